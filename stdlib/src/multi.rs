@@ -10,7 +10,7 @@ pub mod multi {
 
     /// All values of attribute `name` of an object (`source` or `mv`), as an array; `[]` when absent.
     /// `values(source, "proxyAddresses")`.
-    #[rhai_fn(name = "values")]
+    #[rhai_fn(name = "values", pure)]
     pub fn values(obj: &mut Map, name: &str) -> Array {
         if let Some(all) = obj.get(super::VALUES_KEY).and_then(|v| v.read_lock::<Map>().map(|m| m.get(name).cloned())) {
             if let Some(v) = all {

@@ -1,0 +1,159 @@
+//! `idflow bench`: a generated directory through import, sync, plan and export, then small
+//! deltas, with times, rates, peak memory and database size printed. Figures, not assertions.
+use super::generate;
+use crate::error::{Error, Result};
+use crate::sync::import::Mode;
+use crate::sync::profiles::Engine;
+use std::path::Path;
+use std::time::Instant;
+
+const RULES: &str = r#"
+[[rule]]
+name = "in-corp-person"
+direction = "inbound"
+connector = "corp"
+source_type = "person"
+metaverse_type = "person"
+precedence = 100
+scope = 'source.mail != ()'
+link = "provision"
+join = [ { metaverse = "employeeId", expr = "source.employeeNumber" } ]
+[rule.flows]
+displayName = 'if source.displayName != () { source.displayName } else { source.givenName + " " + source.sn }'
+mail = "lower(source.mail)"
+employeeId = "source.employeeNumber"
+manager = "source.manager"
+
+[[rule]]
+name = "in-corp-group"
+direction = "inbound"
+connector = "corp"
+source_type = "group"
+metaverse_type = "group"
+link = "provision"
+[rule.flows]
+displayName = "source.cn"
+member = 'values(source, "member")'
+
+[[rule]]
+name = "out-cloud-user"
+direction = "outbound"
+connector = "cloud"
+metaverse_type = "person"
+target_type = "User"
+scope = 'mv.mail != ()'
+link = "provision"
+deprovision = "delete"
+[rule.flows]
+userName = "mv.mail"
+displayName = "mv.displayName"
+manager = "mv.manager"
+
+[[rule]]
+name = "out-cloud-group"
+direction = "outbound"
+connector = "cloud"
+metaverse_type = "group"
+target_type = "Group"
+link = "provision"
+deprovision = "delete"
+[rule.flows]
+displayName = "mv.displayName"
+members = 'values(mv, "member")'
+"#;
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_string()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn size_mib(p: &Path) -> f64 {
+    let mut total = 0u64;
+    for ext in ["", "-wal", "-shm"] {
+        let f = format!("{}{ext}", p.display());
+        total += std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+    }
+    total as f64 / 1_048_576.0
+}
+
+fn line(what: &str, secs: f64, n: usize) {
+    println!("{what:<34} {secs:>9.3} s  {n:>9} objects  {:>10.0} objects/s", n as f64 / secs.max(1e-9));
+}
+
+pub fn run(people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<()> {
+    std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::File { file: dir.to_path_buf(), message: e.to_string() })?;
+    let w = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| Error::File { file: p.to_path_buf(), message: e.to_string() });
+    let db = dir.join("state/idflow.db");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
+    }
+    let _ = std::fs::remove_file(dir.join("out/cloud.json"));
+    let _ = std::fs::remove_file(dir.join("delta.ldif"));
+    w(
+        &dir.join("idflow.toml"),
+        "[metaverse]\npath = \"state/idflow.db\"\n[rules]\npaths = [\"rules\"]\n[export]\ndeletion_threshold = 500\n\n\
+         [[connector]]\nname = \"corp\"\ntype = \"ldif\"\npath = \"corp.ldif\"\ndelta_path = \"delta.ldif\"\nanchor = \"entryUUID\"\n\
+         reference_attributes = [\"member\", \"manager\"]\n[connector.object_types]\nperson = \"(objectClass=inetOrgPerson)\"\n\
+         group = \"(objectClass=groupOfNames)\"\n\n[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+    )?;
+    w(&dir.join("rules/bench.toml"), RULES)?;
+    let t = Instant::now();
+    let ldif = generate::generate(people, groups, 42);
+    w(&dir.join("corp.ldif"), &ldif)?;
+    println!("idflow bench: {people} people, {groups} groups ({:.1} MiB of LDIF, generated in {:.2} s)", ldif.len() as f64 / 1_048_576.0, t.elapsed().as_secs_f64());
+    drop(ldif);
+    let total = people + groups;
+    let mut e = Engine::open(&dir.join("idflow.toml"))?;
+
+    let t = Instant::now();
+    let r = e.import(&["corp".into()], Mode::Full, false)?;
+    line("full import (corp)", t.elapsed().as_secs_f64(), r.import.iter().map(|s| s.read).sum());
+
+    let t = Instant::now();
+    let r = e.sync(true)?;
+    let s = r.sync.unwrap_or_default();
+    line("full sync (inbound + outbound)", t.elapsed().as_secs_f64(), s.inbound_objects);
+    println!("{:<34} {} projected, {} provisioned, {} errors", "", s.projected, s.provisioned, r.errors.len());
+
+    let t = Instant::now();
+    let (p, _) = e.plan()?;
+    line("plan (import both, sync, diff)", t.elapsed().as_secs_f64(), p.totals.add + p.totals.update + p.totals.delete);
+
+    let t = Instant::now();
+    let r = e.export(&["cloud".into()], None)?;
+    line("export (file target)", t.elapsed().as_secs_f64(), r.export.iter().map(|s| s.added + s.updated).sum());
+    println!("{:<34} {:.1} MiB database, {:.0} MiB peak memory", "after initial sync", size_mib(&db), peak_rss_mib());
+
+    for (round, pct) in deltas.iter().enumerate() {
+        let n = ((people as f64) * pct / 100.0).round().max(1.0) as usize;
+        w(&dir.join("delta.ldif"), &generate::delta(people, n, round + 1))?;
+        let t = Instant::now();
+        let r = e.import(&["corp".into()], Mode::Delta, false)?;
+        let imp = t.elapsed().as_secs_f64();
+        let read: usize = r.import.iter().map(|s| s.read).sum();
+        let t = Instant::now();
+        let r = e.sync(false)?;
+        let syn = t.elapsed().as_secs_f64();
+        let s = r.sync.unwrap_or_default();
+        println!("delta of {pct}% ({n} people changed):");
+        line("  delta import", imp, read);
+        line("  delta sync", syn, s.inbound_objects);
+        println!(
+            "{:<34} {:.1} µs per changed object ({} metaverse objects updated, {} looked at outbound)",
+            "",
+            syn * 1e6 / n as f64,
+            s.metaverse_updated,
+            s.outbound_objects
+        );
+        let t = Instant::now();
+        let r = e.export(&["cloud".into()], None)?;
+        line("  export", t.elapsed().as_secs_f64(), r.export.iter().map(|s| s.updated).sum());
+    }
+    let _ = total;
+    println!("{:<34} {:.1} MiB database, {:.0} MiB peak memory", "end", size_mib(&db), peak_rss_mib());
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The `idflow` command line.
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::sync::import::Mode;
+use crate::sync::profiles::{Engine, RunReport};
+use crate::sync::{plan, preview};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+pub mod bench;
+pub mod functions;
+pub mod generate;
+pub mod test_runner;
+
+/// Exit codes: 0 done, 1 failed (nothing or part done, see the message), 2 done with errors on
+/// some objects, 3 `plan --exit-code` found changes.
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_OBJECT_ERRORS: i32 = 2;
+pub const EXIT_CHANGES: i32 = 3;
+
+#[derive(Parser, Debug)]
+#[command(name = "idflow", version, about = "Hybrid-identity sync: connectors in TOML, rules in Rhai, plans before changes")]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "idflow.toml")]
+    pub config: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check the configuration and rules (compiles every expression).
+    Validate {
+        /// Do not open the metaverse database or connectors.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Import connectors into their connector spaces (delta where possible, unless --full).
+    Import {
+        #[arg(long, conflicts_with = "delta")]
+        full: bool,
+        #[arg(long)]
+        delta: bool,
+        /// Accept an import that reads no objects although the connector space holds some.
+        #[arg(long)]
+        allow_empty: bool,
+        connectors: Vec<String>,
+    },
+    /// Sync connector spaces through the metaverse (delta unless --full or the rules changed).
+    Sync {
+        #[arg(long)]
+        full: bool,
+    },
+    /// Export pending changes to targets.
+    Export {
+        /// Allow up to N deletes per connector, above the deletion threshold.
+        #[arg(long)]
+        allow_deletes: Option<usize>,
+        connectors: Vec<String>,
+    },
+    /// Show what a run would change in every target, touching nothing.
+    Plan {
+        /// Exit with 3 when there are changes (for CI and monitoring).
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Import, sync and export: carry out what `plan` shows.
+    Apply {
+        #[arg(long)]
+        allow_deletes: Option<usize>,
+    },
+    /// A whole cycle over all connectors: import, sync, export.
+    Run {
+        #[arg(long)]
+        allow_deletes: Option<usize>,
+    },
+    /// Why one object ends up the way it does (nothing is changed).
+    Preview {
+        connector: String,
+        /// The object's DN, anchor, or #id.
+        object: String,
+    },
+    /// Run the test cases (*_test.toml) beside the rules.
+    Test {
+        /// The rule folder (default: every folder in [rules] paths).
+        rules_dir: Option<PathBuf>,
+    },
+    /// The functions rules can call.
+    Functions {
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// Recent runs and their outcome.
+    History {
+        #[arg(short = 'n', default_value_t = 10)]
+        n: i64,
+    },
+    /// Write a generated directory as LDIF (people with managers, groups, non-ASCII names).
+    #[command(hide = true)]
+    Generate {
+        #[arg(long, default_value_t = 1000)]
+        people: usize,
+        #[arg(long, default_value_t = 50)]
+        groups: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure import, sync, plan, export and deltas on a generated directory.
+    Bench {
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        #[arg(long, default_value_t = 5_000)]
+        groups: usize,
+        #[arg(long, default_value = "target/bench")]
+        dir: PathBuf,
+        /// Delta sizes, in percent of the people.
+        #[arg(long, value_delimiter = ',', default_value = "0.1,1")]
+        deltas: Vec<f64>,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("idflow={default},warn")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
+}
+
+fn summary(r: &RunReport) -> String {
+    let mut s = String::new();
+    for i in &r.import {
+        s.push_str(&format!(
+            "import {} ({}): {} read, {} added, {} updated, {} renamed, {} deleted, {} errors\n",
+            i.connector, i.mode, i.read, i.added, i.updated, i.renamed, i.deleted, i.errors
+        ));
+    }
+    if let Some(y) = &r.sync {
+        s.push_str(&format!(
+            "sync ({}): {} in: {} projected, {} joined, {} disconnected, {} metaverse updated, {} deleted; {} out: {} provisioned, {} adopted, {} deprovisioned\n",
+            if r.full_sync == Some(true) { "full" } else { "delta" },
+            y.inbound_objects, y.projected, y.joined, y.disconnected, y.metaverse_updated, y.metaverse_deleted,
+            y.outbound_objects, y.provisioned, y.adopted, y.deprovisioned
+        ));
+    }
+    for x in &r.export {
+        s.push_str(&format!(
+            "export {}: {} added, {} updated, {} deleted, {} failed{}\n",
+            x.connector,
+            x.added,
+            x.updated,
+            x.deleted,
+            x.failed,
+            if x.waiting > 0 { format!(", {} waiting for referenced objects", x.waiting) } else { String::new() }
+        ));
+    }
+    for n in &r.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    for e in r.errors.iter().take(25) {
+        s.push_str(&format!(
+            "error ({}): {} {}{}: {}\n",
+            e.stage,
+            e.connector.as_deref().unwrap_or("-"),
+            e.object.as_deref().unwrap_or("-"),
+            e.rule.as_deref().map(|x| format!(" [rule {x}]")).unwrap_or_default(),
+            e.message
+        ));
+    }
+    if r.errors.len() > 25 {
+        s.push_str(&format!("... and {} more errors (idflow history --json lists them)\n", r.errors.len() - 25));
+    }
+    s.push_str(&format!(
+        "{} in {:.2} s{}\n",
+        r.profile,
+        r.duration_ms as f64 / 1000.0,
+        if r.errors.is_empty() { String::new() } else { format!(", {} errors", r.errors.len()) }
+    ));
+    s
+}
+
+fn report(cli: &Cli, r: &RunReport) -> i32 {
+    if cli.json {
+        print_json(r);
+    } else {
+        print!("{}", summary(r));
+    }
+    if r.errors.is_empty() {
+        0
+    } else {
+        EXIT_OBJECT_ERRORS
+    }
+}
+
+fn open(cli: &Cli) -> Result<Engine> {
+    let mut e = Engine::open(&cli.config)?;
+    e.show_progress = !cli.json && std::io::stderr().is_terminal();
+    Ok(e)
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if cli.json {
+                print_json(&serde_json::json!({ "error": e.to_string() }));
+            }
+            eprintln!("idflow: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Validate { offline } => {
+            let config = Config::load(&cli.config)?;
+            let defs = crate::config::rules::load(&config.rule_paths)?;
+            let n = defs.len();
+            let rules = crate::sync::profiles::compile_rules(&config, defs)?;
+            crate::sync::profiles::facts_of(&config)?;
+            if !offline {
+                for c in &config.connectors {
+                    crate::connector::open(c)?;
+                }
+                crate::store::Store::open(&config.metaverse_path)?;
+            }
+            let exprs: usize = rules.rules.iter().map(|r| r.flows.len() + r.joins.len() + usize::from(r.scope.is_some())).sum();
+            if cli.json {
+                print_json(&serde_json::json!({"valid": true, "rules": n, "expressions": exprs, "connectors": config.connectors.len()}));
+            } else {
+                println!("valid: {} connectors, {n} rules, {exprs} expressions compiled", config.connectors.len());
+            }
+            Ok(0)
+        }
+        Command::Import { full, delta: _, allow_empty, connectors } => {
+            let mut e = open(cli)?;
+            let r = e.import(connectors, if *full { Mode::Full } else { Mode::Delta }, *allow_empty)?;
+            Ok(report(cli, &r))
+        }
+        Command::Sync { full } => {
+            let mut e = open(cli)?;
+            let r = e.sync(*full)?;
+            Ok(report(cli, &r))
+        }
+        Command::Export { allow_deletes, connectors } => {
+            let mut e = open(cli)?;
+            let r = e.export(connectors, *allow_deletes)?;
+            Ok(report(cli, &r))
+        }
+        Command::Apply { allow_deletes } => {
+            let mut e = open(cli)?;
+            let r = e.run(*allow_deletes, "apply")?;
+            Ok(report(cli, &r))
+        }
+        Command::Run { allow_deletes } => {
+            let mut e = open(cli)?;
+            let r = e.run(*allow_deletes, "run")?;
+            Ok(report(cli, &r))
+        }
+        Command::Plan { exit_code } => {
+            let mut e = open(cli)?;
+            let (p, r) = e.plan()?;
+            if cli.json {
+                print_json(&serde_json::json!({ "plan": p, "notes": r.notes }));
+            } else {
+                print!("{}", plan::render(&p));
+                for n in &r.notes {
+                    println!("note: {n}");
+                }
+            }
+            Ok(if *exit_code && !p.is_empty() {
+                EXIT_CHANGES
+            } else if !p.errors.is_empty() {
+                EXIT_OBJECT_ERRORS
+            } else {
+                0
+            })
+        }
+        Command::Preview { connector, object } => {
+            let e = open(cli)?;
+            let p = preview::preview(&e, connector, object)?;
+            if cli.json {
+                print_json(&p);
+            } else {
+                print!("{}", preview::render(&p));
+            }
+            Ok(0)
+        }
+        Command::Test { rules_dir } => {
+            let config = if cli.config.exists() { Some(Config::load(&cli.config)?) } else { None };
+            let dirs: Vec<PathBuf> = match (rules_dir, &config) {
+                (Some(d), _) => vec![d.clone()],
+                (None, Some(c)) => c.rule_paths.clone(),
+                (None, None) => return Err(Error::Config(format!("no {} and no RULES_DIR given", cli.config.display()))),
+            };
+            let mut all = Vec::new();
+            for d in dirs {
+                all.extend(test_runner::run(&d, config.as_ref())?);
+            }
+            let failed = all.iter().filter(|r| !r.passed).count();
+            if cli.json {
+                print_json(&all);
+            } else {
+                for r in &all {
+                    println!("{} {} :: {}", if r.passed { "ok  " } else { "FAIL" }, short(&r.file), r.name);
+                    for f in &r.failures {
+                        println!("       {f}");
+                    }
+                }
+                println!("{} passed, {} failed", all.len() - failed, failed);
+            }
+            Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+        }
+        Command::Functions { markdown } => {
+            print!("{}", functions::render(*markdown));
+            Ok(0)
+        }
+        Command::History { n } => {
+            let config = Config::load(&cli.config)?;
+            let store = crate::store::Store::open(&config.metaverse_path)?;
+            let runs = crate::store::history::recent(&store.conn, *n)?;
+            if cli.json {
+                print_json(&runs);
+            } else {
+                for r in runs {
+                    println!("#{:<5} {:<13} {:<8} {}  {}", r.id, r.profile, r.status, r.started, r.finished.unwrap_or_default());
+                }
+            }
+            Ok(0)
+        }
+        Command::Generate { people, groups, seed, out } => {
+            let text = generate::generate(*people, *groups, *seed);
+            std::fs::write(out, text).map_err(|e| Error::File { file: out.clone(), message: e.to_string() })?;
+            Ok(0)
+        }
+        Command::Bench { people, groups, dir, deltas } => {
+            bench::run(*people, *groups, dir, deltas)?;
+            Ok(0)
+        }
+    }
+}
+
+fn short(p: &str) -> String {
+    let path = Path::new(p);
+    let n = path.components().count();
+    path.components().skip(n.saturating_sub(2)).collect::<PathBuf>().display().to_string()
+}

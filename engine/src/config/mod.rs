@@ -1,0 +1,194 @@
+//! `idflow.toml`: the metaverse, the rule folders, export safety settings and the connectors.
+//! Parse errors name the file, line and column; paths are relative to the config file.
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub mod rules;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileModel {
+    metaverse: MetaverseSection,
+    #[serde(default)]
+    rules: RulesSection,
+    #[serde(default)]
+    export: ExportSection,
+    #[serde(default, rename = "connector")]
+    connectors: Vec<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetaverseSection {
+    path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesSection {
+    #[serde(default = "default_rule_paths")]
+    paths: Vec<String>,
+    /// Most Rhai operations one expression may take on one object before it is stopped.
+    #[serde(default = "default_max_operations")]
+    max_operations: u64,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        RulesSection { paths: default_rule_paths(), max_operations: default_max_operations() }
+    }
+}
+
+fn default_rule_paths() -> Vec<String> {
+    vec!["rules".into()]
+}
+fn default_max_operations() -> u64 {
+    1_000_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportSection {
+    #[serde(default = "default_threshold")]
+    deletion_threshold: usize,
+    /// Staging mode: import and sync, never export (a warm standby).
+    #[serde(default)]
+    staging_mode: bool,
+}
+
+impl Default for ExportSection {
+    fn default() -> Self {
+        ExportSection { deletion_threshold: default_threshold(), staging_mode: false }
+    }
+}
+
+fn default_threshold() -> usize {
+    500
+}
+
+/// The loaded configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub dir: PathBuf,
+    pub metaverse_path: PathBuf,
+    pub rule_paths: Vec<PathBuf>,
+    pub max_operations: u64,
+    pub deletion_threshold: usize,
+    pub staging_mode: bool,
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+/// One `[[connector]]`: the settings every connector has, and the rest for its type to read.
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub name: String,
+    pub kind: String,
+    pub reference_attributes: Vec<String>,
+    /// Every key of the section, for the connector type to deserialize with its own struct.
+    pub settings: toml::Table,
+    /// The directory relative paths are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl ConnectorConfig {
+    /// Deserializes the section into a connector type's own settings, naming the connector on error.
+    pub fn settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        let mut t = self.settings.clone();
+        t.remove("name");
+        t.remove("type");
+        T::deserialize(toml::Value::Table(t)).map_err(|e| {
+            Error::Config(format!("connector {:?} (type {:?}): {}", self.name, self.kind, e.message()))
+        })
+    }
+
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        self.base_dir.join(p)
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::File { file: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let model: FileModel = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let mut connectors = Vec::new();
+        for (i, table) in model.connectors.into_iter().enumerate() {
+            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
+                Error::Config(format!("{}: connector #{} has no name", path.display(), i + 1))
+            })?;
+            let kind = table.get("type").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
+                Error::Config(format!("{}: connector {name:?} has no type", path.display()))
+            })?;
+            if connectors.iter().any(|c: &ConnectorConfig| c.name == name) {
+                return Err(Error::Config(format!("{}: two connectors are named {name:?}", path.display())));
+            }
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(Error::Config(format!(
+                    "{}: connector name {name:?}: use letters, digits, '-' and '_'",
+                    path.display()
+                )));
+            }
+            let reference_attributes = match table.get("reference_attributes") {
+                None => Vec::new(),
+                Some(v) => v
+                    .as_array()
+                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| {
+                        Error::Config(format!("connector {name:?}: reference_attributes must be a list of names"))
+                    })?,
+            };
+            connectors.push(ConnectorConfig { name, kind, reference_attributes, settings: table, base_dir: dir.clone() });
+        }
+        Ok(Config {
+            file: path.to_path_buf(),
+            metaverse_path: dir.join(&model.metaverse.path),
+            rule_paths: model.rules.paths.iter().map(|p| dir.join(p)).collect(),
+            max_operations: model.rules.max_operations,
+            deletion_threshold: model.export.deletion_threshold,
+            staging_mode: model.export.staging_mode,
+            connectors,
+            dir,
+        })
+    }
+
+    pub fn connector(&self, name: &str) -> Option<&ConnectorConfig> {
+        self.connectors.iter().find(|c| c.name == name)
+    }
+}
+
+/// A TOML error as `file:line:column: message`.
+pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
+    let offset = e.span().map(|s| s.start).unwrap_or(0);
+    Error::at_offset(path, text, offset, e.message().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_toml_names_file_and_line() {
+        let text = "[metaverse]\npath = \"x.db\"\n\n[export]\ndeletion_threshold = \"many\"\n";
+        let e = Config::parse(Path::new("cfg/idflow.toml"), text).expect_err("bad");
+        let s = e.to_string();
+        assert!(s.starts_with("cfg/idflow.toml:5:"), "{s}");
+        let e = Config::parse(Path::new("idflow.toml"), "[metaverse]\npath = \"x\"\nbogus = 1\n").expect_err("bad");
+        assert!(e.to_string().contains("idflow.toml:3:"), "{e}");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_file() {
+        let c = Config::parse(Path::new("/etc/idflow/idflow.toml"), "[metaverse]\npath = \"state/idflow.db\"\n").expect("ok");
+        assert_eq!(c.metaverse_path, PathBuf::from("/etc/idflow/state/idflow.db"));
+        assert_eq!(c.rule_paths, vec![PathBuf::from("/etc/idflow/rules")]);
+        assert_eq!(c.deletion_threshold, 500);
+    }
+}

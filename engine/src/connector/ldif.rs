@@ -1,0 +1,226 @@
+//! The `ldif` connector: a directory exported as RFC 2849 LDIF (a source).
+//! Full import reads `path`; delta import applies the change records of `delta_path` once.
+use super::ldif_parse::{Change, ModKind, Reader, Record};
+use super::object_types::ObjectTypes;
+use super::{
+    AttrChange, Capabilities, ChangeKind, Connector, DeltaChange, ExportOp, ImportSink, ImportedObject, ObjectKey,
+    OpResult, RefForm,
+};
+use crate::config::ConnectorConfig;
+use crate::error::{Error, Result};
+use crate::value::{Attrs, Value};
+use base64::Engine as _;
+use serde::Deserialize;
+use sha2::Digest;
+use std::path::PathBuf;
+
+pub const CAPABILITIES: Capabilities =
+    Capabilities { delta_import: true, export: false, local_anchor: false, reference_form: RefForm::Dn, max_batch: 1 };
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    path: String,
+    #[serde(default = "default_anchor")]
+    anchor: String,
+    #[serde(default)]
+    reference_attributes: Vec<String>,
+    #[serde(default)]
+    object_types: toml::Table,
+    #[serde(default)]
+    binary_attributes: Vec<String>,
+    /// A file of change records (`changetype:`) that a delta import applies once.
+    #[serde(default)]
+    delta_path: Option<String>,
+}
+
+fn default_anchor() -> String {
+    "entryUUID".into()
+}
+
+pub struct LdifConnector {
+    name: String,
+    path: PathBuf,
+    delta_path: Option<PathBuf>,
+    anchor: String,
+    types: ObjectTypes,
+    binary: Vec<String>,
+}
+
+impl LdifConnector {
+    pub fn new(cfg: &ConnectorConfig) -> Result<Self> {
+        let s: Settings = cfg.settings()?;
+        let types = ObjectTypes::parse(&cfg.name, &s.object_types)?;
+        if types.is_empty() {
+            return Err(Error::Config(format!(
+                "connector {:?}: [connector.object_types] names no object type (e.g. person = \"(objectClass=inetOrgPerson)\")",
+                cfg.name
+            )));
+        }
+        let _ = s.reference_attributes;
+        let mut binary = s.binary_attributes;
+        binary.push(s.anchor.clone());
+        Ok(LdifConnector {
+            name: cfg.name.clone(),
+            path: cfg.resolve(&s.path),
+            delta_path: s.delta_path.as_deref().map(|p| cfg.resolve(p)),
+            anchor: s.anchor,
+            types,
+            binary: binary.into_iter().filter(|b| !b.eq_ignore_ascii_case("entryUUID")).collect(),
+        })
+    }
+
+    fn read(&self, p: &PathBuf) -> Result<String> {
+        std::fs::read_to_string(p).map_err(|e| Error::File { file: p.clone(), message: format!("cannot read: {e}") })
+    }
+
+    fn err(&self, p: &std::path::Path, e: super::ldif_parse::LdifError) -> Error {
+        Error::Parse { file: p.to_path_buf(), line: e.line, column: 1, message: e.message }
+    }
+
+    /// Turns attributes into an imported object, or says why it cannot be one.
+    fn object(&self, dn: &str, pairs: Vec<(String, Value)>) -> std::result::Result<Option<ImportedObject>, String> {
+        let attrs = group(pairs);
+        let Some(t) = self.types.classify(&attrs) else { return Ok(None) };
+        let anchor = attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&self.anchor))
+            .and_then(|(_, v)| v.first())
+            .map(anchor_text)
+            .ok_or_else(|| format!("missing anchor attribute {:?}", self.anchor))?;
+        Ok(Some(ImportedObject { anchor: Some(anchor), dn: Some(dn.to_string()), object_type: t.to_string(), attrs }))
+    }
+
+    fn delta_fingerprint(&self) -> Result<String> {
+        match &self.delta_path {
+            Some(p) if p.exists() => Ok(hex::encode(sha2::Sha256::digest(self.read(p)?.as_bytes()))),
+            _ => Ok("none".into()),
+        }
+    }
+}
+
+/// An anchor value as text: strings as they are, bytes (objectGUID) as base64.
+pub fn anchor_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        Value::Bin(b) => base64::engine::general_purpose::STANDARD.encode(b),
+        Value::Ref(r) => r.to_string(),
+    }
+}
+
+fn group(pairs: Vec<(String, Value)>) -> Attrs {
+    let mut attrs = Attrs::new();
+    for (k, v) in pairs {
+        // LDAP attribute names are case-insensitive: keep the first spelling seen.
+        let key = attrs.keys().find(|x| x.eq_ignore_ascii_case(&k)).cloned().unwrap_or(k);
+        attrs.entry(key).or_default().push(v);
+    }
+    attrs
+}
+
+impl Connector for LdifConnector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { delta_import: self.delta_path.is_some(), ..CAPABILITIES }
+    }
+
+    fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        let text = self.read(&self.path)?;
+        for rec in Reader::new(&text, &self.binary) {
+            let rec = rec.map_err(|e| self.err(&self.path, e))?;
+            let (dn, pairs, line) = match rec {
+                Record::Entry { dn, attrs, line } => (dn, attrs, line),
+                Record::Change { dn, change: Change::Add(attrs), line } => (dn, attrs, line),
+                Record::Change { line, .. } => {
+                    return Err(Error::Parse {
+                        file: self.path.clone(),
+                        line,
+                        column: 1,
+                        message: "a full-import file holds entries; put modify/delete/modrdn records in delta_path".into(),
+                    })
+                }
+            };
+            match self.object(&dn, pairs) {
+                Ok(Some(o)) => sink.object(o)?,
+                Ok(None) => {}
+                Err(m) => sink.error(
+                    ObjectKey { anchor: None, dn: Some(dn) },
+                    format!("{}:{line}: {m}", self.path.display()),
+                ),
+            }
+        }
+        Ok(Some(self.delta_fingerprint()?))
+    }
+
+    fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        let Some(p) = self.delta_path.clone() else { return Ok(None) };
+        let now = self.delta_fingerprint()?;
+        if now == watermark || now == "none" {
+            return Ok(Some(now));
+        }
+        let text = self.read(&p)?;
+        for rec in Reader::new(&text, &self.binary) {
+            let rec = rec.map_err(|e| self.err(&p, e))?;
+            let (dn, change, line) = match rec {
+                Record::Entry { dn, attrs, line } => (dn, Change::Add(attrs), line),
+                Record::Change { dn, change, line } => (dn, change, line),
+            };
+            let key = ObjectKey { anchor: None, dn: Some(dn.clone()) };
+            match change {
+                Change::Add(pairs) => match self.object(&dn, pairs) {
+                    Ok(Some(o)) => sink.change(DeltaChange::Upsert(o))?,
+                    Ok(None) => {}
+                    Err(m) => sink.error(key, format!("{}:{line}: {m}", p.display())),
+                },
+                Change::Delete => sink.change(DeltaChange::Delete(key))?,
+                Change::Modify(mods) => {
+                    let changes = mods
+                        .into_iter()
+                        .map(|m| AttrChange {
+                            attr: m.attr,
+                            kind: match m.kind {
+                                ModKind::Add => ChangeKind::Add,
+                                ModKind::Delete if m.values.is_empty() => ChangeKind::Replace,
+                                ModKind::Delete => ChangeKind::Delete,
+                                ModKind::Replace => ChangeKind::Replace,
+                            },
+                            values: m.values,
+                        })
+                        .collect();
+                    sink.change(DeltaChange::Modify { key, changes })?
+                }
+                Change::ModRdn { new_rdn, delete_old_rdn, new_superior } => {
+                    let rdns = idflow_stdlib::dn::parse(&dn)
+                        .map_err(|e| Error::Parse { file: p.clone(), line, column: 1, message: e.to_string() })?;
+                    let parent = match new_superior {
+                        Some(s) => s,
+                        None => idflow_stdlib::dn::format(rdns.get(1..).unwrap_or(&[])),
+                    };
+                    let new_dn = if parent.is_empty() { new_rdn.clone() } else { format!("{new_rdn},{parent}") };
+                    let new = idflow_stdlib::dn::parse(&new_rdn)
+                        .map_err(|e| Error::Parse { file: p.clone(), line, column: 1, message: format!("newrdn: {e}") })?;
+                    let mut changes = Vec::new();
+                    if let (Some(old), Some(newr)) = (rdns.first(), new.first()) {
+                        if delete_old_rdn {
+                            for (a, v) in &old.pairs {
+                                changes.push(AttrChange { attr: a.clone(), kind: ChangeKind::Delete, values: vec![Value::from(v.as_str())] });
+                            }
+                        }
+                        for (a, v) in &newr.pairs {
+                            changes.push(AttrChange { attr: a.clone(), kind: ChangeKind::Add, values: vec![Value::from(v.as_str())] });
+                        }
+                    }
+                    sink.change(DeltaChange::Rename { key, new_dn, changes })?
+                }
+            }
+        }
+        Ok(Some(now))
+    }
+
+    fn export(&mut self, _ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+        Err(Error::connector(&self.name, "an ldif connector is a source only; it cannot be exported to"))
+    }
+}

@@ -1,0 +1,31 @@
+//! `[connector.object_types]`: object type names to LDAP filters, first match wins.
+use super::filter::{self, Filter};
+use crate::error::{Error, Result};
+use crate::value::Attrs;
+
+#[derive(Debug, Clone, Default)]
+pub struct ObjectTypes(Vec<(String, Filter)>);
+
+impl ObjectTypes {
+    pub fn parse(connector: &str, table: &toml::Table) -> Result<Self> {
+        let mut v = Vec::new();
+        for (name, f) in table {
+            let text = f.as_str().ok_or_else(|| {
+                Error::Config(format!("connector {connector:?}: object type {name:?} must be an LDAP filter string"))
+            })?;
+            let parsed = filter::parse(text)
+                .map_err(|e| Error::Config(format!("connector {connector:?}: object type {name:?}: {e}")))?;
+            v.push((name.clone(), parsed));
+        }
+        Ok(ObjectTypes(v))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The first type whose filter matches.
+    pub fn classify(&self, attrs: &Attrs) -> Option<&str> {
+        self.0.iter().find(|(_, f)| f.matches(attrs)).map(|(n, _)| n.as_str())
+    }
+}

@@ -1,0 +1,172 @@
+//! The metaverse database (SQLite): connector spaces, the metaverse, watermarks and run history.
+//!
+//! Every run works inside one transaction per stage; a run killed at any point leaves the
+//! database as of the last committed stage (WAL journal), and the next run completes from there.
+//! `plan` and `preview` run the same stages in a transaction they roll back.
+use crate::error::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+pub mod cs;
+pub mod history;
+pub mod mv;
+
+pub use cs::{CsObject, ExportState, Link, PendingImport};
+pub use mv::{Contribution, MvAttr, MvObject};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS connector (
+    name TEXT PRIMARY KEY,
+    watermark TEXT,
+    last_full_import TEXT
+);
+CREATE TABLE IF NOT EXISTS cs_object (
+    id INTEGER PRIMARY KEY,
+    connector TEXT NOT NULL,
+    anchor TEXT,
+    dn TEXT,
+    dn_norm TEXT,
+    object_type TEXT NOT NULL,
+    attrs TEXT NOT NULL,
+    present INTEGER NOT NULL DEFAULT 1,
+    desired TEXT,
+    desired_dn TEXT,
+    export_state TEXT,
+    pending_import TEXT,
+    pending_export INTEGER NOT NULL DEFAULT 0,
+    mv_id INTEGER,
+    link TEXT,
+    link_rule TEXT,
+    error TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cs_dn ON cs_object(connector, dn_norm);
+CREATE INDEX IF NOT EXISTS cs_mv ON cs_object(mv_id) WHERE mv_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
+CREATE INDEX IF NOT EXISTS cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
+CREATE TABLE IF NOT EXISTS cs_dangling (cs_id INTEGER NOT NULL, dn_norm TEXT NOT NULL, PRIMARY KEY (dn_norm, cs_id));
+CREATE INDEX IF NOT EXISTS cs_dangling_cs ON cs_dangling(cs_id);
+CREATE TABLE IF NOT EXISTS mv_object (
+    id INTEGER PRIMARY KEY,
+    object_type TEXT NOT NULL,
+    attrs TEXT NOT NULL,
+    dirty INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS mv_dirty ON mv_object(dirty) WHERE dirty = 1;
+CREATE TABLE IF NOT EXISTS mv_contrib (
+    mv_id INTEGER NOT NULL,
+    attr TEXT NOT NULL,
+    cs_id INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    precedence INTEGER NOT NULL,
+    vals TEXT NOT NULL,
+    PRIMARY KEY (mv_id, attr, cs_id, rule)
+);
+CREATE INDEX IF NOT EXISTS mv_contrib_cs ON mv_contrib(cs_id);
+CREATE TABLE IF NOT EXISTS mv_value (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS mv_value_v ON mv_value(value, attr);
+CREATE INDEX IF NOT EXISTS mv_value_ci ON mv_value(attr, lower(value));
+CREATE INDEX IF NOT EXISTS mv_value_mv ON mv_value(mv_id);
+CREATE TABLE IF NOT EXISTS run (
+    id INTEGER PRIMARY KEY,
+    profile TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT,
+    status TEXT NOT NULL,
+    summary TEXT
+);
+CREATE TABLE IF NOT EXISTS run_error (
+    run_id INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    connector TEXT,
+    object TEXT,
+    cs_id INTEGER,
+    mv_id INTEGER,
+    rule TEXT,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_error_cs ON run_error(cs_id);
+CREATE INDEX IF NOT EXISTS run_error_mv ON run_error(mv_id);
+"#;
+
+pub struct Store {
+    pub conn: Connection,
+    pub path: String,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::Store {
+                    path: path.display().to_string(),
+                    message: format!("cannot create its folder: {e}"),
+                })?;
+            }
+        }
+        let conn = Connection::open(path).map_err(|e| Error::Store { path: path.display().to_string(), message: e.to_string() })?;
+        Self::init(conn, path.display().to_string())
+    }
+
+    /// A throw-away database, for `idflow test`.
+    pub fn in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?, ":memory:".into())
+    }
+
+    fn init(conn: Connection, path: String) -> Result<Store> {
+        let wrap = |e: rusqlite::Error| Error::Store { path: path.clone(), message: e.to_string() };
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
+        conn.pragma_update(None, "cache_size", -65536).map_err(wrap)?;
+        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        let v: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(wrap)?;
+        match v.as_deref() {
+            None => {
+                conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()])
+                    .map_err(wrap)?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(Error::Store {
+                    path,
+                    message: format!("schema version {v} is not one this idflow knows ({SCHEMA_VERSION}); use a matching idflow"),
+                })
+            }
+        }
+        Ok(Store { conn, path })
+    }
+}
+
+pub fn get_meta(c: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(c.query_row("SELECT value FROM meta WHERE key=?1", [key], |r| r.get(0)).optional()?)
+}
+
+pub fn set_meta(c: &Connection, key: &str, value: &str) -> Result<()> {
+    c.execute("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value=excluded.value", params![key, value])?;
+    Ok(())
+}
+
+pub fn watermark(c: &Connection, connector: &str) -> Result<Option<String>> {
+    Ok(c.query_row("SELECT watermark FROM connector WHERE name=?1", [connector], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
+pub fn set_watermark(c: &Connection, connector: &str, w: Option<&str>) -> Result<()> {
+    c.execute(
+        "INSERT INTO connector(name, watermark) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET watermark=excluded.watermark",
+        params![connector, w],
+    )?;
+    Ok(())
+}
+
+/// Normalizes a DN for lookups; a DN that does not parse is compared as lower-cased text.
+pub fn dn_norm(dn: &str) -> String {
+    idflow_stdlib::dn::normalize(dn).unwrap_or_else(|_| dn.to_lowercase())
+}

@@ -1,0 +1,176 @@
+//! What export would change for one connector-space object: its desired state (from outbound
+//! rules) against what the target holds, with references translated into the target's own
+//! identifiers. A reference to an object the target has not created yet stays pending.
+use super::references;
+use crate::connector::{AttrChange, ChangeKind, ExportOp, OpKind, RefForm};
+use crate::error::Result;
+use crate::store::{self, CsObject, ExportState};
+use crate::value::{same_values, Value};
+use rusqlite::Connection;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttrDiff {
+    pub attr: String,
+    pub old: Vec<Value>,
+    /// `Value::Ref(cs_id)` marks a reference to an object not created in the target yet.
+    pub new: Vec<Value>,
+    #[serde(skip)]
+    pub is_reference: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub cs_id: i64,
+    pub connector: String,
+    pub kind: OpKind,
+    pub object_type: String,
+    pub display: String,
+    pub anchor: Option<String>,
+    pub dn: Option<String>,
+    pub new_dn: Option<String>,
+    pub attrs: Vec<AttrDiff>,
+}
+
+fn resolve(c: &Connection, vals: &[Value], form: RefForm) -> Result<(Vec<Value>, bool)> {
+    let mut out = Vec::with_capacity(vals.len());
+    let mut is_ref = false;
+    for v in vals {
+        match v {
+            Value::Ref(id) => {
+                is_ref = true;
+                match references::target_ident(c, *id, form)? {
+                    Some(s) => out.push(Value::Str(s)),
+                    None => out.push(Value::Ref(*id)),
+                }
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    Ok((out, is_ref))
+}
+
+fn resolved_only(v: &[Value]) -> Vec<Value> {
+    v.iter().filter(|x| !matches!(x, Value::Ref(_))).cloned().collect()
+}
+
+/// The pending change of an object, if export has anything to do for it.
+pub fn change_for(c: &Connection, o: &CsObject, form: RefForm) -> Result<Option<Change>> {
+    let kind = match (o.export_state, o.present) {
+        (Some(ExportState::Delete), true) => OpKind::Delete,
+        (Some(ExportState::Delete), false) | (None, _) => return Ok(None),
+        (Some(ExportState::Present), false) => OpKind::Add,
+        (Some(ExportState::Present), true) => OpKind::Update,
+    };
+    let mut attrs = Vec::new();
+    if kind != OpKind::Delete {
+        for (attr, want) in o.desired.iter().flatten() {
+            let (new, is_reference) = resolve(c, want, form)?;
+            let old = if kind == OpKind::Add { Vec::new() } else { o.attrs.get(attr).cloned().unwrap_or_default() };
+            let pending_refs = new.len() != resolved_only(&new).len();
+            if kind == OpKind::Add && new.is_empty() {
+                continue;
+            }
+            if kind == OpKind::Update && !pending_refs && same_values(&new, &old) {
+                continue;
+            }
+            attrs.push(AttrDiff { attr: attr.clone(), old, new, is_reference });
+        }
+    }
+    let new_dn = match (&o.desired_dn, &o.dn) {
+        (Some(want), Some(have)) if store::dn_norm(want) != store::dn_norm(have) => Some(want.clone()),
+        (Some(want), None) if kind == OpKind::Add => Some(want.clone()),
+        _ => None,
+    };
+    if kind == OpKind::Update && attrs.is_empty() && new_dn.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Change {
+        cs_id: o.id,
+        connector: o.connector.clone(),
+        kind,
+        object_type: o.object_type.clone(),
+        display: o.display(),
+        anchor: o.anchor.clone(),
+        dn: o.dn.clone(),
+        new_dn,
+        attrs,
+    }))
+}
+
+/// Does export have anything to do for this object?
+pub fn has_changes(c: &Connection, o: &CsObject) -> Result<bool> {
+    // The reference form only matters for how values are spelled, not whether they differ,
+    // except for references: compare with the form that applies to the object's connector.
+    let form = form_of(c, &o.connector)?;
+    Ok(change_for(c, o, form)?.is_some())
+}
+
+/// How the connector names referenced objects, as recorded when it was configured.
+pub fn form_of(c: &Connection, connector: &str) -> Result<RefForm> {
+    Ok(match store::get_meta(c, &format!("ref_form:{connector}"))?.as_deref() {
+        Some("dn") => RefForm::Dn,
+        _ => RefForm::Anchor,
+    })
+}
+
+pub fn record_form(c: &Connection, connector: &str, form: RefForm) -> Result<()> {
+    let want = match form {
+        RefForm::Dn => "dn",
+        RefForm::Anchor => "anchor",
+    };
+    if store::get_meta(c, &format!("ref_form:{connector}"))?.as_deref() != Some(want) {
+        store::set_meta(c, &format!("ref_form:{connector}"), want)?;
+    }
+    Ok(())
+}
+
+/// The export operation for a change; `None` when every remaining difference waits for a
+/// referenced object to be created first.
+pub fn to_op(ch: &Change) -> Option<ExportOp> {
+    let mut op = ExportOp {
+        cs_id: ch.cs_id,
+        kind: ch.kind,
+        object_type: ch.object_type.clone(),
+        anchor: ch.anchor.clone(),
+        dn: ch.dn.clone(),
+        new_dn: ch.new_dn.clone(),
+        attrs: Default::default(),
+        changes: Vec::new(),
+    };
+    match ch.kind {
+        OpKind::Delete => {}
+        OpKind::Add => {
+            for a in &ch.attrs {
+                let v = resolved_only(&a.new);
+                if !v.is_empty() {
+                    op.attrs.insert(a.attr.clone(), v);
+                }
+            }
+        }
+        OpKind::Update => {
+            for a in &ch.attrs {
+                let new = resolved_only(&a.new);
+                if same_values(&new, &a.old) {
+                    continue;
+                }
+                if new.len() <= 1 && a.old.len() <= 1 {
+                    op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Replace, values: new });
+                } else {
+                    let add: Vec<Value> = new.iter().filter(|v| !a.old.contains(v)).cloned().collect();
+                    let del: Vec<Value> = a.old.iter().filter(|v| !new.contains(v)).cloned().collect();
+                    if !add.is_empty() {
+                        op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Add, values: add });
+                    }
+                    if !del.is_empty() {
+                        op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Delete, values: del });
+                    }
+                }
+            }
+            if op.changes.is_empty() && op.new_dn.is_none() {
+                return None;
+            }
+        }
+    }
+    Some(op)
+}

@@ -1,0 +1,189 @@
+//! Export: pending changes out to a connector, in dependency order, each result recorded.
+//!
+//! Before anything is sent, the deletion threshold is checked: an export that would delete more
+//! objects than `deletion_threshold` stops before deleting anything, unless `--allow-deletes N`
+//! covers the count. Results are committed per batch, so a crash loses at most one batch's
+//! confirmations, which the next import recovers (anchors idflow assigned are recognized).
+use super::diff::{self, Change};
+use crate::connector::{apply_changes, Connector, OpKind, OpResult};
+use crate::error::{Error, Result};
+use crate::store::history::ObjectError;
+use crate::store::{cs, CsObject};
+use crate::value::Value;
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ExportStats {
+    pub connector: String,
+    pub added: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub failed: usize,
+    /// Changes still waiting for a referenced object to be created.
+    pub waiting: usize,
+    pub calls: usize,
+}
+
+/// Deletes an export would make per connector, for the threshold check.
+pub fn count_deletes(changes: &[Change]) -> usize {
+    changes.iter().filter(|c| c.kind == OpKind::Delete).count()
+}
+
+pub fn check_threshold(connector: &str, deletes: usize, threshold: usize, allow_deletes: Option<usize>) -> Result<()> {
+    if deletes > threshold && allow_deletes.is_none_or(|n| deletes > n) {
+        return Err(Error::Refused(format!(
+            "export to {connector:?} would delete {deletes} objects, more than the deletion threshold ({threshold}); \
+             nothing was exported to {connector:?}. Review them with `idflow plan`; if they are meant, run \
+             `idflow apply --allow-deletes {deletes}`"
+        )));
+    }
+    Ok(())
+}
+
+/// Orders changes: adds (an object before the objects that reference it), updates, deletes.
+pub fn order(changes: Vec<Change>) -> Vec<Change> {
+    let mut adds: BTreeMap<i64, Change> = BTreeMap::new();
+    let mut updates = Vec::new();
+    let mut deletes = Vec::new();
+    for c in changes {
+        match c.kind {
+            OpKind::Add => {
+                adds.insert(c.cs_id, c);
+            }
+            OpKind::Update => updates.push(c),
+            OpKind::Delete => deletes.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    let mut done = HashSet::new();
+    let keys: Vec<i64> = adds.keys().copied().collect();
+    fn visit(id: i64, adds: &mut BTreeMap<i64, Change>, done: &mut HashSet<i64>, out: &mut Vec<Change>) {
+        if !done.insert(id) {
+            return;
+        }
+        let Some(c) = adds.remove(&id) else { return };
+        for a in &c.attrs {
+            for v in &a.new {
+                if let Value::Ref(r) = v {
+                    visit(*r, adds, done, out);
+                }
+            }
+        }
+        out.push(c);
+    }
+    for k in keys {
+        visit(k, &mut adds, &mut done, &mut out);
+    }
+    out.extend(updates);
+    out.extend(deletes);
+    out
+}
+
+/// Exports one connector's pending changes.
+pub fn export(
+    conn: &Connection,
+    connector: &mut dyn Connector,
+    threshold: usize,
+    allow_deletes: Option<usize>,
+    progress: &indicatif::ProgressBar,
+) -> Result<(ExportStats, Vec<ObjectError>)> {
+    let name = connector.name().to_string();
+    let caps = connector.capabilities();
+    let form = caps.reference_form;
+    let mut stats = ExportStats { connector: name.clone(), ..Default::default() };
+    let mut errors = Vec::new();
+    for pass in 0..3 {
+        let pending = cs::load_where(conn, "connector=?1 AND pending_export=1", [&name])?;
+        let mut changes = Vec::new();
+        for o in &pending {
+            if let Some(c) = diff::change_for(conn, o, form)? {
+                changes.push(c);
+            }
+        }
+        if pass == 0 {
+            check_threshold(&name, count_deletes(&changes), threshold, allow_deletes)?;
+            progress.set_length(changes.len() as u64);
+        }
+        let ordered: Vec<i64> = order(changes).into_iter().map(|c| c.cs_id).collect();
+        let mut added_this_pass = 0;
+        let mut waiting = 0;
+        for chunk in ordered.chunks(caps.max_batch.max(1)) {
+            // Recomputed per batch: an earlier batch may have created what a reference needs.
+            let mut objs: Vec<CsObject> = Vec::new();
+            let mut ops = Vec::new();
+            for id in chunk {
+                let Some(o) = cs::get(conn, *id)? else { continue };
+                let Some(ch) = diff::change_for(conn, &o, form)? else { continue };
+                match diff::to_op(&ch) {
+                    Some(op) => {
+                        ops.push(op);
+                        objs.push(o);
+                    }
+                    None => waiting += 1,
+                }
+            }
+            if ops.is_empty() {
+                continue;
+            }
+            stats.calls += 1;
+            let results = connector.export(&ops)?;
+            if results.len() != ops.len() {
+                return Err(Error::connector(&name, format!("export returned {} results for {} operations", results.len(), ops.len())));
+            }
+            let tx = conn.unchecked_transaction()?;
+            for ((mut o, op), res) in objs.into_iter().zip(ops).zip(results) {
+                progress.inc(1);
+                match res {
+                    OpResult::Done { anchor, dn } => {
+                        match op.kind {
+                            OpKind::Delete => {
+                                stats.deleted += 1;
+                                cs::delete(&tx, o.id)?;
+                                continue;
+                            }
+                            OpKind::Add => {
+                                stats.added += 1;
+                                added_this_pass += 1;
+                                o.attrs = op.attrs.clone();
+                                o.present = true;
+                            }
+                            OpKind::Update => {
+                                stats.updated += 1;
+                                apply_changes(&mut o.attrs, &op.changes);
+                            }
+                        }
+                        if anchor.is_some() {
+                            o.anchor = anchor;
+                        }
+                        o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
+                        o.error = None;
+                        o.pending_export = diff::has_changes(&tx, &o)?;
+                        cs::save(&tx, &o)?;
+                    }
+                    OpResult::Failed(message) => {
+                        stats.failed += 1;
+                        errors.push(ObjectError {
+                            stage: "export".into(),
+                            connector: Some(name.clone()),
+                            object: Some(o.display()),
+                            cs_id: Some(o.id),
+                            mv_id: o.mv_id,
+                            rule: None,
+                            message: message.clone(),
+                        });
+                        o.error = Some(message);
+                        cs::save(&tx, &o)?;
+                    }
+                }
+            }
+            tx.commit()?;
+        }
+        stats.waiting = waiting;
+        if added_this_pass == 0 || waiting == 0 {
+            break;
+        }
+    }
+    Ok((stats, errors))
+}

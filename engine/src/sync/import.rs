@@ -1,0 +1,304 @@
+//! Import: a connector's objects into its connector space, marking what sync must look at.
+//!
+//! A full import that reads nothing while the connector space holds objects is refused: an
+//! empty or failed read is never "everyone left". Objects missing from a *complete* full import
+//! become deletions. The watermark is written in the same transaction as the changes it covers.
+use super::diff;
+use crate::connector::{AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use crate::error::{Error, Result};
+use crate::rules::RuleSet;
+use crate::store::history::ObjectError;
+use crate::store::{self, cs, CsObject, ExportState, Link, PendingImport};
+use crate::value::{same_values, Attrs};
+use rusqlite::Connection;
+use serde::Serialize;
+use std::collections::HashSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Full,
+    /// Delta where the connector can, else full.
+    Delta,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ImportStats {
+    pub connector: String,
+    pub mode: String,
+    pub read: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub renamed: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub errors: usize,
+}
+
+struct Sink<'a> {
+    conn: &'a Connection,
+    rules: &'a RuleSet,
+    connector: String,
+    seen: HashSet<i64>,
+    /// Keys of objects that could not be read whole: never treated as deleted.
+    errored_dns: HashSet<String>,
+    stats: ImportStats,
+    errors: Vec<ObjectError>,
+    progress: &'a indicatif::ProgressBar,
+}
+
+impl Sink<'_> {
+    fn canonical(&self, attrs: Attrs) -> Attrs {
+        let mut out = Attrs::new();
+        for (k, v) in attrs {
+            let name = self.rules.canonical_name(&self.connector, &k).map(str::to_string).unwrap_or(k);
+            out.entry(name).or_default().extend(v);
+        }
+        out
+    }
+
+    fn find(&self, key: &ObjectKey) -> Result<Option<CsObject>> {
+        if let Some(a) = &key.anchor {
+            if let Some(o) = cs::by_anchor(self.conn, &self.connector, a)? {
+                return Ok(Some(o));
+            }
+        }
+        if let Some(d) = &key.dn {
+            let mut found = cs::by_dn(self.conn, &self.connector, d)?;
+            found.retain(|o| key.anchor.is_none() || o.anchor.is_none());
+            if found.len() == 1 {
+                return Ok(found.pop());
+            }
+        }
+        Ok(None)
+    }
+
+    fn obj_error(&mut self, key: &ObjectKey, message: String) {
+        self.stats.errors += 1;
+        if let Some(d) = &key.dn {
+            self.errored_dns.insert(store::dn_norm(d));
+        }
+        self.errors.push(ObjectError {
+            stage: "import".into(),
+            connector: Some(self.connector.clone()),
+            object: Some(key.to_string()),
+            cs_id: None,
+            mv_id: None,
+            rule: None,
+            message,
+        });
+    }
+
+    fn mark(&mut self, o: &mut CsObject, p: PendingImport) {
+        o.pending_import = match (o.pending_import, p) {
+            (Some(PendingImport::Add), PendingImport::Update) => Some(PendingImport::Add),
+            _ => Some(p),
+        };
+    }
+
+    fn finish_object(&mut self, mut o: CsObject) -> Result<i64> {
+        if o.export_state.is_some() {
+            o.pending_export = diff::has_changes(self.conn, &o)?;
+        }
+        let id = cs::save(self.conn, &o)?;
+        self.seen.insert(id);
+        Ok(id)
+    }
+
+    fn upsert(&mut self, obj: ImportedObject) -> Result<()> {
+        self.stats.read += 1;
+        self.progress.inc(1);
+        let key = ObjectKey { anchor: obj.anchor.clone(), dn: obj.dn.clone() };
+        let attrs = self.canonical(obj.attrs);
+        match self.find(&key)? {
+            Some(mut o) => {
+                if self.seen.contains(&o.id) {
+                    let other = o.dn.clone().unwrap_or_default();
+                    self.obj_error(&key, format!("duplicate anchor {:?}: also held by {other}", obj.anchor.unwrap_or_default()));
+                    return Ok(());
+                }
+                let renamed = obj.dn.is_some()
+                    && o.dn.as_deref().map(store::dn_norm) != obj.dn.as_deref().map(store::dn_norm);
+                let changed = !attrs_equal(&o.attrs, &attrs) || o.object_type != obj.object_type || !o.present;
+                if renamed {
+                    self.stats.renamed += 1;
+                } else if changed {
+                    self.stats.updated += 1;
+                } else {
+                    self.stats.unchanged += 1;
+                }
+                if renamed || changed {
+                    if o.pending_import == Some(PendingImport::Delete) {
+                        o.pending_import = None;
+                    }
+                    self.mark(&mut o, PendingImport::Update);
+                }
+                o.anchor = obj.anchor.or(o.anchor);
+                o.dn = obj.dn.or(o.dn);
+                o.object_type = obj.object_type;
+                o.attrs = attrs;
+                o.present = true;
+                self.finish_object(o)?;
+            }
+            None => {
+                let mut o = CsObject::new(&self.connector, &obj.object_type);
+                o.anchor = obj.anchor;
+                o.dn = obj.dn;
+                o.attrs = attrs;
+                o.present = true;
+                o.pending_import = Some(PendingImport::Add);
+                self.stats.added += 1;
+                self.finish_object(o)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_changes(&self, attrs: &mut Attrs, changes: Vec<AttrChange>) {
+        let changes: Vec<AttrChange> = changes
+            .into_iter()
+            .map(|c| AttrChange {
+                attr: self.rules.canonical_name(&self.connector, &c.attr).map(str::to_string).unwrap_or(c.attr),
+                ..c
+            })
+            .collect();
+        crate::connector::apply_changes(attrs, &changes);
+    }
+}
+
+fn attrs_equal(a: &Attrs, b: &Attrs) -> bool {
+    a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_values(v, w)))
+}
+
+impl ImportSink for Sink<'_> {
+    fn object(&mut self, obj: ImportedObject) -> Result<()> {
+        self.upsert(obj)
+    }
+
+    fn change(&mut self, change: DeltaChange) -> Result<()> {
+        match change {
+            DeltaChange::Upsert(o) => self.upsert(o),
+            DeltaChange::Modify { key, changes } => {
+                self.stats.read += 1;
+                match self.find(&key)? {
+                    None => self.obj_error(&key, "a delta changes an object idflow has not imported; run a full import".into()),
+                    Some(mut o) => {
+                        self.apply_changes(&mut o.attrs, changes);
+                        self.mark(&mut o, PendingImport::Update);
+                        self.stats.updated += 1;
+                        self.finish_object(o)?;
+                    }
+                }
+                Ok(())
+            }
+            DeltaChange::Rename { key, new_dn, changes } => {
+                self.stats.read += 1;
+                match self.find(&key)? {
+                    None => self.obj_error(&key, "a delta renames an object idflow has not imported; run a full import".into()),
+                    Some(mut o) => {
+                        self.apply_changes(&mut o.attrs, changes);
+                        o.dn = Some(new_dn);
+                        self.mark(&mut o, PendingImport::Update);
+                        self.stats.renamed += 1;
+                        self.finish_object(o)?;
+                    }
+                }
+                Ok(())
+            }
+            DeltaChange::Delete(key) => {
+                self.stats.read += 1;
+                if let Some(mut o) = self.find(&key)? {
+                    self.vanish(&mut o)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn error(&mut self, key: ObjectKey, message: String) {
+        self.stats.read += 1;
+        if let Some(a) = &key.anchor {
+            if let Ok(Some(o)) = cs::by_anchor(self.conn, &self.connector, a) {
+                self.seen.insert(o.id);
+            }
+        }
+        self.obj_error(&key, message);
+    }
+}
+
+impl Sink<'_> {
+    /// The object is gone from the directory.
+    fn vanish(&mut self, o: &mut CsObject) -> Result<()> {
+        self.stats.deleted += 1;
+        match (o.export_state, o.link) {
+            // Deprovisioned and now gone: done.
+            (Some(ExportState::Delete), _) => cs::delete(self.conn, o.id),
+            // Managed by outbound rules and gone from the target: export adds it again.
+            (Some(ExportState::Present), Some(Link::Provisioned | Link::Adopted)) => {
+                o.present = false;
+                o.pending_export = true;
+                cs::save(self.conn, o).map(|_| ())
+            }
+            _ => {
+                o.pending_import = Some(PendingImport::Delete);
+                o.present = false;
+                cs::save(self.conn, o).map(|_| ())
+            }
+        }
+    }
+}
+
+/// Imports one connector inside the caller's transaction.
+pub fn import(
+    conn: &Connection,
+    connector: &mut dyn Connector,
+    rules: &RuleSet,
+    mode: Mode,
+    allow_empty: bool,
+    progress: &indicatif::ProgressBar,
+) -> Result<(ImportStats, Vec<ObjectError>)> {
+    let name = connector.name().to_string();
+    let mut sink = Sink {
+        conn,
+        rules,
+        connector: name.clone(),
+        seen: HashSet::new(),
+        errored_dns: HashSet::new(),
+        stats: ImportStats { connector: name.clone(), ..Default::default() },
+        errors: Vec::new(),
+        progress,
+    };
+    let watermark = store::watermark(conn, &name)?;
+    if mode == Mode::Delta && connector.capabilities().delta_import {
+        if let Some(w) = watermark.as_deref() {
+            if let Some(new) = connector.delta_import(w, &mut sink)? {
+                sink.stats.mode = "delta".into();
+                store::set_watermark(conn, &name, Some(&new))?;
+                return Ok((sink.stats, sink.errors));
+            }
+            tracing::warn!(connector = %name, "the delta watermark was not accepted; running a full import instead");
+            if sink.stats.read > 0 {
+                return Err(Error::connector(&name, "a delta import asked for a full import after reading changes"));
+            }
+        }
+    }
+    sink.stats.mode = "full".into();
+    let new = connector.full_import(&mut sink)?;
+    let had = cs::count(conn, &name)?;
+    if sink.stats.read == 0 && had > 0 && !allow_empty {
+        return Err(Error::Refused(format!(
+            "connector {name:?}: the import read no objects, but the connector space holds {had}. \
+             An empty read is treated as an error, never as \"everyone was deleted\". If the directory \
+             really is empty now, run `idflow import --full --allow-empty {name}`"
+        )));
+    }
+    // Whatever a complete full import did not see is gone.
+    let unseen = cs::load_where(conn, "connector=?1 AND present=1", [&name])?;
+    for mut o in unseen {
+        if sink.seen.contains(&o.id) || o.dn.as_deref().is_some_and(|d| sink.errored_dns.contains(&store::dn_norm(d))) {
+            continue;
+        }
+        sink.vanish(&mut o)?;
+    }
+    store::set_watermark(conn, &name, new.as_deref())?;
+    Ok((sink.stats, sink.errors))
+}

@@ -1,0 +1,176 @@
+//! Joins. Inbound: join groups tried in order; the first group that finds exactly one metaverse
+//! object wins; more than one is an error on that object, never a guess. Outbound: the same,
+//! against objects already in the target that no metaverse object owns (adoption instead of
+//! duplication on a first run).
+use super::Ctx;
+use crate::error::Result;
+use crate::rules::compile::JoinCond;
+use crate::rules::objmap::to_values;
+use crate::rules::{CompiledRule, EvalError};
+use crate::store::{cs, mv};
+use crate::value::Value;
+use rhai::Scope;
+use std::collections::{BTreeSet, HashMap};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Joined { id: i64, rule: String },
+    Ambiguous { rule: String, group: String, candidates: Vec<i64> },
+    NoMatch,
+}
+
+fn describe(group: &[JoinCond]) -> String {
+    group.iter().map(|c| format!("{} = {}", c.attr, c.expr.src)).collect::<Vec<_>>().join(" and ")
+}
+
+/// Evaluates a group's expressions; `None` when one of them gives `()` (the group does not apply).
+fn group_values(ctx: &Ctx, scope: &mut Scope, group: &[JoinCond]) -> std::result::Result<Option<Vec<Vec<Value>>>, EvalError> {
+    let mut out = Vec::new();
+    for c in group {
+        let d = ctx.rules.engine.eval(scope, &c.expr.ast)?;
+        match to_values(d).map_err(|message| EvalError { message })? {
+            Some(v) if !v.is_empty() => out.push(v),
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Inbound join for connector-space object `cs_connector`'s object in `scope`.
+pub fn inbound(
+    ctx: &mut Ctx,
+    scope: &mut Scope,
+    cs_connector: &str,
+    rules: &[&CompiledRule],
+) -> Result<std::result::Result<Outcome, (String, EvalError)>> {
+    for r in rules {
+        for group in &r.joins {
+            let vals = match group_values(ctx, scope, group) {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    ctx.trace("join", Some(r.name()), || format!("{}: gives () so the group is skipped", describe(group)));
+                    continue;
+                }
+                Err(e) => return Ok(Err((r.name().to_string(), e))),
+            };
+            let mut candidates: Option<BTreeSet<i64>> = None;
+            for (cond, values) in group.iter().zip(vals) {
+                let mut found = BTreeSet::new();
+                for v in &values {
+                    found.extend(mv::find_by_value(ctx.conn, &r.def.metaverse_type, &cond.attr, v, cond.ignore_case)?);
+                }
+                candidates = Some(match candidates {
+                    None => found,
+                    Some(prev) => prev.intersection(&found).copied().collect(),
+                });
+            }
+            // A metaverse object already joined to another object of this connector is taken.
+            let mut free = Vec::new();
+            for id in candidates.unwrap_or_default() {
+                if cs::linked(ctx.conn, cs_connector, id)?.is_none() {
+                    free.push(id);
+                }
+            }
+            let g = describe(group);
+            match free.len() {
+                0 => ctx.trace("join", Some(r.name()), || format!("{g}: no metaverse object matches")),
+                1 => {
+                    ctx.trace("join", Some(r.name()), || format!("{g}: joins metaverse object {}", free[0]));
+                    return Ok(Ok(Outcome::Joined { id: free[0], rule: r.name().to_string() }));
+                }
+                _ => return Ok(Ok(Outcome::Ambiguous { rule: r.name().to_string(), group: g, candidates: free })),
+            }
+        }
+    }
+    Ok(Ok(Outcome::NoMatch))
+}
+
+/// Unlinked objects of a target connector, by attribute value, for outbound joins (built once per sync).
+#[derive(Default)]
+pub struct AdoptIndex {
+    built: HashMap<String, HashMap<(String, String, String), Vec<i64>>>,
+}
+
+impl AdoptIndex {
+    fn build(ctx: &Ctx, connector: &str) -> Result<HashMap<(String, String, String), Vec<i64>>> {
+        let mut m: HashMap<(String, String, String), Vec<i64>> = HashMap::new();
+        for o in cs::load_where(ctx.conn, "connector=?1 AND mv_id IS NULL AND present=1", [connector])? {
+            for (a, vals) in &o.attrs {
+                for v in vals {
+                    m.entry((o.object_type.clone(), a.to_lowercase(), v.index_key().to_lowercase())).or_default().push(o.id);
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    pub fn take(&mut self, connector: &str, cs_id: i64) {
+        if let Some(m) = self.built.get_mut(connector) {
+            for v in m.values_mut() {
+                v.retain(|x| *x != cs_id);
+            }
+        }
+    }
+
+    /// Outbound join of one metaverse object (in `scope`) against `connector`'s unlinked objects.
+    pub fn find(
+        &mut self,
+        ctx: &mut Ctx,
+        scope: &mut Scope,
+        connector: &str,
+        rules: &[&CompiledRule],
+    ) -> Result<std::result::Result<Outcome, (String, EvalError)>> {
+        if rules.iter().all(|r| r.joins.is_empty()) {
+            return Ok(Ok(Outcome::NoMatch));
+        }
+        if !self.built.contains_key(connector) {
+            let idx = Self::build(ctx, connector)?;
+            self.built.insert(connector.to_string(), idx);
+        }
+        for r in rules {
+            let target_type = r.def.target_type.clone().unwrap_or_default();
+            for group in &r.joins {
+                let vals = match group_values(ctx, scope, group) {
+                    Ok(Some(v)) => v,
+                    Ok(None) => continue,
+                    Err(e) => return Ok(Err((r.name().to_string(), e))),
+                };
+                let idx = self.built.get(connector).expect("built above");
+                let mut candidates: Option<BTreeSet<i64>> = None;
+                for (cond, values) in group.iter().zip(vals) {
+                    let mut found = BTreeSet::new();
+                    for v in &values {
+                        let key = v.index_key();
+                        // Outbound matches compare case-insensitively only when asked; the index is lower-cased.
+                        for id in idx.get(&(target_type.clone(), cond.attr.to_lowercase(), key.to_lowercase())).into_iter().flatten() {
+                            if cond.ignore_case || exact(ctx, *id, &cond.attr, &key)? {
+                                found.insert(*id);
+                            }
+                        }
+                    }
+                    candidates = Some(match candidates {
+                        None => found,
+                        Some(prev) => prev.intersection(&found).copied().collect(),
+                    });
+                }
+                let found: Vec<i64> = candidates.unwrap_or_default().into_iter().collect();
+                let g = describe(group);
+                match found.len() {
+                    0 => {}
+                    1 => {
+                        ctx.trace("outbound join", Some(r.name()), || format!("{g}: adopts existing {connector} object #{}", found[0]));
+                        return Ok(Ok(Outcome::Joined { id: found[0], rule: r.name().to_string() }));
+                    }
+                    _ => return Ok(Ok(Outcome::Ambiguous { rule: r.name().to_string(), group: g, candidates: found })),
+                }
+            }
+        }
+        Ok(Ok(Outcome::NoMatch))
+    }
+}
+
+fn exact(ctx: &Ctx, cs_id: i64, attr: &str, key: &str) -> Result<bool> {
+    Ok(cs::get(ctx.conn, cs_id)?.is_some_and(|o| {
+        o.attrs.iter().any(|(a, vals)| a.eq_ignore_ascii_case(attr) && vals.iter().any(|v| v.index_key() == key))
+    }))
+}

@@ -1,0 +1,323 @@
+//! Outbound sync: metaverse objects into target connector spaces as pending exports.
+//!
+//! Per target connector: scope; adopt (outbound join) or provision when nothing is linked;
+//! flows by precedence into the object's desired state; deprovision (delete, disable or
+//! disconnect) when the object leaves scope or its metaverse object is deleted. Like inbound,
+//! two passes: every provisioning first, then flows, so references among new objects resolve.
+use super::diff;
+use super::join::{AdoptIndex, Outcome};
+use super::references;
+use super::Ctx;
+use crate::config::rules::{Deprovision, Direction, LinkMode};
+use crate::error::Result;
+use crate::rules::objmap::{object_map, to_values, truthy};
+use crate::rules::CompiledRule;
+use crate::store::history::ObjectError;
+use crate::store::mv::MvObject;
+use crate::store::{cs, mv, CsObject, ExportState, Link};
+use crate::value::{Attrs, Value};
+use rhai::Scope;
+use std::collections::BTreeSet;
+
+fn scope_of(m: &MvObject) -> Scope<'static> {
+    let mut s = Scope::new();
+    s.push_constant("mv", object_map(m.attrs.iter().map(|(k, a)| (k, a.values.as_slice())), None));
+    s
+}
+
+fn mv_error(ctx: &mut Ctx, m: &MvObject, connector: &str, cs_id: Option<i64>, rule: Option<&str>, message: String) {
+    let object = m
+        .attrs
+        .get("displayName")
+        .or_else(|| m.attrs.get("mail"))
+        .and_then(|a| a.values.first())
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("metaverse #{}", m.id));
+    ctx.error(ObjectError {
+        stage: "sync".into(),
+        connector: Some(connector.to_string()),
+        object: Some(object),
+        cs_id,
+        mv_id: Some(m.id),
+        rule: rule.map(str::to_string),
+        message,
+    });
+}
+
+/// Syncs the given metaverse objects out to every target.
+pub fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
+    let mut adopt = AdoptIndex::default();
+    let mut queue = ids;
+    let mut purge = Vec::new();
+    for _round in 0..4 {
+        if queue.is_empty() {
+            break;
+        }
+        let recheck = batch(ctx, &queue, &mut adopt, &mut purge)?;
+        for id in &queue {
+            mv::clear_dirty(ctx.conn, *id)?;
+        }
+        queue = recheck.into_iter().collect();
+    }
+    for id in purge {
+        mv::purge(ctx.conn, id)?;
+    }
+    Ok(())
+}
+
+fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64>) -> Result<BTreeSet<i64>> {
+    let mut recheck = BTreeSet::new();
+    let mut work: Vec<(i64, String, Vec<usize>, i64)> = Vec::new();
+    let rules = ctx.rules;
+    for &id in ids {
+        ctx.progress.inc(1);
+        let Some(m) = mv::get(ctx.conn, id)? else { continue };
+        ctx.stats.outbound_objects += 1;
+        let linked_out: Vec<CsObject> =
+            cs::all_linked(ctx.conn, id)?.into_iter().filter(|o| o.export_state.is_some() || o.link.is_some_and(|l| !l.is_inbound())).collect();
+        if m.deleted {
+            for mut o in linked_out {
+                deprovision(ctx, &m, &mut o, &mut recheck)?;
+            }
+            purge.push(id);
+            continue;
+        }
+        let mut scope = scope_of(&m);
+        let by_connector = rules.outbound(&m.object_type);
+        // Targets this object is linked to but no outbound rule serves any more.
+        for mut o in linked_out.iter().filter(|o| !by_connector.contains_key(o.connector.as_str())).cloned() {
+            deprovision(ctx, &m, &mut o, &mut recheck)?;
+        }
+        for (connector, crules) in by_connector {
+            let mut in_scope = Vec::new();
+            let mut failed = false;
+            for r in &crules {
+                let ok = match &r.scope {
+                    None => true,
+                    Some(e) => match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message).and_then(|d| truthy(&d)) {
+                        Ok(b) => b,
+                        Err(msg) => {
+                            mv_error(ctx, &m, connector, None, Some(r.name()), format!("scope {:?}: {msg}", e.src));
+                            failed = true;
+                            break;
+                        }
+                    },
+                };
+                ctx.trace("outbound scope", Some(r.name()), || format!("{connector}: {}", if ok { "in scope" } else { "not in scope" }));
+                if ok {
+                    in_scope.push(*r);
+                }
+            }
+            if failed {
+                continue;
+            }
+            let linked = cs::linked(ctx.conn, connector, id)?;
+            if in_scope.is_empty() {
+                if let Some(mut o) = linked.filter(|o| o.export_state == Some(ExportState::Present)) {
+                    deprovision(ctx, &m, &mut o, &mut recheck)?;
+                }
+                continue;
+            }
+            let cs_id = match linked {
+                Some(o) => o.id,
+                None => match adopt.find(ctx, &mut scope, connector, &in_scope)? {
+                    Err((rule, e)) => {
+                        mv_error(ctx, &m, connector, None, Some(&rule), format!("outbound join: {e}"));
+                        continue;
+                    }
+                    Ok(Outcome::Ambiguous { rule, group, candidates }) => {
+                        mv_error(
+                            ctx,
+                            &m,
+                            connector,
+                            None,
+                            Some(&rule),
+                            format!("ambiguous outbound join: {group} matches {} objects in {connector}; nothing was adopted", candidates.len()),
+                        );
+                        continue;
+                    }
+                    Ok(Outcome::Joined { id: cs_id, rule }) => {
+                        let Some(mut o) = cs::get(ctx.conn, cs_id)? else { continue };
+                        adopt.take(connector, cs_id);
+                        o.mv_id = Some(id);
+                        o.link = Some(Link::Adopted);
+                        o.link_rule = Some(rule);
+                        cs::save(ctx.conn, &o)?;
+                        ctx.stats.adopted += 1;
+                        recheck.extend(references::referrers(ctx.conn, id)?);
+                        cs_id
+                    }
+                    Ok(Outcome::NoMatch) => match in_scope.iter().find(|r| r.def.link.unwrap_or(LinkMode::Provision) == LinkMode::Provision) {
+                        None => continue,
+                        Some(r) => {
+                            let facts = ctx.facts(connector);
+                            let mut o = CsObject::new(connector, r.def.target_type.as_deref().unwrap_or_default());
+                            if facts.is_some_and(|f| f.caps.local_anchor) {
+                                o.anchor = Some(uuid::Uuid::new_v4().to_string());
+                            }
+                            o.mv_id = Some(id);
+                            o.link = Some(Link::Provisioned);
+                            o.link_rule = Some(r.name().to_string());
+                            o.export_state = Some(ExportState::Present);
+                            o.desired = Some(Attrs::new());
+                            o.pending_export = true;
+                            let new_id = cs::save(ctx.conn, &o)?;
+                            ctx.trace("provision", Some(r.name()), || format!("{connector}: provisions a new {}", o.object_type));
+                            ctx.stats.provisioned += 1;
+                            recheck.extend(references::referrers(ctx.conn, id)?);
+                            new_id
+                        }
+                    },
+                },
+            };
+            let idx = in_scope
+                .iter()
+                .filter_map(|r| ctx.rules.rules.iter().position(|x| std::ptr::eq(x, *r)))
+                .collect();
+            work.push((id, connector.to_string(), idx, cs_id));
+        }
+    }
+    let batch_ids: BTreeSet<i64> = ids.iter().copied().collect();
+    for (id, connector, idx, cs_id) in work {
+        let (Some(m), Some(mut o)) = (mv::get(ctx.conn, id)?, cs::get(ctx.conn, cs_id)?) else { continue };
+        let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
+        flows(ctx, &m, &mut o, &crules, &connector)?;
+    }
+    Ok(recheck.difference(&batch_ids).copied().collect())
+}
+
+/// Evaluates flows (lowest precedence first wins per attribute) into the object's desired state.
+fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule], connector: &str) -> Result<()> {
+    let mut scope = scope_of(m);
+    let mut desired = Attrs::new();
+    let mut set: BTreeSet<String> = BTreeSet::new();
+    let mut new_dn = None;
+    for r in crules {
+        for (attr, e) in &r.flows {
+            if set.contains(attr) {
+                continue;
+            }
+            let vals = match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message).and_then(to_values) {
+                Ok(v) => v,
+                Err(msg) => {
+                    mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("flow {attr} {:?}: {msg}", e.src));
+                    o.error = Some(msg);
+                    cs::save(ctx.conn, o)?;
+                    return Ok(());
+                }
+            };
+            let Some(vals) = vals else { continue };
+            let mut out = Vec::with_capacity(vals.len());
+            for v in vals {
+                match v {
+                    Value::Ref(target) => {
+                        // The referenced object counts only if it is in this target too.
+                        if let Some(t) = references::resolve_mv(ctx.conn, connector, target)? {
+                            out.push(Value::Ref(t));
+                        }
+                    }
+                    other => out.push(other),
+                }
+            }
+            set.insert(attr.clone());
+            desired.insert(attr.clone(), out);
+        }
+        if new_dn.is_none() {
+            if let Some(e) = &r.dn {
+                match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message) {
+                    Ok(d) if d.is_string() => new_dn = d.into_string().ok(),
+                    Ok(d) if d.is_unit() => {}
+                    Ok(d) => {
+                        mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("dn {:?}: gave {}, not text", e.src, d.type_name()));
+                        return Ok(());
+                    }
+                    Err(msg) => {
+                        mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("dn {:?}: {msg}", e.src));
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    // Attributes idflow managed before but no flow sets now are cleared.
+    if let Some(prev) = &o.desired {
+        for k in prev.keys() {
+            desired.entry(k.clone()).or_default();
+        }
+    }
+    o.desired = Some(desired);
+    if new_dn.is_some() {
+        o.desired_dn = new_dn;
+    }
+    o.export_state = Some(ExportState::Present);
+    o.error = None;
+    o.pending_export = diff::has_changes(ctx.conn, o)?;
+    cs::save(ctx.conn, o)?;
+    Ok(())
+}
+
+/// Applies the deprovisioning action of the rule that linked the object.
+fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTreeSet<i64>) -> Result<()> {
+    let rule = ctx
+        .rules
+        .rules
+        .iter()
+        .find(|r| Some(r.name()) == o.link_rule.as_deref() && r.def.direction == Direction::Outbound)
+        .or_else(|| ctx.rules.rules.iter().find(|r| r.def.direction == Direction::Outbound && r.def.connector == o.connector));
+    let action = match (rule.and_then(|r| r.def.deprovision), o.link) {
+        (Some(a), _) => a,
+        // What idflow created it may remove; what it adopted it leaves in place.
+        (None, Some(Link::Provisioned)) => Deprovision::Delete,
+        (None, _) => Deprovision::Disconnect,
+    };
+    ctx.stats.deprovisioned += 1;
+    recheck.extend(references::referrers(ctx.conn, m.id)?);
+    let rule_name = rule.map(|r| r.name().to_string());
+    ctx.trace("deprovision", rule_name.as_deref(), || format!("{}: {action:?}", o.connector));
+    match action {
+        Deprovision::Delete => {
+            if !o.present {
+                cs::delete(ctx.conn, o.id)?;
+                return Ok(());
+            }
+            o.export_state = Some(ExportState::Delete);
+            o.mv_id = None;
+            o.pending_export = true;
+        }
+        Deprovision::Disable => {
+            let Some(r) = rule else { return Ok(()) };
+            let mut scope = scope_of(m);
+            let mut desired = o.desired.clone().unwrap_or_default();
+            for (attr, e) in &r.deprovision_flows {
+                match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message).and_then(to_values) {
+                    Ok(Some(v)) => {
+                        desired.insert(attr.clone(), v.into_iter().filter(|x| !matches!(x, Value::Ref(_))).collect());
+                    }
+                    Ok(None) => {}
+                    Err(msg) => {
+                        mv_error(ctx, m, &o.connector, Some(o.id), Some(r.name()), format!("deprovision flow {attr} {:?}: {msg}", e.src));
+                        return Ok(());
+                    }
+                }
+            }
+            o.desired = Some(desired);
+            o.export_state = Some(ExportState::Present);
+            if m.deleted {
+                // Its metaverse object is gone: leave it disabled and unmanaged after this export.
+                o.mv_id = None;
+            }
+            o.pending_export = diff::has_changes(ctx.conn, o)?;
+        }
+        Deprovision::Disconnect => {
+            o.mv_id = None;
+            o.link = None;
+            o.export_state = None;
+            o.desired = None;
+            o.desired_dn = None;
+            o.pending_export = false;
+        }
+    }
+    cs::save(ctx.conn, o)?;
+    Ok(())
+}

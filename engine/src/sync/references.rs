@@ -1,0 +1,57 @@
+//! References (group `member`, `manager`): a DN in a source becomes a metaverse reference, and a
+//! metaverse reference becomes the target's own identifier, resolved through links, in whatever
+//! order the objects arrive.
+use crate::connector::RefForm;
+use crate::error::Result;
+use crate::store::{self, cs, mv};
+use rusqlite::Connection;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound {
+    /// The DN names an object linked to this metaverse object.
+    Mv(i64),
+    /// The object exists in the connector space but is not in sync scope (not linked): dropped.
+    NotLinked,
+    /// No object has this DN (yet).
+    Missing,
+}
+
+/// Resolves a DN found in a reference attribute of `connector`.
+pub fn resolve_dn(c: &Connection, connector: &str, dn: &str) -> Result<Inbound> {
+    let found = cs::by_dn(c, connector, dn)?;
+    let live: Vec<_> = found.iter().filter(|o| o.present || o.mv_id.is_some()).collect();
+    if live.is_empty() {
+        return Ok(Inbound::Missing);
+    }
+    Ok(live
+        .iter()
+        .find_map(|o| match (o.mv_id, o.link) {
+            (Some(m), Some(l)) if l.is_inbound() => Some(Inbound::Mv(m)),
+            _ => None,
+        })
+        .unwrap_or(Inbound::NotLinked))
+}
+
+/// The connector-space object in `connector` that stands for metaverse object `mv_id`, if one
+/// is provisioned or adopted there (and not being deleted).
+pub fn resolve_mv(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<i64>> {
+    Ok(cs::linked(c, connector, mv_id)?
+        .filter(|o| o.export_state != Some(store::ExportState::Delete))
+        .map(|o| o.id))
+}
+
+/// How the target names object `cs_id`: its DN or its anchor; `None` until it has one.
+pub fn target_ident(c: &Connection, cs_id: i64, form: RefForm) -> Result<Option<String>> {
+    Ok(cs::get(c, cs_id)?.and_then(|o| match form {
+        RefForm::Dn => o.desired_dn.or(o.dn),
+        RefForm::Anchor => o.anchor,
+    }))
+}
+
+/// Metaverse objects referencing `mv_id` (they must be looked at again when it changes links).
+pub fn referrers(c: &Connection, mv_id: i64) -> Result<Vec<i64>> {
+    let mut v: Vec<i64> = mv::referrers(c, mv_id)?.into_iter().map(|(m, _)| m).collect();
+    v.sort();
+    v.dedup();
+    Ok(v)
+}

@@ -1,0 +1,148 @@
+//! Attribute values as idflow keeps them: text, binary, or a reference to another object.
+use base64::Engine as _;
+use serde::de::{self, Deserializer};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One attribute value.
+///
+/// A `Ref` points at another object *in the same space*: in the metaverse it holds a metaverse
+/// object id, in a connector space a connector-space object id. Connectors never see `Ref`s:
+/// export translates them into the target's own identifier (a DN, an id).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Value {
+    Str(String),
+    Bin(Vec<u8>),
+    Ref(i64),
+}
+
+/// Attribute name to all its values. Names keep the spelling the rules use.
+pub type Attrs = BTreeMap<String, Vec<Value>>;
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The form stored in the metaverse value index (joins, back-references).
+    pub fn index_key(&self) -> String {
+        match self {
+            Value::Str(s) => s.clone(),
+            Value::Bin(b) => format!("b64:{}", base64::engine::general_purpose::STANDARD.encode(b)),
+            Value::Ref(r) => format!("ref:{r}"),
+        }
+    }
+
+    /// How a value reads in plans and previews (binary as base64, never raw bytes).
+    pub fn display(&self) -> String {
+        match self {
+            Value::Str(s) => format!("{s:?}"),
+            Value::Bin(b) => format!("<base64 {}>", base64::engine::general_purpose::STANDARD.encode(b)),
+            Value::Ref(r) => format!("<ref {r}>"),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Str(v) => s.serialize_str(v),
+            Value::Bin(b) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("bin", &base64::engine::general_purpose::STANDARD.encode(b))?;
+                m.end()
+            }
+            Value::Ref(r) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("ref", r)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        match v {
+            serde_json::Value::String(s) => Ok(Value::Str(s)),
+            serde_json::Value::Number(n) => Ok(Value::Str(n.to_string())),
+            serde_json::Value::Bool(b) => Ok(Value::Str(b.to_string())),
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(b)) = m.get("bin") {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .map_err(|e| de::Error::custom(format!("bad base64 in bin value: {e}")))?;
+                    Ok(Value::Bin(bytes))
+                } else if let Some(r) = m.get("ref").and_then(|r| r.as_i64()) {
+                    Ok(Value::Ref(r))
+                } else {
+                    Err(de::Error::custom("a value object must be {\"bin\": base64} or {\"ref\": id}"))
+                }
+            }
+            other => Err(de::Error::custom(format!("unsupported attribute value {other}"))),
+        }
+    }
+}
+
+/// Encodes attributes for the database.
+pub fn attrs_to_json(a: &Attrs) -> String {
+    serde_json::to_string(a).unwrap_or_else(|_| "{}".into())
+}
+
+/// Decodes attributes from the database.
+pub fn attrs_from_json(s: &str) -> Result<Attrs, serde_json::Error> {
+    serde_json::from_str(s)
+}
+
+/// True when two value lists hold the same values, ignoring order.
+pub fn same_values(a: &[Value], b: &[Value]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() <= 1 {
+        return a == b;
+    }
+    let mut x: Vec<&Value> = a.iter().collect();
+    let mut y: Vec<&Value> = b.iter().collect();
+    x.sort();
+    y.sort();
+    x == y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip() {
+        let mut a = Attrs::new();
+        a.insert("cn".into(), vec![Value::from("Jörg")]);
+        a.insert("objectGUID".into(), vec![Value::Bin(vec![0, 1, 255])]);
+        a.insert("manager".into(), vec![Value::Ref(7)]);
+        let j = attrs_to_json(&a);
+        assert_eq!(j, r#"{"cn":["Jörg"],"manager":[{"ref":7}],"objectGUID":[{"bin":"AAH/"}]}"#);
+        assert_eq!(attrs_from_json(&j).expect("decodes"), a);
+    }
+
+    #[test]
+    fn same_values_ignores_order() {
+        assert!(same_values(&[Value::from("a"), Value::from("b")], &[Value::from("b"), Value::from("a")]));
+        assert!(!same_values(&[Value::from("a")], &[Value::from("A")]));
+    }
+}
