@@ -91,11 +91,18 @@ impl LdifConnector {
         Ok(Some(ImportedObject { anchor: Some(anchor), dn: Some(dn.to_string()), object_type: t.to_string(), attrs }))
     }
 
-    fn delta_fingerprint(&self) -> Result<String> {
-        match &self.delta_path {
-            Some(p) if p.exists() => Ok(hex::encode(sha2::Sha256::digest(self.read(p)?.as_bytes()))),
-            _ => Ok("none".into()),
-        }
+    /// `<main file digest>:<delta file digest or none>`: a delta import applies the delta file
+    /// once, and asks for a full import when the main file itself changed.
+    fn fingerprint(&self, main_text: Option<&str>) -> Result<String> {
+        let main = match main_text {
+            Some(t) => hex::encode(sha2::Sha256::digest(t.as_bytes())),
+            None => hex::encode(sha2::Sha256::digest(self.read(&self.path)?.as_bytes())),
+        };
+        let delta = match &self.delta_path {
+            Some(p) if p.exists() => hex::encode(sha2::Sha256::digest(self.read(p)?.as_bytes())),
+            _ => "none".into(),
+        };
+        Ok(format!("{main}:{delta}"))
     }
 }
 
@@ -152,13 +159,19 @@ impl Connector for LdifConnector {
                 ),
             }
         }
-        Ok(Some(self.delta_fingerprint()?))
+        Ok(Some(self.fingerprint(Some(&text))?))
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
         let Some(p) = self.delta_path.clone() else { return Ok(None) };
-        let now = self.delta_fingerprint()?;
-        if now == watermark || now == "none" {
+        let now = self.fingerprint(None)?;
+        let (main_then, _) = watermark.split_once(':').unwrap_or((watermark, ""));
+        let (main_now, delta_now) = now.split_once(':').unwrap_or((now.as_str(), "none"));
+        if main_then != main_now {
+            tracing::info!(connector = %self.name, "{} changed since the last import: a full import is needed", self.path.display());
+            return Ok(None);
+        }
+        if now == watermark || delta_now == "none" {
             return Ok(Some(now));
         }
         let text = self.read(&p)?;

@@ -217,6 +217,10 @@ pub fn get(c: &Connection, id: i64) -> Result<Option<CsObject>> {
     Ok(c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], from_row).optional()?)
 }
 
+pub fn connector_of(c: &Connection, id: i64) -> Result<Option<String>> {
+    Ok(c.prepare_cached("SELECT connector FROM cs_object WHERE id=?1")?.query_row([id], |r| r.get(0)).optional()?)
+}
+
 pub fn by_anchor(c: &Connection, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
     Ok(c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
         .query_row(params![connector, anchor], from_row)

@@ -41,7 +41,28 @@ fn linked_inbound(o: &CsObject) -> bool {
 }
 
 /// Syncs the given connector-space objects (and whatever they make worth looking at again).
+///
+/// Connector by connector, those whose rules project first: a join can then find the
+/// attributes a metaverse object got from another connector in this same sync (HR projects,
+/// the directory joins), instead of projecting a duplicate.
 pub fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
+    let mut groups: std::collections::BTreeMap<(u8, String), Vec<i64>> = std::collections::BTreeMap::new();
+    for id in ids {
+        let Some(connector) = cs::connector_of(ctx.conn, id)? else { continue };
+        let projects = ctx.rules.rules.iter().any(|r| {
+            r.def.direction == crate::config::rules::Direction::Inbound
+                && r.def.connector == connector
+                && r.def.link == Some(LinkMode::Provision)
+        });
+        groups.entry((u8::from(!projects), connector)).or_default().push(id);
+    }
+    for (_, ids) in groups {
+        run_connector(ctx, ids)?;
+    }
+    Ok(())
+}
+
+fn run_connector(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
     let mut queue = ids;
     for _round in 0..4 {
         if queue.is_empty() {

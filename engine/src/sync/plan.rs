@@ -169,7 +169,12 @@ pub fn render(plan: &Plan) -> String {
             }
             let width = ch.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
             for a in &ch.attributes {
-                if ch.op == "add" {
+                if ch.op == "add" && a.new.len() > 1 {
+                    out.push_str(&format!("      {:width$} = ({} values)\n", a.name, a.new.len()));
+                    for v in &a.new {
+                        out.push_str(&format!("          {v}\n"));
+                    }
+                } else if ch.op == "add" {
                     out.push_str(&format!("      {:width$} = {}\n", a.name, list(&a.new)));
                 } else if a.old.len() <= 1 && a.new.len() <= 1 {
                     out.push_str(&format!("      {:width$} : {} => {}\n", a.name, list(&a.old), list(&a.new)));

@@ -1,0 +1,170 @@
+//! Bad input gets a clear error naming the file, line, rule, object or attribute, and nothing
+//! already synced is lost.
+use crate::common::{person, small, Env};
+
+fn three() -> Vec<String> {
+    vec![person("ada", 1, ""), person("bob", 2, "manager: uid=ada,ou=People,dc=example,dc=org\n"), person("cyd", 3, "")]
+}
+
+#[test]
+fn malformed_toml_names_file_and_line() {
+    let e = small(&three());
+    e.write("idflow.toml", &crate::common::SMALL_CONFIG.replace("deletion_threshold = 3", "deletion_threshold = three"));
+    let o = e.ok(&["plan"], 1);
+    assert!(o.stderr.contains("idflow.toml:7:"), "{o:?}");
+    let e = small(&three());
+    e.write("rules/broken.toml", "[[rule]]\nname = \"x\"\ndirection = \"sideways\"\n");
+    let o = e.ok(&["validate"], 1);
+    assert!(o.stderr.contains("rules/broken.toml:3:") && o.stderr.contains("sideways"), "{o:?}");
+}
+
+#[test]
+fn rhai_syntax_error_names_rule_file_expression_and_position() {
+    let e = small(&three());
+    e.write("rules/rules.toml", &crate::common::SMALL_RULES.replace(r#"title = "source.title""#, r#"title = "source.title +* 2""#));
+    let o = e.ok(&["validate", "--offline"], 1);
+    for want in ["rule \"in-person\"", "rules/rules.toml", "flow title", "source.title +* 2", "line 1, position"] {
+        assert!(o.stderr.contains(want), "{want:?} missing: {o:?}");
+    }
+    // Undeclared variables are caught at compile time too.
+    e.write("rules/rules.toml", &crate::common::SMALL_RULES.replace(r#"title = "source.title""#, r#"title = "sorce.title""#));
+    let o = e.ok(&["validate", "--offline"], 1);
+    assert!(o.stderr.contains("sorce"), "{o:?}");
+}
+
+#[test]
+fn unknown_function_and_runaway_script_fail_that_object_only() {
+    let e = small(&three());
+    // Only bob's title makes the flow fail; a runaway loop fails cyd. Ada syncs.
+    let rules = crate::common::SMALL_RULES.replace(
+        r#"title = "source.title""#,
+        r#"title = 'if source.uid == "bob" { no_such_fn(source.uid) } else if source.uid == "cyd" { loop { } } else { "ok" }'"#,
+    );
+    e.write("rules/rules.toml", &rules);
+    let r = e.json(&["apply"], 2);
+    let errors = r["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 2, "{r}");
+    let bob = errors.iter().find(|x| x["object"].as_str().is_some_and(|o| o.contains("uid=bob"))).expect("bob's error");
+    assert_eq!(bob["rule"], "in-person");
+    assert!(bob["message"].as_str().is_some_and(|m| m.contains("no_such_fn")), "{bob}");
+    let cyd = errors.iter().find(|x| x["object"].as_str().is_some_and(|o| o.contains("uid=cyd"))).expect("cyd's error");
+    assert!(cyd["message"].as_str().is_some_and(|m| m.contains("operation limit")), "{cyd}");
+    assert_eq!(e.cloud_user("ada@example.org").expect("ada synced")["attributes"]["title"], "ok");
+    // preview shows the recorded error for that object.
+    let p = e.ok(&["preview", "corp", "uid=bob,ou=People,dc=example,dc=org"], 0);
+    assert!(p.stdout.contains("no_such_fn"), "{p:?}");
+    let h = e.json(&["history"], 0);
+    assert_eq!(h[0]["status"], "errors");
+}
+
+#[test]
+fn broken_ldif_names_the_line_and_loses_nothing() {
+    let e = small(&three());
+    e.ok(&["apply"], 0);
+    let before = e.read("out/cloud.json");
+    let mut ldif = e.read("corp.ldif");
+    ldif.push_str("\ndn: uid=dan,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nthis line is not ldif\n");
+    let line = ldif.lines().count();
+    e.write("corp.ldif", &ldif);
+    let o = e.ok(&["apply"], 1);
+    assert!(o.stderr.contains(&format!("corp.ldif:{line}:")), "line {line}: {o:?}");
+    assert_eq!(e.read("out/cloud.json"), before, "a failed import changes nothing");
+    let h = e.json(&["history"], 0);
+    assert_eq!(h[0]["status"], "failed");
+}
+
+#[test]
+fn duplicate_and_missing_anchors_are_object_errors() {
+    let e = small(&three());
+    e.ok(&["apply"], 0);
+    // dan reuses ada's anchor; cyd loses hers. Nobody is deleted for it.
+    let dup = person("dan", 4, "").replace("000000000004", "000000000001");
+    let cyd_no_anchor = person("cyd", 3, "").lines().filter(|l| !l.starts_with("entryUUID")).collect::<Vec<_>>().join("\n") + "\n";
+    e.write("corp.ldif", &[person("ada", 1, ""), person("bob", 2, ""), cyd_no_anchor, dup].join("\n"));
+    let r = e.json(&["apply"], 2);
+    let msgs: Vec<String> = r["errors"].as_array().expect("errors").iter().map(|x| format!("{} {}", x["object"], x["message"])).collect();
+    assert!(msgs.iter().any(|m| m.contains("uid=dan") && m.contains("duplicate anchor")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("uid=cyd") && m.contains("missing anchor attribute")), "{msgs:?}");
+    assert_eq!(r["export"].as_array().map(|a| a.iter().map(|x| x["deleted"].as_u64().unwrap_or(0)).sum::<u64>()), Some(0));
+    assert!(e.cloud_user("cyd@example.org").is_some(), "cyd must not be deleted for a missing anchor");
+}
+
+#[test]
+fn an_empty_read_is_refused_not_a_mass_delete() {
+    let e = small(&three());
+    e.ok(&["apply"], 0);
+    let before = e.read("out/cloud.json");
+    e.write("corp.ldif", "version: 1\n\ndn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\n");
+    let o = e.ok(&["apply"], 1);
+    assert!(o.stderr.contains("read no objects") && o.stderr.contains("--allow-empty"), "{o:?}");
+    assert_eq!(e.read("out/cloud.json"), before);
+    // The same guard protects the target: a vanished target file is not "everything gone".
+    e.write("corp.ldif", &three().join("\n"));
+    std::fs::remove_file(e.path("out/cloud.json")).expect("rm");
+    let o = e.ok(&["apply"], 1);
+    assert!(o.stderr.contains("connector \"cloud\"") && o.stderr.contains("read no objects"), "{o:?}");
+}
+
+#[test]
+fn deletion_threshold_stops_before_deleting_anything() {
+    let people: Vec<String> = (1..=6).map(|i| person(&format!("p{i}"), i, "")).collect();
+    let e = small(&people);
+    e.ok(&["apply"], 0);
+    let before = e.read("out/cloud.json");
+    e.write("corp.ldif", &people[..2].join("\n"));
+    let p = e.ok(&["plan"], 0);
+    assert!(p.stdout.contains("0 to add, 0 to update, 4 to delete"), "{p:?}");
+    assert!(p.stdout.contains("deletion threshold"), "the plan warns: {p:?}");
+    let o = e.ok(&["apply"], 1);
+    assert!(o.stderr.contains("would delete 4 objects, more than the deletion threshold (3)"), "{o:?}");
+    assert!(o.stderr.contains("--allow-deletes 4"), "{o:?}");
+    assert_eq!(e.read("out/cloud.json"), before, "nothing deleted");
+    let o = e.ok(&["apply", "--allow-deletes", "3"], 1);
+    assert!(o.stderr.contains("deletion threshold"), "{o:?}");
+    let r = e.json(&["apply", "--allow-deletes", "4"], 0);
+    assert_eq!(r["export"][0]["deleted"], 4, "{r}");
+    assert_eq!(e.cloud().len(), 2);
+}
+
+#[test]
+fn ambiguous_join_is_an_error_never_a_guess() {
+    let e = small(&[person("ada", 1, ""), person("ada2", 2, ""), person("cyd", 3, "title: Analyst\n")]);
+    // A second source (HR) whose record matches two metaverse objects by a shared department code.
+    let cfg = crate::common::SMALL_CONFIG.to_string()
+        + "\n[[connector]]\nname = \"hr\"\ntype = \"ldif\"\npath = \"hr.ldif\"\nanchor = \"entryUUID\"\n[connector.object_types]\nworker = \"(objectClass=hrWorker)\"\n";
+    e.write("idflow.toml", &cfg);
+    let rules = crate::common::SMALL_RULES.to_string()
+        + r#"
+[[rule]]
+name = "in-hr"
+direction = "inbound"
+connector = "hr"
+source_type = "worker"
+metaverse_type = "person"
+precedence = 50
+link = "join"
+join = [ { metaverse = "title", expr = "source.title" }, { metaverse = "employeeId", expr = "source.employeeNumber" } ]
+[rule.flows]
+displayName = "source.fullName"
+"#;
+    e.write("rules/rules.toml", &rules);
+    let l = e.read("corp.ldif").replace("employeeNumber: E1\n", "employeeNumber: E1\ntitle: Analyst\n").replace("employeeNumber: E2\n", "employeeNumber: E2\ntitle: Analyst\n");
+    e.write("corp.ldif", &l);
+    e.write(
+        "hr.ldif",
+        "dn: cn=w1,o=hr\nobjectClass: hrWorker\nemployeeNumber: E1\nfullName: Ada From HR\nentryUUID: hr-1\n\n\
+         dn: cn=w2,o=hr\nobjectClass: hrWorker\ntitle: Analyst\nfullName: Nobody Unique\nentryUUID: hr-2\n",
+    );
+    let r = e.json(&["apply"], 2);
+    let errors = r["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{r}");
+    assert!(errors[0]["message"].as_str().is_some_and(|m| m.contains("ambiguous join") && m.contains("title = source.title")), "{r}");
+    assert!(errors[0]["object"].as_str().is_some_and(|o| o.contains("cn=w2")), "{r}");
+    // w2's title matches ada2 and cyd (ada is taken: joined to w1 already): two, so no join.
+    assert!(errors[0]["message"].as_str().is_some_and(|m| m.contains("2 metaverse objects")), "{r}");
+    // w1 has no title, so the first group does not apply; the second joins it to ada, and
+    // HR's display name wins by precedence (50 before 100).
+    let ada = e.cloud_user("ada@example.org").expect("ada");
+    assert_eq!(ada["attributes"]["displayName"], "Ada From HR");
+    assert_eq!(e.cloud_user("ada2@example.org").expect("ada2")["attributes"]["displayName"], "ada2");
+}

@@ -1,0 +1,178 @@
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("engine/ has a parent").to_path_buf()
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let name = e.file_name();
+        if name == "state" || name == "out" {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(&name));
+        } else {
+            std::fs::copy(&p, to.join(&name)).expect("copy");
+        }
+    }
+}
+
+impl Env {
+    /// A copy of examples/quickstart, without any state.
+    pub fn quickstart() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(&repo().join("examples/quickstart"), dir.path());
+        Env { dir }
+    }
+
+    pub fn empty() -> Env {
+        Env { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        std::fs::write(p, content).expect("write");
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_default()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_idflow"));
+        c.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Out {
+        let o = self.command(args).output().expect("idflow runs");
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and requires exit code `code`.
+    pub fn ok(&self, args: &[&str], code: i32) -> Out {
+        let o = self.run(args);
+        assert_eq!(o.code, code, "idflow {args:?}: {o:?}");
+        o
+    }
+
+    pub fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let o = self.ok(&a, code);
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {o:?}"))
+    }
+
+    /// The file target's objects.
+    pub fn cloud(&self) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = serde_json::from_str(&self.read("out/cloud.json")).unwrap_or(serde_json::Value::Null);
+        v["objects"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn cloud_user(&self, user_name: &str) -> Option<serde_json::Value> {
+        self.cloud().into_iter().find(|o| o["attributes"]["userName"] == user_name)
+    }
+}
+
+/// A small two-file setup: an LDIF source and a file target, with the given rules.
+pub const SMALL_CONFIG: &str = r#"
+[metaverse]
+path = "state/idflow.db"
+[rules]
+paths = ["rules"]
+[export]
+deletion_threshold = 3
+[[connector]]
+name = "corp"
+type = "ldif"
+path = "corp.ldif"
+delta_path = "delta.ldif"
+anchor = "entryUUID"
+reference_attributes = ["member", "manager"]
+[connector.object_types]
+person = "(objectClass=inetOrgPerson)"
+group = "(objectClass=groupOfNames)"
+[[connector]]
+name = "cloud"
+type = "file"
+path = "out/cloud.json"
+"#;
+
+pub const SMALL_RULES: &str = r#"
+[[rule]]
+name = "in-person"
+direction = "inbound"
+connector = "corp"
+source_type = "person"
+metaverse_type = "person"
+scope = 'source.mail != ()'
+link = "provision"
+join = [ { metaverse = "employeeId", expr = "source.employeeNumber" } ]
+[rule.flows]
+displayName = 'coalesce(source.displayName, source.cn)'
+mail = "lower(source.mail)"
+employeeId = "source.employeeNumber"
+manager = "source.manager"
+title = "source.title"
+
+[[rule]]
+name = "out-user"
+direction = "outbound"
+connector = "cloud"
+metaverse_type = "person"
+target_type = "User"
+scope = 'mv.mail != ()'
+link = "provision"
+deprovision = "delete"
+[rule.flows]
+userName = "mv.mail"
+displayName = "mv.displayName"
+manager = "mv.manager"
+title = "mv.title"
+"#;
+
+pub fn person(uid: &str, n: u32, extra: &str) -> String {
+    format!(
+        "dn: uid={uid},ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {uid}@example.org\nemployeeNumber: E{n}\nentryUUID: 00000000-0000-4000-8000-{n:012}\n{extra}\n"
+    )
+}
+
+pub fn small(people: &[String]) -> Env {
+    let e = Env::empty();
+    e.write("idflow.toml", SMALL_CONFIG);
+    e.write("rules/rules.toml", SMALL_RULES);
+    e.write("corp.ldif", &people.join("\n"));
+    e
+}
