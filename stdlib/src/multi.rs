@@ -4,6 +4,8 @@ use rhai::plugin::*;
 /// The key under which an object map keeps all values of every attribute (`source.x` is the first).
 pub const VALUES_KEY: &str = "@values";
 
+// The plugin macro expands `pure` functions with an unwrap of its own; the code here has none.
+#[allow(clippy::unwrap_used)]
 #[export_module]
 pub mod multi {
     use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};

@@ -1,6 +1,6 @@
 //! Bad input gets a clear error naming the file, line, rule, object or attribute, and nothing
 //! already synced is lost.
-use crate::common::{person, small, Env};
+use crate::common::{person, small};
 
 fn three() -> Vec<String> {
     vec![person("ada", 1, ""), person("bob", 2, "manager: uid=ada,ou=People,dc=example,dc=org\n"), person("cyd", 3, "")]

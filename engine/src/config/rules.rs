@@ -162,6 +162,12 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<RuleDef>> {
 
 pub fn load_file(f: &Path) -> Result<Vec<RuleDef>> {
     let text = std::fs::read_to_string(f).map_err(|e| Error::File { file: f.to_path_buf(), message: e.to_string() })?;
+    parse_str(f, &text)
+}
+
+/// Parses rule file text; `f` names it in errors.
+pub fn parse_str(f: &Path, text: &str) -> Result<Vec<RuleDef>> {
+    let text = text.to_string();
     let parsed: RuleFile = toml::from_str(&text).map_err(|e| super::toml_error(f, &text, &e))?;
     let mut out = Vec::new();
     for mut r in parsed.rule {

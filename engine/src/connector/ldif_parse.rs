@@ -67,7 +67,7 @@ impl<'a> Reader<'a> {
     fn next_block(&mut self) -> Option<Vec<(usize, String)>> {
         let mut block: Vec<(usize, String)> = Vec::new();
         let mut in_comment = false;
-        while let Some((n, raw)) = self.lines.next() {
+        for (n, raw) in self.lines.by_ref() {
             let raw = raw.strip_suffix('\r').unwrap_or(raw);
             if raw.is_empty() {
                 if block.is_empty() {

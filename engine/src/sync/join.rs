@@ -86,14 +86,17 @@ pub fn inbound(
 }
 
 /// Unlinked objects of a target connector, by attribute value, for outbound joins (built once per sync).
+/// (object type, lower-cased attribute, lower-cased value) to unlinked connector-space objects.
+type ValueIndex = HashMap<(String, String, String), Vec<i64>>;
+
 #[derive(Default)]
 pub struct AdoptIndex {
-    built: HashMap<String, HashMap<(String, String, String), Vec<i64>>>,
+    built: HashMap<String, ValueIndex>,
 }
 
 impl AdoptIndex {
-    fn build(ctx: &Ctx, connector: &str) -> Result<HashMap<(String, String, String), Vec<i64>>> {
-        let mut m: HashMap<(String, String, String), Vec<i64>> = HashMap::new();
+    fn build(ctx: &Ctx, connector: &str) -> Result<ValueIndex> {
+        let mut m = ValueIndex::new();
         for o in cs::load_where(ctx.conn, "connector=?1 AND mv_id IS NULL AND present=1", [connector])? {
             for (a, vals) in &o.attrs {
                 for v in vals {

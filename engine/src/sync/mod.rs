@@ -24,6 +24,8 @@ pub mod precedence;
 pub mod preview;
 pub mod profiles;
 pub mod references;
+#[cfg(test)]
+mod tests;
 
 /// What sync needs to know about each connector.
 #[derive(Debug, Clone)]

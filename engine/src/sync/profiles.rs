@@ -15,7 +15,7 @@ use crate::store::history::{self, ObjectError};
 use crate::store::{self, cs, mv, Store};
 use rusqlite::Connection;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -157,22 +157,20 @@ impl Engine {
     fn sync_stage(&self, conn: &Connection, full: bool, report: &mut RunReport) -> Result<()> {
         let stored = store::get_meta(conn, "rules_fingerprint")?;
         let full = full || stored.as_deref() != Some(self.rules.fingerprint.as_str());
-        if full && !stored.as_deref().is_none_or(|s| s == self.rules.fingerprint) {
+        if stored.as_deref().is_some_and(|s| s != self.rules.fingerprint) {
             report.notes.push("the rules changed since the last sync: running a full sync".into());
         }
         let in_ids = if full {
-            let sources: HashSet<String> =
+            // Every object of a connector with inbound rules, and every object still linked
+            // inbound (its connector may have lost its rules), and whatever is pending.
+            let sources: Vec<String> =
                 self.config.connectors.iter().map(|c| c.name.clone()).filter(|n| self.rules.has_inbound(n)).collect();
-            let mut ids = Vec::new();
-            for o in cs::load_where(conn, "1=1", [])? {
-                if sources.contains(&o.connector)
-                    || o.link.is_some_and(crate::store::Link::is_inbound)
-                    || o.pending_import.is_some()
-                {
-                    ids.push(o.id);
-                }
-            }
-            ids
+            let list = sources.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(",");
+            cs::ids_where(
+                conn,
+                &format!("connector IN ({list}) OR link IN ('joined','projected') OR pending_import IS NOT NULL"),
+                [],
+            )?
         } else {
             cs::ids_where(conn, "pending_import IS NOT NULL", [])?
         };
@@ -239,6 +237,8 @@ impl Engine {
         }
         history::finish(&tx, run_id, status, &summary)?;
         tx.commit()?;
+        // Hand the write-ahead log back to the database file, so it does not stay at its peak size.
+        let _ = self.store.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
         result.map(|()| report)
     }
 

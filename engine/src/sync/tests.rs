@@ -1,0 +1,188 @@
+//! Unit tests of the pure middle: evaluator limits, joins, precedence and references, on an
+//! in-memory metaverse with no connector.
+use super::profiles::Engine;
+use super::{inbound, outbound, references, Ctx};
+use crate::config::rules::parse_str;
+use crate::config::Config;
+use crate::rules::objmap::to_values;
+use crate::store::{cs, mv, CsObject, PendingImport, Store};
+use crate::value::Value;
+use std::path::Path;
+
+const CONFIG: &str = r#"
+[metaverse]
+path = ":memory:"
+[[connector]]
+name = "hr"
+type = "ldif"
+path = "hr.ldif"
+[connector.object_types]
+worker = "(objectClass=worker)"
+[[connector]]
+name = "corp"
+type = "ldif"
+path = "corp.ldif"
+reference_attributes = ["manager"]
+[connector.object_types]
+person = "(objectClass=person)"
+[[connector]]
+name = "cloud"
+type = "file"
+path = "cloud.json"
+"#;
+
+const RULES: &str = r#"
+[[rule]]
+name = "hr"
+direction = "inbound"
+connector = "hr"
+source_type = "worker"
+metaverse_type = "person"
+precedence = 50
+link = "provision"
+[rule.flows]
+employeeId = "source.id"
+title = "source.title"
+
+[[rule]]
+name = "corp"
+direction = "inbound"
+connector = "corp"
+source_type = "person"
+metaverse_type = "person"
+precedence = 100
+link = "join"
+join = [ { metaverse = "employeeId", expr = "source.employeeNumber", ignore_case = true } ]
+[rule.flows]
+title = "source.title"
+mail = "source.mail"
+manager = "source.manager"
+nickname = 'if source.nick == "none" { [] } else { source.nick }'
+
+[[rule]]
+name = "out"
+direction = "outbound"
+connector = "cloud"
+metaverse_type = "person"
+target_type = "User"
+scope = "mv.mail != ()"
+link = "provision"
+[rule.flows]
+userName = "mv.mail"
+manager = "mv.manager"
+"#;
+
+fn engine(rules: &str) -> Engine {
+    let config = Config::parse(Path::new("idflow.toml"), CONFIG).expect("config");
+    let defs = parse_str(Path::new("rules.toml"), rules).expect("rules");
+    Engine::from_parts(config, defs, Store::in_memory().expect("db")).expect("engine")
+}
+
+fn put(e: &Engine, connector: &str, ty: &str, dn: &str, attrs: &[(&str, &str)]) -> i64 {
+    let mut o = CsObject::new(connector, ty);
+    o.dn = Some(dn.into());
+    o.anchor = Some(dn.into());
+    for (k, v) in attrs {
+        o.attrs.entry(k.to_string()).or_default().push(Value::from(*v));
+    }
+    o.present = true;
+    o.pending_import = Some(PendingImport::Add);
+    cs::save(&e.store.conn, &o).expect("save")
+}
+
+fn sync(e: &Engine) -> Vec<String> {
+    let mut ctx = Ctx::new(&e.store.conn, &e.rules, &e.facts);
+    let ids = cs::ids_where(&e.store.conn, "pending_import IS NOT NULL", []).expect("ids");
+    inbound::run(&mut ctx, ids).expect("inbound");
+    let m = mv::dirty_ids(&e.store.conn).expect("dirty");
+    outbound::run(&mut ctx, m).expect("outbound");
+    ctx.errors.iter().map(|x| x.message.clone()).collect()
+}
+
+fn mv_of(e: &Engine, cs_id: i64) -> crate::store::MvObject {
+    let o = cs::get(&e.store.conn, cs_id).expect("get").expect("exists");
+    mv::get(&e.store.conn, o.mv_id.expect("linked")).expect("mv").expect("mv exists")
+}
+
+#[test]
+fn evaluator_limits_and_conversions() {
+    let e = engine(RULES);
+    let re = &e.rules.engine;
+    // A runaway loop stops at the operation limit with a clear message.
+    let ast = re.compile(&["source"], "loop { }").expect("compiles");
+    let mut scope = rhai::Scope::new();
+    scope.push("source", rhai::Map::new());
+    let err = re.eval(&mut scope, &ast).expect_err("stops");
+    assert!(err.message.contains("operation limit"), "{err}");
+    // eval is off; undeclared variables do not compile.
+    assert!(re.compile(&["source"], r#"eval("1")"#).is_err());
+    assert!(re.compile(&["source"], "sorce.mail").is_err());
+    // Results: () is no contribution, [] is an empty one, maps are refused.
+    assert_eq!(to_values(rhai::Dynamic::UNIT), Ok(None));
+    assert_eq!(to_values(rhai::Dynamic::from_array(vec![])), Ok(Some(vec![])));
+    assert_eq!(to_values(rhai::Dynamic::from(42_i64)), Ok(Some(vec![Value::from("42")])));
+    assert!(to_values(rhai::Dynamic::from_map(rhai::Map::new())).is_err());
+}
+
+#[test]
+fn join_precedence_and_handover() {
+    let e = engine(RULES);
+    let w = put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "e-7"), ("title", "Chief")]);
+    // corp's employee number differs in case: the join ignores case.
+    let p = put(&e, "corp", "person", "uid=a,o=corp", &[("objectClass", "person"), ("employeeNumber", "E-7"), ("title", "Clerk"), ("mail", "a@x")]);
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let m = mv_of(&e, p);
+    assert_eq!(m.id, mv_of(&e, w).id, "joined, not projected");
+    assert_eq!(m.values("title"), Some(&[Value::from("Chief")][..]), "precedence 50 beats 100");
+    assert_eq!(m.attrs["title"].rule, "hr");
+    // HR's title gives (): its contribution goes, corp's wins.
+    let mut o = cs::get(&e.store.conn, w).expect("get").expect("w");
+    o.attrs.remove("title");
+    o.pending_import = Some(PendingImport::Update);
+    cs::save(&e.store.conn, &o).expect("save");
+    sync(&e);
+    assert_eq!(mv_of(&e, p).values("title"), Some(&[Value::from("Clerk")][..]));
+    // An explicit empty array is an (empty) contribution: no values, the attribute is absent.
+    let mut o = cs::get(&e.store.conn, p).expect("get").expect("p");
+    o.attrs.insert("nick".into(), vec![Value::from("none")]);
+    o.pending_import = Some(PendingImport::Update);
+    cs::save(&e.store.conn, &o).expect("save");
+    sync(&e);
+    assert_eq!(mv_of(&e, p).values("nickname"), None);
+}
+
+#[test]
+fn ambiguous_join_errors_and_join_only_stays_disconnected() {
+    let e = engine(RULES);
+    put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "dup")]);
+    put(&e, "hr", "worker", "cn=w2,o=hr", &[("objectClass", "worker"), ("id", "dup")]);
+    let p = put(&e, "corp", "person", "uid=a,o=corp", &[("objectClass", "person"), ("employeeNumber", "dup")]);
+    let q = put(&e, "corp", "person", "uid=b,o=corp", &[("objectClass", "person"), ("employeeNumber", "nobody")]);
+    let errors = sync(&e);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("ambiguous join") && errors[0].contains("2 metaverse objects"), "{errors:?}");
+    assert!(cs::get(&e.store.conn, p).expect("get").expect("p").mv_id.is_none());
+    // "join" never projects: b stays a disconnector.
+    assert!(cs::get(&e.store.conn, q).expect("get").expect("q").mv_id.is_none());
+}
+
+#[test]
+fn references_resolve_in_any_order() {
+    let e = engine(RULES);
+    put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "1")]);
+    put(&e, "hr", "worker", "cn=w2,o=hr", &[("objectClass", "worker"), ("id", "2")]);
+    sync(&e);
+    // The report arrives before its manager's directory object does.
+    let report = put(&e, "corp", "person", "uid=r,o=corp", &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "r@x"), ("manager", "UID=M,O=corp")]);
+    let errors = sync(&e);
+    assert!(errors.iter().any(|m| m.contains("does not exist")), "{errors:?}");
+    assert_eq!(references::resolve_dn(&e.store.conn, "corp", "uid=m,o=corp").expect("resolve"), references::Inbound::Missing);
+    let boss = put(&e, "corp", "person", "uid=m,o=corp", &[("objectClass", "person"), ("employeeNumber", "2"), ("mail", "m@x")]);
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let boss_mv = mv_of(&e, boss).id;
+    assert_eq!(mv_of(&e, report).values("manager"), Some(&[Value::Ref(boss_mv)][..]));
+    // Outbound, the reference names the manager's target object.
+    let target = cs::linked(&e.store.conn, "cloud", mv_of(&e, report).id).expect("q").expect("provisioned");
+    let boss_target = cs::linked(&e.store.conn, "cloud", boss_mv).expect("q").expect("provisioned");
+    assert_eq!(target.desired.expect("desired")["manager"], vec![Value::Ref(boss_target.id)]);
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the repository: unit tests, the integration suite (the real idflow binary
+# on real files), and the rule test cases kept beside each shipped rule set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo test --workspace --locked
+
+# Rule sets carry their own test cases (*_test.toml): run them the way an admin's CI would.
+cargo build --locked -q
+./target/debug/idflow --config examples/quickstart/idflow.toml test
+for set in rules/*/; do
+  [ -f "$set/idflow.toml" ] || continue
+  ./target/debug/idflow --config "$set/idflow.toml" test
+done
