@@ -225,7 +225,12 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
                         };
                         match references::resolve_dn(ctx.conn, &o.connector, dn)? {
                             Inbound::Mv(target) => refs.push(Value::Ref(target)),
-                            Inbound::NotLinked => dangling.push(store::dn_norm(dn)),
+                            Inbound::NotLinked => {
+                                ctx.trace("flow", Some(r.name()), || {
+                                    format!("{attr}: {dn} is not in the metaverse (out of scope, or not synced yet): left out")
+                                });
+                                dangling.push(store::dn_norm(dn))
+                            }
                             Inbound::Missing => {
                                 dangling.push(store::dn_norm(dn));
                                 ref_errors.push(format!("{attr} refers to {dn}, which does not exist in connector {:?}", o.connector));
@@ -234,7 +239,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
                     }
                     vals = refs;
                 }
-                ctx.trace("flow", Some(r.name()), || format!("{attr}: {}", vals.iter().map(Value::display).collect::<Vec<_>>().join(", ")));
+                if !vals.is_empty() {
+                    ctx.trace("flow", Some(r.name()), || format!("{attr}: {}", vals.iter().map(Value::display).collect::<Vec<_>>().join(", ")));
+                }
                 contributions.insert((attr.clone(), r.name().to_string()), (r.def.precedence, vals));
             }
         }
