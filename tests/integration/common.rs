@@ -19,6 +19,7 @@ impl std::fmt::Debug for Out {
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    pub vars: Vec<(String, String)>,
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -43,11 +44,11 @@ impl Env {
     pub fn quickstart() -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(&repo().join("examples/quickstart"), dir.path());
-        Env { dir }
+        Env { dir, vars: Vec::new() }
     }
 
     pub fn empty() -> Env {
-        Env { dir: tempfile::tempdir().expect("tempdir") }
+        Env { dir: tempfile::tempdir().expect("tempdir"), vars: Vec::new() }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -69,6 +70,9 @@ impl Env {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_idflow"));
         c.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG");
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
         c
     }
 

@@ -3,4 +3,6 @@
 mod bad_input;
 mod common;
 mod lifecycle;
+mod openldap;
 mod quickstart;
+mod slapd;

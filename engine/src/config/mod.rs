@@ -90,6 +90,8 @@ pub struct ConnectorConfig {
     pub settings: toml::Table,
     /// The directory relative paths are resolved against.
     pub base_dir: PathBuf,
+    /// The configuration file itself (an inline secret needs it private).
+    pub config_file: PathBuf,
 }
 
 impl ConnectorConfig {
@@ -145,7 +147,14 @@ impl Config {
                         Error::Config(format!("connector {name:?}: reference_attributes must be a list of names"))
                     })?,
             };
-            connectors.push(ConnectorConfig { name, kind, reference_attributes, settings: table, base_dir: dir.clone() });
+            connectors.push(ConnectorConfig {
+                name,
+                kind,
+                reference_attributes,
+                settings: table,
+                base_dir: dir.clone(),
+                config_file: path.to_path_buf(),
+            });
         }
         Ok(Config {
             file: path.to_path_buf(),

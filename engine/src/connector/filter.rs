@@ -169,6 +169,19 @@ fn values<'a>(attrs: &'a Attrs, name: &str) -> impl Iterator<Item = String> + 'a
 }
 
 impl Filter {
+    pub fn attribute_names(&self, out: &mut Vec<String>) {
+        match self {
+            Filter::And(v) | Filter::Or(v) => v.iter().for_each(|f| f.attribute_names(out)),
+            Filter::Not(f) => f.attribute_names(out),
+            Filter::Equal(a, _)
+            | Filter::Present(a)
+            | Filter::GreaterOrEqual(a, _)
+            | Filter::LessOrEqual(a, _)
+            | Filter::Approx(a, _)
+            | Filter::Substring { attr: a, .. } => out.push(a.clone()),
+        }
+    }
+
     /// Matches case-insensitively, as directories compare most attributes.
     pub fn matches(&self, attrs: &Attrs) -> bool {
         match self {

@@ -7,6 +7,7 @@ use crate::value::{Attrs, Value};
 
 pub mod file;
 pub mod filter;
+pub mod ldap;
 pub mod ldif;
 pub mod ldif_parse;
 pub mod object_types;
@@ -129,6 +130,9 @@ pub trait Connector {
     /// (the watermark is unknown, expired or the connector has no deltas).
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>>;
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>>;
+    /// The attributes rules read or write in this connector, so a directory is asked for those
+    /// only (plus what the connector itself needs). Empty: everything.
+    fn want_attributes(&mut self, _attrs: Vec<String>) {}
 }
 
 /// Applies changes to attributes (names compared case-insensitively, as directories do).
@@ -163,6 +167,7 @@ pub fn capabilities_of(kind: &str) -> Option<Capabilities> {
     match kind {
         "ldif" => Some(ldif::CAPABILITIES),
         "file" => Some(file::CAPABILITIES),
+        "ldap" => Some(ldap::CAPABILITIES),
         _ => None,
     }
 }
@@ -172,8 +177,9 @@ pub fn open(cfg: &ConnectorConfig) -> Result<Box<dyn Connector>> {
     match cfg.kind.as_str() {
         "ldif" => Ok(Box::new(ldif::LdifConnector::new(cfg)?)),
         "file" => Ok(Box::new(file::FileConnector::new(cfg)?)),
+        "ldap" => Ok(Box::new(ldap::LdapConnector::new(cfg)?)),
         other => Err(Error::Config(format!(
-            "connector {:?}: unknown type {other:?} (known: ldif, file)",
+            "connector {:?}: unknown type {other:?} (known: ldif, file, ldap)",
             cfg.name
         ))),
     }

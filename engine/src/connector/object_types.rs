@@ -20,6 +20,15 @@ impl ObjectTypes {
         Ok(ObjectTypes(v))
     }
 
+    /// Every attribute the filters test (so an LDAP search asks for them).
+    pub fn attribute_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (_, f) in &self.0 {
+            f.attribute_names(&mut out);
+        }
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

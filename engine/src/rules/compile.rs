@@ -109,6 +109,16 @@ impl RuleSet {
             let mut fp = def.clone();
             fp.file = PathBuf::new();
             hasher.update(format!("{fp:?}\n").as_bytes());
+            if def.direction == Direction::Outbound {
+                // What outbound rules write and join on is what an import of the target must read.
+                let entry = names.entry(def.connector.clone()).or_default();
+                let mut targets: Vec<String> = def.flows.keys().cloned().collect();
+                targets.extend(def.deprovision_flows.keys().cloned());
+                targets.extend(def.join.iter().flat_map(|g| g.conditions().into_iter().filter_map(|k| k.target.clone())));
+                for n in targets {
+                    entry.entry(n.to_lowercase()).or_insert(n);
+                }
+            }
             if def.direction == Direction::Inbound {
                 let entry = names.entry(def.connector.clone()).or_default();
                 let mut srcs: Vec<&str> = def.flows.values().map(String::as_str).collect();

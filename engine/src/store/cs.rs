@@ -264,6 +264,28 @@ pub fn count(c: &Connection, connector: &str) -> Result<i64> {
     Ok(c.query_row("SELECT count(*) FROM cs_object WHERE connector=?1 AND present=1", [connector], |r| r.get(0))?)
 }
 
+/// Remembers a DN an object no longer has: renamed (`Some(id)`: references to the old DN follow
+/// it) or deleted (`None`: references to it are dropped quietly). Directories fix such references
+/// themselves (OpenLDAP's refint, AD's link tables) without telling delta readers.
+pub fn set_former_dn(c: &Connection, connector: &str, dn: &str, cs_id: Option<i64>) -> Result<()> {
+    c.prepare_cached("INSERT INTO cs_former_dn(connector, dn_norm, cs_id) VALUES (?1,?2,?3) ON CONFLICT(connector, dn_norm) DO UPDATE SET cs_id=excluded.cs_id")?
+        .execute(params![connector, super::dn_norm(dn), cs_id])?;
+    Ok(())
+}
+
+/// A DN in use again is no longer a former DN.
+pub fn clear_former_dn(c: &Connection, connector: &str, dn: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM cs_former_dn WHERE connector=?1 AND dn_norm=?2")?.execute(params![connector, super::dn_norm(dn)])?;
+    Ok(())
+}
+
+/// `None`: not a former DN; `Some(None)`: its object was deleted; `Some(Some(id))`: renamed to object `id`.
+pub fn former_dn(c: &Connection, connector: &str, dn: &str) -> Result<Option<Option<i64>>> {
+    Ok(c.prepare_cached("SELECT cs_id FROM cs_former_dn WHERE connector=?1 AND dn_norm=?2")?
+        .query_row(params![connector, super::dn_norm(dn)], |r| r.get::<_, Option<i64>>(0))
+        .optional()?)
+}
+
 /// Records that `cs_id` references a DN not (yet) linked, so it is looked at again when it arrives.
 pub fn set_dangling(c: &Connection, cs_id: i64, dns: &[String]) -> Result<()> {
     c.prepare_cached("DELETE FROM cs_dangling WHERE cs_id=?1")?.execute([cs_id])?;

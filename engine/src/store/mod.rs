@@ -49,6 +49,12 @@ CREATE INDEX IF NOT EXISTS cs_pending_import ON cs_object(pending_import) WHERE 
 CREATE INDEX IF NOT EXISTS cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
 CREATE TABLE IF NOT EXISTS cs_dangling (cs_id INTEGER NOT NULL, dn_norm TEXT NOT NULL, PRIMARY KEY (dn_norm, cs_id));
 CREATE INDEX IF NOT EXISTS cs_dangling_cs ON cs_dangling(cs_id);
+CREATE TABLE IF NOT EXISTS cs_former_dn (
+    connector TEXT NOT NULL,
+    dn_norm TEXT NOT NULL,
+    cs_id INTEGER,
+    PRIMARY KEY (connector, dn_norm)
+);
 CREATE TABLE IF NOT EXISTS mv_object (
     id INTEGER PRIMARY KEY,
     object_type TEXT NOT NULL,

@@ -126,6 +126,14 @@ impl Sink<'_> {
                 } else {
                     self.stats.unchanged += 1;
                 }
+                if renamed {
+                    if let Some(old) = &o.dn {
+                        cs::set_former_dn(self.conn, &self.connector, old, Some(o.id))?;
+                    }
+                    if let Some(new) = &obj.dn {
+                        cs::clear_former_dn(self.conn, &self.connector, new)?;
+                    }
+                }
                 if renamed || changed {
                     if o.pending_import == Some(PendingImport::Delete) {
                         o.pending_import = None;
@@ -140,6 +148,9 @@ impl Sink<'_> {
                 self.finish_object(o)?;
             }
             None => {
+                if let Some(d) = &obj.dn {
+                    cs::clear_former_dn(self.conn, &self.connector, d)?;
+                }
                 let mut o = CsObject::new(&self.connector, &obj.object_type);
                 o.anchor = obj.anchor;
                 o.dn = obj.dn;
@@ -196,6 +207,10 @@ impl ImportSink for Sink<'_> {
                     None => self.obj_error(&key, "a delta renames an object idflow has not imported; run a full import".into()),
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
+                        if let Some(old) = &o.dn {
+                            cs::set_former_dn(self.conn, &self.connector, old, Some(o.id))?;
+                        }
+                        cs::clear_former_dn(self.conn, &self.connector, &new_dn)?;
                         o.dn = Some(new_dn);
                         self.mark(&mut o, PendingImport::Update);
                         self.stats.renamed += 1;
@@ -229,6 +244,11 @@ impl Sink<'_> {
     /// The object is gone from the directory.
     fn vanish(&mut self, o: &mut CsObject) -> Result<()> {
         self.stats.deleted += 1;
+        if o.link.is_none_or(Link::is_inbound) {
+            if let Some(d) = &o.dn {
+                cs::set_former_dn(self.conn, &self.connector, d, None)?;
+            }
+        }
         match (o.export_state, o.link) {
             // Deprovisioned and now gone: done.
             (Some(ExportState::Delete), _) => cs::delete(self.conn, o.id),

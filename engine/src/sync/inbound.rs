@@ -231,6 +231,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
                                 });
                                 dangling.push(store::dn_norm(dn))
                             }
+                            Inbound::Deleted => {
+                                ctx.trace("flow", Some(r.name()), || format!("{attr}: {dn} was deleted: left out"));
+                            }
                             Inbound::Missing => {
                                 dangling.push(store::dn_norm(dn));
                                 ref_errors.push(format!("{attr} refers to {dn}, which does not exist in connector {:?}", o.connector));

@@ -49,7 +49,7 @@ pub fn facts_of(config: &Config) -> Result<BTreeMap<String, Facts>> {
     let mut facts = BTreeMap::new();
     for c in &config.connectors {
         let caps = connector::capabilities_of(&c.kind).ok_or_else(|| {
-            Error::Config(format!("connector {:?}: unknown type {:?} (known: ldif, file)", c.name, c.kind))
+            Error::Config(format!("connector {:?}: unknown type {:?} (known: ldif, file, ldap)", c.name, c.kind))
         })?;
         facts.insert(
             c.name.clone(),
@@ -137,7 +137,9 @@ impl Engine {
 
     fn open_connector(&self, name: &str) -> Result<Box<dyn Connector>> {
         let cfg = self.config.connector(name).ok_or_else(|| Error::Config(format!("no connector named {name:?}")))?;
-        connector::open(cfg)
+        let mut c = connector::open(cfg)?;
+        c.want_attributes(self.rules.attributes_used(name));
+        Ok(c)
     }
 
     fn import_stage(&self, conn: &Connection, names: &[String], mode: Mode, allow_empty: bool, report: &mut RunReport) -> Result<()> {

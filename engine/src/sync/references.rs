@@ -12,6 +12,8 @@ pub enum Inbound {
     Mv(i64),
     /// The object exists in the connector space but is not in sync scope (not linked): dropped.
     NotLinked,
+    /// The object with this DN was deleted: the reference goes, quietly.
+    Deleted,
     /// No object has this DN (yet).
     Missing,
 }
@@ -19,9 +21,16 @@ pub enum Inbound {
 /// Resolves a DN found in a reference attribute of `connector`.
 pub fn resolve_dn(c: &Connection, connector: &str, dn: &str) -> Result<Inbound> {
     let found = cs::by_dn(c, connector, dn)?;
-    let live: Vec<_> = found.iter().filter(|o| o.present || o.mv_id.is_some()).collect();
+    let mut live: Vec<_> = found.into_iter().filter(|o| o.present || o.mv_id.is_some()).collect();
     if live.is_empty() {
-        return Ok(Inbound::Missing);
+        match cs::former_dn(c, connector, dn)? {
+            None => return Ok(Inbound::Missing),
+            Some(None) => return Ok(Inbound::Deleted),
+            Some(Some(id)) => match cs::get(c, id)? {
+                Some(o) => live.push(o),
+                None => return Ok(Inbound::Deleted),
+            },
+        }
     }
     Ok(live
         .iter()

@@ -1,0 +1,125 @@
+//! LDAP export: add, modify (replace, add and delete values), delete, and rename/move (modrdn),
+//! each with its own result. Adds read back the new entry's anchor.
+use super::session;
+use super::Conf;
+use crate::connector::ldif::anchor_text;
+use crate::connector::{ChangeKind, ExportOp, OpKind, OpResult};
+use crate::error::Result;
+use crate::value::Value;
+use ldap3::{Ldap, Mod, Scope, SearchEntry};
+use std::collections::HashSet;
+
+fn bytes(v: &Value) -> Vec<u8> {
+    match v {
+        Value::Str(s) => s.as_bytes().to_vec(),
+        Value::Bin(b) => b.clone(),
+        Value::Ref(r) => r.to_string().into_bytes(),
+    }
+}
+
+fn failed(what: &str, r: &ldap3::LdapResult) -> OpResult {
+    OpResult::Failed(format!("{what}: result code {} {}", r.rc, r.text))
+}
+
+async fn read_anchor(conf: &Conf, ldap: &mut Ldap, dn: &str) -> Option<String> {
+    let (rs, _) = ldap.search(dn, Scope::Base, "(objectClass=*)", vec![conf.anchor.as_str()]).await.ok()?.success().ok()?;
+    let e = SearchEntry::construct(rs.into_iter().next()?);
+    let v = e
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor))
+        .and_then(|(_, v)| v.first().map(|s| Value::Str(s.clone())))
+        .or_else(|| e.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor)).and_then(|(_, v)| v.first().map(|b| Value::Bin(b.clone()))))?;
+    Some(anchor_text(&v))
+}
+
+async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result<OpResult, ldap3::LdapError> {
+    match op.kind {
+        OpKind::Add => {
+            let Some(dn) = op.new_dn.clone().or_else(|| op.dn.clone()) else {
+                return Ok(OpResult::Failed("an LDAP target needs a DN: give the outbound rule dn = '...'".into()));
+            };
+            let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = op
+                .attrs
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.iter().map(bytes).collect()))
+                .collect();
+            let r = ldap.add(&dn, attrs).await?;
+            if r.rc != 0 {
+                return Ok(failed(&format!("add {dn}"), &r));
+            }
+            let anchor = read_anchor(conf, ldap, &dn).await;
+            Ok(OpResult::Done { anchor, dn: Some(dn) })
+        }
+        OpKind::Update => {
+            let Some(mut dn) = op.dn.clone() else { return Ok(OpResult::Failed("the object has no DN to modify".into())) };
+            if let Some(new_dn) = &op.new_dn {
+                let rdns = idflow_stdlib::dn::parse(new_dn).map_err(|e| ldap3::LdapError::AdapterInit(e.to_string()))?;
+                let new_rdn = idflow_stdlib::dn::format(&rdns[..1.min(rdns.len())]);
+                let new_parent = idflow_stdlib::dn::format(rdns.get(1..).unwrap_or(&[]));
+                let old_parent = idflow_stdlib::dn::parse(&dn).ok().map(|r| idflow_stdlib::dn::format(r.get(1..).unwrap_or(&[])));
+                let sup = if old_parent.as_deref().map(crate::store::dn_norm) == Some(crate::store::dn_norm(&new_parent)) {
+                    None
+                } else {
+                    Some(new_parent.as_str())
+                };
+                let r = ldap.modifydn(&dn, &new_rdn, true, sup).await?;
+                if r.rc != 0 {
+                    return Ok(failed(&format!("rename {dn} to {new_dn}"), &r));
+                }
+                dn = new_dn.clone();
+            }
+            let mods: Vec<Mod<Vec<u8>>> = op
+                .changes
+                .iter()
+                .map(|c| {
+                    let name = c.attr.as_bytes().to_vec();
+                    let vals: HashSet<Vec<u8>> = c.values.iter().map(bytes).collect();
+                    match c.kind {
+                        ChangeKind::Replace => Mod::Replace(name, vals),
+                        ChangeKind::Add => Mod::Add(name, vals),
+                        ChangeKind::Delete => Mod::Delete(name, vals),
+                    }
+                })
+                .collect();
+            if !mods.is_empty() {
+                let r = ldap.modify(&dn, mods).await?;
+                if r.rc != 0 {
+                    return Ok(failed(&format!("modify {dn}"), &r));
+                }
+            }
+            Ok(OpResult::Done { anchor: op.anchor.clone(), dn: Some(dn) })
+        }
+        OpKind::Delete => {
+            let Some(dn) = op.dn.clone() else { return Ok(OpResult::Done { anchor: op.anchor.clone(), dn: None }) };
+            let r = ldap.delete(&dn).await?;
+            // Gone already counts as done.
+            if r.rc != 0 && r.rc != 32 {
+                return Ok(failed(&format!("delete {dn}"), &r));
+            }
+            Ok(OpResult::Done { anchor: op.anchor.clone(), dn: None })
+        }
+    }
+}
+
+pub async fn export(conf: &Conf, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+    let mut ldap = session::open(conf).await?;
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        match one(conf, &mut ldap, op).await {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                // The connection failed: what was done is reported; the rest stays pending.
+                tracing::warn!(connector = %conf.name, "export interrupted: {e}");
+                out.push(OpResult::Failed(format!("connection failed: {e}")));
+                while out.len() < ops.len() {
+                    out.push(OpResult::Failed("not attempted: the connection failed".into()));
+                }
+                break;
+            }
+        }
+    }
+    let _ = ldap.unbind().await;
+    Ok(out)
+}

@@ -1,0 +1,307 @@
+//! LDAP import: a paged full import, and RFC 4533 syncrepl deltas (refreshOnly with a cookie).
+use super::session::{self, check};
+use super::{Conf, Flavor};
+use crate::connector::ldif::anchor_text;
+use crate::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use crate::error::{Error, Result};
+use crate::value::{Attrs, Value};
+use base64::Engine as _;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::controls::{RefreshMode, SyncDone, SyncRequest, SyncState};
+use ldap3::controls::{EntryState, SyncInfo};
+use ldap3::{Ldap, LdapError, Scope, SearchEntry};
+use std::collections::{BTreeMap, HashSet};
+
+const SYNC_DONE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.3";
+const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
+
+/// The attributes to ask for: what the rules use, what the connector needs (anchor, the
+/// attributes its object-type filters test), and any configured extras. None known: all.
+pub fn attribute_list(conf: &Conf, wanted: &[String]) -> Vec<String> {
+    if wanted.is_empty() && conf.extra_attributes.is_empty() {
+        return vec!["*".into(), conf.anchor.clone()];
+    }
+    let mut v: Vec<String> = wanted.iter().chain(conf.extra_attributes.iter()).cloned().collect();
+    v.push(conf.anchor.clone());
+    v.extend(conf.types.attribute_names());
+    let mut seen = HashSet::new();
+    v.retain(|a| seen.insert(a.to_lowercase()));
+    v
+}
+
+fn uuid_text(b: &[u8]) -> String {
+    if b.len() != 16 {
+        return hex::encode(b);
+    }
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// An entry as an imported object; `Ok(None)` when it is of no configured type or excluded.
+pub fn to_object(conf: &Conf, e: SearchEntry) -> std::result::Result<Option<ImportedObject>, (String, String)> {
+    let dn_norm = crate::store::dn_norm(&e.dn);
+    if conf.exclude_ous.iter().any(|ou| dn_norm == *ou || dn_norm.ends_with(&format!(",{ou}"))) {
+        return Ok(None);
+    }
+    let is_bin = |k: &str| conf.binary.iter().any(|b| b.eq_ignore_ascii_case(k));
+    let mut attrs = Attrs::new();
+    for (k, vals) in e.attrs {
+        let v = vals.into_iter().map(|s| if is_bin(&k) { Value::Bin(s.into_bytes()) } else { Value::Str(s) }).collect();
+        attrs.insert(k, v);
+    }
+    for (k, vals) in e.bin_attrs {
+        attrs.entry(k).or_default().extend(vals.into_iter().map(Value::Bin));
+    }
+    let Some(t) = conf.types.classify(&attrs) else { return Ok(None) };
+    let anchor = attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor))
+        .and_then(|(_, v)| v.first())
+        .map(anchor_text)
+        .ok_or_else(|| (e.dn.clone(), format!("missing anchor attribute {:?}", conf.anchor)))?;
+    Ok(Some(ImportedObject { anchor: Some(anchor), dn: Some(e.dn), object_type: t.to_string(), attrs }))
+}
+
+enum Failure {
+    /// The connection dropped: worth one reconnect.
+    Connection(String),
+    Fatal(Error),
+}
+
+fn classify(conf: &Conf, what: &str, e: LdapError) -> Failure {
+    match e {
+        LdapError::LdapResult { result } => Failure::Fatal(match check(conf, what, &result) {
+            Err(e) => e,
+            Ok(()) => Error::connector(&conf.name, format!("{what}: unexpected result")),
+        }),
+        LdapError::Io { .. } | LdapError::EndOfStream | LdapError::OpSend { .. } | LdapError::ResultRecv { .. } | LdapError::Timeout { .. } => {
+            Failure::Connection(format!("{what}: {e}"))
+        }
+        other => Failure::Fatal(Error::connector(&conf.name, format!("{what}: {other}"))),
+    }
+}
+
+async fn paged(
+    conf: &Conf,
+    ldap: &mut Ldap,
+    base: &str,
+    attrs: &[String],
+    sink: &mut dyn ImportSink,
+    seen: &mut HashSet<String>,
+) -> std::result::Result<(), Failure> {
+    let what = format!("search below {base}");
+    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(conf.page_size))];
+    let mut stream = ldap
+        .streaming_search_with(adapters, base, Scope::Subtree, &conf.filter, attrs.to_vec())
+        .await
+        .map_err(|e| classify(conf, &what, e))?;
+    loop {
+        let next = stream.next().await.map_err(|e| classify(conf, &what, e))?;
+        let Some(entry) = next else { break };
+        let se = SearchEntry::construct(entry);
+        match to_object(conf, se) {
+            Ok(Some(o)) => {
+                let key = o.anchor.clone().unwrap_or_default();
+                // After a reconnect the search starts over: what was read already is skipped.
+                if seen.insert(key) {
+                    sink.object(o).map_err(Failure::Fatal)?;
+                }
+            }
+            Ok(None) => {}
+            Err((dn, m)) => {
+                if seen.insert(format!("dn:{dn}")) {
+                    sink.error(ObjectKey { anchor: None, dn: Some(dn) }, m);
+                }
+            }
+        }
+    }
+    let res = stream.finish().await;
+    if res.rc == 0 {
+        return Ok(());
+    }
+    // A result without a code of its own after a dropped connection.
+    if res.rc == 80 && res.text.is_empty() {
+        return Err(Failure::Connection(format!("{what}: the connection ended")));
+    }
+    Err(Failure::Fatal(check(conf, &what, &res).err().unwrap_or_else(|| Error::connector(&conf.name, what))))
+}
+
+/// Reads the syncrepl cookie that marks "now", before a full import, cheaply (DNs only).
+async fn sync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<Vec<u8>>> {
+    let what = format!("syncrepl cookie for {base}");
+    let req = SyncRequest { mode: RefreshMode::RefreshOnly, cookie: None, reload_hint: false };
+    let mut stream = ldap
+        .with_controls(req)
+        .streaming_search(base, Scope::Subtree, &conf.filter, vec!["1.1"])
+        .await
+        .map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))?;
+    while let Some(_e) = stream.next().await.map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))? {}
+    let res = stream.finish().await;
+    if res.rc != 0 {
+        // No syncprov on this server: full imports only, with a warning.
+        tracing::warn!(connector = %conf.name, rc = res.rc, "the server offers no syncrepl ({}); delta imports will be full imports", res.text);
+        return Ok(None);
+    }
+    Ok(res.ctrls.iter().find(|c| c.1.ctype == SYNC_DONE_OID && c.1.val.is_some()).and_then(|c| c.1.parse::<SyncDone>().cookie))
+}
+
+fn encode_watermark(cookies: &BTreeMap<String, Vec<u8>>) -> String {
+    let m: BTreeMap<&String, String> =
+        cookies.iter().map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v))).collect();
+    serde_json::to_string(&m).unwrap_or_default()
+}
+
+fn decode_watermark(w: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+    let m: BTreeMap<String, String> = serde_json::from_str(w).ok()?;
+    m.into_iter().map(|(k, v)| base64::engine::general_purpose::STANDARD.decode(v).ok().map(|b| (k, b))).collect()
+}
+
+pub async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSink) -> Result<Option<String>> {
+    let mut ldap = session::open(conf).await?;
+    // The watermark comes first: what changes while the import reads is applied again by the next delta.
+    let mut cookies = BTreeMap::new();
+    if conf.flavor == Flavor::Openldap {
+        for base in &conf.bases {
+            match sync_cookie(conf, &mut ldap, base).await? {
+                Some(c) => {
+                    cookies.insert(base.clone(), c);
+                }
+                None => {
+                    cookies.clear();
+                    break;
+                }
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    for base in &conf.bases {
+        let mut reconnected = false;
+        loop {
+            match paged(conf, &mut ldap, base, attrs, sink, &mut seen).await {
+                Ok(()) => break,
+                Err(Failure::Connection(m)) if !reconnected => {
+                    tracing::warn!(connector = %conf.name, "{m}; reconnecting once and resuming");
+                    reconnected = true;
+                    ldap = session::open(conf).await?;
+                }
+                Err(Failure::Connection(m)) => {
+                    return Err(Error::connector(&conf.name, format!("{m} (again after a reconnect): the import is incomplete and nothing of it is kept")))
+                }
+                Err(Failure::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+    let _ = ldap.unbind().await;
+    Ok(if cookies.len() == conf.bases.len() && !cookies.is_empty() { Some(encode_watermark(&cookies)) } else { None })
+}
+
+/// Applies the changes since the watermark. `Ok(None)` asks for a full import: the cookie is
+/// unknown, expired or refused, or the server answered with a present phase (it could not say
+/// what was deleted).
+pub async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+    if conf.flavor != Flavor::Openldap {
+        return Ok(None);
+    }
+    let Some(mut cookies) = decode_watermark(watermark) else {
+        tracing::warn!(connector = %conf.name, "the delta watermark is not one idflow wrote; running a full import");
+        return Ok(None);
+    };
+    if conf.bases.iter().any(|b| !cookies.contains_key(b)) {
+        return Ok(None);
+    }
+    // slapd answers a cookie it cannot read with a full initial refresh, which cannot tell what
+    // was deleted: a cookie that is not one slapd writes is refused here.
+    if cookies.values().any(|c| !String::from_utf8_lossy(c).contains("csn=")) {
+        tracing::warn!(connector = %conf.name, "the syncrepl cookie in the watermark is not valid; running a full import");
+        return Ok(None);
+    }
+    let mut ldap = session::open(conf).await?;
+    // Changes are held until every base answered: a refused cookie must leave nothing half-applied.
+    let mut changes: Vec<DeltaChange> = Vec::new();
+    let mut errors: Vec<(ObjectKey, String)> = Vec::new();
+    for base in &conf.bases {
+        let what = format!("syncrepl below {base}");
+        let req = SyncRequest { mode: RefreshMode::RefreshOnly, cookie: cookies.get(base).cloned(), reload_hint: false };
+        let mut stream = ldap
+            .with_controls(req)
+            .streaming_search(base.as_str(), Scope::Subtree, &conf.filter, attrs.to_vec())
+            .await
+            .map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))?;
+        let mut present_phase = false;
+        let mut new_cookie: Option<Vec<u8>> = None;
+        while let Some(entry) = stream.next().await.map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))? {
+            if entry.is_intermediate() {
+                match ldap3::controls::parse_syncinfo(entry) {
+                    SyncInfo::NewCookie(c) => new_cookie = Some(c),
+                    SyncInfo::RefreshDelete { cookie, .. } => new_cookie = cookie.or(new_cookie),
+                    SyncInfo::RefreshPresent { cookie, .. } => {
+                        present_phase = true;
+                        new_cookie = cookie.or(new_cookie);
+                    }
+                    SyncInfo::SyncIdSet { cookie, refresh_deletes, sync_uuids } => {
+                        new_cookie = cookie.or(new_cookie);
+                        if refresh_deletes {
+                            for u in sync_uuids {
+                                changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(uuid_text(&u)), dn: None }));
+                            }
+                        } else {
+                            present_phase = true;
+                        }
+                    }
+                }
+                continue;
+            }
+            if entry.is_ref() {
+                continue;
+            }
+            let state = entry.1.iter().find(|c| c.1.ctype == SYNC_STATE_OID && c.1.val.is_some()).map(|c| c.1.parse::<SyncState>());
+            let se = SearchEntry::construct(entry);
+            match state.map(|s| (s.state, s.entry_uuid)) {
+                Some((EntryState::Delete, uuid)) => {
+                    changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(uuid_text(&uuid)), dn: Some(se.dn) }))
+                }
+                Some((EntryState::Present, _)) => present_phase = true,
+                Some((_, uuid)) => {
+                    let dn = se.dn.clone();
+                    match to_object(conf, se) {
+                        Ok(Some(mut o)) => {
+                            o.anchor = o.anchor.or(Some(uuid_text(&uuid)));
+                            changes.push(DeltaChange::Upsert(o));
+                        }
+                        // Changed so that it is no longer of a configured type (or moved out of scope).
+                        Ok(None) => changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(uuid_text(&uuid)), dn: Some(dn) })),
+                        Err((dn, m)) => errors.push((ObjectKey { anchor: Some(uuid_text(&uuid)), dn: Some(dn) }, m)),
+                    }
+                }
+                None => {}
+            }
+        }
+        let res = stream.finish().await;
+        if res.rc == 4096 {
+            tracing::warn!(connector = %conf.name, "the server asks for a full refresh (the cookie expired); running a full import");
+            return Ok(None);
+        }
+        if res.rc != 0 {
+            tracing::warn!(connector = %conf.name, rc = res.rc, "the syncrepl cookie was refused ({}); running a full import", res.text);
+            return Ok(None);
+        }
+        if let Some(done) = res.ctrls.iter().find(|c| c.1.ctype == SYNC_DONE_OID && c.1.val.is_some()).map(|c| c.1.parse::<SyncDone>()) {
+            new_cookie = done.cookie.or(new_cookie);
+        }
+        if present_phase {
+            tracing::warn!(connector = %conf.name, "the server answered with a present phase (its change log does not reach back to the watermark); running a full import");
+            return Ok(None);
+        }
+        if let Some(c) = new_cookie {
+            cookies.insert(base.clone(), c);
+        }
+    }
+    let _ = ldap.unbind().await;
+    for c in changes {
+        sink.change(c)?;
+    }
+    for (k, m) in errors {
+        sink.error(k, m);
+    }
+    Ok(Some(encode_watermark(&cookies)))
+}

@@ -1,0 +1,252 @@
+//! The `ldap` connector: OpenLDAP and Active Directory (Samba AD) over ldap3 on tokio.
+//!
+//! Full import by paged search; delta import through RFC 4533 syncrepl (OpenLDAP); export of
+//! adds, modifies, deletes and renames. `ldap://` URLs use StartTLS unless `starttls = false`;
+//! `ldaps://` speaks TLS from the start; certificates and host names are verified.
+use super::object_types::ObjectTypes;
+use super::{Capabilities, Connector, ExportOp, ImportSink, OpResult, RefForm};
+use crate::config::ConnectorConfig;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod export;
+mod import;
+mod session;
+pub mod tls;
+
+pub const CAPABILITIES: Capabilities =
+    Capabilities { delta_import: true, export: true, local_anchor: false, reference_form: RefForm::Dn, max_batch: 200 };
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    Openldap,
+    Ad,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default = "default_flavor")]
+    flavor: Flavor,
+    url: String,
+    #[serde(default)]
+    bind_dn: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    password_file: Option<String>,
+    /// Inline, only when the config file is readable by its owner alone.
+    #[serde(default)]
+    password: Option<String>,
+    base_dn: OneOrMany,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    tls_server_name: Option<String>,
+    #[serde(default)]
+    tls_insecure: bool,
+    /// StartTLS on ldap:// URLs (default true).
+    #[serde(default)]
+    starttls: Option<bool>,
+    #[serde(default)]
+    anchor: Option<String>,
+    #[serde(default)]
+    reference_attributes: Vec<String>,
+    #[serde(default)]
+    object_types: toml::Table,
+    #[serde(default)]
+    binary_attributes: Vec<String>,
+    /// Entra Connect's OU filtering: import only below these OUs (instead of the whole base).
+    #[serde(default)]
+    include_ous: Vec<String>,
+    /// ... and never below these.
+    #[serde(default)]
+    exclude_ous: Vec<String>,
+    /// Attributes to read besides those the rules use.
+    #[serde(default)]
+    attributes: Vec<String>,
+    #[serde(default = "default_page_size")]
+    page_size: i32,
+    #[serde(default = "default_timeout")]
+    timeout_seconds: u64,
+}
+
+fn default_flavor() -> Flavor {
+    Flavor::Openldap
+}
+fn default_page_size() -> i32 {
+    1000
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+/// Everything needed to open a session, with the secret kept out of Debug output.
+pub struct Conf {
+    pub name: String,
+    pub flavor: Flavor,
+    pub url: String,
+    pub bind_dn: Option<String>,
+    password: Option<String>,
+    pub bases: Vec<String>,
+    pub exclude_ous: Vec<String>,
+    pub starttls: bool,
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
+    pub anchor: String,
+    pub types: ObjectTypes,
+    pub filter: String,
+    pub binary: Vec<String>,
+    pub extra_attributes: Vec<String>,
+    pub page_size: i32,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Conf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conf").field("name", &self.name).field("url", &self.url).field("bind_dn", &self.bind_dn).finish_non_exhaustive()
+    }
+}
+
+pub struct LdapConnector {
+    conf: Conf,
+    rt: tokio::runtime::Runtime,
+    /// Attributes to read (the rules' own plus what the connector needs); empty reads all.
+    wanted: Vec<String>,
+}
+
+fn read_password(cfg: &ConnectorConfig, s: &Settings) -> Result<Option<String>> {
+    let bad = |m: String| Error::connector(&cfg.name, m);
+    if let Some(var) = &s.password_env {
+        return std::env::var(var).map(Some).map_err(|_| bad(format!("password_env: the environment variable {var} is not set")));
+    }
+    if let Some(f) = &s.password_file {
+        let p = cfg.resolve(f);
+        let text = std::fs::read_to_string(&p).map_err(|e| bad(format!("password_file {}: {e}", p.display())))?;
+        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
+    }
+    if let Some(pw) = &s.password {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let cfg_file: PathBuf = cfg.config_file.clone();
+            let mode = std::fs::metadata(&cfg_file).map(|m| m.permissions().mode()).unwrap_or(0o644);
+            if mode & 0o077 != 0 {
+                return Err(bad(format!(
+                    "an inline password needs {} readable by its owner alone (chmod 600); or use password_env / password_file",
+                    cfg_file.display()
+                )));
+            }
+        }
+        return Ok(Some(pw.clone()));
+    }
+    Ok(None)
+}
+
+impl LdapConnector {
+    pub fn new(cfg: &ConnectorConfig) -> Result<Self> {
+        let s: Settings = cfg.settings()?;
+        let bad = |m: String| Error::connector(&cfg.name, m);
+        let types = ObjectTypes::parse(&cfg.name, &s.object_types)?;
+        if types.is_empty() {
+            return Err(bad("[connector.object_types] names no object type".into()));
+        }
+        let lower = s.url.to_ascii_lowercase();
+        if !(lower.starts_with("ldap://") || lower.starts_with("ldaps://")) {
+            return Err(bad(format!("url {:?}: use ldap:// or ldaps://", s.url)));
+        }
+        let starttls = lower.starts_with("ldap://") && s.starttls.unwrap_or(true);
+        if lower.starts_with("ldap://") && !starttls {
+            tracing::warn!(connector = %cfg.name, "starttls = false: the bind password crosses the network in clear");
+        }
+        let password = read_password(cfg, &s)?;
+        if s.bind_dn.is_some() && password.is_none() {
+            return Err(bad("bind_dn is set but no password: give password_env or password_file".into()));
+        }
+        let tls = tls::client_config(&cfg.name, s.ca_file.as_deref().map(|f| cfg.resolve(f)).as_deref(), s.tls_server_name.as_deref(), s.tls_insecure)?;
+        let anchor = s.anchor.clone().unwrap_or_else(|| match s.flavor {
+            Flavor::Openldap => "entryUUID".into(),
+            Flavor::Ad => "objectGUID".into(),
+        });
+        let mut binary = s.binary_attributes.clone();
+        if s.flavor == Flavor::Ad {
+            binary.extend(["objectGUID", "objectSid", "ms-DS-ConsistencyGuid", "mS-DS-ConsistencyGuid"].map(String::from));
+        }
+        let filters: Vec<String> = s.object_types.values().filter_map(|v| v.as_str()).map(|f| {
+            let f = f.trim();
+            if f.starts_with('(') { f.to_string() } else { format!("({f})") }
+        }).collect();
+        let filter = if filters.len() == 1 { filters[0].clone() } else { format!("(|{})", filters.join("")) };
+        let bases = if s.include_ous.is_empty() { s.base_dn.to_vec() } else { s.include_ous.clone() };
+        let _ = &s.reference_attributes;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(format!("runtime: {e}")))?;
+        Ok(LdapConnector {
+            conf: Conf {
+                name: cfg.name.clone(),
+                flavor: s.flavor,
+                url: s.url.clone(),
+                bind_dn: s.bind_dn.clone(),
+                password,
+                bases,
+                exclude_ous: s.exclude_ous.iter().map(|o| crate::store::dn_norm(o)).collect(),
+                starttls,
+                tls,
+                anchor,
+                types,
+                filter,
+                binary,
+                extra_attributes: s.attributes.clone(),
+                page_size: s.page_size.max(1),
+                timeout: Duration::from_secs(s.timeout_seconds.max(1)),
+            },
+            rt,
+            wanted: Vec::new(),
+        })
+    }
+}
+
+impl Connector for LdapConnector {
+    fn name(&self) -> &str {
+        &self.conf.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { delta_import: self.conf.flavor == Flavor::Openldap, ..CAPABILITIES }
+    }
+
+    fn want_attributes(&mut self, attrs: Vec<String>) {
+        self.wanted = attrs;
+    }
+
+    fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        let attrs = import::attribute_list(&self.conf, &self.wanted);
+        self.rt.block_on(import::full(&self.conf, &attrs, sink))
+    }
+
+    fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        let attrs = import::attribute_list(&self.conf, &self.wanted);
+        self.rt.block_on(import::delta(&self.conf, &attrs, watermark, sink))
+    }
+
+    fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+        self.rt.block_on(export::export(&self.conf, ops))
+    }
+}

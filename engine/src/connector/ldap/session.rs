@@ -1,0 +1,43 @@
+//! Opening an LDAP session: connect (StartTLS or LDAPS), bind, with timeouts and errors that say
+//! what went wrong (unreachable, TLS, wrong password) without ever printing the password.
+use super::Conf;
+use crate::error::{Error, Result};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
+
+pub async fn open(conf: &Conf) -> Result<Ldap> {
+    let bad = |m: String| Error::connector(&conf.name, m);
+    let settings = LdapConnSettings::new()
+        .set_conn_timeout(conf.timeout)
+        .set_starttls(conf.starttls)
+        .set_config(conf.tls.clone());
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &conf.url)
+        .await
+        .map_err(|e| bad(format!("cannot connect to {}: {e}", conf.url)))?;
+    ldap3::drive!(conn);
+    ldap.with_timeout(conf.timeout);
+    if let (Some(dn), Some(pw)) = (&conf.bind_dn, &conf.password) {
+        let r = ldap.simple_bind(dn, pw).await.map_err(|e| bad(format!("bind as {dn}: {e}")))?;
+        if r.rc != 0 {
+            let what = match r.rc {
+                49 => "invalid credentials (wrong bind DN or password)".to_string(),
+                8 | 13 => format!("the server wants a protected connection: {}", r.text),
+                _ => format!("result code {}: {}", r.rc, r.text),
+            };
+            return Err(bad(format!("bind as {dn} refused: {what}")));
+        }
+    }
+    Ok(ldap)
+}
+
+/// `rc` to an error naming the operation, or Ok.
+pub fn check(conf: &Conf, what: &str, r: &ldap3::LdapResult) -> Result<()> {
+    if r.rc == 0 {
+        return Ok(());
+    }
+    let hint = match r.rc {
+        32 => " (no such object: is the base DN right?)",
+        50 => " (insufficient access rights)",
+        _ => "",
+    };
+    Err(Error::connector(&conf.name, format!("{what}: result code {}{hint}: {}", r.rc, r.text)))
+}

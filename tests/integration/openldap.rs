@@ -1,0 +1,244 @@
+//! The ldap connector against a real OpenLDAP slapd (syncprov, memberof, refint), started by
+//! scripts/slapd.sh: full and delta imports, TLS, faults, and LDAP as a target.
+use crate::common::{repo, Env};
+use crate::slapd::{config, Slapd};
+
+fn generated(people: usize, groups: usize) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_idflow"))
+        .args(["generate", "--people", &people.to_string(), "--groups", &groups.to_string(), "--out", "/dev/stdout"])
+        .output()
+        .expect("generate");
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn env_for(s: &Slapd, extra: &str) -> Env {
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    for f in ["people.toml", "accounts.toml", "groups.toml"] {
+        let text = std::fs::read_to_string(repo().join("examples/quickstart/rules").join(f)).expect("rules");
+        e.write(&format!("rules/{f}"), &text);
+    }
+    e.write("idflow.toml", &config(&s.url(), &format!("ca_file = \"{}\"\n{extra}", s.ca())));
+    e
+}
+
+#[test]
+fn full_import_deltas_and_a_large_group() {
+    let mut seed = generated(10_000, 200);
+    seed.push_str("dn: cn=everyone,ou=Groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: everyone\n");
+    for i in 0..5000 {
+        let dn = if i % 50 == 7 { format!("uid=u{i:06},ou=Disabled,ou=People,dc=example,dc=org") } else { format!("uid=u{i:06},ou=People,dc=example,dc=org") };
+        seed.push_str(&format!("member: {dn}\n"));
+    }
+    seed.push('\n');
+    let users_with_mail = seed.matches("\nmail: ").count();
+    let s = Slapd::start(Some(&seed));
+    let e = env_for(&s, "");
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["import"][0]["read"], 10_201, "{}", r["import"]);
+    assert_eq!(r["import"][0]["mode"], "full");
+    let cloud = e.cloud();
+    assert_eq!(cloud.iter().filter(|o| o["type"] == "User").count(), users_with_mail);
+    assert_eq!(cloud.iter().filter(|o| o["type"] == "Group").count(), 201);
+    let everyone = cloud.iter().find(|o| o["attributes"]["displayName"] == "everyone").expect("big group");
+    // Members without mail are not in the target, so they are not members there.
+    let in_target = (0..5000).filter(|i| i % 40 != 11).count();
+    assert_eq!(everyone["attributes"]["members"].as_array().map(Vec::len), Some(in_target));
+    // Non-ASCII names and DNs with escaped commas and plus signs came through.
+    assert!(cloud.iter().any(|o| o["attributes"]["displayName"] == "Sales, EMEA"));
+    assert!(cloud.iter().any(|o| o["attributes"]["displayName"] == "R+D"));
+    assert!(cloud.iter().any(|o| o["attributes"]["displayName"].as_str().is_some_and(|d| d.contains('ø') || d.contains('ö'))));
+
+    let id12 = e.cloud_user("u000012@example.org").expect("u12")["id"].clone();
+    let id14 = e.cloud_user("u000014@example.org").expect("u14")["id"].clone();
+    s.modify(
+        "dn: uid=newbie,ou=People,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPerson\nuid: newbie\ncn: New Bie\nsn: Bie\nmail: newbie@example.org\nemployeeNumber: N1\n\n\
+         dn: uid=u000010,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Chief Of Everything\n\n\
+         dn: uid=u000013,ou=People,dc=example,dc=org\nchangetype: delete\n\n\
+         dn: uid=u000012,ou=People,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=u000012b\ndeleteoldrdn: 1\n\n\
+         dn: uid=u000014,ou=People,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=u000014\ndeleteoldrdn: 1\nnewsuperior: ou=Disabled,ou=People,dc=example,dc=org\n",
+    );
+    // refint rewrites references to the deleted and renamed entries in the background: a sync
+    // that runs in between sees the old DNs (and reports them); wait as a sync interval would.
+    for _ in 0..100 {
+        if s.search("dc=example,dc=org", "(|(manager=uid=u000013,ou=People,dc=example,dc=org)(manager=uid=u000012,ou=People,dc=example,dc=org))", &["dn"]).trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let r = e.json(&["apply"], 0);
+    let imp = &r["import"][0];
+    assert_eq!(imp["mode"], "delta", "{imp}");
+    assert!(imp["read"].as_u64().is_some_and(|n| n < 100), "a delta reads the changes, not the directory: {imp}");
+    assert_eq!(imp["deleted"], 1, "{imp}");
+    assert!(imp["renamed"].as_u64().is_some_and(|n| n >= 2), "{imp}");
+    assert!(e.cloud_user("newbie@example.org").is_some());
+    assert_eq!(e.cloud_user("u000010@example.org").expect("u10")["attributes"]["title"], "Chief Of Everything");
+    assert!(e.cloud_user("u000013@example.org").is_none());
+    // Renamed and moved objects keep their identity: same object in the target.
+    assert_eq!(e.cloud_user("u000012@example.org").expect("u12")["id"], id12);
+    let u14 = e.cloud_user("u000014@example.org").expect("u14");
+    assert_eq!(u14["id"], id14);
+    assert_eq!(u14["attributes"]["active"], "false", "moved into the Disabled OU");
+    e.ok(&["plan", "--exit-code"], 0);
+}
+
+fn try_import(s: &Slapd, cfg: &str) -> crate::common::Out {
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.write("rules/people.toml", &std::fs::read_to_string(repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
+    e.write("idflow.toml", cfg);
+    e.run(&["import", "corp"])
+}
+
+#[test]
+fn tls_modes_and_connection_faults() {
+    let s = Slapd::start(Some(&generated(20, 2)));
+    let ca = format!("ca_file = \"{}\"\n", s.ca());
+    let ok = |cfg: String, what: &str| {
+        let o = try_import(&s, &cfg);
+        assert_eq!(o.code, 0, "{what}: {o:?}");
+        assert!(o.stdout.contains("22 read"), "{what}: {o:?}");
+        o
+    };
+    let fails = |cfg: String, what: &str, needle: &str| {
+        let o = try_import(&s, &cfg);
+        assert_eq!(o.code, 1, "{what}: {o:?}");
+        assert!(o.stderr.contains(needle), "{what}: expected {needle:?} in {o:?}");
+        assert!(!o.stderr.contains("secret"), "the password must never be printed: {o:?}");
+    };
+    ok(config(&s.url(), &ca), "StartTLS with the server's CA");
+    ok(config(&s.ldaps_url(), &ca), "LDAPS with the server's CA");
+    ok(config(&s.ldaps_url(), &format!("{ca}tls_server_name = \"localhost\"\n")), "LDAPS verified as localhost");
+    fails(config(&s.ldaps_url(), ""), "LDAPS without the CA", "cannot connect");
+    fails(config(&s.url(), ""), "StartTLS without the CA", "cannot connect");
+    fails(config(&s.ldaps_url(), &format!("{ca}tls_server_name = \"dc1.example.test\"\n")), "a name the certificate does not hold", "cannot connect");
+    let o = ok(config(&s.ldaps_url(), "tls_insecure = true\n"), "verification off");
+    assert!(o.stderr.contains("tls_insecure"), "it warns on every run: {o:?}");
+    let bad_pw = config(&s.url(), &ca).replace("password_env = \"CORP_LDAP_PASSWORD\"", "password_file = \"pw.txt\"");
+    let mut e = Env::empty();
+    e.write("pw.txt", "wrong\n");
+    e.write("rules/people.toml", &std::fs::read_to_string(repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
+    e.write("idflow.toml", &bad_pw);
+    e.vars.clear();
+    let o = e.run(&["import", "corp"]);
+    assert!(o.code == 1 && o.stderr.contains("invalid credentials"), "{o:?}");
+    fails(config(&s.url(), &ca).replace("base_dn = \"dc=example,dc=org\"", "base_dn = \"dc=nowhere,dc=org\""), "wrong base DN", "no such object");
+    fails(config("ldap://127.0.0.1:1", &ca), "nothing listening", "cannot connect to ldap://127.0.0.1:1");
+    // An inline password needs a private config file.
+    let inline = config(&s.url(), &ca).replace("password_env = \"CORP_LDAP_PASSWORD\"", "password = \"secret\"");
+    fails(inline, "inline password in a world-readable file", "chmod 600");
+}
+
+#[test]
+fn server_stopped_mid_import_then_next_run_completes() {
+    let s = Slapd::start(Some(&generated(20_000, 10)));
+    let e = env_for(&s, "page_size = 5\n");
+    let mut child = e.command(&["apply"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    s.stop();
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "the run fails clearly: {stderr}");
+    assert!(stderr.contains("connector \"corp\""), "{stderr}");
+    assert!(!e.path("out/cloud.json").exists(), "nothing half-imported was synced or exported");
+    s.restart();
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["import"][0]["mode"], "full", "{}", r["import"]);
+    let users: Vec<_> = e.cloud().into_iter().filter(|o| o["type"] == "User").collect();
+    let unique: std::collections::HashSet<String> = users.iter().map(|u| u["attributes"]["userName"].to_string()).collect();
+    assert_eq!(users.len(), unique.len());
+    assert_eq!(users.len(), (0..20_000).filter(|i| i % 40 != 11).count());
+}
+
+#[test]
+fn a_bad_watermark_falls_back_to_a_full_import() {
+    let s = Slapd::start(Some(&generated(50, 3)));
+    let e = env_for(&s, "");
+    e.ok(&["apply"], 0);
+    let db = rusqlite::Connection::open(e.path("state/idflow.db")).expect("db");
+    for (wm, warning) in [
+        ("not a watermark", "not one idflow wrote"),
+        // A cookie the server cannot use.
+        (r#"{"dc=example,dc=org":"bm90IGEgY29va2ll"}"#, "full import"),
+    ] {
+        db.execute("UPDATE connector SET watermark=?1 WHERE name='corp'", [wm]).expect("corrupt");
+        let o = e.ok(&["import", "corp", "--json"], 0);
+        let r: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
+        assert_eq!(r["import"][0]["mode"], "full", "{o:?}");
+        assert_eq!(r["import"][0]["deleted"], 0, "{o:?}");
+        assert!(o.stderr.contains(warning), "{warning:?}: {o:?}");
+    }
+    e.ok(&["plan", "--exit-code"], 0);
+}
+
+#[test]
+fn ldap_as_a_target() {
+    let s = Slapd::start(Some("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n"));
+    let e = crate::common::small(&[
+        crate::common::person("ada", 1, ""),
+        crate::common::person("bob", 2, "manager: uid=ada,ou=People,dc=example,dc=org\n"),
+    ]);
+    let mut e = e;
+    e.vars.push(("DIR_PASSWORD".into(), "secret".into()));
+    let cfg = crate::common::SMALL_CONFIG.to_string()
+        + &format!(
+            "\n[[connector]]\nname = \"dir\"\ntype = \"ldap\"\nurl = \"{}\"\nca_file = \"{}\"\nbind_dn = \"cn=admin,dc=example,dc=org\"\npassword_env = \"DIR_PASSWORD\"\nbase_dn = \"ou=People,dc=example,dc=org\"\nreference_attributes = [\"manager\"]\n[connector.object_types]\nperson = \"(objectClass=inetOrgPerson)\"\n",
+            s.url(),
+            s.ca()
+        );
+    e.write("idflow.toml", &cfg);
+    e.write(
+        "rules/dir.toml",
+        r#"
+[[rule]]
+name = "in-uid"
+direction = "inbound"
+connector = "corp"
+source_type = "person"
+metaverse_type = "person"
+precedence = 200
+[rule.flows]
+uid = "source.uid"
+sn = "source.sn"
+
+[[rule]]
+name = "out-dir"
+direction = "outbound"
+connector = "dir"
+metaverse_type = "person"
+target_type = "person"
+scope = "mv.mail != ()"
+link = "provision"
+deprovision = "delete"
+dn = '"uid=" + escape_dn(mv.uid) + ",ou=People,dc=example,dc=org"'
+join = [ { target = "mail", expr = "mv.mail" } ]
+[rule.flows]
+objectClass = '["top", "inetOrgPerson"]'
+uid = "mv.uid"
+cn = "mv.displayName"
+sn = "mv.sn"
+mail = "mv.mail"
+manager = "mv.manager"
+"#,
+    );
+    let r = e.json(&["apply"], 0);
+    let dir = r["export"].as_array().expect("exports").iter().find(|x| x["connector"] == "dir").cloned().expect("dir export");
+    assert_eq!(dir["added"], 2, "{r}");
+    let bob = s.search("ou=People,dc=example,dc=org", "(uid=bob)", &["manager", "mail"]);
+    assert!(bob.contains("manager: uid=ada,ou=People,dc=example,dc=org"), "{bob}");
+    e.ok(&["plan", "--exit-code"], 0);
+    // The source renames ada's uid: the target entry is renamed (modrdn), bob's manager follows.
+    let ldif = e.read("corp.ldif").replace("uid: ada\n", "uid: ada.l\n");
+    e.write("corp.ldif", &ldif);
+    e.ok(&["apply"], 0);
+    let ada = s.search("ou=People,dc=example,dc=org", "(mail=ada@example.org)", &["uid"]);
+    assert!(ada.contains("dn: uid=ada.l,ou=People,dc=example,dc=org"), "{ada}");
+    let bob = s.search("ou=People,dc=example,dc=org", "(uid=bob)", &["manager"]);
+    assert!(bob.contains("manager: uid=ada.l,ou=People,dc=example,dc=org"), "{bob}");
+    // Deleted in the source: deleted in the target.
+    e.write("corp.ldif", &crate::common::person("ada", 1, "").replace("uid: ada\n", "uid: ada.l\n"));
+    e.ok(&["apply"], 0);
+    assert!(s.search("ou=People,dc=example,dc=org", "(uid=bob)", &["dn"]).trim().is_empty());
+    e.ok(&["plan", "--exit-code"], 0);
+}
