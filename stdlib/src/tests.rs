@@ -39,6 +39,9 @@ fn text_functions() {
     assert_eq!(s(r#"format("{1}, {0}", ["Ada", "Lovelace"])"#), "Lovelace, Ada");
     assert_eq!(s(r#"format("{0}-{1}", "a", 3)"#), "a-3");
     assert_eq!(s(r#"format("{0}{5}", "a")"#), "a");
+    assert_eq!(s(r#"starts_with_any("msol_1", ["aad_", "msol_"])"#), "true");
+    assert_eq!(s(r#"starts_with_any((), ["a"])"#), "false");
+    assert_eq!(s(r#"ends_with_any("a@x.org", [".com"])"#), "false");
 }
 
 #[test]
@@ -151,7 +154,7 @@ fn every_function_is_documented() {
     }
     let ours = [
         "lower", "upper", "trim", "left", "right", "mid", "pcase", "replace", "regex_replace", "split", "join",
-        "word", "pad", "pad_left", "pad_right", "format", "to_base64", "from_base64", "to_hex", "from_hex",
+        "word", "pad", "pad_left", "starts_with_any", "ends_with_any", "pad_right", "format", "to_base64", "from_base64", "to_hex", "from_hex",
         "guid_to_string", "guid_from_string", "sid_to_string", "to_int", "from_filetime", "from_generalized_time",
         "format_date", "contains", "item", "where", "remove_duplicates", "count", "values", "is_present", "coalesce",
         "iif", "switch_of", "dn_component", "dn_component_rev", "parent_dn", "escape_dn", "rdn_value", "uac_flag",

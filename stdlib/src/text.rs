@@ -111,6 +111,26 @@ pub mod text {
         false
     }
 
+    /// True when text starts with any of the prefixes (Entra scoping: STARTSWITH): `starts_with_any(lower(source.sAMAccountName), ["msol_", "aad_"])`. `()` is false.
+    #[rhai_fn(name = "starts_with_any")]
+    pub fn starts_with_any(s: &str, prefixes: Array) -> bool {
+        prefixes.iter().any(|p| p.read_lock::<ImmutableString>().is_some_and(|p| s.starts_with(p.as_str())))
+    }
+    #[rhai_fn(name = "starts_with_any")]
+    pub fn starts_with_any_unit(_s: (), _prefixes: Array) -> bool {
+        false
+    }
+
+    /// True when text ends with any of the suffixes (Entra scoping: ENDSWITH). `()` is false.
+    #[rhai_fn(name = "ends_with_any")]
+    pub fn ends_with_any(s: &str, suffixes: Array) -> bool {
+        suffixes.iter().any(|p| p.read_lock::<ImmutableString>().is_some_and(|p| s.ends_with(p.as_str())))
+    }
+    #[rhai_fn(name = "ends_with_any")]
+    pub fn ends_with_any_unit(_s: (), _suffixes: Array) -> bool {
+        false
+    }
+
     /// Splits text on a delimiter into an array (Entra: `Split`). `split(())` is `()`.
     #[rhai_fn(name = "split")]
     pub fn split(s: &str, delimiter: &str) -> Array {

@@ -5,4 +5,5 @@ mod common;
 mod lifecycle;
 mod openldap;
 mod quickstart;
+mod rule_sets;
 mod slapd;

@@ -83,7 +83,7 @@ fn full_import_deltas_and_a_large_group() {
     e.ok(&["plan", "--exit-code"], 0);
 }
 
-fn try_import(s: &Slapd, cfg: &str) -> crate::common::Out {
+fn try_import(_s: &Slapd, cfg: &str) -> crate::common::Out {
     let mut e = Env::empty();
     e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
     e.write("rules/people.toml", &std::fs::read_to_string(repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
@@ -134,7 +134,7 @@ fn tls_modes_and_connection_faults() {
 fn server_stopped_mid_import_then_next_run_completes() {
     let s = Slapd::start(Some(&generated(20_000, 10)));
     let e = env_for(&s, "page_size = 5\n");
-    let mut child = e.command(&["apply"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    let child = e.command(&["apply"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(700));
     s.stop();
     let out = child.wait_with_output().expect("wait");

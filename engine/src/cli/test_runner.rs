@@ -83,6 +83,34 @@ pub struct CaseResult {
     pub failures: Vec<String>,
 }
 
+/// Input values: text, numbers, arrays, and binary as `{ base64 = "..." }` or `{ guid = "..." }`
+/// (a GUID written as text, stored in AD's byte order).
+fn to_values(v: &toml::Value) -> Result<Vec<Value>> {
+    Ok(match v {
+        toml::Value::Array(a) => {
+            let mut out = Vec::new();
+            for x in a {
+                out.extend(to_values(x)?);
+            }
+            out
+        }
+        toml::Value::Table(t) => {
+            if let Some(b) = t.get("base64").and_then(|b| b.as_str()) {
+                let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b)
+                    .map_err(|e| Error::Config(format!("input value {{ base64 = {b:?} }}: {e}")))?;
+                vec![Value::Bin(bytes)]
+            } else if let Some(g) = t.get("guid").and_then(|b| b.as_str()) {
+                let bytes = idflow_stdlib::guid_string_to_bytes(g).ok_or_else(|| Error::Config(format!("input value {{ guid = {g:?} }} is not a GUID")))?;
+                vec![Value::Bin(bytes)]
+            } else {
+                return Err(Error::Config(format!("input value {v}: a table must be {{ base64 = \"...\" }} or {{ guid = \"...\" }}")));
+            }
+        }
+        toml::Value::String(s) => vec![Value::Str(s.clone())],
+        other => vec![Value::Str(other.to_string())],
+    })
+}
+
 fn to_strings(v: &toml::Value) -> Vec<String> {
     match v {
         toml::Value::Array(a) => a.iter().flat_map(to_strings).collect(),
@@ -163,7 +191,7 @@ fn run_case(cfg: &Config, defs: Vec<rule_config::RuleDef>, case: &Case) -> Resul
         let mut attrs = Attrs::new();
         for (k, v) in &i.attributes {
             let name = engine.rules.canonical_name(&i.connector, k).unwrap_or(k).to_string();
-            attrs.insert(name, to_strings(v).into_iter().map(Value::Str).collect());
+            attrs.insert(name, to_values(v)?);
         }
         o.attrs = attrs;
         o.present = true;

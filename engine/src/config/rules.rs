@@ -127,7 +127,8 @@ pub fn rule_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         files.sort();
         for f in files {
             let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            if !name.ends_with(".toml") {
+            // A config file kept beside its rules is not a rule file.
+            if !name.ends_with(".toml") || name == "idflow.toml" {
                 continue;
             }
             if name.ends_with("_test.toml") {

@@ -190,15 +190,16 @@ impl RuleSet {
 /// `source.x` and `values(source, "x")` names in an expression.
 pub fn attribute_names_in(src: &str, var: &str) -> Vec<String> {
     use std::sync::OnceLock;
-    static RE: OnceLock<(regex::Regex, regex::Regex)> = OnceLock::new();
-    let (dot, vals) = RE.get_or_init(|| {
+    static RE: OnceLock<(regex::Regex, regex::Regex, regex::Regex)> = OnceLock::new();
+    let (dot, vals, index) = RE.get_or_init(|| {
         (
             regex::Regex::new(r"\b(source|mv)\.([A-Za-z_][A-Za-z0-9_]*)").expect("static regex"),
             regex::Regex::new(r#"values\(\s*(source|mv)\s*,\s*"([^"]+)"\s*\)"#).expect("static regex"),
+            regex::Regex::new(r#"\b(source|mv)\s*\[\s*"([^"]+)"\s*\]"#).expect("static regex"),
         )
     });
     let mut out = Vec::new();
-    for re in [dot, vals] {
+    for re in [dot, vals, index] {
         for c in re.captures_iter(src) {
             if &c[1] == var {
                 out.push(c[2].to_string());
@@ -214,7 +215,7 @@ mod tests {
 
     #[test]
     fn finds_attribute_names() {
-        let n = attribute_names_in(r#"if source.displayName != () { lower(source.mail) } else { values(source, "proxy-Addresses") }"#, "source");
-        assert_eq!(n, vec!["displayName", "mail", "proxy-Addresses"]);
+        let n = attribute_names_in(r#"if source.displayName != () { lower(source.mail) } else { values(source, "proxy-Addresses") + source["ms-DS-ConsistencyGuid"] }"#, "source");
+        assert_eq!(n, vec!["displayName", "mail", "proxy-Addresses", "ms-DS-ConsistencyGuid"]);
     }
 }
