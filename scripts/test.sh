@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The AD tests share one Samba DC (its ports are fixed); it is stopped when this script ends.
+export IDFLOW_SAMBA_DIR=${IDFLOW_SAMBA_DIR:-/tmp/idflow-test-samba-dc}
+trap 'bash scripts/samba-dc.sh stop "$IDFLOW_SAMBA_DIR" >/dev/null 2>&1 || true' EXIT
+
 cargo test --workspace --locked
 
 # Rule sets carry their own test cases (*_test.toml): run them the way an admin's CI would.

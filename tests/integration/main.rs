@@ -6,4 +6,5 @@ mod lifecycle;
 mod openldap;
 mod quickstart;
 mod rule_sets;
+mod samba_ad;
 mod slapd;

@@ -188,6 +188,32 @@ impl ImportSink for Sink<'_> {
     fn change(&mut self, change: DeltaChange) -> Result<()> {
         match change {
             DeltaChange::Upsert(o) => self.upsert(o),
+            DeltaChange::Merge(mut o) => {
+                let key = ObjectKey { anchor: o.anchor.clone(), dn: o.dn.clone() };
+                match self.find(&key)? {
+                    Some(existing) => {
+                        let mut attrs = existing.attrs.clone();
+                        for (k, v) in self.canonical(std::mem::take(&mut o.attrs)) {
+                            let name = attrs.keys().find(|x| x.eq_ignore_ascii_case(&k)).cloned().unwrap_or(k);
+                            if v.is_empty() {
+                                attrs.remove(&name);
+                            } else {
+                                attrs.insert(name, v);
+                            }
+                        }
+                        o.attrs = attrs;
+                        if o.object_type.is_empty() {
+                            o.object_type = existing.object_type.clone();
+                        }
+                        self.upsert(o)
+                    }
+                    None if o.object_type.is_empty() => {
+                        self.stats.read += 1;
+                        Ok(())
+                    }
+                    None => self.upsert(o),
+                }
+            }
             DeltaChange::Modify { key, changes } => {
                 self.stats.read += 1;
                 match self.find(&key)? {

@@ -39,8 +39,7 @@ fn uuid_text(b: &[u8]) -> String {
 
 /// An entry as an imported object; `Ok(None)` when it is of no configured type or excluded.
 pub fn to_object(conf: &Conf, e: SearchEntry) -> std::result::Result<Option<ImportedObject>, (String, String)> {
-    let dn_norm = crate::store::dn_norm(&e.dn);
-    if conf.exclude_ous.iter().any(|ou| dn_norm == *ou || dn_norm.ends_with(&format!(",{ou}"))) {
+    if !conf.in_scope(&e.dn) {
         return Ok(None);
     }
     let is_bin = |k: &str| conf.binary.iter().any(|b| b.eq_ignore_ascii_case(k));
@@ -90,6 +89,7 @@ async fn paged(
     seen: &mut HashSet<String>,
 ) -> std::result::Result<(), Failure> {
     let what = format!("search below {base}");
+    let mut side = ldap.clone();
     let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(conf.page_size))];
     let mut stream = ldap
         .streaming_search_with(adapters, base, Scope::Subtree, &conf.filter, attrs.to_vec())
@@ -98,7 +98,10 @@ async fn paged(
     loop {
         let next = stream.next().await.map_err(|e| classify(conf, &what, e))?;
         let Some(entry) = next else { break };
-        let se = SearchEntry::construct(entry);
+        let mut se = SearchEntry::construct(entry);
+        if conf.flavor == Flavor::Ad {
+            fetch_ranges(conf, &mut side, &mut se).await.map_err(|e| classify(conf, &what, e))?;
+        }
         match to_object(conf, se) {
             Ok(Some(o)) => {
                 let key = o.anchor.clone().unwrap_or_default();
@@ -124,6 +127,71 @@ async fn paged(
         return Err(Failure::Connection(format!("{what}: the connection ended")));
     }
     Err(Failure::Fatal(check(conf, &what, &res).err().unwrap_or_else(|| Error::connector(&conf.name, what))))
+}
+
+/// AD returns at most 1,500 values of a large multi-valued attribute at a time, as
+/// `member;range=0-1499`: fetch the rest (`member;range=1500-*`, ...) and put them together.
+async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut SearchEntry) -> std::result::Result<(), LdapError> {
+    let ranged: Vec<String> = e.attrs.keys().chain(e.bin_attrs.keys()).filter(|k| k.contains(";range=")).cloned().collect();
+    for key in ranged {
+        let (name, range) = key.split_once(";range=").unwrap_or((key.as_str(), "0-*"));
+        let name = name.to_string();
+        let mut values = e.attrs.remove(&key).unwrap_or_default();
+        let mut hi = range.split_once('-').map(|(_, h)| h.to_string()).unwrap_or_else(|| "*".into());
+        while hi != "*" {
+            let next: u64 = hi.parse().map_err(|_| LdapError::AdapterInit(format!("bad range {hi:?} in {key}")))?;
+            let want = format!("{name};range={}-*", next + 1);
+            let (rs, _) = ldap.search(&e.dn, Scope::Base, "(objectClass=*)", vec![want.as_str()]).await?.success()?;
+            let Some(first) = rs.into_iter().next() else { break };
+            let part = SearchEntry::construct(first);
+            let Some((k, vals)) = part.attrs.into_iter().find(|(k, _)| k.to_lowercase().starts_with(&format!("{};range=", name.to_lowercase()))) else {
+                break;
+            };
+            values.extend(vals);
+            hi = k.rsplit('-').next().unwrap_or("*").to_string();
+        }
+        tracing::debug!(connector = %conf.name, dn = %e.dn, attr = %name, values = values.len(), "range retrieval");
+        e.attrs.insert(name, values);
+    }
+    Ok(())
+}
+
+/// The DirSync cookie that marks "now" (AD), read before a full import with only objectGUID asked for.
+async fn dirsync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<Vec<u8>>> {
+    let mut cookie: Vec<u8> = Vec::new();
+    loop {
+        let (_, more, next) = dirsync_page(conf, ldap, base, &cookie, &["objectGUID"]).await?;
+        cookie = next;
+        if !more {
+            return Ok(Some(cookie));
+        }
+    }
+}
+
+/// One DirSync round: the entries, whether more remain, and the next cookie.
+async fn dirsync_page(conf: &Conf, ldap: &mut Ldap, base: &str, cookie: &[u8], attrs: &[&str]) -> Result<(Vec<SearchEntry>, bool, Vec<u8>)> {
+    let what = format!("DirSync below {base}");
+    let bad = |m: String| Error::connector(&conf.name, m);
+    let mut stream = ldap
+        .with_controls(super::dirsync::request(super::dirsync::FLAG_ANCESTORS_FIRST, 0, cookie))
+        .streaming_search(base, Scope::Subtree, &conf.filter, attrs.to_vec())
+        .await
+        .map_err(|e| bad(format!("{what}: {e}")))?;
+    let mut entries = Vec::new();
+    while let Some(e) = stream.next().await.map_err(|e| bad(format!("{what}: {e}")))? {
+        if e.is_ref() || e.is_intermediate() {
+            continue;
+        }
+        entries.push(SearchEntry::construct(e));
+    }
+    let res = stream.finish().await;
+    if res.rc != 0 {
+        let hint = if res.rc == 50 || res.rc == 8 { " (DirSync needs the Replicating Directory Changes right)" } else { "" };
+        return Err(bad(format!("{what}: result code {}{hint}: {}", res.rc, res.text)));
+    }
+    let ctrl = res.ctrls.iter().find(|c| c.1.ctype == super::dirsync::OID).and_then(|c| c.1.val.as_deref()).and_then(super::dirsync::parse_response);
+    let (more, next) = ctrl.ok_or_else(|| bad(format!("{what}: the server sent no DirSync cookie")))?;
+    Ok((entries, more, next))
 }
 
 /// Reads the syncrepl cookie that marks "now", before a full import, cheaply (DNs only).
@@ -160,9 +228,14 @@ pub async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSink) -> R
     let mut ldap = session::open(conf).await?;
     // The watermark comes first: what changes while the import reads is applied again by the next delta.
     let mut cookies = BTreeMap::new();
-    if conf.flavor == Flavor::Openldap {
-        for base in &conf.bases {
-            match sync_cookie(conf, &mut ldap, base).await? {
+    {
+        let cookie_bases = if conf.flavor == Flavor::Ad { &conf.roots } else { &conf.bases };
+        for base in cookie_bases {
+            let c = match conf.flavor {
+                Flavor::Openldap => sync_cookie(conf, &mut ldap, base).await?,
+                Flavor::Ad => dirsync_cookie(conf, &mut ldap, base).await?,
+            };
+            match c {
                 Some(c) => {
                     cookies.insert(base.clone(), c);
                 }
@@ -192,15 +265,16 @@ pub async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSink) -> R
         }
     }
     let _ = ldap.unbind().await;
-    Ok(if cookies.len() == conf.bases.len() && !cookies.is_empty() { Some(encode_watermark(&cookies)) } else { None })
+    let expected = if conf.flavor == Flavor::Ad { conf.roots.len() } else { conf.bases.len() };
+    Ok(if cookies.len() == expected && !cookies.is_empty() { Some(encode_watermark(&cookies)) } else { None })
 }
 
 /// Applies the changes since the watermark. `Ok(None)` asks for a full import: the cookie is
 /// unknown, expired or refused, or the server answered with a present phase (it could not say
 /// what was deleted).
 pub async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
-    if conf.flavor != Flavor::Openldap {
-        return Ok(None);
+    if conf.flavor == Flavor::Ad {
+        return delta_dirsync(conf, attrs, watermark, sink).await;
     }
     let Some(mut cookies) = decode_watermark(watermark) else {
         tracing::warn!(connector = %conf.name, "the delta watermark is not one idflow wrote; running a full import");
@@ -302,6 +376,89 @@ pub async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: &mut dy
     }
     for (k, m) in errors {
         sink.error(k, m);
+    }
+    Ok(Some(encode_watermark(&cookies)))
+}
+
+/// AD deltas through DirSync: changed objects with their changed attributes, deletions as
+/// tombstones (`isDeleted`). A cookie the DC refuses falls back to a full import.
+async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+    let Some(mut cookies) = decode_watermark(watermark) else {
+        tracing::warn!(connector = %conf.name, "the delta watermark is not one idflow wrote; running a full import");
+        return Ok(None);
+    };
+    if conf.roots.iter().any(|b| !cookies.contains_key(b)) {
+        return Ok(None);
+    }
+    let mut ldap = session::open(conf).await?;
+    let mut side = ldap.clone();
+    let mut want: Vec<String> = attrs.iter().filter(|a| a.as_str() != "*").cloned().collect();
+    // `name` changes on a rename and a move: without it DirSync would not report those.
+    for a in ["objectGUID", "isDeleted", "objectClass", "name"] {
+        if !want.iter().any(|w| w.eq_ignore_ascii_case(a)) {
+            want.push(a.into());
+        }
+    }
+    let want_ref: Vec<&str> = want.iter().map(String::as_str).collect();
+    let mut changes: Vec<DeltaChange> = Vec::new();
+    for base in &conf.roots {
+        let mut cookie = cookies.get(base).cloned().unwrap_or_default();
+        loop {
+            let (entries, more, next) = match dirsync_page(conf, &mut ldap, base, &cookie, &want_ref).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(connector = %conf.name, "the DirSync cookie was refused ({e}); running a full import");
+                    return Ok(None);
+                }
+            };
+            for mut e in entries {
+                let guid = e.bin_attrs.get("objectGUID").and_then(|v| v.first().cloned())
+                    .or_else(|| e.attrs.get("objectGUID").and_then(|v| v.first().map(|s| s.clone().into_bytes())));
+                let Some(guid) = guid else { continue };
+                let anchor = base64::engine::general_purpose::STANDARD.encode(&guid);
+                let deleted = e.attrs.get("isDeleted").is_some_and(|v| v.iter().any(|x| x.eq_ignore_ascii_case("TRUE")));
+                if deleted {
+                    changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(anchor), dn: None }));
+                    continue;
+                }
+                fetch_ranges(conf, &mut side, &mut e).await.map_err(|x| Error::connector(&conf.name, format!("range retrieval for {}: {x}", e.dn)))?;
+                let dn = e.dn.clone();
+                let is_bin = |k: &str| conf.binary.iter().any(|b| b.eq_ignore_ascii_case(k));
+                let mut a = Attrs::new();
+                for (k, vals) in e.attrs {
+                    if k.eq_ignore_ascii_case("isDeleted") {
+                        continue;
+                    }
+                    a.insert(k.clone(), vals.into_iter().map(|s| if is_bin(&k) { Value::Bin(s.into_bytes()) } else { Value::Str(s) }).collect());
+                }
+                for (k, vals) in e.bin_attrs {
+                    a.entry(k).or_default().extend(vals.into_iter().map(Value::Bin));
+                }
+                if !conf.in_scope(&dn) {
+                    changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(anchor), dn: None }));
+                    continue;
+                }
+                // A partial entry: its type is known already unless objectClass came along.
+                let object_type = if a.keys().any(|k| k.eq_ignore_ascii_case("objectClass")) {
+                    match conf.types.classify(&a) {
+                        Some(t) => t.to_string(),
+                        None => continue,
+                    }
+                } else {
+                    String::new()
+                };
+                changes.push(DeltaChange::Merge(ImportedObject { anchor: Some(anchor), dn: Some(dn), object_type, attrs: a }));
+            }
+            cookie = next;
+            if !more {
+                break;
+            }
+        }
+        cookies.insert(base.clone(), cookie);
+    }
+    let _ = ldap.unbind().await;
+    for c in changes {
+        sink.change(c)?;
     }
     Ok(Some(encode_watermark(&cookies)))
 }

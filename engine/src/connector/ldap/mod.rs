@@ -11,6 +11,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod dirsync;
 mod export;
 mod import;
 mod session;
@@ -107,7 +108,12 @@ pub struct Conf {
     pub url: String,
     pub bind_dn: Option<String>,
     password: Option<String>,
+    /// Where searches start: `include_ous` where given, else `base_dn`.
     pub bases: Vec<String>,
+    /// The naming-context roots (`base_dn`): AD's DirSync only searches from there.
+    pub roots: Vec<String>,
+    /// Normalized OU filters, checked on every object.
+    pub include_ous: Vec<String>,
     pub exclude_ous: Vec<String>,
     pub starttls: bool,
     pub tls: std::sync::Arc<rustls::ClientConfig>,
@@ -118,6 +124,15 @@ pub struct Conf {
     pub extra_attributes: Vec<String>,
     pub page_size: i32,
     pub timeout: Duration,
+}
+
+impl Conf {
+    /// Entra Connect's OU filtering: below an included OU (when any are given), not below an excluded one.
+    pub fn in_scope(&self, dn: &str) -> bool {
+        let n = crate::store::dn_norm(dn);
+        let under = |ou: &String| n == *ou || n.ends_with(&format!(",{ou}"));
+        (self.include_ous.is_empty() || self.include_ous.iter().any(under)) && !self.exclude_ous.iter().any(under)
+    }
 }
 
 impl std::fmt::Debug for Conf {
@@ -206,6 +221,8 @@ impl LdapConnector {
                 bind_dn: s.bind_dn.clone(),
                 password,
                 bases,
+                roots: s.base_dn.to_vec(),
+                include_ous: s.include_ous.iter().map(|o| crate::store::dn_norm(o)).collect(),
                 exclude_ous: s.exclude_ous.iter().map(|o| crate::store::dn_norm(o)).collect(),
                 starttls,
                 tls,
@@ -229,7 +246,7 @@ impl Connector for LdapConnector {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { delta_import: self.conf.flavor == Flavor::Openldap, ..CAPABILITIES }
+        CAPABILITIES
     }
 
     fn want_attributes(&mut self, attrs: Vec<String>) {
