@@ -3,7 +3,7 @@
 //! StartTLS verified against the DC's certificate, faults. One DC per machine (its ports are
 //! fixed), so these tests share it and take turns; each run works in an OU of its own.
 use crate::common::{repo, Env};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -30,7 +30,7 @@ fn dc() -> (MutexGuard<'static, ()>, PathBuf) {
 }
 
 /// Set-up through OpenLDAP's client tools over LDAPS, verified against the test CA.
-fn ldap(dir: &PathBuf, tool: &str, ldif: &str) {
+fn ldap(dir: &Path, tool: &str, ldif: &str) {
     let mut child = Command::new(tool)
         .args(["-x", "-c", "-H", "ldaps://127.0.0.1", "-D", "Administrator@example.test", "-w", ADMIN_PW])
         .env("LDAPTLS_CACERT", dir.join("ca.pem"))
@@ -54,7 +54,7 @@ fn tag() -> String {
     format!("{:04x}", (n as u64 ^ std::process::id() as u64) & 0xffff)
 }
 
-fn env_for(dir: &PathBuf, ou: &str, url: &str) -> Env {
+fn env_for(dir: &Path, ou: &str, url: &str) -> Env {
     let mut e = Env::empty();
     e.vars.push(("AD_PASSWORD".into(), ADMIN_PW.into()));
     for f in ["users.toml", "groups.toml"] {

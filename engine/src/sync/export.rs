@@ -58,7 +58,11 @@ pub fn order(changes: Vec<Change>) -> Vec<Change> {
     }
     let mut out = Vec::new();
     let mut done = HashSet::new();
-    let keys: Vec<i64> = adds.keys().copied().collect();
+    // Parents before children (an OU before what it holds), then references first.
+    let depth = |c: &Change| c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_stdlib::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
+    let mut keys: Vec<(usize, i64)> = adds.values().map(|c| (depth(c), c.cs_id)).collect();
+    keys.sort();
+    let keys: Vec<i64> = keys.into_iter().map(|(_, id)| id).collect();
     fn visit(id: i64, adds: &mut BTreeMap<i64, Change>, done: &mut HashSet<i64>, out: &mut Vec<Change>) {
         if !done.insert(id) {
             return;
