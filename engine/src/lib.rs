@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod error;
+pub mod phs;
 pub mod rules;
 pub mod store;
 pub mod sync;

@@ -4,6 +4,7 @@ mod bad_input;
 mod common;
 mod lifecycle;
 mod openldap;
+mod phs;
 mod quickstart;
 mod rule_sets;
 mod samba_ad;

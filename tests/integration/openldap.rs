@@ -182,11 +182,12 @@ fn ldap_as_a_target() {
     let mut e = e;
     e.vars.push(("DIR_PASSWORD".into(), "secret".into()));
     let cfg = crate::common::SMALL_CONFIG.to_string()
-        + &format!(
+        + format!(
             "\n[[connector]]\nname = \"dir\"\ntype = \"ldap\"\nurl = \"{}\"\nca_file = \"{}\"\nbind_dn = \"cn=admin,dc=example,dc=org\"\npassword_env = \"DIR_PASSWORD\"\nbase_dn = \"ou=People,dc=example,dc=org\"\nreference_attributes = [\"manager\"]\n[connector.object_types]\nperson = \"(objectClass=inetOrgPerson)\"\n",
             s.url(),
             s.ca()
-        );
+        )
+        .as_str();
     e.write("idflow.toml", &cfg);
     e.write(
         "rules/dir.toml",

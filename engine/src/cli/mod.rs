@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 pub mod bench;
+pub mod bench_phs;
 pub mod functions;
 pub mod generate;
 pub mod test_runner;
@@ -82,6 +83,21 @@ pub enum Command {
         #[arg(long)]
         allow_deletes: Option<usize>,
     },
+    /// Password hash sync: run the stage (only changed hashes are delivered), or check a PPH1 string.
+    Phs {
+        /// Deliver every hash again, changed or not.
+        #[arg(long)]
+        full: bool,
+        #[command(subcommand)]
+        action: Option<PhsAction>,
+    },
+    /// Measure the password hash sync stage against a bare PBKDF2 loop on all cores.
+    BenchPhs {
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        #[arg(long, default_value = "target/bench-phs")]
+        dir: PathBuf,
+    },
     /// Why one object ends up the way it does (nothing is changed).
     Preview {
         connector: String,
@@ -129,6 +145,13 @@ pub enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PhsAction {
+    /// Reads a cleartext password from standard input (one line, without its newline) and checks
+    /// it against a PPH1 string: exit 0 when it matches, 1 when it does not, 2 when the string is malformed.
+    Verify { pph1: String },
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -169,6 +192,17 @@ fn summary(r: &RunReport) -> String {
             x.deleted,
             x.failed,
             if x.waiting > 0 { format!(", {} waiting for referenced objects", x.waiting) } else { String::new() }
+        ));
+    }
+    if let Some(p) = &r.password_hash_sync {
+        s.push_str(&format!(
+            "password hash sync: {} linked, {} delivered, {} unchanged, {} without a hash, {} failed ({:.2} s hashing)\n",
+            p.candidates,
+            p.delivered,
+            p.unchanged,
+            p.without_hash,
+            p.failed,
+            p.hashing_ms as f64 / 1000.0
         ));
     }
     for n in &r.notes {
@@ -330,6 +364,34 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 println!("{} passed, {} failed", all.len() - failed, failed);
             }
             Ok(if failed > 0 { EXIT_FAILED } else { 0 })
+        }
+        Command::Phs { action: Some(PhsAction::Verify { pph1 }), .. } => {
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line).map_err(|e| Error::Refused(format!("reading the password from standard input: {e}")))?;
+            let pw = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
+            match crate::phs::pph1::verify(pph1, pw) {
+                Ok(true) => {
+                    eprintln!("match");
+                    Ok(0)
+                }
+                Ok(false) => {
+                    eprintln!("no match");
+                    Ok(1)
+                }
+                Err(e) => {
+                    eprintln!("idflow: {e}");
+                    Ok(2)
+                }
+            }
+        }
+        Command::Phs { full, action: None } => {
+            let mut e = open(cli)?;
+            let r = e.phs(*full)?;
+            Ok(report(cli, &r))
+        }
+        Command::BenchPhs { users, dir } => {
+            bench_phs::run(*users, dir)?;
+            Ok(0)
         }
         Command::Functions { markdown } => {
             print!("{}", functions::render(*markdown));

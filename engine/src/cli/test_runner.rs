@@ -174,6 +174,8 @@ fn test_config(file: &Path, dir: &Path, tables: &[toml::Table], base: Option<&Co
         deletion_threshold: 500,
         staging_mode: false,
         connectors,
+        password_hash_sync: None,
+        phs_key_file: PathBuf::from(":memory:"),
     })
 }
 
@@ -186,10 +188,14 @@ fn run_case(cfg: &Config, defs: Vec<rule_config::RuleDef>, case: &Case) -> Resul
             return Err(Error::Config(format!("input #{}: no connector {:?} (declare it with [[connector]])", n + 1, i.connector)));
         }
         let mut o = CsObject::new(&i.connector, &i.object_type);
+        let secret = crate::phs::stage::secret_attributes(&engine.config, &i.connector);
         o.dn = i.dn.clone();
         o.anchor = i.anchor.clone().or_else(|| i.dn.clone()).or_else(|| Some(format!("input-{n}")));
         let mut attrs = Attrs::new();
         for (k, v) in &i.attributes {
+            if secret.contains(&k.to_lowercase()) {
+                continue;
+            }
             let name = engine.rules.canonical_name(&i.connector, k).unwrap_or(k).to_string();
             attrs.insert(name, to_values(v)?);
         }

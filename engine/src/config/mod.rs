@@ -16,6 +16,48 @@ struct FileModel {
     export: ExportSection,
     #[serde(default, rename = "connector")]
     connectors: Vec<toml::Table>,
+    #[serde(default)]
+    password_hash_sync: Option<PhsSection>,
+}
+
+/// `[password_hash_sync]`: where NT hashes come from and what each target gets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhsSection {
+    /// The connector whose directory holds the hashes.
+    pub source: String,
+    /// The attribute that holds an NT hash in the source (OpenLDAP: sambaNTPassword).
+    #[serde(default = "default_hash_attribute")]
+    pub hash_attribute: String,
+    /// The per-installation key for change fingerprints (created owner-only when missing).
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// Per target connector: `{ format = "pph1" | "nt", attribute = "..." }`.
+    pub targets: std::collections::BTreeMap<String, PhsTarget>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhsTarget {
+    #[serde(default = "default_phs_format")]
+    pub format: PhsFormat,
+    pub attribute: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhsFormat {
+    /// Entra's `v1;PPH1_MD4,...` string.
+    Pph1,
+    /// The NT hash as 32 upper-case hex characters (sambaNTPassword for RADIUS-style consumers).
+    Nt,
+}
+
+fn default_hash_attribute() -> String {
+    "sambaNTPassword".into()
+}
+fn default_phs_format() -> PhsFormat {
+    PhsFormat::Pph1
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +120,9 @@ pub struct Config {
     pub deletion_threshold: usize,
     pub staging_mode: bool,
     pub connectors: Vec<ConnectorConfig>,
+    pub password_hash_sync: Option<PhsSection>,
+    /// Where the password hash sync fingerprint key lives.
+    pub phs_key_file: PathBuf,
 }
 
 /// One `[[connector]]`: the settings every connector has, and the rest for its type to read.
@@ -156,7 +201,21 @@ impl Config {
                 config_file: path.to_path_buf(),
             });
         }
+        if let Some(p) = &model.password_hash_sync {
+            let names: Vec<&String> = connectors.iter().map(|c| &c.name).collect();
+            for n in std::iter::once(&p.source).chain(p.targets.keys()) {
+                if !names.contains(&n) {
+                    return Err(Error::Config(format!("{}: [password_hash_sync] names connector {n:?}, which is not configured", path.display())));
+                }
+            }
+        }
+        let phs_key_file = match model.password_hash_sync.as_ref().and_then(|p| p.key_file.clone()) {
+            Some(k) => dir.join(k),
+            None => dir.join(&model.metaverse.path).with_extension("phs.key"),
+        };
         Ok(Config {
+            password_hash_sync: model.password_hash_sync,
+            phs_key_file,
             file: path.to_path_buf(),
             metaverse_path: dir.join(&model.metaverse.path),
             rule_paths: model.rules.paths.iter().map(|p| dir.join(p)).collect(),

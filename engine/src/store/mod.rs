@@ -77,6 +77,11 @@ CREATE TABLE IF NOT EXISTS mv_value (mv_id INTEGER NOT NULL, attr TEXT NOT NULL,
 CREATE INDEX IF NOT EXISTS mv_value_v ON mv_value(value, attr);
 CREATE INDEX IF NOT EXISTS mv_value_ci ON mv_value(attr, lower(value));
 CREATE INDEX IF NOT EXISTS mv_value_mv ON mv_value(mv_id);
+CREATE TABLE IF NOT EXISTS phs_state (
+    cs_id INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    delivered TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY,
     profile TEXT NOT NULL,

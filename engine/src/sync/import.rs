@@ -36,6 +36,8 @@ pub struct ImportStats {
 
 struct Sink<'a> {
     conn: &'a Connection,
+    /// Lower-cased names of attributes that hold secrets: never stored.
+    secret: &'a HashSet<String>,
     rules: &'a RuleSet,
     connector: String,
     seen: HashSet<i64>,
@@ -50,6 +52,9 @@ impl Sink<'_> {
     fn canonical(&self, attrs: Attrs) -> Attrs {
         let mut out = Attrs::new();
         for (k, v) in attrs {
+            if self.secret.contains(&k.to_lowercase()) {
+                continue;
+            }
             let name = self.rules.canonical_name(&self.connector, &k).map(str::to_string).unwrap_or(k);
             out.entry(name).or_default().extend(v);
         }
@@ -167,6 +172,7 @@ impl Sink<'_> {
     fn apply_changes(&self, attrs: &mut Attrs, changes: Vec<AttrChange>) {
         let changes: Vec<AttrChange> = changes
             .into_iter()
+            .filter(|c| !self.secret.contains(&c.attr.to_lowercase()))
             .map(|c| AttrChange {
                 attr: self.rules.canonical_name(&self.connector, &c.attr).map(str::to_string).unwrap_or(c.attr),
                 ..c
@@ -300,11 +306,13 @@ pub fn import(
     rules: &RuleSet,
     mode: Mode,
     allow_empty: bool,
+    secret: &HashSet<String>,
     progress: &indicatif::ProgressBar,
 ) -> Result<(ImportStats, Vec<ObjectError>)> {
     let name = connector.name().to_string();
     let mut sink = Sink {
         conn,
+        secret,
         rules,
         connector: name.clone(),
         seen: HashSet::new(),

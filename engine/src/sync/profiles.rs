@@ -30,6 +30,8 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_sync: Option<bool>,
     pub export: Vec<ExportStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_hash_sync: Option<crate::phs::stage::PhsStats>,
     pub errors: Vec<ObjectError>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -146,7 +148,8 @@ impl Engine {
         for name in names {
             let mut c = self.open_connector(name)?;
             let pb = self.progress(None, &format!("import {name}"));
-            let (stats, errors) = import::import(conn, c.as_mut(), &self.rules, mode, allow_empty, &pb)?;
+            let secret = crate::phs::stage::secret_attributes(&self.config, name);
+            let (stats, errors) = import::import(conn, c.as_mut(), &self.rules, mode, allow_empty, &secret, &pb)?;
             pb.finish_and_clear();
             tracing::info!(connector = %name, mode = %stats.mode, read = stats.read, added = stats.added, updated = stats.updated, deleted = stats.deleted, "import done");
             report.import.push(stats);
@@ -271,6 +274,30 @@ impl Engine {
         self.recorded("export", |e, r| e.export_stage(&names, allow_deletes, r))
     }
 
+    /// The password hash sync stage (paused in staging mode; it catches up after).
+    fn phs_stage(&self, full: bool, report: &mut RunReport) -> Result<()> {
+        let Some(p) = &self.config.password_hash_sync else { return Ok(()) };
+        if self.config.staging_mode {
+            report.notes.push("staging mode: password hash sync is paused".into());
+            return Ok(());
+        }
+        let cfg = self.config.connector(&p.source).ok_or_else(|| Error::Config(format!("no connector named {:?}", p.source)))?;
+        let mut source = crate::phs::source::LdapAttributeSource::new(cfg, &p.hash_attribute)?;
+        let open = |name: &str| self.open_connector(name);
+        let stats = crate::phs::stage::run(&self.store.conn, &self.config, &mut source, &open, full, &mut report.errors)?;
+        tracing::info!(delivered = stats.delivered, unchanged = stats.unchanged, failed = stats.failed, "password hash sync done");
+        report.password_hash_sync = Some(stats);
+        Ok(())
+    }
+
+    /// `idflow phs`: only the password hash sync stage.
+    pub fn phs(&mut self, full: bool) -> Result<RunReport> {
+        if self.config.password_hash_sync.is_none() {
+            return Err(Error::Config(format!("{} has no [password_hash_sync] section", self.config.file.display())));
+        }
+        self.recorded(if full { "phs-full" } else { "phs" }, |e, r| e.phs_stage(full, r))
+    }
+
     /// A whole cycle: import every connector (delta where it can), sync, export.
     pub fn run(&mut self, allow_deletes: Option<usize>, profile: &str) -> Result<RunReport> {
         let names = self.names_or_all(&[])?;
@@ -283,7 +310,11 @@ impl Engine {
             let tx = e.store.conn.unchecked_transaction()?;
             e.sync_stage(&tx, false, r)?;
             tx.commit()?;
-            e.export_stage(&names, allow_deletes, r)
+            e.export_stage(&names, allow_deletes, r)?;
+            if profile == "run" {
+                e.phs_stage(false, r)?;
+            }
+            Ok(())
         })
     }
 

@@ -267,3 +267,65 @@ impl Connector for LdapConnector {
         self.rt.block_on(export::export(&self.conf, ops))
     }
 }
+
+/// One secret value read for password hash sync: never logged, wiped when dropped.
+pub struct SecretValue {
+    pub dn: String,
+    pub anchor: Option<String>,
+    pub value: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl LdapConnector {
+    /// Reads one attribute (an NT hash) of every object of a configured type that has it, with
+    /// its DN and anchor. Only the password hash sync stage calls this.
+    pub fn read_secret(&mut self, attr: &str) -> Result<Vec<SecretValue>> {
+        let conf = &self.conf;
+        self.rt.block_on(async {
+            use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+            let bad = |m: String| Error::connector(&conf.name, m);
+            let mut ldap = session::open(conf).await?;
+            let filter = format!("(&{}({attr}=*))", conf.filter);
+            let mut out = Vec::new();
+            for base in &conf.bases {
+                let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(conf.page_size))];
+                let mut stream = ldap
+                    .streaming_search_with(adapters, base.as_str(), ldap3::Scope::Subtree, &filter, vec![attr, conf.anchor.as_str()])
+                    .await
+                    .map_err(|e| bad(format!("reading {attr} below {base}: {e}")))?;
+                while let Some(e) = stream.next().await.map_err(|e| bad(format!("reading {attr} below {base}: {e}")))? {
+                    let mut se = ldap3::SearchEntry::construct(e);
+                    if !conf.in_scope(&se.dn) {
+                        continue;
+                    }
+                    let raw = se
+                        .bin_attrs
+                        .iter_mut()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+                        .and_then(|(_, v)| v.pop())
+                        .or_else(|| se.attrs.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(attr)).and_then(|(_, v)| v.pop()).map(String::into_bytes));
+                    let anchor = se
+                        .attrs
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor))
+                        .and_then(|(_, v)| v.first().cloned())
+                        .or_else(|| {
+                            se.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor)).and_then(|(_, v)| v.first()).map(|b| {
+                                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b)
+                            })
+                        });
+                    // Wipe what ldap3 still holds of the secret.
+                    for v in se.attrs.values_mut().flatten() {
+                        zeroize::Zeroize::zeroize(v);
+                    }
+                    if let Some(value) = raw {
+                        out.push(SecretValue { dn: se.dn.clone(), anchor, value: zeroize::Zeroizing::new(value) });
+                    }
+                }
+                let res = stream.finish().await;
+                session::check(conf, &format!("reading {attr} below {base}"), &res)?;
+            }
+            let _ = ldap.unbind().await;
+            Ok(out)
+        })
+    }
+}

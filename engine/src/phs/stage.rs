@@ -1,0 +1,209 @@
+//! The password hash sync stage: runs after sync for every person linked to both the hash
+//! source and a target, delivers a hash only when its keyed fingerprint changed, hashes in
+//! parallel on all cores, and never writes a hash, a salt or a PPH1 string anywhere but into
+//! the target.
+use super::fingerprint::Key;
+use super::pph1::{self, NtHash};
+use super::source::HashSource;
+use crate::config::{Config, PhsFormat};
+use crate::connector::{AttrChange, ChangeKind, Connector, ExportOp, OpKind, OpResult};
+use crate::error::{Error, Result};
+use crate::store::history::{now, ObjectError};
+use crate::value::Value;
+use rayon::prelude::*;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use zeroize::{Zeroize, Zeroizing};
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PhsStats {
+    /// Persons linked to the source and a target.
+    pub candidates: usize,
+    /// Their hash is as last delivered.
+    pub unchanged: usize,
+    pub delivered: usize,
+    pub failed: usize,
+    /// No hash in the source (no password set, or not a password account).
+    pub without_hash: usize,
+    pub hashing_ms: u128,
+    pub total_ms: u128,
+}
+
+struct Work {
+    target_cs: i64,
+    connector: String,
+    anchor: Option<String>,
+    dn: Option<String>,
+    display: String,
+    nt: NtHash,
+    fingerprint: String,
+}
+
+/// Attributes that hold secrets: never kept in a connector space, whatever the rules say.
+pub fn secret_attributes(config: &Config, connector: &str) -> HashSet<String> {
+    let mut s: HashSet<String> = ["userpassword", "unicodepwd", "sambantpassword", "sambalmpassword", "ntpwdhistory", "lmpwdhistory", "dbcspwd", "supplementalcredentials"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if let Some(p) = &config.password_hash_sync {
+        if p.source == connector {
+            s.insert(p.hash_attribute.to_lowercase());
+        }
+        if let Some(t) = p.targets.get(connector) {
+            s.insert(t.attribute.to_lowercase());
+        }
+    }
+    s
+}
+
+fn fingerprint_of(c: &Connection, cs_id: i64) -> Result<Option<String>> {
+    Ok(c.prepare_cached("SELECT fingerprint FROM phs_state WHERE cs_id=?1")?.query_row([cs_id], |r| r.get(0)).optional()?)
+}
+
+/// Runs the stage. `open` opens a target connector by name.
+pub fn run(
+    conn: &Connection,
+    config: &Config,
+    source: &mut dyn HashSource,
+    open: &dyn Fn(&str) -> Result<Box<dyn Connector>>,
+    full: bool,
+    errors: &mut Vec<ObjectError>,
+) -> Result<PhsStats> {
+    let started = std::time::Instant::now();
+    let Some(p) = &config.password_hash_sync else { return Ok(PhsStats::default()) };
+    let key = Key::load_or_create(&config.phs_key_file)?;
+    let mut stats = PhsStats::default();
+    // Persons linked to the source (inbound) and to a target that exists there.
+    let targets: Vec<&String> = p.targets.keys().collect();
+    let mut pairs: Vec<(String, String, i64, String, Option<String>, Option<String>)> = Vec::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT s.anchor, coalesce(s.dn, s.anchor), t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn)
+             FROM cs_object s JOIN cs_object t ON t.mv_id = s.mv_id AND t.id <> s.id
+             WHERE s.connector = ?1 AND s.link IN ('joined','projected') AND s.anchor IS NOT NULL
+               AND t.link IN ('provisioned','adopted') AND t.export_state = 'present' AND t.present = 1
+             ORDER BY t.id",
+        )?;
+        let rows = st.query_map([&p.source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+        for row in rows {
+            let row = row?;
+            if targets.contains(&&row.3) {
+                pairs.push(row);
+            }
+        }
+    }
+    stats.candidates = pairs.len();
+    if pairs.is_empty() {
+        return Ok(stats);
+    }
+    let hashes = source.read_all()?;
+    let mut reported = HashSet::new();
+    let mut work = Vec::new();
+    for (anchor, display, target_cs, connector, t_anchor, t_dn) in pairs {
+        match hashes.get(&anchor) {
+            None => stats.without_hash += 1,
+            Some(Err(m)) => {
+                if reported.insert(anchor.clone()) {
+                    stats.failed += 1;
+                    errors.push(ObjectError {
+                        stage: "phs".into(),
+                        connector: Some(p.source.clone()),
+                        object: Some(display.clone()),
+                        cs_id: None,
+                        mv_id: None,
+                        rule: None,
+                        message: m.clone(),
+                    });
+                }
+            }
+            Some(Ok(nt)) => {
+                let fp = key.fingerprint(&connector, nt);
+                if !full && fingerprint_of(conn, target_cs)?.as_deref() == Some(fp.as_str()) {
+                    stats.unchanged += 1;
+                    continue;
+                }
+                work.push(Work { target_cs, connector, anchor: t_anchor, dn: t_dn, display, nt: nt.clone(), fingerprint: fp });
+            }
+        }
+    }
+    drop(hashes);
+    // The expensive part, on every core.
+    let t = std::time::Instant::now();
+    let values: Vec<std::result::Result<Zeroizing<String>, String>> = work
+        .par_iter()
+        .map(|w| match p.targets.get(&w.connector).map(|t| t.format) {
+            Some(PhsFormat::Nt) => Ok(Zeroizing::new(hex::encode_upper(w.nt.as_slice()))),
+            _ => pph1::transform(&w.nt),
+        })
+        .collect();
+    stats.hashing_ms = t.elapsed().as_millis();
+    let mut by_target: BTreeMap<String, Vec<(usize, Zeroizing<String>)>> = BTreeMap::new();
+    for (i, v) in values.into_iter().enumerate() {
+        match v {
+            Ok(v) => by_target.entry(work[i].connector.clone()).or_default().push((i, v)),
+            Err(m) => return Err(Error::Refused(format!("password hash sync: {m}"))),
+        }
+    }
+    for (connector, items) in by_target {
+        let attribute = p.targets.get(&connector).map(|t| t.attribute.clone()).unwrap_or_default();
+        let mut target = open(&connector)?;
+        let batch = target.capabilities().max_batch.max(1);
+        for chunk in items.chunks(batch) {
+            let mut ops: Vec<ExportOp> = chunk
+                .iter()
+                .map(|(i, v)| ExportOp {
+                    cs_id: work[*i].target_cs,
+                    kind: OpKind::Update,
+                    object_type: String::new(),
+                    anchor: work[*i].anchor.clone(),
+                    dn: work[*i].dn.clone(),
+                    new_dn: None,
+                    attrs: Default::default(),
+                    changes: vec![AttrChange { attr: attribute.clone(), kind: ChangeKind::Replace, values: vec![Value::Str(v.to_string())] }],
+                })
+                .collect();
+            let results = target.export(&ops);
+            // Whatever happened, the copies in the operations are wiped.
+            for op in &mut ops {
+                for c in &mut op.changes {
+                    for v in &mut c.values {
+                        if let Value::Str(s) = v {
+                            s.zeroize();
+                        }
+                    }
+                }
+            }
+            let results = results?;
+            let tx = conn.unchecked_transaction()?;
+            for ((i, _), r) in chunk.iter().zip(results) {
+                let w = &work[*i];
+                match r {
+                    OpResult::Done { .. } => {
+                        stats.delivered += 1;
+                        tx.prepare_cached(
+                            "INSERT INTO phs_state(cs_id, fingerprint, delivered) VALUES (?1,?2,?3)
+                             ON CONFLICT(cs_id) DO UPDATE SET fingerprint=excluded.fingerprint, delivered=excluded.delivered",
+                        )?
+                        .execute(params![w.target_cs, w.fingerprint, now()])?;
+                    }
+                    OpResult::Failed(m) => {
+                        stats.failed += 1;
+                        errors.push(ObjectError {
+                            stage: "phs".into(),
+                            connector: Some(connector.clone()),
+                            object: Some(w.display.clone()),
+                            cs_id: Some(w.target_cs),
+                            mv_id: None,
+                            rule: None,
+                            message: format!("delivery failed: {m}"),
+                        });
+                    }
+                }
+            }
+            tx.commit()?;
+        }
+    }
+    stats.total_ms = started.elapsed().as_millis();
+    Ok(stats)
+}
