@@ -29,11 +29,9 @@ pub fn run(users: usize, dir: &Path) -> Result<()> {
     println!("{:<40} {:>8.3} s {:>10.0} users/s", "bare PBKDF2 loop (all cores)", bare, n as f64 / bare);
 
     // The stage: source and target objects linked through the metaverse, a file target holding them.
-    let cfg_text = format!(
-        "[metaverse]\npath = \"state/idflow.db\"\n[[connector]]\nname = \"corp\"\ntype = \"ldif\"\npath = \"x.ldif\"\n[connector.object_types]\nperson = \"(objectClass=*)\"\n\
+    let cfg_text = "[metaverse]\npath = \"state/idflow.db\"\n[[connector]]\nname = \"corp\"\ntype = \"ldif\"\npath = \"x.ldif\"\n[connector.object_types]\nperson = \"(objectClass=*)\"\n\
          [[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n\
-         [password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"passwordHash\"\n"
-    );
+         [password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"passwordHash\"\n";
     let config = Config::parse(&dir.join("idflow.toml"), &cfg_text)?;
     let store = Store::open(&config.metaverse_path)?;
     let mut objects = Vec::with_capacity(users);

@@ -30,6 +30,16 @@ pub struct PhsStats {
     pub total_ms: u128,
 }
 
+/// A person linked to the source (anchor, name) and to one target object (id, connector, anchor, DN).
+struct Pair {
+    anchor: String,
+    display: String,
+    target_cs: i64,
+    connector: String,
+    t_anchor: Option<String>,
+    t_dn: Option<String>,
+}
+
 struct Work {
     target_cs: i64,
     connector: String,
@@ -76,7 +86,7 @@ pub fn run(
     let mut stats = PhsStats::default();
     // Persons linked to the source (inbound) and to a target that exists there.
     let targets: Vec<&String> = p.targets.keys().collect();
-    let mut pairs: Vec<(String, String, i64, String, Option<String>, Option<String>)> = Vec::new();
+    let mut pairs: Vec<Pair> = Vec::new();
     {
         let mut st = conn.prepare(
             "SELECT s.anchor, coalesce(s.dn, s.anchor), t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn)
@@ -85,10 +95,12 @@ pub fn run(
                AND t.link IN ('provisioned','adopted') AND t.export_state = 'present' AND t.present = 1
              ORDER BY t.id",
         )?;
-        let rows = st.query_map([&p.source], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?;
+        let rows = st.query_map([&p.source], |r| {
+            Ok(Pair { anchor: r.get(0)?, display: r.get(1)?, target_cs: r.get(2)?, connector: r.get(3)?, t_anchor: r.get(4)?, t_dn: r.get(5)? })
+        })?;
         for row in rows {
             let row = row?;
-            if targets.contains(&&row.3) {
+            if targets.contains(&&row.connector) {
                 pairs.push(row);
             }
         }
@@ -100,7 +112,7 @@ pub fn run(
     let hashes = source.read_all()?;
     let mut reported = HashSet::new();
     let mut work = Vec::new();
-    for (anchor, display, target_cs, connector, t_anchor, t_dn) in pairs {
+    for Pair { anchor, display, target_cs, connector, t_anchor, t_dn } in pairs {
         match hashes.get(&anchor) {
             None => stats.without_hash += 1,
             Some(Err(m)) => {
