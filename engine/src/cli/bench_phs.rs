@@ -32,7 +32,7 @@ pub fn run(users: usize, dir: &Path) -> Result<()> {
     let cfg_text = "[metaverse]\npath = \"state/idflow.db\"\n[[connector]]\nname = \"corp\"\ntype = \"ldif\"\npath = \"x.ldif\"\n[connector.object_types]\nperson = \"(objectClass=*)\"\n\
          [[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n\
          [password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"passwordHash\"\n";
-    let config = Config::parse(&dir.join("idflow.toml"), &cfg_text)?;
+    let config = Config::parse(&dir.join("idflow.toml"), cfg_text)?;
     let store = Store::open(&config.metaverse_path)?;
     let mut objects = Vec::with_capacity(users);
     {
