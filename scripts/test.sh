@@ -4,9 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The AD tests share one Samba DC (its ports are fixed); it is stopped when this script ends.
-export IDFLOW_SAMBA_DIR=${IDFLOW_SAMBA_DIR:-/tmp/idflow-test-samba-dc}
-trap 'bash scripts/samba-dc.sh stop "$IDFLOW_SAMBA_DIR" >/dev/null 2>&1 || true' EXIT
+# The AD tests share one Samba DC (its ports are fixed): a new one for every run (provisioning
+# takes seconds; a reused one fills up with every run's users), stopped and removed at the end.
+fresh_dc=""
+if [ -z "${IDFLOW_SAMBA_DIR:-}" ]; then
+  fresh_dc=$(mktemp -d /tmp/idflow-test-dc.XXXXXX)
+  export IDFLOW_SAMBA_DIR="$fresh_dc"
+fi
+cleanup() {
+  bash scripts/samba-dc.sh stop "$IDFLOW_SAMBA_DIR" >/dev/null 2>&1 || true
+  [ -n "$fresh_dc" ] && rm -rf "$fresh_dc"
+}
+trap cleanup EXIT
 
 cargo test --workspace --locked
 
