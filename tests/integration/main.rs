@@ -8,4 +8,5 @@ mod phs;
 mod quickstart;
 mod rule_sets;
 mod samba_ad;
+mod scim;
 mod slapd;

@@ -11,6 +11,7 @@ pub mod ldap;
 pub mod ldif;
 pub mod ldif_parse;
 pub mod object_types;
+pub mod scim;
 
 /// An object as a connector reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,6 +173,7 @@ pub fn capabilities_of(kind: &str) -> Option<Capabilities> {
         "ldif" => Some(ldif::CAPABILITIES),
         "file" => Some(file::CAPABILITIES),
         "ldap" => Some(ldap::CAPABILITIES),
+        "scim" => Some(scim::CAPABILITIES),
         _ => None,
     }
 }
@@ -182,8 +184,9 @@ pub fn open(cfg: &ConnectorConfig) -> Result<Box<dyn Connector>> {
         "ldif" => Ok(Box::new(ldif::LdifConnector::new(cfg)?)),
         "file" => Ok(Box::new(file::FileConnector::new(cfg)?)),
         "ldap" => Ok(Box::new(ldap::LdapConnector::new(cfg)?)),
+        "scim" => Ok(Box::new(scim::ScimConnector::new(cfg)?)),
         other => Err(Error::Config(format!(
-            "connector {:?}: unknown type {other:?} (known: ldif, file, ldap)",
+            "connector {:?}: unknown type {other:?} (known: ldif, file, ldap, scim)",
             cfg.name
         ))),
     }

@@ -154,7 +154,10 @@ pub fn to_op(ch: &Change) -> Option<ExportOp> {
                 if same_values(&new, &a.old) {
                     continue;
                 }
-                if new.len() <= 1 && a.old.len() <= 1 {
+                if a.old.is_empty() {
+                    // Nothing there yet: an add (SCIM refuses to replace through a filter that matches nothing).
+                    op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Add, values: new });
+                } else if new.len() <= 1 && a.old.len() <= 1 {
                     op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Replace, values: new });
                 } else {
                     let add: Vec<Value> = new.iter().filter(|v| !a.old.contains(v)).cloned().collect();

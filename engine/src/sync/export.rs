@@ -112,6 +112,7 @@ pub fn export(
         }
         let ordered: Vec<i64> = order(changes).into_iter().map(|c| c.cs_id).collect();
         let mut added_this_pass = 0;
+        let mut sent_this_pass = 0;
         let mut waiting = 0;
         for chunk in ordered.chunks(caps.max_batch.max(1)) {
             // Recomputed per batch: an earlier batch may have created what a reference needs.
@@ -132,6 +133,7 @@ pub fn export(
                 continue;
             }
             stats.calls += 1;
+            sent_this_pass += ops.len();
             let results = connector.export(&ops)?;
             if results.len() != ops.len() {
                 return Err(Error::connector(&name, format!("export returned {} results for {} operations", results.len(), ops.len())));
@@ -158,8 +160,22 @@ pub fn export(
                                 apply_changes(&mut o.attrs, &op.changes);
                             }
                         }
-                        if anchor.is_some() {
-                            o.anchor = anchor;
+                        if let Some(a) = &anchor {
+                            // The service may answer with an object idflow imported before as
+                            // unlinked (a create that landed but was never recorded, then adopted
+                            // on a 409): that copy and this object are one.
+                            if let Some(other) = cs::by_anchor(&tx, &name, a)?.filter(|x| x.id != o.id) {
+                                if other.mv_id.is_some() && other.mv_id != o.mv_id {
+                                    let m = format!("the service answered with object {a}, which idflow links to another identity; not recorded");
+                                    stats.failed += 1;
+                                    errors.push(ObjectError { stage: "export".into(), connector: Some(name.clone()), object: Some(o.display()), cs_id: Some(o.id), mv_id: o.mv_id, rule: None, message: m.clone() });
+                                    o.error = Some(m);
+                                    cs::save(&tx, &o)?;
+                                    continue;
+                                }
+                                cs::delete(&tx, other.id)?;
+                            }
+                            o.anchor = anchor.clone();
                         }
                         o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
                         o.error = None;
@@ -185,7 +201,10 @@ pub fn export(
             tx.commit()?;
         }
         stats.waiting = waiting;
-        if added_this_pass == 0 || waiting == 0 {
+        // Another pass only helps references to objects this pass created (their ids are
+        // known now): references left out of an add, or changes that waited for them.
+        let still_pending: i64 = conn.query_row("SELECT count(*) FROM cs_object WHERE connector=?1 AND pending_export=1", [&name], |r| r.get(0))?;
+        if added_this_pass == 0 || sent_this_pass == 0 || still_pending == 0 {
             break;
         }
     }

@@ -51,7 +51,7 @@ pub fn facts_of(config: &Config) -> Result<BTreeMap<String, Facts>> {
     let mut facts = BTreeMap::new();
     for c in &config.connectors {
         let caps = connector::capabilities_of(&c.kind).ok_or_else(|| {
-            Error::Config(format!("connector {:?}: unknown type {:?} (known: ldif, file, ldap)", c.name, c.kind))
+            Error::Config(format!("connector {:?}: unknown type {:?} (known: ldif, file, ldap, scim)", c.name, c.kind))
         })?;
         facts.insert(
             c.name.clone(),

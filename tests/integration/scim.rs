@@ -1,0 +1,177 @@
+//! The scim connector end to end: a real OpenLDAP in, the third-party scim2-server (PyPI) out,
+//! both started by the project's scripts on 127.0.0.1.
+use crate::common::{repo, Env};
+use crate::slapd::{config, Slapd};
+use serde_json::Value as J;
+use std::process::Command;
+
+const TOKEN: &str = "test-token-1";
+
+pub struct Scim {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Scim {
+    pub fn start() -> Scim {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/scim-server.sh"))
+            .args(["start", &dir.path().display().to_string(), &port.to_string(), TOKEN])
+            .output()
+            .expect("scripts/scim-server.sh runs");
+        assert!(out.status.success(), "scim2-server did not start (scripts/scim-server.sh install): {}", String::from_utf8_lossy(&out.stderr));
+        Scim { dir, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v2", self.port)
+    }
+
+    fn curl(&self, args: &[&str]) -> J {
+        let out = Command::new("curl").args(["-s", "-H", &format!("Authorization: Bearer {TOKEN}"), "-H", "Content-Type: application/scim+json"]).args(args).output().expect("curl");
+        serde_json::from_slice(&out.stdout).unwrap_or(J::Null)
+    }
+
+    pub fn list(&self, what: &str) -> Vec<J> {
+        self.curl(&[&format!("{}/{what}?count=5000", self.url())])["Resources"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn post(&self, what: &str, body: &J) -> J {
+        self.curl(&["-X", "POST", "-d", &body.to_string(), &format!("{}/{what}", self.url())])
+    }
+}
+
+impl Drop for Scim {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(repo().join("scripts/scim-server.sh")).args(["stop", &self.dir.path().display().to_string()]).output();
+    }
+}
+
+fn generated(people: usize, groups: usize) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_idflow"))
+        .args(["generate", "--people", &people.to_string(), "--groups", &groups.to_string(), "--out", "/dev/stdout"])
+        .output()
+        .expect("generate");
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+fn env_for(s: &Slapd, scim: &Scim) -> Env {
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));
+    for f in ["users.toml", "groups.toml"] {
+        e.write(&format!("rules/{f}"), &std::fs::read_to_string(repo().join("rules/openldap-to-cloud").join(f)).expect("rules"));
+    }
+    let cfg = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca())).replace(
+        "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+        &format!("[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"{}\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\n", scim.url()),
+    );
+    e.write("idflow.toml", &cfg);
+    e
+}
+
+fn by_user_name(users: &[J], name: &str) -> Option<J> {
+    users.iter().find(|u| u["userName"] == name).cloned()
+}
+
+#[test]
+fn scim_end_to_end_from_openldap() {
+    let seed = generated(1000, 100);
+    let with_mail = seed.matches("\nmail: ").count();
+    let s = Slapd::start(Some(&seed));
+    let scim = Scim::start();
+    // Two users exist in the service already: one with idflow's externalId, one by userName only.
+    let pre1 = scim.post("Users", &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u000001@example.org"}));
+    let pre2 = scim.post(
+        "Users",
+        &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "someone-else", "externalId": idflow::cli::generate::uuid_for(1, 2)}),
+    );
+    let e = env_for(&s, &scim);
+    let r = e.json(&["run"], 0);
+    assert_eq!(r["sync"]["adopted"], 2, "{}", r["sync"]);
+    let users = scim.list("Users");
+    assert_eq!(users.len(), with_mail, "every user once, nobody twice");
+    let names: std::collections::HashSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
+    assert_eq!(names.len(), users.len());
+    assert_eq!(by_user_name(&users, "u000001@example.org").expect("adopted")["id"], pre1["id"]);
+    assert_eq!(by_user_name(&users, "u000002@example.org").expect("adopted by externalId")["id"], pre2["id"]);
+    // Attribute by attribute, as the rules say.
+    let u5 = by_user_name(&users, "u000005@example.org").expect("u5");
+    let ldap5 = s.search("ou=People,dc=example,dc=org", "(uid=u000005)", &["displayName", "title", "manager", "employeeNumber", "entryUUID"]);
+    let field = |name: &str| ldap5.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string));
+    assert_eq!(u5["externalId"].as_str(), field("entryUUID").as_deref());
+    assert_eq!(u5["title"].as_str(), field("title").as_deref());
+    assert_eq!(u5["active"], J::Bool(true));
+    assert_eq!(u5["emails"][0]["value"], "u000005@example.org");
+    let ent = &u5["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+    assert_eq!(ent["employeeNumber"].as_str(), field("employeeNumber").as_deref());
+    let mgr_uid = field("manager").and_then(|m| m.strip_prefix("uid=").and_then(|r| r.split(',').next()).map(str::to_string)).expect("u5 has a manager");
+    let mgr = by_user_name(&users, &format!("{mgr_uid}@example.org")).expect("manager");
+    assert_eq!(ent["manager"]["value"], mgr["id"], "manager is the SCIM id of the manager");
+    let groups = scim.list("Groups");
+    assert_eq!(groups.len(), 100);
+    let g10 = groups.iter().find(|g| g["displayName"] == "group00010").expect("group00010");
+    // Members in the service: the LDAP members that are there too (people without mail are out
+    // of scope), nested groups included.
+    let ldap_members = s
+        .search("ou=Groups,dc=example,dc=org", "(cn=group00010)", &["member"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("member: "))
+        .filter(|m| match m.strip_prefix("uid=u").and_then(|r| r.get(..6)).and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) => n % 40 != 11,
+            None => true,
+        })
+        .count();
+    assert_eq!(g10["members"].as_array().map(Vec::len), Some(ldap_members), "members, nested group included");
+
+    // Changes in LDAP; one run brings the service in line.
+    let id12 = by_user_name(&users, "u000012@example.org").expect("u12")["id"].clone();
+    s.modify(
+        "dn: uid=u000010,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Chief\n\n\
+         dn: uid=u000012,ou=People,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=u000012x\ndeleteoldrdn: 1\n\n\
+         dn: uid=u000014,ou=People,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=u000014\ndeleteoldrdn: 1\nnewsuperior: ou=Disabled,ou=People,dc=example,dc=org\n\n\
+         dn: uid=u000013,ou=People,dc=example,dc=org\nchangetype: delete\n\n\
+         dn: uid=newbie,ou=People,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPerson\nuid: newbie\ncn: New Bie\nsn: Bie\nmail: newbie@example.org\n\n\
+         dn: cn=group00010,ou=Groups,dc=example,dc=org\nchangetype: modify\nadd: member\nmember: uid=u000999,ou=People,dc=example,dc=org\n",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r = e.json(&["run"], 0);
+    assert_eq!(r["import"][0]["mode"], "delta", "{}", r["import"]);
+    let users = scim.list("Users");
+    assert_eq!(by_user_name(&users, "u000010@example.org").expect("u10")["title"], "Chief");
+    assert_eq!(by_user_name(&users, "u000012@example.org").expect("renamed")["id"], id12);
+    assert_eq!(by_user_name(&users, "u000014@example.org").expect("moved")["active"], J::Bool(false), "moved into Disabled");
+    assert!(by_user_name(&users, "u000013@example.org").is_none(), "deleted");
+    assert!(by_user_name(&users, "newbie@example.org").is_some(), "added");
+    let u999 = by_user_name(&users, "u000999@example.org").expect("u999")["id"].clone();
+    let g10 = scim.list("Groups").into_iter().find(|g| g["displayName"] == "group00010").expect("g10");
+    assert!(g10["members"].as_array().is_some_and(|m| m.iter().any(|x| x["value"] == u999)), "member added");
+
+    // Nothing changed: no request that writes, and an empty plan.
+    let r = e.json(&["run"], 0);
+    assert_eq!(r["export"].as_array().map(Vec::len), Some(0), "{}", r["export"]);
+    e.ok(&["plan", "--exit-code"], 0);
+}
+
+#[test]
+fn scim_killed_mid_export_resumes_without_duplicates() {
+    let seed = generated(1000, 20);
+    let with_mail = seed.matches("\nmail: ").count();
+    let s = Slapd::start(Some(&seed));
+    let scim = Scim::start();
+    let e = env_for(&s, &scim);
+    for delay_ms in [600u64, 1200, 1800] {
+        let mut child = e.command(&["apply"]).spawn().expect("spawn");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    e.ok(&["apply"], 0);
+    let users = scim.list("Users");
+    let names: std::collections::HashSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
+    assert_eq!(names.len(), users.len(), "no duplicates");
+    assert_eq!(users.len(), with_mail, "nothing lost");
+    e.ok(&["plan", "--exit-code"], 0);
+}
