@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 # The AD tests share one Samba DC (its ports are fixed): a new one for every run (provisioning
 # takes seconds; a reused one fills up with every run's users), stopped and removed at the end.
+# A DC left running by a plain `cargo test` (the tests' default location) holds the ports.
+bash scripts/samba-dc.sh stop /tmp/idflow-test-samba-dc >/dev/null 2>&1 || true
 fresh_dc=""
 if [ -z "${IDFLOW_SAMBA_DIR:-}" ]; then
   fresh_dc=$(mktemp -d /tmp/idflow-test-dc.XXXXXX)

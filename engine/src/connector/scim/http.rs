@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 pub enum Auth {
     None,
     Bearer(Zeroizing<String>),
-    OAuth { conf: OAuth, secret: Zeroizing<String>, token: tokio::sync::Mutex<Option<(Zeroizing<String>, Instant)>> },
+    ClientCredentials { conf: OAuth, secret: Zeroizing<String>, token: tokio::sync::Mutex<Option<(Zeroizing<String>, Instant)>> },
 }
 
 pub struct Client {
@@ -49,7 +49,7 @@ impl Client {
         match &self.auth {
             Auth::None => Ok(None),
             Auth::Bearer(t) => Ok(Some(t.clone())),
-            Auth::OAuth { conf, secret, token } => {
+            Auth::ClientCredentials { conf, secret, token } => {
                 let mut guard = token.lock().await;
                 if let Some((t, until)) = guard.as_ref() {
                     // Refreshed a minute before it expires.

@@ -99,7 +99,7 @@ impl ScimConnector {
                 (None, Some(f)) => std::fs::read_to_string(cfg.resolve(f)).map(|t| t.trim_end().to_string()).map_err(|e| bad(format!("oauth.client_secret_file: {e}")))?,
                 (None, None) => return Err(bad("oauth needs client_secret_env or client_secret_file".into())),
             };
-            http::Auth::OAuth { conf: o, secret: zeroize::Zeroizing::new(secret), token: tokio::sync::Mutex::new(None) }
+            http::Auth::ClientCredentials { conf: o, secret: zeroize::Zeroizing::new(secret), token: tokio::sync::Mutex::new(None) }
         } else if let Some(v) = &s.token_env {
             http::Auth::Bearer(zeroize::Zeroizing::new(std::env::var(v).map_err(|_| bad(format!("token_env: the environment variable {v} is not set")))?))
         } else if let Some(f) = &s.token_file {
