@@ -138,6 +138,10 @@ pub trait Connector {
     /// The attributes rules read or write in this connector, so a directory is asked for those
     /// only (plus what the connector itself needs). Empty: everything.
     fn want_attributes(&mut self, _attrs: Vec<String>) {}
+    /// HTTP requests made so far (reads, writes), for connectors that count them.
+    fn requests(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// Applies changes to attributes (names compared case-insensitively, as directories do).

@@ -24,6 +24,9 @@ pub struct ExportStats {
     /// Changes still waiting for a referenced object to be created.
     pub waiting: usize,
     pub calls: usize,
+    /// HTTP requests the export made (connectors that count them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<usize>,
 }
 
 /// Deletes an export would make per connector, for the threshold check.
@@ -97,6 +100,7 @@ pub fn export(
     let caps = connector.capabilities();
     let form = caps.reference_form;
     let mut stats = ExportStats { connector: name.clone(), ..Default::default() };
+    let before = connector.requests();
     let mut errors = Vec::new();
     for pass in 0..3 {
         let pending = cs::load_where(conn, "connector=?1 AND pending_export=1", [&name])?;
@@ -207,6 +211,9 @@ pub fn export(
         if added_this_pass == 0 || sent_this_pass == 0 || still_pending == 0 {
             break;
         }
+    }
+    if let (Some((r0, w0)), Some((r1, w1))) = (before, connector.requests()) {
+        stats.requests = Some(r1 + w1 - r0 - w0);
     }
     Ok((stats, errors))
 }

@@ -297,6 +297,10 @@ impl Connector for ScimConnector {
         Ok(None)
     }
 
+    fn requests(&self) -> Option<(usize, usize)> {
+        Some(self.client.counts())
+    }
+
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
         self.ensure_discovered();
         let endpoints = Arc::new(self.endpoints.clone().unwrap_or_default());
