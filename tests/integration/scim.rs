@@ -175,3 +175,150 @@ fn scim_killed_mid_export_resumes_without_duplicates() {
     assert_eq!(users.len(), with_mail, "nothing lost");
     e.ok(&["plan", "--exit-code"], 0);
 }
+
+/// What the proxy does to one POST.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    TooMany(u64),
+    ServerError,
+    /// Hangs past the client's timeout without forwarding.
+    HangBefore,
+    /// Forwards (the server creates the object), then hangs: the retry meets a 409.
+    HangAfter,
+}
+
+/// A fault-injecting HTTP proxy in front of the real server (faults the server cannot be made
+/// to show): one request per connection, faults on POSTs from a script, everything else passed on.
+fn fault_proxy(upstream: u16, script: Vec<Fault>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let script = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(script)));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut client) = conn else { continue };
+            let script = script.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    let Ok(n) = client.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let Ok(n) = client.read(&mut chunk) else { return };
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                if head.starts_with("POST /token") {
+                    // An OAuth2 token endpoint: client credentials by Basic auth.
+                    let good = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "idflow:client-secret-1"));
+                    let ok = head.lines().any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l.trim_end().ends_with(&good))
+                        && String::from_utf8_lossy(&buf[head_end..]).contains("grant_type=client_credentials");
+                    let (status, body) = if ok {
+                        ("200 OK", format!("{{\"access_token\":\"{TOKEN}\",\"token_type\":\"Bearer\",\"expires_in\":3600}}"))
+                    } else {
+                        ("401 Unauthorized", "{\"error\":\"invalid_client\"}".to_string())
+                    };
+                    let _ = client.write_all(format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                    return;
+                }
+                let fault = if head.starts_with("POST ") { script.lock().ok().and_then(|mut s| s.pop_front()) } else { None };
+                let reply = |c: &mut std::net::TcpStream, status: &str, extra: &str| {
+                    let _ = c.write_all(format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+                };
+                match fault {
+                    Some(Fault::TooMany(secs)) => return reply(&mut client, "429 Too Many Requests", &format!("Retry-After: {secs}\r\n")),
+                    Some(Fault::ServerError) => return reply(&mut client, "500 Internal Server Error", ""),
+                    Some(Fault::HangBefore) => {
+                        std::thread::sleep(std::time::Duration::from_secs(3));
+                        return;
+                    }
+                    _ => {}
+                }
+                // Forward, one request per connection.
+                let head_fwd: String = head
+                    .lines()
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+                    .map(|l| format!("{l}\r\n"))
+                    .collect::<String>()
+                    + "Connection: close\r\n\r\n";
+                let Ok(mut up) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { return };
+                let _ = up.write_all(head_fwd.as_bytes());
+                let _ = up.write_all(&buf[head_end..]);
+                let mut resp = Vec::new();
+                let _ = up.read_to_end(&mut resp);
+                if let Some(Fault::HangAfter) = fault {
+                    std::thread::sleep(std::time::Duration::from_secs(3));
+                    return;
+                }
+                let _ = client.write_all(&resp);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn scim_faults_are_retried_politely_and_nothing_is_duplicated() {
+    let scim = Scim::start();
+    let proxy = fault_proxy(
+        scim.port,
+        vec![Fault::TooMany(1), Fault::ServerError, Fault::ServerError, Fault::HangBefore, Fault::HangAfter, Fault::TooMany(1)],
+    );
+    let people: Vec<String> = (1..=20).map(|i| crate::common::person(&format!("f{i}"), i, "")).collect();
+    let mut e = crate::common::small(&people);
+    e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));
+    let cfg = crate::common::SMALL_CONFIG.replace(
+        "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+        &format!("[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"http://127.0.0.1:{proxy}/v2\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\ntimeout_seconds = 1\nmax_retries = 6\nconcurrency = 1\n"),
+    );
+    e.write("idflow.toml", &cfg);
+    let started = std::time::Instant::now();
+    let o = e.ok(&["apply", "-v"], 0);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2), "Retry-After was honored");
+    assert!(o.stderr.contains("status=429") || o.stderr.contains("slow down"), "{o:?}");
+    let users = scim.list("Users");
+    let names: std::collections::HashSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
+    assert_eq!(users.len(), 20, "every user once: {names:?}");
+    assert_eq!(names.len(), 20);
+    e.ok(&["plan", "--exit-code"], 0);
+}
+
+#[test]
+fn scim_oauth2_client_credentials() {
+    let scim = Scim::start();
+    let proxy = fault_proxy(scim.port, vec![]);
+    let people: Vec<String> = (1..=3).map(|i| crate::common::person(&format!("o{i}"), i, "")).collect();
+    let mut e = crate::common::small(&people);
+    let cfg = |secret_var: &str| {
+        crate::common::SMALL_CONFIG.replace(
+            "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+            &format!(
+                "[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"http://127.0.0.1:{proxy}/v2\"\n[connector.oauth]\ntoken_url = \"http://127.0.0.1:{proxy}/token\"\nclient_id = \"idflow\"\nclient_secret_env = \"{secret_var}\"\nscope = \"scim\"\n"
+            ),
+        )
+    };
+    e.vars.push(("GOOD_SECRET".into(), "client-secret-1".into()));
+    e.vars.push(("BAD_SECRET".into(), "client-secret-2".into()));
+    e.write("idflow.toml", &cfg("BAD_SECRET"));
+    let o = e.run(&["apply"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("access_token") && o.stderr.contains("invalid_client") && !o.stderr.contains("client-secret"), "{o:?}");
+    e.write("idflow.toml", &cfg("GOOD_SECRET"));
+    e.ok(&["apply"], 0);
+    assert_eq!(scim.list("Users").len(), 3);
+}

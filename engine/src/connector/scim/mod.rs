@@ -180,8 +180,12 @@ async fn one(client: Arc<http::Client>, endpoints: Arc<BTreeMap<String, String>>
                     200 | 201 => Ok(OpResult::Done { anchor: resp["id"].as_str().map(str::to_string), dn: None }),
                     409 => {
                         // It exists already: find it and adopt it, then make it what the rules say.
-                        let key = ["externalId", "userName", "displayName"].into_iter().find_map(|k| {
-                            op.attrs.get(k).and_then(|v| v.first()).and_then(|v| v.as_str()).map(|s| (k, s.to_string()))
+                        // By externalId only when idflow sends one (a hard match: what a create that landed
+                        // unrecorded looks like); a userName clash with an object idflow does not own stays an error,
+                        // so soft matching happens in sync, through the rules' joins, or not at all.
+                        let keys: &[&str] = if op.attrs.contains_key("externalId") { &["externalId"] } else { &["userName", "displayName"] };
+                        let key = keys.iter().find_map(|k| {
+                            op.attrs.get(*k).and_then(|v| v.first()).and_then(|v| v.as_str()).map(|s| (*k, s.to_string()))
                         });
                         let Some((k, v)) = key else { return Ok(OpResult::Failed(scim_error(status, &resp))) };
                         let filter = format!("{k} eq \"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
