@@ -111,3 +111,34 @@ fn password_hash_sync_round_trip_and_no_secret_anywhere() {
     let mode = std::fs::metadata(e.path("state/idflow.phs.key")).expect("key").permissions().mode();
     assert_eq!(mode & 0o077, 0, "key mode {mode:o}");
 }
+
+#[test]
+fn password_hash_sync_to_a_scim_extension_attribute() {
+    let mut seed = String::from("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n");
+    for i in 1..=3 {
+        seed.push_str(&user(&format!("s{i}"), i, true, &nt_hex(&format!("Scim-Passw0rd-{i}"))));
+    }
+    let s = Slapd::start(Some(&seed));
+    let scim = crate::scim::Scim::start();
+    let attr = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter";
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.vars.push(("CLOUD_SCIM_TOKEN".into(), crate::scim::TOKEN.into()));
+    e.write("rules/people.toml", &std::fs::read_to_string(repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
+    let cfg = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca())).replace(
+        "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+        &format!("[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"{}\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\n", scim.url()),
+    ) + format!("\n[password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"{attr}\"\n").as_str();
+    e.write("idflow.toml", &cfg);
+    let o = e.ok(&["run"], 0);
+    assert!(o.stdout.contains("3 delivered"), "{o:?}");
+    let users = scim.list("Users");
+    let s2 = users.iter().find(|u| u["userName"] == "s2@example.org").expect("s2");
+    let pph1 = s2["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["costCenter"].as_str().expect("delivered").to_string();
+    assert_eq!(verify(&e, &pph1, "Scim-Passw0rd-2"), 0);
+    // Read back by the next import, it is dropped, not kept.
+    let o = e.ok(&["run"], 0);
+    assert!(o.stdout.contains("0 delivered, 3 unchanged"), "{o:?}");
+    let db = std::fs::read(e.path("state/idflow.db")).expect("db");
+    assert!(!db.windows(8).any(|w| w == b"PPH1_MD4"), "no PPH1 string in the database");
+}

@@ -5,7 +5,7 @@ use crate::slapd::{config, Slapd};
 use serde_json::Value as J;
 use std::process::Command;
 
-const TOKEN: &str = "test-token-1";
+pub const TOKEN: &str = "test-token-1";
 
 pub struct Scim {
     dir: tempfile::TempDir,

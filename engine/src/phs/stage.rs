@@ -38,6 +38,7 @@ struct Pair {
     connector: String,
     t_anchor: Option<String>,
     t_dn: Option<String>,
+    t_type: String,
 }
 
 struct Work {
@@ -45,6 +46,7 @@ struct Work {
     connector: String,
     anchor: Option<String>,
     dn: Option<String>,
+    object_type: String,
     display: String,
     nt: NtHash,
     fingerprint: String,
@@ -89,14 +91,14 @@ pub fn run(
     let mut pairs: Vec<Pair> = Vec::new();
     {
         let mut st = conn.prepare(
-            "SELECT s.anchor, coalesce(s.dn, s.anchor), t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn)
+            "SELECT s.anchor, coalesce(s.dn, s.anchor), t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn), t.object_type
              FROM cs_object s JOIN cs_object t ON t.mv_id = s.mv_id AND t.id <> s.id
              WHERE s.connector = ?1 AND s.link IN ('joined','projected') AND s.anchor IS NOT NULL
                AND t.link IN ('provisioned','adopted') AND t.export_state = 'present' AND t.present = 1
              ORDER BY t.id",
         )?;
         let rows = st.query_map([&p.source], |r| {
-            Ok(Pair { anchor: r.get(0)?, display: r.get(1)?, target_cs: r.get(2)?, connector: r.get(3)?, t_anchor: r.get(4)?, t_dn: r.get(5)? })
+            Ok(Pair { anchor: r.get(0)?, display: r.get(1)?, target_cs: r.get(2)?, connector: r.get(3)?, t_anchor: r.get(4)?, t_dn: r.get(5)?, t_type: r.get(6)? })
         })?;
         for row in rows {
             let row = row?;
@@ -112,7 +114,7 @@ pub fn run(
     let hashes = source.read_all()?;
     let mut reported = HashSet::new();
     let mut work = Vec::new();
-    for Pair { anchor, display, target_cs, connector, t_anchor, t_dn } in pairs {
+    for Pair { anchor, display, target_cs, connector, t_anchor, t_dn, t_type } in pairs {
         match hashes.get(&anchor) {
             None => stats.without_hash += 1,
             Some(Err(m)) => {
@@ -135,7 +137,7 @@ pub fn run(
                     stats.unchanged += 1;
                     continue;
                 }
-                work.push(Work { target_cs, connector, anchor: t_anchor, dn: t_dn, display, nt: nt.clone(), fingerprint: fp });
+                work.push(Work { target_cs, connector, anchor: t_anchor, dn: t_dn, object_type: t_type, display, nt: nt.clone(), fingerprint: fp });
             }
         }
     }
@@ -167,7 +169,7 @@ pub fn run(
                 .map(|(i, v)| ExportOp {
                     cs_id: work[*i].target_cs,
                     kind: OpKind::Update,
-                    object_type: String::new(),
+                    object_type: work[*i].object_type.clone(),
                     anchor: work[*i].anchor.clone(),
                     dn: work[*i].dn.clone(),
                     new_dn: None,
