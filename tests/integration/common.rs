@@ -180,3 +180,12 @@ pub fn small(people: &[String]) -> Env {
     e.write("corp.ldif", &people.join("\n"));
     e
 }
+
+/// A directory from `idflow generate` (people with managers, groups, non-ASCII names).
+pub fn generated(people: usize, groups: usize) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_idflow"))
+        .args(["generate", "--people", &people.to_string(), "--groups", &groups.to_string(), "--out", "/dev/stdout"])
+        .output()
+        .expect("generate");
+    String::from_utf8(out.stdout).expect("utf8")
+}

@@ -1,15 +1,8 @@
 //! The ldap connector against a real OpenLDAP slapd (syncprov, memberof, refint), started by
 //! scripts/slapd.sh: full and delta imports, TLS, faults, and LDAP as a target.
-use crate::common::{repo, Env};
+use crate::common::{generated, repo, Env};
 use crate::slapd::{config, Slapd};
 
-fn generated(people: usize, groups: usize) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_idflow"))
-        .args(["generate", "--people", &people.to_string(), "--groups", &groups.to_string(), "--out", "/dev/stdout"])
-        .output()
-        .expect("generate");
-    String::from_utf8(out.stdout).expect("utf8")
-}
 
 fn env_for(s: &Slapd, extra: &str) -> Env {
     let mut e = Env::empty();

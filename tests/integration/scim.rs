@@ -1,6 +1,6 @@
 //! The scim connector end to end: a real OpenLDAP in, the third-party scim2-server (PyPI) out,
 //! both started by the project's scripts on 127.0.0.1.
-use crate::common::{repo, Env};
+use crate::common::{generated, repo, Env};
 use crate::slapd::{config, Slapd};
 use serde_json::Value as J;
 use std::process::Command;
@@ -49,13 +49,6 @@ impl Drop for Scim {
     }
 }
 
-fn generated(people: usize, groups: usize) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_idflow"))
-        .args(["generate", "--people", &people.to_string(), "--groups", &groups.to_string(), "--out", "/dev/stdout"])
-        .output()
-        .expect("generate");
-    String::from_utf8(out.stdout).expect("utf8")
-}
 
 fn env_for(s: &Slapd, scim: &Scim) -> Env {
     let mut e = Env::empty();
