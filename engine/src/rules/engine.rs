@@ -20,6 +20,31 @@ impl std::fmt::Display for EvalError {
     }
 }
 
+/// Imports come from the rule folders only: absolute paths and `..` are refused, whatever the
+/// file resolver underneath would find.
+struct RuleFolders(ModuleResolversCollection);
+
+impl rhai::ModuleResolver for RuleFolders {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: rhai::Position,
+    ) -> Result<rhai::Shared<rhai::Module>, Box<rhai::EvalAltResult>> {
+        let p = std::path::Path::new(path);
+        let escapes = p.is_absolute()
+            || p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        if escapes {
+            return Err(Box::new(rhai::EvalAltResult::ErrorRuntime(
+                Dynamic::from(format!("import {path:?} refused: imports come from the rule folders only (no absolute paths, no ..)")),
+                pos,
+            )));
+        }
+        self.0.resolve(engine, source, path, pos)
+    }
+}
+
 pub struct RuleEngine {
     pub engine: Engine,
 }
@@ -67,7 +92,7 @@ impl RuleEngine {
             r.enable_cache(true);
             resolvers.push(r);
         }
-        engine.set_module_resolver(resolvers);
+        engine.set_module_resolver(RuleFolders(resolvers));
         RuleEngine { engine }
     }
 

@@ -117,6 +117,12 @@ fn evaluator_limits_and_conversions() {
     // eval is off; undeclared variables do not compile.
     assert!(re.compile(&["source"], r#"eval("1")"#).is_err());
     assert!(re.compile(&["source"], "sorce.mail").is_err());
+    // Imports stay inside the rule folders.
+    for escape in [r#"import "../x" as m; 1"#, r#"import "/etc/passwd" as m; 1"#] {
+        let ast = re.compile(&["source"], escape).expect("compiles");
+        let err = re.eval(&mut scope, &ast).expect_err("refused");
+        assert!(err.message.contains("rule folders only"), "{err}");
+    }
     // Results: () is no contribution, [] is an empty one, maps are refused.
     assert_eq!(to_values(rhai::Dynamic::UNIT), Ok(None));
     assert_eq!(to_values(rhai::Dynamic::from_array(vec![])), Ok(Some(vec![])));
