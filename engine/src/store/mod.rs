@@ -131,6 +131,8 @@ impl Store {
     fn init(conn: Connection, path: String) -> Result<Store> {
         let wrap = |e: rusqlite::Error| Error::Store { path: path.clone(), message: e.to_string() };
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(wrap)?;
+        // Sync cycles through more statements than rusqlite's default cache of 16 holds.
+        conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
         conn.pragma_update(None, "cache_size", -65536).map_err(wrap)?;

@@ -182,13 +182,25 @@ pub fn remove_contribution(c: &Connection, mv_id: i64, attr: &str, cs_id: i64, r
 /// Recomputes the winners of `attrs` from the contributions; returns the names that changed.
 pub fn recompute(c: &Connection, mv: &mut MvObject, attrs: &[String]) -> Result<Vec<String>> {
     let mut changed = Vec::new();
+    if attrs.is_empty() {
+        return Ok(changed);
+    }
+    // One query for the object, not one per attribute: the first row per attribute wins.
+    let mut winners: std::collections::HashMap<String, Contribution> = std::collections::HashMap::new();
+    {
+        let mut st = c.prepare_cached(
+            "SELECT attr, cs_id, rule, precedence, vals FROM mv_contrib WHERE mv_id=?1 ORDER BY attr, precedence, rule, cs_id",
+        )?;
+        let rows = st.query_map([mv.id], contrib_row)?;
+        for k in rows {
+            let k = k?;
+            if attrs.contains(&k.attr) && !winners.contains_key(&k.attr) {
+                winners.insert(k.attr.clone(), k);
+            }
+        }
+    }
     for a in attrs {
-        let winner = contributions(c, mv.id, a)?.into_iter().next().map(|k| MvAttr {
-            values: k.values,
-            rule: k.rule,
-            cs: k.cs_id,
-            precedence: k.precedence,
-        });
+        let winner = winners.remove(a).map(|k| MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence });
         let before = mv.attrs.get(a).cloned();
         let now = winner.filter(|w| !w.values.is_empty());
         if before != now {
