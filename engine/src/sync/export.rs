@@ -46,7 +46,9 @@ pub fn check_threshold(connector: &str, deletes: usize, threshold: usize, allow_
 }
 
 /// Orders changes: adds (an object before the objects that reference it), updates, deletes.
-pub fn order(changes: Vec<Change>) -> Vec<Change> {
+/// Returns each change with its level: adds referencing no other add are level 0, the others
+/// one more than the deepest add they reference; updates and deletes come after every add.
+pub fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
     let mut adds: BTreeMap<i64, Change> = BTreeMap::new();
     let mut updates = Vec::new();
     let mut deletes = Vec::new();
@@ -59,32 +61,43 @@ pub fn order(changes: Vec<Change>) -> Vec<Change> {
             OpKind::Delete => deletes.push(c),
         }
     }
-    let mut out = Vec::new();
-    let mut done = HashSet::new();
-    // Parents before children (an OU before what it holds), then references first.
-    let depth = |c: &Change| c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_stdlib::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
-    let mut keys: Vec<(usize, i64)> = adds.values().map(|c| (depth(c), c.cs_id)).collect();
-    keys.sort();
-    let keys: Vec<i64> = keys.into_iter().map(|(_, id)| id).collect();
-    fn visit(id: i64, adds: &mut BTreeMap<i64, Change>, done: &mut HashSet<i64>, out: &mut Vec<Change>) {
-        if !done.insert(id) {
-            return;
+    fn level(id: i64, adds: &BTreeMap<i64, Change>, memo: &mut BTreeMap<i64, usize>, visiting: &mut HashSet<i64>) -> usize {
+        if let Some(l) = memo.get(&id) {
+            return *l;
         }
-        let Some(c) = adds.remove(&id) else { return };
-        for a in &c.attrs {
-            for v in &a.new {
-                if let Value::Ref(r) = v {
-                    visit(*r, adds, done, out);
+        // A reference cycle: whoever closes it goes first; the other reference waits a pass.
+        if !visiting.insert(id) {
+            return 0;
+        }
+        let mut l = 0;
+        if let Some(c) = adds.get(&id) {
+            for a in &c.attrs {
+                for v in &a.new {
+                    if let Value::Ref(r) = v {
+                        if *r != id && adds.contains_key(r) {
+                            l = l.max(level(*r, adds, memo, visiting) + 1);
+                        }
+                    }
                 }
             }
         }
-        out.push(c);
+        visiting.remove(&id);
+        memo.insert(id, l);
+        l
     }
-    for k in keys {
-        visit(k, &mut adds, &mut done, &mut out);
+    let mut memo = BTreeMap::new();
+    let mut visiting = HashSet::new();
+    // Parents before children (an OU before what it holds), then references first.
+    let depth = |c: &Change| c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_stdlib::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
+    let mut keyed: Vec<(usize, usize, i64)> = adds.keys().map(|id| (level(*id, &adds, &mut memo, &mut visiting), 0, *id)).collect();
+    for k in &mut keyed {
+        k.1 = adds.get(&k.2).map(depth).unwrap_or(0);
     }
-    out.extend(updates);
-    out.extend(deletes);
+    keyed.sort();
+    let top = keyed.last().map(|k| k.0 + 1).unwrap_or(0);
+    let mut out: Vec<(usize, Change)> = keyed.into_iter().filter_map(|(l, _, id)| adds.remove(&id).map(|c| (l, c))).collect();
+    out.extend(updates.into_iter().map(|c| (top, c)));
+    out.extend(deletes.into_iter().map(|c| (top + 1, c)));
     out
 }
 
@@ -114,11 +127,26 @@ pub fn export(
             check_threshold(&name, count_deletes(&changes), threshold, allow_deletes)?;
             progress.set_length(changes.len() as u64);
         }
-        let ordered: Vec<i64> = order(changes).into_iter().map(|c| c.cs_id).collect();
+        // Batches never mix levels where the target assigns ids: a reference to an object
+        // created in the same batch could not be resolved yet.
+        let mut batches: Vec<Vec<i64>> = Vec::new();
+        let mut current: Vec<i64> = Vec::new();
+        let mut current_level = None;
+        for (level, c) in order(changes) {
+            let new_level = !caps.local_anchor && current_level.is_some_and(|l| l != level);
+            if !current.is_empty() && (current.len() >= caps.max_batch.max(1) || new_level) {
+                batches.push(std::mem::take(&mut current));
+            }
+            current_level = Some(level);
+            current.push(c.cs_id);
+        }
+        if !current.is_empty() {
+            batches.push(current);
+        }
         let mut added_this_pass = 0;
         let mut sent_this_pass = 0;
         let mut waiting = 0;
-        for chunk in ordered.chunks(caps.max_batch.max(1)) {
+        for chunk in &batches {
             // Recomputed per batch: an earlier batch may have created what a reference needs.
             let mut objs: Vec<CsObject> = Vec::new();
             let mut ops = Vec::new();
