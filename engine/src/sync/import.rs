@@ -46,16 +46,30 @@ struct Sink<'a> {
     stats: ImportStats,
     errors: Vec<ObjectError>,
     progress: &'a indicatif::ProgressBar,
+    /// Attribute names as read, to the spelling the rules use (looked up once per name).
+    names: std::collections::HashMap<String, Option<String>>,
+    /// Objects without an anchor exist (creates not yet confirmed): only then is a miss by
+    /// anchor worth a lookup by DN.
+    anchorless: bool,
 }
 
 impl Sink<'_> {
-    fn canonical(&self, attrs: Attrs) -> Attrs {
+    fn canonical(&mut self, attrs: Attrs) -> Attrs {
         let mut out = Attrs::new();
         for (k, v) in attrs {
-            if self.secret.contains(&k.to_lowercase()) {
-                continue;
-            }
-            let name = self.rules.canonical_name(&self.connector, &k).map(str::to_string).unwrap_or(k);
+            let mapped = match self.names.get(&k) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = if self.secret.contains(&k.to_lowercase()) {
+                        None
+                    } else {
+                        Some(self.rules.canonical_name(&self.connector, &k).map(str::to_string).unwrap_or_else(|| k.clone()))
+                    };
+                    self.names.insert(k.clone(), m.clone());
+                    m
+                }
+            };
+            let Some(name) = mapped else { continue };
             out.entry(name).or_default().extend(v);
         }
         out
@@ -66,6 +80,9 @@ impl Sink<'_> {
             if let Some(o) = cs::by_anchor(self.conn, &self.connector, a)? {
                 return Ok(Some(o));
             }
+        }
+        if key.anchor.is_some() && !self.anchorless {
+            return Ok(None);
         }
         if let Some(d) = &key.dn {
             let mut found = cs::by_dn(self.conn, &self.connector, d)?;
@@ -320,6 +337,8 @@ pub fn import(
         stats: ImportStats { connector: name.clone(), ..Default::default() },
         errors: Vec::new(),
         progress,
+        names: std::collections::HashMap::new(),
+        anchorless: conn.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1 AND anchor IS NULL)", [&name], |r| r.get(0))?,
     };
     let watermark = store::watermark(conn, &name)?;
     if mode == Mode::Delta && connector.capabilities().delta_import {

@@ -194,13 +194,16 @@ async fn dirsync_page(conf: &Conf, ldap: &mut Ldap, base: &str, cookie: &[u8], a
     Ok((entries, more, next))
 }
 
-/// Reads the syncrepl cookie that marks "now", before a full import, cheaply (DNs only).
+/// Reads the syncrepl cookie that marks "now", before a full import, without reading entries:
+/// a sync search that matches nothing. syncprov's cookie holds a CSN, not the filter, so a
+/// later refresh with the real filter starts from this point.
 async fn sync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<Vec<u8>>> {
     let what = format!("syncrepl cookie for {base}");
     let req = SyncRequest { mode: RefreshMode::RefreshOnly, cookie: None, reload_hint: false };
+    let nothing = format!("(&{}(objectClass=idflow-matches-nothing))", conf.filter);
     let mut stream = ldap
         .with_controls(req)
-        .streaming_search(base, Scope::Subtree, &conf.filter, vec!["1.1"])
+        .streaming_search(base, Scope::Subtree, &nothing, vec!["1.1"])
         .await
         .map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))?;
     while let Some(_e) = stream.next().await.map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))? {}
