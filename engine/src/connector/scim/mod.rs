@@ -87,6 +87,9 @@ pub struct ScimConnector {
     page_size: usize,
     endpoints: Option<BTreeMap<String, String>>,
     patch: bool,
+    /// Attribute names the service's /Schemas lists (core names, and `urn:...:name` for extensions).
+    known: Option<std::collections::HashSet<String>>,
+    warned: std::collections::HashSet<String>,
 }
 
 impl ScimConnector {
@@ -123,11 +126,13 @@ impl ScimConnector {
             page_size: s.page_size.clamp(1, 1000),
             endpoints: None,
             patch: true,
+            known: None,
+            warned: Default::default(),
         })
     }
 
-    /// What the service supports: PATCH, and where users and groups live.
-    async fn discover(client: &http::Client) -> (BTreeMap<String, String>, bool) {
+    /// What the service supports: PATCH, where users and groups live, which attributes exist.
+    async fn discover(client: &http::Client) -> (BTreeMap<String, String>, bool, Option<std::collections::HashSet<String>>) {
         let mut endpoints: BTreeMap<String, String> = [("user", "/Users"), ("group", "/Groups")].into_iter().map(|(a, b)| (a.into(), b.into())).collect();
         let mut patch = true;
         if let Ok((200, spc)) = client.get("/ServiceProviderConfig").await {
@@ -141,15 +146,51 @@ impl ScimConnector {
                 }
             }
         }
-        (endpoints, patch)
+        let mut known = None;
+        if let Ok((200, schemas)) = client.get("/Schemas").await {
+            // The common attributes (RFC 7643 section 3.1) belong to no schema.
+            let mut names: std::collections::HashSet<String> = ["id", "externalid", "meta", "schemas"].into_iter().map(String::from).collect();
+            for s in schemas["Resources"].as_array().cloned().or_else(|| schemas.as_array().cloned()).unwrap_or_default() {
+                let id = s["id"].as_str().unwrap_or_default();
+                let core = id.starts_with("urn:ietf:params:scim:schemas:core:");
+                for a in s["attributes"].as_array().into_iter().flatten() {
+                    if let Some(n) = a["name"].as_str() {
+                        names.insert(if core { n.to_lowercase() } else { format!("{id}:{n}").to_lowercase() });
+                    }
+                }
+            }
+            if names.len() > 4 {
+                known = Some(names);
+            }
+        }
+        (endpoints, patch, known)
     }
 
     fn ensure_discovered(&mut self) {
         if self.endpoints.is_none() {
-            let (e, p) = self.rt.block_on(Self::discover(&self.client));
-            tracing::debug!(connector = %self.name, endpoints = ?e, patch = p, "SCIM discovery");
+            let (e, p, k) = self.rt.block_on(Self::discover(&self.client));
+            tracing::debug!(connector = %self.name, endpoints = ?e, patch = p, schemas = k.is_some(), "SCIM discovery");
             self.endpoints = Some(e);
             self.patch = p;
+            self.known = k;
+        }
+    }
+
+    /// Warns once per attribute the rules flow but the service's /Schemas does not list.
+    fn check_schema(&mut self, ops: &[ExportOp]) {
+        let Some(known) = &self.known else { return };
+        for op in ops {
+            let paths = op.attrs.keys().chain(op.changes.iter().map(|c| &c.attr));
+            for p in paths {
+                let name = match mapping::parse_path(p) {
+                    mapping::Path::Simple(a) | mapping::Path::Sub(a, _) | mapping::Path::Typed(a, _) => a.to_lowercase(),
+                    mapping::Path::Extension(urn, a) => format!("{urn}:{a}").to_lowercase(),
+                    mapping::Path::Members => "members".into(),
+                };
+                if !known.contains(&name) && self.warned.insert(name.clone()) {
+                    tracing::warn!(connector = %self.name, attribute = %p, "the service's /Schemas does not list this attribute; it may refuse or drop it");
+                }
+            }
         }
     }
 
@@ -307,6 +348,7 @@ impl Connector for ScimConnector {
 
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
         self.ensure_discovered();
+        self.check_schema(ops);
         let endpoints = Arc::new(self.endpoints.clone().unwrap_or_default());
         let client = self.client.clone();
         let (patch, member_batch, concurrency) = (self.patch, self.member_batch, self.concurrency);
