@@ -142,3 +142,67 @@ fn password_hash_sync_to_a_scim_extension_attribute() {
     let db = std::fs::read(e.path("state/idflow.db")).expect("db");
     assert!(!db.windows(8).any(|w| w == b"PPH1_MD4"), "no PPH1 string in the database");
 }
+
+#[test]
+fn password_hash_sync_to_an_ldap_target_as_nt_hashes() {
+    let mut seed = String::from("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n");
+    for i in 1..=3 {
+        seed.push_str(&user(&format!("r{i}"), i, true, &nt_hex(&format!("Radius-Passw0rd-{i}"))));
+    }
+    let src = Slapd::start(Some(&seed));
+    let dst = Slapd::start(Some("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n"));
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.write("rules/people.toml", &std::fs::read_to_string(repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
+    e.write(
+        "rules/radius.toml",
+        r#"
+[[rule]]
+name = "in-uid"
+direction = "inbound"
+connector = "corp"
+source_type = "person"
+metaverse_type = "person"
+precedence = 200
+[rule.flows]
+uid = "source.uid"
+sn = "source.sn"
+
+[[rule]]
+name = "out-radius"
+direction = "outbound"
+connector = "radius"
+metaverse_type = "person"
+target_type = "person"
+scope = "mv.mail != ()"
+link = "provision"
+deprovision = "delete"
+dn = '"uid=" + escape_dn(mv.uid) + ",ou=People,dc=example,dc=org"'
+[rule.flows]
+objectClass = '["top", "inetOrgPerson", "sambaSamAccount"]'
+uid = "mv.uid"
+cn = "mv.displayName"
+sn = "mv.sn"
+sambaSID = '"S-1-5-21-9-9-9-" + mv.employeeId.sub_string(1)'
+"#,
+    );
+    let cfg = config(&src.url(), &format!("ca_file = \"{}\"\n", src.ca()))
+        + format!(
+            "\n[[connector]]\nname = \"radius\"\ntype = \"ldap\"\nurl = \"{}\"\nca_file = \"{}\"\nbind_dn = \"cn=admin,dc=example,dc=org\"\npassword_env = \"CORP_LDAP_PASSWORD\"\nbase_dn = \"ou=People,dc=example,dc=org\"\n[connector.object_types]\nperson = \"(objectClass=inetOrgPerson)\"\n\
+             \n[password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.radius]\nformat = \"nt\"\nattribute = \"sambaNTPassword\"\n",
+            dst.url(),
+            dst.ca()
+        )
+        .as_str();
+    e.write("idflow.toml", &cfg);
+    let o = e.ok(&["run"], 0);
+    assert!(o.stdout.contains("3 delivered"), "{o:?}");
+    let r2 = dst.search("ou=People,dc=example,dc=org", "(uid=r2)", &["sambaNTPassword"]);
+    assert!(r2.contains(&format!("sambaNTPassword: {}", nt_hex("Radius-Passw0rd-2"))), "{r2}");
+    // The target's copy is read back by the next import and dropped: nothing to re-deliver, nothing stored.
+    let o = e.ok(&["run"], 0);
+    assert!(o.stdout.contains("0 delivered, 3 unchanged"), "{o:?}");
+    let db = std::fs::read(e.path("state/idflow.db")).expect("db");
+    let hex = nt_hex("Radius-Passw0rd-2");
+    assert!(!db.windows(hex.len()).any(|w| w == hex.as_bytes()), "no NT hash in the database");
+}
