@@ -106,7 +106,6 @@ pub fn run(people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<(
     w(&dir.join("corp.ldif"), &ldif)?;
     println!("idflow bench: {people} people, {groups} groups ({:.1} MiB of LDIF, generated in {:.2} s)", ldif.len() as f64 / 1_048_576.0, t.elapsed().as_secs_f64());
     drop(ldif);
-    let total = people + groups;
     let mut e = Engine::open(&dir.join("idflow.toml"))?;
 
     let t = Instant::now();
@@ -153,7 +152,6 @@ pub fn run(people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<(
         let r = e.export(&["cloud".into()], None)?;
         line("  export", t.elapsed().as_secs_f64(), r.export.iter().map(|s| s.updated).sum());
     }
-    let _ = total;
     println!("{:<34} {:.1} MiB database, {:.0} MiB peak memory", "end", size_mib(&db), peak_rss_mib());
     Ok(())
 }

@@ -143,8 +143,10 @@ impl ConnectorConfig {
     /// Deserializes the section into a connector type's own settings, naming the connector on error.
     pub fn settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
         let mut t = self.settings.clone();
+        // What every connector has is read here once, not by each type.
         t.remove("name");
         t.remove("type");
+        t.remove("reference_attributes");
         T::deserialize(toml::Value::Table(t)).map_err(|e| {
             Error::Config(format!("connector {:?} (type {:?}): {}", self.name, self.kind, e.message()))
         })

@@ -22,8 +22,6 @@ pub const CAPABILITIES: Capabilities = Capabilities {
 #[serde(deny_unknown_fields)]
 struct Settings {
     path: String,
-    #[serde(default)]
-    reference_attributes: Vec<String>,
 }
 
 /// The file's shape: `{"objects": [{"id", "type", "dn"?, "attributes": {name: value or [values]}}]}`.
@@ -121,7 +119,6 @@ pub struct FileConnector {
 impl FileConnector {
     pub fn new(cfg: &ConnectorConfig) -> Result<Self> {
         let s: Settings = cfg.settings()?;
-        let _ = s.reference_attributes;
         Ok(FileConnector { name: cfg.name.clone(), path: cfg.resolve(&s.path) })
     }
 

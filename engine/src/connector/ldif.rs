@@ -24,8 +24,6 @@ struct Settings {
     #[serde(default = "default_anchor")]
     anchor: String,
     #[serde(default)]
-    reference_attributes: Vec<String>,
-    #[serde(default)]
     object_types: toml::Table,
     #[serde(default)]
     binary_attributes: Vec<String>,
@@ -57,7 +55,6 @@ impl LdifConnector {
                 cfg.name
             )));
         }
-        let _ = s.reference_attributes;
         let mut binary = s.binary_attributes;
         binary.push(s.anchor.clone());
         Ok(LdifConnector {

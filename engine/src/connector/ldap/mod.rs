@@ -71,8 +71,6 @@ struct Settings {
     #[serde(default)]
     anchor: Option<String>,
     #[serde(default)]
-    reference_attributes: Vec<String>,
-    #[serde(default)]
     object_types: toml::Table,
     #[serde(default)]
     binary_attributes: Vec<String>,
@@ -211,7 +209,6 @@ impl LdapConnector {
         }).collect();
         let filter = if filters.len() == 1 { filters[0].clone() } else { format!("(|{})", filters.join("")) };
         let bases = if s.include_ous.is_empty() { s.base_dn.to_vec() } else { s.include_ous.clone() };
-        let _ = &s.reference_attributes;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(format!("runtime: {e}")))?;
         Ok(LdapConnector {
             conf: Conf {

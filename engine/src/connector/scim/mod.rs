@@ -58,8 +58,6 @@ struct Settings {
     ca_file: Option<String>,
     #[serde(default)]
     tls_insecure: bool,
-    #[serde(default)]
-    reference_attributes: Vec<String>,
 }
 
 fn d_concurrency() -> usize {
@@ -114,7 +112,6 @@ impl ScimConnector {
             http::Auth::None
         };
         let tls = crate::connector::ldap::tls::client_config(&cfg.name, s.ca_file.as_deref().map(|f| cfg.resolve(f)).as_deref(), None, s.tls_insecure)?;
-        let _ = &s.reference_attributes;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(format!("runtime: {e}")))?;
         let client = http::Client::new(&cfg.name, s.url.trim_end_matches('/'), auth, tls, Duration::from_secs(s.timeout_seconds.max(1)), s.max_retries)?;
         Ok(ScimConnector {
