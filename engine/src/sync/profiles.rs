@@ -329,16 +329,9 @@ impl Engine {
         self.sync_stage(&tx, false, &mut report)?;
         let targets: Vec<String> = names.iter().filter(|n| self.facts.get(*n).is_some_and(|f| f.caps.export)).cloned().collect();
         let mut p = plan::build(&tx, &targets)?;
-        for t in &targets {
-            let mut changes = Vec::new();
-            let form = diff::form_of(&tx, t)?;
-            for o in cs::load_where(&tx, "connector=?1 AND pending_export=1", [t])? {
-                if let Some(c) = diff::change_for(&tx, &o, form)? {
-                    changes.push(c);
-                }
-            }
-            let deletes = export::count_deletes(&changes);
-            if let Err(e) = export::check_threshold(t, deletes, self.config.deletion_threshold, None) {
+        // The plan has counted each connector's deletes already: the threshold warns from those.
+        for cp in &p.connectors {
+            if let Err(e) = export::check_threshold(&cp.connector, cp.totals.delete, self.config.deletion_threshold, None) {
                 report.notes.push(e.to_string());
             }
         }
