@@ -5,7 +5,9 @@
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod drsr;
 pub mod error;
+pub mod msrpc;
 pub mod phs;
 pub mod rules;
 pub mod store;
