@@ -8,9 +8,29 @@ use std::collections::HashMap;
 /// One source object's hash, or why it could not be read (the message never holds the value).
 pub type HashResult = std::result::Result<NtHash, String>;
 
+/// What the stage asks of a source.
+pub struct PullRequest<'a> {
+    /// Where the last complete pull ended (a source's own format), if the source keeps one.
+    pub watermark: Option<&'a str>,
+    /// Ignore the watermark and read everything.
+    pub full: bool,
+    /// Anchors whose hash was never delivered (new in scope, new target): an incremental
+    /// source must read these too, changed or not.
+    pub wanted: &'a [String],
+}
+
+/// What a source read.
+pub struct Pull {
+    pub hashes: HashMap<String, HashResult>,
+    /// True when `hashes` holds every object: an anchor missing from it has no hash. False for
+    /// an incremental read, where a missing anchor is unchanged.
+    pub complete: bool,
+    /// The watermark to keep once every hash read has been delivered.
+    pub watermark: Option<String>,
+}
+
 pub trait HashSource {
-    /// NT hashes by anchor, for every object of the source that has one.
-    fn read_all(&mut self) -> Result<HashMap<String, HashResult>>;
+    fn read(&mut self, request: &PullRequest) -> Result<Pull>;
 }
 
 /// OpenLDAP with the samba schema: `sambaNTPassword`, 32 hex characters, read through the ldap connector.
@@ -32,14 +52,14 @@ impl LdapAttributeSource {
 }
 
 impl HashSource for LdapAttributeSource {
-    fn read_all(&mut self) -> Result<HashMap<String, HashResult>> {
+    fn read(&mut self, _: &PullRequest) -> Result<Pull> {
         let mut out = HashMap::new();
         for v in self.connector.read_secret(&self.attribute)? {
             if let Some(a) = v.anchor {
                 out.insert(a, parse_nt_hex(&v.value).map_err(|m| format!("malformed {}: {m}", self.attribute)));
             }
         }
-        Ok(out)
+        Ok(Pull { hashes: out, complete: true, watermark: None })
     }
 }
 
@@ -47,7 +67,7 @@ impl HashSource for LdapAttributeSource {
 pub struct MemorySource(pub HashMap<String, HashResult>);
 
 impl HashSource for MemorySource {
-    fn read_all(&mut self) -> Result<HashMap<String, HashResult>> {
-        Ok(std::mem::take(&mut self.0))
+    fn read(&mut self, _: &PullRequest) -> Result<Pull> {
+        Ok(Pull { hashes: std::mem::take(&mut self.0), complete: true, watermark: None })
     }
 }

@@ -4,7 +4,7 @@
 //! the target.
 use super::fingerprint::Key;
 use super::pph1::{self, NtHash};
-use super::source::HashSource;
+use super::source::{HashSource, PullRequest};
 use crate::config::{Config, PhsFormat};
 use crate::connector::{AttrChange, ChangeKind, Connector, ExportOp, OpKind, OpResult};
 use crate::error::{Error, Result};
@@ -26,6 +26,10 @@ pub struct PhsStats {
     pub failed: usize,
     /// No hash in the source (no password set, or not a password account).
     pub without_hash: usize,
+    /// Hashes the source read (an incremental source reads only what changed).
+    pub pulled: usize,
+    /// The source read only changes since its watermark.
+    pub incremental: bool,
     pub hashing_ms: u128,
     pub total_ms: u128,
 }
@@ -111,11 +115,26 @@ pub fn run(
     if pairs.is_empty() {
         return Ok(stats);
     }
-    let hashes = source.read_all()?;
+    // Persons whose hash never reached one of their targets: an incremental source reads them too.
+    let mut wanted: Vec<String> = Vec::new();
+    for pr in &pairs {
+        if fingerprint_of(conn, pr.target_cs)?.is_none() && wanted.last() != Some(&pr.anchor) {
+            wanted.push(pr.anchor.clone());
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    let wm_key = format!("phs.watermark.{}", p.source);
+    let stored = crate::store::get_meta(conn, &wm_key)?;
+    let pull = source.read(&PullRequest { watermark: stored.as_deref(), full, wanted: &wanted })?;
+    stats.pulled = pull.hashes.len();
+    stats.incremental = !pull.complete;
+    let hashes = pull.hashes;
     let mut reported = HashSet::new();
     let mut work = Vec::new();
     for Pair { anchor, display, target_cs, connector, t_anchor, t_dn, t_type } in pairs {
         match hashes.get(&anchor) {
+            None if !pull.complete => stats.unchanged += 1,
             None => stats.without_hash += 1,
             Some(Err(m)) => {
                 if reported.insert(anchor.clone()) {
@@ -159,6 +178,7 @@ pub fn run(
             Err(m) => return Err(Error::Refused(format!("password hash sync: {m}"))),
         }
     }
+    let mut delivery_failures = 0usize;
     for (connector, items) in by_target {
         let attribute = p.targets.get(&connector).map(|t| t.attribute.clone()).unwrap_or_default();
         let mut target = open(&connector)?;
@@ -203,6 +223,7 @@ pub fn run(
                     }
                     OpResult::Failed(m) => {
                         stats.failed += 1;
+                        delivery_failures += 1;
                         errors.push(ObjectError {
                             stage: "phs".into(),
                             connector: Some(connector.clone()),
@@ -216,6 +237,15 @@ pub fn run(
                 }
             }
             tx.commit()?;
+        }
+    }
+    // The source's watermark moves only when everything it read has been delivered; otherwise
+    // the next run reads the same changes again (what was delivered is skipped by fingerprint).
+    if let Some(wm) = pull.watermark {
+        if delivery_failures == 0 {
+            crate::store::set_meta(conn, &wm_key, &wm)?;
+        } else {
+            tracing::warn!(source = %p.source, failures = delivery_failures, "password hash sync: deliveries failed; the source's watermark stays where it was");
         }
     }
     stats.total_ms = started.elapsed().as_millis();

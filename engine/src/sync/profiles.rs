@@ -282,9 +282,9 @@ impl Engine {
             return Ok(());
         }
         let cfg = self.config.connector(&p.source).ok_or_else(|| Error::Config(format!("no connector named {:?}", p.source)))?;
-        let mut source = crate::phs::source::LdapAttributeSource::new(cfg, &p.hash_attribute)?;
+        let mut source = crate::phs::drsr_source::open(cfg, &p.hash_attribute)?;
         let open = |name: &str| self.open_connector(name);
-        let stats = crate::phs::stage::run(&self.store.conn, &self.config, &mut source, &open, full, &mut report.errors)?;
+        let stats = crate::phs::stage::run(&self.store.conn, &self.config, source.as_mut(), &open, full, &mut report.errors)?;
         tracing::info!(delivered = stats.delivered, unchanged = stats.unchanged, failed = stats.failed, "password hash sync done");
         report.password_hash_sync = Some(stats);
         Ok(())

@@ -14,6 +14,7 @@ use std::time::Duration;
 mod dirsync;
 mod export;
 mod import;
+pub mod replication;
 mod session;
 pub mod tls;
 
@@ -87,6 +88,9 @@ struct Settings {
     page_size: i32,
     #[serde(default = "default_timeout")]
     timeout_seconds: u64,
+    /// Active Directory only: how password hash sync replicates hashes over MS-DRSR.
+    #[serde(default)]
+    replication: Option<replication::Settings>,
 }
 
 fn default_flavor() -> Flavor {
@@ -141,6 +145,10 @@ impl std::fmt::Debug for Conf {
 
 pub struct LdapConnector {
     conf: Conf,
+    /// For password hash sync from AD: the settings and the connector's own password.
+    replication: Option<replication::Settings>,
+    password_copy: Option<zeroize::Zeroizing<String>>,
+    base_dir: PathBuf,
     rt: tokio::runtime::Runtime,
     /// Attributes to read (the rules' own plus what the connector needs); empty reads all.
     wanted: Vec<String>,
@@ -233,6 +241,13 @@ impl LdapConnector {
             },
             rt,
             wanted: Vec::new(),
+            replication: s.replication.clone(),
+            password_copy: None,
+            base_dir: cfg.base_dir.clone(),
+        })
+        .map(|mut c| {
+            c.password_copy = c.conf.password.clone().map(zeroize::Zeroizing::new);
+            c
         })
     }
 }

@@ -1,0 +1,151 @@
+//! `[connector.replication]` of an Active Directory connector: how password hash sync reaches
+//! the DC over MS-DRSR (which host and port, as which account, with which authentication).
+use super::LdapConnector;
+use crate::drsr;
+use crate::error::{Error, Result};
+use crate::msrpc::ntlm::Credentials;
+use serde::Deserialize;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Auth {
+    #[default]
+    Ntlm,
+    Kerberos,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The DC to replicate from (default: the host of `url`).
+    #[serde(default)]
+    pub dc: Option<String>,
+    /// DRSUAPI's TCP port; by default the endpoint mapper is asked.
+    #[serde(default)]
+    pub rpc_port: Option<u16>,
+    /// The endpoint mapper's port (default 135).
+    #[serde(default)]
+    pub epm_port: Option<u16>,
+    /// `ntlm` (NTLMv2, sealed) is what idflow speaks; `kerberos` is refused with a clear error.
+    #[serde(default)]
+    pub auth: Auth,
+    /// `DOMAIN\\user` or `user@dns.domain`; default: `bind_dn` when it has one of those forms.
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// The domain's DNS name (default: the `DC=` parts of `base_dn`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// What the password hash sync source needs: where, as whom, and which objects are in scope.
+pub struct Replication {
+    pub options: drsr::Options,
+    /// The domain naming context (`DC=...`), which is what DRS replicates.
+    pub naming_context: String,
+}
+
+/// The `DC=` components at the end of a DN.
+fn domain_dn(dn: &str) -> String {
+    let parts: Vec<&str> = dn.split(',').map(str::trim).collect();
+    let tail: Vec<&str> = parts.iter().rev().take_while(|p| p.len() > 3 && p[..3].eq_ignore_ascii_case("dc=")).copied().collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join(",")
+}
+
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = hostport.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6).to_string();
+    }
+    hostport.rsplit_once(':').map_or(hostport, |(h, _)| h).to_string()
+}
+
+impl LdapConnector {
+    pub fn is_ad(&self) -> bool {
+        self.conf.flavor == super::Flavor::Ad
+    }
+
+    /// Whether a DN is in the connector's scope (below `base_dn`, and Entra Connect's OU filter).
+    pub fn dn_in_scope(&self, dn: &str) -> bool {
+        let n = crate::store::dn_norm(dn);
+        self.conf.roots.iter().any(|r| {
+            let r = crate::store::dn_norm(r);
+            n == r || n.ends_with(&format!(",{r}"))
+        }) && self.conf.in_scope(dn)
+    }
+
+    /// The MS-DRSR settings, checked, with the secret read.
+    pub fn replication(&self) -> Result<Replication> {
+        let name = &self.conf.name;
+        let bad = |m: String| Error::connector(name, format!("[connector.replication] {m}"));
+        if !self.is_ad() {
+            return Err(Error::connector(name, "password hashes are replicated over MS-DRSR from Active Directory only (flavor = \"ad\")"));
+        }
+        let s = self.replication.clone().unwrap_or_default();
+        if s.auth == Auth::Kerberos {
+            return Err(bad("auth = \"kerberos\" is not supported yet: use auth = \"ntlm\" (NTLMv2 with sealing)".into()));
+        }
+        let account = match (&s.account, &self.conf.bind_dn) {
+            (Some(a), _) => a.clone(),
+            (None, Some(b)) if b.contains('@') || b.contains('\\') => b.clone(),
+            _ => {
+                return Err(bad(
+                    "account is needed: MS-DRSR authenticates as DOMAIN\\user or user@domain, and bind_dn is not in either form".into(),
+                ))
+            }
+        };
+        let password: Zeroizing<String> = if let Some(var) = &s.password_env {
+            Zeroizing::new(std::env::var(var).map_err(|_| bad(format!("password_env: the environment variable {var} is not set")))?)
+        } else if let Some(f) = &s.password_file {
+            let p = self.base_dir.join(f);
+            let text = std::fs::read_to_string(&p).map_err(|e| bad(format!("password_file {}: {e}", p.display())))?;
+            Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string())
+        } else if s.account.is_none() {
+            self.password_copy.clone().ok_or_else(|| bad("no password: give password_env or password_file".into()))?
+        } else {
+            return Err(bad(format!("account {account:?} has no password: give password_env or password_file")));
+        };
+        let root = self.conf.roots.first().cloned().unwrap_or_default();
+        let naming_context = domain_dn(&root);
+        if naming_context.is_empty() {
+            return Err(bad(format!("base_dn {root:?} has no DC= components to name the domain by")));
+        }
+        let domain = s.domain.clone().unwrap_or_else(|| {
+            naming_context.split(',').map(|p| p.trim()[3..].to_string()).collect::<Vec<_>>().join(".")
+        });
+        let netbios = domain.split('.').next().unwrap_or_default().to_uppercase();
+        Ok(Replication {
+            options: drsr::Options {
+                host: s.dc.clone().unwrap_or_else(|| host_of(&self.conf.url)),
+                rpc_port: s.rpc_port,
+                epm_port: s.epm_port.unwrap_or(135),
+                credentials: Credentials::parse(&account, &netbios, password),
+                domain,
+                timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(self.conf.timeout.as_secs()).max(1)),
+            },
+            naming_context,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_urls_and_dns() {
+        assert_eq!(host_of("ldaps://127.0.0.1:636"), "127.0.0.1");
+        assert_eq!(host_of("ldap://dc1.example.test"), "dc1.example.test");
+        assert_eq!(host_of("ldap://[::1]:389/"), "::1");
+        assert_eq!(domain_dn("OU=Staff,DC=example,DC=test"), "DC=example,DC=test");
+        assert_eq!(domain_dn("ou=x"), "");
+    }
+}

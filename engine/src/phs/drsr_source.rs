@@ -1,0 +1,330 @@
+//! Active Directory's hashes, read the way Entra Connect reads them: MS-DRSR replication of the
+//! domain naming context with a partial attribute set, incremental from a USN watermark.
+use super::pph1::NtHash;
+use super::source::{HashResult, HashSource, Pull, PullRequest};
+use crate::connector::ldap::replication::Replication;
+use crate::connector::ldap::LdapConnector;
+use crate::drsr::getnc::{self, Request, Target, UsnVector};
+use crate::drsr::{decrypt, prefix, DrsClient, DrsError, ACCESS_DENIED};
+use crate::error::{Error, Result};
+use crate::msrpc::ndr::{guid_from_text, guid_text};
+use crate::msrpc::RpcError;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Objects per GetNCChanges page (Samba's own cap is 1,000).
+const PAGE_OBJECTS: u32 = 1000;
+const PAGE_BYTES: u32 = 8 * 1024 * 1024;
+/// Past this many objects needing a single-object read, a full pull is cheaper.
+const MAX_SINGLE_READS: usize = 200;
+
+/// The PHS watermark kept in the metaverse: the DC's invocationId and the USN vector it
+/// returned last, all three fields, echoed back as `usnvecFrom`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Watermark {
+    pub naming_context: String,
+    pub invocation_id: String,
+    pub usn_high_obj_update: i64,
+    pub usn_reserved: i64,
+    pub usn_high_prop_update: i64,
+}
+
+pub struct DrsrSource {
+    connector: LdapConnector,
+    name: String,
+    replication: Replication,
+}
+
+/// The attributes asked for, and their ATTRTYPs in the request's prefix table.
+struct Attrs {
+    attids: Vec<u32>,
+    prefix: Vec<prefix::Entry>,
+    unicode_pwd: Vec<u8>,
+    object_sid: Vec<u8>,
+}
+
+fn attrs(secrets: bool) -> Attrs {
+    let mut t = prefix::Table::default();
+    let mut oids = vec![prefix::OBJECT_SID, prefix::OBJECT_GUID, prefix::SAM_ACCOUNT_NAME, prefix::USER_ACCOUNT_CONTROL, prefix::PWD_LAST_SET];
+    if secrets {
+        oids.insert(0, prefix::UNICODE_PWD);
+    }
+    let attids = oids.iter().filter_map(|o| t.attid(o)).collect();
+    let mut entries = t.entries;
+    // Samba wants the schemaInfo as the table's last entry (0xFF, revision, GUID).
+    let mut schema_info = vec![0xffu8];
+    schema_info.extend_from_slice(&[0u8; 20]);
+    entries.push(prefix::Entry { ndx: 0, prefix: schema_info });
+    Attrs {
+        attids,
+        prefix: entries,
+        unicode_pwd: prefix::ber(prefix::UNICODE_PWD).unwrap_or_default(),
+        object_sid: prefix::ber(prefix::OBJECT_SID).unwrap_or_default(),
+    }
+}
+
+impl DrsrSource {
+    pub fn new(connector: LdapConnector) -> Result<Self> {
+        let replication = connector.replication()?;
+        let name = crate::connector::Connector::name(&connector).to_string();
+        Ok(DrsrSource { connector, name, replication })
+    }
+
+    fn err(&self, e: DrsError) -> Error {
+        let account = self.replication.options.credentials.display();
+        let m = match &e {
+            DrsError::Rpc(RpcError::Denied(_)) => format!(
+                "the DC refused the replication account {account}: wrong password, or the account is disabled or locked ({e})"
+            ),
+            DrsError::Werror { code: ACCESS_DENIED, .. } => format!(
+                "the replication account {account} lacks \"Replicating Directory Changes\" (DS-Replication-Get-Changes, \
+                 1131f6aa-9c07-11d1-f79f-00c04fc2dcd2) on {}: grant it, together with \"Replicating Directory Changes All\" ({e})",
+                self.replication.naming_context
+            ),
+            DrsError::Rpc(RpcError::Network(_)) => format!("MS-DRSR: {e}; nothing was delivered and the watermark did not move"),
+            _ => format!("MS-DRSR: {e}"),
+        };
+        Error::connector(&self.name, m)
+    }
+
+    /// A whole replication cycle from `from`: every page until the DC has no more.
+    fn pull(&self, c: &mut DrsClient, a: &Attrs, mut from: UsnVector, mut invocation: [u8; 16]) -> std::result::Result<(Vec<getnc::Object>, Vec<prefix::Entry>, UsnVector, [u8; 16]), DrsError> {
+        let mut objects = Vec::new();
+        let mut server_prefix = Vec::new();
+        let nc = self.replication.naming_context.clone();
+        let first_pull = from == UsnVector::default();
+        for page in 0.. {
+            let req = Request {
+                dsa_dest: c.dc.ntds_dsa_guid,
+                invocation_id: invocation,
+                target: Target::Dn(&nc),
+                from,
+                flags: getnc::DRS_INIT_SYNC | getnc::DRS_WRIT_REP | if first_pull { getnc::DRS_NEVER_SYNCED } else { 0 },
+                max_objects: PAGE_OBJECTS,
+                max_bytes: PAGE_BYTES,
+                extended_op: 0,
+                attids: &a.attids,
+                prefix: &a.prefix,
+            };
+            let r = c.get_nc_changes(&req)?;
+            tracing::debug!(page, objects = r.objects.len(), more = r.more_data, "DRSGetNCChanges page");
+            objects.extend(r.objects);
+            if !r.prefix.is_empty() {
+                server_prefix = r.prefix;
+            }
+            from = r.to;
+            invocation = r.invocation_id;
+            if !r.more_data {
+                break;
+            }
+        }
+        Ok((objects, server_prefix, from, invocation))
+    }
+
+    /// One object by GUID (EXOP_REPL_OBJ): every attribute of the set, not only what changed.
+    fn single(&self, c: &mut DrsClient, a: &Attrs, guid: [u8; 16]) -> std::result::Result<(Vec<getnc::Object>, Vec<prefix::Entry>), DrsError> {
+        let req = Request {
+            dsa_dest: c.dc.ntds_dsa_guid,
+            invocation_id: [0; 16],
+            target: Target::Guid(guid),
+            from: UsnVector::default(),
+            flags: getnc::DRS_INIT_SYNC | getnc::DRS_WRIT_REP,
+            max_objects: 1,
+            max_bytes: 0,
+            extended_op: getnc::EXOP_REPL_OBJ,
+            attids: &a.attids,
+            prefix: &a.prefix,
+        };
+        let r = c.get_nc_changes(&req)?;
+        Ok((r.objects, r.prefix))
+    }
+
+    /// Tells apart the two rights when replication was refused: without secrets in the
+    /// attribute set only "Replicating Directory Changes" is checked.
+    fn which_right(&self, c: &mut DrsClient) -> Error {
+        let a = attrs(false);
+        match self.pull_probe(c, &a) {
+            Ok(()) => Error::connector(
+                &self.name,
+                format!(
+                    "the replication account {} lacks \"Replicating Directory Changes All\" (DS-Replication-Get-Changes-All, \
+                     1131f6ad-9c07-11d1-f79f-00c04fc2dcd2) on {}: without it a DC sends no password hashes",
+                    self.replication.options.credentials.display(),
+                    self.replication.naming_context
+                ),
+            ),
+            Err(e) => self.err(e),
+        }
+    }
+
+    fn pull_probe(&self, c: &mut DrsClient, a: &Attrs) -> std::result::Result<(), DrsError> {
+        let nc = self.replication.naming_context.clone();
+        let req = Request {
+            dsa_dest: c.dc.ntds_dsa_guid,
+            invocation_id: [0; 16],
+            target: Target::Dn(&nc),
+            from: UsnVector::default(),
+            flags: getnc::DRS_INIT_SYNC | getnc::DRS_WRIT_REP,
+            max_objects: 1,
+            max_bytes: 0,
+            extended_op: 0,
+            attids: &a.attids,
+            prefix: &a.prefix,
+        };
+        c.get_nc_changes(&req).map(|_| ())
+    }
+}
+
+fn parse_watermark(text: &str, nc: &str) -> std::result::Result<(UsnVector, [u8; 16]), String> {
+    let w: Watermark = serde_json::from_str(text).map_err(|e| format!("unreadable ({e})"))?;
+    if !w.naming_context.eq_ignore_ascii_case(nc) {
+        return Err(format!("it belongs to {}, not {nc}", w.naming_context));
+    }
+    let inv = guid_from_text(&w.invocation_id).ok_or("its invocationId is not a GUID")?;
+    if w.usn_high_obj_update < 0 || w.usn_high_prop_update < 0 {
+        return Err("it holds a negative USN".into());
+    }
+    Ok((UsnVector { high_obj_update: w.usn_high_obj_update, reserved: w.usn_reserved, high_prop_update: w.usn_high_prop_update }, inv))
+}
+
+impl HashSource for DrsrSource {
+    fn read(&mut self, req: &PullRequest) -> Result<Pull> {
+        let started = std::time::Instant::now();
+        let a = attrs(true);
+        let nc = self.replication.naming_context.clone();
+        let stored = match (req.full, req.watermark) {
+            (false, Some(text)) => match parse_watermark(text, &nc) {
+                Ok(w) => Some(w),
+                Err(m) => {
+                    tracing::warn!(connector = %self.name, "the password hash sync watermark is {m}: pulling every hash again");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let mut c = DrsClient::connect(&self.replication.options).map_err(|e| self.err(e))?;
+        tracing::info!(connector = %self.name, dc = %c.describe(), incremental = stored.is_some(), "replicating password hashes over MS-DRSR");
+        let (from, inv) = stored.unwrap_or_default();
+        let attempt = self.pull(&mut c, &a, from, inv);
+        let (mut objects, mut server_prefix, to, invocation, mut complete) = match attempt {
+            Ok((o, p, to, i)) if stored.is_some() && i != inv => {
+                // The DC ignored the mark (it was restored, or is another DC): it sent everything.
+                tracing::warn!(connector = %self.name, stored = %guid_text(&inv), dc = %guid_text(&i),
+                    "the DC's invocationId differs from the watermark's: this was a full pull");
+                (o, p, to, i, true)
+            }
+            Ok((o, p, to, i)) => (o, p, to, i, stored.is_none()),
+            Err(DrsError::Werror { code: ACCESS_DENIED, .. }) => return Err(self.which_right(&mut c)),
+            Err(e @ DrsError::Werror { .. }) if stored.is_some() => {
+                tracing::warn!(connector = %self.name, "the DC rejected the password hash sync watermark ({e}): pulling every hash again");
+                let (o, p, to, i) = self.pull(&mut c, &a, UsnVector::default(), [0; 16]).map_err(|e| self.err(e))?;
+                (o, p, to, i, true)
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        let session_key = *c.session_key().ok_or_else(|| Error::connector(&self.name, "MS-DRSR: no NTLM session key"))?;
+        let pulled_ms = started.elapsed().as_millis();
+
+        // Incremental replies carry only changed attributes: objects whose SID did not come
+        // along, and persons never delivered, are read one by one (or all again, if many).
+        let anchor_of = |g: &[u8; 16]| base64::engine::general_purpose::STANDARD.encode(g);
+        if !complete {
+            let seen: std::collections::HashSet<String> = objects.iter().map(|o| anchor_of(&o.guid)).collect();
+            let mut single: Vec<[u8; 16]> = objects
+                .iter()
+                .filter(|o| has(o, &server_prefix, &a.unicode_pwd) && !has(o, &server_prefix, &a.object_sid))
+                .map(|o| o.guid)
+                .collect();
+            for w in req.wanted {
+                if !seen.contains(w) {
+                    if let Some(g) = base64::engine::general_purpose::STANDARD.decode(w).ok().and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+                        single.push(g);
+                    }
+                }
+            }
+            if single.len() > MAX_SINGLE_READS {
+                tracing::info!(connector = %self.name, objects = single.len(), "many objects to read one by one: pulling everything instead");
+                let (o, p, _, _) = self.pull(&mut c, &a, UsnVector::default(), [0; 16]).map_err(|e| self.err(e))?;
+                objects = o;
+                server_prefix = p;
+                complete = true;
+            } else {
+                let wanted: std::collections::HashSet<[u8; 16]> = single.iter().copied().collect();
+                objects.retain(|o| !wanted.contains(&o.guid));
+                for g in single {
+                    match self.single(&mut c, &a, g) {
+                        Ok((o, p)) => {
+                            if server_prefix.is_empty() {
+                                server_prefix = p;
+                            }
+                            objects.extend(o);
+                        }
+                        // Gone since (deleted): nothing to deliver.
+                        Err(DrsError::Werror { code, .. }) if code != ACCESS_DENIED => {
+                            tracing::debug!(object = %guid_text(&g), code, "single-object read refused");
+                        }
+                        Err(e) => return Err(self.err(e)),
+                    }
+                }
+            }
+        }
+
+        let mut hashes: HashMap<String, HashResult> = HashMap::new();
+        let mut in_scope = 0usize;
+        for o in &objects {
+            if o.dn.is_empty() || !self.connector.dn_in_scope(&o.dn) {
+                continue;
+            }
+            let Some(enc) = value(o, &server_prefix, &a.unicode_pwd) else { continue };
+            in_scope += 1;
+            let result: std::result::Result<NtHash, String> = match value(o, &server_prefix, &a.object_sid).and_then(decrypt::rid_of) {
+                Some(rid) => decrypt::nt_hash(&session_key, enc, rid).map_err(|m| format!("unicodePwd of {}: {m}", o.dn)),
+                None => Err(format!("{}: replicated without an objectSid, so its hash cannot be decrypted", o.dn)),
+            };
+            hashes.insert(anchor_of(&o.guid), result);
+        }
+        if complete && in_scope == 0 {
+            // An empty read is an error, never "nobody has a password".
+            return Err(Error::connector(
+                &self.name,
+                format!("MS-DRSR returned no password hash in scope from {}: check base_dn and the replication rights", c.describe()),
+            ));
+        }
+        let watermark = serde_json::to_string(&Watermark {
+            naming_context: nc,
+            invocation_id: guid_text(&invocation),
+            usn_high_obj_update: to.high_obj_update,
+            usn_reserved: to.reserved,
+            usn_high_prop_update: to.high_prop_update,
+        })
+        .map_err(|e| Error::connector(&self.name, format!("watermark: {e}")))?;
+        tracing::info!(connector = %self.name, objects = objects.len(), hashes = hashes.len(), complete, pulled_ms,
+            decrypted_ms = started.elapsed().as_millis() - pulled_ms, "MS-DRSR pull done");
+        Ok(Pull { hashes, complete, watermark: Some(watermark) })
+    }
+}
+
+fn value<'a>(o: &'a getnc::Object, server_prefix: &[prefix::Entry], oid: &[u8]) -> Option<&'a [u8]> {
+    o.attrs
+        .iter()
+        .find(|(attid, _)| prefix::oid_of(server_prefix, *attid).as_deref() == Some(oid))
+        .and_then(|(_, v)| v.first())
+        .map(|v| v.as_slice())
+}
+
+fn has(o: &getnc::Object, server_prefix: &[prefix::Entry], oid: &[u8]) -> bool {
+    value(o, server_prefix, oid).is_some()
+}
+
+/// Opens the hash source for a connector: MS-DRSR for Active Directory, the hash attribute
+/// otherwise.
+pub fn open(cfg: &crate::config::ConnectorConfig, hash_attribute: &str) -> Result<Box<dyn HashSource>> {
+    if cfg.kind == "ldap" {
+        let c = LdapConnector::new(cfg)?;
+        if c.is_ad() {
+            return Ok(Box::new(DrsrSource::new(c)?));
+        }
+    }
+    Ok(Box::new(super::source::LdapAttributeSource::new(cfg, hash_attribute)?))
+}
