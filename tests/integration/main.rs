@@ -2,6 +2,7 @@
 //! module per area. They run the real `idflow` binary on real files in temporary folders.
 mod bad_input;
 mod common;
+mod drsr;
 mod lifecycle;
 mod openldap;
 mod phs;

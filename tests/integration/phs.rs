@@ -17,7 +17,7 @@ fn user(uid: &str, n: u32, mail: bool, nt: &str) -> String {
     )
 }
 
-fn verify(e: &Env, pph1: &str, password: &str) -> i32 {
+pub(crate) fn verify(e: &Env, pph1: &str, password: &str) -> i32 {
     use std::io::Write as _;
     let mut child = e.command(&["phs", "verify", pph1]).stdin(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().expect("verify");
     child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write");

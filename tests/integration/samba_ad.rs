@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-const ADMIN_PW: &str = "Passw0rd!Adm1n";
+pub(crate) const ADMIN_PW: &str = "Passw0rd!Adm1n";
 static DC: OnceLock<PathBuf> = OnceLock::new();
 static TURN: Mutex<()> = Mutex::new(());
 
-fn dc() -> (MutexGuard<'static, ()>, PathBuf) {
+pub(crate) fn dc() -> (MutexGuard<'static, ()>, PathBuf) {
     let guard = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let dir = DC
         .get_or_init(|| {
@@ -30,7 +30,7 @@ fn dc() -> (MutexGuard<'static, ()>, PathBuf) {
 }
 
 /// Set-up through OpenLDAP's client tools over LDAPS, verified against the test CA.
-fn ldap(dir: &Path, tool: &str, ldif: &str) {
+pub(crate) fn ldap(dir: &Path, tool: &str, ldif: &str) {
     let mut child = Command::new(tool)
         .args(["-x", "-c", "-H", "ldaps://127.0.0.1", "-D", "Administrator@example.test", "-w", ADMIN_PW])
         .env("LDAPTLS_CACERT", dir.join("ca.pem"))
@@ -45,11 +45,11 @@ fn ldap(dir: &Path, tool: &str, ldif: &str) {
     assert!(out.status.success(), "{tool} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::STANDARD, s.as_bytes())
 }
 
-fn tag() -> String {
+pub(crate) fn tag() -> String {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     format!("{:04x}", (n as u64 ^ std::process::id() as u64) & 0xffff)
 }

@@ -119,7 +119,16 @@ impl DrsClient {
         };
         let mut conn = Connection::connect(&o.host, port, o.timeout)?;
         conn.bind(DRSUAPI, Some(&o.credentials))?;
-        let (mut handle, server_flags, epoch) = Self::drs_bind(&mut conn, 0)?;
+        // NTLM's verdict arrives with the first sealed call: a DC that did not accept the
+        // AUTHENTICATE message faults it (Samba: nca_s_proto_error; Windows: access denied).
+        let (mut handle, server_flags, epoch) = Self::drs_bind(&mut conn, 0).map_err(|e| match e {
+            DrsError::Rpc(RpcError::Fault(code)) if code == 0x1c01_000b || code == 5 => DrsError::Rpc(RpcError::Denied(format!(
+                "{}:{port} did not accept the NTLM authentication of {} (RPC fault {code:#x})",
+                o.host,
+                o.credentials.display()
+            ))),
+            e => e,
+        })?;
         if epoch != 0 {
             tracing::debug!(epoch, "the DC has a replication epoch; binding again with it");
             (handle, _, _) = Self::drs_bind(&mut conn, epoch)?;
