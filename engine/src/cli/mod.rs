@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 pub mod bench;
+pub mod bench_drsr;
 pub mod bench_phs;
 pub mod functions;
 pub mod generate;
@@ -97,6 +98,14 @@ pub enum Command {
         users: usize,
         #[arg(long, default_value = "target/bench-phs")]
         dir: PathBuf,
+    },
+    /// Measure MS-DRSR: pull and decrypt the password hash source's hashes (no PBKDF2, nothing
+    /// delivered). Incremental from the stored watermark unless --full; --keep stores the new one.
+    BenchDrsr {
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        keep: bool,
     },
     /// Why one object ends up the way it does (nothing is changed).
     Preview {
@@ -388,6 +397,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             let mut e = open(cli)?;
             let r = e.phs(*full)?;
             Ok(report(cli, &r))
+        }
+        Command::BenchDrsr { full, keep } => {
+            bench_drsr::run(&Config::load(&cli.config)?, *full, *keep)?;
+            Ok(0)
         }
         Command::BenchPhs { users, dir } => {
             bench_phs::run(*users, dir)?;

@@ -36,6 +36,10 @@ pub struct DrsrSource {
     replication: Replication,
 }
 
+/// What a replication cycle brought: the objects, the DC's prefix table, the USN vector it
+/// ended at and the DC's invocationId.
+type Cycle = (Vec<getnc::Object>, Vec<prefix::Entry>, UsnVector, [u8; 16]);
+
 /// The attributes asked for, and their ATTRTYPs in the request's prefix table.
 struct Attrs {
     attids: Vec<u32>,
@@ -89,7 +93,7 @@ impl DrsrSource {
     }
 
     /// A whole replication cycle from `from`: every page until the DC has no more.
-    fn pull(&self, c: &mut DrsClient, a: &Attrs, mut from: UsnVector, mut invocation: [u8; 16]) -> std::result::Result<(Vec<getnc::Object>, Vec<prefix::Entry>, UsnVector, [u8; 16]), DrsError> {
+    fn pull(&self, c: &mut DrsClient, a: &Attrs, mut from: UsnVector, mut invocation: [u8; 16]) -> std::result::Result<Cycle, DrsError> {
         let mut objects = Vec::new();
         let mut server_prefix = Vec::new();
         let nc = self.replication.naming_context.clone();
