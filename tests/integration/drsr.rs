@@ -17,13 +17,14 @@ fn pwd(p: &str) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::STANDARD, q)
 }
 
+/// A user; with an empty password, one that has none (disabled, PASSWD_NOTREQD).
 fn user_ldif(ou: &str, sam: &str, password: &str, disabled: bool) -> String {
     format!(
         "dn: CN={sam},{ou}\nchangetype: add\nobjectClass: user\nsAMAccountName: {sam}\nuserPrincipalName: {sam}@example.test\n\
-         givenName: {sam}\nsn: Tester\ndisplayName:: {}\nunicodePwd:: {}\nuserAccountControl: {}\n\n",
+         givenName: {sam}\nsn: Tester\ndisplayName:: {}\n{}userAccountControl: {}\n\n",
         b64(&format!("{sam} Tester")),
-        pwd(password),
-        if disabled { 514 } else { 512 }
+        if password.is_empty() { String::new() } else { format!("unicodePwd:: {}\n", pwd(password)) },
+        if password.is_empty() { 546 } else if disabled { 514 } else { 512 }
     )
 }
 
@@ -134,6 +135,7 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
         ldif.push_str(&user_ldif(&ou, &format!("p{t}u{i}"), &format!("Start-Pw-{i}!x"), false));
     }
     ldif.push_str(&user_ldif(&ou, &format!("p{t}off"), "Disabled-Pw-1!x", true));
+    ldif.push_str(&user_ldif(&ou, &format!("p{t}nopw"), "", true));
     ldif.push_str(&user_ldif(&outside, &format!("p{t}out"), "Outside-Pw-1!x", false));
     // The replication account: an ordinary user with the two rights and nothing else.
     ldif.push_str(&user_ldif(&outside, &repl, "Repl-Account-Pw-1!", false));
@@ -147,6 +149,7 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     let s = phs_summary(&e);
     assert_eq!(s["delivered"], 6, "five enabled users and the disabled one: {s} {first:?}");
     assert_eq!(s["incremental"], false, "{s}");
+    assert_eq!(s["without_hash"], 1, "the user without a password: {s}");
     for i in 1..=5 {
         let h = hash_of(&e, &format!("p{t}u{i}")).expect("a hash");
         assert!(h.starts_with("v1;PPH1_MD4,") && h.ends_with(';'), "{h}");
@@ -167,10 +170,11 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     let wm = watermark(&e).expect("a watermark after the first pull");
     assert!(wm.contains("usn_high_obj_update") && wm.contains("invocation_id"), "{wm}");
 
-    // Nothing changed: an incremental pull, nothing delivered.
+    // Nothing changed: an incremental pull, nothing delivered, nothing read again (the user
+    // without a password is remembered as such, not asked for on every run).
     e.ok(&["run"], 0);
     let s = phs_summary(&e);
-    assert_eq!((s["incremental"].clone(), s["delivered"].clone()), (true.into(), 0.into()), "{s}");
+    assert_eq!((s["incremental"].clone(), s["delivered"].clone(), s["pulled"].clone()), (true.into(), 0.into(), 0.into()), "{s}");
 
     // One password changes: the next run pulls and delivers only that user.
     let before = hash_of(&e, &format!("p{t}u1")).expect("hash");

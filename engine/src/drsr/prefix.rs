@@ -74,6 +74,16 @@ impl Table {
     }
 }
 
+/// The ATTRTYP a (server's) prefix table gives `oid`, when the table has its prefix.
+pub fn attid_in(entries: &[Entry], oid: &str) -> Option<u32> {
+    let last: u64 = oid.rsplit('.').next()?.parse().ok()?;
+    let b = ber(oid)?;
+    let prefix = &b[..b.len().checked_sub(if last < 128 { 1 } else { 2 })?];
+    let e = entries.iter().find(|e| e.prefix == prefix)?;
+    let lower = (last % 16384) as u32 + if last >= 16384 { 32768 } else { 0 };
+    Some((e.ndx << 16) | lower)
+}
+
 /// The BER OID an ATTRTYP stands for under a (server's) prefix table (OidFromAttid).
 pub fn oid_of(entries: &[Entry], attid: u32) -> Option<Vec<u8>> {
     let upper = attid >> 16;
@@ -105,5 +115,7 @@ mod tests {
         assert_eq!(t.entries.len(), 1);
         assert_eq!(oid_of(&t.entries, 0x0009_00dd), ber(SAM_ACCOUNT_NAME));
         assert_eq!(oid_of(&t.entries, 0x0009_005a), ber(UNICODE_PWD));
+        assert_eq!(attid_in(&t.entries, OBJECT_SID), Some(0x0009_0092));
+        assert_eq!(attid_in(&t.entries, "2.5.4.3"), None);
     }
 }

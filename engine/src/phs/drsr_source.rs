@@ -44,8 +44,8 @@ type Cycle = (Vec<getnc::Object>, Vec<prefix::Entry>, UsnVector, [u8; 16]);
 struct Attrs {
     attids: Vec<u32>,
     prefix: Vec<prefix::Entry>,
-    unicode_pwd: Vec<u8>,
-    object_sid: Vec<u8>,
+    unicode_pwd: &'static str,
+    object_sid: &'static str,
 }
 
 fn attrs(secrets: bool) -> Attrs {
@@ -63,8 +63,8 @@ fn attrs(secrets: bool) -> Attrs {
     Attrs {
         attids,
         prefix: entries,
-        unicode_pwd: prefix::ber(prefix::UNICODE_PWD).unwrap_or_default(),
-        object_sid: prefix::ber(prefix::OBJECT_SID).unwrap_or_default(),
+        unicode_pwd: prefix::UNICODE_PWD,
+        object_sid: prefix::OBJECT_SID,
     }
 }
 
@@ -207,6 +207,23 @@ impl HashSource for DrsrSource {
             },
             _ => None,
         };
+        // The mark is valid only against the invocationId of the DC that issued it (its nTDSDSA
+        // object's); a restored DC, or another DC, gets a full pull instead of a stale mark.
+        let stored = match stored {
+            Some((from, inv)) if self.replication.options.host == self.replication.ldap_host => match self.connector.dsa_invocation_id() {
+                Ok(current) if current == inv => Some((from, inv)),
+                Ok(current) => {
+                    tracing::warn!(connector = %self.name, stored = %guid_text(&inv), dc = %guid_text(&current),
+                        "the DC's invocationId differs from the watermark's (a restore, or another DC): pulling every hash again");
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!(connector = %self.name, "invocationId not read over LDAP ({e}); the DC's reply will tell");
+                    Some((from, inv))
+                }
+            },
+            other => other,
+        };
         let mut c = DrsClient::connect(&self.replication.options).map_err(|e| self.err(e))?;
         tracing::info!(connector = %self.name, dc = %c.describe(), incremental = stored.is_some(), "replicating password hashes over MS-DRSR");
         let (from, inv) = stored.unwrap_or_default();
@@ -237,7 +254,7 @@ impl HashSource for DrsrSource {
             let seen: std::collections::HashSet<String> = objects.iter().map(|o| anchor_of(&o.guid)).collect();
             let mut single: Vec<[u8; 16]> = objects
                 .iter()
-                .filter(|o| has(o, &server_prefix, &a.unicode_pwd) && !has(o, &server_prefix, &a.object_sid))
+                .filter(|o| has(o, &server_prefix, a.unicode_pwd) && !has(o, &server_prefix, a.object_sid))
                 .map(|o| o.guid)
                 .collect();
             for w in req.wanted {
@@ -280,9 +297,9 @@ impl HashSource for DrsrSource {
             if o.dn.is_empty() || !self.connector.dn_in_scope(&o.dn) {
                 continue;
             }
-            let Some(enc) = value(o, &server_prefix, &a.unicode_pwd) else { continue };
+            let Some(enc) = value(o, &server_prefix, a.unicode_pwd) else { continue };
             in_scope += 1;
-            let result: std::result::Result<NtHash, String> = match value(o, &server_prefix, &a.object_sid).and_then(decrypt::rid_of) {
+            let result: std::result::Result<NtHash, String> = match value(o, &server_prefix, a.object_sid).and_then(decrypt::rid_of) {
                 Some(rid) => decrypt::nt_hash(&session_key, enc, rid).map_err(|m| format!("unicodePwd of {}: {m}", o.dn)),
                 None => Err(format!("{}: replicated without an objectSid, so its hash cannot be decrypted", o.dn)),
             };
@@ -295,6 +312,7 @@ impl HashSource for DrsrSource {
                 format!("MS-DRSR returned no password hash in scope from {}: check base_dn and the replication rights", c.describe()),
             ));
         }
+        let absent = if complete { Vec::new() } else { req.wanted.iter().filter(|w| !hashes.contains_key(*w)).cloned().collect() };
         let watermark = serde_json::to_string(&Watermark {
             naming_context: nc,
             invocation_id: guid_text(&invocation),
@@ -305,19 +323,16 @@ impl HashSource for DrsrSource {
         .map_err(|e| Error::connector(&self.name, format!("watermark: {e}")))?;
         tracing::info!(connector = %self.name, objects = objects.len(), hashes = hashes.len(), complete, pulled_ms,
             decrypted_ms = started.elapsed().as_millis() - pulled_ms, "MS-DRSR pull done");
-        Ok(Pull { hashes, complete, watermark: Some(watermark) })
+        Ok(Pull { hashes, complete, watermark: Some(watermark), absent })
     }
 }
 
-fn value<'a>(o: &'a getnc::Object, server_prefix: &[prefix::Entry], oid: &[u8]) -> Option<&'a [u8]> {
-    o.attrs
-        .iter()
-        .find(|(attid, _)| prefix::oid_of(server_prefix, *attid).as_deref() == Some(oid))
-        .and_then(|(_, v)| v.first())
-        .map(|v| v.as_slice())
+fn value<'a>(o: &'a getnc::Object, server_prefix: &[prefix::Entry], oid: &str) -> Option<&'a [u8]> {
+    let want = prefix::attid_in(server_prefix, oid)?;
+    o.attrs.iter().find(|(attid, _)| *attid == want).and_then(|(_, v)| v.first()).map(|v| v.as_slice())
 }
 
-fn has(o: &getnc::Object, server_prefix: &[prefix::Entry], oid: &[u8]) -> bool {
+fn has(o: &getnc::Object, server_prefix: &[prefix::Entry], oid: &str) -> bool {
     value(o, server_prefix, oid).is_some()
 }
 

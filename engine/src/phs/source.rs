@@ -27,6 +27,8 @@ pub struct Pull {
     pub complete: bool,
     /// The watermark to keep once every hash read has been delivered.
     pub watermark: Option<String>,
+    /// For an incremental read: anchors asked for (`wanted`) that were read and have no hash.
+    pub absent: Vec<String>,
 }
 
 pub trait HashSource {
@@ -59,7 +61,7 @@ impl HashSource for LdapAttributeSource {
                 out.insert(a, parse_nt_hex(&v.value).map_err(|m| format!("malformed {}: {m}", self.attribute)));
             }
         }
-        Ok(Pull { hashes: out, complete: true, watermark: None })
+        Ok(Pull { hashes: out, complete: true, watermark: None, absent: Vec::new() })
     }
 }
 
@@ -68,6 +70,6 @@ pub struct MemorySource(pub HashMap<String, HashResult>);
 
 impl HashSource for MemorySource {
     fn read(&mut self, _: &PullRequest) -> Result<Pull> {
-        Ok(Pull { hashes: std::mem::take(&mut self.0), complete: true, watermark: None })
+        Ok(Pull { hashes: std::mem::take(&mut self.0), complete: true, watermark: None, absent: Vec::new() })
     }
 }

@@ -130,12 +130,19 @@ pub fn run(
     stats.pulled = pull.hashes.len();
     stats.incremental = !pull.complete;
     let hashes = pull.hashes;
+    let absent: HashSet<String> = pull.absent.into_iter().collect();
     let mut reported = HashSet::new();
     let mut work = Vec::new();
     for Pair { anchor, display, target_cs, connector, t_anchor, t_dn, t_type } in pairs {
         match hashes.get(&anchor) {
-            None if !pull.complete => stats.unchanged += 1,
-            None => stats.without_hash += 1,
+            None if !pull.complete && !absent.contains(&anchor) => stats.unchanged += 1,
+            None => {
+                stats.without_hash += 1;
+                // Remembered, so that an incremental source stops asking for it; a hash set
+                // later arrives as a change.
+                conn.prepare_cached("INSERT INTO phs_state(cs_id, fingerprint, delivered) VALUES (?1, '-', ?2) ON CONFLICT(cs_id) DO NOTHING")?
+                    .execute(params![target_cs, now()])?;
+            }
             Some(Err(m)) => {
                 if reported.insert(anchor.clone()) {
                     stats.failed += 1;

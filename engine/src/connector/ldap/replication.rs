@@ -50,6 +50,9 @@ pub struct Replication {
     pub options: drsr::Options,
     /// The domain naming context (`DC=...`), which is what DRS replicates.
     pub naming_context: String,
+    /// The host the connector's LDAP URL names: when it is the DC replicated from, its
+    /// invocationId is read over LDAP.
+    pub ldap_host: String,
 }
 
 /// The `DC=` components at the end of a DN.
@@ -80,6 +83,44 @@ impl LdapConnector {
             let r = crate::store::dn_norm(r);
             n == r || n.ends_with(&format!(",{r}"))
         }) && self.conf.in_scope(dn)
+    }
+
+    /// The DC's invocationId, read over LDAP from its nTDSDSA object (the rootDSE's
+    /// `dsServiceName`): the `uuidInvocIdSrc` a USN watermark is valid against.
+    pub fn dsa_invocation_id(&self) -> Result<[u8; 16]> {
+        let conf = &self.conf;
+        self.rt.block_on(async {
+            let bad = |m: String| Error::connector(&conf.name, m);
+            let mut ldap = super::session::open(conf).await?;
+            let (rs, res) = ldap
+                .search("", ldap3::Scope::Base, "(objectClass=*)", vec!["dsServiceName"])
+                .await
+                .map_err(|e| bad(format!("reading the rootDSE: {e}")))?
+                .success()
+                .map_err(|e| bad(format!("reading the rootDSE: {e}")))?;
+            let _ = res;
+            let dsa = rs
+                .into_iter()
+                .next()
+                .map(ldap3::SearchEntry::construct)
+                .and_then(|e| e.attrs.get("dsServiceName").and_then(|v| v.first().cloned()))
+                .ok_or_else(|| bad("the rootDSE has no dsServiceName: is this an Active Directory DC?".into()))?;
+            let (rs, _) = ldap
+                .search(&dsa, ldap3::Scope::Base, "(objectClass=nTDSDSA)", vec!["invocationId"])
+                .await
+                .map_err(|e| bad(format!("reading {dsa}: {e}")))?
+                .success()
+                .map_err(|e| bad(format!("reading {dsa}: {e}")))?;
+            let id = rs
+                .into_iter()
+                .next()
+                .map(ldap3::SearchEntry::construct)
+                .and_then(|e| e.bin_attrs.get("invocationId").and_then(|v| v.first().cloned()))
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .ok_or_else(|| bad(format!("{dsa} has no 16-byte invocationId")))?;
+            let _ = ldap.unbind().await;
+            Ok(id)
+        })
     }
 
     /// The MS-DRSR settings, checked, with the secret read.
@@ -132,6 +173,7 @@ impl LdapConnector {
                 timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(self.conf.timeout.as_secs()).max(1)),
             },
             naming_context,
+            ldap_host: host_of(&self.conf.url),
         })
     }
 }
