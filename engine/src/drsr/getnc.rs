@@ -292,3 +292,96 @@ pub fn decode(stub: &[u8]) -> Result<Reply, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dsname(w: &mut Writer, guid: [u8; 16], dn: &str) {
+        let units: Vec<u16> = dn.encode_utf16().collect();
+        w.u32(units.len() as u32 + 1);
+        w.u32(0);
+        w.u32(0);
+        w.guid(&guid);
+        w.bytes(&[0; 28]);
+        w.u32(units.len() as u32);
+        for u in units.iter().chain(std::iter::once(&0)) {
+            w.bytes(&u.to_le_bytes());
+        }
+    }
+
+    /// A reply V6 laid out as a DC lays it out: the object list's scalars one after another,
+    /// then each object's referents, the last object's first.
+    #[test]
+    fn decodes_a_two_object_reply_in_ndr_order() {
+        let mut w = Writer::new();
+        w.u32(6);
+        w.u32(6);
+        w.align(8);
+        w.guid(&[1; 16]);
+        w.guid(&[2; 16]);
+        w.null();
+        for v in [0u64, 0, 0, 7, 0, 7] {
+            w.u64(v);
+        }
+        w.null();
+        w.u32(1);
+        w.pointer();
+        w.u32(0);
+        w.u32(2);
+        w.u32(0);
+        w.pointer();
+        w.u32(0);
+        for _ in 0..3 {
+            w.u32(0);
+        }
+        w.null();
+        w.u32(0);
+        // Prefix table: one entry, 1.2.840.113556.1.4 as ndx 9.
+        w.u32(1);
+        w.u32(9);
+        w.u32(8);
+        w.pointer();
+        w.u32(8);
+        w.bytes(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x14, 0x01, 0x04]);
+        // Scalars of object 1 (next set), then of object 2 (next null).
+        for next in [true, false] {
+            if next { w.pointer() } else { w.null() }
+            w.pointer();
+            w.u32(0);
+            w.u32(1);
+            w.pointer();
+            w.u32(0);
+            w.null();
+            w.null();
+        }
+        // Referents: object 2's, then object 1's.
+        for (g, dn, val) in [([0xbb; 16], "CN=two,DC=x", b"B2".as_slice()), ([0xaa; 16], "CN=one,DC=x", b"A1".as_slice())] {
+            dsname(&mut w, g, dn);
+            w.u32(1);
+            w.u32(0x0009_00dd);
+            w.u32(1);
+            w.pointer();
+            w.u32(1);
+            w.u32(val.len() as u32);
+            w.pointer();
+            w.u32(val.len() as u32);
+            w.bytes(val);
+        }
+        w.align(4);
+        w.u32(0);
+        let r = decode(&w.buf).expect("decodes");
+        assert_eq!(r.to, UsnVector { high_obj_update: 7, reserved: 0, high_prop_update: 7 });
+        assert_eq!(r.objects.len(), 2);
+        assert_eq!((r.objects[0].dn.as_str(), r.objects[0].guid), ("CN=one,DC=x", [0xaa; 16]));
+        assert_eq!(r.objects[0].attrs, vec![(0x0009_00dd, vec![b"A1".to_vec()])]);
+        assert_eq!(r.objects[1].dn, "CN=two,DC=x");
+        assert_eq!(crate::drsr::prefix::attid_in(&r.prefix, crate::drsr::prefix::SAM_ACCOUNT_NAME), Some(0x0009_00dd));
+    }
+
+    #[test]
+    fn a_truncated_reply_is_an_error_not_a_panic() {
+        assert!(decode(&[6, 0, 0, 0, 6, 0, 0, 0, 0, 0]).is_err());
+        assert!(decode(&[]).is_err());
+    }
+}

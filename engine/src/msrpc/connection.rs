@@ -291,6 +291,9 @@ impl Connection {
             if ptype != PTYPE_RESPONSE {
                 return Err(RpcError::Protocol(format!("{} answered a request with PDU type {ptype}", self.peer)));
             }
+            if pdu.len() < 24 {
+                return Err(RpcError::Protocol(format!("{} sent a response PDU shorter than its header", self.peer)));
+            }
             let auth_len = le16(&pdu, 10)? as usize;
             let frag_len = pdu.len();
             let stub_end = if auth_len > 0 {
