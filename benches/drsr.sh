@@ -48,6 +48,9 @@ printf '%-52s %8.3f s\n' "first run (import, sync, export, PHS of all)" "$(echo 
 for _ in 1 2 3; do "$bin" --config "$work/idflow.toml" bench-drsr --full; done
 TIMEFORMAT='  idflow itself used %U s user + %S s system CPU of %R s (the rest is the DC producing the changes)'
 time "$bin" --config "$work/idflow.toml" bench-drsr --full >/dev/null
+sed -e 's|^auth = "ntlm".*|auth = "kerberos"\nspn = "host/dc1.example.test"|' "$work/idflow.toml" > "$work/krb.toml"
+echo "over Kerberos (AES, DCE style) instead of NTLM:"
+for _ in 1 2; do "$bin" --config "$work/krb.toml" bench-drsr --full; done
 { for i in $(seq 0 $((n / 10)) $((n - 1)) | head -10); do
     printf 'dn: CN=d%05d,%s\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: %s\n-\n\n' "$i" "$ou" "$(b64pw "Bench-Changed-$RANDOM-$i!")"
   done; } > /tmp/drsr-bench-changes.ldif

@@ -54,7 +54,7 @@ pub mod eval {
     /// `switch_of([uac_flag(source.userAccountControl, 2), "disabled", true, "enabled"], ())`.
     #[rhai_fn(name = "switch_of", return_raw)]
     pub fn switch_of(pairs: Array, default: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err("switch_of: the array must hold condition, value pairs (an even number of items)".into());
         }
         let mut it = pairs.into_iter();

@@ -241,6 +241,23 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     assert_eq!((s["incremental"].clone(), s["delivered"].clone()), (true.into(), 1.into()), "{s}");
     assert_eq!(verify(&e, &hash_of(&e, &format!("p{t}u3")).expect("hash"), "Changed-Pw-3!x"), 0);
 
+    // Kerberos (DCE style, every fragment sealed) instead of NTLM, same least-privilege account.
+    let ntlm_cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &ntlm_cfg.replace("auth = \"ntlm\"", "auth = \"kerberos\"\nspn = \"host/dc1.example.test\""));
+    set_password(&dir, &format!("CN=p{t}u4,{ou}"), "Changed-Pw-4!x");
+    let o = e.ok(&["phs", "-v"], 0);
+    let s = phs_summary(&e);
+    assert_eq!((s["incremental"].clone(), s["delivered"].clone()), (true.into(), 1.into()), "{s} {o:?}");
+    assert_eq!(verify(&e, &hash_of(&e, &format!("p{t}u4")).expect("hash"), "Changed-Pw-4!x"), 0);
+    // A full pull over Kerberos decrypts every hash to what NTLM delivered: nothing to deliver.
+    let c = rusqlite::Connection::open(e.path("state/idflow.db")).expect("db");
+    c.execute("DELETE FROM meta WHERE key='phs.watermark.ad'", []).expect("forget the watermark");
+    drop(c);
+    e.ok(&["phs"], 0);
+    let s = phs_summary(&e);
+    assert_eq!((s["incremental"].clone(), s["delivered"].clone(), s["failed"].clone()), (false.into(), 0.into(), 0.into()), "{s}");
+    e.write("idflow.toml", &ntlm_cfg);
+
     // A wrong password for the replication account: a clear error that does not print it.
     let mut bad = env_for(&dir, &ou, &repl, "Not-The-Password-9", "");
     std::fs::copy(e.path("idflow.toml"), bad.path("idflow.toml")).expect("cfg");
@@ -276,8 +293,18 @@ fn drsr_names_the_missing_replication_right() {
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("lacks \"Replicating Directory Changes All\""), "{o:?}");
 
-    let kerberos = env_for(&dir, &ou, &format!("half{t}"), "Half-Rights-Pw-1!", "").read("idflow.toml").replace("auth = \"ntlm\"", "auth = \"kerberos\"");
+    // The same over Kerberos; and Kerberos with a wrong password, or without the DC's name.
+    let kerberos = half.read("idflow.toml").replace("auth = \"ntlm\"", "auth = \"kerberos\"\nspn = \"host/dc1.example.test\"");
     half.write("idflow.toml", &kerberos);
     let o = half.run(&["phs"]);
-    assert!(o.code != 0 && o.stderr.contains("auth = \"kerberos\" is not supported yet"), "{o:?}");
+    assert!(o.code != 0 && o.stderr.contains("lacks \"Replicating Directory Changes All\""), "{o:?}");
+    let mut wrong = half;
+    wrong.vars.retain(|(k, _)| k != "AD_REPL_PASSWORD");
+    wrong.vars.push(("AD_REPL_PASSWORD".into(), "Wrong-Krb-Pw-7".into()));
+    let o = wrong.run(&["phs"]);
+    assert!(o.code != 0 && o.stderr.contains(&format!("refused the replication account EXAMPLE\\half{t}")), "{o:?}");
+    assert!(!o.stderr.contains("Wrong-Krb-Pw-7"), "the password is not printed");
+    wrong.write("idflow.toml", &kerberos.replace("spn = \"host/dc1.example.test\"", ""));
+    let o = wrong.run(&["phs"]);
+    assert!(o.code != 0 && o.stderr.contains("needs the DC's name"), "{o:?}");
 }

@@ -41,7 +41,7 @@ fn des_decrypt(key7: [u8; 7], block: &mut [u8]) {
 }
 
 /// Removes the RC4 layer of an encrypted attribute value and checks its CRC32.
-pub fn remove_rc4(session_key: &[u8; 16], value: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn remove_rc4(session_key: &[u8], value: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     if value.len() < 20 {
         return Err(format!("an encrypted value of {} bytes is too short", value.len()));
     }
@@ -61,7 +61,7 @@ pub fn remove_rc4(session_key: &[u8; 16], value: &[u8]) -> Result<Zeroizing<Vec<
 }
 
 /// The NT hash from an encrypted `unicodePwd` value.
-pub fn nt_hash(session_key: &[u8; 16], value: &[u8], rid: u32) -> Result<NtHash, String> {
+pub fn nt_hash(session_key: &[u8], value: &[u8], rid: u32) -> Result<NtHash, String> {
     let clear = remove_rc4(session_key, value)?;
     if clear.len() != 16 {
         return Err(format!("unicodePwd decrypted to {} bytes, not 16", clear.len()));

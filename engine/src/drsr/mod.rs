@@ -36,6 +36,8 @@ pub struct Options {
     pub rpc_port: Option<u16>,
     pub epm_port: u16,
     pub credentials: Credentials,
+    /// Kerberos instead of NTLM: the KDC, the DC's SPN and the principal.
+    pub kerberos: Option<crate::msrpc::kerberos::KerberosParams>,
     /// The domain's DNS name, for DRSDomainControllerInfo.
     pub domain: String,
     pub timeout: Duration,
@@ -118,14 +120,18 @@ impl DrsClient {
             None => epm::map_tcp(&o.host, o.epm_port, &DRSUAPI, o.timeout)?,
         };
         let mut conn = Connection::connect(&o.host, port, o.timeout)?;
-        conn.bind(DRSUAPI, Some(&o.credentials))?;
+        match &o.kerberos {
+            Some(k) => conn.bind(DRSUAPI, crate::msrpc::Auth::Kerberos(k))?,
+            None => conn.bind(DRSUAPI, crate::msrpc::Auth::Ntlm(&o.credentials))?,
+        }
         // NTLM's verdict arrives with the first sealed call: a DC that did not accept the
         // AUTHENTICATE message faults it (Samba: nca_s_proto_error; Windows: access denied).
         let (mut handle, server_flags, epoch) = Self::drs_bind(&mut conn, 0).map_err(|e| match e {
             DrsError::Rpc(RpcError::Fault(code)) if code == 0x1c01_000b || code == 5 => DrsError::Rpc(RpcError::Denied(format!(
-                "{}:{port} did not accept the NTLM authentication of {} (RPC fault {code:#x})",
+                "{}:{port} did not accept the {} authentication of {} (RPC fault {code:#x})",
                 o.host,
-                o.credentials.display()
+                if o.kerberos.is_some() { "Kerberos" } else { "NTLM" },
+                o.kerberos.as_ref().map(|k| k.principal.clone()).unwrap_or_else(|| o.credentials.display())
             ))),
             e => e,
         })?;
@@ -223,9 +229,9 @@ impl DrsClient {
         first.ok_or_else(|| DrsError::Protocol("DRSDomainControllerInfo returned no item".into()))
     }
 
-    /// The exported NTLM session key, which secret attributes are encrypted with.
-    pub fn session_key(&self) -> Option<&[u8; 16]> {
-        self.conn.session_key()
+    /// The session key secret attributes are encrypted with.
+    pub fn session_key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, DrsError> {
+        Ok(self.conn.session_key()?)
     }
 
     /// One GetNCChanges round trip.

@@ -1,6 +1,7 @@
 //! Connection-oriented DCE/RPC (MS-RPCE) over TCP: bind (with NTLM at packet privacy, or
 //! none for the endpoint mapper), requests split into fragments, replies put back together,
 //! every fragment sealed and its signature checked.
+use super::kerberos::{KerberosParams, KerberosSession};
 use super::ntlm::{self, Credentials, Session};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -63,7 +64,10 @@ const PTYPE_BIND_NAK: u8 = 13;
 const PTYPE_AUTH3: u8 = 16;
 const FIRST_FRAG: u8 = 0x01;
 const LAST_FRAG: u8 = 0x02;
+/// PFC_SUPPORT_HEADER_SIGN: the PDU header and sec_trailer are covered by the checksum.
+const HEADER_SIGN: u8 = 0x04;
 const AUTH_WINNT: u8 = 10;
+const AUTH_KERBEROS: u8 = 16;
 const LEVEL_PRIVACY: u8 = 6;
 const AUTH_CONTEXT: u32 = 0x0001_3579;
 const MAX_FRAG: u16 = 5840;
@@ -72,12 +76,67 @@ const AUTH_PAD: usize = 16;
 /// The largest reply we accept, whatever the server says: a bound on what we allocate.
 const MAX_REPLY: usize = 256 * 1024 * 1024;
 
+/// How a bind authenticates.
+pub enum Auth<'a> {
+    None,
+    Ntlm(&'a Credentials),
+    Kerberos(&'a KerberosParams),
+}
+
+/// The security context of a bound connection.
+enum Security {
+    Ntlm(Box<Session>),
+    Kerberos(Box<KerberosSession>),
+}
+
+impl Security {
+    fn auth_type(&self) -> u8 {
+        match self {
+            Security::Ntlm(_) => AUTH_WINNT,
+            Security::Kerberos(_) => AUTH_KERBEROS,
+        }
+    }
+    fn verifier_len(&self) -> usize {
+        match self {
+            Security::Ntlm(_) => 16,
+            Security::Kerberos(k) => k.trailer_len(),
+        }
+    }
+    /// Seals the stub in place; returns the auth verifier.
+    fn seal(&mut self, header: &[u8], stub: &mut [u8], trailer: &[u8]) -> RpcResult<Vec<u8>> {
+        match self {
+            Security::Ntlm(s) => {
+                let mut signed = Vec::with_capacity(header.len() + stub.len() + trailer.len());
+                signed.extend_from_slice(header);
+                signed.extend_from_slice(stub);
+                signed.extend_from_slice(trailer);
+                Ok(s.seal(&signed, stub).to_vec())
+            }
+            Security::Kerberos(k) => k.seal(header, stub, trailer).map_err(RpcError::Protocol),
+        }
+    }
+    fn unseal(&mut self, header: &[u8], stub: &mut [u8], trailer: &[u8], verifier: &[u8]) -> RpcResult<()> {
+        match self {
+            Security::Ntlm(s) => s
+                .unseal(stub, verifier, |clear| {
+                    let mut v = Vec::with_capacity(header.len() + clear.len() + trailer.len());
+                    v.extend_from_slice(header);
+                    v.extend_from_slice(clear);
+                    v.extend_from_slice(trailer);
+                    v
+                })
+                .map_err(RpcError::Protocol),
+            Security::Kerberos(k) => k.unseal(header, stub, trailer, verifier).map_err(RpcError::Protocol),
+        }
+    }
+}
+
 pub struct Connection {
     stream: TcpStream,
     peer: String,
     call_id: u32,
     max_xmit: usize,
-    session: Option<Session>,
+    session: Option<Security>,
 }
 
 fn header(ptype: u8, flags: u8, frag_len: usize, auth_len: usize, call_id: u32) -> Vec<u8> {
@@ -89,9 +148,9 @@ fn header(ptype: u8, flags: u8, frag_len: usize, auth_len: usize, call_id: u32) 
     h
 }
 
-fn sec_trailer(pad: usize) -> [u8; 8] {
+fn sec_trailer(auth_type: u8, pad: usize) -> [u8; 8] {
     let c = AUTH_CONTEXT.to_le_bytes();
-    [AUTH_WINNT, LEVEL_PRIVACY, pad as u8, 0, c[0], c[1], c[2], c[3]]
+    [auth_type, LEVEL_PRIVACY, pad as u8, 0, c[0], c[1], c[2], c[3]]
 }
 
 fn le16(b: &[u8], at: usize) -> RpcResult<u16> {
@@ -152,8 +211,8 @@ impl Connection {
         Ok(pdu)
     }
 
-    /// Binds the interface; with credentials, authenticates with NTLM at packet privacy.
-    pub fn bind(&mut self, iface: Interface, creds: Option<&Credentials>) -> RpcResult<()> {
+    /// Binds the interface; with credentials, authenticates (NTLM or Kerberos) at packet privacy.
+    pub fn bind(&mut self, iface: Interface, auth: Auth) -> RpcResult<()> {
         let mut body = Vec::with_capacity(72);
         body.extend_from_slice(&MAX_FRAG.to_le_bytes());
         body.extend_from_slice(&MAX_FRAG.to_le_bytes());
@@ -166,14 +225,25 @@ impl Connection {
         body.extend_from_slice(&iface.minor.to_le_bytes());
         body.extend_from_slice(&NDR_SYNTAX);
         body.extend_from_slice(&2u32.to_le_bytes());
-        let negotiate = creds.map(|_| ntlm::negotiate());
-        let auth_len = negotiate.as_ref().map_or(0, |n| n.len());
+        let mut krb = None;
+        let (auth_type, first_token) = match &auth {
+            Auth::None => (0, None),
+            Auth::Ntlm(_) => (AUTH_WINNT, Some(ntlm::negotiate())),
+            Auth::Kerberos(p) => {
+                let mut k = KerberosSession::new(p).map_err(RpcError::Denied)?;
+                let (token, _) = k.step(None).map_err(RpcError::Denied)?;
+                krb = Some(k);
+                (AUTH_KERBEROS, Some(token))
+            }
+        };
+        let auth_len = first_token.as_ref().map_or(0, |n| n.len());
         let total = 16 + body.len() + if auth_len > 0 { 8 + auth_len } else { 0 };
         let call_id = self.next_call();
-        let mut pdu = header(PTYPE_BIND, FIRST_FRAG | LAST_FRAG, total, auth_len, call_id);
+        let sign_header = if matches!(auth, Auth::Kerberos(_)) { HEADER_SIGN } else { 0 };
+        let mut pdu = header(PTYPE_BIND, FIRST_FRAG | LAST_FRAG | sign_header, total, auth_len, call_id);
         pdu.extend_from_slice(&body);
-        if let Some(n) = &negotiate {
-            pdu.extend_from_slice(&sec_trailer(0));
+        if let Some(n) = &first_token {
+            pdu.extend_from_slice(&sec_trailer(auth_type, 0));
             pdu.extend_from_slice(n);
         }
         self.send(&pdu)?;
@@ -205,21 +275,34 @@ impl Connection {
                 iface.minor
             )));
         }
-        let Some(creds) = creds else { return Ok(()) };
+        if matches!(auth, Auth::None) {
+            return Ok(());
+        }
         let auth_len = le16(&ack, 10)? as usize;
         if auth_len == 0 || auth_len > ack.len() {
-            return Err(RpcError::Protocol(format!("{} sent no NTLM challenge in its bind_ack", self.peer)));
+            return Err(RpcError::Protocol(format!("{} sent no authentication token in its bind_ack", self.peer)));
         }
-        let challenge = &ack[ack.len() - auth_len..];
-        let (authenticate, session) = ntlm::authenticate(creds, challenge).map_err(RpcError::Protocol)?;
-        let total = 16 + 4 + 8 + authenticate.len();
-        let mut pdu = header(PTYPE_AUTH3, FIRST_FRAG | LAST_FRAG, total, authenticate.len(), call_id);
+        let server_token = &ack[ack.len() - auth_len..];
+        let (third, security) = match (auth, krb) {
+            (Auth::Ntlm(creds), _) => {
+                let (authenticate, session) = ntlm::authenticate(creds, server_token).map_err(RpcError::Protocol)?;
+                (authenticate, Security::Ntlm(Box::new(session)))
+            }
+            (Auth::Kerberos(_), Some(mut k)) => {
+                let (token, _done) = k.step(Some(server_token)).map_err(RpcError::Denied)?;
+                k.set_header_signing(ack[3] & HEADER_SIGN != 0);
+                (token, Security::Kerberos(Box::new(k)))
+            }
+            _ => return Err(RpcError::Protocol("no security context".into())),
+        };
+        let total = 16 + 4 + 8 + third.len();
+        let mut pdu = header(PTYPE_AUTH3, FIRST_FRAG | LAST_FRAG, total, third.len(), call_id);
         pdu.extend_from_slice(&MAX_FRAG.to_le_bytes());
         pdu.extend_from_slice(&MAX_FRAG.to_le_bytes());
-        pdu.extend_from_slice(&sec_trailer(0));
-        pdu.extend_from_slice(&authenticate);
+        pdu.extend_from_slice(&sec_trailer(auth_type, 0));
+        pdu.extend_from_slice(&third);
         self.send(&pdu)?;
-        self.session = Some(session);
+        self.session = Some(security);
         Ok(())
     }
 
@@ -229,17 +312,23 @@ impl Connection {
         c
     }
 
-    /// The NTLM exported session key, once bound with credentials.
-    pub fn session_key(&self) -> Option<&[u8; 16]> {
-        self.session.as_ref().map(|s| &*s.session_key)
+    /// The session key MS-DRSR encrypts secret attributes with: NTLM's exported session key,
+    /// or the Kerberos context's key.
+    pub fn session_key(&self) -> RpcResult<zeroize::Zeroizing<Vec<u8>>> {
+        match &self.session {
+            Some(Security::Ntlm(s)) => Ok(zeroize::Zeroizing::new(s.session_key.to_vec())),
+            Some(Security::Kerberos(k)) => k.session_key().map_err(RpcError::Protocol),
+            None => Err(RpcError::Protocol("the connection is not authenticated".into())),
+        }
     }
 
     /// One call: the request's stub out, the reply's stub back.
     pub fn call(&mut self, opnum: u16, stub: &[u8]) -> RpcResult<Vec<u8>> {
         let call_id = self.next_call();
         let sealed = self.session.is_some();
-        // Room per fragment: header 24, and with sealing the trailer, signature and padding.
-        let room = if sealed { (self.max_xmit - 24 - 8 - 16) / AUTH_PAD * AUTH_PAD } else { self.max_xmit - 24 };
+        let verifier = self.session.as_ref().map_or(0, Security::verifier_len);
+        // Room per fragment: header 24, and with sealing the trailer, verifier and padding.
+        let room = if sealed { (self.max_xmit - 24 - 8 - verifier) / AUTH_PAD * AUTH_PAD } else { self.max_xmit - 24 };
         let mut chunks: Vec<&[u8]> = stub.chunks(room.max(16)).collect();
         if chunks.is_empty() {
             chunks.push(&[]);
@@ -255,8 +344,8 @@ impl Connection {
                 flags |= LAST_FRAG;
             }
             let pad = if sealed { (AUTH_PAD - chunk.len() % AUTH_PAD) % AUTH_PAD } else { 0 };
-            let auth_len = if sealed { 16 } else { 0 };
-            let total = 24 + chunk.len() + pad + if sealed { 8 + 16 } else { 0 };
+            let auth_len = verifier;
+            let total = 24 + chunk.len() + pad + if sealed { 8 + verifier } else { 0 };
             let mut pdu = header(PTYPE_REQUEST, flags, total, auth_len, call_id);
             pdu.extend_from_slice(&(remaining as u32).to_le_bytes());
             pdu.extend_from_slice(&0u16.to_le_bytes());
@@ -265,9 +354,13 @@ impl Connection {
             remaining -= chunk.len();
             if let Some(s) = self.session.as_mut() {
                 pdu.extend(std::iter::repeat_n(0u8, pad));
-                pdu.extend_from_slice(&sec_trailer(pad));
-                let signed = pdu.clone();
-                let sig = s.seal(&signed, &mut pdu[24..24 + chunk.len() + pad]);
+                let trailer = sec_trailer(s.auth_type(), pad);
+                let head = pdu[..24].to_vec();
+                let sig = s.seal(&head, &mut pdu[24..], &trailer)?;
+                if sig.len() != verifier {
+                    return Err(RpcError::Protocol(format!("a {}-byte verifier where {verifier} were announced", sig.len())));
+                }
+                pdu.extend_from_slice(&trailer);
                 pdu.extend_from_slice(&sig);
             }
             self.send(&pdu)?;
@@ -302,20 +395,12 @@ impl Connection {
                 frag_len
             };
             match (self.session.as_mut(), auth_len) {
-                (Some(s), 16) => {
+                (Some(s), n) if n > 0 => {
                     let pad = pdu[stub_end + 2] as usize;
                     let (head, rest) = pdu.split_at_mut(24);
                     let (stub, tail) = rest.split_at_mut(stub_end - 24);
                     let (trailer, sig) = tail.split_at(8);
-                    let head = head.to_vec();
-                    s.unseal(stub, sig, |clear| {
-                        let mut v = Vec::with_capacity(frag_len);
-                        v.extend_from_slice(&head);
-                        v.extend_from_slice(clear);
-                        v.extend_from_slice(trailer);
-                        v
-                    })
-                    .map_err(RpcError::Protocol)?;
+                    s.unseal(head, stub, trailer, sig)?;
                     let keep = stub.len().checked_sub(pad).ok_or_else(|| RpcError::Protocol("a reply fragment with a bad pad length".into()))?;
                     out.extend_from_slice(&stub[..keep]);
                 }

@@ -1,5 +1,5 @@
 //! The endpoint mapper (TCP 135): `ept_map` finds the TCP port an interface listens on.
-use super::connection::{Connection, Interface, RpcError, RpcResult};
+use super::connection::{Auth, Connection, Interface, RpcError, RpcResult};
 use super::ndr::{Reader, Writer};
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ fn port_from_tower(t: &[u8]) -> Option<u16> {
 /// Asks the endpoint mapper on `host`:`port` where `iface` listens over TCP.
 pub fn map_tcp(host: &str, port: u16, iface: &Interface, timeout: Duration) -> RpcResult<u16> {
     let mut c = Connection::connect(host, port, timeout)?;
-    c.bind(EPMAPPER, None)?;
+    c.bind(EPMAPPER, Auth::None)?;
     let t = tower(iface);
     let mut w = Writer::new();
     w.pointer();

@@ -2,7 +2,8 @@
 //! endpoint mapper, and a connection that fragments, seals and checks.
 pub mod connection;
 pub mod epm;
+pub mod kerberos;
 pub mod ndr;
 pub mod ntlm;
 
-pub use connection::{Connection, Interface, RpcError, RpcResult};
+pub use connection::{Auth, Connection, Interface, RpcError, RpcResult};

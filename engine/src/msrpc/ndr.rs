@@ -16,7 +16,7 @@ impl Writer {
         Writer { buf: Vec::with_capacity(256), next_ref: FIRST_REFERENT }
     }
     pub fn align(&mut self, n: usize) {
-        while self.buf.len() % n != 0 {
+        while !self.buf.len().is_multiple_of(n) {
             self.buf.push(0);
         }
     }

@@ -244,7 +244,7 @@ impl HashSource for DrsrSource {
             }
             Err(e) => return Err(self.err(e)),
         };
-        let session_key = *c.session_key().ok_or_else(|| Error::connector(&self.name, "MS-DRSR: no NTLM session key"))?;
+        let session_key = c.session_key().map_err(|e| self.err(e))?;
         let pulled_ms = started.elapsed().as_millis();
 
         // Incremental replies carry only changed attributes: objects whose SID did not come
@@ -293,6 +293,7 @@ impl HashSource for DrsrSource {
 
         let mut hashes: HashMap<String, HashResult> = HashMap::new();
         let mut in_scope = 0usize;
+        let mut key_len: Option<usize> = None;
         for o in &objects {
             if o.dn.is_empty() || !self.connector.dn_in_scope(&o.dn) {
                 continue;
@@ -300,7 +301,7 @@ impl HashSource for DrsrSource {
             let Some(enc) = value(o, &server_prefix, a.unicode_pwd) else { continue };
             in_scope += 1;
             let result: std::result::Result<NtHash, String> = match value(o, &server_prefix, a.object_sid).and_then(decrypt::rid_of) {
-                Some(rid) => decrypt::nt_hash(&session_key, enc, rid).map_err(|m| format!("unicodePwd of {}: {m}", o.dn)),
+                Some(rid) => decrypt_with(&session_key, &mut key_len, enc, rid).map_err(|m| format!("unicodePwd of {}: {m}", o.dn)),
                 None => Err(format!("{}: replicated without an objectSid, so its hash cannot be decrypted", o.dn)),
             };
             hashes.insert(anchor_of(&o.guid), result);
@@ -325,6 +326,28 @@ impl HashSource for DrsrSource {
             decrypted_ms = started.elapsed().as_millis() - pulled_ms, "MS-DRSR pull done");
         Ok(Pull { hashes, complete, watermark: Some(watermark), absent })
     }
+}
+
+/// Decrypts with the session key. A Kerberos key longer than 16 bytes may be used whole or cut
+/// to 16 (DCE/RPC's session key length), depending on the DC: the CRC32 tells which, once.
+fn decrypt_with(key: &[u8], len: &mut Option<usize>, enc: &[u8], rid: u32) -> std::result::Result<NtHash, String> {
+    if let Some(n) = *len {
+        return decrypt::nt_hash(&key[..n], enc, rid);
+    }
+    let mut candidates = vec![key.len()];
+    if key.len() > 16 {
+        candidates.push(16);
+    }
+    let mut last = Err("no session key".to_string());
+    for n in candidates {
+        last = decrypt::nt_hash(&key[..n], enc, rid);
+        if last.is_ok() {
+            tracing::debug!(bytes = n, of = key.len(), "session key length that decrypts");
+            *len = Some(n);
+            break;
+        }
+    }
+    last
 }
 
 fn value<'a>(o: &'a getnc::Object, server_prefix: &[prefix::Entry], oid: &str) -> Option<&'a [u8]> {

@@ -28,9 +28,15 @@ pub struct Settings {
     /// The endpoint mapper's port (default 135).
     #[serde(default)]
     pub epm_port: Option<u16>,
-    /// `ntlm` (NTLMv2, sealed) is what idflow speaks; `kerberos` is refused with a clear error.
+    /// `ntlm` (NTLMv2, sealed; the default) or `kerberos` (DCE-style Kerberos, sealed).
     #[serde(default)]
     pub auth: Auth,
+    /// Kerberos: the KDC as `host[:port]` (default: the DC, port 88).
+    #[serde(default)]
+    pub kdc: Option<String>,
+    /// Kerberos: the DC's service principal (default `host/<dc>`; needed when `dc` is an address).
+    #[serde(default)]
+    pub spn: Option<String>,
     /// `DOMAIN\\user` or `user@dns.domain`; default: `bind_dn` when it has one of those forms.
     #[serde(default)]
     pub account: Option<String>,
@@ -131,9 +137,6 @@ impl LdapConnector {
             return Err(Error::connector(name, "password hashes are replicated over MS-DRSR from Active Directory only (flavor = \"ad\")"));
         }
         let s = self.replication.clone().unwrap_or_default();
-        if s.auth == Auth::Kerberos {
-            return Err(bad("auth = \"kerberos\" is not supported yet: use auth = \"ntlm\" (NTLMv2 with sealing)".into()));
-        }
         let account = match (&s.account, &self.conf.bind_dn) {
             (Some(a), _) => a.clone(),
             (None, Some(b)) if b.contains('@') || b.contains('\\') => b.clone(),
@@ -163,14 +166,45 @@ impl LdapConnector {
             naming_context.split(',').map(|p| p.trim()[3..].to_string()).collect::<Vec<_>>().join(".")
         });
         let netbios = domain.split('.').next().unwrap_or_default().to_uppercase();
+        let host = s.dc.clone().unwrap_or_else(|| host_of(&self.conf.url));
+        let timeout = Duration::from_secs(s.timeout_seconds.unwrap_or(self.conf.timeout.as_secs()).max(1));
+        let kerberos = match s.auth {
+            Auth::Ntlm => None,
+            Auth::Kerberos => {
+                let realm = domain.to_uppercase();
+                let user = match account.split_once('\\') {
+                    Some((_, u)) => u.to_string(),
+                    None => account.split('@').next().unwrap_or(&account).to_string(),
+                };
+                let spn = match &s.spn {
+                    Some(spn) => spn.clone(),
+                    None if host.parse::<std::net::IpAddr>().is_ok() => {
+                        return Err(bad(format!(
+                            "auth = \"kerberos\" needs the DC's name: dc is the address {host}; set spn = \"host/<dc's DNS name>\""
+                        )))
+                    }
+                    None => format!("host/{host}"),
+                };
+                let kdc = s.kdc.clone().unwrap_or_else(|| format!("{host}:88"));
+                let kdc = if kdc.contains(':') && !kdc.starts_with('[') { kdc } else { format!("{kdc}:88") };
+                Some(crate::msrpc::kerberos::KerberosParams {
+                    principal: format!("{user}@{realm}"),
+                    password: password.clone(),
+                    kdc,
+                    spn,
+                    timeout,
+                })
+            }
+        };
         Ok(Replication {
             options: drsr::Options {
-                host: s.dc.clone().unwrap_or_else(|| host_of(&self.conf.url)),
+                host,
                 rpc_port: s.rpc_port,
                 epm_port: s.epm_port.unwrap_or(135),
                 credentials: Credentials::parse(&account, &netbios, password),
                 domain,
-                timeout: Duration::from_secs(s.timeout_seconds.unwrap_or(self.conf.timeout.as_secs()).max(1)),
+                timeout,
+                kerberos,
             },
             naming_context,
             ldap_host: host_of(&self.conf.url),
