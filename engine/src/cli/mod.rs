@@ -285,6 +285,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 for c in &config.connectors {
                     crate::connector::open(c)?;
                 }
+                // The password hash source's own settings ([connector.replication] for AD).
+                if let Some(p) = &config.password_hash_sync {
+                    let c = config.connector(&p.source).ok_or_else(|| Error::Config(format!("[password_hash_sync] source {:?}: no such connector", p.source)))?;
+                    crate::phs::drsr_source::open(c, &p.hash_attribute)?;
+                }
                 crate::store::Store::open(&config.metaverse_path)?;
             }
             let exprs: usize = rules.rules.iter().map(|r| r.flows.len() + r.joins.len() + usize::from(r.scope.is_some())).sum();
