@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::store::history::{now, ObjectError};
 use crate::value::Value;
 use rayon::prelude::*;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use zeroize::{Zeroize, Zeroizing};
@@ -43,6 +43,8 @@ struct Pair {
     t_anchor: Option<String>,
     t_dn: Option<String>,
     t_type: String,
+    /// The fingerprint last delivered to the target object (`-`: the source had no hash).
+    delivered: Option<String>,
 }
 
 struct Work {
@@ -73,9 +75,6 @@ pub fn secret_attributes(config: &Config, connector: &str) -> HashSet<String> {
     s
 }
 
-fn fingerprint_of(c: &Connection, cs_id: i64) -> Result<Option<String>> {
-    Ok(c.prepare_cached("SELECT fingerprint FROM phs_state WHERE cs_id=?1")?.query_row([cs_id], |r| r.get(0)).optional()?)
-}
 
 /// Runs the stage. `open` opens a target connector by name.
 pub fn run(
@@ -95,14 +94,24 @@ pub fn run(
     let mut pairs: Vec<Pair> = Vec::new();
     {
         let mut st = conn.prepare(
-            "SELECT s.anchor, coalesce(s.dn, s.anchor), t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn), t.object_type
+            "SELECT s.anchor, coalesce(s.dn, s.anchor), t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn), t.object_type, ps.fingerprint
              FROM cs_object s JOIN cs_object t ON t.mv_id = s.mv_id AND t.id <> s.id
+             LEFT JOIN phs_state ps ON ps.cs_id = t.id
              WHERE s.connector = ?1 AND s.link IN ('joined','projected') AND s.anchor IS NOT NULL
                AND t.link IN ('provisioned','adopted') AND t.export_state = 'present' AND t.present = 1
              ORDER BY t.id",
         )?;
         let rows = st.query_map([&p.source], |r| {
-            Ok(Pair { anchor: r.get(0)?, display: r.get(1)?, target_cs: r.get(2)?, connector: r.get(3)?, t_anchor: r.get(4)?, t_dn: r.get(5)?, t_type: r.get(6)? })
+            Ok(Pair {
+                anchor: r.get(0)?,
+                display: r.get(1)?,
+                target_cs: r.get(2)?,
+                connector: r.get(3)?,
+                t_anchor: r.get(4)?,
+                t_dn: r.get(5)?,
+                t_type: r.get(6)?,
+                delivered: r.get(7)?,
+            })
         })?;
         for row in rows {
             let row = row?;
@@ -116,12 +125,7 @@ pub fn run(
         return Ok(stats);
     }
     // Persons whose hash never reached one of their targets: an incremental source reads them too.
-    let mut wanted: Vec<String> = Vec::new();
-    for pr in &pairs {
-        if fingerprint_of(conn, pr.target_cs)?.is_none() && wanted.last() != Some(&pr.anchor) {
-            wanted.push(pr.anchor.clone());
-        }
-    }
+    let mut wanted: Vec<String> = pairs.iter().filter(|pr| pr.delivered.is_none()).map(|pr| pr.anchor.clone()).collect();
     wanted.sort();
     wanted.dedup();
     let wm_key = format!("phs.watermark.{}", p.source);
@@ -133,7 +137,7 @@ pub fn run(
     let absent: HashSet<String> = pull.absent.into_iter().collect();
     let mut reported = HashSet::new();
     let mut work = Vec::new();
-    for Pair { anchor, display, target_cs, connector, t_anchor, t_dn, t_type } in pairs {
+    for Pair { anchor, display, target_cs, connector, t_anchor, t_dn, t_type, delivered } in pairs {
         match hashes.get(&anchor) {
             None if !pull.complete && !absent.contains(&anchor) => stats.unchanged += 1,
             None => {
@@ -159,7 +163,7 @@ pub fn run(
             }
             Some(Ok(nt)) => {
                 let fp = key.fingerprint(&connector, nt);
-                if !full && fingerprint_of(conn, target_cs)?.as_deref() == Some(fp.as_str()) {
+                if !full && delivered.as_deref() == Some(fp.as_str()) {
                     stats.unchanged += 1;
                     continue;
                 }
