@@ -144,10 +144,7 @@ struct Flat {
 }
 
 pub fn decode(stub: &[u8]) -> Result<Reply, String> {
-    let result = match stub.len() {
-        n if n >= 4 => u32::from_le_bytes([stub[n - 4], stub[n - 3], stub[n - 2], stub[n - 1]]),
-        _ => return Err("an empty DRSGetNCChanges reply".into()),
-    };
+    let result = crate::msrpc::ndr::trailing_u32(stub).ok_or("an empty DRSGetNCChanges reply")?;
     let mut out = Reply { result, ..Default::default() };
     let mut r = Reader::new(stub);
     let version = r.u32()?;

@@ -193,8 +193,7 @@ impl DrsClient {
         w.align(4);
         let reply = self.conn.call(16, &w.buf)?;
         let p = |m: String| DrsError::Protocol(format!("DRSDomainControllerInfo reply: {m}"));
-        let n = reply.len();
-        let result = if n >= 4 { u32::from_le_bytes([reply[n - 4], reply[n - 3], reply[n - 2], reply[n - 1]]) } else { 0 };
+        let result = crate::msrpc::ndr::trailing_u32(&reply).unwrap_or(0);
         if result != 0 {
             return Err(DrsError::Werror { call: "DRSDomainControllerInfo", code: result });
         }
@@ -238,7 +237,6 @@ impl DrsClient {
     pub fn get_nc_changes(&mut self, req: &getnc::Request) -> Result<getnc::Reply, DrsError> {
         let stub = getnc::encode(&self.handle, req);
         let reply = self.conn.call(3, &stub)?;
-        if let Ok(f) = std::env::var("IDFLOW_DRS_DUMP") { let _ = std::fs::write(f, &reply); }
         let r = getnc::decode(&reply).map_err(|m| DrsError::Protocol(format!("DRSGetNCChanges reply: {m}")))?;
         if r.result != 0 {
             return Err(DrsError::Werror { call: "DRSGetNCChanges", code: r.result });

@@ -47,14 +47,21 @@ pub struct Table {
     pub entries: Vec<Entry>,
 }
 
+/// An OID split the MakeAttid way: the BER prefix a table indexes, and the ATTRTYP's lower
+/// 16 bits (the last arc, marked when it does not fit in 14 bits).
+fn split(oid: &str) -> Option<(Vec<u8>, u32)> {
+    let last: u64 = oid.rsplit('.').next()?.parse().ok()?;
+    let mut prefix = ber(oid)?;
+    prefix.truncate(prefix.len().checked_sub(if last < 128 { 1 } else { 2 })?);
+    let lower = (last % 16384) as u32 + if last >= 16384 { 32768 } else { 0 };
+    Some((prefix, lower))
+}
+
 impl Table {
     /// The ATTRTYP for `oid`, adding its prefix to the table when new. Indexes follow the
     /// well-known table where they can (1.2.840.113556.1.4 is 9), so ids read as usual.
     pub fn attid(&mut self, oid: &str) -> Option<u32> {
-        let last: u64 = oid.rsplit('.').next()?.parse().ok()?;
-        let b = ber(oid)?;
-        let cut = if last < 128 { 1 } else { 2 };
-        let prefix = b[..b.len().checked_sub(cut)?].to_vec();
+        let (prefix, lower) = split(oid)?;
         let ndx = match self.entries.iter().find(|e| e.prefix == prefix) {
             Some(e) => e.ndx,
             None => {
@@ -66,21 +73,14 @@ impl Table {
                 ndx
             }
         };
-        let mut lower = (last % 16384) as u32;
-        if last >= 16384 {
-            lower += 32768;
-        }
         Some((ndx << 16) | lower)
     }
 }
 
 /// The ATTRTYP a (server's) prefix table gives `oid`, when the table has its prefix.
 pub fn attid_in(entries: &[Entry], oid: &str) -> Option<u32> {
-    let last: u64 = oid.rsplit('.').next()?.parse().ok()?;
-    let b = ber(oid)?;
-    let prefix = &b[..b.len().checked_sub(if last < 128 { 1 } else { 2 })?];
+    let (prefix, lower) = split(oid)?;
     let e = entries.iter().find(|e| e.prefix == prefix)?;
-    let lower = (last % 16384) as u32 + if last >= 16384 { 32768 } else { 0 };
     Some((e.ndx << 16) | lower)
 }
 

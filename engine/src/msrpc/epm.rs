@@ -1,5 +1,5 @@
 //! The endpoint mapper (TCP 135): `ept_map` finds the TCP port an interface listens on.
-use super::connection::{Auth, Connection, Interface, RpcError, RpcResult};
+use super::connection::{Auth, Connection, Interface, RpcError, RpcResult, NDR_SYNTAX};
 use super::ndr::{Reader, Writer};
 use std::time::Duration;
 
@@ -9,7 +9,6 @@ const EPMAPPER: Interface = Interface {
     major: 3,
     minor: 0,
 };
-const NDR_SYNTAX: [u8; 16] = [0x04, 0x5d, 0x88, 0x8a, 0xeb, 0x1c, 0xc9, 0x11, 0x9f, 0xe8, 0x08, 0x00, 0x2b, 0x10, 0x48, 0x60];
 
 /// The tower asking for `iface` over ncacn_ip_tcp.
 fn tower(iface: &Interface) -> Vec<u8> {

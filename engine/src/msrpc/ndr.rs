@@ -136,6 +136,13 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The last four bytes of a reply's stub: where a call's own return value (a WERROR) sits,
+/// after every out parameter.
+pub fn trailing_u32(stub: &[u8]) -> Option<u32> {
+    let t = stub.get(stub.len().checked_sub(4)?..)?;
+    Some(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
+}
+
 /// A GUID in its usual text form.
 pub fn guid_text(g: &[u8; 16]) -> String {
     format!(

@@ -44,8 +44,6 @@ type Cycle = (Vec<getnc::Object>, Vec<prefix::Entry>, UsnVector, [u8; 16]);
 struct Attrs {
     attids: Vec<u32>,
     prefix: Vec<prefix::Entry>,
-    unicode_pwd: &'static str,
-    object_sid: &'static str,
 }
 
 fn attrs(secrets: bool) -> Attrs {
@@ -60,15 +58,27 @@ fn attrs(secrets: bool) -> Attrs {
     let mut schema_info = vec![0xffu8];
     schema_info.extend_from_slice(&[0u8; 20]);
     entries.push(prefix::Entry { ndx: 0, prefix: schema_info });
-    Attrs {
-        attids,
-        prefix: entries,
-        unicode_pwd: prefix::UNICODE_PWD,
-        object_sid: prefix::OBJECT_SID,
-    }
+    Attrs { attids, prefix: entries }
 }
 
 impl DrsrSource {
+    /// A request for the attribute set `a`: one page from the start, no extended operation;
+    /// callers change what differs.
+    fn request<'a>(c: &DrsClient, a: &'a Attrs, target: Target<'a>) -> Request<'a> {
+        Request {
+            dsa_dest: c.dc.ntds_dsa_guid,
+            invocation_id: [0; 16],
+            target,
+            from: UsnVector::default(),
+            flags: getnc::DRS_INIT_SYNC | getnc::DRS_WRIT_REP,
+            max_objects: 1,
+            max_bytes: 0,
+            extended_op: 0,
+            attids: &a.attids,
+            prefix: &a.prefix,
+        }
+    }
+
     pub fn new(connector: LdapConnector) -> Result<Self> {
         let replication = connector.replication()?;
         let name = crate::connector::Connector::name(&connector).to_string();
@@ -99,17 +109,14 @@ impl DrsrSource {
         let nc = self.replication.naming_context.clone();
         let first_pull = from == UsnVector::default();
         for page in 0.. {
+            let base = Self::request(c, a, Target::Dn(&nc));
             let req = Request {
-                dsa_dest: c.dc.ntds_dsa_guid,
                 invocation_id: invocation,
-                target: Target::Dn(&nc),
                 from,
-                flags: getnc::DRS_INIT_SYNC | getnc::DRS_WRIT_REP | if first_pull { getnc::DRS_NEVER_SYNCED } else { 0 },
+                flags: base.flags | if first_pull { getnc::DRS_NEVER_SYNCED } else { 0 },
                 max_objects: PAGE_OBJECTS,
                 max_bytes: PAGE_BYTES,
-                extended_op: 0,
-                attids: &a.attids,
-                prefix: &a.prefix,
+                ..base
             };
             let r = c.get_nc_changes(&req)?;
             tracing::debug!(page, objects = r.objects.len(), more = r.more_data, "DRSGetNCChanges page");
@@ -128,18 +135,7 @@ impl DrsrSource {
 
     /// One object by GUID (EXOP_REPL_OBJ): every attribute of the set, not only what changed.
     fn single(&self, c: &mut DrsClient, a: &Attrs, guid: [u8; 16]) -> std::result::Result<(Vec<getnc::Object>, Vec<prefix::Entry>), DrsError> {
-        let req = Request {
-            dsa_dest: c.dc.ntds_dsa_guid,
-            invocation_id: [0; 16],
-            target: Target::Guid(guid),
-            from: UsnVector::default(),
-            flags: getnc::DRS_INIT_SYNC | getnc::DRS_WRIT_REP,
-            max_objects: 1,
-            max_bytes: 0,
-            extended_op: getnc::EXOP_REPL_OBJ,
-            attids: &a.attids,
-            prefix: &a.prefix,
-        };
+        let req = Request { extended_op: getnc::EXOP_REPL_OBJ, ..Self::request(c, a, Target::Guid(guid)) };
         let r = c.get_nc_changes(&req)?;
         Ok((r.objects, r.prefix))
     }
@@ -148,8 +144,9 @@ impl DrsrSource {
     /// attribute set only "Replicating Directory Changes" is checked.
     fn which_right(&self, c: &mut DrsClient) -> Error {
         let a = attrs(false);
-        match self.pull_probe(c, &a) {
-            Ok(()) => Error::connector(
+        let nc = self.replication.naming_context.clone();
+        match c.get_nc_changes(&Self::request(c, &a, Target::Dn(&nc))) {
+            Ok(_) => Error::connector(
                 &self.name,
                 format!(
                     "the replication account {} lacks \"Replicating Directory Changes All\" (DS-Replication-Get-Changes-All, \
@@ -160,23 +157,6 @@ impl DrsrSource {
             ),
             Err(e) => self.err(e),
         }
-    }
-
-    fn pull_probe(&self, c: &mut DrsClient, a: &Attrs) -> std::result::Result<(), DrsError> {
-        let nc = self.replication.naming_context.clone();
-        let req = Request {
-            dsa_dest: c.dc.ntds_dsa_guid,
-            invocation_id: [0; 16],
-            target: Target::Dn(&nc),
-            from: UsnVector::default(),
-            flags: getnc::DRS_INIT_SYNC | getnc::DRS_WRIT_REP,
-            max_objects: 1,
-            max_bytes: 0,
-            extended_op: 0,
-            attids: &a.attids,
-            prefix: &a.prefix,
-        };
-        c.get_nc_changes(&req).map(|_| ())
     }
 }
 
@@ -252,9 +232,10 @@ impl HashSource for DrsrSource {
         let anchor_of = |g: &[u8; 16]| base64::engine::general_purpose::STANDARD.encode(g);
         if !complete {
             let seen: std::collections::HashSet<String> = objects.iter().map(|o| anchor_of(&o.guid)).collect();
+            let server = ServerAttids::of(&server_prefix);
             let mut single: Vec<[u8; 16]> = objects
                 .iter()
-                .filter(|o| has(o, &server_prefix, a.unicode_pwd) && !has(o, &server_prefix, a.object_sid))
+                .filter(|o| server.value(o, server.unicode_pwd).is_some() && server.value(o, server.object_sid).is_none())
                 .map(|o| o.guid)
                 .collect();
             for w in req.wanted {
@@ -292,21 +273,20 @@ impl HashSource for DrsrSource {
         }
 
         let mut hashes: HashMap<String, HashResult> = HashMap::new();
-        let mut in_scope = 0usize;
         let mut key_len: Option<usize> = None;
+        let server = ServerAttids::of(&server_prefix);
         for o in &objects {
             if o.dn.is_empty() || !self.connector.dn_in_scope(&o.dn) {
                 continue;
             }
-            let Some(enc) = value(o, &server_prefix, a.unicode_pwd) else { continue };
-            in_scope += 1;
-            let result: std::result::Result<NtHash, String> = match value(o, &server_prefix, a.object_sid).and_then(decrypt::rid_of) {
+            let Some(enc) = server.value(o, server.unicode_pwd) else { continue };
+            let result: std::result::Result<NtHash, String> = match server.value(o, server.object_sid).and_then(decrypt::rid_of) {
                 Some(rid) => decrypt_with(&session_key, &mut key_len, enc, rid).map_err(|m| format!("unicodePwd of {}: {m}", o.dn)),
                 None => Err(format!("{}: replicated without an objectSid, so its hash cannot be decrypted", o.dn)),
             };
             hashes.insert(anchor_of(&o.guid), result);
         }
-        if complete && in_scope == 0 {
+        if complete && hashes.is_empty() {
             // An empty read is an error, never "nobody has a password".
             return Err(Error::connector(
                 &self.name,
@@ -350,13 +330,25 @@ fn decrypt_with(key: &[u8], len: &mut Option<usize>, enc: &[u8], rid: u32) -> st
     last
 }
 
-fn value<'a>(o: &'a getnc::Object, server_prefix: &[prefix::Entry], oid: &str) -> Option<&'a [u8]> {
-    let want = prefix::attid_in(server_prefix, oid)?;
-    o.attrs.iter().find(|(attid, _)| *attid == want).and_then(|(_, v)| v.first()).map(|v| v.as_slice())
+/// The DC's ATTRTYPs for the attributes read, from its prefix table, worked out once per pull.
+struct ServerAttids {
+    unicode_pwd: Option<u32>,
+    object_sid: Option<u32>,
 }
 
-fn has(o: &getnc::Object, server_prefix: &[prefix::Entry], oid: &str) -> bool {
-    value(o, server_prefix, oid).is_some()
+impl ServerAttids {
+    fn of(server_prefix: &[prefix::Entry]) -> Self {
+        ServerAttids {
+            unicode_pwd: prefix::attid_in(server_prefix, prefix::UNICODE_PWD),
+            object_sid: prefix::attid_in(server_prefix, prefix::OBJECT_SID),
+        }
+    }
+
+    /// The first value of an attribute of the object, if it came along.
+    fn value<'a>(&self, o: &'a getnc::Object, attid: Option<u32>) -> Option<&'a [u8]> {
+        let want = attid?;
+        o.attrs.iter().find(|(a, _)| *a == want).and_then(|(_, v)| v.first()).map(|v| v.as_slice())
+    }
 }
 
 /// Opens the hash source for a connector: MS-DRSR for Active Directory, the hash attribute

@@ -98,29 +98,24 @@ impl LdapConnector {
         self.rt.block_on(async {
             let bad = |m: String| Error::connector(&conf.name, m);
             let mut ldap = super::session::open(conf).await?;
-            let (rs, res) = ldap
-                .search("", ldap3::Scope::Base, "(objectClass=*)", vec!["dsServiceName"])
+            // One entry, read by its DN.
+            async fn entry(ldap: &mut ldap3::Ldap, dn: &str, filter: &str, attr: &str) -> std::result::Result<Option<ldap3::SearchEntry>, String> {
+                let what = if dn.is_empty() { "the rootDSE".to_string() } else { dn.to_string() };
+                let (rs, _) = ldap
+                    .search(dn, ldap3::Scope::Base, filter, vec![attr])
+                    .await
+                    .and_then(|r| r.success())
+                    .map_err(|e| format!("reading {what}: {e}"))?;
+                Ok(rs.into_iter().next().map(ldap3::SearchEntry::construct))
+            }
+            let dsa = entry(&mut ldap, "", "(objectClass=*)", "dsServiceName")
                 .await
-                .map_err(|e| bad(format!("reading the rootDSE: {e}")))?
-                .success()
-                .map_err(|e| bad(format!("reading the rootDSE: {e}")))?;
-            let _ = res;
-            let dsa = rs
-                .into_iter()
-                .next()
-                .map(ldap3::SearchEntry::construct)
+                .map_err(bad)?
                 .and_then(|e| e.attrs.get("dsServiceName").and_then(|v| v.first().cloned()))
                 .ok_or_else(|| bad("the rootDSE has no dsServiceName: is this an Active Directory DC?".into()))?;
-            let (rs, _) = ldap
-                .search(&dsa, ldap3::Scope::Base, "(objectClass=nTDSDSA)", vec!["invocationId"])
+            let id = entry(&mut ldap, &dsa, "(objectClass=nTDSDSA)", "invocationId")
                 .await
-                .map_err(|e| bad(format!("reading {dsa}: {e}")))?
-                .success()
-                .map_err(|e| bad(format!("reading {dsa}: {e}")))?;
-            let id = rs
-                .into_iter()
-                .next()
-                .map(ldap3::SearchEntry::construct)
+                .map_err(bad)?
                 .and_then(|e| e.bin_attrs.get("invocationId").and_then(|v| v.first().cloned()))
                 .and_then(|b| <[u8; 16]>::try_from(b).ok())
                 .ok_or_else(|| bad(format!("{dsa} has no 16-byte invocationId")))?;
@@ -146,16 +141,12 @@ impl LdapConnector {
                 ))
             }
         };
-        let password: Zeroizing<String> = if let Some(var) = &s.password_env {
-            Zeroizing::new(std::env::var(var).map_err(|_| bad(format!("password_env: the environment variable {var} is not set")))?)
-        } else if let Some(f) = &s.password_file {
-            let p = self.base_dir.join(f);
-            let text = std::fs::read_to_string(&p).map_err(|e| bad(format!("password_file {}: {e}", p.display())))?;
-            Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string())
-        } else if s.account.is_none() {
-            self.password_copy.clone().ok_or_else(|| bad("no password: give password_env or password_file".into()))?
-        } else {
-            return Err(bad(format!("account {account:?} has no password: give password_env or password_file")));
+        let password = match super::env_or_file(&self.base_dir, s.password_env.as_deref(), s.password_file.as_deref()).map_err(bad)? {
+            Some(pw) => Zeroizing::new(pw),
+            None if s.account.is_none() => {
+                Zeroizing::new(self.conf.password.clone().ok_or_else(|| bad("no password: give password_env or password_file".into()))?)
+            }
+            None => return Err(bad(format!("account {account:?} has no password: give password_env or password_file"))),
         };
         let root = self.conf.roots.first().cloned().unwrap_or_default();
         let naming_context = domain_dn(&root);
