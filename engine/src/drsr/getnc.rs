@@ -209,7 +209,8 @@ pub fn decode(stub: &[u8]) -> Result<Reply, String> {
     if has_objects {
         // The list's scalars come first, one item after another, then each item's
         // referents in reverse order (each `next` pointer is followed before the rest).
-        let mut flats = Vec::with_capacity(num_objects as usize);
+        // The count is the DC's word: reserve no more than the reply could hold.
+        let mut flats = Vec::with_capacity((num_objects as usize).min(stub.len() / 28));
         loop {
             let next = r.pointer()?;
             let name = r.pointer()?;
@@ -309,8 +310,7 @@ mod tests {
 
     /// A reply V6 laid out as a DC lays it out: the object list's scalars one after another,
     /// then each object's referents, the last object's first.
-    #[test]
-    fn decodes_a_two_object_reply_in_ndr_order() {
+    fn two_object_reply() -> Vec<u8> {
         let mut w = Writer::new();
         w.u32(6);
         w.u32(6);
@@ -367,7 +367,12 @@ mod tests {
         }
         w.align(4);
         w.u32(0);
-        let r = decode(&w.buf).expect("decodes");
+        w.buf
+    }
+
+    #[test]
+    fn decodes_a_two_object_reply_in_ndr_order() {
+        let r = decode(&two_object_reply()).expect("decodes");
         assert_eq!(r.to, UsnVector { high_obj_update: 7, reserved: 0, high_prop_update: 7 });
         assert_eq!(r.objects.len(), 2);
         assert_eq!((r.objects[0].dn.as_str(), r.objects[0].guid), ("CN=one,DC=x", [0xaa; 16]));
@@ -380,5 +385,33 @@ mod tests {
     fn a_truncated_reply_is_an_error_not_a_panic() {
         assert!(decode(&[6, 0, 0, 0, 6, 0, 0, 0, 0, 0]).is_err());
         assert!(decode(&[]).is_err());
+    }
+
+    /// A DC's reply is untrusted input: cut anywhere, or with any byte changed, it decodes or
+    /// fails, and never panics or asks for more memory than it is long.
+    #[test]
+    fn damaged_replies_never_panic() {
+        let good = two_object_reply();
+        for n in 0..good.len() {
+            let _ = decode(&good[..n]);
+        }
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut b = good.clone();
+            for _ in 0..1 + (x % 4) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x % b.len() as u64) as usize;
+                b[at] = (x >> 32) as u8;
+            }
+            let _ = decode(&b);
+        }
+        // A count of four billion objects in a short reply.
+        let mut b = good.clone();
+        let at = 112; // after the header, both USN vectors (8-aligned), and four more fields
+        assert_eq!(b[at..at + 4], 2u32.to_le_bytes(), "num_objects is where the test thinks");
+        b[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let _ = decode(&b);
     }
 }
