@@ -209,7 +209,8 @@ pub fn decode(stub: &[u8]) -> Result<Reply, String> {
     if has_objects {
         // The list's scalars come first, one item after another, then each item's
         // referents in reverse order (each `next` pointer is followed before the rest).
-        // The count is the DC's word: reserve no more than the reply could hold.
+        // The count is the DC's word: reserve no more than the reply could hold (each
+        // object's scalars take 28 bytes).
         let mut flats = Vec::with_capacity((num_objects as usize).min(stub.len() / 28));
         loop {
             let next = r.pointer()?;
