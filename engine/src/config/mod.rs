@@ -5,6 +5,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 pub mod rules;
+pub mod secret;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +155,11 @@ impl ConnectorConfig {
 
     pub fn resolve(&self, p: &str) -> PathBuf {
         self.base_dir.join(p)
+    }
+
+    /// The secret `<key>_env` or `<key>_file` points at ([`secret::read`]), errors naming this connector.
+    pub fn secret(&self, key: &str, env: Option<&str>, file: Option<&str>) -> Result<Option<zeroize::Zeroizing<String>>> {
+        secret::read(&self.base_dir, key, env, file).map_err(|m| Error::connector(&self.name, m))
     }
 }
 

@@ -153,24 +153,10 @@ pub struct LdapConnector {
     wanted: Vec<String>,
 }
 
-/// A password from `password_env` or `password_file` (relative to the config's folder, its
-/// trailing newline dropped); `None` when neither is given. Errors name the key.
-fn env_or_file(base_dir: &std::path::Path, env: Option<&str>, file: Option<&str>) -> std::result::Result<Option<String>, String> {
-    if let Some(var) = env {
-        return std::env::var(var).map(Some).map_err(|_| format!("password_env: the environment variable {var} is not set"));
-    }
-    if let Some(f) = file {
-        let p = base_dir.join(f);
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("password_file {}: {e}", p.display()))?;
-        return Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()));
-    }
-    Ok(None)
-}
-
 fn read_password(cfg: &ConnectorConfig, s: &Settings) -> Result<Option<String>> {
     let bad = |m: String| Error::connector(&cfg.name, m);
-    if let Some(pw) = env_or_file(&cfg.base_dir, s.password_env.as_deref(), s.password_file.as_deref()).map_err(bad)? {
-        return Ok(Some(pw));
+    if let Some(pw) = cfg.secret("password", s.password_env.as_deref(), s.password_file.as_deref())? {
+        return Ok(Some(pw.to_string()));
     }
     if let Some(pw) = &s.password {
         #[cfg(unix)]

@@ -141,8 +141,8 @@ impl LdapConnector {
                 ))
             }
         };
-        let password = match super::env_or_file(&self.base_dir, s.password_env.as_deref(), s.password_file.as_deref()).map_err(bad)? {
-            Some(pw) => Zeroizing::new(pw),
+        let password = match crate::config::secret::read(&self.base_dir, "password", s.password_env.as_deref(), s.password_file.as_deref()).map_err(bad)? {
+            Some(pw) => pw,
             None if s.account.is_none() => {
                 Zeroizing::new(self.conf.password.clone().ok_or_else(|| bad("no password: give password_env or password_file".into()))?)
             }

@@ -94,20 +94,15 @@ impl ScimConnector {
     pub fn new(cfg: &ConnectorConfig) -> Result<Self> {
         let s: Settings = cfg.settings()?;
         let bad = |m: String| Error::connector(&cfg.name, m);
+        // Tokens and client secrets never end in white space: what follows one is dropped.
+        let trimmed = |v: zeroize::Zeroizing<String>| zeroize::Zeroizing::new(v.trim_end().to_string());
         let auth = if let Some(o) = s.oauth.clone() {
-            let secret = match (&o.client_secret_env, &o.client_secret_file) {
-                (Some(v), _) => std::env::var(v).map_err(|_| bad(format!("oauth.client_secret_env: {v} is not set")))?,
-                (None, Some(f)) => std::fs::read_to_string(cfg.resolve(f)).map(|t| t.trim_end().to_string()).map_err(|e| bad(format!("oauth.client_secret_file: {e}")))?,
-                (None, None) => return Err(bad("oauth needs client_secret_env or client_secret_file".into())),
-            };
-            http::Auth::ClientCredentials { conf: o, secret: zeroize::Zeroizing::new(secret), token: tokio::sync::Mutex::new(None) }
-        } else if let Some(v) = &s.token_env {
-            http::Auth::Bearer(zeroize::Zeroizing::new(std::env::var(v).map_err(|_| bad(format!("token_env: the environment variable {v} is not set")))?))
-        } else if let Some(f) = &s.token_file {
-            let p = cfg.resolve(f);
-            http::Auth::Bearer(zeroize::Zeroizing::new(
-                std::fs::read_to_string(&p).map_err(|e| bad(format!("token_file {}: {e}", p.display())))?.trim_end().to_string(),
-            ))
+            let secret = cfg
+                .secret("oauth.client_secret", o.client_secret_env.as_deref(), o.client_secret_file.as_deref())?
+                .ok_or_else(|| bad("oauth needs client_secret_env or client_secret_file".into()))?;
+            http::Auth::ClientCredentials { conf: o, secret: trimmed(secret), token: tokio::sync::Mutex::new(None) }
+        } else if let Some(token) = cfg.secret("token", s.token_env.as_deref(), s.token_file.as_deref())? {
+            http::Auth::Bearer(trimmed(token))
         } else {
             http::Auth::None
         };
