@@ -13,7 +13,6 @@
 //! ```
 #![deny(clippy::unwrap_used)]
 
-pub mod dn;
 mod convert;
 mod directory;
 mod eval;
@@ -21,6 +20,8 @@ mod multi;
 mod text;
 
 pub use multi::VALUES_KEY;
+// DNs are the core's: the connectors and the engine parse them the same way.
+use idflow_core::dn;
 
 use rhai::def_package;
 use rhai::packages::Package;

@@ -1,0 +1,164 @@
+//! Connectors: one configured directory each. The [`Connector`] trait is what the engine needs
+//! of any directory: a full import, a delta import from an opaque watermark, and the export of a
+//! batch of operations with a result for each.
+use crate::error::Result;
+use crate::value::{Attrs, Value};
+
+/// An object as a connector reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedObject {
+    pub anchor: Option<String>,
+    pub dn: Option<String>,
+    pub object_type: String,
+    pub attrs: Attrs,
+}
+
+/// Identifies an object in a delta: by anchor where the directory gives one, else by DN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectKey {
+    pub anchor: Option<String>,
+    pub dn: Option<String>,
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.dn, &self.anchor) {
+            (Some(d), _) => write!(f, "{d}"),
+            (None, Some(a)) => write!(f, "anchor {a}"),
+            (None, None) => write!(f, "(unnamed object)"),
+        }
+    }
+}
+
+/// What a delta import reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeltaChange {
+    /// The whole object as it is now (added or changed).
+    Upsert(ImportedObject),
+    /// Some attributes changed; the engine applies them to what it last saw.
+    Modify { key: ObjectKey, changes: Vec<AttrChange> },
+    /// The attributes given (with all their values) changed, the others did not: an update of
+    /// a known object, or a new object (AD's DirSync reports both this way). An empty
+    /// `object_type` keeps the known type.
+    Merge(ImportedObject),
+    /// The object was renamed or moved: same object, new DN.
+    Rename { key: ObjectKey, new_dn: String, changes: Vec<AttrChange> },
+    Delete(ObjectKey),
+}
+
+/// Receives what an import reads. Errors on single objects go to `error`, the run goes on.
+pub trait ImportSink {
+    fn object(&mut self, obj: ImportedObject) -> Result<()>;
+    fn change(&mut self, change: DeltaChange) -> Result<()>;
+    /// An object that could not be read whole; `key` keeps it from looking deleted.
+    fn error(&mut self, key: ObjectKey, message: String);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Set the attribute to exactly these values (none: clear it).
+    Replace,
+    Add,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttrChange {
+    pub attr: String,
+    pub kind: ChangeKind,
+    pub values: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Add,
+    Update,
+    Delete,
+}
+
+/// One export operation. Values are in the target's own form: references are already translated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportOp {
+    pub cs_id: i64,
+    pub kind: OpKind,
+    pub object_type: String,
+    pub anchor: Option<String>,
+    pub dn: Option<String>,
+    /// A rename or move (LDAP modrdn) to this DN.
+    pub new_dn: Option<String>,
+    /// Add: the whole object.
+    pub attrs: Attrs,
+    /// Update: what changes.
+    pub changes: Vec<AttrChange>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpResult {
+    Done { anchor: Option<String>, dn: Option<String> },
+    Failed(String),
+}
+
+/// How a target names the objects its references point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefForm {
+    Dn,
+    Anchor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub delta_import: bool,
+    pub export: bool,
+    /// idflow chooses the anchor of an object it creates (so a crash between export and commit
+    /// is recognized on the next import, never duplicated).
+    pub local_anchor: bool,
+    pub reference_form: RefForm,
+    /// Most operations in one `export` call.
+    pub max_batch: usize,
+}
+
+pub trait Connector {
+    fn name(&self) -> &str;
+    fn capabilities(&self) -> Capabilities;
+    /// Reads every object. Returns the watermark a following delta import starts from.
+    fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>>;
+    /// Reads what changed since `watermark`. `Ok(None)` asks for a full import instead
+    /// (the watermark is unknown, expired or the connector has no deltas).
+    fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>>;
+    fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>>;
+    /// The attributes rules read or write in this connector, so a directory is asked for those
+    /// only (plus what the connector itself needs). Empty: everything.
+    fn want_attributes(&mut self, _attrs: Vec<String>) {}
+    /// Requests made to the directory so far (reads and writes), for connectors that count
+    /// them: export statistics report the difference an export made.
+    fn requests(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// Applies changes to attributes (names compared case-insensitively, as directories do).
+pub fn apply_changes(attrs: &mut Attrs, changes: &[AttrChange]) {
+    for c in changes {
+        let key = attrs.keys().find(|k| k.eq_ignore_ascii_case(&c.attr)).cloned().unwrap_or_else(|| c.attr.clone());
+        let cur = attrs.entry(key.clone()).or_default();
+        match c.kind {
+            ChangeKind::Replace => *cur = c.values.clone(),
+            ChangeKind::Add => {
+                for v in &c.values {
+                    if !cur.contains(v) {
+                        cur.push(v.clone());
+                    }
+                }
+            }
+            ChangeKind::Delete => cur.retain(|v| {
+                !c.values.iter().any(|x| match (x, v) {
+                    (Value::Str(a), Value::Str(b)) => a.eq_ignore_ascii_case(b),
+                    _ => x == v,
+                })
+            }),
+        }
+        if cur.is_empty() {
+            attrs.remove(&key);
+        }
+    }
+}

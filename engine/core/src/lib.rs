@@ -1,0 +1,20 @@
+//! idflow-core: what every other crate of idflow shares and nothing else. Attribute values and
+//! DNs, errors, per-object errors, the [`Connector`](connector::Connector) trait family and the
+//! connector [`Registry`](registry::Registry), NT hashes and their [`HashSource`](hash::HashSource),
+//! and reading secrets that settings point at.
+#![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+
+pub mod connector;
+mod connector_config;
+pub mod dn;
+mod error;
+pub mod hash;
+mod object_error;
+pub mod registry;
+pub mod secret;
+mod value;
+
+pub use connector_config::ConnectorConfig;
+pub use error::{line_col, toml_error, BoxError, Error, Result};
+pub use object_error::{ObjectError, Stage};
+pub use value::{attrs_from_json, attrs_to_json, same_values, Attrs, Value};

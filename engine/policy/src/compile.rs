@@ -1,0 +1,223 @@
+//! Compiling rules: every expression once per run, errors naming rule, file, expression and position.
+use crate::defs::{Direction, RuleDef};
+use crate::engine::{Limits, RuleEngine};
+use idflow_core::{Error, Result};
+use rhai::AST;
+use sha2::Digest;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub ast: AST,
+    pub src: String,
+    /// What this expression is, for messages: `scope`, `flow displayName`, `join employeeId`.
+    pub what: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct JoinCond {
+    pub attr: String,
+    pub expr: Expr,
+    pub ignore_case: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub def: RuleDef,
+    pub scope: Option<Expr>,
+    pub joins: Vec<Vec<JoinCond>>,
+    pub flows: Vec<(String, Expr)>,
+    pub deprovision_flows: Vec<(String, Expr)>,
+    pub dn: Option<Expr>,
+}
+
+impl CompiledRule {
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+}
+
+pub struct RuleSet {
+    pub engine: RuleEngine,
+    pub rules: Vec<CompiledRule>,
+    /// Changes whenever any rule changes: a changed fingerprint turns the next delta sync into a full sync.
+    pub fingerprint: String,
+    /// Per connector: lower-cased attribute name to the spelling the rules use.
+    names: HashMap<String, HashMap<String, String>>,
+}
+
+/// Facts about connectors that rules need: which attributes hold references.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectorFacts {
+    pub kind: String,
+    pub reference_attributes: Vec<String>,
+}
+
+impl RuleSet {
+    pub fn compile(
+        defs: Vec<RuleDef>,
+        connectors: &BTreeMap<String, ConnectorFacts>,
+        rule_dirs: &[PathBuf],
+        limits: &Limits,
+    ) -> Result<RuleSet> {
+        let engine = RuleEngine::new(rule_dirs, limits);
+        let mut rules = Vec::new();
+        let mut hasher = sha2::Sha256::new();
+        let mut names: HashMap<String, HashMap<String, String>> = HashMap::new();
+        for def in defs.into_iter().filter(|d| d.enabled) {
+            if !connectors.contains_key(&def.connector) {
+                return Err(Error::Config(format!(
+                    "rule {:?} ({}): connector {:?} is not configured (known: {})",
+                    def.name,
+                    def.file.display(),
+                    def.connector,
+                    connectors.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let var = match def.direction {
+                Direction::Inbound => "source",
+                Direction::Outbound => "mv",
+            };
+            let c = |what: String, src: &str| -> Result<Expr> {
+                let ast = engine.compile(&[var], src).map_err(|message| Error::Compile {
+                    rule: def.name.clone(),
+                    file: def.file.clone(),
+                    what: what.clone(),
+                    expr: src.to_string(),
+                    message,
+                })?;
+                Ok(Expr { ast, src: src.to_string(), what })
+            };
+            let scope = def.scope.as_deref().map(|s| c("scope".into(), s)).transpose()?;
+            let mut joins = Vec::new();
+            for g in &def.join {
+                let mut conds = Vec::new();
+                for k in g.conditions() {
+                    let attr = k.metaverse.clone().or_else(|| k.target.clone()).unwrap_or_default();
+                    conds.push(JoinCond { expr: c(format!("join {attr}"), &k.expr)?, attr, ignore_case: k.ignore_case });
+                }
+                joins.push(conds);
+            }
+            let flows = def.flows.iter().map(|(a, s)| Ok((a.clone(), c(format!("flow {a}"), s)?))).collect::<Result<Vec<_>>>()?;
+            let deprovision_flows = def
+                .deprovision_flows
+                .iter()
+                .map(|(a, s)| Ok((a.clone(), c(format!("deprovision flow {a}"), s)?)))
+                .collect::<Result<Vec<_>>>()?;
+            let dn = def.dn.as_deref().map(|s| c("dn".into(), s)).transpose()?;
+            // A stable serialization (the file a rule lives in is not part of it): a refactor of
+            // idflow does not change the fingerprint, only a change of the rules does.
+            hasher.update(serde_json::to_string(&def).map_err(|e| Error::Config(format!("rule {:?}: {e}", def.name)))?.as_bytes());
+            hasher.update(b"\n");
+            if def.direction == Direction::Outbound {
+                // What outbound rules write and join on is what an import of the target must read.
+                let entry = names.entry(def.connector.clone()).or_default();
+                let mut targets: Vec<String> = def.flows.keys().cloned().collect();
+                targets.extend(def.deprovision_flows.keys().cloned());
+                targets.extend(def.join.iter().flat_map(|g| g.conditions().into_iter().filter_map(|k| k.target.clone())));
+                for n in targets {
+                    entry.entry(n.to_lowercase()).or_insert(n);
+                }
+            }
+            if def.direction == Direction::Inbound {
+                let entry = names.entry(def.connector.clone()).or_default();
+                let mut srcs: Vec<&str> = def.flows.values().map(String::as_str).collect();
+                srcs.extend(def.scope.as_deref());
+                srcs.extend(def.join.iter().flat_map(|g| g.conditions().into_iter().map(|k| k.expr.as_str())));
+                for s in srcs {
+                    for n in attribute_names_in(s, "source") {
+                        entry.entry(n.to_lowercase()).or_insert(n);
+                    }
+                }
+            }
+            rules.push(CompiledRule { def, scope, joins, flows, deprovision_flows, dn });
+        }
+        for (name, f) in connectors {
+            hasher.update(serde_json::json!({ "connector": name, "reference_attributes": f.reference_attributes }).to_string().as_bytes());
+            hasher.update(b"\n");
+            let entry = names.entry(name.clone()).or_default();
+            for r in &f.reference_attributes {
+                entry.entry(r.to_lowercase()).or_insert(r.clone());
+            }
+        }
+        hasher.update(limits.max_operations.to_le_bytes());
+        rules.sort_by(|a, b| a.def.precedence.cmp(&b.def.precedence).then(a.def.name.cmp(&b.def.name)));
+        Ok(RuleSet { engine, rules, fingerprint: hex::encode(hasher.finalize()), names })
+    }
+
+    /// Inbound rules for objects of `object_type` in `connector`, by precedence.
+    pub fn inbound<'a>(&'a self, connector: &'a str, object_type: &'a str) -> impl Iterator<Item = &'a CompiledRule> + 'a {
+        self.rules.iter().filter(move |r| {
+            r.def.direction == Direction::Inbound && r.def.connector == connector && r.def.source_type.as_deref() == Some(object_type)
+        })
+    }
+
+    pub fn has_inbound(&self, connector: &str) -> bool {
+        self.rules.iter().any(|r| r.def.direction == Direction::Inbound && r.def.connector == connector)
+    }
+
+    /// Outbound rules for metaverse objects of `mv_type`, grouped by target connector, by precedence.
+    pub fn outbound(&self, mv_type: &str) -> BTreeMap<&str, Vec<&CompiledRule>> {
+        let mut m: BTreeMap<&str, Vec<&CompiledRule>> = BTreeMap::new();
+        for r in &self.rules {
+            if r.def.direction == Direction::Outbound && r.def.metaverse_type == mv_type {
+                m.entry(r.def.connector.as_str()).or_default().push(r);
+            }
+        }
+        m
+    }
+
+    pub fn outbound_connectors(&self) -> Vec<&str> {
+        let mut v: Vec<&str> =
+            self.rules.iter().filter(|r| r.def.direction == Direction::Outbound).map(|r| r.def.connector.as_str()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The spelling rules use for an attribute of `connector` (LDAP names are case-insensitive).
+    pub fn canonical_name(&self, connector: &str, name: &str) -> Option<&str> {
+        self.names.get(connector).and_then(|m| m.get(&name.to_lowercase())).map(String::as_str)
+    }
+
+    /// Every attribute of `connector` that the inbound rules read.
+    pub fn attributes_used(&self, connector: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.names.get(connector).map(|m| m.values().cloned().collect()).unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+/// `source.x` and `values(source, "x")` names in an expression.
+pub fn attribute_names_in(src: &str, var: &str) -> Vec<String> {
+    use std::sync::OnceLock;
+    static RE: OnceLock<(regex::Regex, regex::Regex, regex::Regex)> = OnceLock::new();
+    let (dot, vals, index) = RE.get_or_init(|| {
+        (
+            regex::Regex::new(r"\b(source|mv)\.([A-Za-z_][A-Za-z0-9_]*)").expect("static regex"),
+            regex::Regex::new(r#"values\(\s*(source|mv)\s*,\s*"([^"]+)"\s*\)"#).expect("static regex"),
+            regex::Regex::new(r#"\b(source|mv)\s*\[\s*"([^"]+)"\s*\]"#).expect("static regex"),
+        )
+    });
+    let mut out = Vec::new();
+    for re in [dot, vals, index] {
+        for c in re.captures_iter(src) {
+            if &c[1] == var {
+                out.push(c[2].to_string());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_attribute_names() {
+        let n = attribute_names_in(r#"if source.displayName != () { lower(source.mail) } else { values(source, "proxy-Addresses") + source["ms-DS-ConsistencyGuid"] }"#, "source");
+        assert_eq!(n, vec!["displayName", "mail", "proxy-Addresses", "ms-DS-ConsistencyGuid"]);
+    }
+}

@@ -1,0 +1,14 @@
+//! idflow-policy: the policy compiler. Rule definitions as written in rule files ([`defs`]),
+//! compiled once per run into a [`RuleSet`] of Rhai expressions, evaluated in a hardened
+//! [`RuleEngine`] (idflow's stdlib, explicit limits, no `eval`, imports only from the rule
+//! folders), with objects as rules see them (`source`, `mv`) and results back as values.
+#![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+
+mod compile;
+pub mod defs;
+mod engine;
+mod objmap;
+
+pub use compile::{CompiledRule, ConnectorFacts, Expr, JoinCond, RuleSet};
+pub use engine::{EvalError, Limits, MvRef, RuleEngine};
+pub use objmap::{object_map, source_map, to_values, truthy};

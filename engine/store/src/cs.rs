@@ -1,0 +1,345 @@
+//! Connector-space objects: what idflow last saw in (or wrote to) one connector, plus what is pending.
+use idflow_core::dn;
+use idflow_core::{attrs_from_json, attrs_to_json, Attrs, Value};
+use rusqlite::{params, Connection, OptionalExtension, Result, Row};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingImport {
+    Add,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportState {
+    /// The outbound rules want the object to exist with `desired`.
+    Present,
+    /// Deprovisioned: delete it in the target.
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// Inbound: joined to an existing metaverse object.
+    Joined,
+    /// Inbound: created the metaverse object.
+    Projected,
+    /// Outbound: idflow created it in the target.
+    Provisioned,
+    /// Outbound: an object that existed in the target, adopted by an outbound join.
+    Adopted,
+}
+
+impl Link {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Link::Joined => "joined",
+            Link::Projected => "projected",
+            Link::Provisioned => "provisioned",
+            Link::Adopted => "adopted",
+        }
+    }
+    fn parse(s: &str) -> Option<Link> {
+        Some(match s {
+            "joined" => Link::Joined,
+            "projected" => Link::Projected,
+            "provisioned" => Link::Provisioned,
+            "adopted" => Link::Adopted,
+            _ => return None,
+        })
+    }
+    pub fn is_inbound(self) -> bool {
+        matches!(self, Link::Joined | Link::Projected)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsObject {
+    pub id: i64,
+    pub connector: String,
+    pub anchor: Option<String>,
+    pub dn: Option<String>,
+    pub object_type: String,
+    /// As last imported, or as last confirmed by an export.
+    pub attrs: Attrs,
+    /// Exists in the connected directory (seen by import, or created by export).
+    pub present: bool,
+    /// What outbound rules want (targets only). Keys are every attribute idflow manages there.
+    pub desired: Option<Attrs>,
+    pub desired_dn: Option<String>,
+    pub export_state: Option<ExportState>,
+    pub pending_import: Option<PendingImport>,
+    pub pending_export: bool,
+    pub mv_id: Option<i64>,
+    pub link: Option<Link>,
+    pub link_rule: Option<String>,
+    pub error: Option<String>,
+}
+
+impl CsObject {
+    pub fn new(connector: &str, object_type: &str) -> Self {
+        CsObject {
+            id: 0,
+            connector: connector.to_string(),
+            anchor: None,
+            dn: None,
+            object_type: object_type.to_string(),
+            attrs: Attrs::new(),
+            present: false,
+            desired: None,
+            desired_dn: None,
+            export_state: None,
+            pending_import: None,
+            pending_export: false,
+            mv_id: None,
+            link: None,
+            link_rule: None,
+            error: None,
+        }
+    }
+
+    /// A short name for messages: the DN, else an identifying attribute, else the anchor.
+    pub fn display(&self) -> String {
+        if let Some(d) = self.desired_dn.as_ref().or(self.dn.as_ref()) {
+            return d.clone();
+        }
+        for a in ["userName", "displayName", "name", "cn", "mail"] {
+            let v = self
+                .desired
+                .as_ref()
+                .and_then(|d| d.get(a))
+                .and_then(|v| v.first())
+                .or_else(|| self.attrs.get(a).and_then(|v| v.first()));
+            if let Some(Value::Str(s)) = v {
+                return s.clone();
+            }
+        }
+        match &self.anchor {
+            Some(a) => format!("anchor {a}"),
+            None => format!("#{}", self.id),
+        }
+    }
+}
+
+const COLS: &str = "id, connector, anchor, dn, object_type, attrs, present, desired, desired_dn, export_state, pending_import, pending_export, mv_id, link, link_rule, error";
+
+fn from_row(r: &Row) -> rusqlite::Result<CsObject> {
+    let json_err = |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
+    let attrs: String = r.get(5)?;
+    let desired: Option<String> = r.get(7)?;
+    Ok(CsObject {
+        id: r.get(0)?,
+        connector: r.get(1)?,
+        anchor: r.get(2)?,
+        dn: r.get(3)?,
+        object_type: r.get(4)?,
+        attrs: attrs_from_json(&attrs).map_err(|e| json_err(5, e))?,
+        present: r.get::<_, i64>(6)? != 0,
+        desired: desired.map(|d| attrs_from_json(&d)).transpose().map_err(|e| json_err(7, e))?,
+        desired_dn: r.get(8)?,
+        export_state: r.get::<_, Option<String>>(9)?.and_then(|s| match s.as_str() {
+            "present" => Some(ExportState::Present),
+            "delete" => Some(ExportState::Delete),
+            _ => None,
+        }),
+        pending_import: r.get::<_, Option<String>>(10)?.and_then(|s| match s.as_str() {
+            "add" => Some(PendingImport::Add),
+            "update" => Some(PendingImport::Update),
+            "delete" => Some(PendingImport::Delete),
+            _ => None,
+        }),
+        pending_export: r.get::<_, i64>(11)? != 0,
+        mv_id: r.get(12)?,
+        link: r.get::<_, Option<String>>(13)?.as_deref().and_then(Link::parse),
+        link_rule: r.get(14)?,
+        error: r.get(15)?,
+    })
+}
+
+fn pending_import_str(p: Option<PendingImport>) -> Option<&'static str> {
+    p.map(|p| match p {
+        PendingImport::Add => "add",
+        PendingImport::Update => "update",
+        PendingImport::Delete => "delete",
+    })
+}
+
+/// Inserts (id 0) or updates the object; returns its id.
+pub(crate) fn save(c: &Connection, o: &CsObject) -> Result<i64> {
+    let dn_norm = o.dn.as_deref().map(dn::norm);
+    let desired = o.desired.as_ref().map(attrs_to_json);
+    let export_state = o.export_state.map(|s| match s {
+        ExportState::Present => "present",
+        ExportState::Delete => "delete",
+    });
+    let p = params![
+        o.connector,
+        o.anchor,
+        o.dn,
+        dn_norm,
+        o.object_type,
+        attrs_to_json(&o.attrs),
+        o.present as i64,
+        desired,
+        o.desired_dn,
+        export_state,
+        pending_import_str(o.pending_import),
+        o.pending_export as i64,
+        o.mv_id,
+        o.link.map(Link::as_str),
+        o.link_rule,
+        o.error
+    ];
+    if o.id == 0 {
+        let mut st = c.prepare_cached(
+            "INSERT INTO cs_object (connector, anchor, dn, dn_norm, object_type, attrs, present, desired, desired_dn, export_state, pending_import, pending_export, mv_id, link, link_rule, error) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+        )?;
+        st.execute(p)?;
+        Ok(c.last_insert_rowid())
+    } else {
+        let mut st = c.prepare_cached(
+            "UPDATE cs_object SET connector=?1, anchor=?2, dn=?3, dn_norm=?4, object_type=?5, attrs=?6, present=?7, desired=?8, desired_dn=?9, export_state=?10, pending_import=?11, pending_export=?12, mv_id=?13, link=?14, link_rule=?15, error=?16 WHERE id=?17",
+        )?;
+        let mut v: Vec<&dyn rusqlite::ToSql> = p.to_vec();
+        v.push(&o.id);
+        st.execute(v.as_slice())?;
+        Ok(o.id)
+    }
+}
+
+pub(crate) fn delete(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached("DELETE FROM cs_object WHERE id=?1")?.execute([id])?;
+    c.prepare_cached("DELETE FROM cs_dangling WHERE cs_id=?1")?.execute([id])?;
+    Ok(())
+}
+
+pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<CsObject>> {
+    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], from_row).optional()
+}
+
+pub(crate) fn connector_of(c: &Connection, id: i64) -> Result<Option<String>> {
+    Ok(c.prepare_cached("SELECT connector FROM cs_object WHERE id=?1")?.query_row([id], |r| r.get(0)).optional()?)
+}
+
+pub(crate) fn by_anchor(c: &Connection, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
+    Ok(c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
+        .query_row(params![connector, anchor], from_row)
+        .optional()?)
+}
+
+/// Objects of a connector with this DN (normally one; a rename in flight can make two).
+pub(crate) fn by_dn(c: &Connection, connector: &str, dn: &str) -> Result<Vec<CsObject>> {
+    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
+    let rows = st.query_map(params![connector, dn::norm(dn)], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The object of `connector` linked to metaverse object `mv_id`, if any.
+pub(crate) fn linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<CsObject>> {
+    Ok(c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
+        .query_row(params![mv_id, connector], from_row)
+        .optional()?)
+}
+
+/// Every connector-space object linked to a metaverse object.
+pub(crate) fn all_linked(c: &Connection, mv_id: i64) -> Result<Vec<CsObject>> {
+    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 ORDER BY id"))?;
+    let rows = st.query_map([mv_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn load(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<CsObject>> {
+    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE {sql_where} ORDER BY id"))?;
+    let rows = st.query_map(p, from_row)?;
+    rows.collect()
+}
+
+fn ids(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<i64>> {
+    let mut st = c.prepare_cached(&format!("SELECT id FROM cs_object WHERE {sql_where} ORDER BY id"))?;
+    let rows = st.query_map(p, |r| r.get(0))?;
+    rows.collect()
+}
+
+pub(crate) fn of_connector(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
+    load(c, "connector=?1", [connector])
+}
+
+pub(crate) fn present(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
+    load(c, "connector=?1 AND present=1", [connector])
+}
+
+pub(crate) fn unlinked_present(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
+    load(c, "connector=?1 AND mv_id IS NULL AND present=1", [connector])
+}
+
+pub(crate) fn pending_export(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
+    load(c, "connector=?1 AND pending_export=1", [connector])
+}
+
+pub(crate) fn count_pending_export(c: &Connection, connector: Option<&str>) -> Result<i64> {
+    match connector {
+        Some(n) => c.query_row("SELECT count(*) FROM cs_object WHERE connector=?1 AND pending_export=1", [n], |r| r.get(0)),
+        None => c.query_row("SELECT count(*) FROM cs_object WHERE pending_export=1", [], |r| r.get(0)),
+    }
+}
+
+pub(crate) fn count_present(c: &Connection, connector: &str) -> Result<i64> {
+    c.query_row("SELECT count(*) FROM cs_object WHERE connector=?1 AND present=1", [connector], |r| r.get(0))
+}
+
+pub(crate) fn has_anchorless(c: &Connection, connector: &str) -> Result<bool> {
+    c.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1 AND anchor IS NULL)", [connector], |r| r.get(0))
+}
+
+pub(crate) fn ids_pending_import(c: &Connection) -> Result<Vec<i64>> {
+    ids(c, "pending_import IS NOT NULL", [])
+}
+
+/// Every object of the `sources`, every object linked inbound, and whatever is pending import.
+pub(crate) fn ids_full_sync(c: &Connection, sources: &[String]) -> Result<Vec<i64>> {
+    let list = sources.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(",");
+    let mut st = c.prepare(&format!(
+        "SELECT id FROM cs_object WHERE connector IN ({list}) OR link IN ('joined','projected') OR pending_import IS NOT NULL ORDER BY id"
+    ))?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Remembers a DN an object no longer has: renamed (`Some(id)`: references to the old DN follow
+/// it) or deleted (`None`: references to it are dropped quietly). Directories fix such references
+/// themselves (OpenLDAP's refint, AD's link tables) without telling delta readers.
+pub(crate) fn set_former_dn(c: &Connection, connector: &str, dn: &str, cs_id: Option<i64>) -> Result<()> {
+    c.prepare_cached("INSERT INTO cs_former_dn(connector, dn_norm, cs_id) VALUES (?1,?2,?3) ON CONFLICT(connector, dn_norm) DO UPDATE SET cs_id=excluded.cs_id")?
+        .execute(params![connector, dn::norm(dn), cs_id])?;
+    Ok(())
+}
+
+/// A DN in use again is no longer a former DN.
+pub(crate) fn clear_former_dn(c: &Connection, connector: &str, dn: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM cs_former_dn WHERE connector=?1 AND dn_norm=?2")?.execute(params![connector, dn::norm(dn)])?;
+    Ok(())
+}
+
+/// `None`: not a former DN; `Some(None)`: its object was deleted; `Some(Some(id))`: renamed to object `id`.
+pub(crate) fn former_dn(c: &Connection, connector: &str, dn: &str) -> Result<Option<Option<i64>>> {
+    Ok(c.prepare_cached("SELECT cs_id FROM cs_former_dn WHERE connector=?1 AND dn_norm=?2")?
+        .query_row(params![connector, dn::norm(dn)], |r| r.get::<_, Option<i64>>(0))
+        .optional()?)
+}
+
+/// Records that `cs_id` references a DN not (yet) linked, so it is looked at again when it arrives.
+pub(crate) fn set_dangling(c: &Connection, cs_id: i64, dns: &[String]) -> Result<()> {
+    c.prepare_cached("DELETE FROM cs_dangling WHERE cs_id=?1")?.execute([cs_id])?;
+    let mut st = c.prepare_cached("INSERT OR IGNORE INTO cs_dangling(cs_id, dn_norm) VALUES (?1, ?2)")?;
+    for d in dns {
+        st.execute(params![cs_id, d])?;
+    }
+    Ok(())
+}
+
+/// Objects waiting for `dn_norm` to appear.
+pub(crate) fn waiting_for(c: &Connection, dn_norm: &str) -> Result<Vec<i64>> {
+    let mut st = c.prepare_cached("SELECT cs_id FROM cs_dangling WHERE dn_norm=?1")?;
+    let rows = st.query_map([dn_norm], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,84 @@
+//! Run history: every run with its profile, outcome and summary, and every per-object error.
+use idflow_core::{ObjectError, Stage};
+use rusqlite::{params, Connection, Result};
+use serde::Serialize;
+
+/// The time now, as history and password hash sync state record it.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub(crate) fn start(c: &Connection, profile: &str) -> Result<i64> {
+    c.execute("INSERT INTO run(profile, started, status) VALUES (?1, ?2, 'running')", params![profile, now()])?;
+    Ok(c.last_insert_rowid())
+}
+
+pub(crate) fn finish(c: &Connection, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()> {
+    c.execute(
+        "UPDATE run SET finished=?1, status=?2, summary=?3 WHERE id=?4",
+        params![now(), status, summary.to_string(), run_id],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn record(c: &Connection, run_id: i64, e: &ObjectError) -> Result<()> {
+    c.prepare_cached("INSERT INTO run_error(run_id, stage, connector, object, cs_id, mv_id, rule, message) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")?
+        .execute(params![run_id, e.stage.as_str(), e.connector, e.object, e.cs_id, e.mv_id, e.rule, e.message])?;
+    Ok(())
+}
+
+/// The errors of the most recent run that recorded any for this object.
+pub(crate) fn errors_for(c: &Connection, cs_id: Option<i64>, mv_id: Option<i64>) -> Result<Vec<(i64, ObjectError)>> {
+    let mut st = c.prepare(
+        "SELECT run_id, stage, connector, object, cs_id, mv_id, rule, message FROM run_error
+         WHERE (cs_id = ?1 AND ?1 IS NOT NULL) OR (mv_id = ?2 AND ?2 IS NOT NULL) ORDER BY run_id DESC, rowid LIMIT 50",
+    )?;
+    let rows = st.query_map(params![cs_id, mv_id], |r| {
+        Ok((
+            r.get(0)?,
+            ObjectError {
+                stage: {
+                    let s: String = r.get(1)?;
+                    Stage::parse(&s).ok_or_else(|| {
+                        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, format!("unknown stage {s:?}").into())
+                    })?
+                },
+                connector: r.get(2)?,
+                object: r.get(3)?,
+                cs_id: r.get(4)?,
+                mv_id: r.get(5)?,
+                rule: r.get(6)?,
+                message: r.get(7)?,
+            },
+        ))
+    })?;
+    let all: Vec<(i64, ObjectError)> = rows.collect::<rusqlite::Result<_>>()?;
+    let newest = all.first().map(|(r, _)| *r);
+    Ok(all.into_iter().filter(|(r, _)| Some(*r) == newest).collect())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub profile: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub status: String,
+    pub summary: Option<serde_json::Value>,
+}
+
+pub(crate) fn recent(c: &Connection, n: i64) -> Result<Vec<RunRow>> {
+    let mut st = c.prepare("SELECT id, profile, started, finished, status, summary FROM run ORDER BY id DESC LIMIT ?1")?;
+    let rows = st.query_map([n], |r| {
+        let s: Option<String> = r.get(5)?;
+        Ok(RunRow {
+            id: r.get(0)?,
+            profile: r.get(1)?,
+            started: r.get(2)?,
+            finished: r.get(3)?,
+            status: r.get(4)?,
+            summary: s.and_then(|s| serde_json::from_str(&s).ok()),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

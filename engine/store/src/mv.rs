@@ -1,0 +1,184 @@
+//! Metaverse objects: one per real identity. Each attribute keeps every rule's contribution;
+//! the winner (chosen by the engine's precedence) is materialized with the rule and
+//! connector-space object that contributed it, and indexed for joins and back-references.
+use idflow_core::Value;
+use rusqlite::{params, Connection, OptionalExtension, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MvAttr {
+    #[serde(rename = "v")]
+    pub values: Vec<Value>,
+    pub rule: String,
+    pub cs: i64,
+    #[serde(rename = "p")]
+    pub precedence: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MvObject {
+    pub id: i64,
+    pub object_type: String,
+    pub attrs: BTreeMap<String, MvAttr>,
+    pub deleted: bool,
+}
+
+impl MvObject {
+    pub fn values(&self, attr: &str) -> Option<&[Value]> {
+        self.attrs.get(attr).map(|a| a.values.as_slice())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    pub attr: String,
+    pub cs_id: i64,
+    pub rule: String,
+    pub precedence: i64,
+    pub values: Vec<Value>,
+}
+
+pub(crate) fn create(c: &Connection, object_type: &str) -> Result<i64> {
+    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty) VALUES (?1, '{}', 1)")?.execute([object_type])?;
+    Ok(c.last_insert_rowid())
+}
+
+pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<MvObject>> {
+    let row = c
+        .prepare_cached("SELECT object_type, attrs, deleted FROM mv_object WHERE id=?1")?
+        .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+        .optional()?;
+    Ok(match row {
+        None => None,
+        Some((object_type, attrs, deleted)) => Some(MvObject {
+            id,
+            object_type,
+            attrs: serde_json::from_str(&attrs).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, format!("metaverse object {id}: {e}").into())
+            })?,
+            deleted: deleted != 0,
+        }),
+    })
+}
+
+/// Writes the winning attributes and re-indexes the attributes that changed.
+pub(crate) fn save_attrs(c: &Connection, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String]) -> Result<()> {
+    let json = serde_json::to_string(attrs).unwrap_or_else(|_| "{}".into());
+    c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![json, id])?;
+    let mut del = c.prepare_cached("DELETE FROM mv_value WHERE mv_id=?1 AND attr=?2")?;
+    let mut ins = c.prepare_cached("INSERT INTO mv_value(mv_id, attr, value) VALUES (?1, ?2, ?3)")?;
+    for a in changed {
+        del.execute(params![id, a])?;
+        if let Some(v) = attrs.get(a) {
+            for x in &v.values {
+                ins.execute(params![id, a, x.index_key()])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn mark_dirty(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached("UPDATE mv_object SET dirty=1 WHERE id=?1")?.execute([id])?;
+    Ok(())
+}
+
+pub(crate) fn mark_deleted(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached("UPDATE mv_object SET deleted=1, dirty=1 WHERE id=?1")?.execute([id])?;
+    c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1")?.execute([id])?;
+    Ok(())
+}
+
+/// Removes a deleted object for good (after outbound sync has deprovisioned it).
+pub(crate) fn purge(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached("DELETE FROM mv_object WHERE id=?1")?.execute([id])?;
+    c.prepare_cached("DELETE FROM mv_value WHERE mv_id=?1")?.execute([id])?;
+    c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1")?.execute([id])?;
+    Ok(())
+}
+
+pub(crate) fn dirty_ids(c: &Connection) -> Result<Vec<i64>> {
+    let mut st = c.prepare("SELECT id FROM mv_object WHERE dirty=1 ORDER BY id")?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn all_ids(c: &Connection) -> Result<Vec<i64>> {
+    let mut st = c.prepare("SELECT id FROM mv_object ORDER BY id")?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn clear_dirty(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached("UPDATE mv_object SET dirty=0 WHERE id=?1")?.execute([id])?;
+    Ok(())
+}
+
+/// Metaverse objects of `object_type` with `attr` holding `value` (a join lookup).
+pub(crate) fn find_by_value(c: &Connection, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>> {
+    let key = value.index_key();
+    let sql = if ignore_case {
+        "SELECT DISTINCT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.attr=?1 AND lower(v.value)=lower(?2) AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id"
+    } else {
+        "SELECT DISTINCT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.value=?2 AND v.attr=?1 AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id"
+    };
+    let mut st = c.prepare_cached(sql)?;
+    let rows = st.query_map(params![attr, key, object_type], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Metaverse objects whose attributes reference `mv_id`.
+pub(crate) fn referrers(c: &Connection, mv_id: i64) -> Result<Vec<(i64, String)>> {
+    let mut st = c.prepare_cached("SELECT mv_id, attr FROM mv_value WHERE value=?1")?;
+    let rows = st.query_map([Value::Ref(mv_id).index_key()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn contributions(c: &Connection, mv_id: i64) -> Result<Vec<Contribution>> {
+    let mut st = c.prepare_cached("SELECT attr, cs_id, rule, precedence, vals FROM mv_contrib WHERE mv_id=?1")?;
+    let rows = st.query_map([mv_id], contrib_row)?;
+    rows.collect()
+}
+
+pub(crate) fn contributions_of_cs(c: &Connection, cs_id: i64) -> Result<Vec<(i64, Contribution)>> {
+    let mut st = c.prepare_cached("SELECT attr, cs_id, rule, precedence, vals, mv_id FROM mv_contrib WHERE cs_id=?1")?;
+    let rows = st.query_map([cs_id], |r| Ok((r.get::<_, i64>(5)?, contrib_row(r)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn contrib_row(r: &rusqlite::Row) -> rusqlite::Result<Contribution> {
+    let vals: String = r.get(4)?;
+    Ok(Contribution {
+        attr: r.get(0)?,
+        cs_id: r.get(1)?,
+        rule: r.get(2)?,
+        precedence: r.get(3)?,
+        values: serde_json::from_str(&vals)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
+    })
+}
+
+pub(crate) fn put_contribution(c: &Connection, mv_id: i64, k: &Contribution) -> Result<()> {
+    let vals = serde_json::to_string(&k.values).unwrap_or_else(|_| "[]".into());
+    c.prepare_cached(
+        "INSERT INTO mv_contrib(mv_id, attr, cs_id, rule, precedence, vals) VALUES (?1,?2,?3,?4,?5,?6)
+         ON CONFLICT(mv_id, attr, cs_id, rule) DO UPDATE SET precedence=excluded.precedence, vals=excluded.vals",
+    )?
+    .execute(params![mv_id, k.attr, k.cs_id, k.rule, k.precedence, vals])?;
+    Ok(())
+}
+
+pub(crate) fn remove_contribution(c: &Connection, mv_id: i64, attr: &str, cs_id: i64, rule: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1 AND attr=?2 AND cs_id=?3 AND rule=?4")?
+        .execute(params![mv_id, attr, cs_id, rule])?;
+    Ok(())
+}
+
+/// Is any inbound (joined or projected) connector-space object still linked?
+pub(crate) fn has_inbound_link(c: &Connection, mv_id: i64) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM cs_object WHERE mv_id=?1 AND link IN ('joined','projected') LIMIT 1")?
+        .query_row([mv_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}

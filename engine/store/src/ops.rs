@@ -1,0 +1,342 @@
+//! The operations the engine may ask of the metaverse, as two traits: [`ReadOps`] on any
+//! transaction, [`WriteOps`] on a write transaction. The SQLite transactions implement them
+//! here; the SQL itself is in the module named for each concept.
+use crate::cs::CsObject;
+use crate::history::RunRow;
+use crate::mv::{Contribution, MvAttr, MvObject};
+use crate::phs::PhsPair;
+use crate::{cs, history, meta, mv, phs};
+use idflow_core::{Error, ObjectError, Result, Value};
+use rusqlite::{Connection, Transaction};
+use std::collections::BTreeMap;
+
+/// What any transaction can read.
+pub trait ReadOps {
+    // Connector-space objects.
+    fn cs_get(&self, id: i64) -> Result<Option<CsObject>>;
+    fn cs_connector_of(&self, id: i64) -> Result<Option<String>>;
+    fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>>;
+    /// Objects of a connector with this DN (normally one; a rename in flight can make two).
+    fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>>;
+    /// The object of `connector` linked to metaverse object `mv_id`, if any.
+    fn cs_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsObject>>;
+    /// Every connector-space object linked to a metaverse object, by id.
+    fn cs_all_linked(&self, mv_id: i64) -> Result<Vec<CsObject>>;
+    /// Every object of a connector, by id.
+    fn cs_of_connector(&self, connector: &str) -> Result<Vec<CsObject>>;
+    /// Objects of a connector that exist in its directory, by id.
+    fn cs_present(&self, connector: &str) -> Result<Vec<CsObject>>;
+    /// Objects of a connector that exist there and no metaverse object owns (outbound joins).
+    fn cs_unlinked_present(&self, connector: &str) -> Result<Vec<CsObject>>;
+    /// Objects of a connector with a pending export, by id.
+    fn cs_pending_export(&self, connector: &str) -> Result<Vec<CsObject>>;
+    /// How many objects have a pending export, in one connector or in all.
+    fn cs_count_pending_export(&self, connector: Option<&str>) -> Result<i64>;
+    /// How many objects of a connector exist in its directory.
+    fn cs_count_present(&self, connector: &str) -> Result<i64>;
+    /// Does the connector hold objects without an anchor (creates not yet confirmed)?
+    fn cs_has_anchorless(&self, connector: &str) -> Result<bool>;
+    /// Objects with a pending import, by id.
+    fn cs_ids_pending_import(&self) -> Result<Vec<i64>>;
+    /// What a full inbound sync looks at: every object of the source connectors, every object
+    /// linked inbound, and every object with a pending import.
+    fn cs_ids_full_sync(&self, sources: &[String]) -> Result<Vec<i64>>;
+    /// `None`: not a former DN; `Some(None)`: its object was deleted; `Some(Some(id))`: renamed to object `id`.
+    fn cs_former_dn(&self, connector: &str, dn: &str) -> Result<Option<Option<i64>>>;
+    /// Objects waiting for a DN (normalized) to appear.
+    fn cs_waiting_for(&self, dn_norm: &str) -> Result<Vec<i64>>;
+
+    // Metaverse objects.
+    fn mv_get(&self, id: i64) -> Result<Option<MvObject>>;
+    fn mv_dirty_ids(&self) -> Result<Vec<i64>>;
+    fn mv_all_ids(&self) -> Result<Vec<i64>>;
+    /// Metaverse objects of `object_type` with `attr` holding `value` (a join lookup).
+    fn mv_find_by_value(&self, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>>;
+    /// Metaverse objects (and the attribute) whose attributes reference `mv_id`.
+    fn mv_referrers(&self, mv_id: i64) -> Result<Vec<(i64, String)>>;
+    /// Every contribution to a metaverse object, in no particular order.
+    fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>>;
+    /// What one connector-space object contributes, with the metaverse object it goes to.
+    fn mv_contributions_of_cs(&self, cs_id: i64) -> Result<Vec<(i64, Contribution)>>;
+    /// Is any inbound (joined or projected) connector-space object still linked?
+    fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool>;
+
+    // Settings and watermarks.
+    fn meta_get(&self, key: &str) -> Result<Option<String>>;
+    fn watermark(&self, connector: &str) -> Result<Option<String>>;
+
+    // Run history.
+    /// The errors of the most recent run that recorded any for this object.
+    fn history_errors_for(&self, cs_id: Option<i64>, mv_id: Option<i64>) -> Result<Vec<(i64, ObjectError)>>;
+    fn history_recent(&self, n: i64) -> Result<Vec<RunRow>>;
+
+    // Password hash sync.
+    /// Persons linked inbound to `source` and to a target object that exists, with the
+    /// fingerprint last delivered there.
+    fn phs_pairs(&self, source: &str) -> Result<Vec<PhsPair>>;
+}
+
+/// What a write transaction can change besides.
+pub trait WriteOps: ReadOps {
+    /// Inserts (id 0) or updates the object; returns its id.
+    fn cs_save(&self, o: &CsObject) -> Result<i64>;
+    fn cs_delete(&self, id: i64) -> Result<()>;
+    /// Remembers a DN an object no longer has: renamed (`Some(id)`: references to the old DN
+    /// follow it) or deleted (`None`: references to it are dropped quietly).
+    fn cs_set_former_dn(&self, connector: &str, dn: &str, cs_id: Option<i64>) -> Result<()>;
+    /// A DN in use again is no longer a former DN.
+    fn cs_clear_former_dn(&self, connector: &str, dn: &str) -> Result<()>;
+    /// Records that `cs_id` references DNs (normalized) not (yet) linked.
+    fn cs_set_dangling(&self, cs_id: i64, dns: &[String]) -> Result<()>;
+
+    fn mv_create(&self, object_type: &str) -> Result<i64>;
+    /// Writes the winning attributes and re-indexes the attributes that changed.
+    fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String]) -> Result<()>;
+    fn mv_mark_dirty(&self, id: i64) -> Result<()>;
+    /// Marks an object deleted (outbound sync deprovisions it) and drops its contributions.
+    fn mv_mark_deleted(&self, id: i64) -> Result<()>;
+    /// Removes a deleted object for good (after outbound sync has deprovisioned it).
+    fn mv_purge(&self, id: i64) -> Result<()>;
+    fn mv_clear_dirty(&self, id: i64) -> Result<()>;
+    fn mv_put_contribution(&self, mv_id: i64, k: &Contribution) -> Result<()>;
+    fn mv_remove_contribution(&self, mv_id: i64, attr: &str, cs_id: i64, rule: &str) -> Result<()>;
+
+    fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+    fn set_watermark(&self, connector: &str, watermark: Option<&str>) -> Result<()>;
+
+    /// A run starts: its id.
+    fn history_start(&self, profile: &str) -> Result<i64>;
+    fn history_record(&self, run_id: i64, e: &ObjectError) -> Result<()>;
+    fn history_finish(&self, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()>;
+
+    /// The source had no hash for the target object (kept once, so incremental sources stop asking).
+    fn phs_mark_without_hash(&self, target_cs: i64) -> Result<()>;
+    /// A hash reached the target object: its fingerprint, and when.
+    fn phs_delivered(&self, target_cs: i64, fingerprint: &str) -> Result<()>;
+}
+
+/// A read transaction on the SQLite metaverse.
+pub struct ReadTxn<'s> {
+    tx: Transaction<'s>,
+    path: &'s str,
+}
+
+/// A write transaction on the SQLite metaverse: rolled back when dropped uncommitted.
+pub struct WriteTxn<'s> {
+    tx: Transaction<'s>,
+    path: &'s str,
+}
+
+impl<'s> ReadTxn<'s> {
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str) -> Result<Self> {
+        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path })
+    }
+}
+
+impl<'s> WriteTxn<'s> {
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str) -> Result<Self> {
+        Ok(WriteTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path })
+    }
+
+    /// Keeps every change of the transaction, or none.
+    pub fn commit(self) -> Result<()> {
+        let path = self.path;
+        self.tx.commit().map_err(|e| Error::store(path, e))
+    }
+}
+
+mod sealed {
+    /// A SQLite connection inside a transaction, and the database's path for errors.
+    pub trait Sqlite {
+        fn conn(&self) -> &rusqlite::Connection;
+        fn path(&self) -> &str;
+    }
+}
+use sealed::Sqlite;
+
+impl Sqlite for ReadTxn<'_> {
+    fn conn(&self) -> &Connection {
+        &self.tx
+    }
+    fn path(&self) -> &str {
+        self.path
+    }
+}
+
+impl Sqlite for WriteTxn<'_> {
+    fn conn(&self) -> &Connection {
+        &self.tx
+    }
+    fn path(&self) -> &str {
+        self.path
+    }
+}
+
+/// Runs one statement's function, naming the database in its error.
+fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    f(s.conn()).map_err(|e| Error::store(s.path(), e))
+}
+
+impl<S: Sqlite> ReadOps for S {
+    fn cs_get(&self, id: i64) -> Result<Option<CsObject>> {
+        on(self, |c| cs::get(c, id))
+    }
+    fn cs_connector_of(&self, id: i64) -> Result<Option<String>> {
+        on(self, |c| cs::connector_of(c, id))
+    }
+    fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
+        on(self, |c| cs::by_anchor(c, connector, anchor))
+    }
+    fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>> {
+        on(self, |c| cs::by_dn(c, connector, dn))
+    }
+    fn cs_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsObject>> {
+        on(self, |c| cs::linked(c, connector, mv_id))
+    }
+    fn cs_all_linked(&self, mv_id: i64) -> Result<Vec<CsObject>> {
+        on(self, |c| cs::all_linked(c, mv_id))
+    }
+    fn cs_of_connector(&self, connector: &str) -> Result<Vec<CsObject>> {
+        on(self, |c| cs::of_connector(c, connector))
+    }
+    fn cs_present(&self, connector: &str) -> Result<Vec<CsObject>> {
+        on(self, |c| cs::present(c, connector))
+    }
+    fn cs_unlinked_present(&self, connector: &str) -> Result<Vec<CsObject>> {
+        on(self, |c| cs::unlinked_present(c, connector))
+    }
+    fn cs_pending_export(&self, connector: &str) -> Result<Vec<CsObject>> {
+        on(self, |c| cs::pending_export(c, connector))
+    }
+    fn cs_count_pending_export(&self, connector: Option<&str>) -> Result<i64> {
+        on(self, |c| cs::count_pending_export(c, connector))
+    }
+    fn cs_count_present(&self, connector: &str) -> Result<i64> {
+        on(self, |c| cs::count_present(c, connector))
+    }
+    fn cs_has_anchorless(&self, connector: &str) -> Result<bool> {
+        on(self, |c| cs::has_anchorless(c, connector))
+    }
+    fn cs_ids_pending_import(&self) -> Result<Vec<i64>> {
+        on(self, cs::ids_pending_import)
+    }
+    fn cs_ids_full_sync(&self, sources: &[String]) -> Result<Vec<i64>> {
+        on(self, |c| cs::ids_full_sync(c, sources))
+    }
+    fn cs_former_dn(&self, connector: &str, dn: &str) -> Result<Option<Option<i64>>> {
+        on(self, |c| cs::former_dn(c, connector, dn))
+    }
+    fn cs_waiting_for(&self, dn_norm: &str) -> Result<Vec<i64>> {
+        on(self, |c| cs::waiting_for(c, dn_norm))
+    }
+
+    fn mv_get(&self, id: i64) -> Result<Option<MvObject>> {
+        on(self, |c| mv::get(c, id))
+    }
+    fn mv_dirty_ids(&self) -> Result<Vec<i64>> {
+        on(self, mv::dirty_ids)
+    }
+    fn mv_all_ids(&self) -> Result<Vec<i64>> {
+        on(self, mv::all_ids)
+    }
+    fn mv_find_by_value(&self, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>> {
+        on(self, |c| mv::find_by_value(c, object_type, attr, value, ignore_case))
+    }
+    fn mv_referrers(&self, mv_id: i64) -> Result<Vec<(i64, String)>> {
+        on(self, |c| mv::referrers(c, mv_id))
+    }
+    fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>> {
+        on(self, |c| mv::contributions(c, mv_id))
+    }
+    fn mv_contributions_of_cs(&self, cs_id: i64) -> Result<Vec<(i64, Contribution)>> {
+        on(self, |c| mv::contributions_of_cs(c, cs_id))
+    }
+    fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool> {
+        on(self, |c| mv::has_inbound_link(c, mv_id))
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        on(self, |c| meta::get(c, key))
+    }
+    fn watermark(&self, connector: &str) -> Result<Option<String>> {
+        on(self, |c| meta::watermark(c, connector))
+    }
+
+    fn history_errors_for(&self, cs_id: Option<i64>, mv_id: Option<i64>) -> Result<Vec<(i64, ObjectError)>> {
+        on(self, |c| history::errors_for(c, cs_id, mv_id))
+    }
+    fn history_recent(&self, n: i64) -> Result<Vec<RunRow>> {
+        on(self, |c| history::recent(c, n))
+    }
+
+    fn phs_pairs(&self, source: &str) -> Result<Vec<PhsPair>> {
+        on(self, |c| phs::pairs(c, source))
+    }
+}
+
+impl WriteOps for WriteTxn<'_> {
+    fn cs_save(&self, o: &CsObject) -> Result<i64> {
+        on(self, |c| cs::save(c, o))
+    }
+    fn cs_delete(&self, id: i64) -> Result<()> {
+        on(self, |c| cs::delete(c, id))
+    }
+    fn cs_set_former_dn(&self, connector: &str, dn: &str, cs_id: Option<i64>) -> Result<()> {
+        on(self, |c| cs::set_former_dn(c, connector, dn, cs_id))
+    }
+    fn cs_clear_former_dn(&self, connector: &str, dn: &str) -> Result<()> {
+        on(self, |c| cs::clear_former_dn(c, connector, dn))
+    }
+    fn cs_set_dangling(&self, cs_id: i64, dns: &[String]) -> Result<()> {
+        on(self, |c| cs::set_dangling(c, cs_id, dns))
+    }
+
+    fn mv_create(&self, object_type: &str) -> Result<i64> {
+        on(self, |c| mv::create(c, object_type))
+    }
+    fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String]) -> Result<()> {
+        on(self, |c| mv::save_attrs(c, id, attrs, changed))
+    }
+    fn mv_mark_dirty(&self, id: i64) -> Result<()> {
+        on(self, |c| mv::mark_dirty(c, id))
+    }
+    fn mv_mark_deleted(&self, id: i64) -> Result<()> {
+        on(self, |c| mv::mark_deleted(c, id))
+    }
+    fn mv_purge(&self, id: i64) -> Result<()> {
+        on(self, |c| mv::purge(c, id))
+    }
+    fn mv_clear_dirty(&self, id: i64) -> Result<()> {
+        on(self, |c| mv::clear_dirty(c, id))
+    }
+    fn mv_put_contribution(&self, mv_id: i64, k: &Contribution) -> Result<()> {
+        on(self, |c| mv::put_contribution(c, mv_id, k))
+    }
+    fn mv_remove_contribution(&self, mv_id: i64, attr: &str, cs_id: i64, rule: &str) -> Result<()> {
+        on(self, |c| mv::remove_contribution(c, mv_id, attr, cs_id, rule))
+    }
+
+    fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+        on(self, |c| meta::set(c, key, value))
+    }
+    fn set_watermark(&self, connector: &str, watermark: Option<&str>) -> Result<()> {
+        on(self, |c| meta::set_watermark(c, connector, watermark))
+    }
+
+    fn history_start(&self, profile: &str) -> Result<i64> {
+        on(self, |c| history::start(c, profile))
+    }
+    fn history_record(&self, run_id: i64, e: &ObjectError) -> Result<()> {
+        on(self, |c| history::record(c, run_id, e))
+    }
+    fn history_finish(&self, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()> {
+        on(self, |c| history::finish(c, run_id, status, summary))
+    }
+
+    fn phs_mark_without_hash(&self, target_cs: i64) -> Result<()> {
+        on(self, |c| phs::mark_without_hash(c, target_cs))
+    }
+    fn phs_delivered(&self, target_cs: i64, fingerprint: &str) -> Result<()> {
+        on(self, |c| phs::delivered(c, target_cs, fingerprint))
+    }
+}
