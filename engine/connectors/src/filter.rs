@@ -1,6 +1,6 @@
 //! LDAP search filters (RFC 4515), parsed and matched against attributes in memory:
 //! how the `ldif` and `file` connectors sort objects into object types.
-use crate::value::{Attrs, Value};
+use idflow_core::{Attrs, Value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {

@@ -1,7 +1,7 @@
 //! `[connector.object_types]`: object type names to LDAP filters, first match wins.
-use super::filter::{self, Filter};
-use crate::error::{Error, Result};
-use crate::value::Attrs;
+use crate::filter::{self, Filter};
+use idflow_core::{Error, Result};
+use idflow_core::Attrs;
 
 #[derive(Debug, Clone, Default)]
 pub struct ObjectTypes(Vec<(String, Filter)>);

@@ -2,7 +2,7 @@
 //! system's roots; `tls_server_name` verifies against another name than the URL's host (an AD
 //! DC reached at 127.0.0.1 whose certificate names DC1.example.test); `tls_insecure` turns
 //! verification off and is warned about on every run.
-use crate::error::{Error, Result};
+use idflow_core::{Error, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};

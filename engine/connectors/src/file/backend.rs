@@ -1,22 +1,13 @@
 //! The `file` connector: a target directory kept as one JSON file, so the quickstart needs no
 //! server. idflow assigns each object a stable id (its anchor) when it provisions it, and every
 //! export rewrites the file atomically (write, fsync, rename).
-use super::{Capabilities, Connector, ExportOp, ImportSink, ImportedObject, OpKind, OpResult, RefForm};
-use crate::config::ConnectorConfig;
-use crate::error::{Error, Result};
-use crate::value::{Attrs, Value};
+use super::CAPABILITIES;
+use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, ImportedObject, OpKind, OpResult};
+use idflow_core::{Attrs, ConnectorConfig, Error, Result, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
-
-pub const CAPABILITIES: Capabilities = Capabilities {
-    delta_import: false,
-    export: true,
-    local_anchor: true,
-    reference_form: RefForm::Anchor,
-    max_batch: usize::MAX,
-};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,13 +102,15 @@ impl OneOrMany {
     }
 }
 
-pub struct FileConnector {
+#[derive(Clone)]
+pub(crate) struct FileConnector {
     name: String,
     path: PathBuf,
 }
 
 impl FileConnector {
-    pub fn new(cfg: &ConnectorConfig) -> Result<Self> {
+    /// Checks the settings; the file is read at import and written at export.
+    pub(crate) fn new(cfg: &ConnectorConfig) -> Result<Self> {
         let s: Settings = cfg.settings()?;
         Ok(FileConnector { name: cfg.name.clone(), path: cfg.resolve(&s.path) })
     }
@@ -127,7 +120,7 @@ impl FileConnector {
             return Ok(FileModel::default());
         }
         let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| Error::File { file: self.path.clone(), message: format!("cannot read: {e}") })?;
+            .map_err(|e| Error::io(&self.path, "cannot read", e))?;
         serde_json::from_str(&text).map_err(|e: serde_json::Error| Error::Parse {
             file: self.path.clone(),
             line: e.line(),
@@ -137,7 +130,7 @@ impl FileConnector {
     }
 
     fn save(&self, m: &FileModel) -> Result<()> {
-        let io = |e: std::io::Error| Error::File { file: self.path.clone(), message: format!("cannot write: {e}") };
+        let io = |e: std::io::Error| Error::io(&self.path, "cannot write", e);
         if let Some(dir) = self.path.parent() {
             if !dir.as_os_str().is_empty() {
                 std::fs::create_dir_all(dir).map_err(io)?;
@@ -210,7 +203,7 @@ impl Connector for FileConnector {
                         let o = &mut model.objects[i];
                         let mut attrs: Attrs =
                             std::mem::take(&mut o.attributes).into_iter().map(|(k, v)| (k, v.into_vec())).collect();
-                        super::apply_changes(&mut attrs, &op.changes);
+                        idflow_core::connector::apply_changes(&mut attrs, &op.changes);
                         o.attributes = attrs.into_iter().map(|(k, v)| (k, OneOrMany::from_vec(v))).collect();
                         if let Some(d) = &op.new_dn {
                             o.dn = Some(d.clone());

@@ -1,107 +1,14 @@
-//! The `ldap` connector: OpenLDAP and Active Directory (Samba AD) over ldap3 on tokio.
-//!
-//! Full import by paged search; delta import through RFC 4533 syncrepl (OpenLDAP); export of
-//! adds, modifies, deletes and renames. `ldap://` URLs use StartTLS unless `starttls = false`;
-//! `ldaps://` speaks TLS from the start; certificates and host names are verified.
-use super::object_types::ObjectTypes;
-use super::{Capabilities, Connector, ExportOp, ImportSink, OpResult, RefForm};
-use crate::config::ConnectorConfig;
-use crate::error::{Error, Result};
-use serde::Deserialize;
+//! An open LDAP connector: its session settings (with the bind password, kept out of Debug
+//! output and wiped when dropped), a runtime, and the attributes the rules read.
+use super::config::{Flavor, Settings};
+use super::{export, import, replication, session, CAPABILITIES};
+use crate::tls;
+use crate::object_types::ObjectTypes;
+use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, OpResult};
+use idflow_core::{dn, ConnectorConfig, Error, Result};
 use std::path::PathBuf;
 use std::time::Duration;
-
-mod dirsync;
-mod export;
-mod import;
-pub mod replication;
-mod session;
-pub mod tls;
-
-pub const CAPABILITIES: Capabilities =
-    Capabilities { delta_import: true, export: true, local_anchor: false, reference_form: RefForm::Dn, max_batch: 200 };
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flavor {
-    Openldap,
-    Ad,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn to_vec(&self) -> Vec<String> {
-        match self {
-            OneOrMany::One(s) => vec![s.clone()],
-            OneOrMany::Many(v) => v.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    #[serde(default = "default_flavor")]
-    flavor: Flavor,
-    url: String,
-    #[serde(default)]
-    bind_dn: Option<String>,
-    #[serde(default)]
-    password_env: Option<String>,
-    #[serde(default)]
-    password_file: Option<String>,
-    /// Inline, only when the config file is readable by its owner alone.
-    #[serde(default)]
-    password: Option<String>,
-    base_dn: OneOrMany,
-    #[serde(default)]
-    ca_file: Option<String>,
-    #[serde(default)]
-    tls_server_name: Option<String>,
-    #[serde(default)]
-    tls_insecure: bool,
-    /// StartTLS on ldap:// URLs (default true).
-    #[serde(default)]
-    starttls: Option<bool>,
-    #[serde(default)]
-    anchor: Option<String>,
-    #[serde(default)]
-    object_types: toml::Table,
-    #[serde(default)]
-    binary_attributes: Vec<String>,
-    /// Entra Connect's OU filtering: import only below these OUs (instead of the whole base).
-    #[serde(default)]
-    include_ous: Vec<String>,
-    /// ... and never below these.
-    #[serde(default)]
-    exclude_ous: Vec<String>,
-    /// Attributes to read besides those the rules use.
-    #[serde(default)]
-    attributes: Vec<String>,
-    #[serde(default = "default_page_size")]
-    page_size: i32,
-    #[serde(default = "default_timeout")]
-    timeout_seconds: u64,
-    /// Active Directory only: how password hash sync replicates hashes over MS-DRSR.
-    #[serde(default)]
-    replication: Option<replication::Settings>,
-}
-
-fn default_flavor() -> Flavor {
-    Flavor::Openldap
-}
-fn default_page_size() -> i32 {
-    1000
-}
-fn default_timeout() -> u64 {
-    30
-}
+use zeroize::Zeroizing;
 
 /// Everything needed to open a session, with the secret kept out of Debug output.
 pub struct Conf {
@@ -109,7 +16,7 @@ pub struct Conf {
     pub flavor: Flavor,
     pub url: String,
     pub bind_dn: Option<String>,
-    password: Option<String>,
+    pub(super) password: Option<Zeroizing<String>>,
     /// Where searches start: `include_ous` where given, else `base_dn`.
     pub bases: Vec<String>,
     /// The naming-context roots (`base_dn`): AD's DirSync only searches from there.
@@ -131,7 +38,7 @@ pub struct Conf {
 impl Conf {
     /// Entra Connect's OU filtering: below an included OU (when any are given), not below an excluded one.
     pub fn in_scope(&self, dn: &str) -> bool {
-        let n = crate::store::dn_norm(dn);
+        let n = dn::norm(dn);
         let under = |ou: &String| n == *ou || n.ends_with(&format!(",{ou}"));
         (self.include_ous.is_empty() || self.include_ous.iter().any(under)) && !self.exclude_ous.iter().any(under)
     }
@@ -144,19 +51,19 @@ impl std::fmt::Debug for Conf {
 }
 
 pub struct LdapConnector {
-    conf: Conf,
+    pub(super) conf: Conf,
     /// For password hash sync from AD: the settings, and where their password_file is relative to.
-    replication: Option<replication::Settings>,
-    base_dir: PathBuf,
-    rt: tokio::runtime::Runtime,
+    pub(super) replication: Option<replication::Settings>,
+    pub(super) base_dir: PathBuf,
+    pub(super) rt: tokio::runtime::Runtime,
     /// Attributes to read (the rules' own plus what the connector needs); empty reads all.
     wanted: Vec<String>,
 }
 
-fn read_password(cfg: &ConnectorConfig, s: &Settings) -> Result<Option<String>> {
+fn read_password(cfg: &ConnectorConfig, s: &Settings) -> Result<Option<Zeroizing<String>>> {
     let bad = |m: String| Error::connector(&cfg.name, m);
     if let Some(pw) = cfg.secret("password", s.password_env.as_deref(), s.password_file.as_deref())? {
-        return Ok(Some(pw.to_string()));
+        return Ok(Some(pw));
     }
     if let Some(pw) = &s.password {
         #[cfg(unix)]
@@ -171,31 +78,22 @@ fn read_password(cfg: &ConnectorConfig, s: &Settings) -> Result<Option<String>> 
                 )));
             }
         }
-        return Ok(Some(pw.clone()));
+        return Ok(Some(Zeroizing::new(pw.to_string())));
     }
     Ok(None)
 }
 
 impl LdapConnector {
-    pub fn new(cfg: &ConnectorConfig) -> Result<Self> {
-        let s: Settings = cfg.settings()?;
+    /// Opens the connector from checked settings: reads the bind password, builds TLS (the
+    /// directory is contacted at the first import or export).
+    pub(super) fn open(cfg: &ConnectorConfig, s: &Settings, types: &ObjectTypes) -> Result<Self> {
         let bad = |m: String| Error::connector(&cfg.name, m);
-        let types = ObjectTypes::parse(&cfg.name, &s.object_types)?;
-        if types.is_empty() {
-            return Err(bad("[connector.object_types] names no object type".into()));
-        }
         let lower = s.url.to_ascii_lowercase();
-        if !(lower.starts_with("ldap://") || lower.starts_with("ldaps://")) {
-            return Err(bad(format!("url {:?}: use ldap:// or ldaps://", s.url)));
-        }
         let starttls = lower.starts_with("ldap://") && s.starttls.unwrap_or(true);
         if lower.starts_with("ldap://") && !starttls {
             tracing::warn!(connector = %cfg.name, "starttls = false: the bind password crosses the network in clear");
         }
-        let password = read_password(cfg, &s)?;
-        if s.bind_dn.is_some() && password.is_none() {
-            return Err(bad("bind_dn is set but no password: give password_env or password_file".into()));
-        }
+        let password = read_password(cfg, s)?;
         let tls = tls::client_config(&cfg.name, s.ca_file.as_deref().map(|f| cfg.resolve(f)).as_deref(), s.tls_server_name.as_deref(), s.tls_insecure)?;
         let anchor = s.anchor.clone().unwrap_or_else(|| match s.flavor {
             Flavor::Openldap => "entryUUID".into(),
@@ -221,12 +119,12 @@ impl LdapConnector {
                 password,
                 bases,
                 roots: s.base_dn.to_vec(),
-                include_ous: s.include_ous.iter().map(|o| crate::store::dn_norm(o)).collect(),
-                exclude_ous: s.exclude_ous.iter().map(|o| crate::store::dn_norm(o)).collect(),
+                include_ous: s.include_ous.iter().map(|o| dn::norm(o)).collect(),
+                exclude_ous: s.exclude_ous.iter().map(|o| dn::norm(o)).collect(),
                 starttls,
                 tls,
                 anchor,
-                types,
+                types: types.clone(),
                 filter,
                 binary,
                 extra_attributes: s.attributes.clone(),
@@ -271,7 +169,6 @@ impl Connector for LdapConnector {
 
 /// One secret value read for password hash sync: never logged, wiped when dropped.
 pub struct SecretValue {
-    pub dn: String,
     pub anchor: Option<String>,
     pub value: zeroize::Zeroizing<Vec<u8>>,
 }
@@ -319,7 +216,7 @@ impl LdapConnector {
                         zeroize::Zeroize::zeroize(v);
                     }
                     if let Some(value) = raw {
-                        out.push(SecretValue { dn: se.dn.clone(), anchor, value: zeroize::Zeroizing::new(value) });
+                        out.push(SecretValue { anchor, value: zeroize::Zeroizing::new(value) });
                     }
                 }
                 let res = stream.finish().await;

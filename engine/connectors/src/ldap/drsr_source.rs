@@ -1,14 +1,13 @@
 //! Active Directory's hashes, read the way Entra Connect reads them: MS-DRSR replication of the
 //! domain naming context with a partial attribute set, incremental from a USN watermark.
-use super::pph1::NtHash;
-use super::source::{HashResult, HashSource, Pull, PullRequest};
-use crate::connector::ldap::replication::Replication;
-use crate::connector::ldap::LdapConnector;
-use crate::drsr::getnc::{self, Request, Target, UsnVector};
-use crate::drsr::{decrypt, prefix, DrsClient, DrsError, ACCESS_DENIED};
-use crate::error::{Error, Result};
-use crate::msrpc::ndr::{guid_from_text, guid_text};
-use crate::msrpc::RpcError;
+use super::backend::LdapConnector;
+use super::replication::Replication;
+use idflow_core::hash::{HashResult, HashSource, NtHash, Pull, PullRequest};
+use idflow_core::{Error, Result};
+use idflow_msrpc::drsr::getnc::{self, Request, Target, UsnVector};
+use idflow_msrpc::drsr::{decrypt, prefix, DrsClient, DrsError, ACCESS_DENIED};
+use idflow_msrpc::ndr::{guid_from_text, guid_text};
+use idflow_msrpc::RpcError;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -30,7 +29,7 @@ pub struct Watermark {
     pub usn_high_prop_update: i64,
 }
 
-pub struct DrsrSource {
+pub(crate) struct DrsrSource {
     connector: LdapConnector,
     name: String,
     replication: Replication,
@@ -79,9 +78,9 @@ impl DrsrSource {
         }
     }
 
-    pub fn new(connector: LdapConnector) -> Result<Self> {
+    pub(crate) fn new(connector: LdapConnector) -> Result<Self> {
         let replication = connector.replication()?;
-        let name = crate::connector::Connector::name(&connector).to_string();
+        let name = idflow_core::connector::Connector::name(&connector).to_string();
         Ok(DrsrSource { connector, name, replication })
     }
 
@@ -349,16 +348,4 @@ impl ServerAttids {
         let want = attid?;
         o.attrs.iter().find(|(a, _)| *a == want).and_then(|(_, v)| v.first()).map(|v| v.as_slice())
     }
-}
-
-/// Opens the hash source for a connector: MS-DRSR for Active Directory, the hash attribute
-/// otherwise.
-pub fn open(cfg: &crate::config::ConnectorConfig, hash_attribute: &str) -> Result<Box<dyn HashSource>> {
-    if cfg.kind == "ldap" {
-        let c = LdapConnector::new(cfg)?;
-        if c.is_ad() {
-            return Ok(Box::new(DrsrSource::new(c)?));
-        }
-    }
-    Ok(Box::new(super::source::LdapAttributeSource::new(cfg, hash_attribute)?))
 }

@@ -1,11 +1,10 @@
 //! LDAP export: add, modify (replace, add and delete values), delete, and rename/move (modrdn),
 //! each with its own result. Adds read back the new entry's anchor.
 use super::session;
-use super::Conf;
-use crate::connector::ldif::anchor_text;
-use crate::connector::{ChangeKind, ExportOp, OpKind, OpResult};
-use crate::error::Result;
-use crate::value::Value;
+use super::backend::Conf;
+use crate::anchor::anchor_text;
+use idflow_core::connector::{ChangeKind, ExportOp, OpKind, OpResult};
+use idflow_core::{dn, Result, Value};
 use ldap3::{Ldap, Mod, Scope, SearchEntry};
 use std::collections::HashSet;
 
@@ -55,11 +54,11 @@ async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result
         OpKind::Update => {
             let Some(mut dn) = op.dn.clone() else { return Ok(OpResult::Failed("the object has no DN to modify".into())) };
             if let Some(new_dn) = &op.new_dn {
-                let rdns = idflow_stdlib::dn::parse(new_dn).map_err(|e| ldap3::LdapError::AdapterInit(e.to_string()))?;
-                let new_rdn = idflow_stdlib::dn::format(&rdns[..1.min(rdns.len())]);
-                let new_parent = idflow_stdlib::dn::format(rdns.get(1..).unwrap_or(&[]));
-                let old_parent = idflow_stdlib::dn::parse(&dn).ok().map(|r| idflow_stdlib::dn::format(r.get(1..).unwrap_or(&[])));
-                let sup = if old_parent.as_deref().map(crate::store::dn_norm) == Some(crate::store::dn_norm(&new_parent)) {
+                let rdns = dn::parse(new_dn).map_err(|e| ldap3::LdapError::AdapterInit(e.to_string()))?;
+                let new_rdn = dn::format(&rdns[..1.min(rdns.len())]);
+                let new_parent = dn::format(rdns.get(1..).unwrap_or(&[]));
+                let old_parent = dn::parse(&dn).ok().map(|r| dn::format(r.get(1..).unwrap_or(&[])));
+                let sup = if old_parent.as_deref().map(dn::norm) == Some(dn::norm(&new_parent)) {
                     None
                 } else {
                     Some(new_parent.as_str())

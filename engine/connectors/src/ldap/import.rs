@@ -1,10 +1,10 @@
 //! LDAP import: a paged full import, and RFC 4533 syncrepl deltas (refreshOnly with a cookie).
 use super::session::{self, check};
-use super::{Conf, Flavor};
-use crate::connector::ldif::anchor_text;
-use crate::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
-use crate::error::{Error, Result};
-use crate::value::{Attrs, Value};
+use super::backend::Conf;
+use super::config::Flavor;
+use crate::anchor::anchor_text;
+use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use idflow_core::{Attrs, Error, Result, Value};
 use base64::Engine as _;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::{RefreshMode, SyncDone, SyncRequest, SyncState};

@@ -1,12 +1,12 @@
 //! `[connector.replication]` of an Active Directory connector: how password hash sync reaches
 //! the DC over MS-DRSR (which host and port, as which account, with which authentication).
-use super::LdapConnector;
-use crate::drsr;
-use crate::error::{Error, Result};
-use crate::msrpc::ntlm::Credentials;
+use super::backend::LdapConnector;
+use super::config::Flavor;
+use idflow_core::{dn, Error, Result};
+use idflow_msrpc::drsr;
+use idflow_msrpc::ntlm::Credentials;
 use serde::Deserialize;
 use std::time::Duration;
-use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -79,14 +79,14 @@ fn host_of(url: &str) -> String {
 
 impl LdapConnector {
     pub fn is_ad(&self) -> bool {
-        self.conf.flavor == super::Flavor::Ad
+        self.conf.flavor == Flavor::Ad
     }
 
     /// Whether a DN is in the connector's scope (below `base_dn`, and Entra Connect's OU filter).
     pub fn dn_in_scope(&self, dn: &str) -> bool {
-        let n = crate::store::dn_norm(dn);
+        let n = dn::norm(dn);
         self.conf.roots.iter().any(|r| {
-            let r = crate::store::dn_norm(r);
+            let r = dn::norm(r);
             n == r || n.ends_with(&format!(",{r}"))
         }) && self.conf.in_scope(dn)
     }
@@ -141,10 +141,10 @@ impl LdapConnector {
                 ))
             }
         };
-        let password = match crate::config::secret::read(&self.base_dir, "password", s.password_env.as_deref(), s.password_file.as_deref()).map_err(bad)? {
+        let password = match idflow_core::secret::read(&self.base_dir, "password", s.password_env.as_deref(), s.password_file.as_deref()).map_err(bad)? {
             Some(pw) => pw,
             None if s.account.is_none() => {
-                Zeroizing::new(self.conf.password.clone().ok_or_else(|| bad("no password: give password_env or password_file".into()))?)
+                self.conf.password.clone().ok_or_else(|| bad("no password: give password_env or password_file".into()))?
             }
             None => return Err(bad(format!("account {account:?} has no password: give password_env or password_file"))),
         };
@@ -178,7 +178,7 @@ impl LdapConnector {
                 };
                 let kdc = s.kdc.clone().unwrap_or_else(|| format!("{host}:88"));
                 let kdc = if kdc.contains(':') && !kdc.starts_with('[') { kdc } else { format!("{kdc}:88") };
-                Some(crate::msrpc::kerberos::KerberosParams {
+                Some(idflow_msrpc::kerberos::KerberosParams {
                     principal: format!("{user}@{realm}"),
                     password: password.clone(),
                     kdc,

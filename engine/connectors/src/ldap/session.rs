@@ -1,7 +1,7 @@
 //! Opening an LDAP session: connect (StartTLS or LDAPS), bind, with timeouts and errors that say
 //! what went wrong (unreachable, TLS, wrong password) without ever printing the password.
-use super::Conf;
-use crate::error::{Error, Result};
+use super::backend::Conf;
+use idflow_core::{Error, Result};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 
 pub async fn open(conf: &Conf) -> Result<Ldap> {

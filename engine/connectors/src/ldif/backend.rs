@@ -1,21 +1,16 @@
 //! The `ldif` connector: a directory exported as RFC 2849 LDIF (a source).
 //! Full import reads `path`; delta import applies the change records of `delta_path` once.
-use super::ldif_parse::{Change, ModKind, Reader, Record};
-use super::object_types::ObjectTypes;
-use super::{
-    AttrChange, Capabilities, ChangeKind, Connector, DeltaChange, ExportOp, ImportSink, ImportedObject, ObjectKey,
-    OpResult, RefForm,
+use super::parse::{Change, LdifError, ModKind, Reader, Record};
+use super::CAPABILITIES;
+use crate::anchor::anchor_text;
+use crate::object_types::ObjectTypes;
+use idflow_core::connector::{
+    AttrChange, Capabilities, ChangeKind, Connector, DeltaChange, ExportOp, ImportSink, ImportedObject, ObjectKey, OpResult,
 };
-use crate::config::ConnectorConfig;
-use crate::error::{Error, Result};
-use crate::value::{Attrs, Value};
-use base64::Engine as _;
+use idflow_core::{Attrs, ConnectorConfig, Error, Result, Value};
 use serde::Deserialize;
 use sha2::Digest;
 use std::path::PathBuf;
-
-pub const CAPABILITIES: Capabilities =
-    Capabilities { delta_import: true, export: false, local_anchor: false, reference_form: RefForm::Dn, max_batch: 1 };
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +31,8 @@ fn default_anchor() -> String {
     "entryUUID".into()
 }
 
-pub struct LdifConnector {
+#[derive(Clone)]
+pub(crate) struct LdifConnector {
     name: String,
     path: PathBuf,
     delta_path: Option<PathBuf>,
@@ -46,7 +42,8 @@ pub struct LdifConnector {
 }
 
 impl LdifConnector {
-    pub fn new(cfg: &ConnectorConfig) -> Result<Self> {
+    /// Checks the settings; nothing is read until an import.
+    pub(crate) fn new(cfg: &ConnectorConfig) -> Result<Self> {
         let s: Settings = cfg.settings()?;
         let types = ObjectTypes::parse(&cfg.name, &s.object_types)?;
         if types.is_empty() {
@@ -68,10 +65,10 @@ impl LdifConnector {
     }
 
     fn read(&self, p: &PathBuf) -> Result<String> {
-        std::fs::read_to_string(p).map_err(|e| Error::File { file: p.clone(), message: format!("cannot read: {e}") })
+        std::fs::read_to_string(p).map_err(|e| Error::io(p, "cannot read", e))
     }
 
-    fn err(&self, p: &std::path::Path, e: super::ldif_parse::LdifError) -> Error {
+    fn err(&self, p: &std::path::Path, e: LdifError) -> Error {
         Error::Parse { file: p.to_path_buf(), line: e.line, column: 1, message: e.message }
     }
 
@@ -100,15 +97,6 @@ impl LdifConnector {
             _ => "none".into(),
         };
         Ok(format!("{main}:{delta}"))
-    }
-}
-
-/// An anchor value as text: strings as they are, bytes (objectGUID) as base64.
-pub fn anchor_text(v: &Value) -> String {
-    match v {
-        Value::Str(s) => s.clone(),
-        Value::Bin(b) => base64::engine::general_purpose::STANDARD.encode(b),
-        Value::Ref(r) => r.to_string(),
     }
 }
 
@@ -203,14 +191,14 @@ impl Connector for LdifConnector {
                     sink.change(DeltaChange::Modify { key, changes })?
                 }
                 Change::ModRdn { new_rdn, delete_old_rdn, new_superior } => {
-                    let rdns = idflow_stdlib::dn::parse(&dn)
+                    let rdns = idflow_core::dn::parse(&dn)
                         .map_err(|e| Error::Parse { file: p.clone(), line, column: 1, message: e.to_string() })?;
                     let parent = match new_superior {
                         Some(s) => s,
-                        None => idflow_stdlib::dn::format(rdns.get(1..).unwrap_or(&[])),
+                        None => idflow_core::dn::format(rdns.get(1..).unwrap_or(&[])),
                     };
                     let new_dn = if parent.is_empty() { new_rdn.clone() } else { format!("{new_rdn},{parent}") };
-                    let new = idflow_stdlib::dn::parse(&new_rdn)
+                    let new = idflow_core::dn::parse(&new_rdn)
                         .map_err(|e| Error::Parse { file: p.clone(), line, column: 1, message: format!("newrdn: {e}") })?;
                     let mut changes = Vec::new();
                     if let (Some(old), Some(newr)) = (rdns.first(), new.first()) {

@@ -1,6 +1,6 @@
 //! RFC 2849 LDIF: content records and change records, folded lines, base64 values, comments.
 //! Errors carry the line number.
-use crate::value::Value;
+use idflow_core::Value;
 use base64::Engine as _;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,7 +145,7 @@ impl<'a> Reader<'a> {
             _ => return Err(LdifError { line, message: "the DN is not UTF-8".into() }),
         };
         if !dn.is_empty() {
-            idflow_stdlib::dn::parse(&dn).map_err(|e| LdifError { line, message: format!("bad DN: {e}") })?;
+            idflow_core::dn::parse(&dn).map_err(|e| LdifError { line, message: format!("bad DN: {e}") })?;
         }
         let mut attrs = Vec::new();
         let mut changetype: Option<String> = None;

@@ -5,76 +5,15 @@
 //! has no PATCH), delete; group members added and removed in batches; bearer tokens or OAuth2
 //! client credentials; bounded concurrency; 429 with Retry-After, 5xx and timeouts retried with
 //! exponential backoff and jitter; 409 on create adopts the existing object; 404 on delete is done.
-use super::{Capabilities, ChangeKind, Connector, ExportOp, ImportSink, ImportedObject, OpKind, OpResult, RefForm};
-use crate::config::ConnectorConfig;
-use crate::error::{Error, Result};
-use serde::Deserialize;
+use super::config::Settings;
+use super::{http, mapping, CAPABILITIES};
+use idflow_core::connector::{apply_changes, Capabilities, ChangeKind, Connector, ExportOp, ImportSink, ImportedObject, OpKind, OpResult};
+use idflow_core::{ConnectorConfig, Error, Result};
 use serde_json::{json, Value as J};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-mod http;
-pub mod mapping;
-
-pub const CAPABILITIES: Capabilities =
-    Capabilities { delta_import: false, export: true, local_anchor: false, reference_form: RefForm::Anchor, max_batch: 50 };
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OAuth {
-    pub token_url: String,
-    pub client_id: String,
-    #[serde(default)]
-    pub client_secret_env: Option<String>,
-    #[serde(default)]
-    pub client_secret_file: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    url: String,
-    #[serde(default)]
-    token_env: Option<String>,
-    #[serde(default)]
-    token_file: Option<String>,
-    #[serde(default)]
-    oauth: Option<OAuth>,
-    #[serde(default = "d_concurrency")]
-    concurrency: usize,
-    /// Most member operations in one PATCH request.
-    #[serde(default = "d_member_batch")]
-    member_batch: usize,
-    #[serde(default = "d_timeout")]
-    timeout_seconds: u64,
-    #[serde(default = "d_retries")]
-    max_retries: u32,
-    #[serde(default = "d_page")]
-    page_size: usize,
-    #[serde(default)]
-    ca_file: Option<String>,
-    #[serde(default)]
-    tls_insecure: bool,
-}
-
-fn d_concurrency() -> usize {
-    4
-}
-fn d_member_batch() -> usize {
-    100
-}
-fn d_timeout() -> u64 {
-    30
-}
-fn d_retries() -> u32 {
-    5
-}
-fn d_page() -> usize {
-    100
-}
 
 pub struct ScimConnector {
     name: String,
@@ -91,8 +30,8 @@ pub struct ScimConnector {
 }
 
 impl ScimConnector {
-    pub fn new(cfg: &ConnectorConfig) -> Result<Self> {
-        let s: Settings = cfg.settings()?;
+    /// Opens the connector: reads the token or client secret, builds TLS (nothing is sent yet).
+    pub(crate) fn open(cfg: &ConnectorConfig, s: &Settings) -> Result<Self> {
         let bad = |m: String| Error::connector(&cfg.name, m);
         // Tokens and client secrets never end in white space: what follows one is dropped.
         let trimmed = |v: zeroize::Zeroizing<String>| zeroize::Zeroizing::new(v.trim_end().to_string());
@@ -106,7 +45,7 @@ impl ScimConnector {
         } else {
             http::Auth::None
         };
-        let tls = crate::connector::ldap::tls::client_config(&cfg.name, s.ca_file.as_deref().map(|f| cfg.resolve(f)).as_deref(), None, s.tls_insecure)?;
+        let tls = crate::tls::client_config(&cfg.name, s.ca_file.as_deref().map(|f| cfg.resolve(f)).as_deref(), None, s.tls_insecure)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(format!("runtime: {e}")))?;
         let client = http::Client::new(&cfg.name, s.url.trim_end_matches('/'), auth, tls, Duration::from_secs(s.timeout_seconds.max(1)), s.max_retries)?;
         Ok(ScimConnector {
@@ -186,10 +125,6 @@ impl ScimConnector {
         }
     }
 
-    /// Requests made so far, by kind: (reads, writes).
-    pub fn requests(&self) -> (usize, usize) {
-        self.client.counts()
-    }
 }
 
 fn endpoint(endpoints: &BTreeMap<String, String>, object_type: &str) -> String {
@@ -260,7 +195,7 @@ async fn one(client: Arc<http::Client>, endpoints: Arc<BTreeMap<String, String>>
                         return Ok(OpResult::Failed(scim_error(status, &current)));
                     }
                     let mut attrs = mapping::flatten(&current);
-                    crate::connector::apply_changes(&mut attrs, &op.changes);
+                    apply_changes(&mut attrs, &op.changes);
                     let (status, resp) = client.send(reqwest::Method::PUT, &url, Some(&mapping::resource(&op.object_type, &attrs)), true).await?;
                     if status >= 300 {
                         return Ok(OpResult::Failed(scim_error(status, &resp)));
@@ -334,8 +269,9 @@ impl Connector for ScimConnector {
         Ok(None)
     }
 
-    fn requests(&self) -> Option<(usize, usize)> {
-        Some(self.client.counts())
+    fn requests(&self) -> Option<usize> {
+        let (reads, writes) = self.client.counts();
+        Some(reads + writes)
     }
 
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {

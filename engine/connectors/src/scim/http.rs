@@ -1,7 +1,7 @@
 //! HTTP for SCIM: authentication, timeouts, and polite retries (429 with Retry-After, 5xx and
 //! timeouts with exponential backoff and jitter). Tokens never reach a log.
-use super::OAuth;
-use crate::error::{Error, Result};
+use super::config::OAuth;
+use idflow_core::{Error, Result};
 use serde_json::Value as J;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -4,11 +4,12 @@
 //! `members`, and extension attributes by their schema URN
 //! (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber`). References
 //! (`members`, the enterprise `manager`) hold SCIM ids.
-use crate::value::{Attrs, Value};
+use idflow_core::{Attrs, Value};
 use serde_json::{json, Map, Value as J};
 
 pub const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+#[cfg(test)]
 pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -182,8 +183,8 @@ pub fn resource(object_type: &str, attrs: &Attrs) -> J {
 
 /// PATCH operations for one attribute change. Members are added and removed by value, at most
 /// `member_batch` values per operation.
-pub fn patch_ops(path: &str, kind: crate::connector::ChangeKind, vals: &[Value], member_batch: usize) -> Vec<J> {
-    use crate::connector::ChangeKind as K;
+pub fn patch_ops(path: &str, kind: idflow_core::connector::ChangeKind, vals: &[Value], member_batch: usize) -> Vec<J> {
+    use idflow_core::connector::ChangeKind as K;
     match (parse_path(path), kind) {
         (Path::Members, K::Add) => vals
             .chunks(member_batch.max(1))
@@ -247,12 +248,12 @@ mod tests {
     #[test]
     fn member_patches_are_batched() {
         let vals: Vec<Value> = (0..250).map(|i| Value::from(format!("id{i}"))).collect();
-        let ops = patch_ops("members", crate::connector::ChangeKind::Add, &vals, 100);
+        let ops = patch_ops("members", idflow_core::connector::ChangeKind::Add, &vals, 100);
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[2]["value"].as_array().map(Vec::len), Some(50));
-        let rm = patch_ops("members", crate::connector::ChangeKind::Delete, &vals[..2], 100);
+        let rm = patch_ops("members", idflow_core::connector::ChangeKind::Delete, &vals[..2], 100);
         assert_eq!(rm[1]["path"], "members[value eq \"id1\"]");
-        let p = patch_ops("emails[type eq \"work\"].value", crate::connector::ChangeKind::Replace, &[Value::from("b@x")], 100);
+        let p = patch_ops("emails[type eq \"work\"].value", idflow_core::connector::ChangeKind::Replace, &[Value::from("b@x")], 100);
         assert_eq!(p[0]["path"], "emails[type eq \"work\"].value");
     }
 }

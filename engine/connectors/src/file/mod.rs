@@ -1,0 +1,32 @@
+//! The `file` connector: a target directory kept as one JSON file, so the quickstart needs no
+//! server.
+use idflow_core::connector::{Capabilities, RefForm};
+use idflow_core::registry::{ConnectorSpec, ConnectorType};
+use idflow_core::{ConnectorConfig, Result};
+
+mod backend;
+
+const CAPABILITIES: Capabilities = Capabilities {
+    delta_import: false,
+    export: true,
+    local_anchor: true,
+    reference_form: RefForm::Anchor,
+    max_batch: usize::MAX,
+};
+
+/// The registry entry.
+pub struct File;
+
+impl ConnectorType for File {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn parse(&self, cfg: &ConnectorConfig) -> Result<Box<dyn ConnectorSpec>> {
+        Ok(Box::new(crate::Ready(backend::FileConnector::new(cfg)?)))
+    }
+}

@@ -1,0 +1,28 @@
+//! The `ldif` connector: a directory exported as RFC 2849 LDIF (a source). Full import reads
+//! `path`; delta import applies the change records of `delta_path` once.
+use idflow_core::connector::{Capabilities, RefForm};
+use idflow_core::registry::{ConnectorSpec, ConnectorType};
+use idflow_core::{ConnectorConfig, Result};
+
+mod backend;
+mod parse;
+
+const CAPABILITIES: Capabilities =
+    Capabilities { delta_import: true, export: false, local_anchor: false, reference_form: RefForm::Dn, max_batch: 1 };
+
+/// The registry entry.
+pub struct Ldif;
+
+impl ConnectorType for Ldif {
+    fn kind(&self) -> &'static str {
+        "ldif"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        CAPABILITIES
+    }
+
+    fn parse(&self, cfg: &ConnectorConfig) -> Result<Box<dyn ConnectorSpec>> {
+        Ok(Box::new(crate::Ready(backend::LdifConnector::new(cfg)?)))
+    }
+}
