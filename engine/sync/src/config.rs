@@ -1,11 +1,9 @@
 //! `idflow.toml`: the metaverse, the rule folders, export safety settings and the connectors.
 //! Parse errors name the file, line and column; paths are relative to the config file.
-use crate::error::{Error, Result};
+use idflow_core::{toml_error, ConnectorConfig, Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-pub mod rules;
-pub mod secret;
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,47 +124,9 @@ pub struct Config {
     pub phs_key_file: PathBuf,
 }
 
-/// One `[[connector]]`: the settings every connector has, and the rest for its type to read.
-#[derive(Debug, Clone)]
-pub struct ConnectorConfig {
-    pub name: String,
-    pub kind: String,
-    pub reference_attributes: Vec<String>,
-    /// Every key of the section, for the connector type to deserialize with its own struct.
-    pub settings: toml::Table,
-    /// The directory relative paths are resolved against.
-    pub base_dir: PathBuf,
-    /// The configuration file itself (an inline secret needs it private).
-    pub config_file: PathBuf,
-}
-
-impl ConnectorConfig {
-    /// Deserializes the section into a connector type's own settings, naming the connector on error.
-    pub fn settings<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        let mut t = self.settings.clone();
-        // What every connector has is read here once, not by each type.
-        t.remove("name");
-        t.remove("type");
-        t.remove("reference_attributes");
-        T::deserialize(toml::Value::Table(t)).map_err(|e| {
-            Error::Config(format!("connector {:?} (type {:?}): {}", self.name, self.kind, e.message()))
-        })
-    }
-
-    pub fn resolve(&self, p: &str) -> PathBuf {
-        self.base_dir.join(p)
-    }
-
-    /// The secret `<key>_env` or `<key>_file` points at ([`secret::read`]), errors naming this connector.
-    pub fn secret(&self, key: &str, env: Option<&str>, file: Option<&str>) -> Result<Option<zeroize::Zeroizing<String>>> {
-        secret::read(&self.base_dir, key, env, file).map_err(|m| Error::connector(&self.name, m))
-    }
-}
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::File { file: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
         Self::parse(path, &text)
     }
 
@@ -174,7 +134,8 @@ impl Config {
         let model: FileModel = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        let mut connectors = Vec::new();
+        let shared: Arc<str> = Arc::from(text);
+        let mut connectors: Vec<ConnectorConfig> = Vec::new();
         for (i, table) in model.connectors.into_iter().enumerate() {
             let name = table.get("name").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
                 Error::Config(format!("{}: connector #{} has no name", path.display(), i + 1))
@@ -182,7 +143,7 @@ impl Config {
             let kind = table.get("type").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
                 Error::Config(format!("{}: connector {name:?} has no type", path.display()))
             })?;
-            if connectors.iter().any(|c: &ConnectorConfig| c.name == name) {
+            if connectors.iter().any(|c| c.name == name) {
                 return Err(Error::Config(format!("{}: two connectors are named {name:?}", path.display())));
             }
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -191,23 +152,7 @@ impl Config {
                     path.display()
                 )));
             }
-            let reference_attributes = match table.get("reference_attributes") {
-                None => Vec::new(),
-                Some(v) => v
-                    .as_array()
-                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
-                    .ok_or_else(|| {
-                        Error::Config(format!("connector {name:?}: reference_attributes must be a list of names"))
-                    })?,
-            };
-            connectors.push(ConnectorConfig {
-                name,
-                kind,
-                reference_attributes,
-                settings: table,
-                base_dir: dir.clone(),
-                config_file: path.to_path_buf(),
-            });
+            connectors.push(ConnectorConfig::new(&name, &kind, table, path)?.located(shared.clone(), i));
         }
         if let Some(p) = &model.password_hash_sync {
             let names: Vec<&String> = connectors.iter().map(|c| &c.name).collect();
@@ -238,12 +183,6 @@ impl Config {
     pub fn connector(&self, name: &str) -> Option<&ConnectorConfig> {
         self.connectors.iter().find(|c| c.name == name)
     }
-}
-
-/// A TOML error as `file:line:column: message`.
-pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> Error {
-    let offset = e.span().map(|s| s.start).unwrap_or(0);
-    Error::at_offset(path, text, offset, e.message().to_string())
 }
 
 #[cfg(test)]

@@ -1,16 +1,14 @@
 //! What export would change for one connector-space object: its desired state (from outbound
 //! rules) against what the target holds, with references translated into the target's own
 //! identifiers. A reference to an object the target has not created yet stays pending.
-use super::references;
-use crate::connector::{AttrChange, ChangeKind, ExportOp, OpKind, RefForm};
-use crate::error::Result;
-use crate::store::{self, CsObject, ExportState};
-use crate::value::{same_values, Value};
-use rusqlite::Connection;
+use crate::references;
+use idflow_core::connector::{AttrChange, ChangeKind, ExportOp, OpKind, RefForm};
+use idflow_core::{dn, same_values, Result, Value};
+use idflow_store::{CsObject, ExportState, ReadOps, WriteOps};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AttrDiff {
+pub(crate) struct AttrDiff {
     pub attr: String,
     pub old: Vec<Value>,
     /// `Value::Ref(cs_id)` marks a reference to an object not created in the target yet.
@@ -20,7 +18,7 @@ pub struct AttrDiff {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Change {
+pub(crate) struct Change {
     pub cs_id: i64,
     pub connector: String,
     pub kind: OpKind,
@@ -32,7 +30,7 @@ pub struct Change {
     pub attrs: Vec<AttrDiff>,
 }
 
-fn resolve(c: &Connection, vals: &[Value], form: RefForm) -> Result<(Vec<Value>, bool)> {
+fn resolve(c: &dyn ReadOps, vals: &[Value], form: RefForm) -> Result<(Vec<Value>, bool)> {
     let mut out = Vec::with_capacity(vals.len());
     let mut is_ref = false;
     for v in vals {
@@ -55,7 +53,7 @@ fn resolved_only(v: &[Value]) -> Vec<Value> {
 }
 
 /// The pending change of an object, if export has anything to do for it.
-pub fn change_for(c: &Connection, o: &CsObject, form: RefForm) -> Result<Option<Change>> {
+pub(crate) fn change_for(c: &dyn ReadOps, o: &CsObject, form: RefForm) -> Result<Option<Change>> {
     let kind = match (o.export_state, o.present) {
         (Some(ExportState::Delete), true) => OpKind::Delete,
         (Some(ExportState::Delete), false) | (None, _) => return Ok(None),
@@ -78,7 +76,7 @@ pub fn change_for(c: &Connection, o: &CsObject, form: RefForm) -> Result<Option<
         }
     }
     let new_dn = match (&o.desired_dn, &o.dn) {
-        (Some(want), Some(have)) if store::dn_norm(want) != store::dn_norm(have) => Some(want.clone()),
+        (Some(want), Some(have)) if dn::norm(want) != dn::norm(have) => Some(want.clone()),
         (Some(want), None) if kind == OpKind::Add => Some(want.clone()),
         _ => None,
     };
@@ -99,7 +97,7 @@ pub fn change_for(c: &Connection, o: &CsObject, form: RefForm) -> Result<Option<
 }
 
 /// Does export have anything to do for this object?
-pub fn has_changes(c: &Connection, o: &CsObject) -> Result<bool> {
+pub(crate) fn has_changes(c: &dyn ReadOps, o: &CsObject) -> Result<bool> {
     // The reference form only matters for how values are spelled, not whether they differ,
     // except for references: compare with the form that applies to the object's connector.
     let form = form_of(c, &o.connector)?;
@@ -107,27 +105,27 @@ pub fn has_changes(c: &Connection, o: &CsObject) -> Result<bool> {
 }
 
 /// How the connector names referenced objects, as recorded when it was configured.
-pub fn form_of(c: &Connection, connector: &str) -> Result<RefForm> {
-    Ok(match store::get_meta(c, &format!("ref_form:{connector}"))?.as_deref() {
+pub(crate) fn form_of(c: &dyn ReadOps, connector: &str) -> Result<RefForm> {
+    Ok(match c.meta_get(&format!("ref_form:{connector}"))?.as_deref() {
         Some("dn") => RefForm::Dn,
         _ => RefForm::Anchor,
     })
 }
 
-pub fn record_form(c: &Connection, connector: &str, form: RefForm) -> Result<()> {
+pub(crate) fn record_form(c: &dyn WriteOps, connector: &str, form: RefForm) -> Result<()> {
     let want = match form {
         RefForm::Dn => "dn",
         RefForm::Anchor => "anchor",
     };
-    if store::get_meta(c, &format!("ref_form:{connector}"))?.as_deref() != Some(want) {
-        store::set_meta(c, &format!("ref_form:{connector}"), want)?;
+    if c.meta_get(&format!("ref_form:{connector}"))?.as_deref() != Some(want) {
+        c.meta_set(&format!("ref_form:{connector}"), want)?;
     }
     Ok(())
 }
 
 /// The export operation for a change; `None` when every remaining difference waits for a
 /// referenced object to be created first.
-pub fn to_op(ch: &Change) -> Option<ExportOp> {
+pub(crate) fn to_op(ch: &Change) -> Option<ExportOp> {
     let mut op = ExportOp {
         cs_id: ch.cs_id,
         kind: ch.kind,

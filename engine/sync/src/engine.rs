@@ -1,22 +1,26 @@
-//! Run profiles: full/delta import, full/delta sync, export, and `run` (a whole cycle),
-//! plus `plan` (the same cycle, rolled back). Each stage commits on its own, so a run killed at
-//! any point leaves a consistent database that the next run completes.
-use super::export::{self, ExportStats};
-use super::import::{self, ImportStats, Mode};
-use super::plan::{self, Plan};
-use super::{diff, inbound, outbound, Ctx, Facts, SyncStats};
-use crate::config::{rules as rule_config, Config};
-use crate::connector::{self, Connector};
-use crate::error::{Error, Result};
-use crate::rules::compile::ConnectorFacts;
-use crate::rules::engine::Limits;
-use crate::rules::RuleSet;
-use crate::store::history::{self, ObjectError};
-use crate::store::{self, cs, mv, Store};
-use rusqlite::Connection;
+//! The engine and its run profiles: full/delta import, full/delta sync, export, password hash
+//! sync, and `run` (a whole cycle), plus `plan` (the same cycle, rolled back). Each stage
+//! commits on its own, so a run killed at any point leaves a consistent database that the next
+//! run completes.
+use crate::config::Config;
+use crate::ctx::{Ctx, Facts, SyncStats};
+use crate::export::{self, ExportStats};
+use crate::import::{self, ImportStats, Mode};
+use crate::observer::{Observer, Silent, Step};
+use crate::phs::stage::{self as phs_stage, PhsStats};
+use crate::plan::{self, Plan};
+use crate::preview::{self, Preview};
+use crate::{diff, inbound, outbound};
+use idflow_core::connector::Connector;
+use idflow_core::registry::{ConnectorSpec, Registry};
+use idflow_core::{Error, ObjectError, Result};
+use idflow_policy::defs::{self, Direction, RuleDef};
+use idflow_policy::{ConnectorFacts, Limits, RuleSet};
+use idflow_store::{ReadOps, Store, WriteOps};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -31,11 +35,19 @@ pub struct RunReport {
     pub full_sync: Option<bool>,
     pub export: Vec<ExportStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub password_hash_sync: Option<crate::phs::stage::PhsStats>,
+    pub password_hash_sync: Option<PhsStats>,
     pub errors: Vec<ObjectError>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     pub duration_ms: u128,
+}
+
+/// What `validate` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Validation {
+    pub connectors: usize,
+    pub rules: usize,
+    pub expressions: usize,
 }
 
 pub struct Engine {
@@ -43,29 +55,33 @@ pub struct Engine {
     pub rules: RuleSet,
     pub store: Store,
     pub facts: BTreeMap<String, Facts>,
-    pub show_progress: bool,
+    /// Every connector's checked settings, by name.
+    specs: BTreeMap<String, Box<dyn ConnectorSpec>>,
+    observer: Arc<dyn Observer>,
 }
 
 /// Facts about every configured connector, from its type.
-pub fn facts_of(config: &Config) -> Result<BTreeMap<String, Facts>> {
+fn facts_of(config: &Config, registry: &Registry) -> Result<BTreeMap<String, Facts>> {
     let mut facts = BTreeMap::new();
     for c in &config.connectors {
-        let caps = connector::capabilities_of(&c.kind).ok_or_else(|| {
-            Error::Config(format!("connector {:?}: unknown type {:?} (known: ldif, file, ldap, scim)", c.name, c.kind))
-        })?;
         facts.insert(
             c.name.clone(),
             Facts {
                 kind: c.kind.clone(),
                 reference_attributes: c.reference_attributes.iter().map(|a| a.to_lowercase()).collect(),
-                caps,
+                caps: registry.capabilities(c)?,
             },
         );
     }
     Ok(facts)
 }
 
-pub fn compile_rules(config: &Config, defs: Vec<rule_config::RuleDef>) -> Result<RuleSet> {
+/// Every connector's settings, checked by its type (no I/O).
+fn specs_of(config: &Config, registry: &Registry) -> Result<BTreeMap<String, Box<dyn ConnectorSpec>>> {
+    config.connectors.iter().map(|c| Ok((c.name.clone(), registry.parse(c)?))).collect()
+}
+
+fn compile_rules(config: &Config, defs: Vec<RuleDef>, facts: &BTreeMap<String, Facts>) -> Result<RuleSet> {
     let cf: BTreeMap<String, ConnectorFacts> = config
         .connectors
         .iter()
@@ -73,56 +89,68 @@ pub fn compile_rules(config: &Config, defs: Vec<rule_config::RuleDef>) -> Result
         .collect();
     let rs = RuleSet::compile(defs, &cf, &config.rule_paths, &Limits { max_operations: config.max_operations })?;
     for r in &rs.rules {
-        if r.def.direction == rule_config::Direction::Outbound {
-            let caps = connector::capabilities_of(&cf[&r.def.connector].kind);
-            if caps.is_some_and(|c| !c.export) {
-                return Err(Error::Config(format!(
-                    "rule {:?} ({}): connector {:?} is a source only; outbound rules need a target",
-                    r.def.name,
-                    r.def.file.display(),
-                    r.def.connector
-                )));
-            }
+        if r.def.direction == Direction::Outbound && facts.get(&r.def.connector).is_some_and(|f| !f.caps.export) {
+            return Err(Error::Config(format!(
+                "rule {:?} ({}): connector {:?} is a source only; outbound rules need a target",
+                r.def.name,
+                r.def.file.display(),
+                r.def.connector
+            )));
         }
     }
     Ok(rs)
 }
 
 impl Engine {
-    pub fn open(config_path: &Path) -> Result<Engine> {
+    /// Loads `idflow.toml`, its rules and its metaverse, with connectors from `registry`.
+    pub fn open(config_path: &Path, registry: &Registry) -> Result<Engine> {
         let config = Config::load(config_path)?;
-        let defs = rule_config::load(&config.rule_paths)?;
+        let defs = defs::load(&config.rule_paths)?;
         let store = Store::open(&config.metaverse_path)?;
-        Self::from_parts(config, defs, store)
+        Self::from_parts(config, defs, store, registry)
     }
 
-    pub fn from_parts(config: Config, defs: Vec<rule_config::RuleDef>, store: Store) -> Result<Engine> {
-        let facts = facts_of(&config)?;
-        let rules = compile_rules(&config, defs)?;
+    pub fn from_parts(config: Config, defs: Vec<RuleDef>, store: Store, registry: &Registry) -> Result<Engine> {
+        let facts = facts_of(&config, registry)?;
+        let rules = compile_rules(&config, defs, &facts)?;
+        let specs = specs_of(&config, registry)?;
+        let tx = store.write()?;
         for (name, f) in &facts {
-            diff::record_form(&store.conn, name, f.caps.reference_form)?;
+            diff::record_form(&tx, name, f.caps.reference_form)?;
         }
-        Ok(Engine { config, rules, store, facts, show_progress: false })
+        tx.commit()?;
+        Ok(Engine { config, rules, store, facts, specs, observer: Arc::new(Silent) })
     }
 
-    fn progress(&self, len: Option<u64>, msg: &str) -> indicatif::ProgressBar {
-        if !self.show_progress {
-            return indicatif::ProgressBar::hidden();
+    /// Checks a configuration: the file, every connector's settings (by its type), every rule
+    /// expression. Unless `offline`, also opens every connector, the password hash source and
+    /// the metaverse.
+    pub fn validate(config_path: &Path, registry: &Registry, offline: bool) -> Result<Validation> {
+        let config = Config::load(config_path)?;
+        let defs = defs::load(&config.rule_paths)?;
+        let n = defs.len();
+        let facts = facts_of(&config, registry)?;
+        let rules = compile_rules(&config, defs, &facts)?;
+        let specs = specs_of(&config, registry)?;
+        if !offline {
+            for c in &config.connectors {
+                if let Some(s) = specs.get(&c.name) {
+                    s.open()?;
+                }
+            }
+            // The password hash source's own settings ([connector.replication] for AD).
+            if let Some(p) = &config.password_hash_sync {
+                hash_source(&config, &specs, p)?;
+            }
+            Store::open(&config.metaverse_path)?;
         }
-        let pb = match len {
-            Some(n) => indicatif::ProgressBar::new(n),
-            None => indicatif::ProgressBar::new_spinner(),
-        };
-        let style = match len {
-            Some(_) => indicatif::ProgressStyle::with_template("{msg:>16} [{bar:30}] {pos}/{len} {per_sec} eta {eta}"),
-            None => indicatif::ProgressStyle::with_template("{msg:>16} {spinner} {pos} objects {per_sec}"),
-        };
-        if let Ok(s) = style {
-            pb.set_style(s.progress_chars("=> "));
-        }
-        pb.set_message(msg.to_string());
-        pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        pb
+        let expressions = rules.rules.iter().map(|r| r.flows.len() + r.joins.len() + usize::from(r.scope.is_some())).sum();
+        Ok(Validation { connectors: config.connectors.len(), rules: n, expressions })
+    }
+
+    /// Whoever runs the engine hears of its progress through `observer`.
+    pub fn set_observer(&mut self, observer: Arc<dyn Observer>) {
+        self.observer = observer;
     }
 
     fn names_or_all(&self, names: &[String]) -> Result<Vec<String>> {
@@ -137,30 +165,42 @@ impl Engine {
         Ok(names.to_vec())
     }
 
-    fn open_connector(&self, name: &str) -> Result<Box<dyn Connector>> {
-        let cfg = self.config.connector(name).ok_or_else(|| Error::Config(format!("no connector named {name:?}")))?;
-        let mut c = connector::open(cfg)?;
+    pub(crate) fn open_connector(&self, name: &str) -> Result<Box<dyn Connector>> {
+        let spec = self.specs.get(name).ok_or_else(|| Error::Config(format!("no connector named {name:?}")))?;
+        let mut c = spec.open()?;
         c.want_attributes(self.rules.attributes_used(name));
         Ok(c)
     }
 
-    fn import_stage(&self, conn: &Connection, names: &[String], mode: Mode, allow_empty: bool, report: &mut RunReport) -> Result<()> {
+    /// Imports `connector` into its connector space inside `tx`.
+    pub(crate) fn import_one(
+        &self,
+        tx: &dyn WriteOps,
+        connector: &mut dyn Connector,
+        mode: Mode,
+        allow_empty: bool,
+        report: &mut RunReport,
+    ) -> Result<()> {
+        let name = connector.name().to_string();
+        let secret = phs_stage::secret_attributes(&self.config, &name);
+        let (stats, errors) = import::import(tx, connector, &self.rules, mode, allow_empty, &secret, self.observer.as_ref())?;
+        tracing::info!(connector = %name, mode = %stats.mode, read = stats.read, added = stats.added, updated = stats.updated, deleted = stats.deleted, "import done");
+        report.import.push(stats);
+        report.errors.extend(errors);
+        Ok(())
+    }
+
+    fn import_stage(&self, tx: &dyn WriteOps, names: &[String], mode: Mode, allow_empty: bool, report: &mut RunReport) -> Result<()> {
         for name in names {
             let mut c = self.open_connector(name)?;
-            let pb = self.progress(None, &format!("import {name}"));
-            let secret = crate::phs::stage::secret_attributes(&self.config, name);
-            let (stats, errors) = import::import(conn, c.as_mut(), &self.rules, mode, allow_empty, &secret, &pb)?;
-            pb.finish_and_clear();
-            tracing::info!(connector = %name, mode = %stats.mode, read = stats.read, added = stats.added, updated = stats.updated, deleted = stats.deleted, "import done");
-            report.import.push(stats);
-            report.errors.extend(errors);
+            self.import_one(tx, c.as_mut(), mode, allow_empty, report)?;
         }
         Ok(())
     }
 
     /// Inbound and outbound sync. Delta looks only at what changed; a changed rule set makes it full.
-    fn sync_stage(&self, conn: &Connection, full: bool, report: &mut RunReport) -> Result<()> {
-        let stored = store::get_meta(conn, "rules_fingerprint")?;
+    pub(crate) fn sync_stage(&self, tx: &dyn WriteOps, full: bool, report: &mut RunReport) -> Result<()> {
+        let stored = tx.meta_get("rules_fingerprint")?;
         let full = full || stored.as_deref() != Some(self.rules.fingerprint.as_str());
         if stored.as_deref().is_some_and(|s| s != self.rules.fingerprint) {
             report.notes.push("the rules changed since the last sync: running a full sync".into());
@@ -170,24 +210,20 @@ impl Engine {
             // inbound (its connector may have lost its rules), and whatever is pending.
             let sources: Vec<String> =
                 self.config.connectors.iter().map(|c| c.name.clone()).filter(|n| self.rules.has_inbound(n)).collect();
-            let list = sources.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(",");
-            cs::ids_where(
-                conn,
-                &format!("connector IN ({list}) OR link IN ('joined','projected') OR pending_import IS NOT NULL"),
-                [],
-            )?
+            tx.cs_ids_full_sync(&sources)?
         } else {
-            cs::ids_where(conn, "pending_import IS NOT NULL", [])?
+            tx.cs_ids_pending_import()?
         };
-        let mut ctx = Ctx::new(conn, &self.rules, &self.facts);
-        ctx.progress = self.progress(Some(in_ids.len() as u64), "inbound sync");
+        let observer = self.observer.as_ref();
+        let mut ctx = Ctx::new(tx, &self.rules, &self.facts, observer);
+        observer.step_started(Step::InboundSync, Some(in_ids.len() as u64));
         inbound::run(&mut ctx, in_ids)?;
-        ctx.progress.finish_and_clear();
-        let out_ids = if full { mv::all_ids(conn)? } else { mv::dirty_ids(conn)? };
-        ctx.progress = self.progress(Some(out_ids.len() as u64), "outbound sync");
+        observer.step_finished();
+        let out_ids = if full { tx.mv_all_ids()? } else { tx.mv_dirty_ids()? };
+        observer.step_started(Step::OutboundSync, Some(out_ids.len() as u64));
         outbound::run(&mut ctx, out_ids)?;
-        ctx.progress.finish_and_clear();
-        store::set_meta(conn, "rules_fingerprint", &self.rules.fingerprint)?;
+        observer.step_finished();
+        tx.meta_set("rules_fingerprint", &self.rules.fingerprint)?;
         report.full_sync = Some(full);
         report.sync = Some(ctx.stats);
         report.errors.extend(ctx.errors);
@@ -196,7 +232,7 @@ impl Engine {
 
     fn export_stage(&self, names: &[String], allow_deletes: Option<usize>, report: &mut RunReport) -> Result<()> {
         if self.config.staging_mode {
-            let pending: i64 = self.store.conn.query_row("SELECT count(*) FROM cs_object WHERE pending_export=1", [], |r| r.get(0))?;
+            let pending = self.store.read()?.cs_count_pending_export(None)?;
             report.notes.push(format!("staging mode: export is off; {pending} objects have changes held"));
             return Ok(());
         }
@@ -204,15 +240,16 @@ impl Engine {
             if !self.facts.get(name).is_some_and(|f| f.caps.export) {
                 continue;
             }
-            let pending: i64 =
-                self.store.conn.query_row("SELECT count(*) FROM cs_object WHERE connector=?1 AND pending_export=1", [name], |r| r.get(0))?;
+            let pending = self.store.read()?.cs_count_pending_export(Some(name))?;
             if pending == 0 {
                 continue;
             }
             let mut c = self.open_connector(name)?;
-            let pb = self.progress(Some(pending as u64), &format!("export {name}"));
-            let (stats, errors) = export::export(&self.store.conn, c.as_mut(), self.config.deletion_threshold, allow_deletes, &pb)?;
-            pb.finish_and_clear();
+            let observer = self.observer.as_ref();
+            observer.step_started(Step::Export(name), Some(pending as u64));
+            let result = export::export(&self.store, c.as_mut(), self.config.deletion_threshold, allow_deletes, observer);
+            observer.step_finished();
+            let (stats, errors) = result?;
             tracing::info!(connector = %name, added = stats.added, updated = stats.updated, deleted = stats.deleted, failed = stats.failed, "export done");
             report.export.push(stats);
             report.errors.extend(errors);
@@ -223,7 +260,12 @@ impl Engine {
     /// Wraps a profile in run history: a row when it starts, its summary and errors when it ends.
     fn recorded(&mut self, profile: &str, f: impl FnOnce(&Engine, &mut RunReport) -> Result<()>) -> Result<RunReport> {
         let started = Instant::now();
-        let run_id = history::start(&self.store.conn, profile)?;
+        let run_id = {
+            let tx = self.store.write()?;
+            let id = tx.history_start(profile)?;
+            tx.commit()?;
+            id
+        };
         let mut report = RunReport { profile: profile.into(), run_id: Some(run_id), ..Default::default() };
         let result = f(self, &mut report);
         report.duration_ms = started.elapsed().as_millis();
@@ -236,36 +278,37 @@ impl Engine {
         if let Err(e) = &result {
             summary["failure"] = serde_json::Value::String(e.to_string());
         }
-        let tx = self.store.conn.unchecked_transaction()?;
+        let tx = self.store.write()?;
         for e in &report.errors {
-            history::record(&tx, run_id, e)?;
+            tx.history_record(run_id, e)?;
         }
-        history::finish(&tx, run_id, status, &summary)?;
+        tx.history_finish(run_id, status, &summary)?;
         tx.commit()?;
-        // Hand the write-ahead log back to the database file, so it does not stay at its peak size.
-        let _ = self.store.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        self.store.checkpoint();
         result.map(|()| report)
+    }
+
+    /// Imports each connector in a transaction of its own.
+    fn import_each(&self, names: &[String], mode: Mode, allow_empty: bool, report: &mut RunReport) -> Result<()> {
+        for n in names {
+            let tx = self.store.write()?;
+            self.import_stage(&tx, std::slice::from_ref(n), mode, allow_empty, report)?;
+            tx.commit()?;
+        }
+        Ok(())
     }
 
     pub fn import(&mut self, names: &[String], mode: Mode, allow_empty: bool) -> Result<RunReport> {
         let names = self.names_or_all(names)?;
         let profile = if mode == Mode::Full { "full-import" } else { "delta-import" };
-        self.recorded(profile, |e, r| {
-            for n in &names {
-                let tx = e.store.conn.unchecked_transaction()?;
-                e.import_stage(&tx, std::slice::from_ref(n), mode, allow_empty, r)?;
-                tx.commit()?;
-            }
-            Ok(())
-        })
+        self.recorded(profile, |e, r| e.import_each(&names, mode, allow_empty, r))
     }
 
     pub fn sync(&mut self, full: bool) -> Result<RunReport> {
         self.recorded(if full { "full-sync" } else { "delta-sync" }, |e, r| {
-            let tx = e.store.conn.unchecked_transaction()?;
+            let tx = e.store.write()?;
             e.sync_stage(&tx, full, r)?;
-            tx.commit()?;
-            Ok(())
+            tx.commit()
         })
     }
 
@@ -281,10 +324,9 @@ impl Engine {
             report.notes.push("staging mode: password hash sync is paused".into());
             return Ok(());
         }
-        let cfg = self.config.connector(&p.source).ok_or_else(|| Error::Config(format!("no connector named {:?}", p.source)))?;
-        let mut source = crate::phs::drsr_source::open(cfg, &p.hash_attribute)?;
+        let mut source = hash_source(&self.config, &self.specs, p)?;
         let open = |name: &str| self.open_connector(name);
-        let stats = crate::phs::stage::run(&self.store.conn, &self.config, source.as_mut(), &open, full, &mut report.errors)?;
+        let stats = phs_stage::run(&self.store, &self.config, source.as_mut(), &open, full, &mut report.errors)?;
         tracing::info!(delivered = stats.delivered, unchanged = stats.unchanged, failed = stats.failed, "password hash sync done");
         report.password_hash_sync = Some(stats);
         Ok(())
@@ -302,12 +344,8 @@ impl Engine {
     pub fn run(&mut self, allow_deletes: Option<usize>, profile: &str) -> Result<RunReport> {
         let names = self.names_or_all(&[])?;
         self.recorded(profile, |e, r| {
-            for n in &names {
-                let tx = e.store.conn.unchecked_transaction()?;
-                e.import_stage(&tx, std::slice::from_ref(n), Mode::Delta, false, r)?;
-                tx.commit()?;
-            }
-            let tx = e.store.conn.unchecked_transaction()?;
+            e.import_each(&names, Mode::Delta, false, r)?;
+            let tx = e.store.write()?;
             e.sync_stage(&tx, false, r)?;
             tx.commit()?;
             e.export_stage(&names, allow_deletes, r)?;
@@ -324,7 +362,7 @@ impl Engine {
         let names = self.names_or_all(&[])?;
         let started = Instant::now();
         let mut report = RunReport { profile: "plan".into(), ..Default::default() };
-        let tx = self.store.conn.unchecked_transaction()?;
+        let tx = self.store.write()?;
         self.import_stage(&tx, &names, Mode::Delta, false, &mut report)?;
         self.sync_stage(&tx, false, &mut report)?;
         let targets: Vec<String> = names.iter().filter(|n| self.facts.get(*n).is_some_and(|f| f.caps.export)).cloned().collect();
@@ -335,10 +373,37 @@ impl Engine {
                 report.notes.push(e.to_string());
             }
         }
-        tx.rollback()?;
+        drop(tx);
         p.errors = report.errors.clone();
         p.staging_mode = self.config.staging_mode;
         report.duration_ms = started.elapsed().as_millis();
         Ok((p, report))
     }
+
+    /// Why one object ends up the way it does: sync for that object, rolled back.
+    pub fn preview(&self, connector: &str, object: &str) -> Result<Preview> {
+        preview::preview(self, connector, object)
+    }
+
+    /// Runs the test cases (`*_test.toml`) kept beside the rules in `dir`; `config` supplies
+    /// connectors where a test file declares none.
+    pub fn test_rules(dir: &Path, config: Option<&Config>, registry: &Registry) -> Result<Vec<crate::CaseResult>> {
+        crate::harness::run(dir, config, registry)
+    }
+}
+
+/// The password hash source of `[password_hash_sync]`: what its connector's type offers.
+fn hash_source(
+    config: &Config,
+    specs: &BTreeMap<String, Box<dyn ConnectorSpec>>,
+    p: &crate::config::PhsSection,
+) -> Result<Box<dyn idflow_core::hash::HashSource>> {
+    let cfg = config.connector(&p.source).ok_or_else(|| Error::Config(format!("no connector named {:?}", p.source)))?;
+    let spec = specs.get(&p.source).ok_or_else(|| Error::Config(format!("no connector named {:?}", p.source)))?;
+    spec.hash_source(&p.hash_attribute).unwrap_or_else(|| {
+        Err(Error::Config(format!(
+            "[password_hash_sync] source {:?} is a {:?} connector; hashes are read from an ldap connector",
+            cfg.name, cfg.kind
+        )))
+    })
 }

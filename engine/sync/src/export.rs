@@ -4,13 +4,11 @@
 //! objects than `deletion_threshold` stops before deleting anything, unless `--allow-deletes N`
 //! covers the count. Results are committed per batch, so a crash loses at most one batch's
 //! confirmations, which the next import recovers (anchors idflow assigned are recognized).
-use super::diff::{self, Change};
-use crate::connector::{apply_changes, Connector, OpKind, OpResult};
-use crate::error::{Error, Result};
-use crate::store::history::ObjectError;
-use crate::store::{cs, CsObject};
-use crate::value::Value;
-use rusqlite::Connection;
+use crate::diff::{self, Change};
+use crate::observer::Observer;
+use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult};
+use idflow_core::{Error, ObjectError, Result, Stage, Value};
+use idflow_store::{CsObject, ReadOps, Store, WriteOps};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
@@ -24,17 +22,17 @@ pub struct ExportStats {
     /// Changes still waiting for a referenced object to be created.
     pub waiting: usize,
     pub calls: usize,
-    /// HTTP requests the export made (connectors that count them).
+    /// Requests the export made (connectors that count them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<usize>,
 }
 
 /// Deletes an export would make per connector, for the threshold check.
-pub fn count_deletes(changes: &[Change]) -> usize {
+pub(crate) fn count_deletes(changes: &[Change]) -> usize {
     changes.iter().filter(|c| c.kind == OpKind::Delete).count()
 }
 
-pub fn check_threshold(connector: &str, deletes: usize, threshold: usize, allow_deletes: Option<usize>) -> Result<()> {
+pub(crate) fn check_threshold(connector: &str, deletes: usize, threshold: usize, allow_deletes: Option<usize>) -> Result<()> {
     if deletes > threshold && allow_deletes.is_none_or(|n| deletes > n) {
         return Err(Error::Refused(format!(
             "export to {connector:?} would delete {deletes} objects, more than the deletion threshold ({threshold}); \
@@ -48,7 +46,7 @@ pub fn check_threshold(connector: &str, deletes: usize, threshold: usize, allow_
 /// Orders changes: adds (an object before the objects that reference it), updates, deletes.
 /// Returns each change with its level: adds referencing no other add are level 0, the others
 /// one more than the deepest add they reference; updates and deletes come after every add.
-pub fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
+pub(crate) fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
     let mut adds: BTreeMap<i64, Change> = BTreeMap::new();
     let mut updates = Vec::new();
     let mut deletes = Vec::new();
@@ -88,7 +86,7 @@ pub fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
     let mut memo = BTreeMap::new();
     let mut visiting = HashSet::new();
     // Parents before children (an OU before what it holds), then references first.
-    let depth = |c: &Change| c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_stdlib::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
+    let depth = |c: &Change| c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
     let mut keyed: Vec<(usize, usize, i64)> = adds.keys().map(|id| (level(*id, &adds, &mut memo, &mut visiting), 0, *id)).collect();
     for k in &mut keyed {
         k.1 = adds.get(&k.2).map(depth).unwrap_or(0);
@@ -101,13 +99,15 @@ pub fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
     out
 }
 
-/// Exports one connector's pending changes.
-pub fn export(
-    conn: &Connection,
+/// Exports one connector's pending changes. What is pending is read in a read transaction;
+/// each batch's results are committed in a write transaction of their own, after the
+/// connector answered, so the database is never locked during network I/O.
+pub(crate) fn export(
+    store: &Store,
     connector: &mut dyn Connector,
     threshold: usize,
     allow_deletes: Option<usize>,
-    progress: &indicatif::ProgressBar,
+    observer: &dyn Observer,
 ) -> Result<(ExportStats, Vec<ObjectError>)> {
     let name = connector.name().to_string();
     let caps = connector.capabilities();
@@ -116,16 +116,19 @@ pub fn export(
     let before = connector.requests();
     let mut errors = Vec::new();
     for pass in 0..3 {
-        let pending = cs::load_where(conn, "connector=?1 AND pending_export=1", [&name])?;
-        let mut changes = Vec::new();
-        for o in &pending {
-            if let Some(c) = diff::change_for(conn, o, form)? {
-                changes.push(c);
+        let changes = {
+            let r = store.read()?;
+            let mut changes = Vec::new();
+            for o in &r.cs_pending_export(&name)? {
+                if let Some(c) = diff::change_for(&r, o, form)? {
+                    changes.push(c);
+                }
             }
-        }
+            changes
+        };
         if pass == 0 {
             check_threshold(&name, count_deletes(&changes), threshold, allow_deletes)?;
-            progress.set_length(changes.len() as u64);
+            observer.step_total(changes.len() as u64);
         }
         // Batches never mix levels where the target assigns ids: a reference to an object
         // created in the same batch could not be resolved yet.
@@ -150,15 +153,18 @@ pub fn export(
             // Recomputed per batch: an earlier batch may have created what a reference needs.
             let mut objs: Vec<CsObject> = Vec::new();
             let mut ops = Vec::new();
-            for id in chunk {
-                let Some(o) = cs::get(conn, *id)? else { continue };
-                let Some(ch) = diff::change_for(conn, &o, form)? else { continue };
-                match diff::to_op(&ch) {
-                    Some(op) => {
-                        ops.push(op);
-                        objs.push(o);
+            {
+                let r = store.read()?;
+                for id in chunk {
+                    let Some(o) = r.cs_get(*id)? else { continue };
+                    let Some(ch) = diff::change_for(&r, &o, form)? else { continue };
+                    match diff::to_op(&ch) {
+                        Some(op) => {
+                            ops.push(op);
+                            objs.push(o);
+                        }
+                        None => waiting += 1,
                     }
-                    None => waiting += 1,
                 }
             }
             if ops.is_empty() {
@@ -170,78 +176,90 @@ pub fn export(
             if results.len() != ops.len() {
                 return Err(Error::connector(&name, format!("export returned {} results for {} operations", results.len(), ops.len())));
             }
-            let tx = conn.unchecked_transaction()?;
-            for ((mut o, op), res) in objs.into_iter().zip(ops).zip(results) {
-                progress.inc(1);
-                match res {
-                    OpResult::Done { anchor, dn } => {
-                        match op.kind {
-                            OpKind::Delete => {
-                                stats.deleted += 1;
-                                cs::delete(&tx, o.id)?;
-                                continue;
-                            }
-                            OpKind::Add => {
-                                stats.added += 1;
-                                added_this_pass += 1;
-                                o.attrs = op.attrs.clone();
-                                o.present = true;
-                            }
-                            OpKind::Update => {
-                                stats.updated += 1;
-                                apply_changes(&mut o.attrs, &op.changes);
-                            }
-                        }
-                        if let Some(a) = &anchor {
-                            // The service may answer with an object idflow imported before as
-                            // unlinked (a create that landed but was never recorded, then adopted
-                            // on a 409): that copy and this object are one.
-                            if let Some(other) = cs::by_anchor(&tx, &name, a)?.filter(|x| x.id != o.id) {
-                                if other.mv_id.is_some() && other.mv_id != o.mv_id {
-                                    let m = format!("the service answered with object {a}, which idflow links to another identity; not recorded");
-                                    stats.failed += 1;
-                                    errors.push(ObjectError { stage: "export".into(), connector: Some(name.clone()), object: Some(o.display()), cs_id: Some(o.id), mv_id: o.mv_id, rule: None, message: m.clone() });
-                                    o.error = Some(m);
-                                    cs::save(&tx, &o)?;
-                                    continue;
-                                }
-                                cs::delete(&tx, other.id)?;
-                            }
-                            o.anchor = anchor.clone();
-                        }
-                        o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
-                        o.error = None;
-                        o.pending_export = diff::has_changes(&tx, &o)?;
-                        cs::save(&tx, &o)?;
-                    }
-                    OpResult::Failed(message) => {
-                        stats.failed += 1;
-                        errors.push(ObjectError {
-                            stage: "export".into(),
-                            connector: Some(name.clone()),
-                            object: Some(o.display()),
-                            cs_id: Some(o.id),
-                            mv_id: o.mv_id,
-                            rule: None,
-                            message: message.clone(),
-                        });
-                        o.error = Some(message);
-                        cs::save(&tx, &o)?;
-                    }
+            let tx = store.write()?;
+            for ((o, op), res) in objs.into_iter().zip(ops).zip(results) {
+                observer.advanced(1);
+                if op.kind == OpKind::Add && matches!(res, OpResult::Done { .. }) {
+                    added_this_pass += 1;
                 }
+                record(&tx, &name, o, &op, res, &mut stats, &mut errors)?;
             }
             tx.commit()?;
         }
         stats.waiting = waiting;
         // Another pass only helps references to objects this pass created (their ids are
         // known now): references left out of an add, or changes that waited for them.
-        let still_pending: i64 = conn.query_row("SELECT count(*) FROM cs_object WHERE connector=?1 AND pending_export=1", [&name], |r| r.get(0))?;
+        let still_pending = store.read()?.cs_count_pending_export(Some(&name))?;
         if added_this_pass == 0 || sent_this_pass == 0 || still_pending == 0 {
             break;
         }
     }
-    if let (Some((r0, w0)), Some((r1, w1))) = (before, connector.requests()) {
-        stats.requests = Some(r1 + w1 - r0 - w0);
+    if let (Some(r0), Some(r1)) = (before, connector.requests()) {
+        stats.requests = Some(r1.saturating_sub(r0));
     }
     Ok((stats, errors))
+}
+
+/// Records what the target answered for one operation: the object as it now is there, or the
+/// error it stays in (retried by the next run).
+fn record(
+    tx: &dyn WriteOps,
+    name: &str,
+    mut o: CsObject,
+    op: &ExportOp,
+    res: OpResult,
+    stats: &mut ExportStats,
+    errors: &mut Vec<ObjectError>,
+) -> Result<()> {
+    let mut fail = |o: &mut CsObject, stats: &mut ExportStats, message: String| -> Result<()> {
+        stats.failed += 1;
+        errors.push(ObjectError {
+            stage: Stage::Export,
+            connector: Some(name.to_string()),
+            object: Some(o.display()),
+            cs_id: Some(o.id),
+            mv_id: o.mv_id,
+            rule: None,
+            message: message.clone(),
+        });
+        o.error = Some(message);
+        tx.cs_save(o).map(|_| ())
+    };
+    let (anchor, dn) = match res {
+        OpResult::Done { anchor, dn } => (anchor, dn),
+        OpResult::Failed(message) => return fail(&mut o, stats, message),
+    };
+    match op.kind {
+        OpKind::Delete => {
+            stats.deleted += 1;
+            return tx.cs_delete(o.id);
+        }
+        OpKind::Add => {
+            stats.added += 1;
+            o.attrs = op.attrs.clone();
+            o.present = true;
+        }
+        OpKind::Update => {
+            stats.updated += 1;
+            apply_changes(&mut o.attrs, &op.changes);
+        }
+    }
+    if let Some(a) = &anchor {
+        // The service may answer with an object idflow imported before as unlinked (a create
+        // that landed but was never recorded, then adopted on a 409): that copy and this
+        // object are one.
+        if let Some(other) = tx.cs_by_anchor(name, a)?.filter(|x| x.id != o.id) {
+            if other.mv_id.is_some() && other.mv_id != o.mv_id {
+                let m = format!("the service answered with object {a}, which idflow links to another identity; not recorded");
+                return fail(&mut o, stats, m);
+            }
+            tx.cs_delete(other.id)?;
+        }
+        o.anchor = anchor.clone();
+    }
+    o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
+    o.error = None;
+    o.pending_export = diff::has_changes(tx, &o)?;
+    tx.cs_save(&o)?;
+    Ok(())
 }

@@ -1,16 +1,23 @@
 //! `idflow test`: runs the test cases kept beside the rules (`*_test.toml`) on an in-memory
 //! metaverse, never a server: input objects in, expected metaverse attributes and exports out.
-use crate::config::rules as rule_config;
-use crate::config::{Config, ConnectorConfig};
-use crate::error::{Error, Result};
-use crate::store::{cs, mv, CsObject, PendingImport, Store};
-use crate::sync::plan::change_view;
-use crate::sync::profiles::Engine;
-use crate::sync::{diff, inbound, outbound, Ctx};
-use crate::value::{Attrs, Value};
+//!
+//! A case takes the production path: its inputs are read by a memory connector through the
+//! real import stage, then the real sync stage runs, all in a write transaction that is
+//! dropped. Its configuration comes from the real parser.
+use crate::config::Config;
+use crate::diff;
+use crate::engine::{Engine, RunReport};
+use crate::import::Mode;
+use crate::memory::MemoryConnector;
+use crate::plan::change_view;
+use idflow_core::connector::ImportedObject;
+use idflow_core::registry::Registry;
+use idflow_core::{toml_error, Attrs, Error, Result, Value};
+use idflow_policy::defs::{self, RuleDef};
+use idflow_store::{Link, ReadOps, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,22 +132,22 @@ fn norm(mut v: Vec<String>) -> Vec<String> {
 }
 
 /// Runs every test file under `dir`. `config` supplies connectors when the file names none.
-pub fn run(dir: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>> {
-    let (rule_files, test_files) = rule_config::rule_files(&[dir.to_path_buf()])?;
+pub(crate) fn run(dir: &Path, config: Option<&Config>, registry: &Registry) -> Result<Vec<CaseResult>> {
+    let (rule_files, test_files) = defs::rule_files(&[dir.to_path_buf()])?;
     if test_files.is_empty() {
         return Err(Error::Config(format!("no *_test.toml files in {}", dir.display())));
     }
-    let mut defs = Vec::new();
+    let mut all = Vec::new();
     for f in &rule_files {
-        defs.extend(rule_config::load_file(f)?);
+        all.extend(defs::load_file(f)?);
     }
     let mut results = Vec::new();
     for tf in test_files {
-        let text = std::fs::read_to_string(&tf).map_err(|e| Error::File { file: tf.clone(), message: e.to_string() })?;
-        let parsed: TestFile = toml::from_str(&text).map_err(|e| crate::config::toml_error(&tf, &text, &e))?;
-        let cfg = test_config(&tf, dir, &parsed.connectors, config)?;
+        let text = std::fs::read_to_string(&tf).map_err(|e| Error::io(&tf, "", e))?;
+        let parsed: TestFile = toml::from_str(&text).map_err(|e| toml_error(&tf, &text, &e))?;
+        let cfg = test_config(&tf, &parsed.connectors, config)?;
         for case in &parsed.test {
-            let failures = match run_case(&cfg, defs.clone(), case) {
+            let failures = match run_case(&cfg, all.clone(), case, registry) {
                 Ok(f) => f,
                 Err(e) => vec![format!("could not run: {e}")],
             };
@@ -155,72 +162,76 @@ pub fn run(dir: &Path, config: Option<&Config>) -> Result<Vec<CaseResult>> {
     Ok(results)
 }
 
-fn test_config(file: &Path, dir: &Path, tables: &[toml::Table], base: Option<&Config>) -> Result<Config> {
-    let mut connectors: Vec<ConnectorConfig> = base.map(|c| c.connectors.clone()).unwrap_or_default();
-    for t in tables {
-        let text = format!("[metaverse]\npath = \":memory:\"\n[[connector]]\n{}", toml::to_string(t).unwrap_or_default());
-        let one = Config::parse(file, &text)?;
-        for c in one.connectors {
-            connectors.retain(|x| x.name != c.name);
-            connectors.push(c);
+/// The configuration a test file runs under, through the real parser: an in-memory metaverse,
+/// the rules of the test file's folder, the connectors it declares, and the configuration's
+/// connectors it does not declare.
+fn test_config(file: &Path, tables: &[toml::Table], base: Option<&Config>) -> Result<Config> {
+    let mut metaverse = toml::Table::new();
+    metaverse.insert("path".into(), ":memory:".into());
+    let mut rules = toml::Table::new();
+    rules.insert("paths".into(), toml::Value::Array(vec![".".into()]));
+    if let Some(b) = base {
+        rules.insert("max_operations".into(), toml::Value::Integer(i64::try_from(b.max_operations).unwrap_or(i64::MAX)));
+    }
+    let mut doc = toml::Table::new();
+    doc.insert("metaverse".into(), toml::Value::Table(metaverse));
+    doc.insert("rules".into(), toml::Value::Table(rules));
+    doc.insert("connector".into(), toml::Value::Array(tables.iter().cloned().map(toml::Value::Table).collect()));
+    let text = toml::to_string(&doc).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+    let mut cfg = Config::parse(file, &text)?;
+    for c in base.map(|b| b.connectors.as_slice()).unwrap_or_default() {
+        if cfg.connector(&c.name).is_none() {
+            cfg.connectors.push(c.clone());
         }
     }
-    Ok(Config {
-        file: file.to_path_buf(),
-        dir: dir.to_path_buf(),
-        metaverse_path: PathBuf::from(":memory:"),
-        rule_paths: vec![dir.to_path_buf()],
-        max_operations: base.map(|b| b.max_operations).unwrap_or(1_000_000),
-        deletion_threshold: 500,
-        staging_mode: false,
-        connectors,
-        password_hash_sync: None,
-        phs_key_file: PathBuf::from(":memory:"),
-    })
+    Ok(cfg)
 }
 
-fn run_case(cfg: &Config, defs: Vec<rule_config::RuleDef>, case: &Case) -> Result<Vec<String>> {
-    let engine = Engine::from_parts(cfg.clone(), defs, Store::in_memory()?)?;
-    let conn = &engine.store.conn;
-    let mut keys: BTreeMap<String, i64> = BTreeMap::new();
+fn run_case(cfg: &Config, rules: Vec<RuleDef>, case: &Case, registry: &Registry) -> Result<Vec<String>> {
+    let engine = Engine::from_parts(cfg.clone(), rules, Store::in_memory()?, registry)?;
+    // Each input becomes an object its connector reads; `keys` finds it again by DN or anchor.
+    let mut inputs: BTreeMap<String, Vec<ImportedObject>> = BTreeMap::new();
+    let mut keys: BTreeMap<String, (String, String)> = BTreeMap::new();
     for (n, i) in case.input.iter().enumerate() {
         if engine.config.connector(&i.connector).is_none() {
             return Err(Error::Config(format!("input #{}: no connector {:?} (declare it with [[connector]])", n + 1, i.connector)));
         }
-        let mut o = CsObject::new(&i.connector, &i.object_type);
-        let secret = crate::phs::stage::secret_attributes(&engine.config, &i.connector);
-        o.dn = i.dn.clone();
-        o.anchor = i.anchor.clone().or_else(|| i.dn.clone()).or_else(|| Some(format!("input-{n}")));
+        let anchor = i.anchor.clone().or_else(|| i.dn.clone()).unwrap_or_else(|| format!("input-{n}"));
         let mut attrs = Attrs::new();
         for (k, v) in &i.attributes {
-            if secret.contains(&k.to_lowercase()) {
-                continue;
-            }
-            let name = engine.rules.canonical_name(&i.connector, k).unwrap_or(k).to_string();
-            attrs.insert(name, to_values(v)?);
+            attrs.insert(k.clone(), to_values(v)?);
         }
-        o.attrs = attrs;
-        o.present = true;
-        o.pending_import = Some(PendingImport::Add);
-        let id = cs::save(conn, &o)?;
         for k in [i.dn.clone(), i.anchor.clone()].into_iter().flatten() {
-            keys.insert(k.to_lowercase(), id);
+            keys.insert(k.to_lowercase(), (i.connector.clone(), anchor.clone()));
         }
+        inputs.entry(i.connector.clone()).or_default().push(ImportedObject {
+            anchor: Some(anchor),
+            dn: i.dn.clone(),
+            object_type: i.object_type.clone(),
+            attrs,
+        });
     }
-    let mut ctx = Ctx::new(conn, &engine.rules, &engine.facts);
-    let ids = cs::ids_where(conn, "1=1", [])?;
-    inbound::run(&mut ctx, ids)?;
-    let mv_ids = mv::all_ids(conn)?;
-    outbound::run(&mut ctx, mv_ids)?;
-    let errors = ctx.errors.clone();
-    drop(ctx);
+    let tx = engine.store.write()?;
+    let mut report = RunReport::default();
+    for c in &engine.config.connectors {
+        let caps = engine.facts.get(&c.name).map(|f| f.caps).ok_or_else(|| Error::Config(format!("no connector {:?}", c.name)))?;
+        let mut memory = MemoryConnector::new(&c.name, caps, inputs.remove(&c.name).unwrap_or_default());
+        engine.import_one(&tx, &mut memory, Mode::Full, true, &mut report)?;
+    }
+    engine.sync_stage(&tx, true, &mut report)?;
+    let errors = report.errors;
 
     let mut failures = Vec::new();
     for e in &case.expect {
-        let Some(&id) = keys.get(&e.object.to_lowercase()) else {
+        let found = match keys.get(&e.object.to_lowercase()) {
+            Some((connector, anchor)) => tx.cs_by_anchor(connector, anchor)?,
+            None => None,
+        };
+        let Some(o) = found else {
             failures.push(format!("expect: no input with DN or anchor {:?}", e.object));
             continue;
         };
+        let id = o.id;
         let own_errors: Vec<&str> = errors.iter().filter(|x| x.cs_id == Some(id)).map(|x| x.message.as_str()).collect();
         if let Some(want) = &e.error {
             if !own_errors.iter().any(|m| m.contains(want.as_str())) {
@@ -229,15 +240,14 @@ fn run_case(cfg: &Config, defs: Vec<rule_config::RuleDef>, case: &Case) -> Resul
         } else if !own_errors.is_empty() {
             failures.push(format!("{}: unexpected errors: {own_errors:?}", e.object));
         }
-        let o = cs::get(conn, id)?;
-        let mv_id = o.as_ref().and_then(|o| o.mv_id);
+        let mv_id = o.mv_id;
         if let Some(want) = e.linked {
             if want != mv_id.is_some() {
                 failures.push(format!("{}: expected linked = {want}, it is {}", e.object, mv_id.is_some()));
             }
         }
         let m = match mv_id {
-            Some(m) => mv::get(conn, m)?,
+            Some(m) => tx.mv_get(m)?,
             None => None,
         };
         if (!e.metaverse.is_empty() || !e.absent.is_empty()) && m.is_none() {
@@ -250,9 +260,10 @@ fn run_case(cfg: &Config, defs: Vec<rule_config::RuleDef>, case: &Case) -> Resul
                     .unwrap_or_default()
                     .iter()
                     .map(|v| match v {
-                        Value::Ref(r) => cs::all_linked(conn, *r)
+                        Value::Ref(r) => tx
+                            .cs_all_linked(*r)
                             .ok()
-                            .and_then(|l| l.into_iter().find(|x| x.link.is_some_and(crate::store::Link::is_inbound)))
+                            .and_then(|l| l.into_iter().find(|x| x.link.is_some_and(Link::is_inbound)))
                             .map(|x| x.dn.or(x.anchor).unwrap_or_default())
                             .unwrap_or_else(|| format!("metaverse #{r}")),
                         Value::Str(s) => s.clone(),
@@ -270,36 +281,43 @@ fn run_case(cfg: &Config, defs: Vec<rule_config::RuleDef>, case: &Case) -> Resul
             }
         }
         for x in &e.export {
-            let target = match mv_id {
-                Some(m) => cs::linked(conn, &x.connector, m)?,
-                None => None,
-            };
-            let form = diff::form_of(conn, &x.connector)?;
-            let change = match &target {
-                Some(t) => diff::change_for(conn, t, form)?,
-                None => None,
-            };
-            let view = match &change {
-                Some(c) => Some(change_view(conn, c, form, false)?),
-                None => None,
-            };
-            let op = view.as_ref().map(|v| v.op).unwrap_or("none");
-            if op != x.op {
-                failures.push(format!("{}: export to {} is {op:?}, expected {:?}", e.object, x.connector, x.op));
-                continue;
-            }
-            let Some(v) = view else { continue };
-            for (attr, want) in &x.attributes {
-                let have = v.attributes.iter().find(|a| &a.name == attr).map(|a| a.new.clone()).unwrap_or_default();
-                if norm(have.clone()) != norm(to_strings(want)) {
-                    failures.push(format!("{}: export {attr} to {} is {have:?}, expected {:?}", e.object, x.connector, to_strings(want)));
-                }
-            }
-            for attr in &x.absent {
-                if let Some(a) = v.attributes.iter().find(|a| &a.name == attr && !a.new.is_empty()) {
-                    failures.push(format!("{}: export {attr} should be absent, is {:?}", e.object, a.new));
-                }
-            }
+            failures.extend(check_export(&tx, &e.object, mv_id, x)?);
+        }
+    }
+    Ok(failures)
+}
+
+/// What `expect.export` finds wrong with the export of one object to one connector.
+fn check_export(tx: &dyn ReadOps, object: &str, mv_id: Option<i64>, x: &ExpectExport) -> Result<Vec<String>> {
+    let mut failures = Vec::new();
+    let target = match mv_id {
+        Some(m) => tx.cs_linked(&x.connector, m)?,
+        None => None,
+    };
+    let form = diff::form_of(tx, &x.connector)?;
+    let change = match &target {
+        Some(t) => diff::change_for(tx, t, form)?,
+        None => None,
+    };
+    let view = match &change {
+        Some(c) => Some(change_view(tx, c, form, false)?),
+        None => None,
+    };
+    let op = view.as_ref().map(|v| v.op).unwrap_or("none");
+    if op != x.op {
+        failures.push(format!("{object}: export to {} is {op:?}, expected {:?}", x.connector, x.op));
+        return Ok(failures);
+    }
+    let Some(v) = view else { return Ok(failures) };
+    for (attr, want) in &x.attributes {
+        let have = v.attributes.iter().find(|a| &a.name == attr).map(|a| a.new.clone()).unwrap_or_default();
+        if norm(have.clone()) != norm(to_strings(want)) {
+            failures.push(format!("{object}: export {attr} to {} is {have:?}, expected {:?}", x.connector, to_strings(want)));
+        }
+    }
+    for attr in &x.absent {
+        if let Some(a) = v.attributes.iter().find(|a| &a.name == attr && !a.new.is_empty()) {
+            failures.push(format!("{object}: export {attr} should be absent, is {:?}", a.new));
         }
     }
     Ok(failures)

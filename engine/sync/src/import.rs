@@ -3,14 +3,12 @@
 //! A full import that reads nothing while the connector space holds objects is refused: an
 //! empty or failed read is never "everyone left". Objects missing from a *complete* full import
 //! become deletions. The watermark is written in the same transaction as the changes it covers.
-use super::diff;
-use crate::connector::{AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey};
-use crate::error::{Error, Result};
-use crate::rules::RuleSet;
-use crate::store::history::ObjectError;
-use crate::store::{self, cs, CsObject, ExportState, Link, PendingImport};
-use crate::value::{same_values, Attrs};
-use rusqlite::Connection;
+use crate::diff;
+use crate::observer::{Observer, Step};
+use idflow_core::connector::{apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use idflow_core::{dn, same_values, Attrs, Error, ObjectError, Result, Stage};
+use idflow_policy::RuleSet;
+use idflow_store::{CsObject, ExportState, Link, PendingImport, WriteOps};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -35,7 +33,7 @@ pub struct ImportStats {
 }
 
 struct Sink<'a> {
-    conn: &'a Connection,
+    tx: &'a dyn WriteOps,
     /// Lower-cased names of attributes that hold secrets: never stored.
     secret: &'a HashSet<String>,
     rules: &'a RuleSet,
@@ -45,7 +43,7 @@ struct Sink<'a> {
     errored_dns: HashSet<String>,
     stats: ImportStats,
     errors: Vec<ObjectError>,
-    progress: &'a indicatif::ProgressBar,
+    observer: &'a dyn Observer,
     /// Attribute names as read, to the spelling the rules use (looked up once per name).
     names: std::collections::HashMap<String, Option<String>>,
     /// Objects without an anchor exist (creates not yet confirmed): only then is a miss by
@@ -77,7 +75,7 @@ impl Sink<'_> {
 
     fn find(&self, key: &ObjectKey) -> Result<Option<CsObject>> {
         if let Some(a) = &key.anchor {
-            if let Some(o) = cs::by_anchor(self.conn, &self.connector, a)? {
+            if let Some(o) = self.tx.cs_by_anchor(&self.connector, a)? {
                 return Ok(Some(o));
             }
         }
@@ -85,7 +83,7 @@ impl Sink<'_> {
             return Ok(None);
         }
         if let Some(d) = &key.dn {
-            let mut found = cs::by_dn(self.conn, &self.connector, d)?;
+            let mut found = self.tx.cs_by_dn(&self.connector, d)?;
             found.retain(|o| key.anchor.is_none() || o.anchor.is_none());
             if found.len() == 1 {
                 return Ok(found.pop());
@@ -97,17 +95,11 @@ impl Sink<'_> {
     fn obj_error(&mut self, key: &ObjectKey, message: String) {
         self.stats.errors += 1;
         if let Some(d) = &key.dn {
-            self.errored_dns.insert(store::dn_norm(d));
+            self.errored_dns.insert(dn::norm(d));
         }
-        self.errors.push(ObjectError {
-            stage: "import".into(),
-            connector: Some(self.connector.clone()),
-            object: Some(key.to_string()),
-            cs_id: None,
-            mv_id: None,
-            rule: None,
-            message,
-        });
+        let e = ObjectError::new(Stage::Import, &self.connector, key.to_string(), message);
+        self.observer.object_error(&e);
+        self.errors.push(e);
     }
 
     fn mark(&mut self, o: &mut CsObject, p: PendingImport) {
@@ -119,16 +111,16 @@ impl Sink<'_> {
 
     fn finish_object(&mut self, mut o: CsObject) -> Result<i64> {
         if o.export_state.is_some() {
-            o.pending_export = diff::has_changes(self.conn, &o)?;
+            o.pending_export = diff::has_changes(self.tx, &o)?;
         }
-        let id = cs::save(self.conn, &o)?;
+        let id = self.tx.cs_save(&o)?;
         self.seen.insert(id);
         Ok(id)
     }
 
     fn upsert(&mut self, obj: ImportedObject) -> Result<()> {
         self.stats.read += 1;
-        self.progress.inc(1);
+        self.observer.advanced(1);
         let key = ObjectKey { anchor: obj.anchor.clone(), dn: obj.dn.clone() };
         let attrs = self.canonical(obj.attrs);
         match self.find(&key)? {
@@ -139,7 +131,7 @@ impl Sink<'_> {
                     return Ok(());
                 }
                 let renamed = obj.dn.is_some()
-                    && o.dn.as_deref().map(store::dn_norm) != obj.dn.as_deref().map(store::dn_norm);
+                    && o.dn.as_deref().map(dn::norm) != obj.dn.as_deref().map(dn::norm);
                 let changed = !attrs_equal(&o.attrs, &attrs) || o.object_type != obj.object_type || !o.present;
                 if renamed {
                     self.stats.renamed += 1;
@@ -150,10 +142,10 @@ impl Sink<'_> {
                 }
                 if renamed {
                     if let Some(old) = &o.dn {
-                        cs::set_former_dn(self.conn, &self.connector, old, Some(o.id))?;
+                        self.tx.cs_set_former_dn(&self.connector, old, Some(o.id))?;
                     }
                     if let Some(new) = &obj.dn {
-                        cs::clear_former_dn(self.conn, &self.connector, new)?;
+                        self.tx.cs_clear_former_dn(&self.connector, new)?;
                     }
                 }
                 if renamed || changed {
@@ -171,7 +163,7 @@ impl Sink<'_> {
             }
             None => {
                 if let Some(d) = &obj.dn {
-                    cs::clear_former_dn(self.conn, &self.connector, d)?;
+                    self.tx.cs_clear_former_dn(&self.connector, d)?;
                 }
                 let mut o = CsObject::new(&self.connector, &obj.object_type);
                 o.anchor = obj.anchor;
@@ -195,7 +187,7 @@ impl Sink<'_> {
                 ..c
             })
             .collect();
-        crate::connector::apply_changes(attrs, &changes);
+        apply_changes(attrs, &changes);
     }
 }
 
@@ -257,9 +249,9 @@ impl ImportSink for Sink<'_> {
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
                         if let Some(old) = &o.dn {
-                            cs::set_former_dn(self.conn, &self.connector, old, Some(o.id))?;
+                            self.tx.cs_set_former_dn(&self.connector, old, Some(o.id))?;
                         }
-                        cs::clear_former_dn(self.conn, &self.connector, &new_dn)?;
+                        self.tx.cs_clear_former_dn(&self.connector, &new_dn)?;
                         o.dn = Some(new_dn);
                         self.mark(&mut o, PendingImport::Update);
                         self.stats.renamed += 1;
@@ -281,7 +273,7 @@ impl ImportSink for Sink<'_> {
     fn error(&mut self, key: ObjectKey, message: String) {
         self.stats.read += 1;
         if let Some(a) = &key.anchor {
-            if let Ok(Some(o)) = cs::by_anchor(self.conn, &self.connector, a) {
+            if let Ok(Some(o)) = self.tx.cs_by_anchor(&self.connector, a) {
                 self.seen.insert(o.id);
             }
         }
@@ -295,40 +287,58 @@ impl Sink<'_> {
         self.stats.deleted += 1;
         if o.link.is_none_or(Link::is_inbound) {
             if let Some(d) = &o.dn {
-                cs::set_former_dn(self.conn, &self.connector, d, None)?;
+                self.tx.cs_set_former_dn(&self.connector, d, None)?;
             }
         }
         match (o.export_state, o.link) {
             // Deprovisioned and now gone: done.
-            (Some(ExportState::Delete), _) => cs::delete(self.conn, o.id),
+            (Some(ExportState::Delete), _) => self.tx.cs_delete(o.id),
             // Managed by outbound rules and gone from the target: export adds it again.
             (Some(ExportState::Present), Some(Link::Provisioned | Link::Adopted)) => {
                 o.present = false;
                 o.pending_export = true;
-                cs::save(self.conn, o).map(|_| ())
+                self.tx.cs_save(o).map(|_| ())
             }
             _ => {
                 o.pending_import = Some(PendingImport::Delete);
                 o.present = false;
-                cs::save(self.conn, o).map(|_| ())
+                self.tx.cs_save(o).map(|_| ())
             }
         }
     }
 }
 
 /// Imports one connector inside the caller's transaction.
-pub fn import(
-    conn: &Connection,
+pub(crate) fn import(
+    tx: &dyn WriteOps,
     connector: &mut dyn Connector,
     rules: &RuleSet,
     mode: Mode,
     allow_empty: bool,
     secret: &HashSet<String>,
-    progress: &indicatif::ProgressBar,
+    observer: &dyn Observer,
 ) -> Result<(ImportStats, Vec<ObjectError>)> {
     let name = connector.name().to_string();
+    observer.step_started(Step::Import(&name), None);
+    let result = import_into(tx, connector, rules, mode, allow_empty, secret, observer, &name);
+    observer.step_finished();
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn import_into(
+    tx: &dyn WriteOps,
+    connector: &mut dyn Connector,
+    rules: &RuleSet,
+    mode: Mode,
+    allow_empty: bool,
+    secret: &HashSet<String>,
+    observer: &dyn Observer,
+    name: &str,
+) -> Result<(ImportStats, Vec<ObjectError>)> {
+    let name = name.to_string();
     let mut sink = Sink {
-        conn,
+        tx,
         secret,
         rules,
         connector: name.clone(),
@@ -336,16 +346,16 @@ pub fn import(
         errored_dns: HashSet::new(),
         stats: ImportStats { connector: name.clone(), ..Default::default() },
         errors: Vec::new(),
-        progress,
+        observer,
         names: std::collections::HashMap::new(),
-        anchorless: conn.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1 AND anchor IS NULL)", [&name], |r| r.get(0))?,
+        anchorless: tx.cs_has_anchorless(&name)?,
     };
-    let watermark = store::watermark(conn, &name)?;
+    let watermark = tx.watermark(&name)?;
     if mode == Mode::Delta && connector.capabilities().delta_import {
         if let Some(w) = watermark.as_deref() {
             if let Some(new) = connector.delta_import(w, &mut sink)? {
                 sink.stats.mode = "delta".into();
-                store::set_watermark(conn, &name, Some(&new))?;
+                tx.set_watermark(&name, Some(&new))?;
                 return Ok((sink.stats, sink.errors));
             }
             tracing::warn!(connector = %name, "the delta watermark was not accepted; running a full import instead");
@@ -356,7 +366,7 @@ pub fn import(
     }
     sink.stats.mode = "full".into();
     let new = connector.full_import(&mut sink)?;
-    let had = cs::count(conn, &name)?;
+    let had = tx.cs_count_present(&name)?;
     if sink.stats.read == 0 && had > 0 && !allow_empty {
         return Err(Error::Refused(format!(
             "connector {name:?}: the import read no objects, but the connector space holds {had}. \
@@ -365,13 +375,13 @@ pub fn import(
         )));
     }
     // Whatever a complete full import did not see is gone.
-    let unseen = cs::load_where(conn, "connector=?1 AND present=1", [&name])?;
+    let unseen = tx.cs_present(&name)?;
     for mut o in unseen {
-        if sink.seen.contains(&o.id) || o.dn.as_deref().is_some_and(|d| sink.errored_dns.contains(&store::dn_norm(d))) {
+        if sink.seen.contains(&o.id) || o.dn.as_deref().is_some_and(|d| sink.errored_dns.contains(&dn::norm(d))) {
             continue;
         }
         sink.vanish(&mut o)?;
     }
-    store::set_watermark(conn, &name, new.as_deref())?;
+    tx.set_watermark(&name, new.as_deref())?;
     Ok((sink.stats, sink.errors))
 }

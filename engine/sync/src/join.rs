@@ -2,18 +2,14 @@
 //! object wins; more than one is an error on that object, never a guess. Outbound: the same,
 //! against objects already in the target that no metaverse object owns (adoption instead of
 //! duplication on a first run).
-use super::Ctx;
-use crate::error::Result;
-use crate::rules::compile::JoinCond;
-use crate::rules::objmap::to_values;
-use crate::rules::{CompiledRule, EvalError};
-use crate::store::{cs, mv};
-use crate::value::Value;
+use crate::ctx::Ctx;
+use idflow_core::{Result, Value};
+use idflow_policy::{to_values, CompiledRule, EvalError, JoinCond};
 use rhai::Scope;
 use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Joined { id: i64, rule: String },
     Ambiguous { rule: String, group: String, candidates: Vec<i64> },
     NoMatch,
@@ -37,7 +33,7 @@ fn group_values(ctx: &Ctx, scope: &mut Scope, group: &[JoinCond]) -> std::result
 }
 
 /// Inbound join for connector-space object `cs_connector`'s object in `scope`.
-pub fn inbound(
+pub(crate) fn inbound(
     ctx: &mut Ctx,
     scope: &mut Scope,
     cs_connector: &str,
@@ -57,7 +53,7 @@ pub fn inbound(
             for (cond, values) in group.iter().zip(vals) {
                 let mut found = BTreeSet::new();
                 for v in &values {
-                    found.extend(mv::find_by_value(ctx.conn, &r.def.metaverse_type, &cond.attr, v, cond.ignore_case)?);
+                    found.extend(ctx.tx.mv_find_by_value(&r.def.metaverse_type, &cond.attr, v, cond.ignore_case)?);
                 }
                 candidates = Some(match candidates {
                     None => found,
@@ -67,7 +63,7 @@ pub fn inbound(
             // A metaverse object already joined to another object of this connector is taken.
             let mut free = Vec::new();
             for id in candidates.unwrap_or_default() {
-                if cs::linked(ctx.conn, cs_connector, id)?.is_none() {
+                if ctx.tx.cs_linked(cs_connector, id)?.is_none() {
                     free.push(id);
                 }
             }
@@ -90,14 +86,14 @@ pub fn inbound(
 type ValueIndex = HashMap<(String, String, String), Vec<i64>>;
 
 #[derive(Default)]
-pub struct AdoptIndex {
+pub(crate) struct AdoptIndex {
     built: HashMap<String, ValueIndex>,
 }
 
 impl AdoptIndex {
     fn build(ctx: &Ctx, connector: &str) -> Result<ValueIndex> {
         let mut m = ValueIndex::new();
-        for o in cs::load_where(ctx.conn, "connector=?1 AND mv_id IS NULL AND present=1", [connector])? {
+        for o in ctx.tx.cs_unlinked_present(connector)? {
             for (a, vals) in &o.attrs {
                 for v in vals {
                     m.entry((o.object_type.clone(), a.to_lowercase(), v.index_key().to_lowercase())).or_default().push(o.id);
@@ -107,7 +103,7 @@ impl AdoptIndex {
         Ok(m)
     }
 
-    pub fn take(&mut self, connector: &str, cs_id: i64) {
+    pub(crate) fn take(&mut self, connector: &str, cs_id: i64) {
         if let Some(m) = self.built.get_mut(connector) {
             for v in m.values_mut() {
                 v.retain(|x| *x != cs_id);
@@ -116,7 +112,7 @@ impl AdoptIndex {
     }
 
     /// Outbound join of one metaverse object (in `scope`) against `connector`'s unlinked objects.
-    pub fn find(
+    pub(crate) fn find(
         &mut self,
         ctx: &mut Ctx,
         scope: &mut Scope,
@@ -173,7 +169,7 @@ impl AdoptIndex {
 }
 
 fn exact(ctx: &Ctx, cs_id: i64, attr: &str, key: &str) -> Result<bool> {
-    Ok(cs::get(ctx.conn, cs_id)?.is_some_and(|o| {
+    Ok(ctx.tx.cs_get(cs_id)?.is_some_and(|o| {
         o.attrs.iter().any(|(a, vals)| a.eq_ignore_ascii_case(attr) && vals.iter().any(|v| v.index_key() == key))
     }))
 }

@@ -4,18 +4,14 @@
 //! flows by precedence into the object's desired state; deprovision (delete, disable or
 //! disconnect) when the object leaves scope or its metaverse object is deleted. Like inbound,
 //! two passes: every provisioning first, then flows, so references among new objects resolve.
-use super::diff;
-use super::join::{AdoptIndex, Outcome};
-use super::references;
-use super::Ctx;
-use crate::config::rules::{Deprovision, Direction, LinkMode};
-use crate::error::Result;
-use crate::rules::objmap::{object_map, to_values, truthy};
-use crate::rules::CompiledRule;
-use crate::store::history::ObjectError;
-use crate::store::mv::MvObject;
-use crate::store::{cs, mv, CsObject, ExportState, Link};
-use crate::value::{Attrs, Value};
+use crate::ctx::Ctx;
+use crate::diff;
+use crate::join::{AdoptIndex, Outcome};
+use crate::references;
+use idflow_core::{Attrs, ObjectError, Result, Stage, Value};
+use idflow_policy::defs::{Deprovision, Direction, LinkMode};
+use idflow_policy::{object_map, to_values, truthy, CompiledRule};
+use idflow_store::{CsObject, ExportState, Link, MvObject};
 use rhai::Scope;
 use std::collections::BTreeSet;
 
@@ -35,7 +31,7 @@ fn mv_error(ctx: &mut Ctx, m: &MvObject, connector: &str, cs_id: Option<i64>, ru
         .map(str::to_string)
         .unwrap_or_else(|| format!("metaverse #{}", m.id));
     ctx.error(ObjectError {
-        stage: "sync".into(),
+        stage: Stage::Sync,
         connector: Some(connector.to_string()),
         object: Some(object),
         cs_id,
@@ -46,7 +42,7 @@ fn mv_error(ctx: &mut Ctx, m: &MvObject, connector: &str, cs_id: Option<i64>, ru
 }
 
 /// Syncs the given metaverse objects out to every target.
-pub fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
+pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
     let mut adopt = AdoptIndex::default();
     let mut queue = ids;
     let mut purge = Vec::new();
@@ -56,12 +52,12 @@ pub fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
         }
         let recheck = batch(ctx, &queue, &mut adopt, &mut purge)?;
         for id in &queue {
-            mv::clear_dirty(ctx.conn, *id)?;
+            ctx.tx.mv_clear_dirty(*id)?;
         }
         queue = recheck.into_iter().collect();
     }
     for id in purge {
-        mv::purge(ctx.conn, id)?;
+        ctx.tx.mv_purge(id)?;
     }
     Ok(())
 }
@@ -71,11 +67,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
     let mut work: Vec<(i64, String, Vec<usize>, i64)> = Vec::new();
     let rules = ctx.rules;
     for &id in ids {
-        ctx.progress.inc(1);
-        let Some(m) = mv::get(ctx.conn, id)? else { continue };
+        ctx.observer.advanced(1);
+        let Some(m) = ctx.tx.mv_get(id)? else { continue };
         ctx.stats.outbound_objects += 1;
         let linked_out: Vec<CsObject> =
-            cs::all_linked(ctx.conn, id)?.into_iter().filter(|o| o.export_state.is_some() || o.link.is_some_and(|l| !l.is_inbound())).collect();
+            ctx.tx.cs_all_linked(id)?.into_iter().filter(|o| o.export_state.is_some() || o.link.is_some_and(|l| !l.is_inbound())).collect();
         if m.deleted {
             for mut o in linked_out {
                 deprovision(ctx, &m, &mut o, &mut recheck)?;
@@ -112,7 +108,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
             if failed {
                 continue;
             }
-            let linked = cs::linked(ctx.conn, connector, id)?;
+            let linked = ctx.tx.cs_linked(connector, id)?;
             if in_scope.is_empty() {
                 if let Some(mut o) = linked.filter(|o| o.export_state == Some(ExportState::Present)) {
                     deprovision(ctx, &m, &mut o, &mut recheck)?;
@@ -138,14 +134,14 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                         continue;
                     }
                     Ok(Outcome::Joined { id: cs_id, rule }) => {
-                        let Some(mut o) = cs::get(ctx.conn, cs_id)? else { continue };
+                        let Some(mut o) = ctx.tx.cs_get(cs_id)? else { continue };
                         adopt.take(connector, cs_id);
                         o.mv_id = Some(id);
                         o.link = Some(Link::Adopted);
                         o.link_rule = Some(rule);
-                        cs::save(ctx.conn, &o)?;
+                        ctx.tx.cs_save(&o)?;
                         ctx.stats.adopted += 1;
-                        recheck.extend(references::referrers(ctx.conn, id)?);
+                        recheck.extend(references::referrers(ctx.tx, id)?);
                         cs_id
                     }
                     Ok(Outcome::NoMatch) => match in_scope.iter().find(|r| r.def.link.unwrap_or(LinkMode::Provision) == LinkMode::Provision) {
@@ -162,10 +158,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                             o.export_state = Some(ExportState::Present);
                             o.desired = Some(Attrs::new());
                             o.pending_export = true;
-                            let new_id = cs::save(ctx.conn, &o)?;
+                            let new_id = ctx.tx.cs_save(&o)?;
                             ctx.trace("provision", Some(r.name()), || format!("{connector}: provisions a new {}", o.object_type));
                             ctx.stats.provisioned += 1;
-                            recheck.extend(references::referrers(ctx.conn, id)?);
+                            recheck.extend(references::referrers(ctx.tx, id)?);
                             new_id
                         }
                     },
@@ -180,7 +176,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
     }
     let batch_ids: BTreeSet<i64> = ids.iter().copied().collect();
     for (id, connector, idx, cs_id) in work {
-        let (Some(m), Some(mut o)) = (mv::get(ctx.conn, id)?, cs::get(ctx.conn, cs_id)?) else { continue };
+        let (Some(m), Some(mut o)) = (ctx.tx.mv_get(id)?, ctx.tx.cs_get(cs_id)?) else { continue };
         let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
         flows(ctx, &m, &mut o, &crules, &connector)?;
     }
@@ -203,7 +199,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                 Err(msg) => {
                     mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("flow {attr} {:?}: {msg}", e.src));
                     o.error = Some(msg);
-                    cs::save(ctx.conn, o)?;
+                    ctx.tx.cs_save(o)?;
                     return Ok(());
                 }
             };
@@ -213,7 +209,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                 match v {
                     Value::Ref(target) => {
                         // The referenced object counts only if it is in this target too.
-                        if let Some(t) = references::resolve_mv(ctx.conn, connector, target)? {
+                        if let Some(t) = references::resolve_mv(ctx.tx, connector, target)? {
                             out.push(Value::Ref(t));
                         }
                     }
@@ -252,8 +248,8 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
     }
     o.export_state = Some(ExportState::Present);
     o.error = None;
-    o.pending_export = diff::has_changes(ctx.conn, o)?;
-    cs::save(ctx.conn, o)?;
+    o.pending_export = diff::has_changes(ctx.tx, o)?;
+    ctx.tx.cs_save(o)?;
     Ok(())
 }
 
@@ -272,13 +268,13 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
         (None, _) => Deprovision::Disconnect,
     };
     ctx.stats.deprovisioned += 1;
-    recheck.extend(references::referrers(ctx.conn, m.id)?);
+    recheck.extend(references::referrers(ctx.tx, m.id)?);
     let rule_name = rule.map(|r| r.name().to_string());
     ctx.trace("deprovision", rule_name.as_deref(), || format!("{}: {action:?}", o.connector));
     match action {
         Deprovision::Delete => {
             if !o.present {
-                cs::delete(ctx.conn, o.id)?;
+                ctx.tx.cs_delete(o.id)?;
                 return Ok(());
             }
             o.export_state = Some(ExportState::Delete);
@@ -307,7 +303,7 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
                 // Its metaverse object is gone: leave it disabled and unmanaged after this export.
                 o.mv_id = None;
             }
-            o.pending_export = diff::has_changes(ctx.conn, o)?;
+            o.pending_export = diff::has_changes(ctx.tx, o)?;
         }
         Deprovision::Disconnect => {
             o.mv_id = None;
@@ -318,6 +314,6 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
             o.pending_export = false;
         }
     }
-    cs::save(ctx.conn, o)?;
+    ctx.tx.cs_save(o)?;
     Ok(())
 }

@@ -1,12 +1,9 @@
 //! Plans: what export would do, per connector: adds with their attributes, updates as old to
 //! new values, deletes, and the totals. References read as the names of the objects they point at.
-use super::diff::{self, Change};
-use crate::connector::{OpKind, RefForm};
-use crate::error::Result;
-use crate::store::history::ObjectError;
-use crate::store::{cs, CsObject};
-use crate::value::Value;
-use rusqlite::Connection;
+use crate::diff::{self, Change};
+use idflow_core::connector::{OpKind, RefForm};
+use idflow_core::{ObjectError, Result, Value};
+use idflow_store::{CsObject, ReadOps};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -56,17 +53,17 @@ impl Plan {
 }
 
 /// How a value reads in a plan; references by the name of the object they point at.
-pub fn show(c: &Connection, connector: &str, v: &Value, is_ref: bool, form: RefForm, quoted: bool) -> Result<String> {
+fn show(c: &dyn ReadOps, connector: &str, v: &Value, is_ref: bool, form: RefForm, quoted: bool) -> Result<String> {
     Ok(match v {
-        Value::Ref(id) => match cs::get(c, *id)? {
+        Value::Ref(id) => match c.cs_get(*id)? {
             Some(o) if quoted => format!("→ {} (to be created)", o.display()),
             Some(o) => o.display(),
             None => format!("→ #{id}"),
         },
         Value::Str(s) if is_ref => {
             let target: Option<CsObject> = match form {
-                RefForm::Anchor => cs::by_anchor(c, connector, s)?,
-                RefForm::Dn => cs::by_dn(c, connector, s)?.into_iter().next(),
+                RefForm::Anchor => c.cs_by_anchor(connector, s)?,
+                RefForm::Dn => c.cs_by_dn(connector, s)?.into_iter().next(),
             };
             match (target, quoted) {
                 (Some(o), true) => format!("→ {}", o.display()),
@@ -81,12 +78,12 @@ pub fn show(c: &Connection, connector: &str, v: &Value, is_ref: bool, form: RefF
     })
 }
 
-pub fn plan_change(c: &Connection, ch: &Change, form: RefForm) -> Result<PlanChange> {
+pub(crate) fn plan_change(c: &dyn ReadOps, ch: &Change, form: RefForm) -> Result<PlanChange> {
     change_view(c, ch, form, true)
 }
 
 /// A change with values as they are (unquoted, references by name): what `idflow test` compares.
-pub fn change_view(c: &Connection, ch: &Change, form: RefForm, quoted: bool) -> Result<PlanChange> {
+pub(crate) fn change_view(c: &dyn ReadOps, ch: &Change, form: RefForm, quoted: bool) -> Result<PlanChange> {
     let mut attributes = Vec::new();
     for a in &ch.attrs {
         let old = a.old.iter().map(|v| show(c, &ch.connector, v, a.is_reference, form, quoted)).collect::<Result<Vec<_>>>()?;
@@ -107,12 +104,12 @@ pub fn change_view(c: &Connection, ch: &Change, form: RefForm, quoted: bool) -> 
 }
 
 /// The plan of every connector with pending exports.
-pub fn build(c: &Connection, connectors: &[String]) -> Result<Plan> {
+pub(crate) fn build(c: &dyn ReadOps, connectors: &[String]) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in connectors {
         let form = diff::form_of(c, name)?;
         let mut changes = Vec::new();
-        for o in cs::load_where(c, "connector=?1 AND pending_export=1", [name])? {
+        for o in c.cs_pending_export(name)? {
             if let Some(ch) = diff::change_for(c, &o, form)? {
                 changes.push(plan_change(c, &ch, form)?);
             }
@@ -139,81 +136,4 @@ pub fn build(c: &Connection, connectors: &[String]) -> Result<Plan> {
         plan.connectors.push(ConnectorPlan { connector: name.clone(), totals: t, changes });
     }
     Ok(plan)
-}
-
-fn list(v: &[String]) -> String {
-    match v.len() {
-        0 => "(none)".into(),
-        1 => v[0].clone(),
-        _ => format!("[{}]", v.join(", ")),
-    }
-}
-
-/// The plan as a person reads it.
-pub fn render(plan: &Plan) -> String {
-    let mut out = String::new();
-    for cp in &plan.connectors {
-        out.push_str(&format!(
-            "connector {}: {} to add, {} to update, {} to delete\n",
-            cp.connector, cp.totals.add, cp.totals.update, cp.totals.delete
-        ));
-        for ch in &cp.changes {
-            let sign = match ch.op {
-                "add" => '+',
-                "update" => '~',
-                _ => '-',
-            };
-            out.push_str(&format!("  {sign} {} {}\n", ch.object_type, ch.object));
-            if let Some(d) = &ch.new_dn {
-                out.push_str(&format!("      dn: {d}\n"));
-            }
-            let width = ch.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
-            for a in &ch.attributes {
-                if ch.op == "add" && a.new.len() > 1 {
-                    out.push_str(&format!("      {:width$} = ({} values)\n", a.name, a.new.len()));
-                    for v in &a.new {
-                        out.push_str(&format!("          {v}\n"));
-                    }
-                } else if ch.op == "add" {
-                    out.push_str(&format!("      {:width$} = {}\n", a.name, list(&a.new)));
-                } else if a.old.len() <= 1 && a.new.len() <= 1 {
-                    out.push_str(&format!("      {:width$} : {} => {}\n", a.name, list(&a.old), list(&a.new)));
-                } else {
-                    let added: Vec<&String> = a.new.iter().filter(|v| !a.old.contains(v)).collect();
-                    let removed: Vec<&String> = a.old.iter().filter(|v| !a.new.contains(v)).collect();
-                    out.push_str(&format!("      {:width$} : +{} -{}\n", a.name, added.len(), removed.len()));
-                    for v in added {
-                        out.push_str(&format!("          + {v}\n"));
-                    }
-                    for v in removed {
-                        out.push_str(&format!("          - {v}\n"));
-                    }
-                }
-            }
-        }
-    }
-    for e in plan.errors.iter().take(25) {
-        out.push_str(&format!(
-            "error: {} {}{}: {}\n",
-            e.connector.as_deref().unwrap_or("-"),
-            e.object.as_deref().unwrap_or("-"),
-            e.rule.as_deref().map(|r| format!(" (rule {r})")).unwrap_or_default(),
-            e.message
-        ));
-    }
-    if plan.errors.len() > 25 {
-        out.push_str(&format!("... and {} more errors (--json lists them all)\n", plan.errors.len() - 25));
-    }
-    if plan.staging_mode {
-        out.push_str("staging mode: these changes are held; export is off\n");
-    }
-    if plan.is_empty() {
-        out.push_str("No changes: the targets match the rules.\n");
-    } else {
-        out.push_str(&format!(
-            "Plan: {} to add, {} to update, {} to delete.\n",
-            plan.totals.add, plan.totals.update, plan.totals.delete
-        ));
-    }
-    out
 }

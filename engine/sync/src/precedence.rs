@@ -1,27 +1,25 @@
 //! Precedence: each rule's contribution to each metaverse attribute is kept; the one with the
 //! lowest precedence number wins (ties: rule name, then connector-space object). A flow that
 //! yields `()` removes that rule's contribution, and the next one wins.
-use crate::error::Result;
-use crate::store::mv::{self, Contribution, MvObject};
-use crate::value::Value;
-use rusqlite::Connection;
-use std::collections::{BTreeMap, BTreeSet};
+use idflow_core::{Result, Value};
+use idflow_store::{Contribution, MvAttr, MvObject, WriteOps};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `(attribute, rule)` to `(precedence, values)`: what one connector-space object contributes now.
-pub type Contributions = BTreeMap<(String, String), (i64, Vec<Value>)>;
+pub(crate) type Contributions = BTreeMap<(String, String), (i64, Vec<Value>)>;
 
 /// Replaces what `cs_id` contributes to `mv_obj` by `new`, and recomputes the touched winners.
 /// Returns the attributes whose winning values changed.
-pub fn apply(c: &Connection, mv_obj: &mut MvObject, cs_id: i64, new: &Contributions) -> Result<Vec<String>> {
+pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &Contributions) -> Result<Vec<String>> {
     let old: Vec<Contribution> =
-        mv::contributions_of_cs(c, cs_id)?.into_iter().filter(|(m, _)| *m == mv_obj.id).map(|(_, k)| k).collect();
+        tx.mv_contributions_of_cs(cs_id)?.into_iter().filter(|(m, _)| *m == mv_obj.id).map(|(_, k)| k).collect();
     let mut touched = BTreeSet::new();
     for k in &old {
         match new.get(&(k.attr.clone(), k.rule.clone())) {
             Some((p, v)) if *p == k.precedence && v == &k.values => {}
             Some(_) => {}
             None => {
-                mv::remove_contribution(c, mv_obj.id, &k.attr, cs_id, &k.rule)?;
+                tx.mv_remove_contribution(mv_obj.id, &k.attr, cs_id, &k.rule)?;
                 touched.insert(k.attr.clone());
             }
         }
@@ -29,8 +27,7 @@ pub fn apply(c: &Connection, mv_obj: &mut MvObject, cs_id: i64, new: &Contributi
     for ((attr, rule), (p, values)) in new {
         let same = old.iter().any(|k| &k.attr == attr && &k.rule == rule && k.precedence == *p && &k.values == values);
         if !same {
-            mv::put_contribution(
-                c,
+            tx.mv_put_contribution(
                 mv_obj.id,
                 &Contribution { attr: attr.clone(), cs_id, rule: rule.clone(), precedence: *p, values: values.clone() },
             )?;
@@ -38,10 +35,75 @@ pub fn apply(c: &Connection, mv_obj: &mut MvObject, cs_id: i64, new: &Contributi
         }
     }
     let touched: Vec<String> = touched.into_iter().collect();
-    mv::recompute(c, mv_obj, &touched)
+    recompute(tx, mv_obj, &touched)
 }
 
 /// Removes every contribution of `cs_id` (it left scope, was disconnected or deleted).
-pub fn remove_all(c: &Connection, mv_obj: &mut MvObject, cs_id: i64) -> Result<Vec<String>> {
-    apply(c, mv_obj, cs_id, &Contributions::new())
+pub(crate) fn remove_all(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64) -> Result<Vec<String>> {
+    apply(tx, mv_obj, cs_id, &Contributions::new())
+}
+
+/// The order contributions rank in: precedence, then rule name, then connector-space object.
+pub(crate) fn rank(k: &Contribution) -> (i64, &str, i64) {
+    (k.precedence, k.rule.as_str(), k.cs_id)
+}
+
+/// The winner of each attribute among `contributions`.
+pub(crate) fn winners(contributions: Vec<Contribution>) -> HashMap<String, Contribution> {
+    let mut won: HashMap<String, Contribution> = HashMap::new();
+    for k in contributions {
+        match won.get(&k.attr) {
+            Some(w) if rank(w) <= rank(&k) => {}
+            _ => {
+                won.insert(k.attr.clone(), k);
+            }
+        }
+    }
+    won
+}
+
+/// Recomputes the winners of `attrs` from the stored contributions, writes what changed and
+/// returns the names that changed.
+fn recompute(tx: &dyn WriteOps, mv: &mut MvObject, attrs: &[String]) -> Result<Vec<String>> {
+    let mut changed = Vec::new();
+    if attrs.is_empty() {
+        return Ok(changed);
+    }
+    let mut won = winners(tx.mv_contributions(mv.id)?.into_iter().filter(|k| attrs.contains(&k.attr)).collect());
+    for a in attrs {
+        let winner = won.remove(a).map(|k| MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence });
+        let now = winner.filter(|w| !w.values.is_empty());
+        if mv.attrs.get(a) != now.as_ref() {
+            match now {
+                Some(w) => {
+                    mv.attrs.insert(a.clone(), w);
+                }
+                None => {
+                    mv.attrs.remove(a);
+                }
+            }
+            changed.push(a.clone());
+        }
+    }
+    if !changed.is_empty() {
+        tx.mv_save_attrs(mv.id, &mv.attrs, &changed)?;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(attr: &str, rule: &str, precedence: i64, cs_id: i64) -> Contribution {
+        Contribution { attr: attr.into(), cs_id, rule: rule.into(), precedence, values: vec![Value::from(rule)] }
+    }
+
+    #[test]
+    fn lowest_precedence_then_rule_then_object_wins() {
+        let w = winners(vec![k("title", "b", 100, 1), k("title", "a", 50, 2), k("mail", "z", 10, 3), k("mail", "y", 10, 4), k("cn", "r", 5, 9), k("cn", "r", 5, 7)]);
+        assert_eq!(w["title"].rule, "a");
+        assert_eq!(w["mail"].rule, "y", "a tie on precedence goes to the rule name");
+        assert_eq!(w["cn"].cs_id, 7, "then to the connector-space object");
+    }
 }

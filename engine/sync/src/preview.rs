@@ -1,13 +1,13 @@
 //! Preview: why one object ends up the way it does. Runs sync for that one object in a
 //! transaction that is rolled back, and shows the rules in scope, the join decision, every
 //! metaverse attribute with the rule that won it (and the ones that lost), and the exports it causes.
-use super::plan::{plan_change, PlanChange};
-use super::profiles::Engine;
-use super::{diff, inbound, outbound, Ctx, TraceLine};
-use crate::error::{Error, Result};
-use crate::store::history::{self, ObjectError};
-use crate::store::{cs, mv, CsObject, PendingImport};
-use crate::value::Value;
+use crate::ctx::{Ctx, TraceLine};
+use crate::engine::Engine;
+use crate::observer::Silent;
+use crate::plan::{plan_change, PlanChange};
+use crate::{diff, inbound, outbound, precedence};
+use idflow_core::{Error, ObjectError, Result, Value};
+use idflow_store::{CsObject, Link, PendingImport, ReadOps, WriteOps};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,21 +43,20 @@ pub struct Preview {
     pub last_run_errors: Vec<ObjectError>,
 }
 
-fn find(engine: &Engine, connector: &str, key: &str) -> Result<CsObject> {
-    let c = &engine.store.conn;
+fn find(c: &dyn ReadOps, connector: &str, key: &str) -> Result<CsObject> {
     if let Some(id) = key.strip_prefix('#').and_then(|s| s.parse::<i64>().ok()) {
-        if let Some(o) = cs::get(c, id)?.filter(|o| o.connector == connector) {
+        if let Some(o) = c.cs_get(id)?.filter(|o| o.connector == connector) {
             return Ok(o);
         }
     }
-    if let Some(o) = cs::by_anchor(c, connector, key)? {
+    if let Some(o) = c.cs_by_anchor(connector, key)? {
         return Ok(o);
     }
-    let mut by_dn = cs::by_dn(c, connector, key)?;
+    let mut by_dn = c.cs_by_dn(connector, key)?;
     if by_dn.len() == 1 {
         return Ok(by_dn.remove(0));
     }
-    for o in cs::load_where(c, "connector=?1", [connector])? {
+    for o in c.cs_of_connector(connector)? {
         if o.display() == key {
             return Ok(o);
         }
@@ -67,9 +66,9 @@ fn find(engine: &Engine, connector: &str, key: &str) -> Result<CsObject> {
     )))
 }
 
-fn show(c: &rusqlite::Connection, v: &Value) -> Result<String> {
+fn show(c: &dyn ReadOps, v: &Value) -> Result<String> {
     Ok(match v {
-        Value::Ref(id) => match cs::all_linked(c, *id)?.into_iter().find(|o| o.link.is_some_and(crate::store::Link::is_inbound)) {
+        Value::Ref(id) => match c.cs_all_linked(*id)?.into_iter().find(|o| o.link.is_some_and(Link::is_inbound)) {
             Some(o) => format!("→ {}", o.display()),
             None => format!("→ metaverse #{id}"),
         },
@@ -77,13 +76,14 @@ fn show(c: &rusqlite::Connection, v: &Value) -> Result<String> {
     })
 }
 
-pub fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
+/// Runs sync for one object in a write transaction that is dropped (rolled back).
+pub(crate) fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
     if engine.config.connector(connector).is_none() {
         return Err(Error::Config(format!("no connector named {connector:?}")));
     }
-    let o = find(engine, connector, key)?;
-    let tx = engine.store.conn.unchecked_transaction()?;
-    let mut ctx = Ctx::new(&tx, &engine.rules, &engine.facts);
+    let tx = engine.store.write()?;
+    let o = find(&tx, connector, key)?;
+    let mut ctx = Ctx::new(&tx, &engine.rules, &engine.facts, &Silent);
     ctx.trace = Some(Vec::new());
     let outbound_only = o.link.is_some_and(|l| !l.is_inbound());
     if !outbound_only {
@@ -91,10 +91,10 @@ pub fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
         if marked.pending_import.is_none() {
             marked.pending_import = Some(PendingImport::Update);
         }
-        cs::save(&tx, &marked)?;
+        tx.cs_save(&marked)?;
         inbound::run(&mut ctx, vec![o.id])?;
     }
-    let after = cs::get(&tx, o.id)?;
+    let after = tx.cs_get(o.id)?;
     let mv_id = after.as_ref().and_then(|a| a.mv_id).or(o.mv_id);
     if let Some(m) = mv_id {
         outbound::run(&mut ctx, vec![m])?;
@@ -102,12 +102,14 @@ pub fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
     let mut attributes = Vec::new();
     let mut exports = Vec::new();
     let mut metaverse_type = None;
-    if let Some(m) = mv_id.and_then(|m| mv::get(&tx, m).ok().flatten()) {
+    if let Some(m) = mv_id.and_then(|m| tx.mv_get(m).ok().flatten()) {
         metaverse_type = Some(m.object_type.clone());
         for (name, a) in &m.attrs {
             let mut contributions = Vec::new();
-            for k in mv::contributions(&tx, m.id, name)? {
-                let conn_name = cs::get(&tx, k.cs_id)?.map(|x| x.connector).unwrap_or_default();
+            let mut ranked: Vec<_> = tx.mv_contributions(m.id)?.into_iter().filter(|k| &k.attr == name).collect();
+            ranked.sort_by(|a, b| precedence::rank(a).cmp(&precedence::rank(b)));
+            for k in ranked {
+                let conn_name = tx.cs_get(k.cs_id)?.map(|x| x.connector).unwrap_or_default();
                 contributions.push(Contender {
                     wins: k.rule == a.rule && k.cs_id == a.cs,
                     rule: k.rule,
@@ -123,14 +125,14 @@ pub fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
                 contributions,
             });
         }
-        for t in cs::all_linked(&tx, m.id)? {
+        for t in tx.cs_all_linked(m.id)? {
             let form = diff::form_of(&tx, &t.connector)?;
             if let Some(ch) = diff::change_for(&tx, &t, form)? {
                 exports.push((t.connector.clone(), plan_change(&tx, &ch, form)?));
             }
         }
     }
-    let last_run_errors = history::errors_for(&engine.store.conn, Some(o.id), mv_id)?.into_iter().map(|(_, e)| e).collect();
+    let last_run_errors = tx.history_errors_for(Some(o.id), mv_id)?.into_iter().map(|(_, e)| e).collect();
     let p = Preview {
         connector: connector.to_string(),
         object: o.display(),
@@ -146,60 +148,6 @@ pub fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
         last_run_errors,
     };
     drop(ctx);
-    tx.rollback()?;
+    drop(tx);
     Ok(p)
-}
-
-pub fn render(p: &Preview) -> String {
-    let mut out = format!("{} object {} ({})\n", p.connector, p.object, p.object_type);
-    if let Some(a) = &p.anchor {
-        out.push_str(&format!("  anchor: {a}\n"));
-    }
-    match (p.metaverse_id, &p.link) {
-        (Some(m), Some(l)) => out.push_str(&format!(
-            "  link: {l} to metaverse {} #{m}\n",
-            p.metaverse_type.as_deref().unwrap_or("object")
-        )),
-        _ => out.push_str("  link: none (a disconnector)\n"),
-    }
-    out.push_str("rules:\n");
-    for t in &p.trace {
-        out.push_str(&format!("  [{}] {}{}\n", t.stage, t.rule.as_deref().map(|r| format!("{r}: ")).unwrap_or_default(), t.message));
-    }
-    if !p.attributes.is_empty() {
-        out.push_str("metaverse attributes:\n");
-        let w = p.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
-        for a in &p.attributes {
-            out.push_str(&format!("  {:w$} = {}   (from {})\n", a.name, a.values.join(", "), a.rule));
-            for c in a.contributions.iter().filter(|c| !c.wins) {
-                out.push_str(&format!(
-                    "  {:w$}   loses: {} (precedence {}, {}) = {}\n",
-                    "",
-                    c.rule,
-                    c.precedence,
-                    c.connector,
-                    c.values.join(", ")
-                ));
-            }
-        }
-    }
-    if p.exports.is_empty() {
-        out.push_str("exports: none pending\n");
-    } else {
-        out.push_str("exports:\n");
-        for (c, ch) in &p.exports {
-            out.push_str(&format!("  {c}: {} {} {}\n", ch.op, ch.object_type, ch.object));
-            for a in &ch.attributes {
-                if a.old.is_empty() {
-                    out.push_str(&format!("      {} = {}\n", a.name, a.new.join(", ")));
-                } else {
-                    out.push_str(&format!("      {}: {} => {}\n", a.name, a.old.join(", "), a.new.join(", ")));
-                }
-            }
-        }
-    }
-    for e in p.errors.iter().chain(p.last_run_errors.iter()) {
-        out.push_str(&format!("error ({}): {}{}\n", e.stage, e.rule.as_deref().map(|r| format!("rule {r}: ")).unwrap_or_default(), e.message));
-    }
-    out
 }

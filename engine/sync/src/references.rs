@@ -1,13 +1,12 @@
 //! References (group `member`, `manager`): a DN in a source becomes a metaverse reference, and a
 //! metaverse reference becomes the target's own identifier, resolved through links, in whatever
 //! order the objects arrive.
-use crate::connector::RefForm;
-use crate::error::Result;
-use crate::store::{self, cs, mv};
-use rusqlite::Connection;
+use idflow_core::connector::RefForm;
+use idflow_core::Result;
+use idflow_store::{ExportState, ReadOps};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Inbound {
+pub(crate) enum Inbound {
     /// The DN names an object linked to this metaverse object.
     Mv(i64),
     /// The object exists in the connector space but is not in sync scope (not linked): dropped.
@@ -19,14 +18,14 @@ pub enum Inbound {
 }
 
 /// Resolves a DN found in a reference attribute of `connector`.
-pub fn resolve_dn(c: &Connection, connector: &str, dn: &str) -> Result<Inbound> {
-    let found = cs::by_dn(c, connector, dn)?;
+pub(crate) fn resolve_dn(c: &dyn ReadOps, connector: &str, dn: &str) -> Result<Inbound> {
+    let found = c.cs_by_dn(connector, dn)?;
     let mut live: Vec<_> = found.into_iter().filter(|o| o.present || o.mv_id.is_some()).collect();
     if live.is_empty() {
-        match cs::former_dn(c, connector, dn)? {
+        match c.cs_former_dn(connector, dn)? {
             None => return Ok(Inbound::Missing),
             Some(None) => return Ok(Inbound::Deleted),
-            Some(Some(id)) => match cs::get(c, id)? {
+            Some(Some(id)) => match c.cs_get(id)? {
                 Some(o) => live.push(o),
                 None => return Ok(Inbound::Deleted),
             },
@@ -43,23 +42,23 @@ pub fn resolve_dn(c: &Connection, connector: &str, dn: &str) -> Result<Inbound> 
 
 /// The connector-space object in `connector` that stands for metaverse object `mv_id`, if one
 /// is provisioned or adopted there (and not being deleted).
-pub fn resolve_mv(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<i64>> {
-    Ok(cs::linked(c, connector, mv_id)?
-        .filter(|o| o.export_state != Some(store::ExportState::Delete))
+pub(crate) fn resolve_mv(c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result<Option<i64>> {
+    Ok(c.cs_linked(connector, mv_id)?
+        .filter(|o| o.export_state != Some(ExportState::Delete))
         .map(|o| o.id))
 }
 
 /// How the target names object `cs_id`: its DN or its anchor; `None` until it has one.
-pub fn target_ident(c: &Connection, cs_id: i64, form: RefForm) -> Result<Option<String>> {
-    Ok(cs::get(c, cs_id)?.and_then(|o| match form {
+pub(crate) fn target_ident(c: &dyn ReadOps, cs_id: i64, form: RefForm) -> Result<Option<String>> {
+    Ok(c.cs_get(cs_id)?.and_then(|o| match form {
         RefForm::Dn => o.desired_dn.or(o.dn),
         RefForm::Anchor => o.anchor,
     }))
 }
 
 /// Metaverse objects referencing `mv_id` (they must be looked at again when it changes links).
-pub fn referrers(c: &Connection, mv_id: i64) -> Result<Vec<i64>> {
-    let mut v: Vec<i64> = mv::referrers(c, mv_id)?.into_iter().map(|(m, _)| m).collect();
+pub(crate) fn referrers(c: &dyn ReadOps, mv_id: i64) -> Result<Vec<i64>> {
+    let mut v: Vec<i64> = c.mv_referrers(mv_id)?.into_iter().map(|(m, _)| m).collect();
     v.sort();
     v.dedup();
     Ok(v)

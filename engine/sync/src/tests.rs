@@ -1,12 +1,14 @@
 //! Unit tests of the pure middle: evaluator limits, joins, precedence and references, on an
 //! in-memory metaverse with no connector.
-use super::profiles::Engine;
-use super::{inbound, outbound, references, Ctx};
-use crate::config::rules::parse_str;
 use crate::config::Config;
-use crate::rules::objmap::to_values;
-use crate::store::{cs, mv, CsObject, PendingImport, Store};
-use crate::value::Value;
+use crate::ctx::Ctx;
+use crate::engine::Engine;
+use crate::observer::Silent;
+use crate::{inbound, outbound, references};
+use idflow_core::Value;
+use idflow_policy::defs::parse_str;
+use idflow_policy::to_values;
+use idflow_store::{CsObject, MvObject, PendingImport, ReadOps, Store, WriteOps};
 use std::path::Path;
 
 const CONFIG: &str = r#"
@@ -75,7 +77,7 @@ manager = "mv.manager"
 fn engine(rules: &str) -> Engine {
     let config = Config::parse(Path::new("idflow.toml"), CONFIG).expect("config");
     let defs = parse_str(Path::new("rules.toml"), rules).expect("rules");
-    Engine::from_parts(config, defs, Store::in_memory().expect("db")).expect("engine")
+    Engine::from_parts(config, defs, Store::in_memory().expect("db"), &idflow_connectors::builtin()).expect("engine")
 }
 
 fn put(e: &Engine, connector: &str, ty: &str, dn: &str, attrs: &[(&str, &str)]) -> i64 {
@@ -87,21 +89,36 @@ fn put(e: &Engine, connector: &str, ty: &str, dn: &str, attrs: &[(&str, &str)]) 
     }
     o.present = true;
     o.pending_import = Some(PendingImport::Add);
-    cs::save(&e.store.conn, &o).expect("save")
+    save(e, &o)
+}
+
+fn save(e: &Engine, o: &CsObject) -> i64 {
+    let tx = e.store.write().expect("tx");
+    let id = tx.cs_save(o).expect("save");
+    tx.commit().expect("commit");
+    id
+}
+
+fn get(e: &Engine, cs_id: i64) -> CsObject {
+    e.store.read().expect("tx").cs_get(cs_id).expect("get").expect("exists")
 }
 
 fn sync(e: &Engine) -> Vec<String> {
-    let mut ctx = Ctx::new(&e.store.conn, &e.rules, &e.facts);
-    let ids = cs::ids_where(&e.store.conn, "pending_import IS NOT NULL", []).expect("ids");
+    let tx = e.store.write().expect("tx");
+    let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
+    let ids = tx.cs_ids_pending_import().expect("ids");
     inbound::run(&mut ctx, ids).expect("inbound");
-    let m = mv::dirty_ids(&e.store.conn).expect("dirty");
+    let m = tx.mv_dirty_ids().expect("dirty");
     outbound::run(&mut ctx, m).expect("outbound");
-    ctx.errors.iter().map(|x| x.message.clone()).collect()
+    let errors = ctx.errors.iter().map(|x| x.message.clone()).collect();
+    drop(ctx);
+    tx.commit().expect("commit");
+    errors
 }
 
-fn mv_of(e: &Engine, cs_id: i64) -> crate::store::MvObject {
-    let o = cs::get(&e.store.conn, cs_id).expect("get").expect("exists");
-    mv::get(&e.store.conn, o.mv_id.expect("linked")).expect("mv").expect("mv exists")
+fn mv_of(e: &Engine, cs_id: i64) -> MvObject {
+    let o = get(e, cs_id);
+    e.store.read().expect("tx").mv_get(o.mv_id.expect("linked")).expect("mv").expect("mv exists")
 }
 
 #[test]
@@ -142,17 +159,17 @@ fn join_precedence_and_handover() {
     assert_eq!(m.values("title"), Some(&[Value::from("Chief")][..]), "precedence 50 beats 100");
     assert_eq!(m.attrs["title"].rule, "hr");
     // HR's title gives (): its contribution goes, corp's wins.
-    let mut o = cs::get(&e.store.conn, w).expect("get").expect("w");
+    let mut o = get(&e, w);
     o.attrs.remove("title");
     o.pending_import = Some(PendingImport::Update);
-    cs::save(&e.store.conn, &o).expect("save");
+    save(&e, &o);
     sync(&e);
     assert_eq!(mv_of(&e, p).values("title"), Some(&[Value::from("Clerk")][..]));
     // An explicit empty array is an (empty) contribution: no values, the attribute is absent.
-    let mut o = cs::get(&e.store.conn, p).expect("get").expect("p");
+    let mut o = get(&e, p);
     o.attrs.insert("nick".into(), vec![Value::from("none")]);
     o.pending_import = Some(PendingImport::Update);
-    cs::save(&e.store.conn, &o).expect("save");
+    save(&e, &o);
     sync(&e);
     assert_eq!(mv_of(&e, p).values("nickname"), None);
 }
@@ -167,9 +184,9 @@ fn ambiguous_join_errors_and_join_only_stays_disconnected() {
     let errors = sync(&e);
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("ambiguous join") && errors[0].contains("2 metaverse objects"), "{errors:?}");
-    assert!(cs::get(&e.store.conn, p).expect("get").expect("p").mv_id.is_none());
+    assert!(get(&e, p).mv_id.is_none());
     // "join" never projects: b stays a disconnector.
-    assert!(cs::get(&e.store.conn, q).expect("get").expect("q").mv_id.is_none());
+    assert!(get(&e, q).mv_id.is_none());
 }
 
 #[test]
@@ -182,13 +199,15 @@ fn references_resolve_in_any_order() {
     let report = put(&e, "corp", "person", "uid=r,o=corp", &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "r@x"), ("manager", "UID=M,O=corp")]);
     let errors = sync(&e);
     assert!(errors.iter().any(|m| m.contains("does not exist")), "{errors:?}");
-    assert_eq!(references::resolve_dn(&e.store.conn, "corp", "uid=m,o=corp").expect("resolve"), references::Inbound::Missing);
+    assert_eq!(references::resolve_dn(&e.store.read().expect("tx"), "corp", "uid=m,o=corp").expect("resolve"), references::Inbound::Missing);
     let boss = put(&e, "corp", "person", "uid=m,o=corp", &[("objectClass", "person"), ("employeeNumber", "2"), ("mail", "m@x")]);
     assert_eq!(sync(&e), Vec::<String>::new());
     let boss_mv = mv_of(&e, boss).id;
     assert_eq!(mv_of(&e, report).values("manager"), Some(&[Value::Ref(boss_mv)][..]));
     // Outbound, the reference names the manager's target object.
-    let target = cs::linked(&e.store.conn, "cloud", mv_of(&e, report).id).expect("q").expect("provisioned");
-    let boss_target = cs::linked(&e.store.conn, "cloud", boss_mv).expect("q").expect("provisioned");
+    let report_mv = mv_of(&e, report).id;
+    let r = e.store.read().expect("tx");
+    let target = r.cs_linked("cloud", report_mv).expect("q").expect("provisioned");
+    let boss_target = r.cs_linked("cloud", boss_mv).expect("q").expect("provisioned");
     assert_eq!(target.desired.expect("desired")["manager"], vec![Value::Ref(boss_target.id)]);
 }

@@ -1,18 +1,18 @@
 //! Change detection without keeping secrets: a keyed fingerprint (HMAC-SHA256 under a
 //! per-installation key) of each NT hash as delivered to each target. The key lives in its own
 //! file, readable by its owner alone; without the key a fingerprint says nothing about the hash.
-use crate::error::{Error, Result};
+use idflow_core::{Error, Result};
 use hmac::{KeyInit, Mac};
 use std::path::Path;
 use zeroize::Zeroizing;
 
-pub struct Key(Zeroizing<Vec<u8>>);
+pub(crate) struct Key(Zeroizing<Vec<u8>>);
 
 impl Key {
     /// Loads the key, creating it (32 random bytes, mode 0600) on first use. A key file that
     /// others can read is refused.
-    pub fn load_or_create(path: &Path) -> Result<Key> {
-        let bad = |m: String| Error::File { file: path.to_path_buf(), message: m };
+    pub(crate) fn load_or_create(path: &Path) -> Result<Key> {
+        let bad = |m: String| Error::file(path, m);
         if !path.exists() {
             if let Some(d) = path.parent() {
                 std::fs::create_dir_all(d).map_err(|e| bad(format!("cannot create its folder: {e}")))?;
@@ -49,7 +49,7 @@ impl Key {
     }
 
     /// The fingerprint of an NT hash as delivered to one target connector.
-    pub fn fingerprint(&self, target: &str, nt: &[u8; 16]) -> String {
+    pub(crate) fn fingerprint(&self, target: &str, nt: &[u8; 16]) -> String {
         let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         mac.update(target.as_bytes());
         mac.update(&[0]);

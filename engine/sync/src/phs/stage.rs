@@ -2,18 +2,19 @@
 //! source and a target, delivers a hash only when its keyed fingerprint changed, hashes in
 //! parallel on all cores, and never writes a hash, a salt or a PPH1 string anywhere but into
 //! the target.
+//!
+//! In three steps: what each person needs is worked out from the pull (nothing written), the
+//! hashes are transformed, then each target gets its batches and each delivery is recorded.
 use super::fingerprint::Key;
-use super::pph1::{self, NtHash};
-use super::source::{HashSource, PullRequest};
-use crate::config::{Config, PhsFormat};
-use crate::connector::{AttrChange, ChangeKind, Connector, ExportOp, OpKind, OpResult};
-use crate::error::{Error, Result};
-use crate::store::history::{now, ObjectError};
-use crate::value::Value;
+use super::pph1;
+use crate::config::{Config, PhsFormat, PhsSection};
+use idflow_core::connector::{AttrChange, ChangeKind, Connector, ExportOp, OpKind, OpResult};
+use idflow_core::hash::{HashResult, HashSource, NtHash, PullRequest};
+use idflow_core::{Error, ObjectError, Result, Stage, Value};
+use idflow_store::{PhsPair, ReadOps, Store, WriteOps};
 use rayon::prelude::*;
-use rusqlite::{params, Connection};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use zeroize::{Zeroize, Zeroizing};
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -34,19 +35,7 @@ pub struct PhsStats {
     pub total_ms: u128,
 }
 
-/// A person linked to the source (anchor, name) and to one target object (id, connector, anchor, DN).
-struct Pair {
-    anchor: String,
-    display: String,
-    target_cs: i64,
-    connector: String,
-    t_anchor: Option<String>,
-    t_dn: Option<String>,
-    t_type: String,
-    /// The fingerprint last delivered to the target object (`-`: the source had no hash).
-    delivered: Option<String>,
-}
-
+/// One hash to deliver to one target object.
 struct Work {
     target_cs: i64,
     connector: String,
@@ -60,10 +49,19 @@ struct Work {
 
 /// Attributes that hold secrets: never kept in a connector space, whatever the rules say.
 pub fn secret_attributes(config: &Config, connector: &str) -> HashSet<String> {
-    let mut s: HashSet<String> = ["userpassword", "unicodepwd", "sambantpassword", "sambalmpassword", "ntpwdhistory", "lmpwdhistory", "dbcspwd", "supplementalcredentials"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let mut s: HashSet<String> = [
+        "userpassword",
+        "unicodepwd",
+        "sambantpassword",
+        "sambalmpassword",
+        "ntpwdhistory",
+        "lmpwdhistory",
+        "dbcspwd",
+        "supplementalcredentials",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     if let Some(p) = &config.password_hash_sync {
         if p.source == connector {
             s.insert(p.hash_attribute.to_lowercase());
@@ -75,10 +73,9 @@ pub fn secret_attributes(config: &Config, connector: &str) -> HashSet<String> {
     s
 }
 
-
 /// Runs the stage. `open` opens a target connector by name.
-pub fn run(
-    conn: &Connection,
+pub(crate) fn run(
+    store: &Store,
     config: &Config,
     source: &mut dyn HashSource,
     open: &dyn Fn(&str) -> Result<Box<dyn Connector>>,
@@ -89,37 +86,13 @@ pub fn run(
     let Some(p) = &config.password_hash_sync else { return Ok(PhsStats::default()) };
     let key = Key::load_or_create(&config.phs_key_file)?;
     let mut stats = PhsStats::default();
+    let wm_key = format!("phs.watermark.{}", p.source);
     // Persons linked to the source (inbound) and to a target that exists there.
-    let targets: Vec<&String> = p.targets.keys().collect();
-    let mut pairs: Vec<Pair> = Vec::new();
-    {
-        let mut st = conn.prepare(
-            "SELECT s.anchor, coalesce(s.dn, s.anchor), t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn), t.object_type, ps.fingerprint
-             FROM cs_object s JOIN cs_object t ON t.mv_id = s.mv_id AND t.id <> s.id
-             LEFT JOIN phs_state ps ON ps.cs_id = t.id
-             WHERE s.connector = ?1 AND s.link IN ('joined','projected') AND s.anchor IS NOT NULL
-               AND t.link IN ('provisioned','adopted') AND t.export_state = 'present' AND t.present = 1
-             ORDER BY t.id",
-        )?;
-        let rows = st.query_map([&p.source], |r| {
-            Ok(Pair {
-                anchor: r.get(0)?,
-                display: r.get(1)?,
-                target_cs: r.get(2)?,
-                connector: r.get(3)?,
-                t_anchor: r.get(4)?,
-                t_dn: r.get(5)?,
-                t_type: r.get(6)?,
-                delivered: r.get(7)?,
-            })
-        })?;
-        for row in rows {
-            let row = row?;
-            if targets.contains(&&row.connector) {
-                pairs.push(row);
-            }
-        }
-    }
+    let (pairs, stored) = {
+        let r = store.read()?;
+        let pairs: Vec<PhsPair> = r.phs_pairs(&p.source)?.into_iter().filter(|x| p.targets.contains_key(&x.connector)).collect();
+        (pairs, r.meta_get(&wm_key)?)
+    };
     stats.candidates = pairs.len();
     if pairs.is_empty() {
         return Ok(stats);
@@ -128,37 +101,69 @@ pub fn run(
     let mut wanted: Vec<String> = pairs.iter().filter(|pr| pr.delivered.is_none()).map(|pr| pr.anchor.clone()).collect();
     wanted.sort();
     wanted.dedup();
-    let wm_key = format!("phs.watermark.{}", p.source);
-    let stored = crate::store::get_meta(conn, &wm_key)?;
     let pull = source.read(&PullRequest { watermark: stored.as_deref(), full, wanted: &wanted })?;
     stats.pulled = pull.hashes.len();
     stats.incremental = !pull.complete;
-    let hashes = pull.hashes;
     let absent: HashSet<String> = pull.absent.into_iter().collect();
+    let (work, without_hash) = classify(p, pairs, &pull.hashes, pull.complete, &absent, &key, full, &mut stats, errors);
+    drop(pull.hashes);
+    // Remembered, so that an incremental source stops asking for them; a hash set later
+    // arrives as a change.
+    if !without_hash.is_empty() {
+        let tx = store.write()?;
+        for id in without_hash {
+            tx.phs_mark_without_hash(id)?;
+        }
+        tx.commit()?;
+    }
+    // The expensive part, on every core.
+    let t = std::time::Instant::now();
+    let by_target = transform(p, &work)?;
+    stats.hashing_ms = t.elapsed().as_millis();
+    let delivery_failures = deliver(store, p, &work, by_target, open, &mut stats, errors)?;
+    // The source's watermark moves only when everything it read has been delivered; otherwise
+    // the next run reads the same changes again (what was delivered is skipped by fingerprint).
+    if let Some(wm) = pull.watermark {
+        if delivery_failures == 0 {
+            let tx = store.write()?;
+            tx.meta_set(&wm_key, &wm)?;
+            tx.commit()?;
+        } else {
+            tracing::warn!(source = %p.source, failures = delivery_failures, "password hash sync: deliveries failed; the source's watermark stays where it was");
+        }
+    }
+    stats.total_ms = started.elapsed().as_millis();
+    Ok(stats)
+}
+
+/// What each person needs, from what the source read: a delivery (its hash changed or never
+/// arrived), nothing (unchanged), a note that it has no hash, or an error. Writes nothing.
+#[allow(clippy::too_many_arguments)]
+fn classify(
+    p: &PhsSection,
+    pairs: Vec<PhsPair>,
+    hashes: &HashMap<String, HashResult>,
+    complete: bool,
+    absent: &HashSet<String>,
+    key: &Key,
+    full: bool,
+    stats: &mut PhsStats,
+    errors: &mut Vec<ObjectError>,
+) -> (Vec<Work>, Vec<i64>) {
     let mut reported = HashSet::new();
     let mut work = Vec::new();
-    for Pair { anchor, display, target_cs, connector, t_anchor, t_dn, t_type, delivered } in pairs {
+    let mut without_hash = Vec::new();
+    for PhsPair { anchor, display, target_cs, connector, t_anchor, t_dn, t_type, delivered } in pairs {
         match hashes.get(&anchor) {
-            None if !pull.complete && !absent.contains(&anchor) => stats.unchanged += 1,
+            None if !complete && !absent.contains(&anchor) => stats.unchanged += 1,
             None => {
                 stats.without_hash += 1;
-                // Remembered, so that an incremental source stops asking for it; a hash set
-                // later arrives as a change.
-                conn.prepare_cached("INSERT INTO phs_state(cs_id, fingerprint, delivered) VALUES (?1, '-', ?2) ON CONFLICT(cs_id) DO NOTHING")?
-                    .execute(params![target_cs, now()])?;
+                without_hash.push(target_cs);
             }
             Some(Err(m)) => {
                 if reported.insert(anchor.clone()) {
                     stats.failed += 1;
-                    errors.push(ObjectError {
-                        stage: "phs".into(),
-                        connector: Some(p.source.clone()),
-                        object: Some(display.clone()),
-                        cs_id: None,
-                        mv_id: None,
-                        rule: None,
-                        message: m.clone(),
-                    });
+                    errors.push(ObjectError::new(Stage::Phs, &p.source, display.clone(), m.clone()));
                 }
             }
             Some(Ok(nt)) => {
@@ -167,13 +172,25 @@ pub fn run(
                     stats.unchanged += 1;
                     continue;
                 }
-                work.push(Work { target_cs, connector, anchor: t_anchor, dn: t_dn, object_type: t_type, display, nt: nt.clone(), fingerprint: fp });
+                work.push(Work {
+                    target_cs,
+                    connector,
+                    anchor: t_anchor,
+                    dn: t_dn,
+                    object_type: t_type,
+                    display,
+                    nt: nt.clone(),
+                    fingerprint: fp,
+                });
             }
         }
     }
-    drop(hashes);
-    // The expensive part, on every core.
-    let t = std::time::Instant::now();
+    (work, without_hash)
+}
+
+/// Each hash in its target's format (PPH1 or NT hex), grouped by target: index into `work`
+/// and the value, wiped when dropped.
+fn transform(p: &PhsSection, work: &[Work]) -> Result<BTreeMap<String, Vec<(usize, Zeroizing<String>)>>> {
     let values: Vec<std::result::Result<Zeroizing<String>, String>> = work
         .par_iter()
         .map(|w| match p.targets.get(&w.connector).map(|t| t.format) {
@@ -181,7 +198,6 @@ pub fn run(
             _ => pph1::transform(&w.nt),
         })
         .collect();
-    stats.hashing_ms = t.elapsed().as_millis();
     let mut by_target: BTreeMap<String, Vec<(usize, Zeroizing<String>)>> = BTreeMap::new();
     for (i, v) in values.into_iter().enumerate() {
         match v {
@@ -189,6 +205,20 @@ pub fn run(
             Err(m) => return Err(Error::Refused(format!("password hash sync: {m}"))),
         }
     }
+    Ok(by_target)
+}
+
+/// Sends each target its hashes in batches and records each delivery (its fingerprint) as the
+/// target confirms it. Returns how many deliveries failed.
+fn deliver(
+    store: &Store,
+    p: &PhsSection,
+    work: &[Work],
+    by_target: BTreeMap<String, Vec<(usize, Zeroizing<String>)>>,
+    open: &dyn Fn(&str) -> Result<Box<dyn Connector>>,
+    stats: &mut PhsStats,
+    errors: &mut Vec<ObjectError>,
+) -> Result<usize> {
     let mut delivery_failures = 0usize;
     for (connector, items) in by_target {
         let attribute = p.targets.get(&connector).map(|t| t.attribute.clone()).unwrap_or_default();
@@ -205,7 +235,11 @@ pub fn run(
                     dn: work[*i].dn.clone(),
                     new_dn: None,
                     attrs: Default::default(),
-                    changes: vec![AttrChange { attr: attribute.clone(), kind: ChangeKind::Replace, values: vec![Value::Str(v.to_string())] }],
+                    changes: vec![AttrChange {
+                        attr: attribute.clone(),
+                        kind: ChangeKind::Replace,
+                        values: vec![Value::Str(v.to_string())],
+                    }],
                 })
                 .collect();
             let results = target.export(&ops);
@@ -220,45 +254,25 @@ pub fn run(
                 }
             }
             let results = results?;
-            let tx = conn.unchecked_transaction()?;
+            let tx = store.write()?;
             for ((i, _), r) in chunk.iter().zip(results) {
                 let w = &work[*i];
                 match r {
                     OpResult::Done { .. } => {
                         stats.delivered += 1;
-                        tx.prepare_cached(
-                            "INSERT INTO phs_state(cs_id, fingerprint, delivered) VALUES (?1,?2,?3)
-                             ON CONFLICT(cs_id) DO UPDATE SET fingerprint=excluded.fingerprint, delivered=excluded.delivered",
-                        )?
-                        .execute(params![w.target_cs, w.fingerprint, now()])?;
+                        tx.phs_delivered(w.target_cs, &w.fingerprint)?;
                     }
                     OpResult::Failed(m) => {
                         stats.failed += 1;
                         delivery_failures += 1;
-                        errors.push(ObjectError {
-                            stage: "phs".into(),
-                            connector: Some(connector.clone()),
-                            object: Some(w.display.clone()),
-                            cs_id: Some(w.target_cs),
-                            mv_id: None,
-                            rule: None,
-                            message: format!("delivery failed: {m}"),
-                        });
+                        let mut e = ObjectError::new(Stage::Phs, &connector, w.display.clone(), format!("delivery failed: {m}"));
+                        e.cs_id = Some(w.target_cs);
+                        errors.push(e);
                     }
                 }
             }
             tx.commit()?;
         }
     }
-    // The source's watermark moves only when everything it read has been delivered; otherwise
-    // the next run reads the same changes again (what was delivered is skipped by fingerprint).
-    if let Some(wm) = pull.watermark {
-        if delivery_failures == 0 {
-            crate::store::set_meta(conn, &wm_key, &wm)?;
-        } else {
-            tracing::warn!(source = %p.source, failures = delivery_failures, "password hash sync: deliveries failed; the source's watermark stays where it was");
-        }
-    }
-    stats.total_ms = started.elapsed().as_millis();
-    Ok(stats)
+    Ok(delivery_failures)
 }

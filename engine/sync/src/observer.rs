@@ -1,0 +1,47 @@
+//! What the engine tells whoever runs it: a step starts (with how many objects, when known),
+//! objects are done, the step ends, an object failed. The CLI draws progress bars from it; a
+//! service turns it into metrics. The engine itself never writes to a terminal.
+use idflow_core::ObjectError;
+
+/// A step of a run that reports progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// Reading one connector into its connector space.
+    Import(&'a str),
+    /// Connector spaces into the metaverse.
+    InboundSync,
+    /// The metaverse out to the targets' connector spaces.
+    OutboundSync,
+    /// Pending changes out to one connector.
+    Export(&'a str),
+}
+
+impl std::fmt::Display for Step<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Import(c) => write!(f, "import {c}"),
+            Step::InboundSync => f.write_str("inbound sync"),
+            Step::OutboundSync => f.write_str("outbound sync"),
+            Step::Export(c) => write!(f, "export {c}"),
+        }
+    }
+}
+
+/// Receives the engine's progress. Every method has a default that ignores it.
+pub trait Observer: Send + Sync {
+    /// A step starts; `total` is how many objects it will handle, when known.
+    fn step_started(&self, _step: Step<'_>, _total: Option<u64>) {}
+    /// The running step now knows how many objects it will handle.
+    fn step_total(&self, _total: u64) {}
+    /// `n` more objects of the running step are done.
+    fn advanced(&self, _n: u64) {}
+    /// The running step ended.
+    fn step_finished(&self) {}
+    /// One object failed; the run goes on.
+    fn object_error(&self, _error: &ObjectError) {}
+}
+
+/// Ignores everything: tests, plans run for their result, benchmarks.
+pub struct Silent;
+
+impl Observer for Silent {}
