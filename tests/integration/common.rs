@@ -2,7 +2,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("engine/ has a parent").to_path_buf()
+    // engine/cli: the repository is two folders up.
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("engine/cli has a repository around it").to_path_buf()
 }
 
 pub struct Out {

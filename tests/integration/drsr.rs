@@ -162,7 +162,7 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     assert_eq!(verify(&e, off["attributes"]["passwordHash"].as_str().expect("hash"), "Disabled-Pw-1!x"), 0);
     assert!(e.cloud_user(&format!("p{t}out@example.test")).is_none(), "out of scope: not provisioned, no hash");
     // No hash, NT or PPH1, in the output, the database or the watermark.
-    let nt = hex::encode(idflow::phs::pph1::nt_hash("Start-Pw-1!x").as_slice());
+    let nt = hex::encode(idflow_core::hash::nt_hash("Start-Pw-1!x").as_slice());
     let db = std::fs::read(e.path("state/idflow.db")).expect("db");
     let db_text = String::from_utf8_lossy(&db).to_lowercase();
     assert!(!db_text.contains(&nt) && !db_text.contains("pph1_md4"), "no hash in the metaverse");
@@ -217,7 +217,7 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     set_password(&dir, &format!("CN=p{t}u3,{ou}"), "Changed-Pw-3!x");
     let old3 = hash_of(&e, &format!("p{t}u3")).expect("hash");
     let wm_before = watermark(&e);
-    let drs_port = idflow::msrpc::epm::map_tcp("127.0.0.1", 135, &idflow::drsr::DRSUAPI, std::time::Duration::from_secs(5)).expect("ept_map");
+    let drs_port = idflow_msrpc::epm::map_tcp("127.0.0.1", 135, &idflow_msrpc::drsr::DRSUAPI, std::time::Duration::from_secs(5)).expect("ept_map");
     let proxy = cutting_proxy(drs_port, 3000);
     let cut = env_for(&dir, &ou, &repl, "Repl-Account-Pw-1!", &format!("rpc_port = {proxy}"));
     std::fs::copy(e.path("idflow.toml"), e.path("idflow.toml.good")).expect("save");

@@ -3,10 +3,10 @@
 //! secret anywhere but in the target.
 use crate::common::{repo, Env};
 use crate::slapd::{config, Slapd};
-use idflow::phs::pph1;
+use idflow_core::hash::nt_hash;
 
 fn nt_hex(pw: &str) -> String {
-    hex::encode_upper(pph1::nt_hash(pw).as_slice())
+    hex::encode_upper(nt_hash(pw).as_slice())
 }
 
 fn user(uid: &str, n: u32, mail: bool, nt: &str) -> String {

@@ -79,7 +79,7 @@ fn scim_end_to_end_from_openldap() {
     let pre1 = scim.post("Users", &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u000001@example.org"}));
     let pre2 = scim.post(
         "Users",
-        &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "someone-else", "externalId": idflow::cli::generate::uuid_for(1, 2)}),
+        &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "someone-else", "externalId": idflow::generate::uuid_for(1, 2)}),
     );
     let e = env_for(&s, &scim);
     let r = e.json(&["run"], 0);

@@ -1,9 +1,9 @@
 //! `idflow bench`: a generated directory through import, sync, plan and export, then small
 //! deltas, with times, rates, peak memory and database size printed. Figures, not assertions.
-use super::generate;
-use crate::error::{Error, Result};
-use crate::sync::import::Mode;
-use crate::sync::profiles::Engine;
+use crate::generate;
+use idflow_core::registry::Registry;
+use idflow_core::{Error, Result};
+use idflow_engine::{Engine, Mode};
 use std::path::Path;
 use std::time::Instant;
 
@@ -84,9 +84,9 @@ fn line(what: &str, secs: f64, n: usize) {
     println!("{what:<34} {secs:>9.3} s  {n:>9} objects  {:>10.0} objects/s", n as f64 / secs.max(1e-9));
 }
 
-pub fn run(people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<()> {
-    std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::File { file: dir.to_path_buf(), message: e.to_string() })?;
-    let w = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| Error::File { file: p.to_path_buf(), message: e.to_string() });
+pub fn run(registry: &Registry, people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<()> {
+    std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::io(dir, "", e))?;
+    let w = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| Error::io(p, "", e));
     let db = dir.join("state/idflow.db");
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
@@ -106,7 +106,7 @@ pub fn run(people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<(
     w(&dir.join("corp.ldif"), &ldif)?;
     println!("idflow bench: {people} people, {groups} groups ({:.1} MiB of LDIF, generated in {:.2} s)", ldif.len() as f64 / 1_048_576.0, t.elapsed().as_secs_f64());
     drop(ldif);
-    let mut e = Engine::open(&dir.join("idflow.toml"))?;
+    let mut e = Engine::open(&dir.join("idflow.toml"), registry)?;
 
     let t = Instant::now();
     let r = e.import(&["corp".into()], Mode::Full, false)?;

@@ -1,17 +1,19 @@
 //! `idflow bench-drsr`: how fast hashes come out of Active Directory over MS-DRSR, pulled and
 //! decrypted, without the PBKDF2 of the PPH1 transform and without delivery.
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::phs::source::PullRequest;
+use idflow_core::hash::PullRequest;
+use idflow_core::registry::Registry;
+use idflow_core::{Error, Result};
+use idflow_engine::Engine;
+use idflow_store::{ReadOps, WriteOps};
+use std::path::Path;
 use std::time::Instant;
 
-pub fn run(config: &Config, full: bool, keep: bool) -> Result<()> {
-    let p = config.password_hash_sync.as_ref().ok_or_else(|| Error::Config("no [password_hash_sync] section".into()))?;
-    let cfg = config.connector(&p.source).ok_or_else(|| Error::Config(format!("no connector named {:?}", p.source)))?;
-    let store = crate::store::Store::open(&config.metaverse_path)?;
+pub fn run(config_path: &Path, registry: &Registry, full: bool, keep: bool) -> Result<()> {
+    let engine = Engine::open(config_path, registry)?;
+    let p = engine.config.password_hash_sync.as_ref().ok_or_else(|| Error::Config("no [password_hash_sync] section".into()))?;
     let key = format!("phs.watermark.{}", p.source);
-    let stored = crate::store::get_meta(&store.conn, &key)?;
-    let mut source = crate::phs::drsr_source::open(cfg, &p.hash_attribute)?;
+    let stored = engine.store.read()?.meta_get(&key)?;
+    let mut source = engine.hash_source()?;
     let t = Instant::now();
     let pull = source.read(&PullRequest { watermark: stored.as_deref(), full, wanted: &[] })?;
     let secs = t.elapsed().as_secs_f64();
@@ -26,7 +28,9 @@ pub fn run(config: &Config, full: bool, keep: bool) -> Result<()> {
     );
     if keep {
         if let Some(w) = pull.watermark {
-            crate::store::set_meta(&store.conn, &key, &w)?;
+            let tx = engine.store.write()?;
+            tx.meta_set(&key, &w)?;
+            tx.commit()?;
         }
     }
     Ok(())

@@ -1,19 +1,23 @@
-//! The `idflow` command line.
-use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::sync::import::Mode;
-use crate::sync::profiles::{Engine, RunReport};
-use crate::sync::{plan, preview};
+//! The `idflow` command line: verbs, their reports (text or `--json`), progress bars on a
+//! terminal, and the benchmarks. It builds the connector registry and hands it to the engine.
+#![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+
 use clap::{Parser, Subcommand};
+use idflow_core::registry::Registry;
+use idflow_core::{Error, Result};
+use idflow_engine::{Config, Engine, Mode, RunReport};
+use idflow_store::{ReadOps, Store};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub mod bench;
-pub mod bench_drsr;
-pub mod bench_phs;
-pub mod functions;
+mod bench;
+mod bench_drsr;
+mod bench_phs;
+mod functions;
 pub mod generate;
-pub mod test_runner;
+mod progress;
+mod render;
 
 /// Exit codes: 0 done, 1 failed (nothing or part done, see the message), 2 done with errors on
 /// some objects, 3 `plan --exit-code` found changes.
@@ -176,74 +180,11 @@ fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")));
 }
 
-fn summary(r: &RunReport) -> String {
-    let mut s = String::new();
-    for i in &r.import {
-        s.push_str(&format!(
-            "import {} ({}): {} read, {} added, {} updated, {} renamed, {} deleted, {} errors\n",
-            i.connector, i.mode, i.read, i.added, i.updated, i.renamed, i.deleted, i.errors
-        ));
-    }
-    if let Some(y) = &r.sync {
-        s.push_str(&format!(
-            "sync ({}): {} in: {} projected, {} joined, {} disconnected, {} metaverse updated, {} deleted; {} out: {} provisioned, {} adopted, {} deprovisioned\n",
-            if r.full_sync == Some(true) { "full" } else { "delta" },
-            y.inbound_objects, y.projected, y.joined, y.disconnected, y.metaverse_updated, y.metaverse_deleted,
-            y.outbound_objects, y.provisioned, y.adopted, y.deprovisioned
-        ));
-    }
-    for x in &r.export {
-        s.push_str(&format!(
-            "export {}: {} added, {} updated, {} deleted, {} failed{}\n",
-            x.connector,
-            x.added,
-            x.updated,
-            x.deleted,
-            x.failed,
-            if x.waiting > 0 { format!(", {} waiting for referenced objects", x.waiting) } else { String::new() }
-        ));
-    }
-    if let Some(p) = &r.password_hash_sync {
-        s.push_str(&format!(
-            "password hash sync: {} linked, {} delivered, {} unchanged, {} without a hash, {} failed ({:.2} s hashing)\n",
-            p.candidates,
-            p.delivered,
-            p.unchanged,
-            p.without_hash,
-            p.failed,
-            p.hashing_ms as f64 / 1000.0
-        ));
-    }
-    for n in &r.notes {
-        s.push_str(&format!("note: {n}\n"));
-    }
-    for e in r.errors.iter().take(25) {
-        s.push_str(&format!(
-            "error ({}): {} {}{}: {}\n",
-            e.stage,
-            e.connector.as_deref().unwrap_or("-"),
-            e.object.as_deref().unwrap_or("-"),
-            e.rule.as_deref().map(|x| format!(" [rule {x}]")).unwrap_or_default(),
-            e.message
-        ));
-    }
-    if r.errors.len() > 25 {
-        s.push_str(&format!("... and {} more errors (idflow history --json lists them)\n", r.errors.len() - 25));
-    }
-    s.push_str(&format!(
-        "{} in {:.2} s{}\n",
-        r.profile,
-        r.duration_ms as f64 / 1000.0,
-        if r.errors.is_empty() { String::new() } else { format!(", {} errors", r.errors.len()) }
-    ));
-    s
-}
-
 fn report(cli: &Cli, r: &RunReport) -> i32 {
     if cli.json {
         print_json(r);
     } else {
-        print!("{}", summary(r));
+        print!("{}", render::summary(r));
     }
     if r.errors.is_empty() {
         0
@@ -252,9 +193,11 @@ fn report(cli: &Cli, r: &RunReport) -> i32 {
     }
 }
 
-fn open(cli: &Cli) -> Result<Engine> {
-    let mut e = Engine::open(&cli.config)?;
-    e.show_progress = !cli.json && std::io::stderr().is_terminal();
+fn open(cli: &Cli, registry: &Registry) -> Result<Engine> {
+    let mut e = Engine::open(&cli.config, registry)?;
+    if !cli.json && std::io::stderr().is_terminal() {
+        e.set_observer(Arc::new(progress::Bars::default()));
+    }
     Ok(e)
 }
 
@@ -274,29 +217,15 @@ pub fn main() -> i32 {
 }
 
 fn dispatch(cli: &Cli) -> Result<i32> {
+    let registry = idflow_connectors::builtin();
+    let open = |cli: &Cli| open(cli, &registry);
     match &cli.command {
         Command::Validate { offline } => {
-            let config = Config::load(&cli.config)?;
-            let defs = crate::config::rules::load(&config.rule_paths)?;
-            let n = defs.len();
-            let rules = crate::sync::profiles::compile_rules(&config, defs)?;
-            crate::sync::profiles::facts_of(&config)?;
-            if !offline {
-                for c in &config.connectors {
-                    crate::connector::open(c)?;
-                }
-                // The password hash source's own settings ([connector.replication] for AD).
-                if let Some(p) = &config.password_hash_sync {
-                    let c = config.connector(&p.source).ok_or_else(|| Error::Config(format!("[password_hash_sync] source {:?}: no such connector", p.source)))?;
-                    crate::phs::drsr_source::open(c, &p.hash_attribute)?;
-                }
-                crate::store::Store::open(&config.metaverse_path)?;
-            }
-            let exprs: usize = rules.rules.iter().map(|r| r.flows.len() + r.joins.len() + usize::from(r.scope.is_some())).sum();
+            let v = Engine::validate(&cli.config, &registry, *offline)?;
             if cli.json {
-                print_json(&serde_json::json!({"valid": true, "rules": n, "expressions": exprs, "connectors": config.connectors.len()}));
+                print_json(&serde_json::json!({"valid": true, "rules": v.rules, "expressions": v.expressions, "connectors": v.connectors}));
             } else {
-                println!("valid: {} connectors, {n} rules, {exprs} expressions compiled", config.connectors.len());
+                println!("valid: {} connectors, {} rules, {} expressions compiled", v.connectors, v.rules, v.expressions);
             }
             Ok(0)
         }
@@ -331,7 +260,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             if cli.json {
                 print_json(&serde_json::json!({ "plan": p, "notes": r.notes }));
             } else {
-                print!("{}", plan::render(&p));
+                print!("{}", render::plan(&p));
                 for n in &r.notes {
                     println!("note: {n}");
                 }
@@ -346,11 +275,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Preview { connector, object } => {
             let e = open(cli)?;
-            let p = preview::preview(&e, connector, object)?;
+            let p = e.preview(connector, object)?;
             if cli.json {
                 print_json(&p);
             } else {
-                print!("{}", preview::render(&p));
+                print!("{}", render::preview(&p));
             }
             Ok(0)
         }
@@ -363,7 +292,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             };
             let mut all = Vec::new();
             for d in dirs {
-                all.extend(test_runner::run(&d, config.as_ref())?);
+                all.extend(Engine::test_rules(&d, config.as_ref(), &registry)?);
             }
             let failed = all.iter().filter(|r| !r.passed).count();
             if cli.json {
@@ -383,7 +312,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             let mut line = zeroize::Zeroizing::new(String::new());
             std::io::stdin().read_line(&mut line).map_err(|e| Error::Refused(format!("reading the password from standard input: {e}")))?;
             let pw = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
-            match crate::phs::pph1::verify(pph1, pw) {
+            match idflow_engine::phs::pph1::verify(pph1, pw) {
                 Ok(true) => {
                     eprintln!("match");
                     Ok(0)
@@ -404,11 +333,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(report(cli, &r))
         }
         Command::BenchDrsr { full, keep } => {
-            bench_drsr::run(&Config::load(&cli.config)?, *full, *keep)?;
+            bench_drsr::run(&cli.config, &registry, *full, *keep)?;
             Ok(0)
         }
         Command::BenchPhs { users, dir } => {
-            bench_phs::run(*users, dir)?;
+            bench_phs::run(&registry, *users, dir)?;
             Ok(0)
         }
         Command::Functions { markdown } => {
@@ -417,8 +346,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::History { n } => {
             let config = Config::load(&cli.config)?;
-            let store = crate::store::Store::open(&config.metaverse_path)?;
-            let runs = crate::store::history::recent(&store.conn, *n)?;
+            let store = Store::open(&config.metaverse_path)?;
+            let runs = store.read()?.history_recent(*n)?;
             if cli.json {
                 print_json(&runs);
             } else {
@@ -430,11 +359,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Generate { people, groups, seed, out } => {
             let text = generate::generate(*people, *groups, *seed);
-            std::fs::write(out, text).map_err(|e| Error::File { file: out.clone(), message: e.to_string() })?;
+            std::fs::write(out, text).map_err(|e| Error::io(out, "", e))?;
             Ok(0)
         }
         Command::Bench { people, groups, dir, deltas } => {
-            bench::run(*people, *groups, dir, deltas)?;
+            bench::run(&registry, *people, *groups, dir, deltas)?;
             Ok(0)
         }
     }

@@ -1,3 +1,3 @@
 fn main() {
-    std::process::exit(idflow::cli::main());
+    std::process::exit(idflow::main());
 }

@@ -332,6 +332,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The configured password hash source, opened.
+    pub fn hash_source(&self) -> Result<Box<dyn idflow_core::hash::HashSource>> {
+        let p = self.config.password_hash_sync.as_ref().ok_or_else(|| Error::Config("no [password_hash_sync] section".into()))?;
+        hash_source(&self.config, &self.specs, p)
+    }
+
+    /// The password hash sync stage with hashes from `source` instead of the configured one
+    /// (benchmarks and tests of the stage itself); targets are the configured connectors.
+    pub fn phs_from(&self, source: &mut dyn idflow_core::hash::HashSource, full: bool, errors: &mut Vec<ObjectError>) -> Result<PhsStats> {
+        let open = |name: &str| self.open_connector(name);
+        phs_stage::run(&self.store, &self.config, source, &open, full, errors)
+    }
+
     /// `idflow phs`: only the password hash sync stage.
     pub fn phs(&mut self, full: bool) -> Result<RunReport> {
         if self.config.password_hash_sync.is_none() {
