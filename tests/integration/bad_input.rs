@@ -19,6 +19,31 @@ fn malformed_toml_names_file_and_line() {
 }
 
 #[test]
+fn validate_offline_checks_every_connector_section_by_its_type() {
+    // An ldap connector with a key the type does not know, a wrong type, and an unknown kind:
+    // each named with the file and line, without a server, a secret or a database.
+    let ldap = "[[connector]]\nname = \"ad\"\ntype = \"ldap\"\nurl = \"ldaps://dc.example.test\"\nbase_dn = \"dc=example,dc=test\"\n\
+                password_env = \"SURELY_UNSET_VAR\"\nbind_dn = \"cn=x\"\nca_fiel = \"ca.pem\"\n[connector.object_types]\nuser = \"(objectClass=user)\"\n";
+    let e = small(&three());
+    let config = format!("{}\n{ldap}", crate::common::SMALL_CONFIG);
+    let line = config.lines().position(|l| l.starts_with("ca_fiel")).expect("the line") + 1;
+    e.write("idflow.toml", &config);
+    let o = e.ok(&["validate", "--offline"], 1);
+    assert!(o.stderr.contains(&format!("idflow.toml:{line}:")) && o.stderr.contains("unknown field `ca_fiel`"), "{o:?}");
+    assert!(o.stderr.contains("connector \"ad\" (type \"ldap\")") && o.stderr.contains("ca_file"), "the known keys are listed: {o:?}");
+    assert!(!e.path("state/idflow.db").exists(), "offline opens no database");
+    let config = config.replace("ca_fiel = \"ca.pem\"", "page_size = \"many\"");
+    e.write("idflow.toml", &config);
+    let o = e.ok(&["validate", "--offline"], 1);
+    assert!(o.stderr.contains(&format!("idflow.toml:{line}:")) && o.stderr.contains("\"many\""), "{o:?}");
+    e.write("idflow.toml", &config.replace("page_size = \"many\"", "page_size = 500"));
+    e.ok(&["validate", "--offline"], 0);
+    e.write("idflow.toml", &config.replace("type = \"ldap\"", "type = \"ldapp\""));
+    let o = e.ok(&["validate", "--offline"], 1);
+    assert!(o.stderr.contains("unknown type \"ldapp\" (known: ldif, file, ldap, scim)"), "{o:?}");
+}
+
+#[test]
 fn rhai_syntax_error_names_rule_file_expression_and_position() {
     let e = small(&three());
     e.write("rules/rules.toml", &crate::common::SMALL_RULES.replace(r#"title = "source.title""#, r#"title = "source.title +* 2""#));

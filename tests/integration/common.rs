@@ -190,3 +190,34 @@ pub fn generated(people: usize, groups: usize) -> String {
         .expect("generate");
     String::from_utf8(out.stdout).expect("utf8")
 }
+
+/// The metaverse of an environment, through the store's own operations (tests that damage
+/// state on purpose: a corrupted watermark, a forgotten one).
+pub fn store(e: &Env) -> idflow_store::Store {
+    idflow_store::Store::open(&e.path("state/idflow.db")).expect("metaverse")
+}
+
+pub fn meta(e: &Env, key: &str) -> Option<String> {
+    use idflow_store::ReadOps;
+    store(e).read().expect("read").meta_get(key).expect("meta")
+}
+
+/// Sets (`Some`) or forgets (`None`) a value in the metaverse's `meta`.
+pub fn set_meta(e: &Env, key: &str, value: Option<&str>) {
+    use idflow_store::WriteOps;
+    let s = store(e);
+    let tx = s.write().expect("write");
+    match value {
+        Some(v) => tx.meta_set(key, v).expect("set"),
+        None => tx.meta_delete(key).expect("delete"),
+    }
+    tx.commit().expect("commit");
+}
+
+pub fn set_watermark(e: &Env, connector: &str, watermark: &str) {
+    use idflow_store::WriteOps;
+    let s = store(e);
+    let tx = s.write().expect("write");
+    tx.set_watermark(connector, Some(watermark)).expect("set");
+    tx.commit().expect("commit");
+}

@@ -2,7 +2,7 @@
 //! scripts/samba-dc.sh starts: known passwords arrive as PPH1 strings that verify, a
 //! least-privilege replication account works, missing rights and wrong passwords fail clearly,
 //! runs after the first pull only what changed, and faults lose nothing.
-use crate::common::{repo, Env};
+use crate::common::{self, repo, Env};
 use crate::phs::verify;
 use crate::samba_ad::{b64, dc, ldap, tag, ADMIN_PW};
 use std::io::{Read, Write};
@@ -78,8 +78,7 @@ fn phs_summary(e: &Env) -> serde_json::Value {
 }
 
 fn watermark(e: &Env) -> Option<String> {
-    let c = rusqlite::Connection::open(e.path("state/idflow.db")).expect("db");
-    c.query_row("SELECT value FROM meta WHERE key='phs.watermark.ad'", [], |r| r.get(0)).ok()
+    common::meta(e, "phs.watermark.ad")
 }
 
 /// A TCP proxy in front of the DC's DRSUAPI port that closes both sides once `cut_after`
@@ -194,20 +193,16 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     assert_eq!(verify(&e, &hash_of(&e, &format!("p{t}u6")).expect("hash"), "New-User-Pw-6!x"), 0);
 
     // A corrupted watermark: a warning, a full pull, and nothing delivered twice.
-    let c = rusqlite::Connection::open(e.path("state/idflow.db")).expect("db");
-    c.execute("UPDATE meta SET value='{\"naming_context\":\"DC=example,DC=test\",\"invocation_id\":\"zz' WHERE key='phs.watermark.ad'", []).expect("corrupt");
-    drop(c);
+    common::set_meta(&e, "phs.watermark.ad", Some(r#"{"naming_context":"DC=example,DC=test","invocation_id":"zz"#));
     let o = e.ok(&["run"], 0);
     assert!(o.stderr.contains("watermark") && o.stderr.contains("pulling every hash again"), "{o:?}");
     let s = phs_summary(&e);
     assert_eq!((s["incremental"].clone(), s["delivered"].clone()), (false.into(), 0.into()), "{s}");
     assert!(serde_json::from_str::<serde_json::Value>(&watermark(&e).expect("wm")).is_ok(), "the watermark is whole again");
     // A watermark from another invocation of the DC (a restore): the DC ignores it and sends all.
-    let c = rusqlite::Connection::open(e.path("state/idflow.db")).expect("db");
     let mut w: serde_json::Value = serde_json::from_str(&watermark(&e).expect("wm")).expect("json");
     w["invocation_id"] = "11111111-2222-3333-4444-555555555555".into();
-    c.execute("UPDATE meta SET value=?1 WHERE key='phs.watermark.ad'", [w.to_string()]).expect("set");
-    drop(c);
+    common::set_meta(&e, "phs.watermark.ad", Some(&w.to_string()));
     let o = e.ok(&["run"], 0);
     assert!(o.stderr.contains("invocationId differs"), "{o:?}");
     assert_eq!(phs_summary(&e)["delivered"], 0);
@@ -250,9 +245,7 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     assert_eq!((s["incremental"].clone(), s["delivered"].clone()), (true.into(), 1.into()), "{s} {o:?}");
     assert_eq!(verify(&e, &hash_of(&e, &format!("p{t}u4")).expect("hash"), "Changed-Pw-4!x"), 0);
     // A full pull over Kerberos decrypts every hash to what NTLM delivered: nothing to deliver.
-    let c = rusqlite::Connection::open(e.path("state/idflow.db")).expect("db");
-    c.execute("DELETE FROM meta WHERE key='phs.watermark.ad'", []).expect("forget the watermark");
-    drop(c);
+    common::set_meta(&e, "phs.watermark.ad", None);
     e.ok(&["phs"], 0);
     let s = phs_summary(&e);
     assert_eq!((s["incremental"].clone(), s["delivered"].clone(), s["failed"].clone()), (false.into(), 0.into(), 0.into()), "{s}");

@@ -1,5 +1,6 @@
 //! idflow's integration tests: one binary (each file in tests/ would link on its own), one
 //! module per area. They run the real `idflow` binary on real files in temporary folders.
+mod architecture;
 mod bad_input;
 mod common;
 mod drsr;

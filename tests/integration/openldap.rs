@@ -1,6 +1,6 @@
 //! The ldap connector against a real OpenLDAP slapd (syncprov, memberof, refint), started by
 //! scripts/slapd.sh: full and delta imports, TLS, faults, and LDAP as a target.
-use crate::common::{generated, repo, Env};
+use crate::common::{self, generated, repo, Env};
 use crate::slapd::{config, Slapd};
 
 
@@ -149,13 +149,12 @@ fn a_bad_watermark_falls_back_to_a_full_import() {
     let s = Slapd::start(Some(&generated(50, 3)));
     let e = env_for(&s, "");
     e.ok(&["apply"], 0);
-    let db = rusqlite::Connection::open(e.path("state/idflow.db")).expect("db");
     for (wm, warning) in [
         ("not a watermark", "not one idflow wrote"),
         // A cookie the server cannot use.
         (r#"{"dc=example,dc=org":"bm90IGEgY29va2ll"}"#, "full import"),
     ] {
-        db.execute("UPDATE connector SET watermark=?1 WHERE name='corp'", [wm]).expect("corrupt");
+        common::set_watermark(&e, "corp", wm);
         let o = e.ok(&["import", "corp", "--json"], 0);
         let r: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
         assert_eq!(r["import"][0]["mode"], "full", "{o:?}");

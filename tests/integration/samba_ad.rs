@@ -2,7 +2,7 @@
 //! scripts/samba-dc.sh: paged full import with range retrieval, DirSync deltas, LDAPS and
 //! StartTLS verified against the DC's certificate, faults. One DC per machine (its ports are
 //! fixed), so these tests share it and take turns; each run works in an OU of its own.
-use crate::common::{repo, Env};
+use crate::common::{self, repo, Env};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -157,8 +157,7 @@ fn ad_starttls_faults_and_a_bad_cookie() {
     let r = e.json(&["apply"], 0);
     assert_eq!(r["import"][0]["read"], 20, "{}", r["import"]);
     // A cookie the DC cannot use: a full import, with a warning, and nothing is lost.
-    let db = rusqlite::Connection::open(e.path("state/idflow.db")).expect("db");
-    db.execute("UPDATE connector SET watermark=?1 WHERE name='ad'", [r#"{"DC=example,DC=test":"Ym9ndXM="}"#]).expect("corrupt");
+    common::set_watermark(&e, "ad", r#"{"DC=example,DC=test":"Ym9ndXM="}"#);
     let o = e.ok(&["import", "ad", "--json"], 0);
     let j: serde_json::Value = serde_json::from_str(&o.stdout).expect("json");
     assert_eq!(j["import"][0]["mode"], "full", "{o:?}");

@@ -11,6 +11,11 @@ pub(crate) fn set(c: &Connection, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn delete(c: &Connection, key: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM meta WHERE key=?1")?.execute([key])?;
+    Ok(())
+}
+
 pub(crate) fn watermark(c: &Connection, connector: &str) -> Result<Option<String>> {
     Ok(c.prepare_cached("SELECT watermark FROM connector WHERE name=?1")?
         .query_row([connector], |r| r.get::<_, Option<String>>(0))

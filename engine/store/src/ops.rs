@@ -102,6 +102,7 @@ pub trait WriteOps: ReadOps {
     fn mv_remove_contribution(&self, mv_id: i64, attr: &str, cs_id: i64, rule: &str) -> Result<()>;
 
     fn meta_set(&self, key: &str, value: &str) -> Result<()>;
+    fn meta_delete(&self, key: &str) -> Result<()>;
     fn set_watermark(&self, connector: &str, watermark: Option<&str>) -> Result<()>;
 
     /// A run starts: its id.
@@ -318,6 +319,9 @@ impl WriteOps for WriteTxn<'_> {
 
     fn meta_set(&self, key: &str, value: &str) -> Result<()> {
         on(self, |c| meta::set(c, key, value))
+    }
+    fn meta_delete(&self, key: &str) -> Result<()> {
+        on(self, |c| meta::delete(c, key))
     }
     fn set_watermark(&self, connector: &str, watermark: Option<&str>) -> Result<()> {
         on(self, |c| meta::set_watermark(c, connector, watermark))
