@@ -57,6 +57,11 @@ impl Error {
         Error::Connector { connector: name.to_string(), message: message.into(), source: None }
     }
 
+    /// A connector error caused by `source` (a protocol or network error), kept as its source.
+    pub fn connector_caused(name: &str, message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Connector { connector: name.to_string(), message: message.into(), source: Some(source.into()) }
+    }
+
     /// A file error with no underlying error to keep.
     pub fn file(file: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Error::File { file: file.into(), message: message.into(), source: None }

@@ -1,6 +1,7 @@
 //! The `file` connector: a target directory kept as one JSON file, so the quickstart needs no
 //! server. idflow assigns each object a stable id (its anchor) when it provisions it, and every
 //! export rewrites the file atomically (write, fsync, rename).
+use super::config::Settings;
 use super::CAPABILITIES;
 use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, ImportedObject, OpKind, OpResult};
 use idflow_core::{Attrs, ConnectorConfig, Error, Result, Value};
@@ -8,12 +9,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    path: String,
-}
 
 /// The file's shape: `{"objects": [{"id", "type", "dn"?, "attributes": {name: value or [values]}}]}`.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ use idflow_core::registry::{ConnectorSpec, ConnectorType};
 use idflow_core::{ConnectorConfig, Result};
 
 mod backend;
+mod config;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: false,

@@ -98,7 +98,7 @@ impl DrsrSource {
             DrsError::Rpc(RpcError::Network(_)) => format!("MS-DRSR: {e}; nothing was delivered and the watermark did not move"),
             _ => format!("MS-DRSR: {e}"),
         };
-        Error::connector(&self.name, m)
+        Error::connector_caused(&self.name, m, e)
     }
 
     /// A whole replication cycle from `from`: every page until the DC has no more.

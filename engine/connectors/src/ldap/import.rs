@@ -176,9 +176,9 @@ async fn dirsync_page(conf: &Conf, ldap: &mut Ldap, base: &str, cookie: &[u8], a
         .with_controls(super::dirsync::request(super::dirsync::FLAG_ANCESTORS_FIRST, 0, cookie))
         .streaming_search(base, Scope::Subtree, &conf.filter, attrs.to_vec())
         .await
-        .map_err(|e| bad(format!("{what}: {e}")))?;
+        .map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))?;
     let mut entries = Vec::new();
-    while let Some(e) = stream.next().await.map_err(|e| bad(format!("{what}: {e}")))? {
+    while let Some(e) = stream.next().await.map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))? {
         if e.is_ref() || e.is_intermediate() {
             continue;
         }
@@ -205,8 +205,8 @@ async fn sync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<
         .with_controls(req)
         .streaming_search(base, Scope::Subtree, &nothing, vec!["1.1"])
         .await
-        .map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))?;
-    while let Some(_e) = stream.next().await.map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))? {}
+        .map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))?;
+    while let Some(_e) = stream.next().await.map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))? {}
     let res = stream.finish().await;
     if res.rc != 0 {
         // No syncprov on this server: full imports only, with a warning.
@@ -303,10 +303,10 @@ pub async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: &mut dy
             .with_controls(req)
             .streaming_search(base.as_str(), Scope::Subtree, &conf.filter, attrs.to_vec())
             .await
-            .map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))?;
+            .map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))?;
         let mut present_phase = false;
         let mut new_cookie: Option<Vec<u8>> = None;
-        while let Some(entry) = stream.next().await.map_err(|e| Error::connector(&conf.name, format!("{what}: {e}")))? {
+        while let Some(entry) = stream.next().await.map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))? {
             if entry.is_intermediate() {
                 match ldap3::controls::parse_syncinfo(entry) {
                     SyncInfo::NewCookie(c) => new_cookie = Some(c),

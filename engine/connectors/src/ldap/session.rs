@@ -12,11 +12,11 @@ pub async fn open(conf: &Conf) -> Result<Ldap> {
         .set_config(conf.tls.clone());
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &conf.url)
         .await
-        .map_err(|e| bad(format!("cannot connect to {}: {e}", conf.url)))?;
+        .map_err(|e| Error::connector_caused(&conf.name, format!("cannot connect to {}: {e}", conf.url), e))?;
     ldap3::drive!(conn);
     ldap.with_timeout(conf.timeout);
     if let (Some(dn), Some(pw)) = (&conf.bind_dn, &conf.password) {
-        let r = ldap.simple_bind(dn, pw).await.map_err(|e| bad(format!("bind as {dn}: {e}")))?;
+        let r = ldap.simple_bind(dn, pw).await.map_err(|e| Error::connector_caused(&conf.name, format!("bind as {dn}: {e}"), e))?;
         if r.rc != 0 {
             let what = match r.rc {
                 49 => "invalid credentials (wrong bind DN or password)".to_string(),

@@ -1,6 +1,7 @@
 //! The `ldif` connector: a directory exported as RFC 2849 LDIF (a source).
 //! Full import reads `path`; delta import applies the change records of `delta_path` once.
 use super::parse::{Change, LdifError, ModKind, Reader, Record};
+use super::config::Settings;
 use super::CAPABILITIES;
 use crate::anchor::anchor_text;
 use crate::object_types::ObjectTypes;
@@ -8,28 +9,8 @@ use idflow_core::connector::{
     AttrChange, Capabilities, ChangeKind, Connector, DeltaChange, ExportOp, ImportSink, ImportedObject, ObjectKey, OpResult,
 };
 use idflow_core::{Attrs, ConnectorConfig, Error, Result, Value};
-use serde::Deserialize;
 use sha2::Digest;
 use std::path::PathBuf;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    path: String,
-    #[serde(default = "default_anchor")]
-    anchor: String,
-    #[serde(default)]
-    object_types: toml::Table,
-    #[serde(default)]
-    binary_attributes: Vec<String>,
-    /// A file of change records (`changetype:`) that a delta import applies once.
-    #[serde(default)]
-    delta_path: Option<String>,
-}
-
-fn default_anchor() -> String {
-    "entryUUID".into()
-}
 
 #[derive(Clone)]
 pub(crate) struct LdifConnector {

@@ -45,6 +45,8 @@ impl std::fmt::Display for LdifError {
     }
 }
 
+impl std::error::Error for LdifError {}
+
 /// Iterates the records of an LDIF text. `binary` names attributes kept as bytes even when
 /// they happen to be valid UTF-8 (objectGUID, objectSid, ...).
 pub struct Reader<'a> {

@@ -48,6 +48,8 @@ impl std::fmt::Display for Malformed {
     }
 }
 
+impl std::error::Error for Malformed {}
+
 /// Checks a cleartext password against a PPH1 string (constant-time comparison).
 pub fn verify(pph1: &str, password: &str) -> Result<bool, Malformed> {
     let bad = |m: &str| Malformed(format!("not a PPH1 string: {m}"));
