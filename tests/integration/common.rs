@@ -1,12 +1,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     // engine/cli: the repository is two folders up.
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("engine/cli has a repository around it").to_path_buf()
 }
 
-pub struct Out {
+pub(crate) struct Out {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -18,7 +18,7 @@ impl std::fmt::Debug for Out {
     }
 }
 
-pub struct Env {
+pub(crate) struct Env {
     pub dir: tempfile::TempDir,
     pub vars: Vec<(String, String)>,
 }
@@ -42,21 +42,21 @@ fn copy_dir(from: &Path, to: &Path) {
 
 impl Env {
     /// A copy of examples/quickstart, without any state.
-    pub fn quickstart() -> Env {
+    pub(crate) fn quickstart() -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(&repo().join("examples/quickstart"), dir.path());
         Env { dir, vars: Vec::new() }
     }
 
-    pub fn empty() -> Env {
+    pub(crate) fn empty() -> Env {
         Env { dir: tempfile::tempdir().expect("tempdir"), vars: Vec::new() }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    pub fn write(&self, rel: &str, content: &str) {
+    pub(crate) fn write(&self, rel: &str, content: &str) {
         let p = self.path(rel);
         if let Some(d) = p.parent() {
             std::fs::create_dir_all(d).expect("mkdir");
@@ -64,11 +64,11 @@ impl Env {
         std::fs::write(p, content).expect("write");
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_default()
     }
 
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_idflow"));
         c.args(args).current_dir(self.dir.path()).env_remove("RUST_LOG");
         for (k, v) in &self.vars {
@@ -77,7 +77,7 @@ impl Env {
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Out {
+    pub(crate) fn run(&self, args: &[&str]) -> Out {
         let o = self.command(args).output().expect("idflow runs");
         Out {
             code: o.status.code().unwrap_or(-1),
@@ -87,13 +87,13 @@ impl Env {
     }
 
     /// Runs and requires exit code `code`.
-    pub fn ok(&self, args: &[&str], code: i32) -> Out {
+    pub(crate) fn ok(&self, args: &[&str], code: i32) -> Out {
         let o = self.run(args);
         assert_eq!(o.code, code, "idflow {args:?}: {o:?}");
         o
     }
 
-    pub fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
         let mut a = args.to_vec();
         a.push("--json");
         let o = self.ok(&a, code);
@@ -101,18 +101,18 @@ impl Env {
     }
 
     /// The file target's objects.
-    pub fn cloud(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn cloud(&self) -> Vec<serde_json::Value> {
         let v: serde_json::Value = serde_json::from_str(&self.read("out/cloud.json")).unwrap_or(serde_json::Value::Null);
         v["objects"].as_array().cloned().unwrap_or_default()
     }
 
-    pub fn cloud_user(&self, user_name: &str) -> Option<serde_json::Value> {
+    pub(crate) fn cloud_user(&self, user_name: &str) -> Option<serde_json::Value> {
         self.cloud().into_iter().find(|o| o["attributes"]["userName"] == user_name)
     }
 }
 
 /// A small two-file setup: an LDIF source and a file target, with the given rules.
-pub const SMALL_CONFIG: &str = r#"
+pub(crate) const SMALL_CONFIG: &str = r#"
 [metaverse]
 path = "state/idflow.db"
 [rules]
@@ -135,7 +135,7 @@ type = "file"
 path = "out/cloud.json"
 "#;
 
-pub const SMALL_RULES: &str = r#"
+pub(crate) const SMALL_RULES: &str = r#"
 [[rule]]
 name = "in-person"
 direction = "inbound"
@@ -168,13 +168,13 @@ manager = "mv.manager"
 title = "mv.title"
 "#;
 
-pub fn person(uid: &str, n: u32, extra: &str) -> String {
+pub(crate) fn person(uid: &str, n: u32, extra: &str) -> String {
     format!(
         "dn: uid={uid},ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nmail: {uid}@example.org\nemployeeNumber: E{n}\nentryUUID: 00000000-0000-4000-8000-{n:012}\n{extra}\n"
     )
 }
 
-pub fn small(people: &[String]) -> Env {
+pub(crate) fn small(people: &[String]) -> Env {
     let e = Env::empty();
     e.write("idflow.toml", SMALL_CONFIG);
     e.write("rules/rules.toml", SMALL_RULES);
@@ -183,7 +183,7 @@ pub fn small(people: &[String]) -> Env {
 }
 
 /// A directory from `idflow generate` (people with managers, groups, non-ASCII names).
-pub fn generated(people: usize, groups: usize) -> String {
+pub(crate) fn generated(people: usize, groups: usize) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_idflow"))
         .args(["generate", "--people", &people.to_string(), "--groups", &groups.to_string(), "--out", "/dev/stdout"])
         .output()
@@ -193,17 +193,17 @@ pub fn generated(people: usize, groups: usize) -> String {
 
 /// The metaverse of an environment, through the store's own operations (tests that damage
 /// state on purpose: a corrupted watermark, a forgotten one).
-pub fn store(e: &Env) -> idflow_store::Store {
+pub(crate) fn store(e: &Env) -> idflow_store::Store {
     idflow_store::Store::open(&e.path("state/idflow.db")).expect("metaverse")
 }
 
-pub fn meta(e: &Env, key: &str) -> Option<String> {
+pub(crate) fn meta(e: &Env, key: &str) -> Option<String> {
     use idflow_store::ReadOps;
     store(e).read().expect("read").meta_get(key).expect("meta")
 }
 
 /// Sets (`Some`) or forgets (`None`) a value in the metaverse's `meta`.
-pub fn set_meta(e: &Env, key: &str, value: Option<&str>) {
+pub(crate) fn set_meta(e: &Env, key: &str, value: Option<&str>) {
     use idflow_store::WriteOps;
     let s = store(e);
     let tx = s.write().expect("write");
@@ -214,7 +214,7 @@ pub fn set_meta(e: &Env, key: &str, value: Option<&str>) {
     tx.commit().expect("commit");
 }
 
-pub fn set_watermark(e: &Env, connector: &str, watermark: &str) {
+pub(crate) fn set_watermark(e: &Env, connector: &str, watermark: &str) {
     use idflow_store::WriteOps;
     let s = store(e);
     let tx = s.write().expect("write");

@@ -212,7 +212,7 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     set_password(&dir, &format!("CN=p{t}u3,{ou}"), "Changed-Pw-3!x");
     let old3 = hash_of(&e, &format!("p{t}u3")).expect("hash");
     let wm_before = watermark(&e);
-    let drs_port = idflow_msrpc::epm::map_tcp("127.0.0.1", 135, &idflow_msrpc::drsr::DRSUAPI, std::time::Duration::from_secs(5)).expect("ept_map");
+    let drs_port = idflow_msrpc::map_tcp("127.0.0.1", 135, &idflow_msrpc::drsr::DRSUAPI, std::time::Duration::from_secs(5)).expect("ept_map");
     let proxy = cutting_proxy(drs_port, 3000);
     let cut = env_for(&dir, &ou, &repl, "Repl-Account-Pw-1!", &format!("rpc_port = {proxy}"));
     std::fs::copy(e.path("idflow.toml"), e.path("idflow.toml.good")).expect("save");

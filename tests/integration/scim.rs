@@ -5,15 +5,15 @@ use crate::slapd::{config, Slapd};
 use serde_json::Value as J;
 use std::process::Command;
 
-pub const TOKEN: &str = "test-token-1";
+pub(crate) const TOKEN: &str = "test-token-1";
 
-pub struct Scim {
+pub(crate) struct Scim {
     dir: tempfile::TempDir,
     pub port: u16,
 }
 
 impl Scim {
-    pub fn start() -> Scim {
+    pub(crate) fn start() -> Scim {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let out = Command::new("bash")
@@ -25,7 +25,7 @@ impl Scim {
         Scim { dir, port }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/v2", self.port)
     }
 
@@ -34,11 +34,11 @@ impl Scim {
         serde_json::from_slice(&out.stdout).unwrap_or(J::Null)
     }
 
-    pub fn list(&self, what: &str) -> Vec<J> {
+    pub(crate) fn list(&self, what: &str) -> Vec<J> {
         self.curl(&[&format!("{}/{what}?count=5000", self.url())])["Resources"].as_array().cloned().unwrap_or_default()
     }
 
-    pub fn post(&self, what: &str, body: &J) -> J {
+    pub(crate) fn post(&self, what: &str, body: &J) -> J {
         self.curl(&["-X", "POST", "-d", &body.to_string(), &format!("{}/{what}", self.url())])
     }
 }

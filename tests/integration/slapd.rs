@@ -3,7 +3,7 @@ use crate::common::repo;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub struct Slapd {
+pub(crate) struct Slapd {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub ldaps_port: u16,
@@ -13,11 +13,11 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-pub const BASE_ENTRY: &str = "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n";
+pub(crate) const BASE_ENTRY: &str = "dn: dc=example,dc=org\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n\n";
 
 impl Slapd {
     /// Starts slapd, first loading `seed` (LDIF, without the base entry) with slapadd.
-    pub fn start(seed: Option<&str>) -> Slapd {
+    pub(crate) fn start(seed: Option<&str>) -> Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Slapd { dir, port: free_port(), ldaps_port: free_port() };
         let mut args = vec![
@@ -45,32 +45,32 @@ impl Slapd {
         );
     }
 
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
     }
 
-    pub fn ldaps_url(&self) -> String {
+    pub(crate) fn ldaps_url(&self) -> String {
         format!("ldaps://127.0.0.1:{}", self.ldaps_port)
     }
 
-    pub fn ca(&self) -> String {
+    pub(crate) fn ca(&self) -> String {
         self.dir.path().join("ca.pem").display().to_string()
     }
 
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.script(&["stop".into(), self.path().display().to_string()]);
     }
 
-    pub fn restart(&self) {
+    pub(crate) fn restart(&self) {
         self.script(&["start".into(), self.path().display().to_string(), self.port.to_string(), self.ldaps_port.to_string()]);
     }
 
     /// Test set-up through OpenLDAP's own tools.
-    pub fn modify(&self, ldif: &str) {
+    pub(crate) fn modify(&self, ldif: &str) {
         let mut child = Command::new("ldapmodify")
             .args(["-x", "-H", &self.url(), "-D", "cn=admin,dc=example,dc=org", "-w", "secret"])
             .stdin(std::process::Stdio::piped())
@@ -84,7 +84,7 @@ impl Slapd {
         assert!(out.status.success(), "ldapmodify failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    pub fn search(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
+    pub(crate) fn search(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
         let out = Command::new("ldapsearch")
             .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &self.url(), "-D", "cn=admin,dc=example,dc=org", "-w", "secret", "-b", base, filter])
             .args(attrs)
@@ -101,7 +101,7 @@ impl Drop for Slapd {
 }
 
 /// idflow.toml for an ldap source (`corp`) and a file target, with extra lines for the connector.
-pub fn config(url: &str, extra: &str) -> String {
+pub(crate) fn config(url: &str, extra: &str) -> String {
     format!(
         r#"[metaverse]
 path = "state/idflow.db"

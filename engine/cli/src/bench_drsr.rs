@@ -8,7 +8,7 @@ use idflow_store::{ReadOps, WriteOps};
 use std::path::Path;
 use std::time::Instant;
 
-pub fn run(config_path: &Path, registry: &Registry, full: bool, keep: bool) -> Result<()> {
+pub(crate) fn run(config_path: &Path, registry: &Registry, full: bool, keep: bool) -> Result<()> {
     let engine = Engine::open(config_path, registry)?;
     let p = engine.config.password_hash_sync.as_ref().ok_or_else(|| Error::Config("no [password_hash_sync] section".into()))?;
     let key = format!("phs.watermark.{}", p.source);

@@ -16,7 +16,7 @@ fn fake_nt(i: usize) -> NtHash {
     nt_hash(&format!("password-{i}"))
 }
 
-pub fn run(registry: &Registry, users: usize, dir: &Path) -> Result<()> {
+pub(crate) fn run(registry: &Registry, users: usize, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "", e))?;
     let threads = rayon::current_num_threads();

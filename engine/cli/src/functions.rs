@@ -1,13 +1,13 @@
 //! `idflow functions`: the reference of what rules may call, generated from the stdlib's own docs.
 use serde_json::Value as J;
 
-pub struct FnDoc {
+pub(crate) struct FnDoc {
     pub name: String,
     pub signature: String,
     pub doc: String,
 }
 
-pub fn docs() -> Vec<FnDoc> {
+pub(crate) fn docs() -> Vec<FnDoc> {
     let mut engine = rhai::Engine::new_raw();
     idflow_stdlib::register(&mut engine);
     let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
@@ -47,7 +47,7 @@ pub fn docs() -> Vec<FnDoc> {
     out
 }
 
-pub fn render(markdown: bool) -> String {
+pub(crate) fn render(markdown: bool) -> String {
     let mut s = String::new();
     if markdown {
         s.push_str("| function | what it does |\n|---|---|\n");

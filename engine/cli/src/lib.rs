@@ -1,6 +1,7 @@
 //! The `idflow` command line: verbs, their reports (text or `--json`), progress bars on a
 //! terminal, and the benchmarks. It builds the connector registry and hands it to the engine.
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+#![warn(unreachable_pub)]
 
 use clap::{Parser, Subcommand};
 use idflow_core::registry::Registry;

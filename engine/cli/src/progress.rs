@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::Mutex;
 
 #[derive(Default)]
-pub struct Bars {
+pub(crate) struct Bars {
     current: Mutex<Option<ProgressBar>>,
 }
 

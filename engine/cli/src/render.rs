@@ -2,7 +2,7 @@
 //! engine's own structures instead.)
 use idflow_engine::{Plan, Preview, RunReport};
 
-pub fn summary(r: &RunReport) -> String {
+pub(crate) fn summary(r: &RunReport) -> String {
     let mut s = String::new();
     for i in &r.import {
         s.push_str(&format!(
@@ -74,7 +74,7 @@ fn list(v: &[String]) -> String {
 }
 
 /// The plan as a person reads it.
-pub fn plan(plan: &Plan) -> String {
+pub(crate) fn plan(plan: &Plan) -> String {
     let mut out = String::new();
     for cp in &plan.connectors {
         out.push_str(&format!(
@@ -143,7 +143,7 @@ pub fn plan(plan: &Plan) -> String {
 }
 
 /// A preview as a person reads it.
-pub fn preview(p: &Preview) -> String {
+pub(crate) fn preview(p: &Preview) -> String {
     let mut out = format!("{} object {} ({})\n", p.connector, p.object, p.object_type);
     if let Some(a) = &p.anchor {
         out.push_str(&format!("  anchor: {a}\n"));

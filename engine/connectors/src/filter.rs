@@ -3,7 +3,7 @@
 use idflow_core::{Attrs, Value};
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Filter {
+pub(crate) enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
@@ -16,7 +16,7 @@ pub enum Filter {
 }
 
 /// Parses a filter; the error says at which character it went wrong.
-pub fn parse(text: &str) -> Result<Filter, String> {
+pub(crate) fn parse(text: &str) -> Result<Filter, String> {
     let t = text.trim();
     let chars: Vec<char> = t.chars().collect();
     let mut p = Parser { c: &chars, i: 0 };
@@ -169,7 +169,7 @@ fn values<'a>(attrs: &'a Attrs, name: &str) -> impl Iterator<Item = String> + 'a
 }
 
 impl Filter {
-    pub fn attribute_names(&self, out: &mut Vec<String>) {
+    pub(crate) fn attribute_names(&self, out: &mut Vec<String>) {
         match self {
             Filter::And(v) | Filter::Or(v) => v.iter().for_each(|f| f.attribute_names(out)),
             Filter::Not(f) => f.attribute_names(out),
@@ -183,7 +183,7 @@ impl Filter {
     }
 
     /// Matches case-insensitively, as directories compare most attributes.
-    pub fn matches(&self, attrs: &Attrs) -> bool {
+    pub(crate) fn matches(&self, attrs: &Attrs) -> bool {
         match self {
             Filter::And(v) => v.iter().all(|f| f.matches(attrs)),
             Filter::Or(v) => v.iter().any(|f| f.matches(attrs)),

@@ -2,6 +2,7 @@
 //! idflow-core. [`builtin`] is the registry with every kind compiled in (features `ldif`,
 //! `file`, `ldap`, `scim`). Adding a connector is a folder here and a line in [`builtin`].
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+#![warn(unreachable_pub)]
 
 use idflow_core::connector::Connector;
 use idflow_core::registry::{ConnectorSpec, Registry};

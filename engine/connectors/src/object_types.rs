@@ -4,10 +4,10 @@ use idflow_core::{Error, Result};
 use idflow_core::Attrs;
 
 #[derive(Debug, Clone, Default)]
-pub struct ObjectTypes(Vec<(String, Filter)>);
+pub(crate) struct ObjectTypes(Vec<(String, Filter)>);
 
 impl ObjectTypes {
-    pub fn parse(connector: &str, table: &toml::Table) -> Result<Self> {
+    pub(crate) fn parse(connector: &str, table: &toml::Table) -> Result<Self> {
         let mut v = Vec::new();
         for (name, f) in table {
             let text = f.as_str().ok_or_else(|| {
@@ -21,7 +21,7 @@ impl ObjectTypes {
     }
 
     /// Every attribute the filters test (so an LDAP search asks for them).
-    pub fn attribute_names(&self) -> Vec<String> {
+    pub(crate) fn attribute_names(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (_, f) in &self.0 {
             f.attribute_names(&mut out);
@@ -29,12 +29,12 @@ impl ObjectTypes {
         out
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The first type whose filter matches.
-    pub fn classify(&self, attrs: &Attrs) -> Option<&str> {
+    pub(crate) fn classify(&self, attrs: &Attrs) -> Option<&str> {
         self.0.iter().find(|(_, f)| f.matches(attrs)).map(|(n, _)| n.as_str())
     }
 }

@@ -63,7 +63,7 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
-pub fn client_config(connector: &str, ca_file: Option<&Path>, server_name: Option<&str>, insecure: bool) -> Result<Arc<ClientConfig>> {
+pub(crate) fn client_config(connector: &str, ca_file: Option<&Path>, server_name: Option<&str>, insecure: bool) -> Result<Arc<ClientConfig>> {
     let bad = |m: String| Error::connector(connector, m);
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

@@ -3,6 +3,7 @@
 //! connector [`Registry`](registry::Registry), NT hashes and their [`HashSource`](hash::HashSource),
 //! and reading secrets that settings point at.
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+#![warn(unreachable_pub)]
 
 pub mod connector;
 mod connector_config;

@@ -33,7 +33,7 @@ impl std::fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
-pub fn fault_name(status: u32) -> &'static str {
+pub(crate) fn fault_name(status: u32) -> &'static str {
     match status {
         0x0000_0005 => "access denied",
         0x1c01_0002 => "operation number out of range",
@@ -80,7 +80,7 @@ const AUTH_PAD: usize = 16;
 const MAX_REPLY: usize = 256 * 1024 * 1024;
 
 /// How a bind authenticates.
-pub enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     None,
     Ntlm(&'a Credentials),
     Kerberos(&'a KerberosParams),
@@ -134,7 +134,7 @@ impl Security {
     }
 }
 
-pub struct Connection {
+pub(crate) struct Connection {
     stream: TcpStream,
     peer: String,
     call_id: u32,
@@ -164,7 +164,7 @@ fn le32(b: &[u8], at: usize) -> RpcResult<u32> {
 }
 
 impl Connection {
-    pub fn connect(host: &str, port: u16, timeout: Duration) -> RpcResult<Connection> {
+    pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> RpcResult<Connection> {
         let peer = format!("{host}:{port}");
         let addrs: Vec<_> = (host, port).to_socket_addrs().map_err(|e| RpcError::Network(format!("{peer}: {e}")))?.collect();
         let mut last = None;
@@ -215,7 +215,7 @@ impl Connection {
     }
 
     /// Binds the interface; with credentials, authenticates (NTLM or Kerberos) at packet privacy.
-    pub fn bind(&mut self, iface: Interface, auth: Auth) -> RpcResult<()> {
+    pub(crate) fn bind(&mut self, iface: Interface, auth: Auth) -> RpcResult<()> {
         let mut body = Vec::with_capacity(72);
         body.extend_from_slice(&MAX_FRAG.to_le_bytes());
         body.extend_from_slice(&MAX_FRAG.to_le_bytes());
@@ -317,7 +317,7 @@ impl Connection {
 
     /// The session key MS-DRSR encrypts secret attributes with: NTLM's exported session key,
     /// or the Kerberos context's key.
-    pub fn session_key(&self) -> RpcResult<zeroize::Zeroizing<Vec<u8>>> {
+    pub(crate) fn session_key(&self) -> RpcResult<zeroize::Zeroizing<Vec<u8>>> {
         match &self.session {
             Some(Security::Ntlm(s)) => Ok(zeroize::Zeroizing::new(s.session_key.to_vec())),
             Some(Security::Kerberos(k)) => k.session_key().map_err(RpcError::Protocol),
@@ -326,7 +326,7 @@ impl Connection {
     }
 
     /// One call: the request's stub out, the reply's stub back.
-    pub fn call(&mut self, opnum: u16, stub: &[u8]) -> RpcResult<Vec<u8>> {
+    pub(crate) fn call(&mut self, opnum: u16, stub: &[u8]) -> RpcResult<Vec<u8>> {
         let call_id = self.next_call();
         let sealed = self.session.is_some();
         let verifier = self.session.as_ref().map_or(0, Security::verifier_len);

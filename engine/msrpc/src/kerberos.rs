@@ -52,7 +52,7 @@ impl sspi::network_client::NetworkClient for Kdc {
     }
 }
 
-pub struct KerberosSession {
+pub(crate) struct KerberosSession {
     ctx: Kerberos,
     creds: Option<CredentialsBuffers>,
     spn: String,
@@ -72,7 +72,7 @@ fn flags() -> ClientRequestFlags {
 }
 
 impl KerberosSession {
-    pub fn new(p: &KerberosParams) -> Result<Self, String> {
+    pub(crate) fn new(p: &KerberosParams) -> Result<Self, String> {
         let url = url::Url::parse(&format!("tcp://{}", p.kdc)).map_err(|e| format!("kdc {:?}: {e}", p.kdc))?;
         let mut ctx = Kerberos::new_client_from_config(KerberosConfig {
             kdc_resolution: sspi::KdcResolution::KdcUrl(Some(url)),
@@ -91,7 +91,7 @@ impl KerberosSession {
     }
 
     /// One leg: the server's token in (none for the first), ours out; `done` once established.
-    pub fn step(&mut self, input: Option<&[u8]>) -> Result<(Vec<u8>, bool), String> {
+    pub(crate) fn step(&mut self, input: Option<&[u8]>) -> Result<(Vec<u8>, bool), String> {
         let mut input_bufs = vec![SecurityBuffer::new(input.map(<[u8]>::to_vec).unwrap_or_default(), BufferType::Token)];
         let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
         let spn = self.spn.clone();
@@ -120,16 +120,16 @@ impl KerberosSession {
         Ok((token, done))
     }
 
-    pub fn set_header_signing(&mut self, on: bool) {
+    pub(crate) fn set_header_signing(&mut self, on: bool) {
         self.header_signing = on;
     }
 
-    pub fn trailer_len(&self) -> usize {
+    pub(crate) fn trailer_len(&self) -> usize {
         self.trailer
     }
 
     /// The context's session key (the acceptor's subkey): what MS-DRSR encrypts secrets with.
-    pub fn session_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+    pub(crate) fn session_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
         let k = self.ctx.query_context_session_key().map_err(|e| format!("Kerberos session key: {e}"))?;
         Ok(Zeroizing::new(k.session_key.as_ref().clone()))
     }
@@ -150,7 +150,7 @@ impl KerberosSession {
     }
 
     /// Seals `stub` in place and returns the wrap token.
-    pub fn seal(&mut self, header: &[u8], stub: &mut [u8], trailer: &[u8]) -> Result<Vec<u8>, String> {
+    pub(crate) fn seal(&mut self, header: &[u8], stub: &mut [u8], trailer: &[u8]) -> Result<Vec<u8>, String> {
         let (mut h, mut t) = (header.to_vec(), trailer.to_vec());
         let mut token = vec![0u8; self.trailer];
         let mut msg = self.buffers(&mut h, stub, &mut t, &mut token);
@@ -161,7 +161,7 @@ impl KerberosSession {
         Ok(token)
     }
 
-    pub fn unseal(&mut self, header: &[u8], stub: &mut [u8], trailer: &[u8], token: &[u8]) -> Result<(), String> {
+    pub(crate) fn unseal(&mut self, header: &[u8], stub: &mut [u8], trailer: &[u8], token: &[u8]) -> Result<(), String> {
         let (mut h, mut t, mut tok) = (header.to_vec(), trailer.to_vec(), token.to_vec());
         let mut msg = self.buffers(&mut h, stub, &mut t, &mut tok);
         self.ctx.decrypt_message(&mut msg).map_err(|e| format!("a reply fragment failed its Kerberos integrity check: {e}"))?;

@@ -3,12 +3,18 @@
 //! checks) and the MS-DRSR client password hash sync reads Active Directory's hashes with.
 //! Protocol only: no configuration, no storage.
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+#![warn(unreachable_pub)]
 
-pub mod connection;
+mod connection;
 pub mod drsr;
-pub mod epm;
-pub mod kerberos;
-pub mod ndr;
-pub mod ntlm;
+mod epm;
+mod kerberos;
+mod ndr;
+mod ntlm;
 
-pub use connection::{Auth, Connection, Interface, RpcError, RpcResult};
+pub(crate) use connection::{Auth, Connection, Interface};
+pub use connection::{RpcError, RpcResult};
+pub use epm::map_tcp;
+pub use kerberos::KerberosParams;
+pub use ndr::{guid_from_text, guid_text};
+pub use ntlm::Credentials;

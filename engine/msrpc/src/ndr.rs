@@ -6,51 +6,47 @@
 const FIRST_REFERENT: u32 = 0x0002_0000;
 
 #[derive(Default)]
-pub struct Writer {
+pub(crate) struct Writer {
     pub buf: Vec<u8>,
     next_ref: u32,
 }
 
 impl Writer {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Writer { buf: Vec::with_capacity(256), next_ref: FIRST_REFERENT }
     }
-    pub fn align(&mut self, n: usize) {
+    pub(crate) fn align(&mut self, n: usize) {
         while !self.buf.len().is_multiple_of(n) {
             self.buf.push(0);
         }
     }
-    pub fn u16(&mut self, v: u16) {
-        self.align(2);
-        self.buf.extend_from_slice(&v.to_le_bytes());
-    }
-    pub fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.align(4);
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
-    pub fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.align(8);
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
-    pub fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
     }
     /// A GUID as NDR lays it out (which is the same as the 16 bytes AD stores).
-    pub fn guid(&mut self, g: &[u8; 16]) {
+    pub(crate) fn guid(&mut self, g: &[u8; 16]) {
         self.align(4);
         self.buf.extend_from_slice(g);
     }
     /// A non-null unique (or embedded ref) pointer: its referent id.
-    pub fn pointer(&mut self) {
+    pub(crate) fn pointer(&mut self) {
         let r = self.next_ref;
         self.next_ref += 4;
         self.u32(r);
     }
-    pub fn null(&mut self) {
+    pub(crate) fn null(&mut self) {
         self.u32(0);
     }
     /// A `[string] wchar_t*` referent: max count, offset, actual count, UTF-16LE with the NUL.
-    pub fn wide_string(&mut self, s: &str) {
+    pub(crate) fn wide_string(&mut self, s: &str) {
         let units: Vec<u16> = s.encode_utf16().chain(std::iter::once(0)).collect();
         self.u32(units.len() as u32);
         self.u32(0);
@@ -61,24 +57,21 @@ impl Writer {
     }
 }
 
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
-pub type NdrResult<T> = std::result::Result<T, String>;
+pub(crate) type NdrResult<T> = std::result::Result<T, String>;
 
 impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
-    pub fn pos(&self) -> usize {
-        self.pos
-    }
-    pub fn align(&mut self, n: usize) {
+    pub(crate) fn align(&mut self, n: usize) {
         self.pos = self.pos.div_ceil(n) * n;
     }
-    pub fn take(&mut self, n: usize) -> NdrResult<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> NdrResult<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| {
             format!("truncated reply: {n} bytes wanted at offset {} of {}", self.pos, self.buf.len())
         })?;
@@ -86,39 +79,31 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(s)
     }
-    pub fn u8(&mut self) -> NdrResult<u8> {
-        Ok(self.take(1)?[0])
-    }
-    pub fn u16(&mut self) -> NdrResult<u16> {
-        self.align(2);
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-    pub fn u32(&mut self) -> NdrResult<u32> {
+    pub(crate) fn u32(&mut self) -> NdrResult<u32> {
         self.align(4);
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    pub fn u64(&mut self) -> NdrResult<u64> {
+    pub(crate) fn u64(&mut self) -> NdrResult<u64> {
         self.align(8);
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
     }
-    pub fn guid(&mut self) -> NdrResult<[u8; 16]> {
+    pub(crate) fn guid(&mut self) -> NdrResult<[u8; 16]> {
         self.align(4);
         let mut g = [0u8; 16];
         g.copy_from_slice(self.take(16)?);
         Ok(g)
     }
     /// A pointer's referent id: true when the referent follows (later, if deferred).
-    pub fn pointer(&mut self) -> NdrResult<bool> {
+    pub(crate) fn pointer(&mut self) -> NdrResult<bool> {
         Ok(self.u32()? != 0)
     }
     /// A conformant array's size, checked against what is left so that a hostile count
     /// cannot make us allocate gigabytes.
-    pub fn count(&mut self, elem_size: usize) -> NdrResult<usize> {
+    pub(crate) fn count(&mut self, elem_size: usize) -> NdrResult<usize> {
         let n = self.u32()? as usize;
         if n.saturating_mul(elem_size.max(1)) > self.buf.len().saturating_sub(self.pos) {
             return Err(format!("array of {n} elements at offset {} runs past the reply", self.pos));
@@ -126,7 +111,7 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
     /// A `[string] wchar_t*` referent.
-    pub fn wide_string(&mut self) -> NdrResult<String> {
+    pub(crate) fn wide_string(&mut self) -> NdrResult<String> {
         let _max = self.u32()?;
         let _offset = self.u32()?;
         let n = self.count(2)?;
@@ -138,7 +123,7 @@ impl<'a> Reader<'a> {
 
 /// The last four bytes of a reply's stub: where a call's own return value (a WERROR) sits,
 /// after every out parameter.
-pub fn trailing_u32(stub: &[u8]) -> Option<u32> {
+pub(crate) fn trailing_u32(stub: &[u8]) -> Option<u32> {
     let t = stub.get(stub.len().checked_sub(4)?..)?;
     Some(u32::from_le_bytes([t[0], t[1], t[2], t[3]]))
 }

@@ -22,7 +22,7 @@ const NEGOTIATE_56: u32 = 0x8000_0000;
 
 /// What idflow asks for: sealing needs all of SIGN, SEAL, extended session security, 128-bit
 /// keys and key exchange.
-pub const FLAGS: u32 = NEGOTIATE_UNICODE
+pub(crate) const FLAGS: u32 = NEGOTIATE_UNICODE
     | REQUEST_TARGET
     | NEGOTIATE_SIGN
     | NEGOTIATE_SEAL
@@ -84,7 +84,7 @@ fn rc4(key: &[u8; 16]) -> Rc4 {
 }
 
 /// The NEGOTIATE message (no domain or workstation given).
-pub fn negotiate() -> Vec<u8> {
+pub(crate) fn negotiate() -> Vec<u8> {
     let mut m = Vec::with_capacity(32);
     m.extend_from_slice(b"NTLMSSP\0");
     m.extend_from_slice(&1u32.to_le_bytes());
@@ -134,7 +134,7 @@ fn parse_challenge(msg: &[u8]) -> Result<Challenge, String> {
 }
 
 /// The keys of one authenticated association.
-pub struct Session {
+pub(crate) struct Session {
     client_sign: Zeroizing<[u8; 16]>,
     server_sign: Zeroizing<[u8; 16]>,
     client_seal: Rc4,
@@ -146,7 +146,7 @@ pub struct Session {
 }
 
 /// Answers the server's CHALLENGE: the AUTHENTICATE message and the session's keys.
-pub fn authenticate(creds: &Credentials, challenge: &[u8]) -> Result<(Vec<u8>, Session), String> {
+pub(crate) fn authenticate(creds: &Credentials, challenge: &[u8]) -> Result<(Vec<u8>, Session), String> {
     let ch = parse_challenge(challenge)?;
     let flags = FLAGS & ch.flags;
     if flags & REQUIRED != REQUIRED {
@@ -236,7 +236,7 @@ pub fn authenticate(creds: &Credentials, challenge: &[u8]) -> Result<(Vec<u8>, S
 impl Session {
     /// Seals `data` in place and returns the 16-byte signature over `signed` (the whole PDU
     /// with the data still in clear, without the signature).
-    pub fn seal(&mut self, signed: &[u8], data: &mut [u8]) -> [u8; 16] {
+    pub(crate) fn seal(&mut self, signed: &[u8], data: &mut [u8]) -> [u8; 16] {
         let seq = self.client_seq.to_le_bytes();
         let mac = hmac_md5(self.client_sign.as_slice(), &[&seq, signed]);
         self.client_seal.apply_keystream(data);
@@ -252,7 +252,7 @@ impl Session {
     }
 
     /// Unseals `data` in place; `signed` builds the signed bytes from the clear data.
-    pub fn unseal(&mut self, data: &mut [u8], signature: &[u8], signed: impl FnOnce(&[u8]) -> Vec<u8>) -> Result<(), String> {
+    pub(crate) fn unseal(&mut self, data: &mut [u8], signature: &[u8], signed: impl FnOnce(&[u8]) -> Vec<u8>) -> Result<(), String> {
         if signature.len() != 16 {
             return Err(format!("a reply fragment carries a {}-byte NTLM signature", signature.len()));
         }

@@ -190,7 +190,7 @@ impl RuleSet {
 }
 
 /// `source.x` and `values(source, "x")` names in an expression.
-pub fn attribute_names_in(src: &str, var: &str) -> Vec<String> {
+pub(crate) fn attribute_names_in(src: &str, var: &str) -> Vec<String> {
     use std::sync::OnceLock;
     static RE: OnceLock<(regex::Regex, regex::Regex, regex::Regex)> = OnceLock::new();
     let (dot, vals, index) = RE.get_or_init(|| {

@@ -3,6 +3,7 @@
 //! [`RuleEngine`] (idflow's stdlib, explicit limits, no `eval`, imports only from the rule
 //! folders), with objects as rules see them (`source`, `mv`) and results back as values.
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+#![warn(unreachable_pub)]
 
 mod compile;
 pub mod defs;

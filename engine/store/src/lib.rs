@@ -10,6 +10,7 @@
 //! database as of the last committed stage (WAL journal), and the next run completes from there.
 //! `plan` and `preview` run the same stages in a write transaction they drop (rolled back).
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+#![warn(unreachable_pub)]
 
 mod cs;
 mod history;

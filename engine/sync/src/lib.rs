@@ -10,6 +10,7 @@
 //! The engine knows connectors through the registry of idflow-core, the metaverse through the
 //! transactions of idflow-store, and whoever runs it through an [`Observer`].
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+#![warn(unreachable_pub)]
 
 mod config;
 mod ctx;

@@ -12,12 +12,12 @@ use std::path::PathBuf;
 
 /// The file's shape: `{"objects": [{"id", "type", "dn"?, "attributes": {name: value or [values]}}]}`.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct FileModel {
+pub(super) struct FileModel {
     pub objects: Vec<FileObject>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileObject {
+pub(super) struct FileObject {
     pub id: String,
     #[serde(rename = "type")]
     pub object_type: String,
@@ -28,7 +28,7 @@ pub struct FileObject {
 }
 
 #[derive(Debug, Clone)]
-pub enum OneOrMany {
+pub(super) enum OneOrMany {
     Many(Vec<Value>),
     One(Value),
 }

@@ -16,7 +16,7 @@ const CAPABILITIES: Capabilities = Capabilities {
 };
 
 /// The registry entry.
-pub struct File;
+pub(crate) struct File;
 
 impl ConnectorType for File {
     fn kind(&self) -> &'static str {

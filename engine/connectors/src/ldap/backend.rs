@@ -11,7 +11,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Everything needed to open a session, with the secret kept out of Debug output.
-pub struct Conf {
+pub(super) struct Conf {
     pub name: String,
     pub flavor: Flavor,
     pub url: String,
@@ -37,7 +37,7 @@ pub struct Conf {
 
 impl Conf {
     /// Entra Connect's OU filtering: below an included OU (when any are given), not below an excluded one.
-    pub fn in_scope(&self, dn: &str) -> bool {
+    pub(super) fn in_scope(&self, dn: &str) -> bool {
         let n = dn::norm(dn);
         let under = |ou: &String| n == *ou || n.ends_with(&format!(",{ou}"));
         (self.include_ous.is_empty() || self.include_ous.iter().any(under)) && !self.exclude_ous.iter().any(under)
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Conf {
     }
 }
 
-pub struct LdapConnector {
+pub(super) struct LdapConnector {
     pub(super) conf: Conf,
     /// For password hash sync from AD: the settings, and where their password_file is relative to.
     pub(super) replication: Option<replication::Settings>,
@@ -168,7 +168,7 @@ impl Connector for LdapConnector {
 }
 
 /// One secret value read for password hash sync: never logged, wiped when dropped.
-pub struct SecretValue {
+pub(super) struct SecretValue {
     pub anchor: Option<String>,
     pub value: zeroize::Zeroizing<Vec<u8>>,
 }
@@ -176,7 +176,7 @@ pub struct SecretValue {
 impl LdapConnector {
     /// Reads one attribute (an NT hash) of every object of a configured type that has it, with
     /// its DN and anchor. Only the password hash sync stage calls this.
-    pub fn read_secret(&mut self, attr: &str) -> Result<Vec<SecretValue>> {
+    pub(super) fn read_secret(&mut self, attr: &str) -> Result<Vec<SecretValue>> {
         let conf = &self.conf;
         self.rt.block_on(async {
             use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};

@@ -2,9 +2,9 @@
 //! in BER, by hand (three fields each), and the delta import built on it.
 use ldap3::controls::RawControl;
 
-pub const OID: &str = "1.2.840.113556.1.4.841";
+pub(super) const OID: &str = "1.2.840.113556.1.4.841";
 /// Return parents before children.
-pub const FLAG_ANCESTORS_FIRST: i64 = 0x0000_0800;
+pub(super) const FLAG_ANCESTORS_FIRST: i64 = 0x0000_0800;
 
 fn push_len(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
@@ -28,7 +28,7 @@ fn push_int(out: &mut Vec<u8>, v: i64) {
 }
 
 /// The request control: flags, the most bytes to return (0: the server's default), the cookie.
-pub fn request(flags: i64, max_bytes: i64, cookie: &[u8]) -> RawControl {
+pub(super) fn request(flags: i64, max_bytes: i64, cookie: &[u8]) -> RawControl {
     let mut body = Vec::new();
     push_int(&mut body, flags);
     push_int(&mut body, max_bytes);
@@ -68,7 +68,7 @@ fn read_tlv<'a>(b: &'a [u8], i: &mut usize, tag: u8) -> Option<&'a [u8]> {
 }
 
 /// The response: (more results to fetch, the new cookie). `None` when the value is malformed.
-pub fn parse_response(val: &[u8]) -> Option<(bool, Vec<u8>)> {
+pub(super) fn parse_response(val: &[u8]) -> Option<(bool, Vec<u8>)> {
     let mut i = 0;
     let seq = read_tlv(val, &mut i, 0x30)?;
     let mut j = 0;

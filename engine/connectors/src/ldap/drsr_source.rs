@@ -6,7 +6,7 @@ use idflow_core::hash::{HashResult, HashSource, NtHash, Pull, PullRequest};
 use idflow_core::{Error, Result};
 use idflow_msrpc::drsr::getnc::{self, Request, Target, UsnVector};
 use idflow_msrpc::drsr::{decrypt, prefix, DrsClient, DrsError, ACCESS_DENIED};
-use idflow_msrpc::ndr::{guid_from_text, guid_text};
+use idflow_msrpc::{guid_from_text, guid_text};
 use idflow_msrpc::RpcError;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ const MAX_SINGLE_READS: usize = 200;
 /// The PHS watermark kept in the metaverse: the DC's invocationId and the USN vector it
 /// returned last, all three fields, echoed back as `usnvecFrom`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Watermark {
+pub(super) struct Watermark {
     pub naming_context: String,
     pub invocation_id: String,
     pub usn_high_obj_update: i64,

@@ -102,7 +102,7 @@ async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result
     }
 }
 
-pub async fn export(conf: &Conf, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+pub(super) async fn export(conf: &Conf, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
     let mut ldap = session::open(conf).await?;
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {

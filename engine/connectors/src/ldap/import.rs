@@ -17,7 +17,7 @@ const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
 
 /// The attributes to ask for: what the rules use, what the connector needs (anchor, the
 /// attributes its object-type filters test), and any configured extras. None known: all.
-pub fn attribute_list(conf: &Conf, wanted: &[String]) -> Vec<String> {
+pub(super) fn attribute_list(conf: &Conf, wanted: &[String]) -> Vec<String> {
     if wanted.is_empty() && conf.extra_attributes.is_empty() {
         return vec!["*".into(), conf.anchor.clone()];
     }
@@ -38,7 +38,7 @@ fn uuid_text(b: &[u8]) -> String {
 }
 
 /// An entry as an imported object; `Ok(None)` when it is of no configured type or excluded.
-pub fn to_object(conf: &Conf, e: SearchEntry) -> std::result::Result<Option<ImportedObject>, (String, String)> {
+pub(super) fn to_object(conf: &Conf, e: SearchEntry) -> std::result::Result<Option<ImportedObject>, (String, String)> {
     if !conf.in_scope(&e.dn) {
         return Ok(None);
     }
@@ -227,7 +227,7 @@ fn decode_watermark(w: &str) -> Option<BTreeMap<String, Vec<u8>>> {
     m.into_iter().map(|(k, v)| base64::engine::general_purpose::STANDARD.decode(v).ok().map(|b| (k, b))).collect()
 }
 
-pub async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSink) -> Result<Option<String>> {
+pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSink) -> Result<Option<String>> {
     let mut ldap = session::open(conf).await?;
     // The watermark comes first: what changes while the import reads is applied again by the next delta.
     let mut cookies = BTreeMap::new();
@@ -275,7 +275,7 @@ pub async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSink) -> R
 /// Applies the changes since the watermark. `Ok(None)` asks for a full import: the cookie is
 /// unknown, expired or refused, or the server answered with a present phase (it could not say
 /// what was deleted).
-pub async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
     if conf.flavor == Flavor::Ad {
         return delta_dirsync(conf, attrs, watermark, sink).await;
     }

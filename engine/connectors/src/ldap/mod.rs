@@ -24,7 +24,7 @@ const CAPABILITIES: Capabilities =
     Capabilities { delta_import: true, export: true, local_anchor: false, reference_form: RefForm::Dn, max_batch: 200 };
 
 /// The registry entry.
-pub struct Ldap;
+pub(crate) struct Ldap;
 
 struct Spec {
     cfg: ConnectorConfig,

@@ -4,13 +4,13 @@ use super::backend::LdapConnector;
 use super::config::Flavor;
 use idflow_core::{dn, Error, Result};
 use idflow_msrpc::drsr;
-use idflow_msrpc::ntlm::Credentials;
+use idflow_msrpc::Credentials;
 use serde::Deserialize;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Auth {
+pub(super) enum Auth {
     #[default]
     Ntlm,
     Kerberos,
@@ -18,7 +18,7 @@ pub enum Auth {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Settings {
+pub(super) struct Settings {
     /// The DC to replicate from (default: the host of `url`).
     #[serde(default)]
     pub dc: Option<String>,
@@ -52,7 +52,7 @@ pub struct Settings {
 }
 
 /// What the password hash sync source needs: where, as whom, and which objects are in scope.
-pub struct Replication {
+pub(super) struct Replication {
     pub options: drsr::Options,
     /// The domain naming context (`DC=...`), which is what DRS replicates.
     pub naming_context: String,
@@ -78,12 +78,12 @@ fn host_of(url: &str) -> String {
 }
 
 impl LdapConnector {
-    pub fn is_ad(&self) -> bool {
+    pub(super) fn is_ad(&self) -> bool {
         self.conf.flavor == Flavor::Ad
     }
 
     /// Whether a DN is in the connector's scope (below `base_dn`, and Entra Connect's OU filter).
-    pub fn dn_in_scope(&self, dn: &str) -> bool {
+    pub(super) fn dn_in_scope(&self, dn: &str) -> bool {
         let n = dn::norm(dn);
         self.conf.roots.iter().any(|r| {
             let r = dn::norm(r);
@@ -93,7 +93,7 @@ impl LdapConnector {
 
     /// The DC's invocationId, read over LDAP from its nTDSDSA object (the rootDSE's
     /// `dsServiceName`): the `uuidInvocIdSrc` a USN watermark is valid against.
-    pub fn dsa_invocation_id(&self) -> Result<[u8; 16]> {
+    pub(super) fn dsa_invocation_id(&self) -> Result<[u8; 16]> {
         let conf = &self.conf;
         self.rt.block_on(async {
             let bad = |m: String| Error::connector(&conf.name, m);
@@ -125,7 +125,7 @@ impl LdapConnector {
     }
 
     /// The MS-DRSR settings, checked, with the secret read.
-    pub fn replication(&self) -> Result<Replication> {
+    pub(super) fn replication(&self) -> Result<Replication> {
         let name = &self.conf.name;
         let bad = |m: String| Error::connector(name, format!("[connector.replication] {m}"));
         if !self.is_ad() {
@@ -178,7 +178,7 @@ impl LdapConnector {
                 };
                 let kdc = s.kdc.clone().unwrap_or_else(|| format!("{host}:88"));
                 let kdc = if kdc.contains(':') && !kdc.starts_with('[') { kdc } else { format!("{kdc}:88") };
-                Some(idflow_msrpc::kerberos::KerberosParams {
+                Some(idflow_msrpc::KerberosParams {
                     principal: format!("{user}@{realm}"),
                     password: password.clone(),
                     kdc,

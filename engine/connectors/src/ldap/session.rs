@@ -4,7 +4,7 @@ use super::backend::Conf;
 use idflow_core::{Error, Result};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 
-pub async fn open(conf: &Conf) -> Result<Ldap> {
+pub(super) async fn open(conf: &Conf) -> Result<Ldap> {
     let bad = |m: String| Error::connector(&conf.name, m);
     let settings = LdapConnSettings::new()
         .set_conn_timeout(conf.timeout)
@@ -30,7 +30,7 @@ pub async fn open(conf: &Conf) -> Result<Ldap> {
 }
 
 /// `rc` to an error naming the operation, or Ok.
-pub fn check(conf: &Conf, what: &str, r: &ldap3::LdapResult) -> Result<()> {
+pub(super) fn check(conf: &Conf, what: &str, r: &ldap3::LdapResult) -> Result<()> {
     if r.rc == 0 {
         return Ok(());
     }

@@ -12,7 +12,7 @@ const CAPABILITIES: Capabilities =
     Capabilities { delta_import: true, export: false, local_anchor: false, reference_form: RefForm::Dn, max_batch: 1 };
 
 /// The registry entry.
-pub struct Ldif;
+pub(crate) struct Ldif;
 
 impl ConnectorType for Ldif {
     fn kind(&self) -> &'static str {

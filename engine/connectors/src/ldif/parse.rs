@@ -4,7 +4,7 @@ use idflow_core::Value;
 use base64::Engine as _;
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Record {
+pub(super) enum Record {
     /// A content record: an entry as it is.
     Entry { dn: String, attrs: Vec<(String, Value)>, line: usize },
     /// A change record (`changetype:`), as delta files carry them.
@@ -12,7 +12,7 @@ pub enum Record {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Change {
+pub(super) enum Change {
     Add(Vec<(String, Value)>),
     Delete,
     Modify(Vec<Modification>),
@@ -20,21 +20,21 @@ pub enum Change {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModKind {
+pub(super) enum ModKind {
     Add,
     Delete,
     Replace,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Modification {
+pub(super) struct Modification {
     pub kind: ModKind,
     pub attr: String,
     pub values: Vec<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LdifError {
+pub(super) struct LdifError {
     pub line: usize,
     pub message: String,
 }
@@ -49,14 +49,14 @@ impl std::error::Error for LdifError {}
 
 /// Iterates the records of an LDIF text. `binary` names attributes kept as bytes even when
 /// they happen to be valid UTF-8 (objectGUID, objectSid, ...).
-pub struct Reader<'a> {
+pub(super) struct Reader<'a> {
     lines: std::iter::Peekable<std::iter::Enumerate<std::str::Lines<'a>>>,
     binary: Vec<String>,
     first: bool,
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(text: &'a str, binary: &[String]) -> Self {
+    pub(super) fn new(text: &'a str, binary: &[String]) -> Self {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         Reader {
             lines: text.lines().enumerate().peekable(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 
-pub struct ScimConnector {
+pub(super) struct ScimConnector {
     name: String,
     rt: tokio::runtime::Runtime,
     client: Arc<http::Client>,

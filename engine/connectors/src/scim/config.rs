@@ -3,7 +3,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OAuth {
+pub(super) struct OAuth {
     pub token_url: String,
     pub client_id: String,
     #[serde(default)]

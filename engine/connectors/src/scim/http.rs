@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-pub enum Auth {
+pub(super) enum Auth {
     None,
     Bearer(Zeroizing<String>),
     ClientCredentials { conf: OAuth, secret: Zeroizing<String>, token: tokio::sync::Mutex<Option<(Zeroizing<String>, Instant)>> },
 }
 
-pub struct Client {
+pub(super) struct Client {
     name: String,
     base: String,
     http: reqwest::Client,
@@ -30,7 +30,7 @@ fn jitter(max_ms: u64) -> u64 {
 }
 
 impl Client {
-    pub fn new(name: &str, base: &str, auth: Auth, tls: std::sync::Arc<rustls::ClientConfig>, timeout: Duration, max_retries: u32) -> Result<Client> {
+    pub(super) fn new(name: &str, base: &str, auth: Auth, tls: std::sync::Arc<rustls::ClientConfig>, timeout: Duration, max_retries: u32) -> Result<Client> {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .timeout(timeout)
@@ -41,7 +41,7 @@ impl Client {
         Ok(Client { name: name.into(), base: base.into(), http, auth, max_retries, reads: AtomicUsize::new(0), writes: AtomicUsize::new(0) })
     }
 
-    pub fn counts(&self) -> (usize, usize) {
+    pub(super) fn counts(&self) -> (usize, usize) {
         (self.reads.load(Ordering::Relaxed), self.writes.load(Ordering::Relaxed))
     }
 
@@ -85,15 +85,15 @@ impl Client {
     }
 
     /// Sends with retries; returns the final status and JSON body (`null` when empty).
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&J>, write: bool) -> std::result::Result<(u16, J), String> {
+    pub(super) async fn send(&self, method: reqwest::Method, path: &str, body: Option<&J>, write: bool) -> std::result::Result<(u16, J), String> {
         self.send_query(method, path, &[], body, write).await
     }
 
-    pub async fn get(&self, path: &str) -> std::result::Result<(u16, J), String> {
+    pub(super) async fn get(&self, path: &str) -> std::result::Result<(u16, J), String> {
         self.send_query(reqwest::Method::GET, path, &[], None, false).await
     }
 
-    pub async fn get_query(&self, path: &str, q: &[(&str, &str)]) -> std::result::Result<(u16, J), String> {
+    pub(super) async fn get_query(&self, path: &str, q: &[(&str, &str)]) -> std::result::Result<(u16, J), String> {
         self.send_query(reqwest::Method::GET, path, q, None, false).await
     }
 

@@ -7,11 +7,11 @@
 use idflow_core::{Attrs, Value};
 use serde_json::{json, Map, Value as J};
 
-pub const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(super) const CORE_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(super) const CORE_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 #[cfg(test)]
-pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub(super) const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(super) const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 const BOOLEAN: &[&str] = &["active"];
 
@@ -25,7 +25,7 @@ fn scalar(v: &J) -> Option<Value> {
 }
 
 /// Flattens a resource into attribute paths.
-pub fn flatten(resource: &J) -> Attrs {
+pub(super) fn flatten(resource: &J) -> Attrs {
     let mut out = Attrs::new();
     let Some(obj) = resource.as_object() else { return out };
     for (k, v) in obj {
@@ -93,7 +93,7 @@ fn json_value(name: &str, v: &Value) -> J {
 
 /// A parsed attribute path.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Path {
+pub(super) enum Path {
     Simple(String),
     Sub(String, String),
     Typed(String, String),
@@ -101,7 +101,7 @@ pub enum Path {
     Members,
 }
 
-pub fn parse_path(p: &str) -> Path {
+pub(super) fn parse_path(p: &str) -> Path {
     if p == "members" {
         return Path::Members;
     }
@@ -132,7 +132,7 @@ fn ext_value(attr: &str, v: &Value) -> J {
 }
 
 /// The body of a POST (or PUT) from a whole object.
-pub fn resource(object_type: &str, attrs: &Attrs) -> J {
+pub(super) fn resource(object_type: &str, attrs: &Attrs) -> J {
     let core = if object_type.eq_ignore_ascii_case("Group") { CORE_GROUP } else { CORE_USER };
     let mut schemas = vec![J::String(core.into())];
     let mut body = Map::new();
@@ -183,7 +183,7 @@ pub fn resource(object_type: &str, attrs: &Attrs) -> J {
 
 /// PATCH operations for one attribute change. Members are added and removed by value, at most
 /// `member_batch` values per operation.
-pub fn patch_ops(path: &str, kind: idflow_core::connector::ChangeKind, vals: &[Value], member_batch: usize) -> Vec<J> {
+pub(super) fn patch_ops(path: &str, kind: idflow_core::connector::ChangeKind, vals: &[Value], member_batch: usize) -> Vec<J> {
     use idflow_core::connector::ChangeKind as K;
     match (parse_path(path), kind) {
         (Path::Members, K::Add) => vals

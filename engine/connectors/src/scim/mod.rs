@@ -18,7 +18,7 @@ const CAPABILITIES: Capabilities =
     Capabilities { delta_import: false, export: true, local_anchor: false, reference_form: RefForm::Anchor, max_batch: 50 };
 
 /// The registry entry.
-pub struct Scim;
+pub(crate) struct Scim;
 
 struct Spec {
     cfg: ConnectorConfig,
