@@ -76,7 +76,7 @@ impl ConnectorConfig {
     /// The section deserialized from its own text, with spans; `None` when it cannot be found there.
     fn settings_at<T: serde::de::DeserializeOwned>(&self, text: &str, index: usize) -> Option<Result<T>> {
         let doc = toml::de::DeTable::parse(text).ok()?.into_inner();
-        let section = doc.iter().find(|(k, _)| k.get_ref() == "connector")?.1.get_ref().as_array()?.iter().nth(index)?.clone();
+        let section = doc.iter().find(|(k, _)| k.get_ref() == "connector")?.1.get_ref().as_array()?.get(index)?.clone();
         let span = section.span();
         let mut table = section.into_inner().as_table()?.clone();
         for k in COMMON_KEYS {

@@ -218,34 +218,34 @@ pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<CsObject>> {
 }
 
 pub(crate) fn connector_of(c: &Connection, id: i64) -> Result<Option<String>> {
-    Ok(c.prepare_cached("SELECT connector FROM cs_object WHERE id=?1")?.query_row([id], |r| r.get(0)).optional()?)
+    c.prepare_cached("SELECT connector FROM cs_object WHERE id=?1")?.query_row([id], |r| r.get(0)).optional()
 }
 
 pub(crate) fn by_anchor(c: &Connection, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
-    Ok(c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
+    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
         .query_row(params![connector, anchor], from_row)
-        .optional()?)
+        .optional()
 }
 
 /// Objects of a connector with this DN (normally one; a rename in flight can make two).
 pub(crate) fn by_dn(c: &Connection, connector: &str, dn: &str) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
     let rows = st.query_map(params![connector, dn::norm(dn)], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>()
 }
 
 /// The object of `connector` linked to metaverse object `mv_id`, if any.
 pub(crate) fn linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<CsObject>> {
-    Ok(c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
+    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
         .query_row(params![mv_id, connector], from_row)
-        .optional()?)
+        .optional()
 }
 
 /// Every connector-space object linked to a metaverse object.
 pub(crate) fn all_linked(c: &Connection, mv_id: i64) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 ORDER BY id"))?;
     let rows = st.query_map([mv_id], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>()
 }
 
 fn load(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<CsObject>> {
@@ -322,9 +322,9 @@ pub(crate) fn clear_former_dn(c: &Connection, connector: &str, dn: &str) -> Resu
 
 /// `None`: not a former DN; `Some(None)`: its object was deleted; `Some(Some(id))`: renamed to object `id`.
 pub(crate) fn former_dn(c: &Connection, connector: &str, dn: &str) -> Result<Option<Option<i64>>> {
-    Ok(c.prepare_cached("SELECT cs_id FROM cs_former_dn WHERE connector=?1 AND dn_norm=?2")?
+    c.prepare_cached("SELECT cs_id FROM cs_former_dn WHERE connector=?1 AND dn_norm=?2")?
         .query_row(params![connector, dn::norm(dn)], |r| r.get::<_, Option<i64>>(0))
-        .optional()?)
+        .optional()
 }
 
 /// Records that `cs_id` references a DN not (yet) linked, so it is looked at again when it arrives.
@@ -341,5 +341,5 @@ pub(crate) fn set_dangling(c: &Connection, cs_id: i64, dns: &[String]) -> Result
 pub(crate) fn waiting_for(c: &Connection, dn_norm: &str) -> Result<Vec<i64>> {
     let mut st = c.prepare_cached("SELECT cs_id FROM cs_dangling WHERE dn_norm=?1")?;
     let rows = st.query_map([dn_norm], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>()
 }

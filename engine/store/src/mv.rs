@@ -101,13 +101,13 @@ pub(crate) fn purge(c: &Connection, id: i64) -> Result<()> {
 pub(crate) fn dirty_ids(c: &Connection) -> Result<Vec<i64>> {
     let mut st = c.prepare("SELECT id FROM mv_object WHERE dirty=1 ORDER BY id")?;
     let rows = st.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>()
 }
 
 pub(crate) fn all_ids(c: &Connection) -> Result<Vec<i64>> {
     let mut st = c.prepare("SELECT id FROM mv_object ORDER BY id")?;
     let rows = st.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>()
 }
 
 pub(crate) fn clear_dirty(c: &Connection, id: i64) -> Result<()> {
@@ -125,14 +125,14 @@ pub(crate) fn find_by_value(c: &Connection, object_type: &str, attr: &str, value
     };
     let mut st = c.prepare_cached(sql)?;
     let rows = st.query_map(params![attr, key, object_type], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>()
 }
 
 /// Metaverse objects whose attributes reference `mv_id`.
 pub(crate) fn referrers(c: &Connection, mv_id: i64) -> Result<Vec<(i64, String)>> {
     let mut st = c.prepare_cached("SELECT mv_id, attr FROM mv_value WHERE value=?1")?;
     let rows = st.query_map([Value::Ref(mv_id).index_key()], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>()
 }
 
 pub(crate) fn contributions(c: &Connection, mv_id: i64) -> Result<Vec<Contribution>> {
@@ -144,7 +144,7 @@ pub(crate) fn contributions(c: &Connection, mv_id: i64) -> Result<Vec<Contributi
 pub(crate) fn contributions_of_cs(c: &Connection, cs_id: i64) -> Result<Vec<(i64, Contribution)>> {
     let mut st = c.prepare_cached("SELECT attr, cs_id, rule, precedence, vals, mv_id FROM mv_contrib WHERE cs_id=?1")?;
     let rows = st.query_map([cs_id], |r| Ok((r.get::<_, i64>(5)?, contrib_row(r)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    rows.collect::<rusqlite::Result<_>>()
 }
 
 fn contrib_row(r: &rusqlite::Row) -> rusqlite::Result<Contribution> {

@@ -188,9 +188,11 @@ fn classify(
     (work, without_hash)
 }
 
-/// Each hash in its target's format (PPH1 or NT hex), grouped by target: index into `work`
-/// and the value, wiped when dropped.
-fn transform(p: &PhsSection, work: &[Work]) -> Result<BTreeMap<String, Vec<(usize, Zeroizing<String>)>>> {
+/// Per target connector: an index into the work and the value to deliver, wiped when dropped.
+type ByTarget = BTreeMap<String, Vec<(usize, Zeroizing<String>)>>;
+
+/// Each hash in its target's format (PPH1 or NT hex), grouped by target.
+fn transform(p: &PhsSection, work: &[Work]) -> Result<ByTarget> {
     let values: Vec<std::result::Result<Zeroizing<String>, String>> = work
         .par_iter()
         .map(|w| match p.targets.get(&w.connector).map(|t| t.format) {
@@ -198,7 +200,7 @@ fn transform(p: &PhsSection, work: &[Work]) -> Result<BTreeMap<String, Vec<(usiz
             _ => pph1::transform(&w.nt),
         })
         .collect();
-    let mut by_target: BTreeMap<String, Vec<(usize, Zeroizing<String>)>> = BTreeMap::new();
+    let mut by_target = ByTarget::new();
     for (i, v) in values.into_iter().enumerate() {
         match v {
             Ok(v) => by_target.entry(work[i].connector.clone()).or_default().push((i, v)),
@@ -214,7 +216,7 @@ fn deliver(
     store: &Store,
     p: &PhsSection,
     work: &[Work],
-    by_target: BTreeMap<String, Vec<(usize, Zeroizing<String>)>>,
+    by_target: ByTarget,
     open: &dyn Fn(&str) -> Result<Box<dyn Connector>>,
     stats: &mut PhsStats,
     errors: &mut Vec<ObjectError>,
