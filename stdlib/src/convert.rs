@@ -7,7 +7,6 @@ pub mod convert {
     use base64::Engine as _;
     use rhai::{Blob, Dynamic, EvalAltResult, ImmutableString};
 
-
     /// Base64 of binary data or of text's UTF-8 bytes (Entra: `ConvertToBase64`).
     /// `to_base64(source.objectGUID)` is how a sourceAnchor is made.
     #[rhai_fn(name = "to_base64")]
@@ -24,9 +23,7 @@ pub mod convert {
     /// Decodes base64 to binary (a blob). Invalid base64 is an error.
     #[rhai_fn(name = "from_base64", return_raw)]
     pub fn from_base64(s: &str) -> Result<Blob, Box<EvalAltResult>> {
-        base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .map_err(|e| err(format!("from_base64: not base64 ({e})")))
+        base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| err(format!("from_base64: not base64 ({e})")))
     }
     #[rhai_fn(name = "from_base64")]
     pub fn from_base64_unit(_v: ()) {}
@@ -165,4 +162,3 @@ pub mod convert {
 fn err(msg: String) -> Box<EvalAltResult> {
     msg.into()
 }
-

@@ -6,7 +6,6 @@ pub mod directory {
     use super::*;
     use rhai::{Dynamic, EvalAltResult};
 
-
     /// The value of the `n`th RDN from the left, 1-based (Entra: `DNComponent`):
     /// `dn_component("CN=Ada,OU=Sales,DC=corp", 2)` is `"Sales"`; past the end is `()`.
     #[rhai_fn(name = "dn_component", return_raw)]
@@ -68,7 +67,6 @@ pub mod directory {
     pub fn uac_flag_unit(_uac: (), _flag: i64) -> bool {
         false
     }
-
 }
 
 fn parse(dn: &str) -> Result<Vec<crate::dn::Rdn>, Box<EvalAltResult>> {
@@ -79,9 +77,5 @@ fn pick(rdns: &[crate::dn::Rdn], n: i64) -> Dynamic {
     if n < 1 {
         return Dynamic::UNIT;
     }
-    rdns.get((n - 1) as usize)
-        .and_then(|r| r.pairs.first())
-        .map(|(_, v)| Dynamic::from(v.clone()))
-        .unwrap_or(Dynamic::UNIT)
+    rdns.get((n - 1) as usize).and_then(|r| r.pairs.first()).map(|(_, v)| Dynamic::from(v.clone())).unwrap_or(Dynamic::UNIT)
 }
-

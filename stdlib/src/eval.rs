@@ -65,10 +65,8 @@ pub mod eval {
         }
         Ok(default)
     }
-
 }
 
 fn first_present(list: impl IntoIterator<Item = Dynamic>) -> Dynamic {
     list.into_iter().find(crate::present).unwrap_or(Dynamic::UNIT)
 }
-

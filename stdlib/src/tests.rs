@@ -81,7 +81,10 @@ fn multi_valued_functions() {
     let e = engine();
     let mut scope = rhai::Scope::new();
     let mut all = rhai::Map::new();
-    all.insert("proxyAddresses".into(), Dynamic::from(vec![Dynamic::from("SMTP:a@x.org"), Dynamic::from("smtp:b@x.org"), Dynamic::from("x500:/o=x")]));
+    all.insert(
+        "proxyAddresses".into(),
+        Dynamic::from(vec![Dynamic::from("SMTP:a@x.org"), Dynamic::from("smtp:b@x.org"), Dynamic::from("x500:/o=x")]),
+    );
     let mut obj = rhai::Map::new();
     obj.insert("proxyAddresses".into(), Dynamic::from("SMTP:a@x.org"));
     obj.insert(super::VALUES_KEY.into(), Dynamic::from(all));
@@ -153,11 +156,51 @@ fn every_function_is_documented() {
         *documented.entry(name).or_insert(false) |= has_doc;
     }
     let ours = [
-        "lower", "upper", "trim", "left", "right", "mid", "pcase", "replace", "regex_replace", "split", "join",
-        "word", "pad", "pad_left", "starts_with_any", "ends_with_any", "pad_right", "format", "to_base64", "from_base64", "to_hex", "from_hex",
-        "guid_to_string", "guid_from_string", "sid_to_string", "to_int", "from_filetime", "from_generalized_time",
-        "format_date", "contains", "item", "where", "remove_duplicates", "count", "values", "is_present", "coalesce",
-        "iif", "switch_of", "dn_component", "dn_component_rev", "parent_dn", "escape_dn", "rdn_value", "uac_flag",
+        "lower",
+        "upper",
+        "trim",
+        "left",
+        "right",
+        "mid",
+        "pcase",
+        "replace",
+        "regex_replace",
+        "split",
+        "join",
+        "word",
+        "pad",
+        "pad_left",
+        "starts_with_any",
+        "ends_with_any",
+        "pad_right",
+        "format",
+        "to_base64",
+        "from_base64",
+        "to_hex",
+        "from_hex",
+        "guid_to_string",
+        "guid_from_string",
+        "sid_to_string",
+        "to_int",
+        "from_filetime",
+        "from_generalized_time",
+        "format_date",
+        "contains",
+        "item",
+        "where",
+        "remove_duplicates",
+        "count",
+        "values",
+        "is_present",
+        "coalesce",
+        "iif",
+        "switch_of",
+        "dn_component",
+        "dn_component_rev",
+        "parent_dn",
+        "escape_dn",
+        "rdn_value",
+        "uac_flag",
     ];
     let missing: Vec<_> = ours.iter().filter(|n| !documented.get(**n).copied().unwrap_or(false)).collect();
     assert!(missing.is_empty(), "undocumented functions: {missing:?}");

@@ -145,12 +145,7 @@ pub mod text {
     /// Joins the values of an array with a delimiter (Entra: `Join`); `()` items are skipped.
     #[rhai_fn(name = "join")]
     pub fn join(values: Array, delimiter: &str) -> String {
-        values
-            .into_iter()
-            .filter(|v| !v.is_unit())
-            .map(|v| v.to_string())
-            .collect::<Vec<_>>()
-            .join(delimiter)
+        values.into_iter().filter(|v| !v.is_unit()).map(|v| v.to_string()).collect::<Vec<_>>().join(delimiter)
     }
     #[rhai_fn(name = "join")]
     pub fn join_str(value: ImmutableString, _delimiter: &str) -> ImmutableString {
@@ -226,8 +221,6 @@ pub mod text {
     pub fn format3(template: &str, a: Dynamic, b: Dynamic, c: Dynamic) -> String {
         format_impl(template, &[a, b, c])
     }
-
-
 }
 
 fn pad_impl(s: &str, len: i64, pad_char: &str, left: bool) -> String {
@@ -277,4 +270,3 @@ fn format_impl(template: &str, args: &[Dynamic]) -> String {
     out.push_str(rest);
     out
 }
-

@@ -173,7 +173,10 @@ join = [ { metaverse = "title", expr = "source.title" }, { metaverse = "employee
 displayName = "source.fullName"
 "#;
     e.write("rules/rules.toml", &rules);
-    let l = e.read("corp.ldif").replace("employeeNumber: E1\n", "employeeNumber: E1\ntitle: Analyst\n").replace("employeeNumber: E2\n", "employeeNumber: E2\ntitle: Analyst\n");
+    let l = e
+        .read("corp.ldif")
+        .replace("employeeNumber: E1\n", "employeeNumber: E1\ntitle: Analyst\n")
+        .replace("employeeNumber: E2\n", "employeeNumber: E2\ntitle: Analyst\n");
     e.write("corp.ldif", &l);
     e.write(
         "hr.ldif",

@@ -24,7 +24,13 @@ fn user_ldif(ou: &str, sam: &str, password: &str, disabled: bool) -> String {
          givenName: {sam}\nsn: Tester\ndisplayName:: {}\n{}userAccountControl: {}\n\n",
         b64(&format!("{sam} Tester")),
         if password.is_empty() { String::new() } else { format!("unicodePwd:: {}\n", pwd(password)) },
-        if password.is_empty() { 546 } else if disabled { 514 } else { 512 }
+        if password.is_empty() {
+            546
+        } else if disabled {
+            514
+        } else {
+            512
+        }
     )
 }
 
@@ -43,7 +49,14 @@ fn samba_tool(args: &[&str]) {
 
 /// Grants a replication right on the domain root, as the README tells admins to.
 fn grant(trustee_dn: &str, car: &str) {
-    samba_tool(&["dsacl", "set", "--objectdn=DC=example,DC=test", &format!("--car={car}"), "--action=allow", &format!("--trusteedn={trustee_dn}")]);
+    samba_tool(&[
+        "dsacl",
+        "set",
+        "--objectdn=DC=example,DC=test",
+        &format!("--car={car}"),
+        "--action=allow",
+        &format!("--trusteedn={trustee_dn}"),
+    ]);
 }
 
 /// The shipped example, pointed at this DC and this run's OU, replicating as `account`.
@@ -212,7 +225,8 @@ fn drsr_hashes_verify_incremental_runs_and_faults() {
     set_password(&dir, &format!("CN=p{t}u3,{ou}"), "Changed-Pw-3!x");
     let old3 = hash_of(&e, &format!("p{t}u3")).expect("hash");
     let wm_before = watermark(&e);
-    let drs_port = idflow_msrpc::map_tcp("127.0.0.1", 135, &idflow_msrpc::drsr::DRSUAPI, std::time::Duration::from_secs(5)).expect("ept_map");
+    let drs_port =
+        idflow_msrpc::map_tcp("127.0.0.1", 135, &idflow_msrpc::drsr::DRSUAPI, std::time::Duration::from_secs(5)).expect("ept_map");
     let proxy = cutting_proxy(drs_port, 3000);
     let cut = env_for(&dir, &ou, &repl, "Repl-Account-Pw-1!", &format!("rpc_port = {proxy}"));
     std::fs::copy(e.path("idflow.toml"), e.path("idflow.toml.good")).expect("save");

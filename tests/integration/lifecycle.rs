@@ -3,11 +3,7 @@
 use crate::common::{person, small, Env};
 
 fn base() -> Vec<String> {
-    vec![
-        person("ada", 1, "title: Analyst\n"),
-        person("bob", 2, "manager: uid=ada,ou=People,dc=example,dc=org\n"),
-        person("cyd", 3, ""),
-    ]
+    vec![person("ada", 1, "title: Analyst\n"), person("bob", 2, "manager: uid=ada,ou=People,dc=example,dc=org\n"), person("cyd", 3, "")]
 }
 
 #[test]
@@ -71,7 +67,10 @@ fn leaving_scope_deprovisions_and_references_arrive_in_any_order() {
     assert!(r["errors"][0]["message"].as_str().is_some_and(|m| m.contains("uid=dan") && m.contains("does not exist")), "{r}");
     assert!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["manager"].is_null());
     // dan arrives: bob's manager resolves without bob changing.
-    e.write("corp.ldif", &[person("bob", 2, "manager: uid=dan,ou=People,dc=example,dc=org\n"), person("cyd", 3, ""), person("dan", 4, "")].join("\n"));
+    e.write(
+        "corp.ldif",
+        &[person("bob", 2, "manager: uid=dan,ou=People,dc=example,dc=org\n"), person("cyd", 3, ""), person("dan", 4, "")].join("\n"),
+    );
     e.ok(&["apply"], 0);
     let dan_id = e.cloud_user("dan@example.org").expect("dan")["id"].clone();
     assert_eq!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["manager"], dan_id);

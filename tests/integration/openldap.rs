@@ -3,7 +3,6 @@
 use crate::common::{self, generated, repo, Env};
 use crate::slapd::{config, Slapd};
 
-
 fn env_for(s: &Slapd, extra: &str) -> Env {
     let mut e = Env::empty();
     e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
@@ -20,7 +19,11 @@ fn full_import_deltas_and_a_large_group() {
     let mut seed = generated(10_000, 200);
     seed.push_str("dn: cn=everyone,ou=Groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: everyone\n");
     for i in 0..5000 {
-        let dn = if i % 50 == 7 { format!("uid=u{i:06},ou=Disabled,ou=People,dc=example,dc=org") } else { format!("uid=u{i:06},ou=People,dc=example,dc=org") };
+        let dn = if i % 50 == 7 {
+            format!("uid=u{i:06},ou=Disabled,ou=People,dc=example,dc=org")
+        } else {
+            format!("uid=u{i:06},ou=People,dc=example,dc=org")
+        };
         seed.push_str(&format!("member: {dn}\n"));
     }
     seed.push('\n');
@@ -54,7 +57,14 @@ fn full_import_deltas_and_a_large_group() {
     // refint rewrites references to the deleted and renamed entries in the background: a sync
     // that runs in between sees the old DNs (and reports them); wait as a sync interval would.
     for _ in 0..100 {
-        if s.search("dc=example,dc=org", "(|(manager=uid=u000013,ou=People,dc=example,dc=org)(manager=uid=u000012,ou=People,dc=example,dc=org))", &["dn"]).trim().is_empty() {
+        if s.search(
+            "dc=example,dc=org",
+            "(|(manager=uid=u000013,ou=People,dc=example,dc=org)(manager=uid=u000012,ou=People,dc=example,dc=org))",
+            &["dn"],
+        )
+        .trim()
+        .is_empty()
+        {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -105,7 +115,11 @@ fn tls_modes_and_connection_faults() {
     ok(config(&s.ldaps_url(), &format!("{ca}tls_server_name = \"localhost\"\n")), "LDAPS verified as localhost");
     fails(config(&s.ldaps_url(), ""), "LDAPS without the CA", "cannot connect");
     fails(config(&s.url(), ""), "StartTLS without the CA", "cannot connect");
-    fails(config(&s.ldaps_url(), &format!("{ca}tls_server_name = \"dc1.example.test\"\n")), "a name the certificate does not hold", "cannot connect");
+    fails(
+        config(&s.ldaps_url(), &format!("{ca}tls_server_name = \"dc1.example.test\"\n")),
+        "a name the certificate does not hold",
+        "cannot connect",
+    );
     let o = ok(config(&s.ldaps_url(), "tls_insecure = true\n"), "verification off");
     assert!(o.stderr.contains("tls_insecure"), "it warns on every run: {o:?}");
     let bad_pw = config(&s.url(), &ca).replace("password_env = \"CORP_LDAP_PASSWORD\"", "password_file = \"pw.txt\"");
@@ -116,7 +130,11 @@ fn tls_modes_and_connection_faults() {
     e.vars.clear();
     let o = e.run(&["import", "corp"]);
     assert!(o.code == 1 && o.stderr.contains("invalid credentials"), "{o:?}");
-    fails(config(&s.url(), &ca).replace("base_dn = \"dc=example,dc=org\"", "base_dn = \"dc=nowhere,dc=org\""), "wrong base DN", "no such object");
+    fails(
+        config(&s.url(), &ca).replace("base_dn = \"dc=example,dc=org\"", "base_dn = \"dc=nowhere,dc=org\""),
+        "wrong base DN",
+        "no such object",
+    );
     fails(config("ldap://127.0.0.1:1", &ca), "nothing listening", "cannot connect to ldap://127.0.0.1:1");
     // An inline password needs a private config file.
     let inline = config(&s.url(), &ca).replace("password_env = \"CORP_LDAP_PASSWORD\"", "password = \"secret\"");

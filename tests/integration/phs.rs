@@ -19,7 +19,12 @@ fn user(uid: &str, n: u32, mail: bool, nt: &str) -> String {
 
 pub(crate) fn verify(e: &Env, pph1: &str, password: &str) -> i32 {
     use std::io::Write as _;
-    let mut child = e.command(&["phs", "verify", pph1]).stdin(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().expect("verify");
+    let mut child = e
+        .command(&["phs", "verify", pph1])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("verify");
     child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write");
     child.wait().expect("wait").code().unwrap_or(-1)
 }
@@ -65,7 +70,10 @@ fn password_hash_sync_round_trip_and_no_secret_anywhere() {
 
     // One password changes: only that user is delivered again.
     let p2_before = hash_of(&e, "p2@example.org").expect("p2");
-    s.modify(&format!("dn: uid=p1,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: sambaNTPassword\nsambaNTPassword: {}\n", nt_hex("New-Passw0rd-1")));
+    s.modify(&format!(
+        "dn: uid=p1,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: sambaNTPassword\nsambaNTPassword: {}\n",
+        nt_hex("New-Passw0rd-1")
+    ));
     let second = e.ok(&["run"], 2);
     assert!(second.stdout.contains("1 delivered, 4 unchanged"), "{second:?}");
     let p1_new = hash_of(&e, "p1@example.org").expect("p1");
@@ -128,7 +136,10 @@ fn password_hash_sync_to_a_scim_extension_attribute() {
     let cfg = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca())).replace(
         "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
         &format!("[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"{}\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\n", scim.url()),
-    ) + format!("\n[password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"{attr}\"\n").as_str();
+    ) + format!(
+        "\n[password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"{attr}\"\n"
+    )
+    .as_str();
     e.write("idflow.toml", &cfg);
     let o = e.ok(&["run"], 0);
     assert!(o.stdout.contains("3 delivered"), "{o:?}");

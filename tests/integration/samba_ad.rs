@@ -16,7 +16,12 @@ pub(crate) fn dc() -> (MutexGuard<'static, ()>, PathBuf) {
     let dir = DC
         .get_or_init(|| {
             let dir = PathBuf::from(std::env::var("IDFLOW_SAMBA_DIR").unwrap_or_else(|_| "/tmp/idflow-test-samba-dc".into()));
-            let out = Command::new("bash").arg(repo().join("scripts/samba-dc.sh")).arg("start").arg(&dir).output().expect("scripts/samba-dc.sh runs");
+            let out = Command::new("bash")
+                .arg(repo().join("scripts/samba-dc.sh"))
+                .arg("start")
+                .arg(&dir)
+                .output()
+                .expect("scripts/samba-dc.sh runs");
             assert!(
                 out.status.success(),
                 "the Samba AD DC did not start (apt-get install samba samba-ad-dc winbind krb5-user ldb-tools):\n{}{}",

@@ -21,7 +21,11 @@ impl Scim {
             .args(["start", &dir.path().display().to_string(), &port.to_string(), TOKEN])
             .output()
             .expect("scripts/scim-server.sh runs");
-        assert!(out.status.success(), "scim2-server did not start (scripts/scim-server.sh install): {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "scim2-server did not start (scripts/scim-server.sh install): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Scim { dir, port }
     }
 
@@ -30,7 +34,11 @@ impl Scim {
     }
 
     fn curl(&self, args: &[&str]) -> J {
-        let out = Command::new("curl").args(["-s", "-H", &format!("Authorization: Bearer {TOKEN}"), "-H", "Content-Type: application/scim+json"]).args(args).output().expect("curl");
+        let out = Command::new("curl")
+            .args(["-s", "-H", &format!("Authorization: Bearer {TOKEN}"), "-H", "Content-Type: application/scim+json"])
+            .args(args)
+            .output()
+            .expect("curl");
         serde_json::from_slice(&out.stdout).unwrap_or(J::Null)
     }
 
@@ -45,10 +53,10 @@ impl Scim {
 
 impl Drop for Scim {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(repo().join("scripts/scim-server.sh")).args(["stop", &self.dir.path().display().to_string()]).output();
+        let _ =
+            Command::new("bash").arg(repo().join("scripts/scim-server.sh")).args(["stop", &self.dir.path().display().to_string()]).output();
     }
 }
-
 
 fn env_for(s: &Slapd, scim: &Scim) -> Env {
     let mut e = Env::empty();
@@ -76,7 +84,8 @@ fn scim_end_to_end_from_openldap() {
     let s = Slapd::start(Some(&seed));
     let scim = Scim::start();
     // Two users exist in the service already: one with idflow's externalId, one by userName only.
-    let pre1 = scim.post("Users", &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u000001@example.org"}));
+    let pre1 = scim
+        .post("Users", &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u000001@example.org"}));
     let pre2 = scim.post(
         "Users",
         &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "someone-else", "externalId": idflow::generate::uuid_for(1, 2)}),
@@ -97,7 +106,8 @@ fn scim_end_to_end_from_openldap() {
     assert_eq!(by_user_name(&users, "u000002@example.org").expect("adopted by externalId")["id"], pre2["id"]);
     // Attribute by attribute, as the rules say.
     let u5 = by_user_name(&users, "u000005@example.org").expect("u5");
-    let ldap5 = s.search("ou=People,dc=example,dc=org", "(uid=u000005)", &["displayName", "title", "manager", "employeeNumber", "entryUUID"]);
+    let ldap5 =
+        s.search("ou=People,dc=example,dc=org", "(uid=u000005)", &["displayName", "title", "manager", "employeeNumber", "entryUUID"]);
     let field = |name: &str| ldap5.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string));
     assert_eq!(u5["externalId"].as_str(), field("entryUUID").as_deref());
     assert_eq!(u5["title"].as_str(), field("title").as_deref());
@@ -105,7 +115,9 @@ fn scim_end_to_end_from_openldap() {
     assert_eq!(u5["emails"][0]["value"], "u000005@example.org");
     let ent = &u5["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
     assert_eq!(ent["employeeNumber"].as_str(), field("employeeNumber").as_deref());
-    let mgr_uid = field("manager").and_then(|m| m.strip_prefix("uid=").and_then(|r| r.split(',').next()).map(str::to_string)).expect("u5 has a manager");
+    let mgr_uid = field("manager")
+        .and_then(|m| m.strip_prefix("uid=").and_then(|r| r.split(',').next()).map(str::to_string))
+        .expect("u5 has a manager");
     let mgr = by_user_name(&users, &format!("{mgr_uid}@example.org")).expect("manager");
     assert_eq!(ent["manager"]["value"], mgr["id"], "manager is the SCIM id of the manager");
     let groups = scim.list("Groups");
@@ -223,7 +235,8 @@ fn fault_proxy(upstream: u16, script: Vec<Fault>) -> u16 {
                 }
                 if head.starts_with("POST /token") {
                     // An OAuth2 token endpoint: client credentials by Basic auth.
-                    let good = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "idflow:client-secret-1"));
+                    let good =
+                        format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "idflow:client-secret-1"));
                     let ok = head.lines().any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l.trim_end().ends_with(&good))
                         && String::from_utf8_lossy(&buf[head_end..]).contains("grant_type=client_credentials");
                     let (status, body) = if ok {
@@ -231,7 +244,13 @@ fn fault_proxy(upstream: u16, script: Vec<Fault>) -> u16 {
                     } else {
                         ("401 Unauthorized", "{\"error\":\"invalid_client\"}".to_string())
                     };
-                    let _ = client.write_all(format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                    let _ = client.write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    );
                     return;
                 }
                 let fault = if head.starts_with("POST ") { script.lock().ok().and_then(|mut s| s.pop_front()) } else { None };

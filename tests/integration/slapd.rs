@@ -20,12 +20,7 @@ impl Slapd {
     pub(crate) fn start(seed: Option<&str>) -> Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Slapd { dir, port: free_port(), ldaps_port: free_port() };
-        let mut args = vec![
-            "start".to_string(),
-            s.path().display().to_string(),
-            s.port.to_string(),
-            s.ldaps_port.to_string(),
-        ];
+        let mut args = vec!["start".to_string(), s.path().display().to_string(), s.port.to_string(), s.ldaps_port.to_string()];
         if let Some(seed) = seed {
             let p = s.dir.path().join("seed.ldif");
             std::fs::write(&p, format!("{BASE_ENTRY}{}", seed.trim_start_matches("version: 1\n"))).expect("seed");
@@ -86,7 +81,21 @@ impl Slapd {
 
     pub(crate) fn search(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
         let out = Command::new("ldapsearch")
-            .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &self.url(), "-D", "cn=admin,dc=example,dc=org", "-w", "secret", "-b", base, filter])
+            .args([
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                &self.url(),
+                "-D",
+                "cn=admin,dc=example,dc=org",
+                "-w",
+                "secret",
+                "-b",
+                base,
+                filter,
+            ])
             .args(attrs)
             .output()
             .expect("ldapsearch");

@@ -104,7 +104,11 @@ pub(crate) fn run(registry: &Registry, people: usize, groups: usize, dir: &Path,
     let t = Instant::now();
     let ldif = generate::generate(people, groups, 42);
     w(&dir.join("corp.ldif"), &ldif)?;
-    println!("idflow bench: {people} people, {groups} groups ({:.1} MiB of LDIF, generated in {:.2} s)", ldif.len() as f64 / 1_048_576.0, t.elapsed().as_secs_f64());
+    println!(
+        "idflow bench: {people} people, {groups} groups ({:.1} MiB of LDIF, generated in {:.2} s)",
+        ldif.len() as f64 / 1_048_576.0,
+        t.elapsed().as_secs_f64()
+    );
     drop(ldif);
     let mut e = Engine::open(&dir.join("idflow.toml"), registry)?;
 

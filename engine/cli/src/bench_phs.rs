@@ -55,7 +55,8 @@ pub(crate) fn run(registry: &Registry, users: usize, dir: &Path) -> Result<()> {
             t.export_state = Some(ExportState::Present);
             t.desired = Some(Default::default());
             tx.cs_save(&t)?;
-            objects.push(serde_json::json!({"id": format!("t-{i}"), "type": "User", "attributes": {"userName": format!("u{i}@example.org")}}));
+            objects
+                .push(serde_json::json!({"id": format!("t-{i}"), "type": "User", "attributes": {"userName": format!("u{i}@example.org")}}));
         }
         tx.commit()?;
     }
@@ -82,7 +83,13 @@ pub(crate) fn run(registry: &Registry, users: usize, dir: &Path) -> Result<()> {
     );
     let t = Instant::now();
     let s = engine.phs_from(&mut source(&hashes), false, &mut errors)?;
-    println!("{:<40} {:>8.3} s  ({} unchanged, {} delivered)", "stage, nothing changed", t.elapsed().as_secs_f64(), s.unchanged, s.delivered);
+    println!(
+        "{:<40} {:>8.3} s  ({} unchanged, {} delivered)",
+        "stage, nothing changed",
+        t.elapsed().as_secs_f64(),
+        s.unchanged,
+        s.delivered
+    );
     let mut changed = hashes.clone();
     changed[7] = nt_hash("a new password");
     let t = Instant::now();

@@ -26,23 +26,74 @@ impl Rng {
 }
 
 const GIVEN: &[&str] = &[
-    "Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger", "Jörg", "Zoë",
-    "Søren", "Ñuño", "Chloé", "Björn", "Åsa", "Łukasz", "Dvořák", "Mária", "Ólafur", "Renée", "José", "François",
-    "Yūki", "Thu", "Amélie", "Siobhán", "Kęstutis", "Ümit",
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Jörg",
+    "Zoë",
+    "Søren",
+    "Ñuño",
+    "Chloé",
+    "Björn",
+    "Åsa",
+    "Łukasz",
+    "Dvořák",
+    "Mária",
+    "Ólafur",
+    "Renée",
+    "José",
+    "François",
+    "Yūki",
+    "Thu",
+    "Amélie",
+    "Siobhán",
+    "Kęstutis",
+    "Ümit",
 ];
 const SUR: &[&str] = &[
-    "Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Allen", "Dijkstra",
-    "Müller", "Østergaard", "Núñez", "García", "Šimek", "Kowalczyk", "Ó Briain", "Nguyễn", "Lefèvre", "Weiß",
-    "Smith", "Jones", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Thomas", "Roberts", "Walker",
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Müller",
+    "Østergaard",
+    "Núñez",
+    "García",
+    "Šimek",
+    "Kowalczyk",
+    "Ó Briain",
+    "Nguyễn",
+    "Lefèvre",
+    "Weiß",
+    "Smith",
+    "Jones",
+    "Brown",
+    "Taylor",
+    "Wilson",
+    "Davies",
+    "Evans",
+    "Thomas",
+    "Roberts",
+    "Walker",
 ];
 const DEPTS: &[&str] = &["Engineering", "Sales", "Marketing", "Finance", "Support", "Research", "Legal", "Operations"];
 const TITLES: &[&str] = &["Engineer", "Manager", "Analyst", "Director", "Specialist", "Consultant", "Architect"];
 
 fn line(out: &mut String, attr: &str, value: &str) {
-    let safe = value.is_ascii()
-        && !value.starts_with([' ', ':', '<'])
-        && !value.ends_with(' ')
-        && !value.contains(['\n', '\r', '\0']);
+    let safe = value.is_ascii() && !value.starts_with([' ', ':', '<']) && !value.ends_with(' ') && !value.contains(['\n', '\r', '\0']);
     if safe {
         let _ = writeln!(out, "{attr}: {value}");
     } else {

@@ -134,10 +134,7 @@ pub(crate) fn plan(plan: &Plan) -> String {
     if plan.is_empty() {
         out.push_str("No changes: the targets match the rules.\n");
     } else {
-        out.push_str(&format!(
-            "Plan: {} to add, {} to update, {} to delete.\n",
-            plan.totals.add, plan.totals.update, plan.totals.delete
-        ));
+        out.push_str(&format!("Plan: {} to add, {} to update, {} to delete.\n", plan.totals.add, plan.totals.update, plan.totals.delete));
     }
     out
 }
@@ -149,10 +146,7 @@ pub(crate) fn preview(p: &Preview) -> String {
         out.push_str(&format!("  anchor: {a}\n"));
     }
     match (p.metaverse_id, &p.link) {
-        (Some(m), Some(l)) => out.push_str(&format!(
-            "  link: {l} to metaverse {} #{m}\n",
-            p.metaverse_type.as_deref().unwrap_or("object")
-        )),
+        (Some(m), Some(l)) => out.push_str(&format!("  link: {l} to metaverse {} #{m}\n", p.metaverse_type.as_deref().unwrap_or("object"))),
         _ => out.push_str("  link: none (a disconnector)\n"),
     }
     out.push_str("rules:\n");
@@ -192,7 +186,12 @@ pub(crate) fn preview(p: &Preview) -> String {
         }
     }
     for e in p.errors.iter().chain(p.last_run_errors.iter()) {
-        out.push_str(&format!("error ({}): {}{}\n", e.stage, e.rule.as_deref().map(|r| format!("rule {r}: ")).unwrap_or_default(), e.message));
+        out.push_str(&format!(
+            "error ({}): {}{}\n",
+            e.stage,
+            e.rule.as_deref().map(|r| format!("rule {r}: ")).unwrap_or_default(),
+            e.message
+        ));
     }
     out
 }

@@ -158,14 +158,10 @@ fn unescape(v: &str) -> Result<String, String> {
 
 fn values<'a>(attrs: &'a Attrs, name: &str) -> impl Iterator<Item = String> + 'a {
     let name = name.to_ascii_lowercase();
-    attrs
-        .iter()
-        .filter(move |(k, _)| k.to_ascii_lowercase() == name)
-        .flat_map(|(_, v)| v.iter())
-        .filter_map(|v| match v {
-            Value::Str(s) => Some(s.to_lowercase()),
-            _ => None,
-        })
+    attrs.iter().filter(move |(k, _)| k.to_ascii_lowercase() == name).flat_map(|(_, v)| v.iter()).filter_map(|v| match v {
+        Value::Str(s) => Some(s.to_lowercase()),
+        _ => None,
+    })
 }
 
 impl Filter {

@@ -1,7 +1,7 @@
 //! `[connector.object_types]`: object type names to LDAP filters, first match wins.
 use crate::filter::{self, Filter};
-use idflow_core::{Error, Result};
 use idflow_core::Attrs;
+use idflow_core::{Error, Result};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ObjectTypes(Vec<(String, Filter)>);
@@ -10,11 +10,10 @@ impl ObjectTypes {
     pub(crate) fn parse(connector: &str, table: &toml::Table) -> Result<Self> {
         let mut v = Vec::new();
         for (name, f) in table {
-            let text = f.as_str().ok_or_else(|| {
-                Error::Config(format!("connector {connector:?}: object type {name:?} must be an LDAP filter string"))
-            })?;
-            let parsed = filter::parse(text)
-                .map_err(|e| Error::Config(format!("connector {connector:?}: object type {name:?}: {e}")))?;
+            let text = f
+                .as_str()
+                .ok_or_else(|| Error::Config(format!("connector {connector:?}: object type {name:?} must be an LDAP filter string")))?;
+            let parsed = filter::parse(text).map_err(|e| Error::Config(format!("connector {connector:?}: object type {name:?}: {e}")))?;
             v.push((name.clone(), parsed));
         }
         Ok(ObjectTypes(v))

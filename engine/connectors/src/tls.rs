@@ -33,10 +33,20 @@ impl ServerCertVerifier for NamedVerifier {
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         self.inner.verify_tls12_signature(m, c, d)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         self.inner.verify_tls13_signature(m, c, d)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -49,13 +59,30 @@ impl ServerCertVerifier for NamedVerifier {
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> std::result::Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -63,13 +90,21 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
-pub(crate) fn client_config(connector: &str, ca_file: Option<&Path>, server_name: Option<&str>, insecure: bool) -> Result<Arc<ClientConfig>> {
+pub(crate) fn client_config(
+    connector: &str,
+    ca_file: Option<&Path>,
+    server_name: Option<&str>,
+    insecure: bool,
+) -> Result<Arc<ClientConfig>> {
     let bad = |m: String| Error::connector(connector, m);
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| bad(format!("TLS set-up: {e}")))?;
     if insecure {
-        tracing::warn!(connector, "tls_insecure = true: the server's certificate is NOT verified; anyone on the path can read the bind password");
+        tracing::warn!(
+            connector,
+            "tls_insecure = true: the server's certificate is NOT verified; anyone on the path can read the bind password"
+        );
         let cfg = builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerify(provider()))).with_no_client_auth();
         return Ok(Arc::new(cfg));
     }
@@ -98,9 +133,8 @@ pub(crate) fn client_config(connector: &str, ca_file: Option<&Path>, server_name
     let cfg = match server_name {
         Some(n) => {
             let name = ServerName::try_from(n.to_string()).map_err(|e| bad(format!("tls_server_name {n:?}: {e}")))?;
-            let inner = WebPkiServerVerifier::builder_with_provider(roots, provider())
-                .build()
-                .map_err(|e| bad(format!("TLS set-up: {e}")))?;
+            let inner =
+                WebPkiServerVerifier::builder_with_provider(roots, provider()).build().map_err(|e| bad(format!("TLS set-up: {e}")))?;
             builder.dangerous().with_custom_certificate_verifier(Arc::new(NamedVerifier { inner, name })).with_no_client_auth()
         }
         None => builder.with_root_certificates(roots).with_no_client_auth(),

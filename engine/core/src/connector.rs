@@ -36,13 +36,20 @@ pub enum DeltaChange {
     /// The whole object as it is now (added or changed).
     Upsert(ImportedObject),
     /// Some attributes changed; the engine applies them to what it last saw.
-    Modify { key: ObjectKey, changes: Vec<AttrChange> },
+    Modify {
+        key: ObjectKey,
+        changes: Vec<AttrChange>,
+    },
     /// The attributes given (with all their values) changed, the others did not: an update of
     /// a known object, or a new object (AD's DirSync reports both this way). An empty
     /// `object_type` keeps the known type.
     Merge(ImportedObject),
     /// The object was renamed or moved: same object, new DN.
-    Rename { key: ObjectKey, new_dn: String, changes: Vec<AttrChange> },
+    Rename {
+        key: ObjectKey,
+        new_dn: String,
+        changes: Vec<AttrChange>,
+    },
     Delete(ObjectKey),
 }
 

@@ -120,7 +120,8 @@ mod tests {
 
     #[test]
     fn bad_settings_name_their_line() {
-        let text = "[[connector]]\nname = \"a\"\ntype = \"ldif\"\n\n[[connector]]\nname = \"b\"\ntype = \"ldap\"\nurl = \"ldap://x\"\nbogus = 1\n";
+        let text =
+            "[[connector]]\nname = \"a\"\ntype = \"ldif\"\n\n[[connector]]\nname = \"b\"\ntype = \"ldap\"\nurl = \"ldap://x\"\nbogus = 1\n";
         let e = section(text).settings::<Settings>().expect_err("unknown key");
         assert!(e.to_string().starts_with("cfg/idflow.toml:9:1: connector \"b\" (type \"ldap\"): unknown field `bogus`"), "{e}");
         let text = "[[connector]]\nname = \"a\"\ntype = \"ldif\"\n\n[[connector]]\nname = \"b\"\ntype = \"ldap\"\nurl = \"ldap://x\"\npage_size = \"many\"\n";

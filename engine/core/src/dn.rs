@@ -144,13 +144,7 @@ pub fn escape_value(v: &str) -> String {
 /// Writes RDNs back as a DN string with minimal escaping.
 pub fn format(rdns: &[Rdn]) -> String {
     rdns.iter()
-        .map(|r| {
-            r.pairs
-                .iter()
-                .map(|(a, v)| format!("{a}={}", escape_value(v)))
-                .collect::<Vec<_>>()
-                .join("+")
-        })
+        .map(|r| r.pairs.iter().map(|(a, v)| format!("{a}={}", escape_value(v))).collect::<Vec<_>>().join("+"))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -162,11 +156,8 @@ pub fn normalize(dn: &str) -> Result<String, DnError> {
     Ok(rdns
         .iter()
         .map(|r| {
-            let mut p: Vec<String> = r
-                .pairs
-                .iter()
-                .map(|(a, v)| format!("{}={}", a.to_lowercase(), escape_value(&v.to_lowercase())))
-                .collect();
+            let mut p: Vec<String> =
+                r.pairs.iter().map(|(a, v)| format!("{}={}", a.to_lowercase(), escape_value(&v.to_lowercase()))).collect();
             p.sort();
             p.join("+")
         })

@@ -57,12 +57,7 @@ impl Registry {
     /// The entry for `cfg`'s kind, or an error naming the connector and the known kinds.
     pub fn get(&self, cfg: &ConnectorConfig) -> Result<&dyn ConnectorType> {
         self.types.iter().find(|t| t.kind() == cfg.kind).map(|t| t.as_ref()).ok_or_else(|| {
-            Error::Config(format!(
-                "connector {:?}: unknown type {:?} (known: {})",
-                cfg.name,
-                cfg.kind,
-                self.kinds().join(", ")
-            ))
+            Error::Config(format!("connector {:?}: unknown type {:?} (known: {})", cfg.name, cfg.kind, self.kinds().join(", ")))
         })
     }
 

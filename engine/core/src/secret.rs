@@ -9,7 +9,9 @@ use zeroize::Zeroizing;
 /// file's trailing line break dropped; `None` when neither is set.
 pub fn read(base_dir: &Path, key: &str, env: Option<&str>, file: Option<&str>) -> Result<Option<Zeroizing<String>>, String> {
     if let Some(var) = env {
-        return std::env::var(var).map(|v| Some(Zeroizing::new(v))).map_err(|_| format!("{key}_env: the environment variable {var} is not set"));
+        return std::env::var(var)
+            .map(|v| Some(Zeroizing::new(v)))
+            .map_err(|_| format!("{key}_env: the environment variable {var} is not set"));
     }
     if let Some(f) = file {
         let p = base_dir.join(f);

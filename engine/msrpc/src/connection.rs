@@ -382,7 +382,11 @@ impl Connection {
             }
             if ptype == PTYPE_FAULT {
                 let status = le32(&pdu, 24)?;
-                return Err(if status == 5 { RpcError::Denied(format!("{} denied the call (access denied)", self.peer)) } else { RpcError::Fault(status) });
+                return Err(if status == 5 {
+                    RpcError::Denied(format!("{} denied the call (access denied)", self.peer))
+                } else {
+                    RpcError::Fault(status)
+                });
             }
             if ptype != PTYPE_RESPONSE {
                 return Err(RpcError::Protocol(format!("{} answered a request with PDU type {ptype}", self.peer)));
@@ -393,7 +397,10 @@ impl Connection {
             let auth_len = le16(&pdu, 10)? as usize;
             let frag_len = pdu.len();
             let stub_end = if auth_len > 0 {
-                frag_len.checked_sub(auth_len + 8).filter(|e| *e >= 24).ok_or_else(|| RpcError::Protocol("a reply fragment with a bad auth length".into()))?
+                frag_len
+                    .checked_sub(auth_len + 8)
+                    .filter(|e| *e >= 24)
+                    .ok_or_else(|| RpcError::Protocol("a reply fragment with a bad auth length".into()))?
             } else {
                 frag_len
             };
@@ -404,7 +411,8 @@ impl Connection {
                     let (stub, tail) = rest.split_at_mut(stub_end - 24);
                     let (trailer, sig) = tail.split_at(8);
                     s.unseal(head, stub, trailer, sig)?;
-                    let keep = stub.len().checked_sub(pad).ok_or_else(|| RpcError::Protocol("a reply fragment with a bad pad length".into()))?;
+                    let keep =
+                        stub.len().checked_sub(pad).ok_or_else(|| RpcError::Protocol("a reply fragment with a bad pad length".into()))?;
                     out.extend_from_slice(&stub[..keep]);
                 }
                 (Some(_), _) => return Err(RpcError::Protocol(format!("{} sent a reply fragment that is not sealed", self.peer))),

@@ -36,7 +36,8 @@ impl sspi::network_client::NetworkClient for Kdc {
             .map_err(|e| err(format!("KDC {host}:{port}: {e}")))?
             .next()
             .ok_or_else(|| err(format!("KDC {host}:{port}: no address")))?;
-        let mut s = TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| err(format!("cannot connect to the KDC {host}:{port}: {e}")))?;
+        let mut s =
+            TcpStream::connect_timeout(&addr, self.timeout).map_err(|e| err(format!("cannot connect to the KDC {host}:{port}: {e}")))?;
         let _ = s.set_read_timeout(Some(self.timeout));
         s.write_all(&request.data).map_err(|e| err(format!("KDC {host}:{port}: {e}")))?;
         let mut len = [0u8; 4];
@@ -87,7 +88,14 @@ impl KerberosSession {
             .with_auth_data(&sspi::Credentials::AuthIdentity(identity))
             .execute(&mut ctx)
             .map_err(|e| format!("Kerberos credentials: {e}"))?;
-        Ok(KerberosSession { ctx, creds: acq.credentials_handle, spn: p.spn.clone(), kdc: Kdc { timeout: p.timeout }, trailer: 76, header_signing: false })
+        Ok(KerberosSession {
+            ctx,
+            creds: acq.credentials_handle,
+            spn: p.spn.clone(),
+            kdc: Kdc { timeout: p.timeout },
+            trailer: 76,
+            header_signing: false,
+        })
     }
 
     /// One leg: the server's token in (none for the first), ours out; `done` once established.

@@ -72,9 +72,11 @@ impl<'a> Reader<'a> {
         self.pos = self.pos.div_ceil(n) * n;
     }
     pub(crate) fn take(&mut self, n: usize) -> NdrResult<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| {
-            format!("truncated reply: {n} bytes wanted at offset {} of {}", self.pos, self.buf.len())
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or_else(|| format!("truncated reply: {n} bytes wanted at offset {} of {}", self.pos, self.buf.len()))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)

@@ -55,7 +55,11 @@ impl Credentials {
 
     /// How the account is named in messages (never with the password).
     pub fn display(&self) -> String {
-        if self.domain.is_empty() { self.user.clone() } else { format!("{}\\{}", self.domain, self.user) }
+        if self.domain.is_empty() {
+            self.user.clone()
+        } else {
+            format!("{}\\{}", self.domain, self.user)
+        }
     }
 }
 

@@ -217,7 +217,10 @@ mod tests {
 
     #[test]
     fn finds_attribute_names() {
-        let n = attribute_names_in(r#"if source.displayName != () { lower(source.mail) } else { values(source, "proxy-Addresses") + source["ms-DS-ConsistencyGuid"] }"#, "source");
+        let n = attribute_names_in(
+            r#"if source.displayName != () { lower(source.mail) } else { values(source, "proxy-Addresses") + source["ms-DS-ConsistencyGuid"] }"#,
+            "source",
+        );
         assert_eq!(n, vec!["displayName", "mail", "proxy-Addresses", "ms-DS-ConsistencyGuid"]);
     }
 }

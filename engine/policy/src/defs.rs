@@ -121,8 +121,7 @@ pub fn rule_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             rules.push(p.clone());
             continue;
         }
-        let rd = std::fs::read_dir(p)
-            .map_err(|e| Error::io(p, "cannot read the rule folder", e))?;
+        let rd = std::fs::read_dir(p).map_err(|e| Error::io(p, "cannot read the rule folder", e))?;
         let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();
         for f in files {
@@ -148,12 +147,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<RuleDef>> {
     for f in files {
         for r in load_file(&f)? {
             if let Some(prev) = all.iter().find(|p| p.name == r.name) {
-                return Err(Error::Config(format!(
-                    "rule name {:?} is used twice: {} and {}",
-                    r.name,
-                    prev.file.display(),
-                    f.display()
-                )));
+                return Err(Error::Config(format!("rule name {:?} is used twice: {} and {}", r.name, prev.file.display(), f.display())));
             }
             all.push(r);
         }

@@ -35,8 +35,8 @@ impl rhai::ModuleResolver for RuleFolders {
         pos: rhai::Position,
     ) -> Result<rhai::Shared<rhai::Module>, Box<rhai::EvalAltResult>> {
         let p = std::path::Path::new(path);
-        let escapes = p.is_absolute()
-            || p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        let escapes =
+            p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
         if escapes {
             return Err(Box::new(rhai::EvalAltResult::ErrorRuntime(
                 Dynamic::from(format!("import {path:?} refused: imports come from the rule folders only (no absolute paths, no ..)")),

@@ -104,12 +104,8 @@ impl CsObject {
             return d.clone();
         }
         for a in ["userName", "displayName", "name", "cn", "mail"] {
-            let v = self
-                .desired
-                .as_ref()
-                .and_then(|d| d.get(a))
-                .and_then(|v| v.first())
-                .or_else(|| self.attrs.get(a).and_then(|v| v.first()));
+            let v =
+                self.desired.as_ref().and_then(|d| d.get(a)).and_then(|v| v.first()).or_else(|| self.attrs.get(a).and_then(|v| v.first()));
             if let Some(Value::Str(s)) = v {
                 return s.clone();
             }

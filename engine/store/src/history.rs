@@ -14,16 +14,15 @@ pub(crate) fn start(c: &Connection, profile: &str) -> Result<i64> {
 }
 
 pub(crate) fn finish(c: &Connection, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()> {
-    c.execute(
-        "UPDATE run SET finished=?1, status=?2, summary=?3 WHERE id=?4",
-        params![now(), status, summary.to_string(), run_id],
-    )?;
+    c.execute("UPDATE run SET finished=?1, status=?2, summary=?3 WHERE id=?4", params![now(), status, summary.to_string(), run_id])?;
     Ok(())
 }
 
 pub(crate) fn record(c: &Connection, run_id: i64, e: &ObjectError) -> Result<()> {
-    c.prepare_cached("INSERT INTO run_error(run_id, stage, connector, object, cs_id, mv_id, rule, message) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)")?
-        .execute(params![run_id, e.stage.as_str(), e.connector, e.object, e.cs_id, e.mv_id, e.rule, e.message])?;
+    c.prepare_cached(
+        "INSERT INTO run_error(run_id, stage, connector, object, cs_id, mv_id, rule, message) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+    )?
+    .execute(params![run_id, e.stage.as_str(), e.connector, e.object, e.cs_id, e.mv_id, e.rule, e.message])?;
     Ok(())
 }
 

@@ -101,17 +101,13 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
     conn.pragma_update(None, "cache_size", -65536).map_err(e)?;
     conn.execute_batch(SCHEMA).map_err(e)?;
-    let v: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(e)?;
+    let v: Option<String> = conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(e)?;
     match v.as_deref() {
         None => {
-            conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()])
-                .map_err(e)?;
+            conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()]).map_err(e)?;
         }
         Some(v) if v == SCHEMA_VERSION.to_string() => {}
-        Some(v) => {
-            return Err(format!("schema version {v} is not one this idflow knows ({SCHEMA_VERSION}); use a matching idflow"))
-        }
+        Some(v) => return Err(format!("schema version {v} is not one this idflow knows ({SCHEMA_VERSION}); use a matching idflow")),
     }
     Ok(())
 }

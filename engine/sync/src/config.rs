@@ -137,20 +137,21 @@ impl Config {
         let shared: Arc<str> = Arc::from(text);
         let mut connectors: Vec<ConnectorConfig> = Vec::new();
         for (i, table) in model.connectors.into_iter().enumerate() {
-            let name = table.get("name").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
-                Error::Config(format!("{}: connector #{} has no name", path.display(), i + 1))
-            })?;
-            let kind = table.get("type").and_then(|v| v.as_str()).map(str::to_string).ok_or_else(|| {
-                Error::Config(format!("{}: connector {name:?} has no type", path.display()))
-            })?;
+            let name = table
+                .get("name")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| Error::Config(format!("{}: connector #{} has no name", path.display(), i + 1)))?;
+            let kind = table
+                .get("type")
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| Error::Config(format!("{}: connector {name:?} has no type", path.display())))?;
             if connectors.iter().any(|c| c.name == name) {
                 return Err(Error::Config(format!("{}: two connectors are named {name:?}", path.display())));
             }
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(Error::Config(format!(
-                    "{}: connector name {name:?}: use letters, digits, '-' and '_'",
-                    path.display()
-                )));
+                return Err(Error::Config(format!("{}: connector name {name:?}: use letters, digits, '-' and '_'", path.display())));
             }
             connectors.push(ConnectorConfig::new(&name, &kind, table, path)?.located(shared.clone(), i));
         }
@@ -158,7 +159,10 @@ impl Config {
             let names: Vec<&String> = connectors.iter().map(|c| &c.name).collect();
             for n in std::iter::once(&p.source).chain(p.targets.keys()) {
                 if !names.contains(&n) {
-                    return Err(Error::Config(format!("{}: [password_hash_sync] names connector {n:?}, which is not configured", path.display())));
+                    return Err(Error::Config(format!(
+                        "{}: [password_hash_sync] names connector {n:?}, which is not configured",
+                        path.display()
+                    )));
                 }
             }
         }

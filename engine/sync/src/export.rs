@@ -86,7 +86,8 @@ pub(crate) fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
     let mut memo = BTreeMap::new();
     let mut visiting = HashSet::new();
     // Parents before children (an OU before what it holds), then references first.
-    let depth = |c: &Change| c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
+    let depth =
+        |c: &Change| c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
     let mut keyed: Vec<(usize, usize, i64)> = adds.keys().map(|id| (level(*id, &adds, &mut memo, &mut visiting), 0, *id)).collect();
     for k in &mut keyed {
         k.1 = adds.get(&k.2).map(depth).unwrap_or(0);

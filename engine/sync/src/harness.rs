@@ -107,7 +107,8 @@ fn to_values(v: &toml::Value) -> Result<Vec<Value>> {
                     .map_err(|e| Error::Config(format!("input value {{ base64 = {b:?} }}: {e}")))?;
                 vec![Value::Bin(bytes)]
             } else if let Some(g) = t.get("guid").and_then(|b| b.as_str()) {
-                let bytes = idflow_stdlib::guid_string_to_bytes(g).ok_or_else(|| Error::Config(format!("input value {{ guid = {g:?} }} is not a GUID")))?;
+                let bytes = idflow_stdlib::guid_string_to_bytes(g)
+                    .ok_or_else(|| Error::Config(format!("input value {{ guid = {g:?} }} is not a GUID")))?;
                 vec![Value::Bin(bytes)]
             } else {
                 return Err(Error::Config(format!("input value {v}: a table must be {{ base64 = \"...\" }} or {{ guid = \"...\" }}")));
@@ -151,12 +152,7 @@ pub(crate) fn run(dir: &Path, config: Option<&Config>, registry: &Registry) -> R
                 Ok(f) => f,
                 Err(e) => vec![format!("could not run: {e}")],
             };
-            results.push(CaseResult {
-                file: tf.display().to_string(),
-                name: case.name.clone(),
-                passed: failures.is_empty(),
-                failures,
-            });
+            results.push(CaseResult { file: tf.display().to_string(), name: case.name.clone(), passed: failures.is_empty(), failures });
         }
     }
     Ok(results)

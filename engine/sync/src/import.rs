@@ -130,8 +130,7 @@ impl Sink<'_> {
                     self.obj_error(&key, format!("duplicate anchor {:?}: also held by {other}", obj.anchor.unwrap_or_default()));
                     return Ok(());
                 }
-                let renamed = obj.dn.is_some()
-                    && o.dn.as_deref().map(dn::norm) != obj.dn.as_deref().map(dn::norm);
+                let renamed = obj.dn.is_some() && o.dn.as_deref().map(dn::norm) != obj.dn.as_deref().map(dn::norm);
                 let changed = !attrs_equal(&o.attrs, &attrs) || o.object_type != obj.object_type || !o.present;
                 if renamed {
                     self.stats.renamed += 1;
@@ -182,10 +181,7 @@ impl Sink<'_> {
         let changes: Vec<AttrChange> = changes
             .into_iter()
             .filter(|c| !self.secret.contains(&c.attr.to_lowercase()))
-            .map(|c| AttrChange {
-                attr: self.rules.canonical_name(&self.connector, &c.attr).map(str::to_string).unwrap_or(c.attr),
-                ..c
-            })
+            .map(|c| AttrChange { attr: self.rules.canonical_name(&self.connector, &c.attr).map(str::to_string).unwrap_or(c.attr), ..c })
             .collect();
         apply_changes(attrs, &changes);
     }

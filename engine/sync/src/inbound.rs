@@ -47,9 +47,11 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
     let mut groups: std::collections::BTreeMap<(u8, String), Vec<i64>> = std::collections::BTreeMap::new();
     for id in ids {
         let Some(connector) = ctx.tx.cs_connector_of(id)? else { continue };
-        let projects = ctx.rules.rules.iter().any(|r| {
-            r.def.direction == Direction::Inbound && r.def.connector == connector && r.def.link == Some(LinkMode::Provision)
-        });
+        let projects = ctx
+            .rules
+            .rules
+            .iter()
+            .any(|r| r.def.direction == Direction::Inbound && r.def.connector == connector && r.def.link == Some(LinkMode::Provision));
         groups.entry((u8::from(!projects), connector)).or_default().push(id);
     }
     for (_, ids) in groups {

@@ -169,7 +169,8 @@ impl AdoptIndex {
 }
 
 fn exact(ctx: &Ctx, cs_id: i64, attr: &str, key: &str) -> Result<bool> {
-    Ok(ctx.tx.cs_get(cs_id)?.is_some_and(|o| {
-        o.attrs.iter().any(|(a, vals)| a.eq_ignore_ascii_case(attr) && vals.iter().any(|v| v.index_key() == key))
-    }))
+    Ok(ctx
+        .tx
+        .cs_get(cs_id)?
+        .is_some_and(|o| o.attrs.iter().any(|(a, vals)| a.eq_ignore_ascii_case(attr) && vals.iter().any(|v| v.index_key() == key))))
 }

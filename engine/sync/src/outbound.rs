@@ -129,7 +129,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                             connector,
                             None,
                             Some(&rule),
-                            format!("ambiguous outbound join: {group} matches {} objects in {connector}; nothing was adopted", candidates.len()),
+                            format!(
+                                "ambiguous outbound join: {group} matches {} objects in {connector}; nothing was adopted",
+                                candidates.len()
+                            ),
                         );
                         continue;
                     }
@@ -144,33 +147,32 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                         recheck.extend(references::referrers(ctx.tx, id)?);
                         cs_id
                     }
-                    Ok(Outcome::NoMatch) => match in_scope.iter().find(|r| r.def.link.unwrap_or(LinkMode::Provision) == LinkMode::Provision) {
-                        None => continue,
-                        Some(r) => {
-                            let facts = ctx.facts(connector);
-                            let mut o = CsObject::new(connector, r.def.target_type.as_deref().unwrap_or_default());
-                            if facts.is_some_and(|f| f.caps.local_anchor) {
-                                o.anchor = Some(uuid::Uuid::new_v4().to_string());
+                    Ok(Outcome::NoMatch) => {
+                        match in_scope.iter().find(|r| r.def.link.unwrap_or(LinkMode::Provision) == LinkMode::Provision) {
+                            None => continue,
+                            Some(r) => {
+                                let facts = ctx.facts(connector);
+                                let mut o = CsObject::new(connector, r.def.target_type.as_deref().unwrap_or_default());
+                                if facts.is_some_and(|f| f.caps.local_anchor) {
+                                    o.anchor = Some(uuid::Uuid::new_v4().to_string());
+                                }
+                                o.mv_id = Some(id);
+                                o.link = Some(Link::Provisioned);
+                                o.link_rule = Some(r.name().to_string());
+                                o.export_state = Some(ExportState::Present);
+                                o.desired = Some(Attrs::new());
+                                o.pending_export = true;
+                                let new_id = ctx.tx.cs_save(&o)?;
+                                ctx.trace("provision", Some(r.name()), || format!("{connector}: provisions a new {}", o.object_type));
+                                ctx.stats.provisioned += 1;
+                                recheck.extend(references::referrers(ctx.tx, id)?);
+                                new_id
                             }
-                            o.mv_id = Some(id);
-                            o.link = Some(Link::Provisioned);
-                            o.link_rule = Some(r.name().to_string());
-                            o.export_state = Some(ExportState::Present);
-                            o.desired = Some(Attrs::new());
-                            o.pending_export = true;
-                            let new_id = ctx.tx.cs_save(&o)?;
-                            ctx.trace("provision", Some(r.name()), || format!("{connector}: provisions a new {}", o.object_type));
-                            ctx.stats.provisioned += 1;
-                            recheck.extend(references::referrers(ctx.tx, id)?);
-                            new_id
                         }
-                    },
+                    }
                 },
             };
-            let idx = in_scope
-                .iter()
-                .filter_map(|r| ctx.rules.rules.iter().position(|x| std::ptr::eq(x, *r)))
-                .collect();
+            let idx = in_scope.iter().filter_map(|r| ctx.rules.rules.iter().position(|x| std::ptr::eq(x, *r))).collect();
             work.push((id, connector.to_string(), idx, cs_id));
         }
     }
@@ -225,7 +227,14 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                     Ok(d) if d.is_string() => new_dn = d.into_string().ok(),
                     Ok(d) if d.is_unit() => {}
                     Ok(d) => {
-                        mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("dn {:?}: gave {}, not text", e.src, d.type_name()));
+                        mv_error(
+                            ctx,
+                            m,
+                            connector,
+                            Some(o.id),
+                            Some(r.name()),
+                            format!("dn {:?}: gave {}, not text", e.src, d.type_name()),
+                        );
                         return Ok(());
                     }
                     Err(msg) => {

@@ -119,9 +119,7 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String]) -> Result<Plan> {
             "update" => 1,
             _ => 2,
         };
-        changes.sort_by(|a, b| {
-            rank(a.op).cmp(&rank(b.op)).then(a.object_type.cmp(&b.object_type)).then(a.object.cmp(&b.object))
-        });
+        changes.sort_by(|a, b| rank(a.op).cmp(&rank(b.op)).then(a.object_type.cmp(&b.object_type)).then(a.object.cmp(&b.object)));
         let mut t = Totals::default();
         for ch in &changes {
             match ch.op {

@@ -11,8 +11,7 @@ pub(crate) type Contributions = BTreeMap<(String, String), (i64, Vec<Value>)>;
 /// Replaces what `cs_id` contributes to `mv_obj` by `new`, and recomputes the touched winners.
 /// Returns the attributes whose winning values changed.
 pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &Contributions) -> Result<Vec<String>> {
-    let old: Vec<Contribution> =
-        tx.mv_contributions_of_cs(cs_id)?.into_iter().filter(|(m, _)| *m == mv_obj.id).map(|(_, k)| k).collect();
+    let old: Vec<Contribution> = tx.mv_contributions_of_cs(cs_id)?.into_iter().filter(|(m, _)| *m == mv_obj.id).map(|(_, k)| k).collect();
     let mut touched = BTreeSet::new();
     for k in &old {
         match new.get(&(k.attr.clone(), k.rule.clone())) {
@@ -101,7 +100,14 @@ mod tests {
 
     #[test]
     fn lowest_precedence_then_rule_then_object_wins() {
-        let w = winners(vec![k("title", "b", 100, 1), k("title", "a", 50, 2), k("mail", "z", 10, 3), k("mail", "y", 10, 4), k("cn", "r", 5, 9), k("cn", "r", 5, 7)]);
+        let w = winners(vec![
+            k("title", "b", 100, 1),
+            k("title", "a", 50, 2),
+            k("mail", "z", 10, 3),
+            k("mail", "y", 10, 4),
+            k("cn", "r", 5, 9),
+            k("cn", "r", 5, 7),
+        ]);
         assert_eq!(w["title"].rule, "a");
         assert_eq!(w["mail"].rule, "y", "a tie on precedence goes to the rule name");
         assert_eq!(w["cn"].cs_id, 7, "then to the connector-space object");

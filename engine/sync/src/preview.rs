@@ -61,9 +61,7 @@ fn find(c: &dyn ReadOps, connector: &str, key: &str) -> Result<CsObject> {
             return Ok(o);
         }
     }
-    Err(Error::Refused(format!(
-        "no object {key:?} in connector {connector:?} (give its DN, anchor, or #id; run `idflow import` first)"
-    )))
+    Err(Error::Refused(format!("no object {key:?} in connector {connector:?} (give its DN, anchor, or #id; run `idflow import` first)")))
 }
 
 fn show(c: &dyn ReadOps, v: &Value) -> Result<String> {

@@ -43,9 +43,7 @@ pub(crate) fn resolve_dn(c: &dyn ReadOps, connector: &str, dn: &str) -> Result<I
 /// The connector-space object in `connector` that stands for metaverse object `mv_id`, if one
 /// is provisioned or adopted there (and not being deleted).
 pub(crate) fn resolve_mv(c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result<Option<i64>> {
-    Ok(c.cs_linked(connector, mv_id)?
-        .filter(|o| o.export_state != Some(ExportState::Delete))
-        .map(|o| o.id))
+    Ok(c.cs_linked(connector, mv_id)?.filter(|o| o.export_state != Some(ExportState::Delete)).map(|o| o.id))
 }
 
 /// How the target names object `cs_id`: its DN or its anchor; `None` until it has one.

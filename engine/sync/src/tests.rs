@@ -152,7 +152,13 @@ fn join_precedence_and_handover() {
     let e = engine(RULES);
     let w = put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "e-7"), ("title", "Chief")]);
     // corp's employee number differs in case: the join ignores case.
-    let p = put(&e, "corp", "person", "uid=a,o=corp", &[("objectClass", "person"), ("employeeNumber", "E-7"), ("title", "Clerk"), ("mail", "a@x")]);
+    let p = put(
+        &e,
+        "corp",
+        "person",
+        "uid=a,o=corp",
+        &[("objectClass", "person"), ("employeeNumber", "E-7"), ("title", "Clerk"), ("mail", "a@x")],
+    );
     assert_eq!(sync(&e), Vec::<String>::new());
     let m = mv_of(&e, p);
     assert_eq!(m.id, mv_of(&e, w).id, "joined, not projected");
@@ -196,10 +202,19 @@ fn references_resolve_in_any_order() {
     put(&e, "hr", "worker", "cn=w2,o=hr", &[("objectClass", "worker"), ("id", "2")]);
     sync(&e);
     // The report arrives before its manager's directory object does.
-    let report = put(&e, "corp", "person", "uid=r,o=corp", &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "r@x"), ("manager", "UID=M,O=corp")]);
+    let report = put(
+        &e,
+        "corp",
+        "person",
+        "uid=r,o=corp",
+        &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "r@x"), ("manager", "UID=M,O=corp")],
+    );
     let errors = sync(&e);
     assert!(errors.iter().any(|m| m.contains("does not exist")), "{errors:?}");
-    assert_eq!(references::resolve_dn(&e.store.read().expect("tx"), "corp", "uid=m,o=corp").expect("resolve"), references::Inbound::Missing);
+    assert_eq!(
+        references::resolve_dn(&e.store.read().expect("tx"), "corp", "uid=m,o=corp").expect("resolve"),
+        references::Inbound::Missing
+    );
     let boss = put(&e, "corp", "person", "uid=m,o=corp", &[("objectClass", "person"), ("employeeNumber", "2"), ("mail", "m@x")]);
     assert_eq!(sync(&e), Vec::<String>::new());
     let boss_mv = mv_of(&e, boss).id;

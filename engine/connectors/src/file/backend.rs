@@ -114,8 +114,7 @@ impl FileConnector {
         if !self.path.exists() {
             return Ok(FileModel::default());
         }
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| Error::io(&self.path, "cannot read", e))?;
+        let text = std::fs::read_to_string(&self.path).map_err(|e| Error::io(&self.path, "cannot read", e))?;
         serde_json::from_str(&text).map_err(|e: serde_json::Error| Error::Parse {
             file: self.path.clone(),
             line: e.line(),
@@ -165,8 +164,7 @@ impl Connector for FileConnector {
 
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
         let mut model = self.load()?;
-        let mut index: BTreeMap<String, usize> =
-            model.objects.iter().enumerate().map(|(i, o)| (o.id.clone(), i)).collect();
+        let mut index: BTreeMap<String, usize> = model.objects.iter().enumerate().map(|(i, o)| (o.id.clone(), i)).collect();
         let mut removed = vec![false; model.objects.len()];
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
@@ -196,8 +194,7 @@ impl Connector for FileConnector {
                     None => OpResult::Failed("no such object in the file".into()),
                     Some(&i) => {
                         let o = &mut model.objects[i];
-                        let mut attrs: Attrs =
-                            std::mem::take(&mut o.attributes).into_iter().map(|(k, v)| (k, v.into_vec())).collect();
+                        let mut attrs: Attrs = std::mem::take(&mut o.attributes).into_iter().map(|(k, v)| (k, v.into_vec())).collect();
                         idflow_core::connector::apply_changes(&mut attrs, &op.changes);
                         o.attributes = attrs.into_iter().map(|(k, v)| (k, OneOrMany::from_vec(v))).collect();
                         if let Some(d) = &op.new_dn {

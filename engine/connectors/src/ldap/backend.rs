@@ -2,8 +2,8 @@
 //! output and wiped when dropped), a runtime, and the attributes the rules read.
 use super::config::{Flavor, Settings};
 use super::{export, import, replication, session, CAPABILITIES};
-use crate::tls;
 use crate::object_types::ObjectTypes;
+use crate::tls;
 use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, OpResult};
 use idflow_core::{dn, ConnectorConfig, Error, Result};
 use std::path::PathBuf;
@@ -94,7 +94,12 @@ impl LdapConnector {
             tracing::warn!(connector = %cfg.name, "starttls = false: the bind password crosses the network in clear");
         }
         let password = read_password(cfg, s)?;
-        let tls = tls::client_config(&cfg.name, s.ca_file.as_deref().map(|f| cfg.resolve(f)).as_deref(), s.tls_server_name.as_deref(), s.tls_insecure)?;
+        let tls = tls::client_config(
+            &cfg.name,
+            s.ca_file.as_deref().map(|f| cfg.resolve(f)).as_deref(),
+            s.tls_server_name.as_deref(),
+            s.tls_insecure,
+        )?;
         let anchor = s.anchor.clone().unwrap_or_else(|| match s.flavor {
             Flavor::Openldap => "entryUUID".into(),
             Flavor::Ad => "objectGUID".into(),
@@ -103,10 +108,19 @@ impl LdapConnector {
         if s.flavor == Flavor::Ad {
             binary.extend(["objectGUID", "objectSid", "ms-DS-ConsistencyGuid", "mS-DS-ConsistencyGuid"].map(String::from));
         }
-        let filters: Vec<String> = s.object_types.values().filter_map(|v| v.as_str()).map(|f| {
-            let f = f.trim();
-            if f.starts_with('(') { f.to_string() } else { format!("({f})") }
-        }).collect();
+        let filters: Vec<String> = s
+            .object_types
+            .values()
+            .filter_map(|v| v.as_str())
+            .map(|f| {
+                let f = f.trim();
+                if f.starts_with('(') {
+                    f.to_string()
+                } else {
+                    format!("({f})")
+                }
+            })
+            .collect();
         let filter = if filters.len() == 1 { filters[0].clone() } else { format!("(|{})", filters.join("")) };
         let bases = if s.include_ous.is_empty() { s.base_dn.to_vec() } else { s.include_ous.clone() };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(format!("runtime: {e}")))?;
@@ -195,22 +209,24 @@ impl LdapConnector {
                     if !conf.in_scope(&se.dn) {
                         continue;
                     }
-                    let raw = se
-                        .bin_attrs
-                        .iter_mut()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
-                        .and_then(|(_, v)| v.pop())
-                        .or_else(|| se.attrs.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(attr)).and_then(|(_, v)| v.pop()).map(String::into_bytes));
-                    let anchor = se
-                        .attrs
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor))
-                        .and_then(|(_, v)| v.first().cloned())
-                        .or_else(|| {
-                            se.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor)).and_then(|(_, v)| v.first()).map(|b| {
-                                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b)
-                            })
+                    let raw =
+                        se.bin_attrs.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(attr)).and_then(|(_, v)| v.pop()).or_else(|| {
+                            se.attrs
+                                .iter_mut()
+                                .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+                                .and_then(|(_, v)| v.pop())
+                                .map(String::into_bytes)
                         });
+                    let anchor =
+                        se.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor)).and_then(|(_, v)| v.first().cloned()).or_else(
+                            || {
+                                se.bin_attrs
+                                    .iter()
+                                    .find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor))
+                                    .and_then(|(_, v)| v.first())
+                                    .map(|b| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b))
+                            },
+                        );
                     // Wipe what ldap3 still holds of the secret.
                     for v in se.attrs.values_mut().flatten() {
                         zeroize::Zeroize::zeroize(v);

@@ -2,13 +2,13 @@
 //! domain naming context with a partial attribute set, incremental from a USN watermark.
 use super::backend::LdapConnector;
 use super::replication::Replication;
+use base64::Engine as _;
 use idflow_core::hash::{HashResult, HashSource, NtHash, Pull, PullRequest};
 use idflow_core::{Error, Result};
 use idflow_msrpc::drsr::getnc::{self, Request, Target, UsnVector};
 use idflow_msrpc::drsr::{decrypt, prefix, DrsClient, DrsError, ACCESS_DENIED};
-use idflow_msrpc::{guid_from_text, guid_text};
 use idflow_msrpc::RpcError;
-use base64::Engine as _;
+use idflow_msrpc::{guid_from_text, guid_text};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -47,7 +47,8 @@ struct Attrs {
 
 fn attrs(secrets: bool) -> Attrs {
     let mut t = prefix::Table::default();
-    let mut oids = vec![prefix::OBJECT_SID, prefix::OBJECT_GUID, prefix::SAM_ACCOUNT_NAME, prefix::USER_ACCOUNT_CONTROL, prefix::PWD_LAST_SET];
+    let mut oids =
+        vec![prefix::OBJECT_SID, prefix::OBJECT_GUID, prefix::SAM_ACCOUNT_NAME, prefix::USER_ACCOUNT_CONTROL, prefix::PWD_LAST_SET];
     if secrets {
         oids.insert(0, prefix::UNICODE_PWD);
     }
@@ -87,9 +88,9 @@ impl DrsrSource {
     fn err(&self, e: DrsError) -> Error {
         let account = self.replication.options.credentials.display();
         let m = match &e {
-            DrsError::Rpc(RpcError::Denied(_)) => format!(
-                "the DC refused the replication account {account}: wrong password, or the account is disabled or locked ({e})"
-            ),
+            DrsError::Rpc(RpcError::Denied(_)) => {
+                format!("the DC refused the replication account {account}: wrong password, or the account is disabled or locked ({e})")
+            }
             DrsError::Werror { code: ACCESS_DENIED, .. } => format!(
                 "the replication account {account} lacks \"Replicating Directory Changes\" (DS-Replication-Get-Changes, \
                  1131f6aa-9c07-11d1-f79f-00c04fc2dcd2) on {}: grant it, together with \"Replicating Directory Changes All\" ({e})",
@@ -133,7 +134,12 @@ impl DrsrSource {
     }
 
     /// One object by GUID (EXOP_REPL_OBJ): every attribute of the set, not only what changed.
-    fn single(&self, c: &mut DrsClient, a: &Attrs, guid: [u8; 16]) -> std::result::Result<(Vec<getnc::Object>, Vec<prefix::Entry>), DrsError> {
+    fn single(
+        &self,
+        c: &mut DrsClient,
+        a: &Attrs,
+        guid: [u8; 16],
+    ) -> std::result::Result<(Vec<getnc::Object>, Vec<prefix::Entry>), DrsError> {
         let req = Request { extended_op: getnc::EXOP_REPL_OBJ, ..Self::request(c, a, Target::Guid(guid)) };
         let r = c.get_nc_changes(&req)?;
         Ok((r.objects, r.prefix))

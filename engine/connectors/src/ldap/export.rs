@@ -1,7 +1,7 @@
 //! LDAP export: add, modify (replace, add and delete values), delete, and rename/move (modrdn),
 //! each with its own result. Adds read back the new entry's anchor.
-use super::session;
 use super::backend::Conf;
+use super::session;
 use crate::anchor::anchor_text;
 use idflow_core::connector::{ChangeKind, ExportOp, OpKind, OpResult};
 use idflow_core::{dn, Result, Value};
@@ -28,7 +28,12 @@ async fn read_anchor(conf: &Conf, ldap: &mut Ldap, dn: &str) -> Option<String> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor))
         .and_then(|(_, v)| v.first().map(|s| Value::Str(s.clone())))
-        .or_else(|| e.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor)).and_then(|(_, v)| v.first().map(|b| Value::Bin(b.clone()))))?;
+        .or_else(|| {
+            e.bin_attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&conf.anchor))
+                .and_then(|(_, v)| v.first().map(|b| Value::Bin(b.clone())))
+        })?;
     Some(anchor_text(&v))
 }
 
@@ -58,11 +63,7 @@ async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result
                 let new_rdn = dn::format(&rdns[..1.min(rdns.len())]);
                 let new_parent = dn::format(rdns.get(1..).unwrap_or(&[]));
                 let old_parent = dn::parse(&dn).ok().map(|r| dn::format(r.get(1..).unwrap_or(&[])));
-                let sup = if old_parent.as_deref().map(dn::norm) == Some(dn::norm(&new_parent)) {
-                    None
-                } else {
-                    Some(new_parent.as_str())
-                };
+                let sup = if old_parent.as_deref().map(dn::norm) == Some(dn::norm(&new_parent)) { None } else { Some(new_parent.as_str()) };
                 let r = ldap.modifydn(&dn, &new_rdn, true, sup).await?;
                 if r.rc != 0 {
                     return Ok(failed(&format!("rename {dn} to {new_dn}"), &r));

@@ -1,14 +1,14 @@
 //! LDAP import: a paged full import, and RFC 4533 syncrepl deltas (refreshOnly with a cookie).
-use super::session::{self, check};
 use super::backend::Conf;
 use super::config::Flavor;
+use super::session::{self, check};
 use crate::anchor::anchor_text;
+use base64::Engine as _;
 use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
 use idflow_core::{Attrs, Error, Result, Value};
-use base64::Engine as _;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::controls::{RefreshMode, SyncDone, SyncRequest, SyncState};
 use ldap3::controls::{EntryState, SyncInfo};
+use ldap3::controls::{RefreshMode, SyncDone, SyncRequest, SyncState};
 use ldap3::{Ldap, LdapError, Scope, SearchEntry};
 use std::collections::{BTreeMap, HashSet};
 
@@ -73,9 +73,11 @@ fn classify(conf: &Conf, what: &str, e: LdapError) -> Failure {
             Err(e) => e,
             Ok(()) => Error::connector(&conf.name, format!("{what}: unexpected result")),
         }),
-        LdapError::Io { .. } | LdapError::EndOfStream | LdapError::OpSend { .. } | LdapError::ResultRecv { .. } | LdapError::Timeout { .. } => {
-            Failure::Connection(format!("{what}: {e}"))
-        }
+        LdapError::Io { .. }
+        | LdapError::EndOfStream
+        | LdapError::OpSend { .. }
+        | LdapError::ResultRecv { .. }
+        | LdapError::Timeout { .. } => Failure::Connection(format!("{what}: {e}")),
         other => Failure::Fatal(Error::connector(&conf.name, format!("{what}: {other}"))),
     }
 }
@@ -144,7 +146,9 @@ async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut SearchEntry) -> std:
             let (rs, _) = ldap.search(&e.dn, Scope::Base, "(objectClass=*)", vec![want.as_str()]).await?.success()?;
             let Some(first) = rs.into_iter().next() else { break };
             let part = SearchEntry::construct(first);
-            let Some((k, vals)) = part.attrs.into_iter().find(|(k, _)| k.to_lowercase().starts_with(&format!("{};range=", name.to_lowercase()))) else {
+            let Some((k, vals)) =
+                part.attrs.into_iter().find(|(k, _)| k.to_lowercase().starts_with(&format!("{};range=", name.to_lowercase())))
+            else {
                 break;
             };
             values.extend(vals);
@@ -169,7 +173,13 @@ async fn dirsync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Opti
 }
 
 /// One DirSync round: the entries, whether more remain, and the next cookie.
-async fn dirsync_page(conf: &Conf, ldap: &mut Ldap, base: &str, cookie: &[u8], attrs: &[&str]) -> Result<(Vec<SearchEntry>, bool, Vec<u8>)> {
+async fn dirsync_page(
+    conf: &Conf,
+    ldap: &mut Ldap,
+    base: &str,
+    cookie: &[u8],
+    attrs: &[&str],
+) -> Result<(Vec<SearchEntry>, bool, Vec<u8>)> {
     let what = format!("DirSync below {base}");
     let bad = |m: String| Error::connector(&conf.name, m);
     let mut stream = ldap
@@ -189,7 +199,12 @@ async fn dirsync_page(conf: &Conf, ldap: &mut Ldap, base: &str, cookie: &[u8], a
         let hint = if res.rc == 50 || res.rc == 8 { " (DirSync needs the Replicating Directory Changes right)" } else { "" };
         return Err(bad(format!("{what}: result code {}{hint}: {}", res.rc, res.text)));
     }
-    let ctrl = res.ctrls.iter().find(|c| c.1.ctype == super::dirsync::OID).and_then(|c| c.1.val.as_deref()).and_then(super::dirsync::parse_response);
+    let ctrl = res
+        .ctrls
+        .iter()
+        .find(|c| c.1.ctype == super::dirsync::OID)
+        .and_then(|c| c.1.val.as_deref())
+        .and_then(super::dirsync::parse_response);
     let (more, next) = ctrl.ok_or_else(|| bad(format!("{what}: the server sent no DirSync cookie")))?;
     Ok((entries, more, next))
 }
@@ -217,8 +232,7 @@ async fn sync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<
 }
 
 fn encode_watermark(cookies: &BTreeMap<String, Vec<u8>>) -> String {
-    let m: BTreeMap<&String, String> =
-        cookies.iter().map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v))).collect();
+    let m: BTreeMap<&String, String> = cookies.iter().map(|(k, v)| (k, base64::engine::general_purpose::STANDARD.encode(v))).collect();
     serde_json::to_string(&m).unwrap_or_default()
 }
 
@@ -261,7 +275,10 @@ pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSin
                     ldap = session::open(conf).await?;
                 }
                 Err(Failure::Connection(m)) => {
-                    return Err(Error::connector(&conf.name, format!("{m} (again after a reconnect): the import is incomplete and nothing of it is kept")))
+                    return Err(Error::connector(
+                        &conf.name,
+                        format!("{m} (again after a reconnect): the import is incomplete and nothing of it is kept"),
+                    ))
                 }
                 Err(Failure::Fatal(e)) => return Err(e),
             }
@@ -415,7 +432,10 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
                 }
             };
             for mut e in entries {
-                let guid = e.bin_attrs.get("objectGUID").and_then(|v| v.first().cloned())
+                let guid = e
+                    .bin_attrs
+                    .get("objectGUID")
+                    .and_then(|v| v.first().cloned())
                     .or_else(|| e.attrs.get("objectGUID").and_then(|v| v.first().map(|s| s.clone().into_bytes())));
                 let Some(guid) = guid else { continue };
                 let anchor = base64::engine::general_purpose::STANDARD.encode(&guid);
@@ -424,7 +444,9 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
                     changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(anchor), dn: None }));
                     continue;
                 }
-                fetch_ranges(conf, &mut side, &mut e).await.map_err(|x| Error::connector(&conf.name, format!("range retrieval for {}: {x}", e.dn)))?;
+                fetch_ranges(conf, &mut side, &mut e)
+                    .await
+                    .map_err(|x| Error::connector(&conf.name, format!("range retrieval for {}: {x}", e.dn)))?;
                 let dn = e.dn.clone();
                 let is_bin = |k: &str| conf.binary.iter().any(|b| b.eq_ignore_ascii_case(k));
                 let mut a = Attrs::new();
@@ -432,7 +454,10 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
                     if k.eq_ignore_ascii_case("isDeleted") {
                         continue;
                     }
-                    a.insert(k.clone(), vals.into_iter().map(|s| if is_bin(&k) { Value::Bin(s.into_bytes()) } else { Value::Str(s) }).collect());
+                    a.insert(
+                        k.clone(),
+                        vals.into_iter().map(|s| if is_bin(&k) { Value::Bin(s.into_bytes()) } else { Value::Str(s) }).collect(),
+                    );
                 }
                 for (k, vals) in e.bin_attrs {
                     a.entry(k).or_default().extend(vals.into_iter().map(Value::Bin));

@@ -99,7 +99,12 @@ impl LdapConnector {
             let bad = |m: String| Error::connector(&conf.name, m);
             let mut ldap = super::session::open(conf).await?;
             // One entry, read by its DN.
-            async fn entry(ldap: &mut ldap3::Ldap, dn: &str, filter: &str, attr: &str) -> std::result::Result<Option<ldap3::SearchEntry>, String> {
+            async fn entry(
+                ldap: &mut ldap3::Ldap,
+                dn: &str,
+                filter: &str,
+                attr: &str,
+            ) -> std::result::Result<Option<ldap3::SearchEntry>, String> {
                 let what = if dn.is_empty() { "the rootDSE".to_string() } else { dn.to_string() };
                 let (rs, _) = ldap
                     .search(dn, ldap3::Scope::Base, filter, vec![attr])
@@ -141,7 +146,9 @@ impl LdapConnector {
                 ))
             }
         };
-        let password = match idflow_core::secret::read(&self.base_dir, "password", s.password_env.as_deref(), s.password_file.as_deref()).map_err(bad)? {
+        let password = match idflow_core::secret::read(&self.base_dir, "password", s.password_env.as_deref(), s.password_file.as_deref())
+            .map_err(bad)?
+        {
             Some(pw) => pw,
             None if s.account.is_none() => {
                 self.conf.password.clone().ok_or_else(|| bad("no password: give password_env or password_file".into()))?
@@ -153,9 +160,8 @@ impl LdapConnector {
         if naming_context.is_empty() {
             return Err(bad(format!("base_dn {root:?} has no DC= components to name the domain by")));
         }
-        let domain = s.domain.clone().unwrap_or_else(|| {
-            naming_context.split(',').map(|p| p.trim()[3..].to_string()).collect::<Vec<_>>().join(".")
-        });
+        let domain =
+            s.domain.clone().unwrap_or_else(|| naming_context.split(',').map(|p| p.trim()[3..].to_string()).collect::<Vec<_>>().join("."));
         let netbios = domain.split('.').next().unwrap_or_default().to_uppercase();
         let host = s.dc.clone().unwrap_or_else(|| host_of(&self.conf.url));
         let timeout = Duration::from_secs(s.timeout_seconds.unwrap_or(self.conf.timeout.as_secs()).max(1));
@@ -178,13 +184,7 @@ impl LdapConnector {
                 };
                 let kdc = s.kdc.clone().unwrap_or_else(|| format!("{host}:88"));
                 let kdc = if kdc.contains(':') && !kdc.starts_with('[') { kdc } else { format!("{kdc}:88") };
-                Some(idflow_msrpc::KerberosParams {
-                    principal: format!("{user}@{realm}"),
-                    password: password.clone(),
-                    kdc,
-                    spn,
-                    timeout,
-                })
+                Some(idflow_msrpc::KerberosParams { principal: format!("{user}@{realm}"), password: password.clone(), kdc, spn, timeout })
             }
         };
         Ok(Replication {

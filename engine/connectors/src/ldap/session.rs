@@ -6,10 +6,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 
 pub(super) async fn open(conf: &Conf) -> Result<Ldap> {
     let bad = |m: String| Error::connector(&conf.name, m);
-    let settings = LdapConnSettings::new()
-        .set_conn_timeout(conf.timeout)
-        .set_starttls(conf.starttls)
-        .set_config(conf.tls.clone());
+    let settings = LdapConnSettings::new().set_conn_timeout(conf.timeout).set_starttls(conf.starttls).set_config(conf.tls.clone());
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &conf.url)
         .await
         .map_err(|e| Error::connector_caused(&conf.name, format!("cannot connect to {}: {e}", conf.url), e))?;

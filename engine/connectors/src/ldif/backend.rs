@@ -1,7 +1,7 @@
 //! The `ldif` connector: a directory exported as RFC 2849 LDIF (a source).
 //! Full import reads `path`; delta import applies the change records of `delta_path` once.
-use super::parse::{Change, LdifError, ModKind, Reader, Record};
 use super::config::Settings;
+use super::parse::{Change, LdifError, ModKind, Reader, Record};
 use super::CAPABILITIES;
 use crate::anchor::anchor_text;
 use crate::object_types::ObjectTypes;
@@ -119,10 +119,7 @@ impl Connector for LdifConnector {
             match self.object(&dn, pairs) {
                 Ok(Some(o)) => sink.object(o)?,
                 Ok(None) => {}
-                Err(m) => sink.error(
-                    ObjectKey { anchor: None, dn: Some(dn) },
-                    format!("{}:{line}: {m}", self.path.display()),
-                ),
+                Err(m) => sink.error(ObjectKey { anchor: None, dn: Some(dn) }, format!("{}:{line}: {m}", self.path.display())),
             }
         }
         Ok(Some(self.fingerprint(Some(&text))?))
@@ -172,20 +169,32 @@ impl Connector for LdifConnector {
                     sink.change(DeltaChange::Modify { key, changes })?
                 }
                 Change::ModRdn { new_rdn, delete_old_rdn, new_superior } => {
-                    let rdns = idflow_core::dn::parse(&dn)
-                        .map_err(|e| Error::Parse { file: p.clone(), line, column: 1, message: e.to_string() })?;
+                    let rdns = idflow_core::dn::parse(&dn).map_err(|e| Error::Parse {
+                        file: p.clone(),
+                        line,
+                        column: 1,
+                        message: e.to_string(),
+                    })?;
                     let parent = match new_superior {
                         Some(s) => s,
                         None => idflow_core::dn::format(rdns.get(1..).unwrap_or(&[])),
                     };
                     let new_dn = if parent.is_empty() { new_rdn.clone() } else { format!("{new_rdn},{parent}") };
-                    let new = idflow_core::dn::parse(&new_rdn)
-                        .map_err(|e| Error::Parse { file: p.clone(), line, column: 1, message: format!("newrdn: {e}") })?;
+                    let new = idflow_core::dn::parse(&new_rdn).map_err(|e| Error::Parse {
+                        file: p.clone(),
+                        line,
+                        column: 1,
+                        message: format!("newrdn: {e}"),
+                    })?;
                     let mut changes = Vec::new();
                     if let (Some(old), Some(newr)) = (rdns.first(), new.first()) {
                         if delete_old_rdn {
                             for (a, v) in &old.pairs {
-                                changes.push(AttrChange { attr: a.clone(), kind: ChangeKind::Delete, values: vec![Value::from(v.as_str())] });
+                                changes.push(AttrChange {
+                                    attr: a.clone(),
+                                    kind: ChangeKind::Delete,
+                                    values: vec![Value::from(v.as_str())],
+                                });
                             }
                         }
                         for (a, v) in &newr.pairs {

@@ -1,7 +1,7 @@
 //! RFC 2849 LDIF: content records and change records, folded lines, base64 values, comments.
 //! Errors carry the line number.
-use idflow_core::Value;
 use base64::Engine as _;
+use idflow_core::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Record {
@@ -58,11 +58,7 @@ pub(super) struct Reader<'a> {
 impl<'a> Reader<'a> {
     pub(super) fn new(text: &'a str, binary: &[String]) -> Self {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        Reader {
-            lines: text.lines().enumerate().peekable(),
-            binary: binary.iter().map(|b| b.to_ascii_lowercase()).collect(),
-            first: true,
-        }
+        Reader { lines: text.lines().enumerate().peekable(), binary: binary.iter().map(|b| b.to_ascii_lowercase()).collect(), first: true }
     }
 
     /// The next record's logical lines (unfolded), each with its 1-based starting line number.

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-
 pub(super) struct ScimConnector {
     name: String,
     rt: tokio::runtime::Runtime,
@@ -47,7 +46,14 @@ impl ScimConnector {
         };
         let tls = crate::tls::client_config(&cfg.name, s.ca_file.as_deref().map(|f| cfg.resolve(f)).as_deref(), None, s.tls_insecure)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(format!("runtime: {e}")))?;
-        let client = http::Client::new(&cfg.name, s.url.trim_end_matches('/'), auth, tls, Duration::from_secs(s.timeout_seconds.max(1)), s.max_retries)?;
+        let client = http::Client::new(
+            &cfg.name,
+            s.url.trim_end_matches('/'),
+            auth,
+            tls,
+            Duration::from_secs(s.timeout_seconds.max(1)),
+            s.max_retries,
+        )?;
         Ok(ScimConnector {
             name: cfg.name.clone(),
             rt,
@@ -64,7 +70,8 @@ impl ScimConnector {
 
     /// What the service supports: PATCH, where users and groups live, which attributes exist.
     async fn discover(client: &http::Client) -> (BTreeMap<String, String>, bool, Option<std::collections::HashSet<String>>) {
-        let mut endpoints: BTreeMap<String, String> = [("user", "/Users"), ("group", "/Groups")].into_iter().map(|(a, b)| (a.into(), b.into())).collect();
+        let mut endpoints: BTreeMap<String, String> =
+            [("user", "/Users"), ("group", "/Groups")].into_iter().map(|(a, b)| (a.into(), b.into())).collect();
         let mut patch = true;
         if let Ok((200, spc)) = client.get("/ServiceProviderConfig").await {
             patch = spc["patch"]["supported"].as_bool().unwrap_or(true);
@@ -80,7 +87,8 @@ impl ScimConnector {
         let mut known = None;
         if let Ok((200, schemas)) = client.get("/Schemas").await {
             // The common attributes (RFC 7643 section 3.1) belong to no schema.
-            let mut names: std::collections::HashSet<String> = ["id", "externalid", "meta", "schemas"].into_iter().map(String::from).collect();
+            let mut names: std::collections::HashSet<String> =
+                ["id", "externalid", "meta", "schemas"].into_iter().map(String::from).collect();
             for s in schemas["Resources"].as_array().cloned().or_else(|| schemas.as_array().cloned()).unwrap_or_default() {
                 let id = s["id"].as_str().unwrap_or_default();
                 let core = id.starts_with("urn:ietf:params:scim:schemas:core:");
@@ -124,7 +132,6 @@ impl ScimConnector {
             }
         }
     }
-
 }
 
 fn endpoint(endpoints: &BTreeMap<String, String>, object_type: &str) -> String {
@@ -137,7 +144,13 @@ fn scim_error(status: u16, body: &J) -> String {
     format!("HTTP {status}{scim_type}: {detail}")
 }
 
-async fn one(client: Arc<http::Client>, endpoints: Arc<BTreeMap<String, String>>, patch: bool, member_batch: usize, op: ExportOp) -> OpResult {
+async fn one(
+    client: Arc<http::Client>,
+    endpoints: Arc<BTreeMap<String, String>>,
+    patch: bool,
+    member_batch: usize,
+    op: ExportOp,
+) -> OpResult {
     let ep = endpoint(&endpoints, &op.object_type);
     let r: std::result::Result<OpResult, String> = async {
         match op.kind {
@@ -151,20 +164,37 @@ async fn one(client: Arc<http::Client>, endpoints: Arc<BTreeMap<String, String>>
                         // By externalId only when idflow sends one (a hard match: what a create that landed
                         // unrecorded looks like); a userName clash with an object idflow does not own stays an error,
                         // so soft matching happens in sync, through the rules' joins, or not at all.
-                        let keys: &[&str] = if op.attrs.contains_key("externalId") { &["externalId"] } else { &["userName", "displayName"] };
-                        let key = keys.iter().find_map(|k| {
-                            op.attrs.get(*k).and_then(|v| v.first()).and_then(|v| v.as_str()).map(|s| (*k, s.to_string()))
-                        });
+                        let keys: &[&str] =
+                            if op.attrs.contains_key("externalId") { &["externalId"] } else { &["userName", "displayName"] };
+                        let key = keys
+                            .iter()
+                            .find_map(|k| op.attrs.get(*k).and_then(|v| v.first()).and_then(|v| v.as_str()).map(|s| (*k, s.to_string())));
                         let Some((k, v)) = key else { return Ok(OpResult::Failed(scim_error(status, &resp))) };
                         let filter = format!("{k} eq \"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
                         let (s2, found) = client.get_query(&ep, &[("filter", filter.as_str())]).await?;
-                        let ids: Vec<String> = found["Resources"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_str().map(str::to_string)).collect();
+                        let ids: Vec<String> = found["Resources"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|r| r["id"].as_str().map(str::to_string))
+                            .collect();
                         if s2 != 200 || ids.len() != 1 {
-                            return Ok(OpResult::Failed(format!("{} (and no single existing object to adopt by {k})", scim_error(status, &resp))));
+                            return Ok(OpResult::Failed(format!(
+                                "{} (and no single existing object to adopt by {k})",
+                                scim_error(status, &resp)
+                            )));
                         }
-                        let ops: Vec<J> = op.attrs.iter().flat_map(|(p, v)| mapping::patch_ops(p, ChangeKind::Replace, v, member_batch)).collect();
+                        let ops: Vec<J> =
+                            op.attrs.iter().flat_map(|(p, v)| mapping::patch_ops(p, ChangeKind::Replace, v, member_batch)).collect();
                         if !ops.is_empty() {
-                            let (s3, r3) = client.send(reqwest::Method::PATCH, &format!("{ep}/{}", ids[0]), Some(&json!({"schemas": [mapping::PATCH_OP], "Operations": ops})), true).await?;
+                            let (s3, r3) = client
+                                .send(
+                                    reqwest::Method::PATCH,
+                                    &format!("{ep}/{}", ids[0]),
+                                    Some(&json!({"schemas": [mapping::PATCH_OP], "Operations": ops})),
+                                    true,
+                                )
+                                .await?;
                             if s3 >= 300 {
                                 return Ok(OpResult::Failed(format!("adopting the existing object: {}", scim_error(s3, &r3))));
                             }
@@ -178,10 +208,13 @@ async fn one(client: Arc<http::Client>, endpoints: Arc<BTreeMap<String, String>>
                 let Some(id) = op.anchor.clone() else { return Ok(OpResult::Failed("the object has no SCIM id".into())) };
                 let url = format!("{ep}/{id}");
                 if patch {
-                    let ops: Vec<J> = op.changes.iter().flat_map(|c| mapping::patch_ops(&c.attr, c.kind, &c.values, member_batch)).collect();
+                    let ops: Vec<J> =
+                        op.changes.iter().flat_map(|c| mapping::patch_ops(&c.attr, c.kind, &c.values, member_batch)).collect();
                     // At most member_batch operations per request.
                     for chunk in ops.chunks(member_batch) {
-                        let (status, resp) = client.send(reqwest::Method::PATCH, &url, Some(&json!({"schemas": [mapping::PATCH_OP], "Operations": chunk})), true).await?;
+                        let (status, resp) = client
+                            .send(reqwest::Method::PATCH, &url, Some(&json!({"schemas": [mapping::PATCH_OP], "Operations": chunk})), true)
+                            .await?;
                         if status == 404 {
                             return Ok(OpResult::Failed("it is gone from the service (404); the next import notices".into()));
                         }
@@ -196,7 +229,8 @@ async fn one(client: Arc<http::Client>, endpoints: Arc<BTreeMap<String, String>>
                     }
                     let mut attrs = mapping::flatten(&current);
                     apply_changes(&mut attrs, &op.changes);
-                    let (status, resp) = client.send(reqwest::Method::PUT, &url, Some(&mapping::resource(&op.object_type, &attrs)), true).await?;
+                    let (status, resp) =
+                        client.send(reqwest::Method::PUT, &url, Some(&mapping::resource(&op.object_type, &attrs)), true).await?;
                     if status >= 300 {
                         return Ok(OpResult::Failed(scim_error(status, &resp)));
                     }
@@ -239,7 +273,10 @@ impl Connector for ScimConnector {
                 let mut start = 1usize;
                 loop {
                     let (s, c) = (start.to_string(), page.to_string());
-                    let (status, body) = client.get_query(&ep, &[("startIndex", s.as_str()), ("count", c.as_str())]).await.map_err(|e| Error::connector(&name, e))?;
+                    let (status, body) = client
+                        .get_query(&ep, &[("startIndex", s.as_str()), ("count", c.as_str())])
+                        .await
+                        .map_err(|e| Error::connector(&name, e))?;
                     if status != 200 {
                         return Err(Error::connector(&name, format!("listing {ep}: {}", scim_error(status, &body))));
                     }
@@ -247,7 +284,12 @@ impl Connector for ScimConnector {
                     let n = resources.len();
                     for r in resources {
                         if let Some(id) = r["id"].as_str() {
-                            out.push(ImportedObject { anchor: Some(id.to_string()), dn: None, object_type: object_type.to_string(), attrs: mapping::flatten(&r) });
+                            out.push(ImportedObject {
+                                anchor: Some(id.to_string()),
+                                dn: None,
+                                object_type: object_type.to_string(),
+                                attrs: mapping::flatten(&r),
+                            });
                         }
                     }
                     let total = body["totalResults"].as_u64().unwrap_or(0) as usize;

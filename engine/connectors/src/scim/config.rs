@@ -56,4 +56,3 @@ fn d_retries() -> u32 {
 fn d_page() -> usize {
     100
 }
-

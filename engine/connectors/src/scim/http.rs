@@ -30,7 +30,14 @@ fn jitter(max_ms: u64) -> u64 {
 }
 
 impl Client {
-    pub(super) fn new(name: &str, base: &str, auth: Auth, tls: std::sync::Arc<rustls::ClientConfig>, timeout: Duration, max_retries: u32) -> Result<Client> {
+    pub(super) fn new(
+        name: &str,
+        base: &str,
+        auth: Auth,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        timeout: Duration,
+        max_retries: u32,
+    ) -> Result<Client> {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .timeout(timeout)
@@ -38,7 +45,15 @@ impl Client {
             .pool_max_idle_per_host(16)
             .build()
             .map_err(|e| Error::connector(name, format!("HTTP client: {e}")))?;
-        Ok(Client { name: name.into(), base: base.into(), http, auth, max_retries, reads: AtomicUsize::new(0), writes: AtomicUsize::new(0) })
+        Ok(Client {
+            name: name.into(),
+            base: base.into(),
+            http,
+            auth,
+            max_retries,
+            reads: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+        })
     }
 
     pub(super) fn counts(&self) -> (usize, usize) {
@@ -74,7 +89,10 @@ impl Client {
                 let status = resp.status().as_u16();
                 let j: J = resp.json().await.map_err(|e| format!("OAuth token endpoint: {e}"))?;
                 let Some(t) = j["access_token"].as_str() else {
-                    return Err(format!("OAuth token endpoint answered {status} without an access_token ({})", j["error"].as_str().unwrap_or("no error given")));
+                    return Err(format!(
+                        "OAuth token endpoint answered {status} without an access_token ({})",
+                        j["error"].as_str().unwrap_or("no error given")
+                    ));
                 };
                 let ttl = j["expires_in"].as_u64().unwrap_or(3600);
                 let t = Zeroizing::new(t.to_string());
@@ -85,7 +103,13 @@ impl Client {
     }
 
     /// Sends with retries; returns the final status and JSON body (`null` when empty).
-    pub(super) async fn send(&self, method: reqwest::Method, path: &str, body: Option<&J>, write: bool) -> std::result::Result<(u16, J), String> {
+    pub(super) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&J>,
+        write: bool,
+    ) -> std::result::Result<(u16, J), String> {
         self.send_query(method, path, &[], body, write).await
     }
 
@@ -97,7 +121,14 @@ impl Client {
         self.send_query(reqwest::Method::GET, path, q, None, false).await
     }
 
-    async fn send_query(&self, method: reqwest::Method, path: &str, q: &[(&str, &str)], body: Option<&J>, write: bool) -> std::result::Result<(u16, J), String> {
+    async fn send_query(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        q: &[(&str, &str)],
+        body: Option<&J>,
+        write: bool,
+    ) -> std::result::Result<(u16, J), String> {
         let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
         let mut attempt = 0u32;
         loop {
@@ -138,7 +169,11 @@ impl Client {
                         continue;
                     }
                     let text = resp.text().await.map_err(|e| format!("{method} {path}: {e}"))?;
-                    let j = if text.trim().is_empty() { J::Null } else { serde_json::from_str(&text).unwrap_or(J::String(text.chars().take(300).collect())) };
+                    let j = if text.trim().is_empty() {
+                        J::Null
+                    } else {
+                        serde_json::from_str(&text).unwrap_or(J::String(text.chars().take(300).collect()))
+                    };
                     return Ok((status, j));
                 }
                 Err(e) if (e.is_timeout() || e.is_connect() || e.is_request()) && attempt < self.max_retries => {

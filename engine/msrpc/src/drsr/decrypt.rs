@@ -1,8 +1,8 @@
 //! Secret attributes as MS-DRSR sends them (4.1.10.6.12, 5.16.6): a 16-byte salt, then RC4
 //! under MD5(session key ‖ salt) of a CRC32 and the value; for unicodePwd the value is the NT
 //! hash under two DES keys derived from the account's RID.
-use idflow_core::hash::NtHash;
 use des::cipher::{Array, BlockCipherDecrypt, KeyInit};
+use idflow_core::hash::NtHash;
 use md5::{Digest, Md5};
 use rc4::{Rc4, StreamCipher};
 use zeroize::{Zeroize, Zeroizing};

@@ -344,7 +344,11 @@ mod tests {
         w.bytes(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x14, 0x01, 0x04]);
         // Scalars of object 1 (next set), then of object 2 (next null).
         for next in [true, false] {
-            if next { w.pointer() } else { w.null() }
+            if next {
+                w.pointer()
+            } else {
+                w.null()
+            }
             w.pointer();
             w.u32(0);
             w.u32(1);

@@ -47,7 +47,10 @@ pub struct Options {
 pub enum DrsError {
     Rpc(RpcError),
     /// A DRS call's own WERROR.
-    Werror { call: &'static str, code: u32 },
+    Werror {
+        call: &'static str,
+        code: u32,
+    },
     Protocol(String),
 }
 

@@ -66,9 +66,9 @@ impl Table {
             Some(e) => e.ndx,
             None => {
                 let well_known = (prefix == [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x14, 0x01, 0x04]).then_some(9);
-                let ndx = well_known.filter(|n| !self.entries.iter().any(|e| e.ndx == *n)).unwrap_or_else(|| {
-                    (0..).find(|n| *n != 9 && !self.entries.iter().any(|e| e.ndx == *n)).unwrap_or(0)
-                });
+                let ndx = well_known
+                    .filter(|n| !self.entries.iter().any(|e| e.ndx == *n))
+                    .unwrap_or_else(|| (0..).find(|n| *n != 9 && !self.entries.iter().any(|e| e.ndx == *n)).unwrap_or(0));
                 self.entries.push(Entry { ndx, prefix });
                 ndx
             }

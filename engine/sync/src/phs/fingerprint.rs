@@ -1,8 +1,8 @@
 //! Change detection without keeping secrets: a keyed fingerprint (HMAC-SHA256 under a
 //! per-installation key) of each NT hash as delivered to each target. The key lives in its own
 //! file, readable by its owner alone; without the key a fingerprint says nothing about the hash.
-use idflow_core::{Error, Result};
 use hmac::{KeyInit, Mac};
+use idflow_core::{Error, Result};
 use std::path::Path;
 use zeroize::Zeroizing;
 
