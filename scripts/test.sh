@@ -19,6 +19,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The house style: formatted at the house width, no clippy warning.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
+
 cargo test --workspace --locked
 
 # Rule sets carry their own test cases (*_test.toml): run them the way an admin's CI would.
