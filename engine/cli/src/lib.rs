@@ -276,7 +276,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Preview { connector, object } => {
             let e = open(cli)?;
-            let p = e.preview(connector, object)?;
+            let p = idflow_engine::preview(&e, connector, object)?;
             if cli.json {
                 print_json(&p);
             } else {
@@ -293,7 +293,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             };
             let mut all = Vec::new();
             for d in dirs {
-                all.extend(Engine::test_rules(&d, config.as_ref(), &registry)?);
+                all.extend(idflow_engine::test_rules(&d, config.as_ref(), &registry)?);
             }
             let failed = all.iter().filter(|r| !r.passed).count();
             if cli.json {

@@ -79,7 +79,6 @@ impl<'a> Ctx<'a> {
         if let Some(t) = self.trace.as_mut() {
             t.push(TraceLine { stage: e.stage.to_string(), rule: e.rule.clone(), message: format!("error: {}", e.message) });
         }
-        self.observer.object_error(&e);
         self.errors.push(e);
     }
 

@@ -6,10 +6,9 @@ use crate::config::Config;
 use crate::ctx::{Ctx, Facts, SyncStats};
 use crate::export::{self, ExportStats};
 use crate::import::{self, ImportStats, Mode};
-use crate::observer::{Observer, Silent, Step};
+use crate::observer::{self, Observer, Silent, Step};
 use crate::phs::stage::{self as phs_stage, PhsStats};
 use crate::plan::{self, Plan};
-use crate::preview::{self, Preview};
 use crate::{diff, inbound, outbound};
 use idflow_core::connector::Connector;
 use idflow_core::registry::{ConnectorSpec, Registry};
@@ -186,8 +185,16 @@ impl Engine {
         let (stats, errors) = import::import(tx, connector, &self.rules, mode, allow_empty, &secret, self.observer.as_ref())?;
         tracing::info!(connector = %name, mode = %stats.mode, read = stats.read, added = stats.added, updated = stats.updated, deleted = stats.deleted, "import done");
         report.import.push(stats);
-        report.errors.extend(errors);
+        self.failed(report, errors);
         Ok(())
+    }
+
+    /// Per-object errors of a stage: told to the observer, kept in the report.
+    fn failed(&self, report: &mut RunReport, errors: Vec<ObjectError>) {
+        for e in &errors {
+            self.observer.object_error(e);
+        }
+        report.errors.extend(errors);
     }
 
     fn import_stage(&self, tx: &dyn WriteOps, names: &[String], mode: Mode, allow_empty: bool, report: &mut RunReport) -> Result<()> {
@@ -216,17 +223,19 @@ impl Engine {
         };
         let observer = self.observer.as_ref();
         let mut ctx = Ctx::new(tx, &self.rules, &self.facts, observer);
-        observer.step_started(Step::InboundSync, Some(in_ids.len() as u64));
-        inbound::run(&mut ctx, in_ids)?;
-        observer.step_finished();
+        {
+            let _step = observer::start(observer, Step::InboundSync, Some(in_ids.len() as u64));
+            inbound::run(&mut ctx, in_ids)?;
+        }
         let out_ids = if full { tx.mv_all_ids()? } else { tx.mv_dirty_ids()? };
-        observer.step_started(Step::OutboundSync, Some(out_ids.len() as u64));
-        outbound::run(&mut ctx, out_ids)?;
-        observer.step_finished();
+        {
+            let _step = observer::start(observer, Step::OutboundSync, Some(out_ids.len() as u64));
+            outbound::run(&mut ctx, out_ids)?;
+        }
         tx.meta_set("rules_fingerprint", &self.rules.fingerprint)?;
         report.full_sync = Some(full);
         report.sync = Some(ctx.stats);
-        report.errors.extend(ctx.errors);
+        self.failed(report, ctx.errors);
         Ok(())
     }
 
@@ -246,13 +255,12 @@ impl Engine {
             }
             let mut c = self.open_connector(name)?;
             let observer = self.observer.as_ref();
-            observer.step_started(Step::Export(name), Some(pending as u64));
-            let result = export::export(&self.store, c.as_mut(), self.config.deletion_threshold, allow_deletes, observer);
-            observer.step_finished();
-            let (stats, errors) = result?;
+            let step = observer::start(observer, Step::Export(name), Some(pending as u64));
+            let (stats, errors) = export::export(&self.store, c.as_mut(), self.config.deletion_threshold, allow_deletes, observer)?;
+            drop(step);
             tracing::info!(connector = %name, added = stats.added, updated = stats.updated, deleted = stats.deleted, failed = stats.failed, "export done");
             report.export.push(stats);
-            report.errors.extend(errors);
+            self.failed(report, errors);
         }
         Ok(())
     }
@@ -326,7 +334,10 @@ impl Engine {
         }
         let mut source = hash_source(&self.config, &self.specs, p)?;
         let open = |name: &str| self.open_connector(name);
-        let stats = phs_stage::run(&self.store, &self.config, source.as_mut(), &open, full, &mut report.errors)?;
+        let mut errors = Vec::new();
+        let result = phs_stage::run(&self.store, &self.config, source.as_mut(), &open, full, &mut errors);
+        self.failed(report, errors);
+        let stats = result?;
         tracing::info!(delivered = stats.delivered, unchanged = stats.unchanged, failed = stats.failed, "password hash sync done");
         report.password_hash_sync = Some(stats);
         Ok(())
@@ -391,17 +402,6 @@ impl Engine {
         p.staging_mode = self.config.staging_mode;
         report.duration_ms = started.elapsed().as_millis();
         Ok((p, report))
-    }
-
-    /// Why one object ends up the way it does: sync for that object, rolled back.
-    pub fn preview(&self, connector: &str, object: &str) -> Result<Preview> {
-        preview::preview(self, connector, object)
-    }
-
-    /// Runs the test cases (`*_test.toml`) kept beside the rules in `dir`; `config` supplies
-    /// connectors where a test file declares none.
-    pub fn test_rules(dir: &Path, config: Option<&Config>, registry: &Registry) -> Result<Vec<crate::CaseResult>> {
-        crate::harness::run(dir, config, registry)
     }
 }
 

@@ -132,8 +132,9 @@ fn norm(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// Runs every test file under `dir`. `config` supplies connectors when the file names none.
-pub(crate) fn run(dir: &Path, config: Option<&Config>, registry: &Registry) -> Result<Vec<CaseResult>> {
+/// Runs the test cases (`*_test.toml`) kept beside the rules in `dir`; `config` supplies
+/// connectors where a test file declares none.
+pub fn test_rules(dir: &Path, config: Option<&Config>, registry: &Registry) -> Result<Vec<CaseResult>> {
     let (rule_files, test_files) = defs::rule_files(&[dir.to_path_buf()])?;
     if test_files.is_empty() {
         return Err(Error::Config(format!("no *_test.toml files in {}", dir.display())));

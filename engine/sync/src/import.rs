@@ -4,7 +4,7 @@
 //! empty or failed read is never "everyone left". Objects missing from a *complete* full import
 //! become deletions. The watermark is written in the same transaction as the changes it covers.
 use crate::diff;
-use crate::observer::{Observer, Step};
+use crate::observer::{self, Observer, Step};
 use idflow_core::connector::{apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey};
 use idflow_core::{dn, same_values, Attrs, Error, ObjectError, Result, Stage};
 use idflow_policy::RuleSet;
@@ -97,9 +97,7 @@ impl Sink<'_> {
         if let Some(d) = &key.dn {
             self.errored_dns.insert(dn::norm(d));
         }
-        let e = ObjectError::new(Stage::Import, &self.connector, key.to_string(), message);
-        self.observer.object_error(&e);
-        self.errors.push(e);
+        self.errors.push(ObjectError::new(Stage::Import, &self.connector, key.to_string(), message));
     }
 
     fn mark(&mut self, o: &mut CsObject, p: PendingImport) {
@@ -315,24 +313,7 @@ pub(crate) fn import(
     observer: &dyn Observer,
 ) -> Result<(ImportStats, Vec<ObjectError>)> {
     let name = connector.name().to_string();
-    observer.step_started(Step::Import(&name), None);
-    let result = import_into(tx, connector, rules, mode, allow_empty, secret, observer, &name);
-    observer.step_finished();
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-fn import_into(
-    tx: &dyn WriteOps,
-    connector: &mut dyn Connector,
-    rules: &RuleSet,
-    mode: Mode,
-    allow_empty: bool,
-    secret: &HashSet<String>,
-    observer: &dyn Observer,
-    name: &str,
-) -> Result<(ImportStats, Vec<ObjectError>)> {
-    let name = name.to_string();
+    let _step = observer::start(observer, Step::Import(&name), None);
     let mut sink = Sink {
         tx,
         secret,

@@ -41,6 +41,21 @@ pub trait Observer: Send + Sync {
     fn object_error(&self, _error: &ObjectError) {}
 }
 
+/// A running step: tells the observer it ended when dropped, however the step ends.
+pub(crate) struct Running<'a>(&'a dyn Observer);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.step_finished();
+    }
+}
+
+/// Starts a step; it ends when the returned value is dropped.
+pub(crate) fn start<'a>(observer: &'a dyn Observer, step: Step<'_>, total: Option<u64>) -> Running<'a> {
+    observer.step_started(step, total);
+    Running(observer)
+}
+
 /// Ignores everything: tests, plans run for their result, benchmarks.
 pub struct Silent;
 

@@ -74,8 +74,9 @@ fn show(c: &dyn ReadOps, v: &Value) -> Result<String> {
     })
 }
 
-/// Runs sync for one object in a write transaction that is dropped (rolled back).
-pub(crate) fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
+/// Why one object ends up the way it does: sync for that object in a write transaction that
+/// is dropped (rolled back).
+pub fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
     if engine.config.connector(connector).is_none() {
         return Err(Error::Config(format!("no connector named {connector:?}")));
     }

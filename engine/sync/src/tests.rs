@@ -226,3 +226,62 @@ fn references_resolve_in_any_order() {
     let boss_target = r.cs_linked("cloud", boss_mv).expect("q").expect("provisioned");
     assert_eq!(target.desired.expect("desired")["manager"], vec![Value::Ref(boss_target.id)]);
 }
+
+/// Records what the engine tells its observer.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl crate::observer::Observer for Recorder {
+    fn step_started(&self, step: crate::observer::Step<'_>, total: Option<u64>) {
+        self.0.lock().expect("lock").push(format!("start {step} {total:?}"));
+    }
+    fn advanced(&self, _n: u64) {
+        let mut v = self.0.lock().expect("lock");
+        if v.last().is_none_or(|l| l != "advanced") {
+            v.push("advanced".into());
+        }
+    }
+    fn step_finished(&self) {
+        self.0.lock().expect("lock").push("end".into());
+    }
+    fn object_error(&self, e: &idflow_core::ObjectError) {
+        self.0.lock().expect("lock").push(format!("error {} {}", e.stage, e.object.as_deref().unwrap_or("-")));
+    }
+}
+
+#[test]
+fn the_observer_hears_every_step_and_every_object_error() {
+    let dir = std::env::temp_dir().join(format!("idflow-observer-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("rules")).expect("dir");
+    let person = |uid: &str| format!("dn: uid={uid},o=corp\nobjectClass: person\nuid: {uid}\nentryUUID: {uid}-0000\nmail: {uid}@x\n\n");
+    std::fs::write(dir.join("corp.ldif"), format!("{}{}", person("ada"), person("bob"))).expect("ldif");
+    std::fs::write(dir.join("idflow.toml"), CONFIG.replace("path = \":memory:\"", "path = \"state/idflow.db\"")).expect("config");
+    // corp projects here, and one of its flows fails for bob.
+    let rules = RULES
+        .replace("precedence = 100\nlink = \"join\"", "precedence = 100\nlink = \"provision\"")
+        .replace("mail = \"source.mail\"", "mail = \"source.mail\"\nbroken = 'if source.mail == \"bob@x\" { no_such_fn() } else { () }'");
+    std::fs::write(dir.join("rules/rules.toml"), rules).expect("rules");
+    std::fs::write(dir.join("hr.ldif"), "").expect("hr");
+    let mut e = Engine::open(&dir.join("idflow.toml"), &idflow_connectors::builtin()).expect("engine");
+    let heard = std::sync::Arc::new(Recorder::default());
+    e.set_observer(heard.clone());
+    let report = e.run(None, "run").expect("run");
+    let heard = heard.0.lock().expect("lock").clone();
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    let starts: Vec<&String> = heard.iter().filter(|l| l.starts_with("start")).collect();
+    assert_eq!(
+        starts,
+        [
+            "start import hr None",
+            "start import corp None",
+            "start import cloud None",
+            "start inbound sync Some(2)",
+            "start outbound sync Some(2)",
+            "start export cloud Some(1)"
+        ],
+        "{heard:?}"
+    );
+    assert_eq!(heard.iter().filter(|l| *l == "end").count(), starts.len(), "every step ends: {heard:?}");
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(heard.contains(&"error sync uid=bob,o=corp".to_string()), "{heard:?}");
+}

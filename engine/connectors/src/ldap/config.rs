@@ -1,6 +1,5 @@
 //! The `[[connector]]` settings of an `ldap` connector, checked without touching the network,
 //! the environment or a file.
-use super::replication;
 use crate::object_types::ObjectTypes;
 use idflow_core::{ConnectorConfig, Error, Result};
 use serde::Deserialize;
@@ -74,7 +73,7 @@ pub(crate) struct Settings {
     pub(crate) timeout_seconds: u64,
     /// Active Directory only: how password hash sync replicates hashes over MS-DRSR.
     #[serde(default)]
-    pub(crate) replication: Option<replication::Settings>,
+    pub(crate) replication: Option<ReplicationSettings>,
 }
 
 fn default_flavor() -> Flavor {
@@ -104,4 +103,50 @@ pub(crate) fn check(cfg: &ConnectorConfig) -> Result<(Settings, ObjectTypes)> {
         return Err(bad("bind_dn is set but no password: give password_env or password_file".into()));
     }
     Ok((s, types))
+}
+
+/// How password hash sync authenticates to the DC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Auth {
+    #[default]
+    Ntlm,
+    Kerberos,
+}
+
+/// `[connector.replication]` of an Active Directory connector: how password hash sync reaches
+/// the DC over MS-DRSR (which host and port, as which account, with which authentication).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReplicationSettings {
+    /// The DC to replicate from (default: the host of `url`).
+    #[serde(default)]
+    pub dc: Option<String>,
+    /// DRSUAPI's TCP port; by default the endpoint mapper is asked.
+    #[serde(default)]
+    pub rpc_port: Option<u16>,
+    /// The endpoint mapper's port (default 135).
+    #[serde(default)]
+    pub epm_port: Option<u16>,
+    /// `ntlm` (NTLMv2, sealed; the default) or `kerberos` (DCE-style Kerberos, sealed).
+    #[serde(default)]
+    pub auth: Auth,
+    /// Kerberos: the KDC as `host[:port]` (default: the DC, port 88).
+    #[serde(default)]
+    pub kdc: Option<String>,
+    /// Kerberos: the DC's service principal (default `host/<dc>`; needed when `dc` is an address).
+    #[serde(default)]
+    pub spn: Option<String>,
+    /// `DOMAIN\\user` or `user@dns.domain`; default: `bind_dn` when it has one of those forms.
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// The domain's DNS name (default: the `DC=` parts of `base_dn`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
 }

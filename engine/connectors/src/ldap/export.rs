@@ -1,6 +1,6 @@
 //! LDAP export: add, modify (replace, add and delete values), delete, and rename/move (modrdn),
 //! each with its own result. Adds read back the new entry's anchor.
-use super::backend::Conf;
+use super::conf::Conf;
 use super::session;
 use crate::anchor::anchor_text;
 use idflow_core::connector::{ChangeKind, ExportOp, OpKind, OpResult};

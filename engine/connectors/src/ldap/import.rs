@@ -1,5 +1,5 @@
 //! LDAP import: a paged full import, and RFC 4533 syncrepl deltas (refreshOnly with a cookie).
-use super::backend::Conf;
+use super::conf::Conf;
 use super::config::Flavor;
 use super::session::{self, check};
 use crate::anchor::anchor_text;

@@ -11,6 +11,7 @@ use idflow_core::registry::{ConnectorSpec, ConnectorType};
 use idflow_core::{ConnectorConfig, Result};
 
 mod backend;
+mod conf;
 mod config;
 mod dirsync;
 mod drsr_source;

@@ -1,55 +1,12 @@
-//! `[connector.replication]` of an Active Directory connector: how password hash sync reaches
-//! the DC over MS-DRSR (which host and port, as which account, with which authentication).
+//! What password hash sync needs of an Active Directory connector: its `[connector.replication]`
+//! settings checked and completed (the DC, the account and its password, the naming context),
+//! the DC's invocationId, and which DNs are in scope.
 use super::backend::LdapConnector;
-use super::config::Flavor;
+use super::config::{Auth, Flavor};
 use idflow_core::{dn, Error, Result};
 use idflow_msrpc::drsr;
 use idflow_msrpc::Credentials;
-use serde::Deserialize;
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(super) enum Auth {
-    #[default]
-    Ntlm,
-    Kerberos,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Settings {
-    /// The DC to replicate from (default: the host of `url`).
-    #[serde(default)]
-    pub dc: Option<String>,
-    /// DRSUAPI's TCP port; by default the endpoint mapper is asked.
-    #[serde(default)]
-    pub rpc_port: Option<u16>,
-    /// The endpoint mapper's port (default 135).
-    #[serde(default)]
-    pub epm_port: Option<u16>,
-    /// `ntlm` (NTLMv2, sealed; the default) or `kerberos` (DCE-style Kerberos, sealed).
-    #[serde(default)]
-    pub auth: Auth,
-    /// Kerberos: the KDC as `host[:port]` (default: the DC, port 88).
-    #[serde(default)]
-    pub kdc: Option<String>,
-    /// Kerberos: the DC's service principal (default `host/<dc>`; needed when `dc` is an address).
-    #[serde(default)]
-    pub spn: Option<String>,
-    /// `DOMAIN\\user` or `user@dns.domain`; default: `bind_dn` when it has one of those forms.
-    #[serde(default)]
-    pub account: Option<String>,
-    #[serde(default)]
-    pub password_env: Option<String>,
-    #[serde(default)]
-    pub password_file: Option<String>,
-    /// The domain's DNS name (default: the `DC=` parts of `base_dn`).
-    #[serde(default)]
-    pub domain: Option<String>,
-    #[serde(default)]
-    pub timeout_seconds: Option<u64>,
-}
 
 /// What the password hash sync source needs: where, as whom, and which objects are in scope.
 pub(super) struct Replication {

@@ -1,6 +1,6 @@
 //! Opening an LDAP session: connect (StartTLS or LDAPS), bind, with timeouts and errors that say
 //! what went wrong (unreachable, TLS, wrong password) without ever printing the password.
-use super::backend::Conf;
+use super::conf::Conf;
 use idflow_core::{Error, Result};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 

@@ -1,0 +1,47 @@
+//! What opening an LDAP session needs, worked out from the settings once: where, as whom (the
+//! bind password kept out of Debug output and wiped when dropped), which objects are in scope.
+use super::config::Flavor;
+use crate::object_types::ObjectTypes;
+use idflow_core::dn;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Everything needed to open a session, with the secret kept out of Debug output.
+pub(super) struct Conf {
+    pub name: String,
+    pub flavor: Flavor,
+    pub url: String,
+    pub bind_dn: Option<String>,
+    pub(super) password: Option<Zeroizing<String>>,
+    /// Where searches start: `include_ous` where given, else `base_dn`.
+    pub bases: Vec<String>,
+    /// The naming-context roots (`base_dn`): AD's DirSync only searches from there.
+    pub roots: Vec<String>,
+    /// Normalized OU filters, checked on every object.
+    pub include_ous: Vec<String>,
+    pub exclude_ous: Vec<String>,
+    pub starttls: bool,
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
+    pub anchor: String,
+    pub types: ObjectTypes,
+    pub filter: String,
+    pub binary: Vec<String>,
+    pub extra_attributes: Vec<String>,
+    pub page_size: i32,
+    pub timeout: Duration,
+}
+
+impl Conf {
+    /// Entra Connect's OU filtering: below an included OU (when any are given), not below an excluded one.
+    pub(super) fn in_scope(&self, dn: &str) -> bool {
+        let n = dn::norm(dn);
+        let under = |ou: &String| n == *ou || n.ends_with(&format!(",{ou}"));
+        (self.include_ous.is_empty() || self.include_ous.iter().any(under)) && !self.exclude_ous.iter().any(under)
+    }
+}
+
+impl std::fmt::Debug for Conf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conf").field("name", &self.name).field("url", &self.url).field("bind_dn", &self.bind_dn).finish_non_exhaustive()
+    }
+}
