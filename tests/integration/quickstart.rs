@@ -89,6 +89,14 @@ fn rule_tests_pass_and_report() {
     let o = e.ok(&["test", "rules"], 1);
     assert!(o.stdout.contains("FAIL") && o.stdout.contains("metaverse displayName is [\"Ada Lovelace\"], expected [\"Ada L.\"]"), "{o:?}");
     assert!(o.stdout.contains("6 passed, 1 failed"), "{o:?}");
+    // An input the import refuses (the same DN twice) fails its case instead of testing nothing.
+    e.write(
+        "rules/dup_test.toml",
+        "[[test]]\nname = \"dup\"\n[[test.input]]\nconnector = \"corp\"\ntype = \"person\"\ndn = \"uid=x,dc=example,dc=org\"\n\
+         [[test.input]]\nconnector = \"corp\"\ntype = \"person\"\ndn = \"uid=x,dc=example,dc=org\"\n",
+    );
+    let o = e.ok(&["test", "rules"], 1);
+    assert!(o.stdout.contains("FAIL") && o.stdout.contains("dup") && o.stdout.contains("duplicate anchor"), "{o:?}");
 }
 
 #[test]

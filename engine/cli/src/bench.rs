@@ -5,6 +5,7 @@ use idflow_core::registry::Registry;
 use idflow_core::{Error, Result};
 use idflow_engine::{Engine, Mode};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 const RULES: &str = r#"
@@ -84,7 +85,7 @@ fn line(what: &str, secs: f64, n: usize) {
     println!("{what:<34} {secs:>9.3} s  {n:>9} objects  {:>10.0} objects/s", n as f64 / secs.max(1e-9));
 }
 
-pub(crate) fn run(registry: &Registry, people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<()> {
+pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<()> {
     std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::io(dir, "", e))?;
     let w = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| Error::io(p, "", e));
     let db = dir.join("state/idflow.db");

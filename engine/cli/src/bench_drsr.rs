@@ -6,9 +6,10 @@ use idflow_core::{Error, Result};
 use idflow_engine::Engine;
 use idflow_store::{ReadOps, WriteOps};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-pub(crate) fn run(config_path: &Path, registry: &Registry, full: bool, keep: bool) -> Result<()> {
+pub(crate) fn run(config_path: &Path, registry: Arc<Registry>, full: bool, keep: bool) -> Result<()> {
     let engine = Engine::open(config_path, registry)?;
     let p = engine.config.password_hash_sync.as_ref().ok_or_else(|| Error::Config("no [password_hash_sync] section".into()))?;
     let key = format!("phs.watermark.{}", p.source);

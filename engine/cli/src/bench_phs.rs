@@ -10,13 +10,14 @@ use idflow_store::{CsObject, ExportState, Link, Store, WriteOps};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 fn fake_nt(i: usize) -> NtHash {
     nt_hash(&format!("password-{i}"))
 }
 
-pub(crate) fn run(registry: &Registry, users: usize, dir: &Path) -> Result<()> {
+pub(crate) fn run(registry: Arc<Registry>, users: usize, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "", e))?;
     let threads = rayon::current_num_threads();

@@ -194,7 +194,7 @@ fn report(cli: &Cli, r: &RunReport) -> i32 {
     }
 }
 
-fn open(cli: &Cli, registry: &Registry) -> Result<Engine> {
+fn open(cli: &Cli, registry: Arc<Registry>) -> Result<Engine> {
     let mut e = Engine::open(&cli.config, registry)?;
     if !cli.json && std::io::stderr().is_terminal() {
         e.set_observer(Arc::new(progress::Bars::default()));
@@ -218,8 +218,8 @@ pub fn main() -> i32 {
 }
 
 fn dispatch(cli: &Cli) -> Result<i32> {
-    let registry = idflow_connectors::builtin();
-    let open = |cli: &Cli| open(cli, &registry);
+    let registry = Arc::new(idflow_connectors::builtin());
+    let open = |cli: &Cli| open(cli, registry.clone());
     match &cli.command {
         Command::Validate { offline } => {
             let v = Engine::validate(&cli.config, &registry, *offline)?;
@@ -293,7 +293,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             };
             let mut all = Vec::new();
             for d in dirs {
-                all.extend(idflow_engine::test_rules(&d, config.as_ref(), &registry)?);
+                all.extend(idflow_engine::test_rules(&d, config.as_ref(), registry.clone())?);
             }
             let failed = all.iter().filter(|r| !r.passed).count();
             if cli.json {
@@ -334,11 +334,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(report(cli, &r))
         }
         Command::BenchDrsr { full, keep } => {
-            bench_drsr::run(&cli.config, &registry, *full, *keep)?;
+            bench_drsr::run(&cli.config, registry.clone(), *full, *keep)?;
             Ok(0)
         }
         Command::BenchPhs { users, dir } => {
-            bench_phs::run(&registry, *users, dir)?;
+            bench_phs::run(registry.clone(), *users, dir)?;
             Ok(0)
         }
         Command::Functions { markdown } => {
@@ -364,7 +364,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Bench { people, groups, dir, deltas } => {
-            bench::run(&registry, *people, *groups, dir, deltas)?;
+            bench::run(registry.clone(), *people, *groups, dir, deltas)?;
             Ok(0)
         }
     }

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 /// Keys every connector has, read once by the config, never by a type's own settings.
 const COMMON_KEYS: [&str; 3] = ["name", "type", "reference_attributes"];
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectorConfig {
     pub name: String,
     pub kind: String,
@@ -21,8 +21,20 @@ pub struct ConnectorConfig {
     pub base_dir: PathBuf,
     /// The configuration file itself (an inline secret needs it private).
     pub config_file: PathBuf,
-    /// The text of the file and the section's place among its `[[connector]]` tables.
-    origin: Option<(Arc<str>, usize)>,
+    /// The text of the file (which may hold an inline password: wiped when the last section
+    /// that came from it is dropped) and the section's place among its `[[connector]]` tables.
+    origin: Option<(Arc<Zeroizing<String>>, usize)>,
+}
+
+/// Names the section; never prints its settings (an inline password is one of them).
+impl std::fmt::Debug for ConnectorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("config_file", &self.config_file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConnectorConfig {
@@ -48,7 +60,7 @@ impl ConnectorConfig {
     }
 
     /// Remembers that this is the `index`th `[[connector]]` of `text`, so errors name the line.
-    pub fn located(mut self, text: Arc<str>, index: usize) -> Self {
+    pub fn located(mut self, text: Arc<Zeroizing<String>>, index: usize) -> Self {
         self.origin = Some((text, index));
         self
     }
@@ -115,7 +127,9 @@ mod tests {
     fn section(text: &str) -> ConnectorConfig {
         let doc: toml::Table = toml::from_str(text).expect("toml");
         let t = doc["connector"].as_array().expect("array")[1].as_table().expect("table").clone();
-        ConnectorConfig::new("b", "ldap", t, Path::new("cfg/idflow.toml")).expect("config").located(Arc::from(text), 1)
+        ConnectorConfig::new("b", "ldap", t, Path::new("cfg/idflow.toml"))
+            .expect("config")
+            .located(Arc::new(Zeroizing::new(text.to_string())), 1)
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct RuleSet {
     pub rules: Vec<CompiledRule>,
     /// Changes whenever any rule changes: a changed fingerprint turns the next delta sync into a full sync.
     pub fingerprint: String,
+    /// The fingerprint as idflow computed it before it serialized rules stably (from their Debug
+    /// form): a database that holds it has seen these same rules. Kept for one upgrade.
+    pub legacy_fingerprint: String,
     /// Per connector: lower-cased attribute name to the spelling the rules use.
     names: HashMap<String, HashMap<String, String>>,
 }
@@ -64,6 +67,7 @@ impl RuleSet {
         let engine = RuleEngine::new(rule_dirs, limits);
         let mut rules = Vec::new();
         let mut hasher = sha2::Sha256::new();
+        let mut legacy = sha2::Sha256::new();
         let mut names: HashMap<String, HashMap<String, String>> = HashMap::new();
         for def in defs.into_iter().filter(|d| d.enabled) {
             if !connectors.contains_key(&def.connector) {
@@ -110,6 +114,9 @@ impl RuleSet {
             // idflow does not change the fingerprint, only a change of the rules does.
             hasher.update(serde_json::to_string(&def).map_err(|e| Error::Config(format!("rule {:?}: {e}", def.name)))?.as_bytes());
             hasher.update(b"\n");
+            let mut fp = def.clone();
+            fp.file = PathBuf::new();
+            legacy.update(format!("{fp:?}\n").as_bytes());
             if def.direction == Direction::Outbound {
                 // What outbound rules write and join on is what an import of the target must read.
                 let entry = names.entry(def.connector.clone()).or_default();
@@ -136,14 +143,22 @@ impl RuleSet {
         for (name, f) in connectors {
             hasher.update(serde_json::json!({ "connector": name, "reference_attributes": f.reference_attributes }).to_string().as_bytes());
             hasher.update(b"\n");
+            legacy.update(format!("{name}:{:?}\n", f.reference_attributes).as_bytes());
             let entry = names.entry(name.clone()).or_default();
             for r in &f.reference_attributes {
                 entry.entry(r.to_lowercase()).or_insert(r.clone());
             }
         }
         hasher.update(limits.max_operations.to_le_bytes());
+        legacy.update(limits.max_operations.to_le_bytes());
         rules.sort_by(|a, b| a.def.precedence.cmp(&b.def.precedence).then(a.def.name.cmp(&b.def.name)));
-        Ok(RuleSet { engine, rules, fingerprint: hex::encode(hasher.finalize()), names })
+        Ok(RuleSet {
+            engine,
+            rules,
+            fingerprint: hex::encode(hasher.finalize()),
+            legacy_fingerprint: hex::encode(legacy.finalize()),
+            names,
+        })
     }
 
     /// Inbound rules for objects of `object_type` in `connector`, by precedence.

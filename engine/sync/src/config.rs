@@ -134,7 +134,7 @@ impl Config {
         let model: FileModel = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        let shared: Arc<str> = Arc::from(text);
+        let shared = Arc::new(zeroize::Zeroizing::new(text.to_string()));
         let mut connectors: Vec<ConnectorConfig> = Vec::new();
         for (i, table) in model.connectors.into_iter().enumerate() {
             let name = table

@@ -54,8 +54,8 @@ pub struct Engine {
     pub rules: RuleSet,
     pub store: Store,
     pub facts: BTreeMap<String, Facts>,
-    /// Every connector's checked settings, by name.
-    specs: BTreeMap<String, Box<dyn ConnectorSpec>>,
+    /// The connector kinds: a connector's settings are checked by its kind when it is opened.
+    registry: Arc<Registry>,
     observer: Arc<dyn Observer>,
 }
 
@@ -102,23 +102,22 @@ fn compile_rules(config: &Config, defs: Vec<RuleDef>, facts: &BTreeMap<String, F
 
 impl Engine {
     /// Loads `idflow.toml`, its rules and its metaverse, with connectors from `registry`.
-    pub fn open(config_path: &Path, registry: &Registry) -> Result<Engine> {
+    pub fn open(config_path: &Path, registry: Arc<Registry>) -> Result<Engine> {
         let config = Config::load(config_path)?;
         let defs = defs::load(&config.rule_paths)?;
         let store = Store::open(&config.metaverse_path)?;
         Self::from_parts(config, defs, store, registry)
     }
 
-    pub fn from_parts(config: Config, defs: Vec<RuleDef>, store: Store, registry: &Registry) -> Result<Engine> {
-        let facts = facts_of(&config, registry)?;
+    pub fn from_parts(config: Config, defs: Vec<RuleDef>, store: Store, registry: Arc<Registry>) -> Result<Engine> {
+        let facts = facts_of(&config, &registry)?;
         let rules = compile_rules(&config, defs, &facts)?;
-        let specs = specs_of(&config, registry)?;
         let tx = store.write()?;
         for (name, f) in &facts {
             diff::record_form(&tx, name, f.caps.reference_form)?;
         }
         tx.commit()?;
-        Ok(Engine { config, rules, store, facts, specs, observer: Arc::new(Silent) })
+        Ok(Engine { config, rules, store, facts, registry, observer: Arc::new(Silent) })
     }
 
     /// Checks a configuration: the file, every connector's settings (by its type), every rule
@@ -139,7 +138,7 @@ impl Engine {
             }
             // The password hash source's own settings ([connector.replication] for AD).
             if let Some(p) = &config.password_hash_sync {
-                hash_source(&config, &specs, p)?;
+                hash_source(&config, registry, p)?;
             }
             Store::open(&config.metaverse_path)?;
         }
@@ -165,8 +164,8 @@ impl Engine {
     }
 
     pub(crate) fn open_connector(&self, name: &str) -> Result<Box<dyn Connector>> {
-        let spec = self.specs.get(name).ok_or_else(|| Error::Config(format!("no connector named {name:?}")))?;
-        let mut c = spec.open()?;
+        let cfg = self.config.connector(name).ok_or_else(|| Error::Config(format!("no connector named {name:?}")))?;
+        let mut c = self.registry.parse(cfg)?.open()?;
         c.want_attributes(self.rules.attributes_used(name));
         Ok(c)
     }
@@ -207,7 +206,11 @@ impl Engine {
 
     /// Inbound and outbound sync. Delta looks only at what changed; a changed rule set makes it full.
     pub(crate) fn sync_stage(&self, tx: &dyn WriteOps, full: bool, report: &mut RunReport) -> Result<()> {
-        let stored = tx.meta_get("rules_fingerprint")?;
+        let stored = match tx.meta_get("rules_fingerprint")? {
+            // Written before rules were fingerprinted from a stable serialization: the same rules.
+            Some(s) if s == self.rules.legacy_fingerprint => Some(self.rules.fingerprint.clone()),
+            other => other,
+        };
         let full = full || stored.as_deref() != Some(self.rules.fingerprint.as_str());
         if stored.as_deref().is_some_and(|s| s != self.rules.fingerprint) {
             report.notes.push("the rules changed since the last sync: running a full sync".into());
@@ -332,7 +335,7 @@ impl Engine {
             report.notes.push("staging mode: password hash sync is paused".into());
             return Ok(());
         }
-        let mut source = hash_source(&self.config, &self.specs, p)?;
+        let mut source = hash_source(&self.config, &self.registry, p)?;
         let open = |name: &str| self.open_connector(name);
         let mut errors = Vec::new();
         let result = phs_stage::run(&self.store, &self.config, source.as_mut(), &open, full, &mut errors);
@@ -346,7 +349,7 @@ impl Engine {
     /// The configured password hash source, opened.
     pub fn hash_source(&self) -> Result<Box<dyn idflow_core::hash::HashSource>> {
         let p = self.config.password_hash_sync.as_ref().ok_or_else(|| Error::Config("no [password_hash_sync] section".into()))?;
-        hash_source(&self.config, &self.specs, p)
+        hash_source(&self.config, &self.registry, p)
     }
 
     /// The password hash sync stage with hashes from `source` instead of the configured one
@@ -406,14 +409,9 @@ impl Engine {
 }
 
 /// The password hash source of `[password_hash_sync]`: what its connector's type offers.
-fn hash_source(
-    config: &Config,
-    specs: &BTreeMap<String, Box<dyn ConnectorSpec>>,
-    p: &crate::config::PhsSection,
-) -> Result<Box<dyn idflow_core::hash::HashSource>> {
+fn hash_source(config: &Config, registry: &Registry, p: &crate::config::PhsSection) -> Result<Box<dyn idflow_core::hash::HashSource>> {
     let cfg = config.connector(&p.source).ok_or_else(|| Error::Config(format!("no connector named {:?}", p.source)))?;
-    let spec = specs.get(&p.source).ok_or_else(|| Error::Config(format!("no connector named {:?}", p.source)))?;
-    spec.hash_source(&p.hash_attribute).unwrap_or_else(|| {
+    registry.parse(cfg)?.hash_source(&p.hash_attribute).unwrap_or_else(|| {
         Err(Error::Config(format!(
             "[password_hash_sync] source {:?} is a {:?} connector; hashes are read from an ldap connector",
             cfg.name, cfg.kind

@@ -12,12 +12,13 @@ use crate::memory::MemoryConnector;
 use crate::plan::change_view;
 use idflow_core::connector::ImportedObject;
 use idflow_core::registry::Registry;
-use idflow_core::{toml_error, Attrs, Error, Result, Value};
+use idflow_core::{toml_error, Attrs, Error, Result, Stage, Value};
 use idflow_policy::defs::{self, RuleDef};
 use idflow_store::{Link, ReadOps, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,7 +135,7 @@ fn norm(mut v: Vec<String>) -> Vec<String> {
 
 /// Runs the test cases (`*_test.toml`) kept beside the rules in `dir`; `config` supplies
 /// connectors where a test file declares none.
-pub fn test_rules(dir: &Path, config: Option<&Config>, registry: &Registry) -> Result<Vec<CaseResult>> {
+pub fn test_rules(dir: &Path, config: Option<&Config>, registry: Arc<Registry>) -> Result<Vec<CaseResult>> {
     let (rule_files, test_files) = defs::rule_files(&[dir.to_path_buf()])?;
     if test_files.is_empty() {
         return Err(Error::Config(format!("no *_test.toml files in {}", dir.display())));
@@ -149,7 +150,7 @@ pub fn test_rules(dir: &Path, config: Option<&Config>, registry: &Registry) -> R
         let parsed: TestFile = toml::from_str(&text).map_err(|e| toml_error(&tf, &text, &e))?;
         let cfg = test_config(&tf, &parsed.connectors, config)?;
         for case in &parsed.test {
-            let failures = match run_case(&cfg, all.clone(), case, registry) {
+            let failures = match run_case(&cfg, all.clone(), case, registry.clone()) {
                 Ok(f) => f,
                 Err(e) => vec![format!("could not run: {e}")],
             };
@@ -160,8 +161,8 @@ pub fn test_rules(dir: &Path, config: Option<&Config>, registry: &Registry) -> R
 }
 
 /// The configuration a test file runs under, through the real parser: an in-memory metaverse,
-/// the rules of the test file's folder, the connectors it declares, and the configuration's
-/// connectors it does not declare.
+/// the rules of the test file's folder, the configuration's connectors, and those the test file
+/// declares (which replace the configuration's of the same name).
 fn test_config(file: &Path, tables: &[toml::Table], base: Option<&Config>) -> Result<Config> {
     let mut metaverse = toml::Table::new();
     metaverse.insert("path".into(), ":memory:".into());
@@ -176,15 +177,16 @@ fn test_config(file: &Path, tables: &[toml::Table], base: Option<&Config>) -> Re
     doc.insert("connector".into(), toml::Value::Array(tables.iter().cloned().map(toml::Value::Table).collect()));
     let text = toml::to_string(&doc).map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
     let mut cfg = Config::parse(file, &text)?;
-    for c in base.map(|b| b.connectors.as_slice()).unwrap_or_default() {
-        if cfg.connector(&c.name).is_none() {
-            cfg.connectors.push(c.clone());
-        }
+    let declared = std::mem::take(&mut cfg.connectors);
+    cfg.connectors = base.map(|b| b.connectors.clone()).unwrap_or_default();
+    for c in declared {
+        cfg.connectors.retain(|x| x.name != c.name);
+        cfg.connectors.push(c);
     }
     Ok(cfg)
 }
 
-fn run_case(cfg: &Config, rules: Vec<RuleDef>, case: &Case, registry: &Registry) -> Result<Vec<String>> {
+fn run_case(cfg: &Config, rules: Vec<RuleDef>, case: &Case, registry: Arc<Registry>) -> Result<Vec<String>> {
     let engine = Engine::from_parts(cfg.clone(), rules, Store::in_memory()?, registry)?;
     // Each input becomes an object its connector reads; `keys` finds it again by DN or anchor.
     let mut inputs: BTreeMap<String, Vec<ImportedObject>> = BTreeMap::new();
@@ -218,7 +220,12 @@ fn run_case(cfg: &Config, rules: Vec<RuleDef>, case: &Case, registry: &Registry)
     engine.sync_stage(&tx, true, &mut report)?;
     let errors = report.errors;
 
-    let mut failures = Vec::new();
+    // An input the import refuses (a duplicate anchor) fails the case: it tests nothing.
+    let mut failures: Vec<String> = errors
+        .iter()
+        .filter(|e| e.stage == Stage::Import)
+        .map(|e| format!("input {}: {}", e.object.as_deref().unwrap_or("-"), e.message))
+        .collect();
     for e in &case.expect {
         let found = match keys.get(&e.object.to_lowercase()) {
             Some((connector, anchor)) => tx.cs_by_anchor(connector, anchor)?,

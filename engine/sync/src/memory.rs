@@ -6,7 +6,8 @@ use idflow_core::Result;
 use std::collections::HashMap;
 
 /// A directory in memory: a full import reads `objects`; an export succeeds and is kept in
-/// `exported`. It has no deltas (a delta import asks for a full one).
+/// `exported`. It has no deltas (a delta import asks for a full one). A test double: what it
+/// is sent stays in memory, so it is never a password hash target.
 pub struct MemoryConnector {
     name: String,
     caps: Capabilities,

@@ -77,7 +77,7 @@ manager = "mv.manager"
 fn engine(rules: &str) -> Engine {
     let config = Config::parse(Path::new("idflow.toml"), CONFIG).expect("config");
     let defs = parse_str(Path::new("rules.toml"), rules).expect("rules");
-    Engine::from_parts(config, defs, Store::in_memory().expect("db"), &idflow_connectors::builtin()).expect("engine")
+    Engine::from_parts(config, defs, Store::in_memory().expect("db"), std::sync::Arc::new(idflow_connectors::builtin())).expect("engine")
 }
 
 fn put(e: &Engine, connector: &str, ty: &str, dn: &str, attrs: &[(&str, &str)]) -> i64 {
@@ -262,7 +262,7 @@ fn the_observer_hears_every_step_and_every_object_error() {
         .replace("mail = \"source.mail\"", "mail = \"source.mail\"\nbroken = 'if source.mail == \"bob@x\" { no_such_fn() } else { () }'");
     std::fs::write(dir.join("rules/rules.toml"), rules).expect("rules");
     std::fs::write(dir.join("hr.ldif"), "").expect("hr");
-    let mut e = Engine::open(&dir.join("idflow.toml"), &idflow_connectors::builtin()).expect("engine");
+    let mut e = Engine::open(&dir.join("idflow.toml"), std::sync::Arc::new(idflow_connectors::builtin())).expect("engine");
     let heard = std::sync::Arc::new(Recorder::default());
     e.set_observer(heard.clone());
     let report = e.run(None, "run").expect("run");
@@ -284,4 +284,25 @@ fn the_observer_hears_every_step_and_every_object_error() {
     assert_eq!(heard.iter().filter(|l| *l == "end").count(), starts.len(), "every step ends: {heard:?}");
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     assert!(heard.contains(&"error sync uid=bob,o=corp".to_string()), "{heard:?}");
+}
+
+#[test]
+fn a_database_from_before_the_stable_fingerprint_is_not_a_rule_change() {
+    // What idflow 1249945 stored after syncing the quickstart (its fingerprint from Debug output).
+    const STORED_BY_THE_PREVIOUS_IDFLOW: &str = "3b44c9a4a2abfd7961f70b4afe879937dfdd4cb7d80e79a10fa835ba239b1b3d";
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the repository");
+    let config = Config::load(&repo.join("examples/quickstart/idflow.toml")).expect("config");
+    let defs = idflow_policy::defs::load(&config.rule_paths).expect("rules");
+    let registry = std::sync::Arc::new(idflow_connectors::builtin());
+    let mut e = Engine::from_parts(config, defs, Store::in_memory().expect("db"), registry).expect("engine");
+    assert_eq!(e.rules.legacy_fingerprint, STORED_BY_THE_PREVIOUS_IDFLOW);
+    assert_ne!(e.rules.fingerprint, e.rules.legacy_fingerprint);
+    let tx = e.store.write().expect("tx");
+    tx.meta_set("rules_fingerprint", STORED_BY_THE_PREVIOUS_IDFLOW).expect("set");
+    tx.commit().expect("commit");
+    let r = e.sync(false).expect("sync");
+    assert_eq!(r.full_sync, Some(false), "the same rules: a delta sync");
+    assert!(r.notes.is_empty(), "{:?}", r.notes);
+    let stored = e.store.read().expect("tx").meta_get("rules_fingerprint").expect("meta");
+    assert_eq!(stored.as_deref(), Some(e.rules.fingerprint.as_str()), "the stable fingerprint is kept from now on");
 }

@@ -38,7 +38,7 @@ fn read_password(cfg: &ConnectorConfig, s: &Settings) -> Result<Option<Zeroizing
                 )));
             }
         }
-        return Ok(Some(Zeroizing::new(pw.to_string())));
+        return Ok(Some(pw.clone()));
     }
     Ok(None)
 }

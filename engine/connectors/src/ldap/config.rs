@@ -41,7 +41,7 @@ pub(crate) struct Settings {
     pub(crate) password_file: Option<String>,
     /// Inline, only when the config file is readable by its owner alone.
     #[serde(default)]
-    pub(crate) password: Option<String>,
+    pub(crate) password: Option<zeroize::Zeroizing<String>>,
     pub(crate) base_dn: OneOrMany,
     #[serde(default)]
     pub(crate) ca_file: Option<String>,
