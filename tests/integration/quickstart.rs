@@ -107,3 +107,23 @@ fn functions_are_listed_with_docs() {
         assert!(o.stdout.contains(f), "{f} missing from:\n{}", o.stdout);
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_a_verb_quietly() {
+    // `idflow plan | head -1`: the plan is larger than a pipe holds, the reader leaves early.
+    use std::io::Read;
+    let e = Env::quickstart();
+    let mut child = e.command(&["plan"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("plan");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 16];
+    out.read_exact(&mut first).expect("the plan's first bytes");
+    drop(out);
+    let o = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "ended by SIGPIPE, as Unix tools are: {:?}", o.status);
+    }
+}
