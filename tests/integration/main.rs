@@ -9,6 +9,7 @@ mod openldap;
 mod phs;
 mod quickstart;
 mod rule_sets;
+mod safety;
 mod samba_ad;
 mod scim;
 mod slapd;

@@ -183,6 +183,13 @@ impl Engine {
         let secret = phs_stage::secret_attributes(&self.config, &name);
         let (stats, errors) = import::import(tx, connector, &self.rules, mode, allow_empty, &secret, self.observer.as_ref())?;
         tracing::info!(connector = %name, mode = %stats.mode, read = stats.read, added = stats.added, updated = stats.updated, deleted = stats.deleted, "import done");
+        if stats.incomplete {
+            report.notes.push(format!(
+                "import {name}: the read met {} errors, so it is incomplete: nothing it did not see is inferred deleted \
+                 (and the delta watermark stays) until a full import reads cleanly",
+                stats.errors
+            ));
+        }
         report.import.push(stats);
         self.failed(report, errors);
         Ok(())

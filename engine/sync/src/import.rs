@@ -30,6 +30,9 @@ pub struct ImportStats {
     pub deleted: usize,
     pub unchanged: usize,
     pub errors: usize,
+    /// A full import that met read errors: nothing it did not see was inferred deleted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
 }
 
 struct Sink<'a> {
@@ -39,8 +42,6 @@ struct Sink<'a> {
     rules: &'a RuleSet,
     connector: String,
     seen: HashSet<i64>,
-    /// Keys of objects that could not be read whole: never treated as deleted.
-    errored_dns: HashSet<String>,
     stats: ImportStats,
     errors: Vec<ObjectError>,
     observer: &'a dyn Observer,
@@ -94,9 +95,6 @@ impl Sink<'_> {
 
     fn obj_error(&mut self, key: &ObjectKey, message: String) {
         self.stats.errors += 1;
-        if let Some(d) = &key.dn {
-            self.errored_dns.insert(dn::norm(d));
-        }
         self.errors.push(ObjectError::new(Stage::Import, &self.connector, key.to_string(), message));
     }
 
@@ -320,7 +318,6 @@ pub(crate) fn import(
         rules,
         connector: name.clone(),
         seen: HashSet::new(),
-        errored_dns: HashSet::new(),
         stats: ImportStats { connector: name.clone(), ..Default::default() },
         errors: Vec::new(),
         observer,
@@ -351,13 +348,19 @@ pub(crate) fn import(
              really is empty now, run `idflow import --full --allow-empty {name}`"
         )));
     }
+    // A read that met any error (a record that did not parse whole, a record without its anchor,
+    // the same object twice) is not complete: what it did not see is not inferred deleted, and
+    // the watermark stays, until a full import reads cleanly.
+    if sink.stats.errors > 0 {
+        sink.stats.incomplete = true;
+        return Ok((sink.stats, sink.errors));
+    }
     // Whatever a complete full import did not see is gone.
     let unseen = tx.cs_present(&name)?;
     for mut o in unseen {
-        if sink.seen.contains(&o.id) || o.dn.as_deref().is_some_and(|d| sink.errored_dns.contains(&dn::norm(d))) {
-            continue;
+        if !sink.seen.contains(&o.id) {
+            sink.vanish(&mut o)?;
         }
-        sink.vanish(&mut o)?;
     }
     tx.set_watermark(&name, new.as_deref())?;
     Ok((sink.stats, sink.errors))

@@ -102,8 +102,32 @@ impl Connector for LdifConnector {
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
         let text = self.read(&self.path)?;
-        for rec in Reader::new(&text, &self.binary) {
-            let rec = rec.map_err(|e| self.err(&self.path, e))?;
+        // A file cut off mid-copy ends without a line break: its last record may be partial.
+        let cut_off = !text.is_empty() && !text.ends_with('\n');
+        let mut records = Reader::new(&text, &self.binary).peekable();
+        while let Some(rec) = records.next() {
+            let last = records.peek().is_none();
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) if cut_off && last => {
+                    let m = format!("{}:{}: the file ends inside a record that does not parse ({}): it may be cut off", self.path.display(), e.line, e.message);
+                    sink.error(ObjectKey { anchor: None, dn: None }, m);
+                    break;
+                }
+                Err(e) => return Err(self.err(&self.path, e)),
+            };
+            if cut_off && last {
+                let (dn, line) = match &rec {
+                    Record::Entry { dn, line, .. } | Record::Change { dn, line, .. } => (dn.clone(), *line),
+                };
+                let m = format!(
+                    "{}:{line}: the file ends inside this record (no line break after its last line): it may be cut off; \
+                     the record is not read",
+                    self.path.display()
+                );
+                sink.error(ObjectKey { anchor: None, dn: Some(dn) }, m);
+                break;
+            }
             let (dn, pairs, line) = match rec {
                 Record::Entry { dn, attrs, line } => (dn, attrs, line),
                 Record::Change { dn, change: Change::Add(attrs), line } => (dn, attrs, line),
