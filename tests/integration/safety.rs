@@ -37,3 +37,48 @@ fn an_import_that_met_a_read_error_deletes_nothing() {
     assert_eq!(r["export"].as_array().map(|a| a.len()), Some(0), "{r}");
     assert_eq!(ids(&e), before);
 }
+
+#[test]
+fn a_deletion_held_by_the_threshold_is_undone_by_fixing_the_source() {
+    use crate::common::{person, small};
+    // Six people (threshold 3); bob reports to ada.
+    let people: Vec<String> = ["ada", "bob", "cyd", "dan", "eve", "fay"]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| person(u, i as u32 + 1, if *u == "bob" { "manager: uid=ada,ou=People,dc=example,dc=org\n" } else { "" }))
+        .collect();
+    let e = small(&people);
+    e.ok(&["apply"], 0);
+    let before = ids(&e);
+    let bob_manager = e.cloud_user("bob@example.org").expect("bob")["attributes"]["manager"].clone();
+    // Four leave the source: the export is refused, and plan and sync say why before export does.
+    e.write("corp.ldif", &[people[1].clone(), people[4].clone()].join("\n"));
+    let o = e.ok(&["plan"], 0);
+    assert!(
+        o.stdout.contains("4 to delete") && o.stdout.contains("4 deletions in \"cloud\" are held by the deletion threshold (3)"),
+        "{o:?}"
+    );
+    e.ok(&["import"], 0);
+    let o = e.ok(&["sync"], 0);
+    assert!(o.stdout.contains("4 deletions in \"cloud\" are held by the deletion threshold"), "sync says so: {o:?}");
+    let o = e.ok(&["apply"], 1);
+    assert!(o.stderr.contains("would delete 4 objects"), "{o:?}");
+    assert_eq!(ids(&e), before, "nothing deleted");
+    // They come back: nothing to delete, nothing to add, the same target objects.
+    e.write("corp.ldif", &people.join("\n"));
+    let o = e.ok(&["plan"], 0);
+    assert!(o.stdout.contains("0 to add, ") && o.stdout.contains(" 0 to delete"), "{o:?}");
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["sync"]["restored"], 4, "{r}");
+    assert_eq!(ids(&e), before, "the same target ids");
+    assert_eq!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["manager"], bob_manager);
+    let o = e.ok(&["plan"], 0);
+    assert!(o.stdout.contains("No changes"), "{o:?}");
+    // A deletion that was exported is final: the one who comes back after it is new.
+    e.write("corp.ldif", &people[..5].join("\n"));
+    e.ok(&["apply"], 0);
+    assert!(e.cloud_user("fay@example.org").is_none());
+    e.write("corp.ldif", &people.join("\n"));
+    e.ok(&["apply"], 0);
+    assert!(e.cloud_user("fay@example.org").is_some_and(|f| !before.contains(f["id"].as_str().unwrap_or_default())));
+}

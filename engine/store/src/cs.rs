@@ -279,6 +279,11 @@ pub(crate) fn count_pending_export(c: &Connection, connector: Option<&str>) -> R
     }
 }
 
+pub(crate) fn count_pending_deletes(c: &Connection, connector: &str) -> Result<i64> {
+    c.prepare_cached("SELECT count(*) FROM cs_object WHERE connector=?1 AND pending_export=1 AND export_state='delete' AND present=1")?
+        .query_row([connector], |r| r.get(0))
+}
+
 pub(crate) fn count_present(c: &Connection, connector: &str) -> Result<i64> {
     c.query_row("SELECT count(*) FROM cs_object WHERE connector=?1 AND present=1", [connector], |r| r.get(0))
 }

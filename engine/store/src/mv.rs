@@ -84,6 +84,11 @@ pub(crate) fn mark_dirty(c: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn restore(c: &Connection, id: i64) -> Result<()> {
+    c.prepare_cached("UPDATE mv_object SET deleted=0, dirty=1 WHERE id=?1")?.execute([id])?;
+    Ok(())
+}
+
 pub(crate) fn mark_deleted(c: &Connection, id: i64) -> Result<()> {
     c.prepare_cached("UPDATE mv_object SET deleted=1, dirty=1 WHERE id=?1")?.execute([id])?;
     c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1")?.execute([id])?;

@@ -32,6 +32,8 @@ pub trait ReadOps {
     fn cs_pending_export(&self, connector: &str) -> Result<Vec<CsObject>>;
     /// How many objects have a pending export, in one connector or in all.
     fn cs_count_pending_export(&self, connector: Option<&str>) -> Result<i64>;
+    /// How many objects of a connector wait for their deletion to be exported.
+    fn cs_count_pending_deletes(&self, connector: &str) -> Result<i64>;
     /// How many objects of a connector exist in its directory.
     fn cs_count_present(&self, connector: &str) -> Result<i64>;
     /// Does the connector hold objects without an anchor (creates not yet confirmed)?
@@ -93,6 +95,8 @@ pub trait WriteOps: ReadOps {
     /// Writes the winning attributes and re-indexes the attributes that changed.
     fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String]) -> Result<()>;
     fn mv_mark_dirty(&self, id: i64) -> Result<()>;
+    /// A deleted object whose source object returned before its deletion was exported: alive again.
+    fn mv_restore(&self, id: i64) -> Result<()>;
     /// Marks an object deleted (outbound sync deprovisions it) and drops its contributions.
     fn mv_mark_deleted(&self, id: i64) -> Result<()>;
     /// Removes a deleted object for good (after outbound sync has deprovisioned it).
@@ -212,6 +216,9 @@ impl<S: Sqlite> ReadOps for S {
     fn cs_count_pending_export(&self, connector: Option<&str>) -> Result<i64> {
         on(self, |c| cs::count_pending_export(c, connector))
     }
+    fn cs_count_pending_deletes(&self, connector: &str) -> Result<i64> {
+        on(self, |c| cs::count_pending_deletes(c, connector))
+    }
     fn cs_count_present(&self, connector: &str) -> Result<i64> {
         on(self, |c| cs::count_present(c, connector))
     }
@@ -300,6 +307,9 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn mv_mark_dirty(&self, id: i64) -> Result<()> {
         on(self, |c| mv::mark_dirty(c, id))
+    }
+    fn mv_restore(&self, id: i64) -> Result<()> {
+        on(self, |c| mv::restore(c, id))
     }
     fn mv_mark_deleted(&self, id: i64) -> Result<()> {
         on(self, |c| mv::mark_deleted(c, id))

@@ -36,6 +36,13 @@ pub struct SyncStats {
     pub provisioned: usize,
     pub adopted: usize,
     pub deprovisioned: usize,
+    /// Source objects back before their deletion was exported: metaverse object and targets restored.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub restored: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One step of a preview's explanation.

@@ -212,7 +212,7 @@ impl Engine {
     }
 
     /// Inbound and outbound sync. Delta looks only at what changed; a changed rule set makes it full.
-    pub(crate) fn sync_stage(&self, tx: &dyn WriteOps, full: bool, report: &mut RunReport) -> Result<()> {
+    pub(crate) fn sync_stage(&self, tx: &dyn WriteOps, full: bool, allow_deletes: Option<usize>, report: &mut RunReport) -> Result<()> {
         let stored = match tx.meta_get("rules_fingerprint")? {
             // Written before rules were fingerprinted from a stable serialization: the same rules.
             Some(s) if s == self.rules.legacy_fingerprint => Some(self.rules.fingerprint.clone()),
@@ -243,6 +243,12 @@ impl Engine {
             outbound::run(&mut ctx, out_ids)?;
         }
         tx.meta_set("rules_fingerprint", &self.rules.fingerprint)?;
+        for (name, f) in &self.facts {
+            let deletes = usize::try_from(tx.cs_count_pending_deletes(name)?).unwrap_or(usize::MAX);
+            if f.caps.export && deletes > self.config.deletion_threshold && allow_deletes.is_none_or(|n| deletes > n) {
+                report.notes.push(export::held(name, deletes, self.config.deletion_threshold));
+            }
+        }
         report.full_sync = Some(full);
         report.sync = Some(ctx.stats);
         self.failed(report, ctx.errors);
@@ -325,7 +331,7 @@ impl Engine {
     pub fn sync(&mut self, full: bool) -> Result<RunReport> {
         self.recorded(if full { "full-sync" } else { "delta-sync" }, |e, r| {
             let tx = e.store.write()?;
-            e.sync_stage(&tx, full, r)?;
+            e.sync_stage(&tx, full, None, r)?;
             tx.commit()
         })
     }
@@ -380,7 +386,7 @@ impl Engine {
         self.recorded(profile, |e, r| {
             e.import_each(&names, Mode::Delta, false, r)?;
             let tx = e.store.write()?;
-            e.sync_stage(&tx, false, r)?;
+            e.sync_stage(&tx, false, allow_deletes, r)?;
             tx.commit()?;
             e.export_stage(&names, allow_deletes, r)?;
             if profile == "run" {
@@ -398,15 +404,10 @@ impl Engine {
         let mut report = RunReport { profile: "plan".into(), ..Default::default() };
         let tx = self.store.write()?;
         self.import_stage(&tx, &names, Mode::Delta, false, &mut report)?;
-        self.sync_stage(&tx, false, &mut report)?;
+        self.sync_stage(&tx, false, None, &mut report)?;
         let targets: Vec<String> = names.iter().filter(|n| self.facts.get(*n).is_some_and(|f| f.caps.export)).cloned().collect();
         let mut p = plan::build(&tx, &targets)?;
-        // The plan has counted each connector's deletes already: the threshold warns from those.
-        for cp in &p.connectors {
-            if let Err(e) = export::check_threshold(&cp.connector, cp.totals.delete, self.config.deletion_threshold, None) {
-                report.notes.push(e.to_string());
-            }
-        }
+
         drop(tx);
         p.errors = report.errors.clone();
         p.staging_mode = self.config.staging_mode;

@@ -32,6 +32,15 @@ pub(crate) fn count_deletes(changes: &[Change]) -> usize {
     changes.iter().filter(|c| c.kind == OpKind::Delete).count()
 }
 
+/// What plan and sync say while a connector's deletions exceed the threshold.
+pub(crate) fn held(connector: &str, deletes: usize, threshold: usize) -> String {
+    format!(
+        "{deletes} deletions in {connector:?} are held by the deletion threshold ({threshold}): export refuses them. \
+         If they are meant, run `idflow apply --allow-deletes {deletes}`; if not, fix the source and run again \
+         (what comes back keeps its target objects: nothing is deleted or re-created)"
+    )
+}
+
 pub(crate) fn check_threshold(connector: &str, deletes: usize, threshold: usize, allow_deletes: Option<usize>) -> Result<()> {
     if deletes > threshold && allow_deletes.is_none_or(|n| deletes > n) {
         return Err(Error::Refused(format!(
@@ -233,7 +242,12 @@ fn record(
     match op.kind {
         OpKind::Delete => {
             stats.deleted += 1;
-            return tx.cs_delete(o.id);
+            tx.cs_delete(o.id)?;
+            // The deletion is carried out: its metaverse object can go now.
+            if let Some(m) = o.mv_id {
+                crate::outbound::release(tx, m)?;
+            }
+            return Ok(());
         }
         OpKind::Add => {
             stats.added += 1;

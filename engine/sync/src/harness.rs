@@ -217,7 +217,7 @@ fn run_case(cfg: &Config, rules: Vec<RuleDef>, case: &Case, registry: Arc<Regist
         let mut memory = MemoryConnector::new(&c.name, caps, inputs.remove(&c.name).unwrap_or_default());
         engine.import_one(&tx, &mut memory, Mode::Full, true, &mut report)?;
     }
-    engine.sync_stage(&tx, true, &mut report)?;
+    engine.sync_stage(&tx, true, None, &mut report)?;
     let errors = report.errors;
 
     // An input the import refuses (a duplicate anchor) fails the case: it tests nothing.

@@ -107,6 +107,9 @@ enum Decision {
     OutOfScope,
     /// In scope of these rules (indexes into the rule set), and already linked.
     Linked(Vec<usize>),
+    /// In scope again, and its former metaverse object is still there (deleted, its deletion
+    /// held until an export carries it out): it gets that object and its target links back.
+    Restore(Vec<usize>, i64),
     /// In scope, not linked yet: what the join found.
     Join(Vec<usize>, std::result::Result<Outcome, (String, idflow_policy::EvalError)>),
 }
@@ -148,6 +151,11 @@ fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<Decision> {
     if linked_inbound(o) {
         return Ok(Decision::Linked(in_scope));
     }
+    if let Some(m) = o.mv_id {
+        if ctx.tx.mv_get(m)?.is_some_and(|x| x.deleted) {
+            return Ok(Decision::Restore(in_scope, m));
+        }
+    }
     let rules = ctx.rules;
     let scoped: Vec<&CompiledRule> = in_scope.iter().map(|i| &rules.rules[*i]).collect();
     let found = join::inbound(ctx, &mut scope, &o.connector, &scoped)?;
@@ -163,7 +171,8 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
                 ctx.trace("inbound", None, || "deleted in the source: disconnected".into());
                 disconnect(ctx, o, recheck)?;
             }
-            if o.export_state.is_some() {
+            if o.export_state.is_some() || o.mv_id.is_some() {
+                // Kept: a target object, or the way back to a deleted metaverse object.
                 o.pending_import = None;
                 ctx.tx.cs_save(o)?;
             } else {
@@ -188,51 +197,64 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
             return Ok(None);
         }
         Decision::Linked(in_scope) => return Ok(Some(in_scope)),
-        Decision::Join(in_scope, found) => match found {
-            Err((rule, e)) => {
-                obj_error(ctx, o, Some(&rule), format!("join: {e}"));
-                return Ok(None);
-            }
-            Ok(Outcome::Ambiguous { rule, group, candidates }) => {
-                let m = format!(
-                    "ambiguous join: {group} matches {} metaverse objects ({}); nothing was joined",
-                    candidates.len(),
-                    candidates.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(", ")
-                );
-                obj_error(ctx, o, Some(&rule), m.clone());
-                o.error = Some(m);
-                ctx.tx.cs_save(o)?;
-                return Ok(None);
-            }
-            Ok(Outcome::Joined { id: m, rule }) => {
-                o.mv_id = Some(m);
-                o.link = Some(Link::Joined);
-                o.link_rule = Some(rule);
-                ctx.stats.joined += 1;
-                in_scope
-            }
-            Ok(Outcome::NoMatch) => {
-                let rules = ctx.rules;
-                match in_scope.iter().map(|i| &rules.rules[*i]).find(|r| r.def.link == Some(LinkMode::Provision)) {
-                    Some(r) => {
-                        let m = ctx.tx.mv_create(&r.def.metaverse_type)?;
-                        ctx.trace("inbound", Some(r.name()), || format!("no join: projected metaverse object {m}"));
-                        o.mv_id = Some(m);
-                        o.link = Some(Link::Projected);
-                        o.link_rule = Some(r.name().to_string());
-                        ctx.stats.projected += 1;
-                        in_scope
-                    }
-                    None => {
-                        ctx.trace("inbound", None, || "no join and no rule projects: stays a disconnector".into());
-                        o.pending_import = None;
-                        o.error = None;
-                        ctx.tx.cs_save(o)?;
-                        return Ok(None);
+        Decision::Restore(in_scope, m) => {
+            ctx.tx.mv_restore(m)?;
+            ctx.trace("inbound", o.link_rule.as_deref(), || {
+                format!("back before its deletion was exported: metaverse object {m} restored")
+            });
+            o.link = Some(Link::Joined);
+            ctx.stats.restored += 1;
+            in_scope
+        }
+        Decision::Join(in_scope, found) => {
+            // A former metaverse object that is gone for good is no way back any more.
+            o.mv_id = None;
+            match found {
+                Err((rule, e)) => {
+                    obj_error(ctx, o, Some(&rule), format!("join: {e}"));
+                    return Ok(None);
+                }
+                Ok(Outcome::Ambiguous { rule, group, candidates }) => {
+                    let m = format!(
+                        "ambiguous join: {group} matches {} metaverse objects ({}); nothing was joined",
+                        candidates.len(),
+                        candidates.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(", ")
+                    );
+                    obj_error(ctx, o, Some(&rule), m.clone());
+                    o.error = Some(m);
+                    ctx.tx.cs_save(o)?;
+                    return Ok(None);
+                }
+                Ok(Outcome::Joined { id: m, rule }) => {
+                    o.mv_id = Some(m);
+                    o.link = Some(Link::Joined);
+                    o.link_rule = Some(rule);
+                    ctx.stats.joined += 1;
+                    in_scope
+                }
+                Ok(Outcome::NoMatch) => {
+                    let rules = ctx.rules;
+                    match in_scope.iter().map(|i| &rules.rules[*i]).find(|r| r.def.link == Some(LinkMode::Provision)) {
+                        Some(r) => {
+                            let m = ctx.tx.mv_create(&r.def.metaverse_type)?;
+                            ctx.trace("inbound", Some(r.name()), || format!("no join: projected metaverse object {m}"));
+                            o.mv_id = Some(m);
+                            o.link = Some(Link::Projected);
+                            o.link_rule = Some(r.name().to_string());
+                            ctx.stats.projected += 1;
+                            in_scope
+                        }
+                        None => {
+                            ctx.trace("inbound", None, || "no join and no rule projects: stays a disconnector".into());
+                            o.pending_import = None;
+                            o.error = None;
+                            ctx.tx.cs_save(o)?;
+                            return Ok(None);
+                        }
                     }
                 }
             }
-        },
+        }
     };
     ctx.tx.cs_save(o)?;
     if let Some(d) = &o.dn {
@@ -337,7 +359,9 @@ fn persist_flows(ctx: &mut Ctx, mut o: CsObject, mut mv_obj: idflow_store::MvObj
 
 /// Unlinks an object from its metaverse object and removes its contributions. A metaverse object
 /// left with no inbound link is deleted (outbound sync then deprovisions it), and objects that
-/// referenced it are looked at again.
+/// referenced it are looked at again. The object then keeps the deleted metaverse object's id
+/// (with no link): should it come back before an export has deleted anything, it gets that
+/// metaverse object, and with it its target objects, back.
 fn disconnect(ctx: &mut Ctx, o: &mut CsObject, recheck: &mut BTreeSet<i64>) -> Result<()> {
     let Some(m) = o.mv_id else { return Ok(()) };
     if let Some(mut mv_obj) = ctx.tx.mv_get(m)? {
@@ -345,13 +369,16 @@ fn disconnect(ctx: &mut Ctx, o: &mut CsObject, recheck: &mut BTreeSet<i64>) -> R
     }
     o.mv_id = None;
     o.link = None;
-    o.link_rule = None;
     ctx.tx.cs_save(o)?;
     ctx.tx.cs_set_dangling(o.id, &[])?;
     ctx.stats.disconnected += 1;
     if ctx.tx.mv_has_inbound_link(m)? {
+        o.link_rule = None;
+        ctx.tx.cs_save(o)?;
         ctx.tx.mv_mark_dirty(m)?;
     } else {
+        o.mv_id = Some(m);
+        ctx.tx.cs_save(o)?;
         for r in references::referrers(ctx.tx, m)? {
             for linked in ctx.tx.cs_all_linked(r)? {
                 if linked.link.is_some_and(Link::is_inbound) {

@@ -11,7 +11,7 @@ use crate::references;
 use idflow_core::{Attrs, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Deprovision, Direction, LinkMode};
 use idflow_policy::{object_map, to_values, truthy, CompiledRule};
-use idflow_store::{CsObject, ExportState, Link, MvObject};
+use idflow_store::{CsObject, ExportState, Link, MvObject, WriteOps};
 use rhai::Scope;
 use std::collections::BTreeSet;
 
@@ -57,7 +57,7 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
         queue = recheck.into_iter().collect();
     }
     for id in purge {
-        ctx.tx.mv_purge(id)?;
+        release(ctx.tx, id)?;
     }
     Ok(())
 }
@@ -73,7 +73,8 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
         let linked_out: Vec<CsObject> =
             ctx.tx.cs_all_linked(id)?.into_iter().filter(|o| o.export_state.is_some() || o.link.is_some_and(|l| !l.is_inbound())).collect();
         if m.deleted {
-            for mut o in linked_out {
+            // Deletions already pending (held by the threshold, or not exported yet) stay as they are.
+            for mut o in linked_out.into_iter().filter(|o| o.export_state != Some(ExportState::Delete)) {
                 deprovision(ctx, &m, &mut o, &mut recheck)?;
             }
             purge.push(id);
@@ -286,8 +287,9 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
                 ctx.tx.cs_delete(o.id)?;
                 return Ok(());
             }
+            // Still linked until the deletion is exported: a source object that comes back
+            // before then gets this target object back.
             o.export_state = Some(ExportState::Delete);
-            o.mv_id = None;
             o.pending_export = true;
         }
         Deprovision::Disable => {
@@ -325,4 +327,27 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
     }
     ctx.tx.cs_save(o)?;
     Ok(())
+}
+
+/// Lets a deleted metaverse object go for good, unless a target object's deletion is still to
+/// be exported (it is held, and the source object may come back). Source objects that kept its
+/// id (to come back) let go of it: those gone from their directory are removed.
+pub(crate) fn release(tx: &dyn WriteOps, mv_id: i64) -> Result<()> {
+    if !tx.mv_get(mv_id)?.is_some_and(|m| m.deleted) {
+        return Ok(());
+    }
+    let linked = tx.cs_all_linked(mv_id)?;
+    if linked.iter().any(|o| o.export_state.is_some() || o.link.is_some()) {
+        return Ok(());
+    }
+    for mut o in linked {
+        if o.present {
+            o.mv_id = None;
+            o.link_rule = None;
+            tx.cs_save(&o)?;
+        } else {
+            tx.cs_delete(o.id)?;
+        }
+    }
+    tx.mv_purge(mv_id)
 }

@@ -110,7 +110,12 @@ impl Connector for LdifConnector {
             let rec = match rec {
                 Ok(r) => r,
                 Err(e) if cut_off && last => {
-                    let m = format!("{}:{}: the file ends inside a record that does not parse ({}): it may be cut off", self.path.display(), e.line, e.message);
+                    let m = format!(
+                        "{}:{}: the file ends inside a record that does not parse ({}): it may be cut off",
+                        self.path.display(),
+                        e.line,
+                        e.message
+                    );
                     sink.error(ObjectKey { anchor: None, dn: None }, m);
                     break;
                 }
