@@ -82,3 +82,52 @@ fn a_deletion_held_by_the_threshold_is_undone_by_fixing_the_source() {
     e.ok(&["apply"], 0);
     assert!(e.cloud_user("fay@example.org").is_some_and(|f| !before.contains(f["id"].as_str().unwrap_or_default())));
 }
+
+#[test]
+fn errors_stay_visible_until_they_are_fixed() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let rules = e.read("rules/accounts.toml");
+    e.write("rules/accounts.toml", &rules.replace(r#"title = "mv.jobTitle""#, r#"title = "no_such_fn(mv.jobTitle)""#));
+    for _ in 0..2 {
+        // Every run, delta too, retries the objects in error and its exit code says so.
+        let o = e.ok(&["run"], 2);
+        assert!(o.stdout.contains("975 errors"), "{o:?}");
+        // One line per distinct error, not one per object; a rule failing on every object stops.
+        assert!(o.stdout.contains("cloud 50 objects (") && o.stdout.contains("cloud 925 objects ("), "{o:?}");
+        assert!(o.stdout.contains("failed on 50 objects in a row, so it is not evaluated again in this run"), "{o:?}");
+        assert!(o.stdout.lines().filter(|l| l.starts_with("error")).count() <= 3, "{o:?}");
+        let o = e.ok(&["plan"], 2);
+        assert!(o.stdout.contains("975 objects are in error") && !o.stdout.contains("the targets match the rules"), "{o:?}");
+    }
+    let h = e.json(&["history"], 0);
+    assert_eq!((h[0]["status"].as_str(), h[1]["status"].as_str()), (Some("errors"), Some("errors")), "{h}");
+    // Fixed: the next run says so, and so does the plan.
+    e.write("rules/accounts.toml", &rules);
+    e.ok(&["run"], 0);
+    assert!(e.ok(&["plan"], 0).stdout.contains("No changes: the targets match the rules."));
+}
+
+#[test]
+fn an_object_whose_inbound_flows_failed_is_not_provisioned_half_made() {
+    use crate::common::{person, small, SMALL_RULES};
+    let e = small(&[person("ada", 1, "title: Analyst\n")]);
+    // Outbound without a scope: whatever reaches the metaverse would be provisioned.
+    let rules = SMALL_RULES
+        .replace("scope = 'mv.mail != ()'\n", "")
+        .replace(r#"title = "source.title""#, r#"title = 'if source.title == "Broken" { no_such_fn() } else { source.title }'"#);
+    e.write("rules/rules.toml", &rules);
+    e.ok(&["apply"], 0);
+    let ada = e.cloud_user("ada@example.org").expect("ada");
+    // A new person whose flows fail is not provisioned; one already there keeps its last good state.
+    e.write("corp.ldif", &[person("ada", 1, "title: Broken\n"), person("bob", 2, "title: Broken\n")].join("\n"));
+    let r = e.json(&["apply"], 2);
+    let msgs: Vec<String> = r["errors"].as_array().expect("errors").iter().map(|x| x["message"].to_string()).collect();
+    assert!(msgs.iter().any(|m| m.contains("not provisioned to cloud: its inbound flows failed")), "{msgs:?}");
+    assert_eq!(e.cloud().len(), 1, "bob is not provisioned half-made: {:?}", e.cloud());
+    assert_eq!(e.cloud_user("ada@example.org").expect("ada"), ada, "ada keeps her last good state");
+    // Fixed at the source: bob arrives whole.
+    e.write("corp.ldif", &[person("ada", 1, "title: Analyst\n"), person("bob", 2, "title: Clerk\n")].join("\n"));
+    e.ok(&["apply"], 0);
+    assert_eq!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["title"], "Clerk");
+}

@@ -1,6 +1,8 @@
 //! Reports as a person reads them: a run's summary, a plan, a preview. (`--json` prints the
 //! engine's own structures instead.)
+use idflow_core::{ObjectError, Stage};
 use idflow_engine::{Plan, Preview, RunReport};
+use std::collections::HashMap;
 
 pub(crate) fn summary(r: &RunReport) -> String {
     let mut s = String::new();
@@ -43,19 +45,16 @@ pub(crate) fn summary(r: &RunReport) -> String {
     for n in &r.notes {
         s.push_str(&format!("note: {n}\n"));
     }
-    for e in r.errors.iter().take(25) {
-        s.push_str(&format!(
+    s.push_str(&errors(&r.errors, "idflow history --json lists them", |e, objects| {
+        format!(
             "error ({}): {} {}{}: {}\n",
             e.stage,
             e.connector.as_deref().unwrap_or("-"),
-            e.object.as_deref().unwrap_or("-"),
+            objects,
             e.rule.as_deref().map(|x| format!(" [rule {x}]")).unwrap_or_default(),
             e.message
-        ));
-    }
-    if r.errors.len() > 25 {
-        s.push_str(&format!("... and {} more errors (idflow history --json lists them)\n", r.errors.len() - 25));
-    }
+        )
+    }));
     s.push_str(&format!(
         "{} in {:.2} s{}\n",
         r.profile,
@@ -63,6 +62,41 @@ pub(crate) fn summary(r: &RunReport) -> String {
         if r.errors.is_empty() { String::new() } else { format!(", {} errors", r.errors.len()) }
     ));
     s
+}
+
+/// What makes two errors the same: stage, connector, rule and message.
+type ErrorKey<'a> = (Stage, Option<&'a str>, Option<&'a str>, &'a str);
+
+/// Errors a line per distinct error (stage, connector, rule and message): the object it
+/// happened to, or how many and a few of them. At most 25 lines; `more` says where the rest are.
+fn errors(all: &[ObjectError], more: &str, line: impl Fn(&ObjectError, &str) -> String) -> String {
+    let mut groups: Vec<(&ObjectError, Vec<&str>)> = Vec::new();
+    let mut index: HashMap<ErrorKey, usize> = HashMap::new();
+    for e in all {
+        let key = (e.stage, e.connector.as_deref(), e.rule.as_deref(), e.message.as_str());
+        let object = e.object.as_deref().unwrap_or("-");
+        match index.get(&key) {
+            Some(&i) => groups[i].1.push(object),
+            None => {
+                index.insert(key, groups.len());
+                groups.push((e, vec![object]));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (e, objects) in groups.iter().take(25) {
+        let who = match objects.len() {
+            1 => objects[0].to_string(),
+            n if n <= 3 => format!("{n} objects ({})", objects.join("; ")),
+            n => format!("{n} objects ({}; ...)", objects[..3].join("; ")),
+        };
+        out.push_str(&line(e, &who));
+    }
+    if groups.len() > 25 {
+        let rest: usize = groups[25..].iter().map(|(_, o)| o.len()).sum();
+        out.push_str(&format!("... and {rest} more errors ({more})\n"));
+    }
+    out
 }
 
 fn list(v: &[String]) -> String {
@@ -116,23 +150,28 @@ pub(crate) fn plan(plan: &Plan) -> String {
             }
         }
     }
-    for e in plan.errors.iter().take(25) {
-        out.push_str(&format!(
+    out.push_str(&errors(&plan.errors, "--json lists them all", |e, objects| {
+        format!(
             "error: {} {}{}: {}\n",
             e.connector.as_deref().unwrap_or("-"),
-            e.object.as_deref().unwrap_or("-"),
+            objects,
             e.rule.as_deref().map(|r| format!(" (rule {r})")).unwrap_or_default(),
             e.message
-        ));
-    }
-    if plan.errors.len() > 25 {
-        out.push_str(&format!("... and {} more errors (--json lists them all)\n", plan.errors.len() - 25));
-    }
+        )
+    }));
     if plan.staging_mode {
         out.push_str("staging mode: these changes are held; export is off\n");
     }
-    if plan.is_empty() {
+    if plan.in_error > 0 {
+        out.push_str(&format!(
+            "{} objects are in error: the targets do not match the rules for them; every run retries them until they are fixed.\n",
+            plan.in_error
+        ));
+    }
+    if plan.is_empty() && plan.in_error == 0 {
         out.push_str("No changes: the targets match the rules.\n");
+    } else if plan.is_empty() {
+        out.push_str("No changes to export.\n");
     } else {
         out.push_str(&format!("Plan: {} to add, {} to update, {} to delete.\n", plan.totals.add, plan.totals.update, plan.totals.delete));
     }

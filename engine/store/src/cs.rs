@@ -296,6 +296,10 @@ pub(crate) fn ids_pending_import(c: &Connection) -> Result<Vec<i64>> {
     ids(c, "pending_import IS NOT NULL", [])
 }
 
+pub(crate) fn ids_inbound_in_error(c: &Connection) -> Result<Vec<i64>> {
+    ids(c, "error IS NOT NULL AND export_state IS NULL AND (link IS NULL OR link IN ('joined','projected'))", [])
+}
+
 /// Every object of the `sources`, every object linked inbound, and whatever is pending import.
 pub(crate) fn ids_full_sync(c: &Connection, sources: &[String]) -> Result<Vec<i64>> {
     let list = sources.iter().map(|s| format!("'{}'", s.replace('\'', "''"))).collect::<Vec<_>>().join(",");

@@ -40,6 +40,9 @@ pub trait ReadOps {
     fn cs_has_anchorless(&self, connector: &str) -> Result<bool>;
     /// Objects with a pending import, by id.
     fn cs_ids_pending_import(&self) -> Result<Vec<i64>>;
+    /// Source objects (not linked outbound, no export state) that are in error: every sync
+    /// looks at them again until they are fixed.
+    fn cs_ids_inbound_in_error(&self) -> Result<Vec<i64>>;
     /// What a full inbound sync looks at: every object of the source connectors, every object
     /// linked inbound, and every object with a pending import.
     fn cs_ids_full_sync(&self, sources: &[String]) -> Result<Vec<i64>>;
@@ -227,6 +230,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_ids_pending_import(&self) -> Result<Vec<i64>> {
         on(self, cs::ids_pending_import)
+    }
+    fn cs_ids_inbound_in_error(&self) -> Result<Vec<i64>> {
+        on(self, cs::ids_inbound_in_error)
     }
     fn cs_ids_full_sync(&self, sources: &[String]) -> Result<Vec<i64>> {
         on(self, |c| cs::ids_full_sync(c, sources))

@@ -4,10 +4,12 @@
 use crate::observer::Observer;
 use idflow_core::connector::Capabilities;
 use idflow_core::ObjectError;
+use idflow_policy::Expr;
 use idflow_policy::RuleSet;
 use idflow_store::WriteOps;
+use rhai::{Dynamic, Scope};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What sync needs to know about each connector.
 #[derive(Debug, Clone)]
@@ -53,6 +55,10 @@ pub struct TraceLine {
     pub message: String,
 }
 
+/// A rule whose expressions failed on this many objects in a row is not evaluated again in
+/// the run: one broken rule must not cost a run an evaluation (up to its limits) per object.
+pub(crate) const STOP_AFTER: usize = 50;
+
 pub(crate) struct Ctx<'a> {
     pub(crate) tx: &'a dyn WriteOps,
     pub(crate) rules: &'a RuleSet,
@@ -61,11 +67,64 @@ pub(crate) struct Ctx<'a> {
     pub(crate) stats: SyncStats,
     pub(crate) trace: Option<Vec<TraceLine>>,
     pub(crate) observer: &'a dyn Observer,
+    /// What the run should say once (a rule stopped).
+    pub(crate) notes: Vec<String>,
+    /// Metaverse objects an outbound stage failed on: looked at again by the next run.
+    pub(crate) mv_in_error: BTreeSet<i64>,
+    /// Metaverse objects whose inbound flows failed in this run: not provisioned anywhere new.
+    pub(crate) incomplete: BTreeSet<i64>,
+    /// Per rule, failures in a row; and the rules stopped, with their last error.
+    failures_in_a_row: HashMap<String, usize>,
+    stopped: HashMap<String, String>,
 }
 
 impl<'a> Ctx<'a> {
     pub(crate) fn new(tx: &'a dyn WriteOps, rules: &'a RuleSet, facts: &'a BTreeMap<String, Facts>, observer: &'a dyn Observer) -> Self {
-        Ctx { tx, rules, facts, errors: Vec::new(), stats: SyncStats::default(), trace: None, observer }
+        Ctx {
+            tx,
+            rules,
+            facts,
+            errors: Vec::new(),
+            stats: SyncStats::default(),
+            trace: None,
+            observer,
+            notes: Vec::new(),
+            mv_in_error: BTreeSet::new(),
+            incomplete: BTreeSet::new(),
+            failures_in_a_row: HashMap::new(),
+            stopped: HashMap::new(),
+        }
+    }
+
+    /// Evaluates one of `rule`'s expressions, unless it failed on [`STOP_AFTER`] objects in a row
+    /// in this run: then it fails at once, saying so.
+    pub(crate) fn eval(&mut self, rule: &str, e: &Expr, scope: &mut Scope) -> std::result::Result<Dynamic, String> {
+        let key = format!("{rule}\u{0}{}", e.what);
+        if let Some(last) = self.stopped.get(&key) {
+            return Err(format!(
+                "not evaluated: {} of rule {rule:?} failed on {STOP_AFTER} objects in a row and is stopped for this run (the last error: {last})",
+                e.what
+            ));
+        }
+        match self.rules.engine.eval(scope, &e.ast) {
+            Ok(d) => {
+                self.failures_in_a_row.remove(&key);
+                Ok(d)
+            }
+            Err(err) => {
+                let n = self.failures_in_a_row.entry(key.clone()).or_insert(0);
+                *n += 1;
+                if *n >= STOP_AFTER {
+                    self.stopped.insert(key, err.message.clone());
+                    self.notes.push(format!(
+                        "rule {rule:?}: {} {:?} failed on {STOP_AFTER} objects in a row, so it is not evaluated again in this run; \
+                         the objects it handles stay in error until it is fixed (the last error: {})",
+                        e.what, e.src, err.message
+                    ));
+                }
+                Err(err.message)
+            }
+        }
     }
 
     pub(crate) fn trace(&mut self, stage: &str, rule: Option<&str>, message: impl FnOnce() -> String) {

@@ -17,7 +17,7 @@ use idflow_policy::defs::{self, Direction, RuleDef};
 use idflow_policy::{ConnectorFacts, Limits, RuleSet};
 use idflow_store::{ReadOps, Store, WriteOps};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -229,7 +229,12 @@ impl Engine {
                 self.config.connectors.iter().map(|c| c.name.clone()).filter(|n| self.rules.has_inbound(n)).collect();
             tx.cs_ids_full_sync(&sources)?
         } else {
-            tx.cs_ids_pending_import()?
+            // What changed, and what is still in error: a delta sync retries it every run.
+            let mut ids = tx.cs_ids_pending_import()?;
+            ids.extend(tx.cs_ids_inbound_in_error()?);
+            ids.sort_unstable();
+            ids.dedup();
+            ids
         };
         let observer = self.observer.as_ref();
         let mut ctx = Ctx::new(tx, &self.rules, &self.facts, observer);
@@ -250,6 +255,7 @@ impl Engine {
             }
         }
         report.full_sync = Some(full);
+        report.notes.append(&mut ctx.notes);
         report.sync = Some(ctx.stats);
         self.failed(report, ctx.errors);
         Ok(())
@@ -410,6 +416,7 @@ impl Engine {
 
         drop(tx);
         p.errors = report.errors.clone();
+        p.in_error = p.errors.iter().map(|e| (e.connector.as_deref(), e.cs_id, e.mv_id, e.object.as_deref())).collect::<HashSet<_>>().len();
         p.staging_mode = self.config.staging_mode;
         report.duration_ms = started.elapsed().as_millis();
         Ok((p, report))

@@ -119,8 +119,8 @@ fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<Decision> {
     if o.pending_import == Some(PendingImport::Delete) {
         return Ok(Decision::Deleted);
     }
-    let rules: Vec<(usize, &CompiledRule)> = ctx
-        .rules
+    let all = ctx.rules;
+    let rules: Vec<(usize, &CompiledRule)> = all
         .rules
         .iter()
         .enumerate()
@@ -135,7 +135,7 @@ fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<Decision> {
     for (i, r) in &rules {
         let ok = match &r.scope {
             None => true,
-            Some(e) => match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message).and_then(|d| truthy(&d)) {
+            Some(e) => match ctx.eval(r.name(), e, &mut scope).and_then(|d| truthy(&d)) {
                 Ok(b) => b,
                 Err(message) => return Ok(Decision::ScopeFailed { rule: r.name().to_string(), src: e.src.clone(), message }),
             },
@@ -211,7 +211,11 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
             o.mv_id = None;
             match found {
                 Err((rule, e)) => {
-                    obj_error(ctx, o, Some(&rule), format!("join: {e}"));
+                    let m = format!("join: {e}");
+                    obj_error(ctx, o, Some(&rule), m.clone());
+                    o.error = Some(m);
+                    o.pending_import = None;
+                    ctx.tx.cs_save(o)?;
                     return Ok(None);
                 }
                 Ok(Outcome::Ambiguous { rule, group, candidates }) => {
@@ -289,7 +293,7 @@ fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Resu
             continue;
         }
         for (attr, e) in &r.flows {
-            let d = match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message).and_then(to_values) {
+            let d = match ctx.eval(r.name(), e, &mut scope).and_then(to_values) {
                 Ok(d) => d,
                 Err(msg) => return Ok(Flowed::Failed { rule: r.name().to_string(), message: format!("flow {attr} {:?}: {msg}", e.src) }),
             };
@@ -337,7 +341,9 @@ fn persist_flows(ctx: &mut Ctx, mut o: CsObject, mut mv_obj: idflow_store::MvObj
     match flowed {
         Flowed::Failed { rule, message } => {
             obj_error(ctx, &o, Some(&rule), message.clone());
+            ctx.incomplete.insert(mv_obj.id);
             o.error = Some(message);
+            o.pending_import = None;
             ctx.tx.cs_save(&o)?;
         }
         Flowed::Done { contributions, dangling, reference_errors } => {

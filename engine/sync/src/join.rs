@@ -20,10 +20,15 @@ fn describe(group: &[JoinCond]) -> String {
 }
 
 /// Evaluates a group's expressions; `None` when one of them gives `()` (the group does not apply).
-fn group_values(ctx: &Ctx, scope: &mut Scope, group: &[JoinCond]) -> std::result::Result<Option<Vec<Vec<Value>>>, EvalError> {
+fn group_values(
+    ctx: &mut Ctx,
+    rule: &str,
+    scope: &mut Scope,
+    group: &[JoinCond],
+) -> std::result::Result<Option<Vec<Vec<Value>>>, EvalError> {
     let mut out = Vec::new();
     for c in group {
-        let d = ctx.rules.engine.eval(scope, &c.expr.ast)?;
+        let d = ctx.eval(rule, &c.expr, scope).map_err(|message| EvalError { message })?;
         match to_values(d).map_err(|message| EvalError { message })? {
             Some(v) if !v.is_empty() => out.push(v),
             _ => return Ok(None),
@@ -41,7 +46,7 @@ pub(crate) fn inbound(
 ) -> Result<std::result::Result<Outcome, (String, EvalError)>> {
     for r in rules {
         for group in &r.joins {
-            let vals = match group_values(ctx, scope, group) {
+            let vals = match group_values(ctx, r.name(), scope, group) {
                 Ok(Some(v)) => v,
                 Ok(None) => {
                     ctx.trace("join", Some(r.name()), || format!("{}: gives () so the group is skipped", describe(group)));
@@ -129,7 +134,7 @@ impl AdoptIndex {
         for r in rules {
             let target_type = r.def.target_type.clone().unwrap_or_default();
             for group in &r.joins {
-                let vals = match group_values(ctx, scope, group) {
+                let vals = match group_values(ctx, r.name(), scope, group) {
                     Ok(Some(v)) => v,
                     Ok(None) => continue,
                     Err(e) => return Ok(Err((r.name().to_string(), e))),

@@ -30,6 +30,7 @@ fn mv_error(ctx: &mut Ctx, m: &MvObject, connector: &str, cs_id: Option<i64>, ru
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| format!("metaverse #{}", m.id));
+    ctx.mv_in_error.insert(m.id);
     ctx.error(ObjectError {
         stage: Stage::Sync,
         connector: Some(connector.to_string()),
@@ -58,6 +59,12 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
     }
     for id in purge {
         release(ctx.tx, id)?;
+    }
+    // Objects in error are looked at again by the next run, delta or not, until they are fixed.
+    for id in std::mem::take(&mut ctx.mv_in_error) {
+        if ctx.tx.mv_get(id)?.is_some_and(|m| !m.deleted) {
+            ctx.tx.mv_mark_dirty(id)?;
+        }
     }
     Ok(())
 }
@@ -92,7 +99,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
             for r in &crules {
                 let ok = match &r.scope {
                     None => true,
-                    Some(e) => match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message).and_then(|d| truthy(&d)) {
+                    Some(e) => match ctx.eval(r.name(), e, &mut scope).and_then(|d| truthy(&d)) {
                         Ok(b) => b,
                         Err(msg) => {
                             mv_error(ctx, &m, connector, None, Some(r.name()), format!("scope {:?}: {msg}", e.src));
@@ -114,6 +121,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                 if let Some(mut o) = linked.filter(|o| o.export_state == Some(ExportState::Present)) {
                     deprovision(ctx, &m, &mut o, &mut recheck)?;
                 }
+                continue;
+            }
+            if linked.is_none() && ctx.incomplete.contains(&id) {
+                let m_msg = format!("not provisioned to {connector}: its inbound flows failed in this run (it is, once they succeed)");
+                mv_error(ctx, &m, connector, None, None, m_msg);
                 continue;
             }
             let cs_id = match linked {
@@ -197,7 +209,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
             if set.contains(attr) {
                 continue;
             }
-            let vals = match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message).and_then(to_values) {
+            let vals = match ctx.eval(r.name(), e, &mut scope).and_then(to_values) {
                 Ok(v) => v,
                 Err(msg) => {
                     mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("flow {attr} {:?}: {msg}", e.src));
@@ -224,7 +236,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
         }
         if new_dn.is_none() {
             if let Some(e) = &r.dn {
-                match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message) {
+                match ctx.eval(r.name(), e, &mut scope) {
                     Ok(d) if d.is_string() => new_dn = d.into_string().ok(),
                     Ok(d) if d.is_unit() => {}
                     Ok(d) => {
@@ -297,7 +309,7 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
             let mut scope = scope_of(m);
             let mut desired = o.desired.clone().unwrap_or_default();
             for (attr, e) in &r.deprovision_flows {
-                match ctx.rules.engine.eval(&mut scope, &e.ast).map_err(|e| e.message).and_then(to_values) {
+                match ctx.eval(r.name(), e, &mut scope).and_then(to_values) {
                     Ok(Some(v)) => {
                         desired.insert(attr.clone(), v.into_iter().filter(|x| !matches!(x, Value::Ref(_))).collect());
                     }

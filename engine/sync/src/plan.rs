@@ -43,6 +43,8 @@ pub struct Plan {
     pub connectors: Vec<ConnectorPlan>,
     pub totals: Totals,
     pub errors: Vec<ObjectError>,
+    /// Objects in error (each counted once): the targets do not match the rules for them.
+    pub in_error: usize,
     pub staging_mode: bool,
 }
 
