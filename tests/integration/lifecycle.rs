@@ -176,4 +176,8 @@ fn killed_runs_resume_without_duplicates() {
     assert_eq!(users.len(), unique.len(), "duplicates in the target");
     assert_eq!(users.len(), expected_users);
     e.ok(&["plan", "--exit-code"], 0);
+    // The killed runs show as interrupted, not as running forever.
+    let h = e.json(&["history", "-n", "20"], 0);
+    let statuses: Vec<&str> = h.as_array().expect("runs").iter().filter_map(|r| r["status"].as_str()).collect();
+    assert!(statuses.contains(&"interrupted") && !statuses.contains(&"running"), "{statuses:?}");
 }

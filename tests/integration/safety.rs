@@ -131,3 +131,33 @@ fn an_object_whose_inbound_flows_failed_is_not_provisioned_half_made() {
     e.ok(&["apply"], 0);
     assert_eq!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["title"], "Clerk");
 }
+
+#[test]
+fn one_run_at_a_time_per_metaverse() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    // Another run holds the metaverse (here: this test, through the same lock).
+    let lock = idflow_store::RunLock::take(&e.path("state/idflow.db"), "apply").expect("lock");
+    for verb in ["run", "plan", "sync"] {
+        let o = e.ok(&[verb], 1);
+        assert!(o.stderr.contains("is in use: idflow apply (pid ") && o.stderr.contains("One run at a time"), "{o:?}");
+    }
+    // Reading the history is not a run.
+    e.ok(&["history"], 0);
+    drop(lock);
+    e.ok(&["run"], 0);
+}
+
+#[test]
+fn the_metaverse_is_readable_by_its_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let mode = |p: &str| std::fs::metadata(e.path(p)).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode("state"), 0o700);
+    assert_eq!(mode("state/idflow.db"), 0o600);
+    // An existing database that others can read is run, with a warning.
+    std::fs::set_permissions(e.path("state/idflow.db"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = e.ok(&["run"], 0);
+    assert!(o.stderr.contains("others can read it (mode 644): chmod 600"), "{o:?}");
+}

@@ -13,6 +13,10 @@ pub(crate) fn start(c: &Connection, profile: &str) -> Result<i64> {
     Ok(c.last_insert_rowid())
 }
 
+pub(crate) fn interrupt_running(c: &Connection) -> Result<usize> {
+    c.execute("UPDATE run SET status='interrupted', finished=?1 WHERE status='running'", [now()])
+}
+
 pub(crate) fn finish(c: &Connection, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()> {
     c.execute("UPDATE run SET finished=?1, status=?2, summary=?3 WHERE id=?4", params![now(), status, summary.to_string(), run_id])?;
     Ok(())

@@ -14,6 +14,7 @@
 
 mod cs;
 mod history;
+mod lock;
 mod meta;
 mod mv;
 mod ops;
@@ -22,6 +23,7 @@ mod schema;
 
 pub use cs::{CsObject, ExportState, Link, PendingImport};
 pub use history::RunRow;
+pub use lock::RunLock;
 pub use mv::{Contribution, MvAttr, MvObject};
 pub use ops::{ReadOps, ReadTxn, WriteOps, WriteTxn};
 pub use phs::PhsPair;
@@ -30,6 +32,19 @@ use idflow_core::{Error, Result};
 use rusqlite::Connection;
 use std::path::Path;
 
+/// Creates the folder a database (or its lock) lives in, owner-only, when it is missing.
+fn folder_of(path: &Path) -> std::io::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) else { return Ok(()) };
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
 /// An open metaverse database.
 pub struct Store {
     conn: Connection,
@@ -37,16 +52,39 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating it and its folder when missing) the database at `path`.
+    /// Opens (creating it and its folder when missing) the database at `path`. It holds every
+    /// identity's attributes: a new database is readable by its owner alone (0600, in a 0700
+    /// folder when idflow creates the folder; SQLite gives its WAL and SHM files the same mode),
+    /// and an existing one that others can read is warned about.
     pub fn open(path: &Path) -> Result<Store> {
         let name = path.display().to_string();
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::Store {
-                    path: name.clone(),
-                    message: format!("cannot create its folder: {e}"),
-                    source: Some(Box::new(e)),
-                })?;
+        let fail =
+            |what: &str, e: std::io::Error| Error::Store { path: name.clone(), message: format!("{what}: {e}"), source: Some(Box::new(e)) };
+        folder_of(path).map_err(|e| fail("cannot create its folder", e))?;
+        if !path.exists() {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(fail("cannot create it", e)),
+            }
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                let mode = m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "the metaverse {name} holds every identity's attributes and others can read it (mode {mode:o}): chmod 600 it (and its -wal and -shm files)"
+                    );
+                }
             }
         }
         let conn = Connection::open(path).map_err(|e| Error::store(&name, e))?;

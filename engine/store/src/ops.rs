@@ -114,6 +114,8 @@ pub trait WriteOps: ReadOps {
 
     /// A run starts: its id.
     fn history_start(&self, profile: &str) -> Result<i64>;
+    /// Runs still marked running when the run lock was free were killed: marked interrupted.
+    fn history_interrupt_running(&self) -> Result<usize>;
     fn history_record(&self, run_id: i64, e: &ObjectError) -> Result<()>;
     fn history_finish(&self, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()>;
 
@@ -345,6 +347,9 @@ impl WriteOps for WriteTxn<'_> {
 
     fn history_start(&self, profile: &str) -> Result<i64> {
         on(self, |c| history::start(c, profile))
+    }
+    fn history_interrupt_running(&self) -> Result<usize> {
+        on(self, history::interrupt_running)
     }
     fn history_record(&self, run_id: i64, e: &ObjectError) -> Result<()> {
         on(self, |c| history::record(c, run_id, e))

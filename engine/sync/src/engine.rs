@@ -15,7 +15,7 @@ use idflow_core::registry::{ConnectorSpec, Registry};
 use idflow_core::{Error, ObjectError, Result};
 use idflow_policy::defs::{self, Direction, RuleDef};
 use idflow_policy::{ConnectorFacts, Limits, RuleSet};
-use idflow_store::{ReadOps, Store, WriteOps};
+use idflow_store::{ReadOps, RunLock, Store, WriteOps};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -57,6 +57,8 @@ pub struct Engine {
     /// The connector kinds: a connector's settings are checked by its kind when it is opened.
     registry: Arc<Registry>,
     observer: Arc<dyn Observer>,
+    /// One run at a time per metaverse: held for the engine's life.
+    _lock: Option<RunLock>,
 }
 
 /// Facts about every configured connector, from its type.
@@ -101,12 +103,24 @@ fn compile_rules(config: &Config, defs: Vec<RuleDef>, facts: &BTreeMap<String, F
 }
 
 impl Engine {
-    /// Loads `idflow.toml`, its rules and its metaverse, with connectors from `registry`.
+    /// Loads `idflow.toml`, its rules and its metaverse, with connectors from `registry`, and
+    /// takes the metaverse's run lock: one run at a time. A run that was killed shows as
+    /// interrupted in the history from here on.
     pub fn open(config_path: &Path, registry: Arc<Registry>) -> Result<Engine> {
         let config = Config::load(config_path)?;
         let defs = defs::load(&config.rule_paths)?;
+        let what: Vec<String> = std::env::args().skip(1).collect();
+        let lock = RunLock::take(&config.metaverse_path, &what.join(" "))?;
         let store = Store::open(&config.metaverse_path)?;
-        Self::from_parts(config, defs, store, registry)
+        let tx = store.write()?;
+        let interrupted = tx.history_interrupt_running()?;
+        tx.commit()?;
+        if interrupted > 0 {
+            tracing::warn!(runs = interrupted, "runs that were stopped before they ended are marked interrupted in the history");
+        }
+        let mut e = Self::from_parts(config, defs, store, registry)?;
+        e._lock = Some(lock);
+        Ok(e)
     }
 
     pub fn from_parts(config: Config, defs: Vec<RuleDef>, store: Store, registry: Arc<Registry>) -> Result<Engine> {
@@ -117,7 +131,7 @@ impl Engine {
             diff::record_form(&tx, name, f.caps.reference_form)?;
         }
         tx.commit()?;
-        Ok(Engine { config, rules, store, facts, registry, observer: Arc::new(Silent) })
+        Ok(Engine { config, rules, store, facts, registry, observer: Arc::new(Silent), _lock: None })
     }
 
     /// Checks a configuration: the file, every connector's settings (by its type), every rule
