@@ -161,3 +161,36 @@ fn the_metaverse_is_readable_by_its_owner_alone() {
     let o = e.ok(&["run"], 0);
     assert!(o.stderr.contains("others can read it (mode 644): chmod 600"), "{o:?}");
 }
+
+#[test]
+fn the_same_object_twice_in_a_read_is_an_error_on_both_and_made_once_at_most() {
+    use crate::common::{person, small};
+    let ada = person("ada", 1, "");
+    let bob = person("bob", 2, "");
+    // The same DN under another anchor (a record copied with a new entryUUID).
+    let bob_again = bob.replace("000000000002", "000000000022");
+    let e = small(&[ada.clone(), bob.clone(), bob_again.clone()]);
+    let r = e.json(&["apply"], 2);
+    let dups: Vec<&serde_json::Value> = r["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter(|x| x["message"].as_str().is_some_and(|m| m.contains("duplicate DN")))
+        .collect();
+    assert_eq!(dups.len(), 2, "an error on both records: {r}");
+    assert!(e.cloud_user("bob@example.org").is_none(), "which bob is right is not guessed");
+    // Fixed: bob arrives once.
+    e.write("corp.ldif", &[ada.clone(), bob.clone()].join("\n"));
+    e.ok(&["apply"], 0);
+    let id = e.cloud_user("bob@example.org").expect("bob")["id"].clone();
+    // Read twice again (same DN, and then the same anchor under another DN): never a second bob.
+    let bob_elsewhere = bob.replace("uid=bob,", "uid=bobby,");
+    for twice in [bob_again, bob_elsewhere] {
+        e.write("corp.ldif", &[ada.clone(), bob.clone(), twice].join("\n"));
+        let r = e.json(&["apply"], 2);
+        assert!(r["errors"].as_array().expect("errors").len() >= 2, "{r}");
+        let bobs: Vec<serde_json::Value> = e.cloud().into_iter().filter(|o| o["attributes"]["userName"] == "bob@example.org").collect();
+        assert_eq!(bobs.len(), 1, "{bobs:?}");
+        assert_eq!(bobs[0]["id"], id);
+    }
+}

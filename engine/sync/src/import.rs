@@ -42,6 +42,12 @@ struct Sink<'a> {
     rules: &'a RuleSet,
     connector: String,
     seen: HashSet<i64>,
+    /// The object each DN (normalized) was read for in this import.
+    seen_dn: std::collections::HashMap<String, i64>,
+    /// Objects this import added (not there before).
+    added: HashSet<i64>,
+    /// Objects already reported as read twice.
+    duplicated: HashSet<i64>,
     stats: ImportStats,
     errors: Vec<ObjectError>,
     observer: &'a dyn Observer,
@@ -109,9 +115,39 @@ impl Sink<'_> {
         if o.export_state.is_some() {
             o.pending_export = diff::has_changes(self.tx, &o)?;
         }
+        let added = o.id == 0;
         let id = self.tx.cs_save(&o)?;
         self.seen.insert(id);
+        if let Some(d) = &o.dn {
+            self.seen_dn.insert(dn::norm(d), id);
+        }
+        if added {
+            self.added.insert(id);
+        }
         Ok(id)
+    }
+
+    /// The object read as `key` is one already read in this import (same anchor, or same DN):
+    /// an error on both records, and nothing is made twice. A first copy that this import
+    /// added is taken out again: which record is right is for the directory's owner to say.
+    fn duplicate(&mut self, first: i64, key: &ObjectKey, message: String) -> Result<()> {
+        self.obj_error(key, message.clone());
+        if !self.duplicated.insert(first) {
+            return Ok(());
+        }
+        let Some(o) = self.tx.cs_get(first)? else { return Ok(()) };
+        let first_key = ObjectKey { anchor: o.anchor.clone(), dn: o.dn.clone() };
+        self.obj_error(&first_key, message);
+        if self.added.remove(&first) {
+            self.tx.cs_delete(first)?;
+            self.stats.added = self.stats.added.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// The object another record of this import has the DN `dn`, if any other than `id`.
+    fn dn_taken(&self, dn: Option<&str>, id: i64) -> Option<i64> {
+        dn.and_then(|d| self.seen_dn.get(&dn::norm(d))).copied().filter(|x| *x != id)
     }
 
     fn upsert(&mut self, obj: ImportedObject) -> Result<()> {
@@ -123,8 +159,12 @@ impl Sink<'_> {
             Some(mut o) => {
                 if self.seen.contains(&o.id) {
                     let other = o.dn.clone().unwrap_or_default();
-                    self.obj_error(&key, format!("duplicate anchor {:?}: also held by {other}", obj.anchor.unwrap_or_default()));
-                    return Ok(());
+                    let m = format!("duplicate anchor {:?}: read for {other} and for {key}", obj.anchor.unwrap_or_default());
+                    return self.duplicate(o.id, &key, m);
+                }
+                if let Some(first) = self.dn_taken(obj.dn.as_deref(), o.id) {
+                    let m = format!("duplicate DN: {key} is read for two objects (anchors differ)");
+                    return self.duplicate(first, &key, m);
                 }
                 let renamed = obj.dn.is_some() && o.dn.as_deref().map(dn::norm) != obj.dn.as_deref().map(dn::norm);
                 let changed = !attrs_equal(&o.attrs, &attrs) || o.object_type != obj.object_type || !o.present;
@@ -157,6 +197,10 @@ impl Sink<'_> {
                 self.finish_object(o)?;
             }
             None => {
+                if let Some(first) = self.dn_taken(obj.dn.as_deref(), 0) {
+                    let m = format!("duplicate DN: {key} is read for two objects (anchors differ)");
+                    return self.duplicate(first, &key, m);
+                }
                 if let Some(d) = &obj.dn {
                     self.tx.cs_clear_former_dn(&self.connector, d)?;
                 }
@@ -318,6 +362,9 @@ pub(crate) fn import(
         rules,
         connector: name.clone(),
         seen: HashSet::new(),
+        seen_dn: std::collections::HashMap::new(),
+        added: HashSet::new(),
+        duplicated: HashSet::new(),
         stats: ImportStats { connector: name.clone(), ..Default::default() },
         errors: Vec::new(),
         observer,
