@@ -166,6 +166,34 @@ fn scim_end_to_end_from_openldap() {
 }
 
 #[test]
+fn a_soft_match_never_takes_over_an_object_another_source_owns() {
+    let s = Slapd::start(Some(&generated(10, 1)));
+    let scim = Scim::start();
+    // u000003's userName is taken in the service by a user another source provisioned.
+    let theirs = scim.post(
+        "Users",
+        &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u000003@example.org", "externalId": "hr-4711"}),
+    );
+    let e = env_for(&s, &scim);
+    for _ in 0..2 {
+        let r = e.json(&["run"], 2);
+        let refused: Vec<&J> = r["errors"]
+            .as_array()
+            .expect("errors")
+            .iter()
+            .filter(|x| x["message"].as_str().is_some_and(|m| m.starts_with("InvalidSoftMatch")))
+            .collect();
+        assert_eq!(refused.len(), 1, "{r}");
+        let m = refused[0]["message"].as_str().unwrap_or_default();
+        assert!(m.contains("\"hr-4711\"") && m.contains(&idflow::generate::uuid_for(1, 3)), "both identities named: {m}");
+        let users = scim.list("Users");
+        let u3: Vec<&J> = users.iter().filter(|u| u["userName"] == "u000003@example.org").collect();
+        assert_eq!(u3.len(), 1);
+        assert_eq!((&u3[0]["id"], &u3[0]["externalId"]), (&theirs["id"], &theirs["externalId"]), "untouched");
+    }
+}
+
+#[test]
 fn scim_killed_mid_export_resumes_without_duplicates() {
     let seed = generated(1000, 20);
     let with_mail = seed.matches("\nmail: ").count();

@@ -122,6 +122,9 @@ pub struct Capabilities {
     pub reference_form: RefForm,
     /// Most operations in one `export` call.
     pub max_batch: usize,
+    /// The attribute that says which source owns a target object (SCIM's `externalId`), when
+    /// the kind has one: an outbound soft match never adopts an object it names another owner in.
+    pub owner_attribute: Option<&'static str>,
 }
 
 pub trait Connector {

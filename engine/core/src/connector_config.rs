@@ -8,13 +8,16 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Keys every connector has, read once by the config, never by a type's own settings.
-const COMMON_KEYS: [&str; 3] = ["name", "type", "reference_attributes"];
+const COMMON_KEYS: [&str; 4] = ["name", "type", "reference_attributes", "owner_attribute"];
 
 #[derive(Clone)]
 pub struct ConnectorConfig {
     pub name: String,
     pub kind: String,
     pub reference_attributes: Vec<String>,
+    /// The attribute that names a target object's owning source, where the section sets one
+    /// (otherwise the kind's own, if it has one).
+    pub owner_attribute: Option<String>,
     /// Every key of the section, for the connector type to deserialize with its own struct.
     pub settings: toml::Table,
     /// The directory relative paths are resolved against.
@@ -46,12 +49,21 @@ impl ConnectorConfig {
                 .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
                 .ok_or_else(|| Error::Config(format!("connector {name:?}: reference_attributes must be a list of names")))?,
         };
+        let owner_attribute = match settings.get("owner_attribute") {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::Config(format!("connector {name:?}: owner_attribute must be an attribute name")))?,
+            ),
+        };
         let dir = config_file.parent().map(Path::to_path_buf).unwrap_or_default();
         let base_dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         Ok(ConnectorConfig {
             name: name.to_string(),
             kind: kind.to_string(),
             reference_attributes,
+            owner_attribute,
             settings,
             base_dir,
             config_file: config_file.to_path_buf(),

@@ -18,6 +18,8 @@ pub struct Facts {
     /// Lower-cased names of the attributes that hold DNs of other objects.
     pub reference_attributes: HashSet<String>,
     pub caps: Capabilities,
+    /// The attribute naming a target object's owning source (configured, or the kind's).
+    pub owner_attribute: Option<String>,
 }
 
 impl Facts {

@@ -71,6 +71,7 @@ fn facts_of(config: &Config, registry: &Registry) -> Result<BTreeMap<String, Fac
                 kind: c.kind.clone(),
                 reference_attributes: c.reference_attributes.iter().map(|a| a.to_lowercase()).collect(),
                 caps: registry.capabilities(c)?,
+                owner_attribute: c.owner_attribute.clone().or_else(|| registry.capabilities(c).ok()?.owner_attribute.map(str::to_string)),
             },
         );
     }

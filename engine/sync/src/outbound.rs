@@ -151,6 +151,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                     }
                     Ok(Outcome::Joined { id: cs_id, rule }) => {
                         let Some(mut o) = ctx.tx.cs_get(cs_id)? else { continue };
+                        if let Some(refusal) = owned_elsewhere(ctx, &mut scope, connector, &in_scope, &o)? {
+                            mv_error(ctx, &m, connector, Some(o.id), Some(&rule), refusal);
+                            continue;
+                        }
                         adopt.take(connector, cs_id);
                         o.mv_id = Some(id);
                         o.link = Some(Link::Adopted);
@@ -362,4 +366,44 @@ pub(crate) fn release(tx: &dyn WriteOps, mv_id: i64) -> Result<()> {
         }
     }
     tx.mv_purge(mv_id)
+}
+
+/// Why a soft match must not adopt `candidate`: its owner attribute (SCIM's externalId, or the
+/// connector's `owner_attribute`) names another source than the value this identity's flows
+/// give it (Entra Connect's InvalidSoftMatch). `None`: it is free, or already this identity's
+/// (a hard match on the owner attribute itself always is).
+fn owned_elsewhere(
+    ctx: &mut Ctx,
+    scope: &mut Scope,
+    connector: &str,
+    rules: &[&CompiledRule],
+    candidate: &CsObject,
+) -> Result<Option<String>> {
+    let Some(owner) = ctx.facts(connector).and_then(|f| f.owner_attribute.clone()) else { return Ok(None) };
+    let theirs: Vec<Value> =
+        candidate.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(&owner)).map(|(_, v)| v.clone()).unwrap_or_default();
+    if theirs.is_empty() {
+        return Ok(None);
+    }
+    let mut ours: Option<Vec<Value>> = None;
+    'rules: for r in rules {
+        for (attr, e) in &r.flows {
+            if attr.eq_ignore_ascii_case(&owner) {
+                ours = ctx.eval(r.name(), e, scope).and_then(to_values).ok().flatten();
+                break 'rules;
+            }
+        }
+    }
+    if ours.as_ref().is_some_and(|o| idflow_core::same_values(o, &theirs)) {
+        return Ok(None);
+    }
+    let show = |v: &[Value]| v.iter().map(Value::display).collect::<Vec<_>>().join(", ");
+    Ok(Some(format!(
+        "InvalidSoftMatch: {connector} object {} matches this identity, but its {owner} ({}) names another source; \
+         this identity's is {}. Nothing was adopted or changed. If they are the same person, make the {owner} \
+         agree (or clear it) in the target",
+        candidate.display(),
+        show(&theirs),
+        ours.as_deref().map(show).unwrap_or_else(|| "not set by the rules".into())
+    )))
 }

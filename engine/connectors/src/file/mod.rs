@@ -7,8 +7,14 @@ use idflow_core::{ConnectorConfig, Result};
 mod backend;
 mod config;
 
-const CAPABILITIES: Capabilities =
-    Capabilities { delta_import: false, export: true, local_anchor: true, reference_form: RefForm::Anchor, max_batch: usize::MAX };
+const CAPABILITIES: Capabilities = Capabilities {
+    delta_import: false,
+    export: true,
+    local_anchor: true,
+    reference_form: RefForm::Anchor,
+    max_batch: usize::MAX,
+    owner_attribute: None,
+};
 
 /// The registry entry.
 pub(crate) struct File;

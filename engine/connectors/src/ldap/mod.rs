@@ -21,8 +21,14 @@ mod import;
 mod replication;
 mod session;
 
-const CAPABILITIES: Capabilities =
-    Capabilities { delta_import: true, export: true, local_anchor: false, reference_form: RefForm::Dn, max_batch: 200 };
+const CAPABILITIES: Capabilities = Capabilities {
+    delta_import: true,
+    export: true,
+    local_anchor: false,
+    reference_form: RefForm::Dn,
+    max_batch: 200,
+    owner_attribute: None,
+};
 
 /// The registry entry.
 pub(crate) struct Ldap;

@@ -8,8 +8,14 @@ mod backend;
 mod config;
 mod parse;
 
-const CAPABILITIES: Capabilities =
-    Capabilities { delta_import: true, export: false, local_anchor: false, reference_form: RefForm::Dn, max_batch: 1 };
+const CAPABILITIES: Capabilities = Capabilities {
+    delta_import: true,
+    export: false,
+    local_anchor: false,
+    reference_form: RefForm::Dn,
+    max_batch: 1,
+    owner_attribute: None,
+};
 
 /// The registry entry.
 pub(crate) struct Ldif;

@@ -14,8 +14,14 @@ mod config;
 mod http;
 mod mapping;
 
-const CAPABILITIES: Capabilities =
-    Capabilities { delta_import: false, export: true, local_anchor: false, reference_form: RefForm::Anchor, max_batch: 50 };
+const CAPABILITIES: Capabilities = Capabilities {
+    delta_import: false,
+    export: true,
+    local_anchor: false,
+    reference_form: RefForm::Anchor,
+    max_batch: 50,
+    owner_attribute: Some("externalId"),
+};
 
 /// The registry entry.
 pub(crate) struct Scim;
