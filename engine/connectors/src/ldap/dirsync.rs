@@ -41,17 +41,22 @@ pub(super) fn request(flags: i64, max_bytes: i64, cookie: &[u8]) -> RawControl {
     RawControl { ctype: OID.to_string(), crit: true, val: Some(val) }
 }
 
+/// A BER length from untrusted bytes: checked arithmetic throughout, so a hostile length (nine
+/// bytes of 0xff) is `None`, never an overflow.
 fn read_len(b: &[u8], i: &mut usize) -> Option<usize> {
     let first = *b.get(*i)?;
-    *i += 1;
+    *i = i.checked_add(1)?;
     if first < 0x80 {
         return Some(first as usize);
     }
     let n = (first & 0x7f) as usize;
+    if n > std::mem::size_of::<usize>() {
+        return None;
+    }
     let mut len = 0usize;
     for _ in 0..n {
-        len = (len << 8) | *b.get(*i)? as usize;
-        *i += 1;
+        len = len.checked_mul(256)?.checked_add(*b.get(*i)? as usize)?;
+        *i = i.checked_add(1)?;
     }
     Some(len)
 }
@@ -60,10 +65,11 @@ fn read_tlv<'a>(b: &'a [u8], i: &mut usize, tag: u8) -> Option<&'a [u8]> {
     if *b.get(*i)? != tag {
         return None;
     }
-    *i += 1;
+    *i = i.checked_add(1)?;
     let len = read_len(b, i)?;
-    let v = b.get(*i..*i + len)?;
-    *i += len;
+    let end = i.checked_add(len)?;
+    let v = b.get(*i..end)?;
+    *i = end;
     Some(v)
 }
 
@@ -89,6 +95,12 @@ mod tests {
         let resp = [0x30, 0x0a, 0x02, 0x01, 0x01, 0x02, 0x01, 0x00, 0x04, 0x02, 0xde, 0xad];
         assert_eq!(parse_response(&resp), Some((true, vec![0xde, 0xad])));
         assert_eq!(parse_response(&[0x30, 0x02, 0x02]), None);
+        // Hostile lengths: too many length bytes, a length past the end, one that would overflow.
+        for hostile in [&[0x30, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff][..], &[0x30, 0x89, 1, 1, 1, 1, 1, 1, 1, 1, 1], &[0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x02]] {
+            assert_eq!(parse_response(hostile), None);
+        }
+        let mut i = usize::MAX - 1;
+        assert_eq!(read_tlv(&[0x04, 0x01, 0x00], &mut i, 0x04), None);
         let long = request(0, 0, &vec![7u8; 300]);
         let v = long.val.expect("value");
         assert_eq!(&v[..4], &[0x30, 0x82, 0x01, 0x36]);
