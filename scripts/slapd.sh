@@ -9,7 +9,8 @@
 # (default "secret"). syncprov (RFC 4533 syncrepl with session log), accesslog and memberof
 # overlays, refint for member and manager; a self-signed CA (DIR/ca.pem) and a server certificate for IP 127.0.0.1 and
 # DNS localhost, for StartTLS and LDAPS. The samba schema is loaded when Debian's samba
-# package ships it (password hash sync tests need sambaNTPassword).
+# package ships it (password hash sync tests need sambaNTPassword). SLAPD_NO_TLS=1 starts a server
+# with no TLS at all (no LDAPS listener, StartTLS refused): a server to meet a refusal with.
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?directory}
@@ -46,6 +47,11 @@ for s in /usr/share/doc/samba/examples/LDAP/samba.schema /etc/ldap/schema/samba.
   if [ -f "$s" ]; then samba_schema="include $s"; break; fi
 done
 hash=$(slappasswd -s "$pw")
+tls="TLSCACertificateFile $dir/ca.pem
+TLSCertificateFile $dir/server.pem
+TLSCertificateKeyFile $dir/server.key"
+urls="ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$ldaps_port/"
+if [ "${SLAPD_NO_TLS:-}" = 1 ]; then tls=""; urls="ldap://127.0.0.1:$port/"; fi
 cat > "$dir/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -61,9 +67,7 @@ moduleload accesslog
 moduleload memberof
 moduleload refint
 sizelimit unlimited
-TLSCACertificateFile $dir/ca.pem
-TLSCertificateFile $dir/server.pem
-TLSCertificateKeyFile $dir/server.key
+$tls
 
 database mdb
 suffix "cn=accesslog"
@@ -104,7 +108,7 @@ seed=${5:-}
 if [ -n "$seed" ] && [ ! -f "$dir/data/data.mdb" ]; then
   slapadd -q -f "$dir/slapd.conf" -b dc=example,dc=org -l "$seed"
 fi
-slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$ldaps_port/"
+slapd -f "$dir/slapd.conf" -h "$urls"
 for _ in $(seq 100); do
   if ldapsearch -x -H "ldap://127.0.0.1:$port" -s base -b "" >/dev/null 2>&1; then
     # The base entry, so tests can add below it.

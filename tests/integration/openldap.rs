@@ -95,6 +95,24 @@ fn try_import(_s: &Slapd, cfg: &str) -> crate::common::Out {
 }
 
 #[test]
+fn a_refused_starttls_and_a_wrong_base_dn_say_so() {
+    let plain = Slapd::start_without_tls();
+    let o = try_import(&plain, &config(&plain.url(), ""));
+    assert_eq!(o.code, 1, "{o:?}");
+    for needle in ["the server refused StartTLS", "ldaps://", "enable TLS on the server", "starttls = false"] {
+        assert!(o.stderr.contains(needle), "{needle:?} missing: {o:?}");
+    }
+    // A base DN that is not there: one clear error, no misleading syncrepl warning before it.
+    let s = Slapd::start(None);
+    let cfg = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()))
+        .replace("base_dn = \"dc=example,dc=org\"", "base_dn = \"dc=exmaple,dc=org\"");
+    let o = try_import(&s, &cfg);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("below dc=exmaple,dc=org") && o.stderr.contains("is the base DN right?"), "{o:?}");
+    assert!(!o.stderr.contains("syncrepl"), "{o:?}");
+}
+
+#[test]
 fn tls_modes_and_connection_faults() {
     let s = Slapd::start(Some(&generated(20, 2)));
     let ca = format!("ca_file = \"{}\"\n", s.ca());

@@ -18,6 +18,15 @@ pub(crate) const BASE_ENTRY: &str = "dn: dc=example,dc=org\nobjectClass: dcObjec
 impl Slapd {
     /// Starts slapd, first loading `seed` (LDIF, without the base entry) with slapadd.
     pub(crate) fn start(seed: Option<&str>) -> Slapd {
+        Self::start_with(seed, false)
+    }
+
+    /// Starts a slapd that has no TLS at all (StartTLS refused, no LDAPS).
+    pub(crate) fn start_without_tls() -> Slapd {
+        Self::start_with(None, true)
+    }
+
+    fn start_with(seed: Option<&str>, no_tls: bool) -> Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Slapd { dir, port: free_port(), ldaps_port: free_port() };
         let mut args = vec!["start".to_string(), s.path().display().to_string(), s.port.to_string(), s.ldaps_port.to_string()];
@@ -26,12 +35,21 @@ impl Slapd {
             std::fs::write(&p, format!("{BASE_ENTRY}{}", seed.trim_start_matches("version: 1\n"))).expect("seed");
             args.push(p.display().to_string());
         }
-        s.script(&args);
+        s.run_script(&args, no_tls);
         s
     }
 
     fn script(&self, args: &[String]) {
-        let out = Command::new("bash").arg(repo().join("scripts/slapd.sh")).args(args).output().expect("scripts/slapd.sh runs");
+        self.run_script(args, false)
+    }
+
+    fn run_script(&self, args: &[String], no_tls: bool) {
+        let mut c = Command::new("bash");
+        c.arg(repo().join("scripts/slapd.sh")).args(args);
+        if no_tls {
+            c.env("SLAPD_NO_TLS", "1");
+        }
+        let out = c.output().expect("scripts/slapd.sh runs");
         assert!(
             out.status.success(),
             "scripts/slapd.sh {args:?} failed (slapd must be installed: apt-get install slapd ldap-utils):\n{}{}",

@@ -223,6 +223,10 @@ async fn sync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<
         .map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))?;
     while let Some(_e) = stream.next().await.map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))? {}
     let res = stream.finish().await;
+    if res.rc == 32 {
+        // The base DN itself is not there: say that, once, instead of blaming syncrepl.
+        check(conf, &format!("search below {base}"), &res)?;
+    }
     if res.rc != 0 {
         // No syncprov on this server: full imports only, with a warning.
         tracing::warn!(connector = %conf.name, rc = res.rc, "the server offers no syncrepl ({}); delta imports will be full imports", res.text);

@@ -7,9 +7,19 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 pub(super) async fn open(conf: &Conf) -> Result<Ldap> {
     let bad = |m: String| Error::connector(&conf.name, m);
     let settings = LdapConnSettings::new().set_conn_timeout(conf.timeout).set_starttls(conf.starttls).set_config(conf.tls.clone());
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &conf.url)
-        .await
-        .map_err(|e| Error::connector_caused(&conf.name, format!("cannot connect to {}: {e}", conf.url), e))?;
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &conf.url).await.map_err(|e| {
+        let refused_starttls = conf.starttls && matches!(&e, ldap3::LdapError::LdapResult { result } if result.rc == 2 || result.rc == 53);
+        let m = if refused_starttls {
+            format!(
+                "cannot connect to {}: the server refused StartTLS ({e}). Use an ldaps:// URL, enable TLS on the \
+                     server, or, knowing the bind password then crosses the network in clear, set starttls = false",
+                conf.url
+            )
+        } else {
+            format!("cannot connect to {}: {e}", conf.url)
+        };
+        Error::connector_caused(&conf.name, m, e)
+    })?;
     ldap3::drive!(conn);
     ldap.with_timeout(conf.timeout);
     if let (Some(dn), Some(pw)) = (&conf.bind_dn, &conf.password) {
