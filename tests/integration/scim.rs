@@ -344,6 +344,36 @@ fn scim_faults_are_retried_politely_and_nothing_is_duplicated() {
 }
 
 #[test]
+fn a_target_that_keeps_failing_trips_the_circuit_breaker() {
+    let scim = Scim::start();
+    // Every create answers 500; no retries, so each fails at once.
+    let proxy = fault_proxy(scim.port, (0..200).map(|_| Fault::ServerError).collect());
+    let people: Vec<String> = (1..=60).map(|i| crate::common::person(&format!("c{i}"), i, "")).collect();
+    let mut e = crate::common::small(&people);
+    e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));
+    let scim_at = |url: String| {
+        crate::common::SMALL_CONFIG.replace(
+            "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+            &format!("[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"{url}\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\nmax_retries = 0\n"),
+        )
+        .replace("deletion_threshold = 3", "deletion_threshold = 500")
+    };
+    e.write("idflow.toml", &scim_at(format!("http://127.0.0.1:{proxy}/v2")));
+    let r = e.json(&["apply"], 2);
+    let x = &r["export"][0];
+    assert!(x["stopped_after"].as_u64().is_some_and(|n| n >= 20), "{x}");
+    assert!(x["failed"].as_u64().is_some_and(|n| n < 60), "the export stopped before trying everything: {x}");
+    let stop =
+        r["errors"].as_array().expect("errors").iter().filter(|m| m["message"].as_str().is_some_and(|m| m.contains("stopped: "))).count();
+    assert_eq!(stop, 1, "one error says so: {r}");
+    assert!(scim.list("Users").is_empty());
+    // The service is well again: what was pending goes, once.
+    e.write("idflow.toml", &scim_at(scim.url()));
+    e.ok(&["apply"], 0);
+    assert_eq!(scim.list("Users").len(), 60);
+}
+
+#[test]
 fn scim_oauth2_client_credentials() {
     let scim = Scim::start();
     let proxy = fault_proxy(scim.port, vec![]);

@@ -28,7 +28,11 @@ pub(crate) fn summary(r: &RunReport) -> String {
             x.updated,
             x.deleted,
             x.failed,
-            if x.waiting > 0 { format!(", {} waiting for referenced objects", x.waiting) } else { String::new() }
+            format!(
+                "{}{}",
+                if x.waiting > 0 { format!(", {} waiting for referenced objects", x.waiting) } else { String::new() },
+                x.stopped_after.map(|n| format!("; stopped after {n} failures in a row")).unwrap_or_default()
+            )
         ));
     }
     if let Some(p) = &r.password_hash_sync {

@@ -22,10 +22,18 @@ pub struct ExportStats {
     /// Changes still waiting for a referenced object to be created.
     pub waiting: usize,
     pub calls: usize,
+    /// The circuit breaker opened: the target failed this many operations in a row, and the
+    /// export to it stopped for this run (the rest stays pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_after: Option<usize>,
     /// Requests the export made (connectors that count them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<usize>,
 }
+
+/// Operations in a row a target may fail before the export to it stops for the run (the
+/// circuit breaker).
+pub(crate) const BREAKER: usize = 20;
 
 /// Deletes an export would make per connector, for the threshold check.
 pub(crate) fn count_deletes(changes: &[Change]) -> usize {
@@ -125,7 +133,8 @@ pub(crate) fn export(
     let mut stats = ExportStats { connector: name.clone(), ..Default::default() };
     let before = connector.requests();
     let mut errors = Vec::new();
-    for pass in 0..3 {
+    let mut failures_in_a_row = 0usize;
+    'passes: for pass in 0..3 {
         let changes = {
             let r = store.read()?;
             let mut changes = Vec::new();
@@ -189,12 +198,37 @@ pub(crate) fn export(
             let tx = store.write()?;
             for ((o, op), res) in objs.into_iter().zip(ops).zip(results) {
                 observer.advanced(1);
-                if op.kind == OpKind::Add && matches!(res, OpResult::Done { .. }) {
-                    added_this_pass += 1;
+                match &res {
+                    OpResult::Done { .. } => {
+                        failures_in_a_row = 0;
+                        if op.kind == OpKind::Add {
+                            added_this_pass += 1;
+                        }
+                    }
+                    OpResult::Failed(_) => failures_in_a_row += 1,
                 }
                 record(&tx, &name, o, &op, res, &mut stats, &mut errors)?;
             }
             tx.commit()?;
+            if failures_in_a_row >= BREAKER {
+                // A target that keeps failing: stop here, with one error, rather than spend the
+                // run (retries and timeouts included) on every change still pending.
+                stats.stopped_after = Some(failures_in_a_row);
+                let pending = store.read()?.cs_count_pending_export(Some(&name))?;
+                errors.push(ObjectError {
+                    stage: Stage::Export,
+                    connector: Some(name.clone()),
+                    object: None,
+                    cs_id: None,
+                    mv_id: None,
+                    rule: None,
+                    message: format!(
+                        "the export to {name:?} stopped: {failures_in_a_row} operations in a row failed (the target keeps failing; \
+                         see the errors above). {pending} changes stay pending for the next run"
+                    ),
+                });
+                break 'passes;
+            }
         }
         stats.waiting = waiting;
         // Another pass only helps references to objects this pass created (their ids are
