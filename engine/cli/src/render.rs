@@ -22,17 +22,14 @@ pub(crate) fn summary(r: &RunReport) -> String {
     }
     for x in &r.export {
         s.push_str(&format!(
-            "export {}: {} added, {} updated, {} deleted, {} failed{}\n",
+            "export {}: {} added, {} updated, {} deleted, {} failed{}{}\n",
             x.connector,
             x.added,
             x.updated,
             x.deleted,
             x.failed,
-            format!(
-                "{}{}",
-                if x.waiting > 0 { format!(", {} waiting for referenced objects", x.waiting) } else { String::new() },
-                x.stopped_after.map(|n| format!("; stopped after {n} failures in a row")).unwrap_or_default()
-            )
+            if x.waiting > 0 { format!(", {} waiting for referenced objects", x.waiting) } else { String::new() },
+            x.stopped_after.map(|n| format!("; stopped after {n} failures in a row")).unwrap_or_default()
         ));
     }
     if let Some(p) = &r.password_hash_sync {
