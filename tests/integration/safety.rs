@@ -194,3 +194,29 @@ fn the_same_object_twice_in_a_read_is_an_error_on_both_and_made_once_at_most() {
         assert_eq!(bobs[0]["id"], id);
     }
 }
+
+#[test]
+fn a_runaway_expression_is_stopped_by_time_and_size_and_says_which_limit() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let rules = e.read("rules/accounts.toml");
+    let with = |title: &str| rules.replace(r#"title = "mv.jobTitle""#, &format!("title = '{title}'"));
+    // Slowly grown: inside the operation and size limits for seconds per object, stopped by time.
+    e.write("rules/accounts.toml", &with(r#"let a = []; while true { a += ["xxxxxxxxxxxxxxxxxxxxxxxx"]; }; a"#));
+    let o = e.ok(&["run"], 2);
+    assert!(o.stdout.contains("the time limit, 100 ms on one object, was reached"), "{o:?}");
+    assert!(o.stdout.contains("failed on 50 objects in a row"), "the run's total is bounded too: {o:?}");
+    // Grown fast: the size limit.
+    e.write("rules/accounts.toml", &with(r#"let s = "x"; loop { s += s; }"#));
+    let o = e.ok(&["run"], 2);
+    assert!(o.stdout.contains("built too large a value"), "{o:?}");
+    // A loop that does nothing: the operation limit.
+    e.write("rules/accounts.toml", &with("loop { }"));
+    let o = e.ok(&["run"], 2);
+    assert!(o.stdout.contains("the operation limit, 1000000 operations, was reached"), "{o:?}");
+    // The limits are settings.
+    e.write("idflow.toml", &e.read("idflow.toml").replace("[rules]", "[rules]\nmax_milliseconds = 20"));
+    e.write("rules/accounts.toml", &with(r#"let a = []; while true { a += ["xxxxxxxxxxxxxxxxxxxxxxxx"]; }; a"#));
+    let o = e.ok(&["run"], 2);
+    assert!(o.stdout.contains("the time limit, 20 ms on one object"), "{o:?}");
+}

@@ -49,18 +49,31 @@ impl rhai::ModuleResolver for RuleFolders {
 
 pub struct RuleEngine {
     pub engine: Engine,
+    limits: Limits,
 }
 
 /// The limits every rule runs under.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_operations: u64,
+    /// Longest one evaluation may take, on one object.
+    pub max_milliseconds: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_operations: 1_000_000 }
+        Limits { max_operations: 1_000_000, max_milliseconds: 100 }
     }
+}
+
+/// The largest string (bytes), array (items) and map (keys) a rule may make.
+const MAX_STRING: usize = 1 << 20;
+const MAX_ARRAY: usize = 5_000_000;
+const MAX_MAP: usize = 100_000;
+
+thread_local! {
+    /// When the evaluation running on this thread started (the time limit's clock).
+    static STARTED: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
 }
 
 impl RuleEngine {
@@ -78,9 +91,19 @@ impl RuleEngine {
         engine.set_max_operations(limits.max_operations);
         engine.set_max_call_levels(32);
         engine.set_max_expr_depths(64, 64);
-        engine.set_max_string_size(1 << 20);
-        engine.set_max_array_size(5_000_000);
-        engine.set_max_map_size(100_000);
+        engine.set_max_string_size(MAX_STRING);
+        engine.set_max_array_size(MAX_ARRAY);
+        engine.set_max_map_size(MAX_MAP);
+        // And a time limit: a rule that builds a large value slowly stays inside the operation
+        // and size limits for a long time. Checked every 256 operations.
+        let limit = std::time::Duration::from_millis(limits.max_milliseconds.max(1));
+        engine.on_progress(move |ops| {
+            if ops % 256 != 0 {
+                return None;
+            }
+            let started = STARTED.with(|s| s.get())?;
+            (started.elapsed() > limit).then(|| Dynamic::from("time limit"))
+        });
         engine.set_max_variables(1_000);
         engine.set_max_functions(1_000);
         engine.set_max_modules(64);
@@ -95,7 +118,7 @@ impl RuleEngine {
             resolvers.push(r);
         }
         engine.set_module_resolver(RuleFolders(resolvers));
-        RuleEngine { engine }
+        RuleEngine { engine, limits: limits.clone() }
     }
 
     /// Compiles one expression with `vars` declared. They are declared as plain variables: a
@@ -115,17 +138,32 @@ impl RuleEngine {
     }
 
     pub fn eval(&self, scope: &mut Scope, ast: &AST) -> Result<Dynamic, EvalError> {
-        self.engine.eval_ast_with_scope::<Dynamic>(scope, ast).map_err(|e| EvalError { message: describe(&e) })
+        STARTED.with(|s| s.set(Some(std::time::Instant::now())));
+        let r = self.engine.eval_ast_with_scope::<Dynamic>(scope, ast);
+        STARTED.with(|s| s.set(None));
+        r.map_err(|e| EvalError { message: self.describe(&e) })
     }
-}
 
-fn describe(e: &rhai::EvalAltResult) -> String {
-    use rhai::EvalAltResult as E;
-    match e {
-        E::ErrorTooManyOperations(_) => "the expression ran too long (operation limit reached: a loop that never ends?)".into(),
-        E::ErrorFunctionNotFound(sig, _) => format!("no function {sig}: unknown name, or not for these argument types"),
-        E::ErrorInFunctionCall(name, _, inner, _) => format!("in {name}(): {}", describe(inner)),
-        E::ErrorRuntime(v, _) => v.to_string(),
-        other => other.to_string(),
+    /// What went wrong, in words; for a limit, which one.
+    fn describe(&self, e: &rhai::EvalAltResult) -> String {
+        use rhai::EvalAltResult as E;
+        match e {
+            E::ErrorTooManyOperations(_) => format!(
+                "the expression ran too long (the operation limit, {} operations, was reached: a loop that never ends?)",
+                self.limits.max_operations
+            ),
+            E::ErrorTerminated(..) => format!(
+                "the expression ran too long (the time limit, {} ms on one object, was reached: a loop that never ends, or a value built up slowly?)",
+                self.limits.max_milliseconds
+            ),
+            E::ErrorDataTooLarge(what, _) => format!(
+                "the expression built too large a value ({what}: the limits are {} MiB of text, {MAX_ARRAY} array items and {MAX_MAP} map keys)",
+                MAX_STRING >> 20
+            ),
+            E::ErrorFunctionNotFound(sig, _) => format!("no function {sig}: unknown name, or not for these argument types"),
+            E::ErrorInFunctionCall(name, _, inner, _) => format!("in {name}(): {}", self.describe(inner)),
+            E::ErrorRuntime(v, _) => v.to_string(),
+            other => other.to_string(),
+        }
     }
 }

@@ -73,16 +73,22 @@ struct RulesSection {
     /// Most Rhai operations one expression may take on one object before it is stopped.
     #[serde(default = "default_max_operations")]
     max_operations: u64,
+    /// Longest one expression may take on one object, in milliseconds, before it is stopped.
+    #[serde(default = "default_max_milliseconds")]
+    max_milliseconds: u64,
 }
 
 impl Default for RulesSection {
     fn default() -> Self {
-        RulesSection { paths: default_rule_paths(), max_operations: default_max_operations() }
+        RulesSection { paths: default_rule_paths(), max_operations: default_max_operations(), max_milliseconds: default_max_milliseconds() }
     }
 }
 
 fn default_rule_paths() -> Vec<String> {
     vec!["rules".into()]
+}
+fn default_max_milliseconds() -> u64 {
+    100
 }
 fn default_max_operations() -> u64 {
     1_000_000
@@ -116,6 +122,7 @@ pub struct Config {
     pub metaverse_path: PathBuf,
     pub rule_paths: Vec<PathBuf>,
     pub max_operations: u64,
+    pub max_milliseconds: u64,
     pub deletion_threshold: usize,
     pub staging_mode: bool,
     pub connectors: Vec<ConnectorConfig>,
@@ -177,6 +184,7 @@ impl Config {
             metaverse_path: dir.join(&model.metaverse.path),
             rule_paths: model.rules.paths.iter().map(|p| dir.join(p)).collect(),
             max_operations: model.rules.max_operations,
+            max_milliseconds: model.rules.max_milliseconds,
             deletion_threshold: model.export.deletion_threshold,
             staging_mode: model.export.staging_mode,
             connectors,

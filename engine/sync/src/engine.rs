@@ -89,7 +89,12 @@ fn compile_rules(config: &Config, defs: Vec<RuleDef>, facts: &BTreeMap<String, F
         .iter()
         .map(|c| (c.name.clone(), ConnectorFacts { kind: c.kind.clone(), reference_attributes: c.reference_attributes.clone() }))
         .collect();
-    let rs = RuleSet::compile(defs, &cf, &config.rule_paths, &Limits { max_operations: config.max_operations })?;
+    let rs = RuleSet::compile(
+        defs,
+        &cf,
+        &config.rule_paths,
+        &Limits { max_operations: config.max_operations, max_milliseconds: config.max_milliseconds },
+    )?;
     for r in &rs.rules {
         if r.def.direction == Direction::Outbound && facts.get(&r.def.connector).is_some_and(|f| !f.caps.export) {
             return Err(Error::Config(format!(

@@ -170,6 +170,7 @@ fn test_config(file: &Path, tables: &[toml::Table], base: Option<&Config>) -> Re
     rules.insert("paths".into(), toml::Value::Array(vec![".".into()]));
     if let Some(b) = base {
         rules.insert("max_operations".into(), toml::Value::Integer(i64::try_from(b.max_operations).unwrap_or(i64::MAX)));
+        rules.insert("max_milliseconds".into(), toml::Value::Integer(i64::try_from(b.max_milliseconds).unwrap_or(i64::MAX)));
     }
     let mut doc = toml::Table::new();
     doc.insert("metaverse".into(), toml::Value::Table(metaverse));
