@@ -220,3 +220,44 @@ fn a_runaway_expression_is_stopped_by_time_and_size_and_says_which_limit() {
     let o = e.ok(&["run"], 2);
     assert!(o.stdout.contains("the time limit, 20 ms on one object"), "{o:?}");
 }
+
+#[test]
+fn references_heal_by_themselves_by_the_next_delta_run() {
+    use crate::common::{person, small};
+    let ada = person("ada", 1, "");
+    let bob = person("bob", 2, "manager: uid=ada,ou=People,dc=example,dc=org\n");
+    let cyd = person("cyd", 3, "");
+    let e = small(&[ada.clone(), bob.clone(), cyd.clone()]);
+    e.ok(&["run"], 0);
+    let manager = |e: &Env| e.cloud_user("bob@example.org").expect("bob")["attributes"]["manager"].clone();
+    let ada_id = |e: &Env| e.cloud_user("ada@example.org").map(|a| a["id"].clone());
+    assert_eq!(manager(&e), ada_id(&e).expect("ada"));
+    // ada leaves (her deletion is exported), then comes back: bob's manager follows her.
+    e.write("corp.ldif", &[bob.clone(), cyd.clone()].join("\n"));
+    e.ok(&["run"], 0);
+    assert!(ada_id(&e).is_none());
+    assert_eq!(manager(&e), serde_json::Value::Null, "no reference to a deleted object");
+    // bob changes while she is gone: his flows run again, her DN is a deleted object's.
+    e.write("corp.ldif", &[bob.replace("cn: bob\n", "cn: bob\ntitle: Clerk\n"), cyd.clone()].join("\n"));
+    e.ok(&["run"], 0);
+    e.write("corp.ldif", &[ada.clone(), bob.clone(), cyd.clone()].join("\n"));
+    e.ok(&["run"], 0);
+    assert_eq!(manager(&e), ada_id(&e).expect("ada is back"), "by the next delta run");
+    // ada leaves the scope (no mail) and comes back into it.
+    let ada_no_mail: String = ada.lines().filter(|l| !l.starts_with("mail:")).map(|l| format!("{l}\n")).collect();
+    e.write("corp.ldif", &[ada_no_mail, bob.clone(), cyd.clone()].join("\n"));
+    e.ok(&["run"], 0);
+    e.write("corp.ldif", &[ada.clone(), bob.clone(), cyd.clone()].join("\n"));
+    e.ok(&["run"], 0);
+    assert_eq!(manager(&e), ada_id(&e).expect("ada"), "by the next delta run");
+    // A manager who arrives after the people who report to him.
+    let dan = person("dan", 4, "manager: uid=eve,ou=People,dc=example,dc=org\n");
+    e.write("corp.ldif", &[ada.clone(), bob.clone(), cyd.clone(), dan.clone()].join("\n"));
+    e.ok(&["run"], 2);
+    let eve = person("eve", 5, "");
+    e.write("corp.ldif", &[ada, bob, cyd, dan, eve].join("\n"));
+    e.ok(&["run"], 0);
+    let dan_manager = e.cloud_user("dan@example.org").expect("dan")["attributes"]["manager"].clone();
+    assert_eq!(dan_manager, e.cloud_user("eve@example.org").expect("eve")["id"]);
+    assert!(e.ok(&["plan"], 0).stdout.contains("No changes: the targets match the rules."));
+}

@@ -317,7 +317,10 @@ fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Resu
                             dangling.push(dn::norm(dn))
                         }
                         Inbound::Deleted => {
+                            // Left out, and watched: should an object come back at this DN, the
+                            // reference heals by itself.
                             ctx.trace("flow", Some(r.name()), || format!("{attr}: {dn} was deleted: left out"));
+                            dangling.push(dn::norm(dn));
                         }
                         Inbound::Missing => {
                             dangling.push(dn::norm(dn));
