@@ -1,10 +1,29 @@
-//! Directory functions: DN parts, DN escaping, and userAccountControl bits.
+//! Directory functions: DN parts, DN escaping, references, and userAccountControl bits.
 use rhai::plugin::*;
+
+/// A reference in a source object (`source.manager`, `values(source, "member")`): the DN of
+/// another object of the same directory. It stays a reference through any flow and reaches the
+/// metaverse, then each target, as a reference to that object; `dn_text(x)` gives its DN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference(pub String);
 
 #[export_module]
 pub mod directory {
     use super::*;
     use rhai::{Dynamic, EvalAltResult};
+
+    /// The DN a reference points at, as text (for DN functions, or to flow it as text on purpose):
+    /// `dn_text(source.manager)`; text stays text, `()` stays `()`.
+    #[rhai_fn(name = "dn_text")]
+    pub fn dn_text(r: Reference) -> String {
+        r.0
+    }
+    #[rhai_fn(name = "dn_text")]
+    pub fn dn_text_str(s: &str) -> String {
+        s.to_string()
+    }
+    #[rhai_fn(name = "dn_text")]
+    pub fn dn_text_unit(_v: ()) {}
 
     /// The value of the `n`th RDN from the left, 1-based (Entra: `DNComponent`):
     /// `dn_component("CN=Ada,OU=Sales,DC=corp", 2)` is `"Sales"`; past the end is `()`.

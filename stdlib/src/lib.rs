@@ -19,6 +19,7 @@ mod eval;
 mod multi;
 mod text;
 
+pub use directory::Reference;
 pub use multi::VALUES_KEY;
 // DNs are the core's: the connectors and the engine parse them the same way.
 use idflow_core::dn;

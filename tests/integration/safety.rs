@@ -261,3 +261,35 @@ fn references_heal_by_themselves_by_the_next_delta_run() {
     assert_eq!(dan_manager, e.cloud_user("eve@example.org").expect("eve")["id"]);
     assert!(e.ok(&["plan"], 0).stdout.contains("No changes: the targets match the rules."));
 }
+
+#[test]
+fn references_are_typed_values_whatever_the_attribute_is_called() {
+    use crate::common::{person, small, SMALL_CONFIG, SMALL_RULES};
+    let ada = person("ada", 1, "");
+    let bob = person("bob", 2, "manager: uid=ada,ou=People,dc=example,dc=org\n");
+    let e = small(&[ada, bob]);
+    // The cloud names objects by its own ids, and `supervisor` holds references there.
+    e.write(
+        "idflow.toml",
+        &SMALL_CONFIG.replace("path = \"out/cloud.json\"\n", "path = \"out/cloud.json\"\nreference_attributes = [\"supervisor\"]\n"),
+    );
+    let rules = |inbound: &str, outbound: &str| {
+        SMALL_RULES.replace("manager = \"source.manager\"", inbound).replace("manager = \"mv.manager\"", outbound)
+    };
+    // Through a renamed attribute and a function, a reference stays one: the target gets its own id.
+    e.write("rules/rules.toml", &rules(r#"boss = 'item(values(source, "manager"), 0)'"#, r#"supervisor = "mv.boss""#));
+    e.ok(&["apply"], 0);
+    let ada_id = e.cloud_user("ada@example.org").expect("ada")["id"].clone();
+    assert_eq!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["supervisor"], ada_id);
+    // References and text in one result: an error, never half of either.
+    e.write("rules/rules.toml", &rules("boss = '[source.manager, source.mail]'", r#"supervisor = "mv.boss""#));
+    let o = e.ok(&["apply"], 2);
+    assert!(o.stdout.contains("gives references and text together"), "{o:?}");
+    assert_eq!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["supervisor"], ada_id, "the last good state stays");
+    // Text where the target expects a reference (its own id): not sent, an error says so.
+    e.write("rules/rules.toml", &rules(r#"boss = "source.manager""#, r#"supervisor = 'dn_text("uid=ada,ou=People,dc=example,dc=org")'"#));
+    let o = e.ok(&["apply"], 2);
+    assert!(o.stdout.contains("supervisor holds references in cloud, but the flow gave text"), "{o:?}");
+    let sent = e.cloud_user("bob@example.org").expect("bob")["attributes"]["supervisor"].clone();
+    assert!(!sent.as_str().is_some_and(|s| s.starts_with("uid=")), "a DN never reaches a target that uses ids: {sent}");
+}

@@ -20,7 +20,8 @@ pub(crate) fn docs() -> Vec<FnDoc> {
             .into_iter()
             .flatten()
             .filter_map(|d| d.as_str())
-            .map(|d| d.trim_start_matches("///").trim().to_string())
+            // A comment of several lines arrives as one text: every line loses its `///`.
+            .flat_map(|d| d.lines().map(|l| l.trim().trim_start_matches("///").trim().to_string()).collect::<Vec<_>>())
             .collect();
         let params: Vec<String> = f["params"]
             .as_array()

@@ -125,6 +125,9 @@ pub struct Capabilities {
     /// The attribute that says which source owns a target object (SCIM's `externalId`), when
     /// the kind has one: an outbound soft match never adopts an object it names another owner in.
     pub owner_attribute: Option<&'static str>,
+    /// Attributes that hold references in every directory of the kind (SCIM's `members` and
+    /// the enterprise `manager`), besides those a connector's `reference_attributes` names.
+    pub reference_attributes: &'static [&'static str],
 }
 
 pub trait Connector {

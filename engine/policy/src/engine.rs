@@ -8,6 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MvRef(pub i64);
 
+/// A reference in a source object, as rules see `source.manager` (the stdlib's type).
+pub use idflow_stdlib::Reference as DnRef;
+
 /// Why an expression failed on one object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalError {
@@ -86,7 +89,13 @@ impl RuleEngine {
             .register_fn("to_debug", |r: &mut MvRef| format!("ref:{}", r.0))
             .register_fn("==", |a: MvRef, b: MvRef| a == b)
             .register_fn("!=", |a: MvRef, b: MvRef| a != b)
-            .register_fn("is_present", |_r: MvRef| true);
+            .register_fn("is_present", |_r: MvRef| true)
+            .register_type_with_name::<DnRef>("Reference")
+            .register_fn("to_string", |r: &mut DnRef| r.0.clone())
+            .register_fn("to_debug", |r: &mut DnRef| format!("ref:{}", r.0))
+            .register_fn("==", |a: DnRef, b: DnRef| idflow_core::dn::norm(&a.0) == idflow_core::dn::norm(&b.0))
+            .register_fn("!=", |a: DnRef, b: DnRef| idflow_core::dn::norm(&a.0) != idflow_core::dn::norm(&b.0))
+            .register_fn("is_present", |_r: DnRef| true);
         // A runaway loop is stopped by the operation limit, never hangs the run.
         engine.set_max_operations(limits.max_operations);
         engine.set_max_call_levels(32);
@@ -159,6 +168,10 @@ impl RuleEngine {
             E::ErrorDataTooLarge(what, _) => format!(
                 "the expression built too large a value ({what}: the limits are {} MiB of text, {MAX_ARRAY} array items and {MAX_MAP} map keys)",
                 MAX_STRING >> 20
+            ),
+            E::ErrorFunctionNotFound(sig, _) if sig.contains("Reference") => format!(
+                "no function {sig}: unknown name, or not for these argument types (a Reference is another object, \
+                 not text: dn_text(x) gives its DN)"
             ),
             E::ErrorFunctionNotFound(sig, _) => format!("no function {sig}: unknown name, or not for these argument types"),
             E::ErrorInFunctionCall(name, _, inner, _) => format!("in {name}(): {}", self.describe(inner)),

@@ -11,5 +11,5 @@ mod engine;
 mod objmap;
 
 pub use compile::{CompiledRule, ConnectorFacts, Expr, JoinCond, RuleSet};
-pub use engine::{EvalError, Limits, MvRef, RuleEngine};
-pub use objmap::{object_map, source_map, to_values, truthy};
+pub use engine::{DnRef, EvalError, Limits, MvRef, RuleEngine};
+pub use objmap::{object_map, source_map, to_flow_values, to_values, truthy};

@@ -1,13 +1,17 @@
 //! Objects as rules see them (`source`, `mv`), and rule results back as attribute values.
 //!
 //! `source.x` is the first value of x, or `()`; `values(source, "x")` is all of them. Text is a
-//! string, binary a blob; in `mv`, references are `Ref`s. A connector-space object's DN is `source.dn`.
-use crate::engine::MvRef;
+//! string, binary a blob; references are typed: in `source`, the values of the connector's
+//! reference attributes are `Reference`s (DNs), in `mv` they are `Ref`s. A connector-space
+//! object's DN is `source.dn`.
+use crate::engine::{DnRef, MvRef};
 use idflow_core::{Attrs, Value};
 use rhai::{Array, Blob, Dynamic, ImmutableString, Map};
+use std::collections::HashSet;
 
-fn one(v: &Value) -> Dynamic {
+fn one(v: &Value, reference: bool) -> Dynamic {
     match v {
+        Value::Str(s) if reference => Dynamic::from(DnRef(s.clone())),
         Value::Str(s) => Dynamic::from(ImmutableString::from(s.as_str())),
         Value::Bin(b) => Dynamic::from_blob(b.clone() as Blob),
         Value::Ref(r) => Dynamic::from(MvRef(*r)),
@@ -16,14 +20,21 @@ fn one(v: &Value) -> Dynamic {
 
 /// Builds the map for one object. `dn` is offered as `source.dn` unless an attribute has that name.
 pub fn object_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Option<&str>) -> Map {
+    typed_map(attrs, dn, &HashSet::new())
+}
+
+/// Builds the map for one object whose attributes named (lower-cased) in `references` hold DNs
+/// of other objects: those values are `Reference`s.
+fn typed_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Option<&str>, references: &HashSet<String>) -> Map {
     let mut m = Map::new();
     let mut all = Map::new();
     for (k, vals) in attrs {
         if vals.is_empty() {
             continue;
         }
-        m.insert(k.as_str().into(), one(&vals[0]));
-        let arr: Array = vals.iter().map(one).collect();
+        let reference = !references.is_empty() && references.contains(&k.to_lowercase());
+        m.insert(k.as_str().into(), one(&vals[0], reference));
+        let arr: Array = vals.iter().map(|v| one(v, reference)).collect();
         all.insert(k.as_str().into(), Dynamic::from_array(arr));
     }
     if let Some(d) = dn {
@@ -33,8 +44,33 @@ pub fn object_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn
     m
 }
 
-pub fn source_map(attrs: &Attrs, dn: Option<&str>) -> Map {
-    object_map(attrs.iter().map(|(k, v)| (k, v.as_slice())), dn)
+/// A source object as rules see it: `references` are the connector's reference attributes,
+/// lower-cased.
+pub fn source_map(attrs: &Attrs, dn: Option<&str>, references: &HashSet<String>) -> Map {
+    typed_map(attrs.iter().map(|(k, v)| (k, v.as_slice())), dn, references)
+}
+
+/// What one inbound flow gave: `None` for `()`, else its values and whether they are
+/// references (DNs of the source's own objects) rather than text. References and text mixed
+/// in one result are an error: neither kind would arrive whole.
+pub fn to_flow_values(d: Dynamic) -> Result<Option<(Vec<Value>, bool)>, String> {
+    let items: Vec<Dynamic> = if d.is_unit() {
+        return Ok(None);
+    } else if d.is_array() {
+        d.into_array().map_err(|t| format!("unexpected {t}"))?
+    } else {
+        vec![d]
+    };
+    let refs = items.iter().filter(|x| x.is::<DnRef>()).count();
+    let others = items.iter().filter(|x| !x.is_unit() && !x.is::<DnRef>()).count();
+    if refs > 0 && others > 0 {
+        return Err(format!(
+            "the flow gives references and text together ({refs} references, {others} other values): \
+             keep references apart, or turn them into text with dn_text()"
+        ));
+    }
+    let values = to_values(Dynamic::from_array(items))?.unwrap_or_default();
+    Ok(Some((values, refs > 0)))
 }
 
 /// What one flow gave: `None` for `()` (no contribution), else the values (possibly none).
@@ -68,6 +104,9 @@ fn scalar(d: Dynamic) -> Result<Value, String> {
     }
     if let Some(r) = d.clone().try_cast::<MvRef>() {
         return Ok(Value::Ref(r.0));
+    }
+    if let Some(r) = d.clone().try_cast::<DnRef>() {
+        return Ok(Value::Str(r.0));
     }
     if d.is_int() || d.is_bool() || d.is_char() || d.is_float() {
         return Ok(Value::Str(d.to_string()));

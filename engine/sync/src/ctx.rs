@@ -15,16 +15,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 #[derive(Debug, Clone)]
 pub struct Facts {
     pub kind: String,
-    /// Lower-cased names of the attributes that hold DNs of other objects.
+    /// Lower-cased names of the attributes that hold DNs of other objects (read as references).
     pub reference_attributes: HashSet<String>,
+    /// As a target: the attributes that hold references there (the configured ones, and the
+    /// kind's own, such as SCIM's `members`): only references are sent to them.
+    pub target_references: HashSet<String>,
     pub caps: Capabilities,
     /// The attribute naming a target object's owning source (configured, or the kind's).
     pub owner_attribute: Option<String>,
 }
 
 impl Facts {
-    pub fn is_reference(&self, attr: &str) -> bool {
-        self.reference_attributes.contains(&attr.to_lowercase())
+    /// Does `attr` hold references in this connector as a target?
+    pub fn is_target_reference(&self, attr: &str) -> bool {
+        self.target_references.contains(&attr.to_lowercase())
     }
 }
 

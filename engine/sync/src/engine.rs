@@ -65,12 +65,20 @@ pub struct Engine {
 fn facts_of(config: &Config, registry: &Registry) -> Result<BTreeMap<String, Facts>> {
     let mut facts = BTreeMap::new();
     for c in &config.connectors {
+        let caps = registry.capabilities(c)?;
         facts.insert(
             c.name.clone(),
             Facts {
                 kind: c.kind.clone(),
                 reference_attributes: c.reference_attributes.iter().map(|a| a.to_lowercase()).collect(),
-                caps: registry.capabilities(c)?,
+                target_references: c
+                    .reference_attributes
+                    .iter()
+                    .map(String::as_str)
+                    .chain(caps.reference_attributes.iter().copied())
+                    .map(str::to_lowercase)
+                    .collect(),
+                caps,
                 owner_attribute: c.owner_attribute.clone().or_else(|| registry.capabilities(c).ok()?.owner_attribute.map(str::to_string)),
             },
         );

@@ -11,14 +11,17 @@ use crate::precedence::{self, Contributions};
 use crate::references::{self, Inbound};
 use idflow_core::{dn, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Direction, LinkMode};
-use idflow_policy::{source_map, to_values, truthy, CompiledRule};
+use idflow_policy::{source_map, to_flow_values, truthy, CompiledRule};
 use idflow_store::{CsObject, Link, PendingImport};
 use rhai::Scope;
 use std::collections::BTreeSet;
 
-fn scope_of(o: &CsObject) -> Scope<'static> {
+/// The rules' view of a source object: its connector's reference attributes hold `Reference`s.
+fn scope_of(ctx: &Ctx, o: &CsObject) -> Scope<'static> {
+    let none = std::collections::HashSet::new();
+    let references = ctx.facts(&o.connector).map(|f| &f.reference_attributes).unwrap_or(&none);
     let mut s = Scope::new();
-    s.push_constant("source", source_map(&o.attrs, o.dn.as_deref()));
+    s.push_constant("source", source_map(&o.attrs, o.dn.as_deref(), references));
     s
 }
 
@@ -130,7 +133,7 @@ fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<Decision> {
                 && r.def.source_type.as_deref() == Some(o.object_type.as_str())
         })
         .collect();
-    let mut scope = scope_of(o);
+    let mut scope = scope_of(ctx, o);
     let mut in_scope = Vec::new();
     for (i, r) in &rules {
         let ok = match &r.scope {
@@ -281,8 +284,7 @@ enum Flowed {
 
 /// Evaluates the flows of the rules in scope, resolving references: no writes.
 fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Result<Flowed> {
-    let mut scope = scope_of(o);
-    let facts = ctx.facts(&o.connector);
+    let mut scope = scope_of(ctx, o);
     let mut contributions = Contributions::new();
     let mut dangling = Vec::new();
     let mut reference_errors = Vec::new();
@@ -293,15 +295,17 @@ fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Resu
             continue;
         }
         for (attr, e) in &r.flows {
-            let d = match ctx.eval(r.name(), e, &mut scope).and_then(to_values) {
+            let d = match ctx.eval(r.name(), e, &mut scope).and_then(to_flow_values) {
                 Ok(d) => d,
                 Err(msg) => return Ok(Flowed::Failed { rule: r.name().to_string(), message: format!("flow {attr} {:?}: {msg}", e.src) }),
             };
-            let Some(mut vals) = d else {
+            let Some((mut vals, are_references)) = d else {
                 ctx.trace("flow", Some(r.name()), || format!("{attr}: () (no contribution)"));
                 continue;
             };
-            if facts.is_some_and(|f| f.is_reference(attr)) {
+            // References are typed: a value read from a reference attribute stays one through
+            // any flow, whatever the metaverse attribute is called.
+            if are_references {
                 let mut refs = Vec::with_capacity(vals.len());
                 for v in vals {
                     let Value::Str(dn) = &v else {

@@ -8,6 +8,7 @@ use crate::ctx::Ctx;
 use crate::diff;
 use crate::join::{AdoptIndex, Outcome};
 use crate::references;
+use idflow_core::connector::RefForm;
 use idflow_core::{Attrs, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Deprovision, Direction, LinkMode};
 use idflow_policy::{object_map, to_values, truthy, CompiledRule};
@@ -223,7 +224,11 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                 }
             };
             let Some(vals) = vals else { continue };
+            // A target that names objects by its own ids never gets text where it expects a
+            // reference: a DN there would be silently wrong data.
+            let ids_only = ctx.facts(connector).is_some_and(|f| f.caps.reference_form == RefForm::Anchor && f.is_target_reference(attr));
             let mut out = Vec::with_capacity(vals.len());
+            let mut text = Vec::new();
             for v in vals {
                 match v {
                     Value::Ref(target) => {
@@ -232,8 +237,18 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                             out.push(Value::Ref(t));
                         }
                     }
+                    Value::Str(s) if ids_only => text.push(s),
                     other => out.push(other),
                 }
+            }
+            if !text.is_empty() {
+                let m_msg = format!(
+                    "flow {attr} {:?}: {attr} holds references in {connector}, but the flow gave text ({}): not sent; \
+                     flow a reference (such as mv.manager) instead",
+                    e.src,
+                    text.join(", ")
+                );
+                mv_error(ctx, m, connector, Some(o.id), Some(r.name()), m_msg);
             }
             set.insert(attr.clone());
             desired.insert(attr.clone(), out);

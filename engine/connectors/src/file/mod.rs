@@ -14,6 +14,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     reference_form: RefForm::Anchor,
     max_batch: usize::MAX,
     owner_attribute: None,
+    reference_attributes: &[],
 };
 
 /// The registry entry.

@@ -28,6 +28,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     reference_form: RefForm::Dn,
     max_batch: 200,
     owner_attribute: None,
+    reference_attributes: &[],
 };
 
 /// The registry entry.

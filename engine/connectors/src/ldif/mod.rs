@@ -15,6 +15,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     reference_form: RefForm::Dn,
     max_batch: 1,
     owner_attribute: None,
+    reference_attributes: &[],
 };
 
 /// The registry entry.

@@ -21,6 +21,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     reference_form: RefForm::Anchor,
     max_batch: 50,
     owner_attribute: Some("externalId"),
+    reference_attributes: &["members", "manager", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"],
 };
 
 /// The registry entry.
