@@ -283,6 +283,8 @@ fn references_are_typed_values_whatever_the_attribute_is_called() {
     assert_eq!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["supervisor"], ada_id);
     // References and text in one result: an error, never half of either.
     e.write("rules/rules.toml", &rules("boss = '[source.manager, source.mail]'", r#"supervisor = "mv.boss""#));
+    let o = e.ok(&["validate", "--offline"], 0);
+    assert!(o.stdout.contains("warning: rule \"in-person\"") && o.stdout.contains("reads references (manager) and text (mail)"), "{o:?}");
     let o = e.ok(&["apply"], 2);
     assert!(o.stdout.contains("gives references and text together"), "{o:?}");
     assert_eq!(e.cloud_user("bob@example.org").expect("bob")["attributes"]["supervisor"], ada_id, "the last good state stays");

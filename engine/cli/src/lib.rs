@@ -224,8 +224,15 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Validate { offline } => {
             let v = Engine::validate(&cli.config, &registry, *offline)?;
             if cli.json {
-                print_json(&serde_json::json!({"valid": true, "rules": v.rules, "expressions": v.expressions, "connectors": v.connectors}));
+                let mut j = serde_json::json!({"valid": true, "rules": v.rules, "expressions": v.expressions, "connectors": v.connectors});
+                if !v.warnings.is_empty() {
+                    j["warnings"] = serde_json::json!(v.warnings);
+                }
+                print_json(&j);
             } else {
+                for w in &v.warnings {
+                    println!("warning: {w}");
+                }
                 println!("valid: {} connectors, {} rules, {} expressions compiled", v.connectors, v.rules, v.expressions);
             }
             Ok(0)

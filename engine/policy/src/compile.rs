@@ -48,6 +48,9 @@ pub struct RuleSet {
     pub legacy_fingerprint: String,
     /// Per connector: lower-cased attribute name to the spelling the rules use.
     names: HashMap<String, HashMap<String, String>>,
+    /// What compiles but looks wrong (`validate` shows it): an inbound flow that reads
+    /// references and other attributes together may give both in one result.
+    pub warnings: Vec<String>,
 }
 
 /// Facts about connectors that rules need: which attributes hold references.
@@ -66,6 +69,7 @@ impl RuleSet {
     ) -> Result<RuleSet> {
         let engine = RuleEngine::new(rule_dirs, limits);
         let mut rules = Vec::new();
+        let mut warnings = Vec::new();
         let mut hasher = sha2::Sha256::new();
         let mut legacy = sha2::Sha256::new();
         let mut names: HashMap<String, HashMap<String, String>> = HashMap::new();
@@ -104,6 +108,23 @@ impl RuleSet {
                 joins.push(conds);
             }
             let flows = def.flows.iter().map(|(a, s)| Ok((a.clone(), c(format!("flow {a}"), s)?))).collect::<Result<Vec<_>>>()?;
+            if def.direction == Direction::Inbound {
+                let references: Vec<String> = connectors[&def.connector].reference_attributes.iter().map(|r| r.to_lowercase()).collect();
+                for (attr, src) in &def.flows {
+                    let read = attribute_names_in(src, "source");
+                    let (refs, text): (Vec<&String>, Vec<&String>) = read.iter().partition(|n| references.contains(&n.to_lowercase()));
+                    if !refs.is_empty() && (!text.is_empty() || src.contains("source.dn")) {
+                        warnings.push(format!(
+                            "rule {:?} ({}): flow {attr} {src:?} reads references ({}) and text ({}): where it gives both in one \
+                             result, the object fails (references and text are not mixed); keep them in separate flows, or use dn_text()",
+                            def.name,
+                            def.file.display(),
+                            refs.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                            if text.is_empty() { "dn".to_string() } else { text.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ") }
+                        ));
+                    }
+                }
+            }
             let deprovision_flows = def
                 .deprovision_flows
                 .iter()
@@ -158,6 +179,7 @@ impl RuleSet {
             fingerprint: hex::encode(hasher.finalize()),
             legacy_fingerprint: hex::encode(legacy.finalize()),
             names,
+            warnings,
         })
     }
 

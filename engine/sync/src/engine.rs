@@ -47,6 +47,8 @@ pub struct Validation {
     pub connectors: usize,
     pub rules: usize,
     pub expressions: usize,
+    /// What compiles but looks wrong.
+    pub warnings: Vec<String>,
 }
 
 pub struct Engine {
@@ -171,7 +173,7 @@ impl Engine {
             Store::open(&config.metaverse_path)?;
         }
         let expressions = rules.rules.iter().map(|r| r.flows.len() + r.joins.len() + usize::from(r.scope.is_some())).sum();
-        Ok(Validation { connectors: config.connectors.len(), rules: n, expressions })
+        Ok(Validation { connectors: config.connectors.len(), rules: n, expressions, warnings: rules.warnings.clone() })
     }
 
     /// Whoever runs the engine hears of its progress through `observer`.
