@@ -47,14 +47,12 @@ pub(crate) fn summary(r: &RunReport) -> String {
         s.push_str(&format!("note: {n}\n"));
     }
     s.push_str(&errors(&r.errors, "idflow history --json lists them", |e, objects| {
-        format!(
-            "error ({}): {} {}{}: {}\n",
-            e.stage,
-            e.connector.as_deref().unwrap_or("-"),
-            objects,
-            e.rule.as_deref().map(|x| format!(" [rule {x}]")).unwrap_or_default(),
-            e.message
-        )
+        let rule = e.rule.as_deref().map(|x| format!(" [rule {x}]")).unwrap_or_default();
+        match (&e.connector, &e.object) {
+            // An error of a whole rule or connector, not of an object.
+            (None, None) => format!("error ({}):{}: {}\n", e.stage, rule, e.message),
+            _ => format!("error ({}): {} {}{}: {}\n", e.stage, e.connector.as_deref().unwrap_or("-"), objects, rule, e.message),
+        }
     }));
     s.push_str(&format!(
         "{} in {:.2} s{}\n",

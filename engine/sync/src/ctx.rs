@@ -122,11 +122,20 @@ impl<'a> Ctx<'a> {
                 *n += 1;
                 if *n >= STOP_AFTER {
                     self.stopped.insert(key, err.message.clone());
-                    self.notes.push(format!(
-                        "rule {rule:?}: {} {:?} failed on {STOP_AFTER} objects in a row, so it is not evaluated again in this run; \
-                         the objects it handles stay in error until it is fixed (the last error: {})",
-                        e.what, e.src, err.message
-                    ));
+                    // One error for the rule itself, besides the objects': the run says it stopped it.
+                    self.error(ObjectError {
+                        stage: idflow_core::Stage::Sync,
+                        connector: None,
+                        object: None,
+                        cs_id: None,
+                        mv_id: None,
+                        rule: Some(rule.to_string()),
+                        message: format!(
+                            "{} {:?} failed on {STOP_AFTER} objects in a row, so it is not evaluated again in this run; \
+                             the objects it handles stay in error until it is fixed (the last error: {})",
+                            e.what, e.src, err.message
+                        ),
+                    });
                 }
                 Err(err.message)
             }

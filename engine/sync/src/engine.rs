@@ -446,7 +446,13 @@ impl Engine {
 
         drop(tx);
         p.errors = report.errors.clone();
-        p.in_error = p.errors.iter().map(|e| (e.connector.as_deref(), e.cs_id, e.mv_id, e.object.as_deref())).collect::<HashSet<_>>().len();
+        p.in_error = p
+            .errors
+            .iter()
+            .filter(|e| e.object.is_some())
+            .map(|e| (e.connector.as_deref(), e.cs_id, e.mv_id, e.object.as_deref()))
+            .collect::<HashSet<_>>()
+            .len();
         p.staging_mode = self.config.staging_mode;
         report.duration_ms = started.elapsed().as_millis();
         Ok((p, report))
