@@ -51,6 +51,7 @@ pub(crate) fn summary(r: &RunReport) -> String {
         match (&e.connector, &e.object) {
             // An error of a whole rule or connector, not of an object.
             (None, None) => format!("error ({}):{}: {}\n", e.stage, rule, e.message),
+            (Some(c), None) => format!("error ({}): {c}{}: {}\n", e.stage, rule, e.message),
             _ => format!("error ({}): {} {}{}: {}\n", e.stage, e.connector.as_deref().unwrap_or("-"), objects, rule, e.message),
         }
     }));
