@@ -7,7 +7,9 @@
 //! exponential backoff and jitter; 409 on create adopts the existing object; 404 on delete is done.
 use super::config::Settings;
 use super::{http, mapping, CAPABILITIES};
-use idflow_core::connector::{apply_changes, Capabilities, ChangeKind, Connector, ExportOp, ImportSink, ImportedObject, OpKind, OpResult};
+use idflow_core::connector::{
+    apply_changes, Capabilities, ChangeKind, Connector, ExportOp, ImportSink, ImportedObject, ObjectKey, OpKind, OpResult,
+};
 use idflow_core::{ConnectorConfig, Error, Result};
 use serde_json::{json, Value as J};
 use std::collections::BTreeMap;
@@ -283,13 +285,18 @@ impl Connector for ScimConnector {
                     let resources = body["Resources"].as_array().cloned().unwrap_or_default();
                     let n = resources.len();
                     for r in resources {
-                        if let Some(id) = r["id"].as_str() {
-                            out.push(ImportedObject {
+                        match r["id"].as_str() {
+                            Some(id) => out.push(Ok(ImportedObject {
                                 anchor: Some(id.to_string()),
                                 dn: None,
                                 object_type: object_type.to_string(),
                                 attrs: mapping::flatten(&r),
-                            });
+                            })),
+                            // A resource without its id is a read error: the read is incomplete.
+                            None => out.push(Err(format!(
+                                "{ep}: a {object_type} without an id ({})",
+                                r["userName"].as_str().or(r["displayName"].as_str()).unwrap_or("unnamed")
+                            ))),
                         }
                     }
                     let total = body["totalResults"].as_u64().unwrap_or(0) as usize;
@@ -302,7 +309,10 @@ impl Connector for ScimConnector {
             Ok::<_, Error>(out)
         })?;
         for o in objects {
-            sink.object(o)?;
+            match o {
+                Ok(o) => sink.object(o)?,
+                Err(m) => sink.error(ObjectKey { anchor: None, dn: None }, m),
+            }
         }
         Ok(None)
     }
