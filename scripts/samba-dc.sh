@@ -50,7 +50,10 @@ samba -s "$dir/etc/smb.conf" -F -M single --debug-stdout -d1 > "$dir/log/samba.o
 started=$!
 for _ in $(seq 150); do
   kill -0 "$started" 2>/dev/null || { echo "samba exited (log: $dir/log/samba.out)" >&2; tail -20 "$dir/log/samba.out" >&2; exit 1; }
-  if ldapsearch -x -H ldap://127.0.0.1 -o nettimeout=2 -s base -b "" dnsHostName 2>/dev/null | grep -q dnsHostName; then
+  # Ready when LDAP answers and the endpoint mapper listens (RPC comes up after LDAP: password
+  # hash sync tests that start the DC would otherwise race it).
+  if ldapsearch -x -H ldap://127.0.0.1 -o nettimeout=2 -s base -b "" dnsHostName 2>/dev/null | grep -q dnsHostName \
+    && (exec 3<>/dev/tcp/127.0.0.1/135) 2>/dev/null; then
     exit 0
   fi
   sleep 0.2
