@@ -51,6 +51,20 @@ fn rhai_syntax_error_names_rule_file_expression_and_position() {
     for want in ["rule \"in-person\"", "rules/rules.toml", "flow title", "source.title +* 2", "line 1, position"] {
         assert!(o.stderr.contains(want), "{want:?} missing: {o:?}");
     }
+    // Unknown functions and wrong argument counts too, with a suggestion for a typo.
+    for (expr, want) in [
+        ("titlecase(source.title)", "unknown function titlecase()"),
+        ("lowr(source.title)", "did you mean lower()?"),
+        ("lower(source.title, 2)", "lower() takes 1 argument, and is given 2"),
+        ("source.title.trim(1)", "trim() takes 1 argument, and is given 2 (counting the value before the dot)"),
+    ] {
+        e.write("rules/rules.toml", &crate::common::SMALL_RULES.replace(r#"title = "source.title""#, &format!("title = \"{expr}\"")));
+        let o = e.ok(&["validate", "--offline"], 1);
+        assert!(
+            o.stderr.contains(want) && o.stderr.contains("rule \"in-person\"") && o.stderr.contains("rules/rules.toml"),
+            "{want:?}: {o:?}"
+        );
+    }
     // Undeclared variables are caught at compile time too.
     e.write("rules/rules.toml", &crate::common::SMALL_RULES.replace(r#"title = "source.title""#, r#"title = "sorce.title""#));
     let o = e.ok(&["validate", "--offline"], 1);
@@ -63,7 +77,7 @@ fn unknown_function_and_runaway_script_fail_that_object_only() {
     // Only bob's title makes the flow fail; a runaway loop fails cyd. Ada syncs.
     let rules = crate::common::SMALL_RULES.replace(
         r#"title = "source.title""#,
-        r#"title = 'if source.uid == "bob" { no_such_fn(source.uid) } else if source.uid == "cyd" { loop { } } else { "ok" }'"#,
+        r#"title = 'if source.uid == "bob" { throw "no title for " + source.uid } else if source.uid == "cyd" { loop { } } else { "ok" }'"#,
     );
     e.write("rules/rules.toml", &rules);
     let r = e.json(&["apply"], 2);
@@ -71,13 +85,13 @@ fn unknown_function_and_runaway_script_fail_that_object_only() {
     assert_eq!(errors.len(), 2, "{r}");
     let bob = errors.iter().find(|x| x["object"].as_str().is_some_and(|o| o.contains("uid=bob"))).expect("bob's error");
     assert_eq!(bob["rule"], "in-person");
-    assert!(bob["message"].as_str().is_some_and(|m| m.contains("no_such_fn")), "{bob}");
+    assert!(bob["message"].as_str().is_some_and(|m| m.contains("no title for bob")), "{bob}");
     let cyd = errors.iter().find(|x| x["object"].as_str().is_some_and(|o| o.contains("uid=cyd"))).expect("cyd's error");
     assert!(cyd["message"].as_str().is_some_and(|m| m.contains("operation limit")), "{cyd}");
     assert_eq!(e.cloud_user("ada@example.org").expect("ada synced")["attributes"]["title"], "ok");
     // preview shows the recorded error for that object.
     let p = e.ok(&["preview", "corp", "uid=bob,ou=People,dc=example,dc=org"], 0);
-    assert!(p.stdout.contains("no_such_fn"), "{p:?}");
+    assert!(p.stdout.contains("no title for bob"), "{p:?}");
     let h = e.json(&["history"], 0);
     assert_eq!(h[0]["status"], "errors");
 }
@@ -195,4 +209,31 @@ displayName = "source.fullName"
     let ada = e.cloud_user("ada@example.org").expect("ada");
     assert_eq!(ada["attributes"]["displayName"], "Ada From HR");
     assert_eq!(e.cloud_user("ada2@example.org").expect("ada2")["attributes"]["displayName"], "ada2");
+}
+
+#[test]
+fn validate_knows_the_rules_object_types_and_metaverse_attributes() {
+    let e = small(&three());
+    // A source_type the connector does not define: an error at its line, with a suggestion.
+    e.write("rules/rules.toml", &crate::common::SMALL_RULES.replace("source_type = \"person\"", "source_type = \"persn\""));
+    let o = e.ok(&["validate", "--offline"], 1);
+    assert!(
+        o.stderr.contains("rules/rules.toml:6: rule \"in-person\": source_type \"persn\" is not an object type of connector \"corp\""),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("did you mean \"person\"?"), "{o:?}");
+    // A metaverse attribute read but never written (a typo), and one written but never read: warnings.
+    e.write("rules/rules.toml", &crate::common::SMALL_RULES.replace("displayName = \"mv.displayName\"", "displayName = \"mv.displayNam\""));
+    let o = e.ok(&["validate", "--offline"], 0);
+    assert!(
+        o.stdout.contains("warning: ./rules/rules.toml:")
+            && o.stdout.contains("reads person attribute displayNam, which no inbound rule writes: did you mean displayName?"),
+        "{o:?}"
+    );
+    assert!(o.stdout.contains("person attribute displayName is written, and no outbound rule or join reads it"), "{o:?}");
+    // --strict: warnings are errors, for CI.
+    let o = e.ok(&["validate", "--offline", "--strict"], 1);
+    assert!(o.stderr.contains("--strict"), "{o:?}");
+    e.write("rules/rules.toml", crate::common::SMALL_RULES);
+    e.ok(&["validate", "--offline", "--strict"], 0);
 }

@@ -88,7 +88,7 @@ fn errors_stay_visible_until_they_are_fixed() {
     let e = Env::quickstart();
     e.ok(&["apply"], 0);
     let rules = e.read("rules/accounts.toml");
-    e.write("rules/accounts.toml", &rules.replace(r#"title = "mv.jobTitle""#, r#"title = "no_such_fn(mv.jobTitle)""#));
+    e.write("rules/accounts.toml", &rules.replace(r#"title = "mv.jobTitle""#, r#"title = 'throw "broken on purpose"'"#));
     for _ in 0..2 {
         // Every run, delta too, retries the objects in error and its exit code says so.
         let o = e.ok(&["run"], 2);
@@ -113,9 +113,10 @@ fn an_object_whose_inbound_flows_failed_is_not_provisioned_half_made() {
     use crate::common::{person, small, SMALL_RULES};
     let e = small(&[person("ada", 1, "title: Analyst\n")]);
     // Outbound without a scope: whatever reaches the metaverse would be provisioned.
-    let rules = SMALL_RULES
-        .replace("scope = 'mv.mail != ()'\n", "")
-        .replace(r#"title = "source.title""#, r#"title = 'if source.title == "Broken" { no_such_fn() } else { source.title }'"#);
+    let rules = SMALL_RULES.replace("scope = 'mv.mail != ()'\n", "").replace(
+        r#"title = "source.title""#,
+        r#"title = 'if source.title == "Broken" { throw "broken on purpose" } else { source.title }'"#,
+    );
     e.write("rules/rules.toml", &rules);
     e.ok(&["apply"], 0);
     let ada = e.cloud_user("ada@example.org").expect("ada");

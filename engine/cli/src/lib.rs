@@ -49,6 +49,9 @@ pub enum Command {
         /// Do not open the metaverse database or connectors.
         #[arg(long)]
         offline: bool,
+        /// Warnings are errors (exit 1): for CI.
+        #[arg(long)]
+        strict: bool,
     },
     /// Import connectors into their connector spaces (delta where possible, unless --full).
     Import {
@@ -221,8 +224,14 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     let registry = Arc::new(idflow_connectors::builtin());
     let open = |cli: &Cli| open(cli, registry.clone());
     match &cli.command {
-        Command::Validate { offline } => {
+        Command::Validate { offline, strict } => {
             let v = Engine::validate(&cli.config, &registry, *offline)?;
+            if *strict && !v.warnings.is_empty() {
+                for w in &v.warnings {
+                    eprintln!("idflow: {w}");
+                }
+                return Err(Error::Refused(format!("{} warnings, and --strict makes them errors", v.warnings.len())));
+            }
             if cli.json {
                 let mut j = serde_json::json!({"valid": true, "rules": v.rules, "expressions": v.expressions, "connectors": v.connectors});
                 if !v.warnings.is_empty() {

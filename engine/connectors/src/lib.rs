@@ -43,12 +43,16 @@ pub fn builtin() -> Registry {
 }
 
 /// A spec whose connector is ready as parsed (nothing to read or connect before use): opening
-/// it hands out a copy.
+/// it hands out a copy. The second field lists its object types, where it has a fixed set.
 #[allow(dead_code)]
-struct Ready<C>(C);
+struct Ready<C>(C, Option<Vec<String>>);
 
 impl<C: Connector + Clone + Send + Sync + 'static> ConnectorSpec for Ready<C> {
     fn open(&self) -> Result<Box<dyn Connector>> {
         Ok(Box::new(self.0.clone()))
+    }
+
+    fn object_types(&self) -> Option<Vec<String>> {
+        self.1.clone()
     }
 }

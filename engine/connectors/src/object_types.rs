@@ -28,6 +28,11 @@ impl ObjectTypes {
         out
     }
 
+    /// The type names, in order.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.0.iter().map(|(n, _)| n.clone()).collect()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -22,9 +22,9 @@ pub enum Error {
     /// A configuration that is well-formed but wrong.
     #[error("config: {0}")]
     Config(String),
-    /// A rule expression that does not compile.
-    #[error("rule {rule:?} ({file}): {what} {expr:?}: {message}")]
-    Compile { rule: String, file: PathBuf, what: String, expr: String, message: String },
+    /// A rule expression that does not compile (or calls what does not exist), at its line.
+    #[error("{0}")]
+    Compile(Box<CompileError>),
     /// A connected directory failed or refused.
     #[error("connector {connector:?}: {message}")]
     Connector {
@@ -44,6 +44,18 @@ pub enum Error {
     /// A safety check stopped the run (deletion threshold, empty read, ...).
     #[error("{0}")]
     Refused(String),
+}
+
+/// Where and why a rule expression does not compile.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: rule {rule:?}: {what} {expr:?}: {message}")]
+pub struct CompileError {
+    pub rule: String,
+    pub file: PathBuf,
+    pub line: usize,
+    pub what: String,
+    pub expr: String,
+    pub message: String,
 }
 
 impl Error {

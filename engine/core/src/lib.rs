@@ -16,6 +16,6 @@ pub mod secret;
 mod value;
 
 pub use connector_config::ConnectorConfig;
-pub use error::{line_col, toml_error, BoxError, Error, Result};
+pub use error::{line_col, toml_error, BoxError, CompileError, Error, Result};
 pub use object_error::{ObjectError, Stage};
 pub use value::{attrs_from_json, attrs_to_json, same_values, Attrs, Value};

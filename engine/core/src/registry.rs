@@ -28,6 +28,11 @@ pub trait ConnectorSpec: Send + Sync {
     fn hash_source(&self, _attribute: &str) -> Option<Result<Box<dyn HashSource>>> {
         None
     }
+    /// The object types its objects have (what rules name as `source_type` or
+    /// `target_type`); `None` when any name goes.
+    fn object_types(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Every connector kind idflow knows, in the order they were registered.

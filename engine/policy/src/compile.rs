@@ -1,6 +1,7 @@
 //! Compiling rules: every expression once per run, errors naming rule, file, expression and position.
 use crate::defs::{Direction, RuleDef};
 use crate::engine::{Limits, RuleEngine};
+use crate::lint;
 use idflow_core::{Error, Result};
 use rhai::AST;
 use sha2::Digest;
@@ -68,6 +69,7 @@ impl RuleSet {
         limits: &Limits,
     ) -> Result<RuleSet> {
         let engine = RuleEngine::new(rule_dirs, limits);
+        let known = lint::Known::of(&engine.engine);
         let mut rules = Vec::new();
         let mut warnings = Vec::new();
         let mut hasher = sha2::Sha256::new();
@@ -88,13 +90,22 @@ impl RuleSet {
                 Direction::Outbound => "mv",
             };
             let c = |what: String, src: &str| -> Result<Expr> {
-                let ast = engine.compile(&[var], src).map_err(|message| Error::Compile {
-                    rule: def.name.clone(),
-                    file: def.file.clone(),
-                    what: what.clone(),
-                    expr: src.to_string(),
-                    message,
-                })?;
+                let fail = |message: String| {
+                    Error::Compile(Box::new(idflow_core::CompileError {
+                        rule: def.name.clone(),
+                        file: def.file.clone(),
+                        line: def.line_of(if what.starts_with("join ") { "join" } else { &what }),
+                        what: what.clone(),
+                        expr: src.to_string(),
+                        message,
+                    }))
+                };
+                let ast = engine.compile(&[var], src).map_err(fail)?;
+                // Calls are resolved now, not on every object at run time.
+                let problems = lint::check_calls(&engine.engine, &known, &ast);
+                if !problems.is_empty() {
+                    return Err(fail(problems.join("; ")));
+                }
                 Ok(Expr { ast, src: src.to_string(), what })
             };
             let scope = def.scope.as_deref().map(|s| c("scope".into(), s)).transpose()?;
@@ -173,6 +184,7 @@ impl RuleSet {
         hasher.update(limits.max_operations.to_le_bytes());
         legacy.update(limits.max_operations.to_le_bytes());
         rules.sort_by(|a, b| a.def.precedence.cmp(&b.def.precedence).then(a.def.name.cmp(&b.def.name)));
+        warnings.extend(lint::attributes(&rules));
         Ok(RuleSet {
             engine,
             rules,

@@ -62,7 +62,7 @@ impl JoinGroup {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleDef {
     pub name: String,
@@ -96,6 +96,43 @@ pub struct RuleDef {
     pub enabled: bool,
     #[serde(skip)]
     pub file: PathBuf,
+    /// Where the rule and each of its expressions stand in the file: `rule`, `scope`, `dn`,
+    /// `join`, `flow <attr>`, `deprovision flow <attr>` to a 1-based line.
+    #[serde(skip)]
+    pub lines: BTreeMap<String, usize>,
+}
+
+/// Every field but `lines`, as derived Debug prints them: the legacy rules fingerprint hashes
+/// this text, so it must stay what idflow printed before `lines` existed.
+impl std::fmt::Debug for RuleDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleDef")
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("direction", &self.direction)
+            .field("connector", &self.connector)
+            .field("source_type", &self.source_type)
+            .field("target_type", &self.target_type)
+            .field("metaverse_type", &self.metaverse_type)
+            .field("precedence", &self.precedence)
+            .field("scope", &self.scope)
+            .field("link", &self.link)
+            .field("join", &self.join)
+            .field("flows", &self.flows)
+            .field("deprovision", &self.deprovision)
+            .field("deprovision_flows", &self.deprovision_flows)
+            .field("dn", &self.dn)
+            .field("enabled", &self.enabled)
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+impl RuleDef {
+    /// The line of one of the rule's expressions (`flow title`), else of the rule itself.
+    pub fn line_of(&self, what: &str) -> usize {
+        self.lines.get(what).or_else(|| self.lines.get("rule")).copied().unwrap_or(1)
+    }
 }
 
 fn default_precedence() -> i64 {
@@ -131,9 +168,9 @@ pub fn rule_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
                 continue;
             }
             if name.ends_with("_test.toml") {
-                tests.push(f);
+                tests.push(f.components().collect());
             } else {
-                rules.push(f);
+                rules.push(f.components().collect());
             }
         }
     }
@@ -165,12 +202,42 @@ pub fn parse_str(f: &Path, text: &str) -> Result<Vec<RuleDef>> {
     let text = text.to_string();
     let parsed: RuleFile = toml::from_str(&text).map_err(|e| idflow_core::toml_error(f, &text, &e))?;
     let mut out = Vec::new();
+    let mut sections = sections(&text).into_iter();
     for mut r in parsed.rule {
         r.file = f.to_path_buf();
+        r.lines = sections.next().unwrap_or_default();
         check(&r)?;
         out.push(r);
     }
     Ok(out)
+}
+
+/// For each `[[rule]]` of a file, in order: where it starts and where its keys stand.
+fn sections(text: &str) -> Vec<BTreeMap<String, usize>> {
+    let mut out: Vec<BTreeMap<String, usize>> = Vec::new();
+    let mut table = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with("[[") && line.trim_start_matches("[[").trim_end_matches("]]").trim() == "rule" {
+            out.push(BTreeMap::from([("rule".to_string(), i + 1)]));
+            table.clear();
+            continue;
+        }
+        if line.starts_with('[') {
+            table = line.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            continue;
+        }
+        let (Some(current), Some((key, _))) = (out.last_mut(), line.split_once('=')) else { continue };
+        let key = key.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+        let what = match table.as_str() {
+            "rule.flows" => format!("flow {key}"),
+            "rule.deprovision_flows" => format!("deprovision flow {key}"),
+            "" => key,
+            _ => continue,
+        };
+        current.entry(what).or_insert(i + 1);
+    }
+    out
 }
 
 fn check(r: &RuleDef) -> Result<()> {

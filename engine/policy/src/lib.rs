@@ -8,8 +8,10 @@
 mod compile;
 pub mod defs;
 mod engine;
+mod lint;
 mod objmap;
 
 pub use compile::{CompiledRule, ConnectorFacts, Expr, JoinCond, RuleSet};
 pub use engine::{DnRef, EvalError, Limits, MvRef, RuleEngine};
+pub use lint::distance;
 pub use objmap::{object_map, source_map, to_flow_values, to_values, truthy};

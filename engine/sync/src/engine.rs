@@ -160,6 +160,30 @@ impl Engine {
         let facts = facts_of(&config, registry)?;
         let rules = compile_rules(&config, defs, &facts)?;
         let specs = specs_of(&config, registry)?;
+        // Object types a rule names must be ones its connector has.
+        for r in &rules.rules {
+            let (field, ty) = match (&r.def.source_type, &r.def.target_type) {
+                (Some(t), _) => ("source_type", t),
+                (None, Some(t)) => ("target_type", t),
+                (None, None) => continue,
+            };
+            let Some(known) = specs.get(&r.def.connector).and_then(|s| s.object_types()) else { continue };
+            if !known.contains(ty) {
+                let close = known.iter().min_by_key(|k| idflow_policy::distance(&k.to_lowercase(), &ty.to_lowercase()));
+                return Err(Error::Config(format!(
+                    "{}:{}: rule {:?}: {field} {ty:?} is not an object type of connector {:?} (it has: {}){}",
+                    r.def.file.display(),
+                    r.def.line_of(field),
+                    r.def.name,
+                    r.def.connector,
+                    known.join(", "),
+                    close
+                        .filter(|c| idflow_policy::distance(&c.to_lowercase(), &ty.to_lowercase()) <= 2)
+                        .map(|c| format!("; did you mean {c:?}?"))
+                        .unwrap_or_default()
+                )));
+            }
+        }
         if !offline {
             for c in &config.connectors {
                 if let Some(s) = specs.get(&c.name) {

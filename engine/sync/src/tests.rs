@@ -257,9 +257,10 @@ fn the_observer_hears_every_step_and_every_object_error() {
     std::fs::write(dir.join("corp.ldif"), format!("{}{}", person("ada"), person("bob"))).expect("ldif");
     std::fs::write(dir.join("idflow.toml"), CONFIG.replace("path = \":memory:\"", "path = \"state/idflow.db\"")).expect("config");
     // corp projects here, and one of its flows fails for bob.
-    let rules = RULES
-        .replace("precedence = 100\nlink = \"join\"", "precedence = 100\nlink = \"provision\"")
-        .replace("mail = \"source.mail\"", "mail = \"source.mail\"\nbroken = 'if source.mail == \"bob@x\" { no_such_fn() } else { () }'");
+    let rules = RULES.replace("precedence = 100\nlink = \"join\"", "precedence = 100\nlink = \"provision\"").replace(
+        "mail = \"source.mail\"",
+        "mail = \"source.mail\"\nbroken = 'if source.mail == \"bob@x\" { throw \"broken on purpose\" } else { () }'",
+    );
     std::fs::write(dir.join("rules/rules.toml"), rules).expect("rules");
     std::fs::write(dir.join("hr.ldif"), "").expect("hr");
     let mut e = Engine::open(&dir.join("idflow.toml"), std::sync::Arc::new(idflow_connectors::builtin())).expect("engine");

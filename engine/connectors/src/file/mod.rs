@@ -30,6 +30,6 @@ impl ConnectorType for File {
     }
 
     fn parse(&self, cfg: &ConnectorConfig) -> Result<Box<dyn ConnectorSpec>> {
-        Ok(Box::new(crate::Ready(backend::FileConnector::new(cfg)?)))
+        Ok(Box::new(crate::Ready(backend::FileConnector::new(cfg)?, None)))
     }
 }

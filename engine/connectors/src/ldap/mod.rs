@@ -78,4 +78,8 @@ impl ConnectorSpec for Spec {
         };
         Some(open())
     }
+
+    fn object_types(&self) -> Option<Vec<String>> {
+        Some(self.types.names())
+    }
 }

@@ -45,6 +45,11 @@ impl LdifConnector {
         })
     }
 
+    /// The object type names of `[connector.object_types]`.
+    pub(crate) fn type_names(&self) -> Vec<String> {
+        self.types.names()
+    }
+
     fn read(&self, p: &PathBuf) -> Result<String> {
         std::fs::read_to_string(p).map_err(|e| Error::io(p, "cannot read", e))
     }

@@ -31,6 +31,8 @@ impl ConnectorType for Ldif {
     }
 
     fn parse(&self, cfg: &ConnectorConfig) -> Result<Box<dyn ConnectorSpec>> {
-        Ok(Box::new(crate::Ready(backend::LdifConnector::new(cfg)?)))
+        let c = backend::LdifConnector::new(cfg)?;
+        let types = c.type_names();
+        Ok(Box::new(crate::Ready(c, Some(types))))
     }
 }

@@ -56,4 +56,8 @@ impl ConnectorSpec for Spec {
     fn open(&self) -> Result<Box<dyn Connector>> {
         Ok(Box::new(backend::ScimConnector::open(&self.cfg, &self.settings)?))
     }
+
+    fn object_types(&self) -> Option<Vec<String>> {
+        Some(vec!["User".into(), "Group".into()])
+    }
 }
