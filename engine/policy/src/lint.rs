@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(parse_signature("lower(s: &str) -> String"), Some(("lower".into(), 1)));
         assert_eq!(parse_signature("now() -> Timestamp"), Some(("now".into(), 0)));
         assert_eq!(parse_signature("f(a: HashMap<K, V>, b: i64)"), Some(("f".into(), 2)));
-        assert_eq!(distance("titlecase", "pcase"), 4);
+        assert_eq!(distance("titlecase", "pcase"), 5);
         assert_eq!(distance("lowr", "lower"), 1);
     }
 }
