@@ -4,6 +4,7 @@ mod architecture;
 mod bad_input;
 mod common;
 mod drsr;
+mod ldif;
 mod lifecycle;
 mod openldap;
 mod phs;

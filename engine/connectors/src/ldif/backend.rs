@@ -10,7 +10,22 @@ use idflow_core::connector::{
 };
 use idflow_core::{Attrs, ConnectorConfig, Error, Result, Value};
 use sha2::Digest;
+use std::collections::HashSet;
 use std::path::PathBuf;
+
+/// Attributes whose syntax is binary in the directories idflow reads (Active Directory's GUIDs
+/// and SIDs, photos, certificates): their values stay bytes, whatever else is in the file.
+const KNOWN_BINARY: [&str; 9] = [
+    "objectGUID",
+    "objectSid",
+    "ms-DS-ConsistencyGuid",
+    "msExchMailboxGuid",
+    "sIDHistory",
+    "jpegPhoto",
+    "thumbnailPhoto",
+    "userCertificate",
+    "userSMIMECertificate",
+];
 
 #[derive(Clone)]
 pub(crate) struct LdifConnector {
@@ -33,16 +48,114 @@ impl LdifConnector {
                 cfg.name
             )));
         }
+        // Binary means a binary attribute: configured, or of a syntax known to be binary. An
+        // anchor is text unless it is one of those (objectGUID is; entryUUID and mail are not).
         let mut binary = s.binary_attributes;
-        binary.push(s.anchor.clone());
+        binary.extend(KNOWN_BINARY.iter().map(|b| b.to_string()));
         Ok(LdifConnector {
             name: cfg.name.clone(),
             path: cfg.resolve(&s.path),
             delta_path: s.delta_path.as_deref().map(|p| cfg.resolve(p)),
             anchor: s.anchor,
             types,
-            binary: binary.into_iter().filter(|b| !b.eq_ignore_ascii_case("entryUUID")).collect(),
+            binary,
         })
+    }
+
+    /// Applies the change records of a delta file: adds, modifications, renames, deletions.
+    /// `typed` holds the DNs of objects of a configured type; it follows adds and renames.
+    fn apply_delta(&self, p: &PathBuf, sink: &mut dyn ImportSink, typed: &mut HashSet<String>) -> Result<()> {
+        let text = self.read(p)?;
+        for rec in Reader::new(&text, &self.binary) {
+            let rec = rec.map_err(|e| self.err(p, e))?;
+            let (dn, change, line) = match rec {
+                Record::Entry { dn, attrs, line } => (dn, Change::Add(attrs), line),
+                Record::Change { dn, change, line } => (dn, change, line),
+            };
+            let key = ObjectKey { anchor: None, dn: Some(dn.clone()) };
+            // A change to an object of no configured type (an OU, say) is not this connector's
+            // to read, as in a full import: ignored, never an error.
+            if !matches!(change, Change::Add(_)) && !typed.contains(&idflow_core::dn::norm(&dn)) {
+                tracing::debug!(connector = %self.name, dn = %dn, "a delta record for an object of no configured type: ignored");
+                continue;
+            }
+            match change {
+                Change::Add(pairs) => match self.object(&dn, pairs) {
+                    Ok(Some(o)) => {
+                        typed.insert(idflow_core::dn::norm(&dn));
+                        sink.change(DeltaChange::Upsert(o))?
+                    }
+                    Ok(None) => {}
+                    Err(m) => sink.error(key, format!("{}:{line}: {m}", p.display())),
+                },
+                Change::Delete => sink.change(DeltaChange::Delete(key))?,
+                Change::Modify(mods) => {
+                    let changes = mods
+                        .into_iter()
+                        .map(|m| AttrChange {
+                            attr: m.attr,
+                            kind: match m.kind {
+                                ModKind::Add => ChangeKind::Add,
+                                ModKind::Delete if m.values.is_empty() => ChangeKind::Replace,
+                                ModKind::Delete => ChangeKind::Delete,
+                                ModKind::Replace => ChangeKind::Replace,
+                            },
+                            values: m.values,
+                        })
+                        .collect();
+                    sink.change(DeltaChange::Modify { key, changes })?
+                }
+                Change::ModRdn { new_rdn, delete_old_rdn, new_superior } => {
+                    let rdns = idflow_core::dn::parse(&dn).map_err(|e| Error::Parse {
+                        file: p.clone(),
+                        line,
+                        column: 1,
+                        message: e.to_string(),
+                    })?;
+                    let parent = match new_superior {
+                        Some(s) => s,
+                        None => idflow_core::dn::format(rdns.get(1..).unwrap_or(&[])),
+                    };
+                    let new_dn = if parent.is_empty() { new_rdn.clone() } else { format!("{new_rdn},{parent}") };
+                    let new = idflow_core::dn::parse(&new_rdn).map_err(|e| Error::Parse {
+                        file: p.clone(),
+                        line,
+                        column: 1,
+                        message: format!("newrdn: {e}"),
+                    })?;
+                    let mut changes = Vec::new();
+                    if let (Some(old), Some(newr)) = (rdns.first(), new.first()) {
+                        if delete_old_rdn {
+                            for (a, v) in &old.pairs {
+                                changes.push(AttrChange {
+                                    attr: a.clone(),
+                                    kind: ChangeKind::Delete,
+                                    values: vec![Value::from(v.as_str())],
+                                });
+                            }
+                        }
+                        for (a, v) in &newr.pairs {
+                            changes.push(AttrChange { attr: a.clone(), kind: ChangeKind::Add, values: vec![Value::from(v.as_str())] });
+                        }
+                    }
+                    typed.insert(idflow_core::dn::norm(&new_dn));
+                    sink.change(DeltaChange::Rename { key, new_dn, changes })?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The DNs (normalized) of the main file's entries that are of a configured object type.
+    fn typed_dns(&self, text: &str) -> HashSet<String> {
+        Reader::new(text, &self.binary)
+            .filter_map(|r| match r {
+                Ok(Record::Entry { dn, attrs, .. }) | Ok(Record::Change { dn, change: Change::Add(attrs), .. }) => {
+                    matches!(self.object(&dn, attrs), Ok(Some(_))).then(|| idflow_core::dn::norm(&dn))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The object type names of `[connector.object_types]`.
@@ -110,6 +223,7 @@ impl Connector for LdifConnector {
         // A file cut off mid-copy ends without a line break: its last record may be partial.
         let cut_off = !text.is_empty() && !text.ends_with('\n');
         let mut records = Reader::new(&text, &self.binary).peekable();
+        let mut typed = HashSet::new();
         while let Some(rec) = records.next() {
             let last = records.peek().is_none();
             let rec = match rec {
@@ -151,10 +265,18 @@ impl Connector for LdifConnector {
                 }
             };
             match self.object(&dn, pairs) {
-                Ok(Some(o)) => sink.object(o)?,
+                Ok(Some(o)) => {
+                    typed.insert(idflow_core::dn::norm(&dn));
+                    sink.object(o)?
+                }
                 Ok(None) => {}
                 Err(m) => sink.error(ObjectKey { anchor: None, dn: Some(dn) }, format!("{}:{line}: {m}", self.path.display())),
             }
+        }
+        // A delta file already there is applied now, on top of what was read: never taken as
+        // applied without being read.
+        if let Some(p) = self.delta_path.clone().filter(|p| p.exists()) {
+            self.apply_delta(&p, sink, &mut typed)?;
         }
         Ok(Some(self.fingerprint(Some(&text))?))
     }
@@ -171,74 +293,9 @@ impl Connector for LdifConnector {
         if now == watermark || delta_now == "none" {
             return Ok(Some(now));
         }
-        let text = self.read(&p)?;
-        for rec in Reader::new(&text, &self.binary) {
-            let rec = rec.map_err(|e| self.err(&p, e))?;
-            let (dn, change, line) = match rec {
-                Record::Entry { dn, attrs, line } => (dn, Change::Add(attrs), line),
-                Record::Change { dn, change, line } => (dn, change, line),
-            };
-            let key = ObjectKey { anchor: None, dn: Some(dn.clone()) };
-            match change {
-                Change::Add(pairs) => match self.object(&dn, pairs) {
-                    Ok(Some(o)) => sink.change(DeltaChange::Upsert(o))?,
-                    Ok(None) => {}
-                    Err(m) => sink.error(key, format!("{}:{line}: {m}", p.display())),
-                },
-                Change::Delete => sink.change(DeltaChange::Delete(key))?,
-                Change::Modify(mods) => {
-                    let changes = mods
-                        .into_iter()
-                        .map(|m| AttrChange {
-                            attr: m.attr,
-                            kind: match m.kind {
-                                ModKind::Add => ChangeKind::Add,
-                                ModKind::Delete if m.values.is_empty() => ChangeKind::Replace,
-                                ModKind::Delete => ChangeKind::Delete,
-                                ModKind::Replace => ChangeKind::Replace,
-                            },
-                            values: m.values,
-                        })
-                        .collect();
-                    sink.change(DeltaChange::Modify { key, changes })?
-                }
-                Change::ModRdn { new_rdn, delete_old_rdn, new_superior } => {
-                    let rdns = idflow_core::dn::parse(&dn).map_err(|e| Error::Parse {
-                        file: p.clone(),
-                        line,
-                        column: 1,
-                        message: e.to_string(),
-                    })?;
-                    let parent = match new_superior {
-                        Some(s) => s,
-                        None => idflow_core::dn::format(rdns.get(1..).unwrap_or(&[])),
-                    };
-                    let new_dn = if parent.is_empty() { new_rdn.clone() } else { format!("{new_rdn},{parent}") };
-                    let new = idflow_core::dn::parse(&new_rdn).map_err(|e| Error::Parse {
-                        file: p.clone(),
-                        line,
-                        column: 1,
-                        message: format!("newrdn: {e}"),
-                    })?;
-                    let mut changes = Vec::new();
-                    if let (Some(old), Some(newr)) = (rdns.first(), new.first()) {
-                        if delete_old_rdn {
-                            for (a, v) in &old.pairs {
-                                changes.push(AttrChange {
-                                    attr: a.clone(),
-                                    kind: ChangeKind::Delete,
-                                    values: vec![Value::from(v.as_str())],
-                                });
-                            }
-                        }
-                        for (a, v) in &newr.pairs {
-                            changes.push(AttrChange { attr: a.clone(), kind: ChangeKind::Add, values: vec![Value::from(v.as_str())] });
-                        }
-                    }
-                    sink.change(DeltaChange::Rename { key, new_dn, changes })?
-                }
-            }
-        }
+        let main = self.read(&self.path)?;
+        let mut typed = self.typed_dns(&main);
+        self.apply_delta(&p, sink, &mut typed)?;
         Ok(Some(now))
     }
 

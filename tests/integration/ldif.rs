@@ -1,0 +1,37 @@
+//! The ldif connector reads any directory's export: any attribute as the anchor (text stays
+//! text), a delta file that is already there at the first import, changes to objects of no
+//! configured type.
+use crate::common::{person, small, SMALL_CONFIG};
+
+#[test]
+fn any_attribute_is_an_anchor_and_its_text_stays_text() {
+    let e = small(&[person("ada", 1, "title: Analyst\n"), person("bob", 2, "")]);
+    e.write("idflow.toml", &SMALL_CONFIG.replace("anchor = \"entryUUID\"", "anchor = \"mail\""));
+    e.ok(&["apply"], 0);
+    let ada = e.cloud_user("ada@example.org").expect("ada, by mail");
+    assert_eq!(ada["attributes"]["title"], "Analyst");
+    assert!(!e.read("out/cloud.json").contains("\"bin\""), "no text turned into bytes");
+    // Binary still means binary: a known binary syntax (objectGUID) keeps its bytes.
+    let guid = "objectGUID:: 2aS1xS4fO0qMfQEjRWeJqw==\n";
+    let e = small(&[person("ada", 1, guid), person("bob", 2, guid.replace("2aS1", "3aS1").as_str())]);
+    e.write("idflow.toml", &SMALL_CONFIG.replace("anchor = \"entryUUID\"", "anchor = \"objectGUID\""));
+    e.ok(&["import"], 0);
+    let o = e.ok(&["preview", "corp", "uid=ada,ou=People,dc=example,dc=org"], 0);
+    assert!(o.stdout.contains("anchor: 2aS1xS4fO0qMfQEjRWeJqw=="), "{o:?}");
+}
+
+#[test]
+fn a_delta_file_there_at_the_first_import_is_applied_and_changes_to_other_objects_are_ignored() {
+    let e = small(&[person("ada", 1, "title: Analyst\n"), person("bob", 2, "")]);
+    e.write(
+        "delta.ldif",
+        "dn: uid=ada,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Director\n-\n\n\
+         dn: ou=People,dc=example,dc=org\nchangetype: modify\nreplace: description\ndescription: people\n-\n",
+    );
+    let r = e.json(&["apply"], 0);
+    assert_eq!(e.cloud_user("ada@example.org").expect("ada")["attributes"]["title"], "Director", "{r}");
+    assert!(r["errors"].as_array().is_some_and(|a| a.is_empty()), "the OU's change is not an error: {r}");
+    // Applied once: the next run has nothing to do.
+    let r = e.json(&["run"], 0);
+    assert!(r["export"].as_array().is_some_and(|a| a.is_empty()), "{r}");
+}
