@@ -157,6 +157,25 @@ pub mod convert {
         }
         Dynamic::from(ImmutableString::from(v.to_string()))
     }
+
+    /// True for `true`, `"TRUE"`/`"true"` (as LDAP writes booleans) and numbers other than 0;
+    /// false for anything else, `()` included (Entra: `CBool`): `to_bool(source.msExchHideFromAddressLists)`.
+    #[rhai_fn(name = "to_bool")]
+    pub fn to_bool(v: Dynamic) -> bool {
+        if let Ok(b) = v.as_bool() {
+            return b;
+        }
+        if let Ok(n) = v.as_int() {
+            return n != 0;
+        }
+        match v.read_lock::<ImmutableString>() {
+            Some(s) => {
+                let t = s.trim();
+                t.eq_ignore_ascii_case("true") || t.parse::<i64>().is_ok_and(|n| n != 0)
+            }
+            None => false,
+        }
+    }
 }
 
 fn err(msg: String) -> Box<EvalAltResult> {

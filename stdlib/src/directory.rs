@@ -86,6 +86,33 @@ pub mod directory {
     pub fn uac_flag_unit(_uac: (), _flag: i64) -> bool {
         false
     }
+
+    /// The bits set in both (Entra: `BitAnd`), for numbers or their text:
+    /// `bit_and(source.msExchRecipientTypeDetails, 0x40000000) != 0`. `()` is 0.
+    #[rhai_fn(name = "bit_and")]
+    pub fn bit_and(a: i64, b: i64) -> i64 {
+        a & b
+    }
+    #[rhai_fn(name = "bit_and", return_raw)]
+    pub fn bit_and_str(a: &str, b: i64) -> Result<i64, Box<EvalAltResult>> {
+        let n: i64 = a.trim().parse().map_err(|_| format!("bit_and: not a number: {a:?}"))?;
+        Ok(n & b)
+    }
+    #[rhai_fn(name = "bit_and")]
+    pub fn bit_and_unit(_a: (), _b: i64) -> i64 {
+        0
+    }
+
+    /// The DNS domain of a DN, from its `DC=` parts (what Entra calls `%Domain.FQDN%`):
+    /// `dns_domain("CN=Ada,OU=Staff,DC=example,DC=test")` is `"example.test"`; no `DC=` part is `()`.
+    #[rhai_fn(name = "dns_domain", return_raw)]
+    pub fn dns_domain(dn: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let dcs: Vec<String> =
+            parse(dn)?.iter().flat_map(|r| r.pairs.iter()).filter(|(a, _)| a.eq_ignore_ascii_case("dc")).map(|(_, v)| v.clone()).collect();
+        Ok(if dcs.is_empty() { Dynamic::UNIT } else { Dynamic::from(dcs.join(".")) })
+    }
+    #[rhai_fn(name = "dns_domain")]
+    pub fn dns_domain_unit(_dn: ()) {}
 }
 
 fn parse(dn: &str) -> Result<Vec<crate::dn::Rdn>, Box<EvalAltResult>> {

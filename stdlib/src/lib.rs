@@ -14,6 +14,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod convert;
+mod diacritics;
 mod directory;
 mod eval;
 mod multi;

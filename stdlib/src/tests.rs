@@ -210,3 +210,28 @@ fn every_function_is_documented() {
     let missing: Vec<_> = documented.iter().filter(|(_, d)| !**d).map(|(n, _)| n).collect();
     assert!(missing.is_empty(), "undocumented functions: {missing:?}");
 }
+
+#[test]
+fn entra_default_rule_helpers() {
+    assert_eq!(s(r#"trim("   ")"#), "()");
+    assert_eq!(s(r#"instr("CAS_{abc}", "}")"#), "9");
+    assert_eq!(s(r#"instr("Zoë}", "}")"#), "4");
+    assert_eq!(s(r#"instr("abc", "x")"#), "0");
+    assert_eq!(s(r#"instr((), "x")"#), "0");
+    assert_eq!(s(r#"normalize_diacritics("Zoë Ångström-Çelik")"#), "Zoe Angstrom-Celik");
+    assert_eq!(s(r#"normalize_diacritics("Straße Øre Æsir Łódź")"#), "Strasse Ore AEsir Lodz");
+    assert_eq!(s(r#"normalize_diacritics(())"#), "()");
+    assert_eq!(s(r#"bit_and(1073741824, 0x40000000)"#), "1073741824");
+    assert_eq!(s(r#"bit_and("8388608", 0x21C07000) != 0"#), "true");
+    assert_eq!(s(r#"bit_and("1", 0x21C07000)"#), "0");
+    assert_eq!(s(r#"bit_and((), 2)"#), "0");
+    assert!(s(r#"bit_and("x", 2)"#).starts_with("error: "));
+    assert_eq!(s(r#"dns_domain("CN=Ada,OU=Staff,DC=example,DC=test")"#), "example.test");
+    assert_eq!(s(r#"dns_domain("uid=a,ou=People,o=corp")"#), "()");
+    assert_eq!(s(r#"to_bool("TRUE")"#), "true");
+    assert_eq!(s(r#"to_bool("false")"#), "false");
+    assert_eq!(s(r#"to_bool(1)"#), "true");
+    assert_eq!(s(r#"to_bool(())"#), "false");
+    // A replication-conflict object's RDN holds a line feed (\0A in the DN) before "CNF:".
+    assert_eq!(s(r#"rdn_value("CN=Ada\\0ACNF:0123,OU=Staff,DC=example,DC=test").contains("\nCNF:")"#), "true");
+}

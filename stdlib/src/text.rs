@@ -23,13 +23,37 @@ pub mod text {
     #[rhai_fn(name = "upper")]
     pub fn upper_unit(_s: ()) {}
 
-    /// Removes leading and trailing white space (Entra: `Trim`). Returns a new string.
+    /// Removes leading and trailing white space (Entra: `Trim`). Returns a new string; text of
+    /// only white space becomes `()` (absent), as an empty value is in Entra.
     #[rhai_fn(name = "trim")]
-    pub fn trim(s: &str) -> String {
-        s.trim().to_string()
+    pub fn trim(s: &str) -> Dynamic {
+        match s.trim() {
+            "" => Dynamic::UNIT,
+            t => Dynamic::from(t.to_string()),
+        }
     }
     #[rhai_fn(name = "trim")]
     pub fn trim_unit(_s: ()) {}
+
+    /// The 1-based position of `find` in `s`, counted in characters, or 0 when it is not there;
+    /// case-sensitive (Entra: `InStr`). `instr("CAS_{abc}", "}")` is 9; `()` gives 0.
+    #[rhai_fn(name = "instr")]
+    pub fn instr(s: &str, find: &str) -> i64 {
+        s.find(find).map(|b| s[..b].chars().count() as i64 + 1).unwrap_or(0)
+    }
+    #[rhai_fn(name = "instr")]
+    pub fn instr_unit(_s: (), _find: &str) -> i64 {
+        0
+    }
+
+    /// Letters with diacritics replaced by their plain letters (Entra: `NormalizeDiacritics`):
+    /// `normalize_diacritics("Zoë Ångström")` is `"Zoe Angstrom"`; `ß` becomes `ss`, `Ø` `O`, `Æ` `AE`.
+    #[rhai_fn(name = "normalize_diacritics")]
+    pub fn normalize_diacritics(s: &str) -> String {
+        crate::diacritics::normalize(s)
+    }
+    #[rhai_fn(name = "normalize_diacritics")]
+    pub fn normalize_diacritics_unit(_s: ()) {}
 
     /// The first `n` characters (Entra: `Left`). `left("Alice", 3)` is `"Ali"`.
     #[rhai_fn(name = "left")]

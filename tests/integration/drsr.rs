@@ -64,7 +64,7 @@ fn env_for(dir: &Path, ou: &str, account: &str, password: &str, extra: &str) -> 
     let mut e = Env::empty();
     e.vars.push(("AD_PASSWORD".into(), ADMIN_PW.into()));
     e.vars.push(("AD_REPL_PASSWORD".into(), password.into()));
-    for f in ["users.toml", "groups.toml"] {
+    for f in ["users.toml", "groups.toml", "entra.rhai"] {
         e.write(&format!("rules/{f}"), &std::fs::read_to_string(repo().join("rules/ad-to-cloud").join(f)).expect("rules"));
     }
     let cfg = std::fs::read_to_string(repo().join("examples/ad-to-cloud-phs/idflow.toml"))

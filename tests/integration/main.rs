@@ -2,6 +2,7 @@
 //! module per area. They run the real `idflow` binary on real files in temporary folders.
 mod architecture;
 mod bad_input;
+mod cli;
 mod common;
 mod drsr;
 mod ldif;

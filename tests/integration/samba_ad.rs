@@ -62,7 +62,7 @@ pub(crate) fn tag() -> String {
 fn env_for(dir: &Path, ou: &str, url: &str) -> Env {
     let mut e = Env::empty();
     e.vars.push(("AD_PASSWORD".into(), ADMIN_PW.into()));
-    for f in ["users.toml", "groups.toml"] {
+    for f in ["users.toml", "groups.toml", "entra.rhai"] {
         e.write(&format!("rules/{f}"), &std::fs::read_to_string(repo().join("rules/ad-to-cloud").join(f)).expect("rules"));
     }
     let cfg = std::fs::read_to_string(repo().join("rules/ad-to-cloud/idflow.toml"))
@@ -87,9 +87,10 @@ fn ad_full_import_range_retrieval_and_dirsync_deltas() {
     for i in 0..people {
         let given = if i % 7 == 0 { "Jörg" } else { "User" };
         ldif.push_str(&format!(
-            "dn: {}\nchangetype: add\nobjectClass: user\nsAMAccountName: u{t}{i:05}\nuserPrincipalName: u{t}{i:05}@example.test\ngivenName:: {}\nsn: N{i}\nmail: u{t}{i:05}@example.test\ntitle: Clerk\n{}\n",
+            "dn: {}\nchangetype: add\nobjectClass: user\nsAMAccountName: u{t}{i:05}\nuserPrincipalName: u{t}{i:05}@example.test\ngivenName:: {}\nsn: N{i}\ndisplayName:: {}\nmail: u{t}{i:05}@example.test\ntitle: Clerk\n{}\n",
             user_dn(i),
             b64(given),
+            b64(&format!("{given} N{i}")),
             if i > 0 { format!("manager: {}\n", user_dn(i - 1)) } else { String::new() }
         ));
     }

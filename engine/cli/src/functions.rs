@@ -1,6 +1,7 @@
 //! `idflow functions`: the reference of what rules may call, generated from the stdlib's own docs.
 use serde_json::Value as J;
 
+#[derive(serde::Serialize)]
 pub(crate) struct FnDoc {
     pub name: String,
     pub signature: String,
@@ -30,7 +31,12 @@ pub(crate) fn docs() -> Vec<FnDoc> {
             .map(|p| {
                 let n = p["name"].as_str().unwrap_or("_").trim_start_matches('_');
                 let t = p["type"].as_str().unwrap_or("?").replace("&str", "string").replace("ImmutableString", "string");
-                let t = t.replace("Dynamic", "any").replace("Array", "array").replace("Blob", "blob").replace("i64", "int");
+                let t = t
+                    .replace("Dynamic", "any")
+                    .replace("Array", "array")
+                    .replace("Blob", "blob")
+                    .replace("i64", "int")
+                    .replace("FnPtr", "function");
                 if n.is_empty() || n == "ctx" {
                     t
                 } else {

@@ -55,17 +55,21 @@ pub enum Command {
     },
     /// Import connectors into their connector spaces (delta where possible, unless --full).
     Import {
+        /// Read every object; objects not read are deleted (only when the read was complete).
         #[arg(long, conflicts_with = "delta")]
         full: bool,
+        /// Read only what changed since the last watermark (the default where the connector can).
         #[arg(long)]
         delta: bool,
         /// Accept an import that reads no objects although the connector space holds some.
         #[arg(long)]
         allow_empty: bool,
+        /// The connectors to import (default: all).
         connectors: Vec<String>,
     },
     /// Sync connector spaces through the metaverse (delta unless --full or the rules changed).
     Sync {
+        /// Run every object through the rules, not only those that changed.
         #[arg(long)]
         full: bool,
     },
@@ -74,6 +78,7 @@ pub enum Command {
         /// Allow up to N deletes per connector, above the deletion threshold.
         #[arg(long)]
         allow_deletes: Option<usize>,
+        /// The connectors to export to (default: all that can be written).
         connectors: Vec<String>,
     },
     /// Show what a run would change in every target, touching nothing.
@@ -84,11 +89,13 @@ pub enum Command {
     },
     /// Import, sync and export: carry out what `plan` shows.
     Apply {
+        /// Allow up to N deletes per connector, above the deletion threshold.
         #[arg(long)]
         allow_deletes: Option<usize>,
     },
     /// A whole cycle over all connectors: import, sync, export.
     Run {
+        /// Allow up to N deletes per connector, above the deletion threshold.
         #[arg(long)]
         allow_deletes: Option<usize>,
     },
@@ -102,21 +109,26 @@ pub enum Command {
     },
     /// Measure the password hash sync stage against a bare PBKDF2 loop on all cores.
     BenchPhs {
+        /// How many users to generate and hash.
         #[arg(long, default_value_t = 100_000)]
         users: usize,
+        /// Where the generated configuration and databases go (wiped first).
         #[arg(long, default_value = "target/bench-phs")]
         dir: PathBuf,
     },
     /// Measure MS-DRSR: pull and decrypt the password hash source's hashes (no PBKDF2, nothing
     /// delivered). Incremental from the stored watermark unless --full; --keep stores the new one.
     BenchDrsr {
+        /// Pull every hash, not only those changed since the stored watermark.
         #[arg(long)]
         full: bool,
+        /// Store the new watermark (the next password hash sync starts from it).
         #[arg(long)]
         keep: bool,
     },
     /// Why one object ends up the way it does (nothing is changed).
     Preview {
+        /// The connector the object is in.
         connector: String,
         /// The object's DN, anchor, or #id.
         object: String,
@@ -128,32 +140,41 @@ pub enum Command {
     },
     /// The functions rules can call.
     Functions {
+        /// Print a Markdown table (name, signature, documentation).
         #[arg(long)]
         markdown: bool,
     },
     /// Recent runs and their outcome.
     History {
+        /// How many runs to show, newest first.
         #[arg(short = 'n', default_value_t = 10)]
         n: i64,
     },
     /// Write a generated directory as LDIF (people with managers, groups, non-ASCII names).
     #[command(hide = true)]
     Generate {
+        /// How many people.
         #[arg(long, default_value_t = 1000)]
         people: usize,
+        /// How many groups.
         #[arg(long, default_value_t = 50)]
         groups: usize,
+        /// The same seed writes the same directory.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// The LDIF file to write.
         #[arg(long)]
         out: PathBuf,
     },
     /// Measure import, sync, plan, export and deltas on a generated directory.
     Bench {
+        /// How many people to generate.
         #[arg(long, default_value_t = 100_000)]
         people: usize,
+        /// How many groups to generate.
         #[arg(long, default_value_t = 5_000)]
         groups: usize,
+        /// Where the generated directory, configuration and databases go (wiped first).
         #[arg(long, default_value = "target/bench")]
         dir: PathBuf,
         /// Delta sizes, in percent of the people.
@@ -166,7 +187,10 @@ pub enum Command {
 pub enum PhsAction {
     /// Reads a cleartext password from standard input (one line, without its newline) and checks
     /// it against a PPH1 string: exit 0 when it matches, 1 when it does not, 2 when the string is malformed.
-    Verify { pph1: String },
+    Verify {
+        /// The PPH1 string (`v1;PPH1_MD4,<salt>,<iterations>,<hash>;`).
+        pph1: String,
+    },
 }
 
 fn init_logging(verbose: u8) {
@@ -358,7 +382,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Functions { markdown } => {
-            print!("{}", functions::render(*markdown));
+            if cli.json {
+                print_json(&functions::docs());
+            } else {
+                print!("{}", functions::render(*markdown));
+            }
             Ok(0)
         }
         Command::History { n } => {
@@ -368,9 +396,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             if cli.json {
                 print_json(&runs);
             } else {
-                for r in runs {
-                    println!("#{:<5} {:<13} {:<8} {}  {}", r.id, r.profile, r.status, r.started, r.finished.unwrap_or_default());
-                }
+                print!("{}", render::history(&runs));
             }
             Ok(0)
         }

@@ -234,3 +234,69 @@ pub(crate) fn preview(p: &Preview) -> String {
     }
     out
 }
+
+/// Recent runs as a person reads them: outcome, duration, what each stage did, and why a run failed.
+pub(crate) fn history(runs: &[idflow_store::RunRow]) -> String {
+    use serde_json::Value as J;
+    let n = |v: &J, k: &str| v[k].as_u64().unwrap_or(0);
+    let sum = |list: &J, k: &str| list.as_array().map(|a| a.iter().map(|x| n(x, k)).sum::<u64>()).unwrap_or(0);
+    let mut out = String::new();
+    if runs.is_empty() {
+        out.push_str("No runs yet.\n");
+    }
+    for r in runs {
+        let s = r.summary.clone().unwrap_or(J::Null);
+        let took = s["duration_ms"].as_f64().map(|ms| format!("{:.1} s", ms / 1000.0)).unwrap_or_else(|| "-".into());
+        out.push_str(&format!("#{:<5} {:<8} {:<11} {}  {}\n", r.id, r.profile, r.status, r.started, took));
+        let mut parts = Vec::new();
+        if s["import"].as_array().is_some_and(|a| !a.is_empty()) {
+            let i = &s["import"];
+            parts.push(format!(
+                "import {} read, {} added, {} updated, {} deleted",
+                sum(i, "read"),
+                sum(i, "added"),
+                sum(i, "updated"),
+                sum(i, "deleted")
+            ));
+        }
+        if s["sync"].is_object() {
+            let y = &s["sync"];
+            parts.push(format!(
+                "sync {} projected, {} joined, {} provisioned, {} deprovisioned",
+                n(y, "projected"),
+                n(y, "joined"),
+                n(y, "provisioned"),
+                n(y, "deprovisioned")
+            ));
+        }
+        if s["export"].as_array().is_some_and(|a| !a.is_empty()) {
+            let x = &s["export"];
+            parts.push(format!(
+                "export {} added, {} updated, {} deleted, {} failed",
+                sum(x, "added"),
+                sum(x, "updated"),
+                sum(x, "deleted"),
+                sum(x, "failed")
+            ));
+        }
+        if s["password_hash_sync"].is_object() {
+            let p = &s["password_hash_sync"];
+            parts.push(format!("password hashes {} delivered, {} failed", n(p, "delivered"), n(p, "failed")));
+        }
+        if let Some(e) = s["errors"].as_array().filter(|e| !e.is_empty()) {
+            parts.push(format!("{} object errors", e.len()));
+        }
+        if !parts.is_empty() {
+            out.push_str(&format!("       {}\n", parts.join("; ")));
+        }
+        if let Some(f) = s["failure"].as_str() {
+            out.push_str(&format!("       failed: {f}\n"));
+        }
+        if r.status == "interrupted" {
+            out.push_str("       interrupted: the process ended mid-run (killed or crashed); what it had not committed was rolled back\n");
+        } else if r.status == "running" {
+            out.push_str("       still running (or holding the run lock)\n");
+        }
+    }
+    out
+}

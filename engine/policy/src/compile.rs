@@ -75,6 +75,7 @@ impl RuleSet {
         let mut hasher = sha2::Sha256::new();
         let mut legacy = sha2::Sha256::new();
         let mut names: HashMap<String, HashMap<String, String>> = HashMap::new();
+        let mut modules: BTreeMap<PathBuf, String> = BTreeMap::new();
         for def in defs.into_iter().filter(|d| d.enabled) {
             if !connectors.contains_key(&def.connector) {
                 return Err(Error::Config(format!(
@@ -164,11 +165,18 @@ impl RuleSet {
                 let mut srcs: Vec<&str> = def.flows.values().map(String::as_str).collect();
                 srcs.extend(def.scope.as_deref());
                 srcs.extend(def.join.iter().flat_map(|g| g.conditions().into_iter().map(|k| k.expr.as_str())));
-                for s in srcs {
+                let used: Vec<String> = srcs.iter().flat_map(|s| crate::modules::imported(s, rule_dirs).into_values()).collect();
+                for s in srcs.into_iter().chain(used.iter().map(String::as_str)) {
                     for n in attribute_names_in(s, "source") {
                         entry.entry(n.to_lowercase()).or_insert(n);
                     }
                 }
+            }
+            for src in def.flows.values().chain(def.deprovision_flows.values()).chain(def.scope.iter()).chain(def.dn.iter()) {
+                modules.extend(crate::modules::imported(src, rule_dirs));
+            }
+            for k in def.join.iter().flat_map(|g| g.conditions()) {
+                modules.extend(crate::modules::imported(&k.expr, rule_dirs));
             }
             rules.push(CompiledRule { def, scope, joins, flows, deprovision_flows, dn });
         }
@@ -180,6 +188,24 @@ impl RuleSet {
             for r in &f.reference_attributes {
                 entry.entry(r.to_lowercase()).or_insert(r.clone());
             }
+        }
+        // A helper module is checked like a rule: it parses, and every call in it resolves.
+        for (path, text) in &modules {
+            let ast = engine.engine.compile(text).map_err(|e| Error::Parse {
+                file: path.clone(),
+                line: e.1.line().unwrap_or(0),
+                column: e.1.position().unwrap_or(0),
+                message: format!("helper module: {}", e.0),
+            })?;
+            let problems = lint::check_calls(&engine.engine, &known, &ast);
+            if !problems.is_empty() {
+                return Err(Error::file(path.clone(), format!("helper module: {}", problems.join("; "))));
+            }
+        }
+        // A helper module the rules import is part of them: a change to it re-runs every object.
+        for text in modules.values() {
+            hasher.update(text.as_bytes());
+            hasher.update(b"\n");
         }
         hasher.update(limits.max_operations.to_le_bytes());
         legacy.update(limits.max_operations.to_le_bytes());

@@ -9,6 +9,7 @@ mod compile;
 pub mod defs;
 mod engine;
 mod lint;
+mod modules;
 mod objmap;
 
 pub use compile::{CompiledRule, ConnectorFacts, Expr, JoinCond, RuleSet};

@@ -111,7 +111,19 @@ pub(crate) fn check_calls(engine: &Engine, known: &Known, ast: &AST) -> Vec<Stri
             Some(ASTNode::Stmt(Stmt::Import(x, _))) => {
                 let (path_expr, alias) = &**x;
                 if let Expr::StringConstant(p, pos) = path_expr {
-                    let m = engine.module_resolver().resolve(engine, None, p, *pos).ok().map(|m| Known::of_module(&m));
+                    let m = match engine.module_resolver().resolve(engine, None, p, *pos) {
+                        Ok(m) => Some(Known::of_module(&m)),
+                        Err(e) => {
+                            problems.push(match *e {
+                                rhai::EvalAltResult::ErrorModuleNotFound(..) => {
+                                    at(format!("no module {p:?}: imports are .rhai files in the rule folders"), *pos)
+                                }
+                                // Its own message says where in the module, and where it is imported.
+                                other => format!("module {p:?}: {other}"),
+                            });
+                            None
+                        }
+                    };
                     modules.insert(alias.name.to_string(), m);
                 }
             }
@@ -124,7 +136,7 @@ pub(crate) fn check_calls(engine: &Engine, known: &Known, ast: &AST) -> Vec<Stri
                 } else if !f.namespace.is_empty() {
                     match modules.get(f.namespace.root()) {
                         Some(Some(m)) => m.check(name, n).map(|p| format!("{}::{p}", f.namespace.root())),
-                        // A module that does not resolve fails to compile or import on its own.
+                        // A module that does not resolve is a problem of its own (above).
                         _ => None,
                     }
                 } else {

@@ -1,0 +1,97 @@
+//! The command line as a newcomer meets it: help text for every flag, `functions` as JSON and as
+//! a valid Markdown table, `history` that says what each run did and why one failed.
+use crate::common::{person, small, Env};
+
+/// The verbs `idflow --help` lists.
+fn verbs() -> Vec<String> {
+    let help = Env::empty().ok(&["--help"], 0).stdout;
+    let mut out = Vec::new();
+    let mut on = false;
+    for line in help.lines() {
+        if line.starts_with("Commands:") {
+            on = true;
+        } else if on && line.trim().is_empty() {
+            break;
+        } else if on {
+            let verb = line.split_whitespace().next().unwrap_or_default().to_string();
+            if verb != "help" {
+                out.push(verb);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_verb_and_every_flag_has_help_text() {
+    let verbs = verbs();
+    assert!(verbs.len() >= 12, "{verbs:?}");
+    let mut missing = Vec::new();
+    for args in verbs.iter().map(|v| vec![v.as_str()]).chain([vec!["phs", "verify"]]) {
+        let mut full = args.clone();
+        full.push("--help");
+        let help = Env::empty().ok(&full, 0).stdout;
+        let mut section = "";
+        for line in help.lines() {
+            if line.ends_with(':') && !line.starts_with(' ') {
+                section = line;
+                continue;
+            }
+            if !matches!(section, "Options:" | "Arguments:" | "Commands:") || line.trim().is_empty() {
+                continue;
+            }
+            // "  -n <N>  How many runs ..." : the flag, two spaces or more, then its text.
+            let described = line.trim_start().split_once("  ").is_some_and(|(_, text)| !text.trim().is_empty());
+            if !described {
+                missing.push(format!("idflow {}: {}", args.join(" "), line.trim()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "flags without help text:\n{}", missing.join("\n"));
+}
+
+#[test]
+fn functions_print_json_and_a_valid_markdown_table() {
+    let e = Env::empty();
+    let j = e.json(&["functions"], 0);
+    let all = j.as_array().expect("an array of functions");
+    assert!(all.len() > 50, "{}", all.len());
+    for f in all {
+        assert!(f["name"].is_string() && f["signature"].is_string() && f["doc"].as_str().is_some_and(|d| !d.is_empty()), "{f}");
+    }
+    for name in ["normalize_diacritics", "bit_and", "instr", "dns_domain", "to_bool", "trim"] {
+        assert!(all.iter().any(|f| f["name"] == name), "{name} is documented");
+    }
+    let md = e.ok(&["functions", "--markdown"], 0).stdout;
+    let rows: Vec<&str> = md.lines().collect();
+    assert_eq!(rows[0], "| function | what it does |");
+    assert_eq!(rows[1], "|---|---|");
+    assert_eq!(rows.len(), all.len() + 2, "one row per function");
+    for row in &rows[2..] {
+        // Two cells: pipes inside a cell are escaped, code spans are closed.
+        let cells = row.replace("\\|", "").matches('|').count();
+        assert_eq!(cells, 3, "{row}");
+        assert_eq!(row.matches('`').count() % 2, 0, "an unclosed code span: {row}");
+        assert!(!row.contains("FnPtr") && !row.contains("ImmutableString"), "types read as rules write them: {row}");
+    }
+}
+
+#[test]
+fn history_says_what_each_run_did_and_why_one_failed() {
+    let e = small(&[person("ada", 1, ""), person("bob", 2, "")]);
+    e.ok(&["apply"], 0);
+    std::fs::remove_file(e.path("corp.ldif")).expect("remove");
+    e.ok(&["run"], 1);
+    let h = e.ok(&["history"], 0).stdout;
+    let lines: Vec<&str> = h.lines().collect();
+    // Newest first: the failed run, with its reason; then the apply, with its counts.
+    assert!(lines[0].contains(" run ") && lines[0].contains("failed"), "{h}");
+    assert!(lines.iter().any(|l| l.contains("failed:") && l.contains("corp.ldif")), "the failure reason in text: {h}");
+    assert!(lines.iter().any(|l| l.contains("import 2 read, 2 added")), "{h}");
+    assert!(lines.iter().any(|l| l.contains("export 2 added, 0 updated, 0 deleted, 0 failed")), "{h}");
+    // -n limits it; --json carries the same.
+    let one = e.ok(&["history", "-n", "1"], 0).stdout;
+    assert!(one.lines().filter(|l| l.starts_with('#')).count() == 1, "{one}");
+    let j = e.json(&["history", "-n", "1"], 0);
+    assert!(j[0]["summary"]["failure"].as_str().is_some_and(|f| f.contains("corp.ldif")), "{j}");
+}
