@@ -293,7 +293,17 @@ fn a_database_from_before_the_stable_fingerprint_is_not_a_rule_change() {
     const STORED_BY_THE_PREVIOUS_IDFLOW: &str = "3b44c9a4a2abfd7961f70b4afe879937dfdd4cb7d80e79a10fa835ba239b1b3d";
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the repository");
     let config = Config::load(&repo.join("examples/quickstart/idflow.toml")).expect("config");
-    let defs = idflow_policy::defs::load(&config.rule_paths).expect("rules");
+    // The quickstart's rules as they were then: groups flowed description, since dropped as
+    // nothing read it.
+    let dir = std::env::temp_dir().join(format!("idflow-legacy-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for f in std::fs::read_dir(&config.rule_paths[0]).expect("rules").flatten() {
+        let text = std::fs::read_to_string(f.path()).expect("rule file");
+        let text = text.replace("displayName = \"source.cn\"\n", "displayName = \"source.cn\"\ndescription = \"source.description\"\n");
+        std::fs::write(dir.join(f.file_name()), text).expect("write");
+    }
+    let defs = idflow_policy::defs::load(std::slice::from_ref(&dir)).expect("rules");
+    std::fs::remove_dir_all(&dir).expect("clean up");
     let registry = std::sync::Arc::new(idflow_connectors::builtin());
     let mut e = Engine::from_parts(config, defs, Store::in_memory().expect("db"), registry).expect("engine");
     assert_eq!(e.rules.legacy_fingerprint, STORED_BY_THE_PREVIOUS_IDFLOW);
