@@ -16,6 +16,7 @@ mod bench;
 mod bench_drsr;
 mod bench_phs;
 mod functions;
+mod plan_text;
 pub mod generate;
 mod progress;
 mod render;
@@ -86,12 +87,21 @@ pub enum Command {
         /// Exit with 3 when there are changes (for CI and monitoring).
         #[arg(long)]
         exit_code: bool,
+        /// List every change; without it, a large group of changes that read alike is one summary with examples.
+        #[arg(long)]
+        detail: bool,
+        /// Save the plan (JSON, owner-only) for `apply --plan` to apply exactly.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Import, sync and export: carry out what `plan` shows.
     Apply {
         /// Allow up to N deletes per connector, above the deletion threshold.
         #[arg(long)]
         allow_deletes: Option<usize>,
+        /// Apply exactly this saved plan (`plan --out`); refuse, naming what moved, if what is pending now differs.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
     },
     /// A whole cycle over all connectors: import, sync, export.
     Run {
@@ -285,9 +295,15 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             let r = e.export(connectors, *allow_deletes)?;
             Ok(report(cli, &r))
         }
-        Command::Apply { allow_deletes } => {
+        Command::Apply { allow_deletes, plan: None } => {
             let mut e = open(cli)?;
             let r = e.run(*allow_deletes, "apply")?;
+            Ok(report(cli, &r))
+        }
+        Command::Apply { allow_deletes, plan: Some(path) } => {
+            let saved = idflow_engine::SavedPlan::read(path)?;
+            let mut e = open(cli)?;
+            let r = e.apply_plan(&saved, *allow_deletes)?;
             Ok(report(cli, &r))
         }
         Command::Run { allow_deletes } => {
@@ -295,20 +311,26 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             let r = e.run(*allow_deletes, "run")?;
             Ok(report(cli, &r))
         }
-        Command::Plan { exit_code } => {
+        Command::Plan { exit_code, detail, out } => {
             let mut e = open(cli)?;
             let (p, r) = e.plan()?;
+            if let Some(path) = out {
+                idflow_engine::SavedPlan::new(&e, p.clone()).write(path)?;
+            }
             if cli.json {
                 print_json(&serde_json::json!({ "plan": p, "notes": r.notes }));
             } else {
-                print!("{}", render::plan(&p));
+                print!("{}", plan_text::plan(&p, *detail));
                 for n in &r.notes {
                     println!("note: {n}");
+                }
+                if let Some(path) = out {
+                    println!("Saved to {}: idflow apply --plan {} applies exactly this plan.", path.display(), path.display());
                 }
             }
             Ok(if *exit_code && !p.is_empty() {
                 EXIT_CHANGES
-            } else if !p.errors.is_empty() {
+            } else if !p.errors.is_empty() || !p.collisions.is_empty() {
                 EXIT_OBJECT_ERRORS
             } else {
                 0

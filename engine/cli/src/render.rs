@@ -1,7 +1,7 @@
 //! Reports as a person reads them: a run's summary, a plan, a preview. (`--json` prints the
 //! engine's own structures instead.)
 use idflow_core::{ObjectError, Stage};
-use idflow_engine::{Plan, Preview, RunReport};
+use idflow_engine::{Preview, RunReport};
 use std::collections::HashMap;
 
 pub(crate) fn summary(r: &RunReport) -> String {
@@ -69,7 +69,7 @@ type ErrorKey<'a> = (Stage, Option<&'a str>, Option<&'a str>, &'a str);
 
 /// Errors a line per distinct error (stage, connector, rule and message): the object it
 /// happened to, or how many and a few of them. At most 25 lines; `more` says where the rest are.
-fn errors(all: &[ObjectError], more: &str, line: impl Fn(&ObjectError, &str) -> String) -> String {
+pub(crate) fn errors(all: &[ObjectError], more: &str, line: impl Fn(&ObjectError, &str) -> String) -> String {
     let mut groups: Vec<(&ObjectError, Vec<&str>)> = Vec::new();
     let mut index: HashMap<ErrorKey, usize> = HashMap::new();
     for e in all {
@@ -95,85 +95,6 @@ fn errors(all: &[ObjectError], more: &str, line: impl Fn(&ObjectError, &str) -> 
     if groups.len() > 25 {
         let rest: usize = groups[25..].iter().map(|(_, o)| o.len()).sum();
         out.push_str(&format!("... and {rest} more errors ({more})\n"));
-    }
-    out
-}
-
-fn list(v: &[String]) -> String {
-    match v.len() {
-        0 => "(none)".into(),
-        1 => v[0].clone(),
-        _ => format!("[{}]", v.join(", ")),
-    }
-}
-
-/// The plan as a person reads it.
-pub(crate) fn plan(plan: &Plan) -> String {
-    let mut out = String::new();
-    for cp in &plan.connectors {
-        out.push_str(&format!(
-            "connector {}: {} to add, {} to update, {} to delete\n",
-            cp.connector, cp.totals.add, cp.totals.update, cp.totals.delete
-        ));
-        for ch in &cp.changes {
-            let sign = match ch.op {
-                "add" => '+',
-                "update" => '~',
-                _ => '-',
-            };
-            out.push_str(&format!("  {sign} {} {}\n", ch.object_type, ch.object));
-            if let Some(d) = &ch.new_dn {
-                out.push_str(&format!("      dn: {d}\n"));
-            }
-            let width = ch.attributes.iter().map(|a| a.name.len()).max().unwrap_or(0);
-            for a in &ch.attributes {
-                if ch.op == "add" && a.new.len() > 1 {
-                    out.push_str(&format!("      {:width$} = ({} values)\n", a.name, a.new.len()));
-                    for v in &a.new {
-                        out.push_str(&format!("          {v}\n"));
-                    }
-                } else if ch.op == "add" {
-                    out.push_str(&format!("      {:width$} = {}\n", a.name, list(&a.new)));
-                } else if a.old.len() <= 1 && a.new.len() <= 1 {
-                    out.push_str(&format!("      {:width$} : {} => {}\n", a.name, list(&a.old), list(&a.new)));
-                } else {
-                    let added: Vec<&String> = a.new.iter().filter(|v| !a.old.contains(v)).collect();
-                    let removed: Vec<&String> = a.old.iter().filter(|v| !a.new.contains(v)).collect();
-                    out.push_str(&format!("      {:width$} : +{} -{}\n", a.name, added.len(), removed.len()));
-                    for v in added {
-                        out.push_str(&format!("          + {v}\n"));
-                    }
-                    for v in removed {
-                        out.push_str(&format!("          - {v}\n"));
-                    }
-                }
-            }
-        }
-    }
-    out.push_str(&errors(&plan.errors, "--json lists them all", |e, objects| {
-        format!(
-            "error: {} {}{}: {}\n",
-            e.connector.as_deref().unwrap_or("-"),
-            objects,
-            e.rule.as_deref().map(|r| format!(" (rule {r})")).unwrap_or_default(),
-            e.message
-        )
-    }));
-    if plan.staging_mode {
-        out.push_str("staging mode: these changes are held; export is off\n");
-    }
-    if plan.in_error > 0 {
-        out.push_str(&format!(
-            "{} objects are in error: the targets do not match the rules for them; every run retries them until they are fixed.\n",
-            plan.in_error
-        ));
-    }
-    if plan.is_empty() && plan.in_error == 0 {
-        out.push_str("No changes: the targets match the rules.\n");
-    } else if plan.is_empty() {
-        out.push_str("No changes to export.\n");
-    } else {
-        out.push_str(&format!("Plan: {} to add, {} to update, {} to delete.\n", plan.totals.add, plan.totals.update, plan.totals.delete));
     }
     out
 }
@@ -215,11 +136,12 @@ pub(crate) fn preview(p: &Preview) -> String {
         out.push_str("exports:\n");
         for (c, ch) in &p.exports {
             out.push_str(&format!("  {c}: {} {} {}\n", ch.op, ch.object_type, ch.object));
+            let join = |v: &[idflow_engine::PlanValue]| v.iter().map(|x| x.display()).collect::<Vec<_>>().join(", ");
             for a in &ch.attributes {
                 if a.old.is_empty() {
-                    out.push_str(&format!("      {} = {}\n", a.name, a.new.join(", ")));
+                    out.push_str(&format!("      {} = {}\n", a.name, join(&a.new)));
                 } else {
-                    out.push_str(&format!("      {}: {} => {}\n", a.name, a.old.join(", "), a.new.join(", ")));
+                    out.push_str(&format!("      {}: {} => {}\n", a.name, join(&a.old), join(&a.new)));
                 }
             }
         }
@@ -290,7 +212,7 @@ pub(crate) fn history(runs: &[idflow_store::RunRow]) -> String {
             out.push_str(&format!("       {}\n", parts.join("; ")));
         }
         if let Some(f) = s["failure"].as_str() {
-            out.push_str(&format!("       failed: {f}\n"));
+            out.push_str(&format!("       failed: {}\n", f.lines().map(str::trim).collect::<Vec<_>>().join("\n         ")));
         }
         if r.status == "interrupted" {
             out.push_str("       interrupted: the process ended mid-run (killed or crashed); what it had not committed was rolled back\n");

@@ -128,6 +128,9 @@ pub struct Capabilities {
     /// Attributes that hold references in every directory of the kind (SCIM's `members` and
     /// the enterprise `manager`), besides those a connector's `reference_attributes` names.
     pub reference_attributes: &'static [&'static str],
+    /// Attributes every directory of the kind keeps unique (SCIM's `userName`), besides those a
+    /// connector's `unique_attributes` names.
+    pub unique_attributes: &'static [&'static str],
 }
 
 pub trait Connector {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// Keys every connector has, read once by the config, never by a type's own settings.
-const COMMON_KEYS: [&str; 4] = ["name", "type", "reference_attributes", "owner_attribute"];
+const COMMON_KEYS: [&str; 5] = ["name", "type", "reference_attributes", "owner_attribute", "unique_attributes"];
 
 #[derive(Clone)]
 pub struct ConnectorConfig {
@@ -18,6 +18,9 @@ pub struct ConnectorConfig {
     /// The attribute that names a target object's owning source, where the section sets one
     /// (otherwise the kind's own, if it has one).
     pub owner_attribute: Option<String>,
+    /// Attributes the directory keeps unique (besides the kind's own, such as SCIM's
+    /// `userName`): a plan flags values two objects would hold.
+    pub unique_attributes: Vec<String>,
     /// Every key of the section, for the connector type to deserialize with its own struct.
     pub settings: toml::Table,
     /// The directory relative paths are resolved against.
@@ -42,13 +45,17 @@ impl std::fmt::Debug for ConnectorConfig {
 
 impl ConnectorConfig {
     pub fn new(name: &str, kind: &str, settings: toml::Table, config_file: &Path) -> Result<Self> {
-        let reference_attributes = match settings.get("reference_attributes") {
-            None => Vec::new(),
-            Some(v) => v
-                .as_array()
-                .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
-                .ok_or_else(|| Error::Config(format!("connector {name:?}: reference_attributes must be a list of names")))?,
+        let names = |key: &str| -> Result<Vec<String>> {
+            match settings.get(key) {
+                None => Ok(Vec::new()),
+                Some(v) => v
+                    .as_array()
+                    .and_then(|a| a.iter().map(|x| x.as_str().map(str::to_string)).collect::<Option<Vec<_>>>())
+                    .ok_or_else(|| Error::Config(format!("connector {name:?}: {key} must be a list of names"))),
+            }
         };
+        let reference_attributes = names("reference_attributes")?;
+        let unique_attributes = names("unique_attributes")?;
         let owner_attribute = match settings.get("owner_attribute") {
             None => None,
             Some(v) => Some(
@@ -64,6 +71,7 @@ impl ConnectorConfig {
             kind: kind.to_string(),
             reference_attributes,
             owner_attribute,
+            unique_attributes,
             settings,
             base_dir,
             config_file: config_file.to_path_buf(),

@@ -1,9 +1,9 @@
 //! A per-object error: one object failed at one stage, the run went on. Kept in run history,
 //! shown in reports, and retried by the next run.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The stage of a run an object failed in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     Import,
@@ -41,15 +41,15 @@ impl std::fmt::Display for Stage {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ObjectError {
     pub stage: Stage,
     pub connector: Option<String>,
     /// How the object reads in messages (a DN, a name, an anchor).
     pub object: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cs_id: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mv_id: Option<i64>,
     pub rule: Option<String>,
     pub message: String,

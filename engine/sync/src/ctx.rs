@@ -23,6 +23,8 @@ pub struct Facts {
     pub caps: Capabilities,
     /// The attribute naming a target object's owning source (configured, or the kind's).
     pub owner_attribute: Option<String>,
+    /// As a target: attributes it keeps unique (configured, and the kind's own).
+    pub unique_attributes: Vec<String>,
 }
 
 impl Facts {

@@ -80,6 +80,11 @@ fn facts_of(config: &Config, registry: &Registry) -> Result<BTreeMap<String, Fac
                     .chain(caps.reference_attributes.iter().copied())
                     .map(str::to_lowercase)
                     .collect(),
+                unique_attributes: {
+                    let mut u: Vec<String> = caps.unique_attributes.iter().map(|a| a.to_string()).collect();
+                    u.extend(c.unique_attributes.iter().filter(|a| !caps.unique_attributes.contains(&a.as_str())).cloned());
+                    u
+                },
                 caps,
                 owner_attribute: c.owner_attribute.clone().or_else(|| registry.capabilities(c).ok()?.owner_attribute.map(str::to_string)),
             },
@@ -205,7 +210,7 @@ impl Engine {
         self.observer = observer;
     }
 
-    fn names_or_all(&self, names: &[String]) -> Result<Vec<String>> {
+    pub(crate) fn names_or_all(&self, names: &[String]) -> Result<Vec<String>> {
         if names.is_empty() {
             return Ok(self.config.connectors.iter().map(|c| c.name.clone()).collect());
         }
@@ -257,7 +262,7 @@ impl Engine {
         report.errors.extend(errors);
     }
 
-    fn import_stage(&self, tx: &dyn WriteOps, names: &[String], mode: Mode, allow_empty: bool, report: &mut RunReport) -> Result<()> {
+    pub(crate) fn import_stage(&self, tx: &dyn WriteOps, names: &[String], mode: Mode, allow_empty: bool, report: &mut RunReport) -> Result<()> {
         for name in names {
             let mut c = self.open_connector(name)?;
             self.import_one(tx, c.as_mut(), mode, allow_empty, report)?;
@@ -315,7 +320,7 @@ impl Engine {
         Ok(())
     }
 
-    fn export_stage(&self, names: &[String], allow_deletes: Option<usize>, report: &mut RunReport) -> Result<()> {
+    pub(crate) fn export_stage(&self, names: &[String], allow_deletes: Option<usize>, report: &mut RunReport) -> Result<()> {
         if self.config.staging_mode {
             let pending = self.store.read()?.cs_count_pending_export(None)?;
             report.notes.push(format!("staging mode: export is off; {pending} objects have changes held"));
@@ -342,7 +347,7 @@ impl Engine {
     }
 
     /// Wraps a profile in run history: a row when it starts, its summary and errors when it ends.
-    fn recorded(&mut self, profile: &str, f: impl FnOnce(&Engine, &mut RunReport) -> Result<()>) -> Result<RunReport> {
+    pub(crate) fn recorded(&mut self, profile: &str, f: impl FnOnce(&Engine, &mut RunReport) -> Result<()>) -> Result<RunReport> {
         let started = Instant::now();
         let run_id = {
             let tx = self.store.write()?;
@@ -463,11 +468,7 @@ impl Engine {
         let started = Instant::now();
         let mut report = RunReport { profile: "plan".into(), ..Default::default() };
         let tx = self.store.write()?;
-        self.import_stage(&tx, &names, Mode::Delta, false, &mut report)?;
-        self.sync_stage(&tx, false, None, &mut report)?;
-        let targets: Vec<String> = names.iter().filter(|n| self.facts.get(*n).is_some_and(|f| f.caps.export)).cloned().collect();
-        let mut p = plan::build(&tx, &targets)?;
-
+        let mut p = self.plan_in(&tx, &names, &mut report)?;
         drop(tx);
         p.errors = report.errors.clone();
         p.in_error = p
@@ -480,6 +481,20 @@ impl Engine {
         p.staging_mode = self.config.staging_mode;
         report.duration_ms = started.elapsed().as_millis();
         Ok((p, report))
+    }
+}
+
+impl Engine {
+    /// Imports (delta) and syncs in `tx`, then what export would do: the plan. The caller
+    /// drops `tx` (a plan) or commits it (`apply --plan`, once the plan is the saved one).
+    pub(crate) fn plan_in(&self, tx: &dyn WriteOps, names: &[String], report: &mut RunReport) -> Result<Plan> {
+        self.import_stage(tx, names, Mode::Delta, false, report)?;
+        self.sync_stage(tx, false, None, report)?;
+        let targets: Vec<String> = names.iter().filter(|n| self.facts.get(*n).is_some_and(|f| f.caps.export)).cloned().collect();
+        let unique = crate::collisions::Unique(
+            targets.iter().filter_map(|t| Some((t.clone(), self.facts.get(t)?.unique_attributes.clone()))).collect(),
+        );
+        plan::build(tx, &targets, &self.rules, &unique)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::diff;
 use crate::engine::{Engine, RunReport};
 use crate::import::Mode;
 use crate::memory::MemoryConnector;
-use crate::plan::change_view;
+use crate::plan::plan_change;
 use idflow_core::connector::ImportedObject;
 use idflow_core::registry::Registry;
 use idflow_core::{toml_error, Attrs, Error, Result, Stage, Value};
@@ -304,25 +304,26 @@ fn check_export(tx: &dyn ReadOps, object: &str, mv_id: Option<i64>, x: &ExpectEx
         Some(t) => diff::change_for(tx, t, form)?,
         None => None,
     };
-    let view = match &change {
-        Some(c) => Some(change_view(tx, c, form, false)?),
-        None => None,
+    let view = match (&change, &target) {
+        (Some(c), Some(t)) => Some(plan_change(tx, t, c, form, None)?),
+        _ => None,
     };
-    let op = view.as_ref().map(|v| v.op).unwrap_or("none");
+    let op = view.as_ref().map(|v| v.op.as_str()).unwrap_or("none");
     if op != x.op {
         failures.push(format!("{object}: export to {} is {op:?}, expected {:?}", x.connector, x.op));
         return Ok(failures);
     }
     let Some(v) = view else { return Ok(failures) };
     for (attr, want) in &x.attributes {
-        let have = v.attributes.iter().find(|a| &a.name == attr).map(|a| a.new.clone()).unwrap_or_default();
+        let have: Vec<String> =
+            v.attributes.iter().find(|a| &a.name == attr).map(|a| a.new.iter().map(|x| x.text()).collect()).unwrap_or_default();
         if norm(have.clone()) != norm(to_strings(want)) {
             failures.push(format!("{object}: export {attr} to {} is {have:?}, expected {:?}", x.connector, to_strings(want)));
         }
     }
     for attr in &x.absent {
         if let Some(a) = v.attributes.iter().find(|a| &a.name == attr && !a.new.is_empty()) {
-            failures.push(format!("{object}: export {attr} should be absent, is {:?}", a.new));
+            failures.push(format!("{object}: export {attr} should be absent, is {:?}", a.new.iter().map(|x| x.text()).collect::<Vec<_>>()));
         }
     }
     Ok(failures)

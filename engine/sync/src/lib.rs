@@ -12,6 +12,7 @@
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
 #![warn(unreachable_pub)]
 
+mod collisions;
 mod config;
 mod ctx;
 mod diff;
@@ -29,6 +30,7 @@ mod plan;
 mod precedence;
 mod preview;
 mod references;
+mod saved_plan;
 #[cfg(test)]
 mod tests;
 
@@ -40,5 +42,7 @@ pub use harness::{test_rules, CaseResult};
 pub use import::{ImportStats, Mode};
 pub use memory::{MemoryConnector, MemorySource};
 pub use observer::{Observer, Silent, Step};
-pub use plan::{ConnectorPlan, Plan, PlanAttr, PlanChange, Totals};
+pub use collisions::Collision;
+pub use plan::{ConnectorPlan, Identity, Plan, PlanAttr, PlanChange, PlanValue, Totals};
+pub use saved_plan::SavedPlan;
 pub use preview::{preview, AttrView, Contender, Preview};

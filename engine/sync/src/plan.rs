@@ -1,50 +1,136 @@
 //! Plans: what export would do, per connector: adds with their attributes, updates as old to
-//! new values, deletes, and the totals. References read as the names of the objects they point at.
+//! new values, deletes, and the totals. Each change carries its object's stable identity (the
+//! target's id, the metaverse id, the source anchors) and the rule behind it; values are
+//! structured (text, binary, references by the object they point at), so a script can assert on
+//! them and `apply --plan` can compare a saved plan with what is pending now.
+use crate::collisions::{self, Collision};
 use crate::diff::{self, Change};
 use idflow_core::connector::{OpKind, RefForm};
 use idflow_core::{ObjectError, Result, Value};
-use idflow_store::{CsObject, ReadOps};
-use serde::Serialize;
+use idflow_policy::defs::Direction;
+use idflow_policy::RuleSet;
+use idflow_store::{CsObject, Link, ReadOps};
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PlanAttr {
-    pub name: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub old: Vec<String>,
-    pub new: Vec<String>,
+/// One value in a plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(untagged)]
+pub enum PlanValue {
+    Text(String),
+    Binary {
+        base64: String,
+    },
+    /// A reference: the target's own identifier for the object (its id or DN), `None` while the
+    /// object is still to be created; `object` names it for a reader.
+    Reference {
+        reference: Option<String>,
+        object: String,
+    },
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+impl PlanValue {
+    /// As `idflow test` compares it: text as it is, references by the object they name.
+    pub fn text(&self) -> String {
+        match self {
+            PlanValue::Text(s) => s.clone(),
+            PlanValue::Binary { base64 } => base64.clone(),
+            PlanValue::Reference { object, .. } => object.clone(),
+        }
+    }
+
+    /// As a plan shows it: text quoted, references with an arrow.
+    pub fn display(&self) -> String {
+        match self {
+            PlanValue::Text(s) => format!("{s:?}"),
+            PlanValue::Binary { base64 } => format!("<base64 {base64}>"),
+            PlanValue::Reference { reference: Some(_), object } => format!("→ {object}"),
+            PlanValue::Reference { reference: None, object } => format!("→ {object} (to be created)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlanAttr {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old: Vec<PlanValue>,
+    pub new: Vec<PlanValue>,
+    /// The outbound rule whose flow sets this attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// Who a change is about, in identifiers that stay the same from one plan to the next.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Identity {
+    /// The target's own id for the object (its anchor); `None` before it is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// The object's DN in the target, where the target has DNs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metaverse_id: Option<i64>,
+    /// The source objects behind it, as `connector:anchor`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlanChange {
-    pub op: &'static str,
+    /// add, update or delete.
+    pub op: String,
     pub object_type: String,
+    /// The object as a reader knows it: its DN or its name.
     pub object: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Identity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_dn: Option<String>,
+    /// The outbound rule that provisioned, adopted or deprovisions the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     pub attributes: Vec<PlanAttr>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+impl PlanChange {
+    /// What stays the same about this change from one plan to the next.
+    pub fn key(&self) -> (String, String, Identity) {
+        let mut id = self.identity.clone();
+        if id.target_id.is_some() || !id.sources.is_empty() {
+            // The metaverse id of an object projected in this very plan is not kept.
+            id.metaverse_id = None;
+        }
+        (self.op.clone(), self.object_type.clone(), id)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Totals {
     pub add: usize,
     pub update: usize,
     pub delete: usize,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ConnectorPlan {
     pub connector: String,
     pub totals: Totals,
     pub changes: Vec<PlanChange>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
     pub connectors: Vec<ConnectorPlan>,
     pub totals: Totals,
+    /// Values two objects would hold in an attribute the target keeps unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collisions: Vec<Collision>,
+    #[serde(default)]
     pub errors: Vec<ObjectError>,
     /// Objects in error (each counted once): the targets do not match the rules for them.
+    #[serde(default)]
     pub in_error: usize,
+    #[serde(default)]
     pub staging_mode: bool,
 }
 
@@ -54,66 +140,96 @@ impl Plan {
     }
 }
 
-/// How a value reads in a plan; references by the name of the object they point at.
-fn show(c: &dyn ReadOps, connector: &str, v: &Value, is_ref: bool, form: RefForm, quoted: bool) -> Result<String> {
+/// One value as a plan holds it; references by the object they point at.
+fn value(c: &dyn ReadOps, connector: &str, v: &Value, is_ref: bool, form: RefForm) -> Result<PlanValue> {
     Ok(match v {
-        Value::Ref(id) => match c.cs_get(*id)? {
-            Some(o) if quoted => format!("→ {} (to be created)", o.display()),
-            Some(o) => o.display(),
-            None => format!("→ #{id}"),
+        Value::Ref(id) => PlanValue::Reference {
+            reference: None,
+            object: c.cs_get(*id)?.map(|o| o.display()).unwrap_or_else(|| format!("#{id}")),
         },
         Value::Str(s) if is_ref => {
             let target: Option<CsObject> = match form {
                 RefForm::Anchor => c.cs_by_anchor(connector, s)?,
                 RefForm::Dn => c.cs_by_dn(connector, s)?.into_iter().next(),
             };
-            match (target, quoted) {
-                (Some(o), true) => format!("→ {}", o.display()),
-                (Some(o), false) => o.display(),
-                (None, true) => format!("→ {s}"),
-                (None, false) => s.clone(),
-            }
+            PlanValue::Reference { reference: Some(s.clone()), object: target.map(|o| o.display()).unwrap_or_else(|| s.clone()) }
         }
-        Value::Str(s) if !quoted => s.clone(),
-        Value::Bin(b) if !quoted => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b),
-        other => other.display(),
+        Value::Str(s) => PlanValue::Text(s.clone()),
+        Value::Bin(b) => PlanValue::Binary { base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b) },
     })
 }
 
-pub(crate) fn plan_change(c: &dyn ReadOps, ch: &Change, form: RefForm) -> Result<PlanChange> {
-    change_view(c, ch, form, true)
+/// The rule behind a target attribute: the rule that linked the object when it flows the
+/// attribute, else the first (by precedence) outbound rule of this target and type that does.
+fn rule_of_attr(rules: &RuleSet, connector: &str, object_type: &str, attr: &str, link_rule: Option<&str>) -> Option<String> {
+    let outbound = rules.rules.iter().filter(|r| {
+        r.def.direction == Direction::Outbound
+            && r.def.connector == connector
+            && r.def.target_type.as_deref().is_none_or(|t| t == object_type)
+            && r.def.flows.contains_key(attr)
+    });
+    let mut first = None;
+    for r in outbound {
+        if Some(r.name()) == link_rule {
+            return Some(r.name().to_string());
+        }
+        first.get_or_insert_with(|| r.name().to_string());
+    }
+    first
 }
 
-/// A change with values as they are (unquoted, references by name): what `idflow test` compares.
-pub(crate) fn change_view(c: &dyn ReadOps, ch: &Change, form: RefForm, quoted: bool) -> Result<PlanChange> {
+/// The identity of a connector-space object: its id in the target, its metaverse object and the
+/// source objects behind that.
+fn identity(c: &dyn ReadOps, o: &CsObject, kind: OpKind) -> Result<Identity> {
+    let mut sources = Vec::new();
+    if let Some(m) = o.mv_id {
+        for s in c.cs_all_linked(m)? {
+            if matches!(s.link, Some(Link::Joined | Link::Projected)) {
+                sources.push(format!("{}:{}", s.connector, s.anchor.as_deref().unwrap_or("-")));
+            }
+        }
+    }
+    sources.sort();
+    // An object still to be created has no id in the target yet (one idflow chooses for it is
+    // chosen again by every plan).
+    let target_id = if kind == OpKind::Add { None } else { o.anchor.clone() };
+    Ok(Identity { target_id, dn: o.dn.clone().or_else(|| o.desired_dn.clone()), metaverse_id: o.mv_id, sources })
+}
+
+/// A change as a plan shows it.
+pub(crate) fn plan_change(c: &dyn ReadOps, o: &CsObject, ch: &Change, form: RefForm, rules: Option<&RuleSet>) -> Result<PlanChange> {
     let mut attributes = Vec::new();
     for a in &ch.attrs {
-        let old = a.old.iter().map(|v| show(c, &ch.connector, v, a.is_reference, form, quoted)).collect::<Result<Vec<_>>>()?;
-        let new = a.new.iter().map(|v| show(c, &ch.connector, v, a.is_reference, form, quoted)).collect::<Result<Vec<_>>>()?;
-        attributes.push(PlanAttr { name: a.attr.clone(), old, new });
+        let old = a.old.iter().map(|v| value(c, &ch.connector, v, a.is_reference, form)).collect::<Result<Vec<_>>>()?;
+        let new = a.new.iter().map(|v| value(c, &ch.connector, v, a.is_reference, form)).collect::<Result<Vec<_>>>()?;
+        let rule = rules.and_then(|r| rule_of_attr(r, &ch.connector, &ch.object_type, &a.attr, o.link_rule.as_deref()));
+        attributes.push(PlanAttr { name: a.attr.clone(), old, new, rule });
     }
     Ok(PlanChange {
         op: match ch.kind {
             OpKind::Add => "add",
             OpKind::Update => "update",
             OpKind::Delete => "delete",
-        },
+        }
+        .to_string(),
         object_type: ch.object_type.clone(),
         object: ch.display.clone(),
+        identity: identity(c, o, ch.kind)?,
         new_dn: ch.new_dn.clone(),
+        rule: o.link_rule.clone(),
         attributes,
     })
 }
 
 /// The plan of every connector with pending exports.
-pub(crate) fn build(c: &dyn ReadOps, connectors: &[String]) -> Result<Plan> {
+pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, unique: &collisions::Unique) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in connectors {
         let form = diff::form_of(c, name)?;
         let mut changes = Vec::new();
         for o in c.cs_pending_export(name)? {
             if let Some(ch) = diff::change_for(c, &o, form)? {
-                changes.push(plan_change(c, &ch, form)?);
+                changes.push(plan_change(c, &o, &ch, form, Some(rules))?);
             }
         }
         let rank = |op: &str| match op {
@@ -121,10 +237,10 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String]) -> Result<Plan> {
             "update" => 1,
             _ => 2,
         };
-        changes.sort_by(|a, b| rank(a.op).cmp(&rank(b.op)).then(a.object_type.cmp(&b.object_type)).then(a.object.cmp(&b.object)));
+        changes.sort_by(|a, b| rank(&a.op).cmp(&rank(&b.op)).then(a.object_type.cmp(&b.object_type)).then(a.object.cmp(&b.object)));
         let mut t = Totals::default();
         for ch in &changes {
-            match ch.op {
+            match ch.op.as_str() {
                 "add" => t.add += 1,
                 "update" => t.update += 1,
                 _ => t.delete += 1,
@@ -133,6 +249,7 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String]) -> Result<Plan> {
         plan.totals.add += t.add;
         plan.totals.update += t.update;
         plan.totals.delete += t.delete;
+        plan.collisions.extend(collisions::find(c, name, unique)?);
         plan.connectors.push(ConnectorPlan { connector: name.clone(), totals: t, changes });
     }
     Ok(plan)

@@ -15,6 +15,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     max_batch: usize::MAX,
     owner_attribute: None,
     reference_attributes: &[],
+    unique_attributes: &[],
 };
 
 /// The registry entry.

@@ -29,6 +29,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     max_batch: 200,
     owner_attribute: None,
     reference_attributes: &[],
+    unique_attributes: &[],
 };
 
 /// The registry entry.

@@ -16,6 +16,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     max_batch: 1,
     owner_attribute: None,
     reference_attributes: &[],
+    unique_attributes: &[],
 };
 
 /// The registry entry.

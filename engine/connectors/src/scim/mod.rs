@@ -22,6 +22,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     max_batch: 50,
     owner_attribute: Some("externalId"),
     reference_attributes: &["members", "manager", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"],
+    unique_attributes: &["userName"],
 };
 
 /// The registry entry.
