@@ -9,6 +9,7 @@ mod ldif;
 mod lifecycle;
 mod openldap;
 mod phs;
+mod plan;
 mod quickstart;
 mod rule_sets;
 mod safety;

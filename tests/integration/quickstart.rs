@@ -110,10 +110,11 @@ fn functions_are_listed_with_docs() {
 
 #[test]
 fn a_reader_that_goes_away_ends_a_verb_quietly() {
-    // `idflow plan | head -1`: the plan is larger than a pipe holds, the reader leaves early.
+    // `idflow plan --detail | head -1`: the plan is larger than a pipe holds, the reader leaves early.
     use std::io::Read;
     let e = Env::quickstart();
-    let mut child = e.command(&["plan"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("plan");
+    let mut child =
+        e.command(&["plan", "--detail"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("plan");
     let mut out = child.stdout.take().expect("stdout");
     let mut first = [0u8; 16];
     out.read_exact(&mut first).expect("the plan's first bytes");

@@ -44,7 +44,8 @@ fn openldap_to_cloud_plan() {
         &ldif,
     );
     // Some managers are outside the sample: those references are errors on their people (exit 2).
-    let p = e.ok(&["plan"], 2);
+    // Every change listed: a change to a shipped rule shows, object by object, as a snapshot diff.
+    let p = e.ok(&["plan", "--detail"], 2);
     insta::assert_snapshot!("openldap_to_cloud_plan", p.stdout);
 }
 

@@ -193,6 +193,26 @@ fn a_soft_match_never_takes_over_an_object_another_source_owns() {
     }
 }
 
+/// Two people who would get the same userName: the plan flags it before anything is written;
+/// the run creates one and the service refuses the other, an error that stays until fixed.
+#[test]
+fn a_user_name_two_people_would_share_is_flagged_by_the_plan() {
+    let seed = generated(5, 1).replace("mail: u000004@Example.org", "mail: u000003@Example.org");
+    let s = Slapd::start(Some(&seed));
+    let scim = Scim::start();
+    let e = env_for(&s, &scim);
+    let p = e.ok(&["plan"], 2).stdout;
+    assert!(p.contains("collision: cloud userName \"u000003@example.org\" would be held by 2 objects"), "{p}");
+    assert!(p.contains("uid=u000003,") && p.contains("uid=u000004,"), "both sources named: {p}");
+    assert!(scim.list("Users").is_empty(), "a plan writes nothing");
+    let r = e.json(&["run"], 2);
+    assert!(!r["errors"].as_array().expect("errors").is_empty(), "{r}");
+    let users = scim.list("Users");
+    assert_eq!(users.iter().filter(|u| u["userName"] == "u000003@example.org").count(), 1, "{users:?}");
+    // Still flagged, and still an error, on the next run.
+    e.ok(&["plan"], 2);
+}
+
 #[test]
 fn scim_killed_mid_export_resumes_without_duplicates() {
     let seed = generated(1000, 20);

@@ -16,8 +16,8 @@ mod bench;
 mod bench_drsr;
 mod bench_phs;
 mod functions;
-mod plan_text;
 pub mod generate;
+mod plan_text;
 mod progress;
 mod render;
 

@@ -21,6 +21,10 @@ pub struct Collision {
     pub objects: Vec<String>,
 }
 
+/// (attribute, value as compared) to the value as written and its holders: object id, and
+/// whether this plan changes it.
+type Held = (String, Vec<(i64, bool)>);
+
 /// What every object of `connector` will hold once the plan is exported, checked for values
 /// held twice. Only collisions an object of this plan takes part in are reported.
 pub(crate) fn find(c: &dyn ReadOps, connector: &str, unique: &Unique) -> Result<Vec<Collision>> {
@@ -29,8 +33,7 @@ pub(crate) fn find(c: &dyn ReadOps, connector: &str, unique: &Unique) -> Result<
     if attrs.is_empty() && !with_dn {
         return Ok(Vec::new());
     }
-    // (attribute, value as compared) to (value as written, holders: object id, changed by this plan).
-    let mut held: HashMap<(String, String), (String, Vec<(i64, bool)>)> = HashMap::new();
+    let mut held: HashMap<(String, String), Held> = HashMap::new();
     for o in c.cs_of_connector(connector)? {
         let changing = o.pending_export && o.export_state == Some(ExportState::Present);
         let exists_after = match o.export_state {

@@ -262,7 +262,14 @@ impl Engine {
         report.errors.extend(errors);
     }
 
-    pub(crate) fn import_stage(&self, tx: &dyn WriteOps, names: &[String], mode: Mode, allow_empty: bool, report: &mut RunReport) -> Result<()> {
+    pub(crate) fn import_stage(
+        &self,
+        tx: &dyn WriteOps,
+        names: &[String],
+        mode: Mode,
+        allow_empty: bool,
+        report: &mut RunReport,
+    ) -> Result<()> {
         for name in names {
             let mut c = self.open_connector(name)?;
             self.import_one(tx, c.as_mut(), mode, allow_empty, report)?;

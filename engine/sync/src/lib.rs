@@ -34,6 +34,7 @@ mod saved_plan;
 #[cfg(test)]
 mod tests;
 
+pub use collisions::Collision;
 pub use config::{Config, PhsFormat, PhsSection, PhsTarget};
 pub use ctx::{Facts, SyncStats, TraceLine};
 pub use engine::{Engine, RunReport};
@@ -42,7 +43,6 @@ pub use harness::{test_rules, CaseResult};
 pub use import::{ImportStats, Mode};
 pub use memory::{MemoryConnector, MemorySource};
 pub use observer::{Observer, Silent, Step};
-pub use collisions::Collision;
 pub use plan::{ConnectorPlan, Identity, Plan, PlanAttr, PlanChange, PlanValue, Totals};
-pub use saved_plan::SavedPlan;
 pub use preview::{preview, AttrView, Contender, Preview};
+pub use saved_plan::SavedPlan;

@@ -143,10 +143,9 @@ impl Plan {
 /// One value as a plan holds it; references by the object they point at.
 fn value(c: &dyn ReadOps, connector: &str, v: &Value, is_ref: bool, form: RefForm) -> Result<PlanValue> {
     Ok(match v {
-        Value::Ref(id) => PlanValue::Reference {
-            reference: None,
-            object: c.cs_get(*id)?.map(|o| o.display()).unwrap_or_else(|| format!("#{id}")),
-        },
+        Value::Ref(id) => {
+            PlanValue::Reference { reference: None, object: c.cs_get(*id)?.map(|o| o.display()).unwrap_or_else(|| format!("#{id}")) }
+        }
         Value::Str(s) if is_ref => {
             let target: Option<CsObject> = match form {
                 RefForm::Anchor => c.cs_by_anchor(connector, s)?,

@@ -50,11 +50,13 @@ impl SavedPlan {
 
     pub fn read(path: &Path) -> Result<SavedPlan> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read the plan", e))?;
-        let saved: SavedPlan = serde_json::from_str(&text).map_err(|e| {
-            Error::at_offset(path, &text, offset_of(&text, e.line(), e.column()), format!("not a plan idflow saved: {e}"))
-        })?;
+        let saved: SavedPlan = serde_json::from_str(&text)
+            .map_err(|e| Error::at_offset(path, &text, offset_of(&text, e.line(), e.column()), format!("not a plan idflow saved: {e}")))?;
         if saved.idflow_plan != FORMAT {
-            return Err(Error::file(path, format!("a plan of format {}; this idflow reads format {FORMAT}: make it again", saved.idflow_plan)));
+            return Err(Error::file(
+                path,
+                format!("a plan of format {}; this idflow reads format {FORMAT}: make it again", saved.idflow_plan),
+            ));
         }
         Ok(saved)
     }
