@@ -171,35 +171,24 @@ pub(crate) fn history(runs: &[idflow_store::RunRow]) -> String {
         let took = s["duration_ms"].as_f64().map(|ms| format!("{:.1} s", ms / 1000.0)).unwrap_or_else(|| "-".into());
         out.push_str(&format!("#{:<5} {:<8} {:<11} {}  {}\n", r.id, r.profile, r.status, r.started, took));
         let mut parts = Vec::new();
-        if s["import"].as_array().is_some_and(|a| !a.is_empty()) {
-            let i = &s["import"];
-            parts.push(format!(
-                "import {} read, {} added, {} updated, {} deleted",
-                sum(i, "read"),
-                sum(i, "added"),
-                sum(i, "updated"),
-                sum(i, "deleted")
-            ));
-        }
-        if s["sync"].is_object() {
-            let y = &s["sync"];
-            parts.push(format!(
-                "sync {} projected, {} joined, {} provisioned, {} deprovisioned",
-                n(y, "projected"),
-                n(y, "joined"),
-                n(y, "provisioned"),
-                n(y, "deprovisioned")
-            ));
-        }
-        if s["export"].as_array().is_some_and(|a| !a.is_empty()) {
-            let x = &s["export"];
-            parts.push(format!(
-                "export {} added, {} updated, {} deleted, {} failed",
-                sum(x, "added"),
-                sum(x, "updated"),
-                sum(x, "deleted"),
-                sum(x, "failed")
-            ));
+        // (stage, counts summed over its connectors, counts it has once)
+        let stages: [(&str, &[&str], &[&str]); 3] = [
+            ("import", &["read", "added", "updated", "deleted"], &[]),
+            ("sync", &[], &["projected", "joined", "provisioned", "deprovisioned"]),
+            ("export", &["added", "updated", "deleted", "failed"], &[]),
+        ];
+        for (stage, summed, single) in stages {
+            let v = &s[stage];
+            let counts: Vec<String> = if v.as_array().is_some_and(|a| !a.is_empty()) {
+                summed.iter().map(|k| format!("{} {k}", sum(v, k))).collect()
+            } else if v.is_object() {
+                single.iter().map(|k| format!("{} {k}", n(v, k))).collect()
+            } else {
+                continue;
+            };
+            if !counts.is_empty() {
+                parts.push(format!("{stage} {}", counts.join(", ")));
+            }
         }
         if s["password_hash_sync"].is_object() {
             let p = &s["password_hash_sync"];
