@@ -15,4 +15,5 @@ mod rule_sets;
 mod safety;
 mod samba_ad;
 mod scim;
+mod service;
 mod slapd;

@@ -42,8 +42,19 @@ impl Scim {
         serde_json::from_slice(&out.stdout).unwrap_or(J::Null)
     }
 
+    /// Every resource of a kind, page by page (the server caps a page).
     pub(crate) fn list(&self, what: &str) -> Vec<J> {
-        self.curl(&[&format!("{}/{what}?count=5000", self.url())])["Resources"].as_array().cloned().unwrap_or_default()
+        let mut all = Vec::new();
+        loop {
+            let page = self.curl(&[&format!("{}/{what}?count=1000&startIndex={}", self.url(), all.len() + 1)]);
+            let got = page["Resources"].as_array().cloned().unwrap_or_default();
+            let total = page["totalResults"].as_u64().unwrap_or(0) as usize;
+            let empty = got.is_empty();
+            all.extend(got);
+            if empty || all.len() >= total {
+                return all;
+            }
+        }
     }
 
     pub(crate) fn post(&self, what: &str, body: &J) -> J {
@@ -58,7 +69,7 @@ impl Drop for Scim {
     }
 }
 
-fn env_for(s: &Slapd, scim: &Scim) -> Env {
+pub(crate) fn env_for(s: &Slapd, scim: &Scim) -> Env {
     let mut e = Env::empty();
     e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
     e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));

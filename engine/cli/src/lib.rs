@@ -20,6 +20,7 @@ pub mod generate;
 mod plan_text;
 mod progress;
 mod render;
+mod service_text;
 
 /// Exit codes: 0 done, 1 failed (nothing or part done, see the message), 2 done with errors on
 /// some objects, 3 `plan --exit-code` found changes.
@@ -154,6 +155,30 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Run as a service: cycles on the `[service]` schedule and when a directory reports a
+    /// change, a control API for `status`, `cycle` and `scheduler`; SIGTERM stops cleanly, SIGHUP reloads.
+    Serve,
+    /// What the running service is doing: scheduler, current cycle and stage, next runs, each connector.
+    Status,
+    /// Ask the running service for a cycle now.
+    Cycle {
+        /// Start it now (queued behind the cycle running, if any).
+        #[arg(long, required = true)]
+        now: bool,
+        /// A full cycle: full import of the connectors and full sync.
+        #[arg(long)]
+        full: bool,
+        /// Wait until the cycle has ended, and exit as it did (0 ok, 2 errors, 1 failed).
+        #[arg(long)]
+        wait: bool,
+        /// The connectors to import (default: all).
+        connectors: Vec<String>,
+    },
+    /// Pause or resume the running service's scheduled and change-driven cycles.
+    Scheduler {
+        #[command(subcommand)]
+        action: SchedulerAction,
+    },
     /// Recent runs and their outcome.
     History {
         /// How many runs to show, newest first.
@@ -194,6 +219,14 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum SchedulerAction {
+    /// No scheduled or change-driven cycles until `resume` (password hash sync goes on, as in Entra Connect).
+    Pause,
+    /// Cycles run on schedule and on change again.
+    Resume,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum PhsAction {
     /// Reads a cleartext password from standard input (one line, without its newline) and checks
     /// it against a PPH1 string: exit 0 when it matches, 1 when it does not, 2 when the string is malformed.
@@ -203,15 +236,20 @@ pub enum PhsAction {
     },
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+/// Log lines on standard error. The service logs at info (one line per cycle), as JSON when
+/// `[service] log_format = "json"`; other verbs warn only unless -v.
+fn init_logging(cli: &Cli) {
+    let serving = matches!(cli.command, Command::Serve);
+    let default = match (cli.verbose, serving) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("idflow={default},warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let json = serving && Config::load(&cli.config).is_ok_and(|c| c.service.log_format == idflow_engine::LogFormat::Json);
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let _ = if json { fmt.json().flatten_event(true).try_init() } else { fmt.try_init() };
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {
@@ -241,7 +279,7 @@ fn open(cli: &Cli, registry: Arc<Registry>) -> Result<Engine> {
 
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(&cli);
     match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {
@@ -409,6 +447,40 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             } else {
                 print!("{}", functions::render(*markdown));
             }
+            Ok(0)
+        }
+        Command::Serve => idflow_service::serve(&cli.config, registry.clone()),
+        Command::Status => {
+            let s = idflow_service::client::Client::connect(&Config::load(&cli.config)?)?.status()?;
+            if cli.json {
+                print_json(&s);
+            } else {
+                print!("{}", service_text::status(&s));
+            }
+            Ok(0)
+        }
+        Command::Cycle { now: _, full, wait, connectors } => {
+            let client = idflow_service::client::Client::connect(&Config::load(&cli.config)?)?;
+            let (m, ticket) = client.cycle(*full, connectors)?;
+            if !*wait {
+                println!("{m}");
+                return Ok(0);
+            }
+            let last = service_text::wait_for_cycle(&client, ticket)?;
+            if cli.json {
+                print_json(&last);
+            } else {
+                print!("{}", service_text::last_cycle(&last));
+            }
+            Ok(match last.status.as_str() {
+                "ok" => 0,
+                "errors" => EXIT_OBJECT_ERRORS,
+                _ => EXIT_FAILED,
+            })
+        }
+        Command::Scheduler { action } => {
+            let client = idflow_service::client::Client::connect(&Config::load(&cli.config)?)?;
+            println!("{}", client.scheduler(matches!(action, SchedulerAction::Pause))?);
             Ok(0)
         }
         Command::History { n } => {

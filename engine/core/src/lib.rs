@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
 #![warn(unreachable_pub)]
 
+pub mod change_feed;
 pub mod connector;
 mod connector_config;
 pub mod dn;

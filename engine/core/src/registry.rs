@@ -33,6 +33,11 @@ pub trait ConnectorSpec: Send + Sync {
     fn object_types(&self) -> Option<Vec<String>> {
         None
     }
+    /// How the service learns of changes without waiting for its timer; `None` when the kind
+    /// cannot tell (the timer it is). `poll` is how often a feed that polls asks.
+    fn change_feed(&self, _poll: std::time::Duration) -> Option<Result<Box<dyn crate::change_feed::ChangeFeed>>> {
+        None
+    }
 }
 
 /// Every connector kind idflow knows, in the order they were registered.

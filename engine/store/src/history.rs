@@ -22,6 +22,14 @@ pub(crate) fn finish(c: &Connection, run_id: i64, status: &str, summary: &serde_
     Ok(())
 }
 
+/// Removes runs (and their errors) that finished more than `days` days ago; the newest run stays.
+pub(crate) fn purge(c: &Connection, days: u32) -> Result<usize> {
+    let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days))).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let old = "SELECT id FROM run WHERE finished IS NOT NULL AND finished < ?1 AND id < (SELECT MAX(id) FROM run)";
+    c.execute(&format!("DELETE FROM run_error WHERE run_id IN ({old})"), [&cutoff])?;
+    c.execute(&format!("DELETE FROM run WHERE id IN ({old})"), [&cutoff])
+}
+
 pub(crate) fn record(c: &Connection, run_id: i64, e: &ObjectError) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO run_error(run_id, stage, connector, object, cs_id, mv_id, rule, message) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",

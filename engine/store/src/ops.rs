@@ -117,6 +117,8 @@ pub trait WriteOps: ReadOps {
     /// Runs still marked running when the run lock was free were killed: marked interrupted.
     fn history_interrupt_running(&self) -> Result<usize>;
     fn history_record(&self, run_id: i64, e: &ObjectError) -> Result<()>;
+    /// Removes runs that finished more than `days` days ago (the newest run stays); how many.
+    fn history_purge(&self, days: u32) -> Result<usize>;
     fn history_finish(&self, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()>;
 
     /// The source had no hash for the target object (kept once, so incremental sources stop asking).
@@ -353,6 +355,9 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn history_record(&self, run_id: i64, e: &ObjectError) -> Result<()> {
         on(self, |c| history::record(c, run_id, e))
+    }
+    fn history_purge(&self, days: u32) -> Result<usize> {
+        on(self, |c| history::purge(c, days))
     }
     fn history_finish(&self, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()> {
         on(self, |c| history::finish(c, run_id, status, summary))

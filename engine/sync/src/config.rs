@@ -17,6 +17,8 @@ struct FileModel {
     connectors: Vec<toml::Table>,
     #[serde(default)]
     password_hash_sync: Option<PhsSection>,
+    #[serde(default)]
+    service: crate::service_section::ServiceSection,
 }
 
 /// `[password_hash_sync]`: where NT hashes come from and what each target gets.
@@ -129,6 +131,8 @@ pub struct Config {
     pub password_hash_sync: Option<PhsSection>,
     /// Where the password hash sync fingerprint key lives.
     pub phs_key_file: PathBuf,
+    /// `[service]`: the schedule and control API of `idflow serve`.
+    pub service: crate::service_section::ServiceSection,
 }
 
 impl Config {
@@ -189,6 +193,7 @@ impl Config {
             staging_mode: model.export.staging_mode,
             connectors,
             dir,
+            service: model.service,
         })
     }
 

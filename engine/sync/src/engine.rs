@@ -93,6 +93,13 @@ fn facts_of(config: &Config, registry: &Registry) -> Result<BTreeMap<String, Fac
     Ok(facts)
 }
 
+/// The connectors' facts and the compiled rules of a configuration.
+pub(crate) fn facts_and_rules(config: &Config, defs: Vec<RuleDef>, registry: &Registry) -> Result<(BTreeMap<String, Facts>, RuleSet)> {
+    let facts = facts_of(config, registry)?;
+    let rules = compile_rules(config, defs, &facts)?;
+    Ok((facts, rules))
+}
+
 /// Every connector's settings, checked by its type (no I/O).
 fn specs_of(config: &Config, registry: &Registry) -> Result<BTreeMap<String, Box<dyn ConnectorSpec>>> {
     config.connectors.iter().map(|c| Ok((c.name.clone(), registry.parse(c)?))).collect()
@@ -145,8 +152,7 @@ impl Engine {
     }
 
     pub fn from_parts(config: Config, defs: Vec<RuleDef>, store: Store, registry: Arc<Registry>) -> Result<Engine> {
-        let facts = facts_of(&config, &registry)?;
-        let rules = compile_rules(&config, defs, &facts)?;
+        let (facts, rules) = facts_and_rules(&config, defs, &registry)?;
         let tx = store.write()?;
         for (name, f) in &facts {
             diff::record_form(&tx, name, f.caps.reference_form)?;
@@ -206,6 +212,19 @@ impl Engine {
     }
 
     /// Whoever runs the engine hears of its progress through `observer`.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// How the service learns that a connector's directory changed: `None` when its kind cannot tell.
+    pub fn change_feed(&self, name: &str, poll: std::time::Duration) -> Option<Result<Box<dyn idflow_core::change_feed::ChangeFeed>>> {
+        let cfg = self.config.connector(name)?;
+        match self.registry.parse(cfg) {
+            Ok(spec) => spec.change_feed(poll),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     pub fn set_observer(&mut self, observer: Arc<dyn Observer>) {
         self.observer = observer;
     }
@@ -414,7 +433,7 @@ impl Engine {
     }
 
     /// The password hash sync stage (paused in staging mode; it catches up after).
-    fn phs_stage(&self, full: bool, report: &mut RunReport) -> Result<()> {
+    pub(crate) fn phs_stage(&self, full: bool, report: &mut RunReport) -> Result<()> {
         let Some(p) = &self.config.password_hash_sync else { return Ok(()) };
         if self.config.staging_mode {
             report.notes.push("staging mode: password hash sync is paused".into());

@@ -26,6 +26,9 @@ pub struct ExportStats {
     /// export to it stopped for this run (the rest stays pending).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_after: Option<usize>,
+    /// Stopped between batches because the service is stopping; the rest stays pending.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
     /// Requests the export made (connectors that count them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<usize>,
@@ -169,6 +172,10 @@ pub(crate) fn export(
         let mut sent_this_pass = 0;
         let mut waiting = 0;
         for chunk in &batches {
+            if observer.stop_requested() {
+                stats.stopped = true;
+                break 'passes;
+            }
             // Recomputed per batch: an earlier batch may have created what a reference needs.
             let mut objs: Vec<CsObject> = Vec::new();
             let mut ops = Vec::new();

@@ -15,6 +15,7 @@
 mod collisions;
 mod config;
 mod ctx;
+mod cycle;
 mod diff;
 mod engine;
 mod export;
@@ -31,12 +32,14 @@ mod precedence;
 mod preview;
 mod references;
 mod saved_plan;
+mod service_section;
 #[cfg(test)]
 mod tests;
 
 pub use collisions::Collision;
 pub use config::{Config, PhsFormat, PhsSection, PhsTarget};
 pub use ctx::{Facts, SyncStats, TraceLine};
+pub use cycle::CycleRequest;
 pub use engine::{Engine, RunReport};
 pub use export::ExportStats;
 pub use harness::{test_rules, CaseResult};
@@ -46,3 +49,4 @@ pub use observer::{Observer, Silent, Step};
 pub use plan::{ConnectorPlan, Identity, Plan, PlanAttr, PlanChange, PlanValue, Totals};
 pub use preview::{preview, AttrView, Contender, Preview};
 pub use saved_plan::SavedPlan;
+pub use service_section::{LogFormat, ServiceSection};

@@ -39,6 +39,11 @@ pub trait Observer: Send + Sync {
     fn step_finished(&self) {}
     /// One object failed; the run goes on.
     fn object_error(&self, _error: &ObjectError) {}
+    /// Whoever runs the engine wants it to stop (the service got SIGTERM): export stops after
+    /// the batch it is sending, committed; what is left stays pending for the next run.
+    fn stop_requested(&self) -> bool {
+        false
+    }
 }
 
 /// A running step: tells the observer it ended when dropped, however the step ends.

@@ -161,7 +161,7 @@ async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut SearchEntry) -> std:
 }
 
 /// The DirSync cookie that marks "now" (AD), read before a full import with only objectGUID asked for.
-async fn dirsync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<Vec<u8>>> {
+pub(super) async fn dirsync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<Vec<u8>>> {
     let mut cookie: Vec<u8> = Vec::new();
     loop {
         let (_, more, next) = dirsync_page(conf, ldap, base, &cookie, &["objectGUID"]).await?;
@@ -173,7 +173,7 @@ async fn dirsync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Opti
 }
 
 /// One DirSync round: the entries, whether more remain, and the next cookie.
-async fn dirsync_page(
+pub(super) async fn dirsync_page(
     conf: &Conf,
     ldap: &mut Ldap,
     base: &str,
@@ -212,7 +212,7 @@ async fn dirsync_page(
 /// Reads the syncrepl cookie that marks "now", before a full import, without reading entries:
 /// a sync search that matches nothing. syncprov's cookie holds a CSN, not the filter, so a
 /// later refresh with the real filter starts from this point.
-async fn sync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<Vec<u8>>> {
+pub(super) async fn sync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Result<Option<Vec<u8>>> {
     let what = format!("syncrepl cookie for {base}");
     let req = SyncRequest { mode: RefreshMode::RefreshOnly, cookie: None, reload_hint: false };
     let nothing = format!("(&{}(objectClass=idflow-matches-nothing))", conf.filter);

@@ -5,6 +5,7 @@
 //! `starttls = false`; `ldaps://` speaks TLS from the start; certificates and host names are
 //! verified. The directory is also a password hash source: AD's hashes over MS-DRSR
 //! (`[connector.replication]`), OpenLDAP's from an attribute (`sambaNTPassword`).
+use idflow_core::change_feed::ChangeFeed;
 use idflow_core::connector::{Capabilities, Connector, RefForm};
 use idflow_core::hash::HashSource;
 use idflow_core::registry::{ConnectorSpec, ConnectorType};
@@ -20,6 +21,7 @@ mod hash_attribute;
 mod import;
 mod replication;
 mod session;
+mod watch;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: true,
@@ -82,5 +84,9 @@ impl ConnectorSpec for Spec {
 
     fn object_types(&self) -> Option<Vec<String>> {
         Some(self.types.names())
+    }
+
+    fn change_feed(&self, poll: std::time::Duration) -> Option<Result<Box<dyn ChangeFeed>>> {
+        Some(self.connector().map(|connector| Box::new(watch::Feed { connector, poll }) as Box<dyn ChangeFeed>))
     }
 }

@@ -1,0 +1,81 @@
+//! How `status` and `cycle --now --wait` read on a terminal.
+use idflow_core::{Error, Result};
+use idflow_service::client::Client;
+use idflow_service::{LastCycle, Status};
+use std::time::{Duration, Instant};
+
+pub(crate) fn status(s: &Status) -> String {
+    let mut out = format!("idflow service (pid {}) for {}, since {}\n", s.pid, s.config, s.started);
+    let sched = if s.paused { "paused (idflow scheduler resume)" } else { "running" };
+    out.push_str(&format!("scheduler : {sched}{}\n", if s.staging_mode { "; staging mode: no export, no password hash sync" } else { "" }));
+    match &s.current {
+        Some(c) => out.push_str(&format!(
+            "now       : {} since {}{}\n",
+            c.profile,
+            c.started,
+            c.stage.as_ref().map(|st| format!(", {st}")).unwrap_or_default()
+        )),
+        None => out.push_str("now       : idle\n"),
+    }
+    if let Some(t) = &s.next_delta {
+        out.push_str(&format!("next      : delta cycle at {t}\n"));
+    }
+    if let Some(t) = &s.next_phs {
+        out.push_str(&format!("next      : password hash sync at {t}\n"));
+    }
+    if !s.pending.is_empty() {
+        out.push_str(&format!("pending   : changes reported by {}\n", s.pending.join(", ")));
+    }
+    if let Some(c) = &s.last_cycle {
+        out.push_str(&format!("last      : {}", last_cycle(c)));
+    }
+    out.push_str(&format!("cycles    : {} since start\n", s.cycles));
+    if let Some(e) = &s.reload_error {
+        out.push_str(&format!("reload    : REFUSED, the previous configuration runs: {e}\n"));
+    }
+    for (name, c) in &s.connectors {
+        out.push_str(&format!(
+            "connector {name}: {}{}; last {}{}\n",
+            c.trigger,
+            c.feed.as_ref().map(|f| format!(" ({f})")).unwrap_or_default(),
+            c.last_result.as_deref().unwrap_or("not run yet"),
+            if c.failures_in_a_row > 0 {
+                format!(" ({} failures in a row, retried with backoff)", c.failures_in_a_row)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    out
+}
+
+pub(crate) fn last_cycle(c: &LastCycle) -> String {
+    let counts: Vec<String> = c.counts.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{n} {}", k.replace('_', " "))).collect();
+    format!(
+        "{} {} at {} in {:.1} s{}{}{}\n",
+        c.profile,
+        c.status,
+        c.finished,
+        c.duration_ms as f64 / 1000.0,
+        c.run_id.map(|r| format!(" (run #{r})")).unwrap_or_default(),
+        if counts.is_empty() { String::new() } else { format!(": {}", counts.join(", ")) },
+        c.failure.as_ref().map(|f| format!("; {f}")).unwrap_or_default()
+    )
+}
+
+/// Polls status until the requested cycle with this ticket has ended.
+pub(crate) fn wait_for_cycle(client: &Client, ticket: u64) -> Result<LastCycle> {
+    let started = Instant::now();
+    loop {
+        let s = client.status()?;
+        if s.requested_done >= ticket {
+            if let Some(c) = s.last_requested {
+                return Ok(c);
+            }
+        }
+        if started.elapsed() > Duration::from_secs(6 * 3600) {
+            return Err(Error::Refused("the cycle has not ended after 6 hours".into()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,104 @@
+//! The ldap connector's change feed. OpenLDAP: a persistent syncrepl search (RFC 4533
+//! refreshAndPersist) from "now", one per search base, whose every entry is a change. Active
+//! Directory: DirSync asked every `poll` for what changed since its cookie, only objectGUID read
+//! (cheap when nothing changed).
+use super::backend::LdapConnector;
+use super::config::Flavor;
+use super::{import, session};
+use idflow_core::change_feed::ChangeFeed;
+use idflow_core::{Error, Result};
+use ldap3::controls::{RefreshMode, SyncRequest};
+use ldap3::Scope;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub(super) struct Feed {
+    pub(super) connector: LdapConnector,
+    pub(super) poll: Duration,
+}
+
+/// How often a blocked wait looks at the stop flag.
+const TICK: Duration = Duration::from_secs(1);
+
+impl ChangeFeed for Feed {
+    fn describe(&self) -> String {
+        match self.connector.conf.flavor {
+            Flavor::Openldap => "syncrepl refreshAndPersist".into(),
+            Flavor::Ad => format!("DirSync every {}", humantime::format_duration(self.poll)),
+        }
+    }
+
+    fn watch(&mut self, changed: &(dyn Fn() + Sync), stop: &AtomicBool) -> Result<()> {
+        let conf = &self.connector.conf;
+        match conf.flavor {
+            Flavor::Openldap => {
+                let bases = conf.bases.iter().map(|b| persist(self, b, changed, stop));
+                self.connector.rt.block_on(futures_util::future::try_join_all(bases)).map(|_| ())
+            }
+            Flavor::Ad => self.connector.rt.block_on(dirsync(self, changed, stop)),
+        }
+    }
+}
+
+async fn persist(feed: &Feed, base: &str, changed: &(dyn Fn() + Sync), stop: &AtomicBool) -> Result<()> {
+    let conf = &feed.connector.conf;
+    let what = format!("persistent syncrepl search below {base}");
+    let fail = |e: ldap3::LdapError| Error::connector_caused(&conf.name, format!("{what}: {e}"), e);
+    let mut ldap = session::open(conf).await?;
+    let Some(cookie) = import::sync_cookie(conf, &mut ldap, base).await? else {
+        return Err(Error::connector(&conf.name, "the server offers no syncrepl: changes are seen at the service's interval"));
+    };
+    let req = SyncRequest { mode: RefreshMode::RefreshAndPersist, cookie: Some(cookie), reload_hint: false };
+    let mut stream = ldap.with_controls(req).streaming_search(base, Scope::Subtree, &conf.filter, vec!["1.1"]).await.map_err(fail)?;
+    while !stop.load(Ordering::Relaxed) {
+        match tokio::time::timeout(TICK, stream.next()).await {
+            Err(_) => continue,
+            Ok(Err(e)) => return Err(fail(e)),
+            Ok(Ok(None)) => {
+                let res = stream.finish().await;
+                return Err(Error::connector(&conf.name, format!("{what}: the server ended it (result code {}: {})", res.rc, res.text)));
+            }
+            Ok(Ok(Some(entry))) => {
+                // syncInfo messages mark phases (refreshDone, new cookies); entries are changes.
+                if !entry.is_intermediate() && !entry.is_ref() {
+                    changed();
+                }
+            }
+        }
+    }
+    drop(stream);
+    let _ = ldap.unbind().await;
+    Ok(())
+}
+
+async fn dirsync(feed: &Feed, changed: &(dyn Fn() + Sync), stop: &AtomicBool) -> Result<()> {
+    let conf = &feed.connector.conf;
+    let mut ldap = session::open(conf).await?;
+    let mut cookies = Vec::new();
+    for root in &conf.roots {
+        cookies.push(import::dirsync_cookie(conf, &mut ldap, root).await?.unwrap_or_default());
+    }
+    loop {
+        let mut waited = Duration::ZERO;
+        while waited < feed.poll {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let step = TICK.min(feed.poll - waited);
+            tokio::time::sleep(step).await;
+            waited += step;
+        }
+        for (root, cookie) in conf.roots.iter().zip(cookies.iter_mut()) {
+            loop {
+                let (entries, more, next) = import::dirsync_page(conf, &mut ldap, root, cookie, &["objectGUID"]).await?;
+                *cookie = next;
+                if entries.iter().any(|e| conf.in_scope(&e.dn)) {
+                    changed();
+                }
+                if !more {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! idflow-service: `idflow serve`. Cycles run on a schedule (`[service]`: a delta cycle every
+//! `interval`, password hash sync every `phs_interval`, a full cycle every `full_every`) and
+//! when a directory reports a change (syncrepl refreshAndPersist, DirSync polling), batched by a
+//! short debounce. A local HTTP API, with a token, shows status and takes commands; SIGTERM
+//! finishes the batch being exported and stops; SIGHUP or a changed configuration or rule file
+//! reloads, keeping the old configuration when the new one is invalid; systemd is told through
+//! sd_notify.
+#![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
+#![warn(unreachable_pub)]
+
+mod api;
+pub mod client;
+mod feeds;
+mod notify;
+mod scheduler;
+mod service_file;
+mod status;
+mod worker;
+
+pub use service_file::{path_for as service_file_path, ServiceFile};
+pub use status::{ConnectorStatus, Current, LastCycle, Status};
+
+use idflow_core::registry::Registry;
+use idflow_core::{Error, Result};
+use idflow_engine::Engine;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Runs the service until SIGTERM or SIGINT: exit code 0 after a clean stop.
+pub fn serve(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
+    let engine = Engine::open(config_path, registry)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Refused(format!("cannot start the service's runtime: {e}")))?;
+    rt.block_on(scheduler::run(engine))
+}

@@ -1,0 +1,166 @@
+//! The thread that owns the engine: it runs one job at a time (cycles, reloads, history purges)
+//! and tells the scheduler how each ended. Connectors block on their own runtimes, so the engine
+//! runs on a plain thread, not inside the service's async runtime.
+use crate::status::{Current, Status};
+use idflow_core::change_feed::ChangeFeed;
+use idflow_core::{ObjectError, Result};
+use idflow_engine::{CycleRequest, Engine, Observer, RunReport, Step};
+use idflow_store::WriteOps;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub(crate) enum Job {
+    Cycle(CycleRequest, &'static str),
+    Reload,
+    Purge(u32),
+}
+
+pub(crate) enum Done {
+    Cycle(CycleRequest, Result<RunReport>),
+    /// The new configuration's feeds and settings, or why it was refused.
+    Reload(Result<Reloaded>),
+    Purged,
+}
+
+/// What the scheduler needs of a (re)loaded configuration.
+pub(crate) struct Reloaded {
+    pub feeds: Feeds,
+    pub settings: idflow_engine::ServiceSection,
+    pub connectors: Vec<String>,
+    pub staging_mode: bool,
+    /// The files whose change reloads the service: the configuration and its rule folders.
+    pub watched: Vec<std::path::PathBuf>,
+}
+
+pub(crate) fn reloaded(engine: &Engine) -> Reloaded {
+    let mut watched = vec![engine.config.file.clone()];
+    watched.extend(engine.config.rule_paths.iter().cloned());
+    Reloaded {
+        feeds: feeds(engine),
+        settings: engine.config.service.clone(),
+        connectors: engine.config.connectors.iter().map(|c| c.name.clone()).collect(),
+        staging_mode: engine.config.staging_mode,
+        watched,
+    }
+}
+
+/// Each connector's change feed, or `None` for connectors only the timer checks.
+pub(crate) type Feeds = Vec<(String, Option<Result<Box<dyn ChangeFeed>>>)>;
+
+/// Tells status which stage runs, and asks the engine to stop between export batches.
+struct Watch {
+    status: Arc<Mutex<Status>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Observer for Watch {
+    fn step_started(&self, step: Step<'_>, _total: Option<u64>) {
+        if let Ok(mut s) = self.status.lock() {
+            if let Some(c) = s.current.as_mut() {
+                c.stage = Some(step.to_string());
+            }
+        }
+    }
+    fn object_error(&self, e: &ObjectError) {
+        tracing::warn!(
+            stage = e.stage.as_str(),
+            connector = e.connector.as_deref().unwrap_or(""),
+            object = e.object.as_deref().unwrap_or(""),
+            "{}",
+            e.message
+        );
+    }
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) fn feeds(engine: &Engine) -> Feeds {
+    let poll = engine.config.service.dirsync_poll;
+    engine.config.connectors.iter().map(|c| (c.name.clone(), engine.change_feed(&c.name, poll))).collect()
+}
+
+/// Runs jobs until the sender is dropped.
+pub(crate) fn spawn(
+    mut engine: Engine,
+    jobs: std::sync::mpsc::Receiver<Job>,
+    done: UnboundedSender<Done>,
+    status: Arc<Mutex<Status>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    engine.set_observer(Arc::new(Watch { status: status.clone(), stop }));
+    std::thread::spawn(move || {
+        while let Ok(job) = jobs.recv() {
+            let d = match job {
+                Job::Cycle(req, profile) => {
+                    if let Ok(mut s) = status.lock() {
+                        s.current = Some(Current { profile: profile.into(), started: crate::status::now(), stage: None });
+                    }
+                    let req = with_weekly_full(&engine, req);
+                    let r = engine.cycle(&req, profile);
+                    if req.full && r.is_ok() {
+                        mark_full(&engine);
+                    }
+                    if let Ok(mut s) = status.lock() {
+                        s.current = None;
+                    }
+                    Done::Cycle(req, r)
+                }
+                Job::Reload => Done::Reload(engine.reload().map(|()| reloaded(&engine))),
+                Job::Purge(days) => {
+                    match purge(&engine, days) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(runs = n, days, "old run history removed"),
+                        Err(e) => tracing::warn!(error = %e, "removing old run history failed"),
+                    }
+                    Done::Purged
+                }
+            };
+            if done.send(d).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+const LAST_FULL: &str = "service_last_full_cycle";
+
+/// Entra Connect requires a full cycle at least weekly: a scheduled cycle becomes full when the
+/// last full one is older than `full_every`. A service's first start counts as the start of the week.
+fn with_weekly_full(engine: &Engine, mut req: CycleRequest) -> CycleRequest {
+    if req.full || req.phs_only {
+        return req;
+    }
+    let last = engine.store.read().ok().and_then(|r| idflow_store::ReadOps::meta_get(&r, LAST_FULL).ok().flatten());
+    match last.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok()) {
+        Some(t) => {
+            let age = chrono::Utc::now().signed_duration_since(t).to_std().unwrap_or(Duration::ZERO);
+            if age >= engine.config.service.full_every {
+                tracing::info!(last_full = %t, "the last full cycle is older than full_every: this cycle is full");
+                req.full = true;
+                req.import.clear();
+            }
+        }
+        None => mark_full(engine),
+    }
+    req
+}
+
+fn mark_full(engine: &Engine) {
+    let r = engine.store.write().and_then(|tx| {
+        tx.meta_set(LAST_FULL, &chrono::Utc::now().to_rfc3339())?;
+        tx.commit()
+    });
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "recording the full cycle's time failed");
+    }
+}
+
+fn purge(engine: &Engine, days: u32) -> Result<usize> {
+    let tx = engine.store.write()?;
+    let n = tx.history_purge(days)?;
+    tx.commit()?;
+    Ok(n)
+}

@@ -1,0 +1,355 @@
+//! `idflow serve` as a child process, against a real slapd and the real scim2-server: changes
+//! reach the SCIM service with no command, bursts are batched, SIGTERM stops cleanly, a source
+//! that goes down is retried, reloads, and the control verbs.
+use crate::common::{generated, Env};
+use crate::scim::{env_for, Scim};
+use crate::slapd::Slapd;
+use serde_json::Value as J;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `[service]` section the tests use: a long interval, so only changes and commands cause cycles.
+pub(crate) const SERVICE: &str = "\n[service]\nlisten = \"127.0.0.1:0\"\ninterval = \"1h\"\ndebounce = \"200ms\"\n";
+
+pub(crate) struct Service {
+    pub child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Service {
+    pub(crate) fn start(e: &Env) -> Service {
+        Self::start_with(e, e.command(&["serve"]))
+    }
+
+    /// Starts `c` (an `idflow serve`, perhaps wrapped) and waits for its first cycle.
+    pub(crate) fn start_with(e: &Env, mut c: std::process::Command) -> Service {
+        let log = e.path("serve.log");
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");
+        c.stdout(Stdio::null()).stderr(f);
+        let child = c.spawn().expect("idflow serve starts");
+        let s = Service { child, log };
+        s.wait_until(e, "the service answers and its first cycle ended", |st| st["cycles"].as_u64().is_some_and(|n| n >= 1));
+        s
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub(crate) fn status(e: &Env) -> Option<J> {
+        let o = e.run(&["status", "--json"]);
+        (o.code == 0).then(|| serde_json::from_str(&o.stdout).ok()).flatten()
+    }
+
+    /// Polls `idflow status` until `f` holds (30 s at most).
+    pub(crate) fn wait_until(&self, e: &Env, what: &str, f: impl Fn(&J) -> bool) -> J {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = Self::status(e) {
+                if f(&s) {
+                    return s;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "waited 60 s for: {what}\nstatus: {:?}\nlog:\n{}",
+                Self::status(e),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub(crate) fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let pid = i32::try_from(self.child.id()).expect("pid");
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill");
+    }
+
+    /// SIGTERM, and the exit code.
+    pub(crate) fn stop(mut self) -> i32 {
+        self.signal(libc::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the service did not stop within 60 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `f` holds of the SCIM users (30 s at most); how long it took.
+pub(crate) fn until_users(scim: &Scim, what: &str, f: impl Fn(&[J]) -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if f(&scim.list("Users")) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "waited 30 s for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn user<'a>(users: &'a [J], name: &str) -> Option<&'a J> {
+    users.iter().find(|u| u["userName"] == name)
+}
+
+fn service_env(s: &Slapd, scim: &Scim) -> Env {
+    let e = env_for(s, scim);
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}{SERVICE}"));
+    e
+}
+
+const NEW_PERSON: &str = "dn: uid=newbie,ou=People,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPerson\nuid: newbie\ncn: New Bie\nsn: Bie\ngivenName: New\nmail: newbie@example.org\ntitle: Intern\n";
+
+#[test]
+fn a_change_in_slapd_reaches_the_scim_service_without_a_command() {
+    let s = Slapd::start(Some(&generated(40, 4)));
+    let scim = Scim::start();
+    let e = service_env(&s, &scim);
+    let svc = Service::start(&e);
+    let st = Service::status(&e).expect("status");
+    assert_eq!(st["connectors"]["corp"]["trigger"], "syncrepl refreshAndPersist", "{st}");
+    assert_eq!(st["connectors"]["cloud"]["trigger"], "timer", "{st}");
+    let before = scim.list("Users").len();
+    assert!(before > 20, "the first cycle provisioned the users: {before}");
+
+    // add
+    s.modify(NEW_PERSON);
+    until_users(&scim, "the new person", |u| user(u, "newbie@example.org").is_some());
+    // modify
+    s.modify("dn: uid=newbie,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Engineer\n");
+    until_users(&scim, "the new title", |u| user(u, "newbie@example.org").is_some_and(|x| x["title"] == "Engineer"));
+    // rename: the same SCIM object, its new name
+    let id = user(&scim.list("Users"), "newbie@example.org").expect("newbie")["id"].clone();
+    s.modify("dn: uid=newbie,ou=People,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=oldhand\ndeleteoldrdn: 1\n");
+    until_users(&scim, "the renamed person", |u| u.iter().any(|x| x["id"] == id && x["userName"] == "newbie@example.org"));
+    // group member
+    s.modify(
+        "dn: cn=group00003,ou=Groups,dc=example,dc=org\nchangetype: modify\nadd: member\nmember: uid=oldhand,ou=People,dc=example,dc=org\n",
+    );
+    let start = Instant::now();
+    loop {
+        let g = scim.list("Groups").into_iter().find(|g| g["displayName"] == "group00003").expect("group00003");
+        if g["members"].as_array().is_some_and(|m| m.iter().any(|m| m["value"] == id)) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the member did not arrive: {g}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // delete
+    s.modify("dn: uid=oldhand,ou=People,dc=example,dc=org\nchangetype: delete\n");
+    until_users(&scim, "the deleted person gone", |u| !u.iter().any(|x| x["id"] == id));
+
+    let h = e.json(&["history", "-n", "50"], 0);
+    let change_cycles = h.as_array().expect("runs").iter().filter(|r| r["profile"] == "change-cycle").count();
+    assert!(change_cycles >= 4, "each change (or two close together) made a change-driven cycle: {h}");
+    assert_eq!(svc.stop(), 0);
+    assert!(!e.path("state/idflow.db.service.json").exists(), "the service file is removed at stop");
+    let o = e.run(&["status"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("no idflow service is running"), "{o:?}");
+}
+
+#[test]
+fn a_burst_of_changes_is_batched_into_few_cycles() {
+    let s = Slapd::start(Some(&generated(120, 2)));
+    let scim = Scim::start();
+    let e = service_env(&s, &scim);
+    let svc = Service::start(&e);
+    let cycles = Service::status(&e).expect("status")["cycles"].as_u64().expect("cycles");
+    let ldif: String = (0..100)
+        .map(|i| format!("dn: {}\nchangetype: modify\nreplace: title\ntitle: Burst {i}\n\n", idflow::generate::person_dn(i, 120)))
+        .collect();
+    s.modify(&ldif);
+    let with_mail: Vec<String> = (0..100).filter(|i| i % 40 != 11).map(|i| format!("u{i:06}@example.org")).collect();
+    until_users(&scim, "all 100 titles", |u| {
+        with_mail.iter().all(|n| user(u, n).is_some_and(|x| x["title"].as_str().is_some_and(|t| t.starts_with("Burst"))))
+    });
+    let after = svc.wait_until(&e, "idle", |st| st["current"].is_null())["cycles"].as_u64().expect("cycles");
+    assert!(after - cycles <= 5, "100 changes made {} cycles", after - cycles);
+    assert_eq!(svc.stop(), 0);
+}
+
+#[test]
+fn sigterm_during_a_large_export_loses_nothing_and_duplicates_nothing() {
+    let seed = generated(1500, 10);
+    let with_mail = seed.matches("\nmail: ").count();
+    let s = Slapd::start(Some(&seed));
+    let scim = Scim::start();
+    let e = service_env(&s, &scim);
+    let log = e.path("serve.log");
+    let f = std::fs::File::create(&log).expect("log");
+    let mut child = e.command(&["serve"]).stdout(Stdio::null()).stderr(f).spawn().expect("serve");
+    // Wait for the export to be under way, then SIGTERM.
+    let start = Instant::now();
+    loop {
+        let n = scim.list("Users").len();
+        if n >= 50 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the export did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let code = child.wait().expect("wait").code();
+    assert_eq!(code, Some(0), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let partial = scim.list("Users").len();
+    assert!(partial < with_mail, "stopped before the export ended ({partial} of {with_mail})");
+    // Restart: the rest arrives, nothing twice.
+    let svc = Service::start(&e);
+    let users = scim.list("Users");
+    assert_eq!(users.len(), with_mail, "every user once");
+    let names: std::collections::HashSet<&str> = users.iter().filter_map(|u| u["userName"].as_str()).collect();
+    assert_eq!(names.len(), users.len(), "nobody twice");
+    assert_eq!(svc.stop(), 0);
+}
+
+#[test]
+fn a_source_that_goes_down_is_retried_and_recovers() {
+    let s = Slapd::start(Some(&generated(20, 2)));
+    let scim = Scim::start();
+    let e = service_env(&s, &scim);
+    let svc = Service::start(&e);
+    s.stop();
+    e.ok(&["cycle", "--now", "--wait"], 2);
+    let st = svc.wait_until(&e, "the connector reported down", |st| {
+        st["connectors"]["corp"]["failures_in_a_row"].as_u64().is_some_and(|n| n >= 1)
+            && st["connectors"]["corp"]["feed"].as_str().is_some_and(|f| f.starts_with("down"))
+    });
+    assert!(st["connectors"]["corp"]["last_result"].as_str().is_some_and(|r| r.contains("cannot connect")), "{st}");
+    s.restart();
+    s.modify(NEW_PERSON);
+    until_users(&scim, "the change made while the feed reconnects", |u| user(u, "newbie@example.org").is_some());
+    svc.wait_until(&e, "the connector is ok again", |st| st["connectors"]["corp"]["last_result"] == "ok");
+    assert!(svc.log().contains("retrying"), "the log says it backs off:\n{}", svc.log());
+    assert_eq!(svc.stop(), 0);
+}
+
+#[test]
+fn a_changed_rule_reloads_and_an_invalid_one_keeps_the_old_rules_running() {
+    let s = Slapd::start(Some(&generated(20, 2)));
+    let scim = Scim::start();
+    let e = service_env(&s, &scim);
+    let svc = Service::start(&e);
+    let rules = e.read("rules/users.toml");
+    assert!(rules.contains("title = \"mv.jobTitle\""), "the shipped rule flows title: {rules}");
+    e.write("rules/users.toml", &rules.replace("title = \"mv.jobTitle\"", "title = \"upper(mv.jobTitle)\""));
+    until_users(&scim, "upper-cased titles after the reload", |u| {
+        user(u, "u000005@example.org").is_some_and(|x| x["title"].as_str().is_some_and(|t| t == t.to_uppercase()))
+    });
+    // An invalid rule: refused, the upper-casing rules keep running.
+    e.write("rules/users.toml", &rules.replace("title = \"mv.jobTitle\"", "title = \"titlecase(mv.jobTitle)\""));
+    let st = svc.wait_until(&e, "the reload refused", |st| st["reload_error"].is_string());
+    assert!(st["reload_error"].as_str().is_some_and(|m| m.contains("titlecase")), "{st}");
+    s.modify(NEW_PERSON);
+    until_users(&scim, "changes still flow, with the old rules", |u| user(u, "newbie@example.org").is_some_and(|x| x["title"] == "INTERN"));
+    let o = e.ok(&["status"], 0);
+    assert!(o.stdout.contains("reload    : REFUSED"), "{o:?}");
+    assert_eq!(svc.stop(), 0);
+}
+
+#[test]
+fn status_cycle_now_and_pause_resume() {
+    let s = Slapd::start(Some(&generated(20, 2)));
+    let scim = Scim::start();
+    let e = service_env(&s, &scim);
+    let o = e.run(&["cycle", "--now"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("no idflow service is running"), "{o:?}");
+    let svc = Service::start(&e);
+    let o = e.ok(&["status"], 0);
+    for line in
+        ["scheduler : running", "now       : idle", "next      : delta cycle at", "connector corp: syncrepl refreshAndPersist (watching)"]
+    {
+        assert!(o.stdout.contains(line), "{line:?} in {o:?}");
+    }
+    assert!(e.ok(&["scheduler", "pause"], 0).stdout.contains("paused"));
+    assert_eq!(Service::status(&e).expect("status")["paused"], true);
+    s.modify(NEW_PERSON);
+    svc.wait_until(&e, "the change is pending", |st| st["pending"].as_array().is_some_and(|p| !p.is_empty()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(user(&scim.list("Users"), "newbie@example.org").is_none(), "paused: no cycle ran");
+    let o = e.ok(&["cycle", "--now", "--wait"], 0);
+    assert!(o.stdout.contains("cycle ok"), "{o:?}");
+    assert!(user(&scim.list("Users"), "newbie@example.org").is_some(), "cycle --now runs while paused");
+    let o = e.run(&["cycle", "--now", "nosuch"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("no connector named \"nosuch\""), "{o:?}");
+    e.ok(&["scheduler", "resume"], 0);
+    assert_eq!(Service::status(&e).expect("status")["paused"], false);
+    // A second service on the same metaverse is refused.
+    let o = e.run(&["serve"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("is in use"), "{o:?}");
+    // A wrong token is refused.
+    let file: J = serde_json::from_str(&e.read("state/idflow.db.service.json")).expect("service file");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-H", "Authorization: Bearer nope", &format!("http://{}/v1/status", file["address"].as_str().expect("address"))])
+        .output()
+        .expect("curl");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wrong token"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(e.path("state/idflow.db.service.json")).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the service file (it holds the token) is owner-only");
+    }
+    assert_eq!(svc.stop(), 0);
+}
+
+#[test]
+fn systemd_is_told_ready_status_watchdog_and_stopping() {
+    let s = Slapd::start(Some(&generated(10, 1)));
+    let scim = Scim::start();
+    let e = service_env(&s, &scim);
+    let sock_path = e.path("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    // systemd sets WATCHDOG_PID to the service's pid: a shell that execs idflow has it.
+    let mut c = e.command(&[]);
+    c.env("NOTIFY_SOCKET", &sock_path).env("WATCHDOG_USEC", "400000");
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" serve", env!("CARGO_BIN_EXE_idflow")]).current_dir(e.dir.path());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    let svc = Service::start_with(&e, sh);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let start = Instant::now();
+    while !(seen.contains("READY=1") && seen.contains("WATCHDOG=1") && seen.contains("STATUS=last cycle ok")) {
+        assert!(start.elapsed() < Duration::from_secs(30), "notify messages: {seen}");
+        let n = sock.recv(&mut buf).expect("a notify message");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        seen.push('\n');
+    }
+    assert_eq!(svc.stop(), 0);
+    let mut rest = String::new();
+    while let Ok(n) = sock.recv(&mut buf) {
+        rest.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if rest.contains("STOPPING=1") {
+            break;
+        }
+    }
+    assert!(rest.contains("STOPPING=1"), "{rest}");
+}
