@@ -5,11 +5,11 @@ use crate::common::{repo, Env};
 use crate::slapd::{config, Slapd};
 use idflow_core::hash::nt_hash;
 
-fn nt_hex(pw: &str) -> String {
+pub(crate) fn nt_hex(pw: &str) -> String {
     hex::encode_upper(nt_hash(pw).as_slice())
 }
 
-fn user(uid: &str, n: u32, mail: bool, nt: &str) -> String {
+pub(crate) fn user(uid: &str, n: u32, mail: bool, nt: &str) -> String {
     format!(
         "dn: uid={uid},ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nobjectClass: sambaSamAccount\nuid: {uid}\ncn: {uid}\nsn: {uid}\n{}employeeNumber: P{n}\nsambaSID: S-1-5-21-1-2-3-{}\nsambaNTPassword: {nt}\n\n",
         if mail { format!("mail: {uid}@example.org\n") } else { String::new() },

@@ -59,7 +59,7 @@ pub(crate) fn tag() -> String {
     format!("{:04x}", (n as u64 ^ std::process::id() as u64) & 0xffff)
 }
 
-fn env_for(dir: &Path, ou: &str, url: &str) -> Env {
+pub(crate) fn env_for(dir: &Path, ou: &str, url: &str) -> Env {
     let mut e = Env::empty();
     e.vars.push(("AD_PASSWORD".into(), ADMIN_PW.into()));
     for f in ["users.toml", "groups.toml", "entra.rhai"] {

@@ -353,3 +353,74 @@ fn systemd_is_told_ready_status_watchdog_and_stopping() {
     }
     assert!(rest.contains("STOPPING=1"), "{rest}");
 }
+
+#[test]
+fn active_directory_changes_arrive_through_dirsync_polling() {
+    let (_turn, dir) = crate::samba_ad::dc();
+    let t = crate::samba_ad::tag();
+    let ou = format!("OU=svc{t},DC=example,DC=test");
+    let mut ldif = format!("dn: {ou}\nchangetype: add\nobjectClass: organizationalUnit\n\n");
+    for i in 0..5 {
+        ldif.push_str(&format!(
+            "dn: CN=user{i},{ou}\nchangetype: add\nobjectClass: user\nsAMAccountName: s{t}{i}\nuserPrincipalName: s{t}{i}@example.test\ntitle: Clerk\n\n"
+        ));
+    }
+    crate::samba_ad::ldap(&dir, "ldapmodify", &ldif);
+    let e = crate::samba_ad::env_for(&dir, &ou, "ldaps://127.0.0.1");
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}{SERVICE}dirsync_poll = \"1s\"\n"));
+    let svc = Service::start(&e);
+    let st = Service::status(&e).expect("status");
+    assert_eq!(st["connectors"]["ad"]["trigger"], "DirSync every 1s", "{st}");
+    assert!(e.cloud_user(&format!("s{t}2@example.test")).is_some(), "the first cycle provisioned the users");
+    crate::samba_ad::ldap(&dir, "ldapmodify", &format!("dn: CN=user2,{ou}\nchangetype: modify\nreplace: title\ntitle: Chief\n"));
+    let start = Instant::now();
+    while e.cloud_user(&format!("s{t}2@example.test")).is_none_or(|u| u["attributes"]["title"] != "Chief") {
+        assert!(start.elapsed() < Duration::from_secs(30), "the DirSync-noticed change did not arrive:\n{}", svc.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let h = e.json(&["history", "-n", "5"], 0);
+    assert_eq!(h[0]["profile"], "change-cycle", "{h}");
+    assert_eq!(svc.stop(), 0);
+}
+
+#[test]
+fn password_hash_sync_runs_on_its_own_interval_even_when_the_scheduler_is_paused() {
+    use crate::phs::{nt_hex, user, verify};
+    let mut seed = String::from("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n");
+    for i in 1..=3 {
+        seed.push_str(&user(&format!("p{i}"), i, true, &nt_hex(&format!("Old-Passw0rd-{i}"))));
+    }
+    let s = Slapd::start(Some(&seed));
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.write("rules/people.toml", &std::fs::read_to_string(crate::common::repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
+    e.write(
+        "idflow.toml",
+        &(crate::slapd::config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()))
+            + "\n[password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"passwordHash\"\n"
+            + SERVICE
+            + "phs_interval = \"1s\"\n"),
+    );
+    let svc = Service::start(&e);
+    let hash_of = |mail: &str| e.cloud_user(mail).and_then(|u| u["attributes"]["passwordHash"].as_str().map(str::to_string));
+    let start = Instant::now();
+    while hash_of("p1@example.org").is_none() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no hash delivered:\n{}", svc.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    e.ok(&["scheduler", "pause"], 0);
+    s.modify(&format!(
+        "dn: uid=p1,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: sambaNTPassword\nsambaNTPassword: {}\n",
+        nt_hex("New-Passw0rd-1")
+    ));
+    let start = Instant::now();
+    while hash_of("p1@example.org").is_none_or(|h| verify(&e, &h, "New-Passw0rd-1") != 0) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the new hash did not arrive:\n{}", svc.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let h = e.json(&["history", "-n", "50"], 0);
+    assert!(h.as_array().expect("runs").iter().any(|r| r["profile"] == "phs" && r["summary"]["password_hash_sync"]["delivered"] == 1), "{h}");
+    assert!(!svc.log().contains("New-Passw0rd") && !svc.log().contains(&nt_hex("New-Passw0rd-1")), "no secret in the log");
+    assert_eq!(svc.stop(), 0);
+}
