@@ -14,9 +14,19 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("engine/policy", &["idflow-core", "idflow-stdlib"]),
     ("engine/connectors", &["idflow-core", "idflow-msrpc"]),
     ("engine/sync", &["idflow-core", "idflow-store", "idflow-policy", "idflow-stdlib"]),
+    ("engine/service", &["idflow-core", "idflow-store", "idflow-engine"]),
     (
         "engine/cli",
-        &["idflow-core", "idflow-store", "idflow-policy", "idflow-msrpc", "idflow-connectors", "idflow-engine", "idflow-stdlib"],
+        &[
+            "idflow-core",
+            "idflow-store",
+            "idflow-policy",
+            "idflow-msrpc",
+            "idflow-connectors",
+            "idflow-engine",
+            "idflow-service",
+            "idflow-stdlib",
+        ],
     ),
 ];
 

@@ -394,7 +394,10 @@ fn password_hash_sync_runs_on_its_own_interval_even_when_the_scheduler_is_paused
     let s = Slapd::start(Some(&seed));
     let mut e = Env::empty();
     e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
-    e.write("rules/people.toml", &std::fs::read_to_string(crate::common::repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
+    e.write(
+        "rules/people.toml",
+        &std::fs::read_to_string(crate::common::repo().join("examples/quickstart/rules/people.toml")).expect("rules"),
+    );
     e.write(
         "idflow.toml",
         &(crate::slapd::config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()))
@@ -420,7 +423,95 @@ fn password_hash_sync_runs_on_its_own_interval_even_when_the_scheduler_is_paused
         std::thread::sleep(Duration::from_millis(200));
     }
     let h = e.json(&["history", "-n", "50"], 0);
-    assert!(h.as_array().expect("runs").iter().any(|r| r["profile"] == "phs" && r["summary"]["password_hash_sync"]["delivered"] == 1), "{h}");
+    assert!(
+        h.as_array().expect("runs").iter().any(|r| r["profile"] == "phs" && r["summary"]["password_hash_sync"]["delivered"] == 1),
+        "{h}"
+    );
     assert!(!svc.log().contains("New-Passw0rd") && !svc.log().contains(&nt_hex("New-Passw0rd-1")), "no secret in the log");
     assert_eq!(svc.stop(), 0);
+}
+
+/// The `[service]` block of the README's "The service" section.
+fn readme_service_block() -> String {
+    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).expect("README");
+    let section = readme.split("## The service").nth(1).expect("a section named The service");
+    section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block").to_string()
+}
+
+#[test]
+fn the_readme_service_settings_are_valid_and_json_logs_and_kill_9_recover() {
+    let e = Env::quickstart();
+    let cfg = e.read("idflow.toml");
+    let block = readme_service_block().replace("127.0.0.1:7389", "127.0.0.1:0").replace("log_format = \"text\"", "log_format = \"json\"");
+    e.write("idflow.toml", &format!("{cfg}\n{block}"));
+    e.ok(&["validate", "--offline"], 0);
+
+    // The quickstart as a service: LDIF has no change feed (the timer it is); JSON log lines.
+    let svc = Service::start(&e);
+    let st = Service::status(&e).expect("status");
+    assert_eq!(st["connectors"]["corp"]["trigger"], "timer", "{st}");
+    assert_eq!(st["last_cycle"]["counts"]["exported"], 1025, "{st}");
+    let cycle_line = svc
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<J>(l).ok())
+        .find(|l| l["message"] == "cycle done")
+        .unwrap_or_else(|| panic!("a JSON cycle line:\n{}", svc.log()));
+    assert_eq!(cycle_line["exported"], 1025, "{cycle_line}");
+    // SIGHUP reloads.
+    svc.signal(libc::SIGHUP);
+    svc.wait_until(&e, "the reload's full sync", |st| st["cycles"].as_u64().is_some_and(|n| n >= 2));
+    assert!(svc.log().contains("SIGHUP"), "{}", svc.log());
+
+    // kill -9 in the middle of a cycle: the next start carries on, nothing twice.
+    let mut svc = svc;
+    let ticket = e.ok(&["cycle", "--now", "--full"], 0);
+    assert!(ticket.stdout.contains("a full cycle starts"), "{ticket:?}");
+    svc.child.kill().expect("kill -9");
+    let _ = svc.child.wait();
+    let svc = Service::start(&e);
+    e.ok(&["cycle", "--now", "--wait"], 0);
+    let h = e.json(&["history", "-n", "20"], 0);
+    assert!(h.as_array().expect("runs").iter().all(|r| r["status"] != "running"), "no run left running: {h}");
+    assert_eq!(svc.stop(), 0);
+    let r = e.json(&["plan"], 0);
+    assert_eq!(r["plan"]["connectors"][0]["totals"]["add"], 0, "{}", r["plan"]["connectors"][0]["totals"]);
+}
+
+#[test]
+fn the_control_api_listens_on_loopback_only() {
+    let e = Env::quickstart();
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}\n[service]\nlisten = \"0.0.0.0:0\"\n"));
+    let o = e.run(&["serve"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("loopback only"), "{o:?}");
+    e.write("idflow.toml", &format!("{cfg}\n[service]\ninterval = \"soon\"\n"));
+    let o = e.run(&["validate", "--offline"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("idflow.toml:") && o.stderr.contains("like \"30s\""), "file, line and what to write: {o:?}");
+}
+
+#[test]
+fn the_systemd_unit_runs_the_service_hardened() {
+    let unit = std::fs::read_to_string(crate::common::repo().join("examples/systemd/idflow.service")).expect("unit");
+    for line in [
+        "Type=notify",
+        "ExecStart=/usr/local/bin/idflow --config /etc/idflow/idflow.toml serve",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "User=idflow",
+        "StateDirectory=idflow",
+        "StateDirectoryMode=0700",
+        "WatchdogSec=",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "CapabilityBoundingSet=",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(line)), "{line:?} in the unit");
+    }
+    // Every line outside comments and sections is a key=value.
+    for l in unit.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with('[')) {
+        assert!(l.split_once('=').is_some_and(|(k, _)| !k.is_empty() && !k.contains(' ')), "not a key=value line: {l:?}");
+    }
 }

@@ -93,3 +93,37 @@ pub(crate) fn recent(c: &Connection, n: i64) -> Result<Vec<RunRow>> {
     })?;
     rows.collect::<rusqlite::Result<_>>()
 }
+
+#[cfg(test)]
+mod tests {
+    use idflow_core::{ObjectError, Stage};
+    use rusqlite::Connection;
+
+    #[test]
+    fn purge_removes_old_runs_and_their_errors_but_keeps_the_newest() {
+        let c = Connection::open_in_memory().expect("db");
+        crate::schema::init(&c).expect("schema");
+        let old = super::start(&c, "delta-cycle").expect("run");
+        let e = ObjectError {
+            stage: Stage::Import,
+            connector: Some("corp".into()),
+            object: None,
+            cs_id: None,
+            mv_id: None,
+            rule: None,
+            message: "down".into(),
+        };
+        super::record(&c, old, &e).expect("error");
+        super::finish(&c, old, "errors", &serde_json::json!({})).expect("finish");
+        let newer = super::start(&c, "delta-cycle").expect("run");
+        super::finish(&c, newer, "ok", &serde_json::json!({})).expect("finish");
+        assert_eq!(super::purge(&c, 7).expect("purge"), 0, "nothing is a week old");
+        c.execute("UPDATE run SET finished = '2000-01-01T00:00:00.000Z'", []).expect("backdate both");
+        assert_eq!(super::purge(&c, 7).expect("purge"), 1, "the newest run stays, however old");
+        let ids: Vec<i64> =
+            c.prepare("SELECT id FROM run").expect("q").query_map([], |r| r.get(0)).expect("rows").map(|r| r.expect("id")).collect();
+        assert_eq!(ids, vec![newer]);
+        let errors: i64 = c.query_row("SELECT COUNT(*) FROM run_error", [], |r| r.get(0)).expect("count");
+        assert_eq!(errors, 0, "the purged run's errors went with it");
+    }
+}

@@ -7,21 +7,21 @@ use std::time::Duration;
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceSection {
     /// A delta cycle at least this often (Entra Connect: 30 minutes).
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration")]
     pub interval: Duration,
     /// Password hash sync this often, when `[password_hash_sync]` is configured (Entra: 2 minutes).
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration")]
     pub phs_interval: Duration,
     /// A full cycle (full import and sync) at least this often (Entra requires one a week).
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration")]
     pub full_every: Duration,
     /// Run history older than this many days is removed.
     pub history_days: u32,
     /// Changes a directory reports within this long of each other make one cycle.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration")]
     pub debounce: Duration,
     /// How often Active Directory is asked (DirSync) whether anything changed.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration")]
     pub dirsync_poll: Duration,
     /// The control API's address: loopback only ("127.0.0.1:7389"); port 0 picks a free one.
     pub listen: String,
@@ -30,6 +30,16 @@ pub struct ServiceSection {
     pub token_file: Option<String>,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+}
+
+/// "30s", "5m", "2h", "7d", "300ms", or an error that says how to write one.
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a duration ({e}): write a number and a unit, like \"30s\", \"5m\", \"2h\" or \"7d\""
+        ))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
