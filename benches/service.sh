@@ -6,6 +6,7 @@
 #   IDLE=600 (seconds the idle service is watched; default 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$PWD
 flavor=${1:-openldap}
 idle=${IDLE:-600}
 cargo build --release -q
@@ -14,9 +15,9 @@ work=$(mktemp -d)
 svc=""
 cleanup() {
   [ -n "$svc" ] && kill "$svc" 2>/dev/null && wait "$svc" 2>/dev/null || true
-  scripts/slapd.sh stop "$work/slapd" >/dev/null 2>&1 || true
-  scripts/scim-server.sh stop "$work/scim" >/dev/null 2>&1 || true
-  [ "$flavor" = ad ] && scripts/samba-dc.sh stop "$dc" >/dev/null 2>&1 || true
+  "$repo/scripts/slapd.sh" stop "$work/slapd" >/dev/null 2>&1 || true
+  "$repo/scripts/scim-server.sh" stop "$work/scim" >/dev/null 2>&1 || true
+  if [ "$flavor" = ad ]; then "$repo/scripts/samba-dc.sh" stop "$dc" >/dev/null 2>&1 || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -458,9 +458,13 @@ fn the_readme_service_settings_are_valid_and_json_logs_and_kill_9_recover() {
         .find(|l| l["message"] == "cycle done")
         .unwrap_or_else(|| panic!("a JSON cycle line:\n{}", svc.log()));
     assert_eq!(cycle_line["exported"], 1025, "{cycle_line}");
-    // SIGHUP reloads.
+    // SIGHUP reloads; nothing changed, so no cycle follows.
     svc.signal(libc::SIGHUP);
-    svc.wait_until(&e, "the reload's full sync", |st| st["cycles"].as_u64().is_some_and(|n| n >= 2));
+    let start = Instant::now();
+    while !svc.log().contains("nothing that cycles use changed") {
+        assert!(start.elapsed() < Duration::from_secs(30), "no reload:\n{}", svc.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(svc.log().contains("SIGHUP"), "{}", svc.log());
 
     // kill -9 in the middle of a cycle: the next start carries on, nothing twice.
@@ -514,4 +518,33 @@ fn the_systemd_unit_runs_the_service_hardened() {
     for l in unit.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with('[')) {
         assert!(l.split_once('=').is_some_and(|(k, _)| !k.is_empty() && !k.contains(' ')), "not a key=value line: {l:?}");
     }
+}
+
+#[test]
+fn staging_mode_under_the_service_and_an_invalid_config_reload() {
+    let e = Env::quickstart();
+    let cfg = e.read("idflow.toml");
+    assert!(cfg.contains("[export]\ndeletion_threshold = 500\n"), "{cfg}");
+    let staged = format!("{}{SERVICE}", cfg.replace("[export]\n", "[export]\nstaging_mode = true\n"));
+    e.write("idflow.toml", &staged);
+    let svc = Service::start(&e);
+    let st = Service::status(&e).expect("status");
+    assert_eq!(st["staging_mode"], true, "{st}");
+    assert!(!e.path("out/cloud.json").exists(), "staging mode: nothing exported");
+    assert!(e.ok(&["status"], 0).stdout.contains("staging mode: no export"));
+    // A configuration that does not parse: refused with its file and line; the old one runs on.
+    e.write("idflow.toml", &staged.replace("staging_mode = true", "staging_mode = maybe"));
+    let st = svc.wait_until(&e, "the reload refused", |st| st["reload_error"].is_string());
+    assert!(st["reload_error"].as_str().is_some_and(|m| m.contains("idflow.toml:")), "{st}");
+    e.ok(&["cycle", "--now", "--wait"], 0);
+    assert!(!e.path("out/cloud.json").exists(), "still the old configuration: staging mode");
+    // Fixed, and out of staging: the next cycle exports.
+    e.write("idflow.toml", &staged.replace("staging_mode = true", "staging_mode = false"));
+    svc.wait_until(&e, "reloaded out of staging mode", |st| st["reload_error"].is_null() && st["staging_mode"] == false);
+    let start = Instant::now();
+    while e.cloud().len() != 1025 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the full cycle after the reload did not export:\n{}", svc.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(svc.stop(), 0);
 }

@@ -451,7 +451,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         }
         Command::Serve => idflow_service::serve(&cli.config, registry.clone()),
         Command::Status => {
-            let s = idflow_service::client::Client::connect(&Config::load(&cli.config)?)?.status()?;
+            let s = idflow_service::client::Client::connect(&cli.config)?.status()?;
             if cli.json {
                 print_json(&s);
             } else {
@@ -460,7 +460,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Cycle { now: _, full, wait, connectors } => {
-            let client = idflow_service::client::Client::connect(&Config::load(&cli.config)?)?;
+            let client = idflow_service::client::Client::connect(&cli.config)?;
             let (m, ticket) = client.cycle(*full, connectors)?;
             if !*wait {
                 println!("{m}");
@@ -479,7 +479,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             })
         }
         Command::Scheduler { action } => {
-            let client = idflow_service::client::Client::connect(&Config::load(&cli.config)?)?;
+            let client = idflow_service::client::Client::connect(&cli.config)?;
             println!("{}", client.scheduler(matches!(action, SchedulerAction::Pause))?);
             Ok(0)
         }

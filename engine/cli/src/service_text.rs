@@ -68,10 +68,8 @@ pub(crate) fn wait_for_cycle(client: &Client, ticket: u64) -> Result<LastCycle> 
     let started = Instant::now();
     loop {
         let s = client.status()?;
-        if s.requested_done >= ticket {
-            if let Some(c) = s.last_requested {
-                return Ok(c);
-            }
+        if let Some(c) = s.requested.get(&ticket) {
+            return Ok(c.clone());
         }
         if started.elapsed() > Duration::from_secs(6 * 3600) {
             return Err(Error::Refused("the cycle has not ended after 6 hours".into()));

@@ -103,7 +103,7 @@ async fn resume(State(api): State<Api>) -> Response {
 
 async fn history(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Response {
     let path = api.metaverse.clone();
-    let n = q.n.unwrap_or(10);
+    let n = q.n.unwrap_or(10).clamp(1, 1000);
     let runs = tokio::task::spawn_blocking(move || -> idflow_core::Result<Vec<idflow_store::RunRow>> {
         let store = idflow_store::Store::open(&path)?;
         let tx = store.read()?;

@@ -4,26 +4,61 @@ use crate::service_file::{path_for, ServiceFile};
 use idflow_core::{Error, Result};
 use idflow_engine::Config;
 use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
 
 pub struct Client {
     base: String,
     token: zeroize::Zeroizing<String>,
 }
 
+/// Where the metaverse and the token file are, read leniently from the configuration's text:
+/// a service must stay reachable while its configuration file is broken (the service runs on
+/// the previous one, and `status` says why the new one is refused).
+fn lenient(config_file: &Path) -> Result<(PathBuf, Option<String>, PathBuf)> {
+    let dir = config_file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    if let Ok(c) = Config::load(config_file) {
+        return Ok((c.metaverse_path, c.service.token_file, c.dir));
+    }
+    let text = std::fs::read_to_string(config_file).map_err(|e| Error::io(config_file, "cannot read", e))?;
+    let (mut section, mut metaverse, mut token_file) = (String::new(), None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else { continue };
+        let v = v.trim().trim_matches('"').to_string();
+        match (section.as_str(), k.trim()) {
+            ("metaverse", "path") => metaverse = Some(v),
+            ("service", "token_file") => token_file = Some(v),
+            _ => {}
+        }
+    }
+    let metaverse = metaverse.ok_or_else(|| Error::Config(format!("{}: no [metaverse] path", config_file.display())))?;
+    Ok((dir.join(metaverse), token_file, dir))
+}
+
 impl Client {
-    /// The service running for this configuration, or an error saying none is.
-    pub fn connect(config: &Config) -> Result<Client> {
-        let path = path_for(&config.metaverse_path);
+    /// The service running for this configuration file, or an error saying none is.
+    pub fn connect(config_file: &Path) -> Result<Client> {
+        let (metaverse, token_file, dir) = lenient(config_file)?;
+        let path = path_for(&metaverse);
         let not_running = || {
             Error::Refused(format!(
                 "no idflow service is running for {} (start it with: idflow --config {} serve)",
-                config.file.display(),
-                config.file.display()
+                config_file.display(),
+                config_file.display()
             ))
         };
         let file = ServiceFile::read(&path).ok_or_else(not_running)?;
-        let token = match (&config.service.token_file, file.token) {
-            (Some(f), _) => idflow_core::secret::read(&config.dir, "token", None, Some(f))
+        // A service killed with -9 leaves its file: its token must not go to whatever listens
+        // on that port now.
+        #[cfg(target_os = "linux")]
+        if !std::path::Path::new(&format!("/proc/{}", file.pid)).exists() {
+            return Err(not_running());
+        }
+        let token = match (&token_file, file.token) {
+            (Some(f), _) => idflow_core::secret::read(&dir, "token", None, Some(f))
                 .map_err(|m| Error::Config(format!("[service] token_file: {m}")))?
                 .ok_or_else(|| Error::Config("[service] token_file is empty".into()))?,
             (None, Some(t)) => zeroize::Zeroizing::new(t),

@@ -12,6 +12,7 @@ mod api;
 pub mod client;
 mod feeds;
 mod notify;
+mod schedule;
 mod scheduler;
 mod service_file;
 mod status;

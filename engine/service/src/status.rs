@@ -22,8 +22,8 @@ pub struct Status {
     pub cycles: u64,
     /// Cycles asked for (`cycle --now`) that have ended: the ticket a request got is done when this reaches it.
     pub requested_done: u64,
-    /// How the last requested cycle ended.
-    pub last_requested: Option<LastCycle>,
+    /// How the latest requested cycles ended, by ticket.
+    pub requested: BTreeMap<u64, LastCycle>,
     pub last_cycle: Option<LastCycle>,
     pub connectors: BTreeMap<String, ConnectorStatus>,
     /// The last reload that was refused, with why (the old configuration keeps running).

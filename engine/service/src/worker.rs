@@ -30,6 +30,11 @@ pub(crate) struct Reloaded {
     pub settings: idflow_engine::ServiceSection,
     pub connectors: Vec<String>,
     pub staging_mode: bool,
+    pub has_phs: bool,
+    /// What the configuration file says (a hash of its text) and what the rules are: a reload
+    /// that changed the first owes a full cycle, one that changed only the second a full sync.
+    pub config_hash: u64,
+    pub rules_fingerprint: String,
     /// The files whose change reloads the service: the configuration and its rule folders.
     pub watched: Vec<std::path::PathBuf>,
 }
@@ -38,12 +43,23 @@ pub(crate) fn reloaded(engine: &Engine) -> Reloaded {
     let mut watched = vec![engine.config.file.clone()];
     watched.extend(engine.config.rule_paths.iter().cloned());
     Reloaded {
-        feeds: feeds(engine),
+        feeds: Vec::new(),
         settings: engine.config.service.clone(),
         connectors: engine.config.connectors.iter().map(|c| c.name.clone()).collect(),
         staging_mode: engine.config.staging_mode,
+        has_phs: engine.config.password_hash_sync.is_some(),
+        config_hash: config_hash(&engine.config.file),
+        rules_fingerprint: engine.rules.fingerprint.clone(),
         watched,
     }
+}
+
+/// A hash of the configuration file's text (0 when it cannot be read).
+pub(crate) fn config_hash(path: &std::path::Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(path).unwrap_or_default().hash(&mut h);
+    h.finish()
 }
 
 /// Each connector's change feed, or `None` for connectors only the timer checks.
@@ -99,8 +115,15 @@ pub(crate) fn spawn(
                         s.current = Some(Current { profile: profile.into(), started: crate::status::now(), stage: None });
                     }
                     let req = with_weekly_full(&engine, req);
-                    let r = engine.cycle(&req, profile);
-                    if req.full && r.is_ok() {
+                    // A panic in a stage must not wedge the service: it ends this cycle as failed
+                    // (the stage's transaction rolls back) and the next one runs as usual.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.cycle(&req, profile))).unwrap_or_else(|p| {
+                        let why = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+                        Err(idflow_core::Error::Refused(format!("the cycle stopped on an internal error: {}", why.unwrap_or_default())))
+                    });
+                    // The weekly full cycle counts when every connector was imported in full, cleanly.
+                    let whole = r.as_ref().is_ok_and(|rep| !rep.errors.iter().any(|e| e.object.is_none()));
+                    if req.full && req.import.is_empty() && whole {
                         mark_full(&engine);
                     }
                     if let Ok(mut s) = status.lock() {
@@ -108,7 +131,11 @@ pub(crate) fn spawn(
                     }
                     Done::Cycle(req, r)
                 }
-                Job::Reload => Done::Reload(engine.reload().map(|()| reloaded(&engine))),
+                Job::Reload => Done::Reload(engine.reload().map(|()| {
+                    let mut r = reloaded(&engine);
+                    r.feeds = feeds(&engine);
+                    r
+                })),
                 Job::Purge(days) => {
                     match purge(&engine, days) {
                         Ok(0) => {}

@@ -19,8 +19,6 @@ pub struct CycleRequest {
     pub phs: bool,
     /// Only password hash sync: no import, sync or export.
     pub phs_only: bool,
-    /// Asked for (`idflow cycle --now`), not scheduled.
-    pub requested: bool,
 }
 
 /// A connector's stage that failed as a whole: an error of the run, not of an object.
@@ -43,6 +41,11 @@ impl Engine {
         }
         let defs = idflow_policy::defs::load(&config.rule_paths)?;
         let (facts, rules) = crate::engine::facts_and_rules(&config, defs, self.registry())?;
+        let tx = self.store.write()?;
+        for (name, f) in &facts {
+            crate::diff::record_form(&tx, name, f.caps.reference_form)?;
+        }
+        tx.commit()?;
         self.config = config;
         self.facts = facts;
         self.rules = rules;
