@@ -110,14 +110,26 @@ fn service_env(s: &Slapd, scim: &Scim) -> Env {
     e
 }
 
+/// slapd with a generated directory, scim2-server, and the configuration between them.
+fn servers(people: usize, groups: usize) -> (Slapd, Scim, Env) {
+    let s = Slapd::start(Some(&generated(people, groups)));
+    let scim = Scim::start();
+    let e = service_env(&s, &scim);
+    (s, scim, e)
+}
+
+/// The same, with the service started and its first cycle ended.
+fn running(people: usize, groups: usize) -> (Slapd, Scim, Env, Service) {
+    let (s, scim, e) = servers(people, groups);
+    let svc = Service::start(&e);
+    (s, scim, e, svc)
+}
+
 const NEW_PERSON: &str = "dn: uid=newbie,ou=People,dc=example,dc=org\nchangetype: add\nobjectClass: inetOrgPerson\nuid: newbie\ncn: New Bie\nsn: Bie\ngivenName: New\nmail: newbie@example.org\ntitle: Intern\n";
 
 #[test]
 fn a_change_in_slapd_reaches_the_scim_service_without_a_command() {
-    let s = Slapd::start(Some(&generated(40, 4)));
-    let scim = Scim::start();
-    let e = service_env(&s, &scim);
-    let svc = Service::start(&e);
+    let (s, scim, e, svc) = running(40, 4);
     let st = Service::status(&e).expect("status");
     assert_eq!(st["connectors"]["corp"]["trigger"], "syncrepl refreshAndPersist", "{st}");
     assert_eq!(st["connectors"]["cloud"]["trigger"], "timer", "{st}");
@@ -163,10 +175,7 @@ fn a_change_in_slapd_reaches_the_scim_service_without_a_command() {
 
 #[test]
 fn a_burst_of_changes_is_batched_into_few_cycles() {
-    let s = Slapd::start(Some(&generated(120, 2)));
-    let scim = Scim::start();
-    let e = service_env(&s, &scim);
-    let svc = Service::start(&e);
+    let (s, scim, e, svc) = running(120, 2);
     let cycles = Service::status(&e).expect("status")["cycles"].as_u64().expect("cycles");
     let ldif: String = (0..100)
         .map(|i| format!("dn: {}\nchangetype: modify\nreplace: title\ntitle: Burst {i}\n\n", idflow::generate::person_dn(i, 120)))
@@ -223,10 +232,7 @@ fn sigterm_during_a_large_export_loses_nothing_and_duplicates_nothing() {
 
 #[test]
 fn a_source_that_goes_down_is_retried_and_recovers() {
-    let s = Slapd::start(Some(&generated(20, 2)));
-    let scim = Scim::start();
-    let e = service_env(&s, &scim);
-    let svc = Service::start(&e);
+    let (s, scim, e, svc) = running(20, 2);
     s.stop();
     e.ok(&["cycle", "--now", "--wait"], 2);
     let st = svc.wait_until(&e, "the connector reported down", |st| {
@@ -244,10 +250,7 @@ fn a_source_that_goes_down_is_retried_and_recovers() {
 
 #[test]
 fn a_changed_rule_reloads_and_an_invalid_one_keeps_the_old_rules_running() {
-    let s = Slapd::start(Some(&generated(20, 2)));
-    let scim = Scim::start();
-    let e = service_env(&s, &scim);
-    let svc = Service::start(&e);
+    let (s, scim, e, svc) = running(20, 2);
     let rules = e.read("rules/users.toml");
     assert!(rules.contains("title = \"mv.jobTitle\""), "the shipped rule flows title: {rules}");
     e.write("rules/users.toml", &rules.replace("title = \"mv.jobTitle\"", "title = \"upper(mv.jobTitle)\""));
@@ -267,9 +270,7 @@ fn a_changed_rule_reloads_and_an_invalid_one_keeps_the_old_rules_running() {
 
 #[test]
 fn status_cycle_now_and_pause_resume() {
-    let s = Slapd::start(Some(&generated(20, 2)));
-    let scim = Scim::start();
-    let e = service_env(&s, &scim);
+    let (s, scim, e) = servers(20, 2);
     let o = e.run(&["cycle", "--now"]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("no idflow service is running"), "{o:?}");
@@ -316,9 +317,7 @@ fn status_cycle_now_and_pause_resume() {
 
 #[test]
 fn systemd_is_told_ready_status_watchdog_and_stopping() {
-    let s = Slapd::start(Some(&generated(10, 1)));
-    let scim = Scim::start();
-    let e = service_env(&s, &scim);
+    let (_slapd, _scim, e) = servers(10, 1);
     let sock_path = e.path("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind");
     sock.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
