@@ -4,6 +4,8 @@
 #   benches/service.sh [openldap|ad]     openldap: slapd -> scim2-server, syncrepl refreshAndPersist
 #                                        ad: Samba AD DC -> file target, DirSync polled every 5 s
 #   IDLE=600 (seconds the idle service is watched; default 600)
+# With ad, each change is made just after the previous one arrived, so just after a poll: it waits
+# a whole poll (the worst case of dirsync_poll; changes arriving at random wait half of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -82,7 +84,7 @@ cd "$work/idf"
 "$bin" serve 2> serve.log &
 svc=$!
 until "$bin" status --json 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["cycles"] >= 1 else 1)' 2>/dev/null; do sleep 0.2; done
-echo "first cycle done: $("$bin" status --json | python3 -c 'import json,sys; c=json.load(sys.stdin)["last_cycle"]; print(c["duration_ms"], "ms,", c["counts"])')"
+echo "first cycle: $("$bin" history --json -n 1000 | python3 -c 'import json,sys; r=json.load(sys.stdin)[-1]["summary"]; print(r["duration_ms"], "ms,", sum(i["read"] for i in r["import"]), "read,", sum(x["added"] for x in r["export"]), "added to the target")')"
 
 # 100 single changes, one at a time: the time from ldapmodify's return to the value in the target.
 python3 - "$flavor" "${ou:-}" "${dc:-}" "${tag:-}" <<'PY'

@@ -547,3 +547,23 @@ fn staging_mode_under_the_service_and_an_invalid_config_reload() {
     }
     assert_eq!(svc.stop(), 0);
 }
+
+#[test]
+fn a_full_cycle_comes_when_the_last_one_is_older_than_full_every() {
+    let e = Env::quickstart();
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}{SERVICE}full_every = \"2s\"\n"));
+    let svc = Service::start(&e);
+    e.ok(&["cycle", "--now", "--wait"], 0);
+    let h = e.json(&["history", "-n", "1"], 0);
+    // (An LDIF file is read whole either way: the sync says which cycle it was.)
+    assert_eq!(h[0]["summary"]["full_sync"], false, "within full_every: a delta cycle ({h})");
+    std::thread::sleep(Duration::from_millis(2500));
+    e.ok(&["cycle", "--now", "--wait"], 0);
+    let h = e.json(&["history", "-n", "1"], 0);
+    assert_eq!(h[0]["summary"]["full_sync"], true, "full_every passed: a full cycle ({h})");
+    e.ok(&["cycle", "--now", "--wait"], 0);
+    let h = e.json(&["history", "-n", "1"], 0);
+    assert_eq!(h[0]["summary"]["full_sync"], false, "the full cycle counted ({h})");
+    assert_eq!(svc.stop(), 0);
+}
