@@ -457,6 +457,14 @@ fn the_readme_service_settings_are_valid_and_json_logs_and_kill_9_recover() {
         .find(|l| l["message"] == "cycle done")
         .unwrap_or_else(|| panic!("a JSON cycle line:\n{}", svc.log()));
     assert_eq!(cycle_line["exported"], 1025, "{cycle_line}");
+    // While the service holds the metaverse, `plan` asks it; --out saves that plan.
+    let o = e.ok(&["plan", "--out", "p.json"], 0);
+    assert!(o.stdout.contains("No changes: the targets match the rules."), "{o:?}");
+    let saved: J = serde_json::from_str(&e.read("p.json")).expect("saved plan");
+    assert_eq!(saved["idflow_plan"], 1);
+    let o = e.run(&["apply"]);
+    assert_eq!(o.code, 1, "apply needs the metaverse the service holds: {o:?}");
+    assert!(o.stderr.contains("is in use: idflow serve"), "{o:?}");
     // SIGHUP reloads; nothing changed, so no cycle follows.
     svc.signal(libc::SIGHUP);
     let start = Instant::now();
@@ -565,5 +573,32 @@ fn a_full_cycle_comes_when_the_last_one_is_older_than_full_every() {
     e.ok(&["cycle", "--now", "--wait"], 0);
     let h = e.json(&["history", "-n", "1"], 0);
     assert_eq!(h[0]["summary"]["full_sync"], false, "the full cycle counted ({h})");
+    assert_eq!(svc.stop(), 0);
+}
+
+#[test]
+fn a_rule_change_is_reviewed_as_a_plan_while_the_service_is_paused() {
+    let e = Env::quickstart();
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}{SERVICE}"));
+    let svc = Service::start(&e);
+    e.ok(&["scheduler", "pause"], 0);
+    let rules = e.read("rules/accounts.toml");
+    e.write("rules/accounts.toml", &rules.replace("title = \"mv.jobTitle\"", "title = \"upper(mv.jobTitle)\""));
+    let start = Instant::now();
+    while !svc.log().contains("rules reloaded") {
+        assert!(start.elapsed() < Duration::from_secs(30), "no reload:\n{}", svc.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = e.ok(&["plan"], 0);
+    assert!(o.stdout.contains("title : upper-cased on all 975"), "{o:?}");
+    let title = |e: &Env| e.cloud_user("u000005@example.org").expect("u5")["attributes"]["title"].as_str().unwrap_or_default().to_string();
+    assert_ne!(title(&e), title(&e).to_uppercase(), "paused: nothing applied yet");
+    e.ok(&["scheduler", "resume"], 0);
+    let start = Instant::now();
+    while title(&e) != title(&e).to_uppercase() {
+        assert!(start.elapsed() < Duration::from_secs(30), "resumed, the owed full sync did not run:\n{}", svc.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(svc.stop(), 0);
 }

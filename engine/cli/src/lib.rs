@@ -350,11 +350,22 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(report(cli, &r))
         }
         Command::Plan { exit_code, detail, out } => {
-            let mut e = open(cli)?;
-            let (p, r) = e.plan()?;
+            // While the service holds the metaverse, it computes the plan.
+            let (saved, notes) = match open(cli) {
+                Ok(mut e) => {
+                    let (p, r) = e.plan()?;
+                    (idflow_engine::SavedPlan::new(&e, p), r.notes)
+                }
+                Err(err) => match idflow_service::client::Client::connect(&cli.config) {
+                    Ok(client) => client.plan()?,
+                    Err(_) => return Err(err),
+                },
+            };
             if let Some(path) = out {
-                idflow_engine::SavedPlan::new(&e, p.clone()).write(path)?;
+                saved.write(path)?;
             }
+            let p = saved.plan;
+            let r = RunReport { notes, ..Default::default() };
             if cli.json {
                 print_json(&serde_json::json!({ "plan": p, "notes": r.notes }));
             } else {

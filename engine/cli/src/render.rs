@@ -169,7 +169,7 @@ pub(crate) fn history(runs: &[idflow_store::RunRow]) -> String {
     for r in runs {
         let s = r.summary.clone().unwrap_or(J::Null);
         let took = s["duration_ms"].as_f64().map(|ms| format!("{:.1} s", ms / 1000.0)).unwrap_or_else(|| "-".into());
-        out.push_str(&format!("#{:<5} {:<8} {:<11} {}  {}\n", r.id, r.profile, r.status, r.started, took));
+        out.push_str(&format!("#{:<5} {:<12} {:<11} {}  {}\n", r.id, r.profile, r.status, r.started, took));
         let mut parts = Vec::new();
         // (stage, counts summed over its connectors, counts it has once)
         let stages: [(&str, &[&str], &[&str]); 3] = [

@@ -17,6 +17,7 @@ pub(crate) enum Command {
     Cycle { full: bool, connectors: Vec<String>, reply: oneshot::Sender<Result<(String, u64), String>> },
     Pause(oneshot::Sender<Result<String, String>>),
     Resume(oneshot::Sender<Result<String, String>>),
+    Plan(crate::worker::PlanReply),
 }
 
 #[derive(Clone)]
@@ -47,6 +48,7 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/v1/scheduler/pause", post(pause))
         .route("/v1/scheduler/resume", post(resume))
         .route("/v1/history", get(history))
+        .route("/v1/plan", post(plan))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorized))
         .with_state(api)
 }
@@ -99,6 +101,17 @@ async fn resume(State(api): State<Api>) -> Response {
     let (reply, rx) = oneshot::channel();
     let _ = api.commands.send(Command::Resume(reply));
     answer(rx.await)
+}
+
+/// What a cycle would change now, computed by the service (it holds the metaverse).
+async fn plan(State(api): State<Api>) -> Response {
+    let (reply, rx) = oneshot::channel();
+    let _ = api.commands.send(Command::Plan(reply));
+    match rx.await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(m)) => answer(Ok(Err(m))),
+        Err(e) => answer(Err(e)),
+    }
 }
 
 async fn history(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Response {

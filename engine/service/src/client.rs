@@ -103,6 +103,15 @@ impl Client {
         Ok((v["ok"].as_str().unwrap_or_default().to_string(), v["ticket"].as_u64().unwrap_or(0)))
     }
 
+    /// What a cycle would change now, as the service computes it: the plan (in its saved
+    /// form, for `plan --out`) and the notes.
+    pub fn plan(&self) -> Result<(idflow_engine::SavedPlan, Vec<String>)> {
+        let v: serde_json::Value = self.call("POST", "/v1/plan", None)?;
+        let saved = serde_json::from_value(v["saved"].clone()).map_err(|e| Error::Refused(format!("the service's plan: {e}")))?;
+        let notes = v["notes"].as_array().map(|a| a.iter().filter_map(|n| n.as_str().map(str::to_string)).collect()).unwrap_or_default();
+        Ok((saved, notes))
+    }
+
     pub fn scheduler(&self, pause: bool) -> Result<String> {
         let path = if pause { "/v1/scheduler/pause" } else { "/v1/scheduler/resume" };
         let v: serde_json::Value = self.call("POST", path, None)?;

@@ -159,6 +159,7 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     // What runs on the engine's thread: None when idle.
     let mut running: Option<Running> = None;
     let mut reload = false;
+    let mut plans: Vec<crate::worker::PlanReply> = Vec::new();
     let mut stopping = false;
     let mut exit = 0;
     tracing::info!(address = %address, config = %config_file.display(), interval = %humantime::format_duration(sched.settings.interval), "idflow service started");
@@ -180,6 +181,11 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                 notify::reloading();
                 running = Some(Running::Reload);
                 let _ = jobs_tx.send(Job::Reload);
+                continue;
+            }
+            if let Some(reply) = plans.pop() {
+                running = Some(Running::Plan);
+                let _ = jobs_tx.send(Job::Plan(reply));
                 continue;
             }
             if let Some(p) = sched.next_job(now) {
@@ -215,7 +221,13 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                 sched.changed(name, Instant::now());
                 update_next(&status, &sched);
             }
-            Some(cmd) = cmd_rx.recv() => command(&mut sched, cmd, running.is_some(), stopping, &status),
+            Some(cmd) = cmd_rx.recv() => match cmd {
+                Command::Plan(reply) if stopping => {
+                    let _ = reply.send(Err("the service is stopping".into()));
+                }
+                Command::Plan(reply) => plans.push(reply),
+                cmd => command(&mut sched, cmd, running.is_some(), stopping, &status),
+            },
             done = done_rx.recv() => {
                 let Some(done) = done else {
                     tracing::error!("the engine's thread ended; stopping the service");
@@ -280,6 +292,9 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     while let Ok(cmd) = cmd_rx.try_recv() {
         command(&mut sched, cmd, true, true, &status);
     }
+    for reply in plans.drain(..) {
+        let _ = reply.send(Err("the service is stopping".into()));
+    }
     if let Some(f) = running_feeds.take() {
         let _ = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || f.stop())).await;
     }
@@ -299,6 +314,7 @@ enum Running {
     Cycle(Planned),
     Reload,
     Purge,
+    Plan,
 }
 
 fn warn_restart_needed(old: &idflow_engine::ServiceSection, new: &idflow_engine::ServiceSection) {
@@ -345,6 +361,9 @@ fn command(sched: &mut Schedule, cmd: Command, busy: bool, stopping: bool, statu
             let _ = reply.send(Ok(
                 "scheduler paused: no scheduled or change-driven cycles (password hash sync goes on; cycle --now still runs)".into(),
             ));
+        }
+        Command::Plan(reply) => {
+            let _ = reply.send(Err("the service is stopping".into()));
         }
         Command::Resume(reply) => {
             sched.paused = false;

@@ -15,13 +15,18 @@ pub(crate) enum Job {
     Cycle(CycleRequest, &'static str),
     Reload,
     Purge(u32),
+    /// `idflow plan` while the service holds the metaverse: the saved-plan form and the notes.
+    Plan(PlanReply),
 }
+
+pub(crate) type PlanReply = tokio::sync::oneshot::Sender<std::result::Result<serde_json::Value, String>>;
 
 pub(crate) enum Done {
     Cycle(CycleRequest, Result<RunReport>),
     /// The new configuration's feeds and settings, or why it was refused.
     Reload(Result<Reloaded>),
     Purged,
+    Planned,
 }
 
 /// What the scheduler needs of a (re)loaded configuration.
@@ -136,6 +141,14 @@ pub(crate) fn spawn(
                     r.feeds = feeds(&engine);
                     r
                 })),
+                Job::Plan(reply) => {
+                    let r = engine.plan().map(|(p, rep)| {
+                        let saved = idflow_engine::SavedPlan::new(&engine, p);
+                        serde_json::json!({ "saved": saved, "notes": rep.notes })
+                    });
+                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                    Done::Planned
+                }
                 Job::Purge(days) => {
                     match purge(&engine, days) {
                         Ok(0) => {}
