@@ -465,6 +465,31 @@ fn the_readme_service_settings_are_valid_and_json_logs_and_kill_9_recover() {
     let o = e.run(&["apply"]);
     assert_eq!(o.code, 1, "apply needs the metaverse the service holds: {o:?}");
     assert!(o.stderr.contains("is in use: idflow serve"), "{o:?}");
+    // /metrics for Prometheus, with the token.
+    let file: J = serde_json::from_str(&e.read("state/idflow.db.service.json")).expect("service file");
+    let scrape = |token: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-i", "-H", &format!("Authorization: Bearer {token}")])
+            .arg(format!("http://{}/metrics", file["address"].as_str().expect("address")))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(scrape("nope").starts_with("HTTP/1.1 401"), "the token guards /metrics");
+    let m = scrape(file["token"].as_str().expect("token"));
+    assert!(m.contains("content-type: application/openmetrics-text"), "{m}");
+    for line in [
+        "idflow_cycles_total{profile=\"delta-cycle\",status=\"ok\"} 1",
+        "idflow_objects_exported_total{connector=\"cloud\",operation=\"add\"} 1025",
+        "idflow_connector_up{connector=\"corp\"} 1",
+        "idflow_scheduler_paused 0",
+        "# TYPE idflow_cycle_duration_seconds histogram",
+        "# TYPE idflow_connector_last_success_timestamp_seconds gauge",
+        "idflow_build_info{version=",
+        "# EOF",
+    ] {
+        assert!(m.contains(line), "{line:?} in\n{m}");
+    }
     // SIGHUP reloads; nothing changed, so no cycle follows.
     svc.signal(libc::SIGHUP);
     let start = Instant::now();

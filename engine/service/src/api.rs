@@ -26,6 +26,7 @@ pub(crate) struct Api {
     pub commands: mpsc::UnboundedSender<Command>,
     pub token: Arc<zeroize::Zeroizing<String>>,
     pub metaverse: PathBuf,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[derive(Deserialize)]
@@ -49,6 +50,7 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/v1/scheduler/resume", post(resume))
         .route("/v1/history", get(history))
         .route("/v1/plan", post(plan))
+        .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorized))
         .with_state(api)
 }
@@ -112,6 +114,15 @@ async fn plan(State(api): State<Api>) -> Response {
         Ok(Err(m)) => answer(Ok(Err(m))),
         Err(e) => answer(Err(e)),
     }
+}
+
+/// For Prometheus (with `authorization: credentials_file:` holding the token).
+async fn metrics(State(api): State<Api>) -> Response {
+    if let Ok(s) = api.status.lock() {
+        api.metrics.paused(s.paused, s.staging_mode);
+    }
+    let body = api.metrics.encode();
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }
 
 async fn history(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Response {

@@ -11,6 +11,7 @@
 mod api;
 pub mod client;
 mod feeds;
+mod metrics;
 mod notify;
 mod schedule;
 mod scheduler;

@@ -140,7 +140,10 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     let mut running_feeds = Some(feeds::start(std::mem::take(&mut loaded.feeds), changed_tx.clone(), status.clone()));
     let worker = worker::spawn(engine, jobs_rx, done_tx, status.clone(), stop.clone());
 
-    let api = Api { status: status.clone(), commands: cmd_tx, token: Arc::new(token), metaverse: metaverse.clone() };
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    metrics.paused(false, loaded.staging_mode);
+    let api =
+        Api { status: status.clone(), commands: cmd_tx, token: Arc::new(token), metaverse: metaverse.clone(), metrics: metrics.clone() };
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, crate::api::router(api))
@@ -236,7 +239,7 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                 };
                 let was = running.take();
                 match (done, was) {
-                    (Done::Cycle(req, r), Some(Running::Cycle(p))) => finished(&mut sched, &status, &req, p.ticket, r),
+                    (Done::Cycle(req, r), Some(Running::Cycle(p))) => finished(&mut sched, &status, &metrics, &req, p.ticket, r),
                     (Done::Reload(Ok(mut r)), _) => {
                         if let Some(old) = running_feeds.take() {
                             // Feeds stop within a second or their operation's timeout: not awaited here.
@@ -384,7 +387,14 @@ fn update_next(status: &Mutex<Status>, sched: &Schedule) {
     }
 }
 
-fn finished(sched: &mut Schedule, status: &Mutex<Status>, req: &CycleRequest, ticket: Option<u64>, r: Result<RunReport>) {
+fn finished(
+    sched: &mut Schedule,
+    status: &Mutex<Status>,
+    metrics: &crate::metrics::Metrics,
+    req: &CycleRequest,
+    ticket: Option<u64>,
+    r: Result<RunReport>,
+) {
     let at = status::now();
     let (last, failed): (LastCycle, BTreeSet<String>) = match &r {
         Ok(rep) => {
@@ -424,7 +434,9 @@ fn finished(sched: &mut Schedule, status: &Mutex<Status>, req: &CycleRequest, ti
             )
         }
     };
+    metrics.cycle(&last.profile, &last.status, r.as_ref().ok(), &failed);
     if let Ok(mut s) = status.lock() {
+        metrics.paused(sched.paused, s.staging_mode);
         if !req.phs_only {
             s.cycles += 1;
         }

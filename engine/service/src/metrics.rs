@@ -1,0 +1,155 @@
+//! `/metrics`: the service's state in the OpenMetrics text format, named by Prometheus's
+//! conventions (an `idflow_` prefix, base units, `_total` counters, `_timestamp_seconds`
+//! times) with bounded labels (connector, profile, status, operation).
+use idflow_engine::RunReport;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabel {
+    connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CycleLabels {
+    profile: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProfileLabel {
+    profile: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExportLabels {
+    connector: String,
+    operation: String,
+}
+
+type Seconds = Gauge<f64, AtomicU64>;
+
+fn duration_histogram() -> Histogram {
+    // 5 ms to about 22 minutes.
+    Histogram::new(exponential_buckets(0.005, 4.0, 10))
+}
+
+pub(crate) struct Metrics {
+    registry: Registry,
+    cycles: Family<CycleLabels, Counter>,
+    duration: Family<ProfileLabel, Histogram, fn() -> Histogram>,
+    last_success: Family<ConnectorLabel, Seconds>,
+    up: Family<ConnectorLabel, Gauge>,
+    imported: Family<ConnectorLabel, Counter>,
+    exported: Family<ExportLabels, Counter>,
+    export_failed: Family<ConnectorLabel, Counter>,
+    objects_in_error: Gauge,
+    phs_heartbeat: Seconds,
+    phs_delivered: Counter,
+    paused: Gauge,
+    staging: Gauge,
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("idflow");
+        let m = Metrics {
+            cycles: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+            last_success: Family::default(),
+            up: Family::default(),
+            imported: Family::default(),
+            exported: Family::default(),
+            export_failed: Family::default(),
+            objects_in_error: Gauge::default(),
+            phs_heartbeat: Seconds::default(),
+            phs_delivered: Counter::default(),
+            paused: Gauge::default(),
+            staging: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("build", "The idflow version running", Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]));
+        registry.register("cycles", "Cycles run, by profile and outcome", m.cycles.clone());
+        registry.register("cycle_duration_seconds", "How long cycles take", m.duration.clone());
+        registry.register(
+            "connector_last_success_timestamp_seconds",
+            "When each connector's part of a cycle last succeeded",
+            m.last_success.clone(),
+        );
+        registry.register("connector_up", "1 when the connector's part of the last cycle that touched it succeeded", m.up.clone());
+        registry.register("objects_imported", "Objects imported (added, updated or deleted in the connector space)", m.imported.clone());
+        registry.register("objects_exported", "Objects exported, by operation", m.exported.clone());
+        registry.register("export_failures", "Export operations that failed", m.export_failed.clone());
+        registry.register("objects_in_error", "Errors the last cycle recorded", m.objects_in_error.clone());
+        registry.register(
+            "phs_last_heartbeat_timestamp_seconds",
+            "When password hash sync last ran without failing",
+            m.phs_heartbeat.clone(),
+        );
+        registry.register("phs_delivered", "Password hashes delivered", m.phs_delivered.clone());
+        registry.register("scheduler_paused", "1 while the scheduler is paused", m.paused.clone());
+        registry.register("staging_mode", "1 in staging mode (no export, no password hash sync)", m.staging.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub(crate) fn paused(&self, paused: bool, staging: bool) {
+        self.paused.set(i64::from(paused));
+        self.staging.set(i64::from(staging));
+    }
+
+    /// A cycle ended: `failed` are the connectors whose part failed.
+    pub(crate) fn cycle(&self, profile: &str, status: &str, r: Option<&RunReport>, failed: &std::collections::BTreeSet<String>) {
+        self.cycles.get_or_create(&CycleLabels { profile: profile.into(), status: status.into() }).inc();
+        let Some(r) = r else { return };
+        self.duration.get_or_create(&ProfileLabel { profile: profile.into() }).observe(r.duration_ms as f64 / 1000.0);
+        let now = now_seconds();
+        let mut touched: Vec<&str> = Vec::new();
+        for i in &r.import {
+            self.imported
+                .get_or_create(&ConnectorLabel { connector: i.connector.clone() })
+                .inc_by((i.added + i.updated + i.deleted) as u64);
+            touched.push(&i.connector);
+        }
+        for x in &r.export {
+            for (op, n) in [("add", x.added), ("update", x.updated), ("delete", x.deleted)] {
+                self.exported.get_or_create(&ExportLabels { connector: x.connector.clone(), operation: op.into() }).inc_by(n as u64);
+            }
+            self.export_failed.get_or_create(&ConnectorLabel { connector: x.connector.clone() }).inc_by(x.failed as u64);
+            touched.push(&x.connector);
+        }
+        for c in touched.into_iter().chain(failed.iter().map(String::as_str)) {
+            let label = ConnectorLabel { connector: c.to_string() };
+            if failed.contains(c) {
+                self.up.get_or_create(&label).set(0);
+            } else {
+                self.up.get_or_create(&label).set(1);
+                self.last_success.get_or_create(&label).set(now);
+            }
+        }
+        self.objects_in_error.set(r.errors.iter().filter(|e| e.object.is_some()).count() as i64);
+        if let Some(p) = &r.password_hash_sync {
+            self.phs_delivered.inc_by(p.delivered as u64);
+            if p.failed == 0 {
+                self.phs_heartbeat.set(now);
+            }
+        }
+    }
+
+    pub(crate) fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding the metrics failed");
+        }
+        out
+    }
+}
