@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -107,32 +108,27 @@ impl Metrics {
         self.staging.set(i64::from(staging));
     }
 
-    /// A cycle ended: `failed` are the connectors whose part failed.
-    pub(crate) fn cycle(&self, profile: &str, status: &str, r: Option<&RunReport>, failed: &std::collections::BTreeSet<String>) {
+    /// A cycle ended; `results` says how each connector's part went (`None`: it succeeded).
+    pub(crate) fn cycle(&self, profile: &str, status: &str, r: Option<&RunReport>, results: &BTreeMap<String, Option<String>>) {
         self.cycles.get_or_create(&CycleLabels { profile: profile.into(), status: status.into() }).inc();
         let Some(r) = r else { return };
         self.duration.get_or_create(&ProfileLabel { profile: profile.into() }).observe(r.duration_ms as f64 / 1000.0);
         let now = now_seconds();
-        let mut touched: Vec<&str> = Vec::new();
         for i in &r.import {
             self.imported
                 .get_or_create(&ConnectorLabel { connector: i.connector.clone() })
                 .inc_by((i.added + i.updated + i.deleted) as u64);
-            touched.push(&i.connector);
         }
         for x in &r.export {
             for (op, n) in [("add", x.added), ("update", x.updated), ("delete", x.deleted)] {
                 self.exported.get_or_create(&ExportLabels { connector: x.connector.clone(), operation: op.into() }).inc_by(n as u64);
             }
             self.export_failed.get_or_create(&ConnectorLabel { connector: x.connector.clone() }).inc_by(x.failed as u64);
-            touched.push(&x.connector);
         }
-        for c in touched.into_iter().chain(failed.iter().map(String::as_str)) {
-            let label = ConnectorLabel { connector: c.to_string() };
-            if failed.contains(c) {
-                self.up.get_or_create(&label).set(0);
-            } else {
-                self.up.get_or_create(&label).set(1);
+        for (c, result) in results {
+            let label = ConnectorLabel { connector: c.clone() };
+            self.up.get_or_create(&label).set(i64::from(result.is_none()));
+            if result.is_none() {
                 self.last_success.get_or_create(&label).set(now);
             }
         }

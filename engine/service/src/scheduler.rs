@@ -66,6 +66,20 @@ fn counts(r: &RunReport) -> BTreeMap<String, u64> {
     c
 }
 
+/// How each connector's part of a cycle went: `None` when it succeeded, the error when it
+/// failed as a whole. Connectors the cycle did not touch are absent.
+pub(crate) fn connector_results(r: &RunReport) -> BTreeMap<String, Option<String>> {
+    let mut out: BTreeMap<String, Option<String>> =
+        r.import.iter().map(|i| &i.connector).chain(r.export.iter().map(|x| &x.connector)).map(|c| (c.clone(), None)).collect();
+    for e in r.errors.iter().filter(|e| e.object.is_none()) {
+        if let Some(c) = &e.connector {
+            // The first error of a connector is the one shown.
+            out.entry(c.clone()).or_default().get_or_insert_with(|| e.message.clone());
+        }
+    }
+    out
+}
+
 /// The token: from `token_file` (owner-only), or made now.
 fn api_token(engine: &Engine) -> Result<(zeroize::Zeroizing<String>, Option<String>)> {
     let Some(f) = &engine.config.service.token_file else {
@@ -141,7 +155,6 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     let worker = worker::spawn(engine, jobs_rx, done_tx, status.clone(), stop.clone());
 
     let metrics = Arc::new(crate::metrics::Metrics::new());
-    metrics.paused(false, loaded.staging_mode);
     let api =
         Api { status: status.clone(), commands: cmd_tx, token: Arc::new(token), metaverse: metaverse.clone(), metrics: metrics.clone() };
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -396,9 +409,10 @@ fn finished(
     r: Result<RunReport>,
 ) {
     let at = status::now();
+    let results = r.as_ref().map(connector_results).unwrap_or_default();
     let (last, failed): (LastCycle, BTreeSet<String>) = match &r {
         Ok(rep) => {
-            let failed: BTreeSet<String> = rep.errors.iter().filter(|e| e.object.is_none()).filter_map(|e| e.connector.clone()).collect();
+            let failed: BTreeSet<String> = results.iter().filter(|(_, e)| e.is_some()).map(|(c, _)| c.clone()).collect();
             let c = counts(rep);
             let word = if rep.errors.is_empty() { "ok" } else { "errors" };
             tracing::info!(
@@ -434,27 +448,16 @@ fn finished(
             )
         }
     };
-    metrics.cycle(&last.profile, &last.status, r.as_ref().ok(), &failed);
+    metrics.cycle(&last.profile, &last.status, r.as_ref().ok(), &results);
     if let Ok(mut s) = status.lock() {
-        metrics.paused(sched.paused, s.staging_mode);
         if !req.phs_only {
             s.cycles += 1;
         }
-        if let Ok(rep) = &r {
-            let touched: Vec<&str> =
-                rep.import.iter().map(|i| i.connector.as_str()).chain(rep.export.iter().map(|x| x.connector.as_str())).collect();
-            for name in &sched.connectors {
-                let cs = s.connectors.entry(name.clone()).or_default();
-                if let Some(e) = rep.errors.iter().find(|e| e.object.is_none() && e.connector.as_deref() == Some(name)) {
-                    cs.last_result = Some(e.message.clone());
-                    cs.failures_in_a_row += 1;
-                    cs.last_at = Some(at.clone());
-                } else if touched.contains(&name.as_str()) {
-                    cs.last_result = Some("ok".into());
-                    cs.failures_in_a_row = 0;
-                    cs.last_at = Some(at.clone());
-                }
-            }
+        for (name, result) in results.iter().filter(|(c, _)| sched.connectors.contains(c)) {
+            let cs = s.connectors.entry(name.clone()).or_default();
+            cs.last_result = Some(result.clone().unwrap_or_else(|| "ok".into()));
+            cs.failures_in_a_row = if result.is_some() { cs.failures_in_a_row + 1 } else { 0 };
+            cs.last_at = Some(at.clone());
         }
         if !req.phs_only || last.status != "ok" {
             s.last_cycle = Some(last.clone());
