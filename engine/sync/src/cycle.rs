@@ -40,12 +40,7 @@ impl Engine {
             )));
         }
         let defs = idflow_policy::defs::load(&config.rule_paths)?;
-        let (facts, rules) = crate::engine::facts_and_rules(&config, defs, self.registry())?;
-        let tx = self.store.write()?;
-        for (name, f) in &facts {
-            crate::diff::record_form(&tx, name, f.caps.reference_form)?;
-        }
-        tx.commit()?;
+        let (facts, rules) = crate::engine::facts_and_rules(&config, defs, self.registry(), &self.store)?;
         self.config = config;
         self.facts = facts;
         self.rules = rules;

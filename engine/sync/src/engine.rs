@@ -93,10 +93,21 @@ fn facts_of(config: &Config, registry: &Registry) -> Result<BTreeMap<String, Fac
     Ok(facts)
 }
 
-/// The connectors' facts and the compiled rules of a configuration.
-pub(crate) fn facts_and_rules(config: &Config, defs: Vec<RuleDef>, registry: &Registry) -> Result<(BTreeMap<String, Facts>, RuleSet)> {
+/// The connectors' facts and the compiled rules of a configuration, with each connector's
+/// reference form recorded in the metaverse (diffs compare references in that form).
+pub(crate) fn facts_and_rules(
+    config: &Config,
+    defs: Vec<RuleDef>,
+    registry: &Registry,
+    store: &Store,
+) -> Result<(BTreeMap<String, Facts>, RuleSet)> {
     let facts = facts_of(config, registry)?;
     let rules = compile_rules(config, defs, &facts)?;
+    let tx = store.write()?;
+    for (name, f) in &facts {
+        diff::record_form(&tx, name, f.caps.reference_form)?;
+    }
+    tx.commit()?;
     Ok((facts, rules))
 }
 
@@ -152,12 +163,7 @@ impl Engine {
     }
 
     pub fn from_parts(config: Config, defs: Vec<RuleDef>, store: Store, registry: Arc<Registry>) -> Result<Engine> {
-        let (facts, rules) = facts_and_rules(&config, defs, &registry)?;
-        let tx = store.write()?;
-        for (name, f) in &facts {
-            diff::record_form(&tx, name, f.caps.reference_form)?;
-        }
-        tx.commit()?;
+        let (facts, rules) = facts_and_rules(&config, defs, &registry, &store)?;
         Ok(Engine { config, rules, store, facts, registry, observer: Arc::new(Silent), _lock: None })
     }
 
