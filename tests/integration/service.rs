@@ -87,16 +87,18 @@ impl Drop for Service {
     }
 }
 
-/// Waits until `f` holds of the SCIM users (30 s at most); how long it took.
-pub(crate) fn until_users(scim: &Scim, what: &str, f: impl Fn(&[J]) -> bool) -> Duration {
+/// Waits (30 s at most, looking every 100 ms) until `done` holds; else fails with `why`.
+pub(crate) fn eventually(mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
     let start = Instant::now();
-    loop {
-        if f(&scim.list("Users")) {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "waited 30 s for: {what}");
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", why());
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Waits until `f` holds of the SCIM users (30 s at most).
+pub(crate) fn until_users(scim: &Scim, what: &str, f: impl Fn(&[J]) -> bool) {
+    eventually(|| f(&scim.list("Users")), || format!("waited 30 s for: {what}"));
 }
 
 fn user<'a>(users: &'a [J], name: &str) -> Option<&'a J> {
@@ -373,11 +375,10 @@ fn active_directory_changes_arrive_through_dirsync_polling() {
     assert_eq!(st["connectors"]["ad"]["trigger"], "DirSync every 1s", "{st}");
     assert!(e.cloud_user(&format!("s{t}2@example.test")).is_some(), "the first cycle provisioned the users");
     crate::samba_ad::ldap(&dir, "ldapmodify", &format!("dn: CN=user2,{ou}\nchangetype: modify\nreplace: title\ntitle: Chief\n"));
-    let start = Instant::now();
-    while e.cloud_user(&format!("s{t}2@example.test")).is_none_or(|u| u["attributes"]["title"] != "Chief") {
-        assert!(start.elapsed() < Duration::from_secs(30), "the DirSync-noticed change did not arrive:\n{}", svc.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        || e.cloud_user(&format!("s{t}2@example.test")).is_some_and(|u| u["attributes"]["title"] == "Chief"),
+        || format!("the DirSync-noticed change did not arrive:\n{}", svc.log()),
+    );
     let h = e.json(&["history", "-n", "5"], 0);
     assert_eq!(h[0]["profile"], "change-cycle", "{h}");
     assert_eq!(svc.stop(), 0);
@@ -406,21 +407,16 @@ fn password_hash_sync_runs_on_its_own_interval_even_when_the_scheduler_is_paused
     );
     let svc = Service::start(&e);
     let hash_of = |mail: &str| e.cloud_user(mail).and_then(|u| u["attributes"]["passwordHash"].as_str().map(str::to_string));
-    let start = Instant::now();
-    while hash_of("p1@example.org").is_none() {
-        assert!(start.elapsed() < Duration::from_secs(30), "no hash delivered:\n{}", svc.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(|| hash_of("p1@example.org").is_some(), || format!("no hash delivered:\n{}", svc.log()));
     e.ok(&["scheduler", "pause"], 0);
     s.modify(&format!(
         "dn: uid=p1,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: sambaNTPassword\nsambaNTPassword: {}\n",
         nt_hex("New-Passw0rd-1")
     ));
-    let start = Instant::now();
-    while hash_of("p1@example.org").is_none_or(|h| verify(&e, &h, "New-Passw0rd-1") != 0) {
-        assert!(start.elapsed() < Duration::from_secs(30), "the new hash did not arrive:\n{}", svc.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(
+        || hash_of("p1@example.org").is_some_and(|h| verify(&e, &h, "New-Passw0rd-1") == 0),
+        || format!("the new hash did not arrive:\n{}", svc.log()),
+    );
     let h = e.json(&["history", "-n", "50"], 0);
     assert!(
         h.as_array().expect("runs").iter().any(|r| r["profile"] == "phs" && r["summary"]["password_hash_sync"]["delivered"] == 1),
@@ -492,11 +488,7 @@ fn the_readme_service_settings_are_valid_and_json_logs_and_kill_9_recover() {
     }
     // SIGHUP reloads; nothing changed, so no cycle follows.
     svc.signal(libc::SIGHUP);
-    let start = Instant::now();
-    while !svc.log().contains("nothing that cycles use changed") {
-        assert!(start.elapsed() < Duration::from_secs(30), "no reload:\n{}", svc.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(|| svc.log().contains("nothing that cycles use changed"), || format!("no reload:\n{}", svc.log()));
     assert!(svc.log().contains("SIGHUP"), "{}", svc.log());
 
     // kill -9 in the middle of a cycle: the next start carries on, nothing twice.
@@ -573,11 +565,7 @@ fn staging_mode_under_the_service_and_an_invalid_config_reload() {
     // Fixed, and out of staging: the next cycle exports.
     e.write("idflow.toml", &staged.replace("staging_mode = true", "staging_mode = false"));
     svc.wait_until(&e, "reloaded out of staging mode", |st| st["reload_error"].is_null() && st["staging_mode"] == false);
-    let start = Instant::now();
-    while e.cloud().len() != 1025 {
-        assert!(start.elapsed() < Duration::from_secs(30), "the full cycle after the reload did not export:\n{}", svc.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(|| e.cloud().len() == 1025, || format!("the full cycle after the reload did not export:\n{}", svc.log()));
     assert_eq!(svc.stop(), 0);
 }
 
@@ -610,20 +598,12 @@ fn a_rule_change_is_reviewed_as_a_plan_while_the_service_is_paused() {
     e.ok(&["scheduler", "pause"], 0);
     let rules = e.read("rules/accounts.toml");
     e.write("rules/accounts.toml", &rules.replace("title = \"mv.jobTitle\"", "title = \"upper(mv.jobTitle)\""));
-    let start = Instant::now();
-    while !svc.log().contains("rules reloaded") {
-        assert!(start.elapsed() < Duration::from_secs(30), "no reload:\n{}", svc.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(|| svc.log().contains("rules reloaded"), || format!("no reload:\n{}", svc.log()));
     let o = e.ok(&["plan"], 0);
     assert!(o.stdout.contains("title : upper-cased on all 975"), "{o:?}");
     let title = |e: &Env| e.cloud_user("u000005@example.org").expect("u5")["attributes"]["title"].as_str().unwrap_or_default().to_string();
     assert_ne!(title(&e), title(&e).to_uppercase(), "paused: nothing applied yet");
     e.ok(&["scheduler", "resume"], 0);
-    let start = Instant::now();
-    while title(&e) != title(&e).to_uppercase() {
-        assert!(start.elapsed() < Duration::from_secs(30), "resumed, the owed full sync did not run:\n{}", svc.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(|| title(&e) == title(&e).to_uppercase(), || format!("resumed, the owed full sync did not run:\n{}", svc.log()));
     assert_eq!(svc.stop(), 0);
 }
