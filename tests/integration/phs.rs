@@ -5,6 +5,9 @@ use crate::common::{repo, Env};
 use crate::slapd::{config, Slapd};
 use idflow_core::hash::nt_hash;
 
+/// The OU the password hash sync tests' people live in.
+pub(crate) const PEOPLE_OU: &str = "dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n";
+
 pub(crate) fn nt_hex(pw: &str) -> String {
     hex::encode_upper(nt_hash(pw).as_slice())
 }
@@ -15,6 +18,21 @@ pub(crate) fn user(uid: &str, n: u32, mail: bool, nt: &str) -> String {
         if mail { format!("mail: {uid}@example.org\n") } else { String::new() },
         1000 + n
     )
+}
+
+/// slapd's people into the file target with the quickstart's rules, PPH1 strings in
+/// `passwordHash`; `extra` is appended to idflow.toml.
+pub(crate) fn file_target_env(s: &Slapd, extra: &str) -> Env {
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.write("rules/people.toml", &std::fs::read_to_string(repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
+    e.write(
+        "idflow.toml",
+        &(config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()))
+            + "\n[password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"passwordHash\"\n"
+            + extra),
+    );
+    e
 }
 
 pub(crate) fn verify(e: &Env, pph1: &str, password: &str) -> i32 {
@@ -31,7 +49,7 @@ pub(crate) fn verify(e: &Env, pph1: &str, password: &str) -> i32 {
 
 #[test]
 fn password_hash_sync_round_trip_and_no_secret_anywhere() {
-    let mut seed = String::from("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n");
+    let mut seed = String::from(PEOPLE_OU);
     for i in 1..=5 {
         seed.push_str(&user(&format!("p{i}"), i, true, &nt_hex(&format!("Old-Passw0rd-{i}"))));
     }
@@ -39,14 +57,7 @@ fn password_hash_sync_round_trip_and_no_secret_anywhere() {
     seed.push_str(&user("broken", 7, true, "NOT-A-HASH"));
     seed.push_str("dn: uid=nohash,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: nohash\ncn: nohash\nsn: nohash\nmail: nohash@example.org\n\n");
     let s = Slapd::start(Some(&seed));
-    let mut e = Env::empty();
-    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
-    e.write("rules/people.toml", &std::fs::read_to_string(repo().join("examples/quickstart/rules/people.toml")).expect("rules"));
-    e.write(
-        "idflow.toml",
-        &(config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()))
-            + "\n[password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"passwordHash\"\n"),
-    );
+    let e = file_target_env(&s, "");
     let first = e.ok(&["run", "-vv"], 2);
     let r = e.json(&["history"], 0);
     assert_eq!(r[0]["status"], "errors");
@@ -122,7 +133,7 @@ fn password_hash_sync_round_trip_and_no_secret_anywhere() {
 
 #[test]
 fn password_hash_sync_to_a_scim_extension_attribute() {
-    let mut seed = String::from("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n");
+    let mut seed = String::from(PEOPLE_OU);
     for i in 1..=3 {
         seed.push_str(&user(&format!("s{i}"), i, true, &nt_hex(&format!("Scim-Passw0rd-{i}"))));
     }
@@ -156,7 +167,7 @@ fn password_hash_sync_to_a_scim_extension_attribute() {
 
 #[test]
 fn password_hash_sync_to_an_ldap_target_as_nt_hashes() {
-    let mut seed = String::from("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n");
+    let mut seed = String::from(PEOPLE_OU);
     for i in 1..=3 {
         seed.push_str(&user(&format!("r{i}"), i, true, &nt_hex(&format!("Radius-Passw0rd-{i}"))));
     }

@@ -387,24 +387,12 @@ fn active_directory_changes_arrive_through_dirsync_polling() {
 #[test]
 fn password_hash_sync_runs_on_its_own_interval_even_when_the_scheduler_is_paused() {
     use crate::phs::{nt_hex, user, verify};
-    let mut seed = String::from("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n");
+    let mut seed = String::from(crate::phs::PEOPLE_OU);
     for i in 1..=3 {
         seed.push_str(&user(&format!("p{i}"), i, true, &nt_hex(&format!("Old-Passw0rd-{i}"))));
     }
     let s = Slapd::start(Some(&seed));
-    let mut e = Env::empty();
-    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
-    e.write(
-        "rules/people.toml",
-        &std::fs::read_to_string(crate::common::repo().join("examples/quickstart/rules/people.toml")).expect("rules"),
-    );
-    e.write(
-        "idflow.toml",
-        &(crate::slapd::config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()))
-            + "\n[password_hash_sync]\nsource = \"corp\"\n[password_hash_sync.targets.cloud]\nformat = \"pph1\"\nattribute = \"passwordHash\"\n"
-            + SERVICE
-            + "phs_interval = \"1s\"\n"),
-    );
+    let e = crate::phs::file_target_env(&s, &format!("{SERVICE}phs_interval = \"1s\"\n"));
     let svc = Service::start(&e);
     let hash_of = |mail: &str| e.cloud_user(mail).and_then(|u| u["attributes"]["passwordHash"].as_str().map(str::to_string));
     eventually(|| hash_of("p1@example.org").is_some(), || format!("no hash delivered:\n{}", svc.log()));
