@@ -5,6 +5,7 @@
 # entries, `idflow import --full` (release build), then 100 changes and a delta import.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(10000 100000)
 cargo build --release -q
 bin=$PWD/target/release/idflow
@@ -27,28 +28,13 @@ for n in "${sizes[@]}"; do
   floor=$(echo "$t1 - $t0" | bc -l)
   printf '%-8s %-28s %9.3f %12.0f\n' "$n" "ldapsearch (floor)" "$floor" "$(echo "$got / $floor" | bc -l)"
   cp examples/quickstart/rules/people.toml examples/quickstart/rules/groups.toml "$work/idf/rules/"
-  cat > "$work/idf/idflow.toml" <<CONF
-[metaverse]
-path = "state/idflow.db"
-[rules]
-paths = ["rules"]
-[[connector]]
-name = "corp"
-type = "ldap"
-url = "ldap://127.0.0.1:13389"
-starttls = false
-bind_dn = "cn=admin,dc=example,dc=org"
-password_env = "BENCH_PW"
-base_dn = "dc=example,dc=org"
-reference_attributes = ["member", "manager"]
-[connector.object_types]
-person = "(objectClass=inetOrgPerson)"
-group = "(objectClass=groupOfNames)"
+  { openldap_source 13389 BENCH_PW; cat <<CONF
 [[connector]]
 name = "cloud"
 type = "file"
 path = "out/cloud.json"
 CONF
+  } > "$work/idf/idflow.toml"
   export BENCH_PW=secret
   t0=$(now); "$bin" --config "$work/idf/idflow.toml" import --full corp >/dev/null 2>&1; t1=$(now)
   full=$(echo "$t1 - $t0" | bc -l)

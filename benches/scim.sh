@@ -4,6 +4,7 @@
 #                              with concurrency 1 and 4: seconds, objects/s, requests per object.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 cargo build --release -q
 scripts/scim-server.sh install
 bin=$PWD/target/release/idflow
@@ -19,23 +20,7 @@ for c in 1 4; do
   scripts/scim-server.sh start "$work/scim" 18089 bench
   rm -rf "$work/idf"; mkdir -p "$work/idf/rules"
   cp rules/openldap-to-cloud/users.toml rules/openldap-to-cloud/groups.toml "$work/idf/rules/"
-  cat > "$work/idf/idflow.toml" <<CONF
-[metaverse]
-path = "state/idflow.db"
-[rules]
-paths = ["rules"]
-[[connector]]
-name = "corp"
-type = "ldap"
-url = "ldap://127.0.0.1:14389"
-starttls = false
-bind_dn = "cn=admin,dc=example,dc=org"
-password_env = "CORP_LDAP_PASSWORD"
-base_dn = "dc=example,dc=org"
-reference_attributes = ["member", "manager"]
-[connector.object_types]
-person = "(objectClass=inetOrgPerson)"
-group = "(objectClass=groupOfNames)"
+  { openldap_source 14389 CORP_LDAP_PASSWORD; cat <<CONF
 [[connector]]
 name = "cloud"
 type = "scim"
@@ -43,6 +28,7 @@ url = "http://127.0.0.1:18089/v2"
 token_env = "CLOUD_SCIM_TOKEN"
 concurrency = $c
 CONF
+  } > "$work/idf/idflow.toml"
   "$bin" --config "$work/idf/idflow.toml" import >/dev/null 2>&1 || true
   "$bin" --config "$work/idf/idflow.toml" sync >/dev/null 2>&1 || true
   report() {

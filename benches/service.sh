@@ -8,6 +8,7 @@
 # a whole poll (the worst case of dirsync_poll; changes arriving at random wait half of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/common.sh
 repo=$PWD
 flavor=${1:-openldap}
 idle=${IDLE:-600}
@@ -38,23 +39,7 @@ if [ "$flavor" = openldap ]; then
   scripts/scim-server.sh start "$work/scim" 18189 bench
   export CORP_LDAP_PASSWORD=secret CLOUD_SCIM_TOKEN=bench
   cp rules/openldap-to-cloud/users.toml rules/openldap-to-cloud/groups.toml "$work/idf/rules/"
-  cat > "$work/idf/idflow.toml" <<CONF
-[metaverse]
-path = "state/idflow.db"
-[rules]
-paths = ["rules"]
-[[connector]]
-name = "corp"
-type = "ldap"
-url = "ldap://127.0.0.1:15389"
-starttls = false
-bind_dn = "cn=admin,dc=example,dc=org"
-password_env = "CORP_LDAP_PASSWORD"
-base_dn = "dc=example,dc=org"
-reference_attributes = ["member", "manager"]
-[connector.object_types]
-person = "(objectClass=inetOrgPerson)"
-group = "(objectClass=groupOfNames)"
+  { openldap_source 15389 CORP_LDAP_PASSWORD; cat <<CONF
 [[connector]]
 name = "cloud"
 type = "scim"
@@ -62,6 +47,7 @@ url = "http://127.0.0.1:18189/v2"
 token_env = "CLOUD_SCIM_TOKEN"
 $service
 CONF
+  } > "$work/idf/idflow.toml"
 else
   dc=${IDFLOW_SAMBA_DIR:-/tmp/idflow-bench-samba-dc}
   pw='Passw0rd!Adm1n'
