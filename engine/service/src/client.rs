@@ -97,7 +97,7 @@ impl Client {
         self.call("GET", "/v1/status", None)
     }
 
-    /// Starts a cycle now: what the service said, and the ticket `status().requested_done` reaches when it has ended.
+    /// Starts a cycle now: what the service said, and its ticket, under which `status().requested` keeps the result when it has ended.
     pub fn cycle(&self, full: bool, connectors: &[String]) -> Result<(String, u64)> {
         let v: serde_json::Value = self.call("POST", "/v1/cycle", Some(serde_json::json!({ "full": full, "connectors": connectors })))?;
         Ok((v["ok"].as_str().unwrap_or_default().to_string(), v["ticket"].as_u64().unwrap_or(0)))

@@ -132,7 +132,6 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     ServiceFile { pid: std::process::id(), address: address.clone(), token: token_in_file }.write(&service_file)?;
     // Feeds hold connectors' runtimes: made after every check that can fail, and moved to threads.
     let mut loaded = worker::reloaded(&engine);
-    loaded.feeds = worker::feeds(&engine);
 
     let status = Arc::new(Mutex::new(Status {
         pid: std::process::id(),
@@ -463,7 +462,6 @@ fn finished(
             s.last_cycle = Some(last.clone());
         }
         if let Some(t) = ticket {
-            s.requested_done = s.requested_done.max(t);
             s.requested.insert(t, last.clone());
             while s.requested.len() > KEPT_RESULTS {
                 s.requested.pop_first();

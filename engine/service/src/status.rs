@@ -20,8 +20,6 @@ pub struct Status {
     /// Connectors whose directory reported changes not yet imported.
     pub pending: Vec<String>,
     pub cycles: u64,
-    /// Cycles asked for (`cycle --now`) that have ended: the ticket a request got is done when this reaches it.
-    pub requested_done: u64,
     /// How the latest requested cycles ended, by ticket.
     pub requested: BTreeMap<u64, LastCycle>,
     pub last_cycle: Option<LastCycle>,

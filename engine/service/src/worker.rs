@@ -48,7 +48,7 @@ pub(crate) fn reloaded(engine: &Engine) -> Reloaded {
     let mut watched = vec![engine.config.file.clone()];
     watched.extend(engine.config.rule_paths.iter().cloned());
     Reloaded {
-        feeds: Vec::new(),
+        feeds: feeds(engine),
         settings: engine.config.service.clone(),
         connectors: engine.config.connectors.iter().map(|c| c.name.clone()).collect(),
         staging_mode: engine.config.staging_mode,
@@ -136,11 +136,7 @@ pub(crate) fn spawn(
                     }
                     Done::Cycle(req, r)
                 }
-                Job::Reload => Done::Reload(engine.reload().map(|()| {
-                    let mut r = reloaded(&engine);
-                    r.feeds = feeds(&engine);
-                    r
-                })),
+                Job::Reload => Done::Reload(engine.reload().map(|()| reloaded(&engine))),
                 Job::Plan(reply) => {
                     let r = engine.plan().map(|(p, rep)| {
                         let saved = idflow_engine::SavedPlan::new(&engine, p);
