@@ -164,6 +164,24 @@ fn the_metaverse_is_readable_by_its_owner_alone() {
 }
 
 #[test]
+fn the_file_target_is_written_owner_only_and_a_readable_one_is_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let mode = |p: &str| std::fs::metadata(e.path(p)).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode("out/cloud.json"), 0o600, "the target file holds identities");
+    // One that others can read (made before this change, or by hand) is replaced by the next export.
+    std::fs::set_permissions(e.path("out/cloud.json"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::write(e.path("out/cloud.json.tmp"), "left by a killed run").expect("tmp");
+    std::fs::set_permissions(e.path("out/cloud.json.tmp"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let text = e.read("out/cloud.json");
+    std::fs::write(e.path("out/cloud.json"), text.replace("Lovelace", "Byron")).expect("edit");
+    e.ok(&["apply"], 0);
+    assert_eq!(mode("out/cloud.json"), 0o600);
+    assert!(e.read("out/cloud.json").contains("Lovelace"), "the export wrote it again");
+}
+
+#[test]
 fn the_same_object_twice_in_a_read_is_an_error_on_both_and_made_once_at_most() {
     use crate::common::{person, small};
     let ada = person("ada", 1, "");

@@ -131,7 +131,22 @@ impl FileConnector {
             }
         }
         let tmp = self.path.with_extension("json.tmp");
-        let f = std::fs::File::create(&tmp).map_err(io)?;
+        // The file holds identities (and, as a password hash sync target, their hashes): it is
+        // written owner-only, and the rename replaces a file others could read with one they can't.
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let f = opts.open(&tmp).map_err(io)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // A temporary file left by a killed run keeps its old mode: set it.
+            f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
         serde_json::to_writer_pretty(&mut w, m).map_err(|e| io(std::io::Error::other(e)))?;
         w.write_all(b"\n").map_err(io)?;
