@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod drsr;
+mod health;
 mod ldif;
 mod lifecycle;
 mod openldap;

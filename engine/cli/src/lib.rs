@@ -185,6 +185,26 @@ pub enum Command {
         #[arg(short = 'n', default_value_t = 10)]
         n: i64,
     },
+    /// The errors objects are in now, by category (from the latest run of each stage); exits 2
+    /// when there are any.
+    Errors {
+        /// Only this category (duplicate-attribute, data-mismatch, data-validation-failure,
+        /// large-attribute, rule-error, dangling-reference, connectivity, threshold, other).
+        #[arg(long)]
+        category: Option<String>,
+        /// Only errors of this connector.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only this stage (import, sync, export, phs).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Only errors whose object, message, rule or attribute holds these words.
+        #[arg(long)]
+        search: Option<String>,
+        /// text, csv or json (--json is the same as --format json).
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
     /// Write a generated directory as LDIF (people with managers, groups, non-ASCII names).
     #[command(hide = true)]
     Generate {
@@ -505,6 +525,19 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Errors { category, connector, stage, search, format } => {
+            let filter = error_filter(category.as_deref(), connector.clone(), stage.as_deref(), search.clone())?;
+            let config = Config::load(&cli.config)?;
+            let store = Store::open(&config.metaverse_path)?;
+            let report = idflow_engine::error_report(&store.read()?, &filter)?;
+            match (cli.json, format.as_str()) {
+                (true, _) | (_, "json") => print_json(&report),
+                (_, "csv") => print!("{}", idflow_engine::error_csv(&report)),
+                (_, "text") => print!("{}", render::error_report(&report)),
+                (_, other) => return Err(Error::Config(format!("--format {other}: use text, csv or json"))),
+            }
+            Ok(if report.errors.is_empty() { 0 } else { EXIT_OBJECT_ERRORS })
+        }
         Command::Generate { people, groups, seed, out } => {
             let text = generate::generate(*people, *groups, *seed);
             std::fs::write(out, text).map_err(|e| Error::io(out, "", e))?;
@@ -515,6 +548,29 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The error report's filter from the command line's words, refusing unknown ones.
+pub(crate) fn error_filter(
+    category: Option<&str>,
+    connector: Option<String>,
+    stage: Option<&str>,
+    text: Option<String>,
+) -> Result<idflow_engine::ErrorFilter> {
+    let category = match category {
+        None => None,
+        Some(c) => Some(idflow_core::Category::parse(c).ok_or_else(|| {
+            let known: Vec<&str> = idflow_core::Category::ALL.iter().map(|c| c.as_str()).collect();
+            Error::Config(format!("--category {c}: not a category; use one of {}", known.join(", ")))
+        })?),
+    };
+    let stage = match stage {
+        None => None,
+        Some(s) => {
+            Some(idflow_core::Stage::parse(s).ok_or_else(|| Error::Config(format!("--stage {s}: use import, sync, export or phs")))?)
+        }
+    };
+    Ok(idflow_engine::ErrorFilter { category, connector, stage, text })
 }
 
 fn short(p: &str) -> String {

@@ -211,3 +211,40 @@ pub(crate) fn history(runs: &[idflow_store::RunRow]) -> String {
     }
     out
 }
+
+/// The error report: how many errors each category holds, then the errors by category.
+pub(crate) fn error_report(r: &idflow_engine::ErrorReport) -> String {
+    let mut out = String::new();
+    let total: usize = r.by_category.values().sum();
+    if total == 0 {
+        out.push_str("No object is in error.\n");
+        return out;
+    }
+    let counts: Vec<String> = idflow_core::Category::ALL
+        .iter()
+        .filter_map(|c| r.by_category.get(c.as_str()).filter(|n| **n > 0).map(|n| format!("{} {n}", c.title())))
+        .collect();
+    out.push_str(&format!("{total} errors: {}\n", counts.join(", ")));
+    if r.errors.len() != total {
+        out.push_str(&format!("{} match the filter.\n", r.errors.len()));
+    }
+    for c in idflow_core::Category::ALL {
+        let these: Vec<_> = r.errors.iter().filter(|e| e.error.category == c).collect();
+        if these.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{} ({})\n", c.title(), these.len()));
+        for e in these {
+            let e = &e.error;
+            let mut about = vec![e.stage.to_string()];
+            about.extend(e.connector.clone());
+            about.extend(e.rule.as_ref().map(|r| format!("rule {r}")));
+            about.extend(e.attribute.as_ref().map(|a| format!("attribute {a}")));
+            out.push_str(&format!("  {} [{}]\n    {}\n", e.object.as_deref().unwrap_or("(the connector)"), about.join(", "), e.message));
+            if let Some(c) = &e.conflict {
+                out.push_str(&format!("    conflicts with {c}\n"));
+            }
+        }
+    }
+    out
+}

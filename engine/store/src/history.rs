@@ -1,5 +1,5 @@
 //! Run history: every run with its profile, outcome and summary, and every per-object error.
-use idflow_core::{ObjectError, Stage};
+use idflow_core::{Category, ObjectError, Stage};
 use rusqlite::{params, Connection, Result};
 use serde::Serialize;
 
@@ -32,37 +32,68 @@ pub(crate) fn purge(c: &Connection, days: u32) -> Result<usize> {
 
 pub(crate) fn record(c: &Connection, run_id: i64, e: &ObjectError) -> Result<()> {
     c.prepare_cached(
-        "INSERT INTO run_error(run_id, stage, connector, object, cs_id, mv_id, rule, message) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+        "INSERT INTO run_error(run_id, stage, connector, object, cs_id, mv_id, rule, message, category, attribute, conflict)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
     )?
-    .execute(params![run_id, e.stage.as_str(), e.connector, e.object, e.cs_id, e.mv_id, e.rule, e.message])?;
+    .execute(params![
+        run_id,
+        e.stage.as_str(),
+        e.connector,
+        e.object,
+        e.cs_id,
+        e.mv_id,
+        e.rule,
+        e.message,
+        e.category.as_str(),
+        e.attribute,
+        e.conflict
+    ])?;
     Ok(())
+}
+
+const ERROR_COLUMNS: &str = "run_id, stage, connector, object, cs_id, mv_id, rule, message, category, attribute, conflict";
+
+fn error_row(r: &rusqlite::Row<'_>) -> Result<(i64, ObjectError)> {
+    let bad = |i: usize, what: String| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, what.into());
+    let stage: String = r.get(1)?;
+    let category: String = r.get(8)?;
+    Ok((
+        r.get(0)?,
+        ObjectError {
+            stage: Stage::parse(&stage).ok_or_else(|| bad(1, format!("unknown stage {stage:?}")))?,
+            connector: r.get(2)?,
+            object: r.get(3)?,
+            cs_id: r.get(4)?,
+            mv_id: r.get(5)?,
+            rule: r.get(6)?,
+            message: r.get(7)?,
+            // A category a newer idflow wrote reads as Other rather than failing the report.
+            category: Category::parse(&category).unwrap_or_default(),
+            attribute: r.get(9)?,
+            conflict: r.get(10)?,
+        },
+    ))
+}
+
+/// Every error the given runs recorded, by run and in the order they were recorded.
+pub(crate) fn errors_of_runs(c: &Connection, runs: &[i64]) -> Result<Vec<(i64, ObjectError)>> {
+    let mut st = c.prepare_cached(&format!("SELECT {ERROR_COLUMNS} FROM run_error WHERE run_id = ?1 ORDER BY rowid"))?;
+    let mut out = Vec::new();
+    for run in runs {
+        for row in st.query_map([run], error_row)? {
+            out.push(row?);
+        }
+    }
+    Ok(out)
 }
 
 /// The errors of the most recent run that recorded any for this object.
 pub(crate) fn errors_for(c: &Connection, cs_id: Option<i64>, mv_id: Option<i64>) -> Result<Vec<(i64, ObjectError)>> {
-    let mut st = c.prepare(
-        "SELECT run_id, stage, connector, object, cs_id, mv_id, rule, message FROM run_error
-         WHERE (cs_id = ?1 AND ?1 IS NOT NULL) OR (mv_id = ?2 AND ?2 IS NOT NULL) ORDER BY run_id DESC, rowid LIMIT 50",
-    )?;
-    let rows = st.query_map(params![cs_id, mv_id], |r| {
-        Ok((
-            r.get(0)?,
-            ObjectError {
-                stage: {
-                    let s: String = r.get(1)?;
-                    Stage::parse(&s).ok_or_else(|| {
-                        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, format!("unknown stage {s:?}").into())
-                    })?
-                },
-                connector: r.get(2)?,
-                object: r.get(3)?,
-                cs_id: r.get(4)?,
-                mv_id: r.get(5)?,
-                rule: r.get(6)?,
-                message: r.get(7)?,
-            },
-        ))
-    })?;
+    let mut st = c.prepare(&format!(
+        "SELECT {ERROR_COLUMNS} FROM run_error
+         WHERE (cs_id = ?1 AND ?1 IS NOT NULL) OR (mv_id = ?2 AND ?2 IS NOT NULL) ORDER BY run_id DESC, rowid LIMIT 50"
+    ))?;
+    let rows = st.query_map(params![cs_id, mv_id], error_row)?;
     let all: Vec<(i64, ObjectError)> = rows.collect::<rusqlite::Result<_>>()?;
     let newest = all.first().map(|(r, _)| *r);
     Ok(all.into_iter().filter(|(r, _)| Some(*r) == newest).collect())
@@ -100,19 +131,23 @@ mod tests {
     use rusqlite::Connection;
 
     #[test]
+    fn an_error_keeps_its_category_attribute_and_conflict() {
+        let c = Connection::open_in_memory().expect("db");
+        crate::schema::init(&c).expect("schema");
+        let run = super::start(&c, "delta-cycle").expect("run");
+        let e = ObjectError::new(Stage::Sync, "corp", "ada", "ambiguous join")
+            .with_category(idflow_core::Category::DuplicateAttribute)
+            .with_conflict("#3, #4");
+        super::record(&c, run, &e).expect("record");
+        assert_eq!(super::errors_of_runs(&c, &[run]).expect("read"), vec![(run, e)]);
+    }
+
+    #[test]
     fn purge_removes_old_runs_and_their_errors_but_keeps_the_newest() {
         let c = Connection::open_in_memory().expect("db");
         crate::schema::init(&c).expect("schema");
         let old = super::start(&c, "delta-cycle").expect("run");
-        let e = ObjectError {
-            stage: Stage::Import,
-            connector: Some("corp".into()),
-            object: None,
-            cs_id: None,
-            mv_id: None,
-            rule: None,
-            message: "down".into(),
-        };
+        let e = ObjectError::connector(Stage::Import, "corp", "down");
         super::record(&c, old, &e).expect("error");
         super::finish(&c, old, "errors", &serde_json::json!({})).expect("finish");
         let newer = super::start(&c, "delta-cycle").expect("run");

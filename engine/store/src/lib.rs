@@ -12,6 +12,7 @@
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
 #![warn(unreachable_pub)]
 
+mod alert;
 mod cs;
 mod history;
 mod lock;
@@ -21,6 +22,7 @@ mod ops;
 mod phs;
 mod schema;
 
+pub use alert::AlertRow;
 pub use cs::{CsObject, ExportState, Link, PendingImport};
 pub use history::RunRow;
 pub use lock::RunLock;

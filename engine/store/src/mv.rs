@@ -187,3 +187,33 @@ pub(crate) fn has_inbound_link(c: &Connection, mv_id: i64) -> Result<bool> {
         .optional()?
         .is_some())
 }
+
+/// Metaverse objects with a value in `attrs` starting with `text` (any case), and those a
+/// connector-space object anchored exactly `text` is linked to; newest first, at most `limit`.
+pub(crate) fn search(c: &Connection, text: &str, attrs: &[&str], limit: i64) -> Result<Vec<i64>> {
+    let low = text.to_lowercase();
+    // A range on the (attr, lower(value)) index: a prefix match that needs no LIKE escaping.
+    let high = format!("{low}\u{10FFFF}");
+    let mut ids = Vec::new();
+    let mut by_anchor = c.prepare_cached("SELECT DISTINCT mv_id FROM cs_object WHERE anchor = ?1 AND mv_id IS NOT NULL")?;
+    for id in by_anchor.query_map([text], |r| r.get::<_, i64>(0))? {
+        ids.push(id?);
+    }
+    let mut st = c.prepare_cached(
+        "SELECT DISTINCT v.mv_id FROM mv_value v JOIN mv_object o ON o.id = v.mv_id
+         WHERE v.attr = ?1 AND lower(v.value) >= ?2 AND lower(v.value) < ?3 AND o.deleted = 0 LIMIT ?4",
+    )?;
+    for attr in attrs {
+        for id in st.query_map(params![attr, low, high, limit], |r| r.get::<_, i64>(0))? {
+            ids.push(id?);
+        }
+    }
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
+    ids.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(ids)
+}
+
+pub(crate) fn count(c: &Connection) -> Result<i64> {
+    c.query_row("SELECT COUNT(*) FROM mv_object WHERE deleted = 0", [], |r| r.get(0))
+}

@@ -1,11 +1,12 @@
 //! The operations the engine may ask of the metaverse, as two traits: [`ReadOps`] on any
 //! transaction, [`WriteOps`] on a write transaction. The SQLite transactions implement them
 //! here; the SQL itself is in the module named for each concept.
+use crate::alert::AlertRow;
 use crate::cs::CsObject;
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject};
 use crate::phs::PhsPair;
-use crate::{cs, history, meta, mv, phs};
+use crate::{alert, cs, history, meta, mv, phs};
 use idflow_core::{Error, ObjectError, Result, Value};
 use rusqlite::{Connection, Transaction};
 use std::collections::BTreeMap;
@@ -74,6 +75,21 @@ pub trait ReadOps {
     /// The errors of the most recent run that recorded any for this object.
     fn history_errors_for(&self, cs_id: Option<i64>, mv_id: Option<i64>) -> Result<Vec<(i64, ObjectError)>>;
     fn history_recent(&self, n: i64) -> Result<Vec<RunRow>>;
+    /// Every error the given runs recorded.
+    fn history_errors_of_runs(&self, runs: &[i64]) -> Result<Vec<(i64, ObjectError)>>;
+
+    // Health alerts.
+    fn alert_open(&self) -> Result<Vec<AlertRow>>;
+    /// The newest `n` alerts, open or resolved.
+    fn alert_history(&self, n: i64) -> Result<Vec<AlertRow>>;
+    /// Raises and resolves not yet delivered to the webhooks.
+    fn alert_unsent(&self) -> Result<Vec<AlertRow>>;
+
+    /// Metaverse objects with a value starting with `text` (any case) in one of `attrs`, or a
+    /// connector-space object anchored `text`; at most `limit`.
+    fn mv_search(&self, text: &str, attrs: &[&str], limit: i64) -> Result<Vec<i64>>;
+    /// Metaverse objects that are not deleted.
+    fn mv_count(&self) -> Result<i64>;
 
     // Password hash sync.
     /// Persons linked inbound to `source` and to a target object that exists, with the
@@ -120,6 +136,12 @@ pub trait WriteOps: ReadOps {
     /// Removes runs that finished more than `days` days ago (the newest run stays); how many.
     fn history_purge(&self, days: u32) -> Result<usize>;
     fn history_finish(&self, run_id: i64, status: &str, summary: &serde_json::Value) -> Result<()>;
+
+    /// Raises alert `key` unless it is open: its id, and whether it is new.
+    fn alert_raise(&self, key: &str, kind: &str, severity: &str, connector: Option<&str>, summary: &str) -> Result<(i64, bool)>;
+    fn alert_resolve(&self, id: i64) -> Result<()>;
+    /// The webhooks were told of the raise (`resolved` false) or of the resolve.
+    fn alert_sent(&self, id: i64, resolved: bool) -> Result<()>;
 
     /// The source had no hash for the target object (kept once, so incremental sources stop asking).
     fn phs_mark_without_hash(&self, target_cs: i64) -> Result<()>;
@@ -272,6 +294,24 @@ impl<S: Sqlite> ReadOps for S {
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool> {
         on(self, |c| mv::has_inbound_link(c, mv_id))
     }
+    fn mv_search(&self, text: &str, attrs: &[&str], limit: i64) -> Result<Vec<i64>> {
+        on(self, |c| mv::search(c, text, attrs, limit))
+    }
+    fn mv_count(&self) -> Result<i64> {
+        on(self, mv::count)
+    }
+    fn history_errors_of_runs(&self, runs: &[i64]) -> Result<Vec<(i64, ObjectError)>> {
+        on(self, |c| history::errors_of_runs(c, runs))
+    }
+    fn alert_open(&self) -> Result<Vec<AlertRow>> {
+        on(self, alert::open)
+    }
+    fn alert_history(&self, n: i64) -> Result<Vec<AlertRow>> {
+        on(self, |c| alert::history(c, n))
+    }
+    fn alert_unsent(&self) -> Result<Vec<AlertRow>> {
+        on(self, alert::unsent)
+    }
 
     fn meta_get(&self, key: &str) -> Result<Option<String>> {
         on(self, |c| meta::get(c, key))
@@ -345,6 +385,16 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn set_watermark(&self, connector: &str, watermark: Option<&str>) -> Result<()> {
         on(self, |c| meta::set_watermark(c, connector, watermark))
+    }
+
+    fn alert_raise(&self, key: &str, kind: &str, severity: &str, connector: Option<&str>, summary: &str) -> Result<(i64, bool)> {
+        on(self, |c| alert::raise(c, key, kind, severity, connector, summary))
+    }
+    fn alert_resolve(&self, id: i64) -> Result<()> {
+        on(self, |c| alert::resolve(c, id))
+    }
+    fn alert_sent(&self, id: i64, resolved: bool) -> Result<()> {
+        on(self, |c| alert::sent(c, id, resolved))
     }
 
     fn history_start(&self, profile: &str) -> Result<i64> {

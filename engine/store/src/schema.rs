@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,11 +85,38 @@ CREATE TABLE IF NOT EXISTS run_error (
     cs_id INTEGER,
     mv_id INTEGER,
     rule TEXT,
-    message TEXT NOT NULL
+    message TEXT NOT NULL,
+    category TEXT NOT NULL DEFAULT 'other',
+    attribute TEXT,
+    conflict TEXT
 );
 CREATE INDEX IF NOT EXISTS run_error_cs ON run_error(cs_id);
 CREATE INDEX IF NOT EXISTS run_error_mv ON run_error(mv_id);
+CREATE INDEX IF NOT EXISTS run_error_run ON run_error(run_id);
+CREATE TABLE IF NOT EXISTS alert (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    connector TEXT,
+    summary TEXT NOT NULL,
+    raised TEXT NOT NULL,
+    resolved TEXT,
+    raise_sent INTEGER NOT NULL DEFAULT 0,
+    resolve_sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alert_open ON alert(key) WHERE resolved IS NULL;
 "#;
+
+/// What turns a database of an older version into the current one, step by step; each step
+/// runs in one transaction with the version it reaches.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    2,
+    "ALTER TABLE run_error ADD COLUMN category TEXT NOT NULL DEFAULT 'other';
+     ALTER TABLE run_error ADD COLUMN attribute TEXT;
+     ALTER TABLE run_error ADD COLUMN conflict TEXT;
+     CREATE INDEX IF NOT EXISTS run_error_run ON run_error(run_id);",
+)];
 
 /// Settings, the schema, and its version: a database of another version is refused.
 pub(crate) fn init(conn: &Connection) -> Result<(), String> {
@@ -100,14 +127,63 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
     conn.pragma_update(None, "cache_size", -65536).map_err(e)?;
-    conn.execute_batch(SCHEMA).map_err(e)?;
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);").map_err(e)?;
     let v: Option<String> = conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(e)?;
-    match v.as_deref() {
-        None => {
-            conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()]).map_err(e)?;
+    let Some(v) = v else {
+        conn.execute_batch(SCHEMA).map_err(e)?;
+        conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()]).map_err(e)?;
+        return Ok(());
+    };
+    let known = v.parse::<i64>().ok().filter(|v| (1..=SCHEMA_VERSION).contains(v));
+    let Some(mut version) = known else {
+        return Err(format!("schema version {v} is not one this idflow knows ({SCHEMA_VERSION}); use a matching idflow"));
+    };
+    // Migrated in place, never rebuilt: each step commits with its version, so a step killed
+    // halfway is run again whole.
+    let from = version;
+    for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > from) {
+        let mut batch = format!("BEGIN IMMEDIATE; {sql}; UPDATE meta SET value='{to}' WHERE key='schema_version'; COMMIT;");
+        if let Err(err) = conn.execute_batch(&batch) {
+            batch.clear();
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(format!("migrating the metaverse from schema version {version} to {to} failed: {err}"));
         }
-        Some(v) if v == SCHEMA_VERSION.to_string() => {}
-        Some(v) => return Err(format!("schema version {v} is not one this idflow knows ({SCHEMA_VERSION}); use a matching idflow")),
+        tracing::info!(from = version, to, "metaverse schema migrated");
+        version = *to;
     }
+    conn.execute_batch(SCHEMA).map_err(e)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The schema of version 1 (idflow before categories and alerts), as it created it.
+    const V1: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE run (id INTEGER PRIMARY KEY, profile TEXT NOT NULL, started TEXT NOT NULL, finished TEXT, status TEXT NOT NULL, summary TEXT);
+        CREATE TABLE run_error (run_id INTEGER NOT NULL, stage TEXT NOT NULL, connector TEXT, object TEXT, cs_id INTEGER, mv_id INTEGER, rule TEXT, message TEXT NOT NULL);
+        INSERT INTO run VALUES (1, 'delta', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', 'errors', '{}');
+        INSERT INTO run_error VALUES (1, 'sync', 'corp', 'ada', 3, 4, 'r', 'flow mail: boom');";
+
+    #[test]
+    fn a_version_1_database_is_migrated_in_place_keeping_its_history() {
+        let c = rusqlite::Connection::open_in_memory().expect("db");
+        c.execute_batch(V1).expect("v1");
+        super::init(&c).expect("migrated");
+        let v: String = c.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).expect("version");
+        assert_eq!(v, super::SCHEMA_VERSION.to_string());
+        let errors = crate::history::errors_of_runs(&c, &[1]).expect("errors");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].1.message, "flow mail: boom");
+        assert_eq!(errors[0].1.category, idflow_core::Category::Other);
+        super::init(&c).expect("a second open changes nothing");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let c = rusqlite::Connection::open_in_memory().expect("db");
+        c.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); INSERT INTO meta VALUES ('schema_version', '99');")
+            .expect("v99");
+        assert!(super::init(&c).expect_err("refused").contains("schema version 99"));
+    }
 }

@@ -132,6 +132,9 @@ impl<'a> Ctx<'a> {
                         cs_id: None,
                         mv_id: None,
                         rule: Some(rule.to_string()),
+                        category: idflow_core::Category::RuleError,
+                        attribute: None,
+                        conflict: None,
                         message: format!(
                             "{} {:?} failed on {STOP_AFTER} objects in a row, so it is not evaluated again in this run; \
                              the objects it handles stay in error until it is fixed (the last error: {})",
@@ -150,7 +153,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The error just recorded is a conflict with `other` (another object holding the same value,
+    /// the owner of a refused match).
+    pub(crate) fn conflict_with(&mut self, other: String) {
+        if let Some(e) = self.errors.last_mut() {
+            e.conflict = Some(other);
+        }
+    }
+
     pub(crate) fn error(&mut self, e: ObjectError) {
+        let e = e.classified();
         tracing::debug!(
             stage = %e.stage,
             connector = e.connector.as_deref().unwrap_or("-"),

@@ -23,7 +23,7 @@ pub struct CycleRequest {
 
 /// A connector's stage that failed as a whole: an error of the run, not of an object.
 fn connector_failed(stage: Stage, name: &str, e: &Error) -> ObjectError {
-    ObjectError { stage, connector: Some(name.into()), object: None, cs_id: None, mv_id: None, rule: None, message: e.to_string() }
+    ObjectError::connector(stage, name, e.to_string()).classified()
 }
 
 impl Engine {

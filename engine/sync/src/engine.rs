@@ -281,10 +281,11 @@ impl Engine {
 
     /// Per-object errors of a stage: told to the observer, kept in the report.
     fn failed(&self, report: &mut RunReport, errors: Vec<ObjectError>) {
-        for e in &errors {
-            self.observer.object_error(e);
+        for e in errors {
+            let e = e.classified();
+            self.observer.object_error(&e);
+            report.errors.push(e);
         }
-        report.errors.extend(errors);
     }
 
     pub(crate) fn import_stage(

@@ -229,6 +229,9 @@ pub(crate) fn export(
                     cs_id: None,
                     mv_id: None,
                     rule: None,
+                    category: idflow_core::Category::Connectivity,
+                    attribute: None,
+                    conflict: None,
                     message: format!(
                         "the export to {name:?} stopped: {failures_in_a_row} operations in a row failed (the target keeps failing; \
                          see the errors above). {pending} changes stay pending for the next run"
@@ -272,6 +275,9 @@ fn record(
             mv_id: o.mv_id,
             rule: None,
             message: message.clone(),
+            category: idflow_core::Category::Other,
+            attribute: None,
+            conflict: None,
         });
         o.error = Some(message);
         tx.cs_save(o).map(|_| ())

@@ -34,6 +34,9 @@ fn obj_error(ctx: &mut Ctx, o: &CsObject, rule: Option<&str>, message: String) {
         mv_id: o.mv_id,
         rule: rule.map(str::to_string),
         message,
+        category: idflow_core::Category::Other,
+        attribute: None,
+        conflict: None,
     });
 }
 
@@ -228,6 +231,7 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
                         candidates.iter().map(|c| format!("#{c}")).collect::<Vec<_>>().join(", ")
                     );
                     obj_error(ctx, o, Some(&rule), m.clone());
+                    ctx.conflict_with(candidates.iter().map(|c| format!("metaverse #{c}")).collect::<Vec<_>>().join(", "));
                     o.error = Some(m);
                     ctx.tx.cs_save(o)?;
                     return Ok(None);

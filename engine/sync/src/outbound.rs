@@ -9,7 +9,7 @@ use crate::diff;
 use crate::join::{AdoptIndex, Outcome};
 use crate::references;
 use idflow_core::connector::RefForm;
-use idflow_core::{Attrs, ObjectError, Result, Stage, Value};
+use idflow_core::{Attrs, Category, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Deprovision, Direction, LinkMode};
 use idflow_policy::{object_map, to_values, truthy, CompiledRule};
 use idflow_store::{CsObject, ExportState, Link, MvObject, WriteOps};
@@ -40,6 +40,9 @@ fn mv_error(ctx: &mut Ctx, m: &MvObject, connector: &str, cs_id: Option<i64>, ru
         mv_id: Some(m.id),
         rule: rule.map(str::to_string),
         message,
+        category: Category::Other,
+        attribute: None,
+        conflict: None,
     });
 }
 
@@ -148,12 +151,14 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                                 candidates.len()
                             ),
                         );
+                        ctx.conflict_with(format!("{} objects in {connector}", candidates.len()));
                         continue;
                     }
                     Ok(Outcome::Joined { id: cs_id, rule }) => {
                         let Some(mut o) = ctx.tx.cs_get(cs_id)? else { continue };
                         if let Some(refusal) = owned_elsewhere(ctx, &mut scope, connector, &in_scope, &o)? {
                             mv_error(ctx, &m, connector, Some(o.id), Some(&rule), refusal);
+                            ctx.conflict_with(format!("{connector} {}", o.display()));
                             continue;
                         }
                         adopt.take(connector, cs_id);

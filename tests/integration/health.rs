@@ -1,0 +1,56 @@
+//! Health: the error report by category, alerts, metrics and the dashboard.
+use crate::common::{person, small, Env, SMALL_RULES};
+
+/// A directory with errors of three categories: a duplicate DN, a reference to nobody, a rule
+/// that fails on a value it does not expect (a title that is not a number).
+pub(crate) fn troubled() -> Env {
+    let ada = person("ada", 1, "manager: uid=nobody,ou=People,dc=example,dc=org");
+    let bob = person("bob", 2, "");
+    let bob_again = bob.replace("000000000002", "000000000022");
+    let cy = person("cy", 3, "title: chief");
+    let e = small(&[ada, bob, bob_again, cy]);
+    e.write(
+        "rules/rules.toml",
+        &SMALL_RULES.replace("title = \"mv.title\"", "title = 'if mv.title == \"chief\" { throw \"no chiefs\" } else { mv.title }'"),
+    );
+    e
+}
+
+#[test]
+fn the_error_report_lists_current_errors_by_category_as_text_csv_and_json() {
+    let e = troubled();
+    e.ok(&["apply"], 2);
+    let r = e.json(&["errors"], 2);
+    let count = |c: &str| r["by_category"][c].as_u64().unwrap_or(99);
+    assert_eq!((count("duplicate-attribute"), count("dangling-reference"), count("rule-error"), count("other")), (2, 1, 1, 0), "{r:#}");
+    let errors = r["errors"].as_array().expect("errors");
+    let dangling = errors.iter().find(|e| e["category"] == "dangling-reference").expect("dangling");
+    assert_eq!((dangling["attribute"].as_str(), dangling["rule"].as_str()), (Some("manager"), Some("in-person")));
+    let rule = errors.iter().find(|e| e["category"] == "rule-error").expect("rule error");
+    assert_eq!(
+        (rule["attribute"].as_str(), rule["rule"].as_str(), rule["connector"].as_str()),
+        (Some("title"), Some("out-user"), Some("cloud"))
+    );
+    assert!(rule["message"].as_str().unwrap_or_default().contains("no chiefs"), "{rule}");
+
+    // Text groups by category; CSV has a header and a line per error; filters narrow it.
+    let text = e.ok(&["errors"], 2).stdout;
+    assert!(text.starts_with("4 errors: Duplicate Attribute 2, Rule Error 1, Dangling Reference 1\n"), "{text}");
+    assert!(text.contains("\nRule Error (1)\n  cy [sync, cloud, rule out-user, attribute title]\n"), "{text}");
+    let csv = e.ok(&["errors", "--format", "csv"], 2).stdout;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "category,stage,connector,object,rule,attribute,conflict,message,run_id,cs_id,mv_id");
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert!(csv.contains("Dangling Reference,sync,corp,\"uid=ada,ou=People,dc=example,dc=org\",in-person,manager,"), "{csv}");
+    let only = e.json(&["errors", "--category", "rule-error"], 2);
+    assert_eq!(only["errors"].as_array().map(Vec::len), Some(1));
+    assert_eq!(only["by_category"]["duplicate-attribute"], 2, "the counts are of all current errors");
+    let o = e.ok(&["errors", "--category", "typo"], 1);
+    assert!(o.stderr.contains("--category typo: not a category; use one of duplicate-attribute"), "{o:?}");
+
+    // Fixed at the source, the errors drop out with the next run.
+    e.write("corp.ldif", &[person("ada", 1, ""), person("bob", 2, ""), person("cy", 3, "title: engineer")].join("\n"));
+    e.ok(&["apply"], 0);
+    let o = e.ok(&["errors"], 0);
+    assert_eq!(o.stdout, "No object is in error.\n");
+}
