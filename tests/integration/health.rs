@@ -54,3 +54,57 @@ fn the_error_report_lists_current_errors_by_category_as_text_csv_and_json() {
     let o = e.ok(&["errors"], 0);
     assert_eq!(o.stdout, "No object is in error.\n");
 }
+
+/// `[health]` for the tests: checked every second, alerts sent to `hook` with a token.
+fn health_section(hook: &str) -> String {
+    format!("\n[health]\ncheck_every = \"1s\"\nwebhooks = [\"{hook}\"]\nwebhook_token_file = \"hook.token\"\n")
+}
+
+#[test]
+fn an_unreachable_source_raises_an_alert_that_resolves_itself_and_each_reaches_the_webhook_once() {
+    use crate::service::{servers, Service};
+    use std::os::unix::fs::PermissionsExt;
+    let hook = crate::webhook::Receiver::start(2);
+    let (s, _scim, e) = servers(20, 2);
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}{}", health_section(&hook.url)));
+    e.write("hook.token", "s3cret-hook-token\n");
+    std::fs::set_permissions(e.path("hook.token"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let svc = Service::start(&e);
+    let st = svc.wait_until(&e, "health checked", |st| st["checked"].is_string());
+    assert_eq!(st["alerts"].as_array().map(Vec::len), Some(0), "a healthy service has no alert: {st}");
+
+    s.stop();
+    e.ok(&["cycle", "--now", "--wait"], 2);
+    let st = svc.wait_until(&e, "the alert raised", |st| {
+        st["alerts"].as_array().is_some_and(|a| a.iter().any(|a| a["key"] == "connector_unreachable:corp"))
+    });
+    let alert = st["alerts"].as_array().and_then(|a| a.iter().find(|a| a["kind"] == "connector_unreachable")).expect("alert");
+    assert_eq!(alert["severity"], "critical");
+    assert!(alert["summary"].as_str().is_some_and(|m| m.starts_with("corp (import): ") && m.contains("cannot connect")), "{alert}");
+    let o = e.ok(&["status"], 0);
+    assert!(o.stdout.contains("alert     : CRITICAL connector_unreachable since"), "{o:?}");
+    // The receiver refused the first two posts: the raise arrives by retry, once.
+    crate::service::eventually(|| hook.events("connector_unreachable") == ["raised"], || format!("the raise: {:?}", hook.received()));
+    assert_eq!(hook.refused.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let (auth, body) = hook.received().into_iter().find(|(_, j)| j["alert"]["kind"] == "connector_unreachable").expect("raise");
+    assert_eq!(auth.as_deref(), Some("Bearer s3cret-hook-token"));
+    assert_eq!(body["alert"]["connector"], "corp");
+    assert!(!svc.log().contains("/hook"), "logs name the webhook's host, not its URL:\n{}", svc.log());
+
+    s.restart();
+    svc.wait_until(&e, "the alert resolved", |st| {
+        st["alerts"].as_array().is_some_and(|a| a.iter().all(|a| a["kind"] != "connector_unreachable"))
+    });
+    crate::service::eventually(
+        || hook.events("connector_unreachable") == ["raised", "resolved"],
+        || format!("one raise, one resolve: {:?}", hook.received()),
+    );
+    // The history keeps it, with both times.
+    let a = e.json(&["alerts"], 0);
+    let h = a["history"].as_array().and_then(|h| h.iter().find(|x| x["kind"] == "connector_unreachable")).expect("in the history");
+    assert!(h["resolved"].is_string() && h["raise_sent"] == true && h["resolve_sent"] == true, "{h}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(hook.events("connector_unreachable"), ["raised", "resolved"], "no second notification");
+    assert_eq!(svc.stop(), 0);
+}

@@ -18,3 +18,4 @@ mod samba_ad;
 mod scim;
 mod service;
 mod slapd;
+mod webhook;

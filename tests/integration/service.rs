@@ -101,7 +101,7 @@ pub(crate) fn until_users(scim: &Scim, what: &str, f: impl Fn(&[J]) -> bool) {
     eventually(|| f(&scim.list("Users")), || format!("waited 30 s for: {what}"));
 }
 
-fn user<'a>(users: &'a [J], name: &str) -> Option<&'a J> {
+pub(crate) fn user<'a>(users: &'a [J], name: &str) -> Option<&'a J> {
     users.iter().find(|u| u["userName"] == name)
 }
 
@@ -113,7 +113,7 @@ fn service_env(s: &Slapd, scim: &Scim) -> Env {
 }
 
 /// slapd with a generated directory, scim2-server, and the configuration between them.
-fn servers(people: usize, groups: usize) -> (Slapd, Scim, Env) {
+pub(crate) fn servers(people: usize, groups: usize) -> (Slapd, Scim, Env) {
     let s = Slapd::start(Some(&generated(people, groups)));
     let scim = Scim::start();
     let e = service_env(&s, &scim);

@@ -205,6 +205,12 @@ pub enum Command {
         #[arg(long, default_value = "text")]
         format: String,
     },
+    /// The service's health alerts, open ones first, then the history of raises and resolves.
+    Alerts {
+        /// How many alerts of the history to show, newest first.
+        #[arg(short = 'n', default_value_t = 20)]
+        n: i64,
+    },
     /// Write a generated directory as LDIF (people with managers, groups, non-ASCII names).
     #[command(hide = true)]
     Generate {
@@ -537,6 +543,18 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 (_, other) => return Err(Error::Config(format!("--format {other}: use text, csv or json"))),
             }
             Ok(if report.errors.is_empty() { 0 } else { EXIT_OBJECT_ERRORS })
+        }
+        Command::Alerts { n } => {
+            let config = Config::load(&cli.config)?;
+            let store = Store::open(&config.metaverse_path)?;
+            let r = store.read()?;
+            let (open, history) = (r.alert_open()?, r.alert_history(*n)?);
+            if cli.json {
+                print_json(&serde_json::json!({ "open": open, "history": history }));
+            } else {
+                print!("{}", render::alerts(&open, &history));
+            }
+            Ok(if open.iter().any(|a| a.severity == "critical") { EXIT_OBJECT_ERRORS } else { 0 })
         }
         Command::Generate { people, groups, seed, out } => {
             let text = generate::generate(*people, *groups, *seed);

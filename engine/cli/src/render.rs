@@ -248,3 +248,22 @@ pub(crate) fn error_report(r: &idflow_engine::ErrorReport) -> String {
     }
     out
 }
+
+/// Open alerts, then the history of raises and resolves.
+pub(crate) fn alerts(open: &[idflow_store::AlertRow], history: &[idflow_store::AlertRow]) -> String {
+    let mut out = String::new();
+    if open.is_empty() {
+        out.push_str("No alert is open.\n");
+    }
+    for a in open {
+        out.push_str(&format!("OPEN {:<8} {} since {}\n     {}\n", a.severity, a.kind, a.raised, a.summary));
+    }
+    if !history.is_empty() {
+        out.push_str("\nHistory (newest first):\n");
+    }
+    for a in history {
+        let end = a.resolved.as_deref().map(|r| format!("resolved {r}")).unwrap_or_else(|| "open".into());
+        out.push_str(&format!("  #{:<4} {:<8} {:<22} raised {}, {end}\n", a.id, a.severity, a.key, a.raised));
+    }
+    out
+}

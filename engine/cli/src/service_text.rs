@@ -33,6 +33,15 @@ pub(crate) fn status(s: &Status) -> String {
     if let Some(e) = &s.reload_error {
         out.push_str(&format!("reload    : REFUSED, the previous configuration runs: {e}\n"));
     }
+    if s.objects_in_error > 0 {
+        out.push_str(&format!("errors    : {} objects in error (idflow errors)\n", s.objects_in_error));
+    }
+    if s.alerts.is_empty() {
+        out.push_str("alerts    : none\n");
+    }
+    for a in &s.alerts {
+        out.push_str(&format!("alert     : {} {} since {}: {}\n", a.severity.to_uppercase(), a.kind, a.raised, a.summary));
+    }
     for (name, c) in &s.connectors {
         out.push_str(&format!(
             "connector {name}: {}{}; last {}{}\n",

@@ -8,9 +8,11 @@
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
 #![warn(unreachable_pub)]
 
+mod alerts;
 mod api;
 pub mod client;
 mod feeds;
+mod health;
 mod metrics;
 mod notify;
 mod schedule;

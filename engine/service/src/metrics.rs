@@ -18,6 +18,24 @@ struct ConnectorLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    connector: String,
+    stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CategoryLabel {
+    category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct AlertLabels {
+    alert: String,
+    severity: String,
+    connector: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CycleLabels {
     profile: String,
     status: String,
@@ -46,11 +64,20 @@ pub(crate) struct Metrics {
     cycles: Family<CycleLabels, Counter>,
     duration: Family<ProfileLabel, Histogram, fn() -> Histogram>,
     last_success: Family<ConnectorLabel, Seconds>,
+    stage_success: Family<StageLabels, Seconds>,
+    pending: Family<ConnectorLabel, Gauge>,
+    held: Family<ConnectorLabel, Gauge>,
+    breaker: Family<ConnectorLabel, Gauge>,
+    alerts: Family<AlertLabels, Gauge>,
+    /// Every alert label set shown so far: resolved ones read 0, not vanish.
+    alerts_seen: std::sync::Mutex<std::collections::BTreeSet<AlertLabels>>,
+    next_run: Seconds,
+    health_checked: Seconds,
     up: Family<ConnectorLabel, Gauge>,
     imported: Family<ConnectorLabel, Counter>,
     exported: Family<ExportLabels, Counter>,
     export_failed: Family<ConnectorLabel, Counter>,
-    objects_in_error: Gauge,
+    objects_in_error: Family<CategoryLabel, Gauge>,
     phs_heartbeat: Seconds,
     phs_delivered: Counter,
     paused: Gauge,
@@ -68,11 +95,19 @@ impl Metrics {
             cycles: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             last_success: Family::default(),
+            stage_success: Family::default(),
+            pending: Family::default(),
+            held: Family::default(),
+            breaker: Family::default(),
+            alerts: Family::default(),
+            alerts_seen: Default::default(),
+            next_run: Seconds::default(),
+            health_checked: Seconds::default(),
             up: Family::default(),
             imported: Family::default(),
             exported: Family::default(),
             export_failed: Family::default(),
-            objects_in_error: Gauge::default(),
+            objects_in_error: Family::default(),
             phs_heartbeat: Seconds::default(),
             phs_delivered: Counter::default(),
             paused: Gauge::default(),
@@ -91,7 +126,18 @@ impl Metrics {
         registry.register("objects_imported", "Objects imported (added, updated or deleted in the connector space)", m.imported.clone());
         registry.register("objects_exported", "Objects exported, by operation", m.exported.clone());
         registry.register("export_failures", "Export operations that failed", m.export_failed.clone());
-        registry.register("objects_in_error", "Errors the last cycle recorded", m.objects_in_error.clone());
+        registry.register("objects_in_error", "Objects in error now (the error report), by category", m.objects_in_error.clone());
+        registry.register(
+            "stage_last_success_timestamp_seconds",
+            "When each connector's import or export last succeeded",
+            m.stage_success.clone(),
+        );
+        registry.register("pending_exports", "Changes waiting to be exported, by target", m.pending.clone());
+        registry.register("deletions_held", "1 while the deletion threshold holds a target's deletions", m.held.clone());
+        registry.register("export_breaker_open", "1 while a target's export is stopped after repeated failures", m.breaker.clone());
+        registry.register("alert_active", "1 while an alert is open (0 once resolved)", m.alerts.clone());
+        registry.register("scheduler_next_run_timestamp_seconds", "When the next scheduled delta cycle is due", m.next_run.clone());
+        registry.register("health_checked_timestamp_seconds", "When the service last checked its health", m.health_checked.clone());
         registry.register(
             "phs_last_heartbeat_timestamp_seconds",
             "When password hash sync last ran without failing",
@@ -109,7 +155,13 @@ impl Metrics {
     }
 
     /// A cycle ended; `results` says how each connector's part went (`None`: it succeeded).
-    pub(crate) fn cycle(&self, profile: &str, status: &str, r: Option<&RunReport>, results: &BTreeMap<String, Option<String>>) {
+    pub(crate) fn cycle(
+        &self,
+        profile: &str,
+        status: &str,
+        r: Option<&RunReport>,
+        results: &BTreeMap<String, Option<idflow_core::ObjectError>>,
+    ) {
         self.cycles.get_or_create(&CycleLabels { profile: profile.into(), status: status.into() }).inc();
         let Some(r) = r else { return };
         self.duration.get_or_create(&ProfileLabel { profile: profile.into() }).observe(r.duration_ms as f64 / 1000.0);
@@ -132,12 +184,44 @@ impl Metrics {
                 self.last_success.get_or_create(&label).set(now);
             }
         }
-        self.objects_in_error.set(r.errors.iter().filter(|e| e.object.is_some()).count() as i64);
         if let Some(p) = &r.password_hash_sync {
             self.phs_delivered.inc_by(p.delivered as u64);
             if p.failed == 0 {
                 self.phs_heartbeat.set(now);
             }
+        }
+    }
+
+    /// What a health check found: errors by category, pending exports, held deletions, open
+    /// breakers, each stage's last success, the next run, and the open alerts.
+    pub(crate) fn health(&self, s: &crate::status::Status, open: &[idflow_store::AlertRow]) {
+        let seconds = |t: &str| crate::status::parse(t).map(|t| t.timestamp_millis() as f64 / 1000.0);
+        for (c, n) in &s.errors_by_category {
+            self.objects_in_error.get_or_create(&CategoryLabel { category: c.clone() }).set(*n as i64);
+        }
+        for (name, c) in &s.connectors {
+            let label = ConnectorLabel { connector: name.clone() };
+            self.pending.get_or_create(&label).set(s.pending_exports.get(name).copied().unwrap_or(0));
+            self.held.get_or_create(&label).set(i64::from(s.deletions_held.contains_key(name)));
+            self.breaker.get_or_create(&label).set(i64::from(s.breakers_open.contains_key(name)));
+            for (stage, t) in [("import", &c.last_import_ok), ("export", &c.last_export_ok)] {
+                if let Some(v) = t.as_deref().and_then(seconds) {
+                    self.stage_success.get_or_create(&StageLabels { connector: name.clone(), stage: stage.into() }).set(v);
+                }
+            }
+        }
+        if let Some(v) = s.next_delta.as_deref().and_then(seconds) {
+            self.next_run.set(v);
+        }
+        self.health_checked.set(now_seconds());
+        let Ok(mut seen) = self.alerts_seen.lock() else { return };
+        for l in seen.iter() {
+            self.alerts.get_or_create(l).set(0);
+        }
+        for a in open {
+            let l = AlertLabels { alert: a.kind.clone(), severity: a.severity.clone(), connector: a.connector.clone().unwrap_or_default() };
+            self.alerts.get_or_create(&l).set(1);
+            seen.insert(l);
         }
     }
 

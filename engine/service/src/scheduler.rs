@@ -6,7 +6,7 @@ use crate::service_file::{path_for, ServiceFile};
 use crate::status::{self, LastCycle, Status};
 use crate::worker::{self, Done, Job};
 use crate::{feeds, notify};
-use idflow_core::{Error, Result};
+use idflow_core::{Error, ObjectError, Result, Stage};
 use idflow_engine::{CycleRequest, Engine, RunReport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -68,16 +68,64 @@ fn counts(r: &RunReport) -> BTreeMap<String, u64> {
 
 /// How each connector's part of a cycle went: `None` when it succeeded, the error when it
 /// failed as a whole. Connectors the cycle did not touch are absent.
-pub(crate) fn connector_results(r: &RunReport) -> BTreeMap<String, Option<String>> {
-    let mut out: BTreeMap<String, Option<String>> =
+pub(crate) fn connector_results(r: &RunReport) -> BTreeMap<String, Option<ObjectError>> {
+    let mut out: BTreeMap<String, Option<ObjectError>> =
         r.import.iter().map(|i| &i.connector).chain(r.export.iter().map(|x| &x.connector)).map(|c| (c.clone(), None)).collect();
-    for e in r.errors.iter().filter(|e| e.object.is_none()) {
+    for e in r.errors.iter().filter(|e| e.object.is_none() && e.stage != Stage::Phs && e.stage != Stage::Sync) {
         if let Some(c) = &e.connector {
             // The first error of a connector is the one shown.
-            out.entry(c.clone()).or_default().get_or_insert_with(|| e.message.clone());
+            out.entry(c.clone()).or_default().get_or_insert_with(|| e.clone());
         }
     }
     out
+}
+
+/// What a cycle's end says of health: password hash sync, deletions held, open breakers, when
+/// each stage last succeeded.
+fn health_facts(s: &mut Status, req: &CycleRequest, r: &Result<RunReport>, results: &BTreeMap<String, Option<ObjectError>>, at: &str) {
+    if req.phs || req.phs_only {
+        let failure = match r {
+            Err(e) => Some(e.to_string()),
+            Ok(rep) => rep.errors.iter().find(|e| e.stage == Stage::Phs && e.object.is_none()).map(|e| e.message.clone()),
+        };
+        if failure.is_none() {
+            s.phs_last_success = Some(at.to_string());
+        }
+        s.phs_failure = failure;
+    }
+    let Ok(rep) = r else { return };
+    if req.phs_only {
+        return;
+    }
+    if results.values().all(Option::is_none) {
+        s.last_success = Some(at.to_string());
+    }
+    for i in &rep.import {
+        if results.get(&i.connector).is_some_and(Option::is_none) {
+            s.connectors.entry(i.connector.clone()).or_default().last_import_ok = Some(at.to_string());
+        }
+    }
+    s.breakers_open.clear();
+    for x in &rep.export {
+        if x.stopped_after.is_some() {
+            let m = results.get(&x.connector).cloned().flatten().map(|e| e.message).unwrap_or_default();
+            s.breakers_open.insert(x.connector.clone(), m);
+        } else if results.get(&x.connector).is_some_and(Option::is_none) {
+            s.connectors.entry(x.connector.clone()).or_default().last_export_ok = Some(at.to_string());
+        }
+    }
+    // Held deletions are known from the threshold's refusal (export) or the sync's note.
+    s.deletions_held = rep
+        .errors
+        .iter()
+        .filter(|e| e.category == idflow_core::Category::Threshold)
+        .filter_map(|e| Some((e.connector.clone()?, e.message.clone())))
+        .collect();
+    for n in rep.notes.iter().filter(|n| n.contains("held by the deletion threshold")) {
+        if let Some(c) = n.split('"').nth(1) {
+            s.deletions_held.entry(c.to_string()).or_insert_with(|| n.clone());
+        }
+    }
 }
 
 /// The token: from `token_file` (owner-only), or made now.
@@ -154,6 +202,11 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     let worker = worker::spawn(engine, jobs_rx, done_tx, status.clone(), stop.clone());
 
     let metrics = Arc::new(crate::metrics::Metrics::new());
+    let health_settings = std::mem::replace(&mut loaded.health, Err(Error::Config(String::new())))?;
+    let health = crate::alerts::spawn(metaverse.clone(), status.clone(), health_settings, metrics.clone(), stop.clone());
+    let poke = |settings: Option<crate::alerts::HealthSettings>| {
+        let _ = health.poke.send(crate::alerts::Poke::Check(settings.map(Box::new)));
+    };
     let api =
         Api { status: status.clone(), commands: cmd_tx, token: Arc::new(token), metaverse: metaverse.clone(), metrics: metrics.clone() };
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -251,7 +304,10 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                 };
                 let was = running.take();
                 match (done, was) {
-                    (Done::Cycle(req, r), Some(Running::Cycle(p))) => finished(&mut sched, &status, &metrics, &req, p.ticket, r),
+                    (Done::Cycle(req, r), Some(Running::Cycle(p))) => {
+                        finished(&mut sched, &status, &metrics, &req, p.ticket, r);
+                        poke(None);
+                    }
                     (Done::Reload(Ok(mut r)), _) => {
                         if let Some(old) = running_feeds.take() {
                             // Feeds stop within a second or their operation's timeout: not awaited here.
@@ -280,6 +336,10 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                         watched = r.watched.clone();
                         files = files_fingerprint(&watched);
                         running_feeds = Some(feeds::start(std::mem::take(&mut r.feeds), changed_tx.clone(), status.clone()));
+                        match std::mem::replace(&mut r.health, Err(Error::Config(String::new()))) {
+                            Ok(h) => poke(Some(h)),
+                            Err(e) => tracing::error!(error = %e, "[health] is refused; the previous one stays"),
+                        }
                         notify::ready("configuration reloaded");
                     }
                     (Done::Reload(Err(e)), _) => {
@@ -313,6 +373,7 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     if let Some(f) = running_feeds.take() {
         let _ = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || f.stop())).await;
     }
+    tokio::task::spawn_blocking(move || health.stop());
     let _ = api_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
     drop(jobs_tx);
@@ -454,10 +515,13 @@ fn finished(
         }
         for (name, result) in results.iter().filter(|(c, _)| sched.connectors.contains(c)) {
             let cs = s.connectors.entry(name.clone()).or_default();
-            cs.last_result = Some(result.clone().unwrap_or_else(|| "ok".into()));
+            cs.last_result = Some(result.as_ref().map(|e| e.message.clone()).unwrap_or_else(|| "ok".into()));
             cs.failures_in_a_row = if result.is_some() { cs.failures_in_a_row + 1 } else { 0 };
+            cs.failed_stage = result.as_ref().map(|e| e.stage.to_string());
+            cs.failure_category = result.as_ref().map(|e| e.category.as_str().to_string());
             cs.last_at = Some(at.clone());
         }
+        health_facts(&mut s, req, &r, &results, &at);
         if !req.phs_only || last.status != "ok" {
             s.last_cycle = Some(last.clone());
         }

@@ -26,6 +26,24 @@ pub struct Status {
     pub connectors: BTreeMap<String, ConnectorStatus>,
     /// The last reload that was refused, with why (the old configuration keeps running).
     pub reload_error: Option<String>,
+    /// When a cycle last ended with every connector's part done (object errors allowed).
+    pub last_success: Option<String>,
+    /// When password hash sync last ran without failing, and why it failed last, if it did.
+    pub phs_last_success: Option<String>,
+    pub phs_failure: Option<String>,
+    /// Targets whose deletions the deletion threshold holds, with what it said.
+    pub deletions_held: BTreeMap<String, String>,
+    /// Targets whose export stopped after failing again and again (the circuit breaker).
+    pub breakers_open: BTreeMap<String, String>,
+    /// The alerts open now.
+    pub alerts: Vec<idflow_store::AlertRow>,
+    /// Objects in error now (the error report's count) and by category.
+    pub objects_in_error: usize,
+    pub errors_by_category: BTreeMap<String, usize>,
+    /// Changes waiting to be exported, by target.
+    pub pending_exports: BTreeMap<String, i64>,
+    /// When health was last checked.
+    pub checked: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -60,6 +78,17 @@ pub struct ConnectorStatus {
     pub last_at: Option<String>,
     /// Cycles in a row this connector failed (retried with backoff).
     pub failures_in_a_row: u32,
+    /// The stage (import, export) and category of the last failure, while it lasts.
+    pub failed_stage: Option<String>,
+    pub failure_category: Option<String>,
+    /// When its import and its export last succeeded.
+    pub last_import_ok: Option<String>,
+    pub last_export_ok: Option<String>,
+}
+
+/// A time as status writes it, read back (`None` for anything else).
+pub(crate) fn parse(t: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&chrono::Utc))
 }
 
 pub(crate) fn now() -> String {

@@ -42,6 +42,8 @@ pub(crate) struct Reloaded {
     pub rules_fingerprint: String,
     /// The files whose change reloads the service: the configuration and its rule folders.
     pub watched: Vec<std::path::PathBuf>,
+    /// `[health]`, or why it cannot be used (the previous one stays).
+    pub health: Result<crate::alerts::HealthSettings>,
 }
 
 pub(crate) fn reloaded(engine: &Engine) -> Reloaded {
@@ -56,6 +58,7 @@ pub(crate) fn reloaded(engine: &Engine) -> Reloaded {
         config_hash: config_hash(&engine.config.file),
         rules_fingerprint: engine.rules.fingerprint.clone(),
         watched,
+        health: crate::alerts::HealthSettings::of(engine),
     }
 }
 

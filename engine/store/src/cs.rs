@@ -279,6 +279,13 @@ pub(crate) fn count_pending_export(c: &Connection, connector: Option<&str>) -> R
     }
 }
 
+/// Changes waiting to be exported, by connector (connectors with none are absent).
+pub(crate) fn pending_exports(c: &Connection) -> Result<std::collections::BTreeMap<String, i64>> {
+    let mut st = c.prepare_cached("SELECT connector, count(*) FROM cs_object WHERE pending_export=1 GROUP BY connector")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
 pub(crate) fn count_pending_deletes(c: &Connection, connector: &str) -> Result<i64> {
     c.prepare_cached("SELECT count(*) FROM cs_object WHERE connector=?1 AND pending_export=1 AND export_state='delete' AND present=1")?
         .query_row([connector], |r| r.get(0))

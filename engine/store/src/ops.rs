@@ -35,6 +35,8 @@ pub trait ReadOps {
     fn cs_count_pending_export(&self, connector: Option<&str>) -> Result<i64>;
     /// How many objects of a connector wait for their deletion to be exported.
     fn cs_count_pending_deletes(&self, connector: &str) -> Result<i64>;
+    /// Changes waiting to be exported, by connector.
+    fn cs_pending_exports(&self) -> Result<BTreeMap<String, i64>>;
     /// How many objects of a connector exist in its directory.
     fn cs_count_present(&self, connector: &str) -> Result<i64>;
     /// Does the connector hold objects without an anchor (creates not yet confirmed)?
@@ -244,6 +246,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_count_pending_export(&self, connector: Option<&str>) -> Result<i64> {
         on(self, |c| cs::count_pending_export(c, connector))
+    }
+    fn cs_pending_exports(&self) -> Result<BTreeMap<String, i64>> {
+        on(self, cs::pending_exports)
     }
     fn cs_count_pending_deletes(&self, connector: &str) -> Result<i64> {
         on(self, |c| cs::count_pending_deletes(c, connector))

@@ -19,6 +19,8 @@ struct FileModel {
     password_hash_sync: Option<PhsSection>,
     #[serde(default)]
     service: crate::service_section::ServiceSection,
+    #[serde(default)]
+    health: crate::health_section::HealthSection,
 }
 
 /// `[password_hash_sync]`: where NT hashes come from and what each target gets.
@@ -133,6 +135,8 @@ pub struct Config {
     pub phs_key_file: PathBuf,
     /// `[service]`: the schedule and control API of `idflow serve`.
     pub service: crate::service_section::ServiceSection,
+    /// `[health]`: the service's alerts and webhooks.
+    pub health: crate::health_section::HealthSection,
 }
 
 impl Config {
@@ -194,6 +198,7 @@ impl Config {
             connectors,
             dir,
             service: model.service,
+            health: model.health,
         })
     }
 

@@ -33,7 +33,7 @@ pub struct ServiceSection {
 }
 
 /// "30s", "5m", "2h", "7d", "300ms", or an error that says how to write one.
-fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(
