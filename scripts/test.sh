@@ -23,6 +23,10 @@ trap cleanup EXIT
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
 
+# The shipped Prometheus alert rules, with their own unit tests.
+promtool check rules examples/prometheus/idflow-alerts.yml
+promtool test rules examples/prometheus/idflow-alerts.test.yml
+
 cargo test --workspace --locked
 
 # Rule sets carry their own test cases (*_test.toml): run them the way an admin's CI would.

@@ -108,3 +108,104 @@ fn an_unreachable_source_raises_an_alert_that_resolves_itself_and_each_reaches_t
     assert_eq!(hook.events("connector_unreachable"), ["raised", "resolved"], "no second notification");
     assert_eq!(svc.stop(), 0);
 }
+
+/// A free port on 127.0.0.1 (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Debian's Prometheus, with the shipped configuration and alert rules (scraping every second).
+struct Prometheus {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Prometheus {
+    fn start(e: &Env, target: &str, token_file: &std::path::Path) -> Prometheus {
+        let dir = e.path("prometheus");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let shipped = crate::common::repo().join("examples/prometheus");
+        std::fs::copy(shipped.join("idflow-alerts.yml"), dir.join("idflow-alerts.yml")).expect("rules");
+        let cfg = std::fs::read_to_string(shipped.join("prometheus.yml")).expect("example config");
+        let cfg = cfg
+            .replace("scrape_interval: 30s", "scrape_interval: 1s")
+            .replace("evaluation_interval: 30s", "evaluation_interval: 1s")
+            .replace("127.0.0.1:7389", target)
+            .replace("/etc/idflow/api-token", &token_file.display().to_string());
+        std::fs::write(dir.join("prometheus.yml"), cfg).expect("config");
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("Debian's prometheus is installed (apt-get install prometheus): .ci/run installs it");
+        Prometheus { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    fn get(&self, path: &str) -> Option<serde_json::Value> {
+        let out = std::process::Command::new("curl").args(["-s", "-g"]).arg(format!("{}{path}", self.url)).output().ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// The alerts firing now, as (name, connector).
+    fn firing(&self) -> Vec<(String, String)> {
+        let Some(j) = self.get("/api/v1/alerts") else { return Vec::new() };
+        j["data"]["alerts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|a| a["state"] == "firing")
+                    .map(|a| {
+                        let l = &a["labels"];
+                        (l["alertname"].as_str().unwrap_or_default().to_string(), l["connector"].as_str().unwrap_or_default().to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_service_and_its_shipped_rules_fire_and_resolve() {
+    use crate::service::{eventually, servers, Service};
+    use std::os::unix::fs::PermissionsExt;
+    let (s, _scim, e) = servers(20, 2);
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}token_file = \"api-token\"\n\n[health]\ncheck_every = \"1s\"\n"));
+    e.write("api-token", "prometheus-reads-this-token\n");
+    std::fs::set_permissions(e.path("api-token"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let svc = Service::start(&e);
+    let file: serde_json::Value = serde_json::from_str(&e.read("state/idflow.db.service.json")).expect("service file");
+    let p = Prometheus::start(&e, file["address"].as_str().expect("address"), &e.path("api-token"));
+    let log = || std::fs::read_to_string(e.path("prometheus/prometheus.log")).unwrap_or_default();
+    eventually(
+        || p.get("/api/v1/query?query=up{job=\"idflow\"}").is_some_and(|j| j["data"]["result"][0]["value"][1] == "1"),
+        || format!("Prometheus scrapes the service with its token:\n{}", log()),
+    );
+    assert!(p.firing().is_empty(), "healthy: nothing fires: {:?}", p.firing());
+    let q = p.get("/api/v1/query?query=idflow_objects_in_error").expect("query");
+    assert!(q["data"]["result"].as_array().is_some_and(|r| r.len() == 9), "one series per category: {q}");
+
+    s.stop();
+    e.ok(&["cycle", "--now", "--wait"], 2);
+    eventually(
+        || p.firing().contains(&("IdflowConnectorFailing".into(), "corp".into())),
+        || format!("the rule fires: {:?}\n{}", p.get("/api/v1/alerts"), log()),
+    );
+    let q = p.get("/api/v1/query?query=idflow_alert_active{alert=\"connector_unreachable\"}").expect("query");
+    assert_eq!(q["data"]["result"][0]["value"][1], "1", "{q}");
+    s.restart();
+    eventually(|| p.firing().is_empty(), || format!("the rule resolves: {:?}", p.get("/api/v1/alerts")));
+    assert_eq!(svc.stop(), 0);
+}

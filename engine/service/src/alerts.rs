@@ -163,7 +163,7 @@ fn check(store: &Store, status: &Mutex<Status>, settings: &HealthSettings, metri
     };
     let conditions = health::conditions(&snapshot, &settings.health, settings.interval, settings.has_phs, chrono::Utc::now());
     let open = apply(store, &conditions)?;
-    metrics.health(&snapshot, &open);
+    metrics.health(&snapshot, settings.has_phs, &open);
     if let Ok(mut s) = status.lock() {
         s.alerts = open;
         s.checked = Some(crate::status::now());

@@ -73,6 +73,8 @@ pub(crate) struct Metrics {
     alerts_seen: std::sync::Mutex<std::collections::BTreeSet<AlertLabels>>,
     next_run: Seconds,
     health_checked: Seconds,
+    last_cycle_success: Seconds,
+    phs_configured: Gauge,
     up: Family<ConnectorLabel, Gauge>,
     imported: Family<ConnectorLabel, Counter>,
     exported: Family<ExportLabels, Counter>,
@@ -103,6 +105,8 @@ impl Metrics {
             alerts_seen: Default::default(),
             next_run: Seconds::default(),
             health_checked: Seconds::default(),
+            last_cycle_success: Seconds::default(),
+            phs_configured: Gauge::default(),
             up: Family::default(),
             imported: Family::default(),
             exported: Family::default(),
@@ -139,8 +143,14 @@ impl Metrics {
         registry.register("scheduler_next_run_timestamp_seconds", "When the next scheduled delta cycle is due", m.next_run.clone());
         registry.register("health_checked_timestamp_seconds", "When the service last checked its health", m.health_checked.clone());
         registry.register(
+            "cycle_last_success_timestamp_seconds",
+            "When a cycle last ended with every connector's part done (the service's start until then)",
+            m.last_cycle_success.clone(),
+        );
+        registry.register("phs_configured", "1 when password hash sync is configured", m.phs_configured.clone());
+        registry.register(
             "phs_last_heartbeat_timestamp_seconds",
-            "When password hash sync last ran without failing",
+            "When password hash sync last ran without failing (the service's start until then)",
             m.phs_heartbeat.clone(),
         );
         registry.register("phs_delivered", "Password hashes delivered", m.phs_delivered.clone());
@@ -186,16 +196,20 @@ impl Metrics {
         }
         if let Some(p) = &r.password_hash_sync {
             self.phs_delivered.inc_by(p.delivered as u64);
-            if p.failed == 0 {
-                self.phs_heartbeat.set(now);
-            }
         }
     }
 
     /// What a health check found: errors by category, pending exports, held deletions, open
     /// breakers, each stage's last success, the next run, and the open alerts.
-    pub(crate) fn health(&self, s: &crate::status::Status, open: &[idflow_store::AlertRow]) {
+    pub(crate) fn health(&self, s: &crate::status::Status, has_phs: bool, open: &[idflow_store::AlertRow]) {
         let seconds = |t: &str| crate::status::parse(t).map(|t| t.timestamp_millis() as f64 / 1000.0);
+        if let Some(v) = s.last_success.as_deref().or(Some(&s.started)).and_then(seconds) {
+            self.last_cycle_success.set(v);
+        }
+        if let Some(v) = s.phs_last_success.as_deref().or(Some(&s.started)).and_then(seconds) {
+            self.phs_heartbeat.set(v);
+        }
+        self.phs_configured.set(i64::from(has_phs));
         for (c, n) in &s.errors_by_category {
             self.objects_in_error.get_or_create(&CategoryLabel { category: c.clone() }).set(*n as i64);
         }
