@@ -209,3 +209,165 @@ fn a_real_prometheus_scrapes_the_service_and_its_shipped_rules_fire_and_resolve(
     eventually(|| p.firing().is_empty(), || format!("the rule resolves: {:?}", p.get("/api/v1/alerts")));
     assert_eq!(svc.stop(), 0);
 }
+
+/// Debian's Chromium, headless: loads a page of the dashboard through its sign-in link and
+/// returns the DOM it rendered; `shot` also saves a screenshot (the test's artefacts, in
+/// target/dashboard-screenshots).
+struct Browser {
+    sign_in: String,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn new(e: &Env) -> Browser {
+        let j = e.json(&["dashboard"], 0);
+        let sign_in = j["sign_in"].as_str().expect("sign-in link").to_string();
+        Browser { sign_in, profile: tempfile::tempdir().expect("profile") }
+    }
+
+    fn run(&self, page: &str, extra: &[String]) -> String {
+        let url = format!("{}&next={}", self.sign_in, page.replace('?', "%3F").replace('&', "%26").replace('=', "%3D"));
+        let out = std::process::Command::new("timeout")
+            .arg("90")
+            .arg("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--disable-dev-shm-usage"])
+            .arg(format!("--user-data-dir={}", self.profile.path().display()))
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("Debian's chromium is installed (apt-get install chromium): .ci/run installs it");
+        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The page's rendered DOM.
+    fn dom(&self, page: &str) -> String {
+        self.run(page, &["--dump-dom".to_string()])
+    }
+
+    /// A screenshot of the page at `width` x `height`, kept as `name`.png.
+    fn shot(&self, page: &str, name: &str, width: u32, height: u32) {
+        let dir = crate::common::repo().join("target/dashboard-screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let file = dir.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        self.run(page, &[format!("--window-size={width},{height}"), format!("--screenshot={}", file.display())]);
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 5000, "a screenshot of {page} at {}: {size} bytes", file.display());
+    }
+}
+
+/// The text of a DOM, tags dropped and spaces squeezed.
+fn text(dom: &str) -> String {
+    let mut out = String::new();
+    let mut tag = false;
+    for c in dom.chars() {
+        match c {
+            '<' => tag = true,
+            '>' => {
+                tag = false;
+                out.push(' ');
+            }
+            c if !tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_dashboard_in_a_real_browser_shows_an_alert_while_slapd_is_down_and_finds_an_object() {
+    use crate::service::{servers, Service};
+    let (s, _scim, e) = servers(30, 3);
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}\n[health]\ncheck_every = \"1s\"\n"));
+    let svc = Service::start(&e);
+    svc.wait_until(&e, "health checked", |st| st["checked"].is_string());
+    let b = Browser::new(&e);
+    let token = b.sign_in.split("token=").nth(1).expect("token").to_string();
+
+    let overview = b.dom("/ui");
+    let t = text(&overview);
+    assert!(t.contains("Identity is flowing"), "{t}");
+    assert!(t.contains("corp") && t.contains("cloud") && t.contains("No alert is open."), "{t}");
+    assert!(!overview.contains(&token), "no secret in a page");
+    b.shot("/ui", "overview-wide", 1280, 1000);
+    b.shot("/ui", "overview-phone", 390, 1600);
+
+    // slapd down: the overview says identity is not flowing, with the alert.
+    s.stop();
+    e.ok(&["cycle", "--now", "--wait"], 2);
+    svc.wait_until(&e, "the alert raised", |st| st["alerts"].as_array().is_some_and(|a| !a.is_empty()));
+    let t = text(&b.dom("/ui"));
+    assert!(t.contains("Identity is not flowing: 1 critical alert"), "{t}");
+    assert!(t.contains("connector_unreachable") && t.contains("cannot connect"), "{t}");
+    b.shot("/ui", "overview-slapd-down", 1280, 1000);
+
+    // Back: the alert clears by itself.
+    s.restart();
+    svc.wait_until(&e, "the alert resolved", |st| st["alerts"].as_array().is_some_and(Vec::is_empty));
+    let t = text(&b.dom("/ui"));
+    assert!(t.contains("Identity is flowing") && !t.contains("connector_unreachable"), "{t}");
+
+    // Search finds a person by mail; the result opens its preview.
+    let found = b.dom("/ui/search?q=u000005@");
+    let link = found.split("href=\"/ui/object?mv=").nth(1).and_then(|r| r.split('"').next()).expect("a result linking its preview");
+    assert!(text(&found).contains("1 found"), "{}", text(&found));
+    let page = format!("/ui/object?mv={link}");
+    let t = text(&b.dom(&page));
+    assert!(t.contains("Rules in scope and what they decided") && t.contains("Metaverse attributes, and the rule that won each"), "{t}");
+    assert!(t.contains("u000005@example.org") && t.contains("Pending exports"), "{t}");
+    b.shot(&page, "object-preview", 1280, 1400);
+
+    // Runs, one run, errors: each renders.
+    let t = text(&b.dom("/ui/runs"));
+    assert!(t.contains("Latency per connector") && t.contains("Timeline") && t.contains("#1"), "{t}");
+    b.shot("/ui/runs", "runs", 1280, 1000);
+    let t = text(&b.dom("/ui/runs/1"));
+    assert!(t.contains("Run #1") && t.contains("Imports") && t.contains("Exports"), "{t}");
+    let t = text(&b.dom("/ui/errors"));
+    assert!(t.contains("Errors:") && t.contains("Duplicate Attribute") && t.contains("CSV"), "{t}");
+    b.shot("/ui/errors", "errors", 1280, 1000);
+    assert_eq!(svc.stop(), 0);
+}
+
+#[test]
+fn the_dashboard_needs_the_token_and_its_actions_refuse_other_sites() {
+    use crate::service::{servers, Service};
+    let (_s, _scim, e) = servers(10, 1);
+    let svc = Service::start(&e);
+    let j = e.json(&["dashboard"], 0);
+    let address = j["address"].as_str().expect("address").trim_end_matches("/ui").to_string();
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl").args(["-s", "-i"]).args(args).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Not signed in: to the sign-in page; a wrong token is refused.
+    let o = curl(&[&format!("{address}/ui/errors")]);
+    assert!(o.starts_with("HTTP/1.1 303") && o.contains("location: /ui/login?next=/ui/errors"), "{o}");
+    let o = curl(&[&format!("{address}/ui/login?token=wrong")]);
+    assert!(o.starts_with("HTTP/1.1 401") && o.contains("That is not the service"), "{o}");
+    let o = curl(&[&format!("{address}/ui/login?token=x&next=https://evil.example/")]);
+    assert!(!o.contains("evil.example/\r"), "{o}");
+    // Signed in: the cookie is not the token, and works.
+    let o = curl(&[j["sign_in"].as_str().expect("link")]);
+    let cookie = o.lines().find_map(|l| l.strip_prefix("set-cookie: ")).expect("a cookie").to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let token = j["sign_in"].as_str().and_then(|l| l.split("token=").nth(1)).expect("token");
+    assert!(!cookie.contains(token), "the cookie is derived from the token, not the token");
+    let pair = cookie.split(';').next().expect("pair").to_string();
+    let o = curl(&["-b", &pair, &format!("{address}/ui/errors.csv")]);
+    assert!(o.starts_with("HTTP/1.1 200") && o.contains("category,stage,connector,object"), "{o}");
+    // An action from another site's form is refused; from the dashboard it works.
+    let o = curl(&["-b", &pair, "-X", "POST", "-H", "Origin: http://evil.example", &format!("{address}/ui/actions/pause")]);
+    assert!(o.starts_with("HTTP/1.1 403"), "{o}");
+    assert_eq!(Service::status(&e).expect("status")["paused"], false);
+    let host = address.trim_start_matches("http://");
+    let o = curl(&["-b", &pair, "-X", "POST", "-H", &format!("Origin: http://{host}"), &format!("{address}/ui/actions/pause")]);
+    assert!(o.starts_with("HTTP/1.1 303"), "{o}");
+    assert_eq!(Service::status(&e).expect("status")["paused"], true);
+    let o = curl(&["-b", &pair, "-X", "POST", "-d", "full=false", &format!("{address}/ui/actions/cycle")]);
+    assert!(o.starts_with("HTTP/1.1 303"), "{o}");
+    svc.wait_until(&e, "the cycle the dashboard asked for", |st| st["cycles"].as_u64().is_some_and(|n| n >= 2));
+    assert_eq!(svc.stop(), 0);
+}

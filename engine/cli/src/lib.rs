@@ -174,6 +174,8 @@ pub enum Command {
         /// The connectors to import (default: all).
         connectors: Vec<String>,
     },
+    /// The running service's dashboard: its address, and a link that signs your browser in.
+    Dashboard,
     /// Pause or resume the running service's scheduled and change-driven cycles.
     Scheduler {
         #[command(subcommand)]
@@ -514,6 +516,16 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 "errors" => EXIT_OBJECT_ERRORS,
                 _ => EXIT_FAILED,
             })
+        }
+        Command::Dashboard => {
+            let (address, link) = idflow_service::client::Client::connect(&cli.config)?.dashboard_links();
+            if cli.json {
+                print_json(&serde_json::json!({ "address": address, "sign_in": link }));
+            } else {
+                println!("The dashboard: {address}");
+                println!("Sign in with this link (it holds the API token: keep it to yourself):\n  {link}");
+            }
+            Ok(0)
         }
         Command::Scheduler { action } => {
             let client = idflow_service::client::Client::connect(&cli.config)?;

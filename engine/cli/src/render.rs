@@ -215,7 +215,7 @@ pub(crate) fn history(runs: &[idflow_store::RunRow]) -> String {
 /// The error report: how many errors each category holds, then the errors by category.
 pub(crate) fn error_report(r: &idflow_engine::ErrorReport) -> String {
     let mut out = String::new();
-    let total: usize = r.by_category.values().sum();
+    let total: usize = r.by_category.values().sum::<usize>() + r.connector_errors;
     if total == 0 {
         out.push_str("No object is in error.\n");
         return out;
@@ -224,7 +224,11 @@ pub(crate) fn error_report(r: &idflow_engine::ErrorReport) -> String {
         .iter()
         .filter_map(|c| r.by_category.get(c.as_str()).filter(|n| **n > 0).map(|n| format!("{} {n}", c.title())))
         .collect();
-    out.push_str(&format!("{total} errors: {}\n", counts.join(", ")));
+    let mut head = format!("{total} errors: {}", counts.join(", "));
+    if r.connector_errors > 0 {
+        head.push_str(&format!("{}{} of a whole connector", if counts.is_empty() { "" } else { "; " }, r.connector_errors));
+    }
+    out.push_str(&format!("{head}\n"));
     if r.errors.len() != total {
         out.push_str(&format!("{} match the filter.\n", r.errors.len()));
     }

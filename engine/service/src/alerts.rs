@@ -157,6 +157,7 @@ fn check(store: &Store, status: &Mutex<Status>, settings: &HealthSettings, metri
     let snapshot = {
         let Ok(mut s) = status.lock() else { return Ok(()) };
         s.objects_in_error = report.by_category.values().sum();
+        s.connector_errors = report.connector_errors;
         s.errors_by_category = report.by_category.clone();
         s.pending_exports = pending;
         s.clone()

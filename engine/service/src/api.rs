@@ -14,10 +14,16 @@ use tokio::sync::{mpsc, oneshot};
 
 /// What the API asks of the scheduler; the answer says what happened, or why not.
 pub(crate) enum Command {
-    Cycle { full: bool, connectors: Vec<String>, reply: oneshot::Sender<Result<(String, u64), String>> },
+    Cycle {
+        full: bool,
+        connectors: Vec<String>,
+        reply: oneshot::Sender<Result<(String, u64), String>>,
+    },
     Pause(oneshot::Sender<Result<String, String>>),
     Resume(oneshot::Sender<Result<String, String>>),
     Plan(crate::worker::PlanReply),
+    /// Runs on the engine's thread when it is free: plans and previews.
+    Ask(crate::worker::Job),
 }
 
 #[derive(Clone)]
@@ -50,13 +56,24 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/v1/scheduler/resume", post(resume))
         .route("/v1/history", get(history))
         .route("/v1/plan", post(plan))
+        .route("/v1/alerts", get(alerts))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorized))
-        .with_state(api)
+        .with_state(api.clone())
+        .merge(crate::dashboard::router(api))
+}
+
+/// The open alerts and the newest of the history.
+async fn alerts(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Response {
+    let n = q.n.unwrap_or(50).clamp(1, 1000);
+    match crate::dashboard::read(&api, move |r| Ok(serde_json::json!({ "open": r.alert_open()?, "history": r.alert_history(n)? }))).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => e,
+    }
 }
 
 /// Compares in time that does not depend on where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

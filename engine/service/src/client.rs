@@ -39,6 +39,12 @@ fn lenient(config_file: &Path) -> Result<(PathBuf, Option<String>, PathBuf)> {
 }
 
 impl Client {
+    /// The dashboard's address, and a link that signs a browser in (it holds the token: for
+    /// the admin's own browser, like Jupyter's).
+    pub fn dashboard_links(&self) -> (String, String) {
+        (format!("{}/ui", self.base), format!("{}/ui/login?token={}", self.base, self.token.as_str()))
+    }
+
     /// The service running for this configuration file, or an error saying none is.
     pub fn connect(config_file: &Path) -> Result<Client> {
         let (metaverse, token_file, dir) = lenient(config_file)?;

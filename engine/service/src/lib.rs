@@ -11,6 +11,7 @@
 mod alerts;
 mod api;
 pub mod client;
+mod dashboard;
 mod feeds;
 mod health;
 mod metrics;

@@ -186,6 +186,7 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
         config: config_file.display().to_string(),
         started: status::now(),
         staging_mode: loaded.staging_mode,
+        phs_configured: loaded.has_phs,
         ..Default::default()
     }));
     let stop = Arc::new(AtomicBool::new(false));
@@ -227,7 +228,8 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     // What runs on the engine's thread: None when idle.
     let mut running: Option<Running> = None;
     let mut reload = false;
-    let mut plans: Vec<crate::worker::PlanReply> = Vec::new();
+    // Questions for the engine (plans, previews), answered when it is free.
+    let mut asks: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
     let mut stopping = false;
     let mut exit = 0;
     tracing::info!(address = %address, config = %config_file.display(), interval = %humantime::format_duration(sched.settings.interval), "idflow service started");
@@ -251,9 +253,9 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                 let _ = jobs_tx.send(Job::Reload);
                 continue;
             }
-            if let Some(reply) = plans.pop() {
-                running = Some(Running::Plan);
-                let _ = jobs_tx.send(Job::Plan(reply));
+            if let Some(job) = asks.pop_front() {
+                running = Some(Running::Ask);
+                let _ = jobs_tx.send(job);
                 continue;
             }
             if let Some(p) = sched.next_job(now) {
@@ -293,7 +295,9 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                 Command::Plan(reply) if stopping => {
                     let _ = reply.send(Err("the service is stopping".into()));
                 }
-                Command::Plan(reply) => plans.push(reply),
+                Command::Ask(job) if stopping => job.refuse("the service is stopping"),
+                Command::Plan(reply) => asks.push_back(Job::Plan(reply)),
+                Command::Ask(job) => asks.push_back(job),
                 cmd => command(&mut sched, cmd, running.is_some(), stopping, &status),
             },
             done = done_rx.recv() => {
@@ -317,6 +321,7 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                         if let Ok(mut s) = status.lock() {
                             s.reload_error = None;
                             s.staging_mode = r.staging_mode;
+                            s.phs_configured = r.has_phs;
                             s.connectors.retain(|k, _| r.connectors.contains(k));
                         }
                         sched.reconfigure(r.settings.clone(), r.connectors.clone(), r.has_phs, Instant::now());
@@ -367,8 +372,8 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     while let Ok(cmd) = cmd_rx.try_recv() {
         command(&mut sched, cmd, true, true, &status);
     }
-    for reply in plans.drain(..) {
-        let _ = reply.send(Err("the service is stopping".into()));
+    for job in asks.drain(..) {
+        job.refuse("the service is stopping");
     }
     if let Some(f) = running_feeds.take() {
         let _ = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || f.stop())).await;
@@ -390,7 +395,8 @@ enum Running {
     Cycle(Planned),
     Reload,
     Purge,
-    Plan,
+    /// A plan or a preview.
+    Ask,
 }
 
 fn warn_restart_needed(old: &idflow_engine::ServiceSection, new: &idflow_engine::ServiceSection) {
@@ -441,6 +447,7 @@ fn command(sched: &mut Schedule, cmd: Command, busy: bool, stopping: bool, statu
         Command::Plan(reply) => {
             let _ = reply.send(Err("the service is stopping".into()));
         }
+        Command::Ask(job) => job.refuse("the service is stopping"),
         Command::Resume(reply) => {
             sched.paused = false;
             tracing::info!("scheduler resumed");

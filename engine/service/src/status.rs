@@ -12,6 +12,9 @@ pub struct Status {
     /// sync goes on, as in Entra Connect.
     pub paused: bool,
     pub staging_mode: bool,
+    /// `[password_hash_sync]` is configured.
+    #[serde(default)]
+    pub phs_configured: bool,
     /// The cycle running now.
     pub current: Option<Current>,
     /// When the next delta cycle, password hash sync and full cycle are due (UTC).
@@ -39,6 +42,9 @@ pub struct Status {
     pub alerts: Vec<idflow_store::AlertRow>,
     /// Objects in error now (the error report's count) and by category.
     pub objects_in_error: usize,
+    /// Errors of a whole connector in the latest runs (also alerts of their own).
+    #[serde(default)]
+    pub connector_errors: usize,
     pub errors_by_category: BTreeMap<String, usize>,
     /// Changes waiting to be exported, by target.
     pub pending_exports: BTreeMap<String, i64>,

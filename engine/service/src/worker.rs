@@ -17,9 +17,27 @@ pub(crate) enum Job {
     Purge(u32),
     /// `idflow plan` while the service holds the metaverse: the saved-plan form and the notes.
     Plan(PlanReply),
+    /// The dashboard's preview of one object (connector, object key).
+    Preview(String, String, PreviewReply),
+}
+
+impl Job {
+    /// Answers a question the service will not run (it is stopping).
+    pub(crate) fn refuse(self, why: &str) {
+        match self {
+            Job::Plan(reply) => {
+                let _ = reply.send(Err(why.into()));
+            }
+            Job::Preview(_, _, reply) => {
+                let _ = reply.send(Err(why.into()));
+            }
+            Job::Cycle(..) | Job::Reload | Job::Purge(_) => {}
+        }
+    }
 }
 
 pub(crate) type PlanReply = tokio::sync::oneshot::Sender<std::result::Result<serde_json::Value, String>>;
+pub(crate) type PreviewReply = tokio::sync::oneshot::Sender<std::result::Result<Box<idflow_engine::Preview>, String>>;
 
 pub(crate) enum Done {
     Cycle(CycleRequest, Result<RunReport>),
@@ -145,6 +163,11 @@ pub(crate) fn spawn(
                         let saved = idflow_engine::SavedPlan::new(&engine, p);
                         serde_json::json!({ "saved": saved, "notes": rep.notes })
                     });
+                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                    Done::Planned
+                }
+                Job::Preview(connector, key, reply) => {
+                    let r = idflow_engine::preview(&engine, &connector, &key).map(Box::new);
                     let _ = reply.send(r.map_err(|e| e.to_string()));
                     Done::Planned
                 }

@@ -265,7 +265,9 @@ impl Engine {
     ) -> Result<()> {
         let name = connector.name().to_string();
         let secret = phs_stage::secret_attributes(&self.config, &name);
-        let (stats, errors) = import::import(tx, connector, &self.rules, mode, allow_empty, &secret, self.observer.as_ref())?;
+        let began = Instant::now();
+        let (mut stats, errors) = import::import(tx, connector, &self.rules, mode, allow_empty, &secret, self.observer.as_ref())?;
+        stats.ms = began.elapsed().as_millis() as u64;
         tracing::info!(connector = %name, mode = %stats.mode, read = stats.read, added = stats.added, updated = stats.updated, deleted = stats.deleted, "import done");
         if stats.incomplete {
             report.notes.push(format!(
@@ -370,7 +372,9 @@ impl Engine {
             let mut c = self.open_connector(name)?;
             let observer = self.observer.as_ref();
             let step = observer::start(observer, Step::Export(name), Some(pending as u64));
-            let (stats, errors) = export::export(&self.store, c.as_mut(), self.config.deletion_threshold, allow_deletes, observer)?;
+            let began = Instant::now();
+            let (mut stats, errors) = export::export(&self.store, c.as_mut(), self.config.deletion_threshold, allow_deletes, observer)?;
+            stats.ms = began.elapsed().as_millis() as u64;
             drop(step);
             tracing::info!(connector = %name, added = stats.added, updated = stats.updated, deleted = stats.deleted, failed = stats.failed, "export done");
             report.export.push(stats);

@@ -23,8 +23,10 @@ pub struct CurrentError {
 pub struct ErrorReport {
     /// The runs the errors come from.
     pub runs: Vec<i64>,
-    /// How many errors each category holds (every category, zero included).
+    /// How many objects are in error, by category (every category, zero included).
     pub by_category: BTreeMap<String, usize>,
+    /// Errors of a whole connector (it could not be read or written), listed with the objects'.
+    pub connector_errors: usize,
     pub errors: Vec<CurrentError>,
 }
 
@@ -97,12 +99,18 @@ pub fn error_report(r: &dyn ReadOps, filter: &ErrorFilter) -> Result<ErrorReport
     }
     let mut from: BTreeSet<i64> = BTreeSet::new();
     for (run_id, error) in all {
-        *report.by_category.entry(error.category.as_str().to_string()).or_default() += 1;
+        if error.object.is_some() {
+            *report.by_category.entry(error.category.as_str().to_string()).or_default() += 1;
+        } else {
+            report.connector_errors += 1;
+        }
         from.insert(run_id);
         if filter.keeps(&error) {
             report.errors.push(CurrentError { run_id, error });
         }
     }
+    // A connector that could not be read or written first: it explains the rest.
+    report.errors.sort_by_key(|e| e.error.object.is_some());
     report.runs = from.into_iter().rev().collect();
     Ok(report)
 }

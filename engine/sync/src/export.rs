@@ -32,6 +32,9 @@ pub struct ExportStats {
     /// Requests the export made (connectors that count them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<usize>,
+    /// How long the export took, in milliseconds.
+    #[serde(default)]
+    pub ms: u64,
 }
 
 /// Operations in a row a target may fail before the export to it stops for the run (the

@@ -33,6 +33,9 @@ pub struct ImportStats {
     /// A full import that met read errors: nothing it did not see was inferred deleted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
+    /// How long the import took, in milliseconds.
+    #[serde(default)]
+    pub ms: u64,
 }
 
 struct Sink<'a> {
