@@ -221,3 +221,10 @@ pub(crate) fn set_watermark(e: &Env, connector: &str, watermark: &str) {
     tx.set_watermark(connector, Some(watermark)).expect("set");
     tx.commit().expect("commit");
 }
+
+/// The first TOML block of the README's section `## {section}`.
+pub(crate) fn readme_toml_block(section: &str) -> String {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README");
+    let text = readme.split(&format!("## {section}\n")).nth(1).unwrap_or_else(|| panic!("a README section named {section}"));
+    text.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block").to_string()
+}

@@ -371,3 +371,50 @@ fn the_dashboard_needs_the_token_and_its_actions_refuse_other_sites() {
     svc.wait_until(&e, "the cycle the dashboard asked for", |st| st["cycles"].as_u64().is_some_and(|n| n >= 2));
     assert_eq!(svc.stop(), 0);
 }
+
+#[test]
+fn the_readme_health_settings_are_valid_and_a_bad_one_is_named() {
+    let e = Env::quickstart();
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}\n{}", crate::common::readme_toml_block("Health monitoring")));
+    e.ok(&["validate", "--offline"], 0);
+    e.write("idflow.toml", &format!("{cfg}\n[health]\nno_cycle_after = \"soon\"\n"));
+    let o = e.ok(&["validate", "--offline"], 1);
+    assert!(o.stderr.contains("\"soon\" is not a duration") && o.stderr.contains("idflow.toml:"), "the file, line and column: {o:?}");
+    e.write("idflow.toml", &format!("{cfg}\n[health]\nwebhook = []\n"));
+    let o = e.ok(&["validate", "--offline"], 1);
+    assert!(o.stderr.contains("unknown field `webhook`"), "{o:?}");
+}
+
+#[test]
+fn a_notification_the_receiver_missed_is_sent_after_a_restart_and_alerts_exit_2_while_critical() {
+    use crate::service::{eventually, Service};
+    let port = free_port();
+    let e = troubled();
+    let cfg = e.read("idflow.toml");
+    e.write(
+        "idflow.toml",
+        &format!("{cfg}{}\n[health]\ncheck_every = \"1s\"\nwebhooks = [\"http://127.0.0.1:{port}/hook\"]\n", crate::service::SERVICE),
+    );
+    // The receiver is down: the raise waits.
+    let svc = Service::start(&e);
+    svc.wait_until(&e, "the objects_in_error alert", |st| {
+        st["alerts"].as_array().is_some_and(|a| a.iter().any(|a| a["kind"] == "objects_in_error"))
+    });
+    let a = e.json(&["alerts"], 0);
+    assert_eq!(a["open"][0]["raise_sent"], false, "{a}");
+    assert_eq!(svc.stop(), 0);
+    // Up again, with the service: the raise arrives, once.
+    let hook = crate::webhook::Receiver::start_on(port, 0);
+    let svc = Service::start(&e);
+    eventually(|| hook.events("objects_in_error") == ["raised"], || format!("the raise after the restart: {:?}", hook.received()));
+    let (_, body) = hook.received().into_iter().next().expect("one");
+    assert!(body["alert"]["summary"].as_str().is_some_and(|s| s.contains("objects in error")), "{body}");
+    // A critical alert makes `idflow alerts` exit 2: a stage that fails whole.
+    e.write("corp.ldif", "this is not LDIF\n");
+    e.ok(&["cycle", "--now", "--wait"], 2);
+    svc.wait_until(&e, "stage_failed", |st| st["alerts"].as_array().is_some_and(|a| a.iter().any(|a| a["kind"] == "stage_failed")));
+    let o = e.ok(&["alerts"], 2);
+    assert!(o.stdout.contains("OPEN critical stage_failed"), "{o:?}");
+    assert_eq!(svc.stop(), 0);
+}

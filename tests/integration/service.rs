@@ -414,18 +414,13 @@ fn password_hash_sync_runs_on_its_own_interval_even_when_the_scheduler_is_paused
     assert_eq!(svc.stop(), 0);
 }
 
-/// The `[service]` block of the README's "The service" section.
-fn readme_service_block() -> String {
-    let readme = std::fs::read_to_string(crate::common::repo().join("README.md")).expect("README");
-    let section = readme.split("## The service").nth(1).expect("a section named The service");
-    section.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a toml block").to_string()
-}
-
 #[test]
 fn the_readme_service_settings_are_valid_and_json_logs_and_kill_9_recover() {
     let e = Env::quickstart();
     let cfg = e.read("idflow.toml");
-    let block = readme_service_block().replace("127.0.0.1:7389", "127.0.0.1:0").replace("log_format = \"text\"", "log_format = \"json\"");
+    let block = crate::common::readme_toml_block("The service")
+        .replace("127.0.0.1:7389", "127.0.0.1:0")
+        .replace("log_format = \"text\"", "log_format = \"json\"");
     e.write("idflow.toml", &format!("{cfg}\n{block}"));
     e.ok(&["validate", "--offline"], 0);
 

@@ -18,7 +18,12 @@ pub(crate) struct Receiver {
 
 impl Receiver {
     pub(crate) fn start(fail_first: usize) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_on(0, fail_first)
+    }
+
+    /// On a given port (0: any free one).
+    pub(crate) fn start_on(port: u16, fail_first: usize) -> Receiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
         let received: Taken = Arc::default();
         let refused = Arc::new(AtomicUsize::new(0));

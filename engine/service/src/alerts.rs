@@ -149,6 +149,7 @@ fn run(
 
 /// Reads the facts, decides the conditions, and brings the open alerts in line with them.
 fn check(store: &Store, status: &Mutex<Status>, settings: &HealthSettings, metrics: &crate::metrics::Metrics) -> Result<()> {
+    let began = Instant::now();
     let (report, pending) = {
         let r = store.read()?;
         let report = idflow_engine::error_report(&r, &idflow_engine::ErrorFilter::default())?;
@@ -162,12 +163,21 @@ fn check(store: &Store, status: &Mutex<Status>, settings: &HealthSettings, metri
         s.pending_exports = pending;
         s.clone()
     };
-    let conditions = health::conditions(&snapshot, &settings.health, settings.interval, settings.has_phs, chrono::Utc::now());
-    let open = apply(store, &conditions)?;
+    // Until the first cycle has ended the service knows nothing of its connectors: the alerts a
+    // previous run left open stay as they are (no resolve and raise again at every restart).
+    let started = crate::status::parse(&snapshot.started).unwrap_or_else(chrono::Utc::now);
+    let young = (chrono::Utc::now() - started).to_std().unwrap_or_default() < settings.health.cycle_stuck_after;
+    let open = if snapshot.last_cycle.is_none() && young {
+        store.read()?.alert_open()?
+    } else {
+        let conditions = health::conditions(&snapshot, &settings.health, settings.interval, settings.has_phs, chrono::Utc::now());
+        apply(store, &conditions)?
+    };
     metrics.health(&snapshot, settings.has_phs, &open);
     if let Ok(mut s) = status.lock() {
         s.alerts = open;
         s.checked = Some(crate::status::now());
+        s.check_ms = began.elapsed().as_millis() as u64;
     }
     Ok(())
 }

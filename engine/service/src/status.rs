@@ -48,8 +48,10 @@ pub struct Status {
     pub errors_by_category: BTreeMap<String, usize>,
     /// Changes waiting to be exported, by target.
     pub pending_exports: BTreeMap<String, i64>,
-    /// When health was last checked.
+    /// When health was last checked, and how long the check took (milliseconds).
     pub checked: Option<String>,
+    #[serde(default)]
+    pub check_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
