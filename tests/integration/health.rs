@@ -418,3 +418,54 @@ fn a_notification_the_receiver_missed_is_sent_after_a_restart_and_alerts_exit_2_
     assert!(o.stdout.contains("OPEN critical stage_failed"), "{o:?}");
     assert_eq!(svc.stop(), 0);
 }
+
+#[test]
+fn with_tls_configured_the_api_and_the_dashboard_are_https_only_and_the_cli_trusts_the_certificate() {
+    use crate::service::Service;
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::quickstart();
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=idflow test service"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(e.path("service.key"))
+        .arg("-out")
+        .arg(e.path("service.pem"))
+        .output()
+        .expect("openssl");
+    assert!(ok.status.success(), "{ok:?}");
+    let cfg = e.read("idflow.toml");
+    let tls = "\n[service]\nlisten = \"127.0.0.1:0\"\ninterval = \"1h\"\ntls_cert = \"service.pem\"\ntls_key = \"service.key\"\n";
+    e.write("idflow.toml", &format!("{cfg}{tls}"));
+    // A key others can read is refused before anything listens.
+    std::fs::set_permissions(e.path("service.key"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = e.ok(&["serve"], 1);
+    assert!(o.stderr.contains("tls_key") && o.stderr.contains("readable by others; chmod 600 it"), "{o:?}");
+    std::fs::set_permissions(e.path("service.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let svc = Service::start(&e);
+    let j = e.json(&["dashboard"], 0);
+    let link = j["sign_in"].as_str().expect("link");
+    assert!(link.starts_with("https://127.0.0.1:"), "{link}");
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl").args(["-s", "-i"]).args(args).output().expect("curl");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let ca = e.path("service.pem").display().to_string();
+    let (_, o) = curl(&["--cacert", &ca, link]);
+    assert!(o.starts_with("HTTP/1.1 303"), "{o}");
+    let cookie = o.lines().find_map(|l| l.strip_prefix("set-cookie: ")).expect("cookie");
+    assert!(cookie.contains("; Secure"), "over TLS the cookie is Secure: {cookie}");
+    // Plain HTTP gets no answer; an unknown certificate is not trusted by curl (nor by ureq).
+    let plain = link.replace("https://", "http://");
+    let (code, o) = curl(&[&plain]);
+    assert!(code != Some(0) || !o.contains("HTTP/1.1 303"), "plain HTTP is not served: {o}");
+    let (code, _) = curl(&[link]);
+    assert_ne!(code, Some(0), "curl without the certificate refuses it");
+    assert_eq!(svc.stop(), 0);
+
+    // Without TLS, only loopback.
+    e.write("idflow.toml", &format!("{cfg}\n[service]\nlisten = \"0.0.0.0:0\"\n"));
+    let o = e.ok(&["serve"], 1);
+    assert!(o.stderr.contains("without TLS the API and the dashboard listen on loopback only"), "{o:?}");
+}

@@ -33,6 +33,8 @@ pub(crate) struct Api {
     pub token: Arc<zeroize::Zeroizing<String>>,
     pub metaverse: PathBuf,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Served over HTTPS (the session cookie is then Secure).
+    pub tls: bool,
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub struct Client {
     base: String,
     token: zeroize::Zeroizing<String>,
+    /// The service's certificate, when it serves HTTPS.
+    tls: Option<ureq::tls::TlsConfig>,
 }
 
 /// Where the metaverse and the token file are, read leniently from the configuration's text:
@@ -70,24 +72,39 @@ impl Client {
             (None, Some(t)) => zeroize::Zeroizing::new(t),
             (None, None) => return Err(Error::Config("the service file holds no token and [service] has no token_file".into())),
         };
-        Ok(Client { base: format!("http://{}", file.address), token })
+        // A service listening on every address is reached on loopback.
+        let address = match file.address.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.ip().is_unspecified() => {
+                let ip = if a.is_ipv4() { "127.0.0.1" } else { "[::1]" };
+                format!("{ip}:{}", a.port())
+            }
+            _ => file.address.clone(),
+        };
+        let tls = file.tls_cert.as_deref().map(crate::tls::client_config).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Ok(Client { base: format!("{scheme}://{address}"), token, tls })
     }
 
     fn call<T: DeserializeOwned>(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Result<T> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token.as_str());
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(30)))
-            .build()
-            .into();
+        let mut config = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(std::time::Duration::from_secs(30)));
+        if let Some(tls) = &self.tls {
+            config = config.tls_config(tls.clone());
+        }
+        let agent: ureq::Agent = config.build().into();
         let r = match (method, body) {
             ("POST", Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(b),
             ("POST", None) => agent.post(&url).header("Authorization", &auth).send_empty(),
             _ => agent.get(&url).header("Authorization", &auth).call(),
         };
         let mut r = r.map_err(|e| {
-            Error::Refused(format!("the idflow service at {} does not answer ({e}): is it running? (idflow serve)", self.base))
+            let hint = if e.to_string().contains("CaUsedAsEndEntity") {
+                " (the certificate in [service] tls_cert is a CA's: serve an end-entity certificate, with the CA after it in the file)"
+            } else {
+                ": is it running? (idflow serve)"
+            };
+            Error::Refused(format!("the idflow service at {} does not answer ({e}){hint}", self.base))
         })?;
         let code = r.status().as_u16();
         let v: serde_json::Value =

@@ -20,6 +20,7 @@ mod schedule;
 mod scheduler;
 mod service_file;
 mod status;
+mod tls;
 mod worker;
 
 pub use service_file::{path_for as service_file_path, ServiceFile};

@@ -165,9 +165,18 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
             settings.listen
         ))
     })?;
-    if !addr.ip().is_loopback() {
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(c), Some(k)) => {
+            let dir = &engine.config.dir;
+            Some((dir.join(c), crate::tls::acceptor(&dir.join(c), &dir.join(k))?))
+        }
+        (None, None) => None,
+        _ => return Err(Error::Config(format!("{}: [service] tls_cert and tls_key go together", config_file.display()))),
+    };
+    if !addr.ip().is_loopback() && tls.is_none() {
         return Err(Error::Config(format!(
-            "{}: [service] listen {addr}: the control API listens on loopback only (127.0.0.1 or ::1); it has no TLS",
+            "{}: [service] listen {addr}: without TLS the API and the dashboard listen on loopback only (127.0.0.1 or ::1); \
+             set tls_cert and tls_key to listen elsewhere",
             config_file.display()
         )));
     }
@@ -177,7 +186,8 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
         .map_err(|e| Error::Refused(format!("cannot listen on {addr} ([service] listen in {}): {e}", config_file.display())))?;
     let address = listener.local_addr().map_err(|e| Error::Refused(format!("listening on {addr}: {e}")))?.to_string();
     let service_file = path_for(&metaverse);
-    ServiceFile { pid: std::process::id(), address: address.clone(), token: token_in_file }.write(&service_file)?;
+    let tls_cert = tls.as_ref().map(|(c, _)| std::fs::canonicalize(c).unwrap_or_else(|_| c.clone()));
+    ServiceFile { pid: std::process::id(), address: address.clone(), token: token_in_file, tls_cert }.write(&service_file)?;
     // Feeds hold connectors' runtimes: made after every check that can fail, and moved to threads.
     let mut loaded = worker::reloaded(&engine);
 
@@ -208,16 +218,29 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     let poke = |settings: Option<crate::alerts::HealthSettings>| {
         let _ = health.poke.send(crate::alerts::Poke::Check(settings.map(Box::new)));
     };
-    let api =
-        Api { status: status.clone(), commands: cmd_tx, token: Arc::new(token), metaverse: metaverse.clone(), metrics: metrics.clone() };
+    let api = Api {
+        status: status.clone(),
+        commands: cmd_tx,
+        token: Arc::new(token),
+        metaverse: metaverse.clone(),
+        metrics: metrics.clone(),
+        tls: tls.is_some(),
+    };
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, crate::api::router(api))
-            .with_graceful_shutdown(async {
-                let _ = api_stop_rx.await;
+    let stopped = async {
+        let _ = api_stop_rx.await;
+    };
+    let server = match tls {
+        Some((_, acceptor)) => {
+            let l = crate::tls::TlsListener { tcp: listener, acceptor };
+            tokio::spawn(async move {
+                let _ = axum::serve(l, crate::api::router(api)).with_graceful_shutdown(stopped).await;
             })
-            .await;
-    });
+        }
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, crate::api::router(api)).with_graceful_shutdown(stopped).await;
+        }),
+    };
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Refused(format!("SIGTERM handler: {e}")))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::Refused(format!("SIGINT handler: {e}")))?;
@@ -400,8 +423,15 @@ enum Running {
 }
 
 fn warn_restart_needed(old: &idflow_engine::ServiceSection, new: &idflow_engine::ServiceSection) {
-    if old.listen != new.listen || old.token_file != new.token_file || old.log_format != new.log_format {
-        tracing::warn!("[service] listen, token_file and log_format take effect at the next start: restart the service for them");
+    if old.listen != new.listen
+        || old.token_file != new.token_file
+        || old.log_format != new.log_format
+        || old.tls_cert != new.tls_cert
+        || old.tls_key != new.tls_key
+    {
+        tracing::warn!(
+            "[service] listen, token_file, log_format, tls_cert and tls_key take effect at the next start: restart the service for them"
+        );
     }
 }
 

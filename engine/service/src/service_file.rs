@@ -12,6 +12,9 @@ pub struct ServiceFile {
     /// The token, when the service made it (no `token_file`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The certificate the service serves HTTPS with (the CLI trusts it), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
 }
 
 pub fn path_for(metaverse: &Path) -> PathBuf {

@@ -30,6 +30,10 @@ pub struct ServiceSection {
     pub token_file: Option<String>,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// A PEM certificate (chain) and its key (owner-only): the API and the dashboard are then
+    /// served over HTTPS, and may listen on an address other than loopback.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 /// "30s", "5m", "2h", "7d", "300ms", or an error that says how to write one.
@@ -61,6 +65,8 @@ impl Default for ServiceSection {
             listen: "127.0.0.1:7389".into(),
             token_file: None,
             log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -115,7 +115,8 @@ fn signed(api: &Api, token: &str, next: Option<&str>) -> Response {
     if !crate::api::same(token.trim().as_bytes(), api.token.as_bytes()) {
         return (StatusCode::UNAUTHORIZED, login_form(next, Some("That is not the service's token."))).into_response();
     }
-    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", session_of(&api.token));
+    let secure = if api.tls { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}", session_of(&api.token));
     ([(header::SET_COOKIE, cookie)], Redirect::to(&safe_next(next))).into_response()
 }
 

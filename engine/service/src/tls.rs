@@ -1,0 +1,84 @@
+//! TLS for the API and the dashboard when `[service] tls_cert` and `tls_key` are set: the
+//! listener hands axum connections whose handshake is done; the CLI trusts the same certificate.
+use idflow_core::{Error, Result};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// A handshake slower than this is dropped (a client that connects and says nothing).
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| Error::Config(format!("[service] tls_cert {}: {e}", path.display())))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Config(format!("[service] tls_cert {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!("[service] tls_cert {}: no certificate in it (PEM expected)", path.display())));
+    }
+    Ok(certs)
+}
+
+/// The server's TLS from the PEM certificate chain and key; the key file must be owner-only.
+pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(key).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            return Err(Error::Config(format!("[service] tls_key {}: readable by others; chmod 600 it", key.display())));
+        }
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| Error::Config(format!("[service] tls_key {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(certs(cert)?, key)
+        .map_err(|e| Error::Config(format!("[service] tls_cert and tls_key do not make a certificate: {e}")))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The CLI's trust in the service: the certificate the service serves (or the CA that signed it).
+pub(crate) fn client_config(cert: &Path) -> Result<ureq::tls::TlsConfig> {
+    let roots = certs(cert)?.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
+    Ok(ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots))).build())
+}
+
+/// A TCP listener whose connections are TLS: a failed handshake is logged and skipped.
+pub(crate) struct TlsListener {
+    pub tcp: TcpListener,
+    pub acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, addr) = match self.tcp.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            match tokio::time::timeout(HANDSHAKE, self.acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => return (tls, addr),
+                Ok(Err(e)) => tracing::debug!(client = %addr, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(client = %addr, "TLS handshake timed out"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
