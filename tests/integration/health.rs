@@ -469,3 +469,30 @@ fn with_tls_configured_the_api_and_the_dashboard_are_https_only_and_the_cli_trus
     let o = e.ok(&["serve"], 1);
     assert!(o.stderr.contains("without TLS the API and the dashboard listen on loopback only"), "{o:?}");
 }
+
+#[test]
+fn deletions_held_by_the_threshold_are_a_warning_not_a_failed_stage_and_clear_when_the_source_is_fixed() {
+    use crate::service::{Service, SERVICE};
+    let people: Vec<String> = (1..=6).map(|n| person(&format!("p{n}"), n, "")).collect();
+    let e = small(&people);
+    let cfg = e.read("idflow.toml");
+    e.write("idflow.toml", &format!("{cfg}{SERVICE}\n[health]\ncheck_every = \"1s\"\n"));
+    let svc = Service::start(&e);
+    // Five of six people gone at once: more than the threshold (3).
+    e.write("corp.ldif", &people[..1].join("\n"));
+    e.ok(&["cycle", "--now", "--full", "--wait"], 2);
+    let st =
+        svc.wait_until(&e, "deletions_held", |st| st["alerts"].as_array().is_some_and(|a| a.iter().any(|a| a["kind"] == "deletions_held")));
+    let kinds: Vec<&str> = st["alerts"].as_array().expect("alerts").iter().filter_map(|a| a["key"].as_str()).collect();
+    assert_eq!(kinds, vec!["deletions_held:cloud"], "a held export is not a failed stage: {st}");
+    assert_eq!(st["alerts"][0]["severity"], "warning");
+    assert!(st["alerts"][0]["summary"].as_str().is_some_and(|m| m.contains("deletion threshold")), "{st}");
+    assert_eq!(st["deletions_held"]["cloud"].as_str().map(|m| m.contains("would delete 5")), Some(true), "{st}");
+    let text = e.ok(&["errors", "--category", "threshold"], 2).stdout;
+    assert!(text.contains("Threshold (1)"), "{text}");
+    // Fixed at the source: the alert resolves.
+    e.write("corp.ldif", &people.join("\n"));
+    e.ok(&["cycle", "--now", "--full", "--wait"], 0);
+    svc.wait_until(&e, "the alert resolved", |st| st["alerts"].as_array().is_some_and(Vec::is_empty));
+    assert_eq!(svc.stop(), 0);
+}

@@ -223,6 +223,9 @@ pub(crate) fn payload(a: &AlertRow, resolved: bool) -> serde_json::Value {
 
 fn deliver(store: &Store, settings: &HealthSettings, outgoing: &mut BTreeMap<(i64, bool), Outgoing>) -> Result<()> {
     let unsent = store.read()?.alert_unsent()?;
+    if unsent.is_empty() {
+        return Ok(());
+    }
     let hooks = &settings.health.webhooks;
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).http_status_as_error(false).build().into();

@@ -46,6 +46,7 @@ struct ProfileLabel {
     profile: String,
 }
 
+/// A connector and an operation (add, update, delete).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ExportLabels {
     connector: String,
@@ -76,7 +77,7 @@ pub(crate) struct Metrics {
     last_cycle_success: Seconds,
     phs_configured: Gauge,
     up: Family<ConnectorLabel, Gauge>,
-    imported: Family<ConnectorLabel, Counter>,
+    imported: Family<ExportLabels, Counter>,
     exported: Family<ExportLabels, Counter>,
     export_failed: Family<ConnectorLabel, Counter>,
     objects_in_error: Family<CategoryLabel, Gauge>,
@@ -127,7 +128,7 @@ impl Metrics {
             m.last_success.clone(),
         );
         registry.register("connector_up", "1 when the connector's part of the last cycle that touched it succeeded", m.up.clone());
-        registry.register("objects_imported", "Objects imported (added, updated or deleted in the connector space)", m.imported.clone());
+        registry.register("objects_imported", "Objects imported into the connector space, by operation", m.imported.clone());
         registry.register("objects_exported", "Objects exported, by operation", m.exported.clone());
         registry.register("export_failures", "Export operations that failed", m.export_failed.clone());
         registry.register("objects_in_error", "Objects in error now (the error report), by category", m.objects_in_error.clone());
@@ -177,9 +178,9 @@ impl Metrics {
         self.duration.get_or_create(&ProfileLabel { profile: profile.into() }).observe(r.duration_ms as f64 / 1000.0);
         let now = now_seconds();
         for i in &r.import {
-            self.imported
-                .get_or_create(&ConnectorLabel { connector: i.connector.clone() })
-                .inc_by((i.added + i.updated + i.deleted) as u64);
+            for (op, n) in [("add", i.added), ("update", i.updated), ("delete", i.deleted)] {
+                self.imported.get_or_create(&ExportLabels { connector: i.connector.clone(), operation: op.into() }).inc_by(n as u64);
+            }
         }
         for x in &r.export {
             for (op, n) in [("add", x.added), ("update", x.updated), ("delete", x.deleted)] {
