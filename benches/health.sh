@@ -34,7 +34,7 @@ sleep 6
 rss() { awk '/VmRSS/{print $2}' "/proc/$PID/status"; }
 RSS0=$(rss)
 read -r ADDRESS LINK < <("$BIN" dashboard --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["address"][:-3], d["sign_in"])')
-TOKEN=${LINK##*token=}
+TOKEN=$(python3 -c 'import json; print(json.load(open("state/idflow.db.service.json"))["token"])')
 curl -s -o /dev/null -c cookies "$LINK"
 "$BIN" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print("objects in error %d (%s); health check %d ms" % (s["objects_in_error"], ", ".join("%s %d" % kv for kv in s["errors_by_category"].items() if kv[1]), s["check_ms"]))'
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -210,11 +210,12 @@ fn a_real_prometheus_scrapes_the_service_and_its_shipped_rules_fire_and_resolve(
     assert_eq!(svc.stop(), 0);
 }
 
-/// Debian's Chromium, headless: loads a page of the dashboard through its sign-in link and
-/// returns the DOM it rendered; `shot` also saves a screenshot (the test's artefacts, in
+/// Debian's Chromium, headless, with a profile of its own: signed in once through the link
+/// `idflow dashboard` prints (its session cookie stays in the profile), it loads pages and
+/// returns the DOM they rendered; `shot` also saves a screenshot (the test's artefacts, in
 /// target/dashboard-screenshots).
 struct Browser {
-    sign_in: String,
+    address: String,
     profile: tempfile::TempDir,
 }
 
@@ -222,11 +223,16 @@ impl Browser {
     fn new(e: &Env) -> Browser {
         let j = e.json(&["dashboard"], 0);
         let sign_in = j["sign_in"].as_str().expect("sign-in link").to_string();
-        Browser { sign_in, profile: tempfile::tempdir().expect("profile") }
+        let address = j["address"].as_str().expect("address").trim_end_matches("/ui").to_string();
+        let b = Browser { address, profile: tempfile::tempdir().expect("profile") };
+        let t = text(&b.run(&sign_in, &["--dump-dom".to_string()]));
+        assert!(t.contains("Identity is"), "the link signed in and led to the overview: {t}");
+        b
     }
 
+    /// Loads `page` (a path, or a whole URL) in the signed-in profile.
     fn run(&self, page: &str, extra: &[String]) -> String {
-        let url = format!("{}&next={}", self.sign_in, page.replace('?', "%3F").replace('&', "%26").replace('=', "%3D"));
+        let url = if page.starts_with("http") { page.to_string() } else { format!("{}{page}", self.address) };
         let out = std::process::Command::new("timeout")
             .arg("90")
             .arg("chromium")
@@ -284,7 +290,9 @@ fn the_dashboard_in_a_real_browser_shows_an_alert_while_slapd_is_down_and_finds_
     let svc = Service::start(&e);
     svc.wait_until(&e, "health checked", |st| st["checked"].is_string());
     let b = Browser::new(&e);
-    let token = b.sign_in.split("token=").nth(1).expect("token").to_string();
+    let token = std::fs::read_to_string(e.path("state/idflow.db.service.json")).expect("service file");
+    let token: serde_json::Value = serde_json::from_str(&token).expect("json");
+    let token = token["token"].as_str().expect("token").to_string();
 
     let overview = b.dom("/ui");
     let t = text(&overview);
@@ -345,21 +353,29 @@ fn the_dashboard_needs_the_token_and_its_actions_refuse_other_sites() {
     // Not signed in: to the sign-in page; a wrong token is refused.
     let o = curl(&[&format!("{address}/ui/errors")]);
     assert!(o.starts_with("HTTP/1.1 303") && o.contains("location: /ui/login?next=/ui/errors"), "{o}");
-    let o = curl(&[&format!("{address}/ui/login?token=wrong")]);
+    let o = curl(&[&format!("{address}/ui/login?code=wrong")]);
+    assert!(o.starts_with("HTTP/1.1 401") && o.contains("used up or expired"), "{o}");
+    let o = curl(&["-d", "token=wrong", &format!("{address}/ui/login")]);
     assert!(o.starts_with("HTTP/1.1 401") && o.contains("That is not the service"), "{o}");
-    let o = curl(&[&format!("{address}/ui/login?token=x&next=https://evil.example/")]);
-    assert!(!o.contains("evil.example/\r"), "{o}");
-    // Signed in: the cookie is not the token, and works.
-    let o = curl(&[j["sign_in"].as_str().expect("link")]);
+    let file: serde_json::Value = serde_json::from_str(&e.read("state/idflow.db.service.json")).expect("service file");
+    let token = file["token"].as_str().expect("token");
+    let o = curl(&["-d", &format!("token={token}&next=https://evil.example/"), &format!("{address}/ui/login")]);
+    assert!(o.starts_with("HTTP/1.1 303") && o.contains("location: /ui\r"), "only a dashboard page after sign-in: {o}");
+    // The link works once; the cookie is not the token, and works.
+    let link = j["sign_in"].as_str().expect("link");
+    assert!(!link.contains(token), "the token is not in the link");
+    let o = curl(&[link]);
     let cookie = o.lines().find_map(|l| l.strip_prefix("set-cookie: ")).expect("a cookie").to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    let token = j["sign_in"].as_str().and_then(|l| l.split("token=").nth(1)).expect("token");
-    assert!(!cookie.contains(token), "the cookie is derived from the token, not the token");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Max-Age=43200"), "{cookie}");
+    assert!(!cookie.contains(token), "the cookie is not the token");
+    assert!(curl(&[link]).starts_with("HTTP/1.1 401"), "a link works once");
     let pair = cookie.split(';').next().expect("pair").to_string();
     let o = curl(&["-b", &pair, &format!("{address}/ui/errors.csv")]);
     assert!(o.starts_with("HTTP/1.1 200") && o.contains("category,stage,connector,object"), "{o}");
     // An action from another site's form is refused; from the dashboard it works.
     let o = curl(&["-b", &pair, "-X", "POST", "-H", "Origin: http://evil.example", &format!("{address}/ui/actions/pause")]);
+    assert!(o.starts_with("HTTP/1.1 403"), "{o}");
+    let o = curl(&["-b", &pair, "-X", "POST", "-H", "Sec-Fetch-Site: cross-site", &format!("{address}/ui/actions/pause")]);
     assert!(o.starts_with("HTTP/1.1 403"), "{o}");
     assert_eq!(Service::status(&e).expect("status")["paused"], false);
     let host = address.trim_start_matches("http://");
@@ -369,6 +385,9 @@ fn the_dashboard_needs_the_token_and_its_actions_refuse_other_sites() {
     let o = curl(&["-b", &pair, "-X", "POST", "-d", "full=false", &format!("{address}/ui/actions/cycle")]);
     assert!(o.starts_with("HTTP/1.1 303"), "{o}");
     svc.wait_until(&e, "the cycle the dashboard asked for", |st| st["cycles"].as_u64().is_some_and(|n| n >= 2));
+    // Signed out: the cookie is cleared.
+    let o = curl(&["-b", &pair, "-X", "POST", &format!("{address}/ui/logout")]);
+    assert!(o.contains("set-cookie: idflow_session=; Path=/; Max-Age=0"), "{o}");
     assert_eq!(svc.stop(), 0);
 }
 

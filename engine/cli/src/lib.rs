@@ -518,12 +518,12 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             })
         }
         Command::Dashboard => {
-            let (address, link) = idflow_service::client::Client::connect(&cli.config)?.dashboard_links();
+            let (address, link) = idflow_service::client::Client::connect(&cli.config)?.dashboard_links()?;
             if cli.json {
                 print_json(&serde_json::json!({ "address": address, "sign_in": link }));
             } else {
                 println!("The dashboard: {address}");
-                println!("Sign in with this link (it holds the API token: keep it to yourself):\n  {link}");
+                println!("Sign in with this link (once, within 2 minutes; or give the API token on the sign-in page):\n  {link}");
             }
             Ok(0)
         }

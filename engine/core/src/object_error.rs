@@ -114,61 +114,65 @@ impl Category {
     }
 
     /// The category an error's words show, for errors whose maker did not set one: what a
-    /// target or directory answered is only known as its message.
-    fn of(stage: Stage, rule: bool, message: &str) -> Category {
+    /// target or directory answered is only known as its message (SCIM: `HTTP 409 uniqueness:
+    /// ...`; LDAP: its result's name). Phrases, not bare words or numbers, so that an id, a port
+    /// or an attribute name (`userCertificate`) does not decide it.
+    pub fn of(stage: Stage, rule: bool, message: &str) -> Category {
         let m = message.to_ascii_lowercase();
-        let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+        let has = |phrases: &[&str]| phrases.iter().any(|w| m.contains(w));
         if has(&["deletion threshold"]) {
             Category::Threshold
         } else if has(&["invalidsoftmatch", "names another source"]) {
             Category::DataMismatch
-        } else if m.contains("refers to") && has(&["does not exist", "not synced", "no object"]) || has(&["dangling"]) {
+        } else if m.contains(" refers to ") && has(&["does not exist", "not synced"]) {
             Category::DanglingReference
-        } else if has(&["too large", "too long", "size limit", "sizelimit", "413", "adminlimitexceeded", "payload too"]) {
+        } else if has(&["http 413", "too large", "too long", "sizelimitexceeded", "size limit exceeded", "adminlimitexceeded", "toomany"]) {
             Category::LargeAttribute
         } else if has(&[
-            "409",
+            "http 409",
             "uniqueness",
             "already exists",
             "entryalreadyexists",
-            "duplicate",
-            "ambiguous",
-            "twice in",
+            "duplicate anchor",
+            "duplicate dn",
+            "ambiguous join",
+            "ambiguous outbound join",
             "same object twice",
         ]) {
             Category::DuplicateAttribute
         } else if has(&[
+            "cannot connect",
             "connection refused",
-            "connect",
+            "connection reset",
+            "reset by peer",
+            "broken pipe",
             "timed out",
-            "timeout",
             "unreachable",
             "invalid credentials",
-            "authentication",
-            "unauthorized",
-            " 401",
-            " 403",
-            "tls",
-            "certificate",
-            "dns",
-            "network",
-            "broken pipe",
-            "reset by peer",
-            "operations in a row failed",
+            "invalidcredentials",
+            "authentication failed",
+            "http 401",
+            "http 403",
+            "tls handshake",
+            "invalid peer certificate",
+            "certificate verify failed",
+            "failed to lookup address",
+            "name or service not known",
         ]) {
             Category::Connectivity
         } else if has(&[
-            "400",
+            "http 400",
             "invalidvalue",
             "invalidsyntax",
             "invalid syntax",
-            "constraint",
+            "invalidattributesyntax",
+            "constraintviolation",
+            "constraint violation",
             "objectclassviolation",
             "object class violation",
-            "schema",
-            "required",
-            "not allowed",
             "mutability",
+            "is required",
+            "required attribute",
         ]) {
             Category::DataValidationFailure
         } else if rule && stage == Stage::Sync {
@@ -280,7 +284,11 @@ mod tests {
         );
         assert_eq!(cat(Stage::Export, false, "HTTP 409: uniqueness: userName taken").0, Category::DuplicateAttribute);
         assert_eq!(cat(Stage::Export, false, "HTTP 400 invalidValue: emails").0, Category::DataValidationFailure);
+        assert_eq!(cat(Stage::Export, false, "HTTP 413: payload").0, Category::LargeAttribute);
         assert_eq!(cat(Stage::Import, false, "cannot connect to ldap://x: Connection refused").0, Category::Connectivity);
+        // Numbers, ports and attribute names decide nothing.
+        assert_eq!(cat(Stage::Export, false, "object 40913 at port 4000: userCertificate missing").0, Category::Other);
+        assert_eq!(cat(Stage::Import, false, "connector \"corp\": corp.ldif: no such file").0, Category::Other);
         assert_eq!(
             cat(Stage::Export, false, "export to \"cloud\" would delete 9 objects, more than the deletion threshold (5)").0,
             Category::Threshold

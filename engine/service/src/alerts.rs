@@ -37,9 +37,9 @@ impl HealthSettings {
             )),
         };
         for url in &c.health.webhooks {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || host_of(url).is_empty() {
                 return Err(idflow_core::Error::Config(format!(
-                    "{}: [health] webhooks: {:?} is not an http(s) URL",
+                    "{}: [health] webhooks: {:?} is not an http(s) URL with a host",
                     c.file.display(),
                     host_of(url)
                 )));
@@ -71,12 +71,28 @@ impl HealthThread {
     }
 }
 
-/// A raise or resolve on its way to the webhooks.
-struct Outgoing {
-    /// The webhooks that took it.
-    done: BTreeSet<usize>,
-    attempts: u32,
-    next: Instant,
+/// What the webhooks were told: per event (alert id, resolved) the hooks that took it, and per
+/// hook when it may be tried again after failing (its backoff doubles up to 5 minutes).
+#[derive(Default)]
+struct Delivery {
+    taken: BTreeMap<(i64, bool), BTreeSet<String>>,
+    backoff: BTreeMap<String, (Instant, u32)>,
+    /// Events were left to send at the last pass.
+    pending: bool,
+}
+
+impl Delivery {
+    /// When a hook that failed may be tried again (none while nothing is pending).
+    fn next_retry(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.pending.then(|| self.backoff.values().map(|(t, _)| *t).filter(|t| *t > now).min()).flatten()
+    }
+
+    fn failed(backoff: &mut BTreeMap<String, (Instant, u32)>, url: &str) {
+        let (_, n) = backoff.get(url).copied().unwrap_or((Instant::now(), 0));
+        let wait = Duration::from_secs(1u64 << n.min(9)).min(Duration::from_secs(300));
+        backoff.insert(url.to_string(), (Instant::now() + wait, n + 1));
+    }
 }
 
 /// The host of a URL, the only part of it logs show (a webhook URL can hold a secret).
@@ -106,16 +122,18 @@ fn run(
     stop: Arc<AtomicBool>,
     rx: Receiver<Poke>,
 ) {
-    let mut outgoing: BTreeMap<(i64, bool), Outgoing> = BTreeMap::new();
+    let mut delivery = Delivery::default();
     let mut store: Option<Store> = None;
     let mut next_check = Instant::now();
     loop {
         let now = Instant::now();
-        let retry = outgoing.values().map(|o| o.next).min();
-        let wake = retry.map_or(next_check, |r| r.min(next_check));
+        let wake = delivery.next_retry().map_or(next_check, |r| r.min(next_check));
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
             Ok(Poke::Check(new)) => {
                 if let Some(new) = new {
+                    if new.health.webhooks != settings.health.webhooks {
+                        delivery.backoff.clear();
+                    }
                     settings = *new;
                 }
                 next_check = Instant::now();
@@ -128,6 +146,10 @@ fn run(
         }
         if store.is_none() {
             store = Store::open(&metaverse).map_err(|e| tracing::warn!(error = %e, "health cannot open the metaverse")).ok();
+            // A stage's write transaction can last longer than the usual 10 s: health waits.
+            if let Some(s) = &store {
+                let _ = s.set_busy_timeout(Duration::from_secs(30));
+            }
         }
         let Some(st) = &store else {
             next_check = Instant::now() + settings.health.check_every;
@@ -139,10 +161,8 @@ fn run(
                 tracing::warn!(error = %e, "checking health failed; tried again at the next check");
             }
         }
-        if !settings.health.webhooks.is_empty() {
-            if let Err(e) = deliver(st, &settings, &mut outgoing) {
-                tracing::warn!(error = %e, "reading the alerts to send failed");
-            }
+        if let Err(e) = deliver(st, &settings, &mut delivery, &stop) {
+            tracing::warn!(error = %e, "reading the alerts to send failed");
         }
     }
 }
@@ -183,7 +203,14 @@ fn check(store: &Store, status: &Mutex<Status>, settings: &HealthSettings, metri
 }
 
 /// Raises what holds and is not open, resolves what is open and no longer holds: the open alerts.
+/// The metaverse is written only when an alert changes.
 fn apply(store: &Store, conditions: &[Condition]) -> Result<Vec<AlertRow>> {
+    let open = store.read()?.alert_open()?;
+    let unchanged =
+        open.len() == conditions.len() && conditions.iter().all(|c| open.iter().any(|a| a.key == c.key && a.summary == c.summary));
+    if unchanged {
+        return Ok(open);
+    }
     let tx = store.write()?;
     let holding: BTreeSet<&str> = conditions.iter().map(|c| c.key.as_str()).collect();
     for a in tx.alert_open()? {
@@ -221,57 +248,69 @@ pub(crate) fn payload(a: &AlertRow, resolved: bool) -> serde_json::Value {
     })
 }
 
-fn deliver(store: &Store, settings: &HealthSettings, outgoing: &mut BTreeMap<(i64, bool), Outgoing>) -> Result<()> {
+/// Sends each raise and resolve not yet told to every webhook that has not taken it: a raise
+/// before its resolve, a hook that fails left alone until its backoff ends. With no webhook
+/// configured there is no one to tell: the events are marked sent (a hook added later does not
+/// receive the history).
+fn deliver(store: &Store, settings: &HealthSettings, d: &mut Delivery, stop: &AtomicBool) -> Result<()> {
     let unsent = store.read()?.alert_unsent()?;
+    let hooks = &settings.health.webhooks;
+    d.pending = false;
     if unsent.is_empty() {
+        d.taken.clear();
         return Ok(());
     }
-    let hooks = &settings.health.webhooks;
+    let mut sent: Vec<(i64, bool)> = Vec::new();
     let agent: ureq::Agent =
         ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).http_status_as_error(false).build().into();
-    for a in unsent {
-        // A raise goes before its resolve; a resolve of an alert whose raise never went still goes
-        // after it (both, in order).
-        let events: Vec<bool> =
-            [(!a.raise_sent).then_some(false), (a.resolved.is_some() && !a.resolve_sent).then_some(true)].into_iter().flatten().collect();
-        for resolved in events {
-            let o = outgoing.entry((a.id, resolved)).or_insert(Outgoing { done: BTreeSet::new(), attempts: 0, next: Instant::now() });
-            if o.next > Instant::now() {
-                break;
-            }
-            let body = payload(&a, resolved);
-            for (i, url) in hooks.iter().enumerate() {
-                if o.done.contains(&i) {
+    'alerts: for a in &unsent {
+        let events = [(!a.raise_sent).then_some(false), (a.resolved.is_some() && !a.resolve_sent).then_some(true)];
+        for resolved in events.into_iter().flatten() {
+            let body = payload(a, resolved).to_string();
+            let taken = d.taken.entry((a.id, resolved)).or_default();
+            for url in hooks {
+                if taken.contains(url) || d.backoff.get(url).is_some_and(|(t, _)| *t > Instant::now()) {
                     continue;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    break 'alerts;
                 }
                 let mut req = agent.post(url).header("content-type", "application/json");
                 if let Some(t) = &settings.webhook_token {
                     req = req.header("authorization", &format!("Bearer {}", t.as_str()));
                 }
-                match req.send(body.to_string().as_bytes()) {
+                match req.send(body.as_bytes()) {
                     Ok(r) if r.status().is_success() => {
-                        o.done.insert(i);
+                        taken.insert(url.clone());
+                        d.backoff.remove(url);
                     }
                     Ok(r) => {
-                        tracing::warn!(webhook = host_of(url), status = r.status().as_u16(), alert = %a.key, "the webhook refused the alert; retried")
+                        tracing::warn!(webhook = host_of(url), status = r.status().as_u16(), alert = %a.key, "the webhook refused the alert; retried");
+                        Delivery::failed(&mut d.backoff, url);
                     }
                     Err(e) => {
-                        tracing::warn!(webhook = host_of(url), error = %e, alert = %a.key, "the webhook could not be reached; retried")
+                        let e = e.to_string().replace(url.as_str(), host_of(url));
+                        tracing::warn!(webhook = host_of(url), error = %e, alert = %a.key, "the webhook could not be reached; retried");
+                        Delivery::failed(&mut d.backoff, url);
                     }
                 }
             }
-            if o.done.len() >= hooks.len() {
-                let tx = store.write()?;
-                tx.alert_sent(a.id, resolved)?;
-                tx.commit()?;
-                outgoing.remove(&(a.id, resolved));
+            if hooks.iter().all(|h| taken.contains(h)) {
+                sent.push((a.id, resolved));
             } else {
-                o.attempts += 1;
-                let backoff = Duration::from_secs(1u64 << o.attempts.min(8)).min(Duration::from_secs(300));
-                o.next = Instant::now() + backoff;
+                d.pending = true;
+                // A resolve waits for its raise.
                 break;
             }
         }
+    }
+    if !sent.is_empty() {
+        let tx = store.write()?;
+        for (id, resolved) in &sent {
+            tx.alert_sent(*id, *resolved)?;
+            d.taken.remove(&(*id, *resolved));
+        }
+        tx.commit()?;
     }
     Ok(())
 }

@@ -35,6 +35,7 @@ pub(crate) struct Api {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Served over HTTPS (the session cookie is then Secure).
     pub tls: bool,
+    pub sessions: Arc<crate::dashboard::session::Sessions>,
 }
 
 #[derive(Deserialize)]
@@ -59,10 +60,16 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/v1/history", get(history))
         .route("/v1/plan", post(plan))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/signin-code", post(signin_code))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), authorized))
         .with_state(api.clone())
         .merge(crate::dashboard::router(api))
+}
+
+/// A one-time code that signs a browser in to the dashboard (`idflow dashboard`).
+async fn signin_code(State(api): State<Api>) -> Response {
+    Json(serde_json::json!({ "code": api.sessions.code() })).into_response()
 }
 
 /// The open alerts and the newest of the history.

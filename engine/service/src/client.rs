@@ -41,10 +41,11 @@ fn lenient(config_file: &Path) -> Result<(PathBuf, Option<String>, PathBuf)> {
 }
 
 impl Client {
-    /// The dashboard's address, and a link that signs a browser in (it holds the token: for
-    /// the admin's own browser, like Jupyter's).
-    pub fn dashboard_links(&self) -> (String, String) {
-        (format!("{}/ui", self.base), format!("{}/ui/login?token={}", self.base, self.token.as_str()))
+    /// The dashboard's address, and a link that signs a browser in once, within 2 minutes.
+    pub fn dashboard_links(&self) -> Result<(String, String)> {
+        let v: serde_json::Value = self.call("POST", "/v1/signin-code", None)?;
+        let code = v["code"].as_str().ok_or_else(|| Error::Refused("the service gave no sign-in code".into()))?;
+        Ok((format!("{}/ui", self.base), format!("{}/ui/login?code={code}", self.base)))
     }
 
     /// The service running for this configuration file, or an error saying none is.

@@ -69,6 +69,10 @@ pub(crate) fn conditions(s: &Status, h: &HealthSection, interval: Duration, has_
     }
     for (name, c) in &s.connectors {
         let (Some(stage), Some(error)) = (c.failed_stage.as_deref(), c.last_result.as_deref()) else { continue };
+        if s.breakers_open.contains_key(name) {
+            // The breaker's own alert says it (and what tripped it is in the errors).
+            continue;
+        }
         match c.failure_category.as_deref() {
             Some("connectivity") => out.push(condition("connector_unreachable", Some(name), format!("{name} ({stage}): {error}"))),
             Some("threshold") => {}

@@ -230,13 +230,18 @@ impl Metrics {
         }
         self.health_checked.set(now_seconds());
         let Ok(mut seen) = self.alerts_seen.lock() else { return };
+        let now: std::collections::BTreeSet<AlertLabels> = open
+            .iter()
+            .map(|a| AlertLabels {
+                alert: a.kind.clone(),
+                severity: a.severity.clone(),
+                connector: a.connector.clone().unwrap_or_default(),
+            })
+            .collect();
+        // Each gauge is set once: a scrape never sees an open alert at 0.
+        seen.extend(now.iter().cloned());
         for l in seen.iter() {
-            self.alerts.get_or_create(l).set(0);
-        }
-        for a in open {
-            let l = AlertLabels { alert: a.kind.clone(), severity: a.severity.clone(), connector: a.connector.clone().unwrap_or_default() };
-            self.alerts.get_or_create(&l).set(1);
-            seen.insert(l);
+            self.alerts.get_or_create(l).set(i64::from(now.contains(l)));
         }
     }
 

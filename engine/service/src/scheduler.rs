@@ -17,6 +17,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// Plans and previews waiting for the engine, at most.
+const MAX_ASKS: usize = 16;
+
 /// Results of requested cycles kept for `cycle --now --wait`.
 const KEPT_RESULTS: usize = 32;
 
@@ -191,7 +194,10 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     // Feeds hold connectors' runtimes: made after every check that can fail, and moved to threads.
     let mut loaded = worker::reloaded(&engine);
 
+    let (last_success, phs_last_success) = last_successes(&engine);
     let status = Arc::new(Mutex::new(Status {
+        last_success,
+        phs_last_success,
         pid: std::process::id(),
         config: config_file.display().to_string(),
         started: status::now(),
@@ -225,6 +231,7 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
         metaverse: metaverse.clone(),
         metrics: metrics.clone(),
         tls: tls.is_some(),
+        sessions: Arc::new(crate::dashboard::session::Sessions::new()),
     };
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stopped = async {
@@ -232,7 +239,7 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     };
     let server = match tls {
         Some((_, acceptor)) => {
-            let l = crate::tls::TlsListener { tcp: listener, acceptor };
+            let l = crate::tls::TlsListener::new(listener, acceptor).map_err(|e| Error::Refused(format!("listening on {address}: {e}")))?;
             tokio::spawn(async move {
                 let _ = axum::serve(l, crate::api::router(api)).with_graceful_shutdown(stopped).await;
             })
@@ -276,6 +283,8 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                 let _ = jobs_tx.send(Job::Reload);
                 continue;
             }
+            // A question nobody waits for any more (a page closed) is not run.
+            asks.retain(|j| !j.abandoned());
             if let Some(job) = asks.pop_front() {
                 running = Some(Running::Ask);
                 let _ = jobs_tx.send(job);
@@ -319,6 +328,13 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
                     let _ = reply.send(Err("the service is stopping".into()));
                 }
                 Command::Ask(job) if stopping => job.refuse("the service is stopping"),
+                Command::Plan(_) | Command::Ask(_) if asks.len() >= MAX_ASKS => match cmd {
+                    Command::Plan(reply) => {
+                        let _ = reply.send(Err("the service has too many questions waiting; try again".into()));
+                    }
+                    Command::Ask(job) => job.refuse("the service has too many questions waiting; try again"),
+                    _ => {}
+                },
                 Command::Plan(reply) => asks.push_back(Job::Plan(reply)),
                 Command::Ask(job) => asks.push_back(job),
                 cmd => command(&mut sched, cmd, running.is_some(), stopping, &status),
@@ -411,6 +427,33 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     let _ = std::fs::remove_file(&service_file);
     tracing::info!("idflow service stopped");
     Ok(exit)
+}
+
+/// When, by the run history, a cycle last succeeded for every connector and password hash sync
+/// last succeeded: health counts from there after a restart, not from the start.
+fn last_successes(engine: &Engine) -> (Option<String>, Option<String>) {
+    use idflow_store::ReadOps;
+    let Ok(r) = engine.store.read() else { return (None, None) };
+    let runs = r.history_recent(500).unwrap_or_default();
+    let finished = |run: &idflow_store::RunRow| run.finished.clone().filter(|_| run.status == "ok" || run.status == "errors");
+    let cycle = runs.iter().filter(|run| run.summary.as_ref().is_some_and(|s| !s["sync"].is_null())).find_map(|run| {
+        let whole = r.history_errors_of_runs(&[run.id]).unwrap_or_default();
+        let connector_failed = whole.iter().any(|(_, e)| e.object.is_none() && e.stage != Stage::Phs && e.stage != Stage::Sync);
+        if connector_failed {
+            None
+        } else {
+            finished(run)
+        }
+    });
+    let phs = runs.iter().filter(|run| run.summary.as_ref().is_some_and(|s| !s["password_hash_sync"].is_null())).find_map(|run| {
+        let whole = r.history_errors_of_runs(&[run.id]).unwrap_or_default();
+        if whole.iter().any(|(_, e)| e.object.is_none() && e.stage == Stage::Phs) {
+            None
+        } else {
+            finished(run)
+        }
+    });
+    (cycle, phs)
 }
 
 /// What the engine's thread is doing.

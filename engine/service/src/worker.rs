@@ -22,6 +22,15 @@ pub(crate) enum Job {
 }
 
 impl Job {
+    /// A question whose asker is gone.
+    pub(crate) fn abandoned(&self) -> bool {
+        match self {
+            Job::Plan(reply) => reply.is_closed(),
+            Job::Preview(_, _, reply) => reply.is_closed(),
+            Job::Cycle(..) | Job::Reload | Job::Purge(_) => false,
+        }
+    }
+
     /// Answers a question the service will not run (it is stopping).
     pub(crate) fn refuse(self, why: &str) {
         match self {

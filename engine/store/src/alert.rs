@@ -61,7 +61,7 @@ pub(crate) fn unsent(c: &Connection) -> Result<Vec<AlertRow>> {
 pub(crate) fn raise(c: &Connection, key: &str, kind: &str, severity: &str, connector: Option<&str>, summary: &str) -> Result<(i64, bool)> {
     if let Some(id) = c.query_row("SELECT id FROM alert WHERE key=?1 AND resolved IS NULL", [key], |r| r.get(0)).optional()? {
         // Still open: its summary follows the latest error.
-        c.execute("UPDATE alert SET summary=?1 WHERE id=?2", params![summary, id])?;
+        c.execute("UPDATE alert SET summary=?1 WHERE id=?2 AND summary != ?1", params![summary, id])?;
         return Ok((id, false));
     }
     c.execute(

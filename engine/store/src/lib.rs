@@ -105,6 +105,11 @@ impl Store {
     }
 
     /// The database's path, as errors name it.
+    /// How long a transaction waits for another connection's write to end (10 s unless set).
+    pub fn set_busy_timeout(&self, d: std::time::Duration) -> Result<()> {
+        self.conn.busy_timeout(d).map_err(|e| Error::store(&self.path, e))
+    }
+
     pub fn path(&self) -> &str {
         &self.path
     }

@@ -170,8 +170,12 @@ impl<'s> ReadTxn<'s> {
 }
 
 impl<'s> WriteTxn<'s> {
+    /// Takes the write lock at once (BEGIN IMMEDIATE): a transaction that read first and wrote
+    /// later could otherwise find another writer (the service's health thread, say) committed
+    /// in between and fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
     pub(crate) fn begin(conn: &'s Connection, path: &'s str) -> Result<Self> {
-        Ok(WriteTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path })
+        let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
+        Ok(WriteTxn { tx, path })
     }
 
     /// Keeps every change of the transaction, or none.

@@ -142,13 +142,28 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     // halfway is run again whole.
     let from = version;
     for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > from) {
-        let mut batch = format!("BEGIN IMMEDIATE; {sql}; UPDATE meta SET value='{to}' WHERE key='schema_version'; COMMIT;");
-        if let Err(err) = conn.execute_batch(&batch) {
-            batch.clear();
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(format!("migrating the metaverse from schema version {version} to {to} failed: {err}"));
+        // The version is read again under the write lock: another idflow opening the same
+        // database at the same moment may have migrated it already.
+        let step = || -> rusqlite::Result<bool> {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let now: String = conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0))?;
+            if now.parse::<i64>().is_ok_and(|v| v >= *to) {
+                conn.execute_batch("COMMIT")?;
+                return Ok(false);
+            }
+            conn.execute_batch(sql)?;
+            conn.execute("UPDATE meta SET value=?1 WHERE key='schema_version'", [to.to_string()])?;
+            conn.execute_batch("COMMIT")?;
+            Ok(true)
+        };
+        match step() {
+            Ok(true) => tracing::info!(from = version, to, "metaverse schema migrated"),
+            Ok(false) => {}
+            Err(err) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(format!("migrating the metaverse from schema version {version} to {to} failed: {err}"));
+            }
         }
-        tracing::info!(from = version, to, "metaverse schema migrated");
         version = *to;
     }
     conn.execute_batch(SCHEMA).map_err(e)?;

@@ -4,7 +4,7 @@
 //! target's export stands alone.
 use crate::engine::{Engine, RunReport};
 use crate::import::Mode;
-use idflow_core::{Error, ObjectError, Result, Stage};
+use idflow_core::{Category, Error, ObjectError, Result, Stage};
 
 /// What one cycle does.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +23,23 @@ pub struct CycleRequest {
 
 /// A connector's stage that failed as a whole: an error of the run, not of an object.
 fn connector_failed(stage: Stage, name: &str, e: &Error) -> ObjectError {
-    ObjectError::connector(stage, name, e.to_string()).classified()
+    ObjectError::connector(stage, name, e.to_string()).with_category(category_of(stage, e))
+}
+
+/// What kind of failure a whole stage's error is: from its kind and the errors under it, and
+/// only for a connector's own message from its words (without the `connector "x":` prefix).
+fn category_of(stage: Stage, e: &Error) -> Category {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() != std::io::ErrorKind::NotFound) {
+            return Category::Connectivity;
+        }
+        source = s.source();
+    }
+    match e {
+        Error::Connector { message, .. } | Error::Refused(message) => Category::of(stage, false, message),
+        _ => Category::Other,
+    }
 }
 
 impl Engine {

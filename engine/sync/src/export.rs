@@ -232,7 +232,8 @@ pub(crate) fn export(
                     cs_id: None,
                     mv_id: None,
                     rule: None,
-                    category: idflow_core::Category::Connectivity,
+                    // What tripped it is in the errors before it; the breaker is its own alert.
+                    category: idflow_core::Category::Other,
                     attribute: None,
                     conflict: None,
                     message: format!(

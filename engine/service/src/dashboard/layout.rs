@@ -63,6 +63,9 @@ pub(crate) fn page(title: &str, path: &str, s: &Status, refresh: Option<u32>, bo
                         a href=(href) class=[(path == *href).then_some("on")] { (name) }
                     }
                     span.muted style="margin-left:auto" { "as of " (s.checked.as_deref().unwrap_or("not checked yet")) }
+                    @if path != "/ui/login" {
+                        form.inline method="post" action="/ui/logout" { button type="submit" style="margin:0;padding:.1rem .5rem" { "Sign out" } }
+                    }
                 }
                 main {
                     @if let Some(why) = stale(s) {

@@ -1,13 +1,14 @@
 //! The dashboard: server-rendered pages under `/ui` (overview, runs, errors, search and object
-//! previews), readable on a phone and a wide screen, with no script. A browser signs in once
-//! with the API token (`idflow dashboard` prints a sign-in link); the session cookie it gets is
-//! derived from the token (it is not the token), HttpOnly and SameSite=Strict, and actions are
-//! POST forms that also check the Origin.
+//! previews), readable on a phone and a wide screen, with no script. A browser signs in with
+//! the API token or a one-time link from `idflow dashboard` (see `session`); the cookie is
+//! HttpOnly and SameSite=Strict (and Secure over TLS), and actions are POST forms from the
+//! dashboard's own pages (Origin and Sec-Fetch-Site checked).
 mod errors;
 mod layout;
 mod object;
 mod overview;
 mod runs;
+pub(crate) mod session;
 
 use crate::api::Api;
 use axum::extract::{Form, Query, Request, State};
@@ -18,17 +19,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use maud::html;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 const COOKIE: &str = "idflow_session";
-
-/// The session cookie's value: a hash of the token, so the cookie cannot be used as the token.
-fn session_of(token: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"idflow dashboard session\0");
-    h.update(token.as_bytes());
-    hex::encode(h.finalize())
-}
 
 fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
@@ -46,13 +38,16 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 async fn signed_in(State(api): State<Api>, headers: HeaderMap, request: Request, next: Next) -> Response {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
     let cookie = cookie_value(&headers, COOKIE).unwrap_or("");
-    let ok =
-        crate::api::same(bearer.as_bytes(), api.token.as_bytes()) || crate::api::same(cookie.as_bytes(), session_of(&api.token).as_bytes());
+    let ok = crate::api::same(bearer.as_bytes(), api.token.as_bytes()) || api.sessions.valid(cookie);
     if !ok {
         let next = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/ui".into());
         return Redirect::to(&format!("/ui/login?next={}", encode(&next))).into_response();
     }
     if request.method() == axum::http::Method::POST {
+        let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("same-origin");
+        if site != "same-origin" && site != "none" {
+            return (StatusCode::FORBIDDEN, "a form of another site: refused").into_response();
+        }
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
         if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
             if origin.split_once("://").map(|(_, h)| h) != Some(host) {
@@ -90,6 +85,7 @@ pub(crate) fn router(api: Api) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui/login", get(login_page).post(login))
+        .route("/ui/logout", post(logout))
         .merge(pages)
         .with_state(api)
 }
@@ -97,7 +93,8 @@ pub(crate) fn router(api: Api) -> Router {
 #[derive(Deserialize)]
 struct LoginQuery {
     next: Option<String>,
-    token: Option<String>,
+    /// A one-time code from `idflow dashboard`.
+    code: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -111,25 +108,37 @@ fn safe_next(next: Option<&str>) -> String {
     next.filter(|n| n.starts_with("/ui") && !n.starts_with("//") && !n.contains("://")).unwrap_or("/ui").to_string()
 }
 
-fn signed(api: &Api, token: &str, next: Option<&str>) -> Response {
-    if !crate::api::same(token.trim().as_bytes(), api.token.as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, login_form(next, Some("That is not the service's token."))).into_response();
-    }
+/// A new session's cookie, and on to `next`.
+fn signed(api: &Api, next: Option<&str>) -> Response {
     let secure = if api.tls { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}", session_of(&api.token));
+    let cookie =
+        format!("{COOKIE}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict{secure}", api.sessions.issue(), session::LIFETIME.as_secs());
     ([(header::SET_COOKIE, cookie)], Redirect::to(&safe_next(next))).into_response()
 }
 
-/// The sign-in page; with `?token=` (the link `idflow dashboard` prints) it signs in at once.
+/// The sign-in page; with `?code=` (the link `idflow dashboard` prints) it signs in at once.
 async fn login_page(State(api): State<Api>, Query(q): Query<LoginQuery>) -> Response {
-    match &q.token {
-        Some(t) => signed(&api, t, q.next.as_deref()),
+    match &q.code {
+        Some(c) if api.sessions.redeem(c) => signed(&api, q.next.as_deref()),
+        Some(_) => (
+            StatusCode::UNAUTHORIZED,
+            login_form(q.next.as_deref(), Some("That sign-in link is used up or expired: run idflow dashboard for a new one.")),
+        )
+            .into_response(),
         None => login_form(q.next.as_deref(), None).into_response(),
     }
 }
 
 async fn login(State(api): State<Api>, Form(f): Form<LoginForm>) -> Response {
-    signed(&api, &f.token, f.next.as_deref())
+    if !crate::api::same(f.token.trim().as_bytes(), api.token.as_bytes()) {
+        return (StatusCode::UNAUTHORIZED, login_form(f.next.as_deref(), Some("That is not the service's token."))).into_response();
+    }
+    signed(&api, f.next.as_deref())
+}
+
+async fn logout() -> Response {
+    let cookie = format!("{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/ui/login")).into_response()
 }
 
 fn login_form(next: Option<&str>, error: Option<&str>) -> maud::Markup {

@@ -41,6 +41,14 @@ fn secret(name: &str) -> bool {
     ["password", "pwd", "hash", "secret", "token", "credential"].iter().any(|w| n.contains(w))
 }
 
+/// A trace line (`attribute: values`) with a secret attribute's values hidden.
+fn hidden_in(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((attr, _)) if secret(attr.trim_start_matches("flow ")) => format!("{attr}: (hidden)"),
+        _ => message.to_string(),
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct SearchQuery {
     q: Option<String>,
@@ -154,7 +162,7 @@ fn render(p: &Preview) -> Markup {
             @if p.trace.is_empty() { p.muted { "No rule applies to this object." } }
             div.table { table {
                 @for t in &p.trace {
-                    tr { td.muted { (t.stage) } td { (t.rule.as_deref().unwrap_or("-")) } td { (t.message) } }
+                    tr { td.muted { (t.stage) } td { (t.rule.as_deref().unwrap_or("-")) } td { (hidden_in(&t.message)) } }
                 }
             } }
         }
