@@ -463,6 +463,13 @@ fn with_tls_configured_the_api_and_the_dashboard_are_https_only_and_the_cli_trus
     std::fs::set_permissions(e.path("service.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
 
     let svc = Service::start(&e);
+    // A client that connects and says nothing holds up no one.
+    let file: serde_json::Value = serde_json::from_str(&e.read("state/idflow.db.service.json")).expect("service file");
+    let silent = std::net::TcpStream::connect(file["address"].as_str().expect("address")).expect("connect");
+    let began = std::time::Instant::now();
+    e.ok(&["status"], 0);
+    assert!(began.elapsed() < std::time::Duration::from_secs(5), "status waited for a silent client's handshake");
+    drop(silent);
     let j = e.json(&["dashboard"], 0);
     let link = j["sign_in"].as_str().expect("link");
     assert!(link.starts_with("https://127.0.0.1:"), "{link}");
