@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-fn pwd(p: &str) -> String {
+pub(crate) fn pwd(p: &str) -> String {
     let q: Vec<u8> = format!("\"{p}\"").encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
     base64::Engine::encode(&base64::engine::general_purpose::STANDARD, q)
 }
@@ -38,7 +38,7 @@ fn set_password(dir: &Path, dn: &str, password: &str) {
     ldap(dir, "ldapmodify", &format!("dn: {dn}\nchangetype: modify\nreplace: unicodePwd\nunicodePwd:: {}\n-\n\n", pwd(password)));
 }
 
-fn samba_tool(args: &[&str]) {
+pub(crate) fn samba_tool(args: &[&str]) {
     let out = Command::new("samba-tool")
         .args(args)
         .args(["-H", "ldap://127.0.0.1", "-U", &format!("Administrator%{ADMIN_PW}")])

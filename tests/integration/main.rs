@@ -11,6 +11,7 @@ mod lifecycle;
 mod openldap;
 mod phs;
 mod plan;
+mod pta;
 mod quickstart;
 mod rule_sets;
 mod safety;

@@ -213,6 +213,11 @@ pub enum Command {
         #[arg(short = 'n', default_value_t = 20)]
         n: i64,
     },
+    /// Pass-through authentication.
+    Pta {
+        #[command(subcommand)]
+        action: PtaAction,
+    },
     /// Write a generated directory as LDIF (people with managers, groups, non-ASCII names).
     #[command(hide = true)]
     Generate {
@@ -243,6 +248,18 @@ pub enum Command {
         /// Delta sizes, in percent of the people.
         #[arg(long, value_delimiter = ',', default_value = "0.1,1")]
         deltas: Vec<f64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PtaAction {
+    /// Check a password as pass-through authentication does (read from standard input, one
+    /// line): by a bind to the [pta] connector's directory over LDAPS or StartTLS. Prints the
+    /// result (success, invalid_credentials, account_disabled, must_change_password, ...);
+    /// exits 0 on success, 2 when refused, 1 when no directory answered.
+    Check {
+        /// The name the user signs in with (sAMAccountName or userPrincipalName; uid or mail).
+        user: String,
     },
 }
 
@@ -567,6 +584,27 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 print!("{}", render::alerts(&open, &history));
             }
             Ok(if open.iter().any(|a| a.severity == "critical") { EXIT_OBJECT_ERRORS } else { 0 })
+        }
+        Command::Pta { action: PtaAction::Check { user } } => {
+            let config = Config::load(&cli.config)?;
+            let check = idflow_engine::password_check(&config, &registry)?;
+            let mut line = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut line).map_err(|e| Error::Refused(format!("reading the password from standard input: {e}")))?;
+            let pw = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
+            let c = check.check(user, pw);
+            if cli.json {
+                print_json(&c);
+            } else {
+                println!("{}{}", c.result.as_str(), c.server.as_ref().map(|s| format!(" ({s})")).unwrap_or_default());
+                if let Some(d) = &c.detail {
+                    eprintln!("{d}");
+                }
+            }
+            Ok(match c.result {
+                idflow_core::password_check::CheckResult::Success => 0,
+                idflow_core::password_check::CheckResult::Unreachable => EXIT_FAILED,
+                _ => EXIT_OBJECT_ERRORS,
+            })
         }
         Command::Generate { people, groups, seed, out } => {
             let text = generate::generate(*people, *groups, *seed);

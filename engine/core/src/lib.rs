@@ -12,6 +12,7 @@ pub mod dn;
 mod error;
 pub mod hash;
 mod object_error;
+pub mod password_check;
 pub mod registry;
 pub mod secret;
 mod value;

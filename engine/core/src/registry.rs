@@ -38,6 +38,11 @@ pub trait ConnectorSpec: Send + Sync {
     fn change_feed(&self, _poll: std::time::Duration) -> Option<Result<Box<dyn crate::change_feed::ChangeFeed>>> {
         None
     }
+    /// Checks passwords by the directory itself (pass-through authentication), trying the
+    /// connector's server and then `failover` in turn; `None` for kinds that cannot.
+    fn password_check(&self, _failover: &[String]) -> Option<Result<Box<dyn crate::password_check::PasswordCheck>>> {
+        None
+    }
 }
 
 /// Every connector kind idflow knows, in the order they were registered.

@@ -21,6 +21,8 @@ struct FileModel {
     service: crate::service_section::ServiceSection,
     #[serde(default)]
     health: crate::health_section::HealthSection,
+    #[serde(default)]
+    pta: Option<crate::pta_section::PtaSection>,
 }
 
 /// `[password_hash_sync]`: where NT hashes come from and what each target gets.
@@ -137,6 +139,8 @@ pub struct Config {
     pub service: crate::service_section::ServiceSection,
     /// `[health]`: the service's alerts and webhooks.
     pub health: crate::health_section::HealthSection,
+    /// `[pta]`: pass-through authentication.
+    pub pta: Option<crate::pta_section::PtaSection>,
 }
 
 impl Config {
@@ -199,6 +203,7 @@ impl Config {
             dir,
             service: model.service,
             health: model.health,
+            pta: model.pta,
         })
     }
 

@@ -19,6 +19,7 @@ mod drsr_source;
 mod export;
 mod hash_attribute;
 mod import;
+mod password_check;
 mod replication;
 mod session;
 mod watch;
@@ -84,6 +85,14 @@ impl ConnectorSpec for Spec {
 
     fn object_types(&self) -> Option<Vec<String>> {
         Some(self.types.names())
+    }
+
+    fn password_check(&self, failover: &[String]) -> Option<Result<Box<dyn idflow_core::password_check::PasswordCheck>>> {
+        Some(
+            self.connector()
+                .and_then(|c| password_check::BindCheck::new(c, failover))
+                .map(|c| Box::new(c) as Box<dyn idflow_core::password_check::PasswordCheck>),
+        )
     }
 
     fn change_feed(&self, poll: std::time::Duration) -> Option<Result<Box<dyn ChangeFeed>>> {

@@ -5,23 +5,34 @@ use idflow_core::{Error, Result};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
 
 pub(super) async fn open(conf: &Conf) -> Result<Ldap> {
-    let bad = |m: String| Error::connector(&conf.name, m);
+    let mut ldap = connect(conf, &conf.url).await?;
+    bind_service(conf, &mut ldap).await?;
+    Ok(ldap)
+}
+
+/// A session to `url` (StartTLS or LDAPS as configured), not yet bound.
+pub(super) async fn connect(conf: &Conf, url: &str) -> Result<Ldap> {
     let settings = LdapConnSettings::new().set_conn_timeout(conf.timeout).set_starttls(conf.starttls).set_config(conf.tls.clone());
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &conf.url).await.map_err(|e| {
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url).await.map_err(|e| {
         let refused_starttls = conf.starttls && matches!(&e, ldap3::LdapError::LdapResult { result } if result.rc == 2 || result.rc == 53);
         let m = if refused_starttls {
             format!(
-                "cannot connect to {}: the server refused StartTLS ({e}). Use an ldaps:// URL, enable TLS on the \
-                     server, or, knowing the bind password then crosses the network in clear, set starttls = false",
-                conf.url
+                "cannot connect to {url}: the server refused StartTLS ({e}). Use an ldaps:// URL, enable TLS on the \
+                     server, or, knowing the bind password then crosses the network in clear, set starttls = false"
             )
         } else {
-            format!("cannot connect to {}: {e}", conf.url)
+            format!("cannot connect to {url}: {e}")
         };
         Error::connector_caused(&conf.name, m, e)
     })?;
     ldap3::drive!(conn);
     ldap.with_timeout(conf.timeout);
+    Ok(ldap)
+}
+
+/// Binds as the connector's service account, when one is configured.
+pub(super) async fn bind_service(conf: &Conf, ldap: &mut Ldap) -> Result<()> {
+    let bad = |m: String| Error::connector(&conf.name, m);
     if let (Some(dn), Some(pw)) = (&conf.bind_dn, &conf.password) {
         let r = ldap.simple_bind(dn, pw).await.map_err(|e| Error::connector_caused(&conf.name, format!("bind as {dn}: {e}"), e))?;
         if r.rc != 0 {
@@ -33,7 +44,7 @@ pub(super) async fn open(conf: &Conf) -> Result<Ldap> {
             return Err(bad(format!("bind as {dn} refused: {what}")));
         }
     }
-    Ok(ldap)
+    Ok(())
 }
 
 /// `rc` to an error naming the operation, or Ok.

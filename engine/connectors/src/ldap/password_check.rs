@@ -1,0 +1,143 @@
+//! Pass-through authentication against the directory: find the user's DN with the service
+//! account, then bind as that DN with the password on a connection of its own, over LDAPS or
+//! StartTLS only. Active Directory's refusals carry a sub-code (`data 52e`, `533`, `773`, ...)
+//! that says why; OpenLDAP's say only "invalid credentials". Servers are tried in turn: the
+//! connector's, then the failover URLs; one that does not answer is skipped.
+use super::backend::LdapConnector;
+use super::config::Flavor;
+use super::session;
+use idflow_core::password_check::{CheckResult, Checked, PasswordCheck};
+use idflow_core::{Error, Result};
+use ldap3::{ldap_escape, Scope, SearchEntry};
+
+pub(super) struct BindCheck {
+    connector: LdapConnector,
+    urls: Vec<String>,
+}
+
+impl BindCheck {
+    pub(super) fn new(connector: LdapConnector, failover: &[String]) -> Result<BindCheck> {
+        let conf = &connector.conf;
+        let mut urls = vec![conf.url.clone()];
+        urls.extend(failover.iter().cloned());
+        for u in &urls {
+            if u.starts_with("ldap://") && !conf.starttls {
+                return Err(Error::Config(format!(
+                    "connector {:?}: passwords are checked over LDAPS or StartTLS only, and {u} with starttls = false would send them in clear",
+                    conf.name
+                )));
+            }
+            if !(u.starts_with("ldap://") || u.starts_with("ldaps://")) {
+                return Err(Error::Config(format!("connector {:?}: {u:?} is not an ldap:// or ldaps:// URL", conf.name)));
+            }
+        }
+        Ok(BindCheck { connector, urls })
+    }
+}
+
+/// The filter that finds a user by the name they sign in with.
+fn user_filter(flavor: Flavor, user: &str) -> String {
+    let u = ldap_escape(user);
+    match flavor {
+        Flavor::Ad => format!("(&(objectClass=user)(!(objectClass=computer))(|(sAMAccountName={u})(userPrincipalName={u})))"),
+        Flavor::Openldap => format!("(|(uid={u})(mail={u}))"),
+    }
+}
+
+/// AD's sub-code in a refused bind's message: "... AcceptSecurityContext error, data 52e, v4563".
+fn ad_code(text: &str) -> Option<&str> {
+    let rest = text.split("data ").nth(1)?;
+    rest.split([',', ' ']).next().filter(|c| !c.is_empty())
+}
+
+enum Outcome {
+    Answered(Checked),
+    /// This server did not answer: try the next.
+    Down(String),
+}
+
+impl BindCheck {
+    async fn at(&self, url: &str, user: &str, password: &str) -> Outcome {
+        let conf = &self.connector.conf;
+        let checked =
+            |result: CheckResult, detail: Option<String>| Outcome::Answered(Checked { result, server: Some(url.to_string()), detail });
+        let mut svc = match session::connect(conf, url).await {
+            Ok(l) => l,
+            Err(e) => return Outcome::Down(e.to_string()),
+        };
+        if let Err(e) = session::bind_service(conf, &mut svc).await {
+            return Outcome::Down(e.to_string());
+        }
+        let filter = user_filter(conf.flavor, user);
+        let mut found: Vec<String> = Vec::new();
+        for base in &conf.roots {
+            match svc.search(base, Scope::Subtree, &filter, vec!["1.1"]).await.and_then(|r| r.success()) {
+                Ok((entries, _)) => found.extend(entries.into_iter().map(|e| SearchEntry::construct(e).dn)),
+                Err(e) => return Outcome::Down(format!("looking the user up: {e}")),
+            }
+        }
+        let _ = svc.unbind().await;
+        found.sort();
+        found.dedup();
+        let dn = match found.as_slice() {
+            [dn] => dn.clone(),
+            // Unknown (or not unique): refused like a wrong password, no more said.
+            _ => return checked(CheckResult::InvalidCredentials, None),
+        };
+        let mut ldap = match session::connect(conf, url).await {
+            Ok(l) => l,
+            Err(e) => return Outcome::Down(e.to_string()),
+        };
+        let r = ldap.simple_bind(&dn, password).await;
+        let _ = ldap.unbind().await;
+        match r {
+            Ok(r) if r.rc == 0 => checked(CheckResult::Success, None),
+            Ok(r) if r.rc == 49 => {
+                let code = ad_code(&r.text).map(str::to_string);
+                let result = code.as_deref().map(CheckResult::from_ad_code).unwrap_or(CheckResult::InvalidCredentials);
+                checked(result, code.map(|c| format!("data {c}")))
+            }
+            // OpenLDAP's ppolicy: a locked account is refused as invalid credentials too.
+            Ok(r) => checked(CheckResult::InvalidCredentials, Some(format!("result code {}: {}", r.rc, r.text))),
+            Err(e) => Outcome::Down(format!("bind: {e}")),
+        }
+    }
+}
+
+impl PasswordCheck for BindCheck {
+    fn check(&self, user: &str, password: &str) -> Checked {
+        // An empty password is an unauthenticated bind, which LDAP servers accept: never asked.
+        if password.is_empty() || user.trim().is_empty() {
+            return Checked { result: CheckResult::InvalidCredentials, server: None, detail: None };
+        }
+        let mut down = Vec::new();
+        for url in &self.urls {
+            match self.connector.rt.block_on(self.at(url, user, password)) {
+                Outcome::Answered(c) => {
+                    if !down.is_empty() {
+                        tracing::warn!(down = ?down, answered = %url, "directory servers skipped as unreachable");
+                    }
+                    return c;
+                }
+                Outcome::Down(why) => down.push(format!("{url}: {why}")),
+            }
+        }
+        Checked { result: CheckResult::Unreachable, server: None, detail: Some(down.join("; ")) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ad_codes_are_read_from_the_diagnostic_message() {
+        let t = "80090308: LdapErr: DSID-0C09041C, comment: AcceptSecurityContext error, data 52e, v4563";
+        assert_eq!(super::ad_code(t), Some("52e"));
+        assert_eq!(super::ad_code("invalid credentials"), None);
+    }
+
+    #[test]
+    fn the_user_filter_escapes_what_the_user_typed() {
+        let f = super::user_filter(super::Flavor::Ad, "a*)(uid=*");
+        assert!(f.contains("a\\2a\\29\\28uid=\\2a"), "{f}");
+    }
+}
