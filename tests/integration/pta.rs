@@ -112,3 +112,198 @@ fn pta_check_maps_every_account_state_the_dc_can_show_and_fails_over() {
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("passwords are checked over LDAPS or StartTLS only"), "{o:?}");
 }
+
+/// `idflow pta serve` as a child process (killed when dropped).
+struct PtaServer {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl PtaServer {
+    fn start(e: &Env) -> PtaServer {
+        let log = e.path("pta.log");
+        let f = std::fs::File::create(&log).expect("log");
+        let child = e.command(&["pta", "serve"]).stdout(std::process::Stdio::null()).stderr(f).spawn().expect("idflow pta serve");
+        let s = PtaServer { child, log };
+        crate::service::eventually(
+            || s.log().contains("password-verification hook listening") && s.log().contains("RADIUS listening"),
+            || format!("pta serve did not start:\n{}", s.log()),
+        );
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for PtaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// radclient (Debian's freeradius-utils) sending one Access-Request with PAP and a
+/// Message-Authenticator: its output.
+fn radclient(port: u16, secret: &str, user: &str, password: &str) -> String {
+    use std::io::Write as _;
+    let mut c = std::process::Command::new("radclient")
+        .args(["-x", "-r", "1", "-t", "15", &format!("127.0.0.1:{port}"), "auth", secret])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("radclient (apt-get install freeradius-utils): .ci/run installs it");
+    let line = format!("User-Name = \"{user}\", User-Password = \"{password}\", Message-Authenticator = 0x00\n");
+    c.stdin.take().expect("stdin").write_all(line.as_bytes()).expect("write");
+    let out = c.wait_with_output().expect("radclient");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A signed call to the hook's /v1/verify: (HTTP status line, body).
+fn verify(port: u16, key: &str, body: &str, timestamp: Option<u64>) -> (String, String) {
+    use hmac::{KeyInit, Mac};
+    let ts = timestamp
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+        .to_string();
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_bytes()).expect("key");
+    m.update(format!("{ts}.{body}").as_bytes());
+    let sig = hex::encode(m.finalize().into_bytes());
+    curl_post(port, &[&format!("X-Idflow-Timestamp: {ts}"), &format!("X-Idflow-Signature: {sig}")], "/v1/verify", body)
+}
+
+fn curl_post(port: u16, headers: &[&str], path: &str, body: &str) -> (String, String) {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-s", "-i", "-X", "POST", "-H", "content-type: application/json"]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let out = c.arg("--data-binary").arg(body).arg(format!("http://127.0.0.1:{port}{path}")).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text.lines().next().unwrap_or_default().trim().to_string();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (status, body)
+}
+
+/// badPwdCount and lockoutTime of a user, as the DC has them.
+fn bad_password_state(dir: &std::path::Path, sam: &str) -> (u32, u64) {
+    let out = std::process::Command::new("ldapsearch")
+        .args(["-x", "-LLL", "-H", "ldaps://127.0.0.1", "-D", "Administrator@example.test", "-w", crate::samba_ad::ADMIN_PW])
+        .args(["-b", "DC=example,DC=test", &format!("(sAMAccountName={sam})"), "badPwdCount", "lockoutTime"])
+        .env("LDAPTLS_CACERT", dir.join("ca.pem"))
+        .output()
+        .expect("ldapsearch");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value =
+        |a: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{a}: "))).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+    (u32::try_from(value("badPwdCount")).unwrap_or(u32::MAX), value("lockoutTime"))
+}
+
+#[test]
+fn radius_and_the_hook_check_passwords_and_200_wrong_ones_never_lock_the_ad_account() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_turn, dir) = dc();
+    let t = tag();
+    let ou = format!("OU=ptafe{t},DC=example,DC=test");
+    let user = |name: &str, extra: &str| {
+        format!(
+            "dn: CN={name}{t},{ou}\nchangetype: add\nobjectClass: user\nsAMAccountName: {name}{t}\nuserPrincipalName: {name}{t}@example.test\nunicodePwd:: {}\nuserAccountControl: 512\n{extra}\n",
+            pwd(PW)
+        )
+    };
+    let mut ldif = format!("dn: {ou}\nchangetype: add\nobjectClass: organizationalUnit\n\n");
+    ldif.push_str(&user("ok", ""));
+    ldif.push_str(&user("new", "pwdLastSet: 0\n"));
+    ldif.push_str(&user("target", ""));
+    ldap(&dir, "ldapmodify", &ldif);
+    let _lockout = Lockout::set(5);
+
+    let e = env_for(&dir, &ou, "ldaps://127.0.0.1:636");
+    let (radius, hook) = (free_udp_port(), free_tcp_port());
+    let secret = "radius-shared-secret-0123456789";
+    for (f, v) in [("radius.secret", secret), ("okta.auth", "Bearer okta-calls-with-this"), ("hook.key", "hmac-key-for-signed-calls")] {
+        e.write(f, &format!("{v}\n"));
+        std::fs::set_permissions(e.path(f), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let cfg = e.read("idflow.toml");
+    e.write(
+        "idflow.toml",
+        &format!(
+            "{cfg}\n[pta]\nconnector = \"ad\"\nradius_listen = \"127.0.0.1:{radius}\"\nhook_listen = \"127.0.0.1:{hook}\"\n\
+             okta_authorization_file = \"okta.auth\"\nhook_secret_file = \"hook.key\"\n\
+             [[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
+        ),
+    );
+    let srv = PtaServer::start(&e);
+    assert!(
+        srv.log().contains("domain_threshold=5") && srv.log().contains("user_budget=2"),
+        "the domain's threshold was read:\n{}",
+        srv.log()
+    );
+
+    // RADIUS, through Debian's radclient.
+    let ok = format!("ok{t}");
+    let o = radclient(radius, secret, &ok, PW);
+    assert!(o.contains("Received Access-Accept") && o.contains("Reply-Message = \"success\""), "{o}");
+    let o = radclient(radius, secret, &ok, "wrong");
+    assert!(o.contains("Received Access-Reject") && o.contains("invalid_credentials"), "{o}");
+    let o = radclient(radius, secret, &format!("new{t}"), PW);
+    assert!(o.contains("Received Access-Reject") && o.contains("must_change_password"), "{o}");
+    let o = radclient(radius, "not-the-secret", &ok, PW);
+    assert!(!o.contains("Received Access"), "a wrong shared secret gets no answer: {o}");
+    assert!(srv.log().contains("does not verify: dropped"), "{}", srv.log());
+
+    // The hook, as Okta calls it.
+    let okta = |user: &str, password: &str| {
+        format!(
+            r#"{{"eventType":"com.okta.user.credential.password.import","data":{{"context":{{"credential":{{"username":"{user}","password":"{password}"}}}},"action":{{"credential":"UNVERIFIED"}}}}}}"#
+        )
+    };
+    let (status, body) = curl_post(hook, &["Authorization: Bearer okta-calls-with-this"], "/okta/password-import", &okta(&ok, PW));
+    assert!(
+        status.contains("200") && body.contains(r#""credential":"VERIFIED""#) && body.contains("com.okta.action.update"),
+        "{status} {body}"
+    );
+    let (_, body) = curl_post(hook, &["Authorization: Bearer okta-calls-with-this"], "/okta/password-import", &okta(&ok, "wrong"));
+    assert!(body.contains(r#""credential":"UNVERIFIED""#), "{body}");
+    let (status, _) = curl_post(hook, &["Authorization: Bearer guess"], "/okta/password-import", &okta(&ok, PW));
+    assert!(status.contains("401"), "{status}");
+
+    // Signed calls: verified once, a replay and an old timestamp refused.
+    let body = format!(r#"{{"username":"{ok}","password":"{PW}","client_ip":"10.0.0.5"}}"#);
+    let (status, answer) = verify(hook, "hmac-key-for-signed-calls", &body, None);
+    assert!(status.contains("200") && answer.contains(r#""verified":true"#), "{status} {answer}");
+    let (status, _) = verify(hook, "wrong-key", &body, None);
+    assert!(status.contains("401"), "{status}");
+    let (status, _) = verify(hook, "hmac-key-for-signed-calls", &body, Some(1_600_000_000));
+    assert!(status.contains("401"), "an old timestamp: {status}");
+
+    // Smart lockout: the user signs in from a known-good source, then 200 wrong passwords from
+    // elsewhere. AD's threshold is 5: the directory sees 2 of them, never locks the account,
+    // and the user still signs in from the known-good source.
+    let target = format!("target{t}");
+    let as_from = |password: &str, ip: &str| {
+        let body = format!(r#"{{"username":"{target}","password":"{password}","client_ip":"{ip}"}}"#);
+        verify(hook, "hmac-key-for-signed-calls", &body, None).1
+    };
+    assert!(as_from(PW, "10.0.0.5").contains(r#""verified":true"#));
+    for i in 0..200 {
+        let a = as_from(&format!("guess-{i}"), "203.0.113.9");
+        assert!(a.contains(r#""verified":false"#), "{a}");
+    }
+    let (bad, locked) = bad_password_state(&dir, &target);
+    assert!(bad <= 2 && locked == 0, "the DC saw {bad} bad passwords, lockoutTime {locked}");
+    assert!(as_from(PW, "10.0.0.5").contains(r#""verified":true"#), "the known-good source keeps its own budget");
+    let a = as_from(PW, "203.0.113.9");
+    assert!(a.contains(r#""result":"locked_out""#) && a.contains(r#""smart_lockout":true"#), "{a}");
+    assert!(!srv.log().contains(PW) && !srv.log().contains("guess-1"), "no password in the log");
+}

@@ -261,6 +261,9 @@ pub enum PtaAction {
         /// The name the user signs in with (sAMAccountName or userPrincipalName; uid or mail).
         user: String,
     },
+    /// Serve only pass-through authentication's front ends ([pta] radius_listen, hook_listen):
+    /// no sync, no metaverse (`idflow serve` serves them too, beside the sync).
+    Serve,
 }
 
 #[derive(Subcommand, Debug)]
@@ -284,7 +287,7 @@ pub enum PhsAction {
 /// Log lines on standard error. The service logs at info (one line per cycle), as JSON when
 /// `[service] log_format = "json"`; other verbs warn only unless -v.
 fn init_logging(cli: &Cli) {
-    let serving = matches!(cli.command, Command::Serve);
+    let serving = matches!(cli.command, Command::Serve | Command::Pta { action: PtaAction::Serve });
     let default = match (cli.verbose, serving) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
@@ -293,7 +296,12 @@ fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("idflow={default},warn")));
     let json = serving && Config::load(&cli.config).is_ok_and(|c| c.service.log_format == idflow_engine::LogFormat::Json);
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    // Colours only on a terminal: a log file or journald gets plain text.
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if json { fmt.json().flatten_event(true).try_init() } else { fmt.try_init() };
 }
 
@@ -585,6 +593,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             }
             Ok(if open.iter().any(|a| a.severity == "critical") { EXIT_OBJECT_ERRORS } else { 0 })
         }
+        Command::Pta { action: PtaAction::Serve } => idflow_service::serve_pta(&cli.config, registry.clone()),
         Command::Pta { action: PtaAction::Check { user } } => {
             let config = Config::load(&cli.config)?;
             let check = idflow_engine::password_check(&config, &registry)?;

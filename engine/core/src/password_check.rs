@@ -73,6 +73,11 @@ pub struct Checked {
 pub trait PasswordCheck: Send + Sync {
     /// Blocks until the directory answered (or every server timed out).
     fn check(&self, user: &str, password: &str) -> Checked;
+    /// The domain's account lockout: its threshold (0: none) and observation window, when the
+    /// directory says (Active Directory's domain object).
+    fn lockout_policy(&self) -> Option<(u32, std::time::Duration)> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod feeds;
 mod health;
 mod metrics;
 mod notify;
+mod pta;
 mod schedule;
 mod scheduler;
 mod service_file;
@@ -34,10 +35,35 @@ use std::sync::Arc;
 
 /// Runs the service until SIGTERM or SIGINT: exit code 0 after a clean stop.
 pub fn serve(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
-    let engine = Engine::open(config_path, registry)?;
+    let engine = Engine::open(config_path, registry.clone())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Refused(format!("cannot start the service's runtime: {e}")))?;
-    rt.block_on(scheduler::run(engine))
+    rt.block_on(scheduler::run(engine, registry))
+}
+
+/// Runs only pass-through authentication's front ends (`[pta]` radius_listen, hook_listen),
+/// no sync and no metaverse, until SIGTERM or SIGINT: for a machine that only checks passwords.
+pub fn serve_pta(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
+    let config = idflow_engine::Config::load(config_path)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Refused(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let metrics = Arc::new(metrics::Metrics::new());
+        if !pta::start_front_ends(&config, &registry, metrics).await? {
+            return Err(Error::Config(format!("{}: [pta] has neither radius_listen nor hook_listen", config.file.display())));
+        }
+        notify::ready("pass-through authentication serving");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::Refused(format!("SIGTERM handler: {e}")))?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("pass-through authentication stopped");
+        Ok(0)
+    })
 }

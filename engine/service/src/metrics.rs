@@ -55,6 +55,27 @@ struct ExportLabels {
 
 type Seconds = Gauge<f64, AtomicU64>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PtaLabels {
+    front_end: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FrontEndLabel {
+    front_end: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ByLabel {
+    by: String,
+}
+
+fn pta_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
 fn duration_histogram() -> Histogram {
     // 5 ms to about 22 minutes.
     Histogram::new(exponential_buckets(0.005, 4.0, 10))
@@ -76,6 +97,9 @@ pub(crate) struct Metrics {
     health_checked: Seconds,
     last_cycle_success: Seconds,
     phs_configured: Gauge,
+    pta_requests: Family<PtaLabels, Counter>,
+    pta_duration: Family<FrontEndLabel, Histogram, fn() -> Histogram>,
+    pta_lockouts: Family<ByLabel, Counter>,
     up: Family<ConnectorLabel, Gauge>,
     imported: Family<ExportLabels, Counter>,
     exported: Family<ExportLabels, Counter>,
@@ -108,6 +132,9 @@ impl Metrics {
             health_checked: Seconds::default(),
             last_cycle_success: Seconds::default(),
             phs_configured: Gauge::default(),
+            pta_requests: Family::default(),
+            pta_duration: Family::new_with_constructor(pta_histogram),
+            pta_lockouts: Family::default(),
             up: Family::default(),
             imported: Family::default(),
             exported: Family::default(),
@@ -149,6 +176,13 @@ impl Metrics {
             m.last_cycle_success.clone(),
         );
         registry.register("phs_configured", "1 when password hash sync is configured", m.phs_configured.clone());
+        registry.register("pta_requests", "Pass-through authentication requests, by front end and result", m.pta_requests.clone());
+        registry.register("pta_duration_seconds", "How long pass-through authentication requests take", m.pta_duration.clone());
+        registry.register(
+            "pta_smart_lockouts",
+            "Attempts smart lockout refused without asking the directory, by user or client",
+            m.pta_lockouts.clone(),
+        );
         registry.register(
             "phs_last_heartbeat_timestamp_seconds",
             "When password hash sync last ran without failing (the service's start until then)",
@@ -243,6 +277,15 @@ impl Metrics {
         for l in seen.iter() {
             self.alerts.get_or_create(l).set(i64::from(now.contains(l)));
         }
+    }
+
+    pub(crate) fn pta_request(&self, front_end: &str, result: &str, took: std::time::Duration) {
+        self.pta_requests.get_or_create(&PtaLabels { front_end: front_end.into(), result: result.into() }).inc();
+        self.pta_duration.get_or_create(&FrontEndLabel { front_end: front_end.into() }).observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn pta_lockout(&self, by: &str) {
+        self.pta_lockouts.get_or_create(&ByLabel { by: by.into() }).inc();
     }
 
     pub(crate) fn encode(&self) -> String {

@@ -157,7 +157,7 @@ fn api_token(engine: &Engine) -> Result<(zeroize::Zeroizing<String>, Option<Stri
     Ok((t, None))
 }
 
-pub(crate) async fn run(engine: Engine) -> Result<i32> {
+pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Registry>) -> Result<i32> {
     let config_file = engine.config.file.clone();
     let metaverse = engine.config.metaverse_path.clone();
     let settings = engine.config.service.clone();
@@ -216,11 +216,13 @@ pub(crate) async fn run(engine: Engine) -> Result<i32> {
     let mut files = files_fingerprint(&watched);
     let (mut config_hash, mut rules_fingerprint) = (loaded.config_hash, loaded.rules_fingerprint.clone());
     let mut running_feeds = Some(feeds::start(std::mem::take(&mut loaded.feeds), changed_tx.clone(), status.clone()));
+    let pta_config = engine.config.clone();
     let worker = worker::spawn(engine, jobs_rx, done_tx, status.clone(), stop.clone());
 
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let health_settings = std::mem::replace(&mut loaded.health, Err(Error::Config(String::new())))?;
     let health = crate::alerts::spawn(metaverse.clone(), status.clone(), health_settings, metrics.clone(), stop.clone());
+    crate::pta::start_front_ends(&pta_config, &registry, metrics.clone()).await?;
     let poke = |settings: Option<crate::alerts::HealthSettings>| {
         let _ = health.poke.send(crate::alerts::Poke::Check(settings.map(Box::new)));
     };

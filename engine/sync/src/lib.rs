@@ -53,6 +53,6 @@ pub use memory::{MemoryConnector, MemorySource};
 pub use observer::{Observer, Silent, Step};
 pub use plan::{ConnectorPlan, Identity, Plan, PlanAttr, PlanChange, PlanValue, Totals};
 pub use preview::{preview, AttrView, Contender, Preview};
-pub use pta_section::{password_check, PtaSection};
+pub use pta_section::{password_check, PtaSection, RadiusClient};
 pub use saved_plan::SavedPlan;
 pub use service_section::{LogFormat, ServiceSection};

@@ -104,7 +104,38 @@ impl BindCheck {
     }
 }
 
+impl BindCheck {
+    /// AD's `lockoutThreshold` and `lockOutObservationWindow` (negative 100 ns units) from the
+    /// domain object, read with the service account.
+    async fn policy(&self) -> Option<(u32, std::time::Duration)> {
+        let conf = &self.connector.conf;
+        if conf.flavor != Flavor::Ad {
+            return None;
+        }
+        for url in &self.urls {
+            let Ok(mut l) = session::connect(conf, url).await else { continue };
+            if session::bind_service(conf, &mut l).await.is_err() {
+                continue;
+            }
+            let root = conf.roots.first()?;
+            let r = l.search(root, Scope::Base, "(objectClass=*)", vec!["lockoutThreshold", "lockOutObservationWindow"]).await;
+            let _ = l.unbind().await;
+            let (entries, _) = r.and_then(|r| r.success()).ok()?;
+            let e = SearchEntry::construct(entries.into_iter().next()?);
+            let first = |a: &str| e.attrs.get(a).and_then(|v| v.first()).and_then(|v| v.parse::<i64>().ok());
+            let threshold = u32::try_from(first("lockoutThreshold")?).ok()?;
+            let window = first("lockOutObservationWindow").map(|w| std::time::Duration::from_nanos(w.unsigned_abs().saturating_mul(100)));
+            return Some((threshold, window.unwrap_or(std::time::Duration::from_secs(30 * 60))));
+        }
+        None
+    }
+}
+
 impl PasswordCheck for BindCheck {
+    fn lockout_policy(&self) -> Option<(u32, std::time::Duration)> {
+        self.connector.rt.block_on(self.policy())
+    }
+
     fn check(&self, user: &str, password: &str) -> Checked {
         // An empty password is an unauthenticated bind, which LDAP servers accept: never asked.
         if password.is_empty() || user.trim().is_empty() {

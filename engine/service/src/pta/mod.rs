@@ -1,0 +1,159 @@
+//! Pass-through authentication's front ends, served by this process: RADIUS and the HTTPS
+//! password-verification hook. Each request passes smart lockout, then goes to a pool of
+//! password checks (each with a directory connection of its own, on a thread of its own, as
+//! the connector's client blocks), and is answered within the deadline.
+pub(crate) mod hook;
+pub(crate) mod lockout;
+pub(crate) mod radius;
+mod radius_server;
+
+use idflow_core::password_check::{CheckResult, PasswordCheck};
+use idflow_core::registry::Registry;
+use idflow_core::{Error, Result};
+use idflow_engine::{Config, PtaSection};
+use lockout::{Policy, SmartLockout};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+struct Job {
+    user: String,
+    password: Zeroizing<String>,
+    reply: tokio::sync::oneshot::Sender<CheckResult>,
+}
+
+/// What a front end gets back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    pub result: CheckResult,
+    /// Refused by smart lockout, the directory not asked.
+    pub smart_lockout: bool,
+}
+
+pub(crate) struct Pta {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    lockout: Mutex<SmartLockout>,
+    deadline: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// A secret from a file beside the configuration, owner-only.
+pub(crate) fn secret_file(config: &Config, what: &str, file: &str) -> Result<Zeroizing<String>> {
+    idflow_core::secret::read(&config.dir, what, None, Some(file))
+        .map_err(|m| Error::Config(format!("{}: [pta] {what}: {m}", config.file.display())))?
+        .ok_or_else(|| Error::Config(format!("{}: [pta] {what}: the file is empty", config.file.display())))
+}
+
+impl Pta {
+    /// The pool of checks, and smart lockout's policy from the domain's (or `[pta]`'s).
+    pub(crate) fn start(
+        config: &Config,
+        registry: &Arc<Registry>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<(Arc<Pta>, PtaSection)> {
+        let section = config.pta.clone().ok_or_else(|| Error::Config("no [pta] section".into()))?;
+        let pool = section.pool.clamp(1, 64);
+        let mut checks: Vec<Box<dyn PasswordCheck>> = Vec::with_capacity(pool);
+        for _ in 0..pool {
+            checks.push(idflow_engine::password_check(config, registry)?);
+        }
+        let domain = checks.first().and_then(|c| c.lockout_policy());
+        let (threshold, window) = domain.unwrap_or((0, Duration::from_secs(30 * 60)));
+        let mut policy = Policy::below(threshold, section.window.unwrap_or(window));
+        if let Some(b) = section.user_budget {
+            policy.user_budget = b.max(1);
+        }
+        policy.client_budget = section.client_budget.max(1);
+        if threshold > 0 && policy.user_budget * 2 >= threshold {
+            tracing::warn!(
+                user_budget = policy.user_budget,
+                domain_threshold = threshold,
+                "[pta] user_budget lets two sources together reach the domain's lockout threshold: attacks from outside can lock accounts"
+            );
+        }
+        tracing::info!(pool, domain_threshold = threshold, user_budget = policy.user_budget, window = %humantime::format_duration(policy.window), "pass-through authentication ready");
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(pool * 64);
+        let rx = Arc::new(Mutex::new(rx));
+        for check in checks {
+            let rx = rx.clone();
+            std::thread::spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                let Ok(job) = job else { return };
+                if job.reply.is_closed() {
+                    // Its deadline passed while it waited: the directory is not asked.
+                    continue;
+                }
+                let c = check.check(&job.user, &job.password);
+                if let Some(d) = &c.detail {
+                    tracing::debug!(result = c.result.as_str(), server = c.server.as_deref().unwrap_or("-"), detail = %d, "password checked");
+                }
+                let _ = job.reply.send(c.result);
+            });
+        }
+        let pta = Pta { jobs, lockout: Mutex::new(SmartLockout::new(policy)), deadline: section.deadline, metrics };
+        Ok((Arc::new(pta), section))
+    }
+
+    /// Checks a password for a front end: smart lockout first, then the directory.
+    pub(crate) async fn authenticate(&self, front_end: &str, user: &str, password: Zeroizing<String>, client: IpAddr) -> Outcome {
+        let began = Instant::now();
+        let admitted = self.lockout.lock().map(|mut l| l.admit(user, client, Instant::now())).unwrap_or(Ok(()));
+        let outcome = match admitted {
+            Err(why) => {
+                tracing::warn!(user = %user, client = %client, by = ?why, "smart lockout refused an attempt; the directory was not asked");
+                self.metrics.pta_lockout(match why {
+                    lockout::Refusal::User => "user",
+                    lockout::Refusal::Client => "client",
+                });
+                Outcome { result: CheckResult::LockedOut, smart_lockout: true }
+            }
+            Ok(()) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                let sent = self.jobs.try_send(Job { user: user.to_string(), password, reply });
+                let result = match sent {
+                    Err(_) => CheckResult::Unreachable,
+                    Ok(()) => match tokio::time::timeout(self.deadline, rx).await {
+                        Ok(Ok(r)) => r,
+                        _ => CheckResult::Unreachable,
+                    },
+                };
+                if let Ok(mut l) = self.lockout.lock() {
+                    match result {
+                        CheckResult::InvalidCredentials | CheckResult::LockedOut => l.failed(user, client, Instant::now()),
+                        CheckResult::Success => l.succeeded(user, client, Instant::now()),
+                        _ => {}
+                    }
+                }
+                Outcome { result, smart_lockout: false }
+            }
+        };
+        self.metrics.pta_request(front_end, outcome.result.as_str(), began.elapsed());
+        tracing::info!(front_end, user = %user, client = %client, result = outcome.result.as_str(), ms = began.elapsed().as_millis() as u64, "pass-through authentication");
+        outcome
+    }
+}
+
+/// Starts what `[pta]` asks for (RADIUS, the hook) on the current runtime; none when `[pta]`
+/// has neither.
+pub(crate) async fn start_front_ends(config: &Config, registry: &Arc<Registry>, metrics: Arc<crate::metrics::Metrics>) -> Result<bool> {
+    let Some(section) = &config.pta else { return Ok(false) };
+    if section.radius_listen.is_none() && section.hook_listen.is_none() {
+        return Ok(false);
+    }
+    // Opening the checks blocks on the connector's own runtime: off this one.
+    let (c, r) = (config.clone(), registry.clone());
+    let (pta, section) = tokio::task::spawn_blocking(move || Pta::start(&c, &r, metrics))
+        .await
+        .map_err(|e| Error::Refused(format!("starting pass-through authentication: {e}")))??;
+    if let Some(listen) = &section.radius_listen {
+        radius_server::start(config, &section, listen, pta.clone()).await?;
+    }
+    if let Some(listen) = &section.hook_listen {
+        hook::start(config, &section, listen, pta.clone()).await?;
+    }
+    Ok(true)
+}
