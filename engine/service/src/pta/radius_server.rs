@@ -18,6 +18,9 @@ const REMEMBER: Duration = Duration::from_secs(30);
 
 type Key = (SocketAddr, u8, [u8; 16]);
 
+/// Requests seen lately: when, and their answer once it is made.
+type Seen = Arc<Mutex<HashMap<Key, (Instant, Option<Vec<u8>>)>>>;
+
 /// What a client is told (Reply-Message): enough for a front end to act, no more.
 fn reply_message(result: CheckResult, smart: bool) -> &'static str {
     match result {
@@ -53,7 +56,7 @@ pub(super) async fn start(config: &Config, section: &PtaSection, listen: &str, p
     tracing::info!(address = %sock.local_addr().map(|a| a.to_string()).unwrap_or_default(), clients = clients.len(), "RADIUS listening");
     let sock = Arc::new(sock);
     let clients = Arc::new(clients);
-    let seen: Arc<Mutex<HashMap<Key, (Instant, Option<Vec<u8>>)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     tokio::spawn(async move {
         let mut buf = vec![0u8; radius::MAX_PACKET];
         loop {
