@@ -307,3 +307,16 @@ fn radius_and_the_hook_check_passwords_and_200_wrong_ones_never_lock_the_ad_acco
     assert!(a.contains(r#""result":"locked_out""#) && a.contains(r#""smart_lockout":true"#), "{a}");
     assert!(!srv.log().contains(PW) && !srv.log().contains("guess-1"), "no password in the log");
 }
+
+#[test]
+fn the_readme_pta_settings_are_valid() {
+    let e = Env::quickstart();
+    let cfg = e.read("idflow.toml");
+    let block = crate::common::readme_toml_block("Pass-through authentication");
+    e.write("idflow.toml", &format!("{cfg}\n{block}"));
+    e.ok(&["validate", "--offline"], 0);
+    // The quickstart has no ldap connector: a check says what [pta] needs.
+    e.write("idflow.toml", &format!("{cfg}\n{}", block.replace("connector = \"ad\"", "connector = \"corp\"")));
+    let o = e.ok(&["pta", "check", "ada"], 1);
+    assert!(o.stderr.contains("[pta] connector \"corp\" is of type \"ldif\", which cannot check passwords"), "{o:?}");
+}
