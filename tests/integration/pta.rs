@@ -261,6 +261,29 @@ fn radius_and_the_hook_check_passwords_and_200_wrong_ones_never_lock_the_ad_acco
     let o = radclient(radius, "not-the-secret", &ok, PW);
     assert!(!o.contains("Received Access"), "a wrong shared secret gets no answer: {o}");
     assert!(srv.log().contains("does not verify: dropped"), "{}", srv.log());
+    // radtest too (it adds a Message-Authenticator).
+    let o = std::process::Command::new("radtest")
+        .args(["-t", "pap", &ok, PW, &format!("127.0.0.1:{radius}"), "0", secret])
+        .output()
+        .expect("radtest (freeradius-utils)");
+    let o = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.contains("Received Access-Accept"), "{o}");
+    // A request without a Message-Authenticator (Blast-RADIUS's way in) gets no answer.
+    let o = {
+        use std::io::Write as _;
+        let mut c = std::process::Command::new("radclient")
+            .args(["-x", "-r", "1", "-t", "2", &format!("127.0.0.1:{radius}"), "auth", secret])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("radclient");
+        c.stdin.take().expect("stdin").write_all(format!("User-Name = \"{ok}\", User-Password = \"{PW}\"\n").as_bytes()).expect("write");
+        let out = c.wait_with_output().expect("radclient");
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    assert!(!o.contains("Received Access"), "{o}");
+    assert!(srv.log().contains("NoMessageAuthenticator"), "{}", srv.log());
 
     // The hook, as Okta calls it.
     let okta = |user: &str, password: &str| {
