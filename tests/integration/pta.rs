@@ -343,3 +343,22 @@ fn the_readme_pta_settings_are_valid() {
     let o = e.ok(&["pta", "check", "ada"], 1);
     assert!(o.stderr.contains("[pta] connector \"corp\" is of type \"ldif\", which cannot check passwords"), "{o:?}");
 }
+
+#[test]
+fn openldap_checks_a_password_after_looking_the_user_dn_up() {
+    use crate::slapd::{config, Slapd};
+    let people = "dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n\
+        dn: uid=ada,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ada\ncn: Ada\nsn: Lovelace\nmail: ada@example.org\nuserPassword: Analytical-Engine-1843\n\n\
+        dn: uid=twin,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: twin\ncn: Twin\nsn: A\nmail: twin@example.org\nuserPassword: one\n\n\
+        dn: cn=twin,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: twin\ncn: twin\nsn: B\nuserPassword: two\n";
+    let s = Slapd::start(Some(people));
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.write("rules/none.toml", "");
+    e.write("idflow.toml", &format!("{}\n[pta]\nconnector = \"corp\"\n", config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()))));
+    assert_eq!(check(&e, "ada", "Analytical-Engine-1843"), (0, "success".into()), "by uid (StartTLS)");
+    assert_eq!(check(&e, "ada@example.org", "Analytical-Engine-1843"), (0, "success".into()), "by mail");
+    assert_eq!(check(&e, "ada", "Difference-Engine"), (2, "invalid_credentials".into()));
+    assert_eq!(check(&e, "nobody", "Analytical-Engine-1843"), (2, "invalid_credentials".into()));
+    assert_eq!(check(&e, "twin", "one"), (2, "invalid_credentials".into()), "a name two entries have is no one's");
+}
