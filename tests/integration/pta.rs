@@ -362,3 +362,54 @@ fn openldap_checks_a_password_after_looking_the_user_dn_up() {
     assert_eq!(check(&e, "nobody", "Analytical-Engine-1843"), (2, "invalid_credentials".into()));
     assert_eq!(check(&e, "twin", "one"), (2, "invalid_credentials".into()), "a name two entries have is no one's");
 }
+
+#[test]
+fn idflow_serve_answers_radius_too_and_raises_an_alert_while_the_directory_is_down() {
+    use crate::service::{Service, SERVICE};
+    use crate::slapd::{config, Slapd};
+    use std::os::unix::fs::PermissionsExt;
+    let people = "dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n\
+        dn: uid=ada,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ada\ncn: Ada\nsn: Lovelace\nmail: ada@example.org\nuserPassword: Analytical-Engine-1843\n";
+    let s = Slapd::start(Some(people));
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.write("rules/none.toml", "");
+    e.write("radius.secret", "radius-shared-secret-0123456789\n");
+    std::fs::set_permissions(e.path("radius.secret"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let port = free_udp_port();
+    e.write(
+        "idflow.toml",
+        &format!(
+            "{}{SERVICE}\n[health]\ncheck_every = \"1s\"\n\n[pta]\nconnector = \"corp\"\ndeadline = \"5s\"\nradius_listen = \"127.0.0.1:{port}\"\n\
+             [[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n",
+            config(&s.url(), &format!("ca_file = \"{}\"\ntimeout_seconds = 2\n", s.ca()))
+        ),
+    );
+    let svc = Service::start(&e);
+    let secret = "radius-shared-secret-0123456789";
+    let o = radclient(port, secret, "ada", "Analytical-Engine-1843");
+    assert!(o.contains("Received Access-Accept"), "{o}");
+    s.stop();
+    let o = radclient(port, secret, "ada", "Analytical-Engine-1843");
+    assert!(o.contains("Received Access-Reject") && o.contains("unreachable"), "{o}");
+    svc.wait_until(&e, "the alert", |st| {
+        st["alerts"].as_array().is_some_and(|a| a.iter().any(|a| a["kind"] == "pta_directory_unreachable"))
+    });
+    s.restart();
+    let o = radclient(port, secret, "ada", "Analytical-Engine-1843");
+    assert!(o.contains("Received Access-Accept"), "{o}");
+    svc.wait_until(&e, "the alert resolved", |st| {
+        st["alerts"].as_array().is_some_and(|a| a.iter().all(|a| a["kind"] != "pta_directory_unreachable"))
+    });
+    let file: serde_json::Value = serde_json::from_str(&e.read("state/idflow.db.service.json")).expect("service file");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-H", &format!("Authorization: Bearer {}", file["token"].as_str().expect("token"))])
+        .arg(format!("http://{}/metrics", file["address"].as_str().expect("address")))
+        .output()
+        .expect("curl");
+    let m = String::from_utf8_lossy(&out.stdout);
+    assert!(m.contains("idflow_pta_requests_total{front_end=\"radius\",result=\"success\"} 2"), "{m}");
+    assert!(m.contains("idflow_pta_requests_total{front_end=\"radius\",result=\"unreachable\"} 1"), "{m}");
+    assert!(m.contains("# TYPE idflow_pta_duration_seconds histogram"), "{m}");
+    assert_eq!(svc.stop(), 0);
+}

@@ -29,6 +29,7 @@ pub(crate) const CATALOG: &[(&str, &str, &str)] = &[
     ("objects_in_error", "warning", "More objects in error than [health] objects_in_error_above"),
     ("data_stale", "warning", "The service's numbers are old: no cycle has ended for a while"),
     ("staging_mode", "info", "Staging mode is on: nothing is exported"),
+    ("pta_directory_unreachable", "critical", "Pass-through authentication's directory does not answer: sign-ins fail"),
 ];
 
 fn severity(kind: &str) -> &'static str {
@@ -114,6 +115,9 @@ pub(crate) fn conditions(s: &Status, h: &HealthSection, interval: Duration, has_
     } else if idle > interval * 3 && running.is_none() {
         let why = if s.paused { " (the scheduler is paused)" } else { "" };
         out.push(condition("data_stale", None, format!("no cycle has ended for {}{why}; the numbers are that old", ago(idle))));
+    }
+    if let Some(why) = &s.pta_unreachable {
+        out.push(condition("pta_directory_unreachable", None, format!("pass-through authentication cannot reach the directory: {why}")));
     }
     if s.staging_mode {
         out.push(condition("staging_mode", None, "staging mode is on: changes are computed, nothing is exported".into()));

@@ -53,7 +53,7 @@ pub fn serve_pta(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
         .map_err(|e| Error::Refused(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
         let metrics = Arc::new(metrics::Metrics::new());
-        if !pta::start_front_ends(&config, &registry, metrics).await? {
+        if !pta::start_front_ends(&config, &registry, metrics, None).await? {
             return Err(Error::Config(format!("{}: [pta] has neither radius_listen nor hook_listen", config.file.display())));
         }
         notify::ready("pass-through authentication serving");

@@ -48,6 +48,9 @@ pub struct Status {
     pub errors_by_category: BTreeMap<String, usize>,
     /// Changes waiting to be exported, by target.
     pub pending_exports: BTreeMap<String, i64>,
+    /// Pass-through authentication's directory did not answer the last check: why.
+    #[serde(default)]
+    pub pta_unreachable: Option<String>,
     /// When health was last checked, and how long the check took (milliseconds).
     pub checked: Option<String>,
     #[serde(default)]

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 struct Job {
     user: String,
     password: Zeroizing<String>,
-    reply: tokio::sync::oneshot::Sender<CheckResult>,
+    reply: tokio::sync::oneshot::Sender<idflow_core::password_check::Checked>,
 }
 
 /// What a front end gets back.
@@ -36,6 +36,8 @@ pub(crate) struct Pta {
     lockout: Mutex<SmartLockout>,
     deadline: Duration,
     metrics: Arc<crate::metrics::Metrics>,
+    /// The service's status, told when the directory stops (and starts again) answering.
+    status: Option<Arc<Mutex<crate::status::Status>>>,
 }
 
 /// A secret from a file beside the configuration, owner-only.
@@ -51,6 +53,7 @@ impl Pta {
         config: &Config,
         registry: &Arc<Registry>,
         metrics: Arc<crate::metrics::Metrics>,
+        status: Option<Arc<Mutex<crate::status::Status>>>,
     ) -> Result<(Arc<Pta>, PtaSection)> {
         let section = config.pta.clone().ok_or_else(|| Error::Config("no [pta] section".into()))?;
         let pool = section.pool.clamp(1, 64);
@@ -91,10 +94,10 @@ impl Pta {
                 if let Some(d) = &c.detail {
                     tracing::debug!(result = c.result.as_str(), server = c.server.as_deref().unwrap_or("-"), detail = %d, "password checked");
                 }
-                let _ = job.reply.send(c.result);
+                let _ = job.reply.send(c);
             });
         }
-        let pta = Pta { jobs, lockout: Mutex::new(SmartLockout::new(policy)), deadline: section.deadline, metrics };
+        let pta = Pta { jobs, lockout: Mutex::new(SmartLockout::new(policy)), deadline: section.deadline, metrics, status };
         Ok((Arc::new(pta), section))
     }
 
@@ -114,13 +117,16 @@ impl Pta {
             Ok(()) => {
                 let (reply, rx) = tokio::sync::oneshot::channel();
                 let sent = self.jobs.try_send(Job { user: user.to_string(), password, reply });
-                let result = match sent {
-                    Err(_) => CheckResult::Unreachable,
+                let (result, why) = match sent {
+                    Err(_) => (CheckResult::Unreachable, "every check is busy and the queue is full".to_string()),
                     Ok(()) => match tokio::time::timeout(self.deadline, rx).await {
-                        Ok(Ok(r)) => r,
-                        _ => CheckResult::Unreachable,
+                        Ok(Ok(c)) => (c.result, c.detail.unwrap_or_default()),
+                        _ => (CheckResult::Unreachable, format!("no answer within {}", humantime::format_duration(self.deadline))),
                     },
                 };
+                if let Some(Ok(mut s)) = self.status.as_ref().map(|s| s.lock()) {
+                    s.pta_unreachable = (result == CheckResult::Unreachable).then_some(why);
+                }
                 if let Ok(mut l) = self.lockout.lock() {
                     match result {
                         CheckResult::InvalidCredentials | CheckResult::LockedOut => l.failed(user, client, Instant::now()),
@@ -139,14 +145,19 @@ impl Pta {
 
 /// Starts what `[pta]` asks for (RADIUS, the hook) on the current runtime; none when `[pta]`
 /// has neither.
-pub(crate) async fn start_front_ends(config: &Config, registry: &Arc<Registry>, metrics: Arc<crate::metrics::Metrics>) -> Result<bool> {
+pub(crate) async fn start_front_ends(
+    config: &Config,
+    registry: &Arc<Registry>,
+    metrics: Arc<crate::metrics::Metrics>,
+    status: Option<Arc<Mutex<crate::status::Status>>>,
+) -> Result<bool> {
     let Some(section) = &config.pta else { return Ok(false) };
     if section.radius_listen.is_none() && section.hook_listen.is_none() {
         return Ok(false);
     }
     // Opening the checks blocks on the connector's own runtime: off this one.
     let (c, r) = (config.clone(), registry.clone());
-    let (pta, section) = tokio::task::spawn_blocking(move || Pta::start(&c, &r, metrics))
+    let (pta, section) = tokio::task::spawn_blocking(move || Pta::start(&c, &r, metrics, status))
         .await
         .map_err(|e| Error::Refused(format!("starting pass-through authentication: {e}")))??;
     if let Some(listen) = &section.radius_listen {
