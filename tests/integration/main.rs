@@ -12,6 +12,7 @@ mod openldap;
 mod phs;
 mod plan;
 mod pta;
+mod pta_relay;
 mod quickstart;
 mod rule_sets;
 mod safety;

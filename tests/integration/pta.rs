@@ -144,17 +144,17 @@ impl Drop for PtaServer {
     }
 }
 
-fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-fn free_tcp_port() -> u16 {
+pub(crate) fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// radclient (Debian's freeradius-utils) sending one Access-Request with PAP and a
 /// Message-Authenticator: its output.
-fn radclient(port: u16, secret: &str, user: &str, password: &str) -> String {
+pub(crate) fn radclient(port: u16, secret: &str, user: &str, password: &str) -> String {
     use std::io::Write as _;
     let mut c = std::process::Command::new("radclient")
         .args(["-x", "-r", "1", "-t", "15", &format!("127.0.0.1:{port}"), "auth", secret])

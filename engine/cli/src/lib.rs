@@ -264,6 +264,12 @@ pub enum PtaAction {
     /// Serve only pass-through authentication's front ends ([pta] radius_listen, hook_listen):
     /// no sync, no metaverse (`idflow serve` serves them too, beside the sync).
     Serve,
+    /// The relay: the front ends, with passwords checked by the agents that dial in to
+    /// [pta] relay_listen (mutual TLS: tls_ca, tls_cert, tls_key).
+    Relay,
+    /// An agent: dials out to [pta] relay (mutual TLS; it never listens) and checks the
+    /// passwords the relay sends against the [pta] connector's directory.
+    Agent,
 }
 
 #[derive(Subcommand, Debug)]
@@ -287,7 +293,7 @@ pub enum PhsAction {
 /// Log lines on standard error. The service logs at info (one line per cycle), as JSON when
 /// `[service] log_format = "json"`; other verbs warn only unless -v.
 fn init_logging(cli: &Cli) {
-    let serving = matches!(cli.command, Command::Serve | Command::Pta { action: PtaAction::Serve });
+    let serving = matches!(cli.command, Command::Serve | Command::Pta { action: PtaAction::Serve | PtaAction::Relay | PtaAction::Agent });
     let default = match (cli.verbose, serving) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",
@@ -594,6 +600,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             Ok(if open.iter().any(|a| a.severity == "critical") { EXIT_OBJECT_ERRORS } else { 0 })
         }
         Command::Pta { action: PtaAction::Serve } => idflow_service::serve_pta(&cli.config, registry.clone()),
+        Command::Pta { action: PtaAction::Relay } => idflow_service::serve_pta_role(&cli.config, registry.clone(), true),
+        Command::Pta { action: PtaAction::Agent } => idflow_service::serve_pta_role(&cli.config, registry.clone(), false),
         Command::Pta { action: PtaAction::Check { user } } => {
             let config = Config::load(&cli.config)?;
             let check = idflow_engine::password_check(&config, &registry)?;

@@ -1,10 +1,10 @@
 //! Pass-through authentication's check: is this the user's password, by the directory itself
 //! (an LDAP bind), and if the directory refused, why, in the words a front end can act on.
 //! Only the right password ever reveals an account's state, as Active Directory does.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the directory said of a user and a password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckResult {
     Success,

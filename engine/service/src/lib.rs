@@ -43,6 +43,37 @@ pub fn serve(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
     rt.block_on(scheduler::run(engine, registry))
 }
 
+/// Runs `idflow pta relay` (`relay = true`: the front ends, and agents dial in) or `idflow pta
+/// agent` until SIGTERM or SIGINT.
+pub fn serve_pta_role(config_path: &Path, registry: Arc<Registry>, relay: bool) -> Result<i32> {
+    let config = idflow_engine::Config::load(config_path)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Refused(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let metrics = Arc::new(metrics::Metrics::new());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| Error::Refused(format!("SIGTERM handler: {e}")))?;
+        if relay {
+            pta::relay::start(&config, metrics).await?;
+            notify::ready("pass-through authentication relay serving");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        } else {
+            tokio::select! {
+                r = pta::agent::run(&config, registry, metrics) => r?,
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        tracing::info!("stopped");
+        Ok(0)
+    })
+}
+
 /// Runs only pass-through authentication's front ends (`[pta]` radius_listen, hook_listen),
 /// no sync and no metaverse, until SIGTERM or SIGINT: for a machine that only checks passwords.
 pub fn serve_pta(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {

@@ -109,3 +109,49 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+fn roots(ca: &Path) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(ca)? {
+        roots.add(c).map_err(|e| Error::Config(format!("[pta] tls_ca {}: {e}", ca.display())))?;
+    }
+    Ok(roots)
+}
+
+fn key_of(key: &Path) -> Result<PrivateKeyDer<'static>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(key).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            return Err(Error::Config(format!("[pta] tls_key {}: readable by others; chmod 600 it", key.display())));
+        }
+    }
+    PrivateKeyDer::from_pem_file(key).map_err(|e| Error::Config(format!("[pta] tls_key {}: {e}", key.display())))
+}
+
+/// The relay's TLS: its certificate, and a client certificate the CA signed required of every agent.
+pub(crate) fn mutual_acceptor(ca: &Path, cert: &Path, key: &Path) -> Result<TlsAcceptor> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider.clone())
+        .build()
+        .map_err(|e| Error::Config(format!("[pta] tls_ca: {e}")))?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(cert)?, key_of(key)?)
+        .map_err(|e| Error::Config(format!("[pta] tls_cert and tls_key do not make a certificate: {e}")))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// An agent's TLS: the relay's certificate checked against the CA, its own presented.
+pub(crate) fn mutual_connector(ca: &Path, cert: &Path, key: &Path) -> Result<tokio_rustls::TlsConnector> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots(ca)?)
+        .with_client_auth_cert(certs(cert)?, key_of(key)?)
+        .map_err(|e| Error::Config(format!("[pta] tls_cert and tls_key do not make a certificate: {e}")))?;
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}

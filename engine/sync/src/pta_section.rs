@@ -8,8 +8,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PtaSection {
-    /// The directory connector that checks passwords (an `ldap` connector: AD or OpenLDAP).
-    pub connector: String,
+    /// The directory connector that checks passwords (an `ldap` connector: AD or OpenLDAP);
+    /// a relay, which checks nothing itself, has none.
+    #[serde(default)]
+    pub connector: Option<String>,
     /// More servers of the same directory, tried in turn when the connector's does not answer.
     #[serde(default)]
     pub failover_urls: Vec<String>,
@@ -50,6 +52,20 @@ pub struct PtaSection {
     /// The HMAC-SHA256 key of signed calls to /v1/verify (a file).
     #[serde(default)]
     pub hook_secret_file: Option<String>,
+    /// `idflow pta relay`: where agents dial in (mutual TLS).
+    #[serde(default)]
+    pub relay_listen: Option<String>,
+    /// `idflow pta agent`: the relay to dial ("relay.example.org:7390"); the agent never listens.
+    #[serde(default)]
+    pub relay: Option<String>,
+    /// The relay's and the agents' TLS: the CA that signs both sides' certificates, and this
+    /// side's certificate and key (owner-only).
+    #[serde(default)]
+    pub tls_ca: Option<String>,
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,14 +98,17 @@ pub fn password_check(config: &Config, registry: &Registry) -> Result<Box<dyn Pa
     let pta = config.pta.as_ref().ok_or_else(|| {
         Error::Config(format!("{}: no [pta] section (connector = \"NAME\" of the directory that checks passwords)", config.file.display()))
     })?;
-    let cfg = config.connector(&pta.connector).ok_or_else(|| {
-        Error::Config(format!("{}: [pta] connector {:?} is not a configured connector", config.file.display(), pta.connector))
-    })?;
+    let name = pta
+        .connector
+        .as_deref()
+        .ok_or_else(|| Error::Config(format!("{}: [pta] has no connector (the directory that checks passwords)", config.file.display())))?;
+    let cfg = config
+        .connector(name)
+        .ok_or_else(|| Error::Config(format!("{}: [pta] connector {name:?} is not a configured connector", config.file.display())))?;
     registry.parse(cfg)?.password_check(&pta.failover_urls).unwrap_or_else(|| {
         Err(Error::Config(format!(
-            "{}: [pta] connector {:?} is of type {:?}, which cannot check passwords (use an ldap connector)",
+            "{}: [pta] connector {name:?} is of type {:?}, which cannot check passwords (use an ldap connector)",
             config.file.display(),
-            pta.connector,
             cfg.kind
         )))
     })

@@ -18,6 +18,8 @@ pub(crate) struct Policy {
     pub window: Duration,
     /// How long a client address that signed a user in stays known-good for that user.
     pub known_good_for: Duration,
+    /// The domain's lockout threshold the budgets were made for, once known.
+    pub domain: Option<u32>,
 }
 
 impl Policy {
@@ -25,7 +27,7 @@ impl Policy {
     /// so the directory's own count (badPwdCount) never reaches it within its window.
     pub(crate) fn below(domain_threshold: u32, window: Duration) -> Policy {
         let user_budget = if domain_threshold == 0 { 10 } else { (domain_threshold.saturating_sub(1) / 2).max(1) };
-        Policy { user_budget, client_budget: 100, window, known_good_for: Duration::from_secs(14 * 24 * 3600) }
+        Policy { user_budget, client_budget: 100, window, known_good_for: Duration::from_secs(14 * 24 * 3600), domain: None }
     }
 }
 

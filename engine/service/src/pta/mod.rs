@@ -2,10 +2,13 @@
 //! password-verification hook. Each request passes smart lockout, then goes to a pool of
 //! password checks (each with a directory connection of its own, on a thread of its own, as
 //! the connector's client blocks), and is answered within the deadline.
+pub(crate) mod agent;
 pub(crate) mod hook;
 pub(crate) mod lockout;
 pub(crate) mod radius;
 mod radius_server;
+pub(crate) mod relay;
+mod wire;
 
 use idflow_core::password_check::{CheckResult, PasswordCheck};
 use idflow_core::registry::Registry;
@@ -31,13 +34,21 @@ pub(crate) struct Outcome {
     pub smart_lockout: bool,
 }
 
+/// Where passwords are checked: by this process's own pool, or by the agents dialled in.
+enum Backend {
+    Local(std::sync::mpsc::SyncSender<Job>),
+    Relay(Arc<relay::Agents>),
+}
+
 pub(crate) struct Pta {
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    backend: Backend,
     lockout: Mutex<SmartLockout>,
     deadline: Duration,
     metrics: Arc<crate::metrics::Metrics>,
     /// The service's status, told when the directory stops (and starts again) answering.
     status: Option<Arc<Mutex<crate::status::Status>>>,
+    /// The domain's lockout threshold and window, when the directory said.
+    pub domain: Option<(u32, Duration)>,
 }
 
 /// A secret from a file beside the configuration, owner-only.
@@ -62,20 +73,7 @@ impl Pta {
             checks.push(idflow_engine::password_check(config, registry)?);
         }
         let domain = checks.first().and_then(|c| c.lockout_policy());
-        let (threshold, window) = domain.unwrap_or((0, Duration::from_secs(30 * 60)));
-        let mut policy = Policy::below(threshold, section.window.unwrap_or(window));
-        if let Some(b) = section.user_budget {
-            policy.user_budget = b.max(1);
-        }
-        policy.client_budget = section.client_budget.max(1);
-        if threshold > 0 && policy.user_budget * 2 >= threshold {
-            tracing::warn!(
-                user_budget = policy.user_budget,
-                domain_threshold = threshold,
-                "[pta] user_budget lets two sources together reach the domain's lockout threshold: attacks from outside can lock accounts"
-            );
-        }
-        tracing::info!(pool, domain_threshold = threshold, user_budget = policy.user_budget, window = %humantime::format_duration(policy.window), "pass-through authentication ready");
+        let policy = policy(&section, domain);
         let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(pool * 64);
         let rx = Arc::new(Mutex::new(rx));
         for check in checks {
@@ -97,8 +95,56 @@ impl Pta {
                 let _ = job.reply.send(c);
             });
         }
-        let pta = Pta { jobs, lockout: Mutex::new(SmartLockout::new(policy)), deadline: section.deadline, metrics, status };
+        let pta = Pta {
+            backend: Backend::Local(jobs),
+            lockout: Mutex::new(SmartLockout::new(policy)),
+            deadline: section.deadline,
+            metrics,
+            status,
+            domain,
+        };
         Ok((Arc::new(pta), section))
+    }
+
+    /// A relay's: passwords go to the agents; smart lockout takes the domain's policy from
+    /// the first agent that says it.
+    pub(crate) fn relayed(section: &PtaSection, agents: Arc<relay::Agents>, metrics: Arc<crate::metrics::Metrics>) -> Arc<Pta> {
+        let policy = policy(section, None);
+        Arc::new(Pta {
+            backend: Backend::Relay(agents),
+            lockout: Mutex::new(SmartLockout::new(policy)),
+            deadline: section.deadline,
+            metrics,
+            status: None,
+            domain: None,
+        })
+    }
+
+    /// An agent tells the relay the domain's lockout policy: smart lockout follows it, unless
+    /// `[pta]` set its own budget.
+    pub(crate) fn domain_policy(&self, section: &PtaSection, threshold: u32, window: Duration) {
+        if let Ok(mut l) = self.lockout.lock() {
+            if l.policy.domain.is_none() {
+                l.policy = policy(section, Some((threshold, window)));
+            }
+        }
+    }
+
+    /// The directory's answer, without smart lockout (an agent's: the relay applied it).
+    pub(crate) async fn check(&self, user: &str, password: Zeroizing<String>) -> (CheckResult, String) {
+        match &self.backend {
+            Backend::Local(jobs) => {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                match jobs.try_send(Job { user: user.to_string(), password, reply }) {
+                    Err(_) => (CheckResult::Unreachable, "every check is busy and the queue is full".to_string()),
+                    Ok(()) => match tokio::time::timeout(self.deadline, rx).await {
+                        Ok(Ok(c)) => (c.result, c.detail.unwrap_or_default()),
+                        _ => (CheckResult::Unreachable, format!("no answer within {}", humantime::format_duration(self.deadline))),
+                    },
+                }
+            }
+            Backend::Relay(agents) => agents.ask(user, password, self.deadline).await,
+        }
     }
 
     /// Checks a password for a front end: smart lockout first, then the directory.
@@ -115,15 +161,7 @@ impl Pta {
                 Outcome { result: CheckResult::LockedOut, smart_lockout: true }
             }
             Ok(()) => {
-                let (reply, rx) = tokio::sync::oneshot::channel();
-                let sent = self.jobs.try_send(Job { user: user.to_string(), password, reply });
-                let (result, why) = match sent {
-                    Err(_) => (CheckResult::Unreachable, "every check is busy and the queue is full".to_string()),
-                    Ok(()) => match tokio::time::timeout(self.deadline, rx).await {
-                        Ok(Ok(c)) => (c.result, c.detail.unwrap_or_default()),
-                        _ => (CheckResult::Unreachable, format!("no answer within {}", humantime::format_duration(self.deadline))),
-                    },
-                };
+                let (result, why) = self.check(user, password).await;
                 if let Some(Ok(mut s)) = self.status.as_ref().map(|s| s.lock()) {
                     s.pta_unreachable = (result == CheckResult::Unreachable).then_some(why);
                 }
@@ -143,6 +181,26 @@ impl Pta {
     }
 }
 
+/// Smart lockout's policy: below the domain's threshold (when known), `[pta]`'s budgets first.
+fn policy(section: &PtaSection, domain: Option<(u32, Duration)>) -> Policy {
+    let (threshold, window) = domain.unwrap_or((0, Duration::from_secs(30 * 60)));
+    let mut policy = Policy::below(threshold, section.window.unwrap_or(window));
+    policy.domain = domain.map(|(t, _)| t);
+    if let Some(b) = section.user_budget {
+        policy.user_budget = b.max(1);
+    }
+    policy.client_budget = section.client_budget.max(1);
+    if threshold > 0 && policy.user_budget * 2 >= threshold {
+        tracing::warn!(
+            user_budget = policy.user_budget,
+            domain_threshold = threshold,
+            "[pta] user_budget lets two sources together reach the domain's lockout threshold: attacks from outside can lock accounts"
+        );
+    }
+    tracing::info!(domain_threshold = threshold, user_budget = policy.user_budget, window = %humantime::format_duration(policy.window), "smart lockout");
+    policy
+}
+
 /// Starts what `[pta]` asks for (RADIUS, the hook) on the current runtime; none when `[pta]`
 /// has neither.
 pub(crate) async fn start_front_ends(
@@ -160,11 +218,17 @@ pub(crate) async fn start_front_ends(
     let (pta, section) = tokio::task::spawn_blocking(move || Pta::start(&c, &r, metrics, status))
         .await
         .map_err(|e| Error::Refused(format!("starting pass-through authentication: {e}")))??;
+    serve_front_ends(config, &section, pta).await?;
+    Ok(true)
+}
+
+/// RADIUS and the hook, as `[pta]` asks, in front of `pta`.
+pub(crate) async fn serve_front_ends(config: &Config, section: &PtaSection, pta: Arc<Pta>) -> Result<()> {
     if let Some(listen) = &section.radius_listen {
-        radius_server::start(config, &section, listen, pta.clone()).await?;
+        radius_server::start(config, section, listen, pta.clone()).await?;
     }
     if let Some(listen) = &section.hook_listen {
-        hook::start(config, &section, listen, pta.clone()).await?;
+        hook::start(config, section, listen, pta.clone()).await?;
     }
-    Ok(true)
+    Ok(())
 }

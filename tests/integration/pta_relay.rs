@@ -1,0 +1,215 @@
+//! Pass-through authentication's agent and relay as separate processes: agents dial out to the
+//! relay over mutual TLS (certificates from a test CA made with openssl), the relay answers
+//! RADIUS with what one agent's check against a real slapd said, an agent killed with -9 is
+//! replaced by the other and comes back, an agent without a certificate the CA signed is
+//! refused, and no agent ever listens.
+use crate::common::Env;
+use crate::slapd::{config, Slapd};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+
+fn openssl(e: &Env, args: &[&str]) {
+    let o = Command::new("openssl").args(args).current_dir(e.path("")).output().expect("openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A CA, the relay's certificate (for 127.0.0.1), an agent's, and a rogue one no CA signed.
+fn certificates(e: &Env) {
+    openssl(
+        e,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=idflow test PTA CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    for (name, ext) in [("relay", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"), ("agent", "extendedKeyUsage=clientAuth\n")]
+    {
+        e.write(&format!("{name}.ext"), &format!("basicConstraints=CA:FALSE\n{ext}"));
+        openssl(
+            e,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            e,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+    }
+    openssl(
+        e,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rogue",
+            "-addext",
+            "extendedKeyUsage=clientAuth",
+            "-keyout",
+            "rogue.key",
+            "-out",
+            "rogue.pem",
+        ],
+    );
+    for k in ["ca.key", "relay.key", "agent.key", "rogue.key"] {
+        std::fs::set_permissions(e.path(k), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+}
+
+struct Proc {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Proc {
+    fn start(e: &Env, name: &str, args: &[&str]) -> Proc {
+        let log = e.path(&format!("{name}.log"));
+        let f = std::fs::File::create(&log).expect("log");
+        let child = e.command(args).stdout(Stdio::null()).stderr(f).spawn().expect("idflow");
+        Proc { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The TCP sockets this process listens on (from /proc).
+    fn listening(&self) -> usize {
+        let mut listening = std::collections::HashSet::new();
+        for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            for line in std::fs::read_to_string(f).unwrap_or_default().lines().skip(1) {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                if cols.get(3) == Some(&"0A") {
+                    if let Some(inode) = cols.get(9) {
+                        listening.insert(format!("socket:[{inode}]"));
+                    }
+                }
+            }
+        }
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|f| std::fs::read_link(f.path()).ok())
+                    .filter(|l| listening.contains(&l.display().to_string()))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
+    let people = "dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n\
+        dn: uid=ada,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ada\ncn: Ada\nsn: Lovelace\nmail: ada@example.org\nuserPassword: Analytical-Engine-1843\n";
+    let s = Slapd::start(Some(people));
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    certificates(&e);
+    e.write("rules/none.toml", "");
+    let secret = "radius-shared-secret-0123456789";
+    e.write("radius.secret", &format!("{secret}\n"));
+    std::fs::set_permissions(e.path("radius.secret"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (agents_port, radius) = (crate::pta::free_tcp_port(), crate::pta::free_udp_port());
+    let source = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()));
+    e.write(
+        "relay.toml",
+        &format!(
+            "{source}\n[pta]\ndeadline = \"5s\"\nrelay_listen = \"127.0.0.1:{agents_port}\"\ntls_ca = \"ca.pem\"\ntls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n\
+             radius_listen = \"127.0.0.1:{radius}\"\n[[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
+        ),
+    );
+    let agent_cfg = |cert: &str| {
+        format!("{source}\n[pta]\nconnector = \"corp\"\nrelay = \"127.0.0.1:{agents_port}\"\ntls_ca = \"ca.pem\"\ntls_cert = \"{cert}.pem\"\ntls_key = \"{cert}.key\"\n")
+    };
+    e.write("idflow.toml", &agent_cfg("agent"));
+    e.write("rogue.toml", &agent_cfg("rogue"));
+
+    let relay = Proc::start(&e, "relay", &["--config", "relay.toml", "pta", "relay"]);
+    crate::service::eventually(|| relay.log().contains("RADIUS listening"), || format!("the relay did not start:\n{}", relay.log()));
+    // No agent yet: unreachable, at once.
+    let o = crate::pta::radclient(radius, secret, "ada", "Analytical-Engine-1843");
+    assert!(o.contains("Received Access-Reject") && o.contains("unreachable"), "{o}");
+
+    let a1 = Proc::start(&e, "agent1", &["pta", "agent"]);
+    let mut a2 = Proc::start(&e, "agent2", &["pta", "agent"]);
+    crate::service::eventually(
+        || relay.log().contains("connected=2"),
+        || format!("two agents:\n{}\n{}\n{}", relay.log(), a1.log(), a2.log()),
+    );
+    for _ in 0..4 {
+        let o = crate::pta::radclient(radius, secret, "ada", "Analytical-Engine-1843");
+        assert!(o.contains("Received Access-Accept"), "{o}");
+    }
+    let o = crate::pta::radclient(radius, secret, "ada", "wrong");
+    assert!(o.contains("Received Access-Reject") && o.contains("invalid_credentials"), "{o}");
+    assert_eq!(a1.listening(), 0, "an agent never listens");
+    assert!(relay.listening() >= 1, "the relay does (a check of the check)");
+
+    // One agent killed with -9: the other answers; it comes back when started again.
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(i32::try_from(a2.child.id()).expect("pid"), libc::SIGKILL) }, 0);
+    let _ = a2.child.wait();
+    crate::service::eventually(|| relay.log().contains("agent disconnected"), || relay.log());
+    for _ in 0..3 {
+        let o = crate::pta::radclient(radius, secret, "ada", "Analytical-Engine-1843");
+        assert!(o.contains("Received Access-Accept"), "{o}");
+    }
+    a2 = Proc::start(&e, "agent2b", &["pta", "agent"]);
+    crate::service::eventually(|| relay.log().matches("connected=2").count() >= 2, || relay.log());
+
+    // An agent whose certificate no CA signed is refused at the handshake.
+    let rogue = Proc::start(&e, "rogue", &["--config", "rogue.toml", "pta", "agent"]);
+    crate::service::eventually(|| relay.log().contains("TLS handshake failed"), || format!("{}\n{}", relay.log(), rogue.log()));
+    assert!(!relay.log().contains("connected=3"), "{}", relay.log());
+    for log in [relay.log(), a1.log(), a2.log()] {
+        assert!(!log.contains("Analytical-Engine-1843") && !log.contains("secret"), "no secret in a log:\n{log}");
+    }
+}
