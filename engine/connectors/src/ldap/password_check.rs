@@ -2,7 +2,9 @@
 //! account, then bind as that DN with the password on a connection of its own, over LDAPS or
 //! StartTLS only. Active Directory's refusals carry a sub-code (`data 52e`, `533`, `773`, ...)
 //! that says why; OpenLDAP's say only "invalid credentials". Servers are tried in turn: the
-//! connector's, then the failover URLs; one that does not answer is skipped.
+//! connector's, then the failover URLs; one that does not answer is skipped. The two
+//! connections stay open for the next check; a check whose connection failed after the
+//! password was sent is answered `unreachable`, never sent again.
 use super::backend::LdapConnector;
 use super::config::Flavor;
 use super::session;
@@ -13,6 +15,7 @@ use ldap3::{ldap_escape, Scope, SearchEntry};
 pub(super) struct BindCheck {
     connector: LdapConnector,
     urls: Vec<String>,
+    live: std::sync::Mutex<Option<Live>>,
 }
 
 impl BindCheck {
@@ -31,7 +34,7 @@ impl BindCheck {
                 return Err(Error::Config(format!("connector {:?}: {u:?} is not an ldap:// or ldaps:// URL", conf.name)));
             }
         }
-        Ok(BindCheck { connector, urls })
+        Ok(BindCheck { connector, urls, live: std::sync::Mutex::new(None) })
     }
 }
 
@@ -52,31 +55,47 @@ fn ad_code(text: &str) -> Option<&str> {
 
 enum Outcome {
     Answered(Checked),
-    /// This server did not answer: try the next.
+    /// This server did not answer before the password was sent: try the next.
     Down(String),
+    /// The connection failed after the password was sent: not sent again.
+    Lost(String),
 }
 
+/// A server's two connections, kept between checks: one bound as the service account (to
+/// look users up), one for the users' binds (each bind replaces the last).
+pub(super) struct Live {
+    url: String,
+    svc: ldap3::Ldap,
+    user: ldap3::Ldap,
+    used: std::time::Instant,
+}
+
+/// Connections idle longer than this are opened again rather than trusted (servers close idle
+/// connections: AD after 15 minutes), so that a password is not sent on one that is gone.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl BindCheck {
-    async fn at(&self, url: &str, user: &str, password: &str) -> Outcome {
+    async fn open(&self, url: &str) -> Result<Live> {
         let conf = &self.connector.conf;
+        let mut svc = session::connect(conf, url).await?;
+        session::bind_service(conf, &mut svc).await?;
+        let user = session::connect(conf, url).await?;
+        Ok(Live { url: url.to_string(), svc, user, used: std::time::Instant::now() })
+    }
+
+    async fn at(&self, live: &mut Live, user: &str, password: &str) -> Outcome {
+        let conf = &self.connector.conf;
+        let url = live.url.clone();
         let checked =
-            |result: CheckResult, detail: Option<String>| Outcome::Answered(Checked { result, server: Some(url.to_string()), detail });
-        let mut svc = match session::connect(conf, url).await {
-            Ok(l) => l,
-            Err(e) => return Outcome::Down(e.to_string()),
-        };
-        if let Err(e) = session::bind_service(conf, &mut svc).await {
-            return Outcome::Down(e.to_string());
-        }
+            |result: CheckResult, detail: Option<String>| Outcome::Answered(Checked { result, server: Some(url.clone()), detail });
         let filter = user_filter(conf.flavor, user);
         let mut found: Vec<String> = Vec::new();
         for base in &conf.roots {
-            match svc.search(base, Scope::Subtree, &filter, vec!["1.1"]).await.and_then(|r| r.success()) {
+            match live.svc.search(base, Scope::Subtree, &filter, vec!["1.1"]).await.and_then(|r| r.success()) {
                 Ok((entries, _)) => found.extend(entries.into_iter().map(|e| SearchEntry::construct(e).dn)),
                 Err(e) => return Outcome::Down(format!("looking the user up: {e}")),
             }
         }
-        let _ = svc.unbind().await;
         found.sort();
         found.dedup();
         let dn = match found.as_slice() {
@@ -84,13 +103,7 @@ impl BindCheck {
             // Unknown (or not unique): refused like a wrong password, no more said.
             _ => return checked(CheckResult::InvalidCredentials, None),
         };
-        let mut ldap = match session::connect(conf, url).await {
-            Ok(l) => l,
-            Err(e) => return Outcome::Down(e.to_string()),
-        };
-        let r = ldap.simple_bind(&dn, password).await;
-        let _ = ldap.unbind().await;
-        match r {
+        match live.user.simple_bind(&dn, password).await {
             Ok(r) if r.rc == 0 => checked(CheckResult::Success, None),
             Ok(r) if r.rc == 49 => {
                 let code = ad_code(&r.text).map(str::to_string);
@@ -99,7 +112,7 @@ impl BindCheck {
             }
             // OpenLDAP's ppolicy: a locked account is refused as invalid credentials too.
             Ok(r) => checked(CheckResult::InvalidCredentials, Some(format!("result code {}: {}", r.rc, r.text))),
-            Err(e) => Outcome::Down(format!("bind: {e}")),
+            Err(e) => Outcome::Lost(format!("bind: {e}")),
         }
     }
 }
@@ -141,15 +154,40 @@ impl PasswordCheck for BindCheck {
         if password.is_empty() || user.trim().is_empty() {
             return Checked { result: CheckResult::InvalidCredentials, server: None, detail: None };
         }
+        let Ok(mut slot) = self.live.lock() else {
+            return Checked { result: CheckResult::Unreachable, server: None, detail: Some("the check's lock is poisoned".into()) };
+        };
+        // The connections of the last check, when they still work.
+        if let Some(mut live) = slot.take().filter(|l| l.used.elapsed() < IDLE) {
+            live.used = std::time::Instant::now();
+            match self.connector.rt.block_on(self.at(&mut live, user, password)) {
+                Outcome::Answered(c) => {
+                    *slot = Some(live);
+                    return c;
+                }
+                Outcome::Lost(why) => return Checked { result: CheckResult::Unreachable, server: Some(live.url), detail: Some(why) },
+                // Gone since (a server restarted): open again below.
+                Outcome::Down(_) => {}
+            }
+        }
         let mut down = Vec::new();
         for url in &self.urls {
-            match self.connector.rt.block_on(self.at(url, user, password)) {
+            let mut live = match self.connector.rt.block_on(self.open(url)) {
+                Ok(l) => l,
+                Err(e) => {
+                    down.push(format!("{url}: {e}"));
+                    continue;
+                }
+            };
+            match self.connector.rt.block_on(self.at(&mut live, user, password)) {
                 Outcome::Answered(c) => {
                     if !down.is_empty() {
                         tracing::warn!(down = ?down, answered = %url, "directory servers skipped as unreachable");
                     }
+                    *slot = Some(live);
                     return c;
                 }
+                Outcome::Lost(why) => return Checked { result: CheckResult::Unreachable, server: Some(url.clone()), detail: Some(why) },
                 Outcome::Down(why) => down.push(format!("{url}: {why}")),
             }
         }
