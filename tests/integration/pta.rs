@@ -170,7 +170,7 @@ pub(crate) fn radclient(port: u16, secret: &str, user: &str, password: &str) -> 
 }
 
 /// A signed call to the hook's /v1/verify: (HTTP status line, body).
-fn verify(port: u16, key: &str, body: &str, timestamp: Option<u64>) -> (String, String) {
+pub(crate) fn verify(port: u16, key: &str, body: &str, timestamp: Option<u64>) -> (String, String) {
     use hmac::{KeyInit, Mac};
     let ts = timestamp
         .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))

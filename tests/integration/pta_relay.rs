@@ -157,13 +157,16 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     let secret = "radius-shared-secret-0123456789";
     e.write("radius.secret", &format!("{secret}\n"));
     std::fs::set_permissions(e.path("radius.secret"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let (agents_port, radius) = (crate::pta::free_tcp_port(), crate::pta::free_udp_port());
+    let (agents_port, radius, hook) = (crate::pta::free_tcp_port(), crate::pta::free_udp_port(), crate::pta::free_tcp_port());
+    e.write("hook.key", "hmac-key-for-signed-calls\n");
+    std::fs::set_permissions(e.path("hook.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let source = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()));
     e.write(
         "relay.toml",
         &format!(
             "{source}\n[pta]\ndeadline = \"5s\"\nrelay_listen = \"127.0.0.1:{agents_port}\"\ntls_ca = \"ca.pem\"\ntls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n\
-             radius_listen = \"127.0.0.1:{radius}\"\n[[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
+             radius_listen = \"127.0.0.1:{radius}\"\nhook_listen = \"127.0.0.1:{hook}\"\nhook_secret_file = \"hook.key\"\nrate_per_second = 10\n\
+             [[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
         ),
     );
     let agent_cfg = |cert: &str| {
@@ -191,6 +194,13 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     let o = crate::pta::radclient(radius, secret, "ada", "wrong");
     assert!(o.contains("Received Access-Reject") && o.contains("invalid_credentials"), "{o}");
     assert_eq!(a1.listening(), 0, "an agent never listens");
+    // The hook through the relay; one client over its rate (10 a second) is told to wait.
+    let body = |n: u32| format!(r#"{{"username":"ada","password":"Analytical-Engine-1843","client_ip":"198.51.100.7","n":{n}}}"#);
+    let (status, answer) = crate::pta::verify(hook, "hmac-key-for-signed-calls", &body(0), None);
+    assert!(status.contains("200") && answer.contains(r#""verified":true"#), "{status} {answer}");
+    let statuses: Vec<String> = (1..=40).map(|n| crate::pta::verify(hook, "hmac-key-for-signed-calls", &body(n), None).0).collect();
+    assert!(statuses.iter().any(|s| s.contains("429")), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| s.contains("200")).count() >= 9, "{statuses:?}");
     assert!(relay.listening() >= 1, "the relay does (a check of the check)");
 
     // One agent killed with -9: the other answers; it comes back when started again.

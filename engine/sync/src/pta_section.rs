@@ -28,6 +28,9 @@ pub struct PtaSection {
     /// Failures one client address may have per window, for any users.
     #[serde(default = "default_client_budget")]
     pub client_budget: u32,
+    /// Requests one client address may make per second, whatever their outcome.
+    #[serde(default = "default_rate")]
+    pub rate_per_second: u32,
     /// The window failures count in; default: the domain's lockOutObservationWindow (30 min).
     #[serde(default, deserialize_with = "optional_duration")]
     pub window: Option<std::time::Duration>,
@@ -83,6 +86,10 @@ fn default_pool() -> usize {
 
 fn default_deadline() -> std::time::Duration {
     std::time::Duration::from_secs(10)
+}
+
+fn default_rate() -> u32 {
+    1000
 }
 
 fn default_client_budget() -> u32 {

@@ -80,6 +80,9 @@ async fn okta_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo<P
     };
     let client = v["data"]["context"]["request"]["ipAddress"].as_str().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(peer.ip());
     let outcome = h.pta.authenticate("okta", user, password, client).await;
+    if outcome.rate_limited {
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many requests from this client; try again in a second");
+    }
     let verdict = if outcome.result == CheckResult::Success { "VERIFIED" } else { "UNVERIFIED" };
     Json(serde_json::json!({ "commands": [{ "type": "com.okta.action.update", "value": { "credential": verdict } }] })).into_response()
 }
@@ -109,6 +112,9 @@ async fn verify_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo
     };
     let client = v["client_ip"].as_str().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(peer.ip());
     let outcome = h.pta.authenticate("hook", user, password, client).await;
+    if outcome.rate_limited {
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "too many requests from this client; try again in a second");
+    }
     Json(serde_json::json!({
         "verified": outcome.result == CheckResult::Success,
         "result": outcome.result.as_str(),

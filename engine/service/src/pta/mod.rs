@@ -7,6 +7,7 @@ pub(crate) mod hook;
 pub(crate) mod lockout;
 pub(crate) mod radius;
 mod radius_server;
+mod rate;
 pub(crate) mod relay;
 mod wire;
 
@@ -32,6 +33,8 @@ pub(crate) struct Outcome {
     pub result: CheckResult,
     /// Refused by smart lockout, the directory not asked.
     pub smart_lockout: bool,
+    /// Over the client's rate: not checked (RADIUS does not answer; the hook says 429).
+    pub rate_limited: bool,
 }
 
 /// Where passwords are checked: by this process's own pool, or by the agents dialled in.
@@ -43,6 +46,7 @@ enum Backend {
 pub(crate) struct Pta {
     backend: Backend,
     lockout: Mutex<SmartLockout>,
+    rate: Mutex<rate::RateLimit>,
     deadline: Duration,
     metrics: Arc<crate::metrics::Metrics>,
     /// The service's status, told when the directory stops (and starts again) answering.
@@ -98,6 +102,7 @@ impl Pta {
         let pta = Pta {
             backend: Backend::Local(jobs),
             lockout: Mutex::new(SmartLockout::new(policy)),
+            rate: Mutex::new(rate::RateLimit::new(section.rate_per_second)),
             deadline: section.deadline,
             metrics,
             status,
@@ -113,6 +118,7 @@ impl Pta {
         Arc::new(Pta {
             backend: Backend::Relay(agents),
             lockout: Mutex::new(SmartLockout::new(policy)),
+            rate: Mutex::new(rate::RateLimit::new(section.rate_per_second)),
             deadline: section.deadline,
             metrics,
             status: None,
@@ -150,6 +156,11 @@ impl Pta {
     /// Checks a password for a front end: smart lockout first, then the directory.
     pub(crate) async fn authenticate(&self, front_end: &str, user: &str, password: Zeroizing<String>, client: IpAddr) -> Outcome {
         let began = Instant::now();
+        if !self.rate.lock().map(|mut r| r.allow(client, began)).unwrap_or(true) {
+            tracing::warn!(client = %client, front_end, "over the client's rate ([pta] rate_per_second): not checked");
+            self.metrics.pta_lockout("rate");
+            return Outcome { result: CheckResult::Unreachable, smart_lockout: false, rate_limited: true };
+        }
         let admitted = self.lockout.lock().map(|mut l| l.admit(user, client, Instant::now())).unwrap_or(Ok(()));
         let outcome = match admitted {
             Err(why) => {
@@ -158,7 +169,7 @@ impl Pta {
                     lockout::Refusal::User => "user",
                     lockout::Refusal::Client => "client",
                 });
-                Outcome { result: CheckResult::LockedOut, smart_lockout: true }
+                Outcome { result: CheckResult::LockedOut, smart_lockout: true, rate_limited: false }
             }
             Ok(()) => {
                 let (result, why) = self.check(user, password).await;
@@ -172,7 +183,7 @@ impl Pta {
                         _ => {}
                     }
                 }
-                Outcome { result, smart_lockout: false }
+                Outcome { result, smart_lockout: false, rate_limited: false }
             }
         };
         self.metrics.pta_request(front_end, outcome.result.as_str(), began.elapsed());

@@ -100,6 +100,13 @@ pub(super) async fn start(config: &Config, section: &PtaSection, listen: &str, p
             let (sock, seen, pta, secret) = (sock.clone(), seen.clone(), pta.clone(), secret.clone());
             tokio::spawn(async move {
                 let outcome = pta.authenticate("radius", &req.user, req.password, from.ip()).await;
+                if outcome.rate_limited {
+                    // No answer: the client retries later, as it does a lost packet.
+                    if let Ok(mut s) = seen.lock() {
+                        s.remove(&key);
+                    }
+                    return;
+                }
                 let code = if outcome.result == CheckResult::Success { radius::ACCESS_ACCEPT } else { radius::ACCESS_REJECT };
                 let answer =
                     radius::answer(code, req.id, &req.authenticator, reply_message(outcome.result, outcome.smart_lockout), &secret);
