@@ -97,6 +97,7 @@ impl LdapConnector {
                 exclude_ous: s.exclude_ous.iter().map(|o| dn::norm(o)).collect(),
                 starttls,
                 tls,
+                tls_insecure: s.tls_insecure,
                 anchor,
                 types: types.clone(),
                 filter,

@@ -22,6 +22,8 @@ pub(super) struct Conf {
     pub exclude_ous: Vec<String>,
     pub starttls: bool,
     pub tls: std::sync::Arc<rustls::ClientConfig>,
+    /// `tls_insecure`: the server's certificate is not checked.
+    pub tls_insecure: bool,
     pub anchor: String,
     pub types: ObjectTypes,
     pub filter: String,

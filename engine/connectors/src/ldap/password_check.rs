@@ -21,6 +21,12 @@ pub(super) struct BindCheck {
 impl BindCheck {
     pub(super) fn new(connector: LdapConnector, failover: &[String]) -> Result<BindCheck> {
         let conf = &connector.conf;
+        if conf.tls_insecure {
+            return Err(Error::Config(format!(
+                "connector {:?}: tls_insecure = true: passwords would go to a server whose certificate is not checked; give ca_file instead",
+                conf.name
+            )));
+        }
         let mut urls = vec![conf.url.clone()];
         urls.extend(failover.iter().cloned());
         for u in &urls {
@@ -100,8 +106,13 @@ impl BindCheck {
         found.dedup();
         let dn = match found.as_slice() {
             [dn] => dn.clone(),
-            // Unknown (or not unique): refused like a wrong password, no more said.
-            _ => return checked(CheckResult::InvalidCredentials, None),
+            // Unknown (or not unique): refused like a wrong password, no more said, and after
+            // a bind of the same cost so that the time taken does not tell either.
+            _ => {
+                let nobody = format!("CN=idflow-no-such-user,{}", conf.roots.first().map(String::as_str).unwrap_or(""));
+                let _ = live.user.simple_bind(&nobody, password).await;
+                return checked(CheckResult::InvalidCredentials, None);
+            }
         };
         match live.user.simple_bind(&dn, password).await {
             Ok(r) if r.rc == 0 => checked(CheckResult::Success, None),
@@ -110,6 +121,8 @@ impl BindCheck {
                 let result = code.as_deref().map(CheckResult::from_ad_code).unwrap_or(CheckResult::InvalidCredentials);
                 checked(result, code.map(|c| format!("data {c}")))
             }
+            // Busy, unavailable, unwilling, other: the directory did not judge the password.
+            Ok(r) if matches!(r.rc, 51..=53 | 80) => Outcome::Lost(format!("bind: result code {}: {}", r.rc, r.text)),
             // OpenLDAP's ppolicy: a locked account is refused as invalid credentials too.
             Ok(r) => checked(CheckResult::InvalidCredentials, Some(format!("result code {}: {}", r.rc, r.text))),
             Err(e) => Outcome::Lost(format!("bind: {e}")),
@@ -130,13 +143,20 @@ impl BindCheck {
             if session::bind_service(conf, &mut l).await.is_err() {
                 continue;
             }
-            let root = conf.roots.first()?;
-            let r = l.search(root, Scope::Base, "(objectClass=*)", vec!["lockoutThreshold", "lockOutObservationWindow"]).await;
+            // The domain object is the rootDSE's defaultNamingContext (base_dn may be an OU).
+            let root = async {
+                let (entries, _) = l.search("", Scope::Base, "(objectClass=*)", vec!["defaultNamingContext"]).await.ok()?.success().ok()?;
+                let e = SearchEntry::construct(entries.into_iter().next()?);
+                e.attrs.get("defaultNamingContext")?.first().cloned()
+            }
+            .await;
+            let Some(root) = root else { continue };
+            let r = l.search(&root, Scope::Base, "(objectClass=*)", vec!["lockoutThreshold", "lockOutObservationWindow"]).await;
             let _ = l.unbind().await;
-            let (entries, _) = r.and_then(|r| r.success()).ok()?;
-            let e = SearchEntry::construct(entries.into_iter().next()?);
+            let Ok((entries, _)) = r.and_then(|r| r.success()) else { continue };
+            let Some(e) = entries.into_iter().next().map(SearchEntry::construct) else { continue };
             let first = |a: &str| e.attrs.get(a).and_then(|v| v.first()).and_then(|v| v.parse::<i64>().ok());
-            let threshold = u32::try_from(first("lockoutThreshold")?).ok()?;
+            let Some(threshold) = first("lockoutThreshold").and_then(|t| u32::try_from(t).ok()) else { continue };
             let window = first("lockOutObservationWindow").map(|w| std::time::Duration::from_nanos(w.unsigned_abs().saturating_mul(100)));
             return Some((threshold, window.unwrap_or(std::time::Duration::from_secs(30 * 60))));
         }

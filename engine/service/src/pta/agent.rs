@@ -60,10 +60,13 @@ async fn session(
         }
     });
     let secret = Arc::new(secret);
+    // The key pair lives as long as the connection: at most KEY_LIFETIME, however busy.
+    let renew = tokio::time::sleep(KEY_LIFETIME);
+    tokio::pin!(renew);
     let ended = loop {
-        let frame = match tokio::time::timeout(KEY_LIFETIME, wire::read(&mut r)).await {
-            Err(_) => break Ok(()),
-            Ok(f) => f,
+        let frame = tokio::select! {
+            _ = &mut renew => break Ok(()),
+            f = wire::read(&mut r) => f,
         };
         match frame {
             Ok(Some(Frame::Check { id, user, sealed })) => {

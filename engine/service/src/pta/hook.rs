@@ -78,7 +78,9 @@ async fn okta_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo<P
     let (Some(user), Some(password)) = (cred["username"].as_str(), text(&cred["password"])) else {
         return refuse(StatusCode::BAD_REQUEST, "no data.context.credential username and password");
     };
-    let client = v["data"]["context"]["request"]["ipAddress"].as_str().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(peer.ip());
+    // The user's address as Okta saw it; Okta's own server is not the user.
+    let _ = peer;
+    let client = v["data"]["context"]["request"]["ipAddress"].as_str().and_then(|s| s.parse::<IpAddr>().ok());
     let outcome = h.pta.authenticate("okta", user, password, client).await;
     if outcome.rate_limited {
         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many requests from this client; try again in a second");
@@ -110,7 +112,9 @@ async fn verify_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo
     let (Some(user), Some(password)) = (v["username"].as_str(), text(&v["password"])) else {
         return refuse(StatusCode::BAD_REQUEST, "give username and password");
     };
-    let client = v["client_ip"].as_str().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(peer.ip());
+    // The caller is an identity provider's server: the user's address only when it says so.
+    let _ = peer;
+    let client = v["client_ip"].as_str().and_then(|s| s.parse::<IpAddr>().ok());
     let outcome = h.pta.authenticate("hook", user, password, client).await;
     if outcome.rate_limited {
         return refuse(StatusCode::TOO_MANY_REQUESTS, "too many requests from this client; try again in a second");

@@ -129,6 +129,7 @@ impl Pta {
     /// An agent tells the relay the domain's lockout policy: smart lockout follows it, unless
     /// `[pta]` set its own budget.
     pub(crate) fn domain_policy(&self, section: &PtaSection, threshold: u32, window: Duration) {
+        // Kept only while no agent said it before.
         if let Ok(mut l) = self.lockout.lock() {
             if l.policy.domain.is_none() {
                 l.policy = policy(section, Some((threshold, window)));
@@ -153,54 +154,82 @@ impl Pta {
         }
     }
 
-    /// Checks a password for a front end: smart lockout first, then the directory.
-    pub(crate) async fn authenticate(&self, front_end: &str, user: &str, password: Zeroizing<String>, client: IpAddr) -> Outcome {
+    /// Checks a password for a front end: the client's rate and smart lockout first, then the
+    /// directory. `client` is the end user's address when the front end knows it.
+    pub(crate) async fn authenticate(&self, front_end: &str, user: &str, password: Zeroizing<String>, client: Option<IpAddr>) -> Outcome {
         let began = Instant::now();
-        if !self.rate.lock().map(|mut r| r.allow(client, began)).unwrap_or(true) {
-            tracing::warn!(client = %client, front_end, "over the client's rate ([pta] rate_per_second): not checked");
-            self.metrics.pta_lockout("rate");
-            return Outcome { result: CheckResult::Unreachable, smart_lockout: false, rate_limited: true };
+        // Logs name a user only once signed in: people type passwords into the name field.
+        let who = || {
+            use sha2::Digest;
+            hex::encode(&sha2::Sha256::digest(user.trim().to_lowercase().as_bytes())[..6])
+        };
+        let shown = client.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+        if let Some(c) = client {
+            if !self.rate.lock().map(|mut r| r.allow(c, began)).unwrap_or(true) {
+                tracing::warn!(client = %c, front_end, "over the client's rate ([pta] rate_per_second): not checked");
+                self.metrics.pta_lockout("rate");
+                return Outcome { result: CheckResult::Unreachable, smart_lockout: false, rate_limited: true };
+            }
         }
-        let admitted = self.lockout.lock().map(|mut l| l.admit(user, client, Instant::now())).unwrap_or(Ok(()));
+        if user.len() > lockout::MAX_USER {
+            self.metrics.pta_request(front_end, CheckResult::InvalidCredentials.as_str(), began.elapsed());
+            return Outcome { result: CheckResult::InvalidCredentials, smart_lockout: false, rate_limited: false };
+        }
+        let admitted = self.lockout.lock().ok().map(|mut l| l.admit(user, client, Instant::now()));
         let outcome = match admitted {
-            Err(why) => {
-                tracing::warn!(user = %user, client = %client, by = ?why, "smart lockout refused an attempt; the directory was not asked");
+            Some(Err(why)) => {
+                tracing::warn!(user_hash = %who(), client = %shown, by = ?why, "smart lockout refused an attempt; the directory was not asked");
                 self.metrics.pta_lockout(match why {
                     lockout::Refusal::User => "user",
                     lockout::Refusal::Client => "client",
                 });
                 Outcome { result: CheckResult::LockedOut, smart_lockout: true, rate_limited: false }
             }
-            Ok(()) => {
+            None => Outcome { result: CheckResult::Unreachable, smart_lockout: false, rate_limited: false },
+            Some(Ok(attempt)) => {
                 let (result, why) = self.check(user, password).await;
                 if let Some(Ok(mut s)) = self.status.as_ref().map(|s| s.lock()) {
                     s.pta_unreachable = (result == CheckResult::Unreachable).then_some(why);
                 }
                 if let Ok(mut l) = self.lockout.lock() {
                     match result {
-                        CheckResult::InvalidCredentials | CheckResult::LockedOut => l.failed(user, client, Instant::now()),
-                        CheckResult::Success => l.succeeded(user, client, Instant::now()),
-                        _ => {}
+                        CheckResult::Success => l.succeeded(&attempt, Instant::now()),
+                        // Only the right password shows these: not a failure.
+                        CheckResult::AccountDisabled
+                        | CheckResult::AccountExpired
+                        | CheckResult::PasswordExpired
+                        | CheckResult::MustChangePassword
+                        | CheckResult::LogonHours
+                        | CheckResult::Workstation => l.right_password(&attempt),
+                        // A failure, or perhaps one (the password went and no answer came).
+                        CheckResult::InvalidCredentials | CheckResult::LockedOut | CheckResult::Unreachable => {}
                     }
                 }
                 Outcome { result, smart_lockout: false, rate_limited: false }
             }
         };
         self.metrics.pta_request(front_end, outcome.result.as_str(), began.elapsed());
-        tracing::info!(front_end, user = %user, client = %client, result = outcome.result.as_str(), ms = began.elapsed().as_millis() as u64, "pass-through authentication");
+        let ms = began.elapsed().as_millis() as u64;
+        if outcome.result == CheckResult::Success {
+            tracing::info!(front_end, user = %user.trim(), client = %shown, result = "success", ms, "pass-through authentication");
+        } else {
+            tracing::info!(front_end, user_hash = %who(), client = %shown, result = outcome.result.as_str(), ms, "pass-through authentication");
+        }
         outcome
     }
 }
 
-/// Smart lockout's policy: below the domain's threshold (when known), `[pta]`'s budgets first.
+/// Smart lockout's policy: below the domain's threshold (when known), `[pta]`'s budgets first;
+/// the window is the longer of `[pta]`'s and the domain's.
 fn policy(section: &PtaSection, domain: Option<(u32, Duration)>) -> Policy {
-    let (threshold, window) = domain.unwrap_or((0, Duration::from_secs(30 * 60)));
-    let mut policy = Policy::below(threshold, section.window.unwrap_or(window));
-    policy.domain = domain.map(|(t, _)| t);
+    let domain_window = domain.map(|(_, w)| w).unwrap_or(Duration::from_secs(30 * 60));
+    let window = section.window.map_or(domain_window, |w| w.max(domain_window));
+    let mut policy = Policy::below(domain.map(|(t, _)| t), window);
     if let Some(b) = section.user_budget {
         policy.user_budget = b.max(1);
     }
     policy.client_budget = section.client_budget.max(1);
+    let threshold = domain.map(|(t, _)| t).unwrap_or(0);
     if threshold > 0 && policy.user_budget * 2 >= threshold {
         tracing::warn!(
             user_budget = policy.user_budget,

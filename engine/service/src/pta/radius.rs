@@ -12,6 +12,7 @@ pub(crate) const ACCESS_ACCEPT: u8 = 2;
 pub(crate) const ACCESS_REJECT: u8 = 3;
 const USER_NAME: u8 = 1;
 const USER_PASSWORD: u8 = 2;
+const CALLING_STATION_ID: u8 = 31;
 const REPLY_MESSAGE: u8 = 18;
 const MESSAGE_AUTHENTICATOR: u8 = 80;
 const HEADER: usize = 20;
@@ -26,6 +27,8 @@ pub(crate) struct Request {
     pub authenticator: [u8; 16],
     pub user: String,
     pub password: Zeroizing<String>,
+    /// Calling-Station-Id: where the user is (an address, for a VPN), when the client says.
+    pub calling_station: Option<String>,
 }
 
 /// Why a packet is dropped (logged at debug; never answered).
@@ -132,7 +135,8 @@ pub(crate) fn parse(packet: &[u8], secret: &[u8]) -> Result<Request, Drop> {
     let hidden = attrs.iter().find(|(t, _, _)| *t == USER_PASSWORD).map(|(_, v, _)| *v).ok_or(Drop::NoPassword)?;
     let plain = unhide(secret, &authenticator, hidden).ok_or(Drop::Malformed("User-Password"))?;
     let password = Zeroizing::new(String::from_utf8_lossy(&plain).into_owned());
-    Ok(Request { id: packet[1], authenticator, user, password })
+    let calling_station = attrs.iter().find(|(t, _, _)| *t == CALLING_STATION_ID).map(|(_, v, _)| String::from_utf8_lossy(v).into_owned());
+    Ok(Request { id: packet[1], authenticator, user, password, calling_station })
 }
 
 /// The answer to `req`: Message-Authenticator first (RFC 3579 3.2, computed over the answer

@@ -59,6 +59,7 @@ pub(super) async fn start(config: &Config, section: &PtaSection, listen: &str, p
     let seen: Seen = Arc::default();
     tokio::spawn(async move {
         let mut buf = vec![0u8; radius::MAX_PACKET];
+        let mut warned: HashMap<IpAddr, Instant> = HashMap::new();
         loop {
             let (n, from) = match sock.recv_from(&mut buf).await {
                 Ok(x) => x,
@@ -68,7 +69,14 @@ pub(super) async fn start(config: &Config, section: &PtaSection, listen: &str, p
                 }
             };
             let Some(secret) = clients.get(&from.ip()) else {
-                tracing::warn!(client = %from, "a RADIUS request from an unknown client: dropped");
+                // Once a minute per address: anyone on the network could fill the log otherwise.
+                if warned.get(&from.ip()).is_none_or(|t: &Instant| t.elapsed() > Duration::from_secs(60)) {
+                    if warned.len() > 10_000 {
+                        warned.clear();
+                    }
+                    warned.insert(from.ip(), Instant::now());
+                    tracing::warn!(client = %from, "RADIUS requests from an unknown client: dropped");
+                }
                 continue;
             };
             let req = match radius::parse(&buf[..n], secret) {
@@ -99,7 +107,10 @@ pub(super) async fn start(config: &Config, section: &PtaSection, listen: &str, p
             }
             let (sock, seen, pta, secret) = (sock.clone(), seen.clone(), pta.clone(), secret.clone());
             tokio::spawn(async move {
-                let outcome = pta.authenticate("radius", &req.user, req.password, from.ip()).await;
+                // The user's address when the client says it (Calling-Station-Id); the client's
+                // own is a whole network's gateway, not a source to hold to a budget.
+                let user_at = req.calling_station.as_deref().and_then(|c| c.trim().parse::<IpAddr>().ok());
+                let outcome = pta.authenticate("radius", &req.user, req.password, user_at).await;
                 if outcome.rate_limited {
                     // No answer: the client retries later, as it does a lost packet.
                     if let Ok(mut s) = seen.lock() {

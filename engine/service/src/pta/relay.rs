@@ -62,16 +62,20 @@ impl Agents {
         if let Ok(mut p) = pending.lock() {
             p.insert(id, tx);
         }
-        if frames.send(Frame::Check { id, user: user.to_string(), sealed }.line()).await.is_err() {
-            return (CheckResult::Unreachable, format!("agent {name} went away"));
-        }
-        let r = tokio::time::timeout(deadline, rx).await;
+        // One deadline for both: an agent that stopped reading holds no request past it.
+        let r = tokio::time::timeout(deadline, async {
+            if frames.send(Frame::Check { id, user: user.to_string(), sealed }.line()).await.is_err() {
+                return None;
+            }
+            rx.await.ok()
+        })
+        .await;
         if let Ok(mut p) = pending.lock() {
             p.remove(&id);
         }
         match r {
-            Ok(Ok(result)) => (result, format!("agent {name}")),
-            Ok(Err(_)) => (CheckResult::Unreachable, format!("agent {name} went away before it answered")),
+            Ok(Some(result)) => (result, format!("agent {name}")),
+            Ok(None) => (CheckResult::Unreachable, format!("agent {name} went away before it answered")),
             Err(_) => (CheckResult::Unreachable, format!("agent {name} did not answer within {}", humantime::format_duration(deadline))),
         }
     }
