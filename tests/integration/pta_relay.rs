@@ -13,51 +13,29 @@ fn openssl(e: &Env, args: &[&str]) {
     assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// A self-signed certificate and key (`NAME.pem`, `NAME.key`) with extra `openssl req` arguments.
+fn self_signed(e: &Env, name: &str, extra: &[&str]) {
+    let (subject, key, out) = (format!("/CN={name}"), format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec!["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &key, "-out", &out];
+    args.extend_from_slice(extra);
+    openssl(e, &args);
+}
+
 /// A CA, the relay's certificate (for 127.0.0.1), an agent's, and a rogue one no CA signed.
 fn certificates(e: &Env) {
-    openssl(
-        e,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=idflow test PTA CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
+    self_signed(e, "ca", &[]);
     for (name, ext) in [("relay", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"), ("agent", "extendedKeyUsage=clientAuth\n")]
     {
         e.write(&format!("{name}.ext"), &format!("basicConstraints=CA:FALSE\n{ext}"));
-        openssl(
-            e,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                &format!("/CN={name}"),
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-            ],
-        );
+        let (key, csr, pem, extfile) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        openssl(e, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}"), "-keyout", &key, "-out", &csr]);
         openssl(
             e,
             &[
                 "x509",
                 "-req",
                 "-in",
-                &format!("{name}.csr"),
+                &csr,
                 "-CA",
                 "ca.pem",
                 "-CAkey",
@@ -66,32 +44,13 @@ fn certificates(e: &Env) {
                 "-days",
                 "2",
                 "-extfile",
-                &format!("{name}.ext"),
+                &extfile,
                 "-out",
-                &format!("{name}.pem"),
+                &pem,
             ],
         );
     }
-    openssl(
-        e,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=rogue",
-            "-addext",
-            "extendedKeyUsage=clientAuth",
-            "-keyout",
-            "rogue.key",
-            "-out",
-            "rogue.pem",
-        ],
-    );
+    self_signed(e, "rogue", &["-addext", "extendedKeyUsage=clientAuth"]);
     for k in ["ca.key", "relay.key", "agent.key", "rogue.key"] {
         std::fs::set_permissions(e.path(k), std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }

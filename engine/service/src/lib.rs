@@ -43,58 +43,55 @@ pub fn serve(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
     rt.block_on(scheduler::run(engine, registry))
 }
 
-/// Runs `idflow pta relay` (`relay = true`: the front ends, and agents dial in) or `idflow pta
-/// agent` until SIGTERM or SIGINT.
-pub fn serve_pta_role(config_path: &Path, registry: Arc<Registry>, relay: bool) -> Result<i32> {
-    let config = idflow_engine::Config::load(config_path)?;
+/// Runs `work` on a runtime of its own until it ends, or until SIGTERM or SIGINT.
+fn until_stopped(work: impl std::future::Future<Output = Result<()>>) -> Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Refused(format!("cannot start the runtime: {e}")))?;
     rt.block_on(async move {
-        let metrics = Arc::new(metrics::Metrics::new());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| Error::Refused(format!("SIGTERM handler: {e}")))?;
-        if relay {
-            pta::relay::start(&config, metrics).await?;
-            notify::ready("pass-through authentication relay serving");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        } else {
-            tokio::select! {
-                r = pta::agent::run(&config, registry, metrics) => r?,
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+        tokio::select! {
+            r = work => r?,
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
         }
         tracing::info!("stopped");
         Ok(0)
     })
 }
 
+/// Serves until stopped, once `start` has started what it serves.
+async fn serving(start: impl std::future::Future<Output = Result<()>>, what: &str) -> Result<()> {
+    start.await?;
+    notify::ready(what);
+    std::future::pending().await
+}
+
+/// Runs `idflow pta relay` (`relay = true`: the front ends, and agents dial in) or `idflow pta
+/// agent` until SIGTERM or SIGINT.
+pub fn serve_pta_role(config_path: &Path, registry: Arc<Registry>, relay: bool) -> Result<i32> {
+    let config = idflow_engine::Config::load(config_path)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    if relay {
+        until_stopped(serving(async { pta::relay::start(&config, metrics).await.map(|_| ()) }, "pass-through authentication relay serving"))
+    } else {
+        until_stopped(pta::agent::run(&config, registry, metrics))
+    }
+}
+
 /// Runs only pass-through authentication's front ends (`[pta]` radius_listen, hook_listen),
 /// no sync and no metaverse, until SIGTERM or SIGINT: for a machine that only checks passwords.
 pub fn serve_pta(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
     let config = idflow_engine::Config::load(config_path)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Refused(format!("cannot start the runtime: {e}")))?;
-    rt.block_on(async move {
-        let metrics = Arc::new(metrics::Metrics::new());
-        if !pta::start_front_ends(&config, &registry, metrics, None).await? {
-            return Err(Error::Config(format!("{}: [pta] has neither radius_listen nor hook_listen", config.file.display())));
+    let metrics = Arc::new(metrics::Metrics::new());
+    let start = async {
+        if pta::start_front_ends(&config, &registry, metrics, None).await? {
+            Ok(())
+        } else {
+            Err(Error::Config(format!("{}: [pta] has neither radius_listen nor hook_listen", config.file.display())))
         }
-        notify::ready("pass-through authentication serving");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Error::Refused(format!("SIGTERM handler: {e}")))?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("pass-through authentication stopped");
-        Ok(0)
-    })
+    };
+    until_stopped(serving(start, "pass-through authentication serving"))
 }

@@ -24,17 +24,9 @@ type Seen = Arc<Mutex<HashMap<Key, (Instant, Option<Vec<u8>>)>>>;
 /// What a client is told (Reply-Message): enough for a front end to act, no more.
 fn reply_message(result: CheckResult, smart: bool) -> &'static str {
     match result {
-        CheckResult::Success => "success",
-        CheckResult::InvalidCredentials => "invalid_credentials",
         CheckResult::LockedOut if smart => "locked_out: too many failed attempts, try again later",
-        CheckResult::LockedOut => "locked_out",
-        CheckResult::AccountDisabled => "account_disabled",
-        CheckResult::AccountExpired => "account_expired",
-        CheckResult::PasswordExpired => "password_expired",
-        CheckResult::MustChangePassword => "must_change_password",
-        CheckResult::LogonHours => "logon_hours",
-        CheckResult::Workstation => "workstation",
         CheckResult::Unreachable => "unreachable: the directory did not answer",
+        other => other.as_str(),
     }
 }
 
