@@ -171,6 +171,11 @@ pub(crate) fn radclient(port: u16, secret: &str, user: &str, password: &str) -> 
 
 /// A signed call to the hook's /v1/verify: (HTTP status line, body).
 pub(crate) fn verify(port: u16, key: &str, body: &str, timestamp: Option<u64>) -> (String, String) {
+    verify_at(&format!("http://127.0.0.1:{port}"), &[], key, body, timestamp)
+}
+
+/// A signed call to `base`/v1/verify, with extra curl arguments (`--cacert`, ...).
+pub(crate) fn verify_at(base: &str, curl: &[&str], key: &str, body: &str, timestamp: Option<u64>) -> (String, String) {
     use hmac::{KeyInit, Mac};
     let ts = timestamp
         .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
@@ -178,16 +183,21 @@ pub(crate) fn verify(port: u16, key: &str, body: &str, timestamp: Option<u64>) -
     let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_bytes()).expect("key");
     m.update(format!("{ts}.{body}").as_bytes());
     let sig = hex::encode(m.finalize().into_bytes());
-    curl_post(port, &[&format!("X-Idflow-Timestamp: {ts}"), &format!("X-Idflow-Signature: {sig}")], "/v1/verify", body)
+    curl_at(&format!("{base}/v1/verify"), curl, &[&format!("X-Idflow-Timestamp: {ts}"), &format!("X-Idflow-Signature: {sig}")], body)
 }
 
 fn curl_post(port: u16, headers: &[&str], path: &str, body: &str) -> (String, String) {
+    curl_at(&format!("http://127.0.0.1:{port}{path}"), &[], headers, body)
+}
+
+/// A JSON POST with curl: (status line, body).
+fn curl_at(url: &str, curl: &[&str], headers: &[&str], body: &str) -> (String, String) {
     let mut c = std::process::Command::new("curl");
-    c.args(["-s", "-i", "-X", "POST", "-H", "content-type: application/json"]);
+    c.args(["-s", "-i", "-X", "POST", "-H", "content-type: application/json"]).args(curl);
     for h in headers {
         c.args(["-H", h]);
     }
-    let out = c.arg("--data-binary").arg(body).arg(format!("http://127.0.0.1:{port}{path}")).output().expect("curl");
+    let out = c.arg("--data-binary").arg(body).arg(url).output().expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let status = text.lines().next().unwrap_or_default().trim().to_string();
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();

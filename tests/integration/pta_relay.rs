@@ -124,7 +124,7 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
         "relay.toml",
         &format!(
             "{source}\n[pta]\ndeadline = \"5s\"\nrelay_listen = \"127.0.0.1:{agents_port}\"\ntls_ca = \"ca.pem\"\ntls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n\
-             radius_listen = \"127.0.0.1:{radius}\"\nhook_listen = \"127.0.0.1:{hook}\"\nhook_secret_file = \"hook.key\"\nrate_per_second = 10\n\
+             radius_listen = \"127.0.0.1:{radius}\"\nhook_listen = \"127.0.0.1:{hook}\"\nhook_secret_file = \"hook.key\"\nhook_tls_cert = \"relay.pem\"\nhook_tls_key = \"relay.key\"\nrate_per_second = 10\n\
              [[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
         ),
     );
@@ -153,11 +153,15 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     let o = crate::pta::radclient(radius, secret, "ada", "wrong");
     assert!(o.contains("Received Access-Reject") && o.contains("invalid_credentials"), "{o}");
     assert_eq!(a1.listening(), 0, "an agent never listens");
-    // The hook through the relay; one client over its rate (10 a second) is told to wait.
+    // The hook through the relay, over HTTPS only; one client over its rate (10 a second) is told to wait.
     let body = |n: u32| format!(r#"{{"username":"ada","password":"Analytical-Engine-1843","client_ip":"198.51.100.7","n":{n}}}"#);
-    let (status, answer) = crate::pta::verify(hook, "hmac-key-for-signed-calls", &body(0), None);
+    let (base, ca) = (format!("https://127.0.0.1:{hook}"), e.path("ca.pem").display().to_string());
+    let call = |n: u32| crate::pta::verify_at(&base, &["--cacert", &ca], "hmac-key-for-signed-calls", &body(n), None);
+    let (status, answer) = call(0);
     assert!(status.contains("200") && answer.contains(r#""verified":true"#), "{status} {answer}");
-    let statuses: Vec<String> = (1..=40).map(|n| crate::pta::verify(hook, "hmac-key-for-signed-calls", &body(n), None).0).collect();
+    let (status, _) = crate::pta::verify(hook, "hmac-key-for-signed-calls", &body(100), None);
+    assert!(!status.contains("200"), "plain HTTP is not served: {status:?}");
+    let statuses: Vec<String> = (1..=40).map(|n| call(n).0).collect();
     assert!(statuses.iter().any(|s| s.contains("429")), "{statuses:?}");
     assert!(statuses.iter().filter(|s| s.contains("200")).count() >= 9, "{statuses:?}");
     assert!(relay.listening() >= 1, "the relay does (a check of the check)");
