@@ -180,7 +180,7 @@ impl Metrics {
         registry.register("pta_duration_seconds", "How long pass-through authentication requests take", m.pta_duration.clone());
         registry.register(
             "pta_smart_lockouts",
-            "Attempts smart lockout refused without asking the directory, by user or client",
+            "Attempts refused without asking the directory: over a user's or a client's budget (smart lockout), or over a client's rate",
             m.pta_lockouts.clone(),
         );
         registry.register(

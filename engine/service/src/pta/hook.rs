@@ -8,7 +8,7 @@
 //!   The answer: `{"verified": bool, "result": "success" | "invalid_credentials" | ...}`.
 use super::{secret_file, Pta};
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -25,22 +25,6 @@ use zeroize::Zeroizing;
 
 /// How far a signed call's timestamp may be from the clock, and how long its signature is remembered.
 pub(crate) const REPLAY_WINDOW: Duration = Duration::from_secs(300);
-
-/// The address a call came from, over TLS or not.
-#[derive(Clone, Copy, Debug)]
-struct Peer(SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
 
 #[derive(Clone)]
 struct Hook {
@@ -67,7 +51,7 @@ fn text(v: &serde_json::Value) -> Option<Zeroizing<String>> {
     v.as_str().map(|s| Zeroizing::new(s.to_string()))
 }
 
-async fn okta_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, body: Bytes) -> Response {
+async fn okta_hook(State(h): State<Hook>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(expected) = &h.okta else { return refuse(StatusCode::NOT_FOUND, "the Okta hook is not configured") };
     let given = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     if !crate::api::same(given.as_bytes(), expected.as_bytes()) {
@@ -79,7 +63,6 @@ async fn okta_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo<P
         return refuse(StatusCode::BAD_REQUEST, "no data.context.credential username and password");
     };
     // The user's address as Okta saw it; Okta's own server is not the user.
-    let _ = peer;
     let client = v["data"]["context"]["request"]["ipAddress"].as_str().and_then(|s| s.parse::<IpAddr>().ok());
     let outcome = h.pta.authenticate("okta", user, password, client).await;
     if outcome.rate_limited {
@@ -89,7 +72,7 @@ async fn okta_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo<P
     Json(serde_json::json!({ "commands": [{ "type": "com.okta.action.update", "value": { "credential": verdict } }] })).into_response()
 }
 
-async fn verify_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo<Peer>, headers: HeaderMap, body: Bytes) -> Response {
+async fn verify_hook(State(h): State<Hook>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(key) = &h.key else { return refuse(StatusCode::NOT_FOUND, "signed calls are not configured (hook_secret_file)") };
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let (ts, sig) = (header("x-idflow-timestamp"), header("x-idflow-signature"));
@@ -113,7 +96,6 @@ async fn verify_hook(State(h): State<Hook>, ConnectInfo(Peer(peer)): ConnectInfo
         return refuse(StatusCode::BAD_REQUEST, "give username and password");
     };
     // The caller is an identity provider's server: the user's address only when it says so.
-    let _ = peer;
     let client = v["client_ip"].as_str().and_then(|s| s.parse::<IpAddr>().ok());
     let outcome = h.pta.authenticate("hook", user, password, client).await;
     if outcome.rate_limited {
@@ -155,7 +137,7 @@ pub(super) async fn start(config: &Config, section: &PtaSection, listen: &str, p
         .map_err(|e| Error::Refused(format!("cannot listen on {addr} ([pta] hook_listen): {e}")))?;
     let local = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(address = %local, tls = tls.is_some(), "password-verification hook listening");
-    let service = app.into_make_service_with_connect_info::<Peer>();
+    let service = app.into_make_service();
     match tls {
         Some(acceptor) => {
             let l = crate::tls::TlsListener::new(tcp, acceptor).map_err(|e| Error::Refused(format!("listening on {local}: {e}")))?;
