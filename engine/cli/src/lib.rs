@@ -578,7 +578,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             let filter = error_filter(category.as_deref(), connector.clone(), stage.as_deref(), search.clone())?;
             let config = Config::load(&cli.config)?;
             let store = Store::open(&config.metaverse_path)?;
-            let report = idflow_engine::error_report(&store.read()?, &filter)?;
+            let scope = idflow_engine::ErrorScope {
+                connectors: config.connectors.iter().map(|c| c.name.clone()).collect(),
+                phs: config.password_hash_sync.is_some(),
+            };
+            let report = idflow_engine::error_report(&store.read()?, &filter, Some(&scope))?;
             match (cli.json, format.as_str()) {
                 (true, _) | (_, "json") => print_json(&report),
                 (_, "csv") => print!("{}", idflow_engine::error_csv(&report)),

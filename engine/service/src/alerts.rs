@@ -170,9 +170,10 @@ fn run(
 /// Reads the facts, decides the conditions, and brings the open alerts in line with them.
 fn check(store: &Store, status: &Mutex<Status>, settings: &HealthSettings, metrics: &crate::metrics::Metrics) -> Result<()> {
     let began = Instant::now();
+    let scope = status.lock().ok().map(|s| s.error_scope());
     let (report, pending) = {
         let r = store.read()?;
-        let report = idflow_engine::error_report(&r, &idflow_engine::ErrorFilter::default())?;
+        let report = idflow_engine::error_report(&r, &idflow_engine::ErrorFilter::default(), scope.as_ref())?;
         (report, r.cs_pending_exports()?)
     };
     let snapshot = {

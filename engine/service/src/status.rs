@@ -102,6 +102,14 @@ pub(crate) fn parse(t: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&chrono::Utc))
 }
 
+impl Status {
+    /// What the error report must have seen to be complete: every connector, and password hash
+    /// sync when it is configured.
+    pub(crate) fn error_scope(&self) -> idflow_engine::ErrorScope {
+        idflow_engine::ErrorScope { connectors: self.connectors.keys().cloned().collect(), phs: self.phs_configured }
+    }
+}
+
 pub(crate) fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

@@ -9,8 +9,18 @@ use idflow_store::{ReadOps, RunRow};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How many runs back the report looks for the latest run of each stage.
-const LOOK_BACK: i64 = 500;
+/// How many runs back the report looks for the latest run of each stage, in steps: most
+/// reports are complete within the first few runs, and each run's summary is read whole.
+const LOOK_BACK: [i64; 3] = [10, 100, 500];
+
+/// What the report needs to have seen to be complete: the latest import of each connector, and
+/// (when password hash sync is configured) the latest password hash sync. Older runs are then
+/// not read.
+#[derive(Debug, Clone)]
+pub struct ErrorScope {
+    pub connectors: Vec<String>,
+    pub phs: bool,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CurrentError {
@@ -55,13 +65,24 @@ impl ErrorFilter {
     }
 }
 
-/// Which runs hold the current errors of which stage.
-fn owners(runs: &[RunRow], errors_of: &mut dyn FnMut(i64) -> Result<Vec<(i64, ObjectError)>>) -> Result<Vec<(i64, ObjectError)>> {
+/// Which runs hold the current errors of which stage; and whether `scope` was all seen (so
+/// that older runs can hold no current error).
+fn owners(
+    runs: &[RunRow],
+    scope: Option<&ErrorScope>,
+    errors_of: &mut dyn FnMut(i64) -> Result<Vec<(i64, ObjectError)>>,
+) -> Result<(Vec<(i64, ObjectError)>, bool)> {
     let mut sync_seen = false;
     let mut phs_seen = false;
     let mut imported: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
+    let complete = |sync_seen: bool, phs_seen: bool, imported: &BTreeSet<String>| {
+        scope.is_some_and(|s| sync_seen && (phs_seen || !s.phs) && s.connectors.iter().all(|c| imported.contains(c)))
+    };
     for run in runs.iter().filter(|r| r.status != "running") {
+        if complete(sync_seen, phs_seen, &imported) {
+            return Ok((out, true));
+        }
         let summary = run.summary.as_ref();
         let ran_sync = summary.is_some_and(|s| !s["sync"].is_null());
         let ran_phs = summary.is_some_and(|s| !s["password_hash_sync"].is_null()) || run.profile.starts_with("phs");
@@ -86,13 +107,24 @@ fn owners(runs: &[RunRow], errors_of: &mut dyn FnMut(i64) -> Result<Vec<(i64, Ob
         phs_seen |= ran_phs;
         imported.extend(this_import);
     }
-    Ok(out)
+    let done = complete(sync_seen, phs_seen, &imported);
+    Ok((out, done))
 }
 
 /// The current errors (filtered), with the count of each category before the filter.
-pub fn error_report(r: &dyn ReadOps, filter: &ErrorFilter) -> Result<ErrorReport> {
-    let runs = r.history_recent(LOOK_BACK)?;
-    let all = owners(&runs, &mut |id| r.history_errors_of_runs(&[id]))?;
+/// With a `scope`, runs older than the latest of each stage it names are not read.
+pub fn error_report(r: &dyn ReadOps, filter: &ErrorFilter, scope: Option<&ErrorScope>) -> Result<ErrorReport> {
+    // Without a scope nothing says when the walk is complete: the whole look-back at once.
+    let steps: &[i64] = if scope.is_some() { &LOOK_BACK } else { &LOOK_BACK[LOOK_BACK.len() - 1..] };
+    let mut all = Vec::new();
+    for &n in steps {
+        let runs = r.history_recent(n)?;
+        let (found, done) = owners(&runs, scope, &mut |id| r.history_errors_of_runs(&[id]))?;
+        all = found;
+        if done || (runs.len() as i64) < n {
+            break;
+        }
+    }
     let mut report = ErrorReport::default();
     for c in Category::ALL {
         report.by_category.insert(c.as_str().to_string(), 0);
@@ -176,9 +208,26 @@ mod tests {
                 ],
             }
         };
-        let got = owners(&runs, &mut |id| Ok(errors(id))).expect("owners");
+        let (got, done) = owners(&runs, None, &mut |id| Ok(errors(id))).expect("owners");
+        assert!(!done, "without a scope the walk is never known complete");
         let messages: Vec<&str> = got.iter().map(|(_, e)| e.message.as_str()).collect();
         assert_eq!(messages, vec!["phs now", "sync now", "hr import now", "corp import"]);
+
+        // With a scope, the walk stops once every stage it names is seen: the same errors, and
+        // older runs are not read.
+        let mut read = Vec::new();
+        let scope = super::ErrorScope { connectors: vec!["hr".into(), "corp".into()], phs: true };
+        let older = run(0, "delta-cycle", serde_json::json!({"sync": {}, "import": [{"connector": "corp"}]}));
+        let mut all = runs.clone();
+        all.push(older);
+        let (got, done) = owners(&all, Some(&scope), &mut |id| {
+            read.push(id);
+            Ok(errors(id))
+        })
+        .expect("owners");
+        assert!(done);
+        assert_eq!(got.iter().map(|(_, e)| e.message.as_str()).collect::<Vec<_>>(), messages);
+        assert_eq!(read, vec![3, 2, 1], "run 0 is not read");
     }
 
     #[test]

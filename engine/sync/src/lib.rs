@@ -44,7 +44,7 @@ pub use config::{Config, PhsFormat, PhsSection, PhsTarget};
 pub use ctx::{Facts, SyncStats, TraceLine};
 pub use cycle::CycleRequest;
 pub use engine::{Engine, RunReport};
-pub use error_report::{error_csv, error_report, CurrentError, ErrorFilter, ErrorReport};
+pub use error_report::{error_csv, error_report, CurrentError, ErrorFilter, ErrorReport, ErrorScope};
 pub use export::ExportStats;
 pub use harness::{test_rules, CaseResult};
 pub use health_section::HealthSection;

@@ -81,7 +81,8 @@ pub(crate) fn table<'a>(errors: impl Iterator<Item = &'a ObjectError>, limit: us
 
 async fn report(api: &Api, f: &Filter) -> Result<ErrorReport, Response> {
     let filter = f.engine();
-    read(api, move |r| idflow_engine::error_report(r, &filter)).await
+    let scope = super::status_of(api).error_scope();
+    read(api, move |r| idflow_engine::error_report(r, &filter, Some(&scope))).await
 }
 
 pub(crate) async fn page(State(api): State<Api>, Query(f): Query<Filter>) -> Response {
