@@ -229,6 +229,16 @@ impl ObjectError {
         }
     }
 
+    /// A connector's import or export that failed as a whole (no object named).
+    pub fn is_connector_failure(&self) -> bool {
+        self.object.is_none() && matches!(self.stage, Stage::Import | Stage::Export)
+    }
+
+    /// Password hash sync that failed as a whole (no object named).
+    pub fn is_phs_failure(&self) -> bool {
+        self.object.is_none() && self.stage == Stage::Phs
+    }
+
     /// An error of a whole connector's stage (it could not be read or written), not of an object.
     pub fn connector(stage: Stage, connector: &str, message: impl Into<String>) -> Self {
         ObjectError { object: None, ..ObjectError::new(stage, connector, "", message) }

@@ -6,7 +6,7 @@ use crate::service_file::{path_for, ServiceFile};
 use crate::status::{self, LastCycle, Status};
 use crate::worker::{self, Done, Job};
 use crate::{feeds, notify};
-use idflow_core::{Error, ObjectError, Result, Stage};
+use idflow_core::{Error, ObjectError, Result};
 use idflow_engine::{CycleRequest, Engine, RunReport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -74,7 +74,7 @@ fn counts(r: &RunReport) -> BTreeMap<String, u64> {
 pub(crate) fn connector_results(r: &RunReport) -> BTreeMap<String, Option<ObjectError>> {
     let mut out: BTreeMap<String, Option<ObjectError>> =
         r.import.iter().map(|i| &i.connector).chain(r.export.iter().map(|x| &x.connector)).map(|c| (c.clone(), None)).collect();
-    for e in r.errors.iter().filter(|e| e.object.is_none() && e.stage != Stage::Phs && e.stage != Stage::Sync) {
+    for e in r.errors.iter().filter(|e| e.is_connector_failure()) {
         if let Some(c) = &e.connector {
             // The first error of a connector is the one shown.
             out.entry(c.clone()).or_default().get_or_insert_with(|| e.clone());
@@ -89,7 +89,7 @@ fn health_facts(s: &mut Status, req: &CycleRequest, r: &Result<RunReport>, resul
     if req.phs || req.phs_only {
         let failure = match r {
             Err(e) => Some(e.to_string()),
-            Ok(rep) => rep.errors.iter().find(|e| e.stage == Stage::Phs && e.object.is_none()).map(|e| e.message.clone()),
+            Ok(rep) => rep.errors.iter().find(|e| e.is_phs_failure()).map(|e| e.message.clone()),
         };
         if failure.is_none() {
             s.phs_last_success = Some(at.to_string());
@@ -440,7 +440,7 @@ fn last_successes(engine: &Engine) -> (Option<String>, Option<String>) {
     let finished = |run: &idflow_store::RunRow| run.finished.clone().filter(|_| run.status == "ok" || run.status == "errors");
     let cycle = runs.iter().filter(|run| run.summary.as_ref().is_some_and(|s| !s["sync"].is_null())).find_map(|run| {
         let whole = r.history_errors_of_runs(&[run.id]).unwrap_or_default();
-        let connector_failed = whole.iter().any(|(_, e)| e.object.is_none() && e.stage != Stage::Phs && e.stage != Stage::Sync);
+        let connector_failed = whole.iter().any(|(_, e)| e.is_connector_failure());
         if connector_failed {
             None
         } else {
@@ -449,7 +449,7 @@ fn last_successes(engine: &Engine) -> (Option<String>, Option<String>) {
     });
     let phs = runs.iter().filter(|run| run.summary.as_ref().is_some_and(|s| !s["password_hash_sync"].is_null())).find_map(|run| {
         let whole = r.history_errors_of_runs(&[run.id]).unwrap_or_default();
-        if whole.iter().any(|(_, e)| e.object.is_none() && e.stage == Stage::Phs) {
+        if whole.iter().any(|(_, e)| e.is_phs_failure()) {
             None
         } else {
             finished(run)
