@@ -21,7 +21,6 @@ pub(crate) enum Command {
     },
     Pause(oneshot::Sender<Result<String, String>>),
     Resume(oneshot::Sender<Result<String, String>>),
-    Plan(crate::worker::PlanReply),
     /// Runs on the engine's thread when it is free: plans and previews.
     Ask(crate::worker::Job),
 }
@@ -134,7 +133,7 @@ async fn resume(State(api): State<Api>) -> Response {
 /// What a cycle would change now, computed by the service (it holds the metaverse).
 async fn plan(State(api): State<Api>) -> Response {
     let (reply, rx) = oneshot::channel();
-    let _ = api.commands.send(Command::Plan(reply));
+    let _ = api.commands.send(Command::Ask(crate::worker::Job::Plan(reply)));
     match rx.await {
         Ok(Ok(v)) => Json(v).into_response(),
         Ok(Err(m)) => answer(Ok(Err(m))),

@@ -326,18 +326,8 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                 update_next(&status, &sched);
             }
             Some(cmd) = cmd_rx.recv() => match cmd {
-                Command::Plan(reply) if stopping => {
-                    let _ = reply.send(Err("the service is stopping".into()));
-                }
                 Command::Ask(job) if stopping => job.refuse("the service is stopping"),
-                Command::Plan(_) | Command::Ask(_) if asks.len() >= MAX_ASKS => match cmd {
-                    Command::Plan(reply) => {
-                        let _ = reply.send(Err("the service has too many questions waiting; try again".into()));
-                    }
-                    Command::Ask(job) => job.refuse("the service has too many questions waiting; try again"),
-                    _ => {}
-                },
-                Command::Plan(reply) => asks.push_back(Job::Plan(reply)),
+                Command::Ask(job) if asks.len() >= MAX_ASKS => job.refuse("the service has too many questions waiting; try again"),
                 Command::Ask(job) => asks.push_back(job),
                 cmd => command(&mut sched, cmd, running.is_some(), stopping, &status),
             },
@@ -518,9 +508,6 @@ fn command(sched: &mut Schedule, cmd: Command, busy: bool, stopping: bool, statu
             let _ = reply.send(Ok(
                 "scheduler paused: no scheduled or change-driven cycles (password hash sync goes on; cycle --now still runs)".into(),
             ));
-        }
-        Command::Plan(reply) => {
-            let _ = reply.send(Err("the service is stopping".into()));
         }
         Command::Ask(job) => job.refuse("the service is stopping"),
         Command::Resume(reply) => {
