@@ -104,11 +104,12 @@ impl Drop for Proc {
     }
 }
 
+const PEOPLE: &str = "dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n\
+    dn: uid=ada,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ada\ncn: Ada\nsn: Lovelace\nmail: ada@example.org\nuserPassword: Analytical-Engine-1843\n";
+
 #[test]
 fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
-    let people = "dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n\
-        dn: uid=ada,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ada\ncn: Ada\nsn: Lovelace\nmail: ada@example.org\nuserPassword: Analytical-Engine-1843\n";
-    let s = Slapd::start(Some(people));
+    let s = Slapd::start(Some(PEOPLE));
     let mut e = Env::empty();
     e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
     certificates(&e);
@@ -116,7 +117,8 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     let secret = "radius-shared-secret-0123456789";
     e.write("radius.secret", &format!("{secret}\n"));
     std::fs::set_permissions(e.path("radius.secret"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let (agents_port, radius, hook) = (crate::pta::free_tcp_port(), crate::pta::free_udp_port(), crate::pta::free_tcp_port());
+    let (agents_port, radius, hook, metrics) =
+        (crate::pta::free_tcp_port(), crate::pta::free_udp_port(), crate::pta::free_tcp_port(), crate::pta::free_tcp_port());
     e.write("hook.key", "hmac-key-for-signed-calls\n");
     std::fs::set_permissions(e.path("hook.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let source = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()));
@@ -125,7 +127,7 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
         &format!(
             "{source}\n[pta]\ndeadline = \"5s\"\nrelay_listen = \"127.0.0.1:{agents_port}\"\ntls_ca = \"ca.pem\"\ntls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n\
              radius_listen = \"127.0.0.1:{radius}\"\nhook_listen = \"127.0.0.1:{hook}\"\nhook_secret_file = \"hook.key\"\nhook_tls_cert = \"relay.pem\"\nhook_tls_key = \"relay.key\"\nrate_per_second = 10\n\
-             [[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
+             metrics_listen = \"127.0.0.1:{metrics}\"\n[[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
         ),
     );
     let agent_cfg = |cert: &str| {
@@ -136,6 +138,12 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
 
     let relay = Proc::start(&e, "relay", &["--config", "relay.toml", "pta", "relay"]);
     crate::service::eventually(|| relay.log().contains("RADIUS listening"), || format!("the relay did not start:\n{}", relay.log()));
+    let gauge = format!("idflow_pta_agents_connected{{relay=\"127.0.0.1:{agents_port}\"}}");
+    let scrape = || {
+        let out = Command::new("curl").args(["-s", &format!("http://127.0.0.1:{metrics}/metrics")]).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(scrape().contains(&format!("{gauge} 0\n")), "{}", scrape());
     // No agent yet: unreachable, at once.
     let o = crate::pta::radclient(radius, secret, "ada", "Analytical-Engine-1843");
     assert!(o.contains("Received Access-Reject") && o.contains("unreachable"), "{o}");
@@ -153,6 +161,9 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     let o = crate::pta::radclient(radius, secret, "ada", "wrong");
     assert!(o.contains("Received Access-Reject") && o.contains("invalid_credentials"), "{o}");
     assert_eq!(a1.listening(), 0, "an agent never listens");
+    let m = scrape();
+    assert!(m.contains(&format!("{gauge} 2\n")), "{m}");
+    assert!(m.contains("idflow_pta_requests_total{front_end=\"radius\",result=\"success\"} 4"), "{m}");
     // The hook through the relay, over HTTPS only; one client over its rate (10 a second) is told to wait.
     let body = |n: u32| format!(r#"{{"username":"ada","password":"Analytical-Engine-1843","client_ip":"198.51.100.7","n":{n}}}"#);
     let (base, ca) = (format!("https://127.0.0.1:{hook}"), e.path("ca.pem").display().to_string());
@@ -171,6 +182,7 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     assert_eq!(unsafe { libc::kill(i32::try_from(a2.child.id()).expect("pid"), libc::SIGKILL) }, 0);
     let _ = a2.child.wait();
     crate::service::eventually(|| relay.log().contains("agent disconnected"), || relay.log());
+    assert!(scrape().contains(&format!("{gauge} 1\n")), "{}", scrape());
     for _ in 0..3 {
         let o = crate::pta::radclient(radius, secret, "ada", "Analytical-Engine-1843");
         assert!(o.contains("Received Access-Accept"), "{o}");
@@ -185,4 +197,57 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     for log in [relay.log(), a1.log(), a2.log()] {
         assert!(!log.contains("Analytical-Engine-1843") && !log.contains("secret"), "no secret in a log:\n{log}");
     }
+}
+
+/// `idflow serve` with `[pta] relay_listen`: the relay inside the service, whose health raises
+/// "no agent connected" (and not "directory unreachable") while none is, resolves it once one
+/// dials in, and counts the agents on the service's /metrics.
+#[test]
+fn a_relay_inside_the_service_raises_an_alert_while_no_agent_is_connected() {
+    use crate::service::{Service, SERVICE};
+    let s = Slapd::start(Some(PEOPLE));
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    certificates(&e);
+    e.write("rules/none.toml", "");
+    let secret = "radius-shared-secret-0123456789";
+    e.write("radius.secret", &format!("{secret}\n"));
+    std::fs::set_permissions(e.path("radius.secret"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (agents_port, radius) = (crate::pta::free_tcp_port(), crate::pta::free_udp_port());
+    let source = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()));
+    let tls = "tls_ca = \"ca.pem\"\ntls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n";
+    e.write(
+        "idflow.toml",
+        &format!(
+            "{source}{SERVICE}\n[health]\ncheck_every = \"1s\"\npta_no_agent_after = \"1s\"\n\n[pta]\ndeadline = \"5s\"\n\
+             relay_listen = \"127.0.0.1:{agents_port}\"\n{tls}radius_listen = \"127.0.0.1:{radius}\"\n\
+             [[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
+        ),
+    );
+    let tls = tls.replace("relay.", "agent.");
+    e.write("agent.toml", &format!("{source}\n[pta]\nconnector = \"corp\"\nrelay = \"127.0.0.1:{agents_port}\"\n{tls}"));
+    let svc = Service::start(&e);
+    let alerts = |st: &serde_json::Value| -> Vec<String> {
+        st["alerts"].as_array().map(|a| a.iter().filter_map(|a| a["kind"].as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    svc.wait_until(&e, "no agent connected", |st| alerts(st).iter().any(|k| k == "pta_no_agent_connected"));
+    let o = crate::pta::radclient(radius, secret, "ada", "Analytical-Engine-1843");
+    assert!(o.contains("Received Access-Reject") && o.contains("unreachable"), "{o}");
+    let agent = Proc::start(&e, "agent", &["--config", "agent.toml", "pta", "agent"]);
+    let st = svc.wait_until(&e, "the alert resolved", |st| !alerts(st).iter().any(|k| k == "pta_no_agent_connected"));
+    assert!(!alerts(&st).iter().any(|k| k == "pta_directory_unreachable"), "no agent is not the directory's fault: {st}");
+    assert_eq!(st["pta_agents"], 1, "{st}");
+    let shown = e.ok(&["status"], 0).stdout;
+    assert!(shown.contains("pta       : relay, 1 agent(s) connected"), "{shown}");
+    let o = crate::pta::radclient(radius, secret, "ada", "Analytical-Engine-1843");
+    assert!(o.contains("Received Access-Accept"), "{o}\n{}", agent.log());
+    let file: serde_json::Value = serde_json::from_str(&e.read("state/idflow.db.service.json")).expect("service file");
+    let out = Command::new("curl")
+        .args(["-s", "-H", &format!("Authorization: Bearer {}", file["token"].as_str().expect("token"))])
+        .arg(format!("http://{}/metrics", file["address"].as_str().expect("address")))
+        .output()
+        .expect("curl");
+    let m = String::from_utf8_lossy(&out.stdout);
+    assert!(m.contains(&format!("idflow_pta_agents_connected{{relay=\"127.0.0.1:{agents_port}\"}} 1\n")), "{m}");
+    assert_eq!(svc.stop(), 0);
 }

@@ -36,6 +36,12 @@ pub(crate) fn status(s: &Status) -> String {
     if s.objects_in_error > 0 {
         out.push_str(&format!("errors    : {} objects in error (idflow errors)\n", s.objects_in_error));
     }
+    if let Some(n) = s.pta_agents {
+        out.push_str(&format!("pta       : relay, {n} agent(s) connected{}\n", if n == 0 { " (sign-ins fail)" } else { "" }));
+    }
+    if let Some(why) = &s.pta_unreachable {
+        out.push_str(&format!("pta       : the directory does not answer: {why}\n"));
+    }
     if s.alerts.is_empty() {
         out.push_str("alerts    : none\n");
     }

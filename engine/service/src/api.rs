@@ -147,7 +147,7 @@ async fn metrics(State(api): State<Api>) -> Response {
         api.metrics.paused(s.paused, s.staging_mode);
     }
     let body = api.metrics.encode();
-    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+    ([("content-type", crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn history(State(api): State<Api>, Query(q): Query<HistoryQuery>) -> Response {

@@ -30,6 +30,7 @@ pub(crate) const CATALOG: &[(&str, &str, &str)] = &[
     ("data_stale", "warning", "The service's numbers are old: no cycle has ended for a while"),
     ("staging_mode", "info", "Staging mode is on: nothing is exported"),
     ("pta_directory_unreachable", "critical", "Pass-through authentication's directory does not answer: sign-ins fail"),
+    ("pta_no_agent_connected", "critical", "No pass-through authentication agent is connected to the relay: sign-ins fail"),
 ];
 
 fn severity(kind: &str) -> &'static str {
@@ -118,6 +119,16 @@ pub(crate) fn conditions(s: &Status, h: &HealthSection, interval: Duration, has_
     }
     if let Some(why) = &s.pta_unreachable {
         out.push(condition("pta_directory_unreachable", None, format!("pass-through authentication cannot reach the directory: {why}")));
+    }
+    if let (Some(0), Some(since)) = (s.pta_agents, s.pta_no_agent_since.as_deref()) {
+        let none = age(Some(since), &s.started, now);
+        if none >= h.pta_no_agent_after {
+            out.push(condition(
+                "pta_no_agent_connected",
+                None,
+                format!("no pass-through authentication agent has been connected for {}: sign-ins through the relay fail", ago(none)),
+            ));
+        }
     }
     if s.staging_mode {
         out.push(condition("staging_mode", None, "staging mode is on: changes are computed, nothing is exported".into()));
@@ -219,5 +230,20 @@ mod tests {
         stuck.current = Some(Current { started: "2026-01-01T08:55:00Z".into(), ..Default::default() });
         let c = conditions(&stuck, &HealthSection::default(), HOUR / 2, true, at("2026-01-01T10:00:00Z"));
         assert!(c.iter().any(|c| c.kind == "data_stale" && c.summary.contains("a cycle has run for 1h 5m")), "{c:?}");
+    }
+
+    #[test]
+    fn a_relay_without_agents_for_a_minute() {
+        let mut s = healthy();
+        s.pta_agents = Some(0);
+        s.pta_no_agent_since = Some("2026-01-01T09:59:30Z".into());
+        assert!(kinds(&s, "2026-01-01T10:00:00Z").is_empty(), "agents dial again within seconds");
+        assert_eq!(kinds(&s, "2026-01-01T10:00:31Z"), vec!["pta_no_agent_connected"]);
+        s.pta_agents = Some(1);
+        s.pta_no_agent_since = None;
+        assert!(kinds(&s, "2026-01-01T10:10:00Z").is_empty());
+        // Not a relay: nothing to say.
+        s.pta_agents = None;
+        assert!(kinds(&s, "2026-01-01T10:10:00Z").is_empty());
     }
 }

@@ -73,25 +73,41 @@ async fn serving(start: impl std::future::Future<Output = Result<()>>, what: &st
 /// agent` until SIGTERM or SIGINT.
 pub fn serve_pta_role(config_path: &Path, registry: Arc<Registry>, relay: bool) -> Result<i32> {
     let config = idflow_engine::Config::load(config_path)?;
-    let metrics = Arc::new(metrics::Metrics::new());
+    let section = config.pta.as_ref();
     if relay {
-        until_stopped(serving(async { pta::relay::start(&config, metrics).await.map(|_| ()) }, "pass-through authentication relay serving"))
-    } else {
-        until_stopped(pta::agent::run(&config, registry, metrics))
+        if section.and_then(|p| p.relay_listen.as_ref()).is_none() {
+            return Err(Error::Config(format!("{}: [pta] relay_listen is where agents dial in (\"0.0.0.0:7390\")", config.file.display())));
+        }
+        return serve_pta(config_path, registry);
     }
+    if section.and_then(|p| p.metrics_listen.as_ref()).is_some() {
+        return Err(Error::Config(format!(
+            "{}: [pta] metrics_listen: an agent never listens; the relay's /metrics counts the agents connected",
+            config.file.display()
+        )));
+    }
+    until_stopped(pta::agent::run(&config, registry, Arc::new(metrics::Metrics::new())))
 }
 
-/// Runs only pass-through authentication's front ends (`[pta]` radius_listen, hook_listen),
-/// no sync and no metaverse, until SIGTERM or SIGINT: for a machine that only checks passwords.
+/// Runs only pass-through authentication (`[pta]`): its front ends (radius_listen,
+/// hook_listen), with passwords checked here or, with relay_listen, by the agents that dial in,
+/// and `/metrics` on metrics_listen; no sync and no metaverse, until SIGTERM or SIGINT.
 pub fn serve_pta(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
     let config = idflow_engine::Config::load(config_path)?;
     let metrics = Arc::new(metrics::Metrics::new());
+    let what = match config.pta.as_ref().map(|p| p.relay_listen.is_some()) {
+        Some(true) => "pass-through authentication relay serving",
+        _ => "pass-through authentication serving",
+    };
     let start = async {
+        if let Some(listen) = config.pta.as_ref().and_then(|p| p.metrics_listen.as_ref()) {
+            metrics::serve(listen, metrics.clone()).await?;
+        }
         if pta::start_front_ends(&config, &registry, metrics, None).await? {
             Ok(())
         } else {
-            Err(Error::Config(format!("{}: [pta] has neither radius_listen nor hook_listen", config.file.display())))
+            Err(Error::Config(format!("{}: [pta] has none of radius_listen, hook_listen, relay_listen", config.file.display())))
         }
     };
-    until_stopped(serving(start, "pass-through authentication serving"))
+    until_stopped(serving(start, what))
 }

@@ -67,6 +67,11 @@ struct FrontEndLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RelayLabel {
+    relay: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ByLabel {
     by: String,
 }
@@ -80,6 +85,9 @@ fn duration_histogram() -> Histogram {
     // 5 ms to about 22 minutes.
     Histogram::new(exponential_buckets(0.005, 4.0, 10))
 }
+
+/// What `/metrics` answers with.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 pub(crate) struct Metrics {
     registry: Registry,
@@ -100,6 +108,8 @@ pub(crate) struct Metrics {
     pta_requests: Family<PtaLabels, Counter>,
     pta_duration: Family<FrontEndLabel, Histogram, fn() -> Histogram>,
     pta_lockouts: Family<ByLabel, Counter>,
+    /// Shown only where a relay runs: 0 there is an alert, elsewhere meaningless.
+    pta_agents: Family<RelayLabel, Gauge>,
     up: Family<ConnectorLabel, Gauge>,
     imported: Family<ExportLabels, Counter>,
     exported: Family<ExportLabels, Counter>,
@@ -135,6 +145,7 @@ impl Metrics {
             pta_requests: Family::default(),
             pta_duration: Family::new_with_constructor(pta_histogram),
             pta_lockouts: Family::default(),
+            pta_agents: Family::default(),
             up: Family::default(),
             imported: Family::default(),
             exported: Family::default(),
@@ -182,6 +193,11 @@ impl Metrics {
             "pta_smart_lockouts",
             "Attempts refused without asking the directory: over a user's or a client's budget (smart lockout), or over a client's rate",
             m.pta_lockouts.clone(),
+        );
+        registry.register(
+            "pta_agents_connected",
+            "Agents connected to this pass-through authentication relay, by the address they dial (0: sign-ins fail)",
+            m.pta_agents.clone(),
         );
         registry.register(
             "phs_last_heartbeat_timestamp_seconds",
@@ -288,6 +304,10 @@ impl Metrics {
         self.pta_lockouts.get_or_create(&ByLabel { by: by.into() }).inc();
     }
 
+    pub(crate) fn pta_agents(&self, relay: &str, connected: usize) {
+        self.pta_agents.get_or_create(&RelayLabel { relay: relay.into() }).set(connected as i64);
+    }
+
     pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
@@ -295,4 +315,25 @@ impl Metrics {
         }
         out
     }
+}
+
+/// `/metrics` alone, over plain HTTP on `listen` (for `idflow pta relay` and `pta serve`,
+/// which have no API of their own).
+pub(crate) async fn serve(listen: &str, metrics: std::sync::Arc<Metrics>) -> idflow_core::Result<()> {
+    use axum::response::IntoResponse;
+    let tcp = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| idflow_core::Error::Refused(format!("cannot listen for /metrics on {listen}: {e}")))?;
+    tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = metrics.clone();
+            async move { ([("content-type", CONTENT_TYPE)], m.encode()).into_response() }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(tcp, app).await;
+    });
+    Ok(())
 }

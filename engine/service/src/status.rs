@@ -51,6 +51,12 @@ pub struct Status {
     /// Pass-through authentication's directory did not answer the last check: why.
     #[serde(default)]
     pub pta_unreachable: Option<String>,
+    /// This service relays pass-through authentication: the agents connected now, and since
+    /// when none has been (None while one is).
+    #[serde(default)]
+    pub pta_agents: Option<usize>,
+    #[serde(default)]
+    pub pta_no_agent_since: Option<String>,
     /// When health was last checked, and how long the check took (milliseconds).
     pub checked: Option<String>,
     #[serde(default)]

@@ -55,6 +55,11 @@ pub struct PtaSection {
     /// The HMAC-SHA256 key of signed calls to /v1/verify (a file).
     #[serde(default)]
     pub hook_secret_file: Option<String>,
+    /// `idflow pta relay` and `idflow pta serve`: where Prometheus reads `/metrics` (plain
+    /// HTTP, counts only: requests, results, latency, lockouts, agents connected). `idflow
+    /// serve` has its own `/metrics`; an agent never listens.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// `idflow pta relay`: where agents dial in (mutual TLS).
     #[serde(default)]
     pub relay_listen: Option<String>,

@@ -57,6 +57,15 @@ pub(crate) async fn page(State(api): State<Api>) -> Response {
                     @if let Some(t) = &s.next_phs { p.muted { "Next at " (t) } }
                 }
             }
+            @if s.pta_agents.is_some() || s.pta_unreachable.is_some() {
+                section id="pta" {
+                    h2 { "Pass-through authentication" }
+                    @if let Some(n) = s.pta_agents {
+                        @if n == 0 { p.bad { "No agent connected: sign-ins fail." } } @else { p.ok { (n) " agent(s) connected" } }
+                    }
+                    @if let Some(why) = &s.pta_unreachable { p.bad { "The directory does not answer: " (why) } }
+                }
+            }
             section id="scheduler" {
                 h2 { "Scheduler" }
                 p {

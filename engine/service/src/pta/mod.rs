@@ -113,7 +113,12 @@ impl Pta {
 
     /// A relay's: passwords go to the agents; smart lockout takes the domain's policy from
     /// the first agent that says it.
-    pub(crate) fn relayed(section: &PtaSection, agents: Arc<relay::Agents>, metrics: Arc<crate::metrics::Metrics>) -> Arc<Pta> {
+    pub(crate) fn relayed(
+        section: &PtaSection,
+        agents: Arc<relay::Agents>,
+        metrics: Arc<crate::metrics::Metrics>,
+        status: Option<Arc<Mutex<crate::status::Status>>>,
+    ) -> Arc<Pta> {
         let policy = policy(section, None);
         Arc::new(Pta {
             backend: Backend::Relay(agents),
@@ -121,7 +126,7 @@ impl Pta {
             rate: Mutex::new(rate::RateLimit::new(section.rate_per_second)),
             deadline: section.deadline,
             metrics,
-            status: None,
+            status,
             domain: None,
         })
     }
@@ -188,7 +193,8 @@ impl Pta {
             None => Outcome { result: CheckResult::Unreachable, smart_lockout: false, rate_limited: false },
             Some(Ok(attempt)) => {
                 let (result, why) = self.check(user, password).await;
-                if let Some(Ok(mut s)) = self.status.as_ref().map(|s| s.lock()) {
+                // No agent at a relay is an alert of its own; the directory is not to blame.
+                if let Some(Ok(mut s)) = self.status.as_ref().filter(|_| why != relay::NO_AGENT).map(|s| s.lock()) {
                     s.pta_unreachable = (result == CheckResult::Unreachable).then_some(why);
                 }
                 if let Ok(mut l) = self.lockout.lock() {
@@ -241,7 +247,8 @@ fn policy(section: &PtaSection, domain: Option<(u32, Duration)>) -> Policy {
     policy
 }
 
-/// Starts what `[pta]` asks for (RADIUS, the hook) on the current runtime; none when `[pta]`
+/// Starts what `[pta]` asks for (RADIUS, the hook) on the current runtime, in front of this
+/// process's own checks or, with `relay_listen`, of the agents that dial in; none when `[pta]`
 /// has neither.
 pub(crate) async fn start_front_ends(
     config: &Config,
@@ -250,6 +257,10 @@ pub(crate) async fn start_front_ends(
     status: Option<Arc<Mutex<crate::status::Status>>>,
 ) -> Result<bool> {
     let Some(section) = &config.pta else { return Ok(false) };
+    if section.relay_listen.is_some() {
+        relay::start(config, metrics, status).await?;
+        return Ok(true);
+    }
     if section.radius_listen.is_none() && section.hook_listen.is_none() {
         return Ok(false);
     }

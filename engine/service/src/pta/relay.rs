@@ -26,17 +26,63 @@ struct Agent {
     pending: Pending,
 }
 
+/// What a check is answered with when no agent is connected (an alert of its own, not the
+/// directory's).
+pub(crate) const NO_AGENT: &str = "no agent is connected";
+
 /// The agents connected now.
-#[derive(Default)]
 pub(crate) struct Agents {
     list: Mutex<Vec<Agent>>,
     next: AtomicUsize,
     ids: AtomicU64,
+    /// Where agents dial in (the metric's label).
+    listen: String,
+    metrics: Arc<crate::metrics::Metrics>,
+    status: Option<Arc<Mutex<crate::status::Status>>>,
 }
 
 impl Agents {
+    fn new(listen: String, metrics: Arc<crate::metrics::Metrics>, status: Option<Arc<Mutex<crate::status::Status>>>) -> Agents {
+        let agents = Agents { list: Mutex::default(), next: AtomicUsize::new(0), ids: AtomicU64::new(0), listen, metrics, status };
+        agents.changed(0);
+        agents
+    }
+
     pub(crate) fn connected(&self) -> Vec<String> {
         self.list.lock().map(|l| l.iter().map(|a| a.name.clone()).collect()).unwrap_or_default()
+    }
+
+    fn add(&self, agent: Agent) -> usize {
+        let n = self.list.lock().map(|mut l| {
+            l.push(agent);
+            l.len()
+        });
+        let n = n.unwrap_or(0);
+        self.changed(n);
+        n
+    }
+
+    fn remove(&self, conn: u64) -> usize {
+        let n = self.list.lock().map(|mut l| {
+            l.retain(|a| a.conn != conn);
+            l.len()
+        });
+        let n = n.unwrap_or(0);
+        self.changed(n);
+        n
+    }
+
+    /// The metric, and the service's status (whose health raises the alert).
+    fn changed(&self, connected: usize) {
+        self.metrics.pta_agents(&self.listen, connected);
+        if let Some(Ok(mut s)) = self.status.as_ref().map(|s| s.lock()) {
+            s.pta_agents = Some(connected);
+            if connected > 0 {
+                s.pta_no_agent_since = None;
+            } else if s.pta_no_agent_since.is_none() {
+                s.pta_no_agent_since = Some(crate::status::now());
+            }
+        }
     }
 
     /// One agent checks the password.
@@ -50,7 +96,7 @@ impl Agents {
             Some((a.name.clone(), a.key.clone(), a.frames.clone(), a.pending.clone()))
         });
         let Some((name, key, frames, pending)) = picked else {
-            return (CheckResult::Unreachable, "no agent is connected".into());
+            return (CheckResult::Unreachable, NO_AGENT.into());
         };
         let sealed = match key.seal(&mut OsRng, password.as_bytes()) {
             Ok(s) => s,
@@ -77,12 +123,6 @@ impl Agents {
             Ok(Some(result)) => (result, format!("agent {name}")),
             Ok(None) => (CheckResult::Unreachable, format!("agent {name} went away before it answered")),
             Err(_) => (CheckResult::Unreachable, format!("agent {name} did not answer within {}", humantime::format_duration(deadline))),
-        }
-    }
-
-    fn remove(&self, conn: u64) {
-        if let Ok(mut l) = self.list.lock() {
-            l.retain(|a| a.conn != conn);
         }
     }
 }
@@ -129,10 +169,8 @@ async fn agent_connection(
     };
     let (frames, mut outbox) = mpsc::channel::<Vec<u8>>(256);
     let pending: Pending = Arc::default();
-    if let Ok(mut l) = agents.list.lock() {
-        l.push(Agent { conn, name: name.clone(), key, frames, pending: pending.clone() });
-    }
-    tracing::info!(agent = %name, peer = %peer, connected = agents.connected().len(), "agent connected");
+    let connected = agents.add(Agent { conn, name: name.clone(), key, frames, pending: pending.clone() });
+    tracing::info!(agent = %name, peer = %peer, connected, "agent connected");
     let writer = tokio::spawn(async move {
         while let Some(line) = outbox.recv().await {
             if w.write_all(&line).await.is_err() || w.flush().await.is_err() {
@@ -156,24 +194,29 @@ async fn agent_connection(
             }
         }
     }
-    agents.remove(conn);
+    let connected = agents.remove(conn);
     writer.abort();
     // What this agent had not answered is answered unreachable now (dropping the senders).
     if let Ok(mut p) = pending.lock() {
         p.clear();
     }
-    tracing::warn!(agent = %name, connected = agents.connected().len(), "agent disconnected");
+    tracing::warn!(agent = %name, connected, "agent disconnected");
 }
 
-/// Starts the agents' listener and the front ends.
-pub(crate) async fn start(config: &Config, metrics: Arc<crate::metrics::Metrics>) -> Result<Arc<Agents>> {
+/// Starts the agents' listener and the front ends; `status` is the service's, when the relay
+/// runs inside `idflow serve`.
+pub(crate) async fn start(
+    config: &Config,
+    metrics: Arc<crate::metrics::Metrics>,
+    status: Option<Arc<Mutex<crate::status::Status>>>,
+) -> Result<Arc<Agents>> {
     let section = config.pta.clone().ok_or_else(|| Error::Config("no [pta] section".into()))?;
     let listen = section.relay_listen.clone().ok_or_else(|| {
         Error::Config(format!("{}: [pta] relay_listen is where agents dial in (\"0.0.0.0:7390\")", config.file.display()))
     })?;
     let acceptor = server_tls(config, &section)?;
-    let agents: Arc<Agents> = Arc::default();
-    let pta = Pta::relayed(&section, agents.clone(), metrics);
+    let agents = Arc::new(Agents::new(listen.clone(), metrics.clone(), status.clone()));
+    let pta = Pta::relayed(&section, agents.clone(), metrics, status);
     let tcp =
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| Error::Refused(format!("cannot listen for agents on {listen}: {e}")))?;
     tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "relay listening for agents");
@@ -193,6 +236,19 @@ pub(crate) async fn start(config: &Config, metrics: Arc<crate::metrics::Metrics>
                     Err(_) => tracing::warn!(peer = %peer, "an agent's TLS handshake timed out"),
                 }
             });
+        }
+    });
+    // Said in the log each minute no agent is connected (the metric and the service's alert
+    // say it to those who watch).
+    let quiet = agents.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if quiet.connected().is_empty() {
+                tracing::warn!(listen = %quiet.listen, "no pass-through authentication agent is connected: sign-ins through this relay fail");
+            }
         }
     });
     super::serve_front_ends(config, &section, pta).await?;
