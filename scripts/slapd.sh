@@ -11,6 +11,8 @@
 # DNS localhost, for StartTLS and LDAPS. The samba schema is loaded when Debian's samba
 # package ships it (password hash sync tests need sambaNTPassword). SLAPD_NO_TLS=1 starts a server
 # with no TLS at all (no LDAPS listener, StartTLS refused): a server to meet a refusal with.
+# SLAPD_PPOLICY=1 adds the ppolicy overlay (lockout on), its policy the entry
+# cn=default,ou=Policies,dc=example,dc=org when a test adds one.
 set -euo pipefail
 cmd=${1:?start|stop}
 dir=${2:?directory}
@@ -52,6 +54,13 @@ TLSCertificateFile $dir/server.pem
 TLSCertificateKeyFile $dir/server.key"
 urls="ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$ldaps_port/"
 if [ "${SLAPD_NO_TLS:-}" = 1 ]; then tls=""; urls="ldap://127.0.0.1:$port/"; fi
+ppolicy_module="" ppolicy=""
+if [ "${SLAPD_PPOLICY:-}" = 1 ]; then
+  ppolicy_module="moduleload ppolicy"
+  ppolicy="overlay ppolicy
+ppolicy_default \"cn=default,ou=Policies,dc=example,dc=org\"
+ppolicy_use_lockout"
+fi
 cat > "$dir/slapd.conf" <<CONF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
@@ -66,6 +75,7 @@ moduleload syncprov
 moduleload accesslog
 moduleload memberof
 moduleload refint
+$ppolicy_module
 sizelimit unlimited
 $tls
 
@@ -102,6 +112,7 @@ refint_attributes member manager
 overlay accesslog
 logdb cn=accesslog
 logops writes
+$ppolicy
 CONF
 slaptest -u -f "$dir/slapd.conf" >/dev/null 2>&1 || { slaptest -u -f "$dir/slapd.conf"; exit 1; }
 seed=${5:-}

@@ -373,6 +373,52 @@ fn openldap_checks_a_password_after_looking_the_user_dn_up() {
     assert_eq!(check(&e, "twin", "one"), (2, "invalid_credentials".into()), "a name two entries have is no one's");
 }
 
+/// An OpenLDAP user with a password policy (the ppolicy overlay): what the server's password
+/// policy control says is what `pta check` says; a wrong password shows nothing of it but a
+/// lock (as OpenLDAP, and AD, answer).
+#[test]
+fn openldap_password_policy_results_come_from_the_ppolicy_control() {
+    use crate::slapd::{config, Slapd};
+    let person = |uid: &str, extra: &str| {
+        format!("dn: uid={uid},ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\nuserPassword: Right-Horse-Battery\n{extra}\n")
+    };
+    let policy = |cn: &str, extra: &str| {
+        format!("dn: cn={cn},ou=Policies,dc=example,dc=org\nobjectClass: organizationalRole\nobjectClass: pwdPolicy\ncn: {cn}\npwdAttribute: userPassword\n{extra}\n")
+    };
+    let old = "pwdChangedTime: 20200101000000Z\n";
+    let seed = [
+        "dn: ou=Policies,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Policies\n\n".to_string(),
+        policy("default", "pwdLockout: TRUE\npwdMaxFailure: 3\npwdLockoutDuration: 0\npwdMustChange: TRUE\n"),
+        policy("expiring", "pwdMaxAge: 86400\n"),
+        policy("grace", "pwdMaxAge: 86400\npwdGraceAuthNLimit: 3\n"),
+        "dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n".to_string(),
+        person("ada", ""),
+        person("reset", "pwdReset: TRUE\n"),
+        person("old", &format!("{old}pwdPolicySubentry: cn=expiring,ou=Policies,dc=example,dc=org\n")),
+        person("grace", &format!("{old}pwdPolicySubentry: cn=grace,ou=Policies,dc=example,dc=org\n")),
+        person("held", "pwdAccountLockedTime: 000001010000Z\n"),
+        person("eve", ""),
+    ]
+    .join("");
+    let s = Slapd::start_with_ppolicy(Some(&seed));
+    let mut e = Env::empty();
+    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
+    e.write("rules/none.toml", "");
+    e.write("idflow.toml", &format!("{}\n[pta]\nconnector = \"corp\"\n", config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()))));
+    let right = "Right-Horse-Battery";
+    assert_eq!(check(&e, "ada", right), (0, "success".into()));
+    assert_eq!(check(&e, "reset", right), (2, "must_change_password".into()), "pwdReset with pwdMustChange");
+    assert_eq!(check(&e, "reset", "wrong"), (2, "invalid_credentials".into()));
+    assert_eq!(check(&e, "old", right), (2, "password_expired".into()), "pwdMaxAge passed");
+    assert_eq!(check(&e, "old", "wrong"), (2, "invalid_credentials".into()));
+    assert_eq!(check(&e, "grace", right), (0, "success".into()), "expired, with grace logins left");
+    assert_eq!(check(&e, "held", right), (2, "locked_out".into()), "locked by an administrator");
+    for _ in 0..3 {
+        assert_eq!(check(&e, "eve", "wrong"), (2, "invalid_credentials".into()));
+    }
+    assert_eq!(check(&e, "eve", right), (2, "locked_out".into()), "locked after pwdMaxFailure");
+}
+
 #[test]
 fn idflow_serve_answers_radius_too_and_raises_an_alert_while_the_directory_is_down() {
     use crate::service::{Service, SERVICE};

@@ -7,6 +7,8 @@ pub(crate) struct Slapd {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub ldaps_port: u16,
+    /// The script's options it was started with (kept for a restart).
+    env: &'static [(&'static str, &'static str)],
 }
 
 fn free_port() -> u16 {
@@ -18,37 +20,36 @@ pub(crate) const BASE_ENTRY: &str = "dn: dc=example,dc=org\nobjectClass: dcObjec
 impl Slapd {
     /// Starts slapd, first loading `seed` (LDIF, without the base entry) with slapadd.
     pub(crate) fn start(seed: Option<&str>) -> Slapd {
-        Self::start_with(seed, false)
+        Self::start_with(seed, &[])
+    }
+
+    /// Starts slapd with the ppolicy overlay (lockout on; the default policy is
+    /// cn=default,ou=Policies,dc=example,dc=org once `seed` or a test adds it).
+    pub(crate) fn start_with_ppolicy(seed: Option<&str>) -> Slapd {
+        Self::start_with(seed, &[("SLAPD_PPOLICY", "1")])
     }
 
     /// Starts a slapd that has no TLS at all (StartTLS refused, no LDAPS).
     pub(crate) fn start_without_tls() -> Slapd {
-        Self::start_with(None, true)
+        Self::start_with(None, &[("SLAPD_NO_TLS", "1")])
     }
 
-    fn start_with(seed: Option<&str>, no_tls: bool) -> Slapd {
+    fn start_with(seed: Option<&str>, env: &'static [(&'static str, &'static str)]) -> Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = Slapd { dir, port: free_port(), ldaps_port: free_port() };
+        let s = Slapd { dir, port: free_port(), ldaps_port: free_port(), env };
         let mut args = vec!["start".to_string(), s.path().display().to_string(), s.port.to_string(), s.ldaps_port.to_string()];
         if let Some(seed) = seed {
             let p = s.dir.path().join("seed.ldif");
             std::fs::write(&p, format!("{BASE_ENTRY}{}", seed.trim_start_matches("version: 1\n"))).expect("seed");
             args.push(p.display().to_string());
         }
-        s.run_script(&args, no_tls);
+        s.script(&args);
         s
     }
 
     fn script(&self, args: &[String]) {
-        self.run_script(args, false)
-    }
-
-    fn run_script(&self, args: &[String], no_tls: bool) {
         let mut c = Command::new("bash");
-        c.arg(repo().join("scripts/slapd.sh")).args(args);
-        if no_tls {
-            c.env("SLAPD_NO_TLS", "1");
-        }
+        c.arg(repo().join("scripts/slapd.sh")).args(args).envs(self.env.iter().copied());
         let out = c.output().expect("scripts/slapd.sh runs");
         assert!(
             out.status.success(),

@@ -20,6 +20,7 @@ mod export;
 mod hash_attribute;
 mod import;
 mod password_check;
+mod ppolicy;
 mod replication;
 mod session;
 mod watch;

@@ -1,7 +1,7 @@
 //! Pass-through authentication against the directory: find the user's DN with the service
 //! account, then bind as that DN with the password on a connection of its own, over LDAPS or
 //! StartTLS only. Active Directory's refusals carry a sub-code (`data 52e`, `533`, `773`, ...)
-//! that says why; OpenLDAP's say only "invalid credentials". Servers are tried in turn: the
+//! that says why; OpenLDAP's ppolicy overlay says it in the password policy control. Servers are tried in turn: the
 //! connector's, then the failover URLs; one that does not answer is skipped. The two
 //! connections stay open for the next check; a check whose connection failed after the
 //! password was sent is answered `unreachable`, never sent again.
@@ -114,16 +114,26 @@ impl BindCheck {
                 return checked(CheckResult::InvalidCredentials, None);
             }
         };
+        // OpenLDAP says what its password policy holds in a control of the bind's answer.
+        if conf.flavor == Flavor::Openldap {
+            live.user.with_controls(vec![super::ppolicy::request()]);
+        }
         match live.user.simple_bind(&dn, password).await {
-            Ok(r) if r.rc == 0 => checked(CheckResult::Success, None),
+            Ok(r) if r.rc == 0 => {
+                let policy = super::ppolicy::response(&r.ctrls);
+                let said = policy.as_ref().and_then(|p| p.result(true));
+                checked(said.unwrap_or(CheckResult::Success), policy.and_then(|p| p.detail()))
+            }
             Ok(r) if r.rc == 49 => {
+                if let Some(said) = super::ppolicy::response(&r.ctrls).and_then(|p| p.result(false)) {
+                    return checked(said, Some("the password policy's control".into()));
+                }
                 let code = ad_code(&r.text).map(str::to_string);
                 let result = code.as_deref().map(CheckResult::from_ad_code).unwrap_or(CheckResult::InvalidCredentials);
                 checked(result, code.map(|c| format!("data {c}")))
             }
             // Busy, unavailable, unwilling, other: the directory did not judge the password.
             Ok(r) if matches!(r.rc, 51..=53 | 80) => Outcome::Lost(format!("bind: result code {}: {}", r.rc, r.text)),
-            // OpenLDAP's ppolicy: a locked account is refused as invalid credentials too.
             Ok(r) => checked(CheckResult::InvalidCredentials, Some(format!("result code {}: {}", r.rc, r.text))),
             Err(e) => Outcome::Lost(format!("bind: {e}")),
         }
