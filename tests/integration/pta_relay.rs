@@ -126,12 +126,12 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
         "relay.toml",
         &format!(
             "{source}\n[pta]\ndeadline = \"5s\"\nrelay_listen = \"127.0.0.1:{agents_port}\"\ntls_ca = \"ca.pem\"\ntls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n\
-             radius_listen = \"127.0.0.1:{radius}\"\nhook_listen = \"127.0.0.1:{hook}\"\nhook_secret_file = \"hook.key\"\nhook_tls_cert = \"relay.pem\"\nhook_tls_key = \"relay.key\"\nrate_per_second = 10\n\
+             radius_listen = \"127.0.0.1:{radius}\"\nhook_listen = \"127.0.0.1:{hook}\"\nhook_secret_file = \"hook.key\"\nhook_tls_cert = \"relay.pem\"\nhook_tls_key = \"relay.key\"\nrate_per_second = 10\nheartbeat = \"1s\"\n\
              metrics_listen = \"127.0.0.1:{metrics}\"\n[[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
         ),
     );
     let agent_cfg = |cert: &str| {
-        format!("{source}\n[pta]\nconnector = \"corp\"\nrelay = \"127.0.0.1:{agents_port}\"\ntls_ca = \"ca.pem\"\ntls_cert = \"{cert}.pem\"\ntls_key = \"{cert}.key\"\n")
+        format!("{source}\n[pta]\nconnector = \"corp\"\nheartbeat = \"1s\"\nrelay = \"127.0.0.1:{agents_port}\"\ntls_ca = \"ca.pem\"\ntls_cert = \"{cert}.pem\"\ntls_key = \"{cert}.key\"\n")
     };
     e.write("idflow.toml", &agent_cfg("agent"));
     e.write("rogue.toml", &agent_cfg("rogue"));
@@ -177,6 +177,21 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     assert!(statuses.iter().filter(|s| s.contains("200")).count() >= 9, "{statuses:?}");
     assert!(relay.listening() >= 1, "the relay does (a check of the check)");
 
+    // An agent that stops answering (SIGSTOP: its connection stays open) is dropped after
+    // three missed heartbeats, not counted and not sent passwords; it dials again when it wakes.
+    let pid = i32::try_from(a1.child.id()).expect("pid");
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    crate::service::eventually(|| relay.log().contains("answered no ping"), || relay.log());
+    assert!(scrape().contains(&format!("{gauge} 1\n")), "{}", scrape());
+    for _ in 0..2 {
+        let o = crate::pta::radclient(radius, secret, "ada", "Analytical-Engine-1843");
+        assert!(o.contains("Received Access-Accept"), "{o}");
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    crate::service::eventually(|| scrape().contains(&format!("{gauge} 2\n")), || format!("{}\n{}", relay.log(), a1.log()));
+
     // One agent killed with -9: the other answers; it comes back when started again.
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(i32::try_from(a2.child.id()).expect("pid"), libc::SIGKILL) }, 0);
@@ -197,6 +212,21 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
     for log in [relay.log(), a1.log(), a2.log()] {
         assert!(!log.contains("Analytical-Engine-1843") && !log.contains("secret"), "no secret in a log:\n{log}");
     }
+
+    // A relay with a connector of its own (it would go unused) or with no front end is refused.
+    let relay_cfg = e.read("relay.toml");
+    e.write("relay-checks.toml", &relay_cfg.replace("[pta]\n", "[pta]\nconnector = \"corp\"\n"));
+    let o = e.ok(&["--config", "relay-checks.toml", "pta", "relay"], 1);
+    assert!(o.stderr.contains("a relay checks no password itself"), "{o:?}");
+    let bare: String =
+        relay_cfg.lines().filter(|l| !l.starts_with("radius_listen") && !l.starts_with("hook_listen")).map(|l| format!("{l}\n")).collect();
+    e.write("relay-bare.toml", &bare);
+    let o = e.ok(&["--config", "relay-bare.toml", "pta", "relay"], 1);
+    assert!(o.stderr.contains("nothing would ask the agents"), "{o:?}");
+    // An agent never listens, not even for Prometheus.
+    e.write("agent-metrics.toml", &format!("{}metrics_listen = \"127.0.0.1:{}\"\n", agent_cfg("agent"), crate::pta::free_tcp_port()));
+    let o = e.ok(&["--config", "agent-metrics.toml", "pta", "agent"], 1);
+    assert!(o.stderr.contains("an agent never listens"), "{o:?}");
 }
 
 /// `idflow serve` with `[pta] relay_listen`: the relay inside the service, whose health raises

@@ -100,14 +100,13 @@ pub fn serve_pta(config_path: &Path, registry: Arc<Registry>) -> Result<i32> {
         _ => "pass-through authentication serving",
     };
     let start = async {
+        if !pta::start_front_ends(&config, &registry, metrics.clone(), None).await? {
+            return Err(Error::Config(format!("{}: [pta] has none of radius_listen, hook_listen, relay_listen", config.file.display())));
+        }
         if let Some(listen) = config.pta.as_ref().and_then(|p| p.metrics_listen.as_ref()) {
-            metrics::serve(listen, metrics.clone()).await?;
+            metrics::serve(listen, metrics).await?;
         }
-        if pta::start_front_ends(&config, &registry, metrics, None).await? {
-            Ok(())
-        } else {
-            Err(Error::Config(format!("{}: [pta] has none of radius_listen, hook_listen, relay_listen", config.file.display())))
-        }
+        Ok(())
     };
     until_stopped(serving(start, what))
 }

@@ -324,7 +324,11 @@ pub(crate) async fn serve(listen: &str, metrics: std::sync::Arc<Metrics>) -> idf
     let tcp = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| idflow_core::Error::Refused(format!("cannot listen for /metrics on {listen}: {e}")))?;
-    tracing::info!(address = %tcp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
+    let address = tcp.local_addr().ok();
+    tracing::info!(address = %address.map(|a| a.to_string()).unwrap_or_default(), "metrics listening");
+    if address.is_some_and(|a| !a.ip().is_loopback()) {
+        tracing::warn!(listen, "/metrics is served over plain HTTP without a token to anyone who can reach this address (counts only, no names): limit who can");
+    }
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {

@@ -222,6 +222,12 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let health_settings = std::mem::replace(&mut loaded.health, Err(Error::Config(String::new())))?;
     let health = crate::alerts::spawn(metaverse.clone(), status.clone(), health_settings, metrics.clone(), stop.clone());
+    if pta_config.pta.as_ref().is_some_and(|p| p.metrics_listen.is_some()) {
+        return Err(Error::Config(format!(
+            "{}: [pta] metrics_listen is for idflow pta serve and pta relay; idflow serve counts pass-through authentication on its own /metrics",
+            pta_config.file.display()
+        )));
+    }
     crate::pta::start_front_ends(&pta_config, &registry, metrics.clone(), Some(status.clone())).await?;
     let poke = |settings: Option<crate::alerts::HealthSettings>| {
         let _ = health.poke.send(crate::alerts::Poke::Check(settings.map(Box::new)));

@@ -19,7 +19,7 @@ pub struct HealthSection {
     #[serde(deserialize_with = "duration")]
     pub cycle_stuck_after: Duration,
     /// A pass-through authentication relay with no agent connected for this long raises an
-    /// alert (agents dial again within seconds of a restart).
+    /// alert (an agent that lost the relay dials again after a pause of at most a minute).
     #[serde(deserialize_with = "duration")]
     pub pta_no_agent_after: Duration,
     /// How often the conditions are checked besides after each cycle.
@@ -39,7 +39,7 @@ impl Default for HealthSection {
             phs_heartbeat_after: Duration::from_secs(120 * 60),
             objects_in_error_above: 0,
             cycle_stuck_after: Duration::from_secs(3600),
-            pta_no_agent_after: Duration::from_secs(60),
+            pta_no_agent_after: Duration::from_secs(3 * 60),
             check_every: Duration::from_secs(30),
             webhooks: Vec::new(),
             webhook_token_file: None,

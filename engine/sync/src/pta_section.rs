@@ -63,6 +63,10 @@ pub struct PtaSection {
     /// `idflow pta relay`: where agents dial in (mutual TLS).
     #[serde(default)]
     pub relay_listen: Option<String>,
+    /// How often the relay pings each agent; a side that hears nothing for three of these
+    /// drops the connection (the agent then dials again).
+    #[serde(default = "default_heartbeat", deserialize_with = "crate::service_section::duration")]
+    pub heartbeat: std::time::Duration,
     /// `idflow pta agent`: the relay to dial ("relay.example.org:7390"); the agent never listens.
     #[serde(default)]
     pub relay: Option<String>,
@@ -91,6 +95,10 @@ fn default_pool() -> usize {
 
 fn default_deadline() -> std::time::Duration {
     std::time::Duration::from_secs(10)
+}
+
+fn default_heartbeat() -> std::time::Duration {
+    std::time::Duration::from_secs(20)
 }
 
 fn default_rate() -> u32 {

@@ -3,7 +3,7 @@
 //! expired, account locked) or what holds after it succeeded (the password must be changed,
 //! grace logins, expiry soon). Servers without it ignore it (it is not critical).
 use idflow_core::password_check::CheckResult;
-use ldap3::asn1::{parse_tag, PL};
+use ldap3::asn1::{parse_tag, TagClass, PL};
 use ldap3::controls::{Control, RawControl};
 
 const OID: &str = "1.3.6.1.4.1.42.2.27.8.5.1";
@@ -24,8 +24,9 @@ pub(super) struct Response {
     pub expires_in: Option<u64>,
 }
 
+/// A non-negative INTEGER's value (the last 8 bytes of a longer one: never, from a server).
 fn unsigned(bytes: &[u8]) -> u64 {
-    bytes.iter().take(8).fold(0, |n, b| (n << 8) | u64::from(*b))
+    bytes.iter().skip(bytes.len().saturating_sub(8)).fold(0, |n, b| (n << 8) | u64::from(*b))
 }
 
 /// The response control among `ctrls`, when the server sent one that parses.
@@ -40,10 +41,10 @@ fn parse(value: &[u8]) -> Option<Response> {
     let (_, seq) = parse_tag(value).ok()?;
     let PL::C(items) = seq.payload else { return None };
     let mut r = Response::default();
-    for item in items {
+    for item in items.into_iter().filter(|t| t.class == TagClass::Context) {
         match (item.id, item.payload) {
             (0, PL::C(warning)) => {
-                for w in warning {
+                for w in warning.into_iter().filter(|t| t.class == TagClass::Context) {
                     if let PL::P(b) = &w.payload {
                         match w.id {
                             0 => r.expires_in = Some(unsigned(b)),

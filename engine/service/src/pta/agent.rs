@@ -28,6 +28,7 @@ async fn session(
     connector: &tokio_rustls::TlsConnector,
     pta: &Arc<Pta>,
     domain: Option<(u32, Duration)>,
+    heartbeat: Duration,
 ) -> std::result::Result<(), String> {
     let host = relay.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or(relay).to_string();
     let name = rustls_pki_types::ServerName::try_from(host).map_err(|e| format!("{relay}: {e}"))?;
@@ -66,9 +67,15 @@ async fn session(
     let ended = loop {
         let frame = tokio::select! {
             _ = &mut renew => break Ok(()),
-            f = wire::read(&mut r) => f,
+            f = tokio::time::timeout(heartbeat * 3, wire::read(&mut r)) => match f {
+                Ok(f) => f,
+                Err(_) => break Err(format!("the relay said nothing for {}", humantime::format_duration(heartbeat * 3))),
+            },
         };
         match frame {
+            Ok(Some(Frame::Ping)) => {
+                let _ = answers.send(Frame::Pong.line()).await;
+            }
             Ok(Some(Frame::Check { id, user, sealed })) => {
                 let (pta, secret, answers) = (pta.clone(), secret.clone(), answers.clone());
                 tokio::spawn(async move {
@@ -117,7 +124,7 @@ pub(crate) async fn run(config: &Config, registry: Arc<Registry>, metrics: Arc<c
     let mut pause = Duration::from_secs(1);
     loop {
         let began = std::time::Instant::now();
-        match session(&relay, &connector, &pta, domain).await {
+        match session(&relay, &connector, &pta, domain, section.heartbeat).await {
             Ok(()) => tracing::info!("renewing the key pair: connecting again"),
             Err(e) => tracing::warn!(error = %e, retry_in = %humantime::format_duration(pause), "not connected to the relay"),
         }

@@ -93,8 +93,16 @@ impl Pta {
                     continue;
                 }
                 let c = check.check(&job.user, &job.password);
-                if let Some(d) = &c.detail {
-                    tracing::debug!(result = c.result.as_str(), server = c.server.as_deref().unwrap_or("-"), detail = %d, "password checked");
+                match &c.detail {
+                    // A success with something to say (a grace login used, expiry near): the
+                    // user will meet it, so the admin should hear it (no name).
+                    Some(d) if c.result == CheckResult::Success => {
+                        tracing::warn!(server = c.server.as_deref().unwrap_or("-"), detail = %d, "password checked: success, with a warning from the directory")
+                    }
+                    Some(d) => {
+                        tracing::debug!(result = c.result.as_str(), server = c.server.as_deref().unwrap_or("-"), detail = %d, "password checked")
+                    }
+                    None => {}
                 }
                 let _ = job.reply.send(c);
             });

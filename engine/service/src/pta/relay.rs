@@ -52,24 +52,20 @@ impl Agents {
         self.list.lock().map(|l| l.iter().map(|a| a.name.clone()).collect()).unwrap_or_default()
     }
 
+    /// The count is told under the list's lock, so two agents leaving at once never leave
+    /// the older count last.
     fn add(&self, agent: Agent) -> usize {
-        let n = self.list.lock().map(|mut l| {
-            l.push(agent);
-            l.len()
-        });
-        let n = n.unwrap_or(0);
-        self.changed(n);
-        n
+        let Ok(mut l) = self.list.lock() else { return 0 };
+        l.push(agent);
+        self.changed(l.len());
+        l.len()
     }
 
     fn remove(&self, conn: u64) -> usize {
-        let n = self.list.lock().map(|mut l| {
-            l.retain(|a| a.conn != conn);
-            l.len()
-        });
-        let n = n.unwrap_or(0);
-        self.changed(n);
-        n
+        let Ok(mut l) = self.list.lock() else { return 0 };
+        l.retain(|a| a.conn != conn);
+        self.changed(l.len());
+        l.len()
     }
 
     /// The metric, and the service's status (whose health raises the alert).
@@ -169,33 +165,58 @@ async fn agent_connection(
     };
     let (frames, mut outbox) = mpsc::channel::<Vec<u8>>(256);
     let pending: Pending = Arc::default();
+    let pings = frames.clone();
     let connected = agents.add(Agent { conn, name: name.clone(), key, frames, pending: pending.clone() });
     tracing::info!(agent = %name, peer = %peer, connected, "agent connected");
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(line) = outbox.recv().await {
             if w.write_all(&line).await.is_err() || w.flush().await.is_err() {
                 break;
             }
         }
     });
+    let heartbeat = section.heartbeat;
+    let pinger = tokio::spawn(async move {
+        let mut every = tokio::time::interval(heartbeat);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if pings.send(Frame::Ping.line()).await.is_err() {
+                break;
+            }
+        }
+    });
     loop {
-        match wire::read(&mut r).await {
-            Ok(Some(Frame::Answer { id, result })) => {
+        let frame = tokio::select! {
+            f = tokio::time::timeout(heartbeat * 3, wire::read(&mut r)) => f,
+            _ = &mut writer => {
+                tracing::warn!(agent = %name, "writing to an agent failed");
+                break;
+            }
+        };
+        match frame {
+            Ok(Ok(Some(Frame::Answer { id, result }))) => {
                 let tx = pending.lock().ok().and_then(|mut p| p.remove(&id));
                 if let Some(tx) = tx {
                     let _ = tx.send(result);
                 }
             }
-            Ok(Some(_)) => tracing::warn!(agent = %name, "an agent sent what only a relay sends: ignored"),
-            Ok(None) => break,
-            Err(e) => {
+            Ok(Ok(Some(Frame::Pong))) => {}
+            Ok(Ok(Some(_))) => tracing::warn!(agent = %name, "an agent sent what only a relay sends: ignored"),
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => {
                 tracing::warn!(agent = %name, error = %e, "reading from an agent failed");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(agent = %name, silent = %humantime::format_duration(heartbeat * 3), "an agent answered no ping: taken for gone");
                 break;
             }
         }
     }
     let connected = agents.remove(conn);
     writer.abort();
+    pinger.abort();
     // What this agent had not answered is answered unreachable now (dropping the senders).
     if let Ok(mut p) = pending.lock() {
         p.clear();
@@ -214,6 +235,20 @@ pub(crate) async fn start(
     let listen = section.relay_listen.clone().ok_or_else(|| {
         Error::Config(format!("{}: [pta] relay_listen is where agents dial in (\"0.0.0.0:7390\")", config.file.display()))
     })?;
+    // A relay checks nothing itself: a connector here would be silently unused.
+    if section.connector.is_some() || !section.failover_urls.is_empty() {
+        return Err(Error::Config(format!(
+            "{}: [pta] relay_listen with connector or failover_urls: a relay checks no password itself (its agents do); \
+             drop them here, or drop relay_listen to check passwords in this process",
+            config.file.display()
+        )));
+    }
+    if section.radius_listen.is_none() && section.hook_listen.is_none() {
+        return Err(Error::Config(format!(
+            "{}: [pta] relay_listen without radius_listen or hook_listen: nothing would ask the agents",
+            config.file.display()
+        )));
+    }
     let acceptor = server_tls(config, &section)?;
     let agents = Arc::new(Agents::new(listen.clone(), metrics.clone(), status.clone()));
     let pta = Pta::relayed(&section, agents.clone(), metrics, status);

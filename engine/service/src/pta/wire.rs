@@ -1,7 +1,9 @@
 //! What relay and agent say to each other: one JSON object a line, over mutual TLS.
 //! The agent speaks first (hello: its name, the public key of the key pair it made for this
 //! connection, and the domain's lockout policy); then the relay sends checks, each password
-//! sealed to that key, and the agent answers each by its id.
+//! sealed to that key, and the agent answers each by its id. The relay pings every `[pta]
+//! heartbeat` and the agent answers; either side that hears nothing for three heartbeats
+//! takes the connection for dead (a NAT that forgot it, a partitioned network).
 use serde::{Deserialize, Serialize};
 
 /// The longest line either side takes (a check is a few hundred bytes).
@@ -29,6 +31,8 @@ pub(super) enum Frame {
         id: u64,
         result: idflow_core::password_check::CheckResult,
     },
+    Ping,
+    Pong,
 }
 
 impl Frame {
