@@ -76,6 +76,20 @@ pub struct CsObject {
     pub error: Option<String>,
 }
 
+/// A connector-space object's identity and links, without its attributes (read without
+/// parsing them: what references and links need, object by object).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsLinks {
+    pub id: i64,
+    pub anchor: Option<String>,
+    pub dn: Option<String>,
+    pub desired_dn: Option<String>,
+    pub present: bool,
+    pub export_state: Option<ExportState>,
+    pub mv_id: Option<i64>,
+    pub link: Option<Link>,
+}
+
 impl CsObject {
     pub fn new(connector: &str, object_type: &str) -> Self {
         CsObject {
@@ -119,6 +133,62 @@ impl CsObject {
 
 const COLS: &str = "id, connector, anchor, dn, object_type, attrs, present, desired, desired_dn, export_state, pending_import, pending_export, mv_id, link, link_rule, error";
 
+const LINK_COLS: &str = "id, anchor, dn, desired_dn, present, export_state, mv_id, link";
+
+fn links_row(r: &Row) -> rusqlite::Result<CsLinks> {
+    Ok(CsLinks {
+        id: r.get(0)?,
+        anchor: r.get(1)?,
+        dn: r.get(2)?,
+        desired_dn: r.get(3)?,
+        present: r.get::<_, i64>(4)? != 0,
+        export_state: export_state(r.get::<_, Option<String>>(5)?.as_deref()),
+        mv_id: r.get(6)?,
+        link: r.get::<_, Option<String>>(7)?.as_deref().and_then(Link::parse),
+    })
+}
+
+fn export_state(s: Option<&str>) -> Option<ExportState> {
+    match s {
+        Some("present") => Some(ExportState::Present),
+        Some("delete") => Some(ExportState::Delete),
+        _ => None,
+    }
+}
+
+pub(crate) fn links(c: &Connection, id: i64) -> Result<Option<CsLinks>> {
+    c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE id=?1"))?.query_row([id], links_row).optional()
+}
+
+pub(crate) fn links_by_dn(c: &Connection, connector: &str, dn: &str) -> Result<Vec<CsLinks>> {
+    let mut st = c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
+    let rows = st.query_map(params![connector, dn::norm(dn)], links_row)?;
+    rows.collect()
+}
+
+pub(crate) fn links_linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<CsLinks>> {
+    c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
+        .query_row(params![mv_id, connector], links_row)
+        .optional()
+}
+
+/// Links an object (to `mv_id`, as `link` by `rule`): only those columns are written.
+pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
+    c.prepare_cached("UPDATE cs_object SET mv_id=?2, link=?3, link_rule=?4 WHERE id=?1")?.execute(params![
+        id,
+        mv_id,
+        link.map(Link::as_str),
+        rule
+    ])?;
+    Ok(())
+}
+
+/// An import looked at by sync: its pending import cleared, its error (or none) set.
+pub(crate) fn set_synced(c: &Connection, id: i64, error: Option<&str>) -> Result<()> {
+    c.prepare_cached("UPDATE cs_object SET pending_import=NULL, error=?2 WHERE id=?1")?.execute(params![id, error])?;
+    Ok(())
+}
+
 fn from_row(r: &Row) -> rusqlite::Result<CsObject> {
     let json_err = |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
     let attrs: String = r.get(5)?;
@@ -133,11 +203,7 @@ fn from_row(r: &Row) -> rusqlite::Result<CsObject> {
         present: r.get::<_, i64>(6)? != 0,
         desired: desired.map(|d| attrs_from_json(&d)).transpose().map_err(|e| json_err(7, e))?,
         desired_dn: r.get(8)?,
-        export_state: r.get::<_, Option<String>>(9)?.and_then(|s| match s.as_str() {
-            "present" => Some(ExportState::Present),
-            "delete" => Some(ExportState::Delete),
-            _ => None,
-        }),
+        export_state: export_state(r.get::<_, Option<String>>(9)?.as_deref()),
         pending_import: r.get::<_, Option<String>>(10)?.and_then(|s| match s.as_str() {
             "add" => Some(PendingImport::Add),
             "update" => Some(PendingImport::Update),
@@ -242,6 +308,17 @@ pub(crate) fn all_linked(c: &Connection, mv_id: i64) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 ORDER BY id"))?;
     let rows = st.query_map([mv_id], from_row)?;
     rows.collect::<rusqlite::Result<_>>()
+}
+
+pub(crate) fn targets_of(c: &Connection, mv_id: i64) -> Result<Vec<CsObject>> {
+    load(c, "mv_id=?1 AND (export_state IS NOT NULL OR link IN ('provisioned','adopted'))", [mv_id])
+}
+
+pub(crate) fn sources_of(c: &Connection, mv_id: i64) -> Result<Vec<(String, Option<String>)>> {
+    let mut st =
+        c.prepare_cached("SELECT connector, anchor FROM cs_object WHERE mv_id=?1 AND link IN ('joined','projected') ORDER BY id")?;
+    let rows = st.query_map([mv_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
 }
 
 fn load(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<CsObject>> {

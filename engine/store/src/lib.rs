@@ -23,7 +23,7 @@ mod phs;
 mod schema;
 
 pub use alert::AlertRow;
-pub use cs::{CsObject, ExportState, Link, PendingImport};
+pub use cs::{CsLinks, CsObject, ExportState, Link, PendingImport};
 pub use history::RunRow;
 pub use lock::RunLock;
 pub use mv::{Contribution, MvAttr, MvObject};

@@ -140,43 +140,65 @@ pub(crate) fn referrers(c: &Connection, mv_id: i64) -> Result<Vec<(i64, String)>
     rows.collect::<rusqlite::Result<_>>()
 }
 
+/// One contribution as stored, in the row of its metaverse and connector-space objects.
+#[derive(Serialize, Deserialize)]
+struct Item {
+    #[serde(rename = "a")]
+    attr: String,
+    #[serde(rename = "r")]
+    rule: String,
+    #[serde(rename = "p")]
+    precedence: i64,
+    #[serde(rename = "v")]
+    values: Vec<Value>,
+}
+
+fn items(mv_id: i64, cs_id: i64, json: &str) -> rusqlite::Result<Vec<Contribution>> {
+    let items: Vec<Item> = serde_json::from_str(json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            2,
+            rusqlite::types::Type::Text,
+            format!("contributions of {cs_id} to metaverse object {mv_id}: {e}").into(),
+        )
+    })?;
+    Ok(items.into_iter().map(|i| Contribution { attr: i.attr, cs_id, rule: i.rule, precedence: i.precedence, values: i.values }).collect())
+}
+
 pub(crate) fn contributions(c: &Connection, mv_id: i64) -> Result<Vec<Contribution>> {
-    let mut st = c.prepare_cached("SELECT attr, cs_id, rule, precedence, vals FROM mv_contrib WHERE mv_id=?1")?;
-    let rows = st.query_map([mv_id], contrib_row)?;
-    rows.collect()
+    let mut st = c.prepare_cached("SELECT cs_id, items FROM mv_contrib WHERE mv_id=?1")?;
+    let mut out = Vec::new();
+    for row in st.query_map([mv_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+        let (cs_id, json) = row?;
+        out.extend(items(mv_id, cs_id, &json)?);
+    }
+    Ok(out)
 }
 
 pub(crate) fn contributions_of_cs(c: &Connection, cs_id: i64) -> Result<Vec<(i64, Contribution)>> {
-    let mut st = c.prepare_cached("SELECT attr, cs_id, rule, precedence, vals, mv_id FROM mv_contrib WHERE cs_id=?1")?;
-    let rows = st.query_map([cs_id], |r| Ok((r.get::<_, i64>(5)?, contrib_row(r)?)))?;
-    rows.collect::<rusqlite::Result<_>>()
+    let mut st = c.prepare_cached("SELECT mv_id, items FROM mv_contrib WHERE cs_id=?1")?;
+    let mut out = Vec::new();
+    for row in st.query_map([cs_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+        let (mv_id, json) = row?;
+        out.extend(items(mv_id, cs_id, &json)?.into_iter().map(|k| (mv_id, k)));
+    }
+    Ok(out)
 }
 
-fn contrib_row(r: &rusqlite::Row) -> rusqlite::Result<Contribution> {
-    let vals: String = r.get(4)?;
-    Ok(Contribution {
-        attr: r.get(0)?,
-        cs_id: r.get(1)?,
-        rule: r.get(2)?,
-        precedence: r.get(3)?,
-        values: serde_json::from_str(&vals)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
-    })
-}
-
-pub(crate) fn put_contribution(c: &Connection, mv_id: i64, k: &Contribution) -> Result<()> {
-    let vals = serde_json::to_string(&k.values).unwrap_or_else(|_| "[]".into());
+/// Replaces what `cs_id` contributes to `mv_id` (nothing: the row goes).
+pub(crate) fn set_contributions(c: &Connection, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
+    if all.is_empty() {
+        c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1 AND cs_id=?2")?.execute(params![mv_id, cs_id])?;
+        return Ok(());
+    }
+    let stored: Vec<Item> = all
+        .iter()
+        .map(|k| Item { attr: k.attr.clone(), rule: k.rule.clone(), precedence: k.precedence, values: k.values.clone() })
+        .collect();
+    let json = serde_json::to_string(&stored).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     c.prepare_cached(
-        "INSERT INTO mv_contrib(mv_id, attr, cs_id, rule, precedence, vals) VALUES (?1,?2,?3,?4,?5,?6)
-         ON CONFLICT(mv_id, attr, cs_id, rule) DO UPDATE SET precedence=excluded.precedence, vals=excluded.vals",
+        "INSERT INTO mv_contrib(mv_id, cs_id, items) VALUES (?1,?2,?3) ON CONFLICT(mv_id, cs_id) DO UPDATE SET items=excluded.items",
     )?
-    .execute(params![mv_id, k.attr, k.cs_id, k.rule, k.precedence, vals])?;
-    Ok(())
-}
-
-pub(crate) fn remove_contribution(c: &Connection, mv_id: i64, attr: &str, cs_id: i64, rule: &str) -> Result<()> {
-    c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1 AND attr=?2 AND cs_id=?3 AND rule=?4")?
-        .execute(params![mv_id, attr, cs_id, rule])?;
+    .execute(params![mv_id, cs_id, json])?;
     Ok(())
 }
 

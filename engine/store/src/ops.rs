@@ -2,7 +2,7 @@
 //! transaction, [`WriteOps`] on a write transaction. The SQLite transactions implement them
 //! here; the SQL itself is in the module named for each concept.
 use crate::alert::AlertRow;
-use crate::cs::CsObject;
+use crate::cs::{CsLinks, CsObject, Link};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject};
 use crate::phs::PhsPair;
@@ -23,6 +23,17 @@ pub trait ReadOps {
     fn cs_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsObject>>;
     /// Every connector-space object linked to a metaverse object, by id.
     fn cs_all_linked(&self, mv_id: i64) -> Result<Vec<CsObject>>;
+    /// An object's identity and links, its attributes not read.
+    fn cs_links(&self, id: i64) -> Result<Option<CsLinks>>;
+    /// [`ReadOps::cs_by_dn`]'s objects, their attributes not read.
+    fn cs_links_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsLinks>>;
+    /// [`ReadOps::cs_linked`]'s object, its attributes not read.
+    fn cs_links_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsLinks>>;
+    /// The target side of a metaverse object, by id: objects with an export state or an
+    /// outbound link (provisioned, adopted); its sources are not read.
+    fn cs_targets_of(&self, mv_id: i64) -> Result<Vec<CsObject>>;
+    /// The sources (joined, projected) of a metaverse object as `(connector, anchor)`, by id.
+    fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>>;
     /// Every object of a connector, by id.
     fn cs_of_connector(&self, connector: &str) -> Result<Vec<CsObject>>;
     /// Objects of a connector that exist in its directory, by id.
@@ -103,6 +114,10 @@ pub trait ReadOps {
 pub trait WriteOps: ReadOps {
     /// Inserts (id 0) or updates the object; returns its id.
     fn cs_save(&self, o: &CsObject) -> Result<i64>;
+    /// Writes only an object's link (what [`WriteOps::cs_save`] would, for these columns).
+    fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()>;
+    /// Writes only that sync looked at an import: no pending import, this error or none.
+    fn cs_set_synced(&self, id: i64, error: Option<&str>) -> Result<()>;
     fn cs_delete(&self, id: i64) -> Result<()>;
     /// Remembers a DN an object no longer has: renamed (`Some(id)`: references to the old DN
     /// follow it) or deleted (`None`: references to it are dropped quietly).
@@ -123,8 +138,8 @@ pub trait WriteOps: ReadOps {
     /// Removes a deleted object for good (after outbound sync has deprovisioned it).
     fn mv_purge(&self, id: i64) -> Result<()>;
     fn mv_clear_dirty(&self, id: i64) -> Result<()>;
-    fn mv_put_contribution(&self, mv_id: i64, k: &Contribution) -> Result<()>;
-    fn mv_remove_contribution(&self, mv_id: i64, attr: &str, cs_id: i64, rule: &str) -> Result<()>;
+    /// Replaces everything `cs_id` contributes to `mv_id` by `all` (each `cs_id` is `cs_id`).
+    fn mv_set_contributions(&self, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()>;
 
     fn meta_set(&self, key: &str, value: &str) -> Result<()>;
     fn meta_delete(&self, key: &str) -> Result<()>;
@@ -236,6 +251,21 @@ impl<S: Sqlite> ReadOps for S {
     fn cs_all_linked(&self, mv_id: i64) -> Result<Vec<CsObject>> {
         on(self, |c| cs::all_linked(c, mv_id))
     }
+    fn cs_links(&self, id: i64) -> Result<Option<CsLinks>> {
+        on(self, |c| cs::links(c, id))
+    }
+    fn cs_links_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsLinks>> {
+        on(self, |c| cs::links_by_dn(c, connector, dn))
+    }
+    fn cs_links_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsLinks>> {
+        on(self, |c| cs::links_linked(c, connector, mv_id))
+    }
+    fn cs_targets_of(&self, mv_id: i64) -> Result<Vec<CsObject>> {
+        on(self, |c| cs::targets_of(c, mv_id))
+    }
+    fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>> {
+        on(self, |c| cs::sources_of(c, mv_id))
+    }
     fn cs_of_connector(&self, connector: &str) -> Result<Vec<CsObject>> {
         on(self, |c| cs::of_connector(c, connector))
     }
@@ -345,6 +375,12 @@ impl WriteOps for WriteTxn<'_> {
     fn cs_save(&self, o: &CsObject) -> Result<i64> {
         on(self, |c| cs::save(c, o))
     }
+    fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
+        on(self, |c| cs::set_link(c, id, mv_id, link, rule))
+    }
+    fn cs_set_synced(&self, id: i64, error: Option<&str>) -> Result<()> {
+        on(self, |c| cs::set_synced(c, id, error))
+    }
     fn cs_delete(&self, id: i64) -> Result<()> {
         on(self, |c| cs::delete(c, id))
     }
@@ -379,11 +415,8 @@ impl WriteOps for WriteTxn<'_> {
     fn mv_clear_dirty(&self, id: i64) -> Result<()> {
         on(self, |c| mv::clear_dirty(c, id))
     }
-    fn mv_put_contribution(&self, mv_id: i64, k: &Contribution) -> Result<()> {
-        on(self, |c| mv::put_contribution(c, mv_id, k))
-    }
-    fn mv_remove_contribution(&self, mv_id: i64, attr: &str, cs_id: i64, rule: &str) -> Result<()> {
-        on(self, |c| mv::remove_contribution(c, mv_id, attr, cs_id, rule))
+    fn mv_set_contributions(&self, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
+        on(self, |c| mv::set_contributions(c, mv_id, cs_id, all))
     }
 
     fn meta_set(&self, key: &str, value: &str) -> Result<()> {

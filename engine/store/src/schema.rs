@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -52,13 +52,10 @@ CREATE TABLE IF NOT EXISTS mv_object (
 CREATE INDEX IF NOT EXISTS mv_dirty ON mv_object(dirty) WHERE dirty = 1;
 CREATE TABLE IF NOT EXISTS mv_contrib (
     mv_id INTEGER NOT NULL,
-    attr TEXT NOT NULL,
     cs_id INTEGER NOT NULL,
-    rule TEXT NOT NULL,
-    precedence INTEGER NOT NULL,
-    vals TEXT NOT NULL,
-    PRIMARY KEY (mv_id, attr, cs_id, rule)
-);
+    items TEXT NOT NULL,
+    PRIMARY KEY (mv_id, cs_id)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mv_contrib_cs ON mv_contrib(cs_id);
 CREATE TABLE IF NOT EXISTS mv_value (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS mv_value_v ON mv_value(value, attr);
@@ -110,13 +107,27 @@ CREATE UNIQUE INDEX IF NOT EXISTS alert_open ON alert(key) WHERE resolved IS NUL
 
 /// What turns a database of an older version into the current one, step by step; each step
 /// runs in one transaction with the version it reaches.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    2,
-    "ALTER TABLE run_error ADD COLUMN category TEXT NOT NULL DEFAULT 'other';
-     ALTER TABLE run_error ADD COLUMN attribute TEXT;
-     ALTER TABLE run_error ADD COLUMN conflict TEXT;
-     CREATE INDEX IF NOT EXISTS run_error_run ON run_error(run_id);",
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        2,
+        "ALTER TABLE run_error ADD COLUMN category TEXT NOT NULL DEFAULT 'other';
+         ALTER TABLE run_error ADD COLUMN attribute TEXT;
+         ALTER TABLE run_error ADD COLUMN conflict TEXT;
+         CREATE INDEX IF NOT EXISTS run_error_run ON run_error(run_id);",
+    ),
+    // One row per metaverse object and contributing connector-space object, instead of one
+    // per attribute and rule: a projection writes one row, not one per attribute.
+    (
+        3,
+        "CREATE TABLE mv_contrib_v3 (mv_id INTEGER NOT NULL, cs_id INTEGER NOT NULL, items TEXT NOT NULL, PRIMARY KEY (mv_id, cs_id)) WITHOUT ROWID;
+         INSERT INTO mv_contrib_v3 (mv_id, cs_id, items)
+             SELECT mv_id, cs_id, json_group_array(json_object('a', attr, 'r', rule, 'p', precedence, 'v', json(vals)))
+             FROM (SELECT * FROM mv_contrib ORDER BY mv_id, cs_id, attr, rule) GROUP BY mv_id, cs_id;
+         DROP TABLE mv_contrib;
+         ALTER TABLE mv_contrib_v3 RENAME TO mv_contrib;
+         CREATE INDEX mv_contrib_cs ON mv_contrib(cs_id);",
+    ),
+];
 
 /// Settings, the schema, and its version: a database of another version is refused.
 pub(crate) fn init(conn: &Connection) -> Result<(), String> {
@@ -178,7 +189,13 @@ mod tests {
         CREATE TABLE run (id INTEGER PRIMARY KEY, profile TEXT NOT NULL, started TEXT NOT NULL, finished TEXT, status TEXT NOT NULL, summary TEXT);
         CREATE TABLE run_error (run_id INTEGER NOT NULL, stage TEXT NOT NULL, connector TEXT, object TEXT, cs_id INTEGER, mv_id INTEGER, rule TEXT, message TEXT NOT NULL);
         INSERT INTO run VALUES (1, 'delta', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', 'errors', '{}');
-        INSERT INTO run_error VALUES (1, 'sync', 'corp', 'ada', 3, 4, 'r', 'flow mail: boom');";
+        INSERT INTO run_error VALUES (1, 'sync', 'corp', 'ada', 3, 4, 'r', 'flow mail: boom');
+        CREATE TABLE mv_contrib (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, cs_id INTEGER NOT NULL, rule TEXT NOT NULL, precedence INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (mv_id, attr, cs_id, rule));
+        CREATE INDEX mv_contrib_cs ON mv_contrib(cs_id);
+        INSERT INTO mv_contrib VALUES (4, 'mail', 3, 'hr', 100, '[\"ada@example.org\"]');
+        INSERT INTO mv_contrib VALUES (4, 'cn', 3, 'hr', 100, '[\"Ada\"]');
+        INSERT INTO mv_contrib VALUES (4, 'mail', 7, 'ad', 50, '[\"ada@corp.example\"]');
+        INSERT INTO mv_contrib VALUES (4, 'manager', 3, 'hr', 100, '[{\"ref\":9}]');";
 
     #[test]
     fn a_version_1_database_is_migrated_in_place_keeping_its_history() {
@@ -191,6 +208,21 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].1.message, "flow mail: boom");
         assert_eq!(errors[0].1.category, idflow_core::Category::Other);
+        // Contributions: one row per metaverse and connector-space object now, the same values.
+        let mut of_mv = crate::mv::contributions(&c, 4).expect("contributions");
+        of_mv.sort_by(|a, b| (a.cs_id, &a.attr).cmp(&(b.cs_id, &b.attr)));
+        let shown: Vec<String> =
+            of_mv.iter().map(|k| format!("{} {} {} {} {:?}", k.cs_id, k.attr, k.rule, k.precedence, k.values)).collect();
+        assert_eq!(
+            shown,
+            [
+                "3 cn hr 100 [Str(\"Ada\")]",
+                "3 mail hr 100 [Str(\"ada@example.org\")]",
+                "3 manager hr 100 [Ref(9)]",
+                "7 mail ad 50 [Str(\"ada@corp.example\")]"
+            ]
+        );
+        assert_eq!(crate::mv::contributions_of_cs(&c, 7).expect("of cs").len(), 1);
         super::init(&c).expect("a second open changes nothing");
     }
 

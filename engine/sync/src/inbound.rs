@@ -267,7 +267,8 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
             }
         }
     };
-    ctx.tx.cs_save(o)?;
+    // Only the link changed (joined, projected or restored).
+    ctx.tx.cs_set_link(o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
     if let Some(d) = &o.dn {
         recheck.extend(ctx.tx.cs_waiting_for(&dn::norm(d))?);
     }
@@ -348,14 +349,12 @@ fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Resu
 }
 
 /// Persists pass 2's outcome: contributions and winners, dangling references, errors.
-fn persist_flows(ctx: &mut Ctx, mut o: CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed) -> Result<()> {
+fn persist_flows(ctx: &mut Ctx, o: CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed) -> Result<()> {
     match flowed {
         Flowed::Failed { rule, message } => {
             obj_error(ctx, &o, Some(&rule), message.clone());
             ctx.incomplete.insert(mv_obj.id);
-            o.error = Some(message);
-            o.pending_import = None;
-            ctx.tx.cs_save(&o)?;
+            ctx.tx.cs_set_synced(o.id, Some(&message))?;
         }
         Flowed::Done { contributions, dangling, reference_errors } => {
             let changed = precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?;
@@ -366,9 +365,7 @@ fn persist_flows(ctx: &mut Ctx, mut o: CsObject, mut mv_obj: idflow_store::MvObj
             for m in &reference_errors {
                 obj_error(ctx, &o, o.link_rule.clone().as_deref(), m.clone());
             }
-            o.error = reference_errors.first().cloned();
-            o.pending_import = None;
-            ctx.tx.cs_save(&o)?;
+            ctx.tx.cs_set_synced(o.id, reference_errors.first().map(String::as_str))?;
         }
     }
     Ok(())

@@ -81,8 +81,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
         ctx.observer.advanced(1);
         let Some(m) = ctx.tx.mv_get(id)? else { continue };
         ctx.stats.outbound_objects += 1;
-        let linked_out: Vec<CsObject> =
-            ctx.tx.cs_all_linked(id)?.into_iter().filter(|o| o.export_state.is_some() || o.link.is_some_and(|l| !l.is_inbound())).collect();
+        let linked_out: Vec<CsObject> = ctx.tx.cs_targets_of(id)?;
         if m.deleted {
             // Deletions already pending (held by the threshold, or not exported yet) stay as they are.
             for mut o in linked_out.into_iter().filter(|o| o.export_state != Some(ExportState::Delete)) {

@@ -9,7 +9,7 @@ use idflow_core::connector::{OpKind, RefForm};
 use idflow_core::{ObjectError, Result, Value};
 use idflow_policy::defs::Direction;
 use idflow_policy::RuleSet;
-use idflow_store::{CsObject, Link, ReadOps};
+use idflow_store::{CsObject, ReadOps};
 use serde::{Deserialize, Serialize};
 
 /// One value in a plan.
@@ -182,10 +182,8 @@ fn rule_of_attr(rules: &RuleSet, connector: &str, object_type: &str, attr: &str,
 fn identity(c: &dyn ReadOps, o: &CsObject, kind: OpKind) -> Result<Identity> {
     let mut sources = Vec::new();
     if let Some(m) = o.mv_id {
-        for s in c.cs_all_linked(m)? {
-            if matches!(s.link, Some(Link::Joined | Link::Projected)) {
-                sources.push(format!("{}:{}", s.connector, s.anchor.as_deref().unwrap_or("-")));
-            }
+        for (connector, anchor) in c.cs_sources_of(m)? {
+            sources.push(format!("{connector}:{}", anchor.as_deref().unwrap_or("-")));
         }
     }
     sources.sort();

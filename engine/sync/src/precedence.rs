@@ -16,9 +16,7 @@ pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &
     for k in &old {
         match new.get(&(k.attr.clone(), k.rule.clone())) {
             Some((p, v)) if *p == k.precedence && v == &k.values => {}
-            Some(_) => {}
-            None => {
-                tx.mv_remove_contribution(mv_obj.id, &k.attr, cs_id, &k.rule)?;
+            _ => {
                 touched.insert(k.attr.clone());
             }
         }
@@ -26,13 +24,23 @@ pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &
     for ((attr, rule), (p, values)) in new {
         let same = old.iter().any(|k| &k.attr == attr && &k.rule == rule && k.precedence == *p && &k.values == values);
         if !same {
-            tx.mv_put_contribution(
-                mv_obj.id,
-                &Contribution { attr: attr.clone(), cs_id, rule: rule.clone(), precedence: *p, values: values.clone() },
-            )?;
             touched.insert(attr.clone());
         }
     }
+    if touched.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all: Vec<Contribution> = new
+        .iter()
+        .map(|((attr, rule), (p, values))| Contribution {
+            attr: attr.clone(),
+            cs_id,
+            rule: rule.clone(),
+            precedence: *p,
+            values: values.clone(),
+        })
+        .collect();
+    tx.mv_set_contributions(mv_obj.id, cs_id, &all)?;
     let touched: Vec<String> = touched.into_iter().collect();
     recompute(tx, mv_obj, &touched)
 }

@@ -19,13 +19,13 @@ pub(crate) enum Inbound {
 
 /// Resolves a DN found in a reference attribute of `connector`.
 pub(crate) fn resolve_dn(c: &dyn ReadOps, connector: &str, dn: &str) -> Result<Inbound> {
-    let found = c.cs_by_dn(connector, dn)?;
+    let found = c.cs_links_by_dn(connector, dn)?;
     let mut live: Vec<_> = found.into_iter().filter(|o| o.present || o.mv_id.is_some()).collect();
     if live.is_empty() {
         match c.cs_former_dn(connector, dn)? {
             None => return Ok(Inbound::Missing),
             Some(None) => return Ok(Inbound::Deleted),
-            Some(Some(id)) => match c.cs_get(id)? {
+            Some(Some(id)) => match c.cs_links(id)? {
                 Some(o) => live.push(o),
                 None => return Ok(Inbound::Deleted),
             },
@@ -43,12 +43,12 @@ pub(crate) fn resolve_dn(c: &dyn ReadOps, connector: &str, dn: &str) -> Result<I
 /// The connector-space object in `connector` that stands for metaverse object `mv_id`, if one
 /// is provisioned or adopted there (and not being deleted).
 pub(crate) fn resolve_mv(c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result<Option<i64>> {
-    Ok(c.cs_linked(connector, mv_id)?.filter(|o| o.export_state != Some(ExportState::Delete)).map(|o| o.id))
+    Ok(c.cs_links_linked(connector, mv_id)?.filter(|o| o.export_state != Some(ExportState::Delete)).map(|o| o.id))
 }
 
 /// How the target names object `cs_id`: its DN or its anchor; `None` until it has one.
 pub(crate) fn target_ident(c: &dyn ReadOps, cs_id: i64, form: RefForm) -> Result<Option<String>> {
-    Ok(c.cs_get(cs_id)?.and_then(|o| match form {
+    Ok(c.cs_links(cs_id)?.and_then(|o| match form {
         RefForm::Dn => o.desired_dn.or(o.dn),
         RefForm::Anchor => o.anchor,
     }))
