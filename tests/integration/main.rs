@@ -8,6 +8,7 @@ mod drsr;
 mod health;
 mod ldif;
 mod lifecycle;
+mod migration;
 mod openldap;
 mod phs;
 mod plan;

@@ -1,0 +1,48 @@
+//! A metaverse made by the previous release is migrated in place on first open, never
+//! rebuilt: the same objects, the same contributions, nothing to change in any target.
+use crate::common::Env;
+
+/// The metaverse as the previous release (schema 2) wrote it: one contribution row per
+/// attribute and rule. Made from the current one with SQLite's JSON functions (test set-up).
+const BACK_TO_SCHEMA_2: &str = "BEGIN;
+CREATE TABLE mv_contrib_v2 (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, cs_id INTEGER NOT NULL, rule TEXT NOT NULL,
+    precedence INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (mv_id, attr, cs_id, rule));
+INSERT INTO mv_contrib_v2 SELECT c.mv_id, json_extract(j.value, '$.a'), c.cs_id, json_extract(j.value, '$.r'),
+    json_extract(j.value, '$.p'), json(json_extract(j.value, '$.v')) FROM mv_contrib c, json_each(c.items) j;
+DROP TABLE mv_contrib;
+ALTER TABLE mv_contrib_v2 RENAME TO mv_contrib;
+CREATE INDEX mv_contrib_cs ON mv_contrib(cs_id);
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+COMMIT;";
+
+fn sqlite(e: &Env, sql: &str) -> String {
+    let o = std::process::Command::new("sqlite3")
+        .arg(e.path("state/idflow.db"))
+        .arg(sql)
+        .output()
+        .expect("sqlite3 (apt-get install sqlite3) runs");
+    assert!(o.status.success(), "sqlite3: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
+    sqlite(&e, BACK_TO_SCHEMA_2);
+    let rows: usize = sqlite(&e, "SELECT COUNT(*) FROM mv_contrib").parse().expect("count");
+    assert!(rows > 5 * 1025, "schema 2 keeps a row per attribute and rule: {rows}");
+
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "one row per metaverse and source object");
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
+    // A full sync recomputes every winner from the migrated contributions: all the same.
+    let sync = e.ok(&["sync", "--full"], 0).stdout;
+    assert!(sync.contains(" 0 metaverse updated") && sync.contains(" 0 provisioned"), "{sync}");
+    e.ok(&["apply"], 0);
+    assert_eq!(e.read("out/cloud.json"), cloud);
+}
