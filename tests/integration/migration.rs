@@ -3,7 +3,7 @@
 use crate::common::Env;
 
 /// The metaverse as the previous release (schema 2) wrote it: one contribution row per
-/// attribute and rule. Made from the current one with SQLite's JSON functions (test set-up).
+/// attribute and rule, objects' attributes before their small columns. Made from the current one with SQLite's JSON functions (test set-up).
 const BACK_TO_SCHEMA_2: &str = "BEGIN;
 CREATE TABLE mv_contrib_v2 (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, cs_id INTEGER NOT NULL, rule TEXT NOT NULL,
     precedence INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (mv_id, attr, cs_id, rule));
@@ -12,6 +12,24 @@ INSERT INTO mv_contrib_v2 SELECT c.mv_id, json_extract(j.value, '$.a'), c.cs_id,
 DROP TABLE mv_contrib;
 ALTER TABLE mv_contrib_v2 RENAME TO mv_contrib;
 CREATE INDEX mv_contrib_cs ON mv_contrib(cs_id);
+CREATE TABLE cs_object_v2 (id INTEGER PRIMARY KEY, connector TEXT NOT NULL, anchor TEXT, dn TEXT, dn_norm TEXT,
+    object_type TEXT NOT NULL, attrs TEXT NOT NULL, present INTEGER NOT NULL DEFAULT 1, desired TEXT, desired_dn TEXT,
+    export_state TEXT, pending_import TEXT, pending_export INTEGER NOT NULL DEFAULT 0, mv_id INTEGER, link TEXT, link_rule TEXT, error TEXT);
+INSERT INTO cs_object_v2 SELECT id, connector, anchor, dn, dn_norm, object_type, attrs, present, desired, desired_dn,
+    export_state, pending_import, pending_export, mv_id, link, link_rule, error FROM cs_object;
+DROP TABLE cs_object;
+ALTER TABLE cs_object_v2 RENAME TO cs_object;
+CREATE UNIQUE INDEX cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
+CREATE INDEX cs_dn ON cs_object(connector, dn_norm);
+CREATE INDEX cs_mv ON cs_object(mv_id) WHERE mv_id IS NOT NULL;
+CREATE INDEX cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
+CREATE INDEX cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
+CREATE TABLE mv_object_v2 (id INTEGER PRIMARY KEY, object_type TEXT NOT NULL, attrs TEXT NOT NULL,
+    dirty INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0);
+INSERT INTO mv_object_v2 SELECT id, object_type, attrs, dirty, deleted FROM mv_object;
+DROP TABLE mv_object;
+ALTER TABLE mv_object_v2 RENAME TO mv_object;
+CREATE INDEX mv_dirty ON mv_object(dirty) WHERE dirty = 1;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 COMMIT;";
 
@@ -34,12 +52,16 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
     sqlite(&e, BACK_TO_SCHEMA_2);
     let rows: usize = sqlite(&e, "SELECT COUNT(*) FROM mv_contrib").parse().expect("count");
     assert!(rows > 5 * 1025, "schema 2 keeps a row per attribute and rule: {rows}");
+    let columns = sqlite(&e, "SELECT group_concat(name) FROM pragma_table_info('cs_object')");
+    assert!(columns.starts_with("id,connector,anchor,dn,dn_norm,object_type,attrs"), "{columns}");
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
     assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "3");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "one row per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
+    let columns = sqlite(&e, "SELECT group_concat(name) FROM pragma_table_info('cs_object')");
+    assert!(columns.ends_with("attrs,desired"), "{columns}");
     // A full sync recomputes every winner from the migrated contributions: all the same.
     let sync = e.ok(&["sync", "--full"], 0).stdout;
     assert!(sync.contains(" 0 metaverse updated") && sync.contains(" 0 provisioned"), "{sync}");

@@ -14,20 +14,20 @@ CREATE TABLE IF NOT EXISTS cs_object (
     id INTEGER PRIMARY KEY,
     connector TEXT NOT NULL,
     anchor TEXT,
-    dn TEXT,
     dn_norm TEXT,
     object_type TEXT NOT NULL,
-    attrs TEXT NOT NULL,
     present INTEGER NOT NULL DEFAULT 1,
-    desired TEXT,
-    desired_dn TEXT,
     export_state TEXT,
     pending_import TEXT,
     pending_export INTEGER NOT NULL DEFAULT 0,
     mv_id INTEGER,
     link TEXT,
     link_rule TEXT,
-    error TEXT
+    error TEXT,
+    dn TEXT,
+    desired_dn TEXT,
+    attrs TEXT NOT NULL,
+    desired TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cs_dn ON cs_object(connector, dn_norm);
@@ -45,9 +45,9 @@ CREATE TABLE IF NOT EXISTS cs_former_dn (
 CREATE TABLE IF NOT EXISTS mv_object (
     id INTEGER PRIMARY KEY,
     object_type TEXT NOT NULL,
-    attrs TEXT NOT NULL,
     dirty INTEGER NOT NULL DEFAULT 0,
-    deleted INTEGER NOT NULL DEFAULT 0
+    deleted INTEGER NOT NULL DEFAULT 0,
+    attrs TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mv_dirty ON mv_object(dirty) WHERE dirty = 1;
 CREATE TABLE IF NOT EXISTS mv_contrib (
@@ -116,10 +116,32 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX IF NOT EXISTS run_error_run ON run_error(run_id);",
     ),
     // One row per metaverse object and contributing connector-space object, instead of one
-    // per attribute and rule: a projection writes one row, not one per attribute.
+    // per attribute and rule: a projection writes one row, not one per attribute. Objects keep
+    // their small columns before their attributes (JSON, often longer than a page), so that
+    // reading links, states and flags does not walk the attributes' overflow pages.
     (
         3,
-        "CREATE TABLE mv_contrib_v3 (mv_id INTEGER NOT NULL, cs_id INTEGER NOT NULL, items TEXT NOT NULL, PRIMARY KEY (mv_id, cs_id)) WITHOUT ROWID;
+        "CREATE TABLE cs_object_v3 (id INTEGER PRIMARY KEY, connector TEXT NOT NULL, anchor TEXT, dn_norm TEXT, object_type TEXT NOT NULL,
+             present INTEGER NOT NULL DEFAULT 1, export_state TEXT, pending_import TEXT, pending_export INTEGER NOT NULL DEFAULT 0,
+             mv_id INTEGER, link TEXT, link_rule TEXT, error TEXT, dn TEXT, desired_dn TEXT, attrs TEXT NOT NULL, desired TEXT);
+         INSERT INTO cs_object_v3 (id, connector, anchor, dn_norm, object_type, present, export_state, pending_import, pending_export,
+             mv_id, link, link_rule, error, dn, desired_dn, attrs, desired)
+             SELECT id, connector, anchor, dn_norm, object_type, present, export_state, pending_import, pending_export,
+             mv_id, link, link_rule, error, dn, desired_dn, attrs, desired FROM cs_object;
+         DROP TABLE cs_object;
+         ALTER TABLE cs_object_v3 RENAME TO cs_object;
+         CREATE UNIQUE INDEX cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
+         CREATE INDEX cs_dn ON cs_object(connector, dn_norm);
+         CREATE INDEX cs_mv ON cs_object(mv_id) WHERE mv_id IS NOT NULL;
+         CREATE INDEX cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
+         CREATE INDEX cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
+         CREATE TABLE mv_object_v3 (id INTEGER PRIMARY KEY, object_type TEXT NOT NULL, dirty INTEGER NOT NULL DEFAULT 0,
+             deleted INTEGER NOT NULL DEFAULT 0, attrs TEXT NOT NULL);
+         INSERT INTO mv_object_v3 (id, object_type, dirty, deleted, attrs) SELECT id, object_type, dirty, deleted, attrs FROM mv_object;
+         DROP TABLE mv_object;
+         ALTER TABLE mv_object_v3 RENAME TO mv_object;
+         CREATE INDEX mv_dirty ON mv_object(dirty) WHERE dirty = 1;
+         CREATE TABLE mv_contrib_v3 (mv_id INTEGER NOT NULL, cs_id INTEGER NOT NULL, items TEXT NOT NULL, PRIMARY KEY (mv_id, cs_id)) WITHOUT ROWID;
          INSERT INTO mv_contrib_v3 (mv_id, cs_id, items)
              SELECT mv_id, cs_id, json_group_array(json_object('a', attr, 'r', rule, 'p', precedence, 'v', json(vals)))
              FROM (SELECT * FROM mv_contrib ORDER BY mv_id, cs_id, attr, rule) GROUP BY mv_id, cs_id;
@@ -190,6 +212,11 @@ mod tests {
         CREATE TABLE run_error (run_id INTEGER NOT NULL, stage TEXT NOT NULL, connector TEXT, object TEXT, cs_id INTEGER, mv_id INTEGER, rule TEXT, message TEXT NOT NULL);
         INSERT INTO run VALUES (1, 'delta', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', 'errors', '{}');
         INSERT INTO run_error VALUES (1, 'sync', 'corp', 'ada', 3, 4, 'r', 'flow mail: boom');
+        CREATE TABLE cs_object (id INTEGER PRIMARY KEY, connector TEXT NOT NULL, anchor TEXT, dn TEXT, dn_norm TEXT, object_type TEXT NOT NULL, attrs TEXT NOT NULL, present INTEGER NOT NULL DEFAULT 1, desired TEXT, desired_dn TEXT, export_state TEXT, pending_import TEXT, pending_export INTEGER NOT NULL DEFAULT 0, mv_id INTEGER, link TEXT, link_rule TEXT, error TEXT);
+        CREATE UNIQUE INDEX cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
+        INSERT INTO cs_object VALUES (3, 'hr', 'E1', 'uid=ada,ou=people', 'uid=ada,ou=people', 'person', '{\"cn\":[\"Ada\"]}', 1, NULL, NULL, NULL, 'update', 0, 4, 'projected', 'hr', NULL);
+        CREATE TABLE mv_object (id INTEGER PRIMARY KEY, object_type TEXT NOT NULL, attrs TEXT NOT NULL, dirty INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO mv_object VALUES (4, 'person', '{}', 1, 0);
         CREATE TABLE mv_contrib (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, cs_id INTEGER NOT NULL, rule TEXT NOT NULL, precedence INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (mv_id, attr, cs_id, rule));
         CREATE INDEX mv_contrib_cs ON mv_contrib(cs_id);
         INSERT INTO mv_contrib VALUES (4, 'mail', 3, 'hr', 100, '[\"ada@example.org\"]');
@@ -223,6 +250,14 @@ mod tests {
             ]
         );
         assert_eq!(crate::mv::contributions_of_cs(&c, 7).expect("of cs").len(), 1);
+        // Objects: the same columns, the small ones first now.
+        let o = crate::cs::get(&c, 3).expect("read").expect("kept");
+        assert_eq!((o.connector.as_str(), o.anchor.as_deref(), o.mv_id, o.link), ("hr", Some("E1"), Some(4), Some(crate::Link::Projected)));
+        assert_eq!((o.pending_import, o.dn.as_deref()), (Some(crate::PendingImport::Update), Some("uid=ada,ou=people")));
+        assert_eq!(o.attrs.get("cn"), Some(&vec![idflow_core::Value::from("Ada")]));
+        let m = crate::mv::get(&c, 4).expect("read").expect("kept");
+        assert_eq!((m.object_type.as_str(), m.deleted), ("person", false));
+        assert_eq!(crate::mv::dirty_ids(&c).expect("dirty"), vec![4]);
         super::init(&c).expect("a second open changes nothing");
     }
 
