@@ -18,6 +18,15 @@ pub enum ExportState {
     Delete,
 }
 
+impl ExportState {
+    fn as_str(self) -> &'static str {
+        match self {
+            ExportState::Present => "present",
+            ExportState::Delete => "delete",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
     /// Inbound: joined to an existing metaverse object.
@@ -183,6 +192,22 @@ pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option
     Ok(())
 }
 
+/// What outbound sync decided for a target object: its desired state, export state, whether
+/// an export is pending, its error (or none). Only those columns are written.
+pub(crate) fn set_desired(c: &Connection, o: &CsObject) -> Result<()> {
+    c.prepare_cached("UPDATE cs_object SET desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?.execute(
+        params![
+            o.id,
+            o.desired.as_ref().map(attrs_to_json),
+            o.desired_dn,
+            o.export_state.map(ExportState::as_str),
+            o.pending_export as i64,
+            o.error
+        ],
+    )?;
+    Ok(())
+}
+
 /// An import looked at by sync: its pending import cleared, its error (or none) set.
 pub(crate) fn set_synced(c: &Connection, id: i64, error: Option<&str>) -> Result<()> {
     c.prepare_cached("UPDATE cs_object SET pending_import=NULL, error=?2 WHERE id=?1")?.execute(params![id, error])?;
@@ -230,10 +255,7 @@ fn pending_import_str(p: Option<PendingImport>) -> Option<&'static str> {
 pub(crate) fn save(c: &Connection, o: &CsObject) -> Result<i64> {
     let dn_norm = o.dn.as_deref().map(dn::norm);
     let desired = o.desired.as_ref().map(attrs_to_json);
-    let export_state = o.export_state.map(|s| match s {
-        ExportState::Present => "present",
-        ExportState::Delete => "delete",
-    });
+    let export_state = o.export_state.map(ExportState::as_str);
     let p = params![
         o.connector,
         o.anchor,

@@ -116,6 +116,9 @@ pub trait WriteOps: ReadOps {
     fn cs_save(&self, o: &CsObject) -> Result<i64>;
     /// Writes only an object's link (what [`WriteOps::cs_save`] would, for these columns).
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()>;
+    /// Writes only what outbound sync decides for a target object: `desired`, `desired_dn`,
+    /// `export_state`, `pending_export` and `error` (its id, attributes and links stay).
+    fn cs_set_desired(&self, o: &CsObject) -> Result<()>;
     /// Writes only that sync looked at an import: no pending import, this error or none.
     fn cs_set_synced(&self, id: i64, error: Option<&str>) -> Result<()>;
     fn cs_delete(&self, id: i64) -> Result<()>;
@@ -377,6 +380,9 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
         on(self, |c| cs::set_link(c, id, mv_id, link, rule))
+    }
+    fn cs_set_desired(&self, o: &CsObject) -> Result<()> {
+        on(self, |c| cs::set_desired(c, o))
     }
     fn cs_set_synced(&self, id: i64, error: Option<&str>) -> Result<()> {
         on(self, |c| cs::set_synced(c, id, error))

@@ -294,7 +294,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
     o.export_state = Some(ExportState::Present);
     o.error = None;
     o.pending_export = diff::has_changes(ctx.tx, o)?;
-    ctx.tx.cs_save(o)?;
+    ctx.tx.cs_set_desired(o)?;
     Ok(())
 }
 
