@@ -359,16 +359,16 @@ pub(crate) fn of_connector(c: &Connection, connector: &str) -> Result<Vec<CsObje
     load(c, "connector=?1", [connector])
 }
 
-pub(crate) fn present(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
-    load(c, "connector=?1 AND present=1", [connector])
+pub(crate) fn present_ids(c: &Connection, connector: &str) -> Result<Vec<i64>> {
+    ids(c, "connector=?1 AND present=1", [connector])
 }
 
 pub(crate) fn unlinked_present(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
     load(c, "connector=?1 AND mv_id IS NULL AND present=1", [connector])
 }
 
-pub(crate) fn pending_export(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
-    load(c, "connector=?1 AND pending_export=1", [connector])
+pub(crate) fn pending_export_ids(c: &Connection, connector: &str) -> Result<Vec<i64>> {
+    ids(c, "connector=?1 AND pending_export=1", [connector])
 }
 
 pub(crate) fn count_pending_export(c: &Connection, connector: Option<&str>) -> Result<i64> {

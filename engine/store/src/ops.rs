@@ -36,12 +36,12 @@ pub trait ReadOps {
     fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>>;
     /// Every object of a connector, by id.
     fn cs_of_connector(&self, connector: &str) -> Result<Vec<CsObject>>;
-    /// Objects of a connector that exist in its directory, by id.
-    fn cs_present(&self, connector: &str) -> Result<Vec<CsObject>>;
+    /// Ids of a connector's objects that exist in its directory, by id.
+    fn cs_present_ids(&self, connector: &str) -> Result<Vec<i64>>;
     /// Objects of a connector that exist there and no metaverse object owns (outbound joins).
     fn cs_unlinked_present(&self, connector: &str) -> Result<Vec<CsObject>>;
-    /// Objects of a connector with a pending export, by id.
-    fn cs_pending_export(&self, connector: &str) -> Result<Vec<CsObject>>;
+    /// Ids of a connector's objects with a pending export, in order.
+    fn cs_pending_export_ids(&self, connector: &str) -> Result<Vec<i64>>;
     /// How many objects have a pending export, in one connector or in all.
     fn cs_count_pending_export(&self, connector: Option<&str>) -> Result<i64>;
     /// How many objects of a connector wait for their deletion to be exported.
@@ -272,14 +272,14 @@ impl<S: Sqlite> ReadOps for S {
     fn cs_of_connector(&self, connector: &str) -> Result<Vec<CsObject>> {
         on(self, |c| cs::of_connector(c, connector))
     }
-    fn cs_present(&self, connector: &str) -> Result<Vec<CsObject>> {
-        on(self, |c| cs::present(c, connector))
+    fn cs_present_ids(&self, connector: &str) -> Result<Vec<i64>> {
+        on(self, |c| cs::present_ids(c, connector))
     }
     fn cs_unlinked_present(&self, connector: &str) -> Result<Vec<CsObject>> {
         on(self, |c| cs::unlinked_present(c, connector))
     }
-    fn cs_pending_export(&self, connector: &str) -> Result<Vec<CsObject>> {
-        on(self, |c| cs::pending_export(c, connector))
+    fn cs_pending_export_ids(&self, connector: &str) -> Result<Vec<i64>> {
+        on(self, |c| cs::pending_export_ids(c, connector))
     }
     fn cs_count_pending_export(&self, connector: Option<&str>) -> Result<i64> {
         on(self, |c| cs::count_pending_export(c, connector))

@@ -66,6 +66,17 @@ pub(crate) fn check_threshold(connector: &str, deletes: usize, threshold: usize,
     Ok(())
 }
 
+/// What ordering needs of a change (its kind, DN and references), the values dropped: the
+/// batches compute each change again anyway, so the whole set is not held at once.
+fn lean(mut c: Change) -> Change {
+    for a in &mut c.attrs {
+        a.old = Vec::new();
+        a.new.retain(|v| matches!(v, Value::Ref(_)));
+    }
+    c.attrs.retain(|a| !a.new.is_empty());
+    c
+}
+
 /// Orders changes: adds (an object before the objects that reference it), updates, deletes.
 /// Returns each change with its level: adds referencing no other add are level 0, the others
 /// one more than the deepest add they reference; updates and deletes come after every add.
@@ -144,9 +155,10 @@ pub(crate) fn export(
         let changes = {
             let r = store.read()?;
             let mut changes = Vec::new();
-            for o in &r.cs_pending_export(&name)? {
-                if let Some(c) = diff::change_for(&r, o, form)? {
-                    changes.push(c);
+            for id in r.cs_pending_export_ids(&name)? {
+                let Some(o) = r.cs_get(id)? else { continue };
+                if let Some(c) = diff::change_for(&r, &o, form)? {
+                    changes.push(lean(c));
                 }
             }
             changes

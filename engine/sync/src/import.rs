@@ -406,9 +406,12 @@ pub(crate) fn import(
         return Ok((sink.stats, sink.errors));
     }
     // Whatever a complete full import did not see is gone.
-    let unseen = tx.cs_present(&name)?;
-    for mut o in unseen {
-        if !sink.seen.contains(&o.id) {
+    // Ids first: the objects themselves are read only for the few that went.
+    for id in tx.cs_present_ids(&name)? {
+        if sink.seen.contains(&id) {
+            continue;
+        }
+        if let Some(mut o) = tx.cs_get(id)? {
             sink.vanish(&mut o)?;
         }
     }

@@ -224,7 +224,9 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, uni
     for name in connectors {
         let form = diff::form_of(c, name)?;
         let mut changes = Vec::new();
-        for o in c.cs_pending_export(name)? {
+        // One object at a time: only the plan's changes are held, not every object's state.
+        for id in c.cs_pending_export_ids(name)? {
+            let Some(o) = c.cs_get(id)? else { continue };
             if let Some(ch) = diff::change_for(c, &o, form)? {
                 changes.push(plan_change(c, &o, &ch, form, Some(rules))?);
             }
