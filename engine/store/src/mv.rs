@@ -62,14 +62,17 @@ pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<MvObject>> {
     })
 }
 
-/// Writes the winning attributes and re-indexes the attributes that changed.
-pub(crate) fn save_attrs(c: &Connection, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String]) -> Result<()> {
+/// Writes the winning attributes and re-indexes the attributes that changed (those in
+/// `were_set` had values, whose entries go first).
+pub(crate) fn save_attrs(c: &Connection, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], were_set: &[String]) -> Result<()> {
     let json = serde_json::to_string(attrs).unwrap_or_else(|_| "{}".into());
     c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![json, id])?;
     let mut del = c.prepare_cached("DELETE FROM mv_value WHERE mv_id=?1 AND attr=?2")?;
     let mut ins = c.prepare_cached("INSERT INTO mv_value(mv_id, attr, value) VALUES (?1, ?2, ?3)")?;
-    for a in changed {
+    for a in were_set {
         del.execute(params![id, a])?;
+    }
+    for a in changed {
         if let Some(v) = attrs.get(a) {
             for x in &v.values {
                 ins.execute(params![id, a, x.index_key()])?;

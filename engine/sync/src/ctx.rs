@@ -81,6 +81,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) mv_in_error: BTreeSet<i64>,
     /// Metaverse objects whose inbound flows failed in this run: not provisioned anywhere new.
     pub(crate) incomplete: BTreeSet<i64>,
+    /// References resolved in a pass that changes no link.
+    pub(crate) memo: crate::references::Memo,
     /// Per rule, failures in a row; and the rules stopped, with their last error.
     failures_in_a_row: HashMap<String, usize>,
     stopped: HashMap<String, String>,
@@ -98,6 +100,7 @@ impl<'a> Ctx<'a> {
             observer,
             notes: Vec::new(),
             mv_in_error: BTreeSet::new(),
+            memo: Default::default(),
             incomplete: BTreeSet::new(),
             failures_in_a_row: HashMap::new(),
             stopped: HashMap::new(),

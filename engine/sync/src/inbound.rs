@@ -92,7 +92,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
             work.push((o.id, in_scope));
         }
     }
-    // Pass 2: flows and precedence.
+    // Pass 2: flows and precedence. It links nothing: references resolve the same way
+    // throughout, and are remembered.
+    ctx.memo.clear();
     for (id, rule_idx) in work {
         let Some(o) = ctx.tx.cs_get(id)? else { continue };
         let Some(m) = o.mv_id else { continue };
@@ -100,6 +102,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
         let flowed = flows(ctx, &o, &mv_obj.object_type, &rule_idx)?;
         persist_flows(ctx, o, mv_obj, flowed)?;
     }
+    ctx.memo.clear();
     Ok(recheck)
 }
 
@@ -317,7 +320,7 @@ fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Resu
                         reference_errors.push(format!("reference attribute {attr} holds a value that is not a DN"));
                         continue;
                     };
-                    match references::resolve_dn(ctx.tx, &o.connector, dn)? {
+                    match ctx.memo.resolve_dn(ctx.tx, &o.connector, dn)? {
                         Inbound::Mv(target) => refs.push(Value::Ref(target)),
                         Inbound::NotLinked => {
                             ctx.trace("flow", Some(r.name()), || {

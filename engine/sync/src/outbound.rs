@@ -199,11 +199,14 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
         }
     }
     let batch_ids: BTreeSet<i64> = ids.iter().copied().collect();
+    // Flows provision, adopt and deprovision nothing: references to targets are remembered.
+    ctx.memo.clear();
     for (id, connector, idx, cs_id) in work {
         let (Some(m), Some(mut o)) = (ctx.tx.mv_get(id)?, ctx.tx.cs_get(cs_id)?) else { continue };
         let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
         flows(ctx, &m, &mut o, &crules, &connector)?;
     }
+    ctx.memo.clear();
     Ok(recheck.difference(&batch_ids).copied().collect())
 }
 
@@ -237,7 +240,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                 match v {
                     Value::Ref(target) => {
                         // The referenced object counts only if it is in this target too.
-                        if let Some(t) = references::resolve_mv(ctx.tx, connector, target)? {
+                        if let Some(t) = ctx.memo.resolve_mv(ctx.tx, connector, target)? {
                             out.push(Value::Ref(t));
                         }
                     }

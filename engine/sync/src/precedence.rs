@@ -73,6 +73,8 @@ pub(crate) fn winners(contributions: Vec<Contribution>) -> HashMap<String, Contr
 /// returns the names that changed.
 fn recompute(tx: &dyn WriteOps, mv: &mut MvObject, attrs: &[String]) -> Result<Vec<String>> {
     let mut changed = Vec::new();
+    // Of those, the ones that had a winner before (only they have index entries to remove).
+    let mut were_set = Vec::new();
     if attrs.is_empty() {
         return Ok(changed);
     }
@@ -81,6 +83,9 @@ fn recompute(tx: &dyn WriteOps, mv: &mut MvObject, attrs: &[String]) -> Result<V
         let winner = won.remove(a).map(|k| MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence });
         let now = winner.filter(|w| !w.values.is_empty());
         if mv.attrs.get(a) != now.as_ref() {
+            if mv.attrs.contains_key(a) {
+                were_set.push(a.clone());
+            }
             match now {
                 Some(w) => {
                     mv.attrs.insert(a.clone(), w);
@@ -93,7 +98,7 @@ fn recompute(tx: &dyn WriteOps, mv: &mut MvObject, attrs: &[String]) -> Result<V
         }
     }
     if !changed.is_empty() {
-        tx.mv_save_attrs(mv.id, &mv.attrs, &changed)?;
+        tx.mv_save_attrs(mv.id, &mv.attrs, &changed, &were_set)?;
     }
     Ok(changed)
 }

@@ -4,6 +4,49 @@
 use idflow_core::connector::RefForm;
 use idflow_core::Result;
 use idflow_store::{ExportState, ReadOps};
+use std::collections::HashMap;
+
+/// What references resolved to during one pass that links and unlinks nothing (the flows of
+/// inbound sync's second pass, of outbound sync's second pass): a member of many groups is
+/// looked up once. Cleared before and after each such pass.
+#[derive(Default)]
+pub(crate) struct Memo {
+    dns: HashMap<(String, String), Inbound>,
+    /// Only found targets: a target object's export state can change within the pass (one
+    /// provisioned again), never from present to gone.
+    targets: HashMap<(String, i64), i64>,
+}
+
+impl Memo {
+    pub(crate) fn clear(&mut self) {
+        self.dns.clear();
+        self.targets.clear();
+    }
+
+    /// [`resolve_dn`], remembered for the pass.
+    pub(crate) fn resolve_dn(&mut self, c: &dyn ReadOps, connector: &str, dn: &str) -> Result<Inbound> {
+        let key = (connector.to_string(), dn.to_string());
+        if let Some(r) = self.dns.get(&key) {
+            return Ok(r.clone());
+        }
+        let r = resolve_dn(c, connector, dn)?;
+        self.dns.insert(key, r.clone());
+        Ok(r)
+    }
+
+    /// [`resolve_mv`], remembered for the pass once found.
+    pub(crate) fn resolve_mv(&mut self, c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result<Option<i64>> {
+        let key = (connector.to_string(), mv_id);
+        if let Some(t) = self.targets.get(&key) {
+            return Ok(Some(*t));
+        }
+        let t = resolve_mv(c, connector, mv_id)?;
+        if let Some(t) = t {
+            self.targets.insert(key, t);
+        }
+        Ok(t)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Inbound {
