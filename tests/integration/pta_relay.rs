@@ -107,16 +107,24 @@ impl Drop for Proc {
 const PEOPLE: &str = "dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n\
     dn: uid=ada,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ada\ncn: Ada\nsn: Lovelace\nmail: ada@example.org\nuserPassword: Analytical-Engine-1843\n";
 
-#[test]
-fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
+const RADIUS_SECRET: &str = "radius-shared-secret-0123456789";
+
+/// slapd with Ada, certificates, and the RADIUS client's secret.
+fn setup() -> (Slapd, Env) {
     let s = Slapd::start(Some(PEOPLE));
     let mut e = Env::empty();
     e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
     certificates(&e);
     e.write("rules/none.toml", "");
-    let secret = "radius-shared-secret-0123456789";
-    e.write("radius.secret", &format!("{secret}\n"));
+    e.write("radius.secret", &format!("{RADIUS_SECRET}\n"));
     std::fs::set_permissions(e.path("radius.secret"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    (s, e)
+}
+
+#[test]
+fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
+    let (s, e) = setup();
+    let secret = RADIUS_SECRET;
     let (agents_port, radius, hook, metrics) =
         (crate::pta::free_tcp_port(), crate::pta::free_udp_port(), crate::pta::free_tcp_port(), crate::pta::free_tcp_port());
     e.write("hook.key", "hmac-key-for-signed-calls\n");
@@ -235,14 +243,8 @@ fn agents_dial_out_to_the_relay_over_mutual_tls_and_one_killed_is_replaced() {
 #[test]
 fn a_relay_inside_the_service_raises_an_alert_while_no_agent_is_connected() {
     use crate::service::{Service, SERVICE};
-    let s = Slapd::start(Some(PEOPLE));
-    let mut e = Env::empty();
-    e.vars.push(("CORP_LDAP_PASSWORD".into(), "secret".into()));
-    certificates(&e);
-    e.write("rules/none.toml", "");
-    let secret = "radius-shared-secret-0123456789";
-    e.write("radius.secret", &format!("{secret}\n"));
-    std::fs::set_permissions(e.path("radius.secret"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (s, e) = setup();
+    let secret = RADIUS_SECRET;
     let (agents_port, radius) = (crate::pta::free_tcp_port(), crate::pta::free_udp_port());
     let source = config(&s.url(), &format!("ca_file = \"{}\"\n", s.ca()));
     let tls = "tls_ca = \"ca.pem\"\ntls_cert = \"relay.pem\"\ntls_key = \"relay.key\"\n";
