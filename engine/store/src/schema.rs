@@ -226,7 +226,8 @@ mod tests {
         INSERT INTO mv_contrib VALUES (4, 'mail', 3, 'hr', 100, '[\"ada@example.org\"]');
         INSERT INTO mv_contrib VALUES (4, 'cn', 3, 'hr', 100, '[\"Ada\"]');
         INSERT INTO mv_contrib VALUES (4, 'mail', 7, 'ad', 50, '[\"ada@corp.example\"]');
-        INSERT INTO mv_contrib VALUES (4, 'manager', 3, 'hr', 100, '[{\"ref\":9}]');";
+        INSERT INTO mv_contrib VALUES (4, 'manager', 3, 'hr', 100, '[{\"ref\":9}]');
+        INSERT INTO mv_contrib VALUES (4, 'photo', 3, 'hr', 100, '[{\"bin\":\"AAH/\"}]');";
 
     #[test]
     fn a_version_1_database_is_migrated_in_place_keeping_its_history() {
@@ -250,6 +251,7 @@ mod tests {
                 "3 cn hr 100 [Str(\"Ada\")]",
                 "3 mail hr 100 [Str(\"ada@example.org\")]",
                 "3 manager hr 100 [Ref(9)]",
+                "3 photo hr 100 [Bin([0, 1, 255])]",
                 "7 mail ad 50 [Str(\"ada@corp.example\")]"
             ]
         );
