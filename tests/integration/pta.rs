@@ -238,7 +238,7 @@ fn radius_and_the_hook_check_passwords_and_200_wrong_ones_never_lock_the_ad_acco
     let _lockout = Lockout::set(5);
 
     let e = env_for(&dir, &ou, "ldaps://127.0.0.1:636");
-    let (radius, hook) = (free_udp_port(), free_tcp_port());
+    let (radius, hook, metrics) = (free_udp_port(), free_tcp_port(), free_tcp_port());
     let secret = "radius-shared-secret-0123456789";
     for (f, v) in [("radius.secret", secret), ("okta.auth", "Bearer okta-calls-with-this"), ("hook.key", "hmac-key-for-signed-calls")] {
         e.write(f, &format!("{v}\n"));
@@ -249,7 +249,7 @@ fn radius_and_the_hook_check_passwords_and_200_wrong_ones_never_lock_the_ad_acco
         "idflow.toml",
         &format!(
             "{cfg}\n[pta]\nconnector = \"ad\"\nradius_listen = \"127.0.0.1:{radius}\"\nhook_listen = \"127.0.0.1:{hook}\"\n\
-             okta_authorization_file = \"okta.auth\"\nhook_secret_file = \"hook.key\"\n\
+             okta_authorization_file = \"okta.auth\"\nhook_secret_file = \"hook.key\"\nmetrics_listen = \"127.0.0.1:{metrics}\"\n\
              [[pta.radius_client]]\naddress = \"127.0.0.1\"\nsecret_file = \"radius.secret\"\n"
         ),
     );
@@ -294,6 +294,17 @@ fn radius_and_the_hook_check_passwords_and_200_wrong_ones_never_lock_the_ad_acco
     };
     assert!(!o.contains("Received Access"), "{o}");
     assert!(srv.log().contains("NoMessageAuthenticator"), "{}", srv.log());
+    // What Prometheus reads from `pta serve` ([pta] metrics_listen): the answers above, by result.
+    let out = std::process::Command::new("curl").args(["-s", &format!("http://127.0.0.1:{metrics}/metrics")]).output().expect("curl");
+    let m = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "idflow_pta_requests_total{front_end=\"radius\",result=\"success\"} 2",
+        "idflow_pta_requests_total{front_end=\"radius\",result=\"invalid_credentials\"} 1",
+        "idflow_pta_requests_total{front_end=\"radius\",result=\"must_change_password\"} 1",
+    ] {
+        assert!(m.contains(line), "{line} in:\n{m}");
+    }
+    assert!(!m.contains("idflow_pta_agents_connected"), "no relay here: {m}");
 
     // The hook, as Okta calls it.
     let okta = |user: &str, password: &str| {
