@@ -118,7 +118,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // One row per metaverse object and contributing connector-space object, instead of one
     // per attribute and rule: a projection writes one row, not one per attribute. Objects keep
     // their small columns before their attributes (JSON, often longer than a page), so that
-    // reading links, states and flags does not walk the attributes' overflow pages.
+    // reading links, states and flags does not walk the attributes' overflow pages. The
+    // rebuilt tables' indexes are SCHEMA's, made by init() right after (and on every open).
     (
         3,
         "CREATE TABLE cs_object_v3 (id INTEGER PRIMARY KEY, connector TEXT NOT NULL, anchor TEXT, dn_norm TEXT, object_type TEXT NOT NULL,
@@ -130,24 +131,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
              mv_id, link, link_rule, error, dn, desired_dn, attrs, desired FROM cs_object;
          DROP TABLE cs_object;
          ALTER TABLE cs_object_v3 RENAME TO cs_object;
-         CREATE UNIQUE INDEX cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
-         CREATE INDEX cs_dn ON cs_object(connector, dn_norm);
-         CREATE INDEX cs_mv ON cs_object(mv_id) WHERE mv_id IS NOT NULL;
-         CREATE INDEX cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
-         CREATE INDEX cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
          CREATE TABLE mv_object_v3 (id INTEGER PRIMARY KEY, object_type TEXT NOT NULL, dirty INTEGER NOT NULL DEFAULT 0,
              deleted INTEGER NOT NULL DEFAULT 0, attrs TEXT NOT NULL);
          INSERT INTO mv_object_v3 (id, object_type, dirty, deleted, attrs) SELECT id, object_type, dirty, deleted, attrs FROM mv_object;
          DROP TABLE mv_object;
          ALTER TABLE mv_object_v3 RENAME TO mv_object;
-         CREATE INDEX mv_dirty ON mv_object(dirty) WHERE dirty = 1;
          CREATE TABLE mv_contrib_v3 (mv_id INTEGER NOT NULL, cs_id INTEGER NOT NULL, items TEXT NOT NULL, PRIMARY KEY (mv_id, cs_id)) WITHOUT ROWID;
          INSERT INTO mv_contrib_v3 (mv_id, cs_id, items)
              SELECT mv_id, cs_id, json_group_array(json_object('a', attr, 'r', rule, 'p', precedence, 'v', json(vals)))
              FROM (SELECT * FROM mv_contrib ORDER BY mv_id, cs_id, attr, rule) GROUP BY mv_id, cs_id;
          DROP TABLE mv_contrib;
-         ALTER TABLE mv_contrib_v3 RENAME TO mv_contrib;
-         CREATE INDEX mv_contrib_cs ON mv_contrib(cs_id);",
+         ALTER TABLE mv_contrib_v3 RENAME TO mv_contrib;",
     ),
 ];
 
@@ -264,6 +258,16 @@ mod tests {
         let m = crate::mv::get(&c, 4).expect("read").expect("kept");
         assert_eq!((m.object_type.as_str(), m.deleted), ("person", false));
         assert_eq!(crate::mv::dirty_ids(&c).expect("dirty"), vec![4]);
+        // The rebuilt tables have SCHEMA's indexes again.
+        let indexes: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN
+                 ('cs_anchor', 'cs_dn', 'cs_mv', 'cs_pending_import', 'cs_pending_export', 'mv_dirty', 'mv_contrib_cs')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("indexes");
+        assert_eq!(indexes, 7);
         super::init(&c).expect("a second open changes nothing");
     }
 
