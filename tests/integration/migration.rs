@@ -2,8 +2,9 @@
 //! rebuilt: the same objects, the same contributions, nothing to change in any target.
 use crate::common::Env;
 
-/// The metaverse as the previous release (schema 2) wrote it: one contribution row per
-/// attribute and rule, objects' attributes before their small columns. Made from the current one with SQLite's JSON functions (test set-up).
+/// The metaverse as the release before the previous one (schema 2) wrote it: one contribution
+/// row per attribute and rule, objects' attributes before their small columns, every value a
+/// row with three indexes (as schema 3 still had it). Made from the current one with SQLite's JSON functions (test set-up).
 const BACK_TO_SCHEMA_2: &str = "BEGIN;
 CREATE TABLE mv_contrib_v2 (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, cs_id INTEGER NOT NULL, rule TEXT NOT NULL,
     precedence INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (mv_id, attr, cs_id, rule));
@@ -30,6 +31,16 @@ INSERT INTO mv_object_v2 SELECT id, object_type, attrs, dirty, deleted FROM mv_o
 DROP TABLE mv_object;
 ALTER TABLE mv_object_v2 RENAME TO mv_object;
 CREATE INDEX mv_dirty ON mv_object(dirty) WHERE dirty = 1;
+DROP TABLE mv_value;
+DROP TABLE mv_ref;
+CREATE TABLE mv_value (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, value TEXT NOT NULL);
+INSERT INTO mv_value SELECT o.id, a.key, CASE WHEN v.type = 'text' THEN v.value
+    WHEN json_extract(v.value, '$.ref') IS NOT NULL THEN 'ref:' || json_extract(v.value, '$.ref')
+    ELSE 'b64:' || json_extract(v.value, '$.bin') END
+    FROM mv_object o, json_each(o.attrs) a, json_each(a.value, '$.v') v;
+CREATE INDEX mv_value_v ON mv_value(value, attr);
+CREATE INDEX mv_value_ci ON mv_value(attr, lower(value));
+CREATE INDEX mv_value_mv ON mv_value(mv_id);
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
 COMMIT;";
 
@@ -55,11 +66,18 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let columns = sqlite(&e, "SELECT group_concat(name) FROM pragma_table_info('cs_object')");
     assert!(columns.starts_with("id,connector,anchor,dn,dn_norm,object_type,attrs"), "{columns}");
 
+    let values = sqlite(&e, "SELECT COUNT(*) FROM mv_value WHERE value NOT LIKE 'ref:%'");
+    let refs = sqlite(&e, "SELECT COUNT(*) FROM mv_value WHERE value LIKE 'ref:%'");
+    assert_ne!(refs, "0", "the quickstart has members and managers");
+
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "4");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "one row per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
+    // The value index is built again: values by attribute and key, references on their own.
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_value"), values);
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_ref"), refs);
     let columns = sqlite(&e, "SELECT group_concat(name) FROM pragma_table_info('cs_object')");
     assert!(columns.ends_with("attrs,desired"), "{columns}");
     // A full sync recomputes every winner from the migrated contributions: all the same.

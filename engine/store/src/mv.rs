@@ -51,35 +51,84 @@ pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<MvObject>> {
         .optional()?;
     Ok(match row {
         None => None,
-        Some((object_type, attrs, deleted)) => Some(MvObject {
-            id,
-            object_type,
-            attrs: serde_json::from_str(&attrs).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, format!("metaverse object {id}: {e}").into())
-            })?,
-            deleted: deleted != 0,
-        }),
+        Some((object_type, attrs, deleted)) => Some(MvObject { id, object_type, attrs: parse_attrs(id, &attrs)?, deleted: deleted != 0 }),
     })
 }
 
-/// Writes the winning attributes and re-indexes the attributes that changed (those in
-/// `were_set` had values, whose entries go first).
-pub(crate) fn save_attrs(c: &Connection, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], were_set: &[String]) -> Result<()> {
+/// Writes the winning attributes and re-indexes the attributes that changed: `old` holds the
+/// values those of them that had a winner before had (their index entries go first).
+pub(crate) fn save_attrs(
+    c: &Connection,
+    id: i64,
+    attrs: &BTreeMap<String, MvAttr>,
+    changed: &[String],
+    old: &[(String, Vec<Value>)],
+) -> Result<()> {
     let json = serde_json::to_string(attrs).unwrap_or_else(|_| "{}".into());
     c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![json, id])?;
-    let mut del = c.prepare_cached("DELETE FROM mv_value WHERE mv_id=?1 AND attr=?2")?;
-    let mut ins = c.prepare_cached("INSERT INTO mv_value(mv_id, attr, value) VALUES (?1, ?2, ?3)")?;
-    for a in were_set {
-        del.execute(params![id, a])?;
+    for (a, values) in old {
+        unindex(c, id, a, values)?;
     }
     for a in changed {
         if let Some(v) = attrs.get(a) {
-            for x in &v.values {
-                ins.execute(params![id, a, x.index_key()])?;
-            }
+            index(c, id, a, &v.values)?;
         }
     }
     Ok(())
+}
+
+/// The key a value is found by: case folded, so that one index serves exact and any-case
+/// lookups and prefix searches (an exact lookup checks its candidates' values).
+fn key(v: &Value) -> String {
+    v.index_key().to_lowercase()
+}
+
+/// Indexes `values` of attribute `attr` of object `id`: references by the object they name
+/// (`mv_ref`, for the objects to look at again when it changes), other values by attribute
+/// and key (`mv_value`, for joins and searches). Each index is its table's primary key alone.
+fn index(c: &Connection, id: i64, attr: &str, values: &[Value]) -> Result<()> {
+    let mut val = c.prepare_cached("INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES (?1, ?2, ?3)")?;
+    let mut rf = c.prepare_cached("INSERT OR IGNORE INTO mv_ref(target, mv_id, attr) VALUES (?1, ?2, ?3)")?;
+    for v in values {
+        match v {
+            Value::Ref(t) => rf.execute(params![t, id, attr])?,
+            _ => val.execute(params![attr, key(v), id])?,
+        };
+    }
+    Ok(())
+}
+
+/// Removes the index entries of `values`, as [`index`] made them.
+fn unindex(c: &Connection, id: i64, attr: &str, values: &[Value]) -> Result<()> {
+    let mut val = c.prepare_cached("DELETE FROM mv_value WHERE attr=?1 AND key=?2 AND mv_id=?3")?;
+    let mut rf = c.prepare_cached("DELETE FROM mv_ref WHERE target=?1 AND mv_id=?2 AND attr=?3")?;
+    for v in values {
+        match v {
+            Value::Ref(t) => rf.execute(params![t, id, attr])?,
+            _ => val.execute(params![attr, key(v), id])?,
+        };
+    }
+    Ok(())
+}
+
+/// Builds the value index again from every object's attributes (the migration to it).
+pub(crate) fn reindex_all(c: &Connection) -> Result<()> {
+    c.execute_batch("DELETE FROM mv_value; DELETE FROM mv_ref;")?;
+    let mut st = c.prepare("SELECT id, attrs FROM mv_object")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        for (a, v) in parse_attrs(id, &r.get::<_, String>(1)?)? {
+            index(c, id, &a, &v.values)?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_attrs(id: i64, json: &str) -> Result<BTreeMap<String, MvAttr>> {
+    serde_json::from_str(json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, format!("metaverse object {id}: {e}").into())
+    })
 }
 
 pub(crate) fn mark_dirty(c: &Connection, id: i64) -> Result<()> {
@@ -100,8 +149,12 @@ pub(crate) fn mark_deleted(c: &Connection, id: i64) -> Result<()> {
 
 /// Removes a deleted object for good (after outbound sync has deprovisioned it).
 pub(crate) fn purge(c: &Connection, id: i64) -> Result<()> {
+    if let Some(o) = get(c, id)? {
+        for (a, v) in &o.attrs {
+            unindex(c, id, a, &v.values)?;
+        }
+    }
     c.prepare_cached("DELETE FROM mv_object WHERE id=?1")?.execute([id])?;
-    c.prepare_cached("DELETE FROM mv_value WHERE mv_id=?1")?.execute([id])?;
     c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1")?.execute([id])?;
     Ok(())
 }
@@ -125,21 +178,38 @@ pub(crate) fn clear_dirty(c: &Connection, id: i64) -> Result<()> {
 
 /// Metaverse objects of `object_type` with `attr` holding `value` (a join lookup).
 pub(crate) fn find_by_value(c: &Connection, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>> {
-    let key = value.index_key();
-    let sql = if ignore_case {
-        "SELECT DISTINCT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.attr=?1 AND lower(v.value)=lower(?2) AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id"
-    } else {
-        "SELECT DISTINCT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.value=?2 AND v.attr=?1 AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id"
+    let alive = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<i64>> {
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map(p, |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()
     };
-    let mut st = c.prepare_cached(sql)?;
-    let rows = st.query_map(params![attr, key, object_type], |r| r.get(0))?;
-    rows.collect::<rusqlite::Result<_>>()
+    if let Value::Ref(t) = value {
+        return alive(
+            "SELECT r.mv_id FROM mv_ref r JOIN mv_object o ON o.id=r.mv_id WHERE r.target=?1 AND r.attr=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY r.mv_id",
+            &[t, &attr, &object_type],
+        );
+    }
+    let found = alive(
+        "SELECT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.attr=?1 AND v.key=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id",
+        &[&attr, &key(value), &object_type],
+    )?;
+    if ignore_case {
+        return Ok(found);
+    }
+    // The index folds case: an exact lookup keeps the candidates holding the value as given.
+    let mut exact = Vec::with_capacity(found.len());
+    for id in found {
+        if get(c, id)?.is_some_and(|o| o.values(attr).is_some_and(|v| v.contains(value))) {
+            exact.push(id);
+        }
+    }
+    Ok(exact)
 }
 
 /// Metaverse objects whose attributes reference `mv_id`.
 pub(crate) fn referrers(c: &Connection, mv_id: i64) -> Result<Vec<(i64, String)>> {
-    let mut st = c.prepare_cached("SELECT mv_id, attr FROM mv_value WHERE value=?1")?;
-    let rows = st.query_map([Value::Ref(mv_id).index_key()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut st = c.prepare_cached("SELECT mv_id, attr FROM mv_ref WHERE target=?1")?;
+    let rows = st.query_map([mv_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect::<rusqlite::Result<_>>()
 }
 
@@ -217,7 +287,8 @@ pub(crate) fn has_inbound_link(c: &Connection, mv_id: i64) -> Result<bool> {
 /// connector-space object anchored exactly `text` is linked to; newest first, at most `limit`.
 pub(crate) fn search(c: &Connection, text: &str, attrs: &[&str], limit: i64) -> Result<Vec<i64>> {
     let low = text.to_lowercase();
-    // A range on the (attr, lower(value)) index: a prefix match that needs no LIKE escaping.
+    // A range on the (attr, key) index, keys folded as the text is: a prefix match that needs
+    // no LIKE escaping.
     let high = format!("{low}\u{10FFFF}");
     let mut ids = Vec::new();
     let mut by_anchor = c.prepare_cached("SELECT DISTINCT mv_id FROM cs_object WHERE anchor = ?1 AND mv_id IS NOT NULL")?;
@@ -226,7 +297,7 @@ pub(crate) fn search(c: &Connection, text: &str, attrs: &[&str], limit: i64) -> 
     }
     let mut st = c.prepare_cached(
         "SELECT DISTINCT v.mv_id FROM mv_value v JOIN mv_object o ON o.id = v.mv_id
-         WHERE v.attr = ?1 AND lower(v.value) >= ?2 AND lower(v.value) < ?3 AND o.deleted = 0 LIMIT ?4",
+         WHERE v.attr = ?1 AND v.key >= ?2 AND v.key < ?3 AND o.deleted = 0 LIMIT ?4",
     )?;
     for attr in attrs {
         for id in st.query_map(params![attr, low, high, limit], |r| r.get::<_, i64>(0))? {

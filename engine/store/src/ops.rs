@@ -131,9 +131,9 @@ pub trait WriteOps: ReadOps {
     fn cs_set_dangling(&self, cs_id: i64, dns: &[String]) -> Result<()>;
 
     fn mv_create(&self, object_type: &str) -> Result<i64>;
-    /// Writes the winning attributes and re-indexes the attributes that changed; `were_set`
-    /// are those of them that had a value before (the others have nothing to unindex).
-    fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], were_set: &[String]) -> Result<()>;
+    /// Writes the winning attributes and re-indexes the attributes that changed; `old` holds
+    /// the values those of them that had a value before had (the index entries to remove).
+    fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()>;
     fn mv_mark_dirty(&self, id: i64) -> Result<()>;
     /// A deleted object whose source object returned before its deletion was exported: alive again.
     fn mv_restore(&self, id: i64) -> Result<()>;
@@ -404,8 +404,8 @@ impl WriteOps for WriteTxn<'_> {
     fn mv_create(&self, object_type: &str) -> Result<i64> {
         on(self, |c| mv::create(c, object_type))
     }
-    fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], were_set: &[String]) -> Result<()> {
-        on(self, |c| mv::save_attrs(c, id, attrs, changed, were_set))
+    fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()> {
+        on(self, |c| mv::save_attrs(c, id, attrs, changed, old))
     }
     fn mv_mark_dirty(&self, id: i64) -> Result<()> {
         on(self, |c| mv::mark_dirty(c, id))

@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,10 +57,18 @@ CREATE TABLE IF NOT EXISTS mv_contrib (
     PRIMARY KEY (mv_id, cs_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS mv_contrib_cs ON mv_contrib(cs_id);
-CREATE TABLE IF NOT EXISTS mv_value (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, value TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS mv_value_v ON mv_value(value, attr);
-CREATE INDEX IF NOT EXISTS mv_value_ci ON mv_value(attr, lower(value));
-CREATE INDEX IF NOT EXISTS mv_value_mv ON mv_value(mv_id);
+CREATE TABLE IF NOT EXISTS mv_value (
+    attr TEXT NOT NULL,
+    key TEXT NOT NULL,
+    mv_id INTEGER NOT NULL,
+    PRIMARY KEY (attr, key, mv_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mv_ref (
+    target INTEGER NOT NULL,
+    mv_id INTEGER NOT NULL,
+    attr TEXT NOT NULL,
+    PRIMARY KEY (target, mv_id, attr)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS phs_state (
     cs_id INTEGER PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -105,15 +113,19 @@ CREATE TABLE IF NOT EXISTS alert (
 CREATE UNIQUE INDEX IF NOT EXISTS alert_open ON alert(key) WHERE resolved IS NULL;
 "#;
 
+/// A migration step's work done in code, after its SQL, in the same transaction.
+type Fill = fn(&Connection) -> rusqlite::Result<()>;
+
 /// What turns a database of an older version into the current one, step by step; each step
 /// runs in one transaction with the version it reaches.
-const MIGRATIONS: &[(i64, &str)] = &[
+const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     (
         2,
         "ALTER TABLE run_error ADD COLUMN category TEXT NOT NULL DEFAULT 'other';
          ALTER TABLE run_error ADD COLUMN attribute TEXT;
          ALTER TABLE run_error ADD COLUMN conflict TEXT;
          CREATE INDEX IF NOT EXISTS run_error_run ON run_error(run_id);",
+        None,
     ),
     // One row per metaverse object and contributing connector-space object, instead of one
     // per attribute and rule: a projection writes one row, not one per attribute. Objects keep
@@ -142,6 +154,18 @@ const MIGRATIONS: &[(i64, &str)] = &[
              FROM (SELECT * FROM mv_contrib ORDER BY mv_id, cs_id, attr, rule) GROUP BY mv_id, cs_id;
          DROP TABLE mv_contrib;
          ALTER TABLE mv_contrib_v3 RENAME TO mv_contrib;",
+        None,
+    ),
+    // The value index as the primary key of tables without rowids: an indexed value is one
+    // b-tree entry, not four (a row and three indexes). Values are found by attribute and
+    // case-folded key; references by the object they name, in a table of their own. Entries
+    // are removed by the values they were made from, so no index by object is needed.
+    (
+        4,
+        "DROP TABLE mv_value;
+         CREATE TABLE mv_value (attr TEXT NOT NULL, key TEXT NOT NULL, mv_id INTEGER NOT NULL, PRIMARY KEY (attr, key, mv_id)) WITHOUT ROWID;
+         CREATE TABLE mv_ref (target INTEGER NOT NULL, mv_id INTEGER NOT NULL, attr TEXT NOT NULL, PRIMARY KEY (target, mv_id, attr)) WITHOUT ROWID;",
+        Some(crate::mv::reindex_all),
     ),
 ];
 
@@ -172,7 +196,7 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     // Migrated in place, never rebuilt: each step commits with its version, so a step killed
     // halfway is run again whole.
     let from = version;
-    for (to, sql) in MIGRATIONS.iter().filter(|(to, _)| *to > from) {
+    for (to, sql, fill) in MIGRATIONS.iter().filter(|(to, _, _)| *to > from) {
         // The version is read again under the write lock: another idflow opening the same
         // database at the same moment may have migrated it already.
         let step = || -> rusqlite::Result<bool> {
@@ -183,6 +207,9 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
                 return Ok(false);
             }
             conn.execute_batch(sql)?;
+            if let Some(fill) = fill {
+                fill(conn)?;
+            }
             conn.execute("UPDATE meta SET value=?1 WHERE key='schema_version'", [to.to_string()])?;
             conn.execute_batch("COMMIT")?;
             Ok(true)
@@ -215,6 +242,10 @@ mod tests {
         INSERT INTO cs_object VALUES (3, 'hr', 'E1', 'uid=ada,ou=people', 'uid=ada,ou=people', 'person', '{\"cn\":[\"Ada\"]}', 1, NULL, NULL, NULL, 'update', 0, 4, 'projected', 'hr', NULL);
         CREATE TABLE mv_object (id INTEGER PRIMARY KEY, object_type TEXT NOT NULL, attrs TEXT NOT NULL, dirty INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0);
         INSERT INTO mv_object VALUES (4, 'person', '{}', 1, 0);
+        INSERT INTO mv_object VALUES (5, 'person', '{\"mail\":{\"v\":[\"Grace@Example.org\"],\"rule\":\"hr\",\"cs\":8,\"p\":100},\"manager\":{\"v\":[{\"ref\":4}],\"rule\":\"hr\",\"cs\":8,\"p\":100}}', 0, 0);
+        CREATE TABLE mv_value (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, value TEXT NOT NULL);
+        INSERT INTO mv_value VALUES (5, 'mail', 'Grace@Example.org');
+        INSERT INTO mv_value VALUES (5, 'manager', 'ref:4');
         CREATE TABLE mv_contrib (mv_id INTEGER NOT NULL, attr TEXT NOT NULL, cs_id INTEGER NOT NULL, rule TEXT NOT NULL, precedence INTEGER NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (mv_id, attr, cs_id, rule));
         CREATE INDEX mv_contrib_cs ON mv_contrib(cs_id);
         INSERT INTO mv_contrib VALUES (4, 'mail', 3, 'hr', 100, '[\"ada@example.org\"]');
@@ -258,6 +289,13 @@ mod tests {
         let m = crate::mv::get(&c, 4).expect("read").expect("kept");
         assert_eq!((m.object_type.as_str(), m.deleted), ("person", false));
         assert_eq!(crate::mv::dirty_ids(&c).expect("dirty"), vec![4]);
+        // The value index is built again from the objects' attributes.
+        let find = |v: &str, any_case| crate::mv::find_by_value(&c, "person", "mail", &v.into(), any_case).expect("find");
+        assert_eq!(find("grace@example.org", true), vec![5]);
+        assert_eq!(find("grace@example.org", false), Vec::<i64>::new(), "an exact lookup checks the case");
+        assert_eq!(find("Grace@Example.org", false), vec![5]);
+        assert_eq!(crate::mv::referrers(&c, 4).expect("referrers"), vec![(5, "manager".to_string())]);
+        assert_eq!(crate::mv::search(&c, "GRACE", &["mail"], 10).expect("search"), vec![5]);
         // The rebuilt tables have SCHEMA's indexes again.
         let indexes: i64 = c
             .query_row(

@@ -73,8 +73,8 @@ pub(crate) fn winners(contributions: Vec<Contribution>) -> HashMap<String, Contr
 /// returns the names that changed.
 fn recompute(tx: &dyn WriteOps, mv: &mut MvObject, attrs: &[String]) -> Result<Vec<String>> {
     let mut changed = Vec::new();
-    // Of those, the ones that had a winner before (only they have index entries to remove).
-    let mut were_set = Vec::new();
+    // Of those, the values the ones that had a winner before had (their index entries go).
+    let mut old = Vec::new();
     if attrs.is_empty() {
         return Ok(changed);
     }
@@ -83,22 +83,18 @@ fn recompute(tx: &dyn WriteOps, mv: &mut MvObject, attrs: &[String]) -> Result<V
         let winner = won.remove(a).map(|k| MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence });
         let now = winner.filter(|w| !w.values.is_empty());
         if mv.attrs.get(a) != now.as_ref() {
-            if mv.attrs.contains_key(a) {
-                were_set.push(a.clone());
-            }
-            match now {
-                Some(w) => {
-                    mv.attrs.insert(a.clone(), w);
-                }
-                None => {
-                    mv.attrs.remove(a);
-                }
+            let before = match now {
+                Some(w) => mv.attrs.insert(a.clone(), w),
+                None => mv.attrs.remove(a),
+            };
+            if let Some(b) = before {
+                old.push((a.clone(), b.values));
             }
             changed.push(a.clone());
         }
     }
     if !changed.is_empty() {
-        tx.mv_save_attrs(mv.id, &mv.attrs, &changed, &were_set)?;
+        tx.mv_save_attrs(mv.id, &mv.attrs, &changed, &old)?;
     }
     Ok(changed)
 }
