@@ -168,12 +168,78 @@ pub fn normalize(dn: &str) -> Result<String, DnError> {
 /// The form DNs are looked up and compared by: [`normalize`]d, or lower-cased text when the DN
 /// does not parse.
 pub fn norm(dn: &str) -> String {
+    if plain(dn) {
+        // What normalize would make of it: nothing to unescape, trim or sort.
+        return dn.to_ascii_lowercase();
+    }
     normalize(dn).unwrap_or_else(|_| dn.to_lowercase())
+}
+
+/// A DN whose normal form is its ASCII lower case: printable ASCII, one `=` per RDN, no
+/// multi-valued RDNs, no character that is escaped or quoted, no space around a separator.
+/// Most DNs are; [`norm`] takes this path for them (import and reference resolution
+/// normalize every DN they meet).
+fn plain(dn: &str) -> bool {
+    let mut eq = 0;
+    let mut prev = b',';
+    for &c in dn.as_bytes() {
+        match c {
+            b'\\' | b'+' | b'"' | b';' | b'<' | b'>' | b'#' => return false,
+            b'=' if eq > 0 || prev == b',' || prev == b' ' => return false,
+            b'=' => eq += 1,
+            b',' if eq != 1 || prev == b' ' || prev == b'=' => return false,
+            b',' => eq = 0,
+            b' ' if eq == 0 || prev == b'=' => return false,
+            c if !(0x20..0x7f).contains(&c) => return false,
+            _ => {}
+        }
+        prev = c;
+    }
+    eq == 1 && prev != b' ' && prev != b'='
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_path_agrees_with_normalize() {
+        for dn in ["uid=u000001,ou=People,dc=example,dc=org", "CN=John Smith,OU=Sales,DC=Corp", "cn=a"] {
+            assert!(plain(dn), "{dn}");
+            assert_eq!(norm(dn), normalize(dn).expect("parses"), "{dn}");
+        }
+        for dn in [
+            "cn=,dc=x",
+            "cn=a ,dc=x",
+            "cn= a,dc=x",
+            "cn=a=b",
+            "cn=a,,dc=x",
+            "cn=a,",
+            " cn=a",
+            "c n=a",
+            "=a",
+            "cn=a+uid=b",
+            "cn=J\\C3\\B6rg",
+            "cn=Jörg",
+        ] {
+            assert!(!plain(dn), "{dn}");
+        }
+        // Every string of a small alphabet up to six characters: the same as the long way.
+        let alphabet = ['a', 'B', '=', ',', ' ', '+', '\\', '#', '"'];
+        let mut dn = Vec::new();
+        fn all(dn: &mut Vec<char>, alphabet: &[char], left: usize) {
+            let s: String = dn.iter().collect();
+            assert_eq!(norm(&s), normalize(&s).unwrap_or_else(|_| s.to_lowercase()), "{s:?}");
+            if left > 0 {
+                for c in alphabet {
+                    dn.push(*c);
+                    all(dn, alphabet, left - 1);
+                    dn.pop();
+                }
+            }
+        }
+        all(&mut dn, &alphabet, 6);
+    }
 
     #[test]
     fn parses_escapes_and_plus() {
