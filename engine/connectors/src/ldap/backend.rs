@@ -83,7 +83,15 @@ impl LdapConnector {
             .collect();
         let filter = if filters.len() == 1 { filters[0].clone() } else { format!("(|{})", filters.join("")) };
         let bases = if s.include_ous.is_empty() { s.base_dn.to_vec() } else { s.include_ous.clone() };
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| bad(format!("runtime: {e}")))?;
+        // One worker thread besides the caller's: the connection (reading the socket, decoding
+        // the answers) runs there, while the caller stores what was read, so an import keeps
+        // the network and the database busy at the same time.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("idflow-ldap")
+            .enable_all()
+            .build()
+            .map_err(|e| bad(format!("runtime: {e}")))?;
         Ok(LdapConnector {
             conf: Conf {
                 name: cfg.name.clone(),
