@@ -119,7 +119,7 @@ seed=${5:-}
 if [ -n "$seed" ] && [ ! -f "$dir/data/data.mdb" ]; then
   slapadd -q -f "$dir/slapd.conf" -b dc=example,dc=org -l "$seed"
 fi
-slapd -f "$dir/slapd.conf" -h "$urls"
+slapd -f "$dir/slapd.conf" -h "$urls" || { echo "slapd did not start (is port $port or $ldaps_port in use?)" >&2; exit 1; }
 for _ in $(seq 100); do
   if ldapsearch -x -H "ldap://127.0.0.1:$port" -s base -b "" >/dev/null 2>&1; then
     # The base entry, so tests can add below it.

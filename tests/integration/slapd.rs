@@ -36,21 +36,36 @@ impl Slapd {
 
     fn start_with(seed: Option<&str>, env: &'static [(&'static str, &'static str)]) -> Slapd {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = Slapd { dir, port: free_port(), ldaps_port: free_port(), env };
+        let mut s = Slapd { dir, port: free_port(), ldaps_port: free_port(), env };
         let mut args = vec!["start".to_string(), s.path().display().to_string(), s.port.to_string(), s.ldaps_port.to_string()];
         if let Some(seed) = seed {
             let p = s.dir.path().join("seed.ldif");
             std::fs::write(&p, format!("{BASE_ENTRY}{}", seed.trim_start_matches("version: 1\n"))).expect("seed");
             args.push(p.display().to_string());
         }
+        // A free port can be taken by another test between being found and slapd binding it
+        // (the script then says the ports may be in use): new ports, at most twice more.
+        for _ in 0..2 {
+            if s.try_script(&args).status.success() {
+                return s;
+            }
+            s.port = free_port();
+            s.ldaps_port = free_port();
+            args[2] = s.port.to_string();
+            args[3] = s.ldaps_port.to_string();
+        }
         s.script(&args);
         s
     }
 
-    fn script(&self, args: &[String]) {
+    fn try_script(&self, args: &[String]) -> std::process::Output {
         let mut c = Command::new("bash");
         c.arg(repo().join("scripts/slapd.sh")).args(args).envs(self.env.iter().copied());
-        let out = c.output().expect("scripts/slapd.sh runs");
+        c.output().expect("scripts/slapd.sh runs")
+    }
+
+    fn script(&self, args: &[String]) {
+        let out = self.try_script(args);
         assert!(
             out.status.success(),
             "scripts/slapd.sh {args:?} failed (slapd must be installed: apt-get install slapd ldap-utils):\n{}{}",
