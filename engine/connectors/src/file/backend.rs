@@ -6,8 +6,7 @@ use super::CAPABILITIES;
 use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, ImportedObject, OpKind, OpResult};
 use idflow_core::{Attrs, ConnectorConfig, Error, Result, Value};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// The file's shape: `{"objects": [{"id", "type", "dn"?, "attributes": {name: value or [values]}}]}`.
@@ -123,7 +122,8 @@ impl FileConnector {
         })
     }
 
-    fn save(&self, m: &FileModel) -> Result<()> {
+    /// Writes the file through `body` atomically: a temporary file, fsync, rename.
+    fn write_atomically(&self, body: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<()> {
         let io = |e: std::io::Error| Error::io(&self.path, "cannot write", e);
         if let Some(dir) = self.path.parent() {
             if !dir.as_os_str().is_empty() {
@@ -148,11 +148,105 @@ impl FileConnector {
             f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        serde_json::to_writer_pretty(&mut w, m).map_err(|e| io(std::io::Error::other(e)))?;
-        w.write_all(b"\n").map_err(io)?;
+        body(&mut w).map_err(io)?;
         let f = w.into_inner().map_err(|e| io(e.into_error()))?;
         f.sync_all().map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(io)
+    }
+}
+
+/// The file as an export holds it: each object as its JSON text (as read, or as made), found by
+/// id; only the objects an update changes are parsed. A fifth of the memory of the parsed
+/// document, and the text of an object nothing changed is written back as it was read.
+#[derive(Default)]
+struct Held {
+    /// Deleted objects' texts are emptied.
+    texts: Vec<String>,
+    /// The line of the file each object starts on (0: made by this export).
+    lines: Vec<usize>,
+    index: HashMap<String, usize>,
+}
+
+impl Held {
+    fn push(&mut self, id: String, text: String, line: usize) {
+        self.index.insert(id, self.texts.len());
+        self.texts.push(text);
+        self.lines.push(line);
+    }
+}
+
+/// The file's shape with each object left as text.
+#[derive(Deserialize)]
+struct RawModel<'a> {
+    #[serde(borrow)]
+    objects: Vec<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+/// How deep an object sits in the file (`{"objects": [ ... ]}`), pretty-printed.
+const OBJECT_INDENT: &str = "    ";
+
+impl FileConnector {
+    fn parse_error(&self, e: serde_json::Error) -> Error {
+        Error::Parse { file: self.path.clone(), line: e.line(), column: e.column(), message: e.to_string() }
+    }
+
+    fn load_held(&self) -> Result<Held> {
+        let mut held = Held::default();
+        if !self.path.exists() {
+            return Ok(held);
+        }
+        let text = std::fs::read_to_string(&self.path).map_err(|e| Error::io(&self.path, "cannot read", e))?;
+        let raw: RawModel = serde_json::from_str(&text).map_err(|e| self.parse_error(e))?;
+        let (mut line, mut scanned) = (1, 0);
+        for o in raw.objects {
+            // The object's text is a slice of the file's: its line is the newlines before it.
+            let at = (o.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize).min(text.len());
+            line += text.as_bytes()[scanned..at].iter().filter(|b| **b == b'\n').count();
+            scanned = at;
+            let id: IdOnly = serde_json::from_str(o.get()).map_err(|e| self.object_error(line, e))?;
+            if held.index.contains_key(&id.id) {
+                let message = format!("the id {:?} is in the file twice; remove one of the two objects", id.id);
+                return Err(Error::Parse { file: self.path.clone(), line, column: 1, message });
+            }
+            held.push(id.id, o.get().to_string(), line);
+        }
+        Ok(held)
+    }
+
+    /// An error in the object that starts on line `line` of the file.
+    fn object_error(&self, line: usize, e: serde_json::Error) -> Error {
+        let message = format!("in the object starting on line {line}: {e}");
+        Error::Parse { file: self.path.clone(), line: line + e.line().saturating_sub(1), column: e.column(), message }
+    }
+
+    fn parse_object(&self, held: &Held, i: usize) -> Result<FileObject> {
+        serde_json::from_str(&held.texts[i]).map_err(|e| self.object_error(held.lines[i], e))
+    }
+
+    /// An object's text as it sits in the file: pretty, indented to its depth.
+    fn text(&self, o: &FileObject) -> Result<String> {
+        let pretty = serde_json::to_string_pretty(o).map_err(|e| Error::io(&self.path, "cannot write", std::io::Error::other(e)))?;
+        Ok(pretty.replace('\n', &format!("\n{OBJECT_INDENT}")))
+    }
+
+    /// Writes the objects as `serde_json::to_writer_pretty` writes the whole document.
+    fn save_held(&self, held: &Held) -> Result<()> {
+        self.write_atomically(|w| {
+            let mut first = true;
+            w.write_all(b"{\n  \"objects\": [")?;
+            for t in held.texts.iter().filter(|t| !t.is_empty()) {
+                w.write_all(if first { b"\n" } else { b",\n" })?;
+                w.write_all(OBJECT_INDENT.as_bytes())?;
+                w.write_all(t.as_bytes())?;
+                first = false;
+            }
+            w.write_all(if first { b"]\n}\n" } else { b"\n  ]\n}\n" })
+        })
     }
 }
 
@@ -178,15 +272,13 @@ impl Connector for FileConnector {
     }
 
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
-        let mut model = self.load()?;
-        let mut index: BTreeMap<String, usize> = model.objects.iter().enumerate().map(|(i, o)| (o.id.clone(), i)).collect();
-        let mut removed = vec![false; model.objects.len()];
+        let mut held = self.load_held()?;
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let r = match op.kind {
                 OpKind::Add => match &op.anchor {
                     None => OpResult::Failed("the file connector needs an id assigned at provisioning".into()),
-                    Some(id) if index.contains_key(id) => OpResult::Failed(format!("an object with id {id} exists already")),
+                    Some(id) if held.index.contains_key(id) => OpResult::Failed(format!("an object with id {id} exists already")),
                     Some(id) => {
                         let attributes = op
                             .attrs
@@ -194,33 +286,29 @@ impl Connector for FileConnector {
                             .filter(|(_, v)| !v.is_empty())
                             .map(|(k, v)| (k.clone(), OneOrMany::from_vec(v.clone())))
                             .collect();
-                        model.objects.push(FileObject {
-                            id: id.clone(),
-                            object_type: op.object_type.clone(),
-                            dn: op.new_dn.clone().or_else(|| op.dn.clone()),
-                            attributes,
-                        });
-                        removed.push(false);
-                        index.insert(id.clone(), model.objects.len() - 1);
-                        OpResult::Done { anchor: Some(id.clone()), dn: op.new_dn.clone().or_else(|| op.dn.clone()) }
+                        let dn = op.new_dn.clone().or_else(|| op.dn.clone());
+                        let o = FileObject { id: id.clone(), object_type: op.object_type.clone(), dn: dn.clone(), attributes };
+                        held.push(id.clone(), self.text(&o)?, 0);
+                        OpResult::Done { anchor: Some(id.clone()), dn }
                     }
                 },
-                OpKind::Update => match op.anchor.as_ref().and_then(|a| index.get(a)) {
+                OpKind::Update => match op.anchor.as_ref().and_then(|a| held.index.get(a).copied()) {
                     None => OpResult::Failed("no such object in the file".into()),
-                    Some(&i) => {
-                        let o = &mut model.objects[i];
+                    Some(i) => {
+                        let mut o = self.parse_object(&held, i)?;
                         let mut attrs: Attrs = std::mem::take(&mut o.attributes).into_iter().map(|(k, v)| (k, v.into_vec())).collect();
                         idflow_core::connector::apply_changes(&mut attrs, &op.changes);
                         o.attributes = attrs.into_iter().map(|(k, v)| (k, OneOrMany::from_vec(v))).collect();
                         if let Some(d) = &op.new_dn {
                             o.dn = Some(d.clone());
                         }
-                        OpResult::Done { anchor: Some(o.id.clone()), dn: o.dn.clone() }
+                        held.texts[i] = self.text(&o)?;
+                        OpResult::Done { anchor: Some(o.id), dn: o.dn }
                     }
                 },
                 OpKind::Delete => {
-                    if let Some(i) = op.anchor.as_ref().and_then(|a| index.remove(a)) {
-                        removed[i] = true;
+                    if let Some(i) = op.anchor.as_ref().and_then(|a| held.index.remove(a)) {
+                        held.texts[i] = String::new();
                     }
                     // Gone already counts as done.
                     OpResult::Done { anchor: op.anchor.clone(), dn: None }
@@ -228,13 +316,66 @@ impl Connector for FileConnector {
             };
             results.push(r);
         }
-        let mut i = 0;
-        model.objects.retain(|_| {
-            let keep = !removed[i];
-            i += 1;
-            keep
-        });
-        self.save(&model)?;
+        self.save_held(&held)?;
         Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idflow_core::connector::{AttrChange, ChangeKind};
+
+    fn op(kind: OpKind, id: &str, attrs: &[(&str, &[&str])], changes: Vec<AttrChange>) -> ExportOp {
+        ExportOp {
+            cs_id: 0,
+            kind,
+            object_type: "User".into(),
+            anchor: Some(id.into()),
+            dn: None,
+            new_dn: None,
+            attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|x| Value::from(*x)).collect())).collect(),
+            changes,
+        }
+    }
+
+    /// What the file held whole and written by serde_json's pretty printer looks like.
+    fn pretty(c: &FileConnector) -> String {
+        let m = c.load().expect("loads");
+        format!("{}\n", serde_json::to_string_pretty(&m).expect("serializes"))
+    }
+
+    #[test]
+    fn objects_kept_as_text_are_written_as_the_whole_document_would_be() {
+        let dir = std::env::temp_dir().join(format!("idflow-file-test-{}", std::process::id()));
+        let c = &mut FileConnector { name: "cloud".into(), path: dir.join("cloud.json") };
+        let add = c
+            .export(&[
+                op(OpKind::Add, "a", &[("userName", &["ada"]), ("mail", &["ada@x", "ada@y"])], vec![]),
+                op(OpKind::Add, "b", &[("userName", &["bob \"the\" builder\nü"])], vec![]),
+            ])
+            .expect("adds");
+        assert!(add.iter().all(|r| matches!(r, OpResult::Done { .. })));
+        let text = std::fs::read_to_string(&c.path).expect("written");
+        assert_eq!(text, pretty(c));
+        let change = AttrChange { attr: "mail".into(), kind: ChangeKind::Replace, values: vec!["ada@z".into()] };
+        c.export(&[op(OpKind::Update, "a", &[], vec![change]), op(OpKind::Add, "a", &[], vec![])]).expect("updates");
+        let text = std::fs::read_to_string(&c.path).expect("written");
+        assert_eq!(text, pretty(c));
+        assert!(text.contains("\"mail\": \"ada@z\"") && text.contains("builder\\nü"), "{text}");
+        c.export(&[op(OpKind::Delete, "a", &[], vec![]), op(OpKind::Delete, "b", &[], vec![])]).expect("deletes");
+        assert_eq!(std::fs::read_to_string(&c.path).expect("written"), "{\n  \"objects\": []\n}\n");
+        // An object that is not one is named by its line, found when an update needs it.
+        std::fs::write(
+            &c.path,
+            "{\"objects\": [\n{\"id\": \"a\", \"type\": \"User\", \"attributes\": {}},\n{\"id\": \"b\", \"attributes\": 5}\n]}",
+        )
+        .expect("written");
+        let err = c.export(&[op(OpKind::Update, "b", &[], vec![])]).expect_err("not an object").to_string();
+        assert!(err.contains("cloud.json:3:") && err.contains("starting on line 3"), "{err}");
+        std::fs::write(&c.path, "{\"objects\": [\n{\"id\": \"a\"},\n{\"id\": \"a\"}]}").expect("written");
+        let err = c.export(&[]).expect_err("twice").to_string();
+        assert!(err.contains("cloud.json:3:1: the id \"a\" is in the file twice"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
