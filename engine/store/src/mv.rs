@@ -247,16 +247,6 @@ pub(crate) fn contributions(c: &Connection, mv_id: i64) -> Result<Vec<Contributi
     Ok(out)
 }
 
-pub(crate) fn contributions_of_cs(c: &Connection, cs_id: i64) -> Result<Vec<(i64, Contribution)>> {
-    let mut st = c.prepare_cached("SELECT mv_id, items FROM mv_contrib WHERE cs_id=?1")?;
-    let mut out = Vec::new();
-    for row in st.query_map([cs_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
-        let (mv_id, json) = row?;
-        out.extend(items(mv_id, cs_id, &json)?.into_iter().map(|k| (mv_id, k)));
-    }
-    Ok(out)
-}
-
 /// Replaces what `cs_id` contributes to `mv_id` (nothing: the row goes).
 pub(crate) fn set_contributions(c: &Connection, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
     if all.is_empty() {

@@ -75,8 +75,6 @@ pub trait ReadOps {
     fn mv_referrers(&self, mv_id: i64) -> Result<Vec<(i64, String)>>;
     /// Every contribution to a metaverse object, in no particular order.
     fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>>;
-    /// What one connector-space object contributes, with the metaverse object it goes to.
-    fn mv_contributions_of_cs(&self, cs_id: i64) -> Result<Vec<(i64, Contribution)>>;
     /// Is any inbound (joined or projected) connector-space object still linked?
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool>;
 
@@ -330,9 +328,6 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>> {
         on(self, |c| mv::contributions(c, mv_id))
-    }
-    fn mv_contributions_of_cs(&self, cs_id: i64) -> Result<Vec<(i64, Contribution)>> {
-        on(self, |c| mv::contributions_of_cs(c, cs_id))
     }
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool> {
         on(self, |c| mv::has_inbound_link(c, mv_id))

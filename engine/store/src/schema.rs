@@ -56,7 +56,6 @@ CREATE TABLE IF NOT EXISTS mv_contrib (
     items TEXT NOT NULL,
     PRIMARY KEY (mv_id, cs_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mv_contrib_cs ON mv_contrib(cs_id);
 CREATE TABLE IF NOT EXISTS mv_value (
     attr TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -160,11 +159,13 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     // b-tree entry, not four (a row and three indexes). Values are found by attribute and
     // case-folded key; references by the object they name, in a table of their own. Entries
     // are removed by the values they were made from, so no index by object is needed.
+    // Contributions are read by metaverse object only: their index by source object goes.
     (
         4,
         "DROP TABLE mv_value;
          CREATE TABLE mv_value (attr TEXT NOT NULL, key TEXT NOT NULL, mv_id INTEGER NOT NULL, PRIMARY KEY (attr, key, mv_id)) WITHOUT ROWID;
-         CREATE TABLE mv_ref (target INTEGER NOT NULL, mv_id INTEGER NOT NULL, attr TEXT NOT NULL, PRIMARY KEY (target, mv_id, attr)) WITHOUT ROWID;",
+         CREATE TABLE mv_ref (target INTEGER NOT NULL, mv_id INTEGER NOT NULL, attr TEXT NOT NULL, PRIMARY KEY (target, mv_id, attr)) WITHOUT ROWID;
+         DROP INDEX IF EXISTS mv_contrib_cs;",
         Some(crate::mv::reindex_all),
     ),
 ];
@@ -280,7 +281,6 @@ mod tests {
                 "7 mail ad 50 [Str(\"ada@corp.example\")]"
             ]
         );
-        assert_eq!(crate::mv::contributions_of_cs(&c, 7).expect("of cs").len(), 1);
         // Objects: the same columns, the small ones first now.
         let o = crate::cs::get(&c, 3).expect("read").expect("kept");
         assert_eq!((o.connector.as_str(), o.anchor.as_deref(), o.mv_id, o.link), ("hr", Some("E1"), Some(4), Some(crate::Link::Projected)));
@@ -300,12 +300,16 @@ mod tests {
         let indexes: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN
-                 ('cs_anchor', 'cs_dn', 'cs_mv', 'cs_pending_import', 'cs_pending_export', 'mv_dirty', 'mv_contrib_cs')",
+                 ('cs_anchor', 'cs_dn', 'cs_mv', 'cs_pending_import', 'cs_pending_export', 'mv_dirty')",
                 [],
                 |r| r.get(0),
             )
             .expect("indexes");
-        assert_eq!(indexes, 7);
+        assert_eq!(indexes, 6);
+        let gone: i64 = c
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('mv_contrib_cs', 'mv_value_v')", [], |r| r.get(0))
+            .expect("gone");
+        assert_eq!(gone, 0, "the indexes schema 4 no longer has are dropped");
         super::init(&c).expect("a second open changes nothing");
     }
 

@@ -11,7 +11,9 @@ pub(crate) type Contributions = BTreeMap<(String, String), (i64, Vec<Value>)>;
 /// Replaces what `cs_id` contributes to `mv_obj` by `new`, and recomputes the touched winners.
 /// Returns the attributes whose winning values changed.
 pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &Contributions) -> Result<Vec<String>> {
-    let old: Vec<Contribution> = tx.mv_contributions_of_cs(cs_id)?.into_iter().filter(|(m, _)| *m == mv_obj.id).map(|(_, k)| k).collect();
+    // Every contribution to the object, read once: this object's are the old ones, the
+    // others' compete with the new ones for the touched attributes.
+    let (old, others): (Vec<Contribution>, Vec<Contribution>) = tx.mv_contributions(mv_obj.id)?.into_iter().partition(|k| k.cs_id == cs_id);
     let mut touched = BTreeSet::new();
     for k in &old {
         match new.get(&(k.attr.clone(), k.rule.clone())) {
@@ -42,7 +44,7 @@ pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &
         .collect();
     tx.mv_set_contributions(mv_obj.id, cs_id, &all)?;
     let touched: Vec<String> = touched.into_iter().collect();
-    recompute(tx, mv_obj, &touched)
+    recompute(tx, mv_obj, &touched, others.into_iter().chain(all))
 }
 
 /// Removes every contribution of `cs_id` (it left scope, was disconnected or deleted).
@@ -69,16 +71,21 @@ pub(crate) fn winners(contributions: Vec<Contribution>) -> HashMap<String, Contr
     won
 }
 
-/// Recomputes the winners of `attrs` from the stored contributions, writes what changed and
-/// returns the names that changed.
-fn recompute(tx: &dyn WriteOps, mv: &mut MvObject, attrs: &[String]) -> Result<Vec<String>> {
+/// Recomputes the winners of `attrs` among `contributions` (every contribution to the object,
+/// as stored now), writes what changed and returns the names that changed.
+fn recompute(
+    tx: &dyn WriteOps,
+    mv: &mut MvObject,
+    attrs: &[String],
+    contributions: impl Iterator<Item = Contribution>,
+) -> Result<Vec<String>> {
     let mut changed = Vec::new();
     // Of those, the values the ones that had a winner before had (their index entries go).
     let mut old = Vec::new();
     if attrs.is_empty() {
         return Ok(changed);
     }
-    let mut won = winners(tx.mv_contributions(mv.id)?.into_iter().filter(|k| attrs.contains(&k.attr)).collect());
+    let mut won = winners(contributions.filter(|k| attrs.contains(&k.attr)).collect());
     for a in attrs {
         let winner = won.remove(a).map(|k| MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence });
         let now = winner.filter(|w| !w.values.is_empty());
