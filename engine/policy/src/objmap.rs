@@ -32,9 +32,11 @@ fn typed_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Opt
         if vals.is_empty() {
             continue;
         }
-        let reference = !references.is_empty() && references.contains(&k.to_lowercase());
-        m.insert(k.as_str().into(), one(&vals[0], reference));
+        // The names are few: compared without making a lower-cased copy of every attribute's.
+        let reference = references.iter().any(|r| r.eq_ignore_ascii_case(k)) || (!k.is_ascii() && references.contains(&k.to_lowercase()));
         let arr: Array = vals.iter().map(|v| one(v, reference)).collect();
+        // The first value shared with the list (text is reference-counted), not made twice.
+        m.insert(k.as_str().into(), arr[0].clone());
         all.insert(k.as_str().into(), Dynamic::from_array(arr));
     }
     if let Some(d) = dn {
