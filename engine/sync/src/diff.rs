@@ -104,6 +104,14 @@ pub(crate) fn has_changes(c: &dyn ReadOps, o: &CsObject) -> Result<bool> {
     Ok(change_for(c, o, form)?.is_some())
 }
 
+/// [`has_changes`] where the connector's reference form is known already.
+pub(crate) fn has_changes_in(c: &dyn ReadOps, o: &CsObject, form: Option<RefForm>) -> Result<bool> {
+    match form {
+        Some(form) => Ok(change_for(c, o, form)?.is_some()),
+        None => has_changes(c, o),
+    }
+}
+
 /// How the connector names referenced objects, as recorded when it was configured.
 pub(crate) fn form_of(c: &dyn ReadOps, connector: &str) -> Result<RefForm> {
     Ok(match c.meta_get(&format!("ref_form:{connector}"))?.as_deref() {

@@ -296,7 +296,8 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
     }
     o.export_state = Some(ExportState::Present);
     o.error = None;
-    o.pending_export = diff::has_changes(ctx.tx, o)?;
+    // The form recorded for a configured connector is its facts' (no lookup per object).
+    o.pending_export = diff::has_changes_in(ctx.tx, o, ctx.facts(connector).map(|f| f.caps.reference_form))?;
     ctx.tx.cs_set_desired(o)?;
     Ok(())
 }
