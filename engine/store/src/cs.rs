@@ -99,6 +99,14 @@ pub struct CsLinks {
     pub link: Option<Link>,
 }
 
+impl CsLinks {
+    /// On the target side of its metaverse object: an export state, or an outbound link
+    /// (provisioned, adopted).
+    pub fn is_target(&self) -> bool {
+        self.export_state.is_some() || matches!(self.link, Some(Link::Provisioned | Link::Adopted))
+    }
+}
+
 impl CsObject {
     pub fn new(connector: &str, object_type: &str) -> Self {
         CsObject {
@@ -179,6 +187,12 @@ pub(crate) fn links_linked(c: &Connection, connector: &str, mv_id: i64) -> Resul
     c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
         .query_row(params![mv_id, connector], links_row)
         .optional()
+}
+
+pub(crate) fn links_of_mv(c: &Connection, mv_id: i64) -> Result<Vec<(String, CsLinks)>> {
+    let mut st = c.prepare_cached(&format!("SELECT {LINK_COLS}, connector FROM cs_object WHERE mv_id=?1 ORDER BY id"))?;
+    let rows = st.query_map([mv_id], |r| Ok((r.get(8)?, links_row(r)?)))?;
+    rows.collect()
 }
 
 /// Links an object (to `mv_id`, as `link` by `rule`): only those columns are written.
@@ -330,10 +344,6 @@ pub(crate) fn all_linked(c: &Connection, mv_id: i64) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 ORDER BY id"))?;
     let rows = st.query_map([mv_id], from_row)?;
     rows.collect::<rusqlite::Result<_>>()
-}
-
-pub(crate) fn targets_of(c: &Connection, mv_id: i64) -> Result<Vec<CsObject>> {
-    load(c, "mv_id=?1 AND (export_state IS NOT NULL OR link IN ('provisioned','adopted'))", [mv_id])
 }
 
 pub(crate) fn sources_of(c: &Connection, mv_id: i64) -> Result<Vec<(String, Option<String>)>> {

@@ -29,9 +29,8 @@ pub trait ReadOps {
     fn cs_links_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsLinks>>;
     /// [`ReadOps::cs_linked`]'s object, its attributes not read.
     fn cs_links_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsLinks>>;
-    /// The target side of a metaverse object, by id: objects with an export state or an
-    /// outbound link (provisioned, adopted); its sources are not read.
-    fn cs_targets_of(&self, mv_id: i64) -> Result<Vec<CsObject>>;
+    /// [`ReadOps::cs_all_linked`]'s objects with their connectors, their attributes not read.
+    fn cs_links_of_mv(&self, mv_id: i64) -> Result<Vec<(String, CsLinks)>>;
     /// The sources (joined, projected) of a metaverse object as `(connector, anchor)`, by id.
     fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>>;
     /// Every object of a connector, by id.
@@ -262,8 +261,8 @@ impl<S: Sqlite> ReadOps for S {
     fn cs_links_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsLinks>> {
         on(self, |c| cs::links_linked(c, connector, mv_id))
     }
-    fn cs_targets_of(&self, mv_id: i64) -> Result<Vec<CsObject>> {
-        on(self, |c| cs::targets_of(c, mv_id))
+    fn cs_links_of_mv(&self, mv_id: i64) -> Result<Vec<(String, CsLinks)>> {
+        on(self, |c| cs::links_of_mv(c, mv_id))
     }
     fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>> {
         on(self, |c| cs::sources_of(c, mv_id))

@@ -368,7 +368,11 @@ fn persist_flows(ctx: &mut Ctx, o: CsObject, mut mv_obj: idflow_store::MvObject,
             for m in &reference_errors {
                 obj_error(ctx, &o, o.link_rule.clone().as_deref(), m.clone());
             }
-            ctx.tx.cs_set_synced(o.id, reference_errors.first().map(String::as_str))?;
+            let error = reference_errors.first().map(String::as_str);
+            // Written only when it changes something (a full sync of what is in step writes nothing).
+            if o.pending_import.is_some() || o.error.as_deref() != error {
+                ctx.tx.cs_set_synced(o.id, error)?;
+            }
         }
     }
     Ok(())

@@ -81,11 +81,16 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
         ctx.observer.advanced(1);
         let Some(m) = ctx.tx.mv_get(id)? else { continue };
         ctx.stats.outbound_objects += 1;
-        let linked_out: Vec<CsObject> = ctx.tx.cs_targets_of(id)?;
+        // Every object linked to it, its attributes not read: whole objects are read only to be
+        // deprovisioned.
+        let links = ctx.tx.cs_links_of_mv(id)?;
+        let targets = || links.iter().filter(|(_, l)| l.is_target());
         if m.deleted {
             // Deletions already pending (held by the threshold, or not exported yet) stay as they are.
-            for mut o in linked_out.into_iter().filter(|o| o.export_state != Some(ExportState::Delete)) {
-                deprovision(ctx, &m, &mut o, &mut recheck)?;
+            for (_, l) in targets().filter(|(_, l)| l.export_state != Some(ExportState::Delete)) {
+                if let Some(mut o) = ctx.tx.cs_get(l.id)? {
+                    deprovision(ctx, &m, &mut o, &mut recheck)?;
+                }
             }
             purge.push(id);
             continue;
@@ -93,8 +98,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
         let mut scope = scope_of(&m);
         let by_connector = rules.outbound(&m.object_type);
         // Targets this object is linked to but no outbound rule serves any more.
-        for mut o in linked_out.iter().filter(|o| !by_connector.contains_key(o.connector.as_str())).cloned() {
-            deprovision(ctx, &m, &mut o, &mut recheck)?;
+        for (_, l) in targets().filter(|(c, _)| !by_connector.contains_key(c.as_str())) {
+            if let Some(mut o) = ctx.tx.cs_get(l.id)? {
+                deprovision(ctx, &m, &mut o, &mut recheck)?;
+            }
         }
         for (connector, crules) in by_connector {
             let mut in_scope = Vec::new();
@@ -119,10 +126,14 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
             if failed {
                 continue;
             }
-            let linked = ctx.tx.cs_linked(connector, id)?;
+            // What is linked in this connector has not changed since `links` was read: only
+            // other connectors' objects were deprovisioned, adopted or provisioned since.
+            let linked = links.iter().find(|(c, _)| c == connector).map(|(_, l)| l);
             if in_scope.is_empty() {
-                if let Some(mut o) = linked.filter(|o| o.export_state == Some(ExportState::Present)) {
-                    deprovision(ctx, &m, &mut o, &mut recheck)?;
+                if let Some(l) = linked.filter(|l| l.export_state == Some(ExportState::Present)) {
+                    if let Some(mut o) = ctx.tx.cs_get(l.id)? {
+                        deprovision(ctx, &m, &mut o, &mut recheck)?;
+                    }
                 }
                 continue;
             }
@@ -290,15 +301,22 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
             desired.entry(k.clone()).or_default();
         }
     }
+    let desired_dn = if new_dn.is_some() { new_dn } else { o.desired_dn.clone() };
+    let same = o.desired.as_ref() == Some(&desired)
+        && o.desired_dn == desired_dn
+        && o.export_state == Some(ExportState::Present)
+        && o.error.is_none();
+    let was_pending = o.pending_export;
     o.desired = Some(desired);
-    if new_dn.is_some() {
-        o.desired_dn = new_dn;
-    }
+    o.desired_dn = desired_dn;
     o.export_state = Some(ExportState::Present);
     o.error = None;
     // The form recorded for a configured connector is its facts' (no lookup per object).
     o.pending_export = diff::has_changes_in(ctx.tx, o, ctx.facts(connector).map(|f| f.caps.reference_form))?;
-    ctx.tx.cs_set_desired(o)?;
+    // A full sync of what is in step writes nothing.
+    if !same || o.pending_export != was_pending {
+        ctx.tx.cs_set_desired(o)?;
+    }
     Ok(())
 }
 
