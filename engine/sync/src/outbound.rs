@@ -187,7 +187,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                                 let facts = ctx.facts(connector);
                                 let mut o = CsObject::new(connector, r.def.target_type.as_deref().unwrap_or_default());
                                 if facts.is_some_and(|f| f.caps.local_anchor) {
-                                    o.anchor = Some(uuid::Uuid::new_v4().to_string());
+                                    // Time-ordered (version 7): ids made one after another sit
+                                    // next to each other in the anchor index.
+                                    o.anchor = Some(uuid::Uuid::now_v7().to_string());
                                 }
                                 o.mv_id = Some(id);
                                 o.link = Some(Link::Provisioned);
