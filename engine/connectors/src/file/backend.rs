@@ -100,13 +100,19 @@ impl OneOrMany {
 pub(crate) struct FileConnector {
     name: String,
     path: PathBuf,
+    /// The file as this connector's last export call wrote it, with the size and time it had
+    /// then: the next batch of the same export starts from it, unless the file changed since.
+    held: Option<(Held, Stamp)>,
 }
+
+/// A file's size and modification time.
+type Stamp = (u64, Option<std::time::SystemTime>);
 
 impl FileConnector {
     /// Checks the settings; the file is read at import and written at export.
     pub(crate) fn new(cfg: &ConnectorConfig) -> Result<Self> {
         let s: Settings = cfg.settings()?;
-        Ok(FileConnector { name: cfg.name.clone(), path: cfg.resolve(&s.path) })
+        Ok(FileConnector { name: cfg.name.clone(), path: cfg.resolve(&s.path), held: None })
     }
 
     fn load(&self) -> Result<FileModel> {
@@ -158,7 +164,7 @@ impl FileConnector {
 /// The file as an export holds it: each object as its JSON text (as read, or as made), found by
 /// id; only the objects an update changes are parsed. A fifth of the memory of the parsed
 /// document, and the text of an object nothing changed is written back as it was read.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Held {
     /// Deleted objects' texts are emptied.
     texts: Vec<String>,
@@ -191,6 +197,10 @@ struct IdOnly {
 const OBJECT_INDENT: &str = "    ";
 
 impl FileConnector {
+    fn stamp(&self) -> Option<Stamp> {
+        std::fs::metadata(&self.path).ok().map(|m| (m.len(), m.modified().ok()))
+    }
+
     fn parse_error(&self, e: serde_json::Error) -> Error {
         Error::Parse { file: self.path.clone(), line: e.line(), column: e.column(), message: e.to_string() }
     }
@@ -272,7 +282,10 @@ impl Connector for FileConnector {
     }
 
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
-        let mut held = self.load_held()?;
+        let mut held = match self.held.take() {
+            Some((held, at)) if self.stamp() == Some(at) => held,
+            _ => self.load_held()?,
+        };
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let r = match op.kind {
@@ -317,6 +330,7 @@ impl Connector for FileConnector {
             results.push(r);
         }
         self.save_held(&held)?;
+        self.held = self.stamp().map(|at| (held, at));
         Ok(results)
     }
 }
@@ -348,7 +362,7 @@ mod tests {
     #[test]
     fn objects_kept_as_text_are_written_as_the_whole_document_would_be() {
         let dir = std::env::temp_dir().join(format!("idflow-file-test-{}", std::process::id()));
-        let c = &mut FileConnector { name: "cloud".into(), path: dir.join("cloud.json") };
+        let c = &mut FileConnector { name: "cloud".into(), path: dir.join("cloud.json"), held: None };
         let add = c
             .export(&[
                 op(OpKind::Add, "a", &[("userName", &["ada"]), ("mail", &["ada@x", "ada@y"])], vec![]),

@@ -12,7 +12,9 @@ const CAPABILITIES: Capabilities = Capabilities {
     export: true,
     local_anchor: true,
     reference_form: RefForm::Anchor,
-    max_batch: usize::MAX,
+    // The file is written whole once per batch: large batches, but not the whole export at
+    // once (the operations of a million objects would not fit in memory).
+    max_batch: 50_000,
     owner_attribute: None,
     reference_attributes: &[],
     unique_attributes: &[],
