@@ -95,3 +95,17 @@ fn history_says_what_each_run_did_and_why_one_failed() {
     let j = e.json(&["history", "-n", "1"], 0);
     assert!(j[0]["summary"]["failure"].as_str().is_some_and(|f| f.contains("corp.ldif")), "{j}");
 }
+
+#[test]
+fn bench_times_each_stage_and_a_full_sync_of_what_is_in_step_changes_nothing() {
+    let e = Env::empty();
+    let dir = e.path("bench");
+    let out = e.ok(&["bench", "--people", "300", "--groups", "15", "--deltas", "1", "--dir", &dir.display().to_string()], 0).stdout;
+    for stage in ["full import (corp)", "full sync (inbound + outbound)", "plan (import both, sync, diff)", "export (file target)"] {
+        assert!(out.contains(stage), "{stage}: {out}");
+    }
+    assert!(out.contains("307 projected, 307 provisioned, 0 errors"), "{out}");
+    let again = out.lines().skip_while(|l| !l.starts_with("full sync again (all in step)")).nth(1).unwrap_or_default();
+    assert!(again.trim() == "0 metaverse updated, 0 provisioned", "the second full sync changed something: {out}");
+    assert!(out.contains("delta of 1% (3 people changed)") && out.contains("peak memory"), "{out}");
+}

@@ -132,6 +132,13 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
     line("export (file target)", t.elapsed().as_secs_f64(), r.export.iter().map(|s| s.added + s.updated).sum());
     println!("{:<34} {:.1} MiB database, {:.0} MiB peak memory", "after initial sync", size_mib(&db), peak_rss_mib());
 
+    // A scheduled full sync of a directory that is in step: everything read, nothing to change.
+    let t = Instant::now();
+    let r = e.sync(true)?;
+    let s = r.sync.unwrap_or_default();
+    line("full sync again (all in step)", t.elapsed().as_secs_f64(), s.inbound_objects);
+    println!("{:<34} {} metaverse updated, {} provisioned", "", s.metaverse_updated, s.provisioned);
+
     for (round, pct) in deltas.iter().enumerate() {
         let n = ((people as f64) * pct / 100.0).round().max(1.0) as usize;
         w(&dir.join("delta.ldif"), &generate::delta(people, n, round + 1))?;

@@ -296,6 +296,13 @@ mod tests {
         assert_eq!(find("Grace@Example.org", false), vec![5]);
         assert_eq!(crate::mv::referrers(&c, 4).expect("referrers"), vec![(5, "manager".to_string())]);
         assert_eq!(crate::mv::search(&c, "GRACE", &["mail"], 10).expect("search"), vec![5]);
+        // Any letter's case folds, not only ASCII's.
+        let mut attrs = std::collections::BTreeMap::new();
+        let jorg = crate::MvAttr { values: vec!["Jörg@Example.org".into()], rule: "hr".into(), cs: 9, precedence: 100 };
+        attrs.insert("mail".to_string(), jorg);
+        crate::mv::save_attrs(&c, 4, &attrs, &["mail".to_string()], &[]).expect("saved");
+        assert_eq!(find("JÖRG@EXAMPLE.ORG", true), vec![4]);
+        assert_eq!(crate::mv::search(&c, "JÖ", &["mail"], 10).expect("search"), vec![4]);
         // The rebuilt tables have SCHEMA's indexes again.
         let indexes: i64 = c
             .query_row(
