@@ -49,6 +49,8 @@ impl Slapd {
             if s.try_script(&args).status.success() {
                 return s;
             }
+            // A slapd that started but did not answer is stopped before the next one.
+            s.try_script(&["stop".to_string(), s.path().display().to_string()]);
             s.port = free_port();
             s.ldaps_port = free_port();
             args[2] = s.port.to_string();

@@ -149,9 +149,17 @@ pub(crate) fn mark_deleted(c: &Connection, id: i64) -> Result<()> {
 
 /// Removes a deleted object for good (after outbound sync has deprovisioned it).
 pub(crate) fn purge(c: &Connection, id: i64) -> Result<()> {
-    if let Some(o) = get(c, id)? {
-        for (a, v) in &o.attrs {
-            unindex(c, id, a, &v.values)?;
+    match get(c, id) {
+        Ok(Some(o)) => {
+            for (a, v) in &o.attrs {
+                unindex(c, id, a, &v.values)?;
+            }
+        }
+        Ok(None) => {}
+        // Attributes that do not read back: every entry of the object goes, found the slow way.
+        Err(_) => {
+            c.prepare_cached("DELETE FROM mv_value WHERE mv_id=?1")?.execute([id])?;
+            c.prepare_cached("DELETE FROM mv_ref WHERE mv_id=?1")?.execute([id])?;
         }
     }
     c.prepare_cached("DELETE FROM mv_object WHERE id=?1")?.execute([id])?;

@@ -303,6 +303,12 @@ mod tests {
         crate::mv::save_attrs(&c, 4, &attrs, &["mail".to_string()], &[]).expect("saved");
         assert_eq!(find("JÖRG@EXAMPLE.ORG", true), vec![4]);
         assert_eq!(crate::mv::search(&c, "JÖ", &["mail"], 10).expect("search"), vec![4]);
+        // Lower case, not full case folding: ß and SS stay apart.
+        let strasse = crate::MvAttr { values: vec!["Straße".into()], rule: "hr".into(), cs: 9, precedence: 100 };
+        attrs.insert("street".to_string(), strasse);
+        crate::mv::save_attrs(&c, 4, &attrs, &["street".to_string()], &[]).expect("saved");
+        let street = |v: &str| crate::mv::find_by_value(&c, "person", "street", &v.into(), true).expect("find");
+        assert_eq!((street("STRASSE"), street("STRAßE")), (vec![], vec![4]));
         // The rebuilt tables have SCHEMA's indexes again.
         let indexes: i64 = c
             .query_row(

@@ -105,8 +105,29 @@ pub(crate) struct FileConnector {
     held: Option<(Held, Stamp)>,
 }
 
-/// A file's size and modification time.
-type Stamp = (u64, Option<std::time::SystemTime>);
+/// What tells one version of the file from another: which file it is (device and inode: a
+/// file put in its place by a rename is another one), its size and its times. A program that
+/// rewrites the file in place changes its times (to the kernel's clock tick, a few ms).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    file: (u64, u64),
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let (file, changed) = {
+            use std::os::unix::fs::MetadataExt;
+            ((m.dev(), m.ino()), (m.ctime(), m.ctime_nsec()))
+        };
+        #[cfg(not(unix))]
+        let (file, changed) = ((0, 0), (0, 0));
+        Stamp { file, len: m.len(), modified: m.modified().ok(), changed }
+    }
+}
 
 impl FileConnector {
     /// Checks the settings; the file is read at import and written at export.
@@ -128,8 +149,9 @@ impl FileConnector {
         })
     }
 
-    /// Writes the file through `body` atomically: a temporary file, fsync, rename.
-    fn write_atomically(&self, body: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<()> {
+    /// Writes the file through `body` atomically: a temporary file, fsync, rename. Returns the
+    /// new file's stamp, unless another file took its place right after the rename.
+    fn write_atomically(&self, body: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<Option<Stamp>> {
         let io = |e: std::io::Error| Error::io(&self.path, "cannot write", e);
         if let Some(dir) = self.path.parent() {
             if !dir.as_os_str().is_empty() {
@@ -157,7 +179,9 @@ impl FileConnector {
         body(&mut w).map_err(io)?;
         let f = w.into_inner().map_err(|e| io(e.into_error()))?;
         f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        let written = Stamp::of(&f.metadata().map_err(io)?).file;
+        std::fs::rename(&tmp, &self.path).map_err(io)?;
+        Ok(self.stamp().filter(|s| s.file == written))
     }
 }
 
@@ -198,7 +222,7 @@ const OBJECT_INDENT: &str = "    ";
 
 impl FileConnector {
     fn stamp(&self) -> Option<Stamp> {
-        std::fs::metadata(&self.path).ok().map(|m| (m.len(), m.modified().ok()))
+        std::fs::metadata(&self.path).ok().map(|m| Stamp::of(&m))
     }
 
     fn parse_error(&self, e: serde_json::Error) -> Error {
@@ -245,7 +269,7 @@ impl FileConnector {
     }
 
     /// Writes the objects as `serde_json::to_writer_pretty` writes the whole document.
-    fn save_held(&self, held: &Held) -> Result<()> {
+    fn save_held(&self, held: &Held) -> Result<Option<Stamp>> {
         self.write_atomically(|w| {
             let mut first = true;
             w.write_all(b"{\n  \"objects\": [")?;
@@ -336,8 +360,7 @@ impl Connector for FileConnector {
             };
             results.push(r);
         }
-        self.save_held(&held)?;
-        self.held = self.stamp().map(|at| (held, at));
+        self.held = self.save_held(&held)?.map(|at| (held, at));
         Ok(results)
     }
 }
@@ -379,6 +402,14 @@ mod tests {
         assert!(add.iter().all(|r| matches!(r, OpResult::Done { .. })));
         let text = std::fs::read_to_string(&c.path).expect("written");
         assert_eq!(text, pretty(c));
+        assert!(c.held.as_ref().is_some_and(|(_, at)| Some(*at) == c.stamp()), "the next batch starts from what was written");
+        // Another program puts a file of the same size in its place between two batches: the
+        // next batch starts from that file, not from the document it remembers.
+        let tmp = dir.join("other.json");
+        std::fs::write(&tmp, text.replace("\"ada\"", "\"ida\"")).expect("other");
+        std::fs::rename(&tmp, &c.path).expect("replaced");
+        c.export(&[op(OpKind::Delete, "nobody", &[], vec![])]).expect("a batch");
+        assert!(std::fs::read_to_string(&c.path).expect("written").contains("\"ida\""), "the other program's change is kept");
         let change = AttrChange { attr: "mail".into(), kind: ChangeKind::Replace, values: vec!["ada@z".into()] };
         // The same add again (an export killed before it recorded the answer) is done; another
         // object under a taken id is not.
