@@ -87,21 +87,33 @@ fn key(v: &Value) -> String {
 /// (`mv_ref`, for the objects to look at again when it changes), other values by attribute
 /// and key (`mv_value`, for joins and searches). Each index is its table's primary key alone.
 fn index(c: &Connection, id: i64, attr: &str, values: &[Value]) -> Result<()> {
-    let mut val = c.prepare_cached("INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES (?1, ?2, ?3)")?;
-    let mut rf = c.prepare_cached("INSERT OR IGNORE INTO mv_ref(target, mv_id, attr) VALUES (?1, ?2, ?3)")?;
-    for v in values {
-        match v {
-            Value::Ref(t) => rf.execute(params![t, id, attr])?,
-            _ => val.execute(params![attr, key(v), id])?,
-        };
-    }
-    Ok(())
+    entries(
+        c,
+        id,
+        attr,
+        values,
+        [
+            "INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO mv_ref(target, mv_id, attr) VALUES (?1, ?2, ?3)",
+        ],
+    )
 }
 
 /// Removes the index entries of `values`, as [`index`] made them.
 fn unindex(c: &Connection, id: i64, attr: &str, values: &[Value]) -> Result<()> {
-    let mut val = c.prepare_cached("DELETE FROM mv_value WHERE attr=?1 AND key=?2 AND mv_id=?3")?;
-    let mut rf = c.prepare_cached("DELETE FROM mv_ref WHERE target=?1 AND mv_id=?2 AND attr=?3")?;
+    entries(
+        c,
+        id,
+        attr,
+        values,
+        ["DELETE FROM mv_value WHERE attr=?1 AND key=?2 AND mv_id=?3", "DELETE FROM mv_ref WHERE target=?1 AND mv_id=?2 AND attr=?3"],
+    )
+}
+
+/// Runs `[for a value, for a reference]` once per value, with the columns of its index.
+fn entries(c: &Connection, id: i64, attr: &str, values: &[Value], [value_sql, ref_sql]: [&str; 2]) -> Result<()> {
+    let mut val = c.prepare_cached(value_sql)?;
+    let mut rf = c.prepare_cached(ref_sql)?;
     for v in values {
         match v {
             Value::Ref(t) => rf.execute(params![t, id, attr])?,
