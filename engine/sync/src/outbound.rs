@@ -88,9 +88,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
         if m.deleted {
             // Deletions already pending (held by the threshold, or not exported yet) stay as they are.
             for (_, l) in targets().filter(|(_, l)| l.export_state != Some(ExportState::Delete)) {
-                if let Some(mut o) = ctx.tx.cs_get(l.id)? {
-                    deprovision(ctx, &m, &mut o, &mut recheck)?;
-                }
+                deprovision_id(ctx, &m, l.id, &mut recheck)?;
             }
             purge.push(id);
             continue;
@@ -99,9 +97,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
         let by_connector = rules.outbound(&m.object_type);
         // Targets this object is linked to but no outbound rule serves any more.
         for (_, l) in targets().filter(|(c, _)| !by_connector.contains_key(c.as_str())) {
-            if let Some(mut o) = ctx.tx.cs_get(l.id)? {
-                deprovision(ctx, &m, &mut o, &mut recheck)?;
-            }
+            deprovision_id(ctx, &m, l.id, &mut recheck)?;
         }
         for (connector, crules) in by_connector {
             let mut in_scope = Vec::new();
@@ -131,9 +127,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
             let linked = links.iter().find(|(c, _)| c == connector).map(|(_, l)| l);
             if in_scope.is_empty() {
                 if let Some(l) = linked.filter(|l| l.export_state == Some(ExportState::Present)) {
-                    if let Some(mut o) = ctx.tx.cs_get(l.id)? {
-                        deprovision(ctx, &m, &mut o, &mut recheck)?;
-                    }
+                    deprovision_id(ctx, &m, l.id, &mut recheck)?;
                 }
                 continue;
             }
@@ -320,6 +314,14 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
         ctx.tx.cs_set_desired(o)?;
     }
     Ok(())
+}
+
+/// [`deprovision`] of the object `cs_id`, read whole first (links are read lean).
+fn deprovision_id(ctx: &mut Ctx, m: &MvObject, cs_id: i64, recheck: &mut BTreeSet<i64>) -> Result<()> {
+    match ctx.tx.cs_get(cs_id)? {
+        Some(mut o) => deprovision(ctx, m, &mut o, recheck),
+        None => Ok(()),
+    }
 }
 
 /// Applies the deprovisioning action of the rule that linked the object.

@@ -219,6 +219,8 @@ struct IdOnly {
 
 /// How deep an object sits in the file (`{"objects": [ ... ]}`), pretty-printed.
 const OBJECT_INDENT: &str = "    ";
+/// A line break inside an object, followed by its indent.
+const OBJECT_NEWLINE: &str = "\n    ";
 
 impl FileConnector {
     fn stamp(&self) -> Option<Stamp> {
@@ -265,7 +267,7 @@ impl FileConnector {
     /// An object's text as it sits in the file: pretty, indented to its depth.
     fn text(&self, o: &FileObject) -> Result<String> {
         let pretty = serde_json::to_string_pretty(o).map_err(|e| Error::io(&self.path, "cannot write", std::io::Error::other(e)))?;
-        Ok(pretty.replace('\n', &format!("\n{OBJECT_INDENT}")))
+        Ok(pretty.replace('\n', OBJECT_NEWLINE))
     }
 
     /// Writes the objects as `serde_json::to_writer_pretty` writes the whole document.
