@@ -72,6 +72,15 @@ fn peak_rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The peak since the last call (Linux resets the high-water mark to what is resident now when
+/// 5 is written to clear_refs), so each stage shows its own peak; 0 where that is not possible.
+fn stage_peak_mib(overall: &mut f64) -> f64 {
+    let peak = peak_rss_mib();
+    *overall = overall.max(peak);
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    peak
+}
+
 fn size_mib(p: &Path) -> f64 {
     let mut total = 0u64;
     for ext in ["", "-wal", "-shm"] {
@@ -81,8 +90,8 @@ fn size_mib(p: &Path) -> f64 {
     total as f64 / 1_048_576.0
 }
 
-fn line(what: &str, secs: f64, n: usize) {
-    println!("{what:<34} {secs:>9.3} s  {n:>9} objects  {:>10.0} objects/s", n as f64 / secs.max(1e-9));
+fn line(what: &str, secs: f64, n: usize, peak: f64) {
+    println!("{what:<34} {secs:>9.3} s  {n:>9} objects  {:>10.0} objects/s  {peak:>6.0} MiB peak", n as f64 / secs.max(1e-9));
 }
 
 pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<()> {
@@ -103,40 +112,50 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
     )?;
     w(&dir.join("rules/bench.toml"), RULES)?;
     let t = Instant::now();
-    let ldif = generate::generate(people, groups, 42);
-    w(&dir.join("corp.ldif"), &ldif)?;
+    let corp = dir.join("corp.ldif");
+    let mut f = std::fs::File::create(&corp).map_err(|e| Error::io(&corp, "", e))?;
+    let size = generate::generate(people, groups, 42, &mut f).map_err(|e| Error::io(&corp, "", e))?;
+    drop(f);
     println!(
         "idflow bench: {people} people, {groups} groups ({:.1} MiB of LDIF, generated in {:.2} s)",
-        ldif.len() as f64 / 1_048_576.0,
+        size as f64 / 1_048_576.0,
         t.elapsed().as_secs_f64()
     );
-    drop(ldif);
+    let mut overall = 0.0;
+    stage_peak_mib(&mut overall);
     let mut e = Engine::open(&dir.join("idflow.toml"), registry)?;
 
     let t = Instant::now();
     let r = e.import(&["corp".into()], Mode::Full, false)?;
-    line("full import (corp)", t.elapsed().as_secs_f64(), r.import.iter().map(|s| s.read).sum());
+    line("full import (corp)", t.elapsed().as_secs_f64(), r.import.iter().map(|s| s.read).sum(), stage_peak_mib(&mut overall));
 
     let t = Instant::now();
     let r = e.sync(true)?;
     let s = r.sync.unwrap_or_default();
-    line("full sync (inbound + outbound)", t.elapsed().as_secs_f64(), s.inbound_objects);
+    line("full sync (inbound + outbound)", t.elapsed().as_secs_f64(), s.inbound_objects, stage_peak_mib(&mut overall));
     println!("{:<34} {} projected, {} provisioned, {} errors", "", s.projected, s.provisioned, r.errors.len());
 
     let t = Instant::now();
     let (p, _) = e.plan()?;
-    line("plan (import both, sync, diff)", t.elapsed().as_secs_f64(), p.totals.add + p.totals.update + p.totals.delete);
+    let planned = p.totals.add + p.totals.update + p.totals.delete;
+    drop(p);
+    line("plan (import both, sync, diff)", t.elapsed().as_secs_f64(), planned, stage_peak_mib(&mut overall));
 
     let t = Instant::now();
     let r = e.export(&["cloud".into()], None)?;
-    line("export (file target)", t.elapsed().as_secs_f64(), r.export.iter().map(|s| s.added + s.updated).sum());
-    println!("{:<34} {:.1} MiB database, {:.0} MiB peak memory", "after initial sync", size_mib(&db), peak_rss_mib());
+    line(
+        "export (file target)",
+        t.elapsed().as_secs_f64(),
+        r.export.iter().map(|s| s.added + s.updated).sum(),
+        stage_peak_mib(&mut overall),
+    );
+    println!("{:<34} {:.1} MiB database, {:.0} MiB peak memory", "after initial sync", size_mib(&db), overall.max(peak_rss_mib()));
 
     // A scheduled full sync of a directory that is in step: everything read, nothing to change.
     let t = Instant::now();
     let r = e.sync(true)?;
     let s = r.sync.unwrap_or_default();
-    line("full sync again (all in step)", t.elapsed().as_secs_f64(), s.inbound_objects);
+    line("full sync again (all in step)", t.elapsed().as_secs_f64(), s.inbound_objects, stage_peak_mib(&mut overall));
     println!("{:<34} {} metaverse updated, {} provisioned", "", s.metaverse_updated, s.provisioned);
 
     for (round, pct) in deltas.iter().enumerate() {
@@ -145,14 +164,15 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
         let t = Instant::now();
         let r = e.import(&["corp".into()], Mode::Delta, false)?;
         let imp = t.elapsed().as_secs_f64();
+        let imp_peak = stage_peak_mib(&mut overall);
         let read: usize = r.import.iter().map(|s| s.read).sum();
         let t = Instant::now();
         let r = e.sync(false)?;
         let syn = t.elapsed().as_secs_f64();
         let s = r.sync.unwrap_or_default();
         println!("delta of {pct}% ({n} people changed):");
-        line("  delta import", imp, read);
-        line("  delta sync", syn, s.inbound_objects);
+        line("  delta import", imp, read, imp_peak);
+        line("  delta sync", syn, s.inbound_objects, stage_peak_mib(&mut overall));
         println!(
             "{:<34} {:.1} µs per changed object ({} metaverse objects updated, {} looked at outbound)",
             "",
@@ -162,8 +182,8 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
         );
         let t = Instant::now();
         let r = e.export(&["cloud".into()], None)?;
-        line("  export", t.elapsed().as_secs_f64(), r.export.iter().map(|s| s.updated).sum());
+        line("  export", t.elapsed().as_secs_f64(), r.export.iter().map(|s| s.updated).sum(), stage_peak_mib(&mut overall));
     }
-    println!("{:<34} {:.1} MiB database, {:.0} MiB peak memory", "end", size_mib(&db), peak_rss_mib());
+    println!("{:<34} {:.1} MiB database, {:.0} MiB peak memory", "end", size_mib(&db), overall.max(peak_rss_mib()));
     Ok(())
 }

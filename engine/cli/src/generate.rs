@@ -134,11 +134,21 @@ pub fn group_dn(j: usize) -> String {
     }
 }
 
-/// Writes people and groups; `variant` changes display names and titles of every `variant`th
-/// person (for delta tests) while keeping identities.
-pub fn generate(people: usize, groups: usize, seed: u64) -> String {
+/// Writes people and groups to `w`, a megabyte at a time (a million people are half a
+/// gigabyte of LDIF); returns the bytes written.
+pub fn generate(people: usize, groups: usize, seed: u64, w: &mut dyn std::io::Write) -> std::io::Result<u64> {
+    const CHUNK: usize = 1 << 20;
+    let mut written = 0u64;
+    let mut flush = |out: &mut String, at_least: usize| -> std::io::Result<()> {
+        if out.len() >= at_least {
+            w.write_all(out.as_bytes())?;
+            written += out.len() as u64;
+            out.clear();
+        }
+        Ok(())
+    };
     let mut rng = Rng::new(seed);
-    let mut out = String::with_capacity(people * 520 + groups * 2000);
+    let mut out = String::with_capacity(CHUNK + 64 * 1024);
     let _ = writeln!(out, "version: 1\n");
     let _ = writeln!(out, "dn: ou=People,{BASE}\nobjectClass: organizationalUnit\nou: People\n");
     let _ = writeln!(out, "dn: ou=Disabled,ou=People,{BASE}\nobjectClass: organizationalUnit\nou: Disabled\n");
@@ -171,6 +181,7 @@ pub fn generate(people: usize, groups: usize, seed: u64) -> String {
             }
         }
         let _ = writeln!(out, "entryUUID: {}\n", uuid_for(1, i));
+        flush(&mut out, CHUNK)?;
     }
     for j in 0..groups {
         let _ = writeln!(out, "dn: {}", group_dn(j));
@@ -194,8 +205,10 @@ pub fn generate(people: usize, groups: usize, seed: u64) -> String {
             let _ = writeln!(out, "member: {}", group_dn(rng.below(j)));
         }
         let _ = writeln!(out, "entryUUID: {}\n", uuid_for(2, j));
+        flush(&mut out, CHUNK)?;
     }
-    out
+    flush(&mut out, 0)?;
+    Ok(written)
 }
 
 /// Change records touching `n` people spread through the directory (title and display name).

@@ -426,9 +426,23 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             let p = saved.plan;
             let r = RunReport { notes, ..Default::default() };
             if cli.json {
-                print_json(&serde_json::json!({ "plan": p, "notes": r.notes }));
+                // Written as its changes are read back: a large plan is never whole in memory.
+                #[derive(serde::Serialize)]
+                struct Shown<'a> {
+                    notes: &'a [String],
+                    plan: &'a idflow_engine::Plan,
+                }
+                use std::io::Write as _;
+                let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                let written = serde_json::to_writer_pretty(&mut w, &Shown { notes: &r.notes, plan: &p });
+                let written = written.map_err(std::io::Error::from).and_then(|()| writeln!(w)).and_then(|()| w.flush());
+                match written {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    Err(e) => return Err(Error::Refused(format!("cannot write the plan: {e}"))),
+                    Ok(()) => {}
+                }
             } else {
-                print!("{}", plan_text::plan(&p, *detail));
+                print!("{}", plan_text::plan(&p, *detail)?);
                 for n in &r.notes {
                     println!("note: {n}");
                 }
@@ -628,8 +642,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             })
         }
         Command::Generate { people, groups, seed, out } => {
-            let text = generate::generate(*people, *groups, *seed);
-            std::fs::write(out, text).map_err(|e| Error::io(out, "", e))?;
+            let mut f = std::fs::File::create(out).map_err(|e| Error::io(out, "", e))?;
+            generate::generate(*people, *groups, *seed, &mut f).map_err(|e| Error::io(out, "", e))?;
             Ok(0)
         }
         Command::Bench { people, groups, dir, deltas } => {

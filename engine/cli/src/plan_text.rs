@@ -1,14 +1,15 @@
 //! The plan as a reviewer reads it. Identical changes are grouped: one rule change that touches
 //! 100,000 users reads as one line per attribute ("userName: upper-cased on 100,000 User"), with
 //! a few examples; `--detail` lists every change. Collisions in unique attributes come first.
-use idflow_engine::{Plan, PlanAttr, PlanChange, PlanValue};
+use idflow_core::Result;
+use idflow_engine::{Changes, Plan, PlanAttr, PlanChange, PlanValue};
 
 /// A group of this many changes or fewer is listed in full.
 const LIST_UP_TO: usize = 3;
 /// Examples shown for a larger group.
 const EXAMPLES: usize = 3;
 
-pub(crate) fn plan(plan: &Plan, detail: bool) -> String {
+pub(crate) fn plan(plan: &Plan, detail: bool) -> Result<String> {
     let mut out = String::new();
     for c in &plan.collisions {
         out.push_str(&format!(
@@ -29,9 +30,13 @@ pub(crate) fn plan(plan: &Plan, detail: bool) -> String {
             count(cp.totals.update),
             count(cp.totals.delete)
         ));
-        for group in groups(&cp.changes) {
-            if detail || group.len() <= LIST_UP_TO {
-                for ch in &group {
+        for group in groups(&cp.changes, detail)? {
+            if detail {
+                for &i in &group.members {
+                    out.push_str(&change(&cp.changes.get(i as usize)?));
+                }
+            } else if group.n <= LIST_UP_TO {
+                for ch in &group.first {
                     out.push_str(&change(ch));
                 }
             } else {
@@ -71,26 +76,62 @@ pub(crate) fn plan(plan: &Plan, detail: bool) -> String {
             if summarized { " (--detail lists every change)" } else { "" }
         ));
     }
-    out
+    Ok(out)
+}
+
+/// Changes that read alike, gathered in one pass over the plan (its changes are read one at a
+/// time, so a million-change plan is never whole in memory): the first few changes, what each
+/// attribute's changes have in common, and, for `--detail`, where every member is.
+struct Group {
+    op: String,
+    object_type: String,
+    renamed: bool,
+    n: usize,
+    first: Vec<PlanChange>,
+    members: Vec<u32>,
+    attrs: Vec<(String, Common)>,
 }
 
 /// Changes that read alike: the same operation on the same type, touching the same attributes.
-fn groups(changes: &[PlanChange]) -> Vec<Vec<&PlanChange>> {
-    let mut out: Vec<Vec<&PlanChange>> = Vec::new();
-    let mut index: std::collections::HashMap<(&str, &str, Vec<&str>, bool), usize> = std::collections::HashMap::new();
-    for ch in changes {
+fn groups(changes: &Changes, detail: bool) -> Result<Vec<Group>> {
+    let mut out: Vec<Group> = Vec::new();
+    let mut index: std::collections::HashMap<(String, String, Vec<String>, bool), usize> = std::collections::HashMap::new();
+    for (i, ch) in changes.iter().enumerate() {
+        let ch = ch?;
         // Adds and deletes of a type read alike; updates when they touch the same attributes.
-        let attrs: Vec<&str> = if ch.op == "update" { ch.attributes.iter().map(|a| a.name.as_str()).collect() } else { Vec::new() };
-        let key = (ch.op.as_str(), ch.object_type.as_str(), attrs, ch.new_dn.is_some());
-        match index.get(&key) {
-            Some(&i) => out[i].push(ch),
+        let attrs: Vec<String> = if ch.op == "update" { ch.attributes.iter().map(|a| a.name.clone()).collect() } else { Vec::new() };
+        let key = (ch.op.clone(), ch.object_type.clone(), attrs, ch.new_dn.is_some());
+        let g = match index.get(&key) {
+            Some(&g) => &mut out[g],
             None => {
                 index.insert(key, out.len());
-                out.push(vec![ch]);
+                out.push(Group {
+                    op: ch.op.clone(),
+                    object_type: ch.object_type.clone(),
+                    renamed: ch.new_dn.is_some(),
+                    n: 0,
+                    first: Vec::new(),
+                    members: Vec::new(),
+                    attrs: Vec::new(),
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        g.n += 1;
+        if detail {
+            g.members.push(i as u32);
+        }
+        for a in &ch.attributes {
+            match g.attrs.iter_mut().find(|(name, _)| *name == a.name) {
+                Some((_, c)) => c.add(a),
+                None => g.attrs.push((a.name.clone(), Common::new(a))),
             }
         }
+        if g.first.len() < LIST_UP_TO.max(EXAMPLES) {
+            g.first.push(ch);
+        }
     }
-    out
+    Ok(out)
 }
 
 fn sign(op: &str) -> char {
@@ -163,110 +204,152 @@ fn change(ch: &PlanChange) -> String {
 }
 
 /// A large group: what its changes have in common, attribute by attribute, and a few of them.
-fn summary(group: &[&PlanChange]) -> String {
-    let first = group[0];
-    let n = count(group.len());
-    let verb = match first.op.as_str() {
+fn summary(group: &Group) -> String {
+    let n = count(group.n);
+    let verb = match group.op.as_str() {
         "add" => "to add",
         "update" => "to update",
         _ => "to delete",
     };
-    let mut out = format!("  {} {n} {} objects {verb}\n", sign(&first.op), first.object_type);
-    // Every attribute the group touches, in the order they first appear, with the changes that touch it.
-    let mut by_name: Vec<(&str, Vec<&PlanAttr>)> = Vec::new();
-    for c in group {
-        for a in &c.attributes {
-            match by_name.iter_mut().find(|(name, _)| *name == a.name) {
-                Some((_, v)) => v.push(a),
-                None => by_name.push((&a.name, vec![a])),
-            }
-        }
+    let mut out = format!("  {} {n} {} objects {verb}\n", sign(&group.op), group.object_type);
+    // Every attribute the group touches, in the order they first appear.
+    let width = group.attrs.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    for (name, c) in &group.attrs {
+        let on = if c.n == group.n { format!("all {n}") } else { format!("{} of {n}", count(c.n)) };
+        out.push_str(&format!("      {name:width$} : {}\n", c.describe(&group.op, &on)));
     }
-    let width = by_name.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
-    for (name, all) in &by_name {
-        let on = if all.len() == group.len() { format!("all {n}") } else { format!("{} of {n}", count(all.len())) };
-        out.push_str(&format!("      {name:width$} : {}\n", common(&first.op, all, &on)));
-    }
-    if first.new_dn.is_some() {
+    if group.renamed {
         out.push_str(&format!("      {:width$} : renamed on {n}\n", "dn"));
     }
-    let examples: Vec<&str> = group.iter().take(EXAMPLES).map(|c| c.object.as_str()).collect();
+    let examples: Vec<&str> = group.first.iter().take(EXAMPLES).map(|c| c.object.as_str()).collect();
     out.push_str(&format!("      for example: {}\n", examples.join("; ")));
     out
 }
 
-/// What one attribute's changes have in common across a group.
-fn common(op: &str, all: &[&PlanAttr], on: &str) -> String {
-    let single = |v: &[PlanValue]| match v {
-        [PlanValue::Text(s)] => Some(s.clone()),
+/// What one attribute's changes have in common across a group, gathered change by change.
+struct Common {
+    n: usize,
+    /// The first change of the attribute, and the values it adds and removes.
+    a0: PlanAttr,
+    added: Vec<PlanValue>,
+    removed: Vec<PlanValue>,
+    /// Every change is the first one's.
+    same: bool,
+    /// The distinct changes and how many make each, while there are at most 3 (a fourth ends it).
+    distinct: Vec<(Vec<PlanValue>, Vec<PlanValue>, usize)>,
+    /// Every change is one text to one text, and which of these turns the old into the new.
+    single: bool,
+    upper: bool,
+    lower: bool,
+    trimmed: bool,
+    all_old_empty: bool,
+    all_new_empty: bool,
+    /// Every change adds and removes what the first does.
+    alike: bool,
+}
+
+fn one_text(v: &[PlanValue]) -> Option<&str> {
+    match v {
+        [PlanValue::Text(s)] => Some(s),
         _ => None,
-    };
-    let same = all.windows(2).all(|w| w[0].old == w[1].old && w[0].new == w[1].new);
-    let a0 = all[0];
-    if same {
-        return match op {
-            "add" => format!("{} on {on}", list(&a0.new)),
-            _ => format!("{} => {} on {on}", list(&a0.old), list(&a0.new)),
-        };
     }
-    // A few distinct values: how many get each.
-    let mut distinct: Vec<(&PlanAttr, usize)> = Vec::new();
-    for a in all {
-        match distinct.iter().position(|(d, _)| d.old == a.old && d.new == a.new) {
-            Some(i) => distinct[i].1 += 1,
-            None => {
-                distinct.push((a, 1));
-                if distinct.len() > 3 {
-                    break;
+}
+
+fn added_removed(a: &PlanAttr) -> (Vec<PlanValue>, Vec<PlanValue>) {
+    (a.new.iter().filter(|v| !a.old.contains(v)).cloned().collect(), a.old.iter().filter(|v| !a.new.contains(v)).cloned().collect())
+}
+
+impl Common {
+    fn new(a: &PlanAttr) -> Common {
+        let (added, removed) = added_removed(a);
+        let mut c = Common {
+            n: 0,
+            a0: a.clone(),
+            added,
+            removed,
+            same: true,
+            distinct: Vec::new(),
+            single: true,
+            upper: true,
+            lower: true,
+            trimmed: true,
+            all_old_empty: true,
+            all_new_empty: true,
+            alike: true,
+        };
+        c.add(a);
+        c
+    }
+
+    fn add(&mut self, a: &PlanAttr) {
+        self.n += 1;
+        self.same &= a.old == self.a0.old && a.new == self.a0.new;
+        if self.distinct.len() <= 3 {
+            match self.distinct.iter_mut().find(|(old, new, _)| *old == a.old && *new == a.new) {
+                Some(d) => d.2 += 1,
+                None => self.distinct.push((a.old.clone(), a.new.clone(), 1)),
+            }
+        }
+        match (one_text(&a.old), one_text(&a.new)) {
+            (Some(o), Some(n)) if self.single => {
+                self.upper &= o.to_uppercase() == n;
+                self.lower &= o.to_lowercase() == n;
+                self.trimmed &= o.trim() == n;
+            }
+            _ => self.single = false,
+        }
+        self.all_old_empty &= a.old.is_empty();
+        self.all_new_empty &= a.new.is_empty();
+        if self.alike {
+            let (add, del) = added_removed(a);
+            self.alike = add == self.added && del == self.removed;
+        }
+    }
+
+    fn describe(&self, op: &str, on: &str) -> String {
+        let a0 = &self.a0;
+        if self.same {
+            return match op {
+                "add" => format!("{} on {on}", list(&a0.new)),
+                _ => format!("{} => {} on {on}", list(&a0.old), list(&a0.new)),
+            };
+        }
+        // A few distinct values: how many get each.
+        if self.distinct.len() <= 3 {
+            let parts: Vec<String> = self
+                .distinct
+                .iter()
+                .map(|(old, new, k)| match op {
+                    "add" => format!("{} on {}", short(new), count(*k)),
+                    _ => format!("{} => {} on {}", short(old), short(new), count(*k)),
+                })
+                .collect();
+            return format!("{} (of {on})", parts.join(", "));
+        }
+        if op == "add" {
+            return format!("set on {on} (values differ; e.g. {})", short(&a0.new));
+        }
+        if let (true, Some(o), Some(n)) = (self.single, one_text(&a0.old), one_text(&a0.new)) {
+            let example = format!("e.g. {o:?} => {n:?}");
+            for (how, yes) in [("upper-cased", self.upper), ("lower-cased", self.lower), ("trimmed", self.trimmed)] {
+                if yes {
+                    return format!("{how} on {on} ({example})");
                 }
             }
+            return format!("changed on {on}, values differ ({example})");
         }
-    }
-    if distinct.len() <= 3 {
-        let parts: Vec<String> = distinct
-            .iter()
-            .map(|(a, k)| match op {
-                "add" => format!("{} on {}", short(&a.new), count(*k)),
-                _ => format!("{} => {} on {}", short(&a.old), short(&a.new), count(*k)),
-            })
-            .collect();
-        return format!("{} (of {on})", parts.join(", "));
-    }
-    if op == "add" {
-        return format!("set on {on} (values differ; e.g. {})", short(&a0.new));
-    }
-    let pairs: Option<Vec<(String, String)>> = all.iter().map(|a| Some((single(&a.old)?, single(&a.new)?))).collect();
-    if let Some(p) = pairs {
-        let example = format!("e.g. {:?} => {:?}", p[0].0, p[0].1);
-        for (how, f) in [
-            ("upper-cased", (|s: &str| s.to_uppercase()) as fn(&str) -> String),
-            ("lower-cased", |s: &str| s.to_lowercase()),
-            ("trimmed", |s: &str| s.trim().to_string()),
-        ] {
-            if p.iter().all(|(o, new)| f(o) == *new) {
-                return format!("{how} on {on} ({example})");
-            }
+        if self.all_old_empty {
+            return format!("set on {on} (values differ; e.g. {})", short(&a0.new));
         }
-        return format!("changed on {on}, values differ ({example})");
+        if self.all_new_empty {
+            return format!("removed on {on}");
+        }
+        // Multi-valued: what every change adds and removes alike.
+        if self.alike {
+            let mut parts: Vec<String> = self.added.iter().map(|v| format!("+ {}", v.display())).collect();
+            parts.extend(self.removed.iter().map(|v| format!("- {}", v.display())));
+            return format!("{} on {on}", parts.join(", "));
+        }
+        format!("changed on {on}, values differ")
     }
-    if all.iter().all(|a| a.old.is_empty()) {
-        return format!("set on {on} (values differ; e.g. {})", short(&a0.new));
-    }
-    if all.iter().all(|a| a.new.is_empty()) {
-        return format!("removed on {on}");
-    }
-    // Multi-valued: what every change adds and removes alike.
-    let added: Vec<&PlanValue> = a0.new.iter().filter(|v| !a0.old.contains(v)).collect();
-    let removed: Vec<&PlanValue> = a0.old.iter().filter(|v| !a0.new.contains(v)).collect();
-    let alike = all.iter().all(|a| {
-        let add: Vec<&PlanValue> = a.new.iter().filter(|v| !a.old.contains(v)).collect();
-        let del: Vec<&PlanValue> = a.old.iter().filter(|v| !a.new.contains(v)).collect();
-        add == added && del == removed
-    });
-    if alike {
-        let mut parts: Vec<String> = added.iter().map(|v| format!("+ {}", v.display())).collect();
-        parts.extend(removed.iter().map(|v| format!("- {}", v.display())));
-        return format!("{} on {on}", parts.join(", "));
-    }
-    format!("changed on {on}, values differ")
 }

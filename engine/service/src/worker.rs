@@ -168,11 +168,13 @@ pub(crate) fn spawn(
                 }
                 Job::Reload => Done::Reload(engine.reload().map(|()| reloaded(&engine))),
                 Job::Plan(reply) => {
-                    let r = engine.plan().map(|(p, rep)| {
+                    let r = engine.plan().map_err(|e| e.to_string()).and_then(|(p, rep)| {
                         let saved = idflow_engine::SavedPlan::new(&engine, p);
-                        serde_json::json!({ "saved": saved, "notes": rep.notes })
+                        // Reading the plan's changes back can fail (they wait on disk).
+                        let saved = serde_json::to_value(&saved).map_err(|e| format!("cannot read the plan back: {e}"))?;
+                        Ok(serde_json::json!({ "saved": saved, "notes": rep.notes }))
                     });
-                    let _ = reply.send(r.map_err(|e| e.to_string()));
+                    let _ = reply.send(r);
                     Done::Planned
                 }
                 Job::Preview(connector, key, reply) => {

@@ -531,7 +531,9 @@ impl Engine {
         let unique = crate::collisions::Unique(
             targets.iter().filter_map(|t| Some((t.clone(), self.facts.get(t)?.unique_attributes.clone()))).collect(),
         );
-        plan::build(tx, &targets, &self.rules, &unique)
+        // A large plan's changes wait on disk next to the metaverse (owner-only, like it).
+        let spill = self.config.metaverse_path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        plan::build(tx, &targets, &self.rules, &unique, spill)
     }
 }
 

@@ -5,12 +5,14 @@
 //! them and `apply --plan` can compare a saved plan with what is pending now.
 use crate::collisions::{self, Collision};
 use crate::diff::{self, Change};
+pub use crate::plan_changes::Changes;
 use idflow_core::connector::{OpKind, RefForm};
 use idflow_core::{ObjectError, Result, Value};
 use idflow_policy::defs::Direction;
 use idflow_policy::RuleSet;
 use idflow_store::{CsObject, ReadOps};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// One value in a plan.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -111,14 +113,15 @@ pub struct Totals {
     pub delete: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct ConnectorPlan {
     pub connector: String,
     pub totals: Totals,
-    pub changes: Vec<PlanChange>,
+    /// Held on disk, read one at a time (a plan may hold a million).
+    pub changes: Changes,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
     pub connectors: Vec<ConnectorPlan>,
     pub totals: Totals,
@@ -218,33 +221,27 @@ pub(crate) fn plan_change(c: &dyn ReadOps, o: &CsObject, ch: &Change, form: RefF
     })
 }
 
-/// The plan of every connector with pending exports.
-pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, unique: &collisions::Unique) -> Result<Plan> {
+/// The plan of every connector with pending exports; its changes go to a file in `spill`
+/// once they outgrow memory.
+pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, unique: &collisions::Unique, spill: &Path) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in connectors {
         let form = diff::form_of(c, name)?;
-        let mut changes = Vec::new();
+        let mut changes = Changes::in_dir(spill.to_path_buf());
+        let mut t = Totals::default();
         // One object at a time: only the plan's changes are held, not every object's state.
         for id in c.cs_pending_export_ids(name)? {
             let Some(o) = c.cs_get(id)? else { continue };
             if let Some(ch) = diff::change_for(c, &o, form)? {
-                changes.push(plan_change(c, &o, &ch, form, Some(rules))?);
+                match ch.kind {
+                    OpKind::Add => t.add += 1,
+                    OpKind::Update => t.update += 1,
+                    OpKind::Delete => t.delete += 1,
+                }
+                changes.push(&plan_change(c, &o, &ch, form, Some(rules))?)?;
             }
         }
-        let rank = |op: &str| match op {
-            "add" => 0,
-            "update" => 1,
-            _ => 2,
-        };
-        changes.sort_by(|a, b| rank(&a.op).cmp(&rank(&b.op)).then(a.object_type.cmp(&b.object_type)).then(a.object.cmp(&b.object)));
-        let mut t = Totals::default();
-        for ch in &changes {
-            match ch.op.as_str() {
-                "add" => t.add += 1,
-                "update" => t.update += 1,
-                _ => t.delete += 1,
-            }
-        }
+        changes.sort();
         plan.totals.add += t.add;
         plan.totals.update += t.update;
         plan.totals.delete += t.delete;

@@ -12,7 +12,7 @@ use std::path::Path;
 /// The format of a saved plan; a newer idflow refuses an older one it cannot compare.
 const FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct SavedPlan {
     pub idflow_plan: u32,
     pub created: String,
@@ -33,7 +33,6 @@ impl SavedPlan {
 
     /// Writes it owner-only (it holds identity data), whole or not at all.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::file(path, format!("cannot serialize the plan: {e}")))?;
         let tmp = path.with_extension("tmp");
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -42,9 +41,18 @@ impl SavedPlan {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        use std::io::Write as _;
-        let mut f = opts.open(&tmp).map_err(|e| Error::io(&tmp, "cannot write the plan", e))?;
-        f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| Error::io(&tmp, "cannot write the plan", e))?;
+        let f = opts.open(&tmp).map_err(|e| Error::io(&tmp, "cannot write the plan", e))?;
+        // Written as it is read from the plan's changes: a large plan is never whole in memory.
+        let written = (|| {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            serde_json::to_writer_pretty(&mut w, self).map_err(|e| Error::file(&tmp, format!("cannot write the plan: {e}")))?;
+            let f = w.into_inner().map_err(|e| Error::io(&tmp, "cannot write the plan", e.into_error()))?;
+            f.sync_all().map_err(|e| Error::io(&tmp, "cannot write the plan", e))
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "cannot write the plan", e))
     }
 
@@ -82,7 +90,7 @@ impl Engine {
             let tx = e.store.write()?;
             let mut errors = RunReport::default();
             let now = e.plan_in(&tx, &names, &mut errors)?;
-            let moved = differences(&saved.plan, &now);
+            let moved = differences(&saved.plan, &now)?;
             if !moved.is_empty() {
                 drop(tx);
                 let shown = moved.iter().take(20).map(|m| format!("  {m}")).collect::<Vec<_>>().join("\n");
@@ -103,36 +111,49 @@ impl Engine {
     }
 }
 
-/// What differs between the saved plan and the plan now, one line each.
-fn differences(saved: &Plan, now: &Plan) -> Vec<String> {
+/// What differs between the saved plan and the plan now, one line each. Only the keys are
+/// held; each change is read back when it is compared.
+fn differences(saved: &Plan, now: &Plan) -> Result<Vec<String>> {
     type Key = (String, (String, String, crate::plan::Identity));
-    let index = |p: &Plan| -> BTreeMap<Key, (String, PlanChange)> {
-        p.connectors
-            .iter()
-            .flat_map(|c| c.changes.iter().map(move |ch| ((c.connector.clone(), ch.key()), (c.connector.clone(), ch.clone()))))
-            .collect()
+    let index = |p: &Plan| -> Result<BTreeMap<Key, (usize, usize)>> {
+        let mut out = BTreeMap::new();
+        for (ci, c) in p.connectors.iter().enumerate() {
+            for (i, ch) in c.changes.iter().enumerate() {
+                out.insert((c.connector.clone(), ch?.key()), (ci, i));
+            }
+        }
+        Ok(out)
     };
-    let (was, is) = (index(saved), index(now));
+    let get = |p: &Plan, (ci, i): (usize, usize)| -> Result<(String, PlanChange)> {
+        let c = &p.connectors[ci];
+        Ok((c.connector.clone(), c.changes.get(i)?))
+    };
+    let (was, is) = (index(saved)?, index(now)?);
     let mut out = Vec::new();
     let name = |c: &str, ch: &PlanChange| format!("{c}: {} {} {}", ch.op, ch.object_type, ch.object);
-    for (k, (c, ch)) in &was {
+    for (k, &at) in &was {
+        let (c, ch) = get(saved, at)?;
         match is.get(k) {
-            None => out.push(format!("{}: planned, and no longer pending", name(c, ch))),
-            Some((_, now)) => {
-                if now.new_dn != ch.new_dn {
-                    out.push(format!("{}: planned dn {:?}, now {:?}", name(c, ch), ch.new_dn, now.new_dn));
+            None => out.push(format!("{}: planned, and no longer pending", name(&c, &ch))),
+            Some(&now_at) => {
+                let (_, now_ch) = get(now, now_at)?;
+                if now_ch.new_dn != ch.new_dn {
+                    out.push(format!("{}: planned dn {:?}, now {:?}", name(&c, &ch), ch.new_dn, now_ch.new_dn));
                 }
-                out.extend(attribute_differences(&ch.attributes, &now.attributes).into_iter().map(|d| format!("{}: {d}", name(c, ch))));
+                out.extend(
+                    attribute_differences(&ch.attributes, &now_ch.attributes).into_iter().map(|d| format!("{}: {d}", name(&c, &ch))),
+                );
             }
         }
     }
-    for (k, (c, ch)) in &is {
+    for (k, &at) in &is {
         if !was.contains_key(k) {
-            out.push(format!("{}: pending now, and not in the plan", name(c, ch)));
+            let (c, ch) = get(now, at)?;
+            out.push(format!("{}: pending now, and not in the plan", name(&c, &ch)));
         }
     }
     out.sort();
-    out
+    Ok(out)
 }
 
 fn attribute_differences(was: &[PlanAttr], is: &[PlanAttr]) -> Vec<String> {

@@ -1,0 +1,254 @@
+//! A plan's changes, held as compact JSON in a file of their own (owner-only, in the
+//! metaverse's folder, deleted as it is created so nothing is left behind even by kill -9),
+//! with only their order in memory: a plan of a million changes holds tens of megabytes
+//! instead of gigabytes. Readers take the changes one at a time, in the plan's order.
+use crate::plan::PlanChange;
+use idflow_core::{Error, Result};
+use serde::de::{SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::path::PathBuf;
+
+/// Bytes kept in memory before they go to the file.
+const IN_MEMORY: usize = 4 << 20;
+
+/// Adds first, then updates, then deletes.
+fn rank(op: &str) -> u8 {
+    match op {
+        "add" => 0,
+        "update" => 1,
+        _ => 2,
+    }
+}
+
+#[derive(Default)]
+pub struct Changes {
+    /// Where the file is made; the system's temporary folder when `None`.
+    dir: Option<PathBuf>,
+    file: Option<std::fs::File>,
+    /// Bytes in the file; `buf` holds those after them.
+    on_disk: u64,
+    buf: Vec<u8>,
+    /// Where each change is (offset, length), in the plan's order once sorted.
+    at: Vec<(u64, u32)>,
+    /// While changes are added: what they are sorted by (operation, type, object).
+    keys: Vec<(u8, u16, Box<str>)>,
+    types: Vec<String>,
+}
+
+impl Changes {
+    /// Changes whose file, once they outgrow memory, is made in `dir`.
+    pub fn in_dir(dir: PathBuf) -> Changes {
+        Changes { dir: Some(dir), ..Changes::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// The folder of the file, for errors.
+    fn place(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(std::env::temp_dir)
+    }
+
+    fn error(&self, e: std::io::Error) -> Error {
+        Error::io(self.place(), "cannot hold the plan's changes", e)
+    }
+
+    /// Adds a change at the end (`sort` puts them in the plan's order).
+    pub fn push(&mut self, ch: &PlanChange) -> Result<()> {
+        let start = self.on_disk + self.buf.len() as u64;
+        if let Err(e) = serde_json::to_writer(&mut self.buf, ch) {
+            return Err(Error::file(self.place(), format!("cannot hold a plan's change: {e}")));
+        }
+        let len = (self.on_disk + self.buf.len() as u64 - start) as u32;
+        self.at.push((start, len));
+        let ty = match self.types.iter().position(|t| *t == ch.object_type) {
+            Some(i) => i,
+            None => {
+                self.types.push(ch.object_type.clone());
+                self.types.len() - 1
+            }
+        };
+        self.keys.push((rank(&ch.op), ty as u16, ch.object.as_str().into()));
+        if self.buf.len() >= IN_MEMORY {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    #[cfg(unix)]
+    fn spill(&mut self) -> Result<()> {
+        use std::io::Write as _;
+        if self.file.is_none() {
+            let made = match &self.dir {
+                Some(d) => tempfile::tempfile_in(d),
+                None => tempfile::tempfile(),
+            };
+            self.file = Some(made.map_err(|e| self.error(e))?);
+        }
+        let Some(f) = self.file.as_mut() else { return Ok(()) };
+        if let Err(e) = f.write_all(&self.buf) {
+            return Err(self.error(e));
+        }
+        self.on_disk += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Elsewhere the changes stay in memory.
+    #[cfg(not(unix))]
+    fn spill(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Puts the changes in the plan's order: adds, updates, deletes; by type, then object; in
+    /// the order they were added where those are the same.
+    pub fn sort(&mut self) {
+        let keys = std::mem::take(&mut self.keys);
+        let mut order: Vec<u32> = (0..self.at.len() as u32).collect();
+        order.sort_by(|&a, &b| {
+            let (ka, kb) = (&keys[a as usize], &keys[b as usize]);
+            ka.0.cmp(&kb.0).then_with(|| self.types[ka.1 as usize].cmp(&self.types[kb.1 as usize])).then_with(|| ka.2.cmp(&kb.2))
+        });
+        drop(keys);
+        self.at = order.into_iter().map(|i| self.at[i as usize]).collect();
+    }
+
+    /// The `i`th change.
+    pub fn get(&self, i: usize) -> Result<PlanChange> {
+        let Some(&(off, len)) = self.at.get(i) else { return Err(Error::file(self.place(), format!("no change {i} in the plan"))) };
+        let bytes = self.bytes(off, len as usize)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::file(self.place(), format!("cannot read back a plan's change: {e}")))
+    }
+
+    fn bytes(&self, off: u64, len: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
+        if off >= self.on_disk {
+            let start = (off - self.on_disk) as usize;
+            return Ok(std::borrow::Cow::Borrowed(&self.buf[start..start + len]));
+        }
+        self.read_at(off, len).map(std::borrow::Cow::Owned)
+    }
+
+    #[cfg(unix)]
+    fn read_at(&self, off: u64, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt as _;
+        let mut v = vec![0; len];
+        let f = self.file.as_ref().ok_or_else(|| Error::file(self.place(), "the plan's changes are not on disk"))?;
+        f.read_exact_at(&mut v, off).map_err(|e| self.error(e))?;
+        Ok(v)
+    }
+
+    #[cfg(not(unix))]
+    fn read_at(&self, _off: u64, _len: usize) -> Result<Vec<u8>> {
+        Err(Error::file(self.place(), "the plan's changes are not on disk"))
+    }
+
+    /// The changes one at a time, in order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<PlanChange>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Changes({} changes, {} bytes)", self.len(), self.on_disk + self.buf.len() as u64)
+    }
+}
+
+impl PartialEq for Changes {
+    fn eq(&self, other: &Changes) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| matches!((a, b), (Ok(a), Ok(b)) if a == b))
+    }
+}
+
+impl Serialize for Changes {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for ch in self.iter() {
+            seq.serialize_element(&ch.map_err(serde::ser::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Changes {
+    /// As saved: already in order.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Changes, D::Error> {
+        struct Seq;
+        impl<'de> Visitor<'de> for Seq {
+            type Value = Changes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of changes")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Changes, A::Error> {
+                let mut out = Changes::default();
+                while let Some(ch) = seq.next_element::<PlanChange>()? {
+                    out.push(&ch).map_err(serde::de::Error::custom)?;
+                }
+                out.keys.clear();
+                Ok(out)
+            }
+        }
+        d.deserialize_seq(Seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Identity, PlanAttr, PlanValue};
+
+    fn change(op: &str, ty: &str, object: &str) -> PlanChange {
+        PlanChange {
+            op: op.into(),
+            object_type: ty.into(),
+            object: object.into(),
+            identity: Identity { target_id: Some(format!("id-{object}")), ..Identity::default() },
+            new_dn: None,
+            rule: Some("out".into()),
+            attributes: vec![PlanAttr { name: "displayName".into(), old: vec![], new: vec![PlanValue::Text("x".repeat(300))], rule: None }],
+        }
+    }
+
+    #[test]
+    fn changes_outgrow_memory_into_a_file_and_come_back_in_the_plans_order() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let mut c = Changes::in_dir(dir.path().to_path_buf());
+        let n = 40_000; // about 16 MB: most of them on disk
+        for i in (0..n).rev() {
+            let op = ["delete", "update", "add"][i % 3];
+            c.push(&change(op, if i % 2 == 0 { "User" } else { "Group" }, &format!("o{i:06}"))).expect("push");
+        }
+        assert!(c.on_disk > 0, "nothing went to disk");
+        // The file is deleted as it is made: the folder stays empty.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+        c.sort();
+        let all: Vec<PlanChange> = c.iter().collect::<Result<_>>().expect("read back");
+        assert_eq!(all.len(), n);
+        let key = |ch: &PlanChange| (rank(&ch.op), ch.object_type.clone(), ch.object.clone());
+        assert!(all.windows(2).all(|w| key(&w[0]) <= key(&w[1])), "not in order");
+        assert_eq!(all[0], change("add", "Group", "o000005")); // i % 3 == 2 adds, odd i groups
+                                                               // Saved and read again: the same changes, in the same order.
+        let text = serde_json::to_string(&c).expect("serialize");
+        let back: Changes = serde_json::from_str(&text).expect("deserialize");
+        assert!(back == c);
+    }
+
+    #[test]
+    fn equal_keys_keep_the_order_they_were_added_in() {
+        let mut c = Changes::default();
+        for i in 0..5 {
+            let mut ch = change("update", "User", "same");
+            ch.identity.target_id = Some(i.to_string());
+            c.push(&ch).expect("push");
+        }
+        c.sort();
+        let ids: Vec<String> = c.iter().map(|ch| ch.expect("read").identity.target_id.unwrap_or_default()).collect();
+        assert_eq!(ids, ["0", "1", "2", "3", "4"]);
+    }
+}
