@@ -353,3 +353,39 @@ impl Common {
         format!("changed on {on}, values differ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Vec<PlanValue> {
+        if s.is_empty() {
+            return Vec::new();
+        }
+        s.split('|').map(|v| PlanValue::Text(v.to_string())).collect()
+    }
+
+    /// What a group of updates of one attribute reads as, each change given as (old, new).
+    fn summarized(changes: &[(&str, &str)]) -> String {
+        let attr = |(old, new): &(&str, &str)| PlanAttr { name: "title".into(), old: t(old), new: t(new), rule: None };
+        let mut c = Common::new(&attr(&changes[0]));
+        for ch in &changes[1..] {
+            c.add(&attr(ch));
+        }
+        c.describe("update", "all")
+    }
+
+    #[test]
+    fn a_group_reads_as_what_its_changes_have_in_common() {
+        assert_eq!(summarized(&[("a", "b"); 5]), "\"a\" => \"b\" on all");
+        assert_eq!(summarized(&[("a", "b"), ("a", "b"), ("c", "d"), ("a", "b")]), "\"a\" => \"b\" on 3, \"c\" => \"d\" on 1 (of all)");
+        assert_eq!(summarized(&[("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")]), "upper-cased on all (e.g. \"a\" => \"A\")");
+        assert_eq!(summarized(&[("A", "a"), ("B", "b"), ("C", "c"), ("D", "d")]), "lower-cased on all (e.g. \"A\" => \"a\")");
+        assert_eq!(summarized(&[(" a", "a"), ("b ", "b"), ("c", "c"), ("d", "d")]), "trimmed on all (e.g. \" a\" => \"a\")");
+        assert_eq!(summarized(&[("a", "x"), ("b", "y"), ("c", "z"), ("d", "w")]), "changed on all, values differ (e.g. \"a\" => \"x\")");
+        assert_eq!(summarized(&[("", "x"), ("", "y"), ("", "z"), ("", "w")]), "set on all (values differ; e.g. \"x\")");
+        assert_eq!(summarized(&[("x", ""), ("y", ""), ("z", ""), ("w|v", "")]), "removed on all");
+        assert_eq!(summarized(&[("a|b", "a|b|m"), ("c", "c|m"), ("d|e", "d|e|m"), ("f", "f|m")]), "+ \"m\" on all");
+        assert_eq!(summarized(&[("a|b", "a|m"), ("c", "c|m"), ("d|e", "d|e|m"), ("f", "f|m")]), "changed on all, values differ");
+    }
+}
