@@ -233,9 +233,8 @@ struct Common {
     a0: PlanAttr,
     added: Vec<PlanValue>,
     removed: Vec<PlanValue>,
-    /// Every change is the first one's.
-    same: bool,
-    /// The distinct changes and how many make each, while there are at most 3 (a fourth ends it).
+    /// The distinct changes and how many make each, while there are at most 3 (a fourth ends
+    /// it); one means every change is the first one's.
     distinct: Vec<(Vec<PlanValue>, Vec<PlanValue>, usize)>,
     /// Every change is one text to one text, and which of these turns the old into the new.
     single: bool,
@@ -267,7 +266,6 @@ impl Common {
             a0: a.clone(),
             added,
             removed,
-            same: true,
             distinct: Vec::new(),
             single: true,
             upper: true,
@@ -283,7 +281,6 @@ impl Common {
 
     fn add(&mut self, a: &PlanAttr) {
         self.n += 1;
-        self.same &= a.old == self.a0.old && a.new == self.a0.new;
         if self.distinct.len() <= 3 {
             match self.distinct.iter_mut().find(|(old, new, _)| *old == a.old && *new == a.new) {
                 Some(d) => d.2 += 1,
@@ -308,7 +305,7 @@ impl Common {
 
     fn describe(&self, op: &str, on: &str) -> String {
         let a0 = &self.a0;
-        if self.same {
+        if self.distinct.len() == 1 {
             return match op {
                 "add" => format!("{} on {on}", list(&a0.new)),
                 _ => format!("{} => {} on {on}", list(&a0.old), list(&a0.new)),

@@ -61,12 +61,6 @@ impl Changes {
 
     /// Adds a change at the end (`sort` puts them in the plan's order).
     pub fn push(&mut self, ch: &PlanChange) -> Result<()> {
-        let start = self.on_disk + self.buf.len() as u64;
-        if let Err(e) = serde_json::to_writer(&mut self.buf, ch) {
-            return Err(Error::file(self.place(), format!("cannot hold a plan's change: {e}")));
-        }
-        let len = (self.on_disk + self.buf.len() as u64 - start) as u32;
-        self.at.push((start, len));
         let ty = match self.types.iter().position(|t| *t == ch.object_type) {
             Some(i) => i,
             None => {
@@ -75,6 +69,17 @@ impl Changes {
             }
         };
         self.keys.push((rank(&ch.op), ty as u16, ch.object.as_str().into()));
+        self.append(ch)
+    }
+
+    /// Adds a change at the end, without what `sort` needs (a saved plan is in order).
+    fn append(&mut self, ch: &PlanChange) -> Result<()> {
+        let start = self.on_disk + self.buf.len() as u64;
+        if let Err(e) = serde_json::to_writer(&mut self.buf, ch) {
+            return Err(Error::file(self.place(), format!("cannot hold a plan's change: {e}")));
+        }
+        let len = (self.on_disk + self.buf.len() as u64 - start) as u32;
+        self.at.push((start, len));
         if self.buf.len() >= IN_MEMORY {
             self.spill()?;
         }
@@ -188,9 +193,8 @@ impl<'de> Deserialize<'de> for Changes {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Changes, A::Error> {
                 let mut out = Changes::default();
                 while let Some(ch) = seq.next_element::<PlanChange>()? {
-                    out.push(&ch).map_err(serde::de::Error::custom)?;
+                    out.append(&ch).map_err(serde::de::Error::custom)?;
                 }
-                out.keys.clear();
                 Ok(out)
             }
         }
@@ -232,8 +236,9 @@ mod tests {
         assert_eq!(all.len(), n);
         let key = |ch: &PlanChange| (rank(&ch.op), ch.object_type.clone(), ch.object.clone());
         assert!(all.windows(2).all(|w| key(&w[0]) <= key(&w[1])), "not in order");
-        assert_eq!(all[0], change("add", "Group", "o000005")); // i % 3 == 2 adds, odd i groups
-                                                               // Saved and read again: the same changes, in the same order.
+        // Adds are i % 3 == 2, groups odd i: the first add of a group is o000005.
+        assert_eq!(all[0], change("add", "Group", "o000005"));
+        // Saved and read again: the same changes, in the same order.
         let text = serde_json::to_string(&c).expect("serialize");
         let back: Changes = serde_json::from_str(&text).expect("deserialize");
         assert!(back == c);
