@@ -112,6 +112,21 @@ fn broken_ldif_names_the_line_and_loses_nothing() {
     assert_eq!(h[0]["status"], "failed");
 }
 
+/// The file is read a line at a time: a line that is not text is named, as a syntax error is.
+#[test]
+fn ldif_that_is_not_utf8_names_the_line_and_loses_nothing() {
+    let e = small(&three());
+    e.ok(&["apply"], 0);
+    let before = e.read("out/cloud.json");
+    let mut ldif = e.read("corp.ldif").into_bytes();
+    ldif.extend_from_slice(b"\ndn: uid=dan,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\ncn: D\xe4n\n");
+    let line = ldif.split(|b| *b == b'\n').count() - 1;
+    std::fs::write(e.path("corp.ldif"), &ldif).expect("written");
+    let o = e.ok(&["apply"], 1);
+    assert!(o.stderr.contains(&format!("corp.ldif:{line}:1: this line is not UTF-8")), "line {line}: {o:?}");
+    assert_eq!(e.read("out/cloud.json"), before, "a failed import changes nothing");
+}
+
 #[test]
 fn duplicate_and_missing_anchors_are_object_errors() {
     let e = small(&three());

@@ -2,6 +2,7 @@
 //! Full import reads `path`; delta import applies the change records of `delta_path` once.
 use super::config::Settings;
 use super::parse::{Change, LdifError, ModKind, Reader, Record};
+use super::source::Source;
 use super::CAPABILITIES;
 use crate::anchor::anchor_text;
 use crate::object_types::ObjectTypes;
@@ -9,7 +10,6 @@ use idflow_core::connector::{
     AttrChange, Capabilities, ChangeKind, Connector, DeltaChange, ExportOp, ImportSink, ImportedObject, ObjectKey, OpResult,
 };
 use idflow_core::{Attrs, ConnectorConfig, Error, Result, Value};
-use sha2::Digest;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -64,9 +64,9 @@ impl LdifConnector {
 
     /// Applies the change records of a delta file: adds, modifications, renames, deletions.
     /// `typed` holds the DNs of objects of a configured type; it follows adds and renames.
-    fn apply_delta(&self, p: &PathBuf, sink: &mut dyn ImportSink, typed: &mut HashSet<String>) -> Result<()> {
-        let text = self.read(p)?;
-        for rec in Reader::new(&text, &self.binary) {
+    fn apply_delta(&self, p: &std::path::Path, sink: &mut dyn ImportSink, typed: &mut HashSet<String>) -> Result<()> {
+        let mut source = self.open(p)?;
+        for rec in Reader::over(Box::new(&mut source), &self.binary) {
             let rec = rec.map_err(|e| self.err(p, e))?;
             let (dn, change, line) = match rec {
                 Record::Entry { dn, attrs, line } => (dn, Change::Add(attrs), line),
@@ -107,7 +107,7 @@ impl LdifConnector {
                 }
                 Change::ModRdn { new_rdn, delete_old_rdn, new_superior } => {
                     let rdns = idflow_core::dn::parse(&dn).map_err(|e| Error::Parse {
-                        file: p.clone(),
+                        file: p.to_path_buf(),
                         line,
                         column: 1,
                         message: e.to_string(),
@@ -118,7 +118,7 @@ impl LdifConnector {
                     };
                     let new_dn = if parent.is_empty() { new_rdn.clone() } else { format!("{new_rdn},{parent}") };
                     let new = idflow_core::dn::parse(&new_rdn).map_err(|e| Error::Parse {
-                        file: p.clone(),
+                        file: p.to_path_buf(),
                         line,
                         column: 1,
                         message: format!("newrdn: {e}"),
@@ -147,15 +147,16 @@ impl LdifConnector {
     }
 
     /// The DNs (normalized) of the main file's entries that are of a configured object type.
-    fn typed_dns(&self, text: &str) -> HashSet<String> {
-        Reader::new(text, &self.binary)
+    fn typed_dns(&self) -> Result<HashSet<String>> {
+        let mut source = self.open(&self.path)?;
+        Ok(Reader::over(Box::new(&mut source), &self.binary)
             .filter_map(|r| match r {
                 Ok(Record::Entry { dn, attrs, .. }) | Ok(Record::Change { dn, change: Change::Add(attrs), .. }) => {
                     matches!(self.object(&dn, attrs), Ok(Some(_))).then(|| idflow_core::dn::norm(&dn))
                 }
                 _ => None,
             })
-            .collect()
+            .collect())
     }
 
     /// The object type names of `[connector.object_types]`.
@@ -163,8 +164,13 @@ impl LdifConnector {
         self.types.names()
     }
 
-    fn read(&self, p: &PathBuf) -> Result<String> {
-        std::fs::read_to_string(p).map_err(|e| Error::io(p, "cannot read", e))
+    fn open(&self, p: &std::path::Path) -> Result<Source<std::io::BufReader<std::fs::File>>> {
+        Source::open(p).map_err(|e| Error::io(p, "cannot read", e))
+    }
+
+    /// The SHA-256 of a whole file, read a block at a time.
+    fn digest(&self, p: &std::path::Path) -> Result<String> {
+        self.open(p)?.finish().map_err(|e| Error::io(p, "cannot read", e))
     }
 
     fn err(&self, p: &std::path::Path, e: LdifError) -> Error {
@@ -186,13 +192,13 @@ impl LdifConnector {
 
     /// `<main file digest>:<delta file digest or none>`: a delta import applies the delta file
     /// once, and asks for a full import when the main file itself changed.
-    fn fingerprint(&self, main_text: Option<&str>) -> Result<String> {
-        let main = match main_text {
-            Some(t) => hex::encode(sha2::Sha256::digest(t.as_bytes())),
-            None => hex::encode(sha2::Sha256::digest(self.read(&self.path)?.as_bytes())),
+    fn fingerprint(&self, main: Option<String>) -> Result<String> {
+        let main = match main {
+            Some(d) => d,
+            None => self.digest(&self.path)?,
         };
         let delta = match &self.delta_path {
-            Some(p) if p.exists() => hex::encode(sha2::Sha256::digest(self.read(p)?.as_bytes())),
+            Some(p) if p.exists() => self.digest(p)?,
             _ => "none".into(),
         };
         Ok(format!("{main}:{delta}"))
@@ -219,16 +225,21 @@ impl Connector for LdifConnector {
     }
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
-        let text = self.read(&self.path)?;
+        // Read as it is parsed, never whole: a file of a million entries is half a gigabyte.
+        let mut source = self.open(&self.path)?;
         // A file cut off mid-copy ends without a line break: its last record may be partial.
-        let cut_off = !text.is_empty() && !text.ends_with('\n');
-        let mut records = Reader::new(&text, &self.binary).peekable();
+        // Known once the lines ran out, which they have when there is no next record.
+        let ended = source.ended_with_line_break();
+        let cut_off = || !ended.get();
+        let mut records = Reader::over(Box::new(&mut source), &self.binary).peekable();
+        // The DNs of typed objects are needed only for a delta file applied on top.
+        let delta = self.delta_path.clone().filter(|p| p.exists());
         let mut typed = HashSet::new();
         while let Some(rec) = records.next() {
             let last = records.peek().is_none();
             let rec = match rec {
                 Ok(r) => r,
-                Err(e) if cut_off && last => {
+                Err(e) if last && cut_off() => {
                     let m = format!(
                         "{}:{}: the file ends inside a record that does not parse ({}): it may be cut off",
                         self.path.display(),
@@ -240,7 +251,7 @@ impl Connector for LdifConnector {
                 }
                 Err(e) => return Err(self.err(&self.path, e)),
             };
-            if cut_off && last {
+            if last && cut_off() {
                 let (dn, line) = match &rec {
                     Record::Entry { dn, line, .. } | Record::Change { dn, line, .. } => (dn.clone(), *line),
                 };
@@ -266,19 +277,25 @@ impl Connector for LdifConnector {
             };
             match self.object(&dn, pairs) {
                 Ok(Some(o)) => {
-                    typed.insert(idflow_core::dn::norm(&dn));
+                    if delta.is_some() {
+                        typed.insert(idflow_core::dn::norm(&dn));
+                    }
                     sink.object(o)?
                 }
                 Ok(None) => {}
                 Err(m) => sink.error(ObjectKey { anchor: None, dn: Some(dn) }, format!("{}:{line}: {m}", self.path.display())),
             }
         }
+        drop(records);
+        // What a cut-off record left unread still counts in the file's digest.
+        let main = source.finish().map_err(|e| Error::io(&self.path, "cannot read", e))?;
         // A delta file already there is applied now, on top of what was read: never taken as
-        // applied without being read.
-        if let Some(p) = self.delta_path.clone().filter(|p| p.exists()) {
-            self.apply_delta(&p, sink, &mut typed)?;
-        }
-        Ok(Some(self.fingerprint(Some(&text))?))
+        // applied without being read (one that appears during the import waits for the next).
+        let Some(p) = delta else {
+            return Ok(Some(format!("{main}:none")));
+        };
+        self.apply_delta(&p, sink, &mut typed)?;
+        Ok(Some(self.fingerprint(Some(main))?))
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
@@ -293,8 +310,7 @@ impl Connector for LdifConnector {
         if now == watermark || delta_now == "none" {
             return Ok(Some(now));
         }
-        let main = self.read(&self.path)?;
-        let mut typed = self.typed_dns(&main);
+        let mut typed = self.typed_dns()?;
         self.apply_delta(&p, sink, &mut typed)?;
         Ok(Some(now))
     }

@@ -7,6 +7,7 @@ use idflow_core::{ConnectorConfig, Result};
 mod backend;
 mod config;
 mod parse;
+mod source;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: true,

@@ -47,26 +47,40 @@ impl std::fmt::Display for LdifError {
 
 impl std::error::Error for LdifError {}
 
-/// Iterates the records of an LDIF text. `binary` names attributes kept as bytes even when
-/// they happen to be valid UTF-8 (objectGUID, objectSid, ...).
+/// Lines of LDIF without their line breaks, or why the next one could not be read.
+type Lines<'a> = Box<dyn Iterator<Item = Result<String, LdifError>> + 'a>;
+
+/// Iterates the records of an LDIF text, reading its lines as it needs them. `binary` names
+/// attributes kept as bytes even when they happen to be valid UTF-8 (objectGUID, objectSid, ...).
 pub(super) struct Reader<'a> {
-    lines: std::iter::Peekable<std::iter::Enumerate<std::str::Lines<'a>>>,
+    lines: std::iter::Enumerate<Lines<'a>>,
     binary: Vec<String>,
     first: bool,
 }
 
 impl<'a> Reader<'a> {
+    /// Records of a text held in memory.
+    #[cfg(test)]
     pub(super) fn new(text: &'a str, binary: &[String]) -> Self {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        Reader { lines: text.lines().enumerate().peekable(), binary: binary.iter().map(|b| b.to_ascii_lowercase()).collect(), first: true }
+        Reader::over(Box::new(text.lines().map(|l| Ok(l.to_string()))), binary)
+    }
+
+    /// Records of the lines `lines` gives (a [`super::source::Source`] reads a file).
+    pub(super) fn over(lines: Lines<'a>, binary: &[String]) -> Self {
+        Reader { lines: lines.enumerate(), binary: binary.iter().map(|b| b.to_ascii_lowercase()).collect(), first: true }
     }
 
     /// The next record's logical lines (unfolded), each with its 1-based starting line number.
-    fn next_block(&mut self) -> Option<Vec<(usize, String)>> {
+    fn next_block(&mut self) -> Option<Result<Vec<(usize, String)>, LdifError>> {
         let mut block: Vec<(usize, String)> = Vec::new();
         let mut in_comment = false;
         for (n, raw) in self.lines.by_ref() {
-            let raw = raw.strip_suffix('\r').unwrap_or(raw);
+            let raw = match raw {
+                Ok(raw) => raw,
+                Err(e) => return Some(Err(e)),
+            };
+            let raw = raw.strip_suffix('\r').unwrap_or(&raw);
             if raw.is_empty() {
                 if block.is_empty() {
                     in_comment = false;
@@ -93,7 +107,7 @@ impl<'a> Reader<'a> {
         if block.is_empty() {
             None
         } else {
-            Some(block)
+            Some(Ok(block))
         }
     }
 
@@ -218,7 +232,10 @@ impl Iterator for Reader<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let block = self.next_block()?;
+            let block = match self.next_block()? {
+                Ok(b) => b,
+                Err(e) => return Some(Err(e)),
+            };
             if self.first {
                 self.first = false;
                 if block.len() == 1 && block[0].1.to_ascii_lowercase().starts_with("version:") {
