@@ -2,14 +2,19 @@
 //! server. idflow assigns each object a stable id (its anchor) when it provisions it, and every
 //! export rewrites the file atomically (write, fsync, rename).
 use super::config::Settings;
+use super::held::{Held, Slot};
+use super::scan::{self, ScanError};
 use super::CAPABILITIES;
 use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, ImportedObject, OpKind, OpResult};
 use idflow_core::{Attrs, ConnectorConfig, Error, Result, Value};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// The file's shape: `{"objects": [{"id", "type", "dn"?, "attributes": {name: value or [values]}}]}`.
+/// The file's shape: `{"objects": [{"id", "type", "dn"?, "attributes": {name: value or [values]}}]}`,
+/// read whole only by tests (import and export read an object at a time).
+#[cfg(test)]
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct FileModel {
     pub objects: Vec<FileObject>,
@@ -136,6 +141,7 @@ impl FileConnector {
         Ok(FileConnector { name: cfg.name.clone(), path: cfg.resolve(&s.path), held: None })
     }
 
+    #[cfg(test)]
     fn load(&self) -> Result<FileModel> {
         if !self.path.exists() {
             return Ok(FileModel::default());
@@ -151,7 +157,10 @@ impl FileConnector {
 
     /// Writes the file through `body` atomically: a temporary file, fsync, rename. Returns the
     /// new file's stamp, unless another file took its place right after the rename.
-    fn write_atomically(&self, body: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> Result<Option<Stamp>> {
+    fn write_atomically<T>(
+        &self,
+        body: impl FnOnce(&mut dyn std::io::Write, Arc<std::fs::File>) -> std::io::Result<T>,
+    ) -> Result<(T, Option<Stamp>)> {
         let io = |e: std::io::Error| Error::io(&self.path, "cannot write", e);
         if let Some(dir) = self.path.parent() {
             if !dir.as_os_str().is_empty() {
@@ -162,7 +171,7 @@ impl FileConnector {
         // The file holds identities (and, as a password hash sync target, their hashes): it is
         // written owner-only, and the rename replaces a file others could read with one they can't.
         let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
+        opts.read(true).write(true).create(true).truncate(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -175,41 +184,16 @@ impl FileConnector {
             // A temporary file left by a killed run keeps its old mode: set it.
             f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
+        // What is written can be read back through this handle once it is the file.
+        let reader = Arc::new(f.try_clone().map_err(io)?);
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        body(&mut w).map_err(io)?;
+        let out = body(&mut w, reader).map_err(io)?;
         let f = w.into_inner().map_err(|e| io(e.into_error()))?;
         f.sync_all().map_err(io)?;
         let written = Stamp::of(&f.metadata().map_err(io)?).file;
         std::fs::rename(&tmp, &self.path).map_err(io)?;
-        Ok(self.stamp().filter(|s| s.file == written))
+        Ok((out, self.stamp().filter(|s| s.file == written)))
     }
-}
-
-/// The file as an export holds it: each object as its JSON text (as read, or as made), found by
-/// id; only the objects an update changes are parsed. A fifth of the memory of the parsed
-/// document, and the text of an object nothing changed is written back as it was read.
-#[derive(Default, Clone)]
-struct Held {
-    /// Deleted objects' texts are emptied.
-    texts: Vec<String>,
-    /// The line of the file each object starts on (0: made by this export).
-    lines: Vec<usize>,
-    index: HashMap<String, usize>,
-}
-
-impl Held {
-    fn push(&mut self, id: String, text: String, line: usize) {
-        self.index.insert(id, self.texts.len());
-        self.texts.push(text);
-        self.lines.push(line);
-    }
-}
-
-/// The file's shape with each object left as text.
-#[derive(Deserialize)]
-struct RawModel<'a> {
-    #[serde(borrow)]
-    objects: Vec<&'a serde_json::value::RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -217,8 +201,6 @@ struct IdOnly {
     id: String,
 }
 
-/// How deep an object sits in the file (`{"objects": [ ... ]}`), pretty-printed.
-const OBJECT_INDENT: &str = "    ";
 /// A line break inside an object, followed by its indent.
 const OBJECT_NEWLINE: &str = "\n    ";
 
@@ -231,27 +213,33 @@ impl FileConnector {
         Error::Parse { file: self.path.clone(), line: e.line(), column: e.column(), message: e.to_string() }
     }
 
-    fn load_held(&self) -> Result<Held> {
-        let mut held = Held::default();
+    /// Reads where each object of the file is, and checks each has an id of its own.
+    fn load_held(&self) -> Result<(Held, Option<Stamp>)> {
         if !self.path.exists() {
-            return Ok(held);
+            return Ok((Held::default(), None));
         }
-        let text = std::fs::read_to_string(&self.path).map_err(|e| Error::io(&self.path, "cannot read", e))?;
-        let raw: RawModel = serde_json::from_str(&text).map_err(|e| self.parse_error(e))?;
-        let (mut line, mut scanned) = (1, 0);
-        for o in raw.objects {
-            // The object's text is a slice of the file's: its line is the newlines before it.
-            let at = (o.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize).min(text.len());
-            line += text.as_bytes()[scanned..at].iter().filter(|b| **b == b'\n').count();
-            scanned = at;
-            let id: IdOnly = serde_json::from_str(o.get()).map_err(|e| self.object_error(line, e))?;
+        let io = |e: std::io::Error| Error::io(&self.path, "cannot read", e);
+        let f = std::fs::File::open(&self.path).map_err(io)?;
+        let at = Stamp::of(&f.metadata().map_err(io)?);
+        let mut held = Held::new(Some(Arc::new(f.try_clone().map_err(io)?)));
+        self.scan(f, &mut |raw, span| {
+            let id: IdOnly = serde_json::from_str(raw.get()).map_err(|e| self.object_error(span.line, e))?;
             if held.index.contains_key(&id.id) {
                 let message = format!("the id {:?} is in the file twice; remove one of the two objects", id.id);
-                return Err(Error::Parse { file: self.path.clone(), line, column: 1, message });
+                return Err(Error::Parse { file: self.path.clone(), line: span.line, column: 1, message });
             }
-            held.push(id.id, o.get().to_string(), line);
-        }
-        Ok(held)
+            held.push(id.id, Slot::At(span));
+            Ok(())
+        })?;
+        Ok((held, Some(at)))
+    }
+
+    /// Calls `each` with every object of the file, read a block at a time.
+    fn scan(&self, f: std::fs::File, each: &mut dyn FnMut(&serde_json::value::RawValue, scan::Span) -> Result<()>) -> Result<()> {
+        scan::objects(std::io::BufReader::with_capacity(1 << 16, f), each).map_err(|e| match e {
+            ScanError::Json(e) => self.parse_error(e),
+            ScanError::Each(e) => e,
+        })
     }
 
     /// An error in the object that starts on line `line` of the file.
@@ -261,7 +249,12 @@ impl FileConnector {
     }
 
     fn parse_object(&self, held: &Held, i: usize) -> Result<FileObject> {
-        serde_json::from_str(&held.texts[i]).map_err(|e| self.object_error(held.lines[i], e))
+        let text = self.held_text(held, i)?.unwrap_or_default();
+        serde_json::from_str(&text).map_err(|e| self.object_error(held.line(i), e))
+    }
+
+    fn held_text(&self, held: &Held, i: usize) -> Result<Option<String>> {
+        held.text(i).map_err(|e| Error::io(&self.path, "cannot read", e))
     }
 
     /// An object's text as it sits in the file: pretty, indented to its depth.
@@ -270,18 +263,23 @@ impl FileConnector {
         Ok(pretty.replace('\n', OBJECT_NEWLINE))
     }
 
-    /// Writes the objects as `serde_json::to_writer_pretty` writes the whole document.
-    fn save_held(&self, held: &Held) -> Result<Option<Stamp>> {
-        self.write_atomically(|w| {
-            let mut first = true;
-            w.write_all(b"{\n  \"objects\": [")?;
-            for t in held.texts.iter().filter(|t| !t.is_empty()) {
-                w.write_all(if first { b"\n" } else { b",\n" })?;
-                w.write_all(OBJECT_INDENT.as_bytes())?;
-                w.write_all(t.as_bytes())?;
-                first = false;
+    /// Writes the objects as `serde_json::to_writer_pretty` writes the whole document, and
+    /// returns what is held then, with the new file's stamp (none if another file took its
+    /// place right after the rename).
+    fn save_held(&self, held: Held, at: Option<Stamp>) -> Result<(Held, Option<Stamp>)> {
+        let source = held.file().map(|f| f.try_clone()).transpose().map_err(|e| Error::io(&self.path, "cannot read", e))?;
+        self.write_atomically(|w, written| {
+            let held = held.write_to(w, written)?;
+            // The objects nothing changed were copied from the file as it was read: a program
+            // that rewrote it in place meanwhile would have left a mix of both in the copy.
+            if let Some(f) = &source {
+                if Some(Stamp::of(&f.metadata()?)) != at {
+                    return Err(std::io::Error::other(
+                        "the file changed while idflow rewrote it (another program writes it?): nothing was written; run again",
+                    ));
+                }
             }
-            w.write_all(if first { b"]\n}\n" } else { b"\n  ]\n}\n" })
+            Ok(held)
         })
     }
 }
@@ -296,10 +294,15 @@ impl Connector for FileConnector {
     }
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
-        for o in self.load()?.objects {
-            let attrs: Attrs = o.attributes.into_iter().map(|(k, v)| (k, v.into_vec())).collect();
-            sink.object(ImportedObject { anchor: Some(o.id), dn: o.dn, object_type: o.object_type, attrs })?;
+        if !self.path.exists() {
+            return Ok(None);
         }
+        let f = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, "cannot read", e))?;
+        self.scan(f, &mut |raw, span| {
+            let o: FileObject = serde_json::from_str(raw.get()).map_err(|e| self.object_error(span.line, e))?;
+            let attrs: Attrs = o.attributes.into_iter().map(|(k, v)| (k, v.into_vec())).collect();
+            sink.object(ImportedObject { anchor: Some(o.id), dn: o.dn, object_type: o.object_type, attrs })
+        })?;
         Ok(None)
     }
 
@@ -308,8 +311,8 @@ impl Connector for FileConnector {
     }
 
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
-        let mut held = match self.held.take() {
-            Some((held, at)) if self.stamp() == Some(at) => held,
+        let (mut held, at) = match self.held.take() {
+            Some((held, at)) if self.stamp() == Some(at) => (held, Some(at)),
             _ => self.load_held()?,
         };
         let mut results = Vec::with_capacity(ops.len());
@@ -327,12 +330,14 @@ impl Connector for FileConnector {
                         let dn = op.new_dn.clone().or_else(|| op.dn.clone());
                         let o = FileObject { id: id.clone(), object_type: op.object_type.clone(), dn: dn.clone(), attributes };
                         let text = self.text(&o)?;
-                        match held.index.get(id) {
+                        match held.index.get(id).copied() {
                             // Written by an export killed before it recorded the answer: done.
-                            Some(&i) if held.texts[i] == text => OpResult::Done { anchor: Some(id.clone()), dn },
+                            Some(i) if self.held_text(&held, i)?.as_deref() == Some(text.as_str()) => {
+                                OpResult::Done { anchor: Some(id.clone()), dn }
+                            }
                             Some(_) => OpResult::Failed(format!("an object with id {id} exists already")),
                             None => {
-                                held.push(id.clone(), text, 0);
+                                held.push(id.clone(), Slot::Made(text));
                                 OpResult::Done { anchor: Some(id.clone()), dn }
                             }
                         }
@@ -348,13 +353,13 @@ impl Connector for FileConnector {
                         if let Some(d) = &op.new_dn {
                             o.dn = Some(d.clone());
                         }
-                        held.texts[i] = self.text(&o)?;
+                        held.set(i, Slot::Made(self.text(&o)?));
                         OpResult::Done { anchor: Some(o.id), dn: o.dn }
                     }
                 },
                 OpKind::Delete => {
                     if let Some(i) = op.anchor.as_ref().and_then(|a| held.index.remove(a)) {
-                        held.texts[i] = String::new();
+                        held.set(i, Slot::Gone);
                     }
                     // Gone already counts as done.
                     OpResult::Done { anchor: op.anchor.clone(), dn: None }
@@ -362,7 +367,8 @@ impl Connector for FileConnector {
             };
             results.push(r);
         }
-        self.held = self.save_held(&held)?.map(|at| (held, at));
+        let (held, written) = self.save_held(held, at)?;
+        self.held = written.map(|at| (held, at));
         Ok(results)
     }
 }

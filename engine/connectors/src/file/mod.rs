@@ -6,6 +6,8 @@ use idflow_core::{ConnectorConfig, Result};
 
 mod backend;
 mod config;
+mod held;
+mod scan;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: false,

@@ -1,0 +1,182 @@
+//! Reads the file's objects one at a time, each with where it sits in the file (its byte
+//! offset, length and first line), so that neither import nor export holds the document whole:
+//! a million objects make half a gigabyte of JSON.
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::cell::Cell;
+use std::io::Read;
+use std::rc::Rc;
+
+/// Where one object's text is in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub offset: u64,
+    pub len: u64,
+    /// The line its first character is on (1-based).
+    pub line: usize,
+}
+
+/// What has gone by: bytes and line breaks read from the file.
+#[derive(Default)]
+struct Progress {
+    bytes: Cell<u64>,
+    newlines: Cell<usize>,
+}
+
+/// Counts what serde_json reads (it reads a byte at a time and looks one ahead only when it
+/// must: after an object's closing brace it has read nothing more).
+struct Counting<R> {
+    inner: R,
+    seen: Rc<Progress>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = buf.get(..n).unwrap_or_default();
+        self.seen.bytes.set(self.seen.bytes.get() + n as u64);
+        self.seen.newlines.set(self.seen.newlines.get() + got.iter().filter(|b| **b == b'\n').count());
+        Ok(n)
+    }
+}
+
+/// Calls `each` with every object of `{"objects": [...]}` read from `reader`, in order, with its
+/// span; other keys are ignored. A syntax error anywhere, or an error from `each`, ends it.
+pub(super) fn objects<R: Read, E>(
+    reader: R,
+    each: &mut dyn FnMut(&RawValue, Span) -> std::result::Result<(), E>,
+) -> std::result::Result<(), ScanError<E>> {
+    let seen = Rc::new(Progress::default());
+    let mut de = serde_json::Deserializer::from_reader(Counting { inner: reader, seen: Rc::clone(&seen) });
+    let mut failed = None;
+    let top = Top { seen: &seen, each, failed: &mut failed };
+    let r = top.deserialize(&mut de).and_then(|()| de.end());
+    match (failed, r) {
+        (Some(e), _) => Err(ScanError::Each(e)),
+        (None, Err(e)) => Err(ScanError::Json(e)),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+/// Why [`objects`] stopped.
+pub(super) enum ScanError<E> {
+    /// The file is not the JSON it should be.
+    Json(serde_json::Error),
+    /// The callback refused an object.
+    Each(E),
+}
+
+struct Top<'a, E> {
+    seen: &'a Progress,
+    each: &'a mut dyn FnMut(&RawValue, Span) -> std::result::Result<(), E>,
+    failed: &'a mut Option<E>,
+}
+
+impl<'de, E> DeserializeSeed<'de> for Top<'_, E> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, E> Visitor<'de> for Top<'_, E> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with a list of objects under \"objects\"")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut found = false;
+        let Top { seen, each, failed } = self;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "objects" && !found {
+                found = true;
+                map.next_value_seed(List { seen, each: &mut *each, failed: &mut *failed })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        if !found {
+            return Err(serde::de::Error::missing_field("objects"));
+        }
+        Ok(())
+    }
+}
+
+struct List<'a, E> {
+    seen: &'a Progress,
+    each: &'a mut dyn FnMut(&RawValue, Span) -> std::result::Result<(), E>,
+    failed: &'a mut Option<E>,
+}
+
+impl<'de, E> DeserializeSeed<'de> for List<'_, E> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, E> Visitor<'de> for List<'_, E> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of objects")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            let text = raw.get();
+            // Nothing has been read past the value: it ends where the reading stands.
+            let end = self.seen.bytes.get();
+            let newlines_in = text.bytes().filter(|b| *b == b'\n').count();
+            let span = Span {
+                offset: end.saturating_sub(text.len() as u64),
+                len: text.len() as u64,
+                line: self.seen.newlines.get().saturating_sub(newlines_in) + 1,
+            };
+            if let Err(e) = (self.each)(&raw, span) {
+                *self.failed = Some(e);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(text: &str) -> Vec<(String, Span)> {
+        let mut out = Vec::new();
+        let r = objects::<_, ()>(text.as_bytes(), &mut |raw, span| {
+            out.push((raw.get().to_string(), span));
+            Ok(())
+        });
+        assert!(r.is_ok(), "scans");
+        out
+    }
+
+    #[test]
+    fn each_object_comes_with_its_offset_length_and_line() {
+        let text = "{\"before\": [1, {\"x\": 2}],\n  \"objects\": [\n    {\"id\": \"a\",\n \"n\": \"x\\ny\"},\n{\"id\": \"b\"}  ,{\"id\":\"c\"}\n], \"after\": {}}\n";
+        let got = spans(text);
+        assert_eq!(got.len(), 3);
+        for (raw, s) in &got {
+            let at = usize::try_from(s.offset).expect("small");
+            assert_eq!(&text[at..at + raw.len()], raw, "the span is the object's text");
+            assert_eq!(text[..at].matches('\n').count() + 1, s.line, "{raw}");
+        }
+        assert_eq!(got[0].1.line, 3);
+        assert_eq!(got[2].1.line, 5);
+    }
+
+    #[test]
+    fn a_file_that_is_not_the_document_is_a_json_error_with_its_line() {
+        for bad in ["{\"objects\": [{\"id\": \"a\"},\n{\"id\": ]}", "{\"other\": []}", "[]", "{\"objects\": []} trailing"] {
+            match objects::<_, ()>(bad.as_bytes(), &mut |_, _| Ok(())) {
+                Err(ScanError::Json(e)) => assert!(e.line() >= 1, "{bad}: {e}"),
+                _ => panic!("{bad} is not the document"),
+            }
+        }
+        let stopped = objects(b"{\"objects\": [{}, {}]}".as_slice(), &mut |_, s| if s.offset > 14 { Err(s.offset) } else { Ok(()) });
+        assert!(matches!(stopped, Err(ScanError::Each(17))));
+    }
+}
