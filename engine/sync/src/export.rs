@@ -41,11 +41,6 @@ pub struct ExportStats {
 /// circuit breaker).
 pub(crate) const BREAKER: usize = 20;
 
-/// Deletes an export would make per connector, for the threshold check.
-pub(crate) fn count_deletes(changes: &[Change]) -> usize {
-    changes.iter().filter(|c| c.kind == OpKind::Delete).count()
-}
-
 /// What plan and sync say while a connector's deletions exceed the threshold.
 pub(crate) fn held(connector: &str, deletes: usize, threshold: usize) -> String {
     format!(
@@ -66,22 +61,37 @@ pub(crate) fn check_threshold(connector: &str, deletes: usize, threshold: usize,
     Ok(())
 }
 
-/// What ordering needs of a change (its kind, DN and references), the values dropped: the
-/// batches compute each change again anyway, so the whole set is not held at once.
-fn lean(mut c: Change) -> Change {
-    for a in &mut c.attrs {
-        a.old = Vec::new();
-        a.new.retain(|v| matches!(v, Value::Ref(_)));
+/// What ordering needs of a pending change: its kind, how deep its DN is, and the objects an
+/// add references. The values are computed again per batch, so a pass over a million changes
+/// holds a few dozen bytes for each, not the changes.
+pub(crate) struct Pending {
+    cs_id: i64,
+    kind: OpKind,
+    depth: usize,
+    refs: Vec<i64>,
+}
+
+impl Pending {
+    fn of(c: &Change) -> Pending {
+        let depth = c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
+        let mut refs: Vec<i64> = Vec::new();
+        if c.kind == OpKind::Add {
+            for a in &c.attrs {
+                refs.extend(a.new.iter().filter_map(|v| match v {
+                    Value::Ref(r) if *r != c.cs_id => Some(*r),
+                    _ => None,
+                }));
+            }
+        }
+        Pending { cs_id: c.cs_id, kind: c.kind, depth, refs }
     }
-    c.attrs.retain(|a| !a.new.is_empty());
-    c
 }
 
 /// Orders changes: adds (an object before the objects that reference it), updates, deletes.
-/// Returns each change with its level: adds referencing no other add are level 0, the others
-/// one more than the deepest add they reference; updates and deletes come after every add.
-pub(crate) fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
-    let mut adds: BTreeMap<i64, Change> = BTreeMap::new();
+/// Returns each change's object with its level: adds referencing no other add are level 0, the
+/// others one more than the deepest add they reference; updates and deletes come after every add.
+pub(crate) fn order(changes: Vec<Pending>) -> Vec<(usize, i64)> {
+    let mut adds: BTreeMap<i64, Pending> = BTreeMap::new();
     let mut updates = Vec::new();
     let mut deletes = Vec::new();
     for c in changes {
@@ -89,11 +99,11 @@ pub(crate) fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
             OpKind::Add => {
                 adds.insert(c.cs_id, c);
             }
-            OpKind::Update => updates.push(c),
-            OpKind::Delete => deletes.push(c),
+            OpKind::Update => updates.push(c.cs_id),
+            OpKind::Delete => deletes.push(c.cs_id),
         }
     }
-    fn level(id: i64, adds: &BTreeMap<i64, Change>, memo: &mut BTreeMap<i64, usize>, visiting: &mut HashSet<i64>) -> usize {
+    fn level(id: i64, adds: &BTreeMap<i64, Pending>, memo: &mut BTreeMap<i64, usize>, visiting: &mut HashSet<i64>) -> usize {
         if let Some(l) = memo.get(&id) {
             return *l;
         }
@@ -103,13 +113,9 @@ pub(crate) fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
         }
         let mut l = 0;
         if let Some(c) = adds.get(&id) {
-            for a in &c.attrs {
-                for v in &a.new {
-                    if let Value::Ref(r) = v {
-                        if *r != id && adds.contains_key(r) {
-                            l = l.max(level(*r, adds, memo, visiting) + 1);
-                        }
-                    }
+            for r in &c.refs {
+                if adds.contains_key(r) {
+                    l = l.max(level(*r, adds, memo, visiting) + 1);
                 }
             }
         }
@@ -120,17 +126,15 @@ pub(crate) fn order(changes: Vec<Change>) -> Vec<(usize, Change)> {
     let mut memo = BTreeMap::new();
     let mut visiting = HashSet::new();
     // Parents before children (an OU before what it holds), then references first.
-    let depth =
-        |c: &Change| c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
     let mut keyed: Vec<(usize, usize, i64)> = adds.keys().map(|id| (level(*id, &adds, &mut memo, &mut visiting), 0, *id)).collect();
     for k in &mut keyed {
-        k.1 = adds.get(&k.2).map(depth).unwrap_or(0);
+        k.1 = adds.get(&k.2).map(|c| c.depth).unwrap_or(0);
     }
     keyed.sort();
     let top = keyed.last().map(|k| k.0 + 1).unwrap_or(0);
-    let mut out: Vec<(usize, Change)> = keyed.into_iter().filter_map(|(l, _, id)| adds.remove(&id).map(|c| (l, c))).collect();
-    out.extend(updates.into_iter().map(|c| (top, c)));
-    out.extend(deletes.into_iter().map(|c| (top + 1, c)));
+    let mut out: Vec<(usize, i64)> = keyed.into_iter().map(|(l, _, id)| (l, id)).collect();
+    out.extend(updates.into_iter().map(|id| (top, id)));
+    out.extend(deletes.into_iter().map(|id| (top + 1, id)));
     out
 }
 
@@ -158,13 +162,13 @@ pub(crate) fn export(
             for id in r.cs_pending_export_ids(&name)? {
                 let Some(o) = r.cs_get(id)? else { continue };
                 if let Some(c) = diff::change_for(&r, &o, form)? {
-                    changes.push(lean(c));
+                    changes.push(Pending::of(&c));
                 }
             }
             changes
         };
         if pass == 0 {
-            check_threshold(&name, count_deletes(&changes), threshold, allow_deletes)?;
+            check_threshold(&name, changes.iter().filter(|c| c.kind == OpKind::Delete).count(), threshold, allow_deletes)?;
             observer.step_total(changes.len() as u64);
         }
         // Batches never mix levels where the target assigns ids: a reference to an object
@@ -172,13 +176,13 @@ pub(crate) fn export(
         let mut batches: Vec<Vec<i64>> = Vec::new();
         let mut current: Vec<i64> = Vec::new();
         let mut current_level = None;
-        for (level, c) in order(changes) {
+        for (level, cs_id) in order(changes) {
             let new_level = !caps.local_anchor && current_level.is_some_and(|l| l != level);
             if !current.is_empty() && (current.len() >= caps.max_batch.max(1) || new_level) {
                 batches.push(std::mem::take(&mut current));
             }
             current_level = Some(level);
-            current.push(c.cs_id);
+            current.push(cs_id);
         }
         if !current.is_empty() {
             batches.push(current);
