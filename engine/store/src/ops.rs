@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 pub trait ReadOps {
     // Connector-space objects.
     fn cs_get(&self, id: i64) -> Result<Option<CsObject>>;
-    fn cs_connector_of(&self, id: i64) -> Result<Option<String>>;
+    /// The connector of each of `ids` (`None`: no such object), in their order.
+    fn cs_connectors_of(&self, ids: &[i64]) -> Result<Vec<Option<String>>>;
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>>;
     /// Objects of a connector with this DN (normally one; a rename in flight can make two).
     fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>>;
@@ -237,8 +238,8 @@ impl<S: Sqlite> ReadOps for S {
     fn cs_get(&self, id: i64) -> Result<Option<CsObject>> {
         on(self, |c| cs::get(c, id))
     }
-    fn cs_connector_of(&self, id: i64) -> Result<Option<String>> {
-        on(self, |c| cs::connector_of(c, id))
+    fn cs_connectors_of(&self, ids: &[i64]) -> Result<Vec<Option<String>>> {
+        on(self, |c| cs::connectors_of(c, ids))
     }
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
         on(self, |c| cs::by_anchor(c, connector, anchor))

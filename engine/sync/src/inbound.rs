@@ -50,17 +50,21 @@ fn linked_inbound(o: &CsObject) -> bool {
 /// attributes a metaverse object got from another connector in this same sync (HR projects,
 /// the directory joins), instead of projecting a duplicate.
 pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
-    let mut groups: std::collections::BTreeMap<(u8, String), Vec<i64>> = std::collections::BTreeMap::new();
-    for id in ids {
-        let Some(connector) = ctx.tx.cs_connector_of(id)? else { continue };
-        let projects = ctx
-            .rules
+    let mut by_connector: std::collections::BTreeMap<String, Vec<i64>> = std::collections::BTreeMap::new();
+    let connectors = ctx.tx.cs_connectors_of(&ids)?;
+    for (id, connector) in ids.into_iter().zip(connectors) {
+        let Some(connector) = connector else { continue };
+        by_connector.entry(connector).or_default().push(id);
+    }
+    let projects = |connector: &str| {
+        ctx.rules
             .rules
             .iter()
-            .any(|r| r.def.direction == Direction::Inbound && r.def.connector == connector && r.def.link == Some(LinkMode::Provision));
-        groups.entry((u8::from(!projects), connector)).or_default().push(id);
-    }
-    for (_, ids) in groups {
+            .any(|r| r.def.direction == Direction::Inbound && r.def.connector == connector && r.def.link == Some(LinkMode::Provision))
+    };
+    let mut groups: Vec<(u8, String, Vec<i64>)> = by_connector.into_iter().map(|(c, ids)| (u8::from(!projects(&c)), c, ids)).collect();
+    groups.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    for (_, _, ids) in groups {
         run_connector(ctx, ids)?;
     }
     Ok(())

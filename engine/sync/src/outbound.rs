@@ -75,7 +75,7 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
 
 fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64>) -> Result<BTreeSet<i64>> {
     let mut recheck = BTreeSet::new();
-    let mut work: Vec<(i64, String, Vec<usize>, i64)> = Vec::new();
+    let mut work: Vec<(i64, &str, Vec<usize>, i64)> = Vec::new();
     let rules = ctx.rules;
     for &id in ids {
         ctx.observer.advanced(1);
@@ -202,7 +202,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                 },
             };
             let idx = in_scope.iter().filter_map(|r| ctx.rules.rules.iter().position(|x| std::ptr::eq(x, *r))).collect();
-            work.push((id, connector.to_string(), idx, cs_id));
+            work.push((id, connector, idx, cs_id));
         }
     }
     let batch_ids: BTreeSet<i64> = ids.iter().copied().collect();
@@ -211,7 +211,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
     for (id, connector, idx, cs_id) in work {
         let (Some(m), Some(mut o)) = (ctx.tx.mv_get(id)?, ctx.tx.cs_get(cs_id)?) else { continue };
         let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
-        flows(ctx, &m, &mut o, &crules, &connector)?;
+        flows(ctx, &m, &mut o, &crules, connector)?;
     }
     ctx.memo.clear();
     Ok(recheck.difference(&batch_ids).copied().collect())

@@ -11,10 +11,11 @@ use std::collections::HashMap;
 /// looked up once. Cleared before and after each such pass.
 #[derive(Default)]
 pub(crate) struct Memo {
-    dns: HashMap<(String, String), Inbound>,
-    /// Only found targets: a target object's export state can change within the pass (one
-    /// provisioned again), never from present to gone.
-    targets: HashMap<(String, i64), i64>,
+    /// By connector, then DN as written: a look-up that finds makes no key.
+    dns: HashMap<String, HashMap<String, Inbound>>,
+    /// Only found targets, by connector then metaverse object: a target object's export state
+    /// can change within the pass (one provisioned again), never from present to gone.
+    targets: HashMap<String, HashMap<i64, i64>>,
 }
 
 impl Memo {
@@ -25,24 +26,22 @@ impl Memo {
 
     /// [`resolve_dn`], remembered for the pass.
     pub(crate) fn resolve_dn(&mut self, c: &dyn ReadOps, connector: &str, dn: &str) -> Result<Inbound> {
-        let key = (connector.to_string(), dn.to_string());
-        if let Some(r) = self.dns.get(&key) {
+        if let Some(r) = self.dns.get(connector).and_then(|m| m.get(dn)) {
             return Ok(r.clone());
         }
         let r = resolve_dn(c, connector, dn)?;
-        self.dns.insert(key, r.clone());
+        self.dns.entry(connector.to_string()).or_default().insert(dn.to_string(), r.clone());
         Ok(r)
     }
 
     /// [`resolve_mv`], remembered for the pass once found.
     pub(crate) fn resolve_mv(&mut self, c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result<Option<i64>> {
-        let key = (connector.to_string(), mv_id);
-        if let Some(t) = self.targets.get(&key) {
+        if let Some(t) = self.targets.get(connector).and_then(|m| m.get(&mv_id)) {
             return Ok(Some(*t));
         }
         let t = resolve_mv(c, connector, mv_id)?;
         if let Some(t) = t {
-            self.targets.insert(key, t);
+            self.targets.entry(connector.to_string()).or_default().insert(mv_id, t);
         }
         Ok(t)
     }
