@@ -315,15 +315,20 @@ pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<CsObject>> {
     c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], from_row).optional()
 }
 
-/// How many ids one statement of [`connectors_of`] looks up.
-const IDS_PER_STATEMENT: usize = 256;
+/// How many ids one statement names, where a statement serves many objects.
+pub(crate) const IDS_PER_STATEMENT: usize = 256;
+
+/// `?,?,...`: `n` parameters.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
 
 /// The connector of each of `ids` (`None`: no such object), in their order: a few statements
 /// for many objects, not one each.
 pub(crate) fn connectors_of(c: &Connection, ids: &[i64]) -> Result<Vec<Option<String>>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let sql = format!("SELECT id, connector FROM cs_object WHERE id IN ({})", vec!["?"; chunk.len()].join(","));
+        let sql = format!("SELECT id, connector FROM cs_object WHERE id IN ({})", placeholders(chunk.len()));
         let mut st = c.prepare_cached(&sql)?;
         let found: std::collections::HashMap<i64, String> =
             st.query_map(rusqlite::params_from_iter(chunk), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_>>()?;

@@ -191,8 +191,12 @@ pub(crate) fn all_ids(c: &Connection) -> Result<Vec<i64>> {
     rows.collect::<rusqlite::Result<_>>()
 }
 
-pub(crate) fn clear_dirty(c: &Connection, id: i64) -> Result<()> {
-    c.prepare_cached("UPDATE mv_object SET dirty=0 WHERE id=?1")?.execute([id])?;
+/// Clears the dirty flag of `ids`, a few hundred to a statement.
+pub(crate) fn clear_dirty(c: &Connection, ids: &[i64]) -> Result<()> {
+    for chunk in ids.chunks(crate::cs::IDS_PER_STATEMENT) {
+        let sql = format!("UPDATE mv_object SET dirty=0 WHERE id IN ({})", crate::cs::placeholders(chunk.len()));
+        c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(chunk))?;
+    }
     Ok(())
 }
 

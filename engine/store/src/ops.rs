@@ -139,7 +139,8 @@ pub trait WriteOps: ReadOps {
     fn mv_mark_deleted(&self, id: i64) -> Result<()>;
     /// Removes a deleted object for good (after outbound sync has deprovisioned it).
     fn mv_purge(&self, id: i64) -> Result<()>;
-    fn mv_clear_dirty(&self, id: i64) -> Result<()>;
+    /// Clears the dirty flag of these objects (outbound sync has looked at them).
+    fn mv_clear_dirty(&self, ids: &[i64]) -> Result<()>;
     /// Replaces everything `cs_id` contributes to `mv_id` by `all` (each `cs_id` is `cs_id`).
     fn mv_set_contributions(&self, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()>;
 
@@ -414,8 +415,8 @@ impl WriteOps for WriteTxn<'_> {
     fn mv_purge(&self, id: i64) -> Result<()> {
         on(self, |c| mv::purge(c, id))
     }
-    fn mv_clear_dirty(&self, id: i64) -> Result<()> {
-        on(self, |c| mv::clear_dirty(c, id))
+    fn mv_clear_dirty(&self, ids: &[i64]) -> Result<()> {
+        on(self, |c| mv::clear_dirty(c, ids))
     }
     fn mv_set_contributions(&self, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
         on(self, |c| mv::set_contributions(c, mv_id, cs_id, all))

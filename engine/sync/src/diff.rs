@@ -98,6 +98,9 @@ pub(crate) fn change_for(c: &dyn ReadOps, o: &CsObject, form: RefForm) -> Result
 
 /// Does export have anything to do for this object?
 pub(crate) fn has_changes(c: &dyn ReadOps, o: &CsObject) -> Result<bool> {
+    if let Some(known) = known_without_diff(o) {
+        return Ok(known);
+    }
     // The reference form only matters for how values are spelled, not whether they differ,
     // except for references: compare with the form that applies to the object's connector.
     let form = form_of(c, &o.connector)?;
@@ -106,9 +109,22 @@ pub(crate) fn has_changes(c: &dyn ReadOps, o: &CsObject) -> Result<bool> {
 
 /// [`has_changes`] where the connector's reference form is known already.
 pub(crate) fn has_changes_in(c: &dyn ReadOps, o: &CsObject, form: Option<RefForm>) -> Result<bool> {
+    if let Some(known) = known_without_diff(o) {
+        return Ok(known);
+    }
     match form {
         Some(form) => Ok(change_for(c, o, form)?.is_some()),
         None => has_changes(c, o),
+    }
+}
+
+/// What [`change_for`] says of an object without comparing attributes: an add or a delete is
+/// always a change, an object export has no state for never is; only an update is compared.
+fn known_without_diff(o: &CsObject) -> Option<bool> {
+    match (o.export_state, o.present) {
+        (Some(ExportState::Delete), true) | (Some(ExportState::Present), false) => Some(true),
+        (Some(ExportState::Delete), false) | (None, _) => Some(false),
+        (Some(ExportState::Present), true) => None,
     }
 }
 
@@ -182,4 +198,30 @@ pub(crate) fn to_op(ch: &Change) -> Option<ExportOp> {
         }
     }
     Some(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idflow_store::Store;
+
+    #[test]
+    fn what_is_known_without_comparing_is_what_the_comparison_says() {
+        let store = Store::in_memory().expect("store");
+        let r = store.read().expect("read");
+        let mut o = CsObject::new("cloud", "User");
+        o.id = 1;
+        o.desired = Some([("userName".to_string(), vec![Value::from("ada")])].into_iter().collect());
+        for state in [None, Some(ExportState::Present), Some(ExportState::Delete)] {
+            for present in [false, true] {
+                o.export_state = state;
+                o.present = present;
+                let compared = change_for(&r, &o, RefForm::Anchor).expect("compared").is_some();
+                match known_without_diff(&o) {
+                    Some(known) => assert_eq!(known, compared, "{state:?} present={present}"),
+                    None => assert_eq!((state, present), (Some(ExportState::Present), true), "only an update is compared"),
+                }
+            }
+        }
+    }
 }

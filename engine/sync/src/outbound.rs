@@ -56,9 +56,7 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
             break;
         }
         let recheck = batch(ctx, &queue, &mut adopt, &mut purge)?;
-        for id in &queue {
-            ctx.tx.mv_clear_dirty(*id)?;
-        }
+        ctx.tx.mv_clear_dirty(&queue)?;
         queue = recheck.into_iter().collect();
     }
     for id in purge {
