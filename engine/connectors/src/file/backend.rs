@@ -443,4 +443,21 @@ mod tests {
         assert!(err.contains("cloud.json:3:1: the id \"a\" is in the file twice"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// Objects nothing changed are copied from the file they were read from: if that file is
+    /// not as it was when read (another program rewrote it in place), nothing is written.
+    #[test]
+    fn a_file_rewritten_in_place_while_copied_is_not_half_copied() {
+        let dir = std::env::temp_dir().join(format!("idflow-file-inplace-{}", std::process::id()));
+        let c = &mut FileConnector { name: "cloud".into(), path: dir.join("cloud.json"), held: None };
+        c.export(&[op(OpKind::Add, "a", &[("userName", &["ada"])], vec![])]).expect("adds");
+        let before = std::fs::read_to_string(&c.path).expect("written");
+        let (held, at) = c.load_held().expect("loads");
+        let at = at.map(|s| Stamp { len: s.len + 1, ..s });
+        let Err(err) = c.save_held(held, at) else { panic!("written over a file that changed") };
+        let err = err.to_string();
+        assert!(err.contains("the file changed while idflow rewrote it"), "{err}");
+        assert_eq!(std::fs::read_to_string(&c.path).expect("kept"), before, "the file is as it was");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
