@@ -4,7 +4,7 @@
 //! one, as it was. A million objects hold about a hundred megabytes, not the document.
 use super::scan::Span;
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -150,21 +150,35 @@ fn no_file() -> std::io::Error {
 }
 
 fn read_at(file: Option<&std::fs::File>, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    let mut f = file.ok_or_else(no_file)?;
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(buf)
+    let len = buf.len();
+    if read_some_at(file, offset, buf)? < len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file is shorter than when it was read"));
+    }
+    Ok(())
 }
 
-/// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file.
+/// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file. Positioned
+/// reads: a handle shared by clones has no position of its own to disturb.
 fn read_some_at(file: Option<&std::fs::File>, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut f = file.ok_or_else(no_file)?;
-    f.seek(SeekFrom::Start(offset))?;
+    let f = file.ok_or_else(no_file)?;
     let mut got = 0;
-    while got < buf.len() {
-        match f.read(&mut buf[got..])? {
+    while let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) {
+        match at(f, rest, offset + got as u64)? {
             0 => break,
             n => got += n,
         }
     }
     Ok(got)
+}
+
+#[cfg(unix)]
+fn at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(f, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn at(mut f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::Start(offset))?;
+    f.read(buf)
 }
