@@ -49,7 +49,7 @@ pub(super) fn objects<R: Read, E>(
     let seen = Rc::new(Progress::default());
     let mut de = serde_json::Deserializer::from_reader(Counting { inner: reader, seen: Rc::clone(&seen) });
     let mut failed = None;
-    let top = Top { seen: &seen, each, failed: &mut failed };
+    let top = Top(List { seen: &seen, each, failed: &mut failed });
     let r = top.deserialize(&mut de).and_then(|()| de.end());
     match (failed, r) {
         (Some(e), _) => Err(ScanError::Each(e)),
@@ -66,11 +66,8 @@ pub(super) enum ScanError<E> {
     Each(E),
 }
 
-struct Top<'a, E> {
-    seen: &'a Progress,
-    each: &'a mut dyn FnMut(&RawValue, Span) -> std::result::Result<(), E>,
-    failed: &'a mut Option<E>,
-}
+/// The document: a map whose "objects" [`List`] is read, everything else skipped.
+struct Top<'a, E>(List<'a, E>);
 
 impl<'de, E> DeserializeSeed<'de> for Top<'_, E> {
     type Value = ();
@@ -85,20 +82,21 @@ impl<'de, E> Visitor<'de> for Top<'_, E> {
         f.write_str("an object with a list of objects under \"objects\"")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut found = false;
-        let Top { seen, each, failed } = self;
+        let mut list = Some(self.0);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "objects" && !found {
-                found = true;
-                map.next_value_seed(List { seen, each: &mut *each, failed: &mut *failed })?;
-            } else {
+            if key != "objects" {
                 map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            match list.take() {
+                Some(l) => map.next_value_seed(l)?,
+                None => return Err(serde::de::Error::duplicate_field("objects")),
             }
         }
-        if !found {
-            return Err(serde::de::Error::missing_field("objects"));
+        match list {
+            Some(_) => Err(serde::de::Error::missing_field("objects")),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -170,7 +168,8 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_the_document_is_a_json_error_with_its_line() {
-        for bad in ["{\"objects\": [{\"id\": \"a\"},\n{\"id\": ]}", "{\"other\": []}", "[]", "{\"objects\": []} trailing"] {
+        let twice = "{\"objects\": [], \"objects\": []}";
+        for bad in ["{\"objects\": [{\"id\": \"a\"},\n{\"id\": ]}", "{\"other\": []}", "[]", "{\"objects\": []} trailing", twice] {
             match objects::<_, ()>(bad.as_bytes(), &mut |_, _| Ok(())) {
                 Err(ScanError::Json(e)) => assert!(e.line() >= 1, "{bad}: {e}"),
                 _ => panic!("{bad} is not the document"),
