@@ -73,9 +73,10 @@ pub(crate) struct Pending {
 
 impl Pending {
     fn of(c: &Change) -> Pending {
-        let depth = c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
+        let mut depth = 0;
         let mut refs: Vec<i64> = Vec::new();
         if c.kind == OpKind::Add {
+            depth = c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
             for a in &c.attrs {
                 refs.extend(a.new.iter().filter_map(|v| match v {
                     Value::Ref(r) if *r != c.cs_id => Some(*r),

@@ -51,10 +51,12 @@ fn linked_inbound(o: &CsObject) -> bool {
 /// the directory joins), instead of projecting a duplicate.
 pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
     let mut by_connector: std::collections::BTreeMap<String, Vec<i64>> = std::collections::BTreeMap::new();
-    let connectors = ctx.tx.cs_connectors_of(&ids)?;
-    for (id, connector) in ids.into_iter().zip(connectors) {
-        let Some(connector) = connector else { continue };
-        by_connector.entry(connector).or_default().push(id);
+    // A few thousand names at a time, not one per object of the directory at once.
+    for chunk in ids.chunks(4096) {
+        for (id, connector) in chunk.iter().zip(ctx.tx.cs_connectors_of(chunk)?) {
+            let Some(connector) = connector else { continue };
+            by_connector.entry(connector).or_default().push(*id);
+        }
     }
     let projects = |connector: &str| {
         ctx.rules

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 /// looked up once. Cleared before and after each such pass.
 #[derive(Default)]
 pub(crate) struct Memo {
-    /// By connector, then DN as written: a look-up that finds makes no key.
+    /// By connector, then DN as written: a hit allocates no key.
     dns: HashMap<String, HashMap<String, Inbound>>,
     /// Only found targets, by connector then metaverse object: a target object's export state
     /// can change within the pass (one provisioned again), never from present to gone.

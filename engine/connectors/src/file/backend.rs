@@ -223,7 +223,7 @@ impl FileConnector {
         let at = Stamp::of(&f.metadata().map_err(io)?);
         let mut held = Held::new(Some(Arc::new(f.try_clone().map_err(io)?)));
         self.scan(f, &mut |raw, span| {
-            let id: IdOnly = serde_json::from_str(raw.get()).map_err(|e| self.object_error(span.line, e))?;
+            let id: IdOnly = serde_json::from_str(raw.get()).map_err(|e| self.object_error(Some(span), e))?;
             if held.index.contains_key(&id.id) {
                 let message = format!("the id {:?} is in the file twice; remove one of the two objects", id.id);
                 return Err(Error::Parse { file: self.path.clone(), line: span.line, column: 1, message });
@@ -237,20 +237,43 @@ impl FileConnector {
     /// Calls `each` with every object of the file, read a block at a time.
     fn scan(&self, f: std::fs::File, each: &mut dyn FnMut(&serde_json::value::RawValue, scan::Span) -> Result<()>) -> Result<()> {
         scan::objects(std::io::BufReader::with_capacity(1 << 16, f), each).map_err(|e| match e {
+            ScanError::Json(e) if e.is_io() => Error::io(&self.path, "cannot read", std::io::Error::other(e)),
             ScanError::Json(e) => self.parse_error(e),
             ScanError::Each(e) => e,
         })
     }
 
     /// An error in the object that starts on line `line` of the file.
-    fn object_error(&self, line: usize, e: serde_json::Error) -> Error {
-        let message = format!("in the object starting on line {line}: {e}");
-        Error::Parse { file: self.path.clone(), line: line + e.line().saturating_sub(1), column: e.column(), message }
+    /// serde_json places the error inside the object's text: the position given is the file's
+    /// (the object's first line starts where the object does), and the message has no other.
+    fn object_error(&self, at: Option<scan::Span>, e: serde_json::Error) -> Error {
+        let line = at.map(|s| s.line).unwrap_or(0);
+        let text = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let what = text.strip_suffix(&suffix).unwrap_or(&text);
+        let message = format!("in the object starting on line {line}: {what}");
+        let column = match at {
+            Some(s) if e.line() <= 1 => self.column_of(s.offset).unwrap_or(1) + e.column().saturating_sub(1),
+            _ => e.column(),
+        };
+        Error::Parse { file: self.path.clone(), line: line + e.line().saturating_sub(1), column, message }
+    }
+
+    /// The column (1-based) of byte `offset` in the file, found by reading back to the line
+    /// break before it (an error's position, so the cost does not matter).
+    fn column_of(&self, offset: u64) -> Option<usize> {
+        use std::io::{Read, Seek, SeekFrom};
+        let back = offset.min(1 << 16);
+        let mut f = std::fs::File::open(&self.path).ok()?;
+        f.seek(SeekFrom::Start(offset - back)).ok()?;
+        let mut before = vec![0; usize::try_from(back).ok()?];
+        f.read_exact(&mut before).ok()?;
+        Some(before.iter().rev().position(|b| *b == b'\n').unwrap_or(before.len()) + 1)
     }
 
     fn parse_object(&self, held: &Held, i: usize) -> Result<FileObject> {
         let text = self.held_text(held, i)?.unwrap_or_default();
-        serde_json::from_str(&text).map_err(|e| self.object_error(held.line(i), e))
+        serde_json::from_str(&text).map_err(|e| self.object_error(held.span(i), e))
     }
 
     fn held_text(&self, held: &Held, i: usize) -> Result<Option<String>> {
@@ -299,7 +322,7 @@ impl Connector for FileConnector {
         }
         let f = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, "cannot read", e))?;
         self.scan(f, &mut |raw, span| {
-            let o: FileObject = serde_json::from_str(raw.get()).map_err(|e| self.object_error(span.line, e))?;
+            let o: FileObject = serde_json::from_str(raw.get()).map_err(|e| self.object_error(Some(span), e))?;
             let attrs: Attrs = o.attributes.into_iter().map(|(k, v)| (k, v.into_vec())).collect();
             sink.object(ImportedObject { anchor: Some(o.id), dn: o.dn, object_type: o.object_type, attrs })
         })?;
@@ -437,7 +460,12 @@ mod tests {
         )
         .expect("written");
         let err = c.export(&[op(OpKind::Update, "b", &[], vec![])]).expect_err("not an object").to_string();
-        assert!(err.contains("cloud.json:3:") && err.contains("starting on line 3"), "{err}");
+        assert!(err.contains("cloud.json:3:27: in the object starting on line 3: invalid type"), "{err}");
+        assert!(!err.contains("at line 1 column"), "one position, the file's: {err}");
+        // An object that starts inside a line: its first line's columns are the file's.
+        std::fs::write(&c.path, "{\"objects\": [{\"id\": \"a\", \"type\": 5}]}").expect("written");
+        let err = c.export(&[op(OpKind::Update, "a", &[], vec![])]).expect_err("not an object").to_string();
+        assert!(err.contains("cloud.json:1:34: in the object starting on line 1"), "{err}");
         std::fs::write(&c.path, "{\"objects\": [\n{\"id\": \"a\"},\n{\"id\": \"a\"}]}").expect("written");
         let err = c.export(&[]).expect_err("twice").to_string();
         assert!(err.contains("cloud.json:3:1: the id \"a\" is in the file twice"), "{err}");

@@ -51,11 +51,11 @@ impl Held {
         self.file.as_deref()
     }
 
-    /// The line object `i` starts on in the file (0: not written yet).
-    pub(super) fn line(&self, i: usize) -> usize {
+    /// Where object `i` is in the file (`None`: not written yet).
+    pub(super) fn span(&self, i: usize) -> Option<Span> {
         match self.slots.get(i) {
-            Some(Slot::At(s)) => s.line,
-            _ => 0,
+            Some(Slot::At(s)) => Some(*s),
+            _ => None,
         }
     }
 
@@ -157,8 +157,8 @@ fn read_at(file: Option<&std::fs::File>, offset: u64, buf: &mut [u8]) -> std::io
     Ok(())
 }
 
-/// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file. Positioned
-/// reads: a handle shared by clones has no position of its own to disturb.
+/// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the file. On Unix the
+/// reads are positioned (the handle's own position is left alone); elsewhere they seek first.
 fn read_some_at(file: Option<&std::fs::File>, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     let f = file.ok_or_else(no_file)?;
     let mut got = 0;

@@ -23,8 +23,10 @@ struct Progress {
     newlines: Cell<usize>,
 }
 
-/// Counts what serde_json reads (it reads a byte at a time and looks one ahead only when it
-/// must: after an object's closing brace it has read nothing more).
+/// Counts what serde_json reads. It must wrap the buffered reader, not be wrapped by one:
+/// serde_json reads a byte at a time, and looks one ahead only when it must (after an object's
+/// closing brace it has read nothing more; after a number it has), so the count says where an
+/// object ended.
 struct Counting<R> {
     inner: R,
     seen: Rc<Progress>,
@@ -121,6 +123,10 @@ impl<'de, E> Visitor<'de> for List<'_, E> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
             let text = raw.get();
+            // Only an object's end is known exactly (see `Counting`), and only objects belong here.
+            if !text.ends_with('}') {
+                return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Other("a value that is not an object"), &self));
+            }
             // Nothing has been read past the value: it ends where the reading stands.
             let end = self.seen.bytes.get();
             let newlines_in = text.bytes().filter(|b| *b == b'\n').count();

@@ -64,7 +64,8 @@ impl LdifConnector {
 
     /// Applies the change records of a delta file: adds, modifications, renames, deletions.
     /// `typed` holds the DNs of objects of a configured type; it follows adds and renames.
-    fn apply_delta(&self, p: &std::path::Path, sink: &mut dyn ImportSink, typed: &mut HashSet<String>) -> Result<()> {
+    /// Returns the delta file's digest, of what was read and applied.
+    fn apply_delta(&self, p: &std::path::Path, sink: &mut dyn ImportSink, typed: &mut HashSet<String>) -> Result<String> {
         let mut source = self.open(p)?;
         for rec in Reader::over(Box::new(&mut source), &self.binary) {
             let rec = rec.map_err(|e| self.err(p, e))?;
@@ -143,20 +144,26 @@ impl LdifConnector {
                 }
             }
         }
-        Ok(())
+        source.finish().map_err(|e| Error::io(p, "cannot read", e))
     }
 
     /// The DNs (normalized) of the main file's entries that are of a configured object type.
+    /// Records that do not parse are skipped (the full import reported them); a file that
+    /// cannot be read to its end is an error, never a shorter set.
     fn typed_dns(&self) -> Result<HashSet<String>> {
         let mut source = self.open(&self.path)?;
-        Ok(Reader::over(Box::new(&mut source), &self.binary)
+        let typed = Reader::over(Box::new(&mut source), &self.binary)
             .filter_map(|r| match r {
                 Ok(Record::Entry { dn, attrs, .. }) | Ok(Record::Change { dn, change: Change::Add(attrs), .. }) => {
                     matches!(self.object(&dn, attrs), Ok(Some(_))).then(|| idflow_core::dn::norm(&dn))
                 }
                 _ => None,
             })
-            .collect())
+            .collect();
+        match source.failure() {
+            Some(e) => Err(self.err(&self.path, e.clone())),
+            None => Ok(typed),
+        }
     }
 
     /// The object type names of `[connector.object_types]`.
@@ -192,11 +199,8 @@ impl LdifConnector {
 
     /// `<main file digest>:<delta file digest or none>`: a delta import applies the delta file
     /// once, and asks for a full import when the main file itself changed.
-    fn fingerprint(&self, main: Option<String>) -> Result<String> {
-        let main = match main {
-            Some(d) => d,
-            None => self.digest(&self.path)?,
-        };
+    fn fingerprint(&self) -> Result<String> {
+        let main = self.digest(&self.path)?;
         let delta = match &self.delta_path {
             Some(p) if p.exists() => self.digest(p)?,
             _ => "none".into(),
@@ -287,20 +291,21 @@ impl Connector for LdifConnector {
             }
         }
         drop(records);
-        // What a cut-off record left unread still counts in the file's digest.
+        // The digest covers the whole file, read or not (after a cut-off record nothing is left).
         let main = source.finish().map_err(|e| Error::io(&self.path, "cannot read", e))?;
         // A delta file already there is applied now, on top of what was read: never taken as
         // applied without being read (one that appears during the import waits for the next).
         let Some(p) = delta else {
             return Ok(Some(format!("{main}:none")));
         };
-        self.apply_delta(&p, sink, &mut typed)?;
-        Ok(Some(self.fingerprint(Some(main))?))
+        // The watermark names the delta file as it was read, not as it may be a moment later.
+        let applied = self.apply_delta(&p, sink, &mut typed)?;
+        Ok(Some(format!("{main}:{applied}")))
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
         let Some(p) = self.delta_path.clone() else { return Ok(None) };
-        let now = self.fingerprint(None)?;
+        let now = self.fingerprint()?;
         let (main_then, _) = watermark.split_once(':').unwrap_or((watermark, ""));
         let (main_now, delta_now) = now.split_once(':').unwrap_or((now.as_str(), "none"));
         if main_then != main_now {
@@ -311,8 +316,8 @@ impl Connector for LdifConnector {
             return Ok(Some(now));
         }
         let mut typed = self.typed_dns()?;
-        self.apply_delta(&p, sink, &mut typed)?;
-        Ok(Some(now))
+        let applied = self.apply_delta(&p, sink, &mut typed)?;
+        Ok(Some(format!("{main_now}:{applied}")))
     }
 
     fn export(&mut self, _ops: &[ExportOp]) -> Result<Vec<OpResult>> {

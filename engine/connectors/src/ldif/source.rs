@@ -17,6 +17,8 @@ pub(super) struct Source<R> {
     /// Did the last line read end with a line break? True for an empty file.
     ended: Rc<Cell<bool>>,
     done: bool,
+    /// Why reading stopped before the end, if it did.
+    failure: Option<LdifError>,
 }
 
 impl Source<std::io::BufReader<std::fs::File>> {
@@ -28,12 +30,18 @@ impl Source<std::io::BufReader<std::fs::File>> {
 
 impl<R: BufRead> Source<R> {
     pub(super) fn new(reader: R) -> Self {
-        Source { reader, line: 0, hasher: sha2::Sha256::new(), ended: Rc::new(Cell::new(true)), done: false }
+        Source { reader, line: 0, hasher: sha2::Sha256::new(), ended: Rc::new(Cell::new(true)), done: false, failure: None }
     }
 
     /// Whether the last line read ended with a line break; meaningful once the lines ran out.
     pub(super) fn ended_with_line_break(&self) -> Rc<Cell<bool>> {
         Rc::clone(&self.ended)
+    }
+
+    /// Why the lines stopped before the file's end (not UTF-8, or a read error), if they did: a
+    /// reader that skips records it cannot use must still not take a file half read for whole.
+    pub(super) fn failure(&self) -> Option<&LdifError> {
+        self.failure.as_ref()
     }
 
     /// The SHA-256 of everything read, in hex.
@@ -52,6 +60,14 @@ impl<R: BufRead> Source<R> {
             let n = buf.len();
             self.reader.consume(n);
         }
+    }
+}
+
+impl<R> Source<R> {
+    fn fail(&mut self, e: LdifError) -> LdifError {
+        self.done = true;
+        self.failure = Some(e.clone());
+        e
     }
 }
 
@@ -76,6 +92,10 @@ impl<R: BufRead> Iterator for Source<R> {
                 self.ended.set(ended);
                 if ended {
                     buf.pop();
+                    // As `str::lines` does: a line break is "\n" or "\r\n".
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
                 }
                 if self.line == 1 && buf.starts_with("\u{feff}".as_bytes()) {
                     buf.drain(..3);
@@ -83,16 +103,12 @@ impl<R: BufRead> Iterator for Source<R> {
                 match String::from_utf8(buf) {
                     Ok(s) => Some(Ok(s)),
                     Err(_) => {
-                        self.done = true;
                         let message = "this line is not UTF-8 text: LDIF is UTF-8, with other values in base64 after '::'".into();
-                        Some(Err(LdifError { line: self.line, message }))
+                        Some(Err(self.fail(LdifError { line: self.line, message })))
                     }
                 }
             }
-            Err(e) => {
-                self.done = true;
-                Some(Err(LdifError { line: self.line + 1, message: format!("cannot read: {e}") }))
-            }
+            Err(e) => Some(Err(self.fail(LdifError { line: self.line + 1, message: format!("cannot read: {e}") }))),
         }
     }
 }
@@ -112,7 +128,7 @@ mod tests {
     fn lines_come_as_str_lines_gives_them_and_the_digest_is_the_whole_file() {
         let text = "\u{feff}version: 1\r\n\ndn: cn=a\n cont\nlast";
         let (lines, ended, digest) = read(text.as_bytes());
-        let want: Vec<String> = text.trim_start_matches('\u{feff}').split('\n').map(str::to_string).collect();
+        let want: Vec<String> = text.trim_start_matches('\u{feff}').lines().map(str::to_string).collect();
         assert_eq!(lines.into_iter().collect::<Result<Vec<_>, _>>().expect("text"), want);
         assert!(!ended, "the last line has no line break");
         assert_eq!(digest, hex::encode(sha2::Sha256::digest(text.as_bytes())));
@@ -120,6 +136,9 @@ mod tests {
         assert!(ended);
         let (lines, _, _) = read(b"");
         assert!(lines.is_empty());
+        let (lines, _, _) = read(b"a\r\r\nb\r\n");
+        let lines: Vec<String> = lines.into_iter().collect::<Result<_, _>>().expect("text");
+        assert_eq!(lines, "a\r\r\nb\r\n".lines().collect::<Vec<_>>(), "one \\r goes with the line break, as str::lines takes it");
     }
 
     #[test]
@@ -129,6 +148,10 @@ mod tests {
         let e = lines[1].as_ref().expect_err("not text");
         assert_eq!(e.line, 2);
         assert!(e.message.contains("not UTF-8"), "{e}");
+        let mut s = Source::new(&b"dn: cn=a\n\xff\n"[..]);
+        assert!(s.failure().is_none());
+        s.by_ref().for_each(drop);
+        assert_eq!(s.failure().map(|e| e.line), Some(2), "the source says it stopped early");
     }
 
     #[test]
