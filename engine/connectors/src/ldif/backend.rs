@@ -147,10 +147,11 @@ impl LdifConnector {
         source.finish().map_err(|e| Error::io(p, "cannot read", e))
     }
 
-    /// The DNs (normalized) of the main file's entries that are of a configured object type.
-    /// Records that do not parse are skipped (the full import reported them); a file that
-    /// cannot be read to its end is an error, never a shorter set.
-    fn typed_dns(&self) -> Result<HashSet<String>> {
+    /// The DNs (normalized) of the main file's entries that are of a configured object type,
+    /// and the file's digest, taken as it is read. Records that do not parse are skipped (the
+    /// full import reported them); a file that cannot be read to its end is an error, never a
+    /// shorter set.
+    fn typed_dns(&self) -> Result<(HashSet<String>, String)> {
         let mut source = self.open(&self.path)?;
         let typed = Reader::over(Box::new(&mut source), &self.binary)
             .filter_map(|r| match r {
@@ -160,10 +161,10 @@ impl LdifConnector {
                 _ => None,
             })
             .collect();
-        match source.failure() {
-            Some(e) => Err(self.err(&self.path, e.clone())),
-            None => Ok(typed),
+        if let Some(e) = source.failure() {
+            return Err(self.err(&self.path, e.clone()));
         }
+        Ok((typed, source.finish().map_err(|e| Error::io(&self.path, "cannot read", e))?))
     }
 
     /// The object type names of `[connector.object_types]`.
@@ -195,17 +196,6 @@ impl LdifConnector {
             .map(anchor_text)
             .ok_or_else(|| format!("missing anchor attribute {:?}", self.anchor))?;
         Ok(Some(ImportedObject { anchor: Some(anchor), dn: Some(dn.to_string()), object_type: t.to_string(), attrs }))
-    }
-
-    /// `<main file digest>:<delta file digest or none>`: a delta import applies the delta file
-    /// once, and asks for a full import when the main file itself changed.
-    fn fingerprint(&self) -> Result<String> {
-        let main = self.digest(&self.path)?;
-        let delta = match &self.delta_path {
-            Some(p) if p.exists() => self.digest(p)?,
-            _ => "none".into(),
-        };
-        Ok(format!("{main}:{delta}"))
     }
 }
 
@@ -305,17 +295,27 @@ impl Connector for LdifConnector {
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
         let Some(p) = self.delta_path.clone() else { return Ok(None) };
-        let now = self.fingerprint()?;
-        let (main_then, _) = watermark.split_once(':').unwrap_or((watermark, ""));
-        let (main_now, delta_now) = now.split_once(':').unwrap_or((now.as_str(), "none"));
-        if main_then != main_now {
-            tracing::info!(connector = %self.name, "{} changed since the last import: a full import is needed", self.path.display());
+        // The watermark is `<main file digest>:<delta file digest or none>`: the delta file is
+        // applied once, and a main file that changed asks for a full import.
+        let (main_then, delta_then) = watermark.split_once(':').unwrap_or((watermark, ""));
+        let delta_now = if p.exists() { self.digest(&p)? } else { "none".into() };
+        let main_changed = |main_now: &str| {
+            let changed = main_now != main_then;
+            if changed {
+                tracing::info!(connector = %self.name, "{} changed since the last import: a full import is needed", self.path.display());
+            }
+            changed
+        };
+        if delta_now == "none" || delta_now == delta_then {
+            // Nothing new to apply: only whether the main file moved matters.
+            let main_now = self.digest(&self.path)?;
+            return Ok((!main_changed(&main_now)).then(|| format!("{main_now}:{delta_now}")));
+        }
+        // The main file is read once: the DNs of its typed objects, and its digest.
+        let (mut typed, main_now) = self.typed_dns()?;
+        if main_changed(&main_now) {
             return Ok(None);
         }
-        if now == watermark || delta_now == "none" {
-            return Ok(Some(now));
-        }
-        let mut typed = self.typed_dns()?;
         let applied = self.apply_delta(&p, sink, &mut typed)?;
         Ok(Some(format!("{main_now}:{applied}")))
     }
