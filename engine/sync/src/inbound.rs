@@ -64,9 +64,10 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
             .iter()
             .any(|r| r.def.direction == Direction::Inbound && r.def.connector == connector && r.def.link == Some(LinkMode::Provision))
     };
-    let mut groups: Vec<(u8, String, Vec<i64>)> = by_connector.into_iter().map(|(c, ids)| (u8::from(!projects(&c)), c, ids)).collect();
-    groups.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    for (_, _, ids) in groups {
+    // Already by connector: a stable sort puts those that project first.
+    let mut groups: Vec<(bool, Vec<i64>)> = by_connector.into_iter().map(|(c, ids)| (!projects(&c), ids)).collect();
+    groups.sort_by_key(|g| g.0);
+    for (_, ids) in groups {
         run_connector(ctx, ids)?;
     }
     Ok(())

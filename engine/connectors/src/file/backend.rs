@@ -219,10 +219,10 @@ impl FileConnector {
             return Ok((Held::default(), None));
         }
         let io = |e: std::io::Error| Error::io(&self.path, "cannot read", e);
-        let f = std::fs::File::open(&self.path).map_err(io)?;
+        let f = Arc::new(std::fs::File::open(&self.path).map_err(io)?);
         let at = Stamp::of(&f.metadata().map_err(io)?);
-        let mut held = Held::new(Some(Arc::new(f.try_clone().map_err(io)?)));
-        self.scan(f, &mut |raw, span| {
+        let mut held = Held::new(Some(Arc::clone(&f)));
+        self.scan(&f, &mut |raw, span| {
             let id: IdOnly = serde_json::from_str(raw.get()).map_err(|e| self.object_error(Some(span), e))?;
             if held.index.contains_key(&id.id) {
                 let message = format!("the id {:?} is in the file twice; remove one of the two objects", id.id);
@@ -235,7 +235,7 @@ impl FileConnector {
     }
 
     /// Calls `each` with every object of the file, read a block at a time.
-    fn scan(&self, f: std::fs::File, each: &mut dyn FnMut(&serde_json::value::RawValue, scan::Span) -> Result<()>) -> Result<()> {
+    fn scan(&self, f: &std::fs::File, each: &mut dyn FnMut(&serde_json::value::RawValue, scan::Span) -> Result<()>) -> Result<()> {
         scan::objects(std::io::BufReader::with_capacity(1 << 16, f), each).map_err(|e| match e {
             ScanError::Json(e) if e.is_io() => Error::io(&self.path, "cannot read", std::io::Error::other(e)),
             ScanError::Json(e) => self.parse_error(e),
@@ -290,7 +290,7 @@ impl FileConnector {
     /// returns what is held then, with the new file's stamp (none if another file took its
     /// place right after the rename).
     fn save_held(&self, held: Held, at: Option<Stamp>) -> Result<(Held, Option<Stamp>)> {
-        let source = held.file().map(|f| f.try_clone()).transpose().map_err(|e| Error::io(&self.path, "cannot read", e))?;
+        let source = held.file();
         self.write_atomically(|w, written| {
             let held = held.write_to(w, written)?;
             // The objects nothing changed were copied from the file as it was read: a program
@@ -321,7 +321,7 @@ impl Connector for FileConnector {
             return Ok(None);
         }
         let f = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, "cannot read", e))?;
-        self.scan(f, &mut |raw, span| {
+        self.scan(&f, &mut |raw, span| {
             let o: FileObject = serde_json::from_str(raw.get()).map_err(|e| self.object_error(Some(span), e))?;
             let attrs: Attrs = o.attributes.into_iter().map(|(k, v)| (k, v.into_vec())).collect();
             sink.object(ImportedObject { anchor: Some(o.id), dn: o.dn, object_type: o.object_type, attrs })

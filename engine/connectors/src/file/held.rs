@@ -47,8 +47,8 @@ impl Held {
     }
 
     /// The file the spans point into.
-    pub(super) fn file(&self) -> Option<&std::fs::File> {
-        self.file.as_deref()
+    pub(super) fn file(&self) -> Option<Arc<std::fs::File>> {
+        self.file.clone()
     }
 
     /// Where object `i` is in the file (`None`: not written yet).
