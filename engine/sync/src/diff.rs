@@ -6,6 +6,7 @@ use idflow_core::connector::{AttrChange, ChangeKind, ExportOp, OpKind, RefForm};
 use idflow_core::{dn, same_values, Result, Value};
 use idflow_store::{CsObject, ExportState, ReadOps, WriteOps};
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct AttrDiff {
@@ -30,14 +31,52 @@ pub(crate) struct Change {
     pub attrs: Vec<AttrDiff>,
 }
 
-fn resolve(c: &dyn ReadOps, vals: &[Value], form: RefForm) -> Result<(Vec<Value>, bool)> {
+/// Target identifiers already looked up, by connector-space object, in one form: an export
+/// resolves the same references when it orders, sends and records its changes. What it holds
+/// is bounded (it starts again when full), and an object whose identifier may just have been
+/// assigned or changed is forgotten by whoever changed it.
+pub(crate) struct Idents {
+    form: RefForm,
+    known: HashMap<i64, Option<String>>,
+}
+
+impl Idents {
+    /// Entries held at most (about 100 bytes each).
+    const MOST: usize = 1 << 16;
+
+    pub(crate) fn new(form: RefForm) -> Idents {
+        Idents { form, known: HashMap::new() }
+    }
+
+    fn get(&mut self, c: &dyn ReadOps, id: i64, form: RefForm) -> Result<Option<String>> {
+        if form != self.form {
+            return references::target_ident(c, id, form);
+        }
+        if let Some(known) = self.known.get(&id) {
+            return Ok(known.clone());
+        }
+        let found = references::target_ident(c, id, form)?;
+        if self.known.len() >= Self::MOST {
+            self.known.clear();
+        }
+        self.known.insert(id, found.clone());
+        Ok(found)
+    }
+
+    /// The object's identifier may have changed: it is looked up again when next asked for.
+    pub(crate) fn forget(&mut self, id: i64) {
+        self.known.remove(&id);
+    }
+}
+
+fn resolve(c: &dyn ReadOps, vals: &[Value], form: RefForm, idents: &mut Idents) -> Result<(Vec<Value>, bool)> {
     let mut out = Vec::with_capacity(vals.len());
     let mut is_ref = false;
     for v in vals {
         match v {
             Value::Ref(id) => {
                 is_ref = true;
-                match references::target_ident(c, *id, form)? {
+                match idents.get(c, *id, form)? {
                     Some(s) => out.push(Value::Str(s)),
                     None => out.push(Value::Ref(*id)),
                 }
@@ -54,6 +93,11 @@ fn resolved_only(v: &[Value]) -> Vec<Value> {
 
 /// The pending change of an object, if export has anything to do for it.
 pub(crate) fn change_for(c: &dyn ReadOps, o: &CsObject, form: RefForm) -> Result<Option<Change>> {
+    change_with(c, o, form, &mut Idents::new(form))
+}
+
+/// [`change_for`], with the target identifiers of references looked up through `idents`.
+pub(crate) fn change_with(c: &dyn ReadOps, o: &CsObject, form: RefForm, idents: &mut Idents) -> Result<Option<Change>> {
     let kind = match (o.export_state, o.present) {
         (Some(ExportState::Delete), true) => OpKind::Delete,
         (Some(ExportState::Delete), false) | (None, _) => return Ok(None),
@@ -63,7 +107,7 @@ pub(crate) fn change_for(c: &dyn ReadOps, o: &CsObject, form: RefForm) -> Result
     let mut attrs = Vec::new();
     if kind != OpKind::Delete {
         for (attr, want) in o.desired.iter().flatten() {
-            let (new, is_reference) = resolve(c, want, form)?;
+            let (new, is_reference) = resolve(c, want, form, idents)?;
             let old = if kind == OpKind::Add { Vec::new() } else { o.attrs.get(attr).cloned().unwrap_or_default() };
             let pending_refs = new.len() != resolved_only(&new).len();
             if kind == OpKind::Add && new.is_empty() {
@@ -105,6 +149,15 @@ pub(crate) fn has_changes(c: &dyn ReadOps, o: &CsObject) -> Result<bool> {
     // except for references: compare with the form that applies to the object's connector.
     let form = form_of(c, &o.connector)?;
     Ok(change_for(c, o, form)?.is_some())
+}
+
+/// [`has_changes`], with the target identifiers of references looked up through `idents`.
+pub(crate) fn has_changes_with(c: &dyn ReadOps, o: &CsObject, idents: &mut Idents) -> Result<bool> {
+    if let Some(known) = known_without_diff(o) {
+        return Ok(known);
+    }
+    let form = form_of(c, &o.connector)?;
+    Ok(change_with(c, o, form, idents)?.is_some())
 }
 
 /// [`has_changes`] where the connector's reference form is known already.

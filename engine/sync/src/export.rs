@@ -156,13 +156,16 @@ pub(crate) fn export(
     let before = connector.requests();
     let mut errors = Vec::new();
     let mut failures_in_a_row = 0usize;
+    // Only `record` changes what references resolve to while this export runs (the run lock
+    // keeps other writers out), and it forgets what it changed.
+    let mut idents = diff::Idents::new(form);
     'passes: for pass in 0..3 {
         let changes = {
             let r = store.read()?;
             let mut changes = Vec::new();
             for id in r.cs_pending_export_ids(&name)? {
                 let Some(o) = r.cs_get(id)? else { continue };
-                if let Some(c) = diff::change_for(&r, &o, form)? {
+                if let Some(c) = diff::change_with(&r, &o, form, &mut idents)? {
                     changes.push(Pending::of(&c));
                 }
             }
@@ -203,7 +206,7 @@ pub(crate) fn export(
                 let r = store.read()?;
                 for id in chunk {
                     let Some(o) = r.cs_get(*id)? else { continue };
-                    let Some(ch) = diff::change_for(&r, &o, form)? else { continue };
+                    let Some(ch) = diff::change_with(&r, &o, form, &mut idents)? else { continue };
                     match diff::to_op(&ch) {
                         Some(op) => {
                             ops.push(op);
@@ -234,7 +237,7 @@ pub(crate) fn export(
                     }
                     OpResult::Failed(_) => failures_in_a_row += 1,
                 }
-                record(&tx, &name, o, &op, res, &mut stats, &mut errors)?;
+                record(&tx, &name, o, &op, res, &mut stats, &mut errors, &mut idents)?;
             }
             tx.commit()?;
             if failures_in_a_row >= BREAKER {
@@ -285,7 +288,10 @@ fn record(
     res: OpResult,
     stats: &mut ExportStats,
     errors: &mut Vec<ObjectError>,
+    idents: &mut diff::Idents,
 ) -> Result<()> {
+    // Whatever happens next, the object's anchor or DN may change, or it may go.
+    idents.forget(o.id);
     let mut fail = |o: &mut CsObject, stats: &mut ExportStats, message: String| -> Result<()> {
         stats.failed += 1;
         errors.push(ObjectError {
@@ -337,12 +343,15 @@ fn record(
                 return fail(&mut o, stats, m);
             }
             tx.cs_delete(other.id)?;
+            idents.forget(other.id);
         }
         o.anchor = anchor.clone();
     }
     o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
     o.error = None;
-    o.pending_export = diff::has_changes(tx, &o)?;
+    o.pending_export = diff::has_changes_with(tx, &o, idents)?;
     tx.cs_save(&o)?;
+    // Looked up above as it was before this save, should it reference itself.
+    idents.forget(o.id);
     Ok(())
 }
