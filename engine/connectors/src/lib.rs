@@ -17,6 +17,7 @@ mod ldap;
 #[cfg(feature = "ldif")]
 mod ldif;
 mod object_types;
+mod relay;
 #[cfg(feature = "scim")]
 mod scim;
 #[cfg(feature = "tls")]

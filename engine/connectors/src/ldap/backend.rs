@@ -84,8 +84,8 @@ impl LdapConnector {
         let filter = if filters.len() == 1 { filters[0].clone() } else { format!("(|{})", filters.join("")) };
         let bases = if s.include_ous.is_empty() { s.base_dn.to_vec() } else { s.include_ous.clone() };
         // One worker thread besides the caller's: the connection (reading the socket, decoding
-        // the answers) runs there, while the caller stores what was read, so an import keeps
-        // the network and the database busy at the same time.
+        // the answers) runs there. A full import reads on a thread of its own while the caller
+        // stores (`relay`), so the network and the database are busy at the same time.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("idflow-ldap")
@@ -137,7 +137,8 @@ impl Connector for LdapConnector {
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
         let attrs = import::attribute_list(&self.conf, &self.wanted);
-        self.rt.block_on(import::full(&self.conf, &attrs, sink))
+        let (conf, rt) = (&self.conf, &self.rt);
+        crate::relay::overlapped(&conf.name, sink, |reader| rt.block_on(import::full(conf, &attrs, reader)))
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {

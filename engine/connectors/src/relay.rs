@@ -1,0 +1,155 @@
+//! An import read on one thread and stored on another: the directory and the database work at
+//! the same time. The reader keeps asking for pages while the caller stores the previous ones,
+//! instead of the server waiting for the database at every page.
+use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use idflow_core::{Error, Result};
+use std::sync::mpsc::{sync_channel, SyncSender};
+
+/// Objects read ahead of what is stored, at most (a few pages' worth).
+const AHEAD: usize = 4096;
+
+enum Item {
+    Object(ImportedObject),
+    Change(DeltaChange),
+    Error(ObjectKey, String),
+}
+
+/// The reader's sink: hands what it reads to the storing thread, in order.
+struct Relay(SyncSender<Item>);
+
+/// What the reader meets when the storing side has stopped (it failed): the import ends.
+fn stopped(connector: &str) -> Error {
+    Error::connector(connector, "the import stopped: storing what it read failed")
+}
+
+struct Reader<'a> {
+    relay: Relay,
+    connector: &'a str,
+}
+
+impl ImportSink for Reader<'_> {
+    fn object(&mut self, obj: ImportedObject) -> Result<()> {
+        self.relay.0.send(Item::Object(obj)).map_err(|_| stopped(self.connector))
+    }
+    fn change(&mut self, change: DeltaChange) -> Result<()> {
+        self.relay.0.send(Item::Change(change)).map_err(|_| stopped(self.connector))
+    }
+    fn error(&mut self, key: ObjectKey, message: String) {
+        // Should storing have stopped, the import fails anyway: nothing is lost by dropping it.
+        let _ = self.relay.0.send(Item::Error(key, message));
+    }
+}
+
+/// Runs `read` on a thread of its own, storing what it reads into `sink` on this one, in the
+/// order read. The import's outcome is `read`'s once everything it read is stored, or the
+/// first storing failure (the reader then stops at its next object).
+pub(crate) fn overlapped<F>(connector: &str, sink: &mut dyn ImportSink, read: F) -> Result<Option<String>>
+where
+    F: FnOnce(&mut dyn ImportSink) -> Result<Option<String>> + Send,
+{
+    let (tx, rx) = sync_channel(AHEAD);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || read(&mut Reader { relay: Relay(tx), connector }));
+        let mut failed = None;
+        // Ends when the reader is done (its sender is dropped with it).
+        for item in rx.iter() {
+            let stored = match item {
+                Item::Object(o) => sink.object(o),
+                Item::Change(c) => sink.change(c),
+                Item::Error(key, message) => {
+                    sink.error(key, message);
+                    Ok(())
+                }
+            };
+            if let Err(e) = stored {
+                failed = Some(e);
+                break;
+            }
+        }
+        // The reader's next send fails once nobody receives.
+        drop(rx);
+        let read = reader.join().map_err(|_| Error::connector(connector, "the import's reader stopped unexpectedly (a panic)"))?;
+        match failed {
+            Some(e) => Err(e),
+            None => read,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idflow_core::Attrs;
+
+    #[derive(Default)]
+    struct Kept {
+        objects: Vec<String>,
+        errors: Vec<String>,
+        fail_at: Option<usize>,
+    }
+
+    impl ImportSink for Kept {
+        fn object(&mut self, obj: ImportedObject) -> Result<()> {
+            if self.fail_at == Some(self.objects.len()) {
+                return Err(Error::Config("disk full".into()));
+            }
+            self.objects.push(obj.anchor.unwrap_or_default());
+            Ok(())
+        }
+        fn change(&mut self, _: DeltaChange) -> Result<()> {
+            Ok(())
+        }
+        fn error(&mut self, key: ObjectKey, message: String) {
+            self.errors.push(format!("{key}: {message}"));
+        }
+    }
+
+    fn obj(i: usize) -> ImportedObject {
+        ImportedObject { anchor: Some(i.to_string()), dn: None, object_type: "person".into(), attrs: Attrs::new() }
+    }
+
+    #[test]
+    fn everything_read_is_stored_in_order_before_the_outcome() {
+        let mut kept = Kept::default();
+        let out = overlapped("corp", &mut kept, |s| {
+            for i in 0..3 * AHEAD {
+                s.object(obj(i))?;
+                if i == 7 {
+                    s.error(ObjectKey { anchor: None, dn: Some("uid=x".into()) }, "unreadable".into());
+                }
+            }
+            Ok(Some("cookie".into()))
+        });
+        assert_eq!(out.expect("imported"), Some("cookie".into()));
+        assert_eq!(kept.objects.len(), 3 * AHEAD);
+        assert!(kept.objects.iter().enumerate().all(|(i, a)| *a == i.to_string()));
+        assert_eq!(kept.errors, ["uid=x: unreadable"]);
+    }
+
+    #[test]
+    fn a_storing_failure_stops_the_reader_and_is_the_outcome() {
+        let mut kept = Kept { fail_at: Some(10), ..Default::default() };
+        let mut sent = 0;
+        let out = overlapped("corp", &mut kept, |s| {
+            for i in 0..100 * AHEAD {
+                s.object(obj(i))?;
+                sent += 1;
+            }
+            Ok(None)
+        });
+        assert!(out.expect_err("failed").to_string().contains("disk full"));
+        assert_eq!(kept.objects.len(), 10);
+        assert!(sent < 100 * AHEAD, "the reader stopped early");
+    }
+
+    #[test]
+    fn a_failed_read_is_the_outcome_after_what_it_read_is_stored() {
+        let mut kept = Kept::default();
+        let out = overlapped("corp", &mut kept, |s| {
+            s.object(obj(1))?;
+            Err(Error::connector("corp", "connection reset"))
+        });
+        assert!(out.expect_err("failed").to_string().contains("connection reset"));
+        assert_eq!(kept.objects, ["1"]);
+    }
+}
