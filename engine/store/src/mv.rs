@@ -69,12 +69,41 @@ pub(crate) fn save_attrs(
     for (a, values) in old {
         unindex(c, id, a, values)?;
     }
-    for a in changed {
-        if let Some(v) = attrs.get(a) {
-            index(c, id, a, &v.values)?;
+    index_all(c, id, changed.iter().filter_map(|a| attrs.get(a).map(|v| (a.as_str(), v.values.as_slice()))))
+}
+
+/// Rows written by one statement at most.
+const ROWS_PER_INSERT: usize = 32;
+
+/// [`index`] of several attributes at once: their entries go in by one statement per table
+/// (a few dozen rows each), not one per value.
+fn index_all<'a>(c: &Connection, id: i64, attrs: impl Iterator<Item = (&'a str, &'a [Value])>) -> Result<()> {
+    let mut values: Vec<(&str, String)> = Vec::new();
+    let mut refs: Vec<(i64, &str)> = Vec::new();
+    for (a, vals) in attrs {
+        for v in vals {
+            match v {
+                Value::Ref(t) => refs.push((*t, a)),
+                _ => values.push((a, key(v))),
+            }
         }
     }
+    for chunk in values.chunks(ROWS_PER_INSERT) {
+        let sql = format!("INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES {}", rows(chunk.len()));
+        let p: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|(a, k)| [a as &dyn rusqlite::ToSql, k, &id]).collect();
+        c.prepare_cached(&sql)?.execute(p.as_slice())?;
+    }
+    for chunk in refs.chunks(ROWS_PER_INSERT) {
+        let sql = format!("INSERT OR IGNORE INTO mv_ref(target, mv_id, attr) VALUES {}", rows(chunk.len()));
+        let p: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|(t, a)| [t as &dyn rusqlite::ToSql, &id, a]).collect();
+        c.prepare_cached(&sql)?.execute(p.as_slice())?;
+    }
     Ok(())
+}
+
+/// `(?,?,?),(?,?,?),...`: `n` rows of three parameters.
+fn rows(n: usize) -> String {
+    vec!["(?,?,?)"; n].join(",")
 }
 
 /// The key a value is found by: case folded, so that one index serves exact and any-case
