@@ -459,6 +459,10 @@ pub(crate) fn clear_former_dn(c: &Connection, connector: &str, dn: &str) -> Resu
     Ok(())
 }
 
+pub(crate) fn has_former_dns(c: &Connection, connector: &str) -> Result<bool> {
+    Ok(c.prepare_cached("SELECT 1 FROM cs_former_dn WHERE connector=?1 LIMIT 1")?.query_row([connector], |_| Ok(())).optional()?.is_some())
+}
+
 /// `None`: not a former DN; `Some(None)`: its object was deleted; `Some(Some(id))`: renamed to object `id`.
 pub(crate) fn former_dn(c: &Connection, connector: &str, dn: &str) -> Result<Option<Option<i64>>> {
     c.prepare_cached("SELECT cs_id FROM cs_former_dn WHERE connector=?1 AND dn_norm=?2")?

@@ -59,6 +59,8 @@ struct Sink<'a> {
     /// Objects without an anchor exist (creates not yet confirmed): only then is a miss by
     /// anchor worth a lookup by DN.
     anchorless: bool,
+    /// The connector remembers former DNs: only then is one cleared when a DN is read.
+    former_dns: bool,
 }
 
 impl Sink<'_> {
@@ -180,10 +182,10 @@ impl Sink<'_> {
                 }
                 if renamed {
                     if let Some(old) = &o.dn {
-                        self.tx.cs_set_former_dn(&self.connector, old, Some(o.id))?;
+                        self.set_former_dn(old, Some(o.id))?;
                     }
                     if let Some(new) = &obj.dn {
-                        self.tx.cs_clear_former_dn(&self.connector, new)?;
+                        self.clear_former_dn(new)?;
                     }
                 }
                 if renamed || changed {
@@ -205,7 +207,7 @@ impl Sink<'_> {
                     return self.duplicate(first, &key, m);
                 }
                 if let Some(d) = &obj.dn {
-                    self.tx.cs_clear_former_dn(&self.connector, d)?;
+                    self.clear_former_dn(d)?;
                 }
                 let mut o = CsObject::new(&self.connector, &obj.object_type);
                 o.anchor = obj.anchor;
@@ -288,9 +290,9 @@ impl ImportSink for Sink<'_> {
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
                         if let Some(old) = &o.dn {
-                            self.tx.cs_set_former_dn(&self.connector, old, Some(o.id))?;
+                            self.set_former_dn(old, Some(o.id))?;
                         }
-                        self.tx.cs_clear_former_dn(&self.connector, &new_dn)?;
+                        self.clear_former_dn(&new_dn)?;
                         o.dn = Some(new_dn);
                         self.mark(&mut o, PendingImport::Update);
                         self.stats.renamed += 1;
@@ -321,12 +323,26 @@ impl ImportSink for Sink<'_> {
 }
 
 impl Sink<'_> {
+    /// Remembers that `dn` was an object's (renamed to `cs_id`, or deleted).
+    fn set_former_dn(&mut self, dn: &str, cs_id: Option<i64>) -> Result<()> {
+        self.former_dns = true;
+        self.tx.cs_set_former_dn(&self.connector, dn, cs_id)
+    }
+
+    /// `dn` is an object's now: it is no former DN any more.
+    fn clear_former_dn(&mut self, dn: &str) -> Result<()> {
+        match self.former_dns {
+            true => self.tx.cs_clear_former_dn(&self.connector, dn),
+            false => Ok(()),
+        }
+    }
+
     /// The object is gone from the directory.
     fn vanish(&mut self, o: &mut CsObject) -> Result<()> {
         self.stats.deleted += 1;
         if o.link.is_none_or(Link::is_inbound) {
             if let Some(d) = &o.dn {
-                self.tx.cs_set_former_dn(&self.connector, d, None)?;
+                self.set_former_dn(d, None)?;
             }
         }
         match (o.export_state, o.link) {
@@ -373,6 +389,7 @@ pub(crate) fn import(
         observer,
         names: std::collections::HashMap::new(),
         anchorless: tx.cs_has_anchorless(&name)?,
+        former_dns: tx.cs_has_former_dns(&name)?,
     };
     let watermark = tx.watermark(&name)?;
     if mode == Mode::Delta && connector.capabilities().delta_import {
