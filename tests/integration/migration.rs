@@ -2,7 +2,19 @@
 //! rebuilt: the same objects, the same contributions, nothing to change in any target.
 use crate::common::Env;
 
-/// The metaverse as the release before the previous one (schema 2) wrote it: one contribution
+/// The metaverse as the previous release (schema 4) wrote it: the rule, source object and
+/// precedence with every attribute of an object and every contribution, instead of once per
+/// rule. Made from the current one with SQLite's JSON functions (test set-up).
+const BACK_TO_SCHEMA_4: &str = "BEGIN;
+UPDATE mv_contrib SET items = (SELECT json_group_array(json_object('a', a.key, 'r', json_extract(g.value, '$.r'),
+    'p', json_extract(g.value, '$.p'), 'v', json(a.value))) FROM json_each(mv_contrib.items) g, json_each(g.value, '$.a') a);
+UPDATE mv_object SET attrs = (SELECT json_group_object(n.value, json_object('v', json(v.value), 'rule', json_extract(w.value, '$.r'),
+    'cs', json_extract(w.value, '$.cs'), 'p', json_extract(w.value, '$.p')))
+    FROM json_each(mv_object.attrs, '$.w') w, json_each(w.value, '$.a') n, json_each(mv_object.attrs, '$.a') v WHERE v.key = n.value);
+UPDATE meta SET value = '4' WHERE key = 'schema_version';
+COMMIT;";
+
+/// The metaverse as the release before those (schema 2) wrote it, from schema 4: one contribution
 /// row per attribute and rule, objects' attributes before their small columns, every value a
 /// row with three indexes (as schema 3 still had it). Made from the current one with SQLite's JSON functions (test set-up).
 const BACK_TO_SCHEMA_2: &str = "BEGIN;
@@ -60,6 +72,7 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
     e.ok(&["apply"], 0);
     let cloud = e.read("out/cloud.json");
     let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
+    sqlite(&e, BACK_TO_SCHEMA_4);
     sqlite(&e, BACK_TO_SCHEMA_2);
     let rows: usize = sqlite(&e, "SELECT COUNT(*) FROM mv_contrib").parse().expect("count");
     assert!(rows > 5 * 1025, "schema 2 keeps a row per attribute and rule: {rows}");
@@ -72,7 +85,7 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "4");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "5");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "one row per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     // The value index is built again: values by attribute and key, references on their own.
@@ -80,6 +93,45 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_ref"), refs);
     let columns = sqlite(&e, "SELECT group_concat(name) FROM pragma_table_info('cs_object')");
     assert!(columns.ends_with("attrs,desired"), "{columns}");
+    // A full sync recomputes every winner from the migrated contributions: all the same.
+    let sync = e.ok(&["sync", "--full"], 0).stdout;
+    assert!(sync.contains(" 0 metaverse updated") && sync.contains(" 0 provisioned"), "{sync}");
+    e.ok(&["apply"], 0);
+    assert_eq!(e.read("out/cloud.json"), cloud);
+}
+
+#[test]
+fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
+    let rows = sqlite(&e, "SELECT COUNT(*) FROM mv_contrib");
+    let values = sqlite(&e, "SELECT COUNT(*) FROM mv_value");
+    let refs = sqlite(&e, "SELECT COUNT(*) FROM mv_ref");
+    let winners =
+        sqlite(&e, "SELECT group_concat(o.id || ' ' || a.key || ' ' || a.value, '|') FROM mv_object o, json_each(o.attrs, '$.a') a");
+    sqlite(&e, BACK_TO_SCHEMA_4);
+    let legacy = sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.displayName.rule') = 'text'");
+    assert_ne!(legacy, "0", "schema 4 writes the rule with every attribute");
+
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "5");
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.w') = 'array'"), objects, "every object rewritten");
+    assert_eq!(
+        sqlite(&e, "SELECT COUNT(*) FROM mv_contrib WHERE json_type(items, '$[0].a') = 'object'"),
+        rows,
+        "every contribution rewritten"
+    );
+    assert_eq!(
+        sqlite(&e, "SELECT group_concat(o.id || ' ' || a.key || ' ' || a.value, '|') FROM mv_object o, json_each(o.attrs, '$.a') a"),
+        winners,
+        "the same winning values"
+    );
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_value"), values);
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_ref"), refs);
     // A full sync recomputes every winner from the migrated contributions: all the same.
     let sync = e.ok(&["sync", "--full"], 0).stdout;
     assert!(sync.contains(" 0 metaverse updated") && sync.contains(" 0 provisioned"), "{sync}");

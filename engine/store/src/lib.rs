@@ -18,6 +18,7 @@ mod history;
 mod lock;
 mod meta;
 mod mv;
+mod mv_form;
 mod ops;
 mod phs;
 mod schema;

@@ -1,6 +1,7 @@
 //! Metaverse objects: one per real identity. Each attribute keeps every rule's contribution;
 //! the winner (chosen by the engine's precedence) is materialized with the rule and
 //! connector-space object that contributed it, and indexed for joins and back-references.
+use crate::mv_form;
 use idflow_core::Value;
 use rusqlite::{params, Connection, OptionalExtension, Result};
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,8 @@ pub struct Contribution {
 }
 
 pub(crate) fn create(c: &Connection, object_type: &str) -> Result<i64> {
-    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty) VALUES (?1, '{}', 1)")?.execute([object_type])?;
+    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty) VALUES (?1, ?2, 1)")?
+        .execute(params![object_type, mv_form::encode_attrs(&BTreeMap::new())])?;
     Ok(c.last_insert_rowid())
 }
 
@@ -64,8 +66,7 @@ pub(crate) fn save_attrs(
     changed: &[String],
     old: &[(String, Vec<Value>)],
 ) -> Result<()> {
-    let json = serde_json::to_string(attrs).unwrap_or_else(|_| "{}".into());
-    c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![json, id])?;
+    c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![mv_form::encode_attrs(attrs), id])?;
     for (a, values) in old {
         unindex(c, id, a, values)?;
     }
@@ -152,14 +153,16 @@ fn entries(c: &Connection, id: i64, attr: &str, values: &[Value], [value_sql, re
     Ok(())
 }
 
-/// Builds the value index again from every object's attributes (the migration to it).
+/// Builds the value index again from every object's attributes, as schema 4 wrote them (the
+/// migration to it).
 pub(crate) fn reindex_all(c: &Connection) -> Result<()> {
     c.execute_batch("DELETE FROM mv_value; DELETE FROM mv_ref;")?;
     let mut st = c.prepare("SELECT id, attrs FROM mv_object")?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
-        for (a, v) in parse_attrs(id, &r.get::<_, String>(1)?)? {
+        let attrs = mv_form::legacy_attrs(&r.get::<_, String>(1)?).map_err(|e| unreadable(1, format!("metaverse object {id}: {e}")))?;
+        for (a, v) in attrs {
             index(c, id, &a, &v.values)?;
         }
     }
@@ -167,9 +170,11 @@ pub(crate) fn reindex_all(c: &Connection) -> Result<()> {
 }
 
 fn parse_attrs(id: i64, json: &str) -> Result<BTreeMap<String, MvAttr>> {
-    serde_json::from_str(json).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, format!("metaverse object {id}: {e}").into())
-    })
+    mv_form::decode_attrs(json).map_err(|e| unreadable(1, format!("metaverse object {id}: {e}")))
+}
+
+fn unreadable(column: usize, what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, what.into())
 }
 
 pub(crate) fn mark_dirty(c: &Connection, id: i64) -> Result<()> {
@@ -266,28 +271,8 @@ pub(crate) fn referrers(c: &Connection, mv_id: i64) -> Result<Vec<(i64, String)>
     rows.collect::<rusqlite::Result<_>>()
 }
 
-/// One contribution as stored, in the row of its metaverse and connector-space objects.
-#[derive(Serialize, Deserialize)]
-struct Item {
-    #[serde(rename = "a")]
-    attr: String,
-    #[serde(rename = "r")]
-    rule: String,
-    #[serde(rename = "p")]
-    precedence: i64,
-    #[serde(rename = "v")]
-    values: Vec<Value>,
-}
-
 fn items(mv_id: i64, cs_id: i64, json: &str) -> rusqlite::Result<Vec<Contribution>> {
-    let items: Vec<Item> = serde_json::from_str(json).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            2,
-            rusqlite::types::Type::Text,
-            format!("contributions of {cs_id} to metaverse object {mv_id}: {e}").into(),
-        )
-    })?;
-    Ok(items.into_iter().map(|i| Contribution { attr: i.attr, cs_id, rule: i.rule, precedence: i.precedence, values: i.values }).collect())
+    mv_form::decode_items(cs_id, json).map_err(|e| unreadable(2, format!("contributions of {cs_id} to metaverse object {mv_id}: {e}")))
 }
 
 pub(crate) fn contributions(c: &Connection, mv_id: i64) -> Result<Vec<Contribution>> {
@@ -306,11 +291,7 @@ pub(crate) fn set_contributions(c: &Connection, mv_id: i64, cs_id: i64, all: &[C
         c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1 AND cs_id=?2")?.execute(params![mv_id, cs_id])?;
         return Ok(());
     }
-    let stored: Vec<Item> = all
-        .iter()
-        .map(|k| Item { attr: k.attr.clone(), rule: k.rule.clone(), precedence: k.precedence, values: k.values.clone() })
-        .collect();
-    let json = serde_json::to_string(&stored).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let json = mv_form::encode_items(all).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     c.prepare_cached(
         "INSERT INTO mv_contrib(mv_id, cs_id, items) VALUES (?1,?2,?3) ON CONFLICT(mv_id, cs_id) DO UPDATE SET items=excluded.items",
     )?

@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -168,6 +168,9 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
          DROP INDEX IF EXISTS mv_contrib_cs;",
         Some(crate::mv::reindex_all),
     ),
+    // Each value once, and who contributed it once per rule instead of with every attribute:
+    // objects' attributes and contributions are rewritten (mv_form.rs has both forms).
+    (5, "", Some(crate::mv_form::rewrite_all)),
 ];
 
 /// Settings, the schema, and its version: a database of another version is refused.
@@ -286,6 +289,9 @@ mod tests {
         assert_eq!((o.connector.as_str(), o.anchor.as_deref(), o.mv_id, o.link), ("hr", Some("E1"), Some(4), Some(crate::Link::Projected)));
         assert_eq!((o.pending_import, o.dn.as_deref()), (Some(crate::PendingImport::Update), Some("uid=ada,ou=people")));
         assert_eq!(o.attrs.get("cn"), Some(&vec![idflow_core::Value::from("Ada")]));
+        let g = crate::mv::get(&c, 5).expect("read").expect("kept");
+        assert_eq!(g.values("manager"), Some(&[idflow_core::Value::Ref(4)][..]));
+        assert_eq!((g.attrs["mail"].rule.as_str(), g.attrs["mail"].cs, g.attrs["mail"].precedence), ("hr", 8, 100));
         let m = crate::mv::get(&c, 4).expect("read").expect("kept");
         assert_eq!((m.object_type.as_str(), m.deleted), ("person", false));
         assert_eq!(crate::mv::dirty_ids(&c).expect("dirty"), vec![4]);
