@@ -41,8 +41,9 @@ pub(crate) struct Idents {
 }
 
 impl Idents {
-    /// Entries held at most (about 100 bytes each).
-    const MOST: usize = 1 << 16;
+    /// Entries held at most (about 100 bytes each, so 100 MB at most): enough for every
+    /// reference of a million objects to be looked up once.
+    const MOST: usize = 1 << 20;
 
     pub(crate) fn new(form: RefForm) -> Idents {
         Idents { form, known: HashMap::new() }
