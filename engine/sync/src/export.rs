@@ -237,7 +237,7 @@ pub(crate) fn export(
                     }
                     OpResult::Failed(_) => failures_in_a_row += 1,
                 }
-                record(&tx, &name, o, &op, res, &mut stats, &mut errors, &mut idents)?;
+                record(&tx, &name, (o, &op, res), &mut stats, &mut errors, &mut idents)?;
             }
             tx.commit()?;
             if failures_in_a_row >= BREAKER {
@@ -283,9 +283,7 @@ pub(crate) fn export(
 fn record(
     tx: &dyn WriteOps,
     name: &str,
-    mut o: CsObject,
-    op: &ExportOp,
-    res: OpResult,
+    (mut o, op, res): (CsObject, &ExportOp, OpResult),
     stats: &mut ExportStats,
     errors: &mut Vec<ObjectError>,
     idents: &mut diff::Idents,
