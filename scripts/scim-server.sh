@@ -10,7 +10,13 @@ venv=${IDFLOW_SCIM_VENV:-$PWD/target/scim-venv}
 version=0.8.3
 case "${1:?install|start|stop}" in
 install)
+  # Tests that start a server at the same time install it once: the first holds the lock, the
+  # others wait for it and find it installed.
+  mkdir -p "$(dirname "$venv")"
+  exec 9> "$venv.lock"
+  flock 9
   if [ ! -x "$venv/bin/scim2-server" ]; then
+    rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q "scim2-server==$version"
   fi ;;
