@@ -21,7 +21,9 @@ struct Won<S, L> {
     a: L,
 }
 
+/// Unknown keys are an error: attributes in schema 4's form never read as no attributes.
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Stored<M, W> {
     #[serde(default)]
     a: M,
@@ -198,5 +200,8 @@ mod tests {
     fn what_does_not_fit_together_is_an_error() {
         assert!(decode_attrs(r#"{"a":{"mail":["x"]},"w":[]}"#).expect_err("no winner").contains("mail"));
         assert!(decode_attrs(r#"{"a":{},"w":[{"r":"r","cs":1,"p":1,"a":["mail"]}]}"#).expect_err("no values").contains("mail"));
+        // Schema 4's form, written by an idflow that opened the database before it was migrated.
+        assert!(decode_attrs(r#"{"mail":{"v":["x"],"rule":"r","cs":1,"p":1}}"#).is_err());
+        assert_eq!(decode_attrs("{}"), Ok(BTreeMap::new()));
     }
 }

@@ -317,7 +317,9 @@ fn record(
             tx.cs_delete(o.id)?;
             // The deletion is carried out: its metaverse object can go now.
             if let Some(m) = o.mv_id {
-                crate::outbound::release(tx, m)?;
+                for gone in crate::outbound::release(tx, m)? {
+                    idents.forget(gone);
+                }
             }
             return Ok(());
         }

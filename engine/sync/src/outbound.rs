@@ -391,13 +391,14 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
 /// Lets a deleted metaverse object go for good, unless a target object's deletion is still to
 /// be exported (it is held, and the source object may come back). Source objects that kept its
 /// id (to come back) let go of it: those gone from their directory are removed.
-pub(crate) fn release(tx: &dyn WriteOps, mv_id: i64) -> Result<()> {
+pub(crate) fn release(tx: &dyn WriteOps, mv_id: i64) -> Result<Vec<i64>> {
+    let mut deleted = Vec::new();
     if !tx.mv_get(mv_id)?.is_some_and(|m| m.deleted) {
-        return Ok(());
+        return Ok(deleted);
     }
     let linked = tx.cs_all_linked(mv_id)?;
     if linked.iter().any(|o| o.export_state.is_some() || o.link.is_some()) {
-        return Ok(());
+        return Ok(deleted);
     }
     for mut o in linked {
         if o.present {
@@ -406,9 +407,11 @@ pub(crate) fn release(tx: &dyn WriteOps, mv_id: i64) -> Result<()> {
             tx.cs_save(&o)?;
         } else {
             tx.cs_delete(o.id)?;
+            deleted.push(o.id);
         }
     }
-    tx.mv_purge(mv_id)
+    tx.mv_purge(mv_id)?;
+    Ok(deleted)
 }
 
 /// Why a soft match must not adopt `candidate`: its owner attribute (SCIM's externalId, or the
