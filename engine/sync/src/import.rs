@@ -407,8 +407,9 @@ pub(crate) fn import(
     }
     sink.stats.mode = "full".into();
     let new = connector.full_import(&mut sink)?;
-    let had = tx.cs_count_present(&name)?;
-    if sink.stats.read == 0 && had > 0 && !allow_empty {
+    // Counted only for an empty read (a count reads the whole connector space).
+    let had = if sink.stats.read == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };
+    if had > 0 {
         return Err(Error::Refused(format!(
             "connector {name:?}: the import read no objects, but the connector space holds {had}. \
              An empty read is treated as an error, never as \"everyone was deleted\". If the directory \
