@@ -61,6 +61,9 @@ struct Sink<'a> {
     anchorless: bool,
     /// The connector remembers former DNs: only then is one cleared when a DN is read.
     former_dns: bool,
+    /// What references resolve to in this connector, looked up once per import; an object
+    /// this import writes is forgotten (its anchor or DN may be new).
+    idents: diff::Idents,
 }
 
 impl Sink<'_> {
@@ -116,12 +119,22 @@ impl Sink<'_> {
         };
     }
 
-    fn finish_object(&mut self, mut o: CsObject) -> Result<i64> {
+    /// Saves what was read (`as_stored`: the object read is the one stored, value for value).
+    fn finish_object(&mut self, mut o: CsObject, as_stored: bool) -> Result<i64> {
+        let was_pending = o.pending_export;
         if o.export_state.is_some() {
-            o.pending_export = diff::has_changes(self.tx, &o)?;
+            o.pending_export = diff::has_changes_with(self.tx, &o, &mut self.idents)?;
         }
         let added = o.id == 0;
-        let id = self.tx.cs_save(&o)?;
+        // What is in step is not written again: a full import of a directory that did not
+        // change writes nothing.
+        let id = if as_stored && !added && o.pending_export == was_pending {
+            o.id
+        } else {
+            let id = self.tx.cs_save(&o)?;
+            self.idents.forget(id);
+            id
+        };
         self.seen.insert(id);
         if let Some(d) = &o.dn {
             self.seen_dn.insert(dn::norm(d), id);
@@ -145,6 +158,7 @@ impl Sink<'_> {
         self.obj_error(&first_key, message);
         if self.added.remove(&first) {
             self.tx.cs_delete(first)?;
+            self.idents.forget(first);
             self.stats.added = self.stats.added.saturating_sub(1);
         }
         Ok(())
@@ -173,6 +187,9 @@ impl Sink<'_> {
                 }
                 let renamed = obj.dn.is_some() && o.dn.as_deref().map(dn::norm) != obj.dn.as_deref().map(dn::norm);
                 let changed = !attrs_equal(&o.attrs, &attrs) || o.object_type != obj.object_type || !o.present;
+                let same_text = obj.anchor.as_ref().is_none_or(|a| o.anchor.as_ref() == Some(a))
+                    && obj.dn.as_ref().is_none_or(|d| o.dn.as_ref() == Some(d));
+                let as_stored = !renamed && !changed && same_text;
                 if renamed {
                     self.stats.renamed += 1;
                 } else if changed {
@@ -199,7 +216,7 @@ impl Sink<'_> {
                 o.object_type = obj.object_type;
                 o.attrs = attrs;
                 o.present = true;
-                self.finish_object(o)?;
+                self.finish_object(o, as_stored)?;
             }
             None => {
                 if let Some(first) = self.dn_taken(obj.dn.as_deref(), 0) {
@@ -216,7 +233,7 @@ impl Sink<'_> {
                 o.present = true;
                 o.pending_import = Some(PendingImport::Add);
                 self.stats.added += 1;
-                self.finish_object(o)?;
+                self.finish_object(o, false)?;
             }
         }
         Ok(())
@@ -278,7 +295,7 @@ impl ImportSink for Sink<'_> {
                         self.apply_changes(&mut o.attrs, changes);
                         self.mark(&mut o, PendingImport::Update);
                         self.stats.updated += 1;
-                        self.finish_object(o)?;
+                        self.finish_object(o, false)?;
                     }
                 }
                 Ok(())
@@ -296,7 +313,7 @@ impl ImportSink for Sink<'_> {
                         o.dn = Some(new_dn);
                         self.mark(&mut o, PendingImport::Update);
                         self.stats.renamed += 1;
-                        self.finish_object(o)?;
+                        self.finish_object(o, false)?;
                     }
                 }
                 Ok(())
@@ -340,6 +357,7 @@ impl Sink<'_> {
     /// The object is gone from the directory.
     fn vanish(&mut self, o: &mut CsObject) -> Result<()> {
         self.stats.deleted += 1;
+        self.idents.forget(o.id);
         if o.link.is_none_or(Link::is_inbound) {
             if let Some(d) = &o.dn {
                 self.set_former_dn(d, None)?;
@@ -390,6 +408,7 @@ pub(crate) fn import(
         names: std::collections::HashMap::new(),
         anchorless: tx.cs_has_anchorless(&name)?,
         former_dns: tx.cs_has_former_dns(&name)?,
+        idents: diff::Idents::new(diff::form_of(tx, &name)?),
     };
     let watermark = tx.watermark(&name)?;
     if mode == Mode::Delta && connector.capabilities().delta_import {
