@@ -97,7 +97,7 @@ fn history_says_what_each_run_did_and_why_one_failed() {
 }
 
 #[test]
-fn bench_times_each_stage_and_a_full_sync_of_what_is_in_step_changes_nothing() {
+fn bench_times_each_stage_and_a_full_sync_and_a_plan_of_what_is_in_step_change_nothing() {
     let e = Env::empty();
     let dir = e.path("bench");
     let out = e.ok(&["bench", "--people", "300", "--groups", "15", "--deltas", "1", "--dir", &dir.display().to_string()], 0).stdout;
@@ -107,5 +107,7 @@ fn bench_times_each_stage_and_a_full_sync_of_what_is_in_step_changes_nothing() {
     assert!(out.contains("307 projected, 307 provisioned, 0 errors"), "{out}");
     let again = out.lines().skip_while(|l| !l.starts_with("full sync again (all in step)")).nth(1).unwrap_or_default();
     assert!(again.trim() == "0 metaverse updated, 0 provisioned", "the second full sync changed something: {out}");
+    let plan = out.lines().skip_while(|l| !l.starts_with("plan again (all in step)")).nth(1).unwrap_or_default();
+    assert!(plan.trim() == "0 changes", "a plan of what is in step found changes: {out}");
     assert!(out.contains("delta of 1% (3 people changed)") && out.contains("peak memory"), "{out}");
 }

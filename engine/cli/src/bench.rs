@@ -158,6 +158,15 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
     line("full sync again (all in step)", t.elapsed().as_secs_f64(), s.inbound_objects, stage_peak_mib(&mut overall));
     println!("{:<34} {} metaverse updated, {} provisioned", "", s.metaverse_updated, s.provisioned);
 
+    // A plan while everything is in step (what an admin runs before a change): both
+    // connectors read whole, nothing written, nothing to do.
+    let t = Instant::now();
+    let (p, _) = e.plan()?;
+    let planned = p.totals.add + p.totals.update + p.totals.delete;
+    drop(p);
+    line("plan again (all in step)", t.elapsed().as_secs_f64(), people + groups, stage_peak_mib(&mut overall));
+    println!("{:<34} {planned} changes", "");
+
     for (round, pct) in deltas.iter().enumerate() {
         let n = ((people as f64) * pct / 100.0).round().max(1.0) as usize;
         w(&dir.join("delta.ldif"), &generate::delta(people, n, round + 1))?;
