@@ -14,29 +14,27 @@ enum Item {
     Error(ObjectKey, String),
 }
 
-/// The reader's sink: hands what it reads to the storing thread, in order.
-struct Relay(SyncSender<Item>);
-
 /// What the reader meets when the storing side has stopped (it failed): the import ends.
 fn stopped(connector: &str) -> Error {
     Error::connector(connector, "the import stopped: storing what it read failed")
 }
 
+/// The reader's sink: hands what it reads to the storing thread, in order.
 struct Reader<'a> {
-    relay: Relay,
+    to_store: SyncSender<Item>,
     connector: &'a str,
 }
 
 impl ImportSink for Reader<'_> {
     fn object(&mut self, obj: ImportedObject) -> Result<()> {
-        self.relay.0.send(Item::Object(obj)).map_err(|_| stopped(self.connector))
+        self.to_store.send(Item::Object(obj)).map_err(|_| stopped(self.connector))
     }
     fn change(&mut self, change: DeltaChange) -> Result<()> {
-        self.relay.0.send(Item::Change(change)).map_err(|_| stopped(self.connector))
+        self.to_store.send(Item::Change(change)).map_err(|_| stopped(self.connector))
     }
     fn error(&mut self, key: ObjectKey, message: String) {
         // Should storing have stopped, the import fails anyway: nothing is lost by dropping it.
-        let _ = self.relay.0.send(Item::Error(key, message));
+        let _ = self.to_store.send(Item::Error(key, message));
     }
 }
 
@@ -49,7 +47,7 @@ where
 {
     let (tx, rx) = sync_channel(AHEAD);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read(&mut Reader { relay: Relay(tx), connector }));
+        let reader = s.spawn(move || read(&mut Reader { to_store: tx, connector }));
         let mut failed = None;
         // Ends when the reader is done (its sender is dropped with it).
         for item in rx.iter() {

@@ -76,8 +76,10 @@ pub(crate) fn save_attrs(
 /// Rows written by one statement at most.
 const ROWS_PER_INSERT: usize = 32;
 
-/// [`index`] of several attributes at once: their entries go in by one statement per table
-/// (a few dozen rows each), not one per value.
+/// Indexes the values of attributes of object `id`: references by the object they name
+/// (`mv_ref`, for the objects to look at again when it changes), other values by attribute
+/// and key (`mv_value`, for joins and searches). Each index is its table's primary key alone;
+/// the entries go in by one statement per table (a few dozen rows each), not one per value.
 fn index_all<'a>(c: &Connection, id: i64, attrs: impl Iterator<Item = (&'a str, &'a [Value])>) -> Result<()> {
     let mut values: Vec<(&str, String)> = Vec::new();
     let mut refs: Vec<(i64, &str)> = Vec::new();
@@ -113,37 +115,10 @@ fn key(v: &Value) -> String {
     v.index_key().to_lowercase()
 }
 
-/// Indexes `values` of attribute `attr` of object `id`: references by the object they name
-/// (`mv_ref`, for the objects to look at again when it changes), other values by attribute
-/// and key (`mv_value`, for joins and searches). Each index is its table's primary key alone.
-fn index(c: &Connection, id: i64, attr: &str, values: &[Value]) -> Result<()> {
-    entries(
-        c,
-        id,
-        attr,
-        values,
-        [
-            "INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES (?1, ?2, ?3)",
-            "INSERT OR IGNORE INTO mv_ref(target, mv_id, attr) VALUES (?1, ?2, ?3)",
-        ],
-    )
-}
-
-/// Removes the index entries of `values`, as [`index`] made them.
+/// Removes the index entries of `values` of attribute `attr`, as [`index_all`] made them.
 fn unindex(c: &Connection, id: i64, attr: &str, values: &[Value]) -> Result<()> {
-    entries(
-        c,
-        id,
-        attr,
-        values,
-        ["DELETE FROM mv_value WHERE attr=?1 AND key=?2 AND mv_id=?3", "DELETE FROM mv_ref WHERE target=?1 AND mv_id=?2 AND attr=?3"],
-    )
-}
-
-/// Runs `[for a value, for a reference]` once per value, with the columns of its index.
-fn entries(c: &Connection, id: i64, attr: &str, values: &[Value], [value_sql, ref_sql]: [&str; 2]) -> Result<()> {
-    let mut val = c.prepare_cached(value_sql)?;
-    let mut rf = c.prepare_cached(ref_sql)?;
+    let mut val = c.prepare_cached("DELETE FROM mv_value WHERE attr=?1 AND key=?2 AND mv_id=?3")?;
+    let mut rf = c.prepare_cached("DELETE FROM mv_ref WHERE target=?1 AND mv_id=?2 AND attr=?3")?;
     for v in values {
         match v {
             Value::Ref(t) => rf.execute(params![t, id, attr])?,
@@ -162,9 +137,7 @@ pub(crate) fn reindex_all(c: &Connection) -> Result<()> {
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let attrs = mv_form::legacy_attrs(&r.get::<_, String>(1)?).map_err(|e| unreadable(1, format!("metaverse object {id}: {e}")))?;
-        for (a, v) in attrs {
-            index(c, id, &a, &v.values)?;
-        }
+        index_all(c, id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
     }
     Ok(())
 }
@@ -173,7 +146,8 @@ fn parse_attrs(id: i64, json: &str) -> Result<BTreeMap<String, MvAttr>> {
     mv_form::decode_attrs(json).map_err(|e| unreadable(1, format!("metaverse object {id}: {e}")))
 }
 
-fn unreadable(column: usize, what: String) -> rusqlite::Error {
+/// A stored value that does not read back, in column `column`: `what` says whose.
+pub(crate) fn unreadable(column: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, what.into())
 }
 

@@ -7,7 +7,7 @@
 //! `[{"r": rule, "p": precedence, "a": {attribute: [values]}}]`. Schema 4 and before wrote the
 //! rule, source and precedence with every attribute ([`legacy_attrs`], [`legacy_items`]); the
 //! migration to 5 rewrites them ([`rewrite_all`]).
-use crate::mv::{Contribution, MvAttr};
+use crate::mv::{unreadable, Contribution, MvAttr};
 use idflow_core::Value;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -112,10 +112,6 @@ fn legacy_items(cs_id: i64, json: &str) -> Result<Vec<Contribution>, String> {
     Ok(items.into_iter().map(|i| Contribution { attr: i.a, cs_id, rule: i.r, precedence: i.p, values: i.v }).collect())
 }
 
-fn unreadable(what: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
-}
-
 /// Rows rewritten per read: rows are read, then written, so no read sees a row it rewrote.
 const ROWS_AT_ONCE: i64 = 1000;
 
@@ -131,7 +127,7 @@ pub(crate) fn rewrite_all(c: &Connection) -> rusqlite::Result<()> {
         let Some(last) = rows.last() else { break };
         after = last.0;
         for (id, json) in rows {
-            let attrs = legacy_attrs(&json).map_err(|e| unreadable(format!("metaverse object {id}: {e}")))?;
+            let attrs = legacy_attrs(&json).map_err(|e| unreadable(1, format!("metaverse object {id}: {e}")))?;
             write.execute(params![encode_attrs(&attrs), id])?;
         }
     }
@@ -146,8 +142,8 @@ pub(crate) fn rewrite_all(c: &Connection) -> rusqlite::Result<()> {
         let Some(last) = rows.last() else { break };
         after = (last.0, last.1);
         for (mv_id, cs_id, json) in rows {
-            let items =
-                legacy_items(cs_id, &json).map_err(|e| unreadable(format!("contributions of {cs_id} to metaverse object {mv_id}: {e}")))?;
+            let items = legacy_items(cs_id, &json)
+                .map_err(|e| unreadable(2, format!("contributions of {cs_id} to metaverse object {mv_id}: {e}")))?;
             let json = encode_items(&items).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             write.execute(params![json, mv_id, cs_id])?;
         }
