@@ -152,12 +152,13 @@ pub(crate) fn has_changes(c: &dyn ReadOps, o: &CsObject) -> Result<bool> {
     Ok(change_for(c, o, form)?.is_some())
 }
 
-/// [`has_changes`], with the target identifiers of references looked up through `idents`.
+/// [`has_changes`], with the target identifiers of references looked up through `idents`,
+/// made for the object's connector in the form recorded for it (no lookup per object).
 pub(crate) fn has_changes_with(c: &dyn ReadOps, o: &CsObject, idents: &mut Idents) -> Result<bool> {
     if let Some(known) = known_without_diff(o) {
         return Ok(known);
     }
-    let form = form_of(c, &o.connector)?;
+    let form = idents.form;
     Ok(change_with(c, o, form, idents)?.is_some())
 }
 

@@ -157,7 +157,8 @@ pub(crate) fn export(
     let mut errors = Vec::new();
     let mut failures_in_a_row = 0usize;
     // Only `record` changes what references resolve to while this export runs (the run lock
-    // keeps other writers out), and it forgets what it changed.
+    // keeps other writers out), and it forgets what it changed. The capabilities' form is the
+    // one recorded for the connector (when the engine opened).
     let mut idents = diff::Idents::new(form);
     'passes: for pass in 0..3 {
         let changes = {
