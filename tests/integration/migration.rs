@@ -2,7 +2,17 @@
 //! rebuilt: the same objects, the same contributions, nothing to change in any target.
 use crate::common::Env;
 
-/// The metaverse as the previous release (schema 4) wrote it: the rule, source object and
+/// The metaverse as the previous release (schema 5) made it: connector-space objects indexed by
+/// DN and by metaverse object alone, so resolving a reference read the object's row.
+const BACK_TO_SCHEMA_5: &str = "BEGIN;
+DROP INDEX cs_dn_state;
+DROP INDEX cs_mv_state;
+CREATE INDEX cs_dn ON cs_object(connector, dn_norm);
+CREATE INDEX cs_mv ON cs_object(mv_id) WHERE mv_id IS NOT NULL;
+UPDATE meta SET value = '5' WHERE key = 'schema_version';
+COMMIT;";
+
+/// The metaverse as the release before (schema 4) wrote it, from schema 5: the rule, source object and
 /// precedence with every attribute of an object and every contribution, instead of once per
 /// rule. Made from the current one with SQLite's JSON functions (test set-up).
 const BACK_TO_SCHEMA_4: &str = "BEGIN;
@@ -75,12 +85,34 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
     assert_eq!(e.read("out/cloud.json"), cloud);
 }
 
+fn indexes(e: &Env) -> String {
+    sqlite(e, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cs_object' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
+}
+
+#[test]
+fn a_schema_5_metaverse_is_migrated_in_place_with_nothing_to_change() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let now = indexes(&e);
+    assert!(now.contains("cs_dn_state") && now.contains("cs_mv_state"), "{now}");
+    sqlite(&e, BACK_TO_SCHEMA_5);
+    assert!(indexes(&e).contains("cs_dn cs_error"), "{}", indexes(&e));
+
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "6");
+    assert_eq!(indexes(&e), now, "the old indexes replaced, nothing else");
+    full_sync_changes_nothing(&e, &cloud);
+}
+
 #[test]
 fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let e = Env::quickstart();
     e.ok(&["apply"], 0);
     let cloud = e.read("out/cloud.json");
     let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
+    sqlite(&e, BACK_TO_SCHEMA_5);
     sqlite(&e, BACK_TO_SCHEMA_4);
     sqlite(&e, BACK_TO_SCHEMA_2);
     let rows: usize = sqlite(&e, "SELECT COUNT(*) FROM mv_contrib").parse().expect("count");
@@ -94,7 +126,7 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "5");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "6");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "one row per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     // The value index is built again: values by attribute and key, references on their own.
@@ -116,13 +148,14 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let refs = sqlite(&e, "SELECT COUNT(*) FROM mv_ref");
     let winners =
         sqlite(&e, "SELECT group_concat(o.id || ' ' || a.key || ' ' || a.value, '|') FROM mv_object o, json_each(o.attrs, '$.a') a");
+    sqlite(&e, BACK_TO_SCHEMA_5);
     sqlite(&e, BACK_TO_SCHEMA_4);
     let legacy = sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.displayName.rule') = 'text'");
     assert_ne!(legacy, "0", "schema 4 writes the rule with every attribute");
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "5");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "6");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.w') = 'array'"), objects, "every object rewritten");
     assert_eq!(

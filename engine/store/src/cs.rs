@@ -99,6 +99,17 @@ pub struct CsLinks {
     pub link: Option<Link>,
 }
 
+/// Where an object stands toward the metaverse: what resolving a reference needs, read from an
+/// index alone (by DN, by metaverse object), never from the object's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkState {
+    pub id: i64,
+    pub present: bool,
+    pub mv_id: Option<i64>,
+    pub link: Option<Link>,
+    pub export_state: Option<ExportState>,
+}
+
 impl CsLinks {
     /// On the target side of its metaverse object: an export state, or an outbound link
     /// (provisioned, adopted).
@@ -177,15 +188,28 @@ pub(crate) fn links(c: &Connection, id: i64) -> Result<Option<CsLinks>> {
     c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE id=?1"))?.query_row([id], links_row).optional()
 }
 
-pub(crate) fn links_by_dn(c: &Connection, connector: &str, dn: &str) -> Result<Vec<CsLinks>> {
-    let mut st = c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
-    let rows = st.query_map(params![connector, dn::norm(dn)], links_row)?;
+/// The columns of [`LinkState`]: both indexes it is read through (`cs_dn`, `cs_mv`) hold them.
+const STATE_COLS: &str = "id, present, mv_id, link, export_state";
+
+fn state_row(r: &Row) -> rusqlite::Result<LinkState> {
+    Ok(LinkState {
+        id: r.get(0)?,
+        present: r.get::<_, i64>(1)? != 0,
+        mv_id: r.get(2)?,
+        link: r.get::<_, Option<String>>(3)?.as_deref().and_then(Link::parse),
+        export_state: export_state(r.get::<_, Option<String>>(4)?.as_deref()),
+    })
+}
+
+pub(crate) fn states_by_dn(c: &Connection, connector: &str, dn: &str) -> Result<Vec<LinkState>> {
+    let mut st = c.prepare_cached(&format!("SELECT {STATE_COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
+    let rows = st.query_map(params![connector, dn::norm(dn)], state_row)?;
     rows.collect()
 }
 
-pub(crate) fn links_linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<CsLinks>> {
-    c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
-        .query_row(params![mv_id, connector], links_row)
+pub(crate) fn state_linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<LinkState>> {
+    c.prepare_cached(&format!("SELECT {STATE_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
+        .query_row(params![mv_id, connector], state_row)
         .optional()
 }
 
@@ -207,18 +231,23 @@ pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option
 }
 
 /// What outbound sync decided for a target object: its desired state, export state, whether
-/// an export is pending, its error (or none). Only those columns are written.
-pub(crate) fn set_desired(c: &Connection, o: &CsObject) -> Result<()> {
-    c.prepare_cached("UPDATE cs_object SET desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?.execute(
-        params![
+/// an export is pending, its error (or none). Only those columns are written, and the export
+/// state only when it is not `was` (the indexes by DN and by metaverse object hold it: an
+/// update that sets it rewrites their entries, changed or not).
+pub(crate) fn set_desired(c: &Connection, o: &CsObject, was: Option<ExportState>) -> Result<()> {
+    let desired = o.desired.as_ref().map(attrs_to_json);
+    if o.export_state == was {
+        c.prepare_cached("UPDATE cs_object SET desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1")?.execute(params![
             o.id,
-            o.desired.as_ref().map(attrs_to_json),
+            desired,
             o.desired_dn,
-            o.export_state.map(ExportState::as_str),
             o.pending_export as i64,
             o.error
-        ],
-    )?;
+        ])?;
+    } else {
+        c.prepare_cached("UPDATE cs_object SET desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
+            .execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error])?;
+    }
     Ok(())
 }
 

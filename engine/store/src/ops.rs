@@ -2,7 +2,7 @@
 //! transaction, [`WriteOps`] on a write transaction. The SQLite transactions implement them
 //! here; the SQL itself is in the module named for each concept.
 use crate::alert::AlertRow;
-use crate::cs::{CsLinks, CsObject, Link};
+use crate::cs::{CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject};
 use crate::phs::PhsPair;
@@ -26,10 +26,10 @@ pub trait ReadOps {
     fn cs_all_linked(&self, mv_id: i64) -> Result<Vec<CsObject>>;
     /// An object's identity and links, its attributes not read.
     fn cs_links(&self, id: i64) -> Result<Option<CsLinks>>;
-    /// [`ReadOps::cs_by_dn`]'s objects, their attributes not read.
-    fn cs_links_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsLinks>>;
-    /// [`ReadOps::cs_linked`]'s object, its attributes not read.
-    fn cs_links_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsLinks>>;
+    /// Where [`ReadOps::cs_by_dn`]'s objects stand (cheap: one index read).
+    fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>>;
+    /// Where [`ReadOps::cs_linked`]'s object stands (cheap: one index read).
+    fn cs_state_linked(&self, connector: &str, mv_id: i64) -> Result<Option<LinkState>>;
     /// [`ReadOps::cs_all_linked`]'s objects with their connectors, their attributes not read.
     fn cs_links_of_mv(&self, mv_id: i64) -> Result<Vec<(String, CsLinks)>>;
     /// The sources (joined, projected) of a metaverse object as `(connector, anchor)`, by id.
@@ -118,7 +118,8 @@ pub trait WriteOps: ReadOps {
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()>;
     /// Writes only what outbound sync decides for a target object: `desired`, `desired_dn`,
     /// `export_state`, `pending_export` and `error` (its id, attributes and links stay).
-    fn cs_set_desired(&self, o: &CsObject) -> Result<()>;
+    /// `was`: the export state it had (indexed: written only when it changes).
+    fn cs_set_desired(&self, o: &CsObject, was: Option<ExportState>) -> Result<()>;
     /// Writes only that sync looked at an import: no pending import, this error or none.
     fn cs_set_synced(&self, id: i64, error: Option<&str>) -> Result<()>;
     fn cs_delete(&self, id: i64) -> Result<()>;
@@ -259,11 +260,11 @@ impl<S: Sqlite> ReadOps for S {
     fn cs_links(&self, id: i64) -> Result<Option<CsLinks>> {
         on(self, |c| cs::links(c, id))
     }
-    fn cs_links_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsLinks>> {
-        on(self, |c| cs::links_by_dn(c, connector, dn))
+    fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>> {
+        on(self, |c| cs::states_by_dn(c, connector, dn))
     }
-    fn cs_links_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsLinks>> {
-        on(self, |c| cs::links_linked(c, connector, mv_id))
+    fn cs_state_linked(&self, connector: &str, mv_id: i64) -> Result<Option<LinkState>> {
+        on(self, |c| cs::state_linked(c, connector, mv_id))
     }
     fn cs_links_of_mv(&self, mv_id: i64) -> Result<Vec<(String, CsLinks)>> {
         on(self, |c| cs::links_of_mv(c, mv_id))
@@ -383,8 +384,8 @@ impl WriteOps for WriteTxn<'_> {
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
         on(self, |c| cs::set_link(c, id, mv_id, link, rule))
     }
-    fn cs_set_desired(&self, o: &CsObject) -> Result<()> {
-        on(self, |c| cs::set_desired(c, o))
+    fn cs_set_desired(&self, o: &CsObject, was: Option<ExportState>) -> Result<()> {
+        on(self, |c| cs::set_desired(c, o, was))
     }
     fn cs_set_synced(&self, id: i64, error: Option<&str>) -> Result<()> {
         on(self, |c| cs::set_synced(c, id, error))

@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,8 +30,10 @@ CREATE TABLE IF NOT EXISTS cs_object (
     desired TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
-CREATE INDEX IF NOT EXISTS cs_dn ON cs_object(connector, dn_norm);
-CREATE INDEX IF NOT EXISTS cs_mv ON cs_object(mv_id) WHERE mv_id IS NOT NULL;
+-- By DN and by metaverse object, with where each object stands (cs.rs LinkState): references
+-- resolve from these alone, without reading the objects' rows.
+CREATE INDEX IF NOT EXISTS cs_dn_state ON cs_object(connector, dn_norm, present, mv_id, link, export_state);
+CREATE INDEX IF NOT EXISTS cs_mv_state ON cs_object(mv_id, connector, present, link, export_state) WHERE mv_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
 -- Objects in error, retried by every sync: found without reading the connector spaces whole.
@@ -176,6 +178,16 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     // Each value once, and who contributed it once per rule instead of with every attribute:
     // objects' attributes and contributions are rewritten (mv_form.rs has both forms).
     (5, "", Some(crate::mv_form::rewrite_all)),
+    // The indexes by DN and by metaverse object hold where each object stands: references
+    // resolve without reading rows. Made here, in the step's transaction, not left to init().
+    (
+        6,
+        "DROP INDEX IF EXISTS cs_dn;
+         DROP INDEX IF EXISTS cs_mv;
+         CREATE INDEX IF NOT EXISTS cs_dn_state ON cs_object(connector, dn_norm, present, mv_id, link, export_state);
+         CREATE INDEX IF NOT EXISTS cs_mv_state ON cs_object(mv_id, connector, present, link, export_state) WHERE mv_id IS NOT NULL;",
+        None,
+    ),
 ];
 
 /// Settings, the schema, and its version: a database of another version is refused.
@@ -324,16 +336,18 @@ mod tests {
         let indexes: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN
-                 ('cs_anchor', 'cs_dn', 'cs_mv', 'cs_pending_import', 'cs_pending_export', 'mv_dirty')",
+                 ('cs_anchor', 'cs_dn_state', 'cs_mv_state', 'cs_pending_import', 'cs_pending_export', 'mv_dirty')",
                 [],
                 |r| r.get(0),
             )
             .expect("indexes");
         assert_eq!(indexes, 6);
         let gone: i64 = c
-            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('mv_contrib_cs', 'mv_value_v')", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('mv_contrib_cs', 'mv_value_v', 'cs_dn', 'cs_mv')", [], |r| {
+                r.get(0)
+            })
             .expect("gone");
-        assert_eq!(gone, 0, "the indexes schema 4 no longer has are dropped");
+        assert_eq!(gone, 0, "the indexes the schema no longer has are dropped");
         super::init(&c).expect("a second open changes nothing");
     }
 

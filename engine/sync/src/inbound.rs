@@ -86,31 +86,74 @@ fn run_connector(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
 }
 
 /// One round; returns objects to look at again.
+///
+/// An object whose references all name linked objects already has its flows run in pass 1, as
+/// soon as it is linked (one read and one evaluation of its attributes instead of two): pass 1
+/// only adds links until it disconnects something, so what those references resolve to stays,
+/// and flows of an object in this round change no other object this round could join. Once
+/// pass 1 disconnects an object, those early flows are run again in pass 2 with the rest.
 fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
     let mut recheck = BTreeSet::new();
-    let mut work: Vec<(i64, Vec<usize>)> = Vec::new();
-    // Pass 1: scope and link.
+    let mut work: Vec<(i64, Vec<usize>, Early)> = Vec::new();
+    let disconnected = ctx.stats.disconnected;
+    // A preview's trace tells each step once, in the order of the two passes.
+    let early = ctx.trace.is_none();
+    // Pass 1: scope and link (and, when settled, flows).
+    ctx.memo.clear();
     for &id in ids {
         ctx.observer.advanced(1);
         let Some(mut o) = ctx.tx.cs_get(id)? else { continue };
         ctx.stats.inbound_objects += 1;
-        let decision = decide(ctx, &o)?;
+        let (decision, mut scope) = decide(ctx, &o)?;
         if let Some(in_scope) = link(ctx, &mut o, decision, &mut recheck)? {
-            work.push((o.id, in_scope));
+            let flowed = match early && ctx.stats.disconnected == disconnected {
+                true => flow_early(ctx, o, &mut scope, &in_scope)?,
+                false => Early::No,
+            };
+            work.push((id, in_scope, flowed));
         }
     }
+    let again = ctx.stats.disconnected != disconnected;
     // Pass 2: flows and precedence. It links nothing: references resolve the same way
     // throughout, and are remembered.
     ctx.memo.clear();
-    for (id, rule_idx) in work {
+    for (id, rule_idx, flowed) in work {
+        // A failure is reported once: evaluated again, it fails the same way.
+        if flowed == Early::Failed || (flowed == Early::Flowed && !again) {
+            continue;
+        }
         let Some(o) = ctx.tx.cs_get(id)? else { continue };
         let Some(m) = o.mv_id else { continue };
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
-        let flowed = flows(ctx, &o, &mv_obj.object_type, &rule_idx)?;
+        let mut scope = scope_of(ctx, &o);
+        let flowed = flows(ctx, &o, &mut scope, &mv_obj.object_type, &rule_idx, false)?;
         persist_flows(ctx, o, mv_obj, flowed)?;
     }
     ctx.memo.clear();
     Ok(recheck)
+}
+
+/// Whether pass 1 ran an object's flows.
+#[derive(PartialEq)]
+enum Early {
+    No,
+    Flowed,
+    Failed,
+}
+
+/// Pass 1's flows of an object just linked: persisted when every reference it holds names a
+/// linked object, or when a flow failed; otherwise pass 2 runs them.
+fn flow_early(ctx: &mut Ctx, o: CsObject, scope: &mut Scope<'static>, rule_idx: &[usize]) -> Result<Early> {
+    let Some(m) = o.mv_id else { return Ok(Early::No) };
+    let Some(mv_obj) = ctx.tx.mv_get(m)? else { return Ok(Early::No) };
+    let flowed = flows(ctx, &o, scope, &mv_obj.object_type, rule_idx, true)?;
+    let early = match &flowed {
+        Flowed::NotYet => return Ok(Early::No),
+        Flowed::Failed { .. } => Early::Failed,
+        Flowed::Done { .. } => Early::Flowed,
+    };
+    persist_flows(ctx, o, mv_obj, flowed)?;
+    Ok(early)
 }
 
 /// What pass 1 decided for one object.
@@ -130,8 +173,17 @@ enum Decision {
     Join(Vec<usize>, std::result::Result<Outcome, (String, idflow_policy::EvalError)>),
 }
 
-/// Scopes the object and, when it is not linked yet, looks for its join: no writes.
-fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<Decision> {
+/// Scopes the object and, when it is not linked yet, looks for its join: no writes. Returns the
+/// object's scope too, as it was before any expression ran in it.
+fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<(Decision, Scope<'static>)> {
+    let mut scope = scope_of(ctx, o);
+    let base = scope.len();
+    let decision = decide_in(ctx, o, &mut scope)?;
+    scope.rewind(base);
+    Ok((decision, scope))
+}
+
+fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<Decision> {
     if o.pending_import == Some(PendingImport::Delete) {
         return Ok(Decision::Deleted);
     }
@@ -146,12 +198,11 @@ fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<Decision> {
                 && r.def.source_type.as_deref() == Some(o.object_type.as_str())
         })
         .collect();
-    let mut scope = scope_of(ctx, o);
     let mut in_scope = Vec::new();
     for (i, r) in &rules {
         let ok = match &r.scope {
             None => true,
-            Some(e) => match ctx.eval(r.name(), e, &mut scope).and_then(|d| truthy(&d)) {
+            Some(e) => match ctx.eval(r.name(), e, scope).and_then(|d| truthy(&d)) {
                 Ok(b) => b,
                 Err(message) => return Ok(Decision::ScopeFailed { rule: r.name().to_string(), src: e.src.clone(), message }),
             },
@@ -174,7 +225,7 @@ fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<Decision> {
     }
     let rules = ctx.rules;
     let scoped: Vec<&CompiledRule> = in_scope.iter().map(|i| &rules.rules[*i]).collect();
-    let found = join::inbound(ctx, &mut scope, &o.connector, &scoped)?;
+    let found = join::inbound(ctx, scope, &o.connector, &scoped)?;
     Ok(Decision::Join(in_scope, found))
 }
 
@@ -287,6 +338,8 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
 
 /// What pass 2 computed for one object.
 enum Flowed {
+    /// Run early: a reference does not name a linked object (yet), so pass 2 runs the flows.
+    NotYet,
     /// A flow failed: nothing changes for the object (its previous contributions stay).
     Failed { rule: String, message: String },
     Done {
@@ -297,9 +350,9 @@ enum Flowed {
     },
 }
 
-/// Evaluates the flows of the rules in scope, resolving references: no writes.
-fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Result<Flowed> {
-    let mut scope = scope_of(ctx, o);
+/// Evaluates the flows of the rules in scope, resolving references: no writes. `early` (pass 1):
+/// stops at the first reference that does not name a linked object, with [`Flowed::NotYet`].
+fn flows(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope, mv_type: &str, rule_idx: &[usize], early: bool) -> Result<Flowed> {
     let mut contributions = Contributions::new();
     let mut dangling = Vec::new();
     let mut reference_errors = Vec::new();
@@ -310,7 +363,7 @@ fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Resu
             continue;
         }
         for (attr, e) in &r.flows {
-            let d = match ctx.eval(r.name(), e, &mut scope).and_then(to_flow_values) {
+            let d = match ctx.eval(r.name(), e, scope).and_then(to_flow_values) {
                 Ok(d) => d,
                 Err(msg) => return Ok(Flowed::Failed { rule: r.name().to_string(), message: format!("flow {attr} {:?}: {msg}", e.src) }),
             };
@@ -327,8 +380,9 @@ fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Resu
                         reference_errors.push(format!("reference attribute {attr} holds a value that is not a DN"));
                         continue;
                     };
-                    match ctx.memo.resolve_dn(ctx.tx, &o.connector, dn)? {
+                    match ctx.memo.resolve_dn(ctx.tx, &o.connector, dn, early)? {
                         Inbound::Mv(target) => refs.push(Value::Ref(target)),
+                        _ if early => return Ok(Flowed::NotYet),
                         Inbound::NotLinked => {
                             ctx.trace("flow", Some(r.name()), || {
                                 format!("{attr}: {dn} is not in the metaverse (out of scope, or not synced yet): left out")
@@ -361,6 +415,7 @@ fn flows(ctx: &mut Ctx, o: &CsObject, mv_type: &str, rule_idx: &[usize]) -> Resu
 /// Persists pass 2's outcome: contributions and winners, dangling references, errors.
 fn persist_flows(ctx: &mut Ctx, o: CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed) -> Result<()> {
     match flowed {
+        Flowed::NotYet => {}
         Flowed::Failed { rule, message } => {
             obj_error(ctx, &o, Some(&rule), message.clone());
             ctx.incomplete.insert(mv_obj.id);

@@ -68,7 +68,7 @@ pub(crate) fn inbound(
             // A metaverse object already joined to another object of this connector is taken.
             let mut free = Vec::new();
             for id in candidates.unwrap_or_default() {
-                if ctx.tx.cs_linked(cs_connector, id)?.is_none() {
+                if ctx.tx.cs_state_linked(cs_connector, id)?.is_none() {
                     free.push(id);
                 }
             }

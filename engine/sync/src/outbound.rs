@@ -301,6 +301,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
         && o.export_state == Some(ExportState::Present)
         && o.error.is_none();
     let was_pending = o.pending_export;
+    let was = o.export_state;
     o.desired = Some(desired);
     o.desired_dn = desired_dn;
     o.export_state = Some(ExportState::Present);
@@ -309,7 +310,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
     o.pending_export = diff::has_changes_in(ctx.tx, o, ctx.facts(connector).map(|f| f.caps.reference_form))?;
     // A full sync of what is in step writes nothing.
     if !same || o.pending_export != was_pending {
-        ctx.tx.cs_set_desired(o)?;
+        ctx.tx.cs_set_desired(o, was)?;
     }
     Ok(())
 }

@@ -7,8 +7,9 @@ use idflow_store::{ExportState, ReadOps};
 use std::collections::HashMap;
 
 /// What references resolved to during one pass that links and unlinks nothing (the flows of
-/// inbound sync's second pass, of outbound sync's second pass): a member of many groups is
-/// looked up once. Cleared before and after each such pass.
+/// inbound sync's second pass, of outbound sync's second pass), or that only links (inbound
+/// sync's first pass, until it unlinks something): a member of many groups is looked up once.
+/// Cleared before and after each such pass.
 #[derive(Default)]
 pub(crate) struct Memo {
     /// By connector, then DN as written: a hit allocates no key.
@@ -24,13 +25,16 @@ impl Memo {
         self.targets.clear();
     }
 
-    /// [`resolve_dn`], remembered for the pass.
-    pub(crate) fn resolve_dn(&mut self, c: &dyn ReadOps, connector: &str, dn: &str) -> Result<Inbound> {
+    /// [`resolve_dn`], remembered for the pass. `linking`: the pass links objects as it goes
+    /// (and the memo is cleared when it unlinks one), so only a linked object is remembered.
+    pub(crate) fn resolve_dn(&mut self, c: &dyn ReadOps, connector: &str, dn: &str, linking: bool) -> Result<Inbound> {
         if let Some(r) = self.dns.get(connector).and_then(|m| m.get(dn)) {
             return Ok(r.clone());
         }
         let r = resolve_dn(c, connector, dn)?;
-        self.dns.entry(connector.to_string()).or_default().insert(dn.to_string(), r.clone());
+        if !linking || matches!(r, Inbound::Mv(_)) {
+            self.dns.entry(connector.to_string()).or_default().insert(dn.to_string(), r.clone());
+        }
         Ok(r)
     }
 
@@ -61,21 +65,21 @@ pub(crate) enum Inbound {
 
 /// Resolves a DN found in a reference attribute of `connector`.
 pub(crate) fn resolve_dn(c: &dyn ReadOps, connector: &str, dn: &str) -> Result<Inbound> {
-    let found = c.cs_links_by_dn(connector, dn)?;
-    let mut live: Vec<_> = found.into_iter().filter(|o| o.present || o.mv_id.is_some()).collect();
+    let found = c.cs_states_by_dn(connector, dn)?;
+    let mut live: Vec<_> = found.into_iter().filter(|o| o.present || o.mv_id.is_some()).map(|o| (o.mv_id, o.link)).collect();
     if live.is_empty() {
         match c.cs_former_dn(connector, dn)? {
             None => return Ok(Inbound::Missing),
             Some(None) => return Ok(Inbound::Deleted),
             Some(Some(id)) => match c.cs_links(id)? {
-                Some(o) => live.push(o),
+                Some(o) => live.push((o.mv_id, o.link)),
                 None => return Ok(Inbound::Deleted),
             },
         }
     }
     Ok(live
         .iter()
-        .find_map(|o| match (o.mv_id, o.link) {
+        .find_map(|o| match *o {
             (Some(m), Some(l)) if l.is_inbound() => Some(Inbound::Mv(m)),
             _ => None,
         })
@@ -85,7 +89,7 @@ pub(crate) fn resolve_dn(c: &dyn ReadOps, connector: &str, dn: &str) -> Result<I
 /// The connector-space object in `connector` that stands for metaverse object `mv_id`, if one
 /// is provisioned or adopted there (and not being deleted).
 pub(crate) fn resolve_mv(c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result<Option<i64>> {
-    Ok(c.cs_links_linked(connector, mv_id)?.filter(|o| o.export_state != Some(ExportState::Delete)).map(|o| o.id))
+    Ok(c.cs_state_linked(connector, mv_id)?.filter(|o| o.export_state != Some(ExportState::Delete)).map(|o| o.id))
 }
 
 /// How the target names object `cs_id`: its DN or its anchor; `None` until it has one.
