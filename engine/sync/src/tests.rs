@@ -227,6 +227,41 @@ fn references_resolve_in_any_order() {
     assert_eq!(target.desired.expect("desired")["manager"], vec![Value::Ref(boss_target.id)]);
 }
 
+/// Pass 1 runs the flows of an object whose references all name linked objects; when pass 1
+/// then unlinks one of them, those flows run again as pass 2 would have run them.
+#[test]
+fn a_reference_unlinked_later_in_the_same_sync_does_not_stay() {
+    let e = engine(RULES);
+    put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "1")]);
+    put(&e, "hr", "worker", "cn=w2,o=hr", &[("objectClass", "worker"), ("id", "2")]);
+    let report = put(
+        &e,
+        "corp",
+        "person",
+        "uid=r,o=corp",
+        &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "r@x"), ("manager", "uid=m,o=corp")],
+    );
+    let boss = put(&e, "corp", "person", "uid=m,o=corp", &[("objectClass", "person"), ("employeeNumber", "2"), ("mail", "m@x")]);
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let boss_mv = mv_of(&e, boss).id;
+    assert_eq!(mv_of(&e, report).values("manager"), Some(&[Value::Ref(boss_mv)][..]));
+    // In one sync: the report changes (it comes first), its manager leaves the directory (its
+    // metaverse object stays, HR still has it).
+    let mut r = get(&e, report);
+    r.attrs.insert("title".into(), vec!["Engineer".into()]);
+    r.pending_import = Some(PendingImport::Update);
+    save(&e, &r);
+    let mut m = get(&e, boss);
+    m.present = false;
+    m.pending_import = Some(PendingImport::Delete);
+    save(&e, &m);
+    sync(&e);
+    let now = mv_of(&e, report);
+    assert_eq!(now.values("title"), Some(&[Value::from("Engineer")][..]));
+    assert_eq!(now.values("manager"), None, "the manager's directory object is gone: the reference goes with it");
+    assert!(e.store.read().expect("tx").mv_get(boss_mv).expect("mv").is_some_and(|m| !m.deleted), "HR keeps it");
+}
+
 /// Records what the engine tells its observer.
 #[derive(Default)]
 struct Recorder(std::sync::Mutex<Vec<String>>);
