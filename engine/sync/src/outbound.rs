@@ -14,7 +14,7 @@ use idflow_policy::defs::{Deprovision, Direction, LinkMode};
 use idflow_policy::{object_map, to_values, truthy, CompiledRule};
 use idflow_store::{CsObject, ExportState, Link, MvObject, WriteOps};
 use rhai::Scope;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 fn scope_of(m: &MvObject) -> Scope<'static> {
     let mut s = Scope::new();
@@ -71,10 +71,22 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
     Ok(())
 }
 
+/// One round; returns objects to look at again.
+///
+/// Like inbound sync, pass 1 runs an object's flows as soon as its target object is known when
+/// every reference they hold names a target object already there whose flows are not left to
+/// pass 2 (so its identifier is what pass 2 would see): pass 1 only adds target objects until
+/// it deprovisions one. Once it has, those early flows are run again in pass 2.
 fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64>) -> Result<BTreeSet<i64>> {
     let mut recheck = BTreeSet::new();
-    let mut work: Vec<(i64, &str, Vec<usize>, i64)> = Vec::new();
+    let mut work: Vec<(i64, &str, Vec<usize>, i64, Early)> = Vec::new();
     let rules = ctx.rules;
+    let deprovisioned = ctx.stats.deprovisioned;
+    // A preview's trace tells each step once, in the order of the two passes.
+    let early = ctx.trace.is_none();
+    // Target objects whose flows pass 2 runs.
+    let mut later: HashSet<i64> = HashSet::new();
+    ctx.memo.clear();
     for &id in ids {
         ctx.observer.advanced(1);
         let Some(m) = ctx.tx.mv_get(id)? else { continue };
@@ -92,6 +104,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
             continue;
         }
         let mut scope = scope_of(&m);
+        let base = scope.len();
         let by_connector = rules.outbound(&m.object_type);
         // Targets this object is linked to but no outbound rule serves any more.
         for (_, l) in targets().filter(|(c, _)| !by_connector.contains_key(c.as_str())) {
@@ -200,24 +213,62 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                 },
             };
             let idx = in_scope.iter().filter_map(|r| ctx.rules.rules.iter().position(|x| std::ptr::eq(x, *r))).collect();
-            work.push((id, connector, idx, cs_id));
+            let flowed = match early && ctx.stats.deprovisioned == deprovisioned {
+                true => match ctx.tx.cs_get(cs_id)? {
+                    Some(mut o) => {
+                        scope.rewind(base);
+                        flows(ctx, &m, &mut o, &in_scope, connector, &mut scope, Some(&later))?
+                    }
+                    None => Early::No,
+                },
+                false => Early::No,
+            };
+            if flowed == Early::No {
+                later.insert(cs_id);
+            }
+            work.push((id, connector, idx, cs_id, flowed));
         }
     }
+    let again = ctx.stats.deprovisioned != deprovisioned;
     let batch_ids: BTreeSet<i64> = ids.iter().copied().collect();
     // Flows provision, adopt and deprovision nothing: references to targets are remembered.
     ctx.memo.clear();
-    for (id, connector, idx, cs_id) in work {
+    for (id, connector, idx, cs_id, flowed) in work {
+        // A failure is reported once: evaluated again, it fails the same way.
+        if flowed == Early::Failed || (flowed == Early::Flowed && !again) {
+            continue;
+        }
         let (Some(m), Some(mut o)) = (ctx.tx.mv_get(id)?, ctx.tx.cs_get(cs_id)?) else { continue };
         let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
-        flows(ctx, &m, &mut o, &crules, connector)?;
+        let mut scope = scope_of(&m);
+        flows(ctx, &m, &mut o, &crules, connector, &mut scope, None)?;
     }
     ctx.memo.clear();
     Ok(recheck.difference(&batch_ids).copied().collect())
 }
 
+/// Whether an object's flows ran in pass 1.
+#[derive(PartialEq)]
+enum Early {
+    No,
+    Flowed,
+    Failed,
+}
+
 /// Evaluates flows (lowest precedence first wins per attribute) into the object's desired state.
-fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule], connector: &str) -> Result<()> {
-    let mut scope = scope_of(m);
+///
+/// `early` (pass 1): the target objects whose flows pass 2 runs. Then nothing is written or
+/// reported, and [`Early::No`] returned, when a reference does not name a target object, names
+/// one of those in an object the target has already, or a flow gives text for references.
+fn flows(
+    ctx: &mut Ctx,
+    m: &MvObject,
+    o: &mut CsObject,
+    crules: &[&CompiledRule],
+    connector: &str,
+    scope: &mut Scope,
+    early: Option<&HashSet<i64>>,
+) -> Result<Early> {
     let mut desired = Attrs::new();
     let mut set: BTreeSet<String> = BTreeSet::new();
     let mut new_dn = None;
@@ -226,13 +277,13 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
             if set.contains(attr) {
                 continue;
             }
-            let vals = match ctx.eval(r.name(), e, &mut scope).and_then(to_values) {
+            let vals = match ctx.eval(r.name(), e, scope).and_then(to_values) {
                 Ok(v) => v,
                 Err(msg) => {
                     mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("flow {attr} {:?}: {msg}", e.src));
                     o.error = Some(msg);
                     ctx.tx.cs_save(o)?;
-                    return Ok(());
+                    return Ok(Early::Failed);
                 }
             };
             let Some(vals) = vals else { continue };
@@ -245,8 +296,14 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                 match v {
                     Value::Ref(target) => {
                         // The referenced object counts only if it is in this target too.
-                        if let Some(t) = ctx.memo.resolve_mv(ctx.tx, connector, target)? {
-                            out.push(Value::Ref(t));
+                        match (ctx.memo.resolve_mv(ctx.tx, connector, target)?, early) {
+                            // Compared with what the target has (an object there already), a
+                            // reference is written as its target's identifier, which that
+                            // target's own flows may still change in pass 2.
+                            (Some(t), Some(later)) if o.present && later.contains(&t) => return Ok(Early::No),
+                            (Some(t), _) => out.push(Value::Ref(t)),
+                            (None, Some(_)) => return Ok(Early::No),
+                            (None, None) => {}
                         }
                     }
                     Value::Str(s) if ids_only => text.push(s),
@@ -254,6 +311,9 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                 }
             }
             if !text.is_empty() {
+                if early.is_some() {
+                    return Ok(Early::No);
+                }
                 let m_msg = format!(
                     "flow {attr} {:?}: {attr} holds references in {connector}, but the flow gave text ({}): not sent; \
                      flow a reference (such as mv.manager) instead",
@@ -267,7 +327,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
         }
         if new_dn.is_none() {
             if let Some(e) = &r.dn {
-                match ctx.eval(r.name(), e, &mut scope) {
+                match ctx.eval(r.name(), e, scope) {
                     Ok(d) if d.is_string() => new_dn = d.into_string().ok(),
                     Ok(d) if d.is_unit() => {}
                     Ok(d) => {
@@ -279,11 +339,11 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
                             Some(r.name()),
                             format!("dn {:?}: gave {}, not text", e.src, d.type_name()),
                         );
-                        return Ok(());
+                        return Ok(Early::Failed);
                     }
                     Err(msg) => {
                         mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("dn {:?}: {msg}", e.src));
-                        return Ok(());
+                        return Ok(Early::Failed);
                     }
                 }
             }
@@ -312,7 +372,7 @@ fn flows(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, crules: &[&CompiledRule]
     if !same || o.pending_export != was_pending {
         ctx.tx.cs_set_desired(o, was)?;
     }
-    Ok(())
+    Ok(Early::Flowed)
 }
 
 /// [`deprovision`] of the object `cs_id`, read whole first (links are read lean).

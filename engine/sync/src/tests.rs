@@ -262,6 +262,42 @@ fn a_reference_unlinked_later_in_the_same_sync_does_not_stay() {
     assert!(e.store.read().expect("tx").mv_get(boss_mv).expect("mv").is_some_and(|m| !m.deleted), "HR keeps it");
 }
 
+/// Outbound, the same: flows run in pass 1 run again when pass 1 then deprovisions a target
+/// object they reference.
+#[test]
+fn a_target_reference_deprovisioned_later_in_the_same_sync_does_not_stay() {
+    let e = engine(RULES);
+    put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "1")]);
+    put(&e, "hr", "worker", "cn=w2,o=hr", &[("objectClass", "worker"), ("id", "2")]);
+    let report = put(
+        &e,
+        "corp",
+        "person",
+        "uid=r,o=corp",
+        &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "r@x"), ("manager", "uid=m,o=corp")],
+    );
+    let boss = put(&e, "corp", "person", "uid=m,o=corp", &[("objectClass", "person"), ("employeeNumber", "2"), ("mail", "m@x")]);
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let (report_mv, boss_mv) = (mv_of(&e, report).id, mv_of(&e, boss).id);
+    assert!(report_mv < boss_mv, "the report's metaverse object is synced out first");
+    let target = |mv: i64| e.store.read().expect("tx").cs_linked("cloud", mv).expect("q").expect("provisioned");
+    let boss_target = target(boss_mv).id;
+    assert_eq!(target(report_mv).desired.expect("desired")["manager"], vec![Value::Ref(boss_target)]);
+    // In one sync: the report changes, its manager leaves the outbound rule's scope (no mail).
+    let mut r = get(&e, report);
+    r.attrs.insert("title".into(), vec!["Engineer".into()]);
+    r.pending_import = Some(PendingImport::Update);
+    save(&e, &r);
+    let mut m = get(&e, boss);
+    m.attrs.remove("mail");
+    m.pending_import = Some(PendingImport::Update);
+    save(&e, &m);
+    sync(&e);
+    let now = e.store.read().expect("tx").cs_get(boss_target).expect("q");
+    assert!(now.is_none_or(|o| o.export_state != Some(idflow_store::ExportState::Present)), "deprovisioned");
+    assert_eq!(target(report_mv).desired.expect("desired")["manager"], Vec::<Value>::new(), "the reference goes");
+}
+
 /// Records what the engine tells its observer.
 #[derive(Default)]
 struct Recorder(std::sync::Mutex<Vec<String>>);
