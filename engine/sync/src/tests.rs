@@ -75,7 +75,11 @@ manager = "mv.manager"
 "#;
 
 fn engine(rules: &str) -> Engine {
-    let config = Config::parse(Path::new("idflow.toml"), CONFIG).expect("config");
+    engine_in(CONFIG, rules)
+}
+
+fn engine_in(config: &str, rules: &str) -> Engine {
+    let config = Config::parse(Path::new("idflow.toml"), config).expect("config");
     let defs = parse_str(Path::new("rules.toml"), rules).expect("rules");
     Engine::from_parts(config, defs, Store::in_memory().expect("db"), std::sync::Arc::new(idflow_connectors::builtin())).expect("engine")
 }
@@ -296,6 +300,83 @@ fn a_target_reference_deprovisioned_later_in_the_same_sync_does_not_stay() {
     let now = e.store.read().expect("tx").cs_get(boss_target).expect("q");
     assert!(now.is_none_or(|o| o.export_state != Some(idflow_store::ExportState::Present)), "deprovisioned");
     assert_eq!(target(report_mv).desired.expect("desired")["manager"], Vec::<Value>::new(), "the reference goes");
+}
+
+/// An object the target has is compared with what it holds: a reference there is the named
+/// object's DN, which that object's own flows may still change in pass 2 (renamed). Such a
+/// reference waits for pass 2 too, whatever order the objects come in.
+#[test]
+fn a_reference_to_a_target_renamed_in_pass_2_is_compared_by_its_new_dn() {
+    let config = format!("{CONFIG}\n[[connector]]\nname = \"dir\"\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"o=dir\"\n");
+    let rules = format!(
+        "{RULES}\n{}",
+        r#"
+[[rule]]
+name = "to-dir"
+direction = "outbound"
+connector = "dir"
+metaverse_type = "person"
+target_type = "person"
+scope = "mv.mail != ()"
+link = "provision"
+dn = '"cn=" + mv.title + ",o=dir"'
+[rule.flows]
+mail = "mv.mail"
+manager = "mv.manager"
+"#
+    );
+    let e = engine_in(&config, &rules);
+    let w1 = put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "1"), ("title", "t1")]);
+    put(&e, "hr", "worker", "cn=w2,o=hr", &[("objectClass", "worker"), ("id", "2"), ("title", "t2")]);
+    put(&e, "hr", "worker", "cn=w3,o=hr", &[("objectClass", "worker"), ("id", "3"), ("title", "t3")]);
+    // The renamed one's own reference names no target object (its manager has no mail), so
+    // its flows are left to pass 2; the one referencing it comes after it.
+    let renamed = put(
+        &e,
+        "corp",
+        "person",
+        "uid=p1,o=corp",
+        &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "a@x"), ("manager", "uid=p3,o=corp")],
+    );
+    let referrer = put(
+        &e,
+        "corp",
+        "person",
+        "uid=p2,o=corp",
+        &[("objectClass", "person"), ("employeeNumber", "2"), ("mail", "b@x"), ("manager", "uid=p1,o=corp")],
+    );
+    put(&e, "corp", "person", "uid=p3,o=corp", &[("objectClass", "person"), ("employeeNumber", "3")]);
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let target = |cs: i64| {
+        let mv = mv_of(&e, cs).id;
+        e.store.read().expect("tx").cs_linked("dir", mv).expect("q").expect("provisioned")
+    };
+    let (t1, t2) = (target(renamed), target(referrer));
+    assert!(mv_of(&e, renamed).id < mv_of(&e, referrer).id);
+    assert_eq!(t1.desired_dn.as_deref(), Some("cn=t1,o=dir"));
+    assert_eq!(t2.desired.as_ref().expect("desired")["manager"], vec![Value::Ref(t1.id)]);
+    // Both exported: the directory has them as desired, the reference as a DN.
+    for (mut o, manager) in [(t1, vec![]), (t2, vec![Value::from("cn=t1,o=dir")])] {
+        o.dn = o.desired_dn.clone();
+        o.present = true;
+        o.pending_export = false;
+        o.attrs = o.desired.clone().expect("desired");
+        o.attrs.insert("manager".into(), manager);
+        save(&e, &o);
+    }
+    // In one sync: the first is renamed (its title), the second changes in a way that leaves
+    // its target object as it was, but for the reference.
+    let mut w = get(&e, w1);
+    w.attrs.insert("title".into(), vec!["t1b".into()]);
+    w.pending_import = Some(PendingImport::Update);
+    save(&e, &w);
+    let mut p = get(&e, referrer);
+    p.attrs.insert("nick".into(), vec!["bee".into()]);
+    p.pending_import = Some(PendingImport::Update);
+    save(&e, &p);
+    sync(&e);
+    assert_eq!(target(renamed).desired_dn.as_deref(), Some("cn=t1b,o=dir"));
+    assert!(target(referrer).pending_export, "its manager is cn=t1b,o=dir now, not cn=t1,o=dir");
 }
 
 /// Records what the engine tells its observer.
