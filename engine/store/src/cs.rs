@@ -110,13 +110,15 @@ pub struct LinkState {
     pub export_state: Option<ExportState>,
 }
 
-impl CsLinks {
+impl LinkState {
     /// On the target side of its metaverse object: an export state, or an outbound link
     /// (provisioned, adopted).
     pub fn is_target(&self) -> bool {
         self.export_state.is_some() || matches!(self.link, Some(Link::Provisioned | Link::Adopted))
     }
 }
+
+impl CsLinks {}
 
 impl CsObject {
     pub fn new(connector: &str, object_type: &str) -> Self {
@@ -213,9 +215,9 @@ pub(crate) fn state_linked(c: &Connection, connector: &str, mv_id: i64) -> Resul
         .optional()
 }
 
-pub(crate) fn links_of_mv(c: &Connection, mv_id: i64) -> Result<Vec<(String, CsLinks)>> {
-    let mut st = c.prepare_cached(&format!("SELECT {LINK_COLS}, connector FROM cs_object WHERE mv_id=?1 ORDER BY id"))?;
-    let rows = st.query_map([mv_id], |r| Ok((r.get(8)?, links_row(r)?)))?;
+pub(crate) fn states_of_mv(c: &Connection, mv_id: i64) -> Result<Vec<(String, LinkState)>> {
+    let mut st = c.prepare_cached(&format!("SELECT {STATE_COLS}, connector FROM cs_object WHERE mv_id=?1 ORDER BY id"))?;
+    let rows = st.query_map([mv_id], |r| Ok((r.get(5)?, state_row(r)?)))?;
     rows.collect()
 }
 

@@ -30,8 +30,9 @@ pub trait ReadOps {
     fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>>;
     /// Where [`ReadOps::cs_linked`]'s object stands (cheap: one index read).
     fn cs_state_linked(&self, connector: &str, mv_id: i64) -> Result<Option<LinkState>>;
-    /// [`ReadOps::cs_all_linked`]'s objects with their connectors, their attributes not read.
-    fn cs_links_of_mv(&self, mv_id: i64) -> Result<Vec<(String, CsLinks)>>;
+    /// Where [`ReadOps::cs_all_linked`]'s objects stand, with their connectors (cheap: one
+    /// index read).
+    fn cs_states_of_mv(&self, mv_id: i64) -> Result<Vec<(String, LinkState)>>;
     /// The sources (joined, projected) of a metaverse object as `(connector, anchor)`, by id.
     fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>>;
     /// Every object of a connector, by id.
@@ -266,8 +267,8 @@ impl<S: Sqlite> ReadOps for S {
     fn cs_state_linked(&self, connector: &str, mv_id: i64) -> Result<Option<LinkState>> {
         on(self, |c| cs::state_linked(c, connector, mv_id))
     }
-    fn cs_links_of_mv(&self, mv_id: i64) -> Result<Vec<(String, CsLinks)>> {
-        on(self, |c| cs::links_of_mv(c, mv_id))
+    fn cs_states_of_mv(&self, mv_id: i64) -> Result<Vec<(String, LinkState)>> {
+        on(self, |c| cs::states_of_mv(c, mv_id))
     }
     fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>> {
         on(self, |c| cs::sources_of(c, mv_id))

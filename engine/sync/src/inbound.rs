@@ -12,7 +12,7 @@ use crate::references::{self, Inbound};
 use idflow_core::{dn, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Direction, LinkMode};
 use idflow_policy::{source_map, to_flow_values, truthy, CompiledRule};
-use idflow_store::{CsObject, Link, PendingImport};
+use idflow_store::{CsObject, Link, MvObject, PendingImport};
 use rhai::Scope;
 use std::collections::BTreeSet;
 
@@ -105,9 +105,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
         let Some(mut o) = ctx.tx.cs_get(id)? else { continue };
         ctx.stats.inbound_objects += 1;
         let (decision, mut scope) = decide(ctx, &o)?;
+        let projected = ctx.stats.projected;
         if let Some(in_scope) = link(ctx, &mut o, decision, &mut recheck)? {
             let flowed = match early && ctx.stats.disconnected == disconnected {
-                true => flow_early(ctx, o, &mut scope, &in_scope)?,
+                true => flow_early(ctx, o, &mut scope, &in_scope, ctx.stats.projected != projected)?,
                 false => Early::No,
             };
             work.push((id, in_scope, flowed));
@@ -142,10 +143,18 @@ enum Early {
 }
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a
-/// linked object, or when a flow failed; otherwise pass 2 runs them.
-fn flow_early(ctx: &mut Ctx, o: CsObject, scope: &mut Scope<'static>, rule_idx: &[usize]) -> Result<Early> {
+/// linked object, or when a flow failed; otherwise pass 2 runs them. `projected`: its metaverse
+/// object was made just now (empty, not read).
+fn flow_early(ctx: &mut Ctx, o: CsObject, scope: &mut Scope<'static>, rule_idx: &[usize], projected: bool) -> Result<Early> {
     let Some(m) = o.mv_id else { return Ok(Early::No) };
-    let Some(mv_obj) = ctx.tx.mv_get(m)? else { return Ok(Early::No) };
+    let rule = ctx.rules.rules.iter().find(|r| projected && Some(r.name()) == o.link_rule.as_deref());
+    let mv_obj = match rule {
+        Some(r) => MvObject { id: m, object_type: r.def.metaverse_type.clone(), attrs: Default::default(), deleted: false },
+        None => match ctx.tx.mv_get(m)? {
+            Some(x) => x,
+            None => return Ok(Early::No),
+        },
+    };
     let flowed = flows(ctx, &o, scope, &mv_obj.object_type, rule_idx, true)?;
     let early = match &flowed {
         Flowed::NotYet => return Ok(Early::No),

@@ -93,7 +93,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
         ctx.stats.outbound_objects += 1;
         // Every object linked to it, its attributes not read: whole objects are read only to be
         // deprovisioned.
-        let links = ctx.tx.cs_links_of_mv(id)?;
+        let links = ctx.tx.cs_states_of_mv(id)?;
         let targets = || links.iter().filter(|(_, l)| l.is_target());
         if m.deleted {
             // Deletions already pending (held by the threshold, or not exported yet) stay as they are.
@@ -147,6 +147,8 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                 mv_error(ctx, &m, connector, None, None, m_msg);
                 continue;
             }
+            // A target object made just now: as saved (not read back).
+            let mut fresh = None;
             let cs_id = match linked {
                 Some(o) => o.id,
                 None => match adopt.find(ctx, &mut scope, connector, &in_scope)? {
@@ -206,6 +208,8 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                                 ctx.trace("provision", Some(r.name()), || format!("{connector}: provisions a new {}", o.object_type));
                                 ctx.stats.provisioned += 1;
                                 recheck.extend(references::referrers(ctx.tx, id)?);
+                                o.id = new_id;
+                                fresh = Some(o);
                                 new_id
                             }
                         }
@@ -214,7 +218,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
             };
             let idx = in_scope.iter().filter_map(|r| ctx.rules.rules.iter().position(|x| std::ptr::eq(x, *r))).collect();
             let flowed = match early && ctx.stats.deprovisioned == deprovisioned {
-                true => match ctx.tx.cs_get(cs_id)? {
+                true => match fresh.map_or_else(|| ctx.tx.cs_get(cs_id), |o| Ok(Some(o)))? {
                     Some(mut o) => {
                         scope.rewind(base);
                         flows(ctx, &m, &mut o, &in_scope, connector, &mut scope, Some(&later))?
