@@ -118,8 +118,6 @@ impl LinkState {
     }
 }
 
-impl CsLinks {}
-
 impl CsObject {
     pub fn new(connector: &str, object_type: &str) -> Self {
         CsObject {
@@ -190,7 +188,8 @@ pub(crate) fn links(c: &Connection, id: i64) -> Result<Option<CsLinks>> {
     c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE id=?1"))?.query_row([id], links_row).optional()
 }
 
-/// The columns of [`LinkState`]: both indexes it is read through (`cs_dn`, `cs_mv`) hold them.
+/// The columns of [`LinkState`]: both indexes it is read through (`cs_dn_state`, `cs_mv_state`)
+/// hold them.
 const STATE_COLS: &str = "id, present, mv_id, link, export_state";
 
 fn state_row(r: &Row) -> rusqlite::Result<LinkState> {
@@ -204,13 +203,13 @@ fn state_row(r: &Row) -> rusqlite::Result<LinkState> {
 }
 
 pub(crate) fn states_by_dn(c: &Connection, connector: &str, dn: &str) -> Result<Vec<LinkState>> {
-    let mut st = c.prepare_cached(&format!("SELECT {STATE_COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
+    let mut st = c.prepare_cached(&format!("SELECT {STATE_COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 ORDER BY id"))?;
     let rows = st.query_map(params![connector, dn::norm(dn)], state_row)?;
     rows.collect()
 }
 
 pub(crate) fn state_linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<LinkState>> {
-    c.prepare_cached(&format!("SELECT {STATE_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
+    c.prepare_cached(&format!("SELECT {STATE_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2 ORDER BY id"))?
         .query_row(params![mv_id, connector], state_row)
         .optional()
 }

@@ -75,11 +75,12 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
 
 fn run_connector(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
     let mut queue = ids;
-    for _round in 0..4 {
+    for round in 0..4 {
         if queue.is_empty() {
             break;
         }
-        let recheck = batch(ctx, &queue)?;
+        // Objects looked at again may be any connector's: flows wait for pass 2 then.
+        let recheck = batch(ctx, &queue, round == 0)?;
         queue = recheck.into_iter().collect();
     }
     Ok(())
@@ -92,12 +93,14 @@ fn run_connector(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
 /// only adds links until it disconnects something, so what those references resolve to stays,
 /// and flows of an object in this round change no other object this round could join. Once
 /// pass 1 disconnects an object, those early flows are run again in pass 2 with the rest.
-fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
+/// `one_connector`: every object is one connector's (early flows need it: an object of this
+/// connector never joins a metaverse object another object of it is linked to).
+fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64>> {
     let mut recheck = BTreeSet::new();
     let mut work: Vec<(i64, Vec<usize>, Early)> = Vec::new();
     let disconnected = ctx.stats.disconnected;
     // A preview's trace tells each step once, in the order of the two passes.
-    let early = ctx.trace.is_none();
+    let early = ctx.trace.is_none() && one_connector;
     // Pass 1: scope and link (and, when settled, flows).
     ctx.memo.clear();
     for &id in ids {
@@ -118,9 +121,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
     // Pass 2: flows and precedence. It links nothing: references resolve the same way
     // throughout, and are remembered.
     ctx.memo.clear();
-    for (id, rule_idx, flowed) in work {
+    for (id, rule_idx, flowed_early) in work {
         // A failure is reported once: evaluated again, it fails the same way.
-        if flowed == Early::Failed || (flowed == Early::Flowed && !again) {
+        if flowed_early == Early::Failed || (flowed_early != Early::No && !again) {
             continue;
         }
         let Some(o) = ctx.tx.cs_get(id)? else { continue };
@@ -128,7 +131,12 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
         let mut scope = scope_of(ctx, &o);
         let flowed = flows(ctx, &o, &mut scope, &mv_obj.object_type, &rule_idx, false)?;
+        let before = ctx.stats.metaverse_updated;
         persist_flows(ctx, o, mv_obj, flowed)?;
+        // Run again, an object counts as updated once, whichever run updated it.
+        if flowed_early == Early::Updated {
+            ctx.stats.metaverse_updated = before;
+        }
     }
     ctx.memo.clear();
     Ok(recheck)
@@ -139,6 +147,8 @@ fn batch(ctx: &mut Ctx, ids: &[i64]) -> Result<BTreeSet<i64>> {
 enum Early {
     No,
     Flowed,
+    /// Flowed, and updated its metaverse object.
+    Updated,
     Failed,
 }
 
@@ -161,7 +171,11 @@ fn flow_early(ctx: &mut Ctx, o: CsObject, scope: &mut Scope<'static>, rule_idx: 
         Flowed::Failed { .. } => Early::Failed,
         Flowed::Done { .. } => Early::Flowed,
     };
+    let before = ctx.stats.metaverse_updated;
     persist_flows(ctx, o, mv_obj, flowed)?;
+    if ctx.stats.metaverse_updated != before {
+        return Ok(Early::Updated);
+    }
     Ok(early)
 }
 
@@ -169,6 +183,9 @@ fn flow_early(ctx: &mut Ctx, o: CsObject, scope: &mut Scope<'static>, rule_idx: 
 enum Decision {
     /// Deleted in its directory.
     Deleted,
+    /// Not in its directory, its deletion synced already (kept only as the way back to its
+    /// metaverse object, or as a target's object not created yet): nothing to do.
+    Gone,
     /// A scope expression failed: the object stays as it is, in error.
     ScopeFailed { rule: String, src: String, message: String },
     /// No inbound rule has it in scope.
@@ -195,6 +212,10 @@ fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<(Decision, Scope<'static>)> {
 fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<Decision> {
     if o.pending_import == Some(PendingImport::Delete) {
         return Ok(Decision::Deleted);
+    }
+    // Its attributes are the last it had there: in scope or not, it must not come back.
+    if !o.present && o.pending_import.is_none() && !linked_inbound(o) {
+        return Ok(Decision::Gone);
     }
     let all = ctx.rules;
     let rules: Vec<(usize, &CompiledRule)> = all
@@ -262,6 +283,7 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
             ctx.tx.cs_save(o)?;
             return Ok(None);
         }
+        Decision::Gone => return Ok(None),
         Decision::OutOfScope => {
             if linked_inbound(o) {
                 ctx.trace("inbound", None, || "no inbound rule has it in scope any more: disconnected".into());

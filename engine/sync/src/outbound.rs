@@ -221,7 +221,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                 true => match fresh.map_or_else(|| ctx.tx.cs_get(cs_id), |o| Ok(Some(o)))? {
                     Some(mut o) => {
                         scope.rewind(base);
-                        flows(ctx, &m, &mut o, &in_scope, connector, &mut scope, Some(&later))?
+                        let flowed = flows(ctx, &m, &mut o, &in_scope, connector, &mut scope, Some(&later))?;
+                        scope.rewind(base);
+                        flowed
                     }
                     None => Early::No,
                 },
@@ -360,6 +362,11 @@ fn flows(
         }
     }
     let desired_dn = if new_dn.is_some() { new_dn } else { o.desired_dn.clone() };
+    // Pass 1 does not rename an object the target has, or bring back one being deleted:
+    // objects whose flows pass 2 runs before it see it as it was, as they always have.
+    if early.is_some() && ((o.present && desired_dn != o.desired_dn) || o.export_state == Some(ExportState::Delete)) {
+        return Ok(Early::No);
+    }
     let same = o.desired.as_ref() == Some(&desired)
         && o.desired_dn == desired_dn
         && o.export_state == Some(ExportState::Present)

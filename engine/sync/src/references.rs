@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 /// What references resolved to during one pass that links and unlinks nothing (the flows of
 /// inbound sync's second pass, of outbound sync's second pass), or that only links (inbound
-/// sync's first pass, until it unlinks something): a member of many groups is looked up once.
+/// sync's first pass, until it unlinks something; outbound sync's first pass, until it
+/// deprovisions something): a member of many groups is looked up once.
 /// Cleared before and after each such pass.
 #[derive(Default)]
 pub(crate) struct Memo {
@@ -26,7 +27,7 @@ impl Memo {
     }
 
     /// [`resolve_dn`], remembered for the pass. `linking`: the pass links objects as it goes
-    /// (and the memo is cleared when it unlinks one), so only a linked object is remembered.
+    /// (and stops asking once it unlinks one), so only a linked object is remembered.
     pub(crate) fn resolve_dn(&mut self, c: &dyn ReadOps, connector: &str, dn: &str, linking: bool) -> Result<Inbound> {
         if let Some(r) = self.dns.get(connector).and_then(|m| m.get(dn)) {
             return Ok(r.clone());

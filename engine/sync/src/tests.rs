@@ -469,3 +469,36 @@ fn a_database_from_before_the_stable_fingerprint_is_not_a_rule_change() {
     let stored = e.store.read().expect("tx").meta_get("rules_fingerprint").expect("meta");
     assert_eq!(stored.as_deref(), Some(e.rules.fingerprint.as_str()), "the stable fingerprint is kept from now on");
 }
+
+/// A source object deleted in its directory keeps the way back to its deleted metaverse object
+/// (while the target's deletion is held): a full sync does not take it for a comeback.
+#[test]
+fn a_full_sync_does_not_bring_back_an_object_deleted_in_its_directory() {
+    let e = engine(RULES);
+    let w = put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "1")]);
+    let r = put(&e, "corp", "person", "uid=r,o=corp", &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "r@x")]);
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let m = mv_of(&e, w).id;
+    // Exported: the target's deletion will be pending (held).
+    let mut t = e.store.read().expect("tx").cs_linked("cloud", m).expect("q").expect("provisioned");
+    t.present = true;
+    t.pending_export = false;
+    save(&e, &t);
+    for id in [w, r] {
+        let mut o = get(&e, id);
+        o.present = false;
+        o.pending_import = Some(PendingImport::Delete);
+        save(&e, &o);
+    }
+    sync(&e);
+    let deleted = |e: &Engine| e.store.read().expect("tx").mv_get(m).expect("q").is_none_or(|x| x.deleted);
+    assert!(deleted(&e), "deleted with its only source");
+    let tx = e.store.write().expect("tx");
+    let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
+    let ids = tx.cs_ids_full_sync(&["hr".to_string(), "corp".to_string()]).expect("ids");
+    inbound::run(&mut ctx, ids).expect("inbound");
+    assert_eq!(ctx.stats.restored, 0);
+    drop(ctx);
+    tx.commit().expect("commit");
+    assert!(deleted(&e), "still deleted after a full sync");
+}
