@@ -64,6 +64,12 @@ fn a_deletion_held_by_the_threshold_is_undone_by_fixing_the_source() {
     let o = e.ok(&["apply"], 1);
     assert!(o.stderr.contains("would delete 4 objects"), "{o:?}");
     assert_eq!(ids(&e), before, "nothing deleted");
+    // A full sync meanwhile (a schedule, a rule change) keeps them: objects gone from the source
+    // are not taken for ones coming back.
+    let r = e.json(&["sync", "--full"], 0);
+    assert_eq!(r["sync"]["restored"].as_u64().unwrap_or(0), 0, "{r}");
+    let o = e.ok(&["plan"], 0);
+    assert!(o.stdout.contains("4 to delete"), "{o:?}");
     // They come back: nothing to delete, nothing to add, the same target objects.
     e.write("corp.ldif", &people.join("\n"));
     let o = e.ok(&["plan"], 0);
