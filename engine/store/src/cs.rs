@@ -407,10 +407,13 @@ fn load(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec
     rows.collect()
 }
 
+/// Ids of the objects matching `sql_where`, in id order. Sorted here: asked for in id order,
+/// SQLite may read the whole table in that order instead of a partial index's few entries.
 fn ids(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<i64>> {
-    let mut st = c.prepare_cached(&format!("SELECT id FROM cs_object WHERE {sql_where} ORDER BY id"))?;
-    let rows = st.query_map(p, |r| r.get(0))?;
-    rows.collect()
+    let mut st = c.prepare_cached(&format!("SELECT id FROM cs_object WHERE {sql_where}"))?;
+    let mut ids = st.query_map(p, |r| r.get(0))?.collect::<Result<Vec<i64>>>()?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 pub(crate) fn of_connector(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
@@ -457,12 +460,7 @@ pub(crate) fn has_anchorless(c: &Connection, connector: &str) -> Result<bool> {
 }
 
 pub(crate) fn ids_pending_import(c: &Connection) -> Result<Vec<i64>> {
-    // Sorted here: asked for in id order, SQLite reads the whole table in that order instead
-    // of the few entries of the partial index (every delta sync, a scan of the connector spaces).
-    let mut st = c.prepare_cached("SELECT id FROM cs_object WHERE pending_import IS NOT NULL")?;
-    let mut ids = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<i64>>>()?;
-    ids.sort_unstable();
-    Ok(ids)
+    ids(c, "pending_import IS NOT NULL", [])
 }
 
 pub(crate) fn ids_inbound_in_error(c: &Connection) -> Result<Vec<i64>> {
