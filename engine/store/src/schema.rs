@@ -179,15 +179,9 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     // objects' attributes and contributions are rewritten (mv_form.rs has both forms).
     (5, "", Some(crate::mv_form::rewrite_all)),
     // The indexes by DN and by metaverse object hold where each object stands: references
-    // resolve without reading rows. Made here, in the step's transaction, not left to init().
-    (
-        6,
-        "DROP INDEX IF EXISTS cs_dn;
-         DROP INDEX IF EXISTS cs_mv;
-         CREATE INDEX IF NOT EXISTS cs_dn_state ON cs_object(connector, dn_norm, present, mv_id, link, export_state);
-         CREATE INDEX IF NOT EXISTS cs_mv_state ON cs_object(mv_id, connector, present, link, export_state) WHERE mv_id IS NOT NULL;",
-        None,
-    ),
+    // resolve without reading rows. The old ones go; the new ones are SCHEMA's, made by init()
+    // right after (and on every open).
+    (6, "DROP INDEX IF EXISTS cs_dn; DROP INDEX IF EXISTS cs_mv;", None),
 ];
 
 /// Settings, the schema, and its version: a database of another version is refused.
