@@ -6,6 +6,7 @@
 //! looked at again when it does. In each pass an object's outcome is computed first (rules
 //! evaluated, joins looked up) and then persisted.
 use crate::ctx::Ctx;
+use crate::early::Early;
 use crate::join::{self, Outcome};
 use crate::precedence::{self, Contributions};
 use crate::references::{self, Inbound};
@@ -122,8 +123,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     // throughout, and are remembered.
     ctx.memo.clear();
     for (id, rule_idx, flowed_early) in work {
-        // A failure is reported once: evaluated again, it fails the same way.
-        if flowed_early == Early::Failed || (flowed_early != Early::No && !again) {
+        if !flowed_early.in_pass_2(again) {
             continue;
         }
         let Some(o) = ctx.tx.cs_get(id)? else { continue };
@@ -140,16 +140,6 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     }
     ctx.memo.clear();
     Ok(recheck)
-}
-
-/// Whether pass 1 ran an object's flows.
-#[derive(PartialEq)]
-enum Early {
-    No,
-    Flowed,
-    /// Flowed, and updated its metaverse object.
-    Updated,
-    Failed,
 }
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a

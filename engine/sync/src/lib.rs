@@ -17,6 +17,7 @@ mod config;
 mod ctx;
 mod cycle;
 mod diff;
+mod early;
 mod engine;
 mod error_report;
 mod export;

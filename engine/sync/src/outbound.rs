@@ -6,6 +6,7 @@
 //! two passes: every provisioning first, then flows, so references among new objects resolve.
 use crate::ctx::Ctx;
 use crate::diff;
+use crate::early::Early;
 use crate::join::{AdoptIndex, Outcome};
 use crate::references;
 use idflow_core::connector::RefForm;
@@ -240,8 +241,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
     // Flows provision, adopt and deprovision nothing: references to targets are remembered.
     ctx.memo.clear();
     for (id, connector, idx, cs_id, flowed) in work {
-        // A failure is reported once: evaluated again, it fails the same way.
-        if flowed == Early::Failed || (flowed == Early::Flowed && !again) {
+        if !flowed.in_pass_2(again) {
             continue;
         }
         let (Some(m), Some(mut o)) = (ctx.tx.mv_get(id)?, ctx.tx.cs_get(cs_id)?) else { continue };
@@ -251,14 +251,6 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
     }
     ctx.memo.clear();
     Ok(recheck.difference(&batch_ids).copied().collect())
-}
-
-/// Whether an object's flows ran in pass 1.
-#[derive(PartialEq)]
-enum Early {
-    No,
-    Flowed,
-    Failed,
 }
 
 /// Evaluates flows (lowest precedence first wins per attribute) into the object's desired state.
