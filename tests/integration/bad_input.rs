@@ -127,6 +127,21 @@ fn ldif_that_is_not_utf8_names_the_line_and_loses_nothing() {
     assert_eq!(e.read("out/cloud.json"), before, "a failed import changes nothing");
 }
 
+/// A first import (nothing stored yet for the connector) does not look objects up one by one
+/// by their anchors; an anchor read twice in it is still found.
+#[test]
+fn a_first_import_finds_an_anchor_read_twice() {
+    let e = small(&three());
+    let dup = person("dan", 4, "").replace("000000000004", "000000000001");
+    e.write("corp.ldif", &[person("ada", 1, ""), person("bob", 2, ""), dup].join("\n"));
+    let r = e.json(&["apply"], 2);
+    let msgs: Vec<String> = r["errors"].as_array().expect("errors").iter().map(|x| format!("{} {}", x["object"], x["message"])).collect();
+    assert!(msgs.iter().any(|m| m.contains("uid=dan") && m.contains("duplicate anchor")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("uid=ada") && m.contains("duplicate anchor")), "{msgs:?}");
+    assert!(e.cloud_user("ada@example.org").is_none() && e.cloud_user("dan@example.org").is_none(), "neither copy is made");
+    assert!(e.cloud_user("bob@example.org").is_some());
+}
+
 #[test]
 fn duplicate_and_missing_anchors_are_object_errors() {
     let e = small(&three());

@@ -459,6 +459,10 @@ pub(crate) fn has_anchorless(c: &Connection, connector: &str) -> Result<bool> {
     c.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1 AND anchor IS NULL)", [connector], |r| r.get(0))
 }
 
+pub(crate) fn has_any(c: &Connection, connector: &str) -> Result<bool> {
+    c.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1)", [connector], |r| r.get(0))
+}
+
 pub(crate) fn ids_pending_import(c: &Connection) -> Result<Vec<i64>> {
     ids(c, "pending_import IS NOT NULL", [])
 }

@@ -53,6 +53,8 @@ pub trait ReadOps {
     fn cs_count_present(&self, connector: &str) -> Result<i64>;
     /// Does the connector hold objects without an anchor (creates not yet confirmed)?
     fn cs_has_anchorless(&self, connector: &str) -> Result<bool>;
+    /// Does the connector space hold any object at all (present or not)?
+    fn cs_has_any(&self, connector: &str) -> Result<bool>;
     /// Does the connector remember any former DN (of a renamed or deleted object)?
     fn cs_has_former_dns(&self, connector: &str) -> Result<bool>;
     /// Objects with a pending import, by id.
@@ -299,6 +301,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_has_anchorless(&self, connector: &str) -> Result<bool> {
         on(self, |c| cs::has_anchorless(c, connector))
+    }
+    fn cs_has_any(&self, connector: &str) -> Result<bool> {
+        on(self, |c| cs::has_any(c, connector))
     }
     fn cs_has_former_dns(&self, connector: &str) -> Result<bool> {
         on(self, |c| cs::has_former_dns(c, connector))

@@ -64,6 +64,16 @@ struct Sink<'a> {
     /// What references resolve to in this connector, looked up once per import; an object
     /// this import writes is forgotten (its anchor or DN may be new).
     idents: diff::Idents,
+    /// When the connector space held nothing as the import began (a first import): the
+    /// anchors, hashed, of the objects this import wrote since. An anchor not among them is
+    /// in no row, so a first import does not look every object up by its anchor; a hash two
+    /// anchors share only costs the lookup.
+    fresh: Option<HashSet<u64>>,
+}
+
+fn anchor_hash(anchor: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(anchor)
 }
 
 impl Sink<'_> {
@@ -71,27 +81,38 @@ impl Sink<'_> {
         let mut out = Attrs::new();
         for (k, v) in attrs {
             let mapped = match self.names.get(&k) {
-                Some(m) => m.clone(),
+                Some(m) => m,
                 None => {
                     let m = if self.secret.contains(&k.to_lowercase()) {
                         None
                     } else {
                         Some(self.rules.canonical_name(&self.connector, &k).map(str::to_string).unwrap_or_else(|| k.clone()))
                     };
-                    self.names.insert(k.clone(), m.clone());
-                    m
+                    self.names.entry(k.clone()).or_insert(m)
                 }
             };
-            let Some(name) = mapped else { continue };
-            out.entry(name).or_default().extend(v);
+            // Most names are spelled as the rules spell them: the name read is kept.
+            let name = match mapped {
+                None => continue,
+                Some(m) if *m == k => k,
+                Some(m) => m.clone(),
+            };
+            match out.entry(name) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().extend(v),
+            }
         }
         out
     }
 
     fn find(&self, key: &ObjectKey) -> Result<Option<CsObject>> {
         if let Some(a) = &key.anchor {
-            if let Some(o) = self.tx.cs_by_anchor(&self.connector, a)? {
-                return Ok(Some(o));
+            if self.fresh.as_ref().is_none_or(|f| f.contains(&anchor_hash(a))) {
+                if let Some(o) = self.tx.cs_by_anchor(&self.connector, a)? {
+                    return Ok(Some(o));
+                }
             }
         }
         if key.anchor.is_some() && !self.anchorless {
@@ -136,6 +157,9 @@ impl Sink<'_> {
             id
         };
         self.seen.insert(id);
+        if let (Some(fresh), Some(a)) = (&mut self.fresh, &o.anchor) {
+            fresh.insert(anchor_hash(a));
+        }
         if let Some(d) = &o.dn {
             self.seen_dn.insert(dn::norm(d), id);
         }
@@ -409,6 +433,7 @@ pub(crate) fn import(
         anchorless: tx.cs_has_anchorless(&name)?,
         former_dns: tx.cs_has_former_dns(&name)?,
         idents: diff::Idents::new(diff::form_of(tx, &name)?),
+        fresh: (!tx.cs_has_any(&name)?).then(HashSet::new),
     };
     let watermark = tx.watermark(&name)?;
     if mode == Mode::Delta && connector.capabilities().delta_import {
