@@ -258,6 +258,13 @@ pub(crate) fn set_synced(c: &Connection, id: i64, error: Option<&str>) -> Result
     Ok(())
 }
 
+/// [`set_link`] and [`set_synced`] in one write (one rewrite of the row, not two).
+pub(crate) fn set_link_synced(c: &Connection, o: &CsObject, error: Option<&str>) -> Result<()> {
+    c.prepare_cached("UPDATE cs_object SET mv_id=?2, link=?3, link_rule=?4, pending_import=NULL, error=?5 WHERE id=?1")?
+        .execute(params![o.id, o.mv_id, o.link.map(Link::as_str), o.link_rule, error])?;
+    Ok(())
+}
+
 fn from_row(r: &Row) -> rusqlite::Result<CsObject> {
     let json_err = |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
     let attrs: String = r.get(5)?;

@@ -125,6 +125,9 @@ pub trait WriteOps: ReadOps {
     fn cs_set_desired(&self, o: &CsObject, was: Option<ExportState>) -> Result<()>;
     /// Writes only that sync looked at an import: no pending import, this error or none.
     fn cs_set_synced(&self, id: i64, error: Option<&str>) -> Result<()>;
+    /// [`WriteOps::cs_set_link`] and [`WriteOps::cs_set_synced`] in one write: the object's
+    /// link as `o` has it, no pending import, this error or none.
+    fn cs_set_link_synced(&self, o: &CsObject, error: Option<&str>) -> Result<()>;
     fn cs_delete(&self, id: i64) -> Result<()>;
     /// Remembers a DN an object no longer has: renamed (`Some(id)`: references to the old DN
     /// follow it) or deleted (`None`: references to it are dropped quietly).
@@ -395,6 +398,9 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn cs_set_synced(&self, id: i64, error: Option<&str>) -> Result<()> {
         on(self, |c| cs::set_synced(c, id, error))
+    }
+    fn cs_set_link_synced(&self, o: &CsObject, error: Option<&str>) -> Result<()> {
+        on(self, |c| cs::set_link_synced(c, o, error))
     }
     fn cs_delete(&self, id: i64) -> Result<()> {
         on(self, |c| cs::delete(c, id))

@@ -110,10 +110,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         ctx.stats.inbound_objects += 1;
         let (decision, mut scope) = decide(ctx, &o)?;
         let projected = ctx.stats.projected;
-        if let Some(in_scope) = link(ctx, &mut o, decision, &mut recheck)? {
+        if let Some((in_scope, relinked)) = link(ctx, &mut o, decision, &mut recheck)? {
             let flowed = match early && ctx.stats.disconnected == disconnected {
-                true => flow_early(ctx, o, &mut scope, &in_scope, ctx.stats.projected != projected)?,
-                false => Early::No,
+                true => flow_early(ctx, o, &mut scope, &in_scope, ctx.stats.projected != projected, relinked)?,
+                false => unflowed(ctx, &o, relinked)?,
             };
             work.push((id, in_scope, flowed));
         }
@@ -132,7 +132,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         let mut scope = scope_of(ctx, &o);
         let flowed = flows(ctx, &o, &mut scope, &mv_obj.object_type, &rule_idx, false)?;
         let before = ctx.stats.metaverse_updated;
-        persist_flows(ctx, o, mv_obj, flowed)?;
+        persist_flows(ctx, o, mv_obj, flowed, false)?;
         // Run again, an object counts as updated once, whichever run updated it.
         if flowed_early == Early::Updated {
             ctx.stats.metaverse_updated = before;
@@ -144,29 +144,49 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a
 /// linked object, or when a flow failed; otherwise pass 2 runs them. `projected`: its metaverse
-/// object was made just now (empty, not read).
-fn flow_early(ctx: &mut Ctx, o: CsObject, scope: &mut Scope<'static>, rule_idx: &[usize], projected: bool) -> Result<Early> {
-    let Some(m) = o.mv_id else { return Ok(Early::No) };
+/// object was made just now (empty, not read). `relinked`: its new link is written with what
+/// its flows write (one write of the object instead of two), or alone if they wait.
+fn flow_early(
+    ctx: &mut Ctx,
+    o: CsObject,
+    scope: &mut Scope<'static>,
+    rule_idx: &[usize],
+    projected: bool,
+    relinked: bool,
+) -> Result<Early> {
+    let Some(m) = o.mv_id else { return unflowed(ctx, &o, relinked) };
     let rule = ctx.rules.rules.iter().find(|r| projected && Some(r.name()) == o.link_rule.as_deref());
     let mv_obj = match rule {
         Some(r) => MvObject { id: m, object_type: r.def.metaverse_type.clone(), attrs: Default::default(), deleted: false },
         None => match ctx.tx.mv_get(m)? {
             Some(x) => x,
-            None => return Ok(Early::No),
+            None => return unflowed(ctx, &o, relinked),
         },
     };
     let flowed = flows(ctx, &o, scope, &mv_obj.object_type, rule_idx, true)?;
     let early = match &flowed {
-        Flowed::NotYet => return Ok(Early::No),
+        Flowed::NotYet => return unflowed(ctx, &o, relinked),
         Flowed::Failed { .. } => Early::Failed,
         Flowed::Done { .. } => Early::Flowed,
     };
     let before = ctx.stats.metaverse_updated;
-    persist_flows(ctx, o, mv_obj, flowed)?;
+    persist_flows(ctx, o, mv_obj, flowed, relinked)?;
     if ctx.stats.metaverse_updated != before {
         return Ok(Early::Updated);
     }
     Ok(early)
+}
+
+/// Flows not run now (pass 2 runs them): a new link is written alone.
+fn unflowed(ctx: &mut Ctx, o: &CsObject, relinked: bool) -> Result<Early> {
+    if relinked {
+        write_link(ctx, o)?;
+    }
+    Ok(Early::No)
+}
+
+fn write_link(ctx: &mut Ctx, o: &CsObject) -> Result<()> {
+    ctx.tx.cs_set_link(o.id, o.mv_id, o.link, o.link_rule.as_deref())
 }
 
 /// What pass 1 decided for one object.
@@ -251,7 +271,9 @@ fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<
 
 /// Persists a decision: links (joins or projects), disconnects or deletes the object. Returns
 /// the rules in scope when flows should run.
-fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTreeSet<i64>) -> Result<Option<Vec<usize>>> {
+/// Links the object as decided. In scope: the rules it is in scope of, and whether its link
+/// changed (joined, projected or restored), which the caller writes before the next object.
+fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTreeSet<i64>) -> Result<Option<(Vec<usize>, bool)>> {
     let in_scope = match decision {
         Decision::Deleted => {
             if linked_inbound(o) {
@@ -284,7 +306,7 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
             ctx.tx.cs_save(o)?;
             return Ok(None);
         }
-        Decision::Linked(in_scope) => return Ok(Some(in_scope)),
+        Decision::Linked(in_scope) => return Ok(Some((in_scope, false))),
         Decision::Restore(in_scope, m) => {
             ctx.tx.mv_restore(m)?;
             ctx.trace("inbound", o.link_rule.as_deref(), || {
@@ -349,12 +371,11 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
             }
         }
     };
-    // Only the link changed (joined, projected or restored).
-    ctx.tx.cs_set_link(o.id, o.mv_id, o.link, o.link_rule.as_deref())?;
+    // Only the link changed (joined, projected or restored): the caller writes it.
     if let Some(d) = &o.dn {
         recheck.extend(ctx.tx.cs_waiting_for(&dn::norm(d))?);
     }
-    Ok(Some(in_scope))
+    Ok(Some((in_scope, true)))
 }
 
 /// What pass 2 computed for one object.
@@ -433,14 +454,21 @@ fn flows(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope, mv_type: &str, rule_idx
     Ok(Flowed::Done { contributions, dangling, reference_errors })
 }
 
-/// Persists pass 2's outcome: contributions and winners, dangling references, errors.
-fn persist_flows(ctx: &mut Ctx, o: CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed) -> Result<()> {
+/// Persists pass 2's outcome: contributions and winners, dangling references, errors; with
+/// the object's link when `relinked` (changed in pass 1, not written yet).
+fn persist_flows(ctx: &mut Ctx, o: CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed, relinked: bool) -> Result<()> {
+    let synced = |ctx: &mut Ctx, error: Option<&str>| match relinked {
+        true => ctx.tx.cs_set_link_synced(&o, error),
+        false => ctx.tx.cs_set_synced(o.id, error),
+    };
     match flowed {
-        Flowed::NotYet => {}
+        Flowed::NotYet => {
+            unflowed(ctx, &o, relinked)?;
+        }
         Flowed::Failed { rule, message } => {
             obj_error(ctx, &o, Some(&rule), message.clone());
             ctx.incomplete.insert(mv_obj.id);
-            ctx.tx.cs_set_synced(o.id, Some(&message))?;
+            synced(ctx, Some(&message))?;
         }
         Flowed::Done { contributions, dangling, reference_errors } => {
             let changed = precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?;
@@ -454,7 +482,9 @@ fn persist_flows(ctx: &mut Ctx, o: CsObject, mut mv_obj: idflow_store::MvObject,
             let error = reference_errors.first().map(String::as_str);
             // Written only when it changes something (a full sync of what is in step writes nothing).
             if o.pending_import.is_some() || o.error.as_deref() != error {
-                ctx.tx.cs_set_synced(o.id, error)?;
+                synced(ctx, error)?;
+            } else if relinked {
+                write_link(ctx, &o)?;
             }
         }
     }

@@ -148,9 +148,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                 mv_error(ctx, &m, connector, None, None, m_msg);
                 continue;
             }
-            // A target object made just now: as saved (not read back).
+            // A target object made just now, not saved yet: saved with the desired state its
+            // flows give it (one write, not two), or as made.
             let mut fresh = None;
-            let cs_id = match linked {
+            let mut cs_id = match linked {
                 Some(o) => o.id,
                 None => match adopt.find(ctx, &mut scope, connector, &in_scope)? {
                     Err((rule, e)) => {
@@ -205,13 +206,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                                 o.export_state = Some(ExportState::Present);
                                 o.desired = Some(Attrs::new());
                                 o.pending_export = true;
-                                let new_id = ctx.tx.cs_save(&o)?;
                                 ctx.trace("provision", Some(r.name()), || format!("{connector}: provisions a new {}", o.object_type));
                                 ctx.stats.provisioned += 1;
                                 recheck.extend(references::referrers(ctx.tx, id)?);
-                                o.id = new_id;
                                 fresh = Some(o);
-                                new_id
+                                0
                             }
                         }
                     }
@@ -219,17 +218,21 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
             };
             let idx = in_scope.iter().filter_map(|r| ctx.rules.rules.iter().position(|x| std::ptr::eq(x, *r))).collect();
             let flowed = match early && ctx.stats.deprovisioned == deprovisioned {
-                true => match fresh.map_or_else(|| ctx.tx.cs_get(cs_id), |o| Ok(Some(o)))? {
+                true => match fresh.take().map_or_else(|| ctx.tx.cs_get(cs_id), |o| Ok(Some(o)))? {
                     Some(mut o) => {
                         scope.rewind(base);
                         let flowed = flows(ctx, &m, &mut o, &in_scope, connector, &mut scope, Some(&later))?;
                         scope.rewind(base);
+                        cs_id = saved(ctx, &mut o)?;
                         flowed
                     }
                     None => Early::No,
                 },
                 false => Early::No,
             };
+            if let Some(mut o) = fresh {
+                cs_id = saved(ctx, &mut o)?;
+            }
             if flowed == Early::No {
                 later.insert(cs_id);
             }
@@ -278,9 +281,11 @@ fn flows(
             let vals = match ctx.eval(r.name(), e, scope).and_then(to_values) {
                 Ok(v) => v,
                 Err(msg) => {
-                    mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("flow {attr} {:?}: {msg}", e.src));
+                    let m_msg = format!("flow {attr} {:?}: {msg}", e.src);
                     o.error = Some(msg);
-                    ctx.tx.cs_save(o)?;
+                    // Saved whole (made just now, it gets its id here).
+                    o.id = ctx.tx.cs_save(o)?;
+                    mv_error(ctx, m, connector, Some(o.id), Some(r.name()), m_msg);
                     return Ok(Early::Failed);
                 }
             };
@@ -329,18 +334,20 @@ fn flows(
                     Ok(d) if d.is_string() => new_dn = d.into_string().ok(),
                     Ok(d) if d.is_unit() => {}
                     Ok(d) => {
+                        let cs_id = saved(ctx, o)?;
                         mv_error(
                             ctx,
                             m,
                             connector,
-                            Some(o.id),
+                            Some(cs_id),
                             Some(r.name()),
                             format!("dn {:?}: gave {}, not text", e.src, d.type_name()),
                         );
                         return Ok(Early::Failed);
                     }
                     Err(msg) => {
-                        mv_error(ctx, m, connector, Some(o.id), Some(r.name()), format!("dn {:?}: {msg}", e.src));
+                        let cs_id = saved(ctx, o)?;
+                        mv_error(ctx, m, connector, Some(cs_id), Some(r.name()), format!("dn {:?}: {msg}", e.src));
                         return Ok(Early::Failed);
                     }
                 }
@@ -371,11 +378,21 @@ fn flows(
     o.error = None;
     // The form recorded for a configured connector is its facts' (no lookup per object).
     o.pending_export = diff::has_changes_in(ctx.tx, o, ctx.facts(connector).map(|f| f.caps.reference_form))?;
-    // A full sync of what is in step writes nothing.
-    if !same || o.pending_export != was_pending {
+    // A full sync of what is in step writes nothing; one made just now is saved whole.
+    if o.id == 0 {
+        saved(ctx, o)?;
+    } else if !same || o.pending_export != was_pending {
         ctx.tx.cs_set_desired(o, was)?;
     }
     Ok(Early::Flowed)
+}
+
+/// The object's id, saving it first if it was made just now (id 0).
+fn saved(ctx: &mut Ctx, o: &mut CsObject) -> Result<i64> {
+    if o.id == 0 {
+        o.id = ctx.tx.cs_save(o)?;
+    }
+    Ok(o.id)
 }
 
 /// [`deprovision`] of the object `cs_id`, read whole first (links are read lean).

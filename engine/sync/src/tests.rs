@@ -499,3 +499,78 @@ fn a_full_sync_does_not_bring_back_an_object_deleted_in_its_directory() {
     tx.commit().expect("commit");
     assert!(deleted(&e), "still deleted after a full sync");
 }
+
+const PROJECTING: &str = r#"
+[[rule]]
+name = "corp"
+direction = "inbound"
+connector = "corp"
+source_type = "person"
+metaverse_type = "person"
+link = "provision"
+[rule.flows]
+mail = "source.mail"
+manager = "source.manager"
+
+[[rule]]
+name = "out"
+direction = "outbound"
+connector = "cloud"
+metaverse_type = "person"
+target_type = "User"
+link = "provision"
+[rule.flows]
+userName = 'if mv.mail == "bad@x" { throw "no name for this one" } else { mv.mail }'
+manager = "mv.manager"
+"#;
+
+/// A new link is written with what the object's flows write, and a new target object with its
+/// desired state: an object that is its own manager (its reference resolves only once it is
+/// linked) still gets its reference, in the same sync, and nothing is made twice.
+#[test]
+fn an_object_that_is_its_own_manager_gets_its_reference_in_the_sync_that_links_it() {
+    let e = engine(PROJECTING);
+    let p = put(&e, "corp", "person", "uid=a,o=corp", &[("objectClass", "person"), ("mail", "a@x"), ("manager", "uid=a,o=corp")]);
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let m = mv_of(&e, p);
+    assert_eq!(m.values("manager"), Some(&[Value::Ref(m.id)][..]));
+    let o = get(&e, p);
+    assert!(o.pending_import.is_none() && o.error.is_none(), "{o:?}");
+    let r = e.store.read().expect("tx");
+    let targets = r.cs_of_connector("cloud").expect("q");
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0].desired.as_ref().expect("desired")["manager"], vec![Value::Ref(targets[0].id)]);
+    assert!(targets[0].pending_export);
+    drop(r);
+    // In step: a second sync changes nothing and makes nothing.
+    assert_eq!(sync(&e), Vec::<String>::new());
+    assert_eq!(e.store.read().expect("tx").cs_of_connector("cloud").expect("q").len(), 1);
+}
+
+/// A target object whose flow fails as it is provisioned is made once, in error, and the error
+/// names it; the next sync retries it without making another.
+#[test]
+fn a_flow_that_fails_as_its_target_object_is_made_names_that_object() {
+    let e = engine(PROJECTING);
+    put(&e, "corp", "person", "uid=a,o=corp", &[("objectClass", "person"), ("mail", "a@x")]);
+    let b = put(&e, "corp", "person", "uid=b,o=corp", &[("objectClass", "person"), ("mail", "bad@x"), ("manager", "uid=a,o=corp")]);
+    let tx = e.store.write().expect("tx");
+    let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
+    let ids = tx.cs_ids_pending_import().expect("ids");
+    inbound::run(&mut ctx, ids).expect("inbound");
+    outbound::run(&mut ctx, tx.mv_dirty_ids().expect("dirty")).expect("outbound");
+    let errors: Vec<_> = ctx.errors.iter().map(|x| (x.cs_id, x.message.clone())).collect();
+    drop(ctx);
+    tx.commit().expect("commit");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].1.contains("no name for this one"), "{errors:?}");
+    let mv_b = mv_of(&e, b).id;
+    let target = e.store.read().expect("tx").cs_linked("cloud", mv_b).expect("q").expect("made once");
+    assert_eq!(errors[0].0, Some(target.id), "the error names the object made");
+    assert!(target.error.as_deref().is_some_and(|m| m.contains("no name for this one")), "{target:?}");
+    assert_eq!(e.store.read().expect("tx").cs_of_connector("cloud").expect("q").len(), 2);
+    // Retried, still failing: still one object for it.
+    let errors = sync(&e);
+    assert!(errors.iter().any(|m| m.contains("no name for this one")), "{errors:?}");
+    assert_eq!(e.store.read().expect("tx").cs_of_connector("cloud").expect("q").len(), 2);
+}
