@@ -40,7 +40,7 @@ pub(crate) fn run(registry: Arc<Registry>, users: usize, dir: &Path) -> Result<(
     {
         let tx = store.write()?;
         for i in 0..users {
-            let m = tx.mv_create("person")?;
+            let m = tx.mv_create("person", &Default::default())?;
             let mut s = CsObject::new("corp", "person");
             s.anchor = Some(format!("src-{i}"));
             s.dn = Some(format!("uid=u{i},dc=example,dc=org"));

@@ -40,10 +40,13 @@ pub struct Contribution {
     pub values: Vec<Value>,
 }
 
-pub(crate) fn create(c: &Connection, object_type: &str) -> Result<i64> {
+/// A new object with these winning attributes (indexed), marked dirty.
+pub(crate) fn create(c: &Connection, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64> {
     c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty) VALUES (?1, ?2, 1)")?
-        .execute(params![object_type, mv_form::encode_attrs(&BTreeMap::new())])?;
-    Ok(c.last_insert_rowid())
+        .execute(params![object_type, mv_form::encode_attrs(attrs)])?;
+    let id = c.last_insert_rowid();
+    index_all(c, id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
+    Ok(id)
 }
 
 pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<MvObject>> {

@@ -137,7 +137,8 @@ pub trait WriteOps: ReadOps {
     /// Records that `cs_id` references DNs (normalized) not (yet) linked.
     fn cs_set_dangling(&self, cs_id: i64, dns: &[String]) -> Result<()>;
 
-    fn mv_create(&self, object_type: &str) -> Result<i64>;
+    /// A new object with these winning attributes, marked dirty: its id.
+    fn mv_create(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64>;
     /// Writes the winning attributes and re-indexes the attributes that changed; `old` holds
     /// the values those of them that had a value before had (the index entries to remove).
     fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()>;
@@ -415,8 +416,8 @@ impl WriteOps for WriteTxn<'_> {
         on(self, |c| cs::set_dangling(c, cs_id, dns))
     }
 
-    fn mv_create(&self, object_type: &str) -> Result<i64> {
-        on(self, |c| mv::create(c, object_type))
+    fn mv_create(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64> {
+        on(self, |c| mv::create(c, object_type, attrs))
     }
     fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()> {
         on(self, |c| mv::save_attrs(c, id, attrs, changed, old))

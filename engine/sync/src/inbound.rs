@@ -110,10 +110,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         ctx.stats.inbound_objects += 1;
         let (decision, mut scope) = decide(ctx, &o)?;
         let projected = ctx.stats.projected;
-        if let Some((in_scope, relinked)) = link(ctx, &mut o, decision, &mut recheck)? {
-            let flowed = match early && ctx.stats.disconnected == disconnected {
+        let flow_now = early && ctx.stats.disconnected == disconnected;
+        if let Some((in_scope, relinked)) = link(ctx, &mut o, decision, &mut recheck, flow_now)? {
+            let flowed = match flow_now && ctx.stats.disconnected == disconnected {
                 true => flow_early(ctx, o, &mut scope, &in_scope, ctx.stats.projected != projected, relinked)?,
-                false => unflowed(ctx, &o, relinked)?,
+                false => unflowed(ctx, &mut o, relinked)?,
             };
             work.push((id, in_scope, flowed));
         }
@@ -144,28 +145,31 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a
 /// linked object, or when a flow failed; otherwise pass 2 runs them. `projected`: its metaverse
-/// object was made just now (empty, not read). `relinked`: its new link is written with what
-/// its flows write (one write of the object instead of two), or alone if they wait.
+/// object is new (made with what its flows give, or empty if they wait: [`link`] left it to
+/// be made here). `relinked`: its new link is written with what its flows write (one write of
+/// the object instead of two), or alone if they wait.
 fn flow_early(
     ctx: &mut Ctx,
-    o: CsObject,
+    mut o: CsObject,
     scope: &mut Scope<'static>,
     rule_idx: &[usize],
     projected: bool,
     relinked: bool,
 ) -> Result<Early> {
-    let Some(m) = o.mv_id else { return unflowed(ctx, &o, relinked) };
     let rule = ctx.rules.rules.iter().find(|r| projected && Some(r.name()) == o.link_rule.as_deref());
-    let mv_obj = match rule {
-        Some(r) => MvObject { id: m, object_type: r.def.metaverse_type.clone(), attrs: Default::default(), deleted: false },
-        None => match ctx.tx.mv_get(m)? {
+    let mv_obj = match (rule, o.mv_id) {
+        (Some(r), m) => {
+            MvObject { id: m.unwrap_or(0), object_type: r.def.metaverse_type.clone(), attrs: Default::default(), deleted: false }
+        }
+        (None, Some(m)) => match ctx.tx.mv_get(m)? {
             Some(x) => x,
-            None => return unflowed(ctx, &o, relinked),
+            None => return unflowed(ctx, &mut o, relinked),
         },
+        (None, None) => return unflowed(ctx, &mut o, relinked),
     };
     let flowed = flows(ctx, &o, scope, &mv_obj.object_type, rule_idx, true)?;
     let early = match &flowed {
-        Flowed::NotYet => return unflowed(ctx, &o, relinked),
+        Flowed::NotYet => return unflowed(ctx, &mut o, relinked),
         Flowed::Failed { .. } => Early::Failed,
         Flowed::Done { .. } => Early::Flowed,
     };
@@ -177,12 +181,29 @@ fn flow_early(
     Ok(early)
 }
 
-/// Flows not run now (pass 2 runs them): a new link is written alone.
-fn unflowed(ctx: &mut Ctx, o: &CsObject, relinked: bool) -> Result<Early> {
+/// Flows not run now (pass 2 runs them): a new link is written alone (and a new metaverse
+/// object made empty).
+fn unflowed(ctx: &mut Ctx, o: &mut CsObject, relinked: bool) -> Result<Early> {
     if relinked {
+        project_empty(ctx, o)?;
         write_link(ctx, o)?;
     }
     Ok(Early::No)
+}
+
+/// Makes the metaverse object of a projection [`link`] left to be made (linked as projected,
+/// no metaverse object yet), empty.
+fn project_empty(ctx: &mut Ctx, o: &mut CsObject) -> Result<i64> {
+    if let Some(m) = o.mv_id {
+        return Ok(m);
+    }
+    let rules = ctx.rules;
+    let Some(r) = rules.rules.iter().find(|r| Some(r.name()) == o.link_rule.as_deref()) else {
+        return Err(idflow_core::Error::Config(format!("{}: projected by rule {:?}, which is not loaded", o.display(), o.link_rule)));
+    };
+    let m = ctx.tx.mv_create(&r.def.metaverse_type, &Default::default())?;
+    o.mv_id = Some(m);
+    Ok(m)
 }
 
 fn write_link(ctx: &mut Ctx, o: &CsObject) -> Result<()> {
@@ -273,7 +294,15 @@ fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<
 /// the rules in scope when flows should run.
 /// Links the object as decided. In scope: the rules it is in scope of, and whether its link
 /// changed (joined, projected or restored), which the caller writes before the next object.
-fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTreeSet<i64>) -> Result<Option<(Vec<usize>, bool)>> {
+/// `flow_now`: the caller runs its flows right away, so a projection's metaverse object is left
+/// for them to make (with its attributes, in one write).
+fn link(
+    ctx: &mut Ctx,
+    o: &mut CsObject,
+    decision: Decision,
+    recheck: &mut BTreeSet<i64>,
+    flow_now: bool,
+) -> Result<Option<(Vec<usize>, bool)>> {
     let in_scope = match decision {
         Decision::Deleted => {
             if linked_inbound(o) {
@@ -350,8 +379,14 @@ fn link(ctx: &mut Ctx, o: &mut CsObject, decision: Decision, recheck: &mut BTree
                 Ok(Outcome::NoMatch) => {
                     let rules = ctx.rules;
                     match in_scope.iter().map(|i| &rules.rules[*i]).find(|r| r.def.link == Some(LinkMode::Provision)) {
+                        Some(r) if flow_now => {
+                            o.link = Some(Link::Projected);
+                            o.link_rule = Some(r.name().to_string());
+                            ctx.stats.projected += 1;
+                            in_scope
+                        }
                         Some(r) => {
-                            let m = ctx.tx.mv_create(&r.def.metaverse_type)?;
+                            let m = ctx.tx.mv_create(&r.def.metaverse_type, &Default::default())?;
                             ctx.trace("inbound", Some(r.name()), || format!("no join: projected metaverse object {m}"));
                             o.mv_id = Some(m);
                             o.link = Some(Link::Projected);
@@ -455,23 +490,32 @@ fn flows(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope, mv_type: &str, rule_idx
 }
 
 /// Persists pass 2's outcome: contributions and winners, dangling references, errors; with
-/// the object's link when `relinked` (changed in pass 1, not written yet).
-fn persist_flows(ctx: &mut Ctx, o: CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed, relinked: bool) -> Result<()> {
-    let synced = |ctx: &mut Ctx, error: Option<&str>| match relinked {
-        true => ctx.tx.cs_set_link_synced(&o, error),
+/// the object's link when `relinked` (changed in pass 1, not written yet), and its metaverse
+/// object when [`link`] left it to be made.
+fn persist_flows(ctx: &mut Ctx, mut o: CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed, relinked: bool) -> Result<()> {
+    let synced = |ctx: &mut Ctx, o: &CsObject, error: Option<&str>| match relinked {
+        true => ctx.tx.cs_set_link_synced(o, error),
         false => ctx.tx.cs_set_synced(o.id, error),
     };
     match flowed {
         Flowed::NotYet => {
-            unflowed(ctx, &o, relinked)?;
+            unflowed(ctx, &mut o, relinked)?;
         }
         Flowed::Failed { rule, message } => {
+            mv_obj.id = project_empty(ctx, &mut o)?;
             obj_error(ctx, &o, Some(&rule), message.clone());
             ctx.incomplete.insert(mv_obj.id);
-            synced(ctx, Some(&message))?;
+            synced(ctx, &o, Some(&message))?;
         }
         Flowed::Done { contributions, dangling, reference_errors } => {
-            let changed = precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?;
+            let changed = match o.mv_id {
+                Some(_) => precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?,
+                None => {
+                    let (m, attrs) = precedence::project(ctx.tx, &mv_obj.object_type, o.id, &contributions)?;
+                    o.mv_id = Some(m);
+                    attrs
+                }
+            };
             if !changed.is_empty() {
                 ctx.stats.metaverse_updated += 1;
             }
@@ -482,7 +526,7 @@ fn persist_flows(ctx: &mut Ctx, o: CsObject, mut mv_obj: idflow_store::MvObject,
             let error = reference_errors.first().map(String::as_str);
             // Written only when it changes something (a full sync of what is in step writes nothing).
             if o.pending_import.is_some() || o.error.as_deref() != error {
-                synced(ctx, error)?;
+                synced(ctx, &o, error)?;
             } else if relinked {
                 write_link(ctx, &o)?;
             }

@@ -32,8 +32,32 @@ pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &
     if touched.is_empty() {
         return Ok(Vec::new());
     }
-    let all: Vec<Contribution> = new
-        .iter()
+    let all = listed(cs_id, new);
+    tx.mv_set_contributions(mv_obj.id, cs_id, &all)?;
+    let touched: Vec<String> = touched.into_iter().collect();
+    recompute(tx, mv_obj, &touched, others.into_iter().chain(all))
+}
+
+/// A metaverse object of `object_type` projected by `cs_id`, which contributes `new`: made with
+/// its winning attributes in one write, as [`apply`] would make them in an empty object.
+/// Returns its id and the attributes it has.
+pub(crate) fn project(tx: &dyn WriteOps, object_type: &str, cs_id: i64, new: &Contributions) -> Result<(i64, Vec<String>)> {
+    let all = listed(cs_id, new);
+    let attrs: BTreeMap<String, MvAttr> = winners(all.clone())
+        .into_iter()
+        .filter(|(_, k)| !k.values.is_empty())
+        .map(|(a, k)| (a, MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence }))
+        .collect();
+    let id = tx.mv_create(object_type, &attrs)?;
+    if !all.is_empty() {
+        tx.mv_set_contributions(id, cs_id, &all)?;
+    }
+    Ok((id, attrs.into_keys().collect()))
+}
+
+/// `new` as `cs_id`'s list of contributions.
+fn listed(cs_id: i64, new: &Contributions) -> Vec<Contribution> {
+    new.iter()
         .map(|((attr, rule), (p, values))| Contribution {
             attr: attr.clone(),
             cs_id,
@@ -41,10 +65,7 @@ pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &
             precedence: *p,
             values: values.clone(),
         })
-        .collect();
-    tx.mv_set_contributions(mv_obj.id, cs_id, &all)?;
-    let touched: Vec<String> = touched.into_iter().collect();
-    recompute(tx, mv_obj, &touched, others.into_iter().chain(all))
+        .collect()
 }
 
 /// Removes every contribution of `cs_id` (it left scope, was disconnected or deleted).
