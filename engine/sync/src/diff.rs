@@ -97,14 +97,29 @@ pub(crate) fn change_for(c: &dyn ReadOps, o: &CsObject, form: RefForm) -> Result
     change_with(c, o, form, &mut Idents::new(form))
 }
 
+/// What export does with an object in this export state, there or not in its directory:
+/// `None` when nothing (an update may still turn out to change nothing).
+pub(crate) fn kind_of(export_state: Option<ExportState>, present: bool) -> Option<OpKind> {
+    match (export_state, present) {
+        (Some(ExportState::Delete), true) => Some(OpKind::Delete),
+        (Some(ExportState::Delete), false) | (None, _) => None,
+        (Some(ExportState::Present), false) => Some(OpKind::Add),
+        (Some(ExportState::Present), true) => Some(OpKind::Update),
+    }
+}
+
+/// The DN an object is to have when it is not the one it has (or, for an add, has none yet).
+pub(crate) fn new_dn(kind: OpKind, desired_dn: Option<&str>, dn: Option<&str>) -> Option<String> {
+    match (desired_dn, dn) {
+        (Some(want), Some(have)) if dn::norm(want) != dn::norm(have) => Some(want.to_string()),
+        (Some(want), None) if kind == OpKind::Add => Some(want.to_string()),
+        _ => None,
+    }
+}
+
 /// [`change_for`], with the target identifiers of references looked up through `idents`.
 pub(crate) fn change_with(c: &dyn ReadOps, o: &CsObject, form: RefForm, idents: &mut Idents) -> Result<Option<Change>> {
-    let kind = match (o.export_state, o.present) {
-        (Some(ExportState::Delete), true) => OpKind::Delete,
-        (Some(ExportState::Delete), false) | (None, _) => return Ok(None),
-        (Some(ExportState::Present), false) => OpKind::Add,
-        (Some(ExportState::Present), true) => OpKind::Update,
-    };
+    let Some(kind) = kind_of(o.export_state, o.present) else { return Ok(None) };
     let mut attrs = Vec::new();
     if kind != OpKind::Delete {
         for (attr, want) in o.desired.iter().flatten() {
@@ -120,11 +135,7 @@ pub(crate) fn change_with(c: &dyn ReadOps, o: &CsObject, form: RefForm, idents: 
             attrs.push(AttrDiff { attr: attr.clone(), old, new, is_reference });
         }
     }
-    let new_dn = match (&o.desired_dn, &o.dn) {
-        (Some(want), Some(have)) if dn::norm(want) != dn::norm(have) => Some(want.clone()),
-        (Some(want), None) if kind == OpKind::Add => Some(want.clone()),
-        _ => None,
-    };
+    let new_dn = new_dn(kind, o.desired_dn.as_deref(), o.dn.as_deref());
     if kind == OpKind::Update && attrs.is_empty() && new_dn.is_none() {
         return Ok(None);
     }
@@ -176,10 +187,10 @@ pub(crate) fn has_changes_in(c: &dyn ReadOps, o: &CsObject, form: Option<RefForm
 /// What [`change_for`] says of an object without comparing attributes: an add or a delete is
 /// always a change, an object export has no state for never is; only an update is compared.
 fn known_without_diff(o: &CsObject) -> Option<bool> {
-    match (o.export_state, o.present) {
-        (Some(ExportState::Delete), true) | (Some(ExportState::Present), false) => Some(true),
-        (Some(ExportState::Delete), false) | (None, _) => Some(false),
-        (Some(ExportState::Present), true) => None,
+    match kind_of(o.export_state, o.present) {
+        Some(OpKind::Update) => None,
+        Some(_) => Some(true),
+        None => Some(false),
     }
 }
 

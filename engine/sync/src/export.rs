@@ -8,7 +8,7 @@ use crate::diff::{self, Change};
 use crate::observer::Observer;
 use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult};
 use idflow_core::{Error, ObjectError, Result, Stage, Value};
-use idflow_store::{CsObject, ReadOps, Store, WriteOps};
+use idflow_store::{CsLinks, CsObject, ReadOps, Store, WriteOps};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
@@ -71,12 +71,29 @@ pub(crate) struct Pending {
     refs: Vec<i64>,
 }
 
+/// How deep a DN is (0 for none, or one that does not parse).
+fn depth(dn: Option<&str>) -> usize {
+    dn.map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0)
+}
+
 impl Pending {
+    /// Read from the object's links and states alone, for a target whose objects get their ids
+    /// as they are provisioned: every reference to one resolves, so an add waits for none.
+    /// An update counted here may still turn out to change nothing (its batch skips it then).
+    fn lean(l: &CsLinks) -> Option<Pending> {
+        let kind = diff::kind_of(l.export_state, l.present)?;
+        let depth = match kind {
+            OpKind::Add => depth(diff::new_dn(kind, l.desired_dn.as_deref(), l.dn.as_deref()).as_deref().or(l.dn.as_deref())),
+            _ => 0,
+        };
+        Some(Pending { cs_id: l.id, kind, depth, refs: Vec::new() })
+    }
+
     fn of(c: &Change) -> Pending {
         let mut depth = 0;
         let mut refs: Vec<i64> = Vec::new();
         if c.kind == OpKind::Add {
-            depth = c.new_dn.as_deref().or(c.dn.as_deref()).map(|d| idflow_core::dn::parse(d).map(|r| r.len()).unwrap_or(0)).unwrap_or(0);
+            depth = self::depth(c.new_dn.as_deref().or(c.dn.as_deref()));
             for a in &c.attrs {
                 refs.extend(a.new.iter().filter_map(|v| match v {
                     Value::Ref(r) if *r != c.cs_id => Some(*r),
@@ -165,6 +182,10 @@ pub(crate) fn export(
             let r = store.read()?;
             let mut changes = Vec::new();
             for id in r.cs_pending_export_ids(&name)? {
+                if caps.local_anchor {
+                    changes.extend(r.cs_links(id)?.as_ref().and_then(Pending::lean));
+                    continue;
+                }
                 let Some(o) = r.cs_get(id)? else { continue };
                 if let Some(c) = diff::change_with(&r, &o, form, &mut idents)? {
                     changes.push(Pending::of(&c));
@@ -334,7 +355,8 @@ fn record(
             apply_changes(&mut o.attrs, &op.changes);
         }
     }
-    if let Some(a) = &anchor {
+    // An anchor the object has already is no other object's (anchors are unique).
+    if let Some(a) = anchor.as_ref().filter(|a| o.anchor.as_ref() != Some(a)) {
         // The service may answer with an object idflow imported before as unlinked (a create
         // that landed but was never recorded, then adopted on a 409): that copy and this
         // object are one.
