@@ -110,8 +110,9 @@ impl<'a> Ctx<'a> {
     /// Evaluates one of `rule`'s expressions, unless it failed on [`STOP_AFTER`] objects in a row
     /// in this run: then it fails at once, saying so.
     pub(crate) fn eval(&mut self, rule: &str, e: &Expr, scope: &mut Scope) -> std::result::Result<Dynamic, String> {
-        let key = format!("{rule}\u{0}{}", e.what);
-        if let Some(last) = self.stopped.get(&key) {
+        // The key is made only when a rule failed in this run (most runs: never).
+        let key = || format!("{rule}\u{0}{}", e.what);
+        if let Some(last) = (!self.stopped.is_empty()).then(|| self.stopped.get(&key())).flatten() {
             return Err(format!(
                 "not evaluated: {} of rule {rule:?} failed on {STOP_AFTER} objects in a row and is stopped for this run (the last error: {last})",
                 e.what
@@ -119,10 +120,13 @@ impl<'a> Ctx<'a> {
         }
         match self.rules.engine.eval(scope, &e.ast) {
             Ok(d) => {
-                self.failures_in_a_row.remove(&key);
+                if !self.failures_in_a_row.is_empty() {
+                    self.failures_in_a_row.remove(&key());
+                }
                 Ok(d)
             }
             Err(err) => {
+                let key = key();
                 let n = self.failures_in_a_row.entry(key.clone()).or_insert(0);
                 *n += 1;
                 if *n >= STOP_AFTER {
