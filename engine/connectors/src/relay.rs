@@ -7,6 +7,9 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 
 /// Objects read ahead of what is stored, at most (a few pages' worth).
 const AHEAD: usize = 4096;
+/// Objects handed to the storing thread at a time: one hand-over per object would wake a
+/// thread per object.
+const CHUNK: usize = 256;
 
 enum Item {
     Object(ImportedObject),
@@ -19,22 +22,43 @@ fn stopped(connector: &str) -> Error {
     Error::connector(connector, "the import stopped: storing what it read failed")
 }
 
-/// The reader's sink: hands what it reads to the storing thread, in order.
+/// The reader's sink: hands what it reads to the storing thread, in order, [`CHUNK`] items
+/// at a time.
 struct Reader<'a> {
-    to_store: SyncSender<Item>,
+    to_store: SyncSender<Vec<Item>>,
     connector: &'a str,
+    chunk: Vec<Item>,
+}
+
+impl Reader<'_> {
+    fn push(&mut self, item: Item) -> Result<()> {
+        self.chunk.push(item);
+        match self.chunk.len() >= CHUNK {
+            true => self.flush(),
+            false => Ok(()),
+        }
+    }
+
+    /// Hands over what is read and not handed over yet.
+    fn flush(&mut self) -> Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        self.to_store.send(chunk).map_err(|_| stopped(self.connector))
+    }
 }
 
 impl ImportSink for Reader<'_> {
     fn object(&mut self, obj: ImportedObject) -> Result<()> {
-        self.to_store.send(Item::Object(obj)).map_err(|_| stopped(self.connector))
+        self.push(Item::Object(obj))
     }
     fn change(&mut self, change: DeltaChange) -> Result<()> {
-        self.to_store.send(Item::Change(change)).map_err(|_| stopped(self.connector))
+        self.push(Item::Change(change))
     }
     fn error(&mut self, key: ObjectKey, message: String) {
         // Should storing have stopped, the import fails anyway: nothing is lost by dropping it.
-        let _ = self.to_store.send(Item::Error(key, message));
+        let _ = self.push(Item::Error(key, message));
     }
 }
 
@@ -45,23 +69,31 @@ pub(crate) fn overlapped<F>(connector: &str, sink: &mut dyn ImportSink, read: F)
 where
     F: FnOnce(&mut dyn ImportSink) -> Result<Option<String>> + Send,
 {
-    let (tx, rx) = sync_channel(AHEAD);
+    let (tx, rx) = sync_channel(AHEAD / CHUNK);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read(&mut Reader { to_store: tx, connector }));
+        let reader = s.spawn(move || {
+            let mut r = Reader { to_store: tx, connector, chunk: Vec::with_capacity(CHUNK) };
+            let read = read(&mut r);
+            // What was read before the end (or before a failed read) is stored too.
+            let handed = r.flush();
+            read.and_then(|out| handed.map(|()| out))
+        });
         let mut failed = None;
         // Ends when the reader is done (its sender is dropped with it).
-        for item in rx.iter() {
-            let stored = match item {
-                Item::Object(o) => sink.object(o),
-                Item::Change(c) => sink.change(c),
-                Item::Error(key, message) => {
-                    sink.error(key, message);
-                    Ok(())
+        'chunks: for chunk in rx.iter() {
+            for item in chunk {
+                let stored = match item {
+                    Item::Object(o) => sink.object(o),
+                    Item::Change(c) => sink.change(c),
+                    Item::Error(key, message) => {
+                        sink.error(key, message);
+                        Ok(())
+                    }
+                };
+                if let Err(e) = stored {
+                    failed = Some(e);
+                    break 'chunks;
                 }
-            };
-            if let Err(e) = stored {
-                failed = Some(e);
-                break;
             }
         }
         // The reader's next send fails once nobody receives.

@@ -62,6 +62,82 @@ impl LdifConnector {
         })
     }
 
+    /// A full import's reading: the file, then a delta file already there, into `sink`.
+    fn read_full(&self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        // Read as it is parsed, never whole: a file of a million entries is half a gigabyte.
+        let mut source = self.open(&self.path)?;
+        // A file cut off mid-copy ends without a line break: its last record may be partial.
+        // Known once the lines ran out, which they have when there is no next record.
+        let ended = source.ended_with_line_break();
+        let cut_off = || !ended.get();
+        let mut records = Reader::over(Box::new(&mut source), &self.binary).peekable();
+        // The DNs of typed objects are needed only for a delta file applied on top.
+        let delta = self.delta_path.clone().filter(|p| p.exists());
+        let mut typed = HashSet::new();
+        while let Some(rec) = records.next() {
+            let last = records.peek().is_none();
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) if last && cut_off() => {
+                    let m = format!(
+                        "{}:{}: the file ends inside a record that does not parse ({}): it may be cut off",
+                        self.path.display(),
+                        e.line,
+                        e.message
+                    );
+                    sink.error(ObjectKey { anchor: None, dn: None }, m);
+                    break;
+                }
+                Err(e) => return Err(self.err(&self.path, e)),
+            };
+            if last && cut_off() {
+                let (dn, line) = match &rec {
+                    Record::Entry { dn, line, .. } | Record::Change { dn, line, .. } => (dn.clone(), *line),
+                };
+                let m = format!(
+                    "{}:{line}: the file ends inside this record (no line break after its last line): it may be cut off; \
+                     the record is not read",
+                    self.path.display()
+                );
+                sink.error(ObjectKey { anchor: None, dn: Some(dn) }, m);
+                break;
+            }
+            let (dn, pairs, line) = match rec {
+                Record::Entry { dn, attrs, line } => (dn, attrs, line),
+                Record::Change { dn, change: Change::Add(attrs), line } => (dn, attrs, line),
+                Record::Change { line, .. } => {
+                    return Err(Error::Parse {
+                        file: self.path.clone(),
+                        line,
+                        column: 1,
+                        message: "a full-import file holds entries; put modify/delete/modrdn records in delta_path".into(),
+                    })
+                }
+            };
+            match self.object(&dn, pairs) {
+                Ok(Some(o)) => {
+                    if delta.is_some() {
+                        typed.insert(idflow_core::dn::norm(&dn));
+                    }
+                    sink.object(o)?
+                }
+                Ok(None) => {}
+                Err(m) => sink.error(ObjectKey { anchor: None, dn: Some(dn) }, format!("{}:{line}: {m}", self.path.display())),
+            }
+        }
+        drop(records);
+        // The digest covers the whole file, read or not (after a cut-off record nothing is left).
+        let main = source.finish().map_err(|e| Error::io(&self.path, "cannot read", e))?;
+        // A delta file already there is applied now, on top of what was read: never taken as
+        // applied without being read (one that appears during the import waits for the next).
+        let Some(p) = delta else {
+            return Ok(Some(format!("{main}:none")));
+        };
+        // The watermark names the delta file as it was read, not as it may be a moment later.
+        let applied = self.apply_delta(&p, sink, &mut typed)?;
+        Ok(Some(format!("{main}:{applied}")))
+    }
+
     /// Applies the change records of a delta file: adds, modifications, renames, deletions.
     /// `typed` holds the DNs of objects of a configured type; it follows adds and renames.
     /// Returns the delta file's digest, of what was read and applied.
@@ -219,78 +295,9 @@ impl Connector for LdifConnector {
     }
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
-        // Read as it is parsed, never whole: a file of a million entries is half a gigabyte.
-        let mut source = self.open(&self.path)?;
-        // A file cut off mid-copy ends without a line break: its last record may be partial.
-        // Known once the lines ran out, which they have when there is no next record.
-        let ended = source.ended_with_line_break();
-        let cut_off = || !ended.get();
-        let mut records = Reader::over(Box::new(&mut source), &self.binary).peekable();
-        // The DNs of typed objects are needed only for a delta file applied on top.
-        let delta = self.delta_path.clone().filter(|p| p.exists());
-        let mut typed = HashSet::new();
-        while let Some(rec) = records.next() {
-            let last = records.peek().is_none();
-            let rec = match rec {
-                Ok(r) => r,
-                Err(e) if last && cut_off() => {
-                    let m = format!(
-                        "{}:{}: the file ends inside a record that does not parse ({}): it may be cut off",
-                        self.path.display(),
-                        e.line,
-                        e.message
-                    );
-                    sink.error(ObjectKey { anchor: None, dn: None }, m);
-                    break;
-                }
-                Err(e) => return Err(self.err(&self.path, e)),
-            };
-            if last && cut_off() {
-                let (dn, line) = match &rec {
-                    Record::Entry { dn, line, .. } | Record::Change { dn, line, .. } => (dn.clone(), *line),
-                };
-                let m = format!(
-                    "{}:{line}: the file ends inside this record (no line break after its last line): it may be cut off; \
-                     the record is not read",
-                    self.path.display()
-                );
-                sink.error(ObjectKey { anchor: None, dn: Some(dn) }, m);
-                break;
-            }
-            let (dn, pairs, line) = match rec {
-                Record::Entry { dn, attrs, line } => (dn, attrs, line),
-                Record::Change { dn, change: Change::Add(attrs), line } => (dn, attrs, line),
-                Record::Change { line, .. } => {
-                    return Err(Error::Parse {
-                        file: self.path.clone(),
-                        line,
-                        column: 1,
-                        message: "a full-import file holds entries; put modify/delete/modrdn records in delta_path".into(),
-                    })
-                }
-            };
-            match self.object(&dn, pairs) {
-                Ok(Some(o)) => {
-                    if delta.is_some() {
-                        typed.insert(idflow_core::dn::norm(&dn));
-                    }
-                    sink.object(o)?
-                }
-                Ok(None) => {}
-                Err(m) => sink.error(ObjectKey { anchor: None, dn: Some(dn) }, format!("{}:{line}: {m}", self.path.display())),
-            }
-        }
-        drop(records);
-        // The digest covers the whole file, read or not (after a cut-off record nothing is left).
-        let main = source.finish().map_err(|e| Error::io(&self.path, "cannot read", e))?;
-        // A delta file already there is applied now, on top of what was read: never taken as
-        // applied without being read (one that appears during the import waits for the next).
-        let Some(p) = delta else {
-            return Ok(Some(format!("{main}:none")));
-        };
-        // The watermark names the delta file as it was read, not as it may be a moment later.
-        let applied = self.apply_delta(&p, sink, &mut typed)?;
-        Ok(Some(format!("{main}:{applied}")))
+        // Parsed on a thread of its own while the caller stores what it read.
+        let this = &*self;
+        crate::relay::overlapped(&self.name, sink, |reader| this.read_full(reader))
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
