@@ -233,6 +233,18 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
             if let Some(mut o) = fresh {
                 cs_id = saved(ctx, &mut o)?;
             }
+            // What references to this object resolve to in this connector, known without a
+            // lookup: the object just provisioned, or the one linked there already (when it is
+            // the only one, not being deleted).
+            let mut here = links.iter().filter(|(c, _)| c == connector);
+            let known = match (linked, here.next(), here.next()) {
+                (None, _, _) => cs_id != 0,
+                (Some(l), Some(_), None) => l.export_state != Some(ExportState::Delete),
+                _ => false,
+            };
+            if known {
+                ctx.memo.remember_target(connector, id, cs_id);
+            }
             if flowed == Early::No {
                 later.insert(cs_id);
             }

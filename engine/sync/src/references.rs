@@ -39,6 +39,19 @@ impl Memo {
         Ok(r)
     }
 
+    /// What [`resolve_mv`] would find: `cs_id`, the one object of `connector` linked to
+    /// `mv_id`, not being deleted (outbound sync's first pass, as it provisions or meets it).
+    pub(crate) fn remember_target(&mut self, connector: &str, mv_id: i64, cs_id: i64) {
+        match self.targets.get_mut(connector) {
+            Some(m) => {
+                m.insert(mv_id, cs_id);
+            }
+            None => {
+                self.targets.insert(connector.to_string(), HashMap::from([(mv_id, cs_id)]));
+            }
+        }
+    }
+
     /// [`resolve_mv`], remembered for the pass once found.
     pub(crate) fn resolve_mv(&mut self, c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result<Option<i64>> {
         if let Some(t) = self.targets.get(connector).and_then(|m| m.get(&mv_id)) {
