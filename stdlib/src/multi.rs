@@ -1,7 +1,8 @@
 //! Multi-valued attributes: all values of an attribute, and the functions that work on them.
 use rhai::plugin::*;
 
-/// The key under which an object map keeps all values of every attribute (`source.x` is the first).
+/// The key under which an object map keeps all values of every attribute with more than one
+/// (`source.x` is the first; an attribute with one value is only `source.x`).
 pub const VALUES_KEY: &str = "@values";
 
 // The plugin macro expands `pure` functions with an unwrap of its own; the code here has none.
@@ -14,14 +15,11 @@ pub mod multi {
     /// `values(source, "proxyAddresses")`.
     #[rhai_fn(name = "values", pure)]
     pub fn values(obj: &mut Map, name: &str) -> Array {
-        if let Some(all) = obj.get(super::VALUES_KEY).and_then(|v| v.read_lock::<Map>().map(|m| m.get(name).cloned())) {
-            if let Some(v) = all {
-                if let Ok(a) = v.into_array() {
-                    return a;
-                }
-            }
-            return Array::new();
+        let many = obj.get(super::VALUES_KEY).and_then(|v| v.read_lock::<Map>().and_then(|m| m.get(name).cloned()));
+        if let Some(a) = many.and_then(|v| v.into_array().ok()) {
+            return a;
         }
+        // One value (or none): the attribute itself.
         match obj.get(name) {
             None => Array::new(),
             Some(v) if v.is_unit() => Array::new(),

@@ -87,12 +87,25 @@ fn multi_valued_functions() {
     );
     let mut obj = rhai::Map::new();
     obj.insert("proxyAddresses".into(), Dynamic::from("SMTP:a@x.org"));
-    obj.insert(super::VALUES_KEY.into(), Dynamic::from(all));
+    obj.insert(super::VALUES_KEY.into(), Dynamic::from(all.clone()));
     scope.push("source", obj);
     let count: i64 = e.eval_with_scope(&mut scope, r#"count(values(source, "proxyAddresses"))"#).expect("count");
     assert_eq!(count, 3);
     let missing: i64 = e.eval_with_scope(&mut scope, r#"count(values(source, "nope"))"#).expect("missing");
     assert_eq!(missing, 0);
+    // An attribute with one value is only in the object itself: its list is that value.
+    scope.clear();
+    let mut obj = rhai::Map::new();
+    obj.insert("mail".into(), Dynamic::from("a@x.org"));
+    obj.insert(super::VALUES_KEY.into(), Dynamic::from(rhai::Map::new()));
+    scope.push("source", obj);
+    let one: rhai::Array = e.eval_with_scope(&mut scope, r#"values(source, "mail")"#).expect("one");
+    assert_eq!(one.iter().map(|v| v.to_string()).collect::<Vec<_>>(), ["a@x.org"]);
+    scope.clear();
+    let mut obj = rhai::Map::new();
+    obj.insert("proxyAddresses".into(), Dynamic::from("SMTP:a@x.org"));
+    obj.insert(super::VALUES_KEY.into(), Dynamic::from(all));
+    scope.push("source", obj);
     let smtp: i64 = e
         .eval_with_scope(&mut scope, r#"count(where(values(source, "proxyAddresses"), |a| lower(a).starts_with("smtp:")))"#)
         .expect("where");

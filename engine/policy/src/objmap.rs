@@ -34,6 +34,11 @@ fn typed_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Opt
         }
         // The names are few: compared without making a lower-cased copy of every attribute's.
         let reference = references.iter().any(|r| r.eq_ignore_ascii_case(k)) || (!k.is_ascii() && references.contains(&k.to_lowercase()));
+        // One value: `values()` makes its list from it (most attributes have one).
+        if let [v] = vals {
+            m.insert(k.as_str().into(), one(v, reference));
+            continue;
+        }
         let arr: Array = vals.iter().map(|v| one(v, reference)).collect();
         // The first value shared with the list (text is reference-counted), not made twice.
         m.insert(k.as_str().into(), arr[0].clone());
