@@ -188,6 +188,15 @@ pub(crate) fn links(c: &Connection, id: i64) -> Result<Option<CsLinks>> {
     c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE id=?1"))?.query_row([id], links_row).optional()
 }
 
+pub(crate) fn links_of(c: &Connection, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
+    let mut st = c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE connector=?1"))?;
+    let mut rows = st.query([connector])?;
+    while let Some(r) = rows.next()? {
+        each(links_row(r)?);
+    }
+    Ok(())
+}
+
 /// The columns of [`LinkState`]: both indexes it is read through (`cs_dn_state`, `cs_mv_state`)
 /// hold them.
 const STATE_COLS: &str = "id, present, mv_id, link, export_state";

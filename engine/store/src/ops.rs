@@ -26,6 +26,8 @@ pub trait ReadOps {
     fn cs_all_linked(&self, mv_id: i64) -> Result<Vec<CsObject>>;
     /// An object's identity and links, its attributes not read.
     fn cs_links(&self, id: i64) -> Result<Option<CsLinks>>;
+    /// [`ReadOps::cs_links`] of every object of a connector, one at a time (none held).
+    fn cs_links_of(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()>;
     /// Where [`ReadOps::cs_by_dn`]'s objects stand (cheap: one index read).
     fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>>;
     /// Where [`ReadOps::cs_linked`]'s object stands (cheap: one index read).
@@ -266,6 +268,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_links(&self, id: i64) -> Result<Option<CsLinks>> {
         on(self, |c| cs::links(c, id))
+    }
+    fn cs_links_of(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
+        on(self, |c| cs::links_of(c, connector, each))
     }
     fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>> {
         on(self, |c| cs::states_by_dn(c, connector, dn))

@@ -64,6 +64,18 @@ impl Idents {
         Ok(found)
     }
 
+    /// The objects of `connector` looked up at once, as many as it holds (one read of the
+    /// connector space instead of one per object referenced).
+    pub(crate) fn preload(&mut self, c: &dyn ReadOps, connector: &str) -> Result<()> {
+        let form = self.form;
+        let known = &mut self.known;
+        c.cs_links_of(connector, &mut |o| {
+            if known.len() < Self::MOST {
+                known.insert(o.id, references::ident_of(o, form));
+            }
+        })
+    }
+
     /// The object's identifier may have changed: it is looked up again when next asked for.
     pub(crate) fn forget(&mut self, id: i64) {
         self.known.remove(&id);

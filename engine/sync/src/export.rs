@@ -37,6 +37,10 @@ pub struct ExportStats {
     pub ms: u64,
 }
 
+/// An export with changes to at least one object in this many of its connector reads the
+/// connector's identifiers whole at its start.
+const PRELOAD_SHARE: i64 = 4;
+
 /// Operations in a row a target may fail before the export to it stops for the run (the
 /// circuit breaker).
 pub(crate) const BREAKER: usize = 20;
@@ -177,6 +181,14 @@ pub(crate) fn export(
     // keeps other writers out), and it forgets what it changed. The capabilities' form is the
     // one recorded for the connector (when the engine opened).
     let mut idents = diff::Idents::new(form);
+    // Changes to a good part of the connector (a first export): their references are looked
+    // up in one read of it; a few changes to a large one, one by one.
+    {
+        let r = store.read()?;
+        if r.cs_count_pending_export(Some(&name))? * PRELOAD_SHARE >= r.cs_count_present(&name)? {
+            idents.preload(&r, &name)?;
+        }
+    }
     'passes: for pass in 0..3 {
         let changes = {
             let r = store.read()?;
@@ -310,8 +322,8 @@ fn record(
     errors: &mut Vec<ObjectError>,
     idents: &mut diff::Idents,
 ) -> Result<()> {
-    // Whatever happens next, the object's anchor or DN may change, or it may go.
-    idents.forget(o.id);
+    // What references to the object are written as, as it was: forgotten below if it changes.
+    let was = (o.anchor.clone(), o.dn.clone());
     let mut fail = |o: &mut CsObject, stats: &mut ExportStats, message: String| -> Result<()> {
         stats.failed += 1;
         errors.push(ObjectError {
@@ -337,6 +349,7 @@ fn record(
         OpKind::Delete => {
             stats.deleted += 1;
             tx.cs_delete(o.id)?;
+            idents.forget(o.id);
             // The deletion is carried out: its metaverse object can go now.
             if let Some(m) = o.mv_id {
                 for gone in crate::outbound::release(tx, m)? {
@@ -375,6 +388,8 @@ fn record(
     o.pending_export = diff::has_changes_with(tx, &o, idents)?;
     tx.cs_save(&o)?;
     // Looked up above as it was before this save, should it reference itself.
-    idents.forget(o.id);
+    if (&o.anchor, &o.dn) != (&was.0, &was.1) {
+        idents.forget(o.id);
+    }
     Ok(())
 }

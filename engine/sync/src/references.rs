@@ -3,7 +3,7 @@
 //! order the objects arrive.
 use idflow_core::connector::RefForm;
 use idflow_core::Result;
-use idflow_store::{ExportState, ReadOps};
+use idflow_store::{CsLinks, ExportState, ReadOps};
 use std::collections::HashMap;
 
 /// What references resolved to during one pass that links and unlinks nothing (the flows of
@@ -108,10 +108,15 @@ pub(crate) fn resolve_mv(c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result
 
 /// How the target names object `cs_id`: its DN or its anchor; `None` until it has one.
 pub(crate) fn target_ident(c: &dyn ReadOps, cs_id: i64, form: RefForm) -> Result<Option<String>> {
-    Ok(c.cs_links(cs_id)?.and_then(|o| match form {
+    Ok(c.cs_links(cs_id)?.and_then(|o| ident_of(o, form)))
+}
+
+/// How the target names an object, from its links.
+pub(crate) fn ident_of(o: CsLinks, form: RefForm) -> Option<String> {
+    match form {
         RefForm::Dn => o.desired_dn.or(o.dn),
         RefForm::Anchor => o.anchor,
-    }))
+    }
 }
 
 /// Metaverse objects referencing `mv_id` (they must be looked at again when it changes links).
