@@ -44,8 +44,10 @@ fn typed_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Opt
         m.insert(k.as_str().into(), arr[0].clone());
         all.insert(k.as_str().into(), Dynamic::from_array(arr));
     }
-    if let Some(d) = dn {
-        m.entry("dn".into()).or_insert_with(|| Dynamic::from(ImmutableString::from(d)));
+    if let Some(d) = dn.filter(|_| !m.contains_key("dn")) {
+        m.insert("dn".into(), Dynamic::from(ImmutableString::from(d)));
+        // The DN is no attribute: `values(source, "dn")` stays `[]`.
+        all.insert("dn".into(), Dynamic::from_array(Array::new()));
     }
     m.insert(idflow_stdlib::VALUES_KEY.into(), Dynamic::from_map(all));
     m

@@ -574,3 +574,26 @@ fn a_flow_that_fails_as_its_target_object_is_made_names_that_object() {
     assert!(errors.iter().any(|m| m.contains("no name for this one")), "{errors:?}");
     assert_eq!(e.store.read().expect("tx").cs_of_connector("cloud").expect("q").len(), 2);
 }
+
+/// The rules' view of an object: `values()` gives every value of an attribute, one or many,
+/// and nothing for the DN (`source.dn`, which is no attribute).
+#[test]
+fn values_of_one_value_many_values_and_the_dn() {
+    let e = engine(RULES);
+    let re = &e.rules.engine;
+    let mut attrs = idflow_core::Attrs::new();
+    attrs.insert("mail".into(), vec![Value::from("a@x")]);
+    attrs.insert("proxy".into(), vec![Value::from("smtp:a@x"), Value::from("smtp:b@x")]);
+    let source = idflow_policy::source_map(&attrs, Some("uid=a,o=corp"), &Default::default());
+    let eval = |src: &str| {
+        let mut scope = rhai::Scope::new();
+        scope.push_constant("source", source.clone());
+        let ast = re.compile(&["source"], src).expect("compiles");
+        re.eval(&mut scope, &ast).expect("evaluates").to_string()
+    };
+    assert_eq!(eval(r#"values(source, "mail")"#), r#"["a@x"]"#);
+    assert_eq!(eval(r#"values(source, "proxy")"#), r#"["smtp:a@x", "smtp:b@x"]"#);
+    assert_eq!(eval(r#"values(source, "dn")"#), "[]");
+    assert_eq!(eval("source.dn"), "uid=a,o=corp");
+    assert_eq!(eval(r#"values(source, "nope")"#), "[]");
+}
