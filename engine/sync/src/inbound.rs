@@ -290,12 +290,11 @@ fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<
     Ok(Decision::Join(in_scope, found))
 }
 
-/// Persists a decision: links (joins or projects), disconnects or deletes the object. Returns
-/// the rules in scope when flows should run.
-/// Links the object as decided. In scope: the rules it is in scope of, and whether its link
-/// changed (joined, projected or restored), which the caller writes before the next object.
-/// `flow_now`: the caller runs its flows right away, so a projection's metaverse object is left
-/// for them to make (with its attributes, in one write).
+/// Persists a decision: links (joins or projects), disconnects or deletes the object. When
+/// flows should run: the rules in scope, and whether the link changed (joined, projected or
+/// restored), which the caller writes before the next object, with what the flows write or
+/// alone. `flow_now`: the caller runs the flows right away, so a projection's metaverse object
+/// is left for them to make (with its attributes, in one write).
 fn link(
     ctx: &mut Ctx,
     o: &mut CsObject,
