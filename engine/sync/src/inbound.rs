@@ -156,7 +156,7 @@ fn flow_early(
     projected: bool,
     relinked: bool,
 ) -> Result<Early> {
-    let rule = ctx.rules.rules.iter().find(|r| projected && Some(r.name()) == o.link_rule.as_deref());
+    let rule = link_rule(ctx, &o).filter(|_| projected);
     let mv_obj = match (rule, o.mv_id) {
         (Some(r), m) => {
             MvObject { id: m.unwrap_or(0), object_type: r.def.metaverse_type.clone(), attrs: Default::default(), deleted: false }
@@ -197,13 +197,17 @@ fn project_empty(ctx: &mut Ctx, o: &mut CsObject) -> Result<i64> {
     if let Some(m) = o.mv_id {
         return Ok(m);
     }
-    let rules = ctx.rules;
-    let Some(r) = rules.rules.iter().find(|r| Some(r.name()) == o.link_rule.as_deref()) else {
+    let Some(r) = link_rule(ctx, o) else {
         return Err(idflow_core::Error::Config(format!("{}: projected by rule {:?}, which is not loaded", o.display(), o.link_rule)));
     };
     let m = ctx.tx.mv_create(&r.def.metaverse_type, &Default::default())?;
     o.mv_id = Some(m);
     Ok(m)
+}
+
+/// The rule that linked the object (its `link_rule`), when it is loaded.
+fn link_rule<'r>(ctx: &Ctx<'r>, o: &CsObject) -> Option<&'r CompiledRule> {
+    ctx.rules.rules.iter().find(|r| Some(r.name()) == o.link_rule.as_deref())
 }
 
 fn write_link(ctx: &mut Ctx, o: &CsObject) -> Result<()> {

@@ -59,7 +59,7 @@ impl Memo {
         }
         let t = resolve_mv(c, connector, mv_id)?;
         if let Some(t) = t {
-            self.targets.entry(connector.to_string()).or_default().insert(mv_id, t);
+            self.remember_target(connector, mv_id, t);
         }
         Ok(t)
     }
