@@ -471,6 +471,11 @@ pub(crate) fn count_present(c: &Connection, connector: &str) -> Result<i64> {
     c.query_row("SELECT count(*) FROM cs_object WHERE connector=?1 AND present=1", [connector], |r| r.get(0))
 }
 
+pub(crate) fn count_present_up_to(c: &Connection, connector: &str, most: i64) -> Result<i64> {
+    c.prepare_cached("SELECT count(*) FROM (SELECT 1 FROM cs_object WHERE connector=?1 AND present=1 LIMIT ?2)")?
+        .query_row(params![connector, most], |r| r.get(0))
+}
+
 pub(crate) fn has_anchorless(c: &Connection, connector: &str) -> Result<bool> {
     c.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1 AND anchor IS NULL)", [connector], |r| r.get(0))
 }

@@ -53,6 +53,8 @@ pub trait ReadOps {
     fn cs_pending_exports(&self) -> Result<BTreeMap<String, i64>>;
     /// How many objects of a connector exist in its directory.
     fn cs_count_present(&self, connector: &str) -> Result<i64>;
+    /// [`ReadOps::cs_count_present`], counting no further than `most` (as cheap as `most` is small).
+    fn cs_count_present_up_to(&self, connector: &str, most: i64) -> Result<i64>;
     /// Does the connector hold objects without an anchor (creates not yet confirmed)?
     fn cs_has_anchorless(&self, connector: &str) -> Result<bool>;
     /// Does the connector space hold any object at all (present or not)?
@@ -307,6 +309,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_count_present(&self, connector: &str) -> Result<i64> {
         on(self, |c| cs::count_present(c, connector))
+    }
+    fn cs_count_present_up_to(&self, connector: &str, most: i64) -> Result<i64> {
+        on(self, |c| cs::count_present_up_to(c, connector, most))
     }
     fn cs_has_anchorless(&self, connector: &str) -> Result<bool> {
         on(self, |c| cs::has_anchorless(c, connector))

@@ -182,10 +182,12 @@ pub(crate) fn export(
     // one recorded for the connector (when the engine opened).
     let mut idents = diff::Idents::new(form);
     // Changes to a good part of the connector (a first export): their references are looked
-    // up in one read of it; a few changes to a large one, one by one.
+    // up in one read of it; a few changes to a large one, one by one (and the objects there
+    // are counted only as far as that needs, not whole at every export).
     {
         let r = store.read()?;
-        if r.cs_count_pending_export(Some(&name))? * PRELOAD_SHARE >= r.cs_count_present(&name)? {
+        let share = r.cs_count_pending_export(Some(&name))? * PRELOAD_SHARE;
+        if share > 0 && r.cs_count_present_up_to(&name, share + 1)? <= share {
             idents.preload(&r, &name)?;
         }
     }
