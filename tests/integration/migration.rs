@@ -2,6 +2,24 @@
 //! rebuilt: the same objects, the same contributions, nothing to change in any target.
 use crate::common::Env;
 
+/// The metaverse as the previous release (schema 6) made it: anchors as text, attributes as
+/// JSON (a metaverse as small as the quickstart's has no compressed values: checked), no
+/// dictionaries.
+const BACK_TO_SCHEMA_6: &str = "BEGIN;
+UPDATE cs_object SET anchor = {UUID_TEXT} WHERE typeof(anchor) = 'blob';
+DROP TABLE dict;
+UPDATE meta SET value = '6' WHERE key = 'schema_version';
+COMMIT;";
+
+/// A UUID anchor kept as bytes, as text.
+const UUID_TEXT: &str = "lower(substr(hex(anchor), 1, 8) || '-' || substr(hex(anchor), 9, 4) || '-' ||
+    substr(hex(anchor), 13, 4) || '-' || substr(hex(anchor), 17, 4) || '-' || substr(hex(anchor), 21))";
+
+/// Values compressed, or stored as "the same as desired" (an empty BLOB): none in a schema 6
+/// metaverse.
+const PACKED: &str = "SELECT (SELECT COUNT(*) FROM cs_object WHERE typeof(attrs) = 'blob' OR typeof(desired) = 'blob')
+    + (SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob') + (SELECT COUNT(*) FROM mv_contrib WHERE typeof(items) = 'blob')";
+
 /// The metaverse as the previous release (schema 5) made it: connector-space objects indexed by
 /// DN and by metaverse object alone, so resolving a reference read the object's row.
 const BACK_TO_SCHEMA_5: &str = "BEGIN;
@@ -85,8 +103,72 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
     assert_eq!(e.read("out/cloud.json"), cloud);
 }
 
+/// Schema 6 from this release's metaverse, checking there was nothing it could not hold.
+fn back_to_schema_6(e: &Env) {
+    // The quickstart's objects are too few for a dictionary; "the same as desired" is only
+    // for target objects without references, which it has (groups without members aside).
+    sqlite(e, "UPDATE cs_object SET attrs = desired WHERE typeof(attrs) = 'blob' AND length(attrs) = 0");
+    assert_eq!(sqlite(e, PACKED), "0", "a quickstart metaverse has no compressed values");
+    sqlite(e, &BACK_TO_SCHEMA_6.replace("{UUID_TEXT}", UUID_TEXT));
+}
+
 fn indexes(e: &Env) -> String {
     sqlite(e, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cs_object' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
+}
+
+#[test]
+fn a_schema_6_metaverse_is_migrated_in_place_with_nothing_to_change() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let anchors = "SELECT group_concat(id || ' ' || connector || ' ' || typeof(anchor), '|') FROM cs_object";
+    let now = sqlite(&e, anchors);
+    assert!(now.contains(" blob"), "UUID anchors are kept as bytes: {now}");
+    back_to_schema_6(&e);
+    let before = sqlite(&e, "SELECT group_concat(id || ' ' || anchor, '|') FROM cs_object");
+    assert!(!sqlite(&e, anchors).contains(" blob"));
+
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "7");
+    assert_eq!(sqlite(&e, anchors), now, "the same anchors, kept as bytes again");
+    let as_text = format!("SELECT group_concat(id || ' ' || iif(typeof(anchor) = 'blob', {UUID_TEXT}, anchor), '|') FROM cs_object");
+    assert_eq!(sqlite(&e, &as_text), before, "each anchor the UUID it was");
+    full_sync_changes_nothing(&e, &cloud);
+}
+
+#[test]
+fn a_metaverse_of_thousands_is_stored_compressed_and_reads_back_the_same() {
+    let e = Env::empty();
+    let dir = e.path("bench");
+    // Enough objects for each column's dictionary; the bench checks that a full sync and a
+    // plan of what is in step change nothing, and that deltas flow.
+    let out = e.ok(&["bench", "--people", "3000", "--groups", "150", "--deltas", "1", "--dir", &dir.display().to_string()], 0).stdout;
+    let again = out.lines().skip_while(|l| !l.starts_with("full sync again (all in step)")).nth(1).unwrap_or_default();
+    assert!(again.trim() == "0 metaverse updated, 0 provisioned", "the second full sync changed something: {out}");
+    let plan = out.lines().skip_while(|l| !l.starts_with("plan again (all in step)")).nth(1).unwrap_or_default();
+    assert!(plan.trim() == "0 changes", "a plan of what is in step found changes: {out}");
+    let db = dir.join("state/idflow.db");
+    let q = |sql: &str| {
+        let o = std::process::Command::new("sqlite3").arg(&db).arg(sql).output().expect("sqlite3 (apt-get install sqlite3) runs");
+        assert!(o.status.success(), "sqlite3: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let families = q("SELECT group_concat(family, ' ') FROM (SELECT family FROM dict ORDER BY family)");
+    assert_eq!(
+        families, "cs.attrs:cloud cs.attrs:corp cs.desired:cloud mv.attrs: mv.contrib:",
+        "a dictionary for each column with thousands of values"
+    );
+    for (what, sql) in [
+        ("source objects", "SELECT COUNT(*) FROM cs_object WHERE connector = 'corp' AND typeof(attrs) = 'blob'"),
+        ("desired states", "SELECT COUNT(*) FROM cs_object WHERE typeof(desired) = 'blob' AND length(desired) > 0"),
+        ("metaverse objects", "SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob'"),
+        ("contributions", "SELECT COUNT(*) FROM mv_contrib WHERE typeof(items) = 'blob'"),
+        ("anchors", "SELECT COUNT(*) FROM cs_object WHERE typeof(anchor) = 'blob' AND length(anchor) = 16"),
+    ] {
+        let n: i64 = q(sql).parse().expect("a count");
+        assert!(n > 900, "{what}: {n} compressed");
+    }
 }
 
 #[test]
@@ -96,12 +178,13 @@ fn a_schema_5_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let cloud = e.read("out/cloud.json");
     let now = indexes(&e);
     assert!(now.contains("cs_dn_state") && now.contains("cs_mv_state"), "{now}");
+    back_to_schema_6(&e);
     sqlite(&e, BACK_TO_SCHEMA_5);
     assert!(indexes(&e).contains("cs_dn cs_error"), "{}", indexes(&e));
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "6");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "7");
     assert_eq!(indexes(&e), now, "the old indexes replaced, nothing else");
     full_sync_changes_nothing(&e, &cloud);
 }
@@ -112,6 +195,7 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
     e.ok(&["apply"], 0);
     let cloud = e.read("out/cloud.json");
     let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
+    back_to_schema_6(&e);
     sqlite(&e, BACK_TO_SCHEMA_5);
     sqlite(&e, BACK_TO_SCHEMA_4);
     sqlite(&e, BACK_TO_SCHEMA_2);
@@ -126,7 +210,7 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "6");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "7");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "one row per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     // The value index is built again: values by attribute and key, references on their own.
@@ -148,6 +232,7 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let refs = sqlite(&e, "SELECT COUNT(*) FROM mv_ref");
     let winners =
         sqlite(&e, "SELECT group_concat(o.id || ' ' || a.key || ' ' || a.value, '|') FROM mv_object o, json_each(o.attrs, '$.a') a");
+    back_to_schema_6(&e);
     sqlite(&e, BACK_TO_SCHEMA_5);
     sqlite(&e, BACK_TO_SCHEMA_4);
     let legacy = sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.displayName.rule') = 'text'");
@@ -155,7 +240,7 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "6");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "7");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.w') = 'array'"), objects, "every object rewritten");
     assert_eq!(

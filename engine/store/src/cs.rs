@@ -1,6 +1,9 @@
 //! Connector-space objects: what idflow last saw in (or wrote to) one connector, plus what is pending.
+use crate::anchor::{self, Anchor};
+use crate::packed::{Column, Db};
 use idflow_core::dn;
 use idflow_core::{attrs_from_json, attrs_to_json, Attrs, Value};
+use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Result, Row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +169,7 @@ const LINK_COLS: &str = "id, anchor, dn, desired_dn, present, export_state, mv_i
 fn links_row(r: &Row) -> rusqlite::Result<CsLinks> {
     Ok(CsLinks {
         id: r.get(0)?,
-        anchor: r.get(1)?,
+        anchor: anchor::read(r, 1)?,
         dn: r.get(2)?,
         desired_dn: r.get(3)?,
         present: r.get::<_, i64>(4)? != 0,
@@ -243,19 +246,17 @@ pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option
 /// What outbound sync decided for a target object: its desired state, export state, whether
 /// an export is pending, its error (or none). Only those columns are written, and the export
 /// state only when it is not `was` (the indexes by DN and by metaverse object hold it: an
-/// update that sets it rewrites their entries, changed or not).
-pub(crate) fn set_desired(c: &Connection, o: &CsObject, was: Option<ExportState>) -> Result<()> {
-    let desired = o.desired.as_ref().map(attrs_to_json);
+/// update that sets it rewrites their entries, changed or not). Attributes kept as "the same
+/// as desired" ([`SAME_AS_DESIRED`]) take the desired state they were the same as.
+pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Result<()> {
+    let desired = o.desired.as_ref().map(|d| c.pack(Column::CsDesired, &o.connector, attrs_to_json(d))).transpose()?;
     if o.export_state == was {
-        c.prepare_cached("UPDATE cs_object SET desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1")?.execute(params![
-            o.id,
-            desired,
-            o.desired_dn,
-            o.pending_export as i64,
-            o.error
-        ])?;
+        c.prepare_cached(
+            "UPDATE cs_object SET attrs=iif(attrs=X'', desired, attrs), desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1",
+        )?
+        .execute(params![o.id, desired, o.desired_dn, o.pending_export as i64, o.error])?;
     } else {
-        c.prepare_cached("UPDATE cs_object SET desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
+        c.prepare_cached("UPDATE cs_object SET attrs=iif(attrs=X'', desired, attrs), desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
             .execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error])?;
     }
     Ok(())
@@ -274,19 +275,29 @@ pub(crate) fn set_link_synced(c: &Connection, o: &CsObject, error: Option<&str>)
     Ok(())
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<CsObject> {
+/// Attributes stored as this (an empty BLOB) are the object's desired state: a target object
+/// in step with what sync wants (what an export confirmed) keeps one copy, not two.
+const SAME_AS_DESIRED: &[u8] = b"";
+
+fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
     let json_err = |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
-    let attrs: String = r.get(5)?;
-    let desired: Option<String> = r.get(7)?;
+    let desired = match r.get_ref(7)? {
+        ValueRef::Null => None,
+        v => Some(c.unpack(v, attrs_from_json)?.map_err(|e| json_err(7, e))?),
+    };
+    let attrs = match (r.get_ref(5)?, &desired) {
+        (ValueRef::Blob(SAME_AS_DESIRED), Some(d)) => d.clone(),
+        (v, _) => c.unpack(v, attrs_from_json)?.map_err(|e| json_err(5, e))?,
+    };
     Ok(CsObject {
         id: r.get(0)?,
         connector: r.get(1)?,
-        anchor: r.get(2)?,
+        anchor: anchor::read(r, 2)?,
         dn: r.get(3)?,
         object_type: r.get(4)?,
-        attrs: attrs_from_json(&attrs).map_err(|e| json_err(5, e))?,
+        attrs,
         present: r.get::<_, i64>(6)? != 0,
-        desired: desired.map(|d| attrs_from_json(&d)).transpose().map_err(|e| json_err(7, e))?,
+        desired,
         desired_dn: r.get(8)?,
         export_state: export_state(r.get::<_, Option<String>>(9)?.as_deref()),
         pending_import: r.get::<_, Option<String>>(10)?.and_then(|s| match s.as_str() {
@@ -312,17 +323,21 @@ fn pending_import_str(p: Option<PendingImport>) -> Option<&'static str> {
 }
 
 /// Inserts (id 0) or updates the object; returns its id.
-pub(crate) fn save(c: &Connection, o: &CsObject) -> Result<i64> {
+pub(crate) fn save(c: &Db, o: &CsObject) -> Result<i64> {
     let dn_norm = o.dn.as_deref().map(dn::norm);
-    let desired = o.desired.as_ref().map(attrs_to_json);
+    let desired = o.desired.as_ref().map(|d| c.pack(Column::CsDesired, &o.connector, attrs_to_json(d))).transpose()?;
+    let attrs = match &o.desired {
+        Some(d) if !d.is_empty() && *d == o.attrs => SqlValue::Blob(SAME_AS_DESIRED.to_vec()),
+        _ => c.pack(Column::CsAttrs, &o.connector, attrs_to_json(&o.attrs))?,
+    };
     let export_state = o.export_state.map(ExportState::as_str);
     let p = params![
         o.connector,
-        o.anchor,
+        o.anchor.as_deref().map(Anchor),
         o.dn,
         dn_norm,
         o.object_type,
-        attrs_to_json(&o.attrs),
+        attrs,
         o.present as i64,
         desired,
         o.desired_dn,
@@ -357,8 +372,8 @@ pub(crate) fn delete(c: &Connection, id: i64) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<CsObject>> {
-    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], from_row).optional()
+pub(crate) fn get(c: &Db, id: i64) -> Result<Option<CsObject>> {
+    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], |r| from_row(c, r)).optional()
 }
 
 /// How many ids one statement names, where a statement serves many objects.
@@ -383,43 +398,43 @@ pub(crate) fn connectors_of(c: &Connection, ids: &[i64]) -> Result<Vec<Option<St
     Ok(out)
 }
 
-pub(crate) fn by_anchor(c: &Connection, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
+pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
     c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
-        .query_row(params![connector, anchor], from_row)
+        .query_row(params![connector, Anchor(anchor)], |r| from_row(c, r))
         .optional()
 }
 
 /// Objects of a connector with this DN (normally one; a rename in flight can make two).
-pub(crate) fn by_dn(c: &Connection, connector: &str, dn: &str) -> Result<Vec<CsObject>> {
+pub(crate) fn by_dn(c: &Db, connector: &str, dn: &str) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
-    let rows = st.query_map(params![connector, dn::norm(dn)], from_row)?;
+    let rows = st.query_map(params![connector, dn::norm(dn)], |r| from_row(c, r))?;
     rows.collect::<rusqlite::Result<_>>()
 }
 
 /// The object of `connector` linked to metaverse object `mv_id`, if any.
-pub(crate) fn linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<CsObject>> {
+pub(crate) fn linked(c: &Db, connector: &str, mv_id: i64) -> Result<Option<CsObject>> {
     c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
-        .query_row(params![mv_id, connector], from_row)
+        .query_row(params![mv_id, connector], |r| from_row(c, r))
         .optional()
 }
 
 /// Every connector-space object linked to a metaverse object.
-pub(crate) fn all_linked(c: &Connection, mv_id: i64) -> Result<Vec<CsObject>> {
+pub(crate) fn all_linked(c: &Db, mv_id: i64) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 ORDER BY id"))?;
-    let rows = st.query_map([mv_id], from_row)?;
+    let rows = st.query_map([mv_id], |r| from_row(c, r))?;
     rows.collect::<rusqlite::Result<_>>()
 }
 
 pub(crate) fn sources_of(c: &Connection, mv_id: i64) -> Result<Vec<(String, Option<String>)>> {
     let mut st =
         c.prepare_cached("SELECT connector, anchor FROM cs_object WHERE mv_id=?1 AND link IN ('joined','projected') ORDER BY id")?;
-    let rows = st.query_map([mv_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = st.query_map([mv_id], |r| Ok((r.get(0)?, anchor::read(r, 1)?)))?;
     rows.collect()
 }
 
-fn load(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<CsObject>> {
+fn load(c: &Db, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE {sql_where} ORDER BY id"))?;
-    let rows = st.query_map(p, from_row)?;
+    let rows = st.query_map(p, |r| from_row(c, r))?;
     rows.collect()
 }
 
@@ -432,7 +447,7 @@ fn ids(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<
     Ok(ids)
 }
 
-pub(crate) fn of_connector(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
+pub(crate) fn of_connector(c: &Db, connector: &str) -> Result<Vec<CsObject>> {
     load(c, "connector=?1", [connector])
 }
 
@@ -440,7 +455,7 @@ pub(crate) fn present_ids(c: &Connection, connector: &str) -> Result<Vec<i64>> {
     ids(c, "connector=?1 AND present=1", [connector])
 }
 
-pub(crate) fn unlinked_present(c: &Connection, connector: &str) -> Result<Vec<CsObject>> {
+pub(crate) fn unlinked_present(c: &Db, connector: &str) -> Result<Vec<CsObject>> {
     load(c, "connector=?1 AND mv_id IS NULL AND present=1", [connector])
 }
 

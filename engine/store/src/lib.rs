@@ -13,6 +13,7 @@
 #![warn(unreachable_pub)]
 
 mod alert;
+mod anchor;
 mod cs;
 mod history;
 mod lock;
@@ -20,6 +21,7 @@ mod meta;
 mod mv;
 mod mv_form;
 mod ops;
+mod packed;
 mod phs;
 mod schema;
 
@@ -52,6 +54,7 @@ fn folder_of(path: &Path) -> std::io::Result<()> {
 pub struct Store {
     conn: Connection,
     path: String,
+    codec: packed::Codec,
 }
 
 impl Store {
@@ -102,7 +105,7 @@ impl Store {
 
     fn init(conn: Connection, path: String) -> Result<Store> {
         schema::init(&conn).map_err(|message| Error::Store { path: path.clone(), message, source: None })?;
-        Ok(Store { conn, path })
+        Ok(Store { conn, path, codec: packed::Codec::default() })
     }
 
     /// The database's path, as errors name it.
@@ -117,12 +120,12 @@ impl Store {
 
     /// A read transaction: a consistent view until it is dropped.
     pub fn read(&self) -> Result<ReadTxn<'_>> {
-        ReadTxn::begin(&self.conn, &self.path)
+        ReadTxn::begin(&self.conn, &self.path, &self.codec)
     }
 
     /// A write transaction: [`WriteTxn::commit`] keeps its changes, dropping it rolls them back.
     pub fn write(&self) -> Result<WriteTxn<'_>> {
-        WriteTxn::begin(&self.conn, &self.path)
+        WriteTxn::begin(&self.conn, &self.path, &self.codec)
     }
 
     /// Hands the write-ahead log back to the database file, so it does not stay at its peak size.

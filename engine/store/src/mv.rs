@@ -2,6 +2,7 @@
 //! the winner (chosen by the engine's precedence) is materialized with the rule and
 //! connector-space object that contributed it, and indexed for joins and back-references.
 use crate::mv_form;
+use crate::packed::{Column, Db};
 use idflow_core::Value;
 use rusqlite::{params, Connection, OptionalExtension, Result};
 use serde::{Deserialize, Serialize};
@@ -41,35 +42,34 @@ pub struct Contribution {
 }
 
 /// A new object with these winning attributes (indexed), marked dirty.
-pub(crate) fn create(c: &Connection, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64> {
+pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64> {
     c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty) VALUES (?1, ?2, 1)")?
-        .execute(params![object_type, mv_form::encode_attrs(attrs)])?;
+        .execute(params![object_type, c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?])?;
     let id = c.last_insert_rowid();
     index_all(c, id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
     Ok(id)
 }
 
-pub(crate) fn get(c: &Connection, id: i64) -> Result<Option<MvObject>> {
-    let row = c
-        .prepare_cached("SELECT object_type, attrs, deleted FROM mv_object WHERE id=?1")?
-        .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
-        .optional()?;
-    Ok(match row {
-        None => None,
-        Some((object_type, attrs, deleted)) => Some(MvObject { id, object_type, attrs: parse_attrs(id, &attrs)?, deleted: deleted != 0 }),
-    })
+pub(crate) fn get(c: &Db, id: i64) -> Result<Option<MvObject>> {
+    c.prepare_cached("SELECT object_type, attrs, deleted FROM mv_object WHERE id=?1")?
+        .query_row([id], |r| {
+            let attrs = c.unpack(r.get_ref(1)?, |json| parse_attrs(id, json))??;
+            Ok(MvObject { id, object_type: r.get(0)?, attrs, deleted: r.get::<_, i64>(2)? != 0 })
+        })
+        .optional()
 }
 
 /// Writes the winning attributes and re-indexes the attributes that changed: `old` holds the
 /// values those of them that had a winner before had (their index entries go first).
 pub(crate) fn save_attrs(
-    c: &Connection,
+    c: &Db,
     id: i64,
     attrs: &BTreeMap<String, MvAttr>,
     changed: &[String],
     old: &[(String, Vec<Value>)],
 ) -> Result<()> {
-    c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![mv_form::encode_attrs(attrs), id])?;
+    let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?;
+    c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![packed, id])?;
     for (a, values) in old {
         unindex(c, id, a, values)?;
     }
@@ -171,7 +171,7 @@ pub(crate) fn mark_deleted(c: &Connection, id: i64) -> Result<()> {
 }
 
 /// Removes a deleted object for good (after outbound sync has deprovisioned it).
-pub(crate) fn purge(c: &Connection, id: i64) -> Result<()> {
+pub(crate) fn purge(c: &Db, id: i64) -> Result<()> {
     match get(c, id) {
         Ok(Some(o)) => {
             for (a, v) in &o.attrs {
@@ -212,7 +212,7 @@ pub(crate) fn clear_dirty(c: &Connection, ids: &[i64]) -> Result<()> {
 }
 
 /// Metaverse objects of `object_type` with `attr` holding `value` (a join lookup).
-pub(crate) fn find_by_value(c: &Connection, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>> {
+pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>> {
     let alive = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<Vec<i64>> {
         let mut st = c.prepare_cached(sql)?;
         let rows = st.query_map(p, |r| r.get(0))?;
@@ -252,23 +252,25 @@ fn items(mv_id: i64, cs_id: i64, json: &str) -> rusqlite::Result<Vec<Contributio
     mv_form::decode_items(cs_id, json).map_err(|e| unreadable(2, format!("contributions of {cs_id} to metaverse object {mv_id}: {e}")))
 }
 
-pub(crate) fn contributions(c: &Connection, mv_id: i64) -> Result<Vec<Contribution>> {
+pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
     let mut st = c.prepare_cached("SELECT cs_id, items FROM mv_contrib WHERE mv_id=?1")?;
     let mut out = Vec::new();
-    for row in st.query_map([mv_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
-        let (cs_id, json) = row?;
-        out.extend(items(mv_id, cs_id, &json)?);
+    let mut rows = st.query([mv_id])?;
+    while let Some(r) = rows.next()? {
+        let cs_id: i64 = r.get(0)?;
+        out.extend(c.unpack(r.get_ref(1)?, |json| items(mv_id, cs_id, json))??);
     }
     Ok(out)
 }
 
 /// Replaces what `cs_id` contributes to `mv_id` (nothing: the row goes).
-pub(crate) fn set_contributions(c: &Connection, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
+pub(crate) fn set_contributions(c: &Db, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
     if all.is_empty() {
         c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1 AND cs_id=?2")?.execute(params![mv_id, cs_id])?;
         return Ok(());
     }
     let json = mv_form::encode_items(all).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let json = c.pack(Column::MvContrib, "", json)?;
     c.prepare_cached(
         "INSERT INTO mv_contrib(mv_id, cs_id, items) VALUES (?1,?2,?3) ON CONFLICT(mv_id, cs_id) DO UPDATE SET items=excluded.items",
     )?
@@ -293,7 +295,7 @@ pub(crate) fn search(c: &Connection, text: &str, attrs: &[&str], limit: i64) -> 
     let high = format!("{low}\u{10FFFF}");
     let mut ids = Vec::new();
     let mut by_anchor = c.prepare_cached("SELECT DISTINCT mv_id FROM cs_object WHERE anchor = ?1 AND mv_id IS NOT NULL")?;
-    for id in by_anchor.query_map([text], |r| r.get::<_, i64>(0))? {
+    for id in by_anchor.query_map([crate::anchor::Anchor(text)], |r| r.get::<_, i64>(0))? {
         ids.push(id?);
     }
     let mut st = c.prepare_cached(

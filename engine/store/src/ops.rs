@@ -5,6 +5,7 @@ use crate::alert::AlertRow;
 use crate::cs::{CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject};
+use crate::packed::{Codec, Db};
 use crate::phs::PhsPair;
 use crate::{alert, cs, history, meta, mv, phs};
 use idflow_core::{Error, ObjectError, Result, Value};
@@ -187,17 +188,31 @@ pub trait WriteOps: ReadOps {
 pub struct ReadTxn<'s> {
     tx: Transaction<'s>,
     path: &'s str,
+    codec: &'s Codec,
 }
 
 /// A write transaction on the SQLite metaverse: rolled back when dropped uncommitted.
 pub struct WriteTxn<'s> {
     tx: Transaction<'s>,
     path: &'s str,
+    ended: Ended<'s>,
+}
+
+/// Tells the dictionaries how a write transaction ended (dropped uncommitted: rolled back).
+struct Ended<'s> {
+    codec: &'s Codec,
+    committed: bool,
+}
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.codec.end_write(self.committed);
+    }
 }
 
 impl<'s> ReadTxn<'s> {
-    pub(crate) fn begin(conn: &'s Connection, path: &'s str) -> Result<Self> {
-        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path })
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec) -> Result<Self> {
+        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path, codec })
     }
 }
 
@@ -205,15 +220,18 @@ impl<'s> WriteTxn<'s> {
     /// Takes the write lock at once (BEGIN IMMEDIATE): a transaction that read first and wrote
     /// later could otherwise find another writer (the service's health thread, say) committed
     /// in between and fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
-    pub(crate) fn begin(conn: &'s Connection, path: &'s str) -> Result<Self> {
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec) -> Result<Self> {
         let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
-        Ok(WriteTxn { tx, path })
+        codec.begin_write();
+        Ok(WriteTxn { tx, path, ended: Ended { codec, committed: false } })
     }
 
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
-        let path = self.path;
-        self.tx.commit().map_err(|e| Error::store(path, e))
+        let WriteTxn { tx, path, mut ended } = self;
+        tx.commit().map_err(|e| Error::store(path, e))?;
+        ended.committed = true;
+        Ok(())
     }
 }
 
@@ -222,6 +240,8 @@ mod sealed {
     pub trait Sqlite {
         fn conn(&self) -> &rusqlite::Connection;
         fn path(&self) -> &str;
+        #[allow(private_interfaces)]
+        fn codec(&self) -> &crate::packed::Codec;
     }
 }
 use sealed::Sqlite;
@@ -233,6 +253,10 @@ impl Sqlite for ReadTxn<'_> {
     fn path(&self) -> &str {
         self.path
     }
+    #[allow(private_interfaces)]
+    fn codec(&self) -> &Codec {
+        self.codec
+    }
 }
 
 impl Sqlite for WriteTxn<'_> {
@@ -242,11 +266,15 @@ impl Sqlite for WriteTxn<'_> {
     fn path(&self) -> &str {
         self.path
     }
+    #[allow(private_interfaces)]
+    fn codec(&self) -> &Codec {
+        self.ended.codec
+    }
 }
 
 /// Runs one statement's function, naming the database in its error.
-fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-    f(s.conn()).map_err(|e| Error::store(s.path(), e))
+pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::Result<T>) -> Result<T> {
+    f(&Db { conn: s.conn(), codec: s.codec() }).map_err(|e| Error::store(s.path(), e))
 }
 
 impl<S: Sqlite> ReadOps for S {
@@ -302,7 +330,7 @@ impl<S: Sqlite> ReadOps for S {
         on(self, |c| cs::count_pending_export(c, connector))
     }
     fn cs_pending_exports(&self) -> Result<BTreeMap<String, i64>> {
-        on(self, cs::pending_exports)
+        on(self, |c| cs::pending_exports(c))
     }
     fn cs_count_pending_deletes(&self, connector: &str) -> Result<i64> {
         on(self, |c| cs::count_pending_deletes(c, connector))
@@ -323,10 +351,10 @@ impl<S: Sqlite> ReadOps for S {
         on(self, |c| cs::has_former_dns(c, connector))
     }
     fn cs_ids_pending_import(&self) -> Result<Vec<i64>> {
-        on(self, cs::ids_pending_import)
+        on(self, |c| cs::ids_pending_import(c))
     }
     fn cs_ids_inbound_in_error(&self) -> Result<Vec<i64>> {
-        on(self, cs::ids_inbound_in_error)
+        on(self, |c| cs::ids_inbound_in_error(c))
     }
     fn cs_ids_full_sync(&self, sources: &[String]) -> Result<Vec<i64>> {
         on(self, |c| cs::ids_full_sync(c, sources))
@@ -342,10 +370,10 @@ impl<S: Sqlite> ReadOps for S {
         on(self, |c| mv::get(c, id))
     }
     fn mv_dirty_ids(&self) -> Result<Vec<i64>> {
-        on(self, mv::dirty_ids)
+        on(self, |c| mv::dirty_ids(c))
     }
     fn mv_all_ids(&self) -> Result<Vec<i64>> {
-        on(self, mv::all_ids)
+        on(self, |c| mv::all_ids(c))
     }
     fn mv_find_by_value(&self, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>> {
         on(self, |c| mv::find_by_value(c, object_type, attr, value, ignore_case))
@@ -363,19 +391,19 @@ impl<S: Sqlite> ReadOps for S {
         on(self, |c| mv::search(c, text, attrs, limit))
     }
     fn mv_count(&self) -> Result<i64> {
-        on(self, mv::count)
+        on(self, |c| mv::count(c))
     }
     fn history_errors_of_runs(&self, runs: &[i64]) -> Result<Vec<(i64, ObjectError)>> {
         on(self, |c| history::errors_of_runs(c, runs))
     }
     fn alert_open(&self) -> Result<Vec<AlertRow>> {
-        on(self, alert::open)
+        on(self, |c| alert::open(c))
     }
     fn alert_history(&self, n: i64) -> Result<Vec<AlertRow>> {
         on(self, |c| alert::history(c, n))
     }
     fn alert_unsent(&self) -> Result<Vec<AlertRow>> {
-        on(self, alert::unsent)
+        on(self, |c| alert::unsent(c))
     }
 
     fn meta_get(&self, key: &str) -> Result<Option<String>> {
@@ -475,7 +503,7 @@ impl WriteOps for WriteTxn<'_> {
         on(self, |c| history::start(c, profile))
     }
     fn history_interrupt_running(&self) -> Result<usize> {
-        on(self, history::interrupt_running)
+        on(self, |c| history::interrupt_running(c))
     }
     fn history_record(&self, run_id: i64, e: &ObjectError) -> Result<()> {
         on(self, |c| history::record(c, run_id, e))

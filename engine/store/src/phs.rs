@@ -22,7 +22,7 @@ pub struct PhsPair {
 
 pub(crate) fn pairs(c: &Connection, source: &str) -> Result<Vec<PhsPair>> {
     let mut st = c.prepare_cached(
-        "SELECT s.anchor, coalesce(s.dn, s.anchor), t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn), t.object_type, ps.fingerprint
+        "SELECT s.anchor, s.dn, t.id, t.connector, t.anchor, coalesce(t.desired_dn, t.dn), t.object_type, ps.fingerprint
          FROM cs_object s JOIN cs_object t ON t.mv_id = s.mv_id AND t.id <> s.id
          LEFT JOIN phs_state ps ON ps.cs_id = t.id
          WHERE s.connector = ?1 AND s.link IN ('joined','projected') AND s.anchor IS NOT NULL
@@ -30,12 +30,14 @@ pub(crate) fn pairs(c: &Connection, source: &str) -> Result<Vec<PhsPair>> {
          ORDER BY t.id",
     )?;
     let rows = st.query_map([source], |r| {
+        // Not null (the statement asks for anchored sources).
+        let anchor = crate::anchor::read(r, 0)?.unwrap_or_default();
         Ok(PhsPair {
-            anchor: r.get(0)?,
-            display: r.get(1)?,
+            display: r.get::<_, Option<String>>(1)?.unwrap_or_else(|| anchor.clone()),
+            anchor,
             target_cs: r.get(2)?,
             connector: r.get(3)?,
-            t_anchor: r.get(4)?,
+            t_anchor: crate::anchor::read(r, 4)?,
             t_dn: r.get(5)?,
             t_type: r.get(6)?,
             delivered: r.get(7)?,

@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -117,6 +117,12 @@ CREATE TABLE IF NOT EXISTS alert (
     resolve_sent INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alert_open ON alert(key) WHERE resolved IS NULL;
+-- Compression dictionaries of attribute columns, by family (`column:connector`): packed.rs.
+CREATE TABLE IF NOT EXISTS dict (
+    id INTEGER PRIMARY KEY,
+    family TEXT NOT NULL,
+    data BLOB NOT NULL
+);
 "#;
 
 /// A migration step's work done in code, after its SQL, in the same transaction.
@@ -182,6 +188,11 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     // resolve without reading rows. The old ones go; the new ones are SCHEMA's, made by init()
     // right after (and on every open).
     (6, "DROP INDEX IF EXISTS cs_dn; DROP INDEX IF EXISTS cs_mv;", None),
+    // Attributes may be compressed with a dictionary (packed.rs); the dictionaries' table is
+    // SCHEMA's. Rows stay as they are (JSON is still read) and are compressed when next written.
+    // Anchors that are UUIDs are kept as their 16 bytes (anchor.rs): converted here. An older
+    // idflow, which could read neither, is refused by the version.
+    (7, "", Some(crate::anchor::migrate)),
 ];
 
 /// Settings, the schema, and its version: a database of another version is refused.
@@ -280,8 +291,10 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].1.message, "flow mail: boom");
         assert_eq!(errors[0].1.category, idflow_core::Category::Other);
+        let codec = crate::packed::Codec::default();
+        let db = crate::packed::Db { conn: &c, codec: &codec };
         // Contributions: one row per metaverse and connector-space object now, the same values.
-        let mut of_mv = crate::mv::contributions(&c, 4).expect("contributions");
+        let mut of_mv = crate::mv::contributions(&db, 4).expect("contributions");
         of_mv.sort_by(|a, b| (a.cs_id, &a.attr).cmp(&(b.cs_id, &b.attr)));
         let shown: Vec<String> =
             of_mv.iter().map(|k| format!("{} {} {} {} {:?}", k.cs_id, k.attr, k.rule, k.precedence, k.values)).collect();
@@ -296,18 +309,18 @@ mod tests {
             ]
         );
         // Objects: the same columns, the small ones first now.
-        let o = crate::cs::get(&c, 3).expect("read").expect("kept");
+        let o = crate::cs::get(&db, 3).expect("read").expect("kept");
         assert_eq!((o.connector.as_str(), o.anchor.as_deref(), o.mv_id, o.link), ("hr", Some("E1"), Some(4), Some(crate::Link::Projected)));
         assert_eq!((o.pending_import, o.dn.as_deref()), (Some(crate::PendingImport::Update), Some("uid=ada,ou=people")));
         assert_eq!(o.attrs.get("cn"), Some(&vec![idflow_core::Value::from("Ada")]));
-        let g = crate::mv::get(&c, 5).expect("read").expect("kept");
+        let g = crate::mv::get(&db, 5).expect("read").expect("kept");
         assert_eq!(g.values("manager"), Some(&[idflow_core::Value::Ref(4)][..]));
         assert_eq!((g.attrs["mail"].rule.as_str(), g.attrs["mail"].cs, g.attrs["mail"].precedence), ("hr", 8, 100));
-        let m = crate::mv::get(&c, 4).expect("read").expect("kept");
+        let m = crate::mv::get(&db, 4).expect("read").expect("kept");
         assert_eq!((m.object_type.as_str(), m.deleted), ("person", false));
         assert_eq!(crate::mv::dirty_ids(&c).expect("dirty"), vec![4]);
         // The value index is built again from the objects' attributes.
-        let find = |v: &str, any_case| crate::mv::find_by_value(&c, "person", "mail", &v.into(), any_case).expect("find");
+        let find = |v: &str, any_case| crate::mv::find_by_value(&db, "person", "mail", &v.into(), any_case).expect("find");
         assert_eq!(find("grace@example.org", true), vec![5]);
         assert_eq!(find("grace@example.org", false), Vec::<i64>::new(), "an exact lookup checks the case");
         assert_eq!(find("Grace@Example.org", false), vec![5]);
@@ -317,14 +330,14 @@ mod tests {
         let mut attrs = std::collections::BTreeMap::new();
         let jorg = crate::MvAttr { values: vec!["Jörg@Example.org".into()], rule: "hr".into(), cs: 9, precedence: 100 };
         attrs.insert("mail".to_string(), jorg);
-        crate::mv::save_attrs(&c, 4, &attrs, &["mail".to_string()], &[]).expect("saved");
+        crate::mv::save_attrs(&db, 4, &attrs, &["mail".to_string()], &[]).expect("saved");
         assert_eq!(find("JÖRG@EXAMPLE.ORG", true), vec![4]);
         assert_eq!(crate::mv::search(&c, "JÖ", &["mail"], 10).expect("search"), vec![4]);
         // Lower case, not full case folding: ß and SS stay apart.
         let strasse = crate::MvAttr { values: vec!["Straße".into()], rule: "hr".into(), cs: 9, precedence: 100 };
         attrs.insert("street".to_string(), strasse);
-        crate::mv::save_attrs(&c, 4, &attrs, &["street".to_string()], &[]).expect("saved");
-        let street = |v: &str| crate::mv::find_by_value(&c, "person", "street", &v.into(), true).expect("find");
+        crate::mv::save_attrs(&db, 4, &attrs, &["street".to_string()], &[]).expect("saved");
+        let street = |v: &str| crate::mv::find_by_value(&db, "person", "street", &v.into(), true).expect("find");
         assert_eq!((street("STRASSE"), street("STRAßE")), (vec![], vec![4]));
         // The rebuilt tables have SCHEMA's indexes again.
         let indexes: i64 = c

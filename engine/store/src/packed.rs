@@ -1,0 +1,427 @@
+//! Objects' attributes as the database keeps them: JSON, compressed with a dictionary trained
+//! on the database's own objects.
+//!
+//! Identity data repeats itself: every person has the same attribute names, object classes,
+//! DN suffixes and mail domain. A few hundred bytes of JSON compressed alone barely shrink;
+//! with a dictionary of what objects of the same kind share they shrink five to eight times
+//! (zstd). Each column of each connector (its attributes, its desired state) and each of the
+//! metaverse's (winning attributes, contributions) gets its own dictionary, trained from the
+//! first objects written there (table `dict`). A dictionary is never changed or removed: the
+//! rows it compressed name it.
+//!
+//! A stored value is TEXT (JSON: written before its dictionary existed, by an older idflow, or
+//! too small to gain) or a BLOB: the dictionary's id and the JSON's length as LEB128 varints,
+//! then the zstd frame (no magic number, checksum or dictionary id: the row says which).
+//!
+//! A dictionary made in a write transaction that rolls back (a plan, a failed stage) is
+//! forgotten with it, so an id SQLite hands out again never finds a stale one.
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+
+/// The columns that hold attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Column {
+    /// `cs_object.attrs`: what a connector read.
+    CsAttrs,
+    /// `cs_object.desired`: what outbound sync wants a target object to hold.
+    CsDesired,
+    /// `mv_object.attrs`: winning values and who won.
+    MvAttrs,
+    /// `mv_contrib.items`: what each source object contributes.
+    MvContrib,
+}
+
+impl Column {
+    fn name(self) -> &'static str {
+        match self {
+            Column::CsAttrs => "cs.attrs",
+            Column::CsDesired => "cs.desired",
+            Column::MvAttrs => "mv.attrs",
+            Column::MvContrib => "mv.contrib",
+        }
+    }
+}
+
+/// zstd's fastest level: a few percent larger than its default here, and faster.
+const LEVEL: i32 = 1;
+/// A dictionary's size: enough for the names, classes and suffixes objects share.
+const DICT_SIZE: usize = 16 * 1024;
+/// A dictionary is trained once this many different values were written without one...
+const TRAIN_SAMPLES: usize = 2000;
+/// ... or this many bytes of them (with at least [`MIN_SAMPLES`] values).
+const TRAIN_BYTES: usize = 1 << 20;
+const MIN_SAMPLES: usize = 200;
+/// Shorter JSON (`{}`, one short value) is kept as it is: the frame would not gain.
+const MIN_LEN: usize = 48;
+/// No object's attributes come near this: a header saying more is damaged.
+const MAX_LEN: usize = 1 << 30;
+
+/// The dictionaries of one database connection, and the samples of columns without one yet.
+#[derive(Default)]
+pub(crate) struct Codec(RefCell<State>);
+
+#[derive(Default)]
+struct State {
+    dicts: HashMap<i64, Dict>,
+    /// Made in the open write transaction: forgotten if it rolls back.
+    made: Vec<i64>,
+    families: Vec<Family>,
+    scratch: Vec<u8>,
+}
+
+/// One column of one connector (`""` for the metaverse's).
+struct Family {
+    column: Column,
+    connector: String,
+    /// The dictionary values are compressed with now.
+    dict: Option<i64>,
+    /// Has the open write transaction looked for a dictionary (another process may have made one)?
+    looked: bool,
+    samples: Vec<Vec<u8>>,
+    /// Hashes of the samples: a value written again (an object saved twice) is not a new one.
+    seen: HashSet<u64>,
+    bytes: usize,
+    /// Training failed (too little or too uniform data): values stay JSON in this process.
+    untrainable: bool,
+}
+
+impl Family {
+    fn key(&self) -> String {
+        format!("{}:{}", self.column.name(), self.connector)
+    }
+}
+
+struct Dict {
+    compress: zstd::bulk::Compressor<'static>,
+    decompress: zstd::bulk::Decompressor<'static>,
+}
+
+impl Dict {
+    fn new(data: &[u8]) -> std::io::Result<Dict> {
+        let mut compress = zstd::bulk::Compressor::with_dictionary(LEVEL, data)?;
+        compress.include_magicbytes(false)?;
+        compress.include_checksum(false)?;
+        compress.include_dictid(false)?;
+        compress.include_contentsize(false)?;
+        let mut decompress = zstd::bulk::Decompressor::with_dictionary(data)?;
+        decompress.include_magicbytes(false)?;
+        Ok(Dict { compress, decompress })
+    }
+}
+
+fn io_err(e: std::io::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+fn unreadable(what: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, what.into())
+}
+
+fn load(c: &Connection, dicts: &mut HashMap<i64, Dict>, id: i64) -> rusqlite::Result<()> {
+    if dicts.contains_key(&id) {
+        return Ok(());
+    }
+    let data: Option<Vec<u8>> = c.prepare_cached("SELECT data FROM dict WHERE id=?1")?.query_row([id], |r| r.get(0)).optional()?;
+    let data = data.ok_or_else(|| unreadable(format!("compressed with dictionary {id}, which the database does not hold")))?;
+    dicts.insert(id, Dict::new(&data).map_err(|e| unreadable(format!("dictionary {id}: {e}")))?);
+    Ok(())
+}
+
+fn text(b: &[u8]) -> rusqlite::Result<&str> {
+    std::str::from_utf8(b).map_err(|e| unreadable(format!("not UTF-8: {e}")))
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, &b[i + 1..]));
+        }
+    }
+    None
+}
+
+impl Codec {
+    /// A write transaction begins: columns without a dictionary look again (another process
+    /// may have trained one since).
+    pub(crate) fn begin_write(&self) {
+        for f in self.0.borrow_mut().families.iter_mut() {
+            if f.dict.is_none() {
+                f.looked = false;
+            }
+        }
+    }
+
+    /// The write transaction ended: committed, its dictionaries are for good; rolled back,
+    /// they are forgotten (their rows are gone with them).
+    pub(crate) fn end_write(&self, committed: bool) {
+        let mut st = self.0.borrow_mut();
+        let made = std::mem::take(&mut st.made);
+        if committed {
+            return;
+        }
+        for id in made {
+            st.dicts.remove(&id);
+            for f in st.families.iter_mut().filter(|f| f.dict == Some(id)) {
+                f.dict = None;
+                f.looked = false;
+            }
+        }
+    }
+
+    /// What to store for `json` in `column` of `connector` (`""`: the metaverse's).
+    pub(crate) fn pack(&self, c: &Connection, column: Column, connector: &str, json: String) -> rusqlite::Result<SqlValue> {
+        if json.len() < MIN_LEN {
+            return Ok(SqlValue::Text(json));
+        }
+        let mut st = self.0.borrow_mut();
+        let State { dicts, made, families, scratch } = &mut *st;
+        let i = match families.iter().position(|f| f.column == column && f.connector == connector) {
+            Some(i) => i,
+            None => {
+                families.push(Family {
+                    column,
+                    connector: connector.to_string(),
+                    dict: None,
+                    looked: false,
+                    samples: Vec::new(),
+                    seen: HashSet::new(),
+                    bytes: 0,
+                    untrainable: false,
+                });
+                families.len() - 1
+            }
+        };
+        let f = &mut families[i];
+        if !f.looked {
+            f.dict = c
+                .prepare_cached("SELECT id FROM dict WHERE family=?1 ORDER BY id DESC LIMIT 1")?
+                .query_row([f.key()], |r| r.get(0))
+                .optional()?;
+            f.looked = true;
+        }
+        let id = match f.dict {
+            Some(id) => id,
+            None if f.untrainable => return Ok(SqlValue::Text(json)),
+            None => {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                json.hash(&mut h);
+                if f.seen.insert(h.finish()) {
+                    f.samples.push(json.as_bytes().to_vec());
+                    f.bytes += json.len();
+                }
+                if f.samples.len() < TRAIN_SAMPLES && (f.bytes < TRAIN_BYTES || f.samples.len() < MIN_SAMPLES) {
+                    return Ok(SqlValue::Text(json));
+                }
+                let samples = std::mem::take(&mut f.samples);
+                f.seen = HashSet::new();
+                f.bytes = 0;
+                let data = match zstd::dict::from_samples(&samples, DICT_SIZE) {
+                    Ok(data) => data,
+                    Err(e) => {
+                        tracing::debug!(family = f.key(), "no dictionary: {e}; values stay uncompressed");
+                        f.untrainable = true;
+                        return Ok(SqlValue::Text(json));
+                    }
+                };
+                let dict = Dict::new(&data).map_err(io_err)?;
+                c.prepare_cached("INSERT INTO dict(family, data) VALUES (?1, ?2)")?.execute(params![f.key(), data])?;
+                let id = c.last_insert_rowid();
+                dicts.insert(id, dict);
+                made.push(id);
+                f.dict = Some(id);
+                id
+            }
+        };
+        load(c, dicts, id)?;
+        let Some(dict) = dicts.get_mut(&id) else { return Ok(SqlValue::Text(json)) };
+        scratch.clear();
+        scratch.reserve(zstd::zstd_safe::compress_bound(json.len()));
+        dict.compress.compress_to_buffer(json.as_bytes(), scratch).map_err(io_err)?;
+        if scratch.len() + 8 >= json.len() {
+            return Ok(SqlValue::Text(json));
+        }
+        let mut out = Vec::with_capacity(scratch.len() + 8);
+        put_varint(&mut out, id as u64);
+        put_varint(&mut out, json.len() as u64);
+        out.extend_from_slice(scratch);
+        Ok(SqlValue::Blob(out))
+    }
+
+    /// Reads a stored value as JSON text, handing it to `f`.
+    pub(crate) fn unpack<T>(&self, c: &Connection, v: ValueRef<'_>, f: impl FnOnce(&str) -> T) -> rusqlite::Result<T> {
+        let b = match v {
+            ValueRef::Text(b) => return Ok(f(text(b)?)),
+            ValueRef::Blob(b) => b,
+            other => return Err(unreadable(format!("attributes stored as {:?}", other.data_type()))),
+        };
+        let bad = || unreadable("a compressed value's header is cut short".into());
+        let (id, rest) = get_varint(b).ok_or_else(bad)?;
+        let (len, frame) = get_varint(rest).ok_or_else(bad)?;
+        let id = i64::try_from(id).map_err(|_| bad())?;
+        let len = usize::try_from(len).ok().filter(|&l| l <= MAX_LEN).ok_or_else(bad)?;
+        let mut st = self.0.borrow_mut();
+        let State { dicts, scratch, .. } = &mut *st;
+        load(c, dicts, id)?;
+        let dict = dicts.get_mut(&id).ok_or_else(bad)?;
+        scratch.clear();
+        scratch.reserve(len);
+        let n = dict.decompress.decompress_to_buffer(frame, scratch).map_err(|e| unreadable(format!("cannot decompress: {e}")))?;
+        if n != len {
+            return Err(unreadable(format!("decompressed {n} bytes where its header says {len}")));
+        }
+        Ok(f(text(scratch)?))
+    }
+}
+
+/// A connection inside a transaction, with its dictionaries: what the store's functions get.
+/// It dereferences to the connection, so those that do not read or write attributes take it
+/// as one.
+pub(crate) struct Db<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) codec: &'a Codec,
+}
+
+impl std::ops::Deref for Db<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Db<'_> {
+    /// [`Codec::pack`] on this connection.
+    pub(crate) fn pack(&self, column: Column, connector: &str, json: String) -> rusqlite::Result<SqlValue> {
+        self.codec.pack(self.conn, column, connector, json)
+    }
+
+    /// [`Codec::unpack`] on this connection.
+    pub(crate) fn unpack<T>(&self, v: ValueRef<'_>, f: impl FnOnce(&str) -> T) -> rusqlite::Result<T> {
+        self.codec.unpack(self.conn, v, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CsObject, ReadOps, Store, WriteOps};
+    use idflow_core::Value;
+
+    /// A person as a directory would hold one; `flavour` changes what people share, so that
+    /// a dictionary trained on one flavour decompresses another's values into garbage.
+    fn person(i: usize, flavour: &str) -> CsObject {
+        let mut o = CsObject::new("corp", "person");
+        o.anchor = Some(format!("{flavour}-{i:06}"));
+        o.dn = Some(format!("uid=u{i:06},ou=People,dc={flavour},dc=org"));
+        o.present = true;
+        let mut put = |a: &str, v: String| {
+            o.attrs.insert(a.to_string(), vec![Value::from(v.as_str())]);
+        };
+        put("cn", format!("{flavour} Person {i}"));
+        put("mail", format!("u{i:06}@{flavour}.example.org"));
+        put("title", format!("{flavour} specialist, level {}", i % 7));
+        put("manager", format!("uid=u{:06},ou=People,dc={flavour},dc=org", i / 10));
+        o
+    }
+
+    fn write<'s>(store: &'s Store, flavour: &str, n: usize) -> crate::WriteTxn<'s> {
+        let tx = store.write().expect("write");
+        for i in 0..n {
+            tx.cs_save(&person(i, flavour)).expect("saved");
+        }
+        tx
+    }
+
+    fn stored_as(store: &Store) -> (i64, i64, i64) {
+        let tx = store.read().expect("read");
+        let count = |sql: &str| -> i64 { crate::ops::on(&tx, |c| c.query_row(sql, [], |r| r.get(0))).expect("count") };
+        (
+            count("SELECT COUNT(*) FROM cs_object WHERE typeof(attrs) = 'text'"),
+            count("SELECT COUNT(*) FROM cs_object WHERE typeof(attrs) = 'blob'"),
+            count("SELECT COUNT(*) FROM dict"),
+        )
+    }
+
+    fn read_back(store: &Store, flavour: &str, n: usize) {
+        let tx = store.read().expect("read");
+        for i in 0..n {
+            let o = tx.cs_by_anchor("corp", &format!("{flavour}-{i:06}")).expect("read").expect("there");
+            assert_eq!(o.attrs, person(i, flavour).attrs, "object {i}");
+        }
+    }
+
+    #[test]
+    fn values_are_compressed_once_a_dictionary_is_trained_and_read_back_the_same() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("idflow.db");
+        let n = super::TRAIN_SAMPLES + 500;
+        {
+            let store = Store::open(&path).expect("open");
+            write(&store, "alpha", n).commit().expect("commit");
+            // The first values trained the dictionary and stay JSON; the rest are compressed.
+            let (text, blob, dicts) = stored_as(&store);
+            assert_eq!((text, blob, dicts), (super::TRAIN_SAMPLES as i64 - 1, 501, 1));
+            read_back(&store, "alpha", n);
+        }
+        // Another connection finds the dictionary in the database.
+        let store = Store::open(&path).expect("open again");
+        read_back(&store, "alpha", n);
+        let size: i64 = {
+            let tx = store.read().expect("read");
+            crate::ops::on(&tx, |c| c.query_row("SELECT SUM(length(attrs)) FROM cs_object WHERE typeof(attrs) = 'blob'", [], |r| r.get(0)))
+                .expect("size")
+        };
+        assert!(size < 501 * 60, "compressed: {size} bytes for 501 objects");
+    }
+
+    #[test]
+    fn a_dictionary_made_in_a_transaction_rolled_back_is_forgotten_with_it() {
+        let store = Store::in_memory().expect("store");
+        let n = super::TRAIN_SAMPLES + 500;
+        // A plan: trains a dictionary (id 1), then rolls back.
+        drop(write(&store, "alpha", n));
+        assert_eq!(stored_as(&store), (0, 0, 0));
+        // The next run trains its own, which SQLite gives the same id: read with the new one.
+        write(&store, "omega", n).commit().expect("commit");
+        assert_eq!(stored_as(&store).2, 1);
+        read_back(&store, "omega", n);
+    }
+
+    #[test]
+    fn a_target_object_in_step_keeps_one_copy_and_its_attributes_stay_when_desired_changes() {
+        let store = Store::in_memory().expect("store");
+        let mut o = person(1, "alpha");
+        o.connector = "cloud".into();
+        o.desired = Some(o.attrs.clone());
+        let tx = store.write().expect("write");
+        o.id = tx.cs_save(&o).expect("saved");
+        let kept = |tx: &crate::WriteTxn<'_>| -> String {
+            crate::ops::on(tx, |c| c.query_row("SELECT hex(attrs) FROM cs_object WHERE id=?1", [o.id], |r| r.get(0))).expect("row")
+        };
+        assert_eq!(kept(&tx), "", "the attributes are the desired state's");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), o);
+        // Sync wants something else: the attributes are still what the directory holds.
+        let mut wants = o.clone();
+        wants.desired = Some(person(2, "alpha").attrs);
+        tx.cs_set_desired(&wants, None).expect("desired");
+        assert_ne!(kept(&tx), "");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), wants);
+        // And when it wants nothing any more.
+        tx.cs_save(&o).expect("saved again");
+        let mut nothing = o.clone();
+        nothing.desired = None;
+        tx.cs_set_desired(&nothing, None).expect("desired");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), nothing);
+    }
+}
