@@ -20,6 +20,7 @@ mod lock;
 mod meta;
 mod mv;
 mod mv_form;
+mod mv_index;
 mod ops;
 mod packed;
 mod phs;
@@ -55,6 +56,7 @@ pub struct Store {
     conn: Connection,
     path: String,
     codec: packed::Codec,
+    index: mv_index::Deferred,
 }
 
 impl Store {
@@ -105,7 +107,7 @@ impl Store {
 
     fn init(conn: Connection, path: String) -> Result<Store> {
         schema::init(&conn).map_err(|message| Error::Store { path: path.clone(), message, source: None })?;
-        Ok(Store { conn, path, codec: packed::Codec::default() })
+        Ok(Store { conn, path, codec: packed::Codec::default(), index: mv_index::Deferred::default() })
     }
 
     /// The database's path, as errors name it.
@@ -120,12 +122,12 @@ impl Store {
 
     /// A read transaction: a consistent view until it is dropped.
     pub fn read(&self) -> Result<ReadTxn<'_>> {
-        ReadTxn::begin(&self.conn, &self.path, &self.codec)
+        ReadTxn::begin(&self.conn, &self.path, &self.codec, &self.index)
     }
 
     /// A write transaction: [`WriteTxn::commit`] keeps its changes, dropping it rolls them back.
     pub fn write(&self) -> Result<WriteTxn<'_>> {
-        WriteTxn::begin(&self.conn, &self.path, &self.codec)
+        WriteTxn::begin(&self.conn, &self.path, &self.codec, &self.index)
     }
 
     /// Hands the write-ahead log back to the database file, so it does not stay at its peak size.

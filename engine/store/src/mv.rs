@@ -2,6 +2,7 @@
 //! the winner (chosen by the engine's precedence) is materialized with the rule and
 //! connector-space object that contributed it, and indexed for joins and back-references.
 use crate::mv_form;
+use crate::mv_index::{self, Deferred};
 use crate::packed::{Column, Db};
 use idflow_core::Value;
 use rusqlite::{params, Connection, OptionalExtension, Result};
@@ -46,7 +47,7 @@ pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>
     c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty) VALUES (?1, ?2, 1)")?
         .execute(params![object_type, c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?])?;
     let id = c.last_insert_rowid();
-    index_all(c, id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
+    index_all(c, Some(c.index), id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
     Ok(id)
 }
 
@@ -73,7 +74,7 @@ pub(crate) fn save_attrs(
     for (a, values) in old {
         unindex(c, id, a, values)?;
     }
-    index_all(c, id, changed.iter().filter_map(|a| attrs.get(a).map(|v| (a.as_str(), v.values.as_slice()))))
+    index_all(c, Some(c.index), id, changed.iter().filter_map(|a| attrs.get(a).map(|v| (a.as_str(), v.values.as_slice()))))
 }
 
 /// Rows written by one statement at most.
@@ -83,7 +84,8 @@ const ROWS_PER_INSERT: usize = 32;
 /// (`mv_ref`, for the objects to look at again when it changes), other values by attribute
 /// and key (`mv_value`, for joins and searches). Each index is its table's primary key alone;
 /// the entries go in by one statement per table (a few dozen rows each), not one per value.
-fn index_all<'a>(c: &Connection, id: i64, attrs: impl Iterator<Item = (&'a str, &'a [Value])>) -> Result<()> {
+/// Value entries go through `held` when given (written behind, mv_index.rs), else at once.
+fn index_all<'a>(c: &Connection, held: Option<&Deferred>, id: i64, attrs: impl Iterator<Item = (&'a str, &'a [Value])>) -> Result<()> {
     let mut values: Vec<(&str, String)> = Vec::new();
     let mut refs: Vec<(i64, &str)> = Vec::new();
     for (a, vals) in attrs {
@@ -94,10 +96,9 @@ fn index_all<'a>(c: &Connection, id: i64, attrs: impl Iterator<Item = (&'a str, 
             }
         }
     }
-    for chunk in values.chunks(ROWS_PER_INSERT) {
-        let sql = format!("INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES {}", rows(chunk.len()));
-        let p: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|(a, k)| [a as &dyn rusqlite::ToSql, k, &id]).collect();
-        c.prepare_cached(&sql)?.execute(p.as_slice())?;
+    match held {
+        Some(held) => held.add(c, values, id)?,
+        None => mv_index::insert(c, &values.iter().map(|(a, k)| (*a, k.as_str(), id)).collect::<Vec<_>>())?,
     }
     for chunk in refs.chunks(ROWS_PER_INSERT) {
         let sql = format!("INSERT OR IGNORE INTO mv_ref(target, mv_id, attr) VALUES {}", rows(chunk.len()));
@@ -119,7 +120,10 @@ fn key(v: &Value) -> String {
 }
 
 /// Removes the index entries of `values` of attribute `attr`, as [`index_all`] made them.
-fn unindex(c: &Connection, id: i64, attr: &str, values: &[Value]) -> Result<()> {
+fn unindex(c: &Db, id: i64, attr: &str, values: &[Value]) -> Result<()> {
+    if values.iter().any(|v| !matches!(v, Value::Ref(_))) {
+        c.index.asked(c, &[attr])?;
+    }
     let mut val = c.prepare_cached("DELETE FROM mv_value WHERE attr=?1 AND key=?2 AND mv_id=?3")?;
     let mut rf = c.prepare_cached("DELETE FROM mv_ref WHERE target=?1 AND mv_id=?2 AND attr=?3")?;
     for v in values {
@@ -140,7 +144,7 @@ pub(crate) fn reindex_all(c: &Connection) -> Result<()> {
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let attrs = mv_form::legacy_attrs(&r.get::<_, String>(1)?).map_err(|e| unreadable(1, format!("metaverse object {id}: {e}")))?;
-        index_all(c, id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
+        index_all(c, None, id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
     }
     Ok(())
 }
@@ -181,6 +185,7 @@ pub(crate) fn purge(c: &Db, id: i64) -> Result<()> {
         Ok(None) => {}
         // Attributes that do not read back: every entry of the object goes, found the slow way.
         Err(_) => {
+            c.index.flush(c)?;
             c.prepare_cached("DELETE FROM mv_value WHERE mv_id=?1")?.execute([id])?;
             c.prepare_cached("DELETE FROM mv_ref WHERE mv_id=?1")?.execute([id])?;
         }
@@ -224,6 +229,7 @@ pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value
             &[t, &attr, &object_type],
         );
     }
+    c.index.asked(c, &[attr])?;
     let found = alive(
         "SELECT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.attr=?1 AND v.key=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id",
         &[&attr, &key(value), &object_type],
@@ -288,7 +294,8 @@ pub(crate) fn has_inbound_link(c: &Connection, mv_id: i64) -> Result<bool> {
 
 /// Metaverse objects with a value in `attrs` starting with `text` (any case), and those a
 /// connector-space object anchored exactly `text` is linked to; newest first, at most `limit`.
-pub(crate) fn search(c: &Connection, text: &str, attrs: &[&str], limit: i64) -> Result<Vec<i64>> {
+pub(crate) fn search(c: &Db, text: &str, attrs: &[&str], limit: i64) -> Result<Vec<i64>> {
+    c.index.asked(c, attrs)?;
     let low = text.to_lowercase();
     // A range on the (attr, key) index, keys folded as the text is: a prefix match that needs
     // no LIKE escaping.

@@ -5,6 +5,7 @@ use crate::alert::AlertRow;
 use crate::cs::{CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject};
+use crate::mv_index::Deferred;
 use crate::packed::{Codec, Db};
 use crate::phs::PhsPair;
 use crate::{alert, cs, history, meta, mv, phs};
@@ -189,6 +190,7 @@ pub struct ReadTxn<'s> {
     tx: Transaction<'s>,
     path: &'s str,
     codec: &'s Codec,
+    index: &'s Deferred,
 }
 
 /// A write transaction on the SQLite metaverse: rolled back when dropped uncommitted.
@@ -198,21 +200,26 @@ pub struct WriteTxn<'s> {
     ended: Ended<'s>,
 }
 
-/// Tells the dictionaries how a write transaction ended (dropped uncommitted: rolled back).
+/// Tells the dictionaries and the index entries held back how a write transaction ended
+/// (dropped uncommitted: rolled back).
 struct Ended<'s> {
     codec: &'s Codec,
+    index: &'s Deferred,
     committed: bool,
 }
 
 impl Drop for Ended<'_> {
     fn drop(&mut self) {
         self.codec.end_write(self.committed);
+        if !self.committed {
+            self.index.drop_held();
+        }
     }
 }
 
 impl<'s> ReadTxn<'s> {
-    pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec) -> Result<Self> {
-        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path, codec })
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec, index: &'s Deferred) -> Result<Self> {
+        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path, codec, index })
     }
 }
 
@@ -220,15 +227,16 @@ impl<'s> WriteTxn<'s> {
     /// Takes the write lock at once (BEGIN IMMEDIATE): a transaction that read first and wrote
     /// later could otherwise find another writer (the service's health thread, say) committed
     /// in between and fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
-    pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec) -> Result<Self> {
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec, index: &'s Deferred) -> Result<Self> {
         let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
         codec.begin_write();
-        Ok(WriteTxn { tx, path, ended: Ended { codec, committed: false } })
+        Ok(WriteTxn { tx, path, ended: Ended { codec, index, committed: false } })
     }
 
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
         let WriteTxn { tx, path, mut ended } = self;
+        ended.index.flush(&tx).map_err(|e| Error::store(path, e))?;
         tx.commit().map_err(|e| Error::store(path, e))?;
         ended.committed = true;
         Ok(())
@@ -242,6 +250,8 @@ mod sealed {
         fn path(&self) -> &str;
         #[allow(private_interfaces)]
         fn codec(&self) -> &crate::packed::Codec;
+        #[allow(private_interfaces)]
+        fn index(&self) -> &crate::mv_index::Deferred;
     }
 }
 use sealed::Sqlite;
@@ -257,6 +267,10 @@ impl Sqlite for ReadTxn<'_> {
     fn codec(&self) -> &Codec {
         self.codec
     }
+    #[allow(private_interfaces)]
+    fn index(&self) -> &Deferred {
+        self.index
+    }
 }
 
 impl Sqlite for WriteTxn<'_> {
@@ -270,11 +284,15 @@ impl Sqlite for WriteTxn<'_> {
     fn codec(&self) -> &Codec {
         self.ended.codec
     }
+    #[allow(private_interfaces)]
+    fn index(&self) -> &Deferred {
+        self.ended.index
+    }
 }
 
 /// Runs one statement's function, naming the database in its error.
 pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::Result<T>) -> Result<T> {
-    f(&Db { conn: s.conn(), codec: s.codec() }).map_err(|e| Error::store(s.path(), e))
+    f(&Db { conn: s.conn(), codec: s.codec(), index: s.index() }).map_err(|e| Error::store(s.path(), e))
 }
 
 impl<S: Sqlite> ReadOps for S {

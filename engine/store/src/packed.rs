@@ -292,6 +292,7 @@ impl Codec {
 pub(crate) struct Db<'a> {
     pub(crate) conn: &'a Connection,
     pub(crate) codec: &'a Codec,
+    pub(crate) index: &'a crate::mv_index::Deferred,
 }
 
 impl std::ops::Deref for Db<'_> {

@@ -292,7 +292,8 @@ mod tests {
         assert_eq!(errors[0].1.message, "flow mail: boom");
         assert_eq!(errors[0].1.category, idflow_core::Category::Other);
         let codec = crate::packed::Codec::default();
-        let db = crate::packed::Db { conn: &c, codec: &codec };
+        let index = crate::mv_index::Deferred::default();
+        let db = crate::packed::Db { conn: &c, codec: &codec, index: &index };
         // Contributions: one row per metaverse and connector-space object now, the same values.
         let mut of_mv = crate::mv::contributions(&db, 4).expect("contributions");
         of_mv.sort_by(|a, b| (a.cs_id, &a.attr).cmp(&(b.cs_id, &b.attr)));
@@ -325,14 +326,14 @@ mod tests {
         assert_eq!(find("grace@example.org", false), Vec::<i64>::new(), "an exact lookup checks the case");
         assert_eq!(find("Grace@Example.org", false), vec![5]);
         assert_eq!(crate::mv::referrers(&c, 4).expect("referrers"), vec![(5, "manager".to_string())]);
-        assert_eq!(crate::mv::search(&c, "GRACE", &["mail"], 10).expect("search"), vec![5]);
+        assert_eq!(crate::mv::search(&db, "GRACE", &["mail"], 10).expect("search"), vec![5]);
         // Any letter's case folds, not only ASCII's.
         let mut attrs = std::collections::BTreeMap::new();
         let jorg = crate::MvAttr { values: vec!["Jörg@Example.org".into()], rule: "hr".into(), cs: 9, precedence: 100 };
         attrs.insert("mail".to_string(), jorg);
         crate::mv::save_attrs(&db, 4, &attrs, &["mail".to_string()], &[]).expect("saved");
         assert_eq!(find("JÖRG@EXAMPLE.ORG", true), vec![4]);
-        assert_eq!(crate::mv::search(&c, "JÖ", &["mail"], 10).expect("search"), vec![4]);
+        assert_eq!(crate::mv::search(&db, "JÖ", &["mail"], 10).expect("search"), vec![4]);
         // Lower case, not full case folding: ß and SS stay apart.
         let strasse = crate::MvAttr { values: vec!["Straße".into()], rule: "hr".into(), cs: 9, precedence: 100 };
         attrs.insert("street".to_string(), strasse);
