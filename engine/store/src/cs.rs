@@ -166,6 +166,11 @@ const COLS: &str = "id, connector, anchor, dn, object_type, attrs, present, desi
 
 const LINK_COLS: &str = "id, anchor, dn, desired_dn, present, export_state, mv_id, link";
 
+/// A short text column (a state, a link) without copying it.
+fn text<'r>(r: &'r Row, i: usize) -> Result<Option<&'r str>> {
+    Ok(r.get_ref(i)?.as_str_or_null()?)
+}
+
 fn links_row(r: &Row) -> rusqlite::Result<CsLinks> {
     Ok(CsLinks {
         id: r.get(0)?,
@@ -173,9 +178,9 @@ fn links_row(r: &Row) -> rusqlite::Result<CsLinks> {
         dn: r.get(2)?,
         desired_dn: r.get(3)?,
         present: r.get::<_, i64>(4)? != 0,
-        export_state: export_state(r.get::<_, Option<String>>(5)?.as_deref()),
+        export_state: export_state(text(r, 5)?),
         mv_id: r.get(6)?,
-        link: r.get::<_, Option<String>>(7)?.as_deref().and_then(Link::parse),
+        link: text(r, 7)?.and_then(Link::parse),
     })
 }
 
@@ -209,8 +214,8 @@ fn state_row(r: &Row) -> rusqlite::Result<LinkState> {
         id: r.get(0)?,
         present: r.get::<_, i64>(1)? != 0,
         mv_id: r.get(2)?,
-        link: r.get::<_, Option<String>>(3)?.as_deref().and_then(Link::parse),
-        export_state: export_state(r.get::<_, Option<String>>(4)?.as_deref()),
+        link: text(r, 3)?.and_then(Link::parse),
+        export_state: export_state(text(r, 4)?),
     })
 }
 
@@ -299,8 +304,8 @@ fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
         present: r.get::<_, i64>(6)? != 0,
         desired,
         desired_dn: r.get(8)?,
-        export_state: export_state(r.get::<_, Option<String>>(9)?.as_deref()),
-        pending_import: r.get::<_, Option<String>>(10)?.and_then(|s| match s.as_str() {
+        export_state: export_state(text(r, 9)?),
+        pending_import: text(r, 10)?.and_then(|s| match s {
             "add" => Some(PendingImport::Add),
             "update" => Some(PendingImport::Update),
             "delete" => Some(PendingImport::Delete),
@@ -308,7 +313,7 @@ fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
         }),
         pending_export: r.get::<_, i64>(11)? != 0,
         mv_id: r.get(12)?,
-        link: r.get::<_, Option<String>>(13)?.as_deref().and_then(Link::parse),
+        link: text(r, 13)?.and_then(Link::parse),
         link_rule: r.get(14)?,
         error: r.get(15)?,
     })
@@ -322,14 +327,37 @@ fn pending_import_str(p: Option<PendingImport>) -> Option<&'static str> {
     })
 }
 
+/// What the object's attributes are stored as: "the same as desired", or packed.
+fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
+    match &o.desired {
+        Some(d) if !d.is_empty() && *d == o.attrs => Ok(SqlValue::Blob(SAME_AS_DESIRED.to_vec())),
+        _ => c.pack(Column::CsAttrs, &o.connector, attrs_to_json(&o.attrs)),
+    }
+}
+
+/// What an export changes of an object: its anchor, DN, attributes, presence, pending export
+/// and error. Only those columns are written (its desired state is not packed again).
+pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
+    let attrs = stored_attrs(c, o)?;
+    c.prepare_cached("UPDATE cs_object SET anchor=?2, dn=?3, dn_norm=?4, attrs=?5, present=?6, pending_export=?7, error=?8 WHERE id=?1")?
+        .execute(params![
+        o.id,
+        o.anchor.as_deref().map(Anchor),
+        o.dn,
+        o.dn.as_deref().map(dn::norm),
+        attrs,
+        o.present as i64,
+        o.pending_export as i64,
+        o.error
+    ])?;
+    Ok(())
+}
+
 /// Inserts (id 0) or updates the object; returns its id.
 pub(crate) fn save(c: &Db, o: &CsObject) -> Result<i64> {
     let dn_norm = o.dn.as_deref().map(dn::norm);
     let desired = o.desired.as_ref().map(|d| c.pack(Column::CsDesired, &o.connector, attrs_to_json(d))).transpose()?;
-    let attrs = match &o.desired {
-        Some(d) if !d.is_empty() && *d == o.attrs => SqlValue::Blob(SAME_AS_DESIRED.to_vec()),
-        _ => c.pack(Column::CsAttrs, &o.connector, attrs_to_json(&o.attrs))?,
-    };
+    let attrs = stored_attrs(c, o)?;
     let export_state = o.export_state.map(ExportState::as_str);
     let p = params![
         o.connector,

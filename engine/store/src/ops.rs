@@ -134,6 +134,9 @@ pub trait WriteOps: ReadOps {
     /// [`WriteOps::cs_set_link`] and [`WriteOps::cs_set_synced`] in one write: the object's
     /// link as `o` has it, no pending import, this error or none.
     fn cs_set_link_synced(&self, o: &CsObject, error: Option<&str>) -> Result<()>;
+    /// Writes only what an export changes of an object (what [`WriteOps::cs_save`] would, for
+    /// these columns): its anchor, DN, attributes, presence, pending export and error.
+    fn cs_set_exported(&self, o: &CsObject) -> Result<()>;
     fn cs_delete(&self, id: i64) -> Result<()>;
     /// Remembers a DN an object no longer has: renamed (`Some(id)`: references to the old DN
     /// follow it) or deleted (`None`: references to it are dropped quietly).
@@ -458,6 +461,9 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn cs_set_link_synced(&self, o: &CsObject, error: Option<&str>) -> Result<()> {
         on(self, |c| cs::set_link_synced(c, o, error))
+    }
+    fn cs_set_exported(&self, o: &CsObject) -> Result<()> {
+        on(self, |c| cs::set_exported(c, o))
     }
     fn cs_delete(&self, id: i64) -> Result<()> {
         on(self, |c| cs::delete(c, id))

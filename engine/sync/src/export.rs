@@ -388,7 +388,7 @@ fn record(
     o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
     o.error = None;
     o.pending_export = diff::has_changes_with(tx, &o, idents)?;
-    tx.cs_save(&o)?;
+    tx.cs_set_exported(&o)?;
     // Looked up above as it was before this save, should it reference itself.
     if (&o.anchor, &o.dn) != (&was.0, &was.1) {
         idents.forget(o.id);
