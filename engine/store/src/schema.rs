@@ -281,6 +281,16 @@ mod tests {
         INSERT INTO mv_contrib VALUES (4, 'photo', 3, 'hr', 100, '[{\"bin\":\"AAH/\"}]');";
 
     #[test]
+    fn a_database_of_a_newer_idflow_is_refused_not_misread() {
+        let c = rusqlite::Connection::open_in_memory().expect("db");
+        super::init(&c).expect("created");
+        let newer = super::SCHEMA_VERSION + 1;
+        c.execute("UPDATE meta SET value=?1 WHERE key='schema_version'", [newer.to_string()]).expect("newer");
+        let err = super::init(&c).expect_err("refused");
+        assert!(err.contains(&format!("schema version {newer} is not one this idflow knows")), "{err}");
+    }
+
+    #[test]
     fn a_version_1_database_is_migrated_in_place_keeping_its_history() {
         let c = rusqlite::Connection::open_in_memory().expect("db");
         c.execute_batch(V1).expect("v1");
