@@ -252,16 +252,17 @@ pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option
 /// an export is pending, its error (or none). Only those columns are written, and the export
 /// state only when it is not `was` (the indexes by DN and by metaverse object hold it: an
 /// update that sets it rewrites their entries, changed or not). Attributes kept as "the same
-/// as desired" ([`SAME_AS_DESIRED`]) take the desired state they were the same as.
+/// as desired" ([`SAME_AS_DESIRED`]) take the desired state they were the same as, when it
+/// changes (the same value packs to the same bytes).
 pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Result<()> {
     let desired = o.desired.as_ref().map(|d| c.pack(Column::CsDesired, &o.connector, attrs_to_json(d))).transpose()?;
     if o.export_state == was {
         c.prepare_cached(
-            "UPDATE cs_object SET attrs=iif(attrs=X'', desired, attrs), desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1",
+            "UPDATE cs_object SET attrs=iif(attrs=X'' AND desired IS NOT ?2, desired, attrs), desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1",
         )?
         .execute(params![o.id, desired, o.desired_dn, o.pending_export as i64, o.error])?;
     } else {
-        c.prepare_cached("UPDATE cs_object SET attrs=iif(attrs=X'', desired, attrs), desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
+        c.prepare_cached("UPDATE cs_object SET attrs=iif(attrs=X'' AND desired IS NOT ?2, desired, attrs), desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
             .execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error])?;
     }
     Ok(())

@@ -4,8 +4,9 @@
 //! sorted, they land together, page after page.
 //!
 //! Nothing can see an entry that is held back: a lookup, search or removal of an attribute's
-//! values first writes that attribute's entries, and from then on its entries are written at
-//! once (a join looks its attribute up for every object: holding it back would gain nothing).
+//! values first writes that attribute's entries, and for the rest of the transaction its entries
+//! are written at once (a join looks its attribute up for every object: holding it back would
+//! gain nothing).
 //! The rest are written before the transaction commits, or when too many are held; a
 //! transaction that rolls back drops them with it.
 use rusqlite::Connection;
@@ -23,7 +24,7 @@ pub(crate) struct Deferred(RefCell<State>);
 struct State {
     /// Attribute names, by the index entries use.
     names: Vec<String>,
-    /// Whether each name was looked up, searched or removed on this connection: written at once.
+    /// Whether each name was looked up, searched or removed in this transaction: written at once.
     asked: Vec<bool>,
     held: Vec<(u32, String, i64)>,
 }
@@ -97,6 +98,12 @@ impl Deferred {
     /// The transaction rolled back: what it held back goes with it.
     pub(crate) fn drop_held(&self) {
         self.0.borrow_mut().held = Vec::new();
+    }
+
+    /// A write transaction begins: each stage learns again which attributes it looks up (a
+    /// long-running service's first search does not stop holding back for good).
+    pub(crate) fn begin_write(&self) {
+        self.0.borrow_mut().asked.iter_mut().for_each(|a| *a = false);
     }
 
     fn write(&self, c: &Connection, mut out: Vec<(u32, String, i64)>) -> rusqlite::Result<()> {

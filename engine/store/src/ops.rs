@@ -233,6 +233,7 @@ impl<'s> WriteTxn<'s> {
     pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec, index: &'s Deferred) -> Result<Self> {
         let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
         codec.begin_write();
+        index.begin_write();
         Ok(WriteTxn { tx, path, ended: Ended { codec, index, committed: false } })
     }
 

@@ -57,7 +57,10 @@ const MIN_SAMPLES: usize = 200;
 /// Shorter JSON (`{}`, one short value) is kept as it is: the frame would not gain.
 const MIN_LEN: usize = 48;
 /// No object's attributes come near this: a header saying more is damaged.
-const MAX_LEN: usize = 1 << 30;
+const MAX_LEN: usize = 256 << 20;
+/// Longer values (a photo, a group of thousands) are not samples: they say little about what
+/// objects share, and would be held in memory until a dictionary is trained.
+const MAX_SAMPLE: usize = 64 << 10;
 
 /// The dictionaries of one database connection, and the samples of columns without one yet.
 #[derive(Default)]
@@ -218,7 +221,7 @@ impl Codec {
             None => {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 json.hash(&mut h);
-                if f.seen.insert(h.finish()) {
+                if json.len() <= MAX_SAMPLE && f.seen.insert(h.finish()) {
                     f.samples.push(json.as_bytes().to_vec());
                     f.bytes += json.len();
                 }
@@ -411,6 +414,10 @@ mod tests {
             crate::ops::on(tx, |c| c.query_row("SELECT hex(attrs) FROM cs_object WHERE id=?1", [o.id], |r| r.get(0))).expect("row")
         };
         assert_eq!(kept(&tx), "", "the attributes are the desired state's");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), o);
+        // Sync wants the same again: still one copy.
+        tx.cs_set_desired(&o, None).expect("desired");
+        assert_eq!(kept(&tx), "");
         assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), o);
         // Sync wants something else: the attributes are still what the directory holds.
         let mut wants = o.clone();
