@@ -19,56 +19,23 @@ impl ToSql for Anchor<'_> {
     }
 }
 
-/// The 16 bytes of a UUID in canonical form; `None` for any other text.
+/// The 16 bytes of a UUID in canonical form; `None` for any other text (upper case, braces,
+/// no hyphens: what would not read back the same).
 fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
-    let s = s.as_bytes();
-    if s.len() != 36 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    let mut n = 0;
-    let mut i = 0;
-    while i < 36 {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            if s[i] != b'-' {
-                return None;
-            }
-            i += 1;
-            continue;
-        }
-        out[n] = (nibble(s[i])? << 4) | nibble(s[i + 1])?;
-        n += 1;
-        i += 2;
-    }
-    Some(out)
+    let u = uuid::Uuid::try_parse(s).ok()?;
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    (u.hyphenated().encode_lower(&mut text).as_bytes() == s.as_bytes()).then(|| u.into_bytes())
 }
 
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
-
-fn uuid_text(b: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push(HEX[usize::from(byte >> 4)] as char);
-        s.push(HEX[usize::from(byte & 15)] as char);
-    }
-    s
+fn uuid_text(b: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*b).hyphenated().to_string()
 }
 
 /// The anchor in column `i` of a row.
 pub(crate) fn read(r: &Row, i: usize) -> rusqlite::Result<Option<String>> {
     match r.get_ref(i)? {
         ValueRef::Null => Ok(None),
-        ValueRef::Blob(b) if b.len() == 16 => Ok(Some(uuid_text(b))),
+        ValueRef::Blob(b) if b.len() == 16 => Ok(Some(uuid_text(b.try_into().expect("16 bytes: matched above")))),
         ValueRef::Text(t) => Ok(Some(String::from_utf8_lossy(t).into_owned())),
         other => Err(rusqlite::Error::FromSqlConversionFailure(
             i,

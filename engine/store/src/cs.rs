@@ -255,7 +255,7 @@ pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option
 /// as desired" ([`SAME_AS_DESIRED`]) take the desired state they were the same as, when it
 /// changes (the same value packs to the same bytes).
 pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Result<()> {
-    let desired = o.desired.as_ref().map(|d| c.pack(Column::CsDesired, &o.connector, attrs_to_json(d))).transpose()?;
+    let desired = stored_desired(c, o)?;
     if o.export_state == was {
         c.prepare_cached(
             "UPDATE cs_object SET attrs=iif(attrs=X'' AND desired IS NOT ?2, desired, attrs), desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1",
@@ -328,6 +328,11 @@ fn pending_import_str(p: Option<PendingImport>) -> Option<&'static str> {
     })
 }
 
+/// What the object's desired state is stored as: packed, or NULL (none).
+fn stored_desired(c: &Db, o: &CsObject) -> Result<Option<SqlValue>> {
+    o.desired.as_ref().map(|d| c.pack(Column::CsDesired, &o.connector, attrs_to_json(d))).transpose()
+}
+
 /// What the object's attributes are stored as: "the same as desired", or packed.
 fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
     match &o.desired {
@@ -357,7 +362,7 @@ pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
 /// Inserts (id 0) or updates the object; returns its id.
 pub(crate) fn save(c: &Db, o: &CsObject) -> Result<i64> {
     let dn_norm = o.dn.as_deref().map(dn::norm);
-    let desired = o.desired.as_ref().map(|d| c.pack(Column::CsDesired, &o.connector, attrs_to_json(d))).transpose()?;
+    let desired = stored_desired(c, o)?;
     let attrs = stored_attrs(c, o)?;
     let export_state = o.export_state.map(ExportState::as_str);
     let p = params![

@@ -55,8 +55,7 @@ fn folder_of(path: &Path) -> std::io::Result<()> {
 pub struct Store {
     conn: Connection,
     path: String,
-    codec: packed::Codec,
-    index: mv_index::Deferred,
+    state: ops::ConnState,
 }
 
 impl Store {
@@ -107,7 +106,7 @@ impl Store {
 
     fn init(conn: Connection, path: String) -> Result<Store> {
         schema::init(&conn).map_err(|message| Error::Store { path: path.clone(), message, source: None })?;
-        Ok(Store { conn, path, codec: packed::Codec::default(), index: mv_index::Deferred::default() })
+        Ok(Store { conn, path, state: ops::ConnState::default() })
     }
 
     /// The database's path, as errors name it.
@@ -122,12 +121,12 @@ impl Store {
 
     /// A read transaction: a consistent view until it is dropped.
     pub fn read(&self) -> Result<ReadTxn<'_>> {
-        ReadTxn::begin(&self.conn, &self.path, &self.codec, &self.index)
+        ReadTxn::begin(&self.conn, &self.path, &self.state)
     }
 
     /// A write transaction: [`WriteTxn::commit`] keeps its changes, dropping it rolls them back.
     pub fn write(&self) -> Result<WriteTxn<'_>> {
-        WriteTxn::begin(&self.conn, &self.path, &self.codec, &self.index)
+        WriteTxn::begin(&self.conn, &self.path, &self.state)
     }
 
     /// Hands the write-ahead log back to the database file, so it does not stay at its peak size.

@@ -78,7 +78,7 @@ pub(crate) fn save_attrs(
 }
 
 /// Rows written by one statement at most.
-const ROWS_PER_INSERT: usize = 32;
+pub(crate) const ROWS_PER_INSERT: usize = 32;
 
 /// Indexes the values of attributes of object `id`: references by the object they name
 /// (`mv_ref`, for the objects to look at again when it changes), other values by attribute
@@ -109,7 +109,7 @@ fn index_all<'a>(c: &Connection, held: Option<&Deferred>, id: i64, attrs: impl I
 }
 
 /// `(?,?,?),(?,?,?),...`: `n` rows of three parameters.
-fn rows(n: usize) -> String {
+pub(crate) fn rows(n: usize) -> String {
     vec!["(?,?,?)"; n].join(",")
 }
 

@@ -14,8 +14,6 @@ use std::cell::RefCell;
 
 /// Entries held back at most: about 20 MB.
 const MOST_HELD: usize = 1 << 18;
-/// Rows written by one statement at most.
-const ROWS_PER_INSERT: usize = 32;
 
 #[derive(Default)]
 pub(crate) struct Deferred(RefCell<State>);
@@ -46,20 +44,20 @@ impl Deferred {
     /// Indexes `(attribute, key)` of object `id`: held back, or written at once when the
     /// attribute has been asked for.
     pub(crate) fn add(&self, c: &Connection, entries: Vec<(&str, String)>, id: i64) -> rusqlite::Result<()> {
-        let mut now: Vec<(&str, &str, i64)> = Vec::new();
+        let mut now = Vec::new();
         let full = {
             let mut st = self.0.borrow_mut();
-            for (a, key) in &entries {
+            for (a, key) in entries {
                 let i = st.name_index(a);
                 if st.asked[i as usize] {
-                    now.push((a, key, id));
+                    now.push((a, key));
                 } else {
-                    st.held.push((i, key.clone(), id));
+                    st.held.push((i, key, id));
                 }
             }
             st.held.len() >= MOST_HELD
         };
-        insert(c, &now)?;
+        insert(c, &now.iter().map(|(a, k)| (*a, k.as_str(), id)).collect::<Vec<_>>())?;
         if full {
             self.flush(c)?;
         }
@@ -119,8 +117,8 @@ impl Deferred {
 
 /// Inserts index entries `(attribute, key, object)`, a few dozen to a statement.
 pub(crate) fn insert(c: &Connection, rows: &[(&str, &str, i64)]) -> rusqlite::Result<()> {
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let sql = format!("INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES {}", vec!["(?,?,?)"; chunk.len()].join(","));
+    for chunk in rows.chunks(crate::mv::ROWS_PER_INSERT) {
+        let sql = format!("INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES {}", crate::mv::rows(chunk.len()));
         let p: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|(a, k, id)| [a as &dyn rusqlite::ToSql, k, id]).collect();
         c.prepare_cached(&sql)?.execute(p.as_slice())?;
     }

@@ -192,8 +192,7 @@ pub trait WriteOps: ReadOps {
 pub struct ReadTxn<'s> {
     tx: Transaction<'s>,
     path: &'s str,
-    codec: &'s Codec,
-    index: &'s Deferred,
+    state: &'s ConnState,
 }
 
 /// A write transaction on the SQLite metaverse: rolled back when dropped uncommitted.
@@ -203,26 +202,44 @@ pub struct WriteTxn<'s> {
     ended: Ended<'s>,
 }
 
-/// Tells the dictionaries and the index entries held back how a write transaction ended
-/// (dropped uncommitted: rolled back).
-struct Ended<'s> {
-    codec: &'s Codec,
-    index: &'s Deferred,
-    committed: bool,
+/// What one connection keeps between statements: its compression dictionaries and the value
+/// index entries held back, told when a write transaction begins and how it ended.
+#[derive(Default)]
+pub(crate) struct ConnState {
+    codec: Codec,
+    index: Deferred,
 }
 
-impl Drop for Ended<'_> {
-    fn drop(&mut self) {
-        self.codec.end_write(self.committed);
-        if !self.committed {
+impl ConnState {
+    fn begin_write(&self) {
+        self.codec.begin_write();
+        self.index.begin_write();
+    }
+
+    fn end_write(&self, committed: bool) {
+        self.codec.end_write(committed);
+        if !committed {
             self.index.drop_held();
         }
     }
 }
 
+/// Tells the connection's state how a write transaction ended (dropped uncommitted: rolled
+/// back).
+struct Ended<'s> {
+    state: &'s ConnState,
+    committed: bool,
+}
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.state.end_write(self.committed);
+    }
+}
+
 impl<'s> ReadTxn<'s> {
-    pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec, index: &'s Deferred) -> Result<Self> {
-        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path, codec, index })
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState) -> Result<Self> {
+        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path, state })
     }
 }
 
@@ -230,17 +247,16 @@ impl<'s> WriteTxn<'s> {
     /// Takes the write lock at once (BEGIN IMMEDIATE): a transaction that read first and wrote
     /// later could otherwise find another writer (the service's health thread, say) committed
     /// in between and fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
-    pub(crate) fn begin(conn: &'s Connection, path: &'s str, codec: &'s Codec, index: &'s Deferred) -> Result<Self> {
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState) -> Result<Self> {
         let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
-        codec.begin_write();
-        index.begin_write();
-        Ok(WriteTxn { tx, path, ended: Ended { codec, index, committed: false } })
+        state.begin_write();
+        Ok(WriteTxn { tx, path, ended: Ended { state, committed: false } })
     }
 
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
         let WriteTxn { tx, path, mut ended } = self;
-        ended.index.flush(&tx).map_err(|e| Error::store(path, e))?;
+        ended.state.index.flush(&tx).map_err(|e| Error::store(path, e))?;
         tx.commit().map_err(|e| Error::store(path, e))?;
         ended.committed = true;
         Ok(())
@@ -253,9 +269,7 @@ mod sealed {
         fn conn(&self) -> &rusqlite::Connection;
         fn path(&self) -> &str;
         #[allow(private_interfaces)]
-        fn codec(&self) -> &crate::packed::Codec;
-        #[allow(private_interfaces)]
-        fn index(&self) -> &crate::mv_index::Deferred;
+        fn state(&self) -> &super::ConnState;
     }
 }
 use sealed::Sqlite;
@@ -268,12 +282,8 @@ impl Sqlite for ReadTxn<'_> {
         self.path
     }
     #[allow(private_interfaces)]
-    fn codec(&self) -> &Codec {
-        self.codec
-    }
-    #[allow(private_interfaces)]
-    fn index(&self) -> &Deferred {
-        self.index
+    fn state(&self) -> &ConnState {
+        self.state
     }
 }
 
@@ -285,18 +295,15 @@ impl Sqlite for WriteTxn<'_> {
         self.path
     }
     #[allow(private_interfaces)]
-    fn codec(&self) -> &Codec {
-        self.ended.codec
-    }
-    #[allow(private_interfaces)]
-    fn index(&self) -> &Deferred {
-        self.ended.index
+    fn state(&self) -> &ConnState {
+        self.ended.state
     }
 }
 
 /// Runs one statement's function, naming the database in its error.
 pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::Result<T>) -> Result<T> {
-    f(&Db { conn: s.conn(), codec: s.codec(), index: s.index() }).map_err(|e| Error::store(s.path(), e))
+    let state = s.state();
+    f(&Db { conn: s.conn(), codec: &state.codec, index: &state.index }).map_err(|e| Error::store(s.path(), e))
 }
 
 impl<S: Sqlite> ReadOps for S {

@@ -18,6 +18,7 @@
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
@@ -95,6 +96,36 @@ impl Family {
     fn key(&self) -> String {
         format!("{}:{}", self.column.name(), self.connector)
     }
+
+    /// Keeps `json` as a sample; once there are enough, a dictionary trained from them (its
+    /// bytes). A training that fails leaves the column uncompressed in this process.
+    fn offer(&mut self, json: &str) -> Option<Vec<u8>> {
+        if self.untrainable {
+            return None;
+        }
+        if json.len() <= MAX_SAMPLE {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            json.hash(&mut h);
+            if self.seen.insert(h.finish()) {
+                self.samples.push(json.as_bytes().to_vec());
+                self.bytes += json.len();
+            }
+        }
+        if self.samples.len() < TRAIN_SAMPLES && (self.bytes < TRAIN_BYTES || self.samples.len() < MIN_SAMPLES) {
+            return None;
+        }
+        let samples = std::mem::take(&mut self.samples);
+        self.seen = HashSet::new();
+        self.bytes = 0;
+        match zstd::dict::from_samples(&samples, DICT_SIZE) {
+            Ok(data) => Some(data),
+            Err(e) => {
+                tracing::debug!(family = self.key(), "no dictionary: {e}; values stay uncompressed");
+                self.untrainable = true;
+                None
+            }
+        }
+    }
 }
 
 struct Dict {
@@ -123,14 +154,16 @@ fn unreadable(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, what.into())
 }
 
-fn load(c: &Connection, dicts: &mut HashMap<i64, Dict>, id: i64) -> rusqlite::Result<()> {
-    if dicts.contains_key(&id) {
-        return Ok(());
+/// Dictionary `id`, read from the database the first time it is needed.
+fn load<'d>(c: &Connection, dicts: &'d mut HashMap<i64, Dict>, id: i64) -> rusqlite::Result<&'d mut Dict> {
+    match dicts.entry(id) {
+        Entry::Occupied(e) => Ok(e.into_mut()),
+        Entry::Vacant(e) => {
+            let data: Option<Vec<u8>> = c.prepare_cached("SELECT data FROM dict WHERE id=?1")?.query_row([id], |r| r.get(0)).optional()?;
+            let data = data.ok_or_else(|| unreadable(format!("compressed with dictionary {id}, which the database does not hold")))?;
+            Ok(e.insert(Dict::new(&data).map_err(|e| unreadable(format!("dictionary {id}: {e}")))?))
+        }
     }
-    let data: Option<Vec<u8>> = c.prepare_cached("SELECT data FROM dict WHERE id=?1")?.query_row([id], |r| r.get(0)).optional()?;
-    let data = data.ok_or_else(|| unreadable(format!("compressed with dictionary {id}, which the database does not hold")))?;
-    dicts.insert(id, Dict::new(&data).map_err(|e| unreadable(format!("dictionary {id}: {e}")))?);
-    Ok(())
 }
 
 fn text(b: &[u8]) -> rusqlite::Result<&str> {
@@ -215,41 +248,18 @@ impl Codec {
                 .optional()?;
             f.looked = true;
         }
-        let id = match f.dict {
-            Some(id) => id,
-            None if f.untrainable => return Ok(SqlValue::Text(json)),
+        let (id, dict) = match f.dict {
+            Some(id) => (id, load(c, dicts, id)?),
             None => {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                json.hash(&mut h);
-                if json.len() <= MAX_SAMPLE && f.seen.insert(h.finish()) {
-                    f.samples.push(json.as_bytes().to_vec());
-                    f.bytes += json.len();
-                }
-                if f.samples.len() < TRAIN_SAMPLES && (f.bytes < TRAIN_BYTES || f.samples.len() < MIN_SAMPLES) {
-                    return Ok(SqlValue::Text(json));
-                }
-                let samples = std::mem::take(&mut f.samples);
-                f.seen = HashSet::new();
-                f.bytes = 0;
-                let data = match zstd::dict::from_samples(&samples, DICT_SIZE) {
-                    Ok(data) => data,
-                    Err(e) => {
-                        tracing::debug!(family = f.key(), "no dictionary: {e}; values stay uncompressed");
-                        f.untrainable = true;
-                        return Ok(SqlValue::Text(json));
-                    }
-                };
+                let Some(data) = f.offer(&json) else { return Ok(SqlValue::Text(json)) };
                 let dict = Dict::new(&data).map_err(io_err)?;
                 c.prepare_cached("INSERT INTO dict(family, data) VALUES (?1, ?2)")?.execute(params![f.key(), data])?;
                 let id = c.last_insert_rowid();
-                dicts.insert(id, dict);
                 made.push(id);
                 f.dict = Some(id);
-                id
+                (id, dicts.entry(id).insert_entry(dict).into_mut())
             }
         };
-        load(c, dicts, id)?;
-        let Some(dict) = dicts.get_mut(&id) else { return Ok(SqlValue::Text(json)) };
         scratch.clear();
         scratch.reserve(zstd::zstd_safe::compress_bound(json.len()));
         dict.compress.compress_to_buffer(json.as_bytes(), scratch).map_err(io_err)?;
@@ -277,8 +287,7 @@ impl Codec {
         let len = usize::try_from(len).ok().filter(|&l| l <= MAX_LEN).ok_or_else(bad)?;
         let mut st = self.0.borrow_mut();
         let State { dicts, scratch, .. } = &mut *st;
-        load(c, dicts, id)?;
-        let dict = dicts.get_mut(&id).ok_or_else(bad)?;
+        let dict = load(c, dicts, id)?;
         scratch.clear();
         scratch.reserve(len);
         let n = dict.decompress.decompress_to_buffer(frame, scratch).map_err(|e| unreadable(format!("cannot decompress: {e}")))?;
