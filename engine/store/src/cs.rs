@@ -225,6 +225,13 @@ pub(crate) fn states_by_dn(c: &Connection, connector: &str, dn: &str) -> Result<
     rows.collect()
 }
 
+pub(crate) fn shared_dns(c: &Connection, connector: &str) -> Result<std::collections::HashSet<String>> {
+    let mut st =
+        c.prepare_cached("SELECT dn_norm FROM cs_object WHERE connector=?1 AND dn_norm IS NOT NULL GROUP BY dn_norm HAVING count(*) > 1")?;
+    let rows = st.query_map([connector], |r| r.get(0))?;
+    rows.collect()
+}
+
 pub(crate) fn state_linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<LinkState>> {
     c.prepare_cached(&format!("SELECT {STATE_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2 ORDER BY id"))?
         .query_row(params![mv_id, connector], state_row)

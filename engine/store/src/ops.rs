@@ -32,6 +32,9 @@ pub trait ReadOps {
     fn cs_links_of(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()>;
     /// Where [`ReadOps::cs_by_dn`]'s objects stand (cheap: one index read).
     fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>>;
+    /// The DNs (normalized) that more than one object of a connector has (normally none; a
+    /// rename in flight can make one). Reads the connector's whole DN index.
+    fn cs_shared_dns(&self, connector: &str) -> Result<std::collections::HashSet<String>>;
     /// Where [`ReadOps::cs_linked`]'s object stands (cheap: one index read).
     fn cs_state_linked(&self, connector: &str, mv_id: i64) -> Result<Option<LinkState>>;
     /// Where [`ReadOps::cs_all_linked`]'s objects stand, with their connectors (cheap: one
@@ -333,6 +336,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>> {
         on(self, |c| cs::states_by_dn(c, connector, dn))
+    }
+    fn cs_shared_dns(&self, connector: &str) -> Result<std::collections::HashSet<String>> {
+        on(self, |c| cs::shared_dns(c, connector))
     }
     fn cs_state_linked(&self, connector: &str, mv_id: i64) -> Result<Option<LinkState>> {
         on(self, |c| cs::state_linked(c, connector, mv_id))

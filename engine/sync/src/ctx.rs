@@ -83,6 +83,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) incomplete: BTreeSet<i64>,
     /// References resolved in a pass that changes no link.
     pub(crate) memo: crate::references::Memo,
+    /// A full sync: the first round of each stage looks at every object of its connectors.
+    pub(crate) full: bool,
     /// Per rule, failures in a row; and the rules stopped, with their last error.
     failures_in_a_row: HashMap<String, usize>,
     stopped: HashMap<String, String>,
@@ -101,6 +103,7 @@ impl<'a> Ctx<'a> {
             notes: Vec::new(),
             mv_in_error: BTreeSet::new(),
             memo: Default::default(),
+            full: false,
             incomplete: BTreeSet::new(),
             failures_in_a_row: HashMap::new(),
             stopped: HashMap::new(),

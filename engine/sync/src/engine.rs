@@ -332,6 +332,7 @@ impl Engine {
         };
         let observer = self.observer.as_ref();
         let mut ctx = Ctx::new(tx, &self.rules, &self.facts, observer);
+        ctx.full = full;
         {
             let _step = observer::start(observer, Step::InboundSync, Some(in_ids.len() as u64));
             inbound::run(&mut ctx, in_ids)?;

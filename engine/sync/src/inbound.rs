@@ -15,7 +15,7 @@ use idflow_policy::defs::{Direction, LinkMode};
 use idflow_policy::{source_map, to_flow_values, truthy, CompiledRule};
 use idflow_store::{CsObject, Link, MvObject, PendingImport};
 use rhai::Scope;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// The rules' view of a source object: its connector's reference attributes hold `Reference`s.
 fn scope_of(ctx: &Ctx, o: &CsObject) -> Scope<'static> {
@@ -102,6 +102,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     let disconnected = ctx.stats.disconnected;
     // A preview's trace tells each step once, in the order of the two passes.
     let early = ctx.trace.is_none() && one_connector;
+    // A full sync's first round meets every object of the connector: each one linked is
+    // remembered as what its DN resolves to (a group's members then need no lookup), unless
+    // another object has that DN too. Those DNs are found once, on the first link.
+    let remember = early && ctx.full;
+    let mut shared: Option<HashSet<String>> = None;
     // Pass 1: scope and link (and, when settled, flows).
     ctx.memo.clear();
     for &id in ids {
@@ -113,27 +118,33 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         let flow_now = early && ctx.stats.disconnected == disconnected;
         if let Some((in_scope, relinked)) = link(ctx, &mut o, decision, &mut recheck, flow_now)? {
             let flowed = match flow_now && ctx.stats.disconnected == disconnected {
-                true => flow_early(ctx, o, &mut scope, &in_scope, ctx.stats.projected != projected, relinked)?,
+                true => flow_early(ctx, &mut o, &mut scope, &in_scope, ctx.stats.projected != projected, relinked)?,
                 false => unflowed(ctx, &mut o, relinked)?,
             };
+            if remember && ctx.stats.disconnected == disconnected {
+                remember_linked(ctx, &o, &mut shared)?;
+            }
             work.push((id, in_scope, flowed));
         }
     }
     let again = ctx.stats.disconnected != disconnected;
     // Pass 2: flows and precedence. It links nothing: references resolve the same way
-    // throughout, and are remembered.
-    ctx.memo.clear();
+    // throughout, and are remembered. What pass 1 found stays when it unlinked nothing and no
+    // object shares a DN (else the first linked of those would be what a DN resolves to).
+    if again || !shared.as_ref().is_some_and(HashSet::is_empty) {
+        ctx.memo.clear();
+    }
     for (id, rule_idx, flowed_early) in work {
         if !flowed_early.in_pass_2(again) {
             continue;
         }
-        let Some(o) = ctx.tx.cs_get(id)? else { continue };
+        let Some(mut o) = ctx.tx.cs_get(id)? else { continue };
         let Some(m) = o.mv_id else { continue };
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
         let mut scope = scope_of(ctx, &o);
         let flowed = flows(ctx, &o, &mut scope, &mv_obj.object_type, &rule_idx, false)?;
         let before = ctx.stats.metaverse_updated;
-        persist_flows(ctx, o, mv_obj, flowed, false)?;
+        persist_flows(ctx, &mut o, mv_obj, flowed, false)?;
         // Run again, an object counts as updated once, whichever run updated it.
         if flowed_early == Early::Updated {
             ctx.stats.metaverse_updated = before;
@@ -150,26 +161,26 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
 /// the object instead of two), or alone if they wait.
 fn flow_early(
     ctx: &mut Ctx,
-    mut o: CsObject,
+    o: &mut CsObject,
     scope: &mut Scope<'static>,
     rule_idx: &[usize],
     projected: bool,
     relinked: bool,
 ) -> Result<Early> {
-    let rule = link_rule(ctx, &o).filter(|_| projected);
+    let rule = link_rule(ctx, o).filter(|_| projected);
     let mv_obj = match (rule, o.mv_id) {
         (Some(r), m) => {
             MvObject { id: m.unwrap_or(0), object_type: r.def.metaverse_type.clone(), attrs: Default::default(), deleted: false }
         }
         (None, Some(m)) => match ctx.tx.mv_get(m)? {
             Some(x) => x,
-            None => return unflowed(ctx, &mut o, relinked),
+            None => return unflowed(ctx, o, relinked),
         },
-        (None, None) => return unflowed(ctx, &mut o, relinked),
+        (None, None) => return unflowed(ctx, o, relinked),
     };
-    let flowed = flows(ctx, &o, scope, &mv_obj.object_type, rule_idx, true)?;
+    let flowed = flows(ctx, o, scope, &mv_obj.object_type, rule_idx, true)?;
     let early = match &flowed {
-        Flowed::NotYet => return unflowed(ctx, &mut o, relinked),
+        Flowed::NotYet => return unflowed(ctx, o, relinked),
         Flowed::Failed { .. } => Early::Failed,
         Flowed::Done { .. } => Early::Flowed,
     };
@@ -179,6 +190,23 @@ fn flow_early(
         return Ok(Early::Updated);
     }
     Ok(early)
+}
+
+/// Remembers what `o`'s DN resolves to, when it is linked inbound and no other object of its
+/// connector has that DN (see [`batch`]).
+fn remember_linked(ctx: &mut Ctx, o: &CsObject, shared: &mut Option<HashSet<String>>) -> Result<()> {
+    let (Some(d), Some(m)) = (o.dn.as_deref(), o.mv_id) else { return Ok(()) };
+    if !linked_inbound(o) {
+        return Ok(());
+    }
+    let shared = match shared {
+        Some(s) => s,
+        None => shared.insert(ctx.tx.cs_shared_dns(&o.connector)?),
+    };
+    if shared.is_empty() || !shared.contains(&dn::norm(d)) {
+        ctx.memo.remember_dn(&o.connector, d, m);
+    }
+    Ok(())
 }
 
 /// Flows not run now (pass 2 runs them): a new link is written alone (and a new metaverse
@@ -495,20 +523,20 @@ fn flows(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope, mv_type: &str, rule_idx
 /// Persists pass 2's outcome: contributions and winners, dangling references, errors; with
 /// the object's link when `relinked` (changed in pass 1, not written yet), and its metaverse
 /// object when [`link`] left it to be made.
-fn persist_flows(ctx: &mut Ctx, mut o: CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed, relinked: bool) -> Result<()> {
+fn persist_flows(ctx: &mut Ctx, o: &mut CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed, relinked: bool) -> Result<()> {
     let synced = |ctx: &mut Ctx, o: &CsObject, error: Option<&str>| match relinked {
         true => ctx.tx.cs_set_link_synced(o, error),
         false => ctx.tx.cs_set_synced(o.id, error),
     };
     match flowed {
         Flowed::NotYet => {
-            unflowed(ctx, &mut o, relinked)?;
+            unflowed(ctx, o, relinked)?;
         }
         Flowed::Failed { rule, message } => {
-            mv_obj.id = project_empty(ctx, &mut o)?;
-            obj_error(ctx, &o, Some(&rule), message.clone());
+            mv_obj.id = project_empty(ctx, o)?;
+            obj_error(ctx, o, Some(&rule), message.clone());
             ctx.incomplete.insert(mv_obj.id);
-            synced(ctx, &o, Some(&message))?;
+            synced(ctx, o, Some(&message))?;
         }
         Flowed::Done { contributions, dangling, reference_errors } => {
             let changed = match o.mv_id {
@@ -524,14 +552,14 @@ fn persist_flows(ctx: &mut Ctx, mut o: CsObject, mut mv_obj: idflow_store::MvObj
             }
             ctx.tx.cs_set_dangling(o.id, &dangling)?;
             for m in &reference_errors {
-                obj_error(ctx, &o, o.link_rule.clone().as_deref(), m.clone());
+                obj_error(ctx, o, o.link_rule.clone().as_deref(), m.clone());
             }
             let error = reference_errors.first().map(String::as_str);
             // Written only when it changes something (a full sync of what is in step writes nothing).
             if o.pending_import.is_some() || o.error.as_deref() != error {
-                synced(ctx, &o, error)?;
+                synced(ctx, o, error)?;
             } else if relinked {
-                write_link(ctx, &o)?;
+                write_link(ctx, o)?;
             }
         }
     }

@@ -52,11 +52,15 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
     let mut adopt = AdoptIndex::default();
     let mut queue = ids;
     let mut purge = Vec::new();
-    for _round in 0..4 {
+    for round in 0..4 {
         if queue.is_empty() {
             break;
         }
-        let recheck = batch(ctx, &queue, &mut adopt, &mut purge)?;
+        // A full sync's first round holds every metaverse object: each one referring to an
+        // object it provisions or adopts is in it already (its flows wait for pass 2 when a
+        // reference names no target object yet).
+        let every = ctx.full && round == 0;
+        let recheck = batch(ctx, &queue, every, &mut adopt, &mut purge)?;
         ctx.tx.mv_clear_dirty(&queue)?;
         queue = recheck.into_iter().collect();
     }
@@ -78,7 +82,7 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
 /// every reference they hold names a target object already there whose flows are not left to
 /// pass 2 (so its identifier is what pass 2 would see): pass 1 only adds target objects until
 /// it deprovisions one. Once it has, those early flows are run again in pass 2.
-fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64>) -> Result<BTreeSet<i64>> {
+fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge: &mut Vec<i64>) -> Result<BTreeSet<i64>> {
     let mut recheck = BTreeSet::new();
     let mut work: Vec<(i64, &str, Vec<usize>, i64, Early)> = Vec::new();
     let rules = ctx.rules;
@@ -186,7 +190,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                         o.link_rule = Some(rule);
                         ctx.tx.cs_save(&o)?;
                         ctx.stats.adopted += 1;
-                        recheck.extend(references::referrers(ctx.tx, id)?);
+                        if !every {
+                            recheck.extend(references::referrers(ctx.tx, id)?);
+                        }
                         cs_id
                     }
                     Ok(Outcome::NoMatch) => {
@@ -208,7 +214,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64], adopt: &mut AdoptIndex, purge: &mut Vec<i64
                                 o.pending_export = true;
                                 ctx.trace("provision", Some(r.name()), || format!("{connector}: provisions a new {}", o.object_type));
                                 ctx.stats.provisioned += 1;
-                                recheck.extend(references::referrers(ctx.tx, id)?);
+                                if !every {
+                                    recheck.extend(references::referrers(ctx.tx, id)?);
+                                }
                                 fresh = Some(o);
                                 0
                             }

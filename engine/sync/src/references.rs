@@ -10,7 +10,8 @@ use std::collections::HashMap;
 /// inbound sync's second pass, of outbound sync's second pass), or that only links (inbound
 /// sync's first pass, until it unlinks something; outbound sync's first pass, until it
 /// deprovisions something): a member of many groups is looked up once.
-/// Cleared before and after each such pass.
+/// Cleared before and after each such pass; kept from inbound sync's first pass into its
+/// second when the first unlinked nothing and no two objects share a DN (inbound.rs).
 #[derive(Default)]
 pub(crate) struct Memo {
     /// By connector, then DN as written: a hit allocates no key.
@@ -37,6 +38,20 @@ impl Memo {
             self.dns.entry(connector.to_string()).or_default().insert(dn.to_string(), r.clone());
         }
         Ok(r)
+    }
+
+    /// What [`resolve_dn`] finds for `dn` once an object with this DN (as written) is linked
+    /// inbound to `mv_id`, when no other object of `connector` has its DN (inbound sync's first
+    /// pass, as it links or meets it).
+    pub(crate) fn remember_dn(&mut self, connector: &str, dn: &str, mv_id: i64) {
+        match self.dns.get_mut(connector) {
+            Some(m) => {
+                m.insert(dn.to_string(), Inbound::Mv(mv_id));
+            }
+            None => {
+                self.dns.insert(connector.to_string(), HashMap::from([(dn.to_string(), Inbound::Mv(mv_id))]));
+            }
+        }
     }
 
     /// What [`resolve_mv`] would find: `cs_id`, the one object of `connector` linked to

@@ -597,3 +597,49 @@ fn values_of_one_value_many_values_and_the_dn() {
     assert_eq!(eval("source.dn"), "uid=a,o=corp");
     assert_eq!(eval(r#"values(source, "nope")"#), "[]");
 }
+
+/// A full sync remembers each object it links as what its DN resolves to, so later references
+/// to it need no lookup; but two objects of a connector with the same DN (a rename in flight)
+/// resolve as a lookup does: to the first of them linked, whichever the sync met last.
+#[test]
+fn a_full_sync_resolves_a_dn_two_objects_share_as_a_lookup_does() {
+    let e = engine(PROJECTING);
+    let first = put(&e, "corp", "person", "uid=a,o=corp", &[("objectClass", "person"), ("mail", "a@x")]);
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let mut second = CsObject::new("corp", "person");
+    second.dn = Some("uid=a,o=corp".into());
+    second.anchor = Some("another".into());
+    second.attrs.insert("mail".into(), vec![Value::from("a2@x")]);
+    second.present = true;
+    second.pending_import = Some(PendingImport::Add);
+    let second = save(&e, &second);
+    let b = put(&e, "corp", "person", "uid=b,o=corp", &[("objectClass", "person"), ("mail", "b@x"), ("manager", "uid=a,o=corp")]);
+    let tx = e.store.write().expect("tx");
+    let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
+    ctx.full = true;
+    inbound::run(&mut ctx, tx.cs_ids_full_sync(&["corp".to_string()]).expect("ids")).expect("inbound");
+    outbound::run(&mut ctx, tx.mv_all_ids().expect("ids")).expect("outbound");
+    drop(ctx);
+    tx.commit().expect("commit");
+    let (m_first, m_second) = (mv_of(&e, first).id, mv_of(&e, second).id);
+    assert_ne!(m_first, m_second, "the second object projects its own");
+    assert_eq!(mv_of(&e, b).values("manager"), Some(&[Value::Ref(m_first)][..]));
+    // The same in a sync where every object is new.
+    let e = engine(PROJECTING);
+    let first = put(&e, "corp", "person", "uid=a,o=corp", &[("objectClass", "person"), ("mail", "a@x")]);
+    let second = save(&e, &{
+        let mut o = get(&e, first);
+        o.id = 0;
+        o.anchor = Some("another".into());
+        o
+    });
+    let b = put(&e, "corp", "person", "uid=b,o=corp", &[("objectClass", "person"), ("mail", "b@x"), ("manager", "uid=a,o=corp")]);
+    let tx = e.store.write().expect("tx");
+    let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
+    ctx.full = true;
+    inbound::run(&mut ctx, tx.cs_ids_full_sync(&["corp".to_string()]).expect("ids")).expect("inbound");
+    drop(ctx);
+    tx.commit().expect("commit");
+    assert_ne!(mv_of(&e, first).id, mv_of(&e, second).id);
+    assert_eq!(mv_of(&e, b).values("manager"), Some(&[Value::Ref(mv_of(&e, first).id)][..]));
+}
