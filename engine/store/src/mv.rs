@@ -84,7 +84,7 @@ pub(crate) const ROWS_PER_INSERT: usize = 32;
 /// (`mv_ref`, for the objects to look at again when it changes), other values by attribute
 /// and key (`mv_value`, for joins and searches). Each index is its table's primary key alone;
 /// the entries go in by one statement per table (a few dozen rows each), not one per value.
-/// Value entries go through `held` when given (written behind, mv_index.rs), else at once.
+/// Entries go through `held` when given (written behind, mv_index.rs), else at once.
 fn index_all<'a>(c: &Connection, held: Option<&Deferred>, id: i64, attrs: impl Iterator<Item = (&'a str, &'a [Value])>) -> Result<()> {
     let mut values: Vec<(&str, String)> = Vec::new();
     let mut refs: Vec<(i64, &str)> = Vec::new();
@@ -97,15 +97,15 @@ fn index_all<'a>(c: &Connection, held: Option<&Deferred>, id: i64, attrs: impl I
         }
     }
     match held {
-        Some(held) => held.add(c, values, id)?,
-        None => mv_index::insert(c, &values.iter().map(|(a, k)| (*a, k.as_str(), id)).collect::<Vec<_>>())?,
+        Some(held) => {
+            held.add(c, values, id)?;
+            held.add_refs(c, &refs, id)
+        }
+        None => {
+            mv_index::insert(c, &values.iter().map(|(a, k)| (*a, k.as_str(), id)).collect::<Vec<_>>())?;
+            mv_index::insert_refs(c, &refs.iter().map(|(t, a)| (*t, id, *a)).collect::<Vec<_>>())
+        }
     }
-    for chunk in refs.chunks(ROWS_PER_INSERT) {
-        let sql = format!("INSERT OR IGNORE INTO mv_ref(target, mv_id, attr) VALUES {}", rows(chunk.len()));
-        let p: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|(t, a)| [t as &dyn rusqlite::ToSql, &id, a]).collect();
-        c.prepare_cached(&sql)?.execute(p.as_slice())?;
-    }
-    Ok(())
 }
 
 /// `(?,?,?),(?,?,?),...`: `n` rows of three parameters.
@@ -123,6 +123,9 @@ fn key(v: &Value) -> String {
 fn unindex(c: &Db, id: i64, attr: &str, values: &[Value]) -> Result<()> {
     if values.iter().any(|v| !matches!(v, Value::Ref(_))) {
         c.index.asked(c, &[attr])?;
+    }
+    if values.iter().any(|v| matches!(v, Value::Ref(_))) {
+        c.index.refs_asked(c)?;
     }
     let mut val = c.prepare_cached("DELETE FROM mv_value WHERE attr=?1 AND key=?2 AND mv_id=?3")?;
     let mut rf = c.prepare_cached("DELETE FROM mv_ref WHERE target=?1 AND mv_id=?2 AND attr=?3")?;
@@ -224,6 +227,7 @@ pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value
         rows.collect::<rusqlite::Result<_>>()
     };
     if let Value::Ref(t) = value {
+        c.index.refs_asked(c)?;
         return alive(
             "SELECT r.mv_id FROM mv_ref r JOIN mv_object o ON o.id=r.mv_id WHERE r.target=?1 AND r.attr=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY r.mv_id",
             &[t, &attr, &object_type],
@@ -248,7 +252,8 @@ pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value
 }
 
 /// Metaverse objects whose attributes reference `mv_id`.
-pub(crate) fn referrers(c: &Connection, mv_id: i64) -> Result<Vec<(i64, String)>> {
+pub(crate) fn referrers(c: &Db, mv_id: i64) -> Result<Vec<(i64, String)>> {
+    c.index.refs_asked(c)?;
     let mut st = c.prepare_cached("SELECT mv_id, attr FROM mv_ref WHERE target=?1")?;
     let rows = st.query_map([mv_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect::<rusqlite::Result<_>>()

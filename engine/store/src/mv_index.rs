@@ -1,4 +1,4 @@
-//! The value index (`mv_value`), written behind. A full sync projects objects in the order a
+//! The value index (`mv_value`) and the reference index (`mv_ref`), written behind. A full sync projects objects in the order a
 //! directory lists them, so their values (names, mail addresses) arrive in no order: inserted
 //! one object at a time, each lands on another page of the index. Held back and inserted
 //! sorted, they land together, page after page.
@@ -9,6 +9,9 @@
 //! gain nothing).
 //! The rest are written before the transaction commits, or when too many are held; a
 //! transaction that rolls back drops them with it.
+//!
+//! References (a manager, a group's members) name objects in no order either: their entries
+//! are all held back until any reference entry is read or removed, which writes them all.
 use rusqlite::Connection;
 use std::cell::RefCell;
 
@@ -25,6 +28,8 @@ struct State {
     /// Whether each name was looked up, searched or removed in this transaction: written at once.
     asked: Vec<bool>,
     held: Vec<(u32, String, i64)>,
+    /// Reference entries `(target, object, attribute name)`.
+    refs: Vec<(i64, i64, u32)>,
 }
 
 impl State {
@@ -55,13 +60,41 @@ impl Deferred {
                     st.held.push((i, key, id));
                 }
             }
-            st.held.len() >= MOST_HELD
+            st.held.len() + st.refs.len() >= MOST_HELD
         };
         insert(c, &now.iter().map(|(a, k)| (*a, k.as_str(), id)).collect::<Vec<_>>())?;
         if full {
             self.flush(c)?;
         }
         Ok(())
+    }
+
+    /// Indexes the references of object `id`, `(target, attribute)`: held back.
+    pub(crate) fn add_refs(&self, c: &Connection, refs: &[(i64, &str)], id: i64) -> rusqlite::Result<()> {
+        let full = {
+            let mut st = self.0.borrow_mut();
+            for (t, a) in refs {
+                let i = st.name_index(a);
+                st.refs.push((*t, id, i));
+            }
+            st.held.len() + st.refs.len() >= MOST_HELD
+        };
+        if full {
+            self.flush(c)?;
+        }
+        Ok(())
+    }
+
+    /// Reference entries are about to be read or removed: those held back are written.
+    pub(crate) fn refs_asked(&self, c: &Connection) -> rusqlite::Result<()> {
+        let mut out = std::mem::take(&mut self.0.borrow_mut().refs);
+        if out.is_empty() {
+            return Ok(());
+        }
+        let names = self.0.borrow().names.clone();
+        out.sort_unstable_by(|a, b| (a.0, a.1, &names[a.2 as usize]).cmp(&(b.0, b.1, &names[b.2 as usize])));
+        let rows: Vec<(i64, i64, &str)> = out.iter().map(|(t, id, i)| (*t, *id, names[*i as usize].as_str())).collect();
+        insert_refs(c, &rows)
     }
 
     /// `attrs` are about to be read or removed: their entries held back are written, and from
@@ -90,12 +123,15 @@ impl Deferred {
     /// Writes every entry held back (before a commit).
     pub(crate) fn flush(&self, c: &Connection) -> rusqlite::Result<()> {
         let out = std::mem::take(&mut self.0.borrow_mut().held);
-        self.write(c, out)
+        self.write(c, out)?;
+        self.refs_asked(c)
     }
 
     /// The transaction rolled back: what it held back goes with it.
     pub(crate) fn drop_held(&self) {
-        self.0.borrow_mut().held = Vec::new();
+        let mut st = self.0.borrow_mut();
+        st.held = Vec::new();
+        st.refs = Vec::new();
     }
 
     /// A write transaction begins: each stage learns again which attributes it looks up (a
@@ -120,6 +156,16 @@ pub(crate) fn insert(c: &Connection, rows: &[(&str, &str, i64)]) -> rusqlite::Re
     for chunk in rows.chunks(crate::mv::ROWS_PER_INSERT) {
         let sql = format!("INSERT OR IGNORE INTO mv_value(attr, key, mv_id) VALUES {}", crate::mv::rows(chunk.len()));
         let p: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|(a, k, id)| [a as &dyn rusqlite::ToSql, k, id]).collect();
+        c.prepare_cached(&sql)?.execute(p.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Inserts reference entries `(target, object, attribute)`, a few dozen to a statement.
+pub(crate) fn insert_refs(c: &Connection, rows: &[(i64, i64, &str)]) -> rusqlite::Result<()> {
+    for chunk in rows.chunks(crate::mv::ROWS_PER_INSERT) {
+        let sql = format!("INSERT OR IGNORE INTO mv_ref(target, mv_id, attr) VALUES {}", crate::mv::rows(chunk.len()));
+        let p: Vec<&dyn rusqlite::ToSql> = chunk.iter().flat_map(|(t, id, a)| [t as &dyn rusqlite::ToSql, id, a]).collect();
         c.prepare_cached(&sql)?.execute(p.as_slice())?;
     }
     Ok(())
@@ -171,5 +217,50 @@ mod tests {
             .expect("saved");
         tx.commit().expect("commit");
         assert_eq!(entries(&store), format!("barbara {b}, claudia {c}, edsger {e}, grace 1"));
+    }
+
+    fn refs(store: &Store) -> String {
+        let tx = store.read().expect("read");
+        crate::ops::on(&tx, |c| {
+            c.query_row(
+                "SELECT coalesce(group_concat(mv_id || ' ' || attr || ' ' || target, ', '), '') FROM (SELECT * FROM mv_ref ORDER BY mv_id, target)",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("refs")
+    }
+
+    fn manager(of: i64) -> BTreeMap<String, MvAttr> {
+        let a = MvAttr { values: vec![Value::Ref(of)], rule: "r".into(), cs: 1, precedence: 100 };
+        BTreeMap::from([("manager".to_string(), a)])
+    }
+
+    #[test]
+    fn references_held_back_are_found_written_at_commit_and_dropped_with_a_rollback() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let boss = tx.mv_create("person", &attrs("Boss")).expect("created");
+        tx.commit().expect("commit");
+        // Rolled back: what it held back is not written by the next transaction (whose object
+        // SQLite gives the same id).
+        let tx = store.write().expect("write");
+        let gone = tx.mv_create("person", &manager(boss)).expect("created");
+        drop(tx);
+        let tx = store.write().expect("write");
+        assert_eq!(tx.mv_create("person", &attrs("Ada")).expect("created"), gone);
+        tx.commit().expect("commit");
+        assert_eq!(refs(&store), "", "rolled back");
+        let tx = store.write().expect("write");
+        let a = tx.mv_create("person", &manager(boss)).expect("created");
+        let b = tx.mv_create("person", &manager(boss)).expect("created");
+        assert_eq!(tx.mv_referrers(boss).expect("referrers"), vec![(a, "manager".to_string()), (b, "manager".to_string())]);
+        assert_eq!(tx.mv_find_by_value("person", "manager", &Value::Ref(boss), false).expect("find"), vec![a, b]);
+        tx.mv_save_attrs(b, &manager(a), &["manager".into()], &[("manager".into(), vec![Value::Ref(boss)])]).expect("saved");
+        // Held back, then changed in the same transaction: the entry held back goes.
+        let c = tx.mv_create("person", &manager(a)).expect("created");
+        tx.mv_save_attrs(c, &manager(boss), &["manager".into()], &[("manager".into(), vec![Value::Ref(a)])]).expect("saved");
+        tx.commit().expect("commit");
+        assert_eq!(refs(&store), format!("{a} manager {boss}, {b} manager {a}, {c} manager {boss}"));
     }
 }

@@ -335,7 +335,7 @@ mod tests {
         assert_eq!(find("grace@example.org", true), vec![5]);
         assert_eq!(find("grace@example.org", false), Vec::<i64>::new(), "an exact lookup checks the case");
         assert_eq!(find("Grace@Example.org", false), vec![5]);
-        assert_eq!(crate::mv::referrers(&c, 4).expect("referrers"), vec![(5, "manager".to_string())]);
+        assert_eq!(crate::mv::referrers(&db, 4).expect("referrers"), vec![(5, "manager".to_string())]);
         assert_eq!(crate::mv::search(&db, "GRACE", &["mail"], 10).expect("search"), vec![5]);
         // Any letter's case folds, not only ASCII's.
         let mut attrs = std::collections::BTreeMap::new();
