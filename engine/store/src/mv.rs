@@ -121,9 +121,6 @@ fn key(v: &Value) -> String {
 
 /// Removes the index entries of `values` of attribute `attr`, as [`index_all`] made them.
 fn unindex(c: &Db, id: i64, attr: &str, values: &[Value]) -> Result<()> {
-    if values.iter().any(|v| !matches!(v, Value::Ref(_))) {
-        c.index.asked(c, &[attr])?;
-    }
     if values.iter().any(|v| matches!(v, Value::Ref(_))) {
         c.index.refs_asked(c)?;
     }
@@ -132,7 +129,12 @@ fn unindex(c: &Db, id: i64, attr: &str, values: &[Value]) -> Result<()> {
     for v in values {
         match v {
             Value::Ref(t) => rf.execute(params![t, id, attr])?,
-            _ => val.execute(params![attr, key(v), id])?,
+            _ => {
+                // Held back, or written already (or both: added again after a write).
+                let k = key(v);
+                c.index.remove(attr, &k, id);
+                val.execute(params![attr, k, id])?
+            }
         };
     }
     Ok(())
@@ -233,11 +235,22 @@ pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value
             &[t, &attr, &object_type],
         );
     }
-    c.index.asked(c, &[attr])?;
-    let found = alive(
+    let k = key(value);
+    let mut found = alive(
         "SELECT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.attr=?1 AND v.key=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id",
-        &[&attr, &key(value), &object_type],
+        &[&attr, &k, &object_type],
     )?;
+    let held = c.index.held(attr, &k);
+    if !held.is_empty() {
+        let mut alive_one = c.prepare_cached("SELECT 1 FROM mv_object WHERE id=?1 AND object_type=?2 AND deleted=0")?;
+        for id in held {
+            if alive_one.query_row(params![id, object_type], |_| Ok(())).optional()?.is_some() {
+                found.push(id);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+    }
     if ignore_case {
         return Ok(found);
     }
@@ -300,7 +313,7 @@ pub(crate) fn has_inbound_link(c: &Connection, mv_id: i64) -> Result<bool> {
 /// Metaverse objects with a value in `attrs` starting with `text` (any case), and those a
 /// connector-space object anchored exactly `text` is linked to; newest first, at most `limit`.
 pub(crate) fn search(c: &Db, text: &str, attrs: &[&str], limit: i64) -> Result<Vec<i64>> {
-    c.index.asked(c, attrs)?;
+    c.index.searched(c, attrs)?;
     let low = text.to_lowercase();
     // A range on the (attr, key) index, keys folded as the text is: a prefix match that needs
     // no LIKE escaping.

@@ -1,21 +1,20 @@
-//! The value index (`mv_value`) and the reference index (`mv_ref`), written behind. A full sync projects objects in the order a
-//! directory lists them, so their values (names, mail addresses) arrive in no order: inserted
-//! one object at a time, each lands on another page of the index. Held back and inserted
-//! sorted, they land together, page after page.
+//! The value index (`mv_value`) and the reference index (`mv_ref`), written behind. A full sync
+//! projects objects in the order a directory lists them, so their values (names, mail
+//! addresses) arrive in no order: inserted one object at a time, each lands on another page of
+//! the index. Held back and inserted sorted, they land together, page after page.
 //!
-//! Nothing can see an entry that is held back: a lookup, search or removal of an attribute's
-//! values first writes that attribute's entries, and for the rest of the transaction its entries
-//! are written at once (a join looks its attribute up for every object: holding it back would
-//! gain nothing).
-//! The rest are written before the transaction commits, or when too many are held; a
-//! transaction that rolls back drops them with it.
+//! A value held back is still found: a lookup (a join looks its attribute up for every object)
+//! reads the index and what is held; a removal takes it out of both. A prefix search first
+//! writes what is held of its attributes. The rest are written before the transaction commits,
+//! or when too many are held; a transaction that rolls back drops them with it.
 //!
 //! References (a manager, a group's members) name objects in no order either: their entries
 //! are all held back until any reference entry is read or removed, which writes them all.
 use rusqlite::Connection;
 use std::cell::RefCell;
+use std::collections::HashMap;
 
-/// Entries held back at most: about 20 MB.
+/// Entries held back at most: about 30 MB.
 const MOST_HELD: usize = 1 << 18;
 
 #[derive(Default)]
@@ -25,48 +24,84 @@ pub(crate) struct Deferred(RefCell<State>);
 struct State {
     /// Attribute names, by the index entries use.
     names: Vec<String>,
-    /// Whether each name was looked up, searched or removed in this transaction: written at once.
-    asked: Vec<bool>,
-    held: Vec<(u32, String, i64)>,
+    /// Value entries held back: by attribute (its index in `names`), then key, the objects.
+    held: Vec<HashMap<String, Vec<i64>>>,
+    /// How many value entries are held.
+    count: usize,
     /// Reference entries `(target, object, attribute name)`.
     refs: Vec<(i64, i64, u32)>,
 }
 
 impl State {
-    fn name_index(&mut self, attr: &str) -> u32 {
+    fn name_index(&mut self, attr: &str) -> usize {
         match self.names.iter().position(|n| n == attr) {
-            Some(i) => i as u32,
+            Some(i) => i,
             None => {
                 self.names.push(attr.to_string());
-                self.asked.push(false);
-                (self.names.len() - 1) as u32
+                self.held.push(HashMap::new());
+                self.names.len() - 1
             }
         }
+    }
+
+    fn full(&self) -> bool {
+        self.count + self.refs.len() >= MOST_HELD
+    }
+
+    /// Takes the value entries of the attributes at `which` out, sorted as the index is.
+    fn take(&mut self, which: impl Iterator<Item = usize>) -> Vec<(usize, String, i64)> {
+        let mut out = Vec::new();
+        for i in which {
+            for (key, ids) in std::mem::take(&mut self.held[i]) {
+                out.extend(ids.into_iter().map(|id| (i, key.clone(), id)));
+            }
+        }
+        self.count -= out.len();
+        let names = &self.names;
+        out.sort_unstable_by(|a, b| (&names[a.0], &a.1, a.2).cmp(&(&names[b.0], &b.1, b.2)));
+        out
     }
 }
 
 impl Deferred {
-    /// Indexes `(attribute, key)` of object `id`: held back, or written at once when the
-    /// attribute has been asked for.
+    /// Indexes `(attribute, key)` of object `id`: held back.
     pub(crate) fn add(&self, c: &Connection, entries: Vec<(&str, String)>, id: i64) -> rusqlite::Result<()> {
-        let mut now = Vec::new();
         let full = {
             let mut st = self.0.borrow_mut();
             for (a, key) in entries {
                 let i = st.name_index(a);
-                if st.asked[i as usize] {
-                    now.push((a, key));
-                } else {
-                    st.held.push((i, key, id));
-                }
+                st.held[i].entry(key).or_default().push(id);
+                st.count += 1;
             }
-            st.held.len() + st.refs.len() >= MOST_HELD
+            st.full()
         };
-        insert(c, &now.iter().map(|(a, k)| (*a, k.as_str(), id)).collect::<Vec<_>>())?;
         if full {
             self.flush(c)?;
         }
         Ok(())
+    }
+
+    /// The objects whose entry `(attr, key)` is held back.
+    pub(crate) fn held(&self, attr: &str, key: &str) -> Vec<i64> {
+        let st = self.0.borrow();
+        match st.names.iter().position(|n| n == attr) {
+            Some(i) => st.held[i].get(key).cloned().unwrap_or_default(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Takes the entry `(attr, key)` of object `id` out of those held back, if it is there.
+    pub(crate) fn remove(&self, attr: &str, key: &str, id: i64) {
+        let mut st = self.0.borrow_mut();
+        let Some(i) = st.names.iter().position(|n| n == attr) else { return };
+        let Some(ids) = st.held[i].get_mut(key) else { return };
+        let before = ids.len();
+        ids.retain(|x| *x != id);
+        let removed = before - ids.len();
+        if ids.is_empty() {
+            st.held[i].remove(key);
+        }
+        st.count -= removed;
     }
 
     /// Indexes the references of object `id`, `(target, attribute)`: held back.
@@ -74,10 +109,10 @@ impl Deferred {
         let full = {
             let mut st = self.0.borrow_mut();
             for (t, a) in refs {
-                let i = st.name_index(a);
+                let i = st.name_index(a) as u32;
                 st.refs.push((*t, id, i));
             }
-            st.held.len() + st.refs.len() >= MOST_HELD
+            st.full()
         };
         if full {
             self.flush(c)?;
@@ -97,32 +132,23 @@ impl Deferred {
         insert_refs(c, &rows)
     }
 
-    /// `attrs` are about to be read or removed: their entries held back are written, and from
-    /// now on written at once.
-    pub(crate) fn asked(&self, c: &Connection, attrs: &[&str]) -> rusqlite::Result<()> {
+    /// `attrs` are about to be searched: their value entries held back are written.
+    pub(crate) fn searched(&self, c: &Connection, attrs: &[&str]) -> rusqlite::Result<()> {
         let out = {
             let mut st = self.0.borrow_mut();
-            let mut wanted = Vec::new();
-            for a in attrs {
-                let i = st.name_index(a);
-                if !st.asked[i as usize] {
-                    st.asked[i as usize] = true;
-                    wanted.push(i);
-                }
-            }
-            if wanted.is_empty() {
-                return Ok(());
-            }
-            let (out, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut st.held).into_iter().partition(|e| wanted.contains(&e.0));
-            st.held = keep;
-            out
+            let which: Vec<usize> = attrs.iter().filter_map(|a| st.names.iter().position(|n| n == a)).collect();
+            st.take(which.into_iter())
         };
         self.write(c, out)
     }
 
     /// Writes every entry held back (before a commit).
     pub(crate) fn flush(&self, c: &Connection) -> rusqlite::Result<()> {
-        let out = std::mem::take(&mut self.0.borrow_mut().held);
+        let out = {
+            let mut st = self.0.borrow_mut();
+            let n = st.held.len();
+            st.take(0..n)
+        };
         self.write(c, out)?;
         self.refs_asked(c)
     }
@@ -130,23 +156,17 @@ impl Deferred {
     /// The transaction rolled back: what it held back goes with it.
     pub(crate) fn drop_held(&self) {
         let mut st = self.0.borrow_mut();
-        st.held = Vec::new();
+        st.held.iter_mut().for_each(HashMap::clear);
+        st.count = 0;
         st.refs = Vec::new();
     }
 
-    /// A write transaction begins: each stage learns again which attributes it looks up (a
-    /// long-running service's first search does not stop holding back for good).
-    pub(crate) fn begin_write(&self) {
-        self.0.borrow_mut().asked.iter_mut().for_each(|a| *a = false);
-    }
-
-    fn write(&self, c: &Connection, mut out: Vec<(u32, String, i64)>) -> rusqlite::Result<()> {
+    fn write(&self, c: &Connection, out: Vec<(usize, String, i64)>) -> rusqlite::Result<()> {
         if out.is_empty() {
             return Ok(());
         }
         let names = self.0.borrow().names.clone();
-        out.sort_unstable_by(|a, b| (&names[a.0 as usize], &a.1, a.2).cmp(&(&names[b.0 as usize], &b.1, b.2)));
-        let rows: Vec<(&str, &str, i64)> = out.iter().map(|(i, k, id)| (names[*i as usize].as_str(), k.as_str(), *id)).collect();
+        let rows: Vec<(&str, &str, i64)> = out.iter().map(|(i, k, id)| (names[*i].as_str(), k.as_str(), *id)).collect();
         insert(c, &rows)
     }
 }
@@ -217,6 +237,25 @@ mod tests {
             .expect("saved");
         tx.commit().expect("commit");
         assert_eq!(entries(&store), format!("barbara {b}, claudia {c}, edsger {e}, grace 1"));
+    }
+
+    #[test]
+    fn a_value_held_back_is_found_only_as_an_alive_object_of_its_type() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let a = tx.mv_create("person", &attrs("Ada")).expect("created");
+        let find = |t: &str| tx.mv_find_by_value(t, "displayName", &Value::from("ada"), true).expect("find");
+        assert_eq!(find("person"), vec![a]);
+        assert_eq!(find("group"), Vec::<i64>::new(), "another type");
+        let b = tx.mv_create("person", &attrs("ADA")).expect("created");
+        assert_eq!(find("person"), vec![a, b], "both, in order");
+        tx.mv_mark_deleted(a).expect("deleted");
+        assert_eq!(find("person"), vec![b], "a deleted object is not found");
+        // Changed before it was written: neither the old value nor a twin of it stays.
+        tx.mv_save_attrs(b, &attrs("Grace"), &["displayName".into()], &[("displayName".into(), vec![Value::from("ADA")])]).expect("saved");
+        assert_eq!(find("person"), Vec::<i64>::new());
+        tx.commit().expect("commit");
+        assert_eq!(entries(&store), format!("ada {a}, grace {b}"));
     }
 
     fn refs(store: &Store) -> String {

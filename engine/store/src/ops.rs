@@ -205,8 +205,8 @@ pub struct WriteTxn<'s> {
     ended: Ended<'s>,
 }
 
-/// What one connection keeps between statements: its compression dictionaries and the value
-/// index entries held back, told when a write transaction begins and how it ended.
+/// What one connection keeps between statements: its compression dictionaries and the index
+/// entries held back, told when a write transaction begins and how it ended.
 #[derive(Default)]
 pub(crate) struct ConnState {
     codec: Codec,
@@ -216,7 +216,6 @@ pub(crate) struct ConnState {
 impl ConnState {
     fn begin_write(&self) {
         self.codec.begin_write();
-        self.index.begin_write();
     }
 
     fn end_write(&self, committed: bool) {
