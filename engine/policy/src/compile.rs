@@ -14,6 +14,18 @@ pub struct Expr {
     pub src: String,
     /// What this expression is, for messages: `scope`, `flow displayName`, `join employeeId`.
     pub what: String,
+    /// When the expression only reads one attribute (`source.mail`): the variable and the
+    /// attribute, read without running the expression (RuleEngine::eval_expr).
+    pub read: Option<(String, String)>,
+}
+
+/// `var.name` alone: the variable and the name.
+fn plain_read(var: &str, src: &str) -> Option<(String, String)> {
+    let name = src.trim().strip_prefix(var)?.strip_prefix('.')?;
+    let mut chars = name.chars();
+    let first = chars.next()?;
+    let ident = (first.is_ascii_alphabetic() || first == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    ident.then(|| (var.to_string(), name.to_string()))
 }
 
 #[derive(Debug, Clone)]
@@ -107,7 +119,7 @@ impl RuleSet {
                 if !problems.is_empty() {
                     return Err(fail(problems.join("; ")));
                 }
-                Ok(Expr { ast, src: src.to_string(), what })
+                Ok(Expr { ast, src: src.to_string(), what, read: plain_read(var, src) })
             };
             let scope = def.scope.as_deref().map(|s| c("scope".into(), s)).transpose()?;
             let mut joins = Vec::new();
@@ -297,5 +309,33 @@ mod tests {
             "source",
         );
         assert_eq!(n, vec!["displayName", "mail", "proxy-Addresses", "ms-DS-ConsistencyGuid"]);
+    }
+
+    /// An expression that only reads an attribute gives what running it gives, read or run.
+    #[test]
+    fn a_plain_read_gives_what_running_it_gives() {
+        let engine = RuleEngine::new(&[], &Limits::default());
+        let attrs: idflow_core::Attrs = [
+            ("mail".to_string(), vec![idflow_core::Value::from("a@x")]),
+            ("proxy".to_string(), vec![idflow_core::Value::from("p1"), idflow_core::Value::from("p2")]),
+            ("len".to_string(), vec![idflow_core::Value::from("long")]),
+            ("manager".to_string(), vec![idflow_core::Value::from("uid=b,o=x")]),
+        ]
+        .into_iter()
+        .collect();
+        let refs = std::collections::HashSet::from(["manager".to_string()]);
+        let mut scope = rhai::Scope::new();
+        scope.push_constant("source", crate::source_map(&attrs, Some("uid=a,o=x"), &refs));
+        for src in ["source.mail", " source.proxy ", "source.len", "source.manager", "source.missing", "source.dn"] {
+            let ast = engine.compile(&["source"], src).expect("compiles");
+            let e = Expr { ast: ast.clone(), src: src.into(), what: "flow".into(), read: plain_read("source", src) };
+            assert!(e.read.is_some(), "{src}");
+            let read = engine.eval_expr(&mut scope, &e).expect("read");
+            let run = engine.eval(&mut scope, &ast).expect("run");
+            assert_eq!(format!("{read:?} {}", read.type_name()), format!("{run:?} {}", run.type_name()), "{src}");
+        }
+        for src in ["source.mail.len()", "source.mail + \"\"", "lower(source.mail)", "source[\"mail\"]", "mv.mail", "source.9"] {
+            assert_eq!(plain_read("source", src), None, "{src}");
+        }
     }
 }

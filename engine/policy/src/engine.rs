@@ -146,6 +146,19 @@ impl RuleEngine {
         })
     }
 
+    /// Evaluates a compiled expression. One that only reads an attribute present in its
+    /// variable's map (`source.mail`) gives that value without running: what running it gives
+    /// (a map's property is its entry), without the interpreter's cost per run.
+    pub fn eval_expr(&self, scope: &mut Scope, e: &crate::Expr) -> Result<Dynamic, EvalError> {
+        if let Some((var, name)) = &e.read {
+            let found = scope.get(var).and_then(|m| m.read_lock::<rhai::Map>().and_then(|m| m.get(name.as_str()).cloned()));
+            if let Some(d) = found {
+                return Ok(d);
+            }
+        }
+        self.eval(scope, &e.ast)
+    }
+
     pub fn eval(&self, scope: &mut Scope, ast: &AST) -> Result<Dynamic, EvalError> {
         STARTED.with(|s| s.set(Some(std::time::Instant::now())));
         let r = self.engine.eval_ast_with_scope::<Dynamic>(scope, ast);

@@ -121,7 +121,7 @@ impl<'a> Ctx<'a> {
                 e.what
             ));
         }
-        match self.rules.engine.eval(scope, &e.ast) {
+        match self.rules.engine.eval_expr(scope, e) {
             Ok(d) => {
                 if !self.failures_in_a_row.is_empty() {
                     self.failures_in_a_row.remove(&key());
