@@ -244,6 +244,21 @@ pub(crate) fn states_of_mv(c: &Connection, mv_id: i64) -> Result<Vec<(String, Li
     rows.collect()
 }
 
+/// [`states_of_mv`] of each of `ids` (at most [`IDS_PER_STATEMENT`]), in one statement.
+pub(crate) fn states_of_mvs(c: &Connection, ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<(String, LinkState)>>> {
+    let sql = format!("SELECT {STATE_COLS}, connector FROM cs_object WHERE mv_id IN ({}) ORDER BY id", placeholders(ids.len()));
+    let mut st = c.prepare_cached(&sql)?;
+    let mut out: std::collections::HashMap<i64, Vec<(String, LinkState)>> = std::collections::HashMap::new();
+    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| Ok((r.get(5)?, state_row(r)?)))?;
+    for row in rows {
+        let (connector, state): (String, LinkState) = row?;
+        if let Some(m) = state.mv_id {
+            out.entry(m).or_default().push((connector, state));
+        }
+    }
+    Ok(out)
+}
+
 /// Links an object (to `mv_id`, as `link` by `rule`): only those columns are written.
 pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
     c.prepare_cached("UPDATE cs_object SET mv_id=?2, link=?3, link_rule=?4 WHERE id=?1")?.execute(params![

@@ -60,6 +60,18 @@ pub(crate) fn get(c: &Db, id: i64) -> Result<Option<MvObject>> {
         .optional()
 }
 
+/// [`get`] of each of `ids` (at most [`crate::cs::IDS_PER_STATEMENT`]), in one statement.
+pub(crate) fn get_many(c: &Db, ids: &[i64]) -> Result<Vec<MvObject>> {
+    let sql = format!("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id IN ({})", crate::cs::placeholders(ids.len()));
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| {
+        let id: i64 = r.get(0)?;
+        let attrs = c.unpack(r.get_ref(2)?, |json| parse_attrs(id, json))??;
+        Ok(MvObject { id, object_type: r.get(1)?, attrs, deleted: r.get::<_, i64>(3)? != 0 })
+    })?;
+    rows.collect()
+}
+
 /// Writes the winning attributes and re-indexes the attributes that changed: `old` holds the
 /// values those of them that had a winner before had (their index entries go first).
 pub(crate) fn save_attrs(

@@ -81,6 +81,12 @@ pub trait ReadOps {
 
     // Metaverse objects.
     fn mv_get(&self, id: i64) -> Result<Option<MvObject>>;
+    /// [`ReadOps::mv_get`] of each of `ids` that exists (a few hundred at a time: one statement
+    /// each), in no particular order.
+    fn mv_get_many(&self, ids: &[i64]) -> Result<Vec<MvObject>>;
+    /// [`ReadOps::cs_states_of_mv`] of each of `ids` (a few hundred at a time), by metaverse
+    /// object; one with nothing linked is not there.
+    fn cs_states_of_mvs(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<(String, LinkState)>>>;
     fn mv_dirty_ids(&self) -> Result<Vec<i64>>;
     fn mv_all_ids(&self) -> Result<Vec<i64>>;
     /// Metaverse objects of `object_type` with `attr` holding `value` (a join lookup).
@@ -400,6 +406,20 @@ impl<S: Sqlite> ReadOps for S {
         on(self, |c| cs::waiting_for(c, dn_norm))
     }
 
+    fn mv_get_many(&self, ids: &[i64]) -> Result<Vec<MvObject>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(cs::IDS_PER_STATEMENT) {
+            out.extend(on(self, |c| mv::get_many(c, chunk))?);
+        }
+        Ok(out)
+    }
+    fn cs_states_of_mvs(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<(String, LinkState)>>> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in ids.chunks(cs::IDS_PER_STATEMENT) {
+            out.extend(on(self, |c| cs::states_of_mvs(c, chunk))?);
+        }
+        Ok(out)
+    }
     fn mv_get(&self, id: i64) -> Result<Option<MvObject>> {
         on(self, |c| mv::get(c, id))
     }

@@ -13,9 +13,9 @@ use idflow_core::connector::RefForm;
 use idflow_core::{Attrs, Category, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Deprovision, Direction, LinkMode};
 use idflow_policy::{object_map, to_values, truthy, CompiledRule};
-use idflow_store::{CsObject, ExportState, Link, MvObject, WriteOps};
+use idflow_store::{CsObject, ExportState, Link, LinkState, MvObject, WriteOps};
 use rhai::Scope;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 fn scope_of(m: &MvObject) -> Scope<'static> {
     let mut s = Scope::new();
@@ -92,13 +92,14 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     // Target objects whose flows pass 2 runs.
     let mut later: HashSet<i64> = HashSet::new();
     ctx.memo.clear();
-    for &id in ids {
+    let mut ahead = Ahead::default();
+    for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
-        let Some(m) = ctx.tx.mv_get(id)? else { continue };
+        // With every object linked to it, their attributes not read: whole objects are read
+        // only to be deprovisioned.
+        let (m, links) = ahead.take(ctx, ids, i)?;
+        let Some(m) = m else { continue };
         ctx.stats.outbound_objects += 1;
-        // Every object linked to it, its attributes not read: whole objects are read only to be
-        // deprovisioned.
-        let links = ctx.tx.cs_states_of_mv(id)?;
         let targets = || links.iter().filter(|(_, l)| l.is_target());
         if m.deleted {
             // Deletions already pending (held by the threshold, or not exported yet) stay as they are.
@@ -274,6 +275,33 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     }
     ctx.memo.clear();
     Ok(recheck.difference(&batch_ids).copied().collect())
+}
+
+/// Pass 1's reads, a few hundred objects ahead, a statement each: the metaverse objects, and
+/// where what is linked to each stands. Handling an object changes only its own (it provisions,
+/// adopts or deprovisions its own target objects; nothing writes metaverse objects), so what is
+/// read ahead is what reading each one as it comes would read.
+#[derive(Default)]
+struct Ahead {
+    /// `ids[..next]` were read.
+    next: usize,
+    mv: HashMap<i64, MvObject>,
+    links: HashMap<i64, Vec<(String, LinkState)>>,
+}
+
+impl Ahead {
+    const AT_ONCE: usize = 256;
+
+    /// `ids[i]`'s metaverse object (if it exists) and links.
+    fn take(&mut self, ctx: &Ctx, ids: &[i64], i: usize) -> Result<(Option<MvObject>, Vec<(String, LinkState)>)> {
+        if i >= self.next {
+            let chunk = &ids[i..ids.len().min(i + Self::AT_ONCE)];
+            self.mv = ctx.tx.mv_get_many(chunk)?.into_iter().map(|m| (m.id, m)).collect();
+            self.links = ctx.tx.cs_states_of_mvs(chunk)?;
+            self.next = i + chunk.len();
+        }
+        Ok((self.mv.remove(&ids[i]), self.links.remove(&ids[i]).unwrap_or_default()))
+    }
 }
 
 /// Evaluates flows (lowest precedence first wins per attribute) into the object's desired state.
