@@ -281,19 +281,22 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
 /// where what is linked to each stands. Handling an object changes only its own (it provisions,
 /// adopts or deprovisions its own target objects; nothing writes metaverse objects), so what is
 /// read ahead is what reading each one as it comes would read.
+/// Where what is linked to a metaverse object stands, with each one's connector.
+type Links = Vec<(String, LinkState)>;
+
 #[derive(Default)]
 struct Ahead {
     /// `ids[..next]` were read.
     next: usize,
     mv: HashMap<i64, MvObject>,
-    links: HashMap<i64, Vec<(String, LinkState)>>,
+    links: HashMap<i64, Links>,
 }
 
 impl Ahead {
     const AT_ONCE: usize = 256;
 
     /// `ids[i]`'s metaverse object (if it exists) and links.
-    fn take(&mut self, ctx: &Ctx, ids: &[i64], i: usize) -> Result<(Option<MvObject>, Vec<(String, LinkState)>)> {
+    fn take(&mut self, ctx: &Ctx, ids: &[i64], i: usize) -> Result<(Option<MvObject>, Links)> {
         if i >= self.next {
             let chunk = &ids[i..ids.len().min(i + Self::AT_ONCE)];
             self.mv = ctx.tx.mv_get_many(chunk)?.into_iter().map(|m| (m.id, m)).collect();
