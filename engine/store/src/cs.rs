@@ -432,6 +432,13 @@ pub(crate) fn get(c: &Db, id: i64) -> Result<Option<CsObject>> {
     c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], |r| from_row(c, r)).optional()
 }
 
+/// [`get`] of each of `ids` (at most [`IDS_PER_STATEMENT`]) that exists, in one statement.
+pub(crate) fn get_many(c: &Db, ids: &[i64]) -> Result<Vec<CsObject>> {
+    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id IN ({})", placeholders(ids.len())))?;
+    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| from_row(c, r))?;
+    rows.collect()
+}
+
 /// How many ids one statement names, where a statement serves many objects.
 pub(crate) const IDS_PER_STATEMENT: usize = 256;
 

@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 pub trait ReadOps {
     // Connector-space objects.
     fn cs_get(&self, id: i64) -> Result<Option<CsObject>>;
+    /// [`ReadOps::cs_get`] of each of `ids` that exists (a few hundred at a time: one statement
+    /// each), in no particular order.
+    fn cs_get_many(&self, ids: &[i64]) -> Result<Vec<CsObject>>;
     /// The connector of each of `ids` (`None`: no such object), in their order.
     fn cs_connectors_of(&self, ids: &[i64]) -> Result<Vec<Option<String>>>;
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>>;
@@ -315,6 +318,13 @@ pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::
 }
 
 impl<S: Sqlite> ReadOps for S {
+    fn cs_get_many(&self, ids: &[i64]) -> Result<Vec<CsObject>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(cs::IDS_PER_STATEMENT) {
+            out.extend(on(self, |c| cs::get_many(c, chunk))?);
+        }
+        Ok(out)
+    }
     fn cs_get(&self, id: i64) -> Result<Option<CsObject>> {
         on(self, |c| cs::get(c, id))
     }

@@ -5,6 +5,7 @@
 //! the same pass still resolves; one to an object that has not arrived yet is remembered and
 //! looked at again when it does. In each pass an object's outcome is computed first (rules
 //! evaluated, joins looked up) and then persisted.
+use crate::ahead::Ahead;
 use crate::ctx::Ctx;
 use crate::early::Early;
 use crate::join::{self, Outcome};
@@ -107,11 +108,13 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     // another object has that DN too. Those DNs are found once, on the first link.
     let remember = early && ctx.full;
     let mut shared: Option<HashSet<String>> = None;
-    // Pass 1: scope and link (and, when settled, flows).
+    // Pass 1: scope and link (and, when settled, flows). Objects are read ahead: handling one
+    // writes no other connector-space object.
     ctx.memo.clear();
-    for &id in ids {
+    let mut ahead = Ahead::default();
+    for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
-        let Some(mut o) = ctx.tx.cs_get(id)? else { continue };
+        let Some(mut o) = ahead.take(ids, i, |chunk| read(ctx, chunk))? else { continue };
         ctx.stats.inbound_objects += 1;
         let (decision, mut scope) = decide(ctx, &o)?;
         let projected = ctx.stats.projected;
@@ -134,11 +137,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     if again || !shared.as_ref().is_some_and(HashSet::is_empty) {
         ctx.memo.clear();
     }
-    for (id, rule_idx, flowed_early) in work {
-        if !flowed_early.in_pass_2(again) {
-            continue;
-        }
-        let Some(mut o) = ctx.tx.cs_get(id)? else { continue };
+    let work: Vec<_> = work.into_iter().filter(|w| w.2.in_pass_2(again)).collect();
+    let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
+    let mut ahead = Ahead::default();
+    for (i, (_, rule_idx, flowed_early)) in work.into_iter().enumerate() {
+        let Some(mut o) = ahead.take(&ids, i, |chunk| read(ctx, chunk))? else { continue };
         let Some(m) = o.mv_id else { continue };
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
         let mut scope = scope_of(ctx, &o);
@@ -152,6 +155,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     }
     ctx.memo.clear();
     Ok(recheck)
+}
+
+/// Connector-space objects, by id.
+fn read(ctx: &Ctx, ids: &[i64]) -> Result<std::collections::HashMap<i64, CsObject>> {
+    Ok(ctx.tx.cs_get_many(ids)?.into_iter().map(|o| (o.id, o)).collect())
 }
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a

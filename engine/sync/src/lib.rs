@@ -12,6 +12,7 @@
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
 #![warn(unreachable_pub)]
 
+mod ahead;
 mod collisions;
 mod config;
 mod ctx;

@@ -4,6 +4,7 @@
 //! flows by precedence into the object's desired state; deprovision (delete, disable or
 //! disconnect) when the object leaves scope or its metaverse object is deleted. Like inbound,
 //! two passes: every provisioning first, then flows, so references among new objects resolve.
+use crate::ahead::Ahead;
 use crate::ctx::Ctx;
 use crate::diff;
 use crate::early::Early;
@@ -15,7 +16,7 @@ use idflow_policy::defs::{Deprovision, Direction, LinkMode};
 use idflow_policy::{object_map, to_values, truthy, CompiledRule};
 use idflow_store::{CsObject, ExportState, Link, LinkState, MvObject, WriteOps};
 use rhai::Scope;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 fn scope_of(m: &MvObject) -> Scope<'static> {
     let mut s = Scope::new();
@@ -92,13 +93,28 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     // Target objects whose flows pass 2 runs.
     let mut later: HashSet<i64> = HashSet::new();
     ctx.memo.clear();
-    let mut ahead = Ahead::default();
+    // Read ahead: handling an object changes only its own links (it provisions, adopts or
+    // deprovisions its own target objects), and nothing here writes metaverse objects.
+    let mut ahead: Ahead<(MvObject, Links)> = Ahead::default();
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
         // With every object linked to it, their attributes not read: whole objects are read
         // only to be deprovisioned.
-        let (m, links) = ahead.take(ctx, ids, i)?;
-        let Some(m) = m else { continue };
+        let Some((m, links)) = ahead.take(ids, i, |chunk| {
+            let mut links = ctx.tx.cs_states_of_mvs(chunk)?;
+            Ok(ctx
+                .tx
+                .mv_get_many(chunk)?
+                .into_iter()
+                .map(|m| {
+                    let l = links.remove(&m.id).unwrap_or_default();
+                    (m.id, (m, l))
+                })
+                .collect())
+        })?
+        else {
+            continue;
+        };
         ctx.stats.outbound_objects += 1;
         let targets = || links.iter().filter(|(_, l)| l.is_target());
         if m.deleted {
@@ -277,35 +293,8 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     Ok(recheck.difference(&batch_ids).copied().collect())
 }
 
-/// Pass 1's reads, a few hundred objects ahead, a statement each: the metaverse objects, and
-/// where what is linked to each stands. Handling an object changes only its own (it provisions,
-/// adopts or deprovisions its own target objects; nothing writes metaverse objects), so what is
-/// read ahead is what reading each one as it comes would read.
 /// Where what is linked to a metaverse object stands, with each one's connector.
 type Links = Vec<(String, LinkState)>;
-
-#[derive(Default)]
-struct Ahead {
-    /// `ids[..next]` were read.
-    next: usize,
-    mv: HashMap<i64, MvObject>,
-    links: HashMap<i64, Links>,
-}
-
-impl Ahead {
-    const AT_ONCE: usize = 256;
-
-    /// `ids[i]`'s metaverse object (if it exists) and links.
-    fn take(&mut self, ctx: &Ctx, ids: &[i64], i: usize) -> Result<(Option<MvObject>, Links)> {
-        if i >= self.next {
-            let chunk = &ids[i..ids.len().min(i + Self::AT_ONCE)];
-            self.mv = ctx.tx.mv_get_many(chunk)?.into_iter().map(|m| (m.id, m)).collect();
-            self.links = ctx.tx.cs_states_of_mvs(chunk)?;
-            self.next = i + chunk.len();
-        }
-        Ok((self.mv.remove(&ids[i]), self.links.remove(&ids[i]).unwrap_or_default()))
-    }
-}
 
 /// Evaluates flows (lowest precedence first wins per attribute) into the object's desired state.
 ///
