@@ -202,16 +202,14 @@ mod tests {
         BTreeMap::from([("displayName".to_string(), a)])
     }
 
-    fn entries(store: &Store) -> String {
+    /// One text of a query's one row.
+    fn text_of(store: &Store, sql: &str) -> String {
         let tx = store.read().expect("read");
-        crate::ops::on(&tx, |c| {
-            c.query_row(
-                "SELECT coalesce(group_concat(key || ' ' || mv_id, ', '), '') FROM (SELECT * FROM mv_value ORDER BY key)",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .expect("entries")
+        crate::ops::on(&tx, |c| c.query_row(sql, [], |r| r.get(0))).expect("query")
+    }
+
+    fn entries(store: &Store) -> String {
+        text_of(store, "SELECT coalesce(group_concat(key || ' ' || mv_id, ', '), '') FROM (SELECT * FROM mv_value ORDER BY key)")
     }
 
     #[test]
@@ -259,15 +257,10 @@ mod tests {
     }
 
     fn refs(store: &Store) -> String {
-        let tx = store.read().expect("read");
-        crate::ops::on(&tx, |c| {
-            c.query_row(
-                "SELECT coalesce(group_concat(mv_id || ' ' || attr || ' ' || target, ', '), '') FROM (SELECT * FROM mv_ref ORDER BY mv_id, target)",
-                [],
-                |r| r.get(0),
-            )
-        })
-        .expect("refs")
+        text_of(
+            store,
+            "SELECT coalesce(group_concat(mv_id || ' ' || attr || ' ' || target, ', '), '') FROM (SELECT * FROM mv_ref ORDER BY mv_id, target)",
+        )
     }
 
     fn manager(of: i64) -> BTreeMap<String, MvAttr> {
