@@ -248,21 +248,11 @@ pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value
         );
     }
     let k = key(value);
-    let mut found = alive(
+    c.index.looked_up(c, attr, &k)?;
+    let found = alive(
         "SELECT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.attr=?1 AND v.key=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id",
         &[&attr, &k, &object_type],
     )?;
-    let held = c.index.held(attr, &k);
-    if !held.is_empty() {
-        let mut alive_one = c.prepare_cached("SELECT 1 FROM mv_object WHERE id=?1 AND object_type=?2 AND deleted=0")?;
-        for id in held {
-            if alive_one.query_row(params![id, object_type], |_| Ok(())).optional()?.is_some() {
-                found.push(id);
-            }
-        }
-        found.sort_unstable();
-        found.dedup();
-    }
     if ignore_case {
         return Ok(found);
     }

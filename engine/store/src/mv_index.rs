@@ -4,8 +4,9 @@
 //! the index. Held back and inserted sorted, they land together, page after page.
 //!
 //! A value held back is still found: a lookup (a join looks its attribute up for every object)
-//! reads the index and what is held; a removal takes it out of both. A prefix search first
-//! writes what is held of its attributes. The rest are written before the transaction commits,
+//! first writes what is held of the key it looks for (mostly nothing); a removal takes an entry
+//! out of what is held and of the index. A prefix search first writes what is held of its
+//! attributes. The rest are written before the transaction commits,
 //! or when too many are held; a transaction that rolls back drops them with it.
 //!
 //! References (a manager, a group's members) name objects in no order either: their entries
@@ -81,13 +82,16 @@ impl Deferred {
         Ok(())
     }
 
-    /// The objects whose entry `(attr, key)` is held back.
-    pub(crate) fn held(&self, attr: &str, key: &str) -> Vec<i64> {
-        let st = self.0.borrow();
-        match st.names.iter().position(|n| n == attr) {
-            Some(i) => st.held[i].get(key).cloned().unwrap_or_default(),
-            None => Vec::new(),
-        }
+    /// `(attr, key)` is about to be looked up: its entries held back are written.
+    pub(crate) fn looked_up(&self, c: &Connection, attr: &str, key: &str) -> rusqlite::Result<()> {
+        let ids = {
+            let mut st = self.0.borrow_mut();
+            let Some(i) = st.names.iter().position(|n| n == attr) else { return Ok(()) };
+            let Some(ids) = st.held[i].remove(key) else { return Ok(()) };
+            st.count -= ids.len();
+            ids
+        };
+        insert(c, &ids.iter().map(|id| (attr, key, *id)).collect::<Vec<_>>())
     }
 
     /// Takes the entry `(attr, key)` of object `id` out of those held back, if it is there.

@@ -25,6 +25,7 @@ impl<T> Ahead<T> {
     pub(crate) fn take(&mut self, ids: &[i64], i: usize, read: impl FnOnce(&[i64]) -> Result<HashMap<i64, T>>) -> Result<Option<T>> {
         if i >= self.next {
             let chunk = &ids[i..ids.len().min(i + AT_ONCE)];
+            debug_assert!(chunk.iter().collect::<std::collections::HashSet<_>>().len() == chunk.len(), "an id twice: {chunk:?}");
             self.got = read(chunk)?;
             self.next = i + chunk.len();
         }
