@@ -52,24 +52,22 @@ pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>
 }
 
 pub(crate) fn get(c: &Db, id: i64) -> Result<Option<MvObject>> {
-    c.prepare_cached("SELECT object_type, attrs, deleted FROM mv_object WHERE id=?1")?
-        .query_row([id], |r| {
-            let attrs = c.unpack(r.get_ref(1)?, |json| parse_attrs(id, json))??;
-            Ok(MvObject { id, object_type: r.get(0)?, attrs, deleted: r.get::<_, i64>(2)? != 0 })
-        })
-        .optional()
+    c.prepare_cached("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id=?1")?.query_row([id], |r| from_row(c, r)).optional()
 }
 
 /// [`get`] of each of `ids` (at most [`crate::cs::IDS_PER_STATEMENT`]), in one statement.
 pub(crate) fn get_many(c: &Db, ids: &[i64]) -> Result<Vec<MvObject>> {
     let sql = format!("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id IN ({})", crate::cs::placeholders(ids.len()));
     let mut st = c.prepare_cached(&sql)?;
-    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| {
-        let id: i64 = r.get(0)?;
-        let attrs = c.unpack(r.get_ref(2)?, |json| parse_attrs(id, json))??;
-        Ok(MvObject { id, object_type: r.get(1)?, attrs, deleted: r.get::<_, i64>(3)? != 0 })
-    })?;
+    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| from_row(c, r))?;
     rows.collect()
+}
+
+/// An object from a row of `id, object_type, attrs, deleted`.
+fn from_row(c: &Db, r: &rusqlite::Row) -> Result<MvObject> {
+    let id: i64 = r.get(0)?;
+    let attrs = c.unpack(r.get_ref(2)?, |json| parse_attrs(id, json))??;
+    Ok(MvObject { id, object_type: r.get(1)?, attrs, deleted: r.get::<_, i64>(3)? != 0 })
 }
 
 /// Writes the winning attributes and re-indexes the attributes that changed: `old` holds the

@@ -34,8 +34,13 @@ struct State {
 }
 
 impl State {
+    /// The index of `attr` in `names`, if it has one.
+    fn known(&self, attr: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == attr)
+    }
+
     fn name_index(&mut self, attr: &str) -> usize {
-        match self.names.iter().position(|n| n == attr) {
+        match self.known(attr) {
             Some(i) => i,
             None => {
                 self.names.push(attr.to_string());
@@ -86,7 +91,7 @@ impl Deferred {
     pub(crate) fn looked_up(&self, c: &Connection, attr: &str, key: &str) -> rusqlite::Result<()> {
         let ids = {
             let mut st = self.0.borrow_mut();
-            let Some(i) = st.names.iter().position(|n| n == attr) else { return Ok(()) };
+            let Some(i) = st.known(attr) else { return Ok(()) };
             let Some(ids) = st.held[i].remove(key) else { return Ok(()) };
             st.count -= ids.len();
             ids
@@ -97,7 +102,7 @@ impl Deferred {
     /// Takes the entry `(attr, key)` of object `id` out of those held back, if it is there.
     pub(crate) fn remove(&self, attr: &str, key: &str, id: i64) {
         let mut st = self.0.borrow_mut();
-        let Some(i) = st.names.iter().position(|n| n == attr) else { return };
+        let Some(i) = st.known(attr) else { return };
         let Some(ids) = st.held[i].get_mut(key) else { return };
         let before = ids.len();
         ids.retain(|x| *x != id);
@@ -140,7 +145,7 @@ impl Deferred {
     pub(crate) fn searched(&self, c: &Connection, attrs: &[&str]) -> rusqlite::Result<()> {
         let out = {
             let mut st = self.0.borrow_mut();
-            let which: Vec<usize> = attrs.iter().filter_map(|a| st.names.iter().position(|n| n == a)).collect();
+            let which: Vec<usize> = attrs.iter().filter_map(|a| st.known(a)).collect();
             st.take(which.into_iter())
         };
         self.write(c, out)

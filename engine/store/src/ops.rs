@@ -317,13 +317,22 @@ pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::
     f(&Db { conn: s.conn(), codec: &state.codec, index: &state.index }).map_err(|e| Error::store(s.path(), e))
 }
 
+/// `f` on `ids` a statement's worth at a time ([`cs::IDS_PER_STATEMENT`]), the results together.
+fn by_chunks<S: Sqlite + ?Sized, C: Default + Extend<C::Item> + IntoIterator>(
+    s: &S,
+    ids: &[i64],
+    f: impl Fn(&Db, &[i64]) -> rusqlite::Result<C>,
+) -> Result<C> {
+    let mut out = C::default();
+    for chunk in ids.chunks(cs::IDS_PER_STATEMENT) {
+        out.extend(on(s, |c| f(c, chunk))?);
+    }
+    Ok(out)
+}
+
 impl<S: Sqlite> ReadOps for S {
     fn cs_get_many(&self, ids: &[i64]) -> Result<Vec<CsObject>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(cs::IDS_PER_STATEMENT) {
-            out.extend(on(self, |c| cs::get_many(c, chunk))?);
-        }
-        Ok(out)
+        by_chunks(self, ids, cs::get_many)
     }
     fn cs_get(&self, id: i64) -> Result<Option<CsObject>> {
         on(self, |c| cs::get(c, id))
@@ -417,18 +426,10 @@ impl<S: Sqlite> ReadOps for S {
     }
 
     fn mv_get_many(&self, ids: &[i64]) -> Result<Vec<MvObject>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(cs::IDS_PER_STATEMENT) {
-            out.extend(on(self, |c| mv::get_many(c, chunk))?);
-        }
-        Ok(out)
+        by_chunks(self, ids, mv::get_many)
     }
     fn cs_states_of_mvs(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<(String, LinkState)>>> {
-        let mut out = std::collections::HashMap::new();
-        for chunk in ids.chunks(cs::IDS_PER_STATEMENT) {
-            out.extend(on(self, |c| cs::states_of_mvs(c, chunk))?);
-        }
-        Ok(out)
+        by_chunks(self, ids, |c, ids| cs::states_of_mvs(c, ids))
     }
     fn mv_get(&self, id: i64) -> Result<Option<MvObject>> {
         on(self, |c| mv::get(c, id))
