@@ -18,7 +18,19 @@ const UUID_TEXT: &str = "lower(substr(hex(anchor), 1, 8) || '-' || substr(hex(an
 /// Values compressed, or stored as "the same as desired" (an empty BLOB): none in a schema 6
 /// metaverse.
 const PACKED: &str = "SELECT (SELECT COUNT(*) FROM cs_object WHERE typeof(attrs) = 'blob' OR typeof(desired) = 'blob')
-    + (SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob') + (SELECT COUNT(*) FROM mv_contrib WHERE typeof(items) = 'blob')";
+    + (SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob' OR typeof(contrib) = 'blob')";
+
+/// The metaverse as the previous release (schema 7) made it: each metaverse object's
+/// contributions in rows of their own, one per source object (uncompressed values only).
+const BACK_TO_SCHEMA_7: &str = "BEGIN;
+CREATE TABLE mv_contrib (mv_id INTEGER NOT NULL, cs_id INTEGER NOT NULL, items TEXT NOT NULL, PRIMARY KEY (mv_id, cs_id)) WITHOUT ROWID;
+INSERT INTO mv_contrib SELECT o.id, CAST(j.key AS INTEGER), json(j.value) FROM mv_object o, json_each(o.contrib) j WHERE o.contrib IS NOT NULL;
+ALTER TABLE mv_object DROP COLUMN contrib;
+UPDATE meta SET value = '7' WHERE key = 'schema_version';
+COMMIT;";
+
+/// Each metaverse object's contributions, by source object.
+const CONTRIBUTIONS: &str = "SELECT group_concat(o.id || ' ' || j.key || ' ' || j.value, '|') FROM mv_object o, json_each(o.contrib) j";
 
 /// The metaverse as the previous release (schema 5) made it: connector-space objects indexed by
 /// DN and by metaverse object alone, so resolving a reference read the object's row.
@@ -103,17 +115,44 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
     assert_eq!(e.read("out/cloud.json"), cloud);
 }
 
+/// Schema 7 from this release's metaverse, checking there was nothing SQL could not unpack.
+fn back_to_schema_7(e: &Env) {
+    // The quickstart's objects are too few for a dictionary.
+    assert_eq!(sqlite(e, "SELECT COUNT(*) FROM mv_object WHERE typeof(contrib) = 'blob'"), "0", "no compressed contributions");
+    sqlite(e, BACK_TO_SCHEMA_7);
+}
+
 /// Schema 6 from this release's metaverse, checking there was nothing it could not hold.
 fn back_to_schema_6(e: &Env) {
     // The quickstart's objects are too few for a dictionary; "the same as desired" is only
     // for target objects without references, which it has (groups without members aside).
     sqlite(e, "UPDATE cs_object SET attrs = desired WHERE typeof(attrs) = 'blob' AND length(attrs) = 0");
     assert_eq!(sqlite(e, PACKED), "0", "a quickstart metaverse has no compressed values");
+    back_to_schema_7(e);
     sqlite(e, &BACK_TO_SCHEMA_6.replace("{UUID_TEXT}", UUID_TEXT));
 }
 
 fn indexes(e: &Env) -> String {
     sqlite(e, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cs_object' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
+}
+
+#[test]
+fn a_schema_7_metaverse_is_migrated_in_place_with_nothing_to_change() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let contributions = sqlite(&e, CONTRIBUTIONS);
+    let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
+    back_to_schema_7(&e);
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "a row per metaverse and source object");
+
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'mv_contrib'"), "0", "the rows moved, the table went");
+    assert_eq!(sqlite(&e, CONTRIBUTIONS), contributions, "the same contributions, in their objects' rows");
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
+    full_sync_changes_nothing(&e, &cloud);
 }
 
 #[test]
@@ -130,7 +169,7 @@ fn a_schema_6_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "7");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
     assert_eq!(sqlite(&e, anchors), now, "the same anchors, kept as bytes again");
     let as_text = format!("SELECT group_concat(id || ' ' || iif(typeof(anchor) = 'blob', {UUID_TEXT}, anchor), '|') FROM cs_object");
     assert_eq!(sqlite(&e, &as_text), before, "each anchor the UUID it was");
@@ -163,7 +202,7 @@ fn a_metaverse_of_thousands_is_stored_compressed_and_reads_back_the_same() {
         ("source objects", "SELECT COUNT(*) FROM cs_object WHERE connector = 'corp' AND typeof(attrs) = 'blob'"),
         ("desired states", "SELECT COUNT(*) FROM cs_object WHERE typeof(desired) = 'blob' AND length(desired) > 0"),
         ("metaverse objects", "SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob'"),
-        ("contributions", "SELECT COUNT(*) FROM mv_contrib WHERE typeof(items) = 'blob'"),
+        ("contributions", "SELECT COUNT(*) FROM mv_object WHERE typeof(contrib) = 'blob'"),
         ("anchors", "SELECT COUNT(*) FROM cs_object WHERE typeof(anchor) = 'blob' AND length(anchor) = 16"),
     ] {
         let n: i64 = q(sql).parse().expect("a count");
@@ -184,7 +223,7 @@ fn a_schema_5_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "7");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
     assert_eq!(indexes(&e), now, "the old indexes replaced, nothing else");
     full_sync_changes_nothing(&e, &cloud);
 }
@@ -210,8 +249,8 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "7");
-    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "one row per metaverse and source object");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object o, json_each(o.contrib)"), "1025", "one per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     // The value index is built again: values by attribute and key, references on their own.
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_value"), values);
@@ -227,7 +266,7 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
     e.ok(&["apply"], 0);
     let cloud = e.read("out/cloud.json");
     let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
-    let rows = sqlite(&e, "SELECT COUNT(*) FROM mv_contrib");
+    let rows = sqlite(&e, "SELECT COUNT(*) FROM mv_object o, json_each(o.contrib)");
     let values = sqlite(&e, "SELECT COUNT(*) FROM mv_value");
     let refs = sqlite(&e, "SELECT COUNT(*) FROM mv_ref");
     let winners =
@@ -240,11 +279,11 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "7");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.w') = 'array'"), objects, "every object rewritten");
     assert_eq!(
-        sqlite(&e, "SELECT COUNT(*) FROM mv_contrib WHERE json_type(items, '$[0].a') = 'object'"),
+        sqlite(&e, "SELECT COUNT(*) FROM mv_object o, json_each(o.contrib) j WHERE json_type(j.value, '$[0].a') = 'object'"),
         rows,
         "every contribution rewritten"
     );

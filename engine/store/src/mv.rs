@@ -5,6 +5,7 @@ use crate::mv_form;
 use crate::mv_index::{self, Deferred};
 use crate::packed::{Column, Db};
 use idflow_core::Value;
+use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,10 +43,21 @@ pub struct Contribution {
     pub values: Vec<Value>,
 }
 
-/// A new object with these winning attributes (indexed), marked dirty.
-pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64> {
-    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty) VALUES (?1, ?2, 1)")?
-        .execute(params![object_type, c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?])?;
+/// A new object with these winning attributes (indexed), marked dirty; `from`: the source
+/// object that projected it and all it contributes.
+pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>, from: Option<(i64, &[Contribution])>) -> Result<i64> {
+    let contrib = match from {
+        Some((cs_id, all)) => {
+            let json = mv_form::replace_contrib(None, cs_id, all).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+            packed_contrib(c, json)?
+        }
+        None => None,
+    };
+    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty, contrib) VALUES (?1, ?2, 1, ?3)")?.execute(params![
+        object_type,
+        c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?,
+        contrib
+    ])?;
     let id = c.last_insert_rowid();
     index_all(c, Some(c.index), id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
     Ok(id)
@@ -184,8 +196,7 @@ pub(crate) fn restore(c: &Connection, id: i64) -> Result<()> {
 }
 
 pub(crate) fn mark_deleted(c: &Connection, id: i64) -> Result<()> {
-    c.prepare_cached("UPDATE mv_object SET deleted=1, dirty=1 WHERE id=?1")?.execute([id])?;
-    c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1")?.execute([id])?;
+    c.prepare_cached("UPDATE mv_object SET deleted=1, dirty=1, contrib=NULL WHERE id=?1")?.execute([id])?;
     Ok(())
 }
 
@@ -206,7 +217,6 @@ pub(crate) fn purge(c: &Db, id: i64) -> Result<()> {
         }
     }
     c.prepare_cached("DELETE FROM mv_object WHERE id=?1")?.execute([id])?;
-    c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1")?.execute([id])?;
     Ok(())
 }
 
@@ -272,34 +282,41 @@ pub(crate) fn referrers(c: &Db, mv_id: i64) -> Result<Vec<(i64, String)>> {
     rows.collect::<rusqlite::Result<_>>()
 }
 
-fn items(mv_id: i64, cs_id: i64, json: &str) -> rusqlite::Result<Vec<Contribution>> {
-    mv_form::decode_items(cs_id, json).map_err(|e| unreadable(2, format!("contributions of {cs_id} to metaverse object {mv_id}: {e}")))
-}
-
+/// Every source object's contributions to `mv_id`, in source object order (none for an object
+/// that is not there).
 pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
-    let mut st = c.prepare_cached("SELECT cs_id, items FROM mv_contrib WHERE mv_id=?1")?;
-    let mut out = Vec::new();
+    let mut st = c.prepare_cached("SELECT contrib FROM mv_object WHERE id=?1")?;
     let mut rows = st.query([mv_id])?;
-    while let Some(r) = rows.next()? {
-        let cs_id: i64 = r.get(0)?;
-        out.extend(c.unpack(r.get_ref(1)?, |json| items(mv_id, cs_id, json))??);
+    let Some(r) = rows.next()? else { return Ok(Vec::new()) };
+    match r.get_ref(0)? {
+        ValueRef::Null => Ok(Vec::new()),
+        v => c.unpack(v, |json| mv_form::decode_contrib(json).map_err(|e| unreadable_contrib(mv_id, e)))?,
     }
-    Ok(out)
 }
 
-/// Replaces what `cs_id` contributes to `mv_id` (nothing: the row goes).
+fn unreadable_contrib(mv_id: i64, e: String) -> rusqlite::Error {
+    unreadable(0, format!("contributions to metaverse object {mv_id}: {e}"))
+}
+
+/// Replaces what `cs_id` contributes to `mv_id` (nothing: its part goes), keeping the others'.
+/// They share the object's row: reading and writing them touches no page of their own.
 pub(crate) fn set_contributions(c: &Db, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
-    if all.is_empty() {
-        c.prepare_cached("DELETE FROM mv_contrib WHERE mv_id=?1 AND cs_id=?2")?.execute(params![mv_id, cs_id])?;
-        return Ok(());
+    let mut st = c.prepare_cached("SELECT contrib FROM mv_object WHERE id=?1")?;
+    let mut rows = st.query([mv_id])?;
+    let Some(r) = rows.next()? else { return Ok(()) };
+    let replaced = match r.get_ref(0)? {
+        ValueRef::Null => mv_form::replace_contrib(None, cs_id, all),
+        v => c.unpack(v, |json| mv_form::replace_contrib(Some(json), cs_id, all))?,
     }
-    let json = mv_form::encode_items(all).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let json = c.pack(Column::MvContrib, "", json)?;
-    c.prepare_cached(
-        "INSERT INTO mv_contrib(mv_id, cs_id, items) VALUES (?1,?2,?3) ON CONFLICT(mv_id, cs_id) DO UPDATE SET items=excluded.items",
-    )?
-    .execute(params![mv_id, cs_id, json])?;
+    .map_err(|e| unreadable_contrib(mv_id, e))?;
+    drop(rows);
+    let packed = packed_contrib(c, replaced)?;
+    c.prepare_cached("UPDATE mv_object SET contrib=?1 WHERE id=?2")?.execute(params![packed, mv_id])?;
     Ok(())
+}
+
+fn packed_contrib(c: &Db, json: Option<String>) -> Result<Option<rusqlite::types::Value>> {
+    json.map(|json| c.pack(Column::MvContrib, "", json)).transpose()
 }
 
 /// Is any inbound (joined or projected) connector-space object still linked?

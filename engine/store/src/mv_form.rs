@@ -4,9 +4,12 @@
 //!
 //! An object's attributes: `{"a": {attribute: [values]}, "w": [{"r": rule, "cs": source object,
 //! "p": precedence, "a": [the attributes it won]}]}`. One source object's contributions:
-//! `[{"r": rule, "p": precedence, "a": {attribute: [values]}}]`. Schema 4 and before wrote the
-//! rule, source and precedence with every attribute ([`legacy_attrs`], [`legacy_items`]); the
-//! migration to 5 rewrites them ([`rewrite_all`]).
+//! `[{"r": rule, "p": precedence, "a": {attribute: [values]}}]`; all of an object's, in its row
+//! (schema 8): `{source object: [that source object's]}`. Schema 4 and before wrote the rule,
+//! source and precedence with every attribute ([`legacy_attrs`], [`legacy_items`]); the
+//! migration to 5 rewrites them ([`rewrite_all`]). Schema 7 and before kept each source
+//! object's contributions in a row of their own; the migration to 8 moves them
+//! ([`move_contrib`]).
 use crate::mv::{unreadable, Contribution, MvAttr};
 use idflow_core::Value;
 use rusqlite::{params, Connection};
@@ -91,6 +94,50 @@ pub(crate) fn decode_items(cs_id: i64, json: &str) -> Result<Vec<Contribution>, 
     Ok(out)
 }
 
+/// Every source object's contributions to one metaverse object, kept in its row (schema 8):
+/// `{source object: [what encode_items writes]}`, in source object order.
+pub(crate) fn decode_contrib(json: &str) -> Result<Vec<Contribution>, String> {
+    let by: BTreeMap<i64, &serde_json::value::RawValue> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (cs_id, items) in by {
+        out.extend(decode_items(cs_id, items.get()).map_err(|e| format!("source object {cs_id}: {e}"))?);
+    }
+    Ok(out)
+}
+
+/// `json` (what [`decode_contrib`] reads, if any) with `cs_id`'s contributions replaced by
+/// `all`, the others' kept as they are; `None` when no source object contributes anything.
+pub(crate) fn replace_contrib(json: Option<&str>, cs_id: i64, all: &[Contribution]) -> Result<Option<String>, String> {
+    let mut by: BTreeMap<i64, &str> = match json {
+        Some(json) => {
+            let raw: BTreeMap<i64, &serde_json::value::RawValue> = serde_json::from_str(json).map_err(|e| e.to_string())?;
+            raw.into_iter().map(|(k, v)| (k, v.get())).collect()
+        }
+        None => BTreeMap::new(),
+    };
+    let items = if all.is_empty() { None } else { Some(encode_items(all).map_err(|e| e.to_string())?) };
+    match &items {
+        Some(items) => by.insert(cs_id, items),
+        None => by.remove(&cs_id),
+    };
+    if by.is_empty() {
+        return Ok(None);
+    }
+    // Written as serde_json would write the map: each part is JSON already (read, or made by
+    // encode_items), and the keys are numbers.
+    let mut out = String::with_capacity(2 + by.values().map(|v| v.len() + 24).sum::<usize>());
+    out.push('{');
+    for (i, (k, v)) in by.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("\"{k}\":"));
+        out.push_str(v);
+    }
+    out.push('}');
+    Ok(Some(out))
+}
+
 /// An object's winning attributes as schema 4 and before wrote them: `{attribute: {"v":
 /// [values], "rule": rule, "cs": source object, "p": precedence}}`.
 pub(crate) fn legacy_attrs(json: &str) -> Result<BTreeMap<String, MvAttr>, String> {
@@ -151,6 +198,62 @@ pub(crate) fn rewrite_all(c: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The migration to schema 8: each metaverse object's contribution rows (`mv_contrib`, one per
+/// source object) become one value in its row, compressed as they were (with the contributions'
+/// dictionary, once the database has dictionaries); the table goes.
+pub(crate) fn move_contrib(c: &Connection) -> rusqlite::Result<()> {
+    let codec = crate::packed::Codec::default();
+    let index = crate::mv_index::Deferred::default();
+    let db = crate::packed::Db { conn: c, codec: &codec, index: &index };
+    let packs = c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'dict'", [], |r| r.get::<_, i64>(0))? > 0;
+    let mut read =
+        c.prepare("SELECT mv_id, cs_id, items FROM mv_contrib WHERE (mv_id, cs_id) > (?1, ?2) ORDER BY mv_id, cs_id LIMIT ?3")?;
+    let mut write = c.prepare("UPDATE mv_object SET contrib=?1 WHERE id=?2")?;
+    let mut after = (i64::MIN, i64::MIN);
+    // One object's rows may straddle two reads: its value is written once all are read.
+    let mut object: Option<(i64, BTreeMap<i64, Box<serde_json::value::RawValue>>)> = None;
+    let mut put = |mv_id: i64, by: BTreeMap<i64, Box<serde_json::value::RawValue>>| -> rusqlite::Result<()> {
+        let json = serde_json::to_string(&by).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let value = if packs { db.pack(crate::packed::Column::MvContrib, "", json)? } else { rusqlite::types::Value::Text(json) };
+        write.execute(params![value, mv_id])?;
+        Ok(())
+    };
+    loop {
+        let mut rows = read.query(params![after.0, after.1, ROWS_AT_ONCE])?;
+        let mut any = false;
+        while let Some(r) = rows.next()? {
+            any = true;
+            let (mv_id, cs_id): (i64, i64) = (r.get(0)?, r.get(1)?);
+            after = (mv_id, cs_id);
+            let items = db.unpack(r.get_ref(2)?, |json| {
+                // Checked as it is read, so a damaged row fails the migration, not a later sync.
+                decode_items(cs_id, json)
+                    .and_then(|_| serde_json::value::RawValue::from_string(json.to_string()).map_err(|e| e.to_string()))
+                    .map_err(|e| unreadable(2, format!("contributions of {cs_id} to metaverse object {mv_id}: {e}")))
+            })??;
+            match &mut object {
+                Some((id, by)) if *id == mv_id => {
+                    by.insert(cs_id, items);
+                }
+                _ => {
+                    if let Some((id, by)) = object.take() {
+                        put(id, by)?;
+                    }
+                    object = Some((mv_id, BTreeMap::from([(cs_id, items)])));
+                }
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    if let Some((id, by)) = object {
+        put(id, by)?;
+    }
+    drop(read);
+    c.execute_batch("DROP TABLE mv_contrib;")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +293,108 @@ mod tests {
         let mut back = decode_items(3, &json).expect("read");
         back.sort_by(|a, b| (&a.attr, &a.rule).cmp(&(&b.attr, &b.rule)));
         assert_eq!(back, all);
+    }
+
+    #[test]
+    fn one_source_objects_contributions_are_replaced_keeping_the_others() {
+        let k = |cs_id: i64, attr: &str, v: &str| Contribution {
+            attr: attr.into(),
+            cs_id,
+            rule: "in".into(),
+            precedence: 100,
+            values: vec![Value::from(v)],
+        };
+        let json = replace_contrib(None, 7, &[k(7, "cn", "Ada")]).expect("made").expect("some");
+        let json = replace_contrib(Some(&json), 3, &[k(3, "mail", "a@x"), k(3, "cn", "A")]).expect("added").expect("some");
+        assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}");
+        let json = replace_contrib(Some(&json), 7, &[k(7, "cn", "Ada L")]).expect("replaced").expect("some");
+        assert_eq!(
+            decode_contrib(&json).expect("read"),
+            vec![k(3, "cn", "A"), k(3, "mail", "a@x"), k(7, "cn", "Ada L")],
+            "by source object"
+        );
+        let json = replace_contrib(Some(&json), 3, &[]).expect("removed").expect("some");
+        assert_eq!(decode_contrib(&json).expect("read"), vec![k(7, "cn", "Ada L")]);
+        assert_eq!(replace_contrib(Some(&json), 7, &[]).expect("removed"), None, "nothing contributed: no value");
+        assert!(decode_contrib(r#"{"x":[]}"#).is_err() && replace_contrib(Some("[1"), 7, &[]).is_err());
+    }
+
+    /// Contributions as schema 7 kept them, compressed in rows of their own, move into their
+    /// objects' rows when the database is opened: the same contributions, compressed still.
+    #[test]
+    fn compressed_contribution_rows_move_into_their_objects_compressed() {
+        use crate::{ReadOps, Store, WriteOps};
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("idflow.db");
+        let k = |cs_id: i64, attr: &str, v: String| Contribution {
+            attr: attr.into(),
+            cs_id,
+            rule: "in".into(),
+            precedence: 100,
+            values: vec![Value::from(v.as_str())],
+        };
+        let count = |store: &Store, sql: &str| -> i64 {
+            crate::ops::on(&store.read().expect("read"), |c| c.query_row(sql, [], |r| r.get(0))).expect("count")
+        };
+        let store = Store::open(&path).expect("open");
+        let tx = store.write().expect("write");
+        let mut ids = Vec::new();
+        // Enough different values for the contributions' dictionary; every tenth object has a
+        // second source.
+        for i in 0..2500 {
+            let id = tx.mv_create("person", &BTreeMap::new()).expect("created");
+            tx.mv_set_contributions(
+                id,
+                2 * i + 1,
+                &[k(2 * i + 1, "cn", format!("Person {i}")), k(2 * i + 1, "mail", format!("p{i}@example.org"))],
+            )
+            .expect("set");
+            if i % 10 == 0 {
+                tx.mv_set_contributions(id, 2 * i + 2, &[k(2 * i + 2, "title", format!("Title of person number {i} in the HR system"))])
+                    .expect("set");
+            }
+            ids.push(id);
+        }
+        tx.commit().expect("commit");
+        let before: Vec<Vec<Contribution>> = {
+            let tx = store.read().expect("read");
+            ids.iter().map(|id| tx.mv_contributions(*id).expect("read")).collect()
+        };
+        assert_eq!(before[0].len(), 3);
+        assert!(count(&store, "SELECT COUNT(*) FROM mv_object WHERE typeof(contrib) = 'blob'") > 400, "compressed");
+        // Back to schema 7: a row per object and source, compressed with the same dictionary.
+        let tx = store.write().expect("write");
+        crate::ops::on(&tx, |c| {
+            c.execute_batch("CREATE TABLE mv_contrib (mv_id INTEGER NOT NULL, cs_id INTEGER NOT NULL, items TEXT NOT NULL, PRIMARY KEY (mv_id, cs_id)) WITHOUT ROWID;")?;
+            let rows: Vec<(i64, Vec<u8>, bool)> = c
+                .prepare("SELECT id, CAST(contrib AS BLOB), typeof(contrib) = 'blob' FROM mv_object")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, bytes, packed) in rows {
+                let v = if packed { rusqlite::types::ValueRef::Blob(&bytes) } else { rusqlite::types::ValueRef::Text(&bytes) };
+                let by: BTreeMap<i64, String> = c.unpack(v, |json| {
+                    let by: BTreeMap<i64, &serde_json::value::RawValue> = serde_json::from_str(json).expect("json");
+                    by.into_iter().map(|(cs, items)| (cs, items.get().to_string())).collect()
+                })?;
+                for (cs, items) in by {
+                    let items = c.pack(crate::packed::Column::MvContrib, "", items)?;
+                    c.execute("INSERT INTO mv_contrib(mv_id, cs_id, items) VALUES (?1, ?2, ?3)", params![id, cs, items])?;
+                }
+            }
+            c.execute_batch("ALTER TABLE mv_object DROP COLUMN contrib; UPDATE meta SET value = '7' WHERE key = 'schema_version';")
+        })
+        .expect("back to 7");
+        tx.commit().expect("commit");
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM mv_contrib"), 2750);
+        assert!(count(&store, "SELECT COUNT(*) FROM mv_contrib WHERE typeof(items) = 'blob'") > 400, "compressed");
+        drop(store);
+
+        let store = Store::open(&path).expect("migrated");
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'mv_contrib'"), 0, "the table goes");
+        assert!(count(&store, "SELECT COUNT(*) FROM mv_object WHERE typeof(contrib) = 'blob'") > 400, "compressed still");
+        let tx = store.read().expect("read");
+        let after: Vec<Vec<Contribution>> = ids.iter().map(|id| tx.mv_contributions(*id).expect("read")).collect();
+        assert!(before == after, "the same contributions");
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub trait WriteOps: ReadOps {
 
     /// A new object with these winning attributes, marked dirty: its id.
     fn mv_create(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64>;
+    /// [`WriteOps::mv_create`] of an object projected by `cs_id`, which contributes `all`
+    /// (what [`WriteOps::mv_set_contributions`] would write), in one write.
+    fn mv_project(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>, cs_id: i64, all: &[Contribution]) -> Result<i64>;
     /// Writes the winning attributes and re-indexes the attributes that changed; `old` holds
     /// the values those of them that had a value before had (the index entries to remove).
     fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()>;
@@ -523,7 +526,10 @@ impl WriteOps for WriteTxn<'_> {
     }
 
     fn mv_create(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64> {
-        on(self, |c| mv::create(c, object_type, attrs))
+        on(self, |c| mv::create(c, object_type, attrs, None))
+    }
+    fn mv_project(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>, cs_id: i64, all: &[Contribution]) -> Result<i64> {
+        on(self, |c| mv::create(c, object_type, attrs, Some((cs_id, all))))
     }
     fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()> {
         on(self, |c| mv::save_attrs(c, id, attrs, changed, old))

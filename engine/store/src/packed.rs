@@ -31,7 +31,7 @@ pub(crate) enum Column {
     CsDesired,
     /// `mv_object.attrs`: winning values and who won.
     MvAttrs,
-    /// `mv_contrib.items`: what each source object contributes.
+    /// `mv_object.contrib`: what each source object contributes.
     MvContrib,
 }
 

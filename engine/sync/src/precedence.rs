@@ -48,10 +48,7 @@ pub(crate) fn project(tx: &dyn WriteOps, object_type: &str, cs_id: i64, new: &Co
         .filter(|(_, k)| !k.values.is_empty())
         .map(|(a, k)| (a, MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence }))
         .collect();
-    let id = tx.mv_create(object_type, &attrs)?;
-    if !all.is_empty() {
-        tx.mv_set_contributions(id, cs_id, &all)?;
-    }
+    let id = tx.mv_project(object_type, &attrs, cs_id, &all)?;
     Ok((id, attrs.into_keys().collect()))
 }
 
