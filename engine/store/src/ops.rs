@@ -96,7 +96,7 @@ pub trait ReadOps {
     fn mv_find_by_value(&self, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>>;
     /// Metaverse objects (and the attribute) whose attributes reference `mv_id`.
     fn mv_referrers(&self, mv_id: i64) -> Result<Vec<(i64, String)>>;
-    /// Every contribution to a metaverse object, in no particular order.
+    /// Every contribution to a metaverse object, by source object.
     fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>>;
     /// Is any inbound (joined or projected) connector-space object still linked?
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool>;

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS cs_former_dn (
     PRIMARY KEY (connector, dn_norm)
 );
 -- `contrib`: what each source object contributes (mv_form.rs), in the object's row, so that a
--- sync reads and writes no page more for them.
+-- sync reads and writes no page more for them (when the row fits in its page, as nearly all do).
 CREATE TABLE IF NOT EXISTS mv_object (
     id INTEGER PRIMARY KEY,
     object_type TEXT NOT NULL,
@@ -314,7 +314,7 @@ mod tests {
         let codec = crate::packed::Codec::default();
         let index = crate::mv_index::Deferred::default();
         let db = crate::packed::Db { conn: &c, codec: &codec, index: &index };
-        // Contributions: one row per metaverse and connector-space object now, the same values.
+        // Contributions: in their metaverse object's row now, the same values.
         let mut of_mv = crate::mv::contributions(&db, 4).expect("contributions");
         of_mv.sort_by(|a, b| (a.cs_id, &a.attr).cmp(&(b.cs_id, &b.attr)));
         let shown: Vec<String> =
