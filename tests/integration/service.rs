@@ -277,6 +277,9 @@ fn status_cycle_now_and_pause_resume() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("no idflow service is running"), "{o:?}");
     let svc = Service::start(&e);
+    // The watch's first refresh may start a change cycle right after the first cycle: at rest
+    // once it ends.
+    svc.wait_until(&e, "no cycle running", |st| st["current"].is_null());
     let o = e.ok(&["status"], 0);
     for line in
         ["scheduler : running", "now       : idle", "next      : delta cycle at", "connector corp: syncrepl refreshAndPersist (watching)"]
