@@ -285,31 +285,26 @@ pub(crate) fn referrers(c: &Db, mv_id: i64) -> Result<Vec<(i64, String)>> {
 /// Every source object's contributions to `mv_id`, in source object order (none for an object
 /// that is not there).
 pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
-    let mut st = c.prepare_cached("SELECT contrib FROM mv_object WHERE id=?1")?;
-    let mut rows = st.query([mv_id])?;
-    let Some(r) = rows.next()? else { return Ok(Vec::new()) };
-    match r.get_ref(0)? {
-        ValueRef::Null => Ok(Vec::new()),
-        v => c.unpack(v, |json| mv_form::decode_contrib(json).map_err(|e| unreadable_contrib(mv_id, e)))?,
-    }
+    Ok(with_contrib(c, mv_id, |json| json.map_or(Ok(Vec::new()), mv_form::decode_contrib))?.unwrap_or_default())
 }
 
-fn unreadable_contrib(mv_id: i64, e: String) -> rusqlite::Error {
-    unreadable(0, format!("contributions to metaverse object {mv_id}: {e}"))
+/// `f` of the contributions `mv_id`'s row holds (their JSON; `None`: none); `None` when there is
+/// no such object.
+fn with_contrib<T>(c: &Db, mv_id: i64, f: impl FnOnce(Option<&str>) -> std::result::Result<T, String>) -> Result<Option<T>> {
+    let mut st = c.prepare_cached("SELECT contrib FROM mv_object WHERE id=?1")?;
+    let mut rows = st.query([mv_id])?;
+    let Some(r) = rows.next()? else { return Ok(None) };
+    let out = match r.get_ref(0)? {
+        ValueRef::Null => f(None),
+        v => c.unpack(v, |json| f(Some(json)))?,
+    };
+    out.map(Some).map_err(|e| unreadable(0, format!("contributions to metaverse object {mv_id}: {e}")))
 }
 
 /// Replaces what `cs_id` contributes to `mv_id` (nothing: its part goes), keeping the others'.
 /// They share the object's row: reading and writing them touches no page of their own.
 pub(crate) fn set_contributions(c: &Db, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
-    let mut st = c.prepare_cached("SELECT contrib FROM mv_object WHERE id=?1")?;
-    let mut rows = st.query([mv_id])?;
-    let Some(r) = rows.next()? else { return Ok(()) };
-    let replaced = match r.get_ref(0)? {
-        ValueRef::Null => mv_form::replace_contrib(None, cs_id, all),
-        v => c.unpack(v, |json| mv_form::replace_contrib(Some(json), cs_id, all))?,
-    }
-    .map_err(|e| unreadable_contrib(mv_id, e))?;
-    drop(rows);
+    let Some(replaced) = with_contrib(c, mv_id, |json| mv_form::replace_contrib(json, cs_id, all))? else { return Ok(()) };
     let packed = packed_contrib(c, replaced)?;
     c.prepare_cached("UPDATE mv_object SET contrib=?1 WHERE id=?2")?.execute(params![packed, mv_id])?;
     Ok(())

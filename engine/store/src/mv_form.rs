@@ -120,22 +120,23 @@ pub(crate) fn replace_contrib(json: Option<&str>, cs_id: i64, all: &[Contributio
         Some(items) => by.insert(cs_id, items),
         None => by.remove(&cs_id),
     };
-    if by.is_empty() {
-        return Ok(None);
-    }
-    // Written as serde_json would write the map: each part is JSON already (read, or made by
-    // encode_items), and the keys are numbers.
-    let mut out = String::with_capacity(2 + by.values().map(|v| v.len() + 24).sum::<usize>());
+    Ok((!by.is_empty()).then(|| joined(&by)))
+}
+
+/// Each source object's contributions (JSON already: read back, or made by [`encode_items`])
+/// as one object's value, written as serde_json writes the map (the keys are numbers).
+fn joined<S: AsRef<str>>(by: &BTreeMap<i64, S>) -> String {
+    let mut out = String::with_capacity(2 + by.values().map(|v| v.as_ref().len() + 24).sum::<usize>());
     out.push('{');
     for (i, (k, v)) in by.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str(&format!("\"{k}\":"));
-        out.push_str(v);
+        out.push_str(v.as_ref());
     }
     out.push('}');
-    Ok(Some(out))
+    out
 }
 
 /// An object's winning attributes as schema 4 and before wrote them: `{attribute: {"v":
@@ -212,9 +213,9 @@ pub(crate) fn move_contrib(c: &Connection) -> rusqlite::Result<()> {
     let mut orphans = 0;
     let mut after = (i64::MIN, i64::MIN);
     // One object's rows may straddle two reads: its value is written once all are read.
-    let mut object: Option<(i64, BTreeMap<i64, Box<serde_json::value::RawValue>>)> = None;
-    let mut put = |mv_id: i64, by: BTreeMap<i64, Box<serde_json::value::RawValue>>| -> rusqlite::Result<()> {
-        let json = serde_json::to_string(&by).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let mut object: Option<(i64, BTreeMap<i64, String>)> = None;
+    let mut put = |mv_id: i64, by: BTreeMap<i64, String>| -> rusqlite::Result<()> {
+        let json = joined(&by);
         let value = if packs { db.pack(crate::packed::Column::MvContrib, "", json)? } else { rusqlite::types::Value::Text(json) };
         // Rows of an object that is gone (none are written so): nothing reads them.
         if write.execute(params![value, mv_id])? == 0 {
@@ -232,7 +233,7 @@ pub(crate) fn move_contrib(c: &Connection) -> rusqlite::Result<()> {
             let items = db.unpack(r.get_ref(2)?, |json| {
                 // Checked as it is read, so a damaged row fails the migration, not a later sync.
                 decode_items(cs_id, json)
-                    .and_then(|_| serde_json::value::RawValue::from_string(json.to_string()).map_err(|e| e.to_string()))
+                    .map(|_| json.to_string())
                     .map_err(|e| unreadable(2, format!("contributions of {cs_id} to metaverse object {mv_id}: {e}")))
             })??;
             match &mut object {
