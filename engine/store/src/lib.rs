@@ -30,7 +30,7 @@ pub use alert::AlertRow;
 pub use cs::{CsLinks, CsObject, ExportState, Link, LinkState, PendingImport};
 pub use history::RunRow;
 pub use lock::RunLock;
-pub use mv::{Contribution, MvAttr, MvObject};
+pub use mv::{Contribution, MvAttr, MvObject, Winners};
 pub use ops::{ReadOps, ReadTxn, WriteOps, WriteTxn};
 pub use phs::PhsPair;
 

@@ -48,7 +48,7 @@ pub struct Contribution {
 pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>, from: Option<(i64, &[Contribution])>) -> Result<i64> {
     let contrib = match from {
         Some((cs_id, all)) => {
-            let json = mv_form::replace_contrib(None, cs_id, all).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+            let json = mv_form::replace_contrib(None, cs_id, all).map_err(unwritable)?;
             packed_contrib(c, json)?
         }
         None => None,
@@ -82,21 +82,46 @@ fn from_row(c: &Db, r: &rusqlite::Row) -> Result<MvObject> {
     Ok(MvObject { id, object_type: r.get(1)?, attrs, deleted: r.get::<_, i64>(3)? != 0 })
 }
 
-/// Writes the winning attributes and re-indexes the attributes that changed: `old` holds the
-/// values those of them that had a winner before had (their index entries go first).
-pub(crate) fn save_attrs(
-    c: &Db,
-    id: i64,
-    attrs: &BTreeMap<String, MvAttr>,
-    changed: &[String],
-    old: &[(String, Vec<Value>)],
-) -> Result<()> {
-    let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?;
+/// An object's winning attributes as a change left them: `changed` names the attributes whose
+/// winner changed, `old` the values those of them that had a winner before had (their index
+/// entries go).
+#[derive(Debug, Clone, Copy)]
+pub struct Winners<'a> {
+    pub attrs: &'a BTreeMap<String, MvAttr>,
+    pub changed: &'a [String],
+    pub old: &'a [(String, Vec<Value>)],
+}
+
+/// Writes the winning attributes and re-indexes the attributes that changed.
+pub(crate) fn save_attrs(c: &Db, id: i64, w: Winners) -> Result<()> {
+    let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(w.attrs))?;
     c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![packed, id])?;
-    for (a, values) in old {
+    reindex(c, id, w)
+}
+
+/// Writes every source object's contributions `all` (as they stand now), and the winners when
+/// they changed, in one write of the object's row.
+pub(crate) fn save_contributed(c: &Db, id: i64, all: &[Contribution], winners: Option<Winners>) -> Result<()> {
+    let contrib = packed_contrib(c, mv_form::encode_contrib(all).map_err(unwritable)?)?;
+    let Some(w) = winners else {
+        c.prepare_cached("UPDATE mv_object SET contrib=?1 WHERE id=?2")?.execute(params![contrib, id])?;
+        return Ok(());
+    };
+    let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(w.attrs))?;
+    c.prepare_cached("UPDATE mv_object SET attrs=?1, contrib=?2, dirty=1 WHERE id=?3")?.execute(params![packed, contrib, id])?;
+    reindex(c, id, w)
+}
+
+/// The index entries of the attributes whose winner changed: the old values' go first.
+fn reindex(c: &Db, id: i64, w: Winners) -> Result<()> {
+    for (a, values) in w.old {
         unindex(c, id, a, values)?;
     }
-    index_all(c, Some(c.index), id, changed.iter().filter_map(|a| attrs.get(a).map(|v| (a.as_str(), v.values.as_slice()))))
+    index_all(c, Some(c.index), id, w.changed.iter().filter_map(|a| w.attrs.get(a).map(|v| (a.as_str(), v.values.as_slice()))))
+}
+
+fn unwritable(what: String) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(what.into())
 }
 
 /// Rows written by one statement at most.

@@ -66,7 +66,7 @@ pub(crate) fn decode_attrs(json: &str) -> Result<BTreeMap<String, MvAttr>, Strin
 }
 
 /// One source object's contributions, as written.
-pub(crate) fn encode_items(all: &[Contribution]) -> Result<String, serde_json::Error> {
+pub(crate) fn encode_items<'a>(all: impl IntoIterator<Item = &'a Contribution>) -> Result<String, serde_json::Error> {
     let mut by: BTreeMap<(&str, i64), BTreeMap<&str, &[Value]>> = BTreeMap::new();
     for k in all {
         by.entry((k.rule.as_str(), k.precedence)).or_default().insert(k.attr.as_str(), k.values.as_slice());
@@ -103,6 +103,18 @@ pub(crate) fn decode_contrib(json: &str) -> Result<Vec<Contribution>, String> {
         out.extend(decode_items(cs_id, items.get()).map_err(|e| format!("source object {cs_id}: {e}"))?);
     }
     Ok(out)
+}
+
+/// Every source object's contributions (`all`, in any order) in the form [`decode_contrib`]
+/// reads; `None` when there are none.
+pub(crate) fn encode_contrib(all: &[Contribution]) -> Result<Option<String>, String> {
+    let mut by: BTreeMap<i64, Vec<&Contribution>> = BTreeMap::new();
+    for k in all {
+        by.entry(k.cs_id).or_default().push(k);
+    }
+    let by = by.into_iter().map(|(cs_id, ks)| Ok((cs_id, encode_items(ks)?))).collect::<Result<BTreeMap<i64, String>, serde_json::Error>>();
+    let by = by.map_err(|e| e.to_string())?;
+    Ok((!by.is_empty()).then(|| joined(&by)))
 }
 
 /// `json` (what [`decode_contrib`] reads, if any) with `cs_id`'s contributions replaced by
@@ -325,6 +337,32 @@ mod tests {
         assert_eq!(decode_contrib(&json).expect("read"), vec![k(7, "cn", "Ada L")]);
         assert_eq!(replace_contrib(Some(&json), 7, &[]).expect("removed"), None, "nothing contributed: no value");
         assert!(decode_contrib(r#"{"x":[]}"#).is_err() && replace_contrib(Some("[1"), 7, &[]).is_err());
+    }
+
+    /// Every source object's contributions written whole, as read back, are the text replacing
+    /// one source object's part writes: one form, whichever way an object's row is written.
+    #[test]
+    fn contributions_written_whole_are_written_as_one_sources_replacement_writes_them() {
+        let k = |cs_id: i64, attr: &str, rule: &str, p: i64, v: Value| Contribution {
+            attr: attr.into(),
+            cs_id,
+            rule: rule.into(),
+            precedence: p,
+            values: vec![v],
+        };
+        let json = replace_contrib(None, 7, &[k(7, "cn", "in", 100, Value::from("Ada")), k(7, "manager", "in", 100, Value::Ref(12))])
+            .expect("made");
+        let json =
+            replace_contrib(json.as_deref(), 3, &[k(3, "mail", "hr", 50, Value::from("a@x")), k(3, "cn", "in", 100, Value::from("A"))])
+                .expect("added")
+                .expect("some");
+        let all = decode_contrib(&json).expect("read");
+        assert_eq!(all.len(), 4);
+        assert_eq!(encode_contrib(&all).expect("written").as_deref(), Some(json.as_str()));
+        let mut reversed = all.clone();
+        reversed.reverse();
+        assert_eq!(encode_contrib(&reversed).expect("written").as_deref(), Some(json.as_str()), "in any order");
+        assert_eq!(encode_contrib(&[]).expect("written"), None, "nothing contributed: no value");
     }
 
     /// Contributions as schema 7 kept them, compressed in rows of their own, move into their

@@ -4,7 +4,7 @@
 use crate::alert::AlertRow;
 use crate::cs::{CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::history::RunRow;
-use crate::mv::{Contribution, MvAttr, MvObject};
+use crate::mv::{Contribution, MvAttr, MvObject, Winners};
 use crate::mv_index::Deferred;
 use crate::packed::{Codec, Db};
 use crate::phs::PhsPair;
@@ -166,6 +166,11 @@ pub trait WriteOps: ReadOps {
     /// Writes the winning attributes and re-indexes the attributes that changed; `old` holds
     /// the values those of them that had a value before had (the index entries to remove).
     fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()>;
+    /// What a change of one source object's contributions writes, in one write of the
+    /// object's row: `all`, every source object's contributions as they stand now (the
+    /// others' as [`ReadOps::mv_contributions`] read them in this transaction), and the
+    /// winners when they changed (as [`WriteOps::mv_save_attrs`] writes them).
+    fn mv_save_contributed(&self, id: i64, all: &[Contribution], winners: Option<Winners<'_>>) -> Result<()>;
     fn mv_mark_dirty(&self, id: i64) -> Result<()>;
     /// A deleted object whose source object returned before its deletion was exported: alive again.
     fn mv_restore(&self, id: i64) -> Result<()>;
@@ -532,7 +537,10 @@ impl WriteOps for WriteTxn<'_> {
         on(self, |c| mv::create(c, object_type, attrs, Some((cs_id, all))))
     }
     fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()> {
-        on(self, |c| mv::save_attrs(c, id, attrs, changed, old))
+        on(self, |c| mv::save_attrs(c, id, Winners { attrs, changed, old }))
+    }
+    fn mv_save_contributed(&self, id: i64, all: &[Contribution], winners: Option<Winners<'_>>) -> Result<()> {
+        on(self, |c| mv::save_contributed(c, id, all, winners))
     }
     fn mv_mark_dirty(&self, id: i64) -> Result<()> {
         on(self, |c| mv::mark_dirty(c, id))

@@ -351,13 +351,13 @@ mod tests {
         let mut attrs = std::collections::BTreeMap::new();
         let jorg = crate::MvAttr { values: vec!["Jörg@Example.org".into()], rule: "hr".into(), cs: 9, precedence: 100 };
         attrs.insert("mail".to_string(), jorg);
-        crate::mv::save_attrs(&db, 4, &attrs, &["mail".to_string()], &[]).expect("saved");
+        crate::mv::save_attrs(&db, 4, crate::mv::Winners { attrs: &attrs, changed: &["mail".to_string()], old: &[] }).expect("saved");
         assert_eq!(find("JÖRG@EXAMPLE.ORG", true), vec![4]);
         assert_eq!(crate::mv::search(&db, "JÖ", &["mail"], 10).expect("search"), vec![4]);
         // Lower case, not full case folding: ß and SS stay apart.
         let strasse = crate::MvAttr { values: vec!["Straße".into()], rule: "hr".into(), cs: 9, precedence: 100 };
         attrs.insert("street".to_string(), strasse);
-        crate::mv::save_attrs(&db, 4, &attrs, &["street".to_string()], &[]).expect("saved");
+        crate::mv::save_attrs(&db, 4, crate::mv::Winners { attrs: &attrs, changed: &["street".to_string()], old: &[] }).expect("saved");
         let street = |v: &str| crate::mv::find_by_value(&db, "person", "street", &v.into(), true).expect("find");
         assert_eq!((street("STRASSE"), street("STRAßE")), (vec![], vec![4]));
         // The rebuilt tables have SCHEMA's indexes again.

@@ -2,7 +2,7 @@
 //! lowest precedence number wins (ties: rule name, then connector-space object). A flow that
 //! yields `()` removes that rule's contribution, and the next one wins.
 use idflow_core::{Result, Value};
-use idflow_store::{Contribution, MvAttr, MvObject, WriteOps};
+use idflow_store::{Contribution, MvAttr, MvObject, Winners, WriteOps};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `(attribute, rule)` to `(precedence, values)`: what one connector-space object contributes now.
@@ -12,8 +12,10 @@ pub(crate) type Contributions = BTreeMap<(String, String), (i64, Vec<Value>)>;
 /// Returns the attributes whose winning values changed.
 pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &Contributions) -> Result<Vec<String>> {
     // Every contribution to the object, read once: this object's are the old ones, the
-    // others' compete with the new ones for the touched attributes.
-    let (old, others): (Vec<Contribution>, Vec<Contribution>) = tx.mv_contributions(mv_obj.id)?.into_iter().partition(|k| k.cs_id == cs_id);
+    // others' compete with the new ones for the touched attributes, and are written back
+    // with them (the object's row is written once).
+    let (old, mut all): (Vec<Contribution>, Vec<Contribution>) =
+        tx.mv_contributions(mv_obj.id)?.into_iter().partition(|k| k.cs_id == cs_id);
     let mut touched = BTreeSet::new();
     for k in &old {
         match new.get(&(k.attr.clone(), k.rule.clone())) {
@@ -32,10 +34,12 @@ pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &
     if touched.is_empty() {
         return Ok(Vec::new());
     }
-    let all = listed(cs_id, new);
-    tx.mv_set_contributions(mv_obj.id, cs_id, &all)?;
+    all.extend(listed(cs_id, new));
     let touched: Vec<String> = touched.into_iter().collect();
-    recompute(tx, mv_obj, &touched, others.into_iter().chain(all))
+    let (changed, before) = recompute(mv_obj, &touched, &all);
+    let winners = (!changed.is_empty()).then_some(Winners { attrs: &mv_obj.attrs, changed: &changed, old: &before });
+    tx.mv_save_contributed(mv_obj.id, &all, winners)?;
+    Ok(changed)
 }
 
 /// A metaverse object of `object_type` projected by `cs_id`, which contributes `new`: made with
@@ -43,11 +47,8 @@ pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &
 /// Returns its id and the attributes it has.
 pub(crate) fn project(tx: &dyn WriteOps, object_type: &str, cs_id: i64, new: &Contributions) -> Result<(i64, Vec<String>)> {
     let all = listed(cs_id, new);
-    let attrs: BTreeMap<String, MvAttr> = winners(all.clone())
-        .into_iter()
-        .filter(|(_, k)| !k.values.is_empty())
-        .map(|(a, k)| (a, MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence }))
-        .collect();
+    let attrs: BTreeMap<String, MvAttr> =
+        winners(&all).into_iter().filter(|(_, k)| !k.values.is_empty()).map(|(a, k)| (a.to_string(), won(k))).collect();
     let id = tx.mv_project(object_type, &attrs, cs_id, &all)?;
     Ok((id, attrs.into_keys().collect()))
 }
@@ -76,37 +77,33 @@ pub(crate) fn rank(k: &Contribution) -> (i64, &str, i64) {
 }
 
 /// The winner of each attribute among `contributions`.
-pub(crate) fn winners(contributions: Vec<Contribution>) -> HashMap<String, Contribution> {
-    let mut won: HashMap<String, Contribution> = HashMap::new();
+pub(crate) fn winners<'a>(contributions: impl IntoIterator<Item = &'a Contribution>) -> HashMap<&'a str, &'a Contribution> {
+    let mut won: HashMap<&str, &Contribution> = HashMap::new();
     for k in contributions {
-        match won.get(&k.attr) {
-            Some(w) if rank(w) <= rank(&k) => {}
+        match won.get(k.attr.as_str()) {
+            Some(w) if rank(w) <= rank(k) => {}
             _ => {
-                won.insert(k.attr.clone(), k);
+                won.insert(k.attr.as_str(), k);
             }
         }
     }
     won
 }
 
+/// A winning contribution as the object keeps it.
+fn won(k: &Contribution) -> MvAttr {
+    MvAttr { values: k.values.clone(), rule: k.rule.clone(), cs: k.cs_id, precedence: k.precedence }
+}
+
 /// Recomputes the winners of `attrs` among `contributions` (every contribution to the object,
-/// as stored now), writes what changed and returns the names that changed.
-fn recompute(
-    tx: &dyn WriteOps,
-    mv: &mut MvObject,
-    attrs: &[String],
-    contributions: impl Iterator<Item = Contribution>,
-) -> Result<Vec<String>> {
+/// as they stand now) in `mv`. Returns the names that changed, and the values those of them
+/// that had a winner before had (their index entries go).
+fn recompute(mv: &mut MvObject, attrs: &[String], contributions: &[Contribution]) -> (Vec<String>, Vec<(String, Vec<Value>)>) {
     let mut changed = Vec::new();
-    // Of those, the values the ones that had a winner before had (their index entries go).
     let mut old = Vec::new();
-    if attrs.is_empty() {
-        return Ok(changed);
-    }
-    let mut won = winners(contributions.filter(|k| attrs.contains(&k.attr)).collect());
+    let won_now = winners(contributions.iter().filter(|k| attrs.contains(&k.attr)));
     for a in attrs {
-        let winner = won.remove(a).map(|k| MvAttr { values: k.values, rule: k.rule, cs: k.cs_id, precedence: k.precedence });
-        let now = winner.filter(|w| !w.values.is_empty());
+        let now = won_now.get(a.as_str()).filter(|k| !k.values.is_empty()).map(|k| won(k));
         if mv.attrs.get(a) != now.as_ref() {
             let before = match now {
                 Some(w) => mv.attrs.insert(a.clone(), w),
@@ -118,10 +115,7 @@ fn recompute(
             changed.push(a.clone());
         }
     }
-    if !changed.is_empty() {
-        tx.mv_save_attrs(mv.id, &mv.attrs, &changed, &old)?;
-    }
-    Ok(changed)
+    (changed, old)
 }
 
 #[cfg(test)]
@@ -134,14 +128,15 @@ mod tests {
 
     #[test]
     fn lowest_precedence_then_rule_then_object_wins() {
-        let w = winners(vec![
+        let all = [
             k("title", "b", 100, 1),
             k("title", "a", 50, 2),
             k("mail", "z", 10, 3),
             k("mail", "y", 10, 4),
             k("cn", "r", 5, 9),
             k("cn", "r", 5, 7),
-        ]);
+        ];
+        let w = winners(&all);
         assert_eq!(w["title"].rule, "a");
         assert_eq!(w["mail"].rule, "y", "a tie on precedence goes to the rule name");
         assert_eq!(w["cn"].cs_id, 7, "then to the connector-space object");
