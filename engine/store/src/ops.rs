@@ -244,15 +244,29 @@ impl ConnState {
 }
 
 /// Tells the connection's state how a write transaction ended (dropped uncommitted: rolled
-/// back).
+/// back), and gives the connection its usual page cache back after a bulk one.
 struct Ended<'s> {
     state: &'s ConnState,
     committed: bool,
+    bulk: Option<&'s Connection>,
 }
 
 impl Drop for Ended<'_> {
     fn drop(&mut self) {
         self.state.end_write(self.committed);
+        if let Some(conn) = self.bulk {
+            // Lowering the size frees the pages above it. Should it fail, the connection keeps
+            // the larger cache (memory, not data): nothing to report.
+            let _ = conn.pragma_update(None, "cache_size", -crate::schema::CACHE_KIB);
+            // The pages come from the C library's malloc, which keeps what is freed for the
+            // process: without this, the memory stays the process's until it exits.
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: releases free memory of the C library's heap to the system; no pointer
+            // of ours is touched.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
     }
 }
 
@@ -266,10 +280,15 @@ impl<'s> WriteTxn<'s> {
     /// Takes the write lock at once (BEGIN IMMEDIATE): a transaction that read first and wrote
     /// later could otherwise find another writer (the service's health thread, say) committed
     /// in between and fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
-    pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState) -> Result<Self> {
+    /// `cache_kib`: the page cache while it is open (a bulk transaction), when not the usual.
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState, cache_kib: Option<i64>) -> Result<Self> {
         let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
         state.begin_write();
-        Ok(WriteTxn { tx, path, ended: Ended { state, committed: false } })
+        let ended = Ended { state, committed: false, bulk: cache_kib.map(|_| conn) };
+        if let Some(kib) = cache_kib {
+            conn.pragma_update(None, "cache_size", -kib).map_err(|e| Error::store(path, e))?;
+        }
+        Ok(WriteTxn { tx, path, ended })
     }
 
     /// Keeps every change of the transaction, or none.
@@ -602,5 +621,37 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn phs_delivered(&self, target_cs: i64, fingerprint: &str) -> Result<()> {
         on(self, |c| phs::delivered(c, target_cs, fingerprint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::schema::{BULK_CACHE_KIB, CACHE_KIB};
+    use crate::{Store, WriteOps};
+
+    fn cache_kib(store: &Store) -> i64 {
+        -store.conn.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0)).expect("cache size")
+    }
+
+    /// A bulk transaction has the larger page cache while it is open, and the connection has
+    /// its usual one again once it ends, committed or rolled back; its changes are as any
+    /// write transaction's.
+    #[test]
+    fn a_bulk_transaction_has_the_larger_cache_until_it_ends() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("idflow.db")).expect("open");
+        assert_eq!(cache_kib(&store), CACHE_KIB);
+        let tx = store.write_bulk().expect("bulk");
+        assert_eq!(cache_kib(&store), BULK_CACHE_KIB);
+        tx.meta_set("k", "kept").expect("set");
+        tx.commit().expect("commit");
+        assert_eq!(cache_kib(&store), CACHE_KIB, "after a commit");
+        let tx = store.write_bulk().expect("bulk");
+        tx.meta_set("k", "rolled back").expect("set");
+        drop(tx);
+        assert_eq!(cache_kib(&store), CACHE_KIB, "after a rollback");
+        let tx = store.write().expect("write");
+        assert_eq!(cache_kib(&store), CACHE_KIB, "a write transaction keeps the usual cache");
+        assert_eq!(crate::ReadOps::meta_get(&tx, "k").expect("read").as_deref(), Some("kept"));
     }
 }

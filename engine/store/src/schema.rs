@@ -3,6 +3,12 @@ use rusqlite::{Connection, OptionalExtension};
 
 pub(crate) const SCHEMA_VERSION: i64 = 8;
 
+/// The pages SQLite keeps in memory for a connection, in KiB (64 MiB).
+pub(crate) const CACHE_KIB: i64 = 64 * 1024;
+/// The same while a stage that reads and writes much of the database (a sync) runs:
+/// [`crate::Store::write_bulk`].
+pub(crate) const BULK_CACHE_KIB: i64 = 256 * 1024;
+
 pub(crate) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS connector (
@@ -207,7 +213,7 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(e)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
-    conn.pragma_update(None, "cache_size", -65536).map_err(e)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(e)?;
     conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);").map_err(e)?;
     let v: Option<String> = conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(e)?;
     let Some(v) = v else {

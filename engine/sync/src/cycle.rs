@@ -83,7 +83,7 @@ impl Engine {
                     }
                 }
             }
-            let tx = e.store.write()?;
+            let tx = e.store.write_bulk()?;
             e.sync_stage(&tx, req.full || req.full_sync, None, r)?;
             tx.commit()?;
             if e.config.staging_mode {
