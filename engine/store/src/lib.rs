@@ -129,12 +129,13 @@ impl Store {
         WriteTxn::begin(&self.conn, &self.path, &self.state, None)
     }
 
-    /// [`Store::write`] for a stage that reads and writes much of the database (a sync): while
-    /// it is open, SQLite keeps up to 256 MiB of pages in memory instead of 64 MiB, so that the
-    /// pages it changes are not written out and read again before it commits (at 300,000
-    /// people, a full sync touches three times more pages than 64 MiB hold). Back to 64 MiB
-    /// once it ends, committed or not: memory is bounded, and a service between cycles keeps
-    /// the smaller cache.
+    /// [`Store::write`] for a stage that reads and writes most of the database (a full sync):
+    /// while it is open, SQLite keeps up to 256 MiB of pages in memory instead of 64 MiB, so
+    /// that the pages it changes are not written out and read again before it commits (at
+    /// 300,000 people a full sync touches three times more pages than 64 MiB hold). Back to
+    /// 64 MiB once it ends, committed or not, the memory handed back: a delta, or a service
+    /// between cycles, keeps the smaller cache (a larger one would cost a delta more in memory
+    /// to fault in again than it saves).
     pub fn write_bulk(&self) -> Result<WriteTxn<'_>> {
         WriteTxn::begin(&self.conn, &self.path, &self.state, Some(schema::BULK_CACHE_KIB))
     }

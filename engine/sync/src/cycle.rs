@@ -83,8 +83,9 @@ impl Engine {
                     }
                 }
             }
-            let tx = e.store.write_bulk()?;
-            e.sync_stage(&tx, req.full || req.full_sync, None, r)?;
+            let full = req.full || req.full_sync;
+            let tx = if full { e.store.write_bulk()? } else { e.store.write()? };
+            e.sync_stage(&tx, full, None, r)?;
             tx.commit()?;
             if e.config.staging_mode {
                 e.export_stage(&targets, None, r)?;

@@ -433,7 +433,7 @@ impl Engine {
 
     pub fn sync(&mut self, full: bool) -> Result<RunReport> {
         self.recorded(if full { "full-sync" } else { "delta-sync" }, |e, r| {
-            let tx = e.store.write_bulk()?;
+            let tx = if full { e.store.write_bulk()? } else { e.store.write()? };
             e.sync_stage(&tx, full, None, r)?;
             tx.commit()
         })
@@ -488,7 +488,7 @@ impl Engine {
         let names = self.names_or_all(&[])?;
         self.recorded(profile, |e, r| {
             e.import_each(&names, Mode::Delta, false, r)?;
-            let tx = e.store.write_bulk()?;
+            let tx = e.store.write()?;
             e.sync_stage(&tx, false, allow_deletes, r)?;
             tx.commit()?;
             e.export_stage(&names, allow_deletes, r)?;
@@ -505,7 +505,7 @@ impl Engine {
         let names = self.names_or_all(&[])?;
         let started = Instant::now();
         let mut report = RunReport { profile: "plan".into(), ..Default::default() };
-        let tx = self.store.write_bulk()?;
+        let tx = self.store.write()?;
         let mut p = self.plan_in(&tx, &names, &mut report)?;
         drop(tx);
         p.errors = report.errors.clone();

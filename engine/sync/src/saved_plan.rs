@@ -87,7 +87,7 @@ impl Engine {
                         .into(),
                 ));
             }
-            let tx = e.store.write_bulk()?;
+            let tx = e.store.write()?;
             let mut errors = RunReport::default();
             let now = e.plan_in(&tx, &names, &mut errors)?;
             let moved = differences(&saved.plan, &now)?;
