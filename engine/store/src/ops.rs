@@ -161,7 +161,7 @@ pub trait WriteOps: ReadOps {
     /// A new object with these winning attributes, marked dirty: its id.
     fn mv_create(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64>;
     /// [`WriteOps::mv_create`] of an object projected by `cs_id`, which contributes `all`
-    /// (what [`WriteOps::mv_set_contributions`] would write), in one write.
+    /// (stored as [`WriteOps::mv_save_contributed`] stores contributions), in one write.
     fn mv_project(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>, cs_id: i64, all: &[Contribution]) -> Result<i64>;
     /// Writes the winning attributes and re-indexes the attributes that changed; `old` holds
     /// the values those of them that had a value before had (the index entries to remove).
@@ -294,7 +294,12 @@ impl<'s> WriteTxn<'s> {
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
         let WriteTxn { tx, path, mut ended } = self;
-        ended.state.index.flush(&tx).map_err(|e| Error::store(path, e))?;
+        if let Err(e) = ended.state.index.flush(&tx) {
+            // Rolled back before `ended` tells the connection's state (and gives a bulk
+            // transaction's connection its usual cache back).
+            drop(tx);
+            return Err(Error::store(path, e));
+        }
         tx.commit().map_err(|e| Error::store(path, e))?;
         ended.committed = true;
         Ok(())

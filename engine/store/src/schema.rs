@@ -5,7 +5,7 @@ pub(crate) const SCHEMA_VERSION: i64 = 8;
 
 /// The pages SQLite keeps in memory for a connection, in KiB (64 MiB).
 pub(crate) const CACHE_KIB: i64 = 64 * 1024;
-/// The same while a stage that reads and writes much of the database (a sync) runs:
+/// The same while a stage that reads and writes most of the database (a full sync) runs:
 /// [`crate::Store::write_bulk`].
 pub(crate) const BULK_CACHE_KIB: i64 = 256 * 1024;
 
