@@ -43,16 +43,10 @@ pub struct Contribution {
     pub values: Vec<Value>,
 }
 
-/// A new object with these winning attributes (indexed), marked dirty; `from`: the source
-/// object that projected it and all it contributes.
-pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>, from: Option<(i64, &[Contribution])>) -> Result<i64> {
-    let contrib = match from {
-        Some((cs_id, all)) => {
-            let json = mv_form::replace_contrib(None, cs_id, all).map_err(unwritable)?;
-            packed_contrib(c, json)?
-        }
-        None => None,
-    };
+/// A new object with these winning attributes (indexed), marked dirty; `all`: what the source
+/// object that projected it contributes (if any).
+pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>, all: &[Contribution]) -> Result<i64> {
+    let contrib = packed_contrib(c, mv_form::encode_contrib(all).map_err(unwritable)?)?;
     c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty, contrib) VALUES (?1, ?2, 1, ?3)")?.execute(params![
         object_type,
         c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?,
@@ -90,13 +84,6 @@ pub struct Winners<'a> {
     pub attrs: &'a BTreeMap<String, MvAttr>,
     pub changed: &'a [String],
     pub old: &'a [(String, Vec<Value>)],
-}
-
-/// Writes the winning attributes and re-indexes the attributes that changed.
-pub(crate) fn save_attrs(c: &Db, id: i64, w: Winners) -> Result<()> {
-    let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(w.attrs))?;
-    c.prepare_cached("UPDATE mv_object SET attrs=?1, dirty=1 WHERE id=?2")?.execute(params![packed, id])?;
-    reindex(c, id, w)
 }
 
 /// Writes every source object's contributions `all` (as they stand now), and the winners when
@@ -308,31 +295,16 @@ pub(crate) fn referrers(c: &Db, mv_id: i64) -> Result<Vec<(i64, String)>> {
 }
 
 /// Every source object's contributions to `mv_id`, in source object order (none for an object
-/// that is not there).
+/// that is not there). They share the object's row: reading them touches no page of their own.
 pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
-    Ok(with_contrib(c, mv_id, |json| json.map_or(Ok(Vec::new()), mv_form::decode_contrib))?.unwrap_or_default())
-}
-
-/// `f` of the contributions `mv_id`'s row holds (their JSON; `None`: none); `None` when there is
-/// no such object.
-fn with_contrib<T>(c: &Db, mv_id: i64, f: impl FnOnce(Option<&str>) -> std::result::Result<T, String>) -> Result<Option<T>> {
     let mut st = c.prepare_cached("SELECT contrib FROM mv_object WHERE id=?1")?;
     let mut rows = st.query([mv_id])?;
-    let Some(r) = rows.next()? else { return Ok(None) };
+    let Some(r) = rows.next()? else { return Ok(Vec::new()) };
     let out = match r.get_ref(0)? {
-        ValueRef::Null => f(None),
-        v => c.unpack(v, |json| f(Some(json)))?,
+        ValueRef::Null => Ok(Vec::new()),
+        v => c.unpack(v, mv_form::decode_contrib)?,
     };
-    out.map(Some).map_err(|e| unreadable(0, format!("contributions to metaverse object {mv_id}: {e}")))
-}
-
-/// Replaces what `cs_id` contributes to `mv_id` (nothing: its part goes), keeping the others'.
-/// They share the object's row: reading and writing them touches no page of their own.
-pub(crate) fn set_contributions(c: &Db, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
-    let Some(replaced) = with_contrib(c, mv_id, |json| mv_form::replace_contrib(json, cs_id, all))? else { return Ok(()) };
-    let packed = packed_contrib(c, replaced)?;
-    c.prepare_cached("UPDATE mv_object SET contrib=?1 WHERE id=?2")?.execute(params![packed, mv_id])?;
-    Ok(())
+    out.map_err(|e| unreadable(0, format!("contributions to metaverse object {mv_id}: {e}")))
 }
 
 fn packed_contrib(c: &Db, json: Option<String>) -> Result<Option<rusqlite::types::Value>> {

@@ -117,24 +117,6 @@ pub(crate) fn encode_contrib(all: &[Contribution]) -> Result<Option<String>, Str
     Ok((!by.is_empty()).then(|| joined(&by)))
 }
 
-/// `json` (what [`decode_contrib`] reads, if any) with `cs_id`'s contributions replaced by
-/// `all`, the others' kept as they are; `None` when no source object contributes anything.
-pub(crate) fn replace_contrib(json: Option<&str>, cs_id: i64, all: &[Contribution]) -> Result<Option<String>, String> {
-    let mut by: BTreeMap<i64, &str> = match json {
-        Some(json) => {
-            let raw: BTreeMap<i64, &serde_json::value::RawValue> = serde_json::from_str(json).map_err(|e| e.to_string())?;
-            raw.into_iter().map(|(k, v)| (k, v.get())).collect()
-        }
-        None => BTreeMap::new(),
-    };
-    let items = if all.is_empty() { None } else { Some(encode_items(all).map_err(|e| e.to_string())?) };
-    match &items {
-        Some(items) => by.insert(cs_id, items),
-        None => by.remove(&cs_id),
-    };
-    Ok((!by.is_empty()).then(|| joined(&by)))
-}
-
 /// Each source object's contributions (JSON already: read back, or made by [`encode_items`])
 /// as one object's value, written as serde_json writes the map (the keys are numbers).
 fn joined<S: AsRef<str>>(by: &BTreeMap<i64, S>) -> String {
@@ -315,34 +297,10 @@ mod tests {
         assert_eq!(back, all);
     }
 
+    /// Every source object's contributions, in one text grouped by source object (in any order
+    /// given, written in source object order), read back as they were.
     #[test]
-    fn one_source_objects_contributions_are_replaced_keeping_the_others() {
-        let k = |cs_id: i64, attr: &str, v: &str| Contribution {
-            attr: attr.into(),
-            cs_id,
-            rule: "in".into(),
-            precedence: 100,
-            values: vec![Value::from(v)],
-        };
-        let json = replace_contrib(None, 7, &[k(7, "cn", "Ada")]).expect("made").expect("some");
-        let json = replace_contrib(Some(&json), 3, &[k(3, "mail", "a@x"), k(3, "cn", "A")]).expect("added").expect("some");
-        assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}");
-        let json = replace_contrib(Some(&json), 7, &[k(7, "cn", "Ada L")]).expect("replaced").expect("some");
-        assert_eq!(
-            decode_contrib(&json).expect("read"),
-            vec![k(3, "cn", "A"), k(3, "mail", "a@x"), k(7, "cn", "Ada L")],
-            "by source object"
-        );
-        let json = replace_contrib(Some(&json), 3, &[]).expect("removed").expect("some");
-        assert_eq!(decode_contrib(&json).expect("read"), vec![k(7, "cn", "Ada L")]);
-        assert_eq!(replace_contrib(Some(&json), 7, &[]).expect("removed"), None, "nothing contributed: no value");
-        assert!(decode_contrib(r#"{"x":[]}"#).is_err() && replace_contrib(Some("[1"), 7, &[]).is_err());
-    }
-
-    /// Every source object's contributions written whole, as read back, are the text replacing
-    /// one source object's part writes: one form, whichever way an object's row is written.
-    #[test]
-    fn contributions_written_whole_are_written_as_one_sources_replacement_writes_them() {
+    fn contributions_are_written_by_source_object_and_read_back() {
         let k = |cs_id: i64, attr: &str, rule: &str, p: i64, v: Value| Contribution {
             attr: attr.into(),
             cs_id,
@@ -350,19 +308,26 @@ mod tests {
             precedence: p,
             values: vec![v],
         };
-        let json = replace_contrib(None, 7, &[k(7, "cn", "in", 100, Value::from("Ada")), k(7, "manager", "in", 100, Value::Ref(12))])
-            .expect("made");
-        let json =
-            replace_contrib(json.as_deref(), 3, &[k(3, "mail", "hr", 50, Value::from("a@x")), k(3, "cn", "in", 100, Value::from("A"))])
-                .expect("added")
-                .expect("some");
-        let all = decode_contrib(&json).expect("read");
-        assert_eq!(all.len(), 4);
-        assert_eq!(encode_contrib(&all).expect("written").as_deref(), Some(json.as_str()));
-        let mut reversed = all.clone();
+        let all = vec![
+            k(7, "cn", "in", 100, Value::from("Ada")),
+            k(3, "mail", "hr", 50, Value::from("a@x")),
+            k(7, "manager", "in", 100, Value::Ref(12)),
+            k(3, "cn", "in", 100, Value::from("A")),
+        ];
+        let json = encode_contrib(&all).expect("written").expect("some");
+        assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}");
+        assert!(json.starts_with(r#"{"3":[{"r":"hr","p":50,"a":{"mail":["a@x"]}},{"r":"in","p":100,"a":{"cn":["A"]}}],"7":"#), "{json}");
+        let back = decode_contrib(&json).expect("read");
+        let by_source = |v: &[Contribution]| v.iter().map(|k| (k.cs_id, k.attr.clone(), k.rule.clone())).collect::<Vec<_>>();
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| (a.cs_id, &a.rule, &a.attr).cmp(&(b.cs_id, &b.rule, &b.attr)));
+        assert_eq!(by_source(&back), by_source(&sorted), "by source object");
+        assert_eq!(back.iter().find(|k| k.attr == "manager").map(|k| &k.values), Some(&vec![Value::Ref(12)]));
+        let mut reversed = back.clone();
         reversed.reverse();
-        assert_eq!(encode_contrib(&reversed).expect("written").as_deref(), Some(json.as_str()), "in any order");
+        assert_eq!(encode_contrib(&reversed).expect("written").as_deref(), Some(json.as_str()), "in any order, the same text");
         assert_eq!(encode_contrib(&[]).expect("written"), None, "nothing contributed: no value");
+        assert!(decode_contrib(r#"{"x":[]}"#).is_err() && decode_contrib("[1").is_err());
     }
 
     /// Contributions as schema 7 kept them, compressed in rows of their own, move into their
@@ -390,16 +355,11 @@ mod tests {
         // (rows 1,000 and 1,001).
         for i in 0..2500 {
             let id = tx.mv_create("person", &BTreeMap::new()).expect("created");
-            tx.mv_set_contributions(
-                id,
-                2 * i + 1,
-                &[k(2 * i + 1, "cn", format!("Person {i}")), k(2 * i + 1, "mail", format!("p{i}@example.org"))],
-            )
-            .expect("set");
+            let mut all = vec![k(2 * i + 1, "cn", format!("Person {i}")), k(2 * i + 1, "mail", format!("p{i}@example.org"))];
             if i % 10 == 9 {
-                tx.mv_set_contributions(id, 2 * i + 2, &[k(2 * i + 2, "title", format!("Title of person number {i} in the HR system"))])
-                    .expect("set");
+                all.push(k(2 * i + 2, "title", format!("Title of person number {i} in the HR system")));
             }
+            tx.mv_save_contributed(id, &all, None).expect("set");
             ids.push(id);
         }
         tx.commit().expect("commit");

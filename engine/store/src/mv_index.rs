@@ -202,9 +202,15 @@ pub(crate) fn insert_refs(c: &Connection, rows: &[(i64, i64, &str)]) -> rusqlite
 
 #[cfg(test)]
 mod tests {
-    use crate::{MvAttr, ReadOps, Store, WriteOps};
+    use crate::{MvAttr, ReadOps, Store, Winners, WriteOps};
     use idflow_core::Value;
     use std::collections::BTreeMap;
+
+    /// Object `id`'s `attr` changed from `old` to what `attrs` holds (it has no contributions).
+    fn changed(tx: &dyn WriteOps, id: i64, attrs: &BTreeMap<String, MvAttr>, attr: &str, old: Value) {
+        let winners = Winners { attrs, changed: &[attr.to_string()], old: &[(attr.to_string(), vec![old])] };
+        tx.mv_save_contributed(id, &[], Some(winners)).expect("saved");
+    }
 
     fn attrs(name: &str) -> BTreeMap<String, MvAttr> {
         let a = MvAttr { values: vec![Value::from(name)], rule: "r".into(), cs: 1, precedence: 100 };
@@ -240,8 +246,7 @@ mod tests {
         let e = tx.mv_create("person", &attrs("Edsger")).expect("created");
         assert_eq!(tx.mv_find_by_value("person", "displayName", &Value::from("Claude"), false).expect("find"), vec![c]);
         assert_eq!(tx.mv_search("edS", &["displayName"], 10).expect("search"), vec![e]);
-        tx.mv_save_attrs(c, &attrs("Claudia"), &["displayName".into()], &[("displayName".into(), vec![Value::from("Claude")])])
-            .expect("saved");
+        changed(&tx, c, &attrs("Claudia"), "displayName", Value::from("Claude"));
         tx.commit().expect("commit");
         assert_eq!(entries(&store), format!("barbara {b}, claudia {c}, edsger {e}, grace 1"));
     }
@@ -259,7 +264,7 @@ mod tests {
         tx.mv_mark_deleted(a).expect("deleted");
         assert_eq!(find("person"), vec![b], "a deleted object is not found");
         // Changed before it was written: neither the old value nor a twin of it stays.
-        tx.mv_save_attrs(b, &attrs("Grace"), &["displayName".into()], &[("displayName".into(), vec![Value::from("ADA")])]).expect("saved");
+        changed(&tx, b, &attrs("Grace"), "displayName", Value::from("ADA"));
         assert_eq!(find("person"), Vec::<i64>::new());
         tx.commit().expect("commit");
         assert_eq!(entries(&store), format!("ada {a}, grace {b}"));
@@ -297,10 +302,10 @@ mod tests {
         let b = tx.mv_create("person", &manager(boss)).expect("created");
         assert_eq!(tx.mv_referrers(boss).expect("referrers"), vec![(a, "manager".to_string()), (b, "manager".to_string())]);
         assert_eq!(tx.mv_find_by_value("person", "manager", &Value::Ref(boss), false).expect("find"), vec![a, b]);
-        tx.mv_save_attrs(b, &manager(a), &["manager".into()], &[("manager".into(), vec![Value::Ref(boss)])]).expect("saved");
+        changed(&tx, b, &manager(a), "manager", Value::Ref(boss));
         // Held back, then changed in the same transaction: the entry held back goes.
         let c = tx.mv_create("person", &manager(a)).expect("created");
-        tx.mv_save_attrs(c, &manager(boss), &["manager".into()], &[("manager".into(), vec![Value::Ref(a)])]).expect("saved");
+        changed(&tx, c, &manager(boss), "manager", Value::Ref(a));
         tx.commit().expect("commit");
         assert_eq!(refs(&store), format!("{a} manager {boss}, {b} manager {a}, {c} manager {boss}"));
     }

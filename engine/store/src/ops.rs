@@ -160,16 +160,14 @@ pub trait WriteOps: ReadOps {
 
     /// A new object with these winning attributes, marked dirty: its id.
     fn mv_create(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64>;
-    /// [`WriteOps::mv_create`] of an object projected by `cs_id`, which contributes `all`
-    /// (stored as [`WriteOps::mv_save_contributed`] stores contributions), in one write.
-    fn mv_project(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>, cs_id: i64, all: &[Contribution]) -> Result<i64>;
-    /// Writes the winning attributes and re-indexes the attributes that changed; `old` holds
-    /// the values those of them that had a value before had (the index entries to remove).
-    fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()>;
+    /// [`WriteOps::mv_create`] of an object projected by the source object whose contributions
+    /// are `all` (stored as [`WriteOps::mv_save_contributed`] stores contributions), in one write.
+    fn mv_project(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>, all: &[Contribution]) -> Result<i64>;
     /// What a change of one source object's contributions writes, in one write of the
     /// object's row: `all`, every source object's contributions as they stand now (the
-    /// others' as [`ReadOps::mv_contributions`] read them in this transaction), and the
-    /// winners when they changed (as [`WriteOps::mv_save_attrs`] writes them).
+    /// others' as [`ReadOps::mv_contributions`] read them in this transaction; none: the row
+    /// holds none), and the winners when they changed: written, and the attributes whose
+    /// winner changed re-indexed (`old`: the values those of them that had a winner before had).
     fn mv_save_contributed(&self, id: i64, all: &[Contribution], winners: Option<Winners<'_>>) -> Result<()>;
     fn mv_mark_dirty(&self, id: i64) -> Result<()>;
     /// A deleted object whose source object returned before its deletion was exported: alive again.
@@ -180,8 +178,6 @@ pub trait WriteOps: ReadOps {
     fn mv_purge(&self, id: i64) -> Result<()>;
     /// Clears the dirty flag of these objects (outbound sync has looked at them).
     fn mv_clear_dirty(&self, ids: &[i64]) -> Result<()>;
-    /// Replaces everything `cs_id` contributes to `mv_id` by `all` (each `cs_id` is `cs_id`).
-    fn mv_set_contributions(&self, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()>;
 
     fn meta_set(&self, key: &str, value: &str) -> Result<()>;
     fn meta_delete(&self, key: &str) -> Result<()>;
@@ -555,13 +551,10 @@ impl WriteOps for WriteTxn<'_> {
     }
 
     fn mv_create(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64> {
-        on(self, |c| mv::create(c, object_type, attrs, None))
+        on(self, |c| mv::create(c, object_type, attrs, &[]))
     }
-    fn mv_project(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>, cs_id: i64, all: &[Contribution]) -> Result<i64> {
-        on(self, |c| mv::create(c, object_type, attrs, Some((cs_id, all))))
-    }
-    fn mv_save_attrs(&self, id: i64, attrs: &BTreeMap<String, MvAttr>, changed: &[String], old: &[(String, Vec<Value>)]) -> Result<()> {
-        on(self, |c| mv::save_attrs(c, id, Winners { attrs, changed, old }))
+    fn mv_project(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>, all: &[Contribution]) -> Result<i64> {
+        on(self, |c| mv::create(c, object_type, attrs, all))
     }
     fn mv_save_contributed(&self, id: i64, all: &[Contribution], winners: Option<Winners<'_>>) -> Result<()> {
         on(self, |c| mv::save_contributed(c, id, all, winners))
@@ -580,9 +573,6 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn mv_clear_dirty(&self, ids: &[i64]) -> Result<()> {
         on(self, |c| mv::clear_dirty(c, ids))
-    }
-    fn mv_set_contributions(&self, mv_id: i64, cs_id: i64, all: &[Contribution]) -> Result<()> {
-        on(self, |c| mv::set_contributions(c, mv_id, cs_id, all))
     }
 
     fn meta_set(&self, key: &str, value: &str) -> Result<()> {

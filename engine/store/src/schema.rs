@@ -354,16 +354,21 @@ mod tests {
         assert_eq!(crate::mv::referrers(&db, 4).expect("referrers"), vec![(5, "manager".to_string())]);
         assert_eq!(crate::mv::search(&db, "GRACE", &["mail"], 10).expect("search"), vec![5]);
         // Any letter's case folds, not only ASCII's.
+        let save = |attrs: &std::collections::BTreeMap<String, crate::MvAttr>, a: &str| {
+            let all = crate::mv::contributions(&db, 4).expect("read");
+            let winners = crate::mv::Winners { attrs, changed: &[a.to_string()], old: &[] };
+            crate::mv::save_contributed(&db, 4, &all, Some(winners)).expect("saved");
+        };
         let mut attrs = std::collections::BTreeMap::new();
         let jorg = crate::MvAttr { values: vec!["Jörg@Example.org".into()], rule: "hr".into(), cs: 9, precedence: 100 };
         attrs.insert("mail".to_string(), jorg);
-        crate::mv::save_attrs(&db, 4, crate::mv::Winners { attrs: &attrs, changed: &["mail".to_string()], old: &[] }).expect("saved");
+        save(&attrs, "mail");
         assert_eq!(find("JÖRG@EXAMPLE.ORG", true), vec![4]);
         assert_eq!(crate::mv::search(&db, "JÖ", &["mail"], 10).expect("search"), vec![4]);
         // Lower case, not full case folding: ß and SS stay apart.
         let strasse = crate::MvAttr { values: vec!["Straße".into()], rule: "hr".into(), cs: 9, precedence: 100 };
         attrs.insert("street".to_string(), strasse);
-        crate::mv::save_attrs(&db, 4, crate::mv::Winners { attrs: &attrs, changed: &["street".to_string()], old: &[] }).expect("saved");
+        save(&attrs, "street");
         let street = |v: &str| crate::mv::find_by_value(&db, "person", "street", &v.into(), true).expect("find");
         assert_eq!((street("STRASSE"), street("STRAßE")), (vec![], vec![4]));
         // The rebuilt tables have SCHEMA's indexes again.

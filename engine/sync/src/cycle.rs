@@ -84,7 +84,7 @@ impl Engine {
                 }
             }
             let full = req.full || req.full_sync;
-            let tx = if full { e.store.write_bulk()? } else { e.store.write()? };
+            let tx = e.sync_txn(full)?;
             e.sync_stage(&tx, full, None, r)?;
             tx.commit()?;
             if e.config.staging_mode {

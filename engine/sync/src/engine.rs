@@ -306,6 +306,17 @@ impl Engine {
     }
 
     /// Inbound and outbound sync. Delta looks only at what changed; a changed rule set makes it full.
+    /// The transaction a sync stage runs in: a full sync reads and writes most of the
+    /// database, so it takes the store's bulk transaction (a larger page cache until it ends);
+    /// a delta keeps the ordinary one.
+    pub(crate) fn sync_txn(&self, full: bool) -> Result<idflow_store::WriteTxn<'_>> {
+        if full {
+            self.store.write_bulk()
+        } else {
+            self.store.write()
+        }
+    }
+
     pub(crate) fn sync_stage(&self, tx: &dyn WriteOps, full: bool, allow_deletes: Option<usize>, report: &mut RunReport) -> Result<()> {
         let stored = match tx.meta_get("rules_fingerprint")? {
             // Written before rules were fingerprinted from a stable serialization: the same rules.
@@ -433,7 +444,7 @@ impl Engine {
 
     pub fn sync(&mut self, full: bool) -> Result<RunReport> {
         self.recorded(if full { "full-sync" } else { "delta-sync" }, |e, r| {
-            let tx = if full { e.store.write_bulk()? } else { e.store.write()? };
+            let tx = e.sync_txn(full)?;
             e.sync_stage(&tx, full, None, r)?;
             tx.commit()
         })

@@ -49,7 +49,7 @@ pub(crate) fn project(tx: &dyn WriteOps, object_type: &str, cs_id: i64, new: &Co
     let all = listed(cs_id, new);
     let attrs: BTreeMap<String, MvAttr> =
         winners(&all).into_iter().filter(|(_, k)| !k.values.is_empty()).map(|(a, k)| (a.to_string(), won(k))).collect();
-    let id = tx.mv_project(object_type, &attrs, cs_id, &all)?;
+    let id = tx.mv_project(object_type, &attrs, &all)?;
     Ok((id, attrs.into_keys().collect()))
 }
 
