@@ -10,6 +10,7 @@ pub mod connector;
 mod connector_config;
 pub mod dn;
 mod error;
+pub mod fast_hash;
 pub mod hash;
 mod object_error;
 pub mod password_check;

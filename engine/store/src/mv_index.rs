@@ -11,9 +11,9 @@
 //!
 //! References (a manager, a group's members) name objects in no order either: their entries
 //! are all held back until any reference entry is read or removed, which writes them all.
+use idflow_core::fast_hash::FastMap;
 use rusqlite::Connection;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 /// Entries held back at most: about 30 MB.
 const MOST_HELD: usize = 1 << 18;
@@ -26,7 +26,7 @@ struct State {
     /// Attribute names, by the index entries use.
     names: Vec<String>,
     /// Value entries held back: by attribute (its index in `names`), then key, the objects.
-    held: Vec<HashMap<String, Vec<i64>>>,
+    held: Vec<FastMap<String, Vec<i64>>>,
     /// How many value entries are held.
     count: usize,
     /// Reference entries `(target, object, attribute name)`.
@@ -44,7 +44,7 @@ impl State {
             Some(i) => i,
             None => {
                 self.names.push(attr.to_string());
-                self.held.push(HashMap::new());
+                self.held.push(FastMap::default());
                 self.names.len() - 1
             }
         }
@@ -165,7 +165,7 @@ impl Deferred {
     /// The transaction rolled back: what it held back goes with it.
     pub(crate) fn drop_held(&self) {
         let mut st = self.0.borrow_mut();
-        st.held.iter_mut().for_each(HashMap::clear);
+        st.held.iter_mut().for_each(FastMap::clear);
         st.count = 0;
         st.refs = Vec::new();
     }

@@ -6,6 +6,7 @@
 use crate::diff;
 use crate::observer::{self, Observer, Step};
 use idflow_core::connector::{apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use idflow_core::fast_hash::{FastMap, FastSet};
 use idflow_core::{dn, same_values, Attrs, Error, ObjectError, Result, Stage};
 use idflow_policy::RuleSet;
 use idflow_store::{CsObject, ExportState, Link, PendingImport, WriteOps};
@@ -44,18 +45,18 @@ struct Sink<'a> {
     secret: &'a HashSet<String>,
     rules: &'a RuleSet,
     connector: String,
-    seen: HashSet<i64>,
+    seen: FastSet<i64>,
     /// The object each DN (normalized) was read for in this import.
-    seen_dn: std::collections::HashMap<String, i64>,
+    seen_dn: FastMap<String, i64>,
     /// Objects this import added (not there before).
-    added: HashSet<i64>,
+    added: FastSet<i64>,
     /// Objects already reported as read twice.
-    duplicated: HashSet<i64>,
+    duplicated: FastSet<i64>,
     stats: ImportStats,
     errors: Vec<ObjectError>,
     observer: &'a dyn Observer,
     /// Attribute names as read, to the spelling the rules use (looked up once per name).
-    names: std::collections::HashMap<String, Option<String>>,
+    names: FastMap<String, Option<String>>,
     /// Objects without an anchor exist (creates not yet confirmed): only then is a miss by
     /// anchor worth a lookup by DN.
     anchorless: bool,
@@ -68,12 +69,11 @@ struct Sink<'a> {
     /// anchors, hashed, of the objects this import wrote since. An anchor not among them is
     /// in no row, so a first import does not look every object up by its anchor; a hash two
     /// anchors share only costs the lookup.
-    fresh: Option<HashSet<u64>>,
+    fresh: Option<FastSet<u64>>,
 }
 
 fn anchor_hash(anchor: &str) -> u64 {
-    use std::hash::BuildHasher;
-    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(anchor)
+    idflow_core::fast_hash::fixed_hash(anchor)
 }
 
 impl Sink<'_> {
@@ -422,18 +422,18 @@ pub(crate) fn import(
         secret,
         rules,
         connector: name.clone(),
-        seen: HashSet::new(),
-        seen_dn: std::collections::HashMap::new(),
-        added: HashSet::new(),
-        duplicated: HashSet::new(),
+        seen: FastSet::default(),
+        seen_dn: FastMap::default(),
+        added: FastSet::default(),
+        duplicated: FastSet::default(),
         stats: ImportStats { connector: name.clone(), ..Default::default() },
         errors: Vec::new(),
         observer,
-        names: std::collections::HashMap::new(),
+        names: FastMap::default(),
         anchorless: tx.cs_has_anchorless(&name)?,
         former_dns: tx.cs_has_former_dns(&name)?,
         idents: diff::Idents::new(diff::form_of(tx, &name)?),
-        fresh: (!tx.cs_has_any(&name)?).then(HashSet::new),
+        fresh: (!tx.cs_has_any(&name)?).then(FastSet::default),
     };
     let watermark = tx.watermark(&name)?;
     if mode == Mode::Delta && connector.capabilities().delta_import {

@@ -158,7 +158,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
 }
 
 /// Connector-space objects, by id.
-fn read(ctx: &Ctx, ids: &[i64]) -> Result<std::collections::HashMap<i64, CsObject>> {
+fn read(ctx: &Ctx, ids: &[i64]) -> Result<idflow_core::fast_hash::FastMap<i64, CsObject>> {
     Ok(ctx.tx.cs_get_many(ids)?.into_iter().map(|o| (o.id, o)).collect())
 }
 

@@ -2,9 +2,9 @@
 //! metaverse reference becomes the target's own identifier, resolved through links, in whatever
 //! order the objects arrive.
 use idflow_core::connector::RefForm;
+use idflow_core::fast_hash::FastMap;
 use idflow_core::Result;
 use idflow_store::{CsLinks, ExportState, ReadOps};
-use std::collections::HashMap;
 
 /// What references resolved to during one pass that links and unlinks nothing (the flows of
 /// inbound sync's second pass, of outbound sync's second pass), or that only links (inbound
@@ -15,10 +15,10 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub(crate) struct Memo {
     /// By connector, then DN as written: a hit allocates no key.
-    dns: HashMap<String, HashMap<String, Inbound>>,
+    dns: FastMap<String, FastMap<String, Inbound>>,
     /// Only found targets, by connector then metaverse object: a target object's export state
     /// can change within the pass (one provisioned again), never from present to gone.
-    targets: HashMap<String, HashMap<i64, i64>>,
+    targets: FastMap<String, FastMap<i64, i64>>,
 }
 
 impl Memo {
@@ -49,7 +49,7 @@ impl Memo {
                 m.insert(dn.to_string(), Inbound::Mv(mv_id));
             }
             None => {
-                self.dns.insert(connector.to_string(), HashMap::from([(dn.to_string(), Inbound::Mv(mv_id))]));
+                self.dns.insert(connector.to_string(), FastMap::from_iter([(dn.to_string(), Inbound::Mv(mv_id))]));
             }
         }
     }
@@ -62,7 +62,7 @@ impl Memo {
                 m.insert(mv_id, cs_id);
             }
             None => {
-                self.targets.insert(connector.to_string(), HashMap::from([(mv_id, cs_id)]));
+                self.targets.insert(connector.to_string(), FastMap::from_iter([(mv_id, cs_id)]));
             }
         }
     }

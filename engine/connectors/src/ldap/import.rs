@@ -5,6 +5,7 @@ use super::session::{self, check};
 use crate::anchor::anchor_text;
 use base64::Engine as _;
 use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use idflow_core::fast_hash::FastSet;
 use idflow_core::{Attrs, Error, Result, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::{EntryState, SyncInfo};
@@ -88,7 +89,7 @@ async fn paged(
     base: &str,
     attrs: &[String],
     sink: &mut dyn ImportSink,
-    seen: &mut HashSet<String>,
+    seen: &mut FastSet<String>,
 ) -> std::result::Result<(), Failure> {
     let what = format!("search below {base}");
     let mut side = ldap.clone();
@@ -267,7 +268,7 @@ pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSin
             }
         }
     }
-    let mut seen = HashSet::new();
+    let mut seen = FastSet::default();
     for base in &conf.bases {
         let mut reconnected = false;
         loop {
