@@ -349,9 +349,10 @@ fn link(
                 disconnect(ctx, o, recheck)?;
             }
             if o.export_state.is_some() || o.mv_id.is_some() {
-                // Kept: a target object, or the way back to a deleted metaverse object.
+                // Kept: a target object, or the way back to a deleted metaverse object (a
+                // disconnection wrote the rest of it).
                 o.pending_import = None;
-                ctx.tx.cs_save(o)?;
+                ctx.tx.cs_set_synced(o.id, o.error.as_deref())?;
             } else {
                 ctx.tx.cs_delete(o.id)?;
             }
@@ -369,9 +370,12 @@ fn link(
                 ctx.trace("inbound", None, || "no inbound rule has it in scope any more: disconnected".into());
                 disconnect(ctx, o, recheck)?;
             }
+            // Only its import is looked at (a disconnection wrote the rest): a target's object
+            // whose export an import confirmed, or a source's object out of scope, is not
+            // written whole again.
             o.pending_import = None;
             o.error = None;
-            ctx.tx.cs_save(o)?;
+            ctx.tx.cs_set_synced(o.id, None)?;
             return Ok(None);
         }
         Decision::Linked(in_scope) => return Ok(Some((in_scope, false))),
