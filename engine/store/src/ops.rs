@@ -239,21 +239,50 @@ impl ConnState {
     }
 }
 
+/// How much memory a write transaction's pages may take while it is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sizing {
+    /// A cache of 64 MiB; changed pages beyond it are written to the log before the commit.
+    Usual,
+    /// The same cache; up to 256 MiB of changed pages are kept before any is written.
+    Changes,
+    /// A cache of 256 MiB.
+    Bulk,
+}
+
+impl Sizing {
+    /// `(cache_size, cache_spill)`, in KiB.
+    fn kib(self) -> (i64, i64) {
+        use crate::schema::{BULK_CACHE_KIB, CACHE_KIB};
+        match self {
+            Sizing::Usual => (CACHE_KIB, CACHE_KIB),
+            Sizing::Changes => (CACHE_KIB, BULK_CACHE_KIB),
+            Sizing::Bulk => (BULK_CACHE_KIB, BULK_CACHE_KIB),
+        }
+    }
+
+    fn apply(self, conn: &Connection) -> rusqlite::Result<()> {
+        let (cache, spill) = self.kib();
+        conn.pragma_update(None, "cache_size", -cache)?;
+        conn.pragma_update(None, "cache_spill", -spill)
+    }
+}
+
 /// Tells the connection's state how a write transaction ended (dropped uncommitted: rolled
-/// back), and gives the connection its usual page cache back after a bulk one.
+/// back), and gives the connection its usual page cache back after a larger one.
 struct Ended<'s> {
     state: &'s ConnState,
     committed: bool,
-    bulk: Option<&'s Connection>,
+    larger: Option<&'s Connection>,
 }
 
 impl Drop for Ended<'_> {
     fn drop(&mut self) {
         self.state.end_write(self.committed);
-        if let Some(conn) = self.bulk {
+        if let Some(conn) = self.larger {
             // Lowering the size frees the pages above it. Should it fail, the connection keeps
             // the larger cache (memory, not data): nothing to report.
-            let _ = conn.pragma_update(None, "cache_size", -crate::schema::CACHE_KIB);
+            let _ = Sizing::Usual.apply(conn);
             // The pages come from the C library's malloc, which keeps what is freed for the
             // process: without this, the memory stays the process's until it exits.
             #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -276,13 +305,14 @@ impl<'s> WriteTxn<'s> {
     /// Takes the write lock at once (BEGIN IMMEDIATE): a transaction that read first and wrote
     /// later could otherwise find another writer (the service's health thread, say) committed
     /// in between and fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
-    /// `cache_kib`: the page cache while it is open (a bulk transaction), when not the usual.
-    pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState, cache_kib: Option<i64>) -> Result<Self> {
+    /// `sizing`: the memory its pages may take while it is open.
+    pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState, sizing: Sizing) -> Result<Self> {
         let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
         state.begin_write();
-        let ended = Ended { state, committed: false, bulk: cache_kib.map(|_| conn) };
-        if let Some(kib) = cache_kib {
-            conn.pragma_update(None, "cache_size", -kib).map_err(|e| Error::store(path, e))?;
+        let larger = sizing != Sizing::Usual;
+        let ended = Ended { state, committed: false, larger: larger.then_some(conn) };
+        if larger {
+            sizing.apply(conn).map_err(|e| Error::store(path, e))?;
         }
         Ok(WriteTxn { tx, path, ended })
     }
@@ -291,7 +321,7 @@ impl<'s> WriteTxn<'s> {
     pub fn commit(self) -> Result<()> {
         let WriteTxn { tx, path, mut ended } = self;
         if let Err(e) = ended.state.index.flush(&tx) {
-            // Rolled back before `ended` tells the connection's state (and gives a bulk
+            // Rolled back before `ended` tells the connection's state (and gives a larger
             // transaction's connection its usual cache back).
             drop(tx);
             return Err(Error::store(path, e));
@@ -628,6 +658,12 @@ mod tests {
         -store.conn.query_row("PRAGMA cache_size", [], |r| r.get::<_, i64>(0)).expect("cache size")
     }
 
+    /// How many changed pages are kept before any is written to the log (SQLite counts a
+    /// page's bookkeeping too, so not exactly KiB / 4).
+    fn spill_pages(store: &Store) -> i64 {
+        store.conn.query_row("PRAGMA cache_spill", [], |r| r.get::<_, i64>(0)).expect("spill")
+    }
+
     /// A bulk transaction has the larger page cache while it is open, and the connection has
     /// its usual one again once it ends, committed or rolled back; its changes are as any
     /// write transaction's.
@@ -648,5 +684,30 @@ mod tests {
         let tx = store.write().expect("write");
         assert_eq!(cache_kib(&store), CACHE_KIB, "a write transaction keeps the usual cache");
         assert_eq!(crate::ReadOps::meta_get(&tx, "k").expect("read").as_deref(), Some("kept"));
+    }
+
+    /// A transaction of many changes keeps them in memory up to the bulk cache's size, the
+    /// cache of pages it only reads the usual one; then the connection is as before.
+    #[test]
+    fn a_transaction_of_many_changes_keeps_more_changed_pages_until_it_ends() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("idflow.db")).expect("open");
+        let usual = spill_pages(&store);
+        assert!(usual > 10_000, "{usual} pages: 64 MiB of 4 KiB pages");
+        let tx = store.write_changes().expect("changes");
+        assert_eq!(cache_kib(&store), CACHE_KIB);
+        let more = spill_pages(&store) - usual * (BULK_CACHE_KIB / CACHE_KIB);
+        assert!(more.abs() <= 4, "{more} pages from four times as many");
+        tx.meta_set("k", "kept").expect("set");
+        tx.commit().expect("commit");
+        assert_eq!((cache_kib(&store), spill_pages(&store)), (CACHE_KIB, usual), "after a commit");
+        let tx = store.write_changes().expect("changes");
+        drop(tx);
+        assert_eq!((cache_kib(&store), spill_pages(&store)), (CACHE_KIB, usual), "after a rollback");
+        let tx = store.write_bulk().expect("bulk");
+        assert_eq!(cache_kib(&store), BULK_CACHE_KIB);
+        drop(tx);
+        assert_eq!((cache_kib(&store), spill_pages(&store)), (CACHE_KIB, usual), "after a bulk one");
+        assert_eq!(crate::ReadOps::meta_get(&store.read().expect("read"), "k").expect("read").as_deref(), Some("kept"));
     }
 }

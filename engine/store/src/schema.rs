@@ -6,7 +6,8 @@ pub(crate) const SCHEMA_VERSION: i64 = 8;
 /// The pages SQLite keeps in memory for a connection, in KiB (64 MiB).
 pub(crate) const CACHE_KIB: i64 = 64 * 1024;
 /// The same while a stage that reads and writes most of the database (a full sync) runs:
-/// [`crate::Store::write_bulk`].
+/// [`crate::Store::write_bulk`]; and the changed pages a transaction that may change many
+/// (a delta sync: [`crate::Store::write_changes`]) keeps before it writes them to the log.
 pub(crate) const BULK_CACHE_KIB: i64 = 256 * 1024;
 
 pub(crate) const SCHEMA: &str = r#"
@@ -214,6 +215,8 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(e)?;
+    // SQLite's default, said here because some transactions change it for a while.
+    conn.pragma_update(None, "cache_spill", -CACHE_KIB).map_err(e)?;
     conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);").map_err(e)?;
     let v: Option<String> = conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(e)?;
     let Some(v) = v else {

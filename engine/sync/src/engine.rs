@@ -308,12 +308,12 @@ impl Engine {
     /// Inbound and outbound sync. Delta looks only at what changed; a changed rule set makes it full.
     /// The transaction a sync stage runs in: a full sync reads and writes most of the
     /// database, so it takes the store's bulk transaction (a larger page cache until it ends);
-    /// a delta keeps the ordinary one.
+    /// a delta may change many pages, scattered, and keeps them in memory until it commits.
     pub(crate) fn sync_txn(&self, full: bool) -> Result<idflow_store::WriteTxn<'_>> {
         if full {
             self.store.write_bulk()
         } else {
-            self.store.write()
+            self.store.write_changes()
         }
     }
 
