@@ -5,7 +5,7 @@ use crate::lint;
 use idflow_core::{Error, Result};
 use rhai::AST;
 use sha2::Digest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
@@ -61,6 +61,10 @@ pub struct RuleSet {
     pub legacy_fingerprint: String,
     /// Per connector: lower-cased attribute name to the spelling the rules use.
     names: HashMap<String, HashMap<String, String>>,
+    /// Per connector with inbound rules: the attributes they read of `source` (`None`: any).
+    source_reads: HashMap<String, Option<BTreeSet<String>>>,
+    /// The attributes all outbound rules read of `mv` (`None`: any).
+    mv_reads: Option<BTreeSet<String>>,
     /// What compiles but looks wrong (`validate` shows it): an inbound flow that reads
     /// references and other attributes together may give both in one result.
     pub warnings: Vec<String>,
@@ -88,6 +92,8 @@ impl RuleSet {
         let mut legacy = sha2::Sha256::new();
         let mut names: HashMap<String, HashMap<String, String>> = HashMap::new();
         let mut modules: BTreeMap<PathBuf, String> = BTreeMap::new();
+        let mut source_reads: HashMap<String, Option<BTreeSet<String>>> = HashMap::new();
+        let mut mv_reads = Some(BTreeSet::new());
         for def in defs.into_iter().filter(|d| d.enabled) {
             if !connectors.contains_key(&def.connector) {
                 return Err(Error::Config(format!(
@@ -190,6 +196,18 @@ impl RuleSet {
             for k in def.join.iter().flat_map(|g| g.conditions()) {
                 modules.extend(crate::modules::imported(&k.expr, rule_dirs));
             }
+            let exprs = scope.iter().chain(joins.iter().flatten().map(|k| &k.expr)).chain(flows.iter().map(|(_, e)| e));
+            let reads = match def.direction {
+                Direction::Inbound => source_reads.entry(def.connector.clone()).or_insert_with(|| Some(BTreeSet::new())),
+                Direction::Outbound => &mut mv_reads,
+            };
+            let exprs = exprs.chain(deprovision_flows.iter().map(|(_, e)| e)).chain(dn.iter());
+            for e in exprs {
+                *reads = reads.take().zip(crate::reads::reads_of(&e.ast, var)).map(|(mut all, more)| {
+                    all.extend(more);
+                    all
+                });
+            }
             rules.push(CompiledRule { def, scope, joins, flows, deprovision_flows, dn });
         }
         for (name, f) in connectors {
@@ -229,8 +247,22 @@ impl RuleSet {
             fingerprint: hex::encode(hasher.finalize()),
             legacy_fingerprint: hex::encode(legacy.finalize()),
             names,
+            source_reads,
+            mv_reads,
             warnings,
         })
+    }
+
+    /// The attributes the inbound rules of `connector` read of a source object, when they
+    /// read them only by name (`source.mail`, `source["mail"]`, `values(source, "mail")`);
+    /// `None`: they may read any. An object's map for them needs only these (and its DN).
+    pub fn source_reads(&self, connector: &str) -> Option<&BTreeSet<String>> {
+        self.source_reads.get(connector).and_then(Option::as_ref)
+    }
+
+    /// [`RuleSet::source_reads`] of a metaverse object (`mv`), for every outbound rule.
+    pub fn mv_reads(&self) -> Option<&BTreeSet<String>> {
+        self.mv_reads.as_ref()
     }
 
     /// Inbound rules for objects of `object_type` in `connector`, by precedence.
@@ -325,7 +357,7 @@ mod tests {
         .collect();
         let refs = std::collections::HashSet::from(["manager".to_string()]);
         let mut scope = rhai::Scope::new();
-        scope.push_constant("source", crate::source_map(&attrs, Some("uid=a,o=x"), &refs));
+        scope.push_constant("source", crate::source_map(&attrs, Some("uid=a,o=x"), &refs, None));
         for src in ["source.mail", " source.proxy ", "source.len", "source.manager", "source.missing", "source.dn"] {
             let ast = engine.compile(&["source"], src).expect("compiles");
             let e = Expr { ast: ast.clone(), src: src.into(), what: "flow".into(), read: plain_read("source", src) };

@@ -11,6 +11,7 @@ mod engine;
 mod lint;
 mod modules;
 mod objmap;
+mod reads;
 
 pub use compile::{CompiledRule, ConnectorFacts, Expr, JoinCond, RuleSet};
 pub use engine::{DnRef, EvalError, Limits, MvRef, RuleEngine};

@@ -7,7 +7,7 @@
 use crate::engine::{DnRef, MvRef};
 use idflow_core::{Attrs, Value};
 use rhai::{Array, Blob, Dynamic, ImmutableString, Map};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 fn one(v: &Value, reference: bool) -> Dynamic {
     match v {
@@ -19,44 +19,64 @@ fn one(v: &Value, reference: bool) -> Dynamic {
 }
 
 /// Builds the map for one object. `dn` is offered as `source.dn` unless an attribute has that name.
-pub fn object_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Option<&str>) -> Map {
-    typed_map(attrs, dn, &HashSet::new())
+/// `attrs` in name order (a map's); `only`: the attributes the rules read (`None`: any), the
+/// others left out.
+pub fn object_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Option<&str>, only: Option<&'a BTreeSet<String>>) -> Map {
+    typed_map(named(attrs, only), dn, &HashSet::new())
+}
+
+/// The entries of `attrs` (in name order) named in `only` (all: `None`), found by walking both
+/// in order.
+fn named<'a>(
+    attrs: impl Iterator<Item = (&'a String, &'a [Value])>,
+    only: Option<&'a BTreeSet<String>>,
+) -> impl Iterator<Item = (&'a String, &'a [Value])> {
+    let mut wanted = only.map(|o| o.iter().peekable());
+    attrs.filter(move |(k, _)| {
+        let Some(w) = wanted.as_mut() else { return true };
+        while w.next_if(|n| n.as_str() < k.as_str()).is_some() {}
+        w.peek().is_some_and(|n| n.as_str() == k.as_str())
+    })
 }
 
 /// Builds the map for one object whose attributes named (lower-cased) in `references` hold DNs
-/// of other objects: those values are `Reference`s.
+/// of other objects: those values are `Reference`s. The maps are built from their entries in
+/// order (at once, not one insertion each).
 fn typed_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Option<&str>, references: &HashSet<String>) -> Map {
-    let mut m = Map::new();
-    let mut all = Map::new();
+    let mut m: Vec<(rhai::Identifier, Dynamic)> = Vec::new();
+    let mut all: Vec<(rhai::Identifier, Dynamic)> = Vec::new();
+    let mut has_dn = false;
     for (k, vals) in attrs {
         if vals.is_empty() {
             continue;
         }
+        has_dn |= k == "dn";
         // The names are few: compared without making a lower-cased copy of every attribute's.
         let reference = references.iter().any(|r| r.eq_ignore_ascii_case(k)) || (!k.is_ascii() && references.contains(&k.to_lowercase()));
         // One value: `values()` makes its list from it (most attributes have one).
         if let [v] = vals {
-            m.insert(k.as_str().into(), one(v, reference));
+            m.push((k.as_str().into(), one(v, reference)));
             continue;
         }
         let arr: Array = vals.iter().map(|v| one(v, reference)).collect();
         // The first value shared with the list (text is reference-counted), not made twice.
-        m.insert(k.as_str().into(), arr[0].clone());
-        all.insert(k.as_str().into(), Dynamic::from_array(arr));
+        m.push((k.as_str().into(), arr[0].clone()));
+        all.push((k.as_str().into(), Dynamic::from_array(arr)));
     }
-    if let Some(d) = dn.filter(|_| !m.contains_key("dn")) {
-        m.insert("dn".into(), Dynamic::from(ImmutableString::from(d)));
+    if let Some(d) = dn.filter(|_| !has_dn) {
+        m.push(("dn".into(), Dynamic::from(ImmutableString::from(d))));
         // The DN is no attribute: `values(source, "dn")` stays `[]`.
-        all.insert("dn".into(), Dynamic::from_array(Array::new()));
+        all.push(("dn".into(), Dynamic::from_array(Array::new())));
     }
-    m.insert(idflow_stdlib::VALUES_KEY.into(), Dynamic::from_map(all));
-    m
+    m.push((idflow_stdlib::VALUES_KEY.into(), Dynamic::from_map(all.into_iter().collect())));
+    m.into_iter().collect()
 }
 
 /// A source object as rules see it: `references` are the connector's reference attributes,
-/// lower-cased.
-pub fn source_map(attrs: &Attrs, dn: Option<&str>, references: &HashSet<String>) -> Map {
-    typed_map(attrs.iter().map(|(k, v)| (k, v.as_slice())), dn, references)
+/// lower-cased; `only`: the attributes the rules read (`None`: any, as
+/// [`crate::RuleSet::source_reads`] says), the others left out (the DN is always there).
+pub fn source_map(attrs: &Attrs, dn: Option<&str>, references: &HashSet<String>, only: Option<&BTreeSet<String>>) -> Map {
+    typed_map(named(attrs.iter().map(|(k, v)| (k, v.as_slice())), only), dn, references)
 }
 
 /// What one inbound flow gave: `None` for `()`, else its values and whether they are
@@ -129,4 +149,30 @@ pub fn truthy(d: &Dynamic) -> Result<bool, String> {
         return Ok(false);
     }
     d.as_bool().map_err(|t| format!("a scope must give true or false, not {t}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the attributes the rules read, found in order whatever names lie between; the DN
+    /// and the list of each attribute's values still there.
+    #[test]
+    fn a_source_map_holds_the_attributes_the_rules_read() {
+        let mut attrs = Attrs::new();
+        for (k, v) in [("cn", vec!["Ada"]), ("mail", vec!["a@x"]), ("objectClass", vec!["top", "person"]), ("sn", vec!["L"])] {
+            attrs.insert(k.to_string(), v.into_iter().map(Value::from).collect());
+        }
+        let keys = |m: &Map| m.keys().map(|k| k.to_string()).collect::<Vec<_>>();
+        let only: BTreeSet<String> = ["a", "mail", "objectClass", "zz"].into_iter().map(String::from).collect();
+        let m = source_map(&attrs, Some("cn=Ada"), &HashSet::new(), Some(&only));
+        assert_eq!(keys(&m), ["@values", "dn", "mail", "objectClass"]);
+        let all = m[idflow_stdlib::VALUES_KEY].clone().cast::<Map>();
+        assert_eq!(keys(&all), ["dn", "objectClass"]);
+        assert_eq!(all["objectClass"].clone().into_array().map(|a| a.len()).ok(), Some(2));
+        let every = source_map(&attrs, Some("cn=Ada"), &HashSet::new(), None);
+        assert_eq!(keys(&every), ["@values", "cn", "dn", "mail", "objectClass", "sn"]);
+        let none = source_map(&attrs, None, &HashSet::new(), Some(&BTreeSet::new()));
+        assert_eq!(keys(&none), ["@values"]);
+    }
 }

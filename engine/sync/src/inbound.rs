@@ -23,7 +23,7 @@ fn scope_of(ctx: &Ctx, o: &CsObject) -> Scope<'static> {
     let none = std::collections::HashSet::new();
     let references = ctx.facts(&o.connector).map(|f| &f.reference_attributes).unwrap_or(&none);
     let mut s = Scope::new();
-    s.push_constant("source", source_map(&o.attrs, o.dn.as_deref(), references));
+    s.push_constant("source", source_map(&o.attrs, o.dn.as_deref(), references, ctx.rules.source_reads(&o.connector)));
     s
 }
 

@@ -18,9 +18,10 @@ use idflow_store::{CsObject, ExportState, Link, LinkState, MvObject, WriteOps};
 use rhai::Scope;
 use std::collections::{BTreeSet, HashSet};
 
-fn scope_of(m: &MvObject) -> Scope<'static> {
+/// `m` as outbound rules see it: only the attributes they read, when they read them by name.
+fn scope_of(ctx: &Ctx, m: &MvObject) -> Scope<'static> {
     let mut s = Scope::new();
-    s.push_constant("mv", object_map(m.attrs.iter().map(|(k, a)| (k, a.values.as_slice())), None));
+    s.push_constant("mv", object_map(m.attrs.iter().map(|(k, a)| (k, a.values.as_slice())), None, ctx.rules.mv_reads()));
     s
 }
 
@@ -125,7 +126,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             purge.push(id);
             continue;
         }
-        let mut scope = scope_of(&m);
+        let mut scope = scope_of(ctx, &m);
         let base = scope.len();
         let by_connector = rules.outbound(&m.object_type);
         // Targets this object is linked to but no outbound rule serves any more.
@@ -286,7 +287,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
         }
         let (Some(m), Some(mut o)) = (ctx.tx.mv_get(id)?, ctx.tx.cs_get(cs_id)?) else { continue };
         let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
-        let mut scope = scope_of(&m);
+        let mut scope = scope_of(ctx, &m);
         flows(ctx, &m, &mut o, &crules, connector, &mut scope, None)?;
     }
     ctx.memo.clear();
@@ -474,7 +475,7 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
         }
         Deprovision::Disable => {
             let Some(r) = rule else { return Ok(()) };
-            let mut scope = scope_of(m);
+            let mut scope = scope_of(ctx, m);
             let mut desired = o.desired.clone().unwrap_or_default();
             for (attr, e) in &r.deprovision_flows {
                 match ctx.eval(r.name(), e, &mut scope).and_then(to_values) {

@@ -584,7 +584,7 @@ fn values_of_one_value_many_values_and_the_dn() {
     let mut attrs = idflow_core::Attrs::new();
     attrs.insert("mail".into(), vec![Value::from("a@x")]);
     attrs.insert("proxy".into(), vec![Value::from("smtp:a@x"), Value::from("smtp:b@x")]);
-    let source = idflow_policy::source_map(&attrs, Some("uid=a,o=corp"), &Default::default());
+    let source = idflow_policy::source_map(&attrs, Some("uid=a,o=corp"), &Default::default(), None);
     let eval = |src: &str| {
         let mut scope = rhai::Scope::new();
         scope.push_constant("source", source.clone());
