@@ -140,6 +140,32 @@ mod tests {
         assert_eq!(attrs_from_json(&j).expect("decodes"), a);
     }
 
+    /// Numbers and booleans read as the text JSON writes for them; a value of another kind is
+    /// an error naming it; from TOML (rule test cases) as from JSON.
+    #[test]
+    fn values_of_every_kind_read_as_before() {
+        let read = |j: &str| serde_json::from_str::<Value>(j).map_err(|e| e.to_string());
+        assert_eq!(read(r#""a\u00e9""#), Ok(Value::from("aé")));
+        assert_eq!(read("12"), Ok(Value::from("12")));
+        assert_eq!(read("-3"), Ok(Value::from("-3")));
+        assert_eq!(read("18446744073709551615"), Ok(Value::from("18446744073709551615")));
+        assert_eq!(read("1.0"), Ok(Value::from("1.0")));
+        assert_eq!(read("2.5e3"), Ok(Value::from("2500.0")));
+        assert_eq!(read("true"), Ok(Value::from("true")));
+        assert_eq!(read(r#"{"bin":"AAH/"}"#), Ok(Value::Bin(vec![0, 1, 255])));
+        assert_eq!(read(r#"{"ref":7,"x":1}"#), Ok(Value::Ref(7)));
+        assert!(read("null").is_err_and(|e| e.contains("unsupported attribute value null")));
+        assert!(read("[1]").is_err_and(|e| e.contains("unsupported attribute value [1]")));
+        assert!(read(r#"{"x":1}"#).is_err_and(|e| e.contains("a value object must be")));
+        assert!(read(r#"{"bin":"*"}"#).is_err_and(|e| e.contains("bad base64")));
+        #[derive(Deserialize)]
+        struct T {
+            v: Vec<Value>,
+        }
+        let t: T = toml::from_str("v = [\"x\", 3, 1.5, false, { ref = 4 }]").expect("toml");
+        assert_eq!(t.v, vec![Value::from("x"), Value::from("3"), Value::from("1.5"), Value::from("false"), Value::Ref(4)]);
+    }
+
     #[test]
     fn same_values_ignores_order() {
         assert!(same_values(&[Value::from("a"), Value::from("b")], &[Value::from("b"), Value::from("a")]));
