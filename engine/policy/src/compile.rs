@@ -196,13 +196,12 @@ impl RuleSet {
             for k in def.join.iter().flat_map(|g| g.conditions()) {
                 modules.extend(crate::modules::imported(&k.expr, rule_dirs));
             }
-            let exprs = scope.iter().chain(joins.iter().flatten().map(|k| &k.expr)).chain(flows.iter().map(|(_, e)| e));
             let reads = match def.direction {
                 Direction::Inbound => source_reads.entry(def.connector.clone()).or_insert_with(|| Some(BTreeSet::new())),
                 Direction::Outbound => &mut mv_reads,
             };
-            let exprs = exprs.chain(deprovision_flows.iter().map(|(_, e)| e)).chain(dn.iter());
-            for e in exprs {
+            let exprs = scope.iter().chain(joins.iter().flatten().map(|k| &k.expr)).chain(flows.iter().map(|(_, e)| e));
+            for e in exprs.chain(deprovision_flows.iter().map(|(_, e)| e)).chain(dn.iter()) {
                 *reads = reads.take().zip(crate::reads::reads_of(&e.ast, var)).map(|(mut all, more)| {
                     all.extend(more);
                     all

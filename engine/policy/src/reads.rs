@@ -5,7 +5,8 @@
 //!
 //! The answer is conservative: any use of the object the names cannot be told from (passed to
 //! a function, a name computed at run time, a method called on it, a module imported, a
-//! function defined in the expression) means every attribute.
+//! function or closure defined in the expression, a loop that breaks with a value) means every
+//! attribute.
 use rhai::{ASTNode, Expr, Stmt, AST};
 use std::collections::BTreeSet;
 
@@ -19,12 +20,14 @@ pub(crate) fn reads_of(ast: &AST, var: &str) -> Option<BTreeSet<String>> {
     let mut any = false;
     ast.walk(&mut |path: &[ASTNode]| {
         match path.last() {
-            Some(ASTNode::Stmt(Stmt::Import(..))) => any = true,
+            // Rhai's walk does not go into the value a loop breaks with: what it reads is unknown.
+            Some(ASTNode::Stmt(Stmt::Import(..) | Stmt::BreakLoop(Some(_), ..))) => any = true,
             Some(ASTNode::Expr(e @ Expr::Variable(x, ..))) if x.1.as_str() == var => match read_name(path, e) {
-                Some(n) => {
+                // The list of each attribute's values is read through values().
+                Some(n) if n != idflow_stdlib::VALUES_KEY => {
                     names.insert(n);
                 }
-                None => any = true,
+                _ => any = true,
             },
             _ => {}
         }
@@ -115,6 +118,9 @@ mod tests {
             "source.values(\"member\")",
             "fn values(o, n) { o.keys() } values(source, \"x\")",
             "import \"helpers\" as h; source.mail",
+            "loop { break source.mail }",
+            "loop { break source }",
+            "source[\"@values\"][\"cn\"]",
         ] {
             assert_eq!(reads(src), None, "{src}");
         }

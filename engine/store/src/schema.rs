@@ -215,7 +215,8 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(e)?;
-    // SQLite's default, said here because some transactions change it for a while.
+    // Spill changed pages once the cache is full (what SQLite does unless told otherwise),
+    // said here because some transactions raise it for a while.
     conn.pragma_update(None, "cache_spill", -CACHE_KIB).map_err(e)?;
     conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);").map_err(e)?;
     let v: Option<String> = conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(e)?;

@@ -305,24 +305,30 @@ impl Engine {
         Ok(())
     }
 
-    /// Inbound and outbound sync. Delta looks only at what changed; a changed rule set makes it full.
-    /// The transaction a sync stage runs in: a full sync reads and writes most of the
-    /// database, so it takes the store's bulk transaction (a larger page cache until it ends);
-    /// a delta may change many pages, scattered, and keeps them in memory until it commits.
+    /// The transaction a sync stage runs in: a full sync (asked for, or a delta the rules'
+    /// change makes full) reads and writes most of the database, so it takes the store's bulk
+    /// transaction (a larger page cache until it ends); a delta may change many pages,
+    /// scattered, and keeps them in memory until it commits.
     pub(crate) fn sync_txn(&self, full: bool) -> Result<idflow_store::WriteTxn<'_>> {
-        if full {
+        if full || self.stored_rules(&self.store.read()?)?.as_deref() != Some(self.rules.fingerprint.as_str()) {
             self.store.write_bulk()
         } else {
             self.store.write_changes()
         }
     }
 
-    pub(crate) fn sync_stage(&self, tx: &dyn WriteOps, full: bool, allow_deletes: Option<usize>, report: &mut RunReport) -> Result<()> {
-        let stored = match tx.meta_get("rules_fingerprint")? {
+    /// The fingerprint of the rules the last sync ran with (`None`: none ran yet).
+    fn stored_rules(&self, r: &dyn ReadOps) -> Result<Option<String>> {
+        Ok(match r.meta_get("rules_fingerprint")? {
             // Written before rules were fingerprinted from a stable serialization: the same rules.
             Some(s) if s == self.rules.legacy_fingerprint => Some(self.rules.fingerprint.clone()),
             other => other,
-        };
+        })
+    }
+
+    /// Inbound and outbound sync. Delta looks only at what changed; a changed rule set makes it full.
+    pub(crate) fn sync_stage(&self, tx: &dyn WriteOps, full: bool, allow_deletes: Option<usize>, report: &mut RunReport) -> Result<()> {
+        let stored = self.stored_rules(tx)?;
         let full = full || stored.as_deref() != Some(self.rules.fingerprint.as_str());
         if stored.as_deref().is_some_and(|s| s != self.rules.fingerprint) {
             report.notes.push("the rules changed since the last sync: running a full sync".into());
@@ -499,7 +505,7 @@ impl Engine {
         let names = self.names_or_all(&[])?;
         self.recorded(profile, |e, r| {
             e.import_each(&names, Mode::Delta, false, r)?;
-            let tx = e.store.write()?;
+            let tx = e.sync_txn(false)?;
             e.sync_stage(&tx, false, allow_deletes, r)?;
             tx.commit()?;
             e.export_stage(&names, allow_deletes, r)?;
