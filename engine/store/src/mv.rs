@@ -95,7 +95,12 @@ pub(crate) fn save_contributed(c: &Db, id: i64, all: &[Contribution], winners: O
         return Ok(());
     };
     let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(w.attrs))?;
-    c.prepare_cached("UPDATE mv_object SET attrs=?1, contrib=?2, dirty=1 WHERE id=?3")?.execute(params![packed, contrib, id])?;
+    let updated =
+        c.prepare_cached("UPDATE mv_object SET attrs=?1, contrib=?2, dirty=1 WHERE id=?3")?.execute(params![packed, contrib, id])?;
+    // No such object (any more): no index entries for it either.
+    if updated == 0 {
+        return Ok(());
+    }
     reindex(c, id, w)
 }
 

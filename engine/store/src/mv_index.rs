@@ -270,6 +270,17 @@ mod tests {
         assert_eq!(entries(&store), format!("ada {a}, grace {b}"));
     }
 
+    /// Winners saved for an object that is not there index nothing.
+    #[test]
+    fn an_object_that_is_not_there_gets_no_index_entries() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let a = tx.mv_create("person", &attrs("Ada")).expect("created");
+        changed(&tx, a + 1, &attrs("Grace"), "displayName", Value::from("Ada"));
+        tx.commit().expect("commit");
+        assert_eq!(entries(&store), format!("ada {a}"));
+    }
+
     fn refs(store: &Store) -> String {
         text_of(
             store,
