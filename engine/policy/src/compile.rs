@@ -202,7 +202,11 @@ impl RuleSet {
             };
             let exprs = scope.iter().chain(joins.iter().flatten().map(|k| &k.expr)).chain(flows.iter().map(|(_, e)| e));
             for e in exprs.chain(deprovision_flows.iter().map(|(_, e)| e)).chain(dn.iter()) {
-                *reads = reads.take().zip(crate::reads::reads_of(&e.ast, var)).map(|(mut all, more)| {
+                let more = crate::reads::reads_of(&e.ast, var);
+                if more.is_none() && reads.is_some() {
+                    tracing::debug!(rule = %def.name, expression = %e.what, "the rules get every attribute of {var}: this expression uses it other than by name");
+                }
+                *reads = reads.take().zip(more).map(|(mut all, more)| {
                     all.extend(more);
                     all
                 });

@@ -19,17 +19,27 @@ fn one(v: &Value, reference: bool) -> Dynamic {
 }
 
 /// Builds the map for one object. `dn` is offered as `source.dn` unless an attribute has that name.
-/// `only`: the attributes the rules read (`None`: any), the others left out.
+/// `attrs` in name order (a map's); `only`: the attributes the rules read (`None`: any), the
+/// others left out.
 pub fn object_map<'a>(attrs: impl Iterator<Item = (&'a String, &'a [Value])>, dn: Option<&str>, only: Option<&'a BTreeSet<String>>) -> Map {
     typed_map(named(attrs, only), dn, &HashSet::new())
 }
 
-/// The entries of `attrs` named in `only` (all: `None`).
+/// The entries of `attrs` (in name order, as a map gives them) named in `only` (all: `None`),
+/// found by walking both in order (a lookup each cost a sync 0.8 % more).
 fn named<'a>(
     attrs: impl Iterator<Item = (&'a String, &'a [Value])>,
     only: Option<&'a BTreeSet<String>>,
 ) -> impl Iterator<Item = (&'a String, &'a [Value])> {
-    attrs.filter(move |(k, _)| only.is_none_or(|o| o.contains(*k)))
+    let mut wanted = only.map(|o| o.iter().peekable());
+    let mut last: Option<&'a String> = None;
+    attrs.filter(move |(k, _)| {
+        debug_assert!(last.is_none_or(|l| l < *k), "attributes out of name order: {last:?} before {k}");
+        last = Some(*k);
+        let Some(w) = wanted.as_mut() else { return true };
+        while w.next_if(|n| n.as_str() < k.as_str()).is_some() {}
+        w.peek().is_some_and(|n| n.as_str() == k.as_str())
+    })
 }
 
 /// Builds the map for one object whose attributes named (lower-cased) in `references` hold DNs

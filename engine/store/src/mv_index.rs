@@ -58,13 +58,22 @@ impl State {
     fn take(&mut self, which: impl Iterator<Item = usize>) -> Vec<(usize, String, i64)> {
         let mut out = Vec::new();
         for i in which {
-            for (key, ids) in std::mem::take(&mut self.held[i]) {
+            for (key, mut ids) in std::mem::take(&mut self.held[i]) {
+                // The key moves to its last object (most keys have one), copied for the others.
+                let last = ids.pop();
                 out.extend(ids.into_iter().map(|id| (i, key.clone(), id)));
+                out.extend(last.map(|id| (i, key, id)));
             }
         }
         self.count -= out.len();
-        let names = &self.names;
-        out.sort_unstable_by(|a, b| (&names[a.0], &a.1, a.2).cmp(&(&names[b.0], &b.1, b.2)));
+        // Attribute names by their place in name order, compared as numbers.
+        let mut by_name: Vec<usize> = (0..self.names.len()).collect();
+        by_name.sort_unstable_by(|a, b| self.names[*a].cmp(&self.names[*b]));
+        let mut rank = vec![0; by_name.len()];
+        for (r, i) in by_name.into_iter().enumerate() {
+            rank[i] = r;
+        }
+        out.sort_unstable_by(|a, b| (rank[a.0], &a.1, a.2).cmp(&(rank[b.0], &b.1, b.2)));
         out
     }
 }
