@@ -145,8 +145,8 @@ impl Store {
     /// most of the database: the pages it changes stay in memory, up to 256 MiB of them,
     /// instead of being written to the log while it is open once the 64 MiB cache is full,
     /// and read back to be changed again (a 1% delta at 1,000,000 people changes about 150
-    /// MiB of pages). The cache of pages only read stays 64 MiB; the memory is handed back
-    /// when it ends.
+    /// MiB of pages). The cache of pages only read stays 64 MiB; the pages above it are freed
+    /// when it ends (to the process's allocator, which reuses them).
     pub fn write_changes(&self) -> Result<WriteTxn<'_>> {
         WriteTxn::begin(&self.conn, &self.path, &self.state, Sizing::Changes)
     }

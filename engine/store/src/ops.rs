@@ -274,6 +274,10 @@ struct Ended<'s> {
     state: &'s ConnState,
     committed: bool,
     larger: Option<&'s Connection>,
+    /// Hand the freed pages back to the system (after a bulk transaction; a delta's are few
+    /// and reused, and trimming a large heap after every delta cost a 1% delta at 100,000
+    /// people 0.156 s against 0.128 s).
+    trim: bool,
 }
 
 impl Drop for Ended<'_> {
@@ -286,10 +290,12 @@ impl Drop for Ended<'_> {
             // The pages come from the C library's malloc, which keeps what is freed for the
             // process: without this, the memory stays the process's until it exits.
             #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: releases free memory of the C library's heap to the system; no pointer
-            // of ours is touched.
-            unsafe {
-                libc::malloc_trim(0);
+            if self.trim {
+                // SAFETY: releases free memory of the C library's heap to the system; no
+                // pointer of ours is touched.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
             }
         }
     }
@@ -310,7 +316,7 @@ impl<'s> WriteTxn<'s> {
         let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
         state.begin_write();
         let larger = sizing != Sizing::Usual;
-        let ended = Ended { state, committed: false, larger: larger.then_some(conn) };
+        let ended = Ended { state, committed: false, larger: larger.then_some(conn), trim: sizing == Sizing::Bulk };
         if larger {
             sizing.apply(conn).map_err(|e| Error::store(path, e))?;
         }
