@@ -41,24 +41,25 @@ pub(crate) fn reads_of(ast: &AST, var: &str) -> Option<BTreeSet<String>> {
 fn read_name(path: &[ASTNode], var: &Expr) -> Option<String> {
     let parent = path.len().checked_sub(2).and_then(|i| path.get(i))?;
     match parent {
-        ASTNode::Expr(Expr::Dot(b, ..)) if std::ptr::eq(&b.lhs, var) => match &b.rhs {
+        ASTNode::Expr(Expr::Dot(b, ..)) if std::ptr::eq(&b.lhs, var) => chain_head(&b.rhs, |e| match e {
             Expr::Property(p, _) => Some(p.2.to_string()),
-            Expr::Dot(c, ..) | Expr::Index(c, ..) => match &c.lhs {
-                Expr::Property(p, _) => Some(p.2.to_string()),
-                _ => None,
-            },
             _ => None,
-        },
-        ASTNode::Expr(Expr::Index(b, ..)) if std::ptr::eq(&b.lhs, var) => match &b.rhs {
+        }),
+        ASTNode::Expr(Expr::Index(b, ..)) if std::ptr::eq(&b.lhs, var) => chain_head(&b.rhs, |e| match e {
             Expr::StringConstant(s, _) => Some(s.to_string()),
-            Expr::Dot(c, ..) | Expr::Index(c, ..) => match &c.lhs {
-                Expr::StringConstant(s, _) => Some(s.to_string()),
-                _ => None,
-            },
             _ => None,
-        },
+        }),
         ASTNode::Expr(Expr::FnCall(f, _)) | ASTNode::Stmt(Stmt::FnCall(f, _)) => values_of(f, var),
         _ => None,
+    }
+}
+
+/// The name a `.` or `[]` right after the variable reads: `rhs` itself, or the head of a
+/// chain that goes on (`source.cn[0]`, `source["cn"].len()`); `name` tells it from the node.
+fn chain_head(rhs: &Expr, name: impl Fn(&Expr) -> Option<String>) -> Option<String> {
+    match rhs {
+        Expr::Dot(c, ..) | Expr::Index(c, ..) => name(&c.lhs),
+        e => name(e),
     }
 }
 
