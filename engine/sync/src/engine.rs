@@ -310,27 +310,29 @@ impl Engine {
     /// transaction (a larger page cache until it ends); a delta may change many pages,
     /// scattered, and keeps them in memory until it commits.
     pub(crate) fn sync_txn(&self, full: bool) -> Result<idflow_store::WriteTxn<'_>> {
-        if full || self.stored_rules(&self.store.read()?)?.as_deref() != Some(self.rules.fingerprint.as_str()) {
+        if full || self.rules_since(&self.store.read()?)? != RulesSince::Same {
             self.store.write_bulk()
         } else {
             self.store.write_changes()
         }
     }
 
-    /// The fingerprint of the rules the last sync ran with (`None`: none ran yet).
-    fn stored_rules(&self, r: &dyn ReadOps) -> Result<Option<String>> {
+    /// The rules now against those the last sync ran with.
+    fn rules_since(&self, r: &dyn ReadOps) -> Result<RulesSince> {
         Ok(match r.meta_get("rules_fingerprint")? {
+            None => RulesSince::NoSync,
+            Some(s) if s == self.rules.fingerprint => RulesSince::Same,
             // Written before rules were fingerprinted from a stable serialization: the same rules.
-            Some(s) if s == self.rules.legacy_fingerprint => Some(self.rules.fingerprint.clone()),
-            other => other,
+            Some(s) if s == self.rules.legacy_fingerprint => RulesSince::Same,
+            Some(_) => RulesSince::Changed,
         })
     }
 
     /// Inbound and outbound sync. Delta looks only at what changed; a changed rule set makes it full.
     pub(crate) fn sync_stage(&self, tx: &dyn WriteOps, full: bool, allow_deletes: Option<usize>, report: &mut RunReport) -> Result<()> {
-        let stored = self.stored_rules(tx)?;
-        let full = full || stored.as_deref() != Some(self.rules.fingerprint.as_str());
-        if stored.as_deref().is_some_and(|s| s != self.rules.fingerprint) {
+        let since = self.rules_since(tx)?;
+        let full = full || since != RulesSince::Same;
+        if since == RulesSince::Changed {
             report.notes.push("the rules changed since the last sync: running a full sync".into());
         }
         let in_ids = if full {
@@ -564,4 +566,13 @@ fn hash_source(config: &Config, registry: &Registry, p: &crate::config::PhsSecti
             cfg.name, cfg.kind
         )))
     })
+}
+
+/// The rules a sync runs with, against the last sync's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RulesSince {
+    /// No sync ran yet.
+    NoSync,
+    Same,
+    Changed,
 }
