@@ -54,26 +54,23 @@ impl State {
         self.count + self.refs.len() >= MOST_HELD
     }
 
-    /// Takes the value entries of the attributes at `which` out, sorted as the index is.
+    /// Takes the value entries of the attributes at `which` out, sorted as the index is: by
+    /// attribute name, key, object.
     fn take(&mut self, which: impl Iterator<Item = usize>) -> Vec<(usize, String, i64)> {
+        let mut which: Vec<usize> = which.collect();
+        which.sort_unstable_by(|a, b| self.names[*a].cmp(&self.names[*b]));
         let mut out = Vec::new();
         for i in which {
+            let start = out.len();
             for (key, mut ids) in std::mem::take(&mut self.held[i]) {
                 // The key moves to its last object (most keys have one), copied for the others.
                 let last = ids.pop();
                 out.extend(ids.into_iter().map(|id| (i, key.clone(), id)));
                 out.extend(last.map(|id| (i, key, id)));
             }
+            out[start..].sort_unstable_by(|a, b| (&a.1, a.2).cmp(&(&b.1, b.2)));
         }
         self.count -= out.len();
-        // Attribute names by their place in name order, compared as numbers.
-        let mut by_name: Vec<usize> = (0..self.names.len()).collect();
-        by_name.sort_unstable_by(|a, b| self.names[*a].cmp(&self.names[*b]));
-        let mut rank = vec![0; by_name.len()];
-        for (r, i) in by_name.into_iter().enumerate() {
-            rank[i] = r;
-        }
-        out.sort_unstable_by(|a, b| (rank[a.0], &a.1, a.2).cmp(&(rank[b.0], &b.1, b.2)));
         out
     }
 }
