@@ -1,5 +1,6 @@
 //! Connector-space objects: what idflow last saw in (or wrote to) one connector, plus what is pending.
 use crate::anchor::{self, Anchor};
+use crate::changed;
 use crate::packed::{Column, Db};
 use idflow_core::dn;
 use idflow_core::{attrs_from_json, attrs_to_json, Attrs, Value};
@@ -367,18 +368,15 @@ fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
 /// and error. Only those columns are written (its desired state is not packed again).
 pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
     let attrs = stored_attrs(c, o)?;
-    c.prepare_cached("UPDATE cs_object SET anchor=?2, dn=?3, dn_norm=?4, attrs=?5, present=?6, pending_export=?7, error=?8 WHERE id=?1")?
-        .execute(params![
+    let (anchor, dn_norm) = (o.anchor.as_deref().map(Anchor), o.dn.as_deref().map(dn::norm));
+    let (present, pending_export) = (o.present as i64, o.pending_export as i64);
+    changed::update(
+        c,
+        "cs_object",
         o.id,
-        o.anchor.as_deref().map(Anchor),
-        o.dn,
-        o.dn.as_deref().map(dn::norm),
-        attrs,
-        o.present as i64,
-        o.pending_export as i64,
-        o.error
-    ])?;
-    Ok(())
+        &[("dn", &o.dn), ("attrs", &attrs)],
+        &[("anchor", &anchor), ("dn_norm", &dn_norm), ("present", &present), ("pending_export", &pending_export), ("error", &o.error)],
+    )
 }
 
 /// Inserts (id 0) or updates the object; returns its id.
@@ -387,39 +385,59 @@ pub(crate) fn save(c: &Db, o: &CsObject) -> Result<i64> {
     let desired = stored_desired(c, o)?;
     let attrs = stored_attrs(c, o)?;
     let export_state = o.export_state.map(ExportState::as_str);
-    let p = params![
-        o.connector,
-        o.anchor.as_deref().map(Anchor),
-        o.dn,
-        dn_norm,
-        o.object_type,
-        attrs,
-        o.present as i64,
-        desired,
-        o.desired_dn,
-        export_state,
-        pending_import_str(o.pending_import),
-        o.pending_export as i64,
-        o.mv_id,
-        o.link.map(Link::as_str),
-        o.link_rule,
-        o.error
-    ];
+    let (present, pending_export) = (o.present as i64, o.pending_export as i64);
+    let (pending_import, link) = (pending_import_str(o.pending_import), o.link.map(Link::as_str));
+    let anchor = o.anchor.as_deref().map(Anchor);
     if o.id == 0 {
         let mut st = c.prepare_cached(
             "INSERT INTO cs_object (connector, anchor, dn, dn_norm, object_type, attrs, present, desired, desired_dn, export_state, pending_import, pending_export, mv_id, link, link_rule, error) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
         )?;
-        st.execute(p)?;
-        Ok(c.last_insert_rowid())
-    } else {
-        let mut st = c.prepare_cached(
-            "UPDATE cs_object SET connector=?1, anchor=?2, dn=?3, dn_norm=?4, object_type=?5, attrs=?6, present=?7, desired=?8, desired_dn=?9, export_state=?10, pending_import=?11, pending_export=?12, mv_id=?13, link=?14, link_rule=?15, error=?16 WHERE id=?17",
-        )?;
-        let mut v: Vec<&dyn rusqlite::ToSql> = p.to_vec();
-        v.push(&o.id);
-        st.execute(v.as_slice())?;
-        Ok(o.id)
+        st.execute(params![
+            o.connector,
+            anchor,
+            o.dn,
+            dn_norm,
+            o.object_type,
+            attrs,
+            present,
+            desired,
+            o.desired_dn,
+            export_state,
+            pending_import,
+            pending_export,
+            o.mv_id,
+            link,
+            o.link_rule,
+            o.error
+        ])?;
+        return Ok(c.last_insert_rowid());
     }
+    changed::update(
+        c,
+        "cs_object",
+        o.id,
+        &[
+            ("dn", &o.dn),
+            ("object_type", &o.object_type),
+            ("attrs", &attrs),
+            ("desired", &desired),
+            ("desired_dn", &o.desired_dn),
+            ("link_rule", &o.link_rule),
+        ],
+        &[
+            ("connector", &o.connector),
+            ("anchor", &anchor),
+            ("dn_norm", &dn_norm),
+            ("present", &present),
+            ("export_state", &export_state),
+            ("pending_import", &pending_import),
+            ("pending_export", &pending_export),
+            ("mv_id", &o.mv_id),
+            ("link", &link),
+            ("error", &o.error),
+        ],
+    )?;
+    Ok(o.id)
 }
 
 pub(crate) fn delete(c: &Connection, id: i64) -> Result<()> {

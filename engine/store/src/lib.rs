@@ -14,6 +14,7 @@
 
 mod alert;
 mod anchor;
+mod changed;
 mod cs;
 mod history;
 mod lock;

@@ -1,0 +1,90 @@
+//! Updates that leave an index alone when its columns keep their values. SQLite rewrites the
+//! entries of every index on a column an UPDATE sets, whether the value changed or not
+//! (setting six indexed columns of 307,500 target objects to their own values took 1.5 s;
+//! setting two columns no index holds, 0.15 s), and each rewritten entry is a page written at
+//! the commit. An object saved after an export or an import mostly keeps its anchor, DN,
+//! connector and link: reading the row's indexed columns first (one lookup by id, the page the
+//! update reads anyway) costs less than the entries it spares.
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, Result, ToSql};
+
+/// A column and the value to set it to.
+pub(crate) type Set<'a> = (&'static str, &'a dyn ToSql);
+
+/// Sets, in row `id` of `table`, each column of `always`, and each of `indexed` whose stored
+/// value is not the same. Nothing is written when there is no such row.
+pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], indexed: &[Set<'_>]) -> Result<()> {
+    let mut set: Vec<Set<'_>> = always.to_vec();
+    if !indexed.is_empty() {
+        let names: Vec<&str> = indexed.iter().map(|s| s.0).collect();
+        let mut st = c.prepare_cached(&format!("SELECT {} FROM {table} WHERE id=?1", names.join(", ")))?;
+        let mut rows = st.query([id])?;
+        let Some(row) = rows.next()? else { return Ok(()) };
+        for (i, s) in indexed.iter().enumerate() {
+            if !same(row.get_ref(i)?, &s.1.to_sql()?) {
+                set.push(*s);
+            }
+        }
+    }
+    if set.is_empty() {
+        return Ok(());
+    }
+    let columns: Vec<String> = set.iter().enumerate().map(|(i, s)| format!("{}=?{}", s.0, i + 2)).collect();
+    let mut params: Vec<&dyn ToSql> = Vec::with_capacity(set.len() + 1);
+    params.push(&id);
+    params.extend(set.iter().map(|s| s.1));
+    c.prepare_cached(&format!("UPDATE {table} SET {} WHERE id=?1", columns.join(", ")))?.execute(params.as_slice())?;
+    Ok(())
+}
+
+/// Whether a stored value is exactly the one a parameter binds (same type, same bytes); a
+/// value the column's affinity would convert counts as changed, and is written.
+fn same(stored: ValueRef<'_>, new: &ToSqlOutput<'_>) -> bool {
+    match new {
+        ToSqlOutput::Borrowed(v) => stored == *v,
+        ToSqlOutput::Owned(v) => stored == ValueRef::from(v),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::update;
+    use rusqlite::Connection;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().expect("in memory");
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b INTEGER, note TEXT);
+             CREATE INDEX t_ab ON t(a, b);
+             INSERT INTO t VALUES (1, 'x', 1, 'first');",
+        )
+        .expect("schema");
+        c
+    }
+
+    fn row(c: &Connection) -> (Option<String>, i64, String) {
+        c.query_row("SELECT a, b, note FROM t WHERE id=1", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).expect("row")
+    }
+
+    #[test]
+    fn changed_and_unchanged_columns_end_as_set() {
+        let c = db();
+        update(&c, "t", 1, &[("note", &"second")], &[("a", &"x"), ("b", &2i64)]).expect("update");
+        assert_eq!(row(&c), (Some("x".into()), 2, "second".into()));
+        update(&c, "t", 1, &[], &[("a", &None::<String>), ("b", &2i64)]).expect("update");
+        assert_eq!(row(&c), (None, 2, "second".into()));
+        // No such row: nothing written, no error.
+        update(&c, "t", 9, &[("note", &"x")], &[("a", &"y")]).expect("no row");
+        assert_eq!(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).expect("count"), 1);
+    }
+
+    #[test]
+    fn a_value_of_another_type_is_written() {
+        let c = db();
+        // The text '1' is not the integer 1 as bound: written (the column keeps what it converts to).
+        update(&c, "t", 1, &[], &[("a", &1i64)]).expect("update");
+        assert_eq!(c.query_row("SELECT typeof(a) FROM t WHERE id=1", [], |r| r.get::<_, String>(0)).expect("type"), "text");
+        assert_eq!(row(&c).0.as_deref(), Some("1"));
+    }
+}
