@@ -21,4 +21,4 @@ mod value;
 pub use connector_config::ConnectorConfig;
 pub use error::{line_col, toml_error, BoxError, CompileError, Error, Result};
 pub use object_error::{Category, ObjectError, Stage};
-pub use value::{attrs_from_json, attrs_to_json, same_values, Attrs, Value};
+pub use value::{attrs_from_json, attrs_from_json_only, attrs_to_json, same_values, Attrs, Value};

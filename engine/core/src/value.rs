@@ -110,6 +110,65 @@ pub fn attrs_from_json(s: &str) -> Result<Attrs, serde_json::Error> {
     serde_json::from_str(s)
 }
 
+/// [`attrs_from_json`] of only the attributes named in `only`: the others are skipped
+/// unread (what a name for a message needs of an object, not its every value).
+pub fn attrs_from_json_only(s: &str, only: &[&str]) -> Result<Attrs, serde_json::Error> {
+    let mut d = serde_json::Deserializer::from_str(s);
+    let attrs = de::DeserializeSeed::deserialize(Only(only), &mut d)?;
+    d.end()?;
+    Ok(attrs)
+}
+
+struct Only<'a>(&'a [&'a str]);
+
+impl<'de> de::DeserializeSeed<'de> for Only<'_> {
+    type Value = Attrs;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Attrs, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Only<'_> {
+    type Value = Attrs;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of attributes")
+    }
+    fn visit_map<M: de::MapAccess<'de>>(self, mut m: M) -> Result<Attrs, M::Error> {
+        let mut out = Attrs::new();
+        while let Some(name) = m.next_key_seed(Wanted(self.0))? {
+            match name {
+                Some(name) => {
+                    out.insert(name, m.next_value()?);
+                }
+                None => {
+                    m.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An attribute's name, owned only when it is one of those wanted.
+struct Wanted<'a>(&'a [&'a str]);
+
+impl<'de> de::DeserializeSeed<'de> for Wanted<'_> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl de::Visitor<'_> for Wanted<'_> {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an attribute name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<String>, E> {
+        Ok(self.0.contains(&v).then(|| v.to_string()))
+    }
+}
+
 /// True when two value lists hold the same values, ignoring order.
 pub fn same_values(a: &[Value], b: &[Value]) -> bool {
     if a.len() != b.len() {
@@ -138,6 +197,13 @@ mod tests {
         let j = attrs_to_json(&a);
         assert_eq!(j, r#"{"cn":["Jörg"],"manager":[{"ref":7}],"objectGUID":[{"bin":"AAH/"}]}"#);
         assert_eq!(attrs_from_json(&j).expect("decodes"), a);
+        let only = attrs_from_json_only(&j, &["manager", "mail"]).expect("decodes");
+        assert_eq!(only, a.iter().filter(|(k, _)| *k == "manager").map(|(k, v)| (k.clone(), v.clone())).collect());
+        assert!(attrs_from_json_only(&j[1..], &["cn"]).is_err());
+        // A name written with an escape is the same name.
+        let escaped = attrs_from_json_only(r#"{"c\u006e":["x"],"sn":["y"]}"#, &["cn"]).expect("decodes");
+        assert_eq!(escaped.get("cn"), Some(&vec![Value::from("x")]));
+        assert_eq!(escaped.len(), 1);
     }
 
     /// Numbers and booleans read as the text JSON writes for them; a value of another kind is

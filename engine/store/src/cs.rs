@@ -3,7 +3,7 @@ use crate::anchor::{self, Anchor};
 use crate::changed;
 use crate::packed::{Column, Db};
 use idflow_core::dn;
-use idflow_core::{attrs_from_json, attrs_to_json, Attrs, Value};
+use idflow_core::{attrs_from_json, attrs_from_json_only, attrs_to_json, Attrs, Value};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Result, Row};
 
@@ -122,6 +122,17 @@ impl LinkState {
     }
 }
 
+/// The attributes [`CsObject::display`] names an object without a DN by, the first it has.
+const NAMED_BY: [&str; 5] = ["userName", "displayName", "name", "cn", "mail"];
+
+/// Where to find one connector-space object.
+#[derive(Debug, Clone, Copy)]
+pub enum CsKey<'a> {
+    Id(i64),
+    Anchor { connector: &'a str, anchor: &'a str },
+    Dn { connector: &'a str, dn: &'a str },
+}
+
 impl CsObject {
     pub fn new(connector: &str, object_type: &str) -> Self {
         CsObject {
@@ -149,7 +160,7 @@ impl CsObject {
         if let Some(d) = self.desired_dn.as_ref().or(self.dn.as_ref()) {
             return d.clone();
         }
-        for a in ["userName", "displayName", "name", "cn", "mail"] {
+        for a in NAMED_BY {
             let v =
                 self.desired.as_ref().and_then(|d| d.get(a)).and_then(|v| v.first()).or_else(|| self.attrs.get(a).and_then(|v| v.first()));
             if let Some(Value::Str(s)) = v {
@@ -485,6 +496,47 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
         .optional()
 }
 
+/// [`CsObject::display`] of the object at `key` (for a DN two objects share, the first
+/// [`by_dn`] gives), its attributes read only as far as that needs: none when it has a DN,
+/// else only those it could be named by.
+pub(crate) fn name_of(c: &Db, key: CsKey<'_>) -> Result<Option<String>> {
+    const COLS: &str = "id, anchor, dn, desired_dn, attrs, desired";
+    let named = |r: &Row| named(c, r);
+    match key {
+        CsKey::Id(id) => c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], named),
+        CsKey::Anchor { connector, anchor } => c
+            .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
+            .query_row(params![connector, Anchor(anchor)], named),
+        CsKey::Dn { connector, dn } => c
+            .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 LIMIT 1"))?
+            .query_row(params![connector, dn::norm(dn)], named),
+    }
+    .optional()
+}
+
+/// [`name_of`]'s row, named.
+fn named(c: &Db, r: &Row) -> rusqlite::Result<String> {
+    let mut o = CsObject::new("", "");
+    o.id = r.get(0)?;
+    o.anchor = anchor::read(r, 1)?;
+    o.dn = r.get(2)?;
+    o.desired_dn = r.get(3)?;
+    if o.dn.is_none() && o.desired_dn.is_none() {
+        let json_err =
+            |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
+        let only = |json: &str| attrs_from_json_only(json, &NAMED_BY);
+        o.desired = match r.get_ref(5)? {
+            ValueRef::Null => None,
+            v => Some(c.unpack(v, only)?.map_err(|e| json_err(5, e))?),
+        };
+        // Attributes the same as the desired state name it as that does.
+        if !(r.get_ref(4)? == ValueRef::Blob(SAME_AS_DESIRED) && o.desired.is_some()) {
+            o.attrs = c.unpack(r.get_ref(4)?, only)?.map_err(|e| json_err(4, e))?;
+        }
+    }
+    Ok(o.display())
+}
+
 /// Objects of a connector with this DN (normally one; a rename in flight can make two).
 pub(crate) fn by_dn(c: &Db, connector: &str, dn: &str) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
@@ -639,4 +691,56 @@ pub(crate) fn waiting_for(c: &Connection, dn_norm: &str) -> Result<Vec<i64>> {
     let mut st = c.prepare_cached("SELECT cs_id FROM cs_dangling WHERE dn_norm=?1")?;
     let rows = st.query_map([dn_norm], |r| r.get(0))?;
     rows.collect::<rusqlite::Result<_>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CsKey, CsObject};
+    use crate::{ReadOps, Store, WriteOps};
+    use idflow_core::{Attrs, Value};
+
+    fn attrs(pairs: &[(&str, &str)]) -> Attrs {
+        pairs.iter().map(|(k, v)| (k.to_string(), vec![Value::from(*v)])).collect()
+    }
+
+    #[test]
+    fn an_object_is_named_as_display_names_it_whatever_it_is_looked_up_by() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let mut objects = Vec::new();
+        // DN, desired DN, desired attributes, attributes.
+        type Shape<'a> = (Option<&'a str>, Option<&'a str>, Option<Attrs>, Attrs);
+        let shapes: [Shape; 6] = [
+            (Some("uid=a,dc=x"), None, None, attrs(&[("cn", "A")])),
+            (None, Some("uid=b,dc=x"), Some(attrs(&[("cn", "B")])), Attrs::new()),
+            (None, None, Some(attrs(&[("displayName", "C"), ("mail", "c@x")])), attrs(&[("userName", "c")])),
+            (None, None, Some(attrs(&[("mail", "d@x"), ("title", "T")])), attrs(&[("mail", "d@x"), ("title", "T")])),
+            (None, None, None, attrs(&[("title", "only a title"), ("manager", "e")])),
+            (None, None, Some(Attrs::new()), Attrs::new()),
+        ];
+        for (i, (dn, desired_dn, desired, a)) in shapes.into_iter().enumerate() {
+            let mut o = CsObject::new("cloud", "user");
+            o.anchor = (i != 5).then(|| format!("00000000-0000-4000-8000-00000000000{i}"));
+            o.dn = dn.map(str::to_string);
+            o.desired_dn = desired_dn.map(str::to_string);
+            o.desired = desired;
+            o.attrs = a;
+            o.id = tx.cs_save(&o).expect("saved");
+            objects.push(o);
+        }
+        for o in &objects {
+            let shown = Some(o.display());
+            assert_eq!(tx.cs_name_of(CsKey::Id(o.id)).expect("by id"), shown);
+            if let Some(anchor) = &o.anchor {
+                assert_eq!(tx.cs_name_of(CsKey::Anchor { connector: "cloud", anchor }).expect("by anchor"), shown);
+            }
+            if let Some(dn) = &o.dn {
+                assert_eq!(tx.cs_name_of(CsKey::Dn { connector: "cloud", dn: &dn.to_uppercase() }).expect("by dn"), shown);
+            }
+        }
+        let names: Vec<String> = objects.iter().map(CsObject::display).collect();
+        assert_eq!(names[2..], ["c", "d@x", "anchor 00000000-0000-4000-8000-000000000004", &format!("#{}", objects[5].id)]);
+        assert_eq!(tx.cs_name_of(CsKey::Id(999)).expect("none"), None);
+        assert_eq!(tx.cs_name_of(CsKey::Anchor { connector: "corp", anchor: "00000000-0000-4000-8000-000000000000" }).expect("none"), None);
+    }
 }

@@ -2,7 +2,7 @@
 //! transaction, [`WriteOps`] on a write transaction. The SQLite transactions implement them
 //! here; the SQL itself is in the module named for each concept.
 use crate::alert::AlertRow;
-use crate::cs::{CsLinks, CsObject, ExportState, Link, LinkState};
+use crate::cs::{CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject, Winners};
 use crate::mv_index::Deferred;
@@ -25,6 +25,9 @@ pub trait ReadOps {
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>>;
     /// Objects of a connector with this DN (normally one; a rename in flight can make two).
     fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>>;
+    /// [`CsObject::display`] of the object at `key` (for a DN two objects share, the first
+    /// [`ReadOps::cs_by_dn`] gives), its attributes read only as far as that needs.
+    fn cs_name_of(&self, key: CsKey<'_>) -> Result<Option<String>>;
     /// The object of `connector` linked to metaverse object `mv_id`, if any.
     fn cs_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsObject>>;
     /// Every connector-space object linked to a metaverse object, by id.
@@ -406,6 +409,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
         on(self, |c| cs::by_anchor(c, connector, anchor))
+    }
+    fn cs_name_of(&self, key: CsKey<'_>) -> Result<Option<String>> {
+        on(self, |c| cs::name_of(c, key))
     }
     fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>> {
         on(self, |c| cs::by_dn(c, connector, dn))

@@ -10,7 +10,7 @@ use idflow_core::connector::{OpKind, RefForm};
 use idflow_core::{ObjectError, Result, Value};
 use idflow_policy::defs::Direction;
 use idflow_policy::RuleSet;
-use idflow_store::{CsObject, ReadOps};
+use idflow_store::{CsKey, CsObject, ReadOps};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -147,14 +147,14 @@ impl Plan {
 fn value(c: &dyn ReadOps, connector: &str, v: &Value, is_ref: bool, form: RefForm) -> Result<PlanValue> {
     Ok(match v {
         Value::Ref(id) => {
-            PlanValue::Reference { reference: None, object: c.cs_get(*id)?.map(|o| o.display()).unwrap_or_else(|| format!("#{id}")) }
+            PlanValue::Reference { reference: None, object: c.cs_name_of(CsKey::Id(*id))?.unwrap_or_else(|| format!("#{id}")) }
         }
         Value::Str(s) if is_ref => {
-            let target: Option<CsObject> = match form {
-                RefForm::Anchor => c.cs_by_anchor(connector, s)?,
-                RefForm::Dn => c.cs_by_dn(connector, s)?.into_iter().next(),
+            let key = match form {
+                RefForm::Anchor => CsKey::Anchor { connector, anchor: s },
+                RefForm::Dn => CsKey::Dn { connector, dn: s },
             };
-            PlanValue::Reference { reference: Some(s.clone()), object: target.map(|o| o.display()).unwrap_or_else(|| s.clone()) }
+            PlanValue::Reference { reference: Some(s.clone()), object: c.cs_name_of(key)?.unwrap_or_else(|| s.clone()) }
         }
         Value::Str(s) => PlanValue::Text(s.clone()),
         Value::Bin(b) => PlanValue::Binary { base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b) },
