@@ -3,6 +3,7 @@
 //! ahead for the others (each stage says why that holds for it).
 use idflow_core::fast_hash::FastMap;
 use idflow_core::Result;
+use idflow_store::{CsObject, ReadOps};
 
 /// Objects read at once.
 const AT_ONCE: usize = 256;
@@ -31,4 +32,9 @@ impl<T> Ahead<T> {
         }
         Ok(self.got.remove(&ids[i]))
     }
+}
+
+/// Connector-space objects, by id: what [`Ahead::take`] reads them with.
+pub(crate) fn cs_objects(c: &dyn ReadOps, ids: &[i64]) -> Result<FastMap<i64, CsObject>> {
+    Ok(c.cs_get_many(ids)?.into_iter().map(|o| (o.id, o)).collect())
 }

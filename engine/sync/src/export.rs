@@ -4,6 +4,7 @@
 //! objects than `deletion_threshold` stops before deleting anything, unless `--allow-deletes N`
 //! covers the count. Results are committed per batch, so a crash loses at most one batch's
 //! confirmations, which the next import recovers (anchors idflow assigned are recognized).
+use crate::ahead::{cs_objects, Ahead};
 use crate::diff::{self, Change};
 use crate::observer::Observer;
 use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult};
@@ -240,8 +241,10 @@ pub(crate) fn export(
             let mut ops = Vec::new();
             {
                 let r = store.read()?;
-                for id in chunk {
-                    let Some(o) = r.cs_get(*id)? else { continue };
+                // Read a few hundred at a time: nothing is written until the target answers.
+                let mut ahead = Ahead::default();
+                for i in 0..chunk.len() {
+                    let Some(o) = ahead.take(chunk, i, |ids| cs_objects(&r, ids))? else { continue };
                     let Some(ch) = diff::change_with(&r, &o, form, &mut idents)? else { continue };
                     match diff::to_op(&ch) {
                         Some(op) => {

@@ -114,7 +114,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     let mut ahead = Ahead::default();
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
-        let Some(mut o) = ahead.take(ids, i, |chunk| read(ctx, chunk))? else { continue };
+        let Some(mut o) = ahead.take(ids, i, |chunk| crate::ahead::cs_objects(ctx.tx, chunk))? else { continue };
         ctx.stats.inbound_objects += 1;
         let (decision, mut scope) = decide(ctx, &o)?;
         let projected = ctx.stats.projected;
@@ -141,7 +141,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
     let mut ahead = Ahead::default();
     for (i, (_, rule_idx, flowed_early)) in work.into_iter().enumerate() {
-        let Some(mut o) = ahead.take(&ids, i, |chunk| read(ctx, chunk))? else { continue };
+        let Some(mut o) = ahead.take(&ids, i, |chunk| crate::ahead::cs_objects(ctx.tx, chunk))? else { continue };
         let Some(m) = o.mv_id else { continue };
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
         let mut scope = scope_of(ctx, &o);
@@ -155,11 +155,6 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     }
     ctx.memo.clear();
     Ok(recheck)
-}
-
-/// Connector-space objects, by id.
-fn read(ctx: &Ctx, ids: &[i64]) -> Result<idflow_core::fast_hash::FastMap<i64, CsObject>> {
-    Ok(ctx.tx.cs_get_many(ids)?.into_iter().map(|o| (o.id, o)).collect())
 }
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a

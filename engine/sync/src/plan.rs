@@ -3,6 +3,7 @@
 //! target's id, the metaverse id, the source anchors) and the rule behind it; values are
 //! structured (text, binary, references by the object they point at), so a script can assert on
 //! them and `apply --plan` can compare a saved plan with what is pending now.
+use crate::ahead::{cs_objects, Ahead};
 use crate::collisions::{self, Collision};
 use crate::diff::{self, Change};
 pub use crate::plan_changes::Changes;
@@ -229,9 +230,12 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, uni
         let form = diff::form_of(c, name)?;
         let mut changes = Changes::in_dir(spill.to_path_buf());
         let mut t = Totals::default();
-        // One object at a time: only the plan's changes are held, not every object's state.
-        for id in c.cs_pending_export_ids(name)? {
-            let Some(o) = c.cs_get(id)? else { continue };
+        // One object at a time (read a few hundred at once): only the plan's changes are held,
+        // not every object's state.
+        let ids = c.cs_pending_export_ids(name)?;
+        let mut ahead = Ahead::default();
+        for i in 0..ids.len() {
+            let Some(o) = ahead.take(&ids, i, |chunk| cs_objects(c, chunk))? else { continue };
             if let Some(ch) = diff::change_for(c, &o, form)? {
                 match ch.kind {
                     OpKind::Add => t.add += 1,
