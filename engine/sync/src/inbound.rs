@@ -5,7 +5,7 @@
 //! the same pass still resolves; one to an object that has not arrived yet is remembered and
 //! looked at again when it does. In each pass an object's outcome is computed first (rules
 //! evaluated, joins looked up) and then persisted.
-use crate::ahead::Ahead;
+use crate::ahead::{cs_objects, Ahead};
 use crate::ctx::Ctx;
 use crate::early::Early;
 use crate::join::{self, Outcome};
@@ -114,7 +114,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     let mut ahead = Ahead::default();
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
-        let Some(mut o) = ahead.take(ids, i, |chunk| crate::ahead::cs_objects(ctx.tx, chunk))? else { continue };
+        let Some(mut o) = ahead.take(ids, i, |chunk| cs_objects(ctx.tx, chunk))? else { continue };
         ctx.stats.inbound_objects += 1;
         let (decision, mut scope) = decide(ctx, &o)?;
         let projected = ctx.stats.projected;
@@ -141,7 +141,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
     let mut ahead = Ahead::default();
     for (i, (_, rule_idx, flowed_early)) in work.into_iter().enumerate() {
-        let Some(mut o) = ahead.take(&ids, i, |chunk| crate::ahead::cs_objects(ctx.tx, chunk))? else { continue };
+        let Some(mut o) = ahead.take(&ids, i, |chunk| cs_objects(ctx.tx, chunk))? else { continue };
         let Some(m) = o.mv_id else { continue };
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
         let mut scope = scope_of(ctx, &o);
