@@ -111,7 +111,8 @@ pub fn attrs_from_json(s: &str) -> Result<Attrs, serde_json::Error> {
 }
 
 /// [`attrs_from_json`] of only the attributes named in `only`: the others are skipped
-/// unread (what a name for a message needs of an object, not its every value).
+/// unread (what a name for a message needs of an object, not its every value), so only their
+/// JSON syntax is checked, not that their values are ones [`attrs_from_json`] takes.
 pub fn attrs_from_json_only(s: &str, only: &[&str]) -> Result<Attrs, serde_json::Error> {
     let mut d = serde_json::Deserializer::from_str(s);
     let attrs = de::DeserializeSeed::deserialize(Only(only), &mut d)?;

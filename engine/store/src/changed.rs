@@ -12,7 +12,9 @@ use rusqlite::{Connection, Result, ToSql};
 pub(crate) type Set<'a> = (&'static str, &'a dyn ToSql);
 
 /// Sets, in row `id` of `table`, each column of `always`, and each of `indexed` whose stored
-/// value is not the same. Nothing is written when there is no such row.
+/// value is not the same. Nothing is written when there is no such row. Each set of changed
+/// columns is a statement of its own in the connection's cache; in practice a handful occur
+/// (an import changes the pending import, an export the presence and pending export).
 pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], indexed: &[Set<'_>]) -> Result<()> {
     let mut set: Vec<Set<'_>> = always.to_vec();
     if !indexed.is_empty() {
@@ -80,11 +82,16 @@ mod tests {
     }
 
     #[test]
-    fn a_value_of_another_type_is_written() {
+    fn an_unchanged_column_is_not_written_and_a_value_of_another_type_is() {
         let c = db();
-        // The text '1' is not the integer 1 as bound: written (the column keeps what it converts to).
+        update(&c, "t", 1, &[], &[("a", &"1")]).expect("update");
+        let before = c.total_changes();
+        // The same text: nothing to write.
+        update(&c, "t", 1, &[], &[("a", &"1"), ("b", &1i64)]).expect("update");
+        assert_eq!(c.total_changes(), before);
+        // The integer 1 is not the text '1' as stored: written (the column keeps it as text).
         update(&c, "t", 1, &[], &[("a", &1i64)]).expect("update");
+        assert_eq!(c.total_changes(), before + 1);
         assert_eq!(c.query_row("SELECT typeof(a) FROM t WHERE id=1", [], |r| r.get::<_, String>(0)).expect("type"), "text");
-        assert_eq!(row(&c).0.as_deref(), Some("1"));
     }
 }
