@@ -496,9 +496,9 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
         .optional()
 }
 
-/// [`CsObject::display`] of the object at `key` (for a DN two objects share, the first
-/// [`by_dn`] gives), its attributes read only as far as that needs: none when it has a DN,
-/// else only those it could be named by.
+/// [`CsObject::display`] of the object at `key` (for a DN two objects share while a rename is
+/// in flight, the one present there, else the first made), its attributes read only as far as
+/// that needs: none when it has a DN, else only those it could be named by.
 pub(crate) fn name_of(c: &Db, key: CsKey<'_>) -> Result<Option<String>> {
     const COLS: &str = "id, anchor, dn, desired_dn, attrs, desired";
     let named = |r: &Row| named(c, r);
@@ -508,7 +508,7 @@ pub(crate) fn name_of(c: &Db, key: CsKey<'_>) -> Result<Option<String>> {
             .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
             .query_row(params![connector, Anchor(anchor)], named),
         CsKey::Dn { connector, dn } => c
-            .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 LIMIT 1"))?
+            .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 ORDER BY present DESC, id LIMIT 1"))?
             .query_row(params![connector, dn::norm(dn)], named),
     }
     .optional()
@@ -738,6 +738,14 @@ mod tests {
                 assert_eq!(tx.cs_name_of(CsKey::Dn { connector: "cloud", dn: &dn.to_uppercase() }).expect("by dn"), shown);
             }
         }
+        // Two objects at one DN (one renamed away, not carried out yet): the one present there.
+        let mut away = CsObject::new("cloud", "user");
+        (away.dn, away.desired_dn) = (Some("uid=f,dc=x".into()), Some("uid=f2,dc=x".into()));
+        tx.cs_save(&away).expect("saved");
+        let mut there = CsObject::new("cloud", "user");
+        (there.dn, there.present) = (Some("uid=f,dc=x".into()), true);
+        tx.cs_save(&there).expect("saved");
+        assert_eq!(tx.cs_name_of(CsKey::Dn { connector: "cloud", dn: "uid=f,dc=x" }).expect("by dn"), Some("uid=f,dc=x".into()));
         let names: Vec<String> = objects.iter().map(CsObject::display).collect();
         assert_eq!(names[2..], ["c", "d@x", "anchor 00000000-0000-4000-8000-000000000004", &format!("#{}", objects[5].id)]);
         assert_eq!(tx.cs_name_of(CsKey::Id(999)).expect("none"), None);

@@ -25,8 +25,8 @@ pub trait ReadOps {
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>>;
     /// Objects of a connector with this DN (normally one; a rename in flight can make two).
     fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>>;
-    /// [`CsObject::display`] of the object at `key` (for a DN two objects share, the first
-    /// [`ReadOps::cs_by_dn`] gives), its attributes read only as far as that needs.
+    /// [`CsObject::display`] of the object at `key` (for a DN two objects share while a rename
+    /// is in flight, the one present there), its attributes read only as far as that needs.
     fn cs_name_of(&self, key: CsKey<'_>) -> Result<Option<String>>;
     /// The object of `connector` linked to metaverse object `mv_id`, if any.
     fn cs_linked(&self, connector: &str, mv_id: i64) -> Result<Option<CsObject>>;
