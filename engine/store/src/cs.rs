@@ -319,16 +319,28 @@ pub(crate) fn set_link_synced(c: &Connection, o: &CsObject, error: Option<&str>)
 /// in step with what sync wants (what an export confirmed) keeps one copy, not two.
 const SAME_AS_DESIRED: &[u8] = b"";
 
-fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
+/// An object's desired state and attributes from columns `desired` and `attrs` of a row, each
+/// decoded by `decode` (attributes kept as [`SAME_AS_DESIRED`] are a copy of the desired state).
+fn desired_and_attrs(
+    c: &Db,
+    r: &Row,
+    (desired, attrs): (usize, usize),
+    decode: impl Fn(&str) -> serde_json::Result<Attrs>,
+) -> rusqlite::Result<(Option<Attrs>, Attrs)> {
     let json_err = |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
-    let desired = match r.get_ref(7)? {
+    let desired = match r.get_ref(desired)? {
         ValueRef::Null => None,
-        v => Some(c.unpack(v, attrs_from_json)?.map_err(|e| json_err(7, e))?),
+        v => Some(c.unpack(v, &decode)?.map_err(|e| json_err(desired, e))?),
     };
-    let attrs = match (r.get_ref(5)?, &desired) {
+    let attrs = match (r.get_ref(attrs)?, &desired) {
         (ValueRef::Blob(SAME_AS_DESIRED), Some(d)) => d.clone(),
-        (v, _) => c.unpack(v, attrs_from_json)?.map_err(|e| json_err(5, e))?,
+        (v, _) => c.unpack(v, &decode)?.map_err(|e| json_err(attrs, e))?,
     };
+    Ok((desired, attrs))
+}
+
+fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
+    let (desired, attrs) = desired_and_attrs(c, r, (7, 5), attrs_from_json)?;
     Ok(CsObject {
         id: r.get(0)?,
         connector: r.get(1)?,
@@ -522,17 +534,7 @@ fn named(c: &Db, r: &Row) -> rusqlite::Result<String> {
     o.dn = r.get(2)?;
     o.desired_dn = r.get(3)?;
     if o.dn.is_none() && o.desired_dn.is_none() {
-        let json_err =
-            |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
-        let only = |json: &str| attrs_from_json_only(json, &NAMED_BY);
-        o.desired = match r.get_ref(5)? {
-            ValueRef::Null => None,
-            v => Some(c.unpack(v, only)?.map_err(|e| json_err(5, e))?),
-        };
-        // Attributes the same as the desired state name it as that does.
-        if !(r.get_ref(4)? == ValueRef::Blob(SAME_AS_DESIRED) && o.desired.is_some()) {
-            o.attrs = c.unpack(r.get_ref(4)?, only)?.map_err(|e| json_err(4, e))?;
-        }
+        (o.desired, o.attrs) = desired_and_attrs(c, r, (5, 4), |json| attrs_from_json_only(json, &NAMED_BY))?;
     }
     Ok(o.display())
 }
