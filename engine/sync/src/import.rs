@@ -77,22 +77,26 @@ fn anchor_hash(anchor: &str) -> u64 {
 }
 
 impl Sink<'_> {
+    /// How the rules spell `k`, or None for a secret (never stored); looked up once per name.
+    fn name_for(&mut self, k: &str) -> &Option<String> {
+        if !self.names.contains_key(k) {
+            let m = match self.secret.contains(&k.to_lowercase()) {
+                true => None,
+                false => Some(self.rules.canonical_name(&self.connector, k).unwrap_or(k).to_string()),
+            };
+            self.names.insert(k.to_string(), m);
+        }
+        &self.names[k]
+    }
+
     fn canonical(&mut self, attrs: Attrs) -> Attrs {
+        // Most objects have every name spelled as the rules spell it and no secret: kept as read.
+        if attrs.keys().all(|k| self.name_for(k).as_deref() == Some(k.as_str())) {
+            return attrs;
+        }
         let mut out = Attrs::new();
         for (k, v) in attrs {
-            let mapped = match self.names.get(&k) {
-                Some(m) => m,
-                None => {
-                    let m = if self.secret.contains(&k.to_lowercase()) {
-                        None
-                    } else {
-                        Some(self.rules.canonical_name(&self.connector, &k).map(str::to_string).unwrap_or_else(|| k.clone()))
-                    };
-                    self.names.entry(k.clone()).or_insert(m)
-                }
-            };
-            // Most names are spelled as the rules spell them: the name read is kept.
-            let name = match mapped {
+            let name = match self.name_for(&k) {
                 None => continue,
                 Some(m) if *m == k => k,
                 Some(m) => m.clone(),

@@ -137,8 +137,17 @@ impl Connector for LdapConnector {
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
         let attrs = import::attribute_list(&self.conf, &self.wanted);
-        let (conf, rt) = (&self.conf, &self.rt);
-        crate::relay::overlapped(&conf.name, sink, |reader| rt.block_on(import::full(conf, &attrs, reader)))
+        let conf = &self.conf;
+        // The reading thread runs the connection itself (a runtime of its own, on that thread):
+        // an entry decoded is handed to the search on the same thread, not woken across threads
+        // one entry at a time.
+        crate::relay::overlapped(&conf.name, sink, |reader| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::connector(&conf.name, format!("runtime: {e}")))?;
+            rt.block_on(import::full(conf, &attrs, reader))
+        })
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
