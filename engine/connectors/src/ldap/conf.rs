@@ -36,6 +36,9 @@ pub(super) struct Conf {
 impl Conf {
     /// Entra Connect's OU filtering: below an included OU (when any are given), not below an excluded one.
     pub(super) fn in_scope(&self, dn: &str) -> bool {
+        if self.include_ous.is_empty() && self.exclude_ous.is_empty() {
+            return true;
+        }
         let n = dn::norm(dn);
         let under = |ou: &String| n == *ou || n.ends_with(&format!(",{ou}"));
         (self.include_ous.is_empty() || self.include_ous.iter().any(under)) && !self.exclude_ous.iter().any(under)

@@ -1,16 +1,17 @@
 //! LDAP import: a paged full import, and RFC 4533 syncrepl deltas (refreshOnly with a cookie).
 use super::conf::Conf;
 use super::config::Flavor;
+use super::entry::{self, Entry};
 use super::session::{self, check};
 use crate::anchor::anchor_text;
 use base64::Engine as _;
 use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
 use idflow_core::fast_hash::FastSet;
-use idflow_core::{Attrs, Error, Result, Value};
+use idflow_core::{Error, Result, Value};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::{EntryState, SyncInfo};
 use ldap3::controls::{RefreshMode, SyncDone, SyncRequest, SyncState};
-use ldap3::{Ldap, LdapError, Scope, SearchEntry};
+use ldap3::{Ldap, LdapError, Scope};
 use std::collections::{BTreeMap, HashSet};
 
 const SYNC_DONE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.3";
@@ -39,19 +40,11 @@ fn uuid_text(b: &[u8]) -> String {
 }
 
 /// An entry as an imported object; `Ok(None)` when it is of no configured type or excluded.
-pub(super) fn to_object(conf: &Conf, e: SearchEntry) -> std::result::Result<Option<ImportedObject>, (String, String)> {
+pub(super) fn to_object(conf: &Conf, e: Entry) -> std::result::Result<Option<ImportedObject>, (String, String)> {
     if !conf.in_scope(&e.dn) {
         return Ok(None);
     }
-    let is_bin = |k: &str| conf.binary.iter().any(|b| b.eq_ignore_ascii_case(k));
-    let mut attrs = Attrs::new();
-    for (k, vals) in e.attrs {
-        let v = vals.into_iter().map(|s| if is_bin(&k) { Value::Bin(s.into_bytes()) } else { Value::Str(s) }).collect();
-        attrs.insert(k, v);
-    }
-    for (k, vals) in e.bin_attrs {
-        attrs.entry(k).or_default().extend(vals.into_iter().map(Value::Bin));
-    }
+    let attrs = e.attrs;
     let Some(t) = conf.types.classify(&attrs) else { return Ok(None) };
     let anchor = attrs
         .iter()
@@ -101,11 +94,12 @@ async fn paged(
     loop {
         let next = stream.next().await.map_err(|e| classify(conf, &what, e))?;
         let Some(entry) = next else { break };
-        let mut se = SearchEntry::construct(entry);
+        let mut e =
+            entry::decode(entry.0, &conf.binary).map_err(|m| Failure::Fatal(Error::connector(&conf.name, format!("{what}: {m}"))))?;
         if conf.flavor == Flavor::Ad {
-            fetch_ranges(conf, &mut side, &mut se).await.map_err(|e| classify(conf, &what, e))?;
+            fetch_ranges(conf, &mut side, &mut e).await.map_err(|e| classify(conf, &what, e))?;
         }
-        match to_object(conf, se) {
+        match to_object(conf, e) {
             Ok(Some(o)) => {
                 let key = o.anchor.clone().unwrap_or_default();
                 // After a reconnect the search starts over: what was read already is skipped.
@@ -134,8 +128,8 @@ async fn paged(
 
 /// AD returns at most 1,500 values of a large multi-valued attribute at a time, as
 /// `member;range=0-1499`: fetch the rest (`member;range=1500-*`, ...) and put them together.
-async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut SearchEntry) -> std::result::Result<(), LdapError> {
-    let ranged: Vec<String> = e.attrs.keys().chain(e.bin_attrs.keys()).filter(|k| k.contains(";range=")).cloned().collect();
+async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut Entry) -> std::result::Result<(), LdapError> {
+    let ranged: Vec<String> = e.attrs.keys().filter(|k| k.contains(";range=")).cloned().collect();
     for key in ranged {
         let (name, range) = key.split_once(";range=").unwrap_or((key.as_str(), "0-*"));
         let name = name.to_string();
@@ -146,7 +140,7 @@ async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut SearchEntry) -> std:
             let want = format!("{name};range={}-*", next + 1);
             let (rs, _) = ldap.search(&e.dn, Scope::Base, "(objectClass=*)", vec![want.as_str()]).await?.success()?;
             let Some(first) = rs.into_iter().next() else { break };
-            let part = SearchEntry::construct(first);
+            let part = entry::decode(first.0, &conf.binary).map_err(LdapError::AdapterInit)?;
             let Some((k, vals)) =
                 part.attrs.into_iter().find(|(k, _)| k.to_lowercase().starts_with(&format!("{};range=", name.to_lowercase())))
             else {
@@ -180,7 +174,7 @@ pub(super) async fn dirsync_page(
     base: &str,
     cookie: &[u8],
     attrs: &[&str],
-) -> Result<(Vec<SearchEntry>, bool, Vec<u8>)> {
+) -> Result<(Vec<Entry>, bool, Vec<u8>)> {
     let what = format!("DirSync below {base}");
     let bad = |m: String| Error::connector(&conf.name, m);
     let mut stream = ldap
@@ -193,7 +187,7 @@ pub(super) async fn dirsync_page(
         if e.is_ref() || e.is_intermediate() {
             continue;
         }
-        entries.push(SearchEntry::construct(e));
+        entries.push(entry::decode(e.0, &conf.binary).map_err(|m| bad(format!("{what}: {m}")))?);
     }
     let res = stream.finish().await;
     if res.rc != 0 {
@@ -354,7 +348,7 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
                 continue;
             }
             let state = entry.1.iter().find(|c| c.1.ctype == SYNC_STATE_OID && c.1.val.is_some()).map(|c| c.1.parse::<SyncState>());
-            let se = SearchEntry::construct(entry);
+            let se = entry::decode(entry.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("{what}: {m}")))?;
             match state.map(|s| (s.state, s.entry_uuid)) {
                 Some((EntryState::Delete, uuid)) => {
                     changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(uuid_text(&uuid)), dn: Some(se.dn) }))
@@ -437,14 +431,17 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
                 }
             };
             for mut e in entries {
-                let guid = e
-                    .bin_attrs
-                    .get("objectGUID")
-                    .and_then(|v| v.first().cloned())
-                    .or_else(|| e.attrs.get("objectGUID").and_then(|v| v.first().map(|s| s.clone().into_bytes())));
+                let guid = e.attrs.get("objectGUID").and_then(|v| v.first()).map(|g| match g {
+                    Value::Str(s) => s.as_bytes().to_vec(),
+                    Value::Bin(b) => b.clone(),
+                    Value::Ref(r) => r.to_string().into_bytes(),
+                });
                 let Some(guid) = guid else { continue };
                 let anchor = base64::engine::general_purpose::STANDARD.encode(&guid);
-                let deleted = e.attrs.get("isDeleted").is_some_and(|v| v.iter().any(|x| x.eq_ignore_ascii_case("TRUE")));
+                let deleted = e
+                    .attrs
+                    .remove("isDeleted")
+                    .is_some_and(|v| v.iter().any(|x| x.as_str().is_some_and(|x| x.eq_ignore_ascii_case("TRUE"))));
                 if deleted {
                     changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(anchor), dn: None }));
                     continue;
@@ -452,21 +449,8 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
                 fetch_ranges(conf, &mut side, &mut e)
                     .await
                     .map_err(|x| Error::connector(&conf.name, format!("range retrieval for {}: {x}", e.dn)))?;
-                let dn = e.dn.clone();
-                let is_bin = |k: &str| conf.binary.iter().any(|b| b.eq_ignore_ascii_case(k));
-                let mut a = Attrs::new();
-                for (k, vals) in e.attrs {
-                    if k.eq_ignore_ascii_case("isDeleted") {
-                        continue;
-                    }
-                    a.insert(
-                        k.clone(),
-                        vals.into_iter().map(|s| if is_bin(&k) { Value::Bin(s.into_bytes()) } else { Value::Str(s) }).collect(),
-                    );
-                }
-                for (k, vals) in e.bin_attrs {
-                    a.entry(k).or_default().extend(vals.into_iter().map(Value::Bin));
-                }
+                let (dn, mut a) = (e.dn, e.attrs);
+                a.retain(|k, _| !k.eq_ignore_ascii_case("isDeleted"));
                 if !conf.in_scope(&dn) {
                     changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(anchor), dn: None }));
                     continue;

@@ -16,6 +16,7 @@ mod conf;
 mod config;
 mod dirsync;
 mod drsr_source;
+mod entry;
 mod export;
 mod hash_attribute;
 mod import;
