@@ -146,7 +146,10 @@ impl Connector for LdapConnector {
                 .enable_all()
                 .build()
                 .map_err(|e| Error::connector(&conf.name, format!("runtime: {e}")))?;
-            rt.block_on(import::full(conf, &attrs, reader))
+            let read = rt.block_on(import::full(conf, &attrs, reader));
+            // Not waiting for what may still run on its blocking pool (a slow name lookup).
+            rt.shutdown_background();
+            read
         })
     }
 

@@ -67,7 +67,10 @@ pub(super) fn decode(tag: StructureTag, binary: &[String]) -> Result<Entry, Stri
             .map(primitive)
             .collect::<Option<_>>()
             .ok_or_else(malformed)?;
-        let vals = values(raw, binary.iter().any(|b| b.eq_ignore_ascii_case(&name)));
+        // Binary by the attribute's own name: `member;range=0-1499` (AD's ranges) or
+        // `userCertificate;binary` is the attribute before its options.
+        let base = name.split(';').next().unwrap_or(&name);
+        let vals = values(raw, binary.iter().any(|b| b.eq_ignore_ascii_case(base)));
         attrs.entry(name).or_default().extend(vals);
     }
     Ok(Entry { dn, attrs })
@@ -102,9 +105,10 @@ mod tests {
                     attr("jpegPhoto", &[b"\xff\xd8", b"text"]),
                     attr("objectGUID", &[b"abc"]),
                     attr("cn", &[b"Ada L"]),
+                    attr("thumbnail;range=0-1", &[b"ab", b"cd"]),
                 ],
             ),
-            &["objectguid".into()],
+            &["objectguid".into(), "thumbnail".into()],
         )
         .expect("an entry");
         assert_eq!(e.dn, "uid=ada,ou=people");
@@ -113,6 +117,7 @@ mod tests {
         assert_eq!(e.attrs["cn"], vec![s("Ada"), s("Åda"), s("Ada L")]);
         assert_eq!(e.attrs["jpegPhoto"], vec![b(b"\xff\xd8"), b(b"text")]);
         assert_eq!(e.attrs["objectGUID"], vec![b(b"abc")]);
+        assert_eq!(e.attrs["thumbnail;range=0-1"], vec![b(b"ab"), b(b"cd")], "binary by its name before the range");
     }
 
     #[test]

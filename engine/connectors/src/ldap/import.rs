@@ -438,10 +438,14 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
                 });
                 let Some(guid) = guid else { continue };
                 let anchor = base64::engine::general_purpose::STANDARD.encode(&guid);
-                let deleted = e
-                    .attrs
-                    .remove("isDeleted")
-                    .is_some_and(|v| v.iter().any(|x| x.as_str().is_some_and(|x| x.eq_ignore_ascii_case("TRUE"))));
+                // Text, or bytes where an admin lists isDeleted among the binary attributes.
+                let deleted = e.attrs.remove("isDeleted").is_some_and(|v| {
+                    v.iter().any(|x| match x {
+                        Value::Str(t) => t.eq_ignore_ascii_case("TRUE"),
+                        Value::Bin(b) => b.eq_ignore_ascii_case(b"TRUE"),
+                        Value::Ref(_) => false,
+                    })
+                });
                 if deleted {
                     changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(anchor), dn: None }));
                     continue;
