@@ -72,6 +72,12 @@ struct Sink<'a> {
     fresh: Option<FastSet<u64>>,
 }
 
+/// Is `name` a secret's (never stored)? By the attribute itself, its options aside:
+/// `userPassword;binary` is userPassword.
+fn is_secret(secret: &HashSet<String>, name: &str) -> bool {
+    secret.contains(&name.split(';').next().unwrap_or(name).to_lowercase())
+}
+
 fn anchor_hash(anchor: &str) -> u64 {
     idflow_core::fast_hash::fixed_hash(anchor)
 }
@@ -80,7 +86,7 @@ impl Sink<'_> {
     /// How the rules spell `k`, or None for a secret (never stored); looked up once per name.
     fn name_for(&mut self, k: &str) -> &Option<String> {
         if !self.names.contains_key(k) {
-            let m = match self.secret.contains(&k.to_lowercase()) {
+            let m = match is_secret(self.secret, k) {
                 true => None,
                 false => Some(self.rules.canonical_name(&self.connector, k).unwrap_or(k).to_string()),
             };
@@ -270,7 +276,7 @@ impl Sink<'_> {
     fn apply_changes(&self, attrs: &mut Attrs, changes: Vec<AttrChange>) {
         let changes: Vec<AttrChange> = changes
             .into_iter()
-            .filter(|c| !self.secret.contains(&c.attr.to_lowercase()))
+            .filter(|c| !is_secret(self.secret, &c.attr))
             .map(|c| AttrChange { attr: self.rules.canonical_name(&self.connector, &c.attr).map(str::to_string).unwrap_or(c.attr), ..c })
             .collect();
         apply_changes(attrs, &changes);

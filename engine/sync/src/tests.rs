@@ -643,3 +643,25 @@ fn a_full_sync_resolves_a_dn_two_objects_share_as_a_lookup_does() {
     assert_ne!(mv_of(&e, first).id, mv_of(&e, second).id);
     assert_eq!(mv_of(&e, b).values("manager"), Some(&[Value::Ref(mv_of(&e, first).id)][..]));
 }
+
+#[test]
+fn a_secret_attribute_is_never_stored_with_or_without_options() {
+    use idflow_core::connector::ImportedObject;
+    let e = engine(RULES);
+    let mut o = ImportedObject {
+        anchor: Some("p1".into()),
+        dn: Some("uid=p1,ou=people".into()),
+        object_type: "person".into(),
+        attrs: Default::default(),
+    };
+    for (k, v) in [("mail", "p1@example.org"), ("userPassword", "{SSHA}x"), ("userPassword;binary", "{SSHA}y"), ("SAMBANTPASSWORD", "00")] {
+        o.attrs.entry(k.to_string()).or_default().push(Value::from(v));
+    }
+    let caps = e.facts.get("corp").map(|f| f.caps).expect("corp's capabilities");
+    let mut c = crate::memory::MemoryConnector::new("corp", caps, vec![o]);
+    let tx = e.store.write().expect("tx");
+    e.import_one(&tx, &mut c, crate::import::Mode::Full, false, &mut crate::engine::RunReport::default()).expect("import");
+    let kept = tx.cs_by_anchor("corp", "p1").expect("read").expect("imported");
+    tx.commit().expect("commit");
+    assert_eq!(kept.attrs.keys().collect::<Vec<_>>(), ["mail"], "{:?}", kept.attrs);
+}
