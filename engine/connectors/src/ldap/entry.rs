@@ -26,26 +26,37 @@ fn primitive(t: StructureTag) -> Option<Vec<u8>> {
     }
 }
 
-/// An attribute's values: bytes when the attribute is one of `binary` or when any value is
-/// not UTF-8 (then all of them, as ldap3 has them), else text.
-fn values(raw: Vec<Vec<u8>>, binary: bool) -> Vec<Value> {
-    if binary {
-        return raw.into_iter().map(Value::Bin).collect();
+/// An attribute's values: bytes when the attribute is `binary` or when any value is not UTF-8
+/// (then all of them, as ldap3 has them), else text. `None` for a value that is not an octet
+/// string. One vector, each value's bytes kept as they came.
+fn values(set: Vec<StructureTag>, binary: bool) -> Option<Vec<Value>> {
+    let mut out = Vec::with_capacity(set.len());
+    let mut text = !binary;
+    for t in set {
+        let b = primitive(t)?;
+        if !text {
+            out.push(Value::Bin(b));
+            continue;
+        }
+        match String::from_utf8(b) {
+            Ok(s) => out.push(Value::Str(s)),
+            Err(e) => {
+                text = false;
+                for v in out.iter_mut() {
+                    if let Value::Str(s) = v {
+                        *v = Value::Bin(std::mem::take(s).into_bytes());
+                    }
+                }
+                out.push(Value::Bin(e.into_bytes()));
+            }
+        }
     }
-    let text: Vec<Result<String, Vec<u8>>> = raw.into_iter().map(|v| String::from_utf8(v).map_err(|e| e.into_bytes())).collect();
-    let all_text = text.iter().all(Result::is_ok);
-    text.into_iter()
-        .map(|v| match v {
-            Ok(s) if all_text => Value::Str(s),
-            Ok(s) => Value::Bin(s.into_bytes()),
-            Err(b) => Value::Bin(b),
-        })
-        .collect()
+    Some(out)
 }
 
-/// Decodes a SearchResultEntry (RFC 4511 4.5.2), a `ResultEntry`'s tag; `binary` names the attributes kept as bytes.
-/// An entry that is not one (a protocol error on the server's side) is an error naming what
-/// was wrong with it.
+/// Decodes a SearchResultEntry (RFC 4511 4.5.2), a `ResultEntry`'s tag; `binary` names the
+/// attributes kept as bytes. An entry that is not one (a protocol error on the server's side)
+/// is an error naming what was wrong with it.
 pub(super) fn decode(tag: StructureTag, binary: &[String]) -> Result<Entry, String> {
     let bad = |what: &str| format!("the server sent a search result entry idflow cannot read ({what})");
     if tag.id != 4 {
@@ -59,19 +70,17 @@ pub(super) fn decode(tag: StructureTag, binary: &[String]) -> Result<Entry, Stri
         let malformed = || bad(&format!("a malformed attribute of {dn}"));
         let mut a = constructed(a).ok_or_else(malformed)?.into_iter();
         let name = a.next().and_then(primitive).and_then(|n| String::from_utf8(n).ok()).ok_or_else(malformed)?;
-        let raw: Vec<Vec<u8>> = a
-            .next()
-            .and_then(constructed)
-            .ok_or_else(malformed)?
-            .into_iter()
-            .map(primitive)
-            .collect::<Option<_>>()
-            .ok_or_else(malformed)?;
         // Binary by the attribute's own name: `member;range=0-1499` (AD's ranges) or
         // `userCertificate;binary` is the attribute before its options.
         let base = name.split(';').next().unwrap_or(&name);
-        let vals = values(raw, binary.iter().any(|b| b.eq_ignore_ascii_case(base)));
-        attrs.entry(name).or_default().extend(vals);
+        let is_binary = binary.iter().any(|b| b.eq_ignore_ascii_case(base));
+        let vals = a.next().and_then(constructed).and_then(|set| values(set, is_binary)).ok_or_else(malformed)?;
+        match attrs.entry(name) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(vals);
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().extend(vals),
+        }
     }
     Ok(Entry { dn, attrs })
 }
@@ -103,6 +112,7 @@ mod tests {
                 vec![
                     attr("cn", &[b"Ada", "Åda".as_bytes()]),
                     attr("jpegPhoto", &[b"\xff\xd8", b"text"]),
+                    attr("photo", &[b"text", b"\xff\xd8"]),
                     attr("objectGUID", &[b"abc"]),
                     attr("cn", &[b"Ada L"]),
                     attr("thumbnail;range=0-1", &[b"ab", b"cd"]),
@@ -116,6 +126,7 @@ mod tests {
         let b = |v: &[u8]| Value::Bin(v.to_vec());
         assert_eq!(e.attrs["cn"], vec![s("Ada"), s("Åda"), s("Ada L")]);
         assert_eq!(e.attrs["jpegPhoto"], vec![b(b"\xff\xd8"), b(b"text")]);
+        assert_eq!(e.attrs["photo"], vec![b(b"text"), b(b"\xff\xd8")], "text read before the first bytes becomes bytes too");
         assert_eq!(e.attrs["objectGUID"], vec![b(b"abc")]);
         assert_eq!(e.attrs["thumbnail;range=0-1"], vec![b(b"ab"), b(b"cd")], "binary by its name before the range");
     }
