@@ -4,26 +4,12 @@
 //! builds its own map from them; an import of 100,000 entries spent a tenth of its reading
 //! thread there. Here each value's bytes become its text without a copy.
 use idflow_core::{Attrs, Value};
-use ldap3::asn1::{StructureTag, PL};
+use ldap3::asn1::StructureTag;
 
 /// A directory entry: its DN and its attributes, each value text, or bytes (see [`decode`]).
 pub(super) struct Entry {
     pub dn: String,
     pub attrs: Attrs,
-}
-
-fn constructed(t: StructureTag) -> Option<Vec<StructureTag>> {
-    match t.payload {
-        PL::C(v) => Some(v),
-        PL::P(_) => None,
-    }
-}
-
-fn primitive(t: StructureTag) -> Option<Vec<u8>> {
-    match t.payload {
-        PL::P(v) => Some(v),
-        PL::C(_) => None,
-    }
 }
 
 /// An attribute's values: bytes when the attribute is `binary` or when any value is not UTF-8
@@ -33,7 +19,7 @@ fn values(set: Vec<StructureTag>, binary: bool) -> Option<Vec<Value>> {
     let mut out = Vec::with_capacity(set.len());
     let mut text = !binary;
     for t in set {
-        let b = primitive(t)?;
+        let b = t.expect_primitive()?;
         if !text {
             out.push(Value::Bin(b));
             continue;
@@ -62,19 +48,19 @@ pub(super) fn decode(tag: StructureTag, binary: &[String]) -> Result<Entry, Stri
     if tag.id != 4 {
         return Err(bad(&format!("protocol operation {} where an entry (4) was expected", tag.id)));
     }
-    let mut parts = constructed(tag).ok_or_else(|| bad("not a sequence"))?.into_iter();
-    let dn = parts.next().and_then(primitive).ok_or_else(|| bad("no DN"))?;
+    let mut parts = tag.expect_constructed().ok_or_else(|| bad("not a sequence"))?.into_iter();
+    let dn = parts.next().and_then(StructureTag::expect_primitive).ok_or_else(|| bad("no DN"))?;
     let dn = String::from_utf8(dn).map_err(|_| bad("a DN that is not UTF-8"))?;
     let mut attrs = Attrs::new();
-    for a in parts.next().and_then(constructed).ok_or_else(|| bad(&format!("no attribute list for {dn}")))? {
+    for a in parts.next().and_then(StructureTag::expect_constructed).ok_or_else(|| bad(&format!("no attribute list for {dn}")))? {
         let malformed = || bad(&format!("a malformed attribute of {dn}"));
-        let mut a = constructed(a).ok_or_else(malformed)?.into_iter();
-        let name = a.next().and_then(primitive).and_then(|n| String::from_utf8(n).ok()).ok_or_else(malformed)?;
+        let mut a = a.expect_constructed().ok_or_else(malformed)?.into_iter();
+        let name = a.next().and_then(StructureTag::expect_primitive).and_then(|n| String::from_utf8(n).ok()).ok_or_else(malformed)?;
         // Binary by the attribute's own name: `member;range=0-1499` (AD's ranges) or
         // `userCertificate;binary` is the attribute before its options.
         let base = name.split(';').next().unwrap_or(&name);
         let is_binary = binary.iter().any(|b| b.eq_ignore_ascii_case(base));
-        let vals = a.next().and_then(constructed).and_then(|set| values(set, is_binary)).ok_or_else(malformed)?;
+        let vals = a.next().and_then(StructureTag::expect_constructed).and_then(|set| values(set, is_binary)).ok_or_else(malformed)?;
         match attrs.entry(name) {
             std::collections::btree_map::Entry::Vacant(e) => {
                 e.insert(vals);
@@ -88,7 +74,7 @@ pub(super) fn decode(tag: StructureTag, binary: &[String]) -> Result<Entry, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ldap3::asn1::TagClass;
+    use ldap3::asn1::{TagClass, PL};
 
     fn prim(id: u64, v: &[u8]) -> StructureTag {
         StructureTag { class: TagClass::Universal, id, payload: PL::P(v.to_vec()) }
