@@ -273,12 +273,10 @@ impl Sink<'_> {
         Ok(())
     }
 
-    fn apply_changes(&self, attrs: &mut Attrs, changes: Vec<AttrChange>) {
-        let changes: Vec<AttrChange> = changes
-            .into_iter()
-            .filter(|c| !is_secret(self.secret, &c.attr))
-            .map(|c| AttrChange { attr: self.rules.canonical_name(&self.connector, &c.attr).map(str::to_string).unwrap_or(c.attr), ..c })
-            .collect();
+    /// A delta's changes to an object, named as the rules spell them; a secret's are dropped.
+    fn apply_changes(&mut self, attrs: &mut Attrs, changes: Vec<AttrChange>) {
+        let changes: Vec<AttrChange> =
+            changes.into_iter().filter_map(|c| self.name_for(&c.attr).clone().map(|attr| AttrChange { attr, ..c })).collect();
         apply_changes(attrs, &changes);
     }
 }
