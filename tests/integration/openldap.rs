@@ -181,6 +181,39 @@ fn server_stopped_mid_import_then_next_run_completes() {
 }
 
 #[test]
+fn a_server_that_stops_answering_mid_import_times_out() {
+    let s = Slapd::start(Some(&generated(20_000, 10)));
+    let e = env_for(&s, "page_size = 5\ntimeout_seconds = 2\n");
+    let mut child = e.command(&["apply"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    s.signal("STOP");
+    // Not a measure of speed: without the timeout, the run waits for the frozen server forever.
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            s.signal("CONT");
+            panic!("the import still waits for a server that stopped answering a minute ago");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    s.signal("CONT");
+    assert_eq!(code, Some(1), "the run fails clearly: {stderr}");
+    let said = "search below dc=example,dc=org: no answer from the directory within 2 s (the connector's timeout_seconds)";
+    assert!(stderr.contains(said), "{stderr}");
+    assert!(!e.path("out/cloud.json").exists(), "nothing half-imported was synced or exported");
+    // The server answers again: the next run imports it whole.
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["import"][0]["mode"], "full", "{}", r["import"]);
+    assert_eq!(e.cloud().into_iter().filter(|o| o["type"] == "User").count(), (0..20_000).filter(|i| i % 40 != 11).count());
+}
+
+#[test]
 fn a_bad_watermark_falls_back_to_a_full_import() {
     let s = Slapd::start(Some(&generated(50, 3)));
     let e = env_for(&s, "");

@@ -96,6 +96,14 @@ impl Slapd {
         self.script(&["stop".into(), self.path().display().to_string()]);
     }
 
+    /// Freezes (`STOP`) or thaws (`CONT`) the server: its connections stay open and nothing is
+    /// answered, as with a hung directory.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.path().join("slapd.pid")).expect("slapd.pid");
+        let ok = Command::new("kill").args([&format!("-{signal}"), pid.trim()]).status().expect("kill");
+        assert!(ok.success(), "kill -{signal} slapd");
+    }
+
     pub(crate) fn restart(&self) {
         self.script(&["start".into(), self.path().display().to_string(), self.port.to_string(), self.ldaps_port.to_string()]);
     }

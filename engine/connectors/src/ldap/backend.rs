@@ -183,6 +183,7 @@ impl LdapConnector {
             for base in &conf.bases {
                 let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(conf.page_size))];
                 let mut stream = ldap
+                    .with_timeout(conf.timeout)
                     .streaming_search_with(adapters, base.as_str(), ldap3::Scope::Subtree, &filter, vec![attr, conf.anchor.as_str()])
                     .await
                     .map_err(|e| bad(format!("reading {attr} below {base}: {e}")))?;

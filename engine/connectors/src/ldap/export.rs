@@ -21,7 +21,13 @@ fn failed(what: &str, r: &ldap3::LdapResult) -> OpResult {
 }
 
 async fn read_anchor(conf: &Conf, ldap: &mut Ldap, dn: &str) -> Option<String> {
-    let (rs, _) = ldap.search(dn, Scope::Base, "(objectClass=*)", vec![conf.anchor.as_str()]).await.ok()?.success().ok()?;
+    let (rs, _) = ldap
+        .with_timeout(conf.timeout)
+        .search(dn, Scope::Base, "(objectClass=*)", vec![conf.anchor.as_str()])
+        .await
+        .ok()?
+        .success()
+        .ok()?;
     let e = SearchEntry::construct(rs.into_iter().next()?);
     let v = e
         .attrs
@@ -49,7 +55,7 @@ async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| (k.as_bytes().to_vec(), v.iter().map(bytes).collect()))
                 .collect();
-            let r = ldap.add(&dn, attrs).await?;
+            let r = ldap.with_timeout(conf.timeout).add(&dn, attrs).await?;
             if r.rc != 0 {
                 return Ok(failed(&format!("add {dn}"), &r));
             }
@@ -64,7 +70,7 @@ async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result
                 let new_parent = dn::format(rdns.get(1..).unwrap_or(&[]));
                 let old_parent = dn::parse(&dn).ok().map(|r| dn::format(r.get(1..).unwrap_or(&[])));
                 let sup = if old_parent.as_deref().map(dn::norm) == Some(dn::norm(&new_parent)) { None } else { Some(new_parent.as_str()) };
-                let r = ldap.modifydn(&dn, &new_rdn, true, sup).await?;
+                let r = ldap.with_timeout(conf.timeout).modifydn(&dn, &new_rdn, true, sup).await?;
                 if r.rc != 0 {
                     return Ok(failed(&format!("rename {dn} to {new_dn}"), &r));
                 }
@@ -84,7 +90,7 @@ async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result
                 })
                 .collect();
             if !mods.is_empty() {
-                let r = ldap.modify(&dn, mods).await?;
+                let r = ldap.with_timeout(conf.timeout).modify(&dn, mods).await?;
                 if r.rc != 0 {
                     return Ok(failed(&format!("modify {dn}"), &r));
                 }
@@ -93,7 +99,7 @@ async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result
         }
         OpKind::Delete => {
             let Some(dn) = op.dn.clone() else { return Ok(OpResult::Done { anchor: op.anchor.clone(), dn: None }) };
-            let r = ldap.delete(&dn).await?;
+            let r = ldap.with_timeout(conf.timeout).delete(&dn).await?;
             // Gone already counts as done.
             if r.rc != 0 && r.rc != 32 {
                 return Ok(failed(&format!("delete {dn}"), &r));
@@ -111,6 +117,7 @@ pub(super) async fn export(conf: &Conf, ops: &[ExportOp]) -> Result<Vec<OpResult
             Ok(r) => out.push(r),
             Err(e) => {
                 // The connection failed: what was done is reported; the rest stays pending.
+                let e = session::said(conf, &e);
                 tracing::warn!(connector = %conf.name, "export interrupted: {e}");
                 out.push(OpResult::Failed(format!("connection failed: {e}")));
                 while out.len() < ops.len() {

@@ -71,7 +71,7 @@ fn classify(conf: &Conf, what: &str, e: LdapError) -> Failure {
         | LdapError::EndOfStream
         | LdapError::OpSend { .. }
         | LdapError::ResultRecv { .. }
-        | LdapError::Timeout { .. } => Failure::Connection(format!("{what}: {e}")),
+        | LdapError::Timeout { .. } => Failure::Connection(format!("{what}: {}", session::said(conf, &e))),
         other => Failure::Fatal(Error::connector(&conf.name, format!("{what}: {other}"))),
     }
 }
@@ -88,6 +88,7 @@ async fn paged(
     let mut side = ldap.clone();
     let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(conf.page_size))];
     let mut stream = ldap
+        .with_timeout(conf.timeout)
         .streaming_search_with(adapters, base, Scope::Subtree, &conf.filter, attrs.to_vec())
         .await
         .map_err(|e| classify(conf, &what, e))?;
@@ -138,7 +139,8 @@ async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut Entry) -> std::resul
         while hi != "*" {
             let next: u64 = hi.parse().map_err(|_| LdapError::AdapterInit(format!("bad range {hi:?} in {key}")))?;
             let want = format!("{name};range={}-*", next + 1);
-            let (rs, _) = ldap.search(&e.dn, Scope::Base, "(objectClass=*)", vec![want.as_str()]).await?.success()?;
+            let (rs, _) =
+                ldap.with_timeout(conf.timeout).search(&e.dn, Scope::Base, "(objectClass=*)", vec![want.as_str()]).await?.success()?;
             let Some(first) = rs.into_iter().next() else { break };
             let part = entry::decode(first.0, &conf.binary).map_err(LdapError::AdapterInit)?;
             let Some((k, vals)) =
@@ -179,11 +181,12 @@ pub(super) async fn dirsync_page(
     let bad = |m: String| Error::connector(&conf.name, m);
     let mut stream = ldap
         .with_controls(super::dirsync::request(super::dirsync::FLAG_ANCESTORS_FIRST, 0, cookie))
+        .with_timeout(conf.timeout)
         .streaming_search(base, Scope::Subtree, &conf.filter, attrs.to_vec())
         .await
-        .map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))?;
+        .map_err(|e| session::failed(conf, &what, e))?;
     let mut entries = Vec::new();
-    while let Some(e) = stream.next().await.map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))? {
+    while let Some(e) = stream.next().await.map_err(|e| session::failed(conf, &what, e))? {
         if e.is_ref() || e.is_intermediate() {
             continue;
         }
@@ -213,10 +216,11 @@ pub(super) async fn sync_cookie(conf: &Conf, ldap: &mut Ldap, base: &str) -> Res
     let nothing = format!("(&{}(objectClass=idflow-matches-nothing))", conf.filter);
     let mut stream = ldap
         .with_controls(req)
+        .with_timeout(conf.timeout)
         .streaming_search(base, Scope::Subtree, &nothing, vec!["1.1"])
         .await
-        .map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))?;
-    while let Some(_e) = stream.next().await.map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))? {}
+        .map_err(|e| session::failed(conf, &what, e))?;
+    while let Some(_e) = stream.next().await.map_err(|e| session::failed(conf, &what, e))? {}
     let res = stream.finish().await;
     if res.rc == 32 {
         // The base DN itself is not there: say that, once, instead of blaming syncrepl.
@@ -317,12 +321,13 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
         let req = SyncRequest { mode: RefreshMode::RefreshOnly, cookie: cookies.get(base).cloned(), reload_hint: false };
         let mut stream = ldap
             .with_controls(req)
+            .with_timeout(conf.timeout)
             .streaming_search(base.as_str(), Scope::Subtree, &conf.filter, attrs.to_vec())
             .await
-            .map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))?;
+            .map_err(|e| session::failed(conf, &what, e))?;
         let mut present_phase = false;
         let mut new_cookie: Option<Vec<u8>> = None;
-        while let Some(entry) = stream.next().await.map_err(|e| Error::connector_caused(&conf.name, format!("{what}: {e}"), e))? {
+        while let Some(entry) = stream.next().await.map_err(|e| session::failed(conf, &what, e))? {
             if entry.is_intermediate() {
                 match ldap3::controls::parse_syncinfo(entry) {
                     SyncInfo::NewCookie(c) => new_cookie = Some(c),

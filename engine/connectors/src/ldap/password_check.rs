@@ -97,7 +97,7 @@ impl BindCheck {
         let filter = user_filter(conf.flavor, user);
         let mut found: Vec<String> = Vec::new();
         for base in &conf.roots {
-            match live.svc.search(base, Scope::Subtree, &filter, vec!["1.1"]).await.and_then(|r| r.success()) {
+            match live.svc.with_timeout(conf.timeout).search(base, Scope::Subtree, &filter, vec!["1.1"]).await.and_then(|r| r.success()) {
                 Ok((entries, _)) => found.extend(entries.into_iter().map(|e| SearchEntry::construct(e).dn)),
                 Err(e) => return Outcome::Down(format!("looking the user up: {e}")),
             }
@@ -110,7 +110,7 @@ impl BindCheck {
             // a bind of the same cost so that the time taken does not tell either.
             _ => {
                 let nobody = format!("CN=idflow-no-such-user,{}", conf.roots.first().map(String::as_str).unwrap_or(""));
-                let _ = live.user.simple_bind(&nobody, password).await;
+                let _ = live.user.with_timeout(conf.timeout).simple_bind(&nobody, password).await;
                 return checked(CheckResult::InvalidCredentials, None);
             }
         };
@@ -118,7 +118,7 @@ impl BindCheck {
         if conf.flavor == Flavor::Openldap {
             live.user.with_controls(vec![super::ppolicy::request()]);
         }
-        match live.user.simple_bind(&dn, password).await {
+        match live.user.with_timeout(conf.timeout).simple_bind(&dn, password).await {
             Ok(r) if r.rc == 0 => {
                 let policy = super::ppolicy::response(&r.ctrls);
                 let said = policy.as_ref().and_then(|p| p.result(true));
@@ -155,13 +155,22 @@ impl BindCheck {
             }
             // The domain object is the rootDSE's defaultNamingContext (base_dn may be an OU).
             let root = async {
-                let (entries, _) = l.search("", Scope::Base, "(objectClass=*)", vec!["defaultNamingContext"]).await.ok()?.success().ok()?;
+                let (entries, _) = l
+                    .with_timeout(conf.timeout)
+                    .search("", Scope::Base, "(objectClass=*)", vec!["defaultNamingContext"])
+                    .await
+                    .ok()?
+                    .success()
+                    .ok()?;
                 let e = SearchEntry::construct(entries.into_iter().next()?);
                 e.attrs.get("defaultNamingContext")?.first().cloned()
             }
             .await;
             let Some(root) = root else { continue };
-            let r = l.search(&root, Scope::Base, "(objectClass=*)", vec!["lockoutThreshold", "lockOutObservationWindow"]).await;
+            let r = l
+                .with_timeout(conf.timeout)
+                .search(&root, Scope::Base, "(objectClass=*)", vec!["lockoutThreshold", "lockOutObservationWindow"])
+                .await;
             let _ = l.unbind().await;
             let Ok((entries, _)) = r.and_then(|r| r.success()) else { continue };
             let Some(e) = entries.into_iter().next().map(SearchEntry::construct) else { continue };

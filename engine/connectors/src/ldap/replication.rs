@@ -70,12 +70,12 @@ impl LdapConnector {
                     .map_err(|e| format!("reading {what}: {e}"))?;
                 Ok(rs.into_iter().next().map(ldap3::SearchEntry::construct))
             }
-            let dsa = entry(&mut ldap, "", "(objectClass=*)", "dsServiceName")
+            let dsa = entry(ldap.with_timeout(conf.timeout), "", "(objectClass=*)", "dsServiceName")
                 .await
                 .map_err(bad)?
                 .and_then(|e| e.attrs.get("dsServiceName").and_then(|v| v.first().cloned()))
                 .ok_or_else(|| bad("the rootDSE has no dsServiceName: is this an Active Directory DC?".into()))?;
-            let id = entry(&mut ldap, &dsa, "(objectClass=nTDSDSA)", "invocationId")
+            let id = entry(ldap.with_timeout(conf.timeout), &dsa, "(objectClass=nTDSDSA)", "invocationId")
                 .await
                 .map_err(bad)?
                 .and_then(|e| e.bin_attrs.get("invocationId").and_then(|v| v.first().cloned()))

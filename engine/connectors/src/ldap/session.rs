@@ -34,7 +34,7 @@ pub(super) async fn connect(conf: &Conf, url: &str) -> Result<Ldap> {
 pub(super) async fn bind_service(conf: &Conf, ldap: &mut Ldap) -> Result<()> {
     let bad = |m: String| Error::connector(&conf.name, m);
     if let (Some(dn), Some(pw)) = (&conf.bind_dn, &conf.password) {
-        let r = ldap.simple_bind(dn, pw).await.map_err(|e| Error::connector_caused(&conf.name, format!("bind as {dn}: {e}"), e))?;
+        let r = ldap.simple_bind(dn, pw).await.map_err(|e| failed(conf, &format!("bind as {dn}"), e))?;
         if r.rc != 0 {
             let what = match r.rc {
                 49 => "invalid credentials (wrong bind DN or password)".to_string(),
@@ -45,6 +45,23 @@ pub(super) async fn bind_service(conf: &Conf, ldap: &mut Ldap) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An LDAP error as a sentence: a timeout says how long was waited, and which setting that is.
+/// Every operation after the bind is given `timeout_seconds` (ldap3 times only the operation
+/// right after `with_timeout`; a search, each wait for its next entry).
+pub(super) fn said(conf: &Conf, e: &ldap3::LdapError) -> String {
+    match e {
+        ldap3::LdapError::Timeout { .. } => {
+            format!("no answer from the directory within {} s (the connector's timeout_seconds)", conf.timeout.as_secs())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `what` failed with `e`, as the connector's error.
+pub(super) fn failed(conf: &Conf, what: &str, e: ldap3::LdapError) -> Error {
+    Error::connector_caused(&conf.name, format!("{what}: {}", said(conf, &e)), e)
 }
 
 /// `rc` to an error naming the operation, or Ok.

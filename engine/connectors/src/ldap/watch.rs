@@ -45,7 +45,7 @@ impl ChangeFeed for Feed {
 async fn persist(feed: &Feed, base: &str, changed: &(dyn Fn() + Sync), stop: &AtomicBool) -> Result<()> {
     let conf = &feed.connector.conf;
     let what = format!("persistent syncrepl search below {base}");
-    let fail = |e: ldap3::LdapError| Error::connector_caused(&conf.name, format!("{what}: {e}"), e);
+    let fail = |e: ldap3::LdapError| super::session::failed(conf, &what, e);
     let mut ldap = session::open(conf).await?;
     let Some(cookie) = import::sync_cookie(conf, &mut ldap, base).await? else {
         return Err(Error::connector(&conf.name, "the server offers no syncrepl: changes are seen at the service's interval"));
