@@ -305,7 +305,7 @@ fn check_export(tx: &dyn ReadOps, object: &str, mv_id: Option<i64>, x: &ExpectEx
         None => None,
     };
     let view = match (&change, &target) {
-        (Some(c), Some(t)) => Some(plan_change(tx, t, c, form, None)?),
+        (Some(c), Some(t)) => Some(plan_change(tx, &mut Default::default(), t, c, form, None)?),
         _ => None,
     };
     let op = view.as_ref().map(|v| v.op.as_str()).unwrap_or("none");

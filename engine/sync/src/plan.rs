@@ -13,7 +13,47 @@ use idflow_policy::defs::Direction;
 use idflow_policy::RuleSet;
 use idflow_store::{CsKey, CsObject, ReadOps};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
+
+/// The names of the objects a plan's references point at, each looked up once per plan (a
+/// person is the manager of several and a member of groups). Bounded: it starts again when
+/// full.
+#[derive(Default)]
+pub(crate) struct Names {
+    by_id: HashMap<i64, Option<String>>,
+    by_ident: HashMap<String, Option<String>>,
+}
+
+impl Names {
+    /// Entries held at most (a name and its key, about 100 bytes: 100 MB at most).
+    const MOST: usize = 1 << 20;
+
+    fn of_id(&mut self, c: &dyn ReadOps, id: i64) -> Result<Option<String>> {
+        if let Some(n) = self.by_id.get(&id) {
+            return Ok(n.clone());
+        }
+        let n = c.cs_name_of(CsKey::Id(id))?;
+        if self.by_id.len() >= Self::MOST {
+            self.by_id.clear();
+        }
+        self.by_id.insert(id, n.clone());
+        Ok(n)
+    }
+
+    /// The object a target's own identifier (its anchor or DN, as `key` says) names.
+    fn of_ident(&mut self, c: &dyn ReadOps, key: CsKey<'_>, ident: &str) -> Result<Option<String>> {
+        if let Some(n) = self.by_ident.get(ident) {
+            return Ok(n.clone());
+        }
+        let n = c.cs_name_of(key)?;
+        if self.by_ident.len() >= Self::MOST {
+            self.by_ident.clear();
+        }
+        self.by_ident.insert(ident.to_string(), n.clone());
+        Ok(n)
+    }
+}
 
 /// One value in a plan.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -145,17 +185,15 @@ impl Plan {
 }
 
 /// One value as a plan holds it; references by the object they point at.
-fn value(c: &dyn ReadOps, connector: &str, v: &Value, is_ref: bool, form: RefForm) -> Result<PlanValue> {
+fn value(c: &dyn ReadOps, names: &mut Names, connector: &str, v: &Value, is_ref: bool, form: RefForm) -> Result<PlanValue> {
     Ok(match v {
-        Value::Ref(id) => {
-            PlanValue::Reference { reference: None, object: c.cs_name_of(CsKey::Id(*id))?.unwrap_or_else(|| format!("#{id}")) }
-        }
+        Value::Ref(id) => PlanValue::Reference { reference: None, object: names.of_id(c, *id)?.unwrap_or_else(|| format!("#{id}")) },
         Value::Str(s) if is_ref => {
             let key = match form {
                 RefForm::Anchor => CsKey::Anchor { connector, anchor: s },
                 RefForm::Dn => CsKey::Dn { connector, dn: s },
             };
-            PlanValue::Reference { reference: Some(s.clone()), object: c.cs_name_of(key)?.unwrap_or_else(|| s.clone()) }
+            PlanValue::Reference { reference: Some(s.clone()), object: names.of_ident(c, key, s)?.unwrap_or_else(|| s.clone()) }
         }
         Value::Str(s) => PlanValue::Text(s.clone()),
         Value::Bin(b) => PlanValue::Binary { base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b) },
@@ -197,12 +235,20 @@ fn identity(c: &dyn ReadOps, o: &CsObject, kind: OpKind) -> Result<Identity> {
     Ok(Identity { target_id, dn: o.dn.clone().or_else(|| o.desired_dn.clone()), metaverse_id: o.mv_id, sources })
 }
 
-/// A change as a plan shows it.
-pub(crate) fn plan_change(c: &dyn ReadOps, o: &CsObject, ch: &Change, form: RefForm, rules: Option<&RuleSet>) -> Result<PlanChange> {
+/// A change as a plan shows it; `names` remembers the names of referenced objects (one for
+/// the plan, or a new one for a change alone).
+pub(crate) fn plan_change(
+    c: &dyn ReadOps,
+    names: &mut Names,
+    o: &CsObject,
+    ch: &Change,
+    form: RefForm,
+    rules: Option<&RuleSet>,
+) -> Result<PlanChange> {
     let mut attributes = Vec::new();
     for a in &ch.attrs {
-        let old = a.old.iter().map(|v| value(c, &ch.connector, v, a.is_reference, form)).collect::<Result<Vec<_>>>()?;
-        let new = a.new.iter().map(|v| value(c, &ch.connector, v, a.is_reference, form)).collect::<Result<Vec<_>>>()?;
+        let old = a.old.iter().map(|v| value(c, names, &ch.connector, v, a.is_reference, form)).collect::<Result<Vec<_>>>()?;
+        let new = a.new.iter().map(|v| value(c, names, &ch.connector, v, a.is_reference, form)).collect::<Result<Vec<_>>>()?;
         let rule = rules.and_then(|r| rule_of_attr(r, &ch.connector, &ch.object_type, &a.attr, o.link_rule.as_deref()));
         attributes.push(PlanAttr { name: a.attr.clone(), old, new, rule });
     }
@@ -234,15 +280,18 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, uni
         // not every object's state.
         let ids = c.cs_pending_export_ids(name)?;
         let mut ahead = Ahead::default();
+        // Nothing changes in the database while the plan is built: what references resolve
+        // to, and the names of what they point at, are looked up once each.
+        let (mut idents, mut names) = (diff::Idents::new(form), Names::default());
         for i in 0..ids.len() {
             let Some(o) = ahead.take(&ids, i, |chunk| cs_objects(c, chunk))? else { continue };
-            if let Some(ch) = diff::change_for(c, &o, form)? {
+            if let Some(ch) = diff::change_with(c, &o, form, &mut idents)? {
                 match ch.kind {
                     OpKind::Add => t.add += 1,
                     OpKind::Update => t.update += 1,
                     OpKind::Delete => t.delete += 1,
                 }
-                changes.push(&plan_change(c, &o, &ch, form, Some(rules))?)?;
+                changes.push(&plan_change(c, &mut names, &o, &ch, form, Some(rules))?)?;
             }
         }
         changes.sort();

@@ -127,7 +127,7 @@ pub fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
         for t in tx.cs_all_linked(m.id)? {
             let form = diff::form_of(&tx, &t.connector)?;
             if let Some(ch) = diff::change_for(&tx, &t, form)? {
-                exports.push((t.connector.clone(), plan_change(&tx, &t, &ch, form, Some(&engine.rules))?));
+                exports.push((t.connector.clone(), plan_change(&tx, &mut Default::default(), &t, &ch, form, Some(&engine.rules))?));
             }
         }
     }
