@@ -458,6 +458,11 @@ pub(crate) fn import(
         }
     }
     sink.stats.mode = "full".into();
+    // A full import of a target compares every object with what export would send it, which
+    // resolves every reference: the target's identifiers are read in one pass first.
+    if connector.capabilities().export {
+        sink.idents.preload(tx, &name)?;
+    }
     let new = connector.full_import(&mut sink)?;
     // Counted only for an empty read (a count reads the whole connector space).
     let had = if sink.stats.read == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };
