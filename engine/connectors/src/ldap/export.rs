@@ -43,19 +43,44 @@ async fn read_anchor(conf: &Conf, ldap: &mut Ldap, dn: &str) -> Option<String> {
     Some(anchor_text(&v))
 }
 
+/// The anchor of the entry at `dn` when it is the one an add of `sent` makes: a create of ours
+/// that landed while its answer was lost (a timeout, a dropped connection) holds every value it
+/// sent. An entry anyone else made there is left alone (`None`): the add stays an error.
+async fn landed(conf: &Conf, ldap: &mut Ldap, dn: &str, sent: &[(Vec<u8>, HashSet<Vec<u8>>)]) -> Option<String> {
+    let mut names: Vec<&str> = sent.iter().filter_map(|(k, _)| std::str::from_utf8(k).ok()).collect();
+    names.push(conf.anchor.as_str());
+    let (rs, _) = ldap.with_timeout(conf.timeout).search(dn, Scope::Base, "(objectClass=*)", names).await.ok()?.success().ok()?;
+    let e = super::entry::decode(rs.into_iter().next()?.0, &conf.binary).ok()?;
+    let there = |name: &[u8]| e.attrs.iter().find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    for (name, values) in sent {
+        let held: HashSet<Vec<u8>> = there(name)?.iter().map(bytes).collect();
+        if !values.is_subset(&held) {
+            return None;
+        }
+    }
+    Some(anchor_text(there(conf.anchor.as_bytes())?.first()?))
+}
+
 async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result<OpResult, ldap3::LdapError> {
     match op.kind {
         OpKind::Add => {
             let Some(dn) = op.new_dn.clone().or_else(|| op.dn.clone()) else {
                 return Ok(OpResult::Failed("an LDAP target needs a DN: give the outbound rule dn = '...'".into()));
             };
-            let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = op
-                .attrs
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (k.as_bytes().to_vec(), v.iter().map(bytes).collect()))
-                .collect();
-            let r = ldap.with_timeout(conf.timeout).add(&dn, attrs).await?;
+            let sent = || -> Vec<(Vec<u8>, HashSet<Vec<u8>>)> {
+                op.attrs
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (k.as_bytes().to_vec(), v.iter().map(bytes).collect()))
+                    .collect()
+            };
+            let r = ldap.with_timeout(conf.timeout).add(&dn, sent()).await?;
+            if r.rc == 68 {
+                if let Some(anchor) = landed(conf, ldap, &dn, &sent()).await {
+                    tracing::info!(connector = %conf.name, %dn, "the entry an earlier add made (its answer was lost) is recorded as added");
+                    return Ok(OpResult::Done { anchor: Some(anchor), dn: Some(dn) });
+                }
+            }
             if r.rc != 0 {
                 return Ok(failed(&format!("add {dn}"), &r));
             }
