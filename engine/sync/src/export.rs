@@ -350,6 +350,22 @@ fn record(
         OpResult::Done { anchor, dn } => (anchor, dn),
         OpResult::Failed(message) => return fail(&mut o, stats, message),
     };
+    // An anchor the object has already is no other object's (anchors are unique). Looked at
+    // before anything of the object changes: an answer that is not recorded leaves it as it was.
+    let new_anchor = anchor.filter(|a| op.kind != OpKind::Delete && o.anchor.as_ref() != Some(a));
+    if let Some(a) = &new_anchor {
+        // The service may answer with an object idflow imported before as unlinked (a create
+        // that landed but was never recorded, then adopted on a 409): that copy and this
+        // object are one.
+        if let Some(other) = tx.cs_by_anchor(name, a)?.filter(|x| x.id != o.id) {
+            if other.mv_id.is_some() && other.mv_id != o.mv_id {
+                let m = format!("the service answered with object {a}, which idflow links to another identity; not recorded");
+                return fail(&mut o, stats, m);
+            }
+            tx.cs_delete(other.id)?;
+            idents.forget(other.id);
+        }
+    }
     match op.kind {
         OpKind::Delete => {
             stats.deleted += 1;
@@ -373,20 +389,8 @@ fn record(
             apply_changes(&mut o.attrs, &op.changes);
         }
     }
-    // An anchor the object has already is no other object's (anchors are unique).
-    if let Some(a) = anchor.as_ref().filter(|a| o.anchor.as_ref() != Some(a)) {
-        // The service may answer with an object idflow imported before as unlinked (a create
-        // that landed but was never recorded, then adopted on a 409): that copy and this
-        // object are one.
-        if let Some(other) = tx.cs_by_anchor(name, a)?.filter(|x| x.id != o.id) {
-            if other.mv_id.is_some() && other.mv_id != o.mv_id {
-                let m = format!("the service answered with object {a}, which idflow links to another identity; not recorded");
-                return fail(&mut o, stats, m);
-            }
-            tx.cs_delete(other.id)?;
-            idents.forget(other.id);
-        }
-        o.anchor = anchor.clone();
+    if new_anchor.is_some() {
+        o.anchor = new_anchor;
     }
     o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
     o.error = None;
