@@ -43,22 +43,40 @@ async fn read_anchor(conf: &Conf, ldap: &mut Ldap, dn: &str) -> Option<String> {
     Some(anchor_text(&v))
 }
 
-/// The anchor of the entry at `dn` when it is the one an add of `sent` makes: a create of ours
-/// that landed while its answer was lost (a timeout, a dropped connection) holds every value it
-/// sent. An entry anyone else made there is left alone (`None`): the add stays an error.
+/// Secrets a directory does not show once written: not compared by [`landed`].
+const UNREAD: [&str; 3] = ["userPassword", "unicodePwd", "sambaNTPassword"];
+
+/// The anchor of the entry at `dn` when it is the one an add of `sent` made while its answer was
+/// lost (a timeout, a dropped connection): made by the account idflow binds as (`creatorsName`,
+/// which OpenLDAP keeps; AD keeps no creator, so there the add stays an error), and holding every
+/// value sent (names and object classes compared without case; secrets, which a directory does
+/// not show, not compared). `None` for anything else: an entry someone else made is left alone,
+/// and the add stays an error on the object.
 async fn landed(conf: &Conf, ldap: &mut Ldap, dn: &str, sent: &[(Vec<u8>, HashSet<Vec<u8>>)]) -> Option<String> {
-    let mut names: Vec<&str> = sent.iter().filter_map(|(k, _)| std::str::from_utf8(k).ok()).collect();
-    names.push(conf.anchor.as_str());
+    let bind = conf.bind_dn.as_deref()?;
+    let compared: Vec<(&str, &HashSet<Vec<u8>>)> = sent
+        .iter()
+        .filter_map(|(k, v)| std::str::from_utf8(k).ok().map(|k| (k, v)))
+        .filter(|(k, _)| !UNREAD.iter().any(|u| u.eq_ignore_ascii_case(k)))
+        .collect();
+    let mut names: Vec<&str> = compared.iter().map(|(k, _)| *k).collect();
+    names.extend([conf.anchor.as_str(), "creatorsName"]);
     let (rs, _) = ldap.with_timeout(conf.timeout).search(dn, Scope::Base, "(objectClass=*)", names).await.ok()?.success().ok()?;
     let e = super::entry::decode(rs.into_iter().next()?.0, &conf.binary).ok()?;
-    let there = |name: &[u8]| e.attrs.iter().find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name)).map(|(_, v)| v);
-    for (name, values) in sent {
-        let held: HashSet<Vec<u8>> = there(name)?.iter().map(bytes).collect();
-        if !values.is_subset(&held) {
+    let there = |name: &str| e.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    match there("creatorsName")?.first()? {
+        Value::Str(creator) if dn::norm(creator) == dn::norm(bind) => {}
+        _ => return None,
+    }
+    for (name, values) in compared {
+        let fold = name.eq_ignore_ascii_case("objectClass");
+        let key = |b: &[u8]| if fold { b.to_ascii_lowercase() } else { b.to_vec() };
+        let held: HashSet<Vec<u8>> = there(name)?.iter().map(|v| key(&bytes(v))).collect();
+        if !values.iter().all(|v| held.contains(&key(v))) {
             return None;
         }
     }
-    Some(anchor_text(there(conf.anchor.as_bytes())?.first()?))
+    Some(anchor_text(there(&conf.anchor)?.first()?))
 }
 
 async fn one(conf: &Conf, ldap: &mut Ldap, op: &ExportOp) -> std::result::Result<OpResult, ldap3::LdapError> {
