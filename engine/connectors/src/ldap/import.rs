@@ -76,6 +76,20 @@ fn classify(conf: &Conf, what: &str, e: LdapError) -> Failure {
     }
 }
 
+/// Whether `e` is the connection failing (no answer, dropped) rather than the directory refusing.
+fn lost_connection(e: &Error) -> bool {
+    std::error::Error::source(e).and_then(|s| s.downcast_ref::<LdapError>()).is_some_and(|l| {
+        matches!(
+            l,
+            LdapError::Io { .. }
+                | LdapError::EndOfStream
+                | LdapError::OpSend { .. }
+                | LdapError::ResultRecv { .. }
+                | LdapError::Timeout { .. }
+        )
+    })
+}
+
 async fn paged(
     conf: &Conf,
     ldap: &mut Ldap,
@@ -430,6 +444,9 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
         loop {
             let (entries, more, next) = match dirsync_page(conf, &mut ldap, base, &cookie, &want_ref).await {
                 Ok(r) => r,
+                // A directory that stopped answering fails this run (the next one tries the delta
+                // again); only a refused cookie calls for a full import.
+                Err(e) if lost_connection(&e) => return Err(e),
                 Err(e) => {
                     tracing::warn!(connector = %conf.name, "the DirSync cookie was refused ({e}); running a full import");
                     return Ok(None);

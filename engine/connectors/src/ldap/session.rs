@@ -21,7 +21,7 @@ pub(super) async fn connect(conf: &Conf, url: &str) -> Result<Ldap> {
                      server, or, knowing the bind password then crosses the network in clear, set starttls = false"
             )
         } else {
-            format!("cannot connect to {url}: {e}")
+            format!("cannot connect to {url}: {}", said(conf, &e))
         };
         Error::connector_caused(&conf.name, m, e)
     })?;
