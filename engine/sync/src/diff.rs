@@ -76,6 +76,16 @@ impl Idents {
         })
     }
 
+    /// [`Idents::preload`] when the connector's objects fit in what it holds (past that, the
+    /// first object not held would start it again, and the read would be wasted).
+    pub(crate) fn preload_if_it_fits(&mut self, c: &dyn ReadOps, connector: &str) -> Result<()> {
+        let most = Self::MOST as i64;
+        if c.cs_count_present_up_to(connector, most + 1)? > most {
+            return Ok(());
+        }
+        self.preload(c, connector)
+    }
+
     /// The object's identifier may have changed: it is looked up again when next asked for.
     pub(crate) fn forget(&mut self, id: i64) {
         self.known.remove(&id);

@@ -461,7 +461,7 @@ pub(crate) fn import(
     // A full import of a target compares every object with what export would send it, which
     // resolves every reference: the target's identifiers are read in one pass first.
     if connector.capabilities().export {
-        sink.idents.preload(tx, &name)?;
+        sink.idents.preload_if_it_fits(tx, &name)?;
     }
     let new = connector.full_import(&mut sink)?;
     // Counted only for an empty read (a count reads the whole connector space).

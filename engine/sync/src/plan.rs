@@ -26,8 +26,9 @@ pub(crate) struct Names {
 }
 
 impl Names {
-    /// Entries held at most (a name and its key, about 100 bytes: 100 MB at most).
-    const MOST: usize = 1 << 20;
+    /// Entries held at most in each map (a name, its key and the table's share: about 200 bytes,
+    /// so about 50 MB each at most).
+    const MOST: usize = 1 << 18;
 
     fn of_id(&mut self, c: &dyn ReadOps, id: i64) -> Result<Option<String>> {
         if let Some(n) = self.by_id.get(&id) {
