@@ -17,8 +17,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The names of the objects a plan's references point at, each looked up once per plan (a
-/// person is the manager of several and a member of groups). Bounded: it starts again when
-/// full.
+/// person is the manager of several and a member of groups). Bounded: once full, it keeps what
+/// it holds (the objects referenced early, often the ones referenced most) and looks the rest
+/// up each time.
 #[derive(Default)]
 pub(crate) struct Names {
     by_id: HashMap<i64, Option<String>>,
@@ -27,18 +28,17 @@ pub(crate) struct Names {
 
 impl Names {
     /// Entries held at most in each map (a name, its key and the table's share: about 200 bytes,
-    /// so about 50 MB each at most).
-    const MOST: usize = 1 << 18;
+    /// so about 100 MB each at most).
+    const MOST: usize = 1 << 19;
 
     fn of_id(&mut self, c: &dyn ReadOps, id: i64) -> Result<Option<String>> {
         if let Some(n) = self.by_id.get(&id) {
             return Ok(n.clone());
         }
         let n = c.cs_name_of(CsKey::Id(id))?;
-        if self.by_id.len() >= Self::MOST {
-            self.by_id.clear();
+        if self.by_id.len() < Self::MOST {
+            self.by_id.insert(id, n.clone());
         }
-        self.by_id.insert(id, n.clone());
         Ok(n)
     }
 
@@ -48,10 +48,9 @@ impl Names {
             return Ok(n.clone());
         }
         let n = c.cs_name_of(key)?;
-        if self.by_ident.len() >= Self::MOST {
-            self.by_ident.clear();
+        if self.by_ident.len() < Self::MOST {
+            self.by_ident.insert(ident.to_string(), n.clone());
         }
-        self.by_ident.insert(ident.to_string(), n.clone());
         Ok(n)
     }
 }
