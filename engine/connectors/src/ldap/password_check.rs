@@ -99,7 +99,7 @@ impl BindCheck {
         for base in &conf.roots {
             match live.svc.with_timeout(conf.timeout).search(base, Scope::Subtree, &filter, vec!["1.1"]).await.and_then(|r| r.success()) {
                 Ok((entries, _)) => found.extend(entries.into_iter().map(|e| SearchEntry::construct(e).dn)),
-                Err(e) => return Outcome::Down(format!("looking the user up: {e}")),
+                Err(e) => return Outcome::Down(format!("looking the user up: {}", session::said(conf, &e))),
             }
         }
         found.sort();
@@ -110,7 +110,10 @@ impl BindCheck {
             // a bind of the same cost so that the time taken does not tell either.
             _ => {
                 let nobody = format!("CN=idflow-no-such-user,{}", conf.roots.first().map(String::as_str).unwrap_or(""));
-                let _ = live.user.with_timeout(conf.timeout).simple_bind(&nobody, password).await;
+                // A bind that gets no answer leaves the connection unusable: dropped, not kept.
+                if let Err(e) = live.user.with_timeout(conf.timeout).simple_bind(&nobody, password).await {
+                    return Outcome::Lost(format!("bind: {}", session::said(conf, &e)));
+                }
                 return checked(CheckResult::InvalidCredentials, None);
             }
         };
@@ -135,7 +138,7 @@ impl BindCheck {
             // Busy, unavailable, unwilling, other: the directory did not judge the password.
             Ok(r) if matches!(r.rc, 51..=53 | 80) => Outcome::Lost(format!("bind: result code {}: {}", r.rc, r.text)),
             Ok(r) => checked(CheckResult::InvalidCredentials, Some(format!("result code {}: {}", r.rc, r.text))),
-            Err(e) => Outcome::Lost(format!("bind: {e}")),
+            Err(e) => Outcome::Lost(format!("bind: {}", session::said(conf, &e))),
         }
     }
 }
