@@ -1,6 +1,7 @@
 //! The ldap connector against a real OpenLDAP slapd (syncprov, memberof, refint), started by
 //! scripts/slapd.sh: full and delta imports, TLS, faults, and LDAP as a target.
 use crate::common::{self, generated, repo, Env};
+use crate::phs::PEOPLE_OU;
 use crate::slapd::{config, Slapd};
 
 fn env_for(s: &Slapd, extra: &str) -> Env {
@@ -301,7 +302,7 @@ manager = "mv.manager"
 
 #[test]
 fn ldap_as_a_target() {
-    let s = Slapd::start(Some("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n"));
+    let s = Slapd::start(Some(PEOPLE_OU));
     let mut e = crate::common::small(&[
         crate::common::person("ada", 1, ""),
         crate::common::person("bob", 2, "manager: uid=ada,ou=People,dc=example,dc=org\n"),
@@ -330,7 +331,7 @@ fn ldap_as_a_target() {
 
 #[test]
 fn an_ldap_target_that_stops_answering_mid_export_times_out_and_nothing_is_made_twice() {
-    let s = Slapd::start(Some("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n"));
+    let s = Slapd::start(Some(PEOPLE_OU));
     let mut e = crate::common::small(&[]);
     e.write("corp.ldif", &generated(3_000, 0));
     with_ldap_target(&s, &mut e, "timeout_seconds = 2\n");
@@ -362,7 +363,7 @@ fn without_join(e: &Env) {
 fn an_add_that_landed_unheard_is_recorded_once() {
     // What an add of ada made, by the account idflow binds as, before its answer was lost.
     let made = "dn: uid=ada,ou=People,dc=example,dc=org\nobjectClass: top\nobjectClass: inetOrgPerson\nuid: ada\ncn: ada\nsn: ada\nmail: ada@example.org\n\n";
-    let s = Slapd::start(Some(&format!("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n{made}")));
+    let s = Slapd::start(Some(&format!("{PEOPLE_OU}{made}")));
     let mut e = crate::common::small(&[crate::common::person("ada", 1, "")]);
     with_ldap_target(&s, &mut e, "");
     without_join(&e);
@@ -376,7 +377,7 @@ fn an_add_that_landed_unheard_is_recorded_once() {
 #[test]
 fn an_entry_someone_else_made_at_the_dn_is_left_alone() {
     let other = "dn: uid=ada,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ada\ncn: Ada Other\nsn: Other\nmail: other@example.org\n\n";
-    let s = Slapd::start(Some(&format!("dn: ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: People\n\n{other}")));
+    let s = Slapd::start(Some(&format!("{PEOPLE_OU}{other}")));
     let mut e = crate::common::small(&[crate::common::person("ada", 1, "")]);
     with_ldap_target(&s, &mut e, "");
     // Not joined (another mail), and not taken for a create of idflow's that landed unheard:

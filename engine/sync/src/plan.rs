@@ -31,27 +31,29 @@ impl Names {
     /// so about 100 MB each at most).
     const MOST: usize = 1 << 19;
 
-    fn of_id(&mut self, c: &dyn ReadOps, id: i64) -> Result<Option<String>> {
-        if let Some(n) = self.by_id.get(&id) {
+    /// The name `map` holds for `key`, else `c`'s for `look`, remembered while there is room.
+    fn remembered<K, Q>(map: &mut HashMap<K, Option<String>>, key: &Q, c: &dyn ReadOps, look: CsKey<'_>) -> Result<Option<String>>
+    where
+        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+        Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+    {
+        if let Some(n) = map.get(key) {
             return Ok(n.clone());
         }
-        let n = c.cs_name_of(CsKey::Id(id))?;
-        if self.by_id.len() < Self::MOST {
-            self.by_id.insert(id, n.clone());
+        let n = c.cs_name_of(look)?;
+        if map.len() < Self::MOST {
+            map.insert(key.to_owned(), n.clone());
         }
         Ok(n)
     }
 
+    fn of_id(&mut self, c: &dyn ReadOps, id: i64) -> Result<Option<String>> {
+        Self::remembered(&mut self.by_id, &id, c, CsKey::Id(id))
+    }
+
     /// The object a target's own identifier (its anchor or DN, as `key` says) names.
     fn of_ident(&mut self, c: &dyn ReadOps, key: CsKey<'_>, ident: &str) -> Result<Option<String>> {
-        if let Some(n) = self.by_ident.get(ident) {
-            return Ok(n.clone());
-        }
-        let n = c.cs_name_of(key)?;
-        if self.by_ident.len() < Self::MOST {
-            self.by_ident.insert(ident.to_string(), n.clone());
-        }
-        Ok(n)
+        Self::remembered(&mut self.by_ident, ident, c, key)
     }
 }
 

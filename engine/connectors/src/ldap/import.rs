@@ -67,27 +67,22 @@ fn classify(conf: &Conf, what: &str, e: LdapError) -> Failure {
             Err(e) => e,
             Ok(()) => Error::connector(&conf.name, format!("{what}: unexpected result")),
         }),
-        LdapError::Io { .. }
-        | LdapError::EndOfStream
-        | LdapError::OpSend { .. }
-        | LdapError::ResultRecv { .. }
-        | LdapError::Timeout { .. } => Failure::Connection(format!("{what}: {}", session::said(conf, &e))),
+        e if connection_failed(&e) => Failure::Connection(format!("{what}: {}", session::said(conf, &e))),
         other => Failure::Fatal(Error::connector(&conf.name, format!("{what}: {other}"))),
     }
 }
 
 /// Whether `e` is the connection failing (no answer, dropped) rather than the directory refusing.
+fn connection_failed(e: &LdapError) -> bool {
+    matches!(
+        e,
+        LdapError::Io { .. } | LdapError::EndOfStream | LdapError::OpSend { .. } | LdapError::ResultRecv { .. } | LdapError::Timeout { .. }
+    )
+}
+
+/// [`connection_failed`], for the connector error an [`LdapError`] became.
 fn lost_connection(e: &Error) -> bool {
-    std::error::Error::source(e).and_then(|s| s.downcast_ref::<LdapError>()).is_some_and(|l| {
-        matches!(
-            l,
-            LdapError::Io { .. }
-                | LdapError::EndOfStream
-                | LdapError::OpSend { .. }
-                | LdapError::ResultRecv { .. }
-                | LdapError::Timeout { .. }
-        )
-    })
+    std::error::Error::source(e).and_then(|s| s.downcast_ref::<LdapError>()).is_some_and(connection_failed)
 }
 
 async fn paged(
