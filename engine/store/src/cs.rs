@@ -1,7 +1,7 @@
 //! Connector-space objects: what idflow last saw in (or wrote to) one connector, plus what is pending.
 use crate::anchor::{self, Anchor};
 use crate::changed;
-use crate::packed::{Column, Db};
+use crate::packed::{Column, Db, Dicts, Kept, Unpacker};
 use idflow_core::dn;
 use idflow_core::{attrs_from_json, attrs_from_json_only, attrs_to_json, Attrs, Value};
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -341,15 +341,20 @@ fn desired_and_attrs(
 
 fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
     let (desired, attrs) = desired_and_attrs(c, r, (7, 5), attrs_from_json)?;
+    Ok(CsObject { attrs, desired, ..fields(r)? })
+}
+
+/// A row of [`COLS`] but its attributes and desired state.
+fn fields(r: &Row) -> rusqlite::Result<CsObject> {
     Ok(CsObject {
         id: r.get(0)?,
         connector: r.get(1)?,
         anchor: anchor::read(r, 2)?,
         dn: r.get(3)?,
         object_type: r.get(4)?,
-        attrs,
+        attrs: Attrs::new(),
         present: r.get::<_, i64>(6)? != 0,
-        desired,
+        desired: None,
         desired_dn: r.get(8)?,
         export_state: export_state(text(r, 9)?),
         pending_import: text(r, 10)?.and_then(|s| match s {
@@ -364,6 +369,56 @@ fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
         link_rule: r.get(14)?,
         error: r.get(15)?,
     })
+}
+
+/// An object read with its attributes and desired state still as stored (`attrs` `None`:
+/// [`SAME_AS_DESIRED`]): [`KeptObject::unpack`] decodes them, on any thread.
+pub(crate) struct KeptObject {
+    o: CsObject,
+    attrs: Option<Kept>,
+    desired: Option<Kept>,
+}
+
+impl KeptObject {
+    pub(crate) fn unpack(self, u: &mut Unpacker) -> rusqlite::Result<CsObject> {
+        let KeptObject { mut o, attrs, desired } = self;
+        let json_err =
+            |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
+        o.desired = match &desired {
+            None => None,
+            Some(v) => Some(u.unpack(v, attrs_from_json)?.map_err(|e| json_err(7, e))?),
+        };
+        o.attrs = match (attrs, &o.desired) {
+            (None, Some(d)) => d.clone(),
+            (None, None) => {
+                return Err(crate::mv::unreadable(
+                    5,
+                    format!("connector-space object {}: attributes the same as a desired state it does not have", o.id),
+                ))
+            }
+            (Some(v), _) => u.unpack(&v, attrs_from_json)?.map_err(|e| json_err(5, e))?,
+        };
+        Ok(o)
+    }
+}
+
+/// [`get_many`], the attributes kept as stored: their dictionaries are added to `dicts`.
+pub(crate) fn get_many_kept(c: &Db, ids: &[i64], dicts: &mut Dicts) -> Result<Vec<KeptObject>> {
+    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id IN ({})", placeholders(ids.len())))?;
+    let mut rows = st.query(rusqlite::params_from_iter(ids))?;
+    let mut out = Vec::with_capacity(ids.len());
+    while let Some(r) = rows.next()? {
+        let desired = match r.get_ref(7)? {
+            ValueRef::Null => None,
+            v => Some(c.codec.keep(c, v, dicts)?),
+        };
+        let attrs = match (r.get_ref(5)?, &desired) {
+            (ValueRef::Blob(SAME_AS_DESIRED), Some(_)) => None,
+            (v, _) => Some(c.codec.keep(c, v, dicts)?),
+        };
+        out.push(KeptObject { o: fields(r)?, attrs, desired });
+    }
+    Ok(out)
 }
 
 fn pending_import_str(p: Option<PendingImport>) -> Option<&'static str> {

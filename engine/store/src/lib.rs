@@ -32,7 +32,7 @@ pub use cs::{CsKey, CsLinks, CsObject, ExportState, Link, LinkState, PendingImpo
 pub use history::RunRow;
 pub use lock::RunLock;
 pub use mv::{Contribution, MvAttr, MvObject, Winners};
-pub use ops::{ReadOps, ReadTxn, WriteOps, WriteTxn};
+pub use ops::{Later, ReadOps, ReadTxn, WriteOps, WriteTxn};
 pub use phs::PhsPair;
 
 use idflow_core::{Error, Result};

@@ -3,7 +3,7 @@
 //! connector-space object that contributed it, and indexed for joins and back-references.
 use crate::mv_form;
 use crate::mv_index::{self, Deferred};
-use crate::packed::{Column, Db};
+use crate::packed::{Column, Db, Dicts, Kept, Unpacker};
 use idflow_core::Value;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Result};
@@ -74,6 +74,34 @@ fn from_row(c: &Db, r: &rusqlite::Row) -> Result<MvObject> {
     let id: i64 = r.get(0)?;
     let attrs = c.unpack(r.get_ref(2)?, |json| parse_attrs(id, json))??;
     Ok(MvObject { id, object_type: r.get(1)?, attrs, deleted: r.get::<_, i64>(3)? != 0 })
+}
+
+/// A metaverse object read with its attributes still as stored: [`KeptMv::unpack`] decodes
+/// them, on any thread.
+pub(crate) struct KeptMv {
+    o: MvObject,
+    attrs: Kept,
+}
+
+impl KeptMv {
+    pub(crate) fn unpack(self, u: &mut Unpacker) -> Result<MvObject> {
+        let KeptMv { mut o, attrs } = self;
+        o.attrs = u.unpack(&attrs, |json| parse_attrs(o.id, json))??;
+        Ok(o)
+    }
+}
+
+/// [`get_many`], the attributes kept as stored: their dictionaries are added to `dicts`.
+pub(crate) fn get_many_kept(c: &Db, ids: &[i64], dicts: &mut Dicts) -> Result<Vec<KeptMv>> {
+    let sql = format!("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id IN ({})", crate::cs::placeholders(ids.len()));
+    let mut st = c.prepare_cached(&sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(ids))?;
+    let mut out = Vec::with_capacity(ids.len());
+    while let Some(r) = rows.next()? {
+        let o = MvObject { id: r.get(0)?, object_type: r.get(1)?, attrs: BTreeMap::new(), deleted: r.get::<_, i64>(3)? != 0 };
+        out.push(KeptMv { o, attrs: c.codec.keep(c, r.get_ref(2)?, dicts)? });
+    }
+    Ok(out)
 }
 
 /// An object's winning attributes as a change left them: `changed` names the attributes whose

@@ -6,12 +6,15 @@ use crate::cs::{CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject, Winners};
 use crate::mv_index::Deferred;
-use crate::packed::{Codec, Db};
+use crate::packed::{Codec, Db, Dicts, Unpacker};
 use crate::phs::PhsPair;
 use crate::{alert, cs, history, meta, mv, phs};
 use idflow_core::{Error, ObjectError, Result, Value};
 use rusqlite::{Connection, Transaction};
 use std::collections::BTreeMap;
+
+/// Rows read from a transaction, decoded when called, on any thread.
+pub type Later<T> = Box<dyn FnOnce() -> Result<T> + Send>;
 
 /// What any transaction can read.
 pub trait ReadOps {
@@ -20,6 +23,9 @@ pub trait ReadOps {
     /// [`ReadOps::cs_get`] of each of `ids` that exists (a few hundred at a time: one statement
     /// each), in no particular order.
     fn cs_get_many(&self, ids: &[i64]) -> Result<Vec<CsObject>>;
+    /// [`ReadOps::cs_get_many`] read now, decoded by what it returns, which may run on another
+    /// thread: a stage decodes the next objects while it handles these.
+    fn cs_get_many_later(&self, ids: &[i64]) -> Result<Later<Vec<CsObject>>>;
     /// The connector of each of `ids` (`None`: no such object), in their order.
     fn cs_connectors_of(&self, ids: &[i64]) -> Result<Vec<Option<String>>>;
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>>;
@@ -90,6 +96,8 @@ pub trait ReadOps {
     /// [`ReadOps::mv_get`] of each of `ids` that exists (a few hundred at a time: one statement
     /// each), in no particular order.
     fn mv_get_many(&self, ids: &[i64]) -> Result<Vec<MvObject>>;
+    /// [`ReadOps::mv_get_many`] as [`ReadOps::cs_get_many_later`] reads.
+    fn mv_get_many_later(&self, ids: &[i64]) -> Result<Later<Vec<MvObject>>>;
     /// [`ReadOps::cs_states_of_mv`] of each of `ids` (a few hundred at a time), by metaverse
     /// object; one with nothing linked is not there.
     fn cs_states_of_mvs(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<(String, LinkState)>>>;
@@ -397,9 +405,32 @@ fn by_chunks<S: Sqlite + ?Sized, C: Default + Extend<C::Item> + IntoIterator>(
     Ok(out)
 }
 
+/// `read` of `ids` a statement's worth at a time, its rows kept as stored; what it returns
+/// unpacks them (with the dictionaries they need, read now) and names the database in an error.
+fn kept<S: Sqlite + ?Sized, K: Send + 'static, T: 'static>(
+    s: &S,
+    ids: &[i64],
+    read: impl Fn(&Db, &[i64], &mut Dicts) -> rusqlite::Result<Vec<K>>,
+    unpack: fn(K, &mut Unpacker) -> rusqlite::Result<T>,
+) -> Result<Later<Vec<T>>> {
+    let mut dicts = Dicts::default();
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(cs::IDS_PER_STATEMENT) {
+        rows.extend(on(s, |c| read(c, chunk, &mut dicts))?);
+    }
+    let path = s.path().to_string();
+    Ok(Box::new(move || {
+        let mut u = Unpacker::new(&dicts);
+        rows.into_iter().map(|k| unpack(k, &mut u).map_err(|e| Error::store(&path, e))).collect()
+    }))
+}
+
 impl<S: Sqlite> ReadOps for S {
     fn cs_get_many(&self, ids: &[i64]) -> Result<Vec<CsObject>> {
         by_chunks(self, ids, cs::get_many)
+    }
+    fn cs_get_many_later(&self, ids: &[i64]) -> Result<Later<Vec<CsObject>>> {
+        kept(self, ids, cs::get_many_kept, cs::KeptObject::unpack)
     }
     fn cs_get(&self, id: i64) -> Result<Option<CsObject>> {
         on(self, |c| cs::get(c, id))
@@ -497,6 +528,9 @@ impl<S: Sqlite> ReadOps for S {
 
     fn mv_get_many(&self, ids: &[i64]) -> Result<Vec<MvObject>> {
         by_chunks(self, ids, mv::get_many)
+    }
+    fn mv_get_many_later(&self, ids: &[i64]) -> Result<Later<Vec<MvObject>>> {
+        kept(self, ids, mv::get_many_kept, mv::KeptMv::unpack)
     }
     fn cs_states_of_mvs(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<(String, LinkState)>>> {
         by_chunks(self, ids, |c, ids| cs::states_of_mvs(c, ids))

@@ -21,6 +21,8 @@ use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use zstd::dict::DecoderDictionary;
 
 /// The columns that hold attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +133,8 @@ impl Family {
 struct Dict {
     compress: zstd::bulk::Compressor<'static>,
     decompress: zstd::bulk::Decompressor<'static>,
+    /// The same dictionary, for values unpacked on another thread ([`Unpacker`]).
+    shared: Arc<DecoderDictionary<'static>>,
 }
 
 impl Dict {
@@ -142,7 +146,7 @@ impl Dict {
         compress.include_contentsize(false)?;
         let mut decompress = zstd::bulk::Decompressor::with_dictionary(data)?;
         decompress.include_magicbytes(false)?;
-        Ok(Dict { compress, decompress })
+        Ok(Dict { compress, decompress, shared: Arc::new(DecoderDictionary::copy(data)) })
     }
 }
 
@@ -278,23 +282,95 @@ impl Codec {
         let b = match v {
             ValueRef::Text(b) => return Ok(f(text(b)?)),
             ValueRef::Blob(b) => b,
-            other => return Err(unreadable(format!("attributes stored as {:?}", other.data_type()))),
+            other => return Err(unstored(other)),
         };
-        let bad = || unreadable("a compressed value's header is cut short".into());
-        let (id, rest) = get_varint(b).ok_or_else(bad)?;
-        let (len, frame) = get_varint(rest).ok_or_else(bad)?;
-        let id = i64::try_from(id).map_err(|_| bad())?;
-        let len = usize::try_from(len).ok().filter(|&l| l <= MAX_LEN).ok_or_else(bad)?;
+        let (id, len, frame) = header(b)?;
         let mut st = self.0.borrow_mut();
         let State { dicts, scratch, .. } = &mut *st;
         let dict = load(c, dicts, id)?;
-        scratch.clear();
-        scratch.reserve(len);
-        let n = dict.decompress.decompress_to_buffer(frame, scratch).map_err(|e| unreadable(format!("cannot decompress: {e}")))?;
-        if n != len {
-            return Err(unreadable(format!("decompressed {n} bytes where its header says {len}")));
+        Ok(f(inflate(&mut dict.decompress, frame, len, scratch)?))
+    }
+
+    /// A stored value copied as it is, to be unpacked later on any thread by an [`Unpacker`]
+    /// given `dicts`, to which the dictionary it needs is added.
+    pub(crate) fn keep(&self, c: &Connection, v: ValueRef<'_>, dicts: &mut Dicts) -> rusqlite::Result<Kept> {
+        let b = match v {
+            ValueRef::Text(b) => return Ok(Kept::Text(text(b)?.to_string())),
+            ValueRef::Blob(b) => b,
+            other => return Err(unstored(other)),
+        };
+        let (id, len, frame) = header(b)?;
+        if let Entry::Vacant(e) = dicts.0.entry(id) {
+            e.insert(load(c, &mut self.0.borrow_mut().dicts, id)?.shared.clone());
         }
-        Ok(f(text(scratch)?))
+        Ok(Kept::Packed { dict: id, len, frame: frame.to_vec() })
+    }
+}
+
+fn unstored(v: ValueRef<'_>) -> rusqlite::Error {
+    unreadable(format!("attributes stored as {:?}", v.data_type()))
+}
+
+/// A compressed value's dictionary, length and frame.
+fn header(b: &[u8]) -> rusqlite::Result<(i64, usize, &[u8])> {
+    let bad = || unreadable("a compressed value's header is cut short".into());
+    let (id, rest) = get_varint(b).ok_or_else(bad)?;
+    let (len, frame) = get_varint(rest).ok_or_else(bad)?;
+    let id = i64::try_from(id).map_err(|_| bad())?;
+    let len = usize::try_from(len).ok().filter(|&l| l <= MAX_LEN).ok_or_else(bad)?;
+    Ok((id, len, frame))
+}
+
+/// `frame` decompressed into `scratch`: the JSON of `len` bytes its header promised.
+fn inflate<'s>(d: &mut zstd::bulk::Decompressor<'_>, frame: &[u8], len: usize, scratch: &'s mut Vec<u8>) -> rusqlite::Result<&'s str> {
+    scratch.clear();
+    scratch.reserve(len);
+    let n = d.decompress_to_buffer(frame, scratch).map_err(|e| unreadable(format!("cannot decompress: {e}")))?;
+    if n != len {
+        return Err(unreadable(format!("decompressed {n} bytes where its header says {len}")));
+    }
+    text(scratch)
+}
+
+/// A value as the database stores it, copied out of its row ([`Codec::keep`]).
+pub(crate) enum Kept {
+    Text(String),
+    Packed { dict: i64, len: usize, frame: Vec<u8> },
+}
+
+/// The dictionaries values kept by [`Codec::keep`] need, shared with the thread that unpacks them.
+#[derive(Default)]
+pub(crate) struct Dicts(HashMap<i64, Arc<DecoderDictionary<'static>>>);
+
+/// Unpacks kept values away from the connection (on another thread): one decompression
+/// context per dictionary, made when first needed.
+pub(crate) struct Unpacker<'d> {
+    dicts: &'d Dicts,
+    contexts: HashMap<i64, zstd::bulk::Decompressor<'d>>,
+    scratch: Vec<u8>,
+}
+
+impl<'d> Unpacker<'d> {
+    pub(crate) fn new(dicts: &'d Dicts) -> Self {
+        Unpacker { dicts, contexts: HashMap::new(), scratch: Vec::new() }
+    }
+
+    /// [`Codec::unpack`] of a kept value.
+    pub(crate) fn unpack<T>(&mut self, v: &Kept, f: impl FnOnce(&str) -> T) -> rusqlite::Result<T> {
+        let (id, len, frame) = match v {
+            Kept::Text(s) => return Ok(f(s)),
+            Kept::Packed { dict, len, frame } => (*dict, *len, frame),
+        };
+        let d = match self.contexts.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let shared = self.dicts.0.get(&id).ok_or_else(|| unreadable(format!("dictionary {id} was not read with the value")))?;
+                let mut d = zstd::bulk::Decompressor::with_prepared_dictionary(shared).map_err(io_err)?;
+                d.include_magicbytes(false).map_err(io_err)?;
+                e.insert(d)
+            }
+        };
+        Ok(f(inflate(d, frame, len, &mut self.scratch)?))
     }
 }
 
@@ -440,5 +516,46 @@ mod tests {
         nothing.desired = None;
         tx.cs_set_desired(&nothing, None).expect("desired");
         assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), nothing);
+    }
+
+    #[test]
+    fn objects_read_now_and_decoded_on_another_thread_are_the_objects_read_at_once() {
+        let store = Store::in_memory().expect("store");
+        let n = super::TRAIN_SAMPLES + 300;
+        let tx = write(&store, "alpha", n);
+        // Target objects: one in step with what sync wants (one copy kept), one not.
+        let mut ids: Vec<i64> = (1..=n as i64).collect();
+        for (i, same) in [(0, true), (1, false)] {
+            let mut o = person(i, "beta");
+            o.connector = "cloud".into();
+            o.desired = Some(if same { o.attrs.clone() } else { person(i + 5, "beta").attrs });
+            ids.push(tx.cs_save(&o).expect("saved"));
+        }
+        let mut attrs = std::collections::BTreeMap::new();
+        for i in 0..n {
+            let values = person(i, "alpha").attrs.into_values().flatten().collect();
+            attrs.insert("all".to_string(), crate::MvAttr { values, rule: "people".into(), cs: i as i64 + 1, precedence: 10 });
+            tx.mv_create("person", &attrs).expect("made");
+        }
+        tx.commit().expect("commit");
+        let tx = store.read().expect("read");
+        let sorted = |mut v: Vec<CsObject>| {
+            v.sort_by_key(|o| o.id);
+            v
+        };
+        let later = tx.cs_get_many_later(&ids).expect("read");
+        let decoded = std::thread::spawn(later).join().expect("decoded").expect("readable");
+        assert_eq!(sorted(decoded), sorted(tx.cs_get_many(&ids).expect("read")));
+        let mv_ids: Vec<i64> = (1..=n as i64).collect();
+        let later = tx.mv_get_many_later(&mv_ids).expect("read");
+        let mut decoded = std::thread::spawn(later).join().expect("decoded").expect("readable");
+        let mut at_once = tx.mv_get_many(&mv_ids).expect("read");
+        decoded.sort_by_key(|m| m.id);
+        at_once.sort_by_key(|m| m.id);
+        assert_eq!(decoded.len(), n);
+        assert_eq!(decoded, at_once);
+        drop(tx);
+        // Both read compressed values (corp's and the metaverse's dictionaries) and JSON.
+        assert_eq!(stored_as(&store).2, 2);
     }
 }

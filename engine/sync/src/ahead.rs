@@ -1,40 +1,142 @@
 //! Reading ahead: a stage that handles objects one at a time reads the next few hundred in one
 //! statement, not one statement each. Only valid where handling an object changes nothing read
 //! ahead for the others (each stage says why that holds for it).
+//!
+//! Decoding what is read (decompressing, parsing JSON) costs more than reading it: the next few
+//! hundred are read as the stage starts on these, and decoded on another thread (the machine's
+//! other core) while the stage handles these.
 use idflow_core::fast_hash::FastMap;
 use idflow_core::Result;
-use idflow_store::{CsObject, ReadOps};
+use idflow_store::{CsObject, Later, ReadOps};
+use std::sync::mpsc::{sync_channel, Receiver, Sender};
+use std::sync::OnceLock;
 
 /// Objects read at once.
 const AT_ONCE: usize = 256;
+
+/// What a stage reads ahead with: `ids` read now, decoded (by id) when the result is called.
+pub(crate) type Decoded<T> = Later<FastMap<i64, T>>;
 
 pub(crate) struct Ahead<T> {
     /// `ids[..next]` were read.
     next: usize,
     got: FastMap<i64, T>,
+    /// `ids[next..]`'s first few hundred, being decoded.
+    coming: Option<Receiver<Result<FastMap<i64, T>>>>,
 }
 
 impl<T> Default for Ahead<T> {
     fn default() -> Self {
-        Ahead { next: 0, got: FastMap::default() }
+        Ahead { next: 0, got: FastMap::default(), coming: None }
     }
 }
 
-impl<T> Ahead<T> {
+impl<T: Send + 'static> Ahead<T> {
     /// What `read` gave for `ids[i]` (`None`: nothing), reading `ids[i..]` a few hundred at a
-    /// time once `ids[..i]` are used up. `ids` holds each id once.
-    pub(crate) fn take(&mut self, ids: &[i64], i: usize, read: impl FnOnce(&[i64]) -> Result<FastMap<i64, T>>) -> Result<Option<T>> {
+    /// time once `ids[..i]` are used up. `ids` holds each id once; `i` goes up one at a time.
+    pub(crate) fn take(&mut self, ids: &[i64], i: usize, mut read: impl FnMut(&[i64]) -> Result<Decoded<T>>) -> Result<Option<T>> {
         if i >= self.next {
-            let chunk = &ids[i..ids.len().min(i + AT_ONCE)];
+            let coming = self.coming.take().filter(|_| i == self.next);
+            let end = ids.len().min(i + AT_ONCE);
+            let chunk = &ids[i..end];
             debug_assert!(chunk.iter().collect::<std::collections::HashSet<_>>().len() == chunk.len(), "an id twice: {chunk:?}");
-            self.got = read(chunk)?;
-            self.next = i + chunk.len();
+            self.got = match coming.and_then(|r| r.recv().ok()) {
+                Some(got) => got?,
+                // Not decoded there (no thread, or it panicked): read again, decoded here.
+                None => read(chunk)?()?,
+            };
+            self.next = end;
+            if end < ids.len() {
+                let decode = read(&ids[end..ids.len().min(end + AT_ONCE)])?;
+                self.coming = elsewhere(decode);
+            }
         }
         Ok(self.got.remove(&ids[i]))
     }
 }
 
+/// A job for the decoding thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The thread that decodes what is read ahead: one for the process, started when first
+/// needed, so that its memory stays warm (a thread per chunk costs more than it saves).
+fn decoder() -> Option<&'static Sender<Job>> {
+    static DECODER: OnceLock<Option<Sender<Job>>> = OnceLock::new();
+    DECODER
+        .get_or_init(|| {
+            let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+            let spawned = std::thread::Builder::new().name("idflow-read-ahead".into()).spawn(move || {
+                for job in rx {
+                    // A job that panics is read again and decoded by the stage itself.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+            spawned.ok().map(|_| jobs)
+        })
+        .as_ref()
+}
+
+/// `decode` run on the decoding thread; its outcome comes through what is returned (`None`:
+/// there is no such thread).
+fn elsewhere<T: Send + 'static>(decode: Decoded<T>) -> Option<Receiver<Result<FastMap<i64, T>>>> {
+    let (done, outcome) = sync_channel(1);
+    let job: Job = Box::new(move || {
+        // The stage may have ended meanwhile: nobody waits.
+        let _ = done.send(decode());
+    });
+    decoder()?.send(job).ok()?;
+    Some(outcome)
+}
+
 /// Connector-space objects, by id: what [`Ahead::take`] reads them with.
-pub(crate) fn cs_objects(c: &dyn ReadOps, ids: &[i64]) -> Result<FastMap<i64, CsObject>> {
-    Ok(c.cs_get_many(ids)?.into_iter().map(|o| (o.id, o)).collect())
+pub(crate) fn cs_objects(c: &dyn ReadOps, ids: &[i64]) -> Result<Decoded<CsObject>> {
+    let later = c.cs_get_many_later(ids)?;
+    Ok(Box::new(move || Ok(later()?.into_iter().map(|o| (o.id, o)).collect())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_object_is_read_once_in_order_and_decoded_ahead() {
+        let ids: Vec<i64> = (0..1000).map(|i| i * 3).collect();
+        let mut reads: Vec<Vec<i64>> = Vec::new();
+        let mut ahead = Ahead::default();
+        let mut got = Vec::new();
+        for i in 0..ids.len() {
+            let v = ahead.take(&ids, i, |chunk| {
+                reads.push(chunk.to_vec());
+                let chunk = chunk.to_vec();
+                // Objects that are gone are not there: `None`.
+                Ok(Box::new(move || Ok(chunk.iter().filter(|id| *id % 7 != 0).map(|&id| (id, id * 2)).collect())))
+            });
+            got.push(v.expect("read"));
+        }
+        let want: Vec<Option<i64>> = ids.iter().map(|&id| (id % 7 != 0).then_some(id * 2)).collect();
+        assert_eq!(got, want);
+        assert_eq!(reads.concat(), ids, "each id read once, in order");
+        assert_eq!(reads.iter().map(Vec::len).max(), Some(AT_ONCE));
+    }
+
+    #[test]
+    fn a_failed_read_ahead_is_the_stage_s_error() {
+        let ids: Vec<i64> = (0..600).collect();
+        let mut ahead: Ahead<i64> = Ahead::default();
+        let mut failed_at = None;
+        for i in 0..ids.len() {
+            let r = ahead.take(&ids, i, |chunk| {
+                let first = chunk[0];
+                Ok(Box::new(move || match first {
+                    0 => Ok(FastMap::default()),
+                    _ => Err(idflow_core::Error::Refused(format!("damaged row {first}"))),
+                }))
+            });
+            if let Err(e) = r {
+                failed_at = Some((i, e.to_string()));
+                break;
+            }
+        }
+        assert_eq!(failed_at, Some((AT_ONCE, format!("damaged row {AT_ONCE}"))));
+    }
 }

@@ -103,15 +103,16 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
         // only to be deprovisioned.
         let Some((m, links)) = ahead.take(ids, i, |chunk| {
             let mut links = ctx.tx.cs_states_of_mvs(chunk)?;
-            Ok(ctx
-                .tx
-                .mv_get_many(chunk)?
-                .into_iter()
-                .map(|m| {
-                    let l = links.remove(&m.id).unwrap_or_default();
-                    (m.id, (m, l))
-                })
-                .collect())
+            let objects = ctx.tx.mv_get_many_later(chunk)?;
+            Ok(Box::new(move || {
+                Ok(objects()?
+                    .into_iter()
+                    .map(|m| {
+                        let l = links.remove(&m.id).unwrap_or_default();
+                        (m.id, (m, l))
+                    })
+                    .collect())
+            }))
         })?
         else {
             continue;
