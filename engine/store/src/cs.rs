@@ -319,6 +319,11 @@ pub(crate) fn set_link_synced(c: &Connection, o: &CsObject, error: Option<&str>)
 /// in step with what sync wants (what an export confirmed) keeps one copy, not two.
 const SAME_AS_DESIRED: &[u8] = b"";
 
+/// Column `column`'s JSON does not parse.
+fn json_err(column: usize, e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+}
+
 /// An object's desired state and attributes from columns `desired` and `attrs` of a row, each
 /// decoded by `decode` (attributes kept as [`SAME_AS_DESIRED`] are a copy of the desired state).
 fn desired_and_attrs(
@@ -327,7 +332,6 @@ fn desired_and_attrs(
     (desired, attrs): (usize, usize),
     decode: impl Fn(&str) -> serde_json::Result<Attrs>,
 ) -> rusqlite::Result<(Option<Attrs>, Attrs)> {
-    let json_err = |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
     let desired = match r.get_ref(desired)? {
         ValueRef::Null => None,
         v => Some(c.unpack(v, &decode)?.map_err(|e| json_err(desired, e))?),
@@ -371,54 +375,53 @@ fn fields(r: &Row) -> rusqlite::Result<CsObject> {
     })
 }
 
-/// An object read with its attributes and desired state still as stored (`attrs` `None`:
-/// [`SAME_AS_DESIRED`]): [`KeptObject::unpack`] decodes them, on any thread.
+/// An object read with its attributes and desired state still as stored:
+/// [`KeptObject::unpack`] decodes them, on any thread.
 pub(crate) struct KeptObject {
     o: CsObject,
-    attrs: Option<Kept>,
-    desired: Option<Kept>,
+    kept: KeptAttrs,
+}
+
+/// Columns `attrs` (5) and `desired` (7) of a row, as stored.
+enum KeptAttrs {
+    Own {
+        attrs: Kept,
+        desired: Option<Kept>,
+    },
+    /// Attributes kept as [`SAME_AS_DESIRED`]: a copy of the desired state.
+    SameAsDesired(Kept),
 }
 
 impl KeptObject {
     pub(crate) fn unpack(self, u: &mut Unpacker) -> rusqlite::Result<CsObject> {
-        let KeptObject { mut o, attrs, desired } = self;
-        let json_err =
-            |i: usize, e: serde_json::Error| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e));
-        o.desired = match &desired {
-            None => None,
-            Some(v) => Some(u.unpack(v, attrs_from_json)?.map_err(|e| json_err(7, e))?),
-        };
-        o.attrs = match (attrs, &o.desired) {
-            (None, Some(d)) => d.clone(),
-            (None, None) => {
-                return Err(crate::mv::unreadable(
-                    5,
-                    format!("connector-space object {}: attributes the same as a desired state it does not have", o.id),
-                ))
+        let decode = |u: &mut Unpacker, v: &Kept, column: usize| u.unpack(v, attrs_from_json)?.map_err(|e| json_err(column, e));
+        let (desired, attrs) = match self.kept {
+            KeptAttrs::Own { attrs, desired } => (desired.map(|d| decode(u, &d, 7)).transpose()?, decode(u, &attrs, 5)?),
+            KeptAttrs::SameAsDesired(d) => {
+                let d = decode(u, &d, 7)?;
+                (Some(d.clone()), d)
             }
-            (Some(v), _) => u.unpack(&v, attrs_from_json)?.map_err(|e| json_err(5, e))?,
         };
-        Ok(o)
+        Ok(CsObject { attrs, desired, ..self.o })
     }
+}
+
+/// A row of [`COLS`] for [`KeptObject::unpack`]; the dictionaries it needs are added to `dicts`.
+fn kept_row(c: &Db, r: &Row, dicts: &mut Dicts) -> rusqlite::Result<KeptObject> {
+    let desired = match r.get_ref(7)? {
+        ValueRef::Null => None,
+        v => Some(c.codec.keep(c, v, dicts)?),
+    };
+    let kept = match (r.get_ref(5)?, desired) {
+        (ValueRef::Blob(SAME_AS_DESIRED), Some(d)) => KeptAttrs::SameAsDesired(d),
+        (v, desired) => KeptAttrs::Own { attrs: c.codec.keep(c, v, dicts)?, desired },
+    };
+    Ok(KeptObject { o: fields(r)?, kept })
 }
 
 /// [`get_many`], the attributes kept as stored: their dictionaries are added to `dicts`.
 pub(crate) fn get_many_kept(c: &Db, ids: &[i64], dicts: &mut Dicts) -> Result<Vec<KeptObject>> {
-    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id IN ({})", placeholders(ids.len())))?;
-    let mut rows = st.query(rusqlite::params_from_iter(ids))?;
-    let mut out = Vec::with_capacity(ids.len());
-    while let Some(r) = rows.next()? {
-        let desired = match r.get_ref(7)? {
-            ValueRef::Null => None,
-            v => Some(c.codec.keep(c, v, dicts)?),
-        };
-        let attrs = match (r.get_ref(5)?, &desired) {
-            (ValueRef::Blob(SAME_AS_DESIRED), Some(_)) => None,
-            (v, _) => Some(c.codec.keep(c, v, dicts)?),
-        };
-        out.push(KeptObject { o: fields(r)?, attrs, desired });
-    }
-    Ok(out)
+    many(c, ids, |r| kept_row(c, r, dicts))
 }
 
 fn pending_import_str(p: Option<PendingImport>) -> Option<&'static str> {
@@ -530,8 +533,14 @@ pub(crate) fn get(c: &Db, id: i64) -> Result<Option<CsObject>> {
 
 /// [`get`] of each of `ids` (at most [`IDS_PER_STATEMENT`]) that exists, in one statement.
 pub(crate) fn get_many(c: &Db, ids: &[i64]) -> Result<Vec<CsObject>> {
+    many(c, ids, |r| from_row(c, r))
+}
+
+/// Each of `ids` that exists (at most [`IDS_PER_STATEMENT`]), its row of [`COLS`] made into
+/// what `row` makes of it, in one statement.
+fn many<T>(c: &Connection, ids: &[i64], mut row: impl FnMut(&Row) -> Result<T>) -> Result<Vec<T>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id IN ({})", placeholders(ids.len())))?;
-    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| from_row(c, r))?;
+    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| row(r))?;
     rows.collect()
 }
 

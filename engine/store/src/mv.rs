@@ -63,17 +63,28 @@ pub(crate) fn get(c: &Db, id: i64) -> Result<Option<MvObject>> {
 
 /// [`get`] of each of `ids` (at most [`crate::cs::IDS_PER_STATEMENT`]), in one statement.
 pub(crate) fn get_many(c: &Db, ids: &[i64]) -> Result<Vec<MvObject>> {
+    many(c, ids, |r| from_row(c, r))
+}
+
+/// Each of `ids` that exists (at most [`crate::cs::IDS_PER_STATEMENT`]), its row of
+/// `id, object_type, attrs, deleted` made into what `row` makes of it, in one statement.
+fn many<T>(c: &Connection, ids: &[i64], mut row: impl FnMut(&rusqlite::Row) -> Result<T>) -> Result<Vec<T>> {
     let sql = format!("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id IN ({})", crate::cs::placeholders(ids.len()));
     let mut st = c.prepare_cached(&sql)?;
-    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| from_row(c, r))?;
+    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| row(r))?;
     rows.collect()
 }
 
 /// An object from a row of `id, object_type, attrs, deleted`.
 fn from_row(c: &Db, r: &rusqlite::Row) -> Result<MvObject> {
-    let id: i64 = r.get(0)?;
-    let attrs = c.unpack(r.get_ref(2)?, |json| parse_attrs(id, json))??;
-    Ok(MvObject { id, object_type: r.get(1)?, attrs, deleted: r.get::<_, i64>(3)? != 0 })
+    let o = fields(r)?;
+    let attrs = c.unpack(r.get_ref(2)?, |json| parse_attrs(o.id, json))??;
+    Ok(MvObject { attrs, ..o })
+}
+
+/// Such a row but its attributes.
+fn fields(r: &rusqlite::Row) -> Result<MvObject> {
+    Ok(MvObject { id: r.get(0)?, object_type: r.get(1)?, attrs: BTreeMap::new(), deleted: r.get::<_, i64>(3)? != 0 })
 }
 
 /// A metaverse object read with its attributes still as stored: [`KeptMv::unpack`] decodes
@@ -93,15 +104,7 @@ impl KeptMv {
 
 /// [`get_many`], the attributes kept as stored: their dictionaries are added to `dicts`.
 pub(crate) fn get_many_kept(c: &Db, ids: &[i64], dicts: &mut Dicts) -> Result<Vec<KeptMv>> {
-    let sql = format!("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id IN ({})", crate::cs::placeholders(ids.len()));
-    let mut st = c.prepare_cached(&sql)?;
-    let mut rows = st.query(rusqlite::params_from_iter(ids))?;
-    let mut out = Vec::with_capacity(ids.len());
-    while let Some(r) = rows.next()? {
-        let o = MvObject { id: r.get(0)?, object_type: r.get(1)?, attrs: BTreeMap::new(), deleted: r.get::<_, i64>(3)? != 0 };
-        out.push(KeptMv { o, attrs: c.codec.keep(c, r.get_ref(2)?, dicts)? });
-    }
-    Ok(out)
+    many(c, ids, |r| Ok(KeptMv { o: fields(r)?, attrs: c.codec.keep(c, r.get_ref(2)?, dicts)? }))
 }
 
 /// An object's winning attributes as a change left them: `changed` names the attributes whose

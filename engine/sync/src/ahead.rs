@@ -21,8 +21,16 @@ pub(crate) struct Ahead<T> {
     /// `ids[..next]` were read.
     next: usize,
     got: FastMap<i64, T>,
-    /// `ids[next..]`'s first few hundred, being decoded.
-    coming: Option<Receiver<Result<FastMap<i64, T>>>>,
+    /// `ids[next..]`'s first few hundred, read.
+    coming: Option<Coming<T>>,
+}
+
+/// A chunk read ahead.
+enum Coming<T> {
+    /// Being decoded on the decoding thread.
+    There(Receiver<Result<FastMap<i64, T>>>),
+    /// To be decoded here (there is no decoding thread).
+    Here(Decoded<T>),
 }
 
 impl<T> Default for Ahead<T> {
@@ -40,15 +48,20 @@ impl<T: Send + 'static> Ahead<T> {
             let end = ids.len().min(i + AT_ONCE);
             let chunk = &ids[i..end];
             debug_assert!(chunk.iter().collect::<std::collections::HashSet<_>>().len() == chunk.len(), "an id twice: {chunk:?}");
-            self.got = match coming.and_then(|r| r.recv().ok()) {
+            let got = match coming {
+                Some(Coming::There(r)) => r.recv().ok(),
+                Some(Coming::Here(decode)) => Some(decode()),
+                None => None,
+            };
+            self.got = match got {
                 Some(got) => got?,
-                // Not decoded there (no thread, or it panicked): read again, decoded here.
+                // The first chunk, or one whose decoding panicked: read (again) and decoded here.
                 None => read(chunk)?()?,
             };
             self.next = end;
             if end < ids.len() {
                 let decode = read(&ids[end..ids.len().min(end + AT_ONCE)])?;
-                self.coming = elsewhere(decode);
+                self.coming = Some(elsewhere(decode));
             }
         }
         Ok(self.got.remove(&ids[i]))
@@ -76,16 +89,17 @@ fn decoder() -> Option<&'static Sender<Job>> {
         .as_ref()
 }
 
-/// `decode` run on the decoding thread; its outcome comes through what is returned (`None`:
-/// there is no such thread).
-fn elsewhere<T: Send + 'static>(decode: Decoded<T>) -> Option<Receiver<Result<FastMap<i64, T>>>> {
+/// `decode` sent to the decoding thread, or kept to be run here when there is none.
+fn elsewhere<T: Send + 'static>(decode: Decoded<T>) -> Coming<T> {
+    let Some(decoder) = decoder() else { return Coming::Here(decode) };
     let (done, outcome) = sync_channel(1);
     let job: Job = Box::new(move || {
         // The stage may have ended meanwhile: nobody waits.
         let _ = done.send(decode());
     });
-    decoder()?.send(job).ok()?;
-    Some(outcome)
+    // The thread catches what panics, so it does not end: were it gone, the chunk is read again.
+    let _ = decoder.send(job);
+    Coming::There(outcome)
 }
 
 /// Connector-space objects, by id: what [`Ahead::take`] reads them with.
