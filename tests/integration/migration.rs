@@ -29,6 +29,25 @@ ALTER TABLE mv_object DROP COLUMN contrib;
 UPDATE meta SET value = '7' WHERE key = 'schema_version';
 COMMIT;";
 
+/// The metaverse as the previous release (schema 8) made it: contributions that are the
+/// object's winners (kept as an empty BLOB since schema 9) written out as JSON, by source
+/// object, then rule and precedence, as schema 8 wrote every object's (uncompressed values only).
+const BACK_TO_SCHEMA_8: &str = "BEGIN;
+UPDATE mv_object SET contrib = (SELECT json_group_object(cs, json(items)) FROM (
+    SELECT cs, json_group_array(json(g)) AS items FROM (
+        SELECT json_extract(w.value, '$.cs') AS cs, json_extract(w.value, '$.r') AS r, json_extract(w.value, '$.p') AS p,
+            json_object('r', json_extract(w.value, '$.r'), 'p', json_extract(w.value, '$.p'), 'a',
+                (SELECT json_group_object(n.value, json(v.value)) FROM json_each(w.value, '$.a') n, json_each(mv_object.attrs, '$.a') v
+                 WHERE v.key = n.value)) AS g
+        FROM json_each(mv_object.attrs, '$.w') w ORDER BY cs, r, p)
+    GROUP BY cs ORDER BY cs))
+WHERE typeof(contrib) = 'blob' AND length(contrib) = 0;
+UPDATE meta SET value = '8' WHERE key = 'schema_version';
+COMMIT;";
+
+/// Contributions kept as the object's winners (an empty BLOB).
+const AS_WON: &str = "SELECT COUNT(*) FROM mv_object WHERE typeof(contrib) = 'blob' AND length(contrib) = 0";
+
 /// Each metaverse object's contributions, by source object.
 const CONTRIBUTIONS: &str = "SELECT group_concat(o.id || ' ' || j.key || ' ' || j.value, '|') FROM mv_object o, json_each(o.contrib) j";
 
@@ -115,8 +134,15 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
     assert_eq!(e.read("out/cloud.json"), cloud);
 }
 
+/// Schema 8 from this release's metaverse, checking there was nothing SQL could not unpack.
+fn back_to_schema_8(e: &Env) {
+    assert_eq!(sqlite(e, "SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob'"), "0", "no compressed attributes");
+    sqlite(e, BACK_TO_SCHEMA_8);
+}
+
 /// Schema 7 from this release's metaverse, checking there was nothing SQL could not unpack.
 fn back_to_schema_7(e: &Env) {
+    back_to_schema_8(e);
     // The quickstart's objects are too few for a dictionary.
     assert_eq!(sqlite(e, "SELECT COUNT(*) FROM mv_object WHERE typeof(contrib) = 'blob'"), "0", "no compressed contributions");
     sqlite(e, BACK_TO_SCHEMA_7);
@@ -127,6 +153,7 @@ fn back_to_schema_6(e: &Env) {
     // The quickstart's objects are too few for a dictionary; "the same as desired" is only
     // for target objects without references, which it has (groups without members aside).
     sqlite(e, "UPDATE cs_object SET attrs = desired WHERE typeof(attrs) = 'blob' AND length(attrs) = 0");
+    back_to_schema_8(e);
     assert_eq!(sqlite(e, PACKED), "0", "a quickstart metaverse has no compressed values");
     back_to_schema_7(e);
     sqlite(e, &BACK_TO_SCHEMA_6.replace("{UUID_TEXT}", UUID_TEXT));
@@ -137,10 +164,30 @@ fn indexes(e: &Env) -> String {
 }
 
 #[test]
+fn a_schema_8_metaverse_is_migrated_in_place_with_nothing_to_change() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let kept_once: i64 = sqlite(&e, AS_WON).parse().expect("count");
+    assert!(kept_once > 900, "contributions that are the winners are kept once: {kept_once}");
+    back_to_schema_8(&e);
+    assert_eq!(sqlite(&e, AS_WON), "0");
+    let contributions = sqlite(&e, CONTRIBUTIONS);
+    assert_eq!(contributions.matches('|').count() + 1, 1025, "one per metaverse and source object: {contributions}");
+
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
+    assert_eq!(sqlite(&e, CONTRIBUTIONS), contributions, "rows as they were");
+    full_sync_changes_nothing(&e, &cloud);
+}
+
+#[test]
 fn a_schema_7_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let e = Env::quickstart();
     e.ok(&["apply"], 0);
     let cloud = e.read("out/cloud.json");
+    back_to_schema_8(&e);
     let contributions = sqlite(&e, CONTRIBUTIONS);
     let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
     back_to_schema_7(&e);
@@ -148,7 +195,7 @@ fn a_schema_7_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'mv_contrib'"), "0", "the rows moved, the table went");
     assert_eq!(sqlite(&e, CONTRIBUTIONS), contributions, "the same contributions, in their objects' rows");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
@@ -169,7 +216,7 @@ fn a_schema_6_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
     assert_eq!(sqlite(&e, anchors), now, "the same anchors, kept as bytes again");
     let as_text = format!("SELECT group_concat(id || ' ' || iif(typeof(anchor) = 'blob', {UUID_TEXT}, anchor), '|') FROM cs_object");
     assert_eq!(sqlite(&e, &as_text), before, "each anchor the UUID it was");
@@ -194,15 +241,17 @@ fn a_metaverse_of_thousands_is_stored_compressed_and_reads_back_the_same() {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     let families = q("SELECT group_concat(family, ' ') FROM (SELECT family FROM dict ORDER BY family)");
+    // Nearly every metaverse object's contributions are its winners, kept once (as an empty
+    // BLOB): too few others for a dictionary of their own.
     assert_eq!(
-        families, "cs.attrs:cloud cs.attrs:corp cs.desired:cloud mv.attrs: mv.contrib:",
+        families, "cs.attrs:cloud cs.attrs:corp cs.desired:cloud mv.attrs:",
         "a dictionary for each column with thousands of values"
     );
     for (what, sql) in [
         ("source objects", "SELECT COUNT(*) FROM cs_object WHERE connector = 'corp' AND typeof(attrs) = 'blob'"),
         ("desired states", "SELECT COUNT(*) FROM cs_object WHERE typeof(desired) = 'blob' AND length(desired) > 0"),
         ("metaverse objects", "SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob'"),
-        ("contributions", "SELECT COUNT(*) FROM mv_object WHERE typeof(contrib) = 'blob'"),
+        ("contributions kept as the winners", AS_WON),
         ("anchors", "SELECT COUNT(*) FROM cs_object WHERE typeof(anchor) = 'blob' AND length(anchor) = 16"),
     ] {
         let n: i64 = q(sql).parse().expect("a count");
@@ -223,7 +272,7 @@ fn a_schema_5_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
     assert_eq!(indexes(&e), now, "the old indexes replaced, nothing else");
     full_sync_changes_nothing(&e, &cloud);
 }
@@ -249,7 +298,7 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object o, json_each(o.contrib)"), "1025", "one per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     // The value index is built again: values by attribute and key, references on their own.
@@ -266,6 +315,7 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
     e.ok(&["apply"], 0);
     let cloud = e.read("out/cloud.json");
     let objects = sqlite(&e, "SELECT COUNT(*) FROM mv_object");
+    back_to_schema_8(&e);
     let rows = sqlite(&e, "SELECT COUNT(*) FROM mv_object o, json_each(o.contrib)");
     let values = sqlite(&e, "SELECT COUNT(*) FROM mv_value");
     let refs = sqlite(&e, "SELECT COUNT(*) FROM mv_ref");
@@ -279,7 +329,7 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "8");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.w') = 'array'"), objects, "every object rewritten");
     assert_eq!(

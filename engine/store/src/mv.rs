@@ -46,7 +46,7 @@ pub struct Contribution {
 /// A new object with these winning attributes (indexed), marked dirty; `all`: what the source
 /// object that projected it contributes (if any).
 pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>, all: &[Contribution]) -> Result<i64> {
-    let contrib = packed_contrib(c, mv_form::encode_contrib(all).map_err(unwritable)?)?;
+    let contrib = stored_contrib(c, all, Some(attrs))?;
     c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty, contrib) VALUES (?1, ?2, 1, ?3)")?.execute(params![
         object_type,
         c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?,
@@ -120,7 +120,7 @@ pub struct Winners<'a> {
 /// Writes every source object's contributions `all` (as they stand now), and the winners when
 /// they changed, in one write of the object's row.
 pub(crate) fn save_contributed(c: &Db, id: i64, all: &[Contribution], winners: Option<Winners>) -> Result<()> {
-    let contrib = packed_contrib(c, mv_form::encode_contrib(all).map_err(unwritable)?)?;
+    let contrib = stored_contrib(c, all, winners.as_ref().map(|w| w.attrs))?;
     let Some(w) = winners else {
         c.prepare_cached("UPDATE mv_object SET contrib=?1 WHERE id=?2")?.execute(params![contrib, id])?;
         return Ok(());
@@ -333,17 +333,29 @@ pub(crate) fn referrers(c: &Db, mv_id: i64) -> Result<Vec<(i64, String)>> {
 /// Every source object's contributions to `mv_id`, in source object order (none for an object
 /// that is not there). They share the object's row: reading them touches no page of their own.
 pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
-    let mut st = c.prepare_cached("SELECT contrib FROM mv_object WHERE id=?1")?;
+    let mut st = c.prepare_cached("SELECT contrib, attrs FROM mv_object WHERE id=?1")?;
     let mut rows = st.query([mv_id])?;
     let Some(r) = rows.next()? else { return Ok(Vec::new()) };
     let out = match r.get_ref(0)? {
         ValueRef::Null => Ok(Vec::new()),
+        ValueRef::Blob(AS_WON) => return Ok(mv_form::as_contributions(c.unpack(r.get_ref(1)?, |json| parse_attrs(mv_id, json))??)),
         v => c.unpack(v, mv_form::decode_contrib)?,
     };
     out.map_err(|e| unreadable(0, format!("contributions to metaverse object {mv_id}: {e}")))
 }
 
-fn packed_contrib(c: &Db, json: Option<String>) -> Result<Option<rusqlite::types::Value>> {
+/// Contributions stored as this (an empty BLOB, schema 9) are the object's winners, each the
+/// only contribution to its attribute: what a source object that alone makes an object
+/// contributes, kept once instead of twice.
+const AS_WON: &[u8] = b"";
+
+/// `all` as the row keeps it: [`AS_WON`] when they are the winners `attrs` (when known), else
+/// encoded and packed; `None` when there are none.
+fn stored_contrib(c: &Db, all: &[Contribution], attrs: Option<&BTreeMap<String, MvAttr>>) -> Result<Option<rusqlite::types::Value>> {
+    if !all.is_empty() && attrs.is_some_and(|a| mv_form::all_won(all, a)) {
+        return Ok(Some(rusqlite::types::Value::Blob(Vec::new())));
+    }
+    let json = mv_form::encode_contrib(all).map_err(unwritable)?;
     json.map(|json| c.pack(Column::MvContrib, "", json)).transpose()
 }
 

@@ -5,7 +5,8 @@
 //! An object's attributes: `{"a": {attribute: [values]}, "w": [{"r": rule, "cs": source object,
 //! "p": precedence, "a": [the attributes it won]}]}`. One source object's contributions:
 //! `[{"r": rule, "p": precedence, "a": {attribute: [values]}}]`; all of an object's, in its row
-//! (schema 8): `{source object: [that source object's]}`. Schema 4 and before wrote the rule,
+//! (schema 8): `{source object: [that source object's]}`, or nothing when they are the winners
+//! (schema 9, mv.rs). Schema 4 and before wrote the rule,
 //! source and precedence with every attribute ([`legacy_attrs`], [`legacy_items`]); the
 //! migration to 5 rewrites them ([`rewrite_all`]). Schema 7 and before kept each source
 //! object's contributions in a row of their own; the migration to 8 moves them
@@ -115,6 +116,26 @@ pub(crate) fn encode_contrib(all: &[Contribution]) -> Result<Option<String>, Str
     let by = by.into_iter().map(|(cs_id, ks)| Ok((cs_id, encode_items(ks)?))).collect::<Result<BTreeMap<i64, String>, serde_json::Error>>();
     let by = by.map_err(|e| e.to_string())?;
     Ok((!by.is_empty()).then(|| joined(&by)))
+}
+
+/// Are `all` the winners `attrs`, each the only contribution to its attribute? Then
+/// [`as_contributions`] of `attrs` gives them back.
+pub(crate) fn all_won(all: &[Contribution], attrs: &BTreeMap<String, MvAttr>) -> bool {
+    all.len() == attrs.len()
+        && all.iter().all(|k| {
+            attrs.get(&k.attr).is_some_and(|w| w.cs == k.cs_id && w.precedence == k.precedence && w.rule == k.rule && w.values == k.values)
+        })
+}
+
+/// The winners `attrs` as the only contributions to their attributes, in the order
+/// [`decode_contrib`] gives contributions: by source object, rule, precedence, attribute.
+pub(crate) fn as_contributions(attrs: BTreeMap<String, MvAttr>) -> Vec<Contribution> {
+    let mut out: Vec<Contribution> = attrs
+        .into_iter()
+        .map(|(attr, w)| Contribution { attr, cs_id: w.cs, rule: w.rule, precedence: w.precedence, values: w.values })
+        .collect();
+    out.sort_by(|a, b| (a.cs_id, &a.rule, a.precedence, &a.attr).cmp(&(b.cs_id, &b.rule, b.precedence, &b.attr)));
+    out
 }
 
 /// Each source object's contributions (JSON already: read back, or made by [`encode_items`])
@@ -402,6 +423,62 @@ mod tests {
         let tx = store.read().expect("read");
         let after: Vec<Vec<Contribution>> = ids.iter().map(|id| tx.mv_contributions(*id).expect("read")).collect();
         assert!(before == after, "the same contributions");
+    }
+
+    /// Contributions that are the object's winners, each alone on its attribute, are kept once
+    /// (as the winners) and read back the same; any others (a loser, an empty value, two
+    /// contributions to one attribute) are kept as they are.
+    #[test]
+    fn contributions_that_are_the_winners_are_kept_once_and_read_back_the_same() {
+        use crate::mv::Winners;
+        use crate::{ReadOps, Store, WriteOps};
+        let k = |cs_id: i64, attr: &str, rule: &str, p: i64, v: &[&str]| Contribution {
+            attr: attr.into(),
+            cs_id,
+            rule: rule.into(),
+            precedence: p,
+            values: v.iter().map(|s| Value::from(*s)).collect(),
+        };
+        let winners = |all: &[Contribution]| -> BTreeMap<String, MvAttr> {
+            let mut out: BTreeMap<String, MvAttr> = BTreeMap::new();
+            for c in all.iter().filter(|c| !c.values.is_empty()) {
+                let w = MvAttr { values: c.values.clone(), rule: c.rule.clone(), cs: c.cs_id, precedence: c.precedence };
+                if out.get(&c.attr).is_none_or(|x| (x.precedence, &x.rule, x.cs) > (w.precedence, &w.rule, w.cs)) {
+                    out.insert(c.attr.clone(), w);
+                }
+            }
+            out
+        };
+        let store = Store::in_memory().expect("store");
+        let cases = [
+            ("one source", vec![k(4, "mail", "in", 100, &["a@x"]), k(4, "cn", "in", 100, &["Ada"]), k(4, "sn", "hr", 50, &["L"])]),
+            ("two sources, each winning", vec![k(9, "cn", "in", 100, &["Ada"]), k(3, "mail", "hr", 50, &["a@x"])]),
+            ("a loser", vec![k(4, "cn", "in", 100, &["Ada"]), k(5, "cn", "hr", 50, &["A"])]),
+            ("an empty value", vec![k(4, "cn", "in", 100, &["Ada"]), k(4, "mail", "in", 100, &[])]),
+        ];
+        let tx = store.write().expect("write");
+        let mut ids = Vec::new();
+        for (what, all) in &cases {
+            let attrs = winners(all);
+            let projected = tx.mv_project("person", &attrs, all).expect("projected");
+            let saved = tx.mv_create("person", &BTreeMap::new()).expect("created");
+            let changed: Vec<String> = attrs.keys().cloned().collect();
+            tx.mv_save_contributed(saved, all, Some(Winners { attrs: &attrs, changed: &changed, old: &[] })).expect("saved");
+            ids.push((*what, all, projected, saved));
+        }
+        tx.commit().expect("commit");
+        let tx = store.read().expect("read");
+        for (what, all, projected, saved) in ids {
+            let mut sorted = all.clone();
+            sorted.sort_by(|a, b| (a.cs_id, &a.rule, a.precedence, &a.attr).cmp(&(b.cs_id, &b.rule, b.precedence, &b.attr)));
+            for id in [projected, saved] {
+                assert_eq!(tx.mv_contributions(id).expect("read"), sorted, "{what}");
+                let kept: i64 =
+                    crate::ops::on(&tx, |c| c.query_row("SELECT length(contrib) FROM mv_object WHERE id=?1", [id], |r| r.get(0)))
+                        .expect("length");
+                assert_eq!(kept == 0, what.contains("winning") || what == "one source", "{what}: kept once only when they are the winners");
+            }
+        }
     }
 
     #[test]

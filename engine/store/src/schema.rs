@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 8;
+pub(crate) const SCHEMA_VERSION: i64 = 9;
 
 /// The pages SQLite keeps in memory for a connection, in KiB (64 MiB).
 pub(crate) const CACHE_KIB: i64 = 64 * 1024;
@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS cs_former_dn (
     PRIMARY KEY (connector, dn_norm)
 );
 -- `contrib`: what each source object contributes (mv_form.rs), in the object's row, so that a
--- sync reads and writes no page more for them (when the row fits in its page, as nearly all do).
+-- sync reads and writes no page more for them (when the row fits in its page, as nearly all do);
+-- an empty BLOB when they are the winners in `attrs`, each alone on its attribute (mv.rs).
 CREATE TABLE IF NOT EXISTS mv_object (
     id INTEGER PRIMARY KEY,
     object_type TEXT NOT NULL,
@@ -200,6 +201,11 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     // Contributions in their metaverse object's row instead of a table keyed by object and
     // source: a sync that changes an object reads and writes one page less for it.
     (8, "ALTER TABLE mv_object ADD COLUMN contrib TEXT;", Some(crate::mv_form::move_contrib)),
+    // Contributions that are the object's winners, each alone on its attribute (what one source
+    // object that makes an object contributes), may be kept as an empty BLOB instead of a copy
+    // (mv.rs): written so from now on, rows as they are read as they are. An older idflow,
+    // which could not read them, is refused by the version.
+    (9, "", None),
 ];
 
 /// Settings, the schema, and its version: a database of another version is refused.
