@@ -338,7 +338,7 @@ pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
     let Some(r) = rows.next()? else { return Ok(Vec::new()) };
     let out = match r.get_ref(0)? {
         ValueRef::Null => Ok(Vec::new()),
-        ValueRef::Blob(AS_WON) => return Ok(mv_form::as_contributions(c.unpack(r.get_ref(1)?, |json| parse_attrs(mv_id, json))??)),
+        ValueRef::Blob(AS_WON) => c.unpack(r.get_ref(1)?, mv_form::decode_attrs)?.map(mv_form::as_contributions),
         v => c.unpack(v, mv_form::decode_contrib)?,
     };
     out.map_err(|e| unreadable(0, format!("contributions to metaverse object {mv_id}: {e}")))
@@ -353,7 +353,7 @@ const AS_WON: &[u8] = b"";
 /// encoded and packed; `None` when there are none.
 fn stored_contrib(c: &Db, all: &[Contribution], attrs: Option<&BTreeMap<String, MvAttr>>) -> Result<Option<rusqlite::types::Value>> {
     if !all.is_empty() && attrs.is_some_and(|a| mv_form::all_won(all, a)) {
-        return Ok(Some(rusqlite::types::Value::Blob(Vec::new())));
+        return Ok(Some(rusqlite::types::Value::Blob(AS_WON.to_vec())));
     }
     let json = mv_form::encode_contrib(all).map_err(unwritable)?;
     json.map(|json| c.pack(Column::MvContrib, "", json)).transpose()
