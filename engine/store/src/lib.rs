@@ -16,6 +16,7 @@ mod alert;
 mod anchor;
 mod changed;
 mod cs;
+mod dict_train;
 mod history;
 mod lock;
 mod meta;

@@ -119,7 +119,7 @@ impl Family {
         let samples = std::mem::take(&mut self.samples);
         self.seen = HashSet::new();
         self.bytes = 0;
-        match zstd::dict::from_samples(&samples, DICT_SIZE) {
+        match crate::dict_train::train(&samples, DICT_SIZE, LEVEL) {
             Ok(data) => Some(data),
             Err(e) => {
                 tracing::debug!(family = self.key(), "no dictionary: {e}; values stay uncompressed");
