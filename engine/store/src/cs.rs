@@ -572,6 +572,30 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
         .optional()
 }
 
+/// [`by_anchor`] for an import comparing what it read with what is kept: when the object's
+/// attributes are stored as `read` would be (their JSON text the same), they are not decoded;
+/// the object comes back without them and with `true` (the caller holds them).
+pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>> {
+    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
+        .query_row(params![connector, Anchor(anchor)], |r| from_row_against(c, r, read))
+        .optional()
+}
+
+/// [`from_row`], but attributes stored as `read` would be are left undecoded (`true`). Only
+/// for an object without a desired state (a source's): a target's may be kept as its copy.
+fn from_row_against(c: &Db, r: &Row, read: &Attrs) -> rusqlite::Result<(CsObject, bool)> {
+    if !matches!(r.get_ref(7)?, ValueRef::Null) {
+        return Ok((from_row(c, r)?, false));
+    }
+    let json = attrs_to_json(read);
+    let stored = c.unpack(r.get_ref(5)?, |s| (s != json).then(|| attrs_from_json(s)))?;
+    let (attrs, same) = match stored {
+        None => (Attrs::new(), true),
+        Some(a) => (a.map_err(|e| json_err(5, e))?, false),
+    };
+    Ok((CsObject { attrs, desired: None, ..fields(r)? }, same))
+}
+
 /// [`CsObject::display`] of the object at `key` (for a DN two objects share while a rename is
 /// in flight, the one present there, else the first made), its attributes read only as far as
 /// that needs: none when it has a DN, else only those it could be named by.
@@ -816,5 +840,43 @@ mod tests {
         assert_eq!(names[2..], ["c", "d@x", "anchor 00000000-0000-4000-8000-000000000004", &format!("#{}", objects[5].id)]);
         assert_eq!(tx.cs_name_of(CsKey::Id(999)).expect("none"), None);
         assert_eq!(tx.cs_name_of(CsKey::Anchor { connector: "corp", anchor: "00000000-0000-4000-8000-000000000000" }).expect("none"), None);
+    }
+
+    #[test]
+    fn an_object_read_again_as_it_is_kept_is_found_without_decoding_and_otherwise_whole() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        // Enough objects for a dictionary: the last ones are kept compressed, a short one as text.
+        let n = 2100;
+        let person =
+            |i: usize| attrs(&[("cn", &format!("Person number {i}")), ("mail", &format!("p{i}@example.org")), ("title", "Engineer")]);
+        for i in 0..n {
+            let mut o = CsObject::new("corp", "person");
+            (o.anchor, o.attrs) = (Some(format!("a{i}")), person(i));
+            tx.cs_save(&o).expect("saved");
+        }
+        let mut short = CsObject::new("corp", "person");
+        (short.anchor, short.attrs) = (Some("short".into()), attrs(&[("cn", "S")]));
+        tx.cs_save(&short).expect("saved");
+        let last = format!("a{}", n - 1);
+        for (anchor, read) in [("a0", person(0)), (last.as_str(), person(n - 1)), ("short", short.attrs.clone())] {
+            let (o, same) = tx.cs_by_anchor_against("corp", anchor, &read).expect("read").expect("found");
+            assert!(same && o.attrs.is_empty(), "{anchor}: kept as read, not decoded");
+            assert_eq!((o.anchor.as_deref(), o.object_type.as_str()), (Some(anchor), "person"));
+            let mut other = read.clone();
+            other.insert("title".into(), vec![Value::from("Other")]);
+            let (o, same) = tx.cs_by_anchor_against("corp", anchor, &other).expect("read").expect("found");
+            assert!(!same, "{anchor}: changed");
+            assert_eq!(o.attrs, read, "{anchor}: what is kept, whole");
+        }
+        // A target's object, whose attributes may be kept as a copy of its desired state, is
+        // read whole.
+        let mut t = CsObject::new("cloud", "user");
+        (t.anchor, t.desired, t.attrs) = (Some("t".into()), Some(attrs(&[("userName", "t")])), attrs(&[("userName", "t")]));
+        tx.cs_save(&t).expect("saved");
+        let (o, same) = tx.cs_by_anchor_against("cloud", "t", &t.attrs).expect("read").expect("found");
+        assert!(!same);
+        assert_eq!((o.attrs, o.desired), (t.attrs, t.desired));
+        assert!(tx.cs_by_anchor_against("corp", "nobody", &Attrs::new()).expect("read").is_none());
     }
 }

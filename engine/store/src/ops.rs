@@ -9,7 +9,7 @@ use crate::mv_index::Deferred;
 use crate::packed::{Codec, Db, Dicts, Unpacker};
 use crate::phs::PhsPair;
 use crate::{alert, cs, history, meta, mv, phs};
-use idflow_core::{Error, ObjectError, Result, Value};
+use idflow_core::{Attrs, Error, ObjectError, Result, Value};
 use rusqlite::{Connection, Transaction};
 use std::collections::BTreeMap;
 
@@ -29,6 +29,10 @@ pub trait ReadOps {
     /// The connector of each of `ids` (`None`: no such object), in their order.
     fn cs_connectors_of(&self, ids: &[i64]) -> Result<Vec<Option<String>>>;
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>>;
+    /// [`ReadOps::cs_by_anchor`] for an import comparing what it read: when the object's
+    /// attributes are stored exactly as `read` would be, they are not decoded; it comes back
+    /// without them, and `true`.
+    fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>>;
     /// Objects of a connector with this DN (normally one; a rename in flight can make two).
     fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>>;
     /// [`CsObject::display`] of the object at `key` (for a DN two objects share while a rename
@@ -440,6 +444,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
         on(self, |c| cs::by_anchor(c, connector, anchor))
+    }
+    fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>> {
+        on(self, |c| cs::by_anchor_against(c, connector, anchor, read))
     }
     fn cs_name_of(&self, key: CsKey<'_>) -> Result<Option<String>> {
         on(self, |c| cs::name_of(c, key))

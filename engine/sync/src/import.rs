@@ -118,13 +118,35 @@ impl Sink<'_> {
     }
 
     fn find(&self, key: &ObjectKey) -> Result<Option<CsObject>> {
-        if let Some(a) = &key.anchor {
-            if self.fresh.as_ref().is_none_or(|f| f.contains(&anchor_hash(a))) {
-                if let Some(o) = self.tx.cs_by_anchor(&self.connector, a)? {
-                    return Ok(Some(o));
-                }
+        if let Some(a) = self.stored_anchor(key) {
+            if let Some(o) = self.tx.cs_by_anchor(&self.connector, a)? {
+                return Ok(Some(o));
             }
         }
+        self.find_by_dn(key)
+    }
+
+    /// [`Self::find`] for an object read whole, `attrs` its attributes as they would be kept:
+    /// whether they are what is kept, found without decoding what is kept (then the object
+    /// comes back without its attributes: a full import of a directory that did not change
+    /// decodes none).
+    fn find_read(&self, key: &ObjectKey, attrs: &Attrs) -> Result<Option<(CsObject, bool)>> {
+        if let Some(a) = self.stored_anchor(key) {
+            if let Some(found) = self.tx.cs_by_anchor_against(&self.connector, a, attrs)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(self.find_by_dn(key)?.map(|o| (o, false)))
+    }
+
+    /// The anchor to look `key` up by, unless it is known not to be stored.
+    fn stored_anchor<'k>(&self, key: &'k ObjectKey) -> Option<&'k str> {
+        key.anchor.as_deref().filter(|a| self.fresh.as_ref().is_none_or(|f| f.contains(&anchor_hash(a))))
+    }
+
+    /// The object `key` names by its DN: only when it has no anchor, or the connector keeps
+    /// objects without one.
+    fn find_by_dn(&self, key: &ObjectKey) -> Result<Option<CsObject>> {
         if key.anchor.is_some() && !self.anchorless {
             return Ok(None);
         }
@@ -208,8 +230,8 @@ impl Sink<'_> {
         self.observer.advanced(1);
         let key = ObjectKey { anchor: obj.anchor.clone(), dn: obj.dn.clone() };
         let attrs = self.canonical(obj.attrs);
-        match self.find(&key)? {
-            Some(mut o) => {
+        match self.find_read(&key, &attrs)? {
+            Some((mut o, same_attrs)) => {
                 if self.seen.contains(&o.id) {
                     let other = o.dn.clone().unwrap_or_default();
                     let m = format!("duplicate anchor {:?}: read for {other} and for {key}", obj.anchor.unwrap_or_default());
@@ -220,7 +242,7 @@ impl Sink<'_> {
                     return self.duplicate(first, &key, m);
                 }
                 let renamed = obj.dn.is_some() && o.dn.as_deref().map(dn::norm) != obj.dn.as_deref().map(dn::norm);
-                let changed = !attrs_equal(&o.attrs, &attrs) || o.object_type != obj.object_type || !o.present;
+                let changed = !(same_attrs || attrs_equal(&o.attrs, &attrs)) || o.object_type != obj.object_type || !o.present;
                 let same_text = obj.anchor.as_ref().is_none_or(|a| o.anchor.as_ref() == Some(a))
                     && obj.dn.as_ref().is_none_or(|d| o.dn.as_ref() == Some(d));
                 let as_stored = !renamed && !changed && same_text;
