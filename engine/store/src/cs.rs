@@ -574,7 +574,8 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
 
 /// [`by_anchor`] for an import comparing what it read with what is kept: when the object's
 /// attributes are stored as `read` would be (their JSON text the same), they are not decoded;
-/// the object comes back without them and with `true` (the caller holds them).
+/// the object comes back without them and with `true` (the caller holds them). With `false`
+/// ("not known to be the same", not "different") it comes back whole, for the caller to compare.
 pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>> {
     c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
         .query_row(params![connector, Anchor(anchor)], |r| from_row_against(c, r, read))
@@ -850,15 +851,22 @@ mod tests {
         let n = 2100;
         let person =
             |i: usize| attrs(&[("cn", &format!("Person number {i}")), ("mail", &format!("p{i}@example.org")), ("title", "Engineer")]);
-        for i in 0..n {
-            let mut o = CsObject::new("corp", "person");
-            (o.anchor, o.attrs) = (Some(format!("a{i}")), person(i));
-            tx.cs_save(&o).expect("saved");
-        }
+        let ids: Vec<i64> = (0..n)
+            .map(|i| {
+                let mut o = CsObject::new("corp", "person");
+                (o.anchor, o.attrs) = (Some(format!("a{i}")), person(i));
+                tx.cs_save(&o).expect("saved")
+            })
+            .collect();
         let mut short = CsObject::new("corp", "person");
         (short.anchor, short.attrs) = (Some("short".into()), attrs(&[("cn", "S")]));
-        tx.cs_save(&short).expect("saved");
+        let short_id = tx.cs_save(&short).expect("saved");
         let last = format!("a{}", n - 1);
+        let kept_as = |id: i64| -> String {
+            crate::ops::on(&tx, |c| c.query_row("SELECT typeof(attrs) FROM cs_object WHERE id = ?1", [id], |r| r.get(0))).expect("kept as")
+        };
+        let forms = [kept_as(ids[0]), kept_as(ids[n - 1]), kept_as(short_id)];
+        assert_eq!(forms, ["text", "blob", "text"], "kept as text until the dictionary, compressed after it, a short one as text");
         for (anchor, read) in [("a0", person(0)), (last.as_str(), person(n - 1)), ("short", short.attrs.clone())] {
             let (o, same) = tx.cs_by_anchor_against("corp", anchor, &read).expect("read").expect("found");
             assert!(same && o.attrs.is_empty(), "{anchor}: kept as read, not decoded");

@@ -126,10 +126,10 @@ impl Sink<'_> {
         self.find_by_dn(key)
     }
 
-    /// [`Self::find`] for an object read whole, `attrs` its attributes as they would be kept:
-    /// whether they are what is kept, found without decoding what is kept (then the object
-    /// comes back without its attributes: a full import of a directory that did not change
-    /// decodes none).
+    /// [`Self::find`] for an object read whole, `attrs` its attributes as they would be kept.
+    /// `true`: the attributes kept are `attrs`, known from their stored text without decoding
+    /// it, and the object comes back without them (a full import of a directory that did not
+    /// change decodes none). `false`: not known; the object comes back whole to compare.
     fn find_read(&self, key: &ObjectKey, attrs: &Attrs) -> Result<Option<(CsObject, bool)>> {
         if let Some(a) = self.stored_anchor(key) {
             if let Some(found) = self.tx.cs_by_anchor_against(&self.connector, a, attrs)? {
