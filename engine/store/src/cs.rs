@@ -582,19 +582,24 @@ pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &At
         .optional()
 }
 
-/// [`from_row`], but attributes stored as `read` would be are left undecoded (`true`). Only
-/// for an object without a desired state (a source's): a target's may be kept as its copy.
+/// [`from_row`], but attributes stored as `read` would be are left undecoded (`true`); the
+/// desired state, if any, is decoded. Attributes kept as a copy of the desired state are read
+/// as [`from_row`] reads them (`false`).
 fn from_row_against(c: &Db, r: &Row, read: &Attrs) -> rusqlite::Result<(CsObject, bool)> {
-    if !matches!(r.get_ref(7)?, ValueRef::Null) {
+    if matches!(r.get_ref(5)?, ValueRef::Blob(SAME_AS_DESIRED)) {
         return Ok((from_row(c, r)?, false));
     }
+    let desired = match r.get_ref(7)? {
+        ValueRef::Null => None,
+        v => Some(c.unpack(v, attrs_from_json)?.map_err(|e| json_err(7, e))?),
+    };
     let json = attrs_to_json(read);
     let stored = c.unpack(r.get_ref(5)?, |s| (s != json).then(|| attrs_from_json(s)))?;
     let (attrs, same) = match stored {
         None => (Attrs::new(), true),
         Some(a) => (a.map_err(|e| json_err(5, e))?, false),
     };
-    Ok((CsObject { attrs, desired: None, ..fields(r)? }, same))
+    Ok((CsObject { attrs, desired, ..fields(r)? }, same))
 }
 
 /// [`CsObject::display`] of the object at `key` (for a DN two objects share while a rename is
@@ -877,14 +882,23 @@ mod tests {
             assert!(!same, "{anchor}: changed");
             assert_eq!(o.attrs, read, "{anchor}: what is kept, whole");
         }
-        // A target's object, whose attributes may be kept as a copy of its desired state, is
-        // read whole.
+        // A target's object: attributes kept as a copy of its desired state are read whole;
+        // attributes kept on their own are compared as a source's are, its desired state read.
         let mut t = CsObject::new("cloud", "user");
         (t.anchor, t.desired, t.attrs) = (Some("t".into()), Some(attrs(&[("userName", "t")])), attrs(&[("userName", "t")]));
         tx.cs_save(&t).expect("saved");
         let (o, same) = tx.cs_by_anchor_against("cloud", "t", &t.attrs).expect("read").expect("found");
         assert!(!same);
         assert_eq!((o.attrs, o.desired), (t.attrs, t.desired));
+        let mut u = CsObject::new("cloud", "user");
+        (u.anchor, u.desired, u.attrs) = (Some("u".into()), Some(attrs(&[("manager", "Ref 7")])), attrs(&[("manager", "id-of-7")]));
+        tx.cs_save(&u).expect("saved");
+        let (o, same) = tx.cs_by_anchor_against("cloud", "u", &u.attrs).expect("read").expect("found");
+        assert!(same && o.attrs.is_empty());
+        assert_eq!(o.desired, u.desired);
+        let (o, same) = tx.cs_by_anchor_against("cloud", "u", &attrs(&[("manager", "other")])).expect("read").expect("found");
+        assert!(!same);
+        assert_eq!((o.attrs, o.desired), (u.attrs, u.desired));
         assert!(tx.cs_by_anchor_against("corp", "nobody", &Attrs::new()).expect("read").is_none());
     }
 }

@@ -32,7 +32,8 @@ pub trait ReadOps {
     /// [`ReadOps::cs_by_anchor`] for an import comparing what it read: when the object's
     /// attributes are stored exactly as `read` would be, they are not decoded; it comes back
     /// without them, and `true`. `false` means "not known to be the same": the object comes
-    /// back whole for the caller to compare (always so for an object with a desired state).
+    /// back whole for the caller to compare (always so for one whose attributes are kept as a
+    /// copy of its desired state).
     fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>>;
     /// Objects of a connector with this DN (normally one; a rename in flight can make two).
     fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>>;
