@@ -332,15 +332,20 @@ fn desired_and_attrs(
     (desired, attrs): (usize, usize),
     decode: impl Fn(&str) -> serde_json::Result<Attrs>,
 ) -> rusqlite::Result<(Option<Attrs>, Attrs)> {
-    let desired = match r.get_ref(desired)? {
-        ValueRef::Null => None,
-        v => Some(c.unpack(v, &decode)?.map_err(|e| json_err(desired, e))?),
-    };
+    let desired = desired_of(c, r, desired, &decode)?;
     let attrs = match (r.get_ref(attrs)?, &desired) {
         (ValueRef::Blob(SAME_AS_DESIRED), Some(d)) => d.clone(),
         (v, _) => c.unpack(v, &decode)?.map_err(|e| json_err(attrs, e))?,
     };
     Ok((desired, attrs))
+}
+
+/// An object's desired state from column `column` of a row, decoded by `decode`.
+fn desired_of(c: &Db, r: &Row, column: usize, decode: impl Fn(&str) -> serde_json::Result<Attrs>) -> rusqlite::Result<Option<Attrs>> {
+    match r.get_ref(column)? {
+        ValueRef::Null => Ok(None),
+        v => Ok(Some(c.unpack(v, decode)?.map_err(|e| json_err(column, e))?)),
+    }
 }
 
 fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
@@ -567,8 +572,13 @@ pub(crate) fn connectors_of(c: &Connection, ids: &[i64]) -> Result<Vec<Option<St
 }
 
 pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
+    by_anchor_as(c, connector, anchor, |r| from_row(c, r))
+}
+
+/// The row of the object with anchor `anchor`, as `read` makes it.
+fn by_anchor_as<T>(c: &Db, connector: &str, anchor: &str, read: impl FnOnce(&Row) -> rusqlite::Result<T>) -> Result<Option<T>> {
     c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
-        .query_row(params![connector, Anchor(anchor)], |r| from_row(c, r))
+        .query_row(params![connector, Anchor(anchor)], read)
         .optional()
 }
 
@@ -577,9 +587,7 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
 /// the object comes back without them and with `true` (the caller holds them). With `false`
 /// ("not known to be the same", not "different") it comes back whole, for the caller to compare.
 pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>> {
-    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
-        .query_row(params![connector, Anchor(anchor)], |r| from_row_against(c, r, read))
-        .optional()
+    by_anchor_as(c, connector, anchor, |r| from_row_against(c, r, read))
 }
 
 /// [`from_row`], but attributes stored as `read` would be are left undecoded (`true`); the
@@ -589,10 +597,7 @@ fn from_row_against(c: &Db, r: &Row, read: &Attrs) -> rusqlite::Result<(CsObject
     if matches!(r.get_ref(5)?, ValueRef::Blob(SAME_AS_DESIRED)) {
         return Ok((from_row(c, r)?, false));
     }
-    let desired = match r.get_ref(7)? {
-        ValueRef::Null => None,
-        v => Some(c.unpack(v, attrs_from_json)?.map_err(|e| json_err(7, e))?),
-    };
+    let desired = desired_of(c, r, 7, attrs_from_json)?;
     let json = attrs_to_json(read);
     let stored = c.unpack(r.get_ref(5)?, |s| (s != json).then(|| attrs_from_json(s)))?;
     let (attrs, same) = match stored {
