@@ -102,6 +102,43 @@ fn elsewhere<T: Send + 'static>(decode: Decoded<T>) -> Coming<T> {
     Coming::There(outcome)
 }
 
+/// What a stage is done with, dropped a few hundred at a time on the decoding thread, which
+/// made most of it: memory is freed faster by the thread that allocated it, and the stage has
+/// its own work.
+pub(crate) struct Spent<T: Send + 'static>(Vec<T>);
+
+impl<T: Send + 'static> Default for Spent<T> {
+    fn default() -> Self {
+        Spent(Vec::new())
+    }
+}
+
+impl<T: Send + 'static> Spent<T> {
+    pub(crate) fn push(&mut self, done: T) {
+        self.0.push(done);
+        if self.0.len() >= AT_ONCE {
+            self.hand_over();
+        }
+    }
+
+    fn hand_over(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let done = std::mem::take(&mut self.0);
+        if let Some(decoder) = decoder() {
+            // Not sent (no thread): dropped here, with the job.
+            let _ = decoder.send(Box::new(move || drop(done)));
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for Spent<T> {
+    fn drop(&mut self) {
+        self.hand_over();
+    }
+}
+
 /// Connector-space objects, by id: what [`Ahead::take`] reads them with.
 pub(crate) fn cs_objects(c: &dyn ReadOps, ids: &[i64]) -> Result<Decoded<CsObject>> {
     let later = c.cs_get_many_later(ids)?;
@@ -131,6 +168,33 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(reads.concat(), ids, "each id read once, in order");
         assert_eq!(reads.iter().map(Vec::len).max(), Some(AT_ONCE));
+    }
+
+    /// Tells the thread it is dropped on.
+    struct Tell(std::sync::mpsc::Sender<Option<String>>);
+
+    impl Drop for Tell {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().name().map(str::to_string));
+        }
+    }
+
+    #[test]
+    fn what_a_stage_is_done_with_is_dropped_on_the_decoding_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut spent = Spent::default();
+        for _ in 0..AT_ONCE + 1 {
+            spent.push(Tell(tx.clone()));
+        }
+        // A full handful is handed over at once; the rest when the stage's pass ends.
+        for _ in 0..AT_ONCE {
+            let on = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("dropped");
+            assert_eq!(on.as_deref(), Some("idflow-read-ahead"));
+        }
+        assert!(rx.try_recv().is_err(), "one is kept until the pass ends");
+        drop(spent);
+        let on = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("dropped");
+        assert_eq!(on.as_deref(), Some("idflow-read-ahead"));
     }
 
     #[test]

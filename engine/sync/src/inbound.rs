@@ -5,7 +5,7 @@
 //! the same pass still resolves; one to an object that has not arrived yet is remembered and
 //! looked at again when it does. In each pass an object's outcome is computed first (rules
 //! evaluated, joins looked up) and then persisted.
-use crate::ahead::{cs_objects, Ahead};
+use crate::ahead::{Ahead, Decoded, Spent};
 use crate::ctx::Ctx;
 use crate::early::Early;
 use crate::join::{self, Outcome};
@@ -16,15 +16,57 @@ use idflow_policy::defs::{Direction, LinkMode};
 use idflow_policy::{source_map, to_flow_values, truthy, CompiledRule};
 use idflow_store::{CsObject, Link, MvObject, PendingImport};
 use rhai::Scope;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// The rules' view of a source object: its connector's reference attributes hold `Reference`s.
 fn scope_of(ctx: &Ctx, o: &CsObject) -> Scope<'static> {
-    let none = std::collections::HashSet::new();
+    let none = HashSet::new();
     let references = ctx.facts(&o.connector).map(|f| &f.reference_attributes).unwrap_or(&none);
+    source_scope(o, references, ctx.rules.source_reads(&o.connector))
+}
+
+fn source_scope(o: &CsObject, references: &HashSet<String>, reads: Option<&BTreeSet<String>>) -> Scope<'static> {
     let mut s = Scope::new();
-    s.push_constant("source", source_map(&o.attrs, o.dn.as_deref(), references, ctx.rules.source_reads(&o.connector)));
+    s.push_constant("source", source_map(&o.attrs, o.dn.as_deref(), references, reads));
     s
+}
+
+/// What [`scope_of`] needs of each connector, to make an object's scope where it is decoded
+/// (the machine's other core), not in the stage.
+#[derive(Clone)]
+struct Views(Arc<HashMap<String, View>>);
+
+/// A connector's reference attributes, and the attributes its rules read (`None`: any).
+struct View {
+    references: HashSet<String>,
+    reads: Option<BTreeSet<String>>,
+}
+
+impl Views {
+    fn of(ctx: &Ctx) -> Views {
+        let views = ctx
+            .facts
+            .iter()
+            .map(|(c, f)| (c.clone(), View { references: f.reference_attributes.clone(), reads: ctx.rules.source_reads(c).cloned() }))
+            .collect();
+        Views(Arc::new(views))
+    }
+
+    /// Objects read, each with its scope (`None`: its connector has no facts; the stage makes it).
+    fn read(&self, ctx: &Ctx, ids: &[i64]) -> Result<Decoded<(CsObject, Option<Scope<'static>>)>> {
+        let later = ctx.tx.cs_get_many_later(ids)?;
+        let views = self.clone();
+        Ok(Box::new(move || {
+            Ok(later()?
+                .into_iter()
+                .map(|o| {
+                    let scope = views.0.get(&o.connector).map(|v| source_scope(&o, &v.references, v.reads.as_ref()));
+                    (o.id, (o, scope))
+                })
+                .collect())
+        }))
+    }
 }
 
 fn obj_error(ctx: &mut Ctx, o: &CsObject, rule: Option<&str>, message: String) {
@@ -111,12 +153,15 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     // Pass 1: scope and link (and, when settled, flows). Objects are read ahead: handling one
     // writes no other connector-space object.
     ctx.memo.clear();
+    let views = Views::of(ctx);
     let mut ahead = Ahead::default();
+    let mut spent = Spent::default();
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
-        let Some(mut o) = ahead.take(ids, i, |chunk| cs_objects(ctx.tx, chunk))? else { continue };
+        let Some((mut o, scope)) = ahead.take(ids, i, |chunk| views.read(ctx, chunk))? else { continue };
         ctx.stats.inbound_objects += 1;
-        let (decision, mut scope) = decide(ctx, &o)?;
+        let mut scope = scope.unwrap_or_else(|| scope_of(ctx, &o));
+        let decision = decide(ctx, &o, &mut scope)?;
         let projected = ctx.stats.projected;
         let flow_now = early && ctx.stats.disconnected == disconnected;
         if let Some((in_scope, relinked)) = link(ctx, &mut o, decision, &mut recheck, flow_now)? {
@@ -129,6 +174,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
             }
             work.push((id, in_scope, flowed));
         }
+        spent.push((o, scope));
     }
     let again = ctx.stats.disconnected != disconnected;
     // Pass 2: flows and precedence. It links nothing: references resolve the same way
@@ -141,10 +187,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
     let mut ahead = Ahead::default();
     for (i, (_, rule_idx, flowed_early)) in work.into_iter().enumerate() {
-        let Some(mut o) = ahead.take(&ids, i, |chunk| cs_objects(ctx.tx, chunk))? else { continue };
+        let Some((mut o, scope)) = ahead.take(&ids, i, |chunk| views.read(ctx, chunk))? else { continue };
         let Some(m) = o.mv_id else { continue };
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
-        let mut scope = scope_of(ctx, &o);
+        let mut scope = scope.unwrap_or_else(|| scope_of(ctx, &o));
         let flowed = flows(ctx, &o, &mut scope, &mv_obj.object_type, &rule_idx, false)?;
         let before = ctx.stats.metaverse_updated;
         persist_flows(ctx, &mut o, mv_obj, flowed, false)?;
@@ -152,6 +198,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         if flowed_early == Early::Updated {
             ctx.stats.metaverse_updated = before;
         }
+        spent.push((o, scope));
     }
     ctx.memo.clear();
     Ok(recheck)
@@ -267,12 +314,11 @@ enum Decision {
 
 /// Scopes the object and, when it is not linked yet, looks for its join: no writes. Returns the
 /// object's scope too, as it was before any expression ran in it.
-fn decide(ctx: &mut Ctx, o: &CsObject) -> Result<(Decision, Scope<'static>)> {
-    let mut scope = scope_of(ctx, o);
+fn decide(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<Decision> {
     let base = scope.len();
-    let decision = decide_in(ctx, o, &mut scope)?;
+    let decision = decide_in(ctx, o, scope)?;
     scope.rewind(base);
-    Ok((decision, scope))
+    Ok(decision)
 }
 
 fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<Decision> {

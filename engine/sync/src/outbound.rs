@@ -4,7 +4,7 @@
 //! flows by precedence into the object's desired state; deprovision (delete, disable or
 //! disconnect) when the object leaves scope or its metaverse object is deleted. Like inbound,
 //! two passes: every provisioning first, then flows, so references among new objects resolve.
-use crate::ahead::Ahead;
+use crate::ahead::{Ahead, Spent};
 use crate::ctx::Ctx;
 use crate::diff;
 use crate::early::Early;
@@ -17,11 +17,16 @@ use idflow_policy::{object_map, to_values, truthy, CompiledRule};
 use idflow_store::{CsObject, ExportState, Link, LinkState, MvObject, WriteOps};
 use rhai::Scope;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 /// `m` as outbound rules see it: only the attributes they read, when they read them by name.
 fn scope_of(ctx: &Ctx, m: &MvObject) -> Scope<'static> {
+    mv_scope(m, ctx.rules.mv_reads())
+}
+
+fn mv_scope(m: &MvObject, reads: Option<&BTreeSet<String>>) -> Scope<'static> {
     let mut s = Scope::new();
-    s.push_constant("mv", object_map(m.attrs.iter().map(|(k, a)| (k, a.values.as_slice())), None, ctx.rules.mv_reads()));
+    s.push_constant("mv", object_map(m.attrs.iter().map(|(k, a)| (k, a.values.as_slice())), None, reads));
     s
 }
 
@@ -96,20 +101,25 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     ctx.memo.clear();
     // Read ahead: handling an object changes only its own links (it provisions, adopts or
     // deprovisions its own target objects), and nothing here writes metaverse objects.
-    let mut ahead: Ahead<(MvObject, Links)> = Ahead::default();
+    let mut ahead: Ahead<(MvObject, Links, Option<Scope<'static>>)> = Ahead::default();
+    let mut spent = Spent::default();
+    let reads = ctx.rules.mv_reads().cloned().map(Arc::new);
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
         // With every object linked to it, their attributes not read: whole objects are read
-        // only to be deprovisioned.
-        let Some((m, links)) = ahead.take(ids, i, |chunk| {
+        // only to be deprovisioned. The rules' view of each one still there is made where it
+        // is decoded (the machine's other core).
+        let Some((m, links, scope)) = ahead.take(ids, i, |chunk| {
             let mut links = ctx.tx.cs_states_of_mvs(chunk)?;
             let objects = ctx.tx.mv_get_many_later(chunk)?;
+            let reads = reads.clone();
             Ok(Box::new(move || {
                 Ok(objects()?
                     .into_iter()
                     .map(|m| {
                         let l = links.remove(&m.id).unwrap_or_default();
-                        (m.id, (m, l))
+                        let scope = (!m.deleted).then(|| mv_scope(&m, reads.as_deref()));
+                        (m.id, (m, l, scope))
                     })
                     .collect())
             }))
@@ -127,7 +137,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             purge.push(id);
             continue;
         }
-        let mut scope = scope_of(ctx, &m);
+        let mut scope = scope.unwrap_or_else(|| scope_of(ctx, &m));
         let base = scope.len();
         let by_connector = rules.outbound(&m.object_type);
         // Targets this object is linked to but no outbound rule serves any more.
@@ -277,6 +287,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             }
             work.push((id, connector, idx, cs_id, flowed));
         }
+        spent.push((m, links, scope));
     }
     let again = ctx.stats.deprovisioned != deprovisioned;
     let batch_ids: BTreeSet<i64> = ids.iter().copied().collect();
