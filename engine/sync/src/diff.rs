@@ -3,10 +3,10 @@
 //! identifiers. A reference to an object the target has not created yet stays pending.
 use crate::references;
 use idflow_core::connector::{AttrChange, ChangeKind, ExportOp, OpKind, RefForm};
+use idflow_core::fast_hash::FastMap;
 use idflow_core::{dn, same_values, Result, Value};
 use idflow_store::{CsObject, ExportState, ReadOps, WriteOps};
 use serde::Serialize;
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct AttrDiff {
@@ -37,7 +37,7 @@ pub(crate) struct Change {
 /// assigned or changed is forgotten by whoever changed it.
 pub(crate) struct Idents {
     form: RefForm,
-    known: HashMap<i64, Option<String>>,
+    known: FastMap<i64, Option<String>>,
 }
 
 impl Idents {
@@ -46,7 +46,7 @@ impl Idents {
     const MOST: usize = 1 << 20;
 
     pub(crate) fn new(form: RefForm) -> Idents {
-        Idents { form, known: HashMap::new() }
+        Idents { form, known: FastMap::default() }
     }
 
     fn get(&mut self, c: &dyn ReadOps, id: i64, form: RefForm) -> Result<Option<String>> {

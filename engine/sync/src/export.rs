@@ -265,7 +265,7 @@ pub(crate) fn export(
                 return Err(Error::connector(&name, format!("export returned {} results for {} operations", results.len(), ops.len())));
             }
             let tx = store.write()?;
-            for ((o, op), res) in objs.into_iter().zip(ops).zip(results) {
+            for ((mut o, mut op), res) in objs.into_iter().zip(ops).zip(results) {
                 observer.advanced(1);
                 match &res {
                     OpResult::Done { .. } => {
@@ -276,7 +276,7 @@ pub(crate) fn export(
                     }
                     OpResult::Failed(_) => failures_in_a_row += 1,
                 }
-                record(&tx, &name, (o, &op, res), &mut stats, &mut errors, &mut idents)?;
+                record(&tx, &name, (&mut o, &mut op, res), &mut stats, &mut errors, &mut idents)?;
             }
             tx.commit()?;
             if failures_in_a_row >= BREAKER {
@@ -322,7 +322,7 @@ pub(crate) fn export(
 fn record(
     tx: &dyn WriteOps,
     name: &str,
-    (mut o, op, res): (CsObject, &ExportOp, OpResult),
+    (o, op, res): (&mut CsObject, &mut ExportOp, OpResult),
     stats: &mut ExportStats,
     errors: &mut Vec<ObjectError>,
     idents: &mut diff::Idents,
@@ -348,7 +348,7 @@ fn record(
     };
     let (anchor, dn) = match res {
         OpResult::Done { anchor, dn } => (anchor, dn),
-        OpResult::Failed(message) => return fail(&mut o, stats, message),
+        OpResult::Failed(message) => return fail(o, stats, message),
     };
     // An anchor the object has already is no other object's (anchors are unique). Looked at
     // before anything of the object changes: an answer that is not recorded leaves it as it was.
@@ -360,7 +360,7 @@ fn record(
         if let Some(other) = tx.cs_by_anchor(name, a)?.filter(|x| x.id != o.id) {
             if other.mv_id.is_some() && other.mv_id != o.mv_id {
                 let m = format!("the service answered with object {a}, which idflow links to another identity; not recorded");
-                return fail(&mut o, stats, m);
+                return fail(o, stats, m);
             }
             tx.cs_delete(other.id)?;
             idents.forget(other.id);
@@ -381,7 +381,7 @@ fn record(
         }
         OpKind::Add => {
             stats.added += 1;
-            o.attrs = op.attrs.clone();
+            o.attrs = std::mem::take(&mut op.attrs);
             o.present = true;
         }
         OpKind::Update => {
@@ -394,8 +394,8 @@ fn record(
     }
     o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
     o.error = None;
-    o.pending_export = diff::has_changes_with(tx, &o, idents)?;
-    tx.cs_set_exported(&o)?;
+    o.pending_export = diff::has_changes_with(tx, o, idents)?;
+    tx.cs_set_exported(o)?;
     // Looked up above as it was before this save, should it reference itself.
     if (&o.anchor, &o.dn) != (&was.0, &was.1) {
         idents.forget(o.id);

@@ -3,17 +3,17 @@
 //! target's id, the metaverse id, the source anchors) and the rule behind it; values are
 //! structured (text, binary, references by the object they point at), so a script can assert on
 //! them and `apply --plan` can compare a saved plan with what is pending now.
-use crate::ahead::{cs_objects, Ahead};
+use crate::ahead::{cs_objects, Ahead, Spent};
 use crate::collisions::{self, Collision};
 use crate::diff::{self, Change};
 pub use crate::plan_changes::Changes;
 use idflow_core::connector::{OpKind, RefForm};
+use idflow_core::fast_hash::FastMap;
 use idflow_core::{ObjectError, Result, Value};
 use idflow_policy::defs::Direction;
 use idflow_policy::RuleSet;
 use idflow_store::{CsKey, CsObject, ReadOps};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// The names of the objects a plan's references point at, each looked up once per plan (a
@@ -22,8 +22,8 @@ use std::path::Path;
 /// up each time.
 #[derive(Default)]
 pub(crate) struct Names {
-    by_id: HashMap<i64, Option<String>>,
-    by_ident: HashMap<String, Option<String>>,
+    by_id: FastMap<i64, Option<String>>,
+    by_ident: FastMap<String, Option<String>>,
 }
 
 impl Names {
@@ -32,7 +32,7 @@ impl Names {
     const MOST: usize = 1 << 19;
 
     /// The name `map` holds for `key`, else `c`'s for `look`, remembered while there is room.
-    fn remembered<K, Q>(map: &mut HashMap<K, Option<String>>, key: &Q, c: &dyn ReadOps, look: CsKey<'_>) -> Result<Option<String>>
+    fn remembered<K, Q>(map: &mut FastMap<K, Option<String>>, key: &Q, c: &dyn ReadOps, look: CsKey<'_>) -> Result<Option<String>>
     where
         K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
         Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
@@ -285,16 +285,20 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, uni
         // Nothing changes in the database while the plan is built: what references resolve
         // to, and the names of what they point at, are looked up once each.
         let (mut idents, mut names) = (diff::Idents::new(form), Names::default());
+        // Dropped on the read-ahead thread, which decoded them.
+        let mut spent = Spent::default();
         for i in 0..ids.len() {
             let Some(o) = ahead.take(&ids, i, |chunk| cs_objects(c, chunk))? else { continue };
-            if let Some(ch) = diff::change_with(c, &o, form, &mut idents)? {
+            let ch = diff::change_with(c, &o, form, &mut idents)?;
+            if let Some(ch) = &ch {
                 match ch.kind {
                     OpKind::Add => t.add += 1,
                     OpKind::Update => t.update += 1,
                     OpKind::Delete => t.delete += 1,
                 }
-                changes.push(&plan_change(c, &mut names, &o, &ch, form, Some(rules))?)?;
+                changes.push(&plan_change(c, &mut names, &o, ch, form, Some(rules))?)?;
             }
+            spent.push(o);
         }
         changes.sort();
         plan.totals.add += t.add;
