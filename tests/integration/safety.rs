@@ -246,6 +246,25 @@ fn a_runaway_expression_is_stopped_by_time_and_size_and_says_which_limit() {
     assert!(o.stdout.contains("the time limit, 20 ms on one object"), "{o:?}");
 }
 
+/// An inbound flow is evaluated ahead, where its object is decoded: one that runs away on
+/// every object is stopped there as the stage stops it, so the run still ends in seconds.
+#[test]
+fn a_runaway_inbound_flow_is_stopped_too() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let rules = e.read("rules/accounts.toml");
+    let runaway = r#"jobTitle = 'let a = []; while true { a += ["xxxxxxxxxxxxxxxxxxxxxxxx"]; }; a'"#;
+    e.write("rules/accounts.toml", &rules.replace(r#"jobTitle = "source.title""#, runaway));
+    let started = std::time::Instant::now();
+    let o = e.ok(&["sync"], 2);
+    assert!(o.stdout.contains("the time limit, 100 ms on one object, was reached"), "{o:?}");
+    assert!(o.stdout.contains("failed on 50 objects in a row"), "{o:?}");
+    // Unstopped, 975 people at 100 ms each would take over a minute and a half.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+    e.write("rules/accounts.toml", &rules);
+    e.ok(&["run"], 0);
+}
+
 #[test]
 fn references_heal_by_themselves_by_the_next_delta_run() {
     use crate::common::{person, small};

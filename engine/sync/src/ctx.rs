@@ -2,6 +2,7 @@
 //! knows of each connector, and what the run found (statistics, per-object errors, a trace
 //! for previews).
 use crate::observer::Observer;
+use crate::ready::Ready;
 use idflow_core::connector::Capabilities;
 use idflow_core::ObjectError;
 use idflow_policy::Expr;
@@ -10,6 +11,7 @@ use idflow_store::WriteOps;
 use rhai::{Dynamic, Scope};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// What sync needs to know about each connector.
 #[derive(Debug, Clone)]
@@ -70,6 +72,8 @@ pub(crate) const STOP_AFTER: usize = 50;
 pub(crate) struct Ctx<'a> {
     pub(crate) tx: &'a dyn WriteOps,
     pub(crate) rules: &'a RuleSet,
+    /// The same, to be shared with the thread that evaluates ahead.
+    pub(crate) shared_rules: &'a Arc<RuleSet>,
     pub(crate) facts: &'a BTreeMap<String, Facts>,
     pub(crate) errors: Vec<ObjectError>,
     pub(crate) stats: SyncStats,
@@ -91,10 +95,16 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(tx: &'a dyn WriteOps, rules: &'a RuleSet, facts: &'a BTreeMap<String, Facts>, observer: &'a dyn Observer) -> Self {
+    pub(crate) fn new(
+        tx: &'a dyn WriteOps,
+        rules: &'a Arc<RuleSet>,
+        facts: &'a BTreeMap<String, Facts>,
+        observer: &'a dyn Observer,
+    ) -> Self {
         Ctx {
             tx,
             rules,
+            shared_rules: rules,
             facts,
             errors: Vec::new(),
             stats: SyncStats::default(),
@@ -113,6 +123,18 @@ impl<'a> Ctx<'a> {
     /// Evaluates one of `rule`'s expressions, unless it failed on [`STOP_AFTER`] objects in a row
     /// in this run: then it fails at once, saying so.
     pub(crate) fn eval(&mut self, rule: &str, e: &Expr, scope: &mut Scope) -> std::result::Result<Dynamic, String> {
+        self.eval_ready(rule, e, scope, &mut Ready::default())
+    }
+
+    /// [`Ctx::eval`], with the result `ready` holds for `e` if it holds one (evaluated ahead on
+    /// the same scope).
+    pub(crate) fn eval_ready(
+        &mut self,
+        rule: &str,
+        e: &Expr,
+        scope: &mut Scope,
+        ready: &mut Ready,
+    ) -> std::result::Result<Dynamic, String> {
         // The key is made only when a rule failed in this run (most runs: never).
         let key = || format!("{rule}\u{0}{}", e.what);
         if let Some(last) = (!self.stopped.is_empty()).then(|| self.stopped.get(&key())).flatten() {
@@ -121,19 +143,23 @@ impl<'a> Ctx<'a> {
                 e.what
             ));
         }
-        match self.rules.engine.eval_expr(scope, e) {
+        let result = match ready.take(e) {
+            Some(r) => r,
+            None => self.rules.engine.eval_expr(scope, e).map_err(|err| err.message),
+        };
+        match result {
             Ok(d) => {
                 if !self.failures_in_a_row.is_empty() {
                     self.failures_in_a_row.remove(&key());
                 }
                 Ok(d)
             }
-            Err(err) => {
+            Err(message) => {
                 let key = key();
                 let n = self.failures_in_a_row.entry(key.clone()).or_insert(0);
                 *n += 1;
                 if *n >= STOP_AFTER {
-                    self.stopped.insert(key, err.message.clone());
+                    self.stopped.insert(key, message.clone());
                     // One error for the rule itself, besides the objects': the run says it stopped it.
                     self.error(ObjectError {
                         stage: idflow_core::Stage::Sync,
@@ -148,11 +174,11 @@ impl<'a> Ctx<'a> {
                         message: format!(
                             "{} {:?} failed on {STOP_AFTER} objects in a row, so it is not evaluated again in this run; \
                              the objects it handles stay in error until it is fixed (the last error: {})",
-                            e.what, e.src, err.message
+                            e.what, e.src, message
                         ),
                     });
                 }
-                Err(err.message)
+                Err(message)
             }
         }
     }

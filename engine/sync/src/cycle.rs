@@ -59,7 +59,7 @@ impl Engine {
         let (facts, rules) = crate::engine::facts_and_rules(&config, defs, self.registry(), &self.store)?;
         self.config = config;
         self.facts = facts;
-        self.rules = rules;
+        self.rules = std::sync::Arc::new(rules);
         Ok(())
     }
 

@@ -53,7 +53,7 @@ pub struct Validation {
 
 pub struct Engine {
     pub config: Config,
-    pub rules: RuleSet,
+    pub rules: Arc<RuleSet>,
     pub store: Store,
     pub facts: BTreeMap<String, Facts>,
     /// The connector kinds: a connector's settings are checked by its kind when it is opened.
@@ -164,7 +164,7 @@ impl Engine {
 
     pub fn from_parts(config: Config, defs: Vec<RuleDef>, store: Store, registry: Arc<Registry>) -> Result<Engine> {
         let (facts, rules) = facts_and_rules(&config, defs, &registry, &store)?;
-        Ok(Engine { config, rules, store, facts, registry, observer: Arc::new(Silent), _lock: None })
+        Ok(Engine { config, rules: Arc::new(rules), store, facts, registry, observer: Arc::new(Silent), _lock: None })
     }
 
     /// Checks a configuration: the file, every connector's settings (by its type), every rule

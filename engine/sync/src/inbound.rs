@@ -10,14 +10,15 @@ use crate::ctx::Ctx;
 use crate::early::Early;
 use crate::join::{self, Outcome};
 use crate::precedence::{self, Contributions};
+use crate::ready::{Ready, Streaks};
 use crate::references::{self, Inbound};
 use idflow_core::{dn, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Direction, LinkMode};
-use idflow_policy::{source_map, to_flow_values, truthy, CompiledRule};
+use idflow_policy::{source_map, to_flow_values, truthy, CompiledRule, RuleSet};
 use idflow_store::{CsObject, Link, MvObject, PendingImport};
 use rhai::Scope;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The rules' view of a source object: its connector's reference attributes hold `Reference`s.
 fn scope_of(ctx: &Ctx, o: &CsObject) -> Scope<'static> {
@@ -33,9 +34,15 @@ fn source_scope(o: &CsObject, references: &HashSet<String>, reads: Option<&BTree
 }
 
 /// What [`scope_of`] needs of each connector, to make an object's scope where it is decoded
-/// (the machine's other core), not in the stage.
+/// (the machine's other core), not in the stage, and evaluate its rules' expressions there.
 #[derive(Clone)]
-struct Views(Arc<HashMap<String, View>>);
+struct Views(Arc<HashMap<String, View>>, Arc<RuleSet>, Arc<Mutex<Streaks>>);
+
+/// An object as the rules see it, with its expressions evaluated ahead.
+struct Viewed {
+    scope: Scope<'static>,
+    ready: Ready,
+}
 
 /// A connector's reference attributes, and the attributes its rules read (`None`: any).
 struct View {
@@ -50,19 +57,26 @@ impl Views {
             .iter()
             .map(|(c, f)| (c.clone(), View { references: f.reference_attributes.clone(), reads: ctx.rules.source_reads(c).cloned() }))
             .collect();
-        Views(Arc::new(views))
+        Views(Arc::new(views), Arc::clone(ctx.shared_rules), Arc::default())
     }
 
-    /// Objects read, each with its scope (`None`: its connector has no facts; the stage makes it).
-    fn read(&self, ctx: &Ctx, ids: &[i64]) -> Result<Decoded<(CsObject, Option<Scope<'static>>)>> {
+    /// Objects read, each with its scope and its expressions' results (`None`: its connector
+    /// has no facts; the stage makes its scope and evaluates as it goes).
+    fn read(&self, ctx: &Ctx, ids: &[i64]) -> Result<Decoded<(CsObject, Option<Viewed>)>> {
         let later = ctx.tx.cs_get_many_later(ids)?;
         let views = self.clone();
         Ok(Box::new(move || {
+            // Held while a chunk is decoded, and chunks are decoded one at a time.
+            let mut streaks = views.2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Ok(later()?
                 .into_iter()
                 .map(|o| {
-                    let scope = views.0.get(&o.connector).map(|v| source_scope(&o, &v.references, v.reads.as_ref()));
-                    (o.id, (o, scope))
+                    let viewed = views.0.get(&o.connector).map(|v| {
+                        let mut scope = source_scope(&o, &v.references, v.reads.as_ref());
+                        let ready = Ready::inbound(&views.1, &o, &mut scope, &mut streaks);
+                        Viewed { scope, ready }
+                    });
+                    (o.id, (o, viewed))
                 })
                 .collect())
         }))
@@ -158,15 +172,15 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     let mut spent = Spent::default();
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
-        let Some((mut o, scope)) = ahead.take(ids, i, |chunk| views.read(ctx, chunk))? else { continue };
+        let Some((mut o, viewed)) = ahead.take(ids, i, |chunk| views.read(ctx, chunk))? else { continue };
         ctx.stats.inbound_objects += 1;
-        let mut scope = scope.unwrap_or_else(|| scope_of(ctx, &o));
-        let decision = decide(ctx, &o, &mut scope)?;
+        let Viewed { mut scope, mut ready } = viewed.unwrap_or_else(|| Viewed { scope: scope_of(ctx, &o), ready: Ready::default() });
+        let decision = decide(ctx, &o, &mut scope, &mut ready)?;
         let projected = ctx.stats.projected;
         let flow_now = early && ctx.stats.disconnected == disconnected;
         if let Some((in_scope, relinked)) = link(ctx, &mut o, decision, &mut recheck, flow_now)? {
             let flowed = match flow_now && ctx.stats.disconnected == disconnected {
-                true => flow_early(ctx, &mut o, &mut scope, &in_scope, ctx.stats.projected != projected, relinked)?,
+                true => flow_early(ctx, &mut o, (&mut scope, &mut ready), &in_scope, ctx.stats.projected != projected, relinked)?,
                 false => unflowed(ctx, &mut o, relinked)?,
             };
             if remember && ctx.stats.disconnected == disconnected {
@@ -174,7 +188,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
             }
             work.push((id, in_scope, flowed));
         }
-        spent.push((o, scope));
+        spent.push((o, scope, ready));
     }
     let again = ctx.stats.disconnected != disconnected;
     // Pass 2: flows and precedence. It links nothing: references resolve the same way
@@ -187,18 +201,18 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
     let mut ahead = Ahead::default();
     for (i, (_, rule_idx, flowed_early)) in work.into_iter().enumerate() {
-        let Some((mut o, scope)) = ahead.take(&ids, i, |chunk| views.read(ctx, chunk))? else { continue };
+        let Some((mut o, viewed)) = ahead.take(&ids, i, |chunk| views.read(ctx, chunk))? else { continue };
         let Some(m) = o.mv_id else { continue };
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
-        let mut scope = scope.unwrap_or_else(|| scope_of(ctx, &o));
-        let flowed = flows(ctx, &o, &mut scope, &mv_obj.object_type, &rule_idx, false)?;
+        let Viewed { mut scope, mut ready } = viewed.unwrap_or_else(|| Viewed { scope: scope_of(ctx, &o), ready: Ready::default() });
+        let flowed = flows(ctx, &o, (&mut scope, &mut ready), &mv_obj.object_type, &rule_idx, false)?;
         let before = ctx.stats.metaverse_updated;
         persist_flows(ctx, &mut o, mv_obj, flowed, false)?;
         // Run again, an object counts as updated once, whichever run updated it.
         if flowed_early == Early::Updated {
             ctx.stats.metaverse_updated = before;
         }
-        spent.push((o, scope));
+        spent.push((o, scope, ready));
     }
     ctx.memo.clear();
     Ok(recheck)
@@ -212,7 +226,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
 fn flow_early(
     ctx: &mut Ctx,
     o: &mut CsObject,
-    scope: &mut Scope<'static>,
+    scope: (&mut Scope<'static>, &mut Ready),
     rule_idx: &[usize],
     projected: bool,
     relinked: bool,
@@ -314,14 +328,14 @@ enum Decision {
 
 /// Scopes the object and, when it is not linked yet, looks for its join: no writes. Returns the
 /// object's scope too, as it was before any expression ran in it.
-fn decide(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<Decision> {
+fn decide(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>, ready: &mut Ready) -> Result<Decision> {
     let base = scope.len();
-    let decision = decide_in(ctx, o, scope)?;
+    let decision = decide_in(ctx, o, scope, ready)?;
     scope.rewind(base);
     Ok(decision)
 }
 
-fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<Decision> {
+fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>, ready: &mut Ready) -> Result<Decision> {
     if o.pending_import == Some(PendingImport::Delete) {
         return Ok(Decision::Deleted);
     }
@@ -344,7 +358,7 @@ fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>) -> Result<
     for (i, r) in &rules {
         let ok = match &r.scope {
             None => true,
-            Some(e) => match ctx.eval(r.name(), e, scope).and_then(|d| truthy(&d)) {
+            Some(e) => match ctx.eval_ready(r.name(), e, scope, ready).and_then(|d| truthy(&d)) {
                 Ok(b) => b,
                 Err(message) => return Ok(Decision::ScopeFailed { rule: r.name().to_string(), src: e.src.clone(), message }),
             },
@@ -513,7 +527,14 @@ enum Flowed {
 
 /// Evaluates the flows of the rules in scope, resolving references: no writes. `early` (pass 1):
 /// stops at the first reference that does not name a linked object, with [`Flowed::NotYet`].
-fn flows(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope, mv_type: &str, rule_idx: &[usize], early: bool) -> Result<Flowed> {
+fn flows(
+    ctx: &mut Ctx,
+    o: &CsObject,
+    (scope, ready): (&mut Scope, &mut Ready),
+    mv_type: &str,
+    rule_idx: &[usize],
+    early: bool,
+) -> Result<Flowed> {
     let mut contributions = Contributions::new();
     let mut dangling = Vec::new();
     let mut reference_errors = Vec::new();
@@ -524,7 +545,7 @@ fn flows(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope, mv_type: &str, rule_idx
             continue;
         }
         for (attr, e) in &r.flows {
-            let d = match ctx.eval(r.name(), e, scope).and_then(to_flow_values) {
+            let d = match ctx.eval_ready(r.name(), e, scope, ready).and_then(to_flow_values) {
                 Ok(d) => d,
                 Err(msg) => return Ok(Flowed::Failed { rule: r.name().to_string(), message: format!("flow {attr} {:?}: {msg}", e.src) }),
             };

@@ -36,6 +36,7 @@ mod plan_changes;
 mod precedence;
 mod preview;
 mod pta_section;
+mod ready;
 mod references;
 mod saved_plan;
 mod service_section;
