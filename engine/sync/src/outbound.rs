@@ -11,6 +11,7 @@ use crate::early::Early;
 use crate::join::{AdoptIndex, Outcome};
 use crate::references;
 use idflow_core::connector::RefForm;
+use idflow_core::fast_hash::FastMap;
 use idflow_core::{Attrs, Category, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Deprovision, Direction, LinkMode};
 use idflow_policy::{object_map, to_values, truthy, CompiledRule};
@@ -101,25 +102,30 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     ctx.memo.clear();
     // Read ahead: handling an object changes only its own links (it provisions, adopts or
     // deprovisions its own target objects), and nothing here writes metaverse objects.
-    let mut ahead: Ahead<(MvObject, Links, Option<Scope<'static>>)> = Ahead::default();
+    let mut ahead: Ahead<(MvObject, Links, Option<Scope<'static>>, Vec<CsObject>)> = Ahead::default();
     let mut spent = Spent::default();
     let reads = ctx.rules.mv_reads().cloned().map(Arc::new);
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
         // With every object linked to it, their attributes not read: whole objects are read
         // only to be deprovisioned. The rules' view of each one still there is made where it
-        // is decoded (the machine's other core).
-        let Some((m, links, scope)) = ahead.take(ids, i, |chunk| {
+        // is decoded (the machine's other core). The target objects linked to them are read
+        // with them, for their flows: handling an object changes no other object's targets.
+        let Some((m, links, scope, mut read_targets)) = ahead.take(ids, i, |chunk| {
             let mut links = ctx.tx.cs_states_of_mvs(chunk)?;
             let objects = ctx.tx.mv_get_many_later(chunk)?;
+            let target_ids: Vec<i64> = links.values().flatten().filter(|(_, l)| l.is_target()).map(|(_, l)| l.id).collect();
+            let linked = ctx.tx.cs_get_many_later(&target_ids)?;
             let reads = reads.clone();
             Ok(Box::new(move || {
+                let mut linked: FastMap<i64, CsObject> = linked()?.into_iter().map(|o| (o.id, o)).collect();
                 Ok(objects()?
                     .into_iter()
                     .map(|m| {
                         let l = links.remove(&m.id).unwrap_or_default();
                         let scope = (!m.deleted).then(|| mv_scope(&m, reads.as_deref()));
-                        (m.id, (m, l, scope))
+                        let targets = l.iter().filter_map(|(_, s)| linked.remove(&s.id)).collect();
+                        (m.id, (m, l, scope, targets))
                     })
                     .collect())
             }))
@@ -255,7 +261,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             };
             let idx = in_scope.iter().filter_map(|r| ctx.rules.rules.iter().position(|x| std::ptr::eq(x, *r))).collect();
             let flowed = match early && ctx.stats.deprovisioned == deprovisioned {
-                true => match fresh.take().map_or_else(|| ctx.tx.cs_get(cs_id), |o| Ok(Some(o)))? {
+                true => match fresh
+                    .take()
+                    .or_else(|| take_target(&mut read_targets, cs_id))
+                    .map_or_else(|| ctx.tx.cs_get(cs_id), |o| Ok(Some(o)))?
+                {
                     Some(mut o) => {
                         scope.rewind(base);
                         let flowed = flows(ctx, &m, &mut o, &in_scope, connector, &mut scope, Some(&later))?;
@@ -287,7 +297,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             }
             work.push((id, connector, idx, cs_id, flowed));
         }
-        spent.push((m, links, scope));
+        spent.push((m, links, scope, read_targets));
     }
     let again = ctx.stats.deprovisioned != deprovisioned;
     let batch_ids: BTreeSet<i64> = ids.iter().copied().collect();
@@ -304,6 +314,12 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     }
     ctx.memo.clear();
     Ok(recheck.difference(&batch_ids).copied().collect())
+}
+
+/// Target object `cs_id`, when it was read ahead with its metaverse object.
+fn take_target(targets: &mut Vec<CsObject>, cs_id: i64) -> Option<CsObject> {
+    let at = targets.iter().position(|o| o.id == cs_id)?;
+    Some(targets.swap_remove(at))
 }
 
 /// Where what is linked to a metaverse object stands, with each one's connector.
