@@ -265,6 +265,21 @@ fn a_runaway_inbound_flow_is_stopped_too() {
     e.ok(&["run"], 0);
 }
 
+/// A rule script may leave a variable behind (here one that hides `source`): the flows still see
+/// the object as they would evaluated one after another by the stage, not what a scope
+/// expression left (expressions evaluated ahead are each evaluated on the object's own scope).
+#[test]
+fn a_variable_left_by_a_scope_expression_changes_no_flow() {
+    let e = Env::quickstart();
+    let rules = e.read("rules/accounts.toml");
+    let shadowing = r#"scope = 'let source = #{ title: "Hidden" }; true'"#;
+    e.write("rules/accounts.toml", &rules.replacen("scope = 'source.mail != ()'", shadowing, 1));
+    e.ok(&["apply"], 0);
+    let titles: std::collections::BTreeSet<String> =
+        e.cloud().iter().filter_map(|o| o["attributes"]["title"].as_str().map(str::to_string)).collect();
+    assert!(titles.len() > 1 && !titles.contains("Hidden"), "{titles:?}");
+}
+
 #[test]
 fn references_heal_by_themselves_by_the_next_delta_run() {
     use crate::common::{person, small};

@@ -2,7 +2,7 @@
 //! knows of each connector, and what the run found (statistics, per-object errors, a trace
 //! for previews).
 use crate::observer::Observer;
-use crate::ready::Ready;
+use crate::ready::{Ready, Streaks};
 use idflow_core::connector::Capabilities;
 use idflow_core::ObjectError;
 use idflow_policy::Expr;
@@ -11,7 +11,7 @@ use idflow_store::WriteOps;
 use rhai::{Dynamic, Scope};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// What sync needs to know about each connector.
 #[derive(Debug, Clone)]
@@ -74,6 +74,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) rules: &'a RuleSet,
     /// The same, to be shared with the thread that evaluates ahead.
     pub(crate) shared_rules: &'a Arc<RuleSet>,
+    /// How expressions evaluated ahead fail, for the run (the stage's stopped ones included).
+    pub(crate) ahead: Arc<Mutex<Streaks>>,
     pub(crate) facts: &'a BTreeMap<String, Facts>,
     pub(crate) errors: Vec<ObjectError>,
     pub(crate) stats: SyncStats,
@@ -105,6 +107,7 @@ impl<'a> Ctx<'a> {
             tx,
             rules,
             shared_rules: rules,
+            ahead: Arc::default(),
             facts,
             errors: Vec::new(),
             stats: SyncStats::default(),
@@ -143,7 +146,7 @@ impl<'a> Ctx<'a> {
                 e.what
             ));
         }
-        let result = match ready.take(e) {
+        let result = match ready.take(e, scope) {
             Some(r) => r,
             None => self.rules.engine.eval_expr(scope, e).map_err(|err| err.message),
         };
@@ -160,6 +163,7 @@ impl<'a> Ctx<'a> {
                 *n += 1;
                 if *n >= STOP_AFTER {
                     self.stopped.insert(key, message.clone());
+                    self.ahead.lock().unwrap_or_else(std::sync::PoisonError::into_inner).stop(e);
                     // One error for the rule itself, besides the objects': the run says it stopped it.
                     self.error(ObjectError {
                         stage: idflow_core::Stage::Sync,

@@ -36,7 +36,14 @@ fn source_scope(o: &CsObject, references: &HashSet<String>, reads: Option<&BTree
 /// What [`scope_of`] needs of each connector, to make an object's scope where it is decoded
 /// (the machine's other core), not in the stage, and evaluate its rules' expressions there.
 #[derive(Clone)]
-struct Views(Arc<HashMap<String, View>>, Arc<RuleSet>, Arc<Mutex<Streaks>>);
+struct Views {
+    views: Arc<HashMap<String, View>>,
+    /// What evaluates ahead (`None`: nothing is; rules' debug output is shown, in order).
+    rules: Option<Arc<RuleSet>>,
+    /// Flows are evaluated ahead too (they are run as the objects are met).
+    flows: bool,
+    streaks: Arc<Mutex<Streaks>>,
+}
 
 /// An object as the rules see it, with its expressions evaluated ahead.
 struct Viewed {
@@ -51,13 +58,15 @@ struct View {
 }
 
 impl Views {
-    fn of(ctx: &Ctx) -> Views {
+    fn of(ctx: &Ctx, flows: bool) -> Views {
         let views = ctx
             .facts
             .iter()
             .map(|(c, f)| (c.clone(), View { references: f.reference_attributes.clone(), reads: ctx.rules.source_reads(c).cloned() }))
             .collect();
-        Views(Arc::new(views), Arc::clone(ctx.shared_rules), Arc::default())
+        // Rules' `print` and `debug` go to this log: shown, they come from the stage, in order.
+        let ahead = !tracing::enabled!(target: "idflow::rules", tracing::Level::DEBUG);
+        Views { views: Arc::new(views), rules: ahead.then(|| Arc::clone(ctx.shared_rules)), flows, streaks: Arc::clone(&ctx.ahead) }
     }
 
     /// Objects read, each with its scope and its expressions' results (`None`: its connector
@@ -67,13 +76,16 @@ impl Views {
         let views = self.clone();
         Ok(Box::new(move || {
             // Held while a chunk is decoded, and chunks are decoded one at a time.
-            let mut streaks = views.2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut streaks = views.streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Ok(later()?
                 .into_iter()
                 .map(|o| {
-                    let viewed = views.0.get(&o.connector).map(|v| {
+                    let viewed = views.views.get(&o.connector).map(|v| {
                         let mut scope = source_scope(&o, &v.references, v.reads.as_ref());
-                        let ready = Ready::inbound(&views.1, &o, &mut scope, &mut streaks);
+                        let ready = match &views.rules {
+                            Some(rules) => Ready::inbound(rules, &o, &mut scope, views.flows, &mut streaks),
+                            None => Ready::default(),
+                        };
                         Viewed { scope, ready }
                     });
                     (o.id, (o, viewed))
@@ -167,7 +179,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     // Pass 1: scope and link (and, when settled, flows). Objects are read ahead: handling one
     // writes no other connector-space object.
     ctx.memo.clear();
-    let views = Views::of(ctx);
+    let views = Views::of(ctx, early);
     let mut ahead = Ahead::default();
     let mut spent = Spent::default();
     for (i, &id) in ids.iter().enumerate() {
@@ -199,6 +211,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     }
     let work: Vec<_> = work.into_iter().filter(|w| w.2.in_pass_2(again)).collect();
     let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
+    let views = Views { flows: true, ..views };
     let mut ahead = Ahead::default();
     for (i, (_, rule_idx, flowed_early)) in work.into_iter().enumerate() {
         let Some((mut o, viewed)) = ahead.take(&ids, i, |chunk| views.read(ctx, chunk))? else { continue };

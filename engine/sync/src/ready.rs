@@ -10,38 +10,47 @@ use idflow_store::CsObject;
 use rhai::{Dynamic, Scope};
 
 /// Results by expression (its address in the rule set, which outlives the stage), for one
-/// object: each taken once.
+/// object: each taken once, and only on a scope as it was made (of `base` variables): a rule
+/// script may leave variables behind (`let`), and the stage evaluates in its own order.
 #[derive(Default)]
-pub(crate) struct Ready(Vec<(usize, Result<Dynamic, String>)>);
+pub(crate) struct Ready {
+    results: Vec<(usize, Result<Dynamic, String>)>,
+    base: usize,
+}
 
 fn address(e: &Expr) -> usize {
     e as *const Expr as usize
 }
 
 impl Ready {
-    /// The result held for `e`, if any (then no longer held).
-    pub(crate) fn take(&mut self, e: &Expr) -> Option<Result<Dynamic, String>> {
-        let at = self.0.iter().position(|(x, _)| *x == address(e))?;
-        Some(self.0.swap_remove(at).1)
+    /// The result held for `e`, if any, when `scope` is as the result was evaluated on (then
+    /// no longer held).
+    pub(crate) fn take(&mut self, e: &Expr, scope: &Scope) -> Option<Result<Dynamic, String>> {
+        if scope.len() != self.base {
+            return None;
+        }
+        let at = self.results.iter().position(|(x, _)| *x == address(e))?;
+        Some(self.results.swap_remove(at).1)
     }
 
     fn put(&mut self, e: &Expr, r: Result<Dynamic, String>) {
-        self.0.push((address(e), r));
+        self.results.push((address(e), r));
     }
 
-    /// The results of `o`'s inbound rules' scope expressions, and of the flows of each rule in
-    /// scope, on `scope` (the rules' view of `o`). The scope is left as it was. An expression
-    /// that failed on [`STOP_AFTER`] objects in a row is not evaluated ahead any more: the
-    /// stage evaluates it if it needs it (and stops it itself).
-    pub(crate) fn inbound(rules: &RuleSet, o: &CsObject, scope: &mut Scope, streaks: &mut Streaks) -> Ready {
-        let mut ready = Ready::default();
+    /// The results of `o`'s inbound rules' scope expressions, and (`flows`) of the flows of each
+    /// rule in scope, each on `scope` as it is (the rules' view of `o`). An expression that
+    /// failed on [`STOP_AFTER`] objects in a row, or that the stage stopped, is not evaluated
+    /// ahead any more: the stage evaluates it if it needs it (and stops it itself).
+    pub(crate) fn inbound(rules: &RuleSet, o: &CsObject, scope: &mut Scope, flows: bool, streaks: &mut Streaks) -> Ready {
         let base = scope.len();
+        let mut ready = Ready { results: Vec::new(), base };
         let mut eval = |scope: &mut Scope, e: &Expr| {
             let failed = streaks.0.entry(address(e)).or_insert(0);
             if *failed >= STOP_AFTER {
                 return None;
             }
             let r = rules.engine.eval_expr(scope, e).map_err(|err| err.message);
+            scope.rewind(base);
             *failed = if r.is_ok() { 0 } else { *failed + 1 };
             Some(r)
         };
@@ -54,20 +63,29 @@ impl Ready {
                     continue;
                 }
             }
+            if !flows {
+                continue;
+            }
             for (_, e) in &r.flows {
                 if let Some(d) = eval(scope, e) {
                     ready.put(e, d);
                 }
             }
         }
-        scope.rewind(base);
         ready
     }
 }
 
-/// Per expression (by address), its failures in a row when evaluated ahead.
+/// Per expression (by address), its failures in a row when evaluated ahead, for a run.
 #[derive(Default)]
 pub(crate) struct Streaks(FastMap<usize, usize>);
+
+impl Streaks {
+    /// The stage stopped `e`: not evaluated ahead again in this run.
+    pub(crate) fn stop(&mut self, e: &Expr) {
+        self.0.insert(address(e), STOP_AFTER);
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -85,8 +103,12 @@ mod tests {
         let (a, b) = (compile("1"), compile("2"));
         let mut ready = Ready::default();
         ready.put(&a, Ok(Dynamic::from(10_i64)));
-        assert!(ready.take(&b).is_none(), "another expression's result is not this one's");
-        assert_eq!(ready.take(&a).and_then(Result::ok).map(|d| d.as_int()), Some(Ok(10)));
-        assert!(ready.take(&a).is_none(), "taken once");
+        let mut scope = Scope::new();
+        assert!(ready.take(&b, &scope).is_none(), "another expression's result is not this one's");
+        scope.push("left", 1_i64);
+        assert!(ready.take(&a, &scope).is_none(), "not on a scope with a variable more than it was evaluated on");
+        scope.rewind(0);
+        assert_eq!(ready.take(&a, &scope).and_then(Result::ok).map(|d| d.as_int()), Some(Ok(10)));
+        assert!(ready.take(&a, &scope).is_none(), "taken once");
     }
 }

@@ -3,7 +3,7 @@
 //! as text; every other object's text is copied from the file it was read from into the next
 //! one, as it was. A million objects hold about a hundred megabytes, not the document.
 use super::scan::Span;
-use idflow_core::fast_hash::FastMap;
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -27,12 +27,12 @@ pub(super) struct Held {
     file: Option<Arc<std::fs::File>>,
     /// Every object in the file's order.
     slots: Vec<Slot>,
-    pub(super) index: FastMap<String, usize>,
+    pub(super) index: HashMap<String, usize>,
 }
 
 impl Held {
     pub(super) fn new(file: Option<Arc<std::fs::File>>) -> Self {
-        Held { file, slots: Vec::new(), index: FastMap::default() }
+        Held { file, slots: Vec::new(), index: HashMap::new() }
     }
 
     pub(super) fn push(&mut self, id: String, slot: Slot) {
