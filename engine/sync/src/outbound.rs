@@ -114,11 +114,17 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
         let Some((m, links, scope, mut read_targets)) = ahead.take(ids, i, |chunk| {
             let mut links = ctx.tx.cs_states_of_mvs(chunk)?;
             let objects = ctx.tx.mv_get_many_later(chunk)?;
-            let target_ids: Vec<i64> = links.values().flatten().filter(|(_, l)| l.is_target()).map(|(_, l)| l.id).collect();
+            // Only where early flows read them (not in a preview).
+            let target_ids: Vec<i64> = match early {
+                true => links.values().flatten().filter(|(_, l)| l.is_target()).map(|(_, l)| l.id).collect(),
+                false => Vec::new(),
+            };
             let linked = ctx.tx.cs_get_many_later(&target_ids)?;
             let reads = reads.clone();
             Ok(Box::new(move || {
-                let mut linked: FastMap<i64, CsObject> = linked()?.into_iter().map(|o| (o.id, o)).collect();
+                // One that cannot be read is read by the stage if it needs it, and fails there:
+                // a damaged object the stage never looks at does not fail the sync.
+                let mut linked: FastMap<i64, CsObject> = linked().map(|v| v.into_iter().map(|o| (o.id, o)).collect()).unwrap_or_default();
                 Ok(objects()?
                     .into_iter()
                     .map(|m| {
