@@ -71,9 +71,8 @@ pub(crate) const STOP_AFTER: usize = 50;
 
 pub(crate) struct Ctx<'a> {
     pub(crate) tx: &'a dyn WriteOps,
-    pub(crate) rules: &'a RuleSet,
-    /// The same, to be shared with the thread that evaluates ahead.
-    pub(crate) shared_rules: &'a Arc<RuleSet>,
+    /// Shared with the thread that evaluates ahead.
+    pub(crate) rules: &'a Arc<RuleSet>,
     /// How expressions evaluated ahead fail, for the run (the stage's stopped ones included).
     pub(crate) ahead: Arc<Mutex<Streaks>>,
     pub(crate) facts: &'a BTreeMap<String, Facts>,
@@ -106,7 +105,6 @@ impl<'a> Ctx<'a> {
         Ctx {
             tx,
             rules,
-            shared_rules: rules,
             ahead: Arc::default(),
             facts,
             errors: Vec::new(),

@@ -51,6 +51,13 @@ struct Viewed {
     ready: Ready,
 }
 
+impl Viewed {
+    /// `viewed`, or (its connector has no facts) the object's scope made here, nothing ready.
+    fn or_here(viewed: Option<Viewed>, ctx: &Ctx, o: &CsObject) -> Viewed {
+        viewed.unwrap_or_else(|| Viewed { scope: scope_of(ctx, o), ready: Ready::default() })
+    }
+}
+
 /// A connector's reference attributes, and the attributes its rules read (`None`: any).
 struct View {
     references: HashSet<String>,
@@ -66,7 +73,7 @@ impl Views {
             .collect();
         // Rules' `print` and `debug` go to this log: shown, they come from the stage, in order.
         let ahead = !tracing::enabled!(target: "idflow::rules", tracing::Level::DEBUG);
-        Views { views: Arc::new(views), rules: ahead.then(|| Arc::clone(ctx.shared_rules)), flows, streaks: Arc::clone(&ctx.ahead) }
+        Views { views: Arc::new(views), rules: ahead.then(|| Arc::clone(ctx.rules)), flows, streaks: Arc::clone(&ctx.ahead) }
     }
 
     /// Objects read, each with its scope and its expressions' results (`None`: its connector
@@ -186,7 +193,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         ctx.observer.advanced(1);
         let Some((mut o, viewed)) = ahead.take(ids, i, |chunk| views.read(ctx, chunk))? else { continue };
         ctx.stats.inbound_objects += 1;
-        let Viewed { mut scope, mut ready } = viewed.unwrap_or_else(|| Viewed { scope: scope_of(ctx, &o), ready: Ready::default() });
+        let Viewed { mut scope, mut ready } = Viewed::or_here(viewed, ctx, &o);
         let decision = decide(ctx, &o, &mut scope, &mut ready)?;
         let projected = ctx.stats.projected;
         let flow_now = early && ctx.stats.disconnected == disconnected;
@@ -217,7 +224,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         let Some((mut o, viewed)) = ahead.take(&ids, i, |chunk| views.read(ctx, chunk))? else { continue };
         let Some(m) = o.mv_id else { continue };
         let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
-        let Viewed { mut scope, mut ready } = viewed.unwrap_or_else(|| Viewed { scope: scope_of(ctx, &o), ready: Ready::default() });
+        let Viewed { mut scope, mut ready } = Viewed::or_here(viewed, ctx, &o);
         let flowed = flows(ctx, &o, (&mut scope, &mut ready), &mv_obj.object_type, &rule_idx, false)?;
         let before = ctx.stats.metaverse_updated;
         persist_flows(ctx, &mut o, mv_obj, flowed, false)?;
@@ -339,8 +346,8 @@ enum Decision {
     Join(Vec<usize>, std::result::Result<Outcome, (String, idflow_policy::EvalError)>),
 }
 
-/// Scopes the object and, when it is not linked yet, looks for its join: no writes. Returns the
-/// object's scope too, as it was before any expression ran in it.
+/// Scopes the object and, when it is not linked yet, looks for its join: no writes. Leaves the
+/// object's scope as it was before any expression ran in it.
 fn decide(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>, ready: &mut Ready) -> Result<Decision> {
     let base = scope.len();
     let decision = decide_in(ctx, o, scope, ready)?;
