@@ -15,6 +15,7 @@
 mod alert;
 mod anchor;
 mod changed;
+mod checkpoint;
 mod cs;
 mod dict_train;
 mod history;
@@ -98,18 +99,19 @@ impl Store {
             }
         }
         let conn = Connection::open(path).map_err(|e| Error::store(&name, e))?;
-        Self::init(conn, name)
+        let state = ops::ConnState::new(&name);
+        Self::init(conn, name, state)
     }
 
     /// A throw-away database, for `idflow test`.
     pub fn in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory().map_err(|e| Error::store(":memory:", e))?;
-        Self::init(conn, ":memory:".into())
+        Self::init(conn, ":memory:".into(), ops::ConnState::default())
     }
 
-    fn init(conn: Connection, path: String) -> Result<Store> {
+    fn init(conn: Connection, path: String, state: ops::ConnState) -> Result<Store> {
         schema::init(&conn).map_err(|message| Error::Store { path: path.clone(), message, source: None })?;
-        Ok(Store { conn, path, state: ops::ConnState::default() })
+        Ok(Store { conn, path, state })
     }
 
     /// The database's path, as errors name it.
@@ -153,8 +155,16 @@ impl Store {
         WriteTxn::begin(&self.conn, &self.path, &self.state, Sizing::Changes)
     }
 
-    /// Hands the write-ahead log back to the database file, so it does not stay at its peak size.
+    /// Hands the write-ahead log back to the database file, so it does not stay at its peak
+    /// size: asked of the thread that copies it after each commit, which cuts the log back once
+    /// it is copied and no one reads it (the run goes on meanwhile).
     pub fn checkpoint(&self) {
-        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        self.state.wal.ask(&self.conn, checkpoint::Ask::Shrink);
+    }
+
+    /// Waits for the copy of the write-ahead log into the database file to end (the
+    /// database's size, as a benchmark shows it; a store is also settled when dropped).
+    pub fn settle(&self) {
+        self.state.wal.settle();
     }
 }

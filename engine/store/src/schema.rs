@@ -220,6 +220,11 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(e)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
+    // The log is copied into the database by a thread of its own after each commit
+    // (checkpoint.rs), not by the commit; once copied, the next writer starts it over and cuts
+    // the file back to 64 MiB.
+    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(e)?;
+    conn.pragma_update(None, "journal_size_limit", 64 << 20).map_err(e)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(e)?;
     // Spill changed pages once the cache is full (what SQLite does unless told otherwise),
     // said here because some transactions raise it for a while.
