@@ -159,7 +159,7 @@ impl FileConnector {
     /// new file's stamp, unless another file took its place right after the rename.
     fn write_atomically<T>(
         &self,
-        body: impl FnOnce(&mut dyn std::io::Write, Arc<std::fs::File>) -> std::io::Result<T>,
+        body: impl FnOnce(&mut std::io::BufWriter<std::fs::File>, Arc<std::fs::File>) -> std::io::Result<T>,
     ) -> Result<(T, Option<Stamp>)> {
         let io = |e: std::io::Error| Error::io(&self.path, "cannot write", e);
         if let Some(dir) = self.path.parent() {
@@ -469,6 +469,41 @@ mod tests {
         std::fs::write(&c.path, "{\"objects\": [\n{\"id\": \"a\"},\n{\"id\": \"a\"}]}").expect("written");
         let err = c.export(&[]).expect_err("twice").to_string();
         assert!(err.contains("cloud.json:3:1: the id \"a\" is in the file twice"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Batch after batch, the objects kept from the file the last batch wrote are copied from
+    /// it in ranges (between the ones made, changed or deleted), and the file is still the
+    /// document as written whole, each object held at its place and line.
+    #[test]
+    fn objects_copied_in_ranges_from_the_last_batch_land_where_the_whole_document_has_them() {
+        let dir = std::env::temp_dir().join(format!("idflow-file-runs-{}", std::process::id()));
+        let c = &mut FileConnector { name: "cloud".into(), path: dir.join("cloud.json"), held: None };
+        let check = |c: &FileConnector| {
+            let text = std::fs::read_to_string(&c.path).expect("written");
+            assert_eq!(text, pretty(c));
+            let (held, _) = c.held.as_ref().expect("held");
+            for i in held.index.values() {
+                let span = held.span(*i).expect("in the file");
+                let at = usize::try_from(span.offset).expect("small");
+                let object = held.text(*i).expect("reads").expect("there");
+                assert_eq!(&text[at..at + object.len()], object);
+                assert_eq!(text[..at].matches('\n').count() + 1, span.line, "{object}");
+                assert_eq!(object.matches('\n').count(), span.newlines, "{object}");
+            }
+        };
+        let adds = |ids: &[&str]| ids.iter().map(|id| op(OpKind::Add, id, &[("userName", &[id, "x\ny"])], vec![])).collect::<Vec<_>>();
+        c.export(&adds(&["a", "b", "c", "d"])).expect("first batch");
+        check(c);
+        c.export(&adds(&["e"])).expect("second batch");
+        check(c);
+        let change = AttrChange { attr: "mail".into(), kind: ChangeKind::Replace, values: vec!["b@x".into()] };
+        c.export(&[op(OpKind::Update, "b", &[], vec![change]), op(OpKind::Delete, "d", &[], vec![])]).expect("third batch");
+        check(c);
+        c.export(&[op(OpKind::Delete, "a", &[], vec![])]).expect("fourth batch");
+        check(c);
+        let text = std::fs::read_to_string(&c.path).expect("written");
+        assert!(text.contains("b@x") && !text.contains("\"a\"") && !text.contains("\"d\""), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -4,7 +4,8 @@
 //! one, as it was. A million objects hold about a hundred megabytes, not the document.
 use super::scan::Span;
 use std::collections::HashMap;
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -20,6 +21,9 @@ pub(super) enum Slot {
 /// How deep an object sits in the file (`{"objects": [ ... ]}`), pretty-printed.
 pub(super) const OBJECT_INDENT: &str = "    ";
 
+/// What is written between two objects: a comma, a line break, the indent.
+const SEPARATOR: &str = ",\n    ";
+
 #[derive(Default, Clone)]
 pub(super) struct Held {
     /// The file the spans point into (kept open: a file put in its place since does not
@@ -28,11 +32,13 @@ pub(super) struct Held {
     /// Every object in the file's order.
     slots: Vec<Slot>,
     pub(super) index: HashMap<String, usize>,
+    /// The file is one idflow wrote (objects apart by [`SEPARATOR`] alone), not one it read.
+    written: bool,
 }
 
 impl Held {
     pub(super) fn new(file: Option<Arc<std::fs::File>>) -> Self {
-        Held { file, slots: Vec::new(), index: HashMap::new() }
+        Held { file, slots: Vec::new(), index: HashMap::new(), written: false }
     }
 
     pub(super) fn push(&mut self, id: String, slot: Slot) {
@@ -73,38 +79,91 @@ impl Held {
     }
 
     /// Writes the document as `serde_json::to_writer_pretty` would write it whole, and returns
-    /// what is held once it is the file written: every object at its place in it.
-    pub(super) fn write_to(self, w: &mut dyn Write, file: Arc<std::fs::File>) -> std::io::Result<Held> {
-        let Held { file: old, slots: held, index } = self;
+    /// what is held once it is the file written: every object at its place in it. Objects kept
+    /// from a file idflow wrote, one after the other there, are copied as one range by the
+    /// kernel (`copy_file_range` on Linux), not through this process: a first export of
+    /// 1,000,000 objects writes the file again after each batch.
+    pub(super) fn write_to(self, w: &mut BufWriter<File>, file: Arc<File>) -> std::io::Result<Held> {
+        let Held { file: old, slots: held, index, written } = self;
         let mut w = Tally { inner: w, bytes: 0, newlines: 0 };
         let mut window = Window { file: old.as_deref(), start: 0, buf: Vec::new() };
+        let mut run: Option<Run> = None;
         let mut slots = Vec::with_capacity(held.len());
         let mut first = true;
         w.put(b"{\n  \"objects\": [")?;
         for slot in held {
-            let text: &[u8] = match &slot {
-                Slot::Gone => {
-                    slots.push(Slot::Gone);
+            if let (Slot::At(span), Some(r)) = (&slot, run.as_mut()) {
+                if written && span.offset == r.to + SEPARATOR.len() as u64 {
+                    slots.push(Slot::At(r.extend(*span)));
                     continue;
                 }
-                Slot::At(span) => window.bytes(*span)?,
-                Slot::Made(t) => t.as_bytes(),
-            };
+            }
+            if let Some(r) = run.take() {
+                r.copy(&mut w, old.as_deref())?;
+            }
+            if matches!(slot, Slot::Gone) {
+                slots.push(Slot::Gone);
+                continue;
+            }
             w.put(if first { b"\n" } else { b",\n" })?;
             w.put(OBJECT_INDENT.as_bytes())?;
-            let span = Span { offset: w.bytes, len: text.len() as u64, line: w.newlines + 1 };
-            w.put(text)?;
-            slots.push(Slot::At(span));
             first = false;
+            let (offset, line) = (w.bytes, w.newlines + 1);
+            let span = match slot {
+                Slot::At(span) if written => {
+                    let r = Run { from: span.offset, to: span.offset + span.len, first: span, last: span, offset, line };
+                    run = Some(r);
+                    Span { offset, line, ..span }
+                }
+                Slot::At(span) => {
+                    w.put(window.bytes(span)?)?;
+                    Span { offset, line, ..span }
+                }
+                Slot::Made(t) => {
+                    w.put(t.as_bytes())?;
+                    Span { offset, len: t.len() as u64, line, newlines: w.newlines + 1 - line }
+                }
+                Slot::Gone => continue,
+            };
+            slots.push(Slot::At(span));
+        }
+        if let Some(r) = run.take() {
+            r.copy(&mut w, old.as_deref())?;
         }
         w.put(if first { b"]\n}\n" } else { b"\n  ]\n}\n" })?;
-        Ok(Held { file: Some(file), slots, index })
+        Ok(Held { file: Some(file), slots, index, written: true })
+    }
+}
+
+/// Objects one after the other in the file read, apart by [`SEPARATOR`] alone: the bytes from
+/// the first's start to the last's end, to be copied as they are.
+struct Run {
+    from: u64,
+    to: u64,
+    first: Span,
+    last: Span,
+    /// Where the first goes in the file written, and on which line.
+    offset: u64,
+    line: usize,
+}
+
+impl Run {
+    /// Takes in the object that follows the run in the file read; returns where it goes.
+    fn extend(&mut self, span: Span) -> Span {
+        self.to = span.offset + span.len;
+        self.last = span;
+        Span { offset: self.offset + (span.offset - self.from), line: self.line + (span.line - self.first.line), ..span }
+    }
+
+    fn copy(self, w: &mut Tally<'_>, from: Option<&File>) -> std::io::Result<()> {
+        let newlines = self.last.line - self.first.line + self.last.newlines;
+        w.copy(from.ok_or_else(no_file)?, self.from, self.to - self.from, newlines)
     }
 }
 
 /// Counts what is written: where the next object starts.
 struct Tally<'a> {
-    inner: &'a mut dyn Write,
+    inner: &'a mut BufWriter<File>,
     bytes: u64,
     newlines: usize,
 }
@@ -114,6 +173,20 @@ impl Tally<'_> {
         self.inner.write_all(b)?;
         self.bytes += b.len() as u64;
         self.newlines += b.iter().filter(|c| **c == b'\n').count();
+        Ok(())
+    }
+
+    /// `len` bytes of `from` at `offset`, holding `newlines` line breaks. (`std::io::copy`
+    /// between files is the kernel's copy where there is one: the buffer is written out first,
+    /// then the range copied from file to file.)
+    fn copy(&mut self, from: &File, offset: u64, len: u64, newlines: usize) -> std::io::Result<()> {
+        let mut src = from;
+        src.seek(SeekFrom::Start(offset))?;
+        if std::io::copy(&mut src.take(len), self.inner)? < len {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file is shorter than when it was read"));
+        }
+        self.bytes += len;
+        self.newlines += newlines;
         Ok(())
     }
 }

@@ -14,6 +14,8 @@ pub(super) struct Span {
     pub len: u64,
     /// The line its first character is on (1-based).
     pub line: usize,
+    /// The line breaks inside it.
+    pub newlines: usize,
 }
 
 /// What has gone by: bytes and line breaks read from the file.
@@ -134,6 +136,7 @@ impl<'de, E> Visitor<'de> for List<'_, E> {
                 offset: end.saturating_sub(text.len() as u64),
                 len: text.len() as u64,
                 line: self.seen.newlines.get().saturating_sub(newlines_in) + 1,
+                newlines: newlines_in,
             };
             if let Err(e) = (self.each)(&raw, span) {
                 *self.failed = Some(e);
