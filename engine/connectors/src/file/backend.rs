@@ -236,7 +236,7 @@ impl FileConnector {
 
     /// Calls `each` with every object of the file, read a block at a time.
     fn scan(&self, f: &std::fs::File, each: &mut dyn FnMut(&serde_json::value::RawValue, scan::Span) -> Result<()>) -> Result<()> {
-        scan::objects(std::io::BufReader::with_capacity(1 << 16, f), each).map_err(|e| match e {
+        scan::objects(f, each).map_err(|e| match e {
             ScanError::Json(e) if e.is_io() => Error::io(&self.path, "cannot read", std::io::Error::other(e)),
             ScanError::Json(e) => self.parse_error(e),
             ScanError::Each(e) => e,

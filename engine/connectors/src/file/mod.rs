@@ -7,6 +7,7 @@ use idflow_core::{ConnectorConfig, Result};
 mod backend;
 mod config;
 mod held;
+mod plain;
 mod scan;
 
 const CAPABILITIES: Capabilities = Capabilities {
