@@ -8,32 +8,38 @@
 //! waits for no reader or writer and stops none) while the run goes on. Nothing changes for
 //! safety: what is committed is in the log, which SQLite reads (and copies on its next
 //! checkpoint) if the process ends before the copy does.
+//!
+//! The price is disk, for the length of a run: SQLite starts the log over only at a write that
+//! begins once all of it is copied, and a run's next stage begins while the last one's log is
+//! being copied, so the log of a run holds its stages one after the other (a full cycle at
+//! 1,000,000 people: about the import's, the sync's and the export's together) until the run
+//! ends; then it is cut back to nothing, as soon as no one reads it.
 use rusqlite::Connection;
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// What a checkpoint is asked to do; the larger includes the smaller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// What the thread is asked.
+#[derive(Debug)]
 pub(crate) enum Ask {
-    /// Copy what the log holds into the database file.
+    /// Copy what the log holds into the database file (after a commit).
     Copy,
-    /// The same, then cut the log file back to nothing if no one is reading it (between runs,
-    /// so it does not stay at its peak size).
+    /// The same, then cut the log file back to nothing once all of it is copied and no one
+    /// reads it (after a run, so that it does not stay at its peak size between runs).
     Shrink,
+    /// Answer once what was asked before is done.
+    Settle(Sender<()>),
 }
 
-impl Ask {
-    fn pragma(self) -> &'static str {
-        match self {
-            Ask::Copy => "PRAGMA wal_checkpoint(PASSIVE)",
-            Ask::Shrink => "PRAGMA wal_checkpoint(TRUNCATE)",
-        }
-    }
-}
+/// How often a log that could not be cut back (someone was reading it) is tried again, and for
+/// how long.
+const RETRY: Duration = Duration::from_millis(250);
+const RETRY_FOR: Duration = Duration::from_secs(120);
 
-/// The thread that checkpoints one database, started at its first commit (a connection that
-/// only reads never starts it), ended and waited for when the store is dropped.
+/// The thread that checkpoints one database, started at its first commit (a store that only
+/// reads never starts it), with a connection it keeps until the store is dropped; then it is
+/// ended and waited for.
 #[derive(Default)]
 pub(crate) struct Checkpointer {
     /// The database file; none for a database in memory, which has no log.
@@ -47,7 +53,7 @@ enum Worker {
     Idle,
     Running(Sender<Ask>, JoinHandle<()>),
     /// The thread could not be started or could not open the database: the committing
-    /// connection checkpoints itself, as SQLite would.
+    /// connection checkpoints itself after each commit.
     Inline,
 }
 
@@ -57,7 +63,8 @@ impl Checkpointer {
     }
 
     /// After a commit on `conn` (or to shrink the log after a run): the thread is asked, or,
-    /// where there is none, `conn` checkpoints now.
+    /// where there is none, `conn` checkpoints now (waiting for readers as long as its busy
+    /// timeout, as checkpoints did before there was a thread).
     pub(crate) fn ask(&self, conn: &Connection, ask: Ask) {
         let Some(path) = &self.path else { return };
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
@@ -72,33 +79,47 @@ impl Checkpointer {
                 }
             };
         }
-        if let Worker::Running(tx, _) = &*worker {
-            if tx.send(ask).is_ok() {
-                return;
-            }
-            // The thread ended (it could not open the database): from now on, inline.
-            if let Worker::Running(_, h) = std::mem::replace(&mut *worker, Worker::Inline) {
-                let _ = h.join();
-            }
+        let ask = match &*worker {
+            Worker::Running(tx, _) => match tx.send(ask) {
+                Ok(()) => return,
+                Err(std::sync::mpsc::SendError(ask)) => ask,
+            },
+            _ => ask,
+        };
+        // The thread ended (it could not open the database): from now on, here.
+        if let Worker::Running(_, h) = std::mem::replace(&mut *worker, Worker::Inline) {
+            let _ = h.join();
         }
         drop(worker);
-        checkpoint(conn, ask, path);
+        let shrink = matches!(ask, Ask::Shrink);
+        if let Some(all) = copy(conn, path) {
+            if shrink && all {
+                let _ = cut(conn, path);
+            }
+        }
     }
 
-    /// Waits for the copies asked so far to end (the thread ends; the next commit starts
-    /// another).
+    /// Waits for what was asked so far to be done (the database's size, as a benchmark
+    /// shows it).
     pub(crate) fn settle(&self) {
-        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
-        if let Worker::Running(tx, h) = std::mem::take(&mut *worker) {
-            drop(tx);
-            let _ = h.join();
+        let worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        if let Worker::Running(tx, _) = &*worker {
+            let (done, wait) = channel();
+            if tx.send(Ask::Settle(done)).is_ok() {
+                drop(worker);
+                let _ = wait.recv();
+            }
         }
     }
 }
 
 impl Drop for Checkpointer {
     fn drop(&mut self) {
-        self.settle();
+        let worker = self.worker.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Worker::Running(tx, h) = std::mem::take(worker) {
+            drop(tx);
+            let _ = h.join();
+        }
     }
 }
 
@@ -110,34 +131,72 @@ fn work(path: &str, asks: Receiver<Ask>) {
             return;
         }
     };
-    while let Ok(first) = asks.recv() {
+    // Since when the log is to be cut back and could not be yet (someone was reading it).
+    let mut shrink: Option<Instant> = None;
+    loop {
+        let first = match shrink {
+            None => asks.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(_) => asks.recv_timeout(RETRY),
+        };
+        let mut settled = Vec::new();
         // Asks that came while the last copy ran are one copy now.
-        let ask = asks.try_iter().fold(first, Ord::max);
-        checkpoint(&conn, ask, path);
+        let batch = match first {
+            Ok(a) => std::iter::once(a).chain(asks.try_iter()).collect(),
+            Err(RecvTimeoutError::Timeout) => Vec::new(),
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for a in batch {
+            match a {
+                Ask::Copy => {}
+                Ask::Shrink => shrink = Some(shrink.unwrap_or_else(Instant::now)),
+                Ask::Settle(done) => settled.push(done),
+            }
+        }
+        let all = copy(&conn, path).unwrap_or(false);
+        if let Some(since) = shrink {
+            // Only once everything is copied: a TRUNCATE that still had copying to do would
+            // hold SQLite's write lock meanwhile, and the run's next transaction would wait.
+            if (all && cut(&conn, path)) || since.elapsed() > RETRY_FOR {
+                shrink = None;
+            }
+        }
+        for done in settled {
+            let _ = done.send(());
+        }
     }
 }
 
 fn open(path: &str) -> rusqlite::Result<Connection> {
     use rusqlite::OpenFlags;
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-    // Never wait: a TRUNCATE that finds a reader or a writer copies what it can and leaves the
-    // log's size alone, instead of holding up the run's next transaction.
-    conn.busy_timeout(std::time::Duration::ZERO)?;
+    // Never wait: a TRUNCATE that finds a reader or a writer leaves the log's size alone (and
+    // is tried again), instead of holding up the run's next transaction.
+    conn.busy_timeout(Duration::ZERO)?;
     // As the run's connection: the log is synced before a copy, the database after it.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "cache_size", -2048)?;
     Ok(conn)
 }
 
-fn checkpoint(conn: &Connection, ask: Ask, path: &str) {
-    // A TRUNCATE holds SQLite's write lock while it copies: the copy is made first without
-    // it, so the TRUNCATE has (nearly) nothing left to copy and keeps no writer waiting.
-    for step in [Ask::Copy, Ask::Shrink].into_iter().filter(|s| *s <= ask) {
-        // A checkpoint that finds the database busy copies less (the pragma says so in its
-        // row), and the next one copies the rest: only an error is worth a line.
-        if let Err(e) = conn.query_row(step.pragma(), [], |r| r.get::<_, i64>(0)) {
+/// A PASSIVE checkpoint: whether all of the log is in the database file now (`None`: failed).
+fn copy(conn: &Connection, path: &str) -> Option<bool> {
+    // Columns: busy (another checkpoint ran), pages in the log, pages copied.
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
+        Ok((busy, log, copied)) => Some(busy == 0 && log == copied),
+        Err(e) => {
             tracing::warn!(error = %e, path, "copying the metaverse's write-ahead log into it failed; the next commit tries again");
-            return;
+            None
+        }
+    }
+}
+
+/// A TRUNCATE checkpoint: whether the log was cut back (no one was reading or writing).
+fn cut(conn: &Connection, path: &str) -> bool {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+        Ok(busy) => busy == 0,
+        Err(e) => {
+            tracing::warn!(error = %e, path, "cutting back the metaverse's write-ahead log failed");
+            true
         }
     }
 }
@@ -192,5 +251,31 @@ mod tests {
         assert!(len(&path) > 8 << 20, "copied: {} bytes", len(&path));
         assert_eq!(len(&wal), 0, "and the log cut back");
         assert_eq!(reader.read().expect("read").meta_get("k").expect("get").map(|v| v.len()), Some(8 << 20));
+    }
+
+    /// A run that ends while someone still reads what the log holds: the log is cut back once
+    /// they are done, without another run.
+    #[test]
+    fn a_log_that_cannot_be_cut_back_yet_is_cut_back_once_readers_are_done() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("idflow.db");
+        let wal = dir.path().join("idflow.db-wal");
+        let store = Store::open(&path).expect("open");
+        let reader = Store::open(&path).expect("open");
+        let snapshot = reader.read().expect("read");
+        assert_eq!(snapshot.meta_get("k").expect("get"), None);
+        let tx = store.write().expect("write");
+        tx.meta_set("k", &"x".repeat(4 << 20)).expect("set");
+        tx.commit().expect("commit");
+        store.checkpoint();
+        store.settle();
+        assert!(len(&wal) > 4 << 20, "not cut back while read");
+        drop(snapshot);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while len(&wal) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(len(&wal), 0, "cut back once the reader is done");
+        assert!(len(&path) > 4 << 20, "everything copied first");
     }
 }

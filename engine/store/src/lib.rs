@@ -157,7 +157,8 @@ impl Store {
 
     /// Hands the write-ahead log back to the database file, so it does not stay at its peak
     /// size: asked of the thread that copies it after each commit, which cuts the log back once
-    /// it is copied and no one reads it (the run goes on meanwhile).
+    /// all of it is copied and no one reads it, trying again every 250 ms for two minutes while
+    /// someone does (the run goes on meanwhile).
     pub fn checkpoint(&self) {
         self.state.wal.ask(&self.conn, checkpoint::Ask::Shrink);
     }

@@ -221,8 +221,8 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
     // The log is copied into the database by a thread of its own after each commit
-    // (checkpoint.rs), not by the commit; once copied, the next writer starts it over and cuts
-    // the file back to 64 MiB.
+    // (checkpoint.rs), not by the commit; a write that begins once all of it is copied starts
+    // it over, and the file is cut back to 64 MiB at that write's commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(e)?;
     conn.pragma_update(None, "journal_size_limit", 64 << 20).map_err(e)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB).map_err(e)?;
