@@ -15,8 +15,9 @@
 //! 1,000,000 people: about the import's, the sync's and the export's together) until the run
 //! ends; then it is cut back to nothing, as soon as no one reads it.
 use rusqlite::Connection;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -26,8 +27,11 @@ pub(crate) enum Ask {
     /// Copy what the log holds into the database file (after a commit).
     Copy,
     /// The same, then cut the log file back to nothing once all of it is copied and no one
-    /// reads it (after a run, so that it does not stay at its peak size between runs).
-    Shrink,
+    /// reads it (after a run, so that it does not stay at its peak size between runs), as long
+    /// as the store begins no transaction after the one counted here (the next run, or its
+    /// next stage, would find its pages dropped: SQLite forgets a connection's cached pages
+    /// when another cuts the log back).
+    Shrink(u64),
     /// Answer once what was asked before is done.
     Settle(Sender<()>),
 }
@@ -45,6 +49,8 @@ pub(crate) struct Checkpointer {
     /// The database file; none for a database in memory, which has no log.
     path: Option<String>,
     worker: Mutex<Worker>,
+    /// The transactions the store has begun.
+    begun: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -59,7 +65,17 @@ enum Worker {
 
 impl Checkpointer {
     pub(crate) fn new(path: &str) -> Checkpointer {
-        Checkpointer { path: Some(path.to_string()), worker: Mutex::default() }
+        Checkpointer { path: Some(path.to_string()), worker: Mutex::default(), begun: Arc::default() }
+    }
+
+    /// The store begins a transaction.
+    pub(crate) fn began(&self) {
+        self.begun.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// [`Ask::Shrink`] from now.
+    pub(crate) fn shrink(&self) -> Ask {
+        Ask::Shrink(self.begun.load(Ordering::Relaxed))
     }
 
     /// After a commit on `conn` (or to shrink the log after a run): the thread is asked, or,
@@ -70,8 +86,8 @@ impl Checkpointer {
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(*worker, Worker::Idle) {
             let (tx, rx) = channel();
-            let p = path.clone();
-            *worker = match std::thread::Builder::new().name("idflow-checkpoint".into()).spawn(move || work(&p, rx)) {
+            let (p, begun) = (path.clone(), Arc::clone(&self.begun));
+            *worker = match std::thread::Builder::new().name("idflow-checkpoint".into()).spawn(move || work(&p, rx, &begun)) {
                 Ok(h) => Worker::Running(tx, h),
                 Err(e) => {
                     tracing::debug!(error = %e, "no checkpoint thread; checkpointing on commit");
@@ -91,7 +107,7 @@ impl Checkpointer {
             let _ = h.join();
         }
         drop(worker);
-        let shrink = matches!(ask, Ask::Shrink);
+        let shrink = matches!(ask, Ask::Shrink(_));
         if let Some(all) = copy(conn, path) {
             if shrink && all {
                 let _ = cut(conn, path);
@@ -123,7 +139,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn work(path: &str, asks: Receiver<Ask>) {
+fn work(path: &str, asks: Receiver<Ask>, begun: &AtomicU64) {
     let conn = match open(path) {
         Ok(c) => c,
         Err(e) => {
@@ -131,8 +147,9 @@ fn work(path: &str, asks: Receiver<Ask>) {
             return;
         }
     };
-    // Since when the log is to be cut back and could not be yet (someone was reading it).
-    let mut shrink: Option<Instant> = None;
+    // Since when the log is to be cut back and could not be yet (someone was reading it), and
+    // the store's transactions then.
+    let mut shrink: Option<(Instant, u64)> = None;
     loop {
         let first = match shrink {
             None => asks.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -148,15 +165,16 @@ fn work(path: &str, asks: Receiver<Ask>) {
         for a in batch {
             match a {
                 Ask::Copy => {}
-                Ask::Shrink => shrink = Some(shrink.unwrap_or_else(Instant::now)),
+                Ask::Shrink(at) => shrink = Some((shrink.map_or_else(Instant::now, |s| s.0), at)),
                 Ask::Settle(done) => settled.push(done),
             }
         }
         let all = copy(&conn, path).unwrap_or(false);
-        if let Some(since) = shrink {
+        if let Some((since, at)) = shrink {
             // Only once everything is copied: a TRUNCATE that still had copying to do would
             // hold SQLite's write lock meanwhile, and the run's next transaction would wait.
-            if (all && cut(&conn, path)) || since.elapsed() > RETRY_FOR {
+            let idle = begun.load(Ordering::Relaxed) == at;
+            if !idle || (all && cut(&conn, path)) || since.elapsed() > RETRY_FOR {
                 shrink = None;
             }
         }
@@ -277,5 +295,19 @@ mod tests {
         }
         assert_eq!(len(&wal), 0, "cut back once the reader is done");
         assert!(len(&path) > 4 << 20, "everything copied first");
+
+        // Not once the store has gone on (the next stage would find its cached pages dropped):
+        // the next run's end asks again.
+        let snapshot = reader.read().expect("read");
+        assert_eq!(snapshot.meta_get("k").expect("get").map(|v| v.len()), Some(4 << 20));
+        let tx = store.write().expect("write");
+        tx.meta_set("k", &"y".repeat(4 << 20)).expect("set");
+        tx.commit().expect("commit");
+        store.checkpoint();
+        store.settle();
+        drop(store.read().expect("the next stage"));
+        drop(snapshot);
+        std::thread::sleep(super::RETRY * 4);
+        assert!(len(&wal) > 4 << 20, "left for the next run's end");
     }
 }

@@ -158,9 +158,9 @@ impl Store {
     /// Hands the write-ahead log back to the database file, so it does not stay at its peak
     /// size: asked of the thread that copies it after each commit, which cuts the log back once
     /// all of it is copied and no one reads it, trying again every 250 ms for two minutes while
-    /// someone does (the run goes on meanwhile).
+    /// someone does and this store begins no transaction (the run goes on meanwhile).
     pub fn checkpoint(&self) {
-        self.state.wal.ask(&self.conn, checkpoint::Ask::Shrink);
+        self.state.wal.ask(&self.conn, self.state.wal.shrink());
     }
 
     /// Waits for the copy of the write-ahead log into the database file to end (the

@@ -330,6 +330,7 @@ impl Drop for Ended<'_> {
 
 impl<'s> ReadTxn<'s> {
     pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState) -> Result<Self> {
+        state.wal.began();
         Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path, state })
     }
 }
@@ -341,6 +342,7 @@ impl<'s> WriteTxn<'s> {
     /// `sizing`: the memory its pages may take while it is open.
     pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState, sizing: Sizing) -> Result<Self> {
         let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
+        state.wal.began();
         state.begin_write();
         let larger = sizing != Sizing::Usual;
         let ended = Ended { state, committed: false, conn, larger, trim: sizing == Sizing::Bulk };

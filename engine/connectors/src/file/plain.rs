@@ -34,24 +34,34 @@ pub(super) fn objects<R: Read, E>(
     each: &mut dyn FnMut(&RawValue, Span) -> Result<(), E>,
     delivered: &mut usize,
 ) -> Result<(), Stop<E>> {
-    let mut b = Buffer { r, data: Vec::with_capacity(BLOCK), at: 0, offset: 0, newlines: 0, eof: false };
-    if !b.eat(HEAD)? {
-        return Err(Stop::NotPlain);
+    Buffer::new(r).objects(each, delivered)
+}
+
+impl<R: Read> Buffer<R> {
+    fn new(r: R) -> Self {
+        Buffer { r, data: Vec::with_capacity(BLOCK), at: 0, offset: 0, newlines: 0, eof: false }
     }
-    if b.eat(EMPTY_TAIL)? {
-        return b.end();
-    }
-    let mut sep = FIRST;
-    while b.eat(sep)? {
-        sep = NEXT;
-        let (raw, span) = b.object()?;
-        let raw: &RawValue = serde_json::from_slice(raw).map_err(|_| Stop::NotPlain)?;
-        each(raw, span).map_err(Stop::Each)?;
-        *delivered += 1;
-    }
-    match b.eat(TAIL)? {
-        true => b.end(),
-        false => Err(Stop::NotPlain),
+
+    fn objects<E>(&mut self, each: &mut dyn FnMut(&RawValue, Span) -> Result<(), E>, delivered: &mut usize) -> Result<(), Stop<E>> {
+        let b = self;
+        if !b.eat(HEAD)? {
+            return Err(Stop::NotPlain);
+        }
+        if b.eat(EMPTY_TAIL)? {
+            return b.end();
+        }
+        let mut sep = FIRST;
+        while b.eat(sep)? {
+            sep = NEXT;
+            let (raw, span) = b.object()?;
+            let raw: &RawValue = serde_json::from_slice(raw).map_err(|_| Stop::NotPlain)?;
+            each(raw, span).map_err(Stop::Each)?;
+            *delivered += 1;
+        }
+        match b.eat(TAIL)? {
+            true => b.end(),
+            false => Err(Stop::NotPlain),
+        }
     }
 }
 
@@ -118,6 +128,12 @@ impl<R: Read> Buffer<R> {
         if !self.have(1)? || self.data[self.at] != b'{' {
             return Err(Stop::NotPlain);
         }
+        // What was read before the object goes, so that the buffer holds a block or two (and
+        // the object), not the file.
+        if self.at >= BLOCK {
+            self.data.drain(..self.at);
+            self.at = 0;
+        }
         let (mut depth, mut string, mut escaped) = (0usize, false, false);
         let mut i = self.at;
         loop {
@@ -168,5 +184,31 @@ impl<R: Read> Buffer<R> {
             true => Err(Stop::NotPlain),
             false => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of many megabytes is read through a buffer of a block or two, not held whole.
+    #[test]
+    fn the_buffer_holds_a_block_or_two_not_the_file() {
+        let objects: Vec<serde_json::Value> =
+            (0..20_000).map(|i| serde_json::json!({"id": format!("u{i}"), "attributes": {"cn": "x".repeat(500)}})).collect();
+        let text = format!("{}\n", serde_json::to_string_pretty(&serde_json::json!({ "objects": objects })).expect("json"));
+        assert!(text.len() > 10 * BLOCK);
+        let mut b = Buffer::new(text.as_bytes());
+        let (mut n, mut delivered) = (0, 0);
+        let r = b.objects::<()>(
+            &mut |_, _| {
+                n += 1;
+                Ok(())
+            },
+            &mut delivered,
+        );
+        assert!(r.is_ok());
+        assert_eq!((n, delivered), (20_000, 20_000));
+        assert!(b.data.capacity() <= 3 * BLOCK, "{} bytes held", b.data.capacity());
     }
 }
