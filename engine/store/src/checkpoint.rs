@@ -250,7 +250,8 @@ mod tests {
         assert_eq!(on_commit, 0, "a commit does not copy the log itself");
 
         // A reader whose snapshot is older than the commit: nothing it may still read is
-        // overwritten in the database file, so the copy waits for it.
+        // overwritten in the database file, so the copy leaves the commit's pages in the log
+        // (the next copy asked takes them).
         let before = len(&path);
         let snapshot = reader.read().expect("read");
         assert_eq!(snapshot.meta_get("k").expect("get"), None);
