@@ -18,11 +18,15 @@ pub(super) enum Slot {
     Gone,
 }
 
-/// How deep an object sits in the file (`{"objects": [ ... ]}`), pretty-printed.
-pub(super) const OBJECT_INDENT: &str = "    ";
-
-/// What is written between two objects: a comma, a line break, the indent.
-const SEPARATOR: &str = ",\n    ";
+// The document as idflow writes it (as serde_json's pretty printer writes it whole), written
+// here and read back fast by plain.rs: its head, what comes before its first object (a line
+// break, the indent of an object's depth), between two objects (a comma too), and its tail
+// after objects or after none.
+pub(super) const HEAD: &[u8] = b"{\n  \"objects\": [";
+pub(super) const FIRST: &[u8] = b"\n    ";
+pub(super) const SEPARATOR: &[u8] = b",\n    ";
+pub(super) const TAIL: &[u8] = b"\n  ]\n}\n";
+pub(super) const EMPTY_TAIL: &[u8] = b"]\n}\n";
 
 #[derive(Default, Clone)]
 pub(super) struct Held {
@@ -90,7 +94,7 @@ impl Held {
         let mut run: Option<Run> = None;
         let mut slots = Vec::with_capacity(held.len());
         let mut first = true;
-        w.put(b"{\n  \"objects\": [")?;
+        w.put(HEAD)?;
         for slot in held {
             if let (Slot::At(span), Some(r)) = (&slot, run.as_mut()) {
                 if written && span.offset == r.to + SEPARATOR.len() as u64 {
@@ -105,8 +109,7 @@ impl Held {
                 slots.push(Slot::Gone);
                 continue;
             }
-            w.put(if first { b"\n" } else { b",\n" })?;
-            w.put(OBJECT_INDENT.as_bytes())?;
+            w.put(if first { FIRST } else { SEPARATOR })?;
             first = false;
             let (offset, line) = (w.bytes, w.newlines + 1);
             let span = match slot {
@@ -130,7 +133,7 @@ impl Held {
         if let Some(r) = run.take() {
             r.copy(&mut w, old.as_deref())?;
         }
-        w.put(if first { b"]\n}\n" } else { b"\n  ]\n}\n" })?;
+        w.put(if first { EMPTY_TAIL } else { TAIL })?;
         Ok(Held { file: Some(file), slots, index, written: true })
     }
 }

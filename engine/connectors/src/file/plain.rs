@@ -3,15 +3,11 @@
 //! its bytes. serde_json's streaming reader takes one byte per call: reading the file that way
 //! was 60% of a 1% delta's export at 100,000 people. Anything else in the file stops this
 //! ([`Stop::NotPlain`]) and the careful reading (scan.rs) goes on from the object it stopped at.
+use super::held::{EMPTY_TAIL, FIRST, HEAD, SEPARATOR, TAIL};
 use super::scan::Span;
 use serde_json::value::RawValue;
 use std::io::Read;
 
-const HEAD: &[u8] = b"{\n  \"objects\": [";
-const FIRST: &[u8] = b"\n    ";
-const NEXT: &[u8] = b",\n    ";
-const TAIL: &[u8] = b"\n  ]\n}\n";
-const EMPTY_TAIL: &[u8] = b"]\n}\n";
 const BLOCK: usize = 1 << 20;
 
 pub(super) enum Stop<E> {
@@ -52,7 +48,7 @@ impl<R: Read> Buffer<R> {
         }
         let mut sep = FIRST;
         while b.eat(sep)? {
-            sep = NEXT;
+            sep = SEPARATOR;
             let (raw, span) = b.object()?;
             let raw: &RawValue = serde_json::from_slice(raw).map_err(|_| Stop::NotPlain)?;
             each(raw, span).map_err(Stop::Each)?;
