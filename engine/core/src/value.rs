@@ -175,8 +175,12 @@ pub fn same_values(a: &[Value], b: &[Value]) -> bool {
     if a.len() != b.len() {
         return false;
     }
+    // In the same order (as an export writes them, and most often as they are read back).
+    if a == b {
+        return true;
+    }
     if a.len() <= 1 {
-        return a == b;
+        return false;
     }
     let mut x: Vec<&Value> = a.iter().collect();
     let mut y: Vec<&Value> = b.iter().collect();

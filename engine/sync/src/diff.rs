@@ -110,8 +110,9 @@ fn resolve(c: &dyn ReadOps, vals: &[Value], form: RefForm, idents: &mut Idents) 
     Ok((out, is_ref))
 }
 
-fn resolved_only(v: &[Value]) -> Vec<Value> {
-    v.iter().filter(|x| !matches!(x, Value::Ref(_))).cloned().collect()
+/// Whether `values` hold a reference to an object the target has not created yet.
+fn waits(values: &[Value]) -> bool {
+    values.iter().any(|v| matches!(v, Value::Ref(_)))
 }
 
 /// The pending change of an object, if export has anything to do for it.
@@ -145,16 +146,24 @@ pub(crate) fn change_with(c: &dyn ReadOps, o: &CsObject, form: RefForm, idents: 
     let mut attrs = Vec::new();
     if kind != OpKind::Delete {
         for (attr, want) in o.desired.iter().flatten() {
+            let old: &[Value] = match kind {
+                OpKind::Add => &[],
+                _ => o.attrs.get(attr).map_or(&[], Vec::as_slice),
+            };
+            // Values without references are what they are: compared before anything is copied
+            // (most of an update, and all of an object in step, is such values).
+            let plain = !want.iter().any(|v| matches!(v, Value::Ref(_)));
+            if kind == OpKind::Update && plain && same_values(want, old) {
+                continue;
+            }
             let (new, is_reference) = resolve(c, want, form, idents)?;
-            let old = if kind == OpKind::Add { Vec::new() } else { o.attrs.get(attr).cloned().unwrap_or_default() };
-            let pending_refs = new.len() != resolved_only(&new).len();
             if kind == OpKind::Add && new.is_empty() {
                 continue;
             }
-            if kind == OpKind::Update && !pending_refs && same_values(&new, &old) {
+            if kind == OpKind::Update && !waits(&new) && same_values(&new, old) {
                 continue;
             }
-            attrs.push(AttrDiff { attr: attr.clone(), old, new, is_reference });
+            attrs.push(AttrDiff { attr: attr.clone(), old: old.to_vec(), new, is_reference });
         }
     }
     let new_dn = new_dn(kind, o.desired_dn.as_deref(), o.dn.as_deref());
@@ -235,40 +244,40 @@ pub(crate) fn record_form(c: &dyn WriteOps, connector: &str, form: RefForm) -> R
     Ok(())
 }
 
-/// The export operation for a change; `None` when every remaining difference waits for a
-/// referenced object to be created first.
-pub(crate) fn to_op(ch: &Change) -> Option<ExportOp> {
+/// The export operation for a change (its values moved, not copied); `None` when every
+/// remaining difference waits for a referenced object to be created first.
+pub(crate) fn to_op(ch: Change) -> Option<ExportOp> {
     let mut op = ExportOp {
         cs_id: ch.cs_id,
         kind: ch.kind,
-        object_type: ch.object_type.clone(),
-        anchor: ch.anchor.clone(),
-        dn: ch.dn.clone(),
-        new_dn: ch.new_dn.clone(),
+        object_type: ch.object_type,
+        anchor: ch.anchor,
+        dn: ch.dn,
+        new_dn: ch.new_dn,
         attrs: Default::default(),
         changes: Vec::new(),
     };
     match ch.kind {
         OpKind::Delete => {}
         OpKind::Add => {
-            for a in &ch.attrs {
-                let v = resolved_only(&a.new);
+            for a in ch.attrs {
+                let v = into_resolved(a.new);
                 if !v.is_empty() {
-                    op.attrs.insert(a.attr.clone(), v);
+                    op.attrs.insert(a.attr, v);
                 }
             }
         }
         OpKind::Update => {
-            for a in &ch.attrs {
-                let new = resolved_only(&a.new);
+            for a in ch.attrs {
+                let new = into_resolved(a.new);
                 if same_values(&new, &a.old) {
                     continue;
                 }
                 if a.old.is_empty() {
                     // Nothing there yet: an add (SCIM refuses to replace through a filter that matches nothing).
-                    op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Add, values: new });
+                    op.changes.push(AttrChange { attr: a.attr, kind: ChangeKind::Add, values: new });
                 } else if new.len() <= 1 && a.old.len() <= 1 {
-                    op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Replace, values: new });
+                    op.changes.push(AttrChange { attr: a.attr, kind: ChangeKind::Replace, values: new });
                 } else {
                     let add: Vec<Value> = new.iter().filter(|v| !a.old.contains(v)).cloned().collect();
                     let del: Vec<Value> = a.old.iter().filter(|v| !new.contains(v)).cloned().collect();
@@ -276,7 +285,7 @@ pub(crate) fn to_op(ch: &Change) -> Option<ExportOp> {
                         op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Add, values: add });
                     }
                     if !del.is_empty() {
-                        op.changes.push(AttrChange { attr: a.attr.clone(), kind: ChangeKind::Delete, values: del });
+                        op.changes.push(AttrChange { attr: a.attr, kind: ChangeKind::Delete, values: del });
                     }
                 }
             }
@@ -286,6 +295,12 @@ pub(crate) fn to_op(ch: &Change) -> Option<ExportOp> {
         }
     }
     Some(op)
+}
+
+/// `values` without the references still to be resolved.
+fn into_resolved(mut values: Vec<Value>) -> Vec<Value> {
+    values.retain(|v| !matches!(v, Value::Ref(_)));
+    values
 }
 
 #[cfg(test)]

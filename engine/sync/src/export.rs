@@ -246,7 +246,7 @@ pub(crate) fn export(
                 for i in 0..chunk.len() {
                     let Some(o) = ahead.take(chunk, i, |ids| cs_objects(&r, ids))? else { continue };
                     let Some(ch) = diff::change_with(&r, &o, form, &mut idents)? else { continue };
-                    match diff::to_op(&ch) {
+                    match diff::to_op(ch) {
                         Some(op) => {
                             ops.push(op);
                             objs.push(o);
