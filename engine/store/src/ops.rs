@@ -116,6 +116,8 @@ pub trait ReadOps {
     fn mv_referrers(&self, mv_id: i64) -> Result<Vec<(i64, String)>>;
     /// Every contribution to a metaverse object, by source object.
     fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>>;
+    /// [`ReadOps::mv_get`] and [`ReadOps::mv_contributions`] in one read.
+    fn mv_get_contributed(&self, id: i64) -> Result<Option<(MvObject, Vec<Contribution>)>>;
     /// Is any inbound (joined or projected) connector-space object still linked?
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool>;
 
@@ -574,6 +576,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>> {
         on(self, |c| mv::contributions(c, mv_id))
+    }
+    fn mv_get_contributed(&self, id: i64) -> Result<Option<(MvObject, Vec<Contribution>)>> {
+        on(self, |c| mv::get_contributed(c, id))
     }
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool> {
         on(self, |c| mv::has_inbound_link(c, mv_id))

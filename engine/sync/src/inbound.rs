@@ -15,7 +15,7 @@ use crate::references::{self, Inbound};
 use idflow_core::{dn, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Direction, LinkMode};
 use idflow_policy::{source_map, to_flow_values, truthy, CompiledRule, RuleSet};
-use idflow_store::{CsObject, Link, MvObject, PendingImport};
+use idflow_store::{Contribution, CsObject, Link, MvObject, PendingImport};
 use rhai::Scope;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -223,11 +223,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     for (i, (_, rule_idx, flowed_early)) in work.into_iter().enumerate() {
         let Some((mut o, viewed)) = ahead.take(&ids, i, |chunk| views.read(ctx, chunk))? else { continue };
         let Some(m) = o.mv_id else { continue };
-        let Some(mv_obj) = ctx.tx.mv_get(m)? else { continue };
+        let Some((mv_obj, stored)) = ctx.tx.mv_get_contributed(m)? else { continue };
         let Viewed { mut scope, mut ready } = Viewed::or_here(viewed, ctx, &o);
         let flowed = flows(ctx, &o, (&mut scope, &mut ready), &mv_obj.object_type, &rule_idx, false)?;
         let before = ctx.stats.metaverse_updated;
-        persist_flows(ctx, &mut o, mv_obj, flowed, false)?;
+        persist_flows(ctx, &mut o, (mv_obj, Some(stored)), flowed, false)?;
         // Run again, an object counts as updated once, whichever run updated it.
         if flowed_early == Early::Updated {
             ctx.stats.metaverse_updated = before;
@@ -252,12 +252,12 @@ fn flow_early(
     relinked: bool,
 ) -> Result<Early> {
     let rule = link_rule(ctx, o).filter(|_| projected);
-    let mv_obj = match (rule, o.mv_id) {
+    let (mv_obj, stored) = match (rule, o.mv_id) {
         (Some(r), m) => {
-            MvObject { id: m.unwrap_or(0), object_type: r.def.metaverse_type.clone(), attrs: Default::default(), deleted: false }
+            (MvObject { id: m.unwrap_or(0), object_type: r.def.metaverse_type.clone(), attrs: Default::default(), deleted: false }, None)
         }
-        (None, Some(m)) => match ctx.tx.mv_get(m)? {
-            Some(x) => x,
+        (None, Some(m)) => match ctx.tx.mv_get_contributed(m)? {
+            Some((x, stored)) => (x, Some(stored)),
             None => return unflowed(ctx, o, relinked),
         },
         (None, None) => return unflowed(ctx, o, relinked),
@@ -269,7 +269,7 @@ fn flow_early(
         Flowed::Done { .. } => Early::Flowed,
     };
     let before = ctx.stats.metaverse_updated;
-    persist_flows(ctx, o, mv_obj, flowed, relinked)?;
+    persist_flows(ctx, o, (mv_obj, stored), flowed, relinked)?;
     if ctx.stats.metaverse_updated != before {
         return Ok(Early::Updated);
     }
@@ -616,8 +616,16 @@ fn flows(
 
 /// Persists pass 2's outcome: contributions and winners, dangling references, errors; with
 /// the object's link when `relinked` (changed in pass 1, not written yet), and its metaverse
-/// object when [`link`] left it to be made.
-fn persist_flows(ctx: &mut Ctx, o: &mut CsObject, mut mv_obj: idflow_store::MvObject, flowed: Flowed, relinked: bool) -> Result<()> {
+/// object when [`link`] left it to be made. The metaverse object comes with every contribution
+/// to it when they were read with it (`None`: they are read here).
+fn persist_flows(
+    ctx: &mut Ctx,
+    o: &mut CsObject,
+    read: (MvObject, Option<Vec<Contribution>>),
+    flowed: Flowed,
+    relinked: bool,
+) -> Result<()> {
+    let (mut mv_obj, stored) = read;
     let synced = |ctx: &mut Ctx, o: &CsObject, error: Option<&str>| match relinked {
         true => ctx.tx.cs_set_link_synced(o, error),
         false => ctx.tx.cs_set_synced(o.id, error),
@@ -634,7 +642,10 @@ fn persist_flows(ctx: &mut Ctx, o: &mut CsObject, mut mv_obj: idflow_store::MvOb
         }
         Flowed::Done { contributions, dangling, reference_errors } => {
             let changed = match o.mv_id {
-                Some(_) => precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?,
+                Some(_) => match stored {
+                    Some(stored) => precedence::apply_to(ctx.tx, &mut mv_obj, stored, o.id, &contributions)?,
+                    None => precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?,
+                },
                 None => {
                     let (m, attrs) = precedence::project(ctx.tx, &mv_obj.object_type, o.id, &contributions)?;
                     o.mv_id = Some(m);

@@ -11,11 +11,22 @@ pub(crate) type Contributions = BTreeMap<(String, String), (i64, Vec<Value>)>;
 /// Replaces what `cs_id` contributes to `mv_obj` by `new`, and recomputes the touched winners.
 /// Returns the attributes whose winning values changed.
 pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &Contributions) -> Result<Vec<String>> {
+    let stored = tx.mv_contributions(mv_obj.id)?;
+    apply_to(tx, mv_obj, stored, cs_id, new)
+}
+
+/// [`apply`] where every contribution to the object, as stored, was read with it (`stored`).
+pub(crate) fn apply_to(
+    tx: &dyn WriteOps,
+    mv_obj: &mut MvObject,
+    stored: Vec<Contribution>,
+    cs_id: i64,
+    new: &Contributions,
+) -> Result<Vec<String>> {
     // Every contribution to the object, read once: this object's are the old ones, the
     // others' compete with the new ones for the touched attributes, and are written back
     // with them (the object's row is written once).
-    let (old, mut all): (Vec<Contribution>, Vec<Contribution>) =
-        tx.mv_contributions(mv_obj.id)?.into_iter().partition(|k| k.cs_id == cs_id);
+    let (old, mut all): (Vec<Contribution>, Vec<Contribution>) = stored.into_iter().partition(|k| k.cs_id == cs_id);
     let mut touched = BTreeSet::new();
     for k in &old {
         match new.get(&(k.attr.clone(), k.rule.clone())) {
