@@ -280,10 +280,12 @@ pub(crate) fn all_ids(c: &Connection) -> Result<Vec<i64>> {
     rows.collect::<rusqlite::Result<_>>()
 }
 
-/// Clears the dirty flag of `ids`, a few hundred to a statement.
+/// Clears the dirty flag of `ids`, a few hundred to a statement. Only rows that have it are
+/// written: SQLite writes a row an UPDATE sets to what it holds, so clearing a full sync's
+/// objects in step wrote every metaverse object (its attributes too) to the log again.
 pub(crate) fn clear_dirty(c: &Connection, ids: &[i64]) -> Result<()> {
     for chunk in ids.chunks(crate::cs::IDS_PER_STATEMENT) {
-        let sql = format!("UPDATE mv_object SET dirty=0 WHERE id IN ({})", crate::cs::placeholders(chunk.len()));
+        let sql = format!("UPDATE mv_object SET dirty=0 WHERE id IN ({}) AND +dirty=1", crate::cs::placeholders(chunk.len()));
         c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(chunk))?;
     }
     Ok(())
