@@ -666,6 +666,27 @@ pub(crate) fn sources_of(c: &Connection, mv_id: i64) -> Result<Vec<(String, Opti
     rows.collect()
 }
 
+/// The sources (joined, projected) of metaverse objects, by metaverse object, each as
+/// `(connector, anchor)` by id.
+pub type SourcesByMv = std::collections::HashMap<i64, Vec<(String, Option<String>)>>;
+
+/// [`sources_of`] of each of `mv_ids` (at most [`IDS_PER_STATEMENT`]), in one statement; an
+/// object with no source is not there.
+pub(crate) fn sources_of_many(c: &Connection, mv_ids: &[i64]) -> Result<SourcesByMv> {
+    let sql = format!(
+        "SELECT mv_id, connector, anchor FROM cs_object WHERE mv_id IN ({}) AND link IN ('joined','projected') ORDER BY id",
+        placeholders(mv_ids.len())
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let mut out = SourcesByMv::new();
+    let rows = st.query_map(rusqlite::params_from_iter(mv_ids), |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, anchor::read(r, 2)?)))?;
+    for row in rows {
+        let (m, connector, anchor) = row?;
+        out.entry(m).or_default().push((connector, anchor));
+    }
+    Ok(out)
+}
+
 fn load(c: &Db, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<CsObject>> {
     let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE {sql_where} ORDER BY id"))?;
     let rows = st.query_map(p, |r| from_row(c, r))?;
@@ -851,6 +872,31 @@ mod tests {
         assert_eq!(names[2..], ["c", "d@x", "anchor 00000000-0000-4000-8000-000000000004", &format!("#{}", objects[5].id)]);
         assert_eq!(tx.cs_name_of(CsKey::Id(999)).expect("none"), None);
         assert_eq!(tx.cs_name_of(CsKey::Anchor { connector: "corp", anchor: "00000000-0000-4000-8000-000000000000" }).expect("none"), None);
+    }
+
+    #[test]
+    fn sources_read_many_at_once_are_each_objects_sources() {
+        use crate::Link;
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let m: Vec<i64> = (0..3).map(|_| tx.mv_create("person", &Default::default()).expect("made")).collect();
+        // Object 0: two sources and a target; object 1: a target only; object 2: one source.
+        let links = [("hr", m[0], Link::Projected), ("corp", m[0], Link::Joined), ("cloud", m[0], Link::Provisioned)];
+        let links = links.into_iter().chain([("cloud", m[1], Link::Provisioned), ("hr", m[2], Link::Projected)]);
+        for (i, (connector, mv, link)) in links.enumerate() {
+            let mut o = CsObject::new(connector, "user");
+            o.anchor = (i != 4).then(|| format!("a{i}"));
+            (o.mv_id, o.link) = (Some(mv), Some(link));
+            tx.cs_save(&o).expect("saved");
+        }
+        let many = tx.cs_sources_of_many(&m).expect("read");
+        for id in &m {
+            let one = tx.cs_sources_of(*id).expect("read");
+            assert_eq!(many.get(id).cloned().unwrap_or_default(), one, "metaverse object {id}");
+        }
+        assert_eq!(many.get(&m[0]).map(Vec::len), Some(2));
+        assert!(!many.contains_key(&m[1]), "no source: not there");
+        assert_eq!(many.get(&m[2]), Some(&vec![("hr".to_string(), None)]));
     }
 
     #[test]

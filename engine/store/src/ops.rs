@@ -61,6 +61,9 @@ pub trait ReadOps {
     fn cs_states_of_mv(&self, mv_id: i64) -> Result<Vec<(String, LinkState)>>;
     /// The sources (joined, projected) of a metaverse object as `(connector, anchor)`, by id.
     fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>>;
+    /// [`ReadOps::cs_sources_of`] of each of `mv_ids` (each once; a few hundred at a time), by
+    /// metaverse object; one with no source is not there.
+    fn cs_sources_of_many(&self, mv_ids: &[i64]) -> Result<cs::SourcesByMv>;
     /// Every object of a connector, by id.
     fn cs_of_connector(&self, connector: &str) -> Result<Vec<CsObject>>;
     /// Ids of a connector's objects that exist in its directory, by id.
@@ -497,6 +500,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_sources_of(&self, mv_id: i64) -> Result<Vec<(String, Option<String>)>> {
         on(self, |c| cs::sources_of(c, mv_id))
+    }
+    fn cs_sources_of_many(&self, mv_ids: &[i64]) -> Result<cs::SourcesByMv> {
+        by_chunks(self, mv_ids, |c, ids| cs::sources_of_many(c, ids))
     }
     fn cs_of_connector(&self, connector: &str) -> Result<Vec<CsObject>> {
         on(self, |c| cs::of_connector(c, connector))

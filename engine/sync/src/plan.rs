@@ -24,6 +24,9 @@ use std::path::Path;
 pub(crate) struct Names {
     by_id: FastMap<i64, Option<String>>,
     by_ident: FastMap<String, Option<String>>,
+    /// The sources of the metaverse objects of changes about to be planned, read for a few
+    /// hundred changes at once (each taken when its change is planned).
+    sources: idflow_store::SourcesByMv,
 }
 
 impl Names {
@@ -45,6 +48,33 @@ impl Names {
             map.insert(key.to_owned(), n.clone());
         }
         Ok(n)
+    }
+
+    /// The plan read object `o` whole, and names it `name`: what a lookup by its id, or by its
+    /// anchor where references name objects by anchor (unique in its connector), would give.
+    /// A reference read after it needs no lookup.
+    fn seen(&mut self, o: &CsObject, name: &str, form: RefForm) {
+        if self.by_id.len() < Self::MOST {
+            self.by_id.entry(o.id).or_insert_with(|| Some(name.to_string()));
+        }
+        if let (RefForm::Anchor, Some(a)) = (form, &o.anchor) {
+            if self.by_ident.len() < Self::MOST && !self.by_ident.contains_key(a.as_str()) {
+                self.by_ident.insert(a.clone(), Some(name.to_string()));
+            }
+        }
+    }
+
+    /// Reads the sources of `objects`' metaverse objects, for [`identity`].
+    fn read_sources<'a>(&mut self, c: &dyn ReadOps, objects: impl Iterator<Item = &'a CsObject>) -> Result<()> {
+        let mut mv_ids: Vec<i64> = objects.filter_map(|o| o.mv_id).collect();
+        mv_ids.sort_unstable();
+        mv_ids.dedup();
+        self.sources = c.cs_sources_of_many(&mv_ids)?;
+        // An object with no source is known to have none.
+        for m in mv_ids {
+            self.sources.entry(m).or_default();
+        }
+        Ok(())
     }
 
     fn of_id(&mut self, c: &dyn ReadOps, id: i64) -> Result<Option<String>> {
@@ -223,10 +253,14 @@ fn rule_of_attr(rules: &RuleSet, connector: &str, object_type: &str, attr: &str,
 
 /// The identity of a connector-space object: its id in the target, its metaverse object and the
 /// source objects behind that.
-fn identity(c: &dyn ReadOps, o: &CsObject, kind: OpKind) -> Result<Identity> {
+fn identity(c: &dyn ReadOps, names: &mut Names, o: &CsObject, kind: OpKind) -> Result<Identity> {
     let mut sources = Vec::new();
     if let Some(m) = o.mv_id {
-        for (connector, anchor) in c.cs_sources_of(m)? {
+        let read = match names.sources.remove(&m) {
+            Some(read) => read,
+            None => c.cs_sources_of(m)?,
+        };
+        for (connector, anchor) in read {
             sources.push(format!("{connector}:{}", anchor.as_deref().unwrap_or("-")));
         }
     }
@@ -263,12 +297,15 @@ pub(crate) fn plan_change(
         .to_string(),
         object_type: ch.object_type.clone(),
         object: ch.display.clone(),
-        identity: identity(c, o, ch.kind)?,
+        identity: identity(c, names, o, ch.kind)?,
         new_dn: ch.new_dn.clone(),
         rule: o.link_rule.clone(),
         attributes,
     })
 }
+
+/// Changes planned at once (their objects' sources read in one statement).
+const PLANNED_AT_ONCE: usize = 256;
 
 /// The plan of every connector with pending exports; its changes go to a file in `spill`
 /// once they outgrow memory.
@@ -287,18 +324,32 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, uni
         let (mut idents, mut names) = (diff::Idents::new(form), Names::default());
         // Dropped on the read-ahead thread, which decoded them.
         let mut spent = Spent::default();
+        // Changes found, planned a few hundred at a time (their sources read in one statement).
+        let mut found: Vec<(CsObject, Change)> = Vec::new();
         for i in 0..ids.len() {
-            let Some(o) = ahead.take(&ids, i, |chunk| cs_objects(c, chunk))? else { continue };
-            let ch = diff::change_with(c, &o, form, &mut idents)?;
-            if let Some(ch) = &ch {
-                match ch.kind {
-                    OpKind::Add => t.add += 1,
-                    OpKind::Update => t.update += 1,
-                    OpKind::Delete => t.delete += 1,
+            if let Some(o) = ahead.take(&ids, i, |chunk| cs_objects(c, chunk))? {
+                match diff::change_with(c, &o, form, &mut idents)? {
+                    Some(ch) => {
+                        // Referenced objects are most often in the plan too (a group's members,
+                        // a manager): named as they are met, for references read after them.
+                        names.seen(&o, &ch.display, form);
+                        match ch.kind {
+                            OpKind::Add => t.add += 1,
+                            OpKind::Update => t.update += 1,
+                            OpKind::Delete => t.delete += 1,
+                        }
+                        found.push((o, ch));
+                    }
+                    None => spent.push(o),
                 }
-                changes.push(&plan_change(c, &mut names, &o, ch, form, Some(rules))?)?;
             }
-            spent.push(o);
+            if found.len() >= PLANNED_AT_ONCE || (i + 1 == ids.len() && !found.is_empty()) {
+                names.read_sources(c, found.iter().map(|(o, _)| o))?;
+                for (o, ch) in found.drain(..) {
+                    changes.push(&plan_change(c, &mut names, &o, &ch, form, Some(rules))?)?;
+                    spent.push(o);
+                }
+            }
         }
         changes.sort();
         plan.totals.add += t.add;

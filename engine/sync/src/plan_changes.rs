@@ -2,6 +2,7 @@
 //! metaverse's folder, deleted as it is created so nothing is left behind even by kill -9),
 //! with only their order in memory: a plan of a million changes holds tens of megabytes
 //! instead of gigabytes. Readers take the changes one at a time, in the plan's order.
+use crate::ahead::{Ahead, Decoded};
 use crate::plan::PlanChange;
 use idflow_core::{Error, Result};
 use serde::de::{SeqAccess, Visitor};
@@ -153,9 +154,37 @@ impl Changes {
         Err(Error::file(self.place(), "the plan's changes are not on disk"))
     }
 
-    /// The changes one at a time, in order.
+    /// The changes one at a time, in order: a few hundred are read at once and decoded on the
+    /// read-ahead thread while the caller handles the ones before (decoding is most of what
+    /// reading back a large plan costs).
     pub fn iter(&self) -> impl Iterator<Item = Result<PlanChange>> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+        let at: Vec<i64> = (0..self.len() as i64).collect();
+        let mut ahead = Ahead::default();
+        (0..self.len()).map(move |i| match ahead.take(&at, i, |chunk| self.read_later(chunk)) {
+            Ok(Some(ch)) => Ok(ch),
+            Ok(None) => Err(Error::file(self.place(), format!("change {i} of the plan was not read back"))),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Changes `which` (by their place in the plan), read now, decoded when the result is called.
+    fn read_later(&self, which: &[i64]) -> Result<Decoded<PlanChange>> {
+        let mut read = Vec::with_capacity(which.len());
+        for &i in which {
+            let Some(&(off, len)) = self.at.get(i as usize) else {
+                return Err(Error::file(self.place(), format!("no change {i} in the plan")));
+            };
+            read.push((i, self.bytes(off, len as usize)?.into_owned()));
+        }
+        let place = self.place();
+        Ok(Box::new(move || {
+            read.into_iter()
+                .map(|(i, bytes)| match serde_json::from_slice(&bytes) {
+                    Ok(ch) => Ok((i, ch)),
+                    Err(e) => Err(Error::file(place.clone(), format!("cannot read back a plan's change: {e}"))),
+                })
+                .collect()
+        }))
     }
 }
 
