@@ -34,7 +34,7 @@ pub use cs::{CsKey, CsLinks, CsObject, ExportState, Link, LinkState, PendingImpo
 pub use history::RunRow;
 pub use lock::RunLock;
 pub use mv::{Contribution, MvAttr, MvObject, Winners};
-pub use ops::{Later, ReadOps, ReadTxn, WriteOps, WriteTxn};
+pub use ops::{Contributed, Later, ReadOps, ReadTxn, WriteOps, WriteTxn};
 pub use phs::PhsPair;
 
 use idflow_core::{Error, Result};

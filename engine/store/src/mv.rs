@@ -347,17 +347,18 @@ pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
 }
 
 /// [`get`] and [`contributions`] of one object in one read, its attributes decoded once
-/// (contributions kept as its winners are made from them, not decoded a second time).
-pub(crate) fn get_contributed(c: &Db, id: i64) -> Result<Option<(MvObject, Vec<Contribution>)>> {
+/// (contributions kept as its winners are made from them, not decoded a second time). The
+/// contributions' own error, should they not read back, is theirs: the object still is.
+pub(crate) fn get_contributed(c: &Db, id: i64) -> Result<Option<(MvObject, Result<Vec<Contribution>>)>> {
     let mut st = c.prepare_cached("SELECT id, object_type, attrs, deleted, contrib FROM mv_object WHERE id=?1")?;
     st.query_row([id], |r| {
         let o = from_row(c, r)?;
         let all = match r.get_ref(4)? {
-            ValueRef::Null => Ok(Vec::new()),
-            ValueRef::Blob(AS_WON) => Ok(mv_form::as_contributions(o.attrs.clone())),
-            v => c.unpack(v, mv_form::decode_contrib)?,
+            ValueRef::Null => Ok(Ok(Vec::new())),
+            ValueRef::Blob(AS_WON) => Ok(Ok(mv_form::as_contributions(o.attrs.clone()))),
+            v => c.unpack(v, mv_form::decode_contrib),
         };
-        let all = all.map_err(|e| unreadable(4, format!("contributions to metaverse object {id}: {e}")))?;
+        let all = all.and_then(|all| all.map_err(|e| unreadable(0, format!("contributions to metaverse object {id}: {e}"))));
         Ok((o, all))
     })
     .optional()

@@ -423,7 +423,8 @@ mod tests {
         let tx = store.read().expect("read");
         let after: Vec<Vec<Contribution>> = ids.iter().map(|id| tx.mv_contributions(*id).expect("read")).collect();
         assert!(before == after, "the same contributions");
-        let with: Vec<Vec<Contribution>> = ids.iter().map(|id| tx.mv_get_contributed(*id).expect("read").expect("there").1).collect();
+        let with: Vec<Vec<Contribution>> =
+            ids.iter().map(|id| tx.mv_get_contributed(*id).expect("read").expect("there").1.expect("contributions")).collect();
         assert!(before == with, "the same contributions, read with their objects");
         assert!(tx.mv_get_contributed(i64::MAX).expect("read").is_none(), "no such object");
     }
@@ -479,6 +480,7 @@ mod tests {
                 assert_eq!(tx.mv_contributions(id).expect("read"), sorted, "{what}");
                 // Read with the object, the same (and the same object).
                 let (o, with) = tx.mv_get_contributed(id).expect("read").expect("there");
+                let with = with.expect("contributions");
                 assert_eq!((with, o), (sorted.clone(), tx.mv_get(id).expect("read").expect("there")), "{what}: read with it");
                 let kept: i64 =
                     crate::ops::on(&tx, |c| c.query_row("SELECT length(contrib) FROM mv_object WHERE id=?1", [id], |r| r.get(0)))

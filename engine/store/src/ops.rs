@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 /// Rows read from a transaction, decoded when called, on any thread.
 pub type Later<T> = Box<dyn FnOnce() -> Result<T> + Send>;
 
+/// A metaverse object with every contribution to it, read together; the contributions' error
+/// (should they not read back) is theirs alone.
+pub type Contributed = (MvObject, Result<Vec<Contribution>>);
+
 /// What any transaction can read.
 pub trait ReadOps {
     // Connector-space objects.
@@ -120,7 +124,7 @@ pub trait ReadOps {
     /// Every contribution to a metaverse object, by source object.
     fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>>;
     /// [`ReadOps::mv_get`] and [`ReadOps::mv_contributions`] in one read.
-    fn mv_get_contributed(&self, id: i64) -> Result<Option<(MvObject, Vec<Contribution>)>>;
+    fn mv_get_contributed(&self, id: i64) -> Result<Option<Contributed>>;
     /// Is any inbound (joined or projected) connector-space object still linked?
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool>;
 
@@ -583,8 +587,9 @@ impl<S: Sqlite> ReadOps for S {
     fn mv_contributions(&self, mv_id: i64) -> Result<Vec<Contribution>> {
         on(self, |c| mv::contributions(c, mv_id))
     }
-    fn mv_get_contributed(&self, id: i64) -> Result<Option<(MvObject, Vec<Contribution>)>> {
-        on(self, |c| mv::get_contributed(c, id))
+    fn mv_get_contributed(&self, id: i64) -> Result<Option<Contributed>> {
+        let got = on(self, |c| mv::get_contributed(c, id))?;
+        Ok(got.map(|(o, all)| (o, all.map_err(|e| Error::store(self.path(), e)))))
     }
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool> {
         on(self, |c| mv::has_inbound_link(c, mv_id))

@@ -621,7 +621,7 @@ fn flows(
 fn persist_flows(
     ctx: &mut Ctx,
     o: &mut CsObject,
-    read: (MvObject, Option<Vec<Contribution>>),
+    read: (MvObject, Option<Result<Vec<Contribution>>>),
     flowed: Flowed,
     relinked: bool,
 ) -> Result<()> {
@@ -643,7 +643,7 @@ fn persist_flows(
         Flowed::Done { contributions, dangling, reference_errors } => {
             let changed = match o.mv_id {
                 Some(_) => match stored {
-                    Some(stored) => precedence::apply_to(ctx.tx, &mut mv_obj, stored, o.id, &contributions)?,
+                    Some(stored) => precedence::apply_to(ctx.tx, &mut mv_obj, stored?, o.id, &contributions)?,
                     None => precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?,
                 },
                 None => {

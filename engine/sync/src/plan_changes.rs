@@ -161,14 +161,15 @@ impl Changes {
         let at: Vec<i64> = (0..self.len() as i64).collect();
         let mut ahead = Ahead::default();
         (0..self.len()).map(move |i| match ahead.take(&at, i, |chunk| self.read_later(chunk)) {
-            Ok(Some(ch)) => Ok(ch),
+            Ok(Some(decoded)) => decoded,
             Ok(None) => Err(Error::file(self.place(), format!("change {i} of the plan was not read back"))),
             Err(e) => Err(e),
         })
     }
 
-    /// Changes `which` (by their place in the plan), read now, decoded when the result is called.
-    fn read_later(&self, which: &[i64]) -> Result<Decoded<PlanChange>> {
+    /// Changes `which` (by their place in the plan), read now, decoded when the result is called
+    /// (each on its own: one that does not decode is the error of that change alone).
+    fn read_later(&self, which: &[i64]) -> Result<Decoded<Result<PlanChange>>> {
         let mut read = Vec::with_capacity(which.len());
         for &i in which {
             let Some(&(off, len)) = self.at.get(i as usize) else {
@@ -178,12 +179,14 @@ impl Changes {
         }
         let place = self.place();
         Ok(Box::new(move || {
-            read.into_iter()
-                .map(|(i, bytes)| match serde_json::from_slice(&bytes) {
-                    Ok(ch) => Ok((i, ch)),
-                    Err(e) => Err(Error::file(place.clone(), format!("cannot read back a plan's change: {e}"))),
+            Ok(read
+                .into_iter()
+                .map(|(i, bytes)| {
+                    let decoded = serde_json::from_slice(&bytes)
+                        .map_err(|e| Error::file(place.clone(), format!("cannot read back a plan's change: {e}")));
+                    (i, decoded)
                 })
-                .collect()
+                .collect())
         }))
     }
 }
@@ -246,6 +249,30 @@ mod tests {
             rule: Some("out".into()),
             attributes: vec![PlanAttr { name: "displayName".into(), old: vec![], new: vec![PlanValue::Text("x".repeat(300))], rule: None }],
         }
+    }
+
+    #[test]
+    fn a_change_that_does_not_read_back_is_the_error_of_that_change_alone() {
+        let mut c = Changes::default();
+        let n = 600; // three chunks read ahead
+        for i in 0..n {
+            c.push(&change("add", "User", &format!("o{i:03}"))).expect("push");
+        }
+        // Change 300's first byte broken (in memory: nothing went to disk).
+        let (off, _) = c.at[300];
+        c.buf[off as usize] = b'!';
+        let read: Vec<Result<PlanChange>> = c.iter().collect();
+        assert_eq!(read.len(), n);
+        for (i, r) in read.iter().enumerate() {
+            match r {
+                Ok(ch) => assert_eq!(ch.object, format!("o{i:03}"), "change {i}"),
+                Err(e) => assert!(i == 300 && e.to_string().contains("cannot read back"), "change {i}: {e}"),
+            }
+        }
+        assert!(read[300].is_err());
+        // Read part of the way only (a reader that goes, as `plan | head`): nothing waits.
+        assert_eq!(c.iter().take(3).count(), 3);
+        assert_eq!(Changes::default().iter().count(), 0);
     }
 
     #[test]
