@@ -2,7 +2,6 @@
 //! metaverse's folder, deleted as it is created so nothing is left behind even by kill -9),
 //! with only their order in memory: a plan of a million changes holds tens of megabytes
 //! instead of gigabytes. Readers take the changes one at a time, in the plan's order.
-use crate::ahead::{Ahead, Decoded};
 use crate::plan::PlanChange;
 use idflow_core::{Error, Result};
 use serde::de::{SeqAccess, Visitor};
@@ -154,40 +153,11 @@ impl Changes {
         Err(Error::file(self.place(), "the plan's changes are not on disk"))
     }
 
-    /// The changes one at a time, in order: a few hundred are read at once and decoded on the
-    /// read-ahead thread while the caller handles the ones before (decoding is most of what
-    /// reading back a large plan costs).
+    /// The changes one at a time, in order. (Decoded here: decoding them on the read-ahead
+    /// thread was slower at 300,000 changes, the changes then being freed by another thread
+    /// than the one that made them.)
     pub fn iter(&self) -> impl Iterator<Item = Result<PlanChange>> + '_ {
-        let at: Vec<i64> = (0..self.len() as i64).collect();
-        let mut ahead = Ahead::default();
-        (0..self.len()).map(move |i| match ahead.take(&at, i, |chunk| self.read_later(chunk)) {
-            Ok(Some(decoded)) => decoded,
-            Ok(None) => Err(Error::file(self.place(), format!("change {i} of the plan was not read back"))),
-            Err(e) => Err(e),
-        })
-    }
-
-    /// Changes `which` (by their place in the plan), read now, decoded when the result is called
-    /// (each on its own: one that does not decode is the error of that change alone).
-    fn read_later(&self, which: &[i64]) -> Result<Decoded<Result<PlanChange>>> {
-        let mut read = Vec::with_capacity(which.len());
-        for &i in which {
-            let Some(&(off, len)) = self.at.get(i as usize) else {
-                return Err(Error::file(self.place(), format!("no change {i} in the plan")));
-            };
-            read.push((i, self.bytes(off, len as usize)?.into_owned()));
-        }
-        let place = self.place();
-        Ok(Box::new(move || {
-            Ok(read
-                .into_iter()
-                .map(|(i, bytes)| {
-                    let decoded = serde_json::from_slice(&bytes)
-                        .map_err(|e| Error::file(place.clone(), format!("cannot read back a plan's change: {e}")));
-                    (i, decoded)
-                })
-                .collect())
-        }))
+        (0..self.len()).map(|i| self.get(i))
     }
 }
 
@@ -254,7 +224,7 @@ mod tests {
     #[test]
     fn a_change_that_does_not_read_back_is_the_error_of_that_change_alone() {
         let mut c = Changes::default();
-        let n = 600; // three chunks read ahead
+        let n = 600;
         for i in 0..n {
             c.push(&change("add", "User", &format!("o{i:03}"))).expect("push");
         }
