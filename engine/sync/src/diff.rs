@@ -110,7 +110,8 @@ fn resolve(c: &dyn ReadOps, vals: &[Value], form: RefForm, idents: &mut Idents) 
     Ok((out, is_ref))
 }
 
-/// Whether `values` hold a reference to an object the target has not created yet.
+/// Whether `values` hold a reference to an object the target has not created yet (in a desired
+/// state: a reference at all).
 fn waits(values: &[Value]) -> bool {
     values.iter().any(|v| matches!(v, Value::Ref(_)))
 }
@@ -152,8 +153,7 @@ pub(crate) fn change_with(c: &dyn ReadOps, o: &CsObject, form: RefForm, idents: 
             };
             // Values without references are what they are: compared before anything is copied
             // (most of an update, and all of an object in step, is such values).
-            let plain = !want.iter().any(|v| matches!(v, Value::Ref(_)));
-            if kind == OpKind::Update && plain && same_values(want, old) {
+            if kind == OpKind::Update && !waits(want) && same_values(want, old) {
                 continue;
             }
             let (new, is_reference) = resolve(c, want, form, idents)?;
