@@ -660,10 +660,7 @@ pub(crate) fn all_linked(c: &Db, mv_id: i64) -> Result<Vec<CsObject>> {
 }
 
 pub(crate) fn sources_of(c: &Connection, mv_id: i64) -> Result<Vec<(String, Option<String>)>> {
-    let mut st =
-        c.prepare_cached("SELECT connector, anchor FROM cs_object WHERE mv_id=?1 AND link IN ('joined','projected') ORDER BY id")?;
-    let rows = st.query_map([mv_id], |r| Ok((r.get(0)?, anchor::read(r, 1)?)))?;
-    rows.collect()
+    Ok(sources_of_many(c, &[mv_id])?.remove(&mv_id).unwrap_or_default())
 }
 
 /// The sources (joined, projected) of metaverse objects, by metaverse object, each as
@@ -895,6 +892,8 @@ mod tests {
             assert_eq!(many.get(id).cloned().unwrap_or_default(), one, "metaverse object {id}");
         }
         assert_eq!(many.get(&m[0]).map(Vec::len), Some(2));
+        let both = vec![("hr".to_string(), Some("a0".to_string())), ("corp".to_string(), Some("a1".to_string()))];
+        assert_eq!(many.get(&m[0]), Some(&both), "by id, the target left out");
         assert!(!many.contains_key(&m[1]), "no source: not there");
         assert_eq!(many.get(&m[2]), Some(&vec![("hr".to_string(), None)]));
     }

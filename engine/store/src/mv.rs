@@ -338,9 +338,20 @@ pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
     let mut st = c.prepare_cached("SELECT contrib, attrs FROM mv_object WHERE id=?1")?;
     let mut rows = st.query([mv_id])?;
     let Some(r) = rows.next()? else { return Ok(Vec::new()) };
-    let out = match r.get_ref(0)? {
+    stored_contributions(c, mv_id, r.get_ref(0)?, || Ok(c.unpack(r.get_ref(1)?, mv_form::decode_attrs)?.map(mv_form::as_contributions)))
+}
+
+/// Object `mv_id`'s contributions from its `contrib` column (`v`); `won` makes them from its
+/// winners where they are kept as those.
+fn stored_contributions(
+    c: &Db,
+    mv_id: i64,
+    v: ValueRef<'_>,
+    won: impl FnOnce() -> Result<std::result::Result<Vec<Contribution>, String>>,
+) -> Result<Vec<Contribution>> {
+    let out = match v {
         ValueRef::Null => Ok(Vec::new()),
-        ValueRef::Blob(AS_WON) => c.unpack(r.get_ref(1)?, mv_form::decode_attrs)?.map(mv_form::as_contributions),
+        ValueRef::Blob(AS_WON) => won()?,
         v => c.unpack(v, mv_form::decode_contrib)?,
     };
     out.map_err(|e| unreadable(0, format!("contributions to metaverse object {mv_id}: {e}")))
@@ -353,12 +364,7 @@ pub(crate) fn get_contributed(c: &Db, id: i64) -> Result<Option<(MvObject, Resul
     let mut st = c.prepare_cached("SELECT id, object_type, attrs, deleted, contrib FROM mv_object WHERE id=?1")?;
     st.query_row([id], |r| {
         let o = from_row(c, r)?;
-        let all = match r.get_ref(4)? {
-            ValueRef::Null => Ok(Ok(Vec::new())),
-            ValueRef::Blob(AS_WON) => Ok(Ok(mv_form::as_contributions(o.attrs.clone()))),
-            v => c.unpack(v, mv_form::decode_contrib),
-        };
-        let all = all.and_then(|all| all.map_err(|e| unreadable(0, format!("contributions to metaverse object {id}: {e}"))));
+        let all = stored_contributions(c, id, r.get_ref(4)?, || Ok(Ok(mv_form::as_contributions(o.attrs.clone()))));
         Ok((o, all))
     })
     .optional()
