@@ -31,6 +31,10 @@ pub(crate) struct Change {
     pub attrs: Vec<AttrDiff>,
 }
 
+/// Changes to at least one object in this many of a connector's have their references' target
+/// identifiers read whole first ([`Idents::preload_for`]).
+const PRELOAD_SHARE: i64 = 4;
+
 /// Target identifiers already looked up, by connector-space object, in one form: an export
 /// resolves the same references when it orders, sends and records its changes. What it holds
 /// is bounded (it starts again when full), and an object whose identifier may just have been
@@ -74,6 +78,18 @@ impl Idents {
                 known.insert(o.id, references::ident_of(o, form));
             }
         })
+    }
+
+    /// [`Idents::preload`] when changes to `pending` of the connector's objects are about to be
+    /// resolved and that is a good part of it (at least one in [`PRELOAD_SHARE`]: a first export
+    /// or plan); a few changes to a large connector look their references up one by one (and
+    /// its objects are counted only as far as that needs).
+    pub(crate) fn preload_for(&mut self, c: &dyn ReadOps, connector: &str, pending: i64) -> Result<()> {
+        let share = pending.saturating_mul(PRELOAD_SHARE);
+        if share > 0 && c.cs_count_present_up_to(connector, share + 1)? <= share {
+            self.preload(c, connector)?;
+        }
+        Ok(())
     }
 
     /// [`Idents::preload`] when the connector's objects fit in what it holds (past that, the

@@ -38,10 +38,6 @@ pub struct ExportStats {
     pub ms: u64,
 }
 
-/// An export with changes to at least one object in this many of its connector reads the
-/// connector's identifiers whole at its start.
-const PRELOAD_SHARE: i64 = 4;
-
 /// Operations in a row a target may fail before the export to it stops for the run (the
 /// circuit breaker).
 pub(crate) const BREAKER: usize = 20;
@@ -182,15 +178,10 @@ pub(crate) fn export(
     // keeps other writers out), and it forgets what it changed. The capabilities' form is the
     // one recorded for the connector (when the engine opened).
     let mut idents = diff::Idents::new(form);
-    // Changes to a good part of the connector (a first export): their references are looked
-    // up in one read of it; a few changes to a large one, one by one (and the objects there
-    // are counted only as far as that needs, not whole at every export).
     {
         let r = store.read()?;
-        let share = r.cs_count_pending_export(Some(&name))? * PRELOAD_SHARE;
-        if share > 0 && r.cs_count_present_up_to(&name, share + 1)? <= share {
-            idents.preload(&r, &name)?;
-        }
+        let pending = r.cs_count_pending_export(Some(&name))?;
+        idents.preload_for(&r, &name, pending)?;
     }
     'passes: for pass in 0..3 {
         let changes = {

@@ -7,6 +7,7 @@ use crate::ahead::{cs_objects, Ahead, Spent};
 use crate::collisions::{self, Collision};
 use crate::diff::{self, Change};
 pub use crate::plan_changes::Changes;
+use crate::references;
 use idflow_core::connector::{OpKind, RefForm};
 use idflow_core::fast_hash::FastMap;
 use idflow_core::{ObjectError, Result, Value};
@@ -22,45 +23,58 @@ use std::path::Path;
 /// up each time.
 #[derive(Default)]
 pub(crate) struct Names {
-    by_id: FastMap<i64, Option<String>>,
-    by_ident: FastMap<String, Option<String>>,
+    by_id: FastMap<i64, Option<Box<str>>>,
+    by_ident: FastMap<Box<str>, Option<Box<str>>>,
     /// The sources of the metaverse objects of changes about to be planned, read for a few
     /// hundred changes at once (each taken when its change is planned).
     sources: idflow_store::SourcesByMv,
 }
 
 impl Names {
-    /// Entries held at most in each map (a name, its key and the table's share: about 200 bytes,
-    /// so about 100 MB each at most).
-    const MOST: usize = 1 << 19;
+    /// Entries held at most in each map: every object of a plan of a million (a name, its key
+    /// and the table's share: about 130 bytes with an anchor for key, 130 MB for a million).
+    const MOST: usize = 1 << 20;
 
     /// The name `map` holds for `key`, else `c`'s for `look`, remembered while there is room.
-    fn remembered<K, Q>(map: &mut FastMap<K, Option<String>>, key: &Q, c: &dyn ReadOps, look: CsKey<'_>) -> Result<Option<String>>
+    fn remembered<K, Q>(
+        map: &mut FastMap<K, Option<Box<str>>>,
+        key: &Q,
+        owned: impl FnOnce() -> K,
+        c: &dyn ReadOps,
+        look: CsKey<'_>,
+    ) -> Result<Option<String>>
     where
         K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-        Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+        Q: std::hash::Hash + Eq + ?Sized,
     {
         if let Some(n) = map.get(key) {
-            return Ok(n.clone());
+            return Ok(n.as_deref().map(str::to_string));
         }
         let n = c.cs_name_of(look)?;
         if map.len() < Self::MOST {
-            map.insert(key.to_owned(), n.clone());
+            map.insert(owned(), n.as_deref().map(Box::from));
         }
         Ok(n)
     }
 
-    /// The plan read object `o` whole, and names it `name`: what a lookup by its id, or by its
-    /// anchor where references name objects by anchor (unique in its connector), would give.
-    /// A reference read after it needs no lookup.
+    /// The plan read object `o` whole, and names it `name`: what a lookup by the target's own
+    /// identifier for it (its anchor, where references name objects by anchor: unique in its
+    /// connector), or by its id while it has none, would give. A reference to it read later
+    /// needs no lookup: in a plan nothing changes, so a reference to an object with an
+    /// identifier is that identifier, never its id.
     fn seen(&mut self, o: &CsObject, name: &str, form: RefForm) {
-        if self.by_id.len() < Self::MOST {
-            self.by_id.entry(o.id).or_insert_with(|| Some(name.to_string()));
-        }
-        if let (RefForm::Anchor, Some(a)) = (form, &o.anchor) {
-            if self.by_ident.len() < Self::MOST && !self.by_ident.contains_key(a.as_str()) {
-                self.by_ident.insert(a.clone(), Some(name.to_string()));
+        match (form, references::ident_in(form, o.anchor.as_ref(), o.dn.as_ref(), o.desired_dn.as_ref())) {
+            (_, None) => {
+                if self.by_id.len() < Self::MOST {
+                    self.by_id.entry(o.id).or_insert_with(|| Some(name.into()));
+                }
             }
+            (RefForm::Anchor, Some(a)) => {
+                if self.by_ident.len() < Self::MOST && !self.by_ident.contains_key(a.as_str()) {
+                    self.by_ident.insert(a.as_str().into(), Some(name.into()));
+                }
+            }
+            (RefForm::Dn, Some(_)) => {}
         }
     }
 
@@ -78,12 +92,12 @@ impl Names {
     }
 
     fn of_id(&mut self, c: &dyn ReadOps, id: i64) -> Result<Option<String>> {
-        Self::remembered(&mut self.by_id, &id, c, CsKey::Id(id))
+        Self::remembered(&mut self.by_id, &id, || id, c, CsKey::Id(id))
     }
 
     /// The object a target's own identifier (its anchor or DN, as `key` says) names.
     fn of_ident(&mut self, c: &dyn ReadOps, key: CsKey<'_>, ident: &str) -> Result<Option<String>> {
-        Self::remembered(&mut self.by_ident, ident, c, key)
+        Self::remembered(&mut self.by_ident, ident, || ident.into(), c, key)
     }
 }
 
@@ -322,6 +336,7 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, uni
         // Nothing changes in the database while the plan is built: what references resolve
         // to, and the names of what they point at, are looked up once each.
         let (mut idents, mut names) = (diff::Idents::new(form), Names::default());
+        idents.preload_for(c, name, i64::try_from(ids.len()).unwrap_or(i64::MAX))?;
         // Dropped on the read-ahead thread, which decoded them.
         let mut spent = Spent::default();
         // Changes found, planned a few hundred at a time (their sources read in one statement).

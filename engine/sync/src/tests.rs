@@ -665,3 +665,58 @@ fn a_secret_attribute_is_never_stored_with_or_without_options() {
     tx.commit().expect("commit");
     assert_eq!(kept.attrs.keys().collect::<Vec<_>>(), ["mail"], "{:?}", kept.attrs);
 }
+
+/// A plan names the object a reference points at as a lookup of it would, whether the object
+/// was planned before the reference (named as the plan met it) or after (looked up), and
+/// whether the target has an identifier for it yet (its anchor) or not (its id).
+#[test]
+fn a_plan_names_what_references_point_at_as_a_lookup_does() {
+    let e = engine(RULES);
+    put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "1")]);
+    put(&e, "hr", "worker", "cn=w2,o=hr", &[("objectClass", "worker"), ("id", "2")]);
+    // Each the other's manager: the first planned points at one planned after it, the second
+    // at one planned before it.
+    put(
+        &e,
+        "corp",
+        "person",
+        "uid=a,o=corp",
+        &[("objectClass", "person"), ("employeeNumber", "1"), ("mail", "a@x"), ("manager", "uid=b,o=corp")],
+    );
+    put(
+        &e,
+        "corp",
+        "person",
+        "uid=b,o=corp",
+        &[("objectClass", "person"), ("employeeNumber", "2"), ("mail", "b@x"), ("manager", "uid=a,o=corp")],
+    );
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let spill = std::env::temp_dir();
+    for anchored in [true, false] {
+        let tx = e.store.write().expect("tx");
+        let targets = tx.cs_pending_export_ids("cloud").expect("ids");
+        assert_eq!(targets.len(), 2);
+        if !anchored {
+            for id in &targets {
+                let mut o = tx.cs_get(*id).expect("get").expect("exists");
+                o.anchor = None;
+                tx.cs_save(&o).expect("save");
+            }
+        }
+        let plan =
+            crate::plan::build(&tx, &["cloud".into()], &e.rules, &crate::collisions::Unique(Default::default()), &spill).expect("plan");
+        let mut met = 0;
+        for ch in plan.connectors[0].changes.iter() {
+            let ch = ch.expect("change");
+            let manager = ch.attributes.iter().find(|a| a.name == "manager").expect("manager");
+            let crate::plan::PlanValue::Reference { reference, object } = &manager.new[0] else { panic!("{manager:?}") };
+            let other =
+                targets.iter().copied().find(|id| tx.cs_name_of(idflow_store::CsKey::Id(*id)).expect("name").as_deref() == Some(object));
+            let other = tx.cs_get(other.expect("names one of the two")).expect("get").expect("exists");
+            assert_ne!(other.display(), ch.object, "each points at the other");
+            assert_eq!(reference, &other.anchor, "anchored: {anchored}");
+            met += 1;
+        }
+        assert_eq!(met, 2);
+    }
+}
