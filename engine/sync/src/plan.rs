@@ -101,8 +101,8 @@ impl Names {
     }
 }
 
-/// One value in a plan.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+/// One value in a plan: text, `{"base64": ...}`, or `{"reference": ..., "object": ...}`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(untagged)]
 pub enum PlanValue {
     Text(String),
@@ -115,6 +115,57 @@ pub enum PlanValue {
         reference: Option<String>,
         object: String,
     },
+}
+
+impl<'de> Deserialize<'de> for PlanValue {
+    /// Read as serde's `untagged` would (text; else bytes when there is `base64`; else a
+    /// reference), without its buffering of each value and its errors for the forms tried
+    /// first: a plan reads back a million changes' values.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(field_identifier, rename_all = "lowercase")]
+        enum Field {
+            Base64,
+            Reference,
+            Object,
+            #[serde(other)]
+            Other,
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = PlanValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a plan value: text, {"base64": ...} or {"reference": ..., "object": ...}"#)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<PlanValue, E> {
+                Ok(PlanValue::Text(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<PlanValue, E> {
+                Ok(PlanValue::Text(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> std::result::Result<PlanValue, A::Error> {
+                let (mut base64, mut reference, mut object) = (None, None, None);
+                while let Some(k) = a.next_key::<Field>()? {
+                    match k {
+                        Field::Base64 => base64 = Some(a.next_value::<String>()?),
+                        Field::Reference => reference = a.next_value::<Option<String>>()?,
+                        Field::Object => object = Some(a.next_value::<String>()?),
+                        Field::Other => {
+                            a.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                match (base64, object) {
+                    (Some(base64), _) => Ok(PlanValue::Binary { base64 }),
+                    (None, Some(object)) => Ok(PlanValue::Reference { reference, object }),
+                    (None, None) => {
+                        Err(serde::de::Error::custom(r#"a plan value that is a map has "base64", or "object" (and "reference")"#))
+                    }
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl PlanValue {
@@ -374,4 +425,64 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, uni
         plan.connectors.push(ConnectorPlan { connector: name.clone(), totals: t, changes });
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PlanValue;
+    use serde::Deserialize;
+
+    /// What `#[serde(untagged)]` derives, for comparison.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Untagged {
+        Text(String),
+        Binary { base64: String },
+        Reference { reference: Option<String>, object: String },
+    }
+
+    impl From<Untagged> for PlanValue {
+        fn from(u: Untagged) -> PlanValue {
+            match u {
+                Untagged::Text(s) => PlanValue::Text(s),
+                Untagged::Binary { base64 } => PlanValue::Binary { base64 },
+                Untagged::Reference { reference, object } => PlanValue::Reference { reference, object },
+            }
+        }
+    }
+
+    #[test]
+    fn a_plan_value_reads_as_the_untagged_derive_would() {
+        let cases = [
+            r#""text""#,
+            r#""with \"escapes\" \u00e9""#,
+            r#"{"base64": "AAE="}"#,
+            r#"{"reference": "id-1", "object": "Ada"}"#,
+            r#"{"object": "Ada", "reference": "id-1"}"#,
+            r#"{"reference": null, "object": "Ada"}"#,
+            r#"{"object": "Ada"}"#,
+            r#"{"base64": "AAE=", "object": "Ada"}"#,
+            r#"{"object": "Ada", "later": [1, {"x": 2}]}"#,
+            r#"1"#,
+            r#"null"#,
+            r#"[]"#,
+            r#"{}"#,
+            r#"{"reference": "id-1"}"#,
+            r#"{"base64": 3}"#,
+        ];
+        for json in cases {
+            let ours = serde_json::from_str::<PlanValue>(json).ok();
+            let derived = serde_json::from_str::<Untagged>(json).ok().map(PlanValue::from);
+            assert_eq!(ours, derived, "{json}");
+        }
+        // Saved plans round-trip.
+        for v in [
+            PlanValue::Text("x".into()),
+            PlanValue::Binary { base64: "AA==".into() },
+            PlanValue::Reference { reference: None, object: "o".into() },
+        ] {
+            let text = serde_json::to_string(&v).expect("serialize");
+            assert_eq!(serde_json::from_str::<PlanValue>(&text).expect("read"), v);
+        }
+    }
 }
