@@ -209,7 +209,16 @@ pub(crate) fn links(c: &Connection, id: i64) -> Result<Option<CsLinks>> {
 }
 
 pub(crate) fn links_of(c: &Connection, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
-    let mut st = c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE connector=?1"))?;
+    links_where(c, "connector=?1", connector, each)
+}
+
+/// [`links`] of each object of `connector` with a pending export, by id.
+pub(crate) fn pending_export_links(c: &Connection, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
+    links_where(c, "connector=?1 AND pending_export=1 ORDER BY id", connector, each)
+}
+
+fn links_where(c: &Connection, sql_where: &str, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
+    let mut st = c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE {sql_where}"))?;
     let mut rows = st.query([connector])?;
     while let Some(r) = rows.next()? {
         each(links_row(r)?);
@@ -820,6 +829,25 @@ mod tests {
 
     fn attrs(pairs: &[(&str, &str)]) -> Attrs {
         pairs.iter().map(|(k, v)| (k.to_string(), vec![Value::from(*v)])).collect()
+    }
+
+    #[test]
+    fn the_links_of_pending_exports_are_each_pending_objects_links_in_id_order() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        for i in 0..7 {
+            let mut o = CsObject::new(if i == 3 { "other" } else { "cloud" }, "user");
+            o.anchor = Some(format!("a{i}"));
+            o.dn = (i % 2 == 0).then(|| format!("uid={i},dc=x"));
+            o.pending_export = i != 5;
+            tx.cs_save(&o).expect("save");
+        }
+        let mut read = Vec::new();
+        tx.cs_pending_export_links("cloud", &mut |l| read.push(l)).expect("links");
+        let ids = tx.cs_pending_export_ids("cloud").expect("ids");
+        assert_eq!(ids.len(), 5);
+        let one_by_one: Vec<_> = ids.iter().map(|id| tx.cs_links(*id).expect("links").expect("exists")).collect();
+        assert_eq!(read, one_by_one);
     }
 
     #[test]

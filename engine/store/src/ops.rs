@@ -53,6 +53,9 @@ pub trait ReadOps {
     fn cs_links(&self, id: i64) -> Result<Option<CsLinks>>;
     /// [`ReadOps::cs_links`] of every object of a connector, one at a time (none held).
     fn cs_links_of(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()>;
+    /// [`ReadOps::cs_links`] of every object of a connector with a pending export, by id, one
+    /// at a time (none held).
+    fn cs_pending_export_links(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()>;
     /// Where [`ReadOps::cs_by_dn`]'s objects stand (cheap: one index read).
     fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>>;
     /// The DNs (normalized) that more than one object of a connector has (normally none; a
@@ -489,6 +492,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_links_of(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
         on(self, |c| cs::links_of(c, connector, each))
+    }
+    fn cs_pending_export_links(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
+        on(self, |c| cs::pending_export_links(c, connector, each))
     }
     fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>> {
         on(self, |c| cs::states_by_dn(c, connector, dn))

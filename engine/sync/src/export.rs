@@ -187,14 +187,14 @@ pub(crate) fn export(
         let changes = {
             let r = store.read()?;
             let mut changes = Vec::new();
-            for id in r.cs_pending_export_ids(&name)? {
-                if caps.local_anchor {
-                    changes.extend(r.cs_links(id)?.as_ref().and_then(Pending::lean));
-                    continue;
-                }
-                let Some(o) = r.cs_get(id)? else { continue };
-                if let Some(c) = diff::change_with(&r, &o, form, &mut idents)? {
-                    changes.push(Pending::of(&c));
+            if caps.local_anchor {
+                r.cs_pending_export_links(&name, &mut |l| changes.extend(Pending::lean(&l)))?;
+            } else {
+                for id in r.cs_pending_export_ids(&name)? {
+                    let Some(o) = r.cs_get(id)? else { continue };
+                    if let Some(c) = diff::change_with(&r, &o, form, &mut idents)? {
+                        changes.push(Pending::of(&c));
+                    }
                 }
             }
             changes

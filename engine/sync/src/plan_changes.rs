@@ -162,10 +162,8 @@ impl Changes {
         let mut block = Block::default();
         (0..self.len()).map(move |i| {
             let (off, len) = self.at[i];
-            let bytes = match off >= self.on_disk {
-                true => self.bytes(off, len as usize)?,
-                false => std::borrow::Cow::Borrowed(block.slice(self, i)?),
-            };
+            let bytes =
+                if off >= self.on_disk { self.bytes(off, len as usize)? } else { std::borrow::Cow::Borrowed(block.slice(self, i)?) };
             serde_json::from_slice(&bytes).map_err(|e| Error::file(self.place(), format!("cannot read back a plan's change: {e}")))
         })
     }
