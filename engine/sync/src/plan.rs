@@ -118,8 +118,9 @@ pub enum PlanValue {
 }
 
 impl<'de> Deserialize<'de> for PlanValue {
-    /// Read as serde's `untagged` would (text; else bytes when there is `base64`; else a
-    /// reference), without its buffering of each value and its errors for the forms tried
+    /// Read as serde's `untagged` would (text; else bytes, from one textual `base64`; else a
+    /// reference, from one textual `object` and at most one `reference`, text or null; other
+    /// keys ignored), without its buffering of each value and its errors for the forms tried
     /// first: a plan reads back a million changes' values.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -144,24 +145,82 @@ impl<'de> Deserialize<'de> for PlanValue {
                 Ok(PlanValue::Text(v))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> std::result::Result<PlanValue, A::Error> {
-                let (mut base64, mut reference, mut object) = (None, None, None);
+                // Each key's last value and how many times it came.
+                let (mut base64, mut reference, mut object) = ((Loose::Other, 0), (Loose::Null, 0), (Loose::Other, 0));
                 while let Some(k) = a.next_key::<Field>()? {
-                    match k {
-                        Field::Base64 => base64 = Some(a.next_value::<String>()?),
-                        Field::Reference => reference = a.next_value::<Option<String>>()?,
-                        Field::Object => object = Some(a.next_value::<String>()?),
+                    let slot = match k {
+                        Field::Base64 => &mut base64,
+                        Field::Reference => &mut reference,
+                        Field::Object => &mut object,
                         Field::Other => {
                             a.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
                         }
-                    }
+                    };
+                    *slot = (a.next_value::<Loose>()?, slot.1 + 1);
                 }
-                match (base64, object) {
-                    (Some(base64), _) => Ok(PlanValue::Binary { base64 }),
-                    (None, Some(object)) => Ok(PlanValue::Reference { reference, object }),
-                    (None, None) => {
-                        Err(serde::de::Error::custom(r#"a plan value that is a map has "base64", or "object" (and "reference")"#))
-                    }
+                match (base64, object, reference) {
+                    ((Loose::Text(base64), 1), _, _) => Ok(PlanValue::Binary { base64 }),
+                    (_, (Loose::Text(object), 1), (Loose::Text(r), 1)) => Ok(PlanValue::Reference { reference: Some(r), object }),
+                    (_, (Loose::Text(object), 1), (Loose::Null, 0 | 1)) => Ok(PlanValue::Reference { reference: None, object }),
+                    _ => Err(serde::de::Error::custom("data did not match any variant of untagged enum PlanValue")),
                 }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A value in a plan value's map, as far as choosing its form needs: text, null, or anything
+/// else (skipped).
+enum Loose {
+    Text(String),
+    Null,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Loose;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Loose, E> {
+                Ok(Loose::Text(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<Loose, E> {
+                Ok(Loose::Text(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Loose, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Loose, E> {
+                Ok(Loose::Null)
+            }
+            fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> std::result::Result<Loose, D2::Error> {
+                Loose::deserialize(d)
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> std::result::Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> std::result::Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> std::result::Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> std::result::Result<Loose, E> {
+                Ok(Loose::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> std::result::Result<Loose, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> std::result::Result<Loose, A::Error> {
+                while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Loose::Other)
             }
         }
         d.deserialize_any(V)
@@ -469,6 +528,21 @@ mod tests {
             r#"{}"#,
             r#"{"reference": "id-1"}"#,
             r#"{"base64": 3}"#,
+            // Mixed and repeated keys, each as the derive takes them.
+            r#"{"base64": "x", "object": 5}"#,
+            r#"{"base64": "x", "object": null}"#,
+            r#"{"base64": "x", "reference": 5}"#,
+            r#"{"base64": 3, "object": "A"}"#,
+            r#"{"base64": null, "object": "A"}"#,
+            r#"{"base64": [1], "object": "A", "reference": {"x": [null]}}"#,
+            r#"{"object": "a", "object": "b"}"#,
+            r#"{"base64": "x", "base64": "y", "object": "A"}"#,
+            r#"{"reference": "r", "reference": null, "object": "A"}"#,
+            r#"{"reference": null, "object": "A", "base64": true}"#,
+            r#"{"object": "A", "reference": 1.5}"#,
+            r#"["AAE="]"#,
+            r#"["id-1", "Ada"]"#,
+            r#"true"#,
         ];
         for json in cases {
             let ours = serde_json::from_str::<PlanValue>(json).ok();

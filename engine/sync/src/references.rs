@@ -128,16 +128,11 @@ pub(crate) fn target_ident(c: &dyn ReadOps, cs_id: i64, form: RefForm) -> Result
 
 /// How the target names an object, from its links.
 pub(crate) fn ident_of(o: CsLinks, form: RefForm) -> Option<String> {
-    ident_in(form, o.anchor.as_ref(), o.dn.as_ref(), o.desired_dn.as_ref()).cloned()
+    ident_in(form, o.anchor, o.dn, o.desired_dn)
 }
 
-/// [`ident_of`] an object's anchor, DN and desired DN.
-pub(crate) fn ident_in<'a>(
-    form: RefForm,
-    anchor: Option<&'a String>,
-    dn: Option<&'a String>,
-    desired_dn: Option<&'a String>,
-) -> Option<&'a String> {
+/// [`ident_of`] an object's anchor, DN and desired DN (owned, or borrowed).
+pub(crate) fn ident_in<T>(form: RefForm, anchor: Option<T>, dn: Option<T>, desired_dn: Option<T>) -> Option<T> {
     match form {
         RefForm::Dn => desired_dn.or(dn),
         RefForm::Anchor => anchor,

@@ -667,15 +667,14 @@ fn a_secret_attribute_is_never_stored_with_or_without_options() {
 }
 
 /// A plan names the object a reference points at as a lookup of it would, whether the object
-/// was planned before the reference (named as the plan met it) or after (looked up), and
-/// whether the target has an identifier for it yet (its anchor) or not (its id).
+/// is planned too (named as the plan met it) or not (looked up), and whether the target has an
+/// identifier for it yet (its anchor) or not (its id).
 #[test]
 fn a_plan_names_what_references_point_at_as_a_lookup_does() {
     let e = engine(RULES);
     put(&e, "hr", "worker", "cn=w1,o=hr", &[("objectClass", "worker"), ("id", "1")]);
     put(&e, "hr", "worker", "cn=w2,o=hr", &[("objectClass", "worker"), ("id", "2")]);
-    // Each the other's manager: the first planned points at one planned after it, the second
-    // at one planned before it.
+    // Each the other's manager.
     put(
         &e,
         "corp",
@@ -692,16 +691,21 @@ fn a_plan_names_what_references_point_at_as_a_lookup_does() {
     );
     assert_eq!(sync(&e), Vec::<String>::new());
     let spill = std::env::temp_dir();
-    for anchored in [true, false] {
+    for (anchored, alone) in [(true, false), (false, false), (true, true), (false, true)] {
+        // Rolled back at the end of each round.
         let tx = e.store.write().expect("tx");
         let targets = tx.cs_pending_export_ids("cloud").expect("ids");
         assert_eq!(targets.len(), 2);
-        if !anchored {
-            for id in &targets {
-                let mut o = tx.cs_get(*id).expect("get").expect("exists");
+        for (i, id) in targets.iter().enumerate() {
+            let mut o = tx.cs_get(*id).expect("get").expect("exists");
+            if !anchored {
                 o.anchor = None;
-                tx.cs_save(&o).expect("save");
             }
+            // Alone: the second is not in the plan, the first's reference to it is looked up.
+            if alone && i == 1 {
+                o.pending_export = false;
+            }
+            tx.cs_save(&o).expect("save");
         }
         let plan =
             crate::plan::build(&tx, &["cloud".into()], &e.rules, &crate::collisions::Unique(Default::default()), &spill).expect("plan");
@@ -714,9 +718,9 @@ fn a_plan_names_what_references_point_at_as_a_lookup_does() {
                 targets.iter().copied().find(|id| tx.cs_name_of(idflow_store::CsKey::Id(*id)).expect("name").as_deref() == Some(object));
             let other = tx.cs_get(other.expect("names one of the two")).expect("get").expect("exists");
             assert_ne!(other.display(), ch.object, "each points at the other");
-            assert_eq!(reference, &other.anchor, "anchored: {anchored}");
+            assert_eq!(reference, &other.anchor, "anchored: {anchored}, alone: {alone}");
             met += 1;
         }
-        assert_eq!(met, 2);
+        assert_eq!(met, if alone { 1 } else { 2 });
     }
 }
