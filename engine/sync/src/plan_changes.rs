@@ -127,8 +127,12 @@ impl Changes {
     /// The `i`th change.
     pub fn get(&self, i: usize) -> Result<PlanChange> {
         let Some(&(off, len)) = self.at.get(i) else { return Err(Error::file(self.place(), format!("no change {i} in the plan"))) };
-        let bytes = self.bytes(off, len as usize)?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::file(self.place(), format!("cannot read back a plan's change: {e}")))
+        self.decode(&self.bytes(off, len as usize)?)
+    }
+
+    /// A change from the bytes it was written as.
+    fn decode(&self, bytes: &[u8]) -> Result<PlanChange> {
+        serde_json::from_slice(bytes).map_err(|e| Error::file(self.place(), format!("cannot read back a plan's change: {e}")))
     }
 
     fn bytes(&self, off: u64, len: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
@@ -162,9 +166,10 @@ impl Changes {
         let mut block = Block::default();
         (0..self.len()).map(move |i| {
             let (off, len) = self.at[i];
-            let bytes =
-                if off >= self.on_disk { self.bytes(off, len as usize)? } else { std::borrow::Cow::Borrowed(block.slice(self, i)?) };
-            serde_json::from_slice(&bytes).map_err(|e| Error::file(self.place(), format!("cannot read back a plan's change: {e}")))
+            match off >= self.on_disk {
+                true => self.decode(&self.bytes(off, len as usize)?),
+                false => self.decode(block.slice(self, i)?),
+            }
         })
     }
 
