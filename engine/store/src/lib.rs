@@ -22,6 +22,7 @@ mod history;
 mod lock;
 mod meta;
 mod mv;
+mod mv_dirty;
 mod mv_form;
 mod mv_index;
 mod ops;

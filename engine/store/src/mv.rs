@@ -47,12 +47,13 @@ pub struct Contribution {
 /// object that projected it contributes (if any).
 pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>, all: &[Contribution]) -> Result<i64> {
     let contrib = stored_contrib(c, all, Some(attrs))?;
-    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty, contrib) VALUES (?1, ?2, 1, ?3)")?.execute(params![
+    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty, contrib) VALUES (?1, ?2, 0, ?3)")?.execute(params![
         object_type,
         c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?,
         contrib
     ])?;
     let id = c.last_insert_rowid();
+    c.dirty.hold(c, id)?;
     index_all(c, Some(c.index), id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
     Ok(id)
 }
@@ -128,6 +129,7 @@ pub(crate) fn save_contributed(c: &Db, id: i64, all: &[Contribution], winners: O
     let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(w.attrs))?;
     let updated =
         c.prepare_cached("UPDATE mv_object SET attrs=?1, contrib=?2, dirty=1 WHERE id=?3")?.execute(params![packed, contrib, id])?;
+    c.dirty.forget(id);
     // No such object (any more): no index entries for it either.
     if updated == 0 {
         return Ok(());
@@ -233,18 +235,23 @@ pub(crate) fn unreadable(column: usize, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, what.into())
 }
 
-pub(crate) fn mark_dirty(c: &Connection, id: i64) -> Result<()> {
+pub(crate) fn mark_dirty(c: &Db, id: i64) -> Result<()> {
+    if c.dirty.is_held(id) {
+        return Ok(());
+    }
     c.prepare_cached("UPDATE mv_object SET dirty=1 WHERE id=?1")?.execute([id])?;
     Ok(())
 }
 
-pub(crate) fn restore(c: &Connection, id: i64) -> Result<()> {
+pub(crate) fn restore(c: &Db, id: i64) -> Result<()> {
     c.prepare_cached("UPDATE mv_object SET deleted=0, dirty=1 WHERE id=?1")?.execute([id])?;
+    c.dirty.forget(id);
     Ok(())
 }
 
-pub(crate) fn mark_deleted(c: &Connection, id: i64) -> Result<()> {
+pub(crate) fn mark_deleted(c: &Db, id: i64) -> Result<()> {
     c.prepare_cached("UPDATE mv_object SET deleted=1, dirty=1, contrib=NULL WHERE id=?1")?.execute([id])?;
+    c.dirty.forget(id);
     Ok(())
 }
 
@@ -265,13 +272,22 @@ pub(crate) fn purge(c: &Db, id: i64) -> Result<()> {
         }
     }
     c.prepare_cached("DELETE FROM mv_object WHERE id=?1")?.execute([id])?;
+    c.dirty.forget(id);
     Ok(())
 }
 
-pub(crate) fn dirty_ids(c: &Connection) -> Result<Vec<i64>> {
+/// Objects marked dirty, in their rows or held back ([`crate::mv_dirty`]).
+pub(crate) fn dirty_ids(c: &Db) -> Result<Vec<i64>> {
     let mut st = c.prepare("SELECT id FROM mv_object WHERE dirty=1 ORDER BY id")?;
     let rows = st.query_map([], |r| r.get(0))?;
-    rows.collect::<rusqlite::Result<_>>()
+    let mut ids = rows.collect::<rusqlite::Result<Vec<i64>>>()?;
+    let held = c.dirty.held();
+    if !held.is_empty() {
+        ids.extend(held);
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    Ok(ids)
 }
 
 pub(crate) fn all_ids(c: &Connection) -> Result<Vec<i64>> {
@@ -282,8 +298,10 @@ pub(crate) fn all_ids(c: &Connection) -> Result<Vec<i64>> {
 
 /// Clears the dirty flag of `ids`, a few hundred to a statement. Only rows that have it are
 /// written: SQLite writes a row an UPDATE sets to what it holds, so clearing a full sync's
-/// objects in step wrote every metaverse object (its attributes too) to the log again.
-pub(crate) fn clear_dirty(c: &Connection, ids: &[i64]) -> Result<()> {
+/// objects in step wrote every metaverse object (its attributes too) to the log again. A mark
+/// held back is only forgotten.
+pub(crate) fn clear_dirty(c: &Db, ids: &[i64]) -> Result<()> {
+    let ids = c.dirty.clear(ids);
     for chunk in ids.chunks(crate::cs::IDS_PER_STATEMENT) {
         let sql = format!("UPDATE mv_object SET dirty=0 WHERE id IN ({}) AND +dirty=1", crate::cs::placeholders(chunk.len()));
         c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(chunk))?;

@@ -6,6 +6,7 @@ use crate::checkpoint::{Ask, Checkpointer};
 use crate::cs::{CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject, Winners};
+use crate::mv_dirty::HeldDirty;
 use crate::mv_index::Deferred;
 use crate::packed::{Codec, Db, Dicts, Unpacker};
 use crate::phs::PhsPair;
@@ -254,6 +255,7 @@ pub struct WriteTxn<'s> {
 pub(crate) struct ConnState {
     codec: Codec,
     index: Deferred,
+    dirty: HeldDirty,
     pub(crate) wal: Checkpointer,
 }
 
@@ -271,6 +273,7 @@ impl ConnState {
         self.codec.end_write(committed);
         if !committed {
             self.index.drop_held();
+            self.dirty.drop_held();
         }
     }
 }
@@ -367,7 +370,7 @@ impl<'s> WriteTxn<'s> {
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
         let WriteTxn { tx, path, mut ended } = self;
-        if let Err(e) = ended.state.index.flush(&tx) {
+        if let Err(e) = ended.state.index.flush(&tx).and_then(|()| ended.state.dirty.write(&tx)) {
             // Rolled back before `ended` tells the connection's state (and gives a larger
             // transaction's connection its usual cache back).
             drop(tx);
@@ -420,7 +423,7 @@ impl Sqlite for WriteTxn<'_> {
 /// Runs one statement's function, naming the database in its error.
 pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::Result<T>) -> Result<T> {
     let state = s.state();
-    f(&Db { conn: s.conn(), codec: &state.codec, index: &state.index }).map_err(|e| Error::store(s.path(), e))
+    f(&Db { conn: s.conn(), codec: &state.codec, index: &state.index, dirty: &state.dirty }).map_err(|e| Error::store(s.path(), e))
 }
 
 /// `f` on `ids` a statement's worth at a time ([`cs::IDS_PER_STATEMENT`]), the results together.
@@ -579,7 +582,7 @@ impl<S: Sqlite> ReadOps for S {
         on(self, |c| mv::get(c, id))
     }
     fn mv_dirty_ids(&self) -> Result<Vec<i64>> {
-        on(self, |c| mv::dirty_ids(c))
+        on(self, mv::dirty_ids)
     }
     fn mv_all_ids(&self) -> Result<Vec<i64>> {
         on(self, |c| mv::all_ids(c))

@@ -381,6 +381,7 @@ pub(crate) struct Db<'a> {
     pub(crate) conn: &'a Connection,
     pub(crate) codec: &'a Codec,
     pub(crate) index: &'a crate::mv_index::Deferred,
+    pub(crate) dirty: &'a crate::mv_dirty::HeldDirty,
 }
 
 impl std::ops::Deref for Db<'_> {

@@ -334,7 +334,8 @@ mod tests {
         assert_eq!(errors[0].1.category, idflow_core::Category::Other);
         let codec = crate::packed::Codec::default();
         let index = crate::mv_index::Deferred::default();
-        let db = crate::packed::Db { conn: &c, codec: &codec, index: &index };
+        let dirty = crate::mv_dirty::HeldDirty::default();
+        let db = crate::packed::Db { conn: &c, codec: &codec, index: &index, dirty: &dirty };
         // Contributions: in their metaverse object's row now, the same values.
         let mut of_mv = crate::mv::contributions(&db, 4).expect("contributions");
         of_mv.sort_by(|a, b| (a.cs_id, &a.attr).cmp(&(b.cs_id, &b.attr)));
@@ -360,7 +361,7 @@ mod tests {
         assert_eq!((g.attrs["mail"].rule.as_str(), g.attrs["mail"].cs, g.attrs["mail"].precedence), ("hr", 8, 100));
         let m = crate::mv::get(&db, 4).expect("read").expect("kept");
         assert_eq!((m.object_type.as_str(), m.deleted), ("person", false));
-        assert_eq!(crate::mv::dirty_ids(&c).expect("dirty"), vec![4]);
+        assert_eq!(crate::mv::dirty_ids(&db).expect("dirty"), vec![4]);
         // The value index is built again from the objects' attributes.
         let find = |v: &str, any_case| crate::mv::find_by_value(&db, "person", "mail", &v.into(), any_case).expect("find");
         assert_eq!(find("grace@example.org", true), vec![5]);

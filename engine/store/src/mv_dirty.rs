@@ -1,0 +1,128 @@
+//! Dirty marks (outbound sync is to look at the object) of metaverse objects projected in this
+//! transaction, held back. A full sync projects every object and its outbound sync, in the same
+//! transaction, looks at every one and clears its mark: written into each new row, the mark
+//! and its clearing rewrote each row a second time (at 1,000,000 people, its page long out of
+//! the cache: read back and written to the log again). A projected object's row is written
+//! clean and its mark held here; a mark still held when the transaction commits, or once too
+//! many are held, is written then; a transaction that rolls back drops them with it.
+//!
+//! A held object's row says clean: a statement that marks the row itself forgets it here.
+use idflow_core::fast_hash::FastSet;
+use rusqlite::Connection;
+use std::cell::RefCell;
+
+/// Marks held at most (about 40 MB): a full sync of 1,050,000 objects holds every one. Tests
+/// hold a few, so that the store's tests take the path that writes them early too.
+const MOST_HELD: usize = if cfg!(test) { 3 } else { 1 << 21 };
+
+#[derive(Default)]
+pub(crate) struct HeldDirty(RefCell<FastSet<i64>>);
+
+impl HeldDirty {
+    /// Object `id`, whose row was just written clean, is dirty.
+    pub(crate) fn hold(&self, c: &Connection, id: i64) -> rusqlite::Result<()> {
+        let full = {
+            let mut held = self.0.borrow_mut();
+            held.insert(id);
+            held.len() >= MOST_HELD
+        };
+        if full {
+            self.write(c)?;
+        }
+        Ok(())
+    }
+
+    /// Object `id`'s row was marked itself (or is gone).
+    pub(crate) fn forget(&self, id: i64) {
+        self.0.borrow_mut().remove(&id);
+    }
+
+    /// Whether object `id`'s mark is held here.
+    pub(crate) fn is_held(&self, id: i64) -> bool {
+        self.0.borrow().contains(&id)
+    }
+
+    /// `ids` less the held ones, whose marks are cleared: what is left to clear in the rows.
+    pub(crate) fn clear(&self, ids: &[i64]) -> Vec<i64> {
+        let mut held = self.0.borrow_mut();
+        if held.is_empty() {
+            return ids.to_vec();
+        }
+        ids.iter().copied().filter(|id| !held.remove(id)).collect()
+    }
+
+    /// The objects marked here.
+    pub(crate) fn held(&self) -> Vec<i64> {
+        self.0.borrow().iter().copied().collect()
+    }
+
+    /// Writes every mark held into its row (before a commit).
+    pub(crate) fn write(&self, c: &Connection) -> rusqlite::Result<()> {
+        let mut ids: Vec<i64> = std::mem::take(&mut *self.0.borrow_mut()).into_iter().collect();
+        ids.sort_unstable();
+        for chunk in ids.chunks(crate::cs::IDS_PER_STATEMENT) {
+            let sql = format!("UPDATE mv_object SET dirty=1 WHERE id IN ({})", crate::cs::placeholders(chunk.len()));
+            c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(chunk))?;
+        }
+        Ok(())
+    }
+
+    /// The transaction rolled back: its marks go with it.
+    pub(crate) fn drop_held(&self) {
+        *self.0.borrow_mut() = FastSet::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{MvAttr, ReadOps, Store, WriteOps};
+    use std::collections::BTreeMap;
+
+    fn person() -> BTreeMap<String, MvAttr> {
+        let a = MvAttr { values: vec!["Ada".into()], rule: "r".into(), cs: 1, precedence: 100 };
+        BTreeMap::from([("displayName".to_string(), a)])
+    }
+
+    /// The rows marked dirty, as the database holds them.
+    fn in_rows(store: &Store) -> String {
+        let tx = store.read().expect("read");
+        let sql = "SELECT coalesce(group_concat(id, ' '), '') FROM (SELECT id FROM mv_object WHERE dirty=1 ORDER BY id)";
+        crate::ops::on(&tx, |c| c.query_row(sql, [], |r| r.get(0))).expect("query")
+    }
+
+    #[test]
+    fn a_projected_object_is_dirty_until_cleared_written_at_commit_and_dropped_with_a_rollback() {
+        let store = Store::in_memory().expect("store");
+        // Rolled back: its mark is not written by the next transaction (same ids).
+        let tx = store.write().expect("write");
+        let a = tx.mv_create("person", &person()).expect("created");
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![a]);
+        drop(tx);
+        let tx = store.write().expect("write");
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), Vec::<i64>::new());
+        let (a, b, c, d) = (
+            tx.mv_create("person", &person()).expect("created"),
+            tx.mv_create("person", &person()).expect("created"),
+            tx.mv_create("person", &person()).expect("created"),
+            tx.mv_create("person", &person()).expect("created"),
+        );
+        // Marked again, deleted, restored: still dirty, each once.
+        tx.mv_mark_dirty(b).expect("marked");
+        tx.mv_mark_deleted(c).expect("deleted");
+        tx.mv_mark_dirty(c).expect("marked");
+        tx.mv_restore(d).expect("restored");
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![a, b, c, d]);
+        tx.mv_clear_dirty(&[a, c]).expect("cleared");
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![b, d]);
+        tx.commit().expect("commit");
+        assert_eq!(in_rows(&store), format!("{b} {d}"));
+        let tx = store.write().expect("write");
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![b, d]);
+        let e = tx.mv_create("person", &person()).expect("created");
+        tx.mv_clear_dirty(&[b, d, e]).expect("cleared");
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), Vec::<i64>::new());
+        tx.mv_purge(a).expect("purged");
+        tx.commit().expect("commit");
+        assert_eq!(in_rows(&store), "");
+    }
+}
