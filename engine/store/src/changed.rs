@@ -17,9 +17,15 @@ pub(crate) type Set<'a> = (&'static str, &'a dyn ToSql);
 /// (an import changes the pending import, an export the presence and pending export).
 pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], indexed: &[Set<'_>]) -> Result<()> {
     let mut set: Vec<Set<'_>> = always.to_vec();
+    // The statements' text is built in one buffer (an export updates every object it sends).
+    let mut sql = String::with_capacity(160);
     if !indexed.is_empty() {
-        let names: Vec<&str> = indexed.iter().map(|s| s.0).collect();
-        let mut st = c.prepare_cached(&format!("SELECT {} FROM {table} WHERE id=?1", names.join(", ")))?;
+        sql.push_str("SELECT ");
+        list(&mut sql, indexed.iter().map(|s| s.0), |sql, name, _| sql.push_str(name));
+        sql.push_str(" FROM ");
+        sql.push_str(table);
+        sql.push_str(" WHERE id=?1");
+        let mut st = c.prepare_cached(&sql)?;
         let mut rows = st.query([id])?;
         let Some(row) = rows.next()? else { return Ok(()) };
         for (i, s) in indexed.iter().enumerate() {
@@ -31,12 +37,30 @@ pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], i
     if set.is_empty() {
         return Ok(());
     }
-    let columns: Vec<String> = set.iter().enumerate().map(|(i, s)| format!("{}=?{}", s.0, i + 2)).collect();
+    sql.clear();
+    sql.push_str("UPDATE ");
+    sql.push_str(table);
+    sql.push_str(" SET ");
+    list(&mut sql, set.iter().map(|s| s.0), |sql, name, i| {
+        use std::fmt::Write;
+        let _ = write!(sql, "{name}=?{}", i + 2);
+    });
+    sql.push_str(" WHERE id=?1");
     let mut params: Vec<&dyn ToSql> = Vec::with_capacity(set.len() + 1);
     params.push(&id);
     params.extend(set.iter().map(|s| s.1));
-    c.prepare_cached(&format!("UPDATE {table} SET {} WHERE id=?1", columns.join(", ")))?.execute(params.as_slice())?;
+    c.prepare_cached(&sql)?.execute(params.as_slice())?;
     Ok(())
+}
+
+/// Appends `names` to `sql`, each as `item` writes it (given its position), separated by commas.
+fn list<'n>(sql: &mut String, names: impl Iterator<Item = &'n str>, item: impl Fn(&mut String, &str, usize)) {
+    for (i, name) in names.enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        item(sql, name, i);
+    }
 }
 
 /// Whether a stored value is exactly the one a parameter binds (same type, same bytes); a
