@@ -40,13 +40,23 @@ type StoredAttrs = Stored<BTreeMap<String, Vec<Value>>, Vec<Won<String, Vec<Stri
 
 /// An object's winning attributes, as written.
 pub(crate) fn encode_attrs(attrs: &BTreeMap<String, MvAttr>) -> String {
-    let values: BTreeMap<&str, &[Value]> = attrs.iter().map(|(k, a)| (k.as_str(), a.values.as_slice())).collect();
+    let values = ValuesOf(attrs);
     let mut by: BTreeMap<(&str, i64, i64), Vec<&str>> = BTreeMap::new();
     for (k, a) in attrs {
         by.entry((a.rule.as_str(), a.cs, a.precedence)).or_default().push(k.as_str());
     }
     let won: Vec<Won<&str, Vec<&str>>> = by.into_iter().map(|((r, cs, p), a)| Won { r, cs, p, a }).collect();
     serde_json::to_string(&Stored { a: values, w: won }).unwrap_or_else(|_| r#"{"a":{},"w":[]}"#.into())
+}
+
+/// The values of attributes, written as a map of each name to its values (in the map's order),
+/// without a map of them made first.
+struct ValuesOf<'a>(&'a BTreeMap<String, MvAttr>);
+
+impl Serialize for ValuesOf<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, a)| (k, &a.values)))
+    }
 }
 
 /// An object's winning attributes, as [`encode_attrs`] wrote them.
