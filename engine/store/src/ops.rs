@@ -249,8 +249,8 @@ pub struct WriteTxn<'s> {
     ended: Ended<'s>,
 }
 
-/// What one connection keeps between statements: its compression dictionaries and the index
-/// entries held back, told when a write transaction begins and how it ended.
+/// What one connection keeps between statements: its compression dictionaries, and the index
+/// entries and dirty marks held back, told when a write transaction begins and how it ended.
 #[derive(Default)]
 pub(crate) struct ConnState {
     codec: Codec,
