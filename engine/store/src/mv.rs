@@ -296,14 +296,19 @@ pub(crate) fn all_ids(c: &Connection) -> Result<Vec<i64>> {
     rows.collect::<rusqlite::Result<_>>()
 }
 
-/// Clears the dirty flag of `ids`, a few hundred to a statement. Only rows that have it are
-/// written: SQLite writes a row an UPDATE sets to what it holds, so clearing a full sync's
-/// objects in step wrote every metaverse object (its attributes too) to the log again. A mark
-/// held back is only forgotten.
+/// Clears the dirty flag of `ids` ([`set_dirty`]); a mark held back is only forgotten.
 pub(crate) fn clear_dirty(c: &Db, ids: &[i64]) -> Result<()> {
-    let ids = c.dirty.clear(ids);
+    set_dirty(c, &c.dirty.clear(ids), false)
+}
+
+/// Sets the dirty flag of `ids` to `dirty`, a few hundred to a statement. Only rows that do
+/// not have it already are written: SQLite writes a row an UPDATE sets to what it holds, so
+/// clearing a full sync's objects in step wrote every metaverse object (its attributes too) to
+/// the log again.
+pub(crate) fn set_dirty(c: &Connection, ids: &[i64], dirty: bool) -> Result<()> {
+    let (to, from) = if dirty { (1, 0) } else { (0, 1) };
     for chunk in ids.chunks(crate::cs::IDS_PER_STATEMENT) {
-        let sql = format!("UPDATE mv_object SET dirty=0 WHERE id IN ({}) AND +dirty=1", crate::cs::placeholders(chunk.len()));
+        let sql = format!("UPDATE mv_object SET dirty={to} WHERE id IN ({}) AND +dirty={from}", crate::cs::placeholders(chunk.len()));
         c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(chunk))?;
     }
     Ok(())

@@ -42,13 +42,14 @@ impl HeldDirty {
         self.0.borrow().contains(&id)
     }
 
-    /// `ids` less the held ones, whose marks are cleared: what is left to clear in the rows.
-    pub(crate) fn clear(&self, ids: &[i64]) -> Vec<i64> {
+    /// `ids` less the held ones, whose marks are cleared: what is left to clear in the rows
+    /// (`ids` themselves, not a copy, when none is held: a full sync of objects in step).
+    pub(crate) fn clear<'i>(&self, ids: &'i [i64]) -> std::borrow::Cow<'i, [i64]> {
         let mut held = self.0.borrow_mut();
         if held.is_empty() {
-            return ids.to_vec();
+            return ids.into();
         }
-        ids.iter().copied().filter(|id| !held.remove(id)).collect()
+        ids.iter().copied().filter(|id| !held.remove(id)).collect::<Vec<_>>().into()
     }
 
     /// The objects marked here.
@@ -61,10 +62,7 @@ impl HeldDirty {
     pub(crate) fn write(&self, c: &Connection) -> rusqlite::Result<()> {
         let mut ids = self.held();
         ids.sort_unstable();
-        for chunk in ids.chunks(crate::cs::IDS_PER_STATEMENT) {
-            let sql = format!("UPDATE mv_object SET dirty=1 WHERE id IN ({})", crate::cs::placeholders(chunk.len()));
-            c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(chunk))?;
-        }
+        crate::mv::set_dirty(c, &ids, true)?;
         self.0.borrow_mut().clear();
         Ok(())
     }
