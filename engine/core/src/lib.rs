@@ -5,6 +5,7 @@
 #![deny(clippy::unwrap_used, clippy::todo, clippy::unimplemented)]
 #![warn(unreachable_pub)]
 
+mod attrs_json;
 pub mod change_feed;
 pub mod connector;
 mod connector_config;
@@ -18,7 +19,8 @@ pub mod registry;
 pub mod secret;
 mod value;
 
+pub use attrs_json::attrs_to_json;
 pub use connector_config::ConnectorConfig;
 pub use error::{line_col, toml_error, BoxError, CompileError, Error, Result};
 pub use object_error::{Category, ObjectError, Stage};
-pub use value::{attrs_from_json, attrs_from_json_only, attrs_to_json, same_values, Attrs, Value};
+pub use value::{attrs_from_json, attrs_from_json_only, same_values, Attrs, Value};

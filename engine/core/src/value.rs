@@ -100,11 +100,6 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// Encodes attributes for the database.
-pub fn attrs_to_json(a: &Attrs) -> String {
-    serde_json::to_string(a).unwrap_or_else(|_| "{}".into())
-}
-
 /// Decodes attributes from the database.
 pub fn attrs_from_json(s: &str) -> Result<Attrs, serde_json::Error> {
     serde_json::from_str(s)
@@ -192,6 +187,7 @@ pub fn same_values(a: &[Value], b: &[Value]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attrs_to_json;
 
     #[test]
     fn json_round_trip() {
