@@ -156,12 +156,23 @@ fn unescape(v: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("filter value {v:?} is not UTF-8"))
 }
 
-fn values<'a>(attrs: &'a Attrs, name: &str) -> impl Iterator<Item = String> + 'a {
-    let name = name.to_ascii_lowercase();
-    attrs.iter().filter(move |(k, _)| k.to_ascii_lowercase() == name).flat_map(|(_, v)| v.iter()).filter_map(|v| match v {
-        Value::Str(s) => Some(s.to_lowercase()),
-        _ => None,
-    })
+/// The text values of attribute `name` (its name in any case).
+fn texts<'a>(attrs: &'a Attrs, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    attrs.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).flat_map(|(_, v)| v.iter()).filter_map(Value::as_str)
+}
+
+/// [`texts`], lower-cased.
+fn values<'a>(attrs: &'a Attrs, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    texts(attrs, name).map(str::to_lowercase)
+}
+
+/// `a` and `b` the same, case aside (lower-cased as [`str::to_lowercase`] does; ASCII text,
+/// most of what filters test, compared as it is, without lower-cased copies).
+fn same_text(a: &str, b: &str) -> bool {
+    match a.is_ascii() && b.is_ascii() {
+        true => a.eq_ignore_ascii_case(b),
+        false => a.to_lowercase() == b.to_lowercase(),
+    }
 }
 
 impl Filter {
@@ -184,14 +195,8 @@ impl Filter {
             Filter::And(v) => v.iter().all(|f| f.matches(attrs)),
             Filter::Or(v) => v.iter().any(|f| f.matches(attrs)),
             Filter::Not(f) => !f.matches(attrs),
-            Filter::Present(a) => {
-                let a = a.to_ascii_lowercase();
-                attrs.iter().any(|(k, v)| k.to_ascii_lowercase() == a && !v.is_empty())
-            }
-            Filter::Equal(a, x) | Filter::Approx(a, x) => {
-                let x = x.to_lowercase();
-                values(attrs, a).any(|v| v == x)
-            }
+            Filter::Present(a) => attrs.iter().any(|(k, v)| k.eq_ignore_ascii_case(a) && !v.is_empty()),
+            Filter::Equal(a, x) | Filter::Approx(a, x) => texts(attrs, a).any(|v| same_text(v, x)),
             Filter::GreaterOrEqual(a, x) => cmp_any(attrs, a, x, |o| o.is_ge()),
             Filter::LessOrEqual(a, x) => cmp_any(attrs, a, x, |o| o.is_le()),
             Filter::Substring { attr, initial, any, fin } => values(attrs, attr).any(|v| {
@@ -248,6 +253,11 @@ mod tests {
         assert!(parse("(uidNumber>=1000)").expect("p").matches(&o));
         assert!(!parse("(uidNumber<=999)").expect("p").matches(&o));
         assert!(parse(r"(cn=Ada\20Lovelace)").expect("p").matches(&o));
+        let jorg = obj(&[("CN", &["Jörg Åberg"]), ("mail", &[])]);
+        assert!(parse("(cn=JÖRG åBERG)").expect("p").matches(&jorg), "case aside beyond ASCII too");
+        assert!(!parse("(cn=Jorg Aberg)").expect("p").matches(&jorg));
+        assert!(parse("(CN=*)").expect("p").matches(&jorg));
+        assert!(!parse("(mail=*)").expect("p").matches(&jorg), "an attribute without values is not present");
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! An import read on one thread and stored on another: the directory and the database work at
 //! the same time. The reader keeps asking for pages while the caller stores the previous ones,
 //! instead of the server waiting for the database at every page.
-use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey, Spent};
+use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
 use idflow_core::{Error, Result};
-use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 
 /// Objects read ahead of what is stored, at most (a few pages' worth).
 const AHEAD: usize = 4096;
@@ -23,11 +23,9 @@ fn stopped(connector: &str) -> Error {
 }
 
 /// The reader's sink: hands what it reads to the storing thread, in order, [`CHUNK`] items
-/// at a time, and drops what the storing side is done with (its memory was allocated here:
-/// [`ImportSink::spent`]).
+/// at a time.
 struct Reader<'a> {
     to_store: SyncSender<Vec<Item>>,
-    spent: Receiver<Spent>,
     connector: &'a str,
     chunk: Vec<Item>,
 }
@@ -45,9 +43,6 @@ impl Reader<'_> {
     fn flush(&mut self) -> Result<()> {
         if self.chunk.is_empty() {
             return Ok(());
-        }
-        while let Ok(spent) = self.spent.try_recv() {
-            drop(spent);
         }
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         self.to_store.send(chunk).map_err(|_| stopped(self.connector))
@@ -75,12 +70,9 @@ where
     F: FnOnce(&mut dyn ImportSink) -> Result<Option<String>> + Send,
 {
     let (tx, rx) = sync_channel(AHEAD / CHUNK);
-    // Unbounded, so that storing never waits for the reader; the reader empties it at every
-    // chunk it hands over, so it holds a few chunks' objects at most.
-    let (spent_tx, spent_rx) = channel();
     std::thread::scope(|s| {
         let reader = s.spawn(move || {
-            let mut r = Reader { to_store: tx, spent: spent_rx, connector, chunk: Vec::with_capacity(CHUNK) };
+            let mut r = Reader { to_store: tx, connector, chunk: Vec::with_capacity(CHUNK) };
             let read = read(&mut r);
             // What was read before the end (or before a failed read) is stored too.
             let handed = r.flush();
@@ -102,10 +94,6 @@ where
                     failed = Some(e);
                     break 'chunks;
                 }
-            }
-            if let Some(spent) = sink.spent() {
-                // Once the reader is done, what it would have dropped is dropped here.
-                let _ = spent_tx.send(spent);
             }
         }
         // The reader's next send fails once nobody receives.
@@ -166,52 +154,6 @@ mod tests {
         assert_eq!(kept.objects.len(), 3 * AHEAD);
         assert!(kept.objects.iter().enumerate().all(|(i, a)| *a == i.to_string()));
         assert_eq!(kept.errors, ["uid=x: unreadable"]);
-    }
-
-    /// Records the thread it is dropped on.
-    struct Witness(std::sync::Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>);
-
-    impl Drop for Witness {
-        fn drop(&mut self) {
-            self.0.lock().expect("not poisoned").push(std::thread::current().id());
-        }
-    }
-
-    /// Hands back a witness for every object stored.
-    struct Handing(Kept, std::sync::Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>, usize);
-
-    impl ImportSink for Handing {
-        fn object(&mut self, obj: ImportedObject) -> Result<()> {
-            self.2 += 1;
-            self.0.object(obj)
-        }
-        fn change(&mut self, c: DeltaChange) -> Result<()> {
-            self.0.change(c)
-        }
-        fn error(&mut self, key: ObjectKey, message: String) {
-            self.0.error(key, message)
-        }
-        fn spent(&mut self) -> Option<Spent> {
-            let n = std::mem::take(&mut self.2);
-            Some(Box::new((0..n).map(|_| Witness(self.1.clone())).collect::<Vec<_>>()))
-        }
-    }
-
-    #[test]
-    fn what_storing_is_done_with_is_dropped_by_the_reader_while_it_reads() {
-        let dropped = std::sync::Arc::default();
-        let mut sink = Handing(Kept::default(), std::sync::Arc::clone(&dropped), 0);
-        let out = overlapped("corp", &mut sink, |s| {
-            for i in 0..4 * AHEAD {
-                s.object(obj(i))?;
-            }
-            Ok(None)
-        });
-        assert!(out.is_ok());
-        let dropped = dropped.lock().expect("not poisoned");
-        assert_eq!(dropped.len(), 4 * AHEAD, "every one dropped, on one thread or the other");
-        let here = std::thread::current().id();
-        assert!(dropped.iter().filter(|t| **t != here).count() > AHEAD, "most by the reader");
     }
 
     #[test]

@@ -59,17 +59,7 @@ pub trait ImportSink {
     fn change(&mut self, change: DeltaChange) -> Result<()>;
     /// An object that could not be read whole; `key` keeps it from looking deleted.
     fn error(&mut self, key: ObjectKey, message: String);
-    /// What the sink has stored and needs no more, for a caller that reads on a thread of its
-    /// own to drop there: the thread that allocated memory frees it cheaply, and the storing
-    /// thread (an import's slowest part) is spared the work. `None` (the default): the sink
-    /// drops what it is done with itself.
-    fn spent(&mut self) -> Option<Spent> {
-        None
-    }
 }
-
-/// What an [`ImportSink`] is done with, handed back to be dropped elsewhere.
-pub type Spent = Box<dyn std::any::Any + Send>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {

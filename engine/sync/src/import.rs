@@ -5,7 +5,7 @@
 //! become deletions. The watermark is written in the same transaction as the changes it covers.
 use crate::diff;
 use crate::observer::{self, Observer, Step};
-use idflow_core::connector::{apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey, Spent};
+use idflow_core::connector::{apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey};
 use idflow_core::fast_hash::{FastMap, FastSet};
 use idflow_core::{dn, same_values, Attrs, Error, ObjectError, Result, Stage};
 use idflow_policy::RuleSet;
@@ -70,13 +70,7 @@ struct Sink<'a> {
     /// in no row, so a first import does not look every object up by its anchor; a hash two
     /// anchors share only costs the lookup.
     fresh: Option<FastSet<u64>>,
-    /// Objects stored and needed no more, for [`ImportSink::spent`].
-    spent: Vec<CsObject>,
 }
-
-/// Objects kept for [`ImportSink::spent`] at most: a caller that never asks for them (one
-/// that reads on this thread) has them dropped here, a few at a time.
-const MOST_SPENT: usize = 1024;
 
 /// Is `name` a secret's (never stored)? By the attribute itself, its options aside:
 /// `userPassword;binary` is userPassword.
@@ -212,10 +206,6 @@ impl Sink<'_> {
         if added {
             self.added.insert(id);
         }
-        if self.spent.len() >= MOST_SPENT {
-            self.spent.clear();
-        }
-        self.spent.push(o);
         Ok(id)
     }
 
@@ -400,16 +390,6 @@ impl ImportSink for Sink<'_> {
         }
     }
 
-    fn spent(&mut self) -> Option<Spent> {
-        match self.spent.is_empty() {
-            true => None,
-            false => {
-                let room = Vec::with_capacity(self.spent.len());
-                Some(Box::new(std::mem::replace(&mut self.spent, room)))
-            }
-        }
-    }
-
     fn error(&mut self, key: ObjectKey, message: String) {
         self.stats.read += 1;
         if let Some(a) = &key.anchor {
@@ -492,7 +472,6 @@ pub(crate) fn import(
         former_dns: tx.cs_has_former_dns(&name)?,
         idents: diff::Idents::new(diff::form_of(tx, &name)?),
         fresh: (!tx.cs_has_any(&name)?).then(FastSet::default),
-        spent: Vec::new(),
     };
     let watermark = tx.watermark(&name)?;
     if mode == Mode::Delta && connector.capabilities().delta_import {
