@@ -8,7 +8,6 @@ use base64::Engine as _;
 use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
 use idflow_core::fast_hash::FastSet;
 use idflow_core::{Error, Result, Value};
-use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::{EntryState, SyncInfo};
 use ldap3::controls::{RefreshMode, SyncDone, SyncRequest, SyncState};
 use ldap3::{Ldap, LdapError, Scope};
@@ -85,6 +84,29 @@ fn lost_connection(e: &Error) -> bool {
     std::error::Error::source(e).and_then(|s| s.downcast_ref::<LdapError>()).is_some_and(connection_failed)
 }
 
+/// A wire fault as this import's failure: a dropped connection is worth one reconnect.
+fn wire_failure(conf: &Conf, what: &str, f: super::wire::Fault) -> Failure {
+    use super::wire::Fault;
+    match f {
+        Fault::Connection(m) => Failure::Connection(format!("{what}: {m}")),
+        Fault::Refused { rc, text } => {
+            let r = ldap3::LdapResult {
+                rc: rc.clamp(0, i64::from(u32::MAX)) as u32,
+                matched: String::new(),
+                text,
+                refs: vec![],
+                ctrls: vec![],
+            };
+            Failure::Fatal(
+                check(conf, what, &r).err().unwrap_or_else(|| Error::connector(&conf.name, format!("{what}: unexpected result"))),
+            )
+        }
+        Fault::Protocol(m) => Failure::Fatal(Error::connector(&conf.name, format!("{what}: {m}"))),
+    }
+}
+
+/// Reads everything below `base` by a paged search on a connection of its own (see
+/// [`super::wire`]); `ldap`, the import's ldap3 session, fetches AD's ranged values.
 async fn paged(
     conf: &Conf,
     ldap: &mut Ldap,
@@ -94,20 +116,12 @@ async fn paged(
     seen: &mut FastSet<String>,
 ) -> std::result::Result<(), Failure> {
     let what = format!("search below {base}");
-    let mut side = ldap.clone();
-    let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(conf.page_size))];
-    let mut stream = ldap
-        .with_timeout(conf.timeout)
-        .streaming_search_with(adapters, base, Scope::Subtree, &conf.filter, attrs.to_vec())
-        .await
-        .map_err(|e| classify(conf, &what, e))?;
-    loop {
-        let next = stream.next().await.map_err(|e| classify(conf, &what, e))?;
-        let Some(entry) = next else { break };
-        let mut e =
-            entry::decode(entry.0, &conf.binary).map_err(|m| Failure::Fatal(Error::connector(&conf.name, format!("{what}: {m}"))))?;
+    let mut wire = super::wire::open(conf).await.map_err(|f| wire_failure(conf, &what, f))?;
+    let mut search =
+        super::wire::Paged::start(&mut wire, base, &conf.filter, attrs, conf.page_size).await.map_err(|f| wire_failure(conf, &what, f))?;
+    while let Some(mut e) = search.next(&conf.binary).await.map_err(|f| wire_failure(conf, &what, f))? {
         if conf.flavor == Flavor::Ad {
-            fetch_ranges(conf, &mut side, &mut e).await.map_err(|e| classify(conf, &what, e))?;
+            fetch_ranges(conf, ldap, &mut e).await.map_err(|e| classify(conf, &what, e))?;
         }
         match to_object(conf, e) {
             Ok(Some(o)) => {
@@ -125,15 +139,8 @@ async fn paged(
             }
         }
     }
-    let res = stream.finish().await;
-    if res.rc == 0 {
-        return Ok(());
-    }
-    // A result without a code of its own after a dropped connection.
-    if res.rc == 80 && res.text.is_empty() {
-        return Err(Failure::Connection(format!("{what}: the connection ended")));
-    }
-    Err(Failure::Fatal(check(conf, &what, &res).err().unwrap_or_else(|| Error::connector(&conf.name, what))))
+    wire.close().await;
+    Ok(())
 }
 
 /// AD returns at most 1,500 values of a large multi-valued attribute at a time, as

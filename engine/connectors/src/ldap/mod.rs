@@ -1,4 +1,5 @@
-//! The `ldap` connector: OpenLDAP and Active Directory (Samba AD) over ldap3 on tokio.
+//! The `ldap` connector: OpenLDAP and Active Directory (Samba AD) over ldap3 on tokio, and
+//! over idflow's own reading of LDAP for the full import's paged search (`wire`).
 //!
 //! Full import by paged search; delta import through RFC 4533 syncrepl (OpenLDAP) or DirSync
 //! (AD); export of adds, modifies, deletes and renames. `ldap://` URLs use StartTLS unless
@@ -25,6 +26,7 @@ mod ppolicy;
 mod replication;
 mod session;
 mod watch;
+mod wire;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: true,
