@@ -34,6 +34,23 @@ pub(super) struct Conf {
 }
 
 impl Conf {
+    /// The URL's host and port (389, or 636 for `ldaps://`); an empty host is `localhost`.
+    pub(super) fn host_port(&self) -> Result<(String, u16), String> {
+        let url = url::Url::parse(&self.url).map_err(|e| format!("url {:?}: {e}", self.url))?;
+        let host = match url.host() {
+            Some(url::Host::Domain("")) | None => "localhost".to_string(),
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(a)) => a.to_string(),
+            Some(url::Host::Ipv6(a)) => a.to_string(),
+        };
+        Ok((host, url.port().unwrap_or(if self.ldaps() { 636 } else { 389 })))
+    }
+
+    /// Whether the URL speaks TLS from the start.
+    pub(super) fn ldaps(&self) -> bool {
+        self.url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("ldaps://"))
+    }
+
     /// Entra Connect's OU filtering: below an included OU (when any are given), not below an excluded one.
     pub(super) fn in_scope(&self, dn: &str) -> bool {
         if self.include_ous.is_empty() && self.exclude_ous.is_empty() {

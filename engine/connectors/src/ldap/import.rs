@@ -12,6 +12,7 @@ use ldap3::controls::{EntryState, SyncInfo};
 use ldap3::controls::{RefreshMode, SyncDone, SyncRequest, SyncState};
 use ldap3::{Ldap, LdapError, Scope};
 use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
 
 const SYNC_DONE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.3";
 const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
@@ -106,22 +107,33 @@ fn wire_failure(conf: &Conf, what: &str, f: super::wire::Fault) -> Failure {
 }
 
 /// Reads everything below `base` by a paged search on a connection of its own (see
-/// [`super::wire`]); `ldap`, the import's ldap3 session, fetches AD's ranged values.
+/// [`super::wire`]) to `addr`, the server of `ldap`, the import's ldap3 session (which took the
+/// watermark and fetches AD's ranged values): all of it comes from one server.
 async fn paged(
     conf: &Conf,
     ldap: &mut Ldap,
+    addr: &SocketAddr,
     base: &str,
     attrs: &[String],
     sink: &mut dyn ImportSink,
     seen: &mut FastSet<String>,
 ) -> std::result::Result<(), Failure> {
     let what = format!("search below {base}");
-    let mut wire = super::wire::open(conf).await.map_err(|f| wire_failure(conf, &what, f))?;
+    let mut wire = super::wire::open(conf, *addr).await.map_err(|f| wire_failure(conf, &what, f))?;
     let mut search =
         super::wire::Paged::start(&mut wire, base, &conf.filter, attrs, conf.page_size).await.map_err(|f| wire_failure(conf, &what, f))?;
     while let Some(mut e) = search.next(&conf.binary).await.map_err(|f| wire_failure(conf, &what, f))? {
         if conf.flavor == Flavor::Ad {
-            fetch_ranges(conf, ldap, &mut e).await.map_err(|e| classify(conf, &what, e))?;
+            if let Err(x) = fetch_ranges(conf, ldap, &mut e).await {
+                if !connection_failed(&x) {
+                    return Err(classify(conf, &what, x));
+                }
+                // The session for ranges idles while the search runs, and a DC closes idle
+                // sessions (MaxConnIdleTime): a new one to the same server, once.
+                tracing::debug!(connector = %conf.name, "the session for ranged values was lost ({x}); opening another");
+                *ldap = session::open_pinned(conf, Some(*addr)).await.map_err(Failure::Fatal)?.0;
+                fetch_ranges(conf, ldap, &mut e).await.map_err(|e| classify(conf, &what, e))?;
+            }
         }
         match to_object(conf, e) {
             Ok(Some(o)) => {
@@ -261,7 +273,7 @@ fn decode_watermark(w: &str) -> Option<BTreeMap<String, Vec<u8>>> {
 }
 
 pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSink) -> Result<Option<String>> {
-    let mut ldap = session::open(conf).await?;
+    let (mut ldap, mut addr) = session::open_pinned(conf, None).await?;
     // The watermark comes first: what changes while the import reads is applied again by the next delta.
     let mut cookies = BTreeMap::new();
     {
@@ -286,12 +298,13 @@ pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSin
     for base in &conf.bases {
         let mut reconnected = false;
         loop {
-            match paged(conf, &mut ldap, base, attrs, sink, &mut seen).await {
+            match paged(conf, &mut ldap, &addr, base, attrs, sink, &mut seen).await {
                 Ok(()) => break,
                 Err(Failure::Connection(m)) if !reconnected => {
                     tracing::warn!(connector = %conf.name, "{m}; reconnecting once and resuming");
                     reconnected = true;
-                    ldap = session::open(conf).await?;
+                    // The same server: the watermark is its.
+                    (ldap, addr) = session::open_pinned(conf, Some(addr)).await?;
                 }
                 Err(Failure::Connection(m)) => {
                     return Err(Error::connector(

@@ -2,7 +2,9 @@
 //! what went wrong (unreachable, TLS, wrong password) without ever printing the password.
 use super::conf::Conf;
 use idflow_core::{Error, Result};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, StdStream};
+use std::net::SocketAddr;
+use tokio::net::TcpStream;
 
 pub(super) async fn open(conf: &Conf) -> Result<Ldap> {
     let mut ldap = connect(conf, &conf.url).await?;
@@ -10,9 +12,47 @@ pub(super) async fn open(conf: &Conf) -> Result<Ldap> {
     Ok(ldap)
 }
 
+/// A bound session as [`open`] makes, on a TCP connection to `at` when given (else to the URL's
+/// host), and the address it reached: a second connection for the same work (the full import's
+/// search, see `wire`) goes to the same server, whatever else the name resolves to.
+pub(super) async fn open_pinned(conf: &Conf, at: Option<SocketAddr>) -> Result<(Ldap, SocketAddr)> {
+    let cannot = |m: String| Error::connector(&conf.name, format!("cannot connect to {}: {m}", conf.url));
+    let reach = async {
+        match at {
+            Some(a) => TcpStream::connect(a).await,
+            None => {
+                let (host, port) = conf.host_port().map_err(std::io::Error::other)?;
+                TcpStream::connect((host.as_str(), port)).await
+            }
+        }
+    };
+    let tcp = match tokio::time::timeout(conf.timeout, reach).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return Err(Error::connector_caused(&conf.name, format!("cannot connect to {}: {e}", conf.url), e)),
+        Err(_) => {
+            return Err(cannot(format!(
+                "no answer from the directory within {} s (the connector's timeout_seconds)",
+                conf.timeout.as_secs()
+            )))
+        }
+    };
+    let addr = tcp.peer_addr().map_err(|e| cannot(e.to_string()))?;
+    let tcp = tcp.into_std().map_err(|e| cannot(e.to_string()))?;
+    let mut ldap = handshake(conf, &conf.url, settings(conf).set_std_stream(StdStream::Tcp(tcp))).await?;
+    bind_service(conf, &mut ldap).await?;
+    Ok((ldap, addr))
+}
+
+fn settings(conf: &Conf) -> LdapConnSettings {
+    LdapConnSettings::new().set_conn_timeout(conf.timeout).set_starttls(conf.starttls).set_config(conf.tls.clone())
+}
+
 /// A session to `url` (StartTLS or LDAPS as configured), not yet bound.
 pub(super) async fn connect(conf: &Conf, url: &str) -> Result<Ldap> {
-    let settings = LdapConnSettings::new().set_conn_timeout(conf.timeout).set_starttls(conf.starttls).set_config(conf.tls.clone());
+    handshake(conf, url, settings(conf)).await
+}
+
+async fn handshake(conf: &Conf, url: &str, settings: LdapConnSettings) -> Result<Ldap> {
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url).await.map_err(|e| {
         let refused_starttls = conf.starttls && matches!(&e, ldap3::LdapError::LdapResult { result } if result.rc == 2 || result.rc == 53);
         let m = if refused_starttls {
