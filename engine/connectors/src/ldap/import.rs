@@ -90,18 +90,11 @@ fn wire_failure(conf: &Conf, what: &str, f: super::wire::Fault) -> Failure {
     use super::wire::Fault;
     match f {
         Fault::Connection(m) => Failure::Connection(format!("{what}: {m}")),
-        Fault::Refused { rc, text } => {
-            let r = ldap3::LdapResult {
-                rc: rc.clamp(0, i64::from(u32::MAX)) as u32,
-                matched: String::new(),
-                text,
-                refs: vec![],
-                ctrls: vec![],
-            };
-            Failure::Fatal(
-                check(conf, what, &r).err().unwrap_or_else(|| Error::connector(&conf.name, format!("{what}: unexpected result"))),
-            )
-        }
+        Fault::Refused { rc, text } => Failure::Fatal(
+            session::check_code(conf, what, rc, &text)
+                .err()
+                .unwrap_or_else(|| Error::connector(&conf.name, format!("{what}: unexpected result"))),
+        ),
         Fault::Protocol(m) => Failure::Fatal(Error::connector(&conf.name, format!("{what}: {m}"))),
     }
 }

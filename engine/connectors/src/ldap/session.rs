@@ -29,12 +29,7 @@ pub(super) async fn open_pinned(conf: &Conf, at: Option<SocketAddr>) -> Result<(
     let tcp = match tokio::time::timeout(conf.timeout, reach).await {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => return Err(Error::connector_caused(&conf.name, format!("cannot connect to {}: {e}", conf.url), e)),
-        Err(_) => {
-            return Err(cannot(format!(
-                "no answer from the directory within {} s (the connector's timeout_seconds)",
-                conf.timeout.as_secs()
-            )))
-        }
+        Err(_) => return Err(cannot(no_answer(conf.timeout))),
     };
     let addr = tcp.peer_addr().map_err(|e| cannot(e.to_string()))?;
     let tcp = tcp.into_std().map_err(|e| cannot(e.to_string()))?;
@@ -92,11 +87,14 @@ pub(super) async fn bind_service(conf: &Conf, ldap: &mut Ldap) -> Result<()> {
 /// right after `with_timeout`; a search, each wait for its next entry).
 pub(super) fn said(conf: &Conf, e: &ldap3::LdapError) -> String {
     match e {
-        ldap3::LdapError::Timeout { .. } => {
-            format!("no answer from the directory within {} s (the connector's timeout_seconds)", conf.timeout.as_secs())
-        }
+        ldap3::LdapError::Timeout { .. } => no_answer(conf.timeout),
         other => other.to_string(),
     }
+}
+
+/// What waiting `limit` for the directory in vain is called, naming the setting.
+pub(super) fn no_answer(limit: std::time::Duration) -> String {
+    format!("no answer from the directory within {} s (the connector's timeout_seconds)", limit.as_secs())
 }
 
 /// `what` failed with `e`, as the connector's error.
@@ -106,13 +104,18 @@ pub(super) fn failed(conf: &Conf, what: &str, e: ldap3::LdapError) -> Error {
 
 /// `rc` to an error naming the operation, or Ok.
 pub(super) fn check(conf: &Conf, what: &str, r: &ldap3::LdapResult) -> Result<()> {
-    if r.rc == 0 {
+    check_code(conf, what, i64::from(r.rc), &r.text)
+}
+
+/// A result code and its diagnostic message to an error naming the operation, or Ok.
+pub(super) fn check_code(conf: &Conf, what: &str, rc: i64, text: &str) -> Result<()> {
+    if rc == 0 {
         return Ok(());
     }
-    let hint = match r.rc {
+    let hint = match rc {
         32 => " (no such object: is the base DN right?)",
         50 => " (insufficient access rights)",
         _ => "",
     };
-    Err(Error::connector(&conf.name, format!("{what}: result code {}{hint}: {}", r.rc, r.text)))
+    Err(Error::connector(&conf.name, format!("{what}: result code {rc}{hint}: {text}")))
 }

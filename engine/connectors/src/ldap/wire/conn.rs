@@ -87,7 +87,7 @@ async fn tls(conf: &Conf, host: &str, tcp: TcpStream) -> Result<impl Stream, Fau
 }
 
 fn no_answer(what: &str, limit: Duration) -> Fault {
-    Fault::Connection(format!("{what}: no answer from the directory within {} s (the connector's timeout_seconds)", limit.as_secs()))
+    Fault::Connection(format!("{what}: {}", crate::ldap::session::no_answer(limit)))
 }
 
 /// `f`, or a connection fault when it fails or is not done by `deadline` (`limit` after the
