@@ -29,7 +29,15 @@ ALTER TABLE mv_object DROP COLUMN contrib;
 UPDATE meta SET value = '7' WHERE key = 'schema_version';
 COMMIT;";
 
-/// The metaverse as the previous release (schema 8) made it: contributions that are the
+/// The metaverse as the previous release (schema 9) made it: connector-space objects indexed by
+/// DN with their links and export states (made again by each way back below it).
+const BACK_TO_SCHEMA_9: &str = "BEGIN;
+DROP INDEX IF EXISTS cs_by_dn;
+CREATE INDEX IF NOT EXISTS cs_dn_state ON cs_object(connector, dn_norm, present, mv_id, link, export_state);
+UPDATE meta SET value = '9' WHERE key = 'schema_version';
+COMMIT;";
+
+/// The metaverse as the release before (schema 8) made it: contributions that are the
 /// object's winners (kept as an empty BLOB since schema 9) written out as JSON, by source
 /// object, then rule and precedence, as schema 8 wrote every object's (uncompressed values only).
 const BACK_TO_SCHEMA_8: &str = "BEGIN;
@@ -136,6 +144,7 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
 
 /// Schema 8 from this release's metaverse, checking there was nothing SQL could not unpack.
 fn back_to_schema_8(e: &Env) {
+    sqlite(e, BACK_TO_SCHEMA_9);
     assert_eq!(sqlite(e, "SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob'"), "0", "no compressed attributes");
     sqlite(e, BACK_TO_SCHEMA_8);
 }
@@ -164,6 +173,26 @@ fn indexes(e: &Env) -> String {
 }
 
 #[test]
+fn a_schema_9_metaverse_is_migrated_in_place_with_nothing_to_change() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let now = indexes(&e);
+    assert!(now.contains("cs_by_dn") && !now.contains("cs_dn_state"), "{now}");
+    let rows = "SELECT group_concat(id || ' ' || connector || ' ' || ifnull(mv_id, '-') || ' ' || ifnull(link, '-'), '|') FROM cs_object";
+    let before = sqlite(&e, rows);
+    sqlite(&e, BACK_TO_SCHEMA_9);
+    assert!(indexes(&e).contains("cs_dn_state"), "{}", indexes(&e));
+
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    assert_eq!(indexes(&e), now, "the old index replaced, nothing else");
+    assert_eq!(sqlite(&e, rows), before, "migrated, not rebuilt");
+    full_sync_changes_nothing(&e, &cloud);
+}
+
+#[test]
 fn a_schema_8_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let e = Env::quickstart();
     e.ok(&["apply"], 0);
@@ -177,7 +206,7 @@ fn a_schema_8_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
     assert_eq!(sqlite(&e, CONTRIBUTIONS), contributions, "rows as they were");
     full_sync_changes_nothing(&e, &cloud);
 }
@@ -195,7 +224,7 @@ fn a_schema_7_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'mv_contrib'"), "0", "the rows moved, the table went");
     assert_eq!(sqlite(&e, CONTRIBUTIONS), contributions, "the same contributions, in their objects' rows");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
@@ -216,7 +245,7 @@ fn a_schema_6_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
     assert_eq!(sqlite(&e, anchors), now, "the same anchors, kept as bytes again");
     let as_text = format!("SELECT group_concat(id || ' ' || iif(typeof(anchor) = 'blob', {UUID_TEXT}, anchor), '|') FROM cs_object");
     assert_eq!(sqlite(&e, &as_text), before, "each anchor the UUID it was");
@@ -265,14 +294,14 @@ fn a_schema_5_metaverse_is_migrated_in_place_with_nothing_to_change() {
     e.ok(&["apply"], 0);
     let cloud = e.read("out/cloud.json");
     let now = indexes(&e);
-    assert!(now.contains("cs_dn_state") && now.contains("cs_mv_state"), "{now}");
+    assert!(now.contains("cs_by_dn") && now.contains("cs_mv_state"), "{now}");
     back_to_schema_6(&e);
     sqlite(&e, BACK_TO_SCHEMA_5);
     assert!(indexes(&e).contains("cs_dn cs_error"), "{}", indexes(&e));
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
     assert_eq!(indexes(&e), now, "the old indexes replaced, nothing else");
     full_sync_changes_nothing(&e, &cloud);
 }
@@ -298,7 +327,7 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object o, json_each(o.contrib)"), "1025", "one per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     // The value index is built again: values by attribute and key, references on their own.
@@ -329,7 +358,7 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "9");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.w') = 'array'"), objects, "every object rewritten");
     assert_eq!(

@@ -226,8 +226,8 @@ fn links_where(c: &Connection, sql_where: &str, connector: &str, each: &mut dyn 
     Ok(())
 }
 
-/// The columns of [`LinkState`]: both indexes it is read through (`cs_dn_state`, `cs_mv_state`)
-/// hold them.
+/// The columns of [`LinkState`]: read by metaverse object from the index `cs_mv_state` alone;
+/// by DN from the index `cs_by_dn` and the row.
 const STATE_COLS: &str = "id, present, mv_id, link, export_state";
 
 fn state_row(r: &Row) -> rusqlite::Result<LinkState> {

@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 9;
+pub(crate) const SCHEMA_VERSION: i64 = 10;
 
 /// The pages SQLite keeps in memory for a connection, in KiB (64 MiB).
 pub(crate) const CACHE_KIB: i64 = 64 * 1024;
@@ -37,9 +37,12 @@ CREATE TABLE IF NOT EXISTS cs_object (
     desired TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
--- By DN and by metaverse object, with where each object stands (cs.rs LinkState): references
--- resolve from these alone, without reading the objects' rows.
-CREATE INDEX IF NOT EXISTS cs_dn_state ON cs_object(connector, dn_norm, present, mv_id, link, export_state);
+-- By DN, with presence: a connector's objects (and those present) are listed and counted from
+-- it alone. Not with links and export states: a sync links every object it projects or joins,
+-- and an entry with them was rewritten each time (references by DN read the row: cs.rs).
+CREATE INDEX IF NOT EXISTS cs_by_dn ON cs_object(connector, dn_norm, present);
+-- By metaverse object, with where each object stands (cs.rs LinkState): outbound sync reads
+-- its targets' states from it alone, without reading their rows.
 CREATE INDEX IF NOT EXISTS cs_mv_state ON cs_object(mv_id, connector, present, link, export_state) WHERE mv_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
 CREATE INDEX IF NOT EXISTS cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
@@ -206,6 +209,11 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     // (mv.rs): written so from now on, rows as they are read as they are. An older idflow,
     // which could not read them, is refused by the version.
     (9, "", None),
+    // The index by DN without links and export states (a full sync rewrote the entry of every
+    // object it linked): the old one goes; the new one is SCHEMA's, made by init() right after
+    // (and on every open). An older idflow, which would make the old one again, is refused by
+    // the version.
+    (10, "DROP INDEX IF EXISTS cs_dn_state;", None),
 ];
 
 /// Settings, the schema, and its version: a database of another version is refused.
@@ -391,7 +399,7 @@ mod tests {
         let indexes: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN
-                 ('cs_anchor', 'cs_dn_state', 'cs_mv_state', 'cs_pending_import', 'cs_pending_export', 'mv_dirty')",
+                 ('cs_anchor', 'cs_by_dn', 'cs_mv_state', 'cs_pending_import', 'cs_pending_export', 'mv_dirty')",
                 [],
                 |r| r.get(0),
             )
@@ -399,7 +407,7 @@ mod tests {
         assert_eq!(indexes, 6);
         let gone: i64 = c
             .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('mv_contrib', 'mv_contrib_cs', 'mv_value_v', 'cs_dn', 'cs_mv')",
+                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('mv_contrib', 'mv_contrib_cs', 'mv_value_v', 'cs_dn', 'cs_mv', 'cs_dn_state')",
                 [],
                 |r| r.get(0),
             )
