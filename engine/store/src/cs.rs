@@ -804,23 +804,6 @@ pub(crate) fn former_dn(c: &Connection, connector: &str, dn: &str) -> Result<Opt
         .optional()
 }
 
-/// Records that `cs_id` references a DN not (yet) linked, so it is looked at again when it arrives.
-pub(crate) fn set_dangling(c: &Connection, cs_id: i64, dns: &[String]) -> Result<()> {
-    c.prepare_cached("DELETE FROM cs_dangling WHERE cs_id=?1")?.execute([cs_id])?;
-    let mut st = c.prepare_cached("INSERT OR IGNORE INTO cs_dangling(cs_id, dn_norm) VALUES (?1, ?2)")?;
-    for d in dns {
-        st.execute(params![cs_id, d])?;
-    }
-    Ok(())
-}
-
-/// Objects waiting for `dn_norm` to appear.
-pub(crate) fn waiting_for(c: &Connection, dn_norm: &str) -> Result<Vec<i64>> {
-    let mut st = c.prepare_cached("SELECT cs_id FROM cs_dangling WHERE dn_norm=?1")?;
-    let rows = st.query_map([dn_norm], |r| r.get(0))?;
-    rows.collect::<rusqlite::Result<_>>()
-}
-
 #[cfg(test)]
 mod tests {
     use super::{CsKey, CsObject};

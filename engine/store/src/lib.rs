@@ -17,6 +17,7 @@ mod anchor;
 mod changed;
 mod checkpoint;
 mod cs;
+mod cs_dangling;
 mod dict_train;
 mod history;
 mod lock;

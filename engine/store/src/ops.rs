@@ -4,6 +4,7 @@
 use crate::alert::AlertRow;
 use crate::checkpoint::{Ask, Checkpointer};
 use crate::cs::{CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
+use crate::cs_dangling::{self, Dangling};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject, Winners};
 use crate::mv_dirty::HeldDirty;
@@ -256,6 +257,7 @@ pub(crate) struct ConnState {
     codec: Codec,
     index: Deferred,
     dirty: HeldDirty,
+    dangling: Dangling,
     pub(crate) wal: Checkpointer,
 }
 
@@ -267,6 +269,7 @@ impl ConnState {
 
     fn begin_write(&self) {
         self.codec.begin_write();
+        self.dangling.forget();
     }
 
     fn end_write(&self, committed: bool) {
@@ -274,6 +277,7 @@ impl ConnState {
         if !committed {
             self.index.drop_held();
             self.dirty.drop_held();
+            self.dangling.forget();
         }
     }
 }
@@ -423,7 +427,8 @@ impl Sqlite for WriteTxn<'_> {
 /// Runs one statement's function, naming the database in its error.
 pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::Result<T>) -> Result<T> {
     let state = s.state();
-    f(&Db { conn: s.conn(), codec: &state.codec, index: &state.index, dirty: &state.dirty }).map_err(|e| Error::store(s.path(), e))
+    f(&Db { conn: s.conn(), codec: &state.codec, index: &state.index, dirty: &state.dirty, dangling: &state.dangling })
+        .map_err(|e| Error::store(s.path(), e))
 }
 
 /// `f` on `ids` a statement's worth at a time ([`cs::IDS_PER_STATEMENT`]), the results together.
@@ -566,7 +571,7 @@ impl<S: Sqlite> ReadOps for S {
         on(self, |c| cs::former_dn(c, connector, dn))
     }
     fn cs_waiting_for(&self, dn_norm: &str) -> Result<Vec<i64>> {
-        on(self, |c| cs::waiting_for(c, dn_norm))
+        on(self, |c| cs_dangling::waiting_for(c, dn_norm))
     }
 
     fn mv_get_many(&self, ids: &[i64]) -> Result<Vec<MvObject>> {
@@ -670,7 +675,7 @@ impl WriteOps for WriteTxn<'_> {
         on(self, |c| cs::clear_former_dn(c, connector, dn))
     }
     fn cs_set_dangling(&self, cs_id: i64, dns: &[String]) -> Result<()> {
-        on(self, |c| cs::set_dangling(c, cs_id, dns))
+        on(self, |c| cs_dangling::set(c, c.dangling, cs_id, dns))
     }
 
     fn mv_create(&self, object_type: &str, attrs: &BTreeMap<String, MvAttr>) -> Result<i64> {

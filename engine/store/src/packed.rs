@@ -382,6 +382,7 @@ pub(crate) struct Db<'a> {
     pub(crate) codec: &'a Codec,
     pub(crate) index: &'a crate::mv_index::Deferred,
     pub(crate) dirty: &'a crate::mv_dirty::HeldDirty,
+    pub(crate) dangling: &'a crate::cs_dangling::Dangling,
 }
 
 impl std::ops::Deref for Db<'_> {

@@ -3,7 +3,7 @@
 //! as text; every other object's text is copied from the file it was read from into the next
 //! one, as it was. A million objects hold about a hundred megabytes, not the document.
 use super::scan::Span;
-use std::collections::HashMap;
+use idflow_core::fast_hash::FastMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
@@ -35,14 +35,16 @@ pub(super) struct Held {
     file: Option<Arc<std::fs::File>>,
     /// Every object in the file's order.
     slots: Vec<Slot>,
-    pub(super) index: HashMap<String, usize>,
+    /// By id: foldhash, not SipHash (a first export of a million hashes each id a few times;
+    /// the ids are the ones idflow assigned, in an owner-only file).
+    pub(super) index: FastMap<String, usize>,
     /// The file is one idflow wrote (objects apart by [`SEPARATOR`] alone), not one it read.
     written: bool,
 }
 
 impl Held {
     pub(super) fn new(file: Option<Arc<std::fs::File>>) -> Self {
-        Held { file, slots: Vec::new(), index: HashMap::new(), written: false }
+        Held { file, slots: Vec::new(), index: FastMap::default(), written: false }
     }
 
     pub(super) fn push(&mut self, id: String, slot: Slot) {
