@@ -756,6 +756,13 @@ pub(crate) fn has_anchorless(c: &Connection, connector: &str) -> Result<bool> {
     c.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1 AND anchor IS NULL)", [connector], |r| r.get(0))
 }
 
+/// One statement, not one per pending export (a first plan of a million objects without DNs
+/// asked a million before it knew).
+pub(crate) fn has_pending_dn(c: &Connection, connector: &str) -> Result<bool> {
+    c.prepare_cached("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1 AND pending_export=1 AND desired_dn IS NOT NULL)")?
+        .query_row([connector], |r| r.get(0))
+}
+
 pub(crate) fn has_any(c: &Connection, connector: &str) -> Result<bool> {
     c.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1)", [connector], |r| r.get(0))
 }
@@ -831,6 +838,25 @@ mod tests {
         assert_eq!(ids.len(), 5);
         let one_by_one: Vec<_> = ids.iter().map(|id| tx.cs_links(*id).expect("links").expect("exists")).collect();
         assert_eq!(read, one_by_one);
+    }
+
+    #[test]
+    fn a_pending_dn_is_one_a_pending_export_of_the_connector_gives() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let save = |connector: &str, desired_dn: Option<&str>, pending: bool| {
+            let mut o = CsObject::new(connector, "user");
+            o.desired_dn = desired_dn.map(str::to_string);
+            o.pending_export = pending;
+            tx.cs_save(&o).expect("save")
+        };
+        save("cloud", None, true);
+        save("cloud", Some("uid=a,dc=x"), false);
+        save("other", Some("uid=b,dc=x"), true);
+        assert!(!tx.cs_has_pending_dn("cloud").expect("asked"), "no pending export of cloud gives a DN");
+        assert!(tx.cs_has_pending_dn("other").expect("asked"));
+        save("cloud", Some("uid=c,dc=x"), true);
+        assert!(tx.cs_has_pending_dn("cloud").expect("asked"));
     }
 
     #[test]

@@ -29,14 +29,7 @@ type Held = (String, Vec<(i64, bool)>);
 /// held twice. Only collisions an object of this plan takes part in are reported.
 pub(crate) fn find(c: &dyn ReadOps, connector: &str, unique: &Unique) -> Result<Vec<Collision>> {
     let attrs = unique.0.get(connector).cloned().unwrap_or_default();
-    let mut with_dn = false;
-    for id in c.cs_pending_export_ids(connector)? {
-        if c.cs_links(id)?.is_some_and(|o| o.desired_dn.is_some()) {
-            with_dn = true;
-            break;
-        }
-    }
-    if attrs.is_empty() && !with_dn {
+    if attrs.is_empty() && !c.cs_has_pending_dn(connector)? {
         return Ok(Vec::new());
     }
     let mut held: HashMap<(String, String), Held> = HashMap::new();
