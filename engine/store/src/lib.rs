@@ -137,7 +137,7 @@ impl Store {
     }
 
     /// [`Store::write`] for a stage that reads and writes most of the database (a full sync):
-    /// while it is open, SQLite keeps up to 256 MiB of pages in memory instead of 64 MiB, so
+    /// while it is open, SQLite keeps up to 512 MiB of pages in memory instead of 64 MiB, so
     /// that the pages it changes are not written out and read again before it commits (at
     /// 300,000 people a full sync touches three times more pages than 64 MiB hold). Back to
     /// 64 MiB once it ends, committed or not, the memory handed back: a delta, or a service

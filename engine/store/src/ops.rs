@@ -291,18 +291,18 @@ pub(crate) enum Sizing {
     Usual,
     /// The same cache; up to 256 MiB of changed pages are kept before any is written.
     Changes,
-    /// A cache of 256 MiB.
+    /// A cache of 512 MiB.
     Bulk,
 }
 
 impl Sizing {
     /// `(cache_size, cache_spill)`, in KiB.
     fn kib(self) -> (i64, i64) {
-        use crate::schema::{BULK_CACHE_KIB, CACHE_KIB};
+        use crate::schema::{BULK_CACHE_KIB, CACHE_KIB, FULL_SYNC_CACHE_KIB};
         match self {
             Sizing::Usual => (CACHE_KIB, CACHE_KIB),
             Sizing::Changes => (CACHE_KIB, BULK_CACHE_KIB),
-            Sizing::Bulk => (BULK_CACHE_KIB, BULK_CACHE_KIB),
+            Sizing::Bulk => (FULL_SYNC_CACHE_KIB, FULL_SYNC_CACHE_KIB),
         }
     }
 
@@ -754,7 +754,7 @@ impl WriteOps for WriteTxn<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::schema::{BULK_CACHE_KIB, CACHE_KIB};
+    use crate::schema::{BULK_CACHE_KIB, CACHE_KIB, FULL_SYNC_CACHE_KIB};
     use crate::{Store, WriteOps};
 
     fn cache_kib(store: &Store) -> i64 {
@@ -776,7 +776,7 @@ mod tests {
         let store = Store::open(&dir.path().join("idflow.db")).expect("open");
         assert_eq!(cache_kib(&store), CACHE_KIB);
         let tx = store.write_bulk().expect("bulk");
-        assert_eq!(cache_kib(&store), BULK_CACHE_KIB);
+        assert_eq!(cache_kib(&store), FULL_SYNC_CACHE_KIB);
         tx.meta_set("k", "kept").expect("set");
         tx.commit().expect("commit");
         assert_eq!(cache_kib(&store), CACHE_KIB, "after a commit");
@@ -808,7 +808,7 @@ mod tests {
         drop(tx);
         assert_eq!((cache_kib(&store), spill_pages(&store)), (CACHE_KIB, usual), "after a rollback");
         let tx = store.write_bulk().expect("bulk");
-        assert_eq!(cache_kib(&store), BULK_CACHE_KIB);
+        assert_eq!(cache_kib(&store), FULL_SYNC_CACHE_KIB);
         drop(tx);
         assert_eq!((cache_kib(&store), spill_pages(&store)), (CACHE_KIB, usual), "after a bulk one");
         assert_eq!(crate::ReadOps::meta_get(&store.read().expect("read"), "k").expect("read").as_deref(), Some("kept"));
