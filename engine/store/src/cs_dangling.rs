@@ -3,12 +3,12 @@
 //! references, mostly none, and an object a new import added (a larger id than any object
 //! recorded before it) has none to remove: a full sync of a new directory asks nothing for it
 //! instead of one DELETE per object.
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use std::cell::Cell;
 
 /// The largest object id with dangling references: unknown (`None`) until a write transaction
-/// first needs it, forgotten when one begins or rolls back (another connection, or the
-/// rollback, may have changed the table). Never below the table's: rows removed leave it
+/// first needs it, forgotten when the next one begins (another connection, or a rollback, may
+/// have changed the table since). Never below the table's: rows removed leave it
 /// where it is, so what it says is safe, at worst a statement that removes nothing.
 #[derive(Default)]
 pub(crate) struct Dangling(Cell<Option<Option<i64>>>);
@@ -23,7 +23,7 @@ impl Dangling {
         let most = match self.0.get() {
             Some(most) => most,
             None => {
-                let most = c.query_row("SELECT max(cs_id) FROM cs_dangling", [], |r| r.get::<_, Option<i64>>(0)).optional()?.flatten();
+                let most = c.query_row("SELECT max(cs_id) FROM cs_dangling", [], |r| r.get::<_, Option<i64>>(0))?;
                 self.0.set(Some(most));
                 most
             }

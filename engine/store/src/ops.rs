@@ -279,7 +279,6 @@ impl ConnState {
         if !committed {
             self.index.drop_held();
             self.dirty.drop_held();
-            self.dangling.forget();
         }
     }
 }
@@ -298,10 +297,10 @@ pub(crate) enum Sizing {
 impl Sizing {
     /// `(cache_size, cache_spill)`, in KiB.
     fn kib(self) -> (i64, i64) {
-        use crate::schema::{BULK_CACHE_KIB, CACHE_KIB, FULL_SYNC_CACHE_KIB};
+        use crate::schema::{CACHE_KIB, CHANGED_PAGES_KIB, FULL_SYNC_CACHE_KIB};
         match self {
             Sizing::Usual => (CACHE_KIB, CACHE_KIB),
-            Sizing::Changes => (CACHE_KIB, BULK_CACHE_KIB),
+            Sizing::Changes => (CACHE_KIB, CHANGED_PAGES_KIB),
             Sizing::Bulk => (FULL_SYNC_CACHE_KIB, FULL_SYNC_CACHE_KIB),
         }
     }
@@ -754,7 +753,7 @@ impl WriteOps for WriteTxn<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::schema::{BULK_CACHE_KIB, CACHE_KIB, FULL_SYNC_CACHE_KIB};
+    use crate::schema::{CACHE_KIB, CHANGED_PAGES_KIB, FULL_SYNC_CACHE_KIB};
     use crate::{Store, WriteOps};
 
     fn cache_kib(store: &Store) -> i64 {
@@ -789,7 +788,7 @@ mod tests {
         assert_eq!(crate::ReadOps::meta_get(&tx, "k").expect("read").as_deref(), Some("kept"));
     }
 
-    /// A transaction of many changes keeps them in memory up to the bulk cache's size, the
+    /// A transaction of many changes keeps them in memory up to [`CHANGED_PAGES_KIB`], the
     /// cache of pages it only reads the usual one; then the connection is as before.
     #[test]
     fn a_transaction_of_many_changes_keeps_more_changed_pages_until_it_ends() {
@@ -799,7 +798,7 @@ mod tests {
         assert!(usual > 10_000, "{usual} pages: 64 MiB of 4 KiB pages");
         let tx = store.write_changes().expect("changes");
         assert_eq!(cache_kib(&store), CACHE_KIB);
-        let more = spill_pages(&store) - usual * (BULK_CACHE_KIB / CACHE_KIB);
+        let more = spill_pages(&store) - usual * (CHANGED_PAGES_KIB / CACHE_KIB);
         assert!(more.abs() <= 4, "{more} pages from four times as many");
         tx.meta_set("k", "kept").expect("set");
         tx.commit().expect("commit");

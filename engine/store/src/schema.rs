@@ -7,7 +7,7 @@ pub(crate) const SCHEMA_VERSION: i64 = 10;
 pub(crate) const CACHE_KIB: i64 = 64 * 1024;
 /// The changed pages a transaction that may change many (a delta sync:
 /// [`crate::Store::write_changes`]) keeps before it writes them to the log (256 MiB).
-pub(crate) const BULK_CACHE_KIB: i64 = 256 * 1024;
+pub(crate) const CHANGED_PAGES_KIB: i64 = 256 * 1024;
 /// The pages kept while a stage that reads and writes most of the database (a full sync) runs:
 /// [`crate::Store::write_bulk`] (512 MiB). At 1,000,000 people a full sync writes about 900
 /// MiB of pages: with 256 MiB it wrote a third of them to the log and read them back before
