@@ -142,6 +142,14 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
     assert_eq!(e.read("out/cloud.json"), cloud);
 }
 
+/// The first open (a plan) migrates the metaverse to this release's schema, and the plan finds
+/// nothing to change in the target.
+fn opened_with_nothing_to_change(e: &Env) {
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+}
+
 /// Schema 8 from this release's metaverse, checking there was nothing SQL could not unpack.
 fn back_to_schema_8(e: &Env) {
     sqlite(e, BACK_TO_SCHEMA_9);
@@ -184,9 +192,7 @@ fn a_schema_9_metaverse_is_migrated_in_place_with_nothing_to_change() {
     sqlite(&e, BACK_TO_SCHEMA_9);
     assert!(indexes(&e).contains("cs_dn_state"), "{}", indexes(&e));
 
-    let plan = e.ok(&["plan"], 0).stdout;
-    assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    opened_with_nothing_to_change(&e);
     assert_eq!(indexes(&e), now, "the old index replaced, nothing else");
     assert_eq!(sqlite(&e, rows), before, "migrated, not rebuilt");
     full_sync_changes_nothing(&e, &cloud);
@@ -204,9 +210,7 @@ fn a_schema_8_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let contributions = sqlite(&e, CONTRIBUTIONS);
     assert_eq!(contributions.matches('|').count() + 1, 1025, "one per metaverse and source object: {contributions}");
 
-    let plan = e.ok(&["plan"], 0).stdout;
-    assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    opened_with_nothing_to_change(&e);
     assert_eq!(sqlite(&e, CONTRIBUTIONS), contributions, "rows as they were");
     full_sync_changes_nothing(&e, &cloud);
 }
@@ -222,9 +226,7 @@ fn a_schema_7_metaverse_is_migrated_in_place_with_nothing_to_change() {
     back_to_schema_7(&e);
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_contrib"), "1025", "a row per metaverse and source object");
 
-    let plan = e.ok(&["plan"], 0).stdout;
-    assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    opened_with_nothing_to_change(&e);
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'mv_contrib'"), "0", "the rows moved, the table went");
     assert_eq!(sqlite(&e, CONTRIBUTIONS), contributions, "the same contributions, in their objects' rows");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
@@ -243,9 +245,7 @@ fn a_schema_6_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let before = sqlite(&e, "SELECT group_concat(id || ' ' || anchor, '|') FROM cs_object");
     assert!(!sqlite(&e, anchors).contains(" blob"));
 
-    let plan = e.ok(&["plan"], 0).stdout;
-    assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    opened_with_nothing_to_change(&e);
     assert_eq!(sqlite(&e, anchors), now, "the same anchors, kept as bytes again");
     let as_text = format!("SELECT group_concat(id || ' ' || iif(typeof(anchor) = 'blob', {UUID_TEXT}, anchor), '|') FROM cs_object");
     assert_eq!(sqlite(&e, &as_text), before, "each anchor the UUID it was");
@@ -299,9 +299,7 @@ fn a_schema_5_metaverse_is_migrated_in_place_with_nothing_to_change() {
     sqlite(&e, BACK_TO_SCHEMA_5);
     assert!(indexes(&e).contains("cs_dn cs_error"), "{}", indexes(&e));
 
-    let plan = e.ok(&["plan"], 0).stdout;
-    assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    opened_with_nothing_to_change(&e);
     assert_eq!(indexes(&e), now, "the old indexes replaced, nothing else");
     full_sync_changes_nothing(&e, &cloud);
 }
@@ -325,9 +323,7 @@ fn a_schema_2_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let refs = sqlite(&e, "SELECT COUNT(*) FROM mv_value WHERE value LIKE 'ref:%'");
     assert_ne!(refs, "0", "the quickstart has members and managers");
 
-    let plan = e.ok(&["plan"], 0).stdout;
-    assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    opened_with_nothing_to_change(&e);
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object o, json_each(o.contrib)"), "1025", "one per metaverse and source object");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     // The value index is built again: values by attribute and key, references on their own.
@@ -356,9 +352,7 @@ fn a_schema_4_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let legacy = sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.displayName.rule') = 'text'");
     assert_ne!(legacy, "0", "schema 4 writes the rule with every attribute");
 
-    let plan = e.ok(&["plan"], 0).stdout;
-    assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    opened_with_nothing_to_change(&e);
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object"), objects, "migrated, not rebuilt");
     assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM mv_object WHERE json_type(attrs, '$.w') = 'array'"), objects, "every object rewritten");
     assert_eq!(
