@@ -29,7 +29,21 @@ ALTER TABLE mv_object DROP COLUMN contrib;
 UPDATE meta SET value = '7' WHERE key = 'schema_version';
 COMMIT;";
 
-/// The metaverse as the previous release (schema 9) made it: connector-space objects indexed by
+/// The metaverse as the previous release (schema 10) made it: target objects' attributes kept
+/// whole, not as a patch of their desired state (a byte 0, then JSON: each attribute named has
+/// those values, none for absent). A quickstart's desired states are JSON, not compressed:
+/// SQLite's merge patch makes them whole (an empty list removes an attribute, as JSON null).
+const BACK_TO_SCHEMA_10: &str = "BEGIN;
+UPDATE cs_object SET attrs = json_patch(desired, (SELECT json_group_object(j.key, iif(json_array_length(j.value) = 0, json('null'), json(j.value)))
+    FROM json_each(CAST(substr(attrs, 2) AS TEXT)) j))
+WHERE typeof(attrs) = 'blob' AND substr(attrs, 1, 1) = X'00';
+UPDATE meta SET value = '10' WHERE key = 'schema_version';
+COMMIT;";
+
+/// Attributes kept as a patch of the desired state.
+const PATCHED: &str = "SELECT COUNT(*) FROM cs_object WHERE typeof(attrs) = 'blob' AND substr(attrs, 1, 1) = X'00'";
+
+/// The metaverse as the release before (schema 9) made it: connector-space objects indexed by
 /// DN with their links and export states (made again by each way back below it).
 const BACK_TO_SCHEMA_9: &str = "BEGIN;
 DROP INDEX IF EXISTS cs_by_dn;
@@ -147,12 +161,25 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
 fn opened_with_nothing_to_change(e: &Env) {
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'"), "10");
+    assert_eq!(sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'"), "11");
+}
+
+/// Schema 10 from this release's metaverse, checking there was nothing SQL could not unpack.
+fn back_to_schema_10(e: &Env) {
+    assert_eq!(sqlite(e, "SELECT COUNT(*) FROM cs_object WHERE typeof(desired) = 'blob'"), "0", "no compressed desired states");
+    sqlite(e, BACK_TO_SCHEMA_10);
+    assert_eq!(sqlite(e, PATCHED), "0");
+}
+
+/// Schema 9 from this release's metaverse.
+fn back_to_schema_9(e: &Env) {
+    back_to_schema_10(e);
+    sqlite(e, BACK_TO_SCHEMA_9);
 }
 
 /// Schema 8 from this release's metaverse, checking there was nothing SQL could not unpack.
 fn back_to_schema_8(e: &Env) {
-    sqlite(e, BACK_TO_SCHEMA_9);
+    back_to_schema_9(e);
     assert_eq!(sqlite(e, "SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob'"), "0", "no compressed attributes");
     sqlite(e, BACK_TO_SCHEMA_8);
 }
@@ -181,6 +208,22 @@ fn indexes(e: &Env) -> String {
 }
 
 #[test]
+fn a_schema_10_metaverse_is_migrated_in_place_with_nothing_to_change() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let patched: i64 = sqlite(&e, PATCHED).parse().expect("count");
+    assert!(patched > 0, "exported objects with references kept as a patch of their desired state");
+    back_to_schema_10(&e);
+    let whole = "SELECT group_concat(id || ' ' || attrs, '|') FROM cs_object WHERE typeof(attrs) = 'text'";
+    let before = sqlite(&e, whole);
+
+    opened_with_nothing_to_change(&e);
+    assert_eq!(sqlite(&e, whole), before, "rows as they were");
+    full_sync_changes_nothing(&e, &cloud);
+}
+
+#[test]
 fn a_schema_9_metaverse_is_migrated_in_place_with_nothing_to_change() {
     let e = Env::quickstart();
     e.ok(&["apply"], 0);
@@ -189,7 +232,7 @@ fn a_schema_9_metaverse_is_migrated_in_place_with_nothing_to_change() {
     assert!(now.contains("cs_by_dn") && !now.contains("cs_dn_state"), "{now}");
     let rows = "SELECT group_concat(id || ' ' || connector || ' ' || ifnull(mv_id, '-') || ' ' || ifnull(link, '-'), '|') FROM cs_object";
     let before = sqlite(&e, rows);
-    sqlite(&e, BACK_TO_SCHEMA_9);
+    back_to_schema_9(&e);
     assert!(indexes(&e).contains("cs_dn_state"), "{}", indexes(&e));
 
     opened_with_nothing_to_change(&e);
@@ -271,16 +314,15 @@ fn a_metaverse_of_thousands_is_stored_compressed_and_reads_back_the_same() {
     };
     let families = q("SELECT group_concat(family, ' ') FROM (SELECT family FROM dict ORDER BY family)");
     // Nearly every metaverse object's contributions are its winners, kept once (as an empty
-    // BLOB): too few others for a dictionary of their own.
-    assert_eq!(
-        families, "cs.attrs:cloud cs.attrs:corp cs.desired:cloud mv.attrs:",
-        "a dictionary for each column with thousands of values"
-    );
+    // BLOB), and nearly every target object's attributes a patch of its desired state (its
+    // manager resolved): too few others for a dictionary of their own.
+    assert_eq!(families, "cs.attrs:corp cs.desired:cloud mv.attrs:", "a dictionary for each column with thousands of values");
     for (what, sql) in [
         ("source objects", "SELECT COUNT(*) FROM cs_object WHERE connector = 'corp' AND typeof(attrs) = 'blob'"),
         ("desired states", "SELECT COUNT(*) FROM cs_object WHERE typeof(desired) = 'blob' AND length(desired) > 0"),
         ("metaverse objects", "SELECT COUNT(*) FROM mv_object WHERE typeof(attrs) = 'blob'"),
         ("contributions kept as the winners", AS_WON),
+        ("target objects kept as a patch of their desired state", PATCHED),
         ("anchors", "SELECT COUNT(*) FROM cs_object WHERE typeof(anchor) = 'blob' AND length(anchor) = 16"),
     ] {
         let n: i64 = q(sql).parse().expect("a count");

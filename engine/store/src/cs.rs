@@ -1,6 +1,7 @@
 //! Connector-space objects: what idflow last saw in (or wrote to) one connector, plus what is pending.
 use crate::anchor::{self, Anchor};
 use crate::changed;
+use crate::cs_patch;
 use crate::packed::{Column, Db, Dicts, Kept, Unpacker};
 use idflow_core::dn;
 use idflow_core::{attrs_from_json, attrs_from_json_only, attrs_to_json, Attrs, Value};
@@ -296,9 +297,16 @@ pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option
 /// state only when it is not `was` (the indexes by DN and by metaverse object hold it: an
 /// update that sets it rewrites their entries, changed or not). Attributes kept as "the same
 /// as desired" ([`SAME_AS_DESIRED`]) take the desired state they were the same as, when it
-/// changes (the same value packs to the same bytes).
+/// changes (the same value packs to the same bytes); those kept as a patch of it
+/// (cs_patch.rs) are kept against the new one.
 pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Result<()> {
     let desired = stored_desired(c, o)?;
+    // Attributes kept as a patch of the desired state (cs_patch.rs) are read whole while the
+    // state they patch is still there, and kept against the new one below.
+    let patched = c
+        .prepare_cached("SELECT attrs, desired FROM cs_object WHERE id=?1 AND substr(attrs, 1, 1)=X'00' AND desired IS NOT ?2")?
+        .query_row(params![o.id, desired], |r| Ok(desired_and_attrs(c, r, (1, 0), attrs_from_json)?.1))
+        .optional()?;
     if o.export_state == was {
         c.prepare_cached(
             "UPDATE cs_object SET attrs=iif(attrs=X'' AND desired IS NOT ?2, desired, attrs), desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1",
@@ -307,6 +315,10 @@ pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Res
     } else {
         c.prepare_cached("UPDATE cs_object SET attrs=iif(attrs=X'' AND desired IS NOT ?2, desired, attrs), desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
             .execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error])?;
+    }
+    if let Some(attrs) = patched {
+        let attrs = stored_attrs_of(c, &o.connector, &attrs, o.desired.as_ref())?;
+        c.prepare_cached("UPDATE cs_object SET attrs=?2 WHERE id=?1")?.execute(params![o.id, attrs])?;
     }
     Ok(())
 }
@@ -344,9 +356,17 @@ fn desired_and_attrs(
     let desired = desired_of(c, r, desired, &decode)?;
     let attrs = match (r.get_ref(attrs)?, &desired) {
         (ValueRef::Blob(SAME_AS_DESIRED), Some(d)) => d.clone(),
+        (ValueRef::Blob([cs_patch::MARK, patch @ ..]), Some(d)) => {
+            cs_patch::apply(d.clone(), decode(patch_text(patch, attrs)?).map_err(|e| json_err(attrs, e))?)
+        }
         (v, _) => c.unpack(v, &decode)?.map_err(|e| json_err(attrs, e))?,
     };
     Ok((desired, attrs))
+}
+
+/// A patch's JSON (column `column`).
+fn patch_text(patch: &[u8], column: usize) -> rusqlite::Result<&str> {
+    std::str::from_utf8(patch).map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Blob, Box::new(e)))
 }
 
 /// An object's desired state from column `column` of a row, decoded by `decode`.
@@ -404,6 +424,11 @@ enum KeptAttrs {
     },
     /// Attributes kept as [`SAME_AS_DESIRED`]: a copy of the desired state.
     SameAsDesired(Kept),
+    /// Attributes kept as a patch of the desired state (cs_patch.rs): its JSON.
+    Patched {
+        desired: Kept,
+        patch: String,
+    },
 }
 
 impl KeptObject {
@@ -414,6 +439,11 @@ impl KeptObject {
             KeptAttrs::SameAsDesired(d) => {
                 let d = decode(u, &d, 7)?;
                 (Some(d.clone()), d)
+            }
+            KeptAttrs::Patched { desired, patch } => {
+                let d = decode(u, &desired, 7)?;
+                let patch = attrs_from_json(&patch).map_err(|e| json_err(5, e))?;
+                (Some(d.clone()), cs_patch::apply(d, patch))
             }
         };
         Ok(CsObject { attrs, desired, ..self.o })
@@ -428,6 +458,9 @@ fn kept_row(c: &Db, r: &Row, dicts: &mut Dicts) -> rusqlite::Result<KeptObject> 
     };
     let kept = match (r.get_ref(5)?, desired) {
         (ValueRef::Blob(SAME_AS_DESIRED), Some(d)) => KeptAttrs::SameAsDesired(d),
+        (ValueRef::Blob([cs_patch::MARK, patch @ ..]), Some(d)) => {
+            KeptAttrs::Patched { desired: d, patch: patch_text(patch, 5)?.to_string() }
+        }
         (v, desired) => KeptAttrs::Own { attrs: c.codec.keep(c, v, dicts)?, desired },
     };
     Ok(KeptObject { o: fields(r)?, kept })
@@ -451,11 +484,20 @@ fn stored_desired(c: &Db, o: &CsObject) -> Result<Option<SqlValue>> {
     o.desired.as_ref().map(|d| c.pack(Column::CsDesired, &o.connector, attrs_to_json(d))).transpose()
 }
 
-/// What the object's attributes are stored as: "the same as desired", or packed.
+/// What the object's attributes are stored as: "the same as desired", a patch of it, or packed.
 fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
-    match &o.desired {
-        Some(d) if !d.is_empty() && *d == o.attrs => Ok(SqlValue::Blob(SAME_AS_DESIRED.to_vec())),
-        _ => c.pack(Column::CsAttrs, &o.connector, attrs_to_json(&o.attrs)),
+    stored_attrs_of(c, &o.connector, &o.attrs, o.desired.as_ref())
+}
+
+/// [`stored_attrs`] of `attrs` against `desired`.
+fn stored_attrs_of(c: &Db, connector: &str, attrs: &Attrs, desired: Option<&Attrs>) -> Result<SqlValue> {
+    match desired {
+        Some(d) if !d.is_empty() && d == attrs => Ok(SqlValue::Blob(SAME_AS_DESIRED.to_vec())),
+        Some(d) => match cs_patch::of(d, attrs) {
+            Some(p) => Ok(SqlValue::Blob(p)),
+            None => c.pack(Column::CsAttrs, connector, attrs_to_json(attrs)),
+        },
+        None => c.pack(Column::CsAttrs, connector, attrs_to_json(attrs)),
     }
 }
 
@@ -603,7 +645,7 @@ pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &At
 /// desired state, if any, is decoded. Attributes kept as a copy of the desired state are read
 /// as [`from_row`] reads them (`false`).
 fn from_row_against(c: &Db, r: &Row, read: &Attrs) -> rusqlite::Result<(CsObject, bool)> {
-    if matches!(r.get_ref(5)?, ValueRef::Blob(SAME_AS_DESIRED)) {
+    if matches!(r.get_ref(5)?, ValueRef::Blob(SAME_AS_DESIRED) | ValueRef::Blob([cs_patch::MARK, ..])) {
         return Ok((from_row(c, r)?, false));
     }
     let desired = desired_of(c, r, 7, attrs_from_json)?;

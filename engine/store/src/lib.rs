@@ -18,6 +18,7 @@ mod changed;
 mod checkpoint;
 mod cs;
 mod cs_dangling;
+mod cs_patch;
 mod dict_train;
 mod history;
 mod lock;

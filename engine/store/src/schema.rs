@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 10;
+pub(crate) const SCHEMA_VERSION: i64 = 11;
 
 /// The pages SQLite keeps in memory for a connection, in KiB (64 MiB).
 pub(crate) const CACHE_KIB: i64 = 64 * 1024;
@@ -220,6 +220,10 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     // (and on every open). An older idflow, which would make the old one again, is refused by
     // the version.
     (10, "DROP INDEX IF EXISTS cs_dn_state;", None),
+    // A target object's attributes may be kept as a patch of its desired state (cs_patch.rs):
+    // written so from now on, rows as they are read as they are. An older idflow, which could
+    // not read them, is refused by the version.
+    (11, "", None),
 ];
 
 /// Settings, the schema, and its version: a database of another version is refused.

@@ -1,0 +1,139 @@
+//! A target object's attributes kept as the few changes that make its desired state into
+//! them. After an export, what the target holds is what sync wanted with its references
+//! resolved (a manager's metaverse object written as the target's own id): one attribute of
+//! three differs. Keeping that one, as a byte [`MARK`] and its JSON, instead of the whole
+//! object compressed again spares the export a compression per object and a later read a
+//! decompression. Objects whose attributes differ from the desired state in most of their
+//! size (a group whose members are all references) are kept whole, as before.
+use idflow_core::{attrs_to_json, Attrs};
+
+/// The first byte of an `attrs` value kept as a patch of `desired`. A packed value begins
+/// with its dictionary's id, and no dictionary has id 0 (packed.rs).
+pub(crate) const MARK: u8 = 0;
+
+/// `attrs` as a patch of `desired` (the stored value: [`MARK`], then JSON): each attribute
+/// named has those values, or is absent when it has none. `None` when a patch is not worth
+/// it (half the size of the whole or more), or cannot say it (an attribute with no values
+/// would read back as absent).
+pub(crate) fn of(desired: &Attrs, attrs: &Attrs) -> Option<Vec<u8>> {
+    if desired.is_empty() || attrs.is_empty() || attrs.values().any(Vec::is_empty) {
+        return None;
+    }
+    let mut patch = Attrs::new();
+    for (k, v) in attrs {
+        if desired.get(k) != Some(v) {
+            patch.insert(k.clone(), v.clone());
+        }
+    }
+    for k in desired.keys().filter(|k| !attrs.contains_key(*k)) {
+        patch.insert(k.clone(), Vec::new());
+    }
+    let json = attrs_to_json(&patch);
+    if json.len() * 2 >= attrs_to_json(attrs).len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(json.len() + 1);
+    out.push(MARK);
+    out.extend_from_slice(json.as_bytes());
+    Some(out)
+}
+
+/// The attributes a patch (decoded) of `desired` stands for.
+pub(crate) fn apply(mut desired: Attrs, patch: Attrs) -> Attrs {
+    for (k, v) in patch {
+        if v.is_empty() {
+            desired.remove(&k);
+        } else {
+            desired.insert(k, v);
+        }
+    }
+    desired
+}
+
+#[cfg(test)]
+mod tests {
+    use idflow_core::{Attrs, Value};
+
+    fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
+        pairs.iter().map(|(k, vs)| (k.to_string(), vs.iter().map(|v| Value::from(*v)).collect())).collect()
+    }
+
+    fn decoded(p: &[u8]) -> Attrs {
+        assert_eq!(p[0], super::MARK);
+        idflow_core::attrs_from_json(std::str::from_utf8(&p[1..]).expect("utf8")).expect("json")
+    }
+
+    #[test]
+    fn a_patch_names_what_differs_and_what_is_gone_and_reads_back_the_same() {
+        let desired =
+            attrs(&[("displayName", &["Ada Lovelace"]), ("userName", &["ada@example.org"]), ("title", &["Countess"]), ("manager", &["x"])]);
+        let held = attrs(&[("displayName", &["Ada Lovelace"]), ("userName", &["ada@example.org"]), ("manager", &["0190a1b2-c3d4"])]);
+        let p = super::of(&desired, &held).expect("worth it");
+        assert_eq!(decoded(&p), attrs(&[("manager", &["0190a1b2-c3d4"]), ("title", &[])]));
+        assert_eq!(super::apply(desired, decoded(&p)), held);
+    }
+
+    /// A target object as an export leaves it: its manager resolved to the target's own id.
+    fn exported(i: usize) -> crate::CsObject {
+        let mut o = crate::CsObject::new("cloud", "User");
+        o.anchor = Some(format!("0190a1b2-{i:06}"));
+        o.present = true;
+        let desired =
+            attrs(&[("displayName", &["Ada Lovelace"]), ("userName", &["ada@example.org"]), ("title", &["Countess of Lovelace"])]);
+        let mut d = desired.clone();
+        d.insert("manager".into(), vec![Value::Ref(7)]);
+        o.desired = Some(d);
+        o.attrs = desired;
+        o.attrs.insert("manager".into(), vec![Value::from("0190a1b2-000007")]);
+        o
+    }
+
+    #[test]
+    fn an_object_kept_as_a_patch_reads_back_whole_on_every_path_and_follows_its_desired_state() {
+        use crate::{CsKey, ReadOps, WriteOps};
+        let store = crate::Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let mut o = exported(1);
+        o.id = tx.cs_save(&o).expect("saved");
+        let kept = |tx: &crate::WriteTxn<'_>| -> String {
+            crate::ops::on(tx, |c| c.query_row("SELECT hex(attrs) FROM cs_object WHERE id=?1", [o.id], |r| r.get(0))).expect("row")
+        };
+        assert!(kept(&tx).starts_with("00"), "kept as a patch: {}", kept(&tx));
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), o);
+        let later = tx.cs_get_many_later(&[o.id]).expect("read");
+        assert_eq!(std::thread::spawn(later).join().expect("decoded").expect("readable"), vec![o.clone()]);
+        let (read, same) = tx.cs_by_anchor_against("cloud", "0190a1b2-000001", &o.attrs).expect("read").expect("there");
+        assert!(!same);
+        assert_eq!(read, o);
+        assert_eq!(tx.cs_name_of(CsKey::Id(o.id)).expect("read"), Some(o.display()), "named by its attributes");
+        // An export records it again: still a patch.
+        tx.cs_set_exported(&o).expect("exported");
+        assert!(kept(&tx).starts_with("00"));
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), o);
+        // Sync wants the same: nothing moves.
+        tx.cs_set_desired(&o, Some(crate::ExportState::Present)).expect("desired");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), o);
+        // Sync wants another title: the attributes stay what the target holds.
+        let mut wants = o.clone();
+        if let Some(d) = wants.desired.as_mut() {
+            d.insert("title".into(), vec![Value::from("Analyst")]);
+        }
+        tx.cs_set_desired(&wants, Some(crate::ExportState::Present)).expect("desired");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), wants);
+        // And wants nothing any more.
+        let mut nothing = wants.clone();
+        nothing.desired = None;
+        tx.cs_set_desired(&nothing, Some(crate::ExportState::Present)).expect("desired");
+        assert!(!kept(&tx).starts_with("00"), "kept whole");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), nothing);
+    }
+
+    #[test]
+    fn no_patch_when_it_is_not_smaller_or_cannot_say_it() {
+        let desired = attrs(&[("members", &["a", "b"])]);
+        assert!(super::of(&desired, &attrs(&[("members", &["1", "2"])])).is_none(), "everything differs");
+        let held = attrs(&[("members", &["a", "b"]), ("extra", &[])]);
+        assert!(super::of(&desired, &held).is_none(), "an attribute with no values");
+        assert!(super::of(&Attrs::new(), &held).is_none(), "no desired state");
+    }
+}
