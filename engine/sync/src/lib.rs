@@ -33,6 +33,7 @@ mod outbound;
 pub mod phs;
 mod plan;
 mod plan_changes;
+mod plan_codec;
 mod precedence;
 mod preview;
 mod pta_section;

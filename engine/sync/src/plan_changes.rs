@@ -1,4 +1,4 @@
-//! A plan's changes, held as compact JSON in a file of their own (owner-only, in the
+//! A plan's changes, held in a compact binary form (plan_codec.rs) in a file of their own (owner-only, in the
 //! metaverse's folder, deleted as it is created so nothing is left behind even by kill -9),
 //! with only their order in memory: a plan of a million changes holds tens of megabytes
 //! instead of gigabytes. Readers take the changes one at a time, in the plan's order.
@@ -75,9 +75,7 @@ impl Changes {
     /// Adds a change at the end, without what `sort` needs (a saved plan is in order).
     fn append(&mut self, ch: &PlanChange) -> Result<()> {
         let start = self.on_disk + self.buf.len() as u64;
-        if let Err(e) = serde_json::to_writer(&mut self.buf, ch) {
-            return Err(Error::file(self.place(), format!("cannot hold a plan's change: {e}")));
-        }
+        crate::plan_codec::encode(ch, &mut self.buf);
         let len = (self.on_disk + self.buf.len() as u64 - start) as u32;
         self.at.push((start, len));
         if self.buf.len() >= IN_MEMORY {
@@ -132,7 +130,7 @@ impl Changes {
 
     /// A change from the bytes it was written as.
     fn decode(&self, bytes: &[u8]) -> Result<PlanChange> {
-        serde_json::from_slice(bytes).map_err(|e| Error::file(self.place(), format!("cannot read back a plan's change: {e}")))
+        crate::plan_codec::decode(bytes).map_err(|why| Error::file(self.place(), format!("cannot read back a plan's change: {why}")))
     }
 
     fn bytes(&self, off: u64, len: usize) -> Result<std::borrow::Cow<'_, [u8]>> {
