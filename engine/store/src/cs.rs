@@ -346,7 +346,8 @@ fn json_err(column: usize, e: serde_json::Error) -> rusqlite::Error {
 }
 
 /// An object's desired state and attributes from columns `desired` and `attrs` of a row, each
-/// decoded by `decode` (attributes kept as [`SAME_AS_DESIRED`] are a copy of the desired state).
+/// decoded by `decode` (attributes kept as [`SAME_AS_DESIRED`] are a copy of the desired state;
+/// those kept as a patch of it, cs_patch.rs, the desired state with the patch applied).
 fn desired_and_attrs(
     c: &Db,
     r: &Row,
@@ -359,9 +360,16 @@ fn desired_and_attrs(
         (ValueRef::Blob([cs_patch::MARK, patch @ ..]), Some(d)) => {
             cs_patch::apply(d.clone(), decode(patch_text(patch, attrs)?).map_err(|e| json_err(attrs, e))?)
         }
+        (ValueRef::Blob([cs_patch::MARK, ..]), None) => return Err(unpatched(attrs)),
         (v, _) => c.unpack(v, &decode)?.map_err(|e| json_err(attrs, e))?,
     };
     Ok((desired, attrs))
+}
+
+/// Attributes (column `column`) kept as a patch of a desired state the row does not have.
+fn unpatched(column: usize) -> rusqlite::Error {
+    let why = "attributes kept as a patch of a desired state the object does not have";
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Blob, why.into())
 }
 
 /// A patch's JSON (column `column`).
@@ -461,6 +469,7 @@ fn kept_row(c: &Db, r: &Row, dicts: &mut Dicts) -> rusqlite::Result<KeptObject> 
         (ValueRef::Blob([cs_patch::MARK, patch @ ..]), Some(d)) => {
             KeptAttrs::Patched { desired: d, patch: patch_text(patch, 5)?.to_string() }
         }
+        (ValueRef::Blob([cs_patch::MARK, ..]), None) => return Err(unpatched(5)),
         (v, desired) => KeptAttrs::Own { attrs: c.codec.keep(c, v, dicts)?, desired },
     };
     Ok(KeptObject { o: fields(r)?, kept })
@@ -493,10 +502,13 @@ fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
 fn stored_attrs_of(c: &Db, connector: &str, attrs: &Attrs, desired: Option<&Attrs>) -> Result<SqlValue> {
     match desired {
         Some(d) if !d.is_empty() && d == attrs => Ok(SqlValue::Blob(SAME_AS_DESIRED.to_vec())),
-        Some(d) => match cs_patch::of(d, attrs) {
-            Some(p) => Ok(SqlValue::Blob(p)),
-            None => c.pack(Column::CsAttrs, connector, attrs_to_json(attrs)),
-        },
+        Some(d) => {
+            let whole = attrs_to_json(attrs);
+            match cs_patch::of(d, attrs, &whole) {
+                Some(p) => Ok(SqlValue::Blob(p)),
+                None => c.pack(Column::CsAttrs, connector, whole),
+            }
+        }
         None => c.pack(Column::CsAttrs, connector, attrs_to_json(attrs)),
     }
 }
@@ -643,13 +655,21 @@ pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &At
 
 /// [`from_row`], but attributes stored as `read` would be are left undecoded (`true`); the
 /// desired state, if any, is decoded. Attributes kept as a copy of the desired state are read
-/// as [`from_row`] reads them (`false`).
+/// as [`from_row`] reads them (`false`); those kept as a patch of it are the same when `read`
+/// makes the same patch (what a confirming import after an export finds).
 fn from_row_against(c: &Db, r: &Row, read: &Attrs) -> rusqlite::Result<(CsObject, bool)> {
-    if matches!(r.get_ref(5)?, ValueRef::Blob(SAME_AS_DESIRED) | ValueRef::Blob([cs_patch::MARK, ..])) {
+    if matches!(r.get_ref(5)?, ValueRef::Blob(SAME_AS_DESIRED)) {
         return Ok((from_row(c, r)?, false));
     }
     let desired = desired_of(c, r, 7, attrs_from_json)?;
     let json = attrs_to_json(read);
+    if let (ValueRef::Blob(stored @ [cs_patch::MARK, patch @ ..]), Some(d)) = (r.get_ref(5)?, &desired) {
+        if cs_patch::of(d, read, &json).as_deref() == Some(stored) {
+            return Ok((CsObject { desired, ..fields(r)? }, true));
+        }
+        let attrs = cs_patch::apply(d.clone(), attrs_from_json(patch_text(patch, 5)?).map_err(|e| json_err(5, e))?);
+        return Ok((CsObject { attrs, desired, ..fields(r)? }, false));
+    }
     let stored = c.unpack(r.get_ref(5)?, |s| (s != json).then(|| attrs_from_json(s)))?;
     let (attrs, same) = match stored {
         None => (Attrs::new(), true),

@@ -11,11 +11,11 @@ use idflow_core::{attrs_to_json, Attrs};
 /// with its dictionary's id, and no dictionary has id 0 (packed.rs).
 pub(crate) const MARK: u8 = 0;
 
-/// `attrs` as a patch of `desired` (the stored value: [`MARK`], then JSON): each attribute
-/// named has those values, or is absent when it has none. `None` when a patch is not worth
-/// it (half the size of the whole or more), or cannot say it (an attribute with no values
-/// would read back as absent).
-pub(crate) fn of(desired: &Attrs, attrs: &Attrs) -> Option<Vec<u8>> {
+/// `attrs` (whose JSON is `whole`) as a patch of `desired` (the stored value: [`MARK`], then
+/// JSON): each attribute named has those values, or is absent when it has none. `None` when a
+/// patch is not worth it (half the size of the whole or more), or cannot say it (an attribute
+/// with no values would read back as absent).
+pub(crate) fn of(desired: &Attrs, attrs: &Attrs, whole: &str) -> Option<Vec<u8>> {
     if desired.is_empty() || attrs.is_empty() || attrs.values().any(Vec::is_empty) {
         return None;
     }
@@ -29,7 +29,7 @@ pub(crate) fn of(desired: &Attrs, attrs: &Attrs) -> Option<Vec<u8>> {
         patch.insert(k.clone(), Vec::new());
     }
     let json = attrs_to_json(&patch);
-    if json.len() * 2 >= attrs_to_json(attrs).len() {
+    if json.len() * 2 >= whole.len() {
         return None;
     }
     let mut out = Vec::with_capacity(json.len() + 1);
@@ -52,7 +52,7 @@ pub(crate) fn apply(mut desired: Attrs, patch: Attrs) -> Attrs {
 
 #[cfg(test)]
 mod tests {
-    use idflow_core::{Attrs, Value};
+    use idflow_core::{attrs_to_json, Attrs, Value};
 
     fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
         pairs.iter().map(|(k, vs)| (k.to_string(), vs.iter().map(|v| Value::from(*v)).collect())).collect()
@@ -68,7 +68,7 @@ mod tests {
         let desired =
             attrs(&[("displayName", &["Ada Lovelace"]), ("userName", &["ada@example.org"]), ("title", &["Countess"]), ("manager", &["x"])]);
         let held = attrs(&[("displayName", &["Ada Lovelace"]), ("userName", &["ada@example.org"]), ("manager", &["0190a1b2-c3d4"])]);
-        let p = super::of(&desired, &held).expect("worth it");
+        let p = super::of(&desired, &held, &attrs_to_json(&held)).expect("worth it");
         assert_eq!(decoded(&p), attrs(&[("manager", &["0190a1b2-c3d4"]), ("title", &[])]));
         assert_eq!(super::apply(desired, decoded(&p)), held);
     }
@@ -102,7 +102,14 @@ mod tests {
         assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), o);
         let later = tx.cs_get_many_later(&[o.id]).expect("read");
         assert_eq!(std::thread::spawn(later).join().expect("decoded").expect("readable"), vec![o.clone()]);
+        // An import that reads what the target holds: the same, nothing decoded.
         let (read, same) = tx.cs_by_anchor_against("cloud", "0190a1b2-000001", &o.attrs).expect("read").expect("there");
+        assert!(same);
+        assert_eq!(read, crate::CsObject { attrs: Attrs::new(), ..o.clone() });
+        // One that reads something else: not the same, the object whole.
+        let mut changed = o.attrs.clone();
+        changed.insert("title".into(), vec![Value::from("Analyst")]);
+        let (read, same) = tx.cs_by_anchor_against("cloud", "0190a1b2-000001", &changed).expect("read").expect("there");
         assert!(!same);
         assert_eq!(read, o);
         assert_eq!(tx.cs_name_of(CsKey::Id(o.id)).expect("read"), Some(o.display()), "named by its attributes");
@@ -131,9 +138,9 @@ mod tests {
     #[test]
     fn no_patch_when_it_is_not_smaller_or_cannot_say_it() {
         let desired = attrs(&[("members", &["a", "b"])]);
-        assert!(super::of(&desired, &attrs(&[("members", &["1", "2"])])).is_none(), "everything differs");
+        assert!(super::of(&desired, &attrs(&[("members", &["1", "2"])]), "{\"members\":[\"1\",\"2\"]}").is_none(), "everything differs");
         let held = attrs(&[("members", &["a", "b"]), ("extra", &[])]);
-        assert!(super::of(&desired, &held).is_none(), "an attribute with no values");
-        assert!(super::of(&Attrs::new(), &held).is_none(), "no desired state");
+        assert!(super::of(&desired, &held, &attrs_to_json(&held)).is_none(), "an attribute with no values");
+        assert!(super::of(&Attrs::new(), &held, &attrs_to_json(&held)).is_none(), "no desired state");
     }
 }

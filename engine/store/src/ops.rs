@@ -40,7 +40,8 @@ pub trait ReadOps {
     /// attributes are stored exactly as `read` would be, they are not decoded; it comes back
     /// without them, and `true`. `false` means "not known to be the same": the object comes
     /// back whole for the caller to compare (always so for one whose attributes are kept as a
-    /// copy of its desired state).
+    /// copy of its desired state; one kept as a patch of it is the same when `read` makes the
+    /// same patch).
     fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>>;
     /// Objects of a connector with this DN (normally one; a rename in flight can make two).
     fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>>;
