@@ -386,8 +386,27 @@ fn desired_of(c: &Db, r: &Row, column: usize, decode: impl Fn(&str) -> serde_jso
 }
 
 fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
-    let (desired, attrs) = desired_and_attrs(c, r, (7, 5), attrs_from_json)?;
-    Ok(CsObject { attrs, desired, ..fields(r)? })
+    let o = fields(r)?;
+    let (desired, attrs) = desired_and_attrs(c, r, (7, 5), attrs_from_json).map_err(|e| about(&o, e))?;
+    Ok(CsObject { attrs, desired, ..o })
+}
+
+/// An object's attributes or desired state that do not read back (a damaged row): the error
+/// names the object.
+fn about(o: &CsObject, e: rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
+            let who = match (&o.anchor, &o.dn) {
+                (Some(a), _) => format!("anchor {a}"),
+                (None, Some(d)) => d.clone(),
+                (None, None) => "no anchor yet".into(),
+            };
+            let what = if i == 7 { "desired state" } else { "attributes" };
+            let why = format!("object {} of connector {} ({who}): its {what} do not read back: {inner}", o.id, o.connector);
+            rusqlite::Error::FromSqlConversionFailure(i, t, why.into())
+        }
+        other => other,
+    }
 }
 
 /// A row of [`COLS`] but its attributes and desired state.
@@ -442,19 +461,23 @@ enum KeptAttrs {
 impl KeptObject {
     pub(crate) fn unpack(self, u: &mut Unpacker) -> rusqlite::Result<CsObject> {
         let decode = |u: &mut Unpacker, v: &Kept, column: usize| u.unpack(v, attrs_from_json)?.map_err(|e| json_err(column, e));
-        let (desired, attrs) = match self.kept {
-            KeptAttrs::Own { attrs, desired } => (desired.map(|d| decode(u, &d, 7)).transpose()?, decode(u, &attrs, 5)?),
-            KeptAttrs::SameAsDesired(d) => {
-                let d = decode(u, &d, 7)?;
-                (Some(d.clone()), d)
-            }
-            KeptAttrs::Patched { desired, patch } => {
-                let d = decode(u, &desired, 7)?;
-                let patch = attrs_from_json(&patch).map_err(|e| json_err(5, e))?;
-                (Some(d.clone()), cs_patch::apply(d, patch))
-            }
+        let o = self.o;
+        let read = || -> rusqlite::Result<(Option<Attrs>, Attrs)> {
+            Ok(match self.kept {
+                KeptAttrs::Own { attrs, desired } => (desired.map(|d| decode(u, &d, 7)).transpose()?, decode(u, &attrs, 5)?),
+                KeptAttrs::SameAsDesired(d) => {
+                    let d = decode(u, &d, 7)?;
+                    (Some(d.clone()), d)
+                }
+                KeptAttrs::Patched { desired, patch } => {
+                    let d = decode(u, &desired, 7)?;
+                    let patch = attrs_from_json(&patch).map_err(|e| json_err(5, e))?;
+                    (Some(d.clone()), cs_patch::apply(d, patch))
+                }
+            })
         };
-        Ok(CsObject { attrs, desired, ..self.o })
+        let (desired, attrs) = read().map_err(|e| about(&o, e))?;
+        Ok(CsObject { attrs, desired, ..o })
     }
 }
 
@@ -661,21 +684,25 @@ fn from_row_against(c: &Db, r: &Row, read: &Attrs) -> rusqlite::Result<(CsObject
     if matches!(r.get_ref(5)?, ValueRef::Blob(SAME_AS_DESIRED)) {
         return Ok((from_row(c, r)?, false));
     }
-    let desired = desired_of(c, r, 7, attrs_from_json)?;
-    let json = attrs_to_json(read);
-    if let (ValueRef::Blob(stored @ [cs_patch::MARK, patch @ ..]), Some(d)) = (r.get_ref(5)?, &desired) {
-        if cs_patch::of(d, read, &json).as_deref() == Some(stored) {
-            return Ok((CsObject { desired, ..fields(r)? }, true));
+    let o = fields(r)?;
+    let compared = || -> rusqlite::Result<(Option<Attrs>, Attrs, bool)> {
+        let desired = desired_of(c, r, 7, attrs_from_json)?;
+        let json = attrs_to_json(read);
+        if let (ValueRef::Blob(stored @ [cs_patch::MARK, patch @ ..]), Some(d)) = (r.get_ref(5)?, &desired) {
+            if cs_patch::of(d, read, &json).as_deref() == Some(stored) {
+                return Ok((desired, Attrs::new(), true));
+            }
+            let attrs = cs_patch::apply(d.clone(), attrs_from_json(patch_text(patch, 5)?).map_err(|e| json_err(5, e))?);
+            return Ok((desired, attrs, false));
         }
-        let attrs = cs_patch::apply(d.clone(), attrs_from_json(patch_text(patch, 5)?).map_err(|e| json_err(5, e))?);
-        return Ok((CsObject { attrs, desired, ..fields(r)? }, false));
-    }
-    let stored = c.unpack(r.get_ref(5)?, |s| (s != json).then(|| attrs_from_json(s)))?;
-    let (attrs, same) = match stored {
-        None => (Attrs::new(), true),
-        Some(a) => (a.map_err(|e| json_err(5, e))?, false),
+        let stored = c.unpack(r.get_ref(5)?, |s| (s != json).then(|| attrs_from_json(s)))?;
+        Ok(match stored {
+            None => (desired, Attrs::new(), true),
+            Some(a) => (desired, a.map_err(|e| json_err(5, e))?, false),
+        })
     };
-    Ok((CsObject { attrs, desired, ..fields(r)? }, same))
+    let (desired, attrs, same) = compared().map_err(|e| about(&o, e))?;
+    Ok((CsObject { attrs, desired, ..o }, same))
 }
 
 /// [`CsObject::display`] of the object at `key` (for a DN two objects share while a rename is

@@ -136,6 +136,26 @@ mod tests {
     }
 
     #[test]
+    fn attributes_that_do_not_read_back_are_an_error_naming_the_object() {
+        use crate::{ReadOps, WriteOps};
+        let store = crate::Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let mut o = exported(2);
+        o.id = tx.cs_save(&o).expect("saved");
+        // A patch cut short, as a damaged row would hold it.
+        crate::ops::on(&tx, |c| c.execute("UPDATE cs_object SET attrs = X'007B226D616E61676572223A5B' WHERE id = ?1", [o.id]))
+            .expect("damaged");
+        let at_once = tx.cs_get(o.id).expect_err("damaged").to_string();
+        let later = tx.cs_get_many_later(&[o.id]).expect("read");
+        let elsewhere = std::thread::spawn(later).join().expect("decoded").expect_err("damaged").to_string();
+        let compared = tx.cs_by_anchor_against("cloud", "0190a1b2-000002", &o.attrs).expect_err("damaged").to_string();
+        for e in [at_once, elsewhere, compared] {
+            let who = format!("object {} of connector cloud (anchor 0190a1b2-000002): its attributes do not read back", o.id);
+            assert!(e.contains(&who), "{e}");
+        }
+    }
+
+    #[test]
     fn no_patch_when_it_is_not_smaller_or_cannot_say_it() {
         let desired = attrs(&[("members", &["a", "b"])]);
         assert!(super::of(&desired, &attrs(&[("members", &["1", "2"])]), "{\"members\":[\"1\",\"2\"]}").is_none(), "everything differs");
