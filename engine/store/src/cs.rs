@@ -401,8 +401,13 @@ fn about(o: &CsObject, e: rusqlite::Error) -> rusqlite::Error {
                 (None, Some(d)) => d.clone(),
                 (None, None) => "no anchor yet".into(),
             };
-            let what = if i == 7 { "desired state" } else { "attributes" };
-            let why = format!("object {} of connector {} ({who}): its {what} do not read back: {inner}", o.id, o.connector);
+            // Values that do not decompress say no column (packed.rs): either may be the one.
+            let what = match i {
+                5 => "attributes do",
+                7 => "desired state does",
+                _ => "attributes or desired state do",
+            };
+            let why = format!("object {} of connector {} ({who}): its {what} not read back: {inner}", o.id, o.connector);
             rusqlite::Error::FromSqlConversionFailure(i, t, why.into())
         }
         other => other,
