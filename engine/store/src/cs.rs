@@ -357,9 +357,7 @@ fn desired_and_attrs(
     let desired = desired_of(c, r, desired, &decode)?;
     let attrs = match (r.get_ref(attrs)?, &desired) {
         (ValueRef::Blob(SAME_AS_DESIRED), Some(d)) => d.clone(),
-        (ValueRef::Blob([cs_patch::MARK, patch @ ..]), Some(d)) => {
-            cs_patch::apply(d.clone(), decode(patch_text(patch, attrs)?).map_err(|e| json_err(attrs, e))?)
-        }
+        (ValueRef::Blob([cs_patch::MARK, patch @ ..]), Some(d)) => patched(d, patch, attrs, &decode)?,
         (ValueRef::Blob([cs_patch::MARK, ..]), None) => return Err(unpatched(attrs)),
         (v, _) => c.unpack(v, &decode)?.map_err(|e| json_err(attrs, e))?,
     };
@@ -372,9 +370,11 @@ fn unpatched(column: usize) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Blob, why.into())
 }
 
-/// A patch's JSON (column `column`).
-fn patch_text(patch: &[u8], column: usize) -> rusqlite::Result<&str> {
-    std::str::from_utf8(patch).map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Blob, Box::new(e)))
+/// `desired` with a stored patch (column `column`, cs_patch.rs) applied, its JSON decoded by `decode`.
+fn patched(desired: &Attrs, patch: &[u8], column: usize, decode: impl Fn(&str) -> serde_json::Result<Attrs>) -> rusqlite::Result<Attrs> {
+    let json = std::str::from_utf8(patch)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Blob, Box::new(e)))?;
+    Ok(cs_patch::apply(desired.clone(), decode(json).map_err(|e| json_err(column, e))?))
 }
 
 /// An object's desired state from column `column` of a row, decoded by `decode`.
@@ -456,10 +456,10 @@ enum KeptAttrs {
     },
     /// Attributes kept as [`SAME_AS_DESIRED`]: a copy of the desired state.
     SameAsDesired(Kept),
-    /// Attributes kept as a patch of the desired state (cs_patch.rs): its JSON.
+    /// Attributes kept as a patch of the desired state (cs_patch.rs): its JSON, as stored.
     Patched {
         desired: Kept,
-        patch: String,
+        patch: Vec<u8>,
     },
 }
 
@@ -476,8 +476,8 @@ impl KeptObject {
                 }
                 KeptAttrs::Patched { desired, patch } => {
                     let d = decode(u, &desired, 7)?;
-                    let patch = attrs_from_json(&patch).map_err(|e| json_err(5, e))?;
-                    (Some(d.clone()), cs_patch::apply(d, patch))
+                    let attrs = patched(&d, &patch, 5, attrs_from_json)?;
+                    (Some(d), attrs)
                 }
             })
         };
@@ -494,9 +494,7 @@ fn kept_row(c: &Db, r: &Row, dicts: &mut Dicts) -> rusqlite::Result<KeptObject> 
     };
     let kept = match (r.get_ref(5)?, desired) {
         (ValueRef::Blob(SAME_AS_DESIRED), Some(d)) => KeptAttrs::SameAsDesired(d),
-        (ValueRef::Blob([cs_patch::MARK, patch @ ..]), Some(d)) => {
-            KeptAttrs::Patched { desired: d, patch: patch_text(patch, 5)?.to_string() }
-        }
+        (ValueRef::Blob([cs_patch::MARK, patch @ ..]), Some(d)) => KeptAttrs::Patched { desired: d, patch: patch.to_vec() },
         (ValueRef::Blob([cs_patch::MARK, ..]), None) => return Err(unpatched(5)),
         (v, desired) => KeptAttrs::Own { attrs: c.codec.keep(c, v, dicts)?, desired },
     };
@@ -693,11 +691,12 @@ fn from_row_against(c: &Db, r: &Row, read: &Attrs) -> rusqlite::Result<(CsObject
     let compared = || -> rusqlite::Result<(Option<Attrs>, Attrs, bool)> {
         let desired = desired_of(c, r, 7, attrs_from_json)?;
         let json = attrs_to_json(read);
-        if let (ValueRef::Blob(stored @ [cs_patch::MARK, patch @ ..]), Some(d)) = (r.get_ref(5)?, &desired) {
+        if let ValueRef::Blob(stored @ [cs_patch::MARK, patch @ ..]) = r.get_ref(5)? {
+            let d = desired.as_ref().ok_or_else(|| unpatched(5))?;
             if cs_patch::of(d, read, &json).as_deref() == Some(stored) {
                 return Ok((desired, Attrs::new(), true));
             }
-            let attrs = cs_patch::apply(d.clone(), attrs_from_json(patch_text(patch, 5)?).map_err(|e| json_err(5, e))?);
+            let attrs = patched(d, patch, 5, attrs_from_json)?;
             return Ok((desired, attrs, false));
         }
         let stored = c.unpack(r.get_ref(5)?, |s| (s != json).then(|| attrs_from_json(s)))?;
