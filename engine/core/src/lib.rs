@@ -18,6 +18,7 @@ pub mod password_check;
 pub mod registry;
 pub mod secret;
 mod value;
+pub mod varint;
 
 pub use attrs_json::attrs_to_json;
 pub use connector_config::ConnectorConfig;

@@ -15,6 +15,7 @@
 //!
 //! A dictionary made in a write transaction that rolls back (a plan, a failed stage) is
 //! forgotten with it, so an id SQLite hands out again never finds a stale one.
+use idflow_core::varint;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::cell::RefCell;
@@ -174,25 +175,6 @@ fn text(b: &[u8]) -> rusqlite::Result<&str> {
     std::str::from_utf8(b).map_err(|e| unreadable(format!("not UTF-8: {e}")))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(b: &[u8]) -> Option<(u64, &[u8])> {
-    let mut v = 0u64;
-    for (i, byte) in b.iter().enumerate().take(10) {
-        v |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((v, &b[i + 1..]));
-        }
-    }
-    None
-}
-
 impl Codec {
     /// A write transaction begins: columns without a dictionary look again (another process
     /// may have trained one since).
@@ -271,8 +253,8 @@ impl Codec {
             return Ok(SqlValue::Text(json));
         }
         let mut out = Vec::with_capacity(scratch.len() + 8);
-        put_varint(&mut out, id as u64);
-        put_varint(&mut out, json.len() as u64);
+        varint::put(&mut out, id as u64);
+        varint::put(&mut out, json.len() as u64);
         out.extend_from_slice(scratch);
         Ok(SqlValue::Blob(out))
     }
@@ -314,8 +296,8 @@ fn unstored(v: ValueRef<'_>) -> rusqlite::Error {
 /// A compressed value's dictionary, length and frame.
 fn header(b: &[u8]) -> rusqlite::Result<(i64, usize, &[u8])> {
     let bad = || unreadable("a compressed value's header is cut short".into());
-    let (id, rest) = get_varint(b).ok_or_else(bad)?;
-    let (len, frame) = get_varint(rest).ok_or_else(bad)?;
+    let (id, rest) = varint::get(b).ok_or_else(bad)?;
+    let (len, frame) = varint::get(rest).ok_or_else(bad)?;
     let id = i64::try_from(id).map_err(|_| bad())?;
     let len = usize::try_from(len).ok().filter(|&l| l <= MAX_LEN).ok_or_else(bad)?;
     Ok((id, len, frame))

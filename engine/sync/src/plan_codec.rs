@@ -3,6 +3,7 @@
 //! writes and reads back each one once; as JSON that was a third of a plan's instructions.
 //! A saved plan stays JSON (its `Serialize`); this form never leaves the process.
 use crate::plan::{Identity, PlanAttr, PlanChange, PlanValue};
+use idflow_core::varint;
 
 /// Why a change's bytes do not read back.
 pub(crate) type Broken = &'static str;
@@ -31,13 +32,13 @@ pub(crate) fn encode(ch: &PlanChange, out: &mut Vec<u8>) {
             out.extend_from_slice(&m.to_le_bytes());
         }
     }
-    varint(out, id.sources.len() as u64);
+    varint::put(out, id.sources.len() as u64);
     for s in &id.sources {
         text(out, s);
     }
     maybe(out, ch.new_dn.as_deref());
     maybe(out, ch.rule.as_deref());
-    varint(out, ch.attributes.len() as u64);
+    varint::put(out, ch.attributes.len() as u64);
     for a in &ch.attributes {
         text(out, &a.name);
         values(out, &a.old);
@@ -75,16 +76,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<PlanChange, Broken> {
     Ok(PlanChange { op, object_type, object, identity: Identity { target_id, dn, metaverse_id, sources }, new_dn, rule, attributes })
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn text(out: &mut Vec<u8>, s: &str) {
-    varint(out, s.len() as u64);
+    varint::put(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
@@ -99,7 +92,7 @@ fn maybe(out: &mut Vec<u8>, s: Option<&str>) {
 }
 
 fn values(out: &mut Vec<u8>, vs: &[PlanValue]) {
-    varint(out, vs.len() as u64);
+    varint::put(out, vs.len() as u64);
     for v in vs {
         match v {
             PlanValue::Text(s) => {
@@ -138,15 +131,9 @@ impl Reader<'_> {
     }
 
     fn varint(&mut self) -> Result<u64, Broken> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("a broken length")
+        let (v, rest) = varint::get(self.0).ok_or("a broken length, or the change ends early")?;
+        self.0 = rest;
+        Ok(v)
     }
 
     /// A count of items, each at least a byte: no more than the bytes left.
