@@ -79,7 +79,7 @@ fn many<T>(c: &Connection, ids: &[i64], mut row: impl FnMut(&rusqlite::Row) -> R
 /// An object from a row of `id, object_type, attrs, deleted`.
 fn from_row(c: &Db, r: &rusqlite::Row) -> Result<MvObject> {
     let o = fields(r)?;
-    let attrs = c.unpack(r.get_ref(2)?, |json| parse_attrs(o.id, json))??;
+    let attrs = c.unpack(r.get_ref(2)?, |json| parse_attrs(o.id, json)).map_err(|e| undecoded(e, o.id, "attributes"))??;
     Ok(MvObject { attrs, ..o })
 }
 
@@ -98,14 +98,18 @@ pub(crate) struct KeptMv {
 impl KeptMv {
     pub(crate) fn unpack(self, u: &mut Unpacker) -> Result<MvObject> {
         let KeptMv { mut o, attrs } = self;
-        o.attrs = u.unpack(&attrs, |json| parse_attrs(o.id, json))??;
+        o.attrs = u.unpack(&attrs, |json| parse_attrs(o.id, json)).map_err(|e| undecoded(e, o.id, "attributes"))??;
         Ok(o)
     }
 }
 
 /// [`get_many`], the attributes kept as stored: their dictionaries are added to `dicts`.
 pub(crate) fn get_many_kept(c: &Db, ids: &[i64], dicts: &mut Dicts) -> Result<Vec<KeptMv>> {
-    many(c, ids, |r| Ok(KeptMv { o: fields(r)?, attrs: c.codec.keep(c, r.get_ref(2)?, dicts)? }))
+    many(c, ids, |r| {
+        let o = fields(r)?;
+        let attrs = c.codec.keep(c, r.get_ref(2)?, dicts).map_err(|e| undecoded(e, o.id, "attributes"))?;
+        Ok(KeptMv { o, attrs })
+    })
 }
 
 /// An object's winning attributes as a change left them: `changed` names the attributes whose
@@ -228,6 +232,17 @@ pub(crate) fn reindex_all(c: &Connection) -> Result<()> {
 
 fn parse_attrs(id: i64, json: &str) -> Result<BTreeMap<String, MvAttr>> {
     mv_form::decode_attrs(json).map_err(|e| unreadable(1, format!("metaverse object {id}: {e}")))
+}
+
+/// A value of object `id` that does not decompress (`what`: its attributes or contributions),
+/// named: the store's packed values do not know whose they are.
+fn undecoded(e: rusqlite::Error, id: i64, what: &str) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
+            rusqlite::Error::FromSqlConversionFailure(i, t, format!("metaverse object {id}: its {what} do not read back: {inner}").into())
+        }
+        other => other,
+    }
 }
 
 /// A stored value that does not read back, in column `column`: `what` says whose.
@@ -361,7 +376,10 @@ pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
     let mut st = c.prepare_cached("SELECT contrib, attrs FROM mv_object WHERE id=?1")?;
     let mut rows = st.query([mv_id])?;
     let Some(r) = rows.next()? else { return Ok(Vec::new()) };
-    stored_contributions(c, mv_id, r.get_ref(0)?, || Ok(c.unpack(r.get_ref(1)?, mv_form::decode_attrs)?.map(mv_form::as_contributions)))
+    stored_contributions(c, mv_id, r.get_ref(0)?, || {
+        let won = c.unpack(r.get_ref(1)?, mv_form::decode_attrs).map_err(|e| undecoded(e, mv_id, "attributes"))?;
+        Ok(won.map(mv_form::as_contributions))
+    })
 }
 
 /// Object `mv_id`'s contributions from its `contrib` column (`v`); `won` makes them from its
@@ -375,7 +393,7 @@ fn stored_contributions(
     let out = match v {
         ValueRef::Null => Ok(Vec::new()),
         ValueRef::Blob(AS_WON) => won()?,
-        v => c.unpack(v, mv_form::decode_contrib)?,
+        v => c.unpack(v, mv_form::decode_contrib).map_err(|e| undecoded(e, mv_id, "contributions"))?,
     };
     out.map_err(|e| unreadable(0, format!("contributions to metaverse object {mv_id}: {e}")))
 }

@@ -509,4 +509,37 @@ mod tests {
         assert!(decode_attrs(r#"{"mail":{"v":["x"],"rule":"r","cs":1,"p":1}}"#).is_err());
         assert_eq!(decode_attrs("{}"), Ok(BTreeMap::new()));
     }
+
+    /// A value that does not decompress (here: compressed with a dictionary the database does
+    /// not hold, as a damaged row would say) is an error naming its metaverse object, on every
+    /// read: alone, with its contributions, read ahead, and its contributions alone.
+    #[test]
+    fn a_value_that_does_not_decompress_names_its_object() {
+        use crate::{ReadOps, Store, WriteOps};
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let all = [Contribution { attr: "cn".into(), cs_id: 4, rule: "in".into(), precedence: 100, values: vec![Value::from("Ada")] }];
+        let attrs =
+            BTreeMap::from([("cn".to_string(), MvAttr { values: vec![Value::from("Ada")], rule: "in".into(), cs: 4, precedence: 100 })]);
+        let (id, other) =
+            (tx.mv_project("person", &attrs, &all).expect("projected"), tx.mv_project("person", &attrs, &[]).expect("projected"));
+        // Dictionary 77, 12 bytes long, then a frame: no such dictionary.
+        let damaged = "X'4D0C00112233'";
+        crate::ops::on(&tx, |c| {
+            c.execute(&format!("UPDATE mv_object SET attrs = {damaged} WHERE id = ?1"), [id])?;
+            c.execute(&format!("UPDATE mv_object SET contrib = {damaged} WHERE id = ?1"), [other])
+        })
+        .expect("damaged");
+        // Read ahead, a dictionary is looked for as the value is read: it fails there.
+        let ahead = match tx.mv_get_many_later(&[id]) {
+            Ok(later) => std::thread::spawn(later).join().expect("decoded").expect_err("damaged").to_string(),
+            Err(e) => e.to_string(),
+        };
+        let errors = [tx.mv_get(id).expect_err("damaged").to_string(), tx.mv_get_contributed(id).expect_err("damaged").to_string(), ahead];
+        for e in errors {
+            assert!(e.contains(&format!("metaverse object {id}: its attributes do not read back: compressed with dictionary 77")), "{e}");
+        }
+        let e = tx.mv_contributions(other).expect_err("damaged").to_string();
+        assert!(e.contains(&format!("metaverse object {other}: its contributions do not read back: compressed with dictionary 77")), "{e}");
+    }
 }
