@@ -280,6 +280,32 @@ fn a_variable_left_by_a_scope_expression_changes_no_flow() {
     assert!(titles.len() > 1 && !titles.contains("Hidden"), "{titles:?}");
 }
 
+/// The same for outbound rules, whose expressions are evaluated ahead too (where the metaverse
+/// object is decoded): a variable an outbound scope expression leaves (one that hides `mv`) is
+/// not what the flows see, and the stage's own evaluation in order gives the same target.
+#[test]
+fn a_variable_left_by_an_outbound_scope_expression_changes_no_flow() {
+    let e = Env::quickstart();
+    let rules = e.read("rules/accounts.toml");
+    let shadowing = r#"scope = 'let mv = #{ jobTitle: "Hidden", mail: "x" }; true'"#;
+    e.write("rules/accounts.toml", &rules.replacen("scope = 'mv.mail != ()'", shadowing, 1));
+    e.ok(&["apply"], 0);
+    let titles = |e: &Env| -> std::collections::BTreeMap<String, String> {
+        e.cloud()
+            .iter()
+            .filter_map(|o| Some((o["attributes"]["userName"].as_str()?.to_string(), o["attributes"]["title"].as_str()?.to_string())))
+            .collect()
+    };
+    let ahead = titles(&e);
+    assert!(ahead.len() > 900 && !ahead.values().any(|t| t == "Hidden"), "{ahead:?}");
+    // Rules' debug output shown: every expression is evaluated by the stage, in order.
+    let e2 = Env::quickstart();
+    e2.write("rules/accounts.toml", &rules.replacen("scope = 'mv.mail != ()'", shadowing, 1));
+    let o = e2.command(&["apply"]).env("RUST_LOG", "idflow::rules=debug").output().expect("idflow runs");
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(titles(&e2), ahead);
+}
+
 #[test]
 fn references_heal_by_themselves_by_the_next_delta_run() {
     use crate::common::{person, small};

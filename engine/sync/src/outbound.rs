@@ -9,6 +9,7 @@ use crate::ctx::Ctx;
 use crate::diff;
 use crate::early::Early;
 use crate::join::{AdoptIndex, Outcome};
+use crate::ready::Ready;
 use crate::references;
 use idflow_core::connector::RefForm;
 use idflow_core::fast_hash::FastMap;
@@ -102,16 +103,20 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     ctx.memo.clear();
     // Read ahead: handling an object changes only its own links (it provisions, adopts or
     // deprovisions its own target objects), and nothing here writes metaverse objects.
-    let mut ahead: Ahead<(MvObject, Links, Option<Scope<'static>>, Vec<CsObject>)> = Ahead::default();
+    let mut ahead: Ahead<ReadAhead> = Ahead::default();
     let mut spent = Spent::default();
     let reads = ctx.rules.mv_reads().cloned().map(Arc::new);
+    // The rules' expressions are evaluated ahead too, unless their `print` and `debug` are
+    // shown (they come from the stage then, in order).
+    let evaluates = (!tracing::enabled!(target: "idflow::rules", tracing::Level::DEBUG)).then(|| Arc::clone(ctx.rules));
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
         // With every object linked to it, their attributes not read: whole objects are read
         // only to be deprovisioned. The rules' view of each one still there is made where it
-        // is decoded (the machine's other core). The target objects linked to them are read
-        // with them, for their flows: handling an object changes no other object's targets.
-        let Some((m, links, scope, mut read_targets)) = ahead.take(ids, i, |chunk| {
+        // is decoded (the machine's other core), and its rules' expressions evaluated there.
+        // The target objects linked to them are read with them, for their flows: handling an
+        // object changes no other object's targets.
+        let Some((m, links, viewed, mut read_targets)) = ahead.take(ids, i, |chunk| {
             let mut links = ctx.tx.cs_states_of_mvs(chunk)?;
             let objects = ctx.tx.mv_get_many_later(chunk)?;
             // Only where early flows read them (not in a preview).
@@ -121,7 +126,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             };
             let linked = ctx.tx.cs_get_many_later(&target_ids)?;
             let reads = reads.clone();
+            let (evaluates, streaks) = (evaluates.clone(), Arc::clone(&ctx.ahead));
             Ok(Box::new(move || {
+                // Held while a chunk is decoded, and chunks are decoded one at a time.
+                let mut streaks = streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 // One that cannot be read is read by the stage if it needs it, and fails there:
                 // a damaged object the stage never looks at does not fail the sync.
                 let mut linked: FastMap<i64, CsObject> = linked().map(|v| v.into_iter().map(|o| (o.id, o)).collect()).unwrap_or_default();
@@ -129,9 +137,16 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
                     .into_iter()
                     .map(|m| {
                         let l = links.remove(&m.id).unwrap_or_default();
-                        let scope = (!m.deleted).then(|| mv_scope(&m, reads.as_deref()));
+                        let viewed = (!m.deleted).then(|| {
+                            let mut scope = mv_scope(&m, reads.as_deref());
+                            let ready = match &evaluates {
+                                Some(rules) => Ready::outbound(rules, &m, &mut scope, &mut streaks),
+                                None => Ready::default(),
+                            };
+                            (scope, ready)
+                        });
                         let targets = l.iter().filter_map(|(_, s)| linked.remove(&s.id)).collect();
-                        (m.id, (m, l, scope, targets))
+                        (m.id, (m, l, viewed, targets))
                     })
                     .collect())
             }))
@@ -149,7 +164,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             purge.push(id);
             continue;
         }
-        let mut scope = scope.unwrap_or_else(|| scope_of(ctx, &m));
+        let (mut scope, mut ready) = viewed.unwrap_or_else(|| (scope_of(ctx, &m), Ready::default()));
         let base = scope.len();
         let by_connector = rules.outbound(&m.object_type);
         // Targets this object is linked to but no outbound rule serves any more.
@@ -162,7 +177,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             for r in &crules {
                 let ok = match &r.scope {
                     None => true,
-                    Some(e) => match ctx.eval(r.name(), e, &mut scope).and_then(|d| truthy(&d)) {
+                    Some(e) => match ctx.eval_ready(r.name(), e, &mut scope, &mut ready).and_then(|d| truthy(&d)) {
                         Ok(b) => b,
                         Err(msg) => {
                             mv_error(ctx, &m, connector, None, Some(r.name()), format!("scope {:?}: {msg}", e.src));
@@ -274,7 +289,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
                 {
                     Some(mut o) => {
                         scope.rewind(base);
-                        let flowed = flows(ctx, &m, &mut o, &in_scope, connector, &mut scope, Some(&later))?;
+                        let flowed = flows(ctx, &m, &mut o, &in_scope, connector, (&mut scope, &mut ready), Some(&later))?;
                         scope.rewind(base);
                         cs_id = saved(ctx, &mut o)?;
                         flowed
@@ -316,7 +331,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
         let (Some(m), Some(mut o)) = (ctx.tx.mv_get(id)?, ctx.tx.cs_get(cs_id)?) else { continue };
         let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
         let mut scope = scope_of(ctx, &m);
-        flows(ctx, &m, &mut o, &crules, connector, &mut scope, None)?;
+        flows(ctx, &m, &mut o, &crules, connector, (&mut scope, &mut Ready::default()), None)?;
     }
     ctx.memo.clear();
     Ok(recheck.difference(&batch_ids).copied().collect())
@@ -331,7 +346,12 @@ fn take_target(targets: &mut Vec<CsObject>, cs_id: i64) -> Option<CsObject> {
 /// Where what is linked to a metaverse object stands, with each one's connector.
 type Links = Vec<(String, LinkState)>;
 
-/// Evaluates flows (lowest precedence first wins per attribute) into the object's desired state.
+/// A metaverse object as outbound sync reads it ahead: with its links, the rules' view of it
+/// and what its rules' expressions gave there (`None`: it is deleted), and its target objects.
+type ReadAhead = (MvObject, Links, Option<(Scope<'static>, Ready)>, Vec<CsObject>);
+
+/// Evaluates flows (lowest precedence first wins per attribute) into the object's desired state,
+/// taking what `ready` holds for them (evaluated ahead on `scope` as it was made).
 ///
 /// `early` (pass 1): the target objects whose flows pass 2 runs. Then nothing is written or
 /// reported, and [`Early::No`] returned, when a reference does not name a target object, names
@@ -342,7 +362,7 @@ fn flows(
     o: &mut CsObject,
     crules: &[&CompiledRule],
     connector: &str,
-    scope: &mut Scope,
+    (scope, ready): (&mut Scope, &mut Ready),
     early: Option<&HashSet<i64>>,
 ) -> Result<Early> {
     let mut desired = Attrs::new();
@@ -353,7 +373,7 @@ fn flows(
             if set.contains(attr) {
                 continue;
             }
-            let vals = match ctx.eval(r.name(), e, scope).and_then(to_values) {
+            let vals = match ctx.eval_ready(r.name(), e, scope, ready).and_then(to_values) {
                 Ok(v) => v,
                 Err(msg) => {
                     let m_msg = format!("flow {attr} {:?}: {msg}", e.src);
@@ -405,7 +425,7 @@ fn flows(
         }
         if new_dn.is_none() {
             if let Some(e) = &r.dn {
-                match ctx.eval(r.name(), e, scope) {
+                match ctx.eval_ready(r.name(), e, scope, ready) {
                     Ok(d) if d.is_string() => new_dn = d.into_string().ok(),
                     Ok(d) if d.is_unit() => {}
                     Ok(d) => {

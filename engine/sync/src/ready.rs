@@ -1,12 +1,13 @@
 //! Expressions evaluated ahead: the scope and flow expressions of a source object's inbound
-//! rules depend on nothing but the object, so they are evaluated where it is decoded (the
-//! machine's other core) and the stage takes their results as it meets them. Whether a rule
-//! is in scope, which flows count, and what a failure does (a rule stopped after failing on
-//! many objects in a row, a trace) are still decided by the stage, in order (`Ctx::eval_ready`).
+//! rules depend on nothing but the object, and those of a metaverse object's outbound rules on
+//! nothing but it, so they are evaluated where it is decoded (the machine's other core) and the
+//! stage takes their results as it meets them. Whether a rule is in scope, which flows count,
+//! and what a failure does (a rule stopped after failing on many objects in a row, a trace) are
+//! still decided by the stage, in order (`Ctx::eval_ready`).
 use crate::ctx::STOP_AFTER;
 use idflow_core::fast_hash::FastMap;
-use idflow_policy::{truthy, Expr, RuleSet};
-use idflow_store::CsObject;
+use idflow_policy::{truthy, CompiledRule, Expr, RuleSet};
+use idflow_store::{CsObject, MvObject};
 use rhai::{Dynamic, Scope};
 
 /// Results by expression (its address in the rule set, which outlives the stage), for one
@@ -42,23 +43,47 @@ impl Ready {
     /// failed on [`STOP_AFTER`] objects in a row, or that the stage stopped, is not evaluated
     /// ahead any more: the stage evaluates it if it needs it (and stops it itself).
     pub(crate) fn inbound(rules: &RuleSet, o: &CsObject, scope: &mut Scope, flows: bool, streaks: &mut Streaks) -> Ready {
-        let base = scope.len();
-        let mut ready = Ready { results: Vec::new(), base };
+        let mut ready = Ready { results: Vec::new(), base: scope.len() };
+        ready.rules(rules, rules.inbound(&o.connector, &o.object_type), scope, (flows, false), streaks);
+        ready
+    }
+
+    /// [`Ready::inbound`] for a metaverse object `m` (not deleted): the scope expressions of its
+    /// outbound rules, for every target, and the flows and DN of each rule in scope.
+    pub(crate) fn outbound(rules: &RuleSet, m: &MvObject, scope: &mut Scope, streaks: &mut Streaks) -> Ready {
+        let mut ready = Ready { results: Vec::new(), base: scope.len() };
+        for crules in rules.outbound(&m.object_type).into_values() {
+            ready.rules(rules, crules.into_iter(), scope, (true, true), streaks);
+        }
+        ready
+    }
+
+    /// The scope expressions of `rules`, and (`flows`) the flows of each one in scope, with its
+    /// DN expression too (`dn`: an outbound rule's).
+    fn rules<'r>(
+        &mut self,
+        set: &RuleSet,
+        rules: impl Iterator<Item = &'r CompiledRule>,
+        scope: &mut Scope,
+        (flows, dn): (bool, bool),
+        streaks: &mut Streaks,
+    ) {
+        let base = self.base;
         let mut eval = |scope: &mut Scope, e: &Expr| {
             let failed = streaks.0.entry(address(e)).or_insert(0);
             if *failed >= STOP_AFTER {
                 return None;
             }
-            let r = rules.engine.eval_expr(scope, e).map_err(|err| err.message);
+            let r = set.engine.eval_expr(scope, e).map_err(|err| err.message);
             scope.rewind(base);
             *failed = if r.is_ok() { 0 } else { *failed + 1 };
             Some(r)
         };
-        for r in rules.inbound(&o.connector, &o.object_type) {
+        for r in rules {
             if let Some(e) = &r.scope {
                 let Some(r) = eval(scope, e) else { continue };
                 let in_scope = r.as_ref().is_ok_and(|d| truthy(d).unwrap_or(false));
-                ready.put(e, r);
+                self.put(e, r);
                 if !in_scope {
                     continue;
                 }
@@ -66,13 +91,12 @@ impl Ready {
             if !flows {
                 continue;
             }
-            for (_, e) in &r.flows {
+            for e in r.flows.iter().map(|(_, e)| e).chain(r.dn.iter().filter(|_| dn)) {
                 if let Some(d) = eval(scope, e) {
-                    ready.put(e, d);
+                    self.put(e, d);
                 }
             }
         }
-        ready
     }
 }
 
