@@ -268,10 +268,10 @@ pub(crate) fn states_of_mv(c: &Connection, mv_id: i64) -> Result<Vec<(String, Li
 
 /// [`states_of_mv`] of each of `ids` (at most [`IDS_PER_STATEMENT`]), in one statement.
 pub(crate) fn states_of_mvs(c: &Connection, ids: &[i64]) -> Result<std::collections::HashMap<i64, Vec<(String, LinkState)>>> {
-    let sql = format!("SELECT {STATE_COLS}, connector FROM cs_object WHERE mv_id IN ({}) ORDER BY id", placeholders(ids.len()));
-    let mut st = c.prepare_cached(&sql)?;
+    let (which, p) = one_of("mv_id", ids);
+    let mut st = c.prepare_cached(&format!("SELECT {STATE_COLS}, connector FROM cs_object WHERE {which} ORDER BY id"))?;
     let mut out: std::collections::HashMap<i64, Vec<(String, LinkState)>> = std::collections::HashMap::new();
-    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| Ok((r.get(5)?, state_row(r)?)))?;
+    let rows = st.query_map(rusqlite::params_from_iter(p), |r| Ok((r.get(5)?, state_row(r)?)))?;
     for row in rows {
         let (connector, state): (String, LinkState) = row?;
         if let Some(m) = state.mv_id {
@@ -633,8 +633,9 @@ pub(crate) fn get_many(c: &Db, ids: &[i64]) -> Result<Vec<CsObject>> {
 /// Each of `ids` that exists (at most [`IDS_PER_STATEMENT`]), its row of [`COLS`] made into
 /// what `row` makes of it, in one statement.
 fn many<T>(c: &Connection, ids: &[i64], mut row: impl FnMut(&Row) -> Result<T>) -> Result<Vec<T>> {
-    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id IN ({})", placeholders(ids.len())))?;
-    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| row(r))?;
+    let (which, p) = one_of("id", ids);
+    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE {which}"))?;
+    let rows = st.query_map(rusqlite::params_from_iter(p), |r| row(r))?;
     rows.collect()
 }
 
@@ -646,15 +647,26 @@ pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")
 }
 
+/// The condition that `column` is one of `ids`, with its parameters. When `ids` are every id
+/// from the first to the last, in order (how a full sync meets a directory imported at once),
+/// it is a range, which SQLite reads in one pass instead of one lookup per id; else a list.
+pub(crate) fn one_of(column: &str, ids: &[i64]) -> (String, Vec<i64>) {
+    let every = |first: i64| ids.iter().enumerate().all(|(i, id)| i64::try_from(i).ok().and_then(|i| first.checked_add(i)) == Some(*id));
+    match ids.first() {
+        Some(&first) if ids.len() > 2 && every(first) => (format!("{column} BETWEEN ?1 AND ?2"), vec![first, ids[ids.len() - 1]]),
+        _ => (format!("{column} IN ({})", placeholders(ids.len())), ids.to_vec()),
+    }
+}
+
 /// The connector of each of `ids` (`None`: no such object), in their order: a few statements
 /// for many objects, not one each.
 pub(crate) fn connectors_of(c: &Connection, ids: &[i64]) -> Result<Vec<Option<String>>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let sql = format!("SELECT id, connector FROM cs_object WHERE id IN ({})", placeholders(chunk.len()));
-        let mut st = c.prepare_cached(&sql)?;
+        let (which, p) = one_of("id", chunk);
+        let mut st = c.prepare_cached(&format!("SELECT id, connector FROM cs_object WHERE {which}"))?;
         let found: std::collections::HashMap<i64, String> =
-            st.query_map(rusqlite::params_from_iter(chunk), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_>>()?;
+            st.query_map(rusqlite::params_from_iter(p), |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_>>()?;
         out.extend(chunk.iter().map(|id| found.get(id).cloned()));
     }
     Ok(out)
@@ -772,13 +784,11 @@ pub type SourcesByMv = std::collections::HashMap<i64, Vec<(String, Option<String
 /// [`sources_of`] of each of `mv_ids` (at most [`IDS_PER_STATEMENT`]), in one statement; an
 /// object with no source is not there.
 pub(crate) fn sources_of_many(c: &Connection, mv_ids: &[i64]) -> Result<SourcesByMv> {
-    let sql = format!(
-        "SELECT mv_id, connector, anchor FROM cs_object WHERE mv_id IN ({}) AND link IN ('joined','projected') ORDER BY id",
-        placeholders(mv_ids.len())
-    );
+    let (which, p) = one_of("mv_id", mv_ids);
+    let sql = format!("SELECT mv_id, connector, anchor FROM cs_object WHERE {which} AND link IN ('joined','projected') ORDER BY id");
     let mut st = c.prepare_cached(&sql)?;
     let mut out = SourcesByMv::new();
-    let rows = st.query_map(rusqlite::params_from_iter(mv_ids), |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, anchor::read(r, 2)?)))?;
+    let rows = st.query_map(rusqlite::params_from_iter(p), |r| Ok((r.get::<_, i64>(0)?, r.get(1)?, anchor::read(r, 2)?)))?;
     for row in rows {
         let (m, connector, anchor) = row?;
         out.entry(m).or_default().push((connector, anchor));
@@ -912,6 +922,44 @@ mod tests {
 
     fn attrs(pairs: &[(&str, &str)]) -> Attrs {
         pairs.iter().map(|(k, v)| (k.to_string(), vec![Value::from(*v)])).collect()
+    }
+
+    /// Ids that run from the first to the last are read as a range: the same objects as a list
+    /// of them would read, as are ids that do not (a gap, out of order, one twice, one alone).
+    #[test]
+    fn ids_read_as_a_range_or_a_list_read_the_same_objects() {
+        assert_eq!(super::one_of("id", &[4, 5, 6]), ("id BETWEEN ?1 AND ?2".to_string(), vec![4, 6]));
+        assert_eq!(super::one_of("id", &[4, 6, 5]).0, "id IN (?,?,?)");
+        assert_eq!(super::one_of("id", &[i64::MAX - 1, i64::MAX, 0]).0, "id IN (?,?,?)", "no overflow");
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let mut made = Vec::new();
+        for i in 0..9 {
+            let mut o = CsObject::new(if i % 4 == 3 { "other" } else { "corp" }, "person");
+            o.anchor = Some(format!("a{i}"));
+            o.mv_id = Some(100 + i);
+            made.push(tx.cs_save(&o).expect("save"));
+        }
+        let first = made[0];
+        for ids in [
+            vec![first, first + 1, first + 2, first + 3],
+            vec![first + 1, first + 3, first + 2],
+            vec![first + 2, first + 2 + 40],
+            vec![first],
+        ] {
+            let mut want: Vec<i64> = made.iter().copied().filter(|id| ids.contains(id)).collect();
+            want.sort();
+            let got: Vec<i64> = tx.cs_get_many(&ids).expect("read").iter().map(|o| o.id).collect();
+            assert_eq!(got, want, "{ids:?}");
+            let mvs: Vec<i64> = ids.iter().map(|id| id - first + 100).collect();
+            let mut states: Vec<i64> = tx.cs_states_of_mvs(&mvs).expect("states").into_keys().collect();
+            states.sort();
+            assert_eq!(
+                states,
+                mvs.iter().copied().filter(|m| *m < 109).collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>(),
+                "{mvs:?}"
+            );
+        }
     }
 
     #[test]

@@ -70,9 +70,9 @@ pub(crate) fn get_many(c: &Db, ids: &[i64]) -> Result<Vec<MvObject>> {
 /// Each of `ids` that exists (at most [`crate::cs::IDS_PER_STATEMENT`]), its row of
 /// `id, object_type, attrs, deleted` made into what `row` makes of it, in one statement.
 fn many<T>(c: &Connection, ids: &[i64], mut row: impl FnMut(&rusqlite::Row) -> Result<T>) -> Result<Vec<T>> {
-    let sql = format!("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id IN ({})", crate::cs::placeholders(ids.len()));
-    let mut st = c.prepare_cached(&sql)?;
-    let rows = st.query_map(rusqlite::params_from_iter(ids), |r| row(r))?;
+    let (which, p) = crate::cs::one_of("id", ids);
+    let mut st = c.prepare_cached(&format!("SELECT id, object_type, attrs, deleted FROM mv_object WHERE {which}"))?;
+    let rows = st.query_map(rusqlite::params_from_iter(p), |r| row(r))?;
     rows.collect()
 }
 
@@ -323,8 +323,9 @@ pub(crate) fn clear_dirty(c: &Db, ids: &[i64]) -> Result<()> {
 pub(crate) fn set_dirty(c: &Connection, ids: &[i64], dirty: bool) -> Result<()> {
     let (to, from) = if dirty { (1, 0) } else { (0, 1) };
     for chunk in ids.chunks(crate::cs::IDS_PER_STATEMENT) {
-        let sql = format!("UPDATE mv_object SET dirty={to} WHERE id IN ({}) AND +dirty={from}", crate::cs::placeholders(chunk.len()));
-        c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(chunk))?;
+        let (which, p) = crate::cs::one_of("id", chunk);
+        c.prepare_cached(&format!("UPDATE mv_object SET dirty={to} WHERE {which} AND +dirty={from}"))?
+            .execute(rusqlite::params_from_iter(p))?;
     }
     Ok(())
 }
