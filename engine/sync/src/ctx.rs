@@ -146,7 +146,15 @@ impl<'a> Ctx<'a> {
         }
         let result = match ready.take(e, scope) {
             Some(r) => r,
-            None => self.rules.engine.eval_expr(scope, e).map_err(|err| err.message),
+            None => {
+                // Each expression sees the scope it is given: a variable it leaves (`let`) is
+                // gone before the next one runs, as where expressions are evaluated ahead, so
+                // a rule gives the same whether it is evaluated there or here.
+                let given = scope.len();
+                let r = self.rules.engine.eval_expr(scope, e).map_err(|err| err.message);
+                scope.rewind(given);
+                r
+            }
         };
         match result {
             Ok(d) => {

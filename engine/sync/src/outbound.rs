@@ -128,12 +128,14 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             let reads = reads.clone();
             let (evaluates, streaks) = (evaluates.clone(), Arc::clone(&ctx.ahead));
             Ok(Box::new(move || {
-                // Held while a chunk is decoded, and chunks are decoded one at a time.
-                let mut streaks = streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 // One that cannot be read is read by the stage if it needs it, and fails there:
                 // a damaged object the stage never looks at does not fail the sync.
                 let mut linked: FastMap<i64, CsObject> = linked().map(|v| v.into_iter().map(|o| (o.id, o)).collect()).unwrap_or_default();
-                Ok(objects()?
+                let objects = objects()?;
+                // Held while a chunk's expressions are evaluated (chunks are, one at a time); not
+                // while it is decoded, so that a stage stopping a rule waits for less.
+                let mut streaks = streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Ok(objects
                     .into_iter()
                     .map(|m| {
                         let l = links.remove(&m.id).unwrap_or_default();

@@ -9,6 +9,7 @@ use idflow_core::fast_hash::FastMap;
 use idflow_policy::{truthy, CompiledRule, Expr, RuleSet};
 use idflow_store::{CsObject, MvObject};
 use rhai::{Dynamic, Scope};
+use std::collections::HashSet;
 
 /// Results by expression (its address in the rule set, which outlives the stage), for one
 /// object: each taken once, and only on a scope as it was made (of `base` variables): a rule
@@ -58,16 +59,20 @@ impl Ready {
         ready
     }
 
-    /// The scope expressions of `rules`, and (`flows`) the flows of each one in scope, with its
-    /// DN expression too (`dn`: an outbound rule's).
+    /// The scope expressions of `rules`, and (`flows`) the flows of each one in scope. For one
+    /// target's outbound rules (`outbound`), by precedence, as the stage takes them: a flow only
+    /// while no rule before it gave its attribute values, and the DN expression only while none
+    /// before it gave a DN.
     fn rules<'r>(
         &mut self,
         set: &RuleSet,
         rules: impl Iterator<Item = &'r CompiledRule>,
         scope: &mut Scope,
-        (flows, dn): (bool, bool),
+        (flows, outbound): (bool, bool),
         streaks: &mut Streaks,
     ) {
+        let mut flowed: HashSet<&str> = HashSet::new();
+        let mut has_dn = false;
         let base = self.base;
         let mut eval = |scope: &mut Scope, e: &Expr| {
             let failed = streaks.0.entry(address(e)).or_insert(0);
@@ -91,10 +96,22 @@ impl Ready {
             if !flows {
                 continue;
             }
-            for e in r.flows.iter().map(|(_, e)| e).chain(r.dn.iter().filter(|_| dn)) {
+            for (attr, e) in &r.flows {
+                if outbound && flowed.contains(attr.as_str()) {
+                    continue;
+                }
                 if let Some(d) = eval(scope, e) {
+                    // A flow that gives nothing leaves the attribute to the next rule.
+                    if d.as_ref().is_ok_and(|d| !d.is_unit()) {
+                        flowed.insert(attr);
+                    }
                     self.put(e, d);
                 }
+            }
+            let Some(e) = r.dn.as_ref().filter(|_| outbound && !has_dn) else { continue };
+            if let Some(d) = eval(scope, e) {
+                has_dn = d.as_ref().is_ok_and(Dynamic::is_string);
+                self.put(e, d);
             }
         }
     }
