@@ -962,6 +962,49 @@ mod tests {
         }
     }
 
+    /// The same for the other reads by many ids: connectors, sources, metaverse objects, and
+    /// the dirty flags cleared.
+    #[test]
+    fn every_read_by_many_ids_reads_the_same_as_a_range_or_a_list() {
+        use crate::{Link, MvAttr};
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let attrs = std::collections::BTreeMap::from([(
+            "cn".to_string(),
+            MvAttr { values: vec![Value::from("x")], rule: "r".into(), cs: 1, precedence: 1 },
+        )]);
+        let mvs: Vec<i64> = (0..6).map(|_| tx.mv_project("person", &attrs, &[]).expect("projected")).collect();
+        let mut made = Vec::new();
+        for (i, m) in mvs.iter().enumerate() {
+            let mut o = CsObject::new(if i % 3 == 2 { "other" } else { "corp" }, "person");
+            o.anchor = Some(format!("a{i}"));
+            o.mv_id = Some(*m);
+            o.link = Some(if i == 4 { Link::Provisioned } else { Link::Projected });
+            made.push(tx.cs_save(&o).expect("save"));
+            tx.mv_mark_dirty(*m).expect("dirty");
+        }
+        let (first, m0) = (made[0], mvs[0]);
+        for at in [vec![0, 1, 2, 3], vec![3, 1, 2], vec![0, 4], vec![1, 2, 3, 4, 5]] {
+            let ids: Vec<i64> = at.iter().map(|i| first + i).collect();
+            let connectors: Vec<Option<String>> = tx.cs_connectors_of(&ids).expect("connectors");
+            let want: Vec<Option<String>> = at.iter().map(|i| Some(if i % 3 == 2 { "other" } else { "corp" }.to_string())).collect();
+            assert_eq!(connectors, want, "{at:?}");
+            let of: Vec<i64> = at.iter().map(|i| m0 + i).collect();
+            let mut sourced: Vec<i64> = tx.cs_sources_of_many(&of).expect("sources").into_keys().collect();
+            sourced.sort();
+            let mut want: Vec<i64> = of.iter().copied().filter(|m| *m != m0 + 4).collect();
+            want.sort();
+            assert_eq!(sourced, want, "{at:?}: sources, not the provisioned one");
+            let mut read: Vec<i64> = tx.mv_get_many(&of).expect("read").iter().map(|m| m.id).collect();
+            read.sort();
+            let mut want = of.clone();
+            want.sort();
+            assert_eq!(read, want, "{at:?}");
+        }
+        tx.mv_clear_dirty(&[m0 + 1, m0 + 2, m0 + 3]).expect("cleared");
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![m0, m0 + 4, m0 + 5]);
+    }
+
     #[test]
     fn the_links_of_pending_exports_are_each_pending_objects_links_in_id_order() {
         let store = Store::in_memory().expect("store");
