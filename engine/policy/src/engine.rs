@@ -149,6 +149,10 @@ impl RuleEngine {
     /// Evaluates a compiled expression. One that only reads an attribute present in its
     /// variable's map (`source.mail`) gives that value without running: what running it gives
     /// (a map's property is its entry), without the interpreter's cost per run.
+    ///
+    /// Each expression sees the scope it is given and leaves it so: a variable it declares
+    /// (`let`) is gone once it has run. A rule then gives the same wherever and in whatever
+    /// order its expressions are evaluated (ahead, on another core, or by the stage).
     pub fn eval_expr(&self, scope: &mut Scope, e: &crate::Expr) -> Result<Dynamic, EvalError> {
         if let Some((var, name)) = &e.read {
             let found = scope.get(var).and_then(|m| m.read_lock::<rhai::Map>().and_then(|m| m.get(name.as_str()).cloned()));
@@ -156,7 +160,10 @@ impl RuleEngine {
                 return Ok(d);
             }
         }
-        self.eval(scope, &e.ast)
+        let given = scope.len();
+        let r = self.eval(scope, &e.ast);
+        scope.rewind(given);
+        r
     }
 
     pub fn eval(&self, scope: &mut Scope, ast: &AST) -> Result<Dynamic, EvalError> {

@@ -146,15 +146,7 @@ impl<'a> Ctx<'a> {
         }
         let result = match ready.take(e, scope) {
             Some(r) => r,
-            None => {
-                // Each expression sees the scope it is given: a variable it leaves (`let`) is
-                // gone before the next one runs, as where expressions are evaluated ahead, so
-                // a rule gives the same whether it is evaluated there or here.
-                let given = scope.len();
-                let r = self.rules.engine.eval_expr(scope, e).map_err(|err| err.message);
-                scope.rewind(given);
-                r
-            }
+            None => self.rules.engine.eval_expr(scope, e).map_err(|err| err.message),
         };
         match result {
             Ok(d) => {

@@ -71,9 +71,8 @@ impl Views {
             .iter()
             .map(|(c, f)| (c.clone(), View { references: f.reference_attributes.clone(), reads: ctx.rules.source_reads(c).cloned() }))
             .collect();
-        // Rules' `print` and `debug` go to this log: shown, they come from the stage, in order.
-        let ahead = !tracing::enabled!(target: "idflow::rules", tracing::Level::DEBUG);
-        Views { views: Arc::new(views), rules: ahead.then(|| Arc::clone(ctx.rules)), flows, streaks: Arc::clone(&ctx.ahead) }
+        let rules = crate::ready::may_evaluate_ahead().then(|| Arc::clone(ctx.rules));
+        Views { views: Arc::new(views), rules, flows, streaks: Arc::clone(&ctx.ahead) }
     }
 
     /// Objects read, each with its scope and its expressions' results (`None`: its connector
@@ -346,16 +345,8 @@ enum Decision {
     Join(Vec<usize>, std::result::Result<Outcome, (String, idflow_policy::EvalError)>),
 }
 
-/// Scopes the object and, when it is not linked yet, looks for its join: no writes. Leaves the
-/// object's scope as it was before any expression ran in it.
+/// Scopes the object and, when it is not linked yet, looks for its join: no writes.
 fn decide(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>, ready: &mut Ready) -> Result<Decision> {
-    let base = scope.len();
-    let decision = decide_in(ctx, o, scope, ready)?;
-    scope.rewind(base);
-    Ok(decision)
-}
-
-fn decide_in(ctx: &mut Ctx, o: &CsObject, scope: &mut Scope<'static>, ready: &mut Ready) -> Result<Decision> {
     if o.pending_import == Some(PendingImport::Delete) {
         return Ok(Decision::Deleted);
     }

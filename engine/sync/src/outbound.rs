@@ -106,9 +106,8 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     let mut ahead: Ahead<ReadAhead> = Ahead::default();
     let mut spent = Spent::default();
     let reads = ctx.rules.mv_reads().cloned().map(Arc::new);
-    // The rules' expressions are evaluated ahead too, unless their `print` and `debug` are
-    // shown (they come from the stage then, in order).
-    let evaluates = (!tracing::enabled!(target: "idflow::rules", tracing::Level::DEBUG)).then(|| Arc::clone(ctx.rules));
+    // The rules' expressions are evaluated ahead too.
+    let evaluates = crate::ready::may_evaluate_ahead().then(|| Arc::clone(ctx.rules));
     for (i, &id) in ids.iter().enumerate() {
         ctx.observer.advanced(1);
         // With every object linked to it, their attributes not read: whole objects are read
@@ -167,7 +166,6 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
             continue;
         }
         let (mut scope, mut ready) = viewed.unwrap_or_else(|| (scope_of(ctx, &m), Ready::default()));
-        let base = scope.len();
         let by_connector = rules.outbound(&m.object_type);
         // Targets this object is linked to but no outbound rule serves any more.
         for (_, l) in targets().filter(|(c, _)| !by_connector.contains_key(c.as_str())) {
@@ -290,9 +288,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
                     .map_or_else(|| ctx.tx.cs_get(cs_id), |o| Ok(Some(o)))?
                 {
                     Some(mut o) => {
-                        scope.rewind(base);
                         let flowed = flows(ctx, &m, &mut o, &in_scope, connector, (&mut scope, &mut ready), Some(&later))?;
-                        scope.rewind(base);
                         cs_id = saved(ctx, &mut o)?;
                         flowed
                     }

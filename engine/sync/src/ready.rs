@@ -12,8 +12,7 @@ use rhai::{Dynamic, Scope};
 use std::collections::HashSet;
 
 /// Results by expression (its address in the rule set, which outlives the stage), for one
-/// object: each taken once, and only on a scope as it was made (of `base` variables): a rule
-/// script may leave variables behind (`let`), and the stage evaluates in its own order.
+/// object: each taken once, and only on a scope as it was made (of `base` variables).
 #[derive(Default)]
 pub(crate) struct Ready {
     results: Vec<(usize, Result<Dynamic, String>)>,
@@ -73,14 +72,12 @@ impl Ready {
     ) {
         let mut flowed: HashSet<&str> = HashSet::new();
         let mut has_dn = false;
-        let base = self.base;
         let mut eval = |scope: &mut Scope, e: &Expr| {
             let failed = streaks.0.entry(address(e)).or_insert(0);
             if *failed >= STOP_AFTER {
                 return None;
             }
             let r = set.engine.eval_expr(scope, e).map_err(|err| err.message);
-            scope.rewind(base);
             *failed = if r.is_ok() { 0 } else { *failed + 1 };
             Some(r)
         };
@@ -115,6 +112,12 @@ impl Ready {
             }
         }
     }
+}
+
+/// Whether rules' expressions may be evaluated ahead: not while their `print` and `debug`
+/// output is shown (it goes to this log, and comes from the stage then, in order).
+pub(crate) fn may_evaluate_ahead() -> bool {
+    !tracing::enabled!(target: "idflow::rules", tracing::Level::DEBUG)
 }
 
 /// Per expression (by address), its failures in a row when evaluated ahead, for a run.
