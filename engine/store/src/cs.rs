@@ -394,24 +394,20 @@ fn from_row(c: &Db, r: &Row) -> rusqlite::Result<CsObject> {
 /// An object's attributes or desired state that do not read back (a damaged row): the error
 /// names the object.
 fn about(o: &CsObject, e: rusqlite::Error) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
-            let who = match (&o.anchor, &o.dn) {
-                (Some(a), _) => format!("anchor {a}"),
-                (None, Some(d)) => d.clone(),
-                (None, None) => "no anchor yet".into(),
-            };
-            // Values that do not decompress say no column (packed.rs): either may be the one.
-            let what = match i {
-                5 => "attributes do",
-                7 => "desired state does",
-                _ => "attributes or desired state do",
-            };
-            let why = format!("object {} of connector {} ({who}): its {what} not read back: {inner}", o.id, o.connector);
-            rusqlite::Error::FromSqlConversionFailure(i, t, why.into())
-        }
-        other => other,
-    }
+    crate::packed::naming(e, |column| {
+        let who = match (&o.anchor, &o.dn) {
+            (Some(a), _) => format!("anchor {a}"),
+            (None, Some(d)) => d.clone(),
+            (None, None) => "no anchor yet".into(),
+        };
+        // Values that do not decompress say no column (packed.rs): either may be the one.
+        let what = match column {
+            5 => "attributes do",
+            7 => "desired state does",
+            _ => "attributes or desired state do",
+        };
+        format!("object {} of connector {} ({who}): its {what} not read back", o.id, o.connector)
+    })
 }
 
 /// A row of [`COLS`] but its attributes and desired state.

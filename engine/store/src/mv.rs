@@ -237,12 +237,7 @@ fn parse_attrs(id: i64, json: &str) -> Result<BTreeMap<String, MvAttr>> {
 /// A value of object `id` that does not decompress (`what`: its attributes or contributions),
 /// named: the store's packed values do not know whose they are.
 fn undecoded(e: rusqlite::Error, id: i64, what: &str) -> rusqlite::Error {
-    match e {
-        rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
-            rusqlite::Error::FromSqlConversionFailure(i, t, format!("metaverse object {id}: its {what} do not read back: {inner}").into())
-        }
-        other => other,
-    }
+    crate::packed::naming(e, |_| format!("metaverse object {id}: its {what} do not read back"))
 }
 
 /// A stored value that does not read back, in column `column`: `what` says whose.

@@ -159,6 +159,17 @@ fn unreadable(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, what.into())
 }
 
+/// `e` with `whose` (given the column) before what went wrong, when it is a value that does not
+/// read back: a stored value does not know whose it is. Any other error as it is.
+pub(crate) fn naming(e: rusqlite::Error, whose: impl FnOnce(usize) -> String) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
+            rusqlite::Error::FromSqlConversionFailure(i, t, format!("{}: {inner}", whose(i)).into())
+        }
+        other => other,
+    }
+}
+
 /// Dictionary `id`, read from the database the first time it is needed.
 fn load<'d>(c: &Connection, dicts: &'d mut HashMap<i64, Dict>, id: i64) -> rusqlite::Result<&'d mut Dict> {
     match dicts.entry(id) {
