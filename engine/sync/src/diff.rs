@@ -3,7 +3,7 @@
 //! identifiers. A reference to an object the target has not created yet stays pending.
 use crate::references;
 use idflow_core::connector::{AttrChange, ChangeKind, ExportOp, OpKind, RefForm};
-use idflow_core::fast_hash::FastMap;
+use idflow_core::fast_hash::{FastMap, FastSet};
 use idflow_core::{dn, same_values, Result, Value};
 use idflow_store::{CsObject, ExportState, ReadOps, WriteOps};
 use serde::Serialize;
@@ -42,6 +42,9 @@ const PRELOAD_SHARE: i64 = 4;
 pub(crate) struct Idents {
     form: RefForm,
     known: FastMap<i64, Option<String>>,
+    /// The objects forgotten since [`Idents::mark`] (whose identifier may have changed since);
+    /// none are kept before it is first called.
+    forgotten: Option<FastSet<i64>>,
 }
 
 impl Idents {
@@ -50,7 +53,7 @@ impl Idents {
     const MOST: usize = 1 << 20;
 
     pub(crate) fn new(form: RefForm) -> Idents {
-        Idents { form, known: FastMap::default() }
+        Idents { form, known: FastMap::default(), forgotten: None }
     }
 
     fn get(&mut self, c: &dyn ReadOps, id: i64, form: RefForm) -> Result<Option<String>> {
@@ -105,6 +108,20 @@ impl Idents {
     /// The object's identifier may have changed: it is looked up again when next asked for.
     pub(crate) fn forget(&mut self, id: i64) {
         self.known.remove(&id);
+        if let Some(f) = &mut self.forgotten {
+            f.insert(id);
+        }
+    }
+
+    /// From now on, [`Idents::forgotten_since_mark`] tells the objects forgotten.
+    pub(crate) fn mark(&mut self) {
+        self.forgotten.get_or_insert_default().clear();
+    }
+
+    /// Whether the object was forgotten since [`Idents::mark`] (its identifier may have
+    /// changed); any object is, as far as it knows, before that was first called.
+    pub(crate) fn forgotten_since_mark(&self, id: i64) -> bool {
+        self.forgotten.as_ref().is_none_or(|f| f.contains(&id))
     }
 }
 
@@ -197,6 +214,30 @@ pub(crate) fn change_with(c: &dyn ReadOps, o: &CsObject, form: RefForm, idents: 
         new_dn,
         attrs,
     }))
+}
+
+/// The objects an add's values reference, when every one resolved: the values sent are then the
+/// desired ones spelled as the target names them, and stay so as long as none of those objects'
+/// identifiers changes (what [`in_step_after_add`] needs). `None` for anything but an add, or
+/// when a value waits for an object to be created (the object stays pending then).
+pub(crate) fn resolved_refs(o: &CsObject, ch: &Change) -> Option<Vec<i64>> {
+    if ch.kind != OpKind::Add || ch.attrs.iter().any(|a| waits(&a.new)) {
+        return None;
+    }
+    let refs = o.desired.iter().flatten().flat_map(|(_, values)| values.iter());
+    Some(refs.filter_map(|v| if let Value::Ref(id) = v { Some(*id) } else { None }).collect())
+}
+
+/// Whether an object added with every value resolved ([`resolved_refs`]: the objects its values
+/// reference) is in step with its desired state, as [`has_changes_with`] would say, without
+/// resolving and comparing its values again: its values are what was sent, unless an object
+/// they reference was forgotten since `idents` was marked (before the add was computed); then
+/// `None`, and they are compared. Its DN is compared either way.
+pub(crate) fn in_step_after_add(o: &CsObject, refs: &[i64], idents: &Idents) -> Option<bool> {
+    if kind_of(o.export_state, o.present) != Some(OpKind::Update) || refs.iter().any(|r| idents.forgotten_since_mark(*r)) {
+        return None;
+    }
+    Some(new_dn(OpKind::Update, o.desired_dn.as_deref(), o.dn.as_deref()).is_none())
 }
 
 /// Does export have anything to do for this object?
@@ -342,5 +383,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An add recorded without comparing again is the one whose values all resolved, nothing
+    /// they reference was forgotten since the mark, and whose DN is the desired one.
+    #[test]
+    fn an_add_is_in_step_as_sent_only_while_what_it_references_keeps_its_identifier() {
+        let mut o = CsObject::new("cloud", "User");
+        o.id = 1;
+        o.desired = Some([("manager".to_string(), vec![Value::Ref(2)])].into_iter().collect());
+        let add = |attrs: Vec<AttrDiff>| Change {
+            cs_id: 1,
+            connector: "cloud".into(),
+            kind: OpKind::Add,
+            object_type: "User".into(),
+            display: String::new(),
+            anchor: None,
+            dn: None,
+            new_dn: None,
+            attrs,
+        };
+        let sent = |v: Value| vec![AttrDiff { attr: "manager".into(), old: vec![], new: vec![v], is_reference: true }];
+        assert_eq!(resolved_refs(&o, &add(sent(Value::Ref(2)))), None, "a reference waits");
+        let refs = resolved_refs(&o, &add(sent(Value::from("two")))).expect("all resolved");
+        assert_eq!(refs, vec![2]);
+        let mut idents = Idents::new(RefForm::Anchor);
+        // As recorded: there now, with its export state.
+        o.export_state = Some(ExportState::Present);
+        o.present = true;
+        assert_eq!(in_step_after_add(&o, &refs, &idents), None, "nothing is known before a mark");
+        idents.mark();
+        idents.forget(1);
+        assert_eq!(in_step_after_add(&o, &refs, &idents), Some(true));
+        o.desired_dn = Some("cn=b".into());
+        o.dn = Some("cn=a".into());
+        assert_eq!(in_step_after_add(&o, &refs, &idents), Some(false), "a DN other than the desired one");
+        o.dn = Some("CN=b".into());
+        assert_eq!(in_step_after_add(&o, &refs, &idents), Some(true));
+        idents.forget(2);
+        assert_eq!(in_step_after_add(&o, &refs, &idents), None, "what it references may have a new identifier");
+        idents.mark();
+        assert_eq!(in_step_after_add(&o, &refs, &idents), Some(true));
     }
 }

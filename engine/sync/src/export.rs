@@ -228,8 +228,11 @@ pub(crate) fn export(
                 break 'passes;
             }
             // Recomputed per batch: an earlier batch may have created what a reference needs.
-            let mut objs: Vec<CsObject> = Vec::new();
+            // With each object, what its add references when every reference resolved
+            // (recording it then needs no second comparison: diff::in_step_after_add).
+            let mut objs: Vec<(CsObject, Option<Vec<i64>>)> = Vec::new();
             let mut ops = Vec::new();
+            idents.mark();
             {
                 let r = store.read()?;
                 // Read a few hundred at a time: nothing is written until the target answers.
@@ -237,10 +240,11 @@ pub(crate) fn export(
                 for i in 0..chunk.len() {
                     let Some(o) = ahead.take(chunk, i, |ids| cs_objects(&r, ids))? else { continue };
                     let Some(ch) = diff::change_with(&r, &o, form, &mut idents)? else { continue };
+                    let refs = diff::resolved_refs(&o, &ch);
                     match diff::to_op(ch) {
                         Some(op) => {
                             ops.push(op);
-                            objs.push(o);
+                            objs.push((o, refs));
                         }
                         None => waiting += 1,
                     }
@@ -256,7 +260,7 @@ pub(crate) fn export(
                 return Err(Error::connector(&name, format!("export returned {} results for {} operations", results.len(), ops.len())));
             }
             let tx = store.write()?;
-            for ((mut o, mut op), res) in objs.into_iter().zip(ops).zip(results) {
+            for (((mut o, refs), mut op), res) in objs.into_iter().zip(ops).zip(results) {
                 observer.advanced(1);
                 match &res {
                     OpResult::Done { .. } => {
@@ -267,7 +271,7 @@ pub(crate) fn export(
                     }
                     OpResult::Failed(_) => failures_in_a_row += 1,
                 }
-                record(&tx, &name, (&mut o, &mut op, res), &mut stats, &mut errors, &mut idents)?;
+                record(&tx, &name, (&mut o, &mut op, res, refs.as_deref()), &mut stats, &mut errors, &mut idents)?;
             }
             tx.commit()?;
             if failures_in_a_row >= BREAKER {
@@ -309,11 +313,12 @@ pub(crate) fn export(
 }
 
 /// Records what the target answered for one operation: the object as it now is there, or the
-/// error it stays in (retried by the next run).
+/// error it stays in (retried by the next run). `refs`: what an add's values reference, when
+/// every reference resolved ([`diff::resolved_refs`]).
 fn record(
     tx: &dyn WriteOps,
     name: &str,
-    (o, op, res): (&mut CsObject, &mut ExportOp, OpResult),
+    (o, op, res, refs): (&mut CsObject, &mut ExportOp, OpResult, Option<&[i64]>),
     stats: &mut ExportStats,
     errors: &mut Vec<ObjectError>,
     idents: &mut diff::Idents,
@@ -385,7 +390,15 @@ fn record(
     }
     o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
     o.error = None;
-    o.pending_export = diff::has_changes_with(tx, o, idents)?;
+    // An add whose values all resolved is in step as sent unless what it references changed
+    // since (at a first export, every object): not resolved and compared a second time.
+    o.pending_export = match refs.and_then(|refs| diff::in_step_after_add(o, refs, idents)) {
+        Some(in_step) => {
+            debug_assert_eq!(!in_step, diff::has_changes_with(tx, o, idents)?, "object {} after its add", o.id);
+            !in_step
+        }
+        None => diff::has_changes_with(tx, o, idents)?,
+    };
     tx.cs_set_exported(o)?;
     // Looked up above as it was before this save, should it reference itself.
     if (&o.anchor, &o.dn) != (&was.0, &was.1) {
