@@ -2,11 +2,11 @@
 //! knows of each connector, and what the run found (statistics, per-object errors, a trace
 //! for previews).
 use crate::observer::Observer;
-use crate::ready::{Ready, Streaks};
+use crate::ready::{Held, Ready, Streaks};
 use idflow_core::connector::Capabilities;
-use idflow_core::ObjectError;
-use idflow_policy::Expr;
+use idflow_core::{ObjectError, Value};
 use idflow_policy::RuleSet;
+use idflow_policy::{to_flow_values, to_values, Expr};
 use idflow_store::WriteOps;
 use rhai::{Dynamic, Scope};
 use serde::Serialize;
@@ -136,6 +136,46 @@ impl<'a> Ctx<'a> {
         scope: &mut Scope,
         ready: &mut Ready,
     ) -> std::result::Result<Dynamic, String> {
+        let held = |h| if let Held::Dynamic(d) = h { Some(d) } else { None };
+        self.eval_as(rule, e, scope, ready, (held, |d| d))
+    }
+
+    /// [`Ctx::eval_ready`] for an inbound flow, its result turned into values
+    /// ([`to_flow_values`]; turned already when it was evaluated ahead).
+    pub(crate) fn eval_flow_ready(
+        &mut self,
+        rule: &str,
+        e: &Expr,
+        scope: &mut Scope,
+        ready: &mut Ready,
+    ) -> std::result::Result<Option<(Vec<Value>, bool)>, String> {
+        let held = |h| if let Held::Flow(f) = h { Some(f) } else { None };
+        self.eval_as(rule, e, scope, ready, (held, to_flow_values)).and_then(|f| f)
+    }
+
+    /// [`Ctx::eval_flow_ready`] for an outbound flow ([`to_values`]).
+    pub(crate) fn eval_values_ready(
+        &mut self,
+        rule: &str,
+        e: &Expr,
+        scope: &mut Scope,
+        ready: &mut Ready,
+    ) -> std::result::Result<Option<Vec<Value>>, String> {
+        let held = |h| if let Held::Values(v) = h { Some(v) } else { None };
+        self.eval_as(rule, e, scope, ready, (held, to_values)).and_then(|v| v)
+    }
+
+    /// [`Ctx::eval_ready`], its result in the form `held` takes from what `ready` holds (or, when
+    /// it holds it otherwise or not at all, `fresh` makes of it, evaluated now). Only failing to
+    /// evaluate counts toward stopping the expression, not what the form makes of its result.
+    fn eval_as<T>(
+        &mut self,
+        rule: &str,
+        e: &Expr,
+        scope: &mut Scope,
+        ready: &mut Ready,
+        (held, fresh): (impl FnOnce(Held) -> Option<T>, impl FnOnce(Dynamic) -> T),
+    ) -> std::result::Result<T, String> {
         // The key is made only when a rule failed in this run (most runs: never).
         let key = || format!("{rule}\u{0}{}", e.what);
         if let Some(last) = (!self.stopped.is_empty()).then(|| self.stopped.get(&key())).flatten() {
@@ -144,9 +184,10 @@ impl<'a> Ctx<'a> {
                 e.what
             ));
         }
-        let result = match ready.take(e, scope) {
-            Some(r) => r,
-            None => self.rules.engine.eval_expr(scope, e).map_err(|err| err.message),
+        let result = match ready.take(e, scope).map(|r| r.map(held)) {
+            Some(Ok(Some(t))) => Ok(t),
+            Some(Err(message)) => Err(message),
+            Some(Ok(None)) | None => self.rules.engine.eval_expr(scope, e).map_err(|err| err.message).map(fresh),
         };
         match result {
             Ok(d) => {

@@ -14,7 +14,7 @@ use crate::ready::{Ready, Streaks};
 use crate::references::{self, Inbound};
 use idflow_core::{dn, ObjectError, Result, Stage, Value};
 use idflow_policy::defs::{Direction, LinkMode};
-use idflow_policy::{source_map, to_flow_values, truthy, CompiledRule, RuleSet};
+use idflow_policy::{source_map, truthy, CompiledRule, RuleSet};
 use idflow_store::{Contribution, CsObject, Link, MvObject, PendingImport};
 use rhai::Scope;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -556,7 +556,7 @@ fn flows(
             continue;
         }
         for (attr, e) in &r.flows {
-            let d = match ctx.eval_ready(r.name(), e, scope, ready).and_then(to_flow_values) {
+            let d = match ctx.eval_flow_ready(r.name(), e, scope, ready) {
                 Ok(d) => d,
                 Err(msg) => return Ok(Flowed::Failed { rule: r.name().to_string(), message: format!("flow {attr} {:?}: {msg}", e.src) }),
             };

@@ -371,7 +371,7 @@ fn flows(
             if set.contains(attr) {
                 continue;
             }
-            let vals = match ctx.eval_ready(r.name(), e, scope, ready).and_then(to_values) {
+            let vals = match ctx.eval_values_ready(r.name(), e, scope, ready) {
                 Ok(v) => v,
                 Err(msg) => {
                     let m_msg = format!("flow {attr} {:?}: {msg}", e.src);

@@ -3,19 +3,31 @@
 //! nothing but it, so they are evaluated where it is decoded (the machine's other core) and the
 //! stage takes their results as it meets them. Whether a rule is in scope, which flows count,
 //! and what a failure does (a rule stopped after failing on many objects in a row, a trace) are
-//! still decided by the stage, in order (`Ctx::eval_ready`).
+//! still decided by the stage, in order (`Ctx::eval_ready`). A flow's result is turned into
+//! values there too, as the stage would turn it (`Ctx::eval_flow_ready`).
 use crate::ctx::STOP_AFTER;
 use idflow_core::fast_hash::FastMap;
-use idflow_policy::{truthy, CompiledRule, Expr, RuleSet};
+use idflow_core::Value;
+use idflow_policy::{to_flow_values, to_values, truthy, CompiledRule, Expr, RuleSet};
 use idflow_store::{CsObject, MvObject};
 use rhai::{Dynamic, Scope};
 use std::collections::HashSet;
+
+/// What an expression that evaluated gave, as held: as it is (scopes, DNs), or a flow's result
+/// turned into values already (that can fail: a value of no kind a flow may give).
+pub(crate) enum Held {
+    Dynamic(Dynamic),
+    /// An inbound flow's ([`to_flow_values`]).
+    Flow(Result<Option<(Vec<Value>, bool)>, String>),
+    /// An outbound flow's ([`to_values`]).
+    Values(Result<Option<Vec<Value>>, String>),
+}
 
 /// Results by expression (its address in the rule set, which outlives the stage), for one
 /// object: each taken once, and only on a scope as it was made (of `base` variables).
 #[derive(Default)]
 pub(crate) struct Ready {
-    results: Vec<(usize, Result<Dynamic, String>)>,
+    results: Vec<(usize, Result<Held, String>)>,
     base: usize,
 }
 
@@ -26,7 +38,7 @@ fn address(e: &Expr) -> usize {
 impl Ready {
     /// The result held for `e`, if any, when `scope` is as the result was evaluated on (then
     /// no longer held).
-    pub(crate) fn take(&mut self, e: &Expr, scope: &Scope) -> Option<Result<Dynamic, String>> {
+    pub(crate) fn take(&mut self, e: &Expr, scope: &Scope) -> Option<Result<Held, String>> {
         if scope.len() != self.base {
             return None;
         }
@@ -34,7 +46,7 @@ impl Ready {
         Some(self.results.swap_remove(at).1)
     }
 
-    fn put(&mut self, e: &Expr, r: Result<Dynamic, String>) {
+    fn put(&mut self, e: &Expr, r: Result<Held, String>) {
         self.results.push((address(e), r));
     }
 
@@ -85,7 +97,7 @@ impl Ready {
             if let Some(e) = &r.scope {
                 let Some(r) = eval(scope, e) else { continue };
                 let in_scope = r.as_ref().is_ok_and(|d| truthy(d).unwrap_or(false));
-                self.put(e, r);
+                self.put(e, r.map(Held::Dynamic));
                 if !in_scope {
                     continue;
                 }
@@ -102,13 +114,13 @@ impl Ready {
                     if d.as_ref().is_ok_and(|d| !d.is_unit()) {
                         flowed.insert(attr);
                     }
-                    self.put(e, d);
+                    self.put(e, d.map(|d| if outbound { Held::Values(to_values(d)) } else { Held::Flow(to_flow_values(d)) }));
                 }
             }
             let Some(e) = r.dn.as_ref().filter(|_| outbound && !has_dn) else { continue };
             if let Some(d) = eval(scope, e) {
                 has_dn = d.as_ref().is_ok_and(Dynamic::is_string);
-                self.put(e, d);
+                self.put(e, d.map(Held::Dynamic));
             }
         }
     }
@@ -146,13 +158,14 @@ mod tests {
         };
         let (a, b) = (compile("1"), compile("2"));
         let mut ready = Ready::default();
-        ready.put(&a, Ok(Dynamic::from(10_i64)));
+        ready.put(&a, Ok(Held::Dynamic(Dynamic::from(10_i64))));
         let mut scope = Scope::new();
         assert!(ready.take(&b, &scope).is_none(), "another expression's result is not this one's");
         scope.push("left", 1_i64);
         assert!(ready.take(&a, &scope).is_none(), "not on a scope with a variable more than it was evaluated on");
         scope.rewind(0);
-        assert_eq!(ready.take(&a, &scope).and_then(Result::ok).map(|d| d.as_int()), Some(Ok(10)));
+        let held = ready.take(&a, &scope).and_then(Result::ok);
+        assert!(matches!(held, Some(Held::Dynamic(d)) if d.as_int() == Ok(10)));
         assert!(ready.take(&a, &scope).is_none(), "taken once");
     }
 }
