@@ -430,7 +430,18 @@ impl Sqlite for WriteTxn<'_> {
 pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::Result<T>) -> Result<T> {
     let state = s.state();
     f(&Db { conn: s.conn(), codec: &state.codec, index: &state.index, dirty: &state.dirty, dangling: &state.dangling })
-        .map_err(|e| Error::store(s.path(), e))
+        .map_err(|e| failed(s.path(), e))
+}
+
+/// The store's error for `e`. A stored value that does not read back is said as the store
+/// names it (whose value, what is wrong with it), without SQLite's column index before it.
+fn failed(path: &str, e: rusqlite::Error) -> Error {
+    match &e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, inner) => {
+            Error::Store { path: path.to_string(), message: inner.to_string(), source: Some(Box::new(e)) }
+        }
+        _ => Error::store(path, e),
+    }
 }
 
 /// `f` on `ids` a statement's worth at a time ([`cs::IDS_PER_STATEMENT`]), the results together.
@@ -462,7 +473,7 @@ fn kept<S: Sqlite + ?Sized, K: Send + 'static, T: 'static>(
     let path = s.path().to_string();
     Ok(Box::new(move || {
         let mut u = Unpacker::new(&dicts);
-        rows.into_iter().map(|k| unpack(k, &mut u).map_err(|e| Error::store(&path, e))).collect()
+        rows.into_iter().map(|k| unpack(k, &mut u).map_err(|e| failed(&path, e))).collect()
     }))
 }
 
@@ -608,7 +619,7 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn mv_get_contributed(&self, id: i64) -> Result<Option<Contributed>> {
         let got = on(self, |c| mv::get_contributed(c, id))?;
-        Ok(got.map(|(o, all)| (o, all.map_err(|e| Error::store(self.path(), e)))))
+        Ok(got.map(|(o, all)| (o, all.map_err(|e| failed(self.path(), e)))))
     }
     fn mv_has_inbound_link(&self, mv_id: i64) -> Result<bool> {
         on(self, |c| mv::has_inbound_link(c, mv_id))
