@@ -213,6 +213,22 @@ pub(crate) fn links_of(c: &Connection, connector: &str, each: &mut dyn FnMut(CsL
     links_where(c, "connector=?1", connector, each)
 }
 
+/// Each object of `connector`, by id, with its anchor (none for one without), read from the
+/// indexes of anchors alone: a connector's objects whole without reading their rows.
+pub(crate) fn anchors_of(c: &Connection, connector: &str, each: &mut dyn FnMut(i64, Option<String>)) -> Result<()> {
+    let mut st = c.prepare_cached("SELECT id, anchor FROM cs_object WHERE connector=?1 AND anchor IS NOT NULL")?;
+    let mut rows = st.query([connector])?;
+    while let Some(r) = rows.next()? {
+        each(r.get(0)?, anchor::read(r, 1)?);
+    }
+    let mut st = c.prepare_cached("SELECT id FROM cs_object WHERE connector=?1 AND anchor IS NULL")?;
+    let mut rows = st.query([connector])?;
+    while let Some(r) = rows.next()? {
+        each(r.get(0)?, None);
+    }
+    Ok(())
+}
+
 /// [`links`] of each object of `connector` with a pending export, by id.
 pub(crate) fn pending_export_links(c: &Connection, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
     links_where(c, "connector=?1 AND pending_export=1 ORDER BY id", connector, each)
@@ -1086,6 +1102,42 @@ mod tests {
         assert_eq!(names[2..], ["c", "d@x", "anchor 00000000-0000-4000-8000-000000000004", &format!("#{}", objects[5].id)]);
         assert_eq!(tx.cs_name_of(CsKey::Id(999)).expect("none"), None);
         assert_eq!(tx.cs_name_of(CsKey::Anchor { connector: "corp", anchor: "00000000-0000-4000-8000-000000000000" }).expect("none"), None);
+    }
+
+    #[test]
+    fn anchors_of_a_connector_are_its_objects_anchors_from_the_indexes_alone() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let mut want = std::collections::BTreeMap::new();
+        for (i, connector) in ["cloud", "corp", "cloud", "cloud"].into_iter().enumerate() {
+            let mut o = CsObject::new(connector, "user");
+            // A UUID (kept as 16 bytes), another anchor, none (a create not confirmed yet).
+            o.anchor = [Some(format!("00000000-0000-4000-8000-00000000000{i}")), Some(format!("a{i}")), None][i % 3].clone();
+            let id = tx.cs_save(&o).expect("saved");
+            if connector == "cloud" {
+                want.insert(id, o.anchor.clone());
+            }
+        }
+        let mut got = std::collections::BTreeMap::new();
+        tx.cs_anchors_of("cloud", &mut |id, anchor| {
+            assert!(got.insert(id, anchor).is_none(), "object {id} once");
+        })
+        .expect("read");
+        assert_eq!(got, want);
+        let mut links = std::collections::BTreeMap::new();
+        tx.cs_links_of("cloud", &mut |l| {
+            links.insert(l.id, l.anchor);
+        })
+        .expect("read");
+        assert_eq!(got, links, "as the objects' links say");
+        for sql in [
+            "SELECT id, anchor FROM cs_object WHERE connector=?1 AND anchor IS NOT NULL",
+            "SELECT id FROM cs_object WHERE connector=?1 AND anchor IS NULL",
+        ] {
+            let plan: String =
+                crate::ops::on(&tx, |c| c.query_row(&format!("EXPLAIN QUERY PLAN {sql}"), ["cloud"], |r| r.get(3))).expect("plan");
+            assert!(plan.contains("INDEX cs_anchor"), "{sql}: {plan}");
+        }
     }
 
     #[test]

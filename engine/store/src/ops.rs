@@ -56,6 +56,9 @@ pub trait ReadOps {
     fn cs_links(&self, id: i64) -> Result<Option<CsLinks>>;
     /// [`ReadOps::cs_links`] of every object of a connector, one at a time (none held).
     fn cs_links_of(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()>;
+    /// Every object of a connector, by id, with its anchor (none for one without), one at a time
+    /// (none held): less to read than [`ReadOps::cs_links_of`].
+    fn cs_anchors_of(&self, connector: &str, each: &mut dyn FnMut(i64, Option<String>)) -> Result<()>;
     /// [`ReadOps::cs_links`] of every object of a connector with a pending export, by id, one
     /// at a time (none held).
     fn cs_pending_export_links(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()>;
@@ -513,6 +516,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_links_of(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
         on(self, |c| cs::links_of(c, connector, each))
+    }
+    fn cs_anchors_of(&self, connector: &str, each: &mut dyn FnMut(i64, Option<String>)) -> Result<()> {
+        on(self, |c| cs::anchors_of(c, connector, each))
     }
     fn cs_pending_export_links(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
         on(self, |c| cs::pending_export_links(c, connector, each))

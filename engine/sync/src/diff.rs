@@ -76,11 +76,19 @@ impl Idents {
     pub(crate) fn preload(&mut self, c: &dyn ReadOps, connector: &str) -> Result<()> {
         let form = self.form;
         let known = &mut self.known;
-        c.cs_links_of(connector, &mut |o| {
-            if known.len() < Self::MOST {
-                known.insert(o.id, references::ident_of(o, form));
-            }
-        })
+        match form {
+            // The anchors alone (an object's identifier in this form), not the objects' links.
+            RefForm::Anchor => c.cs_anchors_of(connector, &mut |id, anchor| {
+                if known.len() < Self::MOST {
+                    known.insert(id, anchor);
+                }
+            }),
+            RefForm::Dn => c.cs_links_of(connector, &mut |o| {
+                if known.len() < Self::MOST {
+                    known.insert(o.id, references::ident_of(o, form));
+                }
+            }),
+        }
     }
 
     /// [`Idents::preload`] when changes to `pending` of the connector's objects are about to be
