@@ -436,11 +436,12 @@ pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::
         .map_err(|e| failed(s.path(), e))
 }
 
-/// The store's error for `e`. A stored value that does not read back is said as the store
-/// names it (whose value, what is wrong with it), without SQLite's column index before it.
+/// The store's error for `e`. A stored value that does not read back, once the store said whose
+/// it is ([`crate::packed::naming`]), is said so, without SQLite's column index before it; any
+/// other error as SQLite says it.
 fn failed(path: &str, e: rusqlite::Error) -> Error {
     match &e {
-        rusqlite::Error::FromSqlConversionFailure(_, _, inner) => {
+        rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<crate::packed::Named>() => {
             Error::Store { path: path.to_string(), message: inner.to_string(), source: Some(Box::new(e)) }
         }
         _ => Error::store(path, e),

@@ -164,11 +164,24 @@ fn unreadable(what: String) -> rusqlite::Error {
 pub(crate) fn naming(e: rusqlite::Error, whose: impl FnOnce(usize) -> String) -> rusqlite::Error {
     match e {
         rusqlite::Error::FromSqlConversionFailure(i, t, inner) => {
-            rusqlite::Error::FromSqlConversionFailure(i, t, format!("{}: {inner}", whose(i)).into())
+            rusqlite::Error::FromSqlConversionFailure(i, t, Box::new(Named(format!("{}: {inner}", whose(i)))))
         }
         other => other,
     }
 }
+
+/// What went wrong with a stored value, said with whose value it is ([`naming`]): all an admin
+/// needs, without the column SQLite read it from.
+#[derive(Debug)]
+pub(crate) struct Named(String);
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Named {}
 
 /// Dictionary `id`, read from the database the first time it is needed.
 fn load<'d>(c: &Connection, dicts: &'d mut HashMap<i64, Dict>, id: i64) -> rusqlite::Result<&'d mut Dict> {

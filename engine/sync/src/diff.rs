@@ -71,8 +71,8 @@ impl Idents {
         Ok(found)
     }
 
-    /// The objects of `connector` looked up at once, as many as it holds (one read of the
-    /// connector space instead of one per object referenced).
+    /// The objects of `connector` looked up at once, as many as it holds (the connector's
+    /// anchors, or its objects' links, read whole instead of one lookup per object referenced).
     pub(crate) fn preload(&mut self, c: &dyn ReadOps, connector: &str) -> Result<()> {
         let form = self.form;
         let known = &mut self.known;

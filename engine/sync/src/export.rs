@@ -229,7 +229,9 @@ pub(crate) fn export(
             }
             // Recomputed per batch: an earlier batch may have created what a reference needs.
             // With each object, what its add references when every reference resolved
-            // (recording it then needs no second comparison: diff::in_step_after_add).
+            // (recording it then needs no second comparison: diff::in_step_after_add). Marked
+            // before the batch's changes are made: what is forgotten from now on may have
+            // changed since.
             let mut objs: Vec<(CsObject, Option<Vec<i64>>)> = Vec::new();
             let mut ops = Vec::new();
             idents.mark();
@@ -390,8 +392,10 @@ fn record(
     }
     o.dn = dn.or(op.new_dn.clone()).or(o.dn.take());
     o.error = None;
-    // An add whose values all resolved is in step as sent unless what it references changed
-    // since (at a first export, every object): not resolved and compared a second time.
+    // An add whose values all resolved is in step as sent unless what it references was
+    // forgotten since its batch began (at a first export, nearly every add): not resolved and
+    // compared a second time. That holds as long as whoever changes an object's identifier
+    // forgets it, and the batch is marked before its changes are made (debug builds check).
     o.pending_export = match refs.and_then(|refs| diff::in_step_after_add(o, refs, idents)) {
         Some(in_step) => {
             debug_assert_eq!(!in_step, diff::has_changes_with(tx, o, idents)?, "object {} after its add", o.id);

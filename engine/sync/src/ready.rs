@@ -4,7 +4,8 @@
 //! stage takes their results as it meets them. Whether a rule is in scope, which flows count,
 //! and what a failure does (a rule stopped after failing on many objects in a row, a trace) are
 //! still decided by the stage, in order (`Ctx::eval_ready`). A flow's result is turned into
-//! values there too, as the stage would turn it (`Ctx::eval_flow_ready`).
+//! values there too, as the stage would turn it (`Ctx::eval_flow_ready`,
+//! `Ctx::eval_values_ready`).
 use crate::ctx::STOP_AFTER;
 use idflow_core::fast_hash::FastMap;
 use idflow_core::Value;
