@@ -57,6 +57,11 @@ impl Scim {
         }
     }
 
+    /// Deletes a resource in the service itself, as someone working there would.
+    pub(crate) fn delete(&self, what: &str, id: &str) {
+        self.curl(&["-X", "DELETE", &format!("{}/{what}/{id}", self.url())]);
+    }
+
     pub(crate) fn post(&self, what: &str, body: &J) -> J {
         self.curl(&["-X", "POST", "-d", &body.to_string(), &format!("{}/{what}", self.url())])
     }
@@ -402,6 +407,75 @@ fn a_target_that_keeps_failing_trips_the_circuit_breaker() {
     e.write("idflow.toml", &scim_at(scim.url()));
     e.ok(&["apply"], 0);
     assert_eq!(scim.list("Users").len(), 60);
+}
+
+/// Someone deletes a user in the service; idflow adds it again, and the service gives it a new
+/// id. What references it (a manager) never keeps naming the id that is gone: not while the
+/// add fails, and not once it landed.
+#[test]
+fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id() {
+    let scim = Scim::start();
+    let proxy = fault_proxy(scim.port, vec![Fault::ServerError]);
+    let boss = "manager: uid=boss,ou=People,dc=example,dc=org\n";
+    let people = [crate::common::person("boss", 1, ""), crate::common::person("ann", 2, boss), crate::common::person("bob", 3, boss)];
+    let mut e = crate::common::small(&people);
+    e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));
+    // SCIM's manager is the enterprise extension's.
+    let rules = crate::common::SMALL_RULES
+        .replace("manager = \"mv.manager\"", "\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager\" = \"mv.manager\"");
+    e.write("rules/rules.toml", &rules);
+    let scim_at = |url: String| {
+        crate::common::SMALL_CONFIG.replace(
+            "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+            &format!(
+                "[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"{url}\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\nmax_retries = 0\n"
+            ),
+        )
+    };
+    e.write("idflow.toml", &scim_at(scim.url()));
+    e.ok(&["apply"], 0);
+    let manager_of = |users: &[J], name: &str| {
+        by_user_name(users, &format!("{name}@example.org")).expect(name)["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]
+            ["manager"]["value"]
+            .clone()
+    };
+    let users = scim.list("Users");
+    let old = by_user_name(&users, "boss@example.org").expect("boss")["id"].clone();
+    assert_eq!(manager_of(&users, "ann"), old);
+    scim.delete("Users", old.as_str().expect("an id"));
+
+    // The add fails (the service answers 500 once): the managers that named the old id are
+    // cleared, not left naming nothing, and stay pending.
+    e.write("idflow.toml", &scim_at(format!("http://127.0.0.1:{proxy}/v2")));
+    let r = e.json(&["apply"], 2);
+    assert_eq!(r["export"][0]["failed"], 1, "{}", r["export"]);
+    let users = scim.list("Users");
+    assert!(by_user_name(&users, "boss@example.org").is_none());
+    for name in ["ann", "bob"] {
+        assert_ne!(manager_of(&users, name), old, "{name}'s manager is not the id that is gone");
+    }
+
+    // The add lands with a new id, and the managers follow it in the same run.
+    e.write("idflow.toml", &scim_at(scim.url()));
+    e.ok(&["apply"], 0);
+    let users = scim.list("Users");
+    let new = by_user_name(&users, "boss@example.org").expect("boss is back")["id"].clone();
+    assert_ne!(new, old);
+    for name in ["ann", "bob"] {
+        assert_eq!(manager_of(&users, name), new, "{name}'s manager");
+    }
+    e.ok(&["plan", "--exit-code"], 0);
+
+    // Deleted again, and added again at once: one run, and nothing left for the next.
+    scim.delete("Users", new.as_str().expect("an id"));
+    e.ok(&["apply"], 0);
+    let users = scim.list("Users");
+    let again = by_user_name(&users, "boss@example.org").expect("boss is back again")["id"].clone();
+    assert_ne!(again, new);
+    for name in ["ann", "bob"] {
+        assert_eq!(manager_of(&users, name), again, "{name}'s manager, in the run that added boss again");
+    }
+    e.ok(&["plan", "--exit-code"], 0);
 }
 
 #[test]
