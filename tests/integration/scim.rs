@@ -417,13 +417,22 @@ fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id
     let scim = Scim::start();
     let proxy = fault_proxy(scim.port, vec![Fault::ServerError]);
     let boss = "manager: uid=boss,ou=People,dc=example,dc=org\n";
-    let people = [crate::common::person("boss", 1, ""), crate::common::person("ann", 2, boss), crate::common::person("bob", 3, boss)];
+    let team =
+        "dn: cn=team,ou=Groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: team\nentryUUID: 00000000-0000-4000-9000-000000000001\n\
+                member: uid=boss,ou=People,dc=example,dc=org\nmember: uid=ann,ou=People,dc=example,dc=org\n";
+    let people = [
+        crate::common::person("boss", 1, ""),
+        crate::common::person("ann", 2, boss),
+        crate::common::person("bob", 3, boss),
+        team.to_string(),
+    ];
     let mut e = crate::common::small(&people);
     e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));
     // SCIM's manager is the enterprise extension's.
     let rules = crate::common::SMALL_RULES
         .replace("manager = \"mv.manager\"", "\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager\" = \"mv.manager\"");
     e.write("rules/rules.toml", &rules);
+    e.write("rules/groups.toml", &std::fs::read_to_string(repo().join("rules/openldap-to-cloud/groups.toml")).expect("group rules"));
     let scim_at = |url: String| {
         crate::common::SMALL_CONFIG.replace(
             "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
@@ -439,9 +448,15 @@ fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id
             ["manager"]["value"]
             .clone()
     };
+    let members = || -> Vec<J> {
+        let groups = scim.list("Groups");
+        let team = groups.iter().find(|g| g["displayName"] == "team").expect("the team group");
+        team["members"].as_array().into_iter().flatten().map(|m| m["value"].clone()).collect()
+    };
     let users = scim.list("Users");
     let old = by_user_name(&users, "boss@example.org").expect("boss")["id"].clone();
     assert_eq!(manager_of(&users, "ann"), old);
+    assert!(members().contains(&old));
     scim.delete("Users", old.as_str().expect("an id"));
 
     // The add fails (the service answers 500 once): the managers that named the old id are
@@ -454,6 +469,7 @@ fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id
     for name in ["ann", "bob"] {
         assert_ne!(manager_of(&users, name), old, "{name}'s manager is not the id that is gone");
     }
+    assert!(!members().contains(&old), "the team's members: {:?}", members());
 
     // The add lands with a new id, and the managers follow it in the same run.
     e.write("idflow.toml", &scim_at(scim.url()));
@@ -464,6 +480,7 @@ fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id
     for name in ["ann", "bob"] {
         assert_eq!(manager_of(&users, name), new, "{name}'s manager");
     }
+    assert!(members().contains(&new) && members().len() == 2, "the team's members: {:?}", members());
     e.ok(&["plan", "--exit-code"], 0);
 
     // Deleted again, and added again at once: one run, and nothing left for the next.
@@ -475,6 +492,7 @@ fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id
     for name in ["ann", "bob"] {
         assert_eq!(manager_of(&users, name), again, "{name}'s manager, in the run that added boss again");
     }
+    assert!(members().contains(&again) && members().len() == 2, "the team's members: {:?}", members());
     e.ok(&["plan", "--exit-code"], 0);
 }
 
