@@ -371,8 +371,10 @@ impl<'d> Unpacker<'d> {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 let shared = self.dicts.0.get(&id).ok_or_else(|| unreadable(format!("dictionary {id} was not read with the value")))?;
-                let mut d = zstd::bulk::Decompressor::with_prepared_dictionary(shared).map_err(io_err)?;
-                d.include_magicbytes(false).map_err(io_err)?;
+                // Named as a value that does not read back (with whose it is), as the others are.
+                let setup = |e: std::io::Error| unreadable(format!("cannot set up decompression with dictionary {id}: {e}"));
+                let mut d = zstd::bulk::Decompressor::with_prepared_dictionary(shared).map_err(setup)?;
+                d.include_magicbytes(false).map_err(setup)?;
                 e.insert(d)
             }
         };
