@@ -54,9 +54,9 @@ CREATE INDEX IF NOT EXISTS cs_pending_import ON cs_object(pending_import) WHERE 
 CREATE INDEX IF NOT EXISTS cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
 -- Objects in error, retried by every sync: found without reading the connector spaces whole.
 CREATE INDEX IF NOT EXISTS cs_error ON cs_object(id) WHERE error IS NOT NULL;
--- Objects without an anchor (creates not confirmed yet, or objects gone from a target that gives
--- anchors, until added again): whether a connector has any is asked by every import, and an
--- export's identifiers are read from it with cs_anchor (cs.rs anchors_of).
+-- Objects without an anchor (creates not confirmed yet): whether a connector has any is asked
+-- by every import, and an export's identifiers are read from it with cs_anchor (cs.rs
+-- anchors_of).
 CREATE INDEX IF NOT EXISTS cs_anchorless ON cs_object(connector) WHERE anchor IS NULL;
 CREATE TABLE IF NOT EXISTS cs_dangling (cs_id INTEGER NOT NULL, dn_norm TEXT NOT NULL, PRIMARY KEY (dn_norm, cs_id));
 CREATE INDEX IF NOT EXISTS cs_dangling_cs ON cs_dangling(cs_id);

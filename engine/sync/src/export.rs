@@ -387,6 +387,11 @@ fn record(
             apply_changes(&mut o.attrs, &op.changes);
         }
     }
+    // An object that had an anchor and was given another (added again after it was deleted in
+    // the target, which named it anew): what references it there holds the old one, and is
+    // looked at again (by this export's next pass). A first add (no anchor before) is not:
+    // what waited for it is pending already.
+    let renamed = o.anchor.is_some() && new_anchor.is_some();
     if new_anchor.is_some() {
         o.anchor = new_anchor;
     }
@@ -404,6 +409,12 @@ fn record(
         None => diff::has_changes_with(tx, o, idents)?,
     };
     tx.cs_set_exported(o)?;
+    if renamed {
+        let n = crate::references::referrers_pending(tx, o)?;
+        if n > 0 {
+            tracing::info!(connector = name, object = %o.display(), referrers = n, "added again with a new id: what references it follows");
+        }
+    }
     // Looked up above as it was before this save, should it reference itself.
     if (&o.anchor, &o.dn) != (&was.0, &was.1) {
         idents.forget(o.id);

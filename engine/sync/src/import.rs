@@ -3,11 +3,11 @@
 //! A full import that reads nothing while the connector space holds objects is refused: an
 //! empty or failed read is never "everyone left". Objects missing from a *complete* full import
 //! become deletions. The watermark is written in the same transaction as the changes it covers.
+use crate::diff;
 use crate::observer::{self, Observer, Step};
-use crate::{diff, references};
-use idflow_core::connector::{apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey, RefForm};
+use idflow_core::connector::{apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey};
 use idflow_core::fast_hash::{FastMap, FastSet};
-use idflow_core::{dn, same_values, Attrs, Error, ObjectError, Result, Stage, Value};
+use idflow_core::{dn, same_values, Attrs, Error, ObjectError, Result, Stage};
 use idflow_policy::RuleSet;
 use idflow_store::{CsObject, ExportState, Link, PendingImport, WriteOps};
 use serde::Serialize;
@@ -62,10 +62,6 @@ struct Sink<'a> {
     anchorless: bool,
     /// The connector remembers former DNs: only then is one cleared when a DN is read.
     former_dns: bool,
-    /// The target gives each object it adds an anchor of its own (not one idflow chose), and
-    /// references name objects by it: an object gone from it has no anchor until it is added
-    /// again, and what references it is looked at again then.
-    anchors_given: bool,
     /// What references resolve to in this connector, looked up once per import; an object
     /// this import writes is forgotten (its anchor or DN may be new).
     idents: diff::Idents,
@@ -420,23 +416,6 @@ impl Sink<'_> {
         }
     }
 
-    /// The objects of this connector whose desired values reference `o` (through their
-    /// metaverse objects) are looked at by the next export: what they hold names `o` by an
-    /// identifier that is gone.
-    fn referrers_pending(&mut self, o: &CsObject) -> Result<()> {
-        let Some(m) = o.mv_id else { return Ok(()) };
-        for r in references::referrers(self.tx, m)? {
-            let Some(mut x) = self.tx.cs_linked(&self.connector, r)? else { continue };
-            let names = x.desired.iter().flatten().flat_map(|(_, v)| v).any(|v| *v == Value::Ref(o.id));
-            if names && !x.pending_export && x.export_state == Some(ExportState::Present) {
-                x.pending_export = true;
-                self.tx.cs_save(&x)?;
-                self.idents.forget(x.id);
-            }
-        }
-        Ok(())
-    }
-
     /// The object is gone from the directory.
     fn vanish(&mut self, o: &mut CsObject) -> Result<()> {
         self.stats.deleted += 1;
@@ -453,14 +432,6 @@ impl Sink<'_> {
             (Some(ExportState::Present), Some(Link::Provisioned | Link::Adopted)) => {
                 o.present = false;
                 o.pending_export = true;
-                if self.anchors_given && o.anchor.is_some() {
-                    // Its old anchor names nothing now, and the add gives it a new one: until
-                    // then, references to it wait, as for an object not created yet.
-                    o.anchor = None;
-                    self.anchorless = true;
-                    self.tx.cs_save(o)?;
-                    return self.referrers_pending(o);
-                }
                 self.tx.cs_save(o).map(|_| ())
             }
             _ => {
@@ -499,7 +470,6 @@ pub(crate) fn import(
         names: FastMap::default(),
         anchorless: tx.cs_has_anchorless(&name)?,
         former_dns: tx.cs_has_former_dns(&name)?,
-        anchors_given: !connector.capabilities().local_anchor && diff::form_of(tx, &name)? == RefForm::Anchor,
         idents: diff::Idents::new(diff::form_of(tx, &name)?),
         fresh: (!tx.cs_has_any(&name)?).then(FastSet::default),
     };

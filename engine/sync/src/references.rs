@@ -3,8 +3,8 @@
 //! order the objects arrive.
 use idflow_core::connector::RefForm;
 use idflow_core::fast_hash::FastMap;
-use idflow_core::Result;
-use idflow_store::{CsLinks, ExportState, ReadOps};
+use idflow_core::{Result, Value};
+use idflow_store::{CsLinks, CsObject, ExportState, ReadOps, WriteOps};
 
 /// What references resolved to during one pass that links and unlinks nothing (the flows of
 /// inbound sync's second pass, of outbound sync's second pass), or that only links (inbound
@@ -137,6 +137,24 @@ pub(crate) fn ident_in<T>(form: RefForm, anchor: Option<T>, dn: Option<T>, desir
         RefForm::Dn => desired_dn.or(dn),
         RefForm::Anchor => anchor,
     }
+}
+
+/// Marks pending export the objects of `o`'s connector whose desired values reference `o`
+/// (found through their metaverse objects): `o`'s identifier there changed, and what they hold
+/// names it by the old one. Returns how many it marked.
+pub(crate) fn referrers_pending(tx: &dyn WriteOps, o: &CsObject) -> Result<usize> {
+    let Some(m) = o.mv_id else { return Ok(0) };
+    let mut marked = 0;
+    for r in referrers(tx, m)? {
+        let Some(mut x) = tx.cs_linked(&o.connector, r)? else { continue };
+        let names = x.desired.iter().flatten().flat_map(|(_, v)| v).any(|v| *v == Value::Ref(o.id));
+        if names && x.id != o.id && !x.pending_export && x.export_state == Some(ExportState::Present) {
+            x.pending_export = true;
+            tx.cs_save(&x)?;
+            marked += 1;
+        }
+    }
+    Ok(marked)
 }
 
 /// Metaverse objects referencing `mv_id` (they must be looked at again when it changes links).
