@@ -113,6 +113,11 @@ impl Idents {
         self.preload(c, connector)
     }
 
+    /// How the target names referenced objects.
+    pub(crate) fn form(&self) -> RefForm {
+        self.form
+    }
+
     /// The object's identifier may have changed: it is looked up again when next asked for.
     pub(crate) fn forget(&mut self, id: i64) {
         self.known.remove(&id);

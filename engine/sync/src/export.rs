@@ -7,7 +7,7 @@
 use crate::ahead::{cs_objects, Ahead};
 use crate::diff::{self, Change};
 use crate::observer::Observer;
-use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult};
+use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult, RefForm};
 use idflow_core::{Error, ObjectError, Result, Stage, Value};
 use idflow_store::{CsLinks, CsObject, ReadOps, Store, WriteOps};
 use serde::Serialize;
@@ -388,10 +388,10 @@ fn record(
         }
     }
     // An object that had an anchor and was given another (added again after it was deleted in
-    // the target, which named it anew): what references it there holds the old one, and is
-    // looked at again (by this export's next pass). A first add (no anchor before) is not:
-    // what waited for it is pending already.
-    let renamed = o.anchor.is_some() && new_anchor.is_some();
+    // the target, which named it anew), where references name objects by anchor: what
+    // references it there holds the old one, and is looked at again (by this export's next
+    // pass). A first add (no anchor before) is not: what waited for it is pending already.
+    let renamed = idents.form() == RefForm::Anchor && o.anchor.is_some() && new_anchor.is_some();
     if new_anchor.is_some() {
         o.anchor = new_anchor;
     }
