@@ -163,6 +163,15 @@ fn password_hash_sync_to_a_scim_extension_attribute() {
     assert!(o.stdout.contains("0 delivered, 3 unchanged"), "{o:?}");
     let db = std::fs::read(e.path("state/idflow.db")).expect("db");
     assert!(!db.windows(8).any(|w| w == b"PPH1_MD4"), "no PPH1 string in the database");
+    // Someone deletes s2 in the service: the run that makes it again delivers its hash again.
+    scim.delete("Users", s2["id"].as_str().expect("an id"));
+    let o = e.ok(&["run"], 0);
+    assert!(o.stdout.contains("1 delivered, 2 unchanged"), "{o:?}");
+    let users = scim.list("Users");
+    let again = users.iter().find(|u| u["userName"] == "s2@example.org").expect("s2 made again");
+    assert_ne!(again["id"], s2["id"]);
+    let pph1 = again["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["costCenter"].as_str().expect("delivered again");
+    assert_eq!(verify(&e, pph1, "Scim-Passw0rd-2"), 0);
 }
 
 #[test]

@@ -630,7 +630,8 @@ pub(crate) fn save(c: &Db, o: &CsObject) -> Result<i64> {
 pub(crate) fn delete(c: &Connection, id: i64) -> Result<()> {
     c.prepare_cached("DELETE FROM cs_object WHERE id=?1")?.execute([id])?;
     c.prepare_cached("DELETE FROM cs_dangling WHERE cs_id=?1")?.execute([id])?;
-    Ok(())
+    // Its id may be given to an object made later (the largest id, deleted, is used again).
+    crate::phs::forget(c, id)
 }
 
 pub(crate) fn get(c: &Db, id: i64) -> Result<Option<CsObject>> {
@@ -1102,6 +1103,21 @@ mod tests {
         assert_eq!(names[2..], ["c", "d@x", "anchor 00000000-0000-4000-8000-000000000004", &format!("#{}", objects[5].id)]);
         assert_eq!(tx.cs_name_of(CsKey::Id(999)).expect("none"), None);
         assert_eq!(tx.cs_name_of(CsKey::Anchor { connector: "corp", anchor: "00000000-0000-4000-8000-000000000000" }).expect("none"), None);
+    }
+
+    /// A deleted object's id may be given again (the largest one is): what password hash sync
+    /// delivered to it goes with it, so the next object with that id does not inherit it.
+    #[test]
+    fn a_deleted_object_takes_what_was_delivered_to_it_along() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let id = tx.cs_save(&CsObject::new("cloud", "user")).expect("saved");
+        tx.phs_delivered(id, "fingerprint").expect("delivered");
+        tx.cs_delete(id).expect("deleted");
+        let again = tx.cs_save(&CsObject::new("cloud", "user")).expect("saved");
+        assert_eq!(again, id, "SQLite gives the largest id again");
+        let held: i64 = crate::ops::on(&tx, |c| c.query_row("SELECT count(*) FROM phs_state", [], |r| r.get(0))).expect("count");
+        assert_eq!(held, 0);
     }
 
     #[test]

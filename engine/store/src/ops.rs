@@ -240,6 +240,8 @@ pub trait WriteOps: ReadOps {
     fn phs_mark_without_hash(&self, target_cs: i64) -> Result<()>;
     /// A hash reached the target object: its fingerprint, and when.
     fn phs_delivered(&self, target_cs: i64, fingerprint: &str) -> Result<()>;
+    /// The target object is gone from its directory: no hash is there any more.
+    fn phs_forget(&self, target_cs: i64) -> Result<()>;
 }
 
 /// A read transaction on the SQLite metaverse.
@@ -767,6 +769,9 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn phs_delivered(&self, target_cs: i64, fingerprint: &str) -> Result<()> {
         on(self, |c| phs::delivered(c, target_cs, fingerprint))
+    }
+    fn phs_forget(&self, target_cs: i64) -> Result<()> {
+        on(self, |c| phs::forget(c, target_cs))
     }
 }
 

@@ -60,3 +60,10 @@ pub(crate) fn delivered(c: &Connection, target_cs: i64, fingerprint: &str) -> Re
     .execute(params![target_cs, fingerprint, now()])?;
     Ok(())
 }
+
+/// The target object is gone (from its directory, or from the metaverse's records): what was
+/// delivered to it is not there any more, and a copy made again gets the hash again.
+pub(crate) fn forget(c: &Connection, target_cs: i64) -> Result<()> {
+    c.prepare_cached("DELETE FROM phs_state WHERE cs_id=?1")?.execute([target_cs])?;
+    Ok(())
+}

@@ -429,9 +429,11 @@ impl Sink<'_> {
             // Deprovisioned and now gone: done.
             (Some(ExportState::Delete), _) => self.tx.cs_delete(o.id),
             // Managed by outbound rules and gone from the target: export adds it again.
+            // The password hash delivered to it went with it: the copy made again gets it again.
             (Some(ExportState::Present), Some(Link::Provisioned | Link::Adopted)) => {
                 o.present = false;
                 o.pending_export = true;
+                self.tx.phs_forget(o.id)?;
                 self.tx.cs_save(o).map(|_| ())
             }
             _ => {
