@@ -420,13 +420,15 @@ fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id
     let team =
         "dn: cn=team,ou=Groups,dc=example,dc=org\nobjectClass: groupOfNames\ncn: team\nentryUUID: 00000000-0000-4000-9000-000000000001\n\
                 member: uid=boss,ou=People,dc=example,dc=org\nmember: uid=ann,ou=People,dc=example,dc=org\n";
+    // Boss is his own manager.
     let people = [
-        crate::common::person("boss", 1, ""),
+        crate::common::person("boss", 1, boss),
         crate::common::person("ann", 2, boss),
         crate::common::person("bob", 3, boss),
         team.to_string(),
     ];
     let mut e = crate::common::small(&people);
+    let ldif = people.join("\n");
     e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));
     // SCIM's manager is the enterprise extension's.
     let rules = crate::common::SMALL_RULES
@@ -475,19 +477,23 @@ fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id
     let new = by_user_name(&users, "boss@example.org").expect("boss is back")["id"].clone();
     assert_ne!(new, old);
     assert_eq!(users.iter().filter(|u| u["userName"] == "boss@example.org").count(), 1, "boss once");
-    for name in ["ann", "bob"] {
+    for name in ["boss", "ann", "bob"] {
         assert_eq!(manager_of(&users, name), new, "{name}'s manager");
     }
     assert!(members().contains(&new) && members().len() == 2, "the team's members: {:?}", members());
     e.ok(&["plan", "--exit-code"], 0);
 
-    // Deleted again, and added again at once: one run, and nothing left for the next.
+    // Deleted again, and added again at once, as cat joins with boss as her manager: one run,
+    // and nothing left for the next. Cat is added after boss, with his new id (not sent the old
+    // one and corrected): the updates are ann's, bob's, the team's and boss's own manager.
     scim.delete("Users", new.as_str().expect("an id"));
-    e.ok(&["apply"], 0);
+    e.write("corp.ldif", &format!("{ldif}\n{}", crate::common::person("cat", 4, boss)));
+    let r = e.json(&["apply"], 0);
+    assert_eq!((&r["export"][0]["added"], &r["export"][0]["updated"]), (&J::from(2), &J::from(4)), "{}", r["export"]);
     let users = scim.list("Users");
     let again = by_user_name(&users, "boss@example.org").expect("boss is back again")["id"].clone();
     assert_ne!(again, new);
-    for name in ["ann", "bob"] {
+    for name in ["boss", "ann", "bob", "cat"] {
         assert_eq!(manager_of(&users, name), again, "{name}'s manager, in the run that added boss again");
     }
     assert!(members().contains(&again) && members().len() == 2, "the team's members: {:?}", members());

@@ -8,7 +8,7 @@ use crate::ahead::{cs_objects, Ahead};
 use crate::diff::{self, Change};
 use crate::observer::Observer;
 use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult, RefForm};
-use idflow_core::{Error, ObjectError, Result, Stage, Value};
+use idflow_core::{Attrs, Error, ObjectError, Result, Stage, Value};
 use idflow_store::{CsLinks, CsObject, ReadOps, Store, WriteOps};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -90,13 +90,16 @@ impl Pending {
         Some(Pending { cs_id: l.id, kind, depth, refs: Vec::new() })
     }
 
-    fn of(c: &Change) -> Pending {
+    /// `desired`: the object's desired values. An add comes after the adds of every object
+    /// they reference, resolved or not: one deleted in the target and added again keeps its
+    /// old id until its add gives it a new one.
+    fn of(c: &Change, desired: Option<&Attrs>) -> Pending {
         let mut depth = 0;
         let mut refs: Vec<i64> = Vec::new();
         if c.kind == OpKind::Add {
             depth = self::depth(c.new_dn.as_deref().or(c.dn.as_deref()));
-            for a in &c.attrs {
-                refs.extend(a.new.iter().filter_map(|v| match v {
+            for values in desired.into_iter().flat_map(|d| d.values()) {
+                refs.extend(values.iter().filter_map(|v| match v {
                     Value::Ref(r) if *r != c.cs_id => Some(*r),
                     _ => None,
                 }));
@@ -193,7 +196,7 @@ pub(crate) fn export(
                 for id in r.cs_pending_export_ids(&name)? {
                     let Some(o) = r.cs_get(id)? else { continue };
                     if let Some(c) = diff::change_with(&r, &o, form, &mut idents)? {
-                        changes.push(Pending::of(&c));
+                        changes.push(Pending::of(&c, o.desired.as_ref()));
                     }
                 }
             }
@@ -410,6 +413,8 @@ fn record(
     };
     tx.cs_set_exported(o)?;
     if renamed {
+        // A copy made again: the password hash delivered to the one that went is not there.
+        tx.phs_forget(o.id)?;
         let n = crate::references::referrers_pending(tx, o)?;
         if n > 0 {
             tracing::info!(connector = name, object = %o.display(), referrers = n, "added again with a new id: what references it follows");

@@ -140,15 +140,16 @@ pub(crate) fn ident_in<T>(form: RefForm, anchor: Option<T>, dn: Option<T>, desir
 }
 
 /// Marks pending export the objects of `o`'s connector whose desired values reference `o`
-/// (found through their metaverse objects): `o`'s identifier there changed, and what they hold
-/// names it by the old one. Returns how many it marked.
+/// (found through their metaverse objects), `o` included: `o`'s identifier there changed, and
+/// what they hold names it by the old one. Returns how many it marked.
 pub(crate) fn referrers_pending(tx: &dyn WriteOps, o: &CsObject) -> Result<usize> {
     let Some(m) = o.mv_id else { return Ok(0) };
     let mut marked = 0;
     for r in referrers(tx, m)? {
         let Some(mut x) = tx.cs_linked(&o.connector, r)? else { continue };
         let names = x.desired.iter().flatten().flat_map(|(_, v)| v).any(|v| *v == Value::Ref(o.id));
-        if names && x.id != o.id && !x.pending_export && x.export_state == Some(ExportState::Present) {
+        // `o` itself too (its own manager): it was just recorded as sent, with the old id.
+        if names && !x.pending_export && x.export_state == Some(ExportState::Present) {
             x.pending_export = true;
             tx.cs_save(&x)?;
             marked += 1;
