@@ -390,11 +390,6 @@ fn record(
             apply_changes(&mut o.attrs, &op.changes);
         }
     }
-    // An object that had an anchor and was given another (added again after it was deleted in
-    // the target, which named it anew), where references name objects by anchor: what
-    // references it there holds the old one, and is looked at again (by this export's next
-    // pass). A first add (no anchor before) is not: what waited for it is pending already.
-    let renamed = idents.form() == RefForm::Anchor && o.anchor.is_some() && new_anchor.is_some();
     if new_anchor.is_some() {
         o.anchor = new_anchor;
     }
@@ -412,8 +407,13 @@ fn record(
         None => diff::has_changes_with(tx, o, idents)?,
     };
     tx.cs_set_exported(o)?;
-    if renamed {
-        // A copy made again: the password hash delivered to the one that went is not there.
+    // An object that had an anchor and was given another (added again after it was deleted in
+    // the target, which named it anew), where references name objects by anchor: what
+    // references it there holds the old one, and is looked at again (by this export's next
+    // pass). A first add (no anchor before) is not: what waited for it is pending already.
+    if idents.form() == RefForm::Anchor && was.0.is_some() && o.anchor != was.0 {
+        // A copy made again: what password hash sync delivered to the one that went is not
+        // there (import forgets it when it sees it gone; this covers databases from before).
         tx.phs_forget(o.id)?;
         let n = crate::references::referrers_pending(tx, o)?;
         if n > 0 {
