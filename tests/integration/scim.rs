@@ -89,6 +89,18 @@ pub(crate) fn env_for(s: &Slapd, scim: &Scim) -> Env {
     e
 }
 
+/// The small test set-up's configuration with its cloud a SCIM service at `url`, set up by
+/// `settings` (the lines after the URL: a token, an OAuth section, retries).
+fn small_scim(url: &str, settings: &str) -> String {
+    crate::common::SMALL_CONFIG.replace(
+        "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+        &format!("[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"{url}\"\n{settings}"),
+    )
+}
+
+/// The token from the environment, and no retry: an operation that fails fails at once.
+const NO_RETRY: &str = "token_env = \"CLOUD_SCIM_TOKEN\"\nmax_retries = 0\n";
+
 fn by_user_name(users: &[J], name: &str) -> Option<J> {
     users.iter().find(|u| u["userName"] == name).cloned()
 }
@@ -363,9 +375,9 @@ fn scim_faults_are_retried_politely_and_nothing_is_duplicated() {
     let people: Vec<String> = (1..=20).map(|i| crate::common::person(&format!("f{i}"), i, "")).collect();
     let mut e = crate::common::small(&people);
     e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));
-    let cfg = crate::common::SMALL_CONFIG.replace(
-        "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
-        &format!("[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"http://127.0.0.1:{proxy}/v2\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\ntimeout_seconds = 1\nmax_retries = 6\nconcurrency = 1\n"),
+    let cfg = small_scim(
+        &format!("http://127.0.0.1:{proxy}/v2"),
+        "token_env = \"CLOUD_SCIM_TOKEN\"\ntimeout_seconds = 1\nmax_retries = 6\nconcurrency = 1\n",
     );
     e.write("idflow.toml", &cfg);
     let started = std::time::Instant::now();
@@ -387,13 +399,7 @@ fn a_target_that_keeps_failing_trips_the_circuit_breaker() {
     let people: Vec<String> = (1..=60).map(|i| crate::common::person(&format!("c{i}"), i, "")).collect();
     let mut e = crate::common::small(&people);
     e.vars.push(("CLOUD_SCIM_TOKEN".into(), TOKEN.into()));
-    let scim_at = |url: String| {
-        crate::common::SMALL_CONFIG.replace(
-            "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
-            &format!("[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"{url}\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\nmax_retries = 0\n"),
-        )
-        .replace("deletion_threshold = 3", "deletion_threshold = 500")
-    };
+    let scim_at = |url: String| small_scim(&url, NO_RETRY).replace("deletion_threshold = 3", "deletion_threshold = 500");
     e.write("idflow.toml", &scim_at(format!("http://127.0.0.1:{proxy}/v2")));
     let r = e.json(&["apply"], 2);
     let x = &r["export"][0];
@@ -435,14 +441,7 @@ fn a_user_deleted_in_the_service_comes_back_and_what_names_it_follows_its_new_id
         .replace("manager = \"mv.manager\"", "\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager\" = \"mv.manager\"");
     e.write("rules/rules.toml", &rules);
     e.write("rules/groups.toml", &std::fs::read_to_string(repo().join("rules/openldap-to-cloud/groups.toml")).expect("group rules"));
-    let scim_at = |url: String| {
-        crate::common::SMALL_CONFIG.replace(
-            "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
-            &format!(
-                "[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"{url}\"\ntoken_env = \"CLOUD_SCIM_TOKEN\"\nmax_retries = 0\n"
-            ),
-        )
-    };
+    let scim_at = |url: String| small_scim(&url, NO_RETRY);
     e.write("idflow.toml", &scim_at(scim.url()));
     e.ok(&["apply"], 0);
     let manager_of = |users: &[J], name: &str| {
@@ -507,10 +506,10 @@ fn scim_oauth2_client_credentials() {
     let people: Vec<String> = (1..=3).map(|i| crate::common::person(&format!("o{i}"), i, "")).collect();
     let mut e = crate::common::small(&people);
     let cfg = |secret_var: &str| {
-        crate::common::SMALL_CONFIG.replace(
-            "[[connector]]\nname = \"cloud\"\ntype = \"file\"\npath = \"out/cloud.json\"\n",
+        small_scim(
+            &format!("http://127.0.0.1:{proxy}/v2"),
             &format!(
-                "[[connector]]\nname = \"cloud\"\ntype = \"scim\"\nurl = \"http://127.0.0.1:{proxy}/v2\"\n[connector.oauth]\ntoken_url = \"http://127.0.0.1:{proxy}/token\"\nclient_id = \"idflow\"\nclient_secret_env = \"{secret_var}\"\nscope = \"scim\"\n"
+                "[connector.oauth]\ntoken_url = \"http://127.0.0.1:{proxy}/token\"\nclient_id = \"idflow\"\nclient_secret_env = \"{secret_var}\"\nscope = \"scim\"\n"
             ),
         )
     };
