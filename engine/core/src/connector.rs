@@ -142,6 +142,25 @@ pub trait Connector {
     /// (the watermark is unknown, expired or the connector has no deltas).
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>>;
     fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>>;
+    /// [`Connector::export`] for a caller that records what it answers only after
+    /// [`Connector::flush`]: the connector may answer what the directory will hold and keep
+    /// the operations in memory, written with later ones (a target written whole, such as a
+    /// file, is written once for several batches instead of once per batch). What it holds is
+    /// [`Connector::unwritten`]. By default the same as `export` (nothing held).
+    fn export_held(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+        self.export(ops)
+    }
+    /// Operations [`Connector::export_held`] answered that are not in the directory yet.
+    fn unwritten(&self) -> usize {
+        0
+    }
+    /// Writes what [`Connector::export_held`] holds; once it returns, its answers hold.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Forgets what [`Connector::export_held`] holds unwritten (its answers were not recorded):
+    /// the next export reads the directory as it is.
+    fn discard(&mut self) {}
     /// The attributes rules read or write in this connector, so a directory is asked for those
     /// only (plus what the connector itself needs). Empty: everything.
     fn want_attributes(&mut self, _attrs: Vec<String>) {}

@@ -4,12 +4,12 @@
 //! objects than `deletion_threshold` stops before deleting anything, unless `--allow-deletes N`
 //! covers the count. Results are committed per batch, so a crash loses at most one batch's
 //! confirmations, which the next import recovers (anchors idflow assigned are recognized).
-use crate::ahead::{cs_objects, Ahead};
+use crate::ahead::{cs_objects, Ahead, Spent};
 use crate::diff::{self, Change};
 use crate::observer::Observer;
 use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult, RefForm};
 use idflow_core::{Attrs, Error, ObjectError, Result, Stage, Value};
-use idflow_store::{CsLinks, CsObject, ReadOps, Store, WriteOps};
+use idflow_store::{CsLinks, CsObject, ReadOps, Store, WriteOps, WriteTxn};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
@@ -170,6 +170,21 @@ pub(crate) fn export(
     allow_deletes: Option<usize>,
     observer: &dyn Observer,
 ) -> Result<(ExportStats, Vec<ObjectError>)> {
+    let exported = export_batches(store, connector, threshold, allow_deletes, observer);
+    if exported.is_err() {
+        // What it answered and holds unwritten was not recorded (rolled back): never written.
+        connector.discard();
+    }
+    exported
+}
+
+fn export_batches(
+    store: &Store,
+    connector: &mut dyn Connector,
+    threshold: usize,
+    allow_deletes: Option<usize>,
+    observer: &dyn Observer,
+) -> Result<(ExportStats, Vec<ObjectError>)> {
     let name = connector.name().to_string();
     let caps = connector.capabilities();
     let form = caps.reference_form;
@@ -225,8 +240,12 @@ pub(crate) fn export(
         let mut added_this_pass = 0;
         let mut sent_this_pass = 0;
         let mut waiting = 0;
+        // What is recorded of batches the connector holds unwritten (export_held): committed
+        // once it wrote them, so that the database never says more than the target holds.
+        let mut open: Option<WriteTxn<'_>> = None;
         for chunk in &batches {
             if observer.stop_requested() {
+                settle(connector, open.take())?;
                 stats.stopped = true;
                 break 'passes;
             }
@@ -239,12 +258,20 @@ pub(crate) fn export(
             let mut ops = Vec::new();
             idents.mark();
             {
-                let r = store.read()?;
+                // Read in the transaction still open, which holds what was recorded since.
+                let read;
+                let r: &dyn ReadOps = match &open {
+                    Some(tx) => tx,
+                    None => {
+                        read = store.read()?;
+                        &read
+                    }
+                };
                 // Read a few hundred at a time: nothing is written until the target answers.
                 let mut ahead = Ahead::default();
                 for i in 0..chunk.len() {
-                    let Some(o) = ahead.take(chunk, i, |ids| cs_objects(&r, ids))? else { continue };
-                    let Some(ch) = diff::change_with(&r, &o, form, &mut idents)? else { continue };
+                    let Some(o) = ahead.take(chunk, i, |ids| cs_objects(r, ids))? else { continue };
+                    let Some(ch) = diff::change_with(r, &o, form, &mut idents)? else { continue };
                     let refs = diff::resolved_refs(&o, &ch);
                     match diff::to_op(ch) {
                         Some(op) => {
@@ -260,11 +287,16 @@ pub(crate) fn export(
             }
             stats.calls += 1;
             sent_this_pass += ops.len();
-            let results = connector.export(&ops)?;
+            let results = connector.export_held(&ops)?;
             if results.len() != ops.len() {
                 return Err(Error::connector(&name, format!("export returned {} results for {} operations", results.len(), ops.len())));
             }
-            let tx = store.write()?;
+            let tx = match open.take() {
+                Some(tx) => tx,
+                None => store.write()?,
+            };
+            // What is recorded is dropped on the read-ahead thread, which decoded it.
+            let mut spent = Spent::default();
             for (((mut o, refs), mut op), res) in objs.into_iter().zip(ops).zip(results) {
                 observer.advanced(1);
                 match &res {
@@ -277,8 +309,12 @@ pub(crate) fn export(
                     OpResult::Failed(_) => failures_in_a_row += 1,
                 }
                 record(&tx, &name, (&mut o, &mut op, res, refs.as_deref()), &mut stats, &mut errors, &mut idents)?;
+                spent.push((o, op));
             }
-            tx.commit()?;
+            open = Some(tx);
+            if connector.unwritten() == 0 || failures_in_a_row >= BREAKER {
+                settle(connector, open.take())?;
+            }
             if failures_in_a_row >= BREAKER {
                 // A target that keeps failing: stop here, with one error, rather than spend the
                 // run (retries and timeouts included) on every change still pending.
@@ -303,6 +339,7 @@ pub(crate) fn export(
                 break 'passes;
             }
         }
+        settle(connector, open.take())?;
         stats.waiting = waiting;
         // Another pass only helps references to objects this pass created (their ids are
         // known now): references left out of an add, or changes that waited for them.
@@ -315,6 +352,13 @@ pub(crate) fn export(
         stats.requests = Some(r1.saturating_sub(r0));
     }
     Ok((stats, errors))
+}
+
+/// Has the connector write what it holds unwritten, then commits what was recorded of it.
+fn settle(connector: &mut dyn Connector, recorded: Option<WriteTxn<'_>>) -> Result<()> {
+    let Some(tx) = recorded else { return Ok(()) };
+    connector.flush()?;
+    tx.commit()
 }
 
 /// Records what the target answered for one operation: the object as it now is there, or the

@@ -22,6 +22,8 @@ mod early;
 mod engine;
 mod error_report;
 mod export;
+#[cfg(test)]
+mod export_held_tests;
 mod harness;
 mod health_section;
 mod import;

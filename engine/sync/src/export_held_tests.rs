@@ -1,0 +1,175 @@
+//! An export to a connector that holds batches unwritten (`Connector::export_held`): what is
+//! recorded of them is committed only once the connector wrote them, and nothing of them is
+//! recorded, or written, when a later batch or the write fails.
+use crate::config::Config;
+use crate::ctx::Ctx;
+use crate::engine::Engine;
+use crate::observer::Silent;
+use crate::{export, inbound, outbound};
+use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, OpResult, RefForm};
+use idflow_core::{Error, Result, Value};
+use idflow_policy::defs::parse_str;
+use idflow_store::{CsObject, PendingImport, ReadOps, Store, WriteOps};
+use std::path::Path;
+
+const CONFIG: &str = r#"
+[metaverse]
+path = ":memory:"
+[[connector]]
+name = "hr"
+type = "ldif"
+path = "hr.ldif"
+[connector.object_types]
+worker = "(objectClass=worker)"
+[[connector]]
+name = "cloud"
+type = "file"
+path = "cloud.json"
+"#;
+
+const RULES: &str = r#"
+[[rule]]
+name = "hr"
+direction = "inbound"
+connector = "hr"
+source_type = "worker"
+metaverse_type = "person"
+link = "provision"
+[rule.flows]
+mail = "source.mail"
+
+[[rule]]
+name = "out"
+direction = "outbound"
+connector = "cloud"
+metaverse_type = "person"
+target_type = "User"
+link = "provision"
+[rule.flows]
+userName = "mv.mail"
+"#;
+
+/// Five people provisioned to `cloud`, pending export.
+fn five_pending() -> Engine {
+    let config = Config::parse(Path::new("idflow.toml"), CONFIG).expect("config");
+    let defs = parse_str(Path::new("rules.toml"), RULES).expect("rules");
+    let e = Engine::from_parts(config, defs, Store::in_memory().expect("db"), std::sync::Arc::new(idflow_connectors::builtin()))
+        .expect("engine");
+    let tx = e.store.write().expect("tx");
+    for i in 0..5 {
+        let mut o = CsObject::new("hr", "worker");
+        o.dn = Some(format!("uid=w{i},o=hr"));
+        o.anchor = o.dn.clone();
+        o.attrs.insert("mail".into(), vec![Value::from(format!("w{i}@example.org").as_str())]);
+        o.pending_import = Some(PendingImport::Add);
+        tx.cs_save(&o).expect("save");
+    }
+    let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
+    inbound::run(&mut ctx, tx.cs_ids_pending_import().expect("ids")).expect("inbound");
+    outbound::run(&mut ctx, tx.mv_dirty_ids().expect("dirty")).expect("outbound");
+    assert!(ctx.errors.is_empty(), "{:?}", ctx.errors);
+    drop(ctx);
+    tx.commit().expect("commit");
+    assert_eq!(pending(&e), 5);
+    e
+}
+
+fn pending(e: &Engine) -> i64 {
+    e.store.read().expect("tx").cs_count_pending_export(Some("cloud")).expect("count")
+}
+
+/// Holds every batch until flushed; fails the export call numbered `fail_call`, or the flush.
+#[derive(Default)]
+struct Holding {
+    held: Vec<ExportOp>,
+    written: Vec<ExportOp>,
+    calls: usize,
+    flushes: usize,
+    fail_call: Option<usize>,
+    fail_flush: bool,
+}
+
+impl Connector for Holding {
+    fn name(&self) -> &str {
+        "cloud"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            delta_import: false,
+            export: true,
+            local_anchor: true,
+            reference_form: RefForm::Anchor,
+            max_batch: 2,
+            owner_attribute: None,
+            reference_attributes: &[],
+            unique_attributes: &[],
+        }
+    }
+
+    fn full_import(&mut self, _sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn delta_import(&mut self, _watermark: &str, _sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    fn export(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+        let results = self.export_held(ops)?;
+        self.flush()?;
+        Ok(results)
+    }
+
+    fn export_held(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+        self.calls += 1;
+        if self.fail_call == Some(self.calls) {
+            return Err(Error::connector("cloud", "the directory went away"));
+        }
+        self.held.extend(ops.iter().cloned());
+        Ok(ops.iter().map(|op| OpResult::Done { anchor: op.anchor.clone(), dn: None }).collect())
+    }
+
+    fn unwritten(&self) -> usize {
+        self.held.len()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.fail_flush {
+            return Err(Error::connector("cloud", "the disk is full"));
+        }
+        self.flushes += 1;
+        self.written.append(&mut self.held);
+        Ok(())
+    }
+
+    fn discard(&mut self) {
+        self.held.clear();
+    }
+}
+
+#[test]
+fn batches_held_unwritten_are_recorded_once_written() {
+    let e = five_pending();
+    let mut c = Holding::default();
+    let (stats, errors) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!((stats.added, stats.calls, c.calls), (5, 3, 3), "three batches of at most two");
+    assert_eq!((c.flushes, c.written.len(), pending(&e)), (1, 5, 0), "written once, then recorded");
+}
+
+#[test]
+fn a_batch_or_a_write_that_fails_leaves_every_held_batch_unrecorded_and_unwritten() {
+    for (fail_call, fail_flush) in [(Some(3), false), (None, true)] {
+        let e = five_pending();
+        let mut c = Holding { fail_call, fail_flush, ..Holding::default() };
+        let err = export::export(&e.store, &mut c, 100, None, &Silent).expect_err("fails").to_string();
+        assert!(err.contains("went away") || err.contains("disk is full"), "{err}");
+        assert_eq!((c.written.len(), c.held.len()), (0, 0), "nothing written, nothing still held");
+        assert_eq!(pending(&e), 5, "nothing recorded: the next run sends all five");
+        // The next run sends each once.
+        let mut c = Holding::default();
+        let (stats, _) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
+        assert_eq!((stats.added, c.written.len(), pending(&e)), (5, 5, 0));
+    }
+}
