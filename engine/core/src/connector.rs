@@ -147,6 +147,11 @@ pub trait Connector {
     /// the operations in memory, written with later ones (a target written whole, such as a
     /// file, is written once for several batches instead of once per batch). What it holds is
     /// [`Connector::unwritten`]. By default the same as `export` (nothing held).
+    ///
+    /// Only for a connector that does no network I/O (the caller's database stays locked
+    /// while batches are held), whose answers stay true once written (identifiers idflow
+    /// assigned, never ones the directory will), and which, when it writes on its own, writes
+    /// everything it holds. `export` is `export_held` then `flush`.
     fn export_held(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
         self.export(ops)
     }

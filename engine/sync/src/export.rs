@@ -2,8 +2,9 @@
 //!
 //! Before anything is sent, the deletion threshold is checked: an export that would delete more
 //! objects than `deletion_threshold` stops before deleting anything, unless `--allow-deletes N`
-//! covers the count. Results are committed per batch, so a crash loses at most one batch's
-//! confirmations, which the next import recovers (anchors idflow assigned are recognized).
+//! covers the count. Results are committed per batch (per write, for a connector that holds
+//! several batches unwritten: the file), so a crash loses at most what one commit holds, which
+//! the next import recovers (anchors idflow assigned are recognized).
 use crate::ahead::{cs_objects, Ahead, Spent};
 use crate::diff::{self, Change};
 use crate::observer::Observer;
@@ -162,7 +163,9 @@ pub(crate) fn order(changes: Vec<Pending>) -> Vec<(usize, i64)> {
 
 /// Exports one connector's pending changes. What is pending is read in a read transaction;
 /// each batch's results are committed in a write transaction of their own, after the
-/// connector answered, so the database is never locked during network I/O.
+/// connector answered, so the database is never locked during network I/O. A connector that
+/// holds batches unwritten (it does no network I/O: [`Connector::export_held`]) has them
+/// recorded in one transaction, committed once it wrote them.
 pub(crate) fn export(
     store: &Store,
     connector: &mut dyn Connector,

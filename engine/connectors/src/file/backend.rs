@@ -360,6 +360,12 @@ impl Connector for FileConnector {
 
     fn flush(&mut self) -> Result<()> {
         if let Some((held, at, _)) = self.unwritten.take() {
+            // The file changed since it was read (rewritten, another put in its place, or one
+            // made where there was none): the changes held are not written over it.
+            if self.stamp() != at {
+                let m = "the file changed while idflow held changes for it (another program writes it?): nothing was written; run again";
+                return Err(Error::io(&self.path, "cannot write", std::io::Error::other(m)));
+            }
             let (held, written) = self.save_held(held, at)?;
             self.held = written.map(|at| (held, at));
         }
@@ -590,6 +596,16 @@ mod tests {
         let text = std::fs::read_to_string(&c.path).expect("written");
         assert!(["\"d\"", "\"e\"", "\"f\""].iter().all(|id| text.contains(id)), "{text}");
         assert_eq!(text, pretty(c));
+        // Another file put in its place while a batch is held: not written over, and nothing
+        // is held any more (the export rolls back; the next one starts from that file).
+        c.export_held(&[op(OpKind::Add, "g", &[("userName", &["gus"])], vec![])]).expect("held");
+        let tmp = dir.join("other.json");
+        std::fs::write(&tmp, "{\"objects\": []}").expect("other");
+        std::fs::rename(&tmp, &c.path).expect("replaced");
+        let err = c.flush().expect_err("changed").to_string();
+        assert!(err.contains("the file changed while idflow held changes for it"), "{err}");
+        assert_eq!(std::fs::read_to_string(&c.path).expect("kept"), "{\"objects\": []}");
+        assert_eq!(c.unwritten(), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
