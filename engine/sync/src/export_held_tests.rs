@@ -12,21 +12,6 @@ use idflow_policy::defs::parse_str;
 use idflow_store::{CsObject, PendingImport, ReadOps, Store, WriteOps};
 use std::path::Path;
 
-const CONFIG: &str = r#"
-[metaverse]
-path = ":memory:"
-[[connector]]
-name = "hr"
-type = "ldif"
-path = "hr.ldif"
-[connector.object_types]
-worker = "(objectClass=worker)"
-[[connector]]
-name = "cloud"
-type = "file"
-path = "cloud.json"
-"#;
-
 const RULES: &str = r#"
 [[rule]]
 name = "hr"
@@ -49,9 +34,9 @@ link = "provision"
 userName = "mv.mail"
 "#;
 
-/// Five people provisioned to `cloud`, pending export.
+/// Five people provisioned to `cloud` (the unit tests' connectors), pending export.
 fn five_pending() -> Engine {
-    let config = Config::parse(Path::new("idflow.toml"), CONFIG).expect("config");
+    let config = Config::parse(Path::new("idflow.toml"), crate::tests::CONFIG).expect("config");
     let defs = parse_str(Path::new("rules.toml"), RULES).expect("rules");
     let e = Engine::from_parts(config, defs, Store::in_memory().expect("db"), std::sync::Arc::new(idflow_connectors::builtin()))
         .expect("engine");

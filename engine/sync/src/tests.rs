@@ -11,7 +11,7 @@ use idflow_policy::to_values;
 use idflow_store::{CsObject, MvObject, PendingImport, ReadOps, Store, WriteOps};
 use std::path::Path;
 
-const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [metaverse]
 path = ":memory:"
 [[connector]]
