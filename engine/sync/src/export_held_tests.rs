@@ -1,16 +1,12 @@
 //! An export to a connector that holds batches unwritten (`Connector::export_held`): what is
 //! recorded of them is committed only once the connector wrote them, and nothing of them is
 //! recorded, or written, when a later batch or the write fails.
-use crate::config::Config;
-use crate::ctx::Ctx;
 use crate::engine::Engine;
+use crate::export;
 use crate::observer::Silent;
-use crate::{export, inbound, outbound};
 use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, OpResult, RefForm};
-use idflow_core::{Error, Result, Value};
-use idflow_policy::defs::parse_str;
-use idflow_store::{CsObject, PendingImport, ReadOps, Store, WriteOps};
-use std::path::Path;
+use idflow_core::{Error, Result};
+use idflow_store::ReadOps;
 
 const RULES: &str = r#"
 [[rule]]
@@ -36,25 +32,12 @@ userName = "mv.mail"
 
 /// Five people provisioned to `cloud` (the unit tests' connectors), pending export.
 fn five_pending() -> Engine {
-    let config = Config::parse(Path::new("idflow.toml"), crate::tests::CONFIG).expect("config");
-    let defs = parse_str(Path::new("rules.toml"), RULES).expect("rules");
-    let e = Engine::from_parts(config, defs, Store::in_memory().expect("db"), std::sync::Arc::new(idflow_connectors::builtin()))
-        .expect("engine");
-    let tx = e.store.write().expect("tx");
+    use crate::tests::{engine_in, put, sync, CONFIG};
+    let e = engine_in(CONFIG, RULES);
     for i in 0..5 {
-        let mut o = CsObject::new("hr", "worker");
-        o.dn = Some(format!("uid=w{i},o=hr"));
-        o.anchor = o.dn.clone();
-        o.attrs.insert("mail".into(), vec![Value::from(format!("w{i}@example.org").as_str())]);
-        o.pending_import = Some(PendingImport::Add);
-        tx.cs_save(&o).expect("save");
+        put(&e, "hr", "worker", &format!("uid=w{i},o=hr"), &[("mail", &format!("w{i}@example.org"))]);
     }
-    let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
-    inbound::run(&mut ctx, tx.cs_ids_pending_import().expect("ids")).expect("inbound");
-    outbound::run(&mut ctx, tx.mv_dirty_ids().expect("dirty")).expect("outbound");
-    assert!(ctx.errors.is_empty(), "{:?}", ctx.errors);
-    drop(ctx);
-    tx.commit().expect("commit");
+    assert!(sync(&e).is_empty());
     assert_eq!(pending(&e), 5);
     e
 }

@@ -78,13 +78,13 @@ fn engine(rules: &str) -> Engine {
     engine_in(CONFIG, rules)
 }
 
-fn engine_in(config: &str, rules: &str) -> Engine {
+pub(crate) fn engine_in(config: &str, rules: &str) -> Engine {
     let config = Config::parse(Path::new("idflow.toml"), config).expect("config");
     let defs = parse_str(Path::new("rules.toml"), rules).expect("rules");
     Engine::from_parts(config, defs, Store::in_memory().expect("db"), std::sync::Arc::new(idflow_connectors::builtin())).expect("engine")
 }
 
-fn put(e: &Engine, connector: &str, ty: &str, dn: &str, attrs: &[(&str, &str)]) -> i64 {
+pub(crate) fn put(e: &Engine, connector: &str, ty: &str, dn: &str, attrs: &[(&str, &str)]) -> i64 {
     let mut o = CsObject::new(connector, ty);
     o.dn = Some(dn.into());
     o.anchor = Some(dn.into());
@@ -107,7 +107,7 @@ fn get(e: &Engine, cs_id: i64) -> CsObject {
     e.store.read().expect("tx").cs_get(cs_id).expect("get").expect("exists")
 }
 
-fn sync(e: &Engine) -> Vec<String> {
+pub(crate) fn sync(e: &Engine) -> Vec<String> {
     let tx = e.store.write().expect("tx");
     let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
     let ids = tx.cs_ids_pending_import().expect("ids");
