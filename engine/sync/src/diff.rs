@@ -1,12 +1,12 @@
 //! What export would change for one connector-space object: its desired state (from outbound
 //! rules) against what the target holds, with references translated into the target's own
 //! identifiers. A reference to an object the target has not created yet stays pending.
-use crate::references;
 use idflow_core::connector::{AttrChange, ChangeKind, ExportOp, OpKind, RefForm};
-use idflow_core::fast_hash::{FastMap, FastSet};
 use idflow_core::{dn, same_values, Result, Value};
 use idflow_store::{CsObject, ExportState, ReadOps, WriteOps};
 use serde::Serialize;
+
+pub(crate) use crate::idents::Idents;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct AttrDiff {
@@ -31,121 +31,17 @@ pub(crate) struct Change {
     pub attrs: Vec<AttrDiff>,
 }
 
-/// Changes to at least one object in this many of a connector's have their references' target
-/// identifiers read whole first ([`Idents::preload_for`]).
-const PRELOAD_SHARE: i64 = 4;
-
-/// Target identifiers already looked up, by connector-space object, in one form: an export
-/// resolves the same references when it orders, sends and records its changes. What it holds
-/// is bounded (it starts again when full), and an object whose identifier may just have been
-/// assigned or changed is forgotten by whoever changed it.
-pub(crate) struct Idents {
-    form: RefForm,
-    known: FastMap<i64, Option<String>>,
-    /// The objects forgotten since [`Idents::mark`] (whose identifier may have changed since);
-    /// none are kept before it is first called.
-    forgotten: Option<FastSet<i64>>,
-}
-
-impl Idents {
-    /// Entries held at most (about 100 bytes each, so 100 MB at most): enough for every
-    /// reference of a million objects to be looked up once.
-    const MOST: usize = 1 << 20;
-
-    pub(crate) fn new(form: RefForm) -> Idents {
-        Idents { form, known: FastMap::default(), forgotten: None }
-    }
-
-    fn get(&mut self, c: &dyn ReadOps, id: i64, form: RefForm) -> Result<Option<String>> {
-        if form != self.form {
-            return references::target_ident(c, id, form);
-        }
-        if let Some(known) = self.known.get(&id) {
-            return Ok(known.clone());
-        }
-        let found = references::target_ident(c, id, form)?;
-        if self.known.len() >= Self::MOST {
-            self.known.clear();
-        }
-        self.known.insert(id, found.clone());
-        Ok(found)
-    }
-
-    /// The objects of `connector` looked up at once, as many as it holds (the connector's
-    /// anchors, or its objects' links, read whole instead of one lookup per object referenced).
-    pub(crate) fn preload(&mut self, c: &dyn ReadOps, connector: &str) -> Result<()> {
-        let form = self.form;
-        let known = &mut self.known;
-        match form {
-            // The anchors alone (an object's identifier in this form), not the objects' links.
-            RefForm::Anchor => c.cs_anchors_of(connector, &mut |id, anchor| {
-                if known.len() < Self::MOST {
-                    known.insert(id, anchor);
-                }
-            }),
-            RefForm::Dn => c.cs_links_of(connector, &mut |o| {
-                if known.len() < Self::MOST {
-                    known.insert(o.id, references::ident_of(o, form));
-                }
-            }),
-        }
-    }
-
-    /// [`Idents::preload`] when changes to `pending` of the connector's objects are about to be
-    /// resolved and that is a good part of it (at least one in [`PRELOAD_SHARE`]: a first export
-    /// or plan); a few changes to a large connector look their references up one by one (and
-    /// its objects are counted only as far as that needs).
-    pub(crate) fn preload_for(&mut self, c: &dyn ReadOps, connector: &str, pending: i64) -> Result<()> {
-        let share = pending.saturating_mul(PRELOAD_SHARE);
-        if share > 0 && c.cs_count_present_up_to(connector, share + 1)? <= share {
-            self.preload(c, connector)?;
-        }
-        Ok(())
-    }
-
-    /// [`Idents::preload`] when the connector's objects fit in what it holds (past that, the
-    /// first object not held would start it again, and the read would be wasted).
-    pub(crate) fn preload_if_it_fits(&mut self, c: &dyn ReadOps, connector: &str) -> Result<()> {
-        let most = Self::MOST as i64;
-        if c.cs_count_present_up_to(connector, most + 1)? > most {
-            return Ok(());
-        }
-        self.preload(c, connector)
-    }
-
-    /// How the target names referenced objects.
-    pub(crate) fn form(&self) -> RefForm {
-        self.form
-    }
-
-    /// The object's identifier may have changed: it is looked up again when next asked for.
-    pub(crate) fn forget(&mut self, id: i64) {
-        self.known.remove(&id);
-        if let Some(f) = &mut self.forgotten {
-            f.insert(id);
-        }
-    }
-
-    /// From now on, [`Idents::forgotten_since_mark`] tells the objects forgotten.
-    pub(crate) fn mark(&mut self) {
-        self.forgotten.get_or_insert_default().clear();
-    }
-
-    /// Whether the object was forgotten since [`Idents::mark`] (its identifier may have
-    /// changed); any object is, as far as it knows, before that was first called.
-    pub(crate) fn forgotten_since_mark(&self, id: i64) -> bool {
-        self.forgotten.as_ref().is_none_or(|f| f.contains(&id))
-    }
-}
-
-fn resolve(c: &dyn ReadOps, vals: &[Value], form: RefForm, idents: &mut Idents) -> Result<(Vec<Value>, bool)> {
+fn resolve<E>(
+    vals: &[Value],
+    ident: &mut impl FnMut(i64) -> std::result::Result<Option<String>, E>,
+) -> std::result::Result<(Vec<Value>, bool), E> {
     let mut out = Vec::with_capacity(vals.len());
     let mut is_ref = false;
     for v in vals {
         match v {
             Value::Ref(id) => {
                 is_ref = true;
-                match idents.get(c, *id, form)? {
+                match ident(*id)? {
                     Some(s) => out.push(Value::Str(s)),
                     None => out.push(Value::Ref(*id)),
                 }
@@ -189,6 +85,15 @@ pub(crate) fn new_dn(kind: OpKind, desired_dn: Option<&str>, dn: Option<&str>) -
 
 /// [`change_for`], with the target identifiers of references looked up through `idents`.
 pub(crate) fn change_with(c: &dyn ReadOps, o: &CsObject, form: RefForm, idents: &mut Idents) -> Result<Option<Change>> {
+    change_by(o, &mut |id| idents.get(c, id, form))
+}
+
+/// [`change_for`], with the target identifier of each referenced object given by `ident`
+/// (whose error, should it give one, is this one's).
+pub(crate) fn change_by<E>(
+    o: &CsObject,
+    ident: &mut impl FnMut(i64) -> std::result::Result<Option<String>, E>,
+) -> std::result::Result<Option<Change>, E> {
     let Some(kind) = kind_of(o.export_state, o.present) else { return Ok(None) };
     let mut attrs = Vec::new();
     if kind != OpKind::Delete {
@@ -202,7 +107,7 @@ pub(crate) fn change_with(c: &dyn ReadOps, o: &CsObject, form: RefForm, idents: 
             if kind == OpKind::Update && !waits(want) && same_values(want, old) {
                 continue;
             }
-            let (new, is_reference) = resolve(c, want, form, idents)?;
+            let (new, is_reference) = resolve(want, ident)?;
             if kind == OpKind::Add && new.is_empty() {
                 continue;
             }
@@ -270,7 +175,7 @@ pub(crate) fn has_changes_with(c: &dyn ReadOps, o: &CsObject, idents: &mut Ident
     if let Some(known) = known_without_diff(o) {
         return Ok(known);
     }
-    let form = idents.form;
+    let form = idents.form();
     Ok(change_with(c, o, form, idents)?.is_some())
 }
 

@@ -26,6 +26,7 @@ mod export;
 mod export_held_tests;
 mod harness;
 mod health_section;
+mod idents;
 mod import;
 mod inbound;
 mod join;
