@@ -8,6 +8,7 @@
 use idflow_core::fast_hash::FastMap;
 use idflow_core::Result;
 use idflow_store::{CsObject, Later, ReadOps};
+use std::collections::VecDeque;
 use std::sync::mpsc::{sync_channel, Receiver, Sender};
 use std::sync::OnceLock;
 
@@ -21,9 +22,13 @@ pub(crate) struct Ahead<T> {
     /// `ids[..next]` were read.
     next: usize,
     got: FastMap<i64, T>,
-    /// `ids[next..]`'s first few hundred, read.
-    coming: Option<Coming<T>>,
+    /// The chunks after `ids[..next]`, read (up to [`IN_FLIGHT`]), each from its first index
+    /// to the next one's.
+    coming: VecDeque<(usize, usize, Coming<T>)>,
 }
+
+/// Chunks read ahead at most: while the decoding thread decodes one, the stage reads the next.
+const IN_FLIGHT: usize = 2;
 
 /// A chunk read ahead.
 enum Coming<T> {
@@ -35,7 +40,7 @@ enum Coming<T> {
 
 impl<T> Default for Ahead<T> {
     fn default() -> Self {
-        Ahead { next: 0, got: FastMap::default(), coming: None }
+        Ahead { next: 0, got: FastMap::default(), coming: VecDeque::new() }
     }
 }
 
@@ -44,24 +49,41 @@ impl<T: Send + 'static> Ahead<T> {
     /// time once `ids[..i]` are used up. `ids` holds each id once; `i` goes up one at a time.
     pub(crate) fn take(&mut self, ids: &[i64], i: usize, mut read: impl FnMut(&[i64]) -> Result<Decoded<T>>) -> Result<Option<T>> {
         if i >= self.next {
-            let coming = self.coming.take().filter(|_| i == self.next);
-            let end = ids.len().min(i + AT_ONCE);
-            let chunk = &ids[i..end];
-            debug_assert!(chunk.iter().collect::<std::collections::HashSet<_>>().len() == chunk.len(), "an id twice: {chunk:?}");
-            let got = match coming {
-                Some(Coming::There(r)) => r.recv().ok(),
-                Some(Coming::Here(decode)) => Some(decode()),
-                None => None,
+            let (end, got) = match self.coming.pop_front() {
+                Some((start, end, coming)) if start == i => {
+                    let got = match coming {
+                        Coming::There(r) => r.recv().ok(),
+                        Coming::Here(decode) => Some(decode()),
+                    };
+                    match got {
+                        Some(got) => (end, got?),
+                        // Its decoding panicked: read again and decoded here.
+                        None => (end, read(&ids[i..end])?()?),
+                    }
+                }
+                // The first chunk (or, were `i` to skip, another): read and decoded here, and
+                // what was read ahead is read again.
+                _ => {
+                    self.coming.clear();
+                    let end = ids.len().min(i + AT_ONCE);
+                    (end, read(&ids[i..end])?()?)
+                }
             };
-            self.got = match got {
-                Some(got) => got?,
-                // The first chunk, or one whose decoding panicked: read (again) and decoded here.
-                None => read(chunk)?()?,
-            };
+            debug_assert!(
+                {
+                    let chunk = &ids[i..end];
+                    chunk.iter().collect::<std::collections::HashSet<_>>().len() == chunk.len()
+                },
+                "an id twice"
+            );
+            self.got = got;
             self.next = end;
-            if end < ids.len() {
-                let decode = read(&ids[end..ids.len().min(end + AT_ONCE)])?;
-                self.coming = Some(elsewhere(decode));
+            let mut from = self.coming.back().map_or(end, |c| c.1);
+            while self.coming.len() < IN_FLIGHT && from < ids.len() {
+                let to = ids.len().min(from + AT_ONCE);
+                let decode = read(&ids[from..to])?;
+                self.coming.push_back((from, to, elsewhere(decode)));
+                from = to;
             }
         }
         Ok(self.got.remove(&ids[i]))
