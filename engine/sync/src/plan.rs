@@ -3,7 +3,7 @@
 //! target's id, the metaverse id, the source anchors) and the rule behind it; values are
 //! structured (text, binary, references by the object they point at), so a script can assert on
 //! them and `apply --plan` can compare a saved plan with what is pending now.
-use crate::ahead::{cs_objects, Ahead, Spent};
+use crate::ahead::{cs_objects, Ahead, Decoded, Spent};
 use crate::collisions::{self, Collision};
 use crate::diff::{self, Change};
 pub use crate::plan_changes::Changes;
@@ -16,6 +16,7 @@ use idflow_policy::RuleSet;
 use idflow_store::{CsKey, CsObject, ReadOps};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// The names of the objects a plan's references point at, each looked up once per plan (a
 /// person is the manager of several and a member of groups). Bounded: once full, it keeps what
@@ -25,9 +26,23 @@ use std::path::Path;
 pub(crate) struct Names {
     by_id: FastMap<i64, Option<Box<str>>>,
     by_ident: FastMap<Box<str>, Option<Box<str>>>,
-    /// The sources of the metaverse objects of changes about to be planned, read for a few
-    /// hundred changes at once (each taken when its change is planned).
-    sources: idflow_store::SourcesByMv,
+}
+
+/// A referenced object as a plan names it: by its connector-space id while the target has no
+/// identifier for it, else by that identifier (its anchor or DN, as the target's form says).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Named<'a> {
+    Id(i64),
+    Ident(std::borrow::Cow<'a, str>),
+}
+
+impl Named<'_> {
+    fn into_owned(self) -> Named<'static> {
+        match self {
+            Named::Id(id) => Named::Id(id),
+            Named::Ident(s) => Named::Ident(std::borrow::Cow::Owned(s.into_owned())),
+        }
+    }
 }
 
 impl Names {
@@ -78,27 +93,42 @@ impl Names {
         }
     }
 
-    /// Reads the sources of `objects`' metaverse objects, for [`identity`].
-    fn read_sources<'a>(&mut self, c: &dyn ReadOps, objects: impl Iterator<Item = &'a CsObject>) -> Result<()> {
-        let mut mv_ids: Vec<i64> = objects.filter_map(|o| o.mv_id).collect();
-        mv_ids.sort_unstable();
-        mv_ids.dedup();
-        self.sources = c.cs_sources_of_many(&mv_ids)?;
-        // An object with no source is known to have none.
-        for m in mv_ids {
-            self.sources.entry(m).or_default();
+    /// The name of what `n` names (in `connector`, whose objects the target names in `form`),
+    /// looked up unless known.
+    fn name(&mut self, c: &dyn ReadOps, connector: &str, form: RefForm, n: &Named<'_>) -> Result<Option<String>> {
+        match n {
+            Named::Id(id) => Self::remembered(&mut self.by_id, id, || *id, c, CsKey::Id(*id)),
+            Named::Ident(s) => {
+                let key = match form {
+                    RefForm::Anchor => CsKey::Anchor { connector, anchor: s },
+                    RefForm::Dn => CsKey::Dn { connector, dn: s },
+                };
+                Self::remembered(&mut self.by_ident, s.as_ref(), || s.as_ref().into(), c, key)
+            }
         }
-        Ok(())
     }
 
-    fn of_id(&mut self, c: &dyn ReadOps, id: i64) -> Result<Option<String>> {
-        Self::remembered(&mut self.by_id, &id, || id, c, CsKey::Id(id))
+    /// The name of what `n` names, when known without a lookup (`None`: not known).
+    fn known(&self, n: &Named<'_>) -> Option<Option<String>> {
+        let known = match n {
+            Named::Id(id) => self.by_id.get(id),
+            Named::Ident(s) => self.by_ident.get(s.as_ref()),
+        };
+        known.map(|n| n.as_deref().map(str::to_string))
     }
+}
 
-    /// The object a target's own identifier (its anchor or DN, as `key` says) names.
-    fn of_ident(&mut self, c: &dyn ReadOps, key: CsKey<'_>, ident: &str) -> Result<Option<String>> {
-        Self::remembered(&mut self.by_ident, ident, || ident.into(), c, key)
+/// The sources of metaverse objects `mv_ids`, read at once, for [`sources_of`].
+fn read_sources(c: &dyn ReadOps, mv_ids: impl Iterator<Item = Option<i64>>) -> Result<idflow_store::SourcesByMv> {
+    let mut mv_ids: Vec<i64> = mv_ids.flatten().collect();
+    mv_ids.sort_unstable();
+    mv_ids.dedup();
+    let mut sources = c.cs_sources_of_many(&mv_ids)?;
+    // An object with no source is known to have none.
+    for m in mv_ids {
+        sources.entry(m).or_default();
     }
+    Ok(sources)
 }
 
 /// One value in a plan: text, `{"base64": ...}`, or `{"reference": ..., "object": ...}`.
@@ -340,20 +370,33 @@ impl Plan {
     }
 }
 
-/// One value as a plan holds it; references by the object they point at.
-fn value(c: &dyn ReadOps, names: &mut Names, connector: &str, v: &Value, is_ref: bool, form: RefForm) -> Result<PlanValue> {
+/// What names a referenced object: the name of what a [`Named`] names (`None`: no such object),
+/// or an error, its own (`E`) or the plan's.
+type Namer<'n, E> = dyn FnMut(&Named<'_>) -> std::result::Result<Option<String>, E> + 'n;
+
+/// One value as a plan holds it (moved, not copied); references by the object they point at,
+/// named by `name` (called once for each reference, in order).
+fn value<E>(v: Value, is_ref: bool, name: &mut Namer<'_, E>) -> std::result::Result<PlanValue, E> {
     Ok(match v {
-        Value::Ref(id) => PlanValue::Reference { reference: None, object: names.of_id(c, *id)?.unwrap_or_else(|| format!("#{id}")) },
-        Value::Str(s) if is_ref => {
-            let key = match form {
-                RefForm::Anchor => CsKey::Anchor { connector, anchor: s },
-                RefForm::Dn => CsKey::Dn { connector, dn: s },
-            };
-            PlanValue::Reference { reference: Some(s.clone()), object: names.of_ident(c, key, s)?.unwrap_or_else(|| s.clone()) }
+        Value::Ref(id) => {
+            PlanValue::Reference { reference: None, object: name(&Named::Id(id))?.unwrap_or_else(|| unnamed(&Named::Id(id))) }
         }
-        Value::Str(s) => PlanValue::Text(s.clone()),
+        Value::Str(s) if is_ref => {
+            let n = Named::Ident(s.as_str().into());
+            let object = name(&n)?.unwrap_or_else(|| unnamed(&n));
+            PlanValue::Reference { reference: Some(s), object }
+        }
+        Value::Str(s) => PlanValue::Text(s),
         Value::Bin(b) => PlanValue::Binary { base64: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b) },
     })
+}
+
+/// How a plan shows a reference to an object that is not there: by its id, or its identifier.
+fn unnamed(n: &Named<'_>) -> String {
+    match n {
+        Named::Id(id) => format!("#{id}"),
+        Named::Ident(s) => s.to_string(),
+    }
 }
 
 /// The rule behind a target attribute: the rule that linked the object when it flows the
@@ -375,12 +418,12 @@ fn rule_of_attr(rules: &RuleSet, connector: &str, object_type: &str, attr: &str,
     first
 }
 
-/// The identity of a connector-space object: its id in the target, its metaverse object and the
-/// source objects behind that.
-fn identity(c: &dyn ReadOps, names: &mut Names, o: &CsObject, kind: OpKind) -> Result<Identity> {
+/// The source objects behind a connector-space object's metaverse object `mv_id`, as
+/// `connector:anchor` (from `read` when it holds them).
+fn sources_of(c: &dyn ReadOps, read: &mut idflow_store::SourcesByMv, mv_id: Option<i64>) -> Result<Vec<String>> {
     let mut sources = Vec::new();
-    if let Some(m) = o.mv_id {
-        let read = match names.sources.remove(&m) {
+    if let Some(m) = mv_id {
+        let read = match read.remove(&m) {
             Some(read) => read,
             None => c.cs_sources_of(m)?,
         };
@@ -389,10 +432,16 @@ fn identity(c: &dyn ReadOps, names: &mut Names, o: &CsObject, kind: OpKind) -> R
         }
     }
     sources.sort();
+    Ok(sources)
+}
+
+/// The identity of a connector-space object: its id in the target and its metaverse object
+/// (its sources are [`sources_of`]'s).
+fn identity(o: &CsObject, kind: OpKind) -> Identity {
     // An object still to be created has no id in the target yet (one idflow chooses for it is
     // chosen again by every plan).
     let target_id = if kind == OpKind::Add { None } else { o.anchor.clone() };
-    Ok(Identity { target_id, dn: o.dn.clone().or_else(|| o.desired_dn.clone()), metaverse_id: o.mv_id, sources })
+    Identity { target_id, dn: o.dn.clone().or_else(|| o.desired_dn.clone()), metaverse_id: o.mv_id, sources: Vec::new() }
 }
 
 /// A change as a plan shows it; `names` remembers the names of referenced objects (one for
@@ -405,12 +454,21 @@ pub(crate) fn plan_change(
     form: RefForm,
     rules: Option<&RuleSet>,
 ) -> Result<PlanChange> {
-    let mut attributes = Vec::new();
-    for a in &ch.attrs {
-        let old = a.old.iter().map(|v| value(c, names, &ch.connector, v, a.is_reference, form)).collect::<Result<Vec<_>>>()?;
-        let new = a.new.iter().map(|v| value(c, names, &ch.connector, v, a.is_reference, form)).collect::<Result<Vec<_>>>()?;
+    let mut pc = change_named(o, ch.clone(), rules, &mut |n| names.name(c, &ch.connector, form, n))?;
+    pc.identity.sources = sources_of(c, &mut Default::default(), o.mv_id)?;
+    Ok(pc)
+}
+
+/// [`plan_change`] but its sources, made of the change (its values moved), with referenced
+/// objects named by `name`.
+fn change_named<E>(o: &CsObject, ch: Change, rules: Option<&RuleSet>, name: &mut Namer<'_, E>) -> std::result::Result<PlanChange, E> {
+    let mut attributes = Vec::with_capacity(ch.attrs.len());
+    for a in ch.attrs {
+        let is_ref = a.is_reference;
+        let old = a.old.into_iter().map(|v| value(v, is_ref, name)).collect::<std::result::Result<Vec<_>, E>>()?;
+        let new = a.new.into_iter().map(|v| value(v, is_ref, name)).collect::<std::result::Result<Vec<_>, E>>()?;
         let rule = rules.and_then(|r| rule_of_attr(r, &ch.connector, &ch.object_type, &a.attr, o.link_rule.as_deref()));
-        attributes.push(PlanAttr { name: a.attr.clone(), old, new, rule });
+        attributes.push(PlanAttr { name: a.attr, old, new, rule });
     }
     Ok(PlanChange {
         op: match ch.kind {
@@ -419,10 +477,10 @@ pub(crate) fn plan_change(
             OpKind::Delete => "delete",
         }
         .to_string(),
-        object_type: ch.object_type.clone(),
-        object: ch.display.clone(),
-        identity: identity(c, names, o, ch.kind)?,
-        new_dn: ch.new_dn.clone(),
+        object_type: ch.object_type,
+        object: ch.display,
+        identity: identity(o, ch.kind),
+        new_dn: ch.new_dn,
         rule: o.link_rule.clone(),
         attributes,
     })
@@ -431,9 +489,113 @@ pub(crate) fn plan_change(
 /// Changes planned at once (their objects' sources read in one statement).
 const PLANNED_AT_ONCE: usize = 256;
 
+/// What the read-ahead thread made of an object of a plan.
+enum Planned {
+    /// Nothing to export.
+    Unchanged,
+    /// A change to an object (of this metaverse object), as the plan shows it but its sources.
+    Change(Box<Made>),
+    /// A reference's identifier was not preloaded: the stage plans it.
+    Undecided(Box<CsObject>),
+}
+
+/// A change planned on the read-ahead thread.
+struct Made {
+    kind: OpKind,
+    mv_id: Option<i64>,
+    change: PlanChange,
+    /// The references not named there: by their place among the change's references.
+    holes: Vec<(usize, Named<'static>)>,
+}
+
+/// What plans a connector's changes on the read-ahead thread as it decodes their objects:
+/// nothing changes in the database while a plan is built, so a change is what the preloaded
+/// identifiers make of the object, and its references are named by what the plan met before
+/// (each object named as a lookup would name it). What it does not know, the stage looks up.
+struct Planner {
+    form: RefForm,
+    idents: Arc<crate::idents::Preloaded>,
+    rules: Arc<RuleSet>,
+    /// Shared with the stage, which names what is not known here (and remembers it).
+    names: Arc<Mutex<Names>>,
+}
+
+/// An identifier that was not preloaded.
+struct NotPreloaded;
+
+fn lock(names: &Mutex<Names>) -> std::sync::MutexGuard<'_, Names> {
+    names.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Planner {
+    /// The objects `ids`, read now and planned (by id) when the result is called.
+    fn read(self: &Arc<Self>, c: &dyn ReadOps, ids: &[i64]) -> Result<Decoded<Planned>> {
+        let objects = cs_objects(c, ids)?;
+        let p = Arc::clone(self);
+        Ok(Box::new(move || {
+            let mut out = FastMap::default();
+            let mut changed = Vec::new();
+            for (id, o) in objects()? {
+                match diff::change_by(&o, &mut |id| p.idents.get(id).map(|i| i.map(str::to_string)).ok_or(NotPreloaded)) {
+                    Ok(Some(ch)) => changed.push((id, o, ch)),
+                    Ok(None) => drop(out.insert(id, Planned::Unchanged)),
+                    Err(NotPreloaded) => drop(out.insert(id, Planned::Undecided(Box::new(o)))),
+                }
+            }
+            // In id order, as the stage meets them; the whole chunk named before any of its
+            // changes is planned, as the stage did.
+            changed.sort_unstable_by_key(|c| c.0);
+            for (_, o, ch) in &changed {
+                lock(&p.names).seen(o, &ch.display, p.form);
+            }
+            for (id, o, ch) in changed {
+                let mut holes = Vec::new();
+                let mut at = 0;
+                let names = lock(&p.names);
+                let kind = ch.kind;
+                let Ok(pc) = change_named(&o, ch, Some(&p.rules), &mut |n| {
+                    at += 1;
+                    Ok::<_, std::convert::Infallible>(names.known(n).unwrap_or_else(|| {
+                        holes.push((at - 1, n.clone().into_owned()));
+                        None
+                    }))
+                });
+                drop(names);
+                out.insert(id, Planned::Change(Box::new(Made { kind, mv_id: o.mv_id, change: pc, holes })));
+            }
+            Ok(out)
+        }))
+    }
+}
+
+/// Names the references the read-ahead thread could not (`holes`, by their place among the
+/// change's references) with `name`.
+fn fill(pc: &mut PlanChange, holes: Vec<(usize, Named<'static>)>, name: &mut Namer<'_, idflow_core::Error>) -> Result<()> {
+    let mut holes = holes.into_iter().peekable();
+    let mut at = 0;
+    for a in &mut pc.attributes {
+        for v in a.old.iter_mut().chain(a.new.iter_mut()) {
+            let PlanValue::Reference { object, .. } = v else { continue };
+            if let Some((_, n)) = holes.next_if(|(i, _)| *i == at) {
+                if let Some(found) = name(&n)? {
+                    *object = found;
+                }
+            }
+            at += 1;
+        }
+    }
+    Ok(())
+}
+
 /// The plan of every connector with pending exports; its changes go to a file in `spill`
 /// once they outgrow memory.
-pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, unique: &collisions::Unique, spill: &Path) -> Result<Plan> {
+pub(crate) fn build(
+    c: &dyn ReadOps,
+    connectors: &[String],
+    rules: &Arc<RuleSet>,
+    unique: &collisions::Unique,
+    spill: &Path,
+) -> Result<Plan> {
     let mut plan = Plan::default();
     for name in connectors {
         let form = diff::form_of(c, name)?;
@@ -445,34 +607,50 @@ pub(crate) fn build(c: &dyn ReadOps, connectors: &[String], rules: &RuleSet, uni
         let mut ahead = Ahead::default();
         // Nothing changes in the database while the plan is built: what references resolve
         // to, and the names of what they point at, are looked up once each.
-        let (mut idents, mut names) = (diff::Idents::new(form), Names::default());
+        let mut idents = diff::Idents::new(form);
         idents.preload_for(c, name, i64::try_from(ids.len()).unwrap_or(i64::MAX))?;
-        // Dropped on the read-ahead thread, which decoded them.
-        let mut spent = Spent::default();
+        let planner =
+            Arc::new(Planner { form, idents: idents.preloaded(), rules: Arc::clone(rules), names: Arc::new(Mutex::new(Names::default())) });
+        let mut name_here = |n: &Named<'_>| lock(&planner.names).name(c, name, form, n);
+        // Dropped on the read-ahead thread, which made most of them.
+        let (mut spent, mut spent_changes) = (Spent::<CsObject>::default(), Spent::default());
         // Changes found, planned a few hundred at a time (their sources read in one statement).
-        let mut found: Vec<(CsObject, Change)> = Vec::new();
+        let mut found: Vec<Made> = Vec::new();
         for i in 0..ids.len() {
-            if let Some(o) = ahead.take(&ids, i, |chunk| cs_objects(c, chunk))? {
-                match diff::change_with(c, &o, form, &mut idents)? {
+            let made = match ahead.take(&ids, i, |chunk| planner.read(c, chunk))? {
+                None | Some(Planned::Unchanged) => None,
+                Some(Planned::Change(made)) => Some(*made),
+                Some(Planned::Undecided(o)) => match diff::change_with(c, &o, form, &mut idents)? {
                     Some(ch) => {
                         // Referenced objects are most often in the plan too (a group's members,
                         // a manager): named as they are met, for references read after them.
-                        names.seen(&o, &ch.display, form);
-                        match ch.kind {
-                            OpKind::Add => t.add += 1,
-                            OpKind::Update => t.update += 1,
-                            OpKind::Delete => t.delete += 1,
-                        }
-                        found.push((o, ch));
+                        lock(&planner.names).seen(&o, &ch.display, form);
+                        let (kind, mv_id) = (ch.kind, o.mv_id);
+                        let change = change_named(&o, ch, Some(rules), &mut name_here)?;
+                        spent.push(*o);
+                        Some(Made { kind, mv_id, change, holes: Vec::new() })
                     }
-                    None => spent.push(o),
+                    None => {
+                        spent.push(*o);
+                        None
+                    }
+                },
+            };
+            if let Some(made) = made {
+                match made.kind {
+                    OpKind::Add => t.add += 1,
+                    OpKind::Update => t.update += 1,
+                    OpKind::Delete => t.delete += 1,
                 }
+                found.push(made);
             }
             if found.len() >= PLANNED_AT_ONCE || (i + 1 == ids.len() && !found.is_empty()) {
-                names.read_sources(c, found.iter().map(|(o, _)| o))?;
-                for (o, ch) in found.drain(..) {
-                    changes.push(&plan_change(c, &mut names, &o, &ch, form, Some(rules))?)?;
-                    spent.push(o);
+                let mut sources = read_sources(c, found.iter().map(|m| m.mv_id))?;
+                for Made { mv_id, mut change, holes, .. } in found.drain(..) {
+                    fill(&mut change, holes, &mut name_here)?;
+                    change.identity.sources = sources_of(c, &mut sources, mv_id)?;
+                    changes.push(&change)?;
+                    spent_changes.push(change);
                 }
             }
         }

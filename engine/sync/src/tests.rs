@@ -710,3 +710,55 @@ fn a_plan_names_what_references_point_at_as_a_lookup_does() {
         assert_eq!(reference, &boss.anchor, "anchored: {anchored}, alone: {alone}");
     }
 }
+
+/// A plan of more objects than are read at once (its changes are planned on the read-ahead
+/// thread, a chunk ahead of the stage), whose references point at objects met earlier, later
+/// or in the same chunk: each change is the one planned alone, with every name looked up.
+#[test]
+fn a_plan_planned_ahead_is_what_each_change_planned_alone_is() {
+    let e = engine(RULES);
+    let n = 700;
+    for i in 0..n {
+        let (id, boss) = (i.to_string(), format!("uid=p{},o=corp", (i * 7 + 13) % n));
+        put(&e, "hr", "worker", &format!("cn=w{i},o=hr"), &[("objectClass", "worker"), ("id", &id)]);
+        let mail = format!("p{i}@x");
+        let mut attrs = vec![("objectClass", "person"), ("employeeNumber", id.as_str()), ("mail", mail.as_str())];
+        if i % 5 != 0 {
+            attrs.push(("manager", &boss));
+        }
+        put(&e, "corp", "person", &format!("uid=p{i},o=corp"), &attrs);
+    }
+    assert_eq!(sync(&e), Vec::<String>::new());
+    let spill = std::env::temp_dir();
+    for anchored in [true, false] {
+        // Rolled back at the end of each round.
+        let tx = e.store.write().expect("tx");
+        let targets = tx.cs_pending_export_ids("cloud").expect("ids");
+        assert_eq!(targets.len(), n);
+        let mut alone = std::collections::HashMap::new();
+        for id in &targets {
+            let mut o = tx.cs_get(*id).expect("get").expect("exists");
+            if !anchored {
+                o.anchor = None;
+                tx.cs_save(&o).expect("save");
+            }
+        }
+        let form = crate::diff::form_of(&tx, "cloud").expect("form");
+        for id in &targets {
+            let o = tx.cs_get(*id).expect("get").expect("exists");
+            let ch = crate::diff::change_for(&tx, &o, form).expect("change").expect("a change");
+            let planned = crate::plan::plan_change(&tx, &mut Default::default(), &o, &ch, form, Some(&e.rules)).expect("planned");
+            alone.insert(o.mv_id, planned);
+        }
+        let plan =
+            crate::plan::build(&tx, &["cloud".into()], &e.rules, &crate::collisions::Unique(Default::default()), &spill).expect("plan");
+        let changes: Vec<_> = plan.connectors[0].changes.iter().collect::<idflow_core::Result<_>>().expect("changes");
+        assert_eq!(changes.len(), n);
+        let mut references = 0;
+        for ch in &changes {
+            assert_eq!(Some(ch), alone.get(&ch.identity.metaverse_id), "anchored: {anchored}");
+            references += ch.attributes.iter().filter(|a| a.name == "manager").count();
+        }
+        assert_eq!(references, n - n / 5);
+    }
+}
