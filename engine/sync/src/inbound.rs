@@ -185,6 +185,9 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     // Pass 1: scope and link (and, when settled, flows). Objects are read ahead: handling one
     // writes no other connector-space object.
     ctx.memo.clear();
+    if remember {
+        ctx.memo.expect_dns(ids.len());
+    }
     let views = Views::of(ctx, early);
     let mut ahead = Ahead::default();
     let mut spent = Spent::default();

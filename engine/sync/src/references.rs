@@ -19,12 +19,21 @@ pub(crate) struct Memo {
     /// Only found targets, by connector then metaverse object: a target object's export state
     /// can change within the pass (one provisioned again), never from present to gone.
     targets: FastMap<String, FastMap<i64, i64>>,
+    /// DNs a connector's map is first made to hold (a full sync's first pass remembers about
+    /// one for each object it meets): made at its size once, not grown by doubling through it.
+    expected: usize,
 }
 
 impl Memo {
     pub(crate) fn clear(&mut self) {
         self.dns.clear();
         self.targets.clear();
+        self.expected = 0;
+    }
+
+    /// About `n` DNs are about to be remembered ([`Memo::remember_dn`]), until the next clear.
+    pub(crate) fn expect_dns(&mut self, n: usize) {
+        self.expected = n;
     }
 
     /// [`resolve_dn`], remembered for the pass. `linking`: the pass links objects as it goes
@@ -35,23 +44,24 @@ impl Memo {
         }
         let r = resolve_dn(c, connector, dn)?;
         if !linking || matches!(r, Inbound::Mv(_)) {
-            self.dns.entry(connector.to_string()).or_default().insert(dn.to_string(), r.clone());
+            self.dns_of(connector).insert(dn.to_string(), r.clone());
         }
         Ok(r)
+    }
+
+    /// What `connector`'s DNs resolve to, made (at the size expected) if need be.
+    fn dns_of(&mut self, connector: &str) -> &mut FastMap<String, Inbound> {
+        if !self.dns.contains_key(connector) {
+            self.dns.insert(connector.to_string(), FastMap::with_capacity_and_hasher(self.expected, Default::default()));
+        }
+        self.dns.get_mut(connector).expect("made just above")
     }
 
     /// What [`resolve_dn`] finds for `dn` once an object with this DN (as written) is linked
     /// inbound to `mv_id`, when no other object of `connector` has its DN (inbound sync's first
     /// pass, as it links or meets it).
     pub(crate) fn remember_dn(&mut self, connector: &str, dn: &str, mv_id: i64) {
-        match self.dns.get_mut(connector) {
-            Some(m) => {
-                m.insert(dn.to_string(), Inbound::Mv(mv_id));
-            }
-            None => {
-                self.dns.insert(connector.to_string(), FastMap::from_iter([(dn.to_string(), Inbound::Mv(mv_id))]));
-            }
-        }
+        self.dns_of(connector).insert(dn.to_string(), Inbound::Mv(mv_id));
     }
 
     /// What [`resolve_mv`] would find: `cs_id`, the one object of `connector` linked to
