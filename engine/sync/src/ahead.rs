@@ -61,12 +61,14 @@ impl<T: Send + 'static> Ahead<T> {
                         None => (end, read(&ids[i..end])?()?),
                     }
                 }
-                // The first chunk (or, were `i` to skip, another): read and decoded here, and
-                // what was read ahead is read again.
+                // The first chunk (or, were `i` to skip, another): read, and decoded here once
+                // the next ones are on their way; what was read ahead is read again.
                 _ => {
                     self.coming.clear();
                     let end = ids.len().min(i + AT_ONCE);
-                    (end, read(&ids[i..end])?()?)
+                    let here = read(&ids[i..end])?;
+                    self.fill_up(ids, end, &mut read)?;
+                    (end, here()?)
                 }
             };
             debug_assert!(
@@ -78,15 +80,21 @@ impl<T: Send + 'static> Ahead<T> {
             );
             self.got = got;
             self.next = end;
-            let mut from = self.coming.back().map_or(end, |c| c.1);
-            while self.coming.len() < IN_FLIGHT && from < ids.len() {
-                let to = ids.len().min(from + AT_ONCE);
-                let decode = read(&ids[from..to])?;
-                self.coming.push_back((from, to, elsewhere(decode)));
-                from = to;
-            }
+            self.fill_up(ids, end, &mut read)?;
         }
         Ok(self.got.remove(&ids[i]))
+    }
+
+    /// Reads ahead after `ids[..end]` until [`IN_FLIGHT`] chunks are on their way.
+    fn fill_up(&mut self, ids: &[i64], end: usize, read: &mut impl FnMut(&[i64]) -> Result<Decoded<T>>) -> Result<()> {
+        let mut from = self.coming.back().map_or(end, |c| c.1);
+        while self.coming.len() < IN_FLIGHT && from < ids.len() {
+            let to = ids.len().min(from + AT_ONCE);
+            let decode = read(&ids[from..to])?;
+            self.coming.push_back((from, to, elsewhere(decode)));
+            from = to;
+        }
+        Ok(())
     }
 }
 

@@ -54,8 +54,9 @@ impl Idents {
             return Ok(known.map(str::to_string));
         }
         let found = references::target_ident(c, id, form)?;
-        // The two together hold at most `MOST` (and a few thousand looked up one by one).
-        if self.known.len() >= Self::MOST.saturating_sub(self.preloaded.len()).max(1 << 12) {
+        // The two together hold at most `MOST`, or a quarter more when the preload is full (a
+        // connector larger than that: what it left out is looked up, and kept a while).
+        if self.known.len() >= Self::MOST.saturating_sub(self.preloaded.len()).max(Self::MOST / 4) {
             self.known.clear();
         }
         self.known.insert(id, found.clone());
@@ -150,7 +151,7 @@ impl Reads {
         unnamed.dedup();
         let count = unnamed.len();
         let (Some(&first), Some(&last)) = (unnamed.first(), unnamed.last()) else { return Preloaded { named, ..Preloaded::default() } };
-        let span = u64::try_from(last - first).unwrap_or(u64::MAX).saturating_add(1);
+        let span = last.abs_diff(first).saturating_add(1);
         // Bits while they take no more than a set would (about 16 bytes an object).
         if span / 8 > (count as u64).saturating_mul(16) {
             return Preloaded { named, unnamed: unnamed.into_iter().collect(), ..Preloaded::default() };

@@ -81,7 +81,8 @@ impl Views {
         let later = ctx.tx.cs_get_many_later(ids)?;
         let views = self.clone();
         Ok(Box::new(move || {
-            // Held while a chunk is decoded, and chunks are decoded one at a time.
+            // Held while a chunk is decoded (so chunks are, one at a time: the stage may decode
+            // its first while the next is decoded ahead).
             let mut streaks = views.streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             Ok(later()?
                 .into_iter()

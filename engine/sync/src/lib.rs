@@ -35,6 +35,7 @@ mod observer;
 mod outbound;
 pub mod phs;
 mod plan;
+mod plan_ahead;
 mod plan_changes;
 mod plan_codec;
 mod precedence;

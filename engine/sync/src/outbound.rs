@@ -131,8 +131,8 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
                 // a damaged object the stage never looks at does not fail the sync.
                 let mut linked: FastMap<i64, CsObject> = linked().map(|v| v.into_iter().map(|o| (o.id, o)).collect()).unwrap_or_default();
                 let objects = objects()?;
-                // Held while a chunk's expressions are evaluated (chunks are, one at a time); not
-                // while it is decoded, so that a stage stopping a rule waits for less.
+                // Held while a chunk's expressions are evaluated (so chunks' are, one at a time);
+                // not while it is decoded, so that a stage stopping a rule waits for less.
                 let mut streaks = streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 Ok(objects
                     .into_iter()

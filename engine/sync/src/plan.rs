@@ -3,9 +3,10 @@
 //! target's id, the metaverse id, the source anchors) and the rule behind it; values are
 //! structured (text, binary, references by the object they point at), so a script can assert on
 //! them and `apply --plan` can compare a saved plan with what is pending now.
-use crate::ahead::{cs_objects, Ahead, Decoded, Spent};
+use crate::ahead::{Ahead, Spent};
 use crate::collisions::{self, Collision};
 use crate::diff::{self, Change};
+use crate::plan_ahead::{fill, Made, Planned, Planner};
 pub use crate::plan_changes::Changes;
 use crate::references;
 use idflow_core::connector::{OpKind, RefForm};
@@ -16,7 +17,7 @@ use idflow_policy::RuleSet;
 use idflow_store::{CsKey, CsObject, ReadOps};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The names of the objects a plan's references point at, each looked up once per plan (a
 /// person is the manager of several and a member of groups). Bounded: once full, it keeps what
@@ -37,7 +38,7 @@ pub(crate) enum Named<'a> {
 }
 
 impl Named<'_> {
-    fn into_owned(self) -> Named<'static> {
+    pub(crate) fn into_owned(self) -> Named<'static> {
         match self {
             Named::Id(id) => Named::Id(id),
             Named::Ident(s) => Named::Ident(std::borrow::Cow::Owned(s.into_owned())),
@@ -50,34 +51,12 @@ impl Names {
     /// and the table's share: about 130 bytes with an anchor for key, 130 MB for a million).
     const MOST: usize = 1 << 20;
 
-    /// The name `map` holds for `key`, else `c`'s for `look`, remembered while there is room.
-    fn remembered<K, Q>(
-        map: &mut FastMap<K, Option<Box<str>>>,
-        key: &Q,
-        owned: impl FnOnce() -> K,
-        c: &dyn ReadOps,
-        look: CsKey<'_>,
-    ) -> Result<Option<String>>
-    where
-        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        if let Some(n) = map.get(key) {
-            return Ok(n.as_deref().map(str::to_string));
-        }
-        let n = c.cs_name_of(look)?;
-        if map.len() < Self::MOST {
-            map.insert(owned(), n.as_deref().map(Box::from));
-        }
-        Ok(n)
-    }
-
     /// The plan read object `o` whole, and names it `name`: what a lookup by the target's own
     /// identifier for it (its anchor, where references name objects by anchor: unique in its
     /// connector), or by its id while it has none, would give. A reference to it read later
     /// needs no lookup: in a plan nothing changes, so a reference to an object with an
     /// identifier is that identifier, never its id.
-    fn seen(&mut self, o: &CsObject, name: &str, form: RefForm) {
+    pub(crate) fn seen(&mut self, o: &CsObject, name: &str, form: RefForm) {
         match (form, references::ident_in(form, o.anchor.as_ref(), o.dn.as_ref(), o.desired_dn.as_ref())) {
             (_, None) => {
                 if self.by_id.len() < Self::MOST {
@@ -96,26 +75,43 @@ impl Names {
     /// The name of what `n` names (in `connector`, whose objects the target names in `form`),
     /// looked up unless known.
     fn name(&mut self, c: &dyn ReadOps, connector: &str, form: RefForm, n: &Named<'_>) -> Result<Option<String>> {
+        if let Some(known) = self.known(n) {
+            return Ok(known);
+        }
+        let found = look_up(c, connector, form, n)?;
+        self.remember(n, found.as_deref());
+        Ok(found)
+    }
+
+    /// Remembers what names `n` (`None`: nothing), while there is room.
+    pub(crate) fn remember(&mut self, n: &Named<'_>, name: Option<&str>) {
         match n {
-            Named::Id(id) => Self::remembered(&mut self.by_id, id, || *id, c, CsKey::Id(*id)),
-            Named::Ident(s) => {
-                let key = match form {
-                    RefForm::Anchor => CsKey::Anchor { connector, anchor: s },
-                    RefForm::Dn => CsKey::Dn { connector, dn: s },
-                };
-                Self::remembered(&mut self.by_ident, s.as_ref(), || s.as_ref().into(), c, key)
-            }
+            Named::Id(id) if self.by_id.len() < Self::MOST => drop(self.by_id.insert(*id, name.map(Box::from))),
+            Named::Ident(s) if self.by_ident.len() < Self::MOST => drop(self.by_ident.insert(s.as_ref().into(), name.map(Box::from))),
+            _ => {}
         }
     }
 
     /// The name of what `n` names, when known without a lookup (`None`: not known).
-    fn known(&self, n: &Named<'_>) -> Option<Option<String>> {
+    pub(crate) fn known(&self, n: &Named<'_>) -> Option<Option<String>> {
         let known = match n {
             Named::Id(id) => self.by_id.get(id),
             Named::Ident(s) => self.by_ident.get(s.as_ref()),
         };
         known.map(|n| n.as_deref().map(str::to_string))
     }
+}
+
+/// The name of what `n` names in `connector`, whose objects the target names in `form`, as the
+/// database has it (`None`: no such object).
+pub(crate) fn look_up(c: &dyn ReadOps, connector: &str, form: RefForm, n: &Named<'_>) -> Result<Option<String>> {
+    c.cs_name_of(match n {
+        Named::Id(id) => CsKey::Id(*id),
+        Named::Ident(s) => match form {
+            RefForm::Anchor => CsKey::Anchor { connector, anchor: s },
+            RefForm::Dn => CsKey::Dn { connector, dn: s },
+        },
+    })
 }
 
 /// The sources of metaverse objects `mv_ids`, read at once, for [`sources_of`].
@@ -372,7 +368,7 @@ impl Plan {
 
 /// What names a referenced object: the name of what a [`Named`] names (`None`: no such object),
 /// or an error, its own (`E`) or the plan's.
-type Namer<'n, E> = dyn FnMut(&Named<'_>) -> std::result::Result<Option<String>, E> + 'n;
+pub(crate) type Namer<'n, E> = dyn FnMut(&Named<'_>) -> std::result::Result<Option<String>, E> + 'n;
 
 /// One value as a plan holds it (moved, not copied); references by the object they point at,
 /// named by `name` (called once for each reference, in order).
@@ -461,7 +457,12 @@ pub(crate) fn plan_change(
 
 /// [`plan_change`] but its sources, made of the change (its values moved), with referenced
 /// objects named by `name`.
-fn change_named<E>(o: &CsObject, ch: Change, rules: Option<&RuleSet>, name: &mut Namer<'_, E>) -> std::result::Result<PlanChange, E> {
+pub(crate) fn change_named<E>(
+    o: &CsObject,
+    ch: Change,
+    rules: Option<&RuleSet>,
+    name: &mut Namer<'_, E>,
+) -> std::result::Result<PlanChange, E> {
     let mut attributes = Vec::with_capacity(ch.attrs.len());
     for a in ch.attrs {
         let is_ref = a.is_reference;
@@ -489,104 +490,6 @@ fn change_named<E>(o: &CsObject, ch: Change, rules: Option<&RuleSet>, name: &mut
 /// Changes planned at once (their objects' sources read in one statement).
 const PLANNED_AT_ONCE: usize = 256;
 
-/// What the read-ahead thread made of an object of a plan.
-enum Planned {
-    /// Nothing to export.
-    Unchanged,
-    /// A change to an object (of this metaverse object), as the plan shows it but its sources.
-    Change(Box<Made>),
-    /// A reference's identifier was not preloaded: the stage plans it.
-    Undecided(Box<CsObject>),
-}
-
-/// A change planned on the read-ahead thread.
-struct Made {
-    kind: OpKind,
-    mv_id: Option<i64>,
-    change: PlanChange,
-    /// The references not named there: by their place among the change's references.
-    holes: Vec<(usize, Named<'static>)>,
-}
-
-/// What plans a connector's changes on the read-ahead thread as it decodes their objects:
-/// nothing changes in the database while a plan is built, so a change is what the preloaded
-/// identifiers make of the object, and its references are named by what the plan met before
-/// (each object named as a lookup would name it). What it does not know, the stage looks up.
-struct Planner {
-    form: RefForm,
-    idents: Arc<crate::idents::Preloaded>,
-    rules: Arc<RuleSet>,
-    /// Shared with the stage, which names what is not known here (and remembers it).
-    names: Arc<Mutex<Names>>,
-}
-
-/// An identifier that was not preloaded.
-struct NotPreloaded;
-
-fn lock(names: &Mutex<Names>) -> std::sync::MutexGuard<'_, Names> {
-    names.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Planner {
-    /// The objects `ids`, read now and planned (by id) when the result is called.
-    fn read(self: &Arc<Self>, c: &dyn ReadOps, ids: &[i64]) -> Result<Decoded<Planned>> {
-        let objects = cs_objects(c, ids)?;
-        let p = Arc::clone(self);
-        Ok(Box::new(move || {
-            let mut out = FastMap::default();
-            let mut changed = Vec::new();
-            for (id, o) in objects()? {
-                match diff::change_by(&o, &mut |id| p.idents.get(id).map(|i| i.map(str::to_string)).ok_or(NotPreloaded)) {
-                    Ok(Some(ch)) => changed.push((id, o, ch)),
-                    Ok(None) => drop(out.insert(id, Planned::Unchanged)),
-                    Err(NotPreloaded) => drop(out.insert(id, Planned::Undecided(Box::new(o)))),
-                }
-            }
-            // In id order, as the stage meets them; the whole chunk named before any of its
-            // changes is planned, as the stage did.
-            changed.sort_unstable_by_key(|c| c.0);
-            for (_, o, ch) in &changed {
-                lock(&p.names).seen(o, &ch.display, p.form);
-            }
-            for (id, o, ch) in changed {
-                let mut holes = Vec::new();
-                let mut at = 0;
-                let names = lock(&p.names);
-                let kind = ch.kind;
-                let Ok(pc) = change_named(&o, ch, Some(&p.rules), &mut |n| {
-                    at += 1;
-                    Ok::<_, std::convert::Infallible>(names.known(n).unwrap_or_else(|| {
-                        holes.push((at - 1, n.clone().into_owned()));
-                        None
-                    }))
-                });
-                drop(names);
-                out.insert(id, Planned::Change(Box::new(Made { kind, mv_id: o.mv_id, change: pc, holes })));
-            }
-            Ok(out)
-        }))
-    }
-}
-
-/// Names the references the read-ahead thread could not (`holes`, by their place among the
-/// change's references) with `name`.
-fn fill(pc: &mut PlanChange, holes: Vec<(usize, Named<'static>)>, name: &mut Namer<'_, idflow_core::Error>) -> Result<()> {
-    let mut holes = holes.into_iter().peekable();
-    let mut at = 0;
-    for a in &mut pc.attributes {
-        for v in a.old.iter_mut().chain(a.new.iter_mut()) {
-            let PlanValue::Reference { object, .. } = v else { continue };
-            if let Some((_, n)) = holes.next_if(|(i, _)| *i == at) {
-                if let Some(found) = name(&n)? {
-                    *object = found;
-                }
-            }
-            at += 1;
-        }
-    }
-    Ok(())
-}
-
 /// The plan of every connector with pending exports; its changes go to a file in `spill`
 /// once they outgrow memory.
 pub(crate) fn build(
@@ -609,9 +512,8 @@ pub(crate) fn build(
         // to, and the names of what they point at, are looked up once each.
         let mut idents = diff::Idents::new(form);
         idents.preload_for(c, name, i64::try_from(ids.len()).unwrap_or(i64::MAX))?;
-        let planner =
-            Arc::new(Planner { form, idents: idents.preloaded(), rules: Arc::clone(rules), names: Arc::new(Mutex::new(Names::default())) });
-        let mut name_here = |n: &Named<'_>| lock(&planner.names).name(c, name, form, n);
+        let planner = Arc::new(Planner::new(name, form, idents.preloaded(), Arc::clone(rules)));
+        let mut name_here = |n: &Named<'_>| planner.name(c, n);
         // Dropped on the read-ahead thread, which made most of them.
         let (mut spent, mut spent_changes) = (Spent::<CsObject>::default(), Spent::default());
         // Changes found, planned a few hundred at a time (their sources read in one statement).
@@ -624,7 +526,7 @@ pub(crate) fn build(
                     Some(ch) => {
                         // Referenced objects are most often in the plan too (a group's members,
                         // a manager): named as they are met, for references read after them.
-                        lock(&planner.names).seen(&o, &ch.display, form);
+                        planner.seen(&o, &ch.display);
                         let (kind, mv_id) = (ch.kind, o.mv_id);
                         let change = change_named(&o, ch, Some(rules), &mut name_here)?;
                         spent.push(*o);

@@ -730,19 +730,23 @@ fn a_plan_planned_ahead_is_what_each_change_planned_alone_is() {
     }
     assert_eq!(sync(&e), Vec::<String>::new());
     let spill = std::env::temp_dir();
-    for anchored in [true, false] {
+    // `few`: as if exported, and too few changed for the connector's identifiers to be read
+    // whole; each change with a reference is then planned by the stage, the others ahead.
+    for (anchored, few) in [(true, false), (false, false), (true, true)] {
         // Rolled back at the end of each round.
         let tx = e.store.write().expect("tx");
-        let targets = tx.cs_pending_export_ids("cloud").expect("ids");
+        let mut targets = tx.cs_pending_export_ids("cloud").expect("ids");
         assert_eq!(targets.len(), n);
         let mut alone = std::collections::HashMap::new();
-        for id in &targets {
+        for (i, id) in targets.iter().enumerate() {
             let mut o = tx.cs_get(*id).expect("get").expect("exists");
-            if !anchored {
-                o.anchor = None;
-                tx.cs_save(&o).expect("save");
-            }
+            o.anchor = o.anchor.filter(|_| anchored);
+            o.pending_export = !few || i % 7 == 0;
+            o.present = few;
+            tx.cs_save(&o).expect("save");
         }
+        targets.retain(|id| tx.cs_get(*id).ok().flatten().is_some_and(|o| o.pending_export));
+        let n = targets.len();
         let form = crate::diff::form_of(&tx, "cloud").expect("form");
         for id in &targets {
             let o = tx.cs_get(*id).expect("get").expect("exists");
@@ -756,9 +760,9 @@ fn a_plan_planned_ahead_is_what_each_change_planned_alone_is() {
         assert_eq!(changes.len(), n);
         let mut references = 0;
         for ch in &changes {
-            assert_eq!(Some(ch), alone.get(&ch.identity.metaverse_id), "anchored: {anchored}");
+            assert_eq!(Some(ch), alone.get(&ch.identity.metaverse_id), "anchored: {anchored}, few: {few}");
             references += ch.attributes.iter().filter(|a| a.name == "manager").count();
         }
-        assert_eq!(references, n - n / 5);
+        assert!(references > n / 2, "{references} of {n}");
     }
 }
