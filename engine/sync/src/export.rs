@@ -314,9 +314,10 @@ fn export_batches(
                 record(&tx, &name, (&mut o, &mut op, res, refs.as_deref()), &mut stats, &mut errors, &mut idents)?;
                 spent.push((o, op));
             }
-            open = Some(tx);
             if connector.unwritten() == 0 || failures_in_a_row >= BREAKER {
-                settle(connector, open.take())?;
+                settle(connector, Some(tx))?;
+            } else {
+                open = Some(tx);
             }
             if failures_in_a_row >= BREAKER {
                 // A target that keeps failing: stop here, with one error, rather than spend the

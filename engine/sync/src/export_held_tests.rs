@@ -32,13 +32,18 @@ userName = "mv.mail"
 
 /// Five people provisioned to `cloud` (the unit tests' connectors), pending export.
 fn five_pending() -> Engine {
+    people_pending(5)
+}
+
+/// `n` people provisioned to `cloud`, pending export.
+fn people_pending(n: usize) -> Engine {
     use crate::tests::{engine_in, put, sync, CONFIG};
     let e = engine_in(CONFIG, RULES);
-    for i in 0..5 {
+    for i in 0..n {
         put(&e, "hr", "worker", &format!("uid=w{i},o=hr"), &[("mail", &format!("w{i}@example.org"))]);
     }
     assert!(sync(&e).is_empty());
-    assert_eq!(pending(&e), 5);
+    assert_eq!(pending(&e), n as i64);
     e
 }
 
@@ -55,6 +60,9 @@ struct Holding {
     flushes: usize,
     fail_call: Option<usize>,
     fail_flush: bool,
+    /// The operations from this one on (counted over every call) fail, and are not held.
+    fail_from: Option<usize>,
+    ops: usize,
 }
 
 impl Connector for Holding {
@@ -94,8 +102,17 @@ impl Connector for Holding {
         if self.fail_call == Some(self.calls) {
             return Err(Error::connector("cloud", "the directory went away"));
         }
-        self.held.extend(ops.iter().cloned());
-        Ok(ops.iter().map(|op| OpResult::Done { anchor: op.anchor.clone(), dn: None }).collect())
+        let mut results = Vec::new();
+        for op in ops {
+            self.ops += 1;
+            if self.fail_from.is_some_and(|from| self.ops > from) {
+                results.push(OpResult::Failed("refused".into()));
+                continue;
+            }
+            self.held.push(op.clone());
+            results.push(OpResult::Done { anchor: op.anchor.clone(), dn: None });
+        }
+        Ok(results)
     }
 
     fn unwritten(&self) -> usize {
@@ -140,4 +157,42 @@ fn a_batch_or_a_write_that_fails_leaves_every_held_batch_unrecorded_and_unwritte
         let (stats, _) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
         assert_eq!((stats.added, c.written.len(), pending(&e)), (5, 5, 0));
     }
+}
+
+/// Asks the export to stop once this many objects are done.
+struct StopAfter(std::sync::atomic::AtomicU64, u64);
+
+impl crate::observer::Observer for StopAfter {
+    fn advanced(&self, n: u64) {
+        self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) >= self.1
+    }
+}
+
+#[test]
+fn a_stop_between_batches_writes_and_records_what_is_held_and_leaves_the_rest() {
+    let e = five_pending();
+    let mut c = Holding::default();
+    let stop = StopAfter(Default::default(), 2);
+    let (stats, errors) = export::export(&e.store, &mut c, 100, None, &stop).expect("export");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(stats.stopped);
+    assert_eq!((c.calls, c.flushes, c.written.len(), c.held.len()), (1, 1, 2, 0), "the batch held is written");
+    assert_eq!((stats.added, pending(&e)), (2, 3), "and recorded; the rest stays pending");
+}
+
+#[test]
+fn the_breaker_writes_and_records_what_is_held_before_it_stops_the_export() {
+    let e = people_pending(30);
+    // Two succeed (held), then every operation fails.
+    let mut c = Holding { fail_from: Some(2), ..Holding::default() };
+    let (stats, errors) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
+    assert_eq!(stats.stopped_after, Some(crate::export::BREAKER));
+    assert_eq!((c.flushes, c.written.len(), c.held.len()), (1, 2, 0), "what was held is written");
+    assert_eq!((stats.added, stats.failed), (2, crate::export::BREAKER));
+    assert_eq!(pending(&e), 28, "the two written are recorded; the failed and the rest stay pending");
+    assert!(errors.last().is_some_and(|e| e.message.contains("operations in a row failed")), "{errors:?}");
 }
