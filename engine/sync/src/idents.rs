@@ -89,8 +89,8 @@ impl Idents {
         Ok(())
     }
 
-    /// [`Idents::preload`] when the connector's objects fit in what it holds (past that, the
-    /// first object not held would start it again, and the read would be wasted).
+    /// [`Idents::preload`] when the connector's objects fit in what it holds (past that it
+    /// would hold only part of them, and the rest would still be looked up one by one).
     pub(crate) fn preload_if_it_fits(&mut self, c: &dyn ReadOps, connector: &str) -> Result<()> {
         let most = Self::MOST as i64;
         if c.cs_count_present_up_to(connector, most + 1)? > most {
