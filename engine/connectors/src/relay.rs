@@ -1,7 +1,7 @@
 //! An import read on one thread and stored on another: the directory and the database work at
 //! the same time. The reader keeps asking for pages while the caller stores the previous ones,
 //! instead of the server waiting for the database at every page.
-use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey, Prepare, PreparedObject};
 use idflow_core::{Error, Result};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
@@ -13,6 +13,7 @@ const CHUNK: usize = 256;
 
 enum Item {
     Object(ImportedObject),
+    Prepared(PreparedObject),
     Change(DeltaChange),
     Error(ObjectKey, String),
 }
@@ -28,6 +29,8 @@ struct Reader<'a> {
     to_store: SyncSender<Vec<Item>>,
     connector: &'a str,
     chunk: Vec<Item>,
+    /// The storing side's work on each object, done here (ImportSink::preparer).
+    prepare: Option<Box<dyn Prepare>>,
 }
 
 impl Reader<'_> {
@@ -51,7 +54,11 @@ impl Reader<'_> {
 
 impl ImportSink for Reader<'_> {
     fn object(&mut self, obj: ImportedObject) -> Result<()> {
-        self.push(Item::Object(obj))
+        let item = match &mut self.prepare {
+            Some(p) => Item::Prepared(p.prepare(obj)),
+            None => Item::Object(obj),
+        };
+        self.push(item)
     }
     fn change(&mut self, change: DeltaChange) -> Result<()> {
         self.push(Item::Change(change))
@@ -70,9 +77,10 @@ where
     F: FnOnce(&mut dyn ImportSink) -> Result<Option<String>> + Send,
 {
     let (tx, rx) = sync_channel(AHEAD / CHUNK);
+    let prepare = sink.preparer();
     std::thread::scope(|s| {
         let reader = s.spawn(move || {
-            let mut r = Reader { to_store: tx, connector, chunk: Vec::with_capacity(CHUNK) };
+            let mut r = Reader { to_store: tx, connector, chunk: Vec::with_capacity(CHUNK), prepare };
             let read = read(&mut r);
             // What was read before the end (or before a failed read) is stored too.
             let handed = r.flush();
@@ -84,6 +92,7 @@ where
             for item in chunk {
                 let stored = match item {
                     Item::Object(o) => sink.object(o),
+                    Item::Prepared(p) => sink.prepared(p),
                     Item::Change(c) => sink.change(c),
                     Item::Error(key, message) => {
                         sink.error(key, message);
@@ -170,6 +179,51 @@ mod tests {
         assert!(out.expect_err("failed").to_string().contains("disk full"));
         assert_eq!(kept.objects.len(), 10);
         assert!(sent < 100 * AHEAD, "the reader stopped early");
+    }
+
+    /// A sink whose work on each object is done where it is read.
+    struct Preparing {
+        stored: Vec<(String, String)>,
+    }
+
+    struct Tag(std::thread::ThreadId);
+
+    impl Prepare for Tag {
+        fn prepare(&mut self, obj: ImportedObject) -> PreparedObject {
+            let here = format!("{:?}", std::thread::current().id() != self.0);
+            PreparedObject { obj, attrs_json: here }
+        }
+    }
+
+    impl ImportSink for Preparing {
+        fn object(&mut self, _: ImportedObject) -> Result<()> {
+            Err(Error::Config("stored unprepared".into()))
+        }
+        fn change(&mut self, _: DeltaChange) -> Result<()> {
+            Ok(())
+        }
+        fn error(&mut self, _: ObjectKey, _: String) {}
+        fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
+            Some(Box::new(Tag(std::thread::current().id())))
+        }
+        fn prepared(&mut self, p: PreparedObject) -> Result<()> {
+            self.stored.push((p.obj.anchor.unwrap_or_default(), p.attrs_json));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn objects_are_prepared_on_the_reading_thread_and_stored_prepared_in_order() {
+        let mut sink = Preparing { stored: Vec::new() };
+        overlapped("corp", &mut sink, |s| {
+            for i in 0..2 * AHEAD {
+                s.object(obj(i))?;
+            }
+            Ok(None)
+        })
+        .expect("imported");
+        assert_eq!(sink.stored.len(), 2 * AHEAD);
+        assert!(sink.stored.iter().enumerate().all(|(i, (a, on_reader))| *a == i.to_string() && on_reader == "true"));
     }
 
     #[test]

@@ -59,6 +59,29 @@ pub trait ImportSink {
     fn change(&mut self, change: DeltaChange) -> Result<()>;
     /// An object that could not be read whole; `key` keeps it from looking deleted.
     fn error(&mut self, key: ObjectKey, message: String);
+    /// What this sink does to each object before storing it that does not depend on what it
+    /// stored: a connector that reads on a thread of its own does it there, ahead of storing,
+    /// and hands the result to [`ImportSink::prepared`]. `None`: nothing to do ahead.
+    fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
+        None
+    }
+    /// An object read, as the sink's [`Prepare`] made it.
+    fn prepared(&mut self, p: PreparedObject) -> Result<()> {
+        self.object(p.obj)
+    }
+}
+
+/// The part of storing an object that can be done on the thread that reads it.
+pub trait Prepare: Send {
+    fn prepare(&mut self, obj: ImportedObject) -> PreparedObject;
+}
+
+/// An object as its sink's [`Prepare`] made it: its attributes named as they are kept (secrets
+/// dropped), and their JSON text ([`crate::attrs_to_json`] of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedObject {
+    pub obj: ImportedObject,
+    pub attrs_json: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

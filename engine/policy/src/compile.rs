@@ -303,6 +303,12 @@ impl RuleSet {
         self.names.get(connector).and_then(|m| m.get(&name.to_lowercase())).map(String::as_str)
     }
 
+    /// [`RuleSet::canonical_name`] of every name the rules use for `connector`: by the name
+    /// lower-cased, how the rules spell it.
+    pub fn spellings(&self, connector: &str) -> HashMap<String, String> {
+        self.names.get(connector).cloned().unwrap_or_default()
+    }
+
     /// Every attribute of `connector` that the inbound rules read.
     pub fn attributes_used(&self, connector: &str) -> Vec<String> {
         let mut v: Vec<String> = self.names.get(connector).map(|m| m.values().cloned().collect()).unwrap_or_default();

@@ -333,7 +333,7 @@ pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Res
             .execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error])?;
     }
     if let Some(attrs) = patched {
-        let attrs = stored_attrs_of(c, &o.connector, &attrs, o.desired.as_ref())?;
+        let attrs = stored_attrs_of(c, &o.connector, &attrs, o.desired.as_ref(), None)?;
         c.prepare_cached("UPDATE cs_object SET attrs=?2 WHERE id=?1")?.execute(params![o.id, attrs])?;
     }
     Ok(())
@@ -533,21 +533,42 @@ fn stored_desired(c: &Db, o: &CsObject) -> Result<Option<SqlValue>> {
 
 /// What the object's attributes are stored as: "the same as desired", a patch of it, or packed.
 fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
-    stored_attrs_of(c, &o.connector, &o.attrs, o.desired.as_ref())
+    stored_attrs_of(c, &o.connector, &o.attrs, o.desired.as_ref(), None)
 }
 
-/// [`stored_attrs`] of `attrs` against `desired`.
-fn stored_attrs_of(c: &Db, connector: &str, attrs: &Attrs, desired: Option<&Attrs>) -> Result<SqlValue> {
+/// [`stored_attrs`] of `attrs` against `desired`; `json`: their JSON text, when made already.
+fn stored_attrs_of(c: &Db, connector: &str, attrs: &Attrs, desired: Option<&Attrs>, json: Option<String>) -> Result<SqlValue> {
+    let whole = || json.unwrap_or_else(|| attrs_to_json(attrs));
     match desired {
         Some(d) if !d.is_empty() && d == attrs => Ok(SqlValue::Blob(SAME_AS_DESIRED.to_vec())),
         Some(d) => {
-            let whole = attrs_to_json(attrs);
+            let whole = whole();
             match cs_patch::of(d, attrs, &whole) {
                 Some(p) => Ok(SqlValue::Blob(p)),
                 None => c.pack(Column::CsAttrs, connector, whole),
             }
         }
-        None => c.pack(Column::CsAttrs, connector, attrs_to_json(attrs)),
+        None => c.pack(Column::CsAttrs, connector, whole()),
+    }
+}
+
+/// Attributes an import read, with their JSON text ([`attrs_to_json`] of them), made once for
+/// both comparing them with what is kept and keeping them.
+pub struct AttrsRead<'a> {
+    pub attrs: &'a Attrs,
+    pub json: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> AttrsRead<'a> {
+    /// `attrs`, their JSON text made here.
+    pub fn of(attrs: &'a Attrs) -> Self {
+        AttrsRead { attrs, json: attrs_to_json(attrs).into() }
+    }
+
+    /// `attrs` and their JSON text, made elsewhere (where the object was read).
+    pub fn with_json(attrs: &'a Attrs, json: &'a str) -> Self {
+        debug_assert_eq!(json, attrs_to_json(attrs), "the JSON text of these attributes");
+        AttrsRead { attrs, json: json.into() }
     }
 }
 
@@ -566,11 +587,12 @@ pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
     )
 }
 
-/// Inserts (id 0) or updates the object; returns its id.
-pub(crate) fn save(c: &Db, o: &CsObject) -> Result<i64> {
+/// Inserts (id 0) or updates the object; returns its id. `attrs_json`: the JSON text of its
+/// attributes, when made already.
+pub(crate) fn save(c: &Db, o: &CsObject, attrs_json: Option<String>) -> Result<i64> {
     let dn_norm = o.dn.as_deref().map(dn::norm);
     let desired = stored_desired(c, o)?;
-    let attrs = stored_attrs(c, o)?;
+    let attrs = stored_attrs_of(c, &o.connector, &o.attrs, o.desired.as_ref(), attrs_json)?;
     let export_state = o.export_state.map(ExportState::as_str);
     let (present, pending_export) = (o.present as i64, o.pending_export as i64);
     let (pending_import, link) = (pending_import_str(o.pending_import), o.link.map(Link::as_str));
@@ -700,7 +722,7 @@ fn by_anchor_as<T>(c: &Db, connector: &str, anchor: &str, read: impl FnOnce(&Row
 /// attributes are stored as `read` would be (their JSON text the same), they are not decoded;
 /// the object comes back without them and with `true` (the caller holds them). With `false`
 /// ("not known to be the same", not "different") it comes back whole, for the caller to compare.
-pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>> {
+pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &AttrsRead) -> Result<Option<(CsObject, bool)>> {
     by_anchor_as(c, connector, anchor, |r| from_row_against(c, r, read))
 }
 
@@ -708,17 +730,17 @@ pub(crate) fn by_anchor_against(c: &Db, connector: &str, anchor: &str, read: &At
 /// desired state, if any, is decoded. Attributes kept as a copy of the desired state are read
 /// as [`from_row`] reads them (`false`); those kept as a patch of it are the same when `read`
 /// makes the same patch (what a confirming import after an export finds).
-fn from_row_against(c: &Db, r: &Row, read: &Attrs) -> rusqlite::Result<(CsObject, bool)> {
+fn from_row_against(c: &Db, r: &Row, read: &AttrsRead) -> rusqlite::Result<(CsObject, bool)> {
     if matches!(r.get_ref(5)?, ValueRef::Blob(SAME_AS_DESIRED)) {
         return Ok((from_row(c, r)?, false));
     }
     let o = fields(r)?;
     let compared = || -> rusqlite::Result<(Option<Attrs>, Attrs, bool)> {
         let desired = desired_of(c, r, 7, attrs_from_json)?;
-        let json = attrs_to_json(read);
+        let json = &*read.json;
         if let ValueRef::Blob(stored @ [cs_patch::MARK, patch @ ..]) = r.get_ref(5)? {
             let d = desired.as_ref().ok_or_else(|| unpatched(5))?;
-            if cs_patch::of(d, read, &json).as_deref() == Some(stored) {
+            if cs_patch::of(d, read.attrs, json).as_deref() == Some(stored) {
                 return Ok((desired, Attrs::new(), true));
             }
             let attrs = patched(d, patch, 5, attrs_from_json)?;
@@ -929,7 +951,7 @@ pub(crate) fn former_dn(c: &Connection, connector: &str, dn: &str) -> Result<Opt
 
 #[cfg(test)]
 mod tests {
-    use super::{CsKey, CsObject};
+    use super::{AttrsRead, CsKey, CsObject};
     use crate::{ReadOps, Store, WriteOps};
     use idflow_core::{Attrs, Value};
 
@@ -1209,12 +1231,12 @@ mod tests {
         let forms = [kept_as(ids[0]), kept_as(ids[n - 1]), kept_as(short_id)];
         assert_eq!(forms, ["text", "blob", "text"], "kept as text until the dictionary, compressed after it, a short one as text");
         for (anchor, read) in [("a0", person(0)), (last.as_str(), person(n - 1)), ("short", short.attrs.clone())] {
-            let (o, same) = tx.cs_by_anchor_against("corp", anchor, &read).expect("read").expect("found");
+            let (o, same) = tx.cs_by_anchor_against("corp", anchor, &AttrsRead::of(&read)).expect("read").expect("found");
             assert!(same && o.attrs.is_empty(), "{anchor}: kept as read, not decoded");
             assert_eq!((o.anchor.as_deref(), o.object_type.as_str()), (Some(anchor), "person"));
             let mut other = read.clone();
             other.insert("title".into(), vec![Value::from("Other")]);
-            let (o, same) = tx.cs_by_anchor_against("corp", anchor, &other).expect("read").expect("found");
+            let (o, same) = tx.cs_by_anchor_against("corp", anchor, &AttrsRead::of(&other)).expect("read").expect("found");
             assert!(!same, "{anchor}: changed");
             assert_eq!(o.attrs, read, "{anchor}: what is kept, whole");
         }
@@ -1223,18 +1245,19 @@ mod tests {
         let mut t = CsObject::new("cloud", "user");
         (t.anchor, t.desired, t.attrs) = (Some("t".into()), Some(attrs(&[("userName", "t")])), attrs(&[("userName", "t")]));
         tx.cs_save(&t).expect("saved");
-        let (o, same) = tx.cs_by_anchor_against("cloud", "t", &t.attrs).expect("read").expect("found");
+        let (o, same) = tx.cs_by_anchor_against("cloud", "t", &AttrsRead::of(&t.attrs)).expect("read").expect("found");
         assert!(!same);
         assert_eq!((o.attrs, o.desired), (t.attrs, t.desired));
         let mut u = CsObject::new("cloud", "user");
         (u.anchor, u.desired, u.attrs) = (Some("u".into()), Some(attrs(&[("manager", "Ref 7")])), attrs(&[("manager", "id-of-7")]));
         tx.cs_save(&u).expect("saved");
-        let (o, same) = tx.cs_by_anchor_against("cloud", "u", &u.attrs).expect("read").expect("found");
+        let (o, same) = tx.cs_by_anchor_against("cloud", "u", &AttrsRead::of(&u.attrs)).expect("read").expect("found");
         assert!(same && o.attrs.is_empty());
         assert_eq!(o.desired, u.desired);
-        let (o, same) = tx.cs_by_anchor_against("cloud", "u", &attrs(&[("manager", "other")])).expect("read").expect("found");
+        let (o, same) =
+            tx.cs_by_anchor_against("cloud", "u", &AttrsRead::of(&attrs(&[("manager", "other")]))).expect("read").expect("found");
         assert!(!same);
         assert_eq!((o.attrs, o.desired), (u.attrs, u.desired));
-        assert!(tx.cs_by_anchor_against("corp", "nobody", &Attrs::new()).expect("read").is_none());
+        assert!(tx.cs_by_anchor_against("corp", "nobody", &AttrsRead::of(&Attrs::new())).expect("read").is_none());
     }
 }

@@ -52,6 +52,7 @@ pub(crate) fn apply(mut desired: Attrs, patch: Attrs) -> Attrs {
 
 #[cfg(test)]
 mod tests {
+    use crate::AttrsRead;
     use idflow_core::{attrs_to_json, Attrs, Value};
 
     fn attrs(pairs: &[(&str, &[&str])]) -> Attrs {
@@ -103,13 +104,13 @@ mod tests {
         let later = tx.cs_get_many_later(&[o.id]).expect("read");
         assert_eq!(std::thread::spawn(later).join().expect("decoded").expect("readable"), vec![o.clone()]);
         // An import that reads what the target holds: the same, nothing decoded.
-        let (read, same) = tx.cs_by_anchor_against("cloud", "0190a1b2-000001", &o.attrs).expect("read").expect("there");
+        let (read, same) = tx.cs_by_anchor_against("cloud", "0190a1b2-000001", &AttrsRead::of(&o.attrs)).expect("read").expect("there");
         assert!(same);
         assert_eq!(read, crate::CsObject { attrs: Attrs::new(), ..o.clone() });
         // One that reads something else: not the same, the object whole.
         let mut changed = o.attrs.clone();
         changed.insert("title".into(), vec![Value::from("Analyst")]);
-        let (read, same) = tx.cs_by_anchor_against("cloud", "0190a1b2-000001", &changed).expect("read").expect("there");
+        let (read, same) = tx.cs_by_anchor_against("cloud", "0190a1b2-000001", &AttrsRead::of(&changed)).expect("read").expect("there");
         assert!(!same);
         assert_eq!(read, o);
         assert_eq!(tx.cs_name_of(CsKey::Id(o.id)).expect("read"), Some(o.display()), "named by its attributes");
@@ -148,7 +149,7 @@ mod tests {
         let at_once = tx.cs_get(o.id).expect_err("damaged").to_string();
         let later = tx.cs_get_many_later(&[o.id]).expect("read");
         let elsewhere = std::thread::spawn(later).join().expect("decoded").expect_err("damaged").to_string();
-        let compared = tx.cs_by_anchor_against("cloud", "0190a1b2-000002", &o.attrs).expect_err("damaged").to_string();
+        let compared = tx.cs_by_anchor_against("cloud", "0190a1b2-000002", &AttrsRead::of(&o.attrs)).expect_err("damaged").to_string();
         for e in [at_once, elsewhere, compared] {
             let who = format!("object {} of connector cloud (anchor 0190a1b2-000002): its attributes do not read back", o.id);
             assert!(e.contains(&who), "{e}");

@@ -3,7 +3,7 @@
 //! here; the SQL itself is in the module named for each concept.
 use crate::alert::AlertRow;
 use crate::checkpoint::{Ask, Checkpointer};
-use crate::cs::{CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
+use crate::cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::cs_dangling::{self, Dangling};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject, Winners};
@@ -12,7 +12,7 @@ use crate::mv_index::Deferred;
 use crate::packed::{Codec, Db, Dicts, Unpacker};
 use crate::phs::PhsPair;
 use crate::{alert, cs, history, meta, mv, phs};
-use idflow_core::{Attrs, Error, ObjectError, Result, Value};
+use idflow_core::{Error, ObjectError, Result, Value};
 use rusqlite::{Connection, Transaction};
 use std::collections::BTreeMap;
 
@@ -42,7 +42,7 @@ pub trait ReadOps {
     /// back whole for the caller to compare (always so for one whose attributes are kept as a
     /// copy of its desired state; one kept as a patch of it is the same when `read` makes the
     /// same patch).
-    fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>>;
+    fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &AttrsRead) -> Result<Option<(CsObject, bool)>>;
     /// Objects of a connector with this DN (normally one; a rename in flight can make two).
     fn cs_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<CsObject>>;
     /// [`CsObject::display`] of the object at `key` (for a DN two objects share while a rename
@@ -173,6 +173,9 @@ pub trait ReadOps {
 pub trait WriteOps: ReadOps {
     /// Inserts (id 0) or updates the object; returns its id.
     fn cs_save(&self, o: &CsObject) -> Result<i64>;
+    /// [`WriteOps::cs_save`] of an object just read, `attrs_json` the JSON text of its
+    /// attributes ([`idflow_core::attrs_to_json`]), made where it was read.
+    fn cs_save_read(&self, o: &CsObject, attrs_json: String) -> Result<i64>;
     /// Writes only an object's link (what [`WriteOps::cs_save`] would, for these columns).
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()>;
     /// Writes only what outbound sync decides for a target object: `desired`, `desired_dn`,
@@ -499,7 +502,7 @@ impl<S: Sqlite> ReadOps for S {
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
         on(self, |c| cs::by_anchor(c, connector, anchor))
     }
-    fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &Attrs) -> Result<Option<(CsObject, bool)>> {
+    fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &AttrsRead) -> Result<Option<(CsObject, bool)>> {
         on(self, |c| cs::by_anchor_against(c, connector, anchor, read))
     }
     fn cs_name_of(&self, key: CsKey<'_>) -> Result<Option<String>> {
@@ -673,7 +676,11 @@ impl<S: Sqlite> ReadOps for S {
 
 impl WriteOps for WriteTxn<'_> {
     fn cs_save(&self, o: &CsObject) -> Result<i64> {
-        on(self, |c| cs::save(c, o))
+        on(self, |c| cs::save(c, o, None))
+    }
+    fn cs_save_read(&self, o: &CsObject, attrs_json: String) -> Result<i64> {
+        debug_assert_eq!(attrs_json, idflow_core::attrs_to_json(&o.attrs), "the JSON text of the object's attributes");
+        on(self, |c| cs::save(c, o, Some(attrs_json)))
     }
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
         on(self, |c| cs::set_link(c, id, mv_id, link, rule))

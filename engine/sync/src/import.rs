@@ -5,12 +5,15 @@
 //! become deletions. The watermark is written in the same transaction as the changes it covers.
 use crate::ahead::Spent;
 use crate::diff;
+use crate::import_names::{Names, Prepared};
 use crate::observer::{self, Observer, Step};
-use idflow_core::connector::{apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey};
+use idflow_core::connector::{
+    apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey, Prepare, PreparedObject,
+};
 use idflow_core::fast_hash::{FastMap, FastSet};
-use idflow_core::{dn, same_values, Attrs, Error, ObjectError, Result, Stage};
+use idflow_core::{attrs_to_json, dn, same_values, Attrs, Error, ObjectError, Result, Stage};
 use idflow_policy::RuleSet;
-use idflow_store::{CsObject, ExportState, Link, PendingImport, WriteOps};
+use idflow_store::{AttrsRead, CsObject, ExportState, Link, PendingImport, WriteOps};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -42,9 +45,6 @@ pub struct ImportStats {
 
 struct Sink<'a> {
     tx: &'a dyn WriteOps,
-    /// Lower-cased names of attributes that hold secrets: never stored.
-    secret: &'a HashSet<String>,
-    rules: &'a RuleSet,
     connector: String,
     seen: FastSet<i64>,
     /// The object each DN (normalized) was read for in this import.
@@ -56,8 +56,8 @@ struct Sink<'a> {
     stats: ImportStats,
     errors: Vec<ObjectError>,
     observer: &'a dyn Observer,
-    /// Attribute names as read, to the spelling the rules use (looked up once per name).
-    names: FastMap<String, Option<String>>,
+    /// Attribute names as read, to the spelling the rules use.
+    names: Names,
     /// Objects without an anchor exist (creates not yet confirmed): only then is a miss by
     /// anchor worth a lookup by DN.
     anchorless: bool,
@@ -76,59 +76,11 @@ struct Sink<'a> {
     spent: Spent<CsObject>,
 }
 
-/// Is `name` a secret's (never stored)? By the attribute itself, its options aside:
-/// `userPassword;binary` is userPassword.
-fn is_secret(secret: &HashSet<String>, name: &str) -> bool {
-    secret.contains(&name.split(';').next().unwrap_or(name).to_lowercase())
-}
-
 fn anchor_hash(anchor: &str) -> u64 {
     idflow_core::fast_hash::fixed_hash(anchor)
 }
 
 impl Sink<'_> {
-    /// How the rules spell `k`, or None for a secret (never stored); looked up once per name.
-    fn name_for(&mut self, k: &str) -> &Option<String> {
-        if !self.names.contains_key(k) {
-            let m = match is_secret(self.secret, k) {
-                true => None,
-                false => Some(self.rules.canonical_name(&self.connector, k).unwrap_or(k).to_string()),
-            };
-            self.names.insert(k.to_string(), m);
-        }
-        &self.names[k]
-    }
-
-    /// Whether `k` is stored as it is spelled: [`Self::name_for`] in one look-up once known.
-    fn kept_as_read(&mut self, k: &str) -> bool {
-        match self.names.get(k) {
-            Some(m) => m.as_deref() == Some(k),
-            None => self.name_for(k).as_deref() == Some(k),
-        }
-    }
-
-    fn canonical(&mut self, attrs: Attrs) -> Attrs {
-        // Most objects have every name spelled as the rules spell it and no secret: kept as read.
-        if attrs.keys().all(|k| self.kept_as_read(k)) {
-            return attrs;
-        }
-        let mut out = Attrs::new();
-        for (k, v) in attrs {
-            let name = match self.name_for(&k) {
-                None => continue,
-                Some(m) if *m == k => k,
-                Some(m) => m.clone(),
-            };
-            match out.entry(name) {
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(v);
-                }
-                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().extend(v),
-            }
-        }
-        out
-    }
-
     fn find(&self, key: &ObjectKey) -> Result<Option<CsObject>> {
         if let Some(a) = self.stored_anchor(key) {
             if let Some(o) = self.tx.cs_by_anchor(&self.connector, a)? {
@@ -142,9 +94,9 @@ impl Sink<'_> {
     /// `true`: the attributes kept are `attrs`, known from their stored text without decoding
     /// it, and the object comes back without them (a full import of a directory that did not
     /// change decodes none). `false`: not known; the object comes back whole to compare.
-    fn find_read(&self, key: &ObjectKey, attrs: &Attrs) -> Result<Option<(CsObject, bool)>> {
+    fn find_read(&self, key: &ObjectKey, read: &AttrsRead) -> Result<Option<(CsObject, bool)>> {
         if let Some(a) = self.stored_anchor(key) {
-            if let Some(found) = self.tx.cs_by_anchor_against(&self.connector, a, attrs)? {
+            if let Some(found) = self.tx.cs_by_anchor_against(&self.connector, a, read)? {
                 return Ok(Some(found));
             }
         }
@@ -185,7 +137,8 @@ impl Sink<'_> {
     }
 
     /// Saves what was read (`as_stored`: the object read is the one stored, value for value).
-    fn finish_object(&mut self, mut o: CsObject, as_stored: bool) -> Result<i64> {
+    /// `attrs_json`: the JSON text of its attributes, when made already.
+    fn finish_object(&mut self, mut o: CsObject, as_stored: bool, attrs_json: Option<String>) -> Result<i64> {
         let was_pending = o.pending_export;
         if o.export_state.is_some() {
             o.pending_export = diff::has_changes_with(self.tx, &o, &mut self.idents)?;
@@ -196,7 +149,10 @@ impl Sink<'_> {
         let id = if as_stored && !added && o.pending_export == was_pending {
             o.id
         } else {
-            let id = self.tx.cs_save(&o)?;
+            let id = match attrs_json {
+                Some(json) => self.tx.cs_save_read(&o, json)?,
+                None => self.tx.cs_save(&o)?,
+            };
             self.idents.forget(id);
             id
         };
@@ -239,11 +195,25 @@ impl Sink<'_> {
     }
 
     fn upsert(&mut self, obj: ImportedObject) -> Result<()> {
+        self.upsert_read(obj, None)
+    }
+
+    /// [`Self::upsert`]; `attrs_json`: its attributes are named as kept already, and this is
+    /// their JSON text (made where the object was read: [`Prepared`]).
+    fn upsert_read(&mut self, obj: ImportedObject, attrs_json: Option<String>) -> Result<()> {
         self.stats.read += 1;
         self.observer.advanced(1);
         let key = ObjectKey { anchor: obj.anchor.clone(), dn: obj.dn.clone() };
-        let attrs = self.canonical(obj.attrs);
-        match self.find_read(&key, &attrs)? {
+        let (attrs, json) = match attrs_json {
+            Some(json) => (obj.attrs, json),
+            None => {
+                let attrs = self.names.canonical(obj.attrs);
+                let json = attrs_to_json(&attrs);
+                (attrs, json)
+            }
+        };
+        let found = self.find_read(&key, &AttrsRead::with_json(&attrs, &json))?;
+        match found {
             Some((mut o, same_attrs)) => {
                 if self.seen.contains(&o.id) {
                     let other = o.dn.clone().unwrap_or_default();
@@ -285,7 +255,7 @@ impl Sink<'_> {
                 o.object_type = obj.object_type;
                 o.attrs = attrs;
                 o.present = true;
-                self.finish_object(o, as_stored)?;
+                self.finish_object(o, as_stored, Some(json))?;
             }
             None => {
                 if let Some(first) = self.dn_taken(obj.dn.as_deref(), 0) {
@@ -302,7 +272,7 @@ impl Sink<'_> {
                 o.present = true;
                 o.pending_import = Some(PendingImport::Add);
                 self.stats.added += 1;
-                self.finish_object(o, false)?;
+                self.finish_object(o, false, Some(json))?;
             }
         }
         Ok(())
@@ -311,7 +281,7 @@ impl Sink<'_> {
     /// A delta's changes to an object, named as the rules spell them; a secret's are dropped.
     fn apply_changes(&mut self, attrs: &mut Attrs, changes: Vec<AttrChange>) {
         let changes: Vec<AttrChange> =
-            changes.into_iter().filter_map(|c| self.name_for(&c.attr).clone().map(|attr| AttrChange { attr, ..c })).collect();
+            changes.into_iter().filter_map(|c| self.names.name_for(&c.attr).clone().map(|attr| AttrChange { attr, ..c })).collect();
         apply_changes(attrs, &changes);
     }
 }
@@ -325,6 +295,14 @@ impl ImportSink for Sink<'_> {
         self.upsert(obj)
     }
 
+    fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
+        Some(Box::new(Prepared(self.names.clone())))
+    }
+
+    fn prepared(&mut self, p: PreparedObject) -> Result<()> {
+        self.upsert_read(p.obj, Some(p.attrs_json))
+    }
+
     fn change(&mut self, change: DeltaChange) -> Result<()> {
         match change {
             DeltaChange::Upsert(o) => self.upsert(o),
@@ -333,7 +311,7 @@ impl ImportSink for Sink<'_> {
                 match self.find(&key)? {
                     Some(existing) => {
                         let mut attrs = existing.attrs.clone();
-                        for (k, v) in self.canonical(std::mem::take(&mut o.attrs)) {
+                        for (k, v) in self.names.canonical(std::mem::take(&mut o.attrs)) {
                             let name = attrs.keys().find(|x| x.eq_ignore_ascii_case(&k)).cloned().unwrap_or(k);
                             if v.is_empty() {
                                 attrs.remove(&name);
@@ -362,7 +340,7 @@ impl ImportSink for Sink<'_> {
                         self.apply_changes(&mut o.attrs, changes);
                         self.mark(&mut o, PendingImport::Update);
                         self.stats.updated += 1;
-                        self.finish_object(o, false)?;
+                        self.finish_object(o, false, None)?;
                     }
                 }
                 Ok(())
@@ -380,7 +358,7 @@ impl ImportSink for Sink<'_> {
                         o.dn = Some(new_dn);
                         self.mark(&mut o, PendingImport::Update);
                         self.stats.renamed += 1;
-                        self.finish_object(o, false)?;
+                        self.finish_object(o, false, None)?;
                     }
                 }
                 Ok(())
@@ -464,8 +442,6 @@ pub(crate) fn import(
     let _step = observer::start(observer, Step::Import(&name), None);
     let mut sink = Sink {
         tx,
-        secret,
-        rules,
         connector: name.clone(),
         seen: FastSet::default(),
         seen_dn: FastMap::default(),
@@ -474,7 +450,7 @@ pub(crate) fn import(
         stats: ImportStats { connector: name.clone(), ..Default::default() },
         errors: Vec::new(),
         observer,
-        names: FastMap::default(),
+        names: Names::new(rules.spellings(&name), secret),
         anchorless: tx.cs_has_anchorless(&name)?,
         former_dns: tx.cs_has_former_dns(&name)?,
         idents: diff::Idents::new(diff::form_of(tx, &name)?),

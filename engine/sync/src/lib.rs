@@ -28,6 +28,7 @@ mod harness;
 mod health_section;
 mod idents;
 mod import;
+mod import_names;
 mod inbound;
 mod join;
 mod memory;

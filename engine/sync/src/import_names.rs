@@ -1,0 +1,115 @@
+//! Attribute names as an import keeps them: spelled as the rules spell them (LDAP names are
+//! case-insensitive), secrets dropped. Done where the object is read when the connector reads
+//! on a thread of its own ([`Prepared`]), with the attributes' JSON text the store keeps.
+use idflow_core::connector::{ImportedObject, Prepare, PreparedObject};
+use idflow_core::fast_hash::FastMap;
+use idflow_core::{attrs_to_json, Attrs};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// A connector's attribute names, looked up once per name.
+#[derive(Clone)]
+pub(crate) struct Names {
+    /// By the name lower-cased, how the rules spell it.
+    spellings: Arc<HashMap<String, String>>,
+    /// Lower-cased names of attributes that hold secrets: never stored.
+    secret: Arc<HashSet<String>>,
+    /// Names as read, to the spelling kept (`None`: a secret's).
+    known: FastMap<String, Option<String>>,
+}
+
+/// Is `name` a secret's (never stored)? By the attribute itself, its options aside:
+/// `userPassword;binary` is userPassword.
+fn is_secret(secret: &HashSet<String>, name: &str) -> bool {
+    secret.contains(&name.split(';').next().unwrap_or(name).to_lowercase())
+}
+
+impl Names {
+    pub(crate) fn new(spellings: HashMap<String, String>, secret: &HashSet<String>) -> Names {
+        Names { spellings: Arc::new(spellings), secret: Arc::new(secret.clone()), known: FastMap::default() }
+    }
+
+    /// How the rules spell `k`, or None for a secret (never stored).
+    pub(crate) fn name_for(&mut self, k: &str) -> &Option<String> {
+        if !self.known.contains_key(k) {
+            let m = match is_secret(&self.secret, k) {
+                true => None,
+                false => Some(self.spellings.get(&k.to_lowercase()).map_or(k, String::as_str).to_string()),
+            };
+            self.known.insert(k.to_string(), m);
+        }
+        &self.known[k]
+    }
+
+    /// Whether `k` is stored as it is spelled: [`Self::name_for`] in one look-up once known.
+    fn kept_as_read(&mut self, k: &str) -> bool {
+        match self.known.get(k) {
+            Some(m) => m.as_deref() == Some(k),
+            None => self.name_for(k).as_deref() == Some(k),
+        }
+    }
+
+    /// `attrs` named as they are kept, secrets dropped; values of names spelled two ways joined.
+    pub(crate) fn canonical(&mut self, attrs: Attrs) -> Attrs {
+        // Most objects have every name spelled as the rules spell it and no secret: kept as read.
+        if attrs.keys().all(|k| self.kept_as_read(k)) {
+            return attrs;
+        }
+        let mut out = Attrs::new();
+        for (k, v) in attrs {
+            let name = match self.name_for(&k) {
+                None => continue,
+                Some(m) if *m == k => k,
+                Some(m) => m.clone(),
+            };
+            match out.entry(name) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().extend(v),
+            }
+        }
+        out
+    }
+}
+
+/// What an import does to each object before it looks at what it has stored, on the thread
+/// that reads it: its names as kept, and their JSON text (which the store keeps, and compares
+/// with what it has).
+pub(crate) struct Prepared(pub(crate) Names);
+
+impl Prepare for Prepared {
+    fn prepare(&mut self, mut obj: ImportedObject) -> PreparedObject {
+        obj.attrs = self.0.canonical(std::mem::take(&mut obj.attrs));
+        let attrs_json = attrs_to_json(&obj.attrs);
+        PreparedObject { obj, attrs_json }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idflow_core::Value;
+
+    fn attrs(pairs: &[(&str, &str)]) -> Attrs {
+        let mut a = Attrs::new();
+        for (k, v) in pairs {
+            a.entry(k.to_string()).or_default().push(Value::from(*v));
+        }
+        a
+    }
+
+    #[test]
+    fn names_are_spelled_as_the_rules_spell_them_and_secrets_dropped() {
+        let spellings = HashMap::from([("mail".to_string(), "mail".to_string()), ("givenname".to_string(), "givenName".to_string())]);
+        let secret = HashSet::from(["userpassword".to_string()]);
+        let mut names = Names::new(spellings, &secret);
+        let read = attrs(&[("GIVENNAME", "Ada"), ("givenName", "Augusta"), ("userPassword;binary", "x"), ("cn", "Ada L")]);
+        let kept = names.canonical(read);
+        assert_eq!(kept, attrs(&[("givenName", "Ada"), ("givenName", "Augusta"), ("cn", "Ada L")]));
+        // Kept as read: the same map back.
+        assert_eq!(names.canonical(kept.clone()), kept);
+        let p = Prepared(names).prepare(ImportedObject { anchor: None, dn: None, object_type: "person".into(), attrs: kept.clone() });
+        assert_eq!(p.attrs_json, attrs_to_json(&kept));
+    }
+}
