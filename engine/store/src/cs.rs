@@ -901,6 +901,13 @@ pub(crate) fn has_pending_dn(c: &Connection, connector: &str) -> Result<bool> {
         .query_row([connector], |r| r.get(0))
 }
 
+/// Whether any object of `connector` is linked to a metaverse object (read from the links'
+/// index: nothing to read before a first sync).
+pub(crate) fn has_linked(c: &Connection, connector: &str) -> Result<bool> {
+    c.prepare_cached("SELECT EXISTS(SELECT 1 FROM cs_object INDEXED BY cs_mv_state WHERE mv_id IS NOT NULL AND connector=?1)")?
+        .query_row([connector], |r| r.get(0))
+}
+
 pub(crate) fn has_any(c: &Connection, connector: &str) -> Result<bool> {
     c.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1)", [connector], |r| r.get(0))
 }

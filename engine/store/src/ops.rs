@@ -99,6 +99,8 @@ pub trait ReadOps {
     fn cs_has_anchorless(&self, connector: &str) -> Result<bool>;
     /// Does the connector space hold any object at all (present or not)?
     fn cs_has_any(&self, connector: &str) -> Result<bool>;
+    /// Is any object of the connector linked to a metaverse object (inbound or outbound)?
+    fn cs_has_linked(&self, connector: &str) -> Result<bool>;
     /// Does any of the connector's pending exports give its object a DN?
     fn cs_has_pending_dn(&self, connector: &str) -> Result<bool>;
     /// Does the connector remember any former DN (of a renamed or deleted object)?
@@ -579,6 +581,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_has_any(&self, connector: &str) -> Result<bool> {
         on(self, |c| cs::has_any(c, connector))
+    }
+    fn cs_has_linked(&self, connector: &str) -> Result<bool> {
+        on(self, |c| cs::has_linked(c, connector))
     }
     fn cs_has_pending_dn(&self, connector: &str) -> Result<bool> {
         on(self, |c| cs::has_pending_dn(c, connector))

@@ -188,6 +188,16 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     ctx.memo.clear();
     if remember {
         ctx.memo.expect_dns(ids.len());
+        // A first sync of the connector: what this pass links is all of it there is linked,
+        // and is remembered as it is linked. A reference to any other DN waits for pass 2
+        // (which looks it up) without a lookup now.
+        if let Some(connector) = connector_of(ctx, ids)? {
+            if !ctx.tx.cs_has_linked(&connector)? {
+                let s = ctx.tx.cs_shared_dns(&connector)?;
+                ctx.memo.remember_all(&connector, s.clone());
+                shared = Some(s);
+            }
+        }
     }
     let views = Views::of(ctx, early);
     let mut ahead = Ahead::default();
@@ -213,6 +223,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         spent.push((o, scope, ready));
     }
     let again = ctx.stats.disconnected != disconnected;
+    ctx.memo.linked_all();
     // Pass 2: flows and precedence. It links nothing: references resolve the same way
     // throughout, and are remembered. What pass 1 found stays when it unlinked nothing and no
     // object shares a DN (else the first linked of those would be what a DN resolves to).
@@ -239,6 +250,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     }
     ctx.memo.clear();
     Ok(recheck)
+}
+
+/// The connector of the objects `ids` (all one connector's), if there is any.
+fn connector_of(ctx: &Ctx, ids: &[i64]) -> Result<Option<String>> {
+    Ok(ids.first().map(|id| ctx.tx.cs_connectors_of(&[*id])).transpose()?.and_then(|mut v| v.pop().flatten()))
 }
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a

@@ -3,8 +3,9 @@
 //! order the objects arrive.
 use idflow_core::connector::RefForm;
 use idflow_core::fast_hash::FastMap;
-use idflow_core::{Result, Value};
+use idflow_core::{dn, Result, Value};
 use idflow_store::{CsLinks, CsObject, ExportState, ReadOps, WriteOps};
+use std::collections::HashSet;
 
 /// What references resolved to during one pass that links and unlinks nothing (the flows of
 /// inbound sync's second pass, of outbound sync's second pass), or that only links (inbound
@@ -22,6 +23,10 @@ pub(crate) struct Memo {
     /// DNs a connector's map is first made to hold (a full sync's first pass remembers about
     /// one for each object it meets): made at its size once, not grown by doubling through it.
     expected: usize,
+    /// The connector whose every linked object is remembered ([`Memo::remember_dn`]), but for
+    /// those whose DN (normalized) another object shares (these): a DN not remembered names
+    /// no object linked yet, and a pass that links is not told more by looking it up.
+    complete: Option<(String, HashSet<String>)>,
 }
 
 impl Memo {
@@ -29,6 +34,28 @@ impl Memo {
         self.dns.clear();
         self.targets.clear();
         self.expected = 0;
+        self.complete = None;
+    }
+
+    /// From now until the next clear, every object of `connector` linked is remembered as it
+    /// is linked (nothing of it was linked before), except those with a DN in `shared`.
+    pub(crate) fn remember_all(&mut self, connector: &str, shared: HashSet<String>) {
+        self.complete = Some((connector.to_string(), shared));
+    }
+
+    /// The pass that links is over: what is not remembered is looked up again.
+    pub(crate) fn linked_all(&mut self) {
+        self.complete = None;
+    }
+
+    /// A DN not remembered in a pass that links, when every linked object is remembered: it
+    /// names no object linked yet (unless its DN is shared, or spelled otherwise than the
+    /// object's: a lookup finds it then, and the pass after finds it anyway).
+    fn known_unlinked(&self, connector: &str, dn: &str) -> bool {
+        match &self.complete {
+            Some((c, shared)) if c == connector => shared.is_empty() || !shared.contains(&dn::norm(dn)),
+            _ => false,
+        }
     }
 
     /// About `n` DNs are about to be remembered ([`Memo::remember_dn`]), until the next clear.
@@ -41,6 +68,9 @@ impl Memo {
     pub(crate) fn resolve_dn(&mut self, c: &dyn ReadOps, connector: &str, dn: &str, linking: bool) -> Result<Inbound> {
         if let Some(r) = self.dns.get(connector).and_then(|m| m.get(dn)) {
             return Ok(r.clone());
+        }
+        if linking && self.known_unlinked(connector, dn) {
+            return Ok(Inbound::NotLinked);
         }
         let r = resolve_dn(c, connector, dn)?;
         if !linking || matches!(r, Inbound::Mv(_)) {

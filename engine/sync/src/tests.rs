@@ -766,3 +766,37 @@ fn a_plan_planned_ahead_is_what_each_change_planned_alone_is() {
         assert!(references > n / 2, "{references} of {n}");
     }
 }
+
+/// In a pass that links, once every linked object of a connector is remembered, a DN not
+/// remembered is answered without a lookup (not linked: the flows wait for pass 2), unless
+/// another object shares it; after the pass, or for another connector, it is looked up.
+#[test]
+fn a_memo_that_remembers_every_linked_object_answers_a_miss_without_a_lookup() {
+    use crate::references::{Inbound, Memo};
+    let e = engine(RULES);
+    let (_, boss) = report_and_boss(&e);
+    let boss_mv = mv_of(&e, boss).id;
+    let r = e.store.read().expect("tx");
+    let mut memo = Memo::default();
+    assert_eq!(memo.resolve_dn(&r, "corp", "uid=m,o=corp", true).expect("looked up"), Inbound::Mv(boss_mv));
+    memo.clear();
+    memo.remember_all("corp", Default::default());
+    memo.remember_dn("corp", "uid=r,o=corp", 1);
+    assert_eq!(memo.resolve_dn(&r, "corp", "uid=r,o=corp", true).expect("remembered"), Inbound::Mv(1));
+    // Linked in the database, but not remembered: not asked.
+    assert_eq!(memo.resolve_dn(&r, "corp", "uid=m,o=corp", true).expect("not asked"), Inbound::NotLinked);
+    // Not in a pass that links, or another connector's: asked.
+    assert_eq!(memo.resolve_dn(&r, "corp", "uid=m,o=corp", false).expect("looked up"), Inbound::Mv(boss_mv));
+    memo.clear();
+    memo.remember_all("hr", Default::default());
+    assert_eq!(memo.resolve_dn(&r, "corp", "uid=m,o=corp", true).expect("looked up"), Inbound::Mv(boss_mv));
+    // A DN another object shares (normalized) is asked.
+    memo.clear();
+    memo.remember_all("corp", ["uid=m,o=corp".to_string()].into());
+    assert_eq!(memo.resolve_dn(&r, "corp", "UID=M,O=corp", true).expect("looked up"), Inbound::Mv(boss_mv));
+    // Once the pass is over, asked again.
+    memo.clear();
+    memo.remember_all("corp", Default::default());
+    memo.linked_all();
+    assert_eq!(memo.resolve_dn(&r, "corp", "uid=m,o=corp", true).expect("looked up"), Inbound::Mv(boss_mv));
+}
