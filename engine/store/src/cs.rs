@@ -575,6 +575,7 @@ impl<'a> AttrsRead<'a> {
 /// What an export changes of an object: its anchor, DN, attributes, presence, pending export
 /// and error. Only those columns are written (its desired state is not packed again).
 pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
+    c.anchors.wrote(&o.connector, o.anchor.as_deref(), o.id);
     let attrs = stored_attrs(c, o)?;
     let (anchor, dn_norm) = (o.anchor.as_deref().map(Anchor), o.dn.as_deref().map(dn::norm));
     let (present, pending_export) = (o.present as i64, o.pending_export as i64);
@@ -619,8 +620,11 @@ pub(crate) fn save(c: &Db, o: &CsObject, attrs_json: Option<String>) -> Result<i
             o.link_rule,
             o.error
         ])?;
-        return Ok(c.last_insert_rowid());
+        let id = c.last_insert_rowid();
+        c.anchors.wrote(&o.connector, o.anchor.as_deref(), id);
+        return Ok(id);
     }
+    c.anchors.wrote(&o.connector, o.anchor.as_deref(), o.id);
     changed::update(
         c,
         "cs_object",
@@ -713,9 +717,14 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
 
 /// The row of the object with anchor `anchor`, as `read` makes it.
 fn by_anchor_as<T>(c: &Db, connector: &str, anchor: &str, read: impl FnOnce(&Row) -> rusqlite::Result<T>) -> Result<Option<T>> {
-    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
-        .query_row(params![connector, Anchor(anchor)], read)
-        .optional()
+    match c.anchors.find(c, connector, anchor)? {
+        Some(None) => Ok(None),
+        Some(Some(id)) => c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], read).optional(),
+        None => c
+            .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
+            .query_row(params![connector, Anchor(anchor)], read)
+            .optional(),
+    }
 }
 
 /// [`by_anchor`] for an import comparing what it read with what is kept: when the object's
@@ -764,9 +773,13 @@ pub(crate) fn name_of(c: &Db, key: CsKey<'_>) -> Result<Option<String>> {
     let named = |r: &Row| named(c, r);
     match key {
         CsKey::Id(id) => c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], named),
-        CsKey::Anchor { connector, anchor } => c
-            .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
-            .query_row(params![connector, Anchor(anchor)], named),
+        CsKey::Anchor { connector, anchor } => match c.anchors.find(c, connector, anchor)? {
+            Some(None) => return Ok(None),
+            Some(Some(id)) => c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], named),
+            None => c
+                .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
+                .query_row(params![connector, Anchor(anchor)], named),
+        },
         CsKey::Dn { connector, dn } => c
             .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 ORDER BY present DESC, id LIMIT 1"))?
             .query_row(params![connector, dn::norm(dn)], named),

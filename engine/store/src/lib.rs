@@ -14,6 +14,7 @@
 
 mod alert;
 mod anchor;
+mod anchors_later;
 mod changed;
 mod checkpoint;
 mod cs;

@@ -231,7 +231,14 @@ pub(crate) fn move_contrib(c: &Connection) -> rusqlite::Result<()> {
     let codec = crate::packed::Codec::default();
     let index = crate::mv_index::Deferred::default();
     let dirty = crate::mv_dirty::HeldDirty::default();
-    let db = crate::packed::Db { conn: c, codec: &codec, index: &index, dirty: &dirty, dangling: &Default::default() };
+    let db = crate::packed::Db {
+        conn: c,
+        codec: &codec,
+        index: &index,
+        dirty: &dirty,
+        dangling: &Default::default(),
+        anchors: &Default::default(),
+    };
     let packs = c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'dict'", [], |r| r.get::<_, i64>(0))? > 0;
     let mut read =
         c.prepare("SELECT mv_id, cs_id, items FROM mv_contrib WHERE (mv_id, cs_id) > (?1, ?2) ORDER BY mv_id, cs_id LIMIT ?3")?;

@@ -2,6 +2,7 @@
 //! transaction, [`WriteOps`] on a write transaction. The SQLite transactions implement them
 //! here; the SQL itself is in the module named for each concept.
 use crate::alert::AlertRow;
+use crate::anchors_later::AnchorsLater;
 use crate::checkpoint::{Ask, Checkpointer};
 use crate::cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::cs_dangling::{self, Dangling};
@@ -178,6 +179,10 @@ pub trait WriteOps: ReadOps {
     /// [`WriteOps::cs_save`] of an object just read, `attrs_json` the JSON text of its
     /// attributes ([`idflow_core::attrs_to_json`]), made where it was read.
     fn cs_save_read(&self, o: &CsObject, attrs_json: String) -> Result<i64>;
+    /// A first import into an empty database: the index by anchor is made once, as the
+    /// transaction commits, rather than entry by entry as objects arrive (lookups by anchor
+    /// still find every object written). Whether it is so (`false`: objects are kept already).
+    fn cs_index_anchors_at_commit(&self) -> Result<bool>;
     /// Writes only an object's link (what [`WriteOps::cs_save`] would, for these columns).
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()>;
     /// Writes only what outbound sync decides for a target object: `desired`, `desired_dn`,
@@ -271,6 +276,7 @@ pub(crate) struct ConnState {
     index: Deferred,
     dirty: HeldDirty,
     dangling: Dangling,
+    anchors: AnchorsLater,
     pub(crate) wal: Checkpointer,
 }
 
@@ -290,6 +296,7 @@ impl ConnState {
         if !committed {
             self.index.drop_held();
             self.dirty.drop_held();
+            self.anchors.rolled_back();
         }
     }
 }
@@ -386,7 +393,9 @@ impl<'s> WriteTxn<'s> {
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
         let WriteTxn { tx, path, mut ended } = self;
-        if let Err(e) = ended.state.index.flush(&tx).and_then(|()| ended.state.dirty.write(&tx)) {
+        if let Err(e) =
+            ended.state.index.flush(&tx).and_then(|()| ended.state.dirty.write(&tx)).and_then(|()| ended.state.anchors.finish(&tx))
+        {
             // Rolled back before `ended` tells the connection's state (and gives a larger
             // transaction's connection its usual cache back).
             drop(tx);
@@ -439,8 +448,15 @@ impl Sqlite for WriteTxn<'_> {
 /// Runs one statement's function, naming the database in its error.
 pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::Result<T>) -> Result<T> {
     let state = s.state();
-    f(&Db { conn: s.conn(), codec: &state.codec, index: &state.index, dirty: &state.dirty, dangling: &state.dangling })
-        .map_err(|e| failed(s.path(), e))
+    f(&Db {
+        conn: s.conn(),
+        codec: &state.codec,
+        index: &state.index,
+        dirty: &state.dirty,
+        dangling: &state.dangling,
+        anchors: &state.anchors,
+    })
+    .map_err(|e| failed(s.path(), e))
 }
 
 /// The store's error for `e`. A stored value that does not read back, once the store said whose
@@ -682,6 +698,9 @@ impl<S: Sqlite> ReadOps for S {
 impl WriteOps for WriteTxn<'_> {
     fn cs_save(&self, o: &CsObject) -> Result<i64> {
         on(self, |c| cs::save(c, o, None))
+    }
+    fn cs_index_anchors_at_commit(&self) -> Result<bool> {
+        on(self, |c| c.anchors.start(c))
     }
     fn cs_save_read(&self, o: &CsObject, attrs_json: String) -> Result<i64> {
         debug_assert_eq!(attrs_json, idflow_core::attrs_to_json(&o.attrs), "the JSON text of the object's attributes");

@@ -391,6 +391,7 @@ pub(crate) struct Db<'a> {
     pub(crate) index: &'a crate::mv_index::Deferred,
     pub(crate) dirty: &'a crate::mv_dirty::HeldDirty,
     pub(crate) dangling: &'a crate::cs_dangling::Dangling,
+    pub(crate) anchors: &'a crate::anchors_later::AnchorsLater,
 }
 
 impl std::ops::Deref for Db<'_> {

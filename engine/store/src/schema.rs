@@ -354,7 +354,14 @@ mod tests {
         let codec = crate::packed::Codec::default();
         let index = crate::mv_index::Deferred::default();
         let dirty = crate::mv_dirty::HeldDirty::default();
-        let db = crate::packed::Db { conn: &c, codec: &codec, index: &index, dirty: &dirty, dangling: &Default::default() };
+        let db = crate::packed::Db {
+            conn: &c,
+            codec: &codec,
+            index: &index,
+            dirty: &dirty,
+            dangling: &Default::default(),
+            anchors: &Default::default(),
+        };
         // Contributions: in their metaverse object's row now, the same values.
         let mut of_mv = crate::mv::contributions(&db, 4).expect("contributions");
         of_mv.sort_by(|a, b| (a.cs_id, &a.attr).cmp(&(b.cs_id, &b.attr)));

@@ -457,6 +457,11 @@ pub(crate) fn import(
         fresh: (!tx.cs_has_any(&name)?).then(FastSet::default),
         spent: Spent::default(),
     };
+    if sink.fresh.is_some() {
+        // A first import into an empty database: its anchors, in no order, are indexed once
+        // as the import commits rather than one by one.
+        tx.cs_index_anchors_at_commit()?;
+    }
     let watermark = tx.watermark(&name)?;
     if mode == Mode::Delta && connector.capabilities().delta_import {
         if let Some(w) = watermark.as_deref() {
