@@ -191,7 +191,7 @@ mod tests {
     impl Prepare for Tag {
         fn prepare(&mut self, obj: ImportedObject) -> PreparedObject {
             let here = format!("{:?}", std::thread::current().id() != self.0);
-            PreparedObject { obj, attrs_json: here }
+            PreparedObject { obj, attrs_json: here, with_attrs: true }
         }
     }
 

@@ -82,6 +82,9 @@ pub trait Prepare: Send {
 pub struct PreparedObject {
     pub obj: ImportedObject,
     pub attrs_json: String,
+    /// `false`: `obj.attrs` were left out where it was read (freed by the thread that made
+    /// them); the sink needs only their text.
+    pub with_attrs: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use idflow_core::connector::{
     apply_changes, AttrChange, Connector, DeltaChange, ImportSink, ImportedObject, ObjectKey, Prepare, PreparedObject,
 };
 use idflow_core::fast_hash::{FastMap, FastSet};
-use idflow_core::{attrs_to_json, dn, same_values, Attrs, Error, ObjectError, Result, Stage};
+use idflow_core::{attrs_from_json, attrs_to_json, dn, same_values, Attrs, Error, ObjectError, Result, Stage};
 use idflow_policy::RuleSet;
 use idflow_store::{AttrsRead, CsObject, ExportState, Link, PendingImport, WriteOps};
 use serde::Serialize;
@@ -198,14 +198,24 @@ impl Sink<'_> {
         self.upsert_read(obj, None)
     }
 
-    /// [`Self::upsert`]; `attrs_json`: its attributes are named as kept already, and this is
-    /// their JSON text (made where the object was read: [`Prepared`]).
-    fn upsert_read(&mut self, obj: ImportedObject, attrs_json: Option<String>) -> Result<()> {
+    /// [`Self::upsert`] of an object made ready where it was read ([`Prepared`]): its
+    /// attributes named as kept already, and their JSON text. Those attributes were left out
+    /// there when a first import needs only their text: read back from it should the object
+    /// be one kept already after all (the same object twice).
+    fn upsert_read(&mut self, mut obj: ImportedObject, prepared: Option<(String, bool)>) -> Result<()> {
         self.stats.read += 1;
         self.observer.advanced(1);
         let key = ObjectKey { anchor: obj.anchor.clone(), dn: obj.dn.clone() };
-        let (attrs, json) = match attrs_json {
-            Some(json) => (obj.attrs, json),
+        let (attrs, json) = match prepared {
+            Some((json, with_attrs)) => {
+                if !with_attrs && self.may_find(&key) {
+                    obj.attrs = attrs_from_json(&json).map_err(|e| Error::connector(&self.connector, format!("{key}: {e}")))?;
+                } else if !with_attrs {
+                    // Nothing kept has its anchor or DN: added, kept as its text.
+                    return self.add(obj, &key, json);
+                }
+                (obj.attrs, json)
+            }
             None => {
                 let attrs = self.names.canonical(obj.attrs);
                 let json = attrs_to_json(&attrs);
@@ -258,23 +268,35 @@ impl Sink<'_> {
                 self.finish_object(o, as_stored, Some(json))?;
             }
             None => {
-                if let Some(first) = self.dn_taken(obj.dn.as_deref(), 0) {
-                    let m = format!("duplicate DN: {key} is read for two objects (anchors differ)");
-                    return self.duplicate(first, &key, m);
-                }
-                if let Some(d) = &obj.dn {
-                    self.clear_former_dn(d)?;
-                }
-                let mut o = CsObject::new(&self.connector, &obj.object_type);
-                o.anchor = obj.anchor;
-                o.dn = obj.dn;
-                o.attrs = attrs;
-                o.present = true;
-                o.pending_import = Some(PendingImport::Add);
-                self.stats.added += 1;
-                self.finish_object(o, false, Some(json))?;
+                obj.attrs = attrs;
+                self.add(obj, &key, json)?;
             }
         }
+        Ok(())
+    }
+
+    /// Whether [`Self::find_read`] may find something for `key`.
+    fn may_find(&self, key: &ObjectKey) -> bool {
+        self.stored_anchor(key).is_some() || ((key.anchor.is_none() || self.anchorless) && key.dn.is_some())
+    }
+
+    /// Adds an object nothing kept is (`obj.attrs` left empty when `json` alone holds them).
+    fn add(&mut self, obj: ImportedObject, key: &ObjectKey, json: String) -> Result<()> {
+        if let Some(first) = self.dn_taken(obj.dn.as_deref(), 0) {
+            let m = format!("duplicate DN: {key} is read for two objects (anchors differ)");
+            return self.duplicate(first, key, m);
+        }
+        if let Some(d) = &obj.dn {
+            self.clear_former_dn(d)?;
+        }
+        let mut o = CsObject::new(&self.connector, &obj.object_type);
+        o.anchor = obj.anchor;
+        o.dn = obj.dn;
+        o.attrs = obj.attrs;
+        o.present = true;
+        o.pending_import = Some(PendingImport::Add);
+        self.stats.added += 1;
+        self.finish_object(o, false, Some(json))?;
         Ok(())
     }
 
@@ -296,11 +318,13 @@ impl ImportSink for Sink<'_> {
     }
 
     fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
-        Some(Box::new(Prepared(self.names.clone())))
+        // A first import compares nothing with what is kept (nothing is): the attributes'
+        // text is all it needs of them.
+        Some(Box::new(Prepared { names: self.names.clone(), text_only: self.fresh.is_some() && !self.anchorless }))
     }
 
     fn prepared(&mut self, p: PreparedObject) -> Result<()> {
-        self.upsert_read(p.obj, Some(p.attrs_json))
+        self.upsert_read(p.obj, Some((p.attrs_json, p.with_attrs)))
     }
 
     fn change(&mut self, change: DeltaChange) -> Result<()> {

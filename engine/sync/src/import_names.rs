@@ -76,13 +76,21 @@ impl Names {
 /// What an import does to each object before it looks at what it has stored, on the thread
 /// that reads it: its names as kept, and their JSON text (which the store keeps, and compares
 /// with what it has).
-pub(crate) struct Prepared(pub(crate) Names);
+pub(crate) struct Prepared {
+    pub(crate) names: Names,
+    /// The attributes themselves are not needed (a first import keeps their text and compares
+    /// nothing): left out here, where they were made.
+    pub(crate) text_only: bool,
+}
 
 impl Prepare for Prepared {
     fn prepare(&mut self, mut obj: ImportedObject) -> PreparedObject {
-        obj.attrs = self.0.canonical(std::mem::take(&mut obj.attrs));
+        obj.attrs = self.names.canonical(std::mem::take(&mut obj.attrs));
         let attrs_json = attrs_to_json(&obj.attrs);
-        PreparedObject { obj, attrs_json }
+        if self.text_only {
+            obj.attrs = Attrs::new();
+        }
+        PreparedObject { obj, attrs_json, with_attrs: !self.text_only }
     }
 }
 
@@ -109,7 +117,10 @@ mod tests {
         assert_eq!(kept, attrs(&[("givenName", "Ada"), ("givenName", "Augusta"), ("cn", "Ada L")]));
         // Kept as read: the same map back.
         assert_eq!(names.canonical(kept.clone()), kept);
-        let p = Prepared(names).prepare(ImportedObject { anchor: None, dn: None, object_type: "person".into(), attrs: kept.clone() });
-        assert_eq!(p.attrs_json, attrs_to_json(&kept));
+        let read = ImportedObject { anchor: None, dn: None, object_type: "person".into(), attrs: kept.clone() };
+        let p = Prepared { names: names.clone(), text_only: false }.prepare(read.clone());
+        assert_eq!((p.attrs_json, p.obj.attrs, p.with_attrs), (attrs_to_json(&kept), kept.clone(), true));
+        let p = Prepared { names, text_only: true }.prepare(read);
+        assert_eq!((p.attrs_json, p.obj.attrs, p.with_attrs), (attrs_to_json(&kept), Attrs::new(), false));
     }
 }
