@@ -101,6 +101,34 @@ impl OneOrMany {
     }
 }
 
+/// A [`FileObject`] as an add makes it, written from the operation as it is (nothing copied).
+#[derive(Serialize)]
+struct AddedObject<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    object_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dn: Option<&'a str>,
+    attributes: NonEmpty<'a>,
+}
+
+/// Attributes with values, each as [`OneOrMany`] writes it.
+struct NonEmpty<'a>(&'a Attrs);
+
+impl Serialize for NonEmpty<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.iter().filter(|(_, v)| !v.is_empty()) {
+            match v.as_slice() {
+                [one] => m.serialize_entry(k, one)?,
+                many => m.serialize_entry(k, many)?,
+            }
+        }
+        m.end()
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct FileConnector {
     name: String,
@@ -296,7 +324,7 @@ impl FileConnector {
     }
 
     /// An object's text as it sits in the file: pretty, indented to its depth.
-    fn text(&self, o: &FileObject) -> Result<String> {
+    fn text(&self, o: &impl Serialize) -> Result<String> {
         let pretty = serde_json::to_string_pretty(o).map_err(|e| Error::io(&self.path, "cannot write", std::io::Error::other(e)))?;
         Ok(pretty.replace('\n', OBJECT_NEWLINE))
     }
@@ -396,14 +424,8 @@ impl Connector for FileConnector {
                 OpKind::Add => match &op.anchor {
                     None => OpResult::Failed("the file connector needs an id assigned at provisioning".into()),
                     Some(id) => {
-                        let attributes = op
-                            .attrs
-                            .iter()
-                            .filter(|(_, v)| !v.is_empty())
-                            .map(|(k, v)| (k.clone(), OneOrMany::from_vec(v.clone())))
-                            .collect();
                         let dn = op.new_dn.clone().or_else(|| op.dn.clone());
-                        let o = FileObject { id: id.clone(), object_type: op.object_type.clone(), dn: dn.clone(), attributes };
+                        let o = AddedObject { id, object_type: &op.object_type, dn: dn.as_deref(), attributes: NonEmpty(&op.attrs) };
                         let text = self.text(&o)?;
                         match held.index.get(id).copied() {
                             // Written by an export killed before it recorded the answer: done.
@@ -454,6 +476,23 @@ impl Connector for FileConnector {
 mod tests {
     use super::*;
     use idflow_core::connector::{AttrChange, ChangeKind};
+
+    /// An add is written from its operation as the file's own objects are written.
+    #[test]
+    fn an_added_object_is_written_as_a_file_object_is() {
+        let c = FileConnector::at("cloud", PathBuf::from("unused.json"));
+        let add = op(OpKind::Add, "u1", &[("userName", &["ada"]), ("emails", &["a@x", "b@x"]), ("nickName", &[])], vec![]);
+        for dn in [None, Some("uid=ada,o=corp")] {
+            let attributes =
+                add.attrs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), OneOrMany::from_vec(v.clone()))).collect();
+            let whole = FileObject { id: "u1".into(), object_type: "User".into(), dn: dn.map(str::to_string), attributes };
+            let added = AddedObject { id: "u1", object_type: "User", dn, attributes: NonEmpty(&add.attrs) };
+            assert_eq!(c.text(&added).expect("text"), c.text(&whole).expect("text"));
+        }
+        let none = AddedObject { id: "u2", object_type: "User", dn: None, attributes: NonEmpty(&Attrs::new()) };
+        let whole = FileObject { id: "u2".into(), object_type: "User".into(), dn: None, attributes: BTreeMap::new() };
+        assert_eq!(c.text(&none).expect("text"), c.text(&whole).expect("text"));
+    }
 
     fn op(kind: OpKind, id: &str, attrs: &[(&str, &[&str])], changes: Vec<AttrChange>) -> ExportOp {
         ExportOp {
