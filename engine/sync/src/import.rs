@@ -66,6 +66,9 @@ struct Sink<'a> {
     /// What references resolve to in this connector, looked up once per import; an object
     /// this import writes is forgotten (its anchor or DN may be new).
     idents: diff::Idents,
+    /// The identifiers are read in one pass before the first object that needs them (a target
+    /// read whole); none are when it reads none (a target not written yet).
+    preload: bool,
     /// When the connector space held nothing as the import began (a first import): the
     /// anchors, hashed, of the objects this import wrote since. An anchor not among them is
     /// in no row, so a first import does not look every object up by its anchor; a hash two
@@ -141,6 +144,9 @@ impl Sink<'_> {
     fn finish_object(&mut self, mut o: CsObject, as_stored: bool, attrs_json: Option<String>) -> Result<i64> {
         let was_pending = o.pending_export;
         if o.export_state.is_some() {
+            if std::mem::take(&mut self.preload) {
+                self.idents.preload_if_it_fits(self.tx, &self.connector)?;
+            }
             o.pending_export = diff::has_changes_with(self.tx, &o, &mut self.idents)?;
         }
         let added = o.id == 0;
@@ -478,6 +484,7 @@ pub(crate) fn import(
         anchorless: tx.cs_has_anchorless(&name)?,
         former_dns: tx.cs_has_former_dns(&name)?,
         idents: diff::Idents::new(diff::form_of(tx, &name)?),
+        preload: false,
         fresh: (!tx.cs_has_any(&name)?).then(FastSet::default),
         spent: Spent::default(),
     };
@@ -502,10 +509,9 @@ pub(crate) fn import(
     }
     sink.stats.mode = "full".into();
     // A full import of a target compares every object with what export would send it, which
-    // resolves every reference: the target's identifiers are read in one pass first.
-    if connector.capabilities().export {
-        sink.idents.preload_if_it_fits(tx, &name)?;
-    }
+    // resolves every reference: the target's identifiers are read in one pass, once the first
+    // object needs them.
+    sink.preload = connector.capabilities().export;
     let new = connector.full_import(&mut sink)?;
     // Counted only for an empty read (a count reads the whole connector space).
     let had = if sink.stats.read == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };
