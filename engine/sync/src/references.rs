@@ -49,8 +49,9 @@ impl Memo {
     }
 
     /// A DN not remembered in a pass that links, when every linked object is remembered: it
-    /// names no object linked yet (unless its DN is shared, or spelled otherwise than the
-    /// object's: a lookup finds it then, and the pass after finds it anyway).
+    /// names no object linked yet, as far as this pass needs to know. A DN another object
+    /// shares is looked up; one spelled otherwise than its object's (another case) waits for
+    /// the pass after, which looks it up.
     fn known_unlinked(&self, connector: &str, dn: &str) -> bool {
         match &self.complete {
             Some((c, shared)) if c == connector => shared.is_empty() || !shared.contains(&dn::norm(dn)),
