@@ -226,6 +226,47 @@ mod tests {
         assert!(sink.stored.iter().enumerate().all(|(i, (a, on_reader))| *a == i.to_string() && on_reader == "true"));
     }
 
+    /// A sink that prepares objects as text only but stores them as any sink does: the
+    /// default `prepared` reads their attributes back from the text.
+    struct TextOnly(Vec<Attrs>);
+
+    struct Texted;
+
+    impl Prepare for Texted {
+        fn prepare(&mut self, obj: ImportedObject) -> PreparedObject {
+            let attrs_json = idflow_core::attrs_to_json(&obj.attrs);
+            PreparedObject { obj: ImportedObject { attrs: Attrs::new(), ..obj }, attrs_json, with_attrs: false }
+        }
+    }
+
+    impl ImportSink for TextOnly {
+        fn object(&mut self, obj: ImportedObject) -> Result<()> {
+            self.0.push(obj.attrs);
+            Ok(())
+        }
+        fn change(&mut self, _: DeltaChange) -> Result<()> {
+            Ok(())
+        }
+        fn error(&mut self, _: ObjectKey, _: String) {}
+        fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
+            Some(Box::new(Texted))
+        }
+    }
+
+    #[test]
+    fn attributes_left_out_where_read_are_read_back_by_a_sink_that_needs_them() {
+        let mut sink = TextOnly(Vec::new());
+        let mut attrs = Attrs::new();
+        attrs.insert("cn".into(), vec![idflow_core::Value::from("Ada")]);
+        let read = attrs.clone();
+        overlapped("corp", &mut sink, move |s| {
+            s.object(ImportedObject { anchor: Some("1".into()), dn: None, object_type: "person".into(), attrs: read })?;
+            Ok(None)
+        })
+        .expect("imported");
+        assert_eq!(sink.0, vec![attrs]);
+    }
+
     #[test]
     fn a_failed_read_is_the_outcome_after_what_it_read_is_stored() {
         let mut kept = Kept::default();

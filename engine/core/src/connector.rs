@@ -65,8 +65,13 @@ pub trait ImportSink {
     fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
         None
     }
-    /// An object read, as the sink's [`Prepare`] made it.
-    fn prepared(&mut self, p: PreparedObject) -> Result<()> {
+    /// An object read, as the sink's [`Prepare`] made it (by default stored as [`ImportSink::object`]
+    /// stores it, its attributes read back from their text if they were left out).
+    fn prepared(&mut self, mut p: PreparedObject) -> Result<()> {
+        if !p.with_attrs {
+            p.obj.attrs = crate::attrs_from_json(&p.attrs_json)
+                .map_err(|e| crate::Error::Config(format!("an object's attributes prepared for storing do not read back: {e}")))?;
+        }
         self.object(p.obj)
     }
 }

@@ -915,7 +915,8 @@ pub(crate) fn has_pending_dn(c: &Connection, connector: &str) -> Result<bool> {
 }
 
 /// Whether any object of `connector` is linked to a metaverse object (read from the links'
-/// index: nothing to read before a first sync).
+/// index: nothing to read before any object is linked; other connectors' linked objects are
+/// read through until one of this connector's is found).
 pub(crate) fn has_linked(c: &Connection, connector: &str) -> Result<bool> {
     c.prepare_cached("SELECT EXISTS(SELECT 1 FROM cs_object INDEXED BY cs_mv_state WHERE mv_id IS NOT NULL AND connector=?1)")?
         .query_row([connector], |r| r.get(0))

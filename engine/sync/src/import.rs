@@ -324,9 +324,9 @@ impl ImportSink for Sink<'_> {
     }
 
     fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
-        // A first import compares nothing with what is kept (nothing is): the attributes'
-        // text is all it needs of them.
-        Some(Box::new(Prepared { names: self.names.clone(), text_only: self.fresh.is_some() && !self.anchorless }))
+        // A first import has nothing kept to compare with: the attributes' text is all it
+        // needs of them (an object met twice is read back from it).
+        Some(Box::new(Prepared { names: self.names.clone(), text_only: self.fresh.is_some() }))
     }
 
     fn prepared(&mut self, p: PreparedObject) -> Result<()> {

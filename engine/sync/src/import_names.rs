@@ -78,8 +78,8 @@ impl Names {
 /// with what it has).
 pub(crate) struct Prepared {
     pub(crate) names: Names,
-    /// The attributes themselves are not needed (a first import keeps their text and compares
-    /// nothing): left out here, where they were made.
+    /// The attributes themselves are not needed (a first import keeps their text, and reads
+    /// them back from it only for an object met twice): left out here, where they were made.
     pub(crate) text_only: bool,
 }
 

@@ -24,8 +24,8 @@ pub(crate) struct Memo {
     /// one for each object it meets): made at its size once, not grown by doubling through it.
     expected: usize,
     /// The connector whose every linked object is remembered ([`Memo::remember_dn`]), but for
-    /// those whose DN (normalized) another object shares (these): a DN not remembered names
-    /// no object linked yet, and a pass that links is not told more by looking it up.
+    /// those whose DN (normalized) another object shares (these): a pass that links answers a
+    /// DN not remembered without a lookup ([`Memo::known_unlinked`]).
     complete: Option<(String, HashSet<String>)>,
 }
 
@@ -38,7 +38,8 @@ impl Memo {
     }
 
     /// From now until the next clear, every object of `connector` linked is remembered as it
-    /// is linked (nothing of it was linked before), except those with a DN in `shared`.
+    /// is linked (nothing of it was linked before), except those with a DN in `shared`. (Once
+    /// a pass unlinks something it stops remembering, and stops asking in a pass that links.)
     pub(crate) fn remember_all(&mut self, connector: &str, shared: HashSet<String>) {
         self.complete = Some((connector.to_string(), shared));
     }
