@@ -717,11 +717,23 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
 
 /// The row of the object with anchor `anchor`, as `read` makes it.
 fn by_anchor_as<T>(c: &Db, connector: &str, anchor: &str, read: impl FnOnce(&Row) -> rusqlite::Result<T>) -> Result<Option<T>> {
+    columns_by_anchor(c, COLS, connector, anchor, read)
+}
+
+/// Columns `cols` of the object of `connector` with anchor `anchor`, as `read` makes them: by
+/// its id while anchors are indexed only at the commit (anchors_later.rs).
+fn columns_by_anchor<T>(
+    c: &Db,
+    cols: &str,
+    connector: &str,
+    anchor: &str,
+    read: impl FnOnce(&Row) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
     match c.anchors.find(c, connector, anchor)? {
         Some(None) => Ok(None),
-        Some(Some(id)) => c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], read).optional(),
+        Some(Some(id)) => c.prepare_cached(&format!("SELECT {cols} FROM cs_object WHERE id=?1"))?.query_row([id], read).optional(),
         None => c
-            .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
+            .prepare_cached(&format!("SELECT {cols} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
             .query_row(params![connector, Anchor(anchor)], read)
             .optional(),
     }
@@ -773,13 +785,7 @@ pub(crate) fn name_of(c: &Db, key: CsKey<'_>) -> Result<Option<String>> {
     let named = |r: &Row| named(c, r);
     match key {
         CsKey::Id(id) => c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], named),
-        CsKey::Anchor { connector, anchor } => match c.anchors.find(c, connector, anchor)? {
-            Some(None) => return Ok(None),
-            Some(Some(id)) => c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], named),
-            None => c
-                .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
-                .query_row(params![connector, Anchor(anchor)], named),
-        },
+        CsKey::Anchor { connector, anchor } => return columns_by_anchor(c, COLS, connector, anchor, named),
         CsKey::Dn { connector, dn } => c
             .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 ORDER BY present DESC, id LIMIT 1"))?
             .query_row(params![connector, dn::norm(dn)], named),
