@@ -142,22 +142,22 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
             .any(|r| r.def.direction == Direction::Inbound && r.def.connector == connector && r.def.link == Some(LinkMode::Provision))
     };
     // Already by connector: a stable sort puts those that project first.
-    let mut groups: Vec<(bool, Vec<i64>)> = by_connector.into_iter().map(|(c, ids)| (!projects(&c), ids)).collect();
+    let mut groups: Vec<(bool, String, Vec<i64>)> = by_connector.into_iter().map(|(c, ids)| (!projects(&c), c, ids)).collect();
     groups.sort_by_key(|g| g.0);
-    for (_, ids) in groups {
-        run_connector(ctx, ids)?;
+    for (_, connector, ids) in groups {
+        run_connector(ctx, &connector, ids)?;
     }
     Ok(())
 }
 
-fn run_connector(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
+fn run_connector(ctx: &mut Ctx, connector: &str, ids: Vec<i64>) -> Result<()> {
     let mut queue = ids;
     for round in 0..4 {
         if queue.is_empty() {
             break;
         }
         // Objects looked at again may be any connector's: flows wait for pass 2 then.
-        let recheck = batch(ctx, &queue, round == 0)?;
+        let recheck = batch(ctx, &queue, (round == 0).then_some(connector))?;
         queue = recheck.into_iter().collect();
     }
     Ok(())
@@ -170,14 +170,14 @@ fn run_connector(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
 /// only adds links until it disconnects something, so what those references resolve to stays,
 /// and flows of an object in this round change no other object this round could join. Once
 /// pass 1 disconnects an object, those early flows are run again in pass 2 with the rest.
-/// `one_connector`: every object is one connector's (early flows need it: an object of this
+/// `connector`: every object is this connector's (early flows need it: an object of this
 /// connector never joins a metaverse object another object of it is linked to).
-fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64>> {
+fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet<i64>> {
     let mut recheck = BTreeSet::new();
     let mut work: Vec<(i64, Vec<usize>, Early)> = Vec::new();
     let disconnected = ctx.stats.disconnected;
     // A preview's trace tells each step once, in the order of the two passes.
-    let early = ctx.trace.is_none() && one_connector;
+    let early = ctx.trace.is_none() && connector.is_some();
     // A full sync's first round meets every object of the connector: each one linked is
     // remembered as what its DN resolves to (a group's members then need no lookup), unless
     // another object has that DN too. Those DNs are found once, on the first link.
@@ -191,10 +191,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
         // A first sync of the connector: what this pass links is all of it there is linked,
         // and is remembered as it is linked. A reference to any other DN waits for pass 2
         // (which looks it up) without a lookup now.
-        if let Some(connector) = connector_of(ctx, ids)? {
-            if !ctx.tx.cs_has_linked(&connector)? {
-                let s = ctx.tx.cs_shared_dns(&connector)?;
-                ctx.memo.remember_all(&connector, s.clone());
+        if let Some(connector) = connector {
+            if !ctx.tx.cs_has_linked(connector)? {
+                let s = ctx.tx.cs_shared_dns(connector)?;
+                ctx.memo.remember_all(connector, s.clone());
                 shared = Some(s);
             }
         }
@@ -250,11 +250,6 @@ fn batch(ctx: &mut Ctx, ids: &[i64], one_connector: bool) -> Result<BTreeSet<i64
     }
     ctx.memo.clear();
     Ok(recheck)
-}
-
-/// The connector of the objects `ids` (all one connector's), if there is any.
-fn connector_of(ctx: &Ctx, ids: &[i64]) -> Result<Option<String>> {
-    Ok(ids.first().map(|id| ctx.tx.cs_connectors_of(&[*id])).transpose()?.and_then(|mut v| v.pop().flatten()))
 }
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a
