@@ -214,11 +214,12 @@ impl Sink<'_> {
         let key = ObjectKey { anchor: obj.anchor.clone(), dn: obj.dn.clone() };
         let (attrs, json) = match prepared {
             Some((json, with_attrs)) => {
-                if !with_attrs && self.may_find(&key) {
+                if !with_attrs {
+                    if !self.may_find(&key) {
+                        // Nothing kept has its anchor or DN: added, kept as its text.
+                        return self.add(obj, &key, json);
+                    }
                     obj.attrs = attrs_from_json(&json).map_err(|e| Error::connector(&self.connector, format!("{key}: {e}")))?;
-                } else if !with_attrs {
-                    // Nothing kept has its anchor or DN: added, kept as its text.
-                    return self.add(obj, &key, json);
                 }
                 (obj.attrs, json)
             }
