@@ -128,6 +128,25 @@ impl Store {
         &self.path
     }
 
+    /// Another connection to the same database, that only reads (`query_only`), for a thread
+    /// of its own: its transactions see what is committed, never what a transaction of this
+    /// store holds uncommitted. It sets up nothing (this store did), and it never copies the
+    /// log into the database (this store's thread does). `None` for a database in memory,
+    /// which no other connection can open.
+    pub fn reader(&self) -> Result<Option<Store>> {
+        if self.path == ":memory:" {
+            return Ok(None);
+        }
+        let e = |e: rusqlite::Error| Error::store(&self.path, e);
+        let conn = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(e)?;
+        schema::reader(&conn).map_err(e)?;
+        Ok(Some(Store { conn, path: self.path.clone(), state: ops::ConnState::default() }))
+    }
+
     /// A read transaction: a consistent view until it is dropped.
     pub fn read(&self) -> Result<ReadTxn<'_>> {
         ReadTxn::begin(&self.conn, &self.path, &self.state)

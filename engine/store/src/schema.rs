@@ -227,16 +227,33 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     (11, "", None),
 ];
 
-/// Settings, the schema, and its version: a database of another version is refused.
-pub(crate) fn init(conn: &Connection) -> Result<(), String> {
-    let e = |e: rusqlite::Error| e.to_string();
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(e)?;
+/// What every connection is set to, whether it writes or only reads.
+fn connection(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // Sync cycles through more statements than rusqlite's default cache of 16 holds.
     conn.set_prepared_statement_cache_capacity(128);
     // Plans do not depend on bound values: without this, a statement whose parameter the
     // planner compared with a partial index's constant (`pending_export = 1`) is prepared
     // again at every execution (a third of a join lookup's time).
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(e)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
+}
+
+/// A second connection to a database another has set up, that reads alone (`Store::reader`):
+/// a small page cache, as what it reads is read once.
+pub(crate) fn reader(conn: &Connection) -> rusqlite::Result<()> {
+    connection(conn)?;
+    conn.pragma_update(None, "query_only", true)?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+}
+
+/// The page cache of a connection that reads alone, in KiB.
+const READER_CACHE_KIB: i64 = 8 * 1024;
+
+/// Settings, the schema, and its version: a database of another version is refused.
+pub(crate) fn init(conn: &Connection) -> Result<(), String> {
+    let e = |e: rusqlite::Error| e.to_string();
+    connection(conn).map_err(e)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
     // The log is copied into the database by a thread of its own after each commit

@@ -5,14 +5,16 @@
 //! covers the count. Results are committed per batch (per write, for a connector that holds
 //! several batches unwritten: the file), so a crash loses at most what one commit holds, which
 //! the next import recovers (anchors idflow assigned are recognized).
-use crate::ahead::{cs_objects, Ahead, Spent};
+use crate::ahead::Spent;
 use crate::diff::{self, Change};
+use crate::export_ahead::{self, Batch, BatchesAhead};
 use crate::observer::Observer;
 use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult, RefForm};
 use idflow_core::{Attrs, Error, ObjectError, Result, Stage, Value};
 use idflow_store::{CsLinks, CsObject, ReadOps, Store, WriteOps, WriteTxn};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ExportStats {
@@ -246,45 +248,39 @@ fn export_batches(
         // What is recorded of batches the connector holds unwritten (export_held): committed
         // once it wrote them, so that the database never says more than the target holds.
         let mut open: Option<WriteTxn<'_>> = None;
-        for chunk in &batches {
+        // Where the target's ids are idflow's, the next batch is made ahead while this one is
+        // sent and recorded.
+        let batches = Arc::new(batches);
+        let mut ahead = if caps.local_anchor { BatchesAhead::start(store, &batches, &idents)? } else { None };
+        for (j, chunk) in batches.iter().enumerate() {
             if observer.stop_requested() {
                 settle(connector, open.take())?;
                 stats.stopped = true;
                 break 'passes;
             }
-            // Recomputed per batch: an earlier batch may have created what a reference needs.
-            // With each object, what its add references when every reference resolved
-            // (recording it then needs no second comparison: diff::in_step_after_add). Marked
-            // before the batch's changes are made: what is forgotten from now on may have
-            // changed since.
-            let mut objs: Vec<(CsObject, Option<Vec<i64>>)> = Vec::new();
-            let mut ops = Vec::new();
+            // Made per batch: an earlier batch may have created what a reference needs. With
+            // each object, what its add references when every reference resolved (recording it
+            // then needs no second comparison: diff::in_step_after_add). Marked before the
+            // batch's changes are made (or, when made ahead, taken: every batch recorded since
+            // they were made forgot nothing): what is forgotten from now on may have changed.
             idents.mark();
-            {
-                // Read in the transaction still open, which holds what was recorded since.
-                let read;
-                let r: &dyn ReadOps = match &open {
-                    Some(tx) => tx,
-                    None => {
-                        read = store.read()?;
-                        &read
-                    }
-                };
-                // Read a few hundred at a time: nothing is written until the target answers.
-                let mut ahead = Ahead::default();
-                for i in 0..chunk.len() {
-                    let Some(o) = ahead.take(chunk, i, |ids| cs_objects(r, ids))? else { continue };
-                    let Some(ch) = diff::change_with(r, &o, form, &mut idents)? else { continue };
-                    let refs = diff::resolved_refs(&o, &ch);
-                    match diff::to_op(ch) {
-                        Some(op) => {
-                            ops.push(op);
-                            objs.push((o, refs));
+            let made = match ahead.as_mut().and_then(|a| a.take(j)) {
+                Some(made) => made?,
+                None => {
+                    // Read in the transaction still open, which holds what was recorded since.
+                    let read;
+                    let r: &dyn ReadOps = match &open {
+                        Some(tx) => tx,
+                        None => {
+                            read = store.read()?;
+                            &read
                         }
-                        None => waiting += 1,
-                    }
+                    };
+                    export_ahead::make(r, chunk, form, &mut idents)?
                 }
-            }
+            };
+            let Batch { objs, ops, waiting: waits } = made;
+            waiting += waits;
             if ops.is_empty() {
                 continue;
             }
@@ -313,6 +309,11 @@ fn export_batches(
                 }
                 record(&tx, &name, (&mut o, &mut op, res, refs.as_deref()), &mut stats, &mut errors, &mut idents)?;
                 spent.push((o, op));
+            }
+            if idents.forgot_any_since_mark() {
+                // An identifier changed, or an object went: what was made ahead may be out of
+                // date, and the stage makes the rest itself.
+                ahead = None;
             }
             if connector.unwritten() == 0 || failures_in_a_row >= BREAKER {
                 settle(connector, Some(tx))?;

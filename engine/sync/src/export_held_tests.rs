@@ -30,15 +30,25 @@ link = "provision"
 userName = "mv.mail"
 "#;
 
-/// Five people provisioned to `cloud` (the unit tests' connectors), pending export.
-fn five_pending() -> Engine {
-    people_pending(5)
+/// Where a test's metaverse is: in memory, and in a file in a folder of its own (where an export
+/// to a target whose ids are idflow's makes its batches ahead, with a connection of its own).
+fn both_stores() -> [Option<tempfile::TempDir>; 2] {
+    [None, Some(tempfile::tempdir().expect("a temporary folder"))]
+}
+
+/// Five people provisioned to `cloud` (the unit tests' connectors), pending export, with the
+/// metaverse in `dir` (in memory when `None`).
+fn five_pending(dir: &Option<tempfile::TempDir>) -> Engine {
+    people_pending(5, dir)
 }
 
 /// `n` people provisioned to `cloud`, pending export.
-fn people_pending(n: usize) -> Engine {
-    use crate::tests::{engine_in, put, sync, CONFIG};
-    let e = engine_in(CONFIG, RULES);
+fn people_pending(n: usize, dir: &Option<tempfile::TempDir>) -> Engine {
+    use crate::tests::{engine_in, engine_on_disk, put, sync, CONFIG};
+    let e = match dir {
+        None => engine_in(CONFIG, RULES),
+        Some(d) => engine_on_disk(CONFIG, RULES, d.path()),
+    };
     for i in 0..n {
         put(&e, "hr", "worker", &format!("uid=w{i},o=hr"), &[("mail", &format!("w{i}@example.org"))]);
     }
@@ -62,6 +72,9 @@ struct Holding {
     fail_flush: bool,
     /// The operations from this one on (counted over every call) fail, and are not held.
     fail_from: Option<usize>,
+    /// The export call, so numbered, whose adds are given other ids than the ones sent (as a
+    /// target that names objects anew would).
+    rename_call: Option<usize>,
     ops: usize,
 }
 
@@ -109,8 +122,12 @@ impl Connector for Holding {
                 results.push(OpResult::Failed("refused".into()));
                 continue;
             }
-            self.held.push(op.clone());
+            let mut op = op.clone();
+            if self.rename_call == Some(self.calls) {
+                op.anchor = op.anchor.map(|a| format!("{a}-renamed"));
+            }
             results.push(OpResult::Done { anchor: op.anchor.clone(), dn: None });
+            self.held.push(op);
         }
         Ok(results)
     }
@@ -135,27 +152,39 @@ impl Connector for Holding {
 
 #[test]
 fn batches_held_unwritten_are_recorded_once_written() {
-    let e = five_pending();
-    let mut c = Holding::default();
-    let (stats, errors) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!((stats.added, stats.calls, c.calls), (5, 3, 3), "three batches of at most two");
-    assert_eq!((c.flushes, c.written.len(), pending(&e)), (1, 5, 0), "written once, then recorded");
+    for dir in both_stores() {
+        let taken = crate::export_ahead::TAKEN.with(|n| n.get());
+        let e = five_pending(&dir);
+        let mut c = Holding::default();
+        let (stats, errors) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.added, stats.calls, c.calls), (5, 3, 3), "three batches of at most two");
+        assert_eq!((c.flushes, c.written.len(), pending(&e)), (1, 5, 0), "written once, then recorded");
+        // On disk, the second and the third were made ahead.
+        let ahead = if dir.is_some() { 2 } else { 0 };
+        assert_eq!(crate::export_ahead::TAKEN.with(|n| n.get()) - taken, ahead);
+    }
 }
 
 #[test]
 fn a_batch_or_a_write_that_fails_leaves_every_held_batch_unrecorded_and_unwritten() {
-    for (fail_call, fail_flush) in [(Some(3), false), (None, true)] {
-        let e = five_pending();
-        let mut c = Holding { fail_call, fail_flush, ..Holding::default() };
-        let err = export::export(&e.store, &mut c, 100, None, &Silent).expect_err("fails").to_string();
-        assert!(err.contains("went away") || err.contains("disk is full"), "{err}");
-        assert_eq!((c.written.len(), c.held.len()), (0, 0), "nothing written, nothing still held");
-        assert_eq!(pending(&e), 5, "nothing recorded: the next run sends all five");
-        // The next run sends each once.
-        let mut c = Holding::default();
-        let (stats, _) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
-        assert_eq!((stats.added, c.written.len(), pending(&e)), (5, 5, 0));
+    for dir in both_stores() {
+        for (fail_call, fail_flush) in [(Some(3), false), (None, true)] {
+            let e = five_pending(&dir);
+            let mut c = Holding { fail_call, fail_flush, ..Holding::default() };
+            let err = export::export(&e.store, &mut c, 100, None, &Silent).expect_err("fails").to_string();
+            assert!(err.contains("went away") || err.contains("disk is full"), "{err}");
+            assert_eq!((c.written.len(), c.held.len()), (0, 0), "nothing written, nothing still held");
+            assert_eq!(pending(&e), 5, "nothing recorded: the next run sends all five");
+            // The next run sends each once.
+            let mut c = Holding::default();
+            let (stats, _) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
+            assert_eq!((stats.added, c.written.len(), pending(&e)), (5, 5, 0));
+            drop(e);
+            if let Some(d) = &dir {
+                std::fs::remove_file(d.path().join("idflow.db")).expect("a database for the next case");
+            }
+        }
     }
 }
 
@@ -174,25 +203,94 @@ impl crate::observer::Observer for StopAfter {
 
 #[test]
 fn a_stop_between_batches_writes_and_records_what_is_held_and_leaves_the_rest() {
-    let e = five_pending();
-    let mut c = Holding::default();
-    let stop = StopAfter(Default::default(), 2);
-    let (stats, errors) = export::export(&e.store, &mut c, 100, None, &stop).expect("export");
-    assert!(errors.is_empty(), "{errors:?}");
-    assert!(stats.stopped);
-    assert_eq!((c.calls, c.flushes, c.written.len(), c.held.len()), (1, 1, 2, 0), "the batch held is written");
-    assert_eq!((stats.added, pending(&e)), (2, 3), "and recorded; the rest stays pending");
+    for dir in both_stores() {
+        let e = five_pending(&dir);
+        let mut c = Holding::default();
+        let stop = StopAfter(Default::default(), 2);
+        let (stats, errors) = export::export(&e.store, &mut c, 100, None, &stop).expect("export");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(stats.stopped);
+        assert_eq!((c.calls, c.flushes, c.written.len(), c.held.len()), (1, 1, 2, 0), "the batch held is written");
+        assert_eq!((stats.added, pending(&e)), (2, 3), "and recorded; the rest stays pending");
+    }
 }
 
 #[test]
 fn the_breaker_writes_and_records_what_is_held_before_it_stops_the_export() {
-    let e = people_pending(30);
-    // Two succeed (held), then every operation fails.
-    let mut c = Holding { fail_from: Some(2), ..Holding::default() };
-    let (stats, errors) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
-    assert_eq!(stats.stopped_after, Some(crate::export::BREAKER));
-    assert_eq!((c.flushes, c.written.len(), c.held.len()), (1, 2, 0), "what was held is written");
-    assert_eq!((stats.added, stats.failed), (2, crate::export::BREAKER));
-    assert_eq!(pending(&e), 28, "the two written are recorded; the failed and the rest stay pending");
-    assert!(errors.last().is_some_and(|e| e.message.contains("operations in a row failed")), "{errors:?}");
+    for dir in both_stores() {
+        let e = people_pending(30, &dir);
+        // Two succeed (held), then every operation fails.
+        let mut c = Holding { fail_from: Some(2), ..Holding::default() };
+        let (stats, errors) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
+        assert_eq!(stats.stopped_after, Some(crate::export::BREAKER));
+        assert_eq!((c.flushes, c.written.len(), c.held.len()), (1, 2, 0), "what was held is written");
+        assert_eq!((stats.added, stats.failed), (2, crate::export::BREAKER));
+        assert_eq!(pending(&e), 28, "the two written are recorded; the failed and the rest stay pending");
+        assert!(errors.last().is_some_and(|e| e.message.contains("operations in a row failed")), "{errors:?}");
+    }
+}
+
+const RULES_WITH_MANAGERS: &str = r#"
+[[rule]]
+name = "corp"
+direction = "inbound"
+connector = "corp"
+source_type = "person"
+metaverse_type = "person"
+link = "provision"
+[rule.flows]
+mail = "source.mail"
+manager = "source.manager"
+
+[[rule]]
+name = "out"
+direction = "outbound"
+connector = "cloud"
+metaverse_type = "person"
+target_type = "User"
+link = "provision"
+[rule.flows]
+userName = "mv.mail"
+manager = "mv.manager"
+"#;
+
+/// Where a batch's objects were given other ids than idflow's, the batches after it are made
+/// again by the stage: made ahead, they would name those objects by their old ids, and the
+/// object recorded in step.
+#[test]
+fn references_to_objects_a_batch_renamed_name_them_anew_in_the_next_batches() {
+    use crate::tests::{engine_in, engine_on_disk, put, sync, CONFIG};
+    for dir in both_stores() {
+        let e = match &dir {
+            None => engine_in(CONFIG, RULES_WITH_MANAGERS),
+            Some(d) => engine_on_disk(CONFIG, RULES_WITH_MANAGERS, d.path()),
+        };
+        // Two managers (the first batch: what the others reference is added first), and four
+        // reports (the second and the third).
+        for m in 0..2 {
+            put(&e, "corp", "person", &format!("uid=m{m},o=corp"), &[("mail", &format!("m{m}@x"))]);
+        }
+        for r in 0..4 {
+            let manager = format!("uid=m{},o=corp", r % 2);
+            put(&e, "corp", "person", &format!("uid=r{r},o=corp"), &[("mail", &format!("r{r}@x")), ("manager", &manager)]);
+        }
+        assert!(sync(&e).is_empty());
+        let taken = crate::export_ahead::TAKEN.with(|n| n.get());
+        let mut c = Holding { rename_call: Some(1), ..Holding::default() };
+        let (stats, errors) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.added, c.calls, pending(&e)), (6, 3, 0));
+        let managers: Vec<String> = c.written[..2].iter().filter_map(|op| op.anchor.clone()).collect();
+        assert!(managers.iter().all(|a| a.ends_with("-renamed")), "{managers:?}");
+        for op in &c.written[2..] {
+            let named = op.attrs["manager"].clone();
+            assert!(
+                named.iter().all(|v| v.as_str().is_some_and(|a| managers.iter().any(|m| m == a))),
+                "{:?} names {named:?}, not one of {managers:?}",
+                op.anchor
+            );
+        }
+        // Nothing was made ahead after the renaming batch.
+        assert_eq!(crate::export_ahead::TAKEN.with(|n| n.get()), taken);
+    }
 }

@@ -37,6 +37,12 @@ impl Idents {
         Idents { form, preloaded: Arc::default(), known: FastMap::default(), forgotten: None }
     }
 
+    /// Idents in the same form, with what this one preloaded (shared, not copied) and nothing
+    /// else: for another thread, which looks up the rest through its own connection.
+    pub(crate) fn sharing_preload(&self) -> Idents {
+        Idents { form: self.form, preloaded: Arc::clone(&self.preloaded), known: FastMap::default(), forgotten: None }
+    }
+
     /// What the preload read, to be read elsewhere (each object's identifier, or `None` when
     /// it has none yet); empty when nothing was preloaded.
     pub(crate) fn preloaded(&self) -> Arc<Preloaded> {
@@ -124,6 +130,11 @@ impl Idents {
     /// changed); any object is, as far as it knows, before that was first called.
     pub(crate) fn forgotten_since_mark(&self, id: i64) -> bool {
         self.forgotten.as_ref().is_none_or(|f| f.contains(&id))
+    }
+
+    /// Whether any object was forgotten since [`Idents::mark`] (any is, before it was called).
+    pub(crate) fn forgot_any_since_mark(&self) -> bool {
+        self.forgotten.as_ref().is_none_or(|f| !f.is_empty())
     }
 }
 

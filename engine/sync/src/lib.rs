@@ -22,6 +22,7 @@ mod early;
 mod engine;
 mod error_report;
 mod export;
+mod export_ahead;
 #[cfg(test)]
 mod export_held_tests;
 mod harness;

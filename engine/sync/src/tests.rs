@@ -84,6 +84,14 @@ pub(crate) fn engine_in(config: &str, rules: &str) -> Engine {
     Engine::from_parts(config, defs, Store::in_memory().expect("db"), std::sync::Arc::new(idflow_connectors::builtin())).expect("engine")
 }
 
+/// [`engine_in`] with its metaverse in a file in `dir` (another connection can open it).
+pub(crate) fn engine_on_disk(config: &str, rules: &str, dir: &Path) -> Engine {
+    let config = Config::parse(Path::new("idflow.toml"), config).expect("config");
+    let defs = parse_str(Path::new("rules.toml"), rules).expect("rules");
+    let store = Store::open(&dir.join("idflow.db")).expect("db");
+    Engine::from_parts(config, defs, store, std::sync::Arc::new(idflow_connectors::builtin())).expect("engine")
+}
+
 pub(crate) fn put(e: &Engine, connector: &str, ty: &str, dn: &str, attrs: &[(&str, &str)]) -> i64 {
     let mut o = CsObject::new(connector, ty);
     o.dn = Some(dn.into());
