@@ -251,7 +251,7 @@ fn export_batches(
         // Where the target's ids are idflow's, the next batch is made ahead while this one is
         // sent and recorded.
         let batches = Arc::new(batches);
-        let mut ahead = if caps.local_anchor { BatchesAhead::start(store, &batches, &idents)? } else { None };
+        let mut ahead = if caps.local_anchor { BatchesAhead::start(store, &batches, &idents) } else { None };
         for (j, chunk) in batches.iter().enumerate() {
             if observer.stop_requested() {
                 settle(connector, open.take())?;

@@ -62,13 +62,22 @@ pub(crate) struct BatchesAhead {
 
 impl BatchesAhead {
     /// Starts making `batches[1..]` (the stage makes the first itself), or `None` when there
-    /// is nothing to make ahead, the database has no other connection (in memory), or no
-    /// thread can be started. `idents`: the stage's, whose preload the thread shares.
-    pub(crate) fn start(store: &Store, batches: &Arc<Vec<Vec<i64>>>, idents: &Idents) -> Result<Option<BatchesAhead>> {
+    /// is nothing to make ahead, the database has no other connection (in memory, or one that
+    /// cannot be opened), or no thread can be started. `idents`: the stage's, whose preload the thread shares.
+    pub(crate) fn start(store: &Store, batches: &Arc<Vec<Vec<i64>>>, idents: &Idents) -> Option<BatchesAhead> {
         if batches.len() < 2 {
-            return Ok(None);
+            return None;
         }
-        let Some(reader) = store.reader()? else { return Ok(None) };
+        // Without a connection of its own (one that could not be opened), the stage makes
+        // every batch itself, as it does for other targets.
+        let reader = match store.reader() {
+            Ok(Some(reader)) => reader,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::debug!(error = %e, "no connection to make an export's batches ahead");
+                return None;
+            }
+        };
         let (send, made) = sync_channel(0);
         let (batches, mut idents) = (Arc::clone(batches), idents.sharing_preload());
         let spawned = std::thread::Builder::new().name("idflow-export-ahead".into()).spawn(move || {
@@ -82,10 +91,10 @@ impl BatchesAhead {
             }
         });
         match spawned {
-            Ok(thread) => Ok(Some(BatchesAhead { made: Some(made), thread: Some(thread) })),
+            Ok(thread) => Some(BatchesAhead { made: Some(made), thread: Some(thread) }),
             Err(e) => {
                 tracing::debug!(error = %e, "no thread to make an export's batches ahead");
-                Ok(None)
+                None
             }
         }
     }
