@@ -186,11 +186,14 @@ pub trait Connector {
     fn export_held(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
         self.export(ops)
     }
-    /// Operations [`Connector::export_held`] answered that are not in the directory yet.
+    /// Operations [`Connector::export_held`] answered that it holds and has not begun to
+    /// write. A write it began on its own (of everything it held) may still be under way:
+    /// [`Connector::flush`] waits for it.
     fn unwritten(&self) -> usize {
         0
     }
-    /// Writes what [`Connector::export_held`] holds; once it returns, its answers hold.
+    /// Writes what [`Connector::export_held`] holds, and waits for a write it began on its
+    /// own to end; once it returns, its answers hold.
     fn flush(&mut self) -> Result<()> {
         Ok(())
     }

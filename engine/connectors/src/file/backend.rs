@@ -129,7 +129,6 @@ impl Serialize for NonEmpty<'_> {
     }
 }
 
-#[derive(Clone)]
 pub(crate) struct FileConnector {
     name: String,
     path: PathBuf,
@@ -139,8 +138,30 @@ pub(crate) struct FileConnector {
     /// What [`Connector::export_held`] answered and did not write yet: the file as read (with
     /// the stamp it had then) with those changes, and how many operations they are.
     unwritten: Option<(Held, Option<Stamp>, usize)>,
+    /// The write of what was held that [`Connector::export_held`] began on a thread of its own
+    /// once [`WRITE_EVERY`] operations were held: the caller records the batch while the file
+    /// is written, and [`Connector::flush`] waits for the write to end.
+    writing: Option<std::thread::JoinHandle<Result<Written>>>,
     /// [`WRITE_EVERY`] (fewer in tests).
     write_every: usize,
+}
+
+/// What a write leaves: what is held then, with the new file's stamp.
+type Written = (Held, Option<Stamp>);
+
+impl Clone for FileConnector {
+    /// A copy with what is held, and no write under way (the registry's copy, which every
+    /// run's connector is made from, never exports).
+    fn clone(&self) -> Self {
+        FileConnector {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            held: self.held.clone(),
+            unwritten: self.unwritten.clone(),
+            writing: None,
+            write_every: self.write_every,
+        }
+    }
 }
 
 /// Operations held unwritten at most (their objects' text, about 300 bytes each in the
@@ -181,7 +202,7 @@ impl FileConnector {
     }
 
     fn at(name: &str, path: PathBuf) -> Self {
-        FileConnector { name: name.to_string(), path, held: None, unwritten: None, write_every: WRITE_EVERY }
+        FileConnector { name: name.to_string(), path, held: None, unwritten: None, writing: None, write_every: WRITE_EVERY }
     }
 
     #[cfg(test)]
@@ -329,6 +350,60 @@ impl FileConnector {
         Ok(pretty.replace('\n', OBJECT_NEWLINE))
     }
 
+    /// [`FileConnector::save_held`], unless the file changed since it was read (rewritten,
+    /// another put in its place, or one made where there was none): the changes held are not
+    /// written over it.
+    fn save_held_checked(&self, held: Held, at: Option<Stamp>) -> Result<(Held, Option<Stamp>)> {
+        if self.stamp() != at {
+            let m = "the file changed while idflow held changes for it (another program writes it?): nothing was written; run again";
+            return Err(Error::io(&self.path, "cannot write", std::io::Error::other(m)));
+        }
+        self.save_held(held, at)
+    }
+
+    /// Begins writing what is held on a thread of its own (written here when no thread can
+    /// be started).
+    fn begin_write(&mut self) -> Result<()> {
+        let Some((held, at, _)) = self.unwritten.take() else { return Ok(()) };
+        let writer = FileConnector {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            held: None,
+            unwritten: None,
+            writing: None,
+            write_every: self.write_every,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new().name("idflow-file-write".into()).spawn(move || {
+            let gone = |_| Error::io(&writer.path, "cannot write", std::io::Error::other("nothing was handed to the write"));
+            rx.recv().map_err(gone).and_then(|(held, at)| writer.save_held_checked(held, at))
+        });
+        match spawned {
+            Ok(thread) => {
+                // The thread started: it is handed what it writes (sent on a channel so that,
+                // had it not started, what is held would still be here).
+                let _ = tx.send((held, at));
+                self.writing = Some(thread);
+                Ok(())
+            }
+            Err(_) => {
+                let (held, written) = self.save_held_checked(held, at)?;
+                self.held = written.map(|at| (held, at));
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits for the write under way, if any, to end: the file as it wrote it is what the
+    /// next batch starts from.
+    fn written(&mut self) -> Result<()> {
+        let Some(thread) = self.writing.take() else { return Ok(()) };
+        let panicked = || Error::io(&self.path, "cannot write", std::io::Error::other("the thread writing it panicked"));
+        let (held, written) = thread.join().map_err(|_| panicked())??;
+        self.held = written.map(|at| (held, at));
+        Ok(())
+    }
+
     /// Writes the objects as `serde_json::to_writer_pretty` writes the whole document, and
     /// returns what is held then, with the new file's stamp (none if another file took its
     /// place right after the rename).
@@ -382,25 +457,25 @@ impl Connector for FileConnector {
         Ok(results)
     }
 
+    /// Operations answered and held; those of a write under way are not counted (it writes
+    /// all of them, and [`Connector::flush`] waits for it).
     fn unwritten(&self) -> usize {
         self.unwritten.as_ref().map_or(0, |u| u.2)
     }
 
     fn flush(&mut self) -> Result<()> {
+        self.written()?;
         if let Some((held, at, _)) = self.unwritten.take() {
-            // The file changed since it was read (rewritten, another put in its place, or one
-            // made where there was none): the changes held are not written over it.
-            if self.stamp() != at {
-                let m = "the file changed while idflow held changes for it (another program writes it?): nothing was written; run again";
-                return Err(Error::io(&self.path, "cannot write", std::io::Error::other(m)));
-            }
-            let (held, written) = self.save_held(held, at)?;
+            let (held, written) = self.save_held_checked(held, at)?;
             self.held = written.map(|at| (held, at));
         }
         Ok(())
     }
 
+    /// A write under way ends first (it cannot be taken back; what it wrote is recognized by
+    /// the next export or import, as after a run killed between writing and recording).
     fn discard(&mut self) {
+        let _ = self.written();
         self.unwritten = None;
     }
 
@@ -408,6 +483,7 @@ impl Connector for FileConnector {
     /// held unwritten are not checked against the file until it is written: the objects kept
     /// are copied then, from the file as it was read, and nothing is written if it changed.
     fn export_held(&mut self, ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+        self.written()?;
         let (mut held, at, before) = match self.unwritten.take() {
             Some(u) => u,
             None => match self.held.take() {
@@ -466,7 +542,7 @@ impl Connector for FileConnector {
         }
         self.unwritten = Some((held, at, before + ops.len()));
         if before + ops.len() >= self.write_every {
-            self.flush()?;
+            self.begin_write()?;
         }
         Ok(results)
     }
@@ -631,7 +707,9 @@ mod tests {
         c.export_held(&adds[..2]).expect("held");
         assert!(!std::fs::read_to_string(&c.path).expect("kept").contains("\"d\""));
         c.export_held(&adds[2..]).expect("written");
+        // The write began: the flush waits for it to end.
         assert_eq!(c.unwritten(), 0);
+        c.flush().expect("written");
         let text = std::fs::read_to_string(&c.path).expect("written");
         assert!(["\"d\"", "\"e\"", "\"f\""].iter().all(|id| text.contains(id)), "{text}");
         assert_eq!(text, pretty(c));
@@ -645,6 +723,16 @@ mod tests {
         assert!(err.contains("the file changed while idflow held changes for it"), "{err}");
         assert_eq!(std::fs::read_to_string(&c.path).expect("kept"), "{\"objects\": []}");
         assert_eq!(c.unwritten(), 0);
+        // The same while the write a third operation began is under way: its error is the
+        // flush's, and the file is not written over.
+        let adds: Vec<_> = ["h", "i", "j"].iter().map(|id| op(OpKind::Add, id, &[("userName", &[id])], vec![])).collect();
+        c.export_held(&adds[..2]).expect("held");
+        std::fs::write(&tmp, "{\"objects\": [{\"id\": \"z\", \"type\": \"User\"}]}").expect("other");
+        std::fs::rename(&tmp, &c.path).expect("replaced");
+        c.export_held(&adds[2..]).expect("the write begins");
+        let err = c.flush().expect_err("changed").to_string();
+        assert!(err.contains("the file changed while idflow held changes for it"), "{err}");
+        assert!(!std::fs::read_to_string(&c.path).expect("kept").contains("\"h\""));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
