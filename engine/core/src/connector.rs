@@ -198,7 +198,9 @@ pub trait Connector {
         Ok(())
     }
     /// Forgets what [`Connector::export_held`] holds unwritten (its answers were not recorded):
-    /// the next export reads the directory as it is.
+    /// the next export reads the directory as it is. A write it began on its own is waited for,
+    /// not undone: what it wrote is found there, as after a run killed between writing and
+    /// recording.
     fn discard(&mut self) {}
     /// The attributes rules read or write in this connector, so a directory is asked for those
     /// only (plus what the connector itself needs). Empty: everything.

@@ -9,6 +9,7 @@ use crate::ahead::Spent;
 use crate::diff::{self, Change};
 use crate::export_ahead::{self, Batch, BatchesAhead};
 use crate::observer::Observer;
+use crate::references;
 use idflow_core::connector::{apply_changes, Connector, ExportOp, OpKind, OpResult, RefForm};
 use idflow_core::{Attrs, Error, ObjectError, Result, Stage, Value};
 use idflow_store::{CsLinks, CsObject, ReadOps, Store, WriteOps, WriteTxn};
@@ -177,7 +178,9 @@ pub(crate) fn export(
 ) -> Result<(ExportStats, Vec<ObjectError>)> {
     let exported = export_batches(store, connector, threshold, allow_deletes, observer);
     if exported.is_err() {
-        // What it answered and holds unwritten was not recorded (rolled back): never written.
+        // What it answered and holds unwritten was not recorded (rolled back): never written
+        // (a write it began is waited for; what that wrote, the next import or export finds,
+        // as after a run killed between writing and recording).
         connector.discard();
     }
     exported
@@ -264,22 +267,31 @@ fn export_batches(
             // batch's changes are made (or, when made ahead, taken: every batch recorded since
             // they were made forgot nothing): what is forgotten from now on may have changed.
             idents.mark();
-            let made = match ahead.as_mut().and_then(|a| a.take(j)) {
-                Some(made) => made?,
-                None => {
-                    // Read in the transaction still open, which holds what was recorded since.
-                    let read;
-                    let r: &dyn ReadOps = match &open {
-                        Some(tx) => tx,
-                        None => {
-                            read = store.read()?;
-                            &read
-                        }
-                    };
-                    export_ahead::make(r, chunk, form, &mut idents)?
+            let made_ahead = match ahead.as_mut().and_then(|a| a.take(j)) {
+                Some(Ok(made)) => Some(made),
+                Some(Err(e)) => {
+                    // Its connection failed (busy, or its read did): made here, as from now on.
+                    tracing::warn!(connector = %name, error = %e, "a batch made ahead could not be read; the export makes the rest itself");
+                    ahead = None;
+                    None
                 }
+                None => None,
+            };
+            let made = match made_ahead {
+                Some(made) => {
+                    // Debug builds make it again here, and compare.
+                    #[cfg(debug_assertions)]
+                    reading(store, &open, |r| export_ahead::check(&made, r, chunk, form, &mut idents))?;
+                    made
+                }
+                None => reading(store, &open, |r| export_ahead::make(r, chunk, form, &mut idents, None))?,
             };
             let Batch { objs, ops, waiting: waits } = made;
+            if ops.iter().any(|op| op.kind == OpKind::Delete) {
+                // A deletion forgets its object (and releases what went with it): the next
+                // batch is made here, and the thread no longer holds the identifiers it shares.
+                ahead = None;
+            }
             waiting += waits;
             if ops.is_empty() {
                 continue;
@@ -357,6 +369,15 @@ fn export_batches(
         stats.requests = Some(r1.saturating_sub(r0));
     }
     Ok((stats, errors))
+}
+
+/// Calls `read` with the transaction still open, which holds what was recorded since the last
+/// commit, or else with a read transaction of its own.
+fn reading<T>(store: &Store, open: &Option<WriteTxn<'_>>, read: impl FnOnce(&dyn ReadOps) -> Result<T>) -> Result<T> {
+    match open {
+        Some(tx) => read(tx),
+        None => read(&store.read()?),
+    }
 }
 
 /// Has the connector write what it holds unwritten, then commits what was recorded of it.
@@ -469,8 +490,13 @@ fn record(
             tracing::info!(connector = name, object = %o.display(), referrers = n, "added again with a new id: what references it follows");
         }
     }
-    // Looked up above as it was before this save, should it reference itself.
-    if (&o.anchor, &o.dn) != (&was.0, &was.1) {
+    // Looked up above as it was before this save, should it reference itself. What references
+    // it resolve to is its identifier in the target's form (its anchor, or its DN): a change to
+    // the other (a DN the file target was given as it added the object) changes none.
+    let (form, desired_dn) = (idents.form(), o.desired_dn.as_ref());
+    if references::ident_in(form, was.0.as_ref(), was.1.as_ref(), desired_dn)
+        != references::ident_in(form, o.anchor.as_ref(), o.dn.as_ref(), desired_dn)
+    {
         idents.forget(o.id);
     }
     Ok(())

@@ -6,10 +6,13 @@
 //! them ([`Capabilities::local_anchor`]): recording what it answered for a batch changes the
 //! batch's own objects and no identifier another object's reference resolves to, so the next
 //! batch is the same whether it was made before or after. The thread reads what is committed,
-//! which differs from what the stage's open transaction holds only by what was recorded. What a
-//! batch recorded is checked: one that changed an identifier (the target answered with another
-//! id or DN) or deleted an object forgot it in the stage's [`Idents`], and from then on the
-//! stage makes each batch itself, as it does for every other target.
+//! which differs from what the stage's open transaction holds only by what was recorded.
+//! Recording changes another object only where it also forgets an identifier in the stage's
+//! [`Idents`]: an object the target answered with another id for (its copy imported before
+//! goes, and what references it is marked), or a deletion (its metaverse object is released).
+//! So what a batch recorded is checked: one that forgot any identifier, or holds a deletion,
+//! stops the thread, and from then on the stage makes each batch itself, as it does for every
+//! other target. Debug builds make each batch made ahead again in the stage, and compare.
 //!
 //! [`Capabilities::local_anchor`]: idflow_core::connector::Capabilities::local_anchor
 use crate::ahead::{cs_objects, Ahead};
@@ -18,6 +21,7 @@ use crate::idents::Idents;
 use idflow_core::connector::{ExportOp, RefForm};
 use idflow_core::Result;
 use idflow_store::{CsObject, ReadOps, Store};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -25,7 +29,7 @@ use std::thread::JoinHandle;
 /// A batch's operations, each with the object it is made of and, for an add whose references
 /// all resolved, the objects they reference ([`diff::resolved_refs`]); and how many changes
 /// wait for a reference that did not resolve.
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq)]
 pub(crate) struct Batch {
     pub(crate) objs: Vec<(CsObject, Option<Vec<i64>>)>,
     pub(crate) ops: Vec<ExportOp>,
@@ -33,11 +37,15 @@ pub(crate) struct Batch {
 }
 
 /// Makes the operations of the changes to `chunk`'s objects, read through `r` a few hundred at
-/// a time (nothing is written until the target answers).
-pub(crate) fn make(r: &dyn ReadOps, chunk: &[i64], form: RefForm, idents: &mut Idents) -> Result<Batch> {
+/// a time (nothing is written until the target answers). `cancelled`: once set, what is made
+/// so far is given back (no one takes it).
+pub(crate) fn make(r: &dyn ReadOps, chunk: &[i64], form: RefForm, idents: &mut Idents, cancelled: Option<&AtomicBool>) -> Result<Batch> {
     let mut batch = Batch::default();
     let mut ahead = Ahead::default();
     for i in 0..chunk.len() {
+        if cancelled.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            break;
+        }
         let Some(o) = ahead.take(chunk, i, |ids| cs_objects(r, ids))? else { continue };
         let Some(ch) = diff::change_with(r, &o, form, idents)? else { continue };
         let refs = diff::resolved_refs(&o, &ch);
@@ -52,11 +60,25 @@ pub(crate) fn make(r: &dyn ReadOps, chunk: &[i64], form: RefForm, idents: &mut I
     Ok(batch)
 }
 
+/// Checks that a batch made ahead is the batch the stage makes of `chunk` through `r` (debug
+/// builds: what a batch recorded must not change what the next is made of, unless it forgot).
+#[cfg(debug_assertions)]
+pub(crate) fn check(made: &Batch, r: &dyn ReadOps, chunk: &[i64], form: RefForm, idents: &mut Idents) -> Result<()> {
+    let here = make(r, chunk, form, idents, None)?;
+    if here != *made {
+        let at = here.ops.iter().zip(&made.ops).position(|(a, b)| a != b);
+        panic!("a batch made ahead is not the one made in the stage (first operation that differs: {at:?} of {})", here.ops.len());
+    }
+    Ok(())
+}
+
 /// The thread that makes batches ahead, one at a time, each once the stage took the one before
 /// (so at most one batch more is held than the stage holds).
 pub(crate) struct BatchesAhead {
     /// Each batch made, with its place among the batches.
     made: Option<Receiver<(usize, Result<Batch>)>>,
+    /// Set when the stage no longer takes them: the batch being made is left unfinished.
+    cancelled: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -80,9 +102,11 @@ impl BatchesAhead {
         };
         let (send, made) = sync_channel(0);
         let (batches, mut idents) = (Arc::clone(batches), idents.sharing_preload());
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let cancel = Arc::clone(&cancelled);
         let spawned = std::thread::Builder::new().name("idflow-export-ahead".into()).spawn(move || {
             for (i, chunk) in batches.iter().enumerate().skip(1) {
-                let batch = reader.read().and_then(|r| make(&r, chunk, idents.form(), &mut idents));
+                let batch = reader.read().and_then(|r| make(&r, chunk, idents.form(), &mut idents, Some(&cancel)));
                 let failed = batch.is_err();
                 // The stage no longer takes them (it ended, or makes them itself now).
                 if send.send((i, batch)).is_err() || failed {
@@ -91,7 +115,7 @@ impl BatchesAhead {
             }
         });
         match spawned {
-            Ok(thread) => Some(BatchesAhead { made: Some(made), thread: Some(thread) }),
+            Ok(thread) => Some(BatchesAhead { made: Some(made), cancelled, thread: Some(thread) }),
             Err(e) => {
                 tracing::debug!(error = %e, "no thread to make an export's batches ahead");
                 None
@@ -127,9 +151,9 @@ thread_local! {
 }
 
 impl Drop for BatchesAhead {
-    /// The thread is told (its next batch is not taken) and waited for: it ends once the batch
-    /// it is making is made.
+    /// The thread is told (the batch it makes is left unfinished, and not taken) and waited for.
     fn drop(&mut self) {
+        self.cancelled.store(true, Ordering::Relaxed);
         self.made = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -75,6 +75,8 @@ struct Holding {
     /// The export call, so numbered, whose adds are given other ids than the ones sent (as a
     /// target that names objects anew would).
     rename_call: Option<usize>,
+    /// Adds are answered with a DN (as the file target answers an object added with one).
+    answer_dn: bool,
     ops: usize,
 }
 
@@ -126,7 +128,8 @@ impl Connector for Holding {
             if self.rename_call == Some(self.calls) {
                 op.anchor = op.anchor.map(|a| format!("{a}-renamed"));
             }
-            results.push(OpResult::Done { anchor: op.anchor.clone(), dn: None });
+            let dn = self.answer_dn.then(|| format!("cn={}", op.anchor.as_deref().unwrap_or_default()));
+            results.push(OpResult::Done { anchor: op.anchor.clone(), dn });
             self.held.push(op);
         }
         Ok(results)
@@ -166,10 +169,24 @@ fn batches_held_unwritten_are_recorded_once_written() {
     }
 }
 
+/// A DN the target gives an object changes nothing references resolve to (they name objects by
+/// anchor there): batches are still made ahead after it.
+#[test]
+fn a_dn_given_as_objects_are_added_leaves_batches_made_ahead() {
+    let dir = Some(tempfile::tempdir().expect("a temporary folder"));
+    let taken = crate::export_ahead::TAKEN.with(|n| n.get());
+    let e = five_pending(&dir);
+    let mut c = Holding { answer_dn: true, ..Holding::default() };
+    let (stats, errors) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!((stats.added, c.calls, pending(&e)), (5, 3, 0));
+    assert_eq!(crate::export_ahead::TAKEN.with(|n| n.get()) - taken, 2);
+}
+
 #[test]
 fn a_batch_or_a_write_that_fails_leaves_every_held_batch_unrecorded_and_unwritten() {
-    for dir in both_stores() {
-        for (fail_call, fail_flush) in [(Some(3), false), (None, true)] {
+    for (fail_call, fail_flush) in [(Some(3), false), (None, true)] {
+        for dir in both_stores() {
             let e = five_pending(&dir);
             let mut c = Holding { fail_call, fail_flush, ..Holding::default() };
             let err = export::export(&e.store, &mut c, 100, None, &Silent).expect_err("fails").to_string();
@@ -180,10 +197,6 @@ fn a_batch_or_a_write_that_fails_leaves_every_held_batch_unrecorded_and_unwritte
             let mut c = Holding::default();
             let (stats, _) = export::export(&e.store, &mut c, 100, None, &Silent).expect("export");
             assert_eq!((stats.added, c.written.len(), pending(&e)), (5, 5, 0));
-            drop(e);
-            if let Some(d) = &dir {
-                std::fs::remove_file(d.path().join("idflow.db")).expect("a database for the next case");
-            }
         }
     }
 }

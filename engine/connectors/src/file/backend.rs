@@ -139,8 +139,8 @@ pub(crate) struct FileConnector {
     /// the stamp it had then) with those changes, and how many operations they are.
     unwritten: Option<(Held, Option<Stamp>, usize)>,
     /// The write of what was held that [`Connector::export_held`] began on a thread of its own
-    /// once [`WRITE_EVERY`] operations were held: the caller records the batch while the file
-    /// is written, and [`Connector::flush`] waits for the write to end.
+    /// once `write_every` operations were held: the caller records the batch while the file is
+    /// written, and [`Connector::flush`] waits for the write to end (so does a drop).
     writing: Option<std::thread::JoinHandle<Result<Written>>>,
     /// [`WRITE_EVERY`] (fewer in tests).
     write_every: usize,
@@ -148,6 +148,14 @@ pub(crate) struct FileConnector {
 
 /// What a write leaves: what is held then, with the new file's stamp.
 type Written = (Held, Option<Stamp>);
+
+impl Drop for FileConnector {
+    /// A write under way ends before the connector goes (a run that failed, or panicked,
+    /// between a batch and its flush): the next run's write of the same file never overlaps it.
+    fn drop(&mut self) {
+        let _ = self.written();
+    }
+}
 
 impl Clone for FileConnector {
     /// A copy with what is held, and no write under way (the registry's copy, which every
