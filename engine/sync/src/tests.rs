@@ -508,7 +508,7 @@ fn a_full_sync_does_not_bring_back_an_object_deleted_in_its_directory() {
     assert!(deleted(&e), "still deleted after a full sync");
 }
 
-const PROJECTING: &str = r#"
+pub(crate) const PROJECTING: &str = r#"
 [[rule]]
 name = "corp"
 direction = "inbound"
