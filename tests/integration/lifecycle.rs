@@ -153,6 +153,36 @@ fn staging_mode_imports_and_syncs_but_never_exports() {
     assert_eq!(r["export"][0]["added"], 3, "{r}");
 }
 
+/// More changes than the file target takes in one batch (50,000): the batches after the first
+/// are made ahead, on a thread with a connection of its own, while each is recorded (this debug
+/// build makes each again as the export would and compares), and the file is written on a thread
+/// of its own. Killed as it exports, the next run adds the rest, each object once.
+#[test]
+fn an_export_larger_than_a_batch_makes_its_batches_ahead_and_resumes_after_kill_9() {
+    let mut e = Env::quickstart();
+    e.ok(&["generate", "--people", "53000", "--groups", "1000", "--out", "corp.ldif"], 0);
+    e.ok(&["import"], 0);
+    e.ok(&["sync"], 0);
+    let pending = e.json(&["plan"], 0);
+    let adds = pending["plan"]["totals"]["add"].as_u64().expect("adds");
+    assert!(adds > 50_000, "{adds} adds: more than a batch");
+    e.vars.push(("RUST_LOG".into(), "idflow_engine::export_ahead=debug,warn".into()));
+    // Killed once its batches are being made ahead, a moment into the export.
+    let mut child = e.command(&["export", "cloud"]).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    use std::io::BufRead;
+    let ahead = std::io::BufReader::new(stderr).lines().any(|l| l.is_ok_and(|l| l.contains("made ahead, on a thread of their own")));
+    assert!(ahead, "the export made no batch ahead");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    e.ok(&["export", "cloud"], 0);
+    let ids: Vec<String> = e.cloud().iter().filter_map(|o| o["id"].as_str().map(str::to_string)).collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (adds as usize, adds as usize), "each object once");
+    e.ok(&["plan", "--exit-code"], 0);
+}
+
 #[test]
 fn killed_runs_resume_without_duplicates() {
     let e = Env::quickstart();

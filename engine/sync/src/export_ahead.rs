@@ -101,6 +101,7 @@ impl BatchesAhead {
             }
         };
         let (send, made) = sync_channel(0);
+        let batches_count = batches.len();
         let (batches, mut idents) = (Arc::clone(batches), idents.sharing_preload());
         let cancelled = Arc::new(AtomicBool::new(false));
         let cancel = Arc::clone(&cancelled);
@@ -115,7 +116,10 @@ impl BatchesAhead {
             }
         });
         match spawned {
-            Ok(thread) => Some(BatchesAhead { made: Some(made), cancelled, thread: Some(thread) }),
+            Ok(thread) => {
+                tracing::debug!(batches = batches_count, "the export's batches after the first are made ahead, on a thread of their own");
+                Some(BatchesAhead { made: Some(made), cancelled, thread: Some(thread) })
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "no thread to make an export's batches ahead");
                 None
