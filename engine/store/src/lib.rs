@@ -132,8 +132,8 @@ impl Store {
     /// of its own: its transactions see what is committed, never what a transaction of this
     /// store holds uncommitted. It is set only to read (busy timeout, statement cache, a small
     /// page cache, `query_only`): the schema is this store's, and it never copies the log into
-    /// the database (this store's thread does). `None` for a database in memory,
-    /// which no other connection can open.
+    /// the database (this store's thread does). `None` for a database in memory, which no
+    /// other connection can open.
     pub fn reader(&self) -> Result<Option<Store>> {
         if self.path == ":memory:" {
             return Ok(None);

@@ -85,7 +85,8 @@ pub(crate) struct BatchesAhead {
 impl BatchesAhead {
     /// Starts making `batches[1..]` (the stage makes the first itself), or `None` when there
     /// is nothing to make ahead, the database has no other connection (in memory, or one that
-    /// cannot be opened), or no thread can be started. `idents`: the stage's, whose preload the thread shares.
+    /// cannot be opened), or no thread can be started. `idents`: the stage's, whose preload
+    /// the thread shares.
     pub(crate) fn start(store: &Store, batches: &Arc<Vec<Vec<i64>>>, idents: &Idents) -> Option<BatchesAhead> {
         if batches.len() < 2 {
             return None;

@@ -373,14 +373,8 @@ impl FileConnector {
     /// be started).
     fn begin_write(&mut self) -> Result<()> {
         let Some((held, at, _)) = self.unwritten.take() else { return Ok(()) };
-        let writer = FileConnector {
-            name: self.name.clone(),
-            path: self.path.clone(),
-            held: None,
-            unwritten: None,
-            writing: None,
-            write_every: self.write_every,
-        };
+        // Writing needs the file's path alone.
+        let writer = FileConnector::at(&self.name, self.path.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new().name("idflow-file-write".into()).spawn(move || {
             let gone = |_| Error::io(&writer.path, "cannot write", std::io::Error::other("nothing was handed to the write"));
