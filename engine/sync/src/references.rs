@@ -15,8 +15,10 @@ use std::collections::HashSet;
 /// second when the first unlinked nothing and no two objects share a DN (inbound.rs).
 #[derive(Default)]
 pub(crate) struct Memo {
-    /// By connector, then DN as written: a hit allocates no key.
-    dns: FastMap<String, FastMap<String, Inbound>>,
+    /// By connector, then DN as written, by its [`DnKey`]: a million DNs without a million
+    /// strings, and a lookup that reads no string.
+    dns: FastMap<String, FastMap<u128, Inbound>>,
+    key: DnKey,
     /// Only found targets, by connector then metaverse object: a target object's export state
     /// can change within the pass (one provisioned again), never from present to gone.
     targets: FastMap<String, FastMap<i64, i64>>,
@@ -68,7 +70,8 @@ impl Memo {
     /// [`resolve_dn`], remembered for the pass. `linking`: the pass links objects as it goes
     /// (and stops asking once it unlinks one), so only a linked object is remembered.
     pub(crate) fn resolve_dn(&mut self, c: &dyn ReadOps, connector: &str, dn: &str, linking: bool) -> Result<Inbound> {
-        if let Some(r) = self.dns.get(connector).and_then(|m| m.get(dn)) {
+        let k = self.key.of(dn);
+        if let Some(r) = self.dns.get(connector).and_then(|m| m.get(&k)) {
             return Ok(r.clone());
         }
         if linking && self.known_unlinked(connector, dn) {
@@ -76,13 +79,13 @@ impl Memo {
         }
         let r = resolve_dn(c, connector, dn)?;
         if !linking || matches!(r, Inbound::Mv(_)) {
-            self.dns_of(connector).insert(dn.to_string(), r.clone());
+            self.dns_of(connector).insert(k, r.clone());
         }
         Ok(r)
     }
 
     /// What `connector`'s DNs resolve to, made (at the size expected) if need be.
-    fn dns_of(&mut self, connector: &str) -> &mut FastMap<String, Inbound> {
+    fn dns_of(&mut self, connector: &str) -> &mut FastMap<u128, Inbound> {
         if !self.dns.contains_key(connector) {
             self.dns.insert(connector.to_string(), FastMap::with_capacity_and_hasher(self.expected, Default::default()));
         }
@@ -93,7 +96,8 @@ impl Memo {
     /// inbound to `mv_id`, when no other object of `connector` has its DN (inbound sync's first
     /// pass, as it links or meets it).
     pub(crate) fn remember_dn(&mut self, connector: &str, dn: &str, mv_id: i64) {
-        self.dns_of(connector).insert(dn.to_string(), Inbound::Mv(mv_id));
+        let k = self.key.of(dn);
+        self.dns_of(connector).insert(k, Inbound::Mv(mv_id));
     }
 
     /// What [`resolve_mv`] would find: `cs_id`, the one object of `connector` linked to
@@ -119,6 +123,38 @@ impl Memo {
             self.remember_target(connector, mv_id, t);
         }
         Ok(t)
+    }
+}
+
+/// A DN's stand-in in the memo: its 128-bit SipHash under a key drawn at random for the
+/// process. A keyed hash of 128 bits is a pseudorandom function: two DNs of a directory share
+/// one with a chance of about n²/2¹²⁹ (10⁻²⁶ for two million), and without the key no DN can be
+/// chosen to collide with another. At 1,000,000 people and 50,000 groups a full sync looks
+/// 2.2 million DNs up and remembers a million: keyed by the DN itself, each lookup read the
+/// string (a cache miss more) and each one remembered was an allocation.
+struct DnKey(siphasher::sip128::SipHasher13);
+
+impl Default for DnKey {
+    fn default() -> Self {
+        let mut seed = [0u8; 16];
+        if getrandom::fill(&mut seed).is_err() {
+            // No system randomness: the standard library's own random keys, hashed.
+            use std::hash::BuildHasher;
+            let s = std::hash::RandomState::new();
+            seed[..8].copy_from_slice(&s.hash_one(1u8).to_le_bytes());
+            seed[8..].copy_from_slice(&s.hash_one(2u8).to_le_bytes());
+        }
+        DnKey(siphasher::sip128::SipHasher13::new_with_key(&seed))
+    }
+}
+
+impl DnKey {
+    fn of(&self, dn: &str) -> u128 {
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let mut h = self.0;
+        h.write(dn.as_bytes());
+        h.finish128().as_u128()
     }
 }
 
@@ -206,4 +242,19 @@ pub(crate) fn referrers(c: &dyn ReadOps, mv_id: i64) -> Result<Vec<i64>> {
     v.sort();
     v.dedup();
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DnKey;
+
+    #[test]
+    fn a_dn_key_tells_dns_apart_as_written_and_is_drawn_anew_for_each_memo() {
+        let (a, b) = (DnKey::default(), DnKey::default());
+        let dns = ["uid=a,o=corp", "uid=A,o=corp", "uid=a,o=corp ", "uid=b,o=corp", ""];
+        let keys: std::collections::HashSet<u128> = dns.iter().map(|d| a.of(d)).collect();
+        assert_eq!(keys.len(), dns.len(), "each DN as written has its own key");
+        assert_eq!(a.of("uid=a,o=corp"), a.of(&String::from("uid=a,o=corp")));
+        assert_ne!(a.of("uid=a,o=corp"), b.of("uid=a,o=corp"), "another memo, another random key");
+    }
 }
