@@ -101,6 +101,20 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     // Target objects whose flows pass 2 runs.
     let mut later: HashSet<i64> = HashSet::new();
     ctx.memo.clear();
+    // A full sync's first pass into a target where nothing is linked yet links every target
+    // object there is, and remembers each: a reference to one not remembered waits for pass 2
+    // without a lookup (as a lookup would have it wait).
+    if every && early {
+        let mut connectors: Vec<&str> =
+            rules.rules.iter().filter(|r| r.def.direction == Direction::Outbound).map(|r| r.def.connector.as_str()).collect();
+        connectors.sort_unstable();
+        connectors.dedup();
+        for c in connectors {
+            if !ctx.tx.cs_has_linked(c)? {
+                ctx.memo.remember_all_targets(c);
+            }
+        }
+    }
     // Read ahead: handling an object changes only its own links (it provisions, adopts or
     // deprovisions its own target objects), and nothing here writes metaverse objects.
     let mut ahead: Ahead<ReadAhead> = Ahead::default();
@@ -321,7 +335,11 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     let again = ctx.stats.deprovisioned != deprovisioned;
     let batch_ids: BTreeSet<i64> = ids.iter().copied().collect();
     // Flows provision, adopt and deprovision nothing: references to targets are remembered.
-    ctx.memo.clear();
+    // What pass 1 remembered stays when it deprovisioned nothing (it only ever added targets).
+    ctx.memo.provisioned_all();
+    if again {
+        ctx.memo.clear();
+    }
     for (id, connector, idx, cs_id, flowed) in work {
         if !flowed.in_pass_2(again) {
             continue;

@@ -29,6 +29,11 @@ pub(crate) struct Memo {
     /// those whose DN (normalized) another object shares (these): a pass that links answers a
     /// DN not remembered without a lookup ([`Memo::known_unlinked`]).
     complete: Option<(String, HashSet<String>)>,
+    /// Target connectors whose every target object linked is remembered as it is linked
+    /// (outbound sync's first pass of a full sync, where nothing was linked there before): a
+    /// metaverse object not remembered has no target there yet, without a lookup. Only ever
+    /// asked by flows that wait for pass 2 on such an answer.
+    complete_targets: HashSet<String>,
 }
 
 impl Memo {
@@ -37,6 +42,19 @@ impl Memo {
         self.targets.clear();
         self.expected = 0;
         self.complete = None;
+        self.complete_targets.clear();
+    }
+
+    /// From now until the next clear, every target object of `connector` linked is remembered
+    /// ([`Memo::remember_target`]) as it is linked: nothing there was linked before.
+    pub(crate) fn remember_all_targets(&mut self, connector: &str) {
+        self.complete_targets.insert(connector.to_string());
+    }
+
+    /// The pass that remembers every target linked is over: what is not remembered is looked
+    /// up again (what is remembered stays).
+    pub(crate) fn provisioned_all(&mut self) {
+        self.complete_targets.clear();
     }
 
     /// From now until the next clear, every object of `connector` linked is remembered as it
@@ -117,6 +135,9 @@ impl Memo {
     pub(crate) fn resolve_mv(&mut self, c: &dyn ReadOps, connector: &str, mv_id: i64) -> Result<Option<i64>> {
         if let Some(t) = self.targets.get(connector).and_then(|m| m.get(&mv_id)) {
             return Ok(Some(*t));
+        }
+        if self.complete_targets.contains(connector) {
+            return Ok(None);
         }
         let t = resolve_mv(c, connector, mv_id)?;
         if let Some(t) = t {

@@ -808,3 +808,28 @@ fn a_memo_that_remembers_every_linked_object_answers_a_miss_without_a_lookup() {
     memo.linked_all();
     assert_eq!(memo.resolve_dn(&r, "corp", "uid=m,o=corp", true).expect("looked up"), Inbound::Mv(boss_mv));
 }
+
+/// In outbound sync's first pass into a target where nothing was linked, every target linked
+/// is remembered as it is: a metaverse object not remembered has none there (its flows wait
+/// for pass 2), without a lookup; once the pass is over it is looked up, and what was
+/// remembered stays.
+#[test]
+fn a_memo_that_remembers_every_target_linked_answers_a_miss_without_a_lookup() {
+    use crate::references::Memo;
+    let e = engine(RULES);
+    let (_, boss) = report_and_boss(&e);
+    let boss_mv = mv_of(&e, boss).id;
+    let r = e.store.read().expect("tx");
+    let mut memo = Memo::default();
+    let target = memo.resolve_mv(&r, "cloud", boss_mv).expect("looked up").expect("provisioned");
+    memo.clear();
+    memo.remember_all_targets("cloud");
+    assert_eq!(memo.resolve_mv(&r, "cloud", boss_mv).expect("not asked"), None, "linked in the database, not remembered");
+    memo.remember_target("cloud", 4242, 7);
+    assert_eq!(memo.resolve_mv(&r, "cloud", 4242).expect("remembered"), Some(7));
+    memo.provisioned_all();
+    assert_eq!(memo.resolve_mv(&r, "cloud", boss_mv).expect("looked up"), Some(target));
+    assert_eq!(memo.resolve_mv(&r, "cloud", 4242).expect("remembered"), Some(7), "what was remembered stays");
+    memo.clear();
+    assert_eq!(memo.resolve_mv(&r, "cloud", 4242).expect("looked up"), None);
+}
