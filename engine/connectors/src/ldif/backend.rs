@@ -64,6 +64,8 @@ impl LdifConnector {
 
     /// A full import's reading: the file, then a delta file already there, into `sink`.
     fn read_full(&self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        // Stamped before it is read: a change while it is read changes the stamp.
+        let stamp = super::stamp::of(&self.path);
         // Read as it is parsed, never whole: a file of a million entries is half a gigabyte.
         let mut source = self.open(&self.path)?;
         // A file cut off mid-copy ends without a line break: its last record may be partial.
@@ -130,6 +132,7 @@ impl LdifConnector {
         let main = source.finish().map_err(|e| Error::io(&self.path, "cannot read", e))?;
         // A delta file already there is applied now, on top of what was read: never taken as
         // applied without being read (one that appears during the import waits for the next).
+        let main = stamped(main, stamp);
         let Some(p) = delta else {
             return Ok(Some(format!("{main}:none")));
         };
@@ -275,6 +278,15 @@ impl LdifConnector {
     }
 }
 
+/// A main file's digest as a watermark holds it: with the stamp the file had before it was
+/// read, when it has one (stamp.rs).
+fn stamped(digest: String, stamp: Option<String>) -> String {
+    match stamp {
+        Some(s) => format!("{digest}@{s}"),
+        None => digest,
+    }
+}
+
 fn group(pairs: Vec<(String, Value)>) -> Attrs {
     let mut attrs = Attrs::new();
     for (k, v) in pairs {
@@ -302,9 +314,13 @@ impl Connector for LdifConnector {
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
         let Some(p) = self.delta_path.clone() else { return Ok(None) };
-        // The watermark is `<main file digest>:<delta file digest or none>`: the delta file is
-        // applied once, and a main file that changed asks for a full import.
+        // The watermark is `<main file digest>[@<its stamp>]:<delta file digest or none>`: the
+        // delta file is applied once, and a main file that changed asks for a full import.
+        // (A release before stamps reads a stamped digest as another one: a full import.)
         let (main_then, delta_then) = watermark.split_once(':').unwrap_or((watermark, ""));
+        let (main_then, stamp_then) = main_then.split_once('@').unwrap_or((main_then, ""));
+        // Stamped before it is read: a change while it is read changes the stamp.
+        let stamp_now = super::stamp::of(&self.path);
         let delta_now = if p.exists() { self.digest(&p)? } else { "none".into() };
         let main_changed = |main_now: &str| {
             let changed = main_now != main_then;
@@ -314,9 +330,13 @@ impl Connector for LdifConnector {
             changed
         };
         if delta_now == "none" || delta_now == delta_then {
-            // Nothing new to apply: only whether the main file moved matters.
-            let main_now = self.digest(&self.path)?;
-            return Ok((!main_changed(&main_now)).then(|| format!("{main_now}:{delta_now}")));
+            // Nothing new to apply: only whether the main file moved matters, which its stamp
+            // answers when it is the one taken as the digest was.
+            let main_now = match &stamp_now {
+                Some(s) if s == stamp_then => main_then.to_string(),
+                _ => self.digest(&self.path)?,
+            };
+            return Ok((!main_changed(&main_now)).then(|| format!("{}:{delta_now}", stamped(main_now, stamp_now))));
         }
         // The main file is read once: the DNs of its typed objects, and its digest.
         let (mut typed, main_now) = self.typed_dns()?;
@@ -324,7 +344,7 @@ impl Connector for LdifConnector {
             return Ok(None);
         }
         let applied = self.apply_delta(&p, sink, &mut typed)?;
-        Ok(Some(format!("{main_now}:{applied}")))
+        Ok(Some(format!("{}:{applied}", stamped(main_now, stamp_now))))
     }
 
     fn export(&mut self, _ops: &[ExportOp]) -> Result<Vec<OpResult>> {

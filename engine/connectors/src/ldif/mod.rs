@@ -8,6 +8,7 @@ mod backend;
 mod config;
 mod parse;
 mod source;
+mod stamp;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: true,
