@@ -35,3 +35,25 @@ fn a_delta_file_there_at_the_first_import_is_applied_and_changes_to_other_object
     let r = e.json(&["run"], 0);
     assert!(r["export"].as_array().is_some_and(|a| a.is_empty()), "{r}");
 }
+
+/// A delta import with nothing to apply does not read a main file whose stamp is the one it had
+/// when last read (and settled: changed more than 10 s before); an edit that keeps its size
+/// changes the stamp, and is found.
+#[test]
+fn an_unchanged_main_file_is_not_read_again_and_an_edit_of_the_same_size_is_found() {
+    let e = small(&[person("ada", 1, "title: Analyst\n"), person("bob", 2, "")]);
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    e.ok(&["apply"], 0);
+    let not_read = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).contains("has the stamp it had when last read: not read");
+    let import = || e.command(&["import", "corp"]).env("RUST_LOG", "idflow_connectors=debug,warn").output().expect("idflow runs");
+    let o = import();
+    assert!(o.status.success() && not_read(&o), "{o:?}");
+    let ldif = e.read("corp.ldif");
+    assert!(ldif.contains("title: Analyst"));
+    e.write("corp.ldif", &ldif.replace("title: Analyst", "title: Analyzt"));
+    let o = import();
+    assert!(o.status.success() && !not_read(&o), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("changed since the last import"), "{o:?}");
+    e.ok(&["apply"], 0);
+    assert_eq!(e.cloud_user("ada@example.org").expect("ada")["attributes"]["title"], "Analyzt");
+}

@@ -333,7 +333,10 @@ impl Connector for LdifConnector {
             // Nothing new to apply: only whether the main file moved matters, which its stamp
             // answers when it is the one taken as the digest was.
             let main_now = match &stamp_now {
-                Some(s) if s == stamp_then => main_then.to_string(),
+                Some(s) if s == stamp_then => {
+                    tracing::debug!(connector = %self.name, "{} has the stamp it had when last read: not read", self.path.display());
+                    main_then.to_string()
+                }
                 _ => self.digest(&self.path)?,
             };
             return Ok((!main_changed(&main_now)).then(|| format!("{}:{delta_now}", stamped(main_now, stamp_now))));
