@@ -15,16 +15,6 @@ use std::cell::RefCell;
 pub(crate) const CREATE_INDEX: &str =
     "CREATE UNIQUE INDEX IF NOT EXISTS cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL";
 
-/// The sorter's memory while the index is made, in KiB: SQLite sizes it by the page cache, and
-/// sorts one run of that size on a thread of its own while the statement reads the next
-/// (`PRAGMA threads`), then merges them. Sorting 1,000,000 anchors in one run of the bulk
-/// cache took 1.7 s, in runs of 8 MiB with a thread 0.75 s.
-#[cfg(not(test))]
-const SORT_KIB: i64 = 8 * 1024;
-/// Small enough that the tests' few thousand anchors are sorted in several runs.
-#[cfg(test)]
-const SORT_KIB: i64 = 64;
-
 /// `None`: the index is there. Else the objects written with each anchor since it was dropped.
 #[derive(Default)]
 pub(crate) struct AnchorsLater(RefCell<Option<Written>>);
@@ -99,15 +89,7 @@ impl AnchorsLater {
         if self.0.borrow().is_none() {
             return Ok(());
         }
-        let cache: i64 = c.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
-        c.execute_batch(&format!("PRAGMA threads = 1; PRAGMA cache_size = -{SORT_KIB}"))?;
-        let made = c.execute_batch(CREATE_INDEX);
-        c.execute_batch(&format!("PRAGMA threads = 0; PRAGMA cache_size = {cache}"))?;
-        if made.is_err() {
-            // The runs go to temporary files: where none can be written, sorted in memory (a
-            // duplicate anchor fails this again, with the same error).
-            c.execute_batch(CREATE_INDEX)?;
-        }
+        c.execute_batch(CREATE_INDEX)?;
         *self.0.borrow_mut() = None;
         Ok(())
     }
@@ -120,7 +102,7 @@ impl AnchorsLater {
 
 #[cfg(test)]
 mod tests {
-    use super::{CREATE_INDEX, SORT_KIB};
+    use super::CREATE_INDEX;
     use crate::{CsKey, CsObject, ReadOps, Store, WriteOps};
 
     fn object(connector: &str, anchor: &str) -> CsObject {
@@ -193,36 +175,5 @@ mod tests {
         let tx = store.write().expect("write");
         tx.cs_save(&object("corp", "E1")).expect("saved");
         assert!(tx.cs_save(&object("corp", "E1")).is_err(), "the index refuses a twin at once");
-    }
-
-    #[test]
-    fn on_disk_the_anchors_are_sorted_in_runs_and_a_duplicate_among_them_still_fails_the_commit() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("idflow.db")).expect("store");
-        let anchors: Vec<String> = (0..5000).map(|i| format!("{:08x}-{UUID}", (i as u32).wrapping_mul(2654435761))).collect();
-        let tx = store.write().expect("write");
-        assert!(tx.cs_index_anchors_at_commit().expect("dropped"));
-        let ids: Vec<i64> = anchors.iter().map(|a| tx.cs_save(&object("corp", a)).expect("saved")).collect();
-        tx.commit().expect("committed");
-        assert!(has_index(&store));
-        let cache: i64 = store.conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).expect("cache");
-        assert_ne!(cache, -SORT_KIB, "the cache is the usual one again");
-        let rx = store.read().expect("read");
-        for (a, id) in anchors.iter().zip(&ids).step_by(97) {
-            assert_eq!(rx.cs_by_anchor("corp", a).expect("read").map(|o| o.id), Some(*id), "{a}");
-        }
-        drop(rx);
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("idflow.db")).expect("store");
-        let tx = store.write().expect("write");
-        assert!(tx.cs_index_anchors_at_commit().expect("dropped"));
-        for a in &anchors {
-            tx.cs_save(&object("corp", a)).expect("saved");
-        }
-        let mut twin = object("corp", &anchors[4321]);
-        twin.dn = Some("uid=twin,o=corp".into());
-        tx.cs_save(&twin).expect("saved unchecked");
-        assert!(tx.commit().expect_err("unique").to_string().contains("UNIQUE"));
-        assert!(!store.read().expect("read").cs_has_any("corp").expect("count"), "nothing kept");
     }
 }
