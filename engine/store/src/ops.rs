@@ -400,9 +400,9 @@ impl<'s> WriteTxn<'s> {
             // Rolled back before `ended` tells the connection's state (and gives a larger
             // transaction's connection its usual cache back).
             drop(tx);
-            return Err(Error::store(path, e));
+            return Err(failed(path, e));
         }
-        tx.commit().map_err(|e| Error::store(path, e))?;
+        tx.commit().map_err(|e| failed(path, e))?;
         ended.committed = true;
         ended.state.wal.ask(ended.conn, Ask::Copy);
         Ok(())
@@ -461,13 +461,24 @@ pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::
 }
 
 /// The store's error for `e`. A stored value that does not read back, once the store said whose
-/// it is ([`crate::packed::naming`]), is said so, without SQLite's column index before it; any
-/// other error as SQLite says it.
+/// it is ([`crate::packed::naming`]), is said so, without SQLite's column index before it; a
+/// full disk names the other place SQLite writes to (a first import of 1,000,000 people needs
+/// 16 to 40 MiB there, and with less failed with "database or disk is full" alone); any other
+/// error as SQLite says it.
 fn failed(path: &str, e: rusqlite::Error) -> Error {
     match &e {
         rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<crate::packed::Named>() => {
             Error::Store { path: path.to_string(), message: inner.to_string(), source: Some(Box::new(e)) }
         }
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => Error::Store {
+            path: path.to_string(),
+            message: format!(
+                "{e}: the disk it is on is full, or SQLite's directory for temporary files is ($SQLITE_TMPDIR, else \
+                 the first of /var/tmp, /usr/tmp and /tmp that can be written); free space there, or point \
+                 SQLITE_TMPDIR at a directory with room"
+            ),
+            source: Some(Box::new(e)),
+        },
         _ => Error::store(path, e),
     }
 }
@@ -823,6 +834,23 @@ mod tests {
     /// page's bookkeeping too, so not exactly KiB / 4).
     fn spill_pages(store: &Store) -> i64 {
         store.conn.query_row("PRAGMA cache_spill", [], |r| r.get::<_, i64>(0)).expect("spill")
+    }
+
+    /// A full disk (here the database's page limit, which SQLite reports the same way) names
+    /// the temporary directory too, where SQLite also writes.
+    #[test]
+    fn a_full_disk_says_where_sqlite_writes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("idflow.db")).expect("open");
+        let pages: i64 = store.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).expect("pages");
+        store.conn.query_row(&format!("PRAGMA max_page_count = {}", pages + 2), [], |r| r.get::<_, i64>(0)).expect("limit");
+        let tx = store.write().expect("write");
+        let err = (0..10_000)
+            .map(|i| tx.meta_set(&format!("k{i}"), &"v".repeat(100)))
+            .find_map(std::result::Result::err)
+            .expect("full before 10,000 values");
+        let text = err.to_string();
+        assert!(text.contains("database or disk is full") && text.contains("SQLITE_TMPDIR"), "{text}");
     }
 
     /// A bulk transaction has the larger page cache while it is open, and the connection has
