@@ -264,6 +264,13 @@ impl FileConnector {
         f.sync_all().map_err(io)?;
         let written = Stamp::of(&f.metadata().map_err(io)?).file;
         std::fs::rename(&tmp, &self.path).map_err(io)?;
+        // The rename is made durable too: the export commits its record of what it wrote only
+        // after this returns, and a power loss must not bring back the file from before.
+        #[cfg(unix)]
+        {
+            let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
         Ok((out, self.stamp().filter(|s| s.file == written)))
     }
 }
