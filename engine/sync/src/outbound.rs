@@ -105,11 +105,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     // object there is, and remembers each: a reference to one not remembered waits for pass 2
     // without a lookup (as a lookup would have it wait).
     if every && early {
-        let mut connectors: Vec<&str> =
-            rules.rules.iter().filter(|r| r.def.direction == Direction::Outbound).map(|r| r.def.connector.as_str()).collect();
-        connectors.sort_unstable();
-        connectors.dedup();
-        for c in connectors {
+        for c in rules.outbound_connectors() {
             if !ctx.tx.cs_has_linked(c)? {
                 ctx.memo.remember_all_targets(c);
             }
