@@ -57,3 +57,27 @@ fn an_unchanged_main_file_is_not_read_again_and_an_edit_of_the_same_size_is_foun
     e.ok(&["apply"], 0);
     assert_eq!(e.cloud_user("ada@example.org").expect("ada")["attributes"]["title"], "Analyzt");
 }
+
+/// A delta's change to an object idflow holds is applied without reading the main file's
+/// entries, also one to an object an earlier delta file added (the main file does not have
+/// it); they are read for a change to an object idflow does not hold, whose type they tell (an
+/// OU's change is ignored, not an error).
+#[test]
+fn a_delta_change_to_an_object_idflow_holds_is_applied_without_reading_the_main_file() {
+    let e = small(&[person("ada", 1, "title: Analyst\n"), person("bob", 2, "")]);
+    e.write("delta.ldif", &person("carol", 3, "title: Clerk\n"));
+    e.ok(&["apply"], 0);
+    assert_eq!(e.cloud_user("carol@example.org").expect("carol, added by the delta")["attributes"]["title"], "Clerk");
+    let read = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).contains("is read for its entries' types");
+    let import = || e.command(&["import", "corp"]).env("RUST_LOG", "idflow_connectors=debug,warn").output().expect("idflow runs");
+    e.write("delta.ldif", "dn: uid=carol,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Chief\n-\n");
+    let o = import();
+    assert!(o.status.success() && !read(&o), "{o:?}");
+    let r = e.json(&["apply"], 0);
+    assert_eq!(e.cloud_user("carol@example.org").expect("carol")["attributes"]["title"], "Chief", "{r}");
+    e.write("delta.ldif", "dn: ou=People,dc=example,dc=org\nchangetype: modify\nreplace: description\ndescription: people\n-\n");
+    let o = import();
+    assert!(o.status.success() && read(&o), "{o:?}");
+    let r = e.json(&["apply"], 0);
+    assert!(r["errors"].as_array().is_some_and(|a| a.is_empty()), "the OU's change is not an error: {r}");
+}

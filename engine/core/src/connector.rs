@@ -59,6 +59,12 @@ pub trait ImportSink {
     fn change(&mut self, change: DeltaChange) -> Result<()>;
     /// An object that could not be read whole; `key` keeps it from looking deleted.
     fn error(&mut self, key: ObjectKey, message: String);
+    /// Whether the connector space holds the one object `key` names, the one a change to it
+    /// would change (a delta that names it is about an object idflow imported). `false` where
+    /// the sink cannot tell: the connector then finds out from the directory itself.
+    fn holds(&mut self, _key: &ObjectKey) -> Result<bool> {
+        Ok(false)
+    }
     /// What this sink does to each object before storing it that does not depend on what it
     /// stored: a connector that reads on a thread of its own does it there, ahead of storing,
     /// and hands the result to [`ImportSink::prepared`]. `None`: nothing to do ahead.

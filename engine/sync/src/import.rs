@@ -334,6 +334,14 @@ impl ImportSink for Sink<'_> {
         self.upsert_read(p.obj, Some((p.attrs_json, p.with_attrs)))
     }
 
+    fn holds(&mut self, key: &ObjectKey) -> Result<bool> {
+        match (&key.anchor, &key.dn) {
+            // What find_by_dn finds (the one object with this DN), its row not read.
+            (None, Some(dn)) => Ok(self.tx.cs_states_by_dn(&self.connector, dn)?.len() == 1),
+            _ => Ok(self.find(key)?.is_some()),
+        }
+    }
+
     fn change(&mut self, change: DeltaChange) -> Result<()> {
         match change {
             DeltaChange::Upsert(o) => self.upsert(o),

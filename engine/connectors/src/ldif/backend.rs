@@ -137,14 +137,15 @@ impl LdifConnector {
             return Ok(Some(format!("{main}:none")));
         };
         // The watermark names the delta file as it was read, not as it may be a moment later.
-        let applied = self.apply_delta(&p, sink, &mut typed)?;
+        let applied = self.apply_delta(&p, sink, &mut Typed::known(typed))?;
         Ok(Some(format!("{main}:{applied}")))
     }
 
     /// Applies the change records of a delta file: adds, modifications, renames, deletions.
-    /// `typed` holds the DNs of objects of a configured type; it follows adds and renames.
+    /// A change to an object the connector space does not hold passes only when `typed` has
+    /// its DN (an object of a configured type); `typed` follows adds and renames.
     /// Returns the delta file's digest, of what was read and applied.
-    fn apply_delta(&self, p: &std::path::Path, sink: &mut dyn ImportSink, typed: &mut HashSet<String>) -> Result<String> {
+    fn apply_delta(&self, p: &std::path::Path, sink: &mut dyn ImportSink, typed: &mut Typed) -> Result<String> {
         let mut source = self.open(p)?;
         for rec in Reader::over(Box::new(&mut source), &self.binary) {
             let rec = rec.map_err(|e| self.err(p, e))?;
@@ -155,14 +156,14 @@ impl LdifConnector {
             let key = ObjectKey { anchor: None, dn: Some(dn.clone()) };
             // A change to an object of no configured type (an OU, say) is not this connector's
             // to read, as in a full import: ignored, never an error.
-            if !matches!(change, Change::Add(_)) && !typed.contains(&idflow_core::dn::norm(&dn)) {
+            if !matches!(change, Change::Add(_)) && !sink.holds(&key)? && !typed.contains(self, &idflow_core::dn::norm(&dn))? {
                 tracing::debug!(connector = %self.name, dn = %dn, "a delta record for an object of no configured type: ignored");
                 continue;
             }
             match change {
                 Change::Add(pairs) => match self.object(&dn, pairs) {
                     Ok(Some(o)) => {
-                        typed.insert(idflow_core::dn::norm(&dn));
+                        typed.add(idflow_core::dn::norm(&dn));
                         sink.change(DeltaChange::Upsert(o))?
                     }
                     Ok(None) => {}
@@ -218,7 +219,7 @@ impl LdifConnector {
                             changes.push(AttrChange { attr: a.clone(), kind: ChangeKind::Add, values: vec![Value::from(v.as_str())] });
                         }
                     }
-                    typed.insert(idflow_core::dn::norm(&new_dn));
+                    typed.add(idflow_core::dn::norm(&new_dn));
                     sink.change(DeltaChange::Rename { key, new_dn, changes })?
                 }
             }
@@ -275,6 +276,47 @@ impl LdifConnector {
             .map(anchor_text)
             .ok_or_else(|| format!("missing anchor attribute {:?}", self.anchor))?;
         Ok(Some(ImportedObject { anchor: Some(anchor), dn: Some(dn.to_string()), object_type: t.to_string(), attrs }))
+    }
+}
+
+/// The DNs (normalized) of objects of a configured type, as a delta file's records are checked
+/// against them: the main file's, and those the delta adds or renames to.
+pub(super) struct Typed {
+    /// The main file's: known from a full import's read, else read when first asked.
+    main: Option<HashSet<String>>,
+    /// The digest the main file had as this import began (`None`: `main` is known).
+    expected: Option<String>,
+    added: HashSet<String>,
+}
+
+impl Typed {
+    fn known(main: HashSet<String>) -> Self {
+        Typed { main: Some(main), expected: None, added: HashSet::new() }
+    }
+
+    /// The main file's DNs read when a record first needs them, from the file with `digest`.
+    fn later(digest: &str) -> Self {
+        Typed { main: None, expected: Some(digest.to_string()), added: HashSet::new() }
+    }
+
+    fn add(&mut self, dn_norm: String) {
+        self.added.insert(dn_norm);
+    }
+
+    fn contains(&mut self, c: &LdifConnector, dn_norm: &str) -> Result<bool> {
+        if self.added.contains(dn_norm) {
+            return Ok(true);
+        }
+        if self.main.is_none() {
+            tracing::debug!(connector = %c.name, "a delta names an object idflow does not hold: {} is read for its entries' types", c.path.display());
+            let (main, digest) = c.typed_dns()?;
+            if self.expected.as_deref() != Some(digest.as_str()) {
+                let m = "the file changed while its delta file was applied: nothing was imported; run again";
+                return Err(Error::io(&c.path, "cannot read", std::io::Error::other(m)));
+            }
+            self.main = Some(main);
+        }
+        Ok(self.main.as_ref().is_some_and(|m| m.contains(dn_norm)))
     }
 }
 
@@ -341,12 +383,16 @@ impl Connector for LdifConnector {
             };
             return Ok((!main_changed(&main_now)).then(|| format!("{}:{delta_now}", stamped(main_now, stamp_now))));
         }
-        // The main file is read once: the DNs of its typed objects, and its digest.
-        let (mut typed, main_now) = self.typed_dns()?;
+        // The main file's entries are read only if a change names an object the connector
+        // space does not hold (their types tell one to ignore from one idflow missed).
+        let main_now = match &stamp_now {
+            Some(s) if s == stamp_then => main_then.to_string(),
+            _ => self.digest(&self.path)?,
+        };
         if main_changed(&main_now) {
             return Ok(None);
         }
-        let applied = self.apply_delta(&p, sink, &mut typed)?;
+        let applied = self.apply_delta(&p, sink, &mut Typed::later(&main_now))?;
         Ok(Some(format!("{}:{applied}", stamped(main_now, stamp_now))))
     }
 
