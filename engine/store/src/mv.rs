@@ -131,13 +131,17 @@ pub(crate) fn save_contributed(c: &Db, id: i64, all: &[Contribution], winners: O
         return Ok(());
     };
     let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(w.attrs))?;
+    // Its mark is held, as a projection's is (mv_dirty.rs): the row is written clean, and
+    // outbound sync, which looks at the object in the same transaction, clears the mark
+    // without writing the row a second time (at a 1% delta, 4% of the sync).
     let updated =
-        c.prepare_cached("UPDATE mv_object SET attrs=?1, contrib=?2, dirty=1 WHERE id=?3")?.execute(params![packed, contrib, id])?;
-    c.dirty.forget(id);
-    // No such object (any more): no index entries for it either.
+        c.prepare_cached("UPDATE mv_object SET attrs=?1, contrib=?2, dirty=0 WHERE id=?3")?.execute(params![packed, contrib, id])?;
+    // No such object (any more): no mark, and no index entries for it either.
     if updated == 0 {
+        c.dirty.forget(id);
         return Ok(());
     }
+    c.dirty.hold(c, id)?;
     reindex(c, id, w)
 }
 

@@ -1,10 +1,11 @@
-//! Dirty marks (outbound sync is to look at the object) of metaverse objects projected in this
-//! transaction, held back. A full sync projects every object and its outbound sync, in the same
-//! transaction, looks at every one and clears its mark: written into each new row, the mark
-//! and its clearing rewrote each row a second time (at 1,000,000 people, its page long out of
-//! the cache: read back and written to the log again). A projected object's row is written
-//! clean and its mark held here; a mark still held when the transaction commits, or once too
-//! many are held, is written then; a transaction that rolls back drops them with it.
+//! Dirty marks (outbound sync is to look at the object) of metaverse objects projected or
+//! given new winners in this transaction, held back. A full sync projects every object and its
+//! outbound sync, in the same transaction, looks at every one and clears its mark: written
+//! into each new row, the mark and its clearing rewrote each row a second time (at 1,000,000
+//! people, its page long out of the cache: read back and written to the log again); a delta
+//! sync does the same to each object it changes. Such an object's row is written clean and its
+//! mark held here; a mark still held when the transaction commits, or once too many are held,
+//! is written then; a transaction that rolls back drops them with it.
 //!
 //! A held object's row says clean: a statement that marks the row itself forgets it here.
 use idflow_core::fast_hash::FastSet;
@@ -110,7 +111,7 @@ mod tests {
         let attrs = person();
         tx.mv_save_contributed(a, &[], Some(crate::Winners { attrs: &attrs, changed: &[], old: &[] })).expect("saved");
         assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![a, b, c, d]);
-        // Cleared: held or in its row (a's new winners marked its row).
+        // Cleared: held or in its row (c's, marked by its deletion).
         tx.mv_clear_dirty(&[a, c]).expect("cleared");
         assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![b, d]);
         tx.commit().expect("commit");
@@ -124,5 +125,31 @@ mod tests {
         tx.mv_purge(a).expect("purged");
         tx.commit().expect("commit");
         assert_eq!(in_rows(&store), "");
+    }
+
+    /// An object in the database given new winners is dirty with its row left clean: the clear
+    /// writes nothing, and a mark not cleared is written at commit.
+    #[test]
+    fn an_object_given_new_winners_is_dirty_without_its_row_written_twice() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let (a, b) = (tx.mv_create("person", &person()).expect("a"), tx.mv_create("person", &person()).expect("b"));
+        tx.mv_clear_dirty(&[a, b]).expect("cleared");
+        tx.commit().expect("commit");
+        let tx = store.write().expect("write");
+        let attrs = person();
+        for id in [a, b] {
+            tx.mv_save_contributed(id, &[], Some(crate::Winners { attrs: &attrs, changed: &[], old: &[] })).expect("saved");
+        }
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![a, b]);
+        let row = |id: i64| crate::ops::on(&tx, |c| c.query_row("SELECT dirty FROM mv_object WHERE id=?1", [id], |r| r.get::<_, i64>(0)));
+        assert_eq!(row(a).expect("row"), 0, "the row says clean while its mark is held");
+        let writes = || crate::ops::on(&tx, |c| Ok(c.total_changes())).expect("changes");
+        let before = writes();
+        tx.mv_clear_dirty(&[a]).expect("cleared");
+        assert_eq!(writes(), before, "cleared without writing the row");
+        assert_eq!(tx.mv_dirty_ids().expect("dirty"), vec![b]);
+        tx.commit().expect("commit");
+        assert_eq!(in_rows(&store), format!("{b}"));
     }
 }
