@@ -75,9 +75,31 @@ fn a_delta_change_to_an_object_idflow_holds_is_applied_without_reading_the_main_
     assert!(o.status.success() && !read(&o), "{o:?}");
     let r = e.json(&["apply"], 0);
     assert_eq!(e.cloud_user("carol@example.org").expect("carol")["attributes"]["title"], "Chief", "{r}");
+    // Deleted (imported, not synced yet), carol is not held: a later delta's change to her
+    // does not take her deletion back.
+    e.write("delta.ldif", "dn: uid=carol,ou=People,dc=example,dc=org\nchangetype: delete\n");
+    e.ok(&["import", "corp"], 0);
+    e.write("delta.ldif", "dn: uid=carol,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Back\n-\n");
+    let r = e.json(&["apply"], 0);
+    assert!(e.cloud_user("carol@example.org").is_none(), "a change to a deleted object brings nothing back: {r}");
     e.write("delta.ldif", "dn: ou=People,dc=example,dc=org\nchangetype: modify\nreplace: description\ndescription: people\n-\n");
     let o = import();
     assert!(o.status.success() && read(&o), "{o:?}");
     let r = e.json(&["apply"], 0);
     assert!(r["errors"].as_array().is_some_and(|a| a.is_empty()), "the OU's change is not an error: {r}");
+}
+
+/// A delta's change to an object that an earlier delta deleted (imported, not synced yet) does
+/// not take the deletion back: the deletion stands and the change is an error that says so.
+#[test]
+fn a_change_after_a_deletion_not_synced_yet_leaves_the_deletion_standing() {
+    let e = small(&[person("ada", 1, "title: Analyst\n"), person("bob", 2, "")]);
+    e.ok(&["apply"], 0);
+    e.write("delta.ldif", "dn: uid=ada,ou=People,dc=example,dc=org\nchangetype: delete\n");
+    e.ok(&["import", "corp"], 0);
+    e.write("delta.ldif", "dn: uid=ada,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Back\n-\n");
+    let r = e.json(&["apply"], 2);
+    assert!(e.cloud_user("ada@example.org").is_none(), "ada's deletion stands: {r}");
+    assert!(r.to_string().contains("an earlier change deleted"), "{r}");
+    assert!(e.cloud_user("bob@example.org").is_some());
 }

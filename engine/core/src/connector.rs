@@ -59,9 +59,10 @@ pub trait ImportSink {
     fn change(&mut self, change: DeltaChange) -> Result<()>;
     /// An object that could not be read whole; `key` keeps it from looking deleted.
     fn error(&mut self, key: ObjectKey, message: String);
-    /// Whether the connector space holds the one object `key` names, the one a change to it
-    /// would change (a delta that names it is about an object idflow imported). `false` where
-    /// the sink cannot tell: the connector then finds out from the directory itself.
+    /// Whether the connector space holds the one object `key` names, present (not deleted),
+    /// the one a change to it would change (a delta that names it is about an object idflow
+    /// imported). `false` where the sink cannot tell: the connector then finds out from the
+    /// directory itself.
     fn holds(&mut self, _key: &ObjectKey) -> Result<bool> {
         Ok(false)
     }

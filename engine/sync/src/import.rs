@@ -319,6 +319,11 @@ fn attrs_equal(a: &Attrs, b: &Attrs) -> bool {
     a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_values(v, w)))
 }
 
+/// A delta's change to an object a change before it deleted (not synced yet): the deletion
+/// stands, the change is not applied (it would otherwise take the deletion back unseen).
+const DELETED_BEFORE: &str =
+    "a delta {} an object an earlier change deleted: not applied, the deletion stands; if the object exists, run a full import";
+
 impl ImportSink for Sink<'_> {
     fn object(&mut self, obj: ImportedObject) -> Result<()> {
         self.upsert(obj)
@@ -335,10 +340,11 @@ impl ImportSink for Sink<'_> {
     }
 
     fn holds(&mut self, key: &ObjectKey) -> Result<bool> {
+        // Present: a change to an object deleted here stays the connector's to tell apart.
         match (&key.anchor, &key.dn) {
             // What find_by_dn finds (the one object with this DN), its row not read.
-            (None, Some(dn)) => Ok(self.tx.cs_states_by_dn(&self.connector, dn)?.len() == 1),
-            _ => Ok(self.find(key)?.is_some()),
+            (None, Some(dn)) => Ok(matches!(self.tx.cs_states_by_dn(&self.connector, dn)?.as_slice(), [one] if one.present)),
+            _ => Ok(self.find(key)?.is_some_and(|o| o.present)),
         }
     }
 
@@ -375,6 +381,7 @@ impl ImportSink for Sink<'_> {
                 self.stats.read += 1;
                 match self.find(&key)? {
                     None => self.obj_error(&key, "a delta changes an object idflow has not imported; run a full import".into()),
+                    Some(o) if !o.present => self.obj_error(&key, DELETED_BEFORE.replace("{}", "changes")),
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
                         self.mark(&mut o, PendingImport::Update);
@@ -388,6 +395,7 @@ impl ImportSink for Sink<'_> {
                 self.stats.read += 1;
                 match self.find(&key)? {
                     None => self.obj_error(&key, "a delta renames an object idflow has not imported; run a full import".into()),
+                    Some(o) if !o.present => self.obj_error(&key, DELETED_BEFORE.replace("{}", "renames")),
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
                         if let Some(old) = &o.dn {

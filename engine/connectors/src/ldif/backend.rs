@@ -156,7 +156,10 @@ impl LdifConnector {
             let key = ObjectKey { anchor: None, dn: Some(dn.clone()) };
             // A change to an object of no configured type (an OU, say) is not this connector's
             // to read, as in a full import: ignored, never an error.
-            if !matches!(change, Change::Add(_)) && !sink.holds(&key)? && !typed.contains(self, &idflow_core::dn::norm(&dn))? {
+            // The connector space is asked only while the main file's entries are unread: a
+            // full import's, read whole, answer alone (what it stores may still be on its way).
+            let held = typed.unread() && sink.holds(&key)?;
+            if !matches!(change, Change::Add(_)) && !held && !typed.contains(self, &idflow_core::dn::norm(&dn))? {
                 tracing::debug!(connector = %self.name, dn = %dn, "a delta record for an object of no configured type: ignored");
                 continue;
             }
@@ -301,6 +304,11 @@ impl Typed {
 
     fn add(&mut self, dn_norm: String) {
         self.added.insert(dn_norm);
+    }
+
+    /// The main file's entries are not read (yet).
+    fn unread(&self) -> bool {
+        self.main.is_none()
     }
 
     fn contains(&mut self, c: &LdifConnector, dn_norm: &str) -> Result<bool> {
