@@ -319,10 +319,11 @@ fn attrs_equal(a: &Attrs, b: &Attrs) -> bool {
     a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_values(v, w)))
 }
 
-/// A delta's change to an object a change before it deleted (not synced yet): the deletion
-/// stands, the change is not applied (it would otherwise take the deletion back unseen).
-const DELETED_BEFORE: &str =
-    "a delta {} an object an earlier change deleted: not applied, the deletion stands; if the object exists, run a full import";
+/// Why a delta's change (`what` it does) to an object a change before it deleted (not synced
+/// yet) is not applied: the deletion stands (the change would otherwise take it back unseen).
+fn deleted_before(what: &str) -> String {
+    format!("a delta {what} an object an earlier change deleted: not applied, the deletion stands; if the object exists, run a full import")
+}
 
 impl ImportSink for Sink<'_> {
     fn object(&mut self, obj: ImportedObject) -> Result<()> {
@@ -381,7 +382,7 @@ impl ImportSink for Sink<'_> {
                 self.stats.read += 1;
                 match self.find(&key)? {
                     None => self.obj_error(&key, "a delta changes an object idflow has not imported; run a full import".into()),
-                    Some(o) if !o.present => self.obj_error(&key, DELETED_BEFORE.replace("{}", "changes")),
+                    Some(o) if !o.present => self.obj_error(&key, deleted_before("changes")),
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
                         self.mark(&mut o, PendingImport::Update);
@@ -395,7 +396,7 @@ impl ImportSink for Sink<'_> {
                 self.stats.read += 1;
                 match self.find(&key)? {
                     None => self.obj_error(&key, "a delta renames an object idflow has not imported; run a full import".into()),
-                    Some(o) if !o.present => self.obj_error(&key, DELETED_BEFORE.replace("{}", "renames")),
+                    Some(o) if !o.present => self.obj_error(&key, deleted_before("renames")),
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
                         if let Some(old) = &o.dn {

@@ -372,34 +372,25 @@ impl Connector for LdifConnector {
         // Stamped before it is read: a change while it is read changes the stamp.
         let stamp_now = super::stamp::of(&self.path);
         let delta_now = if p.exists() { self.digest(&p)? } else { "none".into() };
-        let main_changed = |main_now: &str| {
-            let changed = main_now != main_then;
-            if changed {
-                tracing::info!(connector = %self.name, "{} changed since the last import: a full import is needed", self.path.display());
+        // Whether the main file moved since it was last read: its stamp answers when it is the
+        // one taken as the digest was; else its digest.
+        let main_now = match &stamp_now {
+            Some(s) if s == stamp_then => {
+                tracing::debug!(connector = %self.name, "{} has the stamp it had when last read: not read", self.path.display());
+                main_then.to_string()
             }
-            changed
+            _ => self.digest(&self.path)?,
         };
+        if main_now != main_then {
+            tracing::info!(connector = %self.name, "{} changed since the last import: a full import is needed", self.path.display());
+            return Ok(None);
+        }
         if delta_now == "none" || delta_now == delta_then {
-            // Nothing new to apply: only whether the main file moved matters, which its stamp
-            // answers when it is the one taken as the digest was.
-            let main_now = match &stamp_now {
-                Some(s) if s == stamp_then => {
-                    tracing::debug!(connector = %self.name, "{} has the stamp it had when last read: not read", self.path.display());
-                    main_then.to_string()
-                }
-                _ => self.digest(&self.path)?,
-            };
-            return Ok((!main_changed(&main_now)).then(|| format!("{}:{delta_now}", stamped(main_now, stamp_now))));
+            // Nothing new to apply.
+            return Ok(Some(format!("{}:{delta_now}", stamped(main_now, stamp_now))));
         }
         // The main file's entries are read only if a change names an object the connector
         // space does not hold (their types tell one to ignore from one idflow missed).
-        let main_now = match &stamp_now {
-            Some(s) if s == stamp_then => main_then.to_string(),
-            _ => self.digest(&self.path)?,
-        };
-        if main_changed(&main_now) {
-            return Ok(None);
-        }
         let applied = self.apply_delta(&p, sink, &mut Typed::later(&main_now))?;
         Ok(Some(format!("{}:{applied}", stamped(main_now, stamp_now))))
     }
