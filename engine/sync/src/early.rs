@@ -12,6 +12,8 @@ pub(crate) enum Early {
     Updated,
     /// A flow failed (reported): evaluated again, it fails the same way.
     Failed,
+    /// Run, and what they gave waits for pass 2 to resolve its references (inbound).
+    Waiting,
 }
 
 impl Early {
@@ -20,7 +22,7 @@ impl Early {
     pub(crate) fn in_pass_2(self, again: bool) -> bool {
         match self {
             Early::No => true,
-            Early::Flowed | Early::Updated => again,
+            Early::Flowed | Early::Updated | Early::Waiting => again,
             Early::Failed => false,
         }
     }

@@ -20,6 +20,8 @@ use rhai::Scope;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+mod waiting;
+
 /// The rules' view of a source object: its connector's reference attributes hold `Reference`s.
 fn scope_of(ctx: &Ctx, o: &CsObject) -> Scope<'static> {
     let none = HashSet::new();
@@ -200,6 +202,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         }
     }
     let views = Views::of(ctx, early);
+    let mut waiting = waiting::Waiting::new(connector.unwrap_or_default());
     let mut ahead = Ahead::default();
     let mut spent = Spent::default();
     for (i, &id) in ids.iter().enumerate() {
@@ -212,7 +215,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         let flow_now = early && ctx.stats.disconnected == disconnected;
         if let Some((in_scope, relinked)) = link(ctx, &mut o, decision, &mut recheck, flow_now)? {
             let flowed = match flow_now && ctx.stats.disconnected == disconnected {
-                true => flow_early(ctx, &mut o, (&mut scope, &mut ready), &in_scope, ctx.stats.projected != projected, relinked)?,
+                true => {
+                    let made = (ctx.stats.projected != projected, relinked);
+                    flow_early(ctx, &mut o, (&mut scope, &mut ready), &in_scope, made, &mut waiting)?
+                }
                 false => unflowed(ctx, &mut o, relinked)?,
             };
             if remember && ctx.stats.disconnected == disconnected {
@@ -231,6 +237,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         ctx.memo.clear();
     }
     let work: Vec<_> = work.into_iter().filter(|w| w.2.in_pass_2(again)).collect();
+    // Run again whole, those objects' flows leave nothing waiting.
+    if !again {
+        waiting.resolve(ctx)?;
+    }
     let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
     let views = Views { flows: true, ..views };
     let mut ahead = Ahead::default();
@@ -239,7 +249,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         let Some(m) = o.mv_id else { continue };
         let Some((mv_obj, stored)) = ctx.tx.mv_get_contributed(m)? else { continue };
         let Viewed { mut scope, mut ready } = Viewed::or_here(viewed, ctx, &o);
-        let flowed = flows(ctx, &o, (&mut scope, &mut ready), &mv_obj.object_type, &rule_idx, false)?;
+        let flowed = flows(ctx, &o, (&mut scope, &mut ready), &mv_obj.object_type, &rule_idx, None)?;
         let before = ctx.stats.metaverse_updated;
         persist_flows(ctx, &mut o, (mv_obj, Some(stored)), flowed, false)?;
         // Run again, an object counts as updated once, whichever run updated it.
@@ -252,18 +262,18 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
     Ok(recheck)
 }
 
-/// Pass 1's flows of an object just linked: persisted when every reference it holds names a
-/// linked object, or when a flow failed; otherwise pass 2 runs them. `projected`: its metaverse
-/// object is new (made with what its flows give, or empty if they wait: [`link`] left it to
-/// be made here). `relinked`: its new link is written with what its flows write (one write of
-/// the object instead of two), or alone if they wait.
+/// Pass 1's flows of an object just linked: persisted, but for references to objects not linked
+/// yet, which wait in `waiting` for pass 2 (or, when too many wait, pass 2 runs its flows
+/// whole). `projected`: its metaverse object is new (made with what its flows give, or empty if
+/// they wait: [`link`] left it to be made here). `relinked`: its new link is written with what
+/// its flows write (one write of the object instead of two), or alone if they wait.
 fn flow_early(
     ctx: &mut Ctx,
     o: &mut CsObject,
     scope: (&mut Scope<'static>, &mut Ready),
     rule_idx: &[usize],
-    projected: bool,
-    relinked: bool,
+    (projected, relinked): (bool, bool),
+    waiting: &mut waiting::Waiting,
 ) -> Result<Early> {
     let rule = link_rule(ctx, o).filter(|_| projected);
     let (mv_obj, stored) = match (rule, o.mv_id) {
@@ -276,9 +286,10 @@ fn flow_early(
         },
         (None, None) => return unflowed(ctx, o, relinked),
     };
-    let flowed = flows(ctx, o, scope, &mv_obj.object_type, rule_idx, true)?;
-    let early = match &flowed {
+    let flowed = flows(ctx, o, scope, &mv_obj.object_type, rule_idx, Some(waiting.room()))?;
+    let early = match flowed {
         Flowed::NotYet => return unflowed(ctx, o, relinked),
+        Flowed::Waiting(given) => return wait(ctx, o, relinked, given, waiting),
         Flowed::Failed { .. } => Early::Failed,
         Flowed::Done { .. } => Early::Flowed,
     };
@@ -288,6 +299,24 @@ fn flow_early(
         return Ok(Early::Updated);
     }
     Ok(early)
+}
+
+/// Flows whose references wait for pass 2 ([`waiting`]): the object's link is written (a new
+/// metaverse object made empty), and it is synced, with no error; what its flows gave waits.
+fn wait(ctx: &mut Ctx, o: &mut CsObject, relinked: bool, given: Vec<waiting::Given>, waiting: &mut waiting::Waiting) -> Result<Early> {
+    let m = match relinked {
+        true => project_empty(ctx, o)?,
+        false => o.mv_id.ok_or_else(|| idflow_core::Error::Config(format!("{}: flows run for an object not linked", o.display())))?,
+    };
+    if relinked {
+        ctx.tx.cs_set_link_synced(o, None)?;
+    } else if o.pending_import.is_some() || o.error.is_some() {
+        ctx.tx.cs_set_synced(o.id, None)?;
+    }
+    o.pending_import = None;
+    o.error = None;
+    waiting.add(o.id, m, &given);
+    Ok(Early::Waiting)
 }
 
 /// Remembers what `o`'s DN resolves to, when it is linked inbound and no other object of its
@@ -541,6 +570,9 @@ fn link(
 enum Flowed {
     /// Run early: a reference does not name a linked object (yet), so pass 2 runs the flows.
     NotYet,
+    /// Run early, and a reference does not name a linked object yet: what the flows gave, for
+    /// pass 2 to resolve those references and persist it (see [`waiting`]).
+    Waiting(Vec<waiting::Given>),
     /// A flow failed: nothing changes for the object (its previous contributions stay).
     Failed { rule: String, message: String },
     Done {
@@ -551,26 +583,69 @@ enum Flowed {
     },
 }
 
+/// What a reference attribute's values resolve to: references, DNs not linked yet, errors.
+struct Resolved {
+    refs: Vec<Value>,
+    dangling: Vec<String>,
+    errors: Vec<String>,
+}
+
+/// Resolves the DNs a flow gave reference attribute `attr` of `connector`'s object. `early`
+/// (pass 1): `None` at the first DN that does not name a linked object.
+fn resolve_references(ctx: &mut Ctx, connector: &str, rule: &str, attr: &str, vals: &[Value], early: bool) -> Result<Option<Resolved>> {
+    let mut out = Resolved { refs: Vec::with_capacity(vals.len()), dangling: Vec::new(), errors: Vec::new() };
+    for v in vals {
+        let Value::Str(dn) = v else {
+            out.errors.push(format!("reference attribute {attr} holds a value that is not a DN"));
+            continue;
+        };
+        match ctx.memo.resolve_dn(ctx.tx, connector, dn, early)? {
+            Inbound::Mv(target) => out.refs.push(Value::Ref(target)),
+            _ if early => return Ok(None),
+            Inbound::NotLinked => {
+                ctx.trace("flow", Some(rule), || {
+                    format!("{attr}: {dn} is not in the metaverse (out of scope, or not synced yet): left out")
+                });
+                out.dangling.push(dn::norm(dn))
+            }
+            Inbound::Deleted => {
+                // Left out, and watched: should an object come back at this DN, the
+                // reference heals by itself.
+                ctx.trace("flow", Some(rule), || format!("{attr}: {dn} was deleted: left out"));
+                out.dangling.push(dn::norm(dn));
+            }
+            Inbound::Missing => {
+                out.dangling.push(dn::norm(dn));
+                out.errors.push(format!("{attr} refers to {dn}, which does not exist in connector {connector:?}"));
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
 /// Evaluates the flows of the rules in scope, resolving references: no writes. `early` (pass 1):
-/// stops at the first reference that does not name a linked object, with [`Flowed::NotYet`].
+/// when a reference attribute has a DN that does not name a linked object, what the flows gave
+/// waits for pass 2 ([`Flowed::Waiting`]) while `early` has room for it, or else the flows stop
+/// there ([`Flowed::NotYet`]).
 fn flows(
     ctx: &mut Ctx,
     o: &CsObject,
     (scope, ready): (&mut Scope, &mut Ready),
     mv_type: &str,
     rule_idx: &[usize],
-    early: bool,
+    early: Option<&waiting::Room>,
 ) -> Result<Flowed> {
-    let mut contributions = Contributions::new();
+    let mut given = Vec::new();
     let mut dangling = Vec::new();
     let mut reference_errors = Vec::new();
+    let mut waits = false;
     let rules = ctx.rules;
     for &i in rule_idx {
         let r = &rules.rules[i];
         if r.def.metaverse_type != mv_type {
             continue;
         }
-        for (attr, e) in &r.flows {
+        for (flow, (attr, e)) in r.flows.iter().enumerate() {
             let d = match ctx.eval_flow_ready(r.name(), e, scope, ready) {
                 Ok(d) => d,
                 Err(msg) => return Ok(Flowed::Failed { rule: r.name().to_string(), message: format!("flow {attr} {:?}: {msg}", e.src) }),
@@ -581,42 +656,34 @@ fn flows(
             };
             // References are typed: a value read from a reference attribute stays one through
             // any flow, whatever the metaverse attribute is called.
+            let mut resolve = false;
             if are_references {
-                let mut refs = Vec::with_capacity(vals.len());
-                for v in vals {
-                    let Value::Str(dn) = &v else {
-                        reference_errors.push(format!("reference attribute {attr} holds a value that is not a DN"));
-                        continue;
-                    };
-                    match ctx.memo.resolve_dn(ctx.tx, &o.connector, dn, early)? {
-                        Inbound::Mv(target) => refs.push(Value::Ref(target)),
-                        _ if early => return Ok(Flowed::NotYet),
-                        Inbound::NotLinked => {
-                            ctx.trace("flow", Some(r.name()), || {
-                                format!("{attr}: {dn} is not in the metaverse (out of scope, or not synced yet): left out")
-                            });
-                            dangling.push(dn::norm(dn))
-                        }
-                        Inbound::Deleted => {
-                            // Left out, and watched: should an object come back at this DN, the
-                            // reference heals by itself.
-                            ctx.trace("flow", Some(r.name()), || format!("{attr}: {dn} was deleted: left out"));
-                            dangling.push(dn::norm(dn));
-                        }
-                        Inbound::Missing => {
-                            dangling.push(dn::norm(dn));
-                            reference_errors.push(format!("{attr} refers to {dn}, which does not exist in connector {:?}", o.connector));
-                        }
+                match resolve_references(ctx, &o.connector, r.name(), attr, &vals, early.is_some())? {
+                    Some(resolved) => {
+                        vals = resolved.refs;
+                        dangling.extend(resolved.dangling);
+                        reference_errors.extend(resolved.errors);
                     }
+                    None if early.is_some_and(|room| room.fits(&given, &vals)) => {
+                        (resolve, waits) = (true, true);
+                    }
+                    None => return Ok(Flowed::NotYet),
                 }
-                vals = refs;
             }
-            if !vals.is_empty() {
+            if !vals.is_empty() && !resolve {
                 ctx.trace("flow", Some(r.name()), || format!("{attr}: {}", vals.iter().map(Value::display).collect::<Vec<_>>().join(", ")));
             }
-            contributions.insert((attr.clone(), r.name().to_string()), (r.def.precedence, vals));
+            given.push(waiting::Given { rule: i, flow, values: vals, resolve });
         }
     }
+    if waits {
+        // An object in error is not left half flowed: its errors are reported in one place.
+        if !reference_errors.is_empty() {
+            return Ok(Flowed::NotYet);
+        }
+        return Ok(Flowed::Waiting(given));
+    }
+    let contributions = given.into_iter().map(|g| g.contribution(rules)).collect();
     Ok(Flowed::Done { contributions, dangling, reference_errors })
 }
 
@@ -637,7 +704,8 @@ fn persist_flows(
         false => ctx.tx.cs_set_synced(o.id, error),
     };
     match flowed {
-        Flowed::NotYet => {
+        // Pass 1's alone ([`flow_early`] sees to them first): pass 2 runs the flows whole.
+        Flowed::NotYet | Flowed::Waiting(_) => {
             unflowed(ctx, o, relinked)?;
         }
         Flowed::Failed { rule, message } => {

@@ -33,7 +33,7 @@ type = "file"
 path = "cloud.json"
 "#;
 
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 [[rule]]
 name = "hr"
 direction = "inbound"
@@ -104,14 +104,14 @@ pub(crate) fn put(e: &Engine, connector: &str, ty: &str, dn: &str, attrs: &[(&st
     save(e, &o)
 }
 
-fn save(e: &Engine, o: &CsObject) -> i64 {
+pub(crate) fn save(e: &Engine, o: &CsObject) -> i64 {
     let tx = e.store.write().expect("tx");
     let id = tx.cs_save(o).expect("save");
     tx.commit().expect("commit");
     id
 }
 
-fn get(e: &Engine, cs_id: i64) -> CsObject {
+pub(crate) fn get(e: &Engine, cs_id: i64) -> CsObject {
     e.store.read().expect("tx").cs_get(cs_id).expect("get").expect("exists")
 }
 
@@ -128,7 +128,7 @@ pub(crate) fn sync(e: &Engine) -> Vec<String> {
     errors
 }
 
-fn mv_of(e: &Engine, cs_id: i64) -> MvObject {
+pub(crate) fn mv_of(e: &Engine, cs_id: i64) -> MvObject {
     let o = get(e, cs_id);
     e.store.read().expect("tx").mv_get(o.mv_id.expect("linked")).expect("mv").expect("mv exists")
 }
