@@ -323,18 +323,19 @@ pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Res
         .prepare_cached("SELECT attrs, desired FROM cs_object WHERE id=?1 AND substr(attrs, 1, 1)=X'00' AND desired IS NOT ?2")?
         .query_row(params![o.id, desired], |r| Ok(desired_and_attrs(c, r, (1, 0), attrs_from_json)?.1))
         .optional()?;
+    // Kept against the new desired state, and written with it (one write of the row).
+    let attrs = match patched {
+        Some(attrs) => Some(stored_attrs_of(c, &o.connector, &attrs, o.desired.as_ref(), None)?),
+        None => None,
+    };
     if o.export_state == was {
         c.prepare_cached(
-            "UPDATE cs_object SET attrs=iif(attrs=X'' AND desired IS NOT ?2, desired, attrs), desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1",
+            "UPDATE cs_object SET attrs=coalesce(?6, iif(attrs=X'' AND desired IS NOT ?2, desired, attrs)), desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1",
         )?
-        .execute(params![o.id, desired, o.desired_dn, o.pending_export as i64, o.error])?;
+        .execute(params![o.id, desired, o.desired_dn, o.pending_export as i64, o.error, attrs])?;
     } else {
-        c.prepare_cached("UPDATE cs_object SET attrs=iif(attrs=X'' AND desired IS NOT ?2, desired, attrs), desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
-            .execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error])?;
-    }
-    if let Some(attrs) = patched {
-        let attrs = stored_attrs_of(c, &o.connector, &attrs, o.desired.as_ref(), None)?;
-        c.prepare_cached("UPDATE cs_object SET attrs=?2 WHERE id=?1")?.execute(params![o.id, attrs])?;
+        c.prepare_cached("UPDATE cs_object SET attrs=coalesce(?7, iif(attrs=X'' AND desired IS NOT ?2, desired, attrs)), desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
+            .execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error, attrs])?;
     }
     Ok(())
 }

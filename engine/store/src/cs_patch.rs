@@ -128,6 +128,21 @@ mod tests {
         }
         tx.cs_set_desired(&wants, Some(crate::ExportState::Present)).expect("desired");
         assert_eq!(tx.cs_get(o.id).expect("read").expect("there"), wants);
+        // The same through the write that sets the export state too, of an object kept as a
+        // patch.
+        let mut other = exported(3);
+        other.id = tx.cs_save(&other).expect("saved");
+        let patch = |tx: &crate::WriteTxn<'_>| -> bool {
+            crate::ops::on(tx, |c| c.query_row("SELECT substr(attrs, 1, 1) = X'00' FROM cs_object WHERE id=?1", [other.id], |r| r.get(0)))
+                .expect("row")
+        };
+        assert!(patch(&tx));
+        let mut lead = other.clone();
+        if let Some(d) = lead.desired.as_mut() {
+            d.insert("title".into(), vec![Value::from("Lead")]);
+        }
+        tx.cs_set_desired(&lead, None).expect("desired");
+        assert_eq!(tx.cs_get(other.id).expect("read").expect("there"), lead);
         // And wants nothing any more.
         let mut nothing = wants.clone();
         nothing.desired = None;
