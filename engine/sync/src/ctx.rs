@@ -90,6 +90,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) memo: crate::references::Memo,
     /// A full sync: the first round of each stage looks at every object of its connectors.
     pub(crate) full: bool,
+    /// Objects whose flows waited for pass 2 as what they gave (inbound/waiting.rs).
+    pub(crate) waited: usize,
     /// Per rule, failures in a row; and the rules stopped, with their last error.
     failures_in_a_row: HashMap<String, usize>,
     stopped: HashMap<String, String>,
@@ -115,6 +117,7 @@ impl<'a> Ctx<'a> {
             mv_in_error: BTreeSet::new(),
             memo: Default::default(),
             full: false,
+            waited: 0,
             incomplete: BTreeSet::new(),
             failures_in_a_row: HashMap::new(),
             stopped: HashMap::new(),

@@ -202,7 +202,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         }
     }
     let views = Views::of(ctx, early);
-    let mut waiting = waiting::Waiting::new(connector.unwrap_or_default());
+    let mut waiting = connector.filter(|_| early).map(waiting::Waiting::new);
     let mut ahead = Ahead::default();
     let mut spent = Spent::default();
     for (i, &id) in ids.iter().enumerate() {
@@ -217,7 +217,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
             let flowed = match flow_now && ctx.stats.disconnected == disconnected {
                 true => {
                     let made = (ctx.stats.projected != projected, relinked);
-                    flow_early(ctx, &mut o, (&mut scope, &mut ready), &in_scope, made, &mut waiting)?
+                    flow_early(ctx, &mut o, (&mut scope, &mut ready), &in_scope, made, waiting.as_mut())?
                 }
                 false => unflowed(ctx, &mut o, relinked)?,
             };
@@ -238,7 +238,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
     }
     let work: Vec<_> = work.into_iter().filter(|w| w.2.in_pass_2(again)).collect();
     // Run again whole, those objects' flows leave nothing waiting.
-    if !again {
+    if let (false, Some(waiting)) = (again, waiting) {
         waiting.resolve(ctx)?;
     }
     let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
@@ -249,9 +249,12 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         let Some(m) = o.mv_id else { continue };
         let Some((mv_obj, stored)) = ctx.tx.mv_get_contributed(m)? else { continue };
         let Viewed { mut scope, mut ready } = Viewed::or_here(viewed, ctx, &o);
-        let flowed = flows(ctx, &o, (&mut scope, &mut ready), &mv_obj.object_type, &rule_idx, None)?;
+        let ran = match flows(ctx, &o, (&mut scope, &mut ready), &mv_obj.object_type, &rule_idx, Pass::Late)? {
+            Flowed::Ran(ran) => ran,
+            Flowed::NotYet | Flowed::Waiting(_) => unreachable!("pass 2 resolves every reference"),
+        };
         let before = ctx.stats.metaverse_updated;
-        persist_flows(ctx, &mut o, (mv_obj, Some(stored)), flowed, false)?;
+        persist_flows(ctx, &mut o, (mv_obj, Some(stored)), ran, false)?;
         // Run again, an object counts as updated once, whichever run updated it.
         if flowed_early == Early::Updated {
             ctx.stats.metaverse_updated = before;
@@ -262,18 +265,20 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
     Ok(recheck)
 }
 
-/// Pass 1's flows of an object just linked: persisted, but for references to objects not linked
-/// yet, which wait in `waiting` for pass 2 (or, when too many wait, pass 2 runs its flows
-/// whole). `projected`: its metaverse object is new (made with what its flows give, or empty if
-/// they wait: [`link`] left it to be made here). `relinked`: its new link is written with what
-/// its flows write (one write of the object instead of two), or alone if they wait.
+/// Pass 1's flows of an object just linked: persisted when every reference it holds names a
+/// linked object, or when a flow failed; otherwise what they gave waits in `waiting` for pass 2
+/// to resolve its references and persist it, or (nothing may wait, or there is no room) pass 2
+/// runs them whole. `projected`: its metaverse object is new (made with what its flows give,
+/// or empty if they wait: [`link`] left it to be made here). `relinked`: its new link is
+/// written with what its flows write (one write of the object instead of two), or alone if
+/// they wait.
 fn flow_early(
     ctx: &mut Ctx,
     o: &mut CsObject,
     scope: (&mut Scope<'static>, &mut Ready),
     rule_idx: &[usize],
     (projected, relinked): (bool, bool),
-    waiting: &mut waiting::Waiting,
+    waiting: Option<&mut waiting::Waiting>,
 ) -> Result<Early> {
     let rule = link_rule(ctx, o).filter(|_| projected);
     let (mv_obj, stored) = match (rule, o.mv_id) {
@@ -286,36 +291,36 @@ fn flow_early(
         },
         (None, None) => return unflowed(ctx, o, relinked),
     };
-    let flowed = flows(ctx, o, scope, &mv_obj.object_type, rule_idx, Some(waiting.room()))?;
-    let early = match flowed {
-        Flowed::NotYet => return unflowed(ctx, o, relinked),
-        Flowed::Waiting(given) => return wait(ctx, o, relinked, given, waiting),
-        Flowed::Failed { .. } => Early::Failed,
-        Flowed::Done { .. } => Early::Flowed,
+    let room = waiting.as_deref().map(waiting::Waiting::room);
+    let ran = match (flows(ctx, o, scope, &mv_obj.object_type, rule_idx, Pass::Early(room))?, waiting) {
+        (Flowed::Waiting(given), Some(w)) => return wait(ctx, o, relinked, &given, w),
+        (Flowed::NotYet | Flowed::Waiting(_), _) => return unflowed(ctx, o, relinked),
+        (Flowed::Ran(ran), _) => ran,
+    };
+    let early = match &ran {
+        Ran::Failed { .. } => Early::Failed,
+        Ran::Done { .. } => Early::Flowed,
     };
     let before = ctx.stats.metaverse_updated;
-    persist_flows(ctx, o, (mv_obj, stored), flowed, relinked)?;
+    persist_flows(ctx, o, (mv_obj, stored), ran, relinked)?;
     if ctx.stats.metaverse_updated != before {
         return Ok(Early::Updated);
     }
     Ok(early)
 }
 
-/// Flows whose references wait for pass 2 ([`waiting`]): the object's link is written (a new
-/// metaverse object made empty), and it is synced, with no error; what its flows gave waits.
-fn wait(ctx: &mut Ctx, o: &mut CsObject, relinked: bool, given: Vec<waiting::Given>, waiting: &mut waiting::Waiting) -> Result<Early> {
-    let m = match relinked {
-        true => project_empty(ctx, o)?,
-        false => o.mv_id.ok_or_else(|| idflow_core::Error::Config(format!("{}: flows run for an object not linked", o.display())))?,
-    };
+/// Flows whose references wait for pass 2 ([`waiting`]): a new link is written now, synced
+/// (other objects' references look it up in this pass; a new metaverse object is made empty),
+/// and what the flows gave waits, with the object's state as written, for pass 2 to persist.
+fn wait(ctx: &mut Ctx, o: &mut CsObject, relinked: bool, given: &[waiting::Given], waiting: &mut waiting::Waiting) -> Result<Early> {
+    let Some(kept) = waiting.kept_if_room(given) else { return unflowed(ctx, o, relinked) };
+    let m = project_empty(ctx, o)?;
     if relinked {
         ctx.tx.cs_set_link_synced(o, None)?;
-    } else if o.pending_import.is_some() || o.error.is_some() {
-        ctx.tx.cs_set_synced(o.id, None)?;
+        o.pending_import = None;
+        o.error = None;
     }
-    o.pending_import = None;
-    o.error = None;
-    waiting.add(o.id, m, &given);
+    waiting.add(o, m, kept);
     Ok(Early::Waiting)
 }
 
@@ -566,13 +571,20 @@ fn link(
     Ok(Some((in_scope, true)))
 }
 
-/// What pass 2 computed for one object.
+/// What an object's flows came to.
 enum Flowed {
-    /// Run early: a reference does not name a linked object (yet), so pass 2 runs the flows.
+    /// Run early, a reference does not name a linked object yet, and nothing may wait: pass 2
+    /// runs the flows whole.
     NotYet,
-    /// Run early, and a reference does not name a linked object yet: what the flows gave, for
-    /// pass 2 to resolve those references and persist it (see [`waiting`]).
+    /// Run early, and a reference does not name a linked object yet: what the flows gave, every
+    /// reference attribute as the DNs it was given, for pass 2 to resolve and persist (see
+    /// [`waiting`]), when there is room.
     Waiting(Vec<waiting::Given>),
+    Ran(Ran),
+}
+
+/// Flows run, references resolved: what is persisted.
+enum Ran {
     /// A flow failed: nothing changes for the object (its previous contributions stay).
     Failed { rule: String, message: String },
     Done {
@@ -623,22 +635,32 @@ fn resolve_references(ctx: &mut Ctx, connector: &str, rule: &str, attr: &str, va
     Ok(Some(out))
 }
 
-/// Evaluates the flows of the rules in scope, resolving references: no writes. `early` (pass 1):
-/// when a reference attribute has a DN that does not name a linked object, what the flows gave
-/// waits for pass 2 ([`Flowed::Waiting`]) while `early` has room for it, or else the flows stop
-/// there ([`Flowed::NotYet`]).
+/// Which pass runs flows, and how a reference to an object not linked yet is met.
+#[derive(Clone, Copy)]
+enum Pass<'w> {
+    /// Pass 1: what the flows gave waits ([`Flowed::Waiting`]) while `room` has room for more,
+    /// or else the flows stop there ([`Flowed::NotYet`]).
+    Early(Option<&'w waiting::Room>),
+    /// Pass 2: the reference is left out, and watched.
+    Late,
+}
+
+/// Evaluates the flows of the rules in scope, resolving references: no writes.
 fn flows(
     ctx: &mut Ctx,
     o: &CsObject,
     (scope, ready): (&mut Scope, &mut Ready),
     mv_type: &str,
     rule_idx: &[usize],
-    early: Option<&waiting::Room>,
+    pass: Pass,
 ) -> Result<Flowed> {
-    let mut given = Vec::new();
+    // What each flow gave, with the DNs a reference attribute resolved was given (should
+    // another attribute's wait, all of them wait, to be resolved together in pass 2).
+    let mut given: Vec<(waiting::Given, Option<Vec<Value>>)> = Vec::new();
     let mut dangling = Vec::new();
     let mut reference_errors = Vec::new();
     let mut waits = false;
+    let early = matches!(pass, Pass::Early(_));
     let rules = ctx.rules;
     for &i in rule_idx {
         let r = &rules.rules[i];
@@ -648,43 +670,53 @@ fn flows(
         for (flow, (attr, e)) in r.flows.iter().enumerate() {
             let d = match ctx.eval_flow_ready(r.name(), e, scope, ready) {
                 Ok(d) => d,
-                Err(msg) => return Ok(Flowed::Failed { rule: r.name().to_string(), message: format!("flow {attr} {:?}: {msg}", e.src) }),
+                Err(msg) => {
+                    return Ok(Flowed::Ran(Ran::Failed { rule: r.name().to_string(), message: format!("flow {attr} {:?}: {msg}", e.src) }))
+                }
             };
-            let Some((mut vals, are_references)) = d else {
+            let Some((vals, are_references)) = d else {
                 ctx.trace("flow", Some(r.name()), || format!("{attr}: () (no contribution)"));
                 continue;
             };
             // References are typed: a value read from a reference attribute stays one through
             // any flow, whatever the metaverse attribute is called.
-            let mut resolve = false;
-            if are_references {
-                match resolve_references(ctx, &o.connector, r.name(), attr, &vals, early.is_some())? {
+            let (values, dns, resolve) = match are_references {
+                false => (vals, None, false),
+                true => match resolve_references(ctx, &o.connector, r.name(), attr, &vals, early)? {
                     Some(resolved) => {
-                        vals = resolved.refs;
                         dangling.extend(resolved.dangling);
                         reference_errors.extend(resolved.errors);
+                        (resolved.refs, early.then_some(vals), false)
                     }
-                    None if early.is_some_and(|room| room.fits(&given, &vals)) => {
-                        (resolve, waits) = (true, true);
+                    None if matches!(pass, Pass::Early(Some(room)) if !room.full()) => {
+                        waits = true;
+                        (vals, None, true)
                     }
                     None => return Ok(Flowed::NotYet),
-                }
+                },
+            };
+            if !values.is_empty() {
+                ctx.trace("flow", Some(r.name()), || {
+                    format!("{attr}: {}", values.iter().map(Value::display).collect::<Vec<_>>().join(", "))
+                });
             }
-            if !vals.is_empty() && !resolve {
-                ctx.trace("flow", Some(r.name()), || format!("{attr}: {}", vals.iter().map(Value::display).collect::<Vec<_>>().join(", ")));
-            }
-            given.push(waiting::Given { rule: i, flow, values: vals, resolve });
+            given.push((waiting::Given { rule: i, flow, values, resolve }, dns));
         }
     }
     if waits {
-        // An object in error is not left half flowed: its errors are reported in one place.
-        if !reference_errors.is_empty() {
-            return Ok(Flowed::NotYet);
-        }
+        // Pass 2 resolves every reference attribute again, and finds their errors and
+        // dangling DNs again with them.
+        let given = given
+            .into_iter()
+            .map(|(g, dns)| match dns {
+                Some(dns) => waiting::Given { values: dns, resolve: true, ..g },
+                None => g,
+            })
+            .collect();
         return Ok(Flowed::Waiting(given));
     }
-    let contributions = given.into_iter().map(|g| g.contribution(rules)).collect();
-    Ok(Flowed::Done { contributions, dangling, reference_errors })
+    let contributions = given.into_iter().map(|(g, _)| g.contribution(rules)).collect();
+    Ok(Flowed::Ran(Ran::Done { contributions, dangling, reference_errors }))
 }
 
 /// Persists pass 2's outcome: contributions and winners, dangling references, errors; with
@@ -695,7 +727,7 @@ fn persist_flows(
     ctx: &mut Ctx,
     o: &mut CsObject,
     read: (MvObject, Option<Result<Vec<Contribution>>>),
-    flowed: Flowed,
+    ran: Ran,
     relinked: bool,
 ) -> Result<()> {
     let (mut mv_obj, stored) = read;
@@ -703,18 +735,14 @@ fn persist_flows(
         true => ctx.tx.cs_set_link_synced(o, error),
         false => ctx.tx.cs_set_synced(o.id, error),
     };
-    match flowed {
-        // Pass 1's alone ([`flow_early`] sees to them first): pass 2 runs the flows whole.
-        Flowed::NotYet | Flowed::Waiting(_) => {
-            unflowed(ctx, o, relinked)?;
-        }
-        Flowed::Failed { rule, message } => {
+    match ran {
+        Ran::Failed { rule, message } => {
             mv_obj.id = project_empty(ctx, o)?;
             obj_error(ctx, o, Some(&rule), message.clone());
             ctx.incomplete.insert(mv_obj.id);
             synced(ctx, o, Some(&message))?;
         }
-        Flowed::Done { contributions, dangling, reference_errors } => {
+        Ran::Done { contributions, dangling, reference_errors } => {
             let changed = match o.mv_id {
                 Some(_) => match stored {
                     Some(stored) => precedence::apply_to(ctx.tx, &mut mv_obj, stored?, o.id, &contributions)?,

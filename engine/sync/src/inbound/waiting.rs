@@ -1,8 +1,8 @@
 //! Flows that wait for pass 2. A full sync meets a directory in its own order, so a person
 //! often comes before their manager: pass 1 runs such an object's flows anyway and keeps what
-//! they gave, the references not linked yet as the DNs the flows gave; pass 2 resolves those
-//! and persists it all. The object is read and its rules evaluated once, and its
-//! connector-space row written once, instead of twice each.
+//! they gave, every reference attribute as the DNs it was given; pass 2 resolves those and
+//! persists it all, as it would have had it run the flows. The object is read and its rules
+//! evaluated once, and its connector-space row written once, instead of twice each.
 //!
 //! Only while nothing in pass 1 was unlinked (else pass 2 runs such objects' flows whole, as
 //! it does every early flow), and only so much: beyond [`MOST_WAITING`] bytes, an object's
@@ -11,6 +11,7 @@ use super::{obj_error, resolve_references, Ctx};
 use crate::precedence::{self, Contributions};
 use idflow_core::{varint, Result, Value};
 use idflow_policy::RuleSet;
+use idflow_store::CsObject;
 
 /// What waits at most in one pass, in bytes: about 32 MB (in unit tests, a few objects' worth,
 /// so that both ways are taken).
@@ -33,11 +34,11 @@ impl Given {
     }
 }
 
-/// What waits of an object, as bytes (a tenth of what the values take in memory as they are):
-/// each [`Given`] as its rule, its flow and `resolve`, and its values, each a tag and its
-/// bytes; numbers as varints.
+/// What waits of an object, as bytes (several times smaller than the values themselves, each
+/// its own allocation): each [`Given`] as its rule, its flow and `resolve`, and its values,
+/// each a tag and its bytes; numbers as varints.
 fn encode(given: &[Given]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_size(given, &[]));
+    let mut out = Vec::with_capacity(64);
     for g in given {
         varint::put(&mut out, g.rule as u64);
         varint::put(&mut out, (g.flow as u64) << 1 | u64::from(g.resolve));
@@ -62,16 +63,6 @@ fn bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-/// At most what [`encode`] makes of `given`, and a flow's `more` values.
-fn encoded_size(given: &[Given], more: &[Value]) -> usize {
-    let value = |v: &Value| match v {
-        Value::Str(s) => 11 + s.len(),
-        Value::Bin(b) => 11 + b.len(),
-        Value::Ref(_) => 9,
-    };
-    given.iter().map(|g| 30 + g.values.iter().map(value).sum::<usize>()).sum::<usize>() + 30 + more.iter().map(value).sum::<usize>()
-}
-
 /// [`encode`]'s bytes read back.
 fn decode(mut b: &[u8]) -> Option<Vec<Given>> {
     let mut given = Vec::new();
@@ -84,7 +75,7 @@ fn decode(mut b: &[u8]) -> Option<Vec<Given>> {
         let rule = number(&mut b)?;
         let flow = number(&mut b)?;
         let n = number(&mut b)?;
-        let mut values = Vec::with_capacity(n);
+        let mut values = Vec::with_capacity(n.min(b.len()));
         for _ in 0..n {
             let (&tag, rest) = b.split_first()?;
             b = rest;
@@ -108,10 +99,13 @@ fn decode(mut b: &[u8]) -> Option<Vec<Given>> {
     Some(given)
 }
 
-/// An object whose flows wait, linked to metaverse object `mv_id`: what they gave, encoded.
+/// An object whose flows wait, linked to metaverse object `mv_id`: what they gave, encoded, and
+/// its row's import state as pass 1 left it (written only if pass 2 changes it).
 struct Object {
     cs_id: i64,
     mv_id: i64,
+    pending: bool,
+    error: Option<String>,
     given: Box<[u8]>,
 }
 
@@ -129,9 +123,9 @@ pub(super) struct Room {
 }
 
 impl Room {
-    /// Whether what `given` holds, and a flow's `more` values, may wait.
-    pub(super) fn fits(&self, given: &[Given], more: &[Value]) -> bool {
-        self.bytes + size_of::<Object>() + encoded_size(given, more) <= MOST_WAITING
+    /// Nothing more may wait.
+    pub(super) fn full(&self) -> bool {
+        self.bytes >= MOST_WAITING
     }
 }
 
@@ -144,16 +138,26 @@ impl Waiting {
         &self.room
     }
 
-    /// What the flows of object `cs_id` (linked to `mv_id`) gave waits.
-    pub(super) fn add(&mut self, cs_id: i64, mv_id: i64, given: &[Given]) {
-        let given = encode(given).into_boxed_slice();
-        self.room.bytes += size_of::<Object>() + given.len();
-        self.objects.push(Object { cs_id, mv_id, given });
+    /// `given` as it would wait, if there is room for it.
+    pub(super) fn kept_if_room(&self, given: &[Given]) -> Option<Box<[u8]>> {
+        let kept = encode(given).into_boxed_slice();
+        (self.room.bytes + size_of::<Object>() + kept.len() <= MOST_WAITING).then_some(kept)
+    }
+
+    /// What the flows of `o` (linked to `mv_id`) gave waits ([`Waiting::kept_if_room`]).
+    pub(super) fn add(&mut self, o: &CsObject, mv_id: i64, given: Box<[u8]>) {
+        self.room.bytes += size_of::<Object>() + given.len() + o.error.as_ref().map_or(0, String::len);
+        let (pending, error) = (o.pending_import.is_some(), o.error.clone());
+        self.objects.push(Object { cs_id: o.id, mv_id, pending, error, given });
     }
 
     /// Pass 2: resolves the references that wait (nothing is linked or unlinked any more) and
     /// persists what each object's flows gave, as pass 2 would have had it run them.
     pub(super) fn resolve(self, ctx: &mut Ctx) -> Result<()> {
+        ctx.waited += self.objects.len();
+        if !self.objects.is_empty() {
+            tracing::debug!(connector = %self.connector, objects = self.objects.len(), "references resolved in pass 2, objects not read again");
+        }
         for w in self.objects {
             resolve_one(ctx, &self.connector, w)?;
         }
@@ -183,12 +187,17 @@ fn resolve_one(ctx: &mut Ctx, connector: &str, w: Object) -> Result<()> {
         ctx.stats.metaverse_updated += 1;
     }
     ctx.tx.cs_set_dangling(w.cs_id, &dangling)?;
-    if let Some(first) = errors.first() {
-        let Some(o) = ctx.tx.cs_get(w.cs_id)? else { return Ok(()) };
-        for m in &errors {
-            obj_error(ctx, &o, o.link_rule.as_deref(), m.clone());
+    if !errors.is_empty() {
+        if let Some(o) = ctx.tx.cs_get(w.cs_id)? {
+            for m in &errors {
+                obj_error(ctx, &o, o.link_rule.as_deref(), m.clone());
+            }
         }
-        ctx.tx.cs_set_synced(o.id, Some(first))?;
+    }
+    // Written only when it changes something, as pass 2 would.
+    let error = errors.first().map(String::as_str);
+    if w.pending || w.error.as_deref() != error {
+        ctx.tx.cs_set_synced(w.cs_id, error)?;
     }
     Ok(())
 }
@@ -220,11 +229,12 @@ mod tests {
         ctx.full = true;
         inbound::run(&mut ctx, tx.cs_ids_full_sync(&["corp".to_string()]).expect("ids")).expect("inbound");
         outbound::run(&mut ctx, tx.mv_all_ids().expect("ids")).expect("outbound");
-        let (projected, updated) = (ctx.stats.projected, ctx.stats.metaverse_updated);
+        let (projected, updated, waited) = (ctx.stats.projected, ctx.stats.metaverse_updated, ctx.waited);
         let errors: Vec<String> = ctx.errors.iter().map(|x| x.message.clone()).collect();
         drop(ctx);
         tx.commit().expect("commit");
         assert_eq!((projected, updated), (n, n));
+        assert!(waited > 0 && waited < n - 1, "some waited, the rest were run again whole: {waited}");
         assert_eq!(errors, [format!("manager refers to uid=p{n},o=corp, which does not exist in connector \"corp\"")]);
         for w in ids.windows(2) {
             assert_eq!(mv_of(&e, w[0]).values("manager"), Some(&[Value::Ref(mv_of(&e, w[1]).id)][..]), "{}", w[0]);
@@ -233,7 +243,15 @@ mod tests {
         let last = get(&e, ids[ids.len() - 1]);
         assert!(last.error.as_deref().is_some_and(|m| m.contains("does not exist")), "{last:?}");
         assert_eq!(mv_of(&e, last.id).values("manager"), None);
-        assert_eq!(sync(&e), Vec::<String>::new(), "nothing left to do but the error, which a full sync reports");
+        // A delta sync retries it (linked already, its reference waits), and it stays in error.
+        let tx = e.store.write().expect("tx");
+        let mut ctx = Ctx::new(&tx, &e.rules, &e.facts, &Silent);
+        inbound::run(&mut ctx, tx.cs_ids_inbound_in_error().expect("ids")).expect("inbound");
+        let (waited, errors) = (ctx.waited, ctx.errors.iter().map(|x| x.message.clone()).collect::<Vec<_>>());
+        drop(ctx);
+        tx.commit().expect("commit");
+        assert_eq!((waited, errors.len()), (1, 1), "{errors:?}");
+        assert_eq!(get(&e, last.id).error, last.error);
     }
 
     /// A reference that waits for pass 2 while pass 1 then unlinks an object: the object's
@@ -271,14 +289,13 @@ mod tests {
     /// What waits reads back as it was: every kind of value, many flows.
     #[test]
     fn what_waits_reads_back_as_it_was() {
-        use super::{decode, encode, encoded_size, Given};
+        use super::{decode, encode, Given};
         let given = vec![
             Given { rule: 0, flow: 3, values: vec![Value::from("uid=a,o=x"), Value::Ref(-7), Value::Bin(vec![0, 255])], resolve: true },
             Given { rule: 300, flow: 0, values: vec![], resolve: false },
             Given { rule: 1, flow: 200, values: vec![Value::from("é".repeat(100))], resolve: false },
         ];
         let bytes = encode(&given);
-        assert!(bytes.len() <= encoded_size(&given, &[]));
         let back = decode(&bytes).expect("reads back");
         let seen = |g: &[Given]| g.iter().map(|g| (g.rule, g.flow, g.values.clone(), g.resolve)).collect::<Vec<_>>();
         assert_eq!(seen(&back), seen(&given));
