@@ -310,10 +310,14 @@ impl Engine {
     /// transaction (a larger page cache until it ends); a delta may change many pages,
     /// scattered, and keeps them in memory until it commits.
     pub(crate) fn sync_txn(&self, full: bool) -> Result<idflow_store::WriteTxn<'_>> {
-        if full || self.rules_since(&self.store.read()?)? != RulesSince::Same {
-            self.store.write_bulk()
-        } else {
-            self.store.write_changes()
+        // A first sync, or one under new rules, changes most of the metaverse; a full sync
+        // under the same rules reads all of it, and changes what changed.
+        // (The read ends before the write begins.)
+        let since = self.rules_since(&self.store.read()?)?;
+        match (full, since) {
+            (_, RulesSince::NoSync | RulesSince::Changed) => self.store.write_bulk(),
+            (true, RulesSince::Same) => self.store.write_rescan(),
+            (false, RulesSince::Same) => self.store.write_changes(),
         }
     }
 

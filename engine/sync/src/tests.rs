@@ -473,6 +473,8 @@ fn a_database_from_before_the_stable_fingerprint_is_not_a_rule_change() {
     assert!(r.notes.is_empty(), "{:?}", r.notes);
     let stored = e.store.read().expect("tx").meta_get("rules_fingerprint").expect("meta");
     assert_eq!(stored.as_deref(), Some(e.rules.fingerprint.as_str()), "the stable fingerprint is kept from now on");
+    // A full sync under the same rules (its transaction sized for reading most of the metaverse).
+    assert_eq!(e.sync(true).expect("full sync").full_sync, Some(true));
 }
 
 /// A source object deleted in its directory keeps the way back to its deleted metaverse object
