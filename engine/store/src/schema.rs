@@ -18,7 +18,8 @@ pub(crate) const FULL_SYNC_CACHE_KIB: i64 = 512 * 1024;
 /// The pages only read that a full sync of a metaverse already made keeps
 /// ([`crate::Store::write_rescan`]): 256 MiB. It reads most of the database and changes little,
 /// so a larger cache would hold pages read once: at 1,000,000 people in step, 770 MiB at its
-/// peak with 512 MiB, 500 MiB with this, and 0.5 s (2%) slower for the pages read again.
+/// peak with 512 MiB, 500 MiB with this (in the bench, after an export, 697 against up to
+/// 1021 MiB), and 0.5 to 1.3 s (2 to 6%) slower for the pages read again.
 pub(crate) const RESCAN_READ_KIB: i64 = 256 * 1024;
 
 pub(crate) const SCHEMA: &str = r#"
