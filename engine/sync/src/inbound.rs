@@ -178,8 +178,10 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
     let mut recheck = BTreeSet::new();
     let mut work: Vec<(i64, Vec<usize>, Early)> = Vec::new();
     let disconnected = ctx.stats.disconnected;
-    // A preview's trace tells each step once, in the order of the two passes.
-    let early = ctx.trace.is_none() && connector.is_some();
+    // A preview's trace tells each step once, in the order of the two passes: flows run
+    // early, and what they gave may wait for pass 2, only without one.
+    let mut waiting = connector.filter(|_| ctx.trace.is_none()).map(waiting::Waiting::new);
+    let early = waiting.is_some();
     // A full sync's first round meets every object of the connector: each one linked is
     // remembered as what its DN resolves to (a group's members then need no lookup), unless
     // another object has that DN too. Those DNs are found once, on the first link.
@@ -202,7 +204,6 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         }
     }
     let views = Views::of(ctx, early);
-    let mut waiting = connector.filter(|_| early).map(waiting::Waiting::new);
     let mut ahead = Ahead::default();
     let mut spent = Spent::default();
     for (i, &id) in ids.iter().enumerate() {
@@ -214,12 +215,12 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         let projected = ctx.stats.projected;
         let flow_now = early && ctx.stats.disconnected == disconnected;
         if let Some((in_scope, relinked)) = link(ctx, &mut o, decision, &mut recheck, flow_now)? {
-            let flowed = match flow_now && ctx.stats.disconnected == disconnected {
-                true => {
+            let flowed = match (flow_now && ctx.stats.disconnected == disconnected, waiting.as_mut()) {
+                (true, Some(waiting)) => {
                     let made = (ctx.stats.projected != projected, relinked);
-                    flow_early(ctx, &mut o, (&mut scope, &mut ready), &in_scope, made, waiting.as_mut())?
+                    flow_early(ctx, &mut o, (&mut scope, &mut ready), &in_scope, made, waiting)?
                 }
-                false => unflowed(ctx, &mut o, relinked)?,
+                _ => unflowed(ctx, &mut o, relinked)?,
             };
             if remember && ctx.stats.disconnected == disconnected {
                 remember_linked(ctx, &o, &mut shared)?;
@@ -267,18 +268,17 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
 
 /// Pass 1's flows of an object just linked: persisted when every reference it holds names a
 /// linked object, or when a flow failed; otherwise what they gave waits in `waiting` for pass 2
-/// to resolve its references and persist it, or (nothing may wait, or there is no room) pass 2
-/// runs them whole. `projected`: its metaverse object is new (made with what its flows give,
-/// or empty if they wait: [`link`] left it to be made here). `relinked`: its new link is
-/// written with what its flows write (one write of the object instead of two), or alone if
-/// they wait.
+/// to resolve its references and persist it, or (there is no room) pass 2 runs them whole.
+/// `projected`: its metaverse object is new (made with what its flows give, or empty if they
+/// wait: [`link`] left it to be made here). `relinked`: its new link is written with what its
+/// flows write (one write of the object instead of two), or alone if they wait.
 fn flow_early(
     ctx: &mut Ctx,
     o: &mut CsObject,
     scope: (&mut Scope<'static>, &mut Ready),
     rule_idx: &[usize],
     (projected, relinked): (bool, bool),
-    waiting: Option<&mut waiting::Waiting>,
+    waiting: &mut waiting::Waiting,
 ) -> Result<Early> {
     let rule = link_rule(ctx, o).filter(|_| projected);
     let (mv_obj, stored) = match (rule, o.mv_id) {
@@ -291,11 +291,10 @@ fn flow_early(
         },
         (None, None) => return unflowed(ctx, o, relinked),
     };
-    let room = waiting.as_deref().map(waiting::Waiting::room);
-    let ran = match (flows(ctx, o, scope, &mv_obj.object_type, rule_idx, Pass::Early(room))?, waiting) {
-        (Flowed::Waiting(given), Some(w)) => return wait(ctx, o, relinked, &given, w),
-        (Flowed::NotYet | Flowed::Waiting(_), _) => return unflowed(ctx, o, relinked),
-        (Flowed::Ran(ran), _) => ran,
+    let ran = match flows(ctx, o, scope, &mv_obj.object_type, rule_idx, Pass::Early(waiting))? {
+        Flowed::Waiting(given) => return wait(ctx, o, relinked, &given, waiting),
+        Flowed::NotYet => return unflowed(ctx, o, relinked),
+        Flowed::Ran(ran) => ran,
     };
     let early = match &ran {
         Ran::Failed { .. } => Early::Failed,
@@ -573,8 +572,8 @@ fn link(
 
 /// What an object's flows came to.
 enum Flowed {
-    /// Run early, a reference does not name a linked object yet, and nothing may wait: pass 2
-    /// runs the flows whole.
+    /// Run early, a reference does not name a linked object yet, and there is no room for more
+    /// to wait: pass 2 runs the flows whole.
     NotYet,
     /// Run early, and a reference does not name a linked object yet: what the flows gave, every
     /// reference attribute as the DNs it was given, for pass 2 to resolve and persist (see
@@ -638,9 +637,9 @@ fn resolve_references(ctx: &mut Ctx, connector: &str, rule: &str, attr: &str, va
 /// Which pass runs flows, and how a reference to an object not linked yet is met.
 #[derive(Clone, Copy)]
 enum Pass<'w> {
-    /// Pass 1: what the flows gave waits ([`Flowed::Waiting`]) while `room` has room for more,
+    /// Pass 1: what the flows gave waits ([`Flowed::Waiting`]) while there is room for more,
     /// or else the flows stop there ([`Flowed::NotYet`]).
-    Early(Option<&'w waiting::Room>),
+    Early(&'w waiting::Waiting),
     /// Pass 2: the reference is left out, and watched.
     Late,
 }
@@ -688,7 +687,7 @@ fn flows(
                         reference_errors.extend(resolved.errors);
                         (resolved.refs, early.then_some(vals), false)
                     }
-                    None if matches!(pass, Pass::Early(Some(room)) if !room.full()) => {
+                    None if matches!(pass, Pass::Early(waiting) if !waiting.full()) => {
                         waits = true;
                         (vals, None, true)
                     }

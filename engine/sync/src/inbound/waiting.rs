@@ -109,44 +109,32 @@ struct Object {
     given: Box<[u8]>,
 }
 
-/// The flows of one connector's objects that wait for pass 2.
+/// The flows of one connector's objects that wait for pass 2, and how many bytes they take.
 pub(super) struct Waiting {
     connector: String,
-    room: Room,
-    objects: Vec<Object>,
-}
-
-/// How much waits: bytes.
-#[derive(Default)]
-pub(super) struct Room {
     bytes: usize,
-}
-
-impl Room {
-    /// Nothing more may wait.
-    pub(super) fn full(&self) -> bool {
-        self.bytes >= MOST_WAITING
-    }
+    objects: Vec<Object>,
 }
 
 impl Waiting {
     pub(super) fn new(connector: &str) -> Waiting {
-        Waiting { connector: connector.to_string(), room: Room::default(), objects: Vec::new() }
+        Waiting { connector: connector.to_string(), bytes: 0, objects: Vec::new() }
     }
 
-    pub(super) fn room(&self) -> &Room {
-        &self.room
+    /// Nothing more may wait.
+    pub(super) fn full(&self) -> bool {
+        self.bytes >= MOST_WAITING
     }
 
     /// `given` as it would wait, if there is room for it.
     pub(super) fn kept_if_room(&self, given: &[Given]) -> Option<Box<[u8]>> {
         let kept = encode(given).into_boxed_slice();
-        (self.room.bytes + size_of::<Object>() + kept.len() <= MOST_WAITING).then_some(kept)
+        (self.bytes + size_of::<Object>() + kept.len() <= MOST_WAITING).then_some(kept)
     }
 
     /// What the flows of `o` (linked to `mv_id`) gave waits ([`Waiting::kept_if_room`]).
     pub(super) fn add(&mut self, o: &CsObject, mv_id: i64, given: Box<[u8]>) {
-        self.room.bytes += size_of::<Object>() + given.len() + o.error.as_ref().map_or(0, String::len);
+        self.bytes += size_of::<Object>() + given.len() + o.error.as_ref().map_or(0, String::len);
         let (pending, error) = (o.pending_import.is_some(), o.error.clone());
         self.objects.push(Object { cs_id: o.id, mv_id, pending, error, given });
     }
