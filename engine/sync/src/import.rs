@@ -117,14 +117,10 @@ impl Sink<'_> {
         if key.anchor.is_some() && !self.anchorless {
             return Ok(None);
         }
-        if let Some(d) = &key.dn {
-            let mut found = self.tx.cs_by_dn(&self.connector, d)?;
-            found.retain(|o| key.anchor.is_none() || o.anchor.is_none());
-            if found.len() == 1 {
-                return Ok(found.pop());
-            }
-        }
-        Ok(None)
+        let Some(d) = &key.dn else { return Ok(None) };
+        let mut found = self.tx.cs_by_dn(&self.connector, d)?;
+        found.retain(|o| key.anchor.is_none() || o.anchor.is_none());
+        Ok(the_one_at_dn(found))
     }
 
     fn obj_error(&mut self, key: &ObjectKey, message: String) {
@@ -319,6 +315,22 @@ fn attrs_equal(a: &Attrs, b: &Attrs) -> bool {
     a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same_values(v, w)))
 }
 
+/// Of the objects a DN names, the one a change to that DN is about: the only one; else the
+/// only one present (an object deleted and one made again at its DN, before a sync saw the
+/// deletion: the directory changed the new one); else, when all are deleted, the last made (the
+/// change meets a deletion, and says so). `None` when two are present (ambiguous).
+fn the_one_at_dn(mut found: Vec<CsObject>) -> Option<CsObject> {
+    if found.len() <= 1 {
+        return found.pop();
+    }
+    let present = found.iter().filter(|o| o.present).count();
+    match present {
+        1 => found.into_iter().find(|o| o.present),
+        0 => found.into_iter().max_by_key(|o| o.id),
+        _ => None,
+    }
+}
+
 /// Why a delta's change (`what` it does) to an object a change before it deleted (not synced
 /// yet) is not applied: the deletion stands (the change would otherwise take it back unseen).
 fn deleted_before(what: &str) -> String {
@@ -343,8 +355,8 @@ impl ImportSink for Sink<'_> {
     fn holds(&mut self, key: &ObjectKey) -> Result<bool> {
         // Present: a change to an object deleted here stays the connector's to tell apart.
         match (&key.anchor, &key.dn) {
-            // What find_by_dn finds (the one object with this DN), its row not read.
-            (None, Some(dn)) => Ok(matches!(self.tx.cs_states_by_dn(&self.connector, dn)?.as_slice(), [one] if one.present)),
+            // What find_by_dn finds (the one object present at this DN), its row not read.
+            (None, Some(dn)) => Ok(self.tx.cs_states_by_dn(&self.connector, dn)?.iter().filter(|s| s.present).count() == 1),
             _ => Ok(self.find(key)?.is_some_and(|o| o.present)),
         }
     }
