@@ -143,3 +143,28 @@ fn a_change_by_a_dn_deleted_and_made_again_is_the_new_objects() {
     assert!(r.to_string().contains("an earlier change deleted"), "{r}");
     assert!(e.cloud_user("ada@example.org").is_none(), "{r}");
 }
+
+/// A change file that adds an object (a new anchor) at the DN of one idflow holds, present,
+/// and no change that deletes or renames that one: a directory holds one object at a DN, so
+/// the file misses a record. The add is an error naming both objects, not a second person in
+/// the metaverse and a second account in the target; a change after it by that DN is an error
+/// too (which object it is about cannot be told), not applied to the first.
+#[test]
+fn an_add_at_the_dn_of_an_object_still_there_is_an_error_not_a_second_account() {
+    let e = small(&[person("ada", 1, "title: Analyst\n"), person("bob", 2, "")]);
+    e.ok(&["apply"], 0);
+    e.write(
+        "delta.ldif",
+        &format!(
+            "{}\ndn: uid=ada,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Director\n-\n",
+            person("ada", 7, "title: Other\n")
+        ),
+    );
+    let r = e.json(&["apply"], 2);
+    let errors = r["errors"].to_string();
+    assert!(errors.contains("where idflow holds another object (anchor 00000000-0000-4000-8000-000000000001)"), "{r}");
+    assert!(errors.contains("a change before it added where another object is"), "{r}");
+    let adas: Vec<_> = e.cloud().into_iter().filter(|o| o["attributes"]["userName"] == "ada@example.org").collect();
+    assert_eq!(adas.len(), 1, "{adas:?}");
+    assert_eq!(adas[0]["attributes"]["title"], "Analyst", "{adas:?}");
+}

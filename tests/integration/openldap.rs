@@ -389,3 +389,29 @@ fn an_entry_someone_else_made_at_the_dn_is_left_alone() {
     assert!(ada.contains("mail: other@example.org") && ada.contains("sn: Other") && ada.contains("cn: Ada Other"), "{ada}");
     assert_eq!(e.run(&["apply"]).code, 2, "the error stays until someone fixes it");
 }
+
+/// A person deleted and made again at the same DN between two delta imports (a rehire: a new
+/// entryUUID). syncrepl sends the new entry before the old one's deletion; the add waits for
+/// the end of the import, when the DN is free, and the metaverse and the target hold one
+/// person: no error, no second account.
+#[test]
+fn a_person_deleted_and_made_again_at_the_same_dn_is_one_person() {
+    let s = Slapd::start(Some(&generated(50, 5)));
+    let e = env_for(&s, "");
+    e.json(&["apply"], 0);
+    let uid = "u000020";
+    let dn = format!("uid={uid},ou=People,dc=example,dc=org");
+    let before = e.cloud_user(&format!("{uid}@example.org")).expect("u20")["id"].clone();
+    s.modify(&format!(
+        "dn: {dn}\nchangetype: delete\n\n\
+         dn: {dn}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: Re Hired\nsn: Hired\nmail: {uid}@example.org\nemployeeNumber: R20\ntitle: Rehired\n"
+    ));
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["import"][0]["mode"], "delta", "{r}");
+    assert!(r["errors"].as_array().is_some_and(|a| a.is_empty()), "{r}");
+    let users: Vec<_> = e.cloud().into_iter().filter(|o| o["attributes"]["userName"] == format!("{uid}@example.org")).collect();
+    assert_eq!(users.len(), 1, "one account: {users:?}");
+    assert_eq!(users[0]["attributes"]["title"], "Rehired", "{users:?}");
+    assert_ne!(users[0]["id"], before, "a new person: {users:?}");
+    e.ok(&["plan", "--exit-code"], 0);
+}

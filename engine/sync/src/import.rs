@@ -17,6 +17,8 @@ use idflow_store::{AttrsRead, CsObject, ExportState, Link, PendingImport, WriteO
 use serde::Serialize;
 use std::collections::HashSet;
 
+mod taken;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Full,
@@ -77,6 +79,8 @@ struct Sink<'a> {
     /// Objects written, dropped a few hundred at a time on the read-ahead thread: freeing
     /// what the connector's reading thread allocated is a tenth of a first import's work.
     spent: Spent<CsObject>,
+    /// Adds at a DN another object holds, waiting for the end of the import (taken.rs).
+    taken: taken::Taken,
 }
 
 fn anchor_hash(anchor: &str) -> u64 {
@@ -331,6 +335,16 @@ fn the_one_at_dn(mut found: Vec<CsObject>) -> Option<CsObject> {
     }
 }
 
+/// What a change keyed by DN does, as its errors say it.
+fn change_verb(change: &DeltaChange) -> &'static str {
+    match change {
+        DeltaChange::Modify { .. } => "changes",
+        DeltaChange::Rename { .. } => "renames",
+        DeltaChange::Delete(_) => "deletes",
+        DeltaChange::Upsert(_) | DeltaChange::Merge(_) => "adds",
+    }
+}
+
 /// Why a delta's change (`what` it does) to an object a change before it deleted (not synced
 /// yet) is not applied: the deletion stands (the change would otherwise take it back unseen).
 fn deleted_before(what: &str) -> String {
@@ -363,7 +377,7 @@ impl ImportSink for Sink<'_> {
 
     fn change(&mut self, change: DeltaChange) -> Result<()> {
         match change {
-            DeltaChange::Upsert(o) => self.upsert(o),
+            DeltaChange::Upsert(o) => self.upsert_unless_taken(o),
             DeltaChange::Merge(mut o) => {
                 let key = ObjectKey { anchor: o.anchor.clone(), dn: o.dn.clone() };
                 match self.find(&key)? {
@@ -387,8 +401,13 @@ impl ImportSink for Sink<'_> {
                         self.stats.read += 1;
                         Ok(())
                     }
-                    None => self.upsert(o),
+                    None => self.upsert_unless_taken(o),
                 }
+            }
+            DeltaChange::Modify { key, .. } | DeltaChange::Rename { key, .. } | DeltaChange::Delete(key)
+                if self.names_waiting_add(&key, change_verb(&change)) =>
+            {
+                Ok(())
             }
             DeltaChange::Modify { key, changes } => {
                 self.stats.read += 1;
@@ -517,6 +536,7 @@ pub(crate) fn import(
         preload: false,
         fresh: (!tx.cs_has_any(&name)?).then(FastSet::default),
         spent: Spent::default(),
+        taken: taken::Taken::default(),
     };
     if sink.fresh.is_some() {
         // A first import into an empty database: its anchors, in no order, are indexed once
@@ -527,6 +547,7 @@ pub(crate) fn import(
     if mode == Mode::Delta && connector.capabilities().delta_import {
         if let Some(w) = watermark.as_deref() {
             if let Some(new) = connector.delta_import(w, &mut sink)? {
+                sink.settle_taken(false)?;
                 sink.stats.mode = "delta".into();
                 tx.set_watermark(&name, Some(&new))?;
                 return Ok((sink.stats, sink.errors));
@@ -543,6 +564,7 @@ pub(crate) fn import(
     // object needs them.
     sink.preload = connector.capabilities().export;
     let new = connector.full_import(&mut sink)?;
+    sink.settle_taken(true)?;
     // Counted only for an empty read (a count reads the whole connector space).
     let had = if sink.stats.read == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };
     if had > 0 {
