@@ -132,10 +132,12 @@ mod tests {
         }
         for (i, (c, a)) in [("corp", UUID), ("corp", upper.as_str()), ("other", UUID), ("corp", "E1")].into_iter().enumerate() {
             assert_eq!(tx.cs_by_anchor(c, a).expect("read").map(|o| o.id), Some(ids[i]), "{c} {a}");
+            assert_eq!(tx.cs_id_by_anchor(c, a).expect("read"), Some(ids[i]), "{c} {a}");
             let named = tx.cs_name_of(CsKey::Anchor { connector: c, anchor: a }).expect("named");
             assert!(named.is_some_and(|n| n.contains(&a.to_string())), "{c} {a}");
         }
         assert!(tx.cs_by_anchor("corp", "E2").expect("read").is_none());
+        assert!(tx.cs_id_by_anchor("corp", "E2").expect("read").is_none());
         assert!(tx.cs_name_of(CsKey::Anchor { connector: "corp", anchor: "E2" }).expect("named").is_none());
         // An anchor changed: found by the new one only.
         let mut o = tx.cs_get(ids[3]).expect("read").expect("there");
@@ -148,6 +150,10 @@ mod tests {
         assert_eq!(tx.cs_by_anchor("corp", "E1").expect("read").map(|o| o.id), Some(taker));
         tx.commit().expect("commit");
         assert!(has_index(&store));
+        let r = store.read().expect("read");
+        assert_eq!(r.cs_id_by_anchor("corp", "E1").expect("read"), Some(taker), "from the index");
+        assert!(r.cs_id_by_anchor("corp", "E2").expect("read").is_none());
+        drop(r);
         // Objects kept: an import indexes as it goes.
         let tx = store.write().expect("write");
         assert!(!tx.cs_index_anchors_at_commit().expect("not dropped"));

@@ -717,6 +717,10 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
 }
 
 /// The row of the object with anchor `anchor`, as `read` makes it.
+pub(crate) fn id_by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<i64>> {
+    columns_by_anchor(c, "id", connector, anchor, |r| r.get(0))
+}
+
 fn by_anchor_as<T>(c: &Db, connector: &str, anchor: &str, read: impl FnOnce(&Row) -> rusqlite::Result<T>) -> Result<Option<T>> {
     columns_by_anchor(c, COLS, connector, anchor, read)
 }

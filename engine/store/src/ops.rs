@@ -37,6 +37,8 @@ pub trait ReadOps {
     /// The connector of each of `ids` (`None`: no such object), in their order.
     fn cs_connectors_of(&self, ids: &[i64]) -> Result<Vec<Option<String>>>;
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>>;
+    /// The id of the object [`ReadOps::cs_by_anchor`] finds, from the anchor index alone.
+    fn cs_id_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<i64>>;
     /// [`ReadOps::cs_by_anchor`] for an import comparing what it read: when the object's
     /// attributes are stored exactly as `read` would be, they are not decoded; it comes back
     /// without them, and `true`. `false` means "not known to be the same": the object comes
@@ -535,6 +537,9 @@ impl<S: Sqlite> ReadOps for S {
     }
     fn cs_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<CsObject>> {
         on(self, |c| cs::by_anchor(c, connector, anchor))
+    }
+    fn cs_id_by_anchor(&self, connector: &str, anchor: &str) -> Result<Option<i64>> {
+        on(self, |c| cs::id_by_anchor(c, connector, anchor))
     }
     fn cs_by_anchor_against(&self, connector: &str, anchor: &str, read: &AttrsRead) -> Result<Option<(CsObject, bool)>> {
         on(self, |c| cs::by_anchor_against(c, connector, anchor, read))

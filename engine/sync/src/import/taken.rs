@@ -78,7 +78,7 @@ impl Sink<'_> {
     fn holders_of(&self, o: &ImportedObject, read: bool) -> Result<Vec<i64>> {
         let (Some(anchor), Some(d)) = (&o.anchor, &o.dn) else { return Ok(Vec::new()) };
         let key = ObjectKey { anchor: Some(anchor.clone()), dn: None };
-        if self.stored_anchor(&key).is_some() && self.tx.cs_by_anchor(&self.connector, anchor)?.is_some() {
+        if self.stored_anchor(&key).is_some() && self.tx.cs_id_by_anchor(&self.connector, anchor)?.is_some() {
             return Ok(Vec::new());
         }
         let states = self.tx.cs_states_by_dn(&self.connector, d)?;
