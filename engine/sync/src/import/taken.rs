@@ -1,10 +1,10 @@
 //! A change that adds an object at a DN another object holds here: a new anchor where an
 //! object idflow imported is still present. A directory holds one object at a DN, so the add
 //! means that object was deleted or renamed: by a change the same import brings later
-//! (syncrepl sends its deletions after the entries), or by none it will ever bring (a change
-//! file missing a record). Made at once, the two would be two people in the metaverse and two
-//! accounts in every target. The add waits for the end of the import instead: made then if the
-//! DN is free, else an error that names both objects.
+//! (syncrepl may send its deletions, a set of entryUUIDs, after the entries), or by none it
+//! will ever bring (a change file missing a record). Made at once, the two would be two people
+//! in the metaverse and two accounts in every target. The add waits for the end of the import
+//! instead: made then if the DN is free, else an error that names both objects.
 use super::Sink;
 use idflow_core::connector::{ImportedObject, ObjectKey};
 use idflow_core::fast_hash::FastSet;
