@@ -167,4 +167,15 @@ fn an_add_at_the_dn_of_an_object_still_there_is_an_error_not_a_second_account() 
     let adas: Vec<_> = e.cloud().into_iter().filter(|o| o["attributes"]["userName"] == "ada@example.org").collect();
     assert_eq!(adas.len(), 1, "{adas:?}");
     assert_eq!(adas[0]["attributes"]["title"], "Analyst", "{adas:?}");
+    // A rename onto a DN another object holds is an error too; bob stays where he is.
+    e.write("delta.ldif", "dn: uid=bob,ou=People,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=ada\ndeleteoldrdn: 1\n");
+    let r = e.json(&["apply"], 2);
+    assert!(
+        r["errors"].to_string().contains(
+            "to uid=ada,ou=People,dc=example,dc=org, where idflow holds another object (anchor 00000000-0000-4000-8000-000000000001)"
+        ),
+        "{r}"
+    );
+    let o = e.ok(&["preview", "corp", "uid=bob,ou=People,dc=example,dc=org"], 0);
+    assert!(o.stdout.contains("00000000-0000-4000-8000-000000000002"), "{o:?}");
 }

@@ -428,6 +428,7 @@ impl ImportSink for Sink<'_> {
                 match self.find(&key)? {
                     None => self.obj_error(&key, "a delta renames an object idflow has not imported; run a full import".into()),
                     Some(o) if !o.present => self.obj_error(&key, deleted_before("renames")),
+                    Some(o) if self.rename_taken(&key, &o, &new_dn)? => {}
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
                         if let Some(old) = &o.dn {

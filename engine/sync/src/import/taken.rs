@@ -9,6 +9,11 @@ use super::Sink;
 use idflow_core::connector::{ImportedObject, ObjectKey};
 use idflow_core::fast_hash::FastSet;
 use idflow_core::{dn, Result};
+use idflow_store::CsObject;
+
+/// What an error about two objects at one DN asks.
+const ONE_AT_A_DN: &str =
+    "A directory holds one object at a DN: if the other is gone, run a full import of a current export; else correct the change";
 
 /// The adds waiting for the end of the import, and their DNs (normalized).
 #[derive(Default)]
@@ -56,21 +61,38 @@ impl Sink<'_> {
                 continue;
             };
             self.stats.read += 1;
-            let held = match self.tx.cs_get(*first)? {
-                Some(h) => h.anchor.map_or_else(|| format!("object {first}"), |a| format!("anchor {a}")),
-                None => format!("object {first}"),
-            };
+            let held = self.named(*first)?;
             let key = ObjectKey { anchor: o.anchor, dn: o.dn };
             let message = format!(
                 "a change adds {key} (anchor {}) where idflow holds another object ({held}), and none deletes or renames that one: \
-                 not applied. A directory holds one object at a DN: if the other is gone, run a full import of a current export; \
-                 else correct the change",
+                 not applied. {ONE_AT_A_DN}",
                 key.anchor.as_deref().unwrap_or_default()
             );
             self.obj_error(&key, message);
         }
         self.taken.dns.clear();
         Ok(())
+    }
+
+    /// Whether `o`'s rename to `new_dn` (by a change file, in its order) is one to the DN of
+    /// another object present here: an error then, not two objects at one DN.
+    pub(super) fn rename_taken(&mut self, key: &ObjectKey, o: &CsObject, new_dn: &str) -> Result<bool> {
+        let states = self.tx.cs_states_by_dn(&self.connector, new_dn)?;
+        let Some(other) = states.iter().find(|s| s.present && s.id != o.id) else { return Ok(false) };
+        let held = self.named(other.id)?;
+        self.obj_error(
+            key,
+            format!("a delta renames {key} to {new_dn}, where idflow holds another object ({held}): not applied. {ONE_AT_A_DN}"),
+        );
+        Ok(true)
+    }
+
+    /// An object here, by its anchor.
+    fn named(&self, id: i64) -> Result<String> {
+        Ok(match self.tx.cs_get(id)?.and_then(|h| h.anchor) {
+            Some(a) => format!("anchor {a}"),
+            None => format!("object {id}"),
+        })
     }
 
     /// The objects present here at `o`'s DN, when `o` has an anchor no object here has
