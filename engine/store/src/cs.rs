@@ -716,11 +716,12 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
     by_anchor_as(c, connector, anchor, |r| from_row(c, r))
 }
 
-/// The row of the object with anchor `anchor`, as `read` makes it.
+/// The id of the object with anchor `anchor`: from the anchor index alone.
 pub(crate) fn id_by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<i64>> {
     columns_by_anchor(c, "id", connector, anchor, |r| r.get(0))
 }
 
+/// The row of the object with anchor `anchor`, as `read` makes it.
 fn by_anchor_as<T>(c: &Db, connector: &str, anchor: &str, read: impl FnOnce(&Row) -> rusqlite::Result<T>) -> Result<Option<T>> {
     columns_by_anchor(c, COLS, connector, anchor, read)
 }

@@ -81,6 +81,8 @@ struct Sink<'a> {
     spent: Spent<CsObject>,
     /// Adds at a DN another object holds, waiting for the end of the import (taken.rs).
     taken: taken::Taken,
+    /// A full import: an object it does not read is gone once it ends complete.
+    full: bool,
 }
 
 fn anchor_hash(anchor: &str) -> u64 {
@@ -124,7 +126,7 @@ impl Sink<'_> {
         let Some(d) = &key.dn else { return Ok(None) };
         let mut found = self.tx.cs_by_dn(&self.connector, d)?;
         found.retain(|o| key.anchor.is_none() || o.anchor.is_none());
-        Ok(the_one_at_dn(found))
+        Ok(the_one_at_dn(found, self.full.then_some(&self.seen)))
     }
 
     fn obj_error(&mut self, key: &ObjectKey, message: String) {
@@ -195,6 +197,17 @@ impl Sink<'_> {
         Ok(())
     }
 
+    /// Object `id` no longer has the DN `dn` (deleted or renamed): another record of this
+    /// import may give it to another object.
+    fn dn_left(&mut self, dn: Option<&str>, id: i64) {
+        if let Some(d) = dn {
+            let d = dn::norm(d);
+            if self.seen_dn.get(&d) == Some(&id) {
+                self.seen_dn.remove(&d);
+            }
+        }
+    }
+
     /// The object another record of this import has the DN `dn`, if any other than `id`.
     fn dn_taken(&self, dn: Option<&str>, id: i64) -> Option<i64> {
         dn.and_then(|d| self.seen_dn.get(&dn::norm(d))).copied().filter(|x| *x != id)
@@ -254,6 +267,7 @@ impl Sink<'_> {
                     self.stats.unchanged += 1;
                 }
                 if renamed {
+                    self.dn_left(o.dn.as_deref(), o.id);
                     if let Some(old) = &o.dn {
                         self.set_former_dn(old, Some(o.id))?;
                     }
@@ -321,16 +335,25 @@ fn attrs_equal(a: &Attrs, b: &Attrs) -> bool {
 
 /// Of the objects a DN names, the one a change to that DN is about: the only one; else the
 /// only one present (an object deleted and one made again at its DN, before a sync saw the
-/// deletion: the directory changed the new one); else, when all are deleted, the last made (the
-/// change meets a deletion, and says so). `None` when two are present (ambiguous).
-fn the_one_at_dn(mut found: Vec<CsObject>) -> Option<CsObject> {
+/// deletion: the directory changed the new one); in a full import (`read`: the objects it
+/// read), the only one present it read (one it did not read is gone once it ends); else, when
+/// all are deleted, the last made (the change meets a deletion, and says so). `None` when two
+/// are present (ambiguous).
+fn the_one_at_dn(mut found: Vec<CsObject>, read: Option<&FastSet<i64>>) -> Option<CsObject> {
     if found.len() <= 1 {
         return found.pop();
     }
-    let present = found.iter().filter(|o| o.present).count();
-    match present {
-        1 => found.into_iter().find(|o| o.present),
-        0 => found.into_iter().max_by_key(|o| o.id),
+    let any_present = found.iter().any(|o| o.present);
+    found.retain(|o| o.present || !any_present);
+    if found.len() > 1 && found.iter().all(|o| o.present) {
+        if let Some(read) = read {
+            found.retain(|o| read.contains(&o.id));
+        }
+    }
+    match found.len() {
+        0 => None,
+        1 => found.pop(),
+        _ if found.iter().all(|o| !o.present) => found.into_iter().max_by_key(|o| o.id),
         _ => None,
     }
 }
@@ -405,14 +428,17 @@ impl ImportSink for Sink<'_> {
                 }
             }
             DeltaChange::Modify { key, .. } | DeltaChange::Rename { key, .. } | DeltaChange::Delete(key)
-                if self.names_waiting_add(&key, change_verb(&change)) =>
+                if self.names_waiting_add(&key, change_verb(&change))? =>
             {
                 Ok(())
             }
             DeltaChange::Modify { key, changes } => {
                 self.stats.read += 1;
                 match self.find(&key)? {
-                    None => self.obj_error(&key, "a delta changes an object idflow has not imported; run a full import".into()),
+                    None => {
+                        let m = self.not_held("changes", &key)?;
+                        self.obj_error(&key, m)
+                    }
                     Some(o) if !o.present => self.obj_error(&key, deleted_before("changes")),
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
@@ -426,11 +452,15 @@ impl ImportSink for Sink<'_> {
             DeltaChange::Rename { key, new_dn, changes } => {
                 self.stats.read += 1;
                 match self.find(&key)? {
-                    None => self.obj_error(&key, "a delta renames an object idflow has not imported; run a full import".into()),
+                    None => {
+                        let m = self.not_held("renames", &key)?;
+                        self.obj_error(&key, m)
+                    }
                     Some(o) if !o.present => self.obj_error(&key, deleted_before("renames")),
                     Some(o) if self.rename_taken(&key, &o, &new_dn)? => {}
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
+                        self.dn_left(o.dn.as_deref(), o.id);
                         if let Some(old) = &o.dn {
                             self.set_former_dn(old, Some(o.id))?;
                         }
@@ -483,6 +513,7 @@ impl Sink<'_> {
     fn vanish(&mut self, o: &mut CsObject) -> Result<()> {
         self.stats.deleted += 1;
         self.idents.forget(o.id);
+        self.dn_left(o.dn.as_deref(), o.id);
         if o.link.is_none_or(Link::is_inbound) {
             if let Some(d) = &o.dn {
                 self.set_former_dn(d, None)?;
@@ -538,6 +569,7 @@ pub(crate) fn import(
         fresh: (!tx.cs_has_any(&name)?).then(FastSet::default),
         spent: Spent::default(),
         taken: taken::Taken::default(),
+        full: false,
     };
     if sink.fresh.is_some() {
         // A first import into an empty database: its anchors, in no order, are indexed once
@@ -548,24 +580,25 @@ pub(crate) fn import(
     if mode == Mode::Delta && connector.capabilities().delta_import {
         if let Some(w) = watermark.as_deref() {
             if let Some(new) = connector.delta_import(w, &mut sink)? {
-                sink.settle_taken(false)?;
+                sink.settle_taken()?;
                 sink.stats.mode = "delta".into();
                 tx.set_watermark(&name, Some(&new))?;
                 return Ok((sink.stats, sink.errors));
             }
             tracing::warn!(connector = %name, "the delta watermark was not accepted; running a full import instead");
-            if sink.stats.read > 0 {
+            if sink.stats.read > 0 || sink.taken.any() {
                 return Err(Error::connector(&name, "a delta import asked for a full import after reading changes"));
             }
         }
     }
     sink.stats.mode = "full".into();
+    sink.full = true;
     // A full import of a target compares every object with what export would send it, which
     // resolves every reference: the target's identifiers are read in one pass, once the first
     // object needs them.
     sink.preload = connector.capabilities().export;
     let new = connector.full_import(&mut sink)?;
-    sink.settle_taken(true)?;
+    sink.settle_taken()?;
     // Counted only for an empty read (a count reads the whole connector space).
     let had = if sink.stats.read == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };
     if had > 0 {

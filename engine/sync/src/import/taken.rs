@@ -4,10 +4,10 @@
 //! (syncrepl may send its deletions, a set of entryUUIDs, after the entries), or by none it
 //! will ever bring (a change file missing a record). Made at once, the two would be two people
 //! in the metaverse and two accounts in every target. The add waits for the end of the import
-//! instead: made then if the DN is free, else an error that names both objects.
+//! instead: made then if the DN is free, else an error that names both objects. A full import
+//! frees the DNs of the objects it did not read, once it ends complete.
 use super::Sink;
 use idflow_core::connector::{ImportedObject, ObjectKey};
-use idflow_core::fast_hash::FastSet;
 use idflow_core::{dn, Result};
 use idflow_store::CsObject;
 
@@ -15,11 +15,21 @@ use idflow_store::CsObject;
 const ONE_AT_A_DN: &str =
     "A directory holds one object at a DN: if the other is gone, run a full import of a current export; else correct the change";
 
-/// The adds waiting for the end of the import, and their DNs (normalized).
+/// The adds waiting for the end of the import, in the order they came.
 #[derive(Default)]
 pub(super) struct Taken {
     waiting: Vec<ImportedObject>,
-    dns: FastSet<String>,
+}
+
+impl Taken {
+    pub(super) fn any(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// The add waiting at `dn` (normalized), if any.
+    fn at(&self, dn_norm: &str) -> Option<&ImportedObject> {
+        self.waiting.iter().find(|o| o.dn.as_deref().is_some_and(|d| dn::norm(d) == dn_norm))
+    }
 }
 
 impl Sink<'_> {
@@ -29,62 +39,98 @@ impl Sink<'_> {
         if self.holders_of(&o, false)?.is_empty() {
             return self.upsert(o);
         }
-        if let Some(d) = &o.dn {
-            self.taken.dns.insert(dn::norm(d));
-        }
+        // Read, as far as a delta that turns into a full import can tell.
+        self.stats.read += 1;
         self.taken.waiting.push(o);
         Ok(())
     }
 
-    /// Whether a change keyed by DN alone names the DN of an add that waits: which object it
-    /// is about cannot be told (an error then, not a guess).
-    pub(super) fn names_waiting_add(&mut self, key: &ObjectKey, what: &str) -> bool {
-        let waiting = key.anchor.is_none() && key.dn.as_deref().is_some_and(|d| self.taken.dns.contains(&dn::norm(d)));
-        if waiting {
-            self.stats.read += 1;
-            self.obj_error(
-                key,
-                format!("a delta {what} {key}, which a change before it added where another object is: not applied (see that error)"),
-            );
-        }
-        waiting
+    /// Whether a change keyed by DN alone names the DN of an add that waits: which of the two
+    /// objects it is about cannot be told (an error then, not a guess).
+    pub(super) fn names_waiting_add(&mut self, key: &ObjectKey, what: &str) -> Result<bool> {
+        let Some(d) = key.dn.as_deref().filter(|_| key.anchor.is_none()) else { return Ok(false) };
+        let Some(added) = self.taken.at(&dn::norm(d)).map(|o| o.anchor.clone().unwrap_or_default()) else { return Ok(false) };
+        let held = match self.tx.cs_states_by_dn(&self.connector, d)?.iter().find(|s| s.present) {
+            Some(s) => self.named(s.id)?,
+            None => "another object".into(),
+        };
+        self.stats.read += 1;
+        self.obj_error(
+            key,
+            format!(
+                "a delta {what} {key} after a change that added an object there (anchor {added}) while idflow holds one ({held}): \
+                 which of the two it is about cannot be told, not applied. {ONE_AT_A_DN}"
+            ),
+        );
+        Ok(true)
     }
 
     /// The end of the import: each add that waited is made if its DN is free now, else is an
-    /// error. `full`: a full import, where an object it did not read is gone once it ends
-    /// complete, and holds the DN only if read.
-    pub(super) fn settle_taken(&mut self, full: bool) -> Result<()> {
-        for o in std::mem::take(&mut self.taken.waiting) {
-            let holders = self.holders_of(&o, full)?;
-            let Some(first) = holders.first() else {
-                self.upsert(o)?;
-                continue;
-            };
-            self.stats.read += 1;
-            let held = self.named(*first)?;
-            let key = ObjectKey { anchor: o.anchor, dn: o.dn };
-            let message = format!(
-                "a change adds {key} (anchor {}) where idflow holds another object ({held}), and none deletes or renames that one: \
-                 not applied. {ONE_AT_A_DN}",
-                key.anchor.as_deref().unwrap_or_default()
-            );
-            self.obj_error(&key, message);
+    /// error. A full import that ends complete (no error, and no add that waits for an object
+    /// it read) frees the DNs of the objects it did not read: they are gone.
+    pub(super) fn settle_taken(&mut self) -> Result<()> {
+        let waiting = std::mem::take(&mut self.taken.waiting);
+        let mut complete = self.full && self.stats.errors == 0;
+        for o in &waiting {
+            if complete && !self.holders_of(o, true)?.is_empty() {
+                complete = false;
+            }
         }
-        self.taken.dns.clear();
+        for o in waiting {
+            self.stats.read -= 1;
+            let holders = self.holders_of(&o, complete)?;
+            // None, or one this import added (two adds at one DN: a duplicate, as in a full
+            // import, both records errors and the first taken out again).
+            match holders.first() {
+                Some(first) if !self.added.contains(first) => {
+                    self.stats.read += 1;
+                    let held = self.named(*first)?;
+                    let key = ObjectKey { anchor: o.anchor, dn: o.dn };
+                    let added = key.anchor.as_deref().unwrap_or_default();
+                    self.obj_error(
+                        &key,
+                        format!(
+                            "a change adds {key} (anchor {added}) where idflow holds another object ({held}), and none deletes or \
+                             renames that one: not applied. {ONE_AT_A_DN}"
+                        ),
+                    );
+                }
+                _ => self.upsert(o)?,
+            }
+        }
         Ok(())
     }
 
     /// Whether `o`'s rename to `new_dn` (by a change file, in its order) is one to the DN of
-    /// another object present here: an error then, not two objects at one DN.
+    /// another object present here (in a full import, one it read): an error then, not two
+    /// objects at one DN.
     pub(super) fn rename_taken(&mut self, key: &ObjectKey, o: &CsObject, new_dn: &str) -> Result<bool> {
         let states = self.tx.cs_states_by_dn(&self.connector, new_dn)?;
-        let Some(other) = states.iter().find(|s| s.present && s.id != o.id) else { return Ok(false) };
+        let Some(other) = states.iter().find(|s| s.present && s.id != o.id && (!self.full || self.seen.contains(&s.id))) else {
+            return Ok(false);
+        };
         let held = self.named(other.id)?;
         self.obj_error(
             key,
             format!("a delta renames {key} to {new_dn}, where idflow holds another object ({held}): not applied. {ONE_AT_A_DN}"),
         );
         Ok(true)
+    }
+
+    /// Why a change by `key` finds no object to change (`what` it does).
+    pub(super) fn not_held(&self, what: &str, key: &ObjectKey) -> Result<String> {
+        if let (None, Some(d)) = (&key.anchor, &key.dn) {
+            let present: Vec<i64> = self.tx.cs_states_by_dn(&self.connector, d)?.iter().filter(|s| s.present).map(|s| s.id).collect();
+            if present.len() > 1 {
+                let named = present.iter().map(|id| self.named(*id)).collect::<Result<Vec<_>>>()?.join(", ");
+                return Ok(format!(
+                    "a delta {what} {key}, which {} objects idflow holds have ({named}): which one it is about cannot be told, not \
+                     applied. {ONE_AT_A_DN}",
+                    present.len()
+                ));
+            }
+        }
+        Ok(format!("a delta {what} an object idflow has not imported; run a full import"))
     }
 
     /// An object here, by its anchor.
@@ -95,15 +141,134 @@ impl Sink<'_> {
         })
     }
 
-    /// The objects present here at `o`'s DN, when `o` has an anchor no object here has
-    /// (`read`: only those this import read).
+    /// The objects present here at `o`'s DN, when `o` has an anchor no object here has and
+    /// is not a create idflow made that it would confirm (`read`: only those this import read).
     fn holders_of(&self, o: &ImportedObject, read: bool) -> Result<Vec<i64>> {
         let (Some(anchor), Some(d)) = (&o.anchor, &o.dn) else { return Ok(Vec::new()) };
-        let key = ObjectKey { anchor: Some(anchor.clone()), dn: None };
+        let key = ObjectKey { anchor: Some(anchor.clone()), dn: Some(d.clone()) };
         if self.stored_anchor(&key).is_some() && self.tx.cs_id_by_anchor(&self.connector, anchor)?.is_some() {
+            return Ok(Vec::new());
+        }
+        // An object without an anchor yet (a create not confirmed) is this one: found by its DN.
+        if self.anchorless && self.find_by_dn(&key)?.is_some() {
             return Ok(Vec::new());
         }
         let states = self.tx.cs_states_by_dn(&self.connector, d)?;
         Ok(states.iter().filter(|s| s.present && (!read || self.seen.contains(&s.id))).map(|s| s.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::import::{import, Mode};
+    use crate::observer::Silent;
+    use crate::tests::{engine_in, CONFIG, RULES};
+    use idflow_core::connector::{
+        Capabilities, Connector, DeltaChange, ExportOp, ImportSink, ImportedObject, ObjectKey, OpResult, RefForm,
+    };
+    use idflow_core::Result;
+    use idflow_store::ReadOps;
+
+    /// A directory whose full import reads `objects` and whose delta import sends `changes`, in
+    /// their order (as syncrepl may: an entry made again before the old one's deletion).
+    struct Changes {
+        objects: Vec<ImportedObject>,
+        changes: Vec<DeltaChange>,
+    }
+
+    impl Connector for Changes {
+        fn name(&self) -> &str {
+            "corp"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                delta_import: true,
+                export: false,
+                local_anchor: false,
+                reference_form: RefForm::Dn,
+                max_batch: 1,
+                owner_attribute: None,
+                reference_attributes: &[],
+                unique_attributes: &[],
+            }
+        }
+        fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+            for o in &self.objects {
+                sink.object(o.clone())?;
+            }
+            Ok(Some("w".into()))
+        }
+        fn delta_import(&mut self, _watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+            for c in std::mem::take(&mut self.changes) {
+                sink.change(c)?;
+            }
+            Ok(Some("w".into()))
+        }
+        fn export(&mut self, _ops: &[ExportOp]) -> Result<Vec<OpResult>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn person(anchor: &str, uid: &str) -> ImportedObject {
+        ImportedObject {
+            anchor: Some(anchor.into()),
+            dn: Some(format!("uid={uid},dc=example,dc=org")),
+            object_type: "person".into(),
+            attrs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_dn_names_the_object_present_there_and_in_a_full_import_the_one_read() {
+        use crate::import::the_one_at_dn;
+        let cs = |id: i64, present: bool| {
+            let mut o = idflow_store::CsObject::new("corp", "person");
+            (o.id, o.present) = (id, present);
+            o
+        };
+        let one = |found: Vec<idflow_store::CsObject>, read: Option<&[i64]>| {
+            let read: Option<idflow_core::fast_hash::FastSet<i64>> = read.map(|r| r.iter().copied().collect());
+            the_one_at_dn(found, read.as_ref()).map(|o| o.id)
+        };
+        assert_eq!(one(vec![cs(1, false)], None), Some(1), "the only one, deleted: the change meets the deletion");
+        assert_eq!(one(vec![cs(1, false), cs(2, true)], None), Some(2), "deleted and made again");
+        assert_eq!(one(vec![cs(1, false), cs(2, false)], None), Some(2), "all deleted: the last made");
+        assert_eq!(one(vec![cs(1, true), cs(2, true)], None), None, "two present: which cannot be told");
+        assert_eq!(one(vec![cs(1, true), cs(2, true)], Some(&[2])), Some(2), "a full import: the one it read");
+        assert_eq!(one(vec![cs(1, true), cs(2, true)], Some(&[])), None, "neither read");
+        assert_eq!(one(vec![], None), None);
+    }
+
+    #[test]
+    fn an_add_waits_for_a_deletion_later_in_the_import_and_is_an_error_without_one() {
+        let e = engine_in(CONFIG, RULES);
+        let tx = e.store.write().expect("tx");
+        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new() };
+        let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
+        run(&mut corp, Mode::Full);
+        // Made again at her DN, then the old one's deletion: one ada, the new one.
+        corp.changes =
+            vec![DeltaChange::Upsert(person("a2", "ada")), DeltaChange::Delete(ObjectKey { anchor: Some("a0".into()), dn: None })];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.read, stats.added, stats.deleted), (2, 1, 1), "{stats:?}");
+        let at = |dn: &str| tx.cs_states_by_dn("corp", dn).expect("states").into_iter().filter(|s| s.present).count();
+        assert_eq!(at("uid=ada,dc=example,dc=org"), 1);
+        assert!(tx.cs_by_anchor("corp", "a2").expect("read").is_some_and(|o| o.present));
+        assert!(tx.cs_by_anchor("corp", "a0").expect("read").is_some_and(|o| !o.present));
+        // Made at bob's DN with no change to bob: an error naming him, nothing made.
+        corp.changes = vec![DeltaChange::Upsert(person("b3", "bob"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert_eq!((stats.read, stats.added, stats.errors), (1, 0, 1), "{stats:?}");
+        assert!(errors[0].message.contains("where idflow holds another object (anchor b0)"), "{errors:?}");
+        assert!(tx.cs_by_anchor("corp", "b3").expect("read").is_none());
+        assert_eq!(at("uid=bob,dc=example,dc=org"), 1);
+        // A full import that reads only the new one: bob's DN is free once it ends, bob gone.
+        corp.objects = vec![person("a2", "ada"), person("b3", "bob")];
+        let (stats, errors) = run(&mut corp, Mode::Full);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.added, stats.deleted), (1, 1), "{stats:?}");
+        assert_eq!(at("uid=bob,dc=example,dc=org"), 1);
+        assert!(tx.cs_by_anchor("corp", "b0").expect("read").is_some_and(|o| !o.present));
     }
 }
