@@ -391,9 +391,9 @@ fn an_entry_someone_else_made_at_the_dn_is_left_alone() {
 }
 
 /// A person deleted and made again at the same DN between two delta imports (a rehire: a new
-/// entryUUID). syncrepl sends the new entry before the old one's deletion; the add waits for
-/// the end of the import, when the DN is free, and the metaverse and the target hold one
-/// person: no error, no second account.
+/// entryUUID): the metaverse and the target hold one person, no error, no second account. The
+/// slapd here sends the deletion first; a directory that sends it after the new entry is
+/// import/taken.rs's unit test (the add waits for the end of the import).
 #[test]
 fn a_person_deleted_and_made_again_at_the_same_dn_is_one_person() {
     let s = Slapd::start(Some(&generated(50, 5)));

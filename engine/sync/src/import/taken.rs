@@ -39,6 +39,11 @@ impl Sink<'_> {
         if self.holders_of(&o, false)?.is_empty() {
             return self.upsert(o);
         }
+        tracing::debug!(
+            connector = %self.connector,
+            dn = o.dn.as_deref().unwrap_or_default(),
+            "an added object waits for the end of the import: another object here has its DN"
+        );
         // Read, as far as a delta that turns into a full import can tell.
         self.stats.read += 1;
         self.taken.waiting.push(o);
