@@ -174,6 +174,20 @@ fn an_empty_read_is_refused_not_a_mass_delete() {
     assert!(o.stderr.contains("connector \"cloud\"") && o.stderr.contains("read no objects"), "{o:?}");
 }
 
+/// An export that came out empty, with a change file beside it that adds someone: the read is
+/// still empty, refused, not "everyone but the one added left".
+#[test]
+fn an_empty_read_with_a_change_file_on_top_is_refused_too() {
+    let e = small(&three());
+    e.ok(&["apply"], 0);
+    let before = e.read("out/cloud.json");
+    e.write("corp.ldif", "");
+    e.write("delta.ldif", &person("dan", 4, ""));
+    let o = e.ok(&["apply"], 1);
+    assert!(o.stderr.contains("read no objects") && o.stderr.contains("--allow-empty"), "{o:?}");
+    assert_eq!(e.read("out/cloud.json"), before);
+}
+
 #[test]
 fn deletion_threshold_stops_before_deleting_anything() {
     let people: Vec<String> = (1..=6).map(|i| person(&format!("p{i}"), i, "")).collect();

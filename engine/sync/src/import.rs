@@ -83,6 +83,10 @@ struct Sink<'a> {
     taken: taken::Taken,
     /// A full import: an object it does not read is gone once it ends complete.
     full: bool,
+    /// Objects the directory's read itself gave (records that did not read whole included),
+    /// changes of a change file applied on top of it not: a full import whose read gave none
+    /// is refused, whatever a change file added.
+    listed: usize,
 }
 
 fn anchor_hash(anchor: &str) -> u64 {
@@ -376,6 +380,7 @@ fn deleted_before(what: &str) -> String {
 
 impl ImportSink for Sink<'_> {
     fn object(&mut self, obj: ImportedObject) -> Result<()> {
+        self.listed += 1;
         self.upsert(obj)
     }
 
@@ -386,6 +391,7 @@ impl ImportSink for Sink<'_> {
     }
 
     fn prepared(&mut self, p: PreparedObject) -> Result<()> {
+        self.listed += 1;
         self.upsert_read(p.obj, Some((p.attrs_json, p.with_attrs)))
     }
 
@@ -485,6 +491,7 @@ impl ImportSink for Sink<'_> {
 
     fn error(&mut self, key: ObjectKey, message: String) {
         self.stats.read += 1;
+        self.listed += 1;
         if let Some(a) = &key.anchor {
             if let Ok(Some(o)) = self.tx.cs_by_anchor(&self.connector, a) {
                 self.seen.insert(o.id);
@@ -570,6 +577,7 @@ pub(crate) fn import(
         spent: Spent::default(),
         taken: taken::Taken::default(),
         full: false,
+        listed: 0,
     };
     if sink.fresh.is_some() {
         // A first import into an empty database: its anchors, in no order, are indexed once
@@ -599,8 +607,9 @@ pub(crate) fn import(
     sink.preload = connector.capabilities().export;
     let new = connector.full_import(&mut sink)?;
     sink.settle_taken()?;
-    // Counted only for an empty read (a count reads the whole connector space).
-    let had = if sink.stats.read == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };
+    // Counted only for an empty read (a count reads the whole connector space). A change file
+    // applied on top of an empty export does not make the read any less empty.
+    let had = if sink.listed == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };
     if had > 0 {
         return Err(Error::Refused(format!(
             "connector {name:?}: the import read no objects, but the connector space holds {had}. \
