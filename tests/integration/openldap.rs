@@ -415,3 +415,48 @@ fn a_person_deleted_and_made_again_at_the_same_dn_is_one_person() {
     assert_ne!(users[0]["id"], before, "a new person: {users:?}");
     e.ok(&["plan", "--exit-code"], 0);
 }
+
+/// Anchored by an attribute of its own (an employee number) rather than entryUUID, which a
+/// delta names objects by: a deletion in the directory is found by reading it whole, not lost
+/// (the delta's deletion named an entryUUID no object here had, and the leaver kept the
+/// account); the run says why it reads whole.
+#[test]
+fn an_anchor_other_than_entry_uuid_imports_whole_and_finds_the_leaver() {
+    let s = Slapd::start(Some(&generated(50, 0)));
+    let e = env_for(&s, "anchor = \"employeeNumber\"\n");
+    let r = e.json(&["apply"], 0);
+    assert!(r["errors"].as_array().is_some_and(|a| a.is_empty()), "{r}");
+    let leaver = "u000020@example.org";
+    assert!(e.cloud_user(leaver).is_some(), "{r}");
+    s.modify("dn: uid=u000020,ou=People,dc=example,dc=org\nchangetype: delete\n");
+    let o = e.command(&["apply", "--json"]).output().expect("idflow runs");
+    assert!(o.status.success(), "{o:?}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["import"][0]["mode"], "full", "{r}");
+    assert_eq!(r["import"][0]["deleted"], 1, "{r}");
+    assert!(e.cloud_user(leaver).is_none(), "the leaver's account is gone: {r}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("a delta names objects by entryUUID, so every import of this connector reads it whole"), "{stderr}");
+}
+
+/// Two OUs in scope, read one after the other: a contractor moved into the OU read first is an
+/// entry to that OU and a deletion to the one she left. She is still there: her account stays
+/// (the deletion, applied after the move, deprovisioned a current employee).
+#[test]
+fn a_move_between_two_ous_in_scope_keeps_the_person() {
+    let mut seed = generated(20, 0);
+    seed.push_str(
+        "dn: ou=Contractors,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Contractors\n\n\
+         dn: uid=cora,ou=Contractors,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: cora\ncn: Cora Tractor\nsn: Tractor\nmail: cora@example.org\nemployeeNumber: C1\n\n",
+    );
+    let s = Slapd::start(Some(&seed));
+    let e = env_for(&s, "include_ous = [\"ou=People,dc=example,dc=org\", \"ou=Contractors,dc=example,dc=org\"]\n");
+    e.json(&["apply"], 0);
+    let before = e.cloud_user("cora@example.org").expect("cora")["id"].clone();
+    s.modify("dn: uid=cora,ou=Contractors,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=cora\ndeleteoldrdn: 1\nnewsuperior: ou=People,dc=example,dc=org\n");
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["import"][0]["mode"], "delta", "{r}");
+    assert_eq!(r["import"][0]["deleted"], 0, "{r}");
+    let cora = e.cloud_user("cora@example.org").expect("cora's account stays");
+    assert_eq!(cora["id"], before, "{r}");
+}

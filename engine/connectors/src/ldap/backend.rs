@@ -128,7 +128,7 @@ impl Connector for LdapConnector {
     }
 
     fn capabilities(&self) -> Capabilities {
-        CAPABILITIES
+        Capabilities { delta_import: self.conf.deltas_by_anchor(), ..CAPABILITIES }
     }
 
     fn want_attributes(&mut self, attrs: Vec<String>) {
@@ -136,6 +136,14 @@ impl Connector for LdapConnector {
     }
 
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        if !self.conf.deltas_by_anchor() {
+            tracing::warn!(
+                connector = %self.conf.name,
+                "anchor {:?}: a delta names objects by {}, so every import of this connector reads it whole",
+                self.conf.anchor,
+                self.conf.delta_key()
+            );
+        }
         let attrs = import::attribute_list(&self.conf, &self.wanted);
         let conf = &self.conf;
         // The reading thread runs the connection itself (a runtime of its own, on that thread):

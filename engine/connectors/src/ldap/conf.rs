@@ -34,6 +34,22 @@ pub(super) struct Conf {
 }
 
 impl Conf {
+    /// The attribute a delta names objects by: syncrepl by entryUUID, DirSync by objectGUID.
+    pub(super) fn delta_key(&self) -> &'static str {
+        match self.flavor {
+            Flavor::Openldap => "entryUUID",
+            Flavor::Ad => "objectGUID",
+        }
+    }
+
+    /// Whether a delta names objects as this connector anchors them. With another anchor (an
+    /// employee number, `ms-DS-ConsistencyGuid`) a delta's deletions and AD's partial entries
+    /// would name objects the connector space does not know by that name: every import of the
+    /// connector is a full one instead (its deletions come from a complete read).
+    pub(super) fn deltas_by_anchor(&self) -> bool {
+        self.anchor.eq_ignore_ascii_case(self.delta_key())
+    }
+
     /// The URL's host and port (389, or 636 for `ldaps://`); an empty host is `localhost`.
     pub(super) fn host_port(&self) -> Result<(String, u16), String> {
         let url = url::Url::parse(&self.url).map_err(|e| format!("url {:?}: {e}", self.url))?;

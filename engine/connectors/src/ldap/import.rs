@@ -417,6 +417,11 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
         }
     }
     let _ = ldap.unbind().await;
+    // An entry moved from one base to another is a deletion to the base it left and an entry
+    // to the one it joined, in either order: it is there, and only its move is applied.
+    let there: std::collections::HashSet<String> =
+        changes.iter().filter_map(|c| if let DeltaChange::Upsert(o) = c { o.anchor.clone() } else { None }).collect();
+    changes.retain(|c| !matches!(c, DeltaChange::Delete(k) if k.anchor.as_ref().is_some_and(|a| there.contains(a))));
     for c in changes {
         sink.change(c)?;
     }
