@@ -181,3 +181,36 @@ fn ad_starttls_faults_and_a_bad_cookie() {
     let o = wrong_name.run(&["import", "ad"]);
     assert!(o.code == 1 && o.stderr.contains("not valid for name"), "{o:?}");
 }
+
+/// A user made in an OU out of scope, then moved into it (a common way to provision): DirSync
+/// sends the move as the user's new name alone. The user is read whole and imported by the
+/// delta, not dropped as a partial entry of an object idflow does not hold.
+#[test]
+fn ad_a_user_moved_into_scope_is_imported_by_the_delta() {
+    let (_turn, dir) = dc();
+    let t = tag();
+    let ou = format!("OU=in{t},DC=example,DC=test");
+    let stage = format!("OU=stage{t},DC=example,DC=test");
+    ldap(
+        &dir,
+        "ldapmodify",
+        &format!(
+            "dn: {ou}\nchangetype: add\nobjectClass: organizationalUnit\n\ndn: {stage}\nchangetype: add\nobjectClass: organizationalUnit\n\n\
+             dn: CN=first{t},{ou}\nchangetype: add\nobjectClass: user\nsAMAccountName: f{t}\nuserPrincipalName: f{t}@example.test\nmail: f{t}@example.test\n\n\
+             dn: CN=mover{t},{stage}\nchangetype: add\nobjectClass: user\nsAMAccountName: m{t}\nuserPrincipalName: m{t}@example.test\nmail: m{t}@example.test\ntitle: Starter\n\n"
+        ),
+    );
+    let e = env_for(&dir, &ou, "ldaps://127.0.0.1");
+    e.json(&["apply"], 0);
+    assert!(e.cloud_user(&format!("f{t}@example.test")).is_some());
+    assert!(e.cloud_user(&format!("m{t}@example.test")).is_none(), "out of scope");
+    ldap(
+        &dir,
+        "ldapmodify",
+        &format!("dn: CN=mover{t},{stage}\nchangetype: modrdn\nnewrdn: CN=mover{t}\ndeleteoldrdn: 1\nnewsuperior: {ou}\n\n"),
+    );
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["import"][0]["mode"], "delta", "{r}");
+    let m = e.cloud_user(&format!("m{t}@example.test")).expect("moved into scope");
+    assert_eq!(m["attributes"]["title"], "Starter", "{r}");
+}

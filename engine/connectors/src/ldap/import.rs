@@ -431,6 +431,23 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
     Ok(Some(encode_watermark(&cookies)))
 }
 
+/// The entry at `dn` with `attrs` (its large multi-valued ones whole), read by a search of
+/// its own; `None` when it is gone.
+async fn read_whole(conf: &Conf, ldap: &mut Ldap, dn: &str, attrs: &[&str]) -> Result<Option<Entry>> {
+    let failed = |e: LdapError| Error::connector(&conf.name, format!("reading {dn}: {e}"));
+    let found = ldap.with_timeout(conf.timeout).search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec()).await.map_err(failed)?;
+    let (entries, res) = (found.0, found.1);
+    // No such object (32): moved or deleted since; a later page or delta says so.
+    if res.rc == 32 {
+        return Ok(None);
+    }
+    res.success().map_err(failed)?;
+    let Some(first) = entries.into_iter().next() else { return Ok(None) };
+    let mut e = entry::decode(first.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("reading {dn}: {m}")))?;
+    fetch_ranges(conf, ldap, &mut e).await.map_err(|x| Error::connector(&conf.name, format!("range retrieval for {dn}: {x}")))?;
+    Ok(Some(e))
+}
+
 /// AD deltas through DirSync: changed objects with their changed attributes, deletions as
 /// tombstones (`isDeleted`). A cookie the DC refuses falls back to a full import.
 async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
@@ -500,8 +517,18 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
                         Some(t) => t.to_string(),
                         None => continue,
                     }
-                } else {
+                } else if sink.holds(&ObjectKey { anchor: Some(anchor.clone()), dn: None })? {
                     String::new()
+                } else {
+                    // Not one idflow holds: moved into scope (DirSync sends a move as the new
+                    // name alone), or back into it, or of no configured type. Read whole.
+                    let Some(whole) = read_whole(conf, &mut side, &dn, &want_ref).await? else { continue };
+                    let Some(t) = conf.types.classify(&whole.attrs) else { continue };
+                    let mut attrs = whole.attrs;
+                    attrs.retain(|k, _| !k.eq_ignore_ascii_case("isDeleted"));
+                    let o = ImportedObject { anchor: Some(anchor), dn: Some(whole.dn), object_type: t.to_string(), attrs };
+                    changes.push(DeltaChange::Upsert(o));
+                    continue;
                 };
                 changes.push(DeltaChange::Merge(ImportedObject { anchor: Some(anchor), dn: Some(dn), object_type, attrs: a }));
             }
