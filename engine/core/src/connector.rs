@@ -153,6 +153,11 @@ pub enum RefForm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     pub delta_import: bool,
+    /// A delta from the same watermark reads the objects it names again, as they are now
+    /// (LDAP's syncrepl and DirSync): a delta that met errors keeps its watermark, so that the
+    /// next run reads those objects again, until they read cleanly. `false`: a delta's changes
+    /// are applied once (an LDIF change file; its errors are the run's that applied it).
+    pub delta_reads_again: bool,
     pub export: bool,
     /// idflow chooses the anchor of an object it creates (so a crash between export and commit
     /// is recognized on the next import, never duplicated).

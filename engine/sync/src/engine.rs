@@ -276,6 +276,13 @@ impl Engine {
                 stats.errors
             ));
         }
+        if stats.read_again {
+            report.notes.push(format!(
+                "import {name}: the delta met {} errors, so its watermark stays: the next run reads those objects again, \
+                 until they import cleanly",
+                stats.errors
+            ));
+        }
         report.import.push(stats);
         self.failed(report, errors);
         Ok(())

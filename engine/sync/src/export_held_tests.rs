@@ -88,6 +88,7 @@ impl Connector for Holding {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             delta_import: false,
+            delta_reads_again: false,
             export: true,
             local_anchor: true,
             reference_form: RefForm::Anchor,

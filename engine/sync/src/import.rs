@@ -40,6 +40,9 @@ pub struct ImportStats {
     /// A full import that met read errors: nothing it did not see was inferred deleted.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
+    /// A delta that met errors and kept its watermark: the next run reads those objects again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_again: bool,
     /// How long the import took, in milliseconds.
     #[serde(default)]
     pub ms: u64,
@@ -481,7 +484,8 @@ impl ImportSink for Sink<'_> {
             }
             DeltaChange::Delete(key) => {
                 self.stats.read += 1;
-                if let Some(mut o) = self.find(&key)? {
+                // One gone already (a delta read again) stays as it is.
+                if let Some(mut o) = self.find(&key)?.filter(|o| o.present) {
                     self.vanish(&mut o)?;
                 }
                 Ok(())
@@ -590,7 +594,14 @@ pub(crate) fn import(
             if let Some(new) = connector.delta_import(w, &mut sink)? {
                 sink.settle_taken()?;
                 sink.stats.mode = "delta".into();
-                tx.set_watermark(&name, Some(&new))?;
+                // An object a delta could not import would be in no later delta (the watermark
+                // is past it) until it changes again: where a delta from the same watermark
+                // reads it again, the watermark stays, and every run retries it. What the delta
+                // did import stands; read again, it is unchanged.
+                sink.stats.read_again = sink.stats.errors > 0 && connector.capabilities().delta_reads_again;
+                if !sink.stats.read_again {
+                    tx.set_watermark(&name, Some(&new))?;
+                }
                 return Ok((sink.stats, sink.errors));
             }
             tracing::warn!(connector = %name, "the delta watermark was not accepted; running a full import instead");

@@ -12,6 +12,7 @@ mod scan;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: false,
+    delta_reads_again: false,
     export: true,
     local_anchor: true,
     reference_form: RefForm::Anchor,

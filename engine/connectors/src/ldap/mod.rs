@@ -30,6 +30,7 @@ mod wire;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: true,
+    delta_reads_again: true,
     export: true,
     local_anchor: false,
     reference_form: RefForm::Dn,

@@ -12,6 +12,7 @@ mod stamp;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: true,
+    delta_reads_again: false,
     export: false,
     local_anchor: false,
     reference_form: RefForm::Dn,

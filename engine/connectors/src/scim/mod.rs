@@ -16,6 +16,7 @@ mod mapping;
 
 const CAPABILITIES: Capabilities = Capabilities {
     delta_import: false,
+    delta_reads_again: false,
     export: true,
     local_anchor: false,
     reference_form: RefForm::Anchor,

@@ -179,6 +179,8 @@ mod tests {
     struct Changes {
         objects: Vec<ImportedObject>,
         changes: Vec<DeltaChange>,
+        /// As LDAP's deltas (true), or an LDIF change file (false).
+        reads_again: bool,
     }
 
     impl Connector for Changes {
@@ -188,6 +190,7 @@ mod tests {
         fn capabilities(&self) -> Capabilities {
             Capabilities {
                 delta_import: true,
+                delta_reads_again: self.reads_again,
                 export: false,
                 local_anchor: false,
                 reference_form: RefForm::Dn,
@@ -203,11 +206,11 @@ mod tests {
             }
             Ok(Some("w".into()))
         }
-        fn delta_import(&mut self, _watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
+        fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
             for c in std::mem::take(&mut self.changes) {
                 sink.change(c)?;
             }
-            Ok(Some("w".into()))
+            Ok(Some(format!("{watermark}+")))
         }
         fn export(&mut self, _ops: &[ExportOp]) -> Result<Vec<OpResult>> {
             Ok(Vec::new())
@@ -248,7 +251,7 @@ mod tests {
     fn an_add_waits_for_a_deletion_later_in_the_import_and_is_an_error_without_one() {
         let e = engine_in(CONFIG, RULES);
         let tx = e.store.write().expect("tx");
-        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new() };
+        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true };
         let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
         run(&mut corp, Mode::Full);
         // Made again at her DN, then the old one's deletion: one ada, the new one.
@@ -275,5 +278,40 @@ mod tests {
         assert_eq!((stats.added, stats.deleted), (1, 1), "{stats:?}");
         assert_eq!(at("uid=bob,dc=example,dc=org"), 1);
         assert!(tx.cs_by_anchor("corp", "b0").expect("read").is_some_and(|o| !o.present));
+    }
+
+    /// A delta that met an error keeps its watermark where a delta reads the same objects again
+    /// (LDAP): the next run retries them, and what the delta did import is unchanged then (a
+    /// deletion read again deletes nothing). An LDIF change file's errors are its run's.
+    #[test]
+    fn a_delta_that_met_errors_keeps_its_watermark_where_it_reads_them_again() {
+        let e = engine_in(CONFIG, RULES);
+        let tx = e.store.write().expect("tx");
+        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true };
+        let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
+        run(&mut corp, Mode::Full);
+        let changes =
+            || vec![DeltaChange::Upsert(person("b3", "bob")), DeltaChange::Delete(ObjectKey { anchor: Some("a0".into()), dn: None })];
+        let watermark = || tx.watermark("corp").expect("watermark");
+        for (round, deleted) in [(1, 1), (2, 0)] {
+            corp.changes = changes();
+            let (stats, errors) = run(&mut corp, Mode::Delta);
+            assert_eq!((stats.errors, stats.deleted, stats.read_again), (1, deleted, true), "round {round}: {stats:?}");
+            assert!(errors[0].message.contains("where idflow holds another object (anchor b0)"), "{errors:?}");
+            assert_eq!(watermark().as_deref(), Some("w"), "round {round}");
+        }
+        assert!(tx.cs_by_anchor("corp", "a0").expect("read").is_some_and(|o| !o.present));
+        // Fixed (bob's deletion read): the watermark moves.
+        corp.changes =
+            vec![DeltaChange::Delete(ObjectKey { anchor: Some("b0".into()), dn: None }), DeltaChange::Upsert(person("b3", "bob"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty() && !stats.read_again, "{errors:?}");
+        assert_eq!(watermark().as_deref(), Some("w+"));
+        // A change file: applied once, its errors reported by the run that applies it.
+        corp.reads_again = false;
+        corp.changes = vec![DeltaChange::Upsert(person("c4", "bob"))];
+        let (stats, _) = run(&mut corp, Mode::Delta);
+        assert_eq!((stats.errors, stats.read_again), (1, false), "{stats:?}");
+        assert_eq!(watermark().as_deref(), Some("w++"));
     }
 }
