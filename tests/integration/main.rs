@@ -10,6 +10,7 @@ mod ldif;
 mod lifecycle;
 mod migration;
 mod openldap;
+mod pausing_proxy;
 mod phs;
 mod plan;
 mod pta;

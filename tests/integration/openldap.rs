@@ -1,6 +1,7 @@
 //! The ldap connector against a real OpenLDAP slapd (syncprov, memberof, refint), started by
 //! scripts/slapd.sh: full and delta imports, TLS, faults, and LDAP as a target.
 use crate::common::{self, generated, repo, Env};
+use crate::pausing_proxy::PausingProxy;
 use crate::phs::PEOPLE_OU;
 use crate::slapd::{config, Slapd};
 
@@ -459,4 +460,56 @@ fn a_move_between_two_ous_in_scope_keeps_the_person() {
     assert_eq!(r["import"][0]["deleted"], 0, "{r}");
     let cora = e.cloud_user("cora@example.org").expect("cora's account stays");
     assert_eq!(cora["id"], before, "{r}");
+}
+
+/// Two OUs read in turn, and a person moved from the one read second into the one read first
+/// while they are read (the run held, by a proxy, at the second OU's search): in neither read.
+/// A full import reads what moved into an OU it read already; a delta looks a deletion up by its
+/// entryUUID first. Neither is a deletion, and the accounts stay.
+#[test]
+fn a_move_between_two_ous_while_they_are_read_is_not_a_deletion() {
+    let contractor = |uid: &str, n: u32| {
+        format!(
+            "dn: uid={uid},ou=Contractors,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid} Tractor\nsn: Tractor\nmail: {uid}@example.org\nemployeeNumber: C{n}\n\n"
+        )
+    };
+    let mut seed = generated(20, 0);
+    seed.push_str("dn: ou=Contractors,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Contractors\n\n");
+    seed.push_str(&contractor("cora", 1));
+    seed.push_str(&contractor("dora", 2));
+    let s = Slapd::start(Some(&seed));
+    let proxy = PausingProxy::start(s.port, "ou=Contractors,dc=example,dc=org");
+    let e = env_for(&s, "include_ous = [\"ou=People,dc=example,dc=org\", \"ou=Contractors,dc=example,dc=org\"]\nstarttls = false\n");
+    let text = e.read("idflow.toml").replace(&s.url(), &proxy.url());
+    e.write("idflow.toml", &text);
+    e.json(&["apply"], 0);
+    let id = |uid: &str| e.cloud_user(&format!("{uid}@example.org")).unwrap_or_else(|| panic!("{uid}'s account"))["id"].clone();
+    let before = (id("cora"), id("dora"));
+    let moved = |uid: &str| {
+        format!("dn: uid={uid},ou=Contractors,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid={uid}\ndeleteoldrdn: 1\nnewsuperior: ou=People,dc=example,dc=org\n")
+    };
+    let held_run = |args: &[&str], nth: usize, change: &str| {
+        proxy.arm(nth);
+        let child = e.command(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn");
+        proxy.wait_held();
+        s.modify(change);
+        proxy.release();
+        let o = child.wait_with_output().expect("wait");
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|x| panic!("{x}: {o:?}"));
+        assert_eq!(o.status.code(), Some(0), "{r}");
+        r
+    };
+    // The full import asks for the watermark below each OU, then reads them: its second search
+    // below Contractors is the read.
+    let r = held_run(&["import", "--full", "corp", "--json"], 2, &moved("cora"));
+    assert_eq!(r["import"][0]["deleted"], 0, "{r}");
+    // The delta reads People, then Contractors: dora leaves Contractors for People in between.
+    let r = held_run(&["import", "corp", "--json"], 1, &moved("dora"));
+    assert_eq!(r["import"][0]["mode"], "delta", "{r}");
+    assert_eq!(r["import"][0]["deleted"], 0, "{r}");
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["import"][0]["deleted"], 0, "{r}");
+    assert_eq!((id("cora"), id("dora")), before, "{r}");
+    let o = e.ok(&["preview", "corp", "uid=dora,ou=People,dc=example,dc=org"], 0);
+    assert!(o.stdout.contains("dora"), "{o:?}");
 }

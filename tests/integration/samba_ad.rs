@@ -214,3 +214,31 @@ fn ad_a_user_moved_into_scope_is_imported_by_the_delta() {
     let m = e.cloud_user(&format!("m{t}@example.test")).expect("moved into scope");
     assert_eq!(m["attributes"]["title"], "Starter", "{r}");
 }
+
+/// Two OUs in scope, read in turn: a full import then asks DirSync what changed while it read
+/// (nothing here; the slapd test holds a run between two OUs to move a person meanwhile), and
+/// a user moved from one to the other between runs is renamed, not deleted.
+#[test]
+fn ad_two_ous_in_scope_and_a_move_between_them() {
+    let (_turn, dir) = dc();
+    let t = tag();
+    let (a, b) = (format!("OU=a{t},DC=example,DC=test"), format!("OU=b{t},DC=example,DC=test"));
+    ldap(
+        &dir,
+        "ldapmodify",
+        &format!(
+            "dn: {a}\nchangetype: add\nobjectClass: organizationalUnit\n\ndn: {b}\nchangetype: add\nobjectClass: organizationalUnit\n\n\
+             dn: CN=ann{t},{a}\nchangetype: add\nobjectClass: user\nsAMAccountName: a{t}\nuserPrincipalName: a{t}@example.test\nmail: a{t}@example.test\n\n\
+             dn: CN=ben{t},{b}\nchangetype: add\nobjectClass: user\nsAMAccountName: b{t}\nuserPrincipalName: b{t}@example.test\nmail: b{t}@example.test\n\n"
+        ),
+    );
+    let e = env_for(&dir, &format!("{a}\", \"{b}"), "ldaps://127.0.0.1");
+    e.json(&["apply"], 0);
+    let r = e.json(&["import", "--full", "ad"], 0);
+    assert_eq!((r["import"][0]["read"].as_u64(), r["import"][0]["deleted"].as_u64()), (Some(2), Some(0)), "{r}");
+    let before = e.cloud_user(&format!("b{t}@example.test")).expect("ben")["id"].clone();
+    ldap(&dir, "ldapmodify", &format!("dn: CN=ben{t},{b}\nchangetype: modrdn\nnewrdn: CN=ben{t}\ndeleteoldrdn: 1\nnewsuperior: {a}\n\n"));
+    let r = e.json(&["apply"], 0);
+    assert_eq!((r["import"][0]["mode"].as_str(), r["import"][0]["deleted"].as_u64()), (Some("delta"), Some(0)), "{r}");
+    assert_eq!(e.cloud_user(&format!("b{t}@example.test")).expect("ben stays")["id"], before, "{r}");
+}

@@ -311,7 +311,18 @@ pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSin
     }
     let _ = ldap.unbind().await;
     let expected = if conf.flavor == Flavor::Ad { conf.roots.len() } else { conf.bases.len() };
-    Ok(if cookies.len() == expected && !cookies.is_empty() { Some(encode_watermark(&cookies)) } else { None })
+    let watermark = (cookies.len() == expected && !cookies.is_empty()).then(|| encode_watermark(&cookies));
+    // Bases read in turn: what moved into one read already is read now (moves.rs).
+    if let Some(w) = watermark.as_deref().filter(|_| conf.bases.len() > 1) {
+        let mut catch = super::moves::CatchUp { inner: sink, seen: &mut seen, found: 0 };
+        if delta(conf, attrs, w, &mut catch).await?.is_none() {
+            tracing::warn!(connector = %conf.name, "the changes made while the bases were read could not be asked for: an entry moved between them meanwhile looks deleted");
+        }
+        if catch.found > 0 {
+            tracing::info!(connector = %conf.name, entries = catch.found, "entries moved or added into a base already read were read after it");
+        }
+    }
+    Ok(watermark)
 }
 
 /// Applies the changes since the watermark. `Ok(None)` asks for a full import: the cookie is
@@ -416,12 +427,16 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
             cookies.insert(base.clone(), c);
         }
     }
-    let _ = ldap.unbind().await;
     // An entry moved from one base to another is a deletion to the base it left and an entry
     // to the one it joined, in either order: it is there, and only its move is applied.
     let there: std::collections::HashSet<String> =
         changes.iter().filter_map(|c| if let DeltaChange::Upsert(o) = c { o.anchor.clone() } else { None }).collect();
     changes.retain(|c| !matches!(c, DeltaChange::Delete(k) if k.anchor.as_ref().is_some_and(|a| there.contains(a))));
+    // Unless it joined a base read before it moved (moves.rs).
+    if conf.bases.len() > 1 {
+        super::moves::confirm_deletions(conf, &mut ldap, attrs, &mut changes).await?;
+    }
+    let _ = ldap.unbind().await;
     for c in changes {
         sink.change(c)?;
     }

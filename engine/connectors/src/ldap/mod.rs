@@ -21,6 +21,7 @@ mod entry;
 mod export;
 mod hash_attribute;
 mod import;
+mod moves;
 mod password_check;
 mod ppolicy;
 mod replication;
