@@ -464,8 +464,8 @@ fn a_move_between_two_ous_in_scope_keeps_the_person() {
 
 /// Two OUs read in turn, and a person moved from the one read second into the one read first
 /// while they are read (the run held, by a proxy, at the second OU's search): in neither read.
-/// A full import reads what moved into an OU it read already; a delta looks a deletion up by its
-/// entryUUID first. Neither is a deletion, and the accounts stay.
+/// A full import looks up the objects it did not read by their anchors before it takes them for
+/// gone; a delta looks a deletion up by its entryUUID first. Neither is a deletion, and the accounts stay.
 #[test]
 fn a_move_between_two_ous_while_they_are_read_is_not_a_deletion() {
     let contractor = |uid: &str, n: u32| {
@@ -503,6 +503,7 @@ fn a_move_between_two_ous_while_they_are_read_is_not_a_deletion() {
     // below Contractors is the read.
     let r = held_run(&["import", "--full", "corp", "--json"], 2, &moved("cora"));
     assert_eq!(r["import"][0]["deleted"], 0, "{r}");
+    assert_eq!(r["import"][0]["renamed"], 1, "cora is read where she went, after the read: {r}");
     // The delta reads People, then Contractors: dora leaves Contractors for People in between.
     let r = held_run(&["import", "corp", "--json"], 1, &moved("dora"));
     assert_eq!(r["import"][0]["mode"], "delta", "{r}");
@@ -512,4 +513,23 @@ fn a_move_between_two_ous_while_they_are_read_is_not_a_deletion() {
     assert_eq!((id("cora"), id("dora")), before, "{r}");
     let o = e.ok(&["preview", "corp", "uid=dora,ou=People,dc=example,dc=org"], 0);
     assert!(o.stdout.contains("dora"), "{o:?}");
+}
+
+/// One OU of include_ous inside another: an entry below both is one object, in a full import
+/// and in a delta (both OUs report its change), not a duplicate anchor.
+#[test]
+fn an_entry_below_two_nested_include_ous_is_one_object() {
+    let mut seed = generated(5, 0);
+    seed.push_str(
+        "dn: ou=Interns,ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Interns\n\n\
+         dn: uid=ivy,ou=Interns,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ivy\ncn: Ivy Intern\nsn: Intern\nmail: ivy@example.org\nemployeeNumber: I1\ntitle: Intern\n\n",
+    );
+    let s = Slapd::start(Some(&seed));
+    let e = env_for(&s, "include_ous = [\"ou=People,dc=example,dc=org\", \"ou=Interns,ou=People,dc=example,dc=org\"]\n");
+    let r = e.json(&["apply"], 0);
+    assert_eq!(r["import"][0]["errors"], 0, "{r}");
+    s.modify("dn: uid=ivy,ou=Interns,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Analyst\n");
+    let r = e.json(&["apply"], 0);
+    assert_eq!((r["import"][0]["mode"].as_str(), r["import"][0]["updated"].as_u64()), (Some("delta"), Some(1)), "{r}");
+    assert_eq!(e.cloud_user("ivy@example.org").expect("ivy")["attributes"]["title"], "Analyst", "{r}");
 }

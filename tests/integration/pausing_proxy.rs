@@ -87,6 +87,13 @@ impl PausingProxy {
     }
 }
 
+/// A test that fails while a client is held does not leave it waiting for ever.
+impl Drop for PausingProxy {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 /// Counts `found` occurrences; at the armed one, waits for the release.
 fn hold_if_due(state: &Arc<(Mutex<State>, Condvar)>, found: usize) {
     let (lock, cv) = &**state;

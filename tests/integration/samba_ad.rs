@@ -215,9 +215,9 @@ fn ad_a_user_moved_into_scope_is_imported_by_the_delta() {
     assert_eq!(m["attributes"]["title"], "Starter", "{r}");
 }
 
-/// Two OUs in scope, read in turn: a full import then asks DirSync what changed while it read
-/// (nothing here; the slapd test holds a run between two OUs to move a person meanwhile), and
-/// a user moved from one to the other between runs is renamed, not deleted.
+/// Two OUs in scope, read in turn: a user moved from one to the other between runs is renamed,
+/// not deleted, and a leaver is looked up by objectGUID before a full import takes her for gone
+/// (the slapd test holds a run between two OUs to move a person while they are read).
 #[test]
 fn ad_two_ous_in_scope_and_a_move_between_them() {
     let (_turn, dir) = dc();
@@ -241,4 +241,8 @@ fn ad_two_ous_in_scope_and_a_move_between_them() {
     let r = e.json(&["apply"], 0);
     assert_eq!((r["import"][0]["mode"].as_str(), r["import"][0]["deleted"].as_u64()), (Some("delta"), Some(0)), "{r}");
     assert_eq!(e.cloud_user(&format!("b{t}@example.test")).expect("ben stays")["id"], before, "{r}");
+    // A leaver: the full import looks her up by objectGUID below both OUs before she is gone.
+    ldap(&dir, "ldapdelete", &format!("CN=ann{t},{a}\n"));
+    let r = e.json(&["import", "--full", "ad"], 0);
+    assert_eq!((r["import"][0]["read"].as_u64(), r["import"][0]["deleted"].as_u64()), (Some(1), Some(1)), "{r}");
 }

@@ -635,9 +635,24 @@ pub(crate) fn import(
         sink.stats.incomplete = true;
         return Ok((sink.stats, sink.errors));
     }
-    // Whatever a complete full import did not see is gone.
-    // Ids first: the objects themselves are read only for the few that went.
-    for id in tx.cs_present_ids(&name)? {
+    // Whatever a complete full import did not see is gone, unless the connector, asked again,
+    // finds it (it read its directory in parts, and the object moved between two).
+    // Ids first: the objects themselves are read only for the few not seen.
+    let unseen: Vec<i64> = tx.cs_present_ids(&name)?.into_iter().filter(|id| !sink.seen.contains(id)).collect();
+    let mut keys = Vec::new();
+    for id in &unseen {
+        if let Some(o) = tx.cs_get(*id)? {
+            keys.push(ObjectKey { anchor: o.anchor, dn: o.dn });
+        }
+    }
+    if !keys.is_empty() {
+        connector.read_again(&keys, &mut sink)?;
+        if sink.stats.errors > 0 {
+            sink.stats.incomplete = true;
+            return Ok((sink.stats, sink.errors));
+        }
+    }
+    for id in unseen {
         if sink.seen.contains(&id) {
             continue;
         }

@@ -4,7 +4,7 @@ use super::config::{Flavor, ReplicationSettings, Settings};
 use super::{export, import, session, CAPABILITIES};
 use crate::object_types::ObjectTypes;
 use crate::tls;
-use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, OpResult};
+use idflow_core::connector::{Capabilities, Connector, ExportOp, ImportSink, ObjectKey, OpResult};
 use idflow_core::{dn, ConnectorConfig, Error, Result};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -159,6 +159,16 @@ impl Connector for LdapConnector {
             rt.shutdown_background();
             read
         })
+    }
+
+    /// Bases read in turn: an object moved between them while they were read is in neither.
+    fn read_again(&mut self, keys: &[ObjectKey], sink: &mut dyn ImportSink) -> Result<()> {
+        if self.conf.bases.len() < 2 {
+            return Ok(());
+        }
+        let anchors: Vec<String> = keys.iter().filter_map(|k| k.anchor.clone()).collect();
+        let attrs = import::attribute_list(&self.conf, &self.wanted);
+        self.rt.block_on(import::read_again(&self.conf, &attrs, &anchors, sink))
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {

@@ -44,7 +44,7 @@ fn values(set: impl ExactSizeIterator<Item = Option<Vec<u8>>>, binary: bool) -> 
 
 /// Whether `name` (`member;range=0-1499` or `userCertificate;binary` is the attribute before
 /// its options) is among the attributes kept as bytes.
-fn is_binary(name: &str, binary: &[String]) -> bool {
+pub(super) fn is_binary(name: &str, binary: &[String]) -> bool {
     let base = name.split(';').next().unwrap_or(name);
     binary.iter().any(|b| b.eq_ignore_ascii_case(base))
 }

@@ -311,18 +311,24 @@ pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSin
     }
     let _ = ldap.unbind().await;
     let expected = if conf.flavor == Flavor::Ad { conf.roots.len() } else { conf.bases.len() };
-    let watermark = (cookies.len() == expected && !cookies.is_empty()).then(|| encode_watermark(&cookies));
-    // Bases read in turn: what moved into one read already is read now (moves.rs).
-    if let Some(w) = watermark.as_deref().filter(|_| conf.bases.len() > 1) {
-        let mut catch = super::moves::CatchUp { inner: sink, seen: &mut seen, found: 0 };
-        if delta(conf, attrs, w, &mut catch).await?.is_none() {
-            tracing::warn!(connector = %conf.name, "the changes made while the bases were read could not be asked for: an entry moved between them meanwhile looks deleted");
-        }
-        if catch.found > 0 {
-            tracing::info!(connector = %conf.name, entries = catch.found, "entries moved or added into a base already read were read after it");
-        }
+    Ok(if cookies.len() == expected && !cookies.is_empty() { Some(encode_watermark(&cookies)) } else { None })
+}
+
+/// The objects `anchors` name, read again after a full import over several bases that did not
+/// read them (moves.rs): those found moved from a base not read yet into one read already.
+pub(super) async fn read_again(conf: &Conf, attrs: &[String], anchors: &[String], sink: &mut dyn ImportSink) -> Result<()> {
+    let mut ldap = session::open(conf).await?;
+    let found = super::moves::by_anchor(conf, &mut ldap, attrs, anchors).await?;
+    let _ = ldap.unbind().await;
+    if !found.is_empty() {
+        tracing::info!(connector = %conf.name, entries = found.len(), "entries the read missed (moved into a base read already) were read after it");
     }
-    Ok(watermark)
+    let mut found: Vec<ImportedObject> = found.into_values().collect();
+    found.sort_by(|a, b| a.dn.cmp(&b.dn));
+    for o in found {
+        sink.object(o)?;
+    }
+    Ok(())
 }
 
 /// Applies the changes since the watermark. `Ok(None)` asks for a full import: the cookie is
@@ -427,6 +433,20 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
             cookies.insert(base.clone(), c);
         }
     }
+    // An entry below two bases (one OU of include_ous inside another) is reported by both:
+    // once is enough (twice would read as two objects with one anchor).
+    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, c) in changes.iter().enumerate() {
+        if let DeltaChange::Upsert(ImportedObject { anchor: Some(a), .. }) = c {
+            last.insert(a.clone(), i);
+        }
+    }
+    let mut i = 0;
+    changes.retain(|c| {
+        let keep = !matches!(c, DeltaChange::Upsert(ImportedObject { anchor: Some(a), .. }) if last.get(a) != Some(&i));
+        i += 1;
+        keep
+    });
     // An entry moved from one base to another is a deletion to the base it left and an entry
     // to the one it joined, in either order: it is there, and only its move is applied.
     let there: std::collections::HashSet<String> =
@@ -448,18 +468,22 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
 
 /// The entry at `dn` with `attrs` (its large multi-valued ones whole), read by a search of
 /// its own; `None` when it is gone.
-async fn read_whole(conf: &Conf, ldap: &mut Ldap, dn: &str, attrs: &[&str]) -> Result<Option<Entry>> {
-    let failed = |e: LdapError| Error::connector(&conf.name, format!("reading {dn}: {e}"));
-    let found = ldap.with_timeout(conf.timeout).search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec()).await.map_err(failed)?;
+async fn read_whole(conf: &Conf, ldap: &mut Ldap, dn: &str, attrs: &[String]) -> Result<Option<Entry>> {
+    let what = format!("reading {dn}");
+    let found = ldap
+        .with_timeout(conf.timeout)
+        .search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec())
+        .await
+        .map_err(|e| session::failed(conf, &what, e))?;
     let (entries, res) = (found.0, found.1);
     // No such object (32): moved or deleted since; a later page or delta says so.
     if res.rc == 32 {
         return Ok(None);
     }
-    res.success().map_err(failed)?;
+    check(conf, &what, &res)?;
     let Some(first) = entries.into_iter().next() else { return Ok(None) };
-    let mut e = entry::decode(first.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("reading {dn}: {m}")))?;
-    fetch_ranges(conf, ldap, &mut e).await.map_err(|x| Error::connector(&conf.name, format!("range retrieval for {dn}: {x}")))?;
+    let mut e = entry::decode(first.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("{what}: {m}")))?;
+    fetch_ranges(conf, ldap, &mut e).await.map_err(|x| session::failed(conf, &format!("range retrieval for {dn}"), x))?;
     Ok(Some(e))
 }
 
@@ -484,6 +508,7 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
     }
     let want_ref: Vec<&str> = want.iter().map(String::as_str).collect();
     let mut changes: Vec<DeltaChange> = Vec::new();
+    let mut errors: Vec<(ObjectKey, String)> = Vec::new();
     for base in &conf.roots {
         let mut cookie = cookies.get(base).cloned().unwrap_or_default();
         loop {
@@ -526,24 +551,36 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
                     changes.push(DeltaChange::Delete(ObjectKey { anchor: Some(anchor), dn: None }));
                     continue;
                 }
-                // A partial entry: its type is known already unless objectClass came along.
+                let key = ObjectKey { anchor: Some(anchor.clone()), dn: Some(dn.clone()) };
+                if !sink.holds(&ObjectKey { anchor: Some(anchor.clone()), dn: None })? {
+                    // Not one idflow holds: new, moved into scope (DirSync sends a move as the
+                    // new name alone) or back into it, or of no configured type. Read whole.
+                    match read_whole(conf, &mut side, &dn, attrs).await {
+                        // Its own anchor: should the DN have changed hands since, the entry
+                        // read is the other's, and this one's next change tells where it went.
+                        Ok(Some(whole)) => match to_object(conf, whole) {
+                            Ok(Some(mut o)) => {
+                                o.attrs.retain(|k, _| !k.eq_ignore_ascii_case("isDeleted"));
+                                changes.push(DeltaChange::Upsert(o));
+                            }
+                            Ok(None) => {}
+                            Err((_, m)) => errors.push((key, m)),
+                        },
+                        Ok(None) => {}
+                        Err(e) if lost_connection(&e) => return Err(e),
+                        Err(e) => errors.push((key, e.to_string())),
+                    }
+                    continue;
+                }
+                // A partial entry of one idflow holds: its type is known already unless
+                // objectClass came along.
                 let object_type = if a.keys().any(|k| k.eq_ignore_ascii_case("objectClass")) {
                     match conf.types.classify(&a) {
                         Some(t) => t.to_string(),
                         None => continue,
                     }
-                } else if sink.holds(&ObjectKey { anchor: Some(anchor.clone()), dn: None })? {
-                    String::new()
                 } else {
-                    // Not one idflow holds: moved into scope (DirSync sends a move as the new
-                    // name alone), or back into it, or of no configured type. Read whole.
-                    let Some(whole) = read_whole(conf, &mut side, &dn, &want_ref).await? else { continue };
-                    let Some(t) = conf.types.classify(&whole.attrs) else { continue };
-                    let mut attrs = whole.attrs;
-                    attrs.retain(|k, _| !k.eq_ignore_ascii_case("isDeleted"));
-                    let o = ImportedObject { anchor: Some(anchor), dn: Some(whole.dn), object_type: t.to_string(), attrs };
-                    changes.push(DeltaChange::Upsert(o));
-                    continue;
+                    String::new()
                 };
                 changes.push(DeltaChange::Merge(ImportedObject { anchor: Some(anchor), dn: Some(dn), object_type, attrs: a }));
             }
@@ -557,6 +594,9 @@ async fn delta_dirsync(conf: &Conf, attrs: &[String], watermark: &str, sink: &mu
     let _ = ldap.unbind().await;
     for c in changes {
         sink.change(c)?;
+    }
+    for (k, m) in errors {
+        sink.error(k, m);
     }
     Ok(Some(encode_watermark(&cookies)))
 }

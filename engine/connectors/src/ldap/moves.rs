@@ -1,64 +1,37 @@
 //! Entries that move between the bases an import reads one after another.
 //!
-//! A full import over several bases (`include_ous`) reads them in turn: an entry moved from a
-//! base not read yet into one read already is in neither read, and would look deleted (its
-//! account deprovisioned, made again by the next delta). So once the bases are read, the
-//! changes since the watermark (taken before the read) are asked for, and the entries among
-//! them the read missed are read now. A syncrepl delta reads its bases in turn too: an entry
-//! that moved into a base read earlier is a deletion to the one it left and nothing yet to the
-//! one it joined, so each deletion is looked up by its entryUUID before it is believed.
+//! Each base of `include_ous` is a search of its own, read in turn. An entry moved from a base
+//! not read yet into one read already is in neither read: a full import would take it for
+//! deleted (its accounts deprovisioned, made again by the next delta), so the objects it did
+//! not read are looked up by their anchors before they are believed gone. A syncrepl delta
+//! reads its bases in turn too: an entry that moved into a base read before it moved is a
+//! deletion to the one it left and nothing yet to the one it joined, so its deletions are
+//! looked up the same way.
 use super::conf::Conf;
 use super::entry;
 use super::import::to_object;
 use super::session;
-use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey};
-use idflow_core::fast_hash::FastSet;
-use idflow_core::Result;
+use base64::Engine as _;
+use idflow_core::connector::{DeltaChange, ImportedObject};
+use idflow_core::fast_hash::FastMap;
+use idflow_core::{Error, Result};
 use ldap3::{Ldap, Scope};
 
-/// What a full import takes of the changes made while it read: the entries it did not read,
-/// read whole, as objects it read. Everything else (changes to entries it read, deletions) the
-/// next delta applies, from the watermark taken before the read.
-pub(super) struct CatchUp<'a> {
-    pub inner: &'a mut dyn ImportSink,
-    /// The anchors the read gave.
-    pub seen: &'a mut FastSet<String>,
-    /// Entries read now.
-    pub found: usize,
-}
+/// Anchors asked for in one search: a filter of this many alternatives stays small.
+const PER_SEARCH: usize = 100;
 
-impl ImportSink for CatchUp<'_> {
-    fn object(&mut self, obj: ImportedObject) -> Result<()> {
-        self.change(DeltaChange::Upsert(obj))
-    }
-
-    fn change(&mut self, change: DeltaChange) -> Result<()> {
-        match change {
-            DeltaChange::Upsert(o) if o.anchor.as_ref().is_some_and(|a| self.seen.insert(a.clone())) => {
-                self.found += 1;
-                self.inner.object(o)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn error(&mut self, key: ObjectKey, message: String) {
-        self.inner.error(key, message);
-    }
-
-    /// An entry the read gave is held: DirSync's partial entry of it is not read whole again.
-    fn holds(&mut self, key: &ObjectKey) -> Result<bool> {
-        Ok(key.anchor.as_ref().is_some_and(|a| self.seen.contains(a)))
-    }
-}
-
-/// Each deletion in `changes` (several bases read in turn) looked up by its entryUUID below
-/// every base: an entry found there, of a configured type, is what the delta reports instead.
+/// The deletions in `changes` (several bases read in turn) whose entries are found below a
+/// base, of a configured type, become what the delta reports instead: the entry as it is.
 pub(super) async fn confirm_deletions(conf: &Conf, ldap: &mut Ldap, attrs: &[String], changes: &mut [DeltaChange]) -> Result<()> {
+    let anchors: Vec<String> =
+        changes.iter().filter_map(|c| if let DeltaChange::Delete(k) = c { k.anchor.clone() } else { None }).collect();
+    if anchors.is_empty() {
+        return Ok(());
+    }
+    let mut found = by_anchor(conf, ldap, attrs, &anchors).await?;
     for c in changes.iter_mut() {
-        let DeltaChange::Delete(key) = c else { continue };
-        let Some(uuid) = key.anchor.clone() else { continue };
-        if let Some(o) = by_entry_uuid(conf, ldap, attrs, &uuid).await? {
+        let DeltaChange::Delete(k) = c else { continue };
+        if let Some(o) = k.anchor.as_ref().and_then(|a| found.remove(a)) {
             tracing::debug!(connector = %conf.name, dn = ?o.dn, "a deletion in the delta is an entry that moved to another base");
             *c = DeltaChange::Upsert(o);
         }
@@ -66,29 +39,61 @@ pub(super) async fn confirm_deletions(conf: &Conf, ldap: &mut Ldap, attrs: &[Str
     Ok(())
 }
 
-/// The entry with this entryUUID below any base, as an object of a configured type.
-async fn by_entry_uuid(conf: &Conf, ldap: &mut Ldap, attrs: &[String], uuid: &str) -> Result<Option<ImportedObject>> {
-    // An entryUUID is hex digits and dashes; anything else names no entry.
-    if !uuid.chars().all(|ch| ch.is_ascii_hexdigit() || ch == '-') {
-        return Ok(None);
-    }
-    let filter = format!("(&{}(entryUUID={uuid}))", conf.filter);
-    for base in &conf.bases {
-        let what = format!("looking up entryUUID {uuid} below {base}");
-        let found = ldap
-            .with_timeout(conf.timeout)
-            .search(base, Scope::Subtree, &filter, attrs.to_vec())
-            .await
-            .map_err(|e| session::failed(conf, &what, e))?;
-        let (entries, res) = (found.0, found.1);
-        session::check(conf, &what, &res)?;
-        for e in entries {
-            let e = entry::decode(e.0, &conf.binary).map_err(|m| idflow_core::Error::connector(&conf.name, format!("{what}: {m}")))?;
-            if let Ok(Some(mut o)) = to_object(conf, e) {
-                o.anchor = o.anchor.or_else(|| Some(uuid.to_string()));
-                return Ok(Some(o));
+/// The entries of a configured type, below any base, that have these anchors, by anchor.
+pub(super) async fn by_anchor(
+    conf: &Conf,
+    ldap: &mut Ldap,
+    attrs: &[String],
+    anchors: &[String],
+) -> Result<FastMap<String, ImportedObject>> {
+    let mut found = FastMap::default();
+    let binary = entry::is_binary(&conf.anchor, &conf.binary);
+    let values: Vec<String> = anchors.iter().filter_map(|a| filter_value(a, binary)).collect();
+    for chunk in values.chunks(PER_SEARCH) {
+        let any: String = chunk.iter().map(|v| format!("({}={v})", conf.anchor)).collect();
+        let filter = format!("(&{}(|{any}))", conf.filter);
+        for base in &conf.bases {
+            let what = format!("looking up {} entries by {} below {base}", chunk.len(), conf.anchor);
+            let res = ldap
+                .with_timeout(conf.timeout)
+                .search(base, Scope::Subtree, &filter, attrs.to_vec())
+                .await
+                .map_err(|e| session::failed(conf, &what, e))?;
+            let (entries, res) = (res.0, res.1);
+            session::check(conf, &what, &res)?;
+            for e in entries {
+                let e = entry::decode(e.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("{what}: {m}")))?;
+                if let Ok(Some(o)) = to_object(conf, e) {
+                    if let Some(a) = o.anchor.clone() {
+                        found.insert(a, o);
+                    }
+                }
             }
         }
     }
-    Ok(None)
+    Ok(found)
+}
+
+/// An anchor as kept (binary ones as base64) to a filter value (RFC 4515: bytes as `\xx`).
+/// `None`: no value of the attribute could be kept as this text.
+fn filter_value(anchor: &str, binary: bool) -> Option<String> {
+    if binary {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(anchor).ok()?;
+        return Some(bytes.iter().map(|b| format!("\\{b:02x}")).collect());
+    }
+    Some(ldap3::ldap_escape(anchor).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter_value;
+
+    #[test]
+    fn anchors_become_filter_values() {
+        // objectGUID as idflow keeps it (base64) to its bytes.
+        assert_eq!(filter_value("AAH/fw==", true).as_deref(), Some("\\00\\01\\ff\\7f"));
+        assert_eq!(filter_value("not base64!", true), None);
+        assert_eq!(filter_value("0f1e-2d3c", false).as_deref(), Some("0f1e-2d3c"));
+        assert_eq!(filter_value("a*b(c)", false).as_deref(), Some("a\\2ab\\28c\\29"));
+    }
 }
