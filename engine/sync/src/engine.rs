@@ -279,7 +279,7 @@ impl Engine {
         if stats.read_again {
             report.notes.push(format!(
                 "import {name}: the delta met {} errors, so its watermark stays: the next run reads those objects again, \
-                 until they import cleanly",
+                 until they import cleanly (after an hour of this, a full import reads them)",
                 stats.errors
             ));
         }

@@ -589,8 +589,9 @@ pub(crate) fn import(
         tx.cs_index_anchors_at_commit()?;
     }
     let watermark = tx.watermark(&name)?;
+    let kept = Kept::of(&name);
     if mode == Mode::Delta && connector.capabilities().delta_import {
-        if let Some(w) = watermark.as_deref() {
+        if let Some(w) = watermark.as_deref().filter(|_| !kept.too_long(tx).unwrap_or(false)) {
             if let Some(new) = connector.delta_import(w, &mut sink)? {
                 sink.settle_taken()?;
                 sink.stats.mode = "delta".into();
@@ -599,8 +600,11 @@ pub(crate) fn import(
                 // reads it again, the watermark stays, and every run retries it. What the delta
                 // did import stands; read again, it is unchanged.
                 sink.stats.read_again = sink.stats.errors > 0 && connector.capabilities().delta_reads_again;
-                if !sink.stats.read_again {
+                if sink.stats.read_again {
+                    kept.begin(tx, false)?;
+                } else {
                     tx.set_watermark(&name, Some(&new))?;
+                    kept.end(tx)?;
                 }
                 return Ok((sink.stats, sink.errors));
             }
@@ -633,6 +637,7 @@ pub(crate) fn import(
     // the watermark stays, until a full import reads cleanly.
     if sink.stats.errors > 0 {
         sink.stats.incomplete = true;
+        kept.begin(tx, true)?;
         return Ok((sink.stats, sink.errors));
     }
     // Whatever a complete full import did not see is gone, unless the connector, asked again,
@@ -649,6 +654,7 @@ pub(crate) fn import(
         connector.read_again(&keys, &mut sink)?;
         if sink.stats.errors > 0 {
             sink.stats.incomplete = true;
+            kept.begin(tx, true)?;
             return Ok((sink.stats, sink.errors));
         }
     }
@@ -661,5 +667,56 @@ pub(crate) fn import(
         }
     }
     tx.set_watermark(&name, new.as_deref())?;
+    kept.end(tx)?;
     Ok((sink.stats, sink.errors))
+}
+
+/// How long a delta watermark is kept by objects in error before a full import reads them
+/// again: a delta from a kept watermark reads everything since it, more every run (DirSync's
+/// cookies stay valid for months), and an add that waits for a deletion the directory no
+/// longer reports is settled only by a full import.
+const KEPT_AT_MOST: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Since when a connector's delta watermark has been kept by objects in error (`meta`).
+pub(crate) struct Kept {
+    pub(crate) key: String,
+    connector: String,
+}
+
+impl Kept {
+    pub(crate) fn of(connector: &str) -> Kept {
+        Kept { key: format!("delta_kept_since:{connector}"), connector: connector.to_string() }
+    }
+
+    fn since(&self, tx: &dyn WriteOps) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(tx.meta_get(&self.key)?.and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok()).map(|t| t.to_utc()))
+    }
+
+    fn too_long(&self, tx: &dyn WriteOps) -> Result<bool> {
+        let Some(since) = self.since(tx)? else { return Ok(false) };
+        let long = chrono::Utc::now() - since >= KEPT_AT_MOST;
+        if long {
+            tracing::warn!(
+                connector = %self.connector,
+                "objects in error have kept the delta watermark since {since}: a full import reads them again"
+            );
+        }
+        Ok(long)
+    }
+
+    /// Kept from now on (`again`: from now again, after a full import that met errors too,
+    /// when it was kept before).
+    fn begin(&self, tx: &dyn WriteOps, again: bool) -> Result<()> {
+        match (self.since(tx)?, again) {
+            (None, false) | (Some(_), true) => tx.meta_set(&self.key, &chrono::Utc::now().to_rfc3339()),
+            _ => Ok(()),
+        }
+    }
+
+    fn end(&self, tx: &dyn WriteOps) -> Result<()> {
+        match self.since(tx)? {
+            Some(_) => tx.meta_delete(&self.key),
+            None => Ok(()),
+        }
+    }
 }

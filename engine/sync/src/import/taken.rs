@@ -314,4 +314,31 @@ mod tests {
         assert_eq!((stats.errors, stats.read_again), (1, false), "{stats:?}");
         assert_eq!(watermark().as_deref(), Some("w++"));
     }
+
+    /// A watermark kept by objects in error for an hour: the next import is full, and settles
+    /// an add that waits for a deletion no delta reports any more; the watermark moves again.
+    #[test]
+    fn a_watermark_kept_for_an_hour_gives_way_to_a_full_import() {
+        let e = engine_in(CONFIG, RULES);
+        let tx = e.store.write().expect("tx");
+        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true };
+        let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
+        run(&mut corp, Mode::Full);
+        let kept = crate::import::Kept::of("corp");
+        for _ in 0..2 {
+            corp.changes = vec![DeltaChange::Upsert(person("b3", "bob"))];
+            let (stats, _) = run(&mut corp, Mode::Delta);
+            assert_eq!((stats.mode.as_str(), stats.errors), ("delta", 1), "{stats:?}");
+        }
+        assert!(tx.meta_get(&kept.key).expect("meta").is_some());
+        let hour_ago = (chrono::Utc::now() - chrono::TimeDelta::minutes(61)).to_rfc3339();
+        idflow_store::WriteOps::meta_set(&tx, &kept.key, &hour_ago).expect("meta");
+        // The directory as it is: bob's deletion was missed, the new bob is at his DN.
+        corp.objects = vec![person("a0", "ada"), person("b3", "bob")];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.mode.as_str(), stats.added, stats.deleted), ("full", 1, 1), "{stats:?}");
+        assert_eq!(tx.watermark("corp").expect("watermark").as_deref(), Some("w"));
+        assert!(tx.meta_get(&kept.key).expect("meta").is_none());
+    }
 }
