@@ -216,3 +216,28 @@ fn a_rehire_in_one_change_file_and_in_a_full_import() {
     assert_eq!(adas.len(), 1, "{adas:?}");
     assert_eq!(adas[0]["attributes"]["title"], "Chief", "{adas:?}");
 }
+
+/// A change file is applied once: an error in it is not met again by the next delta, so it is
+/// carried and reported by every run after (exit code 2) until a change names that object, or a
+/// full import reads the connector whole; before, the next run said all was well.
+#[test]
+fn an_error_in_a_change_file_stays_until_a_change_names_that_object() {
+    let e = small(&[person("ada", 1, "title: Analyst\n"), person("bob", 2, "")]);
+    e.ok(&["apply"], 0);
+    e.write("delta.ldif", &person("ada", 7, "title: Other\n"));
+    let first = e.json(&["apply"], 2);
+    let message = first["errors"][0]["message"].clone();
+    assert!(message.as_str().is_some_and(|m| m.contains("where idflow holds another object")), "{first}");
+    for _ in 0..2 {
+        let r = e.json(&["apply"], 2);
+        assert_eq!(r["import"][0]["carried"], 1, "{r}");
+        assert_eq!(r["errors"][0]["message"], message, "{r}");
+        assert!(r.to_string().contains("errors of earlier change files are still there"), "{r}");
+    }
+    // The next change file names ada: applied, and her error is gone.
+    e.write("delta.ldif", "dn: uid=ada,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Director\n-\n");
+    let r = e.json(&["apply"], 0);
+    assert!(r["errors"].as_array().is_some_and(|a| a.is_empty()), "{r}");
+    e.json(&["apply"], 0);
+    assert_eq!(e.cloud_user("ada@example.org").expect("ada")["attributes"]["title"], "Director");
+}

@@ -156,7 +156,7 @@ pub struct Capabilities {
     /// A delta from the same watermark reads the objects it names again, as they are now
     /// (LDAP's syncrepl and DirSync): a delta that met errors keeps its watermark, so that the
     /// next run reads those objects again, until they read cleanly. `false`: a delta's changes
-    /// are applied once (an LDIF change file; its errors are the run's that applied it).
+    /// are applied once (an LDIF change file; the engine carries its errors to later runs).
     pub delta_reads_again: bool,
     pub export: bool,
     /// idflow chooses the anchor of an object it creates (so a crash between export and commit

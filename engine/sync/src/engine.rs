@@ -283,6 +283,13 @@ impl Engine {
                 stats.errors
             ));
         }
+        if stats.carried > 0 {
+            report.notes.push(format!(
+                "import {name}: {} errors of earlier change files are still there (no change named those objects since): \
+                 a change that names them, or a full import (`idflow import --full {name}`), clears them",
+                stats.carried
+            ));
+        }
         report.import.push(stats);
         self.failed(report, errors);
         Ok(())

@@ -17,6 +17,7 @@ use idflow_store::{AttrsRead, CsObject, ExportState, Link, PendingImport, WriteO
 use serde::Serialize;
 use std::collections::HashSet;
 
+mod carried;
 mod taken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,10 @@ pub struct ImportStats {
     /// A delta that met errors and kept its watermark: the next run reads those objects again.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub read_again: bool,
+    /// Errors of earlier changes applied once (an LDIF change file) that no change has named
+    /// since: reported again, counted in `errors` (import/carried.rs).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub carried: usize,
     /// How long the import took, in milliseconds.
     #[serde(default)]
     pub ms: u64,
@@ -90,6 +95,13 @@ struct Sink<'a> {
     /// changes of a change file applied on top of it not: a full import whose read gave none
     /// is refused, whatever a change file added.
     listed: usize,
+    /// The objects this import's changes name, kept while errors of earlier changes are
+    /// carried (import/carried.rs).
+    named: Option<FastSet<String>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn anchor_hash(anchor: &str) -> u64 {
@@ -408,6 +420,13 @@ impl ImportSink for Sink<'_> {
     }
 
     fn change(&mut self, change: DeltaChange) -> Result<()> {
+        if let Some(named) = &mut self.named {
+            let key = match &change {
+                DeltaChange::Upsert(o) | DeltaChange::Merge(o) => ObjectKey { anchor: o.anchor.clone(), dn: o.dn.clone() },
+                DeltaChange::Modify { key, .. } | DeltaChange::Rename { key, .. } | DeltaChange::Delete(key) => key.clone(),
+            };
+            named.insert(carried::Carried::same(&key.to_string()));
+        }
         match change {
             DeltaChange::Upsert(o) => self.upsert_unless_taken(o),
             DeltaChange::Merge(mut o) => {
@@ -582,7 +601,10 @@ pub(crate) fn import(
         taken: taken::Taken::default(),
         full: false,
         listed: 0,
+        named: None,
     };
+    let carried = carried::Carried::load(tx, &name)?;
+    sink.named = carried.any().then(FastSet::default);
     if sink.fresh.is_some() {
         // A first import into an empty database: its anchors, in no order, are indexed once
         // as the import commits rather than one by one.
@@ -606,6 +628,15 @@ pub(crate) fn import(
                     tx.set_watermark(&name, Some(&new))?;
                     kept.end(tx)?;
                 }
+                if connector.capabilities().delta_reads_again {
+                    carried.clear(tx)?;
+                } else {
+                    let named = sink.named.take().unwrap_or_default();
+                    let again = carried.after_delta(tx, &named, &sink.errors)?;
+                    sink.stats.carried = again.len();
+                    sink.stats.errors += again.len();
+                    sink.errors.extend(again);
+                }
                 return Ok((sink.stats, sink.errors));
             }
             tracing::warn!(connector = %name, "the delta watermark was not accepted; running a full import instead");
@@ -622,6 +653,8 @@ pub(crate) fn import(
     sink.preload = connector.capabilities().export;
     let new = connector.full_import(&mut sink)?;
     sink.settle_taken()?;
+    // A full import reads the connector whole: the errors it meets are its own.
+    carried.clear(tx)?;
     // Counted only for an empty read (a count reads the whole connector space). A change file
     // applied on top of an empty export does not make the read any less empty.
     let had = if sink.listed == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };

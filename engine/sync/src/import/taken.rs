@@ -307,7 +307,7 @@ mod tests {
         let (stats, errors) = run(&mut corp, Mode::Delta);
         assert!(errors.is_empty() && !stats.read_again, "{errors:?}");
         assert_eq!(watermark().as_deref(), Some("w+"));
-        // A change file: applied once, its errors reported by the run that applies it.
+        // A change file: applied once (the engine carries its errors to later runs instead).
         corp.reads_again = false;
         corp.changes = vec![DeltaChange::Upsert(person("c4", "bob"))];
         let (stats, _) = run(&mut corp, Mode::Delta);
