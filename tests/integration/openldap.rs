@@ -516,20 +516,39 @@ fn a_move_between_two_ous_while_they_are_read_is_not_a_deletion() {
 }
 
 /// One OU of include_ous inside another: an entry below both is one object, in a full import
-/// and in a delta (both OUs report its change), not a duplicate anchor.
+/// and in a delta (both OUs report its change), not a duplicate anchor; moved out of both into
+/// an OU read before them while a delta reads (both report a deletion), it is not deleted.
 #[test]
 fn an_entry_below_two_nested_include_ous_is_one_object() {
     let mut seed = generated(5, 0);
     seed.push_str(
-        "dn: ou=Interns,ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Interns\n\n\
+        "dn: ou=Contractors,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Contractors\n\n\
+         dn: ou=Interns,ou=People,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Interns\n\n\
          dn: uid=ivy,ou=Interns,ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: ivy\ncn: Ivy Intern\nsn: Intern\nmail: ivy@example.org\nemployeeNumber: I1\ntitle: Intern\n\n",
     );
     let s = Slapd::start(Some(&seed));
-    let e = env_for(&s, "include_ous = [\"ou=People,dc=example,dc=org\", \"ou=Interns,ou=People,dc=example,dc=org\"]\n");
+    let proxy = PausingProxy::start(s.port, "ou=People,dc=example,dc=org");
+    let e = env_for(
+        &s,
+        "include_ous = [\"ou=Contractors,dc=example,dc=org\", \"ou=People,dc=example,dc=org\", \"ou=Interns,ou=People,dc=example,dc=org\"]\nstarttls = false\n",
+    );
+    e.write("idflow.toml", &e.read("idflow.toml").replace(&s.url(), &proxy.url()));
     let r = e.json(&["apply"], 0);
     assert_eq!(r["import"][0]["errors"], 0, "{r}");
+    let before = e.cloud_user("ivy@example.org").expect("ivy")["id"].clone();
     s.modify("dn: uid=ivy,ou=Interns,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Analyst\n");
     let r = e.json(&["apply"], 0);
     assert_eq!((r["import"][0]["mode"].as_str(), r["import"][0]["updated"].as_u64()), (Some("delta"), Some(1)), "{r}");
     assert_eq!(e.cloud_user("ivy@example.org").expect("ivy")["attributes"]["title"], "Analyst", "{r}");
+    // Held at the search below People (Contractors read already): ivy moves to Contractors.
+    proxy.arm(1);
+    let child = e.command(&["import", "corp", "--json"]).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+    proxy.wait_held();
+    s.modify("dn: uid=ivy,ou=Interns,ou=People,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=ivy\ndeleteoldrdn: 1\nnewsuperior: ou=Contractors,dc=example,dc=org\n");
+    proxy.release();
+    let o = child.wait_with_output().expect("wait");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((r["import"][0]["deleted"].as_u64(), r["import"][0]["renamed"].as_u64()), (Some(0), Some(1)), "{r}");
+    e.json(&["apply"], 0);
+    assert_eq!(e.cloud_user("ivy@example.org").expect("ivy stays")["id"], before);
 }

@@ -189,6 +189,11 @@ pub trait Connector {
     fn read_again(&mut self, _keys: &[ObjectKey], _sink: &mut dyn ImportSink) -> Result<()> {
         Ok(())
     }
+    /// Whether a full import reads the directory in parts, one after another (then the objects
+    /// it did not read are asked for again, [`Connector::read_again`]).
+    fn reads_in_parts(&self) -> bool {
+        false
+    }
     /// Reads what changed since `watermark`. `Ok(None)` asks for a full import instead
     /// (the watermark is unknown, expired or the connector has no deltas).
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>>;

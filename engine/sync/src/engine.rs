@@ -285,8 +285,8 @@ impl Engine {
         }
         if stats.carried > 0 {
             report.notes.push(format!(
-                "import {name}: {} errors of earlier change files are still there (no change named those objects since): \
-                 a change that names them, or a full import (`idflow import --full {name}`), clears them",
+                "import {name}: {} errors of earlier runs are still there (no change has named those objects since): \
+                 a change that names them, or a full import that reads them (`idflow import --full {name}`), clears them",
                 stats.carried
             ));
         }

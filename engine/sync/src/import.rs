@@ -95,9 +95,11 @@ struct Sink<'a> {
     /// changes of a change file applied on top of it not: a full import whose read gave none
     /// is refused, whatever a change file added.
     listed: usize,
-    /// The objects this import's changes name, kept while errors of earlier changes are
-    /// carried (import/carried.rs).
+    /// The objects this import's changes name, kept while errors of earlier runs are carried
+    /// (import/carried.rs).
     named: Option<FastSet<String>>,
+    /// This import's errors, as they are carried to later runs.
+    carries: Vec<carried::Carry>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -150,7 +152,12 @@ impl Sink<'_> {
 
     fn obj_error(&mut self, key: &ObjectKey, message: String) {
         self.stats.errors += 1;
-        self.errors.push(ObjectError::new(Stage::Import, &self.connector, key.to_string(), message));
+        let e = ObjectError::new(Stage::Import, &self.connector, key.to_string(), message);
+        if let Some(named) = &mut self.named {
+            carried::names(key, named);
+        }
+        self.carries.push(carried::Carry { by: carried::cleared_by(key).unwrap_or_default(), error: e.clone() });
+        self.errors.push(e);
     }
 
     fn mark(&mut self, o: &mut CsObject, p: PendingImport) {
@@ -421,11 +428,12 @@ impl ImportSink for Sink<'_> {
 
     fn change(&mut self, change: DeltaChange) -> Result<()> {
         if let Some(named) = &mut self.named {
-            let key = match &change {
-                DeltaChange::Upsert(o) | DeltaChange::Merge(o) => ObjectKey { anchor: o.anchor.clone(), dn: o.dn.clone() },
-                DeltaChange::Modify { key, .. } | DeltaChange::Rename { key, .. } | DeltaChange::Delete(key) => key.clone(),
-            };
-            named.insert(carried::Carried::same(&key.to_string()));
+            match &change {
+                DeltaChange::Upsert(o) | DeltaChange::Merge(o) => {
+                    carried::names(&ObjectKey { anchor: o.anchor.clone(), dn: o.dn.clone() }, named)
+                }
+                DeltaChange::Modify { key, .. } | DeltaChange::Rename { key, .. } | DeltaChange::Delete(key) => carried::names(key, named),
+            }
         }
         match change {
             DeltaChange::Upsert(o) => self.upsert_unless_taken(o),
@@ -525,6 +533,17 @@ impl ImportSink for Sink<'_> {
 }
 
 impl Sink<'_> {
+    /// Carries this import's errors to later runs, and reports again those of earlier runs
+    /// that no change of it named (import/carried.rs).
+    fn carry(&mut self, tx: &dyn WriteOps, carried: carried::Carried, full: bool) -> Result<()> {
+        let named = self.named.take().unwrap_or_default();
+        let again = carried.after(tx, full, &named, std::mem::take(&mut self.carries))?;
+        self.stats.carried = again.len();
+        self.stats.errors += again.len();
+        self.errors.extend(again);
+        Ok(())
+    }
+
     /// Remembers that `dn` was an object's (renamed to `cs_id`, or deleted).
     fn set_former_dn(&mut self, dn: &str, cs_id: Option<i64>) -> Result<()> {
         self.former_dns = true;
@@ -602,6 +621,7 @@ pub(crate) fn import(
         full: false,
         listed: 0,
         named: None,
+        carries: Vec::new(),
     };
     let carried = carried::Carried::load(tx, &name)?;
     sink.named = carried.any().then(FastSet::default);
@@ -621,21 +641,16 @@ pub(crate) fn import(
                 // is past it) until it changes again: where a delta from the same watermark
                 // reads it again, the watermark stays, and every run retries it. What the delta
                 // did import stands; read again, it is unchanged.
-                sink.stats.read_again = sink.stats.errors > 0 && connector.capabilities().delta_reads_again;
-                if sink.stats.read_again {
-                    kept.begin(tx, false)?;
-                } else {
+                let reads_again = connector.capabilities().delta_reads_again;
+                sink.stats.read_again = sink.stats.errors > 0 && reads_again;
+                if !sink.stats.read_again {
                     tx.set_watermark(&name, Some(&new))?;
-                    kept.end(tx)?;
                 }
-                if connector.capabilities().delta_reads_again {
-                    carried.clear(tx)?;
-                } else {
-                    let named = sink.named.take().unwrap_or_default();
-                    let again = carried.after_delta(tx, &named, &sink.errors)?;
-                    sink.stats.carried = again.len();
-                    sink.stats.errors += again.len();
-                    sink.errors.extend(again);
+                sink.carry(tx, carried, false)?;
+                // Objects in error, read again or carried: after an hour, a full import.
+                match (reads_again, sink.stats.errors > 0) {
+                    (true, true) => kept.begin(tx, false)?,
+                    _ => kept.end(tx)?,
                 }
                 return Ok((sink.stats, sink.errors));
             }
@@ -653,8 +668,6 @@ pub(crate) fn import(
     sink.preload = connector.capabilities().export;
     let new = connector.full_import(&mut sink)?;
     sink.settle_taken()?;
-    // A full import reads the connector whole: the errors it meets are its own.
-    carried.clear(tx)?;
     // Counted only for an empty read (a count reads the whole connector space). A change file
     // applied on top of an empty export does not make the read any less empty.
     let had = if sink.listed == 0 && !allow_empty { tx.cs_count_present(&name)? } else { 0 };
@@ -670,7 +683,10 @@ pub(crate) fn import(
     // the watermark stays, until a full import reads cleanly.
     if sink.stats.errors > 0 {
         sink.stats.incomplete = true;
-        kept.begin(tx, true)?;
+        if connector.capabilities().delta_reads_again {
+            kept.begin(tx, true)?;
+        }
+        sink.carry(tx, carried, true)?;
         return Ok((sink.stats, sink.errors));
     }
     // Whatever a complete full import did not see is gone, unless the connector, asked again,
@@ -678,7 +694,7 @@ pub(crate) fn import(
     // Ids first: the objects themselves are read only for the few not seen.
     let unseen: Vec<i64> = tx.cs_present_ids(&name)?.into_iter().filter(|id| !sink.seen.contains(id)).collect();
     let mut keys = Vec::new();
-    for id in &unseen {
+    for id in unseen.iter().filter(|_| connector.reads_in_parts()) {
         if let Some(o) = tx.cs_get(*id)? {
             keys.push(ObjectKey { anchor: o.anchor, dn: o.dn });
         }
@@ -687,7 +703,10 @@ pub(crate) fn import(
         connector.read_again(&keys, &mut sink)?;
         if sink.stats.errors > 0 {
             sink.stats.incomplete = true;
-            kept.begin(tx, true)?;
+            if connector.capabilities().delta_reads_again {
+                kept.begin(tx, true)?;
+            }
+            sink.carry(tx, carried, true)?;
             return Ok((sink.stats, sink.errors));
         }
     }
@@ -701,6 +720,7 @@ pub(crate) fn import(
     }
     tx.set_watermark(&name, new.as_deref())?;
     kept.end(tx)?;
+    sink.carry(tx, carried, true)?;
     Ok((sink.stats, sink.errors))
 }
 
@@ -737,11 +757,11 @@ impl Kept {
         Ok(long)
     }
 
-    /// Kept from now on (`again`: from now again, after a full import that met errors too,
-    /// when it was kept before).
+    /// Kept from now on, unless it was already (`again`: from now in any case, after a full
+    /// import that met errors).
     fn begin(&self, tx: &dyn WriteOps, again: bool) -> Result<()> {
         match (self.since(tx)?, again) {
-            (None, false) | (Some(_), true) => tx.meta_set(&self.key, &chrono::Utc::now().to_rfc3339()),
+            (None, _) | (Some(_), true) => tx.meta_set(&self.key, &chrono::Utc::now().to_rfc3339()),
             _ => Ok(()),
         }
     }

@@ -18,6 +18,8 @@ pub(super) struct LdapConnector {
     pub(super) rt: tokio::runtime::Runtime,
     /// Attributes to read (the rules' own plus what the connector needs); empty reads all.
     wanted: Vec<String>,
+    /// The server the last full import read (what it did not read is looked up there).
+    read_from: Option<std::net::SocketAddr>,
 }
 
 fn read_password(cfg: &ConnectorConfig, s: &Settings) -> Result<Option<Zeroizing<String>>> {
@@ -116,6 +118,7 @@ impl LdapConnector {
             },
             rt,
             wanted: Vec::new(),
+            read_from: None,
             replication: s.replication.clone(),
             base_dir: cfg.base_dir.clone(),
         })
@@ -149,26 +152,33 @@ impl Connector for LdapConnector {
         // The reading thread runs the connection itself (a runtime of its own, on that thread):
         // an entry decoded is handed to the search on the same thread, not woken across threads
         // one entry at a time.
-        crate::relay::overlapped(&conf.name, sink, |reader| {
+        let mut read_from = None;
+        let read = crate::relay::overlapped(&conf.name, sink, |reader| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| Error::connector(&conf.name, format!("runtime: {e}")))?;
-            let read = rt.block_on(import::full(conf, &attrs, reader));
+            let read = rt.block_on(import::full(conf, &attrs, reader, &mut read_from));
             // Not waiting for what may still run on its blocking pool (a slow name lookup).
             rt.shutdown_background();
             read
-        })
+        });
+        self.read_from = read_from;
+        read
     }
 
     /// Bases read in turn: an object moved between them while they were read is in neither.
     fn read_again(&mut self, keys: &[ObjectKey], sink: &mut dyn ImportSink) -> Result<()> {
-        if self.conf.bases.len() < 2 {
+        if !self.reads_in_parts() {
             return Ok(());
         }
         let anchors: Vec<String> = keys.iter().filter_map(|k| k.anchor.clone()).collect();
         let attrs = import::attribute_list(&self.conf, &self.wanted);
-        self.rt.block_on(import::read_again(&self.conf, &attrs, &anchors, sink))
+        self.rt.block_on(import::read_again(&self.conf, &attrs, &anchors, self.read_from, sink))
+    }
+
+    fn reads_in_parts(&self) -> bool {
+        self.conf.bases.len() > 1
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {

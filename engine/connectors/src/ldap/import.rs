@@ -150,7 +150,7 @@ async fn paged(
 
 /// AD returns at most 1,500 values of a large multi-valued attribute at a time, as
 /// `member;range=0-1499`: fetch the rest (`member;range=1500-*`, ...) and put them together.
-async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut Entry) -> std::result::Result<(), LdapError> {
+pub(super) async fn fetch_ranges(conf: &Conf, ldap: &mut Ldap, e: &mut Entry) -> std::result::Result<(), LdapError> {
     let ranged: Vec<String> = e.attrs.keys().filter(|k| k.contains(";range=")).cloned().collect();
     for key in ranged {
         let (name, range) = key.split_once(";range=").unwrap_or((key.as_str(), "0-*"));
@@ -265,8 +265,15 @@ fn decode_watermark(w: &str) -> Option<BTreeMap<String, Vec<u8>>> {
     m.into_iter().map(|(k, v)| base64::engine::general_purpose::STANDARD.decode(v).ok().map(|b| (k, b))).collect()
 }
 
-pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSink) -> Result<Option<String>> {
+/// `read_from`: the server it reads, once connected.
+pub(super) async fn full(
+    conf: &Conf,
+    attrs: &[String],
+    sink: &mut dyn ImportSink,
+    read_from: &mut Option<SocketAddr>,
+) -> Result<Option<String>> {
     let (mut ldap, mut addr) = session::open_pinned(conf, None).await?;
+    *read_from = Some(addr);
     // The watermark comes first: what changes while the import reads is applied again by the next delta.
     let mut cookies = BTreeMap::new();
     {
@@ -298,6 +305,7 @@ pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSin
                     reconnected = true;
                     // The same server: the watermark is its.
                     (ldap, addr) = session::open_pinned(conf, Some(addr)).await?;
+                    *read_from = Some(addr);
                 }
                 Err(Failure::Connection(m)) => {
                     return Err(Error::connector(
@@ -316,8 +324,15 @@ pub(super) async fn full(conf: &Conf, attrs: &[String], sink: &mut dyn ImportSin
 
 /// The objects `anchors` name, read again after a full import over several bases that did not
 /// read them (moves.rs): those found moved from a base not read yet into one read already.
-pub(super) async fn read_again(conf: &Conf, attrs: &[String], anchors: &[String], sink: &mut dyn ImportSink) -> Result<()> {
-    let mut ldap = session::open(conf).await?;
+pub(super) async fn read_again(
+    conf: &Conf,
+    attrs: &[String],
+    anchors: &[String],
+    read_from: Option<SocketAddr>,
+    sink: &mut dyn ImportSink,
+) -> Result<()> {
+    // The server the import read: another may not have the move, or the deletion, yet.
+    let (mut ldap, _) = session::open_pinned(conf, read_from).await?;
     let found = super::moves::by_anchor(conf, &mut ldap, attrs, anchors).await?;
     let _ = ldap.unbind().await;
     if !found.is_empty() {
@@ -434,7 +449,8 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
         }
     }
     // An entry below two bases (one OU of include_ous inside another) is reported by both:
-    // once is enough (twice would read as two objects with one anchor).
+    // once is enough (twice would read as two objects with one anchor; a deletion confirmed
+    // as a move below, then the other base's, as a move and a deletion).
     let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, c) in changes.iter().enumerate() {
         if let DeltaChange::Upsert(ImportedObject { anchor: Some(a), .. }) = c {
@@ -442,8 +458,13 @@ pub(super) async fn delta(conf: &Conf, attrs: &[String], watermark: &str, sink: 
         }
     }
     let mut i = 0;
+    let mut deleted = HashSet::new();
     changes.retain(|c| {
-        let keep = !matches!(c, DeltaChange::Upsert(ImportedObject { anchor: Some(a), .. }) if last.get(a) != Some(&i));
+        let keep = match c {
+            DeltaChange::Upsert(ImportedObject { anchor: Some(a), .. }) => last.get(a) == Some(&i),
+            DeltaChange::Delete(ObjectKey { anchor: Some(a), .. }) => deleted.insert(a.clone()),
+            _ => true,
+        };
         i += 1;
         keep
     });

@@ -8,8 +8,9 @@
 //! deletion to the one it left and nothing yet to the one it joined, so its deletions are
 //! looked up the same way.
 use super::conf::Conf;
+use super::config::Flavor;
 use super::entry;
-use super::import::to_object;
+use super::import::{fetch_ranges, to_object};
 use super::session;
 use base64::Engine as _;
 use idflow_core::connector::{DeltaChange, ImportedObject};
@@ -62,7 +63,13 @@ pub(super) async fn by_anchor(
             let (entries, res) = (res.0, res.1);
             session::check(conf, &what, &res)?;
             for e in entries {
-                let e = entry::decode(e.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("{what}: {m}")))?;
+                let mut e = entry::decode(e.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("{what}: {m}")))?;
+                // AD's large multi-valued attributes whole, as the full import reads them.
+                if conf.flavor == Flavor::Ad {
+                    fetch_ranges(conf, ldap, &mut e)
+                        .await
+                        .map_err(|x| session::failed(conf, &format!("range retrieval for {}", e.dn), x))?;
+                }
                 if let Ok(Some(o)) = to_object(conf, e) {
                     if let Some(a) = o.anchor.clone() {
                         found.insert(a, o);

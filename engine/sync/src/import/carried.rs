@@ -1,57 +1,81 @@
-//! Errors of changes applied once (an LDIF change file: the next delta does not read its
-//! records again). Such an error is carried to every later import of the connector, reported
-//! again each run (its exit code says so), until a later change names that object (it imports
-//! cleanly, or its error is that change's own) or a full import reads the connector whole.
+//! Import errors a later run would not meet again: those of changes applied once (an LDIF
+//! change file: the next delta does not read its records again), and those of a full import
+//! that ended incomplete (its watermark stays; the next delta reads an object again only if it
+//! changes). Such an error is carried to every later import of the connector and reported
+//! again each run (its exit code says so), until a change names that object (it imports
+//! cleanly, or its error is that change's own) or a full import ends without it.
+use idflow_core::connector::ObjectKey;
 use idflow_core::fast_hash::FastSet;
 use idflow_core::{dn, ObjectError, Result};
 use idflow_store::WriteOps;
+use serde::{Deserialize, Serialize};
+
+/// An error and what clears it: a change bringing its anchor, or, for an object it named by
+/// DN alone, a change naming that DN.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Carry {
+    pub by: String,
+    pub error: ObjectError,
+}
 
 pub(super) struct Carried {
     key: String,
-    errors: Vec<ObjectError>,
+    carries: Vec<Carry>,
     /// Whether the key is there (a text that did not read back included).
     stored: bool,
+}
+
+/// What clears an error about `key`: its anchor where it has one, else its DN.
+pub(super) fn cleared_by(key: &ObjectKey) -> Option<String> {
+    match (&key.anchor, &key.dn) {
+        (Some(a), _) => Some(format!("anchor:{a}")),
+        (None, Some(d)) => Some(format!("dn:{}", dn::norm(d))),
+        (None, None) => None,
+    }
+}
+
+/// What a change about `key` names: its anchor and its DN.
+pub(super) fn names(key: &ObjectKey, named: &mut FastSet<String>) {
+    if let Some(a) = &key.anchor {
+        named.insert(format!("anchor:{a}"));
+    }
+    if let Some(d) = &key.dn {
+        named.insert(format!("dn:{}", dn::norm(d)));
+    }
 }
 
 impl Carried {
     pub(super) fn load(tx: &dyn WriteOps, connector: &str) -> Result<Carried> {
         let key = format!("import_errors:{connector}");
-        // Written by this code only; one that does not read back is dropped, not fatal.
         let text = tx.meta_get(&key)?;
-        let errors = text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
-        Ok(Carried { key, errors, stored: text.is_some() })
+        let carries = match text.as_deref().map(serde_json::from_str::<Vec<Carry>>) {
+            None => Vec::new(),
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                tracing::warn!(connector, "the import errors kept from earlier runs do not read back ({e}); they are dropped");
+                Vec::new()
+            }
+        };
+        Ok(Carried { key, carries, stored: text.is_some() })
     }
 
     pub(super) fn any(&self) -> bool {
-        !self.errors.is_empty()
+        !self.carries.is_empty()
     }
 
-    /// How an object a change names is compared with an error's object.
-    pub(super) fn same(object: &str) -> String {
-        dn::norm(object)
-    }
-
-    /// After a delta applied once: the errors carried that no change of it named go on, with
-    /// its own; the carried ones are returned to report again.
-    pub(super) fn after_delta(self, tx: &dyn WriteOps, named: &FastSet<String>, own: &[ObjectError]) -> Result<Vec<ObjectError>> {
-        let still: Vec<ObjectError> =
-            self.errors.into_iter().filter(|e| e.object.as_deref().is_none_or(|o| !named.contains(&Self::same(o)))).collect();
-        let mut kept = still.clone();
-        kept.extend(own.iter().cloned());
+    /// After an import: the errors carried that no change of it named go on (none after a full
+    /// import), with its own; the carried ones are returned to report again.
+    pub(super) fn after(self, tx: &dyn WriteOps, full: bool, named: &FastSet<String>, own: Vec<Carry>) -> Result<Vec<ObjectError>> {
+        let still: Vec<Carry> = if full { Vec::new() } else { self.carries.into_iter().filter(|c| !named.contains(&c.by)).collect() };
+        let again: Vec<ObjectError> = still.iter().map(|c| c.error.clone()).collect();
+        let mut kept = still;
+        kept.extend(own);
         if !kept.is_empty() {
             let text = serde_json::to_string(&kept).map_err(|e| idflow_core::Error::Config(format!("import errors to keep: {e}")))?;
             tx.meta_set(&self.key, &text)?;
         } else if self.stored {
             tx.meta_delete(&self.key)?;
         }
-        Ok(still)
-    }
-
-    /// After a delta whose errors are read again (LDAP), or a full import: its errors are its own.
-    pub(super) fn clear(self, tx: &dyn WriteOps) -> Result<()> {
-        match self.stored {
-            true => tx.meta_delete(&self.key),
-            false => Ok(()),
-        }
+        Ok(again)
     }
 }
