@@ -231,7 +231,7 @@ fn an_error_in_a_change_file_stays_until_a_change_brings_that_object() {
     let message = first["errors"][0]["message"].clone();
     assert!(message.as_str().is_some_and(|m| m.contains("where idflow holds another object")), "{first}");
     let carried = |r: &serde_json::Value| {
-        assert_eq!(r["import"][0]["carried"], 1, "{r}");
+        assert_eq!((r["import"][0]["carried"].as_u64(), r["errors"].as_array().map(Vec::len)), (Some(1), Some(1)), "{r}");
         assert_eq!(r["errors"][0]["message"], message, "{r}");
         assert!(r.to_string().contains("errors of earlier runs are still there"), "{r}");
     };
@@ -244,14 +244,11 @@ fn an_error_in_a_change_file_stays_until_a_change_brings_that_object() {
     e.write("delta.ldif", "dn: uid=ada,ou=People,dc=example,dc=org\nchangetype: modify\nreplace: title\ntitle: Director\n-\n");
     carried(&e.json(&["apply"], 2));
     assert_eq!(e.cloud_user("ada@example.org").expect("ada")["attributes"]["title"], "Director");
-    // A full import that meets the error again (the file is read on top of the main file) ends
-    // incomplete, its watermark where it was: the next delta applies the file again and meets
-    // it too, and the run after that carries it.
+    // A new file that makes the error again, read by a full import (on top of the main file):
+    // incomplete, the file counts as applied, and its error is carried, reported once a run.
     e.write("delta.ldif", &person("ada", 7, "title: Other\n"));
-    for args in [&["import", "--full", "corp"][..], &["apply"]] {
-        let r = e.json(args, 2);
-        assert_eq!(r["errors"][0]["message"], message, "{r}");
-    }
+    let r = e.json(&["import", "--full", "corp"], 2);
+    assert_eq!((r["errors"][0]["message"].clone(), r["errors"].as_array().map(Vec::len)), (message.clone(), Some(1)), "{r}");
     carried(&e.json(&["apply"], 2));
     // The file that was missing a record: the first ada left, the new one came.
     e.write(

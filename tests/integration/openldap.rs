@@ -548,6 +548,7 @@ fn an_entry_below_two_nested_include_ous_is_one_object() {
     proxy.release();
     let o = child.wait_with_output().expect("wait");
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["import"][0]["mode"], "delta", "{r}");
     assert_eq!((r["import"][0]["deleted"].as_u64(), r["import"][0]["renamed"].as_u64()), (Some(0), Some(1)), "{r}");
     e.json(&["apply"], 0);
     assert_eq!(e.cloud_user("ivy@example.org").expect("ivy stays")["id"], before);

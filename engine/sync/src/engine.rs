@@ -272,21 +272,21 @@ impl Engine {
         if stats.incomplete {
             report.notes.push(format!(
                 "import {name}: the read met {} errors, so it is incomplete: nothing it did not see is inferred deleted \
-                 (and the delta watermark stays) until a full import reads cleanly",
-                stats.errors
+                 until a full import reads cleanly",
+                stats.errors - stats.carried
             ));
         }
         if stats.read_again {
             report.notes.push(format!(
                 "import {name}: the delta met {} errors, so its watermark stays: the next run reads those objects again, \
                  until they import cleanly (after an hour of this, a full import reads them)",
-                stats.errors
+                stats.errors - stats.carried
             ));
         }
         if stats.carried > 0 {
             report.notes.push(format!(
-                "import {name}: {} errors of earlier runs are still there (no change has named those objects since): \
-                 a change that names them, or a full import that reads them (`idflow import --full {name}`), clears them",
+                "import {name}: {} errors of earlier runs are still there (no change has brought those objects since): \
+                 a change that brings them, or a full import without them (`idflow import --full {name}`), clears them",
                 stats.carried
             ));
         }

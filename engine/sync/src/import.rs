@@ -533,15 +533,41 @@ impl ImportSink for Sink<'_> {
 }
 
 impl Sink<'_> {
-    /// Carries this import's errors to later runs, and reports again those of earlier runs
+    /// Carries this import's errors to later runs (`keep`: a connector with deltas; one that
+    /// only imports whole meets them again each run), and reports again those of earlier runs
     /// that no change of it named (import/carried.rs).
-    fn carry(&mut self, tx: &dyn WriteOps, carried: carried::Carried, full: bool) -> Result<()> {
+    fn carry(&mut self, tx: &dyn WriteOps, carried: carried::Carried, full: bool, keep: bool) -> Result<()> {
         let named = self.named.take().unwrap_or_default();
-        let again = carried.after(tx, full, &named, std::mem::take(&mut self.carries))?;
+        let own = if keep { std::mem::take(&mut self.carries) } else { Vec::new() };
+        let again = carried.after(tx, full, &named, own)?;
         self.stats.carried = again.len();
         self.stats.errors += again.len();
         self.errors.extend(again);
         Ok(())
+    }
+
+    /// A full import that met errors: nothing it did not see is inferred deleted. A watermark
+    /// a delta reads again from stays (the next delta reads those objects again; after an
+    /// hour, a full import); one of changes applied once (an LDIF change file) moves, as this
+    /// import applied them (applied again, a rename or a deletion would meet what it did), and
+    /// the errors are carried.
+    fn ended_incomplete(
+        mut self,
+        tx: &dyn WriteOps,
+        connector: &dyn Connector,
+        kept: Kept,
+        carried: carried::Carried,
+        new: Option<&str>,
+    ) -> Result<(ImportStats, Vec<ObjectError>)> {
+        self.stats.incomplete = true;
+        let caps = connector.capabilities();
+        if caps.delta_reads_again {
+            kept.begin(tx, true)?;
+        } else if caps.delta_import {
+            tx.set_watermark(&self.connector, new)?;
+        }
+        self.carry(tx, carried, true, caps.delta_import)?;
+        Ok((self.stats, self.errors))
     }
 
     /// Remembers that `dn` was an object's (renamed to `cs_id`, or deleted).
@@ -646,7 +672,7 @@ pub(crate) fn import(
                 if !sink.stats.read_again {
                     tx.set_watermark(&name, Some(&new))?;
                 }
-                sink.carry(tx, carried, false)?;
+                sink.carry(tx, carried, false, true)?;
                 // Objects in error, read again or carried: after an hour, a full import.
                 match (reads_again, sink.stats.errors > 0) {
                     (true, true) => kept.begin(tx, false)?,
@@ -679,15 +705,10 @@ pub(crate) fn import(
         )));
     }
     // A read that met any error (a record that did not parse whole, a record without its anchor,
-    // the same object twice) is not complete: what it did not see is not inferred deleted, and
-    // the watermark stays, until a full import reads cleanly.
+    // the same object twice) is not complete: what it did not see is not inferred deleted
+    // until a full import reads cleanly.
     if sink.stats.errors > 0 {
-        sink.stats.incomplete = true;
-        if connector.capabilities().delta_reads_again {
-            kept.begin(tx, true)?;
-        }
-        sink.carry(tx, carried, true)?;
-        return Ok((sink.stats, sink.errors));
+        return sink.ended_incomplete(tx, connector, kept, carried, new.as_deref());
     }
     // Whatever a complete full import did not see is gone, unless the connector, asked again,
     // finds it (it read its directory in parts, and the object moved between two).
@@ -702,12 +723,7 @@ pub(crate) fn import(
     if !keys.is_empty() {
         connector.read_again(&keys, &mut sink)?;
         if sink.stats.errors > 0 {
-            sink.stats.incomplete = true;
-            if connector.capabilities().delta_reads_again {
-                kept.begin(tx, true)?;
-            }
-            sink.carry(tx, carried, true)?;
-            return Ok((sink.stats, sink.errors));
+            return sink.ended_incomplete(tx, connector, kept, carried, new.as_deref());
         }
     }
     for id in unseen {
@@ -720,7 +736,7 @@ pub(crate) fn import(
     }
     tx.set_watermark(&name, new.as_deref())?;
     kept.end(tx)?;
-    sink.carry(tx, carried, true)?;
+    sink.carry(tx, carried, true, true)?;
     Ok((sink.stats, sink.errors))
 }
 

@@ -66,7 +66,9 @@ impl Carried {
     /// After an import: the errors carried that no change of it named go on (none after a full
     /// import), with its own; the carried ones are returned to report again.
     pub(super) fn after(self, tx: &dyn WriteOps, full: bool, named: &FastSet<String>, own: Vec<Carry>) -> Result<Vec<ObjectError>> {
-        let still: Vec<Carry> = if full { Vec::new() } else { self.carries.into_iter().filter(|c| !named.contains(&c.by)).collect() };
+        let mut still: Vec<Carry> = if full { Vec::new() } else { self.carries.into_iter().filter(|c| !named.contains(&c.by)).collect() };
+        // One met again is reported once (as this import's own).
+        still.retain(|c| !own.iter().any(|o| o.error.object == c.error.object && o.error.message == c.error.message));
         let again: Vec<ObjectError> = still.iter().map(|c| c.error.clone()).collect();
         let mut kept = still;
         kept.extend(own);
