@@ -341,4 +341,29 @@ mod tests {
         assert_eq!(tx.watermark("corp").expect("watermark").as_deref(), Some("w"));
         assert!(tx.meta_get(&kept.key).expect("meta").is_none());
     }
+
+    /// A delta that names an object twice (DirSync, when it changed again between two pages)
+    /// applies the later; in a full import, two objects read with one anchor are an error.
+    #[test]
+    fn a_delta_naming_an_object_twice_applies_the_later() {
+        let e = engine_in(CONFIG, RULES);
+        let tx = e.store.write().expect("tx");
+        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true };
+        let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
+        run(&mut corp, Mode::Full);
+        let titled = |t: &str| {
+            let mut o = person("a0", "ada");
+            o.attrs.insert("title".into(), vec![idflow_core::Value::Str(t.into())]);
+            o
+        };
+        corp.changes = vec![DeltaChange::Upsert(titled("Analyst")), DeltaChange::Upsert(titled("Director"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(stats.updated, 2, "{stats:?}");
+        let ada = tx.cs_by_anchor("corp", "a0").expect("read").expect("ada");
+        assert_eq!(ada.attrs.get("title"), Some(&vec![idflow_core::Value::Str("Director".into())]));
+        corp.objects = vec![person("a0", "ada"), person("a0", "bob")];
+        let (_, errors) = run(&mut corp, Mode::Full);
+        assert!(errors.iter().any(|x| x.message.contains("duplicate anchor")), "{errors:?}");
+    }
 }
