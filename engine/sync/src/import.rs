@@ -424,7 +424,7 @@ impl ImportSink for Sink<'_> {
         // Present: a change to an object deleted here stays the connector's to tell apart.
         match (&key.anchor, &key.dn) {
             // What find_by_dn finds (the one object present at this DN), its row not read.
-            (None, Some(dn)) => Ok(self.tx.cs_states_by_dn(&self.connector, dn)?.iter().filter(|s| s.present).count() == 1),
+            (None, Some(dn)) => Ok(self.present_at(dn)?.len() == 1),
             _ => Ok(self.find(key)?.is_some_and(|o| o.present)),
         }
     }
@@ -661,8 +661,8 @@ pub(crate) fn import(
     }
     let watermark = tx.watermark(&name)?;
     let kept = Kept::of(&name);
-    if mode == Mode::Delta && connector.capabilities().delta_import {
-        if let Some(w) = watermark.as_deref().filter(|_| !kept.too_long(tx).unwrap_or(false)) {
+    if mode == Mode::Delta && connector.capabilities().delta_import && !kept.too_long(tx)? {
+        if let Some(w) = watermark.as_deref() {
             if let Some(new) = connector.delta_import(w, &mut sink)? {
                 sink.settle_taken()?;
                 sink.stats.mode = "delta".into();
@@ -718,9 +718,11 @@ pub(crate) fn import(
     // Ids first: the objects themselves are read only for the few not seen.
     let unseen: Vec<i64> = tx.cs_present_ids(&name)?.into_iter().filter(|id| !sink.seen.contains(id)).collect();
     let mut keys = Vec::new();
-    for id in unseen.iter().filter(|_| connector.reads_in_parts()) {
-        if let Some(o) = tx.cs_get(*id)? {
-            keys.push(ObjectKey { anchor: o.anchor, dn: o.dn });
+    if connector.reads_in_parts() {
+        for id in &unseen {
+            if let Some(o) = tx.cs_get(*id)? {
+                keys.push(ObjectKey { anchor: o.anchor, dn: o.dn });
+            }
         }
     }
     if !keys.is_empty() {

@@ -55,8 +55,8 @@ impl Sink<'_> {
     pub(super) fn names_waiting_add(&mut self, key: &ObjectKey, what: &str) -> Result<bool> {
         let Some(d) = key.dn.as_deref().filter(|_| key.anchor.is_none()) else { return Ok(false) };
         let Some(added) = self.taken.at(&dn::norm(d)).map(|o| o.anchor.clone().unwrap_or_default()) else { return Ok(false) };
-        let held = match self.tx.cs_states_by_dn(&self.connector, d)?.iter().find(|s| s.present) {
-            Some(s) => self.named(s.id)?,
+        let held = match self.present_at(d)?.first() {
+            Some(id) => self.named(*id)?,
             None => "another object".into(),
         };
         self.stats.read += 1;
@@ -110,11 +110,11 @@ impl Sink<'_> {
     /// another object present here (in a full import, one it read): an error then, not two
     /// objects at one DN.
     pub(super) fn rename_taken(&mut self, key: &ObjectKey, o: &CsObject, new_dn: &str) -> Result<bool> {
-        let states = self.tx.cs_states_by_dn(&self.connector, new_dn)?;
-        let Some(other) = states.iter().find(|s| s.present && s.id != o.id && (!self.full || self.seen.contains(&s.id))) else {
+        let present = self.present_at(new_dn)?;
+        let Some(other) = present.into_iter().find(|id| *id != o.id && (!self.full || self.seen.contains(id))) else {
             return Ok(false);
         };
-        let held = self.named(other.id)?;
+        let held = self.named(other)?;
         self.obj_error(
             key,
             format!("a delta renames {key} to {new_dn}, where idflow holds another object ({held}): not applied. {ONE_AT_A_DN}"),
@@ -125,7 +125,7 @@ impl Sink<'_> {
     /// Why a change by `key` finds no object to change (`what` it does).
     pub(super) fn not_held(&self, what: &str, key: &ObjectKey) -> Result<String> {
         if let (None, Some(d)) = (&key.anchor, &key.dn) {
-            let present: Vec<i64> = self.tx.cs_states_by_dn(&self.connector, d)?.iter().filter(|s| s.present).map(|s| s.id).collect();
+            let present = self.present_at(d)?;
             if present.len() > 1 {
                 let named = present.iter().map(|id| self.named(*id)).collect::<Result<Vec<_>>>()?.join(", ");
                 return Ok(format!(
@@ -158,21 +158,30 @@ impl Sink<'_> {
         if self.anchorless && self.find_by_dn(&key)?.is_some() {
             return Ok(Vec::new());
         }
-        let states = self.tx.cs_states_by_dn(&self.connector, d)?;
-        Ok(states.iter().filter(|s| s.present && (!read || self.seen.contains(&s.id))).map(|s| s.id).collect())
+        let mut present = self.present_at(d)?;
+        present.retain(|id| !read || self.seen.contains(id));
+        Ok(present)
+    }
+
+    /// The objects present (not deleted) here at `dn`, their rows not read.
+    pub(super) fn present_at(&self, dn: &str) -> Result<Vec<i64>> {
+        Ok(self.tx.cs_states_by_dn(&self.connector, dn)?.into_iter().filter(|s| s.present).map(|s| s.id).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::import::{import, Mode};
+    use crate::import::{import, ImportStats, Mode};
     use crate::observer::Silent;
     use crate::tests::{engine_in, CONFIG, RULES};
     use idflow_core::connector::{
         Capabilities, Connector, DeltaChange, ExportOp, ImportSink, ImportedObject, ObjectKey, OpResult, RefForm,
     };
+    use idflow_core::ObjectError;
     use idflow_core::Result;
+    use idflow_policy::RuleSet;
     use idflow_store::ReadOps;
+    use idflow_store::WriteOps;
 
     /// A directory whose full import reads `objects` and whose delta import sends `changes`, in
     /// their order (as syncrepl may: an entry made again before the old one's deletion).
@@ -217,6 +226,15 @@ mod tests {
         }
     }
 
+    /// A directory of ada (anchor a0) and bob (b0), its deltas read again as LDAP's are.
+    fn ada_and_bob() -> Changes {
+        Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true }
+    }
+
+    fn run_import(tx: &dyn WriteOps, rules: &RuleSet, c: &mut Changes, mode: Mode) -> (ImportStats, Vec<ObjectError>) {
+        import(tx, c, rules, mode, false, &Default::default(), &Silent).expect("import")
+    }
+
     fn person(anchor: &str, uid: &str) -> ImportedObject {
         ImportedObject {
             anchor: Some(anchor.into()),
@@ -251,8 +269,8 @@ mod tests {
     fn an_add_waits_for_a_deletion_later_in_the_import_and_is_an_error_without_one() {
         let e = engine_in(CONFIG, RULES);
         let tx = e.store.write().expect("tx");
-        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true };
-        let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
+        let mut corp = ada_and_bob();
+        let run = |c: &mut Changes, mode| run_import(&tx, &e.rules, c, mode);
         run(&mut corp, Mode::Full);
         // Made again at her DN, then the old one's deletion: one ada, the new one.
         corp.changes =
@@ -287,8 +305,8 @@ mod tests {
     fn a_delta_that_met_errors_keeps_its_watermark_where_it_reads_them_again() {
         let e = engine_in(CONFIG, RULES);
         let tx = e.store.write().expect("tx");
-        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true };
-        let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
+        let mut corp = ada_and_bob();
+        let run = |c: &mut Changes, mode| run_import(&tx, &e.rules, c, mode);
         run(&mut corp, Mode::Full);
         let changes =
             || vec![DeltaChange::Upsert(person("b3", "bob")), DeltaChange::Delete(ObjectKey { anchor: Some("a0".into()), dn: None })];
@@ -321,8 +339,8 @@ mod tests {
     fn a_watermark_kept_for_an_hour_gives_way_to_a_full_import() {
         let e = engine_in(CONFIG, RULES);
         let tx = e.store.write().expect("tx");
-        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true };
-        let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
+        let mut corp = ada_and_bob();
+        let run = |c: &mut Changes, mode| run_import(&tx, &e.rules, c, mode);
         run(&mut corp, Mode::Full);
         let kept = crate::import::Kept::of("corp");
         for _ in 0..2 {
@@ -348,8 +366,8 @@ mod tests {
     fn a_delta_naming_an_object_twice_applies_the_later() {
         let e = engine_in(CONFIG, RULES);
         let tx = e.store.write().expect("tx");
-        let mut corp = Changes { objects: vec![person("a0", "ada"), person("b0", "bob")], changes: Vec::new(), reads_again: true };
-        let run = |c: &mut Changes, mode| import(&tx, c, &e.rules, mode, false, &Default::default(), &Silent).expect("import");
+        let mut corp = ada_and_bob();
+        let run = |c: &mut Changes, mode| run_import(&tx, &e.rules, c, mode);
         run(&mut corp, Mode::Full);
         let titled = |t: &str| {
             let mut o = person("a0", "ada");
