@@ -29,7 +29,17 @@ ALTER TABLE mv_object DROP COLUMN contrib;
 UPDATE meta SET value = '7' WHERE key = 'schema_version';
 COMMIT;";
 
-/// The metaverse as the previous release (schema 10) made it: target objects' attributes kept
+/// The metaverse as the previous release (schema 11) made it: what import of each object sync
+/// has not looked at yet in a column of the object's row, with an index of its own.
+const BACK_TO_SCHEMA_11: &str = "BEGIN;
+ALTER TABLE cs_object ADD COLUMN pending_import TEXT;
+UPDATE cs_object SET pending_import = (SELECT kind FROM cs_pending WHERE cs_id = cs_object.id);
+DROP TABLE cs_pending;
+CREATE INDEX cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
+UPDATE meta SET value = '11' WHERE key = 'schema_version';
+COMMIT;";
+
+/// The metaverse as the release before (schema 10) made it: target objects' attributes kept
 /// whole, not as a patch of their desired state (a byte 0, then JSON: each attribute named has
 /// those values, none for absent). A quickstart's desired states are JSON, not compressed:
 /// SQLite's merge patch makes them whole (an empty list removes an attribute, as JSON null).
@@ -161,11 +171,19 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
 fn opened_with_nothing_to_change(e: &Env) {
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'"), "11");
+    assert_eq!(sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'"), "12");
+}
+
+/// Schema 11 from this release's metaverse (once: the ways further back are taken in steps).
+fn back_to_schema_11(e: &Env) {
+    if sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'") == "12" {
+        sqlite(e, BACK_TO_SCHEMA_11);
+    }
 }
 
 /// Schema 10 from this release's metaverse, checking there was nothing SQL could not unpack.
 fn back_to_schema_10(e: &Env) {
+    back_to_schema_11(e);
     assert_eq!(sqlite(e, "SELECT COUNT(*) FROM cs_object WHERE typeof(desired) = 'blob'"), "0", "no compressed desired states");
     sqlite(e, BACK_TO_SCHEMA_10);
     assert_eq!(sqlite(e, PATCHED), "0");
@@ -205,6 +223,48 @@ fn back_to_schema_6(e: &Env) {
 
 fn indexes(e: &Env) -> String {
     sqlite(e, "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cs_object' AND name NOT LIKE 'sqlite_%' ORDER BY name)")
+}
+
+#[test]
+fn a_schema_11_metaverse_is_migrated_in_place_keeping_what_sync_has_not_looked_at() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    // Imported, not synced: one object changed, one gone; the sync after the migration must
+    // still see both.
+    let ldif = e.read("corp.ldif");
+    let changed = ldif.replacen(
+        "title: Consultant\nou: Support\nmanager: uid=u000000",
+        "title: Chief Consultant\nou: Support\nmanager: uid=u000000",
+        1,
+    );
+    assert_ne!(changed, ldif);
+    let start = changed.find("dn: uid=u000002,").expect("a third person");
+    let end = start + changed[start..].find("\n\n").expect("its end") + 2;
+    let changed = format!("{}{}", &changed[..start], &changed[end..]);
+    e.write("corp.ldif", &changed);
+    let import = e.ok(&["import", "corp"], 0).stdout;
+    assert!(import.contains("1 updated") && import.contains("1 deleted"), "{import}");
+    let pending = "SELECT group_concat(cs_id || ' ' || kind, '|') FROM (SELECT cs_id, kind FROM cs_pending ORDER BY cs_id)";
+    let before = sqlite(&e, pending);
+    assert_eq!(before.matches('|').count(), 1, "two imports pending: {before}");
+    let rows = "SELECT group_concat(id || ' ' || connector || ' ' || ifnull(mv_id, '-') || ' ' || ifnull(error, '-'), '|') FROM cs_object";
+    let objects = sqlite(&e, rows);
+    back_to_schema_11(&e);
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM cs_object WHERE pending_import IS NOT NULL"), "2");
+
+    let plan = e.ok(&["plan"], 0).stdout;
+    assert!(plan.contains("Chief Consultant") && plan.contains("delete"), "the plan shows the change and the deletion: {plan}");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "12");
+    assert_eq!(sqlite(&e, pending), before, "the same imports pending, in their table");
+    assert!(!indexes(&e).contains("cs_pending_import"), "{}", indexes(&e));
+    let columns = sqlite(&e, "SELECT group_concat(name) FROM pragma_table_info('cs_object')");
+    assert!(!columns.contains("pending_import"), "{columns}");
+    assert_eq!(sqlite(&e, rows), objects, "migrated, not rebuilt");
+    e.ok(&["apply"], 0);
+    assert_eq!(sqlite(&e, "SELECT COUNT(*) FROM cs_pending"), "0", "synced");
+    let now = e.read("out/cloud.json");
+    assert!(now.contains("Chief Consultant") && now != cloud, "the change reached the target");
 }
 
 #[test]

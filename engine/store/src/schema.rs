@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 11;
+pub(crate) const SCHEMA_VERSION: i64 = 12;
 
 /// The pages SQLite keeps in memory for a connection, in KiB (64 MiB).
 pub(crate) const CACHE_KIB: i64 = 64 * 1024;
@@ -37,7 +37,6 @@ CREATE TABLE IF NOT EXISTS cs_object (
     object_type TEXT NOT NULL,
     present INTEGER NOT NULL DEFAULT 1,
     export_state TEXT,
-    pending_import TEXT,
     pending_export INTEGER NOT NULL DEFAULT 0,
     mv_id INTEGER,
     link TEXT,
@@ -56,7 +55,9 @@ CREATE INDEX IF NOT EXISTS cs_by_dn ON cs_object(connector, dn_norm, present);
 -- By metaverse object, with where each object stands (cs.rs LinkState): outbound sync reads
 -- its targets' states from it alone, without reading their rows.
 CREATE INDEX IF NOT EXISTS cs_mv_state ON cs_object(mv_id, connector, present, link, export_state) WHERE mv_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
+-- What import of each object sync has not looked at yet (cs.rs set_pending): a table of its
+-- own, so that a sync clears it without rewriting the object's row.
+CREATE TABLE IF NOT EXISTS cs_pending (cs_id INTEGER PRIMARY KEY, kind TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS cs_pending_export ON cs_object(connector) WHERE pending_export = 1;
 -- Objects in error, retried by every sync: found without reading the connector spaces whole.
 CREATE INDEX IF NOT EXISTS cs_error ON cs_object(id) WHERE error IS NOT NULL;
@@ -231,6 +232,18 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
     // written so from now on, rows as they are read as they are. An older idflow, which could
     // not read them, is refused by the version.
     (11, "", None),
+    // What import of each object sync has not looked at yet, in a table of its own
+    // (`cs_pending`, SCHEMA's) instead of a column of the object's row: a sync clears it without
+    // rewriting the row. Moved here; the column and its index go. An older idflow, which would
+    // read no pending import, is refused by the version.
+    (
+        12,
+        "CREATE TABLE IF NOT EXISTS cs_pending (cs_id INTEGER PRIMARY KEY, kind TEXT NOT NULL);
+         INSERT INTO cs_pending (cs_id, kind) SELECT id, pending_import FROM cs_object WHERE pending_import IS NOT NULL;
+         DROP INDEX IF EXISTS cs_pending_import;
+         ALTER TABLE cs_object DROP COLUMN pending_import;",
+        None,
+    ),
 ];
 
 /// What every connection is set to, whether it writes or only reads.
@@ -316,6 +329,15 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     conn.execute_batch(SCHEMA).map_err(e)?;
     Ok(())
 }
+
+/// A schema 12 database as schema 11 kept it (test set-up): the pending import in a column of
+/// the object's row, with its index. Each way back further starts with it.
+#[cfg(test)]
+pub(crate) const BACK_TO_SCHEMA_11: &str = "ALTER TABLE cs_object ADD COLUMN pending_import TEXT;
+     UPDATE cs_object SET pending_import = (SELECT kind FROM cs_pending WHERE cs_id = cs_object.id);
+     DROP TABLE cs_pending;
+     CREATE INDEX cs_pending_import ON cs_object(pending_import) WHERE pending_import IS NOT NULL;
+     UPDATE meta SET value = '11' WHERE key = 'schema_version';";
 
 /// A schema 8 database as schema 7 kept it (test set-up): contributions in rows of their own,
 /// one per metaverse and source object. Values must not be compressed (SQL cannot unpack them).
@@ -440,15 +462,18 @@ mod tests {
         let indexes: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN
-                 ('cs_anchor', 'cs_by_dn', 'cs_mv_state', 'cs_pending_import', 'cs_pending_export', 'mv_dirty')",
+                 ('cs_anchor', 'cs_by_dn', 'cs_mv_state', 'cs_pending_export', 'mv_dirty')",
                 [],
                 |r| r.get(0),
             )
             .expect("indexes");
-        assert_eq!(indexes, 6);
+        assert_eq!(indexes, 5);
+        // The pending import moved to a table of its own, its column and index gone.
+        let pending: String = c.query_row("SELECT group_concat(cs_id || ' ' || kind) FROM cs_pending", [], |r| r.get(0)).expect("pending");
+        assert_eq!(pending, "3 update");
         let gone: i64 = c
             .query_row(
-                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('mv_contrib', 'mv_contrib_cs', 'mv_value_v', 'cs_dn', 'cs_mv', 'cs_dn_state')",
+                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('mv_contrib', 'mv_contrib_cs', 'mv_value_v', 'cs_dn', 'cs_mv', 'cs_dn_state', 'cs_pending_import')",
                 [],
                 |r| r.get(0),
             )
