@@ -318,16 +318,23 @@ pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option
 /// (cs_patch.rs) are kept against the new one.
 pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Result<()> {
     let desired = stored_desired(c, o)?;
-    // Attributes kept as a patch of the desired state (cs_patch.rs) are read whole while the
-    // state they patch is still there, and kept against the new one below.
+    // Attributes kept as a patch of the desired state (cs_patch.rs) are kept against the new
+    // one: they are the object's attributes as read (`o.attrs`; outbound sync changes only
+    // what this writes), not decoded again from the row.
     let patched = c
-        .prepare_cached("SELECT attrs, desired FROM cs_object WHERE id=?1 AND substr(attrs, 1, 1)=X'00' AND desired IS NOT ?2")?
-        .query_row(params![o.id, desired], |r| Ok(desired_and_attrs(c, r, (1, 0), attrs_from_json)?.1))
-        .optional()?;
+        .prepare_cached("SELECT 1 FROM cs_object WHERE id=?1 AND substr(attrs, 1, 1)=X'00' AND desired IS NOT ?2")?
+        .exists(params![o.id, desired])?;
+    #[cfg(debug_assertions)]
+    if patched {
+        let stored = c
+            .prepare_cached("SELECT attrs, desired FROM cs_object WHERE id=?1")?
+            .query_row([o.id], |r| Ok(desired_and_attrs(c, r, (1, 0), attrs_from_json)?.1))?;
+        debug_assert_eq!(stored, o.attrs, "object {}: the attributes given are the ones kept", o.id);
+    }
     // Kept against the new desired state, and written with it (one write of the row).
     let attrs = match patched {
-        Some(attrs) => Some(stored_attrs_of(c, &o.connector, &attrs, o.desired.as_ref(), None)?),
-        None => None,
+        true => Some(stored_attrs_of(c, &o.connector, &o.attrs, o.desired.as_ref(), None)?),
+        false => None,
     };
     if o.export_state == was {
         c.prepare_cached(
