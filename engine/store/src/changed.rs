@@ -12,10 +12,11 @@ use rusqlite::{Connection, Result, ToSql};
 pub(crate) type Set<'a> = (&'static str, &'a dyn ToSql);
 
 /// Sets, in row `id` of `table`, each column of `always`, and each of `indexed` whose stored
-/// value is not the same. Nothing is written when there is no such row. Each set of changed
-/// columns is a statement of its own in the connection's cache; in practice a handful occur
-/// (an import changes the pending import, an export the presence and pending export).
-pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], indexed: &[Set<'_>]) -> Result<()> {
+/// value is not the same. Nothing is written when there is no such row; returns whether there
+/// is one. Each set of changed columns is a statement of its own in the connection's cache; in
+/// practice a handful occur (an import changes the DN or the presence, an export the presence
+/// and pending export).
+pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], indexed: &[Set<'_>]) -> Result<bool> {
     let mut set: Vec<Set<'_>> = always.to_vec();
     // The statements' text is built in one buffer (an export updates every object it sends).
     let mut sql = String::with_capacity(160);
@@ -27,7 +28,7 @@ pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], i
         sql.push_str(" WHERE id=?1");
         let mut st = c.prepare_cached(&sql)?;
         let mut rows = st.query([id])?;
-        let Some(row) = rows.next()? else { return Ok(()) };
+        let Some(row) = rows.next()? else { return Ok(false) };
         for (i, s) in indexed.iter().enumerate() {
             if !same(row.get_ref(i)?, &s.1.to_sql()?) {
                 set.push(*s);
@@ -35,7 +36,7 @@ pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], i
         }
     }
     if set.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     sql.clear();
     sql.push_str("UPDATE ");
@@ -49,8 +50,8 @@ pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], i
     let mut params: Vec<&dyn ToSql> = Vec::with_capacity(set.len() + 1);
     params.push(&id);
     params.extend(set.iter().map(|s| s.1));
-    c.prepare_cached(&sql)?.execute(params.as_slice())?;
-    Ok(())
+    let updated = c.prepare_cached(&sql)?.execute(params.as_slice())?;
+    Ok(updated > 0)
 }
 
 /// Appends `names` to `sql`, each as `item` writes it (given its position), separated by commas.
@@ -100,8 +101,10 @@ mod tests {
         assert_eq!(row(&c), (Some("x".into()), 2, "second".into()));
         update(&c, "t", 1, &[], &[("a", &None::<String>), ("b", &2i64)]).expect("update");
         assert_eq!(row(&c), (None, 2, "second".into()));
-        // No such row: nothing written, no error.
-        update(&c, "t", 9, &[("note", &"x")], &[("a", &"y")]).expect("no row");
+        // No such row: nothing written, no error, and said.
+        assert!(!update(&c, "t", 9, &[("note", &"x")], &[("a", &"y")]).expect("no row"));
+        assert!(!update(&c, "t", 9, &[("note", &"x")], &[]).expect("no row"));
+        assert!(update(&c, "t", 1, &[], &[("a", &None::<String>)]).expect("nothing to change"), "the row is there");
         assert_eq!(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).expect("count"), 1);
     }
 

@@ -634,7 +634,8 @@ pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
         o.id,
         &[("dn", &o.dn), ("attrs", &attrs)],
         &[("anchor", &anchor), ("dn_norm", &dn_norm), ("present", &present), ("pending_export", &pending_export), ("error", &o.error)],
-    )
+    )?;
+    Ok(())
 }
 
 /// Inserts (id 0) or updates the object; returns its id. `attrs_json`: the JSON text of its
@@ -677,7 +678,7 @@ pub(crate) fn save(c: &Db, o: &CsObject, attrs_json: Option<String>) -> Result<i
         return Ok(id);
     }
     c.anchors.wrote(&o.connector, o.anchor.as_deref(), o.id);
-    changed::update(
+    let there = changed::update(
         c,
         "cs_object",
         o.id,
@@ -701,7 +702,11 @@ pub(crate) fn save(c: &Db, o: &CsObject, attrs_json: Option<String>) -> Result<i
             ("error", &o.error),
         ],
     )?;
-    set_pending(c, o.id, o.pending_import)?;
+    // An object deleted since it was read is not made pending: its id, free, may be the next
+    // object's, which would read as pending an import it never had.
+    if there {
+        set_pending(c, o.id, o.pending_import)?;
+    }
     Ok(o.id)
 }
 
@@ -1043,6 +1048,36 @@ mod tests {
     use super::{AttrsRead, CsKey, CsObject};
     use crate::{ReadOps, Store, WriteOps};
     use idflow_core::{Attrs, Value};
+
+    /// The pending import is kept beside the object (`cs_pending`): it goes with the object, and
+    /// an object saved after it was deleted leaves none behind for the next one to take its id.
+    #[test]
+    fn a_pending_import_goes_with_its_object_and_a_new_object_given_its_id_has_none() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let mut o = CsObject::new("corp", "person");
+        o.anchor = Some("a1".into());
+        o.pending_import = Some(crate::PendingImport::Add);
+        o.id = tx.cs_save(&o).expect("save");
+        assert_eq!(tx.cs_ids_pending_import().expect("ids"), vec![o.id]);
+        o.pending_import = Some(crate::PendingImport::Update);
+        tx.cs_save(&o).expect("save");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there").pending_import, Some(crate::PendingImport::Update));
+        tx.cs_set_synced(o.id, None).expect("synced");
+        assert_eq!(tx.cs_get(o.id).expect("read").expect("there").pending_import, None);
+        assert!(tx.cs_ids_pending_import().expect("ids").is_empty());
+        // Deleted, then saved by someone who read it before (with an import pending).
+        o.pending_import = Some(crate::PendingImport::Update);
+        tx.cs_save(&o).expect("save");
+        tx.cs_delete(o.id).expect("delete");
+        tx.cs_save(&o).expect("a save of a deleted object writes nothing");
+        assert!(tx.cs_ids_pending_import().expect("ids").is_empty());
+        // The largest id, freed, is the next object's: nothing pending for it.
+        let fresh = tx.cs_save(&CsObject::new("cloud", "User")).expect("save");
+        assert_eq!(fresh, o.id, "the id is used again");
+        assert_eq!(tx.cs_get(fresh).expect("read").expect("there").pending_import, None);
+        assert!(tx.cs_ids_pending_import().expect("ids").is_empty());
+    }
 
     fn attrs(pairs: &[(&str, &str)]) -> Attrs {
         pairs.iter().map(|(k, v)| (k.to_string(), vec![Value::from(*v)])).collect()
