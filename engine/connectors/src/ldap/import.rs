@@ -503,9 +503,15 @@ async fn read_whole(conf: &Conf, ldap: &mut Ldap, dn: &str, attrs: &[String]) ->
     }
     check(conf, &what, &res)?;
     let Some(first) = entries.into_iter().next() else { return Ok(None) };
-    let mut e = entry::decode(first.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("{what}: {m}")))?;
-    fetch_ranges(conf, ldap, &mut e).await.map_err(|x| session::failed(conf, &format!("range retrieval for {dn}"), x))?;
-    Ok(Some(e))
+    Ok(Some(decode_whole(conf, ldap, first.0, &what).await?))
+}
+
+/// An entry a search of its own gave (`what`, for errors), decoded, with its large
+/// multi-valued attributes whole (AD's ranges; other servers send none to fetch).
+pub(super) async fn decode_whole(conf: &Conf, ldap: &mut Ldap, tag: ldap3::asn1::StructureTag, what: &str) -> Result<Entry> {
+    let mut e = entry::decode(tag, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("{what}: {m}")))?;
+    fetch_ranges(conf, ldap, &mut e).await.map_err(|x| session::failed(conf, &format!("range retrieval for {}", e.dn), x))?;
+    Ok(e)
 }
 
 /// AD deltas through DirSync: changed objects with their changed attributes, deletions as

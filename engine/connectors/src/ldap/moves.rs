@@ -8,14 +8,13 @@
 //! deletion to the one it left and nothing yet to the one it joined, so its deletions are
 //! looked up the same way.
 use super::conf::Conf;
-use super::config::Flavor;
 use super::entry;
-use super::import::{fetch_ranges, to_object};
+use super::import::{decode_whole, to_object};
 use super::session;
 use base64::Engine as _;
 use idflow_core::connector::{DeltaChange, ImportedObject};
 use idflow_core::fast_hash::FastMap;
-use idflow_core::{Error, Result};
+use idflow_core::Result;
 use ldap3::{Ldap, Scope};
 
 /// Anchors asked for in one search: a filter of this many alternatives stays small.
@@ -63,13 +62,8 @@ pub(super) async fn by_anchor(
             let (entries, res) = (res.0, res.1);
             session::check(conf, &what, &res)?;
             for e in entries {
-                let mut e = entry::decode(e.0, &conf.binary).map_err(|m| Error::connector(&conf.name, format!("{what}: {m}")))?;
                 // AD's large multi-valued attributes whole, as the full import reads them.
-                if conf.flavor == Flavor::Ad {
-                    fetch_ranges(conf, ldap, &mut e)
-                        .await
-                        .map_err(|x| session::failed(conf, &format!("range retrieval for {}", e.dn), x))?;
-                }
+                let e = decode_whole(conf, ldap, e.0, &what).await?;
                 if let Ok(Some(o)) = to_object(conf, e) {
                     if let Some(a) = o.anchor.clone() {
                         found.insert(a, o);
