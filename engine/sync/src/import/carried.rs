@@ -25,11 +25,21 @@ pub(super) struct Carried {
     stored: bool,
 }
 
+/// How a carried error and a change name an object by its anchor ...
+fn by_anchor(a: &str) -> String {
+    format!("anchor:{a}")
+}
+
+/// ... and by its DN.
+fn by_dn(d: &str) -> String {
+    format!("dn:{}", dn::norm(d))
+}
+
 /// What clears an error about `key`: its anchor where it has one, else its DN.
 pub(super) fn cleared_by(key: &ObjectKey) -> Option<String> {
     match (&key.anchor, &key.dn) {
-        (Some(a), _) => Some(format!("anchor:{a}")),
-        (None, Some(d)) => Some(format!("dn:{}", dn::norm(d))),
+        (Some(a), _) => Some(by_anchor(a)),
+        (None, Some(d)) => Some(by_dn(d)),
         (None, None) => None,
     }
 }
@@ -37,10 +47,10 @@ pub(super) fn cleared_by(key: &ObjectKey) -> Option<String> {
 /// What a change about `key` names: its anchor and its DN.
 pub(super) fn names(key: &ObjectKey, named: &mut FastSet<String>) {
     if let Some(a) = &key.anchor {
-        named.insert(format!("anchor:{a}"));
+        named.insert(by_anchor(a));
     }
     if let Some(d) = &key.dn {
-        named.insert(format!("dn:{}", dn::norm(d)));
+        named.insert(by_dn(d));
     }
 }
 
