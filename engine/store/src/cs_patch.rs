@@ -14,9 +14,9 @@ pub(crate) const MARK: u8 = 0;
 /// A patch this small (in bytes of JSON) is kept when it is smaller than the whole at all:
 /// about what the whole of a person compresses to. Between a sync that changes a desired state
 /// and the export that sends it, a person's attributes differ from it in the attributes that
-/// changed (a 1% delta: title, display name and the manager resolved, half of it); kept as a
-/// patch they are not compressed at the sync and decompressed at the export (a compression
-/// was 3% of a 1% delta sync's instructions at 100,000 people).
+/// changed and the manager resolved (the bench's 1% delta: the display name and the manager,
+/// half of it or more); kept as a patch they are not compressed at the sync and decompressed
+/// at the export (a compression was 3% of a 1% delta sync's instructions at 100,000 people).
 const SMALL: usize = 192;
 
 /// `attrs` (whose JSON is `whole`) as a patch of `desired` (the stored value: [`MARK`], then
