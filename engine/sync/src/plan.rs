@@ -556,7 +556,7 @@ pub(crate) fn build(
                 }
             }
         }
-        changes.sort()?;
+        changes.sort();
         plan.totals.add += t.add;
         plan.totals.update += t.update;
         plan.totals.delete += t.delete;

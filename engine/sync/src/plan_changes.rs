@@ -26,10 +26,7 @@ pub struct Changes {
     /// Where the file is made; the system's temporary folder when `None`.
     dir: Option<PathBuf>,
     file: Option<std::fs::File>,
-    /// While changes are added, the file is written on a thread of its own (`file` is then
-    /// `None` until [`Changes::finish`]).
-    writing: Option<Writing>,
-    /// Bytes in the file (or sent to be written there); `buf` holds those after them.
+    /// Bytes in the file; `buf` holds those after them.
     on_disk: u64,
     buf: Vec<u8>,
     /// Where each change is (offset, length), in the plan's order once sorted.
@@ -90,47 +87,20 @@ impl Changes {
     #[cfg(unix)]
     fn spill(&mut self) -> Result<()> {
         use std::io::Write as _;
-        if self.file.is_none() && self.writing.is_none() {
+        if self.file.is_none() {
             let made = match &self.dir {
                 Some(d) => tempfile::tempfile_in(d),
                 None => tempfile::tempfile(),
             };
-            let file = made.map_err(|e| self.error(e))?;
-            match Writing::start(file) {
-                Ok(w) => self.writing = Some(w),
-                // No thread: written here.
-                Err(file) => self.file = Some(file),
-            }
+            self.file = Some(made.map_err(|e| self.error(e))?);
         }
-        let len = self.buf.len() as u64;
-        if let Some(w) = &self.writing {
-            let next = w.emptied.try_recv().unwrap_or_else(|_| Vec::with_capacity(IN_MEMORY + IN_MEMORY / 4));
-            let full = std::mem::replace(&mut self.buf, next);
-            if w.full.send(full).is_err() {
-                // The thread ended, on an error writing: that error.
-                self.finish()?;
-                return Err(Error::file(self.place(), "the plan's changes could not be written"));
-            }
-        } else if let Some(f) = self.file.as_mut() {
-            if let Err(e) = f.write_all(&self.buf) {
-                return Err(self.error(e));
-            }
-            self.buf.clear();
+        let Some(f) = self.file.as_mut() else { return Ok(()) };
+        if let Err(e) = f.write_all(&self.buf) {
+            return Err(self.error(e));
         }
-        self.on_disk += len;
+        self.on_disk += self.buf.len() as u64;
+        self.buf.clear();
         Ok(())
-    }
-
-    /// Every change is in the file: the thread writing it is done (its error, if it met one).
-    pub fn finish(&mut self) -> Result<()> {
-        let Some(w) = self.writing.take() else { return Ok(()) };
-        match w.done() {
-            Ok(file) => {
-                self.file = Some(file);
-                Ok(())
-            }
-            Err(e) => Err(self.error(e)),
-        }
     }
 
     /// Elsewhere the changes stay in memory.
@@ -140,10 +110,8 @@ impl Changes {
     }
 
     /// Puts the changes in the plan's order: adds, updates, deletes; by type, then object; in
-    /// the order they were added where those are the same. Adding is over: the file is
-    /// finished ([`Changes::finish`]).
-    pub fn sort(&mut self) -> Result<()> {
-        self.finish()?;
+    /// the order they were added where those are the same.
+    pub fn sort(&mut self) {
         let keys = std::mem::take(&mut self.keys);
         let mut order: Vec<u32> = (0..self.at.len() as u32).collect();
         order.sort_by(|&a, &b| {
@@ -152,7 +120,6 @@ impl Changes {
         });
         drop(keys);
         self.at = order.into_iter().map(|i| self.at[i as usize]).collect();
-        Ok(())
     }
 
     /// The `i`th change.
@@ -222,49 +189,6 @@ impl Changes {
 /// Bytes read from the file at once, at most, for changes that follow each other there.
 const BLOCK: u64 = 1 << 20;
 
-/// The thread that writes the changes' file while they are added (the plan's main thread makes
-/// them; at a million changes the writes took a seventh of its time), and the buffers it
-/// emptied, to be filled again.
-struct Writing {
-    full: std::sync::mpsc::SyncSender<Vec<u8>>,
-    emptied: std::sync::mpsc::Receiver<Vec<u8>>,
-    thread: std::thread::JoinHandle<std::io::Result<std::fs::File>>,
-}
-
-impl Writing {
-    /// The thread started on `file`, or `file` back when no thread can be started.
-    fn start(file: std::fs::File) -> std::result::Result<Writing, std::fs::File> {
-        use std::io::Write as _;
-        // One buffer waits while one is written: the plan holds at most three. The file is
-        // handed over once the thread runs (kept here if none can be started).
-        let (full, to_write) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
-        let (give_back, emptied) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
-        let (file_back, kept) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new().name("idflow-plan-spill".into()).spawn(move || {
-            let mut file: std::fs::File = kept.recv().map_err(|_| std::io::Error::other("no file to write"))?;
-            for mut buf in to_write {
-                file.write_all(&buf)?;
-                buf.clear();
-                let _ = give_back.try_send(buf);
-            }
-            Ok(file)
-        });
-        match spawned {
-            Ok(thread) => match file_back.send(file) {
-                Ok(()) => Ok(Writing { full, emptied, thread }),
-                Err(back) => Err(back.0),
-            },
-            Err(_) => Err(file),
-        }
-    }
-
-    /// Waits for what was sent to be written; the file, or the error the thread met.
-    fn done(self) -> std::io::Result<std::fs::File> {
-        drop(self.full);
-        self.thread.join().unwrap_or_else(|_| Err(std::io::Error::other("the thread writing them stopped")))
-    }
-}
-
 /// The part of the file read last, for [`Changes::iter`].
 #[derive(Default)]
 struct Block {
@@ -322,7 +246,6 @@ impl<'de> Deserialize<'de> for Changes {
                 while let Some(ch) = seq.next_element::<PlanChange>()? {
                     out.append(&ch).map_err(serde::de::Error::custom)?;
                 }
-                out.finish().map_err(serde::de::Error::custom)?;
                 Ok(out)
             }
         }
@@ -383,7 +306,7 @@ mod tests {
         assert!(c.on_disk > 0, "nothing went to disk");
         // The file is deleted as it is made: the folder stays empty.
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
-        c.sort().expect("sorted");
+        c.sort();
         let all: Vec<PlanChange> = c.iter().collect::<Result<_>>().expect("read back");
         assert_eq!(all.len(), n);
         let key = |ch: &PlanChange| (rank(&ch.op), ch.object_type.clone(), ch.object.clone());
@@ -399,30 +322,6 @@ mod tests {
         assert!(back.iter().enumerate().all(|(i, ch)| matches!((ch, back.get(i)), (Ok(a), Ok(b)) if a == b)));
     }
 
-    /// The file is written on a thread of its own: what that thread fails to write is the
-    /// plan's error, on a later change or when the plan is put in order, not lost.
-    #[test]
-    fn changes_that_cannot_be_written_to_their_file_are_an_error() {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let path = dir.path().join("read-only");
-        std::fs::write(&path, b"").expect("a file");
-        let read_only = std::fs::File::open(&path).expect("opened to read only");
-        let mut c = Changes::in_dir(dir.path().to_path_buf());
-        c.writing = Some(Writing::start(read_only).expect("a thread"));
-        let mut failed = None;
-        for i in 0..40_000 {
-            if let Err(e) = c.push(&change("add", "User", &format!("o{i:06}"))) {
-                failed = Some(e);
-                break;
-            }
-        }
-        let e = match failed {
-            Some(e) => e,
-            None => c.sort().expect_err("nothing could be written"),
-        };
-        assert!(e.to_string().contains("cannot hold the plan's changes"), "{e}");
-    }
-
     #[test]
     fn equal_keys_keep_the_order_they_were_added_in() {
         let mut c = Changes::default();
@@ -431,7 +330,7 @@ mod tests {
             ch.identity.target_id = Some(i.to_string());
             c.push(&ch).expect("push");
         }
-        c.sort().expect("sorted");
+        c.sort();
         let ids: Vec<String> = c.iter().map(|ch| ch.expect("read").identity.target_id.unwrap_or_default()).collect();
         assert_eq!(ids, ["0", "1", "2", "3", "4"]);
     }
