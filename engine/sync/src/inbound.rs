@@ -748,7 +748,7 @@ fn persist_flows(
                     None => precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?,
                 },
                 None => {
-                    let (m, attrs) = precedence::project(ctx.tx, &mv_obj.object_type, o.id, &contributions)?;
+                    let (m, attrs) = precedence::project(ctx.tx, &mv_obj.object_type, o.id, contributions)?;
                     o.mv_id = Some(m);
                     attrs
                 }

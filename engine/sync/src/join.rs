@@ -72,14 +72,15 @@ pub(crate) fn inbound(
                     free.push(id);
                 }
             }
-            let g = describe(group);
+            // The group is described only where it is told (a trace, an ambiguous join): a full
+            // sync tries the join of every object it projects.
             match free.len() {
-                0 => ctx.trace("join", Some(r.name()), || format!("{g}: no metaverse object matches")),
+                0 => ctx.trace("join", Some(r.name()), || format!("{}: no metaverse object matches", describe(group))),
                 1 => {
-                    ctx.trace("join", Some(r.name()), || format!("{g}: joins metaverse object {}", free[0]));
+                    ctx.trace("join", Some(r.name()), || format!("{}: joins metaverse object {}", describe(group), free[0]));
                     return Ok(Ok(Outcome::Joined { id: free[0], rule: r.name().to_string() }));
                 }
-                _ => return Ok(Ok(Outcome::Ambiguous { rule: r.name().to_string(), group: g, candidates: free })),
+                _ => return Ok(Ok(Outcome::Ambiguous { rule: r.name().to_string(), group: describe(group), candidates: free })),
             }
         }
     }
@@ -158,14 +159,15 @@ impl AdoptIndex {
                     });
                 }
                 let found: Vec<i64> = candidates.unwrap_or_default().into_iter().collect();
-                let g = describe(group);
                 match found.len() {
                     0 => {}
                     1 => {
-                        ctx.trace("outbound join", Some(r.name()), || format!("{g}: adopts existing {connector} object #{}", found[0]));
+                        ctx.trace("outbound join", Some(r.name()), || {
+                            format!("{}: adopts existing {connector} object #{}", describe(group), found[0])
+                        });
                         return Ok(Ok(Outcome::Joined { id: found[0], rule: r.name().to_string() }));
                     }
-                    _ => return Ok(Ok(Outcome::Ambiguous { rule: r.name().to_string(), group: g, candidates: found })),
+                    _ => return Ok(Ok(Outcome::Ambiguous { rule: r.name().to_string(), group: describe(group), candidates: found })),
                 }
             }
         }

@@ -1,9 +1,10 @@
 //! Precedence: each rule's contribution to each metaverse attribute is kept; the one with the
 //! lowest precedence number wins (ties: rule name, then connector-space object). A flow that
 //! yields `()` removes that rule's contribution, and the next one wins.
+use idflow_core::fast_hash::FastMap;
 use idflow_core::{Result, Value};
 use idflow_store::{Contribution, MvAttr, MvObject, Winners, WriteOps};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `(attribute, rule)` to `(precedence, values)`: what one connector-space object contributes now.
 pub(crate) type Contributions = BTreeMap<(String, String), (i64, Vec<Value>)>;
@@ -27,21 +28,7 @@ pub(crate) fn apply_to(
     // others' compete with the new ones for the touched attributes, and are written back
     // with them (the object's row is written once).
     let (old, mut all): (Vec<Contribution>, Vec<Contribution>) = stored.into_iter().partition(|k| k.cs_id == cs_id);
-    let mut touched = BTreeSet::new();
-    for k in &old {
-        match new.get(&(k.attr.clone(), k.rule.clone())) {
-            Some((p, v)) if *p == k.precedence && v == &k.values => {}
-            _ => {
-                touched.insert(k.attr.clone());
-            }
-        }
-    }
-    for ((attr, rule), (p, values)) in new {
-        let same = old.iter().any(|k| &k.attr == attr && &k.rule == rule && k.precedence == *p && &k.values == values);
-        if !same {
-            touched.insert(attr.clone());
-        }
-    }
+    let touched = touched(&old, new);
     if touched.is_empty() {
         return Ok(Vec::new());
     }
@@ -53,11 +40,44 @@ pub(crate) fn apply_to(
     Ok(changed)
 }
 
+/// The attributes whose contributions from one object differ between `old` (what it
+/// contributed) and `new`: one it no longer makes, one it makes now, or other values or
+/// precedence. (Looked up by reference: a sync compares every object it reads.)
+fn touched(old: &[Contribution], new: &Contributions) -> BTreeSet<String> {
+    let old_by: FastMap<(&str, &str), &Contribution> = old.iter().map(|k| ((k.attr.as_str(), k.rule.as_str()), k)).collect();
+    let mut touched = BTreeSet::new();
+    let mut met = 0;
+    for ((attr, rule), (p, values)) in new {
+        match old_by.get(&(attr.as_str(), rule.as_str())) {
+            Some(k) => {
+                met += 1;
+                if k.precedence != *p || &k.values != values {
+                    touched.insert(attr.clone());
+                }
+            }
+            None => {
+                touched.insert(attr.clone());
+            }
+        }
+    }
+    // Some of what it contributed it no longer does: those attributes.
+    if met < old_by.len() {
+        for k in old {
+            if !new.contains_key(&(k.attr.clone(), k.rule.clone())) {
+                touched.insert(k.attr.clone());
+            }
+        }
+    }
+    touched
+}
+
 /// A metaverse object of `object_type` projected by `cs_id`, which contributes `new`: made with
 /// its winning attributes in one write, as [`apply`] would make them in an empty object.
-/// Returns its id and the attributes it has.
-pub(crate) fn project(tx: &dyn WriteOps, object_type: &str, cs_id: i64, new: &Contributions) -> Result<(i64, Vec<String>)> {
-    let all = listed(cs_id, new);
+/// Returns its id and the attributes it has. (`new` is taken: its values move into the
+/// contributions, and are copied once, into the winners.)
+pub(crate) fn project(tx: &dyn WriteOps, object_type: &str, cs_id: i64, new: Contributions) -> Result<(i64, Vec<String>)> {
+    let all: Vec<Contribution> =
+        new.into_iter().map(|((attr, rule), (precedence, values))| Contribution { attr, cs_id, rule, precedence, values }).collect();
     let attrs: BTreeMap<String, MvAttr> =
         winners(&all).into_iter().filter(|(_, k)| !k.values.is_empty()).map(|(a, k)| (a.to_string(), won(k))).collect();
     let id = tx.mv_project(object_type, &attrs, &all)?;
@@ -88,8 +108,8 @@ pub(crate) fn rank(k: &Contribution) -> (i64, &str, i64) {
 }
 
 /// The winner of each attribute among `contributions`.
-pub(crate) fn winners<'a>(contributions: impl IntoIterator<Item = &'a Contribution>) -> HashMap<&'a str, &'a Contribution> {
-    let mut won: HashMap<&str, &Contribution> = HashMap::new();
+pub(crate) fn winners<'a>(contributions: impl IntoIterator<Item = &'a Contribution>) -> FastMap<&'a str, &'a Contribution> {
+    let mut won: FastMap<&str, &Contribution> = FastMap::default();
     for k in contributions {
         match won.get(k.attr.as_str()) {
             Some(w) if rank(w) <= rank(k) => {}
