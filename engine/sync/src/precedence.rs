@@ -60,6 +60,15 @@ fn touched(old: &[Contribution], new: &Contributions) -> BTreeSet<String> {
             }
         }
     }
+    // A damaged store may hold two contributions of one rule to one attribute: that attribute
+    // is touched, so its contributions are written again, once each.
+    if old_by.len() < old.len() {
+        for k in old {
+            if old_by.get(&(k.attr.as_str(), k.rule.as_str())).is_some_and(|kept| !std::ptr::eq(*kept, k)) {
+                touched.insert(k.attr.clone());
+            }
+        }
+    }
     // Some of what it contributed it no longer does: those attributes.
     if met < old_by.len() {
         for k in old {
@@ -155,6 +164,33 @@ mod tests {
 
     fn k(attr: &str, rule: &str, precedence: i64, cs_id: i64) -> Contribution {
         Contribution { attr: attr.into(), cs_id, rule: rule.into(), precedence, values: vec![Value::from(rule)] }
+    }
+
+    fn now(entries: &[(&str, &str, i64, &str)]) -> Contributions {
+        entries.iter().map(|(a, r, p, v)| (((*a).to_string(), (*r).to_string()), (*p, vec![Value::from(*v)]))).collect()
+    }
+
+    fn with(attr: &str, rule: &str, precedence: i64, value: &str) -> Contribution {
+        Contribution { attr: attr.into(), cs_id: 1, rule: rule.into(), precedence, values: vec![Value::from(value)] }
+    }
+
+    #[test]
+    fn what_changed_in_an_objects_contributions_is_touched() {
+        let old = [with("mail", "r", 10, "a@x"), with("title", "r", 10, "Boss"), with("cn", "r", 10, "A")];
+        let names = |t: BTreeSet<String>| t.into_iter().collect::<Vec<_>>();
+        // The same: nothing; other values, another precedence, one gone, one new: each.
+        assert!(touched(&old, &now(&[("mail", "r", 10, "a@x"), ("title", "r", 10, "Boss"), ("cn", "r", 10, "A")])).is_empty());
+        assert_eq!(
+            names(touched(&old, &now(&[("mail", "r", 10, "b@x"), ("title", "r", 5, "Boss"), ("sn", "r", 10, "B")]))),
+            ["cn", "mail", "sn", "title"]
+        );
+        assert_eq!(names(touched(&old, &Contributions::new())), ["cn", "mail", "title"]);
+        assert_eq!(names(touched(&[], &now(&[("cn", "r", 10, "A")]))), ["cn"]);
+        // Two contributions of one rule to one attribute (a damaged store), whichever matches
+        // what it contributes now: touched, so they are written again as one.
+        for dup in [[with("cn", "r", 1, "X"), with("cn", "r", 2, "A")], [with("cn", "r", 2, "A"), with("cn", "r", 1, "X")]] {
+            assert_eq!(names(touched(&dup, &now(&[("cn", "r", 2, "A")]))), ["cn"]);
+        }
     }
 
     #[test]
