@@ -587,17 +587,15 @@ fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
 
 /// [`stored_attrs`] of `attrs` against `desired`; `json`: their JSON text, when made already.
 fn stored_attrs_of(c: &Db, connector: &str, attrs: &Attrs, desired: Option<&Attrs>, json: Option<String>) -> Result<SqlValue> {
-    let whole = || json.unwrap_or_else(|| attrs_to_json(attrs));
+    // The whole JSON, made only if it is kept or a patch needs its length.
+    let mut whole = json;
     match desired {
         Some(d) if !d.is_empty() && d == attrs => Ok(SqlValue::Blob(SAME_AS_DESIRED.to_vec())),
-        Some(d) => {
-            let whole = whole();
-            match cs_patch::of(d, attrs, &whole) {
-                Some(p) => Ok(SqlValue::Blob(p)),
-                None => c.pack(Column::CsAttrs, connector, whole),
-            }
-        }
-        None => c.pack(Column::CsAttrs, connector, whole()),
+        Some(d) => match cs_patch::of(d, attrs, || whole.get_or_insert_with(|| attrs_to_json(attrs)).len()) {
+            Some(p) => Ok(SqlValue::Blob(p)),
+            None => c.pack(Column::CsAttrs, connector, whole.unwrap_or_else(|| attrs_to_json(attrs))),
+        },
+        None => c.pack(Column::CsAttrs, connector, whole.unwrap_or_else(|| attrs_to_json(attrs))),
     }
 }
 
@@ -824,7 +822,7 @@ fn from_row_against(c: &Db, r: &Row, read: &AttrsRead) -> rusqlite::Result<(CsOb
         let json = &*read.json;
         if let ValueRef::Blob(stored @ [cs_patch::MARK, patch @ ..]) = r.get_ref(5)? {
             let d = desired.as_ref().ok_or_else(|| unpatched(5))?;
-            if cs_patch::of(d, read.attrs, json).as_deref() == Some(stored) {
+            if cs_patch::of(d, read.attrs, || json.len()).as_deref() == Some(stored) {
                 return Ok((desired, Attrs::new(), true));
             }
             let attrs = patched(d, patch, 5, attrs_from_json)?;

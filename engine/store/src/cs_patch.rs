@@ -5,7 +5,7 @@
 //! object compressed again spares the export a compression per object and a later read a
 //! decompression. Objects whose attributes differ from the desired state in most of their
 //! size (a group whose members are all references) are kept whole, as before.
-use idflow_core::{attrs_to_json, Attrs};
+use idflow_core::{attrs_to_json, Attrs, Value};
 
 /// The first byte of an `attrs` value kept as a patch of `desired`. A packed value begins
 /// with its dictionary's id, and no dictionary has id 0 (packed.rs).
@@ -19,33 +19,74 @@ pub(crate) const MARK: u8 = 0;
 /// at the export (a compression was 3% of a 1% delta sync's instructions at 100,000 people).
 const SMALL: usize = 192;
 
-/// `attrs` (whose JSON is `whole`) as a patch of `desired` (the stored value: [`MARK`], then
-/// JSON): each attribute named has those values, or is absent when it has none. `None` when a
-/// patch is not worth it (half the size of the whole or more, unless it is [`SMALL`] and
-/// smaller than the whole), or cannot say it (an attribute with no values would read back as
-/// absent).
-pub(crate) fn of(desired: &Attrs, attrs: &Attrs, whole: &str) -> Option<Vec<u8>> {
+/// `attrs` as a patch of `desired` (the stored value: [`MARK`], then JSON): each attribute
+/// named has those values, or is absent when it has none. `None` when a patch is not worth it
+/// (half the size of the whole or more, unless it is [`SMALL`] and smaller than the whole), or
+/// cannot say it (an attribute with no values would read back as absent). `whole_len`: the
+/// length of `attrs`' JSON, asked for only when a lower bound of it does not decide (most
+/// patches, a resolved manager, are decided by the bound: the whole is not made).
+pub(crate) fn of(desired: &Attrs, attrs: &Attrs, whole_len: impl FnOnce() -> usize) -> Option<Vec<u8>> {
     if desired.is_empty() || attrs.is_empty() || attrs.values().any(Vec::is_empty) {
         return None;
     }
     let mut patch = Attrs::new();
+    // What did not change: how many attributes, and at least how long their JSON is.
+    let mut same = Same::default();
     for (k, v) in attrs {
         if desired.get(k) != Some(v) {
             patch.insert(k.clone(), v.clone());
+        } else {
+            same.add(k, v);
         }
     }
+    let mut removed = Attrs::new();
     for k in desired.keys().filter(|k| !attrs.contains_key(*k)) {
         patch.insert(k.clone(), Vec::new());
+        removed.insert(k.clone(), Vec::new());
     }
     let json = attrs_to_json(&patch);
-    let worth = json.len() * 2 < whole.len() || (json.len() <= SMALL && json.len() < whole.len());
-    if !worth {
+    let worth = |whole: usize| json.len() * 2 < whole || (json.len() <= SMALL && json.len() < whole);
+    let least = least_whole(&same, attrs.len() - same.count, &removed, json.len());
+    debug_assert!(least <= attrs_to_json(attrs).len(), "a lower bound of the whole's length");
+    if !worth(least) && !worth(whole_len()) {
         return None;
     }
     let mut out = Vec::with_capacity(json.len() + 1);
     out.push(MARK);
     out.extend_from_slice(json.as_bytes());
     Some(out)
+}
+
+/// The attributes of an object that are as its desired state has them.
+#[derive(Default)]
+struct Same {
+    count: usize,
+    /// A lower bound of their JSON's length: each at least its name, quotes, colon and
+    /// brackets, and each value its quotes and its text (escaping only lengthens; 7 for a
+    /// binary value or a reference, whose JSON is longer), a comma between two values.
+    least_len: usize,
+}
+
+impl Same {
+    fn add(&mut self, k: &str, vs: &[Value]) {
+        let values: usize = vs.iter().map(|v| 2 + if let Value::Str(s) = v { s.len() } else { 7 }).sum();
+        self.least_len += k.len() + 5 + values + vs.len().saturating_sub(1);
+        self.count += 1;
+    }
+}
+
+/// A lower bound of the length of an object's JSON, given its patch's (`patch_len`: the
+/// `differing` attributes, as the whole writes them, and `removed`, each as `"name":[]`). The
+/// whole is the patch without what is removed, with the attributes that are the `same`, a
+/// comma before each.
+fn least_whole(same: &Same, differing: usize, removed: &Attrs, patch_len: usize) -> usize {
+    if differing + removed.len() == 0 {
+        // The patch is `{}`: the whole is only what did not change.
+        return 2 + same.least_len + same.count.saturating_sub(1);
+    }
+    // What the removed attributes take in the patch, their commas included.
+    let removed_len = if removed.is_empty() { 0 } else { attrs_to_json(removed).len() - 2 + 1 };
+    (patch_len + same.least_len + same.count).saturating_sub(removed_len)
 }
 
 /// The attributes a patch (decoded) of `desired` stands for.
@@ -79,7 +120,7 @@ mod tests {
         let desired =
             attrs(&[("displayName", &["Ada Lovelace"]), ("userName", &["ada@example.org"]), ("title", &["Countess"]), ("manager", &["x"])]);
         let held = attrs(&[("displayName", &["Ada Lovelace"]), ("userName", &["ada@example.org"]), ("manager", &["0190a1b2-c3d4"])]);
-        let p = super::of(&desired, &held, &attrs_to_json(&held)).expect("worth it");
+        let p = super::of(&desired, &held, || attrs_to_json(&held).len()).expect("worth it");
         assert_eq!(decoded(&p), attrs(&[("manager", &["0190a1b2-c3d4"]), ("title", &[])]));
         assert_eq!(super::apply(desired, decoded(&p)), held);
     }
@@ -181,13 +222,74 @@ mod tests {
         }
     }
 
+    /// The whole's length is asked for only when the bound does not decide, and the bound is
+    /// one: for objects of every kind of value (escaped text, non-ASCII, binary, references),
+    /// with attributes changed, removed or none, the patch is the one the whole's length gives.
+    #[test]
+    fn the_whole_is_made_only_when_its_bound_does_not_decide() {
+        let person =
+            attrs(&[("displayName", &["Ada Lovelace"]), ("userName", &["ada@example.org"]), ("title", &["Countess"]), ("manager", &["x"])]);
+        let mut exported = person.clone();
+        exported.insert("manager".into(), vec![Value::from("0190a1b2-0000-7000-8000-000000000001")]);
+        let p = super::of(&person, &exported, || panic!("a resolved manager is decided by the bound")).expect("worth it");
+        assert_eq!(decoded(&p), attrs(&[("manager", &["0190a1b2-0000-7000-8000-000000000001"])]));
+        let odd: Vec<Value> = vec![
+            Value::from("quote \" and back\\slash\n"),
+            Value::from("été ünïcode"),
+            Value::Bin(vec![0, 1, 2, 255]),
+            Value::Ref(-42),
+            Value::from(""),
+        ];
+        let mut cases = Vec::new();
+        for n in 0..odd.len() {
+            let mut held = person.clone();
+            held.insert("odd".into(), odd[..=n].to_vec());
+            cases.push((person.clone(), held.clone()));
+            let mut fewer = held.clone();
+            fewer.remove("title");
+            cases.push((held.clone(), fewer));
+            let mut desired = held.clone();
+            desired.insert("gone\"name".into(), vec![Value::from("v")]);
+            cases.push((desired, held.clone()));
+            cases.push((held.clone(), held));
+        }
+        // A group whose members all differ: refused, once the whole's length is known.
+        let members: Vec<String> = (0..20).map(|i| format!("uid=u{i:06},ou=People,dc=example,dc=org")).collect();
+        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        cases.push((attrs(&[("members", &["x"]), ("cn", &["staff"])]), attrs(&[("members", &refs), ("cn", &["staff"])])));
+        let (mut kept, mut refused) = (0, 0);
+        // (Debug builds, which run the tests, also check in `of` that the bound is one.)
+        for (desired, held) in cases {
+            let whole = attrs_to_json(&held).len();
+            // The patch itself, whatever the whole: its length decides, with the whole's.
+            let Some(patch) = super::of(&desired, &held, || usize::MAX) else { continue };
+            let len = patch.len() - 1;
+            let worth = len * 2 < whole || (len <= super::SMALL && len < whole);
+            let asked = std::cell::Cell::new(false);
+            let got = super::of(&desired, &held, || {
+                asked.set(true);
+                whole
+            });
+            assert_eq!(got.is_some(), worth, "{held:?} against {desired:?}");
+            assert!(worth || asked.get(), "refused without the whole's length: {held:?}");
+            match worth {
+                true => kept += 1,
+                false => refused += 1,
+            }
+        }
+        assert!(kept > 0 && refused > 0, "both ways: {kept} kept, {refused} refused");
+    }
+
     #[test]
     fn no_patch_when_it_is_not_smaller_or_cannot_say_it() {
         let desired = attrs(&[("members", &["a", "b"])]);
-        assert!(super::of(&desired, &attrs(&[("members", &["1", "2"])]), "{\"members\":[\"1\",\"2\"]}").is_none(), "everything differs");
+        assert!(
+            super::of(&desired, &attrs(&[("members", &["1", "2"])]), || "{\"members\":[\"1\",\"2\"]}".len()).is_none(),
+            "everything differs"
+        );
         let held = attrs(&[("members", &["a", "b"]), ("extra", &[])]);
-        assert!(super::of(&desired, &held, &attrs_to_json(&held)).is_none(), "an attribute with no values");
-        assert!(super::of(&Attrs::new(), &held, &attrs_to_json(&held)).is_none(), "no desired state");
+        assert!(super::of(&desired, &held, || attrs_to_json(&held).len()).is_none(), "an attribute with no values");
+        assert!(super::of(&Attrs::new(), &held, || attrs_to_json(&held).len()).is_none(), "no desired state");
     }
 
     #[test]
@@ -195,7 +297,7 @@ mod tests {
         // A person whose title and name changed, not exported yet: most of it, but small.
         let desired = attrs(&[("displayName", &["Ada King"]), ("title", &["Countess"]), ("mail", &["ada@example.org"])]);
         let held = attrs(&[("displayName", &["Ada Lovelace"]), ("title", &["Analyst"]), ("mail", &["ada@example.org"])]);
-        let p = super::of(&desired, &held, &attrs_to_json(&held)).expect("small");
+        let p = super::of(&desired, &held, || attrs_to_json(&held).len()).expect("small");
         assert_eq!(decoded(&p), attrs(&[("displayName", &["Ada Lovelace"]), ("title", &["Analyst"])]));
         // A group whose members all differ: a patch nearly the size of the whole, compressed
         // better whole.
@@ -203,6 +305,6 @@ mod tests {
         let refs: Vec<&str> = members.iter().map(String::as_str).collect();
         let desired = attrs(&[("members", &["x"]), ("cn", &["staff"])]);
         let held = attrs(&[("members", &refs), ("cn", &["staff"])]);
-        assert!(super::of(&desired, &held, &attrs_to_json(&held)).is_none(), "large and most of the whole");
+        assert!(super::of(&desired, &held, || attrs_to_json(&held).len()).is_none(), "large and most of the whole");
     }
 }
