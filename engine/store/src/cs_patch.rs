@@ -63,7 +63,7 @@ struct Same {
     count: usize,
     /// A lower bound of their JSON's length: each at least its name, quotes, colon and
     /// brackets, and each value its quotes and its text (escaping only lengthens; 7 for a
-    /// binary value or a reference, whose JSON is longer), a comma between two values.
+    /// binary value or a reference, whose JSON is at least 9 bytes), a comma between two values.
     least_len: usize,
 }
 
