@@ -744,8 +744,8 @@ fn persist_flows(
         Ran::Done { contributions, dangling, reference_errors } => {
             let changed = match o.mv_id {
                 Some(_) => match stored {
-                    Some(stored) => precedence::apply_to(ctx.tx, &mut mv_obj, stored?, o.id, &contributions)?,
-                    None => precedence::apply(ctx.tx, &mut mv_obj, o.id, &contributions)?,
+                    Some(stored) => precedence::apply_to(ctx.tx, &mut mv_obj, stored?, o.id, contributions)?,
+                    None => precedence::apply(ctx.tx, &mut mv_obj, o.id, contributions)?,
                 },
                 None => {
                     let (m, attrs) = precedence::project(ctx.tx, &mv_obj.object_type, o.id, contributions)?;

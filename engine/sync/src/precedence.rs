@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) type Contributions = BTreeMap<(String, String), (i64, Vec<Value>)>;
 
 /// Replaces what `cs_id` contributes to `mv_obj` by `new`, and recomputes the touched winners.
-/// Returns the attributes whose winning values changed.
-pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: &Contributions) -> Result<Vec<String>> {
+/// Returns the attributes whose winning values changed. (`new` is taken: its values move into
+/// the stored contributions.)
+pub(crate) fn apply(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64, new: Contributions) -> Result<Vec<String>> {
     let stored = tx.mv_contributions(mv_obj.id)?;
     apply_to(tx, mv_obj, stored, cs_id, new)
 }
@@ -22,13 +23,13 @@ pub(crate) fn apply_to(
     mv_obj: &mut MvObject,
     stored: Vec<Contribution>,
     cs_id: i64,
-    new: &Contributions,
+    new: Contributions,
 ) -> Result<Vec<String>> {
     // Every contribution to the object, read once: this object's are the old ones, the
     // others' compete with the new ones for the touched attributes, and are written back
     // with them (the object's row is written once).
     let (old, mut all): (Vec<Contribution>, Vec<Contribution>) = stored.into_iter().partition(|k| k.cs_id == cs_id);
-    let touched = touched(&old, new);
+    let touched = touched(&old, &new);
     if touched.is_empty() {
         return Ok(Vec::new());
     }
@@ -46,6 +47,15 @@ pub(crate) fn apply_to(
 fn touched(old: &[Contribution], new: &Contributions) -> BTreeSet<String> {
     let old_by: FastMap<(&str, &str), &Contribution> = old.iter().map(|k| ((k.attr.as_str(), k.rule.as_str()), k)).collect();
     let mut touched = BTreeSet::new();
+    // A damaged store may hold two contributions of one rule to one attribute: that attribute
+    // is touched, so its contributions are written again, once each.
+    if old_by.len() < old.len() {
+        for k in old {
+            if old_by.get(&(k.attr.as_str(), k.rule.as_str())).is_some_and(|kept| !std::ptr::eq(*kept, k)) {
+                touched.insert(k.attr.clone());
+            }
+        }
+    }
     let mut met = 0;
     for ((attr, rule), (p, values)) in new {
         match old_by.get(&(attr.as_str(), rule.as_str())) {
@@ -60,21 +70,10 @@ fn touched(old: &[Contribution], new: &Contributions) -> BTreeSet<String> {
             }
         }
     }
-    // A damaged store may hold two contributions of one rule to one attribute: that attribute
-    // is touched, so its contributions are written again, once each.
-    if old_by.len() < old.len() {
-        for k in old {
-            if old_by.get(&(k.attr.as_str(), k.rule.as_str())).is_some_and(|kept| !std::ptr::eq(*kept, k)) {
-                touched.insert(k.attr.clone());
-            }
-        }
-    }
-    // Some of what it contributed it no longer does: those attributes.
+    // Some of what it contributed it no longer does (rare: looked for one by one).
     if met < old_by.len() {
-        for k in old {
-            if !new.contains_key(&(k.attr.clone(), k.rule.clone())) {
-                touched.insert(k.attr.clone());
-            }
+        for k in old.iter().filter(|k| !new.keys().any(|(a, r)| *a == k.attr && *r == k.rule)) {
+            touched.insert(k.attr.clone());
         }
     }
     touched
@@ -82,33 +81,23 @@ fn touched(old: &[Contribution], new: &Contributions) -> BTreeSet<String> {
 
 /// A metaverse object of `object_type` projected by `cs_id`, which contributes `new`: made with
 /// its winning attributes in one write, as [`apply`] would make them in an empty object.
-/// Returns its id and the attributes it has. (`new` is taken: its values move into the
-/// contributions, and are copied once, into the winners.)
+/// Returns its id and the attributes it has. (Its values are copied once, into the winners.)
 pub(crate) fn project(tx: &dyn WriteOps, object_type: &str, cs_id: i64, new: Contributions) -> Result<(i64, Vec<String>)> {
-    let all: Vec<Contribution> =
-        new.into_iter().map(|((attr, rule), (precedence, values))| Contribution { attr, cs_id, rule, precedence, values }).collect();
+    let all = listed(cs_id, new);
     let attrs: BTreeMap<String, MvAttr> =
         winners(&all).into_iter().filter(|(_, k)| !k.values.is_empty()).map(|(a, k)| (a.to_string(), won(k))).collect();
     let id = tx.mv_project(object_type, &attrs, &all)?;
     Ok((id, attrs.into_keys().collect()))
 }
 
-/// `new` as `cs_id`'s list of contributions.
-fn listed(cs_id: i64, new: &Contributions) -> Vec<Contribution> {
-    new.iter()
-        .map(|((attr, rule), (p, values))| Contribution {
-            attr: attr.clone(),
-            cs_id,
-            rule: rule.clone(),
-            precedence: *p,
-            values: values.clone(),
-        })
-        .collect()
+/// `new` as `cs_id`'s list of contributions (moved, not copied).
+fn listed(cs_id: i64, new: Contributions) -> Vec<Contribution> {
+    new.into_iter().map(|((attr, rule), (precedence, values))| Contribution { attr, cs_id, rule, precedence, values }).collect()
 }
 
 /// Removes every contribution of `cs_id` (it left scope, was disconnected or deleted).
 pub(crate) fn remove_all(tx: &dyn WriteOps, mv_obj: &mut MvObject, cs_id: i64) -> Result<Vec<String>> {
-    apply(tx, mv_obj, cs_id, &Contributions::new())
+    apply(tx, mv_obj, cs_id, Contributions::new())
 }
 
 /// The order contributions rank in: precedence, then rule name, then connector-space object.
@@ -171,7 +160,7 @@ mod tests {
     }
 
     fn with(attr: &str, rule: &str, precedence: i64, value: &str) -> Contribution {
-        Contribution { attr: attr.into(), cs_id: 1, rule: rule.into(), precedence, values: vec![Value::from(value)] }
+        Contribution { values: vec![Value::from(value)], ..k(attr, rule, precedence, 1) }
     }
 
     #[test]

@@ -171,7 +171,7 @@ fn resolve_one(ctx: &mut Ctx, connector: &str, w: Object) -> Result<()> {
         let (k, v) = g.contribution(rules);
         contributions.insert(k, v);
     }
-    if !precedence::apply_to(ctx.tx, &mut mv_obj, stored?, w.cs_id, &contributions)?.is_empty() {
+    if !precedence::apply_to(ctx.tx, &mut mv_obj, stored?, w.cs_id, contributions)?.is_empty() {
         ctx.stats.metaverse_updated += 1;
     }
     ctx.tx.cs_set_dangling(w.cs_id, &dangling)?;
