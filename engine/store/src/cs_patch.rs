@@ -46,7 +46,7 @@ pub(crate) fn of(desired: &Attrs, attrs: &Attrs, whole_len: impl FnOnce() -> usi
     }
     let json = attrs_to_json(&patch);
     let worth = |whole: usize| json.len() * 2 < whole || (json.len() <= SMALL && json.len() < whole);
-    let least = least_whole(&same, attrs.len() - same.count, &removed, json.len());
+    let least = least_whole(&same, patch.is_empty(), &removed, json.len());
     debug_assert!(least <= attrs_to_json(attrs).len(), "a lower bound of the whole's length");
     if !worth(least) && !worth(whole_len()) {
         return None;
@@ -76,11 +76,11 @@ impl Same {
 }
 
 /// A lower bound of the length of an object's JSON, given its patch's (`patch_len`: the
-/// `differing` attributes, as the whole writes them, and `removed`, each as `"name":[]`). The
-/// whole is the patch without what is removed, with the attributes that are the `same`, a
-/// comma before each.
-fn least_whole(same: &Same, differing: usize, removed: &Attrs, patch_len: usize) -> usize {
-    if differing + removed.len() == 0 {
+/// attributes that differ, as the whole writes them, and those `removed`, each as
+/// `"name":[]`; `empty`: there are none). The whole is the patch without what is removed, with
+/// the attributes that are the `same`, a comma before each.
+fn least_whole(same: &Same, empty: bool, removed: &Attrs, patch_len: usize) -> usize {
+    if empty {
         // The patch is `{}`: the whole is only what did not change.
         return 2 + same.least_len + same.count.saturating_sub(1);
     }
