@@ -29,7 +29,16 @@ ALTER TABLE mv_object DROP COLUMN contrib;
 UPDATE meta SET value = '7' WHERE key = 'schema_version';
 COMMIT;";
 
-/// The metaverse as the previous release (schema 11) made it: what import of each object sync
+/// The metaverse as the previous release (schema 12) made it: connector-space objects indexed
+/// by DN with their presence, every object (one without a DN too), and by presence nowhere else.
+const BACK_TO_SCHEMA_12: &str = "BEGIN;
+DROP INDEX cs_by_dn;
+DROP INDEX cs_present;
+CREATE INDEX cs_by_dn ON cs_object(connector, dn_norm, present);
+UPDATE meta SET value = '12' WHERE key = 'schema_version';
+COMMIT;";
+
+/// The metaverse as the release before (schema 11) made it: what import of each object sync
 /// has not looked at yet in a column of the object's row, with an index of its own.
 const BACK_TO_SCHEMA_11: &str = "BEGIN;
 ALTER TABLE cs_object ADD COLUMN pending_import TEXT;
@@ -171,11 +180,19 @@ fn full_sync_changes_nothing(e: &Env, cloud: &str) {
 fn opened_with_nothing_to_change(e: &Env) {
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("No changes"), "{plan}");
-    assert_eq!(sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'"), "12");
+    assert_eq!(sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'"), "13");
 }
 
-/// Schema 11 from this release's metaverse (once: the ways further back are taken in steps).
+/// Schema 12 from this release's metaverse (once: the ways further back are taken in steps).
+fn back_to_schema_12(e: &Env) {
+    if sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'") == "13" {
+        sqlite(e, BACK_TO_SCHEMA_12);
+    }
+}
+
+/// Schema 11 from this release's metaverse (once).
 fn back_to_schema_11(e: &Env) {
+    back_to_schema_12(e);
     if sqlite(e, "SELECT value FROM meta WHERE key = 'schema_version'") == "12" {
         sqlite(e, BACK_TO_SCHEMA_11);
     }
@@ -226,6 +243,43 @@ fn indexes(e: &Env) -> String {
 }
 
 #[test]
+fn a_schema_12_metaverse_is_migrated_in_place_and_finds_deletions_by_presence() {
+    let e = Env::quickstart();
+    e.ok(&["apply"], 0);
+    let cloud = e.read("out/cloud.json");
+    let now = indexes(&e);
+    assert!(now.contains("cs_by_dn") && now.contains("cs_present"), "{now}");
+    let by_dn = "SELECT COUNT(*) FROM cs_object INDEXED BY cs_by_dn WHERE dn_norm IS NOT NULL";
+    let with_dn = sqlite(&e, by_dn);
+    assert_eq!(with_dn, sqlite(&e, "SELECT COUNT(*) FROM cs_object WHERE connector = 'corp'"), "the file target's objects have no DN");
+    let rows = "SELECT group_concat(id || ' ' || connector || ' ' || present || ' ' || ifnull(mv_id, '-'), '|') FROM cs_object";
+    let before = sqlite(&e, rows);
+    let made = "SELECT group_concat(sql, '|') FROM sqlite_master WHERE name IN ('cs_by_dn', 'cs_present')";
+    let as_made = sqlite(&e, made);
+    back_to_schema_12(&e);
+    assert!(!indexes(&e).contains("cs_present"), "{}", indexes(&e));
+
+    opened_with_nothing_to_change(&e);
+    assert_eq!(indexes(&e), now, "the old index replaced, the new one made, nothing else");
+    assert_eq!(sqlite(&e, made), as_made, "the index by DN made again as this release makes it");
+    assert_eq!(sqlite(&e, rows), before, "migrated, not rebuilt");
+    assert_eq!(sqlite(&e, by_dn), with_dn);
+    let present = "SELECT COUNT(*) FROM cs_object INDEXED BY cs_present WHERE connector = ?1 AND present = 1";
+    assert_eq!(sqlite(&e, &present.replace("?1", "'cloud'")), "1025", "every exported object");
+    full_sync_changes_nothing(&e, &cloud);
+    // A person gone from the directory: the full import finds them by presence, and the target
+    // loses them, no one else.
+    let ldif = e.read("corp.ldif");
+    let start = ldif.find("dn: uid=u000002,").expect("a third person");
+    let end = start + ldif[start..].find("\n\n").expect("its end") + 2;
+    e.write("corp.ldif", &format!("{}{}", &ldif[..start], &ldif[end..]));
+    let out = e.ok(&["apply"], 0).stdout;
+    assert!(out.contains("1 deleted"), "{out}");
+    assert_eq!(sqlite(&e, &present.replace("?1", "'cloud'")), "1024");
+    assert_eq!(sqlite(&e, &present.replace("?1", "'corp'")), (with_dn.parse::<i64>().expect("count") - 1).to_string());
+}
+
+#[test]
 fn a_schema_11_metaverse_is_migrated_in_place_keeping_what_sync_has_not_looked_at() {
     let e = Env::quickstart();
     e.ok(&["apply"], 0);
@@ -255,7 +309,7 @@ fn a_schema_11_metaverse_is_migrated_in_place_keeping_what_sync_has_not_looked_a
 
     let plan = e.ok(&["plan"], 0).stdout;
     assert!(plan.contains("Chief Consultant") && plan.contains("delete"), "the plan shows the change and the deletion: {plan}");
-    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "12");
+    assert_eq!(sqlite(&e, "SELECT value FROM meta WHERE key = 'schema_version'"), "13");
     assert_eq!(sqlite(&e, pending), before, "the same imports pending, in their table");
     assert!(!indexes(&e).contains("cs_pending_import"), "{}", indexes(&e));
     let columns = sqlite(&e, "SELECT group_concat(name) FROM pragma_table_info('cs_object')");

@@ -117,6 +117,7 @@ mod tests {
             // Back to what schema 6 wrote.
             let tx = store.write().expect("write");
             crate::ops::on(&tx, |c| {
+                c.execute_batch(crate::schema::BACK_TO_SCHEMA_12)?;
                 c.execute_batch(crate::schema::BACK_TO_SCHEMA_11)?;
                 c.execute_batch(crate::schema::BACK_TO_SCHEMA_7)?;
                 c.execute_batch(

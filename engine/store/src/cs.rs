@@ -928,8 +928,12 @@ fn ids(c: &Connection, sql_where: &str, p: impl rusqlite::Params) -> Result<Vec<
     Ok(ids)
 }
 
+/// A connector's objects, present or not, are those with an anchor and those without: read
+/// from the two indexes (no one index holds all of them).
+const OF_CONNECTOR: &str = "(connector=?1 AND anchor IS NOT NULL) OR (connector=?1 AND anchor IS NULL)";
+
 pub(crate) fn of_connector(c: &Db, connector: &str) -> Result<Vec<CsObject>> {
-    load(c, "connector=?1", [connector])
+    load(c, OF_CONNECTOR, [connector])
 }
 
 pub(crate) fn present_ids(c: &Connection, connector: &str) -> Result<Vec<i64>> {
@@ -959,7 +963,10 @@ pub(crate) fn pending_exports(c: &Connection) -> Result<std::collections::BTreeM
 }
 
 pub(crate) fn count_pending_deletes(c: &Connection, connector: &str) -> Result<i64> {
-    c.prepare_cached("SELECT count(*) FROM cs_object WHERE connector=?1 AND pending_export=1 AND export_state='delete' AND present=1")?
+    // Else SQLite reads every present object's row (cs_present) instead of the few pending.
+    c.prepare_cached(
+        "SELECT count(*) FROM cs_object INDEXED BY cs_pending_export WHERE connector=?1 AND pending_export=1 AND export_state='delete' AND present=1",
+    )?
         .query_row([connector], |r| r.get(0))
 }
 
@@ -992,7 +999,7 @@ pub(crate) fn has_linked(c: &Connection, connector: &str) -> Result<bool> {
 }
 
 pub(crate) fn has_any(c: &Connection, connector: &str) -> Result<bool> {
-    c.query_row("SELECT EXISTS(SELECT 1 FROM cs_object WHERE connector=?1)", [connector], |r| r.get(0))
+    c.query_row(&format!("SELECT EXISTS(SELECT 1 FROM cs_object WHERE {OF_CONNECTOR})"), [connector], |r| r.get(0))
 }
 
 pub(crate) fn ids_pending_import(c: &Connection) -> Result<Vec<i64>> {
@@ -1298,6 +1305,46 @@ mod tests {
             let plan: String =
                 crate::ops::on(&tx, |c| c.query_row(&format!("EXPLAIN QUERY PLAN {sql}"), ["cloud"], |r| r.get(3))).expect("plan");
             assert!(plan.contains(index), "{sql}: {plan}");
+        }
+    }
+
+    /// A connector's objects with and without a DN, anchor or presence are each listed and
+    /// counted where they should be, and from the indexes (none of these reads every row).
+    #[test]
+    fn a_connectors_objects_and_those_present_are_read_from_the_indexes() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let mut present = Vec::new();
+        for i in 0..8 {
+            let mut o = CsObject::new(["cloud", "corp"][i % 2], "user");
+            o.anchor = (i % 3 != 0).then(|| format!("a{i}"));
+            o.dn = (i % 4 < 2).then(|| format!("uid=u{i},dc=x"));
+            o.present = i % 5 != 0;
+            // Pending deletes: one present (counted), one not there any more.
+            o.export_state = (i == 1 || i == 5).then_some(super::ExportState::Delete);
+            o.pending_export = o.export_state.is_some();
+            let id = tx.cs_save(&o).expect("saved");
+            if o.present && o.connector == "corp" {
+                present.push(id);
+            }
+        }
+        assert_eq!(tx.cs_present_ids("corp").expect("ids"), present);
+        assert_eq!(tx.cs_count_present("corp").expect("count"), 3);
+        assert_eq!(tx.cs_count_present_up_to("corp", 2).expect("count"), 2);
+        assert_eq!(tx.cs_count_pending_deletes("corp").expect("count"), 1, "object 1; object 5 is gone");
+        assert_eq!(tx.cs_of_connector("corp").expect("all").len(), 4, "present or not, with an anchor or not");
+        assert!(tx.cs_has_any("corp").expect("any") && !tx.cs_has_any("hr").expect("any"));
+        let plans = [
+            ("SELECT id FROM cs_object WHERE connector=?1 AND present=1", "COVERING INDEX cs_present "),
+            ("SELECT count(*) FROM cs_object WHERE connector=?1 AND present=1", "COVERING INDEX cs_present "),
+            (&format!("SELECT id FROM cs_object WHERE {}", super::OF_CONNECTOR), "MULTI-INDEX OR"),
+            ("SELECT id, present FROM cs_object WHERE connector=?1 AND dn_norm='uid=u1,dc=x'", "INDEX cs_by_dn "),
+        ];
+        for (sql, index) in plans {
+            let plan: Vec<String> =
+                crate::ops::on(&tx, |c| c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?.query_map(["corp"], |r| r.get(3))?.collect())
+                    .expect("plan");
+            assert!(plan.iter().any(|p| p.contains(index)) && !plan.iter().any(|p| p.starts_with("SCAN")), "{sql}: {plan:?}");
         }
     }
 

@@ -411,6 +411,7 @@ mod tests {
         // Back to schema 7: a row per object and source, compressed with the same dictionary.
         let tx = store.write().expect("write");
         crate::ops::on(&tx, |c| {
+            c.execute_batch(crate::schema::BACK_TO_SCHEMA_12)?;
             c.execute_batch(crate::schema::BACK_TO_SCHEMA_11)?;
             c.execute_batch("CREATE TABLE mv_contrib (mv_id INTEGER NOT NULL, cs_id INTEGER NOT NULL, items TEXT NOT NULL, PRIMARY KEY (mv_id, cs_id)) WITHOUT ROWID;")?;
             let rows: Vec<(i64, Vec<u8>, bool)> = c

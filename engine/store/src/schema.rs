@@ -1,7 +1,7 @@
 //! The schema of the metaverse database, created on first open and checked on every open.
 use rusqlite::{Connection, OptionalExtension};
 
-pub(crate) const SCHEMA_VERSION: i64 = 12;
+pub(crate) const SCHEMA_VERSION: i64 = 13;
 
 /// The pages SQLite keeps in memory for a connection, in KiB (64 MiB).
 pub(crate) const CACHE_KIB: i64 = 64 * 1024;
@@ -48,10 +48,16 @@ CREATE TABLE IF NOT EXISTS cs_object (
     desired TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS cs_anchor ON cs_object(connector, anchor) WHERE anchor IS NOT NULL;
--- By DN, with presence: a connector's objects (and those present) are listed and counted from
--- it alone. Not with links and export states: a sync links every object it projects or joins,
--- and an entry with them was rewritten each time (references by DN read the row: cs.rs).
-CREATE INDEX IF NOT EXISTS cs_by_dn ON cs_object(connector, dn_norm, present);
+-- By DN, of the objects that have one. Not with links and export states: a sync links every
+-- object it projects or joins, and an entry with them was rewritten each time (references by
+-- DN read the row: cs.rs). Not with presence either (cs_present), and not of objects without a
+-- DN: an export that made an object (present 0 to 1) rewrote its entry here, and a sync that
+-- provisioned one to a target without DNs (a file, SCIM) inserted an entry no lookup reads.
+CREATE INDEX IF NOT EXISTS cs_by_dn ON cs_object(connector, dn_norm) WHERE dn_norm IS NOT NULL;
+-- The objects present in their directory, by connector: listed and counted from it alone (the
+-- deletions of a full import, the deletion threshold). A connector's objects, present or not,
+-- are read from cs_anchor and cs_anchorless together (cs.rs of_connector).
+CREATE INDEX IF NOT EXISTS cs_present ON cs_object(connector) WHERE present = 1;
 -- By metaverse object, with where each object stands (cs.rs LinkState): outbound sync reads
 -- its targets' states from it alone, without reading their rows.
 CREATE INDEX IF NOT EXISTS cs_mv_state ON cs_object(mv_id, connector, present, link, export_state) WHERE mv_id IS NOT NULL;
@@ -244,6 +250,13 @@ const MIGRATIONS: &[(i64, &str, Option<Fill>)] = &[
          ALTER TABLE cs_object DROP COLUMN pending_import;",
         None,
     ),
+    // The index by DN of objects with a DN only and without presence, and presence in an index
+    // of its own (cs_present): an export that makes an object, or a sync that provisions one to
+    // a target without DNs, writes one index entry less. The old index goes; the new ones are
+    // SCHEMA's, made by init() right after (and on every open). An older idflow, which would
+    // look for a connector's objects in an index that no longer holds all of them, is refused
+    // by the version.
+    (13, "DROP INDEX IF EXISTS cs_by_dn;", None),
 ];
 
 /// What every connection is set to, whether it writes or only reads.
@@ -330,8 +343,17 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
     Ok(())
 }
 
+/// A schema 13 database as schema 12 kept it (test set-up): the index by DN of every object,
+/// with presence, and none of presence alone. Each way back further starts with it.
+#[cfg(test)]
+pub(crate) const BACK_TO_SCHEMA_12: &str = "DROP INDEX cs_by_dn;
+     DROP INDEX cs_present;
+     CREATE INDEX cs_by_dn ON cs_object(connector, dn_norm, present);
+     UPDATE meta SET value = '12' WHERE key = 'schema_version';";
+
 /// A schema 12 database as schema 11 kept it (test set-up): the pending import in a column of
-/// the object's row, with its index. Each way back further starts with it.
+/// the object's row, with its index. Each way back further starts with it (after
+/// [`BACK_TO_SCHEMA_12`]).
 #[cfg(test)]
 pub(crate) const BACK_TO_SCHEMA_11: &str = "ALTER TABLE cs_object ADD COLUMN pending_import TEXT;
      UPDATE cs_object SET pending_import = (SELECT kind FROM cs_pending WHERE cs_id = cs_object.id);
