@@ -182,4 +182,25 @@ mod tests {
         tx.cs_save(&object("corp", "E1")).expect("saved");
         assert!(tx.cs_save(&object("corp", "E1")).is_err(), "the index refuses a twin at once");
     }
+
+    /// An import that went without the index makes it as it ends: the stages after it in the
+    /// same transaction (a plan's) read a connector's objects through it, not the whole table.
+    #[test]
+    fn the_index_is_made_when_the_import_ends_before_the_commit() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        assert!(tx.cs_index_anchors_at_commit().expect("dropped"));
+        let id = tx.cs_save(&object("corp", "E1")).expect("saved");
+        tx.cs_index_anchors_now().expect("made");
+        let plan: String = crate::ops::on(&tx, |c| {
+            c.query_row("EXPLAIN QUERY PLAN SELECT id FROM cs_object WHERE connector='corp' AND anchor IS NOT NULL", [], |r| r.get(3))
+        })
+        .expect("plan");
+        assert!(plan.contains("cs_anchor"), "{plan}");
+        assert_eq!(tx.cs_id_by_anchor("corp", "E1").expect("read"), Some(id));
+        assert!(tx.cs_save(&object("corp", "E1")).is_err(), "the index refuses a twin at once");
+        tx.cs_index_anchors_now().expect("made once, then nothing to do");
+        drop(tx);
+        assert!(has_index(&store), "rolled back");
+    }
 }

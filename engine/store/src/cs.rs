@@ -104,8 +104,8 @@ pub struct CsLinks {
     pub link: Option<Link>,
 }
 
-/// Where an object stands toward the metaverse: what resolving a reference needs, read from an
-/// index alone (by DN, by metaverse object), never from the object's row.
+/// Where an object stands toward the metaverse: what resolving a reference needs, read by
+/// metaverse object from an index alone, by DN from the index and the row (not its attributes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkState {
     pub id: i64,
@@ -211,7 +211,7 @@ pub(crate) fn links(c: &Connection, id: i64) -> Result<Option<CsLinks>> {
 }
 
 pub(crate) fn links_of(c: &Connection, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
-    links_where(c, "connector=?1", connector, each)
+    links_where(c, OF_CONNECTOR, connector, each)
 }
 
 /// Each object of `connector`, by id, with its anchor (none for one without), read from the
@@ -328,8 +328,8 @@ pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option
 
 /// What outbound sync decided for a target object: its desired state, export state, whether
 /// an export is pending, its error (or none). Only those columns are written, and the export
-/// state only when it is not `was` (the indexes by DN and by metaverse object hold it: an
-/// update that sets it rewrites their entries, changed or not). Attributes kept as "the same
+/// state only when it is not `was` (the index by metaverse object holds it: an update that
+/// sets it rewrites its entry, changed or not). Attributes kept as "the same
 /// as desired" ([`SAME_AS_DESIRED`]) take the desired state they were the same as, when it
 /// changes (the same value packs to the same bytes); those kept as a patch of it
 /// (cs_patch.rs) are kept against the new one.
@@ -962,12 +962,14 @@ pub(crate) fn pending_exports(c: &Connection) -> Result<std::collections::BTreeM
     rows.collect()
 }
 
+/// Named: in a database migrated from schema 12, where `cs_present` was made after
+/// `cs_pending_export`, SQLite took it and read every present object's row instead of the few
+/// pending.
+const COUNT_PENDING_DELETES: &str =
+    "SELECT count(*) FROM cs_object INDEXED BY cs_pending_export WHERE connector=?1 AND pending_export=1 AND export_state='delete' AND present=1";
+
 pub(crate) fn count_pending_deletes(c: &Connection, connector: &str) -> Result<i64> {
-    // Else SQLite reads every present object's row (cs_present) instead of the few pending.
-    c.prepare_cached(
-        "SELECT count(*) FROM cs_object INDEXED BY cs_pending_export WHERE connector=?1 AND pending_export=1 AND export_state='delete' AND present=1",
-    )?
-        .query_row([connector], |r| r.get(0))
+    c.prepare_cached(COUNT_PENDING_DELETES)?.query_row([connector], |r| r.get(0))
 }
 
 pub(crate) fn count_present(c: &Connection, connector: &str) -> Result<i64> {
@@ -1309,7 +1311,9 @@ mod tests {
     }
 
     /// A connector's objects with and without a DN, anchor or presence are each listed and
-    /// counted where they should be, and from the indexes (none of these reads every row).
+    /// counted where they should be, and the statements that do it read the indexes, not every
+    /// row (as in a database migrated from schema 12 too, where `cs_present` is the newest
+    /// index).
     #[test]
     fn a_connectors_objects_and_those_present_are_read_from_the_indexes() {
         let store = Store::in_memory().expect("store");
@@ -1333,18 +1337,34 @@ mod tests {
         assert_eq!(tx.cs_count_present_up_to("corp", 2).expect("count"), 2);
         assert_eq!(tx.cs_count_pending_deletes("corp").expect("count"), 1, "object 1; object 5 is gone");
         assert_eq!(tx.cs_of_connector("corp").expect("all").len(), 4, "present or not, with an anchor or not");
+        let mut links = 0;
+        tx.cs_links_of("corp", &mut |_| links += 1).expect("links");
+        assert_eq!(links, 4);
         assert!(tx.cs_has_any("corp").expect("any") && !tx.cs_has_any("hr").expect("any"));
+        crate::ops::on(&tx, |c| {
+            c.execute_batch("DROP INDEX cs_present; CREATE INDEX cs_present ON cs_object(connector) WHERE present = 1")
+        })
+        .expect("made last");
+        let of_connector = super::OF_CONNECTOR;
         let plans = [
-            ("SELECT id FROM cs_object WHERE connector=?1 AND present=1", "COVERING INDEX cs_present "),
-            ("SELECT count(*) FROM cs_object WHERE connector=?1 AND present=1", "COVERING INDEX cs_present "),
-            (&format!("SELECT id FROM cs_object WHERE {}", super::OF_CONNECTOR), "MULTI-INDEX OR"),
-            ("SELECT id, present FROM cs_object WHERE connector=?1 AND dn_norm='uid=u1,dc=x'", "INDEX cs_by_dn "),
+            ("SELECT id FROM cs_object WHERE connector=?1 AND present=1".to_string(), "COVERING INDEX cs_present "),
+            ("SELECT count(*) FROM cs_object WHERE connector=?1 AND present=1".to_string(), "COVERING INDEX cs_present "),
+            (format!("SELECT {} FROM cs_object WHERE {of_connector} ORDER BY id", super::COLS), "MULTI-INDEX OR"),
+            (format!("SELECT {} FROM cs_object WHERE {of_connector}", super::LINK_COLS), "MULTI-INDEX OR"),
+            (format!("SELECT EXISTS(SELECT 1 FROM cs_object WHERE {of_connector})"), "MULTI-INDEX OR"),
+            (super::COUNT_PENDING_DELETES.to_string(), "INDEX cs_pending_export "),
+            (format!("SELECT {} FROM cs_object WHERE connector=?1 AND dn_norm=?2", super::STATE_COLS), "INDEX cs_by_dn "),
+            (
+                format!("SELECT {} FROM cs_object WHERE connector=?1 AND dn_norm=?2 ORDER BY present DESC, id LIMIT 1", super::COLS),
+                "INDEX cs_by_dn ",
+            ),
         ];
         for (sql, index) in plans {
+            let p = rusqlite::params_from_iter(["corp", "uid=u1,dc=x"].into_iter().take(sql.matches("?2").count() + 1));
             let plan: Vec<String> =
-                crate::ops::on(&tx, |c| c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?.query_map(["corp"], |r| r.get(3))?.collect())
+                crate::ops::on(&tx, |c| c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?.query_map(p, |r| r.get(3))?.collect())
                     .expect("plan");
-            assert!(plan.iter().any(|p| p.contains(index)) && !plan.iter().any(|p| p.starts_with("SCAN")), "{sql}: {plan:?}");
+            assert!(plan.iter().any(|p| p.contains(index)) && !plan.iter().any(|p| p.starts_with("SCAN cs_object")), "{sql}: {plan:?}");
         }
     }
 

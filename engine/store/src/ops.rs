@@ -65,7 +65,8 @@ pub trait ReadOps {
     /// [`ReadOps::cs_links`] of every object of a connector with a pending export, by id, one
     /// at a time (none held).
     fn cs_pending_export_links(&self, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()>;
-    /// Where [`ReadOps::cs_by_dn`]'s objects stand (cheap: one index read).
+    /// Where [`ReadOps::cs_by_dn`]'s objects stand (cheap: the index by DN and their rows, not
+    /// their attributes).
     fn cs_states_by_dn(&self, connector: &str, dn: &str) -> Result<Vec<LinkState>>;
     /// The DNs (normalized) that more than one object of a connector has (normally none; a
     /// rename in flight can make one). Reads the connector's whole DN index.
@@ -186,6 +187,10 @@ pub trait WriteOps: ReadOps {
     /// transaction commits, rather than entry by entry as objects arrive (lookups by anchor
     /// still find every object written). Whether it is so (`false`: objects are kept already).
     fn cs_index_anchors_at_commit(&self) -> Result<bool>;
+    /// The index by anchor [`WriteOps::cs_index_anchors_at_commit`] left out made now, if it
+    /// is (an import that dropped it ends: later stages of the transaction list a connector's
+    /// objects through it).
+    fn cs_index_anchors_now(&self) -> Result<()>;
     /// Writes only an object's link (what [`WriteOps::cs_save`] would, for these columns).
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()>;
     /// Writes only what outbound sync decides for a target object: `desired`, `desired_dn`,
@@ -722,6 +727,9 @@ impl WriteOps for WriteTxn<'_> {
     }
     fn cs_index_anchors_at_commit(&self) -> Result<bool> {
         on(self, |c| c.anchors.start(c))
+    }
+    fn cs_index_anchors_now(&self) -> Result<()> {
+        on(self, |c| c.anchors.finish(c))
     }
     fn cs_save_read(&self, o: &CsObject, attrs_json: String) -> Result<i64> {
         debug_assert!(

@@ -54,9 +54,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS cs_anchor ON cs_object(connector, anchor) WHER
 -- DN: an export that made an object (present 0 to 1) rewrote its entry here, and a sync that
 -- provisioned one to a target without DNs (a file, SCIM) inserted an entry no lookup reads.
 CREATE INDEX IF NOT EXISTS cs_by_dn ON cs_object(connector, dn_norm) WHERE dn_norm IS NOT NULL;
--- The objects present in their directory, by connector: listed and counted from it alone (the
--- deletions of a full import, the deletion threshold). A connector's objects, present or not,
--- are read from cs_anchor and cs_anchorless together (cs.rs of_connector).
+-- The objects present in their directory, by connector: listed and counted from it alone (what
+-- a full import did not read, an empty read's check, how many a preload would hold). A
+-- connector's objects, present or not, are read from cs_anchor and cs_anchorless together
+-- (cs.rs OF_CONNECTOR); an import that went without cs_anchor makes it as it ends
+-- (anchors_later.rs).
 CREATE INDEX IF NOT EXISTS cs_present ON cs_object(connector) WHERE present = 1;
 -- By metaverse object, with where each object stands (cs.rs LinkState): outbound sync reads
 -- its targets' states from it alone, without reading their rows.

@@ -627,6 +627,23 @@ pub(crate) fn import(
     secret: &HashSet<String>,
     observer: &dyn Observer,
 ) -> Result<(ImportStats, Vec<ObjectError>)> {
+    let done = import_into(tx, connector, rules, mode, allow_empty, secret, observer)?;
+    // The index by anchor a first import went without is made now rather than at the commit:
+    // what comes after it in the same transaction (a plan's other imports, its sync) reads a
+    // connector's objects through it.
+    tx.cs_index_anchors_now()?;
+    Ok(done)
+}
+
+fn import_into(
+    tx: &dyn WriteOps,
+    connector: &mut dyn Connector,
+    rules: &RuleSet,
+    mode: Mode,
+    allow_empty: bool,
+    secret: &HashSet<String>,
+    observer: &dyn Observer,
+) -> Result<(ImportStats, Vec<ObjectError>)> {
     let name = connector.name().to_string();
     let _step = observer::start(observer, Step::Import(&name), None);
     let mut sink = Sink {
@@ -656,7 +673,7 @@ pub(crate) fn import(
     sink.named = carried.any().then(FastSet::default);
     if sink.fresh.is_some() {
         // A first import into an empty database: its anchors, in no order, are indexed once
-        // as the import commits rather than one by one.
+        // as the import ends rather than one by one.
         tx.cs_index_anchors_at_commit()?;
     }
     let watermark = tx.watermark(&name)?;
