@@ -3,6 +3,7 @@
 //! instead of the server waiting for the database at every page.
 use idflow_core::connector::{DeltaChange, ImportSink, ImportedObject, ObjectKey, Prepare, PreparedObject};
 use idflow_core::{Error, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
 /// Objects read ahead of what is stored, at most (a few pages' worth).
@@ -10,6 +11,8 @@ const AHEAD: usize = 4096;
 /// Objects handed to the storing thread at a time: one hand-over per object would wake a
 /// thread per object.
 const CHUNK: usize = 256;
+/// Chunks read and not stored yet, at most.
+const QUEUED: usize = AHEAD / CHUNK;
 
 enum Item {
     Object(ImportedObject),
@@ -31,6 +34,8 @@ struct Reader<'a> {
     chunk: Vec<Item>,
     /// The storing side's work on each object, done here (ImportSink::preparer).
     prepare: Option<Box<dyn Prepare>>,
+    /// Chunks handed over and not taken yet.
+    queued: &'a AtomicUsize,
 }
 
 impl Reader<'_> {
@@ -48,6 +53,12 @@ impl Reader<'_> {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        // Half the chunks it may hold waiting or more: the storing thread lags, and this one
+        // would soon wait for it.
+        let waiting = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(p) = &mut self.prepare {
+            p.storing_behind(waiting >= QUEUED / 2);
+        }
         self.to_store.send(chunk).map_err(|_| stopped(self.connector))
     }
 }
@@ -76,11 +87,13 @@ pub(crate) fn overlapped<F>(connector: &str, sink: &mut dyn ImportSink, read: F)
 where
     F: FnOnce(&mut dyn ImportSink) -> Result<Option<String>> + Send,
 {
-    let (tx, rx) = sync_channel(AHEAD / CHUNK);
+    let (tx, rx) = sync_channel(QUEUED);
     let prepare = sink.preparer();
+    let queued = AtomicUsize::new(0);
     std::thread::scope(|s| {
+        let queued = &queued;
         let reader = s.spawn(move || {
-            let mut r = Reader { to_store: tx, connector, chunk: Vec::with_capacity(CHUNK), prepare };
+            let mut r = Reader { to_store: tx, connector, chunk: Vec::with_capacity(CHUNK), prepare, queued };
             let read = read(&mut r);
             // What was read before the end (or before a failed read) is stored too.
             let handed = r.flush();
@@ -89,6 +102,7 @@ where
         let mut failed = None;
         // Ends when the reader is done (its sender is dropped with it).
         'chunks: for chunk in rx.iter() {
+            queued.fetch_sub(1, Ordering::Relaxed);
             for item in chunk {
                 let stored = match item {
                     Item::Object(o) => sink.object(o),
@@ -147,6 +161,66 @@ mod tests {
         ImportedObject { anchor: Some(i.to_string()), dn: None, object_type: "person".into(), attrs: Attrs::new() }
     }
 
+    /// Tells the storing side each time the reader is told whether that side lags.
+    struct Paced(std::sync::mpsc::Sender<bool>);
+
+    impl Prepare for Paced {
+        fn prepare(&mut self, obj: ImportedObject) -> PreparedObject {
+            PreparedObject { obj, attrs_json: String::new(), with_attrs: true, packed: None }
+        }
+        fn storing_behind(&mut self, behind: bool) {
+            let _ = self.0.send(behind);
+        }
+    }
+
+    /// Stores its first object only once the reader was told this side lags.
+    struct Lagging {
+        paced: Option<Paced>,
+        told: std::sync::mpsc::Receiver<bool>,
+        heard: Vec<bool>,
+        stored: usize,
+    }
+
+    impl ImportSink for Lagging {
+        fn object(&mut self, _: ImportedObject) -> Result<()> {
+            Err(Error::Config("stored unprepared".into()))
+        }
+        fn change(&mut self, _: DeltaChange) -> Result<()> {
+            Ok(())
+        }
+        fn error(&mut self, _: ObjectKey, _: String) {}
+        fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
+            self.paced.take().map(|p| Box::new(p) as Box<dyn Prepare>)
+        }
+        fn prepared(&mut self, _: PreparedObject) -> Result<()> {
+            while self.stored == 0 && !self.heard.contains(&true) {
+                let told = self.told.recv_timeout(std::time::Duration::from_secs(20));
+                self.heard.push(told.map_err(|_| Error::Config(format!("never told it lags: {:?}", self.heard)))?);
+            }
+            self.stored += 1;
+            Ok(())
+        }
+    }
+
+    /// The reader is told the storing side lags once half the chunks it may hold wait (and
+    /// not before): where that side is the slower, the reader takes work off it.
+    #[test]
+    fn the_reader_is_told_when_the_storing_side_lags() {
+        let (tell, told) = std::sync::mpsc::channel();
+        let mut sink = Lagging { paced: Some(Paced(tell)), told, heard: Vec::new(), stored: 0 };
+        overlapped("corp", &mut sink, |s| {
+            for i in 0..2 * AHEAD {
+                s.object(obj(i))?;
+            }
+            Ok(None)
+        })
+        .expect("imported");
+        assert_eq!(sink.stored, 2 * AHEAD);
+        let first_true = sink.heard.iter().position(|b| *b).expect("told");
+        assert!(first_true >= QUEUED / 2 - 1, "told it lags only with half the chunks waiting: {:?}", sink.heard);
+        assert!(!sink.heard[0], "not at the first chunk");
+    }
+
     #[test]
     fn everything_read_is_stored_in_order_before_the_outcome() {
         let mut kept = Kept::default();
@@ -191,7 +265,7 @@ mod tests {
     impl Prepare for Tag {
         fn prepare(&mut self, obj: ImportedObject) -> PreparedObject {
             let here = format!("{:?}", std::thread::current().id() != self.0);
-            PreparedObject { obj, attrs_json: here, with_attrs: true }
+            PreparedObject { obj, attrs_json: here, with_attrs: true, packed: None }
         }
     }
 
@@ -235,7 +309,7 @@ mod tests {
     impl Prepare for Texted {
         fn prepare(&mut self, obj: ImportedObject) -> PreparedObject {
             let attrs_json = idflow_core::attrs_to_json(&obj.attrs);
-            PreparedObject { obj: ImportedObject { attrs: Attrs::new(), ..obj }, attrs_json, with_attrs: false }
+            PreparedObject { obj: ImportedObject { attrs: Attrs::new(), ..obj }, attrs_json, with_attrs: false, packed: None }
         }
     }
 

@@ -86,6 +86,9 @@ pub trait ImportSink {
 /// The part of storing an object that can be done on the thread that reads it.
 pub trait Prepare: Send {
     fn prepare(&mut self, obj: ImportedObject) -> PreparedObject;
+    /// Whether the thread that stores lags behind the one that reads (it had not taken what
+    /// was handed over last): work that may be done on either side is done here while it is.
+    fn storing_behind(&mut self, _behind: bool) {}
 }
 
 /// An object as its sink's [`Prepare`] made it: its attributes named as they are kept (secrets
@@ -97,6 +100,9 @@ pub struct PreparedObject {
     /// `false`: `obj.attrs` were left out where it was read (freed by the thread that made
     /// them); the sink needs only their text.
     pub with_attrs: bool,
+    /// What the sink's store keeps of `attrs_json`, when its [`Prepare`] made that too
+    /// (compressed, on the reading thread); opaque here.
+    pub packed: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -585,17 +585,30 @@ fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
     stored_attrs_of(c, &o.connector, &o.attrs, o.desired.as_ref(), None)
 }
 
-/// [`stored_attrs`] of `attrs` against `desired`; `json`: their JSON text, when made already.
-fn stored_attrs_of(c: &Db, connector: &str, attrs: &Attrs, desired: Option<&Attrs>, json: Option<String>) -> Result<SqlValue> {
+/// Attributes' JSON text made where they were read, and what a [`crate::Packer`] made of it there.
+pub(crate) type ReadText = (String, Option<Vec<u8>>);
+
+/// [`stored_attrs`] of `attrs` against `desired`; `read`: their JSON text, when made already.
+fn stored_attrs_of(c: &Db, connector: &str, attrs: &Attrs, desired: Option<&Attrs>, read: Option<ReadText>) -> Result<SqlValue> {
     // The whole JSON, made only if it is kept or a patch needs its length.
-    let mut whole = json;
+    let (mut whole, given) = match read {
+        Some((json, given)) => (Some(json), given),
+        None => (None, None),
+    };
+    let packed = |whole: Option<String>| {
+        let json = whole.unwrap_or_else(|| attrs_to_json(attrs));
+        match given {
+            Some(given) => c.pack_given(Column::CsAttrs, connector, json, given),
+            None => c.pack(Column::CsAttrs, connector, json),
+        }
+    };
     match desired {
         Some(d) if !d.is_empty() && d == attrs => Ok(SqlValue::Blob(SAME_AS_DESIRED.to_vec())),
         Some(d) => match cs_patch::of(d, attrs, || whole.get_or_insert_with(|| attrs_to_json(attrs)).len()) {
             Some(p) => Ok(SqlValue::Blob(p)),
-            None => c.pack(Column::CsAttrs, connector, whole.unwrap_or_else(|| attrs_to_json(attrs))),
+            None => packed(whole),
         },
-        None => c.pack(Column::CsAttrs, connector, whole.unwrap_or_else(|| attrs_to_json(attrs))),
+        None => packed(whole),
     }
 }
 
@@ -636,12 +649,12 @@ pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
     Ok(())
 }
 
-/// Inserts (id 0) or updates the object; returns its id. `attrs_json`: the JSON text of its
-/// attributes, when made already.
-pub(crate) fn save(c: &Db, o: &CsObject, attrs_json: Option<String>) -> Result<i64> {
+/// Inserts (id 0) or updates the object; returns its id. `read`: the JSON text of its
+/// attributes, when made already (and what was packed of it).
+pub(crate) fn save(c: &Db, o: &CsObject, read: Option<ReadText>) -> Result<i64> {
     let dn_norm = o.dn.as_deref().map(dn::norm);
     let desired = stored_desired(c, o)?;
-    let attrs = stored_attrs_of(c, &o.connector, &o.attrs, o.desired.as_ref(), attrs_json)?;
+    let attrs = stored_attrs_of(c, &o.connector, &o.attrs, o.desired.as_ref(), read)?;
     let export_state = o.export_state.map(ExportState::as_str);
     let (present, pending_export) = (o.present as i64, o.pending_export as i64);
     let link = o.link.map(Link::as_str);

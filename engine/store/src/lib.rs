@@ -39,6 +39,7 @@ pub use history::RunRow;
 pub use lock::RunLock;
 pub use mv::{Contribution, MvAttr, MvObject, Winners};
 pub use ops::{Contributed, Later, ReadOps, ReadTxn, WriteOps, WriteTxn};
+pub use packed::{PackSeed, Packer};
 pub use phs::PhsPair;
 
 use idflow_core::{Error, Result};

@@ -181,8 +181,13 @@ pub trait WriteOps: ReadOps {
     fn cs_save(&self, o: &CsObject) -> Result<i64>;
     /// [`WriteOps::cs_save`] of an object just read, `attrs_json` the JSON text of its
     /// attributes ([`idflow_core::attrs_to_json`]), made where it was read. An object without
-    /// a desired state may come without its attributes: `attrs_json` is what is kept.
-    fn cs_save_read(&self, o: &CsObject, attrs_json: String) -> Result<i64>;
+    /// a desired state may come without its attributes: `attrs_json` is what is kept. `packed`:
+    /// what a [`crate::Packer`] of [`WriteOps::cs_attrs_pack_seed`] made of `attrs_json` there
+    /// (kept if the connector's attributes are still packed with that dictionary).
+    fn cs_save_read(&self, o: &CsObject, attrs_json: String, packed: Option<Vec<u8>>) -> Result<i64>;
+    /// The dictionary a connector's attributes are packed with now, if it has one: an import
+    /// packs what it reads on the thread that reads it ([`crate::PackSeed::packer`]).
+    fn cs_attrs_pack_seed(&self, connector: &str) -> Result<Option<crate::PackSeed>>;
     /// A first import into an empty database: the index by anchor is made once, as the
     /// transaction commits, rather than entry by entry as objects arrive (lookups by anchor
     /// still find every object written). Whether it is so (`false`: objects are kept already).
@@ -731,12 +736,15 @@ impl WriteOps for WriteTxn<'_> {
     fn cs_index_anchors_now(&self) -> Result<()> {
         on(self, |c| c.anchors.finish(c))
     }
-    fn cs_save_read(&self, o: &CsObject, attrs_json: String) -> Result<i64> {
+    fn cs_save_read(&self, o: &CsObject, attrs_json: String, packed: Option<Vec<u8>>) -> Result<i64> {
         debug_assert!(
             (o.attrs.is_empty() && o.desired.is_none()) || attrs_json == idflow_core::attrs_to_json(&o.attrs),
             "the JSON text of the object's attributes"
         );
-        on(self, |c| cs::save(c, o, Some(attrs_json)))
+        on(self, |c| cs::save(c, o, Some((attrs_json, packed))))
+    }
+    fn cs_attrs_pack_seed(&self, connector: &str) -> Result<Option<crate::PackSeed>> {
+        on(self, |c| c.seed(crate::packed::Column::CsAttrs, connector))
     }
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
         on(self, |c| cs::set_link(c, id, mv_id, link, rule))

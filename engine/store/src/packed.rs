@@ -136,18 +136,77 @@ struct Dict {
     decompress: zstd::bulk::Decompressor<'static>,
     /// The same dictionary, for values unpacked on another thread ([`Unpacker`]).
     shared: Arc<DecoderDictionary<'static>>,
+    /// Its bytes, for values packed on another thread ([`PackSeed`]).
+    data: Arc<[u8]>,
 }
 
 impl Dict {
     fn new(data: &[u8]) -> std::io::Result<Dict> {
-        let mut compress = zstd::bulk::Compressor::with_dictionary(LEVEL, data)?;
-        compress.include_magicbytes(false)?;
-        compress.include_checksum(false)?;
-        compress.include_dictid(false)?;
-        compress.include_contentsize(false)?;
         let mut decompress = zstd::bulk::Decompressor::with_dictionary(data)?;
         decompress.include_magicbytes(false)?;
-        Ok(Dict { compress, decompress, shared: Arc::new(DecoderDictionary::copy(data)) })
+        Ok(Dict { compress: compressor(data)?, decompress, shared: Arc::new(DecoderDictionary::copy(data)), data: data.into() })
+    }
+}
+
+/// A compression context with dictionary `data`, writing frames as values are stored: no magic
+/// number, checksum, dictionary id or size (the value's header says which and how long).
+fn compressor(data: &[u8]) -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    let mut compress = zstd::bulk::Compressor::with_dictionary(LEVEL, data)?;
+    compress.include_magicbytes(false)?;
+    compress.include_checksum(false)?;
+    compress.include_dictid(false)?;
+    compress.include_contentsize(false)?;
+    Ok(compress)
+}
+
+/// `json` compressed with dictionary `id` as a stored value (header, then frame); `None` when
+/// it is kept as text instead (too short, or the frame would not gain).
+fn frame(compress: &mut zstd::bulk::Compressor<'_>, scratch: &mut Vec<u8>, id: i64, json: &str) -> std::io::Result<Option<Vec<u8>>> {
+    if json.len() < MIN_LEN {
+        return Ok(None);
+    }
+    scratch.clear();
+    scratch.reserve(zstd::zstd_safe::compress_bound(json.len()));
+    compress.compress_to_buffer(json.as_bytes(), scratch)?;
+    if scratch.len() + 8 >= json.len() {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(scratch.len() + 8);
+    varint::put(&mut out, id as u64);
+    varint::put(&mut out, json.len() as u64);
+    out.extend_from_slice(scratch);
+    Ok(Some(out))
+}
+
+/// A column's dictionary as it is in a write transaction, to pack values the way the store
+/// would on another thread: an import's reader packs the objects it reads
+/// ([`crate::WriteOps::cs_attrs_pack_seed`]), and the store keeps what it packed
+/// ([`crate::WriteOps::cs_save_read`]) instead of packing them again on the thread that writes.
+#[derive(Clone)]
+pub struct PackSeed {
+    id: i64,
+    data: Arc<[u8]>,
+}
+
+impl PackSeed {
+    /// A packer for one thread.
+    pub fn packer(&self) -> std::io::Result<Packer> {
+        Ok(Packer { id: self.id, compress: compressor(&self.data)?, scratch: Vec::new() })
+    }
+}
+
+/// Packs values with one dictionary ([`PackSeed`]).
+pub struct Packer {
+    id: i64,
+    compress: zstd::bulk::Compressor<'static>,
+    scratch: Vec<u8>,
+}
+
+impl Packer {
+    /// What the store keeps of `json` (attributes' JSON text); `None`: the text itself, or it
+    /// could not be packed here (the store packs it then).
+    pub fn pack(&mut self, json: &str) -> Option<Vec<u8>> {
+        frame(&mut self.compress, &mut self.scratch, self.id, json).ok().flatten()
     }
 }
 
@@ -234,30 +293,7 @@ impl Codec {
         }
         let mut st = self.0.borrow_mut();
         let State { dicts, made, families, scratch } = &mut *st;
-        let i = match families.iter().position(|f| f.column == column && f.connector == connector) {
-            Some(i) => i,
-            None => {
-                families.push(Family {
-                    column,
-                    connector: connector.to_string(),
-                    dict: None,
-                    looked: false,
-                    samples: Vec::new(),
-                    seen: HashSet::new(),
-                    bytes: 0,
-                    untrainable: false,
-                });
-                families.len() - 1
-            }
-        };
-        let f = &mut families[i];
-        if !f.looked {
-            f.dict = c
-                .prepare_cached("SELECT id FROM dict WHERE family=?1 ORDER BY id DESC LIMIT 1")?
-                .query_row([f.key()], |r| r.get(0))
-                .optional()?;
-            f.looked = true;
-        }
+        let f = family(c, families, column, connector)?;
         let (id, dict) = match f.dict {
             Some(id) => (id, load(c, dicts, id)?),
             None => {
@@ -270,19 +306,73 @@ impl Codec {
                 (id, dicts.entry(id).insert_entry(dict).into_mut())
             }
         };
-        scratch.clear();
-        scratch.reserve(zstd::zstd_safe::compress_bound(json.len()));
-        dict.compress.compress_to_buffer(json.as_bytes(), scratch).map_err(io_err)?;
-        if scratch.len() + 8 >= json.len() {
-            return Ok(SqlValue::Text(json));
-        }
-        let mut out = Vec::with_capacity(scratch.len() + 8);
-        varint::put(&mut out, id as u64);
-        varint::put(&mut out, json.len() as u64);
-        out.extend_from_slice(scratch);
-        Ok(SqlValue::Blob(out))
+        Ok(match frame(&mut dict.compress, scratch, id, &json).map_err(io_err)? {
+            Some(packed) => SqlValue::Blob(packed),
+            None => SqlValue::Text(json),
+        })
     }
 
+    /// The dictionary `column` of `connector` is packed with now, if it has one.
+    pub(crate) fn seed(&self, c: &Connection, column: Column, connector: &str) -> rusqlite::Result<Option<PackSeed>> {
+        let mut st = self.0.borrow_mut();
+        let State { dicts, families, .. } = &mut *st;
+        let Some(id) = family(c, families, column, connector)?.dict else { return Ok(None) };
+        Ok(Some(PackSeed { id, data: Arc::clone(&load(c, dicts, id)?.data) }))
+    }
+
+    /// What to store for `json` in `column` of `connector`, given what a [`Packer`] made of
+    /// it: taken when it is packed with the dictionary the column is packed with now and says
+    /// the length of `json` (debug builds check that it unpacks to `json`); else packed here.
+    pub(crate) fn pack_given(
+        &self,
+        c: &Connection,
+        column: Column,
+        connector: &str,
+        json: String,
+        given: Vec<u8>,
+    ) -> rusqlite::Result<SqlValue> {
+        let now = family(c, &mut self.0.borrow_mut().families, column, connector)?.dict;
+        match header(&given) {
+            Ok((id, len, _)) if Some(id) == now && len == json.len() => {
+                debug_assert_eq!(self.unpack(c, ValueRef::Blob(&given), str::to_string).ok().as_deref(), Some(json.as_str()));
+                Ok(SqlValue::Blob(given))
+            }
+            _ => self.pack(c, column, connector, json),
+        }
+    }
+}
+
+/// The family of `column` of `connector`, made if it is new, its dictionary looked for once a
+/// write transaction (another process may have made one).
+fn family<'f>(c: &Connection, families: &'f mut Vec<Family>, column: Column, connector: &str) -> rusqlite::Result<&'f mut Family> {
+    let i = match families.iter().position(|f| f.column == column && f.connector == connector) {
+        Some(i) => i,
+        None => {
+            families.push(Family {
+                column,
+                connector: connector.to_string(),
+                dict: None,
+                looked: false,
+                samples: Vec::new(),
+                seen: HashSet::new(),
+                bytes: 0,
+                untrainable: false,
+            });
+            families.len() - 1
+        }
+    };
+    let f = &mut families[i];
+    if !f.looked {
+        f.dict = c
+            .prepare_cached("SELECT id FROM dict WHERE family=?1 ORDER BY id DESC LIMIT 1")?
+            .query_row([f.key()], |r| r.get(0))
+            .optional()?;
+        f.looked = true;
+    }
+    Ok(f)
+}
+
+impl Codec {
     /// Reads a stored value as JSON text, handing it to `f`.
     pub(crate) fn unpack<T>(&self, c: &Connection, v: ValueRef<'_>, f: impl FnOnce(&str) -> T) -> rusqlite::Result<T> {
         let b = match v {
@@ -407,6 +497,16 @@ impl Db<'_> {
         self.codec.pack(self.conn, column, connector, json)
     }
 
+    /// [`Codec::pack_given`] on this connection.
+    pub(crate) fn pack_given(&self, column: Column, connector: &str, json: String, given: Vec<u8>) -> rusqlite::Result<SqlValue> {
+        self.codec.pack_given(self.conn, column, connector, json, given)
+    }
+
+    /// [`Codec::seed`] on this connection.
+    pub(crate) fn seed(&self, column: Column, connector: &str) -> rusqlite::Result<Option<PackSeed>> {
+        self.codec.seed(self.conn, column, connector)
+    }
+
     /// [`Codec::unpack`] on this connection.
     pub(crate) fn unpack<T>(&self, v: ValueRef<'_>, f: impl FnOnce(&str) -> T) -> rusqlite::Result<T> {
         self.codec.unpack(self.conn, v, f)
@@ -483,6 +583,44 @@ mod tests {
                 .expect("size")
         };
         assert!(size < 501 * 60, "compressed: {size} bytes for 501 objects");
+    }
+
+    /// What a reader's packer makes of an object's JSON is what the store would have made and
+    /// kept as it is; what another dictionary or another text made is packed again.
+    #[test]
+    fn values_packed_where_they_are_read_are_kept_as_the_store_would_pack_them() {
+        let store = Store::in_memory().expect("store");
+        let tx = write(&store, "alpha", super::TRAIN_SAMPLES + 10);
+        let seed = tx.cs_attrs_pack_seed("corp").expect("seed").expect("trained");
+        assert!(tx.cs_attrs_pack_seed("cloud").expect("seed").is_none(), "nothing packed there");
+        let mut packer = std::thread::spawn(move || seed.packer().expect("packer")).join().expect("made on another thread");
+        let stored = |tx: &crate::WriteTxn<'_>, id: i64| -> Vec<u8> {
+            crate::ops::on(tx, |c| c.query_row("SELECT attrs FROM cs_object WHERE id=?1", [id], |r| r.get(0))).expect("row")
+        };
+        // Each a new object (without an anchor: the same person saved again is another row).
+        let saved = |o: &CsObject, packed: Option<Vec<u8>>| {
+            let o = CsObject { anchor: None, ..o.clone() };
+            tx.cs_save_read(&o, idflow_core::attrs_to_json(&o.attrs), packed).expect("saved")
+        };
+        let (a, b) = (person(90_001, "alpha"), person(90_002, "alpha"));
+        let (json_a, json_b) = (idflow_core::attrs_to_json(&a.attrs), idflow_core::attrs_to_json(&b.attrs));
+        let given = packer.pack(&json_a).expect("packed");
+        let by_store = saved(&a, None);
+        let by_reader = saved(&person(90_001, "beta"), Some(given.clone()));
+        assert_ne!(stored(&tx, by_reader), given, "another text (beta's) is packed by the store, not taken");
+        let by_reader = saved(&a, Some(given.clone()));
+        assert_eq!(stored(&tx, by_reader), given, "taken as it is");
+        assert_eq!(stored(&tx, by_store), given, "the same bytes as the store's");
+        // A value of another length, or of a dictionary the column is not packed with: packed again.
+        let mut other_len = given.clone();
+        other_len[1] ^= 1;
+        let id = saved(&b, Some(other_len));
+        assert_eq!(tx.cs_get(id).expect("read").expect("there").attrs, b.attrs);
+        let mut other_dict = packer.pack(&json_b).expect("packed");
+        other_dict[0] += 1;
+        let id = saved(&b, Some(other_dict));
+        assert_eq!(tx.cs_get(id).expect("read").expect("there").attrs, b.attrs);
+        assert!(packer.pack("{}").is_none(), "too short: kept as text");
     }
 
     #[test]

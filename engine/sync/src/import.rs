@@ -16,6 +16,10 @@ use idflow_policy::RuleSet;
 use idflow_store::{AttrsRead, CsObject, ExportState, Link, PendingImport, WriteOps};
 use serde::Serialize;
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+
+/// Attributes' JSON text made where an object was read, and what was packed of it there.
+type ReadText = (String, Option<Vec<u8>>);
 
 mod carried;
 mod taken;
@@ -89,6 +93,9 @@ struct Sink<'a> {
     spent: Spent<CsObject>,
     /// Adds at a DN another object holds, waiting for the end of the import (taken.rs).
     taken: taken::Taken,
+    /// The dictionary the connector's attributes are packed with, for the thread that reads
+    /// them ([`Prepared`]): set once there is one, while that thread prepares objects.
+    pack_seed: Option<Arc<OnceLock<idflow_store::PackSeed>>>,
     /// A full import: an object it does not read is gone once it ends complete.
     full: bool,
     /// Objects the directory's read itself gave (records that did not read whole included),
@@ -150,6 +157,16 @@ impl Sink<'_> {
         Ok(the_one_at_dn(found, self.full.then_some(&self.seen)))
     }
 
+    /// Hands the thread that reads the connector's dictionary over once there is one (the
+    /// first objects written train it).
+    fn share_pack_seed(&self) -> Result<()> {
+        let Some(slot) = self.pack_seed.as_ref().filter(|s| s.get().is_none()) else { return Ok(()) };
+        if let Some(seed) = self.tx.cs_attrs_pack_seed(&self.connector)? {
+            let _ = slot.set(seed);
+        }
+        Ok(())
+    }
+
     fn obj_error(&mut self, key: &ObjectKey, message: String) {
         self.stats.errors += 1;
         let e = ObjectError::new(Stage::Import, &self.connector, key.to_string(), message);
@@ -168,8 +185,8 @@ impl Sink<'_> {
     }
 
     /// Saves what was read (`as_stored`: the object read is the one stored, value for value).
-    /// `attrs_json`: the JSON text of its attributes, when made already.
-    fn finish_object(&mut self, mut o: CsObject, as_stored: bool, attrs_json: Option<String>) -> Result<i64> {
+    /// `read`: the JSON text of its attributes, when made already, and what was packed of it.
+    fn finish_object(&mut self, mut o: CsObject, as_stored: bool, read: Option<ReadText>) -> Result<i64> {
         let was_pending = o.pending_export;
         if o.export_state.is_some() {
             if std::mem::take(&mut self.preload) {
@@ -183,11 +200,12 @@ impl Sink<'_> {
         let id = if as_stored && !added && o.pending_export == was_pending {
             o.id
         } else {
-            let id = match attrs_json {
-                Some(json) => self.tx.cs_save_read(&o, json)?,
+            let id = match read {
+                Some((json, packed)) => self.tx.cs_save_read(&o, json, packed)?,
                 None => self.tx.cs_save(&o)?,
             };
             self.idents.forget(id);
+            self.share_pack_seed()?;
             id
         };
         self.seen.insert(id);
@@ -247,25 +265,25 @@ impl Sink<'_> {
     /// attributes named as kept already, and their JSON text. Those attributes were left out
     /// there when a first import needs only their text: read back from it should the object
     /// be one kept already after all (the same object twice).
-    fn upsert_read(&mut self, mut obj: ImportedObject, prepared: Option<(String, bool)>) -> Result<()> {
+    fn upsert_read(&mut self, mut obj: ImportedObject, prepared: Option<(String, bool, Option<Vec<u8>>)>) -> Result<()> {
         self.stats.read += 1;
         self.observer.advanced(1);
         let key = ObjectKey { anchor: obj.anchor.clone(), dn: obj.dn.clone() };
-        let (attrs, json) = match prepared {
-            Some((json, with_attrs)) => {
+        let (attrs, json, packed) = match prepared {
+            Some((json, with_attrs, packed)) => {
                 if !with_attrs {
                     if !self.may_find(&key) {
                         // Nothing kept has its anchor or DN: added, kept as its text.
-                        return self.add(obj, &key, json);
+                        return self.add(obj, &key, (json, packed));
                     }
                     obj.attrs = attrs_from_json(&json).map_err(|e| Error::connector(&self.connector, format!("{key}: {e}")))?;
                 }
-                (obj.attrs, json)
+                (obj.attrs, json, packed)
             }
             None => {
                 let attrs = self.names.canonical(obj.attrs);
                 let json = attrs_to_json(&attrs);
-                (attrs, json)
+                (attrs, json, None)
             }
         };
         let found = self.find_read(&key, &AttrsRead::with_json(&attrs, &json))?;
@@ -315,11 +333,11 @@ impl Sink<'_> {
                 o.object_type = obj.object_type;
                 o.attrs = attrs;
                 o.present = true;
-                self.finish_object(o, as_stored, Some(json))?;
+                self.finish_object(o, as_stored, Some((json, packed)))?;
             }
             None => {
                 obj.attrs = attrs;
-                self.add(obj, &key, json)?;
+                self.add(obj, &key, (json, packed))?;
             }
         }
         Ok(())
@@ -331,7 +349,7 @@ impl Sink<'_> {
     }
 
     /// Adds an object nothing kept is (`obj.attrs` left empty when `json` alone holds them).
-    fn add(&mut self, obj: ImportedObject, key: &ObjectKey, json: String) -> Result<()> {
+    fn add(&mut self, obj: ImportedObject, key: &ObjectKey, read: ReadText) -> Result<()> {
         if let Some(first) = self.dn_taken(obj.dn.as_deref(), 0) {
             let m = format!("duplicate DN: {key} is read for two objects (anchors differ)");
             return self.duplicate(first, key, m);
@@ -346,7 +364,7 @@ impl Sink<'_> {
         o.present = true;
         o.pending_import = Some(PendingImport::Add);
         self.stats.added += 1;
-        self.finish_object(o, false, Some(json))?;
+        self.finish_object(o, false, Some(read))?;
         Ok(())
     }
 
@@ -412,12 +430,14 @@ impl ImportSink for Sink<'_> {
     fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
         // A first import has nothing kept to compare with: the attributes' text is all it
         // needs of them (an object met twice is read back from it).
-        Some(Box::new(Prepared { names: self.names.clone(), text_only: self.fresh.is_some() }))
+        let seed = Arc::new(OnceLock::new());
+        self.pack_seed = Some(Arc::clone(&seed));
+        Some(Box::new(Prepared::new(self.names.clone(), self.fresh.is_some(), seed)))
     }
 
     fn prepared(&mut self, p: PreparedObject) -> Result<()> {
         self.listed += 1;
-        self.upsert_read(p.obj, Some((p.attrs_json, p.with_attrs)))
+        self.upsert_read(p.obj, Some((p.attrs_json, p.with_attrs, p.packed)))
     }
 
     fn holds(&mut self, key: &ObjectKey) -> Result<bool> {
@@ -664,6 +684,7 @@ fn import_into(
         fresh: (!tx.cs_has_any(&name)?).then(FastSet::default),
         spent: Spent::default(),
         taken: taken::Taken::default(),
+        pack_seed: None,
         full: false,
         listed: 0,
         named: None,

@@ -4,8 +4,9 @@
 use idflow_core::connector::{ImportedObject, Prepare, PreparedObject};
 use idflow_core::fast_hash::FastMap;
 use idflow_core::{attrs_to_json, Attrs};
+use idflow_store::{PackSeed, Packer};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A connector's attribute names, looked up once per name.
 #[derive(Clone)]
@@ -74,13 +75,38 @@ impl Names {
 }
 
 /// What an import does to each object before it looks at what it has stored, on the thread
-/// that reads it: its names as kept, and their JSON text (which the store keeps, and compares
-/// with what it has).
+/// that reads it: its names as kept, their JSON text (which the store keeps, and compares with
+/// what it has), and that text packed as the store keeps it, once the connector's attributes
+/// have a dictionary (compressing is a fifth of a first import's writing thread otherwise).
 pub(crate) struct Prepared {
     pub(crate) names: Names,
     /// The attributes themselves are not needed (a first import keeps their text, and reads
     /// them back from it only for an object met twice): left out here, where they were made.
     pub(crate) text_only: bool,
+    /// The dictionary, set by the import once there is one (the first objects train it).
+    pub(crate) seed: Arc<OnceLock<PackSeed>>,
+    /// This thread's packer, made from the seed when it is set (`Err`: it could not be; the
+    /// store packs then).
+    pub(crate) packer: Option<std::result::Result<Packer, ()>>,
+    /// Packing here only while the storing thread lags: where this thread is the slower one
+    /// (a small directory's, read from a file), packing there keeps both busy.
+    pub(crate) packing: bool,
+}
+
+impl Prepared {
+    pub(crate) fn new(names: Names, text_only: bool, seed: Arc<OnceLock<PackSeed>>) -> Self {
+        Prepared { names, text_only, seed, packer: None, packing: false }
+    }
+
+    fn pack(&mut self, json: &str) -> Option<Vec<u8>> {
+        if !self.packing {
+            return None;
+        }
+        if self.packer.is_none() {
+            self.packer = Some(self.seed.get()?.packer().map_err(|e| tracing::debug!("no packing where objects are read: {e}")));
+        }
+        self.packer.as_mut()?.as_mut().ok()?.pack(json)
+    }
 }
 
 impl Prepare for Prepared {
@@ -90,7 +116,12 @@ impl Prepare for Prepared {
         if self.text_only {
             obj.attrs = Attrs::new();
         }
-        PreparedObject { obj, attrs_json, with_attrs: !self.text_only }
+        let packed = self.pack(&attrs_json);
+        PreparedObject { obj, attrs_json, with_attrs: !self.text_only, packed }
+    }
+
+    fn storing_behind(&mut self, behind: bool) {
+        self.packing = behind;
     }
 }
 
@@ -107,6 +138,36 @@ mod tests {
         a
     }
 
+    /// Once the connector's attributes have a dictionary, objects are packed where they are
+    /// read while the storing side lags, and stored as packed there.
+    #[test]
+    fn objects_are_packed_where_read_while_the_storing_side_lags() {
+        use idflow_store::{CsObject, ReadOps, Store, WriteOps};
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let person = |i: usize| attrs(&[("cn", &format!("Person {i}")), ("mail", &format!("p{i:06}@example.org")), ("title", "Engineer")]);
+        let seed = Arc::new(OnceLock::new());
+        let names = Names::new(HashMap::new(), &HashSet::new());
+        let mut prepared = Prepared::new(names, false, Arc::clone(&seed));
+        prepared.storing_behind(true);
+        let read = |i: usize| ImportedObject { anchor: Some(format!("a{i}")), dn: None, object_type: "person".into(), attrs: person(i) };
+        assert_eq!(prepared.prepare(read(0)).packed, None, "no dictionary yet");
+        for i in 0..3000 {
+            let mut o = CsObject::new("corp", "person");
+            o.attrs = person(i);
+            tx.cs_save(&o).expect("saved");
+        }
+        let _ = seed.set(tx.cs_attrs_pack_seed("corp").expect("seed").expect("trained"));
+        let p = prepared.prepare(read(5000));
+        let packed = p.packed.clone().expect("packed where read");
+        let mut o = CsObject::new("corp", "person");
+        o.attrs = p.obj.attrs.clone();
+        let id = tx.cs_save_read(&o, p.attrs_json, Some(packed)).expect("saved");
+        assert_eq!(tx.cs_get(id).expect("read").expect("there").attrs, person(5000));
+        prepared.storing_behind(false);
+        assert_eq!(prepared.prepare(read(5001)).packed, None, "the storing side keeps up: packed there");
+    }
+
     #[test]
     fn names_are_spelled_as_the_rules_spell_them_and_secrets_dropped() {
         let spellings = HashMap::from([("mail".to_string(), "mail".to_string()), ("givenname".to_string(), "givenName".to_string())]);
@@ -118,9 +179,9 @@ mod tests {
         // Kept as read: the same map back.
         assert_eq!(names.canonical(kept.clone()), kept);
         let read = ImportedObject { anchor: None, dn: None, object_type: "person".into(), attrs: kept.clone() };
-        let p = Prepared { names: names.clone(), text_only: false }.prepare(read.clone());
+        let p = Prepared::new(names.clone(), false, Default::default()).prepare(read.clone());
         assert_eq!((p.attrs_json, p.obj.attrs, p.with_attrs), (attrs_to_json(&kept), kept.clone(), true));
-        let p = Prepared { names, text_only: true }.prepare(read);
+        let p = Prepared::new(names, true, Default::default()).prepare(read);
         assert_eq!((p.attrs_json, p.obj.attrs, p.with_attrs), (attrs_to_json(&kept), Attrs::new(), false));
     }
 }
