@@ -267,6 +267,10 @@ impl Engine {
         let secret = phs_stage::secret_attributes(&self.config, &name);
         let began = Instant::now();
         let (mut stats, errors) = import::import(tx, connector, &self.rules, mode, allow_empty, &secret, self.observer.as_ref())?;
+        // The index by anchor a first import went without is made now rather than at the
+        // commit: what comes after it in the same transaction (a plan's other imports, its
+        // sync) reads a connector's objects through it.
+        tx.cs_index_anchors_now()?;
         stats.ms = began.elapsed().as_millis() as u64;
         tracing::info!(connector = %name, mode = %stats.mode, read = stats.read, added = stats.added, updated = stats.updated, deleted = stats.deleted, "import done");
         if stats.incomplete {

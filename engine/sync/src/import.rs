@@ -647,23 +647,6 @@ pub(crate) fn import(
     secret: &HashSet<String>,
     observer: &dyn Observer,
 ) -> Result<(ImportStats, Vec<ObjectError>)> {
-    let done = import_into(tx, connector, rules, mode, allow_empty, secret, observer)?;
-    // The index by anchor a first import went without is made now rather than at the commit:
-    // what comes after it in the same transaction (a plan's other imports, its sync) reads a
-    // connector's objects through it.
-    tx.cs_index_anchors_now()?;
-    Ok(done)
-}
-
-fn import_into(
-    tx: &dyn WriteOps,
-    connector: &mut dyn Connector,
-    rules: &RuleSet,
-    mode: Mode,
-    allow_empty: bool,
-    secret: &HashSet<String>,
-    observer: &dyn Observer,
-) -> Result<(ImportStats, Vec<ObjectError>)> {
     let name = connector.name().to_string();
     let _step = observer::start(observer, Step::Import(&name), None);
     let mut sink = Sink {
