@@ -173,41 +173,21 @@ mod tests {
         }
     }
 
-    /// Stores its first object only once the reader was told this side lags.
-    struct Lagging {
-        paced: Option<Paced>,
-        told: std::sync::mpsc::Receiver<bool>,
-        heard: Vec<bool>,
-        stored: usize,
-    }
-
-    impl ImportSink for Lagging {
-        fn object(&mut self, _: ImportedObject) -> Result<()> {
-            Err(Error::Config("stored unprepared".into()))
-        }
-        fn change(&mut self, _: DeltaChange) -> Result<()> {
-            Ok(())
-        }
-        fn error(&mut self, _: ObjectKey, _: String) {}
-        fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
-            self.paced.take().map(|p| Box::new(p) as Box<dyn Prepare>)
-        }
-        fn prepared(&mut self, _: PreparedObject) -> Result<()> {
-            while self.stored == 0 && !self.heard.contains(&true) {
-                let told = self.told.recv_timeout(std::time::Duration::from_secs(20));
-                self.heard.push(told.map_err(|_| Error::Config(format!("never told it lags: {:?}", self.heard)))?);
-            }
-            self.stored += 1;
-            Ok(())
-        }
-    }
-
     /// The reader is told the storing side lags once half the chunks it may hold wait (and
     /// not before): where that side is the slower, the reader takes work off it.
     #[test]
     fn the_reader_is_told_when_the_storing_side_lags() {
         let (tell, told) = std::sync::mpsc::channel();
-        let mut sink = Lagging { paced: Some(Paced(tell)), told, heard: Vec::new(), stored: 0 };
+        let (mut heard, mut stored) = (Vec::new(), 0);
+        // The first object is stored only once the reader was told this side lags.
+        let mut sink = Preparing::new(Paced(tell), |_| {
+            while stored == 0 && !heard.contains(&true) {
+                let told = told.recv_timeout(std::time::Duration::from_secs(20));
+                heard.push(told.map_err(|_| Error::Config(format!("never told it lags: {heard:?}")))?);
+            }
+            stored += 1;
+            Ok(())
+        });
         overlapped("corp", &mut sink, |s| {
             for i in 0..2 * AHEAD {
                 s.object(obj(i))?;
@@ -215,10 +195,11 @@ mod tests {
             Ok(None)
         })
         .expect("imported");
-        assert_eq!(sink.stored, 2 * AHEAD);
-        let first_true = sink.heard.iter().position(|b| *b).expect("told");
-        assert!(first_true >= QUEUED / 2 - 1, "told it lags only with half the chunks waiting: {:?}", sink.heard);
-        assert!(!sink.heard[0], "not at the first chunk");
+        drop(sink);
+        assert_eq!(stored, 2 * AHEAD);
+        let first_true = heard.iter().position(|b| *b).expect("told");
+        assert!(first_true >= QUEUED / 2 - 1, "told it lags only with half the chunks waiting: {heard:?}");
+        assert!(!heard[0], "not at the first chunk");
     }
 
     #[test]
@@ -255,9 +236,17 @@ mod tests {
         assert!(sent < 100 * AHEAD, "the reader stopped early");
     }
 
-    /// A sink whose work on each object is done where it is read.
-    struct Preparing {
-        stored: Vec<(String, String)>,
+    /// A sink whose work on each object is done where it is read (by `prepare`), each object
+    /// stored as `store` does.
+    struct Preparing<F> {
+        prepare: Option<Box<dyn Prepare>>,
+        store: F,
+    }
+
+    impl<F: FnMut(PreparedObject) -> Result<()>> Preparing<F> {
+        fn new(prepare: impl Prepare + 'static, store: F) -> Self {
+            Preparing { prepare: Some(Box::new(prepare)), store }
+        }
     }
 
     struct Tag(std::thread::ThreadId);
@@ -269,7 +258,7 @@ mod tests {
         }
     }
 
-    impl ImportSink for Preparing {
+    impl<F: FnMut(PreparedObject) -> Result<()>> ImportSink for Preparing<F> {
         fn object(&mut self, _: ImportedObject) -> Result<()> {
             Err(Error::Config("stored unprepared".into()))
         }
@@ -278,17 +267,20 @@ mod tests {
         }
         fn error(&mut self, _: ObjectKey, _: String) {}
         fn preparer(&mut self) -> Option<Box<dyn Prepare>> {
-            Some(Box::new(Tag(std::thread::current().id())))
+            self.prepare.take()
         }
         fn prepared(&mut self, p: PreparedObject) -> Result<()> {
-            self.stored.push((p.obj.anchor.unwrap_or_default(), p.attrs_json));
-            Ok(())
+            (self.store)(p)
         }
     }
 
     #[test]
     fn objects_are_prepared_on_the_reading_thread_and_stored_prepared_in_order() {
-        let mut sink = Preparing { stored: Vec::new() };
+        let mut stored = Vec::new();
+        let mut sink = Preparing::new(Tag(std::thread::current().id()), |p| {
+            stored.push((p.obj.anchor.unwrap_or_default(), p.attrs_json));
+            Ok(())
+        });
         overlapped("corp", &mut sink, |s| {
             for i in 0..2 * AHEAD {
                 s.object(obj(i))?;
@@ -296,8 +288,9 @@ mod tests {
             Ok(None)
         })
         .expect("imported");
-        assert_eq!(sink.stored.len(), 2 * AHEAD);
-        assert!(sink.stored.iter().enumerate().all(|(i, (a, on_reader))| *a == i.to_string() && on_reader == "true"));
+        drop(sink);
+        assert_eq!(stored.len(), 2 * AHEAD);
+        assert!(stored.iter().enumerate().all(|(i, (a, on_reader))| *a == i.to_string() && on_reader == "true"));
     }
 
     /// A sink that prepares objects as text only but stores them as any sink does: the
