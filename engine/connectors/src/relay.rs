@@ -161,6 +161,16 @@ mod tests {
         ImportedObject { anchor: Some(i.to_string()), dn: None, object_type: "person".into(), attrs: Attrs::new() }
     }
 
+    /// `n` objects read on a thread of their own, stored into `sink`.
+    fn read_objects(sink: &mut dyn ImportSink, n: usize) -> Result<Option<String>> {
+        overlapped("corp", sink, |s| {
+            for i in 0..n {
+                s.object(obj(i))?;
+            }
+            Ok(None)
+        })
+    }
+
     /// Tells the storing side each time the reader is told whether that side lags.
     struct Paced(std::sync::mpsc::Sender<bool>);
 
@@ -188,13 +198,7 @@ mod tests {
             stored += 1;
             Ok(())
         });
-        overlapped("corp", &mut sink, |s| {
-            for i in 0..2 * AHEAD {
-                s.object(obj(i))?;
-            }
-            Ok(None)
-        })
-        .expect("imported");
+        read_objects(&mut sink, 2 * AHEAD).expect("imported");
         drop(sink);
         assert_eq!(stored, 2 * AHEAD);
         let first_true = heard.iter().position(|b| *b).expect("told");
@@ -281,13 +285,7 @@ mod tests {
             stored.push((p.obj.anchor.unwrap_or_default(), p.attrs_json));
             Ok(())
         });
-        overlapped("corp", &mut sink, |s| {
-            for i in 0..2 * AHEAD {
-                s.object(obj(i))?;
-            }
-            Ok(None)
-        })
-        .expect("imported");
+        read_objects(&mut sink, 2 * AHEAD).expect("imported");
         drop(sink);
         assert_eq!(stored.len(), 2 * AHEAD);
         assert!(stored.iter().enumerate().all(|(i, (a, on_reader))| *a == i.to_string() && on_reader == "true"));
