@@ -86,8 +86,9 @@ pub trait ImportSink {
 /// The part of storing an object that can be done on the thread that reads it.
 pub trait Prepare: Send {
     fn prepare(&mut self, obj: ImportedObject) -> PreparedObject;
-    /// Whether the thread that stores lags behind the one that reads (it had not taken what
-    /// was handed over last): work that may be done on either side is done here while it is.
+    /// Whether the thread that stores lags behind the one that reads (half or more of what the
+    /// reader may hand over ahead waits to be stored), told at each hand-over: work that may be
+    /// done on either side is done here, on the objects prepared next, while it does.
     fn storing_behind(&mut self, _behind: bool) {}
 }
 

@@ -182,6 +182,12 @@ fn frame(compress: &mut zstd::bulk::Compressor<'_>, scratch: &mut Vec<u8>, id: i
 /// would on another thread: an import's reader packs the objects it reads
 /// ([`crate::WriteOps::cs_attrs_pack_seed`]), and the store keeps what it packed
 /// ([`crate::WriteOps::cs_save_read`]) instead of packing them again on the thread that writes.
+///
+/// For that transaction only, and for values handed to the store with the JSON they were
+/// packed from: the store checks the dictionary's id and the JSON's length, not the bytes (a
+/// dictionary made in a transaction that rolls back leaves its id to the next one made; debug
+/// builds unpack each value to check it).
+
 #[derive(Clone)]
 pub struct PackSeed {
     id: i64,
@@ -607,7 +613,7 @@ mod tests {
         let given = packer.pack(&json_a).expect("packed");
         let by_store = saved(&a, None);
         let by_reader = saved(&person(90_001, "beta"), Some(given.clone()));
-        assert_ne!(stored(&tx, by_reader), given, "another text (beta's) is packed by the store, not taken");
+        assert_ne!(stored(&tx, by_reader), given, "another text's (beta's, of another length) is packed by the store, not taken");
         let by_reader = saved(&a, Some(given.clone()));
         assert_eq!(stored(&tx, by_reader), given, "taken as it is");
         assert_eq!(stored(&tx, by_store), given, "the same bytes as the store's");

@@ -158,13 +158,17 @@ impl Sink<'_> {
     }
 
     /// Hands the thread that reads the connector's dictionary over once there is one (the
-    /// first objects written train it).
-    fn share_pack_seed(&self) -> Result<()> {
-        let Some(slot) = self.pack_seed.as_ref().filter(|s| s.get().is_none()) else { return Ok(()) };
-        if let Some(seed) = self.tx.cs_attrs_pack_seed(&self.connector)? {
-            let _ = slot.set(seed);
+    /// first objects written train it). Only to spare this thread work: should the dictionary
+    /// not be read, the store packs as it would have, and the import goes on.
+    fn share_pack_seed(&self) {
+        let Some(slot) = self.pack_seed.as_ref().filter(|s| s.get().is_none()) else { return };
+        match self.tx.cs_attrs_pack_seed(&self.connector) {
+            Ok(Some(seed)) => {
+                let _ = slot.set(seed);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(connector = %self.connector, "objects are packed where they are stored: {e}"),
         }
-        Ok(())
     }
 
     fn obj_error(&mut self, key: &ObjectKey, message: String) {
@@ -205,7 +209,7 @@ impl Sink<'_> {
                 None => self.tx.cs_save(&o)?,
             };
             self.idents.forget(id);
-            self.share_pack_seed()?;
+            self.share_pack_seed();
             id
         };
         self.seen.insert(id);

@@ -139,7 +139,8 @@ mod tests {
     }
 
     /// Once the connector's attributes have a dictionary, objects are packed where they are
-    /// read while the storing side lags, and stored as packed there.
+    /// read while the storing side lags, and what was packed there is stored and reads back
+    /// the same.
     #[test]
     fn objects_are_packed_where_read_while_the_storing_side_lags() {
         use idflow_store::{CsObject, ReadOps, Store, WriteOps};
