@@ -146,7 +146,6 @@ mod tests {
         use idflow_store::{CsObject, ReadOps, Store, WriteOps};
         let store = Store::in_memory().expect("store");
         let tx = store.write().expect("write");
-        let person = |i: usize| attrs(&[("cn", &format!("Person {i}")), ("mail", &format!("p{i:06}@example.org")), ("title", "Engineer")]);
         let seed = Arc::new(OnceLock::new());
         let names = Names::new(HashMap::new(), &HashSet::new());
         let mut prepared = Prepared::new(names, false, Arc::clone(&seed));
@@ -167,6 +166,74 @@ mod tests {
         assert_eq!(tx.cs_get(id).expect("read").expect("there").attrs, person(5000));
         prepared.storing_behind(false);
         assert_eq!(prepared.prepare(read(5001)).packed, None, "the storing side keeps up: packed there");
+    }
+
+    /// A directory that prepares its objects as a reader on a thread of its own would, the
+    /// storing side lagging all along, and counts those it packed there.
+    struct Lagged {
+        people: usize,
+        packed: usize,
+    }
+
+    impl idflow_core::connector::Connector for Lagged {
+        fn name(&self) -> &str {
+            "corp"
+        }
+        fn capabilities(&self) -> idflow_core::connector::Capabilities {
+            idflow_core::connector::Capabilities {
+                delta_import: false,
+                delta_reads_again: false,
+                export: false,
+                local_anchor: false,
+                reference_form: idflow_core::connector::RefForm::Dn,
+                max_batch: 1,
+                owner_attribute: None,
+                reference_attributes: &[],
+                unique_attributes: &[],
+            }
+        }
+        fn full_import(&mut self, sink: &mut dyn idflow_core::connector::ImportSink) -> idflow_core::Result<Option<String>> {
+            let mut prepare = sink.preparer().expect("a sink that prepares");
+            for i in 0..self.people {
+                prepare.storing_behind(true);
+                let read = ImportedObject { anchor: Some(format!("a{i}")), dn: None, object_type: "person".into(), attrs: person(i) };
+                let p = prepare.prepare(read);
+                self.packed += usize::from(p.packed.is_some());
+                sink.prepared(p)?;
+            }
+            Ok(None)
+        }
+        fn delta_import(&mut self, _: &str, _: &mut dyn idflow_core::connector::ImportSink) -> idflow_core::Result<Option<String>> {
+            Ok(None)
+        }
+        fn export(&mut self, _: &[idflow_core::connector::ExportOp]) -> idflow_core::Result<Vec<idflow_core::connector::OpResult>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn person(i: usize) -> Attrs {
+        attrs(&[("cn", &format!("Person {i}")), ("mail", &format!("p{i:06}@example.org")), ("title", "Engineer")])
+    }
+
+    /// A first import hands its reader the dictionary the first objects trained, and keeps what
+    /// the reader packed from then on (debug builds, as tests run, check each value against
+    /// its JSON as it is kept); every object reads back as read. The index by anchor the
+    /// import went without is there again as it ends, before the commit.
+    #[test]
+    fn an_import_keeps_what_its_reader_packed_once_there_is_a_dictionary() {
+        use idflow_store::{CsObject, ReadOps, WriteOps};
+        let e = crate::tests::engine_in(crate::tests::CONFIG, crate::tests::RULES);
+        let tx = e.store.write().expect("tx");
+        let mut c = Lagged { people: 3000, packed: 0 };
+        e.import_one(&tx, &mut c, crate::import::Mode::Full, false, &mut Default::default()).expect("imported");
+        assert!(c.packed > 500 && c.packed < 3000, "packed where read once the dictionary was trained: {}", c.packed);
+        for i in (0..3000).step_by(97) {
+            let o = tx.cs_by_anchor("corp", &format!("a{i}")).expect("read").expect("kept");
+            assert_eq!(o.attrs, person(i), "object {i}");
+        }
+        let mut twin = CsObject::new("corp", "person");
+        twin.anchor = Some("a0".into());
+        assert!(tx.cs_save(&twin).is_err(), "the index by anchor refuses a twin at once");
     }
 
     #[test]
