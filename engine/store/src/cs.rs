@@ -586,7 +586,7 @@ fn stored_attrs(c: &Db, o: &CsObject) -> Result<SqlValue> {
 }
 
 /// Attributes' JSON text made where they were read, and what a [`crate::Packer`] made of it there.
-pub(crate) type ReadText = (String, Option<Vec<u8>>);
+pub type ReadText = (String, Option<Vec<u8>>);
 
 /// [`stored_attrs`] of `attrs` against `desired`; `read`: their JSON text, when made already.
 fn stored_attrs_of(c: &Db, connector: &str, attrs: &Attrs, desired: Option<&Attrs>, read: Option<ReadText>) -> Result<SqlValue> {

@@ -34,7 +34,7 @@ mod phs;
 mod schema;
 
 pub use alert::AlertRow;
-pub use cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkState, PendingImport, SourcesByMv};
+pub use cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkState, PendingImport, ReadText, SourcesByMv};
 pub use history::RunRow;
 pub use lock::RunLock;
 pub use mv::{Contribution, MvAttr, MvObject, Winners};

@@ -187,7 +187,6 @@ fn frame(compress: &mut zstd::bulk::Compressor<'_>, scratch: &mut Vec<u8>, id: i
 /// packed from: the store checks the dictionary's id and the JSON's length, not the bytes (a
 /// dictionary made in a transaction that rolls back leaves its id to the next one made; debug
 /// builds unpack each value to check it).
-
 #[derive(Clone)]
 pub struct PackSeed {
     id: i64,
@@ -346,6 +345,35 @@ impl Codec {
             _ => self.pack(c, column, connector, json),
         }
     }
+
+    /// Reads a stored value as JSON text, handing it to `f`.
+    pub(crate) fn unpack<T>(&self, c: &Connection, v: ValueRef<'_>, f: impl FnOnce(&str) -> T) -> rusqlite::Result<T> {
+        let b = match v {
+            ValueRef::Text(b) => return Ok(f(text(b)?)),
+            ValueRef::Blob(b) => b,
+            other => return Err(unstored(other)),
+        };
+        let (id, len, frame) = header(b)?;
+        let mut st = self.0.borrow_mut();
+        let State { dicts, scratch, .. } = &mut *st;
+        let dict = load(c, dicts, id)?;
+        Ok(f(inflate(&mut dict.decompress, frame, len, scratch)?))
+    }
+
+    /// A stored value copied as it is, to be unpacked later on any thread by an [`Unpacker`]
+    /// given `dicts`, to which the dictionary it needs is added.
+    pub(crate) fn keep(&self, c: &Connection, v: ValueRef<'_>, dicts: &mut Dicts) -> rusqlite::Result<Kept> {
+        let b = match v {
+            ValueRef::Text(b) => return Ok(Kept::Text(text(b)?.to_string())),
+            ValueRef::Blob(b) => b,
+            other => return Err(unstored(other)),
+        };
+        let (id, len, frame) = header(b)?;
+        if let Entry::Vacant(e) = dicts.0.entry(id) {
+            e.insert(load(c, &mut self.0.borrow_mut().dicts, id)?.shared.clone());
+        }
+        Ok(Kept::Packed { dict: id, len, frame: frame.to_vec() })
+    }
 }
 
 /// The family of `column` of `connector`, made if it is new, its dictionary looked for once a
@@ -376,37 +404,6 @@ fn family<'f>(c: &Connection, families: &'f mut Vec<Family>, column: Column, con
         f.looked = true;
     }
     Ok(f)
-}
-
-impl Codec {
-    /// Reads a stored value as JSON text, handing it to `f`.
-    pub(crate) fn unpack<T>(&self, c: &Connection, v: ValueRef<'_>, f: impl FnOnce(&str) -> T) -> rusqlite::Result<T> {
-        let b = match v {
-            ValueRef::Text(b) => return Ok(f(text(b)?)),
-            ValueRef::Blob(b) => b,
-            other => return Err(unstored(other)),
-        };
-        let (id, len, frame) = header(b)?;
-        let mut st = self.0.borrow_mut();
-        let State { dicts, scratch, .. } = &mut *st;
-        let dict = load(c, dicts, id)?;
-        Ok(f(inflate(&mut dict.decompress, frame, len, scratch)?))
-    }
-
-    /// A stored value copied as it is, to be unpacked later on any thread by an [`Unpacker`]
-    /// given `dicts`, to which the dictionary it needs is added.
-    pub(crate) fn keep(&self, c: &Connection, v: ValueRef<'_>, dicts: &mut Dicts) -> rusqlite::Result<Kept> {
-        let b = match v {
-            ValueRef::Text(b) => return Ok(Kept::Text(text(b)?.to_string())),
-            ValueRef::Blob(b) => b,
-            other => return Err(unstored(other)),
-        };
-        let (id, len, frame) = header(b)?;
-        if let Entry::Vacant(e) = dicts.0.entry(id) {
-            e.insert(load(c, &mut self.0.borrow_mut().dicts, id)?.shared.clone());
-        }
-        Ok(Kept::Packed { dict: id, len, frame: frame.to_vec() })
-    }
 }
 
 fn unstored(v: ValueRef<'_>) -> rusqlite::Error {

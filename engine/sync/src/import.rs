@@ -13,13 +13,10 @@ use idflow_core::connector::{
 use idflow_core::fast_hash::{FastMap, FastSet};
 use idflow_core::{attrs_from_json, attrs_to_json, dn, same_values, Attrs, Error, ObjectError, Result, Stage};
 use idflow_policy::RuleSet;
-use idflow_store::{AttrsRead, CsObject, ExportState, Link, PendingImport, WriteOps};
+use idflow_store::{AttrsRead, CsObject, ExportState, Link, PendingImport, ReadText, WriteOps};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
-
-/// Attributes' JSON text made where an object was read, and what was packed of it there.
-type ReadText = (String, Option<Vec<u8>>);
 
 mod carried;
 mod taken;

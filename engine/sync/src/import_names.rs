@@ -79,18 +79,18 @@ impl Names {
 /// what it has), and that text packed as the store keeps it, once the connector's attributes
 /// have a dictionary (compressing is a fifth of a first import's writing thread otherwise).
 pub(crate) struct Prepared {
-    pub(crate) names: Names,
+    names: Names,
     /// The attributes themselves are not needed (a first import keeps their text, and reads
     /// them back from it only for an object met twice): left out here, where they were made.
-    pub(crate) text_only: bool,
+    text_only: bool,
     /// The dictionary, set by the import once there is one (the first objects train it).
-    pub(crate) seed: Arc<OnceLock<PackSeed>>,
+    seed: Arc<OnceLock<PackSeed>>,
     /// This thread's packer, made from the seed when it is set (`Err`: it could not be; the
     /// store packs then).
-    pub(crate) packer: Option<std::result::Result<Packer, ()>>,
+    packer: Option<std::result::Result<Packer, ()>>,
     /// Packing here only while the storing thread lags: where this thread is the slower one
     /// (a small directory's, read from a file), packing there keeps both busy.
-    pub(crate) packing: bool,
+    packing: bool,
 }
 
 impl Prepared {
