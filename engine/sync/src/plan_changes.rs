@@ -2,6 +2,10 @@
 //! metaverse's folder, deleted as it is created so nothing is left behind even by kill -9),
 //! with only their order in memory: a plan of a million changes holds tens of megabytes
 //! instead of gigabytes. Readers take the changes one at a time, in the plan's order.
+//!
+//! The file is written on a thread of its own while the plan goes on (at a million changes,
+//! writing it was a seventh of the planning thread's time, most of it the kernel copying).
+//! The first read waits for that thread to end; an error it met is the read's.
 use crate::plan::PlanChange;
 use idflow_core::{Error, Result};
 use serde::de::{SeqAccess, Visitor};
@@ -25,7 +29,10 @@ fn rank(op: &str) -> u8 {
 pub struct Changes {
     /// Where the file is made; the system's temporary folder when `None`.
     dir: Option<PathBuf>,
-    file: Option<std::fs::File>,
+    /// The file, once nothing is being written to it.
+    file: std::sync::OnceLock<std::fs::File>,
+    /// The thread writing the file, while there is one.
+    writer: std::sync::Mutex<Option<Writer>>,
     /// Bytes in the file; `buf` holds those after them.
     on_disk: u64,
     buf: Vec<u8>,
@@ -86,21 +93,53 @@ impl Changes {
 
     #[cfg(unix)]
     fn spill(&mut self) -> Result<()> {
-        use std::io::Write as _;
-        if self.file.is_none() {
+        let starting = self.file.get().is_none() && self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).is_none();
+        if starting {
             let made = match &self.dir {
                 Some(d) => tempfile::tempfile_in(d),
                 None => tempfile::tempfile(),
             };
-            self.file = Some(made.map_err(|e| self.error(e))?);
+            match Writer::start(made.map_err(|e| self.error(e))?) {
+                Ok(w) => *self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(w),
+                Err(file) => {
+                    let _ = self.file.set(file);
+                }
+            }
         }
-        let Some(f) = self.file.as_mut() else { return Ok(()) };
-        if let Err(e) = f.write_all(&self.buf) {
-            return Err(self.error(e));
+        let full = std::mem::take(&mut self.buf);
+        self.on_disk += full.len() as u64;
+        if let Some(w) = self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+            match w.hand(full) {
+                Ok(empty) => self.buf = empty,
+                // The thread stopped: it met an error, which waiting for it gives.
+                Err(()) => {
+                    self.written()?;
+                    return Err(Error::file(self.place(), "the thread writing the plan's changes stopped"));
+                }
+            }
+            return Ok(());
         }
-        self.on_disk += self.buf.len() as u64;
+        // No thread could be started: written here.
+        use std::io::Write as _;
+        let mut f = self.written()?;
+        f.write_all(&full).map_err(|e| self.error(e))?;
+        self.buf = full;
         self.buf.clear();
         Ok(())
+    }
+
+    /// The file, once the thread writing it (if any) has written all it was handed.
+    #[cfg(unix)]
+    fn written(&self) -> Result<&std::fs::File> {
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
+        let w = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(w) = w {
+            let file = w.end().map_err(|e| self.error(e))?;
+            let _ = self.file.set(file);
+        }
+        self.file.get().ok_or_else(|| Error::file(self.place(), "the plan's changes are not on disk"))
     }
 
     /// Elsewhere the changes stay in memory.
@@ -145,7 +184,7 @@ impl Changes {
     fn read_at(&self, off: u64, len: usize) -> Result<Vec<u8>> {
         use std::os::unix::fs::FileExt as _;
         let mut v = vec![0; len];
-        let f = self.file.as_ref().ok_or_else(|| Error::file(self.place(), "the plan's changes are not on disk"))?;
+        let f = self.written()?;
         f.read_exact_at(&mut v, off).map_err(|e| self.error(e))?;
         Ok(v)
     }
@@ -183,6 +222,64 @@ impl Changes {
             end = off + u64::from(len);
         }
         end
+    }
+}
+
+/// The thread that writes a plan's file: handed full buffers, it hands them back empty.
+#[cfg(unix)]
+struct Writer {
+    full: std::sync::mpsc::SyncSender<Vec<u8>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: std::thread::JoinHandle<std::io::Result<std::fs::File>>,
+}
+
+#[cfg(not(unix))]
+struct Writer;
+
+/// Buffers handed to the writing thread and not yet written, at most (memory stays bounded
+/// when the disk is slower than the plan).
+#[cfg(unix)]
+const WAITING: usize = 2;
+
+#[cfg(unix)]
+impl Writer {
+    /// A thread writing to `file`; the file back when no thread can be started.
+    fn start(file: std::fs::File) -> std::result::Result<Writer, std::fs::File> {
+        use std::io::Write as _;
+        let (full, to_write) = std::sync::mpsc::sync_channel::<Vec<u8>>(WAITING);
+        let (done, empty) = std::sync::mpsc::sync_channel(WAITING);
+        // The file goes to the thread only once it has started (handed on a channel).
+        let (give, given) = std::sync::mpsc::sync_channel::<std::fs::File>(1);
+        let spawned = std::thread::Builder::new().name("idflow-plan-spill".into()).spawn(move || {
+            let mut f = given.recv().map_err(|_| std::io::Error::other("no file was handed to the writing thread"))?;
+            for mut buf in to_write {
+                f.write_all(&buf)?;
+                buf.clear();
+                // Dropped when the planner holds enough empty ones already.
+                let _ = done.try_send(buf);
+            }
+            Ok(f)
+        });
+        match spawned {
+            Ok(thread) => {
+                let _ = give.send(file);
+                Ok(Writer { full, empty, thread })
+            }
+            Err(_) => Err(file),
+        }
+    }
+
+    /// Hands `buf` to be written; returns an empty buffer to fill next. `Err`: the thread
+    /// stopped (an error it met).
+    fn hand(&mut self, buf: Vec<u8>) -> std::result::Result<Vec<u8>, ()> {
+        self.full.send(buf).map_err(|_| ())?;
+        Ok(self.empty.try_recv().unwrap_or_default())
+    }
+
+    /// Waits for everything handed to be written; the file.
+    fn end(self) -> std::io::Result<std::fs::File> {
+        drop(self.full);
+        self.thread.join().map_err(|_| std::io::Error::other("the thread writing the plan's changes panicked"))?
     }
 }
 
@@ -320,6 +417,30 @@ mod tests {
         // A saved plan is in its file's order: read in blocks, each change as read alone.
         assert!(back.on_disk > BLOCK);
         assert!(back.iter().enumerate().all(|(i, ch)| matches!((ch, back.get(i)), (Ok(a), Ok(b)) if a == b)));
+    }
+
+    /// What the writing thread meets is the error of the spill after it or of the first read,
+    /// never a plan read back short.
+    #[test]
+    fn an_error_writing_the_file_is_the_plans_error() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let read_only = dir.path().join("read-only");
+        std::fs::write(&read_only, b"").expect("a file");
+        let file = std::fs::File::open(&read_only).expect("opened to read only");
+        let writer = Writer::start(file).unwrap_or_else(|_| panic!("no thread"));
+        let mut c = Changes { dir: Some(dir.path().to_path_buf()), writer: std::sync::Mutex::new(Some(writer)), ..Changes::default() };
+        let mut pushed = Ok(());
+        for i in 0..40_000 {
+            pushed = pushed.and_then(|_| c.push(&change("add", "User", &format!("o{i:06}"))));
+        }
+        let err = match pushed {
+            Err(e) => e,
+            Ok(()) => {
+                c.sort();
+                c.iter().find_map(|r| r.err()).expect("a read fails")
+            }
+        };
+        assert!(err.to_string().contains("cannot hold the plan's changes"), "{err}");
     }
 
     #[test]
