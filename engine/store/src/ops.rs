@@ -196,11 +196,6 @@ pub trait WriteOps: ReadOps {
     /// is (an import that dropped it ends: later stages of the transaction list a connector's
     /// objects through it).
     fn cs_index_anchors_now(&self) -> Result<()>;
-    /// Whether the transaction has written nothing yet. While it has not, a read on another
-    /// connection ([`crate::Store::reader`]) sees what it sees: the last commit, which no other
-    /// writer can follow while this transaction holds the write lock. (Every entry held back to
-    /// be written later, index entries and dirty marks, comes with a row written now.)
-    fn wrote_nothing(&self) -> bool;
     /// Writes only an object's link (what [`WriteOps::cs_save`] would, for these columns).
     fn cs_set_link(&self, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()>;
     /// Writes only what outbound sync decides for a target object: `desired`, `desired_dn`,
@@ -284,8 +279,6 @@ pub struct WriteTxn<'s> {
     tx: Transaction<'s>,
     path: &'s str,
     ended: Ended<'s>,
-    /// The connection's count of rows written, as the transaction began.
-    rows_before: u64,
 }
 
 /// What one connection keeps between statements: its compression dictionaries, and the index
@@ -411,12 +404,12 @@ impl<'s> WriteTxn<'s> {
         if larger {
             sizing.apply(conn).map_err(|e| Error::store(path, e))?;
         }
-        Ok(WriteTxn { tx, path, ended, rows_before: conn.total_changes() })
+        Ok(WriteTxn { tx, path, ended })
     }
 
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
-        let WriteTxn { tx, path, mut ended, .. } = self;
+        let WriteTxn { tx, path, mut ended } = self;
         if let Err(e) =
             ended.state.index.flush(&tx).and_then(|()| ended.state.dirty.write(&tx)).and_then(|()| ended.state.anchors.finish(&tx))
         {
@@ -734,9 +727,6 @@ impl<S: Sqlite> ReadOps for S {
 }
 
 impl WriteOps for WriteTxn<'_> {
-    fn wrote_nothing(&self) -> bool {
-        self.tx.total_changes() == self.rows_before
-    }
     fn cs_save(&self, o: &CsObject) -> Result<i64> {
         on(self, |c| cs::save(c, o, None))
     }
@@ -869,31 +859,6 @@ mod tests {
     /// page's bookkeeping too, so not exactly KiB / 4).
     fn spill_pages(store: &Store) -> i64 {
         store.conn.query_row("PRAGMA cache_spill", [], |r| r.get::<_, i64>(0)).expect("spill")
-    }
-
-    /// While a write transaction has written nothing, a connection of its own reads what it
-    /// reads; once it writes, it says so (and the other connection sees the last commit).
-    #[test]
-    fn a_write_transaction_says_whether_it_wrote_anything() {
-        use crate::{CsObject, ReadOps};
-        let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("idflow.db")).expect("open");
-        let reader = store.reader().expect("reader").expect("a file has readers");
-        let tx = store.write().expect("write");
-        let id = tx.cs_save(&CsObject::new("hr", "person")).expect("saved");
-        tx.commit().expect("commit");
-        let tx = store.write().expect("write");
-        assert!(tx.wrote_nothing());
-        let read = tx.cs_get(id).expect("get").expect("there");
-        assert!(tx.wrote_nothing(), "a read writes nothing");
-        assert_eq!(reader.read().expect("read").cs_get(id).expect("get"), Some(read.clone()));
-        let mut changed = read;
-        changed.dn = Some("cn=changed".into());
-        tx.cs_save(&changed).expect("saved");
-        assert!(!tx.wrote_nothing());
-        assert_eq!(reader.read().expect("read").cs_get(id).expect("get").and_then(|o| o.dn), None, "the last commit");
-        drop(tx);
-        assert!(store.write().expect("write").wrote_nothing(), "a new transaction, after one rolled back");
     }
 
     /// A full disk (here the database's page limit, which SQLite reports the same way) names

@@ -92,10 +92,6 @@ pub(crate) struct Ctx<'a> {
     pub(crate) full: bool,
     /// Objects whose flows waited for pass 2 as what they gave (inbound/waiting.rs).
     pub(crate) waited: usize,
-    /// A connection of its own to the database, made while the stage's transaction had
-    /// written nothing: inbound's first pass reads with it on the other core while the
-    /// transaction still has written nothing when that pass begins (inbound.rs).
-    pub(crate) reader: Option<Arc<Mutex<idflow_store::Store>>>,
     /// Per rule, failures in a row; and the rules stopped, with their last error.
     failures_in_a_row: HashMap<String, usize>,
     stopped: HashMap<String, String>,
@@ -122,7 +118,6 @@ impl<'a> Ctx<'a> {
             memo: Default::default(),
             full: false,
             waited: 0,
-            reader: None,
             incomplete: BTreeSet::new(),
             failures_in_a_row: HashMap::new(),
             stopped: HashMap::new(),

@@ -374,9 +374,6 @@ impl Engine {
         let observer = self.observer.as_ref();
         let mut ctx = Ctx::new(tx, &self.rules, &self.facts, observer);
         ctx.full = full;
-        if tx.wrote_nothing() {
-            ctx.reader = self.store.reader().ok().flatten().map(|r| Arc::new(std::sync::Mutex::new(r)));
-        }
         {
             let _step = observer::start(observer, Step::InboundSync, Some(in_ids.len() as u64));
             inbound::run(&mut ctx, in_ids)?;

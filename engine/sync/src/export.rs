@@ -186,30 +186,6 @@ pub(crate) fn export(
     exported
 }
 
-/// Reads ahead what references of `name`'s pending objects resolve to (when most of its objects are).
-fn preload_in(r: &dyn ReadOps, name: &str, idents: &mut diff::Idents) -> Result<()> {
-    let pending = r.cs_count_pending_export(Some(name))?;
-    idents.preload_for(r, name, pending)
-}
-
-/// What `name` has pending, as a pass orders it. Where the target's ids are idflow's
-/// (`local_anchor`), read lean, without `idents`.
-fn pending_changes(store: &Store, name: &str, local_anchor: bool, form: RefForm, idents: &mut diff::Idents) -> Result<Vec<Pending>> {
-    let r = store.read()?;
-    let mut changes = Vec::new();
-    if local_anchor {
-        r.cs_pending_export_links(name, &mut |l| changes.extend(Pending::lean(&l)))?;
-    } else {
-        for id in r.cs_pending_export_ids(name)? {
-            let Some(o) = r.cs_get(id)? else { continue };
-            if let Some(c) = diff::change_with(&r, &o, form, idents)? {
-                changes.push(Pending::of(&c, o.desired.as_ref()));
-            }
-        }
-    }
-    Ok(changes)
-}
-
 fn export_batches(
     store: &Store,
     connector: &mut dyn Connector,
@@ -228,34 +204,26 @@ fn export_batches(
     // keeps other writers out), and it forgets what it changed. The capabilities' form is the
     // one recorded for the connector (when the engine opened).
     let mut idents = diff::Idents::new(form);
+    {
+        let r = store.read()?;
+        let pending = r.cs_count_pending_export(Some(&name))?;
+        idents.preload_for(&r, &name, pending)?;
+    }
     'passes: for pass in 0..3 {
-        // The first pass reads what references resolve to (a read of its own) on another
-        // thread while it reads what is pending, where reading that needs none of it.
-        let changes = match pass == 0 && caps.local_anchor {
-            true => {
-                // A connection of its own, on a thread of its own (read here without either).
-                let there = store.reader().ok().flatten().and_then(|reader| {
-                    let name = name.clone();
-                    let read = move || -> Result<diff::Idents> {
-                        let mut i = diff::Idents::new(form);
-                        preload_in(&reader.read()?, &name, &mut i).map(|()| i)
-                    };
-                    std::thread::Builder::new().name("idflow-export-preload".into()).spawn(read).ok()
-                });
-                let changes = pending_changes(store, &name, caps.local_anchor, form, &mut diff::Idents::new(form))?;
-                match there.map(std::thread::JoinHandle::join) {
-                    Some(Ok(Ok(read))) => idents = read,
-                    // Its read failed (busy) or it panicked: read here.
-                    _ => preload_in(&store.read()?, &name, &mut idents)?,
+        let changes = {
+            let r = store.read()?;
+            let mut changes = Vec::new();
+            if caps.local_anchor {
+                r.cs_pending_export_links(&name, &mut |l| changes.extend(Pending::lean(&l)))?;
+            } else {
+                for id in r.cs_pending_export_ids(&name)? {
+                    let Some(o) = r.cs_get(id)? else { continue };
+                    if let Some(c) = diff::change_with(&r, &o, form, &mut idents)? {
+                        changes.push(Pending::of(&c, o.desired.as_ref()));
+                    }
                 }
-                changes
             }
-            false => {
-                if pass == 0 {
-                    preload_in(&store.read()?, &name, &mut idents)?;
-                }
-                pending_changes(store, &name, caps.local_anchor, form, &mut idents)?
-            }
+            changes
         };
         if pass == 0 {
             check_threshold(&name, changes.iter().filter(|c| c.kind == OpKind::Delete).count(), threshold, allow_deletes)?;

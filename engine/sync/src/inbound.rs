@@ -45,11 +45,6 @@ struct Views {
     /// Flows are evaluated ahead too (they are run as the objects are met).
     flows: bool,
     streaks: Arc<Mutex<Streaks>>,
-    /// Objects are read with this connection, where they are decoded, not by the stage's
-    /// transaction (`None`: by it). Only where that transaction has written nothing before the
-    /// pass, and handling an object writes no other one it reads: the connection then reads
-    /// each object as the transaction would.
-    reader: Option<Arc<Mutex<idflow_store::Store>>>,
 }
 
 /// An object as the rules see it, with its expressions evaluated ahead.
@@ -79,23 +74,13 @@ impl Views {
             .map(|(c, f)| (c.clone(), View { references: f.reference_attributes.clone(), reads: ctx.rules.source_reads(c).cloned() }))
             .collect();
         let rules = crate::ready::may_evaluate_ahead().then(|| Arc::clone(ctx.rules));
-        Views { views: Arc::new(views), rules, flows, streaks: Arc::clone(&ctx.ahead), reader: None }
+        Views { views: Arc::new(views), rules, flows, streaks: Arc::clone(&ctx.ahead) }
     }
 
     /// Objects read, each with its scope and its expressions' results (`None`: its connector
     /// has no facts; the stage makes its scope and evaluates as it goes).
     fn read(&self, ctx: &Ctx, ids: &[i64]) -> Result<Decoded<(CsObject, Option<Viewed>)>> {
-        let later: idflow_store::Later<Vec<CsObject>> = match &self.reader {
-            Some(reader) => {
-                let (reader, ids) = (Arc::clone(reader), ids.to_vec());
-                Box::new(move || {
-                    let reader = reader.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let read = idflow_store::ReadOps::cs_get_many_later(&reader.read()?, &ids)?;
-                    read()
-                })
-            }
-            None => ctx.tx.cs_get_many_later(ids)?,
-        };
+        let later = ctx.tx.cs_get_many_later(ids)?;
         let views = self.clone();
         Ok(Box::new(move || {
             // Held while a chunk is decoded (so chunks are, one at a time: the stage may decode
@@ -218,12 +203,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
             }
         }
     }
-    let mut views = Views::of(ctx, early);
-    // The first round reads its connector's objects on a connection of its own while the
-    // transaction has written nothing yet: pass 1 writes no object but the one it handles.
-    if connector.is_some() && ctx.tx.wrote_nothing() {
-        views.reader = ctx.reader.clone();
-    }
+    let views = Views::of(ctx, early);
     let mut ahead = Ahead::default();
     let mut spent = Spent::default();
     for (i, &id) in ids.iter().enumerate() {
@@ -263,8 +243,7 @@ fn batch(ctx: &mut Ctx, ids: &[i64], connector: Option<&str>) -> Result<BTreeSet
         waiting.resolve(ctx)?;
     }
     let ids: Vec<i64> = work.iter().map(|w| w.0).collect();
-    // Pass 2 reads objects pass 1 wrote: through the transaction.
-    let views = Views { flows: true, reader: None, ..views };
+    let views = Views { flows: true, ..views };
     let mut ahead = Ahead::default();
     for (i, (_, rule_idx, flowed_early)) in work.into_iter().enumerate() {
         let Some((mut o, viewed)) = ahead.take(&ids, i, |chunk| views.read(ctx, chunk))? else { continue };

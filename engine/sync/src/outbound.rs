@@ -125,8 +125,43 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
         // is decoded (the machine's other core), and its rules' expressions evaluated there.
         // The target objects linked to them are read with them, for their flows: handling an
         // object changes no other object's targets.
-        // Targets are read only where early flows read them (not in a preview).
-        let Some((m, links, viewed, mut read_targets)) = ahead.take(ids, i, |chunk| read_ahead(ctx, chunk, early, &reads, &evaluates))?
+        let Some((m, links, viewed, mut read_targets)) = ahead.take(ids, i, |chunk| {
+            let mut links = ctx.tx.cs_states_of_mvs(chunk)?;
+            let objects = ctx.tx.mv_get_many_later(chunk)?;
+            // Only where early flows read them (not in a preview).
+            let target_ids: Vec<i64> = match early {
+                true => links.values().flatten().filter(|(_, l)| l.is_target()).map(|(_, l)| l.id).collect(),
+                false => Vec::new(),
+            };
+            let linked = ctx.tx.cs_get_many_later(&target_ids)?;
+            let reads = reads.clone();
+            let (evaluates, streaks) = (evaluates.clone(), Arc::clone(&ctx.ahead));
+            Ok(Box::new(move || {
+                // One that cannot be read is read by the stage if it needs it, and fails there:
+                // a damaged object the stage never looks at does not fail the sync.
+                let mut linked: FastMap<i64, CsObject> = linked().map(|v| v.into_iter().map(|o| (o.id, o)).collect()).unwrap_or_default();
+                let objects = objects()?;
+                // Held while a chunk's expressions are evaluated (so chunks' are, one at a time);
+                // not while it is decoded, so that a stage stopping a rule waits for less.
+                let mut streaks = streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Ok(objects
+                    .into_iter()
+                    .map(|m| {
+                        let l = links.remove(&m.id).unwrap_or_default();
+                        let viewed = (!m.deleted).then(|| {
+                            let mut scope = mv_scope(&m, reads.as_deref());
+                            let ready = match &evaluates {
+                                Some(rules) => Ready::outbound(rules, &m, &mut scope, &mut streaks),
+                                None => Ready::default(),
+                            };
+                            (scope, ready)
+                        });
+                        let targets = l.iter().filter_map(|(_, s)| linked.remove(&s.id)).collect();
+                        (m.id, (m, l, viewed, targets))
+                    })
+                    .collect())
+            }))
+        })?
         else {
             continue;
         };
@@ -301,105 +336,23 @@ fn batch(ctx: &mut Ctx, ids: &[i64], every: bool, adopt: &mut AdoptIndex, purge:
     if again {
         ctx.memo.clear();
     }
-    // Pass 2, a metaverse object at a time with its work in each connector. Read ahead as pass 1
-    // reads (after it: pass 2 reads what it wrote), but in a preview, whose trace tells each
-    // step in order: pass 2 writes each object's own target objects alone.
-    let mut order: Vec<i64> = Vec::new();
-    let mut by_mv: FastMap<i64, Vec<Work<'_>>> = FastMap::default();
     for (id, connector, idx, cs_id, flowed) in work {
-        if flowed.in_pass_2(again) {
-            let items = by_mv.entry(id).or_insert_with(|| {
-                order.push(id);
-                Vec::new()
-            });
-            items.push((connector, idx, cs_id));
+        if !flowed.in_pass_2(again) {
+            continue;
         }
-    }
-    let mut ahead: Ahead<ReadAhead> = Ahead::default();
-    for (i, &id) in order.iter().enumerate() {
-        let items = by_mv.remove(&id).unwrap_or_default();
-        let (m, links, scope_ready, mut read_targets) = match early {
-            true => match ahead.take(&order, i, |chunk| read_ahead(ctx, chunk, true, &reads, &evaluates))? {
-                Some(read) => read,
-                None => continue,
-            },
-            false => match ctx.tx.mv_get(id)? {
-                Some(m) => {
-                    let scope = scope_of(ctx, &m);
-                    (m, Vec::new(), Some((scope, Ready::default())), Vec::new())
-                }
-                None => continue,
-            },
-        };
-        let Some((mut scope, mut ready)) = scope_ready else { continue };
-        for (connector, idx, cs_id) in items {
-            let Some(mut o) = take_target(&mut read_targets, cs_id).map_or_else(|| ctx.tx.cs_get(cs_id), |o| Ok(Some(o)))? else {
-                continue;
-            };
-            let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
-            flows(ctx, &m, &mut o, &crules, connector, (&mut scope, &mut ready), None)?;
-        }
-        spent.push((m, links, scope, read_targets));
+        let (Some(m), Some(mut o)) = (ctx.tx.mv_get(id)?, ctx.tx.cs_get(cs_id)?) else { continue };
+        let crules: Vec<&CompiledRule> = idx.into_iter().map(|i| &ctx.rules.rules[i]).collect();
+        let mut scope = scope_of(ctx, &m);
+        flows(ctx, &m, &mut o, &crules, connector, (&mut scope, &mut Ready::default()), None)?;
     }
     ctx.memo.clear();
     Ok(recheck.difference(&batch_ids).copied().collect())
 }
 
-/// What pass 2 does for a metaverse object in a connector: the connector, the rules in scope
-/// there (by index) and the target object.
-type Work<'a> = (&'a str, Vec<usize>, i64);
-
 /// Target object `cs_id`, when it was read ahead with its metaverse object.
 fn take_target(targets: &mut Vec<CsObject>, cs_id: i64) -> Option<CsObject> {
     let at = targets.iter().position(|o| o.id == cs_id)?;
     Some(targets.swap_remove(at))
-}
-
-/// Metaverse objects `chunk` read ahead: each with its links, the rules' view of it and what
-/// its rules' expressions gave there (made where it is decoded, the machine's other core), and,
-/// when `targets`, the target objects linked to it. Handling an object changes no other
-/// object's targets, and nothing in outbound sync writes metaverse objects.
-fn read_ahead(
-    ctx: &Ctx,
-    chunk: &[i64],
-    targets: bool,
-    reads: &Option<Arc<BTreeSet<String>>>,
-    evaluates: &Option<Arc<idflow_policy::RuleSet>>,
-) -> Result<crate::ahead::Decoded<ReadAhead>> {
-    let mut links = ctx.tx.cs_states_of_mvs(chunk)?;
-    let objects = ctx.tx.mv_get_many_later(chunk)?;
-    let target_ids: Vec<i64> = match targets {
-        true => links.values().flatten().filter(|(_, l)| l.is_target()).map(|(_, l)| l.id).collect(),
-        false => Vec::new(),
-    };
-    let linked = ctx.tx.cs_get_many_later(&target_ids)?;
-    let reads = reads.clone();
-    let (evaluates, streaks) = (evaluates.clone(), Arc::clone(&ctx.ahead));
-    Ok(Box::new(move || {
-        // One that cannot be read is read by the stage if it needs it, and fails there:
-        // a damaged object the stage never looks at does not fail the sync.
-        let mut linked: FastMap<i64, CsObject> = linked().map(|v| v.into_iter().map(|o| (o.id, o)).collect()).unwrap_or_default();
-        let objects = objects()?;
-        // Held while a chunk's expressions are evaluated (so chunks' are, one at a time);
-        // not while it is decoded, so that a stage stopping a rule waits for less.
-        let mut streaks = streaks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(objects
-            .into_iter()
-            .map(|m| {
-                let l = links.remove(&m.id).unwrap_or_default();
-                let viewed = (!m.deleted).then(|| {
-                    let mut scope = mv_scope(&m, reads.as_deref());
-                    let ready = match &evaluates {
-                        Some(rules) => Ready::outbound(rules, &m, &mut scope, &mut streaks),
-                        None => Ready::default(),
-                    };
-                    (scope, ready)
-                });
-                let targets = l.iter().filter_map(|(_, s)| linked.remove(&s.id)).collect();
-                (m.id, (m, l, viewed, targets))
-            })
-            .collect())
-    }))
 }
 
 /// Where what is linked to a metaverse object stands, with each one's connector.
