@@ -421,6 +421,7 @@ mod tests {
 
     /// What the writing thread meets is the error of the spill after it or of the first read,
     /// never a plan read back short.
+    #[cfg(unix)]
     #[test]
     fn an_error_writing_the_file_is_the_plans_error() {
         let dir = tempfile::tempdir().expect("a temporary folder");
