@@ -5,7 +5,8 @@
 //!
 //! The file is written on a thread of its own while the plan goes on (at a million changes,
 //! writing it was a seventh of the planning thread's time, most of it the kernel copying).
-//! The first read waits for that thread to end; an error it met is the read's.
+//! The first read waits for that thread to end; an error it met is the next spill's or that
+//! read's.
 use crate::plan::PlanChange;
 use idflow_core::{Error, Result};
 use serde::de::{SeqAccess, Visitor};
@@ -93,14 +94,13 @@ impl Changes {
 
     #[cfg(unix)]
     fn spill(&mut self) -> Result<()> {
-        let starting = self.file.get().is_none() && self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).is_none();
-        if starting {
+        if self.file.get().is_none() && self.writer_mut().is_none() {
             let made = match &self.dir {
                 Some(d) => tempfile::tempfile_in(d),
                 None => tempfile::tempfile(),
             };
             match Writer::start(made.map_err(|e| self.error(e))?) {
-                Ok(w) => *self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(w),
+                Ok(w) => *self.writer_mut() = Some(w),
                 Err(file) => {
                     let _ = self.file.set(file);
                 }
@@ -108,7 +108,7 @@ impl Changes {
         }
         let full = std::mem::take(&mut self.buf);
         self.on_disk += full.len() as u64;
-        if let Some(w) = self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+        if let Some(w) = self.writer_mut() {
             match w.hand(full) {
                 Ok(empty) => self.buf = empty,
                 // The thread stopped: it met an error, which waiting for it gives.
@@ -126,6 +126,13 @@ impl Changes {
         self.buf = full;
         self.buf.clear();
         Ok(())
+    }
+
+    /// The thread writing the file, if there is one (the planning thread alone holds `self`
+    /// mutably: no lock is taken).
+    #[cfg(unix)]
+    fn writer_mut(&mut self) -> &mut Option<Writer> {
+        self.writer.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The file, once the thread writing it (if any) has written all it was handed.
