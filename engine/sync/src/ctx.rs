@@ -1,13 +1,15 @@
 //! State shared by the sync stages of one run: the write transaction, the rules, what sync
 //! knows of each connector, and what the run found (statistics, per-object errors, a trace
 //! for previews).
+use crate::diff::{self, Idents};
 use crate::observer::Observer;
 use crate::ready::{Held, Ready, Streaks};
-use idflow_core::connector::Capabilities;
-use idflow_core::{ObjectError, Value};
+use idflow_core::connector::{Capabilities, RefForm};
+use idflow_core::fast_hash::FastMap;
+use idflow_core::{ObjectError, Result, Value};
 use idflow_policy::RuleSet;
 use idflow_policy::{to_flow_values, to_values, Expr};
-use idflow_store::WriteOps;
+use idflow_store::{CsObject, WriteOps};
 use rhai::{Dynamic, Scope};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -88,6 +90,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) incomplete: BTreeSet<i64>,
     /// References resolved in a pass that changes no link.
     pub(crate) memo: crate::references::Memo,
+    /// What outbound sync's comparisons resolve references to, by target connector
+    /// ([`Ctx::has_changes`]): kept for the stage, and forgotten object by object where the
+    /// stage changes or removes an identifier ([`Ctx::forget_ident`]).
+    idents: FastMap<String, Idents>,
     /// A full sync: the first round of each stage looks at every object of its connectors.
     pub(crate) full: bool,
     /// Objects whose flows waited for pass 2 as what they gave (inbound/waiting.rs).
@@ -116,6 +122,7 @@ impl<'a> Ctx<'a> {
             notes: Vec::new(),
             mv_in_error: BTreeSet::new(),
             memo: Default::default(),
+            idents: FastMap::default(),
             full: false,
             waited: 0,
             incomplete: BTreeSet::new(),
@@ -261,5 +268,40 @@ impl<'a> Ctx<'a> {
 
     pub(crate) fn facts(&self, connector: &str) -> Option<&'a Facts> {
         self.facts.get(connector)
+    }
+
+    /// Whether target object `o`, of a connector naming references in `form`, has changes to
+    /// export ([`diff::has_changes`]). The identifiers its references resolve to are kept for
+    /// the stage, by connector; a full sync reads a connector's whole first, when they fit
+    /// (in step at 1,000,000 people, each reference was a read of its target's row: a sixth
+    /// of the stage).
+    pub(crate) fn has_changes(&mut self, o: &CsObject, form: RefForm) -> Result<bool> {
+        if let Some(known) = diff::known_without_diff(o) {
+            return Ok(known);
+        }
+        let tx = self.tx;
+        if !self.idents.contains_key(&o.connector) {
+            let mut idents = Idents::new(form);
+            if self.full {
+                idents.preload_if_it_fits(tx, &o.connector)?;
+            }
+            self.idents.insert(o.connector.clone(), idents);
+        }
+        let idents = self.idents.get_mut(&o.connector).expect("made just above");
+        let changes = diff::has_changes_with(tx, o, idents)?;
+        // Debug builds compare with what reads every identifier now: an identifier the stage
+        // changed and did not forget shows here.
+        #[cfg(debug_assertions)]
+        assert_eq!(changes, diff::change_for(tx, o, form)?.is_some(), "identifiers kept for the stage are out of date: {o:?}");
+        Ok(changes)
+    }
+
+    /// Object `id`'s identifier (its anchor, DN or desired DN) changed, or it is gone: called
+    /// once that is written (what is read before may be kept), so that [`Ctx::has_changes`]
+    /// reads it again when a reference needs it.
+    pub(crate) fn forget_ident(&mut self, id: i64) {
+        for idents in self.idents.values_mut() {
+            idents.forget(id);
+        }
     }
 }

@@ -179,20 +179,9 @@ pub(crate) fn has_changes_with(c: &dyn ReadOps, o: &CsObject, idents: &mut Ident
     Ok(change_with(c, o, form, idents)?.is_some())
 }
 
-/// [`has_changes`] where the connector's reference form is known already.
-pub(crate) fn has_changes_in(c: &dyn ReadOps, o: &CsObject, form: Option<RefForm>) -> Result<bool> {
-    if let Some(known) = known_without_diff(o) {
-        return Ok(known);
-    }
-    match form {
-        Some(form) => Ok(change_for(c, o, form)?.is_some()),
-        None => has_changes(c, o),
-    }
-}
-
 /// What [`change_for`] says of an object without comparing attributes: an add or a delete is
 /// always a change, an object export has no state for never is; only an update is compared.
-fn known_without_diff(o: &CsObject) -> Option<bool> {
+pub(crate) fn known_without_diff(o: &CsObject) -> Option<bool> {
     match kind_of(o.export_state, o.present) {
         Some(OpKind::Update) => None,
         Some(_) => Some(true),

@@ -469,6 +469,7 @@ fn link(
                 ctx.tx.cs_set_synced(o.id, o.error.as_deref())?;
             } else {
                 ctx.tx.cs_delete(o.id)?;
+                ctx.forget_ident(o.id);
             }
             return Ok(None);
         }

@@ -74,7 +74,9 @@ pub(crate) fn run(ctx: &mut Ctx, ids: Vec<i64>) -> Result<()> {
         queue = recheck.into_iter().collect();
     }
     for id in purge {
-        release(ctx.tx, id)?;
+        for gone in release(ctx.tx, id)? {
+            ctx.forget_ident(gone);
+        }
     }
     // Objects in error are looked at again by the next run, delta or not, until they are fixed.
     for id in std::mem::take(&mut ctx.mv_in_error) {
@@ -479,17 +481,25 @@ fn flows(
         && o.error.is_none();
     let was_pending = o.pending_export;
     let was = o.export_state;
+    // What references to it are written as where DNs name objects.
+    let renamed = o.desired_dn != desired_dn;
     o.desired = Some(desired);
     o.desired_dn = desired_dn;
     o.export_state = Some(ExportState::Present);
     o.error = None;
     // The form recorded for a configured connector is its facts' (no lookup per object).
-    o.pending_export = diff::has_changes_in(ctx.tx, o, ctx.facts(connector).map(|f| f.caps.reference_form))?;
+    o.pending_export = match ctx.facts(connector).map(|f| f.caps.reference_form) {
+        Some(form) => ctx.has_changes(o, form)?,
+        None => diff::has_changes(ctx.tx, o)?,
+    };
     // A full sync of what is in step writes nothing; one made just now is saved whole.
     if o.id == 0 {
         saved(ctx, o)?;
     } else if !same || o.pending_export != was_pending {
         ctx.tx.cs_set_desired(o, was)?;
+    }
+    if renamed {
+        ctx.forget_ident(o.id);
     }
     Ok(Early::Flowed)
 }
@@ -532,6 +542,7 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
         Deprovision::Delete => {
             if !o.present {
                 ctx.tx.cs_delete(o.id)?;
+                ctx.forget_ident(o.id);
                 return Ok(());
             }
             // Still linked until the deletion is exported: a source object that comes back
@@ -573,6 +584,8 @@ fn deprovision(ctx: &mut Ctx, m: &MvObject, o: &mut CsObject, recheck: &mut BTre
         }
     }
     ctx.tx.cs_save(o)?;
+    // A disconnected object has no desired DN any more.
+    ctx.forget_ident(o.id);
     Ok(())
 }
 
