@@ -76,11 +76,13 @@ impl<'a> Reader<'a> {
         let mut block: Vec<(usize, String)> = Vec::new();
         let mut in_comment = false;
         for (n, raw) in self.lines.by_ref() {
-            let raw = match raw {
+            let mut raw = match raw {
                 Ok(raw) => raw,
                 Err(e) => return Some(Err(e)),
             };
-            let raw = raw.strip_suffix('\r').unwrap_or(&raw);
+            if raw.ends_with('\r') {
+                raw.pop();
+            }
             if raw.is_empty() {
                 if block.is_empty() {
                     in_comment = false;
@@ -102,7 +104,8 @@ impl<'a> Reader<'a> {
                 continue;
             }
             in_comment = false;
-            block.push((n + 1, raw.to_string()));
+            // The line read is kept as it is (not copied): most are a logical line whole.
+            block.push((n + 1, raw));
         }
         if block.is_empty() {
             None
@@ -111,12 +114,18 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Is `attr` one of those kept as bytes? (Compared without making its name lower case:
+    /// a directory of a million entries has about twenty million values.)
+    fn is_binary(&self, attr: &str) -> bool {
+        self.binary.iter().any(|b| b.eq_ignore_ascii_case(attr))
+    }
+
     fn value(&self, line: usize, attr: &str, rest: &str) -> Result<Value, LdifError> {
         if let Some(b64) = rest.strip_prefix(':') {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .map_err(|e| LdifError { line, message: format!("attribute {attr:?}: bad base64 value ({e})") })?;
-            if self.binary.contains(&attr.to_ascii_lowercase()) {
+            if self.is_binary(attr) {
                 return Ok(Value::Bin(bytes));
             }
             Ok(match String::from_utf8(bytes) {
@@ -127,7 +136,7 @@ impl<'a> Reader<'a> {
             Err(LdifError { line, message: format!("attribute {attr:?}: URL values (:<) are not supported") })
         } else {
             let v = rest.strip_prefix(' ').unwrap_or(rest).trim_start_matches(' ');
-            if self.binary.contains(&attr.to_ascii_lowercase()) {
+            if self.is_binary(attr) {
                 return Ok(Value::Bin(v.as_bytes().to_vec()));
             }
             Ok(Value::Str(v.to_string()))

@@ -14,6 +14,8 @@ pub(super) struct Source<R> {
     /// Lines read so far (the number of the last one).
     line: usize,
     hasher: sha2::Sha256,
+    /// The line being read.
+    buf: Vec<u8>,
     /// Did the last line read end with a line break? True for an empty file.
     ended: Rc<Cell<bool>>,
     done: bool,
@@ -30,7 +32,15 @@ impl Source<std::io::BufReader<std::fs::File>> {
 
 impl<R: BufRead> Source<R> {
     pub(super) fn new(reader: R) -> Self {
-        Source { reader, line: 0, hasher: sha2::Sha256::new(), ended: Rc::new(Cell::new(true)), done: false, failure: None }
+        Source {
+            reader,
+            line: 0,
+            hasher: sha2::Sha256::new(),
+            buf: Vec::new(),
+            ended: Rc::new(Cell::new(true)),
+            done: false,
+            failure: None,
+        }
     }
 
     /// Whether the last line read ended with a line break; meaningful once the lines ran out.
@@ -79,8 +89,11 @@ impl<R: BufRead> Iterator for Source<R> {
         if self.done {
             return None;
         }
-        let mut buf = Vec::new();
-        match self.reader.read_until(b'\n', &mut buf) {
+        // Read into a buffer kept from line to line, then copied at the line's own length: a
+        // new buffer per line grew three or four times on the way.
+        let buf = &mut self.buf;
+        buf.clear();
+        match self.reader.read_until(b'\n', buf) {
             Ok(0) => {
                 self.done = true;
                 None
@@ -97,11 +110,12 @@ impl<R: BufRead> Iterator for Source<R> {
                         buf.pop();
                     }
                 }
-                if self.line == 1 && buf.starts_with("\u{feff}".as_bytes()) {
-                    buf.drain(..3);
-                }
-                match String::from_utf8(buf) {
-                    Ok(s) => Some(Ok(s)),
+                let text = match self.line == 1 && buf.starts_with("\u{feff}".as_bytes()) {
+                    true => &buf[3..],
+                    false => &buf[..],
+                };
+                match std::str::from_utf8(text) {
+                    Ok(s) => Some(Ok(s.to_string())),
                     Err(_) => {
                         let message = "this line is not UTF-8 text: LDIF is UTF-8, with other values in base64 after '::'".into();
                         Some(Err(self.fail(LdifError { line: self.line, message })))
