@@ -501,3 +501,28 @@ fn record(
     }
     Ok(())
 }
+#[cfg(test)]
+mod tests {
+    use super::{order, Pending};
+    use idflow_core::connector::OpKind;
+
+    /// Adds come first, each after the adds it references (a cycle closed by whichever comes
+    /// first by id), parents before children within a level; then updates, then deletes.
+    #[test]
+    fn adds_come_after_what_they_reference_then_updates_then_deletes() {
+        let add = |cs_id: i64, depth: usize, refs: &[i64]| Pending { cs_id, kind: OpKind::Add, depth, refs: refs.to_vec() };
+        let other = |cs_id: i64, kind: OpKind| Pending { cs_id, kind, depth: 0, refs: Vec::new() };
+        let changes = vec![
+            other(9, OpKind::Delete),
+            add(4, 1, &[5]),
+            add(3, 1, &[2, 99]),
+            other(8, OpKind::Update),
+            add(5, 1, &[4]),
+            add(2, 2, &[1]),
+            add(6, 1, &[1]),
+            add(1, 1, &[]),
+        ];
+        // 4 and 5 reference each other: 4 is walked first, so 5 goes before it.
+        assert_eq!(order(changes), vec![(0, 1), (1, 5), (1, 6), (1, 2), (2, 3), (2, 4), (3, 8), (4, 9)]);
+    }
+}

@@ -374,21 +374,27 @@ manager = "mv.manager"
     assert!(mv_of(&e, renamed).id < mv_of(&e, referrer).id);
     assert_eq!(t1.desired_dn.as_deref(), Some("cn=t1,o=dir"));
     assert_eq!(t2.desired.as_ref().expect("desired")["manager"], vec![Value::Ref(t1.id)]);
-    // Both exported: the directory has them as desired, the reference as a DN.
-    for (mut o, manager) in [(t1, vec![]), (t2, vec![Value::from("cn=t1,o=dir")])] {
+    // Exported: the directory has it as desired, at its desired DN, its manager as `manager`.
+    let exported = |mut o: CsObject, manager: &[&str]| {
         o.dn = o.desired_dn.clone();
         o.present = true;
         o.pending_export = false;
         o.attrs = o.desired.clone().expect("desired");
-        o.attrs.insert("manager".into(), manager);
+        o.attrs.insert("manager".into(), manager.iter().map(|m| Value::from(*m)).collect());
         save(&e, &o);
-    }
-    // In one sync: the first is renamed (its title), the second changes in a way that leaves
-    // its target object as it was, but for the reference.
-    let mut w = get(&e, w1);
-    w.attrs.insert("title".into(), vec!["t1b".into()]);
-    w.pending_import = Some(PendingImport::Update);
-    save(&e, &w);
+    };
+    // The first one's title changes in its source: its target object is renamed.
+    let retitled = |title: &str| {
+        let mut w = get(&e, w1);
+        w.attrs.insert("title".into(), vec![title.into()]);
+        w.pending_import = Some(PendingImport::Update);
+        save(&e, &w);
+    };
+    exported(t1, &[]);
+    exported(t2, &["cn=t1,o=dir"]);
+    // In one sync: the first is renamed, the second changes in a way that leaves its target
+    // object as it was, but for the reference.
+    retitled("t1b");
     let mut p = get(&e, referrer);
     p.attrs.insert("nick".into(), vec!["bee".into()]);
     p.pending_import = Some(PendingImport::Update);
@@ -398,32 +404,15 @@ manager = "mv.manager"
     assert!(target(referrer).pending_export, "its manager is cn=t1b,o=dir now, not cn=t1,o=dir");
     // The same in a full sync, which reads the target's identifiers whole first: the rename it
     // makes is what the comparison sees (debug builds also compare each answer with a read).
-    for (cs, dn, manager) in [(target(renamed), "cn=t1b,o=dir", vec![]), (target(referrer), "", vec![Value::from("cn=t1b,o=dir")])] {
-        let mut o = cs;
-        o.dn = if dn.is_empty() { o.desired_dn.clone() } else { Some(dn.to_string()) };
-        o.pending_export = false;
-        o.attrs = o.desired.clone().expect("desired");
-        o.attrs.insert("manager".into(), manager);
-        save(&e, &o);
-    }
-    let mut w = get(&e, w1);
-    w.attrs.insert("title".into(), vec!["t1c".into()]);
-    w.pending_import = Some(PendingImport::Update);
-    save(&e, &w);
+    exported(target(renamed), &[]);
+    exported(target(referrer), &["cn=t1b,o=dir"]);
+    retitled("t1c");
     full_sync(&e);
     assert_eq!(target(renamed).desired_dn.as_deref(), Some("cn=t1c,o=dir"));
     assert!(target(referrer).pending_export, "its manager is cn=t1c,o=dir now");
     // In step, a full sync finds nothing to export: the reference is the DN its object has.
-    for cs in [target(renamed), target(referrer)] {
-        let mut o = cs;
-        o.dn = o.desired_dn.clone();
-        o.pending_export = false;
-        o.attrs = o.desired.clone().expect("desired");
-        if o.id != target(renamed).id {
-            o.attrs.insert("manager".into(), vec![Value::from("cn=t1c,o=dir")]);
-        }
-        save(&e, &o);
-    }
+    exported(target(renamed), &[]);
+    exported(target(referrer), &["cn=t1c,o=dir"]);
     full_sync(&e);
     assert!(!target(referrer).pending_export && !target(renamed).pending_export, "in step");
 }
