@@ -344,6 +344,9 @@ pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value
         );
     }
     let k = key(value);
+    if c.index.none_of(c, attr, &k)? {
+        return Ok(Vec::new());
+    }
     c.index.looked_up(c, attr, &k)?;
     let found = alive(
         "SELECT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.attr=?1 AND v.key=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id",

@@ -11,7 +11,12 @@
 //!
 //! References (a manager, a group's members) name objects in no order either: their entries
 //! are all held back until any reference entry is read or removed, which writes them all.
-use idflow_core::fast_hash::FastMap;
+//!
+//! An attribute the index has no entry of when a write transaction first looks one of its
+//! values up (a join's, in a full sync of an empty metaverse) gets every entry it will have in
+//! that transaction through here: the keys added since are remembered (by a hash), and a lookup
+//! of a key never added is answered without reading the index ([`Deferred::none_of`]).
+use idflow_core::fast_hash::{fixed_hash, FastMap, FastSet};
 use rusqlite::Connection;
 use std::cell::RefCell;
 
@@ -31,6 +36,24 @@ struct State {
     count: usize,
     /// Reference entries `(target, object, attribute name)`.
     refs: Vec<(i64, i64, u32)>,
+    /// By attribute (its index in `names`): whether its entries are all known to this
+    /// transaction. Cleared as each write transaction begins and ends.
+    whole: Vec<Whole>,
+    /// A write transaction is open (only that one knows what it wrote).
+    writing: bool,
+}
+
+/// What a write transaction knows of an attribute's entries.
+#[derive(Default)]
+enum Whole {
+    /// Not asked yet.
+    #[default]
+    Unasked,
+    /// The index had entries of it when first asked.
+    No,
+    /// It had none then: the hashes of the keys added since (a key whose hash is not here has
+    /// no entry).
+    Keys(FastSet<u64>),
 }
 
 impl State {
@@ -45,6 +68,7 @@ impl State {
             None => {
                 self.names.push(attr.to_string());
                 self.held.push(FastMap::default());
+                self.whole.push(Whole::Unasked);
                 self.names.len() - 1
             }
         }
@@ -82,6 +106,9 @@ impl Deferred {
             let mut st = self.0.borrow_mut();
             for (a, key) in entries {
                 let i = st.name_index(a);
+                if let Whole::Keys(keys) = &mut st.whole[i] {
+                    keys.insert(fixed_hash(&key));
+                }
                 st.held[i].entry(key).or_default().push(id);
                 st.count += 1;
             }
@@ -91,6 +118,34 @@ impl Deferred {
             self.flush(c)?;
         }
         Ok(())
+    }
+
+    /// Whether `(attr, key)` surely has no entry: `attr` had none when this transaction first
+    /// asked (read once, then known), and no key of this hash was added since.
+    pub(crate) fn none_of(&self, c: &Connection, attr: &str, key: &str) -> rusqlite::Result<bool> {
+        let mut st = self.0.borrow_mut();
+        if !st.writing {
+            return Ok(false);
+        }
+        let i = st.name_index(attr);
+        if matches!(st.whole[i], Whole::Unasked) {
+            // What is held of it is all it has, if the index has nothing of it yet.
+            let any =
+                c.prepare_cached("SELECT EXISTS(SELECT 1 FROM mv_value WHERE attr=?1)")?.query_row([attr], |r| r.get::<_, bool>(0))?;
+            st.whole[i] = match any {
+                true => Whole::No,
+                false => Whole::Keys(st.held[i].keys().map(|k| fixed_hash(k)).collect()),
+            };
+        }
+        Ok(matches!(&st.whole[i], Whole::Keys(keys) if !keys.contains(&fixed_hash(key))))
+    }
+
+    /// A write transaction begins (`true`) or ends: what it knew of attributes' entries is
+    /// forgotten (another connection may write between two).
+    pub(crate) fn writing(&self, open: bool) {
+        let mut st = self.0.borrow_mut();
+        st.whole.iter_mut().for_each(|w| *w = Whole::Unasked);
+        st.writing = open;
     }
 
     /// `(attr, key)` is about to be looked up: its entries held back are written.
@@ -255,6 +310,34 @@ mod tests {
         changed(&tx, c, &attrs("Claudia"), "displayName", Value::from("Claude"));
         tx.commit().expect("commit");
         assert_eq!(entries(&store), format!("barbara {b}, claudia {c}, edsger {e}, grace 1"));
+    }
+
+    /// An attribute with no entry when a transaction first looks one of its values up: a key
+    /// never added is found absent without reading the index, every key added (before the
+    /// lookup or after, held back or written when too many were held) is found; the next
+    /// transaction, with entries there, reads the index again.
+    #[test]
+    fn an_attribute_first_indexed_in_the_transaction_is_known_whole() {
+        let store = Store::in_memory().expect("store");
+        let tx = store.write().expect("write");
+        let find = |name: &str| tx.mv_find_by_value("person", "displayName", &Value::from(name), true).expect("find");
+        let a = tx.mv_create("person", &attrs("Ada")).expect("created");
+        assert_eq!(find("ada"), vec![a], "added before the first lookup");
+        assert_eq!(find("grace"), Vec::<i64>::new());
+        let g = tx.mv_create("person", &attrs("Grace")).expect("created");
+        assert_eq!(find("Grace"), vec![g], "added after it");
+        // Written as the transaction goes (as when too many are held): still found.
+        let b = tx.mv_create("person", &attrs("Barbara")).expect("created");
+        crate::ops::on(&tx, |c| c.index.flush(c)).expect("written");
+        assert_eq!(find("barbara"), vec![b]);
+        assert_eq!(find("barbar"), Vec::<i64>::new());
+        tx.commit().expect("commit");
+        let tx = store.write().expect("write");
+        assert_eq!(tx.mv_find_by_value("person", "displayName", &Value::from("ada"), true).expect("find"), vec![a], "read");
+        assert_eq!(tx.mv_find_by_value("person", "displayName", &Value::from("nobody"), true).expect("find"), Vec::<i64>::new());
+        drop(tx);
+        let r = store.read().expect("read");
+        assert_eq!(r.mv_find_by_value("person", "displayName", &Value::from("grace"), true).expect("find"), vec![g], "a reader reads");
     }
 
     #[test]

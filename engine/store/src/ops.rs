@@ -302,10 +302,12 @@ impl ConnState {
     fn begin_write(&self) {
         self.codec.begin_write();
         self.dangling.forget();
+        self.index.writing(true);
     }
 
     fn end_write(&self, committed: bool) {
         self.codec.end_write(committed);
+        self.index.writing(false);
         if !committed {
             self.index.drop_held();
             self.dirty.drop_held();
