@@ -392,8 +392,9 @@ fn flows(
                 Err(msg) => {
                     let m_msg = format!("flow {attr} {:?}: {msg}", e.src);
                     o.error = Some(msg);
-                    // Saved whole (made just now, it gets its id here).
+                    // Saved whole (made just now, it gets its id here, perhaps a deleted row's).
                     o.id = ctx.tx.cs_save(o)?;
+                    ctx.forget_ident(o.id);
                     mv_error(ctx, m, connector, Some(o.id), Some(r.name()), m_msg);
                     return Ok(Early::Failed);
                 }
@@ -508,6 +509,8 @@ fn flows(
 fn saved(ctx: &mut Ctx, o: &mut CsObject) -> Result<i64> {
     if o.id == 0 {
         o.id = ctx.tx.cs_save(o)?;
+        // SQLite may give it the id of a row deleted before: nothing kept of that one stays.
+        ctx.forget_ident(o.id);
     }
     Ok(o.id)
 }
