@@ -288,6 +288,9 @@ fn status_cycle_now_and_pause_resume() {
     }
     assert!(e.ok(&["scheduler", "pause"], 0).stdout.contains("paused"));
     assert_eq!(Service::status(&e).expect("status")["paused"], true);
+    // A pause starts no cycle; one the watch began just before it still ends (on a loaded
+    // machine it could be under way yet, and would read the change below).
+    svc.wait_until(&e, "the cycle under way ended", |st| st["current"].is_null());
     s.modify(NEW_PERSON);
     svc.wait_until(&e, "the change is pending", |st| st["pending"].as_array().is_some_and(|p| !p.is_empty()));
     std::thread::sleep(Duration::from_secs(1));
