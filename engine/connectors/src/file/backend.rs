@@ -283,6 +283,29 @@ struct IdOnly {
 /// A line break inside an object, followed by its indent.
 const OBJECT_NEWLINE: &str = "\n    ";
 
+/// Pretty JSON as it is written, each line break followed by the indent of an object's depth
+/// ([`OBJECT_NEWLINE`]). JSON text breaks lines only between its tokens (a line break in a
+/// string is written escaped).
+struct Indented<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for Indented<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut lines = buf.split(|b| *b == b'\n');
+        if let Some(first) = lines.next() {
+            self.0.extend_from_slice(first);
+        }
+        for line in lines {
+            self.0.extend_from_slice(OBJECT_NEWLINE.as_bytes());
+            self.0.extend_from_slice(line);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl FileConnector {
     fn stamp(&self) -> Option<Stamp> {
         std::fs::metadata(&self.path).ok().map(|m| Stamp::of(&m))
@@ -359,10 +382,13 @@ impl FileConnector {
         held.text(i).map_err(|e| Error::io(&self.path, "cannot read", e))
     }
 
-    /// An object's text as it sits in the file: pretty, indented to its depth.
+    /// An object's text as it sits in the file: pretty, indented to its depth (written so,
+    /// not indented after: a first export of a million spent a third of its rendering there).
     fn text(&self, o: &impl Serialize) -> Result<String> {
-        let pretty = serde_json::to_string_pretty(o).map_err(|e| Error::io(&self.path, "cannot write", std::io::Error::other(e)))?;
-        Ok(pretty.replace('\n', OBJECT_NEWLINE))
+        let failed = |e| Error::io(&self.path, "cannot write", e);
+        let mut out = Vec::with_capacity(256);
+        serde_json::to_writer_pretty(Indented(&mut out), o).map_err(|e| failed(std::io::Error::other(e)))?;
+        String::from_utf8(out).map_err(|e| failed(std::io::Error::other(e)))
     }
 
     /// [`FileConnector::save_held`], unless the file changed since it was read (rewritten,
