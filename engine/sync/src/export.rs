@@ -501,6 +501,7 @@ fn record(
     }
     Ok(())
 }
+
 #[cfg(test)]
 mod tests {
     use super::{order, Pending};

@@ -392,7 +392,8 @@ fn flows(
                 Err(msg) => {
                     let m_msg = format!("flow {attr} {:?}: {msg}", e.src);
                     o.error = Some(msg);
-                    // Saved whole (made just now, it gets its id here, perhaps a deleted row's).
+                    // Saved whole. One made just now gets its id here, perhaps a deleted row's:
+                    // nothing kept of that one stays.
                     o.id = ctx.tx.cs_save(o)?;
                     ctx.forget_ident(o.id);
                     mv_error(ctx, m, connector, Some(o.id), Some(r.name()), m_msg);
