@@ -49,6 +49,7 @@ mod saved_plan;
 mod service_section;
 #[cfg(test)]
 mod tests;
+mod text_key;
 
 pub use collisions::Collision;
 pub use config::{Config, PhsFormat, PhsSection, PhsTarget};

@@ -9,6 +9,7 @@ use crate::diff::{self, Change};
 use crate::plan_ahead::{fill, Made, Planned, Planner};
 pub use crate::plan_changes::Changes;
 use crate::references;
+use crate::text_key::TextKey;
 use idflow_core::connector::{OpKind, RefForm};
 use idflow_core::fast_hash::FastMap;
 use idflow_core::{ObjectError, Result, Value};
@@ -26,7 +27,10 @@ use std::sync::Arc;
 #[derive(Default)]
 pub(crate) struct Names {
     by_id: FastMap<i64, Option<Box<str>>>,
-    by_ident: FastMap<Box<str>, Option<Box<str>>>,
+    /// By the identifier's [`TextKey`] (the read-ahead thread looks a million up at a million
+    /// people: keyed by the text, each lookup read and compared it, a cache miss more).
+    by_ident: FastMap<u128, Option<Box<str>>>,
+    key: TextKey,
 }
 
 /// A referenced object as a plan names it: by its connector-space id while the target has no
@@ -64,8 +68,8 @@ impl Names {
                 }
             }
             (RefForm::Anchor, Some(a)) => {
-                if self.by_ident.len() < Self::MOST && !self.by_ident.contains_key(a.as_str()) {
-                    self.by_ident.insert(a.as_str().into(), Some(name.into()));
+                if self.by_ident.len() < Self::MOST {
+                    self.by_ident.entry(self.key.of(a)).or_insert_with(|| Some(name.into()));
                 }
             }
             (RefForm::Dn, Some(_)) => {}
@@ -87,7 +91,7 @@ impl Names {
     pub(crate) fn remember(&mut self, n: &Named<'_>, name: Option<&str>) {
         match n {
             Named::Id(id) if self.by_id.len() < Self::MOST => drop(self.by_id.insert(*id, name.map(Box::from))),
-            Named::Ident(s) if self.by_ident.len() < Self::MOST => drop(self.by_ident.insert(s.as_ref().into(), name.map(Box::from))),
+            Named::Ident(s) if self.by_ident.len() < Self::MOST => drop(self.by_ident.insert(self.key.of(s), name.map(Box::from))),
             _ => {}
         }
     }
@@ -96,7 +100,7 @@ impl Names {
     pub(crate) fn known(&self, n: &Named<'_>) -> Option<Option<String>> {
         let known = match n {
             Named::Id(id) => self.by_id.get(id),
-            Named::Ident(s) => self.by_ident.get(s.as_ref()),
+            Named::Ident(s) => self.by_ident.get(&self.key.of(s)),
         };
         known.map(|n| n.as_deref().map(str::to_string))
     }

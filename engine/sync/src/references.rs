@@ -1,6 +1,7 @@
 //! References (group `member`, `manager`): a DN in a source becomes a metaverse reference, and a
 //! metaverse reference becomes the target's own identifier, resolved through links, in whatever
 //! order the objects arrive.
+use crate::text_key::TextKey;
 use idflow_core::connector::RefForm;
 use idflow_core::fast_hash::FastMap;
 use idflow_core::{dn, Result, Value};
@@ -15,10 +16,10 @@ use std::collections::HashSet;
 /// second when the first unlinked nothing and no two objects share a DN (inbound.rs).
 #[derive(Default)]
 pub(crate) struct Memo {
-    /// By connector, then DN as written, by its [`DnKey`]: a million DNs without a million
+    /// By connector, then DN as written, by its [`TextKey`]: a million DNs without a million
     /// strings, and a lookup that reads no string.
     dns: FastMap<String, FastMap<u128, Inbound>>,
-    key: DnKey,
+    key: TextKey,
     /// Only found targets, by connector then metaverse object: a target object's export state
     /// can change within the pass (one provisioned again), never from present to gone.
     targets: FastMap<String, ByMv>,
@@ -188,38 +189,6 @@ impl ByMv {
     }
 }
 
-/// A DN's stand-in in the memo: its 128-bit SipHash under a key drawn at random for the
-/// process. A keyed hash of 128 bits is a pseudorandom function: two DNs of a directory share
-/// one with a chance of about n²/2¹²⁹ (10⁻²⁶ for two million), and without the key no DN can be
-/// chosen to collide with another. At 1,000,000 people and 50,000 groups a full sync looks
-/// 2.2 million DNs up and remembers a million: keyed by the DN itself, each lookup read the
-/// string (a cache miss more) and each one remembered was an allocation.
-struct DnKey(siphasher::sip128::SipHasher13);
-
-impl Default for DnKey {
-    fn default() -> Self {
-        let mut seed = [0u8; 16];
-        if getrandom::fill(&mut seed).is_err() {
-            // No system randomness: the standard library's own random keys, hashed.
-            use std::hash::BuildHasher;
-            let s = std::hash::RandomState::new();
-            seed[..8].copy_from_slice(&s.hash_one(1u8).to_le_bytes());
-            seed[8..].copy_from_slice(&s.hash_one(2u8).to_le_bytes());
-        }
-        DnKey(siphasher::sip128::SipHasher13::new_with_key(&seed))
-    }
-}
-
-impl DnKey {
-    fn of(&self, dn: &str) -> u128 {
-        use siphasher::sip128::Hasher128;
-        use std::hash::Hasher;
-        let mut h = self.0;
-        h.write(dn.as_bytes());
-        h.finish128().as_u128()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Inbound {
     /// The DN names an object linked to this metaverse object.
@@ -308,7 +277,7 @@ pub(crate) fn referrers(c: &dyn ReadOps, mv_id: i64) -> Result<Vec<i64>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ByMv, DnKey};
+    use super::ByMv;
 
     #[test]
     fn targets_by_metaverse_id_are_found_dense_or_sparse_and_the_last_remembered_wins() {
@@ -328,15 +297,5 @@ mod tests {
         }
         m.insert(150_000, 5);
         assert_eq!((m.get(150_000), m.get(199_999), m.get(1 << 40)), (Some(5), Some(200_000), Some(99)));
-    }
-
-    #[test]
-    fn a_dn_key_tells_dns_apart_as_written_and_is_drawn_anew_for_each_memo() {
-        let (a, b) = (DnKey::default(), DnKey::default());
-        let dns = ["uid=a,o=corp", "uid=A,o=corp", "uid=a,o=corp ", "uid=b,o=corp", ""];
-        let keys: std::collections::HashSet<u128> = dns.iter().map(|d| a.of(d)).collect();
-        assert_eq!(keys.len(), dns.len(), "each DN as written has its own key");
-        assert_eq!(a.of("uid=a,o=corp"), a.of(&String::from("uid=a,o=corp")));
-        assert_ne!(a.of("uid=a,o=corp"), b.of("uid=a,o=corp"), "another memo, another random key");
     }
 }
