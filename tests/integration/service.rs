@@ -277,10 +277,20 @@ fn status_cycle_now_and_pause_resume() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("no idflow service is running"), "{o:?}");
     let svc = Service::start(&e);
-    // The watch's first refresh may start a change cycle right after the first cycle: at rest
-    // once it ends.
-    svc.wait_until(&e, "no cycle running", |st| st["current"].is_null());
-    let o = e.ok(&["status"], 0);
+    // The watch's first refresh may start a change cycle right after the first cycle, even
+    // after a status that showed none running: at rest once no cycle runs and none is pending,
+    // and the status read again until it shows the service idle (for a minute at most).
+    let start = Instant::now();
+    let o = loop {
+        svc.wait_until(&e, "no cycle running or pending", |st| {
+            st["current"].is_null() && st["pending"].as_array().is_none_or(|p| p.is_empty())
+        });
+        let o = e.ok(&["status"], 0);
+        if o.stdout.contains("now       : idle") || start.elapsed() > Duration::from_secs(60) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     for line in
         ["scheduler : running", "now       : idle", "next      : delta cycle at", "connector corp: syncrepl refreshAndPersist (watching)"]
     {
