@@ -96,7 +96,7 @@ fn preload_reading_links(
     pending: i64,
     idents: &mut diff::Idents,
 ) -> Result<Option<Vec<Pending>>> {
-    let reader = if local_anchor { store.reader().ok().flatten() } else { None };
+    let reader = if local_anchor && pending >= LINKS_APART_FROM { store.reader().ok().flatten() } else { None };
     let Some(reader) = reader else {
         idents.preload_for(r, connector, pending)?;
         return Ok(None);
@@ -110,12 +110,22 @@ fn preload_reading_links(
         (pending_links(r, connector), preloading.map(|t| t.join()))
     });
     match preloaded {
-        Some(Ok(p)) => *idents = p?,
-        // No thread, or one that panicked: preloaded here.
-        _ => idents.preload_for(r, connector, pending)?,
+        Some(Ok(Ok(p))) => *idents = p,
+        // No thread, one that panicked, or a read of the other connection that failed: here,
+        // as without one.
+        other => {
+            if let Some(Ok(Err(e))) = other {
+                tracing::debug!(error = %e, "identifiers not preloaded on a connection of their own");
+            }
+            idents.preload_for(r, connector, pending)?;
+        }
     }
     links.map(Some)
 }
+
+/// Pending changes from which [`preload_reading_links`] reads on two connections: below, a
+/// connection and a thread cost more than they spare (a delta's few changes).
+const LINKS_APART_FROM: i64 = 10_000;
 
 /// How deep a DN is (0 for none, or one that does not parse).
 fn depth(dn: Option<&str>) -> usize {
@@ -174,7 +184,14 @@ pub(crate) fn order(changes: Vec<Pending>) -> Vec<(usize, i64)> {
     if !adds.is_sorted_by_key(|c| c.cs_id) {
         adds.sort_by_key(|c| c.cs_id);
     }
-    adds.dedup_by_key(|c| c.cs_id);
+    // An id twice: its last change counts, as a map keyed by id would keep it.
+    adds.dedup_by(|later, earlier| {
+        let same = later.cs_id == earlier.cs_id;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
     /// Not known yet, in `memo`.
     const UNKNOWN: usize = usize::MAX;
     fn level(i: usize, adds: &[Pending], memo: &mut [usize], visiting: &mut [bool]) -> usize {
@@ -573,5 +590,13 @@ mod tests {
         ];
         // 4 and 5 reference each other: 4 is walked first, so 5 goes before it.
         assert_eq!(order(changes), vec![(0, 1), (1, 5), (1, 6), (1, 2), (2, 3), (2, 4), (3, 8), (4, 9)]);
+    }
+
+    /// An object's add met twice is ordered once, by the last of them.
+    #[test]
+    fn an_add_met_twice_counts_once_as_the_last() {
+        let add = |cs_id: i64, refs: &[i64]| Pending { cs_id, kind: OpKind::Add, depth: 0, refs: refs.to_vec() };
+        let changes = vec![add(7, &[]), add(2, &[]), add(7, &[3]), add(3, &[2]), add(7, &[2])];
+        assert_eq!(order(changes), vec![(0, 2), (1, 3), (1, 7)]);
     }
 }
