@@ -101,11 +101,11 @@ fn preload_reading_links(
         idents.preload_for(r, connector, pending)?;
         return Ok(None);
     };
-    let mut preloaded = diff::Idents::new(idents.form());
+    let mut apart = diff::Idents::new(idents.form());
     let (links, preloaded) = std::thread::scope(|s| {
         let preloading = std::thread::Builder::new()
             .name("idflow-export-preload".into())
-            .spawn_scoped(s, move || preloaded.preload_for(&reader.read()?, connector, pending).map(|()| preloaded))
+            .spawn_scoped(s, move || apart.preload_for(&reader.read()?, connector, pending).map(|()| apart))
             .ok();
         (pending_links(r, connector), preloading.map(|t| t.join()))
     });
@@ -113,12 +113,11 @@ fn preload_reading_links(
         Some(Ok(Ok(p))) => *idents = p,
         // No thread, one that panicked, or a read of the other connection that failed: here,
         // as without one.
-        other => {
-            if let Some(Ok(Err(e))) = other {
-                tracing::debug!(error = %e, "identifiers not preloaded on a connection of their own");
-            }
+        Some(Ok(Err(e))) => {
+            tracing::debug!(error = %e, "identifiers not preloaded on a connection of their own");
             idents.preload_for(r, connector, pending)?;
         }
+        Some(Err(_)) | None => idents.preload_for(r, connector, pending)?,
     }
     links.map(Some)
 }
@@ -274,17 +273,14 @@ fn export_batches(
     'passes: for pass in 0..3 {
         let changes = match first.take() {
             Some(read) => read,
+            None if caps.local_anchor => pending_links(&store.read()?, &name)?,
             None => {
                 let r = store.read()?;
                 let mut changes = Vec::new();
-                if caps.local_anchor {
-                    changes = pending_links(&r, &name)?;
-                } else {
-                    for id in r.cs_pending_export_ids(&name)? {
-                        let Some(o) = r.cs_get(id)? else { continue };
-                        if let Some(c) = diff::change_with(&r, &o, form, &mut idents)? {
-                            changes.push(Pending::of(&c, o.desired.as_ref()));
-                        }
+                for id in r.cs_pending_export_ids(&name)? {
+                    let Some(o) = r.cs_get(id)? else { continue };
+                    if let Some(c) = diff::change_with(&r, &o, form, &mut idents)? {
+                        changes.push(Pending::of(&c, o.desired.as_ref()));
                     }
                 }
                 changes
