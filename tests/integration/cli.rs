@@ -97,14 +97,30 @@ fn history_says_what_each_run_did_and_why_one_failed() {
 }
 
 #[test]
-fn bench_times_each_stage_and_a_full_sync_and_a_plan_of_what_is_in_step_change_nothing() {
+fn bench_times_each_stage_repeated_and_a_full_sync_and_a_plan_of_what_is_in_step_change_nothing() {
     let e = Env::empty();
     let dir = e.path("bench");
-    let out = e.ok(&["bench", "--people", "300", "--groups", "15", "--deltas", "1", "--dir", &dir.display().to_string()], 0).stdout;
-    for stage in ["full import (corp)", "full sync (inbound + outbound)", "plan (import both, sync, diff)", "export (file target)"] {
-        assert!(out.contains(stage), "{stage}: {out}");
+    let out = e
+        .ok(&["bench", "--people", "300", "--groups", "15", "--deltas", "1", "--repeat", "2", "--dir", &dir.display().to_string()], 0)
+        .stdout;
+    let stages = ["full import (corp)", "full sync (inbound + outbound)", "plan (import both, sync, diff)", "export (file target)"];
+    // Each run of the initial cycle starts from an empty database: it projects and provisions all.
+    for run in ["initial cycle, run 1 of 2:", "initial cycle, run 2 of 2:"] {
+        let lines: Vec<&str> = out.lines().skip_while(|l| *l != run).skip(1).take(6).collect();
+        for stage in stages {
+            assert!(lines.iter().any(|l| l.starts_with(stage)), "{run} {stage}: {out}");
+        }
+        assert!(lines.iter().any(|l| l.trim() == "307 projected, 307 provisioned, 0 errors"), "{run}: {out}");
+        assert!(lines.iter().any(|l| l.starts_with("initial cycle (the four above)")), "{run}: {out}");
     }
-    assert!(out.contains("307 projected, 307 provisioned, 0 errors"), "{out}");
+    let spread: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("2 initial cycles:")).take(6).collect();
+    assert!(spread.first().is_some_and(|l| l.contains("fastest") && l.contains("median") && l.contains("slowest")), "{out}");
+    for stage in stages.iter().chain(&["initial cycle (the four above)"]) {
+        assert!(
+            spread.iter().any(|l| l.trim_start().starts_with(stage) && l.split_whitespace().filter(|w| *w == "s").count() == 3),
+            "{stage} spread: {out}"
+        );
+    }
     let again = out.lines().skip_while(|l| !l.starts_with("full sync again (all in step)")).nth(1).unwrap_or_default();
     assert!(again.trim() == "0 metaverse updated, 0 provisioned", "the second full sync changed something: {out}");
     let plan = out.lines().skip_while(|l| !l.starts_with("plan again (all in step)")).nth(1).unwrap_or_default();

@@ -94,14 +94,76 @@ fn line(what: &str, secs: f64, n: usize, peak: f64) {
     println!("{what:<34} {secs:>9.3} s  {n:>9} objects  {:>10.0} objects/s  {peak:>6.0} MiB peak", n as f64 / secs.max(1e-9));
 }
 
-pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &Path, deltas: &[f64]) -> Result<()> {
-    std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::io(dir, "", e))?;
-    let w = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| Error::io(p, "", e));
-    let db = dir.join("state/idflow.db");
+/// The initial cycle's stages, as [`initial_cycle`] times them.
+const STAGES: [&str; 4] =
+    ["full import (corp)", "full sync (inbound + outbound)", "plan (import both, sync, diff)", "export (file target)"];
+
+/// The database and the file target's output removed: the next engine starts empty.
+fn wipe(dir: &Path, db: &Path) {
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
     }
     let _ = std::fs::remove_file(dir.join("out/cloud.json"));
+}
+
+/// Full import, full sync, plan and export into an empty database, each line printed as it
+/// ends; their times in seconds.
+fn initial_cycle(e: &mut Engine, overall: &mut f64) -> Result<[f64; 4]> {
+    let mut secs = [0.0; 4];
+    let t = Instant::now();
+    let r = e.import(&["corp".into()], Mode::Full, false)?;
+    secs[0] = t.elapsed().as_secs_f64();
+    line(STAGES[0], secs[0], r.import.iter().map(|s| s.read).sum(), stage_peak_mib(overall));
+
+    let t = Instant::now();
+    let r = e.sync(true)?;
+    secs[1] = t.elapsed().as_secs_f64();
+    let s = r.sync.unwrap_or_default();
+    line(STAGES[1], secs[1], s.inbound_objects, stage_peak_mib(overall));
+    println!("{:<34} {} projected, {} provisioned, {} errors", "", s.projected, s.provisioned, r.errors.len());
+
+    let t = Instant::now();
+    let (p, _) = e.plan()?;
+    secs[2] = t.elapsed().as_secs_f64();
+    let planned = p.totals.add + p.totals.update + p.totals.delete;
+    drop(p);
+    line(STAGES[2], secs[2], planned, stage_peak_mib(overall));
+
+    let t = Instant::now();
+    let r = e.export(&["cloud".into()], None)?;
+    secs[3] = t.elapsed().as_secs_f64();
+    line(STAGES[3], secs[3], r.export.iter().map(|s| s.added + s.updated).sum(), stage_peak_mib(overall));
+    println!("{:<34} {:>9.3} s", "initial cycle (the four above)", secs.iter().sum::<f64>());
+    Ok(secs)
+}
+
+/// Fastest, median and slowest of `runs` (not empty).
+fn spread(mut runs: Vec<f64>) -> (f64, f64, f64) {
+    runs.sort_by(f64::total_cmp);
+    let n = runs.len();
+    let median = match n % 2 {
+        1 => runs[n / 2],
+        _ => (runs[n / 2 - 1] + runs[n / 2]) / 2.0,
+    };
+    (runs[0], median, runs[n - 1])
+}
+
+/// Each stage's fastest, median and slowest over the runs, and the whole cycle's.
+fn print_spread(runs: &[[f64; 4]]) {
+    println!("{} initial cycles:{:>26} {:>9} {:>9} {:>9}", runs.len(), "", "fastest", "median", "slowest");
+    let cycle = ("initial cycle (the four above)", runs.iter().map(|r| r.iter().sum()).collect::<Vec<f64>>());
+    let stages = STAGES.iter().enumerate().map(|(i, s)| (*s, runs.iter().map(|r| r[i]).collect::<Vec<f64>>()));
+    for (what, times) in stages.chain([cycle]) {
+        let (lo, mid, hi) = spread(times);
+        println!("  {what:<41} {lo:>7.3} s {mid:>7.3} s {hi:>7.3} s");
+    }
+}
+
+pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &Path, deltas: &[f64], repeat: usize) -> Result<()> {
+    std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::io(dir, "", e))?;
+    let w = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| Error::io(p, "", e));
+    let db = dir.join("state/idflow.db");
+    wipe(dir, &db);
     let _ = std::fs::remove_file(dir.join("delta.ldif"));
     w(
         &dir.join("idflow.toml"),
@@ -123,32 +185,25 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
     );
     let mut overall = 0.0;
     stage_peak_mib(&mut overall);
-    let mut e = Engine::open(&dir.join("idflow.toml"), registry)?;
-
-    let t = Instant::now();
-    let r = e.import(&["corp".into()], Mode::Full, false)?;
-    line("full import (corp)", t.elapsed().as_secs_f64(), r.import.iter().map(|s| s.read).sum(), stage_peak_mib(&mut overall));
-
-    let t = Instant::now();
-    let r = e.sync(true)?;
-    let s = r.sync.unwrap_or_default();
-    line("full sync (inbound + outbound)", t.elapsed().as_secs_f64(), s.inbound_objects, stage_peak_mib(&mut overall));
-    println!("{:<34} {} projected, {} provisioned, {} errors", "", s.projected, s.provisioned, r.errors.len());
-
-    let t = Instant::now();
-    let (p, _) = e.plan()?;
-    let planned = p.totals.add + p.totals.update + p.totals.delete;
-    drop(p);
-    line("plan (import both, sync, diff)", t.elapsed().as_secs_f64(), planned, stage_peak_mib(&mut overall));
-
-    let t = Instant::now();
-    let r = e.export(&["cloud".into()], None)?;
-    line(
-        "export (file target)",
-        t.elapsed().as_secs_f64(),
-        r.export.iter().map(|s| s.added + s.updated).sum(),
-        stage_peak_mib(&mut overall),
-    );
+    let mut runs = Vec::with_capacity(repeat);
+    let mut e = Engine::open(&dir.join("idflow.toml"), registry.clone())?;
+    for run in 1..=repeat {
+        if run > 1 {
+            // The last run's copy of its write-ahead log done (it would run into this one's
+            // time), then closed before its files go: the next run opens an empty database.
+            e.store.settle();
+            drop(e);
+            wipe(dir, &db);
+            e = Engine::open(&dir.join("idflow.toml"), registry.clone())?;
+        }
+        if repeat > 1 {
+            println!("initial cycle, run {run} of {repeat}:");
+        }
+        runs.push(initial_cycle(&mut e, &mut overall)?);
+    }
+    if repeat > 1 {
+        print_spread(&runs);
+    }
     // The write-ahead log is copied into the database while the next stage runs: measured
     // once the copy is done, not both at once.
     e.store.settle();

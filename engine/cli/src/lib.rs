@@ -248,6 +248,11 @@ pub enum Command {
         /// Delta sizes, in percent of the people.
         #[arg(long, value_delimiter = ',', default_value = "0.1,1")]
         deltas: Vec<f64>,
+        /// Run the initial cycle (full import, full sync, plan, export into an empty database)
+        /// this many times and print each stage's fastest, median and slowest: one run's time
+        /// moves with the machine's load.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+        repeat: u32,
     },
 }
 
@@ -646,8 +651,8 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             generate::generate(*people, *groups, *seed, &mut f).map_err(|e| Error::io(out, "", e))?;
             Ok(0)
         }
-        Command::Bench { people, groups, dir, deltas } => {
-            bench::run(registry.clone(), *people, *groups, dir, deltas)?;
+        Command::Bench { people, groups, dir, deltas, repeat } => {
+            bench::run(registry.clone(), *people, *groups, dir, deltas, *repeat as usize)?;
             Ok(0)
         }
     }
