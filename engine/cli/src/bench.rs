@@ -150,7 +150,8 @@ fn spread(mut runs: Vec<f64>) -> (f64, f64, f64) {
 
 /// Each stage's fastest, median and slowest over the runs, and the whole cycle's.
 fn print_spread(runs: &[[f64; 4]]) {
-    println!("{} initial cycles:{:>26} {:>9} {:>9} {:>9}", runs.len(), "", "fastest", "median", "slowest");
+    // Padded to the rows' name column (two spaces and 41), whatever the count's digits.
+    println!("{:<43} {:>9} {:>9} {:>9}", format!("{} initial cycles:", runs.len()), "fastest", "median", "slowest");
     let cycle = ("initial cycle (the four above)", runs.iter().map(|r| r.iter().sum()).collect::<Vec<f64>>());
     let stages = STAGES.iter().enumerate().map(|(i, s)| (*s, runs.iter().map(|r| r[i]).collect::<Vec<f64>>()));
     for (what, times) in stages.chain([cycle]) {
