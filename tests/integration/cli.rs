@@ -97,6 +97,26 @@ fn history_says_what_each_run_did_and_why_one_failed() {
 }
 
 #[test]
+fn a_bench_refused_by_the_run_lock_leaves_the_folder_as_it_found_it() {
+    let e = Env::empty();
+    let dir = e.path("bench");
+    std::fs::create_dir_all(dir.join("state")).expect("folder");
+    // Another run (here: this test) holds the bench folder's metaverse, mid-run.
+    for (f, text) in [("corp.ldif", "the other run's directory"), ("state/idflow.db", "the other run's database")] {
+        std::fs::write(dir.join(f), text).expect("write");
+    }
+    let lock = idflow_store::RunLock::take(&dir.join("state/idflow.db"), "bench").expect("lock");
+    let o = e.ok(&["bench", "--people", "30", "--groups", "2", "--dir", &dir.display().to_string()], 1);
+    assert!(o.stderr.contains("is in use: idflow bench (pid "), "{o:?}");
+    for (f, text) in [("corp.ldif", "the other run's directory"), ("state/idflow.db", "the other run's database")] {
+        assert_eq!(std::fs::read_to_string(dir.join(f)).expect("still there"), text, "{f} touched");
+    }
+    assert!(!dir.join("idflow.toml").exists(), "a refused bench wrote its configuration");
+    drop(lock);
+    e.ok(&["bench", "--people", "30", "--groups", "2", "--dir", &dir.display().to_string()], 0);
+}
+
+#[test]
 fn bench_times_each_stage_repeated_and_a_full_sync_and_a_plan_of_what_is_in_step_change_nothing() {
     let e = Env::empty();
     let dir = e.path("bench");

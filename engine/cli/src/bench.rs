@@ -4,6 +4,7 @@ use crate::generate;
 use idflow_core::registry::Registry;
 use idflow_core::{Error, Result};
 use idflow_engine::{Engine, Mode};
+use idflow_store::RunLock;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -161,11 +162,15 @@ fn print_spread(runs: &[[f64; 4]]) {
 }
 
 pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &Path, deltas: &[f64], repeat: usize) -> Result<()> {
-    std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::io(dir, "", e))?;
     let w = |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| Error::io(p, "", e));
     let db = dir.join("state/idflow.db");
+    // Held before anything in the folder is removed or written, and to the end: a second bench
+    // in the same folder is refused before it touches this one's files.
+    let what: Vec<String> = std::env::args().skip(1).collect();
+    let lock = RunLock::take(&db, &what.join(" "))?;
     wipe(dir, &db);
     let _ = std::fs::remove_file(dir.join("delta.ldif"));
+    std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::io(dir, "", e))?;
     w(
         &dir.join("idflow.toml"),
         "[metaverse]\npath = \"state/idflow.db\"\n[rules]\npaths = [\"rules\"]\n[export]\ndeletion_threshold = 500\n\n\
@@ -187,7 +192,7 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
     let mut overall = 0.0;
     stage_peak_mib(&mut overall);
     let mut runs = Vec::with_capacity(repeat);
-    let mut e = Engine::open(&dir.join("idflow.toml"), registry.clone())?;
+    let mut e = Engine::open_held(&dir.join("idflow.toml"), registry.clone(), &lock)?;
     for run in 1..=repeat {
         if run > 1 {
             // The last run's copy of its write-ahead log done (it would run into this one's
@@ -195,7 +200,7 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
             e.store.settle();
             drop(e);
             wipe(dir, &db);
-            e = Engine::open(&dir.join("idflow.toml"), registry.clone())?;
+            e = Engine::open_held(&dir.join("idflow.toml"), registry.clone(), &lock)?;
         }
         if repeat > 1 {
             println!("initial cycle, run {run} of {repeat}:");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 pub struct RunLock {
     file: File,
+    db: PathBuf,
 }
 
 impl RunLock {
@@ -42,7 +43,12 @@ impl RunLock {
         let written =
             file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(holder.as_bytes())).and_then(|()| file.flush());
         written.map_err(|e| Error::io(&path, "cannot write the run lock", e))?;
-        Ok(RunLock { file })
+        Ok(RunLock { file, db: db.to_path_buf() })
+    }
+
+    /// The metaverse this lock is for.
+    pub fn db(&self) -> &Path {
+        &self.db
     }
 }
 

@@ -150,6 +150,29 @@ impl Engine {
         let defs = defs::load(&config.rule_paths)?;
         let what: Vec<String> = std::env::args().skip(1).collect();
         let lock = RunLock::take(&config.metaverse_path, &what.join(" "))?;
+        let mut e = Self::open_loaded(config, defs, registry)?;
+        e._lock = Some(lock);
+        Ok(e)
+    }
+
+    /// As [`Engine::open`], under a run lock the caller took and keeps: for a caller that must
+    /// hold the metaverse before it opens it (the bench removes the database first) or across
+    /// several engines. Refused when `lock` is for another metaverse than the configuration's.
+    pub fn open_held(config_path: &Path, registry: Arc<Registry>, lock: &RunLock) -> Result<Engine> {
+        let config = Config::load(config_path)?;
+        if lock.db() != config.metaverse_path {
+            return Err(Error::Refused(format!(
+                "the run lock held is for {}, but {} keeps its metaverse at {}",
+                lock.db().display(),
+                config_path.display(),
+                config.metaverse_path.display()
+            )));
+        }
+        let defs = defs::load(&config.rule_paths)?;
+        Self::open_loaded(config, defs, registry)
+    }
+
+    fn open_loaded(config: Config, defs: Vec<RuleDef>, registry: Arc<Registry>) -> Result<Engine> {
         let store = Store::open(&config.metaverse_path)?;
         let tx = store.write()?;
         let interrupted = tx.history_interrupt_running()?;
@@ -157,9 +180,7 @@ impl Engine {
         if interrupted > 0 {
             tracing::warn!(runs = interrupted, "runs that were stopped before they ended are marked interrupted in the history");
         }
-        let mut e = Self::from_parts(config, defs, store, registry)?;
-        e._lock = Some(lock);
-        Ok(e)
+        Self::from_parts(config, defs, store, registry)
     }
 
     pub fn from_parts(config: Config, defs: Vec<RuleDef>, store: Store, registry: Arc<Registry>) -> Result<Engine> {
