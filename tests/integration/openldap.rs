@@ -462,6 +462,33 @@ fn a_move_between_two_ous_in_scope_keeps_the_person() {
     assert_eq!(cora["id"], before, "{r}");
 }
 
+/// Two people's DNs swapped between two runs (three modrdns): a delta meets each at the DN the
+/// other held. Neither is a new person or an error: both keep their accounts.
+#[test]
+fn two_dns_swapped_between_runs_keep_both_people() {
+    let mut seed = generated(20, 0);
+    for (uid, n) in [("ann", 1), ("ben", 2)] {
+        seed.push_str(&format!(
+            "dn: uid={uid},ou=People,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {uid}\nsn: {uid}\n\
+             mail: {uid}@example.org\nemployeeNumber: S{n}\n\n"
+        ));
+    }
+    let s = Slapd::start(Some(&seed));
+    let e = env_for(&s, "");
+    e.json(&["apply"], 0);
+    let ids = || ["ann", "ben"].map(|u| e.cloud_user(&format!("{u}@example.org")).expect("account")["id"].clone());
+    let before = ids();
+    let modrdn = |from: &str, to: &str| {
+        format!("dn: uid={from},ou=People,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid={to}\ndeleteoldrdn: 1\n\n")
+    };
+    s.modify(&[modrdn("ann", "swap"), modrdn("ben", "ann"), modrdn("swap", "ben")].concat());
+    let r = e.json(&["apply"], 0);
+    let imp = &r["import"][0];
+    assert_eq!((imp["mode"].as_str(), imp["renamed"].as_u64(), imp["errors"].as_u64()), (Some("delta"), Some(2), Some(0)), "{r}");
+    assert_eq!(ids(), before, "{r}");
+    e.ok(&["plan", "--exit-code"], 0);
+}
+
 /// Two OUs read in turn, and a person moved from the one read second into the one read first
 /// while they are read (the run held, by a proxy, at the second OU's search): in neither read.
 /// A full import looks up the objects it did not read by their anchors before it takes them for

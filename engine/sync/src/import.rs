@@ -535,6 +535,7 @@ impl ImportSink for Sink<'_> {
             }
             DeltaChange::Delete(key) => {
                 self.stats.read += 1;
+                self.drop_waiting(key.anchor.as_deref());
                 // One gone already (a delta read again) stays as it is.
                 if let Some(mut o) = self.find(&key)?.filter(|o| o.present) {
                     self.vanish(&mut o)?;

@@ -5,20 +5,23 @@
 //! will ever bring (a change file missing a record). Made at once, the two would be two people
 //! in the metaverse and two accounts in every target. The add waits for the end of the import
 //! instead: made then if the DN is free, else an error that names both objects. A full import
-//! frees the DNs of the objects it did not read, once it ends complete.
+//! frees the DNs of the objects it did not read, once it ends complete. An object that comes
+//! again at a DN another object holds (a rename, as syncrepl sends one: the entry whole) waits
+//! the same way, unless that other object's own change that waits moves it away (DNs swapped).
 use super::Sink;
 use idflow_core::connector::{ImportedObject, ObjectKey};
 use idflow_core::{dn, Result};
 use idflow_store::CsObject;
+use std::collections::VecDeque;
 
 /// What an error about two objects at one DN asks.
 const ONE_AT_A_DN: &str =
     "A directory holds one object at a DN: if the other is gone, run a full import of a current export; else correct the change";
 
-/// The adds waiting for the end of the import, in the order they came.
+/// The adds and renames waiting for the end of the import, in the order they came.
 #[derive(Default)]
 pub(super) struct Taken {
-    waiting: Vec<ImportedObject>,
+    waiting: VecDeque<ImportedObject>,
 }
 
 impl Taken {
@@ -36,6 +39,8 @@ impl Sink<'_> {
     /// Stores `o`, a change's object, or keeps it for [`Sink::settle_taken`] when its DN is
     /// another present object's.
     pub(super) fn upsert_unless_taken(&mut self, o: ImportedObject) -> Result<()> {
+        // The object whole as it is now: what waits of it from earlier in the import is older.
+        self.drop_waiting(o.anchor.as_deref());
         if self.holders_of(&o, false)?.is_empty() {
             return self.upsert(o);
         }
@@ -46,8 +51,17 @@ impl Sink<'_> {
         );
         // Read, as far as a delta that turns into a full import can tell.
         self.stats.read += 1;
-        self.taken.waiting.push(o);
+        self.taken.waiting.push_back(o);
         Ok(())
+    }
+
+    /// What waits of the object with `anchor`, dropped: a later change of it replaces it whole
+    /// (a deletion, or the object as it is now), not to be made or renamed at the end of the
+    /// import over that change.
+    pub(super) fn drop_waiting(&mut self, anchor: Option<&str>) {
+        if let Some(a) = anchor {
+            self.taken.waiting.retain(|o| o.anchor.as_deref() != Some(a));
+        }
     }
 
     /// Whether a change keyed by DN alone names the DN of an add that waits: which of the two
@@ -70,18 +84,19 @@ impl Sink<'_> {
         Ok(true)
     }
 
-    /// The end of the import: each add that waited is made if its DN is free now, else is an
-    /// error. A full import that ends complete (no error, and no add that waits for an object
-    /// it read) frees the DNs of the objects it did not read: they are gone.
+    /// The end of the import: each add or rename that waited is made if its DN is free now
+    /// (or its holder's own change that waits moves it away), else is an error. In their order:
+    /// what waits still counts as on its way. A full import that ends complete (no error, and
+    /// no add that waits for an object it read) frees the DNs of the objects it did not read:
+    /// they are gone.
     pub(super) fn settle_taken(&mut self) -> Result<()> {
-        let waiting = std::mem::take(&mut self.taken.waiting);
         let mut complete = self.full && self.stats.errors == 0;
-        for o in &waiting {
+        for o in &self.taken.waiting {
             if complete && !self.holders_of(o, true)?.is_empty() {
                 complete = false;
             }
         }
-        for o in waiting {
+        while let Some(o) = self.taken.waiting.pop_front() {
             self.stats.read -= 1;
             let holders = self.holders_of(&o, complete)?;
             // None, or one this import added (two adds at one DN: a duplicate, as in a full
@@ -91,11 +106,15 @@ impl Sink<'_> {
                     self.stats.read += 1;
                     let held = self.named(*first)?;
                     let key = ObjectKey { anchor: o.anchor, dn: o.dn };
-                    let added = key.anchor.as_deref().unwrap_or_default();
+                    let anchor = key.anchor.as_deref().unwrap_or_default();
+                    let verb = match self.tx.cs_id_by_anchor(&self.connector, anchor)? {
+                        Some(_) => "renames an object to",
+                        None => "adds",
+                    };
                     self.obj_error(
                         &key,
                         format!(
-                            "a change adds {key} (anchor {added}) where idflow holds another object ({held}), and none deletes or \
+                            "a change {verb} {key} (anchor {anchor}) where idflow holds another object ({held}), and none deletes or \
                              renames that one: not applied. {ONE_AT_A_DN}"
                         ),
                     );
@@ -146,13 +165,22 @@ impl Sink<'_> {
         })
     }
 
-    /// The objects present here at `o`'s DN, when `o` has an anchor no object here has and
-    /// is not a create idflow made that it would confirm (`read`: only those this import read).
+    /// The other objects present here at `o`'s DN, when `o` is a new object (an anchor no
+    /// object here has, and not a create idflow made that it would confirm) or one it moves
+    /// there (an object here at another DN: a rename); `read`: only those this import read.
     fn holders_of(&self, o: &ImportedObject, read: bool) -> Result<Vec<i64>> {
         let (Some(anchor), Some(d)) = (&o.anchor, &o.dn) else { return Ok(Vec::new()) };
         let key = ObjectKey { anchor: Some(anchor.clone()), dn: Some(d.clone()) };
-        if self.stored_anchor(&key).is_some() && self.tx.cs_id_by_anchor(&self.connector, anchor)?.is_some() {
-            return Ok(Vec::new());
+        if self.stored_anchor(&key).is_some() {
+            if let Some(id) = self.tx.cs_id_by_anchor(&self.connector, anchor)? {
+                let mut present = self.present_at(d)?;
+                // At this DN already: no rename (whoever else is there was there before).
+                if present.contains(&id) {
+                    return Ok(Vec::new());
+                }
+                present.retain(|p| !read || self.seen.contains(p));
+                return self.staying(present, d);
+            }
         }
         // An object without an anchor yet (a create not confirmed) is this one: found by its DN.
         if self.anchorless && self.find_by_dn(&key)?.is_some() {
@@ -160,7 +188,26 @@ impl Sink<'_> {
         }
         let mut present = self.present_at(d)?;
         present.retain(|id| !read || self.seen.contains(id));
-        Ok(present)
+        self.staying(present, d)
+    }
+
+    /// `holders` of `dn` but those a change that waits moves to another DN: DNs swapped, or
+    /// moved along a chain, in one import wait for no one. (Should that change fail at the
+    /// end, its object stays where it was, in error, and shares its DN until it is fixed.)
+    fn staying(&self, mut holders: Vec<i64>, dn: &str) -> Result<Vec<i64>> {
+        if holders.is_empty() || self.taken.waiting.is_empty() {
+            return Ok(holders);
+        }
+        let dn = dn::norm(dn);
+        let mut leaving = Vec::new();
+        for w in &self.taken.waiting {
+            let (Some(anchor), Some(to)) = (&w.anchor, &w.dn) else { continue };
+            if dn::norm(to) != dn {
+                leaving.extend(self.tx.cs_id_by_anchor(&self.connector, anchor)?);
+            }
+        }
+        holders.retain(|h| !leaving.contains(h));
+        Ok(holders)
     }
 
     /// The objects present (not deleted) here at `dn`, their rows not read.
@@ -296,6 +343,70 @@ mod tests {
         assert_eq!((stats.added, stats.deleted), (1, 1), "{stats:?}");
         assert_eq!(at("uid=bob,dc=example,dc=org"), 1);
         assert!(tx.cs_by_anchor("corp", "b0").expect("read").is_some_and(|o| !o.present));
+    }
+
+    /// A rename (an object syncrepl sends again at another DN) onto a DN another object holds
+    /// waits for the end of the import, as an add there does: made if a later change frees the
+    /// DN, else an error naming the other, the object left where it was. A later change of the
+    /// same object replaces what of it waits.
+    #[test]
+    fn a_rename_onto_a_dn_another_object_holds_waits_for_the_end_of_the_import() {
+        let e = engine_in(CONFIG, RULES);
+        let tx = e.store.write().expect("tx");
+        let mut corp = ada_and_bob();
+        corp.objects.push(person("c0", "carol"));
+        let run = |c: &mut Changes, mode| run_import(&tx, &e.rules, c, mode);
+        run(&mut corp, Mode::Full);
+        let at = |dn: &str| -> Vec<String> {
+            let dn = format!("uid={dn},dc=example,dc=org");
+            let ids = tx.cs_states_by_dn("corp", &dn).expect("states").into_iter().filter(|s| s.present).map(|s| s.id);
+            ids.map(|id| tx.cs_get(id).expect("read").and_then(|o| o.anchor).unwrap_or_default()).collect()
+        };
+        let gone = |a: &str| ObjectKey { anchor: Some(a.into()), dn: None };
+        // Ada renamed to bob's DN, then bob's deletion: ada at bob's DN, bob gone.
+        corp.changes = vec![DeltaChange::Upsert(person("a0", "bob")), DeltaChange::Delete(gone("b0"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.read, stats.renamed, stats.deleted), (2, 1, 1), "{stats:?}");
+        assert_eq!((at("bob"), at("ada")), (vec!["a0".to_string()], vec![]));
+        // Ada renamed to carol's DN, and nothing moves carol: an error naming carol, ada stays.
+        corp.changes = vec![DeltaChange::Upsert(person("a0", "carol"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert_eq!((stats.read, stats.renamed, stats.errors), (1, 0, 1), "{stats:?}");
+        assert!(errors[0].message.contains("a change renames an object to uid=carol"), "{errors:?}");
+        assert!(errors[0].message.contains("where idflow holds another object (anchor c0)"), "{errors:?}");
+        assert_eq!((at("bob"), at("carol")), (vec!["a0".to_string()], vec!["c0".to_string()]));
+        // Renamed to carol's DN, then (later in the import) to a free one: the later applies.
+        corp.changes = vec![DeltaChange::Upsert(person("a0", "carol")), DeltaChange::Upsert(person("a0", "dora"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.read, stats.renamed), (2, 1), "{stats:?}");
+        assert_eq!((at("dora"), at("bob"), at("carol")), (vec!["a0".to_string()], vec![], vec!["c0".to_string()]));
+        // Renamed onto carol's DN, then deleted: deleted, not made again at the end.
+        corp.changes = vec![DeltaChange::Upsert(person("a0", "carol")), DeltaChange::Delete(gone("a0")), DeltaChange::Delete(gone("c0"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(stats.deleted, 2, "{stats:?}");
+        assert!(at("carol").is_empty() && at("dora").is_empty());
+        // An object sent again at its own DN, which another object shares already, is no rename.
+        corp.changes = vec![DeltaChange::Upsert(person("b9", "bob"))];
+        run(&mut corp, Mode::Delta);
+        let mut titled = person("b9", "bob");
+        titled.attrs.insert("title".into(), vec![idflow_core::Value::Str("Clerk".into())]);
+        corp.changes = vec![DeltaChange::Upsert(titled)];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty() && stats.updated == 1, "{stats:?} {errors:?}");
+        // Two DNs swapped in one import, in either order: no error, each at the other's DN.
+        for (first, second) in [("x1", "y1"), ("y1", "x1")] {
+            corp.changes = vec![DeltaChange::Upsert(person("x1", "xena")), DeltaChange::Upsert(person("y1", "yuri"))];
+            run(&mut corp, Mode::Delta);
+            let to = |a: &str| person(a, if a == "x1" { "yuri" } else { "xena" });
+            corp.changes = vec![DeltaChange::Upsert(to(first)), DeltaChange::Upsert(to(second))];
+            let (stats, errors) = run(&mut corp, Mode::Delta);
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!((stats.read, stats.renamed), (2, 2), "{stats:?}");
+            assert_eq!((at("xena"), at("yuri")), (vec!["y1".to_string()], vec!["x1".to_string()]));
+        }
     }
 
     /// A delta that met an error keeps its watermark where a delta reads the same objects again
