@@ -463,9 +463,13 @@ impl ImportSink for Sink<'_> {
             DeltaChange::Upsert(o) => self.upsert_unless_taken(o),
             DeltaChange::Merge(mut o) => {
                 let key = ObjectKey { anchor: o.anchor.clone(), dn: o.dn.clone() };
-                match self.find(&key)? {
-                    Some(existing) => {
-                        let mut attrs = existing.attrs.clone();
+                // Into what waits of the object, if anything does: it is the later state.
+                let base = match self.take_waiting(o.anchor.as_deref()) {
+                    Some(w) => Some((w.attrs, w.object_type)),
+                    None => self.find(&key)?.map(|e| (e.attrs, e.object_type)),
+                };
+                match base {
+                    Some((mut attrs, object_type)) => {
                         for (k, v) in self.names.canonical(std::mem::take(&mut o.attrs)) {
                             let name = attrs.keys().find(|x| x.eq_ignore_ascii_case(&k)).cloned().unwrap_or(k);
                             if v.is_empty() {
@@ -476,9 +480,9 @@ impl ImportSink for Sink<'_> {
                         }
                         o.attrs = attrs;
                         if o.object_type.is_empty() {
-                            o.object_type = existing.object_type.clone();
+                            o.object_type = object_type;
                         }
-                        self.upsert(o)
+                        self.upsert_unless_taken(o)
                     }
                     None if o.object_type.is_empty() => {
                         self.stats.read += 1;
@@ -492,6 +496,7 @@ impl ImportSink for Sink<'_> {
             {
                 Ok(())
             }
+            DeltaChange::Modify { key, .. } | DeltaChange::Rename { key, .. } if self.changes_waiting(&key, change_verb(&change)) => Ok(()),
             DeltaChange::Modify { key, changes } => {
                 self.stats.read += 1;
                 match self.find(&key)? {
@@ -538,6 +543,8 @@ impl ImportSink for Sink<'_> {
                 self.drop_waiting(key.anchor.as_deref());
                 // One gone already (a delta read again) stays as it is.
                 if let Some(mut o) = self.find(&key)?.filter(|o| o.present) {
+                    // Named by its DN alone: what waits of it goes too.
+                    self.drop_waiting(o.anchor.as_deref());
                     self.vanish(&mut o)?;
                 }
                 Ok(())

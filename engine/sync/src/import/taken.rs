@@ -7,21 +7,26 @@
 //! instead: made then if the DN is free, else an error that names both objects. A full import
 //! frees the DNs of the objects it did not read, once it ends complete. An object that comes
 //! again at a DN another object holds (a rename, as syncrepl sends one: the entry whole) waits
-//! the same way, unless that other object's own change that waits moves it away (DNs swapped).
+//! the same way; at the end, renames that wait for one another (DNs swapped) are made together.
 use super::Sink;
 use idflow_core::connector::{ImportedObject, ObjectKey};
 use idflow_core::{dn, Result};
 use idflow_store::CsObject;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet};
 
 /// What an error about two objects at one DN asks.
 const ONE_AT_A_DN: &str =
     "A directory holds one object at a DN: if the other is gone, run a full import of a current export; else correct the change";
 
-/// The adds and renames waiting for the end of the import, in the order they came.
+/// The adds and renames waiting for the end of the import, in the order they came: one per
+/// anchor (a later change of the object replaces what of it waits), each with one.
 #[derive(Default)]
 pub(super) struct Taken {
-    waiting: VecDeque<ImportedObject>,
+    waiting: Vec<ImportedObject>,
+    /// The anchors of what waits.
+    anchors: HashSet<String>,
+    /// The DNs (normalized) what waits is at, and how many wait at each.
+    dns: HashMap<String, usize>,
 }
 
 impl Taken {
@@ -29,8 +34,47 @@ impl Taken {
         !self.waiting.is_empty()
     }
 
+    fn push(&mut self, o: ImportedObject) {
+        if let Some(a) = &o.anchor {
+            self.anchors.insert(a.clone());
+        }
+        if let Some(d) = &o.dn {
+            *self.dns.entry(dn::norm(d)).or_default() += 1;
+        }
+        self.waiting.push(o);
+    }
+
+    /// What waits of the object with `anchor`, taken out.
+    fn take(&mut self, anchor: &str) -> Option<ImportedObject> {
+        if !self.anchors.remove(anchor) {
+            return None;
+        }
+        let i = self.waiting.iter().position(|o| o.anchor.as_deref() == Some(anchor))?;
+        let o = self.waiting.remove(i);
+        if let Some(d) = &o.dn {
+            let d = dn::norm(d);
+            if let Some(n) = self.dns.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    self.dns.remove(&d);
+                }
+            }
+        }
+        Some(o)
+    }
+
+    /// Everything that waits, taken out.
+    fn take_all(&mut self) -> Vec<ImportedObject> {
+        self.anchors.clear();
+        self.dns.clear();
+        std::mem::take(&mut self.waiting)
+    }
+
     /// The add waiting at `dn` (normalized), if any.
     fn at(&self, dn_norm: &str) -> Option<&ImportedObject> {
+        if !self.dns.contains_key(dn_norm) {
+            return None;
+        }
         self.waiting.iter().find(|o| o.dn.as_deref().is_some_and(|d| dn::norm(d) == dn_norm))
     }
 }
@@ -47,11 +91,11 @@ impl Sink<'_> {
         tracing::debug!(
             connector = %self.connector,
             dn = o.dn.as_deref().unwrap_or_default(),
-            "an added object waits for the end of the import: another object here has its DN"
+            "an added or renamed object waits for the end of the import: another object here has its DN"
         );
         // Read, as far as a delta that turns into a full import can tell.
         self.stats.read += 1;
-        self.taken.waiting.push_back(o);
+        self.taken.push(o);
         Ok(())
     }
 
@@ -60,8 +104,32 @@ impl Sink<'_> {
     /// import over that change.
     pub(super) fn drop_waiting(&mut self, anchor: Option<&str>) {
         if let Some(a) = anchor {
-            self.taken.waiting.retain(|o| o.anchor.as_deref() != Some(a));
+            self.taken.take(a);
         }
+    }
+
+    /// What waits of the object with `anchor`, taken out: a change that merges into the
+    /// object merges into it.
+    pub(super) fn take_waiting(&mut self, anchor: Option<&str>) -> Option<ImportedObject> {
+        anchor.and_then(|a| self.taken.take(a))
+    }
+
+    /// Whether a change by anchor that changes part of an object (`what` it does) names one
+    /// whose earlier change waits: an error then (applied to what idflow holds, it would be
+    /// undone at the end of the import).
+    pub(super) fn changes_waiting(&mut self, key: &ObjectKey, what: &str) -> bool {
+        if !key.anchor.as_deref().is_some_and(|a| self.taken.anchors.contains(a)) {
+            return false;
+        }
+        self.stats.read += 1;
+        self.obj_error(
+            key,
+            format!(
+                "a delta {what} {key} after a change of it that waits for its DN (another object idflow holds has it): not \
+                 applied. Run a full import"
+            ),
+        );
+        true
     }
 
     /// Whether a change keyed by DN alone names the DN of an add that waits: which of the two
@@ -84,11 +152,11 @@ impl Sink<'_> {
         Ok(true)
     }
 
-    /// The end of the import: each add or rename that waited is made if its DN is free now
-    /// (or its holder's own change that waits moves it away), else is an error. In their order:
-    /// what waits still counts as on its way. A full import that ends complete (no error, and
-    /// no add that waits for an object it read) frees the DNs of the objects it did not read:
-    /// they are gone.
+    /// The end of the import: each add or rename that waited is made if its DN is free by now,
+    /// in rounds (a chain of renames moves along), then those that wait for one another (DNs
+    /// swapped, or moved round a ring) together; the rest are errors, those objects left where
+    /// they were. A full import that ends complete (no error, and no add that waits for an
+    /// object it read) frees the DNs of the objects it did not read: they are gone.
     pub(super) fn settle_taken(&mut self) -> Result<()> {
         let mut complete = self.full && self.stats.errors == 0;
         for o in &self.taken.waiting {
@@ -96,32 +164,101 @@ impl Sink<'_> {
                 complete = false;
             }
         }
-        while let Some(o) = self.taken.waiting.pop_front() {
-            self.stats.read -= 1;
-            let holders = self.holders_of(&o, complete)?;
-            // None, or one this import added (two adds at one DN: a duplicate, as in a full
-            // import, both records errors and the first taken out again).
-            match holders.first() {
-                Some(first) if !self.added.contains(first) => {
-                    self.stats.read += 1;
-                    let held = self.named(*first)?;
-                    let key = ObjectKey { anchor: o.anchor, dn: o.dn };
-                    let anchor = key.anchor.as_deref().unwrap_or_default();
-                    let verb = match self.tx.cs_id_by_anchor(&self.connector, anchor)? {
-                        Some(_) => "renames an object to",
-                        None => "adds",
-                    };
-                    self.obj_error(
-                        &key,
-                        format!(
-                            "a change {verb} {key} (anchor {anchor}) where idflow holds another object ({held}), and none deletes or \
-                             renames that one: not applied. {ONE_AT_A_DN}"
-                        ),
-                    );
+        let mut waiting = self.taken.take_all();
+        loop {
+            let before = waiting.len();
+            let mut blocked = Vec::new();
+            for o in waiting {
+                match self.blocker(&o, complete)? {
+                    Some(_) => blocked.push(o),
+                    None => {
+                        self.stats.read -= 1;
+                        self.upsert(o)?;
+                    }
                 }
+            }
+            waiting = blocked;
+            if waiting.is_empty() || waiting.len() == before {
+                break;
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let made = self.in_a_ring(&waiting, complete)?;
+        for (o, (made, held)) in waiting.into_iter().zip(made) {
+            self.stats.read -= 1;
+            match held {
+                Some(held) if !made => self.not_made(o, held)?,
                 _ => self.upsert(o)?,
             }
         }
+        Ok(())
+    }
+
+    /// The first object present at `o`'s DN that keeps it from being made there (one this
+    /// import added does not: two adds at one DN are a duplicate, as in a full import, both
+    /// records errors and the first taken out again).
+    fn blocker(&self, o: &ImportedObject, read: bool) -> Result<Option<i64>> {
+        Ok(self.holders_of(o, read)?.first().copied().filter(|h| !self.added.contains(h)))
+    }
+
+    /// Of changes that wait for one another at the end of the import: whether each is made, and
+    /// an object that holds its DN. Made when every holder of its DN is another of them that is
+    /// made and moves away, and no earlier one of them moves to the same DN.
+    fn in_a_ring(&self, waiting: &[ImportedObject], read: bool) -> Result<Vec<(bool, Option<i64>)>> {
+        let to: Vec<Option<String>> = waiting.iter().map(|o| o.dn.as_deref().map(dn::norm)).collect();
+        let mut mover: HashMap<i64, usize> = HashMap::new();
+        for (i, o) in waiting.iter().enumerate() {
+            if let Some(id) = o.anchor.as_deref().map(|a| self.tx.cs_id_by_anchor(&self.connector, a)).transpose()?.flatten() {
+                mover.insert(id, i);
+            }
+        }
+        let mut holders = Vec::with_capacity(waiting.len());
+        for o in waiting {
+            let mut h = self.holders_of(o, read)?;
+            h.retain(|h| !self.added.contains(h));
+            holders.push(h);
+        }
+        let mut made = vec![true; waiting.len()];
+        loop {
+            let mut changed = false;
+            let mut first_at: HashMap<&str, usize> = HashMap::new();
+            for i in 0..waiting.len() {
+                if !made[i] {
+                    continue;
+                }
+                let stays = holders[i].iter().any(|h| mover.get(h).is_none_or(|&j| !made[j] || to[j] == to[i]));
+                let twice = to[i].as_deref().is_some_and(|d| *first_at.entry(d).or_insert(i) != i);
+                if stays || twice {
+                    made[i] = false;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        Ok(made.into_iter().zip(holders).map(|(m, h)| (m, h.first().copied())).collect())
+    }
+
+    /// A change that waited and is not made: an error naming `held`, which has its DN.
+    fn not_made(&mut self, o: ImportedObject, held: i64) -> Result<()> {
+        self.stats.read += 1;
+        let held = self.named(held)?;
+        let key = ObjectKey { anchor: o.anchor, dn: o.dn };
+        let anchor = key.anchor.as_deref().unwrap_or_default();
+        let verb = match self.tx.cs_id_by_anchor(&self.connector, anchor)? {
+            Some(_) => "renames an object to",
+            None => "adds",
+        };
+        self.obj_error(
+            &key,
+            format!(
+                "a change {verb} {key} (anchor {anchor}) where idflow holds another object ({held}), and none deletes or renames \
+                 that one: not applied. {ONE_AT_A_DN}"
+            ),
+        );
         Ok(())
     }
 
@@ -179,7 +316,7 @@ impl Sink<'_> {
                     return Ok(Vec::new());
                 }
                 present.retain(|p| !read || self.seen.contains(p));
-                return self.staying(present, d);
+                return Ok(present);
             }
         }
         // An object without an anchor yet (a create not confirmed) is this one: found by its DN.
@@ -188,26 +325,7 @@ impl Sink<'_> {
         }
         let mut present = self.present_at(d)?;
         present.retain(|id| !read || self.seen.contains(id));
-        self.staying(present, d)
-    }
-
-    /// `holders` of `dn` but those a change that waits moves to another DN: DNs swapped, or
-    /// moved along a chain, in one import wait for no one. (Should that change fail at the
-    /// end, its object stays where it was, in error, and shares its DN until it is fixed.)
-    fn staying(&self, mut holders: Vec<i64>, dn: &str) -> Result<Vec<i64>> {
-        if holders.is_empty() || self.taken.waiting.is_empty() {
-            return Ok(holders);
-        }
-        let dn = dn::norm(dn);
-        let mut leaving = Vec::new();
-        for w in &self.taken.waiting {
-            let (Some(anchor), Some(to)) = (&w.anchor, &w.dn) else { continue };
-            if dn::norm(to) != dn {
-                leaving.extend(self.tx.cs_id_by_anchor(&self.connector, anchor)?);
-            }
-        }
-        holders.retain(|h| !leaving.contains(h));
-        Ok(holders)
+        Ok(present)
     }
 
     /// The objects present (not deleted) here at `dn`, their rows not read.
@@ -388,9 +506,14 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(stats.deleted, 2, "{stats:?}");
         assert!(at("carol").is_empty() && at("dora").is_empty());
-        // An object sent again at its own DN, which another object shares already, is no rename.
+        // An object sent again at its own DN, which another object shares already (a store an
+        // older release left so), is no rename.
         corp.changes = vec![DeltaChange::Upsert(person("b9", "bob"))];
         run(&mut corp, Mode::Delta);
+        let mut other = idflow_store::CsObject::new("corp", "person");
+        (other.anchor, other.dn, other.present) = (Some("z9".into()), Some("uid=bob,dc=example,dc=org".into()), true);
+        tx.cs_save(&other).expect("save");
+        assert_eq!(at("bob").len(), 2);
         let mut titled = person("b9", "bob");
         titled.attrs.insert("title".into(), vec![idflow_core::Value::Str("Clerk".into())]);
         corp.changes = vec![DeltaChange::Upsert(titled)];
@@ -407,6 +530,78 @@ mod tests {
             assert_eq!((stats.read, stats.renamed), (2, 2), "{stats:?}");
             assert_eq!((at("xena"), at("yuri")), (vec!["y1".to_string()], vec!["x1".to_string()]));
         }
+    }
+
+    /// Renames that wait: a chain moves along, a ring is made together, one whose holder stays
+    /// is an error (and so is one onto the DN that one keeps); a deletion by DN, a merge and a
+    /// change by anchor of an object whose rename waits.
+    #[test]
+    fn renames_that_wait_for_one_another() {
+        let e = engine_in(CONFIG, RULES);
+        let tx = e.store.write().expect("tx");
+        let mut corp = ada_and_bob();
+        corp.objects = ["xena", "yuri", "zed"].iter().map(|u| person(&u[..1], u)).collect();
+        let run = |c: &mut Changes, mode| run_import(&tx, &e.rules, c, mode);
+        run(&mut corp, Mode::Full);
+        let at = |dn: &str| -> Vec<String> {
+            let dn = format!("uid={dn},dc=example,dc=org");
+            let ids = tx.cs_states_by_dn("corp", &dn).expect("states").into_iter().filter(|s| s.present).map(|s| s.id);
+            ids.map(|id| tx.cs_get(id).expect("read").and_then(|o| o.anchor).unwrap_or_default()).collect()
+        };
+        let where_ = || [at("xena"), at("yuri"), at("zed"), at("wolf")].map(|v| v.join(","));
+        let up = |a: &str, u: &str| DeltaChange::Upsert(person(a, u));
+        // x to zed, which z keeps; then y to x's DN, which x then keeps: two errors, nothing moves.
+        corp.changes = vec![up("x", "zed"), up("y", "xena")];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert_eq!((stats.renamed, errors.len()), (0, 2), "{stats:?} {errors:?}");
+        assert!(errors.iter().any(|x| x.message.contains("renames an object to uid=xena") && x.message.contains("(anchor x)")));
+        assert_eq!(where_(), ["x", "y", "z", ""]);
+        // x to y's DN, y to x's, then x sent again at its own DN: y's rename is an error.
+        corp.changes = vec![up("x", "yuri"), up("y", "xena"), up("x", "xena")];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert_eq!((stats.renamed, errors.len()), (0, 1), "{stats:?} {errors:?}");
+        assert_eq!(where_(), ["x", "y", "z", ""]);
+        // A ring of three: made together.
+        corp.changes = vec![up("x", "yuri"), up("y", "zed"), up("z", "xena")];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(stats.renamed, 3, "{stats:?}");
+        assert_eq!(where_(), ["z", "x", "y", ""]);
+        // A chain met from its far end: moves along.
+        corp.changes = vec![up("y", "yuri"), up("x", "xena"), up("z", "wolf")];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(stats.renamed, 3, "{stats:?}");
+        assert_eq!(where_(), ["x", "y", "", "z"]);
+        // Renamed onto y's DN, then deleted by its DN alone: deleted, nothing made at the end.
+        let by_dn = |u: &str| ObjectKey { anchor: None, dn: Some(format!("uid={u},dc=example,dc=org")) };
+        corp.changes = vec![up("x", "yuri"), DeltaChange::Delete(by_dn("xena"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.renamed, stats.deleted), (0, 1), "{stats:?}");
+        assert_eq!(where_(), ["", "y", "", "z"]);
+        // A rename that waits, then a merge of part of the object: merged into what waits.
+        let mut renamed = person("y", "wolf");
+        renamed.attrs.insert("sn".into(), vec![idflow_core::Value::Str("Yule".into())]);
+        let mut part = person("y", "wolf");
+        part.attrs.insert("title".into(), vec![idflow_core::Value::Str("Clerk".into())]);
+        let gone = ObjectKey { anchor: Some("z".into()), dn: None };
+        corp.changes = vec![DeltaChange::Upsert(renamed), DeltaChange::Merge(part), DeltaChange::Delete(gone)];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.renamed, stats.deleted), (1, 1), "{stats:?}");
+        assert_eq!(where_(), ["", "", "", "y"]);
+        let y = tx.cs_by_anchor("corp", "y").expect("read").expect("y");
+        assert!(y.attrs.contains_key("sn") && y.attrs.contains_key("title"), "{:?}", y.attrs);
+        // A change by anchor of part of an object whose rename waits: an error, not applied.
+        corp.changes = vec![up("q", "xena")];
+        run(&mut corp, Mode::Delta);
+        let key = ObjectKey { anchor: Some("q".into()), dn: None };
+        corp.changes = vec![up("q", "wolf"), DeltaChange::Modify { key, changes: Vec::new() }];
+        let (_, errors) = run(&mut corp, Mode::Delta);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|x| x.message.contains("after a change of it that waits for its DN")), "{errors:?}");
+        assert_eq!(where_(), ["q", "", "", "y"]);
     }
 
     /// A delta that met an error keeps its watermark where a delta reads the same objects again
