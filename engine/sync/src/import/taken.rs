@@ -400,6 +400,13 @@ mod tests {
         import(tx, c, rules, mode, false, &Default::default(), &Silent).expect("import")
     }
 
+    /// The anchors of the objects present at `uid=<uid>,dc=example,dc=org`.
+    fn anchors_at(tx: &dyn WriteOps, uid: &str) -> Vec<String> {
+        let dn = format!("uid={uid},dc=example,dc=org");
+        let ids = tx.cs_states_by_dn("corp", &dn).expect("states").into_iter().filter(|s| s.present).map(|s| s.id);
+        ids.map(|id| tx.cs_get(id).expect("read").and_then(|o| o.anchor).unwrap_or_default()).collect()
+    }
+
     fn person(anchor: &str, uid: &str) -> ImportedObject {
         ImportedObject {
             anchor: Some(anchor.into()),
@@ -475,11 +482,7 @@ mod tests {
         corp.objects.push(person("c0", "carol"));
         let run = |c: &mut Changes, mode| run_import(&tx, &e.rules, c, mode);
         run(&mut corp, Mode::Full);
-        let at = |dn: &str| -> Vec<String> {
-            let dn = format!("uid={dn},dc=example,dc=org");
-            let ids = tx.cs_states_by_dn("corp", &dn).expect("states").into_iter().filter(|s| s.present).map(|s| s.id);
-            ids.map(|id| tx.cs_get(id).expect("read").and_then(|o| o.anchor).unwrap_or_default()).collect()
-        };
+        let at = |uid: &str| anchors_at(&tx, uid);
         let gone = |a: &str| ObjectKey { anchor: Some(a.into()), dn: None };
         // Ada renamed to bob's DN, then bob's deletion: ada at bob's DN, bob gone.
         corp.changes = vec![DeltaChange::Upsert(person("a0", "bob")), DeltaChange::Delete(gone("b0"))];
@@ -543,11 +546,7 @@ mod tests {
         corp.objects = ["xena", "yuri", "zed"].iter().map(|u| person(&u[..1], u)).collect();
         let run = |c: &mut Changes, mode| run_import(&tx, &e.rules, c, mode);
         run(&mut corp, Mode::Full);
-        let at = |dn: &str| -> Vec<String> {
-            let dn = format!("uid={dn},dc=example,dc=org");
-            let ids = tx.cs_states_by_dn("corp", &dn).expect("states").into_iter().filter(|s| s.present).map(|s| s.id);
-            ids.map(|id| tx.cs_get(id).expect("read").and_then(|o| o.anchor).unwrap_or_default()).collect()
-        };
+        let at = |uid: &str| anchors_at(&tx, uid);
         let where_ = || [at("xena"), at("yuri"), at("zed"), at("wolf")].map(|v| v.join(","));
         let up = |a: &str, u: &str| DeltaChange::Upsert(person(a, u));
         // x to zed, which z keeps; then y to x's DN, which x then keeps: two errors, nothing moves.
