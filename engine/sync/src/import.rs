@@ -496,7 +496,6 @@ impl ImportSink for Sink<'_> {
             {
                 Ok(())
             }
-            DeltaChange::Modify { key, .. } | DeltaChange::Rename { key, .. } if self.changes_waiting(&key, change_verb(&change)) => Ok(()),
             DeltaChange::Modify { key, changes } => {
                 self.stats.read += 1;
                 match self.find(&key)? {
@@ -505,6 +504,7 @@ impl ImportSink for Sink<'_> {
                         self.obj_error(&key, m)
                     }
                     Some(o) if !o.present => self.obj_error(&key, deleted_before("changes")),
+                    Some(o) if self.changes_waiting(&key, &o, "changes") => {}
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);
                         self.mark(&mut o, PendingImport::Update);
@@ -522,6 +522,7 @@ impl ImportSink for Sink<'_> {
                         self.obj_error(&key, m)
                     }
                     Some(o) if !o.present => self.obj_error(&key, deleted_before("renames")),
+                    Some(o) if self.changes_waiting(&key, &o, "renames") => {}
                     Some(o) if self.rename_taken(&key, &o, &new_dn)? => {}
                     Some(mut o) => {
                         self.apply_changes(&mut o.attrs, changes);

@@ -14,6 +14,9 @@ use idflow_core::{dn, Result};
 use idflow_store::CsObject;
 use std::collections::{HashMap, HashSet};
 
+/// Objects idflow holds whose changes wait, by id: the index of their change.
+type Movers = HashMap<i64, usize>;
+
 /// What an error about two objects at one DN asks.
 const ONE_AT_A_DN: &str =
     "A directory holds one object at a DN: if the other is gone, run a full import of a current export; else correct the change";
@@ -114,14 +117,13 @@ impl Sink<'_> {
         anchor.and_then(|a| self.taken.take(a))
     }
 
-    /// Whether a change by anchor that changes part of an object (`what` it does) names one
-    /// whose earlier change waits: an error then (applied to what idflow holds, it would be
+    /// Whether a change of part of object `o` (`what` it does), by anchor or by DN, comes after
+    /// a change of it that waits: an error then (applied to what idflow holds, it would be
     /// undone at the end of the import).
-    pub(super) fn changes_waiting(&mut self, key: &ObjectKey, what: &str) -> bool {
-        if !key.anchor.as_deref().is_some_and(|a| self.taken.anchors.contains(a)) {
+    pub(super) fn changes_waiting(&mut self, key: &ObjectKey, o: &CsObject, what: &str) -> bool {
+        if !o.anchor.as_deref().is_some_and(|a| self.taken.anchors.contains(a)) {
             return false;
         }
-        self.stats.read += 1;
         self.obj_error(
             key,
             format!(
@@ -153,10 +155,11 @@ impl Sink<'_> {
     }
 
     /// The end of the import: each add or rename that waited is made if its DN is free by now,
-    /// in rounds (a chain of renames moves along), then those that wait for one another (DNs
-    /// swapped, or moved round a ring) together; the rest are errors, those objects left where
-    /// they were. A full import that ends complete (no error, and no add that waits for an
-    /// object it read) frees the DNs of the objects it did not read: they are gone.
+    /// or held only by objects whose own changes that wait move them away and are made (a
+    /// chain of renames, DNs swapped, or moved round a ring); the rest are errors, those
+    /// objects left where they were. A full import that ends complete (no error, and no add
+    /// that waits for an object it read) frees the DNs of the objects it did not read: they
+    /// are gone.
     pub(super) fn settle_taken(&mut self) -> Result<()> {
         let mut complete = self.full && self.stats.errors == 0;
         for o in &self.taken.waiting {
@@ -164,54 +167,39 @@ impl Sink<'_> {
                 complete = false;
             }
         }
-        let mut waiting = self.taken.take_all();
-        loop {
-            let before = waiting.len();
-            let mut blocked = Vec::new();
-            for o in waiting {
-                match self.blocker(&o, complete)? {
-                    Some(_) => blocked.push(o),
-                    None => {
-                        self.stats.read -= 1;
-                        self.upsert(o)?;
-                    }
-                }
-            }
-            waiting = blocked;
-            if waiting.is_empty() || waiting.len() == before {
-                break;
-            }
-        }
+        let waiting = self.taken.take_all();
         if waiting.is_empty() {
             return Ok(());
         }
-        let made = self.in_a_ring(&waiting, complete)?;
-        for (o, (made, held)) in waiting.into_iter().zip(made) {
+        let (kept, movers) = self.kept_by(&waiting, complete)?;
+        // The DNs those that are made leave are free for the others from the start (in whatever
+        // order they are made). Two made at one DN are a duplicate: upsert finds it.
+        for (&id, &i) in &movers {
+            if kept[i].is_none() {
+                let old = self.tx.cs_get(id)?.and_then(|o| o.dn);
+                self.dn_left(old.as_deref(), id);
+            }
+        }
+        for (o, held) in waiting.into_iter().zip(kept) {
             self.stats.read -= 1;
             match held {
-                Some(held) if !made => self.not_made(o, held)?,
-                _ => self.upsert(o)?,
+                Some(held) => self.not_made(o, held)?,
+                None => self.upsert(o)?,
             }
         }
         Ok(())
     }
 
-    /// The first object present at `o`'s DN that keeps it from being made there (one this
-    /// import added does not: two adds at one DN are a duplicate, as in a full import, both
-    /// records errors and the first taken out again).
-    fn blocker(&self, o: &ImportedObject, read: bool) -> Result<Option<i64>> {
-        Ok(self.holders_of(o, read)?.first().copied().filter(|h| !self.added.contains(h)))
-    }
-
-    /// Of changes that wait for one another at the end of the import: whether each is made, and
-    /// an object that holds its DN. Made when every holder of its DN is another of them that is
-    /// made and moves away, and no earlier one of them moves to the same DN.
-    fn in_a_ring(&self, waiting: &[ImportedObject], read: bool) -> Result<Vec<(bool, Option<i64>)>> {
-        let to: Vec<Option<String>> = waiting.iter().map(|o| o.dn.as_deref().map(dn::norm)).collect();
-        let mut mover: HashMap<i64, usize> = HashMap::new();
+    /// Of the changes that waited: for each, an object present at its DN that keeps it from
+    /// being made (`None`: it is made), and the objects idflow holds among them (by id, their
+    /// change's index). An object holds a DN for good unless its own change moves it away and
+    /// is made; one this import added does not (two adds at one DN are a duplicate, as in a
+    /// full import: both records errors, the first taken out again).
+    fn kept_by(&self, waiting: &[ImportedObject], read: bool) -> Result<(Vec<Option<i64>>, Movers)> {
+        let mut movers = Movers::new();
         for (i, o) in waiting.iter().enumerate() {
             if let Some(id) = o.anchor.as_deref().map(|a| self.tx.cs_id_by_anchor(&self.connector, a)).transpose()?.flatten() {
-                mover.insert(id, i);
+                movers.insert(id, i);
             }
         }
         let mut holders = Vec::with_capacity(waiting.len());
@@ -220,18 +208,15 @@ impl Sink<'_> {
             h.retain(|h| !self.added.contains(h));
             holders.push(h);
         }
-        let mut made = vec![true; waiting.len()];
+        let mut kept: Vec<Option<i64>> = vec![None; waiting.len()];
         loop {
             let mut changed = false;
-            let mut first_at: HashMap<&str, usize> = HashMap::new();
             for i in 0..waiting.len() {
-                if !made[i] {
+                if kept[i].is_some() {
                     continue;
                 }
-                let stays = holders[i].iter().any(|h| mover.get(h).is_none_or(|&j| !made[j] || to[j] == to[i]));
-                let twice = to[i].as_deref().is_some_and(|d| *first_at.entry(d).or_insert(i) != i);
-                if stays || twice {
-                    made[i] = false;
+                if let Some(&h) = holders[i].iter().find(|h| movers.get(h).is_none_or(|&j| kept[j].is_some())) {
+                    kept[i] = Some(h);
                     changed = true;
                 }
             }
@@ -239,7 +224,7 @@ impl Sink<'_> {
                 break;
             }
         }
-        Ok(made.into_iter().zip(holders).map(|(m, h)| (m, h.first().copied())).collect())
+        Ok((kept, movers))
     }
 
     /// A change that waited and is not made: an error naming `held`, which has its DN.
@@ -564,7 +549,7 @@ mod tests {
         corp.changes = vec![up("x", "yuri"), up("y", "zed"), up("z", "xena")];
         let (stats, errors) = run(&mut corp, Mode::Delta);
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(stats.renamed, 3, "{stats:?}");
+        assert_eq!((stats.read, stats.renamed), (3, 3), "{stats:?}");
         assert_eq!(where_(), ["z", "x", "y", ""]);
         // A chain met from its far end: moves along.
         corp.changes = vec![up("y", "yuri"), up("x", "xena"), up("z", "wolf")];
@@ -596,11 +581,20 @@ mod tests {
         corp.changes = vec![up("q", "xena")];
         run(&mut corp, Mode::Delta);
         let key = ObjectKey { anchor: Some("q".into()), dn: None };
-        corp.changes = vec![up("q", "wolf"), DeltaChange::Modify { key, changes: Vec::new() }];
-        let (_, errors) = run(&mut corp, Mode::Delta);
-        assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors.iter().any(|x| x.message.contains("after a change of it that waits for its DN")), "{errors:?}");
+        let modify = |key| DeltaChange::Modify { key, changes: Vec::new() };
+        corp.changes = vec![up("q", "wolf"), modify(key), modify(by_dn("xena"))];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert_eq!((stats.read, errors.len()), (3, 3), "{errors:?}");
+        assert_eq!(errors.iter().filter(|x| x.message.contains("after a change of it that waits for its DN")).count(), 2, "{errors:?}");
         assert_eq!(where_(), ["q", "", "", "y"]);
+        // DNs swapped by merges (DirSync), one of the two met at its own DN first in the import:
+        // its DN is free for the other all the same.
+        let merge = |a: &str, u: &str| DeltaChange::Merge(person(a, u));
+        corp.changes = vec![merge("y", "wolf"), merge("q", "wolf"), merge("y", "xena")];
+        let (stats, errors) = run(&mut corp, Mode::Delta);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!((stats.read, stats.renamed), (3, 2), "{stats:?}");
+        assert_eq!(where_(), ["y", "", "", "q"]);
     }
 
     /// A delta that met an error keeps its watermark where a delta reads the same objects again
