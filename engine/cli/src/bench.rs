@@ -166,8 +166,7 @@ pub(crate) fn run(registry: Arc<Registry>, people: usize, groups: usize, dir: &P
     let db = dir.join("state/idflow.db");
     // Held before anything in the folder is removed or written, and to the end: a second bench
     // in the same folder is refused before it touches this one's files.
-    let what: Vec<String> = std::env::args().skip(1).collect();
-    let lock = RunLock::take(&db, &what.join(" "))?;
+    let lock = RunLock::take_for_this_run(&db)?;
     wipe(dir, &db);
     let _ = std::fs::remove_file(dir.join("delta.ldif"));
     std::fs::create_dir_all(dir.join("rules")).map_err(|e| Error::io(dir, "", e))?;

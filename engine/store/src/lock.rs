@@ -46,6 +46,13 @@ impl RunLock {
         Ok(RunLock { file, db: db.to_path_buf() })
     }
 
+    /// [`RunLock::take`] for this process's run, described by its command line (the verb and
+    /// its arguments).
+    pub fn take_for_this_run(db: &Path) -> Result<RunLock> {
+        let what: Vec<String> = std::env::args().skip(1).collect();
+        RunLock::take(db, &what.join(" "))
+    }
+
     /// The metaverse this lock is for.
     pub fn db(&self) -> &Path {
         &self.db

@@ -148,8 +148,7 @@ impl Engine {
     pub fn open(config_path: &Path, registry: Arc<Registry>) -> Result<Engine> {
         let config = Config::load(config_path)?;
         let defs = defs::load(&config.rule_paths)?;
-        let what: Vec<String> = std::env::args().skip(1).collect();
-        let lock = RunLock::take(&config.metaverse_path, &what.join(" "))?;
+        let lock = RunLock::take_for_this_run(&config.metaverse_path)?;
         let mut e = Self::open_loaded(config, defs, registry)?;
         e._lock = Some(lock);
         Ok(e)

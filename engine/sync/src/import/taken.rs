@@ -14,9 +14,6 @@ use idflow_core::{dn, Result};
 use idflow_store::CsObject;
 use std::collections::{HashMap, HashSet};
 
-/// Objects idflow holds whose changes wait, by id: the index of their change.
-type Movers = HashMap<i64, usize>;
-
 /// What an error about two objects at one DN asks.
 const ONE_AT_A_DN: &str =
     "A directory holds one object at a DN: if the other is gone, run a full import of a current export; else correct the change";
@@ -106,9 +103,7 @@ impl Sink<'_> {
     /// (a deletion, or the object as it is now), not to be made or renamed at the end of the
     /// import over that change.
     pub(super) fn drop_waiting(&mut self, anchor: Option<&str>) {
-        if let Some(a) = anchor {
-            self.taken.take(a);
-        }
+        self.take_waiting(anchor);
     }
 
     /// What waits of the object with `anchor`, taken out: a change that merges into the
@@ -171,37 +166,38 @@ impl Sink<'_> {
         if waiting.is_empty() {
             return Ok(());
         }
-        let (kept, movers) = self.kept_by(&waiting, complete)?;
+        // The object each change is of, where idflow holds it (a rename; else an add).
+        let mut ids = Vec::with_capacity(waiting.len());
+        for o in &waiting {
+            ids.push(o.anchor.as_deref().map(|a| self.tx.cs_id_by_anchor(&self.connector, a)).transpose()?.flatten());
+        }
+        let kept = self.kept_by(&waiting, &ids, complete)?;
         // The DNs those that are made leave are free for the others from the start (in whatever
         // order they are made). Two made at one DN are a duplicate: upsert finds it.
-        for (&id, &i) in &movers {
-            if kept[i].is_none() {
+        for (id, held) in ids.iter().zip(&kept) {
+            if let (Some(id), None) = (*id, held) {
                 let old = self.tx.cs_get(id)?.and_then(|o| o.dn);
                 self.dn_left(old.as_deref(), id);
             }
         }
-        for (o, held) in waiting.into_iter().zip(kept) {
+        for ((o, held), id) in waiting.into_iter().zip(kept).zip(ids) {
             self.stats.read -= 1;
             match held {
-                Some(held) => self.not_made(o, held)?,
+                Some(held) => self.not_made(o, held, id.is_some())?,
                 None => self.upsert(o)?,
             }
         }
         Ok(())
     }
 
-    /// Of the changes that waited: for each, an object present at its DN that keeps it from
-    /// being made (`None`: it is made), and the objects idflow holds among them (by id, their
-    /// change's index). An object holds a DN for good unless its own change moves it away and
-    /// is made; one this import added does not (two adds at one DN are a duplicate, as in a
-    /// full import: both records errors, the first taken out again).
-    fn kept_by(&self, waiting: &[ImportedObject], read: bool) -> Result<(Vec<Option<i64>>, Movers)> {
-        let mut movers = Movers::new();
-        for (i, o) in waiting.iter().enumerate() {
-            if let Some(id) = o.anchor.as_deref().map(|a| self.tx.cs_id_by_anchor(&self.connector, a)).transpose()?.flatten() {
-                movers.insert(id, i);
-            }
-        }
+    /// Of the changes that waited (`ids`: the object each is of, where idflow holds it): for
+    /// each, an object present at its DN that keeps it from being made (`None`: it is made).
+    /// An object holds a DN for good unless its own change moves it away and is made; one this
+    /// import added does not (two adds at one DN are a duplicate, as in a full import: both
+    /// records errors, the first taken out again).
+    fn kept_by(&self, waiting: &[ImportedObject], ids: &[Option<i64>], read: bool) -> Result<Vec<Option<i64>>> {
+        // Objects idflow holds whose changes wait, by id: the index of their change.
+        let movers: HashMap<i64, usize> = ids.iter().enumerate().filter_map(|(i, id)| id.map(|id| (id, i))).collect();
         let mut holders = Vec::with_capacity(waiting.len());
         for o in waiting {
             let mut h = self.holders_of(o, read)?;
@@ -224,19 +220,17 @@ impl Sink<'_> {
                 break;
             }
         }
-        Ok((kept, movers))
+        Ok(kept)
     }
 
-    /// A change that waited and is not made: an error naming `held`, which has its DN.
-    fn not_made(&mut self, o: ImportedObject, held: i64) -> Result<()> {
+    /// A change that waited and is not made (a rename of an object idflow holds, or an add): an
+    /// error naming `held`, which has its DN.
+    fn not_made(&mut self, o: ImportedObject, held: i64, rename: bool) -> Result<()> {
         self.stats.read += 1;
         let held = self.named(held)?;
         let key = ObjectKey { anchor: o.anchor, dn: o.dn };
         let anchor = key.anchor.as_deref().unwrap_or_default();
-        let verb = match self.tx.cs_id_by_anchor(&self.connector, anchor)? {
-            Some(_) => "renames an object to",
-            None => "adds",
-        };
+        let verb = if rename { "renames an object to" } else { "adds" };
         self.obj_error(
             &key,
             format!(
