@@ -13,6 +13,7 @@ pub mod dn;
 mod error;
 pub mod fast_hash;
 pub mod hash;
+pub mod json_read;
 mod object_error;
 pub mod password_check;
 pub mod registry;

@@ -100,9 +100,13 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// Decodes attributes from the database.
+/// Decodes attributes from the database: the form [`crate::attrs_to_json`] writes is read
+/// in one pass (json_read.rs), any other JSON by serde_json, which also names what is wrong.
 pub fn attrs_from_json(s: &str) -> Result<Attrs, serde_json::Error> {
-    serde_json::from_str(s)
+    match crate::json_read::attrs(s) {
+        Some(a) => Ok(a),
+        None => serde_json::from_str(s),
+    }
 }
 
 /// [`attrs_from_json`] of only the attributes named in `only`: the others are skipped

@@ -12,6 +12,7 @@
 //! object's contributions in a row of their own; the migration to 8 moves them
 //! ([`move_contrib`]).
 use crate::mv::{unreadable, Contribution, MvAttr};
+use idflow_core::json_read::Reader;
 use idflow_core::Value;
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
@@ -61,7 +62,10 @@ impl Serialize for ValuesOf<'_> {
 
 /// An object's winning attributes, as [`encode_attrs`] wrote them.
 pub(crate) fn decode_attrs(json: &str) -> Result<BTreeMap<String, MvAttr>, String> {
-    let stored: StoredAttrs = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let stored: StoredAttrs = match read_stored(json) {
+        Some(stored) => stored,
+        None => serde_json::from_str(json).map_err(|e| e.to_string())?,
+    };
     let mut values = stored.a;
     let mut out = BTreeMap::new();
     for w in stored.w {
@@ -74,6 +78,30 @@ pub(crate) fn decode_attrs(json: &str) -> Result<BTreeMap<String, MvAttr>, Strin
         return Err(format!("{name} has values but no winner"));
     }
     Ok(out)
+}
+
+/// What [`encode_attrs`] writes, read in one pass (as idflow_core's `json_read` reads
+/// attributes); `None`: the text is not in that form, and serde_json reads it (or says what is
+/// wrong).
+fn read_stored(json: &str) -> Option<StoredAttrs> {
+    let mut r = Reader::new(json);
+    r.lit(r#"{"a":"#)?;
+    let a = r.attrs()?;
+    r.lit(r#","w":"#)?;
+    let w = r.list(|r| {
+        r.lit(r#"{"r":"#)?;
+        let rule = r.str()?.to_string();
+        r.lit(r#","cs":"#)?;
+        let cs = r.int()?;
+        r.lit(r#","p":"#)?;
+        let p = r.int()?;
+        r.lit(r#","a":"#)?;
+        let names = r.list(|r| r.str().map(str::to_string))?;
+        r.lit("}")?;
+        Some(Won { r: rule, cs, p, a: names })
+    })?;
+    r.lit("}")?;
+    r.at_end().then_some(Stored { a, w })
 }
 
 /// One source object's contributions, as written.
@@ -317,6 +345,38 @@ mod tests {
         // Schema 4's form, as the migration reads it.
         let legacy = serde_json::to_string(&attrs).expect("json");
         assert_eq!(legacy_attrs(&legacy), Ok(attrs));
+    }
+
+    /// What encode_attrs writes is read in one pass, as serde_json reads it; text cut or changed
+    /// anywhere is read as serde_json reads it, or left to serde_json.
+    #[test]
+    fn attributes_read_in_one_pass_as_serde_json_reads_them() {
+        let serde = |t: &str| {
+            serde_json::from_str::<StoredAttrs>(t).ok().map(|s| (s.a, s.w.into_iter().map(|w| (w.r, w.cs, w.p, w.a)).collect::<Vec<_>>()))
+        };
+        let fast = |t: &str| read_stored(t).map(|s| (s.a, s.w.into_iter().map(|w| (w.r, w.cs, w.p, w.a)).collect::<Vec<_>>()));
+        let mut attrs = BTreeMap::new();
+        attrs.insert("mail".to_string(), attr(&["ada@example.org"], "in-hr", 1, -50));
+        attrs.insert("manager".to_string(), MvAttr { values: vec![Value::Ref(7)], rule: "in-ad".into(), cs: 2, precedence: 0 });
+        let json = encode_attrs(&attrs);
+        assert!(fast(&json).is_some(), "{json}");
+        assert_eq!(fast(&json), serde(&json));
+        assert!(fast(&encode_attrs(&BTreeMap::new())).is_some());
+        for cut in 0..json.len() {
+            let t = &json[..cut];
+            assert!(fast(t).is_none() || fast(t) == serde(t), "{t}");
+        }
+        for at in 0..json.len() {
+            for c in ['{', '}', '[', ']', ',', ':', '"', '\\', ' ', '0', '-', 'x'] {
+                let mut t = json.clone();
+                t.insert(at, c);
+                assert!(fast(&t).is_none() || fast(&t) == serde(&t), "{t}");
+            }
+        }
+        // A rule name with an escape is read by serde_json.
+        let escaped = json.replace("in-hr", r"in\u002dhr");
+        assert!(fast(&escaped).is_none());
+        assert_eq!(decode_attrs(&escaped), Ok(attrs));
     }
 
     #[test]
