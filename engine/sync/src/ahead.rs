@@ -8,8 +8,9 @@
 use idflow_core::fast_hash::FastMap;
 use idflow_core::Result;
 use idflow_store::{CsObject, Later, ReadOps};
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::mpsc::{sync_channel, Receiver, Sender};
+use std::sync::mpsc::{sync_channel, Receiver, Sender, TryRecvError};
 use std::sync::OnceLock;
 
 /// Objects read at once.
@@ -52,7 +53,14 @@ impl<T: Send + 'static> Ahead<T> {
             let (end, got) = match self.coming.pop_front() {
                 Some((start, end, coming)) if start == i => {
                     let got = match coming {
-                        Coming::There(r) => r.recv().ok(),
+                        Coming::There(r) => match r.try_recv() {
+                            Ok(got) => Some(got),
+                            Err(TryRecvError::Empty) => {
+                                drop_while_waiting();
+                                r.recv().ok()
+                            }
+                            Err(TryRecvError::Disconnected) => None,
+                        },
                         Coming::Here(decode) => Some(decode()),
                     };
                     match got {
@@ -132,9 +140,41 @@ fn elsewhere<T: Send + 'static>(decode: Decoded<T>) -> Coming<T> {
     Coming::There(outcome)
 }
 
+thread_local! {
+    /// What the stage on this thread is done with and has not handed over yet, newest last:
+    /// dropped here while the stage waits for a chunk the decoding thread is still decoding
+    /// (a full sync in step evaluates every object's rules there and writes nothing here, so
+    /// that thread has more to do), else handed over as more comes ([`Spent`]).
+    static UNDROPPED: RefCell<VecDeque<Box<dyn Send>>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Handfuls a stage keeps to drop while it waits, at most.
+const KEPT: usize = 2;
+
+/// The stage waits for the decoding thread: what it is done with is dropped meanwhile.
+fn drop_while_waiting() {
+    drop(UNDROPPED.with_borrow_mut(std::mem::take));
+}
+
+/// Hands what the stage kept to drop to the decoding thread, all but the newest `keep`.
+fn hand_over_kept(keep: usize) {
+    let over: Vec<Box<dyn Send>> = UNDROPPED.with_borrow_mut(|q| {
+        let n = q.len().saturating_sub(keep);
+        q.drain(..n).collect()
+    });
+    if over.is_empty() {
+        return;
+    }
+    if let Some(decoder) = decoder() {
+        // Not sent (no thread): dropped here, with the job.
+        let _ = decoder.send(Box::new(move || drop(over)));
+    }
+}
+
 /// What a stage is done with, dropped a few hundred at a time on the decoding thread, which
 /// made most of it: memory is freed faster by the thread that allocated it, and the stage has
-/// its own work.
+/// its own work. The newest [`KEPT`] handfuls wait on the stage's thread a while: the stage
+/// drops them itself if it has to wait for the decoding thread before they are handed over.
 pub(crate) struct Spent<T: Send + 'static>(Vec<T>);
 
 impl<T: Send + 'static> Default for Spent<T> {
@@ -147,25 +187,23 @@ impl<T: Send + 'static> Spent<T> {
     pub(crate) fn push(&mut self, done: T) {
         self.0.push(done);
         if self.0.len() >= AT_ONCE {
-            self.hand_over();
+            self.keep();
+            hand_over_kept(KEPT);
         }
     }
 
-    fn hand_over(&mut self) {
-        if self.0.is_empty() {
-            return;
-        }
-        let done = std::mem::take(&mut self.0);
-        if let Some(decoder) = decoder() {
-            // Not sent (no thread): dropped here, with the job.
-            let _ = decoder.send(Box::new(move || drop(done)));
+    fn keep(&mut self) {
+        if !self.0.is_empty() {
+            let done: Box<dyn Send> = Box::new(std::mem::take(&mut self.0));
+            UNDROPPED.with_borrow_mut(|q| q.push_back(done));
         }
     }
 }
 
 impl<T: Send + 'static> Drop for Spent<T> {
     fn drop(&mut self) {
-        self.hand_over();
+        self.keep();
+        hand_over_kept(0);
     }
 }
 
@@ -213,18 +251,74 @@ mod tests {
     fn what_a_stage_is_done_with_is_dropped_on_the_decoding_thread() {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut spent = Spent::default();
-        for _ in 0..AT_ONCE + 1 {
+        for _ in 0..(KEPT + 1) * AT_ONCE + 1 {
             spent.push(Tell(tx.clone()));
         }
-        // A full handful is handed over at once; the rest when the stage's pass ends.
+        // The oldest handful is handed over once the stage keeps more than KEPT; the rest
+        // when the stage's pass ends.
         for _ in 0..AT_ONCE {
             let on = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("dropped");
             assert_eq!(on.as_deref(), Some("idflow-read-ahead"));
         }
-        assert!(rx.try_recv().is_err(), "one is kept until the pass ends");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(rx.try_recv().is_err(), "the newest are kept until the pass ends");
         drop(spent);
-        let on = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("dropped");
-        assert_eq!(on.as_deref(), Some("idflow-read-ahead"));
+        for _ in 0..KEPT * AT_ONCE + 1 {
+            let on = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("dropped");
+            assert_eq!(on.as_deref(), Some("idflow-read-ahead"));
+        }
+    }
+
+    /// A stage that has to wait for the decoding thread drops what it kept meanwhile; what it
+    /// kept is handed over when it does not wait.
+    #[test]
+    fn what_a_stage_is_done_with_is_dropped_here_while_it_waits_for_the_decoding_thread() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let ids: Vec<i64> = (0..(AT_ONCE * 3) as i64).collect();
+        let decoded = Arc::new(AtomicUsize::new(0));
+        let mut ahead: Ahead<i64> = Ahead::default();
+        // Every chunk but the first is decoded slowly.
+        let mut take = |i: usize| {
+            let decoded = Arc::clone(&decoded);
+            ahead
+                .take(&ids, i, |chunk| {
+                    let (chunk, decoded) = (chunk.to_vec(), Arc::clone(&decoded));
+                    Ok(Box::new(move || {
+                        if chunk[0] > 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                        }
+                        decoded.fetch_add(1, Ordering::SeqCst);
+                        Ok(chunk.iter().map(|&id| (id, id)).collect())
+                    }))
+                })
+                .expect("read")
+        };
+        let dropped_on =
+            |rx: &std::sync::mpsc::Receiver<Option<String>>| rx.recv_timeout(std::time::Duration::from_secs(10)).expect("dropped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut spent = Spent::default();
+        // The first chunk is decoded here; the next two, slowly, on the decoding thread.
+        assert_eq!(take(0), Some(0));
+        for _ in 0..AT_ONCE {
+            spent.push(Tell(tx.clone()));
+        }
+        assert!(rx.try_recv().is_err(), "kept");
+        assert_eq!(take(AT_ONCE), Some(AT_ONCE as i64), "waited for");
+        assert_eq!(dropped_on(&rx), std::thread::current().name().map(str::to_string), "dropped here");
+        while rx.try_recv().is_ok() {}
+        // The third chunk is decoded by the time the stage gets to it: nothing is dropped here.
+        while decoded.load(Ordering::SeqCst) < 3 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        for _ in 0..AT_ONCE {
+            spent.push(Tell(tx.clone()));
+        }
+        assert_eq!(take(2 * AT_ONCE), Some(2 * AT_ONCE as i64));
+        assert!(rx.try_recv().is_err(), "kept");
+        drop(spent);
+        assert_eq!(dropped_on(&rx).as_deref(), Some("idflow-read-ahead"));
     }
 
     #[test]
