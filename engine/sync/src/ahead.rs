@@ -273,22 +273,23 @@ mod tests {
     /// kept is handed over when it does not wait.
     #[test]
     fn what_a_stage_is_done_with_is_dropped_here_while_it_waits_for_the_decoding_thread() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::Arc;
+        /// What a stage is done with, and perhaps the gate of a chunk's decoding: that chunk is
+        /// decoded once this is dropped.
+        struct Gated(#[allow(dead_code)] Tell, #[allow(dead_code)] Option<std::sync::mpsc::Sender<()>>);
         let ids: Vec<i64> = (0..(AT_ONCE * 3) as i64).collect();
-        let decoded = Arc::new(AtomicUsize::new(0));
+        let (gate, gated) = std::sync::mpsc::channel::<()>();
+        let mut gated = Some(gated);
         let mut ahead: Ahead<i64> = Ahead::default();
-        // Every chunk but the first is decoded slowly.
+        // The second chunk is decoded once its gate is dropped (or after 10 s).
         let mut take = |i: usize| {
-            let decoded = Arc::clone(&decoded);
             ahead
                 .take(&ids, i, |chunk| {
-                    let (chunk, decoded) = (chunk.to_vec(), Arc::clone(&decoded));
+                    let chunk = chunk.to_vec();
+                    let gated = if chunk[0] == AT_ONCE as i64 { gated.take() } else { None };
                     Ok(Box::new(move || {
-                        if chunk[0] > 0 {
-                            std::thread::sleep(std::time::Duration::from_millis(300));
+                        if let Some(g) = gated {
+                            let _ = g.recv_timeout(std::time::Duration::from_secs(10));
                         }
-                        decoded.fetch_add(1, Ordering::SeqCst);
                         Ok(chunk.iter().map(|&id| (id, id)).collect())
                     }))
                 })
@@ -298,22 +299,28 @@ mod tests {
             |rx: &std::sync::mpsc::Receiver<Option<String>>| rx.recv_timeout(std::time::Duration::from_secs(10)).expect("dropped");
         let (tx, rx) = std::sync::mpsc::channel();
         let mut spent = Spent::default();
-        // The first chunk is decoded here; the next two, slowly, on the decoding thread.
+        // The first chunk is decoded here; the next two on the decoding thread, after the gate.
         assert_eq!(take(0), Some(0));
+        let mut gate = Some(gate);
         for _ in 0..AT_ONCE {
-            spent.push(Tell(tx.clone()));
+            spent.push(Gated(Tell(tx.clone()), gate.take()));
         }
         assert!(rx.try_recv().is_err(), "kept");
-        assert_eq!(take(AT_ONCE), Some(AT_ONCE as i64), "waited for");
+        assert_eq!(take(AT_ONCE), Some(AT_ONCE as i64), "waited for, the gate dropped meanwhile");
         assert_eq!(dropped_on(&rx), std::thread::current().name().map(str::to_string), "dropped here");
         while rx.try_recv().is_ok() {}
-        // The third chunk is decoded by the time the stage gets to it: nothing is dropped here.
-        while decoded.load(Ordering::SeqCst) < 3 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // The third chunk is decoded by the time the stage gets to it (the decoding thread runs
+        // its jobs in turn: a job sent after it runs once it is sent): nothing is dropped here.
+        let (done, barrier) = std::sync::mpsc::channel();
+        decoder()
+            .expect("a decoding thread")
+            .send(Box::new(move || {
+                let _ = done.send(());
+            }))
+            .expect("sent");
+        barrier.recv_timeout(std::time::Duration::from_secs(10)).expect("the decoding thread ran");
         for _ in 0..AT_ONCE {
-            spent.push(Tell(tx.clone()));
+            spent.push(Gated(Tell(tx.clone()), None));
         }
         assert_eq!(take(2 * AT_ONCE), Some(2 * AT_ONCE as i64));
         assert!(rx.try_recv().is_err(), "kept");
