@@ -1,8 +1,6 @@
-// Sync allocates and frees many small strings and maps per object: mimalloc does that work in
-// about half the time glibc's malloc takes (a tenth of a full sync), and frees across threads
-// without the arenas' growth.
+// mimalloc, asked the cheapest way each request allows (allocator.rs).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: idflow::allocator::Mimalloc = idflow::allocator::Mimalloc;
 
 fn main() {
     // `idflow plan | head` ends quietly when the reader goes, as Unix tools do: the default
