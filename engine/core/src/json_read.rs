@@ -116,17 +116,20 @@ impl<'a> Reader<'a> {
     /// serde_json reads a map.
     pub fn attrs(&mut self) -> Option<Attrs> {
         self.lit("{")?;
-        let mut out = Attrs::new();
         if self.eat(b'}') {
-            return Some(out);
+            return Some(Attrs::new());
         }
+        // The store writes names in order: the map is built from them at once (a sort that
+        // finds them sorted, then nodes filled left to right), not searched and split for
+        // each. Of names given twice the later stays, as with inserts (the sort is stable).
+        let mut out = Vec::new();
         loop {
             let name = self.str()?.to_string();
             self.lit(":")?;
             let values = self.list(Self::value)?;
-            out.insert(name, values);
+            out.push((name, values));
             if self.eat(b'}') {
-                return Some(out);
+                return Some(out.into_iter().collect());
             }
             self.lit(",")?;
         }
@@ -197,6 +200,9 @@ mod tests {
         let twice = r#"{"cn":["a"],"cn":["b"]}"#;
         assert_eq!(attrs(twice), serde(twice));
         assert_eq!(attrs(twice).and_then(|a| a.get("cn").cloned()), Some(vec![Value::from("b")]));
+        // Names out of order, and given twice apart from each other: as serde_json reads them.
+        let unordered = r#"{"sn":["s"],"cn":["a"],"mail":["m"],"cn":["b"],"a":[],"sn":["t"],"cn":["c"]}"#;
+        assert_eq!(attrs(unordered), serde(unordered));
     }
 
     /// Every text written for strings of every character at every position reads back as
