@@ -12,7 +12,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub mod allocator;
 mod bench;
 mod bench_drsr;
 mod bench_phs;

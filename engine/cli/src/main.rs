@@ -1,6 +1,8 @@
-// mimalloc, asked the cheapest way each request allows (allocator.rs).
+// Sync allocates and frees many small strings and maps per object: mimalloc does that work in
+// about half the time glibc's malloc takes (a tenth of a full sync), and frees across threads
+// without the arenas' growth.
 #[global_allocator]
-static ALLOCATOR: idflow::allocator::Mimalloc = idflow::allocator::Mimalloc;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     // `idflow plan | head` ends quietly when the reader goes, as Unix tools do: the default
