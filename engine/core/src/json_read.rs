@@ -66,10 +66,10 @@ impl<'a> Reader<'a> {
         let start = self.at;
         let digits = start + usize::from(bytes.get(start) == Some(&b'-'));
         let len = bytes.get(digits..)?.iter().position(|c| !c.is_ascii_digit()).unwrap_or(bytes.len() - digits);
-        match (len, bytes.get(digits)) {
-            (0, _) => return None,
-            (1.., Some(b'0')) if len > 1 || digits > start => return None,
-            _ => {}
+        let (negative, zero_first) = (digits > start, bytes.get(digits) == Some(&b'0'));
+        // No digit; a leading zero (`01`); or `-0`.
+        if len == 0 || (zero_first && (len > 1 || negative)) {
+            return None;
         }
         if matches!(bytes.get(digits + len), Some(b'.' | b'e' | b'E')) {
             return None;
