@@ -428,6 +428,7 @@ mod tests {
             codec: &codec,
             index: &index,
             dirty: &dirty,
+            behind: &Default::default(),
             dangling: &Default::default(),
             anchors: &Default::default(),
         };
