@@ -7,8 +7,8 @@
 //!
 //! A held row is still found: every statement that reads or writes `mv_object` first writes
 //! what is held ([`Behind::flush`]), as does a commit; a transaction that rolls back drops
-//! them with it. Should writing them fail, every later write of the transaction fails too, its
-//! commit included: nothing held is lost silently.
+//! them with it. Should writing them fail, every later statement on `mv_object` in the
+//! transaction fails too, and so does its commit: nothing held is lost silently.
 //!
 //! Values are packed with the column's dictionary as it is in this transaction ([`crate::packed::PackSeed`]);
 //! before the column has one, they are packed as they are written, in order, as

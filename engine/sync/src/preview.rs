@@ -101,7 +101,12 @@ pub fn preview(engine: &Engine, connector: &str, key: &str) -> Result<Preview> {
     let mut attributes = Vec::new();
     let mut exports = Vec::new();
     let mut metaverse_type = None;
-    if let Some(m) = mv_id.and_then(|m| tx.mv_get(m).ok().flatten()) {
+    // Read as outbound sync just did: an error here is the store's, said, not a missing object.
+    let object = match mv_id {
+        Some(m) => tx.mv_get(m)?,
+        None => None,
+    };
+    if let Some(m) = object {
         metaverse_type = Some(m.object_type.clone());
         for (name, a) in &m.attrs {
             let mut contributions = Vec::new();
