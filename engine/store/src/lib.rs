@@ -25,7 +25,6 @@ mod history;
 mod lock;
 mod meta;
 mod mv;
-mod mv_behind;
 mod mv_dirty;
 mod mv_form;
 mod mv_index;

@@ -47,21 +47,23 @@ pub struct Contribution {
 /// object that projected it contributes (if any).
 pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>, all: &[Contribution]) -> Result<i64> {
     let contrib = stored_contrib(c, all, Some(attrs))?;
-    // Its row is written behind (mv_behind.rs), its winning values packed on another thread.
-    let id = c.behind.create(c, object_type, mv_form::encode_attrs(attrs), contrib)?;
+    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty, contrib) VALUES (?1, ?2, 0, ?3)")?.execute(params![
+        object_type,
+        c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?,
+        contrib
+    ])?;
+    let id = c.last_insert_rowid();
     c.dirty.hold(c, id)?;
     index_all(c, Some(c.index), id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
     Ok(id)
 }
 
 pub(crate) fn get(c: &Db, id: i64) -> Result<Option<MvObject>> {
-    c.behind.flush(c)?;
     c.prepare_cached("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id=?1")?.query_row([id], |r| from_row(c, r)).optional()
 }
 
 /// [`get`] of each of `ids` (at most [`crate::cs::IDS_PER_STATEMENT`]), in one statement.
 pub(crate) fn get_many(c: &Db, ids: &[i64]) -> Result<Vec<MvObject>> {
-    c.behind.flush(c)?;
     many(c, ids, |r| from_row(c, r))
 }
 
@@ -103,7 +105,6 @@ impl KeptMv {
 
 /// [`get_many`], the attributes kept as stored: their dictionaries are added to `dicts`.
 pub(crate) fn get_many_kept(c: &Db, ids: &[i64], dicts: &mut Dicts) -> Result<Vec<KeptMv>> {
-    c.behind.flush(c)?;
     many(c, ids, |r| {
         let o = fields(r)?;
         let attrs = c.codec.keep(c, r.get_ref(2)?, dicts).map_err(|e| undecoded(e, o.id, "attributes"))?;
@@ -124,7 +125,6 @@ pub struct Winners<'a> {
 /// Writes every source object's contributions `all` (as they stand now), and the winners when
 /// they changed, in one write of the object's row.
 pub(crate) fn save_contributed(c: &Db, id: i64, all: &[Contribution], winners: Option<Winners>) -> Result<()> {
-    c.behind.flush(c)?;
     let contrib = stored_contrib(c, all, winners.as_ref().map(|w| w.attrs))?;
     let Some(w) = winners else {
         c.prepare_cached("UPDATE mv_object SET contrib=?1 WHERE id=?2")?.execute(params![contrib, id])?;
@@ -253,20 +253,17 @@ pub(crate) fn mark_dirty(c: &Db, id: i64) -> Result<()> {
     if c.dirty.is_held(id) {
         return Ok(());
     }
-    c.behind.flush(c)?;
     c.prepare_cached("UPDATE mv_object SET dirty=1 WHERE id=?1")?.execute([id])?;
     Ok(())
 }
 
 pub(crate) fn restore(c: &Db, id: i64) -> Result<()> {
-    c.behind.flush(c)?;
     c.prepare_cached("UPDATE mv_object SET deleted=0, dirty=1 WHERE id=?1")?.execute([id])?;
     c.dirty.forget(id);
     Ok(())
 }
 
 pub(crate) fn mark_deleted(c: &Db, id: i64) -> Result<()> {
-    c.behind.flush(c)?;
     c.prepare_cached("UPDATE mv_object SET deleted=1, dirty=1, contrib=NULL WHERE id=?1")?.execute([id])?;
     c.dirty.forget(id);
     Ok(())
@@ -274,7 +271,6 @@ pub(crate) fn mark_deleted(c: &Db, id: i64) -> Result<()> {
 
 /// Removes a deleted object for good (after outbound sync has deprovisioned it).
 pub(crate) fn purge(c: &Db, id: i64) -> Result<()> {
-    c.behind.flush(c)?;
     match get(c, id) {
         Ok(Some(o)) => {
             for (a, v) in &o.attrs {
@@ -296,7 +292,6 @@ pub(crate) fn purge(c: &Db, id: i64) -> Result<()> {
 
 /// Objects marked dirty, in their rows or held back ([`crate::mv_dirty`]).
 pub(crate) fn dirty_ids(c: &Db) -> Result<Vec<i64>> {
-    c.behind.flush(c)?;
     let mut st = c.prepare("SELECT id FROM mv_object WHERE dirty=1 ORDER BY id")?;
     let rows = st.query_map([], |r| r.get(0))?;
     let mut ids = rows.collect::<rusqlite::Result<Vec<i64>>>()?;
@@ -309,8 +304,7 @@ pub(crate) fn dirty_ids(c: &Db) -> Result<Vec<i64>> {
     Ok(ids)
 }
 
-pub(crate) fn all_ids(c: &Db) -> Result<Vec<i64>> {
-    c.behind.flush(c)?;
+pub(crate) fn all_ids(c: &Connection) -> Result<Vec<i64>> {
     let mut st = c.prepare("SELECT id FROM mv_object ORDER BY id")?;
     let rows = st.query_map([], |r| r.get(0))?;
     rows.collect::<rusqlite::Result<_>>()
@@ -318,7 +312,6 @@ pub(crate) fn all_ids(c: &Db) -> Result<Vec<i64>> {
 
 /// Clears the dirty flag of `ids` ([`set_dirty`]); a mark held back is only forgotten.
 pub(crate) fn clear_dirty(c: &Db, ids: &[i64]) -> Result<()> {
-    c.behind.flush(c)?;
     set_dirty(c, &c.dirty.clear(ids), false)
 }
 
@@ -345,7 +338,6 @@ pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value
     };
     if let Value::Ref(t) = value {
         c.index.refs_asked(c)?;
-        c.behind.flush(c)?;
         return alive(
             "SELECT r.mv_id FROM mv_ref r JOIN mv_object o ON o.id=r.mv_id WHERE r.target=?1 AND r.attr=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY r.mv_id",
             &[t, &attr, &object_type],
@@ -356,7 +348,6 @@ pub(crate) fn find_by_value(c: &Db, object_type: &str, attr: &str, value: &Value
         return Ok(Vec::new());
     }
     c.index.looked_up(c, attr, &k)?;
-    c.behind.flush(c)?;
     let found = alive(
         "SELECT v.mv_id FROM mv_value v JOIN mv_object o ON o.id=v.mv_id WHERE v.attr=?1 AND v.key=?2 AND o.object_type=?3 AND o.deleted=0 ORDER BY v.mv_id",
         &[&attr, &k, &object_type],
@@ -385,7 +376,6 @@ pub(crate) fn referrers(c: &Db, mv_id: i64) -> Result<Vec<(i64, String)>> {
 /// Every source object's contributions to `mv_id`, in source object order (none for an object
 /// that is not there). They share the object's row: reading them touches no page of their own.
 pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
-    c.behind.flush(c)?;
     let mut st = c.prepare_cached("SELECT contrib, attrs FROM mv_object WHERE id=?1")?;
     let mut rows = st.query([mv_id])?;
     let Some(r) = rows.next()? else { return Ok(Vec::new()) };
@@ -415,7 +405,6 @@ fn stored_contributions(
 /// (contributions kept as its winners are made from them, not decoded a second time). The
 /// contributions' own error, should they not read back, is theirs: the object still is.
 pub(crate) fn get_contributed(c: &Db, id: i64) -> Result<Option<(MvObject, Result<Vec<Contribution>>)>> {
-    c.behind.flush(c)?;
     let mut st = c.prepare_cached("SELECT id, object_type, attrs, deleted, contrib FROM mv_object WHERE id=?1")?;
     st.query_row([id], |r| {
         let o = from_row(c, r)?;
@@ -452,7 +441,6 @@ pub(crate) fn has_inbound_link(c: &Connection, mv_id: i64) -> Result<bool> {
 /// connector-space object anchored exactly `text` is linked to; newest first, at most `limit`.
 pub(crate) fn search(c: &Db, text: &str, attrs: &[&str], limit: i64) -> Result<Vec<i64>> {
     c.index.searched(c, attrs)?;
-    c.behind.flush(c)?;
     let low = text.to_lowercase();
     // A range on the (attr, key) index, keys folded as the text is: a prefix match that needs
     // no LIKE escaping.
@@ -477,7 +465,6 @@ pub(crate) fn search(c: &Db, text: &str, attrs: &[&str], limit: i64) -> Result<V
     Ok(ids)
 }
 
-pub(crate) fn count(c: &Db) -> Result<i64> {
-    c.behind.flush(c)?;
+pub(crate) fn count(c: &Connection) -> Result<i64> {
     c.query_row("SELECT COUNT(*) FROM mv_object WHERE deleted = 0", [], |r| r.get(0))
 }

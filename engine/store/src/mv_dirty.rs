@@ -21,15 +21,13 @@ pub(crate) struct HeldDirty(RefCell<FastSet<i64>>);
 
 impl HeldDirty {
     /// Object `id`, whose row was just written clean, is dirty.
-    pub(crate) fn hold(&self, c: &crate::packed::Db, id: i64) -> rusqlite::Result<()> {
+    pub(crate) fn hold(&self, c: &Connection, id: i64) -> rusqlite::Result<()> {
         let full = {
             let mut held = self.0.borrow_mut();
             held.insert(id);
             held.len() >= MOST_HELD
         };
         if full {
-            // Into rows held back too (mv_behind.rs).
-            c.behind.flush(c)?;
             self.write(c)?;
         }
         Ok(())

@@ -264,7 +264,6 @@ pub(crate) fn move_contrib(c: &Connection) -> rusqlite::Result<()> {
         codec: &codec,
         index: &index,
         dirty: &dirty,
-        behind: &Default::default(),
         dangling: &Default::default(),
         anchors: &Default::default(),
     };
@@ -596,8 +595,6 @@ mod tests {
         // Dictionary 77, 12 bytes long, then a frame: no such dictionary.
         let damaged = "X'4D0C00112233'";
         crate::ops::on(&tx, |c| {
-            // Their rows are held back (mv_behind.rs): written before they are damaged.
-            c.behind.flush(c)?;
             c.execute(&format!("UPDATE mv_object SET attrs = {damaged} WHERE id = ?1"), [id])?;
             c.execute(&format!("UPDATE mv_object SET contrib = {damaged} WHERE id = ?1"), [other])
         })

@@ -8,7 +8,6 @@ use crate::cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkStat
 use crate::cs_dangling::{self, Dangling};
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject, Winners};
-use crate::mv_behind::Behind;
 use crate::mv_dirty::HeldDirty;
 use crate::mv_index::Deferred;
 use crate::packed::{Codec, Db, Dicts, Unpacker};
@@ -289,7 +288,6 @@ pub(crate) struct ConnState {
     codec: Codec,
     index: Deferred,
     dirty: HeldDirty,
-    behind: Behind,
     dangling: Dangling,
     anchors: AnchorsLater,
     pub(crate) wal: Checkpointer,
@@ -301,22 +299,8 @@ impl ConnState {
         ConnState { wal: Checkpointer::new(path), ..ConnState::default() }
     }
 
-    /// `conn`, in a transaction, with this state.
-    fn db<'c>(&'c self, conn: &'c Connection) -> Db<'c> {
-        Db {
-            conn,
-            codec: &self.codec,
-            index: &self.index,
-            dirty: &self.dirty,
-            behind: &self.behind,
-            dangling: &self.dangling,
-            anchors: &self.anchors,
-        }
-    }
-
     fn begin_write(&self) {
         self.codec.begin_write();
-        self.behind.reset();
         self.dangling.forget();
         self.index.writing(true);
     }
@@ -324,7 +308,6 @@ impl ConnState {
     fn end_write(&self, committed: bool) {
         self.codec.end_write(committed);
         self.index.writing(false);
-        self.behind.reset();
         if !committed {
             self.index.drop_held();
             self.dirty.drop_held();
@@ -429,15 +412,8 @@ impl<'s> WriteTxn<'s> {
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
         let WriteTxn { tx, path, mut ended } = self;
-        let state = ended.state;
-        let db = state.db(&tx);
-        // New objects' rows first: the dirty marks are written into them.
-        if let Err(e) = state
-            .behind
-            .flush(&db)
-            .and_then(|()| state.index.flush(&tx))
-            .and_then(|()| state.dirty.write(&tx))
-            .and_then(|()| state.anchors.finish(&tx))
+        if let Err(e) =
+            ended.state.index.flush(&tx).and_then(|()| ended.state.dirty.write(&tx)).and_then(|()| ended.state.anchors.finish(&tx))
         {
             // Rolled back before `ended` tells the connection's state (and gives a larger
             // transaction's connection its usual cache back).
@@ -491,7 +467,15 @@ impl Sqlite for WriteTxn<'_> {
 /// Runs one statement's function, naming the database in its error.
 pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::Result<T>) -> Result<T> {
     let state = s.state();
-    f(&state.db(s.conn())).map_err(|e| failed(s.path(), e))
+    f(&Db {
+        conn: s.conn(),
+        codec: &state.codec,
+        index: &state.index,
+        dirty: &state.dirty,
+        dangling: &state.dangling,
+        anchors: &state.anchors,
+    })
+    .map_err(|e| failed(s.path(), e))
 }
 
 /// The store's error for `e`. A stored value that does not read back, once the store said whose
@@ -688,7 +672,7 @@ impl<S: Sqlite> ReadOps for S {
         on(self, mv::dirty_ids)
     }
     fn mv_all_ids(&self) -> Result<Vec<i64>> {
-        on(self, mv::all_ids)
+        on(self, |c| mv::all_ids(c))
     }
     fn mv_find_by_value(&self, object_type: &str, attr: &str, value: &Value, ignore_case: bool) -> Result<Vec<i64>> {
         on(self, |c| mv::find_by_value(c, object_type, attr, value, ignore_case))
@@ -710,7 +694,7 @@ impl<S: Sqlite> ReadOps for S {
         on(self, |c| mv::search(c, text, attrs, limit))
     }
     fn mv_count(&self) -> Result<i64> {
-        on(self, mv::count)
+        on(self, |c| mv::count(c))
     }
     fn history_errors_of_runs(&self, runs: &[i64]) -> Result<Vec<(i64, ObjectError)>> {
         on(self, |c| history::errors_of_runs(c, runs))

@@ -483,7 +483,6 @@ pub(crate) struct Db<'a> {
     pub(crate) codec: &'a Codec,
     pub(crate) index: &'a crate::mv_index::Deferred,
     pub(crate) dirty: &'a crate::mv_dirty::HeldDirty,
-    pub(crate) behind: &'a crate::mv_behind::Behind,
     pub(crate) dangling: &'a crate::cs_dangling::Dangling,
     pub(crate) anchors: &'a crate::anchors_later::AnchorsLater,
 }

@@ -428,7 +428,6 @@ mod tests {
             codec: &codec,
             index: &index,
             dirty: &dirty,
-            behind: &Default::default(),
             dangling: &Default::default(),
             anchors: &Default::default(),
         };
