@@ -8,8 +8,20 @@ pub(crate) fn summary(r: &RunReport) -> String {
     let mut s = String::new();
     for i in &r.import {
         s.push_str(&format!(
-            "import {} ({}): {} read, {} added, {} updated, {} renamed, {} deleted, {} errors\n",
-            i.connector, i.mode, i.read, i.added, i.updated, i.renamed, i.deleted, i.errors
+            "import {} ({}): {} read, {} added, {} updated, {} renamed, {} deleted, {} errors{}\n",
+            i.connector,
+            i.mode,
+            i.read,
+            i.added,
+            i.updated,
+            i.renamed,
+            i.deleted,
+            i.errors,
+            if i.looked_up > 0 {
+                format!(" ({} not read looked up again before any was taken for gone)", i.looked_up)
+            } else {
+                String::new()
+            }
         ));
     }
     if let Some(y) = &r.sync {

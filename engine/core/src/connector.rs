@@ -189,16 +189,18 @@ pub trait Connector {
     /// Reads every object. Returns the watermark a following delta import starts from.
     fn full_import(&mut self, sink: &mut dyn ImportSink) -> Result<Option<String>>;
     /// After a full import that read every object it could: the objects `keys` name, held and
-    /// not read, looked up again; each found is given to `sink` as read. A connector that reads
-    /// its directory in parts, one after another (LDAP's `include_ous`), misses an object that
-    /// moved from a part not read yet into one read already: it is not gone. By default
-    /// nothing (one read sees every object).
+    /// not read, looked up again; each found is given to `sink` as read. A connector whose read
+    /// is not one snapshot of its directory can miss an object that moved while it read: one
+    /// that reads its directory in parts, one after another (LDAP's `include_ous`), misses an
+    /// object moved from a part not read yet into one read already, and AD's paged search
+    /// shows changes made while it pages. Such an object is not gone. By default nothing (one
+    /// read sees every object).
     fn read_again(&mut self, _keys: &[ObjectKey], _sink: &mut dyn ImportSink) -> Result<()> {
         Ok(())
     }
-    /// Whether a full import reads the directory in parts, one after another (then the objects
-    /// it did not read are asked for again, [`Connector::read_again`]).
-    fn reads_in_parts(&self) -> bool {
+    /// Whether the objects a full import did not read are asked for again
+    /// ([`Connector::read_again`]) before they are taken for gone.
+    fn looks_up_unseen(&self) -> bool {
         false
     }
     /// Reads what changed since `watermark`. `Ok(None)` asks for a full import instead

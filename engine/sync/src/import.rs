@@ -49,6 +49,10 @@ pub struct ImportStats {
     /// since: reported again, counted in `errors` (import/carried.rs).
     #[serde(skip_serializing_if = "is_zero")]
     pub carried: usize,
+    /// Objects a full import did not read, looked up again by the connector before they were
+    /// taken for gone (its read is not one snapshot: `Connector::looks_up_unseen`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub looked_up: usize,
     /// How long the import took, in milliseconds.
     #[serde(default)]
     pub ms: u64,
@@ -749,7 +753,7 @@ pub(crate) fn import(
     // Ids first: the objects themselves are read only for the few not seen.
     let unseen: Vec<i64> = tx.cs_present_ids(&name)?.into_iter().filter(|id| !sink.seen.contains(id)).collect();
     let mut keys = Vec::new();
-    if connector.reads_in_parts() {
+    if connector.looks_up_unseen() {
         for id in &unseen {
             if let Some(o) = tx.cs_get(*id)? {
                 keys.push(ObjectKey { anchor: o.anchor, dn: o.dn });
@@ -757,6 +761,7 @@ pub(crate) fn import(
         }
     }
     if !keys.is_empty() {
+        sink.stats.looked_up = keys.len();
         connector.read_again(&keys, &mut sink)?;
         if sink.stats.errors > 0 {
             return sink.ended_incomplete(tx, connector, kept, carried, new.as_deref());

@@ -168,8 +168,9 @@ impl Connector for LdapConnector {
     }
 
     /// Bases read in turn: an object moved between them while they were read is in neither.
+    /// AD's paged search is no snapshot either: see [`LdapConnector::looks_up_unseen`].
     fn read_again(&mut self, keys: &[ObjectKey], sink: &mut dyn ImportSink) -> Result<()> {
-        if !self.reads_in_parts() {
+        if !self.looks_up_unseen() {
             return Ok(());
         }
         let anchors: Vec<String> = keys.iter().filter_map(|k| k.anchor.clone()).collect();
@@ -177,8 +178,14 @@ impl Connector for LdapConnector {
         self.rt.block_on(import::read_again(&self.conf, &attrs, &anchors, self.read_from, sink))
     }
 
-    fn reads_in_parts(&self) -> bool {
-        self.conf.bases.len() > 1
+    /// Several bases, read in turn; or AD, whose paged search is not a snapshot: Windows
+    /// servers have never said what a change made while they page does to the pages still to
+    /// come (Samba since 4.10 lists the objects' GUIDs at the first page and reads each as its
+    /// page comes), so an object moved while it is read may be missed. OpenLDAP's back-mdb
+    /// pages by entry id, which a move keeps. Only the objects not read are looked up, 100 to
+    /// a search by their anchor (objectGUID, always indexed).
+    fn looks_up_unseen(&self) -> bool {
+        self.conf.bases.len() > 1 || self.conf.flavor == Flavor::Ad
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {
