@@ -542,6 +542,39 @@ fn a_move_between_two_ous_while_they_are_read_is_not_a_deletion() {
     assert!(o.stdout.contains("dora"), "{o:?}");
 }
 
+/// Two OUs read in turn, and a leaver: the full import looks her up by entryUUID before she is
+/// gone, and that look-up loses its connection (cut by a proxy as it is sent). It is made
+/// again once, on a new connection to the same server, as the read itself would be: she is
+/// deleted, and no one else.
+#[test]
+fn a_look_up_of_objects_not_read_that_loses_its_connection_is_made_again() {
+    let mut seed = generated(20, 0);
+    seed.push_str("dn: ou=Contractors,dc=example,dc=org\nobjectClass: organizationalUnit\nou: Contractors\n\n");
+    seed.push_str(
+        "dn: uid=cora,ou=Contractors,dc=example,dc=org\nobjectClass: inetOrgPerson\nuid: cora\ncn: cora Tractor\nsn: Tractor\nmail: cora@example.org\nemployeeNumber: C1\n\n",
+    );
+    let s = Slapd::start(Some(&seed));
+    let found = s.search("uid=cora,ou=Contractors,dc=example,dc=org", "(objectClass=*)", &["entryUUID"]);
+    let uuid = found.lines().find_map(|l| l.strip_prefix("entryUUID: ")).unwrap_or_else(|| panic!("cora's entryUUID: {found}")).to_string();
+    // Her entryUUID goes to the server in the look-up alone.
+    let proxy = PausingProxy::start(s.port, &uuid);
+    let e = env_for(&s, "include_ous = [\"ou=People,dc=example,dc=org\", \"ou=Contractors,dc=example,dc=org\"]\nstarttls = false\n");
+    let text = e.read("idflow.toml").replace(&s.url(), &proxy.url());
+    e.write("idflow.toml", &text);
+    e.json(&["apply"], 0);
+    assert!(e.cloud_user("cora@example.org").is_some());
+    s.modify("dn: uid=cora,ou=Contractors,dc=example,dc=org\nchangetype: delete\n");
+    proxy.arm_cut(1);
+    let o = e.ok(&["import", "--full", "corp", "--json"], 0);
+    proxy.wait_held();
+    let r: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|x| panic!("{x}: {o:?}"));
+    let i = &r["import"][0];
+    assert_eq!((i["looked_up"].as_u64(), i["deleted"].as_u64(), i["errors"].as_u64()), (Some(1), Some(1), Some(0)), "{r}");
+    assert!(o.stderr.contains("reconnecting once and looking the objects not read up again"), "{o:?}");
+    e.json(&["apply"], 0);
+    assert!(e.cloud_user("cora@example.org").is_none(), "the leaver's account goes");
+}
+
 /// One OU of include_ous inside another: an entry below both is one object, in a full import
 /// and in a delta (both OUs report its change), not a duplicate anchor; moved out of both into
 /// an OU read before them while a delta reads (both report a deletion), it is not deleted.

@@ -1,6 +1,7 @@
 //! A TCP proxy in front of a real server that holds what the client sends once a pattern has
 //! passed in it a given number of times (counted over every connection), until the test lets
-//! it go: the directory changes at a known point of a run, between two bases it reads.
+//! it go: the directory changes at a known point of a run, between two bases it reads. Or it
+//! cuts that connection there instead (`arm_cut`): a connection lost at a known point.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
@@ -13,6 +14,8 @@ struct State {
     seen: usize,
     held: bool,
     released: bool,
+    /// Cut the connection at `at` instead of holding it.
+    cut: bool,
 }
 
 pub(crate) struct PausingProxy {
@@ -42,7 +45,11 @@ impl PausingProxy {
                         tail.extend_from_slice(&b[..n]);
                         let found = tail.windows(pattern.len()).filter(|w| *w == pattern.as_slice()).count();
                         tail.drain(..tail.len().saturating_sub(pattern.len() - 1));
-                        hold_if_due(&state, found);
+                        if hold_if_due(&state, found) {
+                            let _ = s2.shutdown(std::net::Shutdown::Both);
+                            let _ = c2.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
                         if s2.write_all(&b[..n]).is_err() {
                             break;
                         }
@@ -67,6 +74,13 @@ impl PausingProxy {
     pub(crate) fn arm(&self, nth: usize) {
         let mut s = self.state.0.lock().expect("lock");
         *s = State { at: Some(nth), ..State::default() };
+    }
+
+    /// Cuts the connection that sends the `nth` occurrence of the pattern from now (not sent);
+    /// the rest pass.
+    pub(crate) fn arm_cut(&self, nth: usize) {
+        let mut s = self.state.0.lock().expect("lock");
+        *s = State { at: Some(nth), cut: true, ..State::default() };
     }
 
     /// Waits (a minute at most) until the client is held.
@@ -94,16 +108,24 @@ impl Drop for PausingProxy {
     }
 }
 
-/// Counts `found` occurrences; at the armed one, waits for the release.
-fn hold_if_due(state: &Arc<(Mutex<State>, Condvar)>, found: usize) {
+/// Counts `found` occurrences; at the armed one, waits for the release, or says to cut the
+/// connection (once: the rest pass).
+fn hold_if_due(state: &Arc<(Mutex<State>, Condvar)>, found: usize) -> bool {
     let (lock, cv) = &**state;
     let mut s = lock.lock().expect("lock");
-    let Some(at) = s.at else { return };
+    let Some(at) = s.at else { return false };
     s.seen += found;
     if s.seen < at {
-        return;
+        return false;
+    }
+    if s.cut {
+        s.at = None;
+        s.held = true;
+        cv.notify_all();
+        return true;
     }
     s.held = true;
     cv.notify_all();
     let _s = cv.wait_while(s, |s| !s.released).expect("wait");
+    false
 }

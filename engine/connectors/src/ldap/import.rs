@@ -333,7 +333,23 @@ pub(super) async fn read_again(
 ) -> Result<()> {
     // The server the import read: another may not have the move, or the deletion, yet.
     let (mut ldap, _) = session::open_pinned(conf, read_from).await?;
-    let found = super::moves::by_anchor(conf, &mut ldap, attrs, anchors).await?;
+    // A connection that drops is reopened once (to the same server) and the look-up made
+    // again, as the read itself is; a second failure fails the import, and nothing is deleted.
+    let found = match super::moves::by_anchor(conf, &mut ldap, attrs, anchors).await {
+        Err(e) if lost_connection(&e) => {
+            tracing::warn!(connector = %conf.name, "{e}; reconnecting once and looking the objects not read up again");
+            (ldap, _) = session::open_pinned(conf, read_from).await?;
+            super::moves::by_anchor(conf, &mut ldap, attrs, anchors).await.map_err(|e| match e {
+                Error::Connector { connector, message, source } => Error::Connector {
+                    connector,
+                    message: format!("{message} (again after a reconnect): the import is incomplete and nothing of it is kept"),
+                    source,
+                },
+                e => e,
+            })?
+        }
+        found => found?,
+    };
     let _ = ldap.unbind().await;
     if !found.is_empty() {
         tracing::info!(connector = %conf.name, entries = found.len(), "entries the read missed (moved into a base read already) were read after it");
