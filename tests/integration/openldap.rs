@@ -545,7 +545,7 @@ fn a_move_between_two_ous_while_they_are_read_is_not_a_deletion() {
 /// Two OUs read in turn, and a leaver: the full import looks her up by entryUUID before she is
 /// gone, and that look-up loses its connection (cut by a proxy as it is sent). It is made
 /// again once, on a new connection to the same server, as the read itself would be: she is
-/// deleted, and no one else.
+/// deleted. Cut twice, the import fails and deletes nothing.
 #[test]
 fn a_look_up_of_objects_not_read_that_loses_its_connection_is_made_again() {
     let mut seed = generated(20, 0);
@@ -564,7 +564,11 @@ fn a_look_up_of_objects_not_read_that_loses_its_connection_is_made_again() {
     e.json(&["apply"], 0);
     assert!(e.cloud_user("cora@example.org").is_some());
     s.modify("dn: uid=cora,ou=Contractors,dc=example,dc=org\nchangetype: delete\n");
-    proxy.arm_cut(1);
+    proxy.arm_cut(1, 2);
+    let o = e.ok(&["import", "--full", "corp"], 1);
+    proxy.wait_held();
+    assert!(o.stderr.contains("(again after a reconnect): the import is incomplete and nothing of it is kept"), "{o:?}");
+    proxy.arm_cut(1, 1);
     let o = e.ok(&["import", "--full", "corp", "--json"], 0);
     proxy.wait_held();
     let r: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|x| panic!("{x}: {o:?}"));

@@ -14,8 +14,9 @@ struct State {
     seen: usize,
     held: bool,
     released: bool,
-    /// Cut the connection at `at` instead of holding it.
-    cut: bool,
+    /// Connections still to cut, at `at` and at each occurrence after it, instead of holding
+    /// one (none: hold).
+    cuts: usize,
 }
 
 pub(crate) struct PausingProxy {
@@ -76,14 +77,14 @@ impl PausingProxy {
         *s = State { at: Some(nth), ..State::default() };
     }
 
-    /// Cuts the connection that sends the `nth` occurrence of the pattern from now (not sent);
-    /// the rest pass.
-    pub(crate) fn arm_cut(&self, nth: usize) {
+    /// Cuts the connection that sends the `nth` occurrence of the pattern from now (not sent),
+    /// and so each of the next `times - 1` occurrences; the rest pass.
+    pub(crate) fn arm_cut(&self, nth: usize, times: usize) {
         let mut s = self.state.0.lock().expect("lock");
-        *s = State { at: Some(nth), cut: true, ..State::default() };
+        *s = State { at: Some(nth), cuts: times, ..State::default() };
     }
 
-    /// Waits (a minute at most) until the client is held.
+    /// Waits (a minute at most) until the client is held, or a connection was cut.
     pub(crate) fn wait_held(&self) {
         let (lock, cv) = &*self.state;
         let s = lock.lock().expect("lock");
@@ -118,8 +119,9 @@ fn hold_if_due(state: &Arc<(Mutex<State>, Condvar)>, found: usize) -> bool {
     if s.seen < at {
         return false;
     }
-    if s.cut {
-        s.at = None;
+    if s.cuts > 0 {
+        s.cuts -= 1;
+        s.at = if s.cuts == 0 { None } else { Some(s.seen + 1) };
         s.held = true;
         cv.notify_all();
         return true;

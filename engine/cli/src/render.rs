@@ -17,11 +17,7 @@ pub(crate) fn summary(r: &RunReport) -> String {
             i.renamed,
             i.deleted,
             i.errors,
-            if i.looked_up > 0 {
-                format!(" ({} not read looked up again before any was taken for gone)", i.looked_up)
-            } else {
-                String::new()
-            }
+            if i.looked_up > 0 { format!(" ({} not read, looked up before being taken for gone)", i.looked_up) } else { String::new() }
         ));
     }
     if let Some(y) = &r.sync {

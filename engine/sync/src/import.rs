@@ -49,8 +49,8 @@ pub struct ImportStats {
     /// since: reported again, counted in `errors` (import/carried.rs).
     #[serde(skip_serializing_if = "is_zero")]
     pub carried: usize,
-    /// Objects a full import did not read, looked up again by the connector before they were
-    /// taken for gone (its read is not one snapshot: `Connector::looks_up_unseen`).
+    /// Objects a full import did not read, looked up by their anchors before they were taken for
+    /// gone (the connector's read is not one snapshot: `Connector::looks_up_unseen`).
     #[serde(skip_serializing_if = "is_zero")]
     pub looked_up: usize,
     /// How long the import took, in milliseconds.
@@ -761,7 +761,7 @@ pub(crate) fn import(
         }
     }
     if !keys.is_empty() {
-        sink.stats.looked_up = keys.len();
+        sink.stats.looked_up = keys.iter().filter(|k| k.anchor.is_some()).count();
         connector.read_again(&keys, &mut sink)?;
         if sink.stats.errors > 0 {
             return sink.ended_incomplete(tx, connector, kept, carried, new.as_deref());

@@ -178,14 +178,16 @@ impl Connector for LdapConnector {
         self.rt.block_on(import::read_again(&self.conf, &attrs, &anchors, self.read_from, sink))
     }
 
-    /// Several bases, read in turn; or AD, whose paged search is not a snapshot: Windows
-    /// servers have never said what a change made while they page does to the pages still to
-    /// come (Samba since 4.10 lists the objects' GUIDs at the first page and reads each as its
-    /// page comes), so an object moved while it is read may be missed. OpenLDAP's back-mdb
-    /// pages by entry id, which a move keeps. Only the objects not read are looked up, 100 to
-    /// a search by their anchor (objectGUID, always indexed).
+    /// Several bases, read in turn; or AD anchored by objectGUID, whose paged search is not a
+    /// snapshot: Windows servers have never said what a change made while they page does to
+    /// the pages still to come (Samba since 4.10 lists the objects' GUIDs at the first page and
+    /// reads each as its page comes), so an object moved while it is read may be missed.
+    /// OpenLDAP's back-mdb pages by entry id, which a move keeps. Only the objects not read are
+    /// looked up, 100 to a search by their anchor: objectGUID is always indexed, another anchor
+    /// (an employee number) may not be, and a search by it of a large domain could outlast
+    /// `timeout_seconds` at every run.
     fn looks_up_unseen(&self) -> bool {
-        self.conf.bases.len() > 1 || self.conf.flavor == Flavor::Ad
+        self.conf.bases.len() > 1 || (self.conf.flavor == Flavor::Ad && self.conf.anchor.eq_ignore_ascii_case("objectGUID"))
     }
 
     fn delta_import(&mut self, watermark: &str, sink: &mut dyn ImportSink) -> Result<Option<String>> {

@@ -322,8 +322,9 @@ pub(super) async fn full(
     Ok(if cookies.len() == expected && !cookies.is_empty() { Some(encode_watermark(&cookies)) } else { None })
 }
 
-/// The objects `anchors` name, read again after a full import over several bases that did not
-/// read them (moves.rs): those found moved from a base not read yet into one read already.
+/// The objects `anchors` name, looked up after a full import that did not read them (moves.rs):
+/// those found moved while it read (from a base not read yet into one read already, or on AD
+/// past the pages its search had still to send), and are read now.
 pub(super) async fn read_again(
     conf: &Conf,
     attrs: &[String],
@@ -331,6 +332,9 @@ pub(super) async fn read_again(
     read_from: Option<SocketAddr>,
     sink: &mut dyn ImportSink,
 ) -> Result<()> {
+    if anchors.is_empty() {
+        return Ok(());
+    }
     // The server the import read: another may not have the move, or the deletion, yet.
     let (mut ldap, _) = session::open_pinned(conf, read_from).await?;
     // A connection that drops is reopened once (to the same server) and the look-up made
@@ -340,7 +344,7 @@ pub(super) async fn read_again(
             tracing::warn!(connector = %conf.name, "{e}; reconnecting once and looking the objects not read up again");
             (ldap, _) = session::open_pinned(conf, read_from).await?;
             super::moves::by_anchor(conf, &mut ldap, attrs, anchors).await.map_err(|e| match e {
-                Error::Connector { connector, message, source } => Error::Connector {
+                Error::Connector { connector, message, source } if lost_connection(&e) => Error::Connector {
                     connector,
                     message: format!("{message} (again after a reconnect): the import is incomplete and nothing of it is kept"),
                     source,
@@ -352,7 +356,7 @@ pub(super) async fn read_again(
     };
     let _ = ldap.unbind().await;
     if !found.is_empty() {
-        tracing::info!(connector = %conf.name, entries = found.len(), "entries the read missed (moved into a base read already) were read after it");
+        tracing::info!(connector = %conf.name, entries = found.len(), "entries the read missed (moved while it read) were read after it");
     }
     let mut found: Vec<ImportedObject> = found.into_values().collect();
     found.sort_by(|a, b| a.dn.cmp(&b.dn));

@@ -1,9 +1,11 @@
-//! Entries that move between the bases an import reads one after another.
+//! Entries that move while an import reads.
 //!
 //! Each base of `include_ous` is a search of its own, read in turn. An entry moved from a base
 //! not read yet into one read already is in neither read: a full import would take it for
 //! deleted (its accounts deprovisioned, made again by the next delta), so the objects it did
-//! not read are looked up by their anchors before they are believed gone. A syncrepl delta
+//! not read are looked up by their anchors before they are believed gone. So are those of a
+//! full import of AD, one base or more: its paged search is not a snapshot (backend.rs
+//! `looks_up_unseen`). A syncrepl delta
 //! reads its bases in turn too: an entry that moved into a base read before it moved is a
 //! deletion to the one it left and nothing yet to the one it joined, so its deletions are
 //! looked up the same way.
@@ -48,7 +50,13 @@ pub(super) async fn by_anchor(
 ) -> Result<FastMap<String, ImportedObject>> {
     let mut found = FastMap::default();
     let binary = entry::is_binary(&conf.anchor, &conf.binary);
-    let values: Vec<String> = anchors.iter().filter_map(|a| filter_value(a, binary)).collect();
+    let mut values = Vec::with_capacity(anchors.len());
+    for a in anchors {
+        match filter_value(a, binary) {
+            Some(v) => values.push(v),
+            None => tracing::warn!(connector = %conf.name, anchor = %a, "an anchor that is no {} value cannot be looked up", conf.anchor),
+        }
+    }
     for chunk in values.chunks(PER_SEARCH) {
         let any: String = chunk.iter().map(|v| format!("({}={v})", conf.anchor)).collect();
         let filter = format!("(&{}(|{any}))", conf.filter);
@@ -64,10 +72,14 @@ pub(super) async fn by_anchor(
             for e in entries {
                 // AD's large multi-valued attributes whole, as the full import reads them.
                 let e = decode_whole(conf, ldap, e.0, &what).await?;
-                if let Ok(Some(o)) = to_object(conf, e) {
-                    if let Some(a) = o.anchor.clone() {
-                        found.insert(a, o);
+                match to_object(conf, e) {
+                    Ok(Some(o)) => {
+                        if let Some(a) = o.anchor.clone() {
+                            found.insert(a, o);
+                        }
                     }
+                    Ok(None) => {}
+                    Err((dn, m)) => tracing::warn!(connector = %conf.name, dn = %dn, "{m}: found by its anchor, and not taken for it"),
                 }
             }
         }
