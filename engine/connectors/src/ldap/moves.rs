@@ -4,8 +4,8 @@
 //! not read yet into one read already is in neither read: a full import would take it for
 //! deleted (its accounts deprovisioned, made again by the next delta), so the objects it did
 //! not read are looked up by their anchors before they are believed gone. So are those of a
-//! full import of AD, one base or more: its paged search is not a snapshot (backend.rs
-//! `looks_up_unseen`). A syncrepl delta
+//! full import of AD anchored by objectGUID, one base or more: its paged search is not a
+//! snapshot (backend.rs `looks_up_unseen`). A syncrepl delta
 //! reads its bases in turn too: an entry that moved into a base read before it moved is a
 //! deletion to the one it left and nothing yet to the one it joined, so its deletions are
 //! looked up the same way.
@@ -54,7 +54,12 @@ pub(super) async fn by_anchor(
     for a in anchors {
         match filter_value(a, binary) {
             Some(v) => values.push(v),
-            None => tracing::warn!(connector = %conf.name, anchor = %a, "an anchor that is no {} value cannot be looked up", conf.anchor),
+            None => tracing::warn!(
+                connector = %conf.name,
+                anchor = %a,
+                "an anchor that is no {} value cannot be searched for: its object is not looked up before it is taken for gone",
+                conf.anchor
+            ),
         }
     }
     for chunk in values.chunks(PER_SEARCH) {
