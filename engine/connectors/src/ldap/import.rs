@@ -80,6 +80,9 @@ fn connection_failed(e: &LdapError) -> bool {
     )
 }
 
+/// What a connection lost a second time, after one reconnect, does to a full import.
+const AGAIN_AFTER_RECONNECT: &str = " (again after a reconnect): the import is incomplete and nothing of it is kept";
+
 /// [`connection_failed`], for the connector error an [`LdapError`] became.
 fn lost_connection(e: &Error) -> bool {
     std::error::Error::source(e).and_then(|s| s.downcast_ref::<LdapError>()).is_some_and(connection_failed)
@@ -307,12 +310,7 @@ pub(super) async fn full(
                     (ldap, addr) = session::open_pinned(conf, Some(addr)).await?;
                     *read_from = Some(addr);
                 }
-                Err(Failure::Connection(m)) => {
-                    return Err(Error::connector(
-                        &conf.name,
-                        format!("{m} (again after a reconnect): the import is incomplete and nothing of it is kept"),
-                    ))
-                }
+                Err(Failure::Connection(m)) => return Err(Error::connector(&conf.name, format!("{m}{AGAIN_AFTER_RECONNECT}"))),
                 Err(Failure::Fatal(e)) => return Err(e),
             }
         }
@@ -344,11 +342,9 @@ pub(super) async fn read_again(
             tracing::warn!(connector = %conf.name, "{e}; reconnecting once and looking the objects not read up again");
             (ldap, _) = session::open_pinned(conf, read_from).await?;
             super::moves::by_anchor(conf, &mut ldap, attrs, anchors).await.map_err(|e| match e {
-                Error::Connector { connector, message, source } if lost_connection(&e) => Error::Connector {
-                    connector,
-                    message: format!("{message} (again after a reconnect): the import is incomplete and nothing of it is kept"),
-                    source,
-                },
+                Error::Connector { connector, message, source } if lost_connection(&e) => {
+                    Error::Connector { connector, message: format!("{message}{AGAIN_AFTER_RECONNECT}"), source }
+                }
                 e => e,
             })?
         }
