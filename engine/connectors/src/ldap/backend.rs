@@ -168,11 +168,9 @@ impl Connector for LdapConnector {
     }
 
     /// Bases read in turn: an object moved between them while they were read is in neither.
-    /// AD's paged search is no snapshot either: see [`LdapConnector::looks_up_unseen`].
+    /// AD's paged search is no snapshot either. Asked only where
+    /// [`LdapConnector::looks_up_unseen`] says so.
     fn read_again(&mut self, keys: &[ObjectKey], sink: &mut dyn ImportSink) -> Result<()> {
-        if !self.looks_up_unseen() {
-            return Ok(());
-        }
         let anchors: Vec<String> = keys.iter().filter_map(|k| k.anchor.clone()).collect();
         let attrs = import::attribute_list(&self.conf, &self.wanted);
         self.rt.block_on(import::read_again(&self.conf, &attrs, &anchors, self.read_from, sink))
