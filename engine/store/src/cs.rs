@@ -2,6 +2,7 @@
 use crate::anchor::{self, Anchor};
 use crate::changed;
 use crate::cs_patch;
+use crate::held::{sql_once, with, Prepared};
 use crate::packed::{Column, Db, Dicts, Kept, Unpacker};
 use idflow_core::dn;
 use idflow_core::{attrs_from_json, attrs_from_json_only, attrs_to_json, Attrs, Value};
@@ -206,8 +207,8 @@ fn export_state(s: Option<&str>) -> Option<ExportState> {
     }
 }
 
-pub(crate) fn links(c: &Connection, id: i64) -> Result<Option<CsLinks>> {
-    c.prepare_cached(&format!("SELECT {LINK_COLS} FROM cs_object WHERE id=?1"))?.query_row([id], links_row).optional()
+pub(crate) fn links(c: &dyn Prepared, id: i64) -> Result<Option<CsLinks>> {
+    with(c, sql_once!("SELECT {LINK_COLS} FROM cs_object WHERE id=?1"), |st| st.query_row([id], links_row).optional())
 }
 
 pub(crate) fn links_of(c: &Connection, connector: &str, each: &mut dyn FnMut(CsLinks)) -> Result<()> {
@@ -277,22 +278,23 @@ pub(crate) fn shared_dns(c: &Connection, connector: &str) -> Result<std::collect
     rows.collect()
 }
 
-pub(crate) fn state_linked(c: &Connection, connector: &str, mv_id: i64) -> Result<Option<LinkState>> {
-    let mut st = c.prepare_cached(&format!("SELECT {STATE_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?;
-    let mut first: Option<LinkState> = None;
-    for s in st.query_map(params![mv_id, connector], state_row)? {
-        let s = s?;
-        if first.as_ref().is_none_or(|f| s.id < f.id) {
-            first = Some(s);
+pub(crate) fn state_linked(c: &dyn Prepared, connector: &str, mv_id: i64) -> Result<Option<LinkState>> {
+    with(c, sql_once!("SELECT {STATE_COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"), |st| {
+        let mut first: Option<LinkState> = None;
+        for s in st.query_map(params![mv_id, connector], state_row)? {
+            let s = s?;
+            if first.as_ref().is_none_or(|f| s.id < f.id) {
+                first = Some(s);
+            }
         }
-    }
-    Ok(first)
+        Ok(first)
+    })
 }
 
-pub(crate) fn states_of_mv(c: &Connection, mv_id: i64) -> Result<Vec<(String, LinkState)>> {
-    let mut st = c.prepare_cached(&format!("SELECT {STATE_COLS}, connector FROM cs_object WHERE mv_id=?1"))?;
-    let rows = st.query_map([mv_id], |r| Ok((r.get(5)?, state_row(r)?)))?;
-    let mut states = rows.collect::<Result<Vec<(String, LinkState)>>>()?;
+pub(crate) fn states_of_mv(c: &dyn Prepared, mv_id: i64) -> Result<Vec<(String, LinkState)>> {
+    let mut states = with(c, sql_once!("SELECT {STATE_COLS}, connector FROM cs_object WHERE mv_id=?1"), |st| {
+        st.query_map([mv_id], |r| Ok((r.get(5)?, state_row(r)?)))?.collect::<Result<Vec<(String, LinkState)>>>()
+    })?;
     states.sort_unstable_by_key(|(_, s)| s.id);
     Ok(states)
 }
@@ -316,13 +318,10 @@ pub(crate) fn states_of_mvs(c: &Connection, ids: &[i64]) -> Result<std::collecti
 }
 
 /// Links an object (to `mv_id`, as `link` by `rule`): only those columns are written.
-pub(crate) fn set_link(c: &Connection, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
-    c.prepare_cached("UPDATE cs_object SET mv_id=?2, link=?3, link_rule=?4 WHERE id=?1")?.execute(params![
-        id,
-        mv_id,
-        link.map(Link::as_str),
-        rule
-    ])?;
+pub(crate) fn set_link(c: &dyn Prepared, id: i64, mv_id: Option<i64>, link: Option<Link>, rule: Option<&str>) -> Result<()> {
+    with(c, "UPDATE cs_object SET mv_id=?2, link=?3, link_rule=?4 WHERE id=?1", |st| {
+        st.execute(params![id, mv_id, link.map(Link::as_str), rule])
+    })?;
     Ok(())
 }
 
@@ -338,9 +337,9 @@ pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Res
     // Attributes kept as a patch of the desired state (cs_patch.rs) are kept against the new
     // one: they are the object's attributes as read (`o.attrs`; outbound sync changes only
     // what this writes), not decoded again from the row.
-    let patched = c
-        .prepare_cached("SELECT 1 FROM cs_object WHERE id=?1 AND substr(attrs, 1, 1)=X'00' AND desired IS NOT ?2")?
-        .exists(params![o.id, desired])?;
+    let patched = with(c, "SELECT 1 FROM cs_object WHERE id=?1 AND substr(attrs, 1, 1)=X'00' AND desired IS NOT ?2", |st| {
+        st.exists(params![o.id, desired])
+    })?;
     #[cfg(debug_assertions)]
     if patched {
         let stored = c
@@ -354,23 +353,27 @@ pub(crate) fn set_desired(c: &Db, o: &CsObject, was: Option<ExportState>) -> Res
         false => None,
     };
     if o.export_state == was {
-        c.prepare_cached(
+        with(
+            c,
             "UPDATE cs_object SET attrs=coalesce(?6, iif(attrs=X'' AND desired IS NOT ?2, desired, attrs)), desired=?2, desired_dn=?3, pending_export=?4, error=?5 WHERE id=?1",
-        )?
-        .execute(params![o.id, desired, o.desired_dn, o.pending_export as i64, o.error, attrs])?;
+            |st| st.execute(params![o.id, desired, o.desired_dn, o.pending_export as i64, o.error, attrs]),
+        )?;
     } else {
-        c.prepare_cached("UPDATE cs_object SET attrs=coalesce(?7, iif(attrs=X'' AND desired IS NOT ?2, desired, attrs)), desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1")?
-            .execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error, attrs])?;
+        with(
+            c,
+            "UPDATE cs_object SET attrs=coalesce(?7, iif(attrs=X'' AND desired IS NOT ?2, desired, attrs)), desired=?2, desired_dn=?3, export_state=?4, pending_export=?5, error=?6 WHERE id=?1",
+            |st| st.execute(params![o.id, desired, o.desired_dn, o.export_state.map(ExportState::as_str), o.pending_export as i64, o.error, attrs]),
+        )?;
     }
     Ok(())
 }
 
 /// An import looked at by sync: its pending import cleared, its error (or none) set.
-pub(crate) fn set_synced(c: &Connection, id: i64, error: Option<&str>) -> Result<()> {
+pub(crate) fn set_synced(c: &dyn Prepared, id: i64, error: Option<&str>) -> Result<()> {
     set_pending(c, id, None)?;
     // The row is written only when its error changes: nearly always, an object synced without
     // one had none, and its row (a page of its own at a delta) is left alone.
-    c.prepare_cached("UPDATE cs_object SET error=?2 WHERE id=?1 AND error IS NOT ?2")?.execute(params![id, error])?;
+    with(c, "UPDATE cs_object SET error=?2 WHERE id=?1 AND error IS NOT ?2", |st| st.execute(params![id, error]))?;
     Ok(())
 }
 
@@ -378,26 +381,24 @@ pub(crate) fn set_synced(c: &Connection, id: i64, error: Option<&str>) -> Result
 /// its own, not in the object's row: a sync clears it without rewriting the row (at a 1% delta,
 /// a page written per changed object fewer, of three), and its rows, a few bytes each, share
 /// their pages.
-fn set_pending(c: &Connection, id: i64, pending: Option<PendingImport>) -> Result<()> {
+fn set_pending(c: &dyn Prepared, id: i64, pending: Option<PendingImport>) -> Result<()> {
     match pending_import_str(pending) {
-        Some(kind) => c
-            .prepare_cached("INSERT INTO cs_pending(cs_id, kind) VALUES (?1, ?2) ON CONFLICT(cs_id) DO UPDATE SET kind=excluded.kind WHERE kind IS NOT excluded.kind")?
-            .execute(params![id, kind])?,
-        None => c.prepare_cached("DELETE FROM cs_pending WHERE cs_id=?1")?.execute([id])?,
+        Some(kind) => with(
+            c,
+            "INSERT INTO cs_pending(cs_id, kind) VALUES (?1, ?2) ON CONFLICT(cs_id) DO UPDATE SET kind=excluded.kind WHERE kind IS NOT excluded.kind",
+            |st| st.execute(params![id, kind]),
+        )?,
+        None => with(c, "DELETE FROM cs_pending WHERE cs_id=?1", |st| st.execute([id]))?,
     };
     Ok(())
 }
 
 /// [`set_link`] and [`set_synced`] in one write (one rewrite of the row, not two).
-pub(crate) fn set_link_synced(c: &Connection, o: &CsObject, error: Option<&str>) -> Result<()> {
+pub(crate) fn set_link_synced(c: &dyn Prepared, o: &CsObject, error: Option<&str>) -> Result<()> {
     set_pending(c, o.id, None)?;
-    c.prepare_cached("UPDATE cs_object SET mv_id=?2, link=?3, link_rule=?4, error=?5 WHERE id=?1")?.execute(params![
-        o.id,
-        o.mv_id,
-        o.link.map(Link::as_str),
-        o.link_rule,
-        error
-    ])?;
+    with(c, "UPDATE cs_object SET mv_id=?2, link=?3, link_rule=?4, error=?5 WHERE id=?1", |st| {
+        st.execute(params![o.id, o.mv_id, o.link.map(Link::as_str), o.link_rule, error])
+    })?;
     Ok(())
 }
 
@@ -660,26 +661,29 @@ pub(crate) fn save(c: &Db, o: &CsObject, read: Option<ReadText>) -> Result<i64> 
     let link = o.link.map(Link::as_str);
     let anchor = o.anchor.as_deref().map(Anchor);
     if o.id == 0 {
-        let mut st = c.prepare_cached(
+        with(
+            c,
             "INSERT INTO cs_object (connector, anchor, dn, dn_norm, object_type, attrs, present, desired, desired_dn, export_state, pending_export, mv_id, link, link_rule, error) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+            |st| {
+                st.execute(params![
+                    o.connector,
+                    anchor,
+                    o.dn,
+                    dn_norm,
+                    o.object_type,
+                    attrs,
+                    present,
+                    desired,
+                    o.desired_dn,
+                    export_state,
+                    pending_export,
+                    o.mv_id,
+                    link,
+                    o.link_rule,
+                    o.error
+                ])
+            },
         )?;
-        st.execute(params![
-            o.connector,
-            anchor,
-            o.dn,
-            dn_norm,
-            o.object_type,
-            attrs,
-            present,
-            desired,
-            o.desired_dn,
-            export_state,
-            pending_export,
-            o.mv_id,
-            link,
-            o.link_rule,
-            o.error
-        ])?;
         let id = c.last_insert_rowid();
         c.anchors.wrote(&o.connector, o.anchor.as_deref(), id);
         // An id may be one a deleted object had: its pending import went with it (delete).
@@ -721,16 +725,16 @@ pub(crate) fn save(c: &Db, o: &CsObject, read: Option<ReadText>) -> Result<i64> 
     Ok(o.id)
 }
 
-pub(crate) fn delete(c: &Connection, id: i64) -> Result<()> {
-    c.prepare_cached("DELETE FROM cs_object WHERE id=?1")?.execute([id])?;
+pub(crate) fn delete(c: &Db, id: i64) -> Result<()> {
+    with(c, "DELETE FROM cs_object WHERE id=?1", |st| st.execute([id]))?;
     set_pending(c, id, None)?;
-    c.prepare_cached("DELETE FROM cs_dangling WHERE cs_id=?1")?.execute([id])?;
+    with(c, "DELETE FROM cs_dangling WHERE cs_id=?1", |st| st.execute([id]))?;
     // Its id may be given to an object made later (the largest id, deleted, is used again).
     crate::phs::forget(c, id)
 }
 
 pub(crate) fn get(c: &Db, id: i64) -> Result<Option<CsObject>> {
-    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], |r| from_row(c, r)).optional()
+    with(c, sql_once!("SELECT {COLS} FROM cs_object WHERE id=?1"), |st| st.query_row([id], |r| from_row(c, r)).optional())
 }
 
 /// [`get`] of each of `ids` (at most [`IDS_PER_STATEMENT`]) that exists, in one statement.
@@ -858,13 +862,14 @@ pub(crate) fn name_of(c: &Db, key: CsKey<'_>) -> Result<Option<String>> {
     const COLS: &str = "id, anchor, dn, desired_dn, attrs, desired";
     let named = |r: &Row| named(c, r);
     match key {
-        CsKey::Id(id) => c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE id=?1"))?.query_row([id], named),
-        CsKey::Anchor { connector, anchor } => return columns_by_anchor(c, COLS, connector, anchor, named),
-        CsKey::Dn { connector, dn } => c
-            .prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 ORDER BY present DESC, id LIMIT 1"))?
-            .query_row(params![connector, dn::norm(dn)], named),
+        CsKey::Id(id) => with(c, sql_once!("SELECT {COLS} FROM cs_object WHERE id=?1"), |st| st.query_row([id], named).optional()),
+        CsKey::Anchor { connector, anchor } => columns_by_anchor(c, COLS, connector, anchor, named),
+        CsKey::Dn { connector, dn } => {
+            with(c, sql_once!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 ORDER BY present DESC, id LIMIT 1"), |st| {
+                st.query_row(params![connector, dn::norm(dn)], named).optional()
+            })
+        }
     }
-    .optional()
 }
 
 /// [`name_of`]'s row, named.
@@ -882,23 +887,23 @@ fn named(c: &Db, r: &Row) -> rusqlite::Result<String> {
 
 /// Objects of a connector with this DN (normally one; a rename in flight can make two).
 pub(crate) fn by_dn(c: &Db, connector: &str, dn: &str) -> Result<Vec<CsObject>> {
-    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"))?;
-    let rows = st.query_map(params![connector, dn::norm(dn)], |r| from_row(c, r))?;
-    rows.collect::<rusqlite::Result<_>>()
+    with(c, sql_once!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2"), |st| {
+        st.query_map(params![connector, dn::norm(dn)], |r| from_row(c, r))?.collect::<rusqlite::Result<_>>()
+    })
 }
 
 /// The object of `connector` linked to metaverse object `mv_id`, if any.
 pub(crate) fn linked(c: &Db, connector: &str, mv_id: i64) -> Result<Option<CsObject>> {
-    c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"))?
-        .query_row(params![mv_id, connector], |r| from_row(c, r))
-        .optional()
+    with(c, sql_once!("SELECT {COLS} FROM cs_object WHERE mv_id=?1 AND connector=?2"), |st| {
+        st.query_row(params![mv_id, connector], |r| from_row(c, r)).optional()
+    })
 }
 
 /// Every connector-space object linked to a metaverse object.
 pub(crate) fn all_linked(c: &Db, mv_id: i64) -> Result<Vec<CsObject>> {
-    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM cs_object WHERE mv_id=?1"))?;
-    let rows = st.query_map([mv_id], |r| from_row(c, r))?;
-    let mut objects = rows.collect::<rusqlite::Result<Vec<CsObject>>>()?;
+    let mut objects = with(c, sql_once!("SELECT {COLS} FROM cs_object WHERE mv_id=?1"), |st| {
+        st.query_map([mv_id], |r| from_row(c, r))?.collect::<rusqlite::Result<Vec<CsObject>>>()
+    })?;
     objects.sort_unstable_by_key(|o| o.id);
     Ok(objects)
 }

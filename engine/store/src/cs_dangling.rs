@@ -3,6 +3,7 @@
 //! references, mostly none, and an object a new import added (a larger id than any object
 //! recorded before it) has none to remove: a full sync of a new directory asks nothing for it
 //! instead of one DELETE per object.
+use crate::held::{with, Prepared};
 use rusqlite::{params, Connection};
 use std::cell::Cell;
 
@@ -56,10 +57,8 @@ pub(crate) fn set(c: &Connection, known: &Dangling, cs_id: i64, dns: &[String]) 
 }
 
 /// Objects waiting for `dn_norm` to appear.
-pub(crate) fn waiting_for(c: &Connection, dn_norm: &str) -> rusqlite::Result<Vec<i64>> {
-    let mut st = c.prepare_cached("SELECT cs_id FROM cs_dangling WHERE dn_norm=?1")?;
-    let rows = st.query_map([dn_norm], |r| r.get(0))?;
-    rows.collect()
+pub(crate) fn waiting_for(c: &dyn Prepared, dn_norm: &str) -> rusqlite::Result<Vec<i64>> {
+    with(c, "SELECT cs_id FROM cs_dangling WHERE dn_norm=?1", |st| st.query_map([dn_norm], |r| r.get(0))?.collect())
 }
 
 #[cfg(test)]

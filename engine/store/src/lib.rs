@@ -21,6 +21,7 @@ mod cs;
 mod cs_dangling;
 mod cs_patch;
 mod dict_train;
+mod held;
 mod history;
 mod lock;
 mod meta;

@@ -1,6 +1,7 @@
 //! Metaverse objects: one per real identity. Each attribute keeps every rule's contribution;
 //! the winner (chosen by the engine's precedence) is materialized with the rule and
 //! connector-space object that contributed it, and indexed for joins and back-references.
+use crate::held::with;
 use crate::mv_form;
 use crate::mv_index::{self, Deferred};
 use crate::packed::{Column, Db, Dicts, Kept, Unpacker};
@@ -47,11 +48,10 @@ pub struct Contribution {
 /// object that projected it contributes (if any).
 pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>, all: &[Contribution]) -> Result<i64> {
     let contrib = stored_contrib(c, all, Some(attrs))?;
-    c.prepare_cached("INSERT INTO mv_object(object_type, attrs, dirty, contrib) VALUES (?1, ?2, 0, ?3)")?.execute(params![
-        object_type,
-        c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?,
-        contrib
-    ])?;
+    let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(attrs))?;
+    with(c, "INSERT INTO mv_object(object_type, attrs, dirty, contrib) VALUES (?1, ?2, 0, ?3)", |st| {
+        st.execute(params![object_type, packed, contrib])
+    })?;
     let id = c.last_insert_rowid();
     c.dirty.hold(c, id)?;
     index_all(c, Some(c.index), id, attrs.iter().map(|(a, v)| (a.as_str(), v.values.as_slice())))?;
@@ -59,7 +59,7 @@ pub(crate) fn create(c: &Db, object_type: &str, attrs: &BTreeMap<String, MvAttr>
 }
 
 pub(crate) fn get(c: &Db, id: i64) -> Result<Option<MvObject>> {
-    c.prepare_cached("SELECT id, object_type, attrs, deleted FROM mv_object WHERE id=?1")?.query_row([id], |r| from_row(c, r)).optional()
+    with(c, "SELECT id, object_type, attrs, deleted FROM mv_object WHERE id=?1", |st| st.query_row([id], |r| from_row(c, r)).optional())
 }
 
 /// [`get`] of each of `ids` (at most [`crate::cs::IDS_PER_STATEMENT`]), in one statement.
@@ -127,15 +127,14 @@ pub struct Winners<'a> {
 pub(crate) fn save_contributed(c: &Db, id: i64, all: &[Contribution], winners: Option<Winners>) -> Result<()> {
     let contrib = stored_contrib(c, all, winners.as_ref().map(|w| w.attrs))?;
     let Some(w) = winners else {
-        c.prepare_cached("UPDATE mv_object SET contrib=?1 WHERE id=?2")?.execute(params![contrib, id])?;
+        with(c, "UPDATE mv_object SET contrib=?1 WHERE id=?2", |st| st.execute(params![contrib, id]))?;
         return Ok(());
     };
     let packed = c.pack(Column::MvAttrs, "", mv_form::encode_attrs(w.attrs))?;
     // Its mark is held, as a projection's is (mv_dirty.rs): the row is written clean, and
     // outbound sync, which looks at the object in the same transaction, clears the mark
     // without writing the row a second time (at a 1% delta, 4% of the sync).
-    let updated =
-        c.prepare_cached("UPDATE mv_object SET attrs=?1, contrib=?2, dirty=0 WHERE id=?3")?.execute(params![packed, contrib, id])?;
+    let updated = with(c, "UPDATE mv_object SET attrs=?1, contrib=?2, dirty=0 WHERE id=?3", |st| st.execute(params![packed, contrib, id]))?;
     // No such object (any more): no mark, and no index entries for it either.
     if updated == 0 {
         c.dirty.forget(id);
@@ -253,18 +252,18 @@ pub(crate) fn mark_dirty(c: &Db, id: i64) -> Result<()> {
     if c.dirty.is_held(id) {
         return Ok(());
     }
-    c.prepare_cached("UPDATE mv_object SET dirty=1 WHERE id=?1")?.execute([id])?;
+    with(c, "UPDATE mv_object SET dirty=1 WHERE id=?1", |st| st.execute([id]))?;
     Ok(())
 }
 
 pub(crate) fn restore(c: &Db, id: i64) -> Result<()> {
-    c.prepare_cached("UPDATE mv_object SET deleted=0, dirty=1 WHERE id=?1")?.execute([id])?;
+    with(c, "UPDATE mv_object SET deleted=0, dirty=1 WHERE id=?1", |st| st.execute([id]))?;
     c.dirty.forget(id);
     Ok(())
 }
 
 pub(crate) fn mark_deleted(c: &Db, id: i64) -> Result<()> {
-    c.prepare_cached("UPDATE mv_object SET deleted=1, dirty=1, contrib=NULL WHERE id=?1")?.execute([id])?;
+    with(c, "UPDATE mv_object SET deleted=1, dirty=1, contrib=NULL WHERE id=?1", |st| st.execute([id]))?;
     c.dirty.forget(id);
     Ok(())
 }
@@ -376,12 +375,13 @@ pub(crate) fn referrers(c: &Db, mv_id: i64) -> Result<Vec<(i64, String)>> {
 /// Every source object's contributions to `mv_id`, in source object order (none for an object
 /// that is not there). They share the object's row: reading them touches no page of their own.
 pub(crate) fn contributions(c: &Db, mv_id: i64) -> Result<Vec<Contribution>> {
-    let mut st = c.prepare_cached("SELECT contrib, attrs FROM mv_object WHERE id=?1")?;
-    let mut rows = st.query([mv_id])?;
-    let Some(r) = rows.next()? else { return Ok(Vec::new()) };
-    stored_contributions(c, mv_id, r.get_ref(0)?, || {
-        let won = c.unpack(r.get_ref(1)?, mv_form::decode_attrs).map_err(|e| undecoded(e, mv_id, "attributes"))?;
-        Ok(won.map(mv_form::as_contributions))
+    with(c, "SELECT contrib, attrs FROM mv_object WHERE id=?1", |st| {
+        let mut rows = st.query([mv_id])?;
+        let Some(r) = rows.next()? else { return Ok(Vec::new()) };
+        stored_contributions(c, mv_id, r.get_ref(0)?, || {
+            let won = c.unpack(r.get_ref(1)?, mv_form::decode_attrs).map_err(|e| undecoded(e, mv_id, "attributes"))?;
+            Ok(won.map(mv_form::as_contributions))
+        })
     })
 }
 
@@ -405,13 +405,14 @@ fn stored_contributions(
 /// (contributions kept as its winners are made from them, not decoded a second time). The
 /// contributions' own error, should they not read back, is theirs: the object still is.
 pub(crate) fn get_contributed(c: &Db, id: i64) -> Result<Option<(MvObject, Result<Vec<Contribution>>)>> {
-    let mut st = c.prepare_cached("SELECT id, object_type, attrs, deleted, contrib FROM mv_object WHERE id=?1")?;
-    st.query_row([id], |r| {
-        let o = from_row(c, r)?;
-        let all = stored_contributions(c, id, r.get_ref(4)?, || Ok(Ok(mv_form::as_contributions(o.attrs.clone()))));
-        Ok((o, all))
+    with(c, "SELECT id, object_type, attrs, deleted, contrib FROM mv_object WHERE id=?1", |st| {
+        st.query_row([id], |r| {
+            let o = from_row(c, r)?;
+            let all = stored_contributions(c, id, r.get_ref(4)?, || Ok(Ok(mv_form::as_contributions(o.attrs.clone()))));
+            Ok((o, all))
+        })
+        .optional()
     })
-    .optional()
 }
 
 /// Contributions stored as this (an empty BLOB, schema 9) are the object's winners, each the

@@ -6,6 +6,7 @@ use crate::anchors_later::AnchorsLater;
 use crate::checkpoint::{Ask, Checkpointer};
 use crate::cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::cs_dangling::{self, Dangling};
+use crate::held::Held;
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject, Winners};
 use crate::mv_dirty::HeldDirty;
@@ -269,6 +270,8 @@ pub trait WriteOps: ReadOps {
 
 /// A read transaction on the SQLite metaverse.
 pub struct ReadTxn<'s> {
+    /// Before `tx`: its statements go back to rusqlite's cache before the transaction ends.
+    held: Held<'s>,
     tx: Transaction<'s>,
     path: &'s str,
     state: &'s ConnState,
@@ -276,6 +279,8 @@ pub struct ReadTxn<'s> {
 
 /// A write transaction on the SQLite metaverse: rolled back when dropped uncommitted.
 pub struct WriteTxn<'s> {
+    /// Before `tx`: its statements go back to rusqlite's cache before the transaction ends.
+    held: Held<'s>,
     tx: Transaction<'s>,
     path: &'s str,
     ended: Ended<'s>,
@@ -388,7 +393,7 @@ impl Drop for Ended<'_> {
 impl<'s> ReadTxn<'s> {
     pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState) -> Result<Self> {
         state.wal.began();
-        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, path, state })
+        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, held: Held::new(conn), path, state })
     }
 }
 
@@ -406,12 +411,13 @@ impl<'s> WriteTxn<'s> {
         if larger {
             sizing.apply(conn).map_err(|e| Error::store(path, e))?;
         }
-        Ok(WriteTxn { tx, path, ended })
+        Ok(WriteTxn { held: Held::new(conn), tx, path, ended })
     }
 
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
-        let WriteTxn { tx, path, mut ended } = self;
+        let WriteTxn { held, tx, path, mut ended } = self;
+        drop(held);
         if let Err(e) =
             ended.state.index.flush(&tx).and_then(|()| ended.state.dirty.write(&tx)).and_then(|()| ended.state.anchors.finish(&tx))
         {
@@ -434,6 +440,8 @@ mod sealed {
         fn path(&self) -> &str;
         #[allow(private_interfaces)]
         fn state(&self) -> &super::ConnState;
+        #[allow(private_interfaces)]
+        fn held(&self) -> &dyn crate::held::Prepared;
     }
 }
 use sealed::Sqlite;
@@ -449,6 +457,10 @@ impl Sqlite for ReadTxn<'_> {
     fn state(&self) -> &ConnState {
         self.state
     }
+    #[allow(private_interfaces)]
+    fn held(&self) -> &dyn crate::held::Prepared {
+        &self.held
+    }
 }
 
 impl Sqlite for WriteTxn<'_> {
@@ -462,6 +474,10 @@ impl Sqlite for WriteTxn<'_> {
     fn state(&self) -> &ConnState {
         self.ended.state
     }
+    #[allow(private_interfaces)]
+    fn held(&self) -> &dyn crate::held::Prepared {
+        &self.held
+    }
 }
 
 /// Runs one statement's function, naming the database in its error.
@@ -474,6 +490,7 @@ pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::
         dirty: &state.dirty,
         dangling: &state.dangling,
         anchors: &state.anchors,
+        held: s.held(),
     })
     .map_err(|e| failed(s.path(), e))
 }
