@@ -5,63 +5,80 @@
 //! the commit. An object saved after an export or an import mostly keeps its anchor, DN,
 //! connector and link: reading the row's indexed columns first (one lookup by id, the page the
 //! update reads anyway) costs less than the entries it spares.
+use crate::held::{with, Prepared};
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, Result, ToSql};
+use rusqlite::{Result, ToSql};
+use std::sync::OnceLock;
 
-/// A column and the value to set it to.
-pub(crate) type Set<'a> = (&'static str, &'a dyn ToSql);
+/// Indexed columns an [`Update`] may have at most (its texts are kept for each set of them).
+const MOST_INDEXED: usize = 9;
 
-/// Sets, in row `id` of `table`, each column of `always`, and each of `indexed` whose stored
-/// value is not the same. Nothing is written when there is no such row; returns whether there
-/// is one. Each set of changed columns is a statement of its own in the connection's cache; in
-/// practice a handful occur (an import changes the DN or the presence, an export the presence
-/// and pending export).
-pub(crate) fn update(c: &Connection, table: &str, id: i64, always: &[Set<'_>], indexed: &[Set<'_>]) -> Result<bool> {
-    let mut set: Vec<Set<'_>> = always.to_vec();
-    // The statements' text is built in one buffer (an export updates every object it sends).
-    let mut sql = String::with_capacity(160);
-    if !indexed.is_empty() {
-        sql.push_str("SELECT ");
-        list(&mut sql, indexed.iter().map(|s| s.0), |sql, name, _| sql.push_str(name));
-        sql.push_str(" FROM ");
-        sql.push_str(table);
-        sql.push_str(" WHERE id=?1");
-        let mut st = c.prepare_cached(&sql)?;
-        let mut rows = st.query([id])?;
-        let Some(row) = rows.next()? else { return Ok(false) };
-        for (i, s) in indexed.iter().enumerate() {
-            if !same(row.get_ref(i)?, &s.1.to_sql()?) {
-                set.push(*s);
-            }
-        }
-    }
-    if set.is_empty() {
-        return Ok(true);
-    }
-    sql.clear();
-    sql.push_str("UPDATE ");
-    sql.push_str(table);
-    sql.push_str(" SET ");
-    list(&mut sql, set.iter().map(|s| s.0), |sql, name, i| {
-        use std::fmt::Write;
-        let _ = write!(sql, "{name}=?{}", i + 2);
-    });
-    sql.push_str(" WHERE id=?1");
-    let mut params: Vec<&dyn ToSql> = Vec::with_capacity(set.len() + 1);
-    params.push(&id);
-    params.extend(set.iter().map(|s| s.1));
-    let updated = c.prepare_cached(&sql)?.execute(params.as_slice())?;
-    Ok(updated > 0)
+/// An update's shape: its table, the columns it always sets, and the indexed ones it sets when
+/// their values change. Declared once (a `static`), it keeps the texts of its statements, made
+/// the first time each is needed, so that an update run for every object of a stage finds its
+/// statements prepared by their text's address (held.rs) and makes no text.
+pub(crate) struct Update {
+    table: &'static str,
+    always: &'static [&'static str],
+    indexed: &'static [&'static str],
+    /// The read of the indexed columns.
+    select: OnceLock<String>,
+    /// The update of the columns always set and of the indexed ones whose bit is set.
+    updates: [OnceLock<String>; 1 << MOST_INDEXED],
 }
 
-/// Appends `names` to `sql`, each as `item` writes it (given its position), separated by commas.
-fn list<'n>(sql: &mut String, names: impl Iterator<Item = &'n str>, item: impl Fn(&mut String, &str, usize)) {
-    for (i, name) in names.enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        item(sql, name, i);
+impl Update {
+    pub(crate) const fn new(table: &'static str, always: &'static [&'static str], indexed: &'static [&'static str]) -> Update {
+        assert!(indexed.len() <= MOST_INDEXED, "an update's indexed columns are at most MOST_INDEXED");
+        Update { table, always, indexed, select: OnceLock::new(), updates: [const { OnceLock::new() }; 1 << MOST_INDEXED] }
     }
+
+    fn select(&'static self) -> &'static str {
+        self.select.get_or_init(|| format!("SELECT {} FROM {} WHERE id=?1", self.indexed.join(", "), self.table))
+    }
+
+    /// The update of the columns always set and the indexed ones in `changed` (a bit each).
+    fn update(&'static self, changed: usize) -> &'static str {
+        self.updates[changed].get_or_init(|| {
+            let names = self.always.iter().chain(self.indexed.iter().enumerate().filter(|(i, _)| changed & (1 << i) != 0).map(|(_, n)| n));
+            let set: Vec<String> = names.enumerate().map(|(i, name)| format!("{name}=?{}", i + 2)).collect();
+            format!("UPDATE {} SET {} WHERE id=?1", self.table, set.join(", "))
+        })
+    }
+}
+
+/// Sets, in row `id` of `u`'s table, each column `u` always sets to its value in `always`, and
+/// each of its indexed columns whose stored value is not its value in `indexed` (in `u`'s
+/// order). Nothing is written when there is no such row; returns whether there is one. Each set
+/// of changed columns is a statement of its own; in practice a handful occur (an import changes
+/// the DN or the presence, an export the presence and pending export).
+pub(crate) fn update(c: &dyn Prepared, u: &'static Update, id: i64, always: &[&dyn ToSql], indexed: &[&dyn ToSql]) -> Result<bool> {
+    debug_assert_eq!((always.len(), indexed.len()), (u.always.len(), u.indexed.len()), "a value for each column of the update");
+    let mut changed = 0;
+    if !indexed.is_empty() {
+        let there = with(c, u.select(), |st| {
+            let mut rows = st.query([id])?;
+            let Some(row) = rows.next()? else { return Ok(false) };
+            for (i, v) in indexed.iter().enumerate() {
+                if !same(row.get_ref(i)?, &v.to_sql()?) {
+                    changed |= 1 << i;
+                }
+            }
+            Ok(true)
+        })?;
+        if !there {
+            return Ok(false);
+        }
+    }
+    if always.is_empty() && changed == 0 {
+        return Ok(true);
+    }
+    let mut params: Vec<&dyn ToSql> = Vec::with_capacity(always.len() + indexed.len() + 1);
+    params.push(&id);
+    params.extend(always.iter().copied());
+    params.extend(indexed.iter().enumerate().filter(|(i, _)| changed & (1 << i) != 0).map(|(_, v)| *v));
+    let updated = with(c, u.update(changed), |st| st.execute(params.as_slice()))?;
+    Ok(updated > 0)
 }
 
 /// Whether a stored value is exactly the one a parameter binds (same type, same bytes); a
@@ -76,8 +93,14 @@ fn same(stored: ValueRef<'_>, new: &ToSqlOutput<'_>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::update;
+    use super::{update, Update};
     use rusqlite::Connection;
+
+    static NOTE_AB: Update = Update::new("t", &["note"], &["a", "b"]);
+    static AB: Update = Update::new("t", &[], &["a", "b"]);
+    static A: Update = Update::new("t", &[], &["a"]);
+    static NOTE_A: Update = Update::new("t", &["note"], &["a"]);
+    static NOTE: Update = Update::new("t", &["note"], &[]);
 
     fn db() -> Connection {
         let c = Connection::open_in_memory().expect("in memory");
@@ -97,27 +120,27 @@ mod tests {
     #[test]
     fn changed_and_unchanged_columns_end_as_set() {
         let c = db();
-        update(&c, "t", 1, &[("note", &"second")], &[("a", &"x"), ("b", &2i64)]).expect("update");
+        update(&c, &NOTE_AB, 1, &[&"second"], &[&"x", &2i64]).expect("update");
         assert_eq!(row(&c), (Some("x".into()), 2, "second".into()));
-        update(&c, "t", 1, &[], &[("a", &None::<String>), ("b", &2i64)]).expect("update");
+        update(&c, &AB, 1, &[], &[&None::<String>, &2i64]).expect("update");
         assert_eq!(row(&c), (None, 2, "second".into()));
         // No such row: nothing written, no error, and said.
-        assert!(!update(&c, "t", 9, &[("note", &"x")], &[("a", &"y")]).expect("no row"));
-        assert!(!update(&c, "t", 9, &[("note", &"x")], &[]).expect("no row"));
-        assert!(update(&c, "t", 1, &[], &[("a", &None::<String>)]).expect("nothing to change"), "the row is there");
+        assert!(!update(&c, &NOTE_A, 9, &[&"x"], &[&"y"]).expect("no row"));
+        assert!(!update(&c, &NOTE, 9, &[&"x"], &[]).expect("no row"));
+        assert!(update(&c, &A, 1, &[], &[&None::<String>]).expect("nothing to change"), "the row is there");
         assert_eq!(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).expect("count"), 1);
     }
 
     #[test]
     fn an_unchanged_column_is_not_written_and_a_value_of_another_type_is() {
         let c = db();
-        update(&c, "t", 1, &[], &[("a", &"1")]).expect("update");
+        update(&c, &A, 1, &[], &[&"1"]).expect("update");
         let before = c.total_changes();
         // The same text: nothing to write.
-        update(&c, "t", 1, &[], &[("a", &"1"), ("b", &1i64)]).expect("update");
+        update(&c, &AB, 1, &[], &[&"1", &1i64]).expect("update");
         assert_eq!(c.total_changes(), before);
         // The integer 1 is not the text '1' as stored: written (the column keeps it as text).
-        update(&c, "t", 1, &[], &[("a", &1i64)]).expect("update");
+        update(&c, &A, 1, &[], &[&1i64]).expect("update");
         assert_eq!(c.total_changes(), before + 1);
         assert_eq!(c.query_row("SELECT typeof(a) FROM t WHERE id=1", [], |r| r.get::<_, String>(0)).expect("type"), "text");
     }

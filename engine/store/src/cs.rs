@@ -640,13 +640,9 @@ pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
     let attrs = stored_attrs(c, o)?;
     let (anchor, dn_norm) = (o.anchor.as_deref().map(Anchor), o.dn.as_deref().map(dn::norm));
     let (present, pending_export) = (o.present as i64, o.pending_export as i64);
-    changed::update(
-        c,
-        "cs_object",
-        o.id,
-        &[("dn", &o.dn), ("attrs", &attrs)],
-        &[("anchor", &anchor), ("dn_norm", &dn_norm), ("present", &present), ("pending_export", &pending_export), ("error", &o.error)],
-    )?;
+    static EXPORTED: changed::Update =
+        changed::Update::new("cs_object", &["dn", "attrs"], &["anchor", "dn_norm", "present", "pending_export", "error"]);
+    changed::update(c, &EXPORTED, o.id, &[&o.dn, &attrs], &[&anchor, &dn_norm, &present, &pending_export, &o.error])?;
     Ok(())
 }
 
@@ -693,29 +689,17 @@ pub(crate) fn save(c: &Db, o: &CsObject, read: Option<ReadText>) -> Result<i64> 
         return Ok(id);
     }
     c.anchors.wrote(&o.connector, o.anchor.as_deref(), o.id);
+    static SAVED: changed::Update = changed::Update::new(
+        "cs_object",
+        &["dn", "object_type", "attrs", "desired", "desired_dn", "link_rule"],
+        &["connector", "anchor", "dn_norm", "present", "export_state", "pending_export", "mv_id", "link", "error"],
+    );
     let there = changed::update(
         c,
-        "cs_object",
+        &SAVED,
         o.id,
-        &[
-            ("dn", &o.dn),
-            ("object_type", &o.object_type),
-            ("attrs", &attrs),
-            ("desired", &desired),
-            ("desired_dn", &o.desired_dn),
-            ("link_rule", &o.link_rule),
-        ],
-        &[
-            ("connector", &o.connector),
-            ("anchor", &anchor),
-            ("dn_norm", &dn_norm),
-            ("present", &present),
-            ("export_state", &export_state),
-            ("pending_export", &pending_export),
-            ("mv_id", &o.mv_id),
-            ("link", &link),
-            ("error", &o.error),
-        ],
+        &[&o.dn, &o.object_type, &attrs, &desired, &o.desired_dn, &o.link_rule],
+        &[&o.connector, &anchor, &dn_norm, &present, &export_state, &pending_export, &o.mv_id, &link, &o.error],
     )?;
     // An object deleted since it was read is not made pending: its id, free, may be the next
     // object's, which would read as pending an import it never had.
