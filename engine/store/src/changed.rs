@@ -5,7 +5,7 @@
 //! the commit. An object saved after an export or an import mostly keeps its anchor, DN,
 //! connector and link: reading the row's indexed columns first (one lookup by id, the page the
 //! update reads anyway) costs less than the entries it spares.
-use crate::held::{with, Prepared};
+use crate::prepared::{with, Prepared};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Result, ToSql};
 use std::sync::OnceLock;
@@ -47,19 +47,30 @@ impl Update {
     }
 }
 
-/// Sets, in row `id` of `u`'s table, each column `u` always sets to its value in `always`, and
-/// each of its indexed columns whose stored value is not its value in `indexed` (in `u`'s
-/// order). Nothing is written when there is no such row; returns whether there is one. Each set
-/// of changed columns is a statement of its own; in practice a handful occur (an import changes
-/// the DN or the presence, an export the presence and pending export).
-pub(crate) fn update(c: &dyn Prepared, u: &'static Update, id: i64, always: &[&dyn ToSql], indexed: &[&dyn ToSql]) -> Result<bool> {
-    debug_assert_eq!((always.len(), indexed.len()), (u.always.len(), u.indexed.len()), "a value for each column of the update");
+/// A column and the value to set it to.
+pub(crate) type Set<'a> = (&'static str, &'a dyn ToSql);
+
+/// Sets, in row `id` of `u`'s table, each column of `always`, and each of `indexed` whose stored
+/// value is not the same: the columns `u` declares, in its order (any other is an error, and
+/// nothing is written). Nothing is written when there is no such row; returns whether there is
+/// one. Each set of changed columns is a statement of its own; in practice a handful occur (an
+/// import changes the DN or the presence, an export the presence and pending export).
+pub(crate) fn update(c: &dyn Prepared, u: &'static Update, id: i64, always: &[Set<'_>], indexed: &[Set<'_>]) -> Result<bool> {
+    let names = |sets: &[Set<'_>]| sets.iter().map(|s| s.0).collect::<Vec<_>>().join(", ");
+    if !always.iter().map(|s| s.0).eq(u.always.iter().copied()) || !indexed.iter().map(|s| s.0).eq(u.indexed.iter().copied()) {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "an update of {} given {} and {}, not the columns it declares",
+            u.table,
+            names(always),
+            names(indexed)
+        )));
+    }
     let mut changed = 0;
     if !indexed.is_empty() {
         let there = with(c, u.select(), |st| {
             let mut rows = st.query([id])?;
             let Some(row) = rows.next()? else { return Ok(false) };
-            for (i, v) in indexed.iter().enumerate() {
+            for (i, (_, v)) in indexed.iter().enumerate() {
                 if !same(row.get_ref(i)?, &v.to_sql()?) {
                     changed |= 1 << i;
                 }
@@ -75,8 +86,8 @@ pub(crate) fn update(c: &dyn Prepared, u: &'static Update, id: i64, always: &[&d
     }
     let mut params: Vec<&dyn ToSql> = Vec::with_capacity(always.len() + indexed.len() + 1);
     params.push(&id);
-    params.extend(always.iter().copied());
-    params.extend(indexed.iter().enumerate().filter(|(i, _)| changed & (1 << i) != 0).map(|(_, v)| *v));
+    params.extend(always.iter().map(|s| s.1));
+    params.extend(indexed.iter().enumerate().filter(|(i, _)| changed & (1 << i) != 0).map(|(_, s)| s.1));
     let updated = with(c, u.update(changed), |st| st.execute(params.as_slice()))?;
     Ok(updated > 0)
 }
@@ -120,27 +131,37 @@ mod tests {
     #[test]
     fn changed_and_unchanged_columns_end_as_set() {
         let c = db();
-        update(&c, &NOTE_AB, 1, &[&"second"], &[&"x", &2i64]).expect("update");
+        update(&c, &NOTE_AB, 1, &[("note", &"second")], &[("a", &"x"), ("b", &2i64)]).expect("update");
         assert_eq!(row(&c), (Some("x".into()), 2, "second".into()));
-        update(&c, &AB, 1, &[], &[&None::<String>, &2i64]).expect("update");
+        update(&c, &AB, 1, &[], &[("a", &None::<String>), ("b", &2i64)]).expect("update");
         assert_eq!(row(&c), (None, 2, "second".into()));
         // No such row: nothing written, no error, and said.
-        assert!(!update(&c, &NOTE_A, 9, &[&"x"], &[&"y"]).expect("no row"));
-        assert!(!update(&c, &NOTE, 9, &[&"x"], &[]).expect("no row"));
-        assert!(update(&c, &A, 1, &[], &[&None::<String>]).expect("nothing to change"), "the row is there");
+        assert!(!update(&c, &NOTE_A, 9, &[("note", &"x")], &[("a", &"y")]).expect("no row"));
+        assert!(!update(&c, &NOTE, 9, &[("note", &"x")], &[]).expect("no row"));
+        assert!(update(&c, &A, 1, &[], &[("a", &None::<String>)]).expect("nothing to change"), "the row is there");
         assert_eq!(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).expect("count"), 1);
+    }
+
+    #[test]
+    fn columns_other_than_the_declared_ones_are_an_error_and_nothing_is_written() {
+        let c = db();
+        let before = c.total_changes();
+        let e = update(&c, &AB, 1, &[], &[("b", &2i64), ("a", &"y")]).expect_err("swapped");
+        assert!(e.to_string().contains("an update of t given  and b, a, not the columns it declares"), "{e}");
+        assert!(update(&c, &NOTE_A, 1, &[("note", &"x")], &[]).is_err(), "one missing");
+        assert_eq!(c.total_changes(), before);
     }
 
     #[test]
     fn an_unchanged_column_is_not_written_and_a_value_of_another_type_is() {
         let c = db();
-        update(&c, &A, 1, &[], &[&"1"]).expect("update");
+        update(&c, &A, 1, &[], &[("a", &"1")]).expect("update");
         let before = c.total_changes();
         // The same text: nothing to write.
-        update(&c, &AB, 1, &[], &[&"1", &1i64]).expect("update");
+        update(&c, &AB, 1, &[], &[("a", &"1"), ("b", &1i64)]).expect("update");
         assert_eq!(c.total_changes(), before);
         // The integer 1 is not the text '1' as stored: written (the column keeps it as text).
-        update(&c, &A, 1, &[], &[&1i64]).expect("update");
+        update(&c, &A, 1, &[], &[("a", &1i64)]).expect("update");
         assert_eq!(c.total_changes(), before + 1);
         assert_eq!(c.query_row("SELECT typeof(a) FROM t WHERE id=1", [], |r| r.get::<_, String>(0)).expect("type"), "text");
     }

@@ -2,8 +2,8 @@
 use crate::anchor::{self, Anchor};
 use crate::changed;
 use crate::cs_patch;
-use crate::held::{sql_once, with, Prepared};
 use crate::packed::{Column, Db, Dicts, Kept, Unpacker};
+use crate::prepared::{sql_once, with, Prepared};
 use idflow_core::dn;
 use idflow_core::{attrs_from_json, attrs_from_json_only, attrs_to_json, Attrs, Value};
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -642,7 +642,13 @@ pub(crate) fn set_exported(c: &Db, o: &CsObject) -> Result<()> {
     let (present, pending_export) = (o.present as i64, o.pending_export as i64);
     static EXPORTED: changed::Update =
         changed::Update::new("cs_object", &["dn", "attrs"], &["anchor", "dn_norm", "present", "pending_export", "error"]);
-    changed::update(c, &EXPORTED, o.id, &[&o.dn, &attrs], &[&anchor, &dn_norm, &present, &pending_export, &o.error])?;
+    changed::update(
+        c,
+        &EXPORTED,
+        o.id,
+        &[("dn", &o.dn), ("attrs", &attrs)],
+        &[("anchor", &anchor), ("dn_norm", &dn_norm), ("present", &present), ("pending_export", &pending_export), ("error", &o.error)],
+    )?;
     Ok(())
 }
 
@@ -698,8 +704,25 @@ pub(crate) fn save(c: &Db, o: &CsObject, read: Option<ReadText>) -> Result<i64> 
         c,
         &SAVED,
         o.id,
-        &[&o.dn, &o.object_type, &attrs, &desired, &o.desired_dn, &o.link_rule],
-        &[&o.connector, &anchor, &dn_norm, &present, &export_state, &pending_export, &o.mv_id, &link, &o.error],
+        &[
+            ("dn", &o.dn),
+            ("object_type", &o.object_type),
+            ("attrs", &attrs),
+            ("desired", &desired),
+            ("desired_dn", &o.desired_dn),
+            ("link_rule", &o.link_rule),
+        ],
+        &[
+            ("connector", &o.connector),
+            ("anchor", &anchor),
+            ("dn_norm", &dn_norm),
+            ("present", &present),
+            ("export_state", &export_state),
+            ("pending_export", &pending_export),
+            ("mv_id", &o.mv_id),
+            ("link", &link),
+            ("error", &o.error),
+        ],
     )?;
     // An object deleted since it was read is not made pending: its id, free, may be the next
     // object's, which would read as pending an import it never had.
@@ -774,30 +797,45 @@ pub(crate) fn by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<
 
 /// The id of the object with anchor `anchor`: from the anchor index alone.
 pub(crate) fn id_by_anchor(c: &Db, connector: &str, anchor: &str) -> Result<Option<i64>> {
-    columns_by_anchor(c, "id", connector, anchor, |r| r.get(0))
+    columns_by_anchor(c, by_anchor_sql!("id"), connector, anchor, |r| r.get(0))
 }
 
 /// The row of the object with anchor `anchor`, as `read` makes it.
 fn by_anchor_as<T>(c: &Db, connector: &str, anchor: &str, read: impl FnOnce(&Row) -> rusqlite::Result<T>) -> Result<Option<T>> {
-    columns_by_anchor(c, COLS, connector, anchor, read)
+    columns_by_anchor(c, by_anchor_sql!(COLS), connector, anchor, read)
 }
 
-/// Columns `cols` of the object of `connector` with anchor `anchor`, as `read` makes them: by
+/// The two reads of [`columns_by_anchor`] of columns `$cols` (constants only, as [`sql_once`]).
+macro_rules! by_anchor_sql {
+    ($cols:expr) => {
+        ByAnchorSql {
+            by_id: sql_once!("SELECT {} FROM cs_object WHERE id=?1", $cols),
+            by_anchor: sql_once!("SELECT {} FROM cs_object WHERE connector=?1 AND anchor=?2", $cols),
+        }
+    };
+}
+use by_anchor_sql;
+
+/// The statements reading columns of an object found by its anchor: by its id, and by its
+/// connector and anchor.
+struct ByAnchorSql {
+    by_id: &'static str,
+    by_anchor: &'static str,
+}
+
+/// Columns of the object of `connector` with anchor `anchor` (`sql`'s), as `read` makes them: by
 /// its id while anchors are indexed only at the commit (anchors_later.rs).
 fn columns_by_anchor<T>(
     c: &Db,
-    cols: &str,
+    sql: ByAnchorSql,
     connector: &str,
     anchor: &str,
     read: impl FnOnce(&Row) -> rusqlite::Result<T>,
 ) -> Result<Option<T>> {
     match c.anchors.find(c, connector, anchor)? {
         Some(None) => Ok(None),
-        Some(Some(id)) => c.prepare_cached(&format!("SELECT {cols} FROM cs_object WHERE id=?1"))?.query_row([id], read).optional(),
-        None => c
-            .prepare_cached(&format!("SELECT {cols} FROM cs_object WHERE connector=?1 AND anchor=?2"))?
-            .query_row(params![connector, Anchor(anchor)], read)
-            .optional(),
+        Some(Some(id)) => with(c, sql.by_id, |st| st.query_row([id], read).optional()),
+        None => with(c, sql.by_anchor, |st| st.query_row(params![connector, Anchor(anchor)], read).optional()),
     }
 }
 
@@ -847,7 +885,7 @@ pub(crate) fn name_of(c: &Db, key: CsKey<'_>) -> Result<Option<String>> {
     let named = |r: &Row| named(c, r);
     match key {
         CsKey::Id(id) => with(c, sql_once!("SELECT {COLS} FROM cs_object WHERE id=?1"), |st| st.query_row([id], named).optional()),
-        CsKey::Anchor { connector, anchor } => columns_by_anchor(c, COLS, connector, anchor, named),
+        CsKey::Anchor { connector, anchor } => columns_by_anchor(c, by_anchor_sql!(COLS), connector, anchor, named),
         CsKey::Dn { connector, dn } => {
             with(c, sql_once!("SELECT {COLS} FROM cs_object WHERE connector=?1 AND dn_norm=?2 ORDER BY present DESC, id LIMIT 1"), |st| {
                 st.query_row(params![connector, dn::norm(dn)], named).optional()

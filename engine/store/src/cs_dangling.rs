@@ -3,7 +3,7 @@
 //! references, mostly none, and an object a new import added (a larger id than any object
 //! recorded before it) has none to remove: a full sync of a new directory asks nothing for it
 //! instead of one DELETE per object.
-use crate::held::{with, Prepared};
+use crate::prepared::{with, Prepared};
 use rusqlite::{params, Connection};
 use std::cell::Cell;
 

@@ -21,7 +21,6 @@ mod cs;
 mod cs_dangling;
 mod cs_patch;
 mod dict_train;
-mod held;
 mod history;
 mod lock;
 mod meta;
@@ -32,6 +31,7 @@ mod mv_index;
 mod ops;
 mod packed;
 mod phs;
+mod prepared;
 mod schema;
 
 pub use alert::AlertRow;

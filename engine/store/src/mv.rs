@@ -1,10 +1,10 @@
 //! Metaverse objects: one per real identity. Each attribute keeps every rule's contribution;
 //! the winner (chosen by the engine's precedence) is materialized with the rule and
 //! connector-space object that contributed it, and indexed for joins and back-references.
-use crate::held::with;
 use crate::mv_form;
 use crate::mv_index::{self, Deferred};
 use crate::packed::{Column, Db, Dicts, Kept, Unpacker};
+use crate::prepared::with;
 use idflow_core::Value;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Result};

@@ -266,7 +266,7 @@ pub(crate) fn move_contrib(c: &Connection) -> rusqlite::Result<()> {
         dirty: &dirty,
         dangling: &Default::default(),
         anchors: &Default::default(),
-        held: c,
+        statements: c,
     };
     let packs = c.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'dict'", [], |r| r.get::<_, i64>(0))? > 0;
     let mut read =

@@ -6,13 +6,13 @@ use crate::anchors_later::AnchorsLater;
 use crate::checkpoint::{Ask, Checkpointer};
 use crate::cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkState};
 use crate::cs_dangling::{self, Dangling};
-use crate::held::Held;
 use crate::history::RunRow;
 use crate::mv::{Contribution, MvAttr, MvObject, Winners};
 use crate::mv_dirty::HeldDirty;
 use crate::mv_index::Deferred;
 use crate::packed::{Codec, Db, Dicts, Unpacker};
 use crate::phs::PhsPair;
+use crate::prepared::Statements;
 use crate::{alert, cs, history, meta, mv, phs};
 use idflow_core::{Error, ObjectError, Result, Value};
 use rusqlite::{Connection, Transaction};
@@ -271,7 +271,7 @@ pub trait WriteOps: ReadOps {
 /// A read transaction on the SQLite metaverse.
 pub struct ReadTxn<'s> {
     /// Before `tx`: its statements go back to rusqlite's cache before the transaction ends.
-    held: Held<'s>,
+    statements: Statements<'s>,
     tx: Transaction<'s>,
     path: &'s str,
     state: &'s ConnState,
@@ -280,7 +280,7 @@ pub struct ReadTxn<'s> {
 /// A write transaction on the SQLite metaverse: rolled back when dropped uncommitted.
 pub struct WriteTxn<'s> {
     /// Before `tx`: its statements go back to rusqlite's cache before the transaction ends.
-    held: Held<'s>,
+    statements: Statements<'s>,
     tx: Transaction<'s>,
     path: &'s str,
     ended: Ended<'s>,
@@ -393,7 +393,7 @@ impl Drop for Ended<'_> {
 impl<'s> ReadTxn<'s> {
     pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState) -> Result<Self> {
         state.wal.began();
-        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, held: Held::new(conn), path, state })
+        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, statements: Statements::new(conn), path, state })
     }
 }
 
@@ -409,15 +409,19 @@ impl<'s> WriteTxn<'s> {
         let larger = sizing != Sizing::Usual;
         let ended = Ended { state, committed: false, conn, larger, trim: matches!(sizing, Sizing::Bulk | Sizing::Rescan) };
         if larger {
-            sizing.apply(conn).map_err(|e| Error::store(path, e))?;
+            if let Err(e) = sizing.apply(conn) {
+                // Rolled back before `ended` tells the connection's state, as in `commit`.
+                drop(tx);
+                return Err(Error::store(path, e));
+            }
         }
-        Ok(WriteTxn { held: Held::new(conn), tx, path, ended })
+        Ok(WriteTxn { statements: Statements::new(conn), tx, path, ended })
     }
 
     /// Keeps every change of the transaction, or none.
     pub fn commit(self) -> Result<()> {
-        let WriteTxn { held, tx, path, mut ended } = self;
-        drop(held);
+        let WriteTxn { statements, tx, path, mut ended } = self;
+        drop(statements);
         if let Err(e) =
             ended.state.index.flush(&tx).and_then(|()| ended.state.dirty.write(&tx)).and_then(|()| ended.state.anchors.finish(&tx))
         {
@@ -441,7 +445,7 @@ mod sealed {
         #[allow(private_interfaces)]
         fn state(&self) -> &super::ConnState;
         #[allow(private_interfaces)]
-        fn held(&self) -> &dyn crate::held::Prepared;
+        fn statements(&self) -> &dyn crate::prepared::Prepared;
     }
 }
 use sealed::Sqlite;
@@ -458,8 +462,8 @@ impl Sqlite for ReadTxn<'_> {
         self.state
     }
     #[allow(private_interfaces)]
-    fn held(&self) -> &dyn crate::held::Prepared {
-        &self.held
+    fn statements(&self) -> &dyn crate::prepared::Prepared {
+        &self.statements
     }
 }
 
@@ -475,8 +479,8 @@ impl Sqlite for WriteTxn<'_> {
         self.ended.state
     }
     #[allow(private_interfaces)]
-    fn held(&self) -> &dyn crate::held::Prepared {
-        &self.held
+    fn statements(&self) -> &dyn crate::prepared::Prepared {
+        &self.statements
     }
 }
 
@@ -490,7 +494,7 @@ pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::
         dirty: &state.dirty,
         dangling: &state.dangling,
         anchors: &state.anchors,
-        held: s.held(),
+        statements: s.statements(),
     })
     .map_err(|e| failed(s.path(), e))
 }

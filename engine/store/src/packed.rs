@@ -485,8 +485,8 @@ pub(crate) struct Db<'a> {
     pub(crate) dirty: &'a crate::mv_dirty::HeldDirty,
     pub(crate) dangling: &'a crate::cs_dangling::Dangling,
     pub(crate) anchors: &'a crate::anchors_later::AnchorsLater,
-    /// The transaction's statements of a fixed text (held.rs).
-    pub(crate) held: &'a dyn crate::held::Prepared,
+    /// The transaction's statements of a fixed text (prepared.rs).
+    pub(crate) statements: &'a dyn crate::prepared::Prepared,
 }
 
 impl std::ops::Deref for Db<'_> {

@@ -430,7 +430,7 @@ mod tests {
             dirty: &dirty,
             dangling: &Default::default(),
             anchors: &Default::default(),
-            held: &c,
+            statements: &c,
         };
         // Contributions: in their metaverse object's row now, the same values.
         let mut of_mv = crate::mv::contributions(&db, 4).expect("contributions");

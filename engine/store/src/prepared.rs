@@ -4,11 +4,13 @@
 //! hashes the text twice (taking the statement out, putting it back), compares it, and copies
 //! it into a new allocation. The statements that run once or more per object of a stage (saving
 //! a row, linking it, its pending import) are run hundreds of thousands of times in one
-//! transaction: those costs were about 3.5% of a first full sync's writing thread. Held here,
+//! transaction: those costs were about 3.5% of a first full sync's writing thread. Kept here,
 //! such a statement is found by its text's address and length (a `&'static str`: the same text,
 //! wherever it is, for as long as the program runs), and taken from rusqlite's cache once per
 //! transaction.
 use idflow_core::fast_hash::FastMap;
+use rusqlite::{CachedStatement, Connection, Statement};
+use std::cell::RefCell;
 
 /// The text of a statement made from constant parts (the arguments of `format!`, constants
 /// only: it is made on the first call and kept), as a `&'static str` for [`with`].
@@ -18,9 +20,7 @@ macro_rules! sql_once {
         SQL.get_or_init(|| format!($($arg)*)).as_str()
     }};
 }
-use rusqlite::{CachedStatement, Connection, Statement};
 pub(crate) use sql_once;
-use std::cell::RefCell;
 
 /// Runs a statement of a fixed text, prepared once.
 pub(crate) trait Prepared {
@@ -39,36 +39,37 @@ impl Prepared for Connection {
 /// A transaction's statements, with its connection.
 impl Prepared for crate::packed::Db<'_> {
     fn run(&self, sql: &'static str, f: &mut dyn FnMut(&mut Statement<'_>) -> rusqlite::Result<()>) -> rusqlite::Result<()> {
-        self.held.run(sql, f)
+        self.statements.run(sql, f)
     }
 }
 
 /// The statements one transaction has used, each given back to rusqlite's cache as it ends.
-pub(crate) struct Held<'c> {
+pub(crate) struct Statements<'c> {
     conn: &'c Connection,
     /// By the address and length of their text. A statement in use is out of the map: one run
     /// inside another with the same text (none does so now) prepares its own.
-    held: RefCell<FastMap<(usize, usize), CachedStatement<'c>>>,
+    kept: RefCell<FastMap<(usize, usize), CachedStatement<'c>>>,
 }
 
-impl<'c> Held<'c> {
+impl<'c> Statements<'c> {
     pub(crate) fn new(conn: &'c Connection) -> Self {
-        Held { conn, held: RefCell::default() }
+        Statements { conn, kept: RefCell::default() }
     }
 }
 
-impl Prepared for Held<'_> {
+impl Prepared for Statements<'_> {
     fn run(&self, sql: &'static str, f: &mut dyn FnMut(&mut Statement<'_>) -> rusqlite::Result<()>) -> rusqlite::Result<()> {
         let key = (sql.as_ptr() as usize, sql.len());
-        let taken = self.held.borrow_mut().remove(&key);
+        let taken = self.kept.borrow_mut().remove(&key);
         let mut st = match taken {
             Some(st) => st,
             None => self.conn.prepare_cached(sql)?,
         };
         // rusqlite resets a statement when what ran it is done (its rows dropped, or executed),
-        // so it goes back ready; its bound values are copies, kept until it is bound again.
+        // so it goes back ready; its bound values are copies, kept until it is bound again or
+        // the transaction ends (rusqlite's cache clears them as it takes the statement back).
         let out = f(&mut st);
-        self.held.borrow_mut().insert(key, st);
+        self.kept.borrow_mut().insert(key, st);
         out
     }
 }
@@ -87,34 +88,34 @@ pub(crate) fn with<T>(
         }
         Ok(())
     })?;
-    out.ok_or(rusqlite::Error::InvalidQuery)
+    Ok(out.expect("every Prepared runs the function it is given once"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{with, Held};
+    use super::{with, Statements};
 
     #[test]
-    fn a_held_statement_is_prepared_once_and_runs_again_with_new_values() {
+    fn a_kept_statement_is_prepared_once_and_runs_again_with_new_values() {
         let c = rusqlite::Connection::open_in_memory().expect("db");
         c.execute_batch("CREATE TABLE t (a INTEGER)").expect("table");
-        let held = Held::new(&c);
+        let kept = Statements::new(&c);
         const INSERT: &str = "INSERT INTO t(a) VALUES (?1)";
         for a in 1..=3 {
-            with(&held, INSERT, |st| st.execute([a])).expect("insert");
+            with(&kept, INSERT, |st| st.execute([a])).expect("insert");
         }
-        assert_eq!(held.held.borrow().len(), 1);
-        let sum: i64 = with(&held, "SELECT sum(a) FROM t", |st| st.query_row([], |r| r.get(0))).expect("sum");
+        assert_eq!(kept.kept.borrow().len(), 1);
+        let sum: i64 = with(&kept, "SELECT sum(a) FROM t", |st| st.query_row([], |r| r.get(0))).expect("sum");
         assert_eq!(sum, 6);
-        // An error inside leaves the statement held and usable.
-        assert!(with(&held, INSERT, |st| st.execute([1, 2])).is_err());
-        with(&held, INSERT, |st| st.execute([4])).expect("insert after an error");
-        let n: i64 = with(&held, "SELECT count(*) FROM t", |st| st.query_row([], |r| r.get(0))).expect("count");
+        // An error inside leaves the statement kept and usable.
+        assert!(with(&kept, INSERT, |st| st.execute([1, 2])).is_err());
+        with(&kept, INSERT, |st| st.execute([4])).expect("insert after an error");
+        let n: i64 = with(&kept, "SELECT count(*) FROM t", |st| st.query_row([], |r| r.get(0))).expect("count");
         assert_eq!(n, 4);
         // One run inside another with the same text prepares its own.
-        let inner: i64 = with(&held, "SELECT count(*) FROM t", |st| {
+        let inner: i64 = with(&kept, "SELECT count(*) FROM t", |st| {
             let _rows = st.query([])?;
-            with(&held, "SELECT count(*) FROM t", |st| st.query_row([], |r| r.get(0)))
+            with(&kept, "SELECT count(*) FROM t", |st| st.query_row([], |r| r.get(0)))
         })
         .expect("nested");
         assert_eq!(inner, 4);
