@@ -16,7 +16,7 @@ const MOST_INDEXED: usize = 9;
 /// An update's shape: its table, the columns it always sets, and the indexed ones it sets when
 /// their values change. Declared once (a `static`), it keeps the texts of its statements, made
 /// the first time each is needed, so that an update run for every object of a stage finds its
-/// statements prepared by their text's address (held.rs) and makes no text.
+/// statements prepared by their text's address (prepared.rs) and makes no text.
 pub(crate) struct Update {
     table: &'static str,
     always: &'static [&'static str],
