@@ -181,6 +181,12 @@ pub enum Command {
         #[command(subcommand)]
         action: SchedulerAction,
     },
+    /// A copy of the metaverse to keep, as of one moment (runs and the service go on
+    /// meanwhile): compacted, checked, readable by its owner alone; never replaces a file.
+    Backup {
+        /// The file to write (it must not exist).
+        to: PathBuf,
+    },
     /// Recent runs and their outcome.
     History {
         /// How many runs to show, newest first.
@@ -580,6 +586,27 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Scheduler { action } => {
             let client = idflow_service::client::Client::connect(&cli.config)?;
             println!("{}", client.scheduler(matches!(action, SchedulerAction::Pause))?);
+            Ok(0)
+        }
+        Command::Backup { to } => {
+            let config = Config::load(&cli.config)?;
+            let from = &config.metaverse_path;
+            if !from.exists() {
+                return Err(Error::Refused(format!("no metaverse at {}: nothing to back up (a run makes it)", from.display())));
+            }
+            let started = std::time::Instant::now();
+            let bytes = Store::open(from)?.backup_to(to)?;
+            if cli.json {
+                print_json(&serde_json::json!({ "metaverse": from, "backup": to, "bytes": bytes }));
+            } else {
+                println!(
+                    "backed up {} to {} ({:.1} MiB, checked) in {:.2} s",
+                    from.display(),
+                    to.display(),
+                    bytes as f64 / 1_048_576.0,
+                    started.elapsed().as_secs_f64()
+                );
+            }
             Ok(0)
         }
         Command::History { n } => {

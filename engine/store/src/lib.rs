@@ -15,6 +15,7 @@
 mod alert;
 mod anchor;
 mod anchors_later;
+mod backup;
 mod changed;
 mod checkpoint;
 mod cs;
@@ -195,6 +196,13 @@ impl Store {
     /// someone does and this store begins no transaction (the run goes on meanwhile).
     pub fn checkpoint(&self) {
         self.state.wal.ask(&self.conn, self.state.wal.shrink());
+    }
+
+    /// A copy of the whole database at `to` (which must not exist), as of one moment: runs,
+    /// the service's included, go on meanwhile. Compacted, checked, owner-only. Its size in
+    /// bytes.
+    pub fn backup_to(&self, to: &Path) -> Result<u64> {
+        backup::copy_to(&self.conn, &self.path, to)
     }
 
     /// Waits for the copy of the write-ahead log into the database file to end (the
