@@ -156,6 +156,53 @@ fn one_run_at_a_time_per_metaverse() {
 }
 
 #[test]
+fn a_backup_taken_during_a_run_puts_a_damaged_metaverse_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::quickstart();
+    let o = e.ok(&["backup", "before.db"], 1);
+    assert!(o.stderr.contains("no metaverse at ./state/idflow.db: nothing to back up"), "{o:?}");
+    e.ok(&["apply"], 0);
+    let before = ids(&e);
+    // Another run holds the metaverse: a backup is not a run, and reads one moment of it.
+    let lock = idflow_store::RunLock::take(&e.path("state/idflow.db"), "serve").expect("lock");
+    let o = e.ok(&["backup", "copy.db"], 0);
+    assert!(o.stdout.starts_with("backed up ./state/idflow.db to copy.db (") && o.stdout.contains("checked"), "{o:?}");
+    drop(lock);
+    assert_eq!(std::fs::metadata(e.path("copy.db")).expect("made").permissions().mode() & 0o777, 0o600);
+    let o = e.ok(&["backup", "copy.db"], 1);
+    assert!(o.stderr.contains("cannot back up to copy.db: it exists; give a new name"), "{o:?}");
+
+    // The metaverse damaged (cut short): every run says so, names it and says what to do.
+    let db = e.path("state/idflow.db");
+    std::fs::OpenOptions::new().write(true).open(&db).expect("open").set_len(1_000_000).expect("cut");
+    for verb in ["plan", "apply"] {
+        let o = e.ok(&[verb], 1);
+        assert!(
+            o.stderr.contains("metaverse database ./state/idflow.db: database disk image is malformed")
+                && o.stderr.contains("put a copy in its place (one `idflow backup` made"),
+            "{verb}: {o:?}"
+        );
+    }
+    // Put back as it says: nothing to do, the same target objects.
+    std::fs::copy(e.path("copy.db"), &db).expect("put back");
+    for f in ["state/idflow.db-wal", "state/idflow.db-shm"] {
+        let _ = std::fs::remove_file(e.path(f));
+    }
+    let o = e.ok(&["plan"], 0);
+    assert!(o.stdout.contains("No changes: the targets match the rules."), "{o:?}");
+    e.ok(&["apply"], 0);
+    assert_eq!(ids(&e), before);
+
+    // Without a backup, a new metaverse adopts only what an outbound rule's join finds: the
+    // quickstart's rules join nothing, so every object is made again (as the README warns).
+    for f in ["state/idflow.db", "state/idflow.db-wal", "state/idflow.db-shm"] {
+        let _ = std::fs::remove_file(e.path(f));
+    }
+    e.ok(&["apply"], 0);
+    assert_eq!(e.cloud().len(), 2 * before.len());
+}
+
+#[test]
 fn the_metaverse_is_readable_by_its_owner_alone() {
     use std::os::unix::fs::PermissionsExt;
     let e = Env::quickstart();

@@ -393,7 +393,7 @@ impl Drop for Ended<'_> {
 impl<'s> ReadTxn<'s> {
     pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState) -> Result<Self> {
         state.wal.began();
-        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| Error::store(path, e))?, statements: Statements::new(conn), path, state })
+        Ok(ReadTxn { tx: conn.unchecked_transaction().map_err(|e| failed(path, e))?, statements: Statements::new(conn), path, state })
     }
 }
 
@@ -403,7 +403,7 @@ impl<'s> WriteTxn<'s> {
     /// in between and fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
     /// `sizing`: the memory its pages may take while it is open.
     pub(crate) fn begin(conn: &'s Connection, path: &'s str, state: &'s ConnState, sizing: Sizing) -> Result<Self> {
-        let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| Error::store(path, e))?;
+        let tx = Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate).map_err(|e| failed(path, e))?;
         state.wal.began();
         state.begin_write();
         let larger = sizing != Sizing::Usual;
@@ -502,8 +502,8 @@ pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::
 /// The store's error for `e`. A stored value that does not read back, once the store said whose
 /// it is ([`crate::packed::naming`]), is said so, without SQLite's column index before it; a
 /// full disk names the other place SQLite writes to (a first import of 1,000,000 people needs
-/// 16 to 40 MiB there, and with less failed with "database or disk is full" alone); any other
-/// error as SQLite says it.
+/// 16 to 40 MiB there, and with less failed with "database or disk is full" alone); a damaged
+/// database says what to do; any other error as SQLite says it.
 fn failed(path: &str, e: rusqlite::Error) -> Error {
     match &e {
         rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<crate::packed::Named>() => {
@@ -518,7 +518,28 @@ fn failed(path: &str, e: rusqlite::Error) -> Error {
             ),
             source: Some(Box::new(e)),
         },
+        _ if is_damaged(&e) => Error::Store { path: path.to_string(), message: said(&e), source: Some(Box::new(e)) },
         _ => Error::store(path, e),
+    }
+}
+
+/// What to do about a database SQLite finds damaged, or that is not a database at all.
+const DAMAGED: &str = "the file is damaged, or is not a metaverse database. Stop every idflow that uses it; then \
+     either put a copy in its place (one `idflow backup` made, or one taken while no idflow ran: a copy made during a \
+     run may be torn) and remove its -wal and -shm files, or move it aside with those files: the next run builds a new \
+     metaverse from the sources, in which each target object is adopted where an outbound rule's join finds it and \
+     made again where none does";
+
+/// Whether SQLite found the database damaged (or not a database).
+fn is_damaged(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase))
+}
+
+/// `e` as SQLite says it, and what to do when the database is damaged.
+pub(crate) fn said(e: &rusqlite::Error) -> String {
+    match is_damaged(e) {
+        true => format!("{e}: {DAMAGED}"),
+        false => e.to_string(),
     }
 }
 
@@ -899,6 +920,42 @@ mod tests {
             .expect("full before 10,000 values");
         let text = err.to_string();
         assert!(text.contains("database or disk is full") && text.contains("SQLITE_TMPDIR"), "{text}");
+    }
+
+    /// A file that is not a database, and a database cut short, are said to be damaged, with
+    /// what to do, and named.
+    #[test]
+    fn a_damaged_database_says_what_to_do() {
+        let dir = tempfile::tempdir().expect("dir");
+        let not_one = dir.path().join("not-one.db");
+        std::fs::write(&not_one, vec![0x5a; 64 * 1024]).expect("write");
+        let text = Store::open(&not_one).err().expect("refused").to_string();
+        assert!(
+            text.contains("not-one.db") && text.contains("file is not a database") && text.contains("put a copy in its place"),
+            "{text}"
+        );
+
+        let cut = dir.path().join("cut.db");
+        {
+            let store = Store::open(&cut).expect("open");
+            let tx = store.write().expect("write");
+            for i in 0..5_000 {
+                tx.meta_set(&format!("k{i:05}"), &format!("{i:0>200}")).expect("set");
+            }
+            tx.commit().expect("commit");
+            store.settle();
+            store.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)).expect("checkpoint");
+        }
+        let len = std::fs::metadata(&cut).expect("size").len();
+        std::fs::OpenOptions::new().write(true).open(&cut).expect("open").set_len(len / 2).expect("cut");
+        let text = match Store::open(&cut) {
+            Err(e) => e.to_string(),
+            Ok(store) => {
+                let tx = store.read().expect("read");
+                (0..5_000).find_map(|i| crate::ReadOps::meta_get(&tx, &format!("k{i:05}")).err()).expect("a read fails").to_string()
+            }
+        };
+        assert!(text.contains("cut.db") && text.contains("malformed") && text.contains("move it aside"), "{text}");
     }
 
     /// A bulk transaction has the larger page cache while it is open, and the connection has

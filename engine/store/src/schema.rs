@@ -286,7 +286,7 @@ const READER_CACHE_KIB: i64 = 8 * 1024;
 
 /// Settings, the schema, and its version: a database of another version is refused.
 pub(crate) fn init(conn: &Connection) -> Result<(), String> {
-    let e = |e: rusqlite::Error| e.to_string();
+    let e = |e: rusqlite::Error| crate::ops::said(&e);
     connection(conn).map_err(e)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
