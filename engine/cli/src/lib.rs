@@ -187,6 +187,12 @@ pub enum Command {
         /// The file to write (it must not exist).
         to: PathBuf,
     },
+    /// Puts a copy `backup` made in place of the metaverse, once no run or service holds it;
+    /// the metaverse it replaces is kept beside it. Run `plan` next.
+    Restore {
+        /// The backup to put back.
+        from: PathBuf,
+    },
     /// Recent runs and their outcome.
     History {
         /// How many runs to show, newest first.
@@ -595,7 +601,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                 return Err(Error::Refused(format!("no metaverse at {}: nothing to back up (a run makes it)", from.display())));
             }
             let started = std::time::Instant::now();
-            let bytes = Store::open(from)?.backup_to(to)?;
+            let bytes = idflow_store::backup(from, to)?;
             if cli.json {
                 print_json(&serde_json::json!({ "metaverse": from, "backup": to, "bytes": bytes }));
             } else {
@@ -605,6 +611,28 @@ fn dispatch(cli: &Cli) -> Result<i32> {
                     to.display(),
                     bytes as f64 / 1_048_576.0,
                     started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(0)
+        }
+        Command::Restore { from } => {
+            let config = Config::load(&cli.config)?;
+            let db = &config.metaverse_path;
+            let lock = idflow_store::RunLock::take(db, "restore")?;
+            let done = idflow_store::restore(&lock, from, db)?;
+            drop(lock);
+            if cli.json {
+                print_json(
+                    &serde_json::json!({ "metaverse": db, "restored": from, "schema_version": done.version, "replaced": done.kept }),
+                );
+            } else {
+                println!("restored {} from {}", db.display(), from.display());
+                if let Some(kept) = &done.kept {
+                    println!("the metaverse it replaced is kept as {} (with its -wal and -shm files, if any)", kept.display());
+                }
+                println!(
+                    "next: `idflow plan`. What changed in the sources since the backup is imported again; objects exported since \
+                     are made again where no outbound rule's join finds them"
                 );
             }
             Ok(0)

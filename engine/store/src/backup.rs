@@ -1,23 +1,149 @@
-//! A copy of the metaverse to keep: consistent as of one moment while runs (the service's
-//! included) go on, compacted, checked, and readable by its owner alone.
+//! Copies of the metaverse to keep, and one put back. A backup is consistent as of one moment
+//! while runs (the service's included) go on, compacted, checked, and readable by its owner
+//! alone; a restore takes the run lock, checks the copy, and keeps the metaverse it replaces.
 use idflow_core::{Error, Result};
 use rusqlite::{Connection, OpenFlags};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Copies the database of `conn` (named `path` in errors) to `to`, a file that must not exist,
-/// made owner-only before anything is written to it. SQLite's `VACUUM INTO` reads one snapshot
-/// (a read transaction: writers go on meanwhile) and writes it compacted; the copy is then
-/// opened read-only and checked (`quick_check`). A copy that fails or does not check is
-/// removed. Its size in bytes.
-pub(crate) fn copy_to(conn: &Connection, path: &str, to: &Path) -> Result<u64> {
+/// Copies the metaverse at `db` to `to`, a file that must not exist. The metaverse is opened
+/// as it is (never created, migrated or written). SQLite's `VACUUM INTO` reads one snapshot (a
+/// read transaction: writers go on meanwhile) and writes it compacted into `to`'s name with
+/// `.partial-<pid>` after it, made owner-only before anything is written to it; that is checked
+/// ([`check`]), flushed to disk, and only then linked in as `to` (never over a file that
+/// appeared meanwhile). A backup that fails, or is killed, leaves no file under `to`'s name.
+/// Its size in bytes.
+pub fn backup(db: &Path, to: &Path) -> Result<u64> {
+    let path = db.display().to_string();
     let named = to.display().to_string();
-    let fail = |message: String| Error::Store { path: path.to_string(), message, source: None };
-    let Some(to_text) = to.to_str() else {
-        return Err(fail(format!("cannot back up to {named}: give a path that is valid UTF-8")));
-    };
-    if is_own_file(Path::new(path), to) {
+    let fail = |message: String| Error::Store { path: path.clone(), message, source: None };
+    let exists = || fail(format!("cannot back up to {named}: it exists; give a new name (a backup never replaces a file)"));
+    if is_own_file(db, to) {
         return Err(fail(format!("cannot back up to {named}: SQLite or idflow keeps a file of this metaverse there; give another name")));
     }
+    if to.symlink_metadata().is_ok() {
+        return Err(exists());
+    }
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| crate::ops::failed(&path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| crate::ops::failed(&path, e))?;
+    let version = version_of(&conn).map_err(fail)?;
+    // Made absolute: SQLite would take a name beginning with "file:" for a URI.
+    let partial = partial_of(to).map_err(|e| fail(format!("cannot back up to {named}: {e}")))?;
+    let Some(partial_text) = partial.to_str() else {
+        return Err(fail(format!("cannot back up to {named}: give a path that is valid UTF-8")));
+    };
+    new_owner_only(&partial).map_err(|e| fail(format!("cannot back up to {named}: {}: {e}", partial.display())))?;
+    let made = conn
+        .execute("VACUUM INTO ?1", [partial_text])
+        .map_err(|e| fail(format!("backing up to {named}: {}", crate::ops::said(&e))))
+        .and_then(|_| check(&partial, version).map_err(|e| fail(format!("the copy {named} does not check: {e}"))))
+        .and_then(|()| {
+            publish(&partial, to).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => exists(),
+                _ => fail(format!("cannot back up to {named}: {e}")),
+            })
+        });
+    // Only what this made: the partial file was created new above.
+    let _ = std::fs::remove_file(&partial);
+    made?;
+    std::fs::metadata(to).map(|m| m.len()).map_err(|e| fail(format!("{named}: {e}")))
+}
+
+/// What [`restore`] did.
+#[derive(Debug)]
+pub struct Restored {
+    /// The backup's schema version (an older one is migrated when the metaverse is next opened).
+    pub version: i64,
+    /// Where the metaverse it replaced went (its `-wal` and `-shm` files beside it, named after
+    /// it), if there was one.
+    pub kept: Option<PathBuf>,
+}
+
+/// Puts the backup `from` in place of the metaverse at `db`, while `lock` (this metaverse's run
+/// lock) keeps every other run out. `from` must check ([`check`]) and be of a schema version
+/// this idflow knows. The metaverse there, with its `-wal` and `-shm` files (which belong to
+/// it, and would be read into the copy), is moved aside under `.replaced-<time>` names, never
+/// deleted; the copy is written beside it under a partial name, owner-only, flushed, and
+/// renamed into place.
+pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored> {
+    let path = db.display().to_string();
+    let fail = |message: String| Error::Store { path: path.clone(), message, source: None };
+    if lock.db() != db {
+        return Err(fail(format!("restoring needs this metaverse's run lock, not {}'s", lock.db().display())));
+    }
+    let named = from.display();
+    let version = {
+        let conn = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| fail(format!("cannot restore {named}: {e}")))?;
+        version_of(&conn).map_err(|e| fail(format!("cannot restore {named}: {e}")))?
+    };
+    if !(1..=crate::schema::SCHEMA_VERSION).contains(&version) {
+        return Err(fail(format!(
+            "cannot restore {named}: its schema version {version} is not one this idflow knows ({}); use a matching idflow",
+            crate::schema::SCHEMA_VERSION
+        )));
+    }
+    check(from, version).map_err(|e| fail(format!("cannot restore {named}: it does not check: {e}")))?;
+    let partial = partial_of(db).map_err(|e| fail(format!("cannot restore {named}: {e}")))?;
+    new_owner_only(&partial).map_err(|e| fail(format!("cannot restore {named}: {}: {e}", partial.display())))?;
+    let copied = (|| {
+        let mut out = std::fs::OpenOptions::new().write(true).open(&partial)?;
+        std::io::copy(&mut std::fs::File::open(from)?, &mut out)?;
+        out.sync_all()
+    })();
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&partial);
+        return Err(fail(format!("cannot restore {named}: {e}")));
+    }
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut kept = None;
+    for suffix in ["", "-wal", "-shm"] {
+        let at = PathBuf::from(format!("{}{suffix}", db.display()));
+        if at.symlink_metadata().is_err() {
+            continue;
+        }
+        let aside = PathBuf::from(format!("{}.replaced-{stamp}{suffix}", db.display()));
+        if let Err(e) = std::fs::rename(&at, &aside) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(fail(format!("cannot move {} aside to {}: {e}", at.display(), aside.display())));
+        }
+        if suffix.is_empty() {
+            kept = Some(PathBuf::from(format!("{}.replaced-{stamp}", db.display())));
+        }
+    }
+    if let Err(e) = std::fs::rename(&partial, db) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(fail(format!("cannot put {named} in place: {e}")));
+    }
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(Restored { version, kept })
+}
+
+/// The schema version a metaverse database records (an error saying it is none).
+fn version_of(conn: &Connection) -> std::result::Result<i64, String> {
+    use rusqlite::OptionalExtension;
+    let said = |e: rusqlite::Error| crate::ops::said(&e);
+    let has_meta: bool =
+        conn.query_row("SELECT EXISTS(SELECT 1 FROM sqlite_schema WHERE type='table' AND name='meta')", [], |r| r.get(0)).map_err(said)?;
+    let v: Option<String> = match has_meta {
+        true => conn.query_row("SELECT value FROM meta WHERE key='schema_version'", [], |r| r.get(0)).optional().map_err(said)?,
+        false => None,
+    };
+    v.and_then(|v| v.parse().ok()).ok_or_else(|| "it is not a metaverse database (it records no schema version)".to_string())
+}
+
+/// `to` made absolute, with `.partial-<pid>` after its file name.
+fn partial_of(to: &Path) -> std::io::Result<PathBuf> {
+    let to = std::path::absolute(to)?;
+    let mut name = to.file_name().map(|n| n.to_os_string()).ok_or_else(|| std::io::Error::other("give a file name"))?;
+    name.push(format!(".partial-{}", std::process::id()));
+    Ok(to.with_file_name(name))
+}
+
+/// A new empty file at `p`, readable by its owner alone.
+fn new_owner_only(p: &Path) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -25,69 +151,83 @@ pub(crate) fn copy_to(conn: &Connection, path: &str, to: &Path) -> Result<u64> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(to).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => {
-            fail(format!("cannot back up to {named}: it exists; give a new name (a backup never replaces a file)"))
-        }
-        _ => fail(format!("cannot back up to {named}: {e}")),
-    })?;
-    let made = conn
-        .execute("VACUUM INTO ?1", [to_text])
-        .map_err(|e| fail(format!("backing up to {named}: {}", crate::ops::said(&e))))
-        .and_then(|_| check(to).map_err(|e| fail(format!("the copy {named} does not check: {e}"))));
-    if let Err(e) = made {
-        // Only what this made: the file was created new above.
-        let _ = std::fs::remove_file(to);
-        return Err(e);
+    opts.open(p).map(drop)
+}
+
+/// `partial`, complete and checked, flushed to disk and linked in as `to`: a second name for
+/// the same file, so that no file at `to` is ever replaced (a file system without such links:
+/// renamed, once `to` is seen free).
+fn publish(partial: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::File::open(partial)?.sync_all()?;
+    match std::fs::hard_link(partial, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(e),
+        Err(_) if to.symlink_metadata().is_err() => std::fs::rename(partial, to)?,
+        Err(e) => return Err(e),
     }
-    std::fs::metadata(to).map(|m| m.len()).map_err(|e| fail(format!("{named}: {e}")))
+    // The new name itself kept, as far as the folder can be flushed.
+    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 /// Whether `to` names a file kept beside the database at `db` (its log, shared memory, journal,
-/// or the run lock): a copy written there, once no run holds it, would be taken for that file.
+/// or the run lock), by `db`'s own name or, for a link, by its target's: a copy written there,
+/// once no run holds it, would be taken for that file.
 fn is_own_file(db: &Path, to: &Path) -> bool {
     let dir = |p: &Path| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize().ok();
-    let (Some(name), Some(to_name)) = (db.file_name(), to.file_name()) else { return false };
-    let own = ["", "-wal", "-shm", "-journal", ".lock"].iter().any(|s| {
-        let mut n = name.to_os_string();
-        n.push(s);
-        n == to_name
-    });
-    own && dir(db).is_some() && dir(db) == dir(to)
+    let Some(to_name) = to.file_name() else { return false };
+    let Some(to_dir) = dir(to) else { return false };
+    let names = [Some(db.to_path_buf()), db.canonicalize().ok()];
+    names.iter().flatten().any(|db| {
+        let Some(name) = db.file_name() else { return false };
+        let own = ["", "-wal", "-shm", "-journal", ".lock"].iter().any(|s| {
+            let mut n = name.to_os_string();
+            n.push(s);
+            n == to_name
+        });
+        own && dir(db).as_ref() == Some(&to_dir)
+    })
 }
 
-/// SQLite's `quick_check` of the database at `to`, opened read-only.
-fn check(to: &Path) -> std::result::Result<(), String> {
+/// SQLite's `quick_check` of the database at `p`, opened read-only, and its schema version
+/// `version` read back (an empty file checks too).
+fn check(p: &Path, version: i64) -> std::result::Result<(), String> {
     let c =
-        Connection::open_with_flags(to, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| e.to_string())?;
+        Connection::open_with_flags(p, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(|e| e.to_string())?;
     let mut st = c.prepare("PRAGMA quick_check").map_err(|e| e.to_string())?;
     let said: Vec<String> = st.query_map([], |r| r.get(0)).and_then(Iterator::collect).map_err(|e| e.to_string())?;
-    match said.as_slice() {
-        [ok] if ok == "ok" => Ok(()),
-        _ => Err(said.join("; ")),
+    if !matches!(said.as_slice(), [ok] if ok == "ok") {
+        return Err(said.join("; "));
+    }
+    match version_of(&c)? {
+        v if v == version => Ok(()),
+        v => Err(format!("its schema version is {v}, not {version}")),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{ReadOps, Store, WriteOps};
+    use crate::{ReadOps, RunLock, Store, WriteOps};
 
     /// A backup holds what was committed, not what a transaction holds open; it is owner-only,
-    /// never replaces a file, and opens as a metaverse.
+    /// never replaces a file nor goes onto the metaverse's own, leaves nothing partial behind,
+    /// and is put back by a restore that keeps what it replaces.
     #[test]
-    fn a_backup_is_a_consistent_owner_only_copy_that_replaces_nothing() {
+    fn a_backup_is_a_consistent_owner_only_copy_that_a_restore_puts_back() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("dir");
-        let store = Store::open(&dir.path().join("idflow.db")).expect("open");
+        let db = dir.path().join("idflow.db");
+        let store = Store::open(&db).expect("open");
         let tx = store.write().expect("write");
         tx.meta_set("k", "committed").expect("set");
         tx.commit().expect("commit");
         let tx = store.write().expect("write");
         tx.meta_set("k2", "open").expect("set");
-        // Another connection copies while this transaction is open.
-        let other = Store::open(&dir.path().join("idflow.db")).expect("open again");
+        // Copied while this transaction is open.
         let to = dir.path().join("copy.db");
-        let size = other.backup_to(&to).expect("backup");
+        let size = crate::backup(&db, &to).expect("backup");
         drop(tx);
         assert!(size > 0);
         assert_eq!(std::fs::metadata(&to).expect("made").permissions().mode() & 0o777, 0o600);
@@ -96,16 +236,42 @@ mod tests {
         assert_eq!(r.meta_get("k").expect("k").as_deref(), Some("committed"));
         assert_eq!(r.meta_get("k2").expect("k2"), None, "what was not committed is not in it");
         drop(r);
-        let text = other.backup_to(&to).expect_err("refused").to_string();
+        drop(copy);
+        let text = crate::backup(&db, &to).expect_err("refused").to_string();
         assert!(text.contains("it exists; give a new name"), "{text}");
-        assert!(Store::open(&to).is_ok(), "the copy is left as it was");
         for own in ["idflow.db-wal", "./idflow.db-shm", "idflow.db-journal", "idflow.db.lock"] {
             let at = dir.path().join(own);
             let _ = std::fs::remove_file(&at);
-            let text = other.backup_to(&at).expect_err("refused").to_string();
+            let text = crate::backup(&db, &at).expect_err("refused").to_string();
             assert!(text.contains("keeps a file of this metaverse there"), "{own}: {text}");
             assert!(!at.exists(), "{own}: nothing made");
         }
-        assert!(other.backup_to(&dir.path().join("idflow.db.bak")).is_ok(), "a name of its own beside it");
+        let not_one = dir.path().join("not-one.db");
+        rusqlite::Connection::open(&not_one).and_then(|c| c.execute_batch("CREATE TABLE t(a)")).expect("made");
+        let text = crate::backup(&not_one, &dir.path().join("x.db")).expect_err("refused").to_string();
+        assert!(text.contains("not a metaverse database"), "{text}");
+        let partial: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|f| f.ok().map(|f| f.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.contains(".partial-"))
+            .collect();
+        assert!(partial.is_empty(), "left behind: {partial:?}");
+
+        // Changed since, then put back: what the backup holds, the replaced one kept aside.
+        let tx = store.write().expect("write");
+        tx.meta_set("k", "changed since").expect("set");
+        tx.commit().expect("commit");
+        drop(store);
+        let lock = RunLock::take(&db, "restore").expect("lock");
+        let text = crate::restore(&lock, &not_one, &db).expect_err("refused").to_string();
+        assert!(text.contains("not a metaverse database"), "{text}");
+        let done = crate::restore(&lock, &to, &db).expect("restore");
+        let kept = done.kept.expect("the replaced one kept");
+        assert_eq!(std::fs::metadata(&db).expect("there").permissions().mode() & 0o777, 0o600);
+        drop(lock);
+        let store = Store::open(&db).expect("opens");
+        assert_eq!(store.read().expect("read").meta_get("k").expect("k").as_deref(), Some("committed"));
+        let old = Store::open(&kept).expect("the replaced one opens");
+        assert_eq!(old.read().expect("read").meta_get("k").expect("k").as_deref(), Some("changed since"));
     }
 }

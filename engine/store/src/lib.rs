@@ -36,6 +36,7 @@ mod prepared;
 mod schema;
 
 pub use alert::AlertRow;
+pub use backup::{backup, restore, Restored};
 pub use cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkState, PendingImport, ReadText, SourcesByMv};
 pub use history::RunRow;
 pub use lock::RunLock;
@@ -105,7 +106,7 @@ impl Store {
                 }
             }
         }
-        let conn = Connection::open(path).map_err(|e| Error::store(&name, e))?;
+        let conn = Connection::open(path).map_err(|e| ops::failed(&name, e))?;
         let state = ops::ConnState::new(&name);
         Self::init(conn, name, state)
     }
@@ -141,7 +142,7 @@ impl Store {
         if self.path == ":memory:" {
             return Ok(None);
         }
-        let e = |e: rusqlite::Error| Error::store(&self.path, e);
+        let e = |e: rusqlite::Error| ops::failed(&self.path, e);
         let conn = Connection::open_with_flags(
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -196,13 +197,6 @@ impl Store {
     /// someone does and this store begins no transaction (the run goes on meanwhile).
     pub fn checkpoint(&self) {
         self.state.wal.ask(&self.conn, self.state.wal.shrink());
-    }
-
-    /// A copy of the whole database at `to` (which must not exist), as of one moment: runs,
-    /// the service's included, go on meanwhile. Compacted, checked, owner-only. Its size in
-    /// bytes.
-    pub fn backup_to(&self, to: &Path) -> Result<u64> {
-        backup::copy_to(&self.conn, &self.path, to)
     }
 
     /// Waits for the copy of the write-ahead log into the database file to end (the

@@ -504,7 +504,7 @@ pub(crate) fn on<S: Sqlite + ?Sized, T>(s: &S, f: impl FnOnce(&Db) -> rusqlite::
 /// full disk names the other place SQLite writes to (a first import of 1,000,000 people needs
 /// 16 to 40 MiB there, and with less failed with "database or disk is full" alone); a damaged
 /// database says what to do; any other error as SQLite says it.
-fn failed(path: &str, e: rusqlite::Error) -> Error {
+pub(crate) fn failed(path: &str, e: rusqlite::Error) -> Error {
     match &e {
         rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<crate::packed::Named>() => {
             Error::Store { path: path.to_string(), message: inner.to_string(), source: Some(Box::new(e)) }
@@ -524,11 +524,11 @@ fn failed(path: &str, e: rusqlite::Error) -> Error {
 }
 
 /// What to do about a database SQLite finds damaged, or that is not a database at all.
-const DAMAGED: &str = "the file is damaged, or is not a metaverse database. Stop every idflow that uses it; then \
-     either put a copy in its place (one `idflow backup` made, or one taken while no idflow ran: a copy made during a \
-     run may be torn) and remove its -wal and -shm files, or move it aside with those files: the next run builds a new \
-     metaverse from the sources, in which each target object is adopted where an outbound rule's join finds it and \
-     made again where none does";
+const DAMAGED: &str = "the file is damaged, or is not a metaverse database (is metaverse_path the right file?). Stop \
+     every idflow that uses it; then either put back a copy `idflow backup` made, with `idflow restore FILE` (the damaged \
+     one is kept beside it), or move it aside with its -wal and -shm files: the next run builds a new metaverse from \
+     the sources, in which each target object is adopted where an outbound rule's join finds it and made again where \
+     none does";
 
 /// Whether SQLite found the database damaged (or not a database).
 fn is_damaged(e: &rusqlite::Error) -> bool {
@@ -930,10 +930,7 @@ mod tests {
         let not_one = dir.path().join("not-one.db");
         std::fs::write(&not_one, vec![0x5a; 64 * 1024]).expect("write");
         let text = Store::open(&not_one).err().expect("refused").to_string();
-        assert!(
-            text.contains("not-one.db") && text.contains("file is not a database") && text.contains("put a copy in its place"),
-            "{text}"
-        );
+        assert!(text.contains("not-one.db") && text.contains("file is not a database") && text.contains("idflow restore FILE"), "{text}");
 
         let cut = dir.path().join("cut.db");
         {

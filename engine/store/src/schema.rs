@@ -336,7 +336,7 @@ pub(crate) fn init(conn: &Connection) -> Result<(), String> {
             Ok(false) => {}
             Err(err) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                return Err(format!("migrating the metaverse from schema version {version} to {to} failed: {err}"));
+                return Err(format!("migrating the metaverse from schema version {version} to {to} failed: {}", crate::ops::said(&err)));
             }
         }
         version = *to;
