@@ -62,7 +62,7 @@ pub struct Restored {
 /// Puts the backup `from` in place of the metaverse at `db`, while `lock` (this metaverse's run
 /// lock) keeps every other run out. `from` must check ([`check`]) and be of a schema version
 /// this idflow knows. The metaverse there, with its `-wal` and `-shm` files (which belong to
-/// it, and would be read into the copy), is moved aside under `.replaced-<time>` names, never
+/// it, and would be read into the copy), is moved aside under `.replaced-<UTC time>` names, never
 /// deleted; the copy is written beside it under a partial name, owner-only, flushed, and
 /// renamed into place.
 pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored> {
@@ -72,6 +72,11 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
         return Err(fail(format!("restoring needs this metaverse's run lock, not {}'s", lock.db().display())));
     }
     let named = from.display();
+    if is_own_file(db, from) {
+        return Err(fail(format!(
+            "cannot restore {named}: it is this metaverse or one of its own files; give a copy `idflow backup` made"
+        )));
+    }
     let version = {
         let conn = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| fail(format!("cannot restore {named}: {e}")))?;
@@ -95,7 +100,7 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
         let _ = std::fs::remove_file(&partial);
         return Err(fail(format!("cannot restore {named}: {e}")));
     }
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let mut kept = None;
     for suffix in ["", "-wal", "-shm"] {
         let at = PathBuf::from(format!("{}{suffix}", db.display()));
@@ -103,6 +108,10 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
             continue;
         }
         let aside = PathBuf::from(format!("{}.replaced-{stamp}{suffix}", db.display()));
+        if aside.symlink_metadata().is_ok() {
+            let _ = std::fs::remove_file(&partial);
+            return Err(fail(format!("cannot move {} aside: {} exists; run again in a second", at.display(), aside.display())));
+        }
         if let Err(e) = std::fs::rename(&at, &aside) {
             let _ = std::fs::remove_file(&partial);
             return Err(fail(format!("cannot move {} aside to {}: {e}", at.display(), aside.display())));
@@ -263,6 +272,10 @@ mod tests {
         tx.commit().expect("commit");
         drop(store);
         let lock = RunLock::take(&db, "restore").expect("lock");
+        for own in ["idflow.db", "idflow.db-wal"] {
+            let text = crate::restore(&lock, &dir.path().join(own), &db).expect_err("refused").to_string();
+            assert!(text.contains("it is this metaverse or one of its own files"), "{own}: {text}");
+        }
         let text = crate::restore(&lock, &not_one, &db).expect_err("refused").to_string();
         assert!(text.contains("not a metaverse database"), "{text}");
         let done = crate::restore(&lock, &to, &db).expect("restore");
