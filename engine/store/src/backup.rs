@@ -100,6 +100,15 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
         let _ = std::fs::remove_file(&partial);
         return Err(fail(format!("cannot restore {named}: {e}")));
     }
+    // From here until the copy is in place, no run opens the metaverse ([`interrupted`]).
+    let marker = restoring(db);
+    let marked = std::fs::write(&marker, format!("{}\n", from.display())).and_then(|()| std::fs::File::open(&marker)?.sync_all());
+    if let Err(e) = marked {
+        let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_file(&marker);
+        return Err(fail(format!("cannot restore {named}: {}: {e}", marker.display())));
+    }
+    let unfinished = |what: String| fail(format!("{what}; the restore is not complete: run `idflow restore {named}` again"));
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     let mut kept = None;
     for suffix in ["", "-wal", "-shm"] {
@@ -109,25 +118,49 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
         }
         let aside = PathBuf::from(format!("{}.replaced-{stamp}{suffix}", db.display()));
         if aside.symlink_metadata().is_ok() {
-            let _ = std::fs::remove_file(&partial);
-            return Err(fail(format!("cannot move {} aside: {} exists; run again in a second", at.display(), aside.display())));
+            return Err(unfinished(format!("cannot move {} aside: {} exists", at.display(), aside.display())));
         }
         if let Err(e) = std::fs::rename(&at, &aside) {
-            let _ = std::fs::remove_file(&partial);
-            return Err(fail(format!("cannot move {} aside to {}: {e}", at.display(), aside.display())));
+            return Err(unfinished(format!("cannot move {} aside to {}: {e}", at.display(), aside.display())));
         }
         if suffix.is_empty() {
             kept = Some(PathBuf::from(format!("{}.replaced-{stamp}", db.display())));
         }
     }
     if let Err(e) = std::fs::rename(&partial, db) {
-        let _ = std::fs::remove_file(&partial);
-        return Err(fail(format!("cannot put {named} in place: {e}")));
+        return Err(unfinished(format!("cannot put {named} in place: {e}")));
     }
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    std::fs::remove_file(&marker).map_err(|e| fail(format!("restored, but {} stays: {e}; remove it", marker.display())))?;
+    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     Ok(Restored { version, kept })
+}
+
+/// The file that says a restore of the metaverse at `db` is under way (it names the copy).
+fn restoring(db: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.restoring", db.display()))
+}
+
+/// An error when a restore of the metaverse at `db` was cut short (killed, or failed once the
+/// metaverse was being moved aside): until it is run again, the metaverse there may be missing
+/// or without its log, and a run would start a new one or read a stale one.
+pub(crate) fn interrupted(db: &Path) -> Result<()> {
+    let marker = restoring(db);
+    if marker.symlink_metadata().is_err() {
+        return Ok(());
+    }
+    let from = std::fs::read_to_string(&marker).unwrap_or_default();
+    let from = from.trim();
+    Err(Error::Store {
+        path: db.display().to_string(),
+        message: format!(
+            "a restore of this metaverse was cut short ({} says from {from:?}): run `idflow restore {from}` again; no run opens the \
+             metaverse until it is complete",
+            marker.display()
+        ),
+        source: None,
+    })
 }
 
 /// The schema version a metaverse database records (an error saying it is none).
@@ -191,7 +224,7 @@ fn is_own_file(db: &Path, to: &Path) -> bool {
     let names = [Some(db.to_path_buf()), db.canonicalize().ok()];
     names.iter().flatten().any(|db| {
         let Some(name) = db.file_name() else { return false };
-        let own = ["", "-wal", "-shm", "-journal", ".lock"].iter().any(|s| {
+        let own = ["", "-wal", "-shm", "-journal", ".lock", ".restoring"].iter().any(|s| {
             let mut n = name.to_os_string();
             n.push(s);
             n == to_name
@@ -278,7 +311,12 @@ mod tests {
         }
         let text = crate::restore(&lock, &not_one, &db).expect_err("refused").to_string();
         assert!(text.contains("not a metaverse database"), "{text}");
+        // Cut short (here: its mark left as a kill would leave it): no run opens the metaverse.
+        std::fs::write(dir.path().join("idflow.db.restoring"), format!("{}\n", to.display())).expect("mark");
+        let text = Store::open(&db).err().expect("refused").to_string();
+        assert!(text.contains("a restore of this metaverse was cut short") && text.contains("run `idflow restore "), "{text}");
         let done = crate::restore(&lock, &to, &db).expect("restore");
+        assert!(!dir.path().join("idflow.db.restoring").exists(), "complete: the mark is gone");
         let kept = done.kept.expect("the replaced one kept");
         assert_eq!(std::fs::metadata(&db).expect("there").permissions().mode() & 0o777, 0o600);
         drop(lock);

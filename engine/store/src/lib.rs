@@ -76,6 +76,7 @@ impl Store {
     /// folder when idflow creates the folder; SQLite gives its WAL and SHM files the same mode),
     /// and an existing one that others can read is warned about.
     pub fn open(path: &Path) -> Result<Store> {
+        backup::interrupted(path)?;
         let name = path.display().to_string();
         let fail =
             |what: &str, e: std::io::Error| Error::Store { path: name.clone(), message: format!("{what}: {e}"), source: Some(Box::new(e)) };
