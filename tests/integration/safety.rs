@@ -160,7 +160,8 @@ fn a_backup_taken_while_another_run_holds_the_metaverse_is_restored_over_a_damag
     use std::os::unix::fs::PermissionsExt;
     let e = Env::quickstart();
     let o = e.ok(&["backup", "before.db"], 1);
-    assert!(o.stderr.contains("no metaverse at ./state/idflow.db: nothing to back up"), "{o:?}");
+    assert!(o.stderr.contains("metaverse database ./state/idflow.db: there is none yet: nothing to back up"), "{o:?}");
+    assert!(!e.path("state/idflow.db").exists(), "none made");
     e.ok(&["apply"], 0);
     let before = ids(&e);
     // Another run holds the metaverse: a backup is not a run, and reads one moment of it.

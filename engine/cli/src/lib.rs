@@ -597,9 +597,6 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Backup { to } => {
             let config = Config::load(&cli.config)?;
             let from = &config.metaverse_path;
-            if !from.exists() {
-                return Err(Error::Refused(format!("no metaverse at {}: nothing to back up (a run makes it)", from.display())));
-            }
             let started = std::time::Instant::now();
             let bytes = idflow_store::backup(from, to)?;
             if cli.json {

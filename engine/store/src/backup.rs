@@ -17,6 +17,10 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64> {
     let named = to.display().to_string();
     let fail = |message: String| Error::Store { path: path.clone(), message, source: None };
     let exists = || fail(format!("cannot back up to {named}: it exists; give a new name (a backup never replaces a file)"));
+    interrupted(db)?;
+    if db.symlink_metadata().is_err() {
+        return Err(fail("there is none yet: nothing to back up (a run makes it)".to_string()));
+    }
     if is_own_file(db, to) {
         return Err(fail(format!("cannot back up to {named}: SQLite or idflow keeps a file of this metaverse there; give another name")));
     }
@@ -26,7 +30,7 @@ pub fn backup(db: &Path, to: &Path) -> Result<u64> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| crate::ops::failed(&path, e))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| crate::ops::failed(&path, e))?;
-    let version = version_of(&conn).map_err(fail)?;
+    let version = version_of(&conn, crate::ops::said).map_err(fail)?;
     // Made absolute: SQLite would take a name beginning with "file:" for a URI.
     let partial = partial_of(to).map_err(|e| fail(format!("cannot back up to {named}: {e}")))?;
     let Some(partial_text) = partial.to_str() else {
@@ -60,11 +64,13 @@ pub struct Restored {
 }
 
 /// Puts the backup `from` in place of the metaverse at `db`, while `lock` (this metaverse's run
-/// lock) keeps every other run out. `from` must check ([`check`]) and be of a schema version
-/// this idflow knows. The metaverse there, with its `-wal` and `-shm` files (which belong to
-/// it, and would be read into the copy), is moved aside under `.replaced-<UTC time>` names, never
-/// deleted; the copy is written beside it under a partial name, owner-only, flushed, and
-/// renamed into place.
+/// lock) keeps every other run out. `from` is copied beside the metaverse under a partial name
+/// (owner-only, and owned as the metaverse it replaces is), and that copy must check ([`check`])
+/// and be of a schema version this idflow knows. Then a mark ([`interrupted`]) keeps every run
+/// out until the end; the metaverse, with its `-wal` and `-shm` files (which belong to it, and
+/// would be read into the copy), is moved aside under `.replaced-<UTC time>` names, never
+/// deleted; the copy is renamed into place and the mark removed. Run again after being cut
+/// short, it finishes with the time the mark keeps.
 pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored> {
     let path = db.display().to_string();
     let fail = |message: String| Error::Store { path: path.clone(), message, source: None };
@@ -77,64 +83,113 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
             "cannot restore {named}: it is this metaverse or one of its own files; give a copy `idflow backup` made"
         )));
     }
-    let version = {
-        let conn = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| fail(format!("cannot restore {named}: {e}")))?;
-        version_of(&conn).map_err(|e| fail(format!("cannot restore {named}: {e}")))?
-    };
-    if !(1..=crate::schema::SCHEMA_VERSION).contains(&version) {
-        return Err(fail(format!(
-            "cannot restore {named}: its schema version {version} is not one this idflow knows ({}); use a matching idflow",
-            crate::schema::SCHEMA_VERSION
-        )));
-    }
-    check(from, version).map_err(|e| fail(format!("cannot restore {named}: it does not check: {e}")))?;
-    let partial = partial_of(db).map_err(|e| fail(format!("cannot restore {named}: {e}")))?;
-    new_owner_only(&partial).map_err(|e| fail(format!("cannot restore {named}: {}: {e}", partial.display())))?;
-    let copied = (|| {
-        let mut out = std::fs::OpenOptions::new().write(true).open(&partial)?;
-        std::io::copy(&mut std::fs::File::open(from)?, &mut out)?;
-        out.sync_all()
-    })();
-    if let Err(e) = copied {
-        let _ = std::fs::remove_file(&partial);
-        return Err(fail(format!("cannot restore {named}: {e}")));
-    }
-    // From here until the copy is in place, no run opens the metaverse ([`interrupted`]).
+    // Absolute: SQLite would take a name beginning with "file:" for a URI.
+    let from_abs = std::path::absolute(from).map_err(|e| fail(format!("cannot restore {named}: {e}")))?;
     let marker = restoring(db);
-    let marked = std::fs::write(&marker, format!("{}\n", from.display())).and_then(|()| std::fs::File::open(&marker)?.sync_all());
+    let (stamp, cut_short) = match std::fs::read_to_string(&marker) {
+        Ok(text) => match text.lines().nth(1) {
+            Some(stamp) if !stamp.is_empty() => (stamp.to_string(), true),
+            _ => (chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(), true),
+        },
+        Err(_) => (chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(), false),
+    };
+    let aside = |suffix: &str| PathBuf::from(format!("{}.replaced-{stamp}{suffix}", db.display()));
+    let here = |suffix: &str| PathBuf::from(format!("{}{suffix}", db.display()));
+    const FILES: [&str; 3] = ["", "-wal", "-shm"];
+    // Nothing moved over what is kept already (a restore run again in the same second).
+    for suffix in FILES {
+        if here(suffix).symlink_metadata().is_ok() && aside(suffix).symlink_metadata().is_ok() {
+            return Err(fail(format!(
+                "cannot move {} aside: {} exists; run again in a second",
+                here(suffix).display(),
+                aside(suffix).display()
+            )));
+        }
+    }
+    let partial = partial_of(db).map_err(|e| fail(format!("cannot restore {named}: {e}")))?;
+    let copied = new_owner_only(&partial)
+        .and_then(|()| {
+            let mut out = std::fs::OpenOptions::new().write(true).open(&partial)?;
+            std::io::copy(&mut std::fs::File::open(&from_abs)?, &mut out)?;
+            out.sync_all()
+        })
+        .map_err(|e| format!("{e}"))
+        .and_then(|()| owned_as(&partial, db))
+        .and_then(|()| {
+            let c = Connection::open_with_flags(&partial, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|e| e.to_string())?;
+            let version = version_of(&c, |e| e.to_string())?;
+            drop(c);
+            if !(1..=crate::schema::SCHEMA_VERSION).contains(&version) {
+                return Err(format!(
+                    "its schema version {version} is not one this idflow knows ({}); use a matching idflow",
+                    crate::schema::SCHEMA_VERSION
+                ));
+            }
+            check(&partial, version).map_err(|e| format!("the backup is damaged: {e}"))?;
+            Ok(version)
+        });
+    let version = match copied {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(fail(format!("cannot restore {named}: {e}")));
+        }
+    };
+    // From here until the copy is in place, no run opens the metaverse ([`interrupted`]).
+    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let marked = std::fs::write(&marker, format!("{}\n{stamp}\n", from_abs.display()))
+        .and_then(|()| std::fs::File::open(&marker)?.sync_all())
+        .and_then(|()| std::fs::File::open(dir)?.sync_all());
     if let Err(e) = marked {
         let _ = std::fs::remove_file(&partial);
-        let _ = std::fs::remove_file(&marker);
+        if !cut_short {
+            let _ = std::fs::remove_file(&marker);
+        }
         return Err(fail(format!("cannot restore {named}: {}: {e}", marker.display())));
     }
     let unfinished = |what: String| fail(format!("{what}; the restore is not complete: run `idflow restore {named}` again"));
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let mut kept = None;
-    for suffix in ["", "-wal", "-shm"] {
-        let at = PathBuf::from(format!("{}{suffix}", db.display()));
-        if at.symlink_metadata().is_err() {
+    for suffix in FILES {
+        if here(suffix).symlink_metadata().is_err() {
             continue;
         }
-        let aside = PathBuf::from(format!("{}.replaced-{stamp}{suffix}", db.display()));
-        if aside.symlink_metadata().is_ok() {
-            return Err(unfinished(format!("cannot move {} aside: {} exists", at.display(), aside.display())));
-        }
-        if let Err(e) = std::fs::rename(&at, &aside) {
-            return Err(unfinished(format!("cannot move {} aside to {}: {e}", at.display(), aside.display())));
-        }
-        if suffix.is_empty() {
-            kept = Some(PathBuf::from(format!("{}.replaced-{stamp}", db.display())));
+        if let Err(e) = std::fs::rename(here(suffix), aside(suffix)) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(unfinished(format!("cannot move {} aside to {}: {e}", here(suffix).display(), aside(suffix).display())));
         }
     }
     if let Err(e) = std::fs::rename(&partial, db) {
+        let _ = std::fs::remove_file(&partial);
         return Err(unfinished(format!("cannot put {named} in place: {e}")));
     }
-    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     std::fs::remove_file(&marker).map_err(|e| fail(format!("restored, but {} stays: {e}; remove it", marker.display())))?;
     let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    let kept = Some(aside("")).filter(|p| p.symlink_metadata().is_ok());
     Ok(Restored { version, kept })
+}
+
+/// Gives `p` the owner and group of the metaverse at `db` (else of its folder), so that the
+/// service's own user can open a copy an administrator put back; an error saying as whom to
+/// run when that is not allowed.
+fn owned_as(p: &Path, db: &Path) -> std::result::Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let Ok(want) = std::fs::metadata(db).or_else(|_| std::fs::metadata(dir)) else { return Ok(()) };
+        let have = std::fs::metadata(p).map_err(|e| e.to_string())?;
+        if (have.uid(), have.gid()) != (want.uid(), want.gid()) {
+            std::os::unix::fs::chown(p, Some(want.uid()), Some(want.gid())).map_err(|e| {
+                format!(
+                    "cannot give the copy the metaverse's owner (uid {}, gid {}): {e}; run the restore as that user",
+                    want.uid(),
+                    want.gid()
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The file that says a restore of the metaverse at `db` is under way (it names the copy).
@@ -164,9 +219,9 @@ pub(crate) fn interrupted(db: &Path) -> Result<()> {
 }
 
 /// The schema version a metaverse database records (an error saying it is none).
-fn version_of(conn: &Connection) -> std::result::Result<i64, String> {
+fn version_of(conn: &Connection, say: fn(&rusqlite::Error) -> String) -> std::result::Result<i64, String> {
     use rusqlite::OptionalExtension;
-    let said = |e: rusqlite::Error| crate::ops::said(&e);
+    let said = |e: rusqlite::Error| say(&e);
     let has_meta: bool =
         conn.query_row("SELECT EXISTS(SELECT 1 FROM sqlite_schema WHERE type='table' AND name='meta')", [], |r| r.get(0)).map_err(said)?;
     let v: Option<String> = match has_meta {
@@ -243,7 +298,7 @@ fn check(p: &Path, version: i64) -> std::result::Result<(), String> {
     if !matches!(said.as_slice(), [ok] if ok == "ok") {
         return Err(said.join("; "));
     }
-    match version_of(&c)? {
+    match version_of(&c, |e| e.to_string())? {
         v if v == version => Ok(()),
         v => Err(format!("its schema version is {v}, not {version}")),
     }
@@ -283,10 +338,10 @@ mod tests {
         assert!(text.contains("it exists; give a new name"), "{text}");
         for own in ["idflow.db-wal", "./idflow.db-shm", "idflow.db-journal", "idflow.db.lock"] {
             let at = dir.path().join(own);
-            let _ = std::fs::remove_file(&at);
+            let was = at.exists();
             let text = crate::backup(&db, &at).expect_err("refused").to_string();
             assert!(text.contains("keeps a file of this metaverse there"), "{own}: {text}");
-            assert!(!at.exists(), "{own}: nothing made");
+            assert_eq!(at.exists(), was, "{own}: nothing made or removed");
         }
         let not_one = dir.path().join("not-one.db");
         rusqlite::Connection::open(&not_one).and_then(|c| c.execute_batch("CREATE TABLE t(a)")).expect("made");
@@ -299,11 +354,13 @@ mod tests {
             .collect();
         assert!(partial.is_empty(), "left behind: {partial:?}");
 
-        // Changed since, then put back: what the backup holds, the replaced one kept aside.
+        // Changed since, then put back: what the backup holds, the replaced one kept aside with
+        // its log (the store is left open, so its -wal and -shm files are there).
         let tx = store.write().expect("write");
         tx.meta_set("k", "changed since").expect("set");
         tx.commit().expect("commit");
-        drop(store);
+        std::mem::forget(store);
+        assert!(dir.path().join("idflow.db-wal").exists());
         let lock = RunLock::take(&db, "restore").expect("lock");
         for own in ["idflow.db", "idflow.db-wal"] {
             let text = crate::restore(&lock, &dir.path().join(own), &db).expect_err("refused").to_string();
@@ -311,18 +368,36 @@ mod tests {
         }
         let text = crate::restore(&lock, &not_one, &db).expect_err("refused").to_string();
         assert!(text.contains("not a metaverse database"), "{text}");
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5a; 8192]).expect("write");
+        let text = crate::restore(&lock, &garbage, &db).expect_err("refused").to_string();
+        assert!(text.contains("cannot restore") && text.contains("not a database") && !text.contains("idflow restore FILE"), "{text}");
+        assert!(!dir.path().join("idflow.db.restoring").exists(), "a refused restore leaves no mark");
         // Cut short (here: its mark left as a kill would leave it): no run opens the metaverse.
-        std::fs::write(dir.path().join("idflow.db.restoring"), format!("{}\n", to.display())).expect("mark");
+        std::fs::write(dir.path().join("idflow.db.restoring"), format!("{}\n20260101T000000Z\n", to.display())).expect("mark");
         let text = Store::open(&db).err().expect("refused").to_string();
         assert!(text.contains("a restore of this metaverse was cut short") && text.contains("run `idflow restore "), "{text}");
+        let text = crate::backup(&db, &dir.path().join("during.db")).expect_err("refused").to_string();
+        assert!(text.contains("a restore of this metaverse was cut short"), "{text}");
         let done = crate::restore(&lock, &to, &db).expect("restore");
         assert!(!dir.path().join("idflow.db.restoring").exists(), "complete: the mark is gone");
         let kept = done.kept.expect("the replaced one kept");
+        assert_eq!(kept, dir.path().join("idflow.db.replaced-20260101T000000Z"), "the time the mark kept");
+        assert!(dir.path().join("idflow.db.replaced-20260101T000000Z-wal").exists(), "its log beside it");
+        assert!(!dir.path().join("idflow.db-wal").exists(), "no log of another database beside the copy");
         assert_eq!(std::fs::metadata(&db).expect("there").permissions().mode() & 0o777, 0o600);
+        // Run again at once: refused before anything is moved (or done, in another second).
+        if let Err(e) = crate::restore(&lock, &to, &db) {
+            assert!(e.to_string().contains("exists; run again in a second"), "{e}");
+            assert!(!dir.path().join("idflow.db.restoring").exists(), "refused: no mark");
+        }
         drop(lock);
         let store = Store::open(&db).expect("opens");
         assert_eq!(store.read().expect("read").meta_get("k").expect("k").as_deref(), Some("committed"));
-        let old = Store::open(&kept).expect("the replaced one opens");
-        assert_eq!(old.read().expect("read").meta_get("k").expect("k").as_deref(), Some("changed since"));
+        drop(store);
+        std::fs::rename(dir.path().join("idflow.db.replaced-20260101T000000Z-wal"), dir.path().join("kept.db-wal")).expect("log");
+        std::fs::rename(&kept, dir.path().join("kept.db")).expect("kept");
+        let old = Store::open(&dir.path().join("kept.db")).expect("the replaced one opens");
+        assert_eq!(old.read().expect("read").meta_get("k").expect("k").as_deref(), Some("changed since"), "with its log");
     }
 }
