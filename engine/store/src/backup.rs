@@ -137,10 +137,9 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
         }
     };
     // From here until the copy is in place, no run opens the metaverse ([`interrupted`]).
-    let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let marked = std::fs::write(&marker, format!("{}\n{stamp}\n", from_abs.display()))
-        .and_then(|()| std::fs::File::open(&marker)?.sync_all())
-        .and_then(|()| std::fs::File::open(dir)?.sync_all());
+    let dir = folder(db);
+    let marked =
+        std::fs::write(&marker, format!("{}\n{stamp}\n", from_abs.display())).and_then(|()| flush(&marker)).and_then(|()| flush(dir));
     if let Err(e) = marked {
         let _ = std::fs::remove_file(&partial);
         if !cut_short {
@@ -162,9 +161,9 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
         let _ = std::fs::remove_file(&partial);
         return Err(unfinished(format!("cannot put {named} in place: {e}")));
     }
-    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    let _ = flush(dir);
     std::fs::remove_file(&marker).map_err(|e| fail(format!("restored, but {} stays: {e}; remove it", marker.display())))?;
-    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    let _ = flush(dir);
     let kept = Some(aside("")).filter(|p| p.symlink_metadata().is_ok());
     Ok(Restored { version, kept })
 }
@@ -176,8 +175,7 @@ fn owned_as(p: &Path, db: &Path) -> std::result::Result<(), String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let dir = db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let Ok(want) = std::fs::metadata(db).or_else(|_| std::fs::metadata(dir)) else { return Ok(()) };
+        let Ok(want) = std::fs::metadata(db).or_else(|_| std::fs::metadata(folder(db))) else { return Ok(()) };
         let have = std::fs::metadata(p).map_err(|e| e.to_string())?;
         if (have.uid(), have.gid()) != (want.uid(), want.gid()) {
             std::os::unix::fs::chown(p, Some(want.uid()), Some(want.gid())).map_err(|e| {
@@ -239,8 +237,18 @@ fn partial_of(to: &Path) -> std::io::Result<PathBuf> {
     Ok(to.with_file_name(name))
 }
 
+/// The folder file `p` is in (`.` for a bare name).
+fn folder(p: &Path) -> &Path {
+    p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Flushes a file (here: a folder, so that the names made or moved in it are kept).
+fn flush(p: &Path) -> std::io::Result<()> {
+    std::fs::File::open(p)?.sync_all()
+}
+
 /// A new empty file at `p`, readable by its owner alone.
-fn new_owner_only(p: &Path) -> std::io::Result<()> {
+pub(crate) fn new_owner_only(p: &Path) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -255,7 +263,7 @@ fn new_owner_only(p: &Path) -> std::io::Result<()> {
 /// the same file, so that no file at `to` is ever replaced (a file system without such links:
 /// renamed, once `to` is seen free).
 fn publish(partial: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::File::open(partial)?.sync_all()?;
+    flush(partial)?;
     match std::fs::hard_link(partial, to) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(e),
@@ -263,9 +271,7 @@ fn publish(partial: &Path, to: &Path) -> std::io::Result<()> {
         Err(e) => return Err(e),
     }
     // The new name itself kept, as far as the folder can be flushed.
-    if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
+    let _ = flush(folder(to));
     Ok(())
 }
 
@@ -273,7 +279,7 @@ fn publish(partial: &Path, to: &Path) -> std::io::Result<()> {
 /// or the run lock), by `db`'s own name or, for a link, by its target's: a copy written there,
 /// once no run holds it, would be taken for that file.
 fn is_own_file(db: &Path, to: &Path) -> bool {
-    let dir = |p: &Path| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).canonicalize().ok();
+    let dir = |p: &Path| folder(p).canonicalize().ok();
     let Some(to_name) = to.file_name() else { return false };
     let Some(to_dir) = dir(to) else { return false };
     let names = [Some(db.to_path_buf()), db.canonicalize().ok()];

@@ -82,15 +82,8 @@ impl Store {
             |what: &str, e: std::io::Error| Error::Store { path: name.clone(), message: format!("{what}: {e}"), source: Some(Box::new(e)) };
         folder_of(path).map_err(|e| fail("cannot create its folder", e))?;
         if !path.exists() {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(_) => {}
+            match backup::new_owner_only(path) {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(fail("cannot create it", e)),
             }
