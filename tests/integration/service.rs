@@ -606,3 +606,55 @@ fn a_rule_change_is_reviewed_as_a_plan_while_the_service_is_paused() {
     eventually(|| title(&e) == title(&e).to_uppercase(), || format!("resumed, the owed full sync did not run:\n{}", svc.log()));
     assert_eq!(svc.stop(), 0);
 }
+
+#[test]
+fn the_service_backs_the_metaverse_up_on_its_schedule_keeps_the_newest_and_says_when_it_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::quickstart();
+    let cfg = e.read("idflow.toml");
+    let backups = |every: &str, keep: usize, dir: &str| {
+        format!("{cfg}{SERVICE}backup_dir = \"{dir}\"\nbackup_every = \"{every}\"\nbackup_keep = {keep}\n[health]\ncheck_every = \"1s\"\n")
+    };
+    e.write("idflow.toml", &backups("0s", 0, "backups"));
+    let o = e.ok(&["serve"], 1);
+    assert!(o.stderr.contains("idflow.toml: [service] backup_keep = 0 would remove every backup it takes"), "{o:?}");
+
+    e.write("idflow.toml", &backups("1s", 2, "backups"));
+    let svc = Service::start(&e);
+    // Three backups, a second apart: the newest two are kept.
+    let mut seen: Vec<String> = Vec::new();
+    while seen.len() < 3 {
+        let st = svc
+            .wait_until(&e, "another backup", |st| st["backup"]["last_file"].as_str().is_some_and(|f| seen.last().is_none_or(|l| l != f)));
+        seen.push(st["backup"]["last_file"].as_str().unwrap_or_default().to_string());
+    }
+    let o = e.ok(&["status"], 0);
+    assert!(o.stdout.contains("backup    : last at ") && o.stdout.contains("/backups/idflow-"), "{o:?}");
+    assert_eq!(svc.stop(), 0);
+    let dir = e.path("backups");
+    assert_eq!(std::fs::metadata(&dir).expect("made").permissions().mode() & 0o777, 0o700);
+    let mut kept: Vec<String> = std::fs::read_dir(&dir).expect("dir").filter_map(|f| f.ok()?.file_name().into_string().ok()).collect();
+    kept.sort();
+    assert_eq!(kept.len(), 2, "the newest two: {kept:?}");
+    assert!(kept.iter().all(|k| k.starts_with("idflow-") && k.ends_with("Z.db")), "{kept:?}");
+    for k in &kept {
+        assert_eq!(std::fs::metadata(dir.join(k)).expect("kept").permissions().mode() & 0o777, 0o600, "{k}");
+    }
+    // The newest is a metaverse a restore puts back.
+    let newest = format!("backups/{}", kept[1]);
+    e.ok(&["restore", &newest], 0);
+    let o = e.ok(&["plan"], 0);
+    assert!(o.stdout.contains("No changes"), "{o:?}");
+
+    // A folder it cannot write into: the status and an alert say so, and cycles go on.
+    e.write("not-a-folder", "x");
+    e.write("idflow.toml", &backups("1h", 7, "not-a-folder"));
+    let svc = Service::start(&e);
+    let st = svc
+        .wait_until(&e, "the backup alert", |st| st["alerts"].as_array().is_some_and(|a| a.iter().any(|a| a["kind"] == "backup_failing")));
+    assert!(st["backup"]["failure"].as_str().is_some_and(|f| f.contains("not-a-folder")), "{st}");
+    let o = e.ok(&["status"], 0);
+    assert!(o.stdout.contains("the last attempt FAILED") && o.stdout.contains("WARNING backup_failing"), "{o:?}");
+    e.ok(&["cycle", "--now", "--wait"], 0);
+    assert_eq!(svc.stop(), 0);
+}

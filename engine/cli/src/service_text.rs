@@ -30,6 +30,14 @@ pub(crate) fn status(s: &Status) -> String {
         out.push_str(&format!("last      : {}", last_cycle(c)));
     }
     out.push_str(&format!("cycles    : {} since start\n", s.cycles));
+    if let Some(b) = &s.backup {
+        let last = match (&b.last, &b.last_file, b.last_bytes) {
+            (Some(t), Some(f), Some(n)) => format!("last at {t}, {f} ({:.1} MiB)", n as f64 / 1_048_576.0),
+            _ => format!("none yet in {}", b.dir),
+        };
+        let failed = b.failure.as_ref().map(|f| format!("; the last attempt FAILED: {f}")).unwrap_or_default();
+        out.push_str(&format!("backup    : {last}; next at {}{failed}\n", b.next.as_deref().unwrap_or("when idle")));
+    }
     if let Some(e) = &s.reload_error {
         out.push_str(&format!("reload    : REFUSED, the previous configuration runs: {e}\n"));
     }

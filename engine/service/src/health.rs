@@ -28,6 +28,7 @@ pub(crate) const CATALOG: &[(&str, &str, &str)] = &[
     ("deletions_held", "warning", "The deletion threshold holds a target's deletions"),
     ("objects_in_error", "warning", "More objects in error than [health] objects_in_error_above"),
     ("data_stale", "warning", "The service's numbers are old: no cycle has ended for a while"),
+    ("backup_failing", "warning", "The scheduled backup of the metaverse fails"),
     ("staging_mode", "info", "Staging mode is on: nothing is exported"),
     ("pta_directory_unreachable", "critical", "Pass-through authentication's directory does not answer: sign-ins fail"),
     ("pta_no_agent_connected", "critical", "No pass-through authentication agent is connected to the relay: sign-ins fail"),
@@ -130,6 +131,9 @@ pub(crate) fn conditions(s: &Status, h: &HealthSection, interval: Duration, has_
             ));
         }
     }
+    if let Some(f) = s.backup.as_ref().and_then(|b| b.failure.as_ref()) {
+        out.push(condition("backup_failing", None, format!("the scheduled backup fails: {f}")));
+    }
     if s.staging_mode {
         out.push(condition("staging_mode", None, "staging mode is on: changes are computed, nothing is exported".into()));
     }
@@ -230,6 +234,18 @@ mod tests {
         stuck.current = Some(Current { started: "2026-01-01T08:55:00Z".into(), ..Default::default() });
         let c = conditions(&stuck, &HealthSection::default(), HOUR / 2, true, at("2026-01-01T10:00:00Z"));
         assert!(c.iter().any(|c| c.kind == "data_stale" && c.summary.contains("a cycle has run for 1h 5m")), "{c:?}");
+    }
+
+    #[test]
+    fn a_failing_backup_until_one_succeeds() {
+        let mut s = healthy();
+        s.backup = Some(crate::status::BackupStatus { dir: "/b".into(), ..Default::default() });
+        assert!(kinds(&s, "2026-01-01T10:00:00Z").is_empty());
+        if let Some(b) = s.backup.as_mut() {
+            b.failure = Some("disk full".into());
+        }
+        let c = conditions(&s, &HealthSection::default(), HOUR / 2, true, at("2026-01-01T10:00:00Z"));
+        assert!(c.iter().any(|c| c.kind == "backup_failing" && c.severity == "warning" && c.summary.ends_with("disk full")), "{c:?}");
     }
 
     #[test]

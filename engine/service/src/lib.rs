@@ -10,6 +10,7 @@
 
 mod alerts;
 mod api;
+mod backups;
 pub mod client;
 mod dashboard;
 mod feeds;
@@ -25,7 +26,7 @@ mod tls;
 mod worker;
 
 pub use service_file::{path_for as service_file_path, ServiceFile};
-pub use status::{ConnectorStatus, Current, LastCycle, Status};
+pub use status::{BackupStatus, ConnectorStatus, Current, LastCycle, Status};
 
 use idflow_core::registry::Registry;
 use idflow_core::{Error, Result};

@@ -183,6 +183,8 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
             config_file.display()
         )));
     }
+    let mut backup = crate::backups::Plan::of(&settings, &config_file, &engine.config.dir)?;
+    let config_dir = engine.config.dir.clone();
     let (token, token_in_file) = api_token(&engine)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -211,6 +213,11 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
 
+    let mut next_backup = backup.as_ref().map(|p| {
+        let due = p.due_in(chrono::Utc::now());
+        crate::backups::show(&status, Some(p), due);
+        Instant::now() + due
+    });
     let mut sched = Schedule::new(loaded.settings.clone(), loaded.connectors.clone(), loaded.has_phs, Instant::now());
     let mut watched = loaded.watched.clone();
     let mut files = files_fingerprint(&watched);
@@ -310,8 +317,17 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                 let _ = jobs_tx.send(Job::Purge(sched.settings.history_days));
                 continue;
             }
+            if let Some(p) = backup.as_ref().filter(|_| next_backup.is_some_and(|at| now >= at)) {
+                next_backup = None;
+                running = Some(Running::Backup);
+                let _ = jobs_tx.send(Job::Backup(p.clone()));
+                continue;
+            }
         }
         let mut wake = sched.wake_at(now, running.is_some()).min(next_file_check.max(now));
+        if let Some(at) = next_backup.filter(|_| running.is_none()) {
+            wake = wake.min(at.max(now));
+        }
         if let Some(every) = watchdog_every {
             wake = wake.min(next_watchdog.max(now + every.min(Duration::from_millis(100))));
         }
@@ -375,6 +391,15 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                             tracing::info!("configuration reloaded; nothing that cycles use changed");
                         }
                         (config_hash, rules_fingerprint) = (r.config_hash, r.rules_fingerprint.clone());
+                        match crate::backups::Plan::of(&r.settings, &config_file, &config_dir) {
+                            Ok(p) if p != backup => {
+                                next_backup = p.as_ref().map(|p| Instant::now() + p.due_in(chrono::Utc::now()));
+                                crate::backups::show(&status, p.as_ref(), next_backup.map(|at| at - Instant::now()).unwrap_or_default());
+                                backup = p;
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::error!(error = %e, "the new backup settings are refused; the previous ones stay"),
+                        }
                         watched = r.watched.clone();
                         files = files_fingerprint(&watched);
                         running_feeds = Some(feeds::start(std::mem::take(&mut r.feeds), changed_tx.clone(), status.clone()));
@@ -383,6 +408,12 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                             Err(e) => tracing::error!(error = %e, "[health] is refused; the previous one stays"),
                         }
                         notify::ready("configuration reloaded");
+                    }
+                    (Done::BackedUp(r), _) => {
+                        if let Some(p) = &backup {
+                            next_backup = Some(Instant::now() + crate::backups::ended(&status, p, r));
+                            poke(None);
+                        }
                     }
                     (Done::Reload(Err(e)), _) => {
                         tracing::error!(error = %e, "the new configuration is refused; the previous one keeps running");
@@ -459,6 +490,7 @@ enum Running {
     Cycle(Planned),
     Reload,
     Purge,
+    Backup,
     /// A plan or a preview.
     Ask,
 }

@@ -61,6 +61,21 @@ pub struct Status {
     pub checked: Option<String>,
     #[serde(default)]
     pub check_ms: u64,
+    /// Scheduled backups (`[service] backup_dir`), when there are any.
+    #[serde(default)]
+    pub backup: Option<BackupStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BackupStatus {
+    pub dir: String,
+    /// The last backup taken (its file, size and time), when it was, and when the next is due.
+    pub last: Option<String>,
+    pub last_file: Option<String>,
+    pub last_bytes: Option<u64>,
+    pub next: Option<String>,
+    /// Why the last attempt failed, until one succeeds (an alert of its own).
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -15,6 +15,8 @@ pub(crate) enum Job {
     Cycle(CycleRequest, &'static str),
     Reload,
     Purge(u32),
+    /// A scheduled backup of the metaverse.
+    Backup(crate::backups::Plan),
     /// `idflow plan` while the service holds the metaverse: the saved-plan form and the notes.
     Plan(PlanReply),
     /// The dashboard's preview of one object (connector, object key).
@@ -27,7 +29,7 @@ impl Job {
         match self {
             Job::Plan(reply) => reply.is_closed(),
             Job::Preview(_, _, reply) => reply.is_closed(),
-            Job::Cycle(..) | Job::Reload | Job::Purge(_) => false,
+            Job::Cycle(..) | Job::Reload | Job::Purge(_) | Job::Backup(_) => false,
         }
     }
 
@@ -40,7 +42,7 @@ impl Job {
             Job::Preview(_, _, reply) => {
                 let _ = reply.send(Err(why.into()));
             }
-            Job::Cycle(..) | Job::Reload | Job::Purge(_) => {}
+            Job::Cycle(..) | Job::Reload | Job::Purge(_) | Job::Backup(_) => {}
         }
     }
 }
@@ -53,6 +55,7 @@ pub(crate) enum Done {
     /// The new configuration's feeds and settings, or why it was refused.
     Reload(Result<Reloaded>),
     Purged,
+    BackedUp(std::result::Result<crate::backups::Taken, String>),
     Planned,
 }
 
@@ -190,6 +193,7 @@ pub(crate) fn spawn(
                     }
                     Done::Purged
                 }
+                Job::Backup(plan) => Done::BackedUp(plan.take(&engine.config.metaverse_path).map_err(|e| e.to_string())),
             };
             if done.send(d).is_err() {
                 break;

@@ -34,6 +34,13 @@ pub struct ServiceSection {
     /// served over HTTPS, and may listen on an address other than loopback.
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
+    /// A folder (relative to the configuration's) the service backs the metaverse up into, as
+    /// `idflow backup` does, every `backup_every`, keeping the newest `backup_keep`. None: no
+    /// scheduled backups.
+    pub backup_dir: Option<String>,
+    #[serde(deserialize_with = "duration")]
+    pub backup_every: Duration,
+    pub backup_keep: usize,
 }
 
 /// "30s", "5m", "2h", "7d", "300ms", or an error that says how to write one.
@@ -67,6 +74,9 @@ impl Default for ServiceSection {
             log_format: LogFormat::Text,
             tls_cert: None,
             tls_key: None,
+            backup_dir: None,
+            backup_every: Duration::from_secs(24 * 3600),
+            backup_keep: 7,
         }
     }
 }

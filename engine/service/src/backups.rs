@@ -1,0 +1,254 @@
+//! Scheduled backups (`[service] backup_dir`): the metaverse copied as `idflow backup` copies it,
+//! to `idflow-<UTC time>.db` in a folder only its owner reads, every `backup_every`, the newest
+//! `backup_keep` kept. The names carry the time, so a restarted service knows when the last
+//! one was taken; nothing else in the folder is touched, except what a backup killed midway
+//! left (`.partial-<pid>` of a process that is gone).
+use chrono::{DateTime, NaiveDateTime, Utc};
+use idflow_core::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const PREFIX: &str = "idflow-";
+const SUFFIX: &str = ".db";
+const STAMP: &str = "%Y%m%dT%H%M%SZ";
+
+/// Where and how often, as `[service]` says it (the folder made absolute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub dir: PathBuf,
+    pub every: Duration,
+    pub keep: usize,
+}
+
+/// A backup taken: its file and size, and how many older ones went.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub file: PathBuf,
+    pub bytes: u64,
+    pub removed: usize,
+}
+
+impl Plan {
+    /// `[service]`'s backup settings, or none; `config` is the configuration file (named in
+    /// errors), `dir` its folder.
+    pub(crate) fn of(s: &idflow_engine::ServiceSection, config: &Path, dir: &Path) -> Result<Option<Plan>> {
+        let Some(d) = &s.backup_dir else { return Ok(None) };
+        let bad = |m: String| Error::Config(format!("{}: [service] {m}", config.display()));
+        if d.trim().is_empty() {
+            return Err(bad("backup_dir is empty: name a folder, or leave it out for no scheduled backups".into()));
+        }
+        if s.backup_keep == 0 {
+            return Err(bad("backup_keep = 0 would remove every backup it takes: keep 1 or more".into()));
+        }
+        if s.backup_every < Duration::from_secs(1) {
+            return Err(bad("backup_every is under a second: write it like \"1d\" or \"6h\"".into()));
+        }
+        Ok(Some(Plan { dir: dir.join(d), every: s.backup_every, keep: s.backup_keep }))
+    }
+
+    /// How long from now the next backup is due: `every` after the newest in the folder (at
+    /// most `every`, should its name be ahead of the clock), at once when there is none.
+    pub(crate) fn due_in(&self, now: DateTime<Utc>) -> Duration {
+        match self.kept().ok().and_then(|k| k.into_iter().next()) {
+            Some((at, _)) => (now - at).to_std().map_or(self.every, |since| self.every.saturating_sub(since)),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// Takes one now, then removes the oldest beyond `keep` (only once this one is in place).
+    pub(crate) fn take(&self, metaverse: &Path) -> Result<Taken> {
+        owner_only_dir(&self.dir)?;
+        self.clear_partials();
+        let file = self.dir.join(format!("{PREFIX}{}{SUFFIX}", Utc::now().format(STAMP)));
+        let bytes = idflow_store::backup(metaverse, &file)?;
+        let mut removed = 0;
+        for (_, old) in self.kept()?.into_iter().skip(self.keep) {
+            match std::fs::remove_file(&old) {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(file = %old.display(), error = %e, "an old backup could not be removed"),
+            }
+        }
+        Ok(Taken { file, bytes, removed })
+    }
+
+    /// The backups in the folder, newest first.
+    fn kept(&self) -> Result<Vec<(DateTime<Utc>, PathBuf)>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.dir, "cannot read the backup folder", e)),
+        };
+        let mut out: Vec<(DateTime<Utc>, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let at = stamp_of(name.to_str()?)?;
+                e.file_type().ok().filter(|t| t.is_file()).map(|_| (at, e.path()))
+            })
+            .collect();
+        out.sort_by_key(|b| std::cmp::Reverse(b.0));
+        Ok(out)
+    }
+
+    /// Removes what backups killed midway left: `idflow-<time>.db.partial-<pid>` of a process
+    /// that is gone (or of this one: the service takes one backup at a time).
+    fn clear_partials(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            let Some((file, pid)) = name.to_str().and_then(|n| n.rsplit_once(".partial-")) else { continue };
+            let Ok(pid) = pid.parse::<u32>() else { continue };
+            let alive = pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists();
+            if stamp_of(file).is_some() && !alive {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// A failed backup is tried again this long after (or after `backup_every`, if shorter).
+const RETRY: Duration = Duration::from_secs(10 * 60);
+
+/// Says in the status how backups are scheduled (`next_in`: the next is due that long from
+/// now), keeping what it says of the last one.
+pub(crate) fn show(status: &std::sync::Mutex<crate::status::Status>, plan: Option<&Plan>, next_in: Duration) {
+    let Ok(mut s) = status.lock() else { return };
+    s.backup = plan.map(|p| crate::status::BackupStatus {
+        dir: p.dir.display().to_string(),
+        next: Some(crate::status::after(next_in)),
+        ..s.backup.take().unwrap_or_default()
+    });
+}
+
+/// Records how a backup ended (logged, and in the status), and returns when the next is due
+/// from now.
+pub(crate) fn ended(status: &std::sync::Mutex<crate::status::Status>, plan: &Plan, r: std::result::Result<Taken, String>) -> Duration {
+    let next_in = match &r {
+        Ok(_) => plan.every,
+        Err(_) => plan.every.min(RETRY),
+    };
+    match &r {
+        Ok(t) => tracing::info!(file = %t.file.display(), bytes = t.bytes, removed = t.removed, "metaverse backed up"),
+        Err(e) => tracing::error!(error = %e, retry_in = %humantime::format_duration(next_in), "the scheduled backup failed"),
+    }
+    if let Ok(mut s) = status.lock() {
+        let b = s.backup.get_or_insert_with(Default::default);
+        match r {
+            Ok(t) => {
+                b.last = Some(crate::status::now());
+                b.last_file = Some(t.file.display().to_string());
+                b.last_bytes = Some(t.bytes);
+                b.failure = None;
+            }
+            Err(e) => b.failure = Some(e),
+        }
+    }
+    show(status, Some(plan), next_in);
+    next_in
+}
+
+/// The time in a backup's name (`idflow-20261208T003000Z.db`), or None for any other name.
+fn stamp_of(name: &str) -> Option<DateTime<Utc>> {
+    let stamp = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
+    NaiveDateTime::parse_from_str(stamp, STAMP).ok().map(|t| t.and_utc())
+}
+
+/// The folder, made owner-only if this makes it; one that exists must not be readable by others.
+fn owner_only_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => return Err(Error::io(dir, "cannot make the backup folder", e)),
+    }
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, "cannot read the backup folder", e))?;
+    if !meta.is_dir() {
+        return Err(Error::io(dir, "cannot back up into", std::io::Error::other("it is not a folder ([service] backup_dir)")));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        let m = format!("others can read it (mode {:o}); backups hold identity data: chmod 700 it", meta.permissions().mode() & 0o777);
+        return Err(Error::io(dir, "cannot back up into", std::io::Error::other(m)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(dir: &Path, keep: usize) -> Plan {
+        Plan { dir: dir.to_path_buf(), every: Duration::from_secs(3600), keep }
+    }
+
+    #[test]
+    fn only_its_own_names_are_backups() {
+        assert!(stamp_of("idflow-20261208T003000Z.db").is_some());
+        for other in
+            ["idflow-20261208T003000Z.db.partial-12", "idflow.db", "idflow-2026.db", "x-20261208T003000Z.db", "idflow-20261308T003000Z.db"]
+        {
+            assert!(stamp_of(other).is_none(), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_newest_beyond_keep_stay_and_a_new_folder_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tempdir");
+        let db = t.path().join("idflow.db");
+        drop(idflow_store::Store::open(&db).expect("store"));
+        let dir = t.path().join("backups");
+        let p = plan(&dir, 2);
+        assert_eq!(p.due_in(Utc::now()), Duration::ZERO, "none yet: due now");
+        p.take(&db).expect("first");
+        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(p.due_in(Utc::now()) > Duration::from_secs(3500), "due an hour after the newest");
+        // Older backups (by name), one left by a killed backup of a process that is gone, and a
+        // file of the admin's own.
+        for name in
+            ["idflow-20200101T000000Z.db", "idflow-20210101T000000Z.db", "idflow-20200101T000000Z.db.partial-999999999", "notes.txt"]
+        {
+            std::fs::write(dir.join(name), "x").expect("write");
+        }
+        // Names carry the second: the service takes them `every` (a second or more) apart.
+        std::thread::sleep(Duration::from_millis(1100));
+        let taken = p.take(&db).expect("second");
+        assert_eq!(taken.removed, 2);
+        let mut left: Vec<String> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        left.sort();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert_eq!(left[2], "notes.txt");
+        assert!(left[..2].iter().all(|n| stamp_of(n).is_some()), "{left:?}");
+    }
+
+    #[test]
+    fn a_failed_backup_is_tried_again_in_ten_minutes_and_said_until_one_succeeds() {
+        let status = std::sync::Mutex::new(crate::status::Status::default());
+        let mut p = plan(Path::new("/b"), 1);
+        p.every = Duration::from_secs(24 * 3600);
+        assert_eq!(ended(&status, &p, Err("disk full".into())), Duration::from_secs(600));
+        let failure = || status.lock().ok().and_then(|s| s.backup.clone()?.failure);
+        assert_eq!(failure().as_deref(), Some("disk full"));
+        let taken = Taken { file: "/b/idflow-20261208T003000Z.db".into(), bytes: 1, removed: 0 };
+        assert_eq!(ended(&status, &p, Ok(taken)), p.every);
+        assert_eq!(failure(), None);
+        p.every = Duration::from_secs(60);
+        assert_eq!(ended(&status, &p, Err("again".into())), p.every, "every, when shorter");
+    }
+
+    #[test]
+    fn a_folder_others_read_or_a_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tempdir");
+        let db = t.path().join("idflow.db");
+        drop(idflow_store::Store::open(&db).expect("store"));
+        let open = t.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let e = plan(&open, 1).take(&db).expect_err("refused").to_string();
+        assert!(e.contains("chmod 700"), "{e}");
+        let file = t.path().join("file");
+        std::fs::write(&file, "x").expect("write");
+        let e = plan(&file, 1).take(&db).expect_err("refused").to_string();
+        assert!(e.contains("backup"), "{e}");
+    }
+}
