@@ -112,11 +112,21 @@ const RETRY: Duration = Duration::from_secs(10 * 60);
 /// Says in the status how backups are scheduled (`next_in`: the next is due that long from
 /// now), keeping what it says of the last one.
 pub(crate) fn show(status: &std::sync::Mutex<crate::status::Status>, plan: Option<&Plan>, next_in: Duration) {
+    // Before this service took one: the newest in the folder.
+    let newest = plan.and_then(|p| p.kept().ok()?.into_iter().next());
     let Ok(mut s) = status.lock() else { return };
-    s.backup = plan.map(|p| crate::status::BackupStatus {
-        dir: p.dir.display().to_string(),
-        next: Some(crate::status::after(next_in)),
-        ..s.backup.take().unwrap_or_default()
+    s.backup = plan.map(|p| {
+        let mut b = crate::status::BackupStatus {
+            dir: p.dir.display().to_string(),
+            next: Some(crate::status::after(next_in)),
+            ..s.backup.take().unwrap_or_default()
+        };
+        if let (None, Some((at, file))) = (&b.last, newest) {
+            b.last = Some(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            b.last_bytes = std::fs::metadata(&file).ok().map(|m| m.len());
+            b.last_file = Some(file.display().to_string());
+        }
+        b
     });
 }
 
@@ -202,6 +212,12 @@ mod tests {
         let mode = std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         assert!(p.due_in(Utc::now()) > Duration::from_secs(3500), "due an hour after the newest");
+        // A service started later shows the newest in the folder as the last.
+        let status = std::sync::Mutex::new(crate::status::Status::default());
+        show(&status, Some(&p), Duration::ZERO);
+        let shown = status.lock().ok().and_then(|s| s.backup.clone()).expect("shown");
+        assert!(shown.last_file.is_some_and(|f| stamp_of(f.rsplit('/').next().unwrap_or_default()).is_some()));
+        assert!(shown.last_bytes.is_some_and(|n| n > 0) && shown.last.is_some());
         // Older backups (by name), one left by a killed backup of a process that is gone, and a
         // file of the admin's own.
         for name in
