@@ -645,6 +645,16 @@ fn the_service_backs_the_metaverse_up_on_its_schedule_keeps_the_newest_and_says_
     e.ok(&["restore", &newest], 0);
     let o = e.ok(&["plan"], 0);
     assert!(o.stdout.contains("No changes"), "{o:?}");
+    // Started again: the newest there is the last, and the next is due an hour after it.
+    e.write("idflow.toml", &backups("1h", 2, "backups"));
+    let svc = Service::start(&e);
+    let st = Service::status(&e).expect("status");
+    assert!(st["backup"]["last_file"].as_str().is_some_and(|f| f.ends_with(&kept[1])), "{st}");
+    let at = |k: &str| humantime::parse_rfc3339(st["backup"][k].as_str().unwrap_or_default()).expect(k);
+    let apart = at("next").duration_since(at("last")).map(|d| d.as_secs()).unwrap_or_default();
+    assert!(apart.abs_diff(3600) <= 2, "{st}");
+    assert_eq!(svc.stop(), 0);
+    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 2, "none taken before it is due");
 
     // A folder it cannot write into: the status and an alert say so, and cycles go on.
     e.write("not-a-folder", "x");

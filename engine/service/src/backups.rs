@@ -1,21 +1,23 @@
 //! Scheduled backups (`[service] backup_dir`): the metaverse copied as `idflow backup` copies it,
-//! to `idflow-<UTC time>.db` in a folder only its owner reads, every `backup_every`, the newest
-//! `backup_keep` kept. The names carry the time, so a restarted service knows when the last
-//! one was taken; nothing else in the folder is touched, except what a backup killed midway
-//! left (`.partial-<pid>` of a process that is gone).
+//! to `<its name>-<UTC time>.db` (`idflow-20261208T003000Z.db` for `idflow.db`) in a folder only
+//! its owner reads, every `backup_every`, the newest `backup_keep` kept. The names carry the
+//! time, so a restarted service knows when the last one was taken; nothing else in the folder
+//! is touched, except what a backup killed midway left (`.partial-<pid>` of a process that is
+//! gone, untouched for ten minutes).
 use chrono::{DateTime, NaiveDateTime, Utc};
 use idflow_core::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const PREFIX: &str = "idflow-";
 const SUFFIX: &str = ".db";
 const STAMP: &str = "%Y%m%dT%H%M%SZ";
 
-/// Where and how often, as `[service]` says it (the folder made absolute).
+/// Where and how often, as `[service]` says it (the folder relative to the configuration's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
     pub dir: PathBuf,
+    /// What every backup's name begins with: the metaverse's name and a dash.
+    pub prefix: String,
     pub every: Duration,
     pub keep: usize,
 }
@@ -30,8 +32,8 @@ pub(crate) struct Taken {
 
 impl Plan {
     /// `[service]`'s backup settings, or none; `config` is the configuration file (named in
-    /// errors), `dir` its folder.
-    pub(crate) fn of(s: &idflow_engine::ServiceSection, config: &Path, dir: &Path) -> Result<Option<Plan>> {
+    /// errors), `dir` its folder, `metaverse` the database backed up.
+    pub(crate) fn of(s: &idflow_engine::ServiceSection, config: &Path, dir: &Path, metaverse: &Path) -> Result<Option<Plan>> {
         let Some(d) = &s.backup_dir else { return Ok(None) };
         let bad = |m: String| Error::Config(format!("{}: [service] {m}", config.display()));
         if d.trim().is_empty() {
@@ -43,7 +45,8 @@ impl Plan {
         if s.backup_every < Duration::from_secs(1) {
             return Err(bad("backup_every is under a second: write it like \"1d\" or \"6h\"".into()));
         }
-        Ok(Some(Plan { dir: dir.join(d), every: s.backup_every, keep: s.backup_keep }))
+        let stem = metaverse.file_stem().and_then(|s| s.to_str()).unwrap_or("idflow");
+        Ok(Some(Plan { dir: dir.join(d), prefix: format!("{stem}-"), every: s.backup_every, keep: s.backup_keep }))
     }
 
     /// How long from now the next backup is due: `every` after the newest in the folder (at
@@ -59,10 +62,12 @@ impl Plan {
     pub(crate) fn take(&self, metaverse: &Path) -> Result<Taken> {
         owner_only_dir(&self.dir)?;
         self.clear_partials();
-        let file = self.dir.join(format!("{PREFIX}{}{SUFFIX}", Utc::now().format(STAMP)));
+        let file = self.dir.join(format!("{}{}{SUFFIX}", self.prefix, Utc::now().format(STAMP)));
         let bytes = idflow_store::backup(metaverse, &file)?;
         let mut removed = 0;
-        for (_, old) in self.kept()?.into_iter().skip(self.keep) {
+        // Never the one just taken, even should another name be ahead of the clock.
+        let older = self.kept().unwrap_or_default().into_iter().filter(|(_, f)| *f != file);
+        for (_, old) in older.skip(self.keep - 1) {
             match std::fs::remove_file(&old) {
                 Ok(()) => removed += 1,
                 Err(e) => tracing::warn!(file = %old.display(), error = %e, "an old backup could not be removed"),
@@ -82,7 +87,7 @@ impl Plan {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name();
-                let at = stamp_of(name.to_str()?)?;
+                let at = self.stamp_of(name.to_str()?)?;
                 e.file_type().ok().filter(|t| t.is_file()).map(|_| (at, e.path()))
             })
             .collect();
@@ -91,7 +96,9 @@ impl Plan {
     }
 
     /// Removes what backups killed midway left: `idflow-<time>.db.partial-<pid>` of a process
-    /// that is gone (or of this one: the service takes one backup at a time).
+    /// that is gone (or of this one: the service takes one backup at a time), untouched for ten
+    /// minutes (a backup under way writes its copy all the time; a process in another PID
+    /// namespace is not seen).
     fn clear_partials(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
         for e in entries.filter_map(|e| e.ok()) {
@@ -99,12 +106,22 @@ impl Plan {
             let Some((file, pid)) = name.to_str().and_then(|n| n.rsplit_once(".partial-")) else { continue };
             let Ok(pid) = pid.parse::<u32>() else { continue };
             let alive = pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists();
-            if stamp_of(file).is_some() && !alive {
+            let idle = e.metadata().ok().and_then(|m| m.modified().ok()?.elapsed().ok()).is_some_and(|d| d > PARTIAL_IDLE);
+            if self.stamp_of(file).is_some() && !alive && idle {
                 let _ = std::fs::remove_file(e.path());
             }
         }
     }
+
+    /// The time in a backup's name (`idflow-20261208T003000Z.db`), or None for any other name.
+    fn stamp_of(&self, name: &str) -> Option<DateTime<Utc>> {
+        let stamp = name.strip_prefix(&self.prefix)?.strip_suffix(SUFFIX)?;
+        NaiveDateTime::parse_from_str(stamp, STAMP).ok().map(|t| t.and_utc())
+    }
 }
+
+/// A partial copy untouched this long is no backup's under way.
+const PARTIAL_IDLE: Duration = Duration::from_secs(10 * 60);
 
 /// A failed backup is tried again this long after (or after `backup_every`, if shorter).
 const RETRY: Duration = Duration::from_secs(10 * 60);
@@ -116,11 +133,10 @@ pub(crate) fn show(status: &std::sync::Mutex<crate::status::Status>, plan: Optio
     let newest = plan.and_then(|p| p.kept().ok()?.into_iter().next());
     let Ok(mut s) = status.lock() else { return };
     s.backup = plan.map(|p| {
-        let mut b = crate::status::BackupStatus {
-            dir: p.dir.display().to_string(),
-            next: Some(crate::status::after(next_in)),
-            ..s.backup.take().unwrap_or_default()
-        };
+        let dir = p.dir.display().to_string();
+        // What was said of another folder is not said of this one.
+        let before = s.backup.take().filter(|b| b.dir == dir).unwrap_or_default();
+        let mut b = crate::status::BackupStatus { dir, next: Some(crate::status::after(next_in)), ..before };
         if let (None, Some((at, file))) = (&b.last, newest) {
             b.last = Some(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
             b.last_bytes = std::fs::metadata(&file).ok().map(|m| m.len());
@@ -141,6 +157,7 @@ pub(crate) fn ended(status: &std::sync::Mutex<crate::status::Status>, plan: &Pla
         Ok(t) => tracing::info!(file = %t.file.display(), bytes = t.bytes, removed = t.removed, "metaverse backed up"),
         Err(e) => tracing::error!(error = %e, retry_in = %humantime::format_duration(next_in), "the scheduled backup failed"),
     }
+    show(status, Some(plan), next_in);
     if let Ok(mut s) = status.lock() {
         let b = s.backup.get_or_insert_with(Default::default);
         match r {
@@ -153,14 +170,7 @@ pub(crate) fn ended(status: &std::sync::Mutex<crate::status::Status>, plan: &Pla
             Err(e) => b.failure = Some(e),
         }
     }
-    show(status, Some(plan), next_in);
     next_in
-}
-
-/// The time in a backup's name (`idflow-20261208T003000Z.db`), or None for any other name.
-fn stamp_of(name: &str) -> Option<DateTime<Utc>> {
-    let stamp = name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?;
-    NaiveDateTime::parse_from_str(stamp, STAMP).ok().map(|t| t.and_utc())
 }
 
 /// The folder, made owner-only if this makes it; one that exists must not be readable by others.
@@ -186,7 +196,11 @@ mod tests {
     use super::*;
 
     fn plan(dir: &Path, keep: usize) -> Plan {
-        Plan { dir: dir.to_path_buf(), every: Duration::from_secs(3600), keep }
+        Plan { dir: dir.to_path_buf(), prefix: "idflow-".into(), every: Duration::from_secs(3600), keep }
+    }
+
+    fn stamp_of(name: &str) -> Option<DateTime<Utc>> {
+        plan(Path::new("/b"), 1).stamp_of(name)
     }
 
     #[test]
@@ -225,6 +239,9 @@ mod tests {
         {
             std::fs::write(dir.join(name), "x").expect("write");
         }
+        // The partial, untouched for an hour (one written a moment ago may be a backup's under way).
+        let partial = std::fs::File::options().write(true).open(dir.join("idflow-20200101T000000Z.db.partial-999999999")).expect("open");
+        partial.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).expect("touch");
         // Names carry the second: the service takes them `every` (a second or more) apart.
         std::thread::sleep(Duration::from_millis(1100));
         let taken = p.take(&db).expect("second");
@@ -234,6 +251,28 @@ mod tests {
         assert_eq!(left.len(), 3, "{left:?}");
         assert_eq!(left[2], "notes.txt");
         assert!(left[..2].iter().all(|n| stamp_of(n).is_some()), "{left:?}");
+    }
+
+    #[test]
+    fn a_failing_backup_removes_none_and_the_one_just_taken_stays_whatever_the_other_names_say() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let dir = t.path().join("backups");
+        let p = plan(&dir, 1);
+        let db = t.path().join("idflow.db");
+        // Ahead of the clock, one of another metaverse's, and an old one.
+        let others = ["idflow-29991231T000000Z.db", "other-20200101T000000Z.db", "idflow-20200101T000000Z.db"];
+        owner_only_dir(&dir).expect("mkdir");
+        for name in others {
+            std::fs::write(dir.join(name), "x").expect("write");
+        }
+        p.take(&db).expect_err("no metaverse yet");
+        let count = || std::fs::read_dir(&dir).expect("dir").count();
+        assert_eq!(count(), 3, "a failing backup removes none");
+        drop(idflow_store::Store::open(&db).expect("store"));
+        let taken = p.take(&db).expect("taken");
+        assert!(taken.file.exists(), "the one just taken stays");
+        assert!(dir.join(others[1]).exists(), "another metaverse's backups are not this one's");
+        assert_eq!((taken.removed, count()), (2, 2));
     }
 
     #[test]

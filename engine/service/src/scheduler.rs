@@ -183,7 +183,7 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
             config_file.display()
         )));
     }
-    let mut backup = crate::backups::Plan::of(&settings, &config_file, &engine.config.dir)?;
+    let mut backup = crate::backups::Plan::of(&settings, &config_file, &engine.config.dir, &metaverse)?;
     let config_dir = engine.config.dir.clone();
     let (token, token_in_file) = api_token(&engine)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -391,14 +391,19 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                             tracing::info!("configuration reloaded; nothing that cycles use changed");
                         }
                         (config_hash, rules_fingerprint) = (r.config_hash, r.rules_fingerprint.clone());
-                        match crate::backups::Plan::of(&r.settings, &config_file, &config_dir) {
+                        match crate::backups::Plan::of(&r.settings, &config_file, &config_dir, &metaverse) {
                             Ok(p) if p != backup => {
                                 next_backup = p.as_ref().map(|p| Instant::now() + p.due_in(chrono::Utc::now()));
                                 crate::backups::show(&status, p.as_ref(), next_backup.map(|at| at - Instant::now()).unwrap_or_default());
                                 backup = p;
                             }
                             Ok(_) => {}
-                            Err(e) => tracing::error!(error = %e, "the new backup settings are refused; the previous ones stay"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "the new backup settings are refused; the previous ones stay");
+                                if let Ok(mut s) = status.lock() {
+                                    s.reload_error = Some(e.to_string());
+                                }
+                            }
                         }
                         watched = r.watched.clone();
                         files = files_fingerprint(&watched);
