@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SUFFIX: &str = ".db";
-const STAMP: &str = "%Y%m%dT%H%M%SZ";
+use idflow_store::FILE_STAMP as STAMP;
 
 /// Where and how often, as `[service]` says it (the folder relative to the configuration's).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,9 +126,17 @@ const PARTIAL_IDLE: Duration = Duration::from_secs(10 * 60);
 /// A failed backup is tried again this long after (or after `backup_every`, if shorter).
 const RETRY: Duration = Duration::from_secs(10 * 60);
 
+/// When the next backup is due by `plan` (the newest in its folder), said in the status too;
+/// none without a plan.
+pub(crate) fn scheduled(status: &std::sync::Mutex<crate::status::Status>, plan: Option<&Plan>) -> Option<tokio::time::Instant> {
+    let due = plan.map(|p| p.due_in(Utc::now()));
+    show(status, plan, due.unwrap_or_default());
+    due.map(|d| tokio::time::Instant::now() + d)
+}
+
 /// Says in the status how backups are scheduled (`next_in`: the next is due that long from
 /// now), keeping what it says of the last one.
-pub(crate) fn show(status: &std::sync::Mutex<crate::status::Status>, plan: Option<&Plan>, next_in: Duration) {
+fn show(status: &std::sync::Mutex<crate::status::Status>, plan: Option<&Plan>, next_in: Duration) {
     // Before this service took one: the newest in the folder.
     let newest = plan.and_then(|p| p.kept().ok()?.into_iter().next());
     let Ok(mut s) = status.lock() else { return };
@@ -138,7 +146,7 @@ pub(crate) fn show(status: &std::sync::Mutex<crate::status::Status>, plan: Optio
         let before = s.backup.take().filter(|b| b.dir == dir).unwrap_or_default();
         let mut b = crate::status::BackupStatus { dir, next: Some(crate::status::after(next_in)), ..before };
         if let (None, Some((at, file))) = (&b.last, newest) {
-            b.last = Some(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            b.last = Some(crate::status::shown(at));
             b.last_bytes = std::fs::metadata(&file).ok().map(|m| m.len());
             b.last_file = Some(file.display().to_string());
         }

@@ -213,11 +213,7 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel::<Job>();
 
-    let mut next_backup = backup.as_ref().map(|p| {
-        let due = p.due_in(chrono::Utc::now());
-        crate::backups::show(&status, Some(p), due);
-        Instant::now() + due
-    });
+    let mut next_backup = crate::backups::scheduled(&status, backup.as_ref());
     let mut sched = Schedule::new(loaded.settings.clone(), loaded.connectors.clone(), loaded.has_phs, Instant::now());
     let mut watched = loaded.watched.clone();
     let mut files = files_fingerprint(&watched);
@@ -393,8 +389,7 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                         (config_hash, rules_fingerprint) = (r.config_hash, r.rules_fingerprint.clone());
                         match crate::backups::Plan::of(&r.settings, &config_file, &config_dir, &metaverse) {
                             Ok(p) if p != backup => {
-                                next_backup = p.as_ref().map(|p| Instant::now() + p.due_in(chrono::Utc::now()));
-                                crate::backups::show(&status, p.as_ref(), next_backup.map(|at| at - Instant::now()).unwrap_or_default());
+                                next_backup = crate::backups::scheduled(&status, p.as_ref());
                                 backup = p;
                             }
                             Ok(_) => {}

@@ -132,10 +132,15 @@ impl Status {
 }
 
 pub(crate) fn now() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    shown(chrono::Utc::now())
+}
+
+/// A time as status writes it.
+pub(crate) fn shown(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// A moment `d` from now, as status shows it.
 pub(crate) fn after(d: std::time::Duration) -> String {
-    (chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default()).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    shown(chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default())
 }

@@ -86,12 +86,11 @@ pub fn restore(lock: &crate::RunLock, from: &Path, db: &Path) -> Result<Restored
     // Absolute: SQLite would take a name beginning with "file:" for a URI.
     let from_abs = std::path::absolute(from).map_err(|e| fail(format!("cannot restore {named}: {e}")))?;
     let marker = restoring(db);
-    let (stamp, cut_short) = match std::fs::read_to_string(&marker) {
-        Ok(text) => match text.lines().nth(1) {
-            Some(stamp) if !stamp.is_empty() => (stamp.to_string(), true),
-            _ => (chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(), true),
-        },
-        Err(_) => (chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string(), false),
+    let mark = std::fs::read_to_string(&marker).ok();
+    let cut_short = mark.is_some();
+    let stamp = match mark.as_deref().and_then(|text| text.lines().nth(1)) {
+        Some(kept) if !kept.is_empty() => kept.to_string(),
+        _ => chrono::Utc::now().format(FILE_STAMP).to_string(),
     };
     let aside = |suffix: &str| PathBuf::from(format!("{}.replaced-{stamp}{suffix}", db.display()));
     let here = |suffix: &str| PathBuf::from(format!("{}{suffix}", db.display()));
@@ -189,6 +188,9 @@ fn owned_as(p: &Path, db: &Path) -> std::result::Result<(), String> {
     }
     Ok(())
 }
+
+/// How a UTC time is written in a file's name (`20261207T214800Z`): kept files sort by it.
+pub const FILE_STAMP: &str = "%Y%m%dT%H%M%SZ";
 
 /// The file that says a restore of the metaverse at `db` is under way (it names the copy).
 fn restoring(db: &Path) -> PathBuf {

@@ -36,7 +36,7 @@ mod prepared;
 mod schema;
 
 pub use alert::AlertRow;
-pub use backup::{backup, restore, Restored};
+pub use backup::{backup, restore, Restored, FILE_STAMP};
 pub use cs::{AttrsRead, CsKey, CsLinks, CsObject, ExportState, Link, LinkState, PendingImport, ReadText, SourcesByMv};
 pub use history::RunRow;
 pub use lock::RunLock;
