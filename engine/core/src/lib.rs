@@ -15,6 +15,7 @@ pub mod fast_hash;
 pub mod hash;
 pub mod json_read;
 mod object_error;
+pub mod owner_only;
 pub mod password_check;
 pub mod registry;
 pub mod secret;

@@ -1,5 +1,6 @@
 //! TLS for the API and the dashboard when `[service] tls_cert` and `tls_key` are set: the
 //! listener hands axum connections whose handshake is done; the CLI trusts the same certificate.
+use idflow_core::owner_only::open_to_others;
 use idflow_core::{Error, Result};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -26,12 +27,8 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 
 /// The server's TLS from the PEM certificate chain and key; the key file must be owner-only.
 pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if std::fs::metadata(key).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-            return Err(Error::Config(format!("[service] tls_key {}: readable by others; chmod 600 it", key.display())));
-        }
+    if open_to_others(key).ok().flatten().is_some() {
+        return Err(Error::Config(format!("[service] tls_key {}: readable by others; chmod 600 it", key.display())));
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| Error::Config(format!("[service] tls_key {}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -119,12 +116,8 @@ fn roots(ca: &Path) -> Result<rustls::RootCertStore> {
 }
 
 fn key_of(key: &Path) -> Result<PrivateKeyDer<'static>> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if std::fs::metadata(key).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-            return Err(Error::Config(format!("[pta] tls_key {}: readable by others; chmod 600 it", key.display())));
-        }
+    if open_to_others(key).ok().flatten().is_some() {
+        return Err(Error::Config(format!("[pta] tls_key {}: readable by others; chmod 600 it", key.display())));
     }
     PrivateKeyDer::from_pem_file(key).map_err(|e| Error::Config(format!("[pta] tls_key {}: {e}", key.display())))
 }

@@ -88,17 +88,10 @@ impl Store {
                 Err(e) => return Err(fail("cannot create it", e)),
             }
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(path) {
-                let mode = m.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        "the metaverse {name} holds every identity's attributes and others can read it (mode {mode:o}): chmod 600 it (and its -wal and -shm files)"
-                    );
-                }
-            }
+        if let Ok(Some(mode)) = idflow_core::owner_only::open_to_others(path) {
+            tracing::warn!(
+                "the metaverse {name} holds every identity's attributes and others can read it (mode {mode:o}): chmod 600 it (and its -wal and -shm files)"
+            );
         }
         let conn = Connection::open(path).map_err(|e| ops::failed(&name, e))?;
         let state = ops::ConnState::new(&name);

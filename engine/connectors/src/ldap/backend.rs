@@ -28,17 +28,12 @@ fn read_password(cfg: &ConnectorConfig, s: &Settings) -> Result<Option<Zeroizing
         return Ok(Some(pw));
     }
     if let Some(pw) = &s.password {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let cfg_file: PathBuf = cfg.config_file.clone();
-            let mode = std::fs::metadata(&cfg_file).map(|m| m.permissions().mode()).unwrap_or(0o644);
-            if mode & 0o077 != 0 {
-                return Err(bad(format!(
-                    "an inline password needs {} readable by its owner alone (chmod 600); or use password_env / password_file",
-                    cfg_file.display()
-                )));
-            }
+        // Not looked at, it is taken as open.
+        if idflow_core::owner_only::open_to_others(&cfg.config_file).unwrap_or(Some(0o644)).is_some() {
+            return Err(bad(format!(
+                "an inline password needs {} readable by its owner alone (chmod 600); or use password_env / password_file",
+                cfg.config_file.display()
+            )));
         }
         return Ok(Some(pw.clone()));
     }

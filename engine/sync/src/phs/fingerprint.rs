@@ -32,13 +32,8 @@ impl Key {
             f.sync_all().map_err(|e| bad(e.to_string()))?;
             return Ok(Key(k));
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(bad(format!("the password hash sync key is readable by others (mode {:o}); chmod 600 it", mode & 0o777)));
-            }
+        if let Some(mode) = idflow_core::owner_only::open_to_others(path).map_err(|e| bad(e.to_string()))? {
+            return Err(bad(format!("the password hash sync key is readable by others (mode {mode:o}); chmod 600 it")));
         }
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
         let k = Zeroizing::new(hex::decode(text.trim()).map_err(|_| bad("the key file is not hex".into()))?);
@@ -55,5 +50,23 @@ impl Key {
         mac.update(&[0]);
         mac.update(nt);
         hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_is_made_owner_only_and_one_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().expect("tempdir");
+        let path = t.path().join("keys").join("phs.key");
+        Key::load_or_create(&path).expect("made");
+        assert_eq!(std::fs::metadata(&path).expect("made").permissions().mode() & 0o777, 0o600);
+        Key::load_or_create(&path).expect("read again");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let e = Key::load_or_create(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("readable by others (mode 640); chmod 600 it"), "{e}");
     }
 }
