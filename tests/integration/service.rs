@@ -635,6 +635,10 @@ fn the_service_backs_the_metaverse_up_on_its_schedule_keeps_the_newest_and_says_
     assert_eq!(std::fs::metadata(&dir).expect("made").permissions().mode() & 0o777, 0o700);
     let mut kept: Vec<String> = std::fs::read_dir(&dir).expect("dir").filter_map(|f| f.ok()?.file_name().into_string().ok()).collect();
     kept.sort();
+    // Beside them, whose backups the folder holds (another metaverse's service is refused there).
+    assert_eq!(kept.pop().as_deref(), Some("idflow-backups-of"), "{kept:?}");
+    let of = std::fs::read_to_string(dir.join("idflow-backups-of")).expect("whose");
+    assert_eq!(std::path::Path::new(of.trim_end()), std::fs::canonicalize(e.path("state/idflow.db")).expect("metaverse"));
     assert_eq!(kept.len(), 2, "the newest two: {kept:?}");
     assert!(kept.iter().all(|k| k.starts_with("idflow-") && k.ends_with("Z.db")), "{kept:?}");
     for k in &kept {
@@ -654,7 +658,7 @@ fn the_service_backs_the_metaverse_up_on_its_schedule_keeps_the_newest_and_says_
     let apart = at("next").duration_since(at("last")).map(|d| d.as_secs()).unwrap_or_default();
     assert!(apart.abs_diff(3600) <= 2, "{st}");
     assert_eq!(svc.stop(), 0);
-    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 2, "none taken before it is due");
+    assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 3, "none taken before it is due");
 
     // A folder it cannot write into: the status and an alert say so, and cycles go on.
     e.write("not-a-folder", "x");

@@ -35,11 +35,19 @@ pub(crate) fn status(s: &Status) -> String {
             (Some(t), Some(f), Some(n)) => format!("last at {t}, {f} ({:.1} MiB)", n as f64 / 1_048_576.0),
             _ => format!("none yet in {}", b.dir),
         };
-        let failed = b.failure.as_ref().map(|f| format!("; the last attempt FAILED: {f}")).unwrap_or_default();
-        out.push_str(&format!("backup    : {last}; next at {}{failed}\n", b.next.as_deref().unwrap_or("when idle")));
+        let failed = match (&b.failure, &b.unremoved) {
+            (Some(f), _) => format!("; the last attempt FAILED: {f}"),
+            (None, Some(u)) => format!("; NOT REMOVED: {u}"),
+            (None, None) => String::new(),
+        };
+        let next = match (&b.running, &b.next) {
+            (Some(since), _) => format!("TAKING one since {since}"),
+            (None, next) => format!("next at {}", next.as_deref().unwrap_or("when idle")),
+        };
+        out.push_str(&format!("backup    : {last}; {next}{failed}\n"));
     }
     if let Some(e) = &s.reload_error {
-        out.push_str(&format!("reload    : REFUSED, the previous configuration runs: {e}\n"));
+        out.push_str(&format!("reload    : REFUSED, {e}\n"));
     }
     if s.objects_in_error > 0 {
         out.push_str(&format!("errors    : {} objects in error (idflow errors)\n", s.objects_in_error));

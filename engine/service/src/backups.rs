@@ -3,7 +3,8 @@
 //! its owner reads, every `backup_every`, the newest `backup_keep` kept. The names carry the
 //! time, so a restarted service knows when the last one was taken; nothing else in the folder
 //! is touched, except what a backup killed midway left (`.partial-<pid>` of a process that is
-//! gone, untouched for ten minutes).
+//! gone, untouched for ten minutes). The folder is one metaverse's: `idflow-backups-of` in it
+//! names that metaverse, and another metaverse of the same name is refused there.
 use chrono::{DateTime, NaiveDateTime, Utc};
 use idflow_core::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -22,12 +23,14 @@ pub(crate) struct Plan {
     pub keep: usize,
 }
 
-/// A backup taken: its file and size, and how many older ones went.
+/// A backup taken: its file and size, how many older ones went, and why any that should have
+/// gone is still there.
 #[derive(Debug)]
 pub(crate) struct Taken {
     pub file: PathBuf,
     pub bytes: u64,
     pub removed: usize,
+    pub unremoved: Option<String>,
 }
 
 impl Plan {
@@ -61,19 +64,51 @@ impl Plan {
     /// Takes one now, then removes the oldest beyond `keep` (only once this one is in place).
     pub(crate) fn take(&self, metaverse: &Path) -> Result<Taken> {
         owner_only_dir(&self.dir)?;
+        self.claim(metaverse)?;
         self.clear_partials();
         let file = self.dir.join(format!("{}{}{SUFFIX}", self.prefix, Utc::now().format(STAMP)));
         let bytes = idflow_store::backup(metaverse, &file)?;
-        let mut removed = 0;
+        let (mut removed, mut failed) = (0, Vec::new());
         // Never the one just taken, even should another name be ahead of the clock.
         let older = self.kept().unwrap_or_default().into_iter().filter(|(_, f)| *f != file);
         for (_, old) in older.skip(self.keep - 1) {
             match std::fs::remove_file(&old) {
                 Ok(()) => removed += 1,
-                Err(e) => tracing::warn!(file = %old.display(), error = %e, "an old backup could not be removed"),
+                Err(e) => failed.push(format!("{}: {e}", old.display())),
             }
         }
-        Ok(Taken { file, bytes, removed })
+        // Said until a later backup removes them: a folder that only grows fills the disk.
+        let unremoved = (!failed.is_empty())
+            .then(|| format!("{} older backup(s) beyond backup_keep could not be removed ({})", failed.len(), failed.join("; ")));
+        Ok(Taken { file, bytes, removed, unremoved })
+    }
+
+    /// The folder's backups are this metaverse's alone: the first backup writes its path to
+    /// `<its name>-backups-of` in the folder; a folder whose file names another metaverse (one
+    /// of the same name elsewhere) is refused before anything in it is touched, since each
+    /// service's retention would remove the other's backups and a restore could take the wrong
+    /// one.
+    fn claim(&self, metaverse: &Path) -> Result<()> {
+        let mine = std::fs::canonicalize(metaverse).map_err(|e| Error::io(metaverse, "cannot back up", e))?;
+        let file = self.dir.join(format!("{}backups-of", self.prefix));
+        match std::fs::read_to_string(&file) {
+            Ok(text) if Path::new(text.trim_end_matches('\n')) == mine => Ok(()),
+            Ok(text) => {
+                let m = format!(
+                    "it holds the backups of {} (says {}): give each metaverse a backup folder of its own \
+                     ([service] backup_dir), or, if that metaverse moved here, remove that file",
+                    text.trim_end(),
+                    file.display()
+                );
+                Err(Error::io(&self.dir, "cannot back up into", std::io::Error::other(m)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut text = mine.into_os_string().into_encoded_bytes();
+                text.push(b'\n');
+                std::fs::write(&file, text).map_err(|e| Error::io(&file, "cannot write", e))
+            }
+            Err(e) => Err(Error::io(&file, "cannot read", e)),
+        }
     }
 
     /// The backups in the folder, newest first.
@@ -154,6 +189,14 @@ fn show(status: &std::sync::Mutex<crate::status::Status>, plan: Option<&Plan>, n
     });
 }
 
+/// Says in the status that a backup is being taken (since now), in place of when it was due.
+pub(crate) fn begun(status: &std::sync::Mutex<crate::status::Status>) {
+    if let Some(b) = status.lock().ok().as_mut().and_then(|s| s.backup.as_mut()) {
+        b.running = Some(crate::status::now());
+        b.next = None;
+    }
+}
+
 /// Records how a backup ended (logged, and in the status), and returns when the next is due
 /// from now.
 pub(crate) fn ended(status: &std::sync::Mutex<crate::status::Status>, plan: &Plan, r: std::result::Result<Taken, String>) -> Duration {
@@ -162,18 +205,25 @@ pub(crate) fn ended(status: &std::sync::Mutex<crate::status::Status>, plan: &Pla
         Err(_) => plan.every.min(RETRY),
     };
     match &r {
-        Ok(t) => tracing::info!(file = %t.file.display(), bytes = t.bytes, removed = t.removed, "metaverse backed up"),
+        Ok(t) => {
+            tracing::info!(file = %t.file.display(), bytes = t.bytes, removed = t.removed, "metaverse backed up");
+            if let Some(u) = &t.unremoved {
+                tracing::warn!("{u}");
+            }
+        }
         Err(e) => tracing::error!(error = %e, retry_in = %humantime::format_duration(next_in), "the scheduled backup failed"),
     }
     show(status, Some(plan), next_in);
     if let Ok(mut s) = status.lock() {
         let b = s.backup.get_or_insert_with(Default::default);
+        b.running = None;
         match r {
             Ok(t) => {
                 b.last = Some(crate::status::now());
                 b.last_file = Some(t.file.display().to_string());
                 b.last_bytes = Some(t.bytes);
                 b.failure = None;
+                b.unremoved = t.unremoved;
             }
             Err(e) => b.failure = Some(e),
         }
@@ -183,7 +233,7 @@ pub(crate) fn ended(status: &std::sync::Mutex<crate::status::Status>, plan: &Pla
 
 /// The folder, made owner-only if this makes it; one that exists must not be readable by others.
 fn owner_only_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) => return Err(Error::io(dir, "cannot make the backup folder", e)),
@@ -192,8 +242,8 @@ fn owner_only_dir(dir: &Path) -> Result<()> {
     if !meta.is_dir() {
         return Err(Error::io(dir, "cannot back up into", std::io::Error::other("it is not a folder ([service] backup_dir)")));
     }
-    if meta.permissions().mode() & 0o077 != 0 {
-        let m = format!("others can read it (mode {:o}); backups hold identity data: chmod 700 it", meta.permissions().mode() & 0o777);
+    if let Some(mode) = idflow_core::owner_only::open_to_others(dir).map_err(|e| Error::io(dir, "cannot read the backup folder", e))? {
+        let m = format!("others can read it (mode {mode:o}); backups hold identity data: chmod 700 it");
         return Err(Error::io(dir, "cannot back up into", std::io::Error::other(m)));
     }
     Ok(())
@@ -256,8 +306,8 @@ mod tests {
         assert_eq!(taken.removed, 2);
         let mut left: Vec<String> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
         left.sort();
-        assert_eq!(left.len(), 3, "{left:?}");
-        assert_eq!(left[2], "notes.txt");
+        assert_eq!(left.len(), 4, "{left:?}");
+        assert_eq!(left[2..], ["idflow-backups-of", "notes.txt"]);
         assert!(left[..2].iter().all(|n| stamp_of(n).is_some()), "{left:?}");
     }
 
@@ -280,7 +330,33 @@ mod tests {
         let taken = p.take(&db).expect("taken");
         assert!(taken.file.exists(), "the one just taken stays");
         assert!(dir.join(others[1]).exists(), "another metaverse's backups are not this one's");
-        assert_eq!((taken.removed, count()), (2, 2));
+        assert_eq!((taken.removed, count()), (2, 3), "the one taken, the other's, and whose backups these are");
+    }
+
+    #[test]
+    fn a_folder_holding_another_metaverses_backups_is_refused_and_left_as_it_is() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let dir = t.path().join("backups");
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        let mut dbs = Vec::new();
+        for d in [&a, &b] {
+            std::fs::create_dir(d).expect("mkdir");
+            let db = d.join("idflow.db");
+            drop(idflow_store::Store::open(&db).expect("store"));
+            dbs.push(db);
+        }
+        let p = plan(&dir, 1);
+        let taken = p.take(&dbs[0]).expect("the first metaverse's");
+        let before: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| Some(e.ok()?.file_name())).collect();
+        let e = p.take(&dbs[1]).expect_err("another metaverse of the same name").to_string();
+        assert!(e.contains("backups of") && e.contains(&a.display().to_string()) && e.contains("a backup folder of its own"), "{e}");
+        let after: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| Some(e.ok()?.file_name())).collect();
+        assert_eq!(before, after, "nothing in it touched");
+        assert!(taken.file.exists());
+        // The same metaverse, named another way, is the same one.
+        let again = a.join("..").join("a").join("idflow.db");
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(p.take(&again).expect("the same metaverse").removed, 1);
     }
 
     #[test]
@@ -291,9 +367,22 @@ mod tests {
         assert_eq!(ended(&status, &p, Err("disk full".into())), Duration::from_secs(600));
         let failure = || status.lock().ok().and_then(|s| s.backup.clone()?.failure);
         assert_eq!(failure().as_deref(), Some("disk full"));
-        let taken = Taken { file: "/b/idflow-20261208T003000Z.db".into(), bytes: 1, removed: 0 };
-        assert_eq!(ended(&status, &p, Ok(taken)), p.every);
-        assert_eq!(failure(), None);
+        // While one is taken, the status says since when, not when it was due.
+        begun(&status);
+        let b = status.lock().ok().and_then(|s| s.backup.clone()).expect("backup status");
+        assert!(b.running.is_some() && b.next.is_none(), "{b:?}");
+        let taken = |unremoved: Option<&str>| Taken {
+            file: "/b/idflow-20261208T003000Z.db".into(),
+            bytes: 1,
+            removed: 0,
+            unremoved: unremoved.map(str::to_string),
+        };
+        let unremoved = || status.lock().ok().and_then(|s| s.backup.clone()?.unremoved);
+        assert_eq!(ended(&status, &p, Ok(taken(Some("1 older backup(s) ...")))), p.every);
+        assert!(status.lock().ok().and_then(|s| s.backup.clone()).is_some_and(|b| b.running.is_none() && b.next.is_some()));
+        assert_eq!((failure(), unremoved().as_deref()), (None, Some("1 older backup(s) ...")));
+        assert_eq!(ended(&status, &p, Ok(taken(None))), p.every);
+        assert_eq!((failure(), unremoved()), (None, None), "said until a backup removes them");
         p.every = Duration::from_secs(60);
         assert_eq!(ended(&status, &p, Err("again".into())), p.every, "every, when shorter");
     }

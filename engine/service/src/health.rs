@@ -28,7 +28,7 @@ pub(crate) const CATALOG: &[(&str, &str, &str)] = &[
     ("deletions_held", "warning", "The deletion threshold holds a target's deletions"),
     ("objects_in_error", "warning", "More objects in error than [health] objects_in_error_above"),
     ("data_stale", "warning", "The service's numbers are old: no cycle has ended for a while"),
-    ("backup_failing", "warning", "The scheduled backup of the metaverse fails"),
+    ("backup_failing", "warning", "The scheduled backup of the metaverse fails, or cannot remove older ones"),
     ("staging_mode", "info", "Staging mode is on: nothing is exported"),
     ("pta_directory_unreachable", "critical", "Pass-through authentication's directory does not answer: sign-ins fail"),
     ("pta_no_agent_connected", "critical", "No pass-through authentication agent is connected to the relay: sign-ins fail"),
@@ -131,8 +131,10 @@ pub(crate) fn conditions(s: &Status, h: &HealthSection, interval: Duration, has_
             ));
         }
     }
-    if let Some(f) = s.backup.as_ref().and_then(|b| b.failure.as_ref()) {
-        out.push(condition("backup_failing", None, format!("the scheduled backup fails: {f}")));
+    match s.backup.as_ref().map(|b| (&b.failure, &b.unremoved)) {
+        Some((Some(f), _)) => out.push(condition("backup_failing", None, format!("the scheduled backup fails: {f}"))),
+        Some((None, Some(u))) => out.push(condition("backup_failing", None, format!("the backup folder only grows: {u}"))),
+        _ => {}
     }
     if s.staging_mode {
         out.push(condition("staging_mode", None, "staging mode is on: changes are computed, nothing is exported".into()));
@@ -246,6 +248,13 @@ mod tests {
         }
         let c = conditions(&s, &HealthSection::default(), HOUR / 2, true, at("2026-01-01T10:00:00Z"));
         assert!(c.iter().any(|c| c.kind == "backup_failing" && c.severity == "warning" && c.summary.ends_with("disk full")), "{c:?}");
+        // Taken, but the oldest beyond backup_keep stay.
+        if let Some(b) = s.backup.as_mut() {
+            b.failure = None;
+            b.unremoved = Some("1 older backup(s) beyond backup_keep could not be removed".into());
+        }
+        let c = conditions(&s, &HealthSection::default(), HOUR / 2, true, at("2026-01-01T10:00:00Z"));
+        assert!(c.iter().any(|c| c.kind == "backup_failing" && c.summary.contains("only grows")), "{c:?}");
     }
 
     #[test]

@@ -140,16 +140,9 @@ fn api_token(engine: &Engine) -> Result<(zeroize::Zeroizing<String>, Option<Stri
         let copy = Some(t.to_string());
         return Ok((t, copy));
     };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let path = engine.config.dir.join(f);
-        if std::fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
-            return Err(Error::Config(format!(
-                "[service] token_file {}: readable by others; make it owner-only (chmod 600)",
-                path.display()
-            )));
-        }
+    let path = engine.config.dir.join(f);
+    if idflow_core::owner_only::open_to_others(&path).ok().flatten().is_some() {
+        return Err(Error::Config(format!("[service] token_file {}: readable by others; make it owner-only (chmod 600)", path.display())));
     }
     let t = idflow_core::secret::read(&engine.config.dir, "token", None, Some(f))
         .map_err(|m| Error::Config(format!("[service] token_file: {m}")))?
@@ -316,6 +309,7 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
             if let Some(p) = backup.as_ref().filter(|_| next_backup.is_some_and(|at| now >= at)) {
                 next_backup = None;
                 running = Some(Running::Backup);
+                crate::backups::begun(&status);
                 let _ = jobs_tx.send(Job::Backup(p.clone()));
                 continue;
             }
@@ -396,7 +390,7 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                             Err(e) => {
                                 tracing::error!(error = %e, "the new backup settings are refused; the previous ones stay");
                                 if let Ok(mut s) = status.lock() {
-                                    s.reload_error = Some(e.to_string());
+                                    s.reload_error = Some(format!("the rest applied, the previous backup settings stay: {e}"));
                                 }
                             }
                         }
@@ -418,7 +412,7 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                     (Done::Reload(Err(e)), _) => {
                         tracing::error!(error = %e, "the new configuration is refused; the previous one keeps running");
                         if let Ok(mut s) = status.lock() {
-                            s.reload_error = Some(e.to_string());
+                            s.reload_error = Some(format!("the previous configuration runs: {e}"));
                         }
                         notify::ready("the new configuration is refused; the previous one keeps running");
                     }

@@ -74,8 +74,12 @@ pub struct BackupStatus {
     pub last_file: Option<String>,
     pub last_bytes: Option<u64>,
     pub next: Option<String>,
+    /// Since when the one being taken now has been (none between backups).
+    pub running: Option<String>,
     /// Why the last attempt failed, until one succeeds (an alert of its own).
     pub failure: Option<String>,
+    /// Older backups the last one should have removed and could not (the same alert).
+    pub unremoved: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
