@@ -21,6 +21,8 @@ pub(crate) struct Plan {
     pub prefix: String,
     pub every: Duration,
     pub keep: usize,
+    /// The metaverse backed up.
+    pub metaverse: PathBuf,
 }
 
 /// A backup taken: its file and size, how many older ones went, and why any that should have
@@ -49,7 +51,13 @@ impl Plan {
             return Err(bad("backup_every is under a second: write it like \"1d\" or \"6h\"".into()));
         }
         let stem = metaverse.file_stem().and_then(|s| s.to_str()).unwrap_or("idflow");
-        Ok(Some(Plan { dir: dir.join(d), prefix: format!("{stem}-"), every: s.backup_every, keep: s.backup_keep }))
+        Ok(Some(Plan {
+            dir: dir.join(d),
+            prefix: format!("{stem}-"),
+            every: s.backup_every,
+            keep: s.backup_keep,
+            metaverse: metaverse.to_path_buf(),
+        }))
     }
 
     /// How long from now the next backup is due: `every` after the newest in the folder (at
@@ -62,9 +70,10 @@ impl Plan {
     }
 
     /// Takes one now, then removes the oldest beyond `keep` (only once this one is in place).
-    pub(crate) fn take(&self, metaverse: &Path) -> Result<Taken> {
+    pub(crate) fn take(&self) -> Result<Taken> {
+        let metaverse = &self.metaverse;
         owner_only_dir(&self.dir)?;
-        self.claim(metaverse)?;
+        self.claim()?;
         self.clear_partials();
         let file = self.dir.join(format!("{}{}{SUFFIX}", self.prefix, Utc::now().format(STAMP)));
         let bytes = idflow_store::backup(metaverse, &file)?;
@@ -88,11 +97,11 @@ impl Plan {
     /// of the same name elsewhere) is refused before anything in it is touched, since each
     /// service's retention would remove the other's backups and a restore could take the wrong
     /// one.
-    fn claim(&self, metaverse: &Path) -> Result<()> {
-        let mine = std::fs::canonicalize(metaverse).map_err(|e| Error::io(metaverse, "cannot back up", e))?;
-        let file = self.dir.join(format!("{}backups-of", self.prefix));
+    fn claim(&self) -> Result<()> {
+        let mine = std::fs::canonicalize(&self.metaverse).map_err(|e| Error::io(&self.metaverse, "cannot back up", e))?;
+        let file = self.owner_file();
         match std::fs::read_to_string(&file) {
-            Ok(text) if Path::new(text.trim_end_matches('\n')) == mine => Ok(()),
+            Ok(text) if names(&text, &mine) => Ok(()),
             Ok(text) => {
                 let m = format!(
                     "it holds the backups of {} (says {}): give each metaverse a backup folder of its own \
@@ -103,16 +112,41 @@ impl Plan {
                 Err(Error::io(&self.dir, "cannot back up into", std::io::Error::other(m)))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
                 let mut text = mine.into_os_string().into_encoded_bytes();
                 text.push(b'\n');
-                std::fs::write(&file, text).map_err(|e| Error::io(&file, "cannot write", e))
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&file)
+                    .and_then(|mut f| f.write_all(&text))
+                    .map_err(|e| Error::io(&file, "cannot write", e))
             }
             Err(e) => Err(Error::io(&file, "cannot read", e)),
         }
     }
 
-    /// The backups in the folder, newest first.
+    /// The file in the folder naming whose backups it holds.
+    fn owner_file(&self) -> PathBuf {
+        self.dir.join(format!("{}backups-of", self.prefix))
+    }
+
+    /// Whether the folder's backups are this metaverse's: its file names this one, or there is
+    /// none yet (another metaverse's are neither counted nor said to be this one's).
+    fn ours(&self) -> bool {
+        match std::fs::read_to_string(self.owner_file()) {
+            Ok(text) => std::fs::canonicalize(&self.metaverse).is_ok_and(|m| names(&text, &m)),
+            Err(_) => true,
+        }
+    }
+
+    /// The backups in the folder, newest first (none when they are another metaverse's).
     fn kept(&self) -> Result<Vec<(DateTime<Utc>, PathBuf)>> {
+        if !self.ours() {
+            return Ok(Vec::new());
+        }
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -153,6 +187,11 @@ impl Plan {
         let stamp = name.strip_prefix(&self.prefix)?.strip_suffix(SUFFIX)?;
         NaiveDateTime::parse_from_str(stamp, STAMP).ok().map(|t| t.and_utc())
     }
+}
+
+/// Whether the text of a folder's `backups-of` file names the metaverse at `path` (canonical).
+fn names(text: &str, path: &Path) -> bool {
+    Path::new(text.trim_end_matches('\n')) == path
 }
 
 /// A partial copy untouched this long is no backup's under way.
@@ -254,7 +293,8 @@ mod tests {
     use super::*;
 
     fn plan(dir: &Path, keep: usize) -> Plan {
-        Plan { dir: dir.to_path_buf(), prefix: "idflow-".into(), every: Duration::from_secs(3600), keep }
+        let metaverse = dir.parent().unwrap_or(dir).join("idflow.db");
+        Plan { dir: dir.to_path_buf(), prefix: "idflow-".into(), every: Duration::from_secs(3600), keep, metaverse }
     }
 
     fn stamp_of(name: &str) -> Option<DateTime<Utc>> {
@@ -280,9 +320,9 @@ mod tests {
         let dir = t.path().join("backups");
         let p = plan(&dir, 2);
         assert_eq!(p.due_in(Utc::now()), Duration::ZERO, "none yet: due now");
-        p.take(&db).expect("first");
-        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        p.take().expect("first");
+        let mode = |p: &Path| std::fs::metadata(p).expect("there").permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&dir.join("idflow-backups-of"))), (0o700, 0o600));
         assert!(p.due_in(Utc::now()) > Duration::from_secs(3500), "due an hour after the newest");
         // A service started later shows the newest in the folder as the last.
         let status = std::sync::Mutex::new(crate::status::Status::default());
@@ -302,7 +342,7 @@ mod tests {
         partial.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)).expect("touch");
         // Names carry the second: the service takes them `every` (a second or more) apart.
         std::thread::sleep(Duration::from_millis(1100));
-        let taken = p.take(&db).expect("second");
+        let taken = p.take().expect("second");
         assert_eq!(taken.removed, 2);
         let mut left: Vec<String> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
         left.sort();
@@ -323,11 +363,11 @@ mod tests {
         for name in others {
             std::fs::write(dir.join(name), "x").expect("write");
         }
-        p.take(&db).expect_err("no metaverse yet");
+        p.take().expect_err("no metaverse yet");
         let count = || std::fs::read_dir(&dir).expect("dir").count();
         assert_eq!(count(), 3, "a failing backup removes none");
         drop(idflow_store::Store::open(&db).expect("store"));
-        let taken = p.take(&db).expect("taken");
+        let taken = p.take().expect("taken");
         assert!(taken.file.exists(), "the one just taken stays");
         assert!(dir.join(others[1]).exists(), "another metaverse's backups are not this one's");
         assert_eq!((taken.removed, count()), (2, 3), "the one taken, the other's, and whose backups these are");
@@ -345,18 +385,23 @@ mod tests {
             drop(idflow_store::Store::open(&db).expect("store"));
             dbs.push(db);
         }
-        let p = plan(&dir, 1);
-        let taken = p.take(&dbs[0]).expect("the first metaverse's");
+        let of = |db: &Path| Plan { metaverse: db.to_path_buf(), ..plan(&dir, 1) };
+        let taken = of(&dbs[0]).take().expect("the first metaverse's");
         let before: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| Some(e.ok()?.file_name())).collect();
-        let e = p.take(&dbs[1]).expect_err("another metaverse of the same name").to_string();
+        let e = of(&dbs[1]).take().expect_err("another metaverse of the same name").to_string();
         assert!(e.contains("backups of") && e.contains(&a.display().to_string()) && e.contains("a backup folder of its own"), "{e}");
         let after: Vec<_> = std::fs::read_dir(&dir).expect("dir").filter_map(|e| Some(e.ok()?.file_name())).collect();
         assert_eq!(before, after, "nothing in it touched");
         assert!(taken.file.exists());
+        // Nor are the first one's backups said to be the other's: none yet, due at once.
+        assert_eq!(of(&dbs[1]).due_in(Utc::now()), Duration::ZERO);
+        let status = std::sync::Mutex::new(crate::status::Status::default());
+        show(&status, Some(&of(&dbs[1])), Duration::ZERO);
+        assert!(status.lock().ok().and_then(|s| s.backup.clone()).is_some_and(|b| b.last.is_none() && b.last_file.is_none()));
         // The same metaverse, named another way, is the same one.
         let again = a.join("..").join("a").join("idflow.db");
         std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(p.take(&again).expect("the same metaverse").removed, 1);
+        assert_eq!(of(&again).take().expect("the same metaverse").removed, 1);
     }
 
     #[test]
@@ -396,11 +441,11 @@ mod tests {
         let open = t.path().join("open");
         std::fs::create_dir(&open).expect("mkdir");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let e = plan(&open, 1).take(&db).expect_err("refused").to_string();
+        let e = plan(&open, 1).take().expect_err("refused").to_string();
         assert!(e.contains("chmod 700"), "{e}");
         let file = t.path().join("file");
         std::fs::write(&file, "x").expect("write");
-        let e = plan(&file, 1).take(&db).expect_err("refused").to_string();
+        let e = plan(&file, 1).take().expect_err("refused").to_string();
         assert!(e.contains("backup"), "{e}");
     }
 }

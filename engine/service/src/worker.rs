@@ -193,7 +193,7 @@ pub(crate) fn spawn(
                     }
                     Done::Purged
                 }
-                Job::Backup(plan) => Done::BackedUp(plan.take(&engine.config.metaverse_path).map_err(|e| e.to_string())),
+                Job::Backup(plan) => Done::BackedUp(plan.take().map_err(|e| e.to_string())),
             };
             if done.send(d).is_err() {
                 break;
