@@ -47,7 +47,7 @@ pub(crate) fn status(s: &Status) -> String {
         out.push_str(&format!("backup    : {last}; {next}{failed}\n"));
     }
     if let Some(e) = &s.reload_error {
-        out.push_str(&format!("reload    : REFUSED, {e}\n"));
+        out.push_str(&format!("reload    : {e}\n"));
     }
     if s.objects_in_error > 0 {
         out.push_str(&format!("errors    : {} objects in error (idflow errors)\n", s.objects_in_error));

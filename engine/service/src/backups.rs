@@ -3,8 +3,8 @@
 //! its owner reads, every `backup_every`, the newest `backup_keep` kept. The names carry the
 //! time, so a restarted service knows when the last one was taken; nothing else in the folder
 //! is touched, except what a backup killed midway left (`.partial-<pid>` of a process that is
-//! gone, untouched for ten minutes). The folder is one metaverse's: `idflow-backups-of` in it
-//! names that metaverse, and another metaverse of the same name is refused there.
+//! gone, untouched for ten minutes). The folder is one metaverse's ([`crate::backup_owner`]).
+use crate::backup_owner::{self, Owner};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use idflow_core::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -92,40 +92,40 @@ impl Plan {
         Ok(Taken { file, bytes, removed, unremoved })
     }
 
-    /// The folder's backups are this metaverse's alone: the first backup writes its path to
-    /// `<its name>-backups-of` in the folder; a folder whose file names another metaverse (one
-    /// of the same name elsewhere) is refused before anything in it is touched, since each
-    /// service's retention would remove the other's backups and a restore could take the wrong
-    /// one.
+    /// The folder's backups are this metaverse's alone ([`crate::backup_owner`]): the first
+    /// backup into a folder says so there; a folder another metaverse's file names is refused
+    /// before anything in it is touched.
     fn claim(&self) -> Result<()> {
         let mine = std::fs::canonicalize(&self.metaverse).map_err(|e| Error::io(&self.metaverse, "cannot back up", e))?;
         let file = self.owner_file();
-        match std::fs::read_to_string(&file) {
-            Ok(text) if names(&text, &mine) => Ok(()),
-            Ok(text) => {
-                let m = format!(
-                    "it holds the backups of {} (says {}): give each metaverse a backup folder of its own \
-                     ([service] backup_dir), or, if that metaverse moved here, remove that file",
-                    text.trim_end(),
-                    file.display()
-                );
-                Err(Error::io(&self.dir, "cannot back up into", std::io::Error::other(m)))
+        // Twice at most: another process may write the file between the look and the write.
+        for _ in 0..2 {
+            match backup_owner::of(&file, Some(&mine)) {
+                Owner::Mine => return Ok(()),
+                Owner::Other(who) => {
+                    let m = format!(
+                        "it holds the backups of {who} (says {}): give each metaverse a backup folder of its own \
+                         ([service] backup_dir), or, if that metaverse moved here, remove that file",
+                        file.display()
+                    );
+                    return Err(Error::io(&self.dir, "cannot back up into", std::io::Error::other(m)));
+                }
+                Owner::Unreadable(e) => return Err(Error::io(&file, "cannot read", e)),
+                Owner::Nobody => {
+                    let held = self.kept().map(|k| k.len()).unwrap_or_default();
+                    if backup_owner::write(&file, &mine).map_err(|e| Error::io(&file, "cannot write", e))? {
+                        if held > 0 {
+                            tracing::warn!(
+                                folder = %self.dir.display(),
+                                "the backup folder said whose it is nowhere yet; its {held} backup(s) named as this metaverse's are taken as its own (retention may remove them)"
+                            );
+                        }
+                        return Ok(());
+                    }
+                }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                use std::io::Write as _;
-                use std::os::unix::fs::OpenOptionsExt as _;
-                let mut text = mine.into_os_string().into_encoded_bytes();
-                text.push(b'\n');
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&file)
-                    .and_then(|mut f| f.write_all(&text))
-                    .map_err(|e| Error::io(&file, "cannot write", e))
-            }
-            Err(e) => Err(Error::io(&file, "cannot read", e)),
         }
+        Err(Error::io(&file, "cannot write", std::io::Error::other("another process writes it at the same time: try again")))
     }
 
     /// The file in the folder naming whose backups it holds.
@@ -134,12 +134,11 @@ impl Plan {
     }
 
     /// Whether the folder's backups are this metaverse's: its file names this one, or there is
-    /// none yet (another metaverse's are neither counted nor said to be this one's).
+    /// none yet (another metaverse's, or ones a file that cannot be read names, are neither
+    /// counted nor said to be this one's).
     fn ours(&self) -> bool {
-        match std::fs::read_to_string(self.owner_file()) {
-            Ok(text) => std::fs::canonicalize(&self.metaverse).is_ok_and(|m| names(&text, &m)),
-            Err(_) => true,
-        }
+        let mine = std::fs::canonicalize(&self.metaverse).ok();
+        matches!(backup_owner::of(&self.owner_file(), mine.as_deref()), Owner::Mine | Owner::Nobody)
     }
 
     /// The backups in the folder, newest first (none when they are another metaverse's).
@@ -187,11 +186,6 @@ impl Plan {
         let stamp = name.strip_prefix(&self.prefix)?.strip_suffix(SUFFIX)?;
         NaiveDateTime::parse_from_str(stamp, STAMP).ok().map(|t| t.and_utc())
     }
-}
-
-/// Whether the text of a folder's `backups-of` file names the metaverse at `path` (canonical).
-fn names(text: &str, path: &Path) -> bool {
-    Path::new(text.trim_end_matches('\n')) == path
 }
 
 /// A partial copy untouched this long is no backup's under way.
@@ -366,6 +360,11 @@ mod tests {
         p.take().expect_err("no metaverse yet");
         let count = || std::fs::read_dir(&dir).expect("dir").count();
         assert_eq!(count(), 3, "a failing backup removes none");
+        // A metaverse that is no database: the folder is claimed, the backup itself fails.
+        std::fs::write(&db, "not a database").expect("write");
+        p.take().expect_err("not a database");
+        assert_eq!(count(), 4, "a backup failing midway removes none (the folder now says whose it is)");
+        std::fs::remove_file(&db).expect("removed");
         drop(idflow_store::Store::open(&db).expect("store"));
         let taken = p.take().expect("taken");
         assert!(taken.file.exists(), "the one just taken stays");

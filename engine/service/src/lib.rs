@@ -10,6 +10,7 @@
 
 mod alerts;
 mod api;
+mod backup_owner;
 mod backups;
 pub mod client;
 mod dashboard;

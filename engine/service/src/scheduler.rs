@@ -390,7 +390,7 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                             Err(e) => {
                                 tracing::error!(error = %e, "the new backup settings are refused; the previous ones stay");
                                 if let Ok(mut s) = status.lock() {
-                                    s.reload_error = Some(format!("the rest applied, the previous backup settings stay: {e}"));
+                                    s.reload_error = Some(format!("PARTLY applied: the backup settings are refused, the previous ones stay: {e}"));
                                 }
                             }
                         }
@@ -412,7 +412,7 @@ pub(crate) async fn run(engine: Engine, registry: Arc<idflow_core::registry::Reg
                     (Done::Reload(Err(e)), _) => {
                         tracing::error!(error = %e, "the new configuration is refused; the previous one keeps running");
                         if let Ok(mut s) = status.lock() {
-                            s.reload_error = Some(format!("the previous configuration runs: {e}"));
+                            s.reload_error = Some(format!("REFUSED, the previous configuration runs: {e}"));
                         }
                         notify::ready("the new configuration is refused; the previous one keeps running");
                     }

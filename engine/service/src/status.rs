@@ -27,7 +27,8 @@ pub struct Status {
     pub requested: BTreeMap<u64, LastCycle>,
     pub last_cycle: Option<LastCycle>,
     pub connectors: BTreeMap<String, ConnectorStatus>,
-    /// The last reload that was refused, with why (the old configuration keeps running).
+    /// The last reload that was refused, or applied but for its backup settings, with why
+    /// (said whole: "REFUSED, ..." or "PARTLY applied: ...").
     pub reload_error: Option<String>,
     /// When a cycle last ended with every connector's part done (object errors allowed).
     pub last_success: Option<String>,
