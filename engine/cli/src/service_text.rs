@@ -108,3 +108,35 @@ pub(crate) fn wait_for_cycle(client: &Client, ticket: u64) -> Result<LastCycle> 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backup_line(s: &Status) -> String {
+        status(s).lines().find(|l| l.starts_with("backup    :")).unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn the_backup_line_says_the_one_being_taken_and_what_it_could_not_remove() {
+        let mut s = Status::default();
+        let b = s.backup.get_or_insert_with(Default::default);
+        b.dir = "/b".into();
+        b.next = Some("2026-12-08T04:00:00Z".into());
+        assert_eq!(backup_line(&s), "backup    : none yet in /b; next at 2026-12-08T04:00:00Z");
+        if let Some(b) = s.backup.as_mut() {
+            (b.last, b.last_file, b.last_bytes) = (Some("2026-12-08T03:00:00Z".into()), Some("/b/idflow-x.db".into()), Some(1_048_576));
+            b.running = Some("2026-12-08T04:00:01Z".into());
+            b.unremoved = Some("1 older backup(s) beyond backup_keep could not be removed".into());
+        }
+        assert_eq!(
+            backup_line(&s),
+            "backup    : last at 2026-12-08T03:00:00Z, /b/idflow-x.db (1.0 MiB); TAKING one since 2026-12-08T04:00:01Z; \
+             NOT REMOVED: 1 older backup(s) beyond backup_keep could not be removed"
+        );
+        if let Some(b) = s.backup.as_mut() {
+            b.failure = Some("disk full".into());
+        }
+        assert!(backup_line(&s).ends_with("; the last attempt FAILED: disk full"), "a failure is said first");
+    }
+}
