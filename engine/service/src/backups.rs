@@ -60,13 +60,19 @@ impl Plan {
         }))
     }
 
-    /// How long from now the next backup is due: `every` after the newest in the folder (at
-    /// most `every`, should its name be ahead of the clock), at once when there is none.
-    pub(crate) fn due_in(&self, now: DateTime<Utc>) -> Duration {
-        match self.kept().ok().and_then(|k| k.into_iter().next()) {
-            Some((at, _)) => (now - at).to_std().map_or(self.every, |since| self.every.saturating_sub(since)),
+    /// How long from now the next backup is due: `every` after `newest`, the time of the newest
+    /// in the folder (at most `every`, should its name be ahead of the clock), at once when
+    /// there is none.
+    fn due_in(&self, newest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Duration {
+        match newest {
+            Some(at) => (now - at).to_std().map_or(self.every, |since| self.every.saturating_sub(since)),
             None => Duration::ZERO,
         }
+    }
+
+    /// The newest backup in the folder, and its time.
+    fn newest(&self) -> Option<(DateTime<Utc>, PathBuf)> {
+        self.kept().ok()?.into_iter().next()
     }
 
     /// Takes one now, then removes the oldest beyond `keep` (only once this one is in place).
@@ -79,7 +85,7 @@ impl Plan {
         let bytes = idflow_store::backup(metaverse, &file)?;
         let (mut removed, mut failed) = (0, Vec::new());
         // Never the one just taken, even should another name be ahead of the clock.
-        let older = self.kept().unwrap_or_default().into_iter().filter(|(_, f)| *f != file);
+        let older = self.listed().unwrap_or_default().into_iter().filter(|(_, f)| *f != file);
         for (_, old) in older.skip(self.keep - 1) {
             match std::fs::remove_file(&old) {
                 Ok(()) => removed += 1,
@@ -112,7 +118,7 @@ impl Plan {
                 }
                 Owner::Unreadable(e) => return Err(Error::io(&file, "cannot read", e)),
                 Owner::Nobody => {
-                    let held = self.kept().map(|k| k.len()).unwrap_or_default();
+                    let held = self.listed().map(|k| k.len()).unwrap_or_default();
                     if backup_owner::write(&file, &mine).map_err(|e| Error::io(&file, "cannot write", e))? {
                         if held > 0 {
                             tracing::warn!(
@@ -146,6 +152,12 @@ impl Plan {
         if !self.ours() {
             return Ok(Vec::new());
         }
+        self.listed()
+    }
+
+    /// The files in the folder named as this metaverse's backups, newest first, whoever's the
+    /// folder is ([`Plan::kept`] asks that first; a backup that claimed it need not ask again).
+    fn listed(&self) -> Result<Vec<(DateTime<Utc>, PathBuf)>> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -197,16 +209,21 @@ const RETRY: Duration = Duration::from_secs(10 * 60);
 /// When the next backup is due by `plan` (the newest in its folder), said in the status too;
 /// none without a plan.
 pub(crate) fn scheduled(status: &std::sync::Mutex<crate::status::Status>, plan: Option<&Plan>) -> Option<tokio::time::Instant> {
-    let due = plan.map(|p| p.due_in(Utc::now()));
-    show(status, plan, due.unwrap_or_default());
+    let newest = plan.and_then(Plan::newest);
+    let due = plan.map(|p| p.due_in(newest.as_ref().map(|n| n.0), Utc::now()));
+    show(status, plan, due.unwrap_or_default(), newest);
     due.map(|d| tokio::time::Instant::now() + d)
 }
 
 /// Says in the status how backups are scheduled (`next_in`: the next is due that long from
-/// now), keeping what it says of the last one.
-fn show(status: &std::sync::Mutex<crate::status::Status>, plan: Option<&Plan>, next_in: Duration) {
-    // Before this service took one: the newest in the folder.
-    let newest = plan.and_then(|p| p.kept().ok()?.into_iter().next());
+/// now), keeping what it says of the last one; `newest`, the newest in the folder, is said to
+/// be the last when the status says none (this service took none yet).
+fn show(
+    status: &std::sync::Mutex<crate::status::Status>,
+    plan: Option<&Plan>,
+    next_in: Duration,
+    newest: Option<(DateTime<Utc>, PathBuf)>,
+) {
     let Ok(mut s) = status.lock() else { return };
     s.backup = plan.map(|p| {
         let dir = p.dir.display().to_string();
@@ -246,7 +263,8 @@ pub(crate) fn ended(status: &std::sync::Mutex<crate::status::Status>, plan: &Pla
         }
         Err(e) => tracing::error!(error = %e, retry_in = %humantime::format_duration(next_in), "the scheduled backup failed"),
     }
-    show(status, Some(plan), next_in);
+    // The newest in the folder was said as the plan was made; this one is said below.
+    show(status, Some(plan), next_in, None);
     if let Ok(mut s) = status.lock() {
         let b = s.backup.get_or_insert_with(Default::default);
         b.running = None;
@@ -313,14 +331,15 @@ mod tests {
         drop(idflow_store::Store::open(&db).expect("store"));
         let dir = t.path().join("backups");
         let p = plan(&dir, 2);
-        assert_eq!(p.due_in(Utc::now()), Duration::ZERO, "none yet: due now");
+        let due = |p: &Plan| p.due_in(p.newest().map(|n| n.0), Utc::now());
+        assert_eq!(due(&p), Duration::ZERO, "none yet: due now");
         p.take().expect("first");
         let mode = |p: &Path| std::fs::metadata(p).expect("there").permissions().mode() & 0o777;
         assert_eq!((mode(&dir), mode(&dir.join("idflow-backups-of"))), (0o700, 0o600));
-        assert!(p.due_in(Utc::now()) > Duration::from_secs(3500), "due an hour after the newest");
+        assert!(due(&p) > Duration::from_secs(3500), "due an hour after the newest");
         // A service started later shows the newest in the folder as the last.
         let status = std::sync::Mutex::new(crate::status::Status::default());
-        show(&status, Some(&p), Duration::ZERO);
+        show(&status, Some(&p), Duration::ZERO, p.newest());
         let shown = status.lock().ok().and_then(|s| s.backup.clone()).expect("shown");
         assert!(shown.last_file.is_some_and(|f| stamp_of(f.rsplit('/').next().unwrap_or_default()).is_some()));
         assert!(shown.last_bytes.is_some_and(|n| n > 0) && shown.last.is_some());
@@ -393,9 +412,10 @@ mod tests {
         assert_eq!(before, after, "nothing in it touched");
         assert!(taken.file.exists());
         // Nor are the first one's backups said to be the other's: none yet, due at once.
-        assert_eq!(of(&dbs[1]).due_in(Utc::now()), Duration::ZERO);
+        let b = of(&dbs[1]);
+        assert_eq!(b.due_in(b.newest().map(|n| n.0), Utc::now()), Duration::ZERO);
         let status = std::sync::Mutex::new(crate::status::Status::default());
-        show(&status, Some(&of(&dbs[1])), Duration::ZERO);
+        show(&status, Some(&of(&dbs[1])), Duration::ZERO, of(&dbs[1]).newest());
         assert!(status.lock().ok().and_then(|s| s.backup.clone()).is_some_and(|b| b.last.is_none() && b.last_file.is_none()));
         // The same metaverse, named another way, is the same one.
         let again = a.join("..").join("a").join("idflow.db");
